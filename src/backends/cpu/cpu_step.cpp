@@ -1,0 +1,476 @@
+// The CPU training step, compiled once per (model, batch shape).
+//
+// Layouts: oneDNN picks the activation layouts (blocked nChw16c on AVX-512);
+// every layer is created against its neighbour's exact layout, so activations
+// flow without reorders. Weights live in canonical PyTorch layouts in one flat
+// vector (so Adam is a single fused loop); each step they are reordered into
+// the layouts the primitives asked for, which costs little (the conv weights
+// are small; the dense weights stay plain).
+//
+// Per conv block:   x -> conv+ReLU (fused post-op) -> max-pool -> y
+// Backward:         dy *= (y > 0)   [ReLU backward on the pooled map: the pool
+//                                    passes gradient only to each window's max,
+//                                    and that max is > 0 exactly where ReLU'
+//                                    is 1, so this equals ReLU backward on the
+//                                    4x larger conv output]
+//                   -> pool backward -> conv backward weights (+bias), data
+#include <dnnl.hpp>
+
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <sstream>
+
+#include "backends/cpu/cpu_backend.h"
+#include "core/error.h"
+#include "core/rng.h"
+
+namespace histocnn {
+namespace {
+
+using Mem = dnnl::memory;
+using tag = Mem::format_tag;
+using dt = Mem::data_type;
+using Op = std::function<void()>;
+
+struct ConvBlock {
+  ConvShape s;
+  dnnl::convolution_forward::primitive_desc fwd_pd;
+  dnnl::convolution_backward_weights::primitive_desc bwd_w_pd;
+  dnnl::convolution_backward_data::primitive_desc bwd_d_pd;  // empty for the first block
+  dnnl::pooling_forward::primitive_desc pool_pd;
+  dnnl::pooling_backward::primitive_desc pool_bwd_pd;
+  Mem src, conv_out, pooled, workspace;        // forward
+  Mem d_pooled, d_conv_out, d_src;             // backward (d_src: previous block's d_pooled)
+  Mem w_canon, w_fwd, w_bwd_d, b;              // weights
+  Mem dw_canon, dw_bwd, db;                    // gradients
+  bool pooling() const { return s.pool > 1; }
+};
+
+struct DenseBlock {
+  DenseShape s;
+  dnnl::inner_product_forward::primitive_desc fwd_pd;
+  dnnl::inner_product_backward_data::primitive_desc bwd_d_pd;
+  dnnl::inner_product_backward_weights::primitive_desc bwd_w_pd;
+  Mem src, out, d_src, d_out;  // out: after ReLU; d_out: gradient w.r.t. the block's output
+  Mem w, b, dw, db;
+  std::vector<float> mask;        // dropout scale per element (0 or 1/(1-p))
+};
+
+Mem::dims dims4(int n, int c, int h, int w) { return {n, c, h, w}; }
+
+class CpuTrainingStep final : public TrainingStep {
+ public:
+  CpuTrainingStep(const ModelSpec& spec, const NetworkShape& shape, const StepOptions& options)
+      : spec_(spec), shape_(shape), options_(options), engine_(dnnl::engine::kind::cpu, 0),
+        stream_(engine_) {
+    params_ = Parameters::zeros(shape_);
+    grads_ = Parameters::zeros(shape_);
+    m_ = Parameters::zeros(shape_);
+    v_ = Parameters::zeros(shape_);
+    build();
+  }
+
+  StepResult train(const float* images, const int32_t* labels, int count) override {
+    StepResult r = run(images, labels, count, /*training=*/true, /*backward=*/true);
+    ++step_;
+    adam_update(options_.adam, step_, static_cast<int64_t>(params_.values.size()),
+                params_.values.data(), grads_.values.data(), m_.values.data(), v_.values.data());
+    weights_dirty_ = true;
+    return r;
+  }
+
+  void predict(const float* images, int count, float* probabilities) override {
+    run(images, nullptr, count, /*training=*/false, /*backward=*/false);
+    std::memcpy(probabilities, probs_.data(), sizeof(float) * 2 * count);
+  }
+
+  StepResult gradients(const float* images, const int32_t* labels, int count, bool training,
+                       Parameters* grads) override {
+    StepResult r = run(images, labels, count, training, true);
+    if (grads) *grads = grads_;
+    return r;
+  }
+
+  void set_parameters(const Parameters& p) override {
+    require(p.values.size() == params_.values.size(), "parameters do not match the model");
+    params_.values = p.values;
+    weights_dirty_ = true;
+  }
+  Parameters parameters() const override { return params_; }
+  void set_optimizer_state(const Parameters& m, const Parameters& v, int64_t step) override {
+    require(m.values.size() == m_.values.size() && v.values.size() == v_.values.size(),
+            "optimizer state does not match the model");
+    m_.values = m.values;
+    v_.values = v.values;
+    step_ = step;
+  }
+  void optimizer_state(Parameters* m, Parameters* v, int64_t* step) const override {
+    *m = m_;
+    *v = v_;
+    *step = step_;
+  }
+  MemoryReport memory() const override { return memory_; }
+  const NetworkShape& shape() const override { return shape_; }
+
+ private:
+  Mem make(const Mem::desc& md) {
+    memory_.activation_bytes += static_cast<int64_t>(md.get_size());
+    return Mem(md, engine_);
+  }
+  Mem view(const Mem::desc& md, float* data) { return Mem(md, engine_, data); }
+  void reorder_if_needed(const Mem& from, const Mem& to, std::vector<Op>& ops) {
+    if (from.get_desc() == to.get_desc() && from.get_data_handle() == to.get_data_handle()) return;
+    auto r = dnnl::reorder(from, to);
+    ops.push_back([this, r, src = from, dst = to]() mutable { r.execute(stream_, src, dst); });
+  }
+
+  void build();
+  void build_conv(size_t i, const Mem& src, std::vector<Op>& weight_ops);
+  void build_dense(size_t i, const Mem& src);
+  StepResult run(const float* images, const int32_t* labels, int count, bool training,
+                 bool backward);
+  StepResult loss_and_gradient(const int32_t* labels, int count, bool backward);
+
+  ModelSpec spec_;
+  NetworkShape shape_;
+  StepOptions options_;
+  dnnl::engine engine_;
+  dnnl::stream stream_;
+  Parameters params_, grads_, m_, v_;
+  int64_t step_ = 0;
+  bool weights_dirty_ = true;
+  bool training_ = true;
+
+  Mem input_user_, input_;
+  std::vector<ConvBlock> convs_;
+  std::vector<DenseBlock> denses_;
+  Mem flat_nchw_, d_flat_nchw_;
+  std::vector<float> probs_;
+  std::vector<Op> weight_ops_, forward_ops_, backward_ops_, grad_ops_;
+  MemoryReport memory_;
+};
+
+void CpuTrainingStep::build() {
+  const auto& s = shape_;
+  auto user_md = Mem::desc(dims4(s.batch, s.channels, s.height, s.width), dt::f32, tag::nchw);
+  input_user_ = Mem(user_md, engine_);
+  // Blocks are captured by reference in the op lists: no reallocation allowed.
+  convs_.reserve(s.convs.size());
+  denses_.reserve(s.denses.size());
+
+  Mem src = input_user_;
+  for (size_t i = 0; i < s.convs.size(); ++i) {
+    build_conv(i, src, weight_ops_);
+    src = convs_[i].pooled;
+  }
+  // Flatten: last pooled map -> plain NCHW, seen as [N, C*H*W] by the dense layers.
+  const auto& last = s.convs.back();
+  auto nchw_md = Mem::desc(dims4(s.batch, last.out_c, last.out_h, last.out_w), dt::f32, tag::nchw);
+  flat_nchw_ = make(nchw_md);
+  d_flat_nchw_ = make(nchw_md);
+  reorder_if_needed(src, flat_nchw_, forward_ops_);
+  auto flat_md = Mem::desc({s.batch, int64_t(last.out_c) * last.out_h * last.out_w}, dt::f32, tag::nc);
+  Mem flat = view(flat_md, static_cast<float*>(flat_nchw_.get_data_handle()));
+  for (size_t i = 0; i < s.denses.size(); ++i) {
+    build_dense(i, i == 0 ? flat : denses_[i - 1].out);
+  }
+  probs_.assign(size_t(s.batch) * 2, 0.0f);
+
+  // Backward of the dense stack (reverse), then back into the conv stack.
+  for (size_t k = denses_.size(); k-- > 0;) {
+    DenseBlock& d = denses_[k];
+    // Gradient w.r.t. pre-activation: d_out (already holds dL/d(out) with the
+    // dropout mask folded in by the block above) times ReLU'.
+    if (d.s.relu) {
+      backward_ops_.push_back([&d, this]() {
+        float* g = static_cast<float*>(d.d_out.get_data_handle());
+        const float* y = static_cast<const float*>(d.out.get_data_handle());
+        const int64_t n = int64_t(shape_.batch) * d.s.out;
+        const bool drop = training_ && d.s.dropout_after > 0;
+        for (int64_t j = 0; j < n; ++j) g[j] = y[j] > 0 ? g[j] * (drop ? d.mask[j] : 1.0f) : 0.0f;
+      });
+    }
+    auto bw = dnnl::inner_product_backward_weights(d.bwd_w_pd);
+    backward_ops_.push_back([&d, bw, this]() {
+      bw.execute(stream_, {{DNNL_ARG_SRC, d.src}, {DNNL_ARG_DIFF_DST, d.d_out},
+                           {DNNL_ARG_DIFF_WEIGHTS, d.dw}, {DNNL_ARG_DIFF_BIAS, d.db}});
+    });
+    auto bd = dnnl::inner_product_backward_data(d.bwd_d_pd);
+    backward_ops_.push_back([&d, bd, this]() {
+      bd.execute(stream_, {{DNNL_ARG_DIFF_DST, d.d_out}, {DNNL_ARG_WEIGHTS, d.w},
+                           {DNNL_ARG_DIFF_SRC, d.d_src}});
+    });
+  }
+  reorder_if_needed(d_flat_nchw_, convs_.back().d_pooled, backward_ops_);
+  for (size_t k = convs_.size(); k-- > 0;) {
+    ConvBlock& c = convs_[k];
+    // ReLU backward on the pooled map (see the file comment).
+    auto relu_fwd = dnnl::eltwise_forward::primitive_desc(
+        dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_training,
+                                    dnnl::algorithm::eltwise_relu_use_dst_for_bwd,
+                                    c.pooled.get_desc(), 0.f),
+        engine_);
+    auto relu_bwd = dnnl::eltwise_backward(dnnl::eltwise_backward::primitive_desc(
+        dnnl::eltwise_backward::desc(dnnl::algorithm::eltwise_relu_use_dst_for_bwd,
+                                     c.d_pooled.get_desc(), c.pooled.get_desc(), 0.f),
+        engine_, relu_fwd));
+    backward_ops_.push_back([&c, relu_bwd, this]() {
+      relu_bwd.execute(stream_, {{DNNL_ARG_DST, c.pooled}, {DNNL_ARG_DIFF_DST, c.d_pooled},
+                                 {DNNL_ARG_DIFF_SRC, c.d_pooled}});
+    });
+    if (c.pooling()) {
+      auto pb = dnnl::pooling_backward(c.pool_bwd_pd);
+      backward_ops_.push_back([&c, pb, this]() {
+        pb.execute(stream_, {{DNNL_ARG_DIFF_DST, c.d_pooled}, {DNNL_ARG_DIFF_SRC, c.d_conv_out},
+                             {DNNL_ARG_WORKSPACE, c.workspace}});
+      });
+    }
+    auto bw = dnnl::convolution_backward_weights(c.bwd_w_pd);
+    backward_ops_.push_back([&c, bw, this]() {
+      bw.execute(stream_, {{DNNL_ARG_SRC, c.src}, {DNNL_ARG_DIFF_DST, c.d_conv_out},
+                           {DNNL_ARG_DIFF_WEIGHTS, c.dw_bwd}, {DNNL_ARG_DIFF_BIAS, c.db}});
+    });
+    reorder_if_needed(c.dw_bwd, c.dw_canon, grad_ops_);
+    if (k > 0) {
+      auto bd = dnnl::convolution_backward_data(c.bwd_d_pd);
+      backward_ops_.push_back([&c, bd, this]() {
+        bd.execute(stream_, {{DNNL_ARG_DIFF_DST, c.d_conv_out}, {DNNL_ARG_WEIGHTS, c.w_bwd_d},
+                             {DNNL_ARG_DIFF_SRC, c.d_src}});
+      });
+    }
+  }
+  memory_.parameter_bytes = int64_t(params_.values.size()) * 4 * 4;
+  std::ostringstream detail;
+  detail << "oneDNN " << dnnl_version()->major << "." << dnnl_version()->minor << "."
+         << dnnl_version()->patch << ", conv layouts:";
+  for (const auto& c : convs_) detail << " " << c.conv_out.get_desc().data.format_desc.blocking.inner_nblks;
+  memory_.detail = detail.str();
+}
+
+void CpuTrainingStep::build_conv(size_t i, const Mem& src_in, std::vector<Op>& weight_ops) {
+  const ConvShape& s = shape_.convs[i];
+  ConvBlock c;
+  c.s = s;
+  const int n = shape_.batch;
+  auto any4 = [](Mem::dims d) { return Mem::desc(d, dt::f32, tag::any); };
+  Mem::dims w_dims = {s.out_c, s.in_c, s.kernel, s.kernel};
+  Mem::dims conv_dims = dims4(n, s.out_c, s.conv_h, s.conv_w);
+  Mem::dims strides = {1, 1}, pad = {s.pad, s.pad};
+  auto bias_md = Mem::desc({s.out_c}, dt::f32, tag::x);
+
+  // The first block lets oneDNN choose the input layout (the user's NCHW batch
+  // is reordered into it); later blocks take the previous block's exact layout.
+  auto src_md = i == 0 ? any4(dims4(n, s.in_c, s.in_h, s.in_w)) : src_in.get_desc();
+  dnnl::post_ops relu;
+  relu.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+  dnnl::primitive_attr attr;
+  attr.set_post_ops(relu);
+  auto fwd_desc = dnnl::convolution_forward::desc(
+      dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, src_md, any4(w_dims),
+      bias_md, any4(conv_dims), strides, pad, pad);
+  c.fwd_pd = dnnl::convolution_forward::primitive_desc(fwd_desc, attr, engine_);
+  if (i == 0) {
+    input_ = c.fwd_pd.src_desc() == src_in.get_desc() ? src_in : make(c.fwd_pd.src_desc());
+    c.src = input_;
+  } else {
+    c.src = src_in;
+  }
+  c.conv_out = make(c.fwd_pd.dst_desc());
+
+  // Weights: canonical OIHW view into the flat parameter vector.
+  const auto& w_info = params_.info("conv" + std::to_string(i + 1) + ".weight");
+  const auto& b_info = params_.info("conv" + std::to_string(i + 1) + ".bias");
+  auto w_canon_md = Mem::desc(w_dims, dt::f32, tag::oihw);
+  c.w_canon = view(w_canon_md, params_.data(w_info));
+  c.b = view(bias_md, params_.data(b_info));
+  c.w_fwd = c.fwd_pd.weights_desc() == w_canon_md ? c.w_canon : make(c.fwd_pd.weights_desc());
+  c.dw_canon = view(w_canon_md, grads_.data(w_info));
+  c.db = view(bias_md, grads_.data(b_info));
+
+  // Pooling.
+  if (s.pool > 1) {
+    Mem::dims pooled_dims = dims4(n, s.out_c, s.out_h, s.out_w);
+    Mem::dims kernel = {s.pool, s.pool}, pstride = {s.pool, s.pool}, zero = {0, 0};
+    // A trailing row/column that does not fill a window is dropped (floor), as
+    // in Keras and PyTorch.
+    Mem::dims pad_r = {0, 0};
+    auto pool_desc = dnnl::pooling_forward::desc(
+        dnnl::prop_kind::forward_training, dnnl::algorithm::pooling_max, c.conv_out.get_desc(),
+        any4(pooled_dims), pstride, kernel, zero, pad_r);
+    c.pool_pd = dnnl::pooling_forward::primitive_desc(pool_desc, engine_);
+    c.pooled = make(c.pool_pd.dst_desc());
+    c.workspace = make(c.pool_pd.workspace_desc());
+    auto pool_bwd_desc = dnnl::pooling_backward::desc(
+        dnnl::algorithm::pooling_max, c.conv_out.get_desc(), c.pooled.get_desc(), pstride, kernel,
+        zero, pad_r);
+    c.pool_bwd_pd = dnnl::pooling_backward::primitive_desc(pool_bwd_desc, engine_, c.pool_pd);
+    c.d_pooled = make(c.pooled.get_desc());
+    c.d_conv_out = make(c.conv_out.get_desc());
+  } else {
+    c.pooled = c.conv_out;
+    c.d_pooled = make(c.conv_out.get_desc());
+    c.d_conv_out = c.d_pooled;
+  }
+
+  // Backward weights.
+  auto bwd_w_desc = dnnl::convolution_backward_weights::desc(
+      dnnl::algorithm::convolution_direct, c.src.get_desc(), any4(w_dims), bias_md,
+      c.conv_out.get_desc(), strides, pad, pad);
+  c.bwd_w_pd = dnnl::convolution_backward_weights::primitive_desc(bwd_w_desc, engine_, c.fwd_pd);
+  c.dw_bwd = c.bwd_w_pd.diff_weights_desc() == w_canon_md ? c.dw_canon
+                                                          : make(c.bwd_w_pd.diff_weights_desc());
+  // Backward data (not needed for the first block: nobody wants d(image)).
+  if (i > 0) {
+    const ConvBlock& prev = convs_[i - 1];
+    auto bwd_d_desc = dnnl::convolution_backward_data::desc(
+        dnnl::algorithm::convolution_direct, prev.d_pooled.get_desc(), any4(w_dims),
+        c.conv_out.get_desc(), strides, pad, pad);
+    c.bwd_d_pd = dnnl::convolution_backward_data::primitive_desc(bwd_d_desc, engine_, c.fwd_pd);
+    c.d_src = prev.d_pooled;
+    c.w_bwd_d = c.bwd_d_pd.weights_desc() == w_canon_md ? c.w_canon : make(c.bwd_d_pd.weights_desc());
+  }
+  convs_.push_back(c);
+  ConvBlock& cb = convs_.back();
+  reorder_if_needed(cb.w_canon, cb.w_fwd, weight_ops);
+  if (i > 0) reorder_if_needed(cb.w_canon, cb.w_bwd_d, weight_ops);
+
+  if (i == 0) reorder_if_needed(input_user_, input_, forward_ops_);
+  auto conv = dnnl::convolution_forward(cb.fwd_pd);
+  forward_ops_.push_back([&cb, conv, this]() {
+    conv.execute(stream_, {{DNNL_ARG_SRC, cb.src}, {DNNL_ARG_WEIGHTS, cb.w_fwd},
+                           {DNNL_ARG_BIAS, cb.b}, {DNNL_ARG_DST, cb.conv_out}});
+  });
+  if (cb.pooling()) {
+    auto pool = dnnl::pooling_forward(cb.pool_pd);
+    forward_ops_.push_back([&cb, pool, this]() {
+      pool.execute(stream_, {{DNNL_ARG_SRC, cb.conv_out}, {DNNL_ARG_DST, cb.pooled},
+                             {DNNL_ARG_WORKSPACE, cb.workspace}});
+    });
+  }
+}
+
+void CpuTrainingStep::build_dense(size_t i, const Mem& src) {
+  const DenseShape& s = shape_.denses[i];
+  const int n = shape_.batch;
+  DenseBlock d;
+  d.s = s;
+  auto src_md = Mem::desc({n, s.in}, dt::f32, tag::nc);
+  auto w_md = Mem::desc({s.out, s.in}, dt::f32, tag::oi);
+  auto b_md = Mem::desc({s.out}, dt::f32, tag::x);
+  auto dst_md = Mem::desc({n, s.out}, dt::f32, tag::nc);
+  dnnl::primitive_attr attr;
+  if (s.relu) {
+    dnnl::post_ops relu;
+    relu.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+    attr.set_post_ops(relu);
+  }
+  d.fwd_pd = dnnl::inner_product_forward::primitive_desc(
+      dnnl::inner_product_forward::desc(dnnl::prop_kind::forward_training, src_md, w_md, b_md,
+                                        dst_md),
+      attr, engine_);
+  d.bwd_d_pd = dnnl::inner_product_backward_data::primitive_desc(
+      dnnl::inner_product_backward_data::desc(src_md, w_md, dst_md), engine_, d.fwd_pd);
+  d.bwd_w_pd = dnnl::inner_product_backward_weights::primitive_desc(
+      dnnl::inner_product_backward_weights::desc(src_md, w_md, b_md, dst_md), engine_, d.fwd_pd);
+  const std::string base = "fc" + std::to_string(i + 1);
+  d.w = view(w_md, params_.data(params_.info(base + ".weight")));
+  d.b = view(b_md, params_.data(params_.info(base + ".bias")));
+  d.dw = view(w_md, grads_.data(grads_.info(base + ".weight")));
+  d.db = view(b_md, grads_.data(grads_.info(base + ".bias")));
+  d.src = src;
+  d.out = make(dst_md);
+  d.d_out = make(dst_md);
+  d.d_src = i == 0 ? view(src_md, static_cast<float*>(d_flat_nchw_.get_data_handle()))
+                   : denses_[i - 1].d_out;
+  d.mask.assign(size_t(n) * s.out, 1.0f);
+  denses_.push_back(d);
+  DenseBlock& db = denses_.back();
+  auto ip = dnnl::inner_product_forward(db.fwd_pd);
+  forward_ops_.push_back([&db, ip, this]() {
+    ip.execute(stream_, {{DNNL_ARG_SRC, db.src}, {DNNL_ARG_WEIGHTS, db.w}, {DNNL_ARG_BIAS, db.b},
+                         {DNNL_ARG_DST, db.out}});
+  });
+  if (s.dropout_after > 0) {
+    // Inverted dropout, in place on the output; the mask is kept for backward.
+    forward_ops_.push_back([&db, this]() {
+      if (!training_) return;
+      float* y = static_cast<float*>(db.out.get_data_handle());
+      const float p = db.s.dropout_after, scale = 1.0f / (1.0f - p);
+      const uint64_t stream = uint64_t(step_ + 1) * 64 + (&db - denses_.data());
+      for (size_t j = 0; j < db.mask.size(); ++j) {
+        db.mask[j] = counter_uniform(options_.dropout_seed, stream, j) >= p ? scale : 0.0f;
+        y[j] *= db.mask[j];
+      }
+    });
+  }
+}
+
+StepResult CpuTrainingStep::run(const float* images, const int32_t* labels, int count,
+                                bool training, bool backward) {
+  require(count >= 1 && count <= shape_.batch, "batch of " + std::to_string(count) +
+                                                   " images does not fit the compiled batch of " +
+                                                   std::to_string(shape_.batch));
+  training_ = training;
+  const size_t image_floats = size_t(shape_.channels) * shape_.height * shape_.width;
+  float* user = static_cast<float*>(input_user_.get_data_handle());
+  std::memcpy(user, images, sizeof(float) * image_floats * count);
+  if (count < shape_.batch)
+    std::memset(user + image_floats * count, 0, sizeof(float) * image_floats * (shape_.batch - count));
+  if (weights_dirty_) {
+    for (auto& op : weight_ops_) op();
+    weights_dirty_ = false;
+  }
+  for (auto& op : forward_ops_) op();
+  StepResult result = loss_and_gradient(labels, count, backward);
+  if (backward) {
+    for (auto& op : backward_ops_) op();
+    for (auto& op : grad_ops_) op();
+  }
+  stream_.wait();
+  return result;
+}
+
+StepResult CpuTrainingStep::loss_and_gradient(const int32_t* labels, int count, bool backward) {
+  // Softmax cross-entropy over 2 classes, mean over the `count` real rows.
+  DenseBlock& last = denses_.back();
+  const float* logits = static_cast<const float*>(last.out.get_data_handle());
+  float* d_logits = static_cast<float*>(last.d_out.get_data_handle());
+  StepResult r;
+  for (int row = 0; row < shape_.batch; ++row) {
+    const float a = logits[2 * row], b = logits[2 * row + 1];
+    const float mx = std::max(a, b);
+    const float ea = std::exp(a - mx), eb = std::exp(b - mx);
+    const float inv = 1.0f / (ea + eb);
+    probs_[2 * row] = ea * inv;
+    probs_[2 * row + 1] = eb * inv;
+    if (row >= count || !labels) {
+      d_logits[2 * row] = d_logits[2 * row + 1] = 0.0f;
+      continue;
+    }
+    const int y = labels[row];
+    require(y == 0 || y == 1, "label " + std::to_string(y) + " is not 0 (benign) or 1 (malignant)");
+    r.loss_sum += -(double(y == 0 ? a : b) - mx - std::log(double(ea + eb)));
+    r.correct += (probs_[2 * row + 1] > probs_[2 * row]) == (y == 1);
+    if (backward) {
+      d_logits[2 * row] = (probs_[2 * row] - (y == 0)) / count;
+      d_logits[2 * row + 1] = (probs_[2 * row + 1] - (y == 1)) / count;
+    }
+  }
+  return r;
+}
+
+class CpuBackend final : public Backend {
+ public:
+  std::string name() const override { return "cpu"; }
+  std::unique_ptr<TrainingStep> compile(const ModelSpec& spec, const NetworkShape& shape,
+                                        const StepOptions& options) override {
+    return std::make_unique<CpuTrainingStep>(spec, shape, options);
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }
+
+}  // namespace histocnn

@@ -1,0 +1,67 @@
+#include <cstdio>
+
+#include "backends/backend.h"
+#include "cli/commands.h"
+#include "cli/options.h"
+#include "core/atomic_file.h"
+#include "core/threads.h"
+#include "train/checkpoint.h"
+#include "train/trainer.h"
+
+namespace histocnn::cli {
+
+Runner add_eval(CLI::App& app) {
+  auto* cmd = app.add_subcommand(
+      "eval", "accuracy, balanced accuracy, ROC AUC and confusion per crop, image and patient");
+  struct Args {
+    DataSelection data;
+    std::string model, output, device = "cpu";
+    int crops_per_image = 8, batch = 50, threads = 0;
+    uint64_t seed = 7920;
+  };
+  auto a = std::make_shared<Args>();
+  add_data_options(*cmd, a->data);
+  cmd->add_option("--model,-m", a->model, "model or checkpoint (safetensors)")->required();
+  cmd->add_option("--crops-per-image", a->crops_per_image, "crops evaluated per image")->capture_default_str();
+  cmd->add_option("--batch", a->batch, "batch size")->capture_default_str();
+  cmd->add_option("--threads", a->threads, "CPU cores (0 = all)")->capture_default_str();
+  cmd->add_option("--device", a->device, "cpu or cuda")->capture_default_str();
+  cmd->add_option("--seed", a->seed, "seed of the crop positions")->capture_default_str();
+  cmd->add_option("--output,-o", a->output, "write the report as JSON here");
+  return [a] {
+    const int threads = bound_cores(a->threads);
+    const ModelFile model = load_model_file(a->model);
+    std::vector<SlideImage> train, validation;
+    select_images(a->data, &train, &validation);
+    // Without a fold (--folds 0) the whole split is evaluated.
+    const auto& images = a->data.folds == 0 && a->data.val_split.empty() ? train : validation;
+    CropOptions crops;
+    crops.seed = a->seed;
+    crops.whole_image = model.crop == "whole";
+    if (!crops.whole_image) std::sscanf(model.crop.c_str(), "%dx%d", &crops.crop_width, &crops.crop_height);
+    crops.benign_crops = crops.malignant_crops = 0;
+    for (const auto& im : images) (im.label ? crops.malignant_crops : crops.benign_crops) += a->crops_per_image;
+    const ExampleSet set = build_examples(images, crops, model.width, model.height, threads);
+    auto backend = make_backend(a->device);
+    auto step = backend->compile(model.spec, infer_shapes(model.spec, a->batch, model.height, model.width),
+                                 StepOptions{});
+    step->set_parameters(model.params);
+    const EvalReport report = evaluate(*step, set);
+    auto line = [](const char* level, const Metrics& m) {
+      std::printf("%-8s n=%-5d acc %.3f  balanced %.3f  auc %.3f  [tn %d fp %d fn %d tp %d]\n", level,
+                  m.count, m.accuracy, m.balanced_accuracy, m.auc, m.tn, m.fp, m.fn, m.tp);
+    };
+    line("crop", report.per_crop);
+    line("image", report.per_image);
+    line("patient", report.per_patient);
+    if (!a->output.empty()) {
+      nlohmann::json j = report.to_json();
+      j["model"] = a->model;
+      j["images"] = images.size();
+      write_file_atomically(a->output, j.dump(2) + "\n");
+    }
+    return 0;
+  };
+}
+
+}  // namespace histocnn::cli

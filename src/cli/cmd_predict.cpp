@@ -1,0 +1,70 @@
+#include <algorithm>
+#include <cstdio>
+
+#include "backends/backend.h"
+#include "cli/commands.h"
+#include "core/error.h"
+#include "core/threads.h"
+#include "data/augment.h"
+#include "data/image.h"
+#include "train/checkpoint.h"
+
+namespace histocnn::cli {
+
+Runner add_predict(CLI::App& app) {
+  auto* cmd = app.add_subcommand("predict", "P(malignant) for image files (CSV on stdout)");
+  struct Args {
+    std::string model, device = "cpu";
+    std::vector<std::string> images;
+    int tiles = 3, threads = 0;
+  };
+  auto a = std::make_shared<Args>();
+  cmd->add_option("--model,-m", a->model, "model or checkpoint (safetensors)")->required();
+  cmd->add_option("images", a->images, "image files")->required();
+  cmd->add_option("--tiles", a->tiles, "crops per side: the image is tiled tiles x tiles and averaged")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 16));
+  cmd->add_option("--threads", a->threads, "CPU cores (0 = all)")->capture_default_str();
+  cmd->add_option("--device", a->device, "cpu or cuda")->capture_default_str();
+  return [a] {
+    bound_cores(a->threads);
+    const ModelFile model = load_model_file(a->model);
+    const bool whole = model.crop == "whole";
+    int cw = 0, ch = 0;
+    if (!whole) std::sscanf(model.crop.c_str(), "%dx%d", &cw, &ch);
+    const int per_image = whole ? 1 : a->tiles * a->tiles;
+    auto step = make_backend(a->device)->compile(
+        model.spec, infer_shapes(model.spec, per_image, model.height, model.width), StepOptions{});
+    step->set_parameters(model.params);
+    const size_t plane = size_t(3) * model.width * model.height;
+    std::vector<float> input(plane * per_image), probs(2 * size_t(per_image));
+    std::printf("image,p_malignant,prediction\n");
+    for (const auto& path : a->images) {
+      const Image image = load_image(path);
+      int tiles = 0;
+      if (whole) {
+        const Image resized = resize_area(image, model.width, model.height);
+        augment_to_chw(resized.rgb.data(), model.width, model.height, {}, 0, input.data());
+        tiles = 1;
+      } else {
+        require(image.width >= cw && image.height >= ch,
+                path + ": image is smaller than the model's " + model.crop + " crop");
+        for (int ty = 0; ty < a->tiles; ++ty)
+          for (int tx = 0; tx < a->tiles; ++tx) {
+            const int x = a->tiles == 1 ? (image.width - cw) / 2 : tx * (image.width - cw) / (a->tiles - 1);
+            const int y = a->tiles == 1 ? (image.height - ch) / 2 : ty * (image.height - ch) / (a->tiles - 1);
+            const Image tile = resize_area(crop(image, x, y, cw, ch), model.width, model.height);
+            augment_to_chw(tile.rgb.data(), model.width, model.height, {}, 0, input.data() + plane * tiles++);
+          }
+      }
+      step->predict(input.data(), tiles, probs.data());
+      double p = 0;
+      for (int t = 0; t < tiles; ++t) p += probs[2 * t + 1];
+      p /= tiles;
+      std::printf("%s,%.6f,%s\n", path.c_str(), p, p >= 0.5 ? "malignant" : "benign");
+    }
+    return 0;
+  };
+}
+
+}  // namespace histocnn::cli

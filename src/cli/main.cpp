@@ -1,0 +1,42 @@
+// histocnn: train and evaluate CNNs on colon histopathology images.
+#include <cstdio>
+#include <exception>
+
+#include "cli/commands.h"
+#include "core/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"histocnn: fast CNN training for colon histopathology (GlaS) on CPU and GPU"};
+  app.require_subcommand(1);
+  app.set_help_all_flag("--help-all", "help for every subcommand");
+  namespace cli = histocnn::cli;
+  std::vector<std::pair<CLI::App*, cli::Runner>> commands;
+  for (auto add : {cli::add_synth, cli::add_train, cli::add_eval, cli::add_predict}) {
+    const size_t before = app.get_subcommands([](CLI::App*) { return true; }).size();
+    cli::Runner runner = add(app);
+    const auto all = app.get_subcommands([](CLI::App*) { return true; });
+    if (all.size() != before + 1) return 3;  // each add_* registers exactly one subcommand
+    commands.emplace_back(all.back(), runner);
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "histocnn: %s (see --help)\n", e.what());
+    return 2;
+  }
+  try {
+    for (auto& [cmd, run] : commands)
+      if (cmd->parsed()) return run();
+  } catch (const histocnn::Error& e) {
+    std::fprintf(stderr, "histocnn: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "histocnn: internal error: %s\n", e.what());
+    return 3;
+  }
+  return 0;
+}

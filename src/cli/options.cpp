@@ -1,0 +1,53 @@
+#include "cli/options.h"
+
+#include "core/error.h"
+
+namespace histocnn::cli {
+
+void parse_size(const std::string& text, const std::string& flag, int* width, int* height) {
+  int w = 0, h = 0;
+  char tail = 0;
+  if (std::sscanf(text.c_str(), "%dx%d%c", &w, &h, &tail) == 2) {
+  } else if (std::sscanf(text.c_str(), "%d%c", &w, &tail) == 1) {
+    h = w;
+  } else {
+    fail(flag + ": '" + text + "' is not a size (use N or WxH, e.g. 200 or 775x522)");
+  }
+  require(w >= 16 && h >= 16 && w <= 8192 && h <= 8192,
+          flag + ": " + text + " is out of range (16..8192 pixels per side)");
+  *width = w;
+  *height = h;
+}
+
+void add_data_options(CLI::App& cmd, DataSelection& data) {
+  cmd.add_option("--data", data.folder, "GlaS-layout folder (Grade.csv + images)")->required();
+  cmd.add_option("--split", data.split, "use images whose names start with this (train, testA, testB; all)")
+      ->capture_default_str();
+  cmd.add_option("--folds", data.folds, "patient-grouped cross-validation folds (0 = none)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 100));
+  cmd.add_option("--fold", data.fold, "the validation fold (0-based)")->capture_default_str();
+  cmd.add_option("--val-split", data.val_split, "validate on this split instead of a fold (e.g. testA)");
+  cmd.add_option("--fold-seed", data.fold_seed, "seed of the patient-to-fold assignment")
+      ->capture_default_str();
+}
+
+void add_crop_options(CLI::App& cmd, CropOptions& crops, CropFlags& flags) {
+  cmd.add_option("--crop", flags.crop, "crop size taken from each image before resizing (N or WxH)")
+      ->capture_default_str();
+  cmd.add_flag("--whole-image", flags.whole, "resize whole images instead of taking random crops");
+  cmd.add_option("--crops-benign", crops.benign_crops, "benign crops in total (paper: 941)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  cmd.add_option("--crops-malignant", crops.malignant_crops, "malignant crops in total (paper: 910)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  cmd.add_option("--crop-seed", crops.seed, "seed of the crop positions")->capture_default_str();
+}
+
+void apply_crop_flags(const CropFlags& flags, CropOptions& crops) {
+  crops.whole_image = flags.whole;
+  if (!flags.whole) parse_size(flags.crop, "--crop", &crops.crop_width, &crops.crop_height);
+}
+
+}  // namespace histocnn::cli

@@ -1,0 +1,24 @@
+// Option groups shared by several subcommands.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <string>
+
+#include "train/trainer.h"
+
+namespace histocnn::cli {
+
+// "200" -> 200x200; "775x522" -> 775x522. Throws naming `flag`.
+void parse_size(const std::string& text, const std::string& flag, int* width, int* height);
+
+// --data, --split, --folds, --fold, --val-split, --fold-seed
+void add_data_options(CLI::App& cmd, DataSelection& data);
+// --crop, --crops-benign, --crops-malignant, --whole-image, --crop-seed
+struct CropFlags {
+  std::string crop = "256";
+  bool whole = false;
+};
+void add_crop_options(CLI::App& cmd, CropOptions& crops, CropFlags& flags);
+void apply_crop_flags(const CropFlags& flags, CropOptions& crops);
+
+}  // namespace histocnn::cli

@@ -1,0 +1,59 @@
+#include "data/augment.h"
+
+#include <cmath>
+
+#include "core/rng.h"
+
+namespace histocnn {
+
+void augment_to_chw(const uint8_t* hwc, int width, int height, const AugmentOptions& options,
+                    uint64_t seed, float* chw) {
+  Rng rng(seed);
+  bool flip_x = false, flip_y = false, transpose = false;
+  if (options.flips) {
+    flip_x = rng.below(2);
+    flip_y = rng.below(2);
+  }
+  if (options.rotations) {
+    // A rotation by k*90 degrees = optional transpose + flips.
+    const int k = width == height ? int(rng.below(4)) : 2 * int(rng.below(2));
+    if (k == 1) transpose = true, flip_x = !flip_x;
+    if (k == 2) flip_x = !flip_x, flip_y = !flip_y;
+    if (k == 3) transpose = true, flip_y = !flip_y;
+  }
+  // Per-channel lookup table: identity scaled to [0,1], or the stain jitter.
+  float lut[3][256];
+  for (int c = 0; c < 3; ++c) {
+    float scale = 1.0f, shift = 0.0f;
+    if (options.stain_jitter > 0) {
+      scale = 1.0f + float(rng.uniform(-options.stain_jitter, options.stain_jitter));
+      shift = float(rng.uniform(-options.stain_jitter, options.stain_jitter));
+    }
+    for (int v = 0; v < 256; ++v) {
+      if (options.stain_jitter > 0) {
+        const float od = -std::log((v + 1.0f) / 256.0f);
+        const float jittered = std::max(0.0f, od * scale + shift);
+        lut[c][v] = std::min(1.0f, std::exp(-jittered) * 256.0f / 255.0f - 1.0f / 255.0f);
+        if (lut[c][v] < 0) lut[c][v] = 0;
+      } else {
+        lut[c][v] = v * (1.0f / 255.0f);
+      }
+    }
+  }
+  const size_t plane = size_t(width) * height;
+  for (int y = 0; y < height; ++y) {
+    for (int x = 0; x < width; ++x) {
+      // Output pixel (x, y) reads source (sx, sy).
+      int sx = flip_x ? width - 1 - x : x;
+      int sy = flip_y ? height - 1 - y : y;
+      if (transpose) std::swap(sx, sy);
+      const uint8_t* p = hwc + (size_t(sy) * width + sx) * 3;
+      const size_t o = size_t(y) * width + x;
+      chw[o] = lut[0][p[0]];
+      chw[plane + o] = lut[1][p[1]];
+      chw[2 * plane + o] = lut[2][p[2]];
+    }
+  }
+}
+
+}  // namespace histocnn

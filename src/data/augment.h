@@ -1,0 +1,25 @@
+// Augmentation for H&E crops, applied per example per epoch, seeded by
+// (seed, epoch, example) so results do not depend on thread timing.
+//  * flips: horizontal and vertical, each with probability 1/2;
+//  * rotations: multiples of 90 degrees (180 only, for non-square inputs);
+//  * stain jitter: per-channel scale and shift in optical density
+//    (-log(I/255)), which models varying haematoxylin/eosin uptake better
+//    than RGB brightness jitter; strength configurable.
+#pragma once
+
+#include <cstdint>
+
+namespace histocnn {
+
+struct AugmentOptions {
+  bool flips = false;
+  bool rotations = false;
+  float stain_jitter = 0.0f;  // 0 = off; 0.05 is a mild default when enabled
+  bool any() const { return flips || rotations || stain_jitter > 0; }
+};
+
+// Converts one example (HWC uint8) to CHW float in [0,1], augmenting it.
+void augment_to_chw(const uint8_t* hwc, int width, int height, const AugmentOptions& options,
+                    uint64_t seed, float* chw);
+
+}  // namespace histocnn

@@ -1,0 +1,63 @@
+// A GlaS-layout folder (Grade.csv + NAME.bmp|png|jpg), its splits and
+// patient-grouped folds, and the examples the network sees: random crops
+// (the paper's protocol) or whole images, resized to the input size.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "data/grade_csv.h"
+#include "data/image.h"
+
+namespace histocnn {
+
+struct SlideImage {
+  std::string name;     // e.g. train_12
+  std::string path;     // resolved image file
+  std::string patient;
+  int label;            // 0 benign, 1 malignant
+};
+
+struct GlasFolder {
+  std::string root;
+  std::vector<SlideImage> images;
+};
+
+// Reads Grade.csv, resolves every listed image, checks each file exists.
+// `split` keeps names starting with it ("train", "testA", "testB"; "" or "all" = all).
+GlasFolder open_glas_folder(const std::string& root, const std::string& split = "");
+
+// Patient-grouped k-fold assignment: all images of a patient land in the same
+// fold; folds are balanced by image count. Returns a fold index per image.
+std::vector<int> patient_folds(const std::vector<SlideImage>& images, int k, uint64_t seed);
+
+struct CropOptions {
+  bool whole_image = false;  // resize the whole image instead of cropping
+  int crop_width = 256, crop_height = 256;
+  int benign_crops = 941;    // total crops per class over the chosen images
+  int malignant_crops = 910; // (the paper: 941 benign, 910 malignant)
+  uint64_t seed = 1;
+};
+
+// One example: pixels at the input size, and where it came from.
+struct Example {
+  int image_index;  // into the image list it was built from
+  int label;
+  int x, y;         // crop origin in the source image (0,0 for whole images)
+};
+
+// Examples stored as 8-bit RGB at the input size, decoded and resized once
+// (in parallel); augmentation happens later, per epoch, in the loader.
+struct ExampleSet {
+  int width = 0, height = 0;
+  std::vector<SlideImage> images;
+  std::vector<Example> examples;
+  std::vector<uint8_t> pixels;  // examples.size() * height * width * 3
+  const uint8_t* pixels_of(size_t i) const { return pixels.data() + i * size_t(width) * height * 3; }
+};
+
+ExampleSet build_examples(const std::vector<SlideImage>& images, const CropOptions& options,
+                          int width, int height, int workers);
+
+}  // namespace histocnn

@@ -1,0 +1,102 @@
+#include "data/image.h"
+
+#include <stb_image.h>
+#include <stb_image_resize.h>
+#include <stb_image_write.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+
+namespace histocnn {
+
+namespace {
+std::string extension_of(const std::string& path) {
+  std::string ext = std::filesystem::path(path).extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  return ext;
+}
+}  // namespace
+
+Image load_image(const std::string& path) {
+  const std::string ext = extension_of(path);
+  if (ext == ".tif" || ext == ".tiff")
+    fail(path + ": TIFF is not supported by the image decoder; convert to PNG or BMP");
+  const std::string bytes = read_file(path);
+  require(!bytes.empty(), path + ": empty image file");
+  const auto* data = reinterpret_cast<const stbi_uc*>(bytes.data());
+  int w = 0, h = 0, channels = 0;
+  if (!stbi_info_from_memory(data, int(bytes.size()), &w, &h, &channels))
+    fail(path + ": not a readable image (" + stbi_failure_reason() + ")");
+  require(channels >= 3, path + ": grayscale image (" + std::to_string(channels) +
+                             " channel); H&E images must be RGB");
+  stbi_uc* pixels = stbi_load_from_memory(data, int(bytes.size()), &w, &h, &channels, 3);
+  if (!pixels) fail(path + ": corrupt or truncated image (" + stbi_failure_reason() + ")");
+  Image image;
+  image.width = w;
+  image.height = h;
+  image.rgb.assign(pixels, pixels + size_t(w) * h * 3);
+  stbi_image_free(pixels);
+  return image;
+}
+
+namespace {
+void append_bytes(void* context, void* data, int size) {
+  static_cast<std::string*>(context)->append(static_cast<const char*>(data), size_t(size));
+}
+}  // namespace
+
+void save_image(const std::string& path, const Image& image) {
+  const std::string ext = extension_of(path);
+  std::string bytes;
+  int ok = 0;
+  if (ext == ".png")
+    ok = stbi_write_png_to_func(append_bytes, &bytes, image.width, image.height, 3,
+                                image.rgb.data(), image.width * 3);
+  else if (ext == ".bmp")
+    ok = stbi_write_bmp_to_func(append_bytes, &bytes, image.width, image.height, 3, image.rgb.data());
+  else if (ext == ".jpg" || ext == ".jpeg")
+    ok = stbi_write_jpg_to_func(append_bytes, &bytes, image.width, image.height, 3,
+                                image.rgb.data(), 95);
+  else
+    fail(path + ": unknown image extension (use .png, .bmp or .jpg)");
+  require(ok != 0, path + ": image encoding failed");
+  write_file_atomically(path, bytes);
+}
+
+Image resize_area(const Image& src, int width, int height) {
+  require(width > 0 && height > 0, "resize to an empty image");
+  Image out;
+  out.width = width;
+  out.height = height;
+  out.rgb.resize(size_t(width) * height * 3);
+  if (width == src.width && height == src.height) {
+    out.rgb = src.rgb;
+    return out;
+  }
+  // Box filter = area averaging when shrinking; sRGB-agnostic (linear on the
+  // stored values), as OpenCV's INTER_AREA and Keras' loaders do.
+  const int ok = stbir_resize_uint8_generic(
+      src.rgb.data(), src.width, src.height, src.width * 3, out.rgb.data(), width, height,
+      width * 3, 3, STBIR_ALPHA_CHANNEL_NONE, 0, STBIR_EDGE_CLAMP, STBIR_FILTER_BOX,
+      STBIR_COLORSPACE_LINEAR, nullptr);
+  require(ok != 0, "image resize failed");
+  return out;
+}
+
+Image crop(const Image& src, int x, int y, int width, int height) {
+  require(x >= 0 && y >= 0 && x + width <= src.width && y + height <= src.height,
+          "crop outside the image");
+  Image out;
+  out.width = width;
+  out.height = height;
+  out.rgb.resize(size_t(width) * height * 3);
+  for (int r = 0; r < height; ++r)
+    std::memcpy(out.row(r), src.row(y + r) + size_t(x) * 3, size_t(width) * 3);
+  return out;
+}
+
+}  // namespace histocnn

@@ -1,0 +1,29 @@
+// Images in memory (8-bit RGB, row-major HWC) and their decoding, encoding
+// and resizing through stb_image / stb_image_write / stb_image_resize.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace histocnn {
+
+struct Image {
+  int width = 0, height = 0;
+  std::vector<uint8_t> rgb;  // height * width * 3
+  uint8_t* row(int y) { return rgb.data() + size_t(y) * width * 3; }
+  const uint8_t* row(int y) const { return rgb.data() + size_t(y) * width * 3; }
+};
+
+// Decodes BMP, PNG, JPEG (and TGA/PNM). RGBA loses its alpha channel; 16-bit
+// PNGs are reduced to 8 bits. Grayscale, truncated or corrupt files, and
+// formats stb cannot read (TIFF) raise an Error naming the file.
+Image load_image(const std::string& path);
+// Writes by extension (.png, .bmp, .jpg), atomically.
+void save_image(const std::string& path, const Image& image);
+
+// Area (box-filter) resampling when shrinking, as the paper's pipeline did.
+Image resize_area(const Image& src, int width, int height);
+Image crop(const Image& src, int x, int y, int width, int height);
+
+}  // namespace histocnn

@@ -1,0 +1,74 @@
+#include "data/loader.h"
+
+#include <chrono>
+
+#include "core/rng.h"
+
+namespace histocnn {
+
+BatchLoader::BatchLoader(const ExampleSet& set, std::vector<int> order, int batch_size,
+                         const AugmentOptions& augment, uint64_t seed, int workers, int depth)
+    : set_(set), order_(std::move(order)), batch_size_(batch_size),
+      batch_count_(int((order_.size() + batch_size - 1) / batch_size)), augment_(augment),
+      seed_(seed), depth_(std::max(1, depth)), workers_(std::max(1, workers)) {
+  for (int w = 0; w < workers_; ++w) threads_.emplace_back([this, w] { work(w); });
+}
+
+BatchLoader::~BatchLoader() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_ = true;
+  }
+  space_.notify_all();
+  for (auto& t : threads_) t.join();
+}
+
+void BatchLoader::fill(int index, Batch& batch) const {
+  const size_t per = size_t(3) * set_.width * set_.height;
+  const int begin = index * batch_size_;
+  batch.count = std::min(batch_size_, int(order_.size()) - begin);
+  batch.images.resize(per * batch_size_);
+  batch.labels.assign(batch_size_, 0);
+  batch.example_ids.assign(batch.count, 0);
+  for (int i = 0; i < batch.count; ++i) {
+    const int e = order_[begin + i];
+    batch.example_ids[i] = e;
+    batch.labels[i] = set_.examples[e].label;
+    uint64_t s = seed_ ^ (uint64_t(e) * 0x9E3779B97F4A7C15ull);
+    augment_to_chw(set_.pixels_of(e), set_.width, set_.height, augment_, splitmix64(s),
+                   batch.images.data() + per * i);
+  }
+}
+
+void BatchLoader::work(int worker) {
+  for (int index = worker; index < batch_count_; index += workers_) {
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      space_.wait(lock, [&] { return stop_ || index < consumed_ + depth_; });
+      if (stop_) return;
+    }
+    Batch batch;
+    fill(index, batch);
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      done_.emplace(index, std::move(batch));
+    }
+    ready_.notify_all();
+  }
+}
+
+bool BatchLoader::next(Batch& out) {
+  if (consumed_ >= batch_count_) return false;
+  const auto start = std::chrono::steady_clock::now();
+  std::unique_lock<std::mutex> lock(mutex_);
+  ready_.wait(lock, [&] { return done_.count(consumed_) > 0; });
+  wait_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  out = std::move(done_[consumed_]);
+  done_.erase(consumed_);
+  ++consumed_;
+  lock.unlock();
+  space_.notify_all();
+  return true;
+}
+
+}  // namespace histocnn

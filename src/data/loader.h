@@ -1,0 +1,62 @@
+// Batches prepared ahead of compute on worker threads: augmentation and the
+// uint8 HWC -> float NCHW conversion run while the network trains on the
+// previous batch. Batches come out in order and are identical whatever the
+// number of workers.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "data/augment.h"
+#include "data/dataset.h"
+
+namespace histocnn {
+
+struct Batch {
+  int count = 0;
+  std::vector<float> images;      // batch x 3 x H x W (rows past count unused)
+  std::vector<int32_t> labels;
+  std::vector<int> example_ids;   // index into the ExampleSet
+};
+
+class BatchLoader {
+ public:
+  // `order`: the example indices of this epoch, in order. `seed` should vary
+  // per epoch. depth: batches prepared ahead.
+  BatchLoader(const ExampleSet& set, std::vector<int> order, int batch_size,
+              const AugmentOptions& augment, uint64_t seed, int workers, int depth = 4);
+  ~BatchLoader();
+  BatchLoader(const BatchLoader&) = delete;
+  BatchLoader& operator=(const BatchLoader&) = delete;
+
+  int batches() const { return batch_count_; }
+  // Moves the next batch into `out`; false after the last one.
+  bool next(Batch& out);
+  // Seconds the consumer spent waiting for data (the trainer should not wait).
+  double wait_seconds() const { return wait_seconds_; }
+
+ private:
+  void work(int worker);
+  void fill(int index, Batch& batch) const;
+
+  const ExampleSet& set_;
+  std::vector<int> order_;
+  int batch_size_, batch_count_;
+  AugmentOptions augment_;
+  uint64_t seed_;
+  int depth_;
+  std::mutex mutex_;
+  std::condition_variable ready_, space_;
+  std::map<int, Batch> done_;
+  int consumed_ = 0;
+  bool stop_ = false;
+  double wait_seconds_ = 0;
+  std::vector<std::thread> threads_;
+  int workers_;
+};
+
+}  // namespace histocnn

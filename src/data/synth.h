@@ -1,0 +1,33 @@
+// A synthetic GlaS-like dataset: procedurally drawn H&E-like tissue written
+// in the GlaS release layout (Grade.csv + images), so every command and test
+// runs on a fresh machine without downloads.
+//
+// Tissue: pink eosin stroma with fibre texture and scattered stromal nuclei.
+//  benign    — round, regular glands: a pale lumen ringed by epithelium whose
+//              small, uniform nuclei sit in one aligned row at the base;
+//  malignant — irregular, crowded glands that fuse, with small or split
+//              lumens and large, pleomorphic, stratified nuclei.
+// Each patient's images share a label and a stain tint (as in real slides).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "data/image.h"
+
+namespace histocnn {
+
+struct SynthOptions {
+  int images = 60;           // total, split evenly between the classes
+  int images_per_patient = 4;
+  int width = 775, height = 522;
+  std::string prefix = "train";
+  std::string format = "png"; // png | bmp | jpg
+  uint64_t seed = 1;
+};
+
+Image draw_synthetic_tissue(int width, int height, bool malignant, uint64_t seed);
+// Writes Grade.csv and the images into `folder` (created if needed).
+void write_synthetic_dataset(const std::string& folder, const SynthOptions& options);
+
+}  // namespace histocnn

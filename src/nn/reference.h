@@ -1,0 +1,46 @@
+// Naive reference implementations of every layer, forward and backward, in
+// plain loops over NCHW arrays. They define what the backends must compute
+// (tests compare oneDNN and cuDNN against them) and are themselves checked
+// by finite differences. Slow on purpose: clarity over speed.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "nn/params.h"
+#include "nn/spec.h"
+
+namespace histocnn::reference {
+
+// x: [N, C, H, W], w: [O, C, K, K], b: [O] -> y: [N, O, H+2p-K+1, W+2p-K+1]
+void conv2d_forward(const float* x, const float* w, const float* b, float* y, int n, int c, int h,
+                    int wd, int o, int k, int pad);
+// dy -> dx (may be null), dw, db (overwritten)
+void conv2d_backward(const float* x, const float* w, const float* dy, float* dx, float* dw,
+                     float* db, int n, int c, int h, int wd, int o, int k, int pad);
+// x: [N, C, H, W] -> y: [N, C, H/p, W/p] (floor), max over p x p windows
+void maxpool_forward(const float* x, float* y, int n, int c, int h, int w, int p);
+// Gradient to the first maximum of each window.
+void maxpool_backward(const float* x, const float* dy, float* dx, int n, int c, int h, int w, int p);
+void relu_forward(const float* x, float* y, int64_t count);
+void relu_backward(const float* x, const float* dy, float* dx, int64_t count);
+// x: [N, I], w: [O, I], b: [O] -> y: [N, O]
+void dense_forward(const float* x, const float* w, const float* b, float* y, int n, int in, int out);
+void dense_backward(const float* x, const float* w, const float* dy, float* dx, float* dw,
+                    float* db, int n, int in, int out);
+// logits: [N, 2]; mean loss over `count` rows; dlogits for all N rows (zero past count).
+double softmax_cross_entropy(const float* logits, const int32_t* labels, int n, int count,
+                             float* dlogits, float* probs);
+
+// The whole network, forward and backward, on canonical parameters. Dropout
+// (when `training`) draws counter_uniform(dropout_seed, step * 64 + dense_index, j).
+struct NetworkResult {
+  double loss = 0;
+  std::vector<float> probs;  // [N, 2]
+  Parameters grads;
+};
+NetworkResult network_forward_backward(const NetworkShape& shape, const Parameters& params,
+                                       const float* images, const int32_t* labels, int count,
+                                       bool training, uint64_t dropout_seed, int64_t step);
+
+}  // namespace histocnn::reference

@@ -1,0 +1,30 @@
+// safetensors files (https://github.com/huggingface/safetensors): an 8-byte
+// little-endian header length, a JSON header naming each tensor's dtype, shape
+// and byte range, then the raw little-endian data. We write F32 tensors and
+// string metadata (the model spec, training state); PyTorch, JAX and
+// HuggingFace tools read these files directly.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace histocnn {
+
+struct NamedTensor {
+  std::vector<int64_t> shape;
+  std::vector<float> values;
+};
+
+struct SafetensorsFile {
+  std::map<std::string, NamedTensor> tensors;
+  std::map<std::string, std::string> metadata;
+};
+
+// Writes atomically; tensors in name order.
+void write_safetensors(const std::string& path, const SafetensorsFile& file);
+// Throws histocnn::Error naming `path` on any malformed content.
+SafetensorsFile read_safetensors(const std::string& path);
+
+}  // namespace histocnn

@@ -1,0 +1,80 @@
+#include "train/checkpoint.h"
+
+#include <filesystem>
+
+#include "core/error.h"
+#include "nn/safetensors.h"
+
+namespace histocnn {
+namespace {
+
+void put(SafetensorsFile& out, const std::string& prefix, const Parameters& p) {
+  for (const auto& info : p.layout) {
+    NamedTensor t;
+    t.shape = info.shape;
+    t.values.assign(p.data(info), p.data(info) + info.size);
+    out.tensors[prefix + info.name] = std::move(t);
+  }
+}
+
+void take(const SafetensorsFile& in, const std::string& prefix, Parameters& p,
+          const std::string& path) {
+  for (const auto& info : p.layout) {
+    auto it = in.tensors.find(prefix + info.name);
+    require(it != in.tensors.end(), path + ": tensor '" + prefix + info.name + "' is missing");
+    require(it->second.shape == info.shape,
+            path + ": tensor '" + prefix + info.name + "' has the wrong shape for this model");
+    std::copy(it->second.values.begin(), it->second.values.end(), p.data(info));
+  }
+}
+
+}  // namespace
+
+void save_model_file(const std::string& path, const ModelFile& file) {
+  SafetensorsFile out;
+  out.metadata["format"] = "pt";
+  out.metadata["histocnn.spec"] = file.spec.text();
+  out.metadata["histocnn.input"] = std::to_string(file.width) + "x" + std::to_string(file.height);
+  out.metadata["histocnn.crop"] = file.crop;
+  put(out, "", file.params);
+  if (file.has_optimizer) {
+    put(out, "optimizer.m.", file.m);
+    put(out, "optimizer.v.", file.v);
+    out.metadata["histocnn.state"] = file.state.dump();
+  }
+  write_safetensors(path, out);
+}
+
+ModelFile load_model_file(const std::string& path) {
+  require(std::filesystem::is_regular_file(path), path + ": model file not found");
+  const SafetensorsFile in = read_safetensors(path);
+  auto meta = [&](const std::string& key) {
+    auto it = in.metadata.find(key);
+    require(it != in.metadata.end(), path + ": not a histocnn model (metadata '" + key + "' missing)");
+    return it->second;
+  };
+  ModelFile file;
+  file.spec = parse_model_spec(meta("histocnn.spec"), path);
+  const std::string input = meta("histocnn.input");
+  require(std::sscanf(input.c_str(), "%dx%d", &file.width, &file.height) == 2,
+          path + ": bad histocnn.input '" + input + "'");
+  file.crop = meta("histocnn.crop");
+  const NetworkShape shape = infer_shapes(file.spec, 1, file.height, file.width);
+  file.params = Parameters::zeros(shape);
+  take(in, "", file.params, path);
+  if (in.metadata.count("histocnn.state")) {
+    file.has_optimizer = true;
+    file.m = Parameters::zeros(shape);
+    file.v = Parameters::zeros(shape);
+    take(in, "optimizer.m.", file.m, path);
+    take(in, "optimizer.v.", file.v, path);
+    try {
+      file.state = nlohmann::json::parse(in.metadata.at("histocnn.state"));
+    } catch (const std::exception&) {
+      fail(path + ": histocnn.state metadata is not valid JSON");
+    }
+  }
+  return file;
+}
+
+}  // namespace histocnn

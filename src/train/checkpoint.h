@@ -1,0 +1,38 @@
+// Model and checkpoint files (safetensors).
+//
+// model file:   the parameters under their PyTorch names (conv1.weight OIHW,
+//               fc1.weight [out, in], ...) and metadata:
+//                 histocnn.spec   the model spec text
+//                 histocnn.input  "WxH" input size
+//                 histocnn.crop   "WxH" crop size, or "whole"
+// checkpoint:   a model file plus Adam's moments (optimizer.m.<name>,
+//               optimizer.v.<name>) and histocnn.state, a JSON object with the
+//               step, epoch and history, so `train --resume` continues exactly.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "nn/params.h"
+#include "nn/spec.h"
+
+namespace histocnn {
+
+struct ModelFile {
+  ModelSpec spec;
+  int width = 0, height = 0;
+  std::string crop;  // "WxH" or "whole"
+  Parameters params;
+  // Only in checkpoints:
+  bool has_optimizer = false;
+  Parameters m, v;
+  nlohmann::json state;  // {"step":..,"epoch":..,"history":[...]}
+};
+
+void save_model_file(const std::string& path, const ModelFile& file);
+// Loads and validates against the spec's shapes; errors name the file.
+ModelFile load_model_file(const std::string& path);
+
+}  // namespace histocnn

@@ -1,0 +1,73 @@
+#include "train/metrics.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <map>
+
+#include "core/error.h"
+
+namespace histocnn {
+
+Metrics compute_metrics(const std::vector<Prediction>& predictions) {
+  Metrics m;
+  m.count = int(predictions.size());
+  if (predictions.empty()) return m;
+  for (const auto& p : predictions) {
+    const bool predicted = p.p_malignant >= 0.5f;
+    if (p.label == 1) predicted ? ++m.tp : ++m.fn;
+    else predicted ? ++m.fp : ++m.tn;
+  }
+  m.accuracy = double(m.tp + m.tn) / m.count;
+  const int positives = m.tp + m.fn, negatives = m.tn + m.fp;
+  const double tpr = positives ? double(m.tp) / positives : 0.0;
+  const double tnr = negatives ? double(m.tn) / negatives : 0.0;
+  m.balanced_accuracy = positives && negatives ? 0.5 * (tpr + tnr) : (positives ? tpr : tnr);
+  if (!positives || !negatives) {
+    m.auc = std::numeric_limits<double>::quiet_NaN();
+    return m;
+  }
+  // AUC = Mann-Whitney U / (P*N), ties counted half, via average ranks.
+  std::vector<std::pair<float, int>> sorted;
+  for (const auto& p : predictions) sorted.push_back({p.p_malignant, p.label});
+  std::sort(sorted.begin(), sorted.end());
+  double rank_sum = 0;
+  for (size_t i = 0; i < sorted.size();) {
+    size_t j = i;
+    while (j < sorted.size() && sorted[j].first == sorted[i].first) ++j;
+    const double average_rank = 0.5 * double(i + 1 + j);
+    for (size_t k = i; k < j; ++k)
+      if (sorted[k].second == 1) rank_sum += average_rank;
+    i = j;
+  }
+  m.auc = (rank_sum - double(positives) * (positives + 1) / 2.0) / (double(positives) * negatives);
+  return m;
+}
+
+std::vector<Prediction> aggregate(const std::vector<Prediction>& predictions,
+                                  const std::vector<std::string>& group_of) {
+  require(predictions.size() == group_of.size(), "aggregate: size mismatch");
+  std::map<std::string, std::pair<double, int>> sums;
+  std::map<std::string, int> malignant;  // a group's label: the majority of its members'
+  for (size_t i = 0; i < predictions.size(); ++i) {
+    auto& s = sums[group_of[i]];
+    s.first += predictions[i].p_malignant;
+    s.second += 1;
+    malignant[group_of[i]] += predictions[i].label;
+  }
+  std::vector<Prediction> out;
+  for (const auto& [group, s] : sums)
+    out.push_back({float(s.first / s.second), 2 * malignant[group] > s.second ? 1 : 0});
+  return out;
+}
+
+nlohmann::json Metrics::to_json() const {
+  nlohmann::json j = {{"count", count},
+                      {"accuracy", accuracy},
+                      {"balanced_accuracy", balanced_accuracy},
+                      {"confusion", {{"tn", tn}, {"fp", fp}, {"fn", fn}, {"tp", tp}}}};
+  j["auc"] = std::isnan(auc) ? nlohmann::json(nullptr) : nlohmann::json(auc);
+  return j;
+}
+
+}  // namespace histocnn

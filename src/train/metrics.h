@@ -1,0 +1,29 @@
+// Classification metrics for benign (0) / malignant (1), at three levels:
+// per crop, per image (mean P(malignant) over its crops) and per patient.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace histocnn {
+
+struct Prediction {
+  float p_malignant;
+  int label;
+};
+
+struct Metrics {
+  int count = 0;
+  double accuracy = 0, balanced_accuracy = 0, auc = 0;  // auc is NaN with one class only
+  int tn = 0, fp = 0, fn = 0, tp = 0;                     // confusion at threshold 0.5
+  nlohmann::json to_json() const;
+};
+
+Metrics compute_metrics(const std::vector<Prediction>& predictions);
+// Mean P(malignant) per group (image or patient); groups keyed by string.
+std::vector<Prediction> aggregate(const std::vector<Prediction>& predictions,
+                                  const std::vector<std::string>& group_of);
+
+}  // namespace histocnn

@@ -1,0 +1,250 @@
+#include "train/trainer.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <numeric>
+#include <sstream>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "core/rng.h"
+#include "core/threads.h"
+#include "data/loader.h"
+#include "train/checkpoint.h"
+
+namespace histocnn {
+namespace fs = std::filesystem;
+
+void select_images(const DataSelection& s, std::vector<SlideImage>* train,
+                   std::vector<SlideImage>* validation) {
+  const GlasFolder folder = open_glas_folder(s.folder, s.split);
+  train->clear();
+  validation->clear();
+  if (!s.val_split.empty()) {
+    *train = folder.images;
+    *validation = open_glas_folder(s.folder, s.val_split).images;
+    return;
+  }
+  if (s.folds == 0) {
+    *train = folder.images;
+    return;
+  }
+  require(s.fold >= 0 && s.fold < s.folds, "--fold: must be in 0.." + std::to_string(s.folds - 1));
+  const auto folds = patient_folds(folder.images, s.folds, s.fold_seed);
+  for (size_t i = 0; i < folder.images.size(); ++i)
+    (folds[i] == s.fold ? validation : train)->push_back(folder.images[i]);
+}
+
+EvalReport evaluate(TrainingStep& step, const ExampleSet& set) {
+  const int batch = step.shape().batch;
+  std::vector<Prediction> crops;
+  std::vector<std::string> image_of, patient_of;
+  std::vector<int> order(set.examples.size());
+  std::iota(order.begin(), order.end(), 0);
+  BatchLoader loader(set, order, batch, AugmentOptions{}, 0, 2);
+  std::vector<float> probs(size_t(batch) * 2);
+  for (Batch b; loader.next(b);) {
+    step.predict(b.images.data(), b.count, probs.data());
+    for (int i = 0; i < b.count; ++i) {
+      const Example& ex = set.examples[b.example_ids[i]];
+      crops.push_back({probs[2 * i + 1], ex.label});
+      image_of.push_back(set.images[ex.image_index].name);
+      patient_of.push_back(set.images[ex.image_index].patient);
+    }
+  }
+  EvalReport r;
+  r.per_crop = compute_metrics(crops);
+  r.per_image = compute_metrics(aggregate(crops, image_of));
+  r.per_patient = compute_metrics(aggregate(crops, patient_of));
+  return r;
+}
+
+nlohmann::json EvalReport::to_json() const {
+  return {{"per_crop", per_crop.to_json()},
+          {"per_image", per_image.to_json()},
+          {"per_patient", per_patient.to_json()}};
+}
+
+namespace {
+
+std::string format_seconds(double s) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1fs", s);
+  return buf;
+}
+
+void progress_bar(int done, int total, double elapsed, double loss) {
+  const int width = 30, filled = total ? done * width / total : width;
+  const double eta = done ? elapsed / done * (total - done) : 0;
+  std::fprintf(stderr, "\r  [%s%s] %d/%d loss %.4f eta %s ", std::string(filled, '#').c_str(),
+               std::string(width - filled, '.').c_str(), done, total, loss,
+               format_seconds(eta).c_str());
+  std::fflush(stderr);
+}
+
+}  // namespace
+
+nlohmann::json run_training(const TrainOptions& o) {
+  auto log = o.log ? o.log : [](const std::string& line) { std::printf("%s\n", line.c_str()); };
+  require(o.batch >= 1, "--batch: must be at least 1, got " + std::to_string(o.batch));
+  require(o.epochs >= 1, "--epochs: must be at least 1, got " + std::to_string(o.epochs));
+  const int threads = bound_cores(o.threads);
+  require(!o.output.empty(), "--output: an output folder is required");
+  make_directories(o.output);
+  const std::string checkpoint_path = (fs::path(o.output) / "checkpoint.safetensors").string();
+  const std::string model_path = (fs::path(o.output) / "model.safetensors").string();
+  const std::string metrics_path = (fs::path(o.output) / "metrics.json").string();
+
+  // Data.
+  std::vector<SlideImage> train_images, val_images;
+  select_images(o.data, &train_images, &val_images);
+  const auto t0 = std::chrono::steady_clock::now();
+  const ExampleSet train_set = build_examples(train_images, o.crops, o.width, o.height, threads);
+  ExampleSet val_set;
+  if (!val_images.empty()) {
+    CropOptions vc = o.crops;
+    vc.seed = o.crops.seed + 7919;
+    int benign = 0, malignant = 0;
+    for (const auto& im : val_images) (im.label ? malignant : benign)++;
+    vc.benign_crops = benign * o.val_crops_per_image;
+    vc.malignant_crops = malignant * o.val_crops_per_image;
+    val_set = build_examples(val_images, vc, o.width, o.height, threads);
+  }
+  const double data_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  log("data: " + std::to_string(train_images.size()) + " train images -> " +
+      std::to_string(train_set.examples.size()) + " examples, " +
+      std::to_string(val_images.size()) + " validation images -> " +
+      std::to_string(val_set.examples.size()) + " examples (" + format_seconds(data_seconds) + ")");
+
+  // Model.
+  const NetworkShape shape = infer_shapes(o.spec, o.batch, o.height, o.width);
+  StepOptions step_options;
+  step_options.adam = o.adam;
+  step_options.dropout_seed = o.seed ^ 0xD50u;
+  auto backend = make_backend(o.device);
+  auto step = backend->compile(o.spec, shape, step_options);
+  const std::string crop_text = o.crops.whole_image ? "whole"
+                                                    : std::to_string(o.crops.crop_width) + "x" +
+                                                          std::to_string(o.crops.crop_height);
+  int start_epoch = 0;
+  nlohmann::json history = nlohmann::json::array();
+  if (o.resume && fs::exists(checkpoint_path)) {
+    ModelFile ck = load_model_file(checkpoint_path);
+    require(ck.spec.text() == o.spec.text() && ck.width == o.width && ck.height == o.height,
+            checkpoint_path + ": checkpoint was trained with another model or input size");
+    require(ck.has_optimizer, checkpoint_path + ": not a checkpoint (no optimizer state)");
+    step->set_parameters(ck.params);
+    step->set_optimizer_state(ck.m, ck.v, ck.state.value("step", int64_t(0)));
+    start_epoch = ck.state.value("epoch", 0);
+    history = ck.state.value("history", nlohmann::json::array());
+    log("resumed from " + checkpoint_path + " at epoch " + std::to_string(start_epoch));
+  } else if (!o.init.empty()) {
+    ModelFile init = load_model_file(o.init);
+    require(init.spec.text() == o.spec.text() && init.width == o.width && init.height == o.height,
+            "--init " + o.init + ": weights are for another model or input size (" +
+                std::to_string(init.width) + "x" + std::to_string(init.height) + ")");
+    step->set_parameters(init.params);
+  } else {
+    step->set_parameters(Parameters::glorot(shape, o.seed));
+  }
+  log("model: " + std::to_string(shape.parameter_count()) + " parameters, input " +
+      std::to_string(o.width) + "x" + std::to_string(o.height) + ", batch " +
+      std::to_string(o.batch) + ", device " + o.device + ", " + std::to_string(threads) +
+      " threads, " + std::to_string(shape.training_flops() / o.batch / 1e9).substr(0, 5) +
+      " GFLOP per example per step");
+
+  const bool show_bar = o.progress && ::isatty(STDERR_FILENO);
+  Rng order_rng(o.seed ^ 0x0DE5u);
+  for (int e = 0; e < start_epoch; ++e) order_rng.next();  // same order as an uninterrupted run
+  nlohmann::json last_eval;
+  for (int epoch = start_epoch; epoch < o.epochs; ++epoch) {
+    Rng epoch_rng(order_rng.next());
+    std::vector<int> order(train_set.examples.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::shuffle(order.begin(), order.end(), epoch_rng);
+    BatchLoader loader(train_set, order, o.batch, o.augment, epoch_rng.next(), std::max(1, threads));
+    const auto start = std::chrono::steady_clock::now();
+    double loss_sum = 0;
+    int correct = 0, seen = 0, done = 0;
+    for (Batch b; loader.next(b);) {
+      const StepResult r = step->train(b.images.data(), b.labels.data(), b.count);
+      if (!std::isfinite(r.loss_sum))
+        throw DivergenceError("training diverged: loss is " + std::to_string(r.loss_sum) +
+                              " at epoch " + std::to_string(epoch + 1) +
+                              "; the last good checkpoint is kept in " + checkpoint_path +
+                              " (try a lower --lr)");
+      loss_sum += r.loss_sum;
+      correct += r.correct;
+      seen += b.count;
+      ++done;
+      if (show_bar)
+        progress_bar(done, loader.batches(),
+                     std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
+                     loss_sum / seen);
+    }
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (show_bar) std::fprintf(stderr, "\r%*s\r", 80, "");
+    nlohmann::json row = {{"epoch", epoch + 1},
+                          {"loss", loss_sum / seen},
+                          {"train_accuracy", double(correct) / seen},
+                          {"seconds", seconds},
+                          {"images_per_second", seen / seconds},
+                          {"data_wait_seconds", loader.wait_seconds()}};
+    char line[256];
+    std::snprintf(line, sizeof line, "epoch %d/%d  loss %.4f  train acc %.3f", epoch + 1, o.epochs,
+                  loss_sum / seen, double(correct) / seen);
+    std::string text = line;
+    if (!val_set.examples.empty()) {
+      const EvalReport report = evaluate(*step, val_set);
+      last_eval = report.to_json();
+      row["validation"] = last_eval;
+      std::snprintf(line, sizeof line, "  val acc %.3f (image %.3f, patient %.3f)",
+                    report.per_crop.accuracy, report.per_image.accuracy,
+                    report.per_patient.accuracy);
+      text += line;
+    }
+    std::snprintf(line, sizeof line, "  %.2fs  %.0f img/s", seconds, seen / seconds);
+    log(text + line);
+    history.push_back(row);
+
+    ModelFile ck;
+    ck.spec = o.spec;
+    ck.width = o.width;
+    ck.height = o.height;
+    ck.crop = crop_text;
+    ck.params = step->parameters();
+    ck.has_optimizer = true;
+    int64_t steps = 0;
+    step->optimizer_state(&ck.m, &ck.v, &steps);
+    ck.state = {{"step", steps}, {"epoch", epoch + 1}, {"history", history}};
+    save_model_file(checkpoint_path, ck);
+  }
+  ModelFile model;
+  model.spec = o.spec;
+  model.width = o.width;
+  model.height = o.height;
+  model.crop = crop_text;
+  model.params = step->parameters();
+  save_model_file(model_path, model);
+  nlohmann::json summary = {{"device", o.device},
+                            {"threads", threads},
+                            {"input", {o.width, o.height}},
+                            {"batch", o.batch},
+                            {"epochs", o.epochs},
+                            {"train_images", train_images.size()},
+                            {"validation_images", val_images.size()},
+                            {"train_examples", train_set.examples.size()},
+                            {"history", history},
+                            {"validation", last_eval},
+                            {"model", model_path}};
+  write_file_atomically(metrics_path, summary.dump(2) + "\n");
+  return summary;
+}
+
+}  // namespace histocnn

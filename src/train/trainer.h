@@ -1,0 +1,64 @@
+// Training and evaluation runs: data selection (split, patient-grouped fold),
+// the epoch loop with its log lines, validation, checkpoints and resume.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "backends/backend.h"
+#include "data/augment.h"
+#include "data/dataset.h"
+#include "nn/spec.h"
+#include "train/metrics.h"
+
+namespace histocnn {
+
+struct DataSelection {
+  std::string folder;
+  std::string split = "train";  // which names to use ("" / "all" = every row)
+  int folds = 5;                // patient-grouped folds; 0 = no validation fold
+  int fold = 0;                 // the validation fold
+  std::string val_split;        // alternatively: validate on another split (e.g. testA)
+  uint64_t fold_seed = 1;
+};
+
+// The images to train on and to validate on, per the selection.
+void select_images(const DataSelection& selection, std::vector<SlideImage>* train,
+                   std::vector<SlideImage>* validation);
+
+struct TrainOptions {
+  DataSelection data;
+  ModelSpec spec = default_model_spec();
+  int width = 64, height = 64;
+  int batch = 50;
+  int epochs = 10;
+  int threads = 0;            // 0 = all cores
+  std::string device = "cpu";
+  uint64_t seed = 1;
+  CropOptions crops;
+  int val_crops_per_image = 8;
+  AugmentOptions augment;
+  AdamConfig adam;
+  std::string output;         // folder for checkpoint, model, metrics
+  bool resume = false;
+  std::string init;           // starting weights
+  bool progress = false;      // progress bar (on a terminal)
+  std::function<void(const std::string&)> log = nullptr;  // one line per call
+};
+
+// Trains; returns the summary JSON also written to <output>/metrics.json.
+nlohmann::json run_training(const TrainOptions& options);
+
+struct EvalReport {
+  Metrics per_crop, per_image, per_patient;
+  nlohmann::json to_json() const;
+};
+
+// Predicts every example with `step` and computes metrics at all three levels.
+EvalReport evaluate(TrainingStep& step, const ExampleSet& examples);
+
+}  // namespace histocnn
