@@ -1,0 +1,65 @@
+// The whole network against PyTorch: tools/torch_reference.py builds the same
+// model with closed-form weights and inputs (reproduced here), draws dropout
+// with our counter hash, and records the first step's gradients, the losses
+// of 10 Adam steps and the final parameters (tests/data/torch_reference.json).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "backends/backend.h"
+#include "core/atomic_file.h"
+
+namespace histocnn {
+namespace {
+
+TEST(TorchReference, GradientsAndTenAdamStepsMatchPyTorch) {
+  const auto ref = nlohmann::json::parse(read_file(HISTOCNN_SOURCE_DIR "/tests/data/torch_reference.json"));
+  const int batch = ref["config"]["batch"], size = ref["config"]["size"];
+  const ModelSpec spec = default_model_spec();
+  const NetworkShape shape = infer_shapes(spec, batch, size, size);
+  StepOptions options;  // Keras' Adam defaults, as in the script
+  options.dropout_seed = ref["config"]["dropout_seed"].get<uint64_t>();
+  auto step = make_backend("cpu")->compile(spec, shape, options);
+
+  Parameters params = Parameters::zeros(shape);
+  int k = 0;
+  for (const auto& info : params.layout) {
+    const double fan = info.is_bias ? 64.0 : double(info.fan_in);
+    const double limit = 1.0 / std::sqrt(fan);
+    for (int64_t i = 0; i < info.size; ++i)
+      params.data(info)[i] = float(limit * std::sin(1.7 * double(i) + 0.3 * k));
+    ++k;
+  }
+  step->set_parameters(params);
+  std::vector<float> images(size_t(batch) * 3 * size * size);
+  for (size_t i = 0; i < images.size(); ++i) images[i] = float(0.5 + 0.5 * std::sin(0.013 * double(i)));
+  const std::vector<int32_t> labels = {0, 1, 1, 0};
+
+  Parameters grads;
+  step->gradients(images.data(), labels.data(), batch, true, &grads);
+  for (const auto& info : grads.layout) {
+    const auto& want = ref["first_step_gradients"][info.name];
+    double sum = 0, sumsq = 0;
+    for (int64_t i = 0; i < info.size; ++i) sum += grads.data(info)[i], sumsq += double(grads.data(info)[i]) * grads.data(info)[i];
+    const double scale = std::sqrt(want["sumsq"].get<double>() / double(info.size)) + 1e-12;
+    EXPECT_NEAR(sumsq, want["sumsq"].get<double>(), 1e-3 * want["sumsq"].get<double>() + 1e-12) << info.name;
+    EXPECT_NEAR(sum, want["sum"].get<double>(), 1e-3 * scale * double(info.size)) << info.name;
+    for (int i = 0; i < 8 && i < info.size; ++i)
+      EXPECT_NEAR(grads.data(info)[i], want["first"][i].get<double>(), 1e-3 * scale + 1e-7) << info.name << "[" << i << "]";
+  }
+  const auto& losses = ref["losses"];
+  for (size_t s = 0; s < losses.size(); ++s) {
+    const double loss = step->train(images.data(), labels.data(), batch).loss_sum / batch;
+    EXPECT_NEAR(loss, losses[s].get<double>(), 1e-4) << "step " << s + 1;
+  }
+  const Parameters final_params = step->parameters();
+  for (const auto& info : final_params.layout) {
+    const auto& want = ref["final_parameters"][info.name];
+    for (int i = 0; i < 8 && i < info.size; ++i)
+      EXPECT_NEAR(final_params.data(info)[i], want["first"][i].get<double>(), 2e-5) << info.name << "[" << i << "]";
+  }
+}
+
+}  // namespace
+}  // namespace histocnn
