@@ -1,6 +1,7 @@
 // histocnn: train and evaluate CNNs on colon histopathology images.
 #include <cstdio>
 #include <exception>
+#include <string>
 
 #include "cli/commands.h"
 #include "core/error.h"
@@ -17,6 +18,18 @@ int main(int argc, char** argv) {
     const auto all = app.get_subcommands([](CLI::App*) { return true; });
     if (all.size() != before + 1) return 3;  // each add_* registers exactly one subcommand
     commands.emplace_back(all.back(), runner);
+  }
+  if (argc > 1 && argv[1][0] != '-') {
+    bool known = false;
+    std::string names;
+    for (auto& [cmd, run] : commands) {
+      known = known || cmd->get_name() == argv[1];
+      names += (names.empty() ? "" : ", ") + cmd->get_name();
+    }
+    if (!known) {
+      std::fprintf(stderr, "histocnn: unknown command '%s' (%s)\n", argv[1], names.c_str());
+      return 2;
+    }
   }
   try {
     app.parse(argc, argv);

@@ -94,6 +94,7 @@ nlohmann::json run_training(const TrainOptions& o) {
   require(o.batch >= 1, "--batch: must be at least 1, got " + std::to_string(o.batch));
   require(o.epochs >= 1, "--epochs: must be at least 1, got " + std::to_string(o.epochs));
   const int threads = bound_cores(o.threads);
+  auto backend = make_backend(o.device);  // an unknown device fails before any work
   require(!o.output.empty(), "--output: an output folder is required");
   make_directories(o.output);
   const std::string checkpoint_path = (fs::path(o.output) / "checkpoint.safetensors").string();
@@ -127,7 +128,6 @@ nlohmann::json run_training(const TrainOptions& o) {
   StepOptions step_options;
   step_options.adam = o.adam;
   step_options.dropout_seed = o.seed ^ 0xD50u;
-  auto backend = make_backend(o.device);
   auto step = backend->compile(o.spec, shape, step_options);
   const std::string crop_text = o.crops.whole_image ? "whole"
                                                     : std::to_string(o.crops.crop_width) + "x" +

@@ -1,0 +1,144 @@
+// The command line end to end: a short training on synthetic data that ends
+// far above chance, eval/predict, resume equal to an uninterrupted run,
+// divergence keeping the last good checkpoint, and one-line errors.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "core/atomic_file.h"
+#include "train/checkpoint.h"
+#include "test_util.h"
+
+namespace histocnn {
+namespace {
+
+struct CommandResult {
+  int status;
+  std::string output;
+};
+
+CommandResult run(const std::string& args) {
+  const std::string command = std::string(HISTOCNN_BINARY) + " " + args + " 2>&1";
+  FILE* pipe = popen(command.c_str(), "r");
+  std::string output;
+  std::array<char, 4096> buffer;
+  for (size_t n; (n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0;) output.append(buffer.data(), n);
+  const int status = pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+}
+
+// One synthetic dataset for the whole suite.
+class Cli : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new testing::TempDir();
+    const CommandResult r = run("synth -o " + data() + " --images 24 --per-patient 2 --width 240 --height 180 --seed 4");
+    ASSERT_EQ(r.status, 0) << r.output;
+  }
+  static void TearDownTestSuite() { delete dir_; }
+  static std::string data() { return *dir_ / "synthetic"; }
+  static std::string out(const std::string& name) { return *dir_ / name; }
+  static std::string train_args() {
+    return "train --data " + data() + " --size 32 --crop 96 --batch 20 --crops-benign 200 "
+           "--crops-malignant 200 --folds 4 --fold 1 --threads 1 --no-progress --seed 3";
+  }
+  static testing::TempDir* dir_;
+};
+testing::TempDir* Cli::dir_ = nullptr;
+
+TEST_F(Cli, ShortTrainingEndsFarAboveChanceAndEvalAgrees) {
+  const CommandResult r = run(train_args() + " --epochs 4 --flips --rotations --stain-jitter 0.05 -o " + out("run"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("epoch 4/4"), std::string::npos) << r.output;
+  const auto metrics = nlohmann::json::parse(read_file(out("run") + "/metrics.json"));
+  EXPECT_EQ(metrics["history"].size(), 4u);
+  const double val = metrics["validation"]["per_crop"]["accuracy"];
+  EXPECT_GE(val, 0.8) << r.output;
+
+  const CommandResult e = run("eval --data " + data() + " --folds 4 --fold 1 --threads 1 -m " + out("run/model.safetensors") +
+                    " -o " + out("eval.json"));
+  ASSERT_EQ(e.status, 0) << e.output;
+  EXPECT_NE(e.output.find("patient"), std::string::npos);
+  const auto report = nlohmann::json::parse(read_file(out("eval.json")));
+  EXPECT_GE(report["per_image"]["accuracy"].get<double>(), 0.8) << e.output;
+
+  const CommandResult p = run("predict -m " + out("run/model.safetensors") + " " + data() + "/train_1.png " + data() +
+                    "/train_3.png");
+  ASSERT_EQ(p.status, 0) << p.output;
+  EXPECT_NE(p.output.find("train_1.png,"), std::string::npos) << p.output;
+  for (const auto& entry : std::filesystem::directory_iterator(out("run")))
+    EXPECT_EQ(entry.path().string().find(".tmp."), std::string::npos) << "torn temporary left behind";
+}
+
+TEST_F(Cli, ResumeGivesTheSameWeightsAsAnUninterruptedRun) {
+  ASSERT_EQ(run(train_args() + " --epochs 3 -o " + out("straight")).status, 0);
+  ASSERT_EQ(run(train_args() + " --epochs 2 -o " + out("resumed")).status, 0);
+  const CommandResult r = run(train_args() + " --epochs 3 --resume -o " + out("resumed"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("resumed from"), std::string::npos) << r.output;
+  const ModelFile a = load_model_file(out("straight/model.safetensors"));
+  const ModelFile b = load_model_file(out("resumed/model.safetensors"));
+  ASSERT_EQ(a.params.values.size(), b.params.values.size());
+  for (size_t i = 0; i < a.params.values.size(); ++i)
+    ASSERT_NEAR(a.params.values[i], b.params.values[i], 1e-5) << i;
+}
+
+TEST_F(Cli, DivergenceStopsWithAClearMessageAndKeepsTheLastGoodCheckpoint) {
+  ASSERT_EQ(run(train_args() + " --epochs 1 -o " + out("diverge")).status, 0);
+  const std::string before = read_file(out("diverge/checkpoint.safetensors"));
+  const CommandResult r = run(train_args() + " --epochs 3 --resume --lr 1e30 -o " + out("diverge"));
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("training diverged"), std::string::npos) << r.output;
+  EXPECT_EQ(read_file(out("diverge/checkpoint.safetensors")), before);
+}
+
+TEST_F(Cli, BadInputGivesOneLineErrorsAndNonZeroExit) {
+  struct Case {
+    std::string args, fragment;
+  };
+  const std::vector<Case> cases = {
+      {"train --data " + data() + " -o " + out("x") + " --bogus", "--bogus"},
+      {"train --data " + data() + " -o " + out("x") + " --batch 0", "--batch"},
+      {"train --data /nonexistent/glas -o " + out("x"), "/nonexistent/glas: data folder not found"},
+      {"train --data " + data() + " -o " + out("x") + " --size 10x", "--size"},
+      {"train --data " + data() + " -o " + out("x") + " --threads 999", "--threads"},
+      {"train --data " + data() + " -o " + out("x") + " --crop 500", "smaller than the 500x500 crop"},
+      {"train --data " + data() + " -o " + out("x") + " --device tpu", "--device"},
+      {"eval --data " + data() + " -m " + out("missing.safetensors"), "missing.safetensors: model file not found"},
+      {"predict -m " + out("missing.safetensors") + " a.png", "model file not found"},
+      {"synth -o " + out("s") + " --format gif", "--format"},
+      {"frobnicate", "frobnicate"},
+  };
+  for (const auto& c : cases) {
+    const CommandResult r = run(c.args);
+    EXPECT_NE(r.status, 0) << c.args;
+    EXPECT_NE(r.output.find(c.fragment), std::string::npos) << c.args << "\n" << r.output;
+    EXPECT_LE(std::count(r.output.begin(), r.output.end(), '\n'), 1) << c.args << "\n" << r.output;
+    EXPECT_EQ(r.output.find("histocnn: "), 0u) << r.output;
+  }
+}
+
+TEST_F(Cli, CorruptGradeCsvAndLabelsAreNamed) {
+  testing::TempDir bad;
+  write_file_atomically(bad / "Grade.csv", "name,patient ID,grade (GlaS)\ntrain_1,1, adenoma\n");
+  CommandResult r = run("train --data " + bad.path() + " -o " + out("y"));
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("Grade.csv line 2: grade 'adenoma'"), std::string::npos) << r.output;
+  std::filesystem::remove(bad / "Grade.csv");
+  r = run("train --data " + bad.path() + " -o " + out("y"));
+  EXPECT_NE(r.output.find("Grade.csv: not found"), std::string::npos) << r.output;
+}
+
+TEST_F(Cli, EverySubcommandHasHelp) {
+  for (const char* cmd : {"synth", "train", "eval", "predict"}) {
+    const CommandResult r = run(std::string(cmd) + " --help");
+    EXPECT_EQ(r.status, 0) << cmd;
+    EXPECT_NE(r.output.find("Usage"), std::string::npos) << r.output;
+  }
+}
+
+}  // namespace
+}  // namespace histocnn

@@ -1,0 +1,245 @@
+// Data: Grade.csv edge cases, image decoding errors, crops, folds,
+// augmentation and the loader's determinism.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <set>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "data/augment.h"
+#include "data/dataset.h"
+#include "data/grade_csv.h"
+#include "data/image.h"
+#include "data/loader.h"
+#include "data/synth.h"
+#include "test_util.h"
+
+#include <stb_image_write.h>
+
+namespace histocnn {
+namespace {
+
+using testing::TempDir;
+
+TEST(GradeCsv, AcceptsGlasReleaseQuirks) {
+  // Leading spaces, CR-only line ends, columns reordered, BOM, blank lines.
+  const std::string cr = "\xEF\xBB\xBFpatient ID,name, grade (GlaS),grade (Sirinukunwattana et al. 2015)\r"
+                         " 2,train_1, malignant, moderately differentiated\r\r"
+                         "13, train_12, Benign, healthy\r";
+  const auto rows = parse_grade_csv(cr, "Grade.csv");
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0].name, "train_1");
+  EXPECT_EQ(rows[0].patient, "2");
+  EXPECT_EQ(rows[0].label, 1);
+  EXPECT_EQ(rows[1].label, 0);
+  EXPECT_EQ(rows[1].subgrade, "healthy");
+  const std::string crlf = "name,patient ID,grade (GlaS)\r\ntrain_3,4, benign\r\n";
+  EXPECT_EQ(parse_grade_csv(crlf, "x").size(), 1u);
+  const std::string lf_no_final_newline = "name,patient ID,grade (GlaS)\ntrain_3,4, malignant";
+  EXPECT_EQ(parse_grade_csv(lf_no_final_newline, "x")[0].label, 1);
+}
+
+void expect_error(const std::string& content, const std::string& fragment) {
+  try {
+    parse_grade_csv(content, "data/Grade.csv");
+    FAIL() << "expected an error containing '" << fragment << "'";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("data/Grade.csv"), std::string::npos) << e.what();
+    EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos) << "one line only";
+  }
+}
+
+TEST(GradeCsv, RejectsMalformedContentWithOneLineErrors) {
+  expect_error("", "empty file");
+  expect_error("name,grade (GlaS)\ntrain_1, benign\n", "header must name");
+  expect_error("name,patient ID,grade (GlaS)\ntrain_1,1, adenoma\n", "neither benign nor malignant");
+  expect_error("name,patient ID,grade (GlaS)\ntrain_1,1\n", "line 2");
+  expect_error("name,patient ID,grade (GlaS)\ntrain_1,1,benign\ntrain_1,2,benign\n", "listed twice");
+  expect_error("name,patient ID,grade (GlaS)\n", "no image rows");
+  expect_error("name,patient ID,grade (GlaS)\n,1,benign\n", "empty image name");
+}
+
+TEST(Images, DecodesAndRejectsBadFilesByName) {
+  TempDir dir;
+  Image rgb;
+  rgb.width = 40, rgb.height = 30;
+  rgb.rgb.assign(40 * 30 * 3, 0);
+  for (size_t i = 0; i < rgb.rgb.size(); ++i) rgb.rgb[i] = uint8_t(i * 7);
+  save_image(dir / "a.png", rgb);
+  save_image(dir / "a.bmp", rgb);
+  EXPECT_EQ(load_image(dir / "a.png").rgb, rgb.rgb);
+  EXPECT_EQ(load_image(dir / "a.bmp").rgb, rgb.rgb);
+
+  auto expect_fail = [](const std::string& path, const std::string& fragment) {
+    try {
+      load_image(path);
+      FAIL() << path;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+    }
+  };
+  const std::string png = read_file(dir / "a.png");
+  write_file_atomically(dir / "truncated.png", png.substr(0, png.size() / 2));
+  expect_fail(dir / "truncated.png", "corrupt or truncated");
+  write_file_atomically(dir / "garbage.bmp", "this is not an image at all");
+  expect_fail(dir / "garbage.bmp", "not a readable image");
+  write_file_atomically(dir / "empty.png", "");
+  expect_fail(dir / "empty.png", "empty image file");
+  expect_fail(dir / "missing.png", "cannot open");
+  write_file_atomically(dir / "slide.tif", "II*\0");
+  expect_fail(dir / "slide.tif", "TIFF");
+}
+
+uint32_t crc32(const std::string& bytes) {
+  uint32_t crc = 0xFFFFFFFFu;
+  for (unsigned char c : bytes) {
+    crc ^= c;
+    for (int k = 0; k < 8; ++k) crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
+  }
+  return ~crc;
+}
+
+std::string big_endian(uint32_t v) {
+  return {char(v >> 24), char(v >> 16), char(v >> 8), char(v)};
+}
+
+// A 16-bit RGB PNG of one colour, zlib "stored" (uncompressed) blocks.
+std::string sixteen_bit_png(int width, int height, uint16_t value) {
+  std::string raw;
+  for (int y = 0; y < height; ++y) {
+    raw.push_back(0);  // filter: none
+    for (int x = 0; x < width * 3; ++x) raw += {char(value >> 8), char(value & 0xFF)};
+  }
+  std::string z = {0x78, 0x01, 0x01};  // zlib header; one final stored block
+  const uint16_t len = uint16_t(raw.size()), nlen = uint16_t(~len);
+  z += {char(len & 0xFF), char(len >> 8), char(nlen & 0xFF), char(nlen >> 8)};
+  z += raw;
+  uint32_t a = 1, b = 0;
+  for (unsigned char c : raw) a = (a + c) % 65521, b = (b + a) % 65521;
+  z += big_endian((b << 16) | a);
+  auto chunk = [](const std::string& type, const std::string& data) {
+    return big_endian(uint32_t(data.size())) + type + data + big_endian(crc32(type + data));
+  };
+  std::string ihdr = big_endian(width) + big_endian(height) + std::string{16, 2, 0, 0, 0};
+  return std::string("\x89PNG\r\n\x1a\n", 8) + chunk("IHDR", ihdr) + chunk("IDAT", z) + chunk("IEND", "");
+}
+
+TEST(Images, GrayscaleIsRejectedRgbaAndSixteenBitAreConverted) {
+  TempDir dir;
+  std::vector<uint8_t> gray(16 * 16, 100), rgba(16 * 16 * 4, 200);
+  for (size_t i = 3; i < rgba.size(); i += 4) rgba[i] = 17;  // alpha
+  ASSERT_TRUE(stbi_write_png((dir / "gray.png").c_str(), 16, 16, 1, gray.data(), 16));
+  ASSERT_TRUE(stbi_write_png((dir / "rgba.png").c_str(), 16, 16, 4, rgba.data(), 64));
+  try {
+    load_image(dir / "gray.png");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("grayscale"), std::string::npos);
+  }
+  const Image from_rgba = load_image(dir / "rgba.png");
+  EXPECT_EQ(from_rgba.width, 16);
+  EXPECT_EQ(from_rgba.rgb[0], 200);
+  EXPECT_EQ(from_rgba.rgb.size(), 16u * 16 * 3);
+  // A 16-bit RGB PNG (stb_image_write cannot write one): reduced to 8 bits.
+  write_file_atomically(dir / "deep.png", sixteen_bit_png(4, 3, 0xABCD));
+  const Image deep = load_image(dir / "deep.png");
+  EXPECT_EQ(deep.width, 4);
+  EXPECT_EQ(deep.rgb[0], 0xAB);
+}
+
+TEST(Dataset, FoldsGroupPatientsAndCropsAreDeterministic) {
+  TempDir dir;
+  SynthOptions synth;
+  synth.images = 12;
+  synth.images_per_patient = 2;
+  synth.width = 120, synth.height = 90;
+  write_synthetic_dataset(dir.path(), synth);
+  const GlasFolder folder = open_glas_folder(dir.path(), "train");
+  ASSERT_EQ(folder.images.size(), 12u);
+  const auto folds = patient_folds(folder.images, 3, 7);
+  for (size_t i = 0; i < folds.size(); ++i)
+    for (size_t j = 0; j < folds.size(); ++j)
+      if (folder.images[i].patient == folder.images[j].patient) EXPECT_EQ(folds[i], folds[j]);
+  EXPECT_EQ(std::set<int>(folds.begin(), folds.end()).size(), 3u);
+
+  CropOptions crops;
+  crops.crop_width = crops.crop_height = 64;
+  crops.benign_crops = 10, crops.malignant_crops = 9;
+  const ExampleSet a = build_examples(folder.images, crops, 32, 32, 1);
+  const ExampleSet b = build_examples(folder.images, crops, 32, 32, 3);
+  ASSERT_EQ(a.examples.size(), 19u);
+  EXPECT_EQ(a.pixels, b.pixels);
+  for (size_t i = 0; i < a.examples.size(); ++i) {
+    EXPECT_EQ(a.examples[i].x, b.examples[i].x);
+    EXPECT_LE(a.examples[i].x + 64, 120);
+  }
+  crops.seed = 2;
+  EXPECT_NE(build_examples(folder.images, crops, 32, 32, 2).pixels, a.pixels);
+  crops.crop_width = 200;
+  try {
+    build_examples(folder.images, crops, 32, 32, 2);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("smaller than the 200x64 crop"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Dataset, MissingImageAndMissingFolderAreNamed) {
+  TempDir dir;
+  write_file_atomically(dir / "Grade.csv", "name,patient ID,grade (GlaS)\ntrain_1,1, benign\n");
+  try {
+    open_glas_folder(dir.path());
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("train_1"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("missing"), std::string::npos);
+  }
+  EXPECT_THROW(open_glas_folder(dir / "nope"), Error);
+}
+
+TEST(Augment, IsSeededAndRotationsPreserveContent) {
+  std::vector<uint8_t> hwc(8 * 8 * 3);
+  for (size_t i = 0; i < hwc.size(); ++i) hwc[i] = uint8_t(i);
+  AugmentOptions all{true, true, 0.05f};
+  std::vector<float> a(3 * 64), b(3 * 64), plain(3 * 64);
+  augment_to_chw(hwc.data(), 8, 8, all, 42, a.data());
+  augment_to_chw(hwc.data(), 8, 8, all, 42, b.data());
+  EXPECT_EQ(a, b);
+  AugmentOptions geometric{true, true, 0.0f};
+  augment_to_chw(hwc.data(), 8, 8, {}, 0, plain.data());
+  for (uint64_t seed = 0; seed < 16; ++seed) {
+    augment_to_chw(hwc.data(), 8, 8, geometric, seed, a.data());
+    std::multiset<float> x(a.begin(), a.end()), y(plain.begin(), plain.end());
+    EXPECT_EQ(x, y) << "flips and rotations permute pixels";
+  }
+  EXPECT_FLOAT_EQ(plain[1], 3 / 255.0f);  // channel 0 of pixel (1, 0)
+}
+
+TEST(Loader, BatchesAreIdenticalWhateverTheWorkerCount) {
+  ExampleSet set;
+  set.width = set.height = 8;
+  for (int i = 0; i < 23; ++i) set.examples.push_back({0, i % 2, 0, 0});
+  set.pixels.resize(23 * 8 * 8 * 3);
+  for (size_t i = 0; i < set.pixels.size(); ++i) set.pixels[i] = uint8_t(i * 13);
+  std::vector<int> order(23);
+  for (int i = 0; i < 23; ++i) order[i] = (i * 5) % 23;
+  AugmentOptions aug{true, true, 0.05f};
+  auto collect = [&](int workers) {
+    BatchLoader loader(set, order, 5, aug, 9, workers, 2);
+    std::vector<float> all;
+    std::vector<int> counts;
+    for (Batch b; loader.next(b);) {
+      counts.push_back(b.count);
+      all.insert(all.end(), b.images.begin(), b.images.begin() + b.count * 3 * 64);
+    }
+    EXPECT_EQ(counts, (std::vector<int>{5, 5, 5, 5, 3}));
+    return all;
+  };
+  EXPECT_EQ(collect(1), collect(4));
+}
+
+}  // namespace
+}  // namespace histocnn
