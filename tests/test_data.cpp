@@ -162,7 +162,9 @@ TEST(Dataset, FoldsGroupPatientsAndCropsAreDeterministic) {
   const auto folds = patient_folds(folder.images, 3, 7);
   for (size_t i = 0; i < folds.size(); ++i)
     for (size_t j = 0; j < folds.size(); ++j)
-      if (folder.images[i].patient == folder.images[j].patient) EXPECT_EQ(folds[i], folds[j]);
+      if (folder.images[i].patient == folder.images[j].patient) {
+        EXPECT_EQ(folds[i], folds[j]);
+      }
   EXPECT_EQ(std::set<int>(folds.begin(), folds.end()).size(), 3u);
 
   CropOptions crops;

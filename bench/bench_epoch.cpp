@@ -1,0 +1,139 @@
+// One training epoch of the paper's CNN on the CPU backend, over a grid of
+// input sizes x batch sizes, beside the machine's practical ceiling: the rate
+// of a 2048^3 single-precision matrix product (oneDNN's dnnl_sgemm) on the
+// same threads, measured in the same run.
+//
+//   bench_epoch --sizes 32,64,128,180,200 --batches 10,20,50,100,150 --threads 2 \
+//               --repeats 3 --json out.json
+//
+// An epoch is the paper's 1851 examples (941 benign + 910 malignant) fed
+// through the real BatchLoader (float conversion on worker threads) into
+// TrainingStep::train. Reports the median of the repeats after one warm-up.
+#include <dnnl.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <numeric>
+#include <thread>
+
+#include "backends/backend.h"
+#include "core/rng.h"
+#include "core/threads.h"
+#include "data/loader.h"
+
+using namespace histocnn;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+}
+
+// GFLOP/s of C = A * B with M = N = K = 2048 (median of 5 after a warm-up).
+double sgemm_gflops(int n = 2048) {
+  std::vector<float> a(size_t(n) * n), b(size_t(n) * n), c(size_t(n) * n);
+  Rng rng(1);
+  for (auto& x : a) x = float(rng.uniform());
+  for (auto& x : b) x = float(rng.uniform());
+  std::vector<double> rates;
+  for (int i = 0; i < 6; ++i) {
+    const auto t = Clock::now();
+    dnnl_sgemm('N', 'N', n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
+    const double s = seconds_since(t);
+    if (i > 0) rates.push_back(2.0 * n * n * double(n) / s / 1e9);
+  }
+  return median(rates);
+}
+
+std::vector<int> parse_list(const std::string& text) {
+  std::vector<int> values;
+  std::stringstream in(text);
+  for (std::string item; std::getline(in, item, ',');) values.push_back(std::stoi(item));
+  return values;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"histocnn CPU epoch benchmark"};
+  std::string sizes = "32,64,128,180,200", batches = "10,20,50,100,150", json_path;
+  int threads = 0, repeats = 3, benign = 941, malignant = 910;
+  app.add_option("--sizes", sizes, "input sizes")->capture_default_str();
+  app.add_option("--batches", batches, "batch sizes")->capture_default_str();
+  app.add_option("--threads", threads, "cores (0 = all)")->capture_default_str();
+  app.add_option("--repeats", repeats, "timed epochs per point")->capture_default_str();
+  app.add_option("--benign", benign, "benign examples")->capture_default_str();
+  app.add_option("--malignant", malignant, "malignant examples")->capture_default_str();
+  app.add_option("--json", json_path, "write results here");
+  CLI11_PARSE(app, argc, argv);
+  threads = bound_cores(threads);
+
+  const double ceiling = sgemm_gflops();
+  std::printf("sgemm 2048^3 on %d threads: %.1f GFLOP/s\n", threads, ceiling);
+  nlohmann::json results = {{"engine", "histocnn"},
+                            {"threads", threads},
+                            {"sgemm_gflops", ceiling},
+                            {"examples", benign + malignant},
+                            {"points", nlohmann::json::array()}};
+  std::printf("%5s %6s %10s %10s %10s %8s\n", "size", "batch", "epoch_s", "img/s", "GFLOP/s", "%sgemm");
+  for (int size : parse_list(sizes)) {
+    // Random pixels stand in for decoded crops: the step's cost does not depend on content.
+    ExampleSet set;
+    set.width = set.height = size;
+    Rng rng(size);
+    for (int i = 0; i < benign + malignant; ++i) set.examples.push_back({0, i < benign ? 0 : 1, 0, 0});
+    set.pixels.resize(set.examples.size() * size_t(size) * size * 3);
+    for (auto& p : set.pixels) p = uint8_t(rng.next());
+    std::vector<int> order(set.examples.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::shuffle(order.begin(), order.end(), rng);
+    for (int batch : parse_list(batches)) {
+      const ModelSpec spec = default_model_spec();
+      const NetworkShape shape = infer_shapes(spec, batch, size, size);
+      auto step = make_backend("cpu")->compile(spec, shape, StepOptions{});
+      step->set_parameters(Parameters::glorot(shape, 1));
+      auto epoch = [&](int max_batches) {
+        BatchLoader loader(set, order, batch, AugmentOptions{}, 1, threads);
+        int done = 0;
+        for (Batch b; done < max_batches && loader.next(b); ++done)
+          step->train(b.images.data(), b.labels.data(), b.count);
+        return loader.wait_seconds();
+      };
+      epoch(3);  // warm-up: primitive creation, page faults
+      std::vector<double> times, waits;
+      for (int r = 0; r < repeats; ++r) {
+        const auto t = Clock::now();
+        waits.push_back(epoch(1 << 30));
+        times.push_back(seconds_since(t));
+      }
+      const double s = median(times);
+      const NetworkShape per_example = infer_shapes(spec, 1, size, size);
+      const double flops = per_example.training_flops() * double(set.examples.size());
+      const double gflops = flops / s / 1e9;
+      std::printf("%5d %6d %10.3f %10.1f %10.1f %7.1f%%\n", size, batch, s, set.examples.size() / s,
+                  gflops, 100 * gflops / ceiling);
+      std::fflush(stdout);
+      results["points"].push_back({{"size", size},
+                                   {"batch", batch},
+                                   {"epoch_seconds", s},
+                                   {"epoch_seconds_all", times},
+                                   {"data_wait_seconds", median(waits)},
+                                   {"images_per_second", set.examples.size() / s},
+                                   {"gflops", gflops},
+                                   {"fraction_of_sgemm", gflops / ceiling},
+                                   {"activation_bytes", step->memory().activation_bytes}});
+    }
+  }
+  if (!json_path.empty()) std::ofstream(json_path) << results.dump(2) << "\n";
+  return 0;
+}
