@@ -3,7 +3,7 @@
 // of a 2048^3 single-precision matrix product (oneDNN's dnnl_sgemm) on the
 // same threads, measured in the same run.
 //
-//   bench_epoch --sizes 32,64,128,180,200 --batches 10,20,50,100,150 --threads 2 \
+//   bench_epoch --sizes 32,64,128,180,200 --batches 10,20,50,100,150 --threads 2
 //               --repeats 3 --json out.json
 //
 // An epoch is the paper's 1851 examples (941 benign + 910 malignant) fed

@@ -33,7 +33,8 @@ struct StepResult {
 struct MemoryReport {
   int64_t activation_bytes = 0;  // activations, gradients and workspaces of one step
   int64_t parameter_bytes = 0;   // weights, gradients, optimizer state
-  std::string detail;            // backend-specific, human readable
+  std::string detail;            // backend-specific, one line
+  std::string plan;              // the memory plan, a table (empty where not planned)
 };
 
 class TrainingStep {

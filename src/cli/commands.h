@@ -13,5 +13,6 @@ Runner add_synth(CLI::App& app);
 Runner add_train(CLI::App& app);
 Runner add_eval(CLI::App& app);
 Runner add_predict(CLI::App& app);
+Runner add_memplan(CLI::App& app);
 
 }  // namespace histocnn::cli

@@ -19,11 +19,14 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <climits>
 #include <sstream>
+#include <unordered_map>
 
 #include "backends/cpu/cpu_backend.h"
 #include "core/error.h"
 #include "core/rng.h"
+#include "memory/memory_plan.h"
 
 namespace histocnn {
 namespace {
@@ -31,7 +34,11 @@ namespace {
 using Mem = dnnl::memory;
 using tag = Mem::format_tag;
 using dt = Mem::data_type;
-using Op = std::function<void()>;
+// An operation of the step and the memories it touches (for lifetime planning).
+struct Op {
+  std::function<void()> run;
+  std::vector<Mem> uses;
+};
 
 struct ConvBlock {
   ConvShape s;
@@ -114,16 +121,36 @@ class CpuTrainingStep final : public TrainingStep {
   const NetworkShape& shape() const override { return shape_; }
 
  private:
-  Mem make(const Mem::desc& md) {
-    memory_.activation_bytes += static_cast<int64_t>(md.get_size());
+  // A planned activation buffer: no memory yet; plan_buffers() places it in the arena.
+  Mem make(const Mem::desc& md, const std::string& name) {
+    Mem m(md, engine_, DNNL_MEMORY_NONE);
+    buffer_of_[m.get()] = buffers_.size();
+    buffers_.push_back({name, md.get_size(), {m}});
+    return m;
+  }
+  // Another view (descriptor) of a planned buffer.
+  Mem alias(const Mem::desc& md, const Mem& of) {
+    Mem m(md, engine_, DNNL_MEMORY_NONE);
+    const size_t id = buffer_of_.at(of.get());
+    buffer_of_[m.get()] = id;
+    buffers_[id].handles.push_back(m);
+    return m;
+  }
+  // Weights in a primitive's layout: they outlive a step, so they are not planned.
+  Mem persistent(const Mem::desc& md) {
+    memory_.parameter_bytes += int64_t(md.get_size());
     return Mem(md, engine_);
   }
   Mem view(const Mem::desc& md, float* data) { return Mem(md, engine_, data); }
-  void reorder_if_needed(const Mem& from, const Mem& to, std::vector<Op>& ops) {
-    if (from.get_desc() == to.get_desc() && from.get_data_handle() == to.get_data_handle()) return;
-    auto r = dnnl::reorder(from, to);
-    ops.push_back([this, r, src = from, dst = to]() mutable { r.execute(stream_, src, dst); });
+  void add(std::vector<Op>& ops, std::vector<Mem> uses, std::function<void()> run) {
+    ops.push_back({std::move(run), std::move(uses)});
   }
+  void reorder_if_needed(const Mem& from, const Mem& to, std::vector<Op>& ops) {
+    if (from.get_desc() == to.get_desc() && from.get() == to.get()) return;
+    auto r = dnnl::reorder(from, to);
+    add(ops, {from, to}, [this, r, src = from, dst = to]() mutable { r.execute(stream_, src, dst); });
+  }
+  void plan_buffers();
 
   void build();
   void build_conv(size_t i, const Mem& src, std::vector<Op>& weight_ops);
@@ -149,12 +176,20 @@ class CpuTrainingStep final : public TrainingStep {
   std::vector<float> probs_;
   std::vector<Op> weight_ops_, forward_ops_, backward_ops_, grad_ops_;
   MemoryReport memory_;
+  struct PlannedBuffer {
+    std::string name;
+    size_t bytes;
+    std::vector<Mem> handles;  // every descriptor viewing this buffer
+  };
+  std::vector<PlannedBuffer> buffers_;
+  std::unordered_map<dnnl_memory_t, size_t> buffer_of_;
+  std::unique_ptr<char[]> arena_;
 };
 
 void CpuTrainingStep::build() {
   const auto& s = shape_;
   auto user_md = Mem::desc(dims4(s.batch, s.channels, s.height, s.width), dt::f32, tag::nchw);
-  input_user_ = Mem(user_md, engine_);
+  input_user_ = make(user_md, "input");
   // Blocks are captured by reference in the op lists: no reallocation allowed.
   convs_.reserve(s.convs.size());
   denses_.reserve(s.denses.size());
@@ -167,11 +202,11 @@ void CpuTrainingStep::build() {
   // Flatten: last pooled map -> plain NCHW, seen as [N, C*H*W] by the dense layers.
   const auto& last = s.convs.back();
   auto nchw_md = Mem::desc(dims4(s.batch, last.out_c, last.out_h, last.out_w), dt::f32, tag::nchw);
-  flat_nchw_ = make(nchw_md);
-  d_flat_nchw_ = make(nchw_md);
+  flat_nchw_ = make(nchw_md, "flatten");
+  d_flat_nchw_ = make(nchw_md, "d_flatten");
   reorder_if_needed(src, flat_nchw_, forward_ops_);
   auto flat_md = Mem::desc({s.batch, int64_t(last.out_c) * last.out_h * last.out_w}, dt::f32, tag::nc);
-  Mem flat = view(flat_md, static_cast<float*>(flat_nchw_.get_data_handle()));
+  Mem flat = alias(flat_md, flat_nchw_);
   for (size_t i = 0; i < s.denses.size(); ++i) {
     build_dense(i, i == 0 ? flat : denses_[i - 1].out);
   }
@@ -183,7 +218,7 @@ void CpuTrainingStep::build() {
     // Gradient w.r.t. pre-activation: d_out (already holds dL/d(out) with the
     // dropout mask folded in by the block above) times ReLU'.
     if (d.s.relu) {
-      backward_ops_.push_back([&d, this]() {
+      add(backward_ops_, {d.d_out, d.out}, [&d, this]() {
         float* g = static_cast<float*>(d.d_out.get_data_handle());
         const float* y = static_cast<const float*>(d.out.get_data_handle());
         const int64_t n = int64_t(shape_.batch) * d.s.out;
@@ -192,12 +227,12 @@ void CpuTrainingStep::build() {
       });
     }
     auto bw = dnnl::inner_product_backward_weights(d.bwd_w_pd);
-    backward_ops_.push_back([&d, bw, this]() {
+    add(backward_ops_, {d.src, d.d_out}, [&d, bw, this]() {
       bw.execute(stream_, {{DNNL_ARG_SRC, d.src}, {DNNL_ARG_DIFF_DST, d.d_out},
                            {DNNL_ARG_DIFF_WEIGHTS, d.dw}, {DNNL_ARG_DIFF_BIAS, d.db}});
     });
     auto bd = dnnl::inner_product_backward_data(d.bwd_d_pd);
-    backward_ops_.push_back([&d, bd, this]() {
+    add(backward_ops_, {d.d_out, d.d_src}, [&d, bd, this]() {
       bd.execute(stream_, {{DNNL_ARG_DIFF_DST, d.d_out}, {DNNL_ARG_WEIGHTS, d.w},
                            {DNNL_ARG_DIFF_SRC, d.d_src}});
     });
@@ -215,37 +250,73 @@ void CpuTrainingStep::build() {
         dnnl::eltwise_backward::desc(dnnl::algorithm::eltwise_relu_use_dst_for_bwd,
                                      c.d_pooled.get_desc(), c.pooled.get_desc(), 0.f),
         engine_, relu_fwd));
-    backward_ops_.push_back([&c, relu_bwd, this]() {
+    add(backward_ops_, {c.pooled, c.d_pooled}, [&c, relu_bwd, this]() {
       relu_bwd.execute(stream_, {{DNNL_ARG_DST, c.pooled}, {DNNL_ARG_DIFF_DST, c.d_pooled},
                                  {DNNL_ARG_DIFF_SRC, c.d_pooled}});
     });
     if (c.pooling()) {
       auto pb = dnnl::pooling_backward(c.pool_bwd_pd);
-      backward_ops_.push_back([&c, pb, this]() {
+      add(backward_ops_, {c.d_pooled, c.d_conv_out, c.workspace}, [&c, pb, this]() {
         pb.execute(stream_, {{DNNL_ARG_DIFF_DST, c.d_pooled}, {DNNL_ARG_DIFF_SRC, c.d_conv_out},
                              {DNNL_ARG_WORKSPACE, c.workspace}});
       });
     }
     auto bw = dnnl::convolution_backward_weights(c.bwd_w_pd);
-    backward_ops_.push_back([&c, bw, this]() {
+    add(backward_ops_, {c.src, c.d_conv_out, c.dw_bwd}, [&c, bw, this]() {
       bw.execute(stream_, {{DNNL_ARG_SRC, c.src}, {DNNL_ARG_DIFF_DST, c.d_conv_out},
                            {DNNL_ARG_DIFF_WEIGHTS, c.dw_bwd}, {DNNL_ARG_DIFF_BIAS, c.db}});
     });
     reorder_if_needed(c.dw_bwd, c.dw_canon, grad_ops_);
     if (k > 0) {
       auto bd = dnnl::convolution_backward_data(c.bwd_d_pd);
-      backward_ops_.push_back([&c, bd, this]() {
+      add(backward_ops_, {c.d_conv_out, c.d_src}, [&c, bd, this]() {
         bd.execute(stream_, {{DNNL_ARG_DIFF_DST, c.d_conv_out}, {DNNL_ARG_WEIGHTS, c.w_bwd_d},
                              {DNNL_ARG_DIFF_SRC, c.d_src}});
       });
     }
   }
-  memory_.parameter_bytes = int64_t(params_.values.size()) * 4 * 4;
-  std::ostringstream detail;
-  detail << "oneDNN " << dnnl_version()->major << "." << dnnl_version()->minor << "."
-         << dnnl_version()->patch << ", conv layouts:";
-  for (const auto& c : convs_) detail << " " << c.conv_out.get_desc().data.format_desc.blocking.inner_nblks;
-  memory_.detail = detail.str();
+  memory_.parameter_bytes += int64_t(params_.values.size()) * 4 * 4;  // weights, grads, m, v
+  plan_buffers();
+}
+
+// Every activation, gradient and workspace of the step gets an offset in one
+// arena: buffers whose lifetimes (first to last operation touching them, in
+// execution order) do not overlap share memory. The big conv outputs live only
+// from their convolution to their pooling, so they share with the gradients.
+void CpuTrainingStep::plan_buffers() {
+  std::vector<TensorLifetime> lifetimes;
+  for (const auto& b : buffers_) lifetimes.push_back({b.name, b.bytes, INT_MAX, -1});
+  int index = 0;
+  auto visit = [&](const std::vector<Mem>& uses) {
+    for (const Mem& m : uses) {
+      auto it = buffer_of_.find(m.get());
+      if (it == buffer_of_.end()) continue;  // parameters and gradients: not planned
+      auto& t = lifetimes[it->second];
+      t.first_use = std::min(t.first_use, index);
+      t.last_use = std::max(t.last_use, index);
+    }
+    ++index;
+  };
+  visit({input_user_});  // written by run() before the first operation
+  for (const auto& op : forward_ops_) visit(op.uses);
+  visit({denses_.back().out, denses_.back().d_out});  // the loss
+  for (const auto& op : backward_ops_) visit(op.uses);
+  for (const auto& op : grad_ops_) visit(op.uses);
+  for (auto& t : lifetimes)
+    if (t.last_use < 0) t.first_use = 0, t.last_use = index;  // unused: keep it apart
+  const MemoryPlan plan = plan_memory(lifetimes, 64);
+  validate_plan(lifetimes, plan, 64);
+  arena_.reset(new char[plan.arena_bytes + 64]);
+  char* base = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(arena_.get()) + 63) & ~uintptr_t(63));
+  for (size_t i = 0; i < buffers_.size(); ++i)
+    for (Mem& m : buffers_[i].handles) m.set_data_handle(base + plan.offsets[i]);
+  memory_.activation_bytes = int64_t(plan.arena_bytes);
+  memory_.plan = describe_plan(lifetimes, plan);
+  char line[200];
+  std::snprintf(line, sizeof line, "oneDNN %d.%d.%d; activation arena %.1f MB (%.1f MB unplanned)",
+                dnnl_version()->major, dnnl_version()->minor, dnnl_version()->patch,
+                plan.arena_bytes / 1e6, plan.unplanned_bytes / 1e6);
+  memory_.detail = line;
 }
 
 void CpuTrainingStep::build_conv(size_t i, const Mem& src_in, std::vector<Op>& weight_ops) {
@@ -271,12 +342,13 @@ void CpuTrainingStep::build_conv(size_t i, const Mem& src_in, std::vector<Op>& w
       bias_md, any4(conv_dims), strides, pad, pad);
   c.fwd_pd = dnnl::convolution_forward::primitive_desc(fwd_desc, attr, engine_);
   if (i == 0) {
-    input_ = c.fwd_pd.src_desc() == src_in.get_desc() ? src_in : make(c.fwd_pd.src_desc());
+    input_ = c.fwd_pd.src_desc() == src_in.get_desc() ? src_in : make(c.fwd_pd.src_desc(), "input_reordered");
     c.src = input_;
   } else {
     c.src = src_in;
   }
-  c.conv_out = make(c.fwd_pd.dst_desc());
+  const std::string tag = "conv" + std::to_string(i + 1);
+  c.conv_out = make(c.fwd_pd.dst_desc(), tag + ".out");
 
   // Weights: canonical OIHW view into the flat parameter vector.
   const auto& w_info = params_.info("conv" + std::to_string(i + 1) + ".weight");
@@ -284,7 +356,7 @@ void CpuTrainingStep::build_conv(size_t i, const Mem& src_in, std::vector<Op>& w
   auto w_canon_md = Mem::desc(w_dims, dt::f32, tag::oihw);
   c.w_canon = view(w_canon_md, params_.data(w_info));
   c.b = view(bias_md, params_.data(b_info));
-  c.w_fwd = c.fwd_pd.weights_desc() == w_canon_md ? c.w_canon : make(c.fwd_pd.weights_desc());
+  c.w_fwd = c.fwd_pd.weights_desc() == w_canon_md ? c.w_canon : persistent(c.fwd_pd.weights_desc());
   c.dw_canon = view(w_canon_md, grads_.data(w_info));
   c.db = view(bias_md, grads_.data(b_info));
 
@@ -299,17 +371,17 @@ void CpuTrainingStep::build_conv(size_t i, const Mem& src_in, std::vector<Op>& w
         dnnl::prop_kind::forward_training, dnnl::algorithm::pooling_max, c.conv_out.get_desc(),
         any4(pooled_dims), pstride, kernel, zero, pad_r);
     c.pool_pd = dnnl::pooling_forward::primitive_desc(pool_desc, engine_);
-    c.pooled = make(c.pool_pd.dst_desc());
-    c.workspace = make(c.pool_pd.workspace_desc());
+    c.pooled = make(c.pool_pd.dst_desc(), tag + ".pooled");
+    c.workspace = make(c.pool_pd.workspace_desc(), tag + ".pool_workspace");
     auto pool_bwd_desc = dnnl::pooling_backward::desc(
         dnnl::algorithm::pooling_max, c.conv_out.get_desc(), c.pooled.get_desc(), pstride, kernel,
         zero, pad_r);
     c.pool_bwd_pd = dnnl::pooling_backward::primitive_desc(pool_bwd_desc, engine_, c.pool_pd);
-    c.d_pooled = make(c.pooled.get_desc());
-    c.d_conv_out = make(c.conv_out.get_desc());
+    c.d_pooled = make(c.pooled.get_desc(), tag + ".d_pooled");
+    c.d_conv_out = make(c.conv_out.get_desc(), tag + ".d_out");
   } else {
     c.pooled = c.conv_out;
-    c.d_pooled = make(c.conv_out.get_desc());
+    c.d_pooled = make(c.conv_out.get_desc(), tag + ".d_out");
     c.d_conv_out = c.d_pooled;
   }
 
@@ -319,7 +391,7 @@ void CpuTrainingStep::build_conv(size_t i, const Mem& src_in, std::vector<Op>& w
       c.conv_out.get_desc(), strides, pad, pad);
   c.bwd_w_pd = dnnl::convolution_backward_weights::primitive_desc(bwd_w_desc, engine_, c.fwd_pd);
   c.dw_bwd = c.bwd_w_pd.diff_weights_desc() == w_canon_md ? c.dw_canon
-                                                          : make(c.bwd_w_pd.diff_weights_desc());
+                                                          : make(c.bwd_w_pd.diff_weights_desc(), tag + ".d_weight");
   // Backward data (not needed for the first block: nobody wants d(image)).
   if (i > 0) {
     const ConvBlock& prev = convs_[i - 1];
@@ -328,7 +400,7 @@ void CpuTrainingStep::build_conv(size_t i, const Mem& src_in, std::vector<Op>& w
         c.conv_out.get_desc(), strides, pad, pad);
     c.bwd_d_pd = dnnl::convolution_backward_data::primitive_desc(bwd_d_desc, engine_, c.fwd_pd);
     c.d_src = prev.d_pooled;
-    c.w_bwd_d = c.bwd_d_pd.weights_desc() == w_canon_md ? c.w_canon : make(c.bwd_d_pd.weights_desc());
+    c.w_bwd_d = c.bwd_d_pd.weights_desc() == w_canon_md ? c.w_canon : persistent(c.bwd_d_pd.weights_desc());
   }
   convs_.push_back(c);
   ConvBlock& cb = convs_.back();
@@ -337,13 +409,13 @@ void CpuTrainingStep::build_conv(size_t i, const Mem& src_in, std::vector<Op>& w
 
   if (i == 0) reorder_if_needed(input_user_, input_, forward_ops_);
   auto conv = dnnl::convolution_forward(cb.fwd_pd);
-  forward_ops_.push_back([&cb, conv, this]() {
+  add(forward_ops_, {cb.src, cb.conv_out}, [&cb, conv, this]() {
     conv.execute(stream_, {{DNNL_ARG_SRC, cb.src}, {DNNL_ARG_WEIGHTS, cb.w_fwd},
                            {DNNL_ARG_BIAS, cb.b}, {DNNL_ARG_DST, cb.conv_out}});
   });
   if (cb.pooling()) {
     auto pool = dnnl::pooling_forward(cb.pool_pd);
-    forward_ops_.push_back([&cb, pool, this]() {
+    add(forward_ops_, {cb.conv_out, cb.pooled, cb.workspace}, [&cb, pool, this]() {
       pool.execute(stream_, {{DNNL_ARG_SRC, cb.conv_out}, {DNNL_ARG_DST, cb.pooled},
                              {DNNL_ARG_WORKSPACE, cb.workspace}});
     });
@@ -379,21 +451,20 @@ void CpuTrainingStep::build_dense(size_t i, const Mem& src) {
   d.dw = view(w_md, grads_.data(grads_.info(base + ".weight")));
   d.db = view(b_md, grads_.data(grads_.info(base + ".bias")));
   d.src = src;
-  d.out = make(dst_md);
-  d.d_out = make(dst_md);
-  d.d_src = i == 0 ? view(src_md, static_cast<float*>(d_flat_nchw_.get_data_handle()))
-                   : denses_[i - 1].d_out;
+  d.out = make(dst_md, base + ".out");
+  d.d_out = make(dst_md, base + ".d_out");
+  d.d_src = i == 0 ? alias(src_md, d_flat_nchw_) : denses_[i - 1].d_out;
   d.mask.assign(size_t(n) * s.out, 1.0f);
   denses_.push_back(d);
   DenseBlock& db = denses_.back();
   auto ip = dnnl::inner_product_forward(db.fwd_pd);
-  forward_ops_.push_back([&db, ip, this]() {
+  add(forward_ops_, {db.src, db.out}, [&db, ip, this]() {
     ip.execute(stream_, {{DNNL_ARG_SRC, db.src}, {DNNL_ARG_WEIGHTS, db.w}, {DNNL_ARG_BIAS, db.b},
                          {DNNL_ARG_DST, db.out}});
   });
   if (s.dropout_after > 0) {
     // Inverted dropout, in place on the output; the mask is kept for backward.
-    forward_ops_.push_back([&db, this]() {
+    add(forward_ops_, {db.out}, [&db, this]() {
       if (!training_) return;
       float* y = static_cast<float*>(db.out.get_data_handle());
       const float p = db.s.dropout_after, scale = 1.0f / (1.0f - p);
@@ -418,14 +489,14 @@ StepResult CpuTrainingStep::run(const float* images, const int32_t* labels, int 
   if (count < shape_.batch)
     std::memset(user + image_floats * count, 0, sizeof(float) * image_floats * (shape_.batch - count));
   if (weights_dirty_) {
-    for (auto& op : weight_ops_) op();
+    for (auto& op : weight_ops_) op.run();
     weights_dirty_ = false;
   }
-  for (auto& op : forward_ops_) op();
+  for (auto& op : forward_ops_) op.run();
   StepResult result = loss_and_gradient(labels, count, backward);
   if (backward) {
-    for (auto& op : backward_ops_) op();
-    for (auto& op : grad_ops_) op();
+    for (auto& op : backward_ops_) op.run();
+    for (auto& op : grad_ops_) op.run();
   }
   stream_.wait();
   return result;

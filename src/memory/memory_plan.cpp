@@ -1,0 +1,112 @@
+#include "memory/memory_plan.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <numeric>
+#include <sstream>
+#include <stdexcept>
+
+namespace histocnn {
+namespace {
+
+size_t align_up(size_t value, size_t alignment) { return (value + alignment - 1) & ~(alignment - 1); }
+
+bool intervals_overlap(const TensorLifetime& a, const TensorLifetime& b) {
+  return a.first_use <= b.last_use && b.first_use <= a.last_use;
+}
+
+}  // namespace
+
+MemoryPlan plan_memory(const std::vector<TensorLifetime>& tensors, size_t alignment) {
+  if (alignment == 0 || (alignment & (alignment - 1)) != 0)
+    throw std::invalid_argument("plan_memory: alignment must be a power of two");
+  MemoryPlan plan;
+  plan.offsets.assign(tensors.size(), 0);
+  for (const auto& t : tensors) {
+    if (t.bytes == 0 || t.first_use > t.last_use)
+      throw std::invalid_argument("plan_memory: bad request '" + t.name + "'");
+    plan.unplanned_bytes += align_up(t.bytes, alignment);
+  }
+  // Greedy by size: place the largest tensors first, each at the lowest
+  // offset where it fits between the already placed tensors whose lifetimes
+  // overlap its own. O(n^2 log n) for n tensors — n is a few dozen per step.
+  std::vector<size_t> order(tensors.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    if (tensors[a].bytes != tensors[b].bytes) return tensors[a].bytes > tensors[b].bytes;
+    return tensors[a].first_use < tensors[b].first_use;
+  });
+  std::vector<size_t> placed;
+  for (size_t index : order) {
+    const auto& t = tensors[index];
+    std::vector<std::pair<size_t, size_t>> busy;  // [begin, end) of conflicting placed tensors
+    for (size_t other : placed)
+      if (intervals_overlap(t, tensors[other]))
+        busy.push_back({plan.offsets[other], plan.offsets[other] + tensors[other].bytes});
+    std::sort(busy.begin(), busy.end());
+    size_t offset = 0, best = SIZE_MAX, best_gap = SIZE_MAX;
+    for (const auto& [begin, end] : busy) {
+      // The gap [offset, begin): take the smallest one that fits (best fit).
+      if (begin > offset && begin - offset >= t.bytes && begin - offset < best_gap) {
+        best = offset;
+        best_gap = begin - offset;
+      }
+      offset = std::max(offset, align_up(end, alignment));
+    }
+    plan.offsets[index] = best != SIZE_MAX ? best : offset;
+    plan.arena_bytes = std::max(plan.arena_bytes, plan.offsets[index] + t.bytes);
+    placed.push_back(index);
+  }
+  plan.arena_bytes = align_up(plan.arena_bytes, alignment);
+  // The lower bound: the most bytes alive at any one operation.
+  std::map<int, long long> delta;
+  for (const auto& t : tensors) {
+    delta[t.first_use] += static_cast<long long>(t.bytes);
+    delta[t.last_use + 1] -= static_cast<long long>(t.bytes);
+  }
+  long long alive = 0;
+  for (const auto& [op, d] : delta) {
+    alive += d;
+    plan.lower_bound_bytes = std::max(plan.lower_bound_bytes, size_t(alive));
+  }
+  return plan;
+}
+
+void validate_plan(const std::vector<TensorLifetime>& tensors, const MemoryPlan& plan,
+                   size_t alignment) {
+  if (plan.offsets.size() != tensors.size()) throw std::logic_error("plan: size mismatch");
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    if (plan.offsets[i] % alignment != 0)
+      throw std::logic_error("plan: '" + tensors[i].name + "' is misaligned");
+    if (plan.offsets[i] + tensors[i].bytes > plan.arena_bytes)
+      throw std::logic_error("plan: '" + tensors[i].name + "' exceeds the arena");
+    for (size_t j = i + 1; j < tensors.size(); ++j) {
+      if (!intervals_overlap(tensors[i], tensors[j])) continue;
+      const bool disjoint = plan.offsets[i] + tensors[i].bytes <= plan.offsets[j] ||
+                            plan.offsets[j] + tensors[j].bytes <= plan.offsets[i];
+      if (!disjoint)
+        throw std::logic_error("plan: '" + tensors[i].name + "' and '" + tensors[j].name +
+                               "' are alive together but overlap in memory");
+    }
+  }
+}
+
+std::string describe_plan(const std::vector<TensorLifetime>& tensors, const MemoryPlan& plan) {
+  std::ostringstream out;
+  char line[256];
+  std::snprintf(line, sizeof line, "%-28s %12s %9s %14s\n", "tensor", "bytes", "ops", "offset");
+  out << line;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    std::snprintf(line, sizeof line, "%-28s %12zu %4d-%-4d %14zu\n", tensors[i].name.c_str(),
+                  tensors[i].bytes, tensors[i].first_use, tensors[i].last_use, plan.offsets[i]);
+    out << line;
+  }
+  std::snprintf(line, sizeof line,
+                "arena %.1f MB (lower bound %.1f MB; one allocation per tensor would take %.1f MB)\n",
+                plan.arena_bytes / 1e6, plan.lower_bound_bytes / 1e6, plan.unplanned_bytes / 1e6);
+  out << line;
+  return out.str();
+}
+
+}  // namespace histocnn
