@@ -4,7 +4,7 @@
 #   scripts/install-deps.sh --bench  also PyTorch (the side-by-side benchmark) and gnuplot
 set -euo pipefail
 packages=(cmake g++ make pkg-config libdnnl-dev libstb-dev libcli11-dev nlohmann-json3-dev
-          libgtest-dev libbenchmark-dev)
+          libgtest-dev libbenchmark-dev libtomlplusplus-dev)
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(python3-torch gnuplot-nox)
 fi

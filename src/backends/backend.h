@@ -37,6 +37,12 @@ struct MemoryReport {
   std::string plan;              // the memory plan, a table (empty where not planned)
 };
 
+// Where a step's time goes, accumulated since compile (seconds).
+struct StepProfile {
+  int64_t steps = 0;
+  double forward = 0, backward = 0, update = 0, allocator = 0;
+};
+
 class TrainingStep {
  public:
   virtual ~TrainingStep() = default;
@@ -57,6 +63,7 @@ class TrainingStep {
   virtual void optimizer_state(Parameters* m, Parameters* v, int64_t* step) const = 0;
 
   virtual MemoryReport memory() const = 0;
+  virtual StepProfile profile() const = 0;
   virtual const NetworkShape& shape() const = 0;
 };
 

@@ -21,6 +21,9 @@ Runner add_train(CLI::App& app) {
   cmd->add_option("--epochs", o->epochs, "epochs")->capture_default_str();
   cmd->add_option("--threads", o->threads, "CPU cores to use (0 = all)")->capture_default_str();
   cmd->add_option("--device", o->device, "cpu or cuda")->capture_default_str();
+  cmd->add_option("--allocator", o->memory.allocator, "CUDA memory: direct, pool, async, plan");
+  cmd->add_option("--gpu-mem-pool", o->memory.gpu_mem_pool,
+                  "CUDA pool like Theano's lib.cnmem: 0 off, (0,1] fraction of memory, >1 MB");
   cmd->add_option("--seed", o->seed, "seed of initialisation, order and dropout")->capture_default_str();
   cmd->add_option("--model", *model, "model spec file (default: the paper's network)");
   cmd->add_option("--output,-o", o->output, "output folder (checkpoint, model, metrics)")->required();
@@ -37,6 +40,8 @@ Runner add_train(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::Range(0.0, 0.5));
   cmd->add_flag("--no-progress", *no_progress, "no progress bar");
+  cmd->add_option("--export-examples", o->export_examples,
+                  "write the training crops to this file and stop (used by the study for PyTorch)");
   return [o, size, model, crop, no_progress] {
     parse_size(*size, "--size", &o->width, &o->height);
     apply_crop_flags(*crop, o->crops);

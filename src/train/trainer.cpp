@@ -89,11 +89,28 @@ void progress_bar(int done, int total, double elapsed, double loss) {
 
 }  // namespace
 
+void export_examples(const ExampleSet& set, const std::string& path) {
+  // Header line (JSON), then labels (int32) and pixels (uint8 NHWC).
+  nlohmann::json header = {{"count", set.examples.size()}, {"height", set.height}, {"width", set.width},
+                           {"channels", 3}, {"layout", "NHWC uint8, labels int32 first"}};
+  std::string content = header.dump() + "\n";
+  for (const auto& e : set.examples) {
+    const int32_t label = e.label;
+    content.append(reinterpret_cast<const char*>(&label), sizeof label);
+  }
+  content.append(reinterpret_cast<const char*>(set.pixels.data()), set.pixels.size());
+  write_file_atomically(path, content);
+}
+
 nlohmann::json run_training(const TrainOptions& o) {
   auto log = o.log ? o.log : [](const std::string& line) { std::printf("%s\n", line.c_str()); };
   require(o.batch >= 1, "--batch: must be at least 1, got " + std::to_string(o.batch));
   require(o.epochs >= 1, "--epochs: must be at least 1, got " + std::to_string(o.epochs));
   const int threads = bound_cores(o.threads);
+  if (o.device == "cpu")
+    require(!o.memory.allocator && !o.memory.gpu_mem_pool,
+            std::string(o.memory.allocator ? "--allocator" : "--gpu-mem-pool") +
+                ": device memory settings apply to --device cuda");
   auto backend = make_backend(o.device);  // an unknown device fails before any work
   require(!o.output.empty(), "--output: an output folder is required");
   make_directories(o.output);
@@ -115,6 +132,11 @@ nlohmann::json run_training(const TrainOptions& o) {
     vc.benign_crops = benign * o.val_crops_per_image;
     vc.malignant_crops = malignant * o.val_crops_per_image;
     val_set = build_examples(val_images, vc, o.width, o.height, threads);
+  }
+  if (!o.export_examples.empty()) {
+    export_examples(train_set, o.export_examples);
+    log("wrote " + std::to_string(train_set.examples.size()) + " examples to " + o.export_examples);
+    return {{"exported", o.export_examples}};
   }
   const double data_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -169,6 +191,7 @@ nlohmann::json run_training(const TrainOptions& o) {
     std::iota(order.begin(), order.end(), 0);
     std::shuffle(order.begin(), order.end(), epoch_rng);
     BatchLoader loader(train_set, order, o.batch, o.augment, epoch_rng.next(), std::max(1, threads));
+    const StepProfile profile_before = step->profile();
     const auto start = std::chrono::steady_clock::now();
     double loss_sum = 0;
     int correct = 0, seen = 0, done = 0;
@@ -196,6 +219,13 @@ nlohmann::json run_training(const TrainOptions& o) {
                           {"seconds", seconds},
                           {"images_per_second", seen / seconds},
                           {"data_wait_seconds", loader.wait_seconds()}};
+    const StepProfile p = step->profile();
+    row["profile"] = {{"steps", p.steps - profile_before.steps},
+                      {"forward_seconds", p.forward - profile_before.forward},
+                      {"backward_seconds", p.backward - profile_before.backward},
+                      {"update_seconds", p.update - profile_before.update},
+                      {"allocator_seconds", p.allocator - profile_before.allocator},
+                      {"data_wait_seconds", loader.wait_seconds()}};
     char line[256];
     std::snprintf(line, sizeof line, "epoch %d/%d  loss %.4f  train acc %.3f", epoch + 1, o.epochs,
                   loss_sum / seen, double(correct) / seen);
@@ -232,7 +262,13 @@ nlohmann::json run_training(const TrainOptions& o) {
   model.crop = crop_text;
   model.params = step->parameters();
   save_model_file(model_path, model);
+  const MemoryReport memory = step->memory();
   nlohmann::json summary = {{"device", o.device},
+                            // The last epoch's breakdown: steady state, no warm-up.
+                            {"profile", history.back().value("profile", nlohmann::json::object())},
+                            {"memory", {{"activation_bytes", memory.activation_bytes},
+                                        {"parameter_bytes", memory.parameter_bytes},
+                                        {"detail", memory.detail}}},
                             {"threads", threads},
                             {"input", {o.width, o.height}},
                             {"batch", o.batch},

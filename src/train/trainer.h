@@ -12,6 +12,7 @@
 #include "backends/backend.h"
 #include "data/augment.h"
 #include "data/dataset.h"
+#include "memory/memory_config.h"
 #include "nn/spec.h"
 #include "train/metrics.h"
 
@@ -38,6 +39,7 @@ struct TrainOptions {
   int epochs = 10;
   int threads = 0;            // 0 = all cores
   std::string device = "cpu";
+  MemoryFlags memory;         // --allocator / --gpu-mem-pool (CUDA only)
   uint64_t seed = 1;
   CropOptions crops;
   int val_crops_per_image = 8;
@@ -47,11 +49,16 @@ struct TrainOptions {
   bool resume = false;
   std::string init;           // starting weights
   bool progress = false;      // progress bar (on a terminal)
+  std::string export_examples;  // write the training examples here and stop (for other engines)
   std::function<void(const std::string&)> log = nullptr;  // one line per call
 };
 
 // Trains; returns the summary JSON also written to <output>/metrics.json.
 nlohmann::json run_training(const TrainOptions& options);
+
+// The examples as one file other engines can read (bench/pytorch_train.py):
+// a JSON header line, int32 labels, then uint8 NHWC pixels.
+void export_examples(const ExampleSet& set, const std::string& path);
 
 struct EvalReport {
   Metrics per_crop, per_image, per_patient;

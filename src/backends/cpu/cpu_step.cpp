@@ -19,6 +19,7 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <chrono>
 #include <climits>
 #include <sstream>
 #include <unordered_map>
@@ -32,6 +33,8 @@ namespace histocnn {
 namespace {
 
 using Mem = dnnl::memory;
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 using tag = Mem::format_tag;
 using dt = Mem::data_type;
 // An operation of the step and the memories it touches (for lifetime planning).
@@ -80,10 +83,13 @@ class CpuTrainingStep final : public TrainingStep {
 
   StepResult train(const float* images, const int32_t* labels, int count) override {
     StepResult r = run(images, labels, count, /*training=*/true, /*backward=*/true);
+    const auto start = Clock::now();
     ++step_;
     adam_update(options_.adam, step_, static_cast<int64_t>(params_.values.size()),
                 params_.values.data(), grads_.values.data(), m_.values.data(), v_.values.data());
     weights_dirty_ = true;
+    profile_.update += seconds_since(start);
+    profile_.steps++;
     return r;
   }
 
@@ -118,6 +124,7 @@ class CpuTrainingStep final : public TrainingStep {
     *step = step_;
   }
   MemoryReport memory() const override { return memory_; }
+  StepProfile profile() const override { return profile_; }
   const NetworkShape& shape() const override { return shape_; }
 
  private:
@@ -176,6 +183,7 @@ class CpuTrainingStep final : public TrainingStep {
   std::vector<float> probs_;
   std::vector<Op> weight_ops_, forward_ops_, backward_ops_, grad_ops_;
   MemoryReport memory_;
+  StepProfile profile_;
   struct PlannedBuffer {
     std::string name;
     size_t bytes;
@@ -488,15 +496,20 @@ StepResult CpuTrainingStep::run(const float* images, const int32_t* labels, int 
   std::memcpy(user, images, sizeof(float) * image_floats * count);
   if (count < shape_.batch)
     std::memset(user + image_floats * count, 0, sizeof(float) * image_floats * (shape_.batch - count));
+  auto start = Clock::now();
   if (weights_dirty_) {
     for (auto& op : weight_ops_) op.run();
     weights_dirty_ = false;
   }
   for (auto& op : forward_ops_) op.run();
   StepResult result = loss_and_gradient(labels, count, backward);
+  profile_.forward += seconds_since(start);
   if (backward) {
+    start = Clock::now();
     for (auto& op : backward_ops_) op.run();
     for (auto& op : grad_ops_) op.run();
+    stream_.wait();
+    profile_.backward += seconds_since(start);
   }
   stream_.wait();
   return result;

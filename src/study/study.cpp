@@ -1,0 +1,310 @@
+#include "study/study.h"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "core/threads.h"
+#include "data/synth.h"
+
+namespace histocnn {
+namespace fs = std::filesystem;
+
+namespace {
+
+// Runs a command, output to `log`; returns the exit status.
+int run_command(const std::vector<std::string>& argv, const std::string& log) {
+  std::string command;
+  for (const auto& a : argv) {
+    std::string quoted = "'";
+    for (char c : a) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    command += quoted + "' ";
+  }
+  command += "> '" + log + "' 2>&1";
+  const int status = std::system(command.c_str());
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+std::string last_line(const std::string& path) {
+  std::ifstream in(path);
+  std::string line, last;
+  while (std::getline(in, line))
+    if (!line.empty() && line.find('\r') == std::string::npos) last = line;
+  return last;
+}
+
+std::string first_line_of_command(const std::string& command) {
+  FILE* pipe = popen((command + " 2>/dev/null").c_str(), "r");
+  if (!pipe) return "";
+  std::array<char, 512> buffer{};
+  std::string out = fgets(buffer.data(), buffer.size(), pipe) ? buffer.data() : "";
+  pclose(pipe);
+  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+  return out;
+}
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+}
+
+std::string format_duration(double s) {
+  char buf[32];
+  if (s >= 3600) std::snprintf(buf, sizeof buf, "%.1fh", s / 3600);
+  else if (s >= 60) std::snprintf(buf, sizeof buf, "%.1fm", s / 60);
+  else std::snprintf(buf, sizeof buf, "%.0fs", s);
+  return buf;
+}
+
+bool cuda_backend_built() {
+#ifdef HISTOCNN_HAVE_CUDA_BACKEND
+  return true;
+#else
+  return false;
+#endif
+}
+
+}  // namespace
+
+std::string StudyPoint::key() const {
+  return engine + "/" + device + (allocator.empty() ? "" : ":" + allocator) + "/t" +
+         std::to_string(threads) + "/s" + std::to_string(size) + "/b" + std::to_string(batch);
+}
+
+std::vector<StudyPoint> study_grid(const StudyOptions& o) {
+  std::vector<StudyPoint> grid;
+  for (int size : o.sizes)
+    for (int batch : o.batches)
+      for (const auto& engine : o.engines)
+        for (const auto& device : o.devices) {
+          if (device == "cpu") {
+            for (int t : o.threads) grid.push_back({engine, "cpu", "", t, size, batch});
+          } else if (engine == "pytorch") {
+            grid.push_back({engine, device, "caching", 0, size, batch});
+          } else {
+            for (const auto& a : o.allocators) grid.push_back({engine, device, a, 0, size, batch});
+          }
+        }
+  return grid;
+}
+
+nlohmann::json describe_machine() {
+  nlohmann::json m;
+  m["cpu"] = first_line_of_command("sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1");
+  m["cores"] = available_cores();
+  m["gpu"] = first_line_of_command("nvidia-smi --query-gpu=name,driver_version --format=csv,noheader");
+  m["kernel"] = first_line_of_command("uname -sr");
+  return m;
+}
+
+std::vector<nlohmann::json> read_results(const std::string& path) {
+  std::vector<nlohmann::json> rows;
+  std::map<std::string, size_t> index;
+  if (!fs::exists(path)) return rows;
+  std::ifstream in(path);
+  int line_no = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++line_no;
+    if (line.empty()) continue;
+    nlohmann::json row;
+    try {
+      row = nlohmann::json::parse(line);
+    } catch (const std::exception&) {
+      fail(path + " line " + std::to_string(line_no) + ": not a JSON row");
+    }
+    const std::string key = row.value("key", "");
+    if (index.count(key)) rows[index[key]] = row;
+    else index[key] = rows.size(), rows.push_back(row);
+  }
+  return rows;
+}
+
+namespace {
+
+void write_csv(const std::string& path, const std::vector<nlohmann::json>& rows) {
+  const char* columns[] = {"key", "engine", "device", "allocator", "threads", "size", "batch", "status",
+                           "reason", "epoch_seconds", "images_per_second", "peak_memory_bytes",
+                           "device_malloc_calls", "final_train_accuracy", "cpu", "gpu"};
+  std::string out;
+  for (const char* c : columns) out += std::string(c) + (c == columns[15] ? "\n" : ",");
+  for (const auto& r : rows) {
+    for (const char* c : columns) {
+      std::string v;
+      const nlohmann::json* field = nullptr;
+      if (r.contains(c)) field = &r[c];
+      else if (r.contains("machine") && r["machine"].contains(c)) field = &r["machine"][c];
+      if (field && !field->is_null()) v = field->is_string() ? field->get<std::string>() : field->dump();
+      if (v.find_first_of(",\"") != std::string::npos) {
+        std::string q = "\"";
+        for (char ch : v) q += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+        v = q + "\"";
+      }
+      out += v + (c == columns[15] ? "\n" : ",");
+    }
+  }
+  write_file_atomically(path, out);
+}
+
+nlohmann::json measure_histocnn(const StudyOptions& o, const StudyPoint& p, const std::string& data,
+                                const std::string& dir) {
+  nlohmann::json row;
+  if (p.device == "cuda" && !cuda_backend_built()) {
+    row["status"] = "skipped";
+    row["reason"] = "this build has no CUDA backend";
+    return row;
+  }
+  std::vector<std::string> argv = {o.binary, "train", "--data", data, "--split", "all", "--folds", "0",
+                                   "--size", std::to_string(p.size), "--batch", std::to_string(p.batch),
+                                   "--epochs", std::to_string(o.warmup + o.epochs), "--threads",
+                                   std::to_string(p.threads), "--device", p.device, "--crop",
+                                   std::to_string(o.crop), "--crops-benign", std::to_string(o.benign),
+                                   "--crops-malignant", std::to_string(o.malignant), "--seed",
+                                   std::to_string(o.seed), "--no-progress", "-o", dir};
+  if (!p.allocator.empty()) argv.insert(argv.end(), {"--allocator", p.allocator});
+  const std::string log = dir + ".log";
+  if (run_command(argv, log) != 0) {
+    row["status"] = "failed";
+    row["reason"] = last_line(log);
+    return row;
+  }
+  const auto metrics = nlohmann::json::parse(read_file(dir + "/metrics.json"));
+  std::vector<double> timed;
+  const auto& history = metrics["history"];
+  for (size_t e = size_t(o.warmup); e < history.size(); ++e) timed.push_back(history[e]["seconds"]);
+  const double s = median(timed);
+  row["status"] = "ok";
+  row["epoch_seconds"] = s;
+  row["epoch_seconds_all"] = timed;
+  row["images_per_second"] = double(metrics["train_examples"].get<int>()) / s;
+  row["final_train_accuracy"] = history.back()["train_accuracy"];
+  row["peak_memory_bytes"] = metrics["memory"]["activation_bytes"].get<int64_t>() +
+                             metrics["memory"]["parameter_bytes"].get<int64_t>();
+  row["device_malloc_calls"] = metrics.contains("allocator") ? metrics["allocator"]["device_malloc_calls"]
+                                                             : nlohmann::json(nullptr);
+  row["profile"] = metrics["profile"];
+  row["threads_used"] = metrics["threads"];
+  row["library"] = metrics["memory"]["detail"];
+  return row;
+}
+
+nlohmann::json measure_pytorch(const StudyOptions& o, const StudyPoint& p, const std::string& examples,
+                               const std::string& dir) {
+  nlohmann::json row;
+  const std::string json = dir + ".json", log = dir + ".log";
+  std::vector<std::string> argv = {o.python, o.pytorch_script, "--examples", examples,
+                                   "--batch", std::to_string(p.batch), "--epochs",
+                                   std::to_string(o.warmup + o.epochs), "--warmup",
+                                   std::to_string(o.warmup), "--threads", std::to_string(p.threads),
+                                   "--device", p.device, "--seed", std::to_string(o.seed), "--json", json};
+  const int status = run_command(argv, log);
+  if (status != 0) {
+    const std::string reason = last_line(log);
+    row["status"] = reason.find("skip:") != std::string::npos ? "skipped" : "failed";
+    row["reason"] = reason;
+    return row;
+  }
+  row = nlohmann::json::parse(read_file(json));
+  row["status"] = "ok";
+  return row;
+}
+
+}  // namespace
+
+int run_study(const StudyOptions& o) {
+  require(!o.output.empty(), "--output: a study folder is required");
+  require(o.epochs >= 1, "--epochs: at least 1 timed epoch");
+  require(o.warmup >= 0, "--warmup: must be >= 0");
+  for (const auto& d : o.devices) require(d == "cpu" || d == "cuda", "--devices: unknown device '" + d + "'");
+  for (const auto& e : o.engines)
+    require(e == "histocnn" || e == "pytorch", "--engines: unknown engine '" + e + "' (histocnn, pytorch)");
+  for (int t : o.threads)
+    require(t >= 0 && t <= available_cores(), "--threads: " + std::to_string(t) + " exceeds the " +
+                                                  std::to_string(available_cores()) + " available cores");
+  make_directories(o.output + "/points");
+  std::string data = o.data;
+  if (data.empty()) {
+    data = o.output + "/synthetic";
+    if (!fs::exists(data + "/Grade.csv")) {
+      SynthOptions synth;
+      synth.seed = o.seed;
+      write_synthetic_dataset(data, synth);
+    }
+  }
+  const std::string results = o.output + "/results.jsonl";
+  std::set<std::string> done;
+  for (const auto& row : read_results(results)) done.insert(row.value("key", ""));
+  const auto grid = study_grid(o);
+  std::vector<StudyPoint> todo;
+  for (const auto& p : grid)
+    if (!done.count(p.key())) todo.push_back(p);
+  std::printf("study: %zu measurements, %zu already recorded, %zu to run -> %s\n", grid.size(),
+              grid.size() - todo.size(), todo.size(), results.c_str());
+  std::fflush(stdout);
+  const nlohmann::json machine = describe_machine();
+  const auto start = std::chrono::steady_clock::now();
+  std::map<int, std::string> exported;  // size -> examples file for PyTorch
+  int finished = 0;
+  for (const auto& p : todo) {
+    const std::string dir = o.output + "/points/" + [&] {
+      std::string k = p.key();
+      std::replace(k.begin(), k.end(), '/', '_');
+      std::replace(k.begin(), k.end(), ':', '-');
+      return k;
+    }();
+    nlohmann::json row;
+    if (p.engine == "histocnn") {
+      row = measure_histocnn(o, p, data, dir);
+    } else {
+      if (!exported.count(p.size)) {
+        const std::string file = o.output + "/points/examples_" + std::to_string(p.size) + ".bin";
+        if (!fs::exists(file)) {
+          const int status = run_command(
+              {o.binary, "train", "--data", data, "--split", "all", "--folds", "0", "--size",
+               std::to_string(p.size), "--crop", std::to_string(o.crop), "--crops-benign",
+               std::to_string(o.benign), "--crops-malignant", std::to_string(o.malignant), "--seed",
+               std::to_string(o.seed), "-o", o.output + "/points/export", "--export-examples", file},
+              file + ".log");
+          require(status == 0, "exporting crops for PyTorch failed: " + last_line(file + ".log"));
+        }
+        exported[p.size] = file;
+      }
+      row = measure_pytorch(o, p, exported[p.size], dir);
+    }
+    row["key"] = p.key();
+    row["engine"] = p.engine;
+    row["device"] = p.device;
+    row["allocator"] = p.allocator;
+    row["threads"] = p.threads == 0 ? available_cores() : p.threads;
+    row["size"] = p.size;
+    row["batch"] = p.batch;
+    row["examples"] = o.benign + o.malignant;
+    row["warmup_epochs"] = o.warmup;
+    row["timed_epochs"] = o.epochs;
+    row["machine"] = machine;
+    append_line_atomically(results, row.dump());
+    write_csv(o.output + "/results.csv", read_results(results));
+    ++finished;
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double eta = elapsed / finished * double(todo.size() - finished);
+    std::printf("[%d/%zu] %-40s %s  (eta %s)\n", finished, todo.size(), p.key().c_str(),
+                row["status"] == "ok" ? (std::to_string(row["epoch_seconds"].get<double>()).substr(0, 6) + " s/epoch").c_str()
+                                      : (row["status"].get<std::string>() + ": " + row.value("reason", "")).c_str(),
+                format_duration(eta).c_str());
+    std::fflush(stdout);
+  }
+  return finished;
+}
+
+}  // namespace histocnn

@@ -1,0 +1,49 @@
+// The paper's study as one command: training time over image size x batch
+// size, for each device (CPU with N threads; CUDA with each allocator) and
+// engine (histocnn; PyTorch where installed), with warm-up, repetitions and
+// medians. Each measurement runs in its own process (so --threads really
+// binds it) and is appended atomically to <output>/results.jsonl as soon as
+// it finishes; a killed study resumes where it stopped.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace histocnn {
+
+struct StudyOptions {
+  std::string data;                 // GlaS folder; empty = synthetic data in <output>/synthetic
+  std::vector<int> sizes = {32, 64, 128, 180, 200};
+  std::vector<int> batches = {10, 20, 50, 100, 150};
+  std::vector<int> threads = {0};   // CPU core counts (0 = all)
+  std::vector<std::string> devices = {"cpu"};
+  std::vector<std::string> allocators = {"direct", "pool", "async", "plan"};  // CUDA only
+  std::vector<std::string> engines = {"histocnn", "pytorch"};
+  int epochs = 2;                   // timed epochs per measurement (median reported)
+  int warmup = 1;                   // untimed epochs first
+  int crop = 256, benign = 941, malignant = 910;
+  uint64_t seed = 1;
+  std::string output;
+  std::string binary;               // the histocnn executable
+  std::string pytorch_script;       // bench/pytorch_train.py
+  std::string python = "/usr/bin/python3";
+};
+
+struct StudyPoint {
+  std::string engine, device, allocator;  // allocator: "" on CPU
+  int threads, size, batch;
+  std::string key() const;
+};
+
+std::vector<StudyPoint> study_grid(const StudyOptions& options);
+// Runs every point not yet in results.jsonl. Returns the number run now.
+int run_study(const StudyOptions& options);
+// Machine description recorded with every row.
+nlohmann::json describe_machine();
+// Rows of a results.jsonl (later rows for a key replace earlier ones).
+std::vector<nlohmann::json> read_results(const std::string& jsonl_path);
+
+}  // namespace histocnn
