@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Installs histocnn's build and test dependencies from Debian 12's packages.
 #   scripts/install-deps.sh          build + tests
-#   scripts/install-deps.sh --bench  also PyTorch (the side-by-side benchmark) and gnuplot
+#   scripts/install-deps.sh --bench  also PyTorch (the side-by-side benchmark, the study's PyTorch engine)
 set -euo pipefail
 packages=(cmake g++ make pkg-config libdnnl-dev libstb-dev libcli11-dev nlohmann-json3-dev
-          libgtest-dev libbenchmark-dev libtomlplusplus-dev)
+          libgtest-dev libbenchmark-dev libtomlplusplus-dev gnuplot-nox)
 if [[ "${1:-}" == "--bench" ]]; then
-  packages+=(python3-torch gnuplot-nox)
+  packages+=(python3-torch)
 fi
 missing=()
 for p in "${packages[@]}"; do

@@ -133,11 +133,65 @@ TEST_F(Cli, CorruptGradeCsvAndLabelsAreNamed) {
 }
 
 TEST_F(Cli, EverySubcommandHasHelp) {
-  for (const char* cmd : {"synth", "train", "eval", "predict"}) {
+  for (const char* cmd : {"synth", "train", "eval", "predict", "memplan", "study", "report"}) {
     const CommandResult r = run(std::string(cmd) + " --help");
     EXPECT_EQ(r.status, 0) << cmd;
     EXPECT_NE(r.output.find("Usage"), std::string::npos) << r.output;
   }
+}
+
+}  // namespace
+}  // namespace histocnn
+
+namespace histocnn {
+namespace {
+
+TEST_F(Cli, StudyResumesWithoutRepeatingMeasurementsAndReports) {
+  const std::string dir = out("study");
+  const std::string common = "study --data " + data() + " -o " + dir +
+                             " --sizes 32 --threads 1 --engines histocnn --epochs 1 --warmup 0 "
+                             "--crop 96 --crops-benign 40 --crops-malignant 40 --no-report";
+  CommandResult first = run(common + " --batches 10");
+  ASSERT_EQ(first.status, 0) << first.output;
+  const std::string before = read_file(dir + "/results.jsonl");
+  // A second run over a larger grid (as after a kill) runs only what is missing.
+  CommandResult second = run(common + " --batches 10,20");
+  ASSERT_EQ(second.status, 0) << second.output;
+  EXPECT_NE(second.output.find("1 already recorded, 1 to run"), std::string::npos) << second.output;
+  const std::string after = read_file(dir + "/results.jsonl");
+  EXPECT_EQ(after.rfind(before, 0), 0u) << "recorded rows are kept as they were";
+  EXPECT_EQ(std::count(after.begin(), after.end(), '\n'), 2);
+  const std::string csv = read_file(dir + "/results.csv");
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 3);
+  EXPECT_NE(csv.find("histocnn/cpu/t1/s32/b20"), std::string::npos);
+  if (std::system("command -v gnuplot >/dev/null 2>&1") == 0) {
+    CommandResult report = run("report " + dir);
+    ASSERT_EQ(report.status, 0) << report.output;
+    EXPECT_TRUE(std::filesystem::exists(dir + "/report/report.html"));
+    EXPECT_TRUE(std::filesystem::exists(dir + "/report/fig_cpu_time.png"));
+    EXPECT_TRUE(std::filesystem::exists(dir + "/report/fig_cpu_time.svg"));
+    EXPECT_NE(read_file(dir + "/report/report.md").find("16.19"), std::string::npos) << "the paper's numbers";
+  }
+  CommandResult bad = run("report " + out("no-such-study"));
+  EXPECT_NE(bad.status, 0);
+  EXPECT_NE(bad.output.find("no study results found"), std::string::npos) << bad.output;
+}
+
+TEST_F(Cli, MemplanPrintsThePlanAndFindsTheLargestBatch) {
+  CommandResult plan = run("memplan --size 64 --batch 20");
+  ASSERT_EQ(plan.status, 0) << plan.output;
+  EXPECT_NE(plan.output.find("conv1.out"), std::string::npos) << plan.output;
+  EXPECT_NE(plan.output.find("peak"), std::string::npos) << plan.output;
+  CommandResult fit = run("memplan --size 64 --max-batch --budget 64MB");
+  ASSERT_EQ(fit.status, 0) << fit.output;
+  EXPECT_NE(fit.output.find("largest batch for 64MB"), std::string::npos) << fit.output;
+  CommandResult bad = run("memplan --max-batch --budget lots");
+  EXPECT_NE(bad.status, 0);
+  EXPECT_NE(bad.output.find("--budget"), std::string::npos) << bad.output;
+  CommandResult cpu_alloc = run("train --data " + data() + " -o " + out("z") + " --allocator pool");
+  EXPECT_NE(cpu_alloc.status, 0);
+  EXPECT_NE(cpu_alloc.output.find("--allocator: device memory settings apply to --device cuda"), std::string::npos)
+      << cpu_alloc.output;
 }
 
 }  // namespace

@@ -166,6 +166,12 @@ TEST(Dataset, FoldsGroupPatientsAndCropsAreDeterministic) {
         EXPECT_EQ(folds[i], folds[j]);
       }
   EXPECT_EQ(std::set<int>(folds.begin(), folds.end()).size(), 3u);
+  for (int f = 0; f < 3; ++f) {  // stratified: every fold holds both classes
+    std::set<int> labels;
+    for (size_t i = 0; i < folds.size(); ++i)
+      if (folds[i] == f) labels.insert(folder.images[i].label);
+    EXPECT_EQ(labels.size(), 2u) << "fold " << f;
+  }
 
   CropOptions crops;
   crops.crop_width = crops.crop_height = 64;

@@ -46,7 +46,7 @@ Runner add_eval(CLI::App& app) {
     auto step = backend->compile(model.spec, infer_shapes(model.spec, a->batch, model.height, model.width),
                                  StepOptions{});
     step->set_parameters(model.params);
-    const EvalReport report = evaluate(*step, set);
+    const EvalReport report = evaluate(*step, set, model.normalization);
     auto line = [](const char* level, const Metrics& m) {
       std::printf("%-8s n=%-5d acc %.3f  balanced %.3f  auc %.3f  [tn %d fp %d fn %d tp %d]\n", level,
                   m.count, m.accuracy, m.balanced_accuracy, m.auc, m.tn, m.fp, m.fn, m.tp);

@@ -44,7 +44,8 @@ Runner add_predict(CLI::App& app) {
       int tiles = 0;
       if (whole) {
         const Image resized = resize_area(image, model.width, model.height);
-        augment_to_chw(resized.rgb.data(), model.width, model.height, {}, 0, input.data());
+        augment_to_chw(resized.rgb.data(), model.width, model.height, {}, 0, input.data(),
+                       model.normalization);
         tiles = 1;
       } else {
         require(image.width >= cw && image.height >= ch,
@@ -54,7 +55,8 @@ Runner add_predict(CLI::App& app) {
             const int x = a->tiles == 1 ? (image.width - cw) / 2 : tx * (image.width - cw) / (a->tiles - 1);
             const int y = a->tiles == 1 ? (image.height - ch) / 2 : ty * (image.height - ch) / (a->tiles - 1);
             const Image tile = resize_area(crop(image, x, y, cw, ch), model.width, model.height);
-            augment_to_chw(tile.rgb.data(), model.width, model.height, {}, 0, input.data() + plane * tiles++);
+            augment_to_chw(tile.rgb.data(), model.width, model.height, {}, 0,
+                           input.data() + plane * tiles++, model.normalization);
           }
       }
       step->predict(input.data(), tiles, probs.data());

@@ -40,6 +40,8 @@ Runner add_train(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::Range(0.0, 0.5));
   cmd->add_flag("--no-progress", *no_progress, "no progress bar");
+  cmd->add_flag("!--no-normalize", o->normalize,
+                "feed raw pixels / 255 (the paper) instead of per-channel standardised input");
   cmd->add_option("--export-examples", o->export_examples,
                   "write the training crops to this file and stop (used by the study for PyTorch)");
   return [o, size, model, crop, no_progress] {

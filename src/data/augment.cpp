@@ -1,13 +1,33 @@
 #include "data/augment.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
+
+#include "core/error.h"
 
 #include "core/rng.h"
 
 namespace histocnn {
 
+std::string Normalization::text() const {
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "%.6g,%.6g,%.6g,%.6g,%.6g,%.6g", mean[0], mean[1], mean[2], stdev[0],
+                stdev[1], stdev[2]);
+  return buf;
+}
+
+Normalization Normalization::parse(const std::string& text, const std::string& where) {
+  Normalization n;
+  const int read = std::sscanf(text.c_str(), "%f,%f,%f,%f,%f,%f", &n.mean[0], &n.mean[1], &n.mean[2],
+                               &n.stdev[0], &n.stdev[1], &n.stdev[2]);
+  require(read == 6 && n.stdev[0] > 0 && n.stdev[1] > 0 && n.stdev[2] > 0,
+          where + ": bad normalisation '" + text + "'");
+  return n;
+}
+
 void augment_to_chw(const uint8_t* hwc, int width, int height, const AugmentOptions& options,
-                    uint64_t seed, float* chw) {
+                    uint64_t seed, float* chw, const Normalization& norm) {
   Rng rng(seed);
   bool flip_x = false, flip_y = false, transpose = false;
   if (options.flips) {
@@ -30,14 +50,13 @@ void augment_to_chw(const uint8_t* hwc, int width, int height, const AugmentOpti
       shift = float(rng.uniform(-options.stain_jitter, options.stain_jitter));
     }
     for (int v = 0; v < 256; ++v) {
+      float x = v * (1.0f / 255.0f);
       if (options.stain_jitter > 0) {
         const float od = -std::log((v + 1.0f) / 256.0f);
         const float jittered = std::max(0.0f, od * scale + shift);
-        lut[c][v] = std::min(1.0f, std::exp(-jittered) * 256.0f / 255.0f - 1.0f / 255.0f);
-        if (lut[c][v] < 0) lut[c][v] = 0;
-      } else {
-        lut[c][v] = v * (1.0f / 255.0f);
+        x = std::clamp(std::exp(-jittered) * 256.0f / 255.0f - 1.0f / 255.0f, 0.0f, 1.0f);
       }
+      lut[c][v] = (x - norm.mean[c]) / norm.stdev[c];
     }
   }
   const size_t plane = size_t(width) * height;

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 namespace histocnn {
 
@@ -18,8 +19,18 @@ struct AugmentOptions {
   bool any() const { return flips || rotations || stain_jitter > 0; }
 };
 
-// Converts one example (HWC uint8) to CHW float in [0,1], augmenting it.
+// Per-channel input normalisation: x = (v / 255 - mean) / std. Computed from
+// the training examples and saved with the model, so eval and predict feed
+// the network exactly what it was trained on. Identity = the paper's 1/255.
+struct Normalization {
+  float mean[3] = {0, 0, 0};
+  float stdev[3] = {1, 1, 1};
+  std::string text() const;  // "m0,m1,m2,s0,s1,s2"
+  static Normalization parse(const std::string& text, const std::string& where);
+};
+
+// Converts one example (HWC uint8) to normalised CHW float, augmenting it.
 void augment_to_chw(const uint8_t* hwc, int width, int height, const AugmentOptions& options,
-                    uint64_t seed, float* chw);
+                    uint64_t seed, float* chw, const Normalization& normalization = {});
 
 }  // namespace histocnn

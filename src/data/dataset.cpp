@@ -1,7 +1,9 @@
 #include "data/dataset.h"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
+#include <cmath>
 #include <filesystem>
 #include <map>
 #include <numeric>
@@ -9,6 +11,7 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "data/augment.h"
 
 namespace histocnn {
 
@@ -40,27 +43,67 @@ GlasFolder open_glas_folder(const std::string& root, const std::string& split) {
 }
 
 std::vector<int> patient_folds(const std::vector<SlideImage>& images, int k, uint64_t seed) {
-  std::map<std::string, int> counts;
-  for (const auto& im : images) counts[im.patient]++;
+  // Stratified group k-fold: every image of a patient in one fold, and each
+  // fold's class mix as close to the whole set's as the patients allow.
+  struct Patient {
+    std::string id;
+    int count[2] = {0, 0};
+    int total() const { return count[0] + count[1]; }
+    int majority() const { return count[1] > count[0] ? 1 : 0; }
+  };
+  std::map<std::string, Patient> by_id;
+  for (const auto& im : images) {
+    Patient& p = by_id[im.patient];
+    p.id = im.patient;
+    p.count[im.label]++;
+  }
   require(k >= 2, "--folds: need at least 2 folds, got " + std::to_string(k));
-  require(int(counts.size()) >= k, "--folds: " + std::to_string(k) + " folds but only " +
-                                       std::to_string(counts.size()) + " patients");
-  std::vector<std::pair<std::string, int>> patients(counts.begin(), counts.end());
+  require(int(by_id.size()) >= k, "--folds: " + std::to_string(k) + " folds but only " +
+                                      std::to_string(by_id.size()) + " patients");
+  std::vector<Patient> patients;
+  for (auto& [id, p] : by_id) patients.push_back(p);
   Rng rng(seed);
   std::shuffle(patients.begin(), patients.end(), rng);
-  // Largest patients first into the currently smallest fold (stable for ties).
+  // Largest patients first, each into the fold with the fewest images of its
+  // majority class (then the fewest images), so classes spread evenly.
   std::stable_sort(patients.begin(), patients.end(),
-                   [](const auto& a, const auto& b) { return a.second > b.second; });
-  std::vector<int> fold_size(k, 0);
+                   [](const Patient& a, const Patient& b) { return a.total() > b.total(); });
+  std::vector<std::array<int, 2>> fold_counts(k, {0, 0});
   std::map<std::string, int> fold_of;
-  for (const auto& [patient, n] : patients) {
-    const int f = int(std::min_element(fold_size.begin(), fold_size.end()) - fold_size.begin());
-    fold_of[patient] = f;
-    fold_size[f] += n;
+  for (const auto& p : patients) {
+    const int c = p.majority();
+    int best = 0;
+    for (int f = 1; f < k; ++f) {
+      const auto& a = fold_counts[f];
+      const auto& b = fold_counts[best];
+      if (a[c] < b[c] || (a[c] == b[c] && a[0] + a[1] < b[0] + b[1])) best = f;
+    }
+    fold_of[p.id] = best;
+    fold_counts[best][0] += p.count[0];
+    fold_counts[best][1] += p.count[1];
   }
   std::vector<int> folds;
   for (const auto& im : images) folds.push_back(fold_of[im.patient]);
   return folds;
+}
+
+Normalization channel_statistics(const ExampleSet& set) {
+  double sum[3] = {0, 0, 0}, sum_sq[3] = {0, 0, 0};
+  const size_t pixels = set.pixels.size() / 3;
+  for (size_t i = 0; i < pixels; ++i)
+    for (int c = 0; c < 3; ++c) {
+      const double v = set.pixels[3 * i + c] / 255.0;
+      sum[c] += v;
+      sum_sq[c] += v * v;
+    }
+  Normalization n;
+  for (int c = 0; c < 3; ++c) {
+    const double mean = pixels ? sum[c] / double(pixels) : 0.0;
+    const double var = pixels ? sum_sq[c] / double(pixels) - mean * mean : 1.0;
+    n.mean[c] = float(mean);
+    n.stdev[c] = float(std::sqrt(std::max(var, 1e-6)));
+  }
+  return n;
 }
 
 ExampleSet build_examples(const std::vector<SlideImage>& images, const CropOptions& options,

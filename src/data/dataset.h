@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "data/augment.h"
 #include "data/grade_csv.h"
 #include "data/image.h"
 
@@ -28,8 +29,9 @@ struct GlasFolder {
 // `split` keeps names starting with it ("train", "testA", "testB"; "" or "all" = all).
 GlasFolder open_glas_folder(const std::string& root, const std::string& split = "");
 
-// Patient-grouped k-fold assignment: all images of a patient land in the same
-// fold; folds are balanced by image count. Returns a fold index per image.
+// Patient-grouped, class-stratified k-fold assignment: all images of a patient
+// land in the same fold, and each fold gets as even a share of each class as
+// the patients allow. Returns a fold index per image.
 std::vector<int> patient_folds(const std::vector<SlideImage>& images, int k, uint64_t seed);
 
 struct CropOptions {
@@ -56,6 +58,9 @@ struct ExampleSet {
   std::vector<uint8_t> pixels;  // examples.size() * height * width * 3
   const uint8_t* pixels_of(size_t i) const { return pixels.data() + i * size_t(width) * height * 3; }
 };
+
+// Per-channel mean and standard deviation of the examples' pixels (in [0,1]).
+Normalization channel_statistics(const ExampleSet& set);
 
 ExampleSet build_examples(const std::vector<SlideImage>& images, const CropOptions& options,
                           int width, int height, int workers);

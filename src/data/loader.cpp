@@ -7,10 +7,11 @@
 namespace histocnn {
 
 BatchLoader::BatchLoader(const ExampleSet& set, std::vector<int> order, int batch_size,
-                         const AugmentOptions& augment, uint64_t seed, int workers, int depth)
+                         const AugmentOptions& augment, uint64_t seed, int workers, int depth,
+                         const Normalization& normalization)
     : set_(set), order_(std::move(order)), batch_size_(batch_size),
       batch_count_(int((order_.size() + batch_size - 1) / batch_size)), augment_(augment),
-      seed_(seed), depth_(std::max(1, depth)), workers_(std::max(1, workers)) {
+      normalization_(normalization), seed_(seed), depth_(std::max(1, depth)), workers_(std::max(1, workers)) {
   for (int w = 0; w < workers_; ++w) threads_.emplace_back([this, w] { work(w); });
 }
 
@@ -36,7 +37,7 @@ void BatchLoader::fill(int index, Batch& batch) const {
     batch.labels[i] = set_.examples[e].label;
     uint64_t s = seed_ ^ (uint64_t(e) * 0x9E3779B97F4A7C15ull);
     augment_to_chw(set_.pixels_of(e), set_.width, set_.height, augment_, splitmix64(s),
-                   batch.images.data() + per * i);
+                   batch.images.data() + per * i, normalization_);
   }
 }
 

@@ -28,7 +28,8 @@ class BatchLoader {
   // `order`: the example indices of this epoch, in order. `seed` should vary
   // per epoch. depth: batches prepared ahead.
   BatchLoader(const ExampleSet& set, std::vector<int> order, int batch_size,
-              const AugmentOptions& augment, uint64_t seed, int workers, int depth = 4);
+              const AugmentOptions& augment, uint64_t seed, int workers, int depth = 4,
+              const Normalization& normalization = {});
   ~BatchLoader();
   BatchLoader(const BatchLoader&) = delete;
   BatchLoader& operator=(const BatchLoader&) = delete;
@@ -47,6 +48,7 @@ class BatchLoader {
   std::vector<int> order_;
   int batch_size_, batch_count_;
   AugmentOptions augment_;
+  Normalization normalization_;
   uint64_t seed_;
   int depth_;
   std::mutex mutex_;

@@ -36,6 +36,7 @@ void save_model_file(const std::string& path, const ModelFile& file) {
   out.metadata["histocnn.spec"] = file.spec.text();
   out.metadata["histocnn.input"] = std::to_string(file.width) + "x" + std::to_string(file.height);
   out.metadata["histocnn.crop"] = file.crop;
+  out.metadata["histocnn.normalize"] = file.normalization.text();
   put(out, "", file.params);
   if (file.has_optimizer) {
     put(out, "optimizer.m.", file.m);
@@ -59,6 +60,8 @@ ModelFile load_model_file(const std::string& path) {
   require(std::sscanf(input.c_str(), "%dx%d", &file.width, &file.height) == 2,
           path + ": bad histocnn.input '" + input + "'");
   file.crop = meta("histocnn.crop");
+  if (in.metadata.count("histocnn.normalize"))
+    file.normalization = Normalization::parse(in.metadata.at("histocnn.normalize"), path);
   const NetworkShape shape = infer_shapes(file.spec, 1, file.height, file.width);
   file.params = Parameters::zeros(shape);
   take(in, "", file.params, path);

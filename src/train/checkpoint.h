@@ -5,6 +5,7 @@
 //                 histocnn.spec   the model spec text
 //                 histocnn.input  "WxH" input size
 //                 histocnn.crop   "WxH" crop size, or "whole"
+//                 histocnn.normalize  per-channel mean,std of the input (data/augment.h)
 // checkpoint:   a model file plus Adam's moments (optimizer.m.<name>,
 //               optimizer.v.<name>) and histocnn.state, a JSON object with the
 //               step, epoch and history, so `train --resume` continues exactly.
@@ -16,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "nn/params.h"
+#include "data/augment.h"
 #include "nn/spec.h"
 
 namespace histocnn {
@@ -24,6 +26,7 @@ struct ModelFile {
   ModelSpec spec;
   int width = 0, height = 0;
   std::string crop;  // "WxH" or "whole"
+  Normalization normalization;  // histocnn.normalize (identity when absent)
   Parameters params;
   // Only in checkpoints:
   bool has_optimizer = false;

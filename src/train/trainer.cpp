@@ -40,13 +40,13 @@ void select_images(const DataSelection& s, std::vector<SlideImage>* train,
     (folds[i] == s.fold ? validation : train)->push_back(folder.images[i]);
 }
 
-EvalReport evaluate(TrainingStep& step, const ExampleSet& set) {
+EvalReport evaluate(TrainingStep& step, const ExampleSet& set, const Normalization& normalization) {
   const int batch = step.shape().batch;
   std::vector<Prediction> crops;
   std::vector<std::string> image_of, patient_of;
   std::vector<int> order(set.examples.size());
   std::iota(order.begin(), order.end(), 0);
-  BatchLoader loader(set, order, batch, AugmentOptions{}, 0, 2);
+  BatchLoader loader(set, order, batch, AugmentOptions{}, 0, 2, 4, normalization);
   std::vector<float> probs(size_t(batch) * 2);
   for (Batch b; loader.next(b);) {
     step.predict(b.images.data(), b.count, probs.data());
@@ -138,6 +138,7 @@ nlohmann::json run_training(const TrainOptions& o) {
     log("wrote " + std::to_string(train_set.examples.size()) + " examples to " + o.export_examples);
     return {{"exported", o.export_examples}};
   }
+  const Normalization normalization = o.normalize ? channel_statistics(train_set) : Normalization{};
   const double data_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   log("data: " + std::to_string(train_images.size()) + " train images -> " +
@@ -190,7 +191,8 @@ nlohmann::json run_training(const TrainOptions& o) {
     std::vector<int> order(train_set.examples.size());
     std::iota(order.begin(), order.end(), 0);
     std::shuffle(order.begin(), order.end(), epoch_rng);
-    BatchLoader loader(train_set, order, o.batch, o.augment, epoch_rng.next(), std::max(1, threads));
+    BatchLoader loader(train_set, order, o.batch, o.augment, epoch_rng.next(), std::max(1, threads), 4,
+                       normalization);
     const StepProfile profile_before = step->profile();
     const auto start = std::chrono::steady_clock::now();
     double loss_sum = 0;
@@ -231,7 +233,7 @@ nlohmann::json run_training(const TrainOptions& o) {
                   loss_sum / seen, double(correct) / seen);
     std::string text = line;
     if (!val_set.examples.empty()) {
-      const EvalReport report = evaluate(*step, val_set);
+      const EvalReport report = evaluate(*step, val_set, normalization);
       last_eval = report.to_json();
       row["validation"] = last_eval;
       std::snprintf(line, sizeof line, "  val acc %.3f (image %.3f, patient %.3f)",
@@ -248,6 +250,7 @@ nlohmann::json run_training(const TrainOptions& o) {
     ck.width = o.width;
     ck.height = o.height;
     ck.crop = crop_text;
+    ck.normalization = normalization;
     ck.params = step->parameters();
     ck.has_optimizer = true;
     int64_t steps = 0;
@@ -260,6 +263,7 @@ nlohmann::json run_training(const TrainOptions& o) {
   model.width = o.width;
   model.height = o.height;
   model.crop = crop_text;
+  model.normalization = normalization;
   model.params = step->parameters();
   save_model_file(model_path, model);
   const MemoryReport memory = step->memory();

@@ -44,6 +44,7 @@ struct TrainOptions {
   CropOptions crops;
   int val_crops_per_image = 8;
   AugmentOptions augment;
+  bool normalize = true;      // per-channel standardisation (false: the paper's 1/255 only)
   AdamConfig adam;
   std::string output;         // folder for checkpoint, model, metrics
   bool resume = false;
@@ -66,6 +67,7 @@ struct EvalReport {
 };
 
 // Predicts every example with `step` and computes metrics at all three levels.
-EvalReport evaluate(TrainingStep& step, const ExampleSet& examples);
+EvalReport evaluate(TrainingStep& step, const ExampleSet& examples,
+                    const Normalization& normalization = {});
 
 }  // namespace histocnn
