@@ -13,27 +13,7 @@ import time
 
 import torch
 
-
-class Net(torch.nn.Module):
-    def __init__(self, size):
-        super().__init__()
-        self.conv1 = torch.nn.Conv2d(3, 32, 3)
-        self.conv2 = torch.nn.Conv2d(32, 32, 3)
-        self.conv3 = torch.nn.Conv2d(32, 64, 3)
-        s = size
-        for _ in range(3):
-            s = (s - 2) // 2
-        self.fc1 = torch.nn.Linear(64 * s * s, 64)
-        self.drop = torch.nn.Dropout(0.5)
-        self.fc2 = torch.nn.Linear(64, 2)
-
-    def forward(self, x):
-        pool, relu = torch.nn.functional.max_pool2d, torch.relu
-        x = pool(relu(self.conv1(x)), 2)
-        x = pool(relu(self.conv2(x)), 2)
-        x = pool(relu(self.conv3(x)), 2)
-        x = self.drop(relu(self.fc1(torch.flatten(x, 1))))
-        return self.fc2(x)
+from pytorch_train import Net  # the same model as the study's PyTorch engine
 
 
 def epoch_seconds(size, batch, examples, fmt, repeats):

@@ -182,6 +182,16 @@ nlohmann::json run_training(const TrainOptions& o) {
       " threads, " + std::to_string(shape.training_flops() / o.batch / 1e9).substr(0, 5) +
       " GFLOP per example per step");
 
+  auto current_model = [&] {
+    ModelFile file;
+    file.spec = o.spec;
+    file.width = o.width;
+    file.height = o.height;
+    file.crop = crop_text;
+    file.normalization = normalization;
+    file.params = step->parameters();
+    return file;
+  };
   const bool show_bar = o.progress && ::isatty(STDERR_FILENO);
   Rng order_rng(o.seed ^ 0x0DE5u);
   for (int e = 0; e < start_epoch; ++e) order_rng.next();  // same order as an uninterrupted run
@@ -245,27 +255,14 @@ nlohmann::json run_training(const TrainOptions& o) {
     log(text + line);
     history.push_back(row);
 
-    ModelFile ck;
-    ck.spec = o.spec;
-    ck.width = o.width;
-    ck.height = o.height;
-    ck.crop = crop_text;
-    ck.normalization = normalization;
-    ck.params = step->parameters();
+    ModelFile ck = current_model();
     ck.has_optimizer = true;
     int64_t steps = 0;
     step->optimizer_state(&ck.m, &ck.v, &steps);
     ck.state = {{"step", steps}, {"epoch", epoch + 1}, {"history", history}};
     save_model_file(checkpoint_path, ck);
   }
-  ModelFile model;
-  model.spec = o.spec;
-  model.width = o.width;
-  model.height = o.height;
-  model.crop = crop_text;
-  model.normalization = normalization;
-  model.params = step->parameters();
-  save_model_file(model_path, model);
+  save_model_file(model_path, current_model());
   const MemoryReport memory = step->memory();
   nlohmann::json summary = {{"device", o.device},
                             // The last epoch's breakdown: steady state, no warm-up.
