@@ -30,7 +30,9 @@ namespace {
 void random_pairs(benchmark::State& state, MemoryResource& mr) {
   const size_t live_blocks = size_t(state.range(0));
   Rng rng(42);
-  auto draw = [&] { return size_t(std::exp(rng.uniform(std::log(256.0), std::log(double(1 << 20))))); };
+  auto draw = [&] {
+    return size_t(std::exp(rng.uniform(std::log(256.0), std::log(double(1 << 20)))));
+  };
   std::vector<std::pair<void*, size_t>> live(live_blocks);
   for (auto& [p, bytes] : live) bytes = draw(), p = mr.allocate(bytes);
   for (auto _ : state) {

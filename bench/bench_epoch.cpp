@@ -85,13 +85,15 @@ int main(int argc, char** argv) {
                             {"sgemm_gflops", ceiling},
                             {"examples", benign + malignant},
                             {"points", nlohmann::json::array()}};
-  std::printf("%5s %6s %10s %10s %10s %8s\n", "size", "batch", "epoch_s", "img/s", "GFLOP/s", "%sgemm");
+  std::printf("%5s %6s %10s %10s %10s %8s\n", "size", "batch", "epoch_s", "img/s", "GFLOP/s",
+              "%sgemm");
   for (int size : parse_list(sizes)) {
     // Random pixels stand in for decoded crops: the step's cost does not depend on content.
     ExampleSet set;
     set.width = set.height = size;
     Rng rng(size);
-    for (int i = 0; i < benign + malignant; ++i) set.examples.push_back({0, i < benign ? 0 : 1, 0, 0});
+    for (int i = 0; i < benign + malignant; ++i)
+      set.examples.push_back({0, i < benign ? 0 : 1, 0, 0});
     set.pixels.resize(set.examples.size() * size_t(size) * size * 3);
     for (auto& p : set.pixels) p = uint8_t(rng.next());
     std::vector<int> order(set.examples.size());

@@ -9,8 +9,8 @@
 #include <nlohmann/json.hpp>
 
 #include "core/atomic_file.h"
-#include "train/checkpoint.h"
 #include "test_util.h"
+#include "train/checkpoint.h"
 
 namespace histocnn {
 namespace {
@@ -25,7 +25,8 @@ CommandResult run(const std::string& args) {
   FILE* pipe = popen(command.c_str(), "r");
   std::string output;
   std::array<char, 4096> buffer;
-  for (size_t n; (n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0;) output.append(buffer.data(), n);
+  for (size_t n; (n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0;)
+    output.append(buffer.data(), n);
   const int status = pclose(pipe);
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
 }
@@ -35,14 +36,16 @@ class Cli : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new testing::TempDir();
-    const CommandResult r = run("synth -o " + data() + " --images 24 --per-patient 2 --width 240 --height 180 --seed 4");
+    const CommandResult r = run("synth -o " + data() +
+                                " --images 24 --per-patient 2 --width 240 --height 180 --seed 4");
     ASSERT_EQ(r.status, 0) << r.output;
   }
   static void TearDownTestSuite() { delete dir_; }
   static std::string data() { return *dir_ / "synthetic"; }
   static std::string out(const std::string& name) { return *dir_ / name; }
   static std::string train_args() {
-    return "train --data " + data() + " --size 32 --crop 96 --batch 20 --crops-benign 200 "
+    return "train --data " + data() +
+           " --size 32 --crop 96 --batch 20 --crops-benign 200 "
            "--crops-malignant 200 --folds 4 --fold 1 --threads 1 --no-progress --seed 3";
   }
   static testing::TempDir* dir_;
@@ -50,7 +53,8 @@ class Cli : public ::testing::Test {
 testing::TempDir* Cli::dir_ = nullptr;
 
 TEST_F(Cli, ShortTrainingEndsFarAboveChanceAndEvalAgrees) {
-  const CommandResult r = run(train_args() + " --epochs 4 --flips --rotations --stain-jitter 0.05 -o " + out("run"));
+  const CommandResult r =
+      run(train_args() + " --epochs 4 --flips --rotations --stain-jitter 0.05 -o " + out("run"));
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("epoch 4/4"), std::string::npos) << r.output;
   const auto metrics = nlohmann::json::parse(read_file(out("run") + "/metrics.json"));
@@ -58,19 +62,20 @@ TEST_F(Cli, ShortTrainingEndsFarAboveChanceAndEvalAgrees) {
   const double val = metrics["validation"]["per_crop"]["accuracy"];
   EXPECT_GE(val, 0.8) << r.output;
 
-  const CommandResult e = run("eval --data " + data() + " --folds 4 --fold 1 --threads 1 -m " + out("run/model.safetensors") +
-                    " -o " + out("eval.json"));
+  const CommandResult e = run("eval --data " + data() + " --folds 4 --fold 1 --threads 1 -m " +
+                              out("run/model.safetensors") + " -o " + out("eval.json"));
   ASSERT_EQ(e.status, 0) << e.output;
   EXPECT_NE(e.output.find("patient"), std::string::npos);
   const auto report = nlohmann::json::parse(read_file(out("eval.json")));
   EXPECT_GE(report["per_image"]["accuracy"].get<double>(), 0.8) << e.output;
 
-  const CommandResult p = run("predict -m " + out("run/model.safetensors") + " " + data() + "/train_1.png " + data() +
-                    "/train_3.png");
+  const CommandResult p = run("predict -m " + out("run/model.safetensors") + " " + data() +
+                              "/train_1.png " + data() + "/train_3.png");
   ASSERT_EQ(p.status, 0) << p.output;
   EXPECT_NE(p.output.find("train_1.png,"), std::string::npos) << p.output;
   for (const auto& entry : std::filesystem::directory_iterator(out("run")))
-    EXPECT_EQ(entry.path().string().find(".tmp."), std::string::npos) << "torn temporary left behind";
+    EXPECT_EQ(entry.path().string().find(".tmp."), std::string::npos)
+        << "torn temporary left behind";
 }
 
 TEST_F(Cli, ResumeGivesTheSameWeightsAsAnUninterruptedRun) {
@@ -105,9 +110,11 @@ TEST_F(Cli, BadInputGivesOneLineErrorsAndNonZeroExit) {
       {"train --data /nonexistent/glas -o " + out("x"), "/nonexistent/glas: data folder not found"},
       {"train --data " + data() + " -o " + out("x") + " --size 10x", "--size"},
       {"train --data " + data() + " -o " + out("x") + " --threads 999", "--threads"},
-      {"train --data " + data() + " -o " + out("x") + " --crop 500", "smaller than the 500x500 crop"},
+      {"train --data " + data() + " -o " + out("x") + " --crop 500",
+       "smaller than the 500x500 crop"},
       {"train --data " + data() + " -o " + out("x") + " --device tpu", "--device"},
-      {"eval --data " + data() + " -m " + out("missing.safetensors"), "missing.safetensors: model file not found"},
+      {"eval --data " + data() + " -m " + out("missing.safetensors"),
+       "missing.safetensors: model file not found"},
       {"predict -m " + out("missing.safetensors") + " a.png", "model file not found"},
       {"synth -o " + out("s") + " --format gif", "--format"},
       {"frobnicate", "frobnicate"},
@@ -170,7 +177,8 @@ TEST_F(Cli, StudyResumesWithoutRepeatingMeasurementsAndReports) {
     EXPECT_TRUE(std::filesystem::exists(dir + "/report/report.html"));
     EXPECT_TRUE(std::filesystem::exists(dir + "/report/fig_cpu_time.png"));
     EXPECT_TRUE(std::filesystem::exists(dir + "/report/fig_cpu_time.svg"));
-    EXPECT_NE(read_file(dir + "/report/report.md").find("16.19"), std::string::npos) << "the paper's numbers";
+    EXPECT_NE(read_file(dir + "/report/report.md").find("16.19"), std::string::npos)
+        << "the paper's numbers";
   }
   CommandResult bad = run("report " + out("no-such-study"));
   EXPECT_NE(bad.status, 0);
@@ -190,7 +198,8 @@ TEST_F(Cli, MemplanPrintsThePlanAndFindsTheLargestBatch) {
   EXPECT_NE(bad.output.find("--budget"), std::string::npos) << bad.output;
   CommandResult cpu_alloc = run("train --data " + data() + " -o " + out("z") + " --allocator pool");
   EXPECT_NE(cpu_alloc.status, 0);
-  EXPECT_NE(cpu_alloc.output.find("--allocator: device memory settings apply to --device cuda"), std::string::npos)
+  EXPECT_NE(cpu_alloc.output.find("--allocator: device memory settings apply to --device cuda"),
+            std::string::npos)
       << cpu_alloc.output;
 }
 

@@ -44,13 +44,14 @@ TEST_P(CpuStepVsReference, ForwardAndGradientsMatch) {
 
   Parameters grads;
   const StepResult got = step->gradients(images.data(), labels.data(), c.count, c.training, &grads);
-  const auto want = reference::network_forward_backward(shape, params, images.data(), labels.data(),
-                                                        c.count, c.training, options.dropout_seed, 0);
+  const auto want = reference::network_forward_backward(
+      shape, params, images.data(), labels.data(), c.count, c.training, options.dropout_seed, 0);
   EXPECT_NEAR(got.loss_sum / c.count, want.loss, 1e-4 * std::max(1.0, want.loss));
   for (const auto& info : params.layout) {
     double max_diff = 0, max_ref = 0;
     for (int64_t i = 0; i < info.size; ++i) {
-      max_diff = std::max(max_diff, double(std::fabs(grads.data(info)[i] - want.grads.data(info)[i])));
+      max_diff =
+          std::max(max_diff, double(std::fabs(grads.data(info)[i] - want.grads.data(info)[i])));
       max_ref = std::max(max_ref, double(std::fabs(want.grads.data(info)[i])));
     }
     EXPECT_LE(max_diff, 1e-4 + 2e-3 * max_ref) << info.name << " (max |ref| " << max_ref << ")";
@@ -65,18 +66,26 @@ TEST_P(CpuStepVsReference, ForwardAndGradientsMatch) {
 INSTANTIATE_TEST_SUITE_P(
     Architectures, CpuStepVsReference,
     ::testing::Values(
-        Case{"PaperNet", "conv 32 kernel=3 pool=2; conv 32 kernel=3 pool=2; conv 64 kernel=3 pool=2; "
-                         "dense 64; dropout 0.5; dense 2", 4, 32, 32, 4, false},
-        Case{"PaperNetDropoutPadded", "conv 32 kernel=3 pool=2; conv 32 kernel=3 pool=2; conv 64 kernel=3 pool=2; "
-                                      "dense 64; dropout 0.5; dense 2", 5, 36, 40, 3, true},
+        Case{"PaperNet",
+             "conv 32 kernel=3 pool=2; conv 32 kernel=3 pool=2; conv 64 kernel=3 pool=2; "
+             "dense 64; dropout 0.5; dense 2",
+             4, 32, 32, 4, false},
+        Case{"PaperNetDropoutPadded",
+             "conv 32 kernel=3 pool=2; conv 32 kernel=3 pool=2; conv 64 kernel=3 pool=2; "
+             "dense 64; dropout 0.5; dense 2",
+             5, 36, 40, 3, true},
         Case{"ConvNoPool", "conv 8 kernel=3 pool=1; dense 2", 3, 10, 9, 3, false},
-        Case{"ConvSamePadOddPool", "conv 16 kernel=5 pool=3 pad=same; conv 16 kernel=3 pool=2; dense 2", 2, 23, 19, 2, false},
-        Case{"DeepDense", "conv 4 kernel=3 pool=2; dense 17; dense 9; dropout 0.3; dense 2", 6, 16, 16, 6, true},
+        Case{"ConvSamePadOddPool",
+             "conv 16 kernel=5 pool=3 pad=same; conv 16 kernel=3 pool=2; dense 2", 2, 23, 19, 2,
+             false},
+        Case{"DeepDense", "conv 4 kernel=3 pool=2; dense 17; dense 9; dropout 0.3; dense 2", 6, 16,
+             16, 6, true},
         Case{"SingleImage", "conv 32 kernel=3 pool=2; dense 2", 1, 12, 12, 1, false}),
     [](const auto& info) { return std::string(info.param.name); });
 
 TEST(CpuStep, LossGradientMatchesFiniteDifferencesOfTheStepItself) {
-  const ModelSpec spec = parse_model_spec("conv 6 kernel=3 pool=2; conv 8 kernel=3 pool=2; dense 10; dense 2");
+  const ModelSpec spec =
+      parse_model_spec("conv 6 kernel=3 pool=2; conv 8 kernel=3 pool=2; dense 10; dense 2");
   const NetworkShape shape = infer_shapes(spec, 3, 14, 14);
   auto step = make_backend("cpu")->compile(spec, shape, StepOptions{});
   Parameters params = Parameters::glorot(shape, 8);
@@ -109,7 +118,8 @@ TEST(CpuStep, LossGradientMatchesFiniteDifferencesOfTheStepItself) {
         ++kinks;
         continue;
       }
-      EXPECT_NEAR(grads.data(info)[i], fine, 1e-3 + 0.03 * std::fabs(fine)) << info.name << "[" << i << "]";
+      EXPECT_NEAR(grads.data(info)[i], fine, 1e-3 + 0.03 * std::fabs(fine))
+          << info.name << "[" << i << "]";
       ++checked;
     }
   }
@@ -119,7 +129,8 @@ TEST(CpuStep, LossGradientMatchesFiniteDifferencesOfTheStepItself) {
 
 TEST(CpuStep, TrainingReducesTheLossOnAFixedBatch) {
   // No dropout: a fixed batch must be memorised quickly.
-  const ModelSpec spec = parse_model_spec("conv 32 kernel=3 pool=2; conv 32 kernel=3 pool=2; dense 64; dense 2");
+  const ModelSpec spec =
+      parse_model_spec("conv 32 kernel=3 pool=2; conv 32 kernel=3 pool=2; dense 64; dense 2");
   const NetworkShape shape = infer_shapes(spec, 8, 32, 32);
   auto step = make_backend("cpu")->compile(spec, shape, StepOptions{});
   step->set_parameters(Parameters::glorot(shape, 1));

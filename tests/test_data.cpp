@@ -1,6 +1,7 @@
 // Data: Grade.csv edge cases, image decoding errors, crops, folds,
 // augmentation and the loader's determinism.
 #include <gtest/gtest.h>
+#include <stb_image_write.h>
 
 #include <fstream>
 #include <set>
@@ -15,8 +16,6 @@
 #include "data/synth.h"
 #include "test_util.h"
 
-#include <stb_image_write.h>
-
 namespace histocnn {
 namespace {
 
@@ -24,9 +23,10 @@ using testing::TempDir;
 
 TEST(GradeCsv, AcceptsGlasReleaseQuirks) {
   // Leading spaces, CR-only line ends, columns reordered, BOM, blank lines.
-  const std::string cr = "\xEF\xBB\xBFpatient ID,name, grade (GlaS),grade (Sirinukunwattana et al. 2015)\r"
-                         " 2,train_1, malignant, moderately differentiated\r\r"
-                         "13, train_12, Benign, healthy\r";
+  const std::string cr =
+      "\xEF\xBB\xBFpatient ID,name, grade (GlaS),grade (Sirinukunwattana et al. 2015)\r"
+      " 2,train_1, malignant, moderately differentiated\r\r"
+      "13, train_12, Benign, healthy\r";
   const auto rows = parse_grade_csv(cr, "Grade.csv");
   ASSERT_EQ(rows.size(), 2u);
   EXPECT_EQ(rows[0].name, "train_1");
@@ -54,9 +54,11 @@ void expect_error(const std::string& content, const std::string& fragment) {
 TEST(GradeCsv, RejectsMalformedContentWithOneLineErrors) {
   expect_error("", "empty file");
   expect_error("name,grade (GlaS)\ntrain_1, benign\n", "header must name");
-  expect_error("name,patient ID,grade (GlaS)\ntrain_1,1, adenoma\n", "neither benign nor malignant");
+  expect_error("name,patient ID,grade (GlaS)\ntrain_1,1, adenoma\n",
+               "neither benign nor malignant");
   expect_error("name,patient ID,grade (GlaS)\ntrain_1,1\n", "line 2");
-  expect_error("name,patient ID,grade (GlaS)\ntrain_1,1,benign\ntrain_1,2,benign\n", "listed twice");
+  expect_error("name,patient ID,grade (GlaS)\ntrain_1,1,benign\ntrain_1,2,benign\n",
+               "listed twice");
   expect_error("name,patient ID,grade (GlaS)\n", "no image rows");
   expect_error("name,patient ID,grade (GlaS)\n,1,benign\n", "empty image name");
 }
@@ -124,7 +126,8 @@ std::string sixteen_bit_png(int width, int height, uint16_t value) {
     return big_endian(uint32_t(data.size())) + type + data + big_endian(crc32(type + data));
   };
   std::string ihdr = big_endian(width) + big_endian(height) + std::string{16, 2, 0, 0, 0};
-  return std::string("\x89PNG\r\n\x1a\n", 8) + chunk("IHDR", ihdr) + chunk("IDAT", z) + chunk("IEND", "");
+  return std::string("\x89PNG\r\n\x1a\n", 8) + chunk("IHDR", ihdr) + chunk("IDAT", z) +
+         chunk("IEND", "");
 }
 
 TEST(Images, GrayscaleIsRejectedRgbaAndSixteenBitAreConverted) {
@@ -191,7 +194,8 @@ TEST(Dataset, FoldsGroupPatientsAndCropsAreDeterministic) {
     build_examples(folder.images, crops, 32, 32, 2);
     FAIL();
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("smaller than the 200x64 crop"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("smaller than the 200x64 crop"), std::string::npos)
+        << e.what();
   }
 }
 

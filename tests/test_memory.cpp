@@ -16,7 +16,9 @@
 namespace histocnn {
 namespace {
 
-size_t aligned(size_t b) { return (std::max<size_t>(b, 1) + kAlignment - 1) / kAlignment * kAlignment; }
+size_t aligned(size_t b) {
+  return (std::max<size_t>(b, 1) + kAlignment - 1) / kAlignment * kAlignment;
+}
 
 // Records event traffic; events are integers.
 class RecordingEvents : public StreamEvents {
@@ -65,7 +67,8 @@ TEST(PoolResource, MillionRandomOperationsKeepEveryInvariant) {
   for (int op = 0; op < kOperations; ++op) {
     // Phases with 1k .. 20k live blocks, mixed sizes from 1 B to 1 MB (log-uniform).
     const size_t target = 1000 + size_t(19000 * (0.5 + 0.5 * std::sin(op / 40000.0)));
-    const bool do_allocate = live.empty() || (live.size() < target ? rng.below(10) < 7 : rng.below(10) < 3);
+    const bool do_allocate =
+        live.empty() || (live.size() < target ? rng.below(10) < 7 : rng.below(10) < 3);
     if (do_allocate) {
       const size_t bytes = size_t(std::exp(rng.uniform(0, std::log(1 << 20))));
       char* p = static_cast<char*>(pool.allocate(bytes));
@@ -91,7 +94,8 @@ TEST(PoolResource, MillionRandomOperationsKeepEveryInvariant) {
   const MemoryStats s = pool.stats();
   EXPECT_EQ(s.bytes_in_use, 0u);
   EXPECT_EQ(s.free_bytes, s.bytes_reserved);
-  EXPECT_EQ(pool.free_block_count(), pool.region_count()) << "everything coalesces back, one block per region";
+  EXPECT_EQ(pool.free_block_count(), pool.region_count())
+      << "everything coalesces back, one block per region";
   EXPECT_EQ(s.allocations, s.deallocations);
   EXPECT_EQ(s.upstream_allocations, pool.region_count());
   EXPECT_EQ(s.served_from_pool + s.upstream_allocations - 1, s.allocations)
@@ -146,12 +150,13 @@ TEST(PoolResource, ReuseAcrossStreamsWaitsOnEventsAndSingleStreamRecordsNone) {
     PoolResource pool(host, options, &events);
     for (int i = 0; i < 100; ++i) pool.deallocate(pool.allocate(1000), 1000);
     EXPECT_EQ(events.recorded, 0) << "one stream: no events";
-    auto* s1 = reinterpret_cast<StreamHandle>(0x1), *s2 = reinterpret_cast<StreamHandle>(0x2);
+    auto *s1 = reinterpret_cast<StreamHandle>(0x1), *s2 = reinterpret_cast<StreamHandle>(0x2);
     void* p = pool.allocate(4096, s1);  // a new stream is ordered after the default stream
     EXPECT_EQ(events.waits, 1);
     pool.deallocate(p, 4096, s1);  // two streams known now: the free records an event
     EXPECT_EQ(events.recorded, 2);
-    void* q = pool.allocate(4096, s2);  // new stream s2: waits on both; takes s1's block: waits again
+    void* q =
+        pool.allocate(4096, s2);  // new stream s2: waits on both; takes s1's block: waits again
     EXPECT_GE(events.waits, 4);
     pool.deallocate(q, 4096, s2);
     const int before = events.waits;
@@ -236,7 +241,8 @@ TEST(MemoryPlan, RandomLifetimesNeverCollideAndReuseMemory) {
 
 TEST(MemoryPlan, ChainOfLayersReusesBuffersAndValidateCatchesOverlap) {
   // a -> b -> c -> d: each tensor lives for two ops; a and c can share.
-  std::vector<TensorLifetime> chain = {{"a", 1000, 0, 1}, {"b", 1000, 1, 2}, {"c", 1000, 2, 3}, {"d", 1000, 3, 4}};
+  std::vector<TensorLifetime> chain = {
+      {"a", 1000, 0, 1}, {"b", 1000, 1, 2}, {"c", 1000, 2, 3}, {"d", 1000, 3, 4}};
   const MemoryPlan plan = plan_memory(chain);
   EXPECT_EQ(plan.arena_bytes, 2 * 1024u);
   EXPECT_EQ(plan.lower_bound_bytes, 2000u);

@@ -53,17 +53,28 @@ TEST(MemoryConfig, InvalidValuesNameTheirSource) {
   };
   MemoryFlags bad;
   bad.allocator = "cnmem";
-  EXPECT_NE(message([&] { resolve_memory_config(bad, nullptr, ""); }).find("--allocator: allocator 'cnmem'"), std::string::npos);
+  EXPECT_NE(message([&] {
+              resolve_memory_config(bad, nullptr, "");
+            }).find("--allocator: allocator 'cnmem'"),
+            std::string::npos);
   MemoryFlags negative;
   negative.gpu_mem_pool = -1;
-  EXPECT_NE(message([&] { resolve_memory_config(negative, nullptr, ""); }).find("--gpu-mem-pool"), std::string::npos);
-  EXPECT_NE(message([&] { resolve_memory_config({}, "gpu_mem_pool=lots", ""); }).find("HISTOCNN_FLAGS"), std::string::npos);
-  EXPECT_NE(message([&] { resolve_memory_config({}, "colour=blue", ""); }).find("unknown key 'colour'"), std::string::npos);
+  EXPECT_NE(message([&] { resolve_memory_config(negative, nullptr, ""); }).find("--gpu-mem-pool"),
+            std::string::npos);
+  EXPECT_NE(
+      message([&] { resolve_memory_config({}, "gpu_mem_pool=lots", ""); }).find("HISTOCNN_FLAGS"),
+      std::string::npos);
+  EXPECT_NE(
+      message([&] { resolve_memory_config({}, "colour=blue", ""); }).find("unknown key 'colour'"),
+      std::string::npos);
   const std::string file = dir / "histocnn.toml";
   write_file_atomically(file, "[gpu\nallocator = 1\n");
-  EXPECT_NE(message([&] { resolve_memory_config({}, nullptr, file); }).find("invalid TOML at line 1"), std::string::npos);
+  EXPECT_NE(
+      message([&] { resolve_memory_config({}, nullptr, file); }).find("invalid TOML at line 1"),
+      std::string::npos);
   write_file_atomically(file, "[gpu]\nallocator = 3\n");
-  EXPECT_NE(message([&] { resolve_memory_config({}, nullptr, file); }).find("must be a string"), std::string::npos);
+  EXPECT_NE(message([&] { resolve_memory_config({}, nullptr, file); }).find("must be a string"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -35,7 +35,8 @@ void expect_gradient(const std::function<std::vector<float>(const std::vector<fl
     const double down = loss(x);
     x[i] = saved;
     const double numeric = (up - down) / (2 * h);
-    EXPECT_NEAR(analytic[i], numeric, tolerance * std::max(1.0, std::fabs(numeric))) << "index " << i;
+    EXPECT_NEAR(analytic[i], numeric, tolerance * std::max(1.0, std::fabs(numeric)))
+        << "index " << i;
   }
 }
 
@@ -94,8 +95,10 @@ TEST(ReferenceLayers, DenseAndReluGradientsMatchFiniteDifferences) {
   auto x = random_vector(n * in, 7), w = random_vector(out * in, 8), b = random_vector(out, 9);
   auto r = random_vector(n * out, 10);
   std::vector<float> dx(x.size()), dw(w.size()), db(out);
-  reference::dense_backward(x.data(), w.data(), r.data(), dx.data(), dw.data(), db.data(), n, in, out);
-  auto run = [&](const std::vector<float>& xx, const std::vector<float>& ww, const std::vector<float>& bb) {
+  reference::dense_backward(x.data(), w.data(), r.data(), dx.data(), dw.data(), db.data(), n, in,
+                            out);
+  auto run = [&](const std::vector<float>& xx, const std::vector<float>& ww,
+                 const std::vector<float>& bb) {
     std::vector<float> y(r.size());
     reference::dense_forward(xx.data(), ww.data(), bb.data(), y.data(), n, in, out);
     return y;
@@ -110,11 +113,13 @@ TEST(ReferenceLayers, DenseAndReluGradientsMatchFiniteDifferences) {
   auto rr = random_vector(40, 12);
   std::vector<float> rdx(40);
   reference::relu_backward(rx.data(), rr.data(), rdx.data(), 40);
-  expect_gradient([](const std::vector<float>& v) {
-    std::vector<float> y(v.size());
-    reference::relu_forward(v.data(), y.data(), int64_t(v.size()));
-    return y;
-  }, rx, rr, rdx);
+  expect_gradient(
+      [](const std::vector<float>& v) {
+        std::vector<float> y(v.size());
+        reference::relu_forward(v.data(), y.data(), int64_t(v.size()));
+        return y;
+      },
+      rx, rr, rdx);
 }
 
 TEST(ReferenceLayers, SoftmaxCrossEntropyGradientAndPadding) {
@@ -126,10 +131,12 @@ TEST(ReferenceLayers, SoftmaxCrossEntropyGradientAndPadding) {
   EXPECT_EQ(d[6], 0.0f);  // the padded row
   EXPECT_EQ(d[7], 0.0f);
   std::vector<float> one = {1.0f};
-  expect_gradient([&](const std::vector<float>& v) {
-    return std::vector<float>{float(reference::softmax_cross_entropy(v.data(), labels.data(), n, count,
-                                                                     nullptr, nullptr))};
-  }, logits, one, d, 1e-2);
+  expect_gradient(
+      [&](const std::vector<float>& v) {
+        return std::vector<float>{float(
+            reference::softmax_cross_entropy(v.data(), labels.data(), n, count, nullptr, nullptr))};
+      },
+      logits, one, d, 1e-2);
 }
 
 }  // namespace

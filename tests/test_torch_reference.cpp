@@ -14,7 +14,8 @@ namespace histocnn {
 namespace {
 
 TEST(TorchReference, GradientsAndTenAdamStepsMatchPyTorch) {
-  const auto ref = nlohmann::json::parse(read_file(HISTOCNN_SOURCE_DIR "/tests/data/torch_reference.json"));
+  const auto ref =
+      nlohmann::json::parse(read_file(HISTOCNN_SOURCE_DIR "/tests/data/torch_reference.json"));
   const int batch = ref["config"]["batch"], size = ref["config"]["size"];
   const ModelSpec spec = default_model_spec();
   const NetworkShape shape = infer_shapes(spec, batch, size, size);
@@ -33,7 +34,8 @@ TEST(TorchReference, GradientsAndTenAdamStepsMatchPyTorch) {
   }
   step->set_parameters(params);
   std::vector<float> images(size_t(batch) * 3 * size * size);
-  for (size_t i = 0; i < images.size(); ++i) images[i] = float(0.5 + 0.5 * std::sin(0.013 * double(i)));
+  for (size_t i = 0; i < images.size(); ++i)
+    images[i] = float(0.5 + 0.5 * std::sin(0.013 * double(i)));
   const std::vector<int32_t> labels = {0, 1, 1, 0};
 
   Parameters grads;
@@ -41,12 +43,15 @@ TEST(TorchReference, GradientsAndTenAdamStepsMatchPyTorch) {
   for (const auto& info : grads.layout) {
     const auto& want = ref["first_step_gradients"][info.name];
     double sum = 0, sumsq = 0;
-    for (int64_t i = 0; i < info.size; ++i) sum += grads.data(info)[i], sumsq += double(grads.data(info)[i]) * grads.data(info)[i];
+    for (int64_t i = 0; i < info.size; ++i)
+      sum += grads.data(info)[i], sumsq += double(grads.data(info)[i]) * grads.data(info)[i];
     const double scale = std::sqrt(want["sumsq"].get<double>() / double(info.size)) + 1e-12;
-    EXPECT_NEAR(sumsq, want["sumsq"].get<double>(), 1e-3 * want["sumsq"].get<double>() + 1e-12) << info.name;
+    EXPECT_NEAR(sumsq, want["sumsq"].get<double>(), 1e-3 * want["sumsq"].get<double>() + 1e-12)
+        << info.name;
     EXPECT_NEAR(sum, want["sum"].get<double>(), 1e-3 * scale * double(info.size)) << info.name;
     for (int i = 0; i < 8 && i < info.size; ++i)
-      EXPECT_NEAR(grads.data(info)[i], want["first"][i].get<double>(), 1e-3 * scale + 1e-7) << info.name << "[" << i << "]";
+      EXPECT_NEAR(grads.data(info)[i], want["first"][i].get<double>(), 1e-3 * scale + 1e-7)
+          << info.name << "[" << i << "]";
   }
   const auto& losses = ref["losses"];
   for (size_t s = 0; s < losses.size(); ++s) {
@@ -57,7 +62,8 @@ TEST(TorchReference, GradientsAndTenAdamStepsMatchPyTorch) {
   for (const auto& info : final_params.layout) {
     const auto& want = ref["final_parameters"][info.name];
     for (int i = 0; i < 8 && i < info.size; ++i)
-      EXPECT_NEAR(final_params.data(info)[i], want["first"][i].get<double>(), 2e-5) << info.name << "[" << i << "]";
+      EXPECT_NEAR(final_params.data(info)[i], want["first"][i].get<double>(), 2e-5)
+          << info.name << "[" << i << "]";
   }
 }
 

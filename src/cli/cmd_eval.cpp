@@ -22,7 +22,8 @@ Runner add_eval(CLI::App& app) {
   auto a = std::make_shared<Args>();
   add_data_options(*cmd, a->data);
   cmd->add_option("--model,-m", a->model, "model or checkpoint (safetensors)")->required();
-  cmd->add_option("--crops-per-image", a->crops_per_image, "crops evaluated per image")->capture_default_str();
+  cmd->add_option("--crops-per-image", a->crops_per_image, "crops evaluated per image")
+      ->capture_default_str();
   cmd->add_option("--batch", a->batch, "batch size")->capture_default_str();
   cmd->add_option("--threads", a->threads, "CPU cores (0 = all)")->capture_default_str();
   cmd->add_option("--device", a->device, "cpu or cuda")->capture_default_str();
@@ -38,18 +39,20 @@ Runner add_eval(CLI::App& app) {
     CropOptions crops;
     crops.seed = a->seed;
     crops.whole_image = model.crop == "whole";
-    if (!crops.whole_image) std::sscanf(model.crop.c_str(), "%dx%d", &crops.crop_width, &crops.crop_height);
+    if (!crops.whole_image)
+      std::sscanf(model.crop.c_str(), "%dx%d", &crops.crop_width, &crops.crop_height);
     crops.benign_crops = crops.malignant_crops = 0;
-    for (const auto& im : images) (im.label ? crops.malignant_crops : crops.benign_crops) += a->crops_per_image;
+    for (const auto& im : images)
+      (im.label ? crops.malignant_crops : crops.benign_crops) += a->crops_per_image;
     const ExampleSet set = build_examples(images, crops, model.width, model.height, threads);
     auto backend = make_backend(a->device);
-    auto step = backend->compile(model.spec, infer_shapes(model.spec, a->batch, model.height, model.width),
-                                 StepOptions{});
+    auto step = backend->compile(
+        model.spec, infer_shapes(model.spec, a->batch, model.height, model.width), StepOptions{});
     step->set_parameters(model.params);
     const EvalReport report = evaluate(*step, set, model.normalization);
     auto line = [](const char* level, const Metrics& m) {
-      std::printf("%-8s n=%-5d acc %.3f  balanced %.3f  auc %.3f  [tn %d fp %d fn %d tp %d]\n", level,
-                  m.count, m.accuracy, m.balanced_accuracy, m.auc, m.tn, m.fp, m.fn, m.tp);
+      std::printf("%-8s n=%-5d acc %.3f  balanced %.3f  auc %.3f  [tn %d fp %d fn %d tp %d]\n",
+                  level, m.count, m.accuracy, m.balanced_accuracy, m.auc, m.tn, m.fp, m.fn, m.tp);
     };
     line("crop", report.per_crop);
     line("image", report.per_image);

@@ -17,10 +17,14 @@ size_t parse_bytes(const std::string& text, const std::string& flag) {
   require(n >= 1 && value > 0, flag + ": '" + text + "' is not a size (e.g. 4GB, 512MB)");
   const std::string u = unit;
   double scale = 1 << 20;
-  if (u == "GB" || u == "G" || u == "GiB") scale = double(1u << 30);
-  else if (u == "KB" || u == "K" || u == "KiB") scale = 1024;
-  else if (u == "B") scale = 1;
-  else require(u.empty() || u == "MB" || u == "M" || u == "MiB", flag + ": unknown unit '" + u + "'");
+  if (u == "GB" || u == "G" || u == "GiB")
+    scale = double(1u << 30);
+  else if (u == "KB" || u == "K" || u == "KiB")
+    scale = 1024;
+  else if (u == "B")
+    scale = 1;
+  else
+    require(u.empty() || u == "MB" || u == "M" || u == "MiB", flag + ": unknown unit '" + u + "'");
   return size_t(value * scale);
 }
 
@@ -35,7 +39,9 @@ int64_t step_bytes(Backend& backend, const ModelSpec& spec, int batch, int heigh
 }  // namespace
 
 Runner add_memplan(CLI::App& app) {
-  auto* cmd = app.add_subcommand("memplan", "print the training step's memory plan and peak, or the largest batch for a budget");
+  auto* cmd = app.add_subcommand(
+      "memplan",
+      "print the training step's memory plan and peak, or the largest batch for a budget");
   struct Args {
     std::string size = "200", budget, model, device = "cpu";
     int batch = 50;
@@ -47,19 +53,23 @@ Runner add_memplan(CLI::App& app) {
   cmd->add_flag("--max-batch", a->max_batch, "find the largest batch whose step fits --budget");
   cmd->add_option("--budget", a->budget, "memory budget, e.g. 4GB (the paper's GTX-980)");
   cmd->add_option("--model", a->model, "model spec file (default: the paper's network)");
-  cmd->add_option("--device", a->device, "whose plan: cpu (cuda where built)")->capture_default_str();
+  cmd->add_option("--device", a->device, "whose plan: cpu (cuda where built)")
+      ->capture_default_str();
   return [a] {
     int width = 0, height = 0;
     parse_size(a->size, "--size", &width, &height);
-    const ModelSpec spec = a->model.empty() ? default_model_spec() : parse_model_spec(read_file(a->model), a->model);
+    const ModelSpec spec =
+        a->model.empty() ? default_model_spec() : parse_model_spec(read_file(a->model), a->model);
     auto backend = make_backend(a->device);
     if (!a->max_batch) {
       require(a->batch >= 1, "--batch: must be at least 1, got " + std::to_string(a->batch));
       std::string plan;
       const int64_t total = step_bytes(*backend, spec, a->batch, height, width, &plan);
       std::printf("%s", plan.c_str());
-      std::printf("peak %.1f MB for %dx%d, batch %d on %s (activations + parameters, gradients, Adam state)\n",
-                  total / 1e6, width, height, a->batch, a->device.c_str());
+      std::printf(
+          "peak %.1f MB for %dx%d, batch %d on %s (activations + parameters, gradients, Adam "
+          "state)\n",
+          total / 1e6, width, height, a->batch, a->device.c_str());
       return 0;
     }
     require(!a->budget.empty(), "--max-batch: needs --budget (e.g. --budget 4GB)");
@@ -69,19 +79,22 @@ Runner add_memplan(CLI::App& app) {
     while (step_bytes(*backend, spec, fails, height, width, nullptr) <= int64_t(budget)) {
       fits = fails;
       fails *= 2;
-      require(fails <= (1 << 20), "--budget: every batch up to 1M fits; the budget is too large to search");
+      require(fails <= (1 << 20),
+              "--budget: every batch up to 1M fits; the budget is too large to search");
     }
     while (fails - fits > 1) {
       const int mid = fits + (fails - fits) / 2;
-      (step_bytes(*backend, spec, mid, height, width, nullptr) <= int64_t(budget) ? fits : fails) = mid;
+      (step_bytes(*backend, spec, mid, height, width, nullptr) <= int64_t(budget) ? fits : fails) =
+          mid;
     }
     if (fits == 0) {
-      std::printf("no batch fits %s at %dx%d (batch 1 needs %.1f MB)\n", a->budget.c_str(), width, height,
-                  step_bytes(*backend, spec, 1, height, width, nullptr) / 1e6);
+      std::printf("no batch fits %s at %dx%d (batch 1 needs %.1f MB)\n", a->budget.c_str(), width,
+                  height, step_bytes(*backend, spec, 1, height, width, nullptr) / 1e6);
       return 1;
     }
-    std::printf("largest batch for %s at %dx%d on %s: %d (%.1f MB)\n", a->budget.c_str(), width, height,
-                a->device.c_str(), fits, step_bytes(*backend, spec, fits, height, width, nullptr) / 1e6);
+    std::printf("largest batch for %s at %dx%d on %s: %d (%.1f MB)\n", a->budget.c_str(), width,
+                height, a->device.c_str(), fits,
+                step_bytes(*backend, spec, fits, height, width, nullptr) / 1e6);
     return 0;
   };
 }

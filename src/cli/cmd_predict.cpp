@@ -21,7 +21,8 @@ Runner add_predict(CLI::App& app) {
   auto a = std::make_shared<Args>();
   cmd->add_option("--model,-m", a->model, "model or checkpoint (safetensors)")->required();
   cmd->add_option("images", a->images, "image files")->required();
-  cmd->add_option("--tiles", a->tiles, "crops per side: the image is tiled tiles x tiles and averaged")
+  cmd->add_option("--tiles", a->tiles,
+                  "crops per side: the image is tiled tiles x tiles and averaged")
       ->capture_default_str()
       ->check(CLI::Range(1, 16));
   cmd->add_option("--threads", a->threads, "CPU cores (0 = all)")->capture_default_str();
@@ -52,8 +53,10 @@ Runner add_predict(CLI::App& app) {
                 path + ": image is smaller than the model's " + model.crop + " crop");
         for (int ty = 0; ty < a->tiles; ++ty)
           for (int tx = 0; tx < a->tiles; ++tx) {
-            const int x = a->tiles == 1 ? (image.width - cw) / 2 : tx * (image.width - cw) / (a->tiles - 1);
-            const int y = a->tiles == 1 ? (image.height - ch) / 2 : ty * (image.height - ch) / (a->tiles - 1);
+            const int x =
+                a->tiles == 1 ? (image.width - cw) / 2 : tx * (image.width - cw) / (a->tiles - 1);
+            const int y =
+                a->tiles == 1 ? (image.height - ch) / 2 : ty * (image.height - ch) / (a->tiles - 1);
             const Image tile = resize_area(crop(image, x, y, cw, ch), model.width, model.height);
             augment_to_chw(tile.rgb.data(), model.width, model.height, {}, 0,
                            input.data() + plane * tiles++, model.normalization);

@@ -21,7 +21,8 @@ std::vector<T> split_list(const std::string& text, const std::string& flag) {
     if constexpr (std::is_same_v<T, int>) {
       char* end = nullptr;
       const long v = std::strtol(item.c_str(), &end, 10);
-      require(!item.empty() && *end == '\0' && v >= 0 && v <= 100000, flag + ": '" + item + "' is not a count");
+      require(!item.empty() && *end == '\0' && v >= 0 && v <= 100000,
+              flag + ": '" + item + "' is not a count");
       out.push_back(int(v));
     } else {
       out.push_back(item);
@@ -41,27 +42,35 @@ std::string self_path() {
 }  // namespace
 
 Runner add_study(CLI::App& app) {
-  auto* cmd = app.add_subcommand("study", "the paper's grid: time over size x batch x device x allocator x engine");
+  auto* cmd = app.add_subcommand(
+      "study", "the paper's grid: time over size x batch x device x allocator x engine");
   struct Args {
     StudyOptions o;
     std::string sizes = "32,64,128,180,200", batches = "10,20,50,100,150", threads = "0",
-                devices = "cpu", allocators = "direct,pool,async,plan", engines = "histocnn,pytorch";
+                devices = "cpu", allocators = "direct,pool,async,plan",
+                engines = "histocnn,pytorch";
     bool report = true;
   };
   auto a = std::make_shared<Args>();
-  cmd->add_option("--data", a->o.data, "GlaS-layout folder (default: synthetic data in the output folder)");
-  cmd->add_option("--output,-o", a->o.output, "study folder (results.jsonl, results.csv, report/)")->required();
+  cmd->add_option("--data", a->o.data,
+                  "GlaS-layout folder (default: synthetic data in the output folder)");
+  cmd->add_option("--output,-o", a->o.output, "study folder (results.jsonl, results.csv, report/)")
+      ->required();
   cmd->add_option("--sizes", a->sizes, "image sizes")->capture_default_str();
   cmd->add_option("--batches", a->batches, "batch sizes")->capture_default_str();
-  cmd->add_option("--threads", a->threads, "CPU core counts, e.g. 1,2,4,8,16 (0 = all)")->capture_default_str();
+  cmd->add_option("--threads", a->threads, "CPU core counts, e.g. 1,2,4,8,16 (0 = all)")
+      ->capture_default_str();
   cmd->add_option("--devices", a->devices, "cpu, cuda")->capture_default_str();
   cmd->add_option("--allocators", a->allocators, "CUDA allocators")->capture_default_str();
   cmd->add_option("--engines", a->engines, "histocnn, pytorch")->capture_default_str();
-  cmd->add_option("--epochs", a->o.epochs, "timed epochs per measurement (median)")->capture_default_str();
+  cmd->add_option("--epochs", a->o.epochs, "timed epochs per measurement (median)")
+      ->capture_default_str();
   cmd->add_option("--warmup", a->o.warmup, "untimed epochs first")->capture_default_str();
   cmd->add_option("--crop", a->o.crop, "crop size")->capture_default_str();
-  cmd->add_option("--crops-benign", a->o.benign, "benign crops (paper: 941)")->capture_default_str();
-  cmd->add_option("--crops-malignant", a->o.malignant, "malignant crops (paper: 910)")->capture_default_str();
+  cmd->add_option("--crops-benign", a->o.benign, "benign crops (paper: 941)")
+      ->capture_default_str();
+  cmd->add_option("--crops-malignant", a->o.malignant, "malignant crops (paper: 910)")
+      ->capture_default_str();
   cmd->add_option("--seed", a->o.seed, "seed")->capture_default_str();
   cmd->add_option("--pytorch-script", a->o.pytorch_script, "the PyTorch engine script")
       ->default_str(HISTOCNN_SOURCE_DIR "/bench/pytorch_train.py");
@@ -74,16 +83,19 @@ Runner add_study(CLI::App& app) {
     a->o.devices = split_list<std::string>(a->devices, "--devices");
     a->o.allocators = split_list<std::string>(a->allocators, "--allocators");
     a->o.engines = split_list<std::string>(a->engines, "--engines");
-    if (a->o.pytorch_script.empty()) a->o.pytorch_script = HISTOCNN_SOURCE_DIR "/bench/pytorch_train.py";
+    if (a->o.pytorch_script.empty())
+      a->o.pytorch_script = HISTOCNN_SOURCE_DIR "/bench/pytorch_train.py";
     a->o.binary = self_path();
     run_study(a->o);
-    if (a->report) std::printf("report: %s\n", write_report(a->o.output, a->o.output + "/report").c_str());
+    if (a->report)
+      std::printf("report: %s\n", write_report(a->o.output, a->o.output + "/report").c_str());
     return 0;
   };
 }
 
 Runner add_report(CLI::App& app) {
-  auto* cmd = app.add_subcommand("report", "figures (gnuplot PNG+SVG) and tables from a study, beside the paper and PyTorch");
+  auto* cmd = app.add_subcommand(
+      "report", "figures (gnuplot PNG+SVG) and tables from a study, beside the paper and PyTorch");
   auto results = std::make_shared<std::string>();
   auto output = std::make_shared<std::string>();
   cmd->add_option("results", *results, "study folder or results.jsonl")->required();
@@ -91,7 +103,10 @@ Runner add_report(CLI::App& app) {
   return [results, output] {
     std::string out = *output;
     if (out.empty())
-      out = (std::filesystem::is_directory(*results) ? *results : std::filesystem::path(*results).parent_path().string()) + "/report";
+      out = (std::filesystem::is_directory(*results)
+                 ? *results
+                 : std::filesystem::path(*results).parent_path().string()) +
+            "/report";
     std::printf("report: %s\n", write_report(*results, out).c_str());
     return 0;
   };

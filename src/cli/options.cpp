@@ -21,13 +21,15 @@ void parse_size(const std::string& text, const std::string& flag, int* width, in
 
 void add_data_options(CLI::App& cmd, DataSelection& data) {
   cmd.add_option("--data", data.folder, "GlaS-layout folder (Grade.csv + images)")->required();
-  cmd.add_option("--split", data.split, "use images whose names start with this (train, testA, testB; all)")
+  cmd.add_option("--split", data.split,
+                 "use images whose names start with this (train, testA, testB; all)")
       ->capture_default_str();
   cmd.add_option("--folds", data.folds, "patient-grouped cross-validation folds (0 = none)")
       ->capture_default_str()
       ->check(CLI::Range(0, 100));
   cmd.add_option("--fold", data.fold, "the validation fold (0-based)")->capture_default_str();
-  cmd.add_option("--val-split", data.val_split, "validate on this split instead of a fold (e.g. testA)");
+  cmd.add_option("--val-split", data.val_split,
+                 "validate on this split instead of a fold (e.g. testA)");
   cmd.add_option("--fold-seed", data.fold_seed, "seed of the patient-to-fold assignment")
       ->capture_default_str();
 }
@@ -39,7 +41,8 @@ void add_crop_options(CLI::App& cmd, CropOptions& crops, CropFlags& flags) {
   cmd.add_option("--crops-benign", crops.benign_crops, "benign crops in total (paper: 941)")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
-  cmd.add_option("--crops-malignant", crops.malignant_crops, "malignant crops in total (paper: 910)")
+  cmd.add_option("--crops-malignant", crops.malignant_crops,
+                 "malignant crops in total (paper: 910)")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
   cmd.add_option("--crop-seed", crops.seed, "seed of the crop positions")->capture_default_str();

@@ -22,7 +22,9 @@ class DivergenceError : public Error {
   using Error::Error;
 };
 
-[[noreturn]] inline void fail(const std::string& message) { throw Error(message); }
+[[noreturn]] inline void fail(const std::string& message) {
+  throw Error(message);
+}
 
 inline void require(bool condition, const std::string& message) {
   if (!condition) fail(message);

@@ -18,10 +18,10 @@ int available_cores() {
 
 int bound_cores(int threads) {
   const int available = available_cores();
-  require(threads >= 0, "--threads: must be 0 (all cores) or a positive count, got " +
-                            std::to_string(threads));
-  require(threads <= available, "--threads: " + std::to_string(threads) +
-                                    " requested but only " + std::to_string(available) +
+  require(threads >= 0,
+          "--threads: must be 0 (all cores) or a positive count, got " + std::to_string(threads));
+  require(threads <= available, "--threads: " + std::to_string(threads) + " requested but only " +
+                                    std::to_string(available) +
                                     " cores are available to this process");
   if (threads == 0) threads = available;
   cpu_set_t allowed;

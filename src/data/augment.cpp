@@ -5,22 +5,21 @@
 #include <cstdio>
 
 #include "core/error.h"
-
 #include "core/rng.h"
 
 namespace histocnn {
 
 std::string Normalization::text() const {
   char buf[160];
-  std::snprintf(buf, sizeof buf, "%.6g,%.6g,%.6g,%.6g,%.6g,%.6g", mean[0], mean[1], mean[2], stdev[0],
-                stdev[1], stdev[2]);
+  std::snprintf(buf, sizeof buf, "%.6g,%.6g,%.6g,%.6g,%.6g,%.6g", mean[0], mean[1], mean[2],
+                stdev[0], stdev[1], stdev[2]);
   return buf;
 }
 
 Normalization Normalization::parse(const std::string& text, const std::string& where) {
   Normalization n;
-  const int read = std::sscanf(text.c_str(), "%f,%f,%f,%f,%f,%f", &n.mean[0], &n.mean[1], &n.mean[2],
-                               &n.stdev[0], &n.stdev[1], &n.stdev[2]);
+  const int read = std::sscanf(text.c_str(), "%f,%f,%f,%f,%f,%f", &n.mean[0], &n.mean[1],
+                               &n.mean[2], &n.stdev[0], &n.stdev[1], &n.stdev[2]);
   require(read == 6 && n.stdev[0] > 0 && n.stdev[1] > 0 && n.stdev[2] > 0,
           where + ": bad normalisation '" + text + "'");
   return n;

@@ -21,8 +21,8 @@ GlasFolder open_glas_folder(const std::string& root, const std::string& split) {
   GlasFolder folder;
   folder.root = root;
   const auto rows = read_grade_csv((fs::path(root) / "Grade.csv").string());
-  static const char* kExtensions[] = {".bmp", ".png", ".jpg", ".jpeg", ".tif", ".tiff",
-                                      ".BMP", ".PNG", ".JPG", ".JPEG"};
+  static const char* kExtensions[] = {".bmp",  ".png", ".jpg", ".jpeg", ".tif",
+                                      ".tiff", ".BMP", ".PNG", ".JPG",  ".JPEG"};
   for (const auto& row : rows) {
     if (!split.empty() && split != "all" && row.name.rfind(split, 0) != 0) continue;
     std::string found;
@@ -118,7 +118,8 @@ ExampleSet build_examples(const std::vector<SlideImage>& images, const CropOptio
   for (size_t i = 0; i < images.size(); ++i) by_class[images[i].label].push_back(int(i));
   Rng rng(options.seed);
   if (options.whole_image) {
-    for (size_t i = 0; i < images.size(); ++i) set.examples.push_back({int(i), images[i].label, 0, 0});
+    for (size_t i = 0; i < images.size(); ++i)
+      set.examples.push_back({int(i), images[i].label, 0, 0});
   } else {
     require(options.crop_width > 0 && options.crop_height > 0, "--crop: must be positive");
     const int wanted[2] = {options.benign_crops, options.malignant_crops};
@@ -137,7 +138,8 @@ ExampleSet build_examples(const std::vector<SlideImage>& images, const CropOptio
   set.pixels.resize(set.examples.size() * per);
   // Crop positions need the image sizes; decode each image once, in parallel.
   std::vector<std::vector<size_t>> examples_of(images.size());
-  for (size_t e = 0; e < set.examples.size(); ++e) examples_of[set.examples[e].image_index].push_back(e);
+  for (size_t e = 0; e < set.examples.size(); ++e)
+    examples_of[set.examples[e].image_index].push_back(e);
   std::vector<uint64_t> image_seeds(images.size());
   for (auto& s : image_seeds) s = rng.next();
   std::vector<std::string> errors(images.size());

@@ -14,10 +14,10 @@
 namespace histocnn {
 
 struct SlideImage {
-  std::string name;     // e.g. train_12
-  std::string path;     // resolved image file
+  std::string name;  // e.g. train_12
+  std::string path;  // resolved image file
   std::string patient;
-  int label;            // 0 benign, 1 malignant
+  int label;  // 0 benign, 1 malignant
 };
 
 struct GlasFolder {
@@ -37,8 +37,8 @@ std::vector<int> patient_folds(const std::vector<SlideImage>& images, int k, uin
 struct CropOptions {
   bool whole_image = false;  // resize the whole image instead of cropping
   int crop_width = 256, crop_height = 256;
-  int benign_crops = 941;    // total crops per class over the chosen images
-  int malignant_crops = 910; // (the paper: 941 benign, 910 malignant)
+  int benign_crops = 941;     // total crops per class over the chosen images
+  int malignant_crops = 910;  // (the paper: 941 benign, 910 malignant)
   uint64_t seed = 1;
 };
 
@@ -46,7 +46,7 @@ struct CropOptions {
 struct Example {
   int image_index;  // into the image list it was built from
   int label;
-  int x, y;         // crop origin in the source image (0,0 for whole images)
+  int x, y;  // crop origin in the source image (0,0 for whole images)
 };
 
 // Examples stored as 8-bit RGB at the input size, decoded and resized once
@@ -56,7 +56,9 @@ struct ExampleSet {
   std::vector<SlideImage> images;
   std::vector<Example> examples;
   std::vector<uint8_t> pixels;  // examples.size() * height * width * 3
-  const uint8_t* pixels_of(size_t i) const { return pixels.data() + i * size_t(width) * height * 3; }
+  const uint8_t* pixels_of(size_t i) const {
+    return pixels.data() + i * size_t(width) * height * 3;
+  }
 };
 
 // Per-channel mean and standard deviation of the examples' pixels (in [0,1]).

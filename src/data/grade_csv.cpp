@@ -53,16 +53,21 @@ std::vector<GradeRow> parse_grade_csv(const std::string& content, const std::str
   if (!lines.empty() && lines[0].rfind("\xEF\xBB\xBF", 0) == 0) lines[0].erase(0, 3);
   auto first = std::find_if(lines.begin(), lines.end(),
                             [](const std::string& l) { return !trim(l).empty(); });
-  require(first != lines.end(), path + ": empty file (expected a header: name, patient ID, grade (GlaS), ...)");
+  require(first != lines.end(),
+          path + ": empty file (expected a header: name, patient ID, grade (GlaS), ...)");
 
   const auto header = split_fields(*first);
   int col_name = -1, col_patient = -1, col_grade = -1, col_sub = -1;
   for (size_t i = 0; i < header.size(); ++i) {
     const std::string h = lower(header[i]);
-    if (h == "name") col_name = int(i);
-    else if (h == "patient id") col_patient = int(i);
-    else if (h == "grade (glas)") col_grade = int(i);
-    else if (h.rfind("grade (sirinukunwattana", 0) == 0) col_sub = int(i);
+    if (h == "name")
+      col_name = int(i);
+    else if (h == "patient id")
+      col_patient = int(i);
+    else if (h == "grade (glas)")
+      col_grade = int(i);
+    else if (h.rfind("grade (sirinukunwattana", 0) == 0)
+      col_sub = int(i);
   }
   require(col_name >= 0 && col_patient >= 0 && col_grade >= 0,
           path + ": header must name the columns 'name', 'patient ID' and 'grade (GlaS)'");
@@ -84,9 +89,12 @@ std::vector<GradeRow> parse_grade_csv(const std::string& content, const std::str
     require(!row.name.empty(), where + ": empty image name");
     require(!row.patient.empty(), where + ": empty patient ID");
     const std::string grade = lower(fields[col_grade]);
-    if (grade == "benign") row.label = 0;
-    else if (grade == "malignant") row.label = 1;
-    else fail(where + ": grade '" + fields[col_grade] + "' is neither benign nor malignant");
+    if (grade == "benign")
+      row.label = 0;
+    else if (grade == "malignant")
+      row.label = 1;
+    else
+      fail(where + ": grade '" + fields[col_grade] + "' is neither benign nor malignant");
     if (col_sub >= 0 && size_t(col_sub) < fields.size()) row.subgrade = fields[col_sub];
     require(names.insert(row.name).second, where + ": image '" + row.name + "' is listed twice");
     rows.push_back(std::move(row));
@@ -96,7 +104,8 @@ std::vector<GradeRow> parse_grade_csv(const std::string& content, const std::str
 }
 
 std::vector<GradeRow> read_grade_csv(const std::string& path) {
-  require(std::filesystem::is_regular_file(path), path + ": not found (a GlaS folder needs Grade.csv)");
+  require(std::filesystem::is_regular_file(path),
+          path + ": not found (a GlaS folder needs Grade.csv)");
   return parse_grade_csv(read_file(path), path);
 }
 

@@ -12,10 +12,10 @@
 namespace histocnn {
 
 struct GradeRow {
-  std::string name;        // image name without extension, e.g. "train_1"
-  std::string patient;     // patient ID as written
-  int label;               // 0 benign, 1 malignant
-  std::string subgrade;    // Sirinukunwattana et al. grade, free text (may be empty)
+  std::string name;      // image name without extension, e.g. "train_1"
+  std::string patient;   // patient ID as written
+  int label;             // 0 benign, 1 malignant
+  std::string subgrade;  // Sirinukunwattana et al. grade, free text (may be empty)
 };
 
 // Parses Grade.csv content; `path` is only used in error messages.

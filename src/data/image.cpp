@@ -16,7 +16,8 @@ namespace histocnn {
 namespace {
 std::string extension_of(const std::string& path) {
   std::string ext = std::filesystem::path(path).extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
   return ext;
 }
 }  // namespace
@@ -57,7 +58,8 @@ void save_image(const std::string& path, const Image& image) {
     ok = stbi_write_png_to_func(append_bytes, &bytes, image.width, image.height, 3,
                                 image.rgb.data(), image.width * 3);
   else if (ext == ".bmp")
-    ok = stbi_write_bmp_to_func(append_bytes, &bytes, image.width, image.height, 3, image.rgb.data());
+    ok = stbi_write_bmp_to_func(append_bytes, &bytes, image.width, image.height, 3,
+                                image.rgb.data());
   else if (ext == ".jpg" || ext == ".jpeg")
     ok = stbi_write_jpg_to_func(append_bytes, &bytes, image.width, image.height, 3,
                                 image.rgb.data(), 95);
@@ -79,10 +81,10 @@ Image resize_area(const Image& src, int width, int height) {
   }
   // Box filter = area averaging when shrinking; sRGB-agnostic (linear on the
   // stored values), as OpenCV's INTER_AREA and Keras' loaders do.
-  const int ok = stbir_resize_uint8_generic(
-      src.rgb.data(), src.width, src.height, src.width * 3, out.rgb.data(), width, height,
-      width * 3, 3, STBIR_ALPHA_CHANNEL_NONE, 0, STBIR_EDGE_CLAMP, STBIR_FILTER_BOX,
-      STBIR_COLORSPACE_LINEAR, nullptr);
+  const int ok = stbir_resize_uint8_generic(src.rgb.data(), src.width, src.height, src.width * 3,
+                                            out.rgb.data(), width, height, width * 3, 3,
+                                            STBIR_ALPHA_CHANNEL_NONE, 0, STBIR_EDGE_CLAMP,
+                                            STBIR_FILTER_BOX, STBIR_COLORSPACE_LINEAR, nullptr);
   require(ok != 0, "image resize failed");
   return out;
 }

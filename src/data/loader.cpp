@@ -9,9 +9,15 @@ namespace histocnn {
 BatchLoader::BatchLoader(const ExampleSet& set, std::vector<int> order, int batch_size,
                          const AugmentOptions& augment, uint64_t seed, int workers, int depth,
                          const Normalization& normalization)
-    : set_(set), order_(std::move(order)), batch_size_(batch_size),
-      batch_count_(int((order_.size() + batch_size - 1) / batch_size)), augment_(augment),
-      normalization_(normalization), seed_(seed), depth_(std::max(1, depth)), workers_(std::max(1, workers)) {
+    : set_(set),
+      order_(std::move(order)),
+      batch_size_(batch_size),
+      batch_count_(int((order_.size() + batch_size - 1) / batch_size)),
+      augment_(augment),
+      normalization_(normalization),
+      seed_(seed),
+      depth_(std::max(1, depth)),
+      workers_(std::max(1, workers)) {
   for (int w = 0; w < workers_; ++w) threads_.emplace_back([this, w] { work(w); });
 }
 

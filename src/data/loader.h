@@ -18,9 +18,9 @@ namespace histocnn {
 
 struct Batch {
   int count = 0;
-  std::vector<float> images;      // batch x 3 x H x W (rows past count unused)
+  std::vector<float> images;  // batch x 3 x H x W (rows past count unused)
   std::vector<int32_t> labels;
-  std::vector<int> example_ids;   // index into the ExampleSet
+  std::vector<int> example_ids;  // index into the ExampleSet
 };
 
 class BatchLoader {

@@ -42,7 +42,9 @@ struct ValueNoise {
     const float fx = x / cell, fy = y / cell;
     const int ix = int(fx), iy = int(fy);
     const float tx = fx - ix, ty = fy - iy;
-    auto g = [&](int a, int b) { return grid[size_t(std::min(b, gh - 1)) * gw + std::min(a, gw - 1)]; };
+    auto g = [&](int a, int b) {
+      return grid[size_t(std::min(b, gh - 1)) * gw + std::min(a, gw - 1)];
+    };
     return (g(ix, iy) * (1 - tx) + g(ix + 1, iy) * tx) * (1 - ty) +
            (g(ix, iy + 1) * (1 - tx) + g(ix + 1, iy + 1) * tx) * ty;
   }
@@ -146,8 +148,8 @@ Image draw_synthetic_tissue(int width, int height, bool malignant, uint64_t seed
       for (int i = 0; i < count; ++i) {
         const float theta = 2 * kPi * (i + 0.2f * float(rng.uniform())) / count;
         const float rr = g.boundary(theta) * 0.86f;
-        draw_nucleus(canvas, g.cx + rr * std::cos(theta), g.cy + rr * std::sin(theta),
-                     4.2f * scale, 2.4f * scale, theta, nucleus_color, rng);
+        draw_nucleus(canvas, g.cx + rr * std::cos(theta), g.cy + rr * std::sin(theta), 4.2f * scale,
+                     2.4f * scale, theta, nucleus_color, rng);
       }
     } else {
       // Crowded, stratified, pleomorphic: random positions in the epithelium.
@@ -210,7 +212,8 @@ void write_synthetic_dataset(const std::string& folder, const SynthOptions& o) {
     for (int i; (i = next++) < int(rows.size());) {
       try {
         const Image image = draw_synthetic_tissue(o.width, o.height, rows[i].label == 1, seeds[i]);
-        save_image((std::filesystem::path(folder) / (rows[i].name + "." + o.format)).string(), image);
+        save_image((std::filesystem::path(folder) / (rows[i].name + "." + o.format)).string(),
+                   image);
       } catch (const std::exception& e) {
         errors[i] = e.what();
       }

@@ -18,11 +18,11 @@
 namespace histocnn {
 
 struct SynthOptions {
-  int images = 60;           // total, split evenly between the classes
+  int images = 60;  // total, split evenly between the classes
   int images_per_patient = 4;
   int width = 775, height = 522;
   std::string prefix = "train";
-  std::string format = "png"; // png | bmp | jpg
+  std::string format = "png";  // png | bmp | jpg
   uint64_t seed = 1;
 };
 

@@ -11,13 +11,16 @@ namespace {
 
 void check(cudaError_t status, const char* call) {
   if (status != cudaSuccess)
-    fail(std::string(call) + " failed: " + cudaGetErrorString(status) + " (" + cudaGetErrorName(status) + ")");
+    fail(std::string(call) + " failed: " + cudaGetErrorString(status) + " (" +
+         cudaGetErrorName(status) + ")");
 }
 
 void count_allocation(MemoryStats& s, size_t bytes, bool upstream) {
   s.allocations++;
-  if (upstream) s.upstream_allocations++;
-  else s.served_from_pool++;
+  if (upstream)
+    s.upstream_allocations++;
+  else
+    s.served_from_pool++;
   s.bytes_in_use += bytes;
   s.peak_bytes_in_use = std::max(s.peak_bytes_in_use, s.bytes_in_use);
 }
@@ -69,7 +72,8 @@ CudaAsyncResource::CudaAsyncResource(int device) {
 
 void* CudaAsyncResource::do_allocate(size_t bytes, StreamHandle stream) {
   void* p = nullptr;
-  const cudaError_t status = cudaMallocAsync(&p, std::max<size_t>(bytes, 1), static_cast<cudaStream_t>(stream));
+  const cudaError_t status =
+      cudaMallocAsync(&p, std::max<size_t>(bytes, 1), static_cast<cudaStream_t>(stream));
   std::lock_guard<std::mutex> lock(mutex_);
   if (status == cudaErrorMemoryAllocation) {
     cudaGetLastError();
@@ -78,7 +82,8 @@ void* CudaAsyncResource::do_allocate(size_t bytes, StreamHandle stream) {
   check(status, "cudaMallocAsync");
   count_allocation(stats_, bytes, false);
   uint64_t reserved = 0;
-  cudaMemPoolGetAttribute(static_cast<cudaMemPool_t>(pool_), cudaMemPoolAttrReservedMemCurrent, &reserved);
+  cudaMemPoolGetAttribute(static_cast<cudaMemPool_t>(pool_), cudaMemPoolAttrReservedMemCurrent,
+                          &reserved);
   stats_.bytes_reserved = reserved;
   stats_.peak_bytes_reserved = std::max<size_t>(stats_.peak_bytes_reserved, reserved);
   return p;

@@ -1,10 +1,11 @@
 #include "memory/memory_config.h"
 
+#include <toml++/toml.h>
+
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <sstream>
-#include <toml++/toml.h>
 
 #include "core/error.h"
 
@@ -93,16 +94,18 @@ MemoryConfig resolve_memory_config(const MemoryFlags& flags, const char* env_val
                                    const std::string& file) {
   if (flags.allocator) check_allocator(*flags.allocator, "--allocator");
   if (flags.gpu_mem_pool) check_pool(*flags.gpu_mem_pool, "--gpu-mem-pool");
-  const Layer layers[3] = {{flags.allocator, flags.gpu_mem_pool, "flag"}, from_env(env_value),
-                           from_file(file)};
+  const Layer layers[3] = {
+      {flags.allocator, flags.gpu_mem_pool, "flag"}, from_env(env_value), from_file(file)};
   MemoryConfig config;
   config.source = "default";
   // The first source that says anything about the allocator decides it; a
   // pool size from the same or a lower-precedence source sizes the pool.
   for (const Layer& layer : layers) {
     if (layer.allocator || layer.pool) {
-      if (layer.allocator) config.allocator = *layer.allocator;
-      else config.allocator = *layer.pool == 0 ? "direct" : "pool";  // CNMeM's switch
+      if (layer.allocator)
+        config.allocator = *layer.allocator;
+      else
+        config.allocator = *layer.pool == 0 ? "direct" : "pool";  // CNMeM's switch
       config.source = layer.name;
       break;
     }
@@ -123,7 +126,8 @@ MemoryConfig resolve_memory_config(const MemoryFlags& flags) {
 std::string MemoryConfig::to_string() const {
   std::ostringstream out;
   out << "allocator " << allocator;
-  if (allocator == "pool") out << " (reserve " << gpu_mem_pool << (gpu_mem_pool <= 1 ? " of device memory" : " MB") << ")";
+  if (allocator == "pool")
+    out << " (reserve " << gpu_mem_pool << (gpu_mem_pool <= 1 ? " of device memory" : " MB") << ")";
   out << " [from " << source << "]";
   return out.str();
 }

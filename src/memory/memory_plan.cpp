@@ -10,7 +10,9 @@
 namespace histocnn {
 namespace {
 
-size_t align_up(size_t value, size_t alignment) { return (value + alignment - 1) & ~(alignment - 1); }
+size_t align_up(size_t value, size_t alignment) {
+  return (value + alignment - 1) & ~(alignment - 1);
+}
 
 bool intervals_overlap(const TensorLifetime& a, const TensorLifetime& b) {
   return a.first_use <= b.last_use && b.first_use <= a.last_use;
@@ -102,9 +104,10 @@ std::string describe_plan(const std::vector<TensorLifetime>& tensors, const Memo
                   tensors[i].bytes, tensors[i].first_use, tensors[i].last_use, plan.offsets[i]);
     out << line;
   }
-  std::snprintf(line, sizeof line,
-                "arena %.1f MB (lower bound %.1f MB; one allocation per tensor would take %.1f MB)\n",
-                plan.arena_bytes / 1e6, plan.lower_bound_bytes / 1e6, plan.unplanned_bytes / 1e6);
+  std::snprintf(
+      line, sizeof line,
+      "arena %.1f MB (lower bound %.1f MB; one allocation per tensor would take %.1f MB)\n",
+      plan.arena_bytes / 1e6, plan.lower_bound_bytes / 1e6, plan.unplanned_bytes / 1e6);
   out << line;
   return out.str();
 }

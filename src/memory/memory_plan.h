@@ -31,10 +31,10 @@ struct TensorLifetime {
 };
 
 struct MemoryPlan {
-  std::vector<size_t> offsets;  // one per request, same order
-  size_t arena_bytes = 0;       // the peak: what the arena must hold
-  size_t lower_bound_bytes = 0; // max over operations of bytes alive (no planner beats it)
-  size_t unplanned_bytes = 0;   // sum of all sizes (one allocation per tensor)
+  std::vector<size_t> offsets;   // one per request, same order
+  size_t arena_bytes = 0;        // the peak: what the arena must hold
+  size_t lower_bound_bytes = 0;  // max over operations of bytes alive (no planner beats it)
+  size_t unplanned_bytes = 0;    // sum of all sizes (one allocation per tensor)
 };
 
 MemoryPlan plan_memory(const std::vector<TensorLifetime>& tensors, size_t alignment = 256);

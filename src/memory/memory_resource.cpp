@@ -21,15 +21,15 @@ nlohmann::json MemoryStats::to_json() const {
 
 std::string MemoryStats::summary() const {
   char line[320];
-  std::snprintf(line, sizeof line,
-                "in use %.1f MB (peak %.1f MB), reserved %.1f MB (peak %.1f MB), %llu allocations "
-                "(%llu from the pool), %llu device mallocs, %llu frees, largest free block %.1f MB, "
-                "fragmentation %.3f",
-                bytes_in_use / 1e6, peak_bytes_in_use / 1e6, bytes_reserved / 1e6,
-                peak_bytes_reserved / 1e6, (unsigned long long)allocations,
-                (unsigned long long)served_from_pool, (unsigned long long)upstream_allocations,
-                (unsigned long long)upstream_deallocations, largest_free_block / 1e6,
-                fragmentation());
+  std::snprintf(
+      line, sizeof line,
+      "in use %.1f MB (peak %.1f MB), reserved %.1f MB (peak %.1f MB), %llu allocations "
+      "(%llu from the pool), %llu device mallocs, %llu frees, largest free block %.1f MB, "
+      "fragmentation %.3f",
+      bytes_in_use / 1e6, peak_bytes_in_use / 1e6, bytes_reserved / 1e6, peak_bytes_reserved / 1e6,
+      (unsigned long long)allocations, (unsigned long long)served_from_pool,
+      (unsigned long long)upstream_allocations, (unsigned long long)upstream_deallocations,
+      largest_free_block / 1e6, fragmentation());
   return line;
 }
 

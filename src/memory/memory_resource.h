@@ -20,10 +20,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
-
-#include <nlohmann/json.hpp>
 
 namespace histocnn {
 
@@ -36,9 +35,9 @@ constexpr size_t kAlignment = 256;
 struct MemoryStats {
   size_t bytes_in_use = 0, peak_bytes_in_use = 0;
   size_t bytes_reserved = 0, peak_bytes_reserved = 0;
-  uint64_t allocations = 0, deallocations = 0;   // calls into this resource
+  uint64_t allocations = 0, deallocations = 0;                    // calls into this resource
   uint64_t upstream_allocations = 0, upstream_deallocations = 0;  // device malloc/free calls
-  uint64_t served_from_pool = 0;                 // allocations needing no upstream call
+  uint64_t served_from_pool = 0;  // allocations needing no upstream call
   size_t largest_free_block = 0, free_bytes = 0;
   // 1 - largest_free_block / free_bytes: 0 = all free memory in one block.
   double fragmentation() const {
@@ -77,8 +76,8 @@ class MemoryResource {
 class StreamEvents {
  public:
   virtual ~StreamEvents() = default;
-  virtual void* record(StreamHandle stream) = 0;              // returns an event
-  virtual void wait(StreamHandle stream, void* event) = 0;    // stream waits for event
+  virtual void* record(StreamHandle stream) = 0;            // returns an event
+  virtual void wait(StreamHandle stream, void* event) = 0;  // stream waits for event
   virtual void release(void* event) = 0;
 };
 

@@ -8,7 +8,9 @@
 namespace histocnn {
 
 namespace {
-size_t align_up(size_t v) { return (v + kAlignment - 1) & ~(kAlignment - 1); }
+size_t align_up(size_t v) {
+  return (v + kAlignment - 1) & ~(kAlignment - 1);
+}
 }  // namespace
 
 size_t cnmem_reserve_bytes(double value, size_t device_total, const std::string& flag) {
@@ -28,7 +30,8 @@ struct PoolResource::Event {
   void* handle;
   StreamEvents* events;
   uint64_t sequence;  // later events on one stream supersede earlier ones
-  Event(StreamHandle s, void* h, StreamEvents* e, uint64_t q) : stream(s), handle(h), events(e), sequence(q) {}
+  Event(StreamHandle s, void* h, StreamEvents* e, uint64_t q)
+      : stream(s), handle(h), events(e), sequence(q) {}
   Event(const Event&) = delete;
   Event& operator=(const Event&) = delete;
   ~Event() { events->release(handle); }
@@ -47,7 +50,8 @@ void keep_newest_per_stream(Pending& pending) {
 }
 }  // namespace
 
-PoolResource::PoolResource(MemoryResource& upstream, const PoolOptions& options, StreamEvents* events)
+PoolResource::PoolResource(MemoryResource& upstream, const PoolOptions& options,
+                           StreamEvents* events)
     : upstream_(upstream), options_(options), events_(events) {
   if (options_.initial_bytes > 0) {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -61,7 +65,8 @@ PoolResource::~PoolResource() {
 }
 
 void PoolResource::add_region(size_t bytes) {
-  if (stats_.bytes_reserved + bytes > options_.maximum_bytes) throw OutOfMemory(bytes, snapshot(), name());
+  if (stats_.bytes_reserved + bytes > options_.maximum_bytes)
+    throw OutOfMemory(bytes, snapshot(), name());
   char* base;
   try {
     base = static_cast<char*>(upstream_.allocate(bytes));
@@ -129,10 +134,12 @@ void* PoolResource::do_allocate(size_t bytes, StreamHandle stream) {
   if (!from_pool) {
     if (!options_.grow && !regions_.empty()) throw OutOfMemory(bytes, snapshot(), name());
     // Geometric growth: a region proportional to what is reserved, capped.
-    size_t region = std::max({size, options_.minimum_region,
-                              size_t(double(stats_.bytes_reserved) * (options_.growth_factor - 1))});
+    size_t region =
+        std::max({size, options_.minimum_region,
+                  size_t(double(stats_.bytes_reserved) * (options_.growth_factor - 1))});
     if (options_.maximum_bytes != SIZE_MAX)
-      region = std::min(region, options_.maximum_bytes - std::min(options_.maximum_bytes, stats_.bytes_reserved));
+      region = std::min(
+          region, options_.maximum_bytes - std::min(options_.maximum_bytes, stats_.bytes_reserved));
     if (region < size) throw OutOfMemory(bytes, snapshot(), name());
     add_region(align_up(region));
     fit = free_by_size_.lower_bound({size, nullptr});

@@ -26,11 +26,11 @@
 namespace histocnn {
 
 struct PoolOptions {
-  size_t initial_bytes = 0;             // reserved at construction (0 = on first use)
-  size_t maximum_bytes = SIZE_MAX;      // never reserve more than this in total
-  bool grow = true;                     // false: refuse once the reserve is used
-  double growth_factor = 2.0;           // a new region is (factor - 1) x reserved so far ...
-  size_t minimum_region = 32u << 20;    // ... and at least this
+  size_t initial_bytes = 0;           // reserved at construction (0 = on first use)
+  size_t maximum_bytes = SIZE_MAX;    // never reserve more than this in total
+  bool grow = true;                   // false: refuse once the reserve is used
+  double growth_factor = 2.0;         // a new region is (factor - 1) x reserved so far ...
+  size_t minimum_region = 32u << 20;  // ... and at least this
 };
 
 // Theano's cnmem value: 0 = no pool; 0 < v <= 1 = that fraction of the device's
@@ -41,7 +41,8 @@ size_t cnmem_reserve_bytes(double value, size_t device_total_bytes, const std::s
 
 class PoolResource final : public MemoryResource {
  public:
-  PoolResource(MemoryResource& upstream, const PoolOptions& options, StreamEvents* events = nullptr);
+  PoolResource(MemoryResource& upstream, const PoolOptions& options,
+               StreamEvents* events = nullptr);
   ~PoolResource() override;
   PoolResource(const PoolResource&) = delete;
   PoolResource& operator=(const PoolResource&) = delete;

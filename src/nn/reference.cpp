@@ -69,7 +69,8 @@ void maxpool_forward(const float* x, float* y, int n, int c, int h, int w, int p
       }
 }
 
-void maxpool_backward(const float* x, const float* dy, float* dx, int n, int c, int h, int w, int p) {
+void maxpool_backward(const float* x, const float* dy, float* dx, int n, int c, int h, int w,
+                      int p) {
   const int oh = h / p, ow = w / p;
   std::fill(dx, dx + size_t(n) * c * h * w, 0.0f);
   for (int plane = 0; plane < n * c; ++plane)
@@ -94,7 +95,8 @@ void relu_backward(const float* x, const float* dy, float* dx, int64_t count) {
   for (int64_t i = 0; i < count; ++i) dx[i] = x[i] > 0 ? dy[i] : 0.0f;
 }
 
-void dense_forward(const float* x, const float* w, const float* b, float* y, int n, int in, int out) {
+void dense_forward(const float* x, const float* w, const float* b, float* y, int n, int in,
+                   int out) {
   for (int r = 0; r < n; ++r)
     for (int o = 0; o < out; ++o) {
       double acc = b[o];

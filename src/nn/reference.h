@@ -21,11 +21,13 @@ void conv2d_backward(const float* x, const float* w, const float* dy, float* dx,
 // x: [N, C, H, W] -> y: [N, C, H/p, W/p] (floor), max over p x p windows
 void maxpool_forward(const float* x, float* y, int n, int c, int h, int w, int p);
 // Gradient to the first maximum of each window.
-void maxpool_backward(const float* x, const float* dy, float* dx, int n, int c, int h, int w, int p);
+void maxpool_backward(const float* x, const float* dy, float* dx, int n, int c, int h, int w,
+                      int p);
 void relu_forward(const float* x, float* y, int64_t count);
 void relu_backward(const float* x, const float* dy, float* dx, int64_t count);
 // x: [N, I], w: [O, I], b: [O] -> y: [N, O]
-void dense_forward(const float* x, const float* w, const float* b, float* y, int n, int in, int out);
+void dense_forward(const float* x, const float* w, const float* b, float* y, int n, int in,
+                   int out);
 void dense_backward(const float* x, const float* w, const float* dy, float* dx, float* dw,
                     float* db, int n, int in, int out);
 // logits: [N, 2]; mean loss over `count` rows; dlogits for all N rows (zero past count).

@@ -18,7 +18,8 @@ void write_safetensors(const std::string& path, const SafetensorsFile& file) {
     require(count == static_cast<int64_t>(tensor.values.size()),
             path + ": tensor '" + name + "' shape does not match its data");
     const size_t bytes = tensor.values.size() * sizeof(float);
-    header[name] = {{"dtype", "F32"}, {"shape", tensor.shape}, {"data_offsets", {offset, offset + bytes}}};
+    header[name] = {
+        {"dtype", "F32"}, {"shape", tensor.shape}, {"data_offsets", {offset, offset + bytes}}};
     offset += bytes;
   }
   std::string head = header.dump();
@@ -58,9 +59,9 @@ SafetensorsFile read_safetensors(const std::string& path) {
     }
     const auto& t = *it;
     const std::string where = path + ": tensor '" + it.key() + "'";
-    require(t.is_object() && t.contains("dtype") && t.contains("shape") &&
-                t.contains("data_offsets"),
-            where + " lacks dtype/shape/data_offsets");
+    require(
+        t.is_object() && t.contains("dtype") && t.contains("shape") && t.contains("data_offsets"),
+        where + " lacks dtype/shape/data_offsets");
     require(t["dtype"] == "F32", where + " has dtype " + t["dtype"].dump() + ", expected F32");
     NamedTensor tensor;
     int64_t count = 1;

@@ -49,16 +49,20 @@ ModelSpec parse_model_spec(const std::string& text, const std::string& origin) {
         auto eq = words[i].find('=');
         require(eq != std::string::npos, where + ": expected key=value, got '" + words[i] + "'");
         const std::string key = words[i].substr(0, eq), value = words[i].substr(eq + 1);
-        if (key == "kernel") layer.conv.kernel = parse_number<int>(value, where);
-        else if (key == "pool") layer.conv.pool = parse_number<int>(value, where);
+        if (key == "kernel")
+          layer.conv.kernel = parse_number<int>(value, where);
+        else if (key == "pool")
+          layer.conv.pool = parse_number<int>(value, where);
         else if (key == "pad") {
           require(value == "valid" || value == "same", where + ": pad must be valid or same");
           layer.conv.pad_same = value == "same";
-        } else fail(where + ": unknown conv option '" + key + "' (kernel, pool, pad)");
+        } else
+          fail(where + ": unknown conv option '" + key + "' (kernel, pool, pad)");
       }
       require(layer.conv.filters > 0 && layer.conv.filters <= 4096,
               where + ": filters must be in 1..4096");
-      require(layer.conv.kernel > 0 && layer.conv.kernel <= 15, where + ": kernel must be in 1..15");
+      require(layer.conv.kernel > 0 && layer.conv.kernel <= 15,
+              where + ": kernel must be in 1..15");
       require(layer.conv.pool >= 1 && layer.conv.pool <= 8, where + ": pool must be in 1..8");
     } else if (kind == "dense") {
       layer.kind = LayerSpec::Kind::kDense;
@@ -106,15 +110,18 @@ std::string ModelSpec::text() const {
         out << "conv " << layer.conv.filters << " kernel=" << layer.conv.kernel
             << " pool=" << layer.conv.pool << (layer.conv.pad_same ? " pad=same" : "") << "\n";
         break;
-      case LayerSpec::Kind::kDense: out << "dense " << layer.dense.units << "\n"; break;
-      case LayerSpec::Kind::kDropout: out << "dropout " << layer.dropout << "\n"; break;
+      case LayerSpec::Kind::kDense:
+        out << "dense " << layer.dense.units << "\n";
+        break;
+      case LayerSpec::Kind::kDropout:
+        out << "dropout " << layer.dropout << "\n";
+        break;
     }
   }
   return out.str();
 }
 
-NetworkShape infer_shapes(const ModelSpec& spec, int batch, int height, int width,
-                          int channels) {
+NetworkShape infer_shapes(const ModelSpec& spec, int batch, int height, int width, int channels) {
   require(batch > 0, "--batch: must be at least 1, got " + std::to_string(batch));
   NetworkShape net{batch, channels, height, width, {}, {}};
   int c = channels, h = height, w = width;
@@ -184,8 +191,7 @@ double NetworkShape::training_flops() const {
 std::vector<ParamInfo> parameter_layout(const NetworkShape& shape) {
   std::vector<ParamInfo> params;
   int64_t offset = 0;
-  auto add = [&](std::string name, std::vector<int64_t> dims, int fan_in, int fan_out,
-                 bool bias) {
+  auto add = [&](std::string name, std::vector<int64_t> dims, int fan_in, int fan_out, bool bias) {
     int64_t size = 1;
     for (auto d : dims) size *= d;
     params.push_back({std::move(name), std::move(dims), offset, size, fan_in, fan_out, bias});

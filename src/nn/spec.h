@@ -50,9 +50,9 @@ ModelSpec default_model_spec();  // the paper's network
 // index of a layer in `convs`/`denses` gives parameter names conv1, conv2, ..,
 // fc1, fc2, .. (PyTorch layouts: OIHW for conv weights, [out, in] for dense).
 struct ConvShape {
-  int in_c, in_h, in_w;     // input
+  int in_c, in_h, in_w;       // input
   int out_c, conv_h, conv_w;  // convolution output (before pooling)
-  int out_h, out_w;         // after pooling
+  int out_h, out_w;           // after pooling
   int kernel, pad, pool;
 };
 struct DenseShape {

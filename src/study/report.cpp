@@ -19,7 +19,8 @@ namespace fs = std::filesystem;
 namespace {
 
 // The paper's speed-up of a GTX-980 over a 16-core Core i7, against 16/8/4/2/1 cores.
-const std::map<int, double> kPaperSpeedup = {{16, 4.49}, {8, 5.00}, {4, 7.58}, {2, 11.97}, {1, 16.19}};
+const std::map<int, double> kPaperSpeedup = {
+    {16, 4.49}, {8, 5.00}, {4, 7.58}, {2, 11.97}, {1, 16.19}};
 
 using Row = nlohmann::json;
 
@@ -31,8 +32,10 @@ struct Series {
 
 std::string label_of(const Row& r) {
   std::string s = r["engine"].get<std::string>() + " " + r["device"].get<std::string>();
-  if (r["device"] == "cpu") s += " " + std::to_string(r["threads"].get<int>()) + "t";
-  else s += " " + r["allocator"].get<std::string>();
+  if (r["device"] == "cpu")
+    s += " " + std::to_string(r["threads"].get<int>()) + "t";
+  else
+    s += " " + r["allocator"].get<std::string>();
   return s;
 }
 
@@ -52,16 +55,20 @@ class Plotter {
     std::string data;
     for (const Series* s : nonempty) {
       data += "# " + s->title + "\n";
-      for (const auto& [x, y] : s->points) data += std::to_string(x) + " " + std::to_string(y) + "\n";
+      for (const auto& [x, y] : s->points)
+        data += std::to_string(x) + " " + std::to_string(y) + "\n";
       data += "\n\n";
     }
     write_file_atomically(dir_ + "/" + name + ".dat", data);
-    for (const char* term : {"pngcairo size 900,560 font 'sans,10'", "svg size 900,560 font 'sans,10'"}) {
+    for (const char* term :
+         {"pngcairo size 900,560 font 'sans,10'", "svg size 900,560 font 'sans,10'"}) {
       const std::string ext = std::string(term).rfind("png", 0) == 0 ? "png" : "svg";
       std::ostringstream gp;
-      gp << "set terminal " << term << "\nset output '" << dir_ << "/" << name << "." << ext << "'\n"
-         << "set title \"" << title << "\"\nset xlabel \"" << xlabel << "\"\nset ylabel \"" << ylabel
-         << "\"\nset grid\nset key outside right\n" << (logx ? "set logscale x 2\n" : "") << extra << "plot ";
+      gp << "set terminal " << term << "\nset output '" << dir_ << "/" << name << "." << ext
+         << "'\n"
+         << "set title \"" << title << "\"\nset xlabel \"" << xlabel << "\"\nset ylabel \""
+         << ylabel << "\"\nset grid\nset key outside right\n"
+         << (logx ? "set logscale x 2\n" : "") << extra << "plot ";
       for (size_t i = 0; i < nonempty.size(); ++i)
         gp << (i ? ", " : "") << "'" << dir_ << "/" << name << ".dat' index " << i << " with "
            << nonempty[i]->style << " lw 2 title \"" << nonempty[i]->title << "\"";
@@ -71,8 +78,7 @@ class Plotter {
       const int status = std::system(("gnuplot '" + script + "' 2>'" + script + ".log'").c_str());
       const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
       if (ok) fs::remove(script + ".log");
-      require(ok,
-              "gnuplot failed on " + script + " (is gnuplot installed? Debian: gnuplot-nox)");
+      require(ok, "gnuplot failed on " + script + " (is gnuplot installed? Debian: gnuplot-nox)");
     }
     return true;
   }
@@ -90,7 +96,8 @@ std::string fmt(double v, int digits = 2) {
 }  // namespace
 
 std::string write_report(const std::string& results_in, const std::string& output) {
-  const std::string results = fs::is_directory(results_in) ? results_in + "/results.jsonl" : results_in;
+  const std::string results =
+      fs::is_directory(results_in) ? results_in + "/results.jsonl" : results_in;
   require(fs::exists(results), results + ": no study results found");
   const auto rows = read_results(results);
   require(!rows.empty(), results + ": no measurements yet");
@@ -106,7 +113,8 @@ std::string write_report(const std::string& results_in, const std::string& outpu
     return out;
   };
   std::set<int> sizes, batches, threads;
-  for (const auto& r : ok) sizes.insert(r["size"].get<int>()), batches.insert(r["batch"].get<int>());
+  for (const auto& r : ok)
+    sizes.insert(r["size"].get<int>()), batches.insert(r["batch"].get<int>());
   for (const auto& r : ok)
     if (r["device"] == "cpu") threads.insert(r["threads"].get<int>());
   const int max_threads = threads.empty() ? 0 : *threads.rbegin();
@@ -120,28 +128,34 @@ std::string write_report(const std::string& results_in, const std::string& outpu
     md << "Machine: CPU " << m.value("cpu", "?") << " (" << m.value("cores", 0) << " cores); GPU "
        << (m.value("gpu", "").empty() ? std::string("none") : m.value("gpu", "")) << ".\n\n";
   }
-  auto figure = [&](const std::string& name, const std::string& caption, bool drawn, const std::string& why) {
+  auto figure = [&](const std::string& name, const std::string& caption, bool drawn,
+                    const std::string& why) {
     md << "### " << caption << "\n\n";
-    if (drawn) md << "![" << caption << "](" << name << ".png) ([SVG](" << name << ".svg))\n\n";
-    else md << "*Not drawn: " << why << ".*\n\n";
+    if (drawn)
+      md << "![" << caption << "](" << name << ".png) ([SVG](" << name << ".svg))\n\n";
+    else
+      md << "*Not drawn: " << why << ".*\n\n";
   };
 
   // Figs. 3 and 4: GPU time over image size, one line per batch, pool off / on.
-  for (const auto& [fig, alloc, what] : std::vector<std::tuple<std::string, std::string, std::string>>{
+  for (const auto& [fig, alloc, what] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{
            {"fig3_gpu_direct", "direct", "cnmem = 0 (direct cudaMalloc/cudaFree)"},
            {"fig4_gpu_pool", "pool", "cnmem = 1 (pool)"}}) {
     std::vector<Series> series;
     for (int b : batches) {
       Series s{"batch " + std::to_string(b), {}};
       for (const auto& r : find([&](const Row& r) {
-             return r["engine"] == "histocnn" && r["device"] == "cuda" && r["allocator"] == alloc && r["batch"] == b;
+             return r["engine"] == "histocnn" && r["device"] == "cuda" && r["allocator"] == alloc &&
+                    r["batch"] == b;
            }))
         s.points.push_back({r["size"].get<double>(), r["epoch_seconds"].get<double>()});
       series.push_back(s);
     }
-    figure(fig, "GPU epoch time, " + what + " (paper Fig. " + (alloc == "direct" ? "3" : "4") + ")",
-           plot.plot(fig, "GPU epoch time, " + what, "image size (px)", "seconds per epoch", series),
-           "no GPU measurements in these results");
+    figure(
+        fig, "GPU epoch time, " + what + " (paper Fig. " + (alloc == "direct" ? "3" : "4") + ")",
+        plot.plot(fig, "GPU epoch time, " + what, "image size (px)", "seconds per epoch", series),
+        "no GPU measurements in these results");
   }
   // Fig. 5: per batch, allocators compared across sizes (+ PyTorch).
   for (int b : batches) {
@@ -149,19 +163,22 @@ std::string write_report(const std::string& results_in, const std::string& outpu
     for (const std::string alloc : {"direct", "pool", "async", "plan"}) {
       Series s{"histocnn " + alloc, {}};
       for (const auto& r : find([&](const Row& r) {
-             return r["engine"] == "histocnn" && r["device"] == "cuda" && r["allocator"] == alloc && r["batch"] == b;
+             return r["engine"] == "histocnn" && r["device"] == "cuda" && r["allocator"] == alloc &&
+                    r["batch"] == b;
            }))
         s.points.push_back({r["size"].get<double>(), r["epoch_seconds"].get<double>()});
       series.push_back(s);
     }
     Series torch{"PyTorch cuda", {}};
-    for (const auto& r : find([&](const Row& r) { return r["engine"] == "pytorch" && r["device"] == "cuda" && r["batch"] == b; }))
+    for (const auto& r : find([&](const Row& r) {
+           return r["engine"] == "pytorch" && r["device"] == "cuda" && r["batch"] == b;
+         }))
       torch.points.push_back({r["size"].get<double>(), r["epoch_seconds"].get<double>()});
     series.push_back(torch);
     const std::string name = "fig5_allocators_b" + std::to_string(b);
     figure(name, "Allocators at batch " + std::to_string(b) + " (paper Fig. 5)",
-           plot.plot(name, "GPU epoch time by allocator, batch " + std::to_string(b), "image size (px)",
-                     "seconds per epoch", series),
+           plot.plot(name, "GPU epoch time by allocator, batch " + std::to_string(b),
+                     "image size (px)", "seconds per epoch", series),
            "no GPU measurements in these results");
   }
   // Fig. 6: speed-up t_cpu / t_gpu against CPU cores at the largest size.
@@ -170,14 +187,18 @@ std::string write_report(const std::string& results_in, const std::string& outpu
     for (const std::string alloc : {"direct", "pool", "plan"})
       for (int b : batches) {
         const auto gpu = find([&](const Row& r) {
-          return r["engine"] == "histocnn" && r["device"] == "cuda" && r["allocator"] == alloc && r["size"] == big && r["batch"] == b;
+          return r["engine"] == "histocnn" && r["device"] == "cuda" && r["allocator"] == alloc &&
+                 r["size"] == big && r["batch"] == b;
         });
         if (gpu.empty()) continue;
         Series s{alloc + ", batch " + std::to_string(b), {}};
         for (const auto& r : find([&](const Row& r) {
-               return r["engine"] == "histocnn" && r["device"] == "cpu" && r["size"] == big && r["batch"] == b;
+               return r["engine"] == "histocnn" && r["device"] == "cpu" && r["size"] == big &&
+                      r["batch"] == b;
              }))
-          s.points.push_back({r["threads"].get<double>(), r["epoch_seconds"].get<double>() / gpu[0]["epoch_seconds"].get<double>()});
+          s.points.push_back(
+              {r["threads"].get<double>(),
+               r["epoch_seconds"].get<double>() / gpu[0]["epoch_seconds"].get<double>()});
         std::sort(s.points.begin(), s.points.end());
         series.push_back(s);
       }
@@ -185,9 +206,12 @@ std::string write_report(const std::string& results_in, const std::string& outpu
     for (const auto& [cores, v] : kPaperSpeedup) paper.points.push_back({double(cores), v});
     const bool have_gpu = series.size() > 0;
     series.push_back(paper);
-    figure("fig6_speedup", "Speed-up t_cpu / t_gpu against CPU cores at " + std::to_string(big) + " px (paper Fig. 6)",
-           have_gpu && plot.plot("fig6_speedup", "GPU speed-up over the CPU", "CPU cores", "t_cpu / t_gpu", series, true),
-           "no GPU measurements in these results");
+    figure(
+        "fig6_speedup",
+        "Speed-up t_cpu / t_gpu against CPU cores at " + std::to_string(big) + " px (paper Fig. 6)",
+        have_gpu && plot.plot("fig6_speedup", "GPU speed-up over the CPU", "CPU cores",
+                              "t_cpu / t_gpu", series, true),
+        "no GPU measurements in these results");
   }
   // CPU: epoch time over image size per batch, histocnn vs PyTorch, most threads.
   {
@@ -196,15 +220,17 @@ std::string write_report(const std::string& results_in, const std::string& outpu
       for (int b : batches) {
         Series s{engine + ", batch " + std::to_string(b), {}};
         for (const auto& r : find([&](const Row& r) {
-               return r["engine"] == engine && r["device"] == "cpu" && r["threads"] == max_threads && r["batch"] == b;
+               return r["engine"] == engine && r["device"] == "cpu" &&
+                      r["threads"] == max_threads && r["batch"] == b;
              }))
           s.points.push_back({r["size"].get<double>(), r["epoch_seconds"].get<double>()});
         std::sort(s.points.begin(), s.points.end());
         series.push_back(s);
       }
-    figure("fig_cpu_time", "CPU epoch time, " + std::to_string(max_threads) + " threads: histocnn and PyTorch",
-           plot.plot("fig_cpu_time", "CPU epoch time (" + std::to_string(max_threads) + " threads)", "image size (px)",
-                     "seconds per epoch", series, false, "set logscale y\n"),
+    figure("fig_cpu_time",
+           "CPU epoch time, " + std::to_string(max_threads) + " threads: histocnn and PyTorch",
+           plot.plot("fig_cpu_time", "CPU epoch time (" + std::to_string(max_threads) + " threads)",
+                     "image size (px)", "seconds per epoch", series, false, "set logscale y\n"),
            "no CPU measurements");
   }
   // CPU scaling at the largest size.
@@ -213,21 +239,26 @@ std::string write_report(const std::string& results_in, const std::string& outpu
     for (const std::string engine : {"histocnn", "pytorch"})
       for (int b : batches) {
         auto pts = find([&](const Row& r) {
-          return r["engine"] == engine && r["device"] == "cpu" && r["size"] == big && r["batch"] == b;
+          return r["engine"] == engine && r["device"] == "cpu" && r["size"] == big &&
+                 r["batch"] == b;
         });
-        std::sort(pts.begin(), pts.end(), [](const Row& a, const Row& c) { return a["threads"] < c["threads"]; });
+        std::sort(pts.begin(), pts.end(),
+                  [](const Row& a, const Row& c) { return a["threads"] < c["threads"]; });
         if (pts.size() < 2 || pts[0]["threads"] != 1) continue;
         Series s{engine + ", batch " + std::to_string(b), {}};
         for (const auto& r : pts)
-          s.points.push_back({r["threads"].get<double>(), pts[0]["epoch_seconds"].get<double>() / r["epoch_seconds"].get<double>()});
+          s.points.push_back({r["threads"].get<double>(), pts[0]["epoch_seconds"].get<double>() /
+                                                              r["epoch_seconds"].get<double>()});
         series.push_back(s);
       }
     Series ideal{"ideal", {}, "lines dt 2"};
     for (int t : threads) ideal.points.push_back({double(t), double(t)});
     const bool any = !series.empty();
     series.push_back(ideal);
-    figure("fig_cpu_scaling", "CPU scaling at " + std::to_string(big) + " px: speed-up over 1 thread",
-           any && plot.plot("fig_cpu_scaling", "CPU scaling", "threads", "speed-up over 1 thread", series, true),
+    figure("fig_cpu_scaling",
+           "CPU scaling at " + std::to_string(big) + " px: speed-up over 1 thread",
+           any && plot.plot("fig_cpu_scaling", "CPU scaling", "threads", "speed-up over 1 thread",
+                            series, true),
            "needs measurements at 1 thread and more");
   }
   // Where the time goes per step, for the largest configuration.
@@ -235,8 +266,11 @@ std::string write_report(const std::string& results_in, const std::string& outpu
     const Row* largest = nullptr;
     for (const auto& r : ok)
       if (r["engine"] == "histocnn" && r.contains("profile") &&
-          (!largest || r["size"].get<int>() * r["batch"].get<int>() > (*largest)["size"].get<int>() * (*largest)["batch"].get<int>() ||
-           (r["size"] == (*largest)["size"] && r["batch"] == (*largest)["batch"] && r["threads"].get<int>() > (*largest)["threads"].get<int>())))
+          (!largest ||
+           r["size"].get<int>() * r["batch"].get<int>() >
+               (*largest)["size"].get<int>() * (*largest)["batch"].get<int>() ||
+           (r["size"] == (*largest)["size"] && r["batch"] == (*largest)["batch"] &&
+            r["threads"].get<int>() > (*largest)["threads"].get<int>())))
         largest = &r;
     bool drawn = false;
     std::string caption = "Where the time goes per step";
@@ -244,42 +278,62 @@ std::string write_report(const std::string& results_in, const std::string& outpu
       const auto& p = (*largest)["profile"];
       const double steps = std::max(1.0, p["steps"].get<double>());
       const std::vector<std::pair<std::string, double>> parts = {
-          {"data wait", p["data_wait_seconds"].get<double>() / steps}, {"forward", p["forward_seconds"].get<double>() / steps},
-          {"backward", p["backward_seconds"].get<double>() / steps}, {"optimizer", p["update_seconds"].get<double>() / steps},
+          {"data wait", p["data_wait_seconds"].get<double>() / steps},
+          {"forward", p["forward_seconds"].get<double>() / steps},
+          {"backward", p["backward_seconds"].get<double>() / steps},
+          {"optimizer", p["update_seconds"].get<double>() / steps},
           {"allocator", p["allocator_seconds"].get<double>() / steps}};
       std::vector<Series> series;
       for (size_t i = 0; i < parts.size(); ++i)
-        series.push_back({parts[i].first + " " + fmt(1000 * parts[i].second, 2) + " ms", {{double(i), 1000 * parts[i].second}}, "boxes fs solid 0.6"});
-      caption += " (" + label_of(*largest) + ", " + std::to_string((*largest)["size"].get<int>()) + " px, batch " +
-                 std::to_string((*largest)["batch"].get<int>()) + ")";
-      drawn = plot.plot("fig_breakdown", "Per-step time", "", "milliseconds per step", series, false,
-                        "set boxwidth 0.7\nset xtics ('data' 0, 'forward' 1, 'backward' 2, 'optimizer' 3, 'allocator' 4)\nset yrange [0:*]\n");
+        series.push_back({parts[i].first + " " + fmt(1000 * parts[i].second, 2) + " ms",
+                          {{double(i), 1000 * parts[i].second}},
+                          "boxes fs solid 0.6"});
+      caption += " (" + label_of(*largest) + ", " + std::to_string((*largest)["size"].get<int>()) +
+                 " px, batch " + std::to_string((*largest)["batch"].get<int>()) + ")";
+      drawn =
+          plot.plot("fig_breakdown", "Per-step time", "", "milliseconds per step", series, false,
+                    "set boxwidth 0.7\nset xtics ('data' 0, 'forward' 1, 'backward' 2, 'optimizer' "
+                    "3, 'allocator' 4)\nset yrange [0:*]\n");
     }
     figure("fig_breakdown", caption, drawn, "no histocnn measurement with a profile");
   }
 
   // Tables: every measurement, and the speed-up table beside the paper.
-  md << "## Measurements\n\n| engine | device | threads | allocator | size | batch | s/epoch | img/s | peak MB | train acc |\n"
+  md << "## Measurements\n\n| engine | device | threads | allocator | size | batch | s/epoch | "
+        "img/s | peak MB | train acc |\n"
         "|---|---|---|---|---|---|---|---|---|---|\n";
   for (const auto& r : ok)
-    md << "| " << r["engine"].get<std::string>() << " | " << r["device"].get<std::string>() << " | " << r["threads"]
-       << " | " << r.value("allocator", "") << " | " << r["size"] << " | " << r["batch"] << " | "
-       << fmt(r["epoch_seconds"].get<double>(), 3) << " | " << fmt(r["images_per_second"].get<double>(), 0) << " | "
-       << (r.contains("peak_memory_bytes") && !r["peak_memory_bytes"].is_null() ? fmt(r["peak_memory_bytes"].get<double>() / 1e6, 0) : "")
-       << " | " << (r.contains("final_train_accuracy") ? fmt(r["final_train_accuracy"].get<double>(), 3) : "") << " |\n";
+    md << "| " << r["engine"].get<std::string>() << " | " << r["device"].get<std::string>() << " | "
+       << r["threads"] << " | " << r.value("allocator", "") << " | " << r["size"] << " | "
+       << r["batch"] << " | " << fmt(r["epoch_seconds"].get<double>(), 3) << " | "
+       << fmt(r["images_per_second"].get<double>(), 0) << " | "
+       << (r.contains("peak_memory_bytes") && !r["peak_memory_bytes"].is_null()
+               ? fmt(r["peak_memory_bytes"].get<double>() / 1e6, 0)
+               : "")
+       << " | "
+       << (r.contains("final_train_accuracy") ? fmt(r["final_train_accuracy"].get<double>(), 3)
+                                              : "")
+       << " |\n";
   // histocnn vs PyTorch, same point.
-  md << "\n## histocnn vs PyTorch (same device, threads, size, batch)\n\n| device | threads | size | batch | histocnn s | PyTorch s | ratio |\n|---|---|---|---|---|---|---|\n";
+  md << "\n## histocnn vs PyTorch (same device, threads, size, batch)\n\n| device | threads | size "
+        "| batch | histocnn s | PyTorch s | ratio |\n|---|---|---|---|---|---|---|\n";
   for (const auto& r : ok) {
     if (r["engine"] != "pytorch") continue;
     for (const auto& h : find([&](const Row& h) {
-           return h["engine"] == "histocnn" && h["device"] == r["device"] && h["threads"] == r["threads"] && h["size"] == r["size"] &&
-                  h["batch"] == r["batch"] && (r["device"] == "cpu" || h["allocator"] == "plan" || h["allocator"] == "pool");
+           return h["engine"] == "histocnn" && h["device"] == r["device"] &&
+                  h["threads"] == r["threads"] && h["size"] == r["size"] &&
+                  h["batch"] == r["batch"] &&
+                  (r["device"] == "cpu" || h["allocator"] == "plan" || h["allocator"] == "pool");
          }))
-      md << "| " << r["device"].get<std::string>() << (h["device"] == "cuda" ? " " + h["allocator"].get<std::string>() : "") << " | "
-         << r["threads"] << " | " << r["size"] << " | " << r["batch"] << " | " << fmt(h["epoch_seconds"].get<double>(), 3) << " | "
-         << fmt(r["epoch_seconds"].get<double>(), 3) << " | " << fmt(r["epoch_seconds"].get<double>() / h["epoch_seconds"].get<double>(), 1) << "x |\n";
+      md << "| " << r["device"].get<std::string>()
+         << (h["device"] == "cuda" ? " " + h["allocator"].get<std::string>() : "") << " | "
+         << r["threads"] << " | " << r["size"] << " | " << r["batch"] << " | "
+         << fmt(h["epoch_seconds"].get<double>(), 3) << " | "
+         << fmt(r["epoch_seconds"].get<double>(), 3) << " | "
+         << fmt(r["epoch_seconds"].get<double>() / h["epoch_seconds"].get<double>(), 1) << "x |\n";
   }
-  md << "\n## Speed-up t_cpu / t_gpu at " << big << " px against the paper\n\n| CPU cores | paper (GTX-980) |";
+  md << "\n## Speed-up t_cpu / t_gpu at " << big
+     << " px against the paper\n\n| CPU cores | paper (GTX-980) |";
   for (int b : batches) md << " batch " << b << " (pool) |";
   md << "\n|---|---|";
   for (size_t i = 0; i < batches.size(); ++i) md << "---|";
@@ -287,16 +341,27 @@ std::string write_report(const std::string& results_in, const std::string& outpu
   for (const auto& [cores, paper] : kPaperSpeedup) {
     md << "| " << cores << " | " << fmt(paper) << " |";
     for (int b : batches) {
-      const auto cpu = find([&](const Row& r) { return r["engine"] == "histocnn" && r["device"] == "cpu" && r["threads"] == cores && r["size"] == big && r["batch"] == b; });
-      const auto gpu = find([&](const Row& r) { return r["engine"] == "histocnn" && r["device"] == "cuda" && r["allocator"] == "pool" && r["size"] == big && r["batch"] == b; });
-      md << " " << (cpu.empty() || gpu.empty() ? std::string("–") : fmt(cpu[0]["epoch_seconds"].get<double>() / gpu[0]["epoch_seconds"].get<double>())) << " |";
+      const auto cpu = find([&](const Row& r) {
+        return r["engine"] == "histocnn" && r["device"] == "cpu" && r["threads"] == cores &&
+               r["size"] == big && r["batch"] == b;
+      });
+      const auto gpu = find([&](const Row& r) {
+        return r["engine"] == "histocnn" && r["device"] == "cuda" && r["allocator"] == "pool" &&
+               r["size"] == big && r["batch"] == b;
+      });
+      md << " "
+         << (cpu.empty() || gpu.empty() ? std::string("–")
+                                        : fmt(cpu[0]["epoch_seconds"].get<double>() /
+                                              gpu[0]["epoch_seconds"].get<double>()))
+         << " |";
     }
     md << "\n";
   }
   if (!not_run.empty()) {
     md << "\n## Not run\n\n| measurement | status | reason |\n|---|---|---|\n";
     for (const auto& r : not_run)
-      md << "| " << r.value("key", "") << " | " << r.value("status", "") << " | " << r.value("reason", "") << " |\n";
+      md << "| " << r.value("key", "") << " | " << r.value("status", "") << " | "
+         << r.value("reason", "") << " |\n";
   }
   const std::string md_path = output + "/report.md";
   write_file_atomically(md_path, md.str());
@@ -325,7 +390,8 @@ std::string write_report(const std::string& results_in, const std::string& outpu
       html << "<h1>" << line.substr(2) << "</h1>\n";
     } else if (line.rfind("![", 0) == 0) {
       const auto open = line.find("]("), close = line.find(')', open);
-      html << "<p><img src=\"" << line.substr(open + 2, close - open - 2) << "\" alt=\"" << line.substr(2, open - 2) << "\"></p>\n";
+      html << "<p><img src=\"" << line.substr(open + 2, close - open - 2) << "\" alt=\""
+           << line.substr(2, open - 2) << "\"></p>\n";
     } else if (!line.empty()) {
       html << "<p>" << line << "</p>\n";
     }

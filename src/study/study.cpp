@@ -62,9 +62,12 @@ double median(std::vector<double> v) {
 
 std::string format_duration(double s) {
   char buf[32];
-  if (s >= 3600) std::snprintf(buf, sizeof buf, "%.1fh", s / 3600);
-  else if (s >= 60) std::snprintf(buf, sizeof buf, "%.1fm", s / 60);
-  else std::snprintf(buf, sizeof buf, "%.0fs", s);
+  if (s >= 3600)
+    std::snprintf(buf, sizeof buf, "%.1fh", s / 3600);
+  else if (s >= 60)
+    std::snprintf(buf, sizeof buf, "%.1fm", s / 60);
+  else
+    std::snprintf(buf, sizeof buf, "%.0fs", s);
   return buf;
 }
 
@@ -102,9 +105,11 @@ std::vector<StudyPoint> study_grid(const StudyOptions& o) {
 
 nlohmann::json describe_machine() {
   nlohmann::json m;
-  m["cpu"] = first_line_of_command("sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1");
+  m["cpu"] =
+      first_line_of_command("sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1");
   m["cores"] = available_cores();
-  m["gpu"] = first_line_of_command("nvidia-smi --query-gpu=name,driver_version --format=csv,noheader");
+  m["gpu"] =
+      first_line_of_command("nvidia-smi --query-gpu=name,driver_version --format=csv,noheader");
   m["kernel"] = first_line_of_command("uname -sr");
   return m;
 }
@@ -125,8 +130,10 @@ std::vector<nlohmann::json> read_results(const std::string& path) {
       fail(path + " line " + std::to_string(line_no) + ": not a JSON row");
     }
     const std::string key = row.value("key", "");
-    if (index.count(key)) rows[index[key]] = row;
-    else index[key] = rows.size(), rows.push_back(row);
+    if (index.count(key))
+      rows[index[key]] = row;
+    else
+      index[key] = rows.size(), rows.push_back(row);
   }
   return rows;
 }
@@ -134,18 +141,34 @@ std::vector<nlohmann::json> read_results(const std::string& path) {
 namespace {
 
 void write_csv(const std::string& path, const std::vector<nlohmann::json>& rows) {
-  const char* columns[] = {"key", "engine", "device", "allocator", "threads", "size", "batch", "status",
-                           "reason", "epoch_seconds", "images_per_second", "peak_memory_bytes",
-                           "device_malloc_calls", "final_train_accuracy", "cpu", "gpu"};
+  const char* columns[] = {"key",
+                           "engine",
+                           "device",
+                           "allocator",
+                           "threads",
+                           "size",
+                           "batch",
+                           "status",
+                           "reason",
+                           "epoch_seconds",
+                           "images_per_second",
+                           "peak_memory_bytes",
+                           "device_malloc_calls",
+                           "final_train_accuracy",
+                           "cpu",
+                           "gpu"};
   std::string out;
   for (const char* c : columns) out += std::string(c) + (c == columns[15] ? "\n" : ",");
   for (const auto& r : rows) {
     for (const char* c : columns) {
       std::string v;
       const nlohmann::json* field = nullptr;
-      if (r.contains(c)) field = &r[c];
-      else if (r.contains("machine") && r["machine"].contains(c)) field = &r["machine"][c];
-      if (field && !field->is_null()) v = field->is_string() ? field->get<std::string>() : field->dump();
+      if (r.contains(c))
+        field = &r[c];
+      else if (r.contains("machine") && r["machine"].contains(c))
+        field = &r["machine"][c];
+      if (field && !field->is_null())
+        v = field->is_string() ? field->get<std::string>() : field->dump();
       if (v.find_first_of(",\"") != std::string::npos) {
         std::string q = "\"";
         for (char ch : v) q += ch == '"' ? std::string("\"\"") : std::string(1, ch);
@@ -165,13 +188,35 @@ nlohmann::json measure_histocnn(const StudyOptions& o, const StudyPoint& p, cons
     row["reason"] = "this build has no CUDA backend";
     return row;
   }
-  std::vector<std::string> argv = {o.binary, "train", "--data", data, "--split", "all", "--folds", "0",
-                                   "--size", std::to_string(p.size), "--batch", std::to_string(p.batch),
-                                   "--epochs", std::to_string(o.warmup + o.epochs), "--threads",
-                                   std::to_string(p.threads), "--device", p.device, "--crop",
-                                   std::to_string(o.crop), "--crops-benign", std::to_string(o.benign),
-                                   "--crops-malignant", std::to_string(o.malignant), "--seed",
-                                   std::to_string(o.seed), "--no-progress", "-o", dir};
+  std::vector<std::string> argv = {o.binary,
+                                   "train",
+                                   "--data",
+                                   data,
+                                   "--split",
+                                   "all",
+                                   "--folds",
+                                   "0",
+                                   "--size",
+                                   std::to_string(p.size),
+                                   "--batch",
+                                   std::to_string(p.batch),
+                                   "--epochs",
+                                   std::to_string(o.warmup + o.epochs),
+                                   "--threads",
+                                   std::to_string(p.threads),
+                                   "--device",
+                                   p.device,
+                                   "--crop",
+                                   std::to_string(o.crop),
+                                   "--crops-benign",
+                                   std::to_string(o.benign),
+                                   "--crops-malignant",
+                                   std::to_string(o.malignant),
+                                   "--seed",
+                                   std::to_string(o.seed),
+                                   "--no-progress",
+                                   "-o",
+                                   dir};
   if (!p.allocator.empty()) argv.insert(argv.end(), {"--allocator", p.allocator});
   const std::string log = dir + ".log";
   if (run_command(argv, log) != 0) {
@@ -191,23 +236,28 @@ nlohmann::json measure_histocnn(const StudyOptions& o, const StudyPoint& p, cons
   row["final_train_accuracy"] = history.back()["train_accuracy"];
   row["peak_memory_bytes"] = metrics["memory"]["activation_bytes"].get<int64_t>() +
                              metrics["memory"]["parameter_bytes"].get<int64_t>();
-  row["device_malloc_calls"] = metrics.contains("allocator") ? metrics["allocator"]["device_malloc_calls"]
-                                                             : nlohmann::json(nullptr);
+  row["device_malloc_calls"] = metrics.contains("allocator")
+                                   ? metrics["allocator"]["device_malloc_calls"]
+                                   : nlohmann::json(nullptr);
   row["profile"] = metrics["profile"];
   row["threads_used"] = metrics["threads"];
   row["library"] = metrics["memory"]["detail"];
   return row;
 }
 
-nlohmann::json measure_pytorch(const StudyOptions& o, const StudyPoint& p, const std::string& examples,
-                               const std::string& dir) {
+nlohmann::json measure_pytorch(const StudyOptions& o, const StudyPoint& p,
+                               const std::string& examples, const std::string& dir) {
   nlohmann::json row;
   const std::string json = dir + ".json", log = dir + ".log";
-  std::vector<std::string> argv = {o.python, o.pytorch_script, "--examples", examples,
-                                   "--batch", std::to_string(p.batch), "--epochs",
-                                   std::to_string(o.warmup + o.epochs), "--warmup",
-                                   std::to_string(o.warmup), "--threads", std::to_string(p.threads),
-                                   "--device", p.device, "--seed", std::to_string(o.seed), "--json", json};
+  std::vector<std::string> argv = {o.python,     o.pytorch_script,
+                                   "--examples", examples,
+                                   "--batch",    std::to_string(p.batch),
+                                   "--epochs",   std::to_string(o.warmup + o.epochs),
+                                   "--warmup",   std::to_string(o.warmup),
+                                   "--threads",  std::to_string(p.threads),
+                                   "--device",   p.device,
+                                   "--seed",     std::to_string(o.seed),
+                                   "--json",     json};
   const int status = run_command(argv, log);
   if (status != 0) {
     const std::string reason = last_line(log);
@@ -226,12 +276,15 @@ int run_study(const StudyOptions& o) {
   require(!o.output.empty(), "--output: a study folder is required");
   require(o.epochs >= 1, "--epochs: at least 1 timed epoch");
   require(o.warmup >= 0, "--warmup: must be >= 0");
-  for (const auto& d : o.devices) require(d == "cpu" || d == "cuda", "--devices: unknown device '" + d + "'");
+  for (const auto& d : o.devices)
+    require(d == "cpu" || d == "cuda", "--devices: unknown device '" + d + "'");
   for (const auto& e : o.engines)
-    require(e == "histocnn" || e == "pytorch", "--engines: unknown engine '" + e + "' (histocnn, pytorch)");
+    require(e == "histocnn" || e == "pytorch",
+            "--engines: unknown engine '" + e + "' (histocnn, pytorch)");
   for (int t : o.threads)
     require(t >= 0 && t <= available_cores(), "--threads: " + std::to_string(t) + " exceeds the " +
-                                                  std::to_string(available_cores()) + " available cores");
+                                                  std::to_string(available_cores()) +
+                                                  " available cores");
   make_directories(o.output + "/points");
   std::string data = o.data;
   if (data.empty()) {
@@ -270,12 +323,29 @@ int run_study(const StudyOptions& o) {
       if (!exported.count(p.size)) {
         const std::string file = o.output + "/points/examples_" + std::to_string(p.size) + ".bin";
         if (!fs::exists(file)) {
-          const int status = run_command(
-              {o.binary, "train", "--data", data, "--split", "all", "--folds", "0", "--size",
-               std::to_string(p.size), "--crop", std::to_string(o.crop), "--crops-benign",
-               std::to_string(o.benign), "--crops-malignant", std::to_string(o.malignant), "--seed",
-               std::to_string(o.seed), "-o", o.output + "/points/export", "--export-examples", file},
-              file + ".log");
+          const int status = run_command({o.binary,
+                                          "train",
+                                          "--data",
+                                          data,
+                                          "--split",
+                                          "all",
+                                          "--folds",
+                                          "0",
+                                          "--size",
+                                          std::to_string(p.size),
+                                          "--crop",
+                                          std::to_string(o.crop),
+                                          "--crops-benign",
+                                          std::to_string(o.benign),
+                                          "--crops-malignant",
+                                          std::to_string(o.malignant),
+                                          "--seed",
+                                          std::to_string(o.seed),
+                                          "-o",
+                                          o.output + "/points/export",
+                                          "--export-examples",
+                                          file},
+                                         file + ".log");
           require(status == 0, "exporting crops for PyTorch failed: " + last_line(file + ".log"));
         }
         exported[p.size] = file;
@@ -296,12 +366,15 @@ int run_study(const StudyOptions& o) {
     append_line_atomically(results, row.dump());
     write_csv(o.output + "/results.csv", read_results(results));
     ++finished;
-    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double elapsed =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const double eta = elapsed / finished * double(todo.size() - finished);
-    std::printf("[%d/%zu] %-40s %s  (eta %s)\n", finished, todo.size(), p.key().c_str(),
-                row["status"] == "ok" ? (std::to_string(row["epoch_seconds"].get<double>()).substr(0, 6) + " s/epoch").c_str()
-                                      : (row["status"].get<std::string>() + ": " + row.value("reason", "")).c_str(),
-                format_duration(eta).c_str());
+    std::printf(
+        "[%d/%zu] %-40s %s  (eta %s)\n", finished, todo.size(), p.key().c_str(),
+        row["status"] == "ok"
+            ? (std::to_string(row["epoch_seconds"].get<double>()).substr(0, 6) + " s/epoch").c_str()
+            : (row["status"].get<std::string>() + ": " + row.value("reason", "")).c_str(),
+        format_duration(eta).c_str());
     std::fflush(stdout);
   }
   return finished;

@@ -7,28 +7,27 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace histocnn {
 
 struct StudyOptions {
-  std::string data;                 // GlaS folder; empty = synthetic data in <output>/synthetic
+  std::string data;  // GlaS folder; empty = synthetic data in <output>/synthetic
   std::vector<int> sizes = {32, 64, 128, 180, 200};
   std::vector<int> batches = {10, 20, 50, 100, 150};
-  std::vector<int> threads = {0};   // CPU core counts (0 = all)
+  std::vector<int> threads = {0};  // CPU core counts (0 = all)
   std::vector<std::string> devices = {"cpu"};
   std::vector<std::string> allocators = {"direct", "pool", "async", "plan"};  // CUDA only
   std::vector<std::string> engines = {"histocnn", "pytorch"};
-  int epochs = 2;                   // timed epochs per measurement (median reported)
-  int warmup = 1;                   // untimed epochs first
+  int epochs = 2;  // timed epochs per measurement (median reported)
+  int warmup = 1;  // untimed epochs first
   int crop = 256, benign = 941, malignant = 910;
   uint64_t seed = 1;
   std::string output;
-  std::string binary;               // the histocnn executable
-  std::string pytorch_script;       // bench/pytorch_train.py
+  std::string binary;          // the histocnn executable
+  std::string pytorch_script;  // bench/pytorch_train.py
   std::string python = "/usr/bin/python3";
 };
 

@@ -16,7 +16,7 @@ struct AdamConfig {
 };
 
 // One fused update of n parameters at step t (t >= 1). Parallel over OpenMP threads.
-void adam_update(const AdamConfig& config, int64_t t, int64_t n, float* weights,
-                 const float* grads, float* m, float* v);
+void adam_update(const AdamConfig& config, int64_t t, int64_t n, float* weights, const float* grads,
+                 float* m, float* v);
 
 }  // namespace histocnn

@@ -51,7 +51,8 @@ ModelFile load_model_file(const std::string& path) {
   const SafetensorsFile in = read_safetensors(path);
   auto meta = [&](const std::string& key) {
     auto it = in.metadata.find(key);
-    require(it != in.metadata.end(), path + ": not a histocnn model (metadata '" + key + "' missing)");
+    require(it != in.metadata.end(),
+            path + ": not a histocnn model (metadata '" + key + "' missing)");
     return it->second;
   };
   ModelFile file;

@@ -12,12 +12,11 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 
-#include <nlohmann/json.hpp>
-
-#include "nn/params.h"
 #include "data/augment.h"
+#include "nn/params.h"
 #include "nn/spec.h"
 
 namespace histocnn {
@@ -25,7 +24,7 @@ namespace histocnn {
 struct ModelFile {
   ModelSpec spec;
   int width = 0, height = 0;
-  std::string crop;  // "WxH" or "whole"
+  std::string crop;             // "WxH" or "whole"
   Normalization normalization;  // histocnn.normalize (identity when absent)
   Parameters params;
   // Only in checkpoints:

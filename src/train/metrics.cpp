@@ -15,8 +15,10 @@ Metrics compute_metrics(const std::vector<Prediction>& predictions) {
   if (predictions.empty()) return m;
   for (const auto& p : predictions) {
     const bool predicted = p.p_malignant >= 0.5f;
-    if (p.label == 1) predicted ? ++m.tp : ++m.fn;
-    else predicted ? ++m.fp : ++m.tn;
+    if (p.label == 1)
+      predicted ? ++m.tp : ++m.fn;
+    else
+      predicted ? ++m.fp : ++m.tn;
   }
   m.accuracy = double(m.tp + m.tn) / m.count;
   const int positives = m.tp + m.fn, negatives = m.tn + m.fp;

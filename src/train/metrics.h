@@ -2,10 +2,9 @@
 // per crop, per image (mean P(malignant) over its crops) and per patient.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace histocnn {
 
@@ -17,7 +16,7 @@ struct Prediction {
 struct Metrics {
   int count = 0;
   double accuracy = 0, balanced_accuracy = 0, auc = 0;  // auc is NaN with one class only
-  int tn = 0, fp = 0, fn = 0, tp = 0;                     // confusion at threshold 0.5
+  int tn = 0, fp = 0, fn = 0, tp = 0;                   // confusion at threshold 0.5
   nlohmann::json to_json() const;
 };
 

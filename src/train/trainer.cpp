@@ -91,8 +91,11 @@ void progress_bar(int done, int total, double elapsed, double loss) {
 
 void export_examples(const ExampleSet& set, const std::string& path) {
   // Header line (JSON), then labels (int32) and pixels (uint8 NHWC).
-  nlohmann::json header = {{"count", set.examples.size()}, {"height", set.height}, {"width", set.width},
-                           {"channels", 3}, {"layout", "NHWC uint8, labels int32 first"}};
+  nlohmann::json header = {{"count", set.examples.size()},
+                           {"height", set.height},
+                           {"width", set.width},
+                           {"channels", 3},
+                           {"layout", "NHWC uint8, labels int32 first"}};
   std::string content = header.dump() + "\n";
   for (const auto& e : set.examples) {
     const int32_t label = e.label;
@@ -201,8 +204,8 @@ nlohmann::json run_training(const TrainOptions& o) {
     std::vector<int> order(train_set.examples.size());
     std::iota(order.begin(), order.end(), 0);
     std::shuffle(order.begin(), order.end(), epoch_rng);
-    BatchLoader loader(train_set, order, o.batch, o.augment, epoch_rng.next(), std::max(1, threads), 4,
-                       normalization);
+    BatchLoader loader(train_set, order, o.batch, o.augment, epoch_rng.next(), std::max(1, threads),
+                       4, normalization);
     const StepProfile profile_before = step->profile();
     const auto start = std::chrono::steady_clock::now();
     double loss_sum = 0;
@@ -219,11 +222,13 @@ nlohmann::json run_training(const TrainOptions& o) {
       seen += b.count;
       ++done;
       if (show_bar)
-        progress_bar(done, loader.batches(),
-                     std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
-                     loss_sum / seen);
+        progress_bar(
+            done, loader.batches(),
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
+            loss_sum / seen);
     }
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (show_bar) std::fprintf(stderr, "\r%*s\r", 80, "");
     nlohmann::json row = {{"epoch", epoch + 1},
                           {"loss", loss_sum / seen},
@@ -267,9 +272,10 @@ nlohmann::json run_training(const TrainOptions& o) {
   nlohmann::json summary = {{"device", o.device},
                             // The last epoch's breakdown: steady state, no warm-up.
                             {"profile", history.back().value("profile", nlohmann::json::object())},
-                            {"memory", {{"activation_bytes", memory.activation_bytes},
-                                        {"parameter_bytes", memory.parameter_bytes},
-                                        {"detail", memory.detail}}},
+                            {"memory",
+                             {{"activation_bytes", memory.activation_bytes},
+                              {"parameter_bytes", memory.parameter_bytes},
+                              {"detail", memory.detail}}},
                             {"threads", threads},
                             {"input", {o.width, o.height}},
                             {"batch", o.batch},

@@ -4,10 +4,9 @@
 
 #include <cstdint>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "backends/backend.h"
 #include "data/augment.h"
@@ -37,19 +36,19 @@ struct TrainOptions {
   int width = 64, height = 64;
   int batch = 50;
   int epochs = 10;
-  int threads = 0;            // 0 = all cores
+  int threads = 0;  // 0 = all cores
   std::string device = "cpu";
-  MemoryFlags memory;         // --allocator / --gpu-mem-pool (CUDA only)
+  MemoryFlags memory;  // --allocator / --gpu-mem-pool (CUDA only)
   uint64_t seed = 1;
   CropOptions crops;
   int val_crops_per_image = 8;
   AugmentOptions augment;
-  bool normalize = true;      // per-channel standardisation (false: the paper's 1/255 only)
+  bool normalize = true;  // per-channel standardisation (false: the paper's 1/255 only)
   AdamConfig adam;
-  std::string output;         // folder for checkpoint, model, metrics
+  std::string output;  // folder for checkpoint, model, metrics
   bool resume = false;
-  std::string init;           // starting weights
-  bool progress = false;      // progress bar (on a terminal)
+  std::string init;             // starting weights
+  bool progress = false;        // progress bar (on a terminal)
   std::string export_examples;  // write the training examples here and stop (for other engines)
   std::function<void(const std::string&)> log = nullptr;  // one line per call
 };

@@ -14,13 +14,12 @@
 //                                    is 1, so this equals ReLU backward on the
 //                                    4x larger conv output]
 //                   -> pool backward -> conv backward weights (+bias), data
-#include <dnnl.hpp>
-
-#include <cmath>
-#include <cstring>
-#include <functional>
 #include <chrono>
 #include <climits>
+#include <cmath>
+#include <cstring>
+#include <dnnl.hpp>
+#include <functional>
 #include <sstream>
 #include <unordered_map>
 
@@ -34,7 +33,9 @@ namespace {
 
 using Mem = dnnl::memory;
 using Clock = std::chrono::steady_clock;
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 using tag = Mem::format_tag;
 using dt = Mem::data_type;
 // An operation of the step and the memories it touches (for lifetime planning).
@@ -50,10 +51,10 @@ struct ConvBlock {
   dnnl::convolution_backward_data::primitive_desc bwd_d_pd;  // empty for the first block
   dnnl::pooling_forward::primitive_desc pool_pd;
   dnnl::pooling_backward::primitive_desc pool_bwd_pd;
-  Mem src, conv_out, pooled, workspace;        // forward
-  Mem d_pooled, d_conv_out, d_src;             // backward (d_src: previous block's d_pooled)
-  Mem w_canon, w_fwd, w_bwd_d, b;              // weights
-  Mem dw_canon, dw_bwd, db;                    // gradients
+  Mem src, conv_out, pooled, workspace;  // forward
+  Mem d_pooled, d_conv_out, d_src;       // backward (d_src: previous block's d_pooled)
+  Mem w_canon, w_fwd, w_bwd_d, b;        // weights
+  Mem dw_canon, dw_bwd, db;              // gradients
   bool pooling() const { return s.pool > 1; }
 };
 
@@ -64,15 +65,20 @@ struct DenseBlock {
   dnnl::inner_product_backward_weights::primitive_desc bwd_w_pd;
   Mem src, out, d_src, d_out;  // out: after ReLU; d_out: gradient w.r.t. the block's output
   Mem w, b, dw, db;
-  std::vector<float> mask;        // dropout scale per element (0 or 1/(1-p))
+  std::vector<float> mask;  // dropout scale per element (0 or 1/(1-p))
 };
 
-Mem::dims dims4(int n, int c, int h, int w) { return {n, c, h, w}; }
+Mem::dims dims4(int n, int c, int h, int w) {
+  return {n, c, h, w};
+}
 
 class CpuTrainingStep final : public TrainingStep {
  public:
   CpuTrainingStep(const ModelSpec& spec, const NetworkShape& shape, const StepOptions& options)
-      : spec_(spec), shape_(shape), options_(options), engine_(dnnl::engine::kind::cpu, 0),
+      : spec_(spec),
+        shape_(shape),
+        options_(options),
+        engine_(dnnl::engine::kind::cpu, 0),
         stream_(engine_) {
     params_ = Parameters::zeros(shape_);
     grads_ = Parameters::zeros(shape_);
@@ -155,7 +161,8 @@ class CpuTrainingStep final : public TrainingStep {
   void reorder_if_needed(const Mem& from, const Mem& to, std::vector<Op>& ops) {
     if (from.get_desc() == to.get_desc() && from.get() == to.get()) return;
     auto r = dnnl::reorder(from, to);
-    add(ops, {from, to}, [this, r, src = from, dst = to]() mutable { r.execute(stream_, src, dst); });
+    add(ops, {from, to},
+        [this, r, src = from, dst = to]() mutable { r.execute(stream_, src, dst); });
   }
   void plan_buffers();
 
@@ -213,7 +220,8 @@ void CpuTrainingStep::build() {
   flat_nchw_ = make(nchw_md, "flatten");
   d_flat_nchw_ = make(nchw_md, "d_flatten");
   reorder_if_needed(src, flat_nchw_, forward_ops_);
-  auto flat_md = Mem::desc({s.batch, int64_t(last.out_c) * last.out_h * last.out_w}, dt::f32, tag::nc);
+  auto flat_md =
+      Mem::desc({s.batch, int64_t(last.out_c) * last.out_h * last.out_w}, dt::f32, tag::nc);
   Mem flat = alias(flat_md, flat_nchw_);
   for (size_t i = 0; i < s.denses.size(); ++i) {
     build_dense(i, i == 0 ? flat : denses_[i - 1].out);
@@ -236,13 +244,16 @@ void CpuTrainingStep::build() {
     }
     auto bw = dnnl::inner_product_backward_weights(d.bwd_w_pd);
     add(backward_ops_, {d.src, d.d_out}, [&d, bw, this]() {
-      bw.execute(stream_, {{DNNL_ARG_SRC, d.src}, {DNNL_ARG_DIFF_DST, d.d_out},
-                           {DNNL_ARG_DIFF_WEIGHTS, d.dw}, {DNNL_ARG_DIFF_BIAS, d.db}});
+      bw.execute(stream_, {{DNNL_ARG_SRC, d.src},
+                           {DNNL_ARG_DIFF_DST, d.d_out},
+                           {DNNL_ARG_DIFF_WEIGHTS, d.dw},
+                           {DNNL_ARG_DIFF_BIAS, d.db}});
     });
     auto bd = dnnl::inner_product_backward_data(d.bwd_d_pd);
     add(backward_ops_, {d.d_out, d.d_src}, [&d, bd, this]() {
-      bd.execute(stream_, {{DNNL_ARG_DIFF_DST, d.d_out}, {DNNL_ARG_WEIGHTS, d.w},
-                           {DNNL_ARG_DIFF_SRC, d.d_src}});
+      bd.execute(
+          stream_,
+          {{DNNL_ARG_DIFF_DST, d.d_out}, {DNNL_ARG_WEIGHTS, d.w}, {DNNL_ARG_DIFF_SRC, d.d_src}});
     });
   }
   reorder_if_needed(d_flat_nchw_, convs_.back().d_pooled, backward_ops_);
@@ -259,26 +270,31 @@ void CpuTrainingStep::build() {
                                      c.d_pooled.get_desc(), c.pooled.get_desc(), 0.f),
         engine_, relu_fwd));
     add(backward_ops_, {c.pooled, c.d_pooled}, [&c, relu_bwd, this]() {
-      relu_bwd.execute(stream_, {{DNNL_ARG_DST, c.pooled}, {DNNL_ARG_DIFF_DST, c.d_pooled},
+      relu_bwd.execute(stream_, {{DNNL_ARG_DST, c.pooled},
+                                 {DNNL_ARG_DIFF_DST, c.d_pooled},
                                  {DNNL_ARG_DIFF_SRC, c.d_pooled}});
     });
     if (c.pooling()) {
       auto pb = dnnl::pooling_backward(c.pool_bwd_pd);
       add(backward_ops_, {c.d_pooled, c.d_conv_out, c.workspace}, [&c, pb, this]() {
-        pb.execute(stream_, {{DNNL_ARG_DIFF_DST, c.d_pooled}, {DNNL_ARG_DIFF_SRC, c.d_conv_out},
+        pb.execute(stream_, {{DNNL_ARG_DIFF_DST, c.d_pooled},
+                             {DNNL_ARG_DIFF_SRC, c.d_conv_out},
                              {DNNL_ARG_WORKSPACE, c.workspace}});
       });
     }
     auto bw = dnnl::convolution_backward_weights(c.bwd_w_pd);
     add(backward_ops_, {c.src, c.d_conv_out, c.dw_bwd}, [&c, bw, this]() {
-      bw.execute(stream_, {{DNNL_ARG_SRC, c.src}, {DNNL_ARG_DIFF_DST, c.d_conv_out},
-                           {DNNL_ARG_DIFF_WEIGHTS, c.dw_bwd}, {DNNL_ARG_DIFF_BIAS, c.db}});
+      bw.execute(stream_, {{DNNL_ARG_SRC, c.src},
+                           {DNNL_ARG_DIFF_DST, c.d_conv_out},
+                           {DNNL_ARG_DIFF_WEIGHTS, c.dw_bwd},
+                           {DNNL_ARG_DIFF_BIAS, c.db}});
     });
     reorder_if_needed(c.dw_bwd, c.dw_canon, grad_ops_);
     if (k > 0) {
       auto bd = dnnl::convolution_backward_data(c.bwd_d_pd);
       add(backward_ops_, {c.d_conv_out, c.d_src}, [&c, bd, this]() {
-        bd.execute(stream_, {{DNNL_ARG_DIFF_DST, c.d_conv_out}, {DNNL_ARG_WEIGHTS, c.w_bwd_d},
+        bd.execute(stream_, {{DNNL_ARG_DIFF_DST, c.d_conv_out},
+                             {DNNL_ARG_WEIGHTS, c.w_bwd_d},
                              {DNNL_ARG_DIFF_SRC, c.d_src}});
       });
     }
@@ -315,7 +331,8 @@ void CpuTrainingStep::plan_buffers() {
   const MemoryPlan plan = plan_memory(lifetimes, 64);
   validate_plan(lifetimes, plan, 64);
   arena_.reset(new char[plan.arena_bytes + 64]);
-  char* base = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(arena_.get()) + 63) & ~uintptr_t(63));
+  char* base =
+      reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(arena_.get()) + 63) & ~uintptr_t(63));
   for (size_t i = 0; i < buffers_.size(); ++i)
     for (Mem& m : buffers_[i].handles) m.set_data_handle(base + plan.offsets[i]);
   memory_.activation_bytes = int64_t(plan.arena_bytes);
@@ -350,7 +367,9 @@ void CpuTrainingStep::build_conv(size_t i, const Mem& src_in, std::vector<Op>& w
       bias_md, any4(conv_dims), strides, pad, pad);
   c.fwd_pd = dnnl::convolution_forward::primitive_desc(fwd_desc, attr, engine_);
   if (i == 0) {
-    input_ = c.fwd_pd.src_desc() == src_in.get_desc() ? src_in : make(c.fwd_pd.src_desc(), "input_reordered");
+    input_ = c.fwd_pd.src_desc() == src_in.get_desc()
+                 ? src_in
+                 : make(c.fwd_pd.src_desc(), "input_reordered");
     c.src = input_;
   } else {
     c.src = src_in;
@@ -381,9 +400,9 @@ void CpuTrainingStep::build_conv(size_t i, const Mem& src_in, std::vector<Op>& w
     c.pool_pd = dnnl::pooling_forward::primitive_desc(pool_desc, engine_);
     c.pooled = make(c.pool_pd.dst_desc(), tag + ".pooled");
     c.workspace = make(c.pool_pd.workspace_desc(), tag + ".pool_workspace");
-    auto pool_bwd_desc = dnnl::pooling_backward::desc(
-        dnnl::algorithm::pooling_max, c.conv_out.get_desc(), c.pooled.get_desc(), pstride, kernel,
-        zero, pad_r);
+    auto pool_bwd_desc =
+        dnnl::pooling_backward::desc(dnnl::algorithm::pooling_max, c.conv_out.get_desc(),
+                                     c.pooled.get_desc(), pstride, kernel, zero, pad_r);
     c.pool_bwd_pd = dnnl::pooling_backward::primitive_desc(pool_bwd_desc, engine_, c.pool_pd);
     c.d_pooled = make(c.pooled.get_desc(), tag + ".d_pooled");
     c.d_conv_out = make(c.conv_out.get_desc(), tag + ".d_out");
@@ -398,8 +417,9 @@ void CpuTrainingStep::build_conv(size_t i, const Mem& src_in, std::vector<Op>& w
       dnnl::algorithm::convolution_direct, c.src.get_desc(), any4(w_dims), bias_md,
       c.conv_out.get_desc(), strides, pad, pad);
   c.bwd_w_pd = dnnl::convolution_backward_weights::primitive_desc(bwd_w_desc, engine_, c.fwd_pd);
-  c.dw_bwd = c.bwd_w_pd.diff_weights_desc() == w_canon_md ? c.dw_canon
-                                                          : make(c.bwd_w_pd.diff_weights_desc(), tag + ".d_weight");
+  c.dw_bwd = c.bwd_w_pd.diff_weights_desc() == w_canon_md
+                 ? c.dw_canon
+                 : make(c.bwd_w_pd.diff_weights_desc(), tag + ".d_weight");
   // Backward data (not needed for the first block: nobody wants d(image)).
   if (i > 0) {
     const ConvBlock& prev = convs_[i - 1];
@@ -408,7 +428,8 @@ void CpuTrainingStep::build_conv(size_t i, const Mem& src_in, std::vector<Op>& w
         c.conv_out.get_desc(), strides, pad, pad);
     c.bwd_d_pd = dnnl::convolution_backward_data::primitive_desc(bwd_d_desc, engine_, c.fwd_pd);
     c.d_src = prev.d_pooled;
-    c.w_bwd_d = c.bwd_d_pd.weights_desc() == w_canon_md ? c.w_canon : persistent(c.bwd_d_pd.weights_desc());
+    c.w_bwd_d =
+        c.bwd_d_pd.weights_desc() == w_canon_md ? c.w_canon : persistent(c.bwd_d_pd.weights_desc());
   }
   convs_.push_back(c);
   ConvBlock& cb = convs_.back();
@@ -418,13 +439,16 @@ void CpuTrainingStep::build_conv(size_t i, const Mem& src_in, std::vector<Op>& w
   if (i == 0) reorder_if_needed(input_user_, input_, forward_ops_);
   auto conv = dnnl::convolution_forward(cb.fwd_pd);
   add(forward_ops_, {cb.src, cb.conv_out}, [&cb, conv, this]() {
-    conv.execute(stream_, {{DNNL_ARG_SRC, cb.src}, {DNNL_ARG_WEIGHTS, cb.w_fwd},
-                           {DNNL_ARG_BIAS, cb.b}, {DNNL_ARG_DST, cb.conv_out}});
+    conv.execute(stream_, {{DNNL_ARG_SRC, cb.src},
+                           {DNNL_ARG_WEIGHTS, cb.w_fwd},
+                           {DNNL_ARG_BIAS, cb.b},
+                           {DNNL_ARG_DST, cb.conv_out}});
   });
   if (cb.pooling()) {
     auto pool = dnnl::pooling_forward(cb.pool_pd);
     add(forward_ops_, {cb.conv_out, cb.pooled, cb.workspace}, [&cb, pool, this]() {
-      pool.execute(stream_, {{DNNL_ARG_SRC, cb.conv_out}, {DNNL_ARG_DST, cb.pooled},
+      pool.execute(stream_, {{DNNL_ARG_SRC, cb.conv_out},
+                             {DNNL_ARG_DST, cb.pooled},
                              {DNNL_ARG_WORKSPACE, cb.workspace}});
     });
   }
@@ -467,7 +491,9 @@ void CpuTrainingStep::build_dense(size_t i, const Mem& src) {
   DenseBlock& db = denses_.back();
   auto ip = dnnl::inner_product_forward(db.fwd_pd);
   add(forward_ops_, {db.src, db.out}, [&db, ip, this]() {
-    ip.execute(stream_, {{DNNL_ARG_SRC, db.src}, {DNNL_ARG_WEIGHTS, db.w}, {DNNL_ARG_BIAS, db.b},
+    ip.execute(stream_, {{DNNL_ARG_SRC, db.src},
+                         {DNNL_ARG_WEIGHTS, db.w},
+                         {DNNL_ARG_BIAS, db.b},
                          {DNNL_ARG_DST, db.out}});
   });
   if (s.dropout_after > 0) {
@@ -495,7 +521,8 @@ StepResult CpuTrainingStep::run(const float* images, const int32_t* labels, int 
   float* user = static_cast<float*>(input_user_.get_data_handle());
   std::memcpy(user, images, sizeof(float) * image_floats * count);
   if (count < shape_.batch)
-    std::memset(user + image_floats * count, 0, sizeof(float) * image_floats * (shape_.batch - count));
+    std::memset(user + image_floats * count, 0,
+                sizeof(float) * image_floats * (shape_.batch - count));
   auto start = Clock::now();
   if (weights_dirty_) {
     for (auto& op : weight_ops_) op.run();
@@ -555,6 +582,8 @@ class CpuBackend final : public Backend {
 
 }  // namespace
 
-std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }
+std::unique_ptr<Backend> make_cpu_backend() {
+  return std::make_unique<CpuBackend>();
+}
 
 }  // namespace histocnn
