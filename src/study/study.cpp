@@ -180,6 +180,28 @@ void write_csv(const std::string& path, const std::vector<nlohmann::json>& rows)
   write_file_atomically(path, out);
 }
 
+// `histocnn train` on the study's crop dataset at one size, all images, no fold.
+std::vector<std::string> train_command(const StudyOptions& o, const std::string& data, int size) {
+  return {o.binary,
+          "train",
+          "--data",
+          data,
+          "--split",
+          "all",
+          "--folds",
+          "0",
+          "--size",
+          std::to_string(size),
+          "--crop",
+          std::to_string(o.crop),
+          "--crops-benign",
+          std::to_string(o.benign),
+          "--crops-malignant",
+          std::to_string(o.malignant),
+          "--seed",
+          std::to_string(o.seed)};
+}
+
 nlohmann::json measure_histocnn(const StudyOptions& o, const StudyPoint& p, const std::string& data,
                                 const std::string& dir) {
   nlohmann::json row;
@@ -188,35 +210,11 @@ nlohmann::json measure_histocnn(const StudyOptions& o, const StudyPoint& p, cons
     row["reason"] = "this build has no CUDA backend";
     return row;
   }
-  std::vector<std::string> argv = {o.binary,
-                                   "train",
-                                   "--data",
-                                   data,
-                                   "--split",
-                                   "all",
-                                   "--folds",
-                                   "0",
-                                   "--size",
-                                   std::to_string(p.size),
-                                   "--batch",
-                                   std::to_string(p.batch),
-                                   "--epochs",
-                                   std::to_string(o.warmup + o.epochs),
-                                   "--threads",
-                                   std::to_string(p.threads),
-                                   "--device",
-                                   p.device,
-                                   "--crop",
-                                   std::to_string(o.crop),
-                                   "--crops-benign",
-                                   std::to_string(o.benign),
-                                   "--crops-malignant",
-                                   std::to_string(o.malignant),
-                                   "--seed",
-                                   std::to_string(o.seed),
-                                   "--no-progress",
-                                   "-o",
-                                   dir};
+  std::vector<std::string> argv = train_command(o, data, p.size);
+  argv.insert(
+      argv.end(),
+      {"--batch", std::to_string(p.batch), "--epochs", std::to_string(o.warmup + o.epochs),
+       "--threads", std::to_string(p.threads), "--device", p.device, "--no-progress", "-o", dir});
   if (!p.allocator.empty()) argv.insert(argv.end(), {"--allocator", p.allocator});
   const std::string log = dir + ".log";
   if (run_command(argv, log) != 0) {
@@ -323,29 +321,9 @@ int run_study(const StudyOptions& o) {
       if (!exported.count(p.size)) {
         const std::string file = o.output + "/points/examples_" + std::to_string(p.size) + ".bin";
         if (!fs::exists(file)) {
-          const int status = run_command({o.binary,
-                                          "train",
-                                          "--data",
-                                          data,
-                                          "--split",
-                                          "all",
-                                          "--folds",
-                                          "0",
-                                          "--size",
-                                          std::to_string(p.size),
-                                          "--crop",
-                                          std::to_string(o.crop),
-                                          "--crops-benign",
-                                          std::to_string(o.benign),
-                                          "--crops-malignant",
-                                          std::to_string(o.malignant),
-                                          "--seed",
-                                          std::to_string(o.seed),
-                                          "-o",
-                                          o.output + "/points/export",
-                                          "--export-examples",
-                                          file},
-                                         file + ".log");
+          std::vector<std::string> argv = train_command(o, data, p.size);
+          argv.insert(argv.end(), {"-o", o.output + "/points/export", "--export-examples", file});
+          const int status = run_command(argv, file + ".log");
           require(status == 0, "exporting crops for PyTorch failed: " + last_line(file + ".log"));
         }
         exported[p.size] = file;
