@@ -15,16 +15,6 @@ void check(cudaError_t status, const char* call) {
          cudaGetErrorName(status) + ")");
 }
 
-void count_allocation(MemoryStats& s, size_t bytes, bool upstream) {
-  s.allocations++;
-  if (upstream)
-    s.upstream_allocations++;
-  else
-    s.served_from_pool++;
-  s.bytes_in_use += bytes;
-  s.peak_bytes_in_use = std::max(s.peak_bytes_in_use, s.bytes_in_use);
-}
-
 }  // namespace
 
 void cuda_memory_info(size_t* free_bytes, size_t* total_bytes) {
@@ -40,19 +30,14 @@ void* CudaDirectResource::do_allocate(size_t bytes, StreamHandle) {
     throw OutOfMemory(bytes, stats_, name());
   }
   check(status, "cudaMalloc");
-  count_allocation(stats_, bytes, true);
-  stats_.bytes_reserved = stats_.bytes_in_use;
-  stats_.peak_bytes_reserved = std::max(stats_.peak_bytes_reserved, stats_.bytes_reserved);
+  count_allocation(stats_, bytes, /*upstream=*/true, /*reserved_is_in_use=*/true);
   return p;
 }
 
 void CudaDirectResource::do_deallocate(void* p, size_t bytes, StreamHandle) {
   check(cudaFree(p), "cudaFree");
   std::lock_guard<std::mutex> lock(mutex_);
-  stats_.deallocations++;
-  stats_.upstream_deallocations++;
-  stats_.bytes_in_use -= bytes;
-  stats_.bytes_reserved = stats_.bytes_in_use;
+  count_deallocation(stats_, bytes, /*upstream=*/true, /*reserved_is_in_use=*/true);
 }
 
 MemoryStats CudaDirectResource::stats() const {
@@ -80,7 +65,7 @@ void* CudaAsyncResource::do_allocate(size_t bytes, StreamHandle stream) {
     throw OutOfMemory(bytes, stats_, name());
   }
   check(status, "cudaMallocAsync");
-  count_allocation(stats_, bytes, false);
+  count_allocation(stats_, bytes, /*upstream=*/false, /*reserved_is_in_use=*/false);
   uint64_t reserved = 0;
   cudaMemPoolGetAttribute(static_cast<cudaMemPool_t>(pool_), cudaMemPoolAttrReservedMemCurrent,
                           &reserved);
@@ -92,8 +77,7 @@ void* CudaAsyncResource::do_allocate(size_t bytes, StreamHandle stream) {
 void CudaAsyncResource::do_deallocate(void* p, size_t bytes, StreamHandle stream) {
   check(cudaFreeAsync(p, static_cast<cudaStream_t>(stream)), "cudaFreeAsync");
   std::lock_guard<std::mutex> lock(mutex_);
-  stats_.deallocations++;
-  stats_.bytes_in_use -= bytes;
+  count_deallocation(stats_, bytes, /*upstream=*/false, /*reserved_is_in_use=*/false);
 }
 
 MemoryStats CudaAsyncResource::stats() const {

@@ -1,5 +1,6 @@
 #include "memory/memory_resource.h"
 
+#include <algorithm>
 #include <cstdio>
 
 namespace histocnn {
@@ -31,6 +32,27 @@ std::string MemoryStats::summary() const {
       (unsigned long long)upstream_allocations, (unsigned long long)upstream_deallocations,
       largest_free_block / 1e6, fragmentation());
   return line;
+}
+
+void count_allocation(MemoryStats& s, size_t bytes, bool upstream, bool reserved_is_in_use) {
+  s.allocations++;
+  if (upstream)
+    s.upstream_allocations++;
+  else
+    s.served_from_pool++;
+  s.bytes_in_use += bytes;
+  s.peak_bytes_in_use = std::max(s.peak_bytes_in_use, s.bytes_in_use);
+  if (reserved_is_in_use) {
+    s.bytes_reserved = s.bytes_in_use;
+    s.peak_bytes_reserved = std::max(s.peak_bytes_reserved, s.bytes_reserved);
+  }
+}
+
+void count_deallocation(MemoryStats& s, size_t bytes, bool upstream, bool reserved_is_in_use) {
+  s.deallocations++;
+  if (upstream) s.upstream_deallocations++;
+  s.bytes_in_use -= bytes;
+  if (reserved_is_in_use) s.bytes_reserved = s.bytes_in_use;
 }
 
 namespace {

@@ -47,6 +47,12 @@ struct MemoryStats {
   std::string summary() const;  // one line for logs
 };
 
+// Bookkeeping shared by resources: one allocation of `bytes` served by an
+// upstream call (device malloc) or from a pool; reserved tracks in-use when
+// every allocation is its own upstream call.
+void count_allocation(MemoryStats& stats, size_t bytes, bool upstream, bool reserved_is_in_use);
+void count_deallocation(MemoryStats& stats, size_t bytes, bool upstream, bool reserved_is_in_use);
+
 class OutOfMemory : public std::runtime_error {
  public:
   OutOfMemory(size_t requested, const MemoryStats& stats, const std::string& resource);

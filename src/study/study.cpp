@@ -294,8 +294,9 @@ int run_study(const StudyOptions& o) {
     }
   }
   const std::string results = o.output + "/results.jsonl";
+  std::vector<nlohmann::json> recorded = read_results(results);
   std::set<std::string> done;
-  for (const auto& row : read_results(results)) done.insert(row.value("key", ""));
+  for (const auto& row : recorded) done.insert(row.value("key", ""));
   const auto grid = study_grid(o);
   std::vector<StudyPoint> todo;
   for (const auto& p : grid)
@@ -342,7 +343,8 @@ int run_study(const StudyOptions& o) {
     row["timed_epochs"] = o.epochs;
     row["machine"] = machine;
     append_line_atomically(results, row.dump());
-    write_csv(o.output + "/results.csv", read_results(results));
+    recorded.push_back(row);  // keys in `todo` are new, so no row is replaced
+    write_csv(o.output + "/results.csv", recorded);
     ++finished;
     const double elapsed =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

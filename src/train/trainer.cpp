@@ -158,12 +158,16 @@ nlohmann::json run_training(const TrainOptions& o) {
   const std::string crop_text = o.crops.whole_image ? "whole"
                                                     : std::to_string(o.crops.crop_width) + "x" +
                                                           std::to_string(o.crops.crop_height);
+  auto require_same_model = [&](const ModelFile& file, const std::string& what) {
+    require(file.spec.text() == o.spec.text() && file.width == o.width && file.height == o.height,
+            what + ": trained for another model or input size (" + std::to_string(file.width) + "x" +
+                std::to_string(file.height) + ")");
+  };
   int start_epoch = 0;
   nlohmann::json history = nlohmann::json::array();
   if (o.resume && fs::exists(checkpoint_path)) {
     ModelFile ck = load_model_file(checkpoint_path);
-    require(ck.spec.text() == o.spec.text() && ck.width == o.width && ck.height == o.height,
-            checkpoint_path + ": checkpoint was trained with another model or input size");
+    require_same_model(ck, checkpoint_path);
     require(ck.has_optimizer, checkpoint_path + ": not a checkpoint (no optimizer state)");
     step->set_parameters(ck.params);
     step->set_optimizer_state(ck.m, ck.v, ck.state.value("step", int64_t(0)));
@@ -172,9 +176,7 @@ nlohmann::json run_training(const TrainOptions& o) {
     log("resumed from " + checkpoint_path + " at epoch " + std::to_string(start_epoch));
   } else if (!o.init.empty()) {
     ModelFile init = load_model_file(o.init);
-    require(init.spec.text() == o.spec.text() && init.width == o.width && init.height == o.height,
-            "--init " + o.init + ": weights are for another model or input size (" +
-                std::to_string(init.width) + "x" + std::to_string(init.height) + ")");
+    require_same_model(init, "--init " + o.init);
     step->set_parameters(init.params);
   } else {
     step->set_parameters(Parameters::glorot(shape, o.seed));
