@@ -8,7 +8,9 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "backends/backend.h"
 #include "core/atomic_file.h"
+#include "memory/adaptors.h"
 #include "test_util.h"
 #include "train/checkpoint.h"
 
@@ -139,8 +141,54 @@ TEST_F(Cli, CorruptGradeCsvAndLabelsAreNamed) {
   EXPECT_NE(r.output.find("Grade.csv: not found"), std::string::npos) << r.output;
 }
 
+TEST_F(Cli, EveryAllocatorTrainsOnTheCpuAndReportsItsStatistics) {
+  for (const std::string allocator : {"plan", "pool", "direct"}) {
+    const CommandResult r =
+        run(train_args() + " --epochs 1 --allocator " + allocator + " --allocation-log " +
+            out("alloc_" + allocator + ".csv") + " -o " + out("alloc_" + allocator));
+    ASSERT_EQ(r.status, 0) << r.output;
+    EXPECT_NE(r.output.find("memory: allocator " + allocator), std::string::npos) << r.output;
+    const auto metrics =
+        nlohmann::json::parse(read_file(out("alloc_" + allocator) + "/metrics.json"));
+    const auto& a = metrics["allocator"];
+    EXPECT_EQ(a["allocator"], allocator);
+    EXPECT_GT(a["allocations"].get<int>(), 0);
+    EXPECT_GT(a["peak_bytes_in_use"].get<int64_t>(), 0);
+    const int steps = metrics["history"][0]["profile"]["steps"];
+    if (allocator == "plan") {
+      EXPECT_EQ(a["allocations"], 1) << "one arena for the whole run";
+    } else {
+      EXPECT_GT(a["allocations"].get<int>(), 10 * steps) << "a call per tensor per step";
+    }
+    if (allocator == "pool") {
+      EXPECT_LT(a["device_malloc_calls"].get<int>(), 5);
+    }
+    if (allocator == "direct") {
+      EXPECT_EQ(a["device_malloc_calls"], a["allocations"]);
+    }
+    EXPECT_GT(read_allocation_log(out("alloc_" + allocator + ".csv")).size(), 0u);
+  }
+}
+
+TEST_F(Cli, SelftestPassesOnTheCpuAndSaysSoWithoutAGpu) {
+  const CommandResult cpu = run("selftest --device cpu --size 32 --batch 4 --steps 2");
+  EXPECT_EQ(cpu.status, 0) << cpu.output;
+  EXPECT_NE(cpu.output.find("conv1.weight gradient"), std::string::npos) << cpu.output;
+  EXPECT_NE(cpu.output.find("train/pool"), std::string::npos) << cpu.output;
+  EXPECT_NE(cpu.output.find("PASS:"), std::string::npos) << cpu.output;
+  if (available_devices().size() == 1) {
+    const CommandResult gpu = run("selftest --device cuda");
+    EXPECT_EQ(gpu.status, 1) << gpu.output;
+    EXPECT_TRUE(gpu.output.find("histocnn: no CUDA device") == 0 ||
+                gpu.output.find("no CUDA backend") != std::string::npos)
+        << gpu.output;
+    EXPECT_EQ(std::count(gpu.output.begin(), gpu.output.end(), '\n'), 1) << "one line";
+  }
+}
+
 TEST_F(Cli, EverySubcommandHasHelp) {
-  for (const char* cmd : {"synth", "train", "eval", "predict", "memplan", "study", "report"}) {
+  for (const char* cmd :
+       {"synth", "train", "eval", "predict", "memplan", "selftest", "study", "report"}) {
     const CommandResult r = run(std::string(cmd) + " --help");
     EXPECT_EQ(r.status, 0) << cmd;
     EXPECT_NE(r.output.find("Usage"), std::string::npos) << r.output;
@@ -196,11 +244,16 @@ TEST_F(Cli, MemplanPrintsThePlanAndFindsTheLargestBatch) {
   CommandResult bad = run("memplan --max-batch --budget lots");
   EXPECT_NE(bad.status, 0);
   EXPECT_NE(bad.output.find("--budget"), std::string::npos) << bad.output;
-  CommandResult cpu_alloc = run("train --data " + data() + " -o " + out("z") + " --allocator pool");
-  EXPECT_NE(cpu_alloc.status, 0);
-  EXPECT_NE(cpu_alloc.output.find("--allocator: device memory settings apply to --device cuda"),
-            std::string::npos)
-      << cpu_alloc.output;
+  CommandResult cpu_async =
+      run("train --data " + data() + " -o " + out("z") + " --allocator async");
+  EXPECT_NE(cpu_async.status, 0);
+  EXPECT_NE(cpu_async.output.find("--allocator async: needs --device cuda"), std::string::npos)
+      << cpu_async.output;
+  CommandResult no_gpu = run("train --data " + data() + " -o " + out("g") + " --device cuda");
+  EXPECT_NE(no_gpu.status, 0);
+  EXPECT_TRUE(no_gpu.output.find("no CUDA device") != std::string::npos ||
+              no_gpu.output.find("no CUDA backend") != std::string::npos)
+      << no_gpu.output;
 }
 
 }  // namespace

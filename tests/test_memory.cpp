@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -20,29 +21,110 @@ size_t aligned(size_t b) {
   return (std::max<size_t>(b, 1) + kAlignment - 1) / kAlignment * kAlignment;
 }
 
-// Records event traffic; events are integers.
-class RecordingEvents : public StreamEvents {
+// A model of GPU streams with vector clocks, to check the pool's stream
+// ordering without a GPU. Work submitted to stream S advances S's own clock;
+// an event recorded on S captures S's clock; a stream waiting on an event takes
+// the element-wise maximum. Every byte freed on stream T after T's clock reached
+// t may be handed to stream S only when S == T or S's clock for T is >= t:
+// otherwise the GPU could write it while T's kernels still read it.
+class StreamOrderChecker : public StreamEvents {
  public:
-  void* record(StreamHandle s) override {
-    std::lock_guard<std::mutex> lock(m);
-    recorded++;
-    live++;
-    last_stream = s;
-    return reinterpret_cast<void*>(++next);
+  using Clock = std::map<StreamHandle, uint64_t>;
+  void* create() override {
+    std::lock_guard<std::mutex> lock(m_);
+    events_.push_back(std::make_unique<Clock>());
+    live_events++;
+    return events_.back().get();
   }
-  void wait(StreamHandle, void*) override {
-    std::lock_guard<std::mutex> lock(m);
+  void record(void* e, StreamHandle s) override {
+    std::lock_guard<std::mutex> lock(m_);
+    *static_cast<Clock*>(e) = clocks_[s];
+    records++;
+  }
+  void wait(StreamHandle s, void* e) override {
+    std::lock_guard<std::mutex> lock(m_);
+    for (const auto& [stream, t] : *static_cast<Clock*>(e))
+      clocks_[s][stream] = std::max(clocks_[s][stream], t);
     waits++;
   }
-  void release(void*) override {
-    std::lock_guard<std::mutex> lock(m);
-    live--;
+  void destroy(void*) override {
+    std::lock_guard<std::mutex> lock(m_);
+    live_events--;
   }
-  std::mutex m;
-  uintptr_t next = 0;
-  int recorded = 0, waits = 0, live = 0;
-  StreamHandle last_stream = nullptr;
+  // Call after the pool handed [p, p + bytes) to stream s; counts violations.
+  void allocated(StreamHandle s, char* p, size_t bytes) {
+    std::lock_guard<std::mutex> lock(m_);
+    char* end = p + bytes;
+    auto it = freed_.lower_bound(p);
+    if (it != freed_.begin() && std::prev(it)->second.end > p) --it;
+    while (it != freed_.end() && it->first < end) {
+      const Extent e = it->second;
+      char* begin = it->first;
+      if (e.stream != s && clocks_[s][e.stream] < e.time) violations++;
+      it = freed_.erase(it);
+      if (begin < p) freed_[begin] = {p, e.stream, e.time};
+      if (e.end > end) it = freed_.emplace(end, Extent{e.end, e.stream, e.time}).first;
+    }
+    clocks_[s][s]++;  // the kernels that use it
+  }
+  // Call before handing [p, p + bytes) back to the pool on stream s.
+  void freeing(StreamHandle s, char* p, size_t bytes) {
+    std::lock_guard<std::mutex> lock(m_);
+    const uint64_t t = ++clocks_[s][s];
+    freed_[p] = {p + bytes, s, t};
+  }
+  int violations = 0, records = 0, waits = 0, live_events = 0;
+
+ private:
+  struct Extent {
+    char* end;
+    StreamHandle stream;
+    uint64_t time;
+  };
+  std::mutex m_;
+  std::map<StreamHandle, Clock> clocks_;
+  std::map<char*, Extent> freed_;
+  std::vector<std::unique_ptr<Clock>> events_;
 };
+
+StreamHandle stream_no(int i) {
+  return reinterpret_cast<StreamHandle>(uintptr_t(i));
+}
+
+// Random allocations and frees on several streams; frees often happen on
+// another stream than the allocation (and on streams that never allocate).
+int cross_stream_violations(StreamEvents* events, StreamOrderChecker& checker, int operations) {
+  HostResource host;
+  PoolOptions options;
+  options.initial_bytes = 4u << 20;
+  options.minimum_region = 1u << 20;
+  PoolResource pool(host, options, events);
+  Rng rng(91);
+  struct Live {
+    char* p;
+    size_t bytes;
+  };
+  std::vector<Live> live;
+  for (int i = 0; i < operations; ++i) {
+    if (live.size() < 200 && (live.empty() || rng.below(2))) {
+      const StreamHandle s = stream_no(1 + int(rng.below(3)));  // streams 1..3 allocate
+      const size_t bytes = 1 + rng.below(64 << 10);
+      char* p = static_cast<char*>(pool.allocate(bytes, s));
+      checker.allocated(s, p, aligned(bytes));
+      live.push_back({p, bytes});
+    } else {
+      const size_t k = rng.below(live.size());
+      const StreamHandle s = stream_no(1 + int(rng.below(4)));  // stream 4 only frees
+      checker.freeing(s, live[k].p, aligned(live[k].bytes));
+      pool.deallocate(live[k].p, live[k].bytes, s);
+      live[k] = live.back();
+      live.pop_back();
+    }
+  }
+  for (auto& l : live) pool.deallocate(l.p, l.bytes, stream_no(1));
+  EXPECT_EQ(pool.stats().bytes_in_use, 0u);
+  return checker.violations;
+}
 
 TEST(PoolResource, MillionRandomOperationsKeepEveryInvariant) {
   HostResource host;
@@ -96,6 +178,7 @@ TEST(PoolResource, MillionRandomOperationsKeepEveryInvariant) {
   EXPECT_EQ(s.free_bytes, s.bytes_reserved);
   EXPECT_EQ(pool.free_block_count(), pool.region_count())
       << "everything coalesces back, one block per region";
+
   EXPECT_EQ(s.allocations, s.deallocations);
   EXPECT_EQ(s.upstream_allocations, pool.region_count());
   EXPECT_EQ(s.served_from_pool + s.upstream_allocations - 1, s.allocations)
@@ -141,53 +224,88 @@ TEST(PoolResource, GrowsGeometricallyOrRefusesWithAClearError) {
   EXPECT_THROW(limited.allocate(3 << 20), OutOfMemory);
 }
 
-TEST(PoolResource, ReuseAcrossStreamsWaitsOnEventsAndSingleStreamRecordsNone) {
+TEST(PoolResource, CrossStreamReuseAlwaysWaitsForTheFreeingStream) {
+  StreamOrderChecker checker;
+  EXPECT_EQ(cross_stream_violations(&checker, checker, 200000), 0);
+  EXPECT_GT(checker.waits, 0) << "the workload did reuse memory across streams";
+  EXPECT_EQ(checker.live_events, 0) << "every event is destroyed with the pool";
+}
+
+TEST(PoolResource, TheStreamCheckerCatchesReuseWithoutWaiting) {
+  // The same workload with the events withheld from the pool: the checker
+  // must see unordered reuse, or it could not catch a pool that forgets to wait.
+  StreamOrderChecker checker;
+  EXPECT_GT(cross_stream_violations(nullptr, checker, 20000), 0);
+}
+
+TEST(PoolResource, AFreeOnAStreamThatNeverAllocatedIsOrdered) {
   HostResource host;
-  RecordingEvents events;
+  StreamOrderChecker checker;
   PoolOptions options;
   options.initial_bytes = 1 << 20;
-  {
-    PoolResource pool(host, options, &events);
-    for (int i = 0; i < 100; ++i) pool.deallocate(pool.allocate(1000), 1000);
-    EXPECT_EQ(events.recorded, 0) << "one stream: no events";
-    auto *s1 = reinterpret_cast<StreamHandle>(0x1), *s2 = reinterpret_cast<StreamHandle>(0x2);
-    void* p = pool.allocate(4096, s1);  // a new stream is ordered after the default stream
-    EXPECT_EQ(events.waits, 1);
-    pool.deallocate(p, 4096, s1);  // two streams known now: the free records an event
-    EXPECT_EQ(events.recorded, 2);
-    void* q =
-        pool.allocate(4096, s2);  // new stream s2: waits on both; takes s1's block: waits again
-    EXPECT_GE(events.waits, 4);
-    pool.deallocate(q, 4096, s2);
-    const int before = events.waits;
-    void* r = pool.allocate(4096, s2);  // same stream as the last free: no wait needed for it
-    EXPECT_LE(events.waits - before, 1);
-    pool.deallocate(r, 4096, s2);
+  PoolResource pool(host, options, &checker);
+  char* p = static_cast<char*>(pool.allocate(4096, stream_no(1)));
+  checker.allocated(stream_no(1), p, 4096);
+  checker.freeing(stream_no(2), p, 4096);  // stream 2 never allocated anything
+  pool.deallocate(p, 4096, stream_no(2));
+  char* q = static_cast<char*>(pool.allocate(4096, stream_no(3)));
+  checker.allocated(stream_no(3), q, 4096);
+  EXPECT_EQ(checker.violations, 0);
+  pool.deallocate(q, 4096, stream_no(3));
+}
+
+TEST(PoolResource, OneStreamNeverWaitsAndReusesAtOnce) {
+  HostResource host;
+  StreamOrderChecker checker;
+  PoolOptions options;
+  options.initial_bytes = 1 << 20;
+  PoolResource pool(host, options, &checker);
+  void* first = pool.allocate(1000, stream_no(1));
+  pool.deallocate(first, 1000, stream_no(1));
+  for (int i = 0; i < 1000; ++i) {
+    void* p = pool.allocate(1000, stream_no(1));
+    EXPECT_EQ(p, first) << "freed memory is reused by its stream at once";
+    pool.deallocate(p, 1000, stream_no(1));
   }
-  EXPECT_EQ(events.live, 0) << "every recorded event is released";
+  EXPECT_EQ(checker.records + checker.waits, 0) << "one stream: no events";
+}
+
+TEST(PoolResource, RequestsNearSizeMaxFailInsteadOfWrapping) {
+  HostResource host;
+  PoolResource pool(host, PoolOptions{});
+  for (size_t bytes : {SIZE_MAX, SIZE_MAX - 1, SIZE_MAX - kAlignment + 1, SIZE_MAX / 2 + 1})
+    EXPECT_THROW(pool.allocate(bytes), OutOfMemory) << bytes;
+  void* a = pool.allocate(100);
+  void* b = pool.allocate(100);
+  EXPECT_NE(a, b);
+  pool.deallocate(a, 100);
+  pool.deallocate(b, 100);
+  EXPECT_THROW(host.allocate(SIZE_MAX), OutOfMemory);
 }
 
 TEST(PoolResource, ConcurrentThreadsAndStreams) {
   HostResource host;
-  RecordingEvents events;
+  StreamOrderChecker checker;
   PoolOptions options;
   options.initial_bytes = 8 << 20;
-  PoolResource pool(host, options, &events);
+  PoolResource pool(host, options, &checker);
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t)
     threads.emplace_back([&, t] {
       Rng rng(t);
-      auto* stream = reinterpret_cast<StreamHandle>(uintptr_t(t + 1));
+      const StreamHandle stream = stream_no(t + 1);
       std::vector<std::pair<void*, size_t>> mine;
       for (int i = 0; i < 20000; ++i) {
         if (mine.size() < 50 && rng.below(2)) {
           const size_t bytes = 1 + rng.below(64 << 10);
           auto* p = static_cast<unsigned char*>(pool.allocate(bytes, stream));
+          checker.allocated(stream, reinterpret_cast<char*>(p), aligned(bytes));
           p[0] = p[bytes - 1] = uint8_t(t);  // touch: TSan/ASan see real use
           mine.push_back({p, bytes});
         } else if (!mine.empty()) {
           auto [p, bytes] = mine.back();
           EXPECT_EQ(static_cast<unsigned char*>(p)[0], uint8_t(t));
+          checker.freeing(stream, static_cast<char*>(p), aligned(bytes));
           pool.deallocate(p, bytes, stream);
           mine.pop_back();
         }
@@ -196,7 +314,7 @@ TEST(PoolResource, ConcurrentThreadsAndStreams) {
     });
   for (auto& th : threads) th.join();
   EXPECT_EQ(pool.stats().bytes_in_use, 0u);
-  EXPECT_EQ(pool.free_block_count(), pool.region_count());
+  EXPECT_EQ(checker.violations, 0);
 }
 
 TEST(PoolResource, RejectsForeignPointersAndWrongSizes) {

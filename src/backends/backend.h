@@ -5,23 +5,30 @@
 // front, so a backend may choose layouts, fuse layers and plan its memory once.
 // The CPU backend (oneDNN) and the CUDA backend (cuDNN/cuBLAS) implement it.
 //
-// Contracts shared by all backends:
-//  * images: `count` x 3 x H x W floats (NCHW, values in [0,1]), count <= batch;
+// Contracts shared by all backends (in the spirit of dlib's layers_abstract.h):
+//  * Every pointer crossing this interface is HOST memory. A device backend
+//    copies in and out itself (through pinned staging buffers).
+//  * images: `count` x 3 x H x W floats (NCHW, standardised), count <= batch;
 //    rows past `count` are ignored (a short last batch costs no recompilation).
-//  * labels: `count` ints in {0 = benign, 1 = malignant}.
+//  * labels: `count` ints in {0 = benign, 1 = malignant}; others throw histocnn::Error.
 //  * Parameters cross the seam in canonical PyTorch layouts (see nn/params.h).
-//  * Dropout masks come from counter_uniform(dropout_seed, step, index), so all
-//    backends draw identical masks for the same step.
+//  * Dropout masks come from elementwise::dropout_scale(seed, dropout_stream(step,
+//    layer), index), so all backends draw identical masks for the same step.
+//  * Device memory (tensors, workspaces, optimizer state) comes only from
+//    DeviceContext::memory; all device work goes to DeviceContext::stream.
+//  * Thread-safety: a TrainingStep is used by one host thread at a time.
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "memory/memory_resource.h"
+#include "nn/adam.h"
 #include "nn/params.h"
 #include "nn/spec.h"
-#include "train/adam.h"
 
 namespace histocnn {
 
@@ -31,10 +38,12 @@ struct StepResult {
 };
 
 struct MemoryReport {
-  int64_t activation_bytes = 0;  // activations, gradients and workspaces of one step
+  int64_t activation_bytes =
+      0;  // activations, gradients and workspaces of one step (the plan's peak)
   int64_t parameter_bytes = 0;   // weights, gradients, optimizer state
   std::string detail;            // backend-specific, one line
-  std::string plan;              // the memory plan, a table (empty where not planned)
+  std::string plan;              // the memory plan, a table
+  uint64_t allocator_calls = 0;  // allocate + deallocate calls into the resource since compile
 };
 
 // Where a step's time goes, accumulated since compile (seconds).
@@ -47,15 +56,27 @@ class TrainingStep {
  public:
   virtual ~TrainingStep() = default;
 
-  // Forward, backward and Adam update. Increments the step counter.
+  // Forward, backward and Adam update; increments the step counter.
+  // requires: see the file comment (host pointers, count in 1..batch).
+  // ensures:  parameters updated; the result's loss and count are exact for the
+  //           rows. A device backend may return before the device finished:
+  //           it then accumulates loss/correct on the device and returns them
+  //           from the next synchronising call (see deferred_results()).
   virtual StepResult train(const float* images, const int32_t* labels, int count) = 0;
-  // Inference (no dropout): writes count x 2 class probabilities.
+  // True when train() returns zeros and the epoch's sums come from
+  // take_results() (device backends: no host synchronisation per step).
+  virtual bool deferred_results() const { return false; }
+  // Synchronises and returns the sums of every train() since the last call.
+  virtual StepResult take_results() { return {}; }
+  // Inference (no dropout): writes count x 2 class probabilities (host). Synchronises.
   virtual void predict(const float* images, int count, float* probabilities) = 0;
   // Forward and backward without update (tests, gradient checks). Dropout is
   // applied as in training when `training_mode`, using the current step.
+  // Synchronises; grads (host) may be null.
   virtual StepResult gradients(const float* images, const int32_t* labels, int count,
                                bool training_mode, Parameters* grads) = 0;
 
+  // Host copies in and out; they synchronise.
   virtual void set_parameters(const Parameters& params) = 0;
   virtual Parameters parameters() const = 0;
   // Adam state: first/second moments in the parameter layout, and the step.
@@ -65,23 +86,51 @@ class TrainingStep {
   virtual MemoryReport memory() const = 0;
   virtual StepProfile profile() const = 0;
   virtual const NetworkShape& shape() const = 0;
+  // Backend facts worth recording in metrics.json (algorithms chosen, library
+  // versions, precision); an object.
+  virtual nlohmann::json details() const { return nlohmann::json::object(); }
+};
+
+// What the trainer hands a backend: where memory comes from and where work goes.
+struct DeviceContext {
+  // The resource every tensor, workspace and optimizer state comes from (its
+  // memory space must be the backend's). nullptr: the backend uses its own
+  // default (host memory for the CPU, cudaMalloc for CUDA), planned.
+  MemoryResource* memory = nullptr;
+  StreamHandle stream = nullptr;  // CUDA stream (nullptr = a stream the step creates)
+  // true: one planned arena (allocator "plan"); false: per-tensor allocation
+  // through `memory` every step (direct, pool, async).
+  bool planned = true;
+  size_t workspace_limit = size_t(1) << 30;  // per-operation workspace budget (bytes)
 };
 
 struct StepOptions {
   AdamConfig adam;
   uint64_t dropout_seed = 0;
+  DeviceContext device;
+  std::string precision = "fp32";  // fp32 | tf32 | bf16 (where the backend supports it)
+  bool cudnn_benchmark = false;    // time the algorithms instead of trusting heuristics
+  bool cuda_graphs = false;        // capture the steady-state step and replay it
 };
 
 class Backend {
  public:
   virtual ~Backend() = default;
   virtual std::string name() const = 0;
+  // requires: shape == infer_shapes(spec, ...); options.device.memory, if set,
+  //           outlives the step.
+  // ensures:  a step with zeroed parameters and optimizer state at step 0, its
+  //           memory placed (planned: allocated now — OutOfMemory is thrown here,
+  //           before any training; per-tensor: allocated during each step).
   virtual std::unique_ptr<TrainingStep> compile(const ModelSpec& spec, const NetworkShape& shape,
                                                 const StepOptions& options) = 0;
 };
 
-// "cpu" always; "cuda" where built with CUDA. Throws naming --device otherwise.
+// "cpu" always; "cuda" where built with CUDA and a device is present. Throws
+// histocnn::Error naming --device otherwise ("no CUDA device: ..." when built
+// but no device is found).
 std::unique_ptr<Backend> make_backend(const std::string& device);
 std::vector<std::string> available_devices();
+bool cuda_backend_built();
 
 }  // namespace histocnn

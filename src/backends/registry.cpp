@@ -1,19 +1,41 @@
 #include "backends/backend.h"
 #include "backends/cpu/cpu_backend.h"
 #include "core/error.h"
+#ifdef HISTOCNN_HAVE_CUDA_BACKEND
+#include "backends/cuda/cuda_backend.h"
+#include "memory/cuda_resources.h"
+#endif
 
 namespace histocnn {
 
+bool cuda_backend_built() {
+#ifdef HISTOCNN_HAVE_CUDA_BACKEND
+  return true;
+#else
+  return false;
+#endif
+}
+
 std::vector<std::string> available_devices() {
+#ifdef HISTOCNN_HAVE_CUDA_BACKEND
+  if (cuda_device_count() > 0) return {"cpu", "cuda"};
+#endif
   return {"cpu"};
 }
 
 std::unique_ptr<Backend> make_backend(const std::string& device) {
   if (device == "cpu") return make_cpu_backend();
-  if (device == "cuda")
+  if (device == "cuda") {
+#ifdef HISTOCNN_HAVE_CUDA_BACKEND
+    const std::string why = cuda_unavailable_reason();
+    if (!why.empty()) fail(why);
+    return make_cuda_backend();
+#else
     fail(
         "--device cuda: this build of histocnn has no CUDA backend (CUDA toolkit or cuDNN not "
         "found at build time)");
+#endif
+  }
   fail("--device: unknown device '" + device + "' (cpu, cuda)");
 }
 

@@ -5,28 +5,10 @@
 #include "cli/options.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "memory/memory_engine.h"
 
 namespace histocnn::cli {
 namespace {
-
-// "4GB", "512MB", "4096" (MB) -> bytes.
-size_t parse_bytes(const std::string& text, const std::string& flag) {
-  double value = 0;
-  char unit[8] = {0};
-  const int n = std::sscanf(text.c_str(), "%lf%7s", &value, unit);
-  require(n >= 1 && value > 0, flag + ": '" + text + "' is not a size (e.g. 4GB, 512MB)");
-  const std::string u = unit;
-  double scale = 1 << 20;
-  if (u == "GB" || u == "G" || u == "GiB")
-    scale = double(1u << 30);
-  else if (u == "KB" || u == "K" || u == "KiB")
-    scale = 1024;
-  else if (u == "B")
-    scale = 1;
-  else
-    require(u.empty() || u == "MB" || u == "M" || u == "MiB", flag + ": unknown unit '" + u + "'");
-  return size_t(value * scale);
-}
 
 int64_t step_bytes(Backend& backend, const ModelSpec& spec, int batch, int height, int width,
                    std::string* plan_text) {
@@ -73,7 +55,7 @@ Runner add_memplan(CLI::App& app) {
       return 0;
     }
     require(!a->budget.empty(), "--max-batch: needs --budget (e.g. --budget 4GB)");
-    const size_t budget = parse_bytes(a->budget, "--budget");
+    const size_t budget = parse_byte_size(a->budget, "--budget");
     // Memory grows monotonically with the batch: exponential then binary search.
     int fits = 0, fails = 1;
     while (step_bytes(*backend, spec, fails, height, width, nullptr) <= int64_t(budget)) {

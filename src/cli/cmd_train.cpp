@@ -22,9 +22,24 @@ Runner add_train(CLI::App& app) {
   cmd->add_option("--epochs", o->epochs, "epochs")->capture_default_str();
   cmd->add_option("--threads", o->threads, "CPU cores to use (0 = all)")->capture_default_str();
   cmd->add_option("--device", o->device, "cpu or cuda")->capture_default_str();
-  cmd->add_option("--allocator", o->memory.allocator, "CUDA memory: direct, pool, async, plan");
-  cmd->add_option("--gpu-mem-pool", o->memory.gpu_mem_pool,
-                  "CUDA pool like Theano's lib.cnmem: 0 off, (0,1] fraction of memory, >1 MB");
+  cmd->add_option("--allocator", o->memory.allocator,
+                  "device memory: plan (one arena, default), pool, direct (a malloc per tensor), "
+                  "async (cuda)");
+  cmd->add_option(
+      "--gpu-mem-pool", o->memory.gpu_mem_pool,
+      "pool reserve like Theano's lib.cnmem: 0 off, (0,1] fraction of GPU memory, >1 MB");
+  cmd->add_option("--gpu-mem-limit", o->memory_limit,
+                  "emulate a device with this much memory, e.g. 4GB (the paper's GTX-980)");
+  cmd->add_option("--allocation-log", o->allocation_log,
+                  "write every allocation and free to this CSV file (replayable)");
+  cmd->add_option("--precision", o->precision, "fp32, or on cuda tf32 | bf16")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"fp32", "tf32", "bf16"}));
+  cmd->add_flag("--cudnn-benchmark", o->cudnn_benchmark,
+                "cuda: time the convolution algorithms instead of trusting cuDNN's heuristics");
+  cmd->add_flag("--cuda-graphs", o->cuda_graphs,
+                "cuda: capture the training step once and replay it");
+  cmd->add_flag("!--no-selftest", o->selftest, "cuda: skip the quick self-test before training");
   cmd->add_option("--seed", o->seed, "seed of initialisation, order and dropout")
       ->capture_default_str();
   cmd->add_option("--model", *model, "model spec file (default: the paper's network)");

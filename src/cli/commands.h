@@ -14,6 +14,7 @@ Runner add_train(CLI::App& app);
 Runner add_eval(CLI::App& app);
 Runner add_predict(CLI::App& app);
 Runner add_memplan(CLI::App& app);
+Runner add_selftest(CLI::App& app);
 Runner add_study(CLI::App& app);
 Runner add_report(CLI::App& app);
 

@@ -9,20 +9,14 @@
 #include <cstdint>
 #include <limits>
 
+#include "core/counter_hash.h"
+
 namespace histocnn {
 
 inline uint64_t splitmix64(uint64_t& state) {
-  uint64_t z = (state += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
-// Stateless: hash of three words, uniform in [0,1) with 24 random bits (exact in float).
-inline float counter_uniform(uint64_t seed, uint64_t stream, uint64_t index) {
-  uint64_t s = seed ^ (stream * 0xD1B54A32D192ED03ull) ^ (index * 0x9E3779B97F4A7C15ull);
-  uint64_t h = splitmix64(s);
-  return static_cast<float>(h >> 40) * (1.0f / 16777216.0f);
+  const uint64_t z = state;
+  state += 0x9E3779B97F4A7C15ull;
+  return mix64(z);
 }
 
 class Rng {

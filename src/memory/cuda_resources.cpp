@@ -17,90 +17,118 @@ void check(cudaError_t status, const char* call) {
 
 }  // namespace
 
+int cuda_device_count() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  return n;
+}
+
+std::string cuda_unavailable_reason() {
+  int n = 0;
+  const cudaError_t status = cudaGetDeviceCount(&n);
+  if (status != cudaSuccess) {
+    cudaGetLastError();
+    return std::string("no CUDA device: ") + cudaGetErrorString(status);
+  }
+  return n > 0 ? "" : "no CUDA device: the driver reports none";
+}
+
 void cuda_memory_info(size_t* free_bytes, size_t* total_bytes) {
   check(cudaMemGetInfo(free_bytes, total_bytes), "cudaMemGetInfo");
 }
 
 void* CudaDirectResource::do_allocate(size_t bytes, StreamHandle) {
+  if (bytes > SIZE_MAX / 2) throw OutOfMemory(bytes, {}, name());
   void* p = nullptr;
   const cudaError_t status = cudaMalloc(&p, std::max<size_t>(bytes, 1));
-  std::lock_guard<std::mutex> lock(mutex_);
   if (status == cudaErrorMemoryAllocation) {
-    cudaGetLastError();  // clear the sticky-free error state
-    throw OutOfMemory(bytes, stats_, name());
+    cudaGetLastError();  // clear the error so later calls do not report it
+    throw OutOfMemory(bytes, {}, name());
   }
   check(status, "cudaMalloc");
-  count_allocation(stats_, bytes, /*upstream=*/true, /*reserved_is_in_use=*/true);
   return p;
 }
 
-void CudaDirectResource::do_deallocate(void* p, size_t bytes, StreamHandle) {
+void CudaDirectResource::do_deallocate(void* p, size_t, StreamHandle) {
   check(cudaFree(p), "cudaFree");
-  std::lock_guard<std::mutex> lock(mutex_);
-  count_deallocation(stats_, bytes, /*upstream=*/true, /*reserved_is_in_use=*/true);
 }
 
-MemoryStats CudaDirectResource::stats() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return stats_;
-}
-
-CudaAsyncResource::CudaAsyncResource(int device) {
-  cudaMemPool_t pool;
-  check(cudaDeviceGetDefaultMemPool(&pool, device), "cudaDeviceGetDefaultMemPool");
-  // Keep freed memory in the pool instead of returning it at every sync.
-  uint64_t threshold = UINT64_MAX;
+CudaAsyncResource::CudaAsyncResource(int device, size_t release_threshold) {
+  cudaMemPoolProps props = {};
+  props.allocType = cudaMemAllocationTypePinned;
+  props.handleTypes = cudaMemHandleTypeNone;
+  props.location.type = cudaMemLocationTypeDevice;
+  props.location.id = device;
+  cudaMemPool_t pool = nullptr;
+  check(cudaMemPoolCreate(&pool, &props), "cudaMemPoolCreate");
+  size_t free_bytes = 0, total = 0;
+  check(cudaMemGetInfo(&free_bytes, &total), "cudaMemGetInfo");
+  uint64_t threshold = std::min(release_threshold, total);
   check(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &threshold),
         "cudaMemPoolSetAttribute(ReleaseThreshold)");
   pool_ = pool;
 }
 
+CudaAsyncResource::~CudaAsyncResource() {
+  cudaDeviceSynchronize();  // frees in flight must land before the pool goes
+  cudaMemPoolDestroy(static_cast<cudaMemPool_t>(pool_));
+}
+
 void* CudaAsyncResource::do_allocate(size_t bytes, StreamHandle stream) {
+  if (bytes > SIZE_MAX / 2) throw OutOfMemory(bytes, stats(), name());
+  auto pool = static_cast<cudaMemPool_t>(pool_);
+  auto s = static_cast<cudaStream_t>(stream);
   void* p = nullptr;
-  const cudaError_t status =
-      cudaMallocAsync(&p, std::max<size_t>(bytes, 1), static_cast<cudaStream_t>(stream));
-  std::lock_guard<std::mutex> lock(mutex_);
+  cudaError_t status = cudaMallocFromPoolAsync(&p, std::max<size_t>(bytes, 1), pool, s);
+  if (status == cudaErrorMemoryAllocation) {
+    // Give back what the pool holds unused, wait for frees in flight, retry once.
+    cudaGetLastError();
+    check(cudaStreamSynchronize(s), "cudaStreamSynchronize");
+    check(cudaMemPoolTrimTo(pool, 0), "cudaMemPoolTrimTo");
+    status = cudaMallocFromPoolAsync(&p, std::max<size_t>(bytes, 1), pool, s);
+  }
   if (status == cudaErrorMemoryAllocation) {
     cudaGetLastError();
-    throw OutOfMemory(bytes, stats_, name());
+    throw OutOfMemory(bytes, stats(), name());
   }
-  check(status, "cudaMallocAsync");
-  count_allocation(stats_, bytes, /*upstream=*/false, /*reserved_is_in_use=*/false);
-  uint64_t reserved = 0;
-  cudaMemPoolGetAttribute(static_cast<cudaMemPool_t>(pool_), cudaMemPoolAttrReservedMemCurrent,
-                          &reserved);
-  stats_.bytes_reserved = reserved;
-  stats_.peak_bytes_reserved = std::max<size_t>(stats_.peak_bytes_reserved, reserved);
+  check(status, "cudaMallocFromPoolAsync");
   return p;
 }
 
-void CudaAsyncResource::do_deallocate(void* p, size_t bytes, StreamHandle stream) {
+void CudaAsyncResource::do_deallocate(void* p, size_t, StreamHandle stream) {
   check(cudaFreeAsync(p, static_cast<cudaStream_t>(stream)), "cudaFreeAsync");
-  std::lock_guard<std::mutex> lock(mutex_);
-  count_deallocation(stats_, bytes, /*upstream=*/false, /*reserved_is_in_use=*/false);
 }
 
 MemoryStats CudaAsyncResource::stats() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return stats_;
+  auto pool = static_cast<cudaMemPool_t>(pool_);
+  auto get = [&](cudaMemPoolAttr attr, const char* what) {
+    uint64_t v = 0;
+    check(cudaMemPoolGetAttribute(pool, attr, &v), what);
+    return size_t(v);
+  };
+  MemoryStats s;
+  s.pooled = true;
+  s.bytes_reserved = get(cudaMemPoolAttrReservedMemCurrent, "cudaMemPoolGetAttribute(Reserved)");
+  s.peak_bytes_reserved =
+      get(cudaMemPoolAttrReservedMemHigh, "cudaMemPoolGetAttribute(ReservedHigh)");
+  const size_t used = get(cudaMemPoolAttrUsedMemCurrent, "cudaMemPoolGetAttribute(Used)");
+  s.free_bytes = s.bytes_reserved - std::min(s.bytes_reserved, used);
+  s.largest_free_block = s.free_bytes;  // the pool does not expose its blocks
+  return s;
 }
 
-CudaStreamEvents::~CudaStreamEvents() {
-  for (void* e : spare_) cudaEventDestroy(static_cast<cudaEvent_t>(e));
-}
-
-void* CudaStreamEvents::record(StreamHandle stream) {
+void* CudaStreamEvents::create() {
   cudaEvent_t event = nullptr;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (!spare_.empty()) {
-      event = static_cast<cudaEvent_t>(spare_.back());
-      spare_.pop_back();
-    }
-  }
-  if (!event) check(cudaEventCreateWithFlags(&event, cudaEventDisableTiming), "cudaEventCreate");
-  check(cudaEventRecord(event, static_cast<cudaStream_t>(stream)), "cudaEventRecord");
+  check(cudaEventCreateWithFlags(&event, cudaEventDisableTiming), "cudaEventCreate");
   return event;
+}
+
+void CudaStreamEvents::record(void* event, StreamHandle stream) {
+  check(cudaEventRecord(static_cast<cudaEvent_t>(event), static_cast<cudaStream_t>(stream)),
+        "cudaEventRecord");
 }
 
 void CudaStreamEvents::wait(StreamHandle stream, void* event) {
@@ -108,9 +136,8 @@ void CudaStreamEvents::wait(StreamHandle stream, void* event) {
         "cudaStreamWaitEvent");
 }
 
-void CudaStreamEvents::release(void* event) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  spare_.push_back(event);
+void CudaStreamEvents::destroy(void* event) {
+  cudaEventDestroy(static_cast<cudaEvent_t>(event));
 }
 
 }  // namespace histocnn

@@ -1,13 +1,17 @@
-// The CUDA memory resources (built only where the CUDA toolkit is found):
-//   CudaDirectResource   cudaMalloc / cudaFree per allocation (cnmem = 0)
-//   CudaAsyncResource    cudaMallocAsync on the device's default pool, with the
-//                        release threshold raised so freed memory stays pooled
+// The CUDA memory resources (built only where the CUDA toolkit is found).
+// Memory space: device memory of the current device. Thread-safe.
+//   CudaDirectResource   cudaMalloc / cudaFree per allocation (the paper's cnmem = 0).
+//                        cudaFree synchronises the device: that is the cost CNMeM removed.
+//   CudaAsyncResource    cudaMallocAsync / cudaFreeAsync on its own pool
+//                        (cudaMemPoolCreate; the process-wide default pool is left
+//                        alone), with a finite release threshold; on out-of-memory
+//                        it trims the pool and retries once before failing.
 //   CudaStreamEvents     cudaEventRecord / cudaStreamWaitEvent for the pool
 // A failing CUDA call becomes OutOfMemory (cudaErrorMemoryAllocation) or a
 // histocnn::Error naming the call and CUDA's message — never a bare code.
 #pragma once
 
-#include <memory>
+#include <cstdint>
 #include <mutex>
 #include <vector>
 
@@ -17,42 +21,43 @@ namespace histocnn {
 
 class CudaDirectResource final : public MemoryResource {
  public:
-  MemoryStats stats() const override;
   std::string name() const override { return "direct"; }
 
  private:
   void* do_allocate(size_t bytes, StreamHandle stream) override;
   void do_deallocate(void* p, size_t bytes, StreamHandle stream) override;
-  mutable std::mutex mutex_;
-  MemoryStats stats_;
 };
 
 class CudaAsyncResource final : public MemoryResource {
  public:
-  explicit CudaAsyncResource(int device = 0);
+  // release_threshold: bytes the pool keeps reserved across synchronisations
+  // (the rest goes back to the device); capped at the device's memory.
+  explicit CudaAsyncResource(int device = 0, size_t release_threshold = size_t(1) << 30);
+  ~CudaAsyncResource() override;
+  CudaAsyncResource(const CudaAsyncResource&) = delete;
+  CudaAsyncResource& operator=(const CudaAsyncResource&) = delete;
+  // Reserved/used bytes and peaks from the pool's own attributes.
   MemoryStats stats() const override;
   std::string name() const override { return "async"; }
 
  private:
   void* do_allocate(size_t bytes, StreamHandle stream) override;
   void do_deallocate(void* p, size_t bytes, StreamHandle stream) override;
-  void* pool_;  // cudaMemPool_t
-  mutable std::mutex mutex_;
-  MemoryStats stats_;
+  void* pool_;  // cudaMemPool_t, owned
 };
 
 class CudaStreamEvents final : public StreamEvents {
  public:
-  ~CudaStreamEvents() override;
-  void* record(StreamHandle stream) override;
+  void* create() override;
+  void record(void* event, StreamHandle stream) override;
   void wait(StreamHandle stream, void* event) override;
-  void release(void* event) override;
-
- private:
-  std::mutex mutex_;
-  std::vector<void*> spare_;  // recycled cudaEvent_t
+  void destroy(void* event) override;
 };
 
+// Number of CUDA devices; 0 when there is no device or no driver (never throws).
+int cuda_device_count();
+// "no CUDA device: <why>" when there is none, "" otherwise.
+std::string cuda_unavailable_reason();
 // Total and free memory of the current device (cudaMemGetInfo).
 void cuda_memory_info(size_t* free_bytes, size_t* total_bytes);
 

@@ -20,32 +20,70 @@ bool intervals_overlap(const TensorLifetime& a, const TensorLifetime& b) {
 
 }  // namespace
 
+namespace {
+
+// The root of an in-place chain (a tensor that shares nothing earlier).
+size_t root_of(const std::vector<TensorLifetime>& tensors, size_t i) {
+  while (tensors[i].in_place_of >= 0) i = size_t(tensors[i].in_place_of);
+  return i;
+}
+
+bool in_place_pair(const std::vector<TensorLifetime>& tensors, size_t a, size_t b) {
+  return root_of(tensors, a) == root_of(tensors, b);
+}
+
+}  // namespace
+
 MemoryPlan plan_memory(const std::vector<TensorLifetime>& tensors, size_t alignment) {
-  if (alignment == 0 || (alignment & (alignment - 1)) != 0)
-    throw std::invalid_argument("plan_memory: alignment must be a power of two");
+  if (alignment == 0 || (alignment & (alignment - 1)) != 0 || alignment > (size_t(1) << 20))
+    throw std::invalid_argument("plan_memory: alignment must be a power of two <= 1 MB");
+  constexpr size_t kMaxTensor = size_t(1) << 48;  // sums of 2^15 of them cannot wrap
+  if (tensors.size() > (size_t(1) << 15))
+    throw std::invalid_argument("plan_memory: more than 32768 tensors");
   MemoryPlan plan;
   plan.offsets.assign(tensors.size(), 0);
-  for (const auto& t : tensors) {
-    if (t.bytes == 0 || t.first_use > t.last_use)
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const auto& t = tensors[i];
+    if (t.bytes == 0 || t.bytes > kMaxTensor || t.first_use > t.last_use)
       throw std::invalid_argument("plan_memory: bad request '" + t.name + "'");
+    if (t.in_place_of >= 0 &&
+        (size_t(t.in_place_of) >= i || tensors[size_t(t.in_place_of)].last_use != t.first_use))
+      throw std::invalid_argument("plan_memory: '" + t.name +
+                                  "' cannot be in place of a tensor that is not last used where "
+                                  "it is first used");
     plan.unplanned_bytes += align_up(t.bytes, alignment);
   }
-  // Greedy by size: place the largest tensors first, each at the lowest
-  // offset where it fits between the already placed tensors whose lifetimes
+  // In-place chains are placed as one request: the union of their intervals
+  // and the largest of their sizes.
+  std::vector<TensorLifetime> groups;
+  std::vector<size_t> group_of(tensors.size());
+  std::map<size_t, size_t> group_of_root;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const size_t root = root_of(tensors, i);
+    auto [it, added] = group_of_root.emplace(root, groups.size());
+    if (added) groups.push_back(tensors[i]);
+    TensorLifetime& g = groups[it->second];
+    g.bytes = std::max(g.bytes, tensors[i].bytes);
+    g.first_use = std::min(g.first_use, tensors[i].first_use);
+    g.last_use = std::max(g.last_use, tensors[i].last_use);
+    group_of[i] = it->second;
+  }
+  // Greedy by size: place the largest groups first, each at the lowest
+  // offset where it fits between the already placed groups whose lifetimes
   // overlap its own. O(n^2 log n) for n tensors — n is a few dozen per step.
-  std::vector<size_t> order(tensors.size());
+  std::vector<size_t> order(groups.size()), offsets(groups.size(), 0);
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-    if (tensors[a].bytes != tensors[b].bytes) return tensors[a].bytes > tensors[b].bytes;
-    return tensors[a].first_use < tensors[b].first_use;
+    if (groups[a].bytes != groups[b].bytes) return groups[a].bytes > groups[b].bytes;
+    return groups[a].first_use < groups[b].first_use;
   });
   std::vector<size_t> placed;
   for (size_t index : order) {
-    const auto& t = tensors[index];
-    std::vector<std::pair<size_t, size_t>> busy;  // [begin, end) of conflicting placed tensors
+    const auto& t = groups[index];
+    std::vector<std::pair<size_t, size_t>> busy;  // [begin, end) of conflicting placed groups
     for (size_t other : placed)
-      if (intervals_overlap(t, tensors[other]))
-        busy.push_back({plan.offsets[other], plan.offsets[other] + tensors[other].bytes});
+      if (intervals_overlap(t, groups[other]))
+        busy.push_back({offsets[other], offsets[other] + groups[other].bytes});
     std::sort(busy.begin(), busy.end());
     size_t offset = 0, best = SIZE_MAX, best_gap = SIZE_MAX;
     for (const auto& [begin, end] : busy) {
@@ -56,14 +94,15 @@ MemoryPlan plan_memory(const std::vector<TensorLifetime>& tensors, size_t alignm
       }
       offset = std::max(offset, align_up(end, alignment));
     }
-    plan.offsets[index] = best != SIZE_MAX ? best : offset;
-    plan.arena_bytes = std::max(plan.arena_bytes, plan.offsets[index] + t.bytes);
+    offsets[index] = best != SIZE_MAX ? best : offset;
+    plan.arena_bytes = std::max(plan.arena_bytes, offsets[index] + t.bytes);
     placed.push_back(index);
   }
+  for (size_t i = 0; i < tensors.size(); ++i) plan.offsets[i] = offsets[group_of[i]];
   plan.arena_bytes = align_up(plan.arena_bytes, alignment);
   // The lower bound: the most bytes alive at any one operation.
   std::map<int, long long> delta;
-  for (const auto& t : tensors) {
+  for (const auto& t : groups) {
     delta[t.first_use] += static_cast<long long>(t.bytes);
     delta[t.last_use + 1] -= static_cast<long long>(t.bytes);
   }
@@ -85,6 +124,12 @@ void validate_plan(const std::vector<TensorLifetime>& tensors, const MemoryPlan&
       throw std::logic_error("plan: '" + tensors[i].name + "' exceeds the arena");
     for (size_t j = i + 1; j < tensors.size(); ++j) {
       if (!intervals_overlap(tensors[i], tensors[j])) continue;
+      if (in_place_pair(tensors, i, j)) {
+        if (plan.offsets[i] != plan.offsets[j])
+          throw std::logic_error("plan: in-place '" + tensors[j].name + "' is not at '" +
+                                 tensors[i].name + "''s offset");
+        continue;
+      }
       const bool disjoint = plan.offsets[i] + tensors[i].bytes <= plan.offsets[j] ||
                             plan.offsets[j] + tensors[j].bytes <= plan.offsets[i];
       if (!disjoint)

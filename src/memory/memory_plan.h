@@ -28,6 +28,11 @@ struct TensorLifetime {
   std::string name;  // for reports
   size_t bytes;
   int first_use, last_use;  // operation indices, inclusive
+  // In-place: the index of an earlier request this tensor may share bytes with,
+  // because the operation at this tensor's first_use (which must be that
+  // tensor's last_use) reads it and writes this one element by element. The
+  // planner then puts both at the same offset. -1 = none.
+  int in_place_of = -1;
 };
 
 struct MemoryPlan {

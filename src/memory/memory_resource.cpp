@@ -15,6 +15,7 @@ nlohmann::json MemoryStats::to_json() const {
           {"device_malloc_calls", upstream_allocations},
           {"device_free_calls", upstream_deallocations},
           {"served_from_pool", served_from_pool},
+          {"stream_waits", stream_waits},
           {"largest_free_block", largest_free_block},
           {"free_bytes", free_bytes},
           {"fragmentation", fragmentation()}};
@@ -34,41 +35,22 @@ std::string MemoryStats::summary() const {
   return line;
 }
 
-void count_allocation(MemoryStats& s, size_t bytes, bool upstream, bool reserved_is_in_use) {
-  s.allocations++;
-  if (upstream)
-    s.upstream_allocations++;
-  else
-    s.served_from_pool++;
-  s.bytes_in_use += bytes;
-  s.peak_bytes_in_use = std::max(s.peak_bytes_in_use, s.bytes_in_use);
-  if (reserved_is_in_use) {
-    s.bytes_reserved = s.bytes_in_use;
-    s.peak_bytes_reserved = std::max(s.peak_bytes_reserved, s.bytes_reserved);
-  }
-}
-
-void count_deallocation(MemoryStats& s, size_t bytes, bool upstream, bool reserved_is_in_use) {
-  s.deallocations++;
-  if (upstream) s.upstream_deallocations++;
-  s.bytes_in_use -= bytes;
-  if (reserved_is_in_use) s.bytes_reserved = s.bytes_in_use;
-}
-
 namespace {
-std::string oom_message(size_t requested, const MemoryStats& s, const std::string& resource) {
+std::string oom_message(size_t requested, const MemoryStats& s, const std::string& resource,
+                        const std::string& hint) {
   char line[400];
   std::snprintf(line, sizeof line,
-                "out of device memory (%s): requested %.1f MB; reserved %.1f MB, in use %.1f MB, "
+                "out of memory (%s): requested %.1f MB; reserved %.1f MB, in use %.1f MB, "
                 "largest free block %.1f MB, fragmentation %.3f",
                 resource.c_str(), requested / 1e6, s.bytes_reserved / 1e6, s.bytes_in_use / 1e6,
                 s.largest_free_block / 1e6, s.fragmentation());
-  return line;
+  return hint.empty() ? std::string(line) : line + ("; " + hint);
 }
 }  // namespace
 
-OutOfMemory::OutOfMemory(size_t requested_bytes, const MemoryStats& s, const std::string& resource)
-    : std::runtime_error(oom_message(requested_bytes, s, resource)),
+OutOfMemory::OutOfMemory(size_t requested_bytes, const MemoryStats& s, const std::string& resource,
+                         const std::string& hint)
+    : std::runtime_error(oom_message(requested_bytes, s, resource, hint)),
       requested(requested_bytes),
       stats(s) {}
 

@@ -1,24 +1,39 @@
 // The pool: CNMeM's idea (reserve device memory up front, carve tensors out
-// of it) without CNMeM's weaknesses.
-//  * best-fit over a size-ordered index, block splitting, and coalescing with
-//    both address neighbours: O(log n) per operation (CNMeM scanned a list,
-//    which lost to plain cudaMalloc once many blocks were live);
-//  * 256-byte alignment;
-//  * growth when the reserve runs out: a new region of geometric size
-//    (never the exact request, which fragments), up to a cap; or refusal with
-//    a clear OutOfMemory naming requested/reserved/in-use/largest free block;
-//  * memory freed on one stream and taken by another: the taking stream waits
-//    on an event recorded at the free (GPU-side), so reuse is safe. Events are
-//    recorded only once a second stream has appeared: a single-stream
-//    training run pays nothing for this.
+// of it), rebuilt for speed and stream safety.
+//
+// Index: two-level segregated fit (TLSF, Masmano et al. 2004). Free blocks sit
+// in doubly linked lists per size class: a first level of power-of-two classes
+// and 32 linear sub-classes in each, with one bitmap word per level, so finding
+// a block that fits is two count-trailing-zeros instructions. A request is
+// rounded up to the next sub-class boundary ("good fit"), so the head of any
+// non-empty class at or above it fits without a list walk. Block descriptors
+// live in a slab (a vector of structs plus a free-index stack) and link to
+// their address neighbours by index, so splitting and coalescing are O(1) and
+// the hot path never calls malloc. A flat open-addressing table maps a live
+// pointer to its descriptor. allocate and deallocate are O(1).
+//
+// Streams: every stream has its own TLSF index. A block freed on stream S goes
+// to S's lists and is reusable by work on S at once (stream order). Another
+// stream T takes it only after T waits (GPU-side) on S's event, recorded when
+// T takes it (one reused event per stream, so a free costs no event record; the
+// event captures everything S was given up to that moment, which includes the
+// work that used the block). Free neighbours coalesce only within one stream's
+// lists. When no single block fits anywhere, T waits on every other stream once
+// and adopts all their free blocks (coalescing them), before growing.
+//
+// Growth: a new region of geometric size (never the exact request, which
+// fragments), up to a cap; or refusal with OutOfMemory naming requested,
+// reserved, in use, largest free block and fragmentation. Requests so large
+// that rounding would overflow (near SIZE_MAX) are refused the same way.
 //
 // Sizing like Theano's lib.cnmem: see cnmem_reserve_bytes().
+//
+// Thread-safety: every member is safe to call concurrently (one mutex; the
+// critical sections are a few dozen instructions).
 #pragma once
 
-#include <map>
-#include <memory>
+#include <cstdint>
 #include <mutex>
-#include <set>
 #include <vector>
 
 #include "memory/memory_resource.h"
@@ -49,38 +64,77 @@ class PoolResource final : public MemoryResource {
 
   MemoryStats stats() const override;
   std::string name() const override { return "pool"; }
-  // Number of free blocks (1 per region when everything is free and coalesced).
+  // Number of free blocks (1 per region when everything is free and coalesced
+  // on one stream).
   size_t free_block_count() const;
   size_t region_count() const;
 
  private:
-  struct Event;  // a recorded stream event, released when no block needs it
+  static constexpr int kFirstLevels = 64;
+  static constexpr int kSecondLevelLog2 = 5;
+  static constexpr int kSecondLevels = 1 << kSecondLevelLog2;
+  static constexpr uint32_t kNone = UINT32_MAX;
+
   struct Block {
+    char* ptr;
     size_t size;
-    int region;
+    uint32_t prev_phys, next_phys;  // address neighbours in the same region (kNone at its ends)
+    uint32_t prev_free, next_free;  // the size-class list, while free
+    int32_t owner;                  // index of the stream whose lists hold it (-1: in use)
     bool free;
-    StreamHandle stream;                          // the stream that last used it
-    std::vector<std::shared_ptr<Event>> pending;  // events other streams must wait for
   };
-  using BlockMap = std::map<char*, Block>;
+  // One stream's TLSF index.
+  struct StreamLists {
+    StreamHandle stream;
+    void* event = nullptr;  // recorded on `stream` when another stream takes its memory
+    uint64_t first_bitmap = 0;
+    uint32_t second_bitmap[kFirstLevels] = {};
+    uint32_t heads[kFirstLevels][kSecondLevels];
+    size_t free_blocks = 0;
+    bool fresh = false;  // lists 0 when reserved up front: memory no stream has used
+    StreamLists();
+  };
+  // Pointer -> descriptor index, open addressing with linear probing and
+  // backward-shift deletion (no tombstones). Holds only blocks in use.
+  class PointerTable {
+   public:
+    void insert(const char* p, uint32_t block);
+    uint32_t find(const char* p) const;  // kNone if absent
+    void erase(const char* p);
+
+   private:
+    size_t slot_of(const char* p) const;
+    void grow();
+    std::vector<std::pair<const char*, uint32_t>> slots_;
+    size_t count_ = 0, mask_ = 0;
+  };
 
   void* do_allocate(size_t bytes, StreamHandle stream) override;
   void do_deallocate(void* p, size_t bytes, StreamHandle stream) override;
-  void add_region(size_t bytes);
-  MemoryStats snapshot() const;  // stats_ plus the largest free block; lock held
-  void insert_free(BlockMap::iterator it);
-  void erase_free(BlockMap::iterator it);
-  BlockMap::iterator coalesce(BlockMap::iterator it);
+
+  int lists_of(StreamHandle stream);  // index into streams_, created on first use
+  uint32_t new_block();
+  void insert_free(int owner, uint32_t b);
+  void remove_free(uint32_t b);
+  uint32_t find_fit(int owner, size_t size) const;  // kNone if no block fits
+  uint32_t coalesce(uint32_t b);                    // with free neighbours of the same owner
+  uint32_t take_from_other_stream(int taker, size_t size);
+  uint32_t adopt_all_free_blocks(int taker, size_t size);
+  void wait_for(int taker, int owner);
+  uint32_t grow(int owner, size_t size, size_t requested, bool exact = false);
+  size_t largest_free_block() const;
+  MemoryStats snapshot() const;  // lock held
 
   MemoryResource& upstream_;
   PoolOptions options_;
   StreamEvents* events_;
   mutable std::mutex mutex_;
-  BlockMap blocks_;                                  // every block, by address
-  std::set<std::pair<size_t, char*>> free_by_size_;  // free blocks, best fit first
+  std::vector<Block> blocks_;           // the slab
+  std::vector<uint32_t> spare_blocks_;  // unused slab entries
+  std::vector<StreamLists> streams_;
+  int last_stream_ = -1;  // cache: the stream of the previous call
+  PointerTable in_use_;
   std::vector<std::pair<char*, size_t>> regions_;
-  std::vector<StreamHandle> streams_;  // streams seen so far
-  uint64_t event_sequence_ = 0;
   MemoryStats stats_;
 };
 

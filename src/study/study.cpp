@@ -13,6 +13,7 @@
 #include <set>
 #include <sstream>
 
+#include "backends/backend.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/threads.h"
@@ -69,14 +70,6 @@ std::string format_duration(double s) {
   else
     std::snprintf(buf, sizeof buf, "%.0fs", s);
   return buf;
-}
-
-bool cuda_backend_built() {
-#ifdef HISTOCNN_HAVE_CUDA_BACKEND
-  return true;
-#else
-  return false;
-#endif
 }
 
 }  // namespace
@@ -205,10 +198,14 @@ std::vector<std::string> train_command(const StudyOptions& o, const std::string&
 nlohmann::json measure_histocnn(const StudyOptions& o, const StudyPoint& p, const std::string& data,
                                 const std::string& dir) {
   nlohmann::json row;
-  if (p.device == "cuda" && !cuda_backend_built()) {
-    row["status"] = "skipped";
-    row["reason"] = "this build has no CUDA backend";
-    return row;
+  if (p.device == "cuda") {
+    const auto devices = available_devices();
+    if (std::find(devices.begin(), devices.end(), "cuda") == devices.end()) {
+      row["status"] = "skipped";
+      row["reason"] = cuda_backend_built() ? "not run: no CUDA device on this machine"
+                                           : "not run: this build has no CUDA backend";
+      return row;
+    }
   }
   std::vector<std::string> argv = train_command(o, data, p.size);
   argv.insert(

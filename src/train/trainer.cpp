@@ -15,7 +15,9 @@
 #include "core/rng.h"
 #include "core/threads.h"
 #include "data/loader.h"
+#include "memory/memory_engine.h"
 #include "train/checkpoint.h"
+#include "train/selftest.h"
 
 namespace histocnn {
 namespace fs = std::filesystem;
@@ -110,11 +112,21 @@ nlohmann::json run_training(const TrainOptions& o) {
   require(o.batch >= 1, "--batch: must be at least 1, got " + std::to_string(o.batch));
   require(o.epochs >= 1, "--epochs: must be at least 1, got " + std::to_string(o.epochs));
   const int threads = bound_cores(o.threads);
-  if (o.device == "cpu")
-    require(!o.memory.allocator && !o.memory.gpu_mem_pool,
-            std::string(o.memory.allocator ? "--allocator" : "--gpu-mem-pool") +
-                ": device memory settings apply to --device cuda");
   auto backend = make_backend(o.device);  // an unknown device fails before any work
+  MemoryEngineOptions memory_options;
+  memory_options.device = o.device;
+  memory_options.config = resolve_memory_config(o.memory);
+  if (!o.memory_limit.empty())
+    memory_options.limit_bytes = parse_byte_size(o.memory_limit, "--gpu-mem-limit");
+  memory_options.allocation_log = o.allocation_log;
+  if (o.device == "cuda" && o.selftest) {
+    // Before the pool reserves its share of the device (and before data work).
+    const SelfTestReport quick = run_selftest(quick_selftest_options(o.spec, o.width, o.height));
+    log(quick.summary());
+    require(quick.passed, "--device cuda: the self-test failed on this GPU:\n" + quick.table() +
+                              "(--no-selftest skips it)");
+  }
+  MemoryEngine engine(memory_options);  // before the step: it allocates through it
   require(!o.output.empty(), "--output: an output folder is required");
   make_directories(o.output);
   const std::string checkpoint_path = (fs::path(o.output) / "checkpoint.safetensors").string();
@@ -154,14 +166,28 @@ nlohmann::json run_training(const TrainOptions& o) {
   StepOptions step_options;
   step_options.adam = o.adam;
   step_options.dropout_seed = o.seed ^ 0xD50u;
+  step_options.device.memory = &engine.resource();
+  step_options.device.planned = engine.planned();
+  step_options.precision = o.precision;
+  step_options.cudnn_benchmark = o.cudnn_benchmark;
+  step_options.cuda_graphs = o.cuda_graphs;
   auto step = backend->compile(o.spec, shape, step_options);
+  {
+    const MemoryReport m = step->memory();
+    char line[300];
+    std::snprintf(line, sizeof line,
+                  "memory: %s; step peak %.1f MB (activations + workspaces) + %.1f MB "
+                  "parameters, gradients, Adam state",
+                  engine.describe().c_str(), m.activation_bytes / 1e6, m.parameter_bytes / 1e6);
+    log(line);
+  }
   const std::string crop_text = o.crops.whole_image ? "whole"
                                                     : std::to_string(o.crops.crop_width) + "x" +
                                                           std::to_string(o.crops.crop_height);
   auto require_same_model = [&](const ModelFile& file, const std::string& what) {
     require(file.spec.text() == o.spec.text() && file.width == o.width && file.height == o.height,
-            what + ": trained for another model or input size (" + std::to_string(file.width) + "x" +
-                std::to_string(file.height) + ")");
+            what + ": trained for another model or input size (" + std::to_string(file.width) +
+                "x" + std::to_string(file.height) + ")");
   };
   int start_epoch = 0;
   nlohmann::json history = nlohmann::json::array();
@@ -211,9 +237,11 @@ nlohmann::json run_training(const TrainOptions& o) {
     const StepProfile profile_before = step->profile();
     const auto start = std::chrono::steady_clock::now();
     double loss_sum = 0;
-    int correct = 0, seen = 0, done = 0;
-    for (Batch b; loader.next(b);) {
-      const StepResult r = step->train(b.images.data(), b.labels.data(), b.count);
+    int correct = 0, seen = 0, done = 0, counted = 0;
+    // Device backends accumulate loss and correct count on the device and
+    // hand them over every kDivergenceCheck steps (no host sync per step).
+    constexpr int kDivergenceCheck = 20;
+    auto absorb = [&](const StepResult& r, int rows) {
       if (!std::isfinite(r.loss_sum))
         throw DivergenceError("training diverged: loss is " + std::to_string(r.loss_sum) +
                               " at epoch " + std::to_string(epoch + 1) +
@@ -221,14 +249,23 @@ nlohmann::json run_training(const TrainOptions& o) {
                               " (try a lower --lr)");
       loss_sum += r.loss_sum;
       correct += r.correct;
+      counted += rows;
+    };
+    for (Batch b; loader.next(b);) {
+      const StepResult r = step->train(b.images.data(), b.labels.data(), b.count);
       seen += b.count;
       ++done;
+      if (!step->deferred_results())
+        absorb(r, b.count);
+      else if (done % kDivergenceCheck == 0)
+        absorb(step->take_results(), seen - counted);
       if (show_bar)
         progress_bar(
             done, loader.batches(),
             std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
-            loss_sum / seen);
+            counted ? loss_sum / counted : 0.0);
     }
+    if (step->deferred_results() && counted < seen) absorb(step->take_results(), seen - counted);
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (show_bar) std::fprintf(stderr, "\r%*s\r", 80, "");
@@ -277,7 +314,10 @@ nlohmann::json run_training(const TrainOptions& o) {
                             {"memory",
                              {{"activation_bytes", memory.activation_bytes},
                               {"parameter_bytes", memory.parameter_bytes},
+                              {"allocator_calls", memory.allocator_calls},
                               {"detail", memory.detail}}},
+                            {"allocator", engine.to_json()},
+                            {"backend", step->details()},
                             {"threads", threads},
                             {"input", {o.width, o.height}},
                             {"batch", o.batch},

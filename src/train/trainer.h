@@ -38,7 +38,12 @@ struct TrainOptions {
   int epochs = 10;
   int threads = 0;  // 0 = all cores
   std::string device = "cpu";
-  MemoryFlags memory;  // --allocator / --gpu-mem-pool (CUDA only)
+  MemoryFlags memory;          // --allocator / --gpu-mem-pool (every device)
+  std::string memory_limit;    // --gpu-mem-limit, e.g. "4GB" ("" = none)
+  std::string allocation_log;  // --allocation-log FILE
+  std::string precision = "fp32";
+  bool cudnn_benchmark = false, cuda_graphs = false;
+  bool selftest = true;  // --device cuda: the quick self-test before training
   uint64_t seed = 1;
   CropOptions crops;
   int val_crops_per_image = 8;

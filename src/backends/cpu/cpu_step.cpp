@@ -14,6 +14,11 @@
 //                                    is 1, so this equals ReLU backward on the
 //                                    4x larger conv output]
 //                   -> pool backward -> conv backward weights (+bias), data
+//
+// Memory: every activation, gradient and oneDNN scratchpad (user-managed, so
+// the library allocates nothing behind our back) is a planned buffer with a
+// lifetime in operations; StepMemory places them through the DeviceContext's
+// resource — one arena (allocator "plan") or per tensor every step.
 #include <chrono>
 #include <climits>
 #include <cmath>
@@ -26,7 +31,9 @@
 #include "backends/cpu/cpu_backend.h"
 #include "core/error.h"
 #include "core/rng.h"
-#include "memory/memory_plan.h"
+#include "memory/host_resource.h"
+#include "memory/step_memory.h"
+#include "nn/elementwise.h"
 
 namespace histocnn {
 namespace {
@@ -55,6 +62,7 @@ struct ConvBlock {
   Mem d_pooled, d_conv_out, d_src;       // backward (d_src: previous block's d_pooled)
   Mem w_canon, w_fwd, w_bwd_d, b;        // weights
   Mem dw_canon, dw_bwd, db;              // gradients
+  Mem scratch_fwd, scratch_pool, scratch_pool_bwd, scratch_bwd_w, scratch_bwd_d, scratch_relu;
   bool pooling() const { return s.pool > 1; }
 };
 
@@ -66,16 +74,39 @@ struct DenseBlock {
   Mem src, out, d_src, d_out;  // out: after ReLU; d_out: gradient w.r.t. the block's output
   Mem w, b, dw, db;
   std::vector<float> mask;  // dropout scale per element (0 or 1/(1-p))
+  Mem scratch_fwd, scratch_bwd_d, scratch_bwd_w;
 };
 
 Mem::dims dims4(int n, int c, int h, int w) {
   return {n, c, h, w};
 }
 
+// Primitive attributes with a user-managed scratchpad (planned by us), plus
+// an optional fused ReLU.
+dnnl::primitive_attr user_scratchpad(bool relu = false) {
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  if (relu) {
+    dnnl::post_ops ops;
+    ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+    attr.set_post_ops(ops);
+  }
+  return attr;
+}
+
+// Execution arguments plus the scratchpad, when the primitive wants one.
+std::unordered_map<int, Mem> args(std::unordered_map<int, Mem> a, const Mem& scratch) {
+  if (scratch) a.insert({DNNL_ARG_SCRATCHPAD, scratch});
+  return a;
+}
+
 class CpuTrainingStep final : public TrainingStep {
  public:
   CpuTrainingStep(const NetworkShape& shape, const StepOptions& options)
       : shape_(shape), options_(options), engine_(dnnl::engine::kind::cpu, 0), stream_(engine_) {
+    require(options.precision == "fp32",
+            "--precision " + options.precision + ": the CPU backend trains in fp32 only");
+    resource_ = options.device.memory ? options.device.memory : &own_resource_;
     params_ = Parameters::zeros(shape_);
     grads_ = Parameters::zeros(shape_);
     m_ = Parameters::zeros(shape_);
@@ -125,7 +156,11 @@ class CpuTrainingStep final : public TrainingStep {
     *v = v_;
     *step = step_;
   }
-  MemoryReport memory() const override { return memory_; }
+  MemoryReport memory() const override {
+    MemoryReport r = memory_;
+    r.allocator_calls = step_memory_->allocator_calls();
+    return r;
+  }
   StepProfile profile() const override { return profile_; }
   const NetworkShape& shape() const override { return shape_; }
 
@@ -151,14 +186,25 @@ class CpuTrainingStep final : public TrainingStep {
     return Mem(md, engine_);
   }
   Mem view(const Mem::desc& md, float* data) { return Mem(md, engine_, data); }
+  // The primitive's scratchpad as a planned buffer (empty when it needs none).
+  template <typename PrimitiveDesc>
+  Mem scratch(const PrimitiveDesc& pd, const std::string& name) {
+    const Mem::desc md = pd.scratchpad_desc();
+    return md.get_size() ? make(md, name + ".scratchpad") : Mem();
+  }
   void add(std::vector<Op>& ops, std::vector<Mem> uses, std::function<void()> run) {
     ops.push_back({std::move(run), std::move(uses)});
   }
   void reorder_if_needed(const Mem& from, const Mem& to, std::vector<Op>& ops) {
     if (from.get_desc() == to.get_desc() && from.get() == to.get()) return;
-    auto r = dnnl::reorder(from, to);
-    add(ops, {from, to},
-        [this, r, src = from, dst = to]() mutable { r.execute(stream_, src, dst); });
+    const auto pd = dnnl::reorder::primitive_desc(from, to, user_scratchpad());
+    auto r = dnnl::reorder(pd);
+    Mem pad = &ops == &weight_ops_ ? Mem() : scratch(pd, "reorder");
+    require(&ops != &weight_ops_ || !pd.scratchpad_desc().get_size(),
+            "oneDNN: a weight reorder asks for a scratchpad (unsupported)");
+    add(ops, {from, to, pad}, [this, r, src = from, dst = to, pad]() mutable {
+      r.execute(stream_, args({{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, dst}}, pad));
+    });
   }
   void plan_buffers();
 
@@ -193,7 +239,10 @@ class CpuTrainingStep final : public TrainingStep {
   };
   std::vector<PlannedBuffer> buffers_;
   std::unordered_map<dnnl_memory_t, size_t> buffer_of_;
-  std::unique_ptr<char[]> arena_;
+  HostResource own_resource_;  // when the trainer hands none
+  MemoryResource* resource_ = nullptr;
+  std::unique_ptr<StepMemory> step_memory_;
+  int loss_op_ = 0, op_count_ = 0;
 };
 
 void CpuTrainingStep::build() {
@@ -234,21 +283,24 @@ void CpuTrainingStep::build() {
         const float* y = static_cast<const float*>(d.out.get_data_handle());
         const int64_t n = int64_t(shape_.batch) * d.s.out;
         const bool drop = training_ && d.s.dropout_after > 0;
-        for (int64_t j = 0; j < n; ++j) g[j] = y[j] > 0 ? g[j] * (drop ? d.mask[j] : 1.0f) : 0.0f;
+        for (int64_t j = 0; j < n; ++j)
+          g[j] = elementwise::relu_dropout_grad(y[j], g[j], drop ? d.mask[j] : 1.0f);
       });
     }
     auto bw = dnnl::inner_product_backward_weights(d.bwd_w_pd);
-    add(backward_ops_, {d.src, d.d_out}, [&d, bw, this]() {
-      bw.execute(stream_, {{DNNL_ARG_SRC, d.src},
-                           {DNNL_ARG_DIFF_DST, d.d_out},
-                           {DNNL_ARG_DIFF_WEIGHTS, d.dw},
-                           {DNNL_ARG_DIFF_BIAS, d.db}});
+    add(backward_ops_, {d.src, d.d_out, d.scratch_bwd_w}, [&d, bw, this]() {
+      bw.execute(stream_, args({{DNNL_ARG_SRC, d.src},
+                                {DNNL_ARG_DIFF_DST, d.d_out},
+                                {DNNL_ARG_DIFF_WEIGHTS, d.dw},
+                                {DNNL_ARG_DIFF_BIAS, d.db}},
+                               d.scratch_bwd_w));
     });
     auto bd = dnnl::inner_product_backward_data(d.bwd_d_pd);
-    add(backward_ops_, {d.d_out, d.d_src}, [&d, bd, this]() {
-      bd.execute(
-          stream_,
-          {{DNNL_ARG_DIFF_DST, d.d_out}, {DNNL_ARG_WEIGHTS, d.w}, {DNNL_ARG_DIFF_SRC, d.d_src}});
+    add(backward_ops_, {d.d_out, d.d_src, d.scratch_bwd_d}, [&d, bd, this]() {
+      bd.execute(stream_, args({{DNNL_ARG_DIFF_DST, d.d_out},
+                                {DNNL_ARG_WEIGHTS, d.w},
+                                {DNNL_ARG_DIFF_SRC, d.d_src}},
+                               d.scratch_bwd_d));
     });
   }
   reorder_if_needed(d_flat_nchw_, convs_.back().d_pooled, backward_ops_);
@@ -260,37 +312,44 @@ void CpuTrainingStep::build() {
                                     dnnl::algorithm::eltwise_relu_use_dst_for_bwd,
                                     c.pooled.get_desc(), 0.f),
         engine_);
-    auto relu_bwd = dnnl::eltwise_backward(dnnl::eltwise_backward::primitive_desc(
+    const auto relu_bwd_pd = dnnl::eltwise_backward::primitive_desc(
         dnnl::eltwise_backward::desc(dnnl::algorithm::eltwise_relu_use_dst_for_bwd,
                                      c.d_pooled.get_desc(), c.pooled.get_desc(), 0.f),
-        engine_, relu_fwd));
-    add(backward_ops_, {c.pooled, c.d_pooled}, [&c, relu_bwd, this]() {
-      relu_bwd.execute(stream_, {{DNNL_ARG_DST, c.pooled},
-                                 {DNNL_ARG_DIFF_DST, c.d_pooled},
-                                 {DNNL_ARG_DIFF_SRC, c.d_pooled}});
+        user_scratchpad(), engine_, relu_fwd);
+    auto relu_bwd = dnnl::eltwise_backward(relu_bwd_pd);
+    c.scratch_relu = scratch(relu_bwd_pd, "conv" + std::to_string(k + 1) + ".relu_bwd");
+    add(backward_ops_, {c.pooled, c.d_pooled, c.scratch_relu}, [&c, relu_bwd, this]() {
+      relu_bwd.execute(stream_, args({{DNNL_ARG_DST, c.pooled},
+                                      {DNNL_ARG_DIFF_DST, c.d_pooled},
+                                      {DNNL_ARG_DIFF_SRC, c.d_pooled}},
+                                     c.scratch_relu));
     });
     if (c.pooling()) {
       auto pb = dnnl::pooling_backward(c.pool_bwd_pd);
-      add(backward_ops_, {c.d_pooled, c.d_conv_out, c.workspace}, [&c, pb, this]() {
-        pb.execute(stream_, {{DNNL_ARG_DIFF_DST, c.d_pooled},
-                             {DNNL_ARG_DIFF_SRC, c.d_conv_out},
-                             {DNNL_ARG_WORKSPACE, c.workspace}});
-      });
+      add(backward_ops_, {c.d_pooled, c.d_conv_out, c.workspace, c.scratch_pool_bwd},
+          [&c, pb, this]() {
+            pb.execute(stream_, args({{DNNL_ARG_DIFF_DST, c.d_pooled},
+                                      {DNNL_ARG_DIFF_SRC, c.d_conv_out},
+                                      {DNNL_ARG_WORKSPACE, c.workspace}},
+                                     c.scratch_pool_bwd));
+          });
     }
     auto bw = dnnl::convolution_backward_weights(c.bwd_w_pd);
-    add(backward_ops_, {c.src, c.d_conv_out, c.dw_bwd}, [&c, bw, this]() {
-      bw.execute(stream_, {{DNNL_ARG_SRC, c.src},
-                           {DNNL_ARG_DIFF_DST, c.d_conv_out},
-                           {DNNL_ARG_DIFF_WEIGHTS, c.dw_bwd},
-                           {DNNL_ARG_DIFF_BIAS, c.db}});
+    add(backward_ops_, {c.src, c.d_conv_out, c.dw_bwd, c.scratch_bwd_w}, [&c, bw, this]() {
+      bw.execute(stream_, args({{DNNL_ARG_SRC, c.src},
+                                {DNNL_ARG_DIFF_DST, c.d_conv_out},
+                                {DNNL_ARG_DIFF_WEIGHTS, c.dw_bwd},
+                                {DNNL_ARG_DIFF_BIAS, c.db}},
+                               c.scratch_bwd_w));
     });
     reorder_if_needed(c.dw_bwd, c.dw_canon, grad_ops_);
     if (k > 0) {
       auto bd = dnnl::convolution_backward_data(c.bwd_d_pd);
-      add(backward_ops_, {c.d_conv_out, c.d_src}, [&c, bd, this]() {
-        bd.execute(stream_, {{DNNL_ARG_DIFF_DST, c.d_conv_out},
-                             {DNNL_ARG_WEIGHTS, c.w_bwd_d},
-                             {DNNL_ARG_DIFF_SRC, c.d_src}});
+      add(backward_ops_, {c.d_conv_out, c.d_src, c.scratch_bwd_d}, [&c, bd, this]() {
+        bd.execute(stream_, args({{DNNL_ARG_DIFF_DST, c.d_conv_out},
+                                  {DNNL_ARG_WEIGHTS, c.w_bwd_d},
+                                  {DNNL_ARG_DIFF_SRC, c.d_src}},
+                                 c.scratch_bwd_d));
       });
     }
   }
@@ -298,9 +357,10 @@ void CpuTrainingStep::build() {
   plan_buffers();
 }
 
-// Every activation, gradient and workspace of the step gets an offset in one
-// arena: buffers whose lifetimes (first to last operation touching them, in
-// execution order) do not overlap share memory. The big conv outputs live only
+// Every activation, gradient and scratchpad of the step gets a lifetime: the
+// first to last operation touching it, in execution order (op 0 writes the
+// input; then forward, loss, backward, gradient reorders). Buffers whose
+// lifetimes do not overlap may share memory: the big conv outputs live only
 // from their convolution to their pooling, so they share with the gradients.
 void CpuTrainingStep::plan_buffers() {
   std::vector<TensorLifetime> lifetimes;
@@ -308,6 +368,7 @@ void CpuTrainingStep::plan_buffers() {
   int index = 0;
   auto visit = [&](const std::vector<Mem>& uses) {
     for (const Mem& m : uses) {
+      if (!m) continue;
       auto it = buffer_of_.find(m.get());
       if (it == buffer_of_.end()) continue;  // parameters and gradients: not planned
       auto& t = lifetimes[it->second];
@@ -318,24 +379,33 @@ void CpuTrainingStep::plan_buffers() {
   };
   visit({input_user_});  // written by run() before the first operation
   for (const auto& op : forward_ops_) visit(op.uses);
-  visit({denses_.back().out, denses_.back().d_out});  // the loss
+  loss_op_ = index;
+  const DenseBlock& last = denses_.back();
+  visit({last.out, last.d_out});
   for (const auto& op : backward_ops_) visit(op.uses);
   for (const auto& op : grad_ops_) visit(op.uses);
+  op_count_ = index;
   for (auto& t : lifetimes)
-    if (t.last_use < 0) t.first_use = 0, t.last_use = index;  // unused: keep it apart
-  const MemoryPlan plan = plan_memory(lifetimes, 64);
-  validate_plan(lifetimes, plan, 64);
-  arena_.reset(new char[plan.arena_bytes + 64]);
-  char* base =
-      reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(arena_.get()) + 63) & ~uintptr_t(63));
-  for (size_t i = 0; i < buffers_.size(); ++i)
-    for (Mem& m : buffers_[i].handles) m.set_data_handle(base + plan.offsets[i]);
+    if (t.last_use < 0) t.first_use = 0, t.last_use = index - 1;  // unused: keep it apart
+  // The loss overwrites the logits with their gradient row by row: in place.
+  const size_t logits = buffer_of_.at(last.out.get()), d_logits = buffer_of_.at(last.d_out.get());
+  if (lifetimes[logits].last_use == loss_op_ && lifetimes[d_logits].first_use == loss_op_ &&
+      logits < d_logits)
+    lifetimes[d_logits].in_place_of = int(logits);
+  step_memory_ =
+      std::make_unique<StepMemory>(lifetimes, op_count_, *resource_, options_.device.stream,
+                                   options_.device.planned, [this](size_t i, void* address) {
+                                     for (Mem& m : buffers_[i].handles) m.set_data_handle(address);
+                                   });
+  const MemoryPlan& plan = step_memory_->plan();
   memory_.activation_bytes = int64_t(plan.arena_bytes);
-  memory_.plan = describe_plan(lifetimes, plan);
-  char line[200];
-  std::snprintf(line, sizeof line, "oneDNN %d.%d.%d; activation arena %.1f MB (%.1f MB unplanned)",
+  memory_.plan = step_memory_->describe();
+  char line[240];
+  std::snprintf(line, sizeof line,
+                "oneDNN %d.%d.%d; activation arena %.1f MB (%.1f MB unplanned), %s through %s",
                 dnnl_version()->major, dnnl_version()->minor, dnnl_version()->patch,
-                plan.arena_bytes / 1e6, plan.unplanned_bytes / 1e6);
+                plan.arena_bytes / 1e6, plan.unplanned_bytes / 1e6,
+                options_.device.planned ? "planned" : "per tensor", resource_->name().c_str());
   memory_.detail = line;
 }
 
@@ -353,10 +423,7 @@ void CpuTrainingStep::build_conv(size_t i, const Mem& src_in, std::vector<Op>& w
   // The first block lets oneDNN choose the input layout (the user's NCHW batch
   // is reordered into it); later blocks take the previous block's exact layout.
   auto src_md = i == 0 ? any4(dims4(n, s.in_c, s.in_h, s.in_w)) : src_in.get_desc();
-  dnnl::post_ops relu;
-  relu.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
-  dnnl::primitive_attr attr;
-  attr.set_post_ops(relu);
+  const dnnl::primitive_attr attr = user_scratchpad(/*relu=*/true);
   auto fwd_desc = dnnl::convolution_forward::desc(
       dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, src_md, any4(w_dims),
       bias_md, any4(conv_dims), strides, pad, pad);
@@ -392,13 +459,16 @@ void CpuTrainingStep::build_conv(size_t i, const Mem& src_in, std::vector<Op>& w
     auto pool_desc = dnnl::pooling_forward::desc(
         dnnl::prop_kind::forward_training, dnnl::algorithm::pooling_max, c.conv_out.get_desc(),
         any4(pooled_dims), pstride, kernel, zero, pad_r);
-    c.pool_pd = dnnl::pooling_forward::primitive_desc(pool_desc, engine_);
+    c.pool_pd = dnnl::pooling_forward::primitive_desc(pool_desc, user_scratchpad(), engine_);
     c.pooled = make(c.pool_pd.dst_desc(), tag + ".pooled");
     c.workspace = make(c.pool_pd.workspace_desc(), tag + ".pool_workspace");
     auto pool_bwd_desc =
         dnnl::pooling_backward::desc(dnnl::algorithm::pooling_max, c.conv_out.get_desc(),
                                      c.pooled.get_desc(), pstride, kernel, zero, pad_r);
-    c.pool_bwd_pd = dnnl::pooling_backward::primitive_desc(pool_bwd_desc, engine_, c.pool_pd);
+    c.pool_bwd_pd = dnnl::pooling_backward::primitive_desc(pool_bwd_desc, user_scratchpad(),
+                                                           engine_, c.pool_pd);
+    c.scratch_pool = scratch(c.pool_pd, tag + ".pool");
+    c.scratch_pool_bwd = scratch(c.pool_bwd_pd, tag + ".pool_bwd");
     c.d_pooled = make(c.pooled.get_desc(), tag + ".d_pooled");
     c.d_conv_out = make(c.conv_out.get_desc(), tag + ".d_out");
   } else {
@@ -411,7 +481,10 @@ void CpuTrainingStep::build_conv(size_t i, const Mem& src_in, std::vector<Op>& w
   auto bwd_w_desc = dnnl::convolution_backward_weights::desc(
       dnnl::algorithm::convolution_direct, c.src.get_desc(), any4(w_dims), bias_md,
       c.conv_out.get_desc(), strides, pad, pad);
-  c.bwd_w_pd = dnnl::convolution_backward_weights::primitive_desc(bwd_w_desc, engine_, c.fwd_pd);
+  c.bwd_w_pd = dnnl::convolution_backward_weights::primitive_desc(bwd_w_desc, user_scratchpad(),
+                                                                  engine_, c.fwd_pd);
+  c.scratch_fwd = scratch(c.fwd_pd, tag + ".conv_fwd");
+  c.scratch_bwd_w = scratch(c.bwd_w_pd, tag + ".conv_bwd_w");
   c.dw_bwd = c.bwd_w_pd.diff_weights_desc() == w_canon_md
                  ? c.dw_canon
                  : make(c.bwd_w_pd.diff_weights_desc(), tag + ".d_weight");
@@ -421,7 +494,9 @@ void CpuTrainingStep::build_conv(size_t i, const Mem& src_in, std::vector<Op>& w
     auto bwd_d_desc = dnnl::convolution_backward_data::desc(
         dnnl::algorithm::convolution_direct, prev.d_pooled.get_desc(), any4(w_dims),
         c.conv_out.get_desc(), strides, pad, pad);
-    c.bwd_d_pd = dnnl::convolution_backward_data::primitive_desc(bwd_d_desc, engine_, c.fwd_pd);
+    c.bwd_d_pd = dnnl::convolution_backward_data::primitive_desc(bwd_d_desc, user_scratchpad(),
+                                                                 engine_, c.fwd_pd);
+    c.scratch_bwd_d = scratch(c.bwd_d_pd, tag + ".conv_bwd_d");
     c.d_src = prev.d_pooled;
     c.w_bwd_d =
         c.bwd_d_pd.weights_desc() == w_canon_md ? c.w_canon : persistent(c.bwd_d_pd.weights_desc());
@@ -433,18 +508,20 @@ void CpuTrainingStep::build_conv(size_t i, const Mem& src_in, std::vector<Op>& w
 
   if (i == 0) reorder_if_needed(input_user_, input_, forward_ops_);
   auto conv = dnnl::convolution_forward(cb.fwd_pd);
-  add(forward_ops_, {cb.src, cb.conv_out}, [&cb, conv, this]() {
-    conv.execute(stream_, {{DNNL_ARG_SRC, cb.src},
-                           {DNNL_ARG_WEIGHTS, cb.w_fwd},
-                           {DNNL_ARG_BIAS, cb.b},
-                           {DNNL_ARG_DST, cb.conv_out}});
+  add(forward_ops_, {cb.src, cb.conv_out, cb.scratch_fwd}, [&cb, conv, this]() {
+    conv.execute(stream_, args({{DNNL_ARG_SRC, cb.src},
+                                {DNNL_ARG_WEIGHTS, cb.w_fwd},
+                                {DNNL_ARG_BIAS, cb.b},
+                                {DNNL_ARG_DST, cb.conv_out}},
+                               cb.scratch_fwd));
   });
   if (cb.pooling()) {
     auto pool = dnnl::pooling_forward(cb.pool_pd);
-    add(forward_ops_, {cb.conv_out, cb.pooled, cb.workspace}, [&cb, pool, this]() {
-      pool.execute(stream_, {{DNNL_ARG_SRC, cb.conv_out},
-                             {DNNL_ARG_DST, cb.pooled},
-                             {DNNL_ARG_WORKSPACE, cb.workspace}});
+    add(forward_ops_, {cb.conv_out, cb.pooled, cb.workspace, cb.scratch_pool}, [&cb, pool, this]() {
+      pool.execute(stream_, args({{DNNL_ARG_SRC, cb.conv_out},
+                                  {DNNL_ARG_DST, cb.pooled},
+                                  {DNNL_ARG_WORKSPACE, cb.workspace}},
+                                 cb.scratch_pool));
     });
   }
 }
@@ -458,20 +535,17 @@ void CpuTrainingStep::build_dense(size_t i, const Mem& src) {
   auto w_md = Mem::desc({s.out, s.in}, dt::f32, tag::oi);
   auto b_md = Mem::desc({s.out}, dt::f32, tag::x);
   auto dst_md = Mem::desc({n, s.out}, dt::f32, tag::nc);
-  dnnl::primitive_attr attr;
-  if (s.relu) {
-    dnnl::post_ops relu;
-    relu.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
-    attr.set_post_ops(relu);
-  }
+  const dnnl::primitive_attr attr = user_scratchpad(s.relu);
   d.fwd_pd = dnnl::inner_product_forward::primitive_desc(
       dnnl::inner_product_forward::desc(dnnl::prop_kind::forward_training, src_md, w_md, b_md,
                                         dst_md),
       attr, engine_);
   d.bwd_d_pd = dnnl::inner_product_backward_data::primitive_desc(
-      dnnl::inner_product_backward_data::desc(src_md, w_md, dst_md), engine_, d.fwd_pd);
+      dnnl::inner_product_backward_data::desc(src_md, w_md, dst_md), user_scratchpad(), engine_,
+      d.fwd_pd);
   d.bwd_w_pd = dnnl::inner_product_backward_weights::primitive_desc(
-      dnnl::inner_product_backward_weights::desc(src_md, w_md, b_md, dst_md), engine_, d.fwd_pd);
+      dnnl::inner_product_backward_weights::desc(src_md, w_md, b_md, dst_md), user_scratchpad(),
+      engine_, d.fwd_pd);
   const std::string base = "fc" + std::to_string(i + 1);
   d.w = view(w_md, params_.data(params_.info(base + ".weight")));
   d.b = view(b_md, params_.data(params_.info(base + ".bias")));
@@ -480,26 +554,30 @@ void CpuTrainingStep::build_dense(size_t i, const Mem& src) {
   d.src = src;
   d.out = make(dst_md, base + ".out");
   d.d_out = make(dst_md, base + ".d_out");
+  d.scratch_fwd = scratch(d.fwd_pd, base + ".fwd");
+  d.scratch_bwd_d = scratch(d.bwd_d_pd, base + ".bwd_d");
+  d.scratch_bwd_w = scratch(d.bwd_w_pd, base + ".bwd_w");
   d.d_src = i == 0 ? alias(src_md, d_flat_nchw_) : denses_[i - 1].d_out;
   d.mask.assign(size_t(n) * s.out, 1.0f);
   denses_.push_back(d);
   DenseBlock& db = denses_.back();
   auto ip = dnnl::inner_product_forward(db.fwd_pd);
-  add(forward_ops_, {db.src, db.out}, [&db, ip, this]() {
-    ip.execute(stream_, {{DNNL_ARG_SRC, db.src},
-                         {DNNL_ARG_WEIGHTS, db.w},
-                         {DNNL_ARG_BIAS, db.b},
-                         {DNNL_ARG_DST, db.out}});
+  add(forward_ops_, {db.src, db.out, db.scratch_fwd}, [&db, ip, this]() {
+    ip.execute(stream_, args({{DNNL_ARG_SRC, db.src},
+                              {DNNL_ARG_WEIGHTS, db.w},
+                              {DNNL_ARG_BIAS, db.b},
+                              {DNNL_ARG_DST, db.out}},
+                             db.scratch_fwd));
   });
   if (s.dropout_after > 0) {
     // Inverted dropout, in place on the output; the mask is kept for backward.
     add(forward_ops_, {db.out}, [&db, this]() {
       if (!training_) return;
       float* y = static_cast<float*>(db.out.get_data_handle());
-      const float p = db.s.dropout_after, scale = 1.0f / (1.0f - p);
-      const uint64_t stream = uint64_t(step_ + 1) * 64 + (&db - denses_.data());
+      const float p = db.s.dropout_after;
+      const uint64_t stream = elementwise::dropout_stream(step_ + 1, int(&db - denses_.data()));
       for (size_t j = 0; j < db.mask.size(); ++j) {
-        db.mask[j] = counter_uniform(options_.dropout_seed, stream, j) >= p ? scale : 0.0f;
+        db.mask[j] = elementwise::dropout_scale(options_.dropout_seed, stream, j, p);
         y[j] *= db.mask[j];
       }
     });
@@ -512,56 +590,86 @@ StepResult CpuTrainingStep::run(const float* images, const int32_t* labels, int 
                                                    " images does not fit the compiled batch of " +
                                                    std::to_string(shape_.batch));
   training_ = training;
-  const size_t image_floats = size_t(shape_.channels) * shape_.height * shape_.width;
-  float* user = static_cast<float*>(input_user_.get_data_handle());
-  std::memcpy(user, images, sizeof(float) * image_floats * count);
-  if (count < shape_.batch)
-    std::memset(user + image_floats * count, 0,
-                sizeof(float) * image_floats * (shape_.batch - count));
-  auto start = Clock::now();
-  if (weights_dirty_) {
-    for (auto& op : weight_ops_) op.run();
-    weights_dirty_ = false;
-  }
-  for (auto& op : forward_ops_) op.run();
-  stream_.wait();  // the loss reads the logits on the host
-  StepResult result = loss_and_gradient(labels, count, backward);
-  profile_.forward += seconds_since(start);
-  if (backward) {
-    start = Clock::now();
-    for (auto& op : backward_ops_) op.run();
-    for (auto& op : grad_ops_) op.run();
-    stream_.wait();
-    profile_.backward += seconds_since(start);
+  StepMemory& memory = *step_memory_;
+  int k = 0;  // the operation index, as planned
+  // Around every operation: its tensors' memory (a no-op when planned).
+  auto enter = [&] {
+    const auto t = Clock::now();
+    memory.begin_op(k);
+    profile_.allocator += seconds_since(t);
+  };
+  auto leave = [&] {
+    const auto t = Clock::now();
+    memory.end_op(k++);
+    profile_.allocator += seconds_since(t);
+  };
+  StepResult result;
+  try {
+    enter();
+    const size_t image_floats = size_t(shape_.channels) * shape_.height * shape_.width;
+    float* user = static_cast<float*>(input_user_.get_data_handle());
+    std::memcpy(user, images, sizeof(float) * image_floats * count);
+    if (count < shape_.batch)
+      std::memset(user + image_floats * count, 0,
+                  sizeof(float) * image_floats * (shape_.batch - count));
+    leave();
+    auto start = Clock::now();
+    if (weights_dirty_) {
+      for (auto& op : weight_ops_) op.run();
+      weights_dirty_ = false;
+    }
+    for (auto& op : forward_ops_) {
+      enter();
+      op.run();
+      leave();
+    }
+    stream_.wait();  // the loss reads the logits on the host
+    enter();
+    result = loss_and_gradient(labels, count, backward);
+    leave();
+    profile_.forward += seconds_since(start);
+    if (backward) {
+      start = Clock::now();
+      for (auto* ops : {&backward_ops_, &grad_ops_})
+        for (auto& op : *ops) {
+          enter();
+          op.run();
+          leave();
+        }
+      stream_.wait();
+      profile_.backward += seconds_since(start);
+    } else {
+      while (k < op_count_) leave();  // frees what the skipped backward would have read
+    }
+  } catch (...) {
+    memory.abandon_step();
+    throw;
   }
   return result;
 }
 
 StepResult CpuTrainingStep::loss_and_gradient(const int32_t* labels, int count, bool backward) {
   // Softmax cross-entropy over 2 classes, mean over the `count` real rows.
+  // d_logits may share memory with the logits (planned in place).
   DenseBlock& last = denses_.back();
   const float* logits = static_cast<const float*>(last.out.get_data_handle());
   float* d_logits = static_cast<float*>(last.d_out.get_data_handle());
   StepResult r;
   for (int row = 0; row < shape_.batch; ++row) {
-    const float a = logits[2 * row], b = logits[2 * row + 1];
-    const float mx = std::max(a, b);
-    const float ea = std::exp(a - mx), eb = std::exp(b - mx);
-    const float inv = 1.0f / (ea + eb);
-    probs_[2 * row] = ea * inv;
-    probs_[2 * row + 1] = eb * inv;
-    if (row >= count || !labels) {
-      d_logits[2 * row] = d_logits[2 * row + 1] = 0.0f;
-      continue;
+    const bool real = row < count && labels;
+    const int y = real ? labels[row] : 0;
+    require(!real || y == 0 || y == 1,
+            "label " + std::to_string(y) + " is not 0 (benign) or 1 (malignant)");
+    const elementwise::SoftmaxRow s =
+        elementwise::softmax_xent(logits[2 * row], logits[2 * row + 1], y);
+    probs_[2 * row] = s.p0;
+    probs_[2 * row + 1] = s.p1;
+    if (real) {
+      r.loss_sum += s.loss;
+      r.correct += s.correct;
     }
-    const int y = labels[row];
-    require(y == 0 || y == 1, "label " + std::to_string(y) + " is not 0 (benign) or 1 (malignant)");
-    r.loss_sum += -(double(y == 0 ? a : b) - mx - std::log(double(ea + eb)));
-    r.correct += (probs_[2 * row + 1] > probs_[2 * row]) == (y == 1);
-    if (backward) {
-      d_logits[2 * row] = (probs_[2 * row] - (y == 0)) / count;
-      d_logits[2 * row + 1] = (probs_[2 * row + 1] - (y == 1)) / count;
-    }
+    elementwise::softmax_xent_grad(s, y, real && backward ? 1.0f / float(count) : 0.0f,
+                                   &d_logits[2 * row], &d_logits[2 * row + 1]);
   }
   return r;
 }

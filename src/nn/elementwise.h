@@ -1,0 +1,78 @@
+// The per-element math of the training step, written once for every backend:
+// the CPU backend calls these functions in its loops, the CUDA kernels call
+// them per thread, and host tests compare the two without a GPU.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "core/counter_hash.h"
+#include "core/hd.h"
+
+namespace histocnn::elementwise {
+
+// Adam's bias-corrected constants for step t, computed once per step in double.
+struct AdamStep {
+  float beta1, beta2, epsilon;
+  float step_size;  // lr / (1 - beta1^t)
+  float v_scale;    // 1 / sqrt(1 - beta2^t)
+};
+
+// One parameter's update, in PyTorch's form:
+//   m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;  w -= step_size * m / (sqrt(v) * v_scale + eps)
+HISTOCNN_HD void adam(const AdamStep& a, float g, float* w, float* m, float* v) {
+  const float mi = a.beta1 * *m + (1.0f - a.beta1) * g;
+  const float vi = a.beta2 * *v + (1.0f - a.beta2) * g * g;
+  *m = mi;
+  *v = vi;
+  *w -= a.step_size * mi / (sqrtf(vi) * a.v_scale + a.epsilon);
+}
+
+// Two-class softmax cross-entropy of one row of logits (a, b).
+// Writes the probabilities; returns the row's loss (natural log) for `label`
+// (0 or 1) and sets *correct when argmax == label; when `d_scale` != 0 writes
+// d_logits = (p - onehot) * d_scale (d_scale = 1 / count for a mean loss).
+// d_logits may alias the logits (each row reads before it writes).
+struct SoftmaxRow {
+  float p0, p1;
+  double loss;
+  int correct;
+};
+HISTOCNN_HD SoftmaxRow softmax_xent(float a, float b, int label) {
+  const float mx = a > b ? a : b;
+  const float ea = expf(a - mx), eb = expf(b - mx);
+  const float inv = 1.0f / (ea + eb);
+  SoftmaxRow r;
+  r.p0 = ea * inv;
+  r.p1 = eb * inv;
+  r.loss = -(double(label == 0 ? a : b) - double(mx) - log(double(ea + eb)));
+  r.correct = (r.p1 > r.p0) == (label == 1);
+  return r;
+}
+HISTOCNN_HD void softmax_xent_grad(const SoftmaxRow& r, int label, float d_scale, float* d0,
+                                   float* d1) {
+  *d0 = (r.p0 - float(label == 0)) * d_scale;
+  *d1 = (r.p1 - float(label == 1)) * d_scale;
+}
+
+// The dropout stream of dense layer `layer` at training step `step` (1-based).
+HISTOCNN_HD uint64_t dropout_stream(int64_t step, int layer) {
+  return uint64_t(step) * 64 + uint64_t(layer);
+}
+// Inverted dropout: 0 or 1/(1-p) for element `index`.
+HISTOCNN_HD float dropout_scale(uint64_t seed, uint64_t stream, uint64_t index, float p) {
+  return counter_uniform(seed, stream, index) >= p ? 1.0f / (1.0f - p) : 0.0f;
+}
+
+// Dense-layer backward through ReLU and dropout: g = y > 0 ? g * mask : 0,
+// with y the layer's output after ReLU and before dropout's scaling was
+// applied in place (y > 0 exactly where ReLU' = 1 and the mask kept it, or
+// y == 0 where dropped — the mask decides then, multiplying by 0).
+HISTOCNN_HD float relu_dropout_grad(float y, float g, float mask) {
+  return y > 0 ? g * mask : 0.0f;
+}
+
+// Bias gradient contribution and the ReLU-on-pooled-map rule live in the
+// libraries (cuDNN, oneDNN); only what no library provides is here.
+
+}  // namespace histocnn::elementwise

@@ -1,0 +1,280 @@
+#include "train/selftest.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+
+#include "backends/backend.h"
+#include "core/error.h"
+#include "core/rng.h"
+#include "memory/memory_engine.h"
+#include "memory/pool_resource.h"
+#include "nn/reference.h"
+
+namespace histocnn {
+namespace {
+
+// Worst |a - b| relative to the largest |b| (floored so near-zero tensors do
+// not blow up the ratio).
+double relative_difference(const float* a, const float* b, size_t n) {
+  double diff = 0, scale = 1e-3;
+  for (size_t i = 0; i < n; ++i) {
+    if (!std::isfinite(a[i]) || !std::isfinite(b[i])) return INFINITY;
+    diff = std::max(diff, double(std::fabs(a[i] - b[i])));
+    scale = std::max(scale, double(std::fabs(b[i])));
+  }
+  return diff / scale;
+}
+
+struct Batch {
+  std::vector<float> images;
+  std::vector<int32_t> labels;
+};
+
+Batch random_batch(const NetworkShape& shape, uint64_t seed) {
+  Rng rng(seed);
+  Batch b;
+  b.images.resize(size_t(shape.batch) * shape.channels * shape.height * shape.width);
+  for (auto& x : b.images) x = float(rng.normal());
+  b.labels.resize(size_t(shape.batch));
+  for (auto& y : b.labels) y = int32_t(rng.below(2));
+  return b;
+}
+
+Parameters initial_parameters(const NetworkShape& shape) {
+  Parameters p = Parameters::glorot(shape, 11);
+  for (const auto& info : p.layout)
+    if (info.is_bias)
+      for (int64_t i = 0; i < info.size; ++i) p.data(info)[i] = 0.05f * float((i % 7) - 3);
+  return p;
+}
+
+// The trusted side: the CPU backend (for a GPU under test) or the naive
+// reference network (for the CPU backend under test).
+struct Reference {
+  std::string name;
+  std::unique_ptr<TrainingStep> cpu;  // null: naive reference
+  const NetworkShape* shape;
+  StepOptions options;
+  Parameters params, m, v;
+  int64_t step = 0;
+
+  void set(const Parameters& p) {
+    params = p;
+    m = Parameters::zeros(*shape);
+    v = Parameters::zeros(*shape);
+    step = 0;
+    if (cpu) {
+      cpu->set_parameters(p);
+      cpu->set_optimizer_state(m, v, 0);
+    }
+  }
+  // Loss (mean), probabilities and gradients at the current parameters.
+  reference::NetworkResult forward_backward(const Batch& b, int count, bool training) {
+    if (!cpu)
+      return reference::network_forward_backward(*shape, params, b.images.data(), b.labels.data(),
+                                                 count, training, options.dropout_seed, step);
+    reference::NetworkResult r;
+    const StepResult s =
+        cpu->gradients(b.images.data(), b.labels.data(), count, training, &r.grads);
+    r.loss = s.loss_sum / count;
+    r.probs.resize(size_t(shape->batch) * 2);
+    cpu->predict(b.images.data(), count, r.probs.data());
+    return r;
+  }
+  void train(const Batch& b, int count) {
+    if (cpu) {
+      cpu->train(b.images.data(), b.labels.data(), count);
+      params = cpu->parameters();
+      return;
+    }
+    auto r = reference::network_forward_backward(*shape, params, b.images.data(), b.labels.data(),
+                                                 count, true, options.dropout_seed, step);
+    ++step;
+    adam_update(options.adam, step, int64_t(params.values.size()), params.values.data(),
+                r.grads.values.data(), m.values.data(), v.values.data());
+  }
+};
+
+}  // namespace
+
+SelfTestOptions quick_selftest_options(const ModelSpec& spec, int width, int height) {
+  SelfTestOptions o;
+  o.spec = spec;
+  // The network as it will train, on a smaller input where the spec allows it.
+  o.width = std::min(width, 64);
+  o.height = std::min(height, 64);
+  try {
+    infer_shapes(spec, 2, o.height, o.width);
+  } catch (const Error&) {
+    o.width = width;
+    o.height = height;
+  }
+  o.batch = 4;
+  o.steps = 2;
+  o.allocators = {"pool", "plan"};
+  o.pool_operations = 2000;
+  return o;
+}
+
+SelfTestReport run_selftest(const SelfTestOptions& o) {
+  SelfTestReport report;
+  auto add = [&](const std::string& check, double worst, double tolerance,
+                 const std::string& note) {
+    SelfTestRow row{check, worst <= tolerance, worst, tolerance, note};
+    report.passed = report.passed && row.passed;
+    report.rows.push_back(row);
+  };
+  auto backend = make_backend(o.device);  // "no CUDA device: ..." when absent
+  const NetworkShape shape = infer_shapes(o.spec, o.batch, o.height, o.width);
+  const Parameters initial = initial_parameters(shape);
+  const Batch batch = random_batch(shape, 5);
+  const int count = std::max(1, o.batch - 1);  // a padded row is part of the test
+
+  Reference ref;
+  ref.shape = &shape;
+  ref.options.dropout_seed = 77;
+  if (o.device != "cpu") {
+    ref.name = "cpu";
+    ref.cpu = make_backend("cpu")->compile(o.spec, shape, ref.options);
+  } else {
+    ref.name = "naive reference";
+  }
+
+  // 1. Every layer forward and backward (training mode: dropout masks too).
+  {
+    MemoryEngineOptions mo;
+    mo.device = o.device;
+    mo.config.allocator = "plan";
+    MemoryEngine engine(mo);
+    StepOptions so = ref.options;
+    so.device.memory = &engine.resource();
+    auto step = backend->compile(o.spec, shape, so);
+    step->set_parameters(initial);
+    ref.set(initial);
+    Parameters grads;
+    const StepResult got =
+        step->gradients(batch.images.data(), batch.labels.data(), count, true, &grads);
+    const auto want = ref.forward_backward(batch, count, true);
+    const float loss_got = float(got.loss_sum / count), loss_want = float(want.loss);
+    add("forward loss", relative_difference(&loss_got, &loss_want, 1), 1e-4, "vs " + ref.name);
+    std::vector<float> probs(size_t(shape.batch) * 2);
+    step->predict(batch.images.data(), count, probs.data());
+    auto want_probs =
+        ref.cpu ? want.probs
+                : reference::network_forward_backward(shape, initial, batch.images.data(),
+                                                      batch.labels.data(), count, false, 0, 0)
+                      .probs;
+    add("forward probabilities",
+        relative_difference(probs.data(), want_probs.data(), size_t(count) * 2), 1e-4,
+        "inference mode");
+    for (const auto& info : initial.layout)
+      add(info.name + " gradient",
+          relative_difference(grads.data(info), want.grads.data(info), size_t(info.size)), 2e-3,
+          "backward");
+  }
+
+  // 2. A few training steps with each allocator; identical weights across them.
+  ref.set(initial);
+  for (int s = 0; s < o.steps; ++s) ref.train(random_batch(shape, 100 + s), count);
+  std::vector<std::pair<std::string, Parameters>> trained;
+  for (const std::string& allocator : o.allocators) {
+    if (allocator == "async" && o.device == "cpu") continue;  // cudaMallocAsync: GPU only
+    MemoryEngineOptions mo;
+    mo.device = o.device;
+    mo.config.allocator = allocator;
+    mo.config.gpu_mem_pool = o.device == "cpu" ? 64 : 0.25;  // leave the rest of the GPU alone
+    MemoryEngine engine(mo);
+    StepOptions so = ref.options;
+    so.device.memory = &engine.resource();
+    so.device.planned = engine.planned();
+    auto step = backend->compile(o.spec, shape, so);
+    step->set_parameters(initial);
+    for (int s = 0; s < o.steps; ++s) {
+      const Batch b = random_batch(shape, 100 + s);
+      step->train(b.images.data(), b.labels.data(), count);
+    }
+    step->take_results();
+    const Parameters p = step->parameters();
+    const MemoryStats stats = engine.stats();
+    char note[200];
+    std::snprintf(note, sizeof note, "%d steps; %llu allocations, peak %.1f MB", o.steps,
+                  (unsigned long long)stats.allocations, stats.peak_bytes_in_use / 1e6);
+    add("train/" + allocator,
+        relative_difference(p.values.data(), ref.params.values.data(), p.values.size()), 1e-3,
+        note);
+    trained.push_back({allocator, p});
+  }
+  if (trained.size() > 1) {
+    double worst = 0;
+    for (size_t i = 1; i < trained.size(); ++i)
+      worst = std::max(worst, relative_difference(trained[i].second.values.data(),
+                                                  trained[0].second.values.data(),
+                                                  trained[0].second.values.size()));
+    add("same weights, every allocator", worst, 0, "deterministic algorithms: bit for bit");
+  }
+
+  // 3. The pool's invariants on the device's own memory.
+  {
+    MemoryEngineOptions mo;
+    mo.device = o.device;
+    mo.config.allocator = "direct";
+    MemoryEngine upstream(mo);
+    PoolOptions po;
+    po.initial_bytes = 64u << 20;
+    po.minimum_region = 16u << 20;
+    PoolResource pool(upstream.resource(), po);
+    Rng rng(3);
+    std::vector<std::pair<char*, size_t>> live;
+    size_t violations = 0;
+    for (int i = 0; i < o.pool_operations; ++i) {
+      if (live.size() < 500 && (live.empty() || rng.below(2))) {
+        const size_t bytes = 1 + rng.below(1 << 18);
+        char* p = static_cast<char*>(pool.allocate(bytes));
+        violations += reinterpret_cast<uintptr_t>(p) % kAlignment != 0;
+        for (const auto& [q, n] : live) violations += p < q + n && q < p + bytes;
+        live.push_back({p, bytes});
+      } else {
+        const size_t k = rng.below(live.size());
+        pool.deallocate(live[k].first, live[k].second);
+        live[k] = live.back();
+        live.pop_back();
+      }
+    }
+    for (const auto& [p, n] : live) pool.deallocate(p, n);
+    const MemoryStats s = pool.stats();
+    violations += s.bytes_in_use != 0 || s.free_bytes != s.bytes_reserved;
+    violations += pool.free_block_count() != pool.region_count();
+    add("pool invariants", double(violations), 0,
+        std::to_string(o.pool_operations) + " random operations on " + o.device + " memory");
+  }
+  return report;
+}
+
+std::string SelfTestReport::table() const {
+  std::ostringstream out;
+  char line[300];
+  std::snprintf(line, sizeof line, "%-34s %-6s %12s %10s  %s\n", "check", "result", "worst",
+                "tolerance", "note");
+  out << line;
+  for (const auto& r : rows) {
+    std::snprintf(line, sizeof line, "%-34s %-6s %12.3g %10.3g  %s\n", r.check.c_str(),
+                  r.passed ? "PASS" : "FAIL", r.worst, r.tolerance, r.note.c_str());
+    out << line;
+  }
+  out << (passed ? "PASS" : "FAIL") << ": " << rows.size() << " checks\n";
+  return out.str();
+}
+
+std::string SelfTestReport::summary() const {
+  int failed = 0;
+  std::string first;
+  for (const auto& r : rows)
+    if (!r.passed && failed++ == 0) first = r.check;
+  if (!failed) return "self-test: PASS (" + std::to_string(rows.size()) + " checks)";
+  return "self-test: FAIL (" + std::to_string(failed) + " of " + std::to_string(rows.size()) +
+         " checks, first: " + first + ")";
+}
+
+}  // namespace histocnn
