@@ -3,7 +3,7 @@
 // a new one of random size (256 B .. 1 MB, log-uniform). Reports the cost of
 // one allocate+free pair.
 //
-//   build/bench/bench_allocators --benchmark_min_time=0.2
+//   build/bench/bench_allocators --benchmark_min_time=0.2 --benchmark_repetitions=5
 //
 // Resources: "pool/host" is the pool's own logic over a host upstream (what
 // the pool adds on top of the device, measurable without a GPU); "new/host"
@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/rng.h"
+#include "memory/adaptors.h"
 #include "memory/host_resource.h"
 #include "memory/pool_resource.h"
 #ifdef HISTOCNN_HAVE_CUDA
@@ -60,8 +61,19 @@ void BM_PoolOverHost(benchmark::State& state) {
   random_pairs(state, pool);
 }
 
+// The pool as a run uses it: under the statistics adaptor.
+void BM_PoolWithStatistics(benchmark::State& state) {
+  HostResource host;
+  PoolOptions options;
+  options.initial_bytes = size_t(state.range(0)) * (100 << 10);
+  PoolResource pool(host, options);
+  StatisticsAdaptor stats(pool);
+  random_pairs(state, stats);
+}
+
 BENCHMARK(BM_HostNew)->Arg(1000)->Arg(10000)->Arg(100000)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_PoolOverHost)->Arg(1000)->Arg(10000)->Arg(100000)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_PoolWithStatistics)->Arg(10000)->Arg(100000)->Unit(benchmark::kMicrosecond);
 
 #ifdef HISTOCNN_HAVE_CUDA
 bool have_device() {
