@@ -18,6 +18,19 @@ struct AdamStep {
   float v_scale;    // 1 / sqrt(1 - beta2^t)
 };
 
+// The constants of step t (t >= 1), in double, then rounded: the same code on
+// host and device.
+HISTOCNN_HD AdamStep adam_step(float learning_rate, float beta1, float beta2, float epsilon,
+                               int64_t t) {
+  AdamStep a;
+  a.beta1 = beta1;
+  a.beta2 = beta2;
+  a.epsilon = epsilon;
+  a.step_size = float(double(learning_rate) / (1.0 - pow(double(beta1), double(t))));
+  a.v_scale = float(1.0 / sqrt(1.0 - pow(double(beta2), double(t))));
+  return a;
+}
+
 // One parameter's update, in PyTorch's form:
 //   m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;  w -= step_size * m / (sqrt(v) * v_scale + eps)
 HISTOCNN_HD void adam(const AdamStep& a, float g, float* w, float* m, float* v) {
@@ -72,7 +85,25 @@ HISTOCNN_HD float relu_dropout_grad(float y, float g, float mask) {
   return y > 0 ? g * mask : 0.0f;
 }
 
-// Bias gradient contribution and the ReLU-on-pooled-map rule live in the
-// libraries (cuDNN, oneDNN); only what no library provides is here.
+// Dense layer output element `index` of a [rows, outputs] matrix after the
+// GEMM: bias, ReLU (hidden layers), inverted dropout at training step `step`
+// (1-based; the mask of dense layer `layer`). The CUDA kernel's body.
+HISTOCNN_HD float dense_activation(float y, float bias, bool relu, float dropout, uint64_t seed,
+                                   int64_t step, int layer, uint64_t index) {
+  float v = y + bias;
+  if (relu) v = v > 0 ? v : 0.0f;
+  if (dropout > 0) v *= dropout_scale(seed, dropout_stream(step, layer), index, dropout);
+  return v;
+}
+// Its backward, in place on the gradient: the mask is recomputed from the hash.
+HISTOCNN_HD float dense_activation_backward(float y, float g, float dropout, uint64_t seed,
+                                            int64_t step, int layer, uint64_t index) {
+  const float mask =
+      dropout > 0 ? dropout_scale(seed, dropout_stream(step, layer), index, dropout) : 1.0f;
+  return relu_dropout_grad(y, g, mask);
+}
+
+// Bias gradients and the ReLU-on-pooled-map rule live in the libraries
+// (cuDNN, oneDNN, cuBLAS gemv); only what no library provides is here.
 
 }  // namespace histocnn::elementwise

@@ -1,0 +1,23 @@
+// CUDA backend: cuDNN convolution, pooling and activation; cuBLAS for the
+// dense layers; own kernels only for dense bias/ReLU/dropout, softmax
+// cross-entropy and the fused Adam update (cuda_kernels.h). The step is a
+// dispatcher over the schedule of cuda_schedule.h; every tensor, workspace
+// and the optimizer state come from the DeviceContext's memory resource.
+//
+// Creating the backend creates the cuDNN and cuBLAS handles and runs a tiny
+// convolution, GEMM and each own kernel once, so the lazily loaded kernels and
+// the libraries' own device memory are in place before a pool reserves its
+// share of the device (Theano's users saw handle creation fail under a 98%
+// CNMeM reserve). The backend must outlive its steps.
+#pragma once
+
+#include <memory>
+
+#include "backends/backend.h"
+
+namespace histocnn {
+
+// Throws histocnn::Error ("no CUDA device: ...") without a device.
+std::unique_ptr<Backend> make_cuda_backend();
+
+}  // namespace histocnn

@@ -1,0 +1,125 @@
+#include <cuda_runtime.h>
+
+#include <string>
+
+#include "backends/cuda/cuda_kernels.h"
+#include "core/error.h"
+
+namespace histocnn::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+int blocks_for(int64_t n) {
+  return int((n + kThreads - 1) / kThreads);
+}
+cudaStream_t as_stream(Stream s) {
+  return static_cast<cudaStream_t>(s);
+}
+
+__global__ void dense_activation_kernel(float* y, const float* bias, int rows, int outputs,
+                                        bool relu, float dropout, uint64_t seed,
+                                        const int64_t* step, int layer) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= int64_t(rows) * outputs) return;
+  y[i] = elementwise::dense_activation(y[i], bias[i % outputs], relu, dropout, seed, *step + 1,
+                                       layer, uint64_t(i));
+}
+
+__global__ void dense_activation_backward_kernel(float* g, const float* y, int rows, int outputs,
+                                                 float dropout, uint64_t seed, const int64_t* step,
+                                                 int layer) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= int64_t(rows) * outputs) return;
+  g[i] = elementwise::dense_activation_backward(y[i], g[i], dropout, seed, *step + 1, layer,
+                                                uint64_t(i));
+}
+
+__global__ void softmax_xent_kernel(const float* logits, float* d_logits, float* probs,
+                                    const int32_t* labels, const int* count, int rows,
+                                    bool backward, double* loss_sum, int* correct) {
+  const int row = int(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (row >= rows) return;
+  const int n = *count;
+  const bool real = row < n && labels;
+  const int label = real ? labels[row] : 0;
+  const elementwise::SoftmaxRow r =
+      elementwise::softmax_xent(logits[2 * row], logits[2 * row + 1], label);
+  if (probs) {
+    probs[2 * row] = r.p0;
+    probs[2 * row + 1] = r.p1;
+  }
+  if (real) {
+    atomicAdd(loss_sum, r.loss);
+    atomicAdd(correct, r.correct);
+  }
+  if (d_logits)
+    elementwise::softmax_xent_grad(r, label, real && backward ? 1.0f / float(n) : 0.0f,
+                                   &d_logits[2 * row], &d_logits[2 * row + 1]);
+}
+
+__global__ void adam_prepare_kernel(int64_t* step, float lr, float b1, float b2, float eps,
+                                    elementwise::AdamStep* constants) {
+  const int64_t t = ++*step;
+  *constants = elementwise::adam_step(lr, b1, b2, eps, t);
+}
+
+__global__ void adam_kernel(float* w, const float* g, float* m, float* v, int64_t n,
+                            const elementwise::AdamStep* constants) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  elementwise::adam(*constants, g[i], w + i, m + i, v + i);
+}
+
+__global__ void fill_kernel(float* p, float value, int64_t n) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < n) p[i] = value;
+}
+
+}  // namespace
+
+void launch_dense_activation(float* y, const float* bias, int rows, int outputs, bool relu,
+                             float dropout, uint64_t seed, const int64_t* step, int layer,
+                             Stream stream) {
+  const int64_t n = int64_t(rows) * outputs;
+  dense_activation_kernel<<<blocks_for(n), kThreads, 0, as_stream(stream)>>>(
+      y, bias, rows, outputs, relu, dropout, seed, step, layer);
+}
+
+void launch_dense_activation_backward(float* g, const float* y, int rows, int outputs,
+                                      float dropout, uint64_t seed, const int64_t* step, int layer,
+                                      Stream stream) {
+  const int64_t n = int64_t(rows) * outputs;
+  dense_activation_backward_kernel<<<blocks_for(n), kThreads, 0, as_stream(stream)>>>(
+      g, y, rows, outputs, dropout, seed, step, layer);
+}
+
+void launch_softmax_xent(const float* logits, float* d_logits, float* probs, const int32_t* labels,
+                         const int* count, int rows, bool backward, double* loss_sum, int* correct,
+                         Stream stream) {
+  softmax_xent_kernel<<<blocks_for(rows), kThreads, 0, as_stream(stream)>>>(
+      logits, d_logits, probs, labels, count, rows, backward, loss_sum, correct);
+}
+
+void launch_adam_prepare(int64_t* step, float learning_rate, float beta1, float beta2,
+                         float epsilon, elementwise::AdamStep* constants, Stream stream) {
+  adam_prepare_kernel<<<1, 1, 0, as_stream(stream)>>>(step, learning_rate, beta1, beta2, epsilon,
+                                                      constants);
+}
+
+void launch_adam(float* weights, const float* grads, float* m, float* v, int64_t n,
+                 const elementwise::AdamStep* constants, Stream stream) {
+  adam_kernel<<<blocks_for(n), kThreads, 0, as_stream(stream)>>>(weights, grads, m, v, n,
+                                                                 constants);
+}
+
+void launch_fill(float* p, float value, int64_t n, Stream stream) {
+  fill_kernel<<<blocks_for(n), kThreads, 0, as_stream(stream)>>>(p, value, n);
+}
+
+void check_launch(const char* what) {
+  const cudaError_t status = cudaGetLastError();
+  if (status != cudaSuccess)
+    fail(std::string(what) + ": kernel launch failed: " + cudaGetErrorString(status));
+}
+
+}  // namespace histocnn::cuda

@@ -1,0 +1,234 @@
+#include "backends/cuda/cuda_schedule.h"
+
+#include <algorithm>
+#include <climits>
+#include <stdexcept>
+
+namespace histocnn::cuda {
+
+Dims4 conv_output_dims(const Dims4& x, int filters, int kernel, int pad) {
+  return {x.n, filters, x.h + 2 * pad - kernel + 1, x.w + 2 * pad - kernel + 1};
+}
+
+Dims4 pool_output_dims(const Dims4& x, int window) {
+  return {x.n, x.c, x.h / window, x.w / window};
+}
+
+// Row-major X[N,in] is column-major X^T [in,N] (ld = in); W[out,in] is W^T
+// [in,out] (ld = in); Y[N,out] is Y^T [out,N] (ld = out).
+GemmCall dense_forward_gemm(int batch, int in, int out) {
+  // Y^T[out,N] = (W^T)^T[out,in] X^T[in,N]
+  return {true,
+          false,
+          out,
+          batch,
+          in,
+          in,
+          in,
+          out,
+          GemmCall::kWeight,
+          GemmCall::kInput,
+          GemmCall::kOutput};
+}
+
+GemmCall dense_backward_data_gemm(int batch, int in, int out) {
+  // dX^T[in,N] = W^T[in,out] dY^T[out,N]
+  return {false,
+          false,
+          in,
+          batch,
+          out,
+          in,
+          out,
+          in,
+          GemmCall::kWeight,
+          GemmCall::kOutputGrad,
+          GemmCall::kInputGrad};
+}
+
+GemmCall dense_backward_weight_gemm(int batch, int in, int out) {
+  // dW^T[in,out] = X^T[in,N] (dY^T)^T[N,out]
+  return {false,
+          true,
+          in,
+          out,
+          batch,
+          in,
+          out,
+          in,
+          GemmCall::kInput,
+          GemmCall::kOutputGrad,
+          GemmCall::kWeightGrad};
+}
+
+void host_gemm(const GemmCall& g, const float* a, const float* b, float* c, float beta) {
+  // Column-major: element (i, j) of a matrix with leading dimension ld is [i + j * ld].
+  for (int j = 0; j < g.n; ++j)
+    for (int i = 0; i < g.m; ++i) {
+      double sum = 0;
+      for (int p = 0; p < g.k; ++p) {
+        const float av = g.trans_a ? a[p + i * g.lda] : a[i + p * g.lda];
+        const float bv = g.trans_b ? b[j + p * g.ldb] : b[p + j * g.ldb];
+        sum += double(av) * bv;
+      }
+      float& out = c[i + j * g.ldc];
+      out = float(sum) + (beta != 0 ? beta * out : 0.0f);
+    }
+}
+
+std::string ScheduledOp::name() const {
+  static const char* names[] = {
+      "input",    "conv_fwd",        "pool_fwd",     "dense_fwd",   "dense_act",
+      "loss",     "dense_act_bwd",   "dense_bwd_w",  "dense_bwd_d", "relu_bwd_pooled",
+      "pool_bwd", "conv_bwd_filter", "conv_bwd_data"};
+  return std::string(names[int(kind)]) + "[" + std::to_string(layer) + "]";
+}
+
+CudaSchedule build_cuda_schedule(const NetworkShape& shape,
+                                 const std::vector<ConvWorkspaces>& workspaces) {
+  if (!workspaces.empty() && workspaces.size() != shape.convs.size())
+    throw std::invalid_argument("build_cuda_schedule: one workspace entry per conv block");
+  CudaSchedule s;
+  auto tensor = [&](const std::string& name, int64_t floats) {
+    s.tensors.push_back({name, size_t(floats) * sizeof(float), INT_MAX, -1});
+    return int(s.tensors.size() - 1);
+  };
+  auto bytes_tensor = [&](const std::string& name, size_t bytes) {
+    if (!bytes) return -1;
+    s.tensors.push_back({name, bytes, INT_MAX, -1});
+    return int(s.tensors.size() - 1);
+  };
+  auto op = [&](OpKind kind, int layer, std::vector<int> tensors) {
+    tensors.erase(std::remove(tensors.begin(), tensors.end(), -1), tensors.end());
+    s.ops.push_back({kind, layer, std::move(tensors)});
+  };
+  const int n = shape.batch;
+  Dims4 x{n, shape.channels, shape.height, shape.width};
+  s.input = tensor("input", x.count());
+  op(OpKind::kInput, 0, {s.input});
+  int src = s.input;
+  for (size_t k = 0; k < shape.convs.size(); ++k) {
+    const ConvShape& cs = shape.convs[k];
+    const std::string tag = "conv" + std::to_string(k + 1);
+    CudaSchedule::ConvTensors c;
+    c.x = x;
+    c.y = conv_output_dims(x, cs.out_c, cs.kernel, cs.pad);
+    c.pooled_dims = cs.pool > 1 ? pool_output_dims(c.y, cs.pool) : c.y;
+    if (c.y.h != cs.conv_h || c.y.w != cs.conv_w || c.pooled_dims.h != cs.out_h ||
+        c.pooled_dims.w != cs.out_w)
+      throw std::logic_error("build_cuda_schedule: " + tag + " shape disagrees with infer_shapes");
+    c.src = src;
+    c.conv_out = tensor(tag + ".out", c.y.count());
+    c.pooled = cs.pool > 1 ? tensor(tag + ".pooled", c.pooled_dims.count()) : c.conv_out;
+    const ConvWorkspaces ws = workspaces.empty() ? ConvWorkspaces{} : workspaces[k];
+    c.ws_forward = bytes_tensor(tag + ".ws_fwd", ws.forward);
+    op(OpKind::kConvForward, int(k), {c.src, c.conv_out, c.ws_forward});
+    if (cs.pool > 1) op(OpKind::kPoolForward, int(k), {c.conv_out, c.pooled});
+    s.convs.push_back(c);
+    src = c.pooled;
+    x = c.pooled_dims;
+  }
+  // Dense layers read the last pooled map as [N, C*H*W]: NCHW is already that.
+  for (size_t j = 0; j < shape.denses.size(); ++j) {
+    const DenseShape& ds = shape.denses[j];
+    const std::string tag = "fc" + std::to_string(j + 1);
+    CudaSchedule::DenseTensors d;
+    d.in = ds.in;
+    d.outputs = ds.out;
+    d.src = src;
+    d.out = tensor(tag + ".out", int64_t(n) * ds.out);
+    op(OpKind::kDenseForward, int(j), {d.src, d.out});
+    op(OpKind::kDenseActivation, int(j), {d.out});
+    s.denses.push_back(d);
+    src = d.out;
+  }
+  s.logits = s.denses.back().out;
+  s.d_logits = tensor("d_logits", int64_t(n) * 2);
+  s.denses.back().d_out = s.d_logits;
+  s.loss_op = int(s.ops.size());
+  op(OpKind::kLoss, 0, {s.logits, s.d_logits});
+  // Gradient tensors, created in backward order so in-place links point back.
+  for (size_t j = s.denses.size(); j-- > 0;) {
+    CudaSchedule::DenseTensors& d = s.denses[j];
+    const std::string tag = "fc" + std::to_string(j + 1);
+    if (j > 0) {
+      d.d_src = tensor("fc" + std::to_string(j) + ".d_out", int64_t(n) * d.in);
+      s.denses[j - 1].d_out = d.d_src;
+    } else {
+      CudaSchedule::ConvTensors& last = s.convs.back();
+      last.d_pooled =
+          tensor("conv" + std::to_string(s.convs.size()) + ".d_pooled", last.pooled_dims.count());
+      d.d_src = last.d_pooled;
+    }
+    if (shape.denses[j].relu) op(OpKind::kDenseActivationBackward, int(j), {d.d_out, d.out});
+    op(OpKind::kDenseBackwardWeights, int(j), {d.src, d.d_out});
+    op(OpKind::kDenseBackwardData, int(j), {d.d_out, d.d_src});
+  }
+  for (size_t k = s.convs.size(); k-- > 0;) {
+    CudaSchedule::ConvTensors& c = s.convs[k];
+    const ConvShape& cs = shape.convs[k];
+    const std::string tag = "conv" + std::to_string(k + 1);
+    const ConvWorkspaces ws = workspaces.empty() ? ConvWorkspaces{} : workspaces[k];
+    op(OpKind::kReluBackwardPooled, int(k), {c.pooled, c.d_pooled});
+    if (cs.pool > 1) {
+      c.d_conv_out = tensor(tag + ".d_out", c.y.count());
+      op(OpKind::kPoolBackward, int(k), {c.conv_out, c.pooled, c.d_pooled, c.d_conv_out});
+    } else {
+      c.d_conv_out = c.d_pooled;
+    }
+    c.ws_backward_filter = bytes_tensor(tag + ".ws_bwd_filter", ws.backward_filter);
+    op(OpKind::kConvBackwardFilter, int(k), {c.src, c.d_conv_out, c.ws_backward_filter});
+    if (k > 0) {
+      CudaSchedule::ConvTensors& prev = s.convs[k - 1];
+      prev.d_pooled = tensor("conv" + std::to_string(k) + ".d_pooled", prev.pooled_dims.count());
+      c.ws_backward_data = bytes_tensor(tag + ".ws_bwd_data", ws.backward_data);
+      op(OpKind::kConvBackwardData, int(k), {c.d_conv_out, prev.d_pooled, c.ws_backward_data});
+    }
+  }
+  for (size_t i = 0; i < s.ops.size(); ++i)
+    for (int t : s.ops[i].tensors) {
+      s.tensors[size_t(t)].first_use = std::min(s.tensors[size_t(t)].first_use, int(i));
+      s.tensors[size_t(t)].last_use = std::max(s.tensors[size_t(t)].last_use, int(i));
+    }
+  // The loss overwrites the logits with their gradient row by row.
+  if (s.tensors[size_t(s.logits)].last_use == s.loss_op && s.logits < s.d_logits)
+    s.tensors[size_t(s.d_logits)].in_place_of = s.logits;
+  return s;
+}
+
+int choose_algorithm(const std::vector<AlgorithmCandidate>& candidates, size_t workspace_limit,
+                     bool deterministic) {
+  int best = -1;
+  float best_ms = 0;
+  for (const auto& c : candidates) {
+    if (!c.ok || c.workspace > workspace_limit || (deterministic && !c.deterministic)) continue;
+    if (c.milliseconds < 0) return c.algorithm;  // heuristics: preference order
+    if (best < 0 || c.milliseconds < best_ms) {
+      best = c.algorithm;
+      best_ms = c.milliseconds;
+    }
+  }
+  return best;
+}
+
+int largest_batch_that_fits(const ModelSpec& spec, int height, int width, size_t budget,
+                            size_t persistent_bytes) {
+  auto need = [&](int batch) {
+    const CudaSchedule s = build_cuda_schedule(infer_shapes(spec, batch, height, width));
+    return plan_memory(s.tensors).arena_bytes + persistent_bytes;
+  };
+  if (need(1) > budget) return 0;
+  int fits = 1, fails = 2;
+  while (need(fails) <= budget) {
+    fits = fails;
+    if (fails >= (1 << 20)) return fits;
+    fails *= 2;
+  }
+  while (fails - fits > 1) {
+    const int mid = fits + (fails - fits) / 2;
+    (need(mid) <= budget ? fits : fails) = mid;
+  }
+  return fits;
+}
+
+}  // namespace histocnn::cuda

@@ -1,0 +1,134 @@
+// The CUDA training step as data: every tensor (NCHW, fp32), every operation in
+// execution order with the tensors it touches, the cuBLAS calls of the dense
+// layers and the cuDNN descriptors' dimensions — as plain functions with no
+// CUDA dependency. The CUDA step (cuda_step.cpp) is a dispatcher over this
+// schedule; host tests execute the same schedule with naive kernels over a
+// host resource (planned and per tensor) and compare with the reference
+// network, and `histocnn memplan --device cuda` prints its plan without a GPU.
+//
+// Data flow of one step (conv block k, dense layer j; shapes for batch N):
+//   input [N,3,H,W] --conv_fwd(+bias+ReLU)--> conv_out_k [N,C,Hc,Wc]
+//     --pool_fwd--> pooled_k [N,C,Hp,Wp]            (pool=1: pooled_k is conv_out_k)
+//   pooled_last viewed as [N, C*Hp*Wp] (NCHW is already PyTorch's flatten order)
+//     --gemm_fwd--> out_j [N,O] --bias_act(+ReLU, dropout mask from the counter hash)-->
+//   logits --loss (softmax-xent; writes d_logits in place, accumulates loss/correct on device)
+//   backward: act_bwd_j (ReLU' x mask, in place on d_out_j) -> gemm dW, gemv db, gemm dx
+//     -> relu_bwd on pooled_k (in place on d_pooled_k) -> pool_bwd -> d_conv_out_k
+//     -> conv_bwd_filter (+ bias) -> conv_bwd_data (k > 0) -> d_pooled_{k-1}
+//   update: one fused Adam kernel over the flat parameter vector (not planned:
+//   parameters, gradients and moments persist across steps).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "memory/memory_plan.h"
+#include "nn/spec.h"
+
+namespace histocnn::cuda {
+
+struct Dims4 {
+  int n, c, h, w;
+  int64_t count() const { return int64_t(n) * c * h * w; }
+  // Fully packed NCHW strides, as cudnnSetTensor4dDescriptor(NCHW) implies.
+  int64_t stride_n() const { return int64_t(c) * h * w; }
+  int64_t stride_c() const { return int64_t(h) * w; }
+};
+
+// What cudnnGetConvolution2dForwardOutputDim returns for a stride-1,
+// dilation-1 cross-correlation with symmetric padding.
+Dims4 conv_output_dims(const Dims4& x, int filters, int kernel, int pad);
+// What cudnnGetPooling2dForwardOutputDim returns for a p x p window, stride p,
+// no padding: floor division (Keras, PyTorch).
+Dims4 pool_output_dims(const Dims4& x, int window);
+
+// One cublasSgemm in column-major terms: C[m,n] = op(A)[m,k] op(B)[k,n] (+ beta C).
+struct GemmCall {
+  bool trans_a, trans_b;
+  int m, n, k;
+  int lda, ldb, ldc;
+  enum Operand { kInput, kWeight, kOutput, kInputGrad, kWeightGrad, kOutputGrad } a, b, c;
+};
+// The dense layer y[N,out] = x[N,in] W[out,in]^T + b, row-major (PyTorch),
+// mapped onto column-major cuBLAS.
+GemmCall dense_forward_gemm(int batch, int in, int out);
+GemmCall dense_backward_data_gemm(int batch, int in, int out);    // dx = dy W
+GemmCall dense_backward_weight_gemm(int batch, int in, int out);  // dW = dy^T x
+// Runs a GemmCall on host arrays with naive loops (the definition the tests
+// hold cuBLAS's mapping to).
+void host_gemm(const GemmCall& g, const float* a, const float* b, float* c, float beta = 0);
+
+enum class OpKind {
+  kInput,        // host -> device copy of the batch
+  kConvForward,  // conv + bias + ReLU
+  kPoolForward,
+  kDenseForward,             // gemm
+  kDenseActivation,          // bias, ReLU (hidden layers), dropout (where the spec has it)
+  kLoss,                     // softmax cross-entropy, accuracy, d_logits
+  kDenseActivationBackward,  // ReLU' and the dropout mask, in place
+  kDenseBackwardWeights,     // gemm dW, gemv db
+  kDenseBackwardData,        // gemm dx
+  kReluBackwardPooled,       // ReLU' on the pooled map, in place
+  kPoolBackward,
+  kConvBackwardFilter,  // and bias
+  kConvBackwardData,
+};
+
+struct ScheduledOp {
+  OpKind kind;
+  int layer;                 // conv or dense index
+  std::vector<int> tensors;  // the planned tensors it touches
+  std::string name() const;
+};
+
+// Per conv block: the workspace bytes of the algorithms chosen (0 when none
+// or not known yet).
+struct ConvWorkspaces {
+  size_t forward = 0, backward_data = 0, backward_filter = 0;
+};
+
+struct CudaSchedule {
+  struct ConvTensors {
+    int src = -1, conv_out = -1, pooled = -1, d_pooled = -1, d_conv_out = -1;
+    int ws_forward = -1, ws_backward_data = -1, ws_backward_filter = -1;
+    Dims4 x, y, pooled_dims;
+  };
+  struct DenseTensors {
+    int src = -1, out = -1, d_out = -1, d_src = -1;
+    int in = 0, outputs = 0;
+  };
+  std::vector<TensorLifetime> tensors;  // lifetimes filled from `ops`
+  std::vector<ScheduledOp> ops;
+  std::vector<ConvTensors> convs;
+  std::vector<DenseTensors> denses;
+  int input = -1, logits = -1, d_logits = -1;
+  int loss_op = -1;  // index of the loss operation
+};
+
+// cuDNN's algorithm candidates (from the heuristics, or timed by --cudnn-benchmark)
+// reduced to what the choice depends on.
+struct AlgorithmCandidate {
+  int algorithm;
+  bool ok;           // status == CUDNN_STATUS_SUCCESS
+  size_t workspace;  // bytes
+  bool deterministic;
+  float milliseconds;  // < 0: not timed (heuristics: the list is in preference order)
+};
+// The first candidate (the fastest when timed) that succeeded, fits the
+// workspace budget and, when `deterministic`, is deterministic; -1 if none.
+int choose_algorithm(const std::vector<AlgorithmCandidate>& candidates, size_t workspace_limit,
+                     bool deterministic);
+
+// The largest batch whose planned step (activations at `batch`, workspaces as
+// given per conv for the compiled batch, scaled linearly) plus parameter state
+// fits `budget` bytes; 0 if not even one. A plain search over the schedule.
+int largest_batch_that_fits(const ModelSpec& spec, int height, int width, size_t budget,
+                            size_t persistent_bytes);
+
+// Requires workspaces.size() == shape.convs.size() (or empty: none).
+CudaSchedule build_cuda_schedule(const NetworkShape& shape,
+                                 const std::vector<ConvWorkspaces>& workspaces = {});
+
+}  // namespace histocnn::cuda

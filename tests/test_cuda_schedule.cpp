@@ -1,0 +1,336 @@
+// The CUDA step's logic, verified without a GPU. The schedule the CUDA step
+// dispatches over (tensors, order, lifetimes, in-place links, cuBLAS operand
+// mapping) is executed here on the host: naive reference layers stand in for
+// cuDNN, host_gemm runs the exact GemmCall the step passes to cublasSgemm, and
+// our kernels' per-element functions (nn/elementwise.h) run as they do on the
+// device. Memory goes through StepMemory over a host resource, planned (freed
+// tensors are poisoned with NaN, so a lifetime that ends too early shows) and
+// per tensor (freed tensors are really freed: ASan sees a late read). The
+// results must equal the reference network's.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+
+#include "backends/cuda/cuda_schedule.h"
+#include "memory/adaptors.h"
+#include "memory/host_resource.h"
+#include "memory/step_memory.h"
+#include "nn/elementwise.h"
+#include "nn/reference.h"
+#include "test_util.h"
+
+namespace histocnn::cuda {
+namespace {
+
+struct HostRun {
+  double loss = 0;
+  int correct = 0;
+  std::vector<float> probs;
+  Parameters grads;
+  uint64_t allocator_calls = 0;
+};
+
+HostRun run_schedule(const NetworkShape& shape, const Parameters& params, const float* images,
+                     const int32_t* labels, int count, bool training, uint64_t seed, int64_t step,
+                     bool planned, const std::vector<ConvWorkspaces>& workspaces = {}) {
+  const CudaSchedule s = build_cuda_schedule(shape, workspaces);
+  HostResource host;
+  StatisticsAdaptor stats(host);
+  std::vector<float*> at(s.tensors.size(), nullptr);
+  StepMemory memory(s.tensors, int(s.ops.size()), stats, nullptr, planned,
+                    [&](size_t i, void* p) { at[i] = static_cast<float*>(p); });
+  HostRun r;
+  r.grads = Parameters::zeros(shape);
+  r.probs.assign(size_t(shape.batch) * 2, 0);
+  const int n = shape.batch;
+  auto w = [&](const std::string& name) { return params.data(params.info(name)); };
+  auto g = [&](const std::string& name) { return r.grads.data(r.grads.info(name)); };
+  std::vector<bool> poison(s.tensors.size(), true);
+  for (const auto& t : s.tensors)
+    if (t.in_place_of >= 0) poison[size_t(t.in_place_of)] = false;
+  for (size_t k = 0; k < s.ops.size(); ++k) {
+    memory.begin_op(int(k));
+    const ScheduledOp& op = s.ops[k];
+    const std::string conv = "conv" + std::to_string(op.layer + 1);
+    const std::string fc = "fc" + std::to_string(op.layer + 1);
+    switch (op.kind) {
+      case OpKind::kInput: {
+        const size_t per = size_t(shape.channels) * shape.height * shape.width;
+        std::fill(at[size_t(s.input)], at[size_t(s.input)] + per * size_t(n), 0.0f);
+        std::copy(images, images + per * size_t(count), at[size_t(s.input)]);
+        break;
+      }
+      case OpKind::kConvForward: {
+        const auto& c = s.convs[size_t(op.layer)];
+        const ConvShape& cs = shape.convs[size_t(op.layer)];
+        reference::conv2d_forward(at[size_t(c.src)], w(conv + ".weight"), w(conv + ".bias"),
+                                  at[size_t(c.conv_out)], n, c.x.c, c.x.h, c.x.w, cs.out_c,
+                                  cs.kernel, cs.pad);
+        reference::relu_forward(at[size_t(c.conv_out)], at[size_t(c.conv_out)], c.y.count());
+        if (c.ws_forward >= 0) at[size_t(c.ws_forward)][0] = 1;  // the workspace exists
+        break;
+      }
+      case OpKind::kPoolForward: {
+        const auto& c = s.convs[size_t(op.layer)];
+        reference::maxpool_forward(at[size_t(c.conv_out)], at[size_t(c.pooled)], n, c.y.c, c.y.h,
+                                   c.y.w, shape.convs[size_t(op.layer)].pool);
+        break;
+      }
+      case OpKind::kDenseForward: {
+        const auto& d = s.denses[size_t(op.layer)];
+        host_gemm(dense_forward_gemm(n, d.in, d.outputs), w(fc + ".weight"), at[size_t(d.src)],
+                  at[size_t(d.out)]);
+        break;
+      }
+      case OpKind::kDenseActivation: {
+        const auto& d = s.denses[size_t(op.layer)];
+        const DenseShape& ds = shape.denses[size_t(op.layer)];
+        float* y = at[size_t(d.out)];
+        for (int64_t i = 0; i < int64_t(n) * d.outputs; ++i)
+          y[i] = elementwise::dense_activation(y[i], w(fc + ".bias")[i % d.outputs], ds.relu,
+                                               training ? ds.dropout_after : 0.0f, seed, step + 1,
+                                               op.layer, uint64_t(i));
+        break;
+      }
+      case OpKind::kLoss: {
+        const float* logits = at[size_t(s.logits)];
+        float* d = at[size_t(s.d_logits)];
+        for (int row = 0; row < n; ++row) {
+          const bool real = row < count;
+          const int y = real ? labels[row] : 0;
+          const auto sm = elementwise::softmax_xent(logits[2 * row], logits[2 * row + 1], y);
+          r.probs[size_t(2 * row)] = sm.p0;
+          r.probs[size_t(2 * row + 1)] = sm.p1;
+          if (real) r.loss += sm.loss / count, r.correct += sm.correct;
+          elementwise::softmax_xent_grad(sm, y, real ? 1.0f / float(count) : 0.0f, &d[2 * row],
+                                         &d[2 * row + 1]);
+        }
+        break;
+      }
+      case OpKind::kDenseActivationBackward: {
+        const auto& d = s.denses[size_t(op.layer)];
+        const DenseShape& ds = shape.denses[size_t(op.layer)];
+        for (int64_t i = 0; i < int64_t(n) * d.outputs; ++i)
+          at[size_t(d.d_out)][i] = elementwise::dense_activation_backward(
+              at[size_t(d.out)][i], at[size_t(d.d_out)][i], training ? ds.dropout_after : 0.0f,
+              seed, step + 1, op.layer, uint64_t(i));
+        break;
+      }
+      case OpKind::kDenseBackwardWeights: {
+        const auto& d = s.denses[size_t(op.layer)];
+        host_gemm(dense_backward_weight_gemm(n, d.in, d.outputs), at[size_t(d.src)],
+                  at[size_t(d.d_out)], g(fc + ".weight"));
+        // The gemv with a ones vector: column sums of dY^T [out, N].
+        for (int o = 0; o < d.outputs; ++o) {
+          double sum = 0;
+          for (int row = 0; row < n; ++row) sum += at[size_t(d.d_out)][size_t(row * d.outputs + o)];
+          g(fc + ".bias")[o] = float(sum);
+        }
+        break;
+      }
+      case OpKind::kDenseBackwardData: {
+        const auto& d = s.denses[size_t(op.layer)];
+        host_gemm(dense_backward_data_gemm(n, d.in, d.outputs), w(fc + ".weight"),
+                  at[size_t(d.d_out)], at[size_t(d.d_src)]);
+        break;
+      }
+      case OpKind::kReluBackwardPooled: {
+        const auto& c = s.convs[size_t(op.layer)];
+        for (int64_t i = 0; i < c.pooled_dims.count(); ++i)
+          if (!(at[size_t(c.pooled)][i] > 0)) at[size_t(c.d_pooled)][i] = 0;
+        break;
+      }
+      case OpKind::kPoolBackward: {
+        const auto& c = s.convs[size_t(op.layer)];
+        reference::maxpool_backward(at[size_t(c.conv_out)], at[size_t(c.d_pooled)],
+                                    at[size_t(c.d_conv_out)], n, c.y.c, c.y.h, c.y.w,
+                                    shape.convs[size_t(op.layer)].pool);
+        break;
+      }
+      case OpKind::kConvBackwardFilter: {
+        const auto& c = s.convs[size_t(op.layer)];
+        const ConvShape& cs = shape.convs[size_t(op.layer)];
+        reference::conv2d_backward(at[size_t(c.src)], w(conv + ".weight"), at[size_t(c.d_conv_out)],
+                                   nullptr, g(conv + ".weight"), g(conv + ".bias"), n, c.x.c, c.x.h,
+                                   c.x.w, cs.out_c, cs.kernel, cs.pad);
+        break;
+      }
+      case OpKind::kConvBackwardData: {
+        const auto& c = s.convs[size_t(op.layer)];
+        const ConvShape& cs = shape.convs[size_t(op.layer)];
+        // cuDNN's backward data reads only w and dy: give the naive layer a
+        // zero x and throw its weight gradients away.
+        std::vector<float> zero_x(size_t(c.x.count()), 0.0f),
+            dw(size_t(cs.out_c) * cs.in_c * cs.kernel * cs.kernel), db(size_t(cs.out_c));
+        reference::conv2d_backward(zero_x.data(), w(conv + ".weight"), at[size_t(c.d_conv_out)],
+                                   at[size_t(s.convs[size_t(op.layer) - 1].d_pooled)], dw.data(),
+                                   db.data(), n, c.x.c, c.x.h, c.x.w, cs.out_c, cs.kernel, cs.pad);
+        break;
+      }
+    }
+    // Poison what dies here (planned mode: the arena keeps the bytes).
+    if (planned)
+      for (size_t t = 0; t < s.tensors.size(); ++t)
+        if (s.tensors[t].last_use == int(k) && poison[t])
+          std::fill(at[t], at[t] + s.tensors[t].bytes / sizeof(float),
+                    std::numeric_limits<float>::quiet_NaN());
+    memory.end_op(int(k));
+  }
+  r.allocator_calls = memory.allocator_calls();
+  return r;
+}
+
+struct Case {
+  const char* name;
+  const char* spec;
+  int batch, height, width, count;
+  bool training;
+};
+
+class CudaScheduleOnHost : public ::testing::TestWithParam<Case> {};
+
+TEST_P(CudaScheduleOnHost, MatchesTheReferenceNetworkPlannedAndPerTensor) {
+  const Case& c = GetParam();
+  const NetworkShape shape = infer_shapes(parse_model_spec(c.spec), c.batch, c.height, c.width);
+  Parameters params = Parameters::glorot(shape, 5);
+  for (const auto& info : params.layout)
+    if (info.is_bias)
+      for (int64_t i = 0; i < info.size; ++i) params.data(info)[i] = 0.05f * float((i % 7) - 3);
+  const auto images = testing::random_vector(size_t(c.batch) * 3 * c.height * c.width, 17, 0, 1);
+  std::vector<int32_t> labels(size_t(c.batch));
+  for (int i = 0; i < c.batch; ++i) labels[size_t(i)] = (i * 7 + 3) % 2;
+  const int64_t step = 4;
+  const auto want = reference::network_forward_backward(shape, params, images.data(), labels.data(),
+                                                        c.count, c.training, 99, step);
+  // Workspaces of odd sizes, so the plan has them to place too.
+  std::vector<ConvWorkspaces> ws;
+  for (size_t k = 0; k < shape.convs.size(); ++k) ws.push_back({1000 * (k + 1), 3000, 777});
+  for (bool planned : {true, false}) {
+    const HostRun got = run_schedule(shape, params, images.data(), labels.data(), c.count,
+                                     c.training, 99, step, planned, ws);
+    EXPECT_NEAR(got.loss, want.loss, 1e-5 * std::max(1.0, want.loss)) << "planned " << planned;
+    for (const auto& info : params.layout) {
+      double max_diff = 0, max_ref = 0;
+      for (int64_t i = 0; i < info.size; ++i) {
+        max_diff = std::max(max_diff,
+                            double(std::fabs(got.grads.data(info)[i] - want.grads.data(info)[i])));
+        max_ref = std::max(max_ref, double(std::fabs(want.grads.data(info)[i])));
+      }
+      EXPECT_LE(max_diff, 1e-5 + 1e-4 * max_ref) << info.name << " planned " << planned;
+    }
+    for (int i = 0; i < 2 * c.count; ++i)
+      EXPECT_NEAR(got.probs[size_t(i)], want.probs[size_t(i)], 1e-5);
+    if (planned)
+      EXPECT_EQ(got.allocator_calls, 1u);
+    else
+      EXPECT_GT(got.allocator_calls, 2 * shape.convs.size());
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Architectures, CudaScheduleOnHost,
+    ::testing::Values(
+        Case{"PaperNet",
+             "conv 32 kernel=3 pool=2; conv 32 kernel=3 pool=2; conv 64 kernel=3 pool=2; "
+             "dense 64; dropout 0.5; dense 2",
+             4, 32, 32, 4, false},
+        Case{"PaperNetDropoutPadded",
+             "conv 32 kernel=3 pool=2; conv 32 kernel=3 pool=2; conv 64 kernel=3 pool=2; "
+             "dense 64; dropout 0.5; dense 2",
+             5, 36, 40, 3, true},
+        Case{"ConvNoPool", "conv 8 kernel=3 pool=1; dense 2", 3, 10, 9, 3, false},
+        Case{"ConvSamePadOddPool",
+             "conv 16 kernel=5 pool=3 pad=same; conv 16 kernel=3 pool=2; dense 2", 2, 23, 19, 2,
+             false},
+        Case{"DeepDense", "conv 4 kernel=3 pool=2; dense 17; dense 9; dropout 0.3; dense 2", 6, 16,
+             16, 6, true},
+        Case{"SingleImage", "conv 32 kernel=3 pool=2; dense 2", 1, 12, 12, 1, false}),
+    [](const auto& info) { return std::string(info.param.name); });
+
+TEST(CudaSchedule, DescriptorShapesMatchTheNetworkShapeAndEveryTensorIsUsed) {
+  for (const char* spec : {"conv 16 kernel=5 pool=3 pad=same; conv 16 kernel=3 pool=2; dense 2",
+                           "conv 32 kernel=3 pool=2; conv 32 kernel=3 pool=2; conv 64 kernel=3 "
+                           "pool=2; dense 64; dropout 0.5; dense 2"}) {
+    const NetworkShape shape = infer_shapes(parse_model_spec(spec), 7, 61, 45);
+    const CudaSchedule s = build_cuda_schedule(shape);
+    ASSERT_EQ(s.convs.size(), shape.convs.size());
+    for (size_t k = 0; k < shape.convs.size(); ++k) {
+      const ConvShape& cs = shape.convs[k];
+      const auto& c = s.convs[k];
+      EXPECT_EQ(c.x.c, cs.in_c);
+      EXPECT_EQ(c.x.h, cs.in_h);
+      EXPECT_EQ(c.y.c, cs.out_c);
+      EXPECT_EQ(c.y.h, cs.conv_h);
+      EXPECT_EQ(c.y.w, cs.conv_w);
+      EXPECT_EQ(c.pooled_dims.h, cs.out_h);
+      EXPECT_EQ(c.pooled_dims.w, cs.out_w);
+      EXPECT_EQ(c.y.stride_n(), int64_t(cs.out_c) * cs.conv_h * cs.conv_w);
+    }
+    EXPECT_EQ(s.denses.front().in, s.convs.back().pooled_dims.stride_n())
+        << "NCHW pooled map is the dense input without a copy";
+    for (const auto& t : s.tensors) {
+      EXPECT_LE(t.first_use, t.last_use) << t.name << " is never used";
+      EXPECT_GT(t.bytes, 0u) << t.name;
+    }
+    EXPECT_NO_THROW(validate_plan(s.tensors, plan_memory(s.tensors)));
+  }
+}
+
+TEST(CudaSchedule, GemmMappingsEqualTheReferenceDenseLayer) {
+  const int n = 5, in = 7, out = 3;
+  const auto x = testing::random_vector(n * in, 1), wt = testing::random_vector(out * in, 2),
+             dy = testing::random_vector(n * out, 3);
+  std::vector<float> zero_bias(out, 0), y(n * out), y_ref(n * out), dx(n * in), dx_ref(n * in),
+      dw(out * in), dw_ref(out * in), db_ref(out);
+  host_gemm(dense_forward_gemm(n, in, out), wt.data(), x.data(), y.data());
+  reference::dense_forward(x.data(), wt.data(), zero_bias.data(), y_ref.data(), n, in, out);
+  host_gemm(dense_backward_data_gemm(n, in, out), wt.data(), dy.data(), dx.data());
+  host_gemm(dense_backward_weight_gemm(n, in, out), x.data(), dy.data(), dw.data());
+  reference::dense_backward(x.data(), wt.data(), dy.data(), dx_ref.data(), dw_ref.data(),
+                            db_ref.data(), n, in, out);
+  for (int i = 0; i < n * out; ++i) EXPECT_NEAR(y[i], y_ref[i], 1e-5);
+  for (int i = 0; i < n * in; ++i) EXPECT_NEAR(dx[i], dx_ref[i], 1e-5);
+  for (int i = 0; i < out * in; ++i) EXPECT_NEAR(dw[i], dw_ref[i], 1e-5);
+  // cuBLAS's constraints: leading dimensions at least the rows of each stored matrix.
+  for (const GemmCall& g : {dense_forward_gemm(n, in, out), dense_backward_data_gemm(n, in, out),
+                            dense_backward_weight_gemm(n, in, out)}) {
+    EXPECT_GE(g.lda, std::max(1, g.trans_a ? g.k : g.m));
+    EXPECT_GE(g.ldb, std::max(1, g.trans_b ? g.n : g.k));
+    EXPECT_GE(g.ldc, std::max(1, g.m));
+  }
+}
+
+TEST(CudaSchedule, AlgorithmChoiceRespectsBudgetDeterminismAndTiming) {
+  // Heuristics: preference order, skipping failures, over-budget and non-deterministic.
+  std::vector<AlgorithmCandidate> h = {{6, true, 900 << 20, true, -1},
+                                       {1, false, 0, true, -1},
+                                       {2, true, 10, false, -1},
+                                       {0, true, 0, true, -1}};
+  EXPECT_EQ(choose_algorithm(h, 512 << 20, true), 0);
+  EXPECT_EQ(choose_algorithm(h, 512 << 20, false), 2);
+  EXPECT_EQ(choose_algorithm(h, size_t(1) << 30, true), 6);
+  // Timed: the fastest acceptable one.
+  std::vector<AlgorithmCandidate> t = {
+      {0, true, 0, true, 3.0f}, {1, true, 0, true, 1.0f}, {2, true, 0, false, 0.5f}};
+  EXPECT_EQ(choose_algorithm(t, 0, true), 1);
+  EXPECT_EQ(choose_algorithm({}, 0, true), -1);
+}
+
+TEST(CudaSchedule, LargestBatchThatFitsIsTheBoundary) {
+  const ModelSpec spec = default_model_spec();
+  const size_t budget = size_t(256) << 20, persistent = size_t(40) << 20;
+  const int b = largest_batch_that_fits(spec, 200, 200, budget, persistent);
+  ASSERT_GT(b, 0);
+  auto need = [&](int batch) {
+    return plan_memory(build_cuda_schedule(infer_shapes(spec, batch, 200, 200)).tensors)
+               .arena_bytes +
+           persistent;
+  };
+  EXPECT_LE(need(b), budget);
+  EXPECT_GT(need(b + 1), budget);
+  EXPECT_EQ(largest_batch_that_fits(spec, 200, 200, persistent, persistent), 0);
+}
+
+}  // namespace
+}  // namespace histocnn::cuda
