@@ -11,6 +11,7 @@
 #include "backends/backend.h"
 #include "core/atomic_file.h"
 #include "memory/adaptors.h"
+#include "study/study.h"
 #include "test_util.h"
 #include "train/checkpoint.h"
 
@@ -233,6 +234,41 @@ TEST_F(Cli, StudyResumesWithoutRepeatingMeasurementsAndReports) {
   EXPECT_NE(bad.output.find("no study results found"), std::string::npos) << bad.output;
 }
 
+TEST_F(Cli, GpuStudyScriptRecordsCudaPointsAsNotRunWithoutAGpu) {
+  if (available_devices().size() > 1) GTEST_SKIP() << "a GPU is present: the full study would run";
+  const std::string dir = out("gpu-study");
+  const std::string command =
+      "SKIP_BUILD=1 THREADS=1,64 ENGINES=histocnn HISTOCNN=" + std::string(HISTOCNN_BINARY) + " " +
+      HISTOCNN_SOURCE_DIR + "/scripts/gpu-study.sh " + dir + " --data " + data() +
+      " --sizes 32 --batches 10 --epochs 1 --warmup 0 --crop 96 "
+      "--crops-benign 40 --crops-malignant 40 2>&1";
+  CommandResult r;
+  r.status = -1;
+  FILE* pipe = popen(command.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  char buffer[4096];
+  for (size_t n; (n = fread(buffer, 1, sizeof buffer, pipe)) > 0;) r.output.append(buffer, n);
+  r.status = pclose(pipe);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("CUDA points will be recorded as not run"), std::string::npos)
+      << r.output;
+  const auto rows = read_results(dir + "/results.jsonl");
+  int cuda = 0, cpu = 0;
+  for (const auto& row : rows) {
+    if (row["device"] == "cuda") {
+      ++cuda;
+      EXPECT_EQ(row["status"], "skipped") << row.dump();
+      EXPECT_NE(row.value("reason", "").find("not run"), std::string::npos) << row.dump();
+    } else {
+      ++cpu;
+      EXPECT_EQ(row["status"], "ok") << row.dump();
+      EXPECT_EQ(row["threads"], 1) << "64 threads are more than this machine has: left out";
+    }
+  }
+  EXPECT_EQ(cuda, 5) << "direct, pool, async, plan, plan+graphs";
+  EXPECT_EQ(cpu, 1);
+}
+
 TEST_F(Cli, MemplanPrintsThePlanAndFindsTheLargestBatch) {
   CommandResult plan = run("memplan --size 64 --batch 20");
   ASSERT_EQ(plan.status, 0) << plan.output;
@@ -244,6 +280,10 @@ TEST_F(Cli, MemplanPrintsThePlanAndFindsTheLargestBatch) {
   CommandResult bad = run("memplan --max-batch --budget lots");
   EXPECT_NE(bad.status, 0);
   EXPECT_NE(bad.output.find("--budget"), std::string::npos) << bad.output;
+  CommandResult gpu_plan = run("memplan --device cuda --size 200 --batch 150");
+  ASSERT_EQ(gpu_plan.status, 0) << gpu_plan.output;
+  EXPECT_NE(gpu_plan.output.find("conv1.d_out"), std::string::npos) << gpu_plan.output;
+  EXPECT_NE(gpu_plan.output.find("on cuda"), std::string::npos) << gpu_plan.output;
   CommandResult cpu_async =
       run("train --data " + data() + " -o " + out("z") + " --allocator async");
   EXPECT_NE(cpu_async.status, 0);

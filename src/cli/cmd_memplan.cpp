@@ -1,6 +1,8 @@
+#include <algorithm>
 #include <cstdio>
 
 #include "backends/backend.h"
+#include "backends/cuda/cuda_schedule.h"
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "core/atomic_file.h"
@@ -10,9 +12,25 @@
 namespace histocnn::cli {
 namespace {
 
-int64_t step_bytes(Backend& backend, const ModelSpec& spec, int batch, int height, int width,
+// The step's peak: compiled on the device when there is one (real layouts and
+// workspaces); for cuda without a GPU, the CUDA step's own schedule planned
+// on the host, cuDNN's workspaces counted as 0 (they are chosen on a device).
+int64_t step_bytes(Backend* backend, const ModelSpec& spec, int batch, int height, int width,
                    std::string* plan_text) {
-  auto step = backend.compile(spec, infer_shapes(spec, batch, height, width), StepOptions{});
+  const NetworkShape shape = infer_shapes(spec, batch, height, width);
+  if (!backend) {
+    const cuda::CudaSchedule schedule = cuda::build_cuda_schedule(shape);
+    const MemoryPlan plan = plan_memory(schedule.tensors);
+    const int64_t persistent = shape.parameter_count() * 16 + (int64_t(32) << 20);
+    if (plan_text)
+      *plan_text = describe_plan(schedule.tensors, plan) +
+                   "CUDA step schedule (no CUDA device here: cuDNN workspaces are chosen on the "
+                   "device and not counted); persistent " +
+                   std::to_string(persistent >> 20) +
+                   " MB (parameters, gradients, Adam state, cuBLAS workspace)\n";
+    return int64_t(plan.arena_bytes) + persistent;
+  }
+  auto step = backend->compile(spec, shape, StepOptions{});
   const MemoryReport m = step->memory();
   if (plan_text) *plan_text = m.plan + m.detail + "\n";
   return m.activation_bytes + m.parameter_bytes;
@@ -35,18 +53,22 @@ Runner add_memplan(CLI::App& app) {
   cmd->add_flag("--max-batch", a->max_batch, "find the largest batch whose step fits --budget");
   cmd->add_option("--budget", a->budget, "memory budget, e.g. 4GB (the paper's GTX-980)");
   cmd->add_option("--model", a->model, "model spec file (default: the paper's network)");
-  cmd->add_option("--device", a->device, "whose plan: cpu (cuda where built)")
+  cmd->add_option("--device", a->device,
+                  "whose plan: cpu or cuda (the CUDA step's schedule, also without a GPU)")
       ->capture_default_str();
   return [a] {
     int width = 0, height = 0;
     parse_size(a->size, "--size", &width, &height);
     const ModelSpec spec =
         a->model.empty() ? default_model_spec() : parse_model_spec(read_file(a->model), a->model);
-    auto backend = make_backend(a->device);
+    std::unique_ptr<Backend> backend;
+    const auto devices = available_devices();
+    if (a->device != "cuda" || std::find(devices.begin(), devices.end(), "cuda") != devices.end())
+      backend = make_backend(a->device);  // an unknown device fails here
     if (!a->max_batch) {
       require(a->batch >= 1, "--batch: must be at least 1, got " + std::to_string(a->batch));
       std::string plan;
-      const int64_t total = step_bytes(*backend, spec, a->batch, height, width, &plan);
+      const int64_t total = step_bytes(backend.get(), spec, a->batch, height, width, &plan);
       std::printf("%s", plan.c_str());
       std::printf(
           "peak %.1f MB for %dx%d, batch %d on %s (activations + parameters, gradients, Adam "
@@ -58,7 +80,7 @@ Runner add_memplan(CLI::App& app) {
     const size_t budget = parse_byte_size(a->budget, "--budget");
     // Memory grows monotonically with the batch: exponential then binary search.
     int fits = 0, fails = 1;
-    while (step_bytes(*backend, spec, fails, height, width, nullptr) <= int64_t(budget)) {
+    while (step_bytes(backend.get(), spec, fails, height, width, nullptr) <= int64_t(budget)) {
       fits = fails;
       fails *= 2;
       require(fails <= (1 << 20),
@@ -66,17 +88,18 @@ Runner add_memplan(CLI::App& app) {
     }
     while (fails - fits > 1) {
       const int mid = fits + (fails - fits) / 2;
-      (step_bytes(*backend, spec, mid, height, width, nullptr) <= int64_t(budget) ? fits : fails) =
+      (step_bytes(backend.get(), spec, mid, height, width, nullptr) <= int64_t(budget) ? fits
+                                                                                       : fails) =
           mid;
     }
     if (fits == 0) {
       std::printf("no batch fits %s at %dx%d (batch 1 needs %.1f MB)\n", a->budget.c_str(), width,
-                  height, step_bytes(*backend, spec, 1, height, width, nullptr) / 1e6);
+                  height, step_bytes(backend.get(), spec, 1, height, width, nullptr) / 1e6);
       return 1;
     }
     std::printf("largest batch for %s at %dx%d on %s: %d (%.1f MB)\n", a->budget.c_str(), width,
                 height, a->device.c_str(), fits,
-                step_bytes(*backend, spec, fits, height, width, nullptr) / 1e6);
+                step_bytes(backend.get(), spec, fits, height, width, nullptr) / 1e6);
     return 0;
   };
 }

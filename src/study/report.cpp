@@ -160,7 +160,7 @@ std::string write_report(const std::string& results_in, const std::string& outpu
   // Fig. 5: per batch, allocators compared across sizes (+ PyTorch).
   for (int b : batches) {
     std::vector<Series> series;
-    for (const std::string alloc : {"direct", "pool", "async", "plan"}) {
+    for (const std::string alloc : {"direct", "pool", "async", "plan", "plan+graphs"}) {
       Series s{"histocnn " + alloc, {}};
       for (const auto& r : find([&](const Row& r) {
              return r["engine"] == "histocnn" && r["device"] == "cuda" && r["allocator"] == alloc &&

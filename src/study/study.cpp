@@ -212,7 +212,11 @@ nlohmann::json measure_histocnn(const StudyOptions& o, const StudyPoint& p, cons
       argv.end(),
       {"--batch", std::to_string(p.batch), "--epochs", std::to_string(o.warmup + o.epochs),
        "--threads", std::to_string(p.threads), "--device", p.device, "--no-progress", "-o", dir});
-  if (!p.allocator.empty()) argv.insert(argv.end(), {"--allocator", p.allocator});
+  // "plan+graphs": the planned arena with the step captured as a CUDA graph.
+  if (p.allocator == "plan+graphs")
+    argv.insert(argv.end(), {"--allocator", "plan", "--cuda-graphs"});
+  else if (!p.allocator.empty())
+    argv.insert(argv.end(), {"--allocator", p.allocator});
   const std::string log = dir + ".log";
   if (run_command(argv, log) != 0) {
     row["status"] = "failed";

@@ -1,0 +1,132 @@
+// The CUDA step on a real GPU. Every test skips, saying why, on a machine
+// without a CUDA device (or a build without the CUDA backend); on a GPU
+// machine they run with the rest of ctest.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "backends/backend.h"
+#include "core/error.h"
+#include "memory/memory_engine.h"
+#include "test_util.h"
+#include "train/selftest.h"
+
+namespace histocnn {
+namespace {
+
+bool have_gpu(std::string* why) {
+  if (!cuda_backend_built()) {
+    *why = "this build has no CUDA backend";
+    return false;
+  }
+  const auto d = available_devices();
+  if (std::find(d.begin(), d.end(), "cuda") == d.end()) {
+    try {
+      make_backend("cuda");
+    } catch (const Error& e) {
+      *why = e.what();
+    }
+    return false;
+  }
+  return true;
+}
+
+#define REQUIRE_GPU()                         \
+  do {                                        \
+    std::string why;                          \
+    if (!have_gpu(&why)) GTEST_SKIP() << why; \
+  } while (0)
+
+struct CompiledStep {
+  std::unique_ptr<MemoryEngine> engine;
+  std::unique_ptr<TrainingStep> step;
+};
+
+CompiledStep compile(const std::string& device, const std::string& allocator,
+                     const NetworkShape& shape, bool graphs = false,
+                     const std::string& limit = "") {
+  MemoryEngineOptions mo;
+  mo.device = device;
+  mo.config.allocator = allocator;
+  mo.config.gpu_mem_pool = 0.25;
+  if (!limit.empty()) mo.limit_bytes = parse_byte_size(limit, "limit");
+  CompiledStep r;
+  r.engine = std::make_unique<MemoryEngine>(mo);
+  StepOptions so;
+  so.dropout_seed = 21;
+  so.device.memory = &r.engine->resource();
+  so.device.planned = r.engine->planned();
+  so.cuda_graphs = graphs;
+  r.step = make_backend(device)->compile(default_model_spec(), shape, so);
+  r.step->set_parameters(Parameters::glorot(shape, 3));
+  return r;
+}
+
+TEST(CudaStep, EveryLayerMatchesTheCpuBackendAndAllocatorsGiveIdenticalWeights) {
+  REQUIRE_GPU();
+  SelfTestOptions o;
+  o.device = "cuda";
+  o.width = o.height = 64;
+  o.batch = 16;
+  const SelfTestReport report = run_selftest(o);
+  EXPECT_TRUE(report.passed) << report.table();
+}
+
+TEST(CudaStep, ShortTrainingReachesTheCpuLoss) {
+  REQUIRE_GPU();
+  const NetworkShape shape = infer_shapes(default_model_spec(), 32, 64, 64);
+  CompiledStep cpu = compile("cpu", "plan", shape), gpu = compile("cuda", "plan", shape);
+  Rng rng(8);
+  double cpu_loss = 0, gpu_loss = 0;
+  for (int s = 0; s < 60; ++s) {
+    // Two separable classes: bright vs dark images.
+    std::vector<float> images(size_t(32) * 3 * 64 * 64);
+    std::vector<int32_t> labels(32);
+    for (int i = 0; i < 32; ++i) {
+      labels[size_t(i)] = int32_t(rng.below(2));
+      for (int p = 0; p < 3 * 64 * 64; ++p)
+        images[size_t(i) * 3 * 64 * 64 + size_t(p)] =
+            float(rng.uniform(0, 1)) + (labels[size_t(i)] ? 0.5f : -0.5f);
+    }
+    const StepResult c = cpu.step->train(images.data(), labels.data(), 32);
+    gpu.step->train(images.data(), labels.data(), 32);
+    if (s >= 50) cpu_loss += c.loss_sum;
+    if (s == 49) gpu.step->take_results();  // drop the first 50 steps' sums
+  }
+  gpu_loss = gpu.step->take_results().loss_sum;  // the last 10 steps
+  EXPECT_LT(cpu_loss / (10 * 32), 0.2);
+  EXPECT_LT(gpu_loss / (10 * 32), 0.2);
+  EXPECT_NEAR(gpu_loss, cpu_loss, 0.05 * cpu_loss + 0.01) << "same data, same initial weights";
+}
+
+TEST(CudaStep, GraphReplayEqualsEagerExecution) {
+  REQUIRE_GPU();
+  const NetworkShape shape = infer_shapes(default_model_spec(), 8, 48, 48);
+  CompiledStep eager = compile("cuda", "plan", shape), graph = compile("cuda", "plan", shape, true);
+  const auto images = testing::random_vector(size_t(8) * 3 * 48 * 48, 4, 0, 1);
+  const std::vector<int32_t> labels = {0, 1, 0, 1, 1, 0, 0, 1};
+  for (int s = 0; s < 5; ++s) {
+    eager.step->train(images.data(), labels.data(), 8);
+    graph.step->train(images.data(), labels.data(), 8);
+  }
+  EXPECT_EQ(eager.step->take_results().loss_sum, graph.step->take_results().loss_sum);
+  EXPECT_EQ(eager.step->parameters().values, graph.step->parameters().values);
+}
+
+TEST(CudaStep, OutOfMemoryNamesTheNumbersAndTheLargestBatch) {
+  REQUIRE_GPU();
+  const NetworkShape shape = infer_shapes(default_model_spec(), 150, 200, 200);
+  try {
+    compile("cuda", "plan", shape, false, "64MB");
+    FAIL() << "expected OutOfMemory under a 64 MB limit";
+  } catch (const OutOfMemory& e) {
+    const std::string what = e.what();
+    for (const char* part : {"requested", "reserved", "in use", "largest free block",
+                             "fragmentation", "largest batch"})
+      EXPECT_NE(what.find(part), std::string::npos) << part << " missing from: " << what;
+  }
+}
+
+}  // namespace
+}  // namespace histocnn
