@@ -171,6 +171,23 @@ TEST_F(Cli, EveryAllocatorTrainsOnTheCpuAndReportsItsStatistics) {
   }
 }
 
+TEST_F(Cli, OutOfMemoryIsOneLineWithTheNumbers) {
+  for (const std::string allocator : {"plan", "pool", "direct"}) {
+    const CommandResult r = run(train_args() + " --epochs 1 --allocator " + allocator +
+                                " --gpu-mem-limit 1MB -o " + out("oom_" + allocator));
+    EXPECT_EQ(r.status, 1) << r.output;
+    const auto at = r.output.find("histocnn: out of memory");
+    ASSERT_NE(at, std::string::npos) << r.output;
+    const std::string line = r.output.substr(at, r.output.find('\n', at) - at);
+    for (const char* part : {"requested", "reserved", "in use", "largest free block",
+                             "fragmentation", "limit is 1 MB"})
+      EXPECT_NE(line.find(part), std::string::npos) << part << " missing: " << line;
+  }
+  const CommandResult graphs = run(train_args() + " --epochs 1 --cuda-graphs -o " + out("g2"));
+  EXPECT_NE(graphs.output.find("--cuda-graphs: applies to --device cuda"), std::string::npos)
+      << graphs.output;
+}
+
 TEST_F(Cli, SelftestPassesOnTheCpuAndSaysSoWithoutAGpu) {
   const CommandResult cpu = run("selftest --device cpu --size 32 --batch 4 --steps 2");
   EXPECT_EQ(cpu.status, 0) << cpu.output;

@@ -74,7 +74,7 @@ MemoryEngine::MemoryEngine(const MemoryEngineOptions& o) : options_(o) {
     if (o.device == "cuda" || o.config.gpu_mem_pool > 1)
       reserve_bytes_ = cnmem_reserve_bytes(o.config.gpu_mem_pool, device_bytes_, "--gpu-mem-pool");
     pool.initial_bytes = reserve_bytes_;
-    if (o.limit_bytes) pool.maximum_bytes = o.limit_bytes;
+    // A limit sits under the pool: growth past it fails there, naming the limit.
     push(std::make_unique<PoolResource>(*top_, pool, events_.get()));
   }
   if (!o.allocation_log.empty()) push(std::make_unique<LoggingAdaptor>(*top_, o.allocation_log));

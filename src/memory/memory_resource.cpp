@@ -50,8 +50,9 @@ std::string oom_message(size_t requested, const MemoryStats& s, const std::strin
 
 OutOfMemory::OutOfMemory(size_t requested_bytes, const MemoryStats& s, const std::string& resource,
                          const std::string& hint)
-    : std::runtime_error(oom_message(requested_bytes, s, resource, hint)),
+    : Error(oom_message(requested_bytes, s, resource, hint)),
       requested(requested_bytes),
-      stats(s) {}
+      stats(s),
+      hint(hint) {}
 
 }  // namespace histocnn

@@ -18,6 +18,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "core/error.h"
+
 namespace histocnn {
 
 // A CUDA stream as an opaque handle (cudaStream_t is a pointer), so the
@@ -51,12 +53,19 @@ struct MemoryStats {
   std::string summary() const;  // one line for logs
 };
 
-class OutOfMemory : public std::runtime_error {
+// A user-facing error (histocnn::Error): the CLI prints it as one line.
+class OutOfMemory : public Error {
  public:
   OutOfMemory(size_t requested, const MemoryStats& stats, const std::string& resource,
               const std::string& hint = "");
   size_t requested;
   MemoryStats stats;
+  std::string hint;  // what the thrower knew beyond the numbers ("" = nothing)
+  // The same failure seen from a resource or step further up: its stats and
+  // name, the hints of both.
+  static std::string join(const std::string& a, const std::string& b) {
+    return a.empty() ? b : b.empty() ? a : a + "; " + b;
+  }
 };
 
 class MemoryResource {

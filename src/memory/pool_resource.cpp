@@ -267,14 +267,14 @@ uint32_t PoolResource::grow(int owner, size_t size, size_t requested, bool exact
   char* base = nullptr;
   try {
     base = static_cast<char*>(upstream_.allocate(region));
-  } catch (const OutOfMemory&) {
+  } catch (const OutOfMemory& e) {
     // The geometric step does not fit the device: the exact request may.
-    if (region == size) throw OutOfMemory(requested, snapshot(), name());
+    if (region == size) throw OutOfMemory(requested, snapshot(), name(), e.hint);
     try {
       region = size;
       base = static_cast<char*>(upstream_.allocate(region));
-    } catch (const OutOfMemory&) {
-      throw OutOfMemory(requested, snapshot(), name());
+    } catch (const OutOfMemory& again) {
+      throw OutOfMemory(requested, snapshot(), name(), again.hint);
     }
   }
   regions_.push_back({base, region});

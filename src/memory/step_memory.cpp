@@ -30,7 +30,7 @@ StepMemory::StepMemory(std::vector<TensorLifetime> tensors, int op_count, Memory
     char hint[160];
     std::snprintf(hint, sizeof hint, "the step's planned peak is %.1f MB (histocnn memplan)",
                   plan_.arena_bytes / 1e6);
-    throw OutOfMemory(e.requested, e.stats, resource_->name(), hint);
+    throw OutOfMemory(e.requested, e.stats, resource_->name(), OutOfMemory::join(e.hint, hint));
   }
   ++calls_;
   for (size_t i = 0; i < tensors_.size(); ++i)

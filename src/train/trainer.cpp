@@ -112,6 +112,10 @@ nlohmann::json run_training(const TrainOptions& o) {
   require(o.batch >= 1, "--batch: must be at least 1, got " + std::to_string(o.batch));
   require(o.epochs >= 1, "--epochs: must be at least 1, got " + std::to_string(o.epochs));
   const int threads = bound_cores(o.threads);
+  if (o.device != "cuda") {
+    require(!o.cuda_graphs, "--cuda-graphs: applies to --device cuda");
+    require(!o.cudnn_benchmark, "--cudnn-benchmark: applies to --device cuda");
+  }
   auto backend = make_backend(o.device);  // an unknown device fails before any work
   MemoryEngineOptions memory_options;
   memory_options.device = o.device;
@@ -180,6 +184,13 @@ nlohmann::json run_training(const TrainOptions& o) {
                   "parameters, gradients, Adam state",
                   engine.describe().c_str(), m.activation_bytes / 1e6, m.parameter_bytes / 1e6);
     log(line);
+    for (const auto& a : step->details().value("algorithms", nlohmann::json::array())) {
+      std::string text = "cudnn " + a.value("layer", "") + ": forward " + a.value("forward", "") +
+                         (a.value("fused_bias_relu", false) ? " (+bias+ReLU fused)" : "") +
+                         ", backward filter " + a.value("backward_filter", "");
+      if (a.contains("backward_data")) text += ", backward data " + a.value("backward_data", "");
+      log(text + " [" + a.value("chosen_by", "") + "]");
+    }
   }
   const std::string crop_text = o.crops.whole_image ? "whole"
                                                     : std::to_string(o.crops.crop_width) + "x" +

@@ -204,7 +204,8 @@ CudaTrainingStep::CudaTrainingStep(std::shared_ptr<Context> context, const Model
   try {
     persistent_ = resource_->allocate(layout_.total, stream_);
   } catch (const OutOfMemory& e) {
-    throw OutOfMemory(e.requested, e.stats, resource_->name(), oom_hint());
+    throw OutOfMemory(e.requested, e.stats, resource_->name(),
+                      OutOfMemory::join(e.hint, oom_hint()));
   }
   HISTOCNN_CUDA(cudaMemsetAsync(persistent_, 0, layout_.total, stream_));
   launch_fill(reinterpret_cast<float*>(persistent(layout_.ones)), 1.0f, shape_.batch, stream_);
@@ -221,7 +222,8 @@ CudaTrainingStep::CudaTrainingStep(std::shared_ptr<Context> context, const Model
                                            [this](size_t i, void* p) { addresses_[i] = p; });
   } catch (const OutOfMemory& e) {
     resource_->deallocate(persistent_, layout_.total, stream_);
-    throw OutOfMemory(e.requested, e.stats, resource_->name(), oom_hint());
+    throw OutOfMemory(e.requested, e.stats, resource_->name(),
+                      OutOfMemory::join(e.hint, oom_hint()));
   }
 
   for (auto& s : stages_) {
@@ -612,7 +614,8 @@ void CudaTrainingStep::run(Mode mode, bool training, int slot) {
     check_launch("training step");
   } catch (const OutOfMemory& e) {
     memory_->abandon_step();
-    throw OutOfMemory(e.requested, e.stats, resource_->name(), oom_hint());
+    throw OutOfMemory(e.requested, e.stats, resource_->name(),
+                      OutOfMemory::join(e.hint, oom_hint()));
   } catch (...) {
     memory_->abandon_step();
     throw;
