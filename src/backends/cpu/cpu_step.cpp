@@ -658,8 +658,8 @@ StepResult CpuTrainingStep::loss_and_gradient(const int32_t* labels, int count, 
   for (int row = 0; row < shape_.batch; ++row) {
     const bool real = row < count && labels;
     const int y = real ? labels[row] : 0;
-    require(!real || y == 0 || y == 1,
-            "label " + std::to_string(y) + " is not 0 (benign) or 1 (malignant)");
+    if (real && y != 0 && y != 1)
+      fail("label " + std::to_string(y) + " is not 0 (benign) or 1 (malignant)");
     const elementwise::SoftmaxRow s =
         elementwise::softmax_xent(logits[2 * row], logits[2 * row + 1], y);
     probs_[2 * row] = s.p0;
