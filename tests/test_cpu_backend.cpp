@@ -22,6 +22,10 @@ struct Case {
   int batch, height, width, count;
   bool training;
 };
+// ctest lists the case by name, not as raw bytes.
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << c.name;
+}
 
 class CpuStepVsReference : public ::testing::TestWithParam<Case> {};
 

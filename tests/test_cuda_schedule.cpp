@@ -187,6 +187,10 @@ struct Case {
   int batch, height, width, count;
   bool training;
 };
+// ctest lists the case by name, not as raw bytes.
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << c.name;
+}
 
 class CudaScheduleOnHost : public ::testing::TestWithParam<Case> {};
 

@@ -3,8 +3,11 @@
 #include <gtest/gtest.h>
 #include <stb_image_write.h>
 
+#include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <set>
+#include <thread>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
@@ -250,7 +253,74 @@ TEST(Loader, BatchesAreIdenticalWhateverTheWorkerCount) {
     EXPECT_EQ(counts, (std::vector<int>{5, 5, 5, 5, 3}));
     return all;
   };
+  EXPECT_EQ(collect(0), collect(1)) << "synchronous loading gives the same batches";
   EXPECT_EQ(collect(1), collect(4));
+}
+
+TEST(Loader, AWorkerFailureReachesTheConsumerInOrder) {
+  ExampleSet set;
+  set.width = set.height = 8;
+  for (int i = 0; i < 20; ++i) set.examples.push_back({0, i % 2, 0, 0});
+  set.pixels.assign(20 * 8 * 8 * 3, 7);
+  std::vector<int> order(20);
+  for (int i = 0; i < 20; ++i) order[size_t(i)] = i;
+  order[16] = 999;  // batch 3 (of 5 examples each) refers to a missing example
+  for (int workers : {0, 1, 3}) {
+    BatchLoader loader(set, order, 5, AugmentOptions{}, 1, workers, 2);
+    Batch b;
+    for (int i = 0; i < 3; ++i) ASSERT_TRUE(loader.next(b)) << "batches before the failure arrive";
+    try {
+      loader.next(b);
+      FAIL() << "expected the worker's error (workers " << workers << ")";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("example 999"), std::string::npos) << e.what();
+    }
+  }
+}
+
+TEST(Loader, BatchBuffersAreRecycled) {
+  ExampleSet set;
+  set.width = set.height = 8;
+  for (int i = 0; i < 200; ++i) set.examples.push_back({0, i % 2, 0, 0});
+  set.pixels.assign(200 * 8 * 8 * 3, 9);
+  std::vector<int> order(200);
+  for (int i = 0; i < 200; ++i) order[size_t(i)] = i;
+  BatchLoader loader(set, order, 4, AugmentOptions{}, 1, 2, 2);
+  int batches = 0;
+  for (Batch b; loader.next(b);) ++batches;
+  EXPECT_EQ(batches, 50);
+  EXPECT_LE(loader.buffers_created(), 2 + 2 + 2) << "workers + depth + the caller's, recycled";
+}
+
+}  // namespace
+}  // namespace histocnn
+
+namespace histocnn {
+namespace {
+
+TEST(AtomicFiles, ConcurrentWritersNeverCollideAndAppendsKeepEveryLine) {
+  testing::TempDir dir;
+  const std::string path = dir / "results.jsonl";
+  // Several writers of one path (threads share a pid: unique temporaries).
+  std::vector<std::thread> writers;
+  for (int t = 0; t < 4; ++t)
+    writers.emplace_back([&, t] {
+      for (int i = 0; i < 50; ++i) {
+        write_file_atomically(dir / "shared.txt", std::string(1000, char('a' + t)));
+        append_line_atomically(
+            path, "{\"writer\": " + std::to_string(t) + ", \"i\": " + std::to_string(i) + "}");
+      }
+    });
+  for (auto& w : writers) w.join();
+  const std::string shared = read_file(dir / "shared.txt");
+  ASSERT_EQ(shared.size(), 1000u);
+  EXPECT_EQ(shared, std::string(1000, shared[0])) << "one writer's whole content";
+  const std::string lines = read_file(path);
+  EXPECT_EQ(std::count(lines.begin(), lines.end(), '\n'), 200) << "no append lost";
+  for (const auto& entry : std::filesystem::directory_iterator(dir.path()))
+    EXPECT_EQ(entry.path().filename().string().find(".tmp."), std::string::npos);
+  EXPECT_THROW(read_file(dir / "missing"), Error);
+  EXPECT_THROW(write_file_atomically(dir / "no/such/dir/file", "x"), Error);
 }
 
 }  // namespace

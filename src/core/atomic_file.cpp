@@ -1,8 +1,10 @@
 #include "core/atomic_file.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -12,42 +14,79 @@
 #include "core/error.h"
 
 namespace histocnn {
+namespace {
 
-void write_file_atomically(const std::string& path, std::string_view content) {
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) fail(path + ": cannot write (" + std::strerror(errno) + ")");
+std::string error_text() {
+  return std::strerror(errno);
+}
+
+// Makes a rename or a new directory entry durable.
+void sync_directory_of(const std::string& path) {
+  std::string dir = std::filesystem::path(path).parent_path().string();
+  if (dir.empty()) dir = ".";
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return;  // nothing more we can do; the data itself is synced
+  ::fsync(fd);
+  ::close(fd);
+}
+
+void write_all(int fd, std::string_view content, const std::string& path, const std::string& tmp) {
   size_t written = 0;
   while (written < content.size()) {
     const ssize_t n = ::write(fd, content.data() + written, content.size() - written);
     if (n < 0) {
       if (errno == EINTR) continue;
-      const std::string reason = std::strerror(errno);
+      const std::string reason = error_text();
       ::close(fd);
-      ::unlink(tmp.c_str());
+      if (!tmp.empty()) ::unlink(tmp.c_str());
       fail(path + ": write failed (" + reason + ")");
     }
     written += static_cast<size_t>(n);
   }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    const std::string reason = std::strerror(errno);
+}
+
+}  // namespace
+
+void write_file_atomically(const std::string& path, std::string_view content) {
+  // A unique temporary per writer (several threads or processes may write the
+  // same path): mkostemp, then the usual permissions.
+  std::string tmp = path + ".tmp.XXXXXX";
+  const int fd = ::mkostemp(tmp.data(), O_CLOEXEC);
+  if (fd < 0) fail(path + ": cannot write (" + error_text() + ")");
+  const mode_t mask = ::umask(0);
+  ::umask(mask);
+  ::fchmod(fd, 0666 & ~mask);
+  write_all(fd, content, path, tmp);
+  if (::fsync(fd) != 0) {
+    const std::string reason = error_text();
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    fail(path + ": flush failed (" + reason + ")");
+  }
+  if (::close(fd) != 0) {
+    const std::string reason = error_text();
     ::unlink(tmp.c_str());
     fail(path + ": flush failed (" + reason + ")");
   }
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string reason = std::strerror(errno);
+    const std::string reason = error_text();
     ::unlink(tmp.c_str());
     fail(path + ": rename failed (" + reason + ")");
   }
+  sync_directory_of(path);
 }
 
 void append_line_atomically(const std::string& path, std::string_view line) {
-  std::string content;
-  if (std::filesystem::exists(path)) content = read_file(path);
-  if (!content.empty() && content.back() != '\n') content.push_back('\n');
-  content.append(line);
-  content.push_back('\n');
-  write_file_atomically(path, content);
+  // One write() of the whole line with O_APPEND: O(1), and a reader or a
+  // killed process never sees half a line (the kernel completes the call).
+  const bool created = !std::filesystem::exists(path);
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
+  if (fd < 0) fail(path + ": cannot append (" + error_text() + ")");
+  std::string text(line);
+  text.push_back('\n');
+  write_all(fd, text, path, "");
+  if (::fsync(fd) != 0 || ::close(fd) != 0) fail(path + ": flush failed (" + error_text() + ")");
+  if (created) sync_directory_of(path);
 }
 
 std::string read_file(const std::string& path) {
@@ -55,6 +94,7 @@ std::string read_file(const std::string& path) {
   if (!in) fail(path + ": cannot open for reading");
   std::ostringstream buffer;
   buffer << in.rdbuf();
+  if (in.bad()) fail(path + ": read failed");
   return buffer.str();
 }
 
@@ -62,6 +102,16 @@ void make_directories(const std::string& path) {
   std::error_code ec;
   std::filesystem::create_directories(path, ec);
   if (ec) fail(path + ": cannot create directory (" + ec.message() + ")");
+}
+
+void remove_stale_temporaries(const std::string& folder) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(folder, ec)) {
+    const std::string name = entry.path().filename().string();
+    const auto at = name.rfind(".tmp.");
+    if (at != std::string::npos && name.size() - at == 11)  // ".tmp." + 6 mkostemp characters
+      std::filesystem::remove(entry.path(), ec);
+  }
 }
 
 }  // namespace histocnn

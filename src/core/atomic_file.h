@@ -1,6 +1,7 @@
-// Atomic file writes: the content goes to "<path>.tmp.<pid>", is flushed and
-// fsync'ed, then renamed over <path>. A reader (or a crash) sees either the old
-// file or the new one, never a torn one. Every file histocnn writes goes here.
+// Atomic file writes: the content goes to a unique "<path>.tmp.XXXXXX", is
+// flushed and fsync'ed, renamed over <path>, and the directory fsync'ed. A
+// reader (or a crash, even kill -9 or a power cut) sees either the old file or
+// the new one, never a torn one. Every file histocnn writes goes here.
 #pragma once
 
 #include <string>
@@ -9,9 +10,14 @@
 namespace histocnn {
 
 void write_file_atomically(const std::string& path, std::string_view content);
-// Appends a line by rewriting the file atomically (files stay small: results, logs).
+// Appends one line with a single O_APPEND write, then fsync: O(1). A killed
+// writer leaves whole lines (a power cut may lose the last one, never tear an
+// earlier one; readers ignore an unterminated last line).
 void append_line_atomically(const std::string& path, std::string_view line);
 std::string read_file(const std::string& path);
 void make_directories(const std::string& path);
+// Removes the temporaries a killed writer left in `folder` (their names are
+// unique, so no live writer of this run owns them when a run starts).
+void remove_stale_temporaries(const std::string& folder);
 
 }  // namespace histocnn

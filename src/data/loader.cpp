@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include "core/error.h"
 #include "core/rng.h"
 
 namespace histocnn {
@@ -17,7 +18,7 @@ BatchLoader::BatchLoader(const ExampleSet& set, std::vector<int> order, int batc
       normalization_(normalization),
       seed_(seed),
       depth_(std::max(1, depth)),
-      workers_(std::max(1, workers)) {
+      workers_(std::max(0, workers)) {
   for (int w = 0; w < workers_; ++w) threads_.emplace_back([this, w] { work(w); });
 }
 
@@ -39,6 +40,9 @@ void BatchLoader::fill(int index, Batch& batch) const {
   batch.example_ids.assign(batch.count, 0);
   for (int i = 0; i < batch.count; ++i) {
     const int e = order_[begin + i];
+    if (e < 0 || size_t(e) >= set_.examples.size())
+      fail("loader: example " + std::to_string(e) + " does not exist (" +
+           std::to_string(set_.examples.size()) + " examples)");
     batch.example_ids[i] = e;
     batch.labels[i] = set_.examples[e].label;
     uint64_t s = seed_ ^ (uint64_t(e) * 0x9E3779B97F4A7C15ull);
@@ -49,13 +53,31 @@ void BatchLoader::fill(int index, Batch& batch) const {
 
 void BatchLoader::work(int worker) {
   for (int index = worker; index < batch_count_; index += workers_) {
+    Batch batch;
     {
       std::unique_lock<std::mutex> lock(mutex_);
       space_.wait(lock, [&] { return stop_ || index < consumed_ + depth_; });
       if (stop_) return;
+      if (!spare_.empty()) {
+        batch = std::move(spare_.back());
+        spare_.pop_back();
+      } else {
+        ++buffers_created_;
+      }
     }
-    Batch batch;
-    fill(index, batch);
+    try {
+      fill(index, batch);
+    } catch (...) {
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (!error_ || index < error_index_) {
+          error_ = std::current_exception();
+          error_index_ = index;
+        }
+      }
+      ready_.notify_all();
+      return;
+    }
     {
       std::lock_guard<std::mutex> lock(mutex_);
       done_.emplace(index, std::move(batch));
@@ -64,13 +86,27 @@ void BatchLoader::work(int worker) {
   }
 }
 
+int BatchLoader::buffers_created() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return buffers_created_;
+}
+
 bool BatchLoader::next(Batch& out) {
   if (consumed_ >= batch_count_) return false;
+  if (workers_ == 0) {  // synchronous: no thread beside the caller's
+    fill(consumed_++, out);
+    return true;
+  }
   const auto start = std::chrono::steady_clock::now();
   std::unique_lock<std::mutex> lock(mutex_);
-  ready_.wait(lock, [&] { return done_.count(consumed_) > 0; });
+  // A failure of an earlier batch than this one ends the epoch; a later one
+  // waits its turn (batches come out in order).
+  ready_.wait(lock,
+              [&] { return done_.count(consumed_) > 0 || (error_ && error_index_ <= consumed_); });
   wait_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  out = std::move(done_[consumed_]);
+  if (!done_.count(consumed_)) std::rethrow_exception(error_);
+  std::swap(out, done_[consumed_]);
+  spare_.push_back(std::move(done_[consumed_]));  // the caller's previous buffers
   done_.erase(consumed_);
   ++consumed_;
   lock.unlock();

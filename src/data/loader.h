@@ -1,11 +1,16 @@
 // Batches prepared ahead of compute on worker threads: augmentation and the
 // uint8 HWC -> float NCHW conversion run while the network trains on the
 // previous batch. Batches come out in order and are identical whatever the
-// number of workers.
+// number of workers (0 workers: each batch is prepared by next() itself).
+// A worker that fails hands its exception to next(), which rethrows it: the
+// run ends with the message instead of std::terminate. Batch buffers are
+// recycled: next() takes the caller's previous batch back for a worker to
+// refill, so a steady epoch allocates nothing.
 #pragma once
 
 #include <condition_variable>
 #include <cstdint>
+#include <exception>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -35,10 +40,13 @@ class BatchLoader {
   BatchLoader& operator=(const BatchLoader&) = delete;
 
   int batches() const { return batch_count_; }
-  // Moves the next batch into `out`; false after the last one.
+  // Swaps the next batch into `out` (whose old buffers are reused); false after
+  // the last one. Rethrows a worker's exception.
   bool next(Batch& out);
   // Seconds the consumer spent waiting for data (the trainer should not wait).
   double wait_seconds() const { return wait_seconds_; }
+  // Batch buffers made so far (the rest were recycled).
+  int buffers_created() const;
 
  private:
   void work(int worker);
@@ -51,9 +59,13 @@ class BatchLoader {
   Normalization normalization_;
   uint64_t seed_;
   int depth_;
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   std::condition_variable ready_, space_;
   std::map<int, Batch> done_;
+  std::vector<Batch> spare_;  // returned by next(), refilled by workers
+  std::exception_ptr error_;  // the first worker failure
+  int error_index_ = -1;
+  int buffers_created_ = 0;
   int consumed_ = 0;
   bool stop_ = false;
   double wait_seconds_ = 0;

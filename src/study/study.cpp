@@ -111,11 +111,15 @@ std::vector<nlohmann::json> read_results(const std::string& path) {
   std::vector<nlohmann::json> rows;
   std::map<std::string, size_t> index;
   if (!fs::exists(path)) return rows;
-  std::ifstream in(path);
+  const std::string text = read_file(path);
+  std::istringstream in(text);
   int line_no = 0;
   for (std::string line; std::getline(in, line);) {
     ++line_no;
     if (line.empty()) continue;
+    // A last line without its newline was cut by a crash mid-append: that
+    // point was not recorded (it will run again).
+    if (in.eof() && text.back() != '\n') break;
     nlohmann::json row;
     try {
       row = nlohmann::json::parse(line);

@@ -48,7 +48,7 @@ EvalReport evaluate(TrainingStep& step, const ExampleSet& set, const Normalizati
   std::vector<std::string> image_of, patient_of;
   std::vector<int> order(set.examples.size());
   std::iota(order.begin(), order.end(), 0);
-  BatchLoader loader(set, order, batch, AugmentOptions{}, 0, 2, 4, normalization);
+  BatchLoader loader(set, order, batch, AugmentOptions{}, 0, 1, 4, normalization);
   std::vector<float> probs(size_t(batch) * 2);
   for (Batch b; loader.next(b);) {
     step.predict(b.images.data(), b.count, probs.data());
@@ -133,6 +133,7 @@ nlohmann::json run_training(const TrainOptions& o) {
   MemoryEngine engine(memory_options);  // before the step: it allocates through it
   require(!o.output.empty(), "--output: an output folder is required");
   make_directories(o.output);
+  remove_stale_temporaries(o.output);
   const std::string checkpoint_path = (fs::path(o.output) / "checkpoint.safetensors").string();
   const std::string model_path = (fs::path(o.output) / "model.safetensors").string();
   const std::string metrics_path = (fs::path(o.output) / "metrics.json").string();
@@ -211,6 +212,9 @@ nlohmann::json run_training(const TrainOptions& o) {
     start_epoch = ck.state.value("epoch", 0);
     history = ck.state.value("history", nlohmann::json::array());
     log("resumed from " + checkpoint_path + " at epoch " + std::to_string(start_epoch));
+  } else if (o.resume && o.init.empty()) {
+    log("no checkpoint in " + o.output + ": starting from scratch");
+    step->set_parameters(Parameters::glorot(shape, o.seed));
   } else if (!o.init.empty()) {
     ModelFile init = load_model_file(o.init);
     require_same_model(init, "--init " + o.init);
@@ -243,8 +247,10 @@ nlohmann::json run_training(const TrainOptions& o) {
     std::vector<int> order(train_set.examples.size());
     std::iota(order.begin(), order.end(), 0);
     std::shuffle(order.begin(), order.end(), epoch_rng);
-    BatchLoader loader(train_set, order, o.batch, o.augment, epoch_rng.next(), std::max(1, threads),
-                       4, normalization);
+    // Loader workers beside the compute threads: one fewer than the cores
+    // given (none with one core: next() prepares each batch itself).
+    BatchLoader loader(train_set, order, o.batch, o.augment, epoch_rng.next(), threads - 1, 4,
+                       normalization);
     const StepProfile profile_before = step->profile();
     const auto start = std::chrono::steady_clock::now();
     double loss_sum = 0;
