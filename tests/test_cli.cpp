@@ -161,10 +161,51 @@ TEST_F(Cli, KilledAtRandomMomentsEveryFileStaysWholeAndResumeEndsTheSame) {
     ASSERT_NEAR(a.params.values[i], b.params.values[i], 1e-5) << i;
 }
 
+TEST_F(Cli, ResumeRefusesOtherSettingsAndEvalDefaultsToTheHeldOutFold) {
+  const std::string base = "train --data " + data() +
+                           " --size 32 --crop 96 --crops-benign 200 --crops-malignant 200 "
+                           "--threads 1 --no-progress";
+  auto args = [&](const std::string& batch, const std::string& seed, const std::string& fold,
+                  const std::string& extra) {
+    return base + " --batch " + batch + " --seed " + seed + " --folds 4 --fold " + fold + " " +
+           extra;
+  };
+  ASSERT_EQ(run(args("20", "3", "1", "--epochs 1 -o " + out("settings"))).status, 0);
+  const std::string more = "--epochs 2 --resume -o " + out("settings");
+  for (const auto& [flag, command] : std::vector<std::pair<std::string, std::string>>{
+           {"--batch", args("10", "3", "1", more)},
+           {"--seed", args("20", "4", "1", more)},
+           {"--fold", args("20", "3", "2", more)},
+           {"--flips", args("20", "3", "1", "--flips " + more)}}) {
+    const CommandResult r = run(command);
+    EXPECT_NE(r.status, 0) << flag;
+    EXPECT_NE(r.output.find("--resume: " + flag + " is"), std::string::npos) << r.output;
+  }
+  const ModelFile model = load_model_file(out("settings/model.safetensors"));
+  EXPECT_EQ(model.trained["fold"], 1);
+  EXPECT_EQ(model.trained["folds"], 4);
+  EXPECT_EQ(model.trained["batch"], 20);
+  EXPECT_FALSE(model.trained["git"].get<std::string>().empty());
+  const CommandResult e =
+      run("eval --data " + data() + " --threads 1 -m " + out("settings/model.safetensors"));
+  ASSERT_EQ(e.status, 0) << e.output;
+  EXPECT_NE(e.output.find("held-out fold 1 of 4"), std::string::npos) << e.output;
+  ASSERT_EQ(run(base + " --folds 0 --epochs 1 -o " + out("all")).status, 0);
+  const CommandResult all =
+      run("eval --data " + data() + " --threads 1 -m " + out("all/model.safetensors"));
+  EXPECT_NE(all.status, 0);
+  EXPECT_NE(all.output.find("explicit choice"), std::string::npos) << all.output;
+}
+
 TEST_F(Cli, DivergenceStopsWithAClearMessageAndKeepsTheLastGoodCheckpoint) {
   ASSERT_EQ(run(train_args() + " --epochs 1 -o " + out("diverge")).status, 0);
   const std::string before = read_file(out("diverge/checkpoint.safetensors"));
-  const CommandResult r = run(train_args() + " --epochs 3 --resume --lr 1e30 -o " + out("diverge"));
+  const CommandResult refused =
+      run(train_args() + " --epochs 3 --resume --lr 1e30 -o " + out("diverge"));
+  EXPECT_NE(refused.status, 0);
+  EXPECT_NE(refused.output.find("--resume: --lr is"), std::string::npos) << refused.output;
+  const CommandResult r =
+      run(train_args() + " --epochs 3 --resume --force-resume --lr 1e30 -o " + out("diverge"));
   EXPECT_NE(r.status, 0);
   EXPECT_NE(r.output.find("training diverged"), std::string::npos) << r.output;
   EXPECT_EQ(read_file(out("diverge/checkpoint.safetensors")), before);

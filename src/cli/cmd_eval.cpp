@@ -29,9 +29,31 @@ Runner add_eval(CLI::App& app) {
   cmd->add_option("--device", a->device, "cpu or cuda")->capture_default_str();
   cmd->add_option("--seed", a->seed, "seed of the crop positions")->capture_default_str();
   cmd->add_option("--output,-o", a->output, "write the report as JSON here");
-  return [a] {
+  return [a, cmd] {
     const int threads = bound_cores(a->threads);
     const ModelFile model = load_model_file(a->model);
+    // By default, evaluate what the model did not train on: its own held-out
+    // fold or validation split. Anything else takes an explicit choice.
+    bool chosen = false;
+    for (const char* flag : {"--split", "--folds", "--fold", "--val-split", "--fold-seed"})
+      chosen = chosen || cmd->count(flag) > 0;
+    if (!chosen && model.trained.contains("folds")) {
+      const auto& t = model.trained;
+      a->data.split = t.value("split", a->data.split);
+      a->data.folds = t.value("folds", a->data.folds);
+      a->data.fold = t.value("fold", a->data.fold);
+      a->data.fold_seed = t.value("fold_seed", a->data.fold_seed);
+      a->data.val_split = t.value("val_split", std::string());
+      require(a->data.folds > 0 || !a->data.val_split.empty(),
+              a->model + " was trained on every image of split '" + a->data.split +
+                  "' (--folds 0): say what to evaluate with --split, --val-split or --folds "
+                  "(evaluating training images takes an explicit choice)");
+      if (a->data.val_split.empty())
+        std::printf("evaluating the model's held-out fold %d of %d (fold seed %llu)\n",
+                    a->data.fold, a->data.folds, (unsigned long long)a->data.fold_seed);
+      else
+        std::printf("evaluating the model's validation split '%s'\n", a->data.val_split.c_str());
+    }
     std::vector<SlideImage> train, validation;
     select_images(a->data, &train, &validation);
     // Without a fold (--folds 0) the whole split is evaluated.

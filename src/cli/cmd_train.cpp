@@ -45,7 +45,11 @@ Runner add_train(CLI::App& app) {
   cmd->add_option("--model", *model, "model spec file (default: the paper's network)");
   cmd->add_option("--output,-o", o->output, "output folder (checkpoint, model, metrics)")
       ->required();
-  cmd->add_flag("--resume", o->resume, "continue from <output>/checkpoint.safetensors");
+  cmd->add_flag("--resume", o->resume,
+                "continue from <output>/checkpoint.safetensors (settings must match its own; "
+                "without a checkpoint: starts from scratch and says so)");
+  cmd->add_flag("--force-resume", o->force_resume,
+                "with --resume: continue even where settings differ from the checkpoint's");
   cmd->add_option("--init", o->init, "start from these weights (safetensors)");
   cmd->add_option("--lr", o->adam.learning_rate, "Adam learning rate")->capture_default_str();
   cmd->add_option("--beta1", o->adam.beta1, "Adam beta1")->capture_default_str();

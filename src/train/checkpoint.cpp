@@ -37,6 +37,7 @@ void save_model_file(const std::string& path, const ModelFile& file) {
   out.metadata["histocnn.input"] = std::to_string(file.width) + "x" + std::to_string(file.height);
   out.metadata["histocnn.crop"] = file.crop;
   out.metadata["histocnn.normalize"] = file.normalization.text();
+  if (!file.trained.empty()) out.metadata["histocnn.trained"] = file.trained.dump();
   put(out, "", file.params);
   if (file.has_optimizer) {
     put(out, "optimizer.m.", file.m);
@@ -63,6 +64,14 @@ ModelFile load_model_file(const std::string& path) {
   file.crop = meta("histocnn.crop");
   if (in.metadata.count("histocnn.normalize"))
     file.normalization = Normalization::parse(in.metadata.at("histocnn.normalize"), path);
+  if (in.metadata.count("histocnn.trained")) {
+    try {
+      file.trained = nlohmann::json::parse(in.metadata.at("histocnn.trained"));
+    } catch (const std::exception&) {
+      fail(path + ": histocnn.trained metadata is not valid JSON");
+    }
+    require(file.trained.is_object(), path + ": histocnn.trained metadata is not an object");
+  }
   const NetworkShape shape = infer_shapes(file.spec, 1, file.height, file.width);
   file.params = Parameters::zeros(shape);
   take(in, "", file.params, path);

@@ -6,6 +6,9 @@
 //                 histocnn.input  "WxH" input size
 //                 histocnn.crop   "WxH" crop size, or "whole"
 //                 histocnn.normalize  per-channel mean,std of the input (data/augment.h)
+//                 histocnn.trained    JSON: how it was trained (data selection, fold,
+//                                     crops, seed, batch, Adam, augmentation,
+//                                     histocnn version and git revision)
 // checkpoint:   a model file plus Adam's moments (optimizer.m.<name>,
 //               optimizer.v.<name>) and histocnn.state, a JSON object with the
 //               step, epoch and history, so `train --resume` continues exactly.
@@ -27,6 +30,7 @@ struct ModelFile {
   std::string crop;             // "WxH" or "whole"
   Normalization normalization;  // histocnn.normalize (identity when absent)
   Parameters params;
+  nlohmann::json trained = nlohmann::json::object();  // histocnn.trained ({} when absent)
   // Only in checkpoints:
   bool has_optimizer = false;
   Parameters m, v;

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <numeric>
 #include <sstream>
 
@@ -107,6 +108,69 @@ void export_examples(const ExampleSet& set, const std::string& path) {
   write_file_atomically(path, content);
 }
 
+// Every setting that changes what a run computes (not: epochs, threads,
+// device, allocator, progress), recorded in the model file.
+nlohmann::json training_settings(const TrainOptions& o) {
+  const auto& d = o.data;
+  return {{"data", fs::absolute(d.folder).lexically_normal().string()},
+          {"split", d.split},
+          {"folds", d.folds},
+          {"fold", d.fold},
+          {"fold_seed", d.fold_seed},
+          {"val_split", d.val_split},
+          {"crop", o.crops.whole_image ? "whole"
+                                       : std::to_string(o.crops.crop_width) + "x" +
+                                             std::to_string(o.crops.crop_height)},
+          {"crops_benign", o.crops.benign_crops},
+          {"crops_malignant", o.crops.malignant_crops},
+          {"crop_seed", o.crops.seed},
+          {"batch", o.batch},
+          {"seed", o.seed},
+          {"lr", o.adam.learning_rate},
+          {"beta1", o.adam.beta1},
+          {"beta2", o.adam.beta2},
+          {"eps", o.adam.epsilon},
+          {"flips", o.augment.flips},
+          {"rotations", o.augment.rotations},
+          {"stain_jitter", o.augment.stain_jitter},
+          {"normalize", o.normalize},
+          {"val_crops", o.val_crops_per_image},
+          {"version", HISTOCNN_VERSION},
+          {"git", HISTOCNN_GIT_REVISION}};
+}
+
+void require_same_settings(const nlohmann::json& recorded, const nlohmann::json& now,
+                           const std::string& checkpoint) {
+  static const std::map<std::string, std::string> flag = {{"data", "--data"},
+                                                          {"split", "--split"},
+                                                          {"folds", "--folds"},
+                                                          {"fold", "--fold"},
+                                                          {"fold_seed", "--fold-seed"},
+                                                          {"val_split", "--val-split"},
+                                                          {"crop", "--crop"},
+                                                          {"crops_benign", "--crops-benign"},
+                                                          {"crops_malignant", "--crops-malignant"},
+                                                          {"crop_seed", "--crop-seed"},
+                                                          {"batch", "--batch"},
+                                                          {"seed", "--seed"},
+                                                          {"lr", "--lr"},
+                                                          {"beta1", "--beta1"},
+                                                          {"beta2", "--beta2"},
+                                                          {"eps", "--eps"},
+                                                          {"flips", "--flips"},
+                                                          {"rotations", "--rotations"},
+                                                          {"stain_jitter", "--stain-jitter"},
+                                                          {"normalize", "--no-normalize"},
+                                                          {"val_crops", "--val-crops"}};
+  for (const auto& [key, name] : flag) {
+    if (!recorded.contains(key)) continue;  // older checkpoints record less
+    if (recorded[key] != now.at(key))
+      fail("--resume: " + name + " is " + now.at(key).dump() + " but " + checkpoint +
+           " was trained with " + recorded[key].dump() +
+           " (use the same setting, or --force-resume to continue anyway)");
+  }
+}
+
 nlohmann::json run_training(const TrainOptions& o) {
   auto log = o.log ? o.log : [](const std::string& line) { std::printf("%s\n", line.c_str()); };
   require(o.batch >= 1, "--batch: must be at least 1, got " + std::to_string(o.batch));
@@ -158,7 +222,8 @@ nlohmann::json run_training(const TrainOptions& o) {
     log("wrote " + std::to_string(train_set.examples.size()) + " examples to " + o.export_examples);
     return {{"exported", o.export_examples}};
   }
-  const Normalization normalization = o.normalize ? channel_statistics(train_set) : Normalization{};
+  // Recomputed from the training crops; a resumed run takes the checkpoint's.
+  Normalization normalization = o.normalize ? channel_statistics(train_set) : Normalization{};
   const double data_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   log("data: " + std::to_string(train_images.size()) + " train images -> " +
@@ -201,12 +266,15 @@ nlohmann::json run_training(const TrainOptions& o) {
             what + ": trained for another model or input size (" + std::to_string(file.width) +
                 "x" + std::to_string(file.height) + ")");
   };
+  const nlohmann::json trained = training_settings(o);
   int start_epoch = 0;
   nlohmann::json history = nlohmann::json::array();
   if (o.resume && fs::exists(checkpoint_path)) {
     ModelFile ck = load_model_file(checkpoint_path);
     require_same_model(ck, checkpoint_path);
     require(ck.has_optimizer, checkpoint_path + ": not a checkpoint (no optimizer state)");
+    if (!o.force_resume) require_same_settings(ck.trained, trained, checkpoint_path);
+    if (o.normalize && !ck.normalization.text().empty()) normalization = ck.normalization;
     step->set_parameters(ck.params);
     step->set_optimizer_state(ck.m, ck.v, ck.state.value("step", int64_t(0)));
     start_epoch = ck.state.value("epoch", 0);
@@ -235,6 +303,7 @@ nlohmann::json run_training(const TrainOptions& o) {
     file.height = o.height;
     file.crop = crop_text;
     file.normalization = normalization;
+    file.trained = trained;
     file.params = step->parameters();
     return file;
   };

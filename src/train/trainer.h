@@ -52,6 +52,7 @@ struct TrainOptions {
   AdamConfig adam;
   std::string output;  // folder for checkpoint, model, metrics
   bool resume = false;
+  bool force_resume = false;    // resume even where settings differ from the checkpoint's
   std::string init;             // starting weights
   bool progress = false;        // progress bar (on a terminal)
   std::string export_examples;  // write the training examples here and stop (for other engines)
