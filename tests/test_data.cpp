@@ -298,6 +298,21 @@ TEST(Loader, BatchBuffersAreRecycled) {
 namespace histocnn {
 namespace {
 
+TEST(Normalization, TextRoundTripsEveryFloatExactly) {
+  Normalization n;
+  n.mean[0] = 0.123456789f;
+  n.mean[1] = 1.0f / 3.0f;
+  n.mean[2] = 0.7f;
+  n.stdev[0] = 0.2718281828f;
+  n.stdev[1] = 1e-3f + 1e-10f;
+  n.stdev[2] = 0.31415926f;
+  const Normalization back = Normalization::parse(n.text(), "test");
+  for (int c = 0; c < 3; ++c) {
+    EXPECT_EQ(back.mean[c], n.mean[c]);
+    EXPECT_EQ(back.stdev[c], n.stdev[c]);
+  }
+}
+
 TEST(AtomicFiles, ConcurrentWritersNeverCollideAndAppendsKeepEveryLine) {
   testing::TempDir dir;
   const std::string path = dir / "results.jsonl";

@@ -11,7 +11,9 @@ namespace histocnn {
 
 std::string Normalization::text() const {
   char buf[160];
-  std::snprintf(buf, sizeof buf, "%.6g,%.6g,%.6g,%.6g,%.6g,%.6g", mean[0], mean[1], mean[2],
+  // %.9g: every float survives the round trip (the model feeds eval exactly
+  // what training saw; a resumed run continues exactly).
+  std::snprintf(buf, sizeof buf, "%.9g,%.9g,%.9g,%.9g,%.9g,%.9g", mean[0], mean[1], mean[2],
                 stdev[0], stdev[1], stdev[2]);
   return buf;
 }
