@@ -396,6 +396,62 @@ TEST_F(Cli, GpuStudyScriptRecordsCudaPointsAsNotRunWithoutAGpu) {
   EXPECT_EQ(cpu, 1);
 }
 
+TEST_F(Cli, StudyRerunsWhatDidNotSucceedRefusesOtherOptionsAndTakesOddPaths) {
+  const std::string dir = out("study dir/it's \"$odd\"");
+  std::filesystem::create_directories(dir);
+  const std::string quoted = "'" + std::string(dir).replace(dir.find("'"), 1, "'\\''") + "'";
+  const std::string common = "study --data " + data() + " -o " + quoted +
+                             " --sizes 32 --batches 10 --threads 1 --engines histocnn "
+                             "--warmup 0 --crop 96 --crops-benign 40 --crops-malignant 40 "
+                             "--devices cpu,cuda --allocators plan --no-report";
+  CommandResult first = run(common + " --epochs 1");
+  ASSERT_EQ(first.status, 0) << first.output;
+  EXPECT_NE(first.output.find("0 already recorded, 2 to run"), std::string::npos) << first.output;
+  if (available_devices().size() == 1) {
+    // The cuda point was skipped: it is not done, so it runs again.
+    CommandResult again = run(common + " --epochs 1");
+    ASSERT_EQ(again.status, 0) << again.output;
+    EXPECT_NE(again.output.find("1 already recorded, 1 to run"), std::string::npos) << again.output;
+    const std::string csv = read_file(dir + "/results.csv");
+    EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 3) << "the re-run replaced its row";
+  }
+  CommandResult other = run(common + " --epochs 2");
+  EXPECT_NE(other.status, 0);
+  EXPECT_NE(other.output.find("this study was run with epochs = 1, not 2"), std::string::npos)
+      << other.output;
+}
+
+TEST_F(Cli, CtrlCStopsTheStudyAndThePointRunsOnResume) {
+  const std::string dir = out("study_interrupted");
+  const std::string command = "exec " + std::string(HISTOCNN_BINARY) + " study --data " + data() +
+                              " -o " + dir +
+                              " --sizes 64 --batches 10 --threads 1 --engines histocnn "
+                              "--epochs 3 --warmup 0 --crop 96 --no-report >/dev/null 2>&1";
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    setpgid(0, 0);  // its own group, as a terminal's foreground job
+    execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  setpgid(pid, pid);
+  // Wait until the point's training has started, then Ctrl-C the group.
+  for (int i = 0; i < 200 && !std::filesystem::exists(dir + "/points"); ++i) usleep(20000);
+  usleep(300000);
+  kill(-pid, SIGINT);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  EXPECT_FALSE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "the study stopped";
+  const auto rows = read_results(dir + "/results.jsonl");
+  EXPECT_TRUE(rows.empty()) << "the interrupted point is not recorded as failed";
+  CommandResult resumed = run("study --data " + data() + " -o " + dir +
+                              " --sizes 64 --batches 10 --threads 1 --engines histocnn "
+                              "--epochs 3 --warmup 0 --crop 96 --no-report");
+  ASSERT_EQ(resumed.status, 0) << resumed.output;
+  EXPECT_NE(resumed.output.find("0 already recorded, 1 to run"), std::string::npos)
+      << resumed.output;
+}
+
 TEST_F(Cli, MemplanPrintsThePlanAndFindsTheLargestBatch) {
   CommandResult plan = run("memplan --size 64 --batch 20");
   ASSERT_EQ(plan.status, 0) << plan.output;

@@ -11,6 +11,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/process.h"
 #include "study/study.h"
 
 namespace histocnn {
@@ -39,6 +40,45 @@ std::string label_of(const Row& r) {
   return s;
 }
 
+// Text inside a gnuplot "double-quoted" string, and a path inside a
+// 'single-quoted' one.
+std::string gnuplot_text(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    if (c == '\\' || c == '"') out += '\\';
+    out += c;
+  }
+  return out;
+}
+std::string gnuplot_path(const std::string& path) {
+  std::string out;
+  for (char c : path) out += c == '\'' ? std::string("''") : std::string(1, c);
+  return out;
+}
+
+std::string html_escape(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
+
 class Plotter {
  public:
   explicit Plotter(std::string dir) : dir_(std::move(dir)) {}
@@ -64,19 +104,22 @@ class Plotter {
          {"pngcairo size 900,560 font 'sans,10'", "svg size 900,560 font 'sans,10'"}) {
       const std::string ext = std::string(term).rfind("png", 0) == 0 ? "png" : "svg";
       std::ostringstream gp;
-      gp << "set terminal " << term << "\nset output '" << dir_ << "/" << name << "." << ext
-         << "'\n"
-         << "set title \"" << title << "\"\nset xlabel \"" << xlabel << "\"\nset ylabel \""
-         << ylabel << "\"\nset grid\nset key outside right\n"
+      const std::string base = gnuplot_path(dir_ + "/" + name);
+      gp << "set terminal " << term << "\nset output '" << base << "." << ext << "'\n"
+         << "set title \"" << gnuplot_text(title) << "\"\nset xlabel \"" << gnuplot_text(xlabel)
+         << "\"\nset ylabel \"" << gnuplot_text(ylabel) << "\"\nset grid\nset key outside right\n"
          << (logx ? "set logscale x 2\n" : "") << extra << "plot ";
       for (size_t i = 0; i < nonempty.size(); ++i)
-        gp << (i ? ", " : "") << "'" << dir_ << "/" << name << ".dat' index " << i << " with "
-           << nonempty[i]->style << " lw 2 title \"" << nonempty[i]->title << "\"";
+        gp << (i ? ", " : "") << "'" << base << ".dat' index " << i << " with "
+           << nonempty[i]->style << " lw 2 title \"" << gnuplot_text(nonempty[i]->title) << "\"";
       gp << "\n";
       const std::string script = dir_ + "/" + name + "." + ext + ".gp";
       write_file_atomically(script, gp.str());
-      const int status = std::system(("gnuplot '" + script + "' 2>'" + script + ".log'").c_str());
-      const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+      bool ok = false;
+      try {
+        ok = run_process({"gnuplot", script}, script + ".log").ok();
+      } catch (const Error&) {  // not installed
+      }
       if (ok) fs::remove(script + ".log");
       require(ok, "gnuplot failed on " + script + " (is gnuplot installed? Debian: gnuplot-nox)");
     }
@@ -380,20 +423,21 @@ std::string write_report(const std::string& results_in, const std::string& outpu
     if (table_line) {
       html << "<tr>";
       std::stringstream cells(line.substr(1));
-      for (std::string cell; std::getline(cells, cell, '|');) html << "<td>" << cell << "</td>";
+      for (std::string cell; std::getline(cells, cell, '|');)
+        html << "<td>" << html_escape(cell) << "</td>";
       html << "</tr>\n";
     } else if (line.rfind("### ", 0) == 0) {
-      html << "<h3>" << line.substr(4) << "</h3>\n";
+      html << "<h3>" << html_escape(line.substr(4)) << "</h3>\n";
     } else if (line.rfind("## ", 0) == 0) {
-      html << "<h2>" << line.substr(3) << "</h2>\n";
+      html << "<h2>" << html_escape(line.substr(3)) << "</h2>\n";
     } else if (line.rfind("# ", 0) == 0) {
-      html << "<h1>" << line.substr(2) << "</h1>\n";
+      html << "<h1>" << html_escape(line.substr(2)) << "</h1>\n";
     } else if (line.rfind("![", 0) == 0) {
       const auto open = line.find("]("), close = line.find(')', open);
-      html << "<p><img src=\"" << line.substr(open + 2, close - open - 2) << "\" alt=\""
-           << line.substr(2, open - 2) << "\"></p>\n";
+      html << "<p><img src=\"" << html_escape(line.substr(open + 2, close - open - 2))
+           << "\" alt=\"" << html_escape(line.substr(2, open - 2)) << "\"></p>\n";
     } else if (!line.empty()) {
-      html << "<p>" << line << "</p>\n";
+      html << "<p>" << html_escape(line) << "</p>\n";
     }
   }
   if (in_table) html << "</table>\n";

@@ -6,7 +6,9 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -16,6 +18,7 @@
 #include "backends/backend.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/process.h"
 #include "core/threads.h"
 #include "data/synth.h"
 
@@ -24,17 +27,15 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Runs a command, output to `log`; returns the exit status.
+// Runs a measurement's process, output to `log`; its exit code. Ctrl-C (or
+// a kill) of the child stops the study: nothing is recorded for the point,
+// which runs again on resume.
 int run_command(const std::vector<std::string>& argv, const std::string& log) {
-  std::string command;
-  for (const auto& a : argv) {
-    std::string quoted = "'";
-    for (char c : a) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
-    command += quoted + "' ";
-  }
-  command += "> '" + log + "' 2>&1";
-  const int status = std::system(command.c_str());
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+  const ProcessResult r = run_process(argv, log);
+  if (r.signal == SIGINT || r.signal == SIGTERM || r.signal == SIGKILL || r.signal == SIGHUP)
+    fail("study interrupted (" + std::string(strsignal(r.signal)) +
+         "); run the same command again to resume");
+  return r.signal ? 128 + r.signal : r.exit_code;
 }
 
 std::string last_line(const std::string& path) {
@@ -298,10 +299,38 @@ int run_study(const StudyOptions& o) {
       write_synthetic_dataset(data, synth);
     }
   }
+  // The options that change every measurement: a study folder holds one set
+  // of them (a resume with others would mix incomparable rows).
+  const nlohmann::json signature = {
+      {"data", o.data.empty() ? "synthetic" : fs::absolute(o.data).lexically_normal().string()},
+      {"epochs", o.epochs},
+      {"warmup", o.warmup},
+      {"crop", o.crop},
+      {"crops_benign", o.benign},
+      {"crops_malignant", o.malignant},
+      {"seed", o.seed}};
+  const std::string signature_path = o.output + "/study.json";
+  if (fs::exists(signature_path)) {
+    nlohmann::json before;
+    try {
+      before = nlohmann::json::parse(read_file(signature_path));
+    } catch (const std::exception&) {
+      fail(signature_path + ": not valid JSON");
+    }
+    for (const auto& [key, value] : signature.items())
+      require(before.value(key, value) == value,
+              o.output + ": this study was run with " + key + " = " + before[key].dump() +
+                  ", not " + value.dump() + "; use the same options or another --output");
+  } else {
+    write_file_atomically(signature_path, signature.dump(2) + "\n");
+  }
   const std::string results = o.output + "/results.jsonl";
   std::vector<nlohmann::json> recorded = read_results(results);
+  // Only successful measurements count as done: a failed or skipped point
+  // (e.g. no GPU then) runs again.
   std::set<std::string> done;
-  for (const auto& row : recorded) done.insert(row.value("key", ""));
+  for (const auto& row : recorded)
+    if (row.value("status", "") == "ok") done.insert(row.value("key", ""));
   const auto grid = study_grid(o);
   std::vector<StudyPoint> todo;
   for (const auto& p : grid)
@@ -348,7 +377,12 @@ int run_study(const StudyOptions& o) {
     row["timed_epochs"] = o.epochs;
     row["machine"] = machine;
     append_line_atomically(results, row.dump());
-    recorded.push_back(row);  // keys in `todo` are new, so no row is replaced
+    // A re-run point replaces its earlier (failed or skipped) row.
+    recorded.erase(
+        std::remove_if(recorded.begin(), recorded.end(),
+                       [&](const nlohmann::json& r) { return r.value("key", "") == p.key(); }),
+        recorded.end());
+    recorded.push_back(row);
     write_csv(o.output + "/results.csv", recorded);
     ++finished;
     const double elapsed =
