@@ -31,6 +31,7 @@ size_t parse_byte_size(const std::string& text, const std::string& flag) {
   else
     require(u.empty() || u == "MB" || u == "M" || u == "MiB",
             flag + ": unknown unit '" + u + "' (B, KB, MB, GB)");
+  require(value * scale < 0x1p62, flag + ": '" + text + "' is larger than any memory");
   return size_t(value * scale);
 }
 

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/atomic_file.h"
+#include "core/checked.h"
 #include "core/error.h"
 
 namespace histocnn {
@@ -64,14 +65,21 @@ SafetensorsFile read_safetensors(const std::string& path) {
         where + " lacks dtype/shape/data_offsets");
     require(t["dtype"] == "F32", where + " has dtype " + t["dtype"].dump() + ", expected F32");
     NamedTensor tensor;
+    require(t["shape"].is_array() && t["shape"].size() <= 8, where + " has a bad shape");
     int64_t count = 1;
     for (const auto& d : t["shape"]) {
       require(d.is_number_integer() && d.get<int64_t>() >= 0, where + " has a bad shape");
       tensor.shape.push_back(d.get<int64_t>());
-      count *= tensor.shape.back();
+      // The data must be in the file: no element count beyond its size (so no overflow).
+      count = checked_product({count, tensor.shape.back()}, where + "'s shape",
+                              int64_t(data_size / sizeof(float)));
     }
-    const auto begin = t["data_offsets"][0].get<uint64_t>();
-    const auto end = t["data_offsets"][1].get<uint64_t>();
+    const auto& offsets = t["data_offsets"];
+    require(offsets.is_array() && offsets.size() == 2 && offsets[0].is_number_unsigned() &&
+                offsets[1].is_number_unsigned(),
+            where + " has bad data_offsets");
+    const auto begin = offsets[0].get<uint64_t>();
+    const auto end = offsets[1].get<uint64_t>();
     require(begin <= end && end <= data_size && end - begin == uint64_t(count) * sizeof(float),
             where + " has data offsets outside the file (truncated?)");
     tensor.values.resize(static_cast<size_t>(count));

@@ -3,6 +3,7 @@
 #include <charconv>
 #include <sstream>
 
+#include "core/checked.h"
 #include "core/error.h"
 
 namespace histocnn {
@@ -143,10 +144,24 @@ NetworkShape infer_shapes(const ModelSpec& spec, int batch, int height, int widt
               "input size " + std::to_string(height) + "x" + std::to_string(width) +
                   " is too small for the model: conv layer " +
                   std::to_string(net.convs.size() + 1) + " would have an empty output");
+      // Every tensor of the step must be addressable: 2^40 elements at most.
+      checked_product({batch, s.out_c, s.conv_h, s.conv_w},
+                      "--batch " + std::to_string(batch) + " at " + std::to_string(height) + "x" +
+                          std::to_string(width) + ": conv layer " +
+                          std::to_string(net.convs.size() + 1) + "'s output",
+                      int64_t(1) << 40);
       net.convs.push_back(s);
       c = s.out_c, h = s.out_h, w = s.out_w;
     } else if (layer.kind == LayerSpec::Kind::kDense) {
-      const int in = net.denses.empty() ? c * h * w : net.denses.back().out;
+      const int in =
+          net.denses.empty()
+              ? int(checked_product({c, h, w}, "the input of the first dense layer", INT32_MAX))
+              : net.denses.back().out;
+      checked_product({in, layer.dense.units},
+                      "dense layer " + std::to_string(net.denses.size() + 1) + "'s weights",
+                      int64_t(1) << 36);
+      checked_product({batch, layer.dense.units}, "--batch " + std::to_string(batch),
+                      int64_t(1) << 40);
       net.denses.push_back({in, layer.dense.units, true, 0.0f});
       features = layer.dense.units;
     } else {
