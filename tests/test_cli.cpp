@@ -460,6 +460,18 @@ TEST_F(Cli, MemplanPrintsThePlanAndFindsTheLargestBatch) {
   CommandResult fit = run("memplan --size 64 --max-batch --budget 64MB");
   ASSERT_EQ(fit.status, 0) << fit.output;
   EXPECT_NE(fit.output.find("largest batch for 64MB"), std::string::npos) << fit.output;
+  // The number is the boundary: its step fits 64 MB, one more does not.
+  int largest = 0;
+  ASSERT_EQ(std::sscanf(fit.output.c_str() + fit.output.find(": ") + 2, "%d", &largest), 1)
+      << fit.output;
+  auto peak_mb = [&](int batch) {
+    const CommandResult r = run("memplan --size 64 --batch " + std::to_string(batch));
+    double mb = 0;
+    std::sscanf(r.output.c_str() + r.output.rfind("peak ") + 5, "%lf", &mb);
+    return mb;
+  };
+  EXPECT_LE(peak_mb(largest), 64 * 1.048576);
+  EXPECT_GT(peak_mb(largest + 1), 64 * 1.048576);
   CommandResult bad = run("memplan --max-batch --budget lots");
   EXPECT_NE(bad.status, 0);
   EXPECT_NE(bad.output.find("--budget"), std::string::npos) << bad.output;

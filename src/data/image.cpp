@@ -26,12 +26,20 @@ Image load_image(const std::string& path) {
   const std::string ext = extension_of(path);
   if (ext == ".tif" || ext == ".tiff")
     fail(path + ": TIFF is not supported by the image decoder; convert to PNG or BMP");
-  const std::string bytes = read_file(path);
+  return decode_image(read_file(path), path);
+}
+
+Image decode_image(const std::string& bytes, const std::string& path) {
   require(!bytes.empty(), path + ": empty image file");
+  require(bytes.size() < (size_t(1) << 31), path + ": image file larger than 2 GB");
   const auto* data = reinterpret_cast<const stbi_uc*>(bytes.data());
   int w = 0, h = 0, channels = 0;
   if (!stbi_info_from_memory(data, int(bytes.size()), &w, &h, &channels))
     fail(path + ": not a readable image (" + stbi_failure_reason() + ")");
+  // A header may claim any size: refuse what no slide tile is before decoding.
+  require(w > 0 && h > 0 && w <= 32768 && h <= 32768 && int64_t(w) * h <= (int64_t(1) << 28),
+          path + ": image claims " + std::to_string(w) + "x" + std::to_string(h) +
+              " pixels (at most 32768 per side and 268 megapixels)");
   require(channels >= 3, path + ": grayscale image (" + std::to_string(channels) +
                              " channel); H&E images must be RGB");
   stbi_uc* pixels = stbi_load_from_memory(data, int(bytes.size()), &w, &h, &channels, 3);

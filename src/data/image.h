@@ -19,6 +19,8 @@ struct Image {
 // PNGs are reduced to 8 bits. Grayscale, truncated or corrupt files, and
 // formats stb cannot read (TIFF) raise an Error naming the file.
 Image load_image(const std::string& path);
+// The same from the file's bytes; `path` names it in errors.
+Image decode_image(const std::string& bytes, const std::string& path);
 // Writes by extension (.png, .bmp, .jpg), atomically.
 void save_image(const std::string& path, const Image& image);
 

@@ -37,7 +37,10 @@ void write_safetensors(const std::string& path, const SafetensorsFile& file) {
 }
 
 SafetensorsFile read_safetensors(const std::string& path) {
-  const std::string content = read_file(path);
+  return parse_safetensors(read_file(path), path);
+}
+
+SafetensorsFile parse_safetensors(const std::string& content, const std::string& path) {
   require(content.size() >= 8, path + ": not a safetensors file (too short)");
   uint64_t n = 0;
   for (int i = 0; i < 8; ++i) n |= uint64_t(static_cast<unsigned char>(content[i])) << (8 * i);

@@ -26,5 +26,7 @@ struct SafetensorsFile {
 void write_safetensors(const std::string& path, const SafetensorsFile& file);
 // Throws histocnn::Error naming `path` on any malformed content.
 SafetensorsFile read_safetensors(const std::string& path);
+// The same from the file's bytes; `path` names it in errors.
+SafetensorsFile parse_safetensors(const std::string& content, const std::string& path);
 
 }  // namespace histocnn

@@ -1,0 +1,58 @@
+// Known answers for the metrics a paper would quote: ROC AUC with ties, the
+// confusion at 0.5, and crop -> image -> patient aggregation.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "train/metrics.h"
+
+namespace histocnn {
+namespace {
+
+TEST(Metrics, AucCountsTiesAsHalf) {
+  // Positives 0.8, 0.5; negatives 0.5, 0.2: pairs 1 + 1 + 0.5 + 1 = 3.5 of 4.
+  const Metrics m = compute_metrics({{0.8f, 1}, {0.5f, 1}, {0.5f, 0}, {0.2f, 0}});
+  EXPECT_DOUBLE_EQ(m.auc, 0.875);
+  const Metrics all_tied = compute_metrics({{0.5f, 1}, {0.5f, 0}, {0.5f, 1}, {0.5f, 0}});
+  EXPECT_DOUBLE_EQ(all_tied.auc, 0.5);
+  EXPECT_TRUE(std::isnan(compute_metrics({{0.9f, 1}, {0.4f, 1}}).auc)) << "one class: undefined";
+}
+
+TEST(Metrics, ConfusionAndBalancedAccuracyAtOneHalf) {
+  // 3 benign (one called malignant), 1 malignant (called malignant).
+  const Metrics m = compute_metrics({{0.1f, 0}, {0.7f, 0}, {0.3f, 0}, {0.9f, 1}});
+  EXPECT_EQ(m.tn, 2);
+  EXPECT_EQ(m.fp, 1);
+  EXPECT_EQ(m.fn, 0);
+  EXPECT_EQ(m.tp, 1);
+  EXPECT_DOUBLE_EQ(m.accuracy, 0.75);
+  EXPECT_DOUBLE_EQ(m.balanced_accuracy, (2.0 / 3.0 + 1.0) / 2);
+}
+
+TEST(Metrics, CropsAggregateToImagesAndPatientsByMeanProbability) {
+  const std::vector<Prediction> crops = {{0.9f, 1}, {0.3f, 1}, {0.2f, 0}, {0.4f, 0}, {0.8f, 0}};
+  const std::vector<std::string> image = {"a", "a", "b", "b", "c"};
+  const std::vector<std::string> patient = {"p1", "p1", "p1", "p1", "p2"};
+  auto find = [](const std::vector<Prediction>& v, int label, float p) {
+    for (const auto& x : v)
+      if (x.label == label && std::fabs(x.p_malignant - p) < 1e-6f) return true;
+    return false;
+  };
+  const auto images = aggregate(crops, image);
+  ASSERT_EQ(images.size(), 3u);
+  EXPECT_TRUE(find(images, 1, 0.6f)) << "image a: mean of 0.9 and 0.3";
+  EXPECT_TRUE(find(images, 0, 0.3f)) << "image b";
+  EXPECT_TRUE(find(images, 0, 0.8f)) << "image c";
+  const Metrics per_image = compute_metrics(images);
+  EXPECT_EQ(per_image.tp, 1);
+  EXPECT_EQ(per_image.fp, 1);
+  EXPECT_EQ(per_image.tn, 1);
+  // A group's label is the majority of its members'; a tie counts as benign.
+  const auto patients = aggregate(crops, patient);
+  ASSERT_EQ(patients.size(), 2u);
+  EXPECT_TRUE(find(patients, 0, 0.45f)) << "p1: 2 malignant + 2 benign crops, mean 0.45";
+  EXPECT_TRUE(find(patients, 0, 0.8f)) << "p2";
+}
+
+}  // namespace
+}  // namespace histocnn
