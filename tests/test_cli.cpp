@@ -356,8 +356,18 @@ TEST_F(Cli, StudyResumesWithoutRepeatingMeasurementsAndReports) {
     EXPECT_TRUE(std::filesystem::exists(dir + "/report/report.html"));
     EXPECT_TRUE(std::filesystem::exists(dir + "/report/fig_cpu_time.png"));
     EXPECT_TRUE(std::filesystem::exists(dir + "/report/fig_cpu_time.svg"));
-    EXPECT_NE(read_file(dir + "/report/report.md").find("16.19"), std::string::npos)
-        << "the paper's numbers";
+    const std::string md = read_file(dir + "/report/report.md");
+    EXPECT_NE(md.find("16.19"), std::string::npos) << "the paper's numbers";
+    // Every measurement's own numbers, as recorded, are in the report.
+    const auto rows = read_results(dir + "/results.jsonl");
+    ASSERT_EQ(rows.size(), 2u);
+    for (const auto& row : rows) {
+      char expected[128];
+      std::snprintf(expected, sizeof expected, "| %d | %d | %.3f | %.0f |", row["size"].get<int>(),
+                    row["batch"].get<int>(), row["epoch_seconds"].get<double>(),
+                    row["images_per_second"].get<double>());
+      EXPECT_NE(md.find(expected), std::string::npos) << expected << " missing from\n" << md;
+    }
   }
 }
 
