@@ -4,7 +4,8 @@
 #   scripts/install-deps.sh --bench  also PyTorch (the side-by-side benchmark, the study's PyTorch engine)
 set -euo pipefail
 packages=(cmake g++ make pkg-config libdnnl-dev libstb-dev libcli11-dev nlohmann-json3-dev
-          libgtest-dev libbenchmark-dev libtomlplusplus-dev gnuplot-nox clang libclang-rt-14-dev)
+          libgtest-dev libbenchmark-dev libtomlplusplus-dev gnuplot-nox clang libclang-rt-14-dev
+          libopenmpi-dev openmpi-bin)
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(python3-torch)
 fi

@@ -15,6 +15,7 @@
 #include "backends/backend.h"
 #include "core/atomic_file.h"
 #include "core/rng.h"
+#include "dist/communicator.h"
 #include "memory/adaptors.h"
 #include "study/study.h"
 #include "test_util.h"
@@ -28,8 +29,9 @@ struct CommandResult {
   std::string output;
 };
 
-CommandResult run(const std::string& args) {
-  const std::string command = std::string(HISTOCNN_BINARY) + " " + args + " 2>&1";
+// A shell command line, with its output.
+CommandResult run_raw(const std::string& command_line) {
+  const std::string command = command_line + " 2>&1";
   FILE* pipe = popen(command.c_str(), "r");
   std::string output;
   std::array<char, 4096> buffer;
@@ -37,6 +39,10 @@ CommandResult run(const std::string& args) {
     output.append(buffer.data(), n);
   const int status = pclose(pipe);
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+}
+
+CommandResult run(const std::string& args) {
+  return run_raw(std::string(HISTOCNN_BINARY) + " " + args);
 }
 
 // One synthetic dataset for the whole suite.
@@ -310,6 +316,61 @@ TEST_F(Cli, SelftestPassesOnTheCpuAndSaysSoWithoutAGpu) {
         << gpu.output;
     EXPECT_EQ(std::count(gpu.output.begin(), gpu.output.end(), '\n'), 1) << "one line";
   }
+}
+
+// Data parallelism: `mpirun -np 2` reproduces the single-process run.
+class MpiCli : public Cli {
+ protected:
+  void SetUp() override {
+    if (!mpi_built()) GTEST_SKIP() << "this build has no MPI";
+    if (std::system("command -v mpirun >/dev/null 2>&1") != 0) GTEST_SKIP() << "no mpirun";
+  }
+  static CommandResult mpirun(int processes, const std::string& args) {
+    return run_raw("timeout 300 mpirun -np " + std::to_string(processes) +
+                   " --oversubscribe --allow-run-as-root " + std::string(HISTOCNN_BINARY) + " " +
+                   args);
+  }
+  static std::vector<float> weights(const std::string& run) {
+    return load_model_file(out(run) + "/model.safetensors").params.values;
+  }
+};
+
+TEST_F(MpiCli, TwoProcessesReproduceOneAndResumeWithAnyProcessCount) {
+  const std::string common = train_args() + " --flips --stain-jitter 0.05";
+  ASSERT_EQ(run(common + " --epochs 2 -o " + out("mpi_one")).status, 0);
+  const CommandResult two = mpirun(2, common + " --epochs 2 -o " + out("mpi_two"));
+  ASSERT_EQ(two.status, 0) << two.output;
+  size_t lines = 0;
+  for (size_t at = 0; (at = two.output.find("epoch 1/2", at)) != std::string::npos; ++at) ++lines;
+  EXPECT_EQ(lines, 1u) << "rank 0 alone reports\n" << two.output;
+  const auto a = weights("mpi_one"), b = weights("mpi_two");
+  ASSERT_EQ(a.size(), b.size());
+  double worst = 0;
+  for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, double(std::fabs(a[i] - b[i])));
+  // Float sums in another order, amplified a little by Adam; wrong dropout
+  // masks or a wrong loss scale give differences > 1e-2.
+  EXPECT_LT(worst, 2e-3);
+  const auto m1 = nlohmann::json::parse(read_file(out("mpi_one") + "/metrics.json"));
+  const auto m2 = nlohmann::json::parse(read_file(out("mpi_two") + "/metrics.json"));
+  EXPECT_EQ(m2["processes"], 2);
+  for (int e = 0; e < 2; ++e)
+    EXPECT_NEAR(m1["history"][e]["loss"].get<double>(), m2["history"][e]["loss"].get<double>(),
+                1e-3);
+  // One epoch on two processes, then the second on one: the same weights.
+  ASSERT_EQ(mpirun(2, common + " --epochs 1 -o " + out("mpi_resume")).status, 0);
+  const CommandResult resumed = run(common + " --epochs 2 --resume -o " + out("mpi_resume"));
+  ASSERT_EQ(resumed.status, 0) << resumed.output;
+  const auto c = weights("mpi_resume");
+  worst = 0;
+  for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, double(std::fabs(a[i] - c[i])));
+  EXPECT_LT(worst, 2e-3);
+}
+
+TEST_F(MpiCli, AFailingProcessEndsTheJobWithItsMessage) {
+  const CommandResult r = mpirun(2, "train --data " + out("no-such-folder") + " -o " + out("x"));
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.status, 124) << "timed out: a rank hung";
+  EXPECT_NE(r.output.find("no-such-folder"), std::string::npos) << r.output;
 }
 
 TEST_F(Cli, EverySubcommandHasHelp) {

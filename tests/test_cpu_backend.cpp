@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "backends/backend.h"
+#include "dist/communicator.h"
 #include "nn/reference.h"
 #include "test_util.h"
 
@@ -144,6 +145,47 @@ TEST(CpuStep, TrainingReducesTheLossOnAFixedBatch) {
   double last = first;
   for (int i = 0; i < 30; ++i) last = step->train(images.data(), labels.data(), 8).loss_sum;
   EXPECT_LT(last, 0.5 * first);
+}
+
+}  // namespace
+}  // namespace histocnn
+
+namespace histocnn {
+namespace {
+
+// Data parallelism without MPI: the gradients of the slices of a batch
+// (each scaled by the global batch, dropout masks by global row) sum to the
+// whole batch's gradient.
+TEST(CpuStep, SlicesOfABatchSumToTheWholeBatchGradient) {
+  const ModelSpec spec = parse_model_spec("conv 8 kernel=3 pool=2; dense 16; dropout 0.5; dense 2");
+  const int rows = 5;
+  const auto images = testing::random_vector(size_t(rows) * 3 * 16 * 16, 3, 0, 1);
+  const std::vector<int32_t> labels = {0, 1, 1, 0, 1};
+  std::vector<float> captured;
+  StepOptions options;
+  options.dropout_seed = 7;
+  options.reduce_gradients = [&](float* g, int64_t n, StreamHandle) { captured.assign(g, g + n); };
+  const Parameters initial = Parameters::glorot(infer_shapes(spec, 1, 16, 16), 4);
+  auto whole = make_backend("cpu")->compile(spec, infer_shapes(spec, rows, 16, 16), options);
+  whole->set_parameters(initial);
+  whole->train(images.data(), labels.data(), rows);
+  const std::vector<float> want = captured;
+  std::vector<float> sum(want.size(), 0.0f);
+  const int per = (rows + 1) / 2;
+  for (int rank = 0; rank < 2; ++rank) {
+    const RowRange r = rows_of_rank(rows, rank, 2);
+    auto part = make_backend("cpu")->compile(spec, infer_shapes(spec, per, 16, 16), options);
+    part->set_parameters(initial);
+    part->train_slice(images.data() + size_t(r.begin) * 3 * 16 * 16, labels.data() + r.begin,
+                      r.count(), BatchSlice{rows, r.begin});
+    for (size_t i = 0; i < sum.size(); ++i) sum[i] += captured[i];
+  }
+  for (size_t i = 0; i < want.size(); ++i) ASSERT_NEAR(sum[i], want[i], 1e-5) << i;
+  // A process without rows contributes zeros and still updates.
+  auto idle = make_backend("cpu")->compile(spec, infer_shapes(spec, per, 16, 16), options);
+  idle->set_parameters(initial);
+  idle->train_slice(nullptr, nullptr, 0, BatchSlice{rows, rows});
+  for (float g : captured) ASSERT_EQ(g, 0.0f);
 }
 
 }  // namespace

@@ -20,6 +20,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -52,6 +53,14 @@ struct StepProfile {
   double forward = 0, backward = 0, update = 0, allocator = 0;
 };
 
+// The rows of a global batch this process computes (data-parallel training):
+// the loss is the mean over the global batch, and dropout masks are indexed
+// by global row, so N processes reproduce one process's step.
+struct BatchSlice {
+  int global_count = 0;   // rows of the whole batch over all processes (0: this call's count)
+  int64_t first_row = 0;  // global index of this call's first row
+};
+
 class TrainingStep {
  public:
   virtual ~TrainingStep() = default;
@@ -62,7 +71,15 @@ class TrainingStep {
   //           rows. A device backend may return before the device finished:
   //           it then accumulates loss/correct on the device and returns them
   //           from the next synchronising call (see deferred_results()).
-  virtual StepResult train(const float* images, const int32_t* labels, int count) = 0;
+  StepResult train(const float* images, const int32_t* labels, int count) {
+    return train_slice(images, labels, count, BatchSlice{});
+  }
+  // The same for a slice of a global batch; count may be 0 (a process with
+  // no rows of a short last batch): its gradients are zero, and it still
+  // takes part in the gradient reduction and applies the update.
+  // StepOptions::reduce_gradients, when set, runs between backward and update.
+  virtual StepResult train_slice(const float* images, const int32_t* labels, int count,
+                                 const BatchSlice& slice) = 0;
   // True when train() returns zeros and the epoch's sums come from
   // take_results() (device backends: no host synchronisation per step).
   virtual bool deferred_results() const { return false; }
@@ -107,6 +124,10 @@ struct DeviceContext {
 struct StepOptions {
   AdamConfig adam;
   uint64_t dropout_seed = 0;
+  // Data parallelism: sums the flat gradient vector over all processes, in
+  // place (`gradients`: host memory for the CPU backend, device memory on
+  // `stream` for CUDA). Empty: one process.
+  std::function<void(float* gradients, int64_t count, StreamHandle stream)> reduce_gradients;
   DeviceContext device;
   std::string precision = "fp32";  // fp32 | tf32 | bf16 (where the backend supports it)
   bool cudnn_benchmark = false;    // time the algorithms instead of trusting heuristics

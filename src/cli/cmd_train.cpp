@@ -73,6 +73,7 @@ Runner add_train(CLI::App& app) {
     apply_crop_flags(*crop, o->crops);
     if (!model->empty()) o->spec = parse_model_spec(read_file(*model), *model);
     o->progress = !*no_progress;
+    o->comm = &world();
     o->log = [](const std::string& line) {
       std::printf("%s\n", line.c_str());
       std::fflush(stdout);

@@ -5,9 +5,16 @@
 #include <CLI/CLI.hpp>
 #include <functional>
 
+#include "dist/communicator.h"
+
 namespace histocnn::cli {
 
 using Runner = std::function<int()>;
+
+// The processes of this run (several under mpirun), set by main before any
+// command runs.
+Communicator& world();
+void set_world(Communicator* communicator);
 
 Runner add_synth(CLI::App& app);
 Runner add_train(CLI::App& app);

@@ -1,12 +1,34 @@
 // histocnn: train and evaluate CNNs on colon histopathology images.
 #include <cstdio>
 #include <exception>
+#include <memory>
 #include <string>
 
 #include "cli/commands.h"
 #include "core/error.h"
 
+namespace {
+
+// One line to stderr and a non-zero exit; with several processes the whole
+// job ends (MPI_Abort), so no rank waits forever for a failed one.
+int report_failure(const std::string& message, int code) {
+  histocnn::Communicator& world = histocnn::cli::world();
+  if (world.size() > 1) world.abort(message);
+  std::fprintf(stderr, "histocnn: %s\n", message.c_str());
+  return code;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
+  std::unique_ptr<histocnn::Communicator> world;
+  try {
+    world = histocnn::make_communicator(&argc, &argv);  // MPI_Init under mpirun
+  } catch (const histocnn::Error& e) {
+    std::fprintf(stderr, "histocnn: %s\n", e.what());
+    return 1;
+  }
+  histocnn::cli::set_world(world.get());
   CLI::App app{"histocnn: fast CNN training for colon histopathology (GlaS) on CPU and GPU"};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "help for every subcommand");
@@ -46,11 +68,9 @@ int main(int argc, char** argv) {
     for (auto& [cmd, run] : commands)
       if (cmd->parsed()) return run();
   } catch (const histocnn::Error& e) {
-    std::fprintf(stderr, "histocnn: %s\n", e.what());
-    return 1;
+    return report_failure(e.what(), 1);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "histocnn: internal error: %s\n", e.what());
-    return 3;
+    return report_failure(std::string("internal error: ") + e.what(), 3);
   }
   return 0;
 }

@@ -1,8 +1,27 @@
 #include "cli/options.h"
 
+#include <memory>
+
+#include "cli/commands.h"
 #include "core/error.h"
 
 namespace histocnn::cli {
+
+namespace {
+Communicator* the_world = nullptr;
+}  // namespace
+
+Communicator& world() {
+  if (!the_world) {
+    static std::unique_ptr<Communicator> single = make_single_process_communicator();
+    return *single;
+  }
+  return *the_world;
+}
+
+void set_world(Communicator* communicator) {
+  the_world = communicator;
+}
 
 void parse_size(const std::string& text, const std::string& flag, int* width, int* height) {
   int w = 0, h = 0;

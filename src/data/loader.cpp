@@ -1,5 +1,6 @@
 #include "data/loader.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include "core/error.h"
@@ -7,18 +8,42 @@
 
 namespace histocnn {
 
+namespace {
+std::vector<int> uniform_batches(size_t examples, int batch_size) {
+  std::vector<int> sizes;
+  for (size_t begin = 0; begin < examples; begin += size_t(batch_size))
+    sizes.push_back(int(std::min<size_t>(size_t(batch_size), examples - begin)));
+  return sizes;
+}
+}  // namespace
+
 BatchLoader::BatchLoader(const ExampleSet& set, std::vector<int> order, int batch_size,
+                         const AugmentOptions& augment, uint64_t seed, int workers, int depth,
+                         const Normalization& normalization)
+    : BatchLoader(set, order, uniform_batches(order.size(), batch_size), batch_size, augment, seed,
+                  workers, depth, normalization) {}
+
+BatchLoader::BatchLoader(const ExampleSet& set, std::vector<int> order,
+                         const std::vector<int>& batch_sizes, int capacity,
                          const AugmentOptions& augment, uint64_t seed, int workers, int depth,
                          const Normalization& normalization)
     : set_(set),
       order_(std::move(order)),
-      batch_size_(batch_size),
-      batch_count_(int((order_.size() + batch_size - 1) / batch_size)),
+      batch_size_(capacity),
+      batch_count_(int(batch_sizes.size())),
       augment_(augment),
       normalization_(normalization),
       seed_(seed),
       depth_(std::max(1, depth)),
       workers_(std::max(0, workers)) {
+  starts_.push_back(0);
+  for (int size : batch_sizes) {
+    require(size >= 0 && size <= capacity, "loader: a batch of " + std::to_string(size) +
+                                               " rows exceeds its capacity of " +
+                                               std::to_string(capacity));
+    starts_.push_back(starts_.back() + size);
+  }
+  require(size_t(starts_.back()) == order_.size(), "loader: batch sizes do not cover the order");
   for (int w = 0; w < workers_; ++w) threads_.emplace_back([this, w] { work(w); });
 }
 
@@ -33,8 +58,8 @@ BatchLoader::~BatchLoader() {
 
 void BatchLoader::fill(int index, Batch& batch) const {
   const size_t per = size_t(3) * set_.width * set_.height;
-  const int begin = index * batch_size_;
-  batch.count = std::min(batch_size_, int(order_.size()) - begin);
+  const int begin = starts_[size_t(index)];
+  batch.count = starts_[size_t(index) + 1] - begin;
   batch.images.resize(per * batch_size_);
   batch.labels.assign(batch_size_, 0);
   batch.example_ids.assign(batch.count, 0);

@@ -35,6 +35,12 @@ class BatchLoader {
   BatchLoader(const ExampleSet& set, std::vector<int> order, int batch_size,
               const AugmentOptions& augment, uint64_t seed, int workers, int depth = 4,
               const Normalization& normalization = {});
+  // Explicit batch boundaries: batch k is the next batch_sizes[k] examples of
+  // `order` (sizes may differ, even be 0: a process's share of a short batch);
+  // every batch's buffers hold `capacity` rows.
+  BatchLoader(const ExampleSet& set, std::vector<int> order, const std::vector<int>& batch_sizes,
+              int capacity, const AugmentOptions& augment, uint64_t seed, int workers,
+              int depth = 4, const Normalization& normalization = {});
   ~BatchLoader();
   BatchLoader(const BatchLoader&) = delete;
   BatchLoader& operator=(const BatchLoader&) = delete;
@@ -55,6 +61,7 @@ class BatchLoader {
   const ExampleSet& set_;
   std::vector<int> order_;
   int batch_size_, batch_count_;
+  std::vector<int> starts_;  // batch k is order_[starts_[k], starts_[k + 1])
   AugmentOptions augment_;
   Normalization normalization_;
   uint64_t seed_;

@@ -43,22 +43,29 @@ void select_images(const DataSelection& s, std::vector<SlideImage>* train,
     (folds[i] == s.fold ? validation : train)->push_back(folder.images[i]);
 }
 
-EvalReport evaluate(TrainingStep& step, const ExampleSet& set, const Normalization& normalization) {
+EvalReport evaluate(TrainingStep& step, const ExampleSet& set, const Normalization& normalization,
+                    Communicator* comm) {
   const int batch = step.shape().batch;
-  std::vector<Prediction> crops;
-  std::vector<std::string> image_of, patient_of;
-  std::vector<int> order(set.examples.size());
-  std::iota(order.begin(), order.end(), 0);
+  const int rank = comm ? comm->rank() : 0, ranks = comm ? comm->size() : 1;
+  std::vector<int> order;
+  for (int i = rank; i < int(set.examples.size()); i += ranks) order.push_back(i);
   BatchLoader loader(set, order, batch, AugmentOptions{}, 0, 1, 4, normalization);
   std::vector<float> probs(size_t(batch) * 2);
+  std::vector<double> mine;  // (example, P(malignant)) pairs
   for (Batch b; loader.next(b);) {
     step.predict(b.images.data(), b.count, probs.data());
-    for (int i = 0; i < b.count; ++i) {
-      const Example& ex = set.examples[b.example_ids[i]];
-      crops.push_back({probs[2 * i + 1], ex.label});
-      image_of.push_back(set.images[ex.image_index].name);
-      patient_of.push_back(set.images[ex.image_index].patient);
-    }
+    for (int i = 0; i < b.count; ++i)
+      mine.insert(mine.end(), {double(b.example_ids[size_t(i)]), double(probs[2 * i + 1])});
+  }
+  const std::vector<double> all = comm ? comm->gather(mine) : mine;
+  if (rank != 0) return {};
+  std::vector<Prediction> crops;
+  std::vector<std::string> image_of, patient_of;
+  for (size_t k = 0; k + 1 < all.size(); k += 2) {
+    const Example& ex = set.examples[size_t(all[k])];
+    crops.push_back({float(all[k + 1]), ex.label});
+    image_of.push_back(set.images[ex.image_index].name);
+    patient_of.push_back(set.images[ex.image_index].patient);
   }
   EvalReport r;
   r.per_crop = compute_metrics(crops);
@@ -172,7 +179,18 @@ void require_same_settings(const nlohmann::json& recorded, const nlohmann::json&
 }
 
 nlohmann::json run_training(const TrainOptions& o) {
-  auto log = o.log ? o.log : [](const std::string& line) { std::printf("%s\n", line.c_str()); };
+  std::unique_ptr<Communicator> single;
+  Communicator* comm = o.comm;
+  if (!comm) {
+    single = make_single_process_communicator();
+    comm = single.get();
+  }
+  const bool root = comm->root();
+  const int ranks = comm->size();
+  auto print = o.log ? o.log : [](const std::string& line) { std::printf("%s\n", line.c_str()); };
+  auto log = [&](const std::string& line) {
+    if (root) print(line);
+  };
   require(o.batch >= 1, "--batch: must be at least 1, got " + std::to_string(o.batch));
   require(o.epochs >= 1, "--epochs: must be at least 1, got " + std::to_string(o.epochs));
   const int threads = bound_cores(o.threads);
@@ -196,8 +214,10 @@ nlohmann::json run_training(const TrainOptions& o) {
   }
   MemoryEngine engine(memory_options);  // before the step: it allocates through it
   require(!o.output.empty(), "--output: an output folder is required");
-  make_directories(o.output);
-  remove_stale_temporaries(o.output);
+  if (root) {
+    make_directories(o.output);
+    remove_stale_temporaries(o.output);
+  }
   const std::string checkpoint_path = (fs::path(o.output) / "checkpoint.safetensors").string();
   const std::string model_path = (fs::path(o.output) / "model.safetensors").string();
   const std::string metrics_path = (fs::path(o.output) / "metrics.json").string();
@@ -232,7 +252,9 @@ nlohmann::json run_training(const TrainOptions& o) {
       std::to_string(val_set.examples.size()) + " examples (" + format_seconds(data_seconds) + ")");
 
   // Model.
-  const NetworkShape shape = infer_shapes(o.spec, o.batch, o.height, o.width);
+  // Each process computes its slice of every global batch: at most this many rows.
+  const int local_batch = (o.batch + ranks - 1) / ranks;
+  const NetworkShape shape = infer_shapes(o.spec, local_batch, o.height, o.width);
   StepOptions step_options;
   step_options.adam = o.adam;
   step_options.dropout_seed = o.seed ^ 0xD50u;
@@ -241,6 +263,10 @@ nlohmann::json run_training(const TrainOptions& o) {
   step_options.precision = o.precision;
   step_options.cudnn_benchmark = o.cudnn_benchmark;
   step_options.cuda_graphs = o.cuda_graphs;
+  if (ranks > 1)
+    step_options.reduce_gradients = [comm](float* gradients, int64_t count, StreamHandle) {
+      comm->allreduce_sum(gradients, size_t(count));
+    };
   auto step = backend->compile(o.spec, shape, step_options);
   {
     const MemoryReport m = step->memory();
@@ -316,10 +342,21 @@ nlohmann::json run_training(const TrainOptions& o) {
     std::vector<int> order(train_set.examples.size());
     std::iota(order.begin(), order.end(), 0);
     std::shuffle(order.begin(), order.end(), epoch_rng);
+    // This process's slice of every global batch (all of it with one process).
+    std::vector<int> mine, sizes;
+    std::vector<BatchSlice> slices;
+    for (size_t begin = 0; begin < order.size(); begin += size_t(o.batch)) {
+      const int rows = int(std::min(order.size() - begin, size_t(o.batch)));
+      const RowRange r = rows_of_rank(rows, comm->rank(), ranks);
+      mine.insert(mine.end(), order.begin() + long(begin) + r.begin,
+                  order.begin() + long(begin) + r.end);
+      sizes.push_back(r.count());
+      slices.push_back({rows, r.begin});
+    }
     // Loader workers beside the compute threads: one fewer than the cores
     // given (none with one core: next() prepares each batch itself).
-    BatchLoader loader(train_set, order, o.batch, o.augment, epoch_rng.next(), threads - 1, 4,
-                       normalization);
+    BatchLoader loader(train_set, mine, sizes, local_batch, o.augment, epoch_rng.next(),
+                       threads - 1, 4, normalization);
     const StepProfile profile_before = step->profile();
     const auto start = std::chrono::steady_clock::now();
     double loss_sum = 0;
@@ -338,7 +375,8 @@ nlohmann::json run_training(const TrainOptions& o) {
       counted += rows;
     };
     for (Batch b; loader.next(b);) {
-      const StepResult r = step->train(b.images.data(), b.labels.data(), b.count);
+      const StepResult r = step->train_slice(b.images.data(), b.labels.data(), b.count,
+                                             ranks > 1 ? slices[size_t(done)] : BatchSlice{});
       seen += b.count;
       ++done;
       if (!step->deferred_results())
@@ -352,6 +390,13 @@ nlohmann::json run_training(const TrainOptions& o) {
             counted ? loss_sum / counted : 0.0);
     }
     if (step->deferred_results() && counted < seen) absorb(step->take_results(), seen - counted);
+    if (ranks > 1) {  // the epoch's sums over every process
+      double sums[3] = {loss_sum, double(correct), double(seen)};
+      comm->allreduce_sum(sums, 3);
+      loss_sum = sums[0];
+      correct = int(sums[1]);
+      seen = int(sums[2]);
+    }
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (show_bar) std::fprintf(stderr, "\r%*s\r", 80, "");
@@ -373,7 +418,7 @@ nlohmann::json run_training(const TrainOptions& o) {
                   loss_sum / seen, double(correct) / seen);
     std::string text = line;
     if (!val_set.examples.empty()) {
-      const EvalReport report = evaluate(*step, val_set, normalization);
+      const EvalReport report = evaluate(*step, val_set, normalization, comm);
       last_eval = report.to_json();
       row["validation"] = last_eval;
       std::snprintf(line, sizeof line, "  val acc %.3f (image %.3f, patient %.3f)",
@@ -390,9 +435,9 @@ nlohmann::json run_training(const TrainOptions& o) {
     int64_t steps = 0;
     step->optimizer_state(&ck.m, &ck.v, &steps);
     ck.state = {{"step", steps}, {"epoch", epoch + 1}, {"history", history}};
-    save_model_file(checkpoint_path, ck);
+    if (root) save_model_file(checkpoint_path, ck);
   }
-  save_model_file(model_path, current_model());
+  if (root) save_model_file(model_path, current_model());
   const MemoryReport memory = step->memory();
   nlohmann::json summary = {{"device", o.device},
                             // The last epoch's breakdown: steady state, no warm-up.
@@ -405,6 +450,7 @@ nlohmann::json run_training(const TrainOptions& o) {
                             {"allocator", engine.to_json()},
                             {"backend", step->details()},
                             {"threads", threads},
+                            {"processes", ranks},
                             {"input", {o.width, o.height}},
                             {"batch", o.batch},
                             {"epochs", o.epochs},
@@ -414,7 +460,8 @@ nlohmann::json run_training(const TrainOptions& o) {
                             {"history", history},
                             {"validation", last_eval},
                             {"model", model_path}};
-  write_file_atomically(metrics_path, summary.dump(2) + "\n");
+  if (root) write_file_atomically(metrics_path, summary.dump(2) + "\n");
+  comm->barrier();  // every process ends with the files written
   return summary;
 }
 

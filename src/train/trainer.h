@@ -11,6 +11,7 @@
 #include "backends/backend.h"
 #include "data/augment.h"
 #include "data/dataset.h"
+#include "dist/communicator.h"
 #include "memory/memory_config.h"
 #include "nn/spec.h"
 #include "train/metrics.h"
@@ -57,6 +58,9 @@ struct TrainOptions {
   bool progress = false;        // progress bar (on a terminal)
   std::string export_examples;  // write the training examples here and stop (for other engines)
   std::function<void(const std::string&)> log = nullptr;  // one line per call
+  // Data parallelism (mpirun): the processes training together; null = one.
+  // --batch stays the global batch; rank 0 alone logs and writes files.
+  Communicator* comm = nullptr;
 };
 
 // Trains; returns the summary JSON also written to <output>/metrics.json.
@@ -72,7 +76,9 @@ struct EvalReport {
 };
 
 // Predicts every example with `step` and computes metrics at all three levels.
+// With a communicator of N processes, each predicts every N-th example and
+// rank 0 gathers the predictions (the others get an empty report).
 EvalReport evaluate(TrainingStep& step, const ExampleSet& examples,
-                    const Normalization& normalization = {});
+                    const Normalization& normalization = {}, Communicator* comm = nullptr);
 
 }  // namespace histocnn

@@ -114,8 +114,20 @@ class CpuTrainingStep final : public TrainingStep {
     build();
   }
 
-  StepResult train(const float* images, const int32_t* labels, int count) override {
-    StepResult r = run(images, labels, count, /*training=*/true, /*backward=*/true);
+  StepResult train_slice(const float* images, const int32_t* labels, int count,
+                         const BatchSlice& slice) override {
+    require(count >= 0 && count <= shape_.batch && (count > 0 || slice.global_count > 0),
+            "batch of " + std::to_string(count) + " images does not fit the compiled batch of " +
+                std::to_string(shape_.batch));
+    slice_ = slice;
+    StepResult r;
+    if (count > 0)
+      r = run(images, labels, count, /*training=*/true, /*backward=*/true);
+    else
+      std::fill(grads_.values.begin(), grads_.values.end(), 0.0f);  // no rows here
+    slice_ = BatchSlice{};
+    if (options_.reduce_gradients)
+      options_.reduce_gradients(grads_.values.data(), int64_t(grads_.values.size()), nullptr);
     const auto start = Clock::now();
     ++step_;
     adam_update(options_.adam, step_, static_cast<int64_t>(params_.values.size()),
@@ -243,6 +255,7 @@ class CpuTrainingStep final : public TrainingStep {
   MemoryResource* resource_ = nullptr;
   std::unique_ptr<StepMemory> step_memory_;
   int loss_op_ = 0, op_count_ = 0;
+  BatchSlice slice_;  // of the train_slice call in progress
 };
 
 void CpuTrainingStep::build() {
@@ -576,8 +589,10 @@ void CpuTrainingStep::build_dense(size_t i, const Mem& src) {
       float* y = static_cast<float*>(db.out.get_data_handle());
       const float p = db.s.dropout_after;
       const uint64_t stream = elementwise::dropout_stream(step_ + 1, int(&db - denses_.data()));
+      // Indexed by global row: a slice of a batch draws the whole batch's masks.
+      const uint64_t first = uint64_t(slice_.first_row) * uint64_t(db.s.out);
       for (size_t j = 0; j < db.mask.size(); ++j) {
-        db.mask[j] = elementwise::dropout_scale(options_.dropout_seed, stream, j, p);
+        db.mask[j] = elementwise::dropout_scale(options_.dropout_seed, stream, first + j, p);
         y[j] *= db.mask[j];
       }
     });
@@ -668,7 +683,9 @@ StepResult CpuTrainingStep::loss_and_gradient(const int32_t* labels, int count, 
       r.loss_sum += s.loss;
       r.correct += s.correct;
     }
-    elementwise::softmax_xent_grad(s, y, real && backward ? 1.0f / float(count) : 0.0f,
+    // The mean over the global batch (this call's rows when not a slice).
+    const int denominator = slice_.global_count > 0 ? slice_.global_count : count;
+    elementwise::softmax_xent_grad(s, y, real && backward ? 1.0f / float(denominator) : 0.0f,
                                    &d_logits[2 * row], &d_logits[2 * row + 1]);
   }
   return r;

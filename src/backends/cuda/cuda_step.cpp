@@ -85,7 +85,8 @@ class CudaTrainingStep final : public TrainingStep {
                    const NetworkShape& shape, const StepOptions& options);
   ~CudaTrainingStep() override;
 
-  StepResult train(const float* images, const int32_t* labels, int count) override;
+  StepResult train_slice(const float* images, const int32_t* labels, int count,
+                         const BatchSlice& slice) override;
   bool deferred_results() const override { return true; }
   StepResult take_results() override;
   void predict(const float* images, int count, float* probabilities) override;
@@ -622,7 +623,11 @@ void CudaTrainingStep::run(Mode mode, bool training, int slot) {
   }
 }
 
-StepResult CudaTrainingStep::train(const float* images, const int32_t* labels, int count) {
+StepResult CudaTrainingStep::train_slice(const float* images, const int32_t* labels, int count,
+                                         const BatchSlice& slice) {
+  require((slice.global_count == 0 || slice.global_count == count) && slice.first_row == 0 &&
+              !options_.reduce_gradients,
+          "data-parallel training on CUDA devices (NCCL) is not supported yet: run one process");
   stage(images, labels, count);
   bind_handles();
   if (timed_ == timing_.size()) {
