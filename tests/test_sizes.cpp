@@ -62,6 +62,9 @@ TEST(SafetensorsSizes, HostileShapesAndOffsetsAreRejected) {
   EXPECT_THROW(read_safetensors(
                    file_with_header(R"({"w":{"dtype":"F32","shape":7,"data_offsets":[0,8]}})", 8)),
                Error);
+  // Found by the fuzzer: __metadata__ that is not an object (was an uncaught
+  // nlohmann exception: "internal error", exit 3).
+  EXPECT_THROW(read_safetensors(file_with_header(R"({"__metadata__":"x"})", 0)), Error);
   EXPECT_NO_THROW(read_safetensors(
       file_with_header(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", 8)));
 }

@@ -57,6 +57,7 @@ SafetensorsFile parse_safetensors(const std::string& content, const std::string&
   SafetensorsFile file;
   for (auto it = header.begin(); it != header.end(); ++it) {
     if (it.key() == "__metadata__") {
+      require(it->is_object(), path + ": safetensors __metadata__ is not an object");
       for (auto m = it->begin(); m != it->end(); ++m)
         if (m->is_string()) file.metadata[m.key()] = m->get<std::string>();
       continue;
