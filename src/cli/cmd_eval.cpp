@@ -48,7 +48,8 @@ Runner add_eval(CLI::App& app) {
               a->model + " was trained on every image of split '" + a->data.split +
                   "' (--folds 0): say what to evaluate with --split, --val-split or --folds "
                   "(evaluating training images takes an explicit choice)");
-      if (a->data.val_split.empty())
+      if (!world().root()) {
+      } else if (a->data.val_split.empty())
         std::printf("evaluating the model's held-out fold %d of %d (fold seed %llu)\n",
                     a->data.fold, a->data.folds, (unsigned long long)a->data.fold_seed);
       else
@@ -71,7 +72,9 @@ Runner add_eval(CLI::App& app) {
     auto step = backend->compile(
         model.spec, infer_shapes(model.spec, a->batch, model.height, model.width), StepOptions{});
     step->set_parameters(model.params);
-    const EvalReport report = evaluate(*step, set, model.normalization);
+    // Under mpirun each process predicts its share; rank 0 reports.
+    const EvalReport report = evaluate(*step, set, model.normalization, &world());
+    if (!world().root()) return 0;
     auto line = [](const char* level, const Metrics& m) {
       std::printf("%-8s n=%-5d acc %.3f  balanced %.3f  auc %.3f  [tn %d fp %d fn %d tp %d]\n",
                   level, m.count, m.accuracy, m.balanced_accuracy, m.auc, m.tn, m.fp, m.fn, m.tp);
