@@ -17,16 +17,7 @@ namespace {
 
 using testing::random_vector;
 
-struct Case {
-  const char* name;
-  const char* spec;
-  int batch, height, width, count;
-  bool training;
-};
-// ctest lists the case by name, not as raw bytes.
-void PrintTo(const Case& c, std::ostream* os) {
-  *os << c.name;
-}
+using testing::Case;
 
 class CpuStepVsReference : public ::testing::TestWithParam<Case> {};
 
@@ -68,25 +59,8 @@ TEST_P(CpuStepVsReference, ForwardAndGradientsMatch) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Architectures, CpuStepVsReference,
-    ::testing::Values(
-        Case{"PaperNet",
-             "conv 32 kernel=3 pool=2; conv 32 kernel=3 pool=2; conv 64 kernel=3 pool=2; "
-             "dense 64; dropout 0.5; dense 2",
-             4, 32, 32, 4, false},
-        Case{"PaperNetDropoutPadded",
-             "conv 32 kernel=3 pool=2; conv 32 kernel=3 pool=2; conv 64 kernel=3 pool=2; "
-             "dense 64; dropout 0.5; dense 2",
-             5, 36, 40, 3, true},
-        Case{"ConvNoPool", "conv 8 kernel=3 pool=1; dense 2", 3, 10, 9, 3, false},
-        Case{"ConvSamePadOddPool",
-             "conv 16 kernel=5 pool=3 pad=same; conv 16 kernel=3 pool=2; dense 2", 2, 23, 19, 2,
-             false},
-        Case{"DeepDense", "conv 4 kernel=3 pool=2; dense 17; dense 9; dropout 0.3; dense 2", 6, 16,
-             16, 6, true},
-        Case{"SingleImage", "conv 32 kernel=3 pool=2; dense 2", 1, 12, 12, 1, false}),
-    [](const auto& info) { return std::string(info.param.name); });
+INSTANTIATE_TEST_SUITE_P(Architectures, CpuStepVsReference,
+                         ::testing::ValuesIn(testing::architectures()), testing::case_name);
 
 TEST(CpuStep, LossGradientMatchesFiniteDifferencesOfTheStepItself) {
   const ModelSpec spec =

@@ -1,16 +1,48 @@
 // Shared helpers for the tests.
 #pragma once
 
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <cstdint>
 #include <filesystem>
+#include <ostream>
 #include <string>
 #include <vector>
 
 #include "core/rng.h"
 
 namespace histocnn::testing {
+
+// The architectures every backend is held to (each layer kind alone and in
+// combination, padding, odd pools, dropout, padded batches, one image).
+struct Case {
+  const char* name;
+  const char* spec;
+  int batch, height, width, count;  // compiled batch; rows used (count < batch: padded)
+  bool training;                    // dropout on
+};
+// ctest lists the case by name, not as raw bytes.
+inline void PrintTo(const Case& c, std::ostream* os) {
+  *os << c.name;
+}
+inline std::vector<Case> architectures() {
+  const char* paper =
+      "conv 32 kernel=3 pool=2; conv 32 kernel=3 pool=2; conv 64 kernel=3 pool=2; "
+      "dense 64; dropout 0.5; dense 2";
+  return {
+      {"PaperNet", paper, 4, 32, 32, 4, false},
+      {"PaperNetDropoutPadded", paper, 5, 36, 40, 3, true},
+      {"ConvNoPool", "conv 8 kernel=3 pool=1; dense 2", 3, 10, 9, 3, false},
+      {"ConvSamePadOddPool", "conv 16 kernel=5 pool=3 pad=same; conv 16 kernel=3 pool=2; dense 2",
+       2, 23, 19, 2, false},
+      {"DeepDense", "conv 4 kernel=3 pool=2; dense 17; dense 9; dropout 0.3; dense 2", 6, 16, 16, 6,
+       true},
+      {"SingleImage", "conv 32 kernel=3 pool=2; dense 2", 1, 12, 12, 1, false}};
+}
+inline std::string case_name(const ::testing::TestParamInfo<Case>& info) {
+  return info.param.name;
+}
 
 inline std::vector<float> random_vector(size_t n, uint64_t seed, float lo = -1, float hi = 1) {
   Rng rng(seed);
