@@ -20,6 +20,7 @@ class SingleProcess final : public Communicator {
   void allreduce_sum(float*, size_t) override {}
   void allreduce_sum(double*, size_t) override {}
   std::vector<double> gather(const std::vector<double>& mine) override { return mine; }
+  void broadcast(void*, size_t) override {}
   void barrier() override {}
   [[noreturn]] void abort(const std::string& message) override {
     std::fprintf(stderr, "histocnn: %s\n", message.c_str());
@@ -90,6 +91,18 @@ class Mpi final : public Communicator {
                       MPI_DOUBLE, 0, MPI_COMM_WORLD),
           "MPI_Gatherv");
     return all;
+  }
+  void broadcast(void* data, size_t bytes) override {
+    check(MPI_Bcast(data, int(bytes), MPI_BYTE, 0, MPI_COMM_WORLD), "MPI_Bcast");
+  }
+  int local_rank() const override {
+    MPI_Comm local;
+    check(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &local),
+          "MPI_Comm_split_type");
+    int r = 0;
+    MPI_Comm_rank(local, &r);
+    MPI_Comm_free(&local);
+    return r;
   }
   void barrier() override { check(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier"); }
   [[noreturn]] void abort(const std::string& message) override {

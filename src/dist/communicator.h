@@ -26,7 +26,11 @@ class Communicator {
   // Rank 0 receives every rank's values, concatenated in rank order; the
   // others receive an empty vector.
   virtual std::vector<double> gather(const std::vector<double>& mine) = 0;
+  // Rank 0's bytes to every rank (in place).
+  virtual void broadcast(void* data, size_t bytes) = 0;
   virtual void barrier() = 0;
+  // This process's index among those on its machine (GPU selection).
+  virtual int local_rank() const { return 0; }
   // Ends the whole job (every rank) after printing `message`; never returns.
   [[noreturn]] virtual void abort(const std::string& message) = 0;
   bool root() const { return rank() == 0; }

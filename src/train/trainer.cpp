@@ -17,6 +17,9 @@
 #include "core/threads.h"
 #include "data/loader.h"
 #include "memory/memory_engine.h"
+#ifdef HISTOCNN_HAVE_NCCL
+#include "backends/cuda/nccl_reducer.h"
+#endif
 #include "train/checkpoint.h"
 #include "train/selftest.h"
 
@@ -198,6 +201,17 @@ nlohmann::json run_training(const TrainOptions& o) {
     require(!o.cuda_graphs, "--cuda-graphs: applies to --device cuda");
     require(!o.cudnn_benchmark, "--cudnn-benchmark: applies to --device cuda");
   }
+  // Data-parallel CUDA: each process takes its GPU and joins the NCCL
+  // communicator before the backend creates its handles on that GPU.
+  std::function<void(float*, int64_t, StreamHandle)> device_reducer;
+  if (o.device == "cuda" && ranks > 1) {
+#ifdef HISTOCNN_HAVE_NCCL
+    device_reducer = make_nccl_reducer(*comm);
+#else
+    fail("--device cuda on " + std::to_string(ranks) +
+         " processes: this build has no NCCL (found with the CUDA toolkit)");
+#endif
+  }
   auto backend = make_backend(o.device);  // an unknown device fails before any work
   MemoryEngineOptions memory_options;
   memory_options.device = o.device;
@@ -263,7 +277,9 @@ nlohmann::json run_training(const TrainOptions& o) {
   step_options.precision = o.precision;
   step_options.cudnn_benchmark = o.cudnn_benchmark;
   step_options.cuda_graphs = o.cuda_graphs;
-  if (ranks > 1)
+  if (device_reducer)
+    step_options.reduce_gradients = device_reducer;  // device memory, the step's stream
+  else if (ranks > 1)
     step_options.reduce_gradients = [comm](float* gradients, int64_t count, StreamHandle) {
       comm->allreduce_sum(gradients, size_t(count));
     };

@@ -18,28 +18,31 @@ cudaStream_t as_stream(Stream s) {
 
 __global__ void dense_activation_kernel(float* y, const float* bias, int rows, int outputs,
                                         bool relu, float dropout, uint64_t seed,
-                                        const int64_t* step, int layer) {
+                                        const int64_t* step, const BatchMeta* meta, int layer) {
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= int64_t(rows) * outputs) return;
+  // Masks by global row: a slice of a batch draws the whole batch's masks.
+  const uint64_t index = uint64_t(meta->first_row) * uint64_t(outputs) + uint64_t(i);
   y[i] = elementwise::dense_activation(y[i], bias[i % outputs], relu, dropout, seed, *step + 1,
-                                       layer, uint64_t(i));
+                                       layer, index);
 }
 
 __global__ void dense_activation_backward_kernel(float* g, const float* y, int rows, int outputs,
                                                  float dropout, uint64_t seed, const int64_t* step,
-                                                 int layer) {
+                                                 const BatchMeta* meta, int layer) {
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= int64_t(rows) * outputs) return;
-  g[i] = elementwise::dense_activation_backward(y[i], g[i], dropout, seed, *step + 1, layer,
-                                                uint64_t(i));
+  const uint64_t index = uint64_t(meta->first_row) * uint64_t(outputs) + uint64_t(i);
+  g[i] = elementwise::dense_activation_backward(y[i], g[i], dropout, seed, *step + 1, layer, index);
 }
 
 __global__ void softmax_xent_kernel(const float* logits, float* d_logits, float* probs,
-                                    const int32_t* labels, const int* count, int rows,
+                                    const int32_t* labels, const BatchMeta* meta, int rows,
                                     bool backward, double* loss_sum, int* correct) {
   const int row = int(blockIdx.x) * blockDim.x + threadIdx.x;
   if (row >= rows) return;
-  const int n = *count;
+  const int n = meta->count;
+  const int denominator = meta->global_count > 0 ? meta->global_count : n;
   const bool real = row < n && labels;
   const int label = real ? labels[row] : 0;
   const elementwise::SoftmaxRow r =
@@ -53,7 +56,7 @@ __global__ void softmax_xent_kernel(const float* logits, float* d_logits, float*
     atomicAdd(correct, r.correct);
   }
   if (d_logits)
-    elementwise::softmax_xent_grad(r, label, real && backward ? 1.0f / float(n) : 0.0f,
+    elementwise::softmax_xent_grad(r, label, real && backward ? 1.0f / float(denominator) : 0.0f,
                                    &d_logits[2 * row], &d_logits[2 * row + 1]);
 }
 
@@ -78,26 +81,26 @@ __global__ void fill_kernel(float* p, float value, int64_t n) {
 }  // namespace
 
 void launch_dense_activation(float* y, const float* bias, int rows, int outputs, bool relu,
-                             float dropout, uint64_t seed, const int64_t* step, int layer,
-                             Stream stream) {
+                             float dropout, uint64_t seed, const int64_t* step,
+                             const BatchMeta* meta, int layer, Stream stream) {
   const int64_t n = int64_t(rows) * outputs;
   dense_activation_kernel<<<blocks_for(n), kThreads, 0, as_stream(stream)>>>(
-      y, bias, rows, outputs, relu, dropout, seed, step, layer);
+      y, bias, rows, outputs, relu, dropout, seed, step, meta, layer);
 }
 
 void launch_dense_activation_backward(float* g, const float* y, int rows, int outputs,
-                                      float dropout, uint64_t seed, const int64_t* step, int layer,
-                                      Stream stream) {
+                                      float dropout, uint64_t seed, const int64_t* step,
+                                      const BatchMeta* meta, int layer, Stream stream) {
   const int64_t n = int64_t(rows) * outputs;
   dense_activation_backward_kernel<<<blocks_for(n), kThreads, 0, as_stream(stream)>>>(
-      g, y, rows, outputs, dropout, seed, step, layer);
+      g, y, rows, outputs, dropout, seed, step, meta, layer);
 }
 
 void launch_softmax_xent(const float* logits, float* d_logits, float* probs, const int32_t* labels,
-                         const int* count, int rows, bool backward, double* loss_sum, int* correct,
-                         Stream stream) {
+                         const BatchMeta* meta, int rows, bool backward, double* loss_sum,
+                         int* correct, Stream stream) {
   softmax_xent_kernel<<<blocks_for(rows), kThreads, 0, as_stream(stream)>>>(
-      logits, d_logits, probs, labels, count, rows, backward, loss_sum, correct);
+      logits, d_logits, probs, labels, meta, rows, backward, loss_sum, correct);
 }
 
 void launch_adam_prepare(int64_t* step, float learning_rate, float beta1, float beta2,

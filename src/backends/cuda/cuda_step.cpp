@@ -75,7 +75,7 @@ struct DenseLayer {
 
 // Persistent device block layout (byte offsets).
 struct Persistent {
-  size_t params = 0, step = 0, adam = 0, loss = 0, correct = 0, labels = 0, count = 0, probs = 0,
+  size_t params = 0, step = 0, adam = 0, loss = 0, correct = 0, labels = 0, meta = 0, probs = 0,
          ones = 0, cublas = 0, total = 0;
 };
 
@@ -105,10 +105,14 @@ class CudaTrainingStep final : public TrainingStep {
   enum class Mode { kTrain, kGradients, kPredict };
   void build_layers();
   void choose_algorithms(ConvLayer& c, size_t k);
-  void stage(const float* images, const int32_t* labels, int count);
+  void stage(const float* images, const int32_t* labels, int count, const BatchSlice& slice = {});
+  BatchMeta* meta() const { return reinterpret_cast<BatchMeta*>(persistent(layout_.meta)); }
   void run(Mode mode, bool training, int slot);
   void run_op(const ScheduledOp& op, Mode mode, bool training, int slot);
   void update();
+  void reduce_gradients() {
+    if (options_.reduce_gradients) options_.reduce_gradients(grads(), parameter_count_, stream_);
+  }
   void bind_handles();
   void gemm(const GemmCall& g, const float* a, const float* b, float* c);
   float* tensor(int id) const { return static_cast<float*>(addresses_[size_t(id)]); }
@@ -145,7 +149,7 @@ class CudaTrainingStep final : public TrainingStep {
   struct Stage {
     float* images = nullptr;
     int32_t* labels = nullptr;
-    int* count = nullptr;
+    BatchMeta* meta = nullptr;
     cudaEvent_t copied = nullptr;
   };
   Stage stages_[2];
@@ -198,7 +202,7 @@ CudaTrainingStep::CudaTrainingStep(std::shared_ptr<Context> context, const Model
   layout_.loss = reserve(2 * sizeof(double));  // slot 0: training, slot 1: one-off calls
   layout_.correct = reserve(2 * sizeof(int));
   layout_.labels = reserve(size_t(shape_.batch) * sizeof(int32_t));
-  layout_.count = reserve(sizeof(int));
+  layout_.meta = reserve(sizeof(BatchMeta));
   layout_.probs = reserve(size_t(shape_.batch) * 2 * sizeof(float));
   layout_.ones = reserve(size_t(shape_.batch) * sizeof(float));
   layout_.cublas = reserve(kCublasWorkspace);
@@ -234,7 +238,7 @@ CudaTrainingStep::CudaTrainingStep(std::shared_ptr<Context> context, const Model
         cudaHostAllocDefault));
     HISTOCNN_CUDA(
         cudaHostAlloc(&s.labels, sizeof(int32_t) * size_t(shape_.batch), cudaHostAllocDefault));
-    HISTOCNN_CUDA(cudaHostAlloc(&s.count, sizeof(int), cudaHostAllocDefault));
+    HISTOCNN_CUDA(cudaHostAlloc(&s.meta, sizeof(BatchMeta), cudaHostAllocDefault));
     HISTOCNN_CUDA(cudaEventCreateWithFlags(&s.copied, cudaEventDisableTiming));
   }
   HISTOCNN_CUDA(cudaHostAlloc(&host_results_, 2 * sizeof(double), cudaHostAllocDefault));
@@ -264,7 +268,7 @@ CudaTrainingStep::~CudaTrainingStep() {
   for (auto& s : stages_) {
     cudaFreeHost(s.images);
     cudaFreeHost(s.labels);
-    cudaFreeHost(s.count);
+    cudaFreeHost(s.meta);
     if (s.copied) cudaEventDestroy(s.copied);
   }
   cudaFreeHost(host_results_);
@@ -416,10 +420,11 @@ void CudaTrainingStep::choose_algorithms(ConvLayer& c, size_t k) {
 
 // ---- staging and execution ------------------------------------------------
 
-void CudaTrainingStep::stage(const float* images, const int32_t* labels, int count) {
-  require(count >= 1 && count <= shape_.batch, "batch of " + std::to_string(count) +
-                                                   " images does not fit the compiled batch of " +
-                                                   std::to_string(shape_.batch));
+void CudaTrainingStep::stage(const float* images, const int32_t* labels, int count,
+                             const BatchSlice& slice) {
+  require(count >= 0 && count <= shape_.batch && (count > 0 || slice.global_count > 0),
+          "batch of " + std::to_string(count) + " images does not fit the compiled batch of " +
+              std::to_string(shape_.batch));
   for (int i = 0; labels && i < count; ++i)
     require(labels[i] == 0 || labels[i] == 1,
             "label " + std::to_string(labels[i]) + " is not 0 (benign) or 1 (malignant)");
@@ -427,12 +432,12 @@ void CudaTrainingStep::stage(const float* images, const int32_t* labels, int cou
   Stage& s = stages_[stage_];
   HISTOCNN_CUDA(cudaEventSynchronize(s.copied));  // its previous batch has left (long ago)
   const size_t image_floats = size_t(shape_.channels) * shape_.height * shape_.width;
-  std::memcpy(s.images, images, sizeof(float) * image_floats * size_t(count));
+  if (count > 0) std::memcpy(s.images, images, sizeof(float) * image_floats * size_t(count));
   if (count < shape_.batch)
     std::memset(s.images + image_floats * size_t(count), 0,
                 sizeof(float) * image_floats * size_t(shape_.batch - count));
   if (labels) std::memcpy(s.labels, labels, sizeof(int32_t) * size_t(count));
-  *s.count = count;
+  *s.meta = BatchMeta{count, slice.global_count, slice.first_row};
 }
 
 void CudaTrainingStep::gemm(const GemmCall& g, const float* a, const float* b, float* c) {
@@ -456,8 +461,8 @@ void CudaTrainingStep::run_op(const ScheduledOp& op, Mode mode, bool training, i
           cudaMemcpyHostToDevice, stream_));
       HISTOCNN_CUDA(cudaMemcpyAsync(persistent(layout_.labels), s.labels,
                                     sizeof(int32_t) * size_t(n), cudaMemcpyHostToDevice, stream_));
-      HISTOCNN_CUDA(cudaMemcpyAsync(persistent(layout_.count), s.count, sizeof(int),
-                                    cudaMemcpyHostToDevice, stream_));
+      HISTOCNN_CUDA(
+          cudaMemcpyAsync(meta(), s.meta, sizeof(BatchMeta), cudaMemcpyHostToDevice, stream_));
       HISTOCNN_CUDA(cudaEventRecord(s.copied, stream_));
       return;
     }
@@ -499,7 +504,7 @@ void CudaTrainingStep::run_op(const ScheduledOp& op, Mode mode, bool training, i
       const DenseShape& s = shape_.denses[size_t(op.layer)];
       launch_dense_activation(tensor(d.out), params() + denses_[size_t(op.layer)].b_offset, n,
                               d.outputs, s.relu, training ? s.dropout_after : 0.0f,
-                              options_.dropout_seed, step, op.layer, stream_);
+                              options_.dropout_seed, step, meta(), op.layer, stream_);
       return;
     }
     case OpKind::kLoss: {
@@ -507,9 +512,8 @@ void CudaTrainingStep::run_op(const ScheduledOp& op, Mode mode, bool training, i
       launch_softmax_xent(
           tensor(schedule_.logits), predict ? nullptr : tensor(schedule_.d_logits),
           reinterpret_cast<float*>(persistent(layout_.probs)),
-          predict ? nullptr : reinterpret_cast<int32_t*>(persistent(layout_.labels)),
-          reinterpret_cast<int*>(persistent(layout_.count)), n, !predict,
-          reinterpret_cast<double*>(persistent(layout_.loss)) + slot,
+          predict ? nullptr : reinterpret_cast<int32_t*>(persistent(layout_.labels)), meta(), n,
+          !predict, reinterpret_cast<double*>(persistent(layout_.loss)) + slot,
           reinterpret_cast<int*>(persistent(layout_.correct)) + slot, stream_);
       return;
     }
@@ -518,7 +522,7 @@ void CudaTrainingStep::run_op(const ScheduledOp& op, Mode mode, bool training, i
       const DenseShape& s = shape_.denses[size_t(op.layer)];
       launch_dense_activation_backward(tensor(d.d_out), tensor(d.out), n, d.outputs,
                                        training ? s.dropout_after : 0.0f, options_.dropout_seed,
-                                       step, op.layer, stream_);
+                                       step, meta(), op.layer, stream_);
       return;
     }
     case OpKind::kDenseBackwardWeights: {
@@ -625,10 +629,7 @@ void CudaTrainingStep::run(Mode mode, bool training, int slot) {
 
 StepResult CudaTrainingStep::train_slice(const float* images, const int32_t* labels, int count,
                                          const BatchSlice& slice) {
-  require((slice.global_count == 0 || slice.global_count == count) && slice.first_row == 0 &&
-              !options_.reduce_gradients,
-          "data-parallel training on CUDA devices (NCCL) is not supported yet: run one process");
-  stage(images, labels, count);
+  stage(images, labels, count, slice);
   bind_handles();
   if (timed_ == timing_.size()) {
     std::array<cudaEvent_t, 4> events{};
@@ -651,6 +652,7 @@ StepResult CudaTrainingStep::train_slice(const float* images, const int32_t* lab
     HISTOCNN_CUDA(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
     for (size_t k = 1; k < schedule_.ops.size(); ++k)
       run_op(schedule_.ops[k], Mode::kTrain, true, 0);
+    reduce_gradients();
     update();
     cudaGraph_t graph = nullptr;
     HISTOCNN_CUDA(cudaStreamEndCapture(stream_, &graph));
@@ -664,6 +666,7 @@ StepResult CudaTrainingStep::train_slice(const float* images, const int32_t* lab
   } else {
     HISTOCNN_CUDA(cudaEventRecord(ev[0], stream_));
     run(Mode::kTrain, true, 0);  // forward, loss and backward
+    reduce_gradients();          // data parallelism: NCCL on this stream
     HISTOCNN_CUDA(cudaEventRecord(ev[2], stream_));
     update();
     HISTOCNN_CUDA(cudaEventRecord(ev[3], stream_));

@@ -1,0 +1,44 @@
+#include "backends/cuda/nccl_reducer.h"
+
+#include <cuda_runtime.h>
+#include <nccl.h>
+
+#include "backends/cuda/cuda_context.h"
+#include "core/error.h"
+#include "memory/cuda_resources.h"
+
+namespace histocnn {
+namespace {
+
+void check_nccl(ncclResult_t status, const char* call) {
+  if (status != ncclSuccess) fail(std::string(call) + " failed: " + ncclGetErrorString(status));
+}
+
+struct NcclComm {
+  ncclComm_t comm = nullptr;
+  ~NcclComm() {
+    if (comm) ncclCommDestroy(comm);
+  }
+};
+
+}  // namespace
+
+GradientReducer make_nccl_reducer(Communicator& comm) {
+  const std::string why = cuda_unavailable_reason();
+  require(why.empty(), why);
+  int devices = 0;
+  HISTOCNN_CUDA(cudaGetDeviceCount(&devices));
+  HISTOCNN_CUDA(cudaSetDevice(comm.local_rank() % devices));
+  ncclUniqueId id{};
+  if (comm.root()) check_nccl(ncclGetUniqueId(&id), "ncclGetUniqueId");
+  comm.broadcast(&id, sizeof id);
+  auto nccl = std::make_shared<NcclComm>();
+  check_nccl(ncclCommInitRank(&nccl->comm, comm.size(), id, comm.rank()), "ncclCommInitRank");
+  return [nccl](float* gradients, int64_t count, StreamHandle stream) {
+    check_nccl(ncclAllReduce(gradients, gradients, size_t(count), ncclFloat, ncclSum, nccl->comm,
+                             static_cast<cudaStream_t>(stream)),
+               "ncclAllReduce");
+  };
+}
+
+}  // namespace histocnn
