@@ -190,6 +190,24 @@ TEST(Dataset, FoldsGroupPatientsAndCropsAreDeterministic) {
     EXPECT_EQ(a.examples[i].x, b.examples[i].x);
     EXPECT_LE(a.examples[i].x + 64, 120);
   }
+  // Data parallelism decodes a share of the images per process: an image's
+  // crops do not depend on which other images were decoded.
+  const ExampleSet even =
+      build_examples(folder.images, crops, 32, 32, 2, [](size_t image) { return image % 2 == 0; });
+  const size_t per = 32 * 32 * 3;
+  for (size_t e = 0; e < a.examples.size(); ++e) {
+    const bool decoded = a.examples[e].image_index % 2 == 0;
+    const std::vector<uint8_t> want(a.pixels.begin() + long(e * per),
+                                    a.pixels.begin() + long((e + 1) * per));
+    const std::vector<uint8_t> got(even.pixels.begin() + long(e * per),
+                                   even.pixels.begin() + long((e + 1) * per));
+    if (decoded) {
+      EXPECT_EQ(got, want) << "example " << e;
+      EXPECT_EQ(even.examples[e].x, a.examples[e].x);
+    } else {
+      EXPECT_EQ(got, std::vector<uint8_t>(per, 0)) << "not decoded here";
+    }
+  }
   crops.seed = 2;
   EXPECT_NE(build_examples(folder.images, crops, 32, 32, 2).pixels, a.pixels);
   crops.crop_width = 200;

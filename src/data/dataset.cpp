@@ -107,7 +107,8 @@ Normalization channel_statistics(const ExampleSet& set) {
 }
 
 ExampleSet build_examples(const std::vector<SlideImage>& images, const CropOptions& options,
-                          int width, int height, int workers) {
+                          int width, int height, int workers,
+                          const std::function<bool(size_t image)>& decode) {
   require(!images.empty(), "no images to build examples from");
   ExampleSet set;
   set.width = width;
@@ -146,7 +147,7 @@ ExampleSet build_examples(const std::vector<SlideImage>& images, const CropOptio
   std::atomic<size_t> next{0};
   auto work = [&]() {
     for (size_t i; (i = next++) < images.size();) {
-      if (examples_of[i].empty()) continue;
+      if (examples_of[i].empty() || (decode && !decode(i))) continue;
       try {
         const Image full = load_image(images[i].path);
         Rng image_rng(image_seeds[i]);

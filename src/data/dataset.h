@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -64,7 +65,13 @@ struct ExampleSet {
 // Per-channel mean and standard deviation of the examples' pixels (in [0,1]).
 Normalization channel_statistics(const ExampleSet& set);
 
+// Decodes the images and cuts their examples (crops, or whole images).
+// `decode`, when given, selects the images this process reads: the examples
+// of the others keep their plan (image, label) but no pixels — a process of a
+// data-parallel run fills them from the others (Communicator exchange). Each
+// image's crops depend only on its own seed, so the split changes nothing.
 ExampleSet build_examples(const std::vector<SlideImage>& images, const CropOptions& options,
-                          int width, int height, int workers);
+                          int width, int height, int workers,
+                          const std::function<bool(size_t image)>& decode = {});
 
 }  // namespace histocnn

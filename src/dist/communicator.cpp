@@ -21,6 +21,7 @@ class SingleProcess final : public Communicator {
   void allreduce_sum(double*, size_t) override {}
   std::vector<double> gather(const std::vector<double>& mine) override { return mine; }
   void broadcast(void*, size_t) override {}
+  std::vector<std::string> allgather(const std::string& mine) override { return {mine}; }
   void barrier() override {}
   [[noreturn]] void abort(const std::string& message) override {
     std::fprintf(stderr, "histocnn: %s\n", message.c_str());
@@ -94,6 +95,27 @@ class Mpi final : public Communicator {
   }
   void broadcast(void* data, size_t bytes) override {
     check(MPI_Bcast(data, int(bytes), MPI_BYTE, 0, MPI_COMM_WORLD), "MPI_Bcast");
+  }
+  std::vector<std::string> allgather(const std::string& mine) override {
+    require(mine.size() < (size_t(1) << 31), "allgather: more than 2 GB from one process");
+    const int n = int(mine.size());
+    std::vector<int> counts(static_cast<size_t>(size_), 0), offsets(static_cast<size_t>(size_), 0);
+    check(MPI_Allgather(&n, 1, MPI_INT, counts.data(), 1, MPI_INT, MPI_COMM_WORLD),
+          "MPI_Allgather");
+    int64_t total = 0;
+    for (int r = 0; r < size_; ++r) {
+      offsets[size_t(r)] = int(total);
+      total += counts[size_t(r)];
+    }
+    require(total < (int64_t(1) << 31), "allgather: more than 2 GB in all");
+    std::string all(size_t(total), '\0');
+    check(MPI_Allgatherv(mine.data(), n, MPI_BYTE, all.data(), counts.data(), offsets.data(),
+                         MPI_BYTE, MPI_COMM_WORLD),
+          "MPI_Allgatherv");
+    std::vector<std::string> out;
+    for (int r = 0; r < size_; ++r)
+      out.push_back(all.substr(size_t(offsets[size_t(r)]), size_t(counts[size_t(r)])));
+    return out;
   }
   int local_rank() const override {
     MPI_Comm local;

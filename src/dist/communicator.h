@@ -26,6 +26,8 @@ class Communicator {
   // Rank 0 receives every rank's values, concatenated in rank order; the
   // others receive an empty vector.
   virtual std::vector<double> gather(const std::vector<double>& mine) = 0;
+  // Every rank's bytes, to every rank, in rank order (mine included).
+  virtual std::vector<std::string> allgather(const std::string& mine) = 0;
   // Rank 0's bytes to every rank (in place).
   virtual void broadcast(void* data, size_t bytes) = 0;
   virtual void barrier() = 0;

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <numeric>
@@ -181,6 +182,43 @@ void require_same_settings(const nlohmann::json& recorded, const nlohmann::json&
   }
 }
 
+namespace {
+
+// Data parallelism: each process decodes every N-th image; the examples are
+// then exchanged so every process holds the whole set (any example may fall
+// in its slice after a shuffle) — identical to a single process's set.
+ExampleSet build_shared_examples(const std::vector<SlideImage>& images, const CropOptions& crops,
+                                 int width, int height, int threads, Communicator& comm) {
+  if (comm.size() == 1) return build_examples(images, crops, width, height, threads);
+  const auto mine = [&](size_t image) { return int(image % size_t(comm.size())) == comm.rank(); };
+  ExampleSet set = build_examples(images, crops, width, height, threads, mine);
+  const size_t per = size_t(width) * height * 3;
+  std::string packed;  // (example, x, y, pixels) for the examples of my images
+  for (size_t e = 0; e < set.examples.size(); ++e) {
+    if (!mine(size_t(set.examples[e].image_index))) continue;
+    const int64_t header[3] = {int64_t(e), set.examples[e].x, set.examples[e].y};
+    packed.append(reinterpret_cast<const char*>(header), sizeof header);
+    packed.append(reinterpret_cast<const char*>(set.pixels_of(e)), per);
+  }
+  const size_t record = 3 * sizeof(int64_t) + per;
+  for (const std::string& part : comm.allgather(packed)) {
+    require(part.size() % record == 0, "example exchange: a process sent a torn record");
+    for (size_t at = 0; at < part.size(); at += record) {
+      int64_t header[3];
+      std::memcpy(header, part.data() + at, sizeof header);
+      require(header[0] >= 0 && size_t(header[0]) < set.examples.size(),
+              "example exchange: unknown example");
+      const size_t e = size_t(header[0]);
+      set.examples[e].x = int(header[1]);
+      set.examples[e].y = int(header[2]);
+      std::memcpy(set.pixels.data() + e * per, part.data() + at + sizeof header, per);
+    }
+  }
+  return set;
+}
+
+}  // namespace
+
 nlohmann::json run_training(const TrainOptions& o) {
   std::unique_ptr<Communicator> single;
   Communicator* comm = o.comm;
@@ -240,7 +278,8 @@ nlohmann::json run_training(const TrainOptions& o) {
   std::vector<SlideImage> train_images, val_images;
   select_images(o.data, &train_images, &val_images);
   const auto t0 = std::chrono::steady_clock::now();
-  const ExampleSet train_set = build_examples(train_images, o.crops, o.width, o.height, threads);
+  const ExampleSet train_set =
+      build_shared_examples(train_images, o.crops, o.width, o.height, threads, *comm);
   ExampleSet val_set;
   if (!val_images.empty()) {
     CropOptions vc = o.crops;
@@ -249,10 +288,10 @@ nlohmann::json run_training(const TrainOptions& o) {
     for (const auto& im : val_images) (im.label ? malignant : benign)++;
     vc.benign_crops = benign * o.val_crops_per_image;
     vc.malignant_crops = malignant * o.val_crops_per_image;
-    val_set = build_examples(val_images, vc, o.width, o.height, threads);
+    val_set = build_shared_examples(val_images, vc, o.width, o.height, threads, *comm);
   }
   if (!o.export_examples.empty()) {
-    export_examples(train_set, o.export_examples);
+    if (root) export_examples(train_set, o.export_examples);
     log("wrote " + std::to_string(train_set.examples.size()) + " examples to " + o.export_examples);
     return {{"exported", o.export_examples}};
   }
