@@ -1,0 +1,151 @@
+// The CUDA training step's declaration, shared by its files:
+//   cuda_step.cpp         construction, staging, train/predict/gradients, state
+//   cuda_step_layers.cpp  cuDNN descriptors and algorithm choice per conv block
+//   cuda_step_ops.cpp     the dispatcher: one schedule operation -> cuDNN/cuBLAS/kernels
+// Internal to the CUDA backend (make_cuda_backend in cuda_backend.h is the API).
+//
+// The CUDA training step: a dispatcher over the schedule of cuda_schedule.h.
+//
+// Memory placement (all from the DeviceContext's resource):
+//   persistent  one block: parameters | gradients | Adam m | Adam v (the flat
+//               PyTorch-layout vector, so Adam is one kernel), then the
+//               device step counter, Adam constants, loss/correct
+//               accumulators, labels, row count, probabilities, a ones vector
+//               (for the bias gradients) and cuBLAS's workspace.
+//   per step    activations, gradients and cuDNN workspaces through
+//               StepMemory: one planned arena ("plan") or per tensor (direct,
+//               pool, async) in stream order.
+//   host        two pinned staging buffers, filled by train() while the
+//               previous batch computes.
+// No host synchronisation per step: loss and correct count accumulate on the
+// device and are read by take_results(); phase times come from CUDA events.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <array>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "backends/backend.h"
+#include "backends/cuda/cuda_context.h"
+#include "backends/cuda/cuda_kernels.h"
+#include "backends/cuda/cuda_schedule.h"
+#include "memory/cuda_resources.h"
+#include "memory/step_memory.h"
+
+namespace histocnn::cuda {
+
+constexpr size_t kCublasWorkspace = size_t(32) << 20;  // NVIDIA's recommendation for Hopper
+
+struct ConvLayer {
+  TensorDesc x, y, pooled, bias;
+  FilterDesc w;
+  ConvDesc conv;
+  PoolDesc pool;
+  cudnnConvolutionFwdAlgo_t fwd{};
+  cudnnConvolutionBwdDataAlgo_t bwd_data{};
+  cudnnConvolutionBwdFilterAlgo_t bwd_filter{};
+  ConvWorkspaces workspace;
+  bool fused = false;  // conv + bias + ReLU in one cuDNN call
+  int64_t w_offset = 0, b_offset = 0;
+};
+
+struct DenseLayer {
+  int64_t w_offset = 0, b_offset = 0;
+};
+
+// Persistent device block layout (byte offsets).
+struct Persistent {
+  size_t params = 0, step = 0, adam = 0, loss = 0, correct = 0, labels = 0, meta = 0, probs = 0,
+         ones = 0, cublas = 0, total = 0;
+};
+
+class CudaTrainingStep final : public TrainingStep {
+ public:
+  CudaTrainingStep(std::shared_ptr<Context> context, const ModelSpec& spec,
+                   const NetworkShape& shape, const StepOptions& options);
+  ~CudaTrainingStep() override;
+
+  StepResult train_slice(const float* images, const int32_t* labels, int count,
+                         const BatchSlice& slice) override;
+  bool deferred_results() const override { return true; }
+  StepResult take_results() override;
+  void predict(const float* images, int count, float* probabilities) override;
+  StepResult gradients(const float* images, const int32_t* labels, int count, bool training_mode,
+                       Parameters* grads) override;
+  void set_parameters(const Parameters& params) override;
+  Parameters parameters() const override;
+  void set_optimizer_state(const Parameters& m, const Parameters& v, int64_t step) override;
+  void optimizer_state(Parameters* m, Parameters* v, int64_t* step) const override;
+  MemoryReport memory() const override;
+  StepProfile profile() const override { return profile_; }
+  const NetworkShape& shape() const override { return shape_; }
+  nlohmann::json details() const override { return details_; }
+
+ private:
+  enum class Mode { kTrain, kGradients, kPredict };
+  void build_layers();
+  void choose_algorithms(ConvLayer& c, size_t k);
+  void stage(const float* images, const int32_t* labels, int count, const BatchSlice& slice = {});
+  BatchMeta* meta() const { return reinterpret_cast<BatchMeta*>(persistent(layout_.meta)); }
+  void run(Mode mode, bool training, int slot);
+  void run_op(const ScheduledOp& op, Mode mode, bool training, int slot);
+  void update();
+  void reduce_gradients() {
+    if (options_.reduce_gradients) options_.reduce_gradients(grads(), parameter_count_, stream_);
+  }
+  void bind_handles();
+  void gemm(const GemmCall& g, const float* a, const float* b, float* c);
+  float* tensor(int id) const { return static_cast<float*>(addresses_[size_t(id)]); }
+  char* persistent(size_t offset) const { return static_cast<char*>(persistent_) + offset; }
+  float* params() const { return reinterpret_cast<float*>(persistent(layout_.params)); }
+  float* grads() const { return params() + parameter_count_; }
+  float* moment1() const { return params() + 2 * parameter_count_; }
+  float* moment2() const { return params() + 3 * parameter_count_; }
+  cudaStream_t stream() const { return stream_; }
+  void sync() const { HISTOCNN_CUDA(cudaStreamSynchronize(stream_)); }
+  std::string oom_hint() const;
+  void collect_profile();
+
+  std::shared_ptr<Context> context_;
+  ModelSpec spec_;
+  NetworkShape shape_;
+  StepOptions options_;
+  cudaStream_t stream_ = nullptr;
+  bool own_stream_ = false;
+  MemoryResource* resource_ = nullptr;
+  std::unique_ptr<CudaDirectResource> own_resource_;
+  int64_t parameter_count_ = 0;
+  Parameters layout_params_;  // the layout (values unused)
+  std::vector<ConvLayer> convs_;
+  std::vector<DenseLayer> denses_;
+  ActivationDesc relu_;
+  CudaSchedule schedule_;
+  std::unique_ptr<StepMemory> memory_;
+  std::vector<void*> addresses_;
+  Persistent layout_;
+  void* persistent_ = nullptr;
+  // Pinned staging, double-buffered: images, labels, count; an event marks
+  // when the device has copied each out.
+  struct Stage {
+    float* images = nullptr;
+    int32_t* labels = nullptr;
+    BatchMeta* meta = nullptr;
+    cudaEvent_t copied = nullptr;
+  };
+  Stage stages_[2];
+  int stage_ = 0;
+  double* host_results_ = nullptr;  // pinned: loss sum, then correct (as int) — read once per epoch
+  // CUDA graph of the steady-state step (planned memory only).
+  cudaGraphExec_t graph_ = nullptr;
+  int eager_steps_ = 0;
+  // Phase timing: events per step since the last take_results().
+  std::vector<std::array<cudaEvent_t, 4>> timing_;
+  size_t timed_ = 0;
+  StepProfile profile_;
+  MemoryReport report_;
+  nlohmann::json details_;
+};
+
+}  // namespace histocnn::cuda

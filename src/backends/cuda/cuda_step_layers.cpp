@@ -1,0 +1,169 @@
+// The CUDA step's layers: cuDNN descriptors checked against the schedule, and
+// each conv block's algorithms chosen under the workspace budget.
+#include <algorithm>
+#include <cstring>
+
+#include "backends/cuda/cuda_step.h"
+#include "core/error.h"
+
+namespace histocnn::cuda {
+namespace {
+
+const char* fwd_name(int a) {
+  static const char* n[] = {
+      "IMPLICIT_GEMM", "IMPLICIT_PRECOMP_GEMM", "GEMM", "DIRECT", "FFT", "FFT_TILING",
+      "WINOGRAD",      "WINOGRAD_NONFUSED"};
+  return a >= 0 && a < 8 ? n[a] : "?";
+}
+const char* bwd_data_name(int a) {
+  static const char* n[] = {"ALGO_0",     "ALGO_1",   "FFT",
+                            "FFT_TILING", "WINOGRAD", "WINOGRAD_NONFUSED"};
+  return a >= 0 && a < 6 ? n[a] : "?";
+}
+const char* bwd_filter_name(int a) {
+  static const char* n[] = {"ALGO_0", "ALGO_1", "FFT", "ALGO_3", "WINOGRAD_NONFUSED", "FFT_TILING"};
+  return a >= 0 && a < 6 ? n[a] : "?";
+}
+
+template <typename Perf>
+std::vector<AlgorithmCandidate> candidates(const Perf* perf, int count, bool timed) {
+  std::vector<AlgorithmCandidate> out;
+  for (int i = 0; i < count; ++i)
+    out.push_back({int(perf[i].algo), perf[i].status == CUDNN_STATUS_SUCCESS, perf[i].memory,
+                   perf[i].determinism == CUDNN_DETERMINISTIC, timed ? perf[i].time : -1.0f});
+  return out;
+}
+
+}  // namespace
+
+void CudaTrainingStep::build_layers() {
+  const bool tf32 = options_.precision == "tf32";
+  HISTOCNN_CUDA(
+      cudnnSetActivationDescriptor(relu_, CUDNN_ACTIVATION_RELU, CUDNN_NOT_PROPAGATE_NAN, 0));
+  const CudaSchedule plain = build_cuda_schedule(shape_);  // dims before workspaces are known
+  convs_.resize(shape_.convs.size());
+  for (size_t k = 0; k < shape_.convs.size(); ++k) {
+    const ConvShape& s = shape_.convs[k];
+    const auto& t = plain.convs[k];
+    ConvLayer& c = convs_[k];
+    HISTOCNN_CUDA(cudnnSetTensor4dDescriptor(c.x, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, t.x.n, t.x.c,
+                                             t.x.h, t.x.w));
+    HISTOCNN_CUDA(cudnnSetTensor4dDescriptor(c.y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, t.y.n, t.y.c,
+                                             t.y.h, t.y.w));
+    HISTOCNN_CUDA(cudnnSetTensor4dDescriptor(c.pooled, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT,
+                                             t.pooled_dims.n, t.pooled_dims.c, t.pooled_dims.h,
+                                             t.pooled_dims.w));
+    HISTOCNN_CUDA(
+        cudnnSetTensor4dDescriptor(c.bias, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, s.out_c, 1, 1));
+    // PyTorch's OIHW is cuDNN's KCRS.
+    HISTOCNN_CUDA(cudnnSetFilter4dDescriptor(c.w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, s.out_c,
+                                             s.in_c, s.kernel, s.kernel));
+    HISTOCNN_CUDA(cudnnSetConvolution2dDescriptor(c.conv, s.pad, s.pad, 1, 1, 1, 1,
+                                                  CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+    // fp32: plain FMA math (no TF32), for parity with the CPU backend.
+    HISTOCNN_CUDA(
+        cudnnSetConvolutionMathType(c.conv, tf32 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH));
+    if (s.pool > 1)
+      HISTOCNN_CUDA(cudnnSetPooling2dDescriptor(c.pool, CUDNN_POOLING_MAX_DETERMINISTIC,
+                                                CUDNN_NOT_PROPAGATE_NAN, s.pool, s.pool, 0, 0,
+                                                s.pool, s.pool));
+    int n = 0, ch = 0, h = 0, w = 0;
+    HISTOCNN_CUDA(cudnnGetConvolution2dForwardOutputDim(c.conv, c.x, c.w, &n, &ch, &h, &w));
+    require(n == t.y.n && ch == t.y.c && h == t.y.h && w == t.y.w,
+            "cuDNN's convolution output shape disagrees with the schedule (conv" +
+                std::to_string(k + 1) + ")");
+    const std::string tag = "conv" + std::to_string(k + 1);
+    c.w_offset = layout_params_.info(tag + ".weight").offset;
+    c.b_offset = layout_params_.info(tag + ".bias").offset;
+    choose_algorithms(c, k);
+  }
+  for (size_t j = 0; j < shape_.denses.size(); ++j) {
+    const std::string tag = "fc" + std::to_string(j + 1);
+    denses_.push_back(
+        {layout_params_.info(tag + ".weight").offset, layout_params_.info(tag + ".bias").offset});
+  }
+}
+
+void CudaTrainingStep::choose_algorithms(ConvLayer& c, size_t k) {
+  cudnnHandle_t h = context_->cudnn;
+  const size_t limit = options_.device.workspace_limit;
+  constexpr int kMax = 16;
+  int returned = 0;
+  // Backward algorithms must be deterministic: identical weights across runs
+  // and allocators (the self-test checks it).
+  std::vector<AlgorithmCandidate> fwd, bwd_data, bwd_filter;
+  if (options_.cudnn_benchmark) {
+    // Time the algorithms on scratch buffers from the resource (freed after).
+    const auto& t = build_cuda_schedule(shape_).convs[k];
+    const size_t xb = size_t(t.x.count()) * 4, yb = size_t(t.y.count()) * 4;
+    const ConvShape& s = shape_.convs[k];
+    const size_t wb = size_t(s.out_c) * s.in_c * s.kernel * s.kernel * 4;
+    void* x = resource_->allocate(xb, stream_);
+    void* y = resource_->allocate(yb, stream_);
+    void* w = resource_->allocate(wb, stream_);
+    void* ws = resource_->allocate(limit, stream_);
+    cudnnConvolutionFwdAlgoPerf_t pf[kMax];
+    cudnnConvolutionBwdDataAlgoPerf_t pd[kMax];
+    cudnnConvolutionBwdFilterAlgoPerf_t pw[kMax];
+    HISTOCNN_CUDA(cudnnSetStream(h, stream_));
+    HISTOCNN_CUDA(cudnnFindConvolutionForwardAlgorithmEx(h, c.x, x, c.w, w, c.conv, c.y, y, kMax,
+                                                         &returned, pf, ws, limit));
+    fwd = candidates(pf, returned, true);
+    HISTOCNN_CUDA(cudnnFindConvolutionBackwardDataAlgorithmEx(h, c.w, w, c.y, y, c.conv, c.x, x,
+                                                              kMax, &returned, pd, ws, limit));
+    bwd_data = candidates(pd, returned, true);
+    HISTOCNN_CUDA(cudnnFindConvolutionBackwardFilterAlgorithmEx(h, c.x, x, c.y, y, c.conv, c.w, w,
+                                                                kMax, &returned, pw, ws, limit));
+    bwd_filter = candidates(pw, returned, true);
+    sync();
+    resource_->deallocate(ws, limit, stream_);
+    resource_->deallocate(w, wb, stream_);
+    resource_->deallocate(y, yb, stream_);
+    resource_->deallocate(x, xb, stream_);
+  } else {
+    cudnnConvolutionFwdAlgoPerf_t pf[kMax];
+    cudnnConvolutionBwdDataAlgoPerf_t pd[kMax];
+    cudnnConvolutionBwdFilterAlgoPerf_t pw[kMax];
+    HISTOCNN_CUDA(
+        cudnnGetConvolutionForwardAlgorithm_v7(h, c.x, c.w, c.conv, c.y, kMax, &returned, pf));
+    fwd = candidates(pf, returned, false);
+    HISTOCNN_CUDA(
+        cudnnGetConvolutionBackwardDataAlgorithm_v7(h, c.w, c.y, c.conv, c.x, kMax, &returned, pd));
+    bwd_data = candidates(pd, returned, false);
+    HISTOCNN_CUDA(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, c.x, c.y, c.conv, c.w, kMax,
+                                                                &returned, pw));
+    bwd_filter = candidates(pw, returned, false);
+  }
+  const int f = choose_algorithm(fwd, limit, true), d = choose_algorithm(bwd_data, limit, true),
+            w = choose_algorithm(bwd_filter, limit, true);
+  const std::string tag = "conv" + std::to_string(k + 1);
+  require(f >= 0 && w >= 0 && (k == 0 || d >= 0),
+          tag + ": cuDNN offers no deterministic algorithm within the workspace limit of " +
+              std::to_string(limit >> 20) + " MB");
+  c.fwd = cudnnConvolutionFwdAlgo_t(f);
+  c.bwd_filter = cudnnConvolutionBwdFilterAlgo_t(w);
+  if (d >= 0) c.bwd_data = cudnnConvolutionBwdDataAlgo_t(d);
+  HISTOCNN_CUDA(cudnnGetConvolutionForwardWorkspaceSize(h, c.x, c.w, c.conv, c.y, c.fwd,
+                                                        &c.workspace.forward));
+  HISTOCNN_CUDA(cudnnGetConvolutionBackwardFilterWorkspaceSize(
+      h, c.x, c.y, c.conv, c.w, c.bwd_filter, &c.workspace.backward_filter));
+  if (k > 0)
+    HISTOCNN_CUDA(cudnnGetConvolutionBackwardDataWorkspaceSize(h, c.w, c.y, c.conv, c.x, c.bwd_data,
+                                                               &c.workspace.backward_data));
+  // cuDNN fuses bias + ReLU into the convolution only with this algorithm.
+  c.fused = c.fwd == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM;
+  nlohmann::json j = {{"layer", tag},
+                      {"forward", fwd_name(f)},
+                      {"forward_workspace", c.workspace.forward},
+                      {"fused_bias_relu", c.fused},
+                      {"backward_filter", bwd_filter_name(w)},
+                      {"backward_filter_workspace", c.workspace.backward_filter},
+                      {"chosen_by", options_.cudnn_benchmark ? "timed search" : "heuristics"}};
+  if (k > 0) {
+    j["backward_data"] = bwd_data_name(d);
+    j["backward_data_workspace"] = c.workspace.backward_data;
+  }
+  details_["algorithms"].push_back(j);
+}
+
+}  // namespace histocnn::cuda

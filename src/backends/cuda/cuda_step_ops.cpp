@@ -1,0 +1,198 @@
+// The CUDA step's dispatcher: each schedule operation as cuDNN, cuBLAS or our
+// kernels, and the loop that runs them through StepMemory.
+#include <algorithm>
+#include <cstring>
+
+#include "backends/cuda/cuda_step.h"
+#include "core/error.h"
+
+namespace histocnn::cuda {
+
+void CudaTrainingStep::gemm(const GemmCall& g, const float* a, const float* b, float* c) {
+  const float one = 1, zero = 0;
+  HISTOCNN_CUDA(cublasSgemm(context_->cublas, g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N,
+                            g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, g.m, g.n, g.k, &one, a, g.lda, b,
+                            g.ldb, &zero, c, g.ldc));
+}
+
+void CudaTrainingStep::run_op(const ScheduledOp& op, Mode mode, bool training, int slot) {
+  cudnnHandle_t h = context_->cudnn;
+  const float one = 1, zero = 0;
+  const int n = shape_.batch;
+  auto* step = reinterpret_cast<int64_t*>(persistent(layout_.step));
+  switch (op.kind) {
+    case OpKind::kInput: {
+      Stage& s = stages_[stage_];
+      HISTOCNN_CUDA(cudaMemcpyAsync(
+          tensor(schedule_.input), s.images,
+          sizeof(float) * size_t(schedule_.tensors[size_t(schedule_.input)].bytes / 4),
+          cudaMemcpyHostToDevice, stream_));
+      HISTOCNN_CUDA(cudaMemcpyAsync(persistent(layout_.labels), s.labels,
+                                    sizeof(int32_t) * size_t(n), cudaMemcpyHostToDevice, stream_));
+      HISTOCNN_CUDA(
+          cudaMemcpyAsync(meta(), s.meta, sizeof(BatchMeta), cudaMemcpyHostToDevice, stream_));
+      HISTOCNN_CUDA(cudaEventRecord(s.copied, stream_));
+      return;
+    }
+    case OpKind::kConvForward: {
+      ConvLayer& c = convs_[size_t(op.layer)];
+      const auto& t = schedule_.convs[size_t(op.layer)];
+      void* ws = t.ws_forward >= 0 ? tensor(t.ws_forward) : nullptr;
+      if (c.fused) {
+        HISTOCNN_CUDA(cudnnConvolutionBiasActivationForward(
+            h, &one, c.x, tensor(t.src), c.w, params() + c.w_offset, c.conv, c.fwd, ws,
+            c.workspace.forward, &zero, c.y, tensor(t.conv_out), c.bias, params() + c.b_offset,
+            relu_, c.y, tensor(t.conv_out)));
+      } else {
+        HISTOCNN_CUDA(cudnnConvolutionForward(h, &one, c.x, tensor(t.src), c.w,
+                                              params() + c.w_offset, c.conv, c.fwd, ws,
+                                              c.workspace.forward, &zero, c.y, tensor(t.conv_out)));
+        HISTOCNN_CUDA(
+            cudnnAddTensor(h, &one, c.bias, params() + c.b_offset, &one, c.y, tensor(t.conv_out)));
+        HISTOCNN_CUDA(cudnnActivationForward(h, relu_, &one, c.y, tensor(t.conv_out), &zero, c.y,
+                                             tensor(t.conv_out)));
+      }
+      return;
+    }
+    case OpKind::kPoolForward: {
+      ConvLayer& c = convs_[size_t(op.layer)];
+      const auto& t = schedule_.convs[size_t(op.layer)];
+      HISTOCNN_CUDA(cudnnPoolingForward(h, c.pool, &one, c.y, tensor(t.conv_out), &zero, c.pooled,
+                                        tensor(t.pooled)));
+      return;
+    }
+    case OpKind::kDenseForward: {
+      const auto& d = schedule_.denses[size_t(op.layer)];
+      gemm(dense_forward_gemm(n, d.in, d.outputs), params() + denses_[size_t(op.layer)].w_offset,
+           tensor(d.src), tensor(d.out));
+      return;
+    }
+    case OpKind::kDenseActivation: {
+      const auto& d = schedule_.denses[size_t(op.layer)];
+      const DenseShape& s = shape_.denses[size_t(op.layer)];
+      launch_dense_activation(tensor(d.out), params() + denses_[size_t(op.layer)].b_offset, n,
+                              d.outputs, s.relu, training ? s.dropout_after : 0.0f,
+                              options_.dropout_seed, step, meta(), op.layer, stream_);
+      return;
+    }
+    case OpKind::kLoss: {
+      const bool predict = mode == Mode::kPredict;
+      launch_softmax_xent(
+          tensor(schedule_.logits), predict ? nullptr : tensor(schedule_.d_logits),
+          reinterpret_cast<float*>(persistent(layout_.probs)),
+          predict ? nullptr : reinterpret_cast<int32_t*>(persistent(layout_.labels)), meta(), n,
+          !predict, reinterpret_cast<double*>(persistent(layout_.loss)) + slot,
+          reinterpret_cast<int*>(persistent(layout_.correct)) + slot, stream_);
+      return;
+    }
+    case OpKind::kDenseActivationBackward: {
+      const auto& d = schedule_.denses[size_t(op.layer)];
+      const DenseShape& s = shape_.denses[size_t(op.layer)];
+      launch_dense_activation_backward(tensor(d.d_out), tensor(d.out), n, d.outputs,
+                                       training ? s.dropout_after : 0.0f, options_.dropout_seed,
+                                       step, meta(), op.layer, stream_);
+      return;
+    }
+    case OpKind::kDenseBackwardWeights: {
+      const auto& d = schedule_.denses[size_t(op.layer)];
+      const DenseLayer& l = denses_[size_t(op.layer)];
+      gemm(dense_backward_weight_gemm(n, d.in, d.outputs), tensor(d.src), tensor(d.d_out),
+           grads() + l.w_offset);
+      // db[o] = sum over rows of dY: dY^T[out, N] times ones[N].
+      HISTOCNN_CUDA(cublasSgemv(context_->cublas, CUBLAS_OP_N, d.outputs, n, &one, tensor(d.d_out),
+                                d.outputs, reinterpret_cast<float*>(persistent(layout_.ones)), 1,
+                                &zero, grads() + l.b_offset, 1));
+      return;
+    }
+    case OpKind::kDenseBackwardData: {
+      const auto& d = schedule_.denses[size_t(op.layer)];
+      gemm(dense_backward_data_gemm(n, d.in, d.outputs),
+           params() + denses_[size_t(op.layer)].w_offset, tensor(d.d_out), tensor(d.d_src));
+      return;
+    }
+    case OpKind::kReluBackwardPooled: {
+      // ReLU' on the pooled map (see the CPU backend: exact, 4x less work).
+      ConvLayer& c = convs_[size_t(op.layer)];
+      const auto& t = schedule_.convs[size_t(op.layer)];
+      HISTOCNN_CUDA(cudnnActivationBackward(h, relu_, &one, c.pooled, tensor(t.pooled), c.pooled,
+                                            tensor(t.d_pooled), c.pooled, tensor(t.pooled), &zero,
+                                            c.pooled, tensor(t.d_pooled)));
+      return;
+    }
+    case OpKind::kPoolBackward: {
+      ConvLayer& c = convs_[size_t(op.layer)];
+      const auto& t = schedule_.convs[size_t(op.layer)];
+      HISTOCNN_CUDA(cudnnPoolingBackward(h, c.pool, &one, c.pooled, tensor(t.pooled), c.pooled,
+                                         tensor(t.d_pooled), c.y, tensor(t.conv_out), &zero, c.y,
+                                         tensor(t.d_conv_out)));
+      return;
+    }
+    case OpKind::kConvBackwardFilter: {
+      ConvLayer& c = convs_[size_t(op.layer)];
+      const auto& t = schedule_.convs[size_t(op.layer)];
+      void* ws = t.ws_backward_filter >= 0 ? tensor(t.ws_backward_filter) : nullptr;
+      HISTOCNN_CUDA(cudnnConvolutionBackwardFilter(
+          h, &one, c.x, tensor(t.src), c.y, tensor(t.d_conv_out), c.conv, c.bwd_filter, ws,
+          c.workspace.backward_filter, &zero, c.w, grads() + c.w_offset));
+      HISTOCNN_CUDA(cudnnConvolutionBackwardBias(h, &one, c.y, tensor(t.d_conv_out), &zero, c.bias,
+                                                 grads() + c.b_offset));
+      return;
+    }
+    case OpKind::kConvBackwardData: {
+      ConvLayer& c = convs_[size_t(op.layer)];
+      const auto& t = schedule_.convs[size_t(op.layer)];
+      const auto& prev = schedule_.convs[size_t(op.layer) - 1];
+      void* ws = t.ws_backward_data >= 0 ? tensor(t.ws_backward_data) : nullptr;
+      HISTOCNN_CUDA(cudnnConvolutionBackwardData(
+          h, &one, c.w, params() + c.w_offset, c.y, tensor(t.d_conv_out), c.conv, c.bwd_data, ws,
+          c.workspace.backward_data, &zero, c.x, tensor(prev.d_pooled)));
+      return;
+    }
+  }
+}
+
+void CudaTrainingStep::update() {
+  launch_adam_prepare(reinterpret_cast<int64_t*>(persistent(layout_.step)),
+                      options_.adam.learning_rate, options_.adam.beta1, options_.adam.beta2,
+                      options_.adam.epsilon,
+                      reinterpret_cast<elementwise::AdamStep*>(persistent(layout_.adam)), stream_);
+  launch_adam(params(), grads(), moment1(), moment2(), parameter_count_,
+              reinterpret_cast<const elementwise::AdamStep*>(persistent(layout_.adam)), stream_);
+}
+
+// Runs the schedule: every op in train/gradients mode; forward and loss in
+// predict mode (the rest only releases memory).
+void CudaTrainingStep::bind_handles() {
+  // The handles are shared by the backend's steps: point them at this one.
+  HISTOCNN_CUDA(cudnnSetStream(context_->cudnn, stream_));
+  HISTOCNN_CUDA(cublasSetStream(context_->cublas, stream_));
+  HISTOCNN_CUDA(cublasSetWorkspace(context_->cublas, persistent(layout_.cublas), kCublasWorkspace));
+  HISTOCNN_CUDA(cublasSetMathMode(context_->cublas, options_.precision == "tf32"
+                                                        ? CUBLAS_TF32_TENSOR_OP_MATH
+                                                        : CUBLAS_PEDANTIC_MATH));
+}
+
+void CudaTrainingStep::run(Mode mode, bool training, int slot) {
+  bind_handles();
+  const int last = mode == Mode::kPredict ? schedule_.loss_op : int(schedule_.ops.size()) - 1;
+  int k = 0;
+  try {
+    for (; k < int(schedule_.ops.size()); ++k) {
+      if (k <= last) {
+        memory_->begin_op(k);
+        run_op(schedule_.ops[size_t(k)], mode, training, slot);
+      }
+      memory_->end_op(k);
+    }
+    check_launch("training step");
+  } catch (const OutOfMemory& e) {
+    memory_->abandon_step();
+    throw OutOfMemory(e.requested, e.stats, resource_->name(),
+                      OutOfMemory::join(e.hint, oom_hint()));
+  } catch (...) {
+    memory_->abandon_step();
+    throw;
+  }
+}
+
+}  // namespace histocnn::cuda
