@@ -1,7 +1,7 @@
 // The CUDA training step as data: every tensor (NCHW, fp32), every operation in
 // execution order with the tensors it touches, the cuBLAS calls of the dense
 // layers and the cuDNN descriptors' dimensions — as plain functions with no
-// CUDA dependency. The CUDA step (cuda_step.cpp) is a dispatcher over this
+// CUDA dependency. The CUDA step (cuda_step_ops.cpp) is a dispatcher over this
 // schedule; host tests execute the same schedule with naive kernels over a
 // host resource (planned and per tensor) and compare with the reference
 // network, and `histocnn memplan --device cuda` prints its plan without a GPU.
