@@ -251,11 +251,23 @@ TEST(Augment, IsSeededAndRotationsPreserveContent) {
   EXPECT_FLOAT_EQ(plain[1], 3 / 255.0f);  // channel 0 of pixel (1, 0)
 }
 
-TEST(Loader, BatchesAreIdenticalWhateverTheWorkerCount) {
+// n examples of 8x8 pixels (all 7), labels alternating.
+ExampleSet tiny_examples(int n) {
   ExampleSet set;
   set.width = set.height = 8;
-  for (int i = 0; i < 23; ++i) set.examples.push_back({0, i % 2, 0, 0});
-  set.pixels.resize(23 * 8 * 8 * 3);
+  for (int i = 0; i < n; ++i) set.examples.push_back({0, i % 2, 0, 0});
+  set.pixels.assign(size_t(n) * 8 * 8 * 3, 7);
+  return set;
+}
+
+std::vector<int> identity_order(int n) {
+  std::vector<int> order(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) order[size_t(i)] = i;
+  return order;
+}
+
+TEST(Loader, BatchesAreIdenticalWhateverTheWorkerCount) {
+  ExampleSet set = tiny_examples(23);
   for (size_t i = 0; i < set.pixels.size(); ++i) set.pixels[i] = uint8_t(i * 13);
   std::vector<int> order(23);
   for (int i = 0; i < 23; ++i) order[i] = (i * 5) % 23;
@@ -276,12 +288,8 @@ TEST(Loader, BatchesAreIdenticalWhateverTheWorkerCount) {
 }
 
 TEST(Loader, AWorkerFailureReachesTheConsumerInOrder) {
-  ExampleSet set;
-  set.width = set.height = 8;
-  for (int i = 0; i < 20; ++i) set.examples.push_back({0, i % 2, 0, 0});
-  set.pixels.assign(20 * 8 * 8 * 3, 7);
-  std::vector<int> order(20);
-  for (int i = 0; i < 20; ++i) order[size_t(i)] = i;
+  const ExampleSet set = tiny_examples(20);
+  std::vector<int> order = identity_order(20);
   order[16] = 999;  // batch 3 (of 5 examples each) refers to a missing example
   for (int workers : {0, 1, 3}) {
     BatchLoader loader(set, order, 5, AugmentOptions{}, 1, workers, 2);
@@ -297,12 +305,8 @@ TEST(Loader, AWorkerFailureReachesTheConsumerInOrder) {
 }
 
 TEST(Loader, BatchBuffersAreRecycled) {
-  ExampleSet set;
-  set.width = set.height = 8;
-  for (int i = 0; i < 200; ++i) set.examples.push_back({0, i % 2, 0, 0});
-  set.pixels.assign(200 * 8 * 8 * 3, 9);
-  std::vector<int> order(200);
-  for (int i = 0; i < 200; ++i) order[size_t(i)] = i;
+  const ExampleSet set = tiny_examples(200);
+  const std::vector<int> order = identity_order(200);
   BatchLoader loader(set, order, 4, AugmentOptions{}, 1, 2, 2);
   int batches = 0;
   for (Batch b; loader.next(b);) ++batches;

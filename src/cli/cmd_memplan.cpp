@@ -21,7 +21,7 @@ int64_t step_bytes(Backend* backend, const ModelSpec& spec, int batch, int heigh
   if (!backend) {
     const cuda::CudaSchedule schedule = cuda::build_cuda_schedule(shape);
     const MemoryPlan plan = plan_memory(schedule.tensors);
-    const int64_t persistent = shape.parameter_count() * 16 + (int64_t(32) << 20);
+    const int64_t persistent = int64_t(cuda::persistent_bytes(shape));
     if (plan_text)
       *plan_text = describe_plan(schedule.tensors, plan) +
                    "CUDA step schedule (no CUDA device here: cuDNN workspaces are chosen on the "

@@ -56,17 +56,11 @@ MemoryEngine::MemoryEngine(const MemoryEngineOptions& o) : options_(o) {
     device_bytes_ = size_t(sysconf(_SC_PHYS_PAGES)) * size_t(sysconf(_SC_PAGE_SIZE));
   }
   if (o.limit_bytes) device_bytes_ = std::min(device_bytes_, o.limit_bytes);
-  auto add_limit = [&] {
-    if (o.limit_bytes) push(std::make_unique<LimitAdaptor>(*top_, o.limit_bytes));
-  };
-  if (allocator == "async") {
 #ifdef HISTOCNN_HAVE_CUDA
-    push(std::make_unique<CudaAsyncResource>(0, device_bytes_));
+  if (allocator == "async") push(std::make_unique<CudaAsyncResource>(0, device_bytes_));
 #endif
-    add_limit();
-  } else {
-    add_limit();
-  }
+  // The limit counts what the allocator asks of the device (async: what it hands out).
+  if (o.limit_bytes) push(std::make_unique<LimitAdaptor>(*top_, o.limit_bytes));
   if (allocator == "pool") {
     PoolOptions pool;
     // CNMeM's sizing against the device (or the limit). On the host a

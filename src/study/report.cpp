@@ -1,7 +1,5 @@
 #include "study/report.h"
 
-#include <sys/wait.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>

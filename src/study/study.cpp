@@ -1,6 +1,5 @@
 #include "study/study.h"
 
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>

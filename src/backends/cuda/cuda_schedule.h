@@ -107,6 +107,14 @@ struct CudaSchedule {
   int loss_op = -1;  // index of the loss operation
 };
 
+// cuBLAS's workspace, handed to it from the resource (NVIDIA recommends 32 MB on Hopper).
+constexpr size_t kCublasWorkspace = size_t(32) << 20;
+// What a step keeps across steps, besides its planned tensors: parameters,
+// gradients and Adam's two moments (fp32), and cuBLAS's workspace.
+inline size_t persistent_bytes(const NetworkShape& shape) {
+  return size_t(shape.parameter_count()) * 4 * sizeof(float) + kCublasWorkspace;
+}
+
 // cuDNN's algorithm candidates (from the heuristics, or timed by --cudnn-benchmark)
 // reduced to what the choice depends on.
 struct AlgorithmCandidate {

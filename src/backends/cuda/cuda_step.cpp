@@ -123,12 +123,11 @@ CudaTrainingStep::~CudaTrainingStep() {
 }
 
 std::string CudaTrainingStep::oom_hint() const {
-  const size_t persistent = size_t(parameter_count_) * 16 + kCublasWorkspace;
+  const size_t kept = persistent_bytes(shape_);
   size_t free_bytes = 0, total = 0;
   cudaMemGetInfo(&free_bytes, &total);
-  const int fits =
-      largest_batch_that_fits(spec_, shape_.height, shape_.width,
-                              free_bytes + (persistent_ ? layout_.total : 0), persistent);
+  const int fits = largest_batch_that_fits(spec_, shape_.height, shape_.width,
+                                           free_bytes + (persistent_ ? layout_.total : 0), kept);
   return "the largest batch that fits the device's free memory is about " + std::to_string(fits) +
          " (histocnn memplan --device cuda --max-batch --budget ...)";
 }

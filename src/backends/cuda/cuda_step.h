@@ -36,8 +36,6 @@
 
 namespace histocnn::cuda {
 
-constexpr size_t kCublasWorkspace = size_t(32) << 20;  // NVIDIA's recommendation for Hopper
-
 struct ConvLayer {
   TensorDesc x, y, pooled, bias;
   FilterDesc w;
