@@ -12,6 +12,7 @@
 #include <cmath>
 #include <limits>
 
+#include "backends/cuda/cuda_kernels.h"
 #include "backends/cuda/cuda_schedule.h"
 #include "memory/adaptors.h"
 #include "memory/host_resource.h"
@@ -31,9 +32,14 @@ struct HostRun {
   uint64_t allocator_calls = 0;
 };
 
+// `meta`: the rows given (count), and for a slice of a data-parallel batch its
+// global row count and first global row, as the CUDA step stages them.
 HostRun run_schedule(const NetworkShape& shape, const Parameters& params, const float* images,
-                     const int32_t* labels, int count, bool training, uint64_t seed, int64_t step,
-                     bool planned, const std::vector<ConvWorkspaces>& workspaces = {}) {
+                     const int32_t* labels, const BatchMeta& meta, bool training, uint64_t seed,
+                     int64_t step, bool planned,
+                     const std::vector<ConvWorkspaces>& workspaces = {}) {
+  const int count = meta.count;
+  const int denominator = meta.global_count > 0 ? meta.global_count : count;
   const CudaSchedule s = build_cuda_schedule(shape, workspaces);
   HostResource host;
   StatisticsAdaptor stats(host);
@@ -88,23 +94,21 @@ HostRun run_schedule(const NetworkShape& shape, const Parameters& params, const 
         const DenseShape& ds = shape.denses[size_t(op.layer)];
         float* y = at[size_t(d.out)];
         for (int64_t i = 0; i < int64_t(n) * d.outputs; ++i)
-          y[i] = elementwise::dense_activation(y[i], w(fc + ".bias")[i % d.outputs], ds.relu,
-                                               training ? ds.dropout_after : 0.0f, seed, step + 1,
-                                               op.layer, uint64_t(i));
+          y[i] = dense_activation_at(i, y[i], w(fc + ".bias"), d.outputs, ds.relu,
+                                     training ? ds.dropout_after : 0.0f, seed, step + 1, meta,
+                                     op.layer);
         break;
       }
       case OpKind::kLoss: {
         const float* logits = at[size_t(s.logits)];
         float* d = at[size_t(s.d_logits)];
         for (int row = 0; row < n; ++row) {
-          const bool real = row < count;
-          const int y = real ? labels[row] : 0;
-          const auto sm = elementwise::softmax_xent(logits[2 * row], logits[2 * row + 1], y);
-          r.probs[size_t(2 * row)] = sm.p0;
-          r.probs[size_t(2 * row + 1)] = sm.p1;
-          if (real) r.loss += sm.loss / count, r.correct += sm.correct;
-          elementwise::softmax_xent_grad(sm, y, real ? 1.0f / float(count) : 0.0f, &d[2 * row],
-                                         &d[2 * row + 1]);
+          const LossRow l = loss_row(row, logits[2 * row], logits[2 * row + 1], labels, meta, true);
+          r.probs[size_t(2 * row)] = l.s.p0;
+          r.probs[size_t(2 * row + 1)] = l.s.p1;
+          if (l.real) r.loss += l.s.loss / denominator, r.correct += l.s.correct;
+          d[2 * row] = l.d0;
+          d[2 * row + 1] = l.d1;
         }
         break;
       }
@@ -112,9 +116,9 @@ HostRun run_schedule(const NetworkShape& shape, const Parameters& params, const 
         const auto& d = s.denses[size_t(op.layer)];
         const DenseShape& ds = shape.denses[size_t(op.layer)];
         for (int64_t i = 0; i < int64_t(n) * d.outputs; ++i)
-          at[size_t(d.d_out)][i] = elementwise::dense_activation_backward(
-              at[size_t(d.out)][i], at[size_t(d.d_out)][i], training ? ds.dropout_after : 0.0f,
-              seed, step + 1, op.layer, uint64_t(i));
+          at[size_t(d.d_out)][i] = dense_activation_backward_at(
+              i, at[size_t(d.out)][i], at[size_t(d.d_out)][i], d.outputs,
+              training ? ds.dropout_after : 0.0f, seed, step + 1, meta, op.layer);
         break;
       }
       case OpKind::kDenseBackwardWeights: {
@@ -202,8 +206,8 @@ TEST_P(CudaScheduleOnHost, MatchesTheReferenceNetworkPlannedAndPerTensor) {
   std::vector<ConvWorkspaces> ws;
   for (size_t k = 0; k < shape.convs.size(); ++k) ws.push_back({1000 * (k + 1), 3000, 777});
   for (bool planned : {true, false}) {
-    const HostRun got = run_schedule(shape, params, images.data(), labels.data(), c.count,
-                                     c.training, 99, step, planned, ws);
+    const HostRun got = run_schedule(shape, params, images.data(), labels.data(),
+                                     BatchMeta{c.count, 0, 0}, c.training, 99, step, planned, ws);
     EXPECT_NEAR(got.loss, want.loss, 1e-5 * std::max(1.0, want.loss)) << "planned " << planned;
     for (const auto& info : params.layout) {
       double max_diff = 0, max_ref = 0;
@@ -221,6 +225,32 @@ TEST_P(CudaScheduleOnHost, MatchesTheReferenceNetworkPlannedAndPerTensor) {
     else
       EXPECT_GT(got.allocator_calls, 2 * shape.convs.size());
   }
+}
+
+// Data parallelism on the GPU: slices of a batch (each staged with its global
+// row count and first row) give gradients and losses that sum to the whole
+// batch's — the kernels' slice arithmetic, dropout included.
+TEST(CudaScheduleOnHost, SlicesOfABatchSumToTheWholeBatch) {
+  const NetworkShape whole_shape = infer_shapes(
+      parse_model_spec("conv 8 kernel=3 pool=2; dense 16; dropout 0.5; dense 2"), 5, 16, 16);
+  const Parameters params = Parameters::glorot(whole_shape, 4);
+  const auto images = testing::random_vector(size_t(5) * 3 * 16 * 16, 3, 0, 1);
+  const std::vector<int32_t> labels = {0, 1, 1, 0, 1};
+  const HostRun whole = run_schedule(whole_shape, params, images.data(), labels.data(),
+                                     BatchMeta{5, 0, 0}, true, 7, 2, true);
+  const NetworkShape part_shape = infer_shapes(
+      parse_model_spec("conv 8 kernel=3 pool=2; dense 16; dropout 0.5; dense 2"), 3, 16, 16);
+  std::vector<float> grads(whole.grads.values.size(), 0.0f);
+  double loss = 0;
+  for (const auto& [first, rows] : std::vector<std::pair<int, int>>{{0, 2}, {2, 3}}) {
+    const HostRun part =
+        run_schedule(part_shape, params, images.data() + size_t(first) * 3 * 16 * 16,
+                     labels.data() + first, BatchMeta{rows, 5, first}, true, 7, 2, false);
+    for (size_t i = 0; i < grads.size(); ++i) grads[i] += part.grads.values[i];
+    loss += part.loss;
+  }
+  EXPECT_NEAR(loss, whole.loss, 1e-6);
+  for (size_t i = 0; i < grads.size(); ++i) ASSERT_NEAR(grads[i], whole.grads.values[i], 1e-5) << i;
 }
 
 INSTANTIATE_TEST_SUITE_P(Architectures, CudaScheduleOnHost,

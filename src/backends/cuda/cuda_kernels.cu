@@ -21,10 +21,7 @@ __global__ void dense_activation_kernel(float* y, const float* bias, int rows, i
                                         const int64_t* step, const BatchMeta* meta, int layer) {
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= int64_t(rows) * outputs) return;
-  // Masks by global row: a slice of a batch draws the whole batch's masks.
-  const uint64_t index = uint64_t(meta->first_row) * uint64_t(outputs) + uint64_t(i);
-  y[i] = elementwise::dense_activation(y[i], bias[i % outputs], relu, dropout, seed, *step + 1,
-                                       layer, index);
+  y[i] = dense_activation_at(i, y[i], bias, outputs, relu, dropout, seed, *step + 1, *meta, layer);
 }
 
 __global__ void dense_activation_backward_kernel(float* g, const float* y, int rows, int outputs,
@@ -32,8 +29,8 @@ __global__ void dense_activation_backward_kernel(float* g, const float* y, int r
                                                  const BatchMeta* meta, int layer) {
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= int64_t(rows) * outputs) return;
-  const uint64_t index = uint64_t(meta->first_row) * uint64_t(outputs) + uint64_t(i);
-  g[i] = elementwise::dense_activation_backward(y[i], g[i], dropout, seed, *step + 1, layer, index);
+  g[i] =
+      dense_activation_backward_at(i, y[i], g[i], outputs, dropout, seed, *step + 1, *meta, layer);
 }
 
 __global__ void softmax_xent_kernel(const float* logits, float* d_logits, float* probs,
@@ -41,23 +38,19 @@ __global__ void softmax_xent_kernel(const float* logits, float* d_logits, float*
                                     bool backward, double* loss_sum, int* correct) {
   const int row = int(blockIdx.x) * blockDim.x + threadIdx.x;
   if (row >= rows) return;
-  const int n = meta->count;
-  const int denominator = meta->global_count > 0 ? meta->global_count : n;
-  const bool real = row < n && labels;
-  const int label = real ? labels[row] : 0;
-  const elementwise::SoftmaxRow r =
-      elementwise::softmax_xent(logits[2 * row], logits[2 * row + 1], label);
+  const LossRow r = loss_row(row, logits[2 * row], logits[2 * row + 1], labels, *meta, backward);
   if (probs) {
-    probs[2 * row] = r.p0;
-    probs[2 * row + 1] = r.p1;
+    probs[2 * row] = r.s.p0;
+    probs[2 * row + 1] = r.s.p1;
   }
-  if (real) {
-    atomicAdd(loss_sum, r.loss);
-    atomicAdd(correct, r.correct);
+  if (r.real) {
+    atomicAdd(loss_sum, r.s.loss);
+    atomicAdd(correct, r.s.correct);
   }
-  if (d_logits)
-    elementwise::softmax_xent_grad(r, label, real && backward ? 1.0f / float(denominator) : 0.0f,
-                                   &d_logits[2 * row], &d_logits[2 * row + 1]);
+  if (d_logits) {  // may alias the logits: this row's are read above
+    d_logits[2 * row] = r.d0;
+    d_logits[2 * row + 1] = r.d1;
+  }
 }
 
 __global__ void adam_prepare_kernel(int64_t* step, float lr, float b1, float b2, float eps,

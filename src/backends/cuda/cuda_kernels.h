@@ -24,6 +24,43 @@ struct BatchMeta {
   int64_t first_row = 0;
 };
 
+// ---- The kernels' bodies, one element or row each: the kernels are grids
+// over these, and tests/test_cuda_schedule.cpp runs them on the host. ----
+
+// Dense output element i of [rows, outputs] after the GEMM; `step` is the
+// training step (1-based). Dropout masks are indexed by global row.
+HISTOCNN_HD float dense_activation_at(int64_t i, float y, const float* bias, int outputs, bool relu,
+                                      float dropout, uint64_t seed, int64_t step,
+                                      const BatchMeta& meta, int layer) {
+  const uint64_t index = uint64_t(meta.first_row) * uint64_t(outputs) + uint64_t(i);
+  return elementwise::dense_activation(y, bias[i % outputs], relu, dropout, seed, step, layer,
+                                       index);
+}
+HISTOCNN_HD float dense_activation_backward_at(int64_t i, float y, float g, int outputs,
+                                               float dropout, uint64_t seed, int64_t step,
+                                               const BatchMeta& meta, int layer) {
+  const uint64_t index = uint64_t(meta.first_row) * uint64_t(outputs) + uint64_t(i);
+  return elementwise::dense_activation_backward(y, g, dropout, seed, step, layer, index);
+}
+// Row `row` of the loss: rows past meta.count are padding (zero gradient, not
+// counted); the gradient is of the mean over the global batch.
+struct LossRow {
+  elementwise::SoftmaxRow s;
+  bool real;
+  float d0, d1;
+};
+HISTOCNN_HD LossRow loss_row(int row, float a, float b, const int32_t* labels,
+                             const BatchMeta& meta, bool backward) {
+  LossRow r;
+  r.real = row < meta.count && labels;
+  const int label = r.real ? labels[row] : 0;
+  const int denominator = meta.global_count > 0 ? meta.global_count : meta.count;
+  r.s = elementwise::softmax_xent(a, b, label);
+  elementwise::softmax_xent_grad(r.s, label, r.real && backward ? 1.0f / float(denominator) : 0.0f,
+                                 &r.d0, &r.d1);
+  return r;
+}
+
 // y[n, o] = act(y + bias[o]) * dropout mask; the mask comes from the counter
 // hash of (seed, dropout_stream(*step + 1, layer), global index) when dropout > 0.
 void launch_dense_activation(float* y, const float* bias, int rows, int outputs, bool relu,
