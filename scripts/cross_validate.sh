@@ -5,12 +5,13 @@
 # e.g. scripts/cross_validate.sh ../shared/data/glas-train runs/glas-cv 4 --size 64 --epochs 15
 set -euo pipefail
 cd "$(dirname "$0")/.."
-data=${1:?data folder}; out=${2:?output folder}; k=${3:-4}; shift 3 || true
+data=${1:?data folder}; out=${2:?output folder}; k=${3:-5}; shift 3 || true
+bin=${HISTOCNN:-./build/histocnn}  # another binary, e.g. a copy kept for a long run
 mkdir -p "$out"
 for ((fold = 0; fold < k; fold++)); do
-  ./build/histocnn train --data "$data" --folds "$k" --fold "$fold" -o "$out/fold$fold" --no-progress "$@" \
+  "$bin" train --data "$data" --folds "$k" --fold "$fold" -o "$out/fold$fold" --no-progress "$@" \
     | tee "$out/fold$fold.log"
-  ./build/histocnn eval --data "$data" --folds "$k" --fold "$fold" -m "$out/fold$fold/model.safetensors" \
+  "$bin" eval --data "$data" --folds "$k" --fold "$fold" -m "$out/fold$fold/model.safetensors" \
     -o "$out/fold$fold/eval.json"
 done
 /usr/bin/python3 - "$out" "$k" <<'PY'

@@ -64,6 +64,8 @@ Runner add_eval(CLI::App& app) {
     crops.whole_image = model.crop == "whole";
     if (!crops.whole_image)
       std::sscanf(model.crop.c_str(), "%dx%d", &crops.crop_width, &crops.crop_height);
+    crops.stain_target = model.stain_target;
+    crops.max_background = model.trained.value("max_background", 1.0f);
     crops.benign_crops = crops.malignant_crops = 0;
     for (const auto& im : images)
       (im.label ? crops.malignant_crops : crops.benign_crops) += a->crops_per_image;

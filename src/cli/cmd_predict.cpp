@@ -7,6 +7,7 @@
 #include "core/threads.h"
 #include "data/augment.h"
 #include "data/image.h"
+#include "data/stain.h"
 #include "train/checkpoint.h"
 
 namespace histocnn::cli {
@@ -41,7 +42,8 @@ Runner add_predict(CLI::App& app) {
     std::vector<float> input(plane * per_image), probs(2 * size_t(per_image));
     std::printf("image,p_malignant,prediction\n");
     for (const auto& path : a->images) {
-      const Image image = load_image(path);
+      Image image = load_image(path);
+      if (model.stain_target) image = normalize_stains(image, *model.stain_target);
       int tiles = 0;
       if (whole) {
         const Image resized = resize_area(image, model.width, model.height);

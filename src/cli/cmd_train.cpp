@@ -63,6 +63,18 @@ Runner add_train(CLI::App& app) {
                   "augment: stain jitter strength (e.g. 0.05)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 0.5));
+  cmd->add_option(
+         "--hed-jitter", o->augment.hed_jitter,
+         "augment: HED stain scale/shift sigma (Tellez 2018; 0.05 light, 0.2 strong; 0 = off)")
+      ->capture_default_str();
+  cmd->add_option("--stain-normalize", o->stain_normalize,
+                  "none, or macenko: normalise every image to the training images' stains")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"none", "macenko"}));
+  cmd->add_option("--max-background", o->crops.max_background,
+                  "redraw crops with more background (white glass) than this fraction (1 = off)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0f, 1.0f));
   cmd->add_flag("--no-progress", *no_progress, "no progress bar");
   cmd->add_flag("!--no-normalize", o->normalize,
                 "feed raw pixels / 255 (the paper) instead of per-channel standardised input");

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "data/stain.h"
 
 namespace histocnn {
 
@@ -43,7 +44,7 @@ void augment_to_chw(const uint8_t* hwc, int width, int height, const AugmentOpti
     if (k == 3) transpose = true, flip_y = !flip_y;
   }
   // Per-channel lookup table: identity scaled to [0,1], or the stain jitter.
-  float lut[3][256];
+  float lut[3][256], unit[3][256];
   for (int c = 0; c < 3; ++c) {
     float scale = 1.0f, shift = 0.0f;
     if (options.stain_jitter > 0) {
@@ -57,10 +58,43 @@ void augment_to_chw(const uint8_t* hwc, int width, int height, const AugmentOpti
         const float jittered = std::max(0.0f, od * scale + shift);
         x = std::clamp(std::exp(-jittered) * 256.0f / 255.0f - 1.0f / 255.0f, 0.0f, 1.0f);
       }
+      unit[c][v] = x;
       lut[c][v] = (x - norm.mean[c]) / norm.stdev[c];
     }
   }
   const size_t plane = size_t(width) * height;
+  if (options.hed_jitter > 0) {
+    // Per pixel: the other jitter's table first, then the HED map in OD.
+    float alpha_u[3], beta_u[3];
+    for (int c = 0; c < 3; ++c) alpha_u[c] = float(rng.uniform(-1, 1));
+    for (int c = 0; c < 3; ++c) beta_u[c] = float(rng.uniform(-1, 1));
+    const HedJitter hed = HedJitter::draw(options.hed_jitter, alpha_u, beta_u);
+    // The other jitter's output as optical density, per channel and value.
+    float od_of[3][256];
+    for (int c = 0; c < 3; ++c)
+      for (int v = 0; v < 256; ++v) {
+        od_of[c][v] = -std::log((unit[c][v] * 255.0f + 1.0f) / 256.0f);
+      }
+    const float inv_stdev[3] = {1.0f / norm.stdev[0], 1.0f / norm.stdev[1], 1.0f / norm.stdev[2]};
+    for (int y = 0; y < height; ++y) {
+      for (int x = 0; x < width; ++x) {
+        int sx = flip_x ? width - 1 - x : x;
+        int sy = flip_y ? height - 1 - y : y;
+        if (transpose) std::swap(sx, sy);
+        const uint8_t* p = hwc + (size_t(sy) * width + sx) * 3;
+        const float in[3] = {od_of[0][p[0]], od_of[1][p[1]], od_of[2][p[2]]};
+        float od[3];
+        hed.apply(in, od);
+        const size_t o = size_t(y) * width + x;
+        for (int c = 0; c < 3; ++c) {
+          const float v =
+              std::clamp((256.0f * std::exp(-od[c]) - 1.0f) * (1.0f / 255.0f), 0.0f, 1.0f);
+          chw[c * plane + o] = (v - norm.mean[c]) * inv_stdev[c];
+        }
+      }
+    }
+    return;
+  }
   for (int y = 0; y < height; ++y) {
     for (int x = 0; x < width; ++x) {
       // Output pixel (x, y) reads source (sx, sy).

@@ -4,7 +4,9 @@
 //  * rotations: multiples of 90 degrees (180 only, for non-square inputs);
 //  * stain jitter: per-channel scale and shift in optical density
 //    (-log(I/255)), which models varying haematoxylin/eosin uptake better
-//    than RGB brightness jitter; strength configurable.
+//    than RGB brightness jitter; strength configurable;
+//  * HED jitter (Tellez et al. 2018): per-stain scale and shift of the
+//    haematoxylin, eosin and DAB concentrations (data/stain.h).
 #pragma once
 
 #include <cstdint>
@@ -16,7 +18,8 @@ struct AugmentOptions {
   bool flips = false;
   bool rotations = false;
   float stain_jitter = 0.0f;  // 0 = off; 0.05 is a mild default when enabled
-  bool any() const { return flips || rotations || stain_jitter > 0; }
+  float hed_jitter = 0.0f;    // 0 = off; sigma of the HED scale/shift (0.05 light, 0.2 strong)
+  bool any() const { return flips || rotations || stain_jitter > 0 || hed_jitter > 0; }
 };
 
 // Per-channel input normalisation: x = (v / 255 - mean) / std. Computed from

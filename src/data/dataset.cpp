@@ -106,6 +106,65 @@ Normalization channel_statistics(const ExampleSet& set) {
   return n;
 }
 
+bool is_background(const uint8_t rgb[3]) {
+  return rgb[0] >= 210 && rgb[1] >= 210 && rgb[2] >= 210;
+}
+
+BackgroundMap::BackgroundMap(const Image& image)
+    : width_(image.width),
+      height_(image.height),
+      sums_((size_t(image.width) + 1) * (size_t(image.height) + 1), 0) {
+  const size_t stride = size_t(width_) + 1;
+  for (int y = 0; y < height_; ++y) {
+    uint32_t row = 0;
+    const uint8_t* p = image.row(y);
+    for (int x = 0; x < width_; ++x, p += 3) {
+      row += is_background(p) ? 1 : 0;
+      sums_[(y + 1) * stride + x + 1] = sums_[y * stride + x + 1] + row;
+    }
+  }
+}
+
+float BackgroundMap::fraction(int x, int y, int width, int height) const {
+  require(
+      x >= 0 && y >= 0 && width > 0 && height > 0 && x + width <= width_ && y + height <= height_,
+      "BackgroundMap: rectangle outside the image");
+  const size_t stride = size_t(width_) + 1;
+  const uint32_t count = sums_[(y + height) * stride + x + width] - sums_[y * stride + x + width] -
+                         sums_[(y + height) * stride + x] + sums_[y * stride + x];
+  return float(count) / (float(width) * float(height));
+}
+
+StainMatrix estimate_stain_target(const std::vector<SlideImage>& images, int workers) {
+  require(!images.empty(), "no images to estimate a stain target from");
+  constexpr size_t kStride = 7;
+  std::vector<std::vector<uint8_t>> samples(images.size());
+  std::vector<std::string> errors(images.size());
+  std::atomic<size_t> next{0};
+  auto work = [&]() {
+    for (size_t i; (i = next++) < images.size();) {
+      try {
+        const Image im = load_image(images[i].path);
+        const size_t pixels = size_t(im.width) * im.height;
+        for (size_t p = 0; p < pixels; p += kStride)
+          samples[i].insert(samples[i].end(), &im.rgb[3 * p], &im.rgb[3 * p] + 3);
+      } catch (const std::exception& error) {
+        errors[i] = error.what();
+      }
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int t = 1; t < std::max(1, workers); ++t) threads.emplace_back(work);
+  work();
+  for (auto& t : threads) t.join();
+  for (const auto& e : errors)
+    if (!e.empty()) throw Error(e);
+  std::vector<uint8_t> pooled;
+  for (const auto& s : samples) pooled.insert(pooled.end(), s.begin(), s.end());
+  return estimate_stains(pooled.data(), pooled.size() / 3,
+                         "the training images (--stain-normalize macenko)");
+}
+
 ExampleSet build_examples(const std::vector<SlideImage>& images, const CropOptions& options,
                           int width, int height, int workers,
                           const std::function<bool(size_t image)>& decode) {
@@ -149,7 +208,10 @@ ExampleSet build_examples(const std::vector<SlideImage>& images, const CropOptio
     for (size_t i; (i = next++) < images.size();) {
       if (examples_of[i].empty() || (decode && !decode(i))) continue;
       try {
-        const Image full = load_image(images[i].path);
+        Image full = load_image(images[i].path);
+        if (options.stain_target) full = normalize_stains(full, *options.stain_target);
+        std::optional<BackgroundMap> background;
+        if (!options.whole_image && options.max_background < 1.0f) background.emplace(full);
         Rng image_rng(image_seeds[i]);
         for (size_t e : examples_of[i]) {
           Example& ex = set.examples[e];
@@ -164,6 +226,16 @@ ExampleSet build_examples(const std::vector<SlideImage>& images, const CropOptio
                         std::to_string(options.crop_height) + " crop");
             ex.x = int(image_rng.below(uint64_t(full.width - options.crop_width + 1)));
             ex.y = int(image_rng.below(uint64_t(full.height - options.crop_height + 1)));
+            if (background) {
+              float least =
+                  background->fraction(ex.x, ex.y, options.crop_width, options.crop_height);
+              for (int attempt = 1; attempt < 16 && least > options.max_background; ++attempt) {
+                const int x = int(image_rng.below(uint64_t(full.width - options.crop_width + 1)));
+                const int y = int(image_rng.below(uint64_t(full.height - options.crop_height + 1)));
+                const float f = background->fraction(x, y, options.crop_width, options.crop_height);
+                if (f < least) least = f, ex.x = x, ex.y = y;
+              }
+            }
             resized = resize_area(crop(full, ex.x, ex.y, options.crop_width, options.crop_height),
                                   width, height);
           }

@@ -5,12 +5,14 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "data/augment.h"
 #include "data/grade_csv.h"
 #include "data/image.h"
+#include "data/stain.h"
 
 namespace histocnn {
 
@@ -41,7 +43,30 @@ struct CropOptions {
   int benign_crops = 941;     // total crops per class over the chosen images
   int malignant_crops = 910;  // (the paper: 941 benign, 910 malignant)
   uint64_t seed = 1;
+  // Crops with more than this fraction of background (unstained glass or
+  // lumen: every channel >= 210) are drawn again, up to 16 times, keeping the
+  // least empty; 1 = every position accepted (the paper).
+  float max_background = 1.0f;
+  // Macenko stain normalisation of every image to this target before cropping.
+  std::optional<StainMatrix> stain_target;
 };
+
+// Fraction of background pixels in a rectangle, in O(1) per query from a
+// summed-area table of the image's background mask.
+class BackgroundMap {
+ public:
+  explicit BackgroundMap(const Image& image);
+  float fraction(int x, int y, int width, int height) const;
+
+ private:
+  int width_, height_;
+  std::vector<uint32_t> sums_;  // (width + 1) x (height + 1)
+};
+bool is_background(const uint8_t rgb[3]);
+
+// The Macenko target of a set of images: stains estimated over a sample of the
+// pixels of all of them (every 7th pixel), decoded on `workers` threads.
+StainMatrix estimate_stain_target(const std::vector<SlideImage>& images, int workers);
 
 // One example: pixels at the input size, and where it came from.
 struct Example {

@@ -37,6 +37,7 @@ void save_model_file(const std::string& path, const ModelFile& file) {
   out.metadata["histocnn.input"] = std::to_string(file.width) + "x" + std::to_string(file.height);
   out.metadata["histocnn.crop"] = file.crop;
   out.metadata["histocnn.normalize"] = file.normalization.text();
+  if (file.stain_target) out.metadata["histocnn.stain_target"] = file.stain_target->text();
   if (!file.trained.empty()) out.metadata["histocnn.trained"] = file.trained.dump();
   put(out, "", file.params);
   if (file.has_optimizer) {
@@ -64,6 +65,8 @@ ModelFile load_model_file(const std::string& path) {
   file.crop = meta("histocnn.crop");
   if (in.metadata.count("histocnn.normalize"))
     file.normalization = Normalization::parse(in.metadata.at("histocnn.normalize"), path);
+  if (in.metadata.count("histocnn.stain_target"))
+    file.stain_target = StainMatrix::parse(in.metadata.at("histocnn.stain_target"), path);
   if (in.metadata.count("histocnn.trained")) {
     try {
       file.trained = nlohmann::json::parse(in.metadata.at("histocnn.trained"));

@@ -6,6 +6,8 @@
 //                 histocnn.input  "WxH" input size
 //                 histocnn.crop   "WxH" crop size, or "whole"
 //                 histocnn.normalize  per-channel mean,std of the input (data/augment.h)
+//                 histocnn.stain_target  Macenko target (data/stain.h), when the
+//                                     model was trained on stain-normalised images
 //                 histocnn.trained    JSON: how it was trained (data selection, fold,
 //                                     crops, seed, batch, Adam, augmentation,
 //                                     histocnn version and git revision)
@@ -16,9 +18,11 @@
 
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 #include "data/augment.h"
+#include "data/stain.h"
 #include "nn/params.h"
 #include "nn/spec.h"
 
@@ -27,8 +31,9 @@ namespace histocnn {
 struct ModelFile {
   ModelSpec spec;
   int width = 0, height = 0;
-  std::string crop;             // "WxH" or "whole"
-  Normalization normalization;  // histocnn.normalize (identity when absent)
+  std::string crop;                         // "WxH" or "whole"
+  Normalization normalization;              // histocnn.normalize (identity when absent)
+  std::optional<StainMatrix> stain_target;  // histocnn.stain_target
   Parameters params;
   nlohmann::json trained = nlohmann::json::object();  // histocnn.trained ({} when absent)
   // Only in checkpoints:

@@ -144,6 +144,9 @@ nlohmann::json training_settings(const TrainOptions& o) {
           {"flips", o.augment.flips},
           {"rotations", o.augment.rotations},
           {"stain_jitter", o.augment.stain_jitter},
+          {"hed_jitter", o.augment.hed_jitter},
+          {"max_background", o.crops.max_background},
+          {"stain_normalize", o.stain_normalize},
           {"normalize", o.normalize},
           {"val_crops", o.val_crops_per_image},
           {"version", HISTOCNN_VERSION},
@@ -171,6 +174,9 @@ void require_same_settings(const nlohmann::json& recorded, const nlohmann::json&
                                                           {"flips", "--flips"},
                                                           {"rotations", "--rotations"},
                                                           {"stain_jitter", "--stain-jitter"},
+                                                          {"hed_jitter", "--hed-jitter"},
+                                                          {"max_background", "--max-background"},
+                                                          {"stain_normalize", "--stain-normalize"},
                                                           {"normalize", "--no-normalize"},
                                                           {"val_crops", "--val-crops"}};
   for (const auto& [key, name] : flag) {
@@ -278,11 +284,18 @@ nlohmann::json run_training(const TrainOptions& o) {
   std::vector<SlideImage> train_images, val_images;
   select_images(o.data, &train_images, &val_images);
   const auto t0 = std::chrono::steady_clock::now();
+  CropOptions crops = o.crops;
+  require(o.stain_normalize == "none" || o.stain_normalize == "macenko",
+          "--stain-normalize: expected none or macenko, got '" + o.stain_normalize + "'");
+  // The target depends only on the training images, so every process (and a
+  // resumed run) computes the same one; it is stored in the model file.
+  if (o.stain_normalize == "macenko")
+    crops.stain_target = estimate_stain_target(train_images, threads);
   const ExampleSet train_set =
-      build_shared_examples(train_images, o.crops, o.width, o.height, threads, *comm);
+      build_shared_examples(train_images, crops, o.width, o.height, threads, *comm);
   ExampleSet val_set;
   if (!val_images.empty()) {
-    CropOptions vc = o.crops;
+    CropOptions vc = crops;
     vc.seed = o.crops.seed + 7919;
     int benign = 0, malignant = 0;
     for (const auto& im : val_images) (im.label ? malignant : benign)++;
@@ -384,6 +397,7 @@ nlohmann::json run_training(const TrainOptions& o) {
     file.height = o.height;
     file.crop = crop_text;
     file.normalization = normalization;
+    file.stain_target = crops.stain_target;
     file.trained = trained;
     file.params = step->parameters();
     return file;

@@ -50,6 +50,7 @@ struct TrainOptions {
   int val_crops_per_image = 8;
   AugmentOptions augment;
   bool normalize = true;  // per-channel standardisation (false: the paper's 1/255 only)
+  std::string stain_normalize = "none";  // none | macenko (target from the training images)
   AdamConfig adam;
   std::string output;  // folder for checkpoint, model, metrics
   bool resume = false;

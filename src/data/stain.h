@@ -1,0 +1,77 @@
+// H&E stain operations in optical density (OD = -ln((I + 1) / 256)) space:
+//
+//  * HED augmentation (Tellez et al. 2018): project OD onto the
+//    haematoxylin / eosin / DAB stain vectors of Ruifrok & Johnston (2001),
+//    scale and shift each stain's concentration at random, project back.
+//    The whole change is linear in OD, od' = od * A + b, so it is applied
+//    per pixel as one 3x3 product (`HedJitter`).
+//  * Macenko stain normalisation (Macenko et al. 2009): estimate an image's
+//    two stain vectors from the extreme angles of its tissue OD in the plane
+//    of the two largest principal axes, its stain concentrations by least
+//    squares, and re-render them with a target's vectors and concentration
+//    range. The target is estimated from the training images and stored in
+//    the model file, so eval and predict normalise exactly as training did.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "data/image.h"
+
+namespace histocnn {
+
+// Optical density of an 8-bit value, and back (clamped to 0..255).
+float optical_density(uint8_t value);
+uint8_t intensity_of(float od);
+
+// The affine OD map of one HED augmentation draw: od' = od * A + b (row vector).
+struct HedJitter {
+  float a[3][3];
+  float b[3];
+  // alpha_i = 1 + u, beta_i = v, u, v uniform in [-sigma, sigma] (sigma 0.05
+  // is Tellez's "HED-light", 0.2 "HED-strong"), from three draws of each.
+  static HedJitter draw(float sigma, const float alpha_u[3], const float beta_u[3]);
+  // The identity map, for tests.
+  static HedJitter identity();
+  void apply(const float od_in[3], float od_out[3]) const;  // clamps od' at 0
+};
+
+// Ruifrok & Johnston's stain vectors (rows: H, E, DAB; unit length in OD).
+const std::array<std::array<float, 3>, 3>& hed_stain_vectors();
+
+// Macenko's estimate for one image (or pooled pixels): H and E unit vectors in
+// OD and the 99th percentile of each stain's concentration.
+struct StainMatrix {
+  float he[2][3] = {{0, 0, 0}, {0, 0, 0}};  // rows: haematoxylin, eosin
+  float max_concentration[2] = {0, 0};
+  std::string text() const;  // 8 numbers, comma separated (%.9g)
+  static StainMatrix parse(const std::string& text, const std::string& where);
+};
+
+struct MacenkoOptions {
+  float od_threshold = 0.15f;     // pixels whose mean OD is below are background
+  float angle_percentile = 1.0f;  // robust extremes: 1st and 99th percentile angles
+  int min_tissue_pixels = 100;
+};
+
+// Estimates the stain matrix from the tissue pixels of `rgb` (3 bytes per
+// pixel, `pixels` of them, every `stride`-th used). Throws naming `what`
+// when there is too little tissue.
+StainMatrix estimate_stains(const uint8_t* rgb, size_t pixels, const std::string& what,
+                            const MacenkoOptions& options = {}, size_t stride = 1);
+StainMatrix estimate_stains(const Image& image, const std::string& what,
+                            const MacenkoOptions& options = {});
+
+// Re-renders `image` (whose own stains are `source`) with the target's stain
+// vectors and concentration range.
+Image normalize_stains(const Image& image, const StainMatrix& source, const StainMatrix& target);
+// Estimates the image's stains and normalises it; an image with too little
+// tissue to estimate (a blank tile) is returned unchanged.
+Image normalize_stains(const Image& image, const StainMatrix& target);
+
+// Largest-first eigen decomposition of a symmetric 3x3 matrix (Jacobi).
+void symmetric_eigen3(const double m[3][3], double values[3], double vectors[3][3]);
+
+}  // namespace histocnn
