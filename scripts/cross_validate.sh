@@ -1,18 +1,27 @@
 #!/usr/bin/env bash
 # Patient-grouped k-fold cross-validation: trains one model per fold, evaluates
 # it on the held-out patients, and summarises mean and spread per level.
-#   scripts/cross_validate.sh DATA OUT [K] [extra train flags...]
-# e.g. scripts/cross_validate.sh ../shared/data/glas-train runs/glas-cv 4 --size 64 --epochs 15
+#   scripts/cross_validate.sh DATA OUT [K] [train flags...] [-- eval flags...]
+# e.g. scripts/cross_validate.sh ../shared/data/glas-train runs/glas-cv 5 --preset accurate -- --tta
+# Writes OUT/foldF/{model.safetensors,eval.json,eval.images.csv,eval.roc.png,...},
+# OUT/cv_summary.json (mean, standard deviation and per-fold values per level)
+# and OUT/cv_images.csv (every held-out image's prediction, all folds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=${1:?data folder}; out=${2:?output folder}; k=${3:-5}; shift 3 || true
 bin=${HISTOCNN:-./build/histocnn}  # another binary, e.g. a copy kept for a long run
+train_flags=(); eval_flags=()
+while [[ $# -gt 0 && "$1" != "--" ]]; do train_flags+=("$1"); shift; done
+[[ "${1:-}" == "--" ]] && shift
+eval_flags=("$@")
 mkdir -p "$out"
 for ((fold = 0; fold < k; fold++)); do
-  "$bin" train --data "$data" --folds "$k" --fold "$fold" -o "$out/fold$fold" --no-progress "$@" \
+  start=$SECONDS
+  "$bin" train --data "$data" --folds "$k" --fold "$fold" -o "$out/fold$fold" --no-progress "${train_flags[@]}" \
     | tee "$out/fold$fold.log"
+  echo $((SECONDS - start)) > "$out/fold$fold/train_seconds"
   "$bin" eval --data "$data" --folds "$k" --fold "$fold" -m "$out/fold$fold/model.safetensors" \
-    -o "$out/fold$fold/eval.json"
+    -o "$out/fold$fold/eval.json" "${eval_flags[@]}"
 done
 /usr/bin/python3 - "$out" "$k" <<'PY'
 import json, statistics, sys
@@ -26,9 +35,17 @@ for level in ("per_crop", "per_image", "per_patient"):
         summary[level][metric] = {"mean": statistics.mean(values) if values else None,
                                   "stdev": statistics.stdev(values) if len(values) > 1 else 0.0,
                                   "folds": values}
+summary["folds"] = k
+summary["train_seconds"] = [int(open(f"{out}/fold{f}/train_seconds").read()) for f in range(k)]
 json.dump(summary, open(f"{out}/cv_summary.json", "w"), indent=2)
+with open(f"{out}/cv_images.csv", "w") as csv:
+    for f in range(k):
+        lines = open(f"{out}/fold{f}/eval.images.csv").read().splitlines()
+        if f == 0:
+            csv.write("fold," + lines[0] + "\n")
+        csv.writelines(f"{f},{line}\n" for line in lines[1:])
 for level, metrics in summary.items():
     print(f"{level:12s} " + "  ".join(
         f"{m} {v['mean']:.3f}±{v['stdev']:.3f}" if v["mean"] is not None else f"{m} n/a"
-        for m, v in metrics.items()))
+        for m, v in metrics.items()) if isinstance(metrics, dict) else f"{level}: {metrics}")
 PY

@@ -92,6 +92,67 @@ TEST_F(Cli, ShortTrainingEndsFarAboveChanceAndEvalAgrees) {
         << "torn temporary left behind";
 }
 
+TEST_F(Cli, StainNormalisedModelSelectionAndTtaEvalWriteTheirEvidence) {
+  // Every accuracy lever at once on synthetic slides: Macenko target stored
+  // in the model, HED jitter, background-skipping crops, AdamW + warm-up +
+  // cosine, the best epoch kept, early stopping; then eval with TTA writes
+  // the JSON, the per-image CSV and the figures.
+  const CommandResult r =
+      run(train_args() +
+          " --epochs 6 --flips --rotations --stain-normalize macenko --hed-jitter 0.05"
+          " --max-background 0.5 --weight-decay 0.05 --lr-schedule cosine"
+          " --warmup-epochs 1 --select-by image_auc --early-stop 2 -o " +
+          out("levers"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("*best*"), std::string::npos) << r.output;
+  const ModelFile best = load_model_file(out("levers/model.best.safetensors"));
+  ASSERT_TRUE(best.stain_target.has_value());
+  EXPECT_EQ(best.trained["stain_normalize"], "macenko");
+  const auto metrics = nlohmann::json::parse(read_file(out("levers/metrics.json")));
+  const int best_epoch = metrics["best"]["epoch"];
+  const int epochs = int(metrics["history"].size());
+  EXPECT_GE(best_epoch, 1);
+  // Either all 6 epochs ran, or it stopped exactly 2 epochs after the best one.
+  EXPECT_TRUE(epochs == 6 || epochs == best_epoch + 2) << epochs << " vs best " << best_epoch;
+  if (epochs < 6) {
+    EXPECT_NE(r.output.find("early stop: image_auc"), std::string::npos);
+  }
+
+  const CommandResult e =
+      run("eval --data " + data() + " --threads 1 --tta -m " +
+          out("levers/model.best.safetensors") + " -o " + out("levers/eval.json"));
+  ASSERT_EQ(e.status, 0) << e.output;
+  const auto report = nlohmann::json::parse(read_file(out("levers/eval.json")));
+  EXPECT_TRUE(report["tta"].get<bool>());
+  EXPECT_GE(report["per_image"]["accuracy"].get<double>(), 0.8) << e.output;
+  const std::string csv = read_file(out("levers/eval.images.csv"));
+  EXPECT_EQ(csv.rfind("image,patient,label,crops,p_malignant,prediction\n", 0), 0u) << csv;
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), report["images"].get<int>() + 1) << csv;
+  for (const char* figure : {"roc.png", "roc.svg", "confusion.png", "confusion.svg"})
+    EXPECT_GT(std::filesystem::file_size(out("levers/eval.") + figure), 1000u) << figure;
+  const CommandResult p = run("predict --tta -m " + out("levers/model.best.safetensors") + " " +
+                              data() + "/train_1.png");
+  ASSERT_EQ(p.status, 0) << p.output;
+  EXPECT_NE(p.output.find("train_1.png,"), std::string::npos) << p.output;
+
+  // Bad combinations are one-line errors naming the flag.
+  for (const auto& [args, flag] : std::vector<std::pair<std::string, std::string>>{
+           {" --early-stop 3", "--early-stop"},
+           {" --select-by loss", "--select-by"},
+           {" --stain-normalize reinhard", "--stain-normalize"},
+           {" --weight-decay -1", "--weight-decay"}}) {
+    const CommandResult bad = run(train_args() + " --epochs 1 -o " + out("bad") + args);
+    EXPECT_NE(bad.status, 0) << args;
+    EXPECT_NE(bad.output.find(flag), std::string::npos) << bad.output;
+  }
+  const CommandResult no_validation =
+      run("train --data " + data() + " --size 32 --crop 96 --folds 0 --epochs 1 --threads 1 " +
+          "--select-by image_auc -o " + out("bad"));
+  EXPECT_NE(no_validation.status, 0);
+  EXPECT_NE(no_validation.output.find("--select-by: needs validation images"), std::string::npos)
+      << no_validation.output;
+}
+
 TEST_F(Cli, ResumeGivesTheSameWeightsAsAnUninterruptedRun) {
   ASSERT_EQ(run(train_args() + " --epochs 3 -o " + out("straight")).status, 0);
   ASSERT_EQ(run(train_args() + " --epochs 2 -o " + out("resumed")).status, 0);

@@ -9,9 +9,29 @@
 
 #include "backends/backend.h"
 #include "core/atomic_file.h"
+#include "train/schedule.h"
 
 namespace histocnn {
 namespace {
+
+// The closed-form weights and inputs of tools/torch_reference.py.
+void formula_inputs(const NetworkShape& shape, int batch, int size, Parameters* out,
+                    std::vector<float>* images_out) {
+  Parameters& params = *out;
+  params = Parameters::zeros(shape);
+  int k = 0;
+  for (const auto& info : params.layout) {
+    const double fan = info.is_bias ? 64.0 : double(info.fan_in);
+    const double limit = 1.0 / std::sqrt(fan);
+    for (int64_t i = 0; i < info.size; ++i)
+      params.data(info)[i] = float(limit * std::sin(1.7 * double(i) + 0.3 * k));
+    ++k;
+  }
+  std::vector<float>& images = *images_out;
+  images.assign(size_t(batch) * 3 * size * size, 0.0f);
+  for (size_t i = 0; i < images.size(); ++i)
+    images[i] = float(0.5 + 0.5 * std::sin(0.013 * double(i)));
+}
 
 TEST(TorchReference, GradientsAndTenAdamStepsMatchPyTorch) {
   const auto ref =
@@ -23,19 +43,10 @@ TEST(TorchReference, GradientsAndTenAdamStepsMatchPyTorch) {
   options.dropout_seed = ref["config"]["dropout_seed"].get<uint64_t>();
   auto step = make_backend("cpu")->compile(spec, shape, options);
 
-  Parameters params = Parameters::zeros(shape);
-  int k = 0;
-  for (const auto& info : params.layout) {
-    const double fan = info.is_bias ? 64.0 : double(info.fan_in);
-    const double limit = 1.0 / std::sqrt(fan);
-    for (int64_t i = 0; i < info.size; ++i)
-      params.data(info)[i] = float(limit * std::sin(1.7 * double(i) + 0.3 * k));
-    ++k;
-  }
+  Parameters params;
+  std::vector<float> images;
+  formula_inputs(shape, batch, size, &params, &images);
   step->set_parameters(params);
-  std::vector<float> images(size_t(batch) * 3 * size * size);
-  for (size_t i = 0; i < images.size(); ++i)
-    images[i] = float(0.5 + 0.5 * std::sin(0.013 * double(i)));
   const std::vector<int32_t> labels = {0, 1, 1, 0};
 
   Parameters grads;
@@ -61,6 +72,44 @@ TEST(TorchReference, GradientsAndTenAdamStepsMatchPyTorch) {
   const Parameters final_params = step->parameters();
   for (const auto& info : final_params.layout) {
     const auto& want = ref["final_parameters"][info.name];
+    for (int i = 0; i < 8 && i < info.size; ++i)
+      EXPECT_NEAR(final_params.data(info)[i], want["first"][i].get<double>(), 2e-5)
+          << info.name << "[" << i << "]";
+  }
+}
+
+TEST(TorchReference, AdamWUnderACosineScheduleMatchesPyTorch) {
+  // torch.optim.AdamW(weight_decay=0.05) under CosineAnnealingLR(T_max=10,
+  // eta_min=1e-4): our cosine schedule over 10 one-step epochs, min fraction 0.1.
+  const auto ref =
+      nlohmann::json::parse(read_file(HISTOCNN_SOURCE_DIR "/tests/data/torch_reference.json"));
+  const auto& w = ref["adamw_cosine"];
+  const int batch = ref["config"]["batch"], size = ref["config"]["size"];
+  const NetworkShape shape = infer_shapes(default_model_spec(), batch, size, size);
+  StepOptions options;
+  options.dropout_seed = ref["config"]["dropout_seed"].get<uint64_t>();
+  options.adam.weight_decay = w["weight_decay"].get<float>();
+  auto step = make_backend("cpu")->compile(default_model_spec(), shape, options);
+  Parameters params;
+  std::vector<float> images;
+  formula_inputs(shape, batch, size, &params, &images);
+  step->set_parameters(params);
+  const std::vector<int32_t> labels = {0, 1, 1, 0};
+  LrSchedule cosine;
+  cosine.kind = "cosine";
+  cosine.min_fraction = w["eta_min"].get<double>() / w["lr"].get<double>();
+  const auto& rates = w["learning_rates"];
+  for (size_t s = 0; s < rates.size(); ++s) {
+    const double lr =
+        learning_rate_at(cosine, w["lr"].get<double>(), int64_t(s), 1, int(rates.size()));
+    EXPECT_NEAR(lr, rates[s].get<double>(), 1e-12) << "learning rate of step " << s + 1;
+    step->set_learning_rate(float(lr));
+    const double loss = step->train(images.data(), labels.data(), batch).loss_sum / batch;
+    EXPECT_NEAR(loss, w["losses"][s].get<double>(), 1e-4) << "step " << s + 1;
+  }
+  const Parameters final_params = step->parameters();
+  for (const auto& info : final_params.layout) {
+    const auto& want = w["final_parameters"][info.name];
     for (int i = 0; i < 8 && i < info.size; ++i)
       EXPECT_NEAR(final_params.data(info)[i], want["first"][i].get<double>(), 2e-5)
           << info.name << "[" << i << "]";

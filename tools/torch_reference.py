@@ -7,7 +7,9 @@ weights and inputs given by closed-form formulas that the C++ test reproduces,
 draws dropout masks with histocnn's counter hash, and records:
   * the gradients of the first step (per tensor: sum, sum of squares, first 8),
   * the losses of 10 Adam steps (Keras defaults: lr 1e-3, betas 0.9/0.999, eps 1e-7),
-  * the parameters after the 10 steps (per tensor: sum, first 8).
+  * the parameters after the 10 steps (per tensor: sum, first 8);
+and again with AdamW (weight decay 0.05) under torch's CosineAnnealingLR over
+the 10 steps ("adamw_cosine": the learning rates, losses and final parameters).
 Run: /usr/bin/python3 tools/torch_reference.py > tests/data/torch_reference.json
 (Debian's python3-torch is enough.)
 """
@@ -85,21 +87,40 @@ def main():
         return {"sum": flat.sum().item(), "sumsq": (flat * flat).sum().item(),
                 "first": flat[:8].tolist()}
 
-    losses, first_grads = [], None
-    for step in range(STEPS):
-        opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(net(images, mask_for(step)), labels)
-        loss.backward()
-        if step == 0:
-            first_grads = {name: summary(params[name].grad) for name in names}
-        losses.append(loss.item())
-        opt.step()
+    def train(opt, scheduler=None):
+        losses, first_grads, rates = [], None, []
+        for step in range(STEPS):
+            opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(net(images, mask_for(step)), labels)
+            loss.backward()
+            if step == 0:
+                first_grads = {name: summary(params[name].grad) for name in names}
+            losses.append(loss.item())
+            rates.append(opt.param_groups[0]["lr"])
+            opt.step()
+            if scheduler:
+                scheduler.step()
+        return losses, first_grads, rates
+
+    initial = {name: params[name].detach().clone() for name in names}
+    losses, first_grads, _ = train(opt)
+    final = {name: summary(params[name]) for name in names}
+    with torch.no_grad():
+        for name in names:
+            params[name].copy_(initial[name])
+    adamw = torch.optim.AdamW(net.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-7,
+                              weight_decay=0.05)
+    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(adamw, T_max=STEPS, eta_min=1e-4)
+    w_losses, _, w_rates = train(adamw, cosine)
     out = {
         "config": {"batch": BATCH, "size": SIZE, "steps": STEPS, "dropout_seed": DROPOUT_SEED,
                    "torch": torch.__version__},
         "losses": losses,
         "first_step_gradients": first_grads,
-        "final_parameters": {name: summary(params[name]) for name in names},
+        "final_parameters": final,
+        "adamw_cosine": {"weight_decay": 0.05, "lr": 1e-3, "eta_min": 1e-4,
+                         "learning_rates": w_rates, "losses": w_losses,
+                         "final_parameters": {name: summary(params[name]) for name in names}},
     }
     print(json.dumps(out, indent=1))
 

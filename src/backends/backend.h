@@ -96,6 +96,11 @@ class TrainingStep {
   // Host copies in and out; they synchronise.
   virtual void set_parameters(const Parameters& params) = 0;
   virtual Parameters parameters() const = 0;
+  // The learning rate of the following steps (a schedule calls it before
+  // each step). ensures: the next update uses it; on a device backend it is
+  // written to device memory on the step's stream (captured graphs read it
+  // there), without synchronising. Not thread-safe with a concurrent train().
+  virtual void set_learning_rate(float learning_rate) = 0;
   // Adam state: first/second moments in the parameter layout, and the step.
   virtual void set_optimizer_state(const Parameters& m, const Parameters& v, int64_t step) = 0;
   virtual void optimizer_state(Parameters* m, Parameters* v, int64_t* step) const = 0;

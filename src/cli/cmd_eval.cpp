@@ -1,10 +1,12 @@
 #include <cstdio>
+#include <filesystem>
 
 #include "backends/backend.h"
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "core/atomic_file.h"
 #include "core/threads.h"
+#include "study/eval_figures.h"
 #include "train/checkpoint.h"
 #include "train/trainer.h"
 
@@ -18,6 +20,7 @@ Runner add_eval(CLI::App& app) {
     std::string model, output, device = "cpu";
     int crops_per_image = 8, batch = 50, threads = 0;
     uint64_t seed = 7920;
+    bool tta = false, figures = true;
   };
   auto a = std::make_shared<Args>();
   add_data_options(*cmd, a->data);
@@ -28,7 +31,13 @@ Runner add_eval(CLI::App& app) {
   cmd->add_option("--threads", a->threads, "CPU cores (0 = all)")->capture_default_str();
   cmd->add_option("--device", a->device, "cpu or cuda")->capture_default_str();
   cmd->add_option("--seed", a->seed, "seed of the crop positions")->capture_default_str();
-  cmd->add_option("--output,-o", a->output, "write the report as JSON here");
+  cmd->add_flag("--tta", a->tta,
+                "test-time augmentation: average each crop over its 8 flips/rotations");
+  cmd->add_option("--output,-o", a->output,
+                  "write the report as JSON here, and beside it (same name without .json) "
+                  "per-image predictions (.images.csv), ROC curves (.roc.png/.svg) and "
+                  "confusion matrices (.confusion.png/.svg)");
+  cmd->add_flag("!--no-figures", a->figures, "with -o: skip the ROC and confusion figures");
   return [a, cmd] {
     const int threads = bound_cores(a->threads);
     const ModelFile model = load_model_file(a->model);
@@ -75,7 +84,9 @@ Runner add_eval(CLI::App& app) {
         model.spec, infer_shapes(model.spec, a->batch, model.height, model.width), StepOptions{});
     step->set_parameters(model.params);
     // Under mpirun each process predicts its share; rank 0 reports.
-    const EvalReport report = evaluate(*step, set, model.normalization, &world());
+    EvalOptions eval_options;
+    eval_options.tta = a->tta;
+    const EvalReport report = evaluate(*step, set, model.normalization, &world(), eval_options);
     if (!world().root()) return 0;
     auto line = [](const char* level, const Metrics& m) {
       std::printf("%-8s n=%-5d acc %.3f  balanced %.3f  auc %.3f  [tn %d fp %d fn %d tp %d]\n",
@@ -88,7 +99,16 @@ Runner add_eval(CLI::App& app) {
       nlohmann::json j = report.to_json();
       j["model"] = a->model;
       j["images"] = images.size();
+      j["crops_per_image"] = a->crops_per_image;
       write_file_atomically(a->output, j.dump(2) + "\n");
+      std::string stem = a->output;
+      if (stem.size() > 5 && stem.compare(stem.size() - 5, 5, ".json") == 0)
+        stem.resize(stem.size() - 5);
+      write_file_atomically(stem + ".images.csv", report.images_csv());
+      if (a->figures)
+        write_eval_figures(report, stem,
+                           std::filesystem::path(a->model).filename().string() + ", " +
+                               std::to_string(images.size()) + " images" + (a->tta ? ", TTA" : ""));
     }
     return 0;
   };

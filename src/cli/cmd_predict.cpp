@@ -18,6 +18,7 @@ Runner add_predict(CLI::App& app) {
     std::string model, device = "cpu";
     std::vector<std::string> images;
     int tiles = 3, threads = 0;
+    bool tta = false;
   };
   auto a = std::make_shared<Args>();
   cmd->add_option("--model,-m", a->model, "model or checkpoint (safetensors)")->required();
@@ -26,6 +27,8 @@ Runner add_predict(CLI::App& app) {
                   "crops per side: the image is tiled tiles x tiles and averaged")
       ->capture_default_str()
       ->check(CLI::Range(1, 16));
+  cmd->add_flag("--tta", a->tta,
+                "test-time augmentation: average every tile over its 8 flips/rotations");
   cmd->add_option("--threads", a->threads, "CPU cores (0 = all)")->capture_default_str();
   cmd->add_option("--device", a->device, "cpu or cuda")->capture_default_str();
   return [a] {
@@ -39,7 +42,9 @@ Runner add_predict(CLI::App& app) {
         model.spec, infer_shapes(model.spec, per_image, model.height, model.width), StepOptions{});
     step->set_parameters(model.params);
     const size_t plane = size_t(3) * model.width * model.height;
-    std::vector<float> input(plane * per_image), probs(2 * size_t(per_image));
+    std::vector<float> input(plane * per_image), transformed(plane * per_image),
+        probs(2 * size_t(per_image));
+    const int transforms = a->tta ? dihedral_count(model.width, model.height) : 1;
     std::printf("image,p_malignant,prediction\n");
     for (const auto& path : a->images) {
       Image image = load_image(path);
@@ -64,10 +69,15 @@ Runner add_predict(CLI::App& app) {
                            input.data() + plane * tiles++, model.normalization);
           }
       }
-      step->predict(input.data(), tiles, probs.data());
       double p = 0;
-      for (int t = 0; t < tiles; ++t) p += probs[2 * t + 1];
-      p /= tiles;
+      for (int k = 0; k < transforms; ++k) {
+        for (int t = 0; t < tiles && k > 0; ++t)
+          dihedral_chw(input.data() + plane * t, transformed.data() + plane * t, 3, model.width,
+                       model.height, k);
+        step->predict(k ? transformed.data() : input.data(), tiles, probs.data());
+        for (int t = 0; t < tiles; ++t) p += probs[2 * t + 1];
+      }
+      p /= double(tiles) * transforms;
       std::printf("%s,%.6f,%s\n", path.c_str(), p, p >= 0.5 ? "malignant" : "benign");
     }
     return 0;

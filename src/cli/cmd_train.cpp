@@ -52,6 +52,29 @@ Runner add_train(CLI::App& app) {
                 "with --resume: continue even where settings differ from the checkpoint's");
   cmd->add_option("--init", o->init, "start from these weights (safetensors)");
   cmd->add_option("--lr", o->adam.learning_rate, "Adam learning rate")->capture_default_str();
+  cmd->add_option("--weight-decay", o->adam.weight_decay,
+                  "decoupled weight decay (AdamW, as torch.optim.AdamW; 0 = Adam)")
+      ->capture_default_str();
+  cmd->add_option("--lr-schedule", o->schedule.kind, "constant, cosine or step")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"constant", "cosine", "step"}));
+  cmd->add_option("--warmup-epochs", o->schedule.warmup_epochs,
+                  "linear learning-rate warm-up over this many epochs")
+      ->capture_default_str();
+  cmd->add_option("--lr-min-fraction", o->schedule.min_fraction,
+                  "cosine: final learning rate as a fraction of --lr")
+      ->capture_default_str();
+  cmd->add_option("--lr-step-epochs", o->schedule.step_epochs, "step: epochs between decays")
+      ->capture_default_str();
+  cmd->add_option("--lr-gamma", o->schedule.gamma, "step: factor of each decay")
+      ->capture_default_str();
+  cmd->add_option("--select-by", o->select_by,
+                  "keep the best validation epoch as model.best.safetensors: none, image_auc, "
+                  "image_accuracy, image_balanced_accuracy, crop_accuracy")
+      ->capture_default_str();
+  cmd->add_option("--early-stop", o->early_stop,
+                  "stop after this many epochs without a better --select-by value (0 = never)")
+      ->capture_default_str();
   cmd->add_option("--beta1", o->adam.beta1, "Adam beta1")->capture_default_str();
   cmd->add_option("--beta2", o->adam.beta2, "Adam beta2")->capture_default_str();
   cmd->add_option("--eps", o->adam.epsilon, "Adam epsilon")->capture_default_str();

@@ -28,6 +28,24 @@ Normalization Normalization::parse(const std::string& text, const std::string& w
   return n;
 }
 
+int dihedral_count(int width, int height) {
+  return width == height ? 8 : 4;
+}
+
+void dihedral_chw(const float* src, float* dst, int channels, int width, int height, int k) {
+  require(k >= 0 && k < dihedral_count(width, height), "dihedral transform out of range");
+  const bool flip_x = k & 1, flip_y = k & 2, transpose = k & 4;
+  const size_t plane = size_t(width) * height;
+  for (int c = 0; c < channels; ++c)
+    for (int y = 0; y < height; ++y)
+      for (int x = 0; x < width; ++x) {
+        int sx = flip_x ? width - 1 - x : x;
+        int sy = flip_y ? height - 1 - y : y;
+        if (transpose) std::swap(sx, sy);
+        dst[c * plane + size_t(y) * width + x] = src[c * plane + size_t(sy) * width + sx];
+      }
+}
+
 void augment_to_chw(const uint8_t* hwc, int width, int height, const AugmentOptions& options,
                     uint64_t seed, float* chw, const Normalization& norm) {
   Rng rng(seed);

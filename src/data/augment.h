@@ -32,6 +32,12 @@ struct Normalization {
   static Normalization parse(const std::string& text, const std::string& where);
 };
 
+// The dihedral transforms of a CHW image, for test-time augmentation:
+// k & 1 flips x, k & 2 flips y, k & 4 transposes (square images only), so
+// k in 0..7 covers the 8 symmetries of a square (0..3 of a rectangle).
+int dihedral_count(int width, int height);
+void dihedral_chw(const float* src, float* dst, int channels, int width, int height, int k);
+
 // Converts one example (HWC uint8) to normalised CHW float, augmenting it.
 void augment_to_chw(const uint8_t* hwc, int width, int height, const AugmentOptions& options,
                     uint64_t seed, float* chw, const Normalization& normalization = {});

@@ -5,7 +5,7 @@
 namespace histocnn {
 
 elementwise::AdamStep adam_constants(const AdamConfig& c, int64_t t) {
-  return elementwise::adam_step(c.learning_rate, c.beta1, c.beta2, c.epsilon, t);
+  return elementwise::adam_step(c.learning_rate, c.beta1, c.beta2, c.epsilon, c.weight_decay, t);
 }
 
 void adam_update(const AdamConfig& c, int64_t t, int64_t n, float* w, const float* g, float* m,

@@ -14,6 +14,7 @@ namespace histocnn::elementwise {
 // Adam's bias-corrected constants for step t, computed once per step in double.
 struct AdamStep {
   float beta1, beta2, epsilon;
+  float decay;      // 1 - lr * weight_decay (AdamW's decoupled decay; 1 = Adam)
   float step_size;  // lr / (1 - beta1^t)
   float v_scale;    // 1 / sqrt(1 - beta2^t)
 };
@@ -21,24 +22,26 @@ struct AdamStep {
 // The constants of step t (t >= 1), in double, then rounded: the same code on
 // host and device.
 HISTOCNN_HD AdamStep adam_step(float learning_rate, float beta1, float beta2, float epsilon,
-                               int64_t t) {
+                               float weight_decay, int64_t t) {
   AdamStep a;
   a.beta1 = beta1;
   a.beta2 = beta2;
   a.epsilon = epsilon;
+  a.decay = float(1.0 - double(learning_rate) * double(weight_decay));
   a.step_size = float(double(learning_rate) / (1.0 - pow(double(beta1), double(t))));
   a.v_scale = float(1.0 / sqrt(1.0 - pow(double(beta2), double(t))));
   return a;
 }
 
-// One parameter's update, in PyTorch's form:
-//   m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;  w -= step_size * m / (sqrt(v) * v_scale + eps)
+// One parameter's update, in PyTorch's form (torch.optim.AdamW; Adam when decay = 1):
+//   w *= decay; m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
+//   w -= step_size * m / (sqrt(v) * v_scale + eps)
 HISTOCNN_HD void adam(const AdamStep& a, float g, float* w, float* m, float* v) {
   const float mi = a.beta1 * *m + (1.0f - a.beta1) * g;
   const float vi = a.beta2 * *v + (1.0f - a.beta2) * g * g;
   *m = mi;
   *v = vi;
-  *w -= a.step_size * mi / (sqrtf(vi) * a.v_scale + a.epsilon);
+  *w = *w * a.decay - a.step_size * mi / (sqrtf(vi) * a.v_scale + a.epsilon);
 }
 
 // Two-class softmax cross-entropy of one row of logits (a, b).

@@ -10,6 +10,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/process.h"
+#include "study/gnuplot.h"
 #include "study/study.h"
 
 namespace histocnn {
@@ -36,22 +37,6 @@ std::string label_of(const Row& r) {
   else
     s += " " + r["allocator"].get<std::string>();
   return s;
-}
-
-// Text inside a gnuplot "double-quoted" string, and a path inside a
-// 'single-quoted' one.
-std::string gnuplot_text(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    if (c == '\\' || c == '"') out += '\\';
-    out += c;
-  }
-  return out;
-}
-std::string gnuplot_path(const std::string& path) {
-  std::string out;
-  for (char c : path) out += c == '\'' ? std::string("''") : std::string(1, c);
-  return out;
 }
 
 std::string html_escape(const std::string& text) {
@@ -98,29 +83,16 @@ class Plotter {
       data += "\n\n";
     }
     write_file_atomically(dir_ + "/" + name + ".dat", data);
-    for (const char* term :
-         {"pngcairo size 900,560 font 'sans,10'", "svg size 900,560 font 'sans,10'"}) {
-      const std::string ext = std::string(term).rfind("png", 0) == 0 ? "png" : "svg";
-      std::ostringstream gp;
-      const std::string base = gnuplot_path(dir_ + "/" + name);
-      gp << "set terminal " << term << "\nset output '" << base << "." << ext << "'\n"
-         << "set title \"" << gnuplot_text(title) << "\"\nset xlabel \"" << gnuplot_text(xlabel)
-         << "\"\nset ylabel \"" << gnuplot_text(ylabel) << "\"\nset grid\nset key outside right\n"
-         << (logx ? "set logscale x 2\n" : "") << extra << "plot ";
-      for (size_t i = 0; i < nonempty.size(); ++i)
-        gp << (i ? ", " : "") << "'" << base << ".dat' index " << i << " with "
-           << nonempty[i]->style << " lw 2 title \"" << gnuplot_text(nonempty[i]->title) << "\"";
-      gp << "\n";
-      const std::string script = dir_ + "/" + name + "." + ext + ".gp";
-      write_file_atomically(script, gp.str());
-      bool ok = false;
-      try {
-        ok = run_process({"gnuplot", script}, script + ".log").ok();
-      } catch (const Error&) {  // not installed
-      }
-      if (ok) fs::remove(script + ".log");
-      require(ok, "gnuplot failed on " + script + " (is gnuplot installed? Debian: gnuplot-nox)");
-    }
+    std::ostringstream gp;
+    const std::string base = gnuplot_path(dir_ + "/" + name);
+    gp << "set title \"" << gnuplot_text(title) << "\"\nset xlabel \"" << gnuplot_text(xlabel)
+       << "\"\nset ylabel \"" << gnuplot_text(ylabel) << "\"\nset grid\nset key outside right\n"
+       << (logx ? "set logscale x 2\n" : "") << extra << "plot ";
+    for (size_t i = 0; i < nonempty.size(); ++i)
+      gp << (i ? ", " : "") << "'" << base << ".dat' index " << i << " with " << nonempty[i]->style
+         << " lw 2 title \"" << gnuplot_text(nonempty[i]->title) << "\"";
+    gp << "\n";
+    render_gnuplot(dir_ + "/" + name, gp.str());
     return true;
   }
 

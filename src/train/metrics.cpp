@@ -46,6 +46,26 @@ Metrics compute_metrics(const std::vector<Prediction>& predictions) {
   return m;
 }
 
+std::vector<std::pair<double, double>> roc_curve(const std::vector<Prediction>& predictions) {
+  int positives = 0;
+  for (const auto& p : predictions) positives += p.label == 1;
+  const int negatives = int(predictions.size()) - positives;
+  if (!positives || !negatives) return {};
+  std::vector<Prediction> sorted = predictions;
+  std::sort(sorted.begin(), sorted.end(),
+            [](const Prediction& a, const Prediction& b) { return a.p_malignant > b.p_malignant; });
+  std::vector<std::pair<double, double>> curve = {{0.0, 0.0}};
+  int tp = 0, fp = 0;
+  for (size_t i = 0; i < sorted.size();) {
+    size_t j = i;
+    for (; j < sorted.size() && sorted[j].p_malignant == sorted[i].p_malignant; ++j)
+      (sorted[j].label == 1 ? tp : fp)++;
+    curve.push_back({double(fp) / negatives, double(tp) / positives});
+    i = j;
+  }
+  return curve;
+}
+
 std::vector<Prediction> aggregate(const std::vector<Prediction>& predictions,
                                   const std::vector<std::string>& group_of) {
   require(predictions.size() == group_of.size(), "aggregate: size mismatch");

@@ -21,6 +21,11 @@ struct Metrics {
 };
 
 Metrics compute_metrics(const std::vector<Prediction>& predictions);
+// The ROC curve: (false positive rate, true positive rate) points from (0,0)
+// to (1,1), one per distinct score (tied scores move diagonally), so its
+// trapezoid area equals Metrics::auc. Empty with one class only.
+std::vector<std::pair<double, double>> roc_curve(const std::vector<Prediction>& predictions);
+
 // Mean P(malignant) per group (image or patient); groups keyed by string.
 std::vector<Prediction> aggregate(const std::vector<Prediction>& predictions,
                                   const std::vector<std::string>& group_of);

@@ -47,19 +47,44 @@ void select_images(const DataSelection& s, std::vector<SlideImage>* train,
     (folds[i] == s.fold ? validation : train)->push_back(folder.images[i]);
 }
 
+namespace {
+// A CSV field, quoted when it holds a comma, quote or line break (RFC 4180).
+std::string csv_field(const std::string& text) {
+  if (text.find_first_of(",\"\r\n") == std::string::npos) return text;
+  std::string out = "\"";
+  for (char c : text) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
+}  // namespace
+
 EvalReport evaluate(TrainingStep& step, const ExampleSet& set, const Normalization& normalization,
-                    Communicator* comm) {
+                    Communicator* comm, const EvalOptions& options) {
   const int batch = step.shape().batch;
   const int rank = comm ? comm->rank() : 0, ranks = comm ? comm->size() : 1;
   std::vector<int> order;
   for (int i = rank; i < int(set.examples.size()); i += ranks) order.push_back(i);
   BatchLoader loader(set, order, batch, AugmentOptions{}, 0, 1, 4, normalization);
-  std::vector<float> probs(size_t(batch) * 2);
+  std::vector<float> probs(size_t(batch) * 2), transformed;
   std::vector<double> mine;  // (example, P(malignant)) pairs
+  const int transforms = options.tta ? dihedral_count(set.width, set.height) : 1;
+  const size_t per = size_t(3) * set.width * set.height;
+  std::vector<double> sum(static_cast<size_t>(batch));
   for (Batch b; loader.next(b);) {
-    step.predict(b.images.data(), b.count, probs.data());
+    std::fill(sum.begin(), sum.end(), 0.0);
+    for (int k = 0; k < transforms; ++k) {
+      const float* input = b.images.data();
+      if (k > 0) {
+        transformed.resize(per * size_t(b.count));
+        for (int i = 0; i < b.count; ++i)
+          dihedral_chw(b.images.data() + per * i, transformed.data() + per * i, 3, set.width,
+                       set.height, k);
+        input = transformed.data();
+      }
+      step.predict(input, b.count, probs.data());
+      for (int i = 0; i < b.count; ++i) sum[size_t(i)] += probs[2 * i + 1];
+    }
     for (int i = 0; i < b.count; ++i)
-      mine.insert(mine.end(), {double(b.example_ids[size_t(i)]), double(probs[2 * i + 1])});
+      mine.insert(mine.end(), {double(b.example_ids[size_t(i)]), sum[size_t(i)] / transforms});
   }
   const std::vector<double> all = comm ? comm->gather(mine) : mine;
   if (rank != 0) return {};
@@ -72,16 +97,45 @@ EvalReport evaluate(TrainingStep& step, const ExampleSet& set, const Normalizati
     patient_of.push_back(set.images[ex.image_index].patient);
   }
   EvalReport r;
+  r.tta = options.tta;
+  std::map<std::string, size_t> verdict_of;
+  for (size_t k = 0; k < crops.size(); ++k) {
+    const Example& ex = set.examples[size_t(all[2 * k])];
+    const SlideImage& im = set.images[size_t(ex.image_index)];
+    auto [it, added] = verdict_of.emplace(im.name, r.images.size());
+    if (added) r.images.push_back({im.name, im.patient, im.label, 0, 0.0});
+    ImageVerdict& v = r.images[it->second];
+    v.crops++;
+    v.p_malignant += crops[k].p_malignant;
+  }
+  for (auto& v : r.images) v.p_malignant /= v.crops;
+  std::sort(r.images.begin(), r.images.end(),
+            [](const ImageVerdict& a, const ImageVerdict& b) { return a.name < b.name; });
+  r.crops = crops;
   r.per_crop = compute_metrics(crops);
   r.per_image = compute_metrics(aggregate(crops, image_of));
-  r.per_patient = compute_metrics(aggregate(crops, patient_of));
+  r.patients = aggregate(crops, patient_of);
+  r.per_patient = compute_metrics(r.patients);
   return r;
 }
 
 nlohmann::json EvalReport::to_json() const {
   return {{"per_crop", per_crop.to_json()},
           {"per_image", per_image.to_json()},
-          {"per_patient", per_patient.to_json()}};
+          {"per_patient", per_patient.to_json()},
+          {"tta", tta}};
+}
+
+std::string EvalReport::images_csv() const {
+  std::string csv = "image,patient,label,crops,p_malignant,prediction\n";
+  for (const auto& v : images) {
+    char line[64];
+    std::snprintf(line, sizeof line, ",%d,%.6f,", v.crops, v.p_malignant);
+    csv += csv_field(v.name) + "," + csv_field(v.patient) + "," +
+           (v.label ? "malignant" : "benign") + line +
+           (v.p_malignant >= 0.5 ? "malignant" : "benign") + "\n";
+  }
+  return csv;
 }
 
 namespace {
@@ -119,6 +173,29 @@ void export_examples(const ExampleSet& set, const std::string& path) {
   write_file_atomically(path, content);
 }
 
+namespace {
+
+// +1 when larger is better. Throws on an unknown metric.
+double selection_direction(const std::string& metric) {
+  static const char* known[] = {"none", "image_auc", "image_accuracy", "image_balanced_accuracy",
+                                "crop_accuracy"};
+  for (const char* k : known)
+    if (metric == k) return 1.0;
+  fail(
+      "--select-by: expected none, image_auc, image_accuracy, image_balanced_accuracy or "
+      "crop_accuracy, got '" +
+      metric + "'");
+}
+
+double selection_value(const std::string& metric, const EvalReport& report) {
+  if (metric == "image_auc") return report.per_image.auc;
+  if (metric == "image_accuracy") return report.per_image.accuracy;
+  if (metric == "image_balanced_accuracy") return report.per_image.balanced_accuracy;
+  return report.per_crop.accuracy;
+}
+
+}  // namespace
+
 // Every setting that changes what a run computes (not: epochs, threads,
 // device, allocator, progress), recorded in the model file.
 nlohmann::json training_settings(const TrainOptions& o) {
@@ -141,6 +218,12 @@ nlohmann::json training_settings(const TrainOptions& o) {
           {"beta1", o.adam.beta1},
           {"beta2", o.adam.beta2},
           {"eps", o.adam.epsilon},
+          {"weight_decay", o.adam.weight_decay},
+          {"lr_schedule", o.schedule.kind},
+          {"warmup_epochs", o.schedule.warmup_epochs},
+          {"lr_min_fraction", o.schedule.min_fraction},
+          {"lr_step_epochs", o.schedule.step_epochs},
+          {"lr_gamma", o.schedule.gamma},
           {"flips", o.augment.flips},
           {"rotations", o.augment.rotations},
           {"stain_jitter", o.augment.stain_jitter},
@@ -171,6 +254,12 @@ void require_same_settings(const nlohmann::json& recorded, const nlohmann::json&
                                                           {"beta1", "--beta1"},
                                                           {"beta2", "--beta2"},
                                                           {"eps", "--eps"},
+                                                          {"weight_decay", "--weight-decay"},
+                                                          {"lr_schedule", "--lr-schedule"},
+                                                          {"warmup_epochs", "--warmup-epochs"},
+                                                          {"lr_min_fraction", "--lr-min-fraction"},
+                                                          {"lr_step_epochs", "--lr-step-epochs"},
+                                                          {"lr_gamma", "--lr-gamma"},
                                                           {"flips", "--flips"},
                                                           {"rotations", "--rotations"},
                                                           {"stain_jitter", "--stain-jitter"},
@@ -240,6 +329,12 @@ nlohmann::json run_training(const TrainOptions& o) {
   };
   require(o.batch >= 1, "--batch: must be at least 1, got " + std::to_string(o.batch));
   require(o.epochs >= 1, "--epochs: must be at least 1, got " + std::to_string(o.epochs));
+  validate(o.schedule);
+  require(o.adam.weight_decay >= 0, "--weight-decay: must not be negative");
+  const double selection_sign = selection_direction(o.select_by);  // validates the name
+  require(o.early_stop >= 0, "--early-stop: must not be negative");
+  require(o.early_stop == 0 || o.select_by != "none",
+          "--early-stop: needs a metric to watch (--select-by)");
   const int threads = bound_cores(o.threads);
   if (o.device != "cuda") {
     require(!o.cuda_graphs, "--cuda-graphs: applies to --device cuda");
@@ -278,11 +373,14 @@ nlohmann::json run_training(const TrainOptions& o) {
   }
   const std::string checkpoint_path = (fs::path(o.output) / "checkpoint.safetensors").string();
   const std::string model_path = (fs::path(o.output) / "model.safetensors").string();
+  const std::string best_path = (fs::path(o.output) / "model.best.safetensors").string();
   const std::string metrics_path = (fs::path(o.output) / "metrics.json").string();
 
   // Data.
   std::vector<SlideImage> train_images, val_images;
   select_images(o.data, &train_images, &val_images);
+  require(o.select_by == "none" || !val_images.empty(),
+          "--select-by: needs validation images (--folds or --val-split)");
   const auto t0 = std::chrono::steady_clock::now();
   CropOptions crops = o.crops;
   require(o.stain_normalize == "none" || o.stain_normalize == "macenko",
@@ -363,6 +461,7 @@ nlohmann::json run_training(const TrainOptions& o) {
   const nlohmann::json trained = training_settings(o);
   int start_epoch = 0;
   nlohmann::json history = nlohmann::json::array();
+  nlohmann::json best = nlohmann::json::object();  // {"metric", "value", "epoch"} once one is kept
   if (o.resume && fs::exists(checkpoint_path)) {
     ModelFile ck = load_model_file(checkpoint_path);
     require_same_model(ck, checkpoint_path);
@@ -373,6 +472,7 @@ nlohmann::json run_training(const TrainOptions& o) {
     step->set_optimizer_state(ck.m, ck.v, ck.state.value("step", int64_t(0)));
     start_epoch = ck.state.value("epoch", 0);
     history = ck.state.value("history", nlohmann::json::array());
+    best = ck.state.value("best", nlohmann::json::object());
     log("resumed from " + checkpoint_path + " at epoch " + std::to_string(start_epoch));
   } else if (o.resume && o.init.empty()) {
     log("no checkpoint in " + o.output + ": starting from scratch");
@@ -443,7 +543,13 @@ nlohmann::json run_training(const TrainOptions& o) {
       correct += r.correct;
       counted += rows;
     };
+    const bool scheduled = o.schedule.kind != "constant" || o.schedule.warmup_epochs > 0;
+    const int64_t steps_per_epoch = int64_t(sizes.size());
     for (Batch b; loader.next(b);) {
+      if (scheduled)
+        step->set_learning_rate(float(learning_rate_at(o.schedule, o.adam.learning_rate,
+                                                       int64_t(epoch) * steps_per_epoch + done,
+                                                       steps_per_epoch, o.epochs)));
       const StepResult r = step->train_slice(b.images.data(), b.labels.data(), b.count,
                                              ranks > 1 ? slices[size_t(done)] : BatchSlice{});
       seen += b.count;
@@ -494,6 +600,14 @@ nlohmann::json run_training(const TrainOptions& o) {
                     report.per_crop.accuracy, report.per_image.accuracy,
                     report.per_patient.accuracy);
       text += line;
+      if (o.select_by != "none") {
+        const double value = selection_value(o.select_by, report);
+        if (best.empty() || selection_sign * (value - best["value"].get<double>()) > 0) {
+          best = {{"metric", o.select_by}, {"value", value}, {"epoch", epoch + 1}};
+          if (root) save_model_file(best_path, current_model());
+          text += "  *best*";
+        }
+      }
     }
     std::snprintf(line, sizeof line, "  %.2fs  %.0f img/s", seconds, seen / seconds);
     log(text + line);
@@ -503,8 +617,13 @@ nlohmann::json run_training(const TrainOptions& o) {
     ck.has_optimizer = true;
     int64_t steps = 0;
     step->optimizer_state(&ck.m, &ck.v, &steps);
-    ck.state = {{"step", steps}, {"epoch", epoch + 1}, {"history", history}};
+    ck.state = {{"step", steps}, {"epoch", epoch + 1}, {"history", history}, {"best", best}};
     if (root) save_model_file(checkpoint_path, ck);
+    if (o.early_stop > 0 && !best.empty() && epoch + 1 - best["epoch"].get<int>() >= o.early_stop) {
+      log("early stop: " + o.select_by + " has not improved for " + std::to_string(o.early_stop) +
+          " epochs (best " + best["value"].dump() + " at epoch " + best["epoch"].dump() + ")");
+      break;
+    }
   }
   if (root) save_model_file(model_path, current_model());
   const MemoryReport memory = step->memory();
@@ -528,6 +647,7 @@ nlohmann::json run_training(const TrainOptions& o) {
                             {"train_examples", train_set.examples.size()},
                             {"history", history},
                             {"validation", last_eval},
+                            {"best", best},
                             {"model", model_path}};
   if (root) write_file_atomically(metrics_path, summary.dump(2) + "\n");
   comm->barrier();  // every process ends with the files written

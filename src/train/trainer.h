@@ -15,6 +15,7 @@
 #include "memory/memory_config.h"
 #include "nn/spec.h"
 #include "train/metrics.h"
+#include "train/schedule.h"
 
 namespace histocnn {
 
@@ -52,6 +53,13 @@ struct TrainOptions {
   bool normalize = true;  // per-channel standardisation (false: the paper's 1/255 only)
   std::string stain_normalize = "none";  // none | macenko (target from the training images)
   AdamConfig adam;
+  LrSchedule schedule;
+  // Model selection on the validation images: none, or the metric whose best
+  // epoch is kept as model.best.safetensors (image_auc, image_accuracy,
+  // image_balanced_accuracy, crop_accuracy). early_stop > 0 ends the run after
+  // that many epochs without improvement.
+  std::string select_by = "none";
+  int early_stop = 0;
   std::string output;  // folder for checkpoint, model, metrics
   bool resume = false;
   bool force_resume = false;    // resume even where settings differ from the checkpoint's
@@ -71,15 +79,35 @@ nlohmann::json run_training(const TrainOptions& options);
 // a JSON header line, int32 labels, then uint8 NHWC pixels.
 void export_examples(const ExampleSet& set, const std::string& path);
 
+// One image's verdict: the mean P(malignant) over its crops.
+struct ImageVerdict {
+  std::string name, patient;
+  int label = 0;
+  int crops = 0;
+  double p_malignant = 0;
+};
+
 struct EvalReport {
   Metrics per_crop, per_image, per_patient;
+  std::vector<Prediction> crops;     // every crop's prediction (for ROC curves)
+  std::vector<ImageVerdict> images;  // sorted by name
+  std::vector<Prediction> patients;  // per patient (mean over its crops)
+  bool tta = false;
   nlohmann::json to_json() const;
+  std::string images_csv() const;  // image,patient,label,crops,p_malignant,prediction
+};
+
+struct EvalOptions {
+  // Test-time augmentation: every crop's P(malignant) is the mean over its 8
+  // dihedral transforms (4 for non-square inputs).
+  bool tta = false;
 };
 
 // Predicts every example with `step` and computes metrics at all three levels.
 // With a communicator of N processes, each predicts every N-th example and
 // rank 0 gathers the predictions (the others get an empty report).
 EvalReport evaluate(TrainingStep& step, const ExampleSet& examples,
-                    const Normalization& normalization = {}, Communicator* comm = nullptr);
+                    const Normalization& normalization = {}, Communicator* comm = nullptr,
+                    const EvalOptions& options = {});
 
 }  // namespace histocnn

@@ -156,6 +156,9 @@ class CpuTrainingStep final : public TrainingStep {
     weights_dirty_ = true;
   }
   Parameters parameters() const override { return params_; }
+  void set_learning_rate(float learning_rate) override {
+    options_.adam.learning_rate = learning_rate;
+  }
   void set_optimizer_state(const Parameters& m, const Parameters& v, int64_t step) override {
     require(m.values.size() == m_.values.size() && v.values.size() == v_.values.size(),
             "optimizer state does not match the model");

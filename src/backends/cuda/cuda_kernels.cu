@@ -53,10 +53,10 @@ __global__ void softmax_xent_kernel(const float* logits, float* d_logits, float*
   }
 }
 
-__global__ void adam_prepare_kernel(int64_t* step, float lr, float b1, float b2, float eps,
-                                    elementwise::AdamStep* constants) {
+__global__ void adam_prepare_kernel(int64_t* step, const float* lr, float b1, float b2, float eps,
+                                    float weight_decay, elementwise::AdamStep* constants) {
   const int64_t t = ++*step;
-  *constants = elementwise::adam_step(lr, b1, b2, eps, t);
+  *constants = elementwise::adam_step(*lr, b1, b2, eps, weight_decay, t);
 }
 
 __global__ void adam_kernel(float* w, const float* g, float* m, float* v, int64_t n,
@@ -96,10 +96,11 @@ void launch_softmax_xent(const float* logits, float* d_logits, float* probs, con
       logits, d_logits, probs, labels, meta, rows, backward, loss_sum, correct);
 }
 
-void launch_adam_prepare(int64_t* step, float learning_rate, float beta1, float beta2,
-                         float epsilon, elementwise::AdamStep* constants, Stream stream) {
+void launch_adam_prepare(int64_t* step, const float* learning_rate, float beta1, float beta2,
+                         float epsilon, float weight_decay, elementwise::AdamStep* constants,
+                         Stream stream) {
   adam_prepare_kernel<<<1, 1, 0, as_stream(stream)>>>(step, learning_rate, beta1, beta2, epsilon,
-                                                      constants);
+                                                      weight_decay, constants);
 }
 
 void launch_adam(float* weights, const float* grads, float* m, float* v, int64_t n,

@@ -77,9 +77,12 @@ void launch_dense_activation_backward(float* g, const float* y, int rows, int ou
 void launch_softmax_xent(const float* logits, float* d_logits, float* probs, const int32_t* labels,
                          const BatchMeta* meta, int rows, bool backward, double* loss_sum,
                          int* correct, Stream stream);
-// ++*step, then constants = adam_step(config, *step): one thread.
-void launch_adam_prepare(int64_t* step, float learning_rate, float beta1, float beta2,
-                         float epsilon, elementwise::AdamStep* constants, Stream stream);
+// ++*step, then constants = adam_step(*learning_rate, ..., *step): one thread.
+// The learning rate is read from device memory so a captured graph follows
+// the schedule (set_learning_rate writes it before each step).
+void launch_adam_prepare(int64_t* step, const float* learning_rate, float beta1, float beta2,
+                         float epsilon, float weight_decay, elementwise::AdamStep* constants,
+                         Stream stream);
 void launch_adam(float* weights, const float* grads, float* m, float* v, int64_t n,
                  const elementwise::AdamStep* constants, Stream stream);
 void launch_fill(float* p, float value, int64_t n, Stream stream);

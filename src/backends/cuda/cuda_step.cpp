@@ -44,6 +44,7 @@ CudaTrainingStep::CudaTrainingStep(std::shared_ptr<Context> context, const Model
   layout_.params = reserve(size_t(parameter_count_) * 4 * sizeof(float));
   layout_.step = reserve(sizeof(int64_t));
   layout_.adam = reserve(sizeof(elementwise::AdamStep));
+  layout_.learning_rate = reserve(sizeof(float));
   layout_.loss = reserve(2 * sizeof(double));  // slot 0: training, slot 1: one-off calls
   layout_.correct = reserve(2 * sizeof(int));
   layout_.labels = reserve(size_t(shape_.batch) * sizeof(int32_t));
@@ -60,6 +61,7 @@ CudaTrainingStep::CudaTrainingStep(std::shared_ptr<Context> context, const Model
   HISTOCNN_CUDA(cudaMemsetAsync(persistent_, 0, layout_.total, stream_));
   launch_fill(reinterpret_cast<float*>(persistent(layout_.ones)), 1.0f, shape_.batch, stream_);
   check_launch("fill");
+  set_learning_rate(options.adam.learning_rate);
 
   // The step's tensors, placed by the plan or per tensor through the resource.
   std::vector<ConvWorkspaces> workspaces;
@@ -275,6 +277,15 @@ Parameters CudaTrainingStep::parameters() const {
                                 cudaMemcpyDeviceToHost, stream_));
   sync();
   return p;
+}
+
+void CudaTrainingStep::set_learning_rate(float learning_rate) {
+  // A one-element fill kernel, not a copy: its argument travels with the
+  // launch (a pageable cudaMemcpyAsync would synchronise the stream first),
+  // and it runs outside any captured graph, which reads the value.
+  launch_fill(reinterpret_cast<float*>(persistent(layout_.learning_rate)), learning_rate, 1,
+              stream_);
+  check_launch("set learning rate");
 }
 
 void CudaTrainingStep::set_optimizer_state(const Parameters& m, const Parameters& v, int64_t step) {

@@ -55,8 +55,8 @@ struct DenseLayer {
 
 // Persistent device block layout (byte offsets).
 struct Persistent {
-  size_t params = 0, step = 0, adam = 0, loss = 0, correct = 0, labels = 0, meta = 0, probs = 0,
-         ones = 0, cublas = 0, total = 0;
+  size_t params = 0, step = 0, adam = 0, learning_rate = 0, loss = 0, correct = 0, labels = 0,
+         meta = 0, probs = 0, ones = 0, cublas = 0, total = 0;
 };
 
 class CudaTrainingStep final : public TrainingStep {
@@ -74,6 +74,7 @@ class CudaTrainingStep final : public TrainingStep {
                        Parameters* grads) override;
   void set_parameters(const Parameters& params) override;
   Parameters parameters() const override;
+  void set_learning_rate(float learning_rate) override;
   void set_optimizer_state(const Parameters& m, const Parameters& v, int64_t step) override;
   void optimizer_state(Parameters* m, Parameters* v, int64_t* step) const override;
   MemoryReport memory() const override;

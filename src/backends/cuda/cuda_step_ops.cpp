@@ -153,8 +153,9 @@ void CudaTrainingStep::run_op(const ScheduledOp& op, Mode mode, bool training, i
 
 void CudaTrainingStep::update() {
   launch_adam_prepare(reinterpret_cast<int64_t*>(persistent(layout_.step)),
-                      options_.adam.learning_rate, options_.adam.beta1, options_.adam.beta2,
-                      options_.adam.epsilon,
+                      reinterpret_cast<const float*>(persistent(layout_.learning_rate)),
+                      options_.adam.beta1, options_.adam.beta2, options_.adam.epsilon,
+                      options_.adam.weight_decay,
                       reinterpret_cast<elementwise::AdamStep*>(persistent(layout_.adam)), stream_);
   launch_adam(params(), grads(), moment1(), moment2(), parameter_count_,
               reinterpret_cast<const elementwise::AdamStep*>(persistent(layout_.adam)), stream_);

@@ -1,0 +1,16 @@
+// The figures of an evaluation, as a paper would show them: ROC curves per
+// crop, image and patient, and the confusion matrices at threshold 0.5.
+#pragma once
+
+#include <string>
+
+#include "train/trainer.h"
+
+namespace histocnn {
+
+// Writes <base>.roc.{dat,png,svg} and <base>.confusion.{png,svg} (and the
+// gnuplot scripts beside them). Throws when gnuplot is missing or fails.
+void write_eval_figures(const EvalReport& report, const std::string& base,
+                        const std::string& title);
+
+}  // namespace histocnn
