@@ -17,6 +17,7 @@
 #include "core/rng.h"
 #include "dist/communicator.h"
 #include "memory/adaptors.h"
+#include "nn/safetensors.h"
 #include "study/study.h"
 #include "test_util.h"
 #include "train/checkpoint.h"
@@ -151,6 +152,58 @@ TEST_F(Cli, StainNormalisedModelSelectionAndTtaEvalWriteTheirEvidence) {
   EXPECT_NE(no_validation.status, 0);
   EXPECT_NE(no_validation.output.find("--select-by: needs validation images"), std::string::npos)
       << no_validation.output;
+}
+
+TEST_F(Cli, BatchNormModelsStoreTheirRunningStatisticsAndResumeExactly) {
+  // PyTorch's buffer names; only full batches train (400 crops / 20 = 20 steps
+  // per epoch); the preset's values apply only where no flag was given.
+  const std::string spec = out("bn.spec");
+  write_file_atomically(spec,
+                        "conv 8 kernel=3 pool=2 pad=same bn\nconv 16 kernel=3 pool=2 bn\n"
+                        "gap\ndense 16\ndropout 0.3\ndense 2\n");
+  const std::string args = train_args() + " --model " + spec;
+  ASSERT_EQ(run(args + " --epochs 2 -o " + out("bn_straight")).status, 0);
+  ASSERT_EQ(run(args + " --epochs 1 -o " + out("bn_resumed")).status, 0);
+  const CommandResult r = run(args + " --epochs 2 --resume -o " + out("bn_resumed"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  const ModelFile a = load_model_file(out("bn_straight/model.safetensors"));
+  const ModelFile b = load_model_file(out("bn_resumed/model.safetensors"));
+  EXPECT_EQ(a.params.values, b.params.values);
+  EXPECT_EQ(a.buffers.values, b.buffers.values);
+  EXPECT_EQ(a.buffers.batches_tracked, 40);
+  EXPECT_EQ(b.buffers.batches_tracked, 40);
+  const SafetensorsFile raw = read_safetensors(out("bn_straight/model.safetensors"));
+  for (const char* name : {"bn1.weight", "bn1.bias", "bn1.running_mean", "bn1.running_var",
+                           "bn2.running_var", "conv1.weight"})
+    EXPECT_EQ(raw.tensors.count(name), 1u) << name;
+  EXPECT_EQ(raw.tensors.count("conv1.bias"), 0u) << "a conv followed by batch norm has no bias";
+  ASSERT_EQ(raw.tensors.count("bn2.num_batches_tracked"), 1u);
+  EXPECT_EQ(raw.tensors.at("bn2.num_batches_tracked").ints, std::vector<int64_t>{40});
+  const CommandResult e = run("eval --data " + data() + " --threads 1 -m " +
+                              out("bn_straight/model.safetensors") + " -o " + out("bn_eval.json"));
+  ASSERT_EQ(e.status, 0) << e.output;
+  EXPECT_GE(
+      nlohmann::json::parse(read_file(out("bn_eval.json")))["per_image"]["accuracy"].get<double>(),
+      0.7)
+      << e.output;
+  // The CUDA step says plainly that it does not run these layers.
+  const CommandResult cuda = run("memplan --device cuda --model " + spec + " --size 32");
+  EXPECT_NE(cuda.status, 0);
+  EXPECT_NE(cuda.output.find("batch norm ('bn') or 'gap'"), std::string::npos) << cuda.output;
+  // A preset fills in what was not given; an explicit flag wins.
+  ASSERT_EQ(run(train_args() + " --preset accurate --epochs 1 -o " + out("preset")).status, 0);
+  const ModelFile p = load_model_file(out("preset/model.safetensors"));
+  EXPECT_EQ(p.trained["preset"], "accurate");
+  EXPECT_EQ(p.trained["crop"], "96x96");
+  EXPECT_EQ(p.trained["stain_normalize"], "macenko");
+  EXPECT_EQ(p.trained["lr_schedule"], "cosine");
+  EXPECT_TRUE(p.trained["flips"].get<bool>());
+  EXPECT_TRUE(p.trained["eval_tta"].get<bool>());
+  EXPECT_EQ(p.width, 32);
+  const CommandResult unknown = run(train_args() + " --preset fastest -o " + out("preset2"));
+  EXPECT_NE(unknown.status, 0);
+  EXPECT_NE(unknown.output.find("--preset: unknown preset 'fastest'"), std::string::npos)
+      << unknown.output;
 }
 
 TEST_F(Cli, ResumeGivesTheSameWeightsAsAnUninterruptedRun) {

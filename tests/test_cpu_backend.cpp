@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "backends/backend.h"
+#include "core/error.h"
 #include "dist/communicator.h"
 #include "nn/reference.h"
 #include "test_util.h"
@@ -61,6 +62,65 @@ TEST_P(CpuStepVsReference, ForwardAndGradientsMatch) {
 
 INSTANTIATE_TEST_SUITE_P(Architectures, CpuStepVsReference,
                          ::testing::ValuesIn(testing::architectures()), testing::case_name);
+
+class CpuBatchNormVsReference : public ::testing::TestWithParam<Case> {};
+
+TEST_P(CpuBatchNormVsReference, TrainingGradientsRunningStatisticsAndInferenceMatch) {
+  const Case& c = GetParam();
+  const ModelSpec spec = parse_model_spec(c.spec);
+  const NetworkShape shape = infer_shapes(spec, c.batch, c.height, c.width);
+  StepOptions options;
+  options.dropout_seed = 7;
+  auto step = make_backend("cpu")->compile(spec, shape, options);
+  Parameters params = Parameters::glorot(shape, 11);
+  for (const auto& info : params.layout)  // non-trivial scales and shifts
+    for (int64_t i = 0; i < info.size && (info.is_bias || info.starts_at_one); ++i)
+      params.data(info)[i] += 0.05f * float((i % 7) - 3);
+  step->set_parameters(params);
+  const auto images = random_vector(size_t(c.batch) * 3 * c.height * c.width, 19, 0, 1);
+  std::vector<int32_t> labels(c.batch);
+  for (int i = 0; i < c.batch; ++i) labels[i] = (i * 5 + 1) % 2;
+
+  Buffers want_buffers = Buffers::initial(shape);
+  Parameters grads;
+  const StepResult got = step->gradients(images.data(), labels.data(), c.count, true, &grads);
+  const auto want =
+      reference::network_forward_backward(shape, params, images.data(), labels.data(), c.count,
+                                          true, options.dropout_seed, 0, &want_buffers);
+  EXPECT_NEAR(got.loss_sum / c.count, want.loss, 1e-4 * std::max(1.0, want.loss));
+  for (const auto& info : params.layout) {
+    double max_diff = 0, max_ref = 0;
+    for (int64_t i = 0; i < info.size; ++i) {
+      max_diff =
+          std::max(max_diff, double(std::fabs(grads.data(info)[i] - want.grads.data(info)[i])));
+      max_ref = std::max(max_ref, double(std::fabs(want.grads.data(info)[i])));
+    }
+    EXPECT_LE(max_diff, 1e-4 + 2e-3 * max_ref) << info.name << " (max |ref| " << max_ref << ")";
+  }
+  // The running statistics moved exactly as PyTorch's do after one batch.
+  const Buffers buffers = step->buffers();
+  ASSERT_EQ(buffers.values.size(), want_buffers.values.size());
+  EXPECT_EQ(buffers.batches_tracked, shape.has_batch_norm() ? 1 : 0);
+  for (size_t i = 0; i < buffers.values.size(); ++i)
+    EXPECT_NEAR(buffers.values[i], want_buffers.values[i], 1e-5) << "buffer value " << i;
+  // Inference uses them, for any number of rows.
+  const int rows = std::max(1, c.count - 1);
+  std::vector<float> probs(size_t(c.batch) * 2);
+  step->predict(images.data(), rows, probs.data());
+  const auto inferred = reference::network_forward_backward(
+      shape, params, images.data(), labels.data(), c.count, false, 0, 0, &want_buffers);
+  for (int i = 0; i < 2 * rows; ++i) EXPECT_NEAR(probs[i], inferred.probs[i], 1e-4) << i;
+  // Buffers survive a round trip, and short training batches are refused.
+  step->set_buffers(want_buffers);
+  EXPECT_EQ(step->buffers().values, want_buffers.values);
+  if (shape.has_batch_norm() && c.batch > 1) {
+    EXPECT_THROW(step->train(images.data(), labels.data(), c.batch - 1), Error);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(BatchNorm, CpuBatchNormVsReference,
+                         ::testing::ValuesIn(testing::batch_norm_architectures()),
+                         testing::case_name);
 
 TEST(CpuStep, LossGradientMatchesFiniteDifferencesOfTheStepItself) {
   const ModelSpec spec =

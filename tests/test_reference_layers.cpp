@@ -139,5 +139,67 @@ TEST(ReferenceLayers, SoftmaxCrossEntropyGradientAndPadding) {
       logits, one, d, 1e-2);
 }
 
+TEST(ReferenceLayers, BatchNormGradientsMatchFiniteDifferences) {
+  const int n = 3, c = 4, hw = 5;
+  auto x = random_vector(n * c * hw, 21, -2, 2);
+  auto gamma = random_vector(c, 22, 0.5, 1.5);
+  auto beta = random_vector(c, 23);
+  auto r = random_vector(n * c * hw, 24);
+  std::vector<float> y(x.size()), mean(c), var(c), dx(x.size()), dgamma(c), dbeta(c);
+  auto run = [&](const std::vector<float>& xx, const std::vector<float>& g,
+                 const std::vector<float>& b) {
+    std::vector<float> out(xx.size()), m(c), v(c);
+    reference::batchnorm_forward_train(xx.data(), g.data(), b.data(), out.data(), m.data(),
+                                       v.data(), n, c, hw);
+    return out;
+  };
+  reference::batchnorm_forward_train(x.data(), gamma.data(), beta.data(), y.data(), mean.data(),
+                                     var.data(), n, c, hw);
+  reference::batchnorm_backward(x.data(), gamma.data(), mean.data(), var.data(), r.data(),
+                                dx.data(), dgamma.data(), dbeta.data(), n, c, hw);
+  expect_gradient([&](const auto& v) { return run(v, gamma, beta); }, x, r, dx, 3e-2);
+  expect_gradient([&](const auto& v) { return run(x, v, beta); }, gamma, r, dgamma);
+  expect_gradient([&](const auto& v) { return run(x, gamma, v); }, beta, r, dbeta);
+  // Known answer: every channel comes out with mean beta and standard
+  // deviation |gamma| (up to eps), and inference with the batch's own
+  // statistics as running statistics reproduces training's output.
+  for (int ch = 0; ch < c; ++ch) {
+    double m = 0, sq = 0;
+    for (int i = 0; i < n; ++i)
+      for (int p = 0; p < hw; ++p) m += y[(size_t(i) * c + ch) * hw + p];
+    m /= n * hw;
+    for (int i = 0; i < n; ++i)
+      for (int p = 0; p < hw; ++p) {
+        const double d = y[(size_t(i) * c + ch) * hw + p] - m;
+        sq += d * d;
+      }
+    EXPECT_NEAR(m, beta[size_t(ch)], 1e-5);
+    EXPECT_NEAR(std::sqrt(sq / (n * hw)), std::fabs(gamma[size_t(ch)]), 1e-3);
+  }
+  std::vector<float> inferred(x.size());
+  reference::batchnorm_forward_infer(x.data(), gamma.data(), beta.data(), mean.data(), var.data(),
+                                     inferred.data(), n, c, hw);
+  for (size_t i = 0; i < y.size(); ++i) EXPECT_NEAR(inferred[i], y[i], 1e-5);
+}
+
+TEST(ReferenceLayers, GlobalAveragePoolingGradientAndValue) {
+  const int n = 2, c = 3, hw = 6;
+  auto x = random_vector(n * c * hw, 31);
+  auto r = random_vector(n * c, 32);
+  std::vector<float> y(n * c), dx(x.size());
+  reference::global_avgpool_forward(x.data(), y.data(), n, c, hw);
+  double first = 0;
+  for (int p = 0; p < hw; ++p) first += x[size_t(p)];
+  EXPECT_NEAR(y[0], first / hw, 1e-6);
+  reference::global_avgpool_backward(r.data(), dx.data(), n, c, hw);
+  expect_gradient(
+      [&](const std::vector<float>& v) {
+        std::vector<float> out(n * c);
+        reference::global_avgpool_forward(v.data(), out.data(), n, c, hw);
+        return out;
+      },
+      x, r, dx);
+}
+
 }  // namespace
 }  // namespace histocnn

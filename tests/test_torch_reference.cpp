@@ -116,5 +116,79 @@ TEST(TorchReference, AdamWUnderACosineScheduleMatchesPyTorch) {
   }
 }
 
+TEST(TorchReference, BatchNormAndGlobalPoolingMatchPyTorchInTrainAndEvalMode) {
+  // torch.nn.BatchNorm2d (momentum 0.1, eps 1e-5) and a mean over H, W:
+  // first-step gradients, 10 Adam losses, final parameters, the running
+  // statistics and num_batches_tracked, then eval-mode probabilities.
+  const auto ref =
+      nlohmann::json::parse(read_file(HISTOCNN_SOURCE_DIR "/tests/data/torch_reference.json"));
+  const auto& bn = ref["batch_norm"];
+  const int batch = ref["config"]["batch"], size = ref["config"]["size"];
+  const ModelSpec spec = parse_model_spec(
+      "conv 8 kernel=3 pool=2 pad=same bn; conv 16 kernel=3 pool=2 pad=same bn; gap; dense 16; "
+      "dropout 0.5; dense 2");
+  const NetworkShape shape = infer_shapes(spec, batch, size, size);
+  StepOptions options;
+  options.dropout_seed = ref["config"]["dropout_seed"].get<uint64_t>();
+  auto step = make_backend("cpu")->compile(spec, shape, options);
+  Parameters params = Parameters::zeros(shape);
+  int k = 0;
+  for (const auto& info : params.layout) {
+    const bool norm = info.name.rfind("bn", 0) == 0;
+    const double limit = norm ? 0.1 : 1.0 / std::sqrt(info.is_bias ? 64.0 : double(info.fan_in));
+    for (int64_t i = 0; i < info.size; ++i)
+      params.data(info)[i] =
+          float((info.starts_at_one ? 1.0 : 0.0) + limit * std::sin(1.7 * double(i) + 0.3 * k));
+    ++k;
+  }
+  step->set_parameters(params);
+  std::vector<float> images(size_t(batch) * 3 * size * size);
+  for (size_t i = 0; i < images.size(); ++i)
+    images[i] = float(0.5 + 0.5 * std::sin(0.013 * double(i)));
+  const std::vector<int32_t> labels = {0, 1, 1, 0};
+
+  Parameters grads;
+  step->gradients(images.data(), labels.data(), batch, true, &grads);
+  for (const auto& info : grads.layout) {
+    const auto& want = bn["first_step_gradients"][info.name];
+    double sumsq = 0;
+    for (int64_t i = 0; i < info.size; ++i)
+      sumsq += double(grads.data(info)[i]) * grads.data(info)[i];
+    const double scale = std::sqrt(want["sumsq"].get<double>() / double(info.size)) + 1e-12;
+    EXPECT_NEAR(sumsq, want["sumsq"].get<double>(), 1e-3 * want["sumsq"].get<double>() + 1e-12)
+        << info.name;
+    for (int i = 0; i < 8 && i < info.size; ++i)
+      EXPECT_NEAR(grads.data(info)[i], want["first"][i].get<double>(), 1e-3 * scale + 1e-7)
+          << info.name << "[" << i << "]";
+  }
+  // gradients() ran a training forward, which PyTorch's backward pass also
+  // did: restart the statistics so the 10 steps see what PyTorch's did.
+  step->set_buffers(Buffers::initial(shape));
+  for (size_t s = 0; s < bn["losses"].size(); ++s) {
+    const double loss = step->train(images.data(), labels.data(), batch).loss_sum / batch;
+    EXPECT_NEAR(loss, bn["losses"][s].get<double>(), 1e-4) << "step " << s + 1;
+  }
+  const Parameters final_params = step->parameters();
+  for (const auto& info : final_params.layout)
+    for (int i = 0; i < 8 && i < info.size; ++i)
+      EXPECT_NEAR(final_params.data(info)[i],
+                  bn["final_parameters"][info.name]["first"][i].get<double>(), 2e-5)
+          << info.name << "[" << i << "]";
+  const Buffers buffers = step->buffers();
+  EXPECT_EQ(buffers.batches_tracked, bn["buffers"]["bn1.num_batches_tracked"].get<int64_t>());
+  for (const auto& info : buffers.layout) {
+    const auto& want = bn["buffers"][info.name];
+    ASSERT_EQ(int64_t(want.size()), info.size) << info.name;
+    for (int64_t i = 0; i < info.size; ++i)
+      EXPECT_NEAR(buffers.data(info)[i], want[size_t(i)].get<double>(),
+                  1e-4 * std::max(1.0, std::fabs(want[size_t(i)].get<double>())))
+          << info.name << "[" << i << "]";
+  }
+  std::vector<float> probs(size_t(batch) * 2);
+  step->predict(images.data(), batch, probs.data());
+  for (size_t i = 0; i < probs.size(); ++i)
+    EXPECT_NEAR(probs[i], bn["eval_probabilities"][i].get<double>(), 1e-4) << i;
+}
+
 }  // namespace
 }  // namespace histocnn

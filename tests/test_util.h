@@ -40,6 +40,21 @@ inline std::vector<Case> architectures() {
        true},
       {"SingleImage", "conv 32 kernel=3 pool=2; dense 2", 1, 12, 12, 1, false}};
 }
+// Networks with batch norm and global average pooling (training mode, full
+// batches: batch norm normalises with the batch's own statistics).
+inline std::vector<Case> batch_norm_architectures() {
+  return {
+      {"BatchNormGapNet",
+       "conv 16 kernel=3 pool=2 bn; conv 16 kernel=3 pool=2 bn; conv 32 kernel=3 pool=2 bn; gap; "
+       "dense 32; dropout 0.5; dense 2",
+       4, 32, 32, 4, true},
+      {"BatchNormFlatten", "conv 8 kernel=3 pool=2 bn; conv 8 kernel=3 pool=1; dense 2", 3, 14, 13,
+       3, true},
+      {"GapWithoutBatchNorm", "conv 8 kernel=5 pool=3 pad=same; gap; dense 6; dense 2", 2, 20, 17,
+       2, true},
+      {"BatchNormNoPoolGap", "conv 6 kernel=3 pool=1 bn; gap; dense 2", 5, 9, 9, 5, true}};
+}
+
 inline std::string case_name(const ::testing::TestParamInfo<Case>& info) {
   return info.param.name;
 }

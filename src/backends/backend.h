@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "core/error.h"
 #include "memory/memory_resource.h"
 #include "nn/adam.h"
 #include "nn/params.h"
@@ -101,6 +102,12 @@ class TrainingStep {
   // written to device memory on the step's stream (captured graphs read it
   // there), without synchronising. Not thread-safe with a concurrent train().
   virtual void set_learning_rate(float learning_rate) = 0;
+  // Batch-norm running statistics (empty for a network without batch norm).
+  // Training steps update them; predict() uses them. Host copies; synchronise.
+  virtual Buffers buffers() const { return {}; }
+  virtual void set_buffers(const Buffers& buffers) {
+    require(buffers.empty(), "this backend's network has no batch-norm buffers");
+  }
   // Adam state: first/second moments in the parameter layout, and the step.
   virtual void set_optimizer_state(const Parameters& m, const Parameters& v, int64_t step) = 0;
   virtual void optimizer_state(Parameters* m, Parameters* v, int64_t* step) const = 0;

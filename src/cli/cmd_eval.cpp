@@ -31,8 +31,9 @@ Runner add_eval(CLI::App& app) {
   cmd->add_option("--threads", a->threads, "CPU cores (0 = all)")->capture_default_str();
   cmd->add_option("--device", a->device, "cpu or cuda")->capture_default_str();
   cmd->add_option("--seed", a->seed, "seed of the crop positions")->capture_default_str();
-  cmd->add_flag("--tta", a->tta,
-                "test-time augmentation: average each crop over its 8 flips/rotations");
+  cmd->add_flag("--tta,!--no-tta", a->tta,
+                "test-time augmentation: average each crop over its 8 flips/rotations "
+                "(default: what the model's recipe recorded)");
   cmd->add_option("--output,-o", a->output,
                   "write the report as JSON here, and beside it (same name without .json) "
                   "per-image predictions (.images.csv), ROC curves (.roc.png/.svg) and "
@@ -41,6 +42,10 @@ Runner add_eval(CLI::App& app) {
   return [a, cmd] {
     const int threads = bound_cores(a->threads);
     const ModelFile model = load_model_file(a->model);
+    // The evaluation the model's recipe asks for, unless told otherwise.
+    if (cmd->count("--tta") == 0) a->tta = model.trained.value("eval_tta", false);
+    if (cmd->count("--crops-per-image") == 0)
+      a->crops_per_image = model.trained.value("eval_crops", a->crops_per_image);
     // By default, evaluate what the model did not train on: its own held-out
     // fold or validation split. Anything else takes an explicit choice.
     bool chosen = false;
@@ -83,6 +88,7 @@ Runner add_eval(CLI::App& app) {
     auto step = backend->compile(
         model.spec, infer_shapes(model.spec, a->batch, model.height, model.width), StepOptions{});
     step->set_parameters(model.params);
+    step->set_buffers(model.buffers);
     // Under mpirun each process predicts its share; rank 0 reports.
     EvalOptions eval_options;
     eval_options.tta = a->tta;

@@ -27,13 +27,15 @@ Runner add_predict(CLI::App& app) {
                   "crops per side: the image is tiled tiles x tiles and averaged")
       ->capture_default_str()
       ->check(CLI::Range(1, 16));
-  cmd->add_flag("--tta", a->tta,
-                "test-time augmentation: average every tile over its 8 flips/rotations");
+  cmd->add_flag("--tta,!--no-tta", a->tta,
+                "test-time augmentation: average every tile over its 8 flips/rotations "
+                "(default: what the model's recipe recorded)");
   cmd->add_option("--threads", a->threads, "CPU cores (0 = all)")->capture_default_str();
   cmd->add_option("--device", a->device, "cpu or cuda")->capture_default_str();
-  return [a] {
+  return [a, cmd] {
     bound_cores(a->threads);
     const ModelFile model = load_model_file(a->model);
+    if (cmd->count("--tta") == 0) a->tta = model.trained.value("eval_tta", false);
     const bool whole = model.crop == "whole";
     int cw = 0, ch = 0;
     if (!whole) std::sscanf(model.crop.c_str(), "%dx%d", &cw, &ch);
@@ -41,6 +43,7 @@ Runner add_predict(CLI::App& app) {
     auto step = make_backend(a->device)->compile(
         model.spec, infer_shapes(model.spec, per_image, model.height, model.width), StepOptions{});
     step->set_parameters(model.params);
+    step->set_buffers(model.buffers);
     const size_t plane = size_t(3) * model.width * model.height;
     std::vector<float> input(plane * per_image), transformed(plane * per_image),
         probs(2 * size_t(per_image));

@@ -2,6 +2,7 @@
 
 #include "cli/commands.h"
 #include "cli/options.h"
+#include "cli/presets.h"
 #include "core/atomic_file.h"
 #include "train/trainer.h"
 
@@ -14,6 +15,11 @@ Runner add_train(CLI::App& app) {
   auto model = std::make_shared<std::string>();
   auto crop = std::make_shared<CropFlags>();
   auto no_progress = std::make_shared<bool>(false);
+  auto preset = std::make_shared<std::string>("paper");
+  std::string preset_help = "recipe whose settings apply where no flag is given:";
+  for (const auto& p : presets())
+    preset_help += "\n  " + p.name + ": " + p.summary + "\n    = " + describe(p);
+  cmd->add_option("--preset", *preset, preset_help)->capture_default_str();
   add_data_options(*cmd, o->data);
   add_crop_options(*cmd, o->crops, *crop);
   cmd->add_option("--size", *size, "network input size, N or WxH (paper: 32..200)")
@@ -98,12 +104,23 @@ Runner add_train(CLI::App& app) {
                   "redraw crops with more background (white glass) than this fraction (1 = off)")
       ->capture_default_str()
       ->check(CLI::Range(0.0f, 1.0f));
+  cmd->add_flag("--eval-tta", o->eval_tta,
+                "record in the model that eval and predict should use test-time augmentation");
+  cmd->add_option("--eval-crops", o->eval_crops,
+                  "record in the model how many crops per image eval should average")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 4096));
   cmd->add_flag("--no-progress", *no_progress, "no progress bar");
   cmd->add_flag("!--no-normalize", o->normalize,
                 "feed raw pixels / 255 (the paper) instead of per-channel standardised input");
   cmd->add_option("--export-examples", o->export_examples,
                   "write the training crops to this file and stop (used by the study for PyTorch)");
-  return [o, size, model, crop, no_progress] {
+  return [o, size, model, crop, no_progress, preset, cmd] {
+    const Preset& recipe = find_preset(*preset);
+    apply_preset(*cmd, recipe);
+    o->preset = recipe.name;
+    if (model->empty() && !recipe.model_spec.empty())
+      o->spec = parse_model_spec(recipe.model_spec, "--preset " + recipe.name);
     parse_size(*size, "--size", &o->width, &o->height);
     apply_crop_flags(*crop, o->crops);
     if (!model->empty()) o->spec = parse_model_spec(read_file(*model), *model);

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/error.h"
 #include "core/rng.h"
 
 namespace histocnn::reference {
@@ -15,7 +16,7 @@ void conv2d_forward(const float* x, const float* w, const float* b, float* y, in
     for (int oc = 0; oc < o; ++oc)
       for (int oy = 0; oy < oh; ++oy)
         for (int ox = 0; ox < ow; ++ox) {
-          double acc = b[oc];
+          double acc = b ? b[oc] : 0.0;
           for (int ic = 0; ic < c; ++ic)
             for (int ky = 0; ky < k; ++ky)
               for (int kx = 0; kx < k; ++kx) {
@@ -51,7 +52,8 @@ void conv2d_backward(const float* x, const float* w, const float* dy, float* dx,
               }
         }
   for (size_t i = 0; i < gw.size(); ++i) dw[i] = float(gw[i]);
-  for (int i = 0; i < o; ++i) db[i] = float(gb[i]);
+  if (db)
+    for (int i = 0; i < o; ++i) db[i] = float(gb[i]);
   if (dx)
     for (size_t i = 0; i < gx.size(); ++i) dx[i] = float(gx[i]);
 }
@@ -126,6 +128,83 @@ void dense_backward(const float* x, const float* w, const float* dy, float* dx, 
       }
 }
 
+void batchnorm_forward_train(const float* x, const float* gamma, const float* beta, float* y,
+                             float* mean, float* var, int n, int c, int hw) {
+  const double count = double(n) * hw;
+  for (int ch = 0; ch < c; ++ch) {
+    double sum = 0;
+    for (int i = 0; i < n; ++i)
+      for (int p = 0; p < hw; ++p) sum += x[(size_t(i) * c + ch) * hw + p];
+    const double mu = sum / count;
+    double sq = 0;
+    for (int i = 0; i < n; ++i)
+      for (int p = 0; p < hw; ++p) {
+        const double d = x[(size_t(i) * c + ch) * hw + p] - mu;
+        sq += d * d;
+      }
+    const double v = sq / count;  // biased: what normalises the batch
+    const double inv = 1.0 / std::sqrt(v + kBatchNormEpsilon);
+    for (int i = 0; i < n; ++i)
+      for (int p = 0; p < hw; ++p) {
+        const size_t at = (size_t(i) * c + ch) * hw + p;
+        y[at] = float(gamma[ch] * (x[at] - mu) * inv + beta[ch]);
+      }
+    mean[ch] = float(mu);
+    var[ch] = float(v);
+  }
+}
+
+void batchnorm_forward_infer(const float* x, const float* gamma, const float* beta,
+                             const float* running_mean, const float* running_var, float* y, int n,
+                             int c, int hw) {
+  for (int ch = 0; ch < c; ++ch) {
+    const double inv = 1.0 / std::sqrt(double(running_var[ch]) + kBatchNormEpsilon);
+    for (int i = 0; i < n; ++i)
+      for (int p = 0; p < hw; ++p) {
+        const size_t at = (size_t(i) * c + ch) * hw + p;
+        y[at] = float(gamma[ch] * (x[at] - running_mean[ch]) * inv + beta[ch]);
+      }
+  }
+}
+
+void batchnorm_backward(const float* x, const float* gamma, const float* mean, const float* var,
+                        const float* dy, float* dx, float* dgamma, float* dbeta, int n, int c,
+                        int hw) {
+  const double count = double(n) * hw;
+  for (int ch = 0; ch < c; ++ch) {
+    const double inv = 1.0 / std::sqrt(double(var[ch]) + kBatchNormEpsilon);
+    double sum_dy = 0, sum_dy_xhat = 0;
+    for (int i = 0; i < n; ++i)
+      for (int p = 0; p < hw; ++p) {
+        const size_t at = (size_t(i) * c + ch) * hw + p;
+        const double xhat = (x[at] - mean[ch]) * inv;
+        sum_dy += dy[at];
+        sum_dy_xhat += dy[at] * xhat;
+      }
+    dgamma[ch] = float(sum_dy_xhat);
+    dbeta[ch] = float(sum_dy);
+    for (int i = 0; i < n; ++i)
+      for (int p = 0; p < hw; ++p) {
+        const size_t at = (size_t(i) * c + ch) * hw + p;
+        const double xhat = (x[at] - mean[ch]) * inv;
+        dx[at] = float(gamma[ch] * inv * (dy[at] - sum_dy / count - xhat * sum_dy_xhat / count));
+      }
+  }
+}
+
+void global_avgpool_forward(const float* x, float* y, int n, int c, int hw) {
+  for (size_t r = 0; r < size_t(n) * c; ++r) {
+    double sum = 0;
+    for (int p = 0; p < hw; ++p) sum += x[r * hw + p];
+    y[r] = float(sum / hw);
+  }
+}
+
+void global_avgpool_backward(const float* dy, float* dx, int n, int c, int hw) {
+  for (size_t r = 0; r < size_t(n) * c; ++r)
+    for (int p = 0; p < hw; ++p) dx[r * hw + p] = dy[r] / float(hw);
+}
+
 double softmax_cross_entropy(const float* logits, const int32_t* labels, int n, int count,
                              float* dlogits, float* probs) {
   double loss = 0;
@@ -150,28 +229,59 @@ double softmax_cross_entropy(const float* logits, const int32_t* labels, int n, 
 
 NetworkResult network_forward_backward(const NetworkShape& s, const Parameters& params,
                                        const float* images, const int32_t* labels, int count,
-                                       bool training, uint64_t dropout_seed, int64_t step) {
+                                       bool training, uint64_t dropout_seed, int64_t step,
+                                       Buffers* buffers) {
   const int n = s.batch;
   NetworkResult result;
   result.grads = Parameters::zeros(s);
+  require(!s.has_batch_norm() || buffers, "reference: a batch-norm network needs its buffers");
+  require(!s.has_batch_norm() || !training || count == n,
+          "reference: batch norm trains on full batches only");
   // Forward, keeping every intermediate.
-  std::vector<std::vector<float>> conv_in(s.convs.size()), conv_pre(s.convs.size()),
-      conv_act(s.convs.size()), pooled(s.convs.size());
+  const size_t layers = s.convs.size();
+  std::vector<std::vector<float>> conv_in(layers), conv_raw(layers), conv_pre(layers),
+      conv_act(layers), pooled(layers), bn_mean(layers), bn_var(layers);
   std::vector<float> x(images, images + size_t(n) * s.channels * s.height * s.width);
   for (size_t i = 0; i < s.convs.size(); ++i) {
     const auto& c = s.convs[i];
     conv_in[i] = x;
-    const auto& w = params.info("conv" + std::to_string(i + 1) + ".weight");
-    const auto& b = params.info("conv" + std::to_string(i + 1) + ".bias");
+    const std::string name = std::to_string(i + 1);
+    const auto& w = params.info("conv" + name + ".weight");
+    const float* bias = c.batch_norm ? nullptr : params.data(params.info("conv" + name + ".bias"));
     const size_t conv_size = size_t(n) * c.out_c * c.conv_h * c.conv_w;
     conv_pre[i].resize(conv_size);
-    conv2d_forward(x.data(), params.data(w), params.data(b), conv_pre[i].data(), n, c.in_c, c.in_h,
-                   c.in_w, c.out_c, c.kernel, c.pad);
+    conv2d_forward(x.data(), params.data(w), bias, conv_pre[i].data(), n, c.in_c, c.in_h, c.in_w,
+                   c.out_c, c.kernel, c.pad);
+    if (c.batch_norm) {
+      // conv_raw keeps the convolution; conv_pre becomes the normalised map.
+      conv_raw[i] = conv_pre[i];
+      const float* gamma = params.data(params.info("bn" + name + ".weight"));
+      const float* beta = params.data(params.info("bn" + name + ".bias"));
+      const int hw = c.conv_h * c.conv_w;
+      if (training) {
+        bn_mean[i].resize(size_t(c.out_c));
+        bn_var[i].resize(size_t(c.out_c));
+        batchnorm_forward_train(conv_raw[i].data(), gamma, beta, conv_pre[i].data(),
+                                bn_mean[i].data(), bn_var[i].data(), n, c.out_c, hw);
+        buffers->update(int(i), bn_mean[i].data(), bn_var[i].data(), c.out_c, int64_t(n) * hw);
+      } else {
+        batchnorm_forward_infer(conv_raw[i].data(), gamma, beta, buffers->running_mean(int(i)),
+                                buffers->running_var(int(i)), conv_pre[i].data(), n, c.out_c, hw);
+      }
+    }
     conv_act[i].resize(conv_size);
     relu_forward(conv_pre[i].data(), conv_act[i].data(), int64_t(conv_size));
     pooled[i].resize(size_t(n) * c.out_c * c.out_h * c.out_w);
     maxpool_forward(conv_act[i].data(), pooled[i].data(), n, c.out_c, c.conv_h, c.conv_w, c.pool);
     x = pooled[i];
+  }
+  if (training && s.has_batch_norm()) buffers->batches_tracked++;
+  const auto& last_conv = s.convs.back();
+  const int last_hw = last_conv.out_h * last_conv.out_w;
+  if (s.global_pool) {
+    std::vector<float> means(size_t(n) * last_conv.out_c);
+    global_avgpool_forward(x.data(), means.data(), n, last_conv.out_c, last_hw);
+    x = std::move(means);
   }
   std::vector<std::vector<float>> dense_in(s.denses.size()), dense_pre(s.denses.size()),
       masks(s.denses.size());
@@ -209,18 +319,54 @@ NetworkResult network_forward_backward(const NetworkShape& s, const Parameters& 
                    result.grads.data(b), n, d.in, d.out);
     grad = std::move(dx);
   }
+  if (s.global_pool) {
+    std::vector<float> dx(size_t(n) * last_conv.out_c * last_hw);
+    global_avgpool_backward(grad.data(), dx.data(), n, last_conv.out_c, last_hw);
+    grad = std::move(dx);
+  }
   for (size_t i = s.convs.size(); i-- > 0;) {
     const auto& c = s.convs[i];
+    const std::string name = std::to_string(i + 1);
     std::vector<float> d_act(conv_act[i].size());
     maxpool_backward(conv_act[i].data(), grad.data(), d_act.data(), n, c.out_c, c.conv_h, c.conv_w,
                      c.pool);
     relu_backward(conv_pre[i].data(), d_act.data(), d_act.data(), int64_t(d_act.size()));
-    const auto& w = params.info("conv" + std::to_string(i + 1) + ".weight");
-    const auto& b = params.info("conv" + std::to_string(i + 1) + ".bias");
+    const auto& w = params.info("conv" + name + ".weight");
+    float* d_bias = nullptr;
+    if (c.batch_norm) {
+      const auto& gamma = params.info("bn" + name + ".weight");
+      const auto& beta = params.info("bn" + name + ".bias");
+      const int hw = c.conv_h * c.conv_w;
+      std::vector<float> d_raw(d_act.size());
+      if (training) {
+        batchnorm_backward(conv_raw[i].data(), params.data(gamma), bn_mean[i].data(),
+                           bn_var[i].data(), d_act.data(), d_raw.data(), result.grads.data(gamma),
+                           result.grads.data(beta), n, c.out_c, hw);
+      } else {  // inference: an affine map per channel with the running statistics
+        const float* mean = buffers->running_mean(int(i));
+        const float* var = buffers->running_var(int(i));
+        for (int ch = 0; ch < c.out_c; ++ch) {
+          const double inv = 1.0 / std::sqrt(double(var[ch]) + kBatchNormEpsilon);
+          double dg = 0, db = 0;
+          for (int r = 0; r < n; ++r)
+            for (int p = 0; p < hw; ++p) {
+              const size_t at = (size_t(r) * c.out_c + ch) * hw + p;
+              dg += d_act[at] * (conv_raw[i][at] - mean[ch]) * inv;
+              db += d_act[at];
+              d_raw[at] = float(d_act[at] * params.data(gamma)[ch] * inv);
+            }
+          result.grads.data(gamma)[ch] = float(dg);
+          result.grads.data(beta)[ch] = float(db);
+        }
+      }
+      d_act = std::move(d_raw);
+    } else {
+      d_bias = result.grads.data(params.info("conv" + name + ".bias"));
+    }
     std::vector<float> dx(i > 0 ? conv_in[i].size() : 0);
     conv2d_backward(conv_in[i].data(), params.data(w), d_act.data(), i > 0 ? dx.data() : nullptr,
-                    result.grads.data(w), result.grads.data(b), n, c.in_c, c.in_h, c.in_w, c.out_c,
-                    c.kernel, c.pad);
+                    result.grads.data(w), d_bias, n, c.in_c, c.in_h, c.in_w, c.out_c, c.kernel,
+                    c.pad);
     grad = std::move(dx);
   }
   return result;

@@ -12,10 +12,10 @@
 
 namespace histocnn::reference {
 
-// x: [N, C, H, W], w: [O, C, K, K], b: [O] -> y: [N, O, H+2p-K+1, W+2p-K+1]
+// x: [N, C, H, W], w: [O, C, K, K], b: [O] (null: none) -> y: [N, O, H+2p-K+1, W+2p-K+1]
 void conv2d_forward(const float* x, const float* w, const float* b, float* y, int n, int c, int h,
                     int wd, int o, int k, int pad);
-// dy -> dx (may be null), dw, db (overwritten)
+// dy -> dx (may be null), dw, db (overwritten; db may be null)
 void conv2d_backward(const float* x, const float* w, const float* dy, float* dx, float* dw,
                      float* db, int n, int c, int h, int wd, int o, int k, int pad);
 // x: [N, C, H, W] -> y: [N, C, H/p, W/p] (floor), max over p x p windows
@@ -30,12 +30,30 @@ void dense_forward(const float* x, const float* w, const float* b, float* y, int
                    int out);
 void dense_backward(const float* x, const float* w, const float* dy, float* dx, float* dw,
                     float* db, int n, int in, int out);
+// Batch normalisation over (N, H, W) per channel, x/y: [N, C, HW].
+// Training: batch mean and biased variance (written to mean/var) normalise;
+// eps = kBatchNormEpsilon. Inference: the running statistics do.
+void batchnorm_forward_train(const float* x, const float* gamma, const float* beta, float* y,
+                             float* mean, float* var, int n, int c, int hw);
+void batchnorm_forward_infer(const float* x, const float* gamma, const float* beta,
+                             const float* running_mean, const float* running_var, float* y, int n,
+                             int c, int hw);
+// dy -> dx, dgamma, dbeta (overwritten), with the forward's batch mean/var.
+void batchnorm_backward(const float* x, const float* gamma, const float* mean, const float* var,
+                        const float* dy, float* dx, float* dgamma, float* dbeta, int n, int c,
+                        int hw);
+// x: [N, C, HW] -> y: [N, C] (mean over HW), and its backward (dx = dy / HW).
+void global_avgpool_forward(const float* x, float* y, int n, int c, int hw);
+void global_avgpool_backward(const float* dy, float* dx, int n, int c, int hw);
 // logits: [N, 2]; mean loss over `count` rows; dlogits for all N rows (zero past count).
 double softmax_cross_entropy(const float* logits, const int32_t* labels, int n, int count,
                              float* dlogits, float* probs);
 
 // The whole network, forward and backward, on canonical parameters. Dropout
 // (when `training`) draws counter_uniform(dropout_seed, step * 64 + dense_index, j).
+// Batch norm (when the network has it) needs `buffers`: training normalises
+// with the batch's statistics (count must be the whole batch) and updates
+// them as PyTorch does; inference uses them.
 struct NetworkResult {
   double loss = 0;
   std::vector<float> probs;  // [N, 2]
@@ -43,6 +61,7 @@ struct NetworkResult {
 };
 NetworkResult network_forward_backward(const NetworkShape& shape, const Parameters& params,
                                        const float* images, const int32_t* labels, int count,
-                                       bool training, uint64_t dropout_seed, int64_t step);
+                                       bool training, uint64_t dropout_seed, int64_t step,
+                                       Buffers* buffers = nullptr);
 
 }  // namespace histocnn::reference

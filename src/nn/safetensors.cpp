@@ -14,13 +14,15 @@ void write_safetensors(const std::string& path, const SafetensorsFile& file) {
   if (!file.metadata.empty()) header["__metadata__"] = file.metadata;
   size_t offset = 0;
   for (const auto& [name, tensor] : file.tensors) {
-    int64_t count = 1;
-    for (auto d : tensor.shape) count *= d;
-    require(count == static_cast<int64_t>(tensor.values.size()),
-            path + ": tensor '" + name + "' shape does not match its data");
-    const size_t bytes = tensor.values.size() * sizeof(float);
-    header[name] = {
-        {"dtype", "F32"}, {"shape", tensor.shape}, {"data_offsets", {offset, offset + bytes}}};
+    const int64_t count = tensor.element_count();
+    require(
+        count == static_cast<int64_t>(tensor.is_int() ? tensor.ints.size() : tensor.values.size()),
+        path + ": tensor '" + name + "' shape does not match its data");
+    const size_t bytes = tensor.is_int() ? tensor.ints.size() * sizeof(int64_t)
+                                         : tensor.values.size() * sizeof(float);
+    header[name] = {{"dtype", tensor.is_int() ? "I64" : "F32"},
+                    {"shape", tensor.shape},
+                    {"data_offsets", {offset, offset + bytes}}};
     offset += bytes;
   }
   std::string head = header.dump();
@@ -30,9 +32,14 @@ void write_safetensors(const std::string& path, const SafetensorsFile& file) {
   for (int i = 0; i < 8; ++i) content[i] = static_cast<char>((n >> (8 * i)) & 0xFF);
   content += head;
   content.reserve(content.size() + offset);
-  for (const auto& [name, tensor] : file.tensors)
-    content.append(reinterpret_cast<const char*>(tensor.values.data()),
-                   tensor.values.size() * sizeof(float));
+  for (const auto& [name, tensor] : file.tensors) {
+    if (tensor.is_int())
+      content.append(reinterpret_cast<const char*>(tensor.ints.data()),
+                     tensor.ints.size() * sizeof(int64_t));
+    else
+      content.append(reinterpret_cast<const char*>(tensor.values.data()),
+                     tensor.values.size() * sizeof(float));
+  }
   write_file_atomically(path, content);
 }
 
@@ -67,7 +74,10 @@ SafetensorsFile parse_safetensors(const std::string& content, const std::string&
     require(
         t.is_object() && t.contains("dtype") && t.contains("shape") && t.contains("data_offsets"),
         where + " lacks dtype/shape/data_offsets");
-    require(t["dtype"] == "F32", where + " has dtype " + t["dtype"].dump() + ", expected F32");
+    require(t["dtype"] == "F32" || t["dtype"] == "I64",
+            where + " has dtype " + t["dtype"].dump() + ", expected F32 (or I64)");
+    const bool ints = t["dtype"] == "I64";
+    const size_t element = ints ? sizeof(int64_t) : sizeof(float);
     NamedTensor tensor;
     require(t["shape"].is_array() && t["shape"].size() <= 8, where + " has a bad shape");
     int64_t count = 1;
@@ -76,7 +86,7 @@ SafetensorsFile parse_safetensors(const std::string& content, const std::string&
       tensor.shape.push_back(d.get<int64_t>());
       // The data must be in the file: no element count beyond its size (so no overflow).
       count = checked_product({count, tensor.shape.back()}, where + "'s shape",
-                              int64_t(data_size / sizeof(float)));
+                              int64_t(data_size / element));
     }
     const auto& offsets = t["data_offsets"];
     require(offsets.is_array() && offsets.size() == 2 && offsets[0].is_number_unsigned() &&
@@ -84,10 +94,15 @@ SafetensorsFile parse_safetensors(const std::string& content, const std::string&
             where + " has bad data_offsets");
     const auto begin = offsets[0].get<uint64_t>();
     const auto end = offsets[1].get<uint64_t>();
-    require(begin <= end && end <= data_size && end - begin == uint64_t(count) * sizeof(float),
+    require(begin <= end && end <= data_size && end - begin == uint64_t(count) * element,
             where + " has data offsets outside the file (truncated?)");
-    tensor.values.resize(static_cast<size_t>(count));
-    std::memcpy(tensor.values.data(), content.data() + data_start + begin, end - begin);
+    if (ints) {
+      tensor.ints.resize(static_cast<size_t>(count));
+      std::memcpy(tensor.ints.data(), content.data() + data_start + begin, end - begin);
+    } else {
+      tensor.values.resize(static_cast<size_t>(count));
+      std::memcpy(tensor.values.data(), content.data() + data_start + begin, end - begin);
+    }
     file.tensors.emplace(it.key(), std::move(tensor));
   }
   return file;

@@ -2,7 +2,8 @@
 // little-endian header length, a JSON header naming each tensor's dtype, shape
 // and byte range, then the raw little-endian data. We write F32 tensors and
 // string metadata (the model spec, training state); PyTorch, JAX and
-// HuggingFace tools read these files directly.
+// HuggingFace tools read these files directly. I64 tensors carry PyTorch's
+// integer buffers (bnK.num_batches_tracked).
 #pragma once
 
 #include <cstdint>
@@ -14,7 +15,14 @@ namespace histocnn {
 
 struct NamedTensor {
   std::vector<int64_t> shape;
-  std::vector<float> values;
+  std::vector<float> values;  // dtype F32
+  std::vector<int64_t> ints;  // dtype I64 (values then empty)
+  bool is_int() const { return !ints.empty(); }
+  int64_t element_count() const {
+    int64_t n = 1;
+    for (auto d : shape) n *= d;
+    return n;
+  }
 };
 
 struct SafetensorsFile {

@@ -47,6 +47,10 @@ ModelSpec parse_model_spec(const std::string& text, const std::string& origin) {
       require(words.size() >= 2, where + ": 'conv' needs a filter count");
       layer.conv.filters = parse_number<int>(words[1], where);
       for (size_t i = 2; i < words.size(); ++i) {
+        if (words[i] == "bn") {
+          layer.conv.batch_norm = true;
+          continue;
+        }
         auto eq = words[i].find('=');
         require(eq != std::string::npos, where + ": expected key=value, got '" + words[i] + "'");
         const std::string key = words[i].substr(0, eq), value = words[i].substr(eq + 1);
@@ -58,7 +62,7 @@ ModelSpec parse_model_spec(const std::string& text, const std::string& origin) {
           require(value == "valid" || value == "same", where + ": pad must be valid or same");
           layer.conv.pad_same = value == "same";
         } else
-          fail(where + ": unknown conv option '" + key + "' (kernel, pool, pad)");
+          fail(where + ": unknown conv option '" + key + "' (kernel, pool, pad, bn)");
       }
       require(layer.conv.filters > 0 && layer.conv.filters <= 4096,
               where + ": filters must be in 1..4096");
@@ -76,16 +80,27 @@ ModelSpec parse_model_spec(const std::string& text, const std::string& origin) {
       require(words.size() == 2, where + ": 'dropout' takes exactly one rate");
       layer.dropout = parse_number<float>(words[1], where);
       require(layer.dropout >= 0.0f && layer.dropout < 1.0f, where + ": rate must be in [0, 1)");
+    } else if (kind == "gap") {
+      layer.kind = LayerSpec::Kind::kGlobalPool;
+      require(words.size() == 1, where + ": 'gap' takes no options");
     } else {
-      fail(where + ": unknown layer '" + kind + "' (conv, dense, dropout)");
+      fail(where + ": unknown layer '" + kind + "' (conv, gap, dense, dropout)");
     }
     spec.layers.push_back(layer);
   }
-  // Structure: convs first, then dense/dropout; ends in dense 2.
-  bool seen_dense = false;
+  // Structure: convs first, then [gap], then dense/dropout; ends in dense 2.
+  bool seen_dense = false, seen_gap = false, seen_conv = false;
   for (const auto& layer : spec.layers) {
-    if (layer.kind == LayerSpec::Kind::kConv)
+    if (layer.kind == LayerSpec::Kind::kConv) {
       require(!seen_dense, origin + ": conv layers must come before dense layers");
+      require(!seen_gap, origin + ": conv layers must come before 'gap'");
+      seen_conv = true;
+    }
+    if (layer.kind == LayerSpec::Kind::kGlobalPool) {
+      require(seen_conv && !seen_dense && !seen_gap,
+              origin + ": 'gap' goes once, between the conv layers and the dense layers");
+      seen_gap = true;
+    }
     if (layer.kind == LayerSpec::Kind::kDense) seen_dense = true;
     if (layer.kind == LayerSpec::Kind::kDropout)
       require(seen_dense, origin + ": dropout must follow a dense layer");
@@ -109,7 +124,11 @@ std::string ModelSpec::text() const {
     switch (layer.kind) {
       case LayerSpec::Kind::kConv:
         out << "conv " << layer.conv.filters << " kernel=" << layer.conv.kernel
-            << " pool=" << layer.conv.pool << (layer.conv.pad_same ? " pad=same" : "") << "\n";
+            << " pool=" << layer.conv.pool << (layer.conv.pad_same ? " pad=same" : "")
+            << (layer.conv.batch_norm ? " bn" : "") << "\n";
+        break;
+      case LayerSpec::Kind::kGlobalPool:
+        out << "gap\n";
         break;
       case LayerSpec::Kind::kDense:
         out << "dense " << layer.dense.units << "\n";
@@ -135,6 +154,7 @@ NetworkShape infer_shapes(const ModelSpec& spec, int batch, int height, int widt
       s.kernel = layer.conv.kernel;
       s.pad = layer.conv.pad_same ? layer.conv.kernel / 2 : 0;
       s.pool = layer.conv.pool;
+      s.batch_norm = layer.conv.batch_norm;
       s.out_c = layer.conv.filters;
       s.conv_h = h + 2 * s.pad - s.kernel + 1;
       s.conv_w = w + 2 * s.pad - s.kernel + 1;
@@ -154,9 +174,10 @@ NetworkShape infer_shapes(const ModelSpec& spec, int batch, int height, int widt
       c = s.out_c, h = s.out_h, w = s.out_w;
     } else if (layer.kind == LayerSpec::Kind::kDense) {
       const int in =
-          net.denses.empty()
-              ? int(checked_product({c, h, w}, "the input of the first dense layer", INT32_MAX))
-              : net.denses.back().out;
+          !net.denses.empty() ? net.denses.back().out
+          : net.global_pool
+              ? c
+              : int(checked_product({c, h, w}, "the input of the first dense layer", INT32_MAX));
       checked_product({in, layer.dense.units},
                       "dense layer " + std::to_string(net.denses.size() + 1) + "'s weights",
                       int64_t(1) << 36);
@@ -164,6 +185,8 @@ NetworkShape infer_shapes(const ModelSpec& spec, int batch, int height, int widt
                       int64_t(1) << 40);
       net.denses.push_back({in, layer.dense.units, true, 0.0f});
       features = layer.dense.units;
+    } else if (layer.kind == LayerSpec::Kind::kGlobalPool) {
+      net.global_pool = true;
     } else {
       net.denses.back().dropout_after = layer.dropout;
     }
@@ -173,9 +196,16 @@ NetworkShape infer_shapes(const ModelSpec& spec, int batch, int height, int widt
   return net;
 }
 
+bool NetworkShape::has_batch_norm() const {
+  for (const auto& c : convs)
+    if (c.batch_norm) return true;
+  return false;
+}
+
 int64_t NetworkShape::parameter_count() const {
   int64_t n = 0;
-  for (const auto& c : convs) n += int64_t(c.out_c) * c.in_c * c.kernel * c.kernel + c.out_c;
+  for (const auto& c : convs)
+    n += int64_t(c.out_c) * c.in_c * c.kernel * c.kernel + (c.batch_norm ? 2 : 1) * c.out_c;
   for (const auto& d : denses) n += int64_t(d.out) * d.in + d.out;
   return n;
 }
@@ -206,10 +236,11 @@ double NetworkShape::training_flops() const {
 std::vector<ParamInfo> parameter_layout(const NetworkShape& shape) {
   std::vector<ParamInfo> params;
   int64_t offset = 0;
-  auto add = [&](std::string name, std::vector<int64_t> dims, int fan_in, int fan_out, bool bias) {
+  auto add = [&](std::string name, std::vector<int64_t> dims, int fan_in, int fan_out, bool bias,
+                 bool one = false) {
     int64_t size = 1;
     for (auto d : dims) size *= d;
-    params.push_back({std::move(name), std::move(dims), offset, size, fan_in, fan_out, bias});
+    params.push_back({std::move(name), std::move(dims), offset, size, fan_in, fan_out, bias, one});
     // Keep every tensor 64-byte aligned inside the flat vector.
     offset += (size + 15) / 16 * 16;
   };
@@ -218,7 +249,13 @@ std::vector<ParamInfo> parameter_layout(const NetworkShape& shape) {
     const int k2 = c.kernel * c.kernel;
     const std::string base = "conv" + std::to_string(i + 1);
     add(base + ".weight", {c.out_c, c.in_c, c.kernel, c.kernel}, c.in_c * k2, c.out_c * k2, false);
-    add(base + ".bias", {c.out_c}, c.in_c * k2, c.out_c * k2, true);
+    if (!c.batch_norm) {
+      add(base + ".bias", {c.out_c}, c.in_c * k2, c.out_c * k2, true);
+    } else {
+      const std::string bn = "bn" + std::to_string(i + 1);
+      add(bn + ".weight", {c.out_c}, 1, 1, false, /*one=*/true);
+      add(bn + ".bias", {c.out_c}, 1, 1, true);
+    }
   }
   for (size_t i = 0; i < shape.denses.size(); ++i) {
     const auto& d = shape.denses[i];
@@ -227,6 +264,21 @@ std::vector<ParamInfo> parameter_layout(const NetworkShape& shape) {
     add(base + ".bias", {d.out}, d.in, d.out, true);
   }
   return params;
+}
+
+std::vector<ParamInfo> buffer_layout(const NetworkShape& shape) {
+  std::vector<ParamInfo> buffers;
+  int64_t offset = 0;
+  for (size_t i = 0; i < shape.convs.size(); ++i) {
+    const auto& c = shape.convs[i];
+    if (!c.batch_norm) continue;
+    const std::string bn = "bn" + std::to_string(i + 1);
+    buffers.push_back({bn + ".running_mean", {c.out_c}, offset, c.out_c, 1, 1, true, false});
+    offset += (c.out_c + 15) / 16 * 16;
+    buffers.push_back({bn + ".running_var", {c.out_c}, offset, c.out_c, 1, 1, false, true});
+    offset += (c.out_c + 15) / 16 * 16;
+  }
+  return buffers;
 }
 
 }  // namespace histocnn

@@ -12,6 +12,11 @@
 // paper follows; `pad=same` pads by kernel/2. pool=1 means no pooling. Every
 // conv and every dense but the last are followed by ReLU; the last dense feeds
 // softmax cross-entropy and must have 2 outputs (benign, malignant).
+//
+//   conv 32 kernel=3 pool=2 bn  # + batch normalisation before the ReLU (the
+//                               #   conv then has no bias, as in PyTorch)
+//   gap                         # global average pooling of the last conv map:
+//                               #   the first dense layer sees C features, not C*H*W
 #pragma once
 
 #include <cstdint>
@@ -25,6 +30,7 @@ struct ConvSpec {
   int kernel = 3;
   int pool = 2;
   bool pad_same = false;
+  bool batch_norm = false;
 };
 
 struct DenseSpec {
@@ -32,7 +38,7 @@ struct DenseSpec {
 };
 
 struct LayerSpec {
-  enum class Kind { kConv, kDense, kDropout } kind;
+  enum class Kind { kConv, kDense, kDropout, kGlobalPool } kind;
   ConvSpec conv;
   DenseSpec dense;
   float dropout = 0.0f;
@@ -54,6 +60,7 @@ struct ConvShape {
   int out_c, conv_h, conv_w;  // convolution output (before pooling)
   int out_h, out_w;           // after pooling
   int kernel, pad, pool;
+  bool batch_norm;  // conv -> BN (batch statistics in training) -> ReLU -> pool
 };
 struct DenseShape {
   int in, out;
@@ -64,6 +71,8 @@ struct NetworkShape {
   int batch, channels, height, width;
   std::vector<ConvShape> convs;
   std::vector<DenseShape> denses;
+  bool global_pool = false;  // the first dense reads the channel means of the last map
+  bool has_batch_norm() const;
   int64_t parameter_count() const;
   // Multiply-adds x2 of one training step (forward + backward) for the batch.
   double training_flops() const;
@@ -80,10 +89,20 @@ struct ParamInfo {
   int64_t size;
   int fan_in, fan_out;
   bool is_bias;
+  bool starts_at_one = false;  // batch-norm scales (PyTorch initialises them to 1)
 };
 // Parameters in a fixed order, packed into one flat vector (conv1.weight,
 // conv1.bias, ..., fc1.weight, ...). The flat layout lets Adam update all
 // parameters in one fused loop.
 std::vector<ParamInfo> parameter_layout(const NetworkShape& shape);
+
+// Batch-norm constants and momentum, PyTorch's defaults.
+constexpr float kBatchNormEpsilon = 1e-5f;
+constexpr float kBatchNormMomentum = 0.1f;
+
+// The running statistics of the batch-norm layers (bnK.running_mean,
+// bnK.running_var; PyTorch's buffers), packed like the parameters; empty
+// for a network without batch norm.
+std::vector<ParamInfo> buffer_layout(const NetworkShape& shape);
 
 }  // namespace histocnn

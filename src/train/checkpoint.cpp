@@ -22,7 +22,7 @@ void take(const SafetensorsFile& in, const std::string& prefix, Parameters& p,
   for (const auto& info : p.layout) {
     auto it = in.tensors.find(prefix + info.name);
     require(it != in.tensors.end(), path + ": tensor '" + prefix + info.name + "' is missing");
-    require(it->second.shape == info.shape,
+    require(it->second.shape == info.shape && !it->second.is_int(),
             path + ": tensor '" + prefix + info.name + "' has the wrong shape for this model");
     std::copy(it->second.values.begin(), it->second.values.end(), p.data(info));
   }
@@ -40,6 +40,18 @@ void save_model_file(const std::string& path, const ModelFile& file) {
   if (file.stain_target) out.metadata["histocnn.stain_target"] = file.stain_target->text();
   if (!file.trained.empty()) out.metadata["histocnn.trained"] = file.trained.dump();
   put(out, "", file.params);
+  for (const auto& info : file.buffers.layout) {
+    NamedTensor t;
+    t.shape = info.shape;
+    t.values.assign(file.buffers.data(info), file.buffers.data(info) + info.size);
+    out.tensors[info.name] = std::move(t);
+    if (info.name.size() > 13 &&
+        info.name.compare(info.name.size() - 13, 13, ".running_mean") == 0) {
+      NamedTensor count;  // PyTorch's scalar int64 buffer
+      count.ints = {file.buffers.batches_tracked};
+      out.tensors[info.name.substr(0, info.name.size() - 13) + ".num_batches_tracked"] = count;
+    }
+  }
   if (file.has_optimizer) {
     put(out, "optimizer.m.", file.m);
     put(out, "optimizer.v.", file.v);
@@ -78,6 +90,22 @@ ModelFile load_model_file(const std::string& path) {
   const NetworkShape shape = infer_shapes(file.spec, 1, file.height, file.width);
   file.params = Parameters::zeros(shape);
   take(in, "", file.params, path);
+  file.buffers = Buffers::initial(shape);
+  for (const auto& info : file.buffers.layout) {
+    auto it = in.tensors.find(info.name);
+    require(it != in.tensors.end() && it->second.shape == info.shape && !it->second.is_int(),
+            path + ": batch-norm buffer '" + info.name + "' is missing or has the wrong shape");
+    std::copy(it->second.values.begin(), it->second.values.end(), file.buffers.data(info));
+  }
+  if (!file.buffers.empty()) {
+    // Every layer counts the same steps; the first one's is read.
+    const std::string& first = file.buffers.layout.front().name;  // bnK.running_mean
+    const std::string name = first.substr(0, first.find('.')) + ".num_batches_tracked";
+    auto it = in.tensors.find(name);
+    require(it != in.tensors.end() && it->second.ints.size() == 1,
+            path + ": batch-norm buffer '" + name + "' is missing");
+    file.buffers.batches_tracked = it->second.ints[0];
+  }
   if (in.metadata.count("histocnn.state")) {
     file.has_optimizer = true;
     file.m = Parameters::zeros(shape);

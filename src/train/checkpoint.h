@@ -1,7 +1,9 @@
 // Model and checkpoint files (safetensors).
 //
 // model file:   the parameters under their PyTorch names (conv1.weight OIHW,
-//               fc1.weight [out, in], ...) and metadata:
+//               fc1.weight [out, in], bn1.weight, ...), the batch-norm buffers
+//               (bnK.running_mean, bnK.running_var, bnK.num_batches_tracked I64),
+//               and metadata:
 //                 histocnn.spec   the model spec text
 //                 histocnn.input  "WxH" input size
 //                 histocnn.crop   "WxH" crop size, or "whole"
@@ -35,6 +37,7 @@ struct ModelFile {
   Normalization normalization;              // histocnn.normalize (identity when absent)
   std::optional<StainMatrix> stain_target;  // histocnn.stain_target
   Parameters params;
+  Buffers buffers;  // batch-norm running statistics (empty without batch norm)
   nlohmann::json trained = nlohmann::json::object();  // histocnn.trained ({} when absent)
   // Only in checkpoints:
   bool has_optimizer = false;

@@ -232,6 +232,9 @@ nlohmann::json training_settings(const TrainOptions& o) {
           {"stain_normalize", o.stain_normalize},
           {"normalize", o.normalize},
           {"val_crops", o.val_crops_per_image},
+          {"preset", o.preset},
+          {"eval_tta", o.eval_tta},
+          {"eval_crops", o.eval_crops},
           {"version", HISTOCNN_VERSION},
           {"git", HISTOCNN_GIT_REVISION}};
 }
@@ -419,6 +422,14 @@ nlohmann::json run_training(const TrainOptions& o) {
   // Each process computes its slice of every global batch: at most this many rows.
   const int local_batch = (o.batch + ranks - 1) / ranks;
   const NetworkShape shape = infer_shapes(o.spec, local_batch, o.height, o.width);
+  require(!shape.has_batch_norm() || o.batch % ranks == 0,
+          "--batch " + std::to_string(o.batch) + " on " + std::to_string(ranks) +
+              " processes: a batch-norm model needs the batch to split evenly (each process "
+              "normalises its own share, as PyTorch's BatchNorm under DDP)");
+  require(!shape.has_batch_norm() || int(train_set.examples.size()) >= o.batch,
+          "--batch " + std::to_string(o.batch) +
+              ": a batch-norm model needs at least one full "
+              "batch of training examples");
   StepOptions step_options;
   step_options.adam = o.adam;
   step_options.dropout_seed = o.seed ^ 0xD50u;
@@ -469,6 +480,7 @@ nlohmann::json run_training(const TrainOptions& o) {
     if (!o.force_resume) require_same_settings(ck.trained, trained, checkpoint_path);
     if (o.normalize && !ck.normalization.text().empty()) normalization = ck.normalization;
     step->set_parameters(ck.params);
+    step->set_buffers(ck.buffers);
     step->set_optimizer_state(ck.m, ck.v, ck.state.value("step", int64_t(0)));
     start_epoch = ck.state.value("epoch", 0);
     history = ck.state.value("history", nlohmann::json::array());
@@ -481,6 +493,7 @@ nlohmann::json run_training(const TrainOptions& o) {
     ModelFile init = load_model_file(o.init);
     require_same_model(init, "--init " + o.init);
     step->set_parameters(init.params);
+    step->set_buffers(init.buffers);
   } else {
     step->set_parameters(Parameters::glorot(shape, o.seed));
   }
@@ -500,6 +513,7 @@ nlohmann::json run_training(const TrainOptions& o) {
     file.stain_target = crops.stain_target;
     file.trained = trained;
     file.params = step->parameters();
+    file.buffers = step->buffers();
     return file;
   };
   const bool show_bar = o.progress && ::isatty(STDERR_FILENO);
@@ -516,6 +530,9 @@ nlohmann::json run_training(const TrainOptions& o) {
     std::vector<BatchSlice> slices;
     for (size_t begin = 0; begin < order.size(); begin += size_t(o.batch)) {
       const int rows = int(std::min(order.size() - begin, size_t(o.batch)));
+      // Batch norm normalises by the batch's statistics: a short last batch
+      // is dropped (other examples each epoch: the order is reshuffled).
+      if (shape.has_batch_norm() && rows < o.batch) break;
       const RowRange r = rows_of_rank(rows, comm->rank(), ranks);
       mine.insert(mine.end(), order.begin() + long(begin) + r.begin,
                   order.begin() + long(begin) + r.end);

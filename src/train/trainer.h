@@ -59,6 +59,9 @@ struct TrainOptions {
   // image_balanced_accuracy, crop_accuracy). early_stop > 0 ends the run after
   // that many epochs without improvement.
   std::string select_by = "none";
+  std::string preset = "paper";  // recorded only: the preset's values arrive as the fields
+  bool eval_tta = false;         // eval/predict defaults recorded in the model
+  int eval_crops = 8;
   int early_stop = 0;
   std::string output;  // folder for checkpoint, model, metrics
   bool resume = false;

@@ -8,12 +8,18 @@
 // are small; the dense weights stay plain).
 //
 // Per conv block:   x -> conv+ReLU (fused post-op) -> max-pool -> y
+//   with BN:        x -> conv (no bias) -> BN -> ReLU (in place) -> max-pool -> y
+//                   (training: the batch's statistics, running statistics
+//                   updated as PyTorch does; inference: the running ones)
 // Backward:         dy *= (y > 0)   [ReLU backward on the pooled map: the pool
 //                                    passes gradient only to each window's max,
 //                                    and that max is > 0 exactly where ReLU'
 //                                    is 1, so this equals ReLU backward on the
 //                                    4x larger conv output]
-//                   -> pool backward -> conv backward weights (+bias), data
+//                   -> pool backward -> [BN backward] -> conv backward weights
+//                   (+bias), data
+// Global average pooling (spec 'gap'): an average pooling over the whole last
+// map into plain [N, C], and its backward.
 //
 // Memory: every activation, gradient and oneDNN scratchpad (user-managed, so
 // the library allocates nothing behind our back) is a planned buffer with a
@@ -60,9 +66,16 @@ struct ConvBlock {
   dnnl::pooling_backward::primitive_desc pool_bwd_pd;
   Mem src, conv_out, pooled, workspace;  // forward
   Mem d_pooled, d_conv_out, d_src;       // backward (d_src: previous block's d_pooled)
-  Mem w_canon, w_fwd, w_bwd_d, b;        // weights
+  Mem w_canon, w_fwd, w_bwd_d, b;        // weights (b: none with BN)
   Mem dw_canon, dw_bwd, db;              // gradients
   Mem scratch_fwd, scratch_pool, scratch_pool_bwd, scratch_bwd_w, scratch_bwd_d, scratch_relu;
+  // Batch norm: act = what the pool reads (bn_out after ReLU, else conv_out),
+  // d_act its gradient (else d_conv_out itself).
+  dnnl::batch_normalization_forward::primitive_desc bn_fwd_pd, bn_infer_pd;
+  dnnl::batch_normalization_backward::primitive_desc bn_bwd_pd;
+  dnnl::eltwise_forward::primitive_desc relu_fwd_pd;
+  Mem act, d_act, bn_out, mean, variance, gamma, beta, dgamma, dbeta, running_mean, running_var;
+  Mem scratch_bn_fwd, scratch_bn_infer, scratch_bn_bwd, scratch_relu_fwd;
   bool pooling() const { return s.pool > 1; }
 };
 
@@ -111,6 +124,7 @@ class CpuTrainingStep final : public TrainingStep {
     grads_ = Parameters::zeros(shape_);
     m_ = Parameters::zeros(shape_);
     v_ = Parameters::zeros(shape_);
+    bn_buffers_ = Buffers::initial(shape_);
     build();
   }
 
@@ -156,6 +170,13 @@ class CpuTrainingStep final : public TrainingStep {
     weights_dirty_ = true;
   }
   Parameters parameters() const override { return params_; }
+  Buffers buffers() const override { return bn_buffers_; }
+  void set_buffers(const Buffers& b) override {
+    require(b.values.size() == bn_buffers_.values.size(),
+            "batch-norm buffers do not match the model");
+    std::copy(b.values.begin(), b.values.end(), bn_buffers_.values.begin());  // views stay valid
+    bn_buffers_.batches_tracked = b.batches_tracked;
+  }
   void set_learning_rate(float learning_rate) override {
     options_.adam.learning_rate = learning_rate;
   }
@@ -243,6 +264,7 @@ class CpuTrainingStep final : public TrainingStep {
   std::vector<ConvBlock> convs_;
   std::vector<DenseBlock> denses_;
   Mem flat_nchw_, d_flat_nchw_;
+  Buffers bn_buffers_;  // running statistics, viewed by the BN primitives (never reallocated)
   std::vector<float> probs_;
   std::vector<Op> weight_ops_, forward_ops_, backward_ops_, grad_ops_;
   MemoryReport memory_;
@@ -274,14 +296,31 @@ void CpuTrainingStep::build() {
     build_conv(i, src, weight_ops_);
     src = convs_[i].pooled;
   }
-  // Flatten: last pooled map -> plain NCHW, seen as [N, C*H*W] by the dense layers.
+  // Flatten: last pooled map -> plain NCHW, seen as [N, C*H*W] by the dense
+  // layers; or its global average, [N, C, 1, 1] seen as [N, C].
   const auto& last = s.convs.back();
-  auto nchw_md = Mem::desc(dims4(s.batch, last.out_c, last.out_h, last.out_w), dt::f32, tag::nchw);
-  flat_nchw_ = make(nchw_md, "flatten");
-  d_flat_nchw_ = make(nchw_md, "d_flatten");
-  reorder_if_needed(src, flat_nchw_, forward_ops_);
-  auto flat_md =
-      Mem::desc({s.batch, int64_t(last.out_c) * last.out_h * last.out_w}, dt::f32, tag::nc);
+  const bool gap = s.global_pool;
+  auto nchw_md = Mem::desc(dims4(s.batch, last.out_c, gap ? 1 : last.out_h, gap ? 1 : last.out_w),
+                           dt::f32, tag::nchw);
+  flat_nchw_ = make(nchw_md, gap ? "gap" : "flatten");
+  d_flat_nchw_ = make(nchw_md, gap ? "d_gap" : "d_flatten");
+  dnnl::pooling_forward::primitive_desc gap_pd;
+  if (gap) {
+    const Mem::dims window = {last.out_h, last.out_w}, zero = {0, 0};
+    gap_pd = dnnl::pooling_forward::primitive_desc(
+        dnnl::pooling_forward::desc(dnnl::prop_kind::forward_training,
+                                    dnnl::algorithm::pooling_avg_exclude_padding, src.get_desc(),
+                                    nchw_md, window, window, zero, zero),
+        user_scratchpad(), engine_);
+    Mem pad = scratch(gap_pd, "gap");
+    auto pool = dnnl::pooling_forward(gap_pd);
+    add(forward_ops_, {src, flat_nchw_, pad}, [this, pool, src, pad]() {
+      pool.execute(stream_, args({{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, flat_nchw_}}, pad));
+    });
+  } else {
+    reorder_if_needed(src, flat_nchw_, forward_ops_);
+  }
+  auto flat_md = Mem::desc({s.batch, int64_t(s.denses.front().in)}, dt::f32, tag::nc);
   Mem flat = alias(flat_md, flat_nchw_);
   for (size_t i = 0; i < s.denses.size(); ++i) {
     build_dense(i, i == 0 ? flat : denses_[i - 1].out);
@@ -319,7 +358,24 @@ void CpuTrainingStep::build() {
                                d.scratch_bwd_d));
     });
   }
-  reorder_if_needed(d_flat_nchw_, convs_.back().d_pooled, backward_ops_);
+  if (gap) {
+    const Mem::dims window = {last.out_h, last.out_w}, zero = {0, 0};
+    const auto gap_bwd_pd = dnnl::pooling_backward::primitive_desc(
+        dnnl::pooling_backward::desc(dnnl::algorithm::pooling_avg_exclude_padding,
+                                     convs_.back().d_pooled.get_desc(), nchw_md, window, window,
+                                     zero, zero),
+        user_scratchpad(), engine_, gap_pd);
+    Mem pad = scratch(gap_bwd_pd, "gap_bwd");
+    auto pool_bwd = dnnl::pooling_backward(gap_bwd_pd);
+    ConvBlock& lc = convs_.back();
+    add(backward_ops_, {d_flat_nchw_, lc.d_pooled, pad}, [this, pool_bwd, &lc, pad]() {
+      pool_bwd.execute(
+          stream_,
+          args({{DNNL_ARG_DIFF_DST, d_flat_nchw_}, {DNNL_ARG_DIFF_SRC, lc.d_pooled}}, pad));
+    });
+  } else {
+    reorder_if_needed(d_flat_nchw_, convs_.back().d_pooled, backward_ops_);
+  }
   for (size_t k = convs_.size(); k-- > 0;) {
     ConvBlock& c = convs_[k];
     // ReLU backward on the pooled map (see the file comment).
@@ -342,21 +398,36 @@ void CpuTrainingStep::build() {
     });
     if (c.pooling()) {
       auto pb = dnnl::pooling_backward(c.pool_bwd_pd);
-      add(backward_ops_, {c.d_pooled, c.d_conv_out, c.workspace, c.scratch_pool_bwd},
-          [&c, pb, this]() {
-            pb.execute(stream_, args({{DNNL_ARG_DIFF_DST, c.d_pooled},
-                                      {DNNL_ARG_DIFF_SRC, c.d_conv_out},
-                                      {DNNL_ARG_WORKSPACE, c.workspace}},
-                                     c.scratch_pool_bwd));
+      add(backward_ops_, {c.d_pooled, c.d_act, c.workspace, c.scratch_pool_bwd}, [&c, pb, this]() {
+        pb.execute(stream_, args({{DNNL_ARG_DIFF_DST, c.d_pooled},
+                                  {DNNL_ARG_DIFF_SRC, c.d_act},
+                                  {DNNL_ARG_WORKSPACE, c.workspace}},
+                                 c.scratch_pool_bwd));
+      });
+    }
+    if (c.s.batch_norm) {
+      auto bn_bwd = dnnl::batch_normalization_backward(c.bn_bwd_pd);
+      add(backward_ops_, {c.conv_out, c.d_act, c.d_conv_out, c.scratch_bn_bwd},
+          [&c, bn_bwd, this]() {
+            bn_bwd.execute(stream_, args({{DNNL_ARG_SRC, c.conv_out},
+                                          {DNNL_ARG_MEAN, c.mean},
+                                          {DNNL_ARG_VARIANCE, c.variance},
+                                          {DNNL_ARG_DIFF_DST, c.d_act},
+                                          {DNNL_ARG_SCALE, c.gamma},
+                                          {DNNL_ARG_SHIFT, c.beta},
+                                          {DNNL_ARG_DIFF_SRC, c.d_conv_out},
+                                          {DNNL_ARG_DIFF_SCALE, c.dgamma},
+                                          {DNNL_ARG_DIFF_SHIFT, c.dbeta}},
+                                         c.scratch_bn_bwd));
           });
     }
     auto bw = dnnl::convolution_backward_weights(c.bwd_w_pd);
     add(backward_ops_, {c.src, c.d_conv_out, c.dw_bwd, c.scratch_bwd_w}, [&c, bw, this]() {
-      bw.execute(stream_, args({{DNNL_ARG_SRC, c.src},
-                                {DNNL_ARG_DIFF_DST, c.d_conv_out},
-                                {DNNL_ARG_DIFF_WEIGHTS, c.dw_bwd},
-                                {DNNL_ARG_DIFF_BIAS, c.db}},
-                               c.scratch_bwd_w));
+      std::unordered_map<int, Mem> a = {{DNNL_ARG_SRC, c.src},
+                                        {DNNL_ARG_DIFF_DST, c.d_conv_out},
+                                        {DNNL_ARG_DIFF_WEIGHTS, c.dw_bwd}};
+      if (c.db) a.insert({DNNL_ARG_DIFF_BIAS, c.db});
+      bw.execute(stream_, args(std::move(a), c.scratch_bwd_w));
     });
     reorder_if_needed(c.dw_bwd, c.dw_canon, grad_ops_);
     if (k > 0) {
@@ -439,10 +510,14 @@ void CpuTrainingStep::build_conv(size_t i, const Mem& src_in, std::vector<Op>& w
   // The first block lets oneDNN choose the input layout (the user's NCHW batch
   // is reordered into it); later blocks take the previous block's exact layout.
   auto src_md = i == 0 ? any4(dims4(n, s.in_c, s.in_h, s.in_w)) : src_in.get_desc();
-  const dnnl::primitive_attr attr = user_scratchpad(/*relu=*/true);
-  auto fwd_desc = dnnl::convolution_forward::desc(
-      dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, src_md, any4(w_dims),
-      bias_md, any4(conv_dims), strides, pad, pad);
+  const bool bn = s.batch_norm;  // then no bias, and the ReLU follows the normalisation
+  const dnnl::primitive_attr attr = user_scratchpad(/*relu=*/!bn);
+  auto fwd_desc = bn ? dnnl::convolution_forward::desc(
+                           dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
+                           src_md, any4(w_dims), any4(conv_dims), strides, pad, pad)
+                     : dnnl::convolution_forward::desc(
+                           dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
+                           src_md, any4(w_dims), bias_md, any4(conv_dims), strides, pad, pad);
   c.fwd_pd = dnnl::convolution_forward::primitive_desc(fwd_desc, attr, engine_);
   if (i == 0) {
     input_ = c.fwd_pd.src_desc() == src_in.get_desc()
@@ -457,13 +532,55 @@ void CpuTrainingStep::build_conv(size_t i, const Mem& src_in, std::vector<Op>& w
 
   // Weights: canonical OIHW view into the flat parameter vector.
   const auto& w_info = params_.info("conv" + std::to_string(i + 1) + ".weight");
-  const auto& b_info = params_.info("conv" + std::to_string(i + 1) + ".bias");
   auto w_canon_md = Mem::desc(w_dims, dt::f32, tag::oihw);
   c.w_canon = view(w_canon_md, params_.data(w_info));
-  c.b = view(bias_md, params_.data(b_info));
   c.w_fwd = c.fwd_pd.weights_desc() == w_canon_md ? c.w_canon : persistent(c.fwd_pd.weights_desc());
   c.dw_canon = view(w_canon_md, grads_.data(w_info));
-  c.db = view(bias_md, grads_.data(b_info));
+  if (!bn) {
+    const auto& b_info = params_.info("conv" + std::to_string(i + 1) + ".bias");
+    c.b = view(bias_md, params_.data(b_info));
+    c.db = view(bias_md, grads_.data(b_info));
+    c.act = c.conv_out;
+  } else {
+    // Batch norm over the conv output: scale/shift are bnK.weight/bias, the
+    // batch statistics land in mean/variance (kept for backward).
+    const std::string bn_name = "bn" + std::to_string(i + 1);
+    const auto& g_info = params_.info(bn_name + ".weight");
+    const auto& b_info = params_.info(bn_name + ".bias");
+    auto channel_md = Mem::desc({s.out_c}, dt::f32, tag::x);
+    c.gamma = view(channel_md, params_.data(g_info));
+    c.beta = view(channel_md, params_.data(b_info));
+    c.dgamma = view(channel_md, grads_.data(g_info));
+    c.dbeta = view(channel_md, grads_.data(b_info));
+    c.running_mean = view(channel_md, bn_buffers_.running_mean(int(i)));
+    c.running_var = view(channel_md, bn_buffers_.running_var(int(i)));
+    const auto flags = dnnl::normalization_flags::use_scale | dnnl::normalization_flags::use_shift;
+    c.bn_fwd_pd = dnnl::batch_normalization_forward::primitive_desc(
+        dnnl::batch_normalization_forward::desc(dnnl::prop_kind::forward_training,
+                                                c.conv_out.get_desc(), kBatchNormEpsilon, flags),
+        user_scratchpad(), engine_);
+    c.bn_infer_pd = dnnl::batch_normalization_forward::primitive_desc(
+        dnnl::batch_normalization_forward::desc(
+            dnnl::prop_kind::forward_inference, c.conv_out.get_desc(), kBatchNormEpsilon,
+            flags | dnnl::normalization_flags::use_global_stats),
+        user_scratchpad(), engine_);
+    c.bn_out = make(c.bn_fwd_pd.dst_desc(), tag + ".bn_out");
+    c.mean = persistent(c.bn_fwd_pd.mean_desc());
+    c.variance = persistent(c.bn_fwd_pd.variance_desc());
+    c.bn_bwd_pd = dnnl::batch_normalization_backward::primitive_desc(
+        dnnl::batch_normalization_backward::desc(dnnl::prop_kind::backward, c.bn_out.get_desc(),
+                                                 c.conv_out.get_desc(), kBatchNormEpsilon, flags),
+        user_scratchpad(), engine_, c.bn_fwd_pd);
+    c.relu_fwd_pd = dnnl::eltwise_forward::primitive_desc(
+        dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_training,
+                                    dnnl::algorithm::eltwise_relu, c.bn_out.get_desc(), 0.f),
+        user_scratchpad(), engine_);
+    c.scratch_bn_fwd = scratch(c.bn_fwd_pd, tag + ".bn_fwd");
+    c.scratch_bn_infer = scratch(c.bn_infer_pd, tag + ".bn_infer");
+    c.scratch_bn_bwd = scratch(c.bn_bwd_pd, tag + ".bn_bwd");
+    c.scratch_relu_fwd = scratch(c.relu_fwd_pd, tag + ".relu");
+    c.act = c.bn_out;
+  }
 
   // Pooling.
   if (s.pool > 1) {
@@ -472,31 +589,35 @@ void CpuTrainingStep::build_conv(size_t i, const Mem& src_in, std::vector<Op>& w
     // A trailing row/column that does not fill a window is dropped (floor), as
     // in Keras and PyTorch.
     Mem::dims pad_r = {0, 0};
-    auto pool_desc = dnnl::pooling_forward::desc(
-        dnnl::prop_kind::forward_training, dnnl::algorithm::pooling_max, c.conv_out.get_desc(),
-        any4(pooled_dims), pstride, kernel, zero, pad_r);
+    auto pool_desc = dnnl::pooling_forward::desc(dnnl::prop_kind::forward_training,
+                                                 dnnl::algorithm::pooling_max, c.act.get_desc(),
+                                                 any4(pooled_dims), pstride, kernel, zero, pad_r);
     c.pool_pd = dnnl::pooling_forward::primitive_desc(pool_desc, user_scratchpad(), engine_);
     c.pooled = make(c.pool_pd.dst_desc(), tag + ".pooled");
     c.workspace = make(c.pool_pd.workspace_desc(), tag + ".pool_workspace");
     auto pool_bwd_desc =
-        dnnl::pooling_backward::desc(dnnl::algorithm::pooling_max, c.conv_out.get_desc(),
+        dnnl::pooling_backward::desc(dnnl::algorithm::pooling_max, c.act.get_desc(),
                                      c.pooled.get_desc(), pstride, kernel, zero, pad_r);
     c.pool_bwd_pd = dnnl::pooling_backward::primitive_desc(pool_bwd_desc, user_scratchpad(),
                                                            engine_, c.pool_pd);
     c.scratch_pool = scratch(c.pool_pd, tag + ".pool");
     c.scratch_pool_bwd = scratch(c.pool_bwd_pd, tag + ".pool_bwd");
     c.d_pooled = make(c.pooled.get_desc(), tag + ".d_pooled");
-    c.d_conv_out = make(c.conv_out.get_desc(), tag + ".d_out");
+    c.d_act = make(c.act.get_desc(), bn ? tag + ".d_bn_out" : tag + ".d_out");
   } else {
-    c.pooled = c.conv_out;
-    c.d_pooled = make(c.conv_out.get_desc(), tag + ".d_out");
-    c.d_conv_out = c.d_pooled;
+    c.pooled = c.act;
+    c.d_pooled = make(c.act.get_desc(), bn ? tag + ".d_bn_out" : tag + ".d_out");
+    c.d_act = c.d_pooled;
   }
+  c.d_conv_out = bn ? make(c.conv_out.get_desc(), tag + ".d_out") : c.d_act;
 
   // Backward weights.
-  auto bwd_w_desc = dnnl::convolution_backward_weights::desc(
-      dnnl::algorithm::convolution_direct, c.src.get_desc(), any4(w_dims), bias_md,
-      c.conv_out.get_desc(), strides, pad, pad);
+  auto bwd_w_desc = bn ? dnnl::convolution_backward_weights::desc(
+                             dnnl::algorithm::convolution_direct, c.src.get_desc(), any4(w_dims),
+                             c.conv_out.get_desc(), strides, pad, pad)
+                       : dnnl::convolution_backward_weights::desc(
+                             dnnl::algorithm::convolution_direct, c.src.get_desc(), any4(w_dims),
+                             bias_md, c.conv_out.get_desc(), strides, pad, pad);
   c.bwd_w_pd = dnnl::convolution_backward_weights::primitive_desc(bwd_w_desc, user_scratchpad(),
                                                                   engine_, c.fwd_pd);
   c.scratch_fwd = scratch(c.fwd_pd, tag + ".conv_fwd");
@@ -525,16 +646,44 @@ void CpuTrainingStep::build_conv(size_t i, const Mem& src_in, std::vector<Op>& w
   if (i == 0) reorder_if_needed(input_user_, input_, forward_ops_);
   auto conv = dnnl::convolution_forward(cb.fwd_pd);
   add(forward_ops_, {cb.src, cb.conv_out, cb.scratch_fwd}, [&cb, conv, this]() {
-    conv.execute(stream_, args({{DNNL_ARG_SRC, cb.src},
-                                {DNNL_ARG_WEIGHTS, cb.w_fwd},
-                                {DNNL_ARG_BIAS, cb.b},
-                                {DNNL_ARG_DST, cb.conv_out}},
-                               cb.scratch_fwd));
+    std::unordered_map<int, Mem> a = {
+        {DNNL_ARG_SRC, cb.src}, {DNNL_ARG_WEIGHTS, cb.w_fwd}, {DNNL_ARG_DST, cb.conv_out}};
+    if (cb.b) a.insert({DNNL_ARG_BIAS, cb.b});
+    conv.execute(stream_, args(std::move(a), cb.scratch_fwd));
   });
+  if (bn) {
+    auto train = dnnl::batch_normalization_forward(cb.bn_fwd_pd);
+    auto infer = dnnl::batch_normalization_forward(cb.bn_infer_pd);
+    add(forward_ops_, {cb.conv_out, cb.bn_out, cb.scratch_bn_fwd, cb.scratch_bn_infer},
+        [&cb, train, infer, i, this]() {
+          std::unordered_map<int, Mem> a = {{DNNL_ARG_SRC, cb.conv_out},
+                                            {DNNL_ARG_DST, cb.bn_out},
+                                            {DNNL_ARG_SCALE, cb.gamma},
+                                            {DNNL_ARG_SHIFT, cb.beta}};
+          if (!training_) {
+            a.insert({DNNL_ARG_MEAN, cb.running_mean});
+            a.insert({DNNL_ARG_VARIANCE, cb.running_var});
+            infer.execute(stream_, args(std::move(a), cb.scratch_bn_infer));
+            return;
+          }
+          a.insert({DNNL_ARG_MEAN, cb.mean});
+          a.insert({DNNL_ARG_VARIANCE, cb.variance});
+          train.execute(stream_, args(std::move(a), cb.scratch_bn_fwd));
+          stream_.wait();  // the running statistics read the batch's on the host
+          bn_buffers_.update(int(i), static_cast<const float*>(cb.mean.get_data_handle()),
+                             static_cast<const float*>(cb.variance.get_data_handle()), cb.s.out_c,
+                             int64_t(shape_.batch) * cb.s.conv_h * cb.s.conv_w);
+        });
+    auto relu = dnnl::eltwise_forward(cb.relu_fwd_pd);
+    add(forward_ops_, {cb.bn_out, cb.scratch_relu_fwd}, [&cb, relu, this]() {
+      relu.execute(stream_, args({{DNNL_ARG_SRC, cb.bn_out}, {DNNL_ARG_DST, cb.bn_out}},
+                                 cb.scratch_relu_fwd));
+    });
+  }
   if (cb.pooling()) {
     auto pool = dnnl::pooling_forward(cb.pool_pd);
-    add(forward_ops_, {cb.conv_out, cb.pooled, cb.workspace, cb.scratch_pool}, [&cb, pool, this]() {
-      pool.execute(stream_, args({{DNNL_ARG_SRC, cb.conv_out},
+    add(forward_ops_, {cb.act, cb.pooled, cb.workspace, cb.scratch_pool}, [&cb, pool, this]() {
+      pool.execute(stream_, args({{DNNL_ARG_SRC, cb.act},
                                   {DNNL_ARG_DST, cb.pooled},
                                   {DNNL_ARG_WORKSPACE, cb.workspace}},
                                  cb.scratch_pool));
@@ -607,6 +756,16 @@ StepResult CpuTrainingStep::run(const float* images, const int32_t* labels, int 
   require(count >= 1 && count <= shape_.batch, "batch of " + std::to_string(count) +
                                                    " images does not fit the compiled batch of " +
                                                    std::to_string(shape_.batch));
+  if (shape_.has_batch_norm()) {
+    // The batch's statistics must not count padding rows (the trainer drops
+    // a short last batch of a batch-norm network), and the backward pass
+    // needs the statistics of a training forward.
+    require(!training || count == shape_.batch,
+            "batch norm trains on full batches: " + std::to_string(count) + " of " +
+                std::to_string(shape_.batch) + " rows");
+    require(training || !backward, "batch norm: gradients need training mode");
+    if (training) bn_buffers_.batches_tracked++;
+  }
   training_ = training;
   StepMemory& memory = *step_memory_;
   int k = 0;  // the operation index, as planned

@@ -4,6 +4,8 @@
 #include <climits>
 #include <stdexcept>
 
+#include "core/error.h"
+
 namespace histocnn::cuda {
 
 Dims4 conv_output_dims(const Dims4& x, int filters, int kernel, int pad) {
@@ -88,6 +90,11 @@ CudaSchedule build_cuda_schedule(const NetworkShape& shape,
                                  const std::vector<ConvWorkspaces>& workspaces) {
   if (!workspaces.empty() && workspaces.size() != shape.convs.size())
     throw std::invalid_argument("build_cuda_schedule: one workspace entry per conv block");
+  // Batch norm and global average pooling run on the CPU backend (oneDNN)
+  // only; the CUDA step refuses them before touching the device.
+  require(!shape.has_batch_norm() && !shape.global_pool,
+          "--device cuda: this model uses batch norm ('bn') or 'gap', which the CUDA step does "
+          "not run yet; train it with --device cpu");
   CudaSchedule s;
   auto tensor = [&](const std::string& name, int64_t floats) {
     s.tensors.push_back({name, size_t(floats) * sizeof(float), INT_MAX, -1});

@@ -1,0 +1,58 @@
+#include "cli/presets.h"
+
+#include "core/error.h"
+
+namespace histocnn::cli {
+
+const std::vector<Preset>& presets() {
+  static const std::vector<Preset> all = {
+      {"paper", "the paper's network and protocol (the defaults)", {}, ""},
+      {"accurate",
+       "stain-normalised larger-context crops, HED augmentation, AdamW + cosine; eval with TTA",
+       {{"--size", "64"},
+        {"--crop", "400"},
+        {"--epochs", "30"},
+        {"--flips", ""},
+        {"--rotations", ""},
+        {"--stain-normalize", "macenko"},
+        {"--hed-jitter", "0.05"},
+        {"--max-background", "0.5"},
+        {"--lr-schedule", "cosine"},
+        {"--weight-decay", "0.05"},
+        {"--eval-tta", ""},
+        {"--eval-crops", "16"}},
+       ""},
+  };
+  return all;
+}
+
+const Preset& find_preset(const std::string& name) {
+  std::string names;
+  for (const auto& p : presets()) {
+    if (p.name == name) return p;
+    names += (names.empty() ? "" : ", ") + p.name;
+  }
+  fail("--preset: unknown preset '" + name + "' (" + names + ")");
+}
+
+std::string describe(const Preset& preset) {
+  std::string text;
+  for (const auto& [flag, value] : preset.flags)
+    text += (text.empty() ? "" : " ") + flag + (value.empty() ? "" : " " + value);
+  if (!preset.model_spec.empty()) text += " --model <" + preset.name + " network>";
+  return text.empty() ? "(the defaults)" : text;
+}
+
+std::vector<std::string> apply_preset(CLI::App& cmd, const Preset& preset) {
+  std::vector<std::string> applied;
+  for (const auto& [flag, value] : preset.flags) {
+    CLI::Option* option = cmd.get_option(flag);  // throws on a typo in the table
+    if (option->count() > 0) continue;           // given explicitly: the user's value wins
+    option->add_result(value.empty() ? std::string("true") : value);
+    option->run_callback();
+    applied.push_back(flag);
+  }
+  return applied;
+}
+
+}  // namespace histocnn::cli
