@@ -1,0 +1,290 @@
+// The CPU training step, compiled once per (model, batch shape): the class
+// and its blocks. cpu_step_layers.cpp builds the primitives (conv blocks with
+// optional batch norm, global pooling, dense layers); cpu_step.cpp plans the
+// memory and runs the step.
+//
+// Layouts: oneDNN picks the activation layouts (blocked nChw16c on AVX-512);
+// every layer is created against its neighbour's exact layout, so activations
+// flow without reorders. Weights live in canonical PyTorch layouts in one flat
+// vector (so Adam is a single fused loop); each step they are reordered into
+// the layouts the primitives asked for, which costs little (the conv weights
+// are small; the dense weights stay plain).
+//
+// Per conv block:   x -> conv+ReLU (fused post-op) -> max-pool -> y
+//   with BN:        x -> conv (no bias) -> BN -> ReLU (in place) -> max-pool -> y
+//                   (training: the batch's statistics, running statistics
+//                   updated as PyTorch does; inference: the running ones)
+// Backward:         dy *= (y > 0)   [ReLU backward on the pooled map: the pool
+//                                    passes gradient only to each window's max,
+//                                    and that max is > 0 exactly where ReLU'
+//                                    is 1, so this equals ReLU backward on the
+//                                    4x larger conv output]
+//                   -> pool backward -> [BN backward] -> conv backward weights
+//                   (+bias), data
+// Global average pooling (spec 'gap'): an average pooling over the whole last
+// map into plain [N, C], and its backward.
+//
+// Memory: every activation, gradient and oneDNN scratchpad (user-managed, so
+// the library allocates nothing behind our back) is a planned buffer with a
+// lifetime in operations; StepMemory places them through the DeviceContext's
+// resource — one arena (allocator "plan") or per tensor every step.
+#pragma once
+
+#include <chrono>
+#include <climits>
+#include <cmath>
+#include <cstring>
+#include <dnnl.hpp>
+#include <functional>
+#include <sstream>
+#include <unordered_map>
+
+#include "backends/cpu/cpu_backend.h"
+#include "core/error.h"
+#include "core/rng.h"
+#include "memory/host_resource.h"
+#include "memory/step_memory.h"
+#include "nn/elementwise.h"
+
+namespace histocnn::cpu {
+
+using Mem = dnnl::memory;
+using Clock = std::chrono::steady_clock;
+inline double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+using tag = Mem::format_tag;
+using dt = Mem::data_type;
+// An operation of the step and the memories it touches (for lifetime planning).
+struct Op {
+  std::function<void()> run;
+  std::vector<Mem> uses;
+};
+
+struct ConvBlock {
+  ConvShape s;
+  dnnl::convolution_forward::primitive_desc fwd_pd;
+  dnnl::convolution_backward_weights::primitive_desc bwd_w_pd;
+  dnnl::convolution_backward_data::primitive_desc bwd_d_pd;  // empty for the first block
+  dnnl::pooling_forward::primitive_desc pool_pd;
+  dnnl::pooling_backward::primitive_desc pool_bwd_pd;
+  Mem src, conv_out, pooled, workspace;  // forward
+  Mem d_pooled, d_conv_out, d_src;       // backward (d_src: previous block's d_pooled)
+  Mem w_canon, w_fwd, w_bwd_d, b;        // weights (b: none with BN)
+  Mem dw_canon, dw_bwd, db;              // gradients
+  Mem scratch_fwd, scratch_pool, scratch_pool_bwd, scratch_bwd_w, scratch_bwd_d, scratch_relu;
+  // Batch norm: act = what the pool reads (bn_out after ReLU, else conv_out),
+  // d_act its gradient (else d_conv_out itself).
+  dnnl::batch_normalization_forward::primitive_desc bn_fwd_pd, bn_infer_pd;
+  dnnl::batch_normalization_backward::primitive_desc bn_bwd_pd;
+  dnnl::eltwise_forward::primitive_desc relu_fwd_pd;
+  Mem act, d_act, bn_out, mean, variance, gamma, beta, dgamma, dbeta, running_mean, running_var;
+  Mem scratch_bn_fwd, scratch_bn_infer, scratch_bn_bwd, scratch_relu_fwd;
+  bool pooling() const { return s.pool > 1; }
+};
+
+struct DenseBlock {
+  DenseShape s;
+  dnnl::inner_product_forward::primitive_desc fwd_pd;
+  dnnl::inner_product_backward_data::primitive_desc bwd_d_pd;
+  dnnl::inner_product_backward_weights::primitive_desc bwd_w_pd;
+  Mem src, out, d_src, d_out;  // out: after ReLU; d_out: gradient w.r.t. the block's output
+  Mem w, b, dw, db;
+  std::vector<float> mask;  // dropout scale per element (0 or 1/(1-p))
+  Mem scratch_fwd, scratch_bwd_d, scratch_bwd_w;
+};
+
+inline Mem::dims dims4(int n, int c, int h, int w) {
+  return {n, c, h, w};
+}
+
+// Primitive attributes with a user-managed scratchpad (planned by us), plus
+// an optional fused ReLU.
+inline dnnl::primitive_attr user_scratchpad(bool relu = false) {
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  if (relu) {
+    dnnl::post_ops ops;
+    ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+    attr.set_post_ops(ops);
+  }
+  return attr;
+}
+
+// Execution arguments plus the scratchpad, when the primitive wants one.
+inline std::unordered_map<int, Mem> args(std::unordered_map<int, Mem> a, const Mem& scratch) {
+  if (scratch) a.insert({DNNL_ARG_SCRATCHPAD, scratch});
+  return a;
+}
+
+class CpuTrainingStep final : public TrainingStep {
+ public:
+  CpuTrainingStep(const NetworkShape& shape, const StepOptions& options)
+      : shape_(shape), options_(options), engine_(dnnl::engine::kind::cpu, 0), stream_(engine_) {
+    require(options.precision == "fp32",
+            "--precision " + options.precision + ": the CPU backend trains in fp32 only");
+    resource_ = options.device.memory ? options.device.memory : &own_resource_;
+    params_ = Parameters::zeros(shape_);
+    grads_ = Parameters::zeros(shape_);
+    m_ = Parameters::zeros(shape_);
+    v_ = Parameters::zeros(shape_);
+    bn_buffers_ = Buffers::initial(shape_);
+    build();
+  }
+
+  StepResult train_slice(const float* images, const int32_t* labels, int count,
+                         const BatchSlice& slice) override {
+    require(count >= 0 && count <= shape_.batch && (count > 0 || slice.global_count > 0),
+            "batch of " + std::to_string(count) + " images does not fit the compiled batch of " +
+                std::to_string(shape_.batch));
+    slice_ = slice;
+    StepResult r;
+    if (count > 0)
+      r = run(images, labels, count, /*training=*/true, /*backward=*/true);
+    else
+      std::fill(grads_.values.begin(), grads_.values.end(), 0.0f);  // no rows here
+    slice_ = BatchSlice{};
+    if (options_.reduce_gradients)
+      options_.reduce_gradients(grads_.values.data(), int64_t(grads_.values.size()), nullptr);
+    const auto start = Clock::now();
+    ++step_;
+    adam_update(options_.adam, step_, static_cast<int64_t>(params_.values.size()),
+                params_.values.data(), grads_.values.data(), m_.values.data(), v_.values.data());
+    weights_dirty_ = true;
+    profile_.update += seconds_since(start);
+    profile_.steps++;
+    return r;
+  }
+
+  void predict(const float* images, int count, float* probabilities) override {
+    run(images, nullptr, count, /*training=*/false, /*backward=*/false);
+    std::memcpy(probabilities, probs_.data(), sizeof(float) * 2 * count);
+  }
+
+  StepResult gradients(const float* images, const int32_t* labels, int count, bool training,
+                       Parameters* grads) override {
+    StepResult r = run(images, labels, count, training, true);
+    if (grads) *grads = grads_;
+    return r;
+  }
+
+  void set_parameters(const Parameters& p) override {
+    require(p.values.size() == params_.values.size(), "parameters do not match the model");
+    params_.values = p.values;
+    weights_dirty_ = true;
+  }
+  Parameters parameters() const override { return params_; }
+  Buffers buffers() const override { return bn_buffers_; }
+  void set_buffers(const Buffers& b) override {
+    require(b.values.size() == bn_buffers_.values.size(),
+            "batch-norm buffers do not match the model");
+    std::copy(b.values.begin(), b.values.end(), bn_buffers_.values.begin());  // views stay valid
+    bn_buffers_.batches_tracked = b.batches_tracked;
+  }
+  void set_learning_rate(float learning_rate) override {
+    options_.adam.learning_rate = learning_rate;
+  }
+  void set_optimizer_state(const Parameters& m, const Parameters& v, int64_t step) override {
+    require(m.values.size() == m_.values.size() && v.values.size() == v_.values.size(),
+            "optimizer state does not match the model");
+    m_.values = m.values;
+    v_.values = v.values;
+    step_ = step;
+  }
+  void optimizer_state(Parameters* m, Parameters* v, int64_t* step) const override {
+    *m = m_;
+    *v = v_;
+    *step = step_;
+  }
+  MemoryReport memory() const override {
+    MemoryReport r = memory_;
+    r.allocator_calls = step_memory_->allocator_calls();
+    return r;
+  }
+  StepProfile profile() const override { return profile_; }
+  const NetworkShape& shape() const override { return shape_; }
+
+ private:
+  // A planned activation buffer: no memory yet; plan_buffers() places it in the arena.
+  Mem make(const Mem::desc& md, const std::string& name) {
+    Mem m(md, engine_, DNNL_MEMORY_NONE);
+    buffer_of_[m.get()] = buffers_.size();
+    buffers_.push_back({name, md.get_size(), {m}});
+    return m;
+  }
+  // Another view (descriptor) of a planned buffer.
+  Mem alias(const Mem::desc& md, const Mem& of) {
+    Mem m(md, engine_, DNNL_MEMORY_NONE);
+    const size_t id = buffer_of_.at(of.get());
+    buffer_of_[m.get()] = id;
+    buffers_[id].handles.push_back(m);
+    return m;
+  }
+  // Weights in a primitive's layout: they outlive a step, so they are not planned.
+  Mem persistent(const Mem::desc& md) {
+    memory_.parameter_bytes += int64_t(md.get_size());
+    return Mem(md, engine_);
+  }
+  Mem view(const Mem::desc& md, float* data) { return Mem(md, engine_, data); }
+  // The primitive's scratchpad as a planned buffer (empty when it needs none).
+  template <typename PrimitiveDesc>
+  Mem scratch(const PrimitiveDesc& pd, const std::string& name) {
+    const Mem::desc md = pd.scratchpad_desc();
+    return md.get_size() ? make(md, name + ".scratchpad") : Mem();
+  }
+  void add(std::vector<Op>& ops, std::vector<Mem> uses, std::function<void()> run) {
+    ops.push_back({std::move(run), std::move(uses)});
+  }
+  void reorder_if_needed(const Mem& from, const Mem& to, std::vector<Op>& ops) {
+    if (from.get_desc() == to.get_desc() && from.get() == to.get()) return;
+    const auto pd = dnnl::reorder::primitive_desc(from, to, user_scratchpad());
+    auto r = dnnl::reorder(pd);
+    Mem pad = &ops == &weight_ops_ ? Mem() : scratch(pd, "reorder");
+    require(&ops != &weight_ops_ || !pd.scratchpad_desc().get_size(),
+            "oneDNN: a weight reorder asks for a scratchpad (unsupported)");
+    add(ops, {from, to, pad}, [this, r, src = from, dst = to, pad]() mutable {
+      r.execute(stream_, args({{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, dst}}, pad));
+    });
+  }
+  void plan_buffers();
+
+  void build();
+  void build_conv(size_t i, const Mem& src, std::vector<Op>& weight_ops);
+  void build_dense(size_t i, const Mem& src);
+  StepResult run(const float* images, const int32_t* labels, int count, bool training,
+                 bool backward);
+  StepResult loss_and_gradient(const int32_t* labels, int count, bool backward);
+
+  NetworkShape shape_;
+  StepOptions options_;
+  dnnl::engine engine_;
+  dnnl::stream stream_;
+  Parameters params_, grads_, m_, v_;
+  int64_t step_ = 0;
+  bool weights_dirty_ = true;
+  bool training_ = true;
+
+  Mem input_user_, input_;
+  std::vector<ConvBlock> convs_;
+  std::vector<DenseBlock> denses_;
+  Mem flat_nchw_, d_flat_nchw_;
+  Buffers bn_buffers_;  // running statistics, viewed by the BN primitives (never reallocated)
+  std::vector<float> probs_;
+  std::vector<Op> weight_ops_, forward_ops_, backward_ops_, grad_ops_;
+  MemoryReport memory_;
+  StepProfile profile_;
+  struct PlannedBuffer {
+    std::string name;
+    size_t bytes;
+    std::vector<Mem> handles;  // every descriptor viewing this buffer
+  };
+  std::vector<PlannedBuffer> buffers_;
+  std::unordered_map<dnnl_memory_t, size_t> buffer_of_;
+  HostResource own_resource_;  // when the trainer hands none
+  MemoryResource* resource_ = nullptr;
+  std::unique_ptr<StepMemory> step_memory_;
+  int loss_op_ = 0, op_count_ = 0;
+  BatchSlice slice_;  // of the train_slice call in progress
+};
+
+}  // namespace histocnn::cpu

@@ -1,0 +1,428 @@
+// The CPU step's primitives, layer by layer (see cpu_step.h for the data flow).
+#include "backends/cpu/cpu_step.h"
+
+namespace histocnn::cpu {
+
+void CpuTrainingStep::build() {
+  const auto& s = shape_;
+  auto user_md = Mem::desc(dims4(s.batch, s.channels, s.height, s.width), dt::f32, tag::nchw);
+  input_user_ = make(user_md, "input");
+  // Blocks are captured by reference in the op lists: no reallocation allowed.
+  convs_.reserve(s.convs.size());
+  denses_.reserve(s.denses.size());
+
+  Mem src = input_user_;
+  for (size_t i = 0; i < s.convs.size(); ++i) {
+    build_conv(i, src, weight_ops_);
+    src = convs_[i].pooled;
+  }
+  // Flatten: last pooled map -> plain NCHW, seen as [N, C*H*W] by the dense
+  // layers; or its global average, [N, C, 1, 1] seen as [N, C].
+  const auto& last = s.convs.back();
+  const bool gap = s.global_pool;
+  auto nchw_md = Mem::desc(dims4(s.batch, last.out_c, gap ? 1 : last.out_h, gap ? 1 : last.out_w),
+                           dt::f32, tag::nchw);
+  flat_nchw_ = make(nchw_md, gap ? "gap" : "flatten");
+  d_flat_nchw_ = make(nchw_md, gap ? "d_gap" : "d_flatten");
+  dnnl::pooling_forward::primitive_desc gap_pd;
+  if (gap) {
+    const Mem::dims window = {last.out_h, last.out_w}, zero = {0, 0};
+    gap_pd = dnnl::pooling_forward::primitive_desc(
+        dnnl::pooling_forward::desc(dnnl::prop_kind::forward_training,
+                                    dnnl::algorithm::pooling_avg_exclude_padding, src.get_desc(),
+                                    nchw_md, window, window, zero, zero),
+        user_scratchpad(), engine_);
+    Mem pad = scratch(gap_pd, "gap");
+    auto pool = dnnl::pooling_forward(gap_pd);
+    add(forward_ops_, {src, flat_nchw_, pad}, [this, pool, src, pad]() {
+      pool.execute(stream_, args({{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, flat_nchw_}}, pad));
+    });
+  } else {
+    reorder_if_needed(src, flat_nchw_, forward_ops_);
+  }
+  auto flat_md = Mem::desc({s.batch, int64_t(s.denses.front().in)}, dt::f32, tag::nc);
+  Mem flat = alias(flat_md, flat_nchw_);
+  for (size_t i = 0; i < s.denses.size(); ++i) {
+    build_dense(i, i == 0 ? flat : denses_[i - 1].out);
+  }
+  probs_.assign(size_t(s.batch) * 2, 0.0f);
+
+  // Backward of the dense stack (reverse), then back into the conv stack.
+  for (size_t k = denses_.size(); k-- > 0;) {
+    DenseBlock& d = denses_[k];
+    // Gradient w.r.t. pre-activation: d_out (already holds dL/d(out) with the
+    // dropout mask folded in by the block above) times ReLU'.
+    if (d.s.relu) {
+      add(backward_ops_, {d.d_out, d.out}, [&d, this]() {
+        float* g = static_cast<float*>(d.d_out.get_data_handle());
+        const float* y = static_cast<const float*>(d.out.get_data_handle());
+        const int64_t n = int64_t(shape_.batch) * d.s.out;
+        const bool drop = training_ && d.s.dropout_after > 0;
+        for (int64_t j = 0; j < n; ++j)
+          g[j] = elementwise::relu_dropout_grad(y[j], g[j], drop ? d.mask[j] : 1.0f);
+      });
+    }
+    auto bw = dnnl::inner_product_backward_weights(d.bwd_w_pd);
+    add(backward_ops_, {d.src, d.d_out, d.scratch_bwd_w}, [&d, bw, this]() {
+      bw.execute(stream_, args({{DNNL_ARG_SRC, d.src},
+                                {DNNL_ARG_DIFF_DST, d.d_out},
+                                {DNNL_ARG_DIFF_WEIGHTS, d.dw},
+                                {DNNL_ARG_DIFF_BIAS, d.db}},
+                               d.scratch_bwd_w));
+    });
+    auto bd = dnnl::inner_product_backward_data(d.bwd_d_pd);
+    add(backward_ops_, {d.d_out, d.d_src, d.scratch_bwd_d}, [&d, bd, this]() {
+      bd.execute(stream_, args({{DNNL_ARG_DIFF_DST, d.d_out},
+                                {DNNL_ARG_WEIGHTS, d.w},
+                                {DNNL_ARG_DIFF_SRC, d.d_src}},
+                               d.scratch_bwd_d));
+    });
+  }
+  if (gap) {
+    const Mem::dims window = {last.out_h, last.out_w}, zero = {0, 0};
+    const auto gap_bwd_pd = dnnl::pooling_backward::primitive_desc(
+        dnnl::pooling_backward::desc(dnnl::algorithm::pooling_avg_exclude_padding,
+                                     convs_.back().d_pooled.get_desc(), nchw_md, window, window,
+                                     zero, zero),
+        user_scratchpad(), engine_, gap_pd);
+    Mem pad = scratch(gap_bwd_pd, "gap_bwd");
+    auto pool_bwd = dnnl::pooling_backward(gap_bwd_pd);
+    ConvBlock& lc = convs_.back();
+    add(backward_ops_, {d_flat_nchw_, lc.d_pooled, pad}, [this, pool_bwd, &lc, pad]() {
+      pool_bwd.execute(
+          stream_,
+          args({{DNNL_ARG_DIFF_DST, d_flat_nchw_}, {DNNL_ARG_DIFF_SRC, lc.d_pooled}}, pad));
+    });
+  } else {
+    reorder_if_needed(d_flat_nchw_, convs_.back().d_pooled, backward_ops_);
+  }
+  for (size_t k = convs_.size(); k-- > 0;) {
+    ConvBlock& c = convs_[k];
+    // ReLU backward on the pooled map (see the file comment).
+    auto relu_fwd = dnnl::eltwise_forward::primitive_desc(
+        dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_training,
+                                    dnnl::algorithm::eltwise_relu_use_dst_for_bwd,
+                                    c.pooled.get_desc(), 0.f),
+        engine_);
+    const auto relu_bwd_pd = dnnl::eltwise_backward::primitive_desc(
+        dnnl::eltwise_backward::desc(dnnl::algorithm::eltwise_relu_use_dst_for_bwd,
+                                     c.d_pooled.get_desc(), c.pooled.get_desc(), 0.f),
+        user_scratchpad(), engine_, relu_fwd);
+    auto relu_bwd = dnnl::eltwise_backward(relu_bwd_pd);
+    c.scratch_relu = scratch(relu_bwd_pd, "conv" + std::to_string(k + 1) + ".relu_bwd");
+    add(backward_ops_, {c.pooled, c.d_pooled, c.scratch_relu}, [&c, relu_bwd, this]() {
+      relu_bwd.execute(stream_, args({{DNNL_ARG_DST, c.pooled},
+                                      {DNNL_ARG_DIFF_DST, c.d_pooled},
+                                      {DNNL_ARG_DIFF_SRC, c.d_pooled}},
+                                     c.scratch_relu));
+    });
+    if (c.pooling()) {
+      auto pb = dnnl::pooling_backward(c.pool_bwd_pd);
+      add(backward_ops_, {c.d_pooled, c.d_act, c.workspace, c.scratch_pool_bwd}, [&c, pb, this]() {
+        pb.execute(stream_, args({{DNNL_ARG_DIFF_DST, c.d_pooled},
+                                  {DNNL_ARG_DIFF_SRC, c.d_act},
+                                  {DNNL_ARG_WORKSPACE, c.workspace}},
+                                 c.scratch_pool_bwd));
+      });
+    }
+    if (c.s.batch_norm) {
+      auto bn_bwd = dnnl::batch_normalization_backward(c.bn_bwd_pd);
+      add(backward_ops_, {c.conv_out, c.d_act, c.d_conv_out, c.scratch_bn_bwd},
+          [&c, bn_bwd, this]() {
+            bn_bwd.execute(stream_, args({{DNNL_ARG_SRC, c.conv_out},
+                                          {DNNL_ARG_MEAN, c.mean},
+                                          {DNNL_ARG_VARIANCE, c.variance},
+                                          {DNNL_ARG_DIFF_DST, c.d_act},
+                                          {DNNL_ARG_SCALE, c.gamma},
+                                          {DNNL_ARG_SHIFT, c.beta},
+                                          {DNNL_ARG_DIFF_SRC, c.d_conv_out},
+                                          {DNNL_ARG_DIFF_SCALE, c.dgamma},
+                                          {DNNL_ARG_DIFF_SHIFT, c.dbeta}},
+                                         c.scratch_bn_bwd));
+          });
+    }
+    auto bw = dnnl::convolution_backward_weights(c.bwd_w_pd);
+    add(backward_ops_, {c.src, c.d_conv_out, c.dw_bwd, c.scratch_bwd_w}, [&c, bw, this]() {
+      std::unordered_map<int, Mem> a = {{DNNL_ARG_SRC, c.src},
+                                        {DNNL_ARG_DIFF_DST, c.d_conv_out},
+                                        {DNNL_ARG_DIFF_WEIGHTS, c.dw_bwd}};
+      if (c.db) a.insert({DNNL_ARG_DIFF_BIAS, c.db});
+      bw.execute(stream_, args(std::move(a), c.scratch_bwd_w));
+    });
+    reorder_if_needed(c.dw_bwd, c.dw_canon, grad_ops_);
+    if (k > 0) {
+      auto bd = dnnl::convolution_backward_data(c.bwd_d_pd);
+      add(backward_ops_, {c.d_conv_out, c.d_src, c.scratch_bwd_d}, [&c, bd, this]() {
+        bd.execute(stream_, args({{DNNL_ARG_DIFF_DST, c.d_conv_out},
+                                  {DNNL_ARG_WEIGHTS, c.w_bwd_d},
+                                  {DNNL_ARG_DIFF_SRC, c.d_src}},
+                                 c.scratch_bwd_d));
+      });
+    }
+  }
+  memory_.parameter_bytes += int64_t(params_.values.size()) * 4 * 4;  // weights, grads, m, v
+  plan_buffers();
+}
+
+// Every activation, gradient and scratchpad of the step gets a lifetime: the
+// first to last operation touching it, in execution order (op 0 writes the
+// input; then forward, loss, backward, gradient reorders). Buffers whose
+// lifetimes do not overlap may share memory: the big conv outputs live only
+// from their convolution to their pooling, so they share with the gradients.
+
+void CpuTrainingStep::build_conv(size_t i, const Mem& src_in, std::vector<Op>& weight_ops) {
+  const ConvShape& s = shape_.convs[i];
+  ConvBlock c;
+  c.s = s;
+  const int n = shape_.batch;
+  auto any4 = [](Mem::dims d) { return Mem::desc(d, dt::f32, tag::any); };
+  Mem::dims w_dims = {s.out_c, s.in_c, s.kernel, s.kernel};
+  Mem::dims conv_dims = dims4(n, s.out_c, s.conv_h, s.conv_w);
+  Mem::dims strides = {1, 1}, pad = {s.pad, s.pad};
+  auto bias_md = Mem::desc({s.out_c}, dt::f32, tag::x);
+
+  // The first block lets oneDNN choose the input layout (the user's NCHW batch
+  // is reordered into it); later blocks take the previous block's exact layout.
+  auto src_md = i == 0 ? any4(dims4(n, s.in_c, s.in_h, s.in_w)) : src_in.get_desc();
+  const bool bn = s.batch_norm;  // then no bias, and the ReLU follows the normalisation
+  const dnnl::primitive_attr attr = user_scratchpad(/*relu=*/!bn);
+  auto fwd_desc = bn ? dnnl::convolution_forward::desc(
+                           dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
+                           src_md, any4(w_dims), any4(conv_dims), strides, pad, pad)
+                     : dnnl::convolution_forward::desc(
+                           dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
+                           src_md, any4(w_dims), bias_md, any4(conv_dims), strides, pad, pad);
+  c.fwd_pd = dnnl::convolution_forward::primitive_desc(fwd_desc, attr, engine_);
+  if (i == 0) {
+    input_ = c.fwd_pd.src_desc() == src_in.get_desc()
+                 ? src_in
+                 : make(c.fwd_pd.src_desc(), "input_reordered");
+    c.src = input_;
+  } else {
+    c.src = src_in;
+  }
+  const std::string tag = "conv" + std::to_string(i + 1);
+  c.conv_out = make(c.fwd_pd.dst_desc(), tag + ".out");
+
+  // Weights: canonical OIHW view into the flat parameter vector.
+  const auto& w_info = params_.info("conv" + std::to_string(i + 1) + ".weight");
+  auto w_canon_md = Mem::desc(w_dims, dt::f32, tag::oihw);
+  c.w_canon = view(w_canon_md, params_.data(w_info));
+  c.w_fwd = c.fwd_pd.weights_desc() == w_canon_md ? c.w_canon : persistent(c.fwd_pd.weights_desc());
+  c.dw_canon = view(w_canon_md, grads_.data(w_info));
+  if (!bn) {
+    const auto& b_info = params_.info("conv" + std::to_string(i + 1) + ".bias");
+    c.b = view(bias_md, params_.data(b_info));
+    c.db = view(bias_md, grads_.data(b_info));
+    c.act = c.conv_out;
+  } else {
+    // Batch norm over the conv output: scale/shift are bnK.weight/bias, the
+    // batch statistics land in mean/variance (kept for backward).
+    const std::string bn_name = "bn" + std::to_string(i + 1);
+    const auto& g_info = params_.info(bn_name + ".weight");
+    const auto& b_info = params_.info(bn_name + ".bias");
+    auto channel_md = Mem::desc({s.out_c}, dt::f32, tag::x);
+    c.gamma = view(channel_md, params_.data(g_info));
+    c.beta = view(channel_md, params_.data(b_info));
+    c.dgamma = view(channel_md, grads_.data(g_info));
+    c.dbeta = view(channel_md, grads_.data(b_info));
+    c.running_mean = view(channel_md, bn_buffers_.running_mean(int(i)));
+    c.running_var = view(channel_md, bn_buffers_.running_var(int(i)));
+    const auto flags = dnnl::normalization_flags::use_scale | dnnl::normalization_flags::use_shift;
+    c.bn_fwd_pd = dnnl::batch_normalization_forward::primitive_desc(
+        dnnl::batch_normalization_forward::desc(dnnl::prop_kind::forward_training,
+                                                c.conv_out.get_desc(), kBatchNormEpsilon, flags),
+        user_scratchpad(), engine_);
+    c.bn_infer_pd = dnnl::batch_normalization_forward::primitive_desc(
+        dnnl::batch_normalization_forward::desc(
+            dnnl::prop_kind::forward_inference, c.conv_out.get_desc(), kBatchNormEpsilon,
+            flags | dnnl::normalization_flags::use_global_stats),
+        user_scratchpad(), engine_);
+    c.bn_out = make(c.bn_fwd_pd.dst_desc(), tag + ".bn_out");
+    c.mean = persistent(c.bn_fwd_pd.mean_desc());
+    c.variance = persistent(c.bn_fwd_pd.variance_desc());
+    c.bn_bwd_pd = dnnl::batch_normalization_backward::primitive_desc(
+        dnnl::batch_normalization_backward::desc(dnnl::prop_kind::backward, c.bn_out.get_desc(),
+                                                 c.conv_out.get_desc(), kBatchNormEpsilon, flags),
+        user_scratchpad(), engine_, c.bn_fwd_pd);
+    c.relu_fwd_pd = dnnl::eltwise_forward::primitive_desc(
+        dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_training,
+                                    dnnl::algorithm::eltwise_relu, c.bn_out.get_desc(), 0.f),
+        user_scratchpad(), engine_);
+    c.scratch_bn_fwd = scratch(c.bn_fwd_pd, tag + ".bn_fwd");
+    c.scratch_bn_infer = scratch(c.bn_infer_pd, tag + ".bn_infer");
+    c.scratch_bn_bwd = scratch(c.bn_bwd_pd, tag + ".bn_bwd");
+    c.scratch_relu_fwd = scratch(c.relu_fwd_pd, tag + ".relu");
+    c.act = c.bn_out;
+  }
+
+  // Pooling.
+  if (s.pool > 1) {
+    Mem::dims pooled_dims = dims4(n, s.out_c, s.out_h, s.out_w);
+    Mem::dims kernel = {s.pool, s.pool}, pstride = {s.pool, s.pool}, zero = {0, 0};
+    // A trailing row/column that does not fill a window is dropped (floor), as
+    // in Keras and PyTorch.
+    Mem::dims pad_r = {0, 0};
+    auto pool_desc = dnnl::pooling_forward::desc(dnnl::prop_kind::forward_training,
+                                                 dnnl::algorithm::pooling_max, c.act.get_desc(),
+                                                 any4(pooled_dims), pstride, kernel, zero, pad_r);
+    c.pool_pd = dnnl::pooling_forward::primitive_desc(pool_desc, user_scratchpad(), engine_);
+    c.pooled = make(c.pool_pd.dst_desc(), tag + ".pooled");
+    c.workspace = make(c.pool_pd.workspace_desc(), tag + ".pool_workspace");
+    auto pool_bwd_desc =
+        dnnl::pooling_backward::desc(dnnl::algorithm::pooling_max, c.act.get_desc(),
+                                     c.pooled.get_desc(), pstride, kernel, zero, pad_r);
+    c.pool_bwd_pd = dnnl::pooling_backward::primitive_desc(pool_bwd_desc, user_scratchpad(),
+                                                           engine_, c.pool_pd);
+    c.scratch_pool = scratch(c.pool_pd, tag + ".pool");
+    c.scratch_pool_bwd = scratch(c.pool_bwd_pd, tag + ".pool_bwd");
+    c.d_pooled = make(c.pooled.get_desc(), tag + ".d_pooled");
+    c.d_act = make(c.act.get_desc(), bn ? tag + ".d_bn_out" : tag + ".d_out");
+  } else {
+    c.pooled = c.act;
+    c.d_pooled = make(c.act.get_desc(), bn ? tag + ".d_bn_out" : tag + ".d_out");
+    c.d_act = c.d_pooled;
+  }
+  c.d_conv_out = bn ? make(c.conv_out.get_desc(), tag + ".d_out") : c.d_act;
+
+  // Backward weights.
+  auto bwd_w_desc = bn ? dnnl::convolution_backward_weights::desc(
+                             dnnl::algorithm::convolution_direct, c.src.get_desc(), any4(w_dims),
+                             c.conv_out.get_desc(), strides, pad, pad)
+                       : dnnl::convolution_backward_weights::desc(
+                             dnnl::algorithm::convolution_direct, c.src.get_desc(), any4(w_dims),
+                             bias_md, c.conv_out.get_desc(), strides, pad, pad);
+  c.bwd_w_pd = dnnl::convolution_backward_weights::primitive_desc(bwd_w_desc, user_scratchpad(),
+                                                                  engine_, c.fwd_pd);
+  c.scratch_fwd = scratch(c.fwd_pd, tag + ".conv_fwd");
+  c.scratch_bwd_w = scratch(c.bwd_w_pd, tag + ".conv_bwd_w");
+  c.dw_bwd = c.bwd_w_pd.diff_weights_desc() == w_canon_md
+                 ? c.dw_canon
+                 : make(c.bwd_w_pd.diff_weights_desc(), tag + ".d_weight");
+  // Backward data (not needed for the first block: nobody wants d(image)).
+  if (i > 0) {
+    const ConvBlock& prev = convs_[i - 1];
+    auto bwd_d_desc = dnnl::convolution_backward_data::desc(
+        dnnl::algorithm::convolution_direct, prev.d_pooled.get_desc(), any4(w_dims),
+        c.conv_out.get_desc(), strides, pad, pad);
+    c.bwd_d_pd = dnnl::convolution_backward_data::primitive_desc(bwd_d_desc, user_scratchpad(),
+                                                                 engine_, c.fwd_pd);
+    c.scratch_bwd_d = scratch(c.bwd_d_pd, tag + ".conv_bwd_d");
+    c.d_src = prev.d_pooled;
+    c.w_bwd_d =
+        c.bwd_d_pd.weights_desc() == w_canon_md ? c.w_canon : persistent(c.bwd_d_pd.weights_desc());
+  }
+  convs_.push_back(c);
+  ConvBlock& cb = convs_.back();
+  reorder_if_needed(cb.w_canon, cb.w_fwd, weight_ops);
+  if (i > 0) reorder_if_needed(cb.w_canon, cb.w_bwd_d, weight_ops);
+
+  if (i == 0) reorder_if_needed(input_user_, input_, forward_ops_);
+  auto conv = dnnl::convolution_forward(cb.fwd_pd);
+  add(forward_ops_, {cb.src, cb.conv_out, cb.scratch_fwd}, [&cb, conv, this]() {
+    std::unordered_map<int, Mem> a = {
+        {DNNL_ARG_SRC, cb.src}, {DNNL_ARG_WEIGHTS, cb.w_fwd}, {DNNL_ARG_DST, cb.conv_out}};
+    if (cb.b) a.insert({DNNL_ARG_BIAS, cb.b});
+    conv.execute(stream_, args(std::move(a), cb.scratch_fwd));
+  });
+  if (bn) {
+    auto train = dnnl::batch_normalization_forward(cb.bn_fwd_pd);
+    auto infer = dnnl::batch_normalization_forward(cb.bn_infer_pd);
+    add(forward_ops_, {cb.conv_out, cb.bn_out, cb.scratch_bn_fwd, cb.scratch_bn_infer},
+        [&cb, train, infer, i, this]() {
+          std::unordered_map<int, Mem> a = {{DNNL_ARG_SRC, cb.conv_out},
+                                            {DNNL_ARG_DST, cb.bn_out},
+                                            {DNNL_ARG_SCALE, cb.gamma},
+                                            {DNNL_ARG_SHIFT, cb.beta}};
+          if (!training_) {
+            a.insert({DNNL_ARG_MEAN, cb.running_mean});
+            a.insert({DNNL_ARG_VARIANCE, cb.running_var});
+            infer.execute(stream_, args(std::move(a), cb.scratch_bn_infer));
+            return;
+          }
+          a.insert({DNNL_ARG_MEAN, cb.mean});
+          a.insert({DNNL_ARG_VARIANCE, cb.variance});
+          train.execute(stream_, args(std::move(a), cb.scratch_bn_fwd));
+          stream_.wait();  // the running statistics read the batch's on the host
+          bn_buffers_.update(int(i), static_cast<const float*>(cb.mean.get_data_handle()),
+                             static_cast<const float*>(cb.variance.get_data_handle()), cb.s.out_c,
+                             int64_t(shape_.batch) * cb.s.conv_h * cb.s.conv_w);
+        });
+    auto relu = dnnl::eltwise_forward(cb.relu_fwd_pd);
+    add(forward_ops_, {cb.bn_out, cb.scratch_relu_fwd}, [&cb, relu, this]() {
+      relu.execute(stream_, args({{DNNL_ARG_SRC, cb.bn_out}, {DNNL_ARG_DST, cb.bn_out}},
+                                 cb.scratch_relu_fwd));
+    });
+  }
+  if (cb.pooling()) {
+    auto pool = dnnl::pooling_forward(cb.pool_pd);
+    add(forward_ops_, {cb.act, cb.pooled, cb.workspace, cb.scratch_pool}, [&cb, pool, this]() {
+      pool.execute(stream_, args({{DNNL_ARG_SRC, cb.act},
+                                  {DNNL_ARG_DST, cb.pooled},
+                                  {DNNL_ARG_WORKSPACE, cb.workspace}},
+                                 cb.scratch_pool));
+    });
+  }
+}
+
+void CpuTrainingStep::build_dense(size_t i, const Mem& src) {
+  const DenseShape& s = shape_.denses[i];
+  const int n = shape_.batch;
+  DenseBlock d;
+  d.s = s;
+  auto src_md = Mem::desc({n, s.in}, dt::f32, tag::nc);
+  auto w_md = Mem::desc({s.out, s.in}, dt::f32, tag::oi);
+  auto b_md = Mem::desc({s.out}, dt::f32, tag::x);
+  auto dst_md = Mem::desc({n, s.out}, dt::f32, tag::nc);
+  const dnnl::primitive_attr attr = user_scratchpad(s.relu);
+  d.fwd_pd = dnnl::inner_product_forward::primitive_desc(
+      dnnl::inner_product_forward::desc(dnnl::prop_kind::forward_training, src_md, w_md, b_md,
+                                        dst_md),
+      attr, engine_);
+  d.bwd_d_pd = dnnl::inner_product_backward_data::primitive_desc(
+      dnnl::inner_product_backward_data::desc(src_md, w_md, dst_md), user_scratchpad(), engine_,
+      d.fwd_pd);
+  d.bwd_w_pd = dnnl::inner_product_backward_weights::primitive_desc(
+      dnnl::inner_product_backward_weights::desc(src_md, w_md, b_md, dst_md), user_scratchpad(),
+      engine_, d.fwd_pd);
+  const std::string base = "fc" + std::to_string(i + 1);
+  d.w = view(w_md, params_.data(params_.info(base + ".weight")));
+  d.b = view(b_md, params_.data(params_.info(base + ".bias")));
+  d.dw = view(w_md, grads_.data(grads_.info(base + ".weight")));
+  d.db = view(b_md, grads_.data(grads_.info(base + ".bias")));
+  d.src = src;
+  d.out = make(dst_md, base + ".out");
+  d.d_out = make(dst_md, base + ".d_out");
+  d.scratch_fwd = scratch(d.fwd_pd, base + ".fwd");
+  d.scratch_bwd_d = scratch(d.bwd_d_pd, base + ".bwd_d");
+  d.scratch_bwd_w = scratch(d.bwd_w_pd, base + ".bwd_w");
+  d.d_src = i == 0 ? alias(src_md, d_flat_nchw_) : denses_[i - 1].d_out;
+  d.mask.assign(size_t(n) * s.out, 1.0f);
+  denses_.push_back(d);
+  DenseBlock& db = denses_.back();
+  auto ip = dnnl::inner_product_forward(db.fwd_pd);
+  add(forward_ops_, {db.src, db.out, db.scratch_fwd}, [&db, ip, this]() {
+    ip.execute(stream_, args({{DNNL_ARG_SRC, db.src},
+                              {DNNL_ARG_WEIGHTS, db.w},
+                              {DNNL_ARG_BIAS, db.b},
+                              {DNNL_ARG_DST, db.out}},
+                             db.scratch_fwd));
+  });
+  if (s.dropout_after > 0) {
+    // Inverted dropout, in place on the output; the mask is kept for backward.
+    add(forward_ops_, {db.out}, [&db, this]() {
+      if (!training_) return;
+      float* y = static_cast<float*>(db.out.get_data_handle());
+      const float p = db.s.dropout_after;
+      const uint64_t stream = elementwise::dropout_stream(step_ + 1, int(&db - denses_.data()));
+      // Indexed by global row: a slice of a batch draws the whole batch's masks.
+      const uint64_t first = uint64_t(slice_.first_row) * uint64_t(db.s.out);
+      for (size_t j = 0; j < db.mask.size(); ++j) {
+        db.mask[j] = elementwise::dropout_scale(options_.dropout_seed, stream, first + j, p);
+        y[j] *= db.mask[j];
+      }
+    });
+  }
+}
+
+}  // namespace histocnn::cpu

@@ -1,0 +1,48 @@
+// Evaluation of a trained step on a set of examples: predictions per crop
+// (optionally averaged over the dihedral transforms), aggregated per image and
+// per patient, with the per-image verdicts a researcher tabulates.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "backends/backend.h"
+#include "data/dataset.h"
+#include "dist/communicator.h"
+#include "train/metrics.h"
+
+namespace histocnn {
+
+// One image's verdict: the mean P(malignant) over its crops.
+struct ImageVerdict {
+  std::string name, patient;
+  int label = 0;
+  int crops = 0;
+  double p_malignant = 0;
+};
+
+struct EvalReport {
+  Metrics per_crop, per_image, per_patient;
+  std::vector<Prediction> crops;     // every crop's prediction (for ROC curves)
+  std::vector<ImageVerdict> images;  // sorted by name
+  std::vector<Prediction> patients;  // per patient (mean over its crops)
+  bool tta = false;
+  nlohmann::json to_json() const;
+  std::string images_csv() const;  // image,patient,label,crops,p_malignant,prediction
+};
+
+struct EvalOptions {
+  // Test-time augmentation: every crop's P(malignant) is the mean over its 8
+  // dihedral transforms (4 for non-square inputs).
+  bool tta = false;
+};
+
+// Predicts every example with `step` and computes metrics at all three levels.
+// With a communicator of N processes, each predicts every N-th example and
+// rank 0 gathers the predictions (the others get an empty report).
+EvalReport evaluate(TrainingStep& step, const ExampleSet& examples,
+                    const Normalization& normalization = {}, Communicator* comm = nullptr,
+                    const EvalOptions& options = {});
+
+}  // namespace histocnn
