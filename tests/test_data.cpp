@@ -4,6 +4,7 @@
 #include <stb_image_write.h>
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -218,6 +219,53 @@ TEST(Dataset, FoldsGroupPatientsAndCropsAreDeterministic) {
     EXPECT_NE(std::string(e.what()).find("smaller than the 200x64 crop"), std::string::npos)
         << e.what();
   }
+}
+
+TEST(Dataset, FreshCropsAreNewWindowsOfTheScaledImageEveryEpoch) {
+  TempDir dir;
+  SynthOptions synth;
+  synth.images = 6;
+  synth.images_per_patient = 2;
+  synth.width = 160, synth.height = 120;
+  write_synthetic_dataset(dir.path(), synth);
+  const GlasFolder folder = open_glas_folder(dir.path(), "train");
+  CropOptions crops;
+  crops.crop_width = crops.crop_height = 80;  // half the image -> 32 px: scale 0.4
+  crops.benign_crops = 8, crops.malignant_crops = 8;
+  crops.fresh_each_epoch = true;
+  crops.max_background = 0.5f;
+  ExampleSet set = build_examples(folder.images, crops, 32, 32, 2);
+  ASSERT_EQ(set.sources.size(), 6u);
+  EXPECT_EQ(set.sources[0].width, 64);  // 160 * 32 / 80
+  EXPECT_EQ(set.sources[0].height, 48);
+  const std::vector<uint8_t> first = set.pixels;
+  const size_t per = 32 * 32 * 3;
+  auto check_windows = [&](const ExampleSet& s) {
+    for (size_t e = 0; e < s.examples.size(); ++e) {
+      const Example& ex = s.examples[e];
+      const Image& src = s.sources[size_t(ex.image_index)];
+      ASSERT_GE(ex.x, 0);
+      ASSERT_LE(ex.x + 32, src.width);
+      ASSERT_LE(ex.y + 32, src.height);
+      for (int row = 0; row < 32; ++row)
+        ASSERT_EQ(0, std::memcmp(s.pixels.data() + e * per + size_t(row) * 96,
+                                 src.row(ex.y + row) + size_t(ex.x) * 3, 96))
+            << "example " << e << " row " << row;
+    }
+  };
+  check_windows(set);
+  recrop(set, 11);
+  check_windows(set);
+  const std::vector<uint8_t> epoch_11 = set.pixels;
+  EXPECT_NE(epoch_11, first);
+  recrop(set, 12);
+  EXPECT_NE(set.pixels, epoch_11);
+  recrop(set, 11);
+  EXPECT_EQ(set.pixels, epoch_11) << "a resumed run draws the same crops";
+  CropOptions plain = crops;
+  plain.fresh_each_epoch = false;
+  ExampleSet fixed = build_examples(folder.images, plain, 32, 32, 1);
+  EXPECT_THROW(recrop(fixed, 1), Error);
 }
 
 TEST(Dataset, MissingImageAndMissingFolderAreNamed) {

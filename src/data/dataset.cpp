@@ -4,11 +4,13 @@
 #include <array>
 #include <atomic>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <numeric>
 #include <thread>
 
+#include "core/counter_hash.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "data/augment.h"
@@ -196,6 +198,12 @@ ExampleSet build_examples(const std::vector<SlideImage>& images, const CropOptio
   }
   const size_t per = size_t(width) * height * 3;
   set.pixels.resize(set.examples.size() * per);
+  const bool fresh = options.fresh_each_epoch && !options.whole_image;
+  if (fresh) {
+    set.sources.resize(images.size());
+    set.backgrounds.resize(images.size());
+    set.max_background = options.max_background;
+  }
   // Crop positions need the image sizes; decode each image once, in parallel.
   std::vector<std::vector<size_t>> examples_of(images.size());
   for (size_t e = 0; e < set.examples.size(); ++e)
@@ -206,10 +214,26 @@ ExampleSet build_examples(const std::vector<SlideImage>& images, const CropOptio
   std::atomic<size_t> next{0};
   auto work = [&]() {
     for (size_t i; (i = next++) < images.size();) {
-      if (examples_of[i].empty() || (decode && !decode(i))) continue;
+      if (examples_of[i].empty() || (decode && !decode(i) && !fresh)) continue;
       try {
         Image full = load_image(images[i].path);
         if (options.stain_target) full = normalize_stains(full, *options.stain_target);
+        if (fresh) {
+          require(full.width >= options.crop_width && full.height >= options.crop_height,
+                  images[i].path + ": image is " + std::to_string(full.width) + "x" +
+                      std::to_string(full.height) + ", smaller than the " +
+                      std::to_string(options.crop_width) + "x" +
+                      std::to_string(options.crop_height) + " crop");
+          // The whole image at the crop's scale; a window of the input size
+          // in it is the crop resized (up to where box filters fall).
+          const int sw = std::max(width, int(std::lround(double(full.width) * width /
+                                                         options.crop_width)));
+          const int sh = std::max(height, int(std::lround(double(full.height) * height /
+                                                          options.crop_height)));
+          set.sources[i] = resize_area(full, sw, sh);
+          set.backgrounds[i] = BackgroundMap(set.sources[i]);
+          continue;
+        }
         std::optional<BackgroundMap> background;
         if (!options.whole_image && options.max_background < 1.0f) background.emplace(full);
         Rng image_rng(image_seeds[i]);
@@ -252,7 +276,37 @@ ExampleSet build_examples(const std::vector<SlideImage>& images, const CropOptio
   for (auto& t : threads) t.join();
   for (const auto& e : errors)
     if (!e.empty()) throw Error(e);
+  if (fresh) recrop(set, options.seed);
   return set;
+}
+
+void recrop(ExampleSet& set, uint64_t seed) {
+  require(!set.sources.empty(), "recrop: the example set keeps no source images");
+  const int w = set.width, h = set.height;
+  const size_t per = size_t(w) * h * 3;
+  for (size_t e = 0; e < set.examples.size(); ++e) {
+    Example& ex = set.examples[e];
+    const Image& src = set.sources[size_t(ex.image_index)];
+    const BackgroundMap& background = set.backgrounds[size_t(ex.image_index)];
+    Rng rng(mix64(seed ^ (uint64_t(e) * 0xD1B54A32D192ED03ull)));
+    auto draw = [&](int* x, int* y) {
+      *x = int(rng.below(uint64_t(src.width - w + 1)));
+      *y = int(rng.below(uint64_t(src.height - h + 1)));
+    };
+    draw(&ex.x, &ex.y);
+    if (set.max_background < 1.0f) {
+      float least = background.fraction(ex.x, ex.y, w, h);
+      for (int attempt = 1; attempt < 16 && least > set.max_background; ++attempt) {
+        int x, y;
+        draw(&x, &y);
+        const float f = background.fraction(x, y, w, h);
+        if (f < least) least = f, ex.x = x, ex.y = y;
+      }
+    }
+    uint8_t* out = set.pixels.data() + e * per;
+    for (int row = 0; row < h; ++row)
+      std::memcpy(out + size_t(row) * w * 3, src.row(ex.y + row) + size_t(ex.x) * 3, size_t(w) * 3);
+  }
 }
 
 }  // namespace histocnn

@@ -49,17 +49,22 @@ struct CropOptions {
   float max_background = 1.0f;
   // Macenko stain normalisation of every image to this target before cropping.
   std::optional<StainMatrix> stain_target;
+  // Keep every image at the crop's scale (area-resized by input / crop) so
+  // recrop() can draw new positions each epoch by copying windows: the
+  // network never sees the same crop twice, which memorising needs.
+  bool fresh_each_epoch = false;
 };
 
 // Fraction of background pixels in a rectangle, in O(1) per query from a
 // summed-area table of the image's background mask.
 class BackgroundMap {
  public:
+  BackgroundMap() = default;
   explicit BackgroundMap(const Image& image);
   float fraction(int x, int y, int width, int height) const;
 
  private:
-  int width_, height_;
+  int width_ = 0, height_ = 0;
   std::vector<uint32_t> sums_;  // (width + 1) x (height + 1)
 };
 bool is_background(const uint8_t rgb[3]);
@@ -82,6 +87,12 @@ struct ExampleSet {
   std::vector<SlideImage> images;
   std::vector<Example> examples;
   std::vector<uint8_t> pixels;  // examples.size() * height * width * 3
+  // Only with CropOptions::fresh_each_epoch: each image at the examples'
+  // scale (stain-normalised), its background map, and the redraw threshold.
+  // Example x, y are then positions in these scaled images.
+  std::vector<Image> sources;
+  std::vector<BackgroundMap> backgrounds;
+  float max_background = 1.0f;
   const uint8_t* pixels_of(size_t i) const {
     return pixels.data() + i * size_t(width) * height * 3;
   }
@@ -98,5 +109,10 @@ Normalization channel_statistics(const ExampleSet& set);
 ExampleSet build_examples(const std::vector<SlideImage>& images, const CropOptions& options,
                           int width, int height, int workers,
                           const std::function<bool(size_t image)>& decode = {});
+
+// Draws every example's crop again from its scaled source image (seeded,
+// deterministic; background-rejecting as the set was built) and copies the
+// pixels. Requires a set built with fresh_each_epoch.
+void recrop(ExampleSet& set, uint64_t seed);
 
 }  // namespace histocnn

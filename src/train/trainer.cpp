@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "core/atomic_file.h"
+#include "core/counter_hash.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "core/threads.h"
@@ -138,6 +139,7 @@ nlohmann::json training_settings(const TrainOptions& o) {
           {"stain_jitter", o.augment.stain_jitter},
           {"hed_jitter", o.augment.hed_jitter},
           {"max_background", o.crops.max_background},
+          {"fresh_crops", o.crops.fresh_each_epoch},
           {"stain_normalize", o.stain_normalize},
           {"normalize", o.normalize},
           {"val_crops", o.val_crops_per_image},
@@ -177,6 +179,7 @@ void require_same_settings(const nlohmann::json& recorded, const nlohmann::json&
                                                           {"stain_jitter", "--stain-jitter"},
                                                           {"hed_jitter", "--hed-jitter"},
                                                           {"max_background", "--max-background"},
+                                                          {"fresh_crops", "--fresh-crops"},
                                                           {"stain_normalize", "--stain-normalize"},
                                                           {"normalize", "--no-normalize"},
                                                           {"val_crops", "--val-crops"}};
@@ -196,7 +199,10 @@ namespace {
 // in its slice after a shuffle) — identical to a single process's set.
 ExampleSet build_shared_examples(const std::vector<SlideImage>& images, const CropOptions& crops,
                                  int width, int height, int threads, Communicator& comm) {
-  if (comm.size() == 1) return build_examples(images, crops, width, height, threads);
+  // Fresh crops redraw from every image each epoch: every process keeps all
+  // of them (small, at the crop's scale) and draws the same positions.
+  if (comm.size() == 1 || crops.fresh_each_epoch)
+    return build_examples(images, crops, width, height, threads);
   const auto mine = [&](size_t image) { return int(image % size_t(comm.size())) == comm.rank(); };
   ExampleSet set = build_examples(images, crops, width, height, threads, mine);
   const size_t per = size_t(width) * height * 3;
@@ -301,11 +307,12 @@ nlohmann::json run_training(const TrainOptions& o) {
   // resumed run) computes the same one; it is stored in the model file.
   if (o.stain_normalize == "macenko")
     crops.stain_target = estimate_stain_target(train_images, threads);
-  const ExampleSet train_set =
+  ExampleSet train_set =
       build_shared_examples(train_images, crops, o.width, o.height, threads, *comm);
   ExampleSet val_set;
   if (!val_images.empty()) {
     CropOptions vc = crops;
+    vc.fresh_each_epoch = false;  // validation crops stay fixed: comparable epochs
     vc.seed = o.crops.seed + 7919;
     int benign = 0, malignant = 0;
     for (const auto& im : val_images) (im.label ? malignant : benign)++;
@@ -448,6 +455,10 @@ nlohmann::json run_training(const TrainOptions& o) {
       sizes.push_back(r.count());
       slices.push_back({rows, r.begin});
     }
+    // New crop positions every epoch (from the images kept at the crop's
+    // scale); seeded by the epoch, so a resumed run draws the same ones.
+    if (o.crops.fresh_each_epoch && epoch > 0)
+      recrop(train_set, o.crops.seed ^ mix64(uint64_t(epoch)));
     // Loader workers beside the compute threads: one fewer than the cores
     // given (none with one core: next() prepares each batch itself).
     BatchLoader loader(train_set, mine, sizes, local_batch, o.augment, epoch_rng.next(),
