@@ -34,10 +34,13 @@ struct HostRun {
 
 // `meta`: the rows given (count), and for a slice of a data-parallel batch its
 // global row count and first global row, as the CUDA step stages them.
+// Batch norm (when the network has it) normalises with the batch's statistics
+// and updates `buffers` (training) or uses them (inference), as cuDNN's
+// batch-norm calls do.
 HostRun run_schedule(const NetworkShape& shape, const Parameters& params, const float* images,
                      const int32_t* labels, const BatchMeta& meta, bool training, uint64_t seed,
-                     int64_t step, bool planned,
-                     const std::vector<ConvWorkspaces>& workspaces = {}) {
+                     int64_t step, bool planned, const std::vector<ConvWorkspaces>& workspaces = {},
+                     Buffers* buffers = nullptr) {
   const int count = meta.count;
   const int denominator = meta.global_count > 0 ? meta.global_count : count;
   const CudaSchedule s = build_cuda_schedule(shape, workspaces);
@@ -52,11 +55,20 @@ HostRun run_schedule(const NetworkShape& shape, const Parameters& params, const 
   const int n = shape.batch;
   auto w = [&](const std::string& name) { return params.data(params.info(name)); };
   auto g = [&](const std::string& name) { return r.grads.data(r.grads.info(name)); };
+  // cuDNN's saved batch statistics (persistent in the step, not planned).
+  std::vector<std::vector<float>> saved_mean(shape.convs.size()), saved_var(shape.convs.size());
   std::vector<bool> poison(s.tensors.size(), true);
   for (const auto& t : s.tensors)
     if (t.in_place_of >= 0) poison[size_t(t.in_place_of)] = false;
+  // Inference through batch norm: the step's predict mode runs forward and
+  // loss only (the rest of the schedule just releases memory).
+  const bool forward_only = !training && shape.has_batch_norm();
   for (size_t k = 0; k < s.ops.size(); ++k) {
     memory.begin_op(int(k));
+    if (forward_only && int(k) > s.loss_op) {
+      memory.end_op(int(k));
+      continue;
+    }
     const ScheduledOp& op = s.ops[k];
     const std::string conv = "conv" + std::to_string(op.layer + 1);
     const std::string fc = "fc" + std::to_string(op.layer + 1);
@@ -70,17 +82,63 @@ HostRun run_schedule(const NetworkShape& shape, const Parameters& params, const 
       case OpKind::kConvForward: {
         const auto& c = s.convs[size_t(op.layer)];
         const ConvShape& cs = shape.convs[size_t(op.layer)];
-        reference::conv2d_forward(at[size_t(c.src)], w(conv + ".weight"), w(conv + ".bias"),
-                                  at[size_t(c.conv_out)], n, c.x.c, c.x.h, c.x.w, cs.out_c,
-                                  cs.kernel, cs.pad);
-        reference::relu_forward(at[size_t(c.conv_out)], at[size_t(c.conv_out)], c.y.count());
+        reference::conv2d_forward(
+            at[size_t(c.src)], w(conv + ".weight"), c.batch_norm ? nullptr : w(conv + ".bias"),
+            at[size_t(c.conv_out)], n, c.x.c, c.x.h, c.x.w, cs.out_c, cs.kernel, cs.pad);
+        if (!c.batch_norm)  // with batch norm, the ReLU follows the normalisation
+          reference::relu_forward(at[size_t(c.conv_out)], at[size_t(c.conv_out)], c.y.count());
         if (c.ws_forward >= 0) at[size_t(c.ws_forward)][0] = 1;  // the workspace exists
         break;
       }
       case OpKind::kPoolForward: {
         const auto& c = s.convs[size_t(op.layer)];
-        reference::maxpool_forward(at[size_t(c.conv_out)], at[size_t(c.pooled)], n, c.y.c, c.y.h,
-                                   c.y.w, shape.convs[size_t(op.layer)].pool);
+        reference::maxpool_forward(at[size_t(c.act)], at[size_t(c.pooled)], n, c.y.c, c.y.h, c.y.w,
+                                   shape.convs[size_t(op.layer)].pool);
+        break;
+      }
+      case OpKind::kBatchNormForward: {
+        const auto& c = s.convs[size_t(op.layer)];
+        const std::string bn = "bn" + std::to_string(op.layer + 1);
+        const int hw = c.y.h * c.y.w;
+        if (training) {
+          saved_mean[size_t(op.layer)].resize(size_t(c.y.c));
+          saved_var[size_t(op.layer)].resize(size_t(c.y.c));
+          reference::batchnorm_forward_train(at[size_t(c.conv_out)], w(bn + ".weight"),
+                                             w(bn + ".bias"), at[size_t(c.bn_out)],
+                                             saved_mean[size_t(op.layer)].data(),
+                                             saved_var[size_t(op.layer)].data(), n, c.y.c, hw);
+          buffers->update(op.layer, saved_mean[size_t(op.layer)].data(),
+                          saved_var[size_t(op.layer)].data(), c.y.c, int64_t(n) * hw);
+        } else {
+          reference::batchnorm_forward_infer(at[size_t(c.conv_out)], w(bn + ".weight"),
+                                             w(bn + ".bias"), buffers->running_mean(op.layer),
+                                             buffers->running_var(op.layer), at[size_t(c.bn_out)],
+                                             n, c.y.c, hw);
+        }
+        reference::relu_forward(at[size_t(c.bn_out)], at[size_t(c.bn_out)], c.y.count());
+        break;
+      }
+      case OpKind::kBatchNormBackward: {
+        const auto& c = s.convs[size_t(op.layer)];
+        const std::string bn = "bn" + std::to_string(op.layer + 1);
+        reference::batchnorm_backward(
+            at[size_t(c.conv_out)], w(bn + ".weight"), saved_mean[size_t(op.layer)].data(),
+            saved_var[size_t(op.layer)].data(), at[size_t(c.d_act)], at[size_t(c.d_conv_out)],
+            g(bn + ".weight"), g(bn + ".bias"), n, c.y.c, c.y.h * c.y.w);
+        break;
+      }
+      case OpKind::kGlobalPoolForward: {
+        const auto& last = s.convs.back();
+        reference::global_avgpool_forward(at[size_t(last.pooled)], at[size_t(s.gap_out)], n,
+                                          last.pooled_dims.c,
+                                          last.pooled_dims.h * last.pooled_dims.w);
+        break;
+      }
+      case OpKind::kGlobalPoolBackward: {
+        const auto& last = s.convs.back();
+        reference::global_avgpool_backward(at[size_t(s.d_gap)], at[size_t(last.d_pooled)], n,
+                                           last.pooled_dims.c,
+                                           last.pooled_dims.h * last.pooled_dims.w);
         break;
       }
       case OpKind::kDenseForward: {
@@ -147,16 +205,16 @@ HostRun run_schedule(const NetworkShape& shape, const Parameters& params, const 
       }
       case OpKind::kPoolBackward: {
         const auto& c = s.convs[size_t(op.layer)];
-        reference::maxpool_backward(at[size_t(c.conv_out)], at[size_t(c.d_pooled)],
-                                    at[size_t(c.d_conv_out)], n, c.y.c, c.y.h, c.y.w,
-                                    shape.convs[size_t(op.layer)].pool);
+        reference::maxpool_backward(at[size_t(c.act)], at[size_t(c.d_pooled)], at[size_t(c.d_act)],
+                                    n, c.y.c, c.y.h, c.y.w, shape.convs[size_t(op.layer)].pool);
         break;
       }
       case OpKind::kConvBackwardFilter: {
         const auto& c = s.convs[size_t(op.layer)];
         const ConvShape& cs = shape.convs[size_t(op.layer)];
         reference::conv2d_backward(at[size_t(c.src)], w(conv + ".weight"), at[size_t(c.d_conv_out)],
-                                   nullptr, g(conv + ".weight"), g(conv + ".bias"), n, c.x.c, c.x.h,
+                                   nullptr, g(conv + ".weight"),
+                                   c.batch_norm ? nullptr : g(conv + ".bias"), n, c.x.c, c.x.h,
                                    c.x.w, cs.out_c, cs.kernel, cs.pad);
         break;
       }
@@ -255,6 +313,54 @@ TEST(CudaScheduleOnHost, SlicesOfABatchSumToTheWholeBatch) {
 
 INSTANTIATE_TEST_SUITE_P(Architectures, CudaScheduleOnHost,
                          ::testing::ValuesIn(testing::architectures()), testing::case_name);
+
+// Batch norm and global average pooling through the CUDA schedule: training
+// gradients and running statistics, then inference with them.
+class CudaScheduleBatchNormOnHost : public ::testing::TestWithParam<Case> {};
+
+TEST_P(CudaScheduleBatchNormOnHost, MatchesTheReferenceInTrainingAndInference) {
+  const Case& c = GetParam();
+  const NetworkShape shape = infer_shapes(parse_model_spec(c.spec), c.batch, c.height, c.width);
+  Parameters params = Parameters::glorot(shape, 8);
+  for (const auto& info : params.layout)
+    for (int64_t i = 0; i < info.size && (info.is_bias || info.starts_at_one); ++i)
+      params.data(info)[i] += 0.05f * float((i % 7) - 3);
+  const auto images = testing::random_vector(size_t(c.batch) * 3 * c.height * c.width, 23, 0, 1);
+  std::vector<int32_t> labels(size_t(c.batch));
+  for (int i = 0; i < c.batch; ++i) labels[size_t(i)] = (i * 3 + 1) % 2;
+  Buffers want_buffers = Buffers::initial(shape);
+  const auto want = reference::network_forward_backward(shape, params, images.data(), labels.data(),
+                                                        c.count, true, 5, 2, &want_buffers);
+  for (bool planned : {true, false}) {
+    Buffers buffers = Buffers::initial(shape);
+    const HostRun got = run_schedule(shape, params, images.data(), labels.data(),
+                                     BatchMeta{c.count, 0, 0}, true, 5, 2, planned, {}, &buffers);
+    EXPECT_NEAR(got.loss, want.loss, 1e-5 * std::max(1.0, want.loss)) << "planned " << planned;
+    for (const auto& info : params.layout) {
+      double max_diff = 0, max_ref = 0;
+      for (int64_t i = 0; i < info.size; ++i) {
+        max_diff = std::max(max_diff,
+                            double(std::fabs(got.grads.data(info)[i] - want.grads.data(info)[i])));
+        max_ref = std::max(max_ref, double(std::fabs(want.grads.data(info)[i])));
+      }
+      EXPECT_LE(max_diff, 1e-5 + 1e-4 * max_ref) << info.name << " planned " << planned;
+    }
+    for (size_t i = 0; i < buffers.values.size(); ++i)
+      EXPECT_NEAR(buffers.values[i], want_buffers.values[i], 1e-6) << i;
+    // Inference with the running statistics.
+    const HostRun inferred =
+        run_schedule(shape, params, images.data(), labels.data(), BatchMeta{c.count, 0, 0}, false,
+                     5, 2, planned, {}, &buffers);
+    const auto want_inferred = reference::network_forward_backward(
+        shape, params, images.data(), labels.data(), c.count, false, 5, 2, &want_buffers);
+    for (int i = 0; i < 2 * c.count; ++i)
+      EXPECT_NEAR(inferred.probs[size_t(i)], want_inferred.probs[size_t(i)], 1e-5);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(BatchNorm, CudaScheduleBatchNormOnHost,
+                         ::testing::ValuesIn(testing::batch_norm_architectures()),
+                         testing::case_name);
 
 TEST(CudaSchedule, DescriptorShapesMatchTheNetworkShapeAndEveryTensorIsUsed) {
   for (const char* spec : {"conv 16 kernel=5 pool=3 pad=same; conv 16 kernel=3 pool=2; dense 2",

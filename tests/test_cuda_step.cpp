@@ -73,6 +73,19 @@ TEST(CudaStep, EveryLayerMatchesTheCpuBackendAndAllocatorsGiveIdenticalWeights) 
   EXPECT_TRUE(report.passed) << report.table();
 }
 
+TEST(CudaStep, BatchNormAndGlobalPoolingMatchTheCpuBackend) {
+  REQUIRE_GPU();
+  for (const auto& c : testing::batch_norm_architectures()) {
+    SelfTestOptions o;
+    o.device = "cuda";
+    o.spec = parse_model_spec(c.spec);
+    o.width = c.width, o.height = c.height;
+    o.batch = c.batch;
+    const SelfTestReport report = run_selftest(o);
+    EXPECT_TRUE(report.passed) << c.name << "\n" << report.table();
+  }
+}
+
 TEST(CudaStep, ShortTrainingReachesTheCpuLoss) {
   REQUIRE_GPU();
   const NetworkShape shape = infer_shapes(default_model_spec(), 32, 64, 64);

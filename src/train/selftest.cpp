@@ -58,23 +58,27 @@ struct Reference {
   const NetworkShape* shape;
   StepOptions options;
   Parameters params, m, v;
+  Buffers buffers;  // batch-norm running statistics of the naive reference
   int64_t step = 0;
 
   void set(const Parameters& p) {
     params = p;
     m = Parameters::zeros(*shape);
     v = Parameters::zeros(*shape);
+    buffers = Buffers::initial(*shape);
     step = 0;
     if (cpu) {
       cpu->set_parameters(p);
       cpu->set_optimizer_state(m, v, 0);
+      cpu->set_buffers(buffers);
     }
   }
   // Loss (mean), probabilities and gradients at the current parameters.
   reference::NetworkResult forward_backward(const Batch& b, int count, bool training) {
     if (!cpu)
       return reference::network_forward_backward(*shape, params, b.images.data(), b.labels.data(),
-                                                 count, training, options.dropout_seed, step);
+                                                 count, training, options.dropout_seed, step,
+                                                 &buffers);
     reference::NetworkResult r;
     const StepResult s =
         cpu->gradients(b.images.data(), b.labels.data(), count, training, &r.grads);
@@ -90,7 +94,7 @@ struct Reference {
       return;
     }
     auto r = reference::network_forward_backward(*shape, params, b.images.data(), b.labels.data(),
-                                                 count, true, options.dropout_seed, step);
+                                                 count, true, options.dropout_seed, step, &buffers);
     ++step;
     adam_update(options.adam, step, int64_t(params.values.size()), params.values.data(),
                 r.grads.values.data(), m.values.data(), v.values.data());
@@ -136,7 +140,8 @@ SelfTestReport run_selftest(const SelfTestOptions& o) {
   const NetworkShape shape = infer_shapes(o.spec, o.batch, o.height, o.width);
   const Parameters initial = initial_parameters(shape);
   const Batch batch = random_batch(shape, 5);
-  const int count = std::max(1, o.batch - 1);  // a padded row is part of the test
+  // A padded row is part of the test (batch norm trains on full batches only).
+  const int count = shape.has_batch_norm() ? o.batch : std::max(1, o.batch - 1);
 
   Reference ref;
   ref.shape = &shape;
@@ -167,11 +172,11 @@ SelfTestReport run_selftest(const SelfTestOptions& o) {
     add("forward loss", relative_difference(&loss_got, &loss_want, 1), 1e-4, "vs " + ref.name);
     std::vector<float> probs(size_t(shape.batch) * 2);
     step->predict(batch.images.data(), count, probs.data());
-    auto want_probs =
-        ref.cpu ? want.probs
-                : reference::network_forward_backward(shape, initial, batch.images.data(),
-                                                      batch.labels.data(), count, false, 0, 0)
-                      .probs;
+    auto want_probs = ref.cpu ? want.probs
+                              : reference::network_forward_backward(
+                                    shape, initial, batch.images.data(), batch.labels.data(), count,
+                                    false, 0, 0, &ref.buffers)
+                                    .probs;
     add("forward probabilities",
         relative_difference(probs.data(), want_probs.data(), size_t(count) * 2), 1e-4,
         "inference mode");

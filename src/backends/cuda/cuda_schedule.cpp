@@ -80,9 +80,10 @@ void host_gemm(const GemmCall& g, const float* a, const float* b, float* c, floa
 
 std::string ScheduledOp::name() const {
   static const char* names[] = {
-      "input",    "conv_fwd",        "pool_fwd",     "dense_fwd",   "dense_act",
-      "loss",     "dense_act_bwd",   "dense_bwd_w",  "dense_bwd_d", "relu_bwd_pooled",
-      "pool_bwd", "conv_bwd_filter", "conv_bwd_data"};
+      "input",    "conv_fwd",        "pool_fwd",      "dense_fwd",   "dense_act",
+      "loss",     "dense_act_bwd",   "dense_bwd_w",   "dense_bwd_d", "relu_bwd_pooled",
+      "pool_bwd", "conv_bwd_filter", "conv_bwd_data", "bn_fwd",      "bn_bwd",
+      "gap_fwd",  "gap_bwd"};
   return std::string(names[int(kind)]) + "[" + std::to_string(layer) + "]";
 }
 
@@ -90,11 +91,6 @@ CudaSchedule build_cuda_schedule(const NetworkShape& shape,
                                  const std::vector<ConvWorkspaces>& workspaces) {
   if (!workspaces.empty() && workspaces.size() != shape.convs.size())
     throw std::invalid_argument("build_cuda_schedule: one workspace entry per conv block");
-  // Batch norm and global average pooling run on the CPU backend (oneDNN)
-  // only; the CUDA step refuses them before touching the device.
-  require(!shape.has_batch_norm() && !shape.global_pool,
-          "--device cuda: this model uses batch norm ('bn') or 'gap', which the CUDA step does "
-          "not run yet; train it with --device cpu");
   CudaSchedule s;
   auto tensor = [&](const std::string& name, int64_t floats) {
     s.tensors.push_back({name, size_t(floats) * sizeof(float), INT_MAX, -1});
@@ -125,17 +121,31 @@ CudaSchedule build_cuda_schedule(const NetworkShape& shape,
         c.pooled_dims.w != cs.out_w)
       throw std::logic_error("build_cuda_schedule: " + tag + " shape disagrees with infer_shapes");
     c.src = src;
+    c.batch_norm = cs.batch_norm;
     c.conv_out = tensor(tag + ".out", c.y.count());
-    c.pooled = cs.pool > 1 ? tensor(tag + ".pooled", c.pooled_dims.count()) : c.conv_out;
     const ConvWorkspaces ws = workspaces.empty() ? ConvWorkspaces{} : workspaces[k];
     c.ws_forward = bytes_tensor(tag + ".ws_fwd", ws.forward);
     op(OpKind::kConvForward, int(k), {c.src, c.conv_out, c.ws_forward});
-    if (cs.pool > 1) op(OpKind::kPoolForward, int(k), {c.conv_out, c.pooled});
+    c.act = c.conv_out;
+    if (c.batch_norm) {
+      c.bn_out = tensor(tag + ".bn_out", c.y.count());
+      op(OpKind::kBatchNormForward, int(k), {c.conv_out, c.bn_out});
+      c.act = c.bn_out;
+    }
+    c.pooled = cs.pool > 1 ? tensor(tag + ".pooled", c.pooled_dims.count()) : c.act;
+    if (cs.pool > 1) op(OpKind::kPoolForward, int(k), {c.act, c.pooled});
     s.convs.push_back(c);
     src = c.pooled;
     x = c.pooled_dims;
   }
   // Dense layers read the last pooled map as [N, C*H*W]: NCHW is already that.
+  // Or its channel means, [N, C].
+  if (shape.global_pool) {
+    const auto& last = s.convs.back();
+    s.gap_out = tensor("gap", int64_t(n) * last.pooled_dims.c);
+    op(OpKind::kGlobalPoolForward, 0, {last.pooled, s.gap_out});
+    src = s.gap_out;
+  }
   for (size_t j = 0; j < shape.denses.size(); ++j) {
     const DenseShape& ds = shape.denses[j];
     const std::string tag = "fc" + std::to_string(j + 1);
@@ -161,6 +171,9 @@ CudaSchedule build_cuda_schedule(const NetworkShape& shape,
     if (j > 0) {
       d.d_src = tensor("fc" + std::to_string(j) + ".d_out", int64_t(n) * d.in);
       s.denses[j - 1].d_out = d.d_src;
+    } else if (shape.global_pool) {
+      s.d_gap = tensor("d_gap", int64_t(n) * s.convs.back().pooled_dims.c);
+      d.d_src = s.d_gap;
     } else {
       CudaSchedule::ConvTensors& last = s.convs.back();
       last.d_pooled =
@@ -171,6 +184,12 @@ CudaSchedule build_cuda_schedule(const NetworkShape& shape,
     op(OpKind::kDenseBackwardWeights, int(j), {d.src, d.d_out});
     op(OpKind::kDenseBackwardData, int(j), {d.d_out, d.d_src});
   }
+  if (shape.global_pool) {
+    CudaSchedule::ConvTensors& last = s.convs.back();
+    last.d_pooled =
+        tensor("conv" + std::to_string(s.convs.size()) + ".d_pooled", last.pooled_dims.count());
+    op(OpKind::kGlobalPoolBackward, 0, {s.gap_out, last.pooled, s.d_gap, last.d_pooled});
+  }
   for (size_t k = s.convs.size(); k-- > 0;) {
     CudaSchedule::ConvTensors& c = s.convs[k];
     const ConvShape& cs = shape.convs[k];
@@ -178,10 +197,16 @@ CudaSchedule build_cuda_schedule(const NetworkShape& shape,
     const ConvWorkspaces ws = workspaces.empty() ? ConvWorkspaces{} : workspaces[k];
     op(OpKind::kReluBackwardPooled, int(k), {c.pooled, c.d_pooled});
     if (cs.pool > 1) {
-      c.d_conv_out = tensor(tag + ".d_out", c.y.count());
-      op(OpKind::kPoolBackward, int(k), {c.conv_out, c.pooled, c.d_pooled, c.d_conv_out});
+      c.d_act = tensor(tag + (c.batch_norm ? ".d_bn_out" : ".d_out"), c.y.count());
+      op(OpKind::kPoolBackward, int(k), {c.act, c.pooled, c.d_pooled, c.d_act});
     } else {
-      c.d_conv_out = c.d_pooled;
+      c.d_act = c.d_pooled;
+    }
+    if (c.batch_norm) {
+      c.d_conv_out = tensor(tag + ".d_out", c.y.count());
+      op(OpKind::kBatchNormBackward, int(k), {c.conv_out, c.d_act, c.d_conv_out});
+    } else {
+      c.d_conv_out = c.d_act;
     }
     c.ws_backward_filter = bytes_tensor(tag + ".ws_bwd_filter", ws.backward_filter);
     op(OpKind::kConvBackwardFilter, int(k), {c.src, c.d_conv_out, c.ws_backward_filter});

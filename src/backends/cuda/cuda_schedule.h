@@ -9,12 +9,16 @@
 // Data flow of one step (conv block k, dense layer j; shapes for batch N):
 //   input [N,3,H,W] --conv_fwd(+bias+ReLU)--> conv_out_k [N,C,Hc,Wc]
 //     --pool_fwd--> pooled_k [N,C,Hp,Wp]            (pool=1: pooled_k is conv_out_k)
-//   pooled_last viewed as [N, C*Hp*Wp] (NCHW is already PyTorch's flatten order)
+//   with batch norm: conv_fwd (no bias) -> conv_out_k --bn_fwd (+ReLU)--> bn_out_k
+//     --pool_fwd--> pooled_k; "act_k" names what the pool reads (bn_out or conv_out)
+//   pooled_last viewed as [N, C*Hp*Wp] (NCHW is already PyTorch's flatten order),
+//     or averaged by gap_fwd into [N, C] (spec 'gap')
 //     --gemm_fwd--> out_j [N,O] --bias_act(+ReLU, dropout mask from the counter hash)-->
 //   logits --loss (softmax-xent; writes d_logits in place, accumulates loss/correct on device)
 //   backward: act_bwd_j (ReLU' x mask, in place on d_out_j) -> gemm dW, gemv db, gemm dx
-//     -> relu_bwd on pooled_k (in place on d_pooled_k) -> pool_bwd -> d_conv_out_k
-//     -> conv_bwd_filter (+ bias) -> conv_bwd_data (k > 0) -> d_pooled_{k-1}
+//     [-> gap_bwd] -> relu_bwd on pooled_k (in place on d_pooled_k) -> pool_bwd -> d_act_k
+//     [-> bn_bwd -> d_conv_out_k] -> conv_bwd_filter (+ bias) -> conv_bwd_data (k > 0)
+//     -> d_pooled_{k-1}
 //   update: one fused Adam kernel over the flat parameter vector (not planned:
 //   parameters, gradients and moments persist across steps).
 #pragma once
@@ -74,6 +78,10 @@ enum class OpKind {
   kPoolBackward,
   kConvBackwardFilter,  // and bias
   kConvBackwardData,
+  kBatchNormForward,   // batch statistics (training) or running ones, then ReLU in place
+  kBatchNormBackward,  // dx, dgamma, dbeta from the saved batch statistics
+  kGlobalPoolForward,  // average over the last pooled map: [N, C]
+  kGlobalPoolBackward,
 };
 
 struct ScheduledOp {
@@ -93,6 +101,10 @@ struct CudaSchedule {
   struct ConvTensors {
     int src = -1, conv_out = -1, pooled = -1, d_pooled = -1, d_conv_out = -1;
     int ws_forward = -1, ws_backward_data = -1, ws_backward_filter = -1;
+    bool batch_norm = false;
+    int bn_out = -1;  // batch norm's output (ReLU applied in place)
+    int act = -1;     // what the pool reads: bn_out, or conv_out
+    int d_act = -1;   // its gradient: what pool backward writes
     Dims4 x, y, pooled_dims;
   };
   struct DenseTensors {
@@ -104,15 +116,21 @@ struct CudaSchedule {
   std::vector<ConvTensors> convs;
   std::vector<DenseTensors> denses;
   int input = -1, logits = -1, d_logits = -1;
-  int loss_op = -1;  // index of the loss operation
+  int gap_out = -1, d_gap = -1;  // global average pooling [N, C] (spec 'gap'), else -1
+  int loss_op = -1;              // index of the loss operation
 };
 
 // cuBLAS's workspace, handed to it from the resource (NVIDIA recommends 32 MB on Hopper).
 constexpr size_t kCublasWorkspace = size_t(32) << 20;
 // What a step keeps across steps, besides its planned tensors: parameters,
-// gradients and Adam's two moments (fp32), and cuBLAS's workspace.
+// gradients and Adam's two moments (fp32), cuBLAS's workspace, and per
+// batch-norm layer its running mean/variance and the batch's saved mean and
+// inverse deviation.
 inline size_t persistent_bytes(const NetworkShape& shape) {
-  return size_t(shape.parameter_count()) * 4 * sizeof(float) + kCublasWorkspace;
+  size_t batch_norm = 0;
+  for (const auto& c : shape.convs)
+    if (c.batch_norm) batch_norm += 4 * size_t(c.out_c) * sizeof(float);
+  return size_t(shape.parameter_count()) * 4 * sizeof(float) + kCublasWorkspace + batch_norm;
 }
 
 // cuDNN's algorithm candidates (from the heuristics, or timed by --cudnn-benchmark)

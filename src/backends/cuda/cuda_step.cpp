@@ -52,6 +52,14 @@ CudaTrainingStep::CudaTrainingStep(std::shared_ptr<Context> context, const Model
   layout_.probs = reserve(size_t(shape_.batch) * 2 * sizeof(float));
   layout_.ones = reserve(size_t(shape_.batch) * sizeof(float));
   layout_.cublas = reserve(kCublasWorkspace);
+  for (ConvLayer& c : convs_) {
+    if (!c.batch_norm) continue;
+    const size_t channel_bytes = size_t(shape_.convs[size_t(&c - convs_.data())].out_c) * 4;
+    c.running_mean = reserve(channel_bytes);
+    c.running_var = reserve(channel_bytes);
+    c.saved_mean = reserve(channel_bytes);
+    c.saved_inv_std = reserve(channel_bytes);
+  }
   try {
     persistent_ = resource_->allocate(layout_.total, stream_);
   } catch (const OutOfMemory& e) {
@@ -62,6 +70,11 @@ CudaTrainingStep::CudaTrainingStep(std::shared_ptr<Context> context, const Model
   launch_fill(reinterpret_cast<float*>(persistent(layout_.ones)), 1.0f, shape_.batch, stream_);
   check_launch("fill");
   set_learning_rate(options.adam.learning_rate);
+  for (size_t k = 0; k < convs_.size(); ++k)  // running variance starts at 1 (PyTorch)
+    if (convs_[k].batch_norm)
+      launch_fill(reinterpret_cast<float*>(persistent(convs_[k].running_var)), 1.0f,
+                  shape_.convs[k].out_c, stream_);
+  check_launch("batch-norm statistics");
 
   // The step's tensors, placed by the plan or per tensor through the resource.
   std::vector<ConvWorkspaces> workspaces;
@@ -156,6 +169,11 @@ void CudaTrainingStep::stage(const float* images, const int32_t* labels, int cou
 
 StepResult CudaTrainingStep::train_slice(const float* images, const int32_t* labels, int count,
                                          const BatchSlice& slice) {
+  if (shape_.has_batch_norm()) {
+    require(count == shape_.batch, "batch norm trains on full batches: " + std::to_string(count) +
+                                       " of " + std::to_string(shape_.batch) + " rows");
+    ++batches_tracked_;
+  }
   stage(images, labels, count, slice);
   bind_handles();
   if (timed_ == timing_.size()) {
@@ -243,6 +261,12 @@ void CudaTrainingStep::predict(const float* images, int count, float* probabilit
 
 StepResult CudaTrainingStep::gradients(const float* images, const int32_t* labels, int count,
                                        bool training_mode, Parameters* grads_out) {
+  if (shape_.has_batch_norm()) {
+    require(training_mode, "batch norm: gradients need training mode");
+    require(count == shape_.batch, "batch norm trains on full batches: " + std::to_string(count) +
+                                       " of " + std::to_string(shape_.batch) + " rows");
+    ++batches_tracked_;
+  }
   stage(images, labels, count);
   auto* loss = reinterpret_cast<double*>(persistent(layout_.loss)) + 1;
   auto* correct = reinterpret_cast<int*>(persistent(layout_.correct)) + 1;
@@ -277,6 +301,37 @@ Parameters CudaTrainingStep::parameters() const {
                                 cudaMemcpyDeviceToHost, stream_));
   sync();
   return p;
+}
+
+Buffers CudaTrainingStep::buffers() const {
+  Buffers b = Buffers::initial(shape_);
+  for (size_t k = 0; k < convs_.size(); ++k) {
+    if (!convs_[k].batch_norm) continue;
+    const size_t bytes = sizeof(float) * size_t(shape_.convs[k].out_c);
+    HISTOCNN_CUDA(cudaMemcpyAsync(b.running_mean(int(k)), persistent(convs_[k].running_mean), bytes,
+                                  cudaMemcpyDeviceToHost, stream_));
+    HISTOCNN_CUDA(cudaMemcpyAsync(b.running_var(int(k)), persistent(convs_[k].running_var), bytes,
+                                  cudaMemcpyDeviceToHost, stream_));
+  }
+  sync();
+  b.batches_tracked = batches_tracked_;
+  return b;
+}
+
+void CudaTrainingStep::set_buffers(const Buffers& given) {
+  Buffers b = given;  // its own copy: the pageable copies read it after return
+  require(b.values.size() == Buffers::initial(shape_).values.size(),
+          "batch-norm buffers do not match the model");
+  for (size_t k = 0; k < convs_.size(); ++k) {
+    if (!convs_[k].batch_norm) continue;
+    const size_t bytes = sizeof(float) * size_t(shape_.convs[k].out_c);
+    HISTOCNN_CUDA(cudaMemcpyAsync(persistent(convs_[k].running_mean), b.running_mean(int(k)), bytes,
+                                  cudaMemcpyHostToDevice, stream_));
+    HISTOCNN_CUDA(cudaMemcpyAsync(persistent(convs_[k].running_var), b.running_var(int(k)), bytes,
+                                  cudaMemcpyHostToDevice, stream_));
+  }
+  sync();
+  batches_tracked_ = given.batches_tracked;
 }
 
 void CudaTrainingStep::set_learning_rate(float learning_rate) {

@@ -47,6 +47,12 @@ struct ConvLayer {
   ConvWorkspaces workspace;
   bool fused = false;  // conv + bias + ReLU in one cuDNN call
   int64_t w_offset = 0, b_offset = 0;
+  // Batch norm (spec 'bn'): the conv has no bias; scale/shift are bnK.weight
+  // and bnK.bias; the statistics live in the persistent block.
+  bool batch_norm = false;
+  TensorDesc bn;  // 1 x C x 1 x 1, derived from y
+  int64_t gamma_offset = 0, beta_offset = 0;
+  size_t running_mean = 0, running_var = 0, saved_mean = 0, saved_inv_std = 0;  // byte offsets
 };
 
 struct DenseLayer {
@@ -75,6 +81,8 @@ class CudaTrainingStep final : public TrainingStep {
   void set_parameters(const Parameters& params) override;
   Parameters parameters() const override;
   void set_learning_rate(float learning_rate) override;
+  Buffers buffers() const override;
+  void set_buffers(const Buffers& buffers) override;
   void set_optimizer_state(const Parameters& m, const Parameters& v, int64_t step) override;
   void optimizer_state(Parameters* m, Parameters* v, int64_t* step) const override;
   MemoryReport memory() const override;
@@ -120,6 +128,10 @@ class CudaTrainingStep final : public TrainingStep {
   std::vector<ConvLayer> convs_;
   std::vector<DenseLayer> denses_;
   ActivationDesc relu_;
+  // Global average pooling (spec 'gap'): a window over the whole last map.
+  PoolDesc gap_pool_;
+  TensorDesc gap_desc_;          // N x C x 1 x 1
+  int64_t batches_tracked_ = 0;  // bnK.num_batches_tracked (training forwards)
   CudaSchedule schedule_;
   std::unique_ptr<StepMemory> memory_;
   std::vector<void*> addresses_;

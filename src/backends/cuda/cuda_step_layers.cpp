@@ -74,8 +74,24 @@ void CudaTrainingStep::build_layers() {
                 std::to_string(k + 1) + ")");
     const std::string tag = "conv" + std::to_string(k + 1);
     c.w_offset = layout_params_.info(tag + ".weight").offset;
-    c.b_offset = layout_params_.info(tag + ".bias").offset;
+    c.batch_norm = s.batch_norm;
+    if (!c.batch_norm) {
+      c.b_offset = layout_params_.info(tag + ".bias").offset;
+    } else {
+      const std::string bn = "bn" + std::to_string(k + 1);
+      c.gamma_offset = layout_params_.info(bn + ".weight").offset;
+      c.beta_offset = layout_params_.info(bn + ".bias").offset;
+      HISTOCNN_CUDA(cudnnDeriveBNTensorDescriptor(c.bn, c.y, CUDNN_BATCHNORM_SPATIAL));
+    }
     choose_algorithms(c, k);
+  }
+  if (shape_.global_pool) {
+    const auto& last = plain.convs.back().pooled_dims;
+    HISTOCNN_CUDA(
+        cudnnSetPooling2dDescriptor(gap_pool_, CUDNN_POOLING_AVERAGE_COUNT_EXCLUDE_PADDING,
+                                    CUDNN_NOT_PROPAGATE_NAN, last.h, last.w, 0, 0, last.h, last.w));
+    HISTOCNN_CUDA(cudnnSetTensor4dDescriptor(gap_desc_, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, last.n,
+                                             last.c, 1, 1));
   }
   for (size_t j = 0; j < shape_.denses.size(); ++j) {
     const std::string tag = "fc" + std::to_string(j + 1);
@@ -150,8 +166,9 @@ void CudaTrainingStep::choose_algorithms(ConvLayer& c, size_t k) {
   if (k > 0)
     HISTOCNN_CUDA(cudnnGetConvolutionBackwardDataWorkspaceSize(h, c.w, c.y, c.conv, c.x, c.bwd_data,
                                                                &c.workspace.backward_data));
-  // cuDNN fuses bias + ReLU into the convolution only with this algorithm.
-  c.fused = c.fwd == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM;
+  // cuDNN fuses bias + ReLU into the convolution only with this algorithm
+  // (and a batch-norm block has neither: they follow the normalisation).
+  c.fused = !c.batch_norm && c.fwd == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM;
   nlohmann::json j = {{"layer", tag},
                       {"forward", fwd_name(f)},
                       {"forward_workspace", c.workspace.forward},

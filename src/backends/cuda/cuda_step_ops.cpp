@@ -38,7 +38,11 @@ void CudaTrainingStep::run_op(const ScheduledOp& op, Mode mode, bool training, i
       ConvLayer& c = convs_[size_t(op.layer)];
       const auto& t = schedule_.convs[size_t(op.layer)];
       void* ws = t.ws_forward >= 0 ? tensor(t.ws_forward) : nullptr;
-      if (c.fused) {
+      if (c.batch_norm) {  // bias-free; batch norm and ReLU follow
+        HISTOCNN_CUDA(cudnnConvolutionForward(h, &one, c.x, tensor(t.src), c.w,
+                                              params() + c.w_offset, c.conv, c.fwd, ws,
+                                              c.workspace.forward, &zero, c.y, tensor(t.conv_out)));
+      } else if (c.fused) {
         HISTOCNN_CUDA(cudnnConvolutionBiasActivationForward(
             h, &one, c.x, tensor(t.src), c.w, params() + c.w_offset, c.conv, c.fwd, ws,
             c.workspace.forward, &zero, c.y, tensor(t.conv_out), c.bias, params() + c.b_offset,
@@ -57,8 +61,56 @@ void CudaTrainingStep::run_op(const ScheduledOp& op, Mode mode, bool training, i
     case OpKind::kPoolForward: {
       ConvLayer& c = convs_[size_t(op.layer)];
       const auto& t = schedule_.convs[size_t(op.layer)];
-      HISTOCNN_CUDA(cudnnPoolingForward(h, c.pool, &one, c.y, tensor(t.conv_out), &zero, c.pooled,
+      HISTOCNN_CUDA(cudnnPoolingForward(h, c.pool, &one, c.y, tensor(t.act), &zero, c.pooled,
                                         tensor(t.pooled)));
+      return;
+    }
+    case OpKind::kBatchNormForward: {
+      ConvLayer& c = convs_[size_t(op.layer)];
+      const auto& t = schedule_.convs[size_t(op.layer)];
+      auto at = [&](size_t offset) { return reinterpret_cast<float*>(persistent(offset)); };
+      if (mode != Mode::kPredict && training) {
+        // The batch's statistics; running ones updated as PyTorch's (momentum
+        // 0.1, unbiased variance); mean and 1/std saved for backward.
+        HISTOCNN_CUDA(cudnnBatchNormalizationForwardTraining(
+            h, CUDNN_BATCHNORM_SPATIAL, &one, &zero, c.y, tensor(t.conv_out), c.y, tensor(t.bn_out),
+            c.bn, params() + c.gamma_offset, params() + c.beta_offset, double(kBatchNormMomentum),
+            at(c.running_mean), at(c.running_var), double(kBatchNormEpsilon), at(c.saved_mean),
+            at(c.saved_inv_std)));
+      } else {
+        HISTOCNN_CUDA(cudnnBatchNormalizationForwardInference(
+            h, CUDNN_BATCHNORM_SPATIAL, &one, &zero, c.y, tensor(t.conv_out), c.y, tensor(t.bn_out),
+            c.bn, params() + c.gamma_offset, params() + c.beta_offset, at(c.running_mean),
+            at(c.running_var), double(kBatchNormEpsilon)));
+      }
+      HISTOCNN_CUDA(cudnnActivationForward(h, relu_, &one, c.y, tensor(t.bn_out), &zero, c.y,
+                                           tensor(t.bn_out)));
+      return;
+    }
+    case OpKind::kBatchNormBackward: {
+      ConvLayer& c = convs_[size_t(op.layer)];
+      const auto& t = schedule_.convs[size_t(op.layer)];
+      auto at = [&](size_t offset) { return reinterpret_cast<float*>(persistent(offset)); };
+      HISTOCNN_CUDA(cudnnBatchNormalizationBackward(
+          h, CUDNN_BATCHNORM_SPATIAL, &one, &zero, &one, &zero, c.y, tensor(t.conv_out), c.y,
+          tensor(t.d_act), c.y, tensor(t.d_conv_out), c.bn, params() + c.gamma_offset,
+          grads() + c.gamma_offset, grads() + c.beta_offset, double(kBatchNormEpsilon),
+          at(c.saved_mean), at(c.saved_inv_std)));
+      return;
+    }
+    case OpKind::kGlobalPoolForward: {
+      const ConvLayer& last = convs_.back();
+      HISTOCNN_CUDA(cudnnPoolingForward(h, gap_pool_, &one, last.pooled,
+                                        tensor(schedule_.convs.back().pooled), &zero, gap_desc_,
+                                        tensor(schedule_.gap_out)));
+      return;
+    }
+    case OpKind::kGlobalPoolBackward: {
+      const ConvLayer& last = convs_.back();
+      const auto& t = schedule_.convs.back();
+      HISTOCNN_CUDA(cudnnPoolingBackward(h, gap_pool_, &one, gap_desc_, tensor(schedule_.gap_out),
+                                         gap_desc_, tensor(schedule_.d_gap), last.pooled,
+                                         tensor(t.pooled), &zero, last.pooled, tensor(t.d_pooled)));
       return;
     }
     case OpKind::kDenseForward: {
@@ -123,8 +175,8 @@ void CudaTrainingStep::run_op(const ScheduledOp& op, Mode mode, bool training, i
       ConvLayer& c = convs_[size_t(op.layer)];
       const auto& t = schedule_.convs[size_t(op.layer)];
       HISTOCNN_CUDA(cudnnPoolingBackward(h, c.pool, &one, c.pooled, tensor(t.pooled), c.pooled,
-                                         tensor(t.d_pooled), c.y, tensor(t.conv_out), &zero, c.y,
-                                         tensor(t.d_conv_out)));
+                                         tensor(t.d_pooled), c.y, tensor(t.act), &zero, c.y,
+                                         tensor(t.d_act)));
       return;
     }
     case OpKind::kConvBackwardFilter: {
@@ -134,8 +186,9 @@ void CudaTrainingStep::run_op(const ScheduledOp& op, Mode mode, bool training, i
       HISTOCNN_CUDA(cudnnConvolutionBackwardFilter(
           h, &one, c.x, tensor(t.src), c.y, tensor(t.d_conv_out), c.conv, c.bwd_filter, ws,
           c.workspace.backward_filter, &zero, c.w, grads() + c.w_offset));
-      HISTOCNN_CUDA(cudnnConvolutionBackwardBias(h, &one, c.y, tensor(t.d_conv_out), &zero, c.bias,
-                                                 grads() + c.b_offset));
+      if (!c.batch_norm)
+        HISTOCNN_CUDA(cudnnConvolutionBackwardBias(h, &one, c.y, tensor(t.d_conv_out), &zero,
+                                                   c.bias, grads() + c.b_offset));
       return;
     }
     case OpKind::kConvBackwardData: {
