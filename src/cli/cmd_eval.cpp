@@ -111,6 +111,7 @@ Runner add_eval(CLI::App& app) {
       if (stem.size() > 5 && stem.compare(stem.size() - 5, 5, ".json") == 0)
         stem.resize(stem.size() - 5);
       write_file_atomically(stem + ".images.csv", report.images_csv());
+      write_file_atomically(stem + ".crops.csv", report.crops_csv(set));
       if (a->figures)
         write_eval_figures(report, stem,
                            std::filesystem::path(a->model).filename().string() + ", " +

@@ -73,6 +73,10 @@ EvalReport evaluate(TrainingStep& step, const ExampleSet& set, const Normalizati
   std::sort(r.images.begin(), r.images.end(),
             [](const ImageVerdict& a, const ImageVerdict& b) { return a.name < b.name; });
   r.crops = crops;
+  for (size_t k = 0; k < crops.size(); ++k) {
+    const Example& ex = set.examples[size_t(all[2 * k])];
+    r.crop_origins.push_back({ex.image_index, {ex.x, ex.y}});
+  }
   r.per_crop = compute_metrics(crops);
   r.per_image = compute_metrics(aggregate(crops, image_of));
   r.patients = aggregate(crops, patient_of);
@@ -85,6 +89,19 @@ nlohmann::json EvalReport::to_json() const {
           {"per_image", per_image.to_json()},
           {"per_patient", per_patient.to_json()},
           {"tta", tta}};
+}
+
+std::string EvalReport::crops_csv(const ExampleSet& set) const {
+  std::string csv = "image,patient,label,x,y,p_malignant\n";
+  for (size_t k = 0; k < crops.size(); ++k) {
+    const SlideImage& im = set.images[size_t(crop_origins[k].first)];
+    char line[96];
+    std::snprintf(line, sizeof line, ",%d,%d,%.6f\n", crop_origins[k].second.first,
+                  crop_origins[k].second.second, crops[k].p_malignant);
+    csv += csv_field(im.name) + "," + csv_field(im.patient) + "," +
+           (im.label ? "malignant" : "benign") + line;
+  }
+  return csv;
 }
 
 std::string EvalReport::images_csv() const {
