@@ -52,8 +52,11 @@ def main():
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--examples", type=int, default=1851)
+    p.add_argument("--layouts", default="nchw,channels_last",
+                   help="memory formats to time (the faster is reported)")
     p.add_argument("--json")
     a = p.parse_args()
+    formats = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
     if a.threads:
         torch.set_num_threads(a.threads)
     out = {"engine": "pytorch", "torch": torch.__version__, "threads": torch.get_num_threads(),
@@ -63,8 +66,8 @@ def main():
     for size in map(int, a.sizes.split(",")):
         for batch in map(int, a.batches.split(",")):
             best = None
-            for name, fmt in (("nchw", torch.contiguous_format), ("channels_last", torch.channels_last)):
-                s, all_times = epoch_seconds(size, batch, a.examples, fmt, a.repeats)
+            for name in a.layouts.split(","):
+                s, all_times = epoch_seconds(size, batch, a.examples, formats[name], a.repeats)
                 print(f"{size:5d} {batch:6d} {name:>14s} {s:10.3f} s", flush=True)
                 if best is None or s < best["epoch_seconds"]:
                     best = {"size": size, "batch": batch, "layout": name, "epoch_seconds": s,
