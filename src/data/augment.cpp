@@ -81,6 +81,13 @@ void augment_to_chw(const uint8_t* hwc, int width, int height, const AugmentOpti
     }
   }
   const size_t plane = size_t(width) * height;
+  // Output pixel (x, y) reads the source pixel the flips and transpose map it to.
+  auto source = [&](int x, int y) {
+    int sx = flip_x ? width - 1 - x : x;
+    int sy = flip_y ? height - 1 - y : y;
+    if (transpose) std::swap(sx, sy);
+    return hwc + (size_t(sy) * width + sx) * 3;
+  };
   if (options.hed_jitter > 0) {
     // Per pixel: the other jitter's table first, then the HED map in OD.
     float alpha_u[3], beta_u[3];
@@ -96,10 +103,7 @@ void augment_to_chw(const uint8_t* hwc, int width, int height, const AugmentOpti
     const float inv_stdev[3] = {1.0f / norm.stdev[0], 1.0f / norm.stdev[1], 1.0f / norm.stdev[2]};
     for (int y = 0; y < height; ++y) {
       for (int x = 0; x < width; ++x) {
-        int sx = flip_x ? width - 1 - x : x;
-        int sy = flip_y ? height - 1 - y : y;
-        if (transpose) std::swap(sx, sy);
-        const uint8_t* p = hwc + (size_t(sy) * width + sx) * 3;
+        const uint8_t* p = source(x, y);
         const float in[3] = {od_of[0][p[0]], od_of[1][p[1]], od_of[2][p[2]]};
         float od[3];
         hed.apply(in, od);
@@ -115,11 +119,7 @@ void augment_to_chw(const uint8_t* hwc, int width, int height, const AugmentOpti
   }
   for (int y = 0; y < height; ++y) {
     for (int x = 0; x < width; ++x) {
-      // Output pixel (x, y) reads source (sx, sy).
-      int sx = flip_x ? width - 1 - x : x;
-      int sy = flip_y ? height - 1 - y : y;
-      if (transpose) std::swap(sx, sy);
-      const uint8_t* p = hwc + (size_t(sy) * width + sx) * 3;
+      const uint8_t* p = source(x, y);
       const size_t o = size_t(y) * width + x;
       chw[o] = lut[0][p[0]];
       chw[plane + o] = lut[1][p[1]];

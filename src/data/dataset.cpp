@@ -108,6 +108,49 @@ Normalization channel_statistics(const ExampleSet& set) {
   return n;
 }
 
+namespace {
+
+// Runs work(i) for every image index on `workers` threads (the caller's
+// included); a failure is kept per image and the first (by index) rethrown,
+// so errors name the same file whatever the thread timing.
+void for_each_image(size_t count, int workers, const std::function<void(size_t)>& work) {
+  std::vector<std::string> errors(count);
+  std::atomic<size_t> next{0};
+  auto run = [&]() {
+    for (size_t i; (i = next++) < count;) {
+      try {
+        work(i);
+      } catch (const std::exception& error) {
+        errors[i] = error.what();
+      }
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int t = 1; t < std::max(1, workers); ++t) threads.emplace_back(run);
+  run();
+  for (auto& t : threads) t.join();
+  for (const auto& e : errors)
+    if (!e.empty()) throw Error(e);
+}
+
+// A crop position; with a background map, positions with more background
+// than `max_background` are drawn again (up to 16 draws, the least empty kept).
+void draw_crop(Rng& rng, int image_w, int image_h, int w, int h, const BackgroundMap* background,
+               float max_background, int* x, int* y) {
+  *x = int(rng.below(uint64_t(image_w - w + 1)));
+  *y = int(rng.below(uint64_t(image_h - h + 1)));
+  if (!background) return;
+  float least = background->fraction(*x, *y, w, h);
+  for (int attempt = 1; attempt < 16 && least > max_background; ++attempt) {
+    const int cx = int(rng.below(uint64_t(image_w - w + 1)));
+    const int cy = int(rng.below(uint64_t(image_h - h + 1)));
+    const float f = background->fraction(cx, cy, w, h);
+    if (f < least) least = f, *x = cx, *y = cy;
+  }
+}
+
+}  // namespace
+
 bool is_background(const uint8_t rgb[3]) {
   return rgb[0] >= 210 && rgb[1] >= 210 && rgb[2] >= 210;
 }
@@ -141,26 +184,12 @@ StainMatrix estimate_stain_target(const std::vector<SlideImage>& images, int wor
   require(!images.empty(), "no images to estimate a stain target from");
   constexpr size_t kStride = 7;
   std::vector<std::vector<uint8_t>> samples(images.size());
-  std::vector<std::string> errors(images.size());
-  std::atomic<size_t> next{0};
-  auto work = [&]() {
-    for (size_t i; (i = next++) < images.size();) {
-      try {
-        const Image im = load_image(images[i].path);
-        const size_t pixels = size_t(im.width) * im.height;
-        for (size_t p = 0; p < pixels; p += kStride)
-          samples[i].insert(samples[i].end(), &im.rgb[3 * p], &im.rgb[3 * p] + 3);
-      } catch (const std::exception& error) {
-        errors[i] = error.what();
-      }
-    }
-  };
-  std::vector<std::thread> threads;
-  for (int t = 1; t < std::max(1, workers); ++t) threads.emplace_back(work);
-  work();
-  for (auto& t : threads) t.join();
-  for (const auto& e : errors)
-    if (!e.empty()) throw Error(e);
+  for_each_image(images.size(), workers, [&](size_t i) {
+    const Image im = load_image(images[i].path);
+    const size_t pixels = size_t(im.width) * im.height;
+    for (size_t p = 0; p < pixels; p += kStride)
+      samples[i].insert(samples[i].end(), &im.rgb[3 * p], &im.rgb[3 * p] + 3);
+  });
   std::vector<uint8_t> pooled;
   for (const auto& s : samples) pooled.insert(pooled.end(), s.begin(), s.end());
   return estimate_stains(pooled.data(), pooled.size() / 3,
@@ -210,72 +239,44 @@ ExampleSet build_examples(const std::vector<SlideImage>& images, const CropOptio
     examples_of[set.examples[e].image_index].push_back(e);
   std::vector<uint64_t> image_seeds(images.size());
   for (auto& s : image_seeds) s = rng.next();
-  std::vector<std::string> errors(images.size());
-  std::atomic<size_t> next{0};
-  auto work = [&]() {
-    for (size_t i; (i = next++) < images.size();) {
-      if (examples_of[i].empty() || (decode && !decode(i) && !fresh)) continue;
-      try {
-        Image full = load_image(images[i].path);
-        if (options.stain_target) full = normalize_stains(full, *options.stain_target);
-        if (fresh) {
-          require(full.width >= options.crop_width && full.height >= options.crop_height,
-                  images[i].path + ": image is " + std::to_string(full.width) + "x" +
-                      std::to_string(full.height) + ", smaller than the " +
-                      std::to_string(options.crop_width) + "x" +
-                      std::to_string(options.crop_height) + " crop");
-          // The whole image at the crop's scale; a window of the input size
-          // in it is the crop resized (up to where box filters fall).
-          const int sw = std::max(width, int(std::lround(double(full.width) * width /
-                                                         options.crop_width)));
-          const int sh = std::max(height, int(std::lround(double(full.height) * height /
-                                                          options.crop_height)));
-          set.sources[i] = resize_area(full, sw, sh);
-          set.backgrounds[i] = BackgroundMap(set.sources[i]);
-          continue;
-        }
-        std::optional<BackgroundMap> background;
-        if (!options.whole_image && options.max_background < 1.0f) background.emplace(full);
-        Rng image_rng(image_seeds[i]);
-        for (size_t e : examples_of[i]) {
-          Example& ex = set.examples[e];
-          Image resized;
-          if (options.whole_image) {
-            resized = resize_area(full, width, height);
-          } else {
-            require(full.width >= options.crop_width && full.height >= options.crop_height,
-                    images[i].path + ": image is " + std::to_string(full.width) + "x" +
-                        std::to_string(full.height) + ", smaller than the " +
-                        std::to_string(options.crop_width) + "x" +
-                        std::to_string(options.crop_height) + " crop");
-            ex.x = int(image_rng.below(uint64_t(full.width - options.crop_width + 1)));
-            ex.y = int(image_rng.below(uint64_t(full.height - options.crop_height + 1)));
-            if (background) {
-              float least =
-                  background->fraction(ex.x, ex.y, options.crop_width, options.crop_height);
-              for (int attempt = 1; attempt < 16 && least > options.max_background; ++attempt) {
-                const int x = int(image_rng.below(uint64_t(full.width - options.crop_width + 1)));
-                const int y = int(image_rng.below(uint64_t(full.height - options.crop_height + 1)));
-                const float f = background->fraction(x, y, options.crop_width, options.crop_height);
-                if (f < least) least = f, ex.x = x, ex.y = y;
-              }
-            }
-            resized = resize_area(crop(full, ex.x, ex.y, options.crop_width, options.crop_height),
-                                  width, height);
-          }
-          std::copy(resized.rgb.begin(), resized.rgb.end(), set.pixels.begin() + e * per);
-        }
-      } catch (const std::exception& error) {
-        errors[i] = error.what();
-      }
+  for_each_image(images.size(), workers, [&](size_t i) {
+    if (examples_of[i].empty() || (decode && !decode(i) && !fresh)) return;
+    Image full = load_image(images[i].path);
+    if (options.stain_target) full = normalize_stains(full, *options.stain_target);
+    if (!options.whole_image)
+      require(full.width >= options.crop_width && full.height >= options.crop_height,
+              images[i].path + ": image is " + std::to_string(full.width) + "x" +
+                  std::to_string(full.height) + ", smaller than the " +
+                  std::to_string(options.crop_width) + "x" + std::to_string(options.crop_height) +
+                  " crop");
+    if (fresh) {
+      // The whole image at the crop's scale; a window of the input size
+      // in it is the crop resized (up to where box filters fall).
+      const int sw =
+          std::max(width, int(std::lround(double(full.width) * width / options.crop_width)));
+      const int sh =
+          std::max(height, int(std::lround(double(full.height) * height / options.crop_height)));
+      set.sources[i] = resize_area(full, sw, sh);
+      set.backgrounds[i] = BackgroundMap(set.sources[i]);
+      return;
     }
-  };
-  std::vector<std::thread> threads;
-  for (int t = 1; t < std::max(1, workers); ++t) threads.emplace_back(work);
-  work();
-  for (auto& t : threads) t.join();
-  for (const auto& e : errors)
-    if (!e.empty()) throw Error(e);
+    std::optional<BackgroundMap> background;
+    if (!options.whole_image && options.max_background < 1.0f) background.emplace(full);
+    Rng image_rng(image_seeds[i]);
+    for (size_t e : examples_of[i]) {
+      Example& ex = set.examples[e];
+      Image resized;
+      if (options.whole_image) {
+        resized = resize_area(full, width, height);
+      } else {
+        draw_crop(image_rng, full.width, full.height, options.crop_width, options.crop_height,
+                  background ? &*background : nullptr, options.max_background, &ex.x, &ex.y);
+        resized = resize_area(crop(full, ex.x, ex.y, options.crop_width, options.crop_height),
+                              width, height);
+      }
+      std::copy(resized.rgb.begin(), resized.rgb.end(), set.pixels.begin() + e * per);
+    }
+  });
   if (fresh) recrop(set, options.seed);
   return set;
 }
@@ -289,20 +290,8 @@ void recrop(ExampleSet& set, uint64_t seed) {
     const Image& src = set.sources[size_t(ex.image_index)];
     const BackgroundMap& background = set.backgrounds[size_t(ex.image_index)];
     Rng rng(mix64(seed ^ (uint64_t(e) * 0xD1B54A32D192ED03ull)));
-    auto draw = [&](int* x, int* y) {
-      *x = int(rng.below(uint64_t(src.width - w + 1)));
-      *y = int(rng.below(uint64_t(src.height - h + 1)));
-    };
-    draw(&ex.x, &ex.y);
-    if (set.max_background < 1.0f) {
-      float least = background.fraction(ex.x, ex.y, w, h);
-      for (int attempt = 1; attempt < 16 && least > set.max_background; ++attempt) {
-        int x, y;
-        draw(&x, &y);
-        const float f = background.fraction(x, y, w, h);
-        if (f < least) least = f, ex.x = x, ex.y = y;
-      }
-    }
+    draw_crop(rng, src.width, src.height, w, h, set.max_background < 1.0f ? &background : nullptr,
+              set.max_background, &ex.x, &ex.y);
     uint8_t* out = set.pixels.data() + e * per;
     for (int row = 0; row < h; ++row)
       std::memcpy(out + size_t(row) * w * 3, src.row(ex.y + row) + size_t(ex.x) * 3, size_t(w) * 3);
