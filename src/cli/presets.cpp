@@ -8,7 +8,8 @@ const std::vector<Preset>& presets() {
   static const std::vector<Preset> all = {
       {"paper", "the paper's network and protocol (the defaults)", {}, ""},
       {"accurate",
-       "stain-normalised larger-context crops, HED augmentation, AdamW + cosine; eval with TTA",
+       "batch-norm + global-pooling network on stain-normalised 400 px crops at 64 px, HED "
+       "augmentation, AdamW + cosine; eval with TTA over 16 crops",
        {{"--size", "64"},
         {"--crop", "400"},
         {"--epochs", "30"},
@@ -21,7 +22,11 @@ const std::vector<Preset>& presets() {
         {"--weight-decay", "0.05"},
         {"--eval-tta", ""},
         {"--eval-crops", "16"}},
-       ""},
+       // 4 conv blocks (same padding, batch norm, 2x2 max-pool), global average
+       // pooling, then the paper's head: 250k parameters, 0.30 GFLOP per example.
+       "conv 32 kernel=3 pool=2 pad=same bn\nconv 64 kernel=3 pool=2 pad=same bn\n"
+       "conv 128 kernel=3 pool=2 pad=same bn\nconv 128 kernel=3 pool=2 pad=same bn\ngap\n"
+       "dense 64\ndropout 0.5\ndense 2\n"},
   };
   return all;
 }
@@ -39,7 +44,12 @@ std::string describe(const Preset& preset) {
   std::string text;
   for (const auto& [flag, value] : preset.flags)
     text += (text.empty() ? "" : " ") + flag + (value.empty() ? "" : " " + value);
-  if (!preset.model_spec.empty()) text += " --model <" + preset.name + " network>";
+  if (!preset.model_spec.empty()) {
+    std::string spec = preset.model_spec;
+    while (!spec.empty() && spec.back() == '\n') spec.pop_back();
+    for (size_t at; (at = spec.find('\n')) != std::string::npos;) spec.replace(at, 1, "; ");
+    text += "\n    network (unless --model): " + spec;
+  }
   return text.empty() ? "(the defaults)" : text;
 }
 
