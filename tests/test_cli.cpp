@@ -482,6 +482,28 @@ TEST_F(MpiCli, TwoProcessesReproduceOneAndResumeWithAnyProcessCount) {
   EXPECT_LT(worst, 2e-3);
 }
 
+TEST_F(MpiCli, BatchNormTrainsOnTwoProcessesWithRankZerosStatistics) {
+  // Each process normalises its half of every batch (as PyTorch's BatchNorm
+  // under DDP); rank 0's running statistics are everyone's at evaluation.
+  const std::string spec = out("mpi_bn.spec");
+  write_file_atomically(spec,
+                        "conv 8 kernel=3 pool=2 pad=same bn; conv 16 kernel=3 pool=2 bn; gap; "
+                        "dense 16; dense 2");
+  const std::string args = "train --data " + data() +
+                           " --size 32 --crop 96 --crops-benign 200 --crops-malignant 200 "
+                           "--folds 4 --fold 1 --threads 1 --no-progress --seed 3 --model " +
+                           spec;
+  const CommandResult odd = mpirun(2, args + " --batch 21 --epochs 1 -o " + out("mpi_bn_odd"));
+  EXPECT_NE(odd.status, 0);
+  EXPECT_NE(odd.output.find("split evenly"), std::string::npos) << odd.output;
+  const CommandResult two = mpirun(2, args + " --batch 20 --epochs 2 -o " + out("mpi_bn"));
+  ASSERT_EQ(two.status, 0) << two.output;
+  const ModelFile m = load_model_file(out("mpi_bn/model.safetensors"));
+  EXPECT_EQ(m.buffers.batches_tracked, 40);  // 400 crops / 20 per global batch, 2 epochs
+  const auto metrics = nlohmann::json::parse(read_file(out("mpi_bn/metrics.json")));
+  EXPECT_GE(metrics["validation"]["per_image"]["accuracy"].get<double>(), 0.7) << two.output;
+}
+
 TEST_F(MpiCli, AFailingProcessEndsTheJobWithItsMessage) {
   const CommandResult r = mpirun(2, "train --data " + out("no-such-folder") + " -o " + out("x"));
   EXPECT_NE(r.status, 0);

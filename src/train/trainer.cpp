@@ -529,6 +529,14 @@ nlohmann::json run_training(const TrainOptions& o) {
     std::snprintf(line, sizeof line, "epoch %d/%d  loss %.4f  train acc %.3f", epoch + 1, o.epochs,
                   loss_sum / seen, double(correct) / seen);
     std::string text = line;
+    if (ranks > 1 && shape.has_batch_norm()) {
+      // Each process normalised its own share of every batch (PyTorch's
+      // BatchNorm under DDP): rank 0's running statistics become everyone's,
+      // as DDP's broadcast_buffers does, so all processes predict alike.
+      Buffers b = step->buffers();
+      comm->broadcast(b.values.data(), b.values.size() * sizeof(float));
+      step->set_buffers(b);
+    }
     if (!val_set.examples.empty()) {
       const EvalReport report = evaluate(*step, val_set, normalization, comm);
       last_eval = report.to_json();
