@@ -555,6 +555,10 @@ TEST_F(Cli, StudyResumesWithoutRepeatingMeasurementsAndReports) {
     EXPECT_TRUE(std::filesystem::exists(dir + "/report/report.html"));
     EXPECT_TRUE(std::filesystem::exists(dir + "/report/fig_cpu_time.png"));
     EXPECT_TRUE(std::filesystem::exists(dir + "/report/fig_cpu_time.svg"));
+    // One bar per layer and direction, from the training's per-layer profile.
+    EXPECT_TRUE(std::filesystem::exists(dir + "/report/fig_layers.png"));
+    const std::string jsonl = read_file(dir + "/results.jsonl");
+    EXPECT_NE(jsonl.find("\"conv3 backward\""), std::string::npos) << jsonl.substr(0, 2000);
     const std::string md = read_file(dir + "/report/report.md");
     EXPECT_NE(md.find("16.19"), std::string::npos) << "the paper's numbers";
     // Every measurement's own numbers, as recorded, are in the report.

@@ -21,6 +21,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -52,6 +53,9 @@ struct MemoryReport {
 struct StepProfile {
   int64_t steps = 0;
   double forward = 0, backward = 0, update = 0, allocator = 0;
+  // With StepOptions::profile_layers: seconds per layer and direction
+  // ("conv1 forward", "fc2 backward", "loss", "update", ...).
+  std::map<std::string, double> layers;
 };
 
 // The rows of a global batch this process computes (data-parallel training):
@@ -144,6 +148,9 @@ struct StepOptions {
   std::string precision = "fp32";  // fp32 | tf32 | bf16 (where the backend supports it)
   bool cudnn_benchmark = false;    // time the algorithms instead of trusting heuristics
   bool cuda_graphs = false;        // capture the steady-state step and replay it
+  // Time every operation and sum per layer and direction (StepProfile::layers).
+  // CPU backend; costs a clock read per operation, so off by default.
+  bool profile_layers = false;
 };
 
 class Backend {

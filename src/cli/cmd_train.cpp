@@ -110,6 +110,9 @@ Runner add_train(CLI::App& app) {
                   "record in the model how many crops per image eval should average")
       ->capture_default_str()
       ->check(CLI::Range(1, 4096));
+  cmd->add_flag(
+      "--profile-layers", o->profile_layers,
+      "cpu: time every layer's forward and backward (metrics.json profile.layer_seconds)");
   cmd->add_flag("--fresh-crops", o->crops.fresh_each_epoch,
                 "draw new crop positions every epoch (images kept at the crop's scale)");
   cmd->add_flag("--no-progress", *no_progress, "no progress bar");

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -37,6 +38,24 @@ std::string label_of(const Row& r) {
   else
     s += " " + r["allocator"].get<std::string>();
   return s;
+}
+
+// Where an operation label ("conv2 backward", "fc1 forward", "loss", ...)
+// falls in a step: input, forward layers in order, loss, backward layers in
+// reverse, update.
+int execution_rank(const std::string& label) {
+  const bool backward = label.find("backward") != std::string::npos;
+  int index = 0;
+  const size_t digits = label.find_first_of("0123456789");
+  if (digits != std::string::npos) index = std::atoi(label.c_str() + digits);
+  int block = label.rfind("conv", 0) == 0                                    ? index
+              : label.rfind("gap", 0) == 0 || label.rfind("flatten", 0) == 0 ? 100
+              : label.rfind("fc", 0) == 0                                    ? 200 + index
+                                                                             : 0;
+  if (label == "input") return 0;
+  if (label == "loss") return 1000;
+  if (label == "update") return 3000;
+  return backward ? 2000 + (999 - block) : 1 + block;
 }
 
 std::string html_escape(const std::string& text) {
@@ -309,6 +328,43 @@ std::string write_report(const std::string& results_in, const std::string& outpu
                     "3, 'allocator' 4)\nset yrange [0:*]\n");
     }
     figure("fig_breakdown", caption, drawn, "no histocnn measurement with a profile");
+
+    // One bar per layer and direction, in execution order, for the same point.
+    bool layers_drawn = false;
+    std::string layers_caption = "Per-layer time per step";
+    if (largest && (*largest)["profile"].contains("layer_seconds")) {
+      const auto& p = (*largest)["profile"];
+      const double steps = std::max(1.0, p["steps"].get<double>());
+      std::vector<std::pair<std::string, double>> bars;
+      for (const auto& [name, seconds] : p["layer_seconds"].items())
+        bars.push_back({name, 1000 * seconds.get<double>() / steps});
+      std::sort(bars.begin(), bars.end(), [](const auto& a, const auto& b) {
+        return execution_rank(a.first) < execution_rank(b.first);
+      });
+      Series forward{"forward", {}, "boxes fs solid 0.6"},
+          backward{"backward", {}, "boxes fs solid 0.6"},
+          other{"loss, update, input", {}, "boxes fs solid 0.6"};
+      std::string tics = "set xtics rotate by -45 (";
+      for (size_t i = 0; i < bars.size(); ++i) {
+        const std::string& name = bars[i].first;
+        Series& s = name.find("forward") != std::string::npos    ? forward
+                    : name.find("backward") != std::string::npos ? backward
+                                                                 : other;
+        s.points.push_back({double(i), bars[i].second});
+        tics += (i ? ", '" : "'") + name + "' " + std::to_string(i);
+      }
+      tics += ")\n";
+      layers_caption += " (" + label_of(*largest) + ", " +
+                        std::to_string((*largest)["size"].get<int>()) + " px, batch " +
+                        std::to_string((*largest)["batch"].get<int>()) + ")";
+      layers_drawn = plot.plot("fig_layers", "Per-layer time per step", "", "milliseconds per step",
+                               {forward, backward, other}, false,
+                               "set boxwidth 0.7\n" + tics + "set yrange [0:*]\n");
+      md << "\n| layer, direction | ms per step |\n|---|---|\n";
+      for (const auto& [name, ms] : bars) md << "| " << name << " | " << fmt(ms, 2) << " |\n";
+    }
+    figure("fig_layers", layers_caption, layers_drawn,
+           "no histocnn CPU measurement with per-layer times");
   }
 
   // Tables: every measurement, and the speed-up table beside the paper.

@@ -354,6 +354,7 @@ nlohmann::json run_training(const TrainOptions& o) {
   step_options.precision = o.precision;
   step_options.cudnn_benchmark = o.cudnn_benchmark;
   step_options.cuda_graphs = o.cuda_graphs;
+  step_options.profile_layers = o.profile_layers;
   if (device_reducer)
     step_options.reduce_gradients = device_reducer;  // device memory, the step's stream
   else if (ranks > 1)
@@ -525,6 +526,14 @@ nlohmann::json run_training(const TrainOptions& o) {
                       {"update_seconds", p.update - profile_before.update},
                       {"allocator_seconds", p.allocator - profile_before.allocator},
                       {"data_wait_seconds", loader.wait_seconds()}};
+    if (!p.layers.empty()) {
+      nlohmann::json layers = nlohmann::json::object();
+      for (const auto& [name, total] : p.layers) {
+        auto before = profile_before.layers.find(name);
+        layers[name] = total - (before == profile_before.layers.end() ? 0.0 : before->second);
+      }
+      row["profile"]["layer_seconds"] = layers;
+    }
     char line[256];
     std::snprintf(line, sizeof line, "epoch %d/%d  loss %.4f  train acc %.3f", epoch + 1, o.epochs,
                   loss_sum / seen, double(correct) / seen);

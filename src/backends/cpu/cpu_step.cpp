@@ -95,17 +95,23 @@ StepResult CpuTrainingStep::run(const float* images, const int32_t* labels, int 
     leave();
     auto start = Clock::now();
     if (weights_dirty_) {
-      for (auto& op : weight_ops_) op.run();
+      for (auto& op : weight_ops_) execute(op);
       weights_dirty_ = false;
     }
     for (auto& op : forward_ops_) {
       enter();
-      op.run();
+      execute(op);
       leave();
     }
     stream_.wait();  // the loss reads the logits on the host
     enter();
-    result = loss_and_gradient(labels, count, backward);
+    if (options_.profile_layers) {
+      const auto t = Clock::now();
+      result = loss_and_gradient(labels, count, backward);
+      profile_.layers["loss"] += seconds_since(t);
+    } else {
+      result = loss_and_gradient(labels, count, backward);
+    }
     leave();
     profile_.forward += seconds_since(start);
     if (backward) {
@@ -113,7 +119,7 @@ StepResult CpuTrainingStep::run(const float* images, const int32_t* labels, int 
       for (auto* ops : {&backward_ops_, &grad_ops_})
         for (auto& op : *ops) {
           enter();
-          op.run();
+          execute(op);
           leave();
         }
       stream_.wait();

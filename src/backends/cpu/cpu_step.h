@@ -59,6 +59,7 @@ using dt = Mem::data_type;
 struct Op {
   std::function<void()> run;
   std::vector<Mem> uses;
+  std::string label;  // layer and direction, for the per-layer profile
 };
 
 struct ConvBlock {
@@ -150,6 +151,7 @@ class CpuTrainingStep final : public TrainingStep {
     ++step_;
     adam_update(options_.adam, step_, static_cast<int64_t>(params_.values.size()),
                 params_.values.data(), grads_.values.data(), m_.values.data(), v_.values.data());
+    if (options_.profile_layers) profile_.layers["update"] += seconds_since(start);
     weights_dirty_ = true;
     profile_.update += seconds_since(start);
     profile_.steps++;
@@ -233,7 +235,14 @@ class CpuTrainingStep final : public TrainingStep {
     return md.get_size() ? make(md, name + ".scratchpad") : Mem();
   }
   void add(std::vector<Op>& ops, std::vector<Mem> uses, std::function<void()> run) {
-    ops.push_back({std::move(run), std::move(uses)});
+    ops.push_back({std::move(run), std::move(uses), label_});
+  }
+  // Runs an operation, timed into the per-layer profile when asked.
+  void execute(Op& op) {
+    if (!options_.profile_layers) return op.run();
+    const auto t = Clock::now();
+    op.run();
+    profile_.layers[op.label] += seconds_since(t);
   }
   void reorder_if_needed(const Mem& from, const Mem& to, std::vector<Op>& ops) {
     if (from.get_desc() == to.get_desc() && from.get() == to.get()) return;
@@ -268,6 +277,7 @@ class CpuTrainingStep final : public TrainingStep {
   std::vector<ConvBlock> convs_;
   std::vector<DenseBlock> denses_;
   Mem flat_nchw_, d_flat_nchw_;
+  std::string label_ = "input";  // the layer whose operations are being built
   Buffers bn_buffers_;  // running statistics, viewed by the BN primitives (never reallocated)
   std::vector<float> probs_;
   std::vector<Op> weight_ops_, forward_ops_, backward_ops_, grad_ops_;

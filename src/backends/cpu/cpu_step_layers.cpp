@@ -13,6 +13,7 @@ void CpuTrainingStep::build() {
 
   Mem src = input_user_;
   for (size_t i = 0; i < s.convs.size(); ++i) {
+    label_ = "conv" + std::to_string(i + 1) + " forward";
     build_conv(i, src, weight_ops_);
     src = convs_[i].pooled;
   }
@@ -25,6 +26,7 @@ void CpuTrainingStep::build() {
   flat_nchw_ = make(nchw_md, gap ? "gap" : "flatten");
   d_flat_nchw_ = make(nchw_md, gap ? "d_gap" : "d_flatten");
   dnnl::pooling_forward::primitive_desc gap_pd;
+  label_ = gap ? "gap forward" : "flatten";
   if (gap) {
     const Mem::dims window = {last.out_h, last.out_w}, zero = {0, 0};
     gap_pd = dnnl::pooling_forward::primitive_desc(
@@ -43,6 +45,7 @@ void CpuTrainingStep::build() {
   auto flat_md = Mem::desc({s.batch, int64_t(s.denses.front().in)}, dt::f32, tag::nc);
   Mem flat = alias(flat_md, flat_nchw_);
   for (size_t i = 0; i < s.denses.size(); ++i) {
+    label_ = "fc" + std::to_string(i + 1) + " forward";
     build_dense(i, i == 0 ? flat : denses_[i - 1].out);
   }
   probs_.assign(size_t(s.batch) * 2, 0.0f);
@@ -50,6 +53,7 @@ void CpuTrainingStep::build() {
   // Backward of the dense stack (reverse), then back into the conv stack.
   for (size_t k = denses_.size(); k-- > 0;) {
     DenseBlock& d = denses_[k];
+    label_ = "fc" + std::to_string(k + 1) + " backward";
     // Gradient w.r.t. pre-activation: d_out (already holds dL/d(out) with the
     // dropout mask folded in by the block above) times ReLU'.
     if (d.s.relu) {
@@ -78,6 +82,7 @@ void CpuTrainingStep::build() {
                                d.scratch_bwd_d));
     });
   }
+  label_ = gap ? "gap backward" : "flatten";
   if (gap) {
     const Mem::dims window = {last.out_h, last.out_w}, zero = {0, 0};
     const auto gap_bwd_pd = dnnl::pooling_backward::primitive_desc(
@@ -98,6 +103,7 @@ void CpuTrainingStep::build() {
   }
   for (size_t k = convs_.size(); k-- > 0;) {
     ConvBlock& c = convs_[k];
+    label_ = "conv" + std::to_string(k + 1) + " backward";
     // ReLU backward on the pooled map (see the file comment).
     auto relu_fwd = dnnl::eltwise_forward::primitive_desc(
         dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_training,
