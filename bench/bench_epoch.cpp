@@ -9,6 +9,8 @@
 // An epoch is the paper's 1851 examples (941 benign + 910 malignant) fed
 // through the real BatchLoader (float conversion on worker threads) into
 // TrainingStep::train. Reports the median of the repeats after one warm-up.
+// Also measures the memory bandwidth the same threads reach (STREAM's triad),
+// the other ceiling of a step whose activations do not fit in the caches.
 #include <dnnl.h>
 
 #include <CLI/CLI.hpp>
@@ -57,6 +59,34 @@ std::vector<double> sgemm_gflops(int n = 2048) {
   return rates;
 }
 
+// STREAM's triad a = b + s c over three 256 MiB arrays, each of `threads`
+// threads on its own slice (touched first by that thread); best of 5 after a
+// warm-up, counting 3 arrays of traffic (GB/s).
+double triad_gbs(int threads) {
+  const size_t n = size_t(64) << 20;  // floats per array
+  std::vector<float> a(n), b(n), c(n);
+  auto slices = [&](auto&& body) {
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t)
+      pool.emplace_back(
+          [&, t] { body(n * size_t(t) / size_t(threads), n * size_t(t + 1) / size_t(threads)); });
+    for (auto& th : pool) th.join();
+  };
+  slices([&](size_t lo, size_t hi) {
+    for (size_t i = lo; i < hi; ++i) a[i] = 0, b[i] = 1, c[i] = 2;
+  });
+  double best = 0;
+  for (int r = 0; r < 6; ++r) {
+    const auto t = Clock::now();
+    slices([&](size_t lo, size_t hi) {
+      for (size_t i = lo; i < hi; ++i) a[i] = b[i] + 3.0f * c[i];
+    });
+    const double s = seconds_since(t);
+    if (r > 0) best = std::max(best, 3.0 * n * sizeof(float) / s / 1e9);
+  }
+  return best;
+}
+
 std::vector<int> parse_list(const std::string& text) {
   std::vector<int> values;
   std::stringstream in(text);
@@ -84,8 +114,11 @@ int main(int argc, char** argv) {
   const double ceiling = *std::max_element(sgemm.begin(), sgemm.end());
   std::printf("sgemm 2048^3 on %d threads: best %.1f GFLOP/s (median %.1f of %zu runs)\n", threads,
               ceiling, median(sgemm), sgemm.size());
+  const double triad = triad_gbs(threads);
+  std::printf("memory triad on %d threads: %.1f GB/s\n", threads, triad);
   nlohmann::json results = {{"engine", "histocnn"},
                             {"threads", threads},
+                            {"triad_gbs", triad},
                             {"sgemm_gflops", ceiling},
                             {"sgemm_gflops_all", sgemm},
                             {"examples", benign + malignant},
