@@ -141,7 +141,10 @@ TEST_F(Cli, StainNormalisedModelSelectionAndTtaEvalWriteTheirEvidence) {
            {" --early-stop 3", "--early-stop"},
            {" --select-by loss", "--select-by"},
            {" --stain-normalize reinhard", "--stain-normalize"},
-           {" --weight-decay -1", "--weight-decay"}}) {
+           {" --weight-decay -1", "--weight-decay"},
+           {" --hed-jitter 2", "--hed-jitter"},
+           {" --lr-schedule cosine --lr-min-fraction 2", "--lr-min-fraction"},
+           {" --warmup-epochs -1", "--warmup-epochs"}}) {
     const CommandResult bad = run(train_args() + " --epochs 1 -o " + out("bad") + args);
     EXPECT_NE(bad.status, 0) << args;
     EXPECT_NE(bad.output.find(flag), std::string::npos) << bad.output;

@@ -95,7 +95,8 @@ Runner add_train(CLI::App& app) {
   cmd->add_option(
          "--hed-jitter", o->augment.hed_jitter,
          "augment: HED stain scale/shift sigma (Tellez 2018; 0.05 light, 0.2 strong; 0 = off)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::Range(0.0f, 1.0f));
   cmd->add_option("--stain-normalize", o->stain_normalize,
                   "none, or macenko: normalise every image to the training images' stains")
       ->capture_default_str()
