@@ -24,9 +24,9 @@ struct ImageVerdict {
 
 struct EvalReport {
   Metrics per_crop, per_image, per_patient;
-  std::vector<Prediction> crops;     // every crop's prediction (for ROC curves)
+  std::vector<Prediction> crops;  // every crop's prediction (for ROC curves)
   std::vector<std::pair<int, std::pair<int, int>>> crop_origins;  // (image, (x, y)) per crop
-  std::vector<ImageVerdict> images;  // sorted by name
+  std::vector<ImageVerdict> images;                               // sorted by name
   std::vector<Prediction> patients;  // per patient (mean over its crops)
   bool tta = false;
   nlohmann::json to_json() const;

@@ -47,7 +47,7 @@ struct TrainOptions {
   std::string precision = "fp32";
   bool cudnn_benchmark = false, cuda_graphs = false;
   bool profile_layers = false;  // per-layer forward/backward seconds in metrics.json (CPU)
-  bool selftest = true;  // --device cuda: the quick self-test before training
+  bool selftest = true;         // --device cuda: the quick self-test before training
   uint64_t seed = 1;
   CropOptions crops;
   int val_crops_per_image = 8;
