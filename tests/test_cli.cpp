@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -209,6 +210,49 @@ TEST_F(Cli, BatchNormModelsStoreTheirRunningStatisticsAndResumeExactly) {
   EXPECT_NE(unknown.status, 0);
   EXPECT_NE(unknown.output.find("--preset: unknown preset 'fastest'"), std::string::npos)
       << unknown.output;
+}
+
+TEST_F(Cli, StainPrintsEachImagesStainsAndWritesItNormalised) {
+  const CommandResult r = run("stain --reference " + data() + "/train_1.png " + data() +
+                              "/train_2.png " + data() + "/train_3.png -o " + out("stained"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(r.output.rfind("image,h_r,h_g,h_b,e_r,e_g,e_b,max_h,max_e\n(target),", 0), 0u)
+      << r.output;
+  EXPECT_NE(r.output.find("/train_3.png,"), std::string::npos) << r.output;
+  for (const char* name : {"train_2.png", "train_3.png"})
+    EXPECT_TRUE(std::filesystem::exists(out("stained") + "/" + name)) << name;
+  ASSERT_EQ(run(train_args() + " --epochs 1 -o " + out("plain")).status, 0);
+  // Re-estimated on the normalised image, the stains are the target's (the
+  // haematoxylin vector within 2 degrees, eosin closer than before).
+  auto vectors = [](const std::string& csv, const std::string& row_prefix) {
+    const size_t at = csv.find(row_prefix);
+    std::array<double, 6> v{};
+    if (at == std::string::npos) return v;
+    const size_t comma = csv.find(',', at + row_prefix.size() - 1);
+    std::sscanf(csv.c_str() + comma + 1, "%lf,%lf,%lf,%lf,%lf,%lf", &v[0], &v[1], &v[2], &v[3],
+                &v[4], &v[5]);
+    return v;
+  };
+  auto degrees = [](const std::array<double, 6>& a, const std::array<double, 6>& b, int off) {
+    double dot = 0;
+    for (int i = 0; i < 3; ++i) dot += a[size_t(off + i)] * b[size_t(off + i)];
+    return std::acos(std::min(1.0, dot)) * 180 / M_PI;
+  };
+  const CommandResult again = run("stain " + out("stained") + "/train_3.png");
+  ASSERT_EQ(again.status, 0) << again.output;
+  const auto target = vectors(r.output, "(target),"), before = vectors(r.output, "/train_3.png,"),
+             after = vectors(again.output, "/train_3.png,");
+  EXPECT_LT(degrees(after, target, 0), 2.0) << r.output << again.output;
+  EXPECT_LT(degrees(after, target, 3), degrees(before, target, 3)) << r.output << again.output;
+  for (const auto& [args, message] : std::vector<std::pair<std::string, std::string>>{
+           {"stain -o " + out("x") + " " + data() + "/train_1.png", "--output: needs a target"},
+           {"stain -m " + out("plain/model.safetensors") + " " + data() + "/train_1.png",
+            "no stain target stored"},
+           {"stain " + out("missing.png"), "missing.png"}}) {
+    const CommandResult bad = run(args);
+    EXPECT_EQ(bad.status, 1) << args;
+    EXPECT_NE(bad.output.find(message), std::string::npos) << bad.output;
+  }
 }
 
 TEST_F(Cli, ResumeGivesTheSameWeightsAsAnUninterruptedRun) {
@@ -516,7 +560,7 @@ TEST_F(MpiCli, AFailingProcessEndsTheJobWithItsMessage) {
 
 TEST_F(Cli, EverySubcommandHasHelp) {
   for (const char* cmd :
-       {"synth", "train", "eval", "predict", "memplan", "selftest", "study", "report"}) {
+       {"synth", "train", "eval", "predict", "memplan", "selftest", "study", "report", "stain"}) {
     const CommandResult r = run(std::string(cmd) + " --help");
     EXPECT_EQ(r.status, 0) << cmd;
     EXPECT_NE(r.output.find("Usage"), std::string::npos) << r.output;

@@ -24,5 +24,6 @@ Runner add_memplan(CLI::App& app);
 Runner add_selftest(CLI::App& app);
 Runner add_study(CLI::App& app);
 Runner add_report(CLI::App& app);
+Runner add_stain(CLI::App& app);
 
 }  // namespace histocnn::cli

@@ -34,8 +34,9 @@ int main(int argc, char** argv) {
   app.set_help_all_flag("--help-all", "help for every subcommand");
   namespace cli = histocnn::cli;
   std::vector<std::pair<CLI::App*, cli::Runner>> commands;
-  for (auto add : {cli::add_synth, cli::add_train, cli::add_eval, cli::add_predict,
-                   cli::add_memplan, cli::add_selftest, cli::add_study, cli::add_report}) {
+  for (auto add :
+       {cli::add_synth, cli::add_train, cli::add_eval, cli::add_predict, cli::add_memplan,
+        cli::add_selftest, cli::add_study, cli::add_report, cli::add_stain}) {
     const size_t before = app.get_subcommands([](CLI::App*) { return true; }).size();
     cli::Runner runner = add(app);
     const auto all = app.get_subcommands([](CLI::App*) { return true; });

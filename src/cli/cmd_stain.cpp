@@ -1,0 +1,63 @@
+#include <cstdio>
+#include <filesystem>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "data/image.h"
+#include "data/stain.h"
+#include "train/checkpoint.h"
+
+namespace histocnn::cli {
+
+Runner add_stain(CLI::App& app) {
+  auto* cmd = app.add_subcommand(
+      "stain", "Macenko stain vectors of images, and the images normalised to a target");
+  struct Args {
+    std::vector<std::string> images;
+    std::string model, reference, output;
+  };
+  auto a = std::make_shared<Args>();
+  cmd->add_option("images", a->images, "image files")->required();
+  cmd->add_option("--model,-m", a->model,
+                  "normalise to the stain target stored in this model (trained with "
+                  "--stain-normalize macenko)");
+  cmd->add_option("--reference", a->reference, "normalise to this image's stains instead");
+  cmd->add_option("--output,-o", a->output,
+                  "write the normalised images into this folder (as NAME.png)");
+  return [a] {
+    require(a->model.empty() || a->reference.empty(), "--model and --reference: give one target");
+    std::optional<StainMatrix> target;
+    if (!a->model.empty()) {
+      target = load_model_file(a->model).stain_target;
+      require(target.has_value(), a->model +
+                                      ": the model was not trained with --stain-normalize "
+                                      "macenko (no stain target stored)");
+    } else if (!a->reference.empty()) {
+      target = estimate_stains(load_image(a->reference), a->reference);
+    }
+    require(a->output.empty() || target.has_value(),
+            "--output: needs a target (--model or --reference) to normalise to");
+    if (!a->output.empty()) std::filesystem::create_directories(a->output);
+    std::printf("image,h_r,h_g,h_b,e_r,e_g,e_b,max_h,max_e\n");
+    auto row = [](const std::string& name, const StainMatrix& s) {
+      std::printf("%s,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f\n", name.c_str(), s.he[0][0],
+                  s.he[0][1], s.he[0][2], s.he[1][0], s.he[1][1], s.he[1][2],
+                  s.max_concentration[0], s.max_concentration[1]);
+    };
+    if (target) row("(target)", *target);
+    for (const auto& path : a->images) {
+      const Image image = load_image(path);
+      const StainMatrix own = estimate_stains(image, path);
+      row(path, own);
+      if (!a->output.empty()) {
+        const std::string out =
+            (std::filesystem::path(a->output) / std::filesystem::path(path).stem()).string() +
+            ".png";
+        save_image(out, normalize_stains(image, own, *target));
+      }
+    }
+    return 0;
+  };
+}
+
+}  // namespace histocnn::cli
