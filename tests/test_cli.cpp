@@ -222,6 +222,18 @@ TEST_F(Cli, StainPrintsEachImagesStainsAndWritesItNormalised) {
   for (const char* name : {"train_2.png", "train_3.png"})
     EXPECT_TRUE(std::filesystem::exists(out("stained") + "/" + name)) << name;
   ASSERT_EQ(run(train_args() + " --epochs 1 -o " + out("plain")).status, 0);
+  // The residual-keeping variant is recorded in the model and applied by eval.
+  ASSERT_EQ(run(train_args() + " --epochs 1 --stain-normalize macenko-residual -o " + out("resid"))
+                .status,
+            0);
+  EXPECT_EQ(load_model_file(out("resid/model.safetensors")).trained["stain_normalize"],
+            "macenko-residual");
+  const CommandResult resid_eval =
+      run("eval --data " + data() + " --threads 1 -m " + out("resid/model.safetensors"));
+  EXPECT_EQ(resid_eval.status, 0) << resid_eval.output;
+  const CommandResult kept = run("stain --keep-residual --reference " + data() + "/train_1.png " +
+                                 data() + "/train_2.png -o " + out("stained_kept"));
+  EXPECT_EQ(kept.status, 0) << kept.output;
   // Re-estimated on the normalised image, the stains are the target's (the
   // haematoxylin vector within 2 degrees, eosin closer than before).
   auto vectors = [](const std::string& csv, const std::string& row_prefix) {

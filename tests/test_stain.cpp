@@ -134,6 +134,26 @@ TEST(Stain, NormalisingMapsOneStainingOntoTheOther) {
   EXPECT_LT(self_diff / double(a.rgb.size()), 1.5);
 }
 
+TEST(Stain, KeepingTheResidualMakesSelfNormalisationExactAndMovesOnlyTheStains) {
+  // An image with a third, unmodelled absorber (a grey tint in every pixel):
+  // Macenko's reconstruction drops it, keep_residual carries it through.
+  Image im = render(kH, kE, 1.2, 0.8, 11);
+  for (auto& v : im.rgb) v = uint8_t(std::max(0, int(v) - 25));
+  const StainMatrix s = estimate_stains(im, "tinted");
+  auto mean_diff = [](const Image& a, const Image& b) {
+    double d = 0;
+    for (size_t i = 0; i < a.rgb.size(); ++i) d += std::abs(int(a.rgb[i]) - int(b.rgb[i]));
+    return d / double(a.rgb.size());
+  };
+  EXPECT_LT(mean_diff(normalize_stains(im, s, s, true), im), 0.6);
+  EXPECT_GT(mean_diff(normalize_stains(im, s, s, false), im), 2.0)
+      << "the plain method loses the tint (what keep_residual is for)";
+  // To another target: the stains change, the residual stays.
+  const StainMatrix other = estimate_stains(render(kH2, kE2, 0.9, 1.1, 12), "other");
+  const Image moved = normalize_stains(im, s, other, true);
+  EXPECT_GT(mean_diff(moved, im), 4.0);
+}
+
 TEST(Stain, BlankImagesAreRefusedOrLeftAlone) {
   Image white;
   white.width = white.height = 16;

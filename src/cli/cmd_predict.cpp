@@ -51,7 +51,9 @@ Runner add_predict(CLI::App& app) {
     std::printf("image,p_malignant,prediction\n");
     for (const auto& path : a->images) {
       Image image = load_image(path);
-      if (model.stain_target) image = normalize_stains(image, *model.stain_target);
+      if (model.stain_target)
+        image = normalize_stains(image, *model.stain_target,
+                                 model.trained.value("stain_normalize", "") == "macenko-residual");
       int tiles = 0;
       if (whole) {
         const Image resized = resize_area(image, model.width, model.height);

@@ -15,6 +15,7 @@ Runner add_stain(CLI::App& app) {
   struct Args {
     std::vector<std::string> images;
     std::string model, reference, output;
+    bool keep_residual = false;
   };
   auto a = std::make_shared<Args>();
   cmd->add_option("images", a->images, "image files")->required();
@@ -22,6 +23,8 @@ Runner add_stain(CLI::App& app) {
                   "normalise to the stain target stored in this model (trained with "
                   "--stain-normalize macenko)");
   cmd->add_option("--reference", a->reference, "normalise to this image's stains instead");
+  cmd->add_flag("--keep-residual", a->keep_residual,
+                "keep the optical density the two stains do not explain (macenko-residual)");
   cmd->add_option("--output,-o", a->output,
                   "write the normalised images into this folder (as NAME.png)");
   return [a] {
@@ -53,7 +56,7 @@ Runner add_stain(CLI::App& app) {
         const std::string out =
             (std::filesystem::path(a->output) / std::filesystem::path(path).stem()).string() +
             ".png";
-        save_image(out, normalize_stains(image, own, *target));
+        save_image(out, normalize_stains(image, own, *target, a->keep_residual));
       }
     }
     return 0;

@@ -98,9 +98,10 @@ Runner add_train(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::Range(0.0f, 1.0f));
   cmd->add_option("--stain-normalize", o->stain_normalize,
-                  "none, or macenko: normalise every image to the training images' stains")
+                  "none, macenko (normalise every image to the training images' stains), or "
+                  "macenko-residual (also keep what the two stains do not explain)")
       ->capture_default_str()
-      ->check(CLI::IsMember({"none", "macenko"}));
+      ->check(CLI::IsMember({"none", "macenko", "macenko-residual"}));
   cmd->add_option("--max-background", o->crops.max_background,
                   "redraw crops with more background (white glass) than this fraction (1 = off)")
       ->capture_default_str()

@@ -242,7 +242,8 @@ ExampleSet build_examples(const std::vector<SlideImage>& images, const CropOptio
   for_each_image(images.size(), workers, [&](size_t i) {
     if (examples_of[i].empty() || (decode && !decode(i) && !fresh)) return;
     Image full = load_image(images[i].path);
-    if (options.stain_target) full = normalize_stains(full, *options.stain_target);
+    if (options.stain_target)
+      full = normalize_stains(full, *options.stain_target, options.stain_keep_residual);
     if (!options.whole_image)
       require(full.width >= options.crop_width && full.height >= options.crop_height,
               images[i].path + ": image is " + std::to_string(full.width) + "x" +

@@ -49,6 +49,7 @@ struct CropOptions {
   float max_background = 1.0f;
   // Macenko stain normalisation of every image to this target before cropping.
   std::optional<StainMatrix> stain_target;
+  bool stain_keep_residual = false;  // normalize_stains(..., keep_residual)
   // Keep every image at the crop's scale (area-resized by input / crop) so
   // recrop() can draw new positions each epoch by copying windows: the
   // network never sees the same crop twice, which memorising needs.

@@ -282,7 +282,8 @@ StainMatrix estimate_stains(const Image& image, const std::string& what,
   return estimate_stains(image.rgb.data(), size_t(image.width) * image.height, what, options);
 }
 
-Image normalize_stains(const Image& image, const StainMatrix& source, const StainMatrix& target) {
+Image normalize_stains(const Image& image, const StainMatrix& source, const StainMatrix& target,
+                       bool keep_residual) {
   const TwoStainSolver solver(source);
   const float* od = od_table().od;
   const double scale[2] = {double(target.max_concentration[0]) / source.max_concentration[0],
@@ -296,16 +297,21 @@ Image normalize_stains(const Image& image, const StainMatrix& source, const Stai
     const float x[3] = {od[p[0]], od[p[1]], od[p[2]]};
     double c[2];
     solver.solve(x, c);
+    double residual[3] = {0, 0, 0};
+    if (keep_residual)
+      for (int k = 0; k < 3; ++k)
+        residual[k] = x[k] - (c[0] * source.he[0][k] + c[1] * source.he[1][k]);
     c[0] *= scale[0], c[1] *= scale[1];
     for (int k = 0; k < 3; ++k)
-      out.rgb[3 * i + k] = intensity_of(float(c[0] * target.he[0][k] + c[1] * target.he[1][k]));
+      out.rgb[3 * i + k] =
+          intensity_of(float(c[0] * target.he[0][k] + c[1] * target.he[1][k] + residual[k]));
   }
   return out;
 }
 
-Image normalize_stains(const Image& image, const StainMatrix& target) {
+Image normalize_stains(const Image& image, const StainMatrix& target, bool keep_residual) {
   try {
-    return normalize_stains(image, estimate_stains(image, "image"), target);
+    return normalize_stains(image, estimate_stains(image, "image"), target, keep_residual);
   } catch (const Error&) {
     // Almost no tissue (a blank tile): its colours carry no stain to map.
     return image;

@@ -65,11 +65,15 @@ StainMatrix estimate_stains(const Image& image, const std::string& what,
                             const MacenkoOptions& options = {});
 
 // Re-renders `image` (whose own stains are `source`) with the target's stain
-// vectors and concentration range.
-Image normalize_stains(const Image& image, const StainMatrix& source, const StainMatrix& target);
+// vectors and concentration range. Macenko's method keeps only the two stains;
+// with `keep_residual` the optical density outside the source's H-E plane
+// (what the two-stain model does not explain) is added back unchanged, so an
+// image normalised to its own stains is itself.
+Image normalize_stains(const Image& image, const StainMatrix& source, const StainMatrix& target,
+                       bool keep_residual = false);
 // Estimates the image's stains and normalises it; an image with too little
 // tissue to estimate (a blank tile) is returned unchanged.
-Image normalize_stains(const Image& image, const StainMatrix& target);
+Image normalize_stains(const Image& image, const StainMatrix& target, bool keep_residual = false);
 
 // Largest-first eigen decomposition of a symmetric 3x3 matrix (Jacobi).
 void symmetric_eigen3(const double m[3][3], double values[3], double vectors[3][3]);

@@ -301,11 +301,14 @@ nlohmann::json run_training(const TrainOptions& o) {
           "--select-by: needs validation images (--folds or --val-split)");
   const auto t0 = std::chrono::steady_clock::now();
   CropOptions crops = o.crops;
-  require(o.stain_normalize == "none" || o.stain_normalize == "macenko",
-          "--stain-normalize: expected none or macenko, got '" + o.stain_normalize + "'");
+  require(o.stain_normalize == "none" || o.stain_normalize == "macenko" ||
+              o.stain_normalize == "macenko-residual",
+          "--stain-normalize: expected none, macenko or macenko-residual, got '" +
+              o.stain_normalize + "'");
+  crops.stain_keep_residual = o.stain_normalize == "macenko-residual";
   // The target depends only on the training images, so every process (and a
   // resumed run) computes the same one; it is stored in the model file.
-  if (o.stain_normalize == "macenko")
+  if (o.stain_normalize != "none")
     crops.stain_target = estimate_stain_target(train_images, threads);
   ExampleSet train_set =
       build_shared_examples(train_images, crops, o.width, o.height, threads, *comm);
