@@ -201,7 +201,7 @@ TEST_F(Cli, BatchNormModelsStoreTheirRunningStatisticsAndResumeExactly) {
   const ModelFile p = load_model_file(out("preset/model.safetensors"));
   EXPECT_EQ(p.trained["preset"], "accurate");
   EXPECT_EQ(p.trained["crop"], "96x96");
-  EXPECT_EQ(p.trained["stain_normalize"], "macenko");
+  EXPECT_EQ(p.trained["stain_normalize"], "macenko-residual");
   EXPECT_EQ(p.trained["lr_schedule"], "cosine");
   EXPECT_TRUE(p.trained["flips"].get<bool>());
   EXPECT_TRUE(p.trained["eval_tta"].get<bool>());

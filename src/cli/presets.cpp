@@ -15,7 +15,7 @@ const std::vector<Preset>& presets() {
         {"--epochs", "30"},
         {"--flips", ""},
         {"--rotations", ""},
-        {"--stain-normalize", "macenko"},
+        {"--stain-normalize", "macenko-residual"},
         {"--hed-jitter", "0.05"},
         {"--max-background", "0.5"},
         {"--lr-schedule", "cosine"},
