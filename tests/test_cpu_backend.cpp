@@ -44,15 +44,7 @@ TEST_P(CpuStepVsReference, ForwardAndGradientsMatch) {
   const auto want = reference::network_forward_backward(
       shape, params, images.data(), labels.data(), c.count, c.training, options.dropout_seed, 0);
   EXPECT_NEAR(got.loss_sum / c.count, want.loss, 1e-4 * std::max(1.0, want.loss));
-  for (const auto& info : params.layout) {
-    double max_diff = 0, max_ref = 0;
-    for (int64_t i = 0; i < info.size; ++i) {
-      max_diff =
-          std::max(max_diff, double(std::fabs(grads.data(info)[i] - want.grads.data(info)[i])));
-      max_ref = std::max(max_ref, double(std::fabs(want.grads.data(info)[i])));
-    }
-    EXPECT_LE(max_diff, 1e-4 + 2e-3 * max_ref) << info.name << " (max |ref| " << max_ref << ")";
-  }
+  testing::expect_gradients_match(grads, want.grads, 1e-4, 2e-3);
   std::vector<float> probs(size_t(c.batch) * 2);
   step->predict(images.data(), c.count, probs.data());
   if (!c.training) {
@@ -88,15 +80,7 @@ TEST_P(CpuBatchNormVsReference, TrainingGradientsRunningStatisticsAndInferenceMa
       reference::network_forward_backward(shape, params, images.data(), labels.data(), c.count,
                                           true, options.dropout_seed, 0, &want_buffers);
   EXPECT_NEAR(got.loss_sum / c.count, want.loss, 1e-4 * std::max(1.0, want.loss));
-  for (const auto& info : params.layout) {
-    double max_diff = 0, max_ref = 0;
-    for (int64_t i = 0; i < info.size; ++i) {
-      max_diff =
-          std::max(max_diff, double(std::fabs(grads.data(info)[i] - want.grads.data(info)[i])));
-      max_ref = std::max(max_ref, double(std::fabs(want.grads.data(info)[i])));
-    }
-    EXPECT_LE(max_diff, 1e-4 + 2e-3 * max_ref) << info.name << " (max |ref| " << max_ref << ")";
-  }
+  testing::expect_gradients_match(grads, want.grads, 1e-4, 2e-3);
   // The running statistics moved exactly as PyTorch's do after one batch.
   const Buffers buffers = step->buffers();
   ASSERT_EQ(buffers.values.size(), want_buffers.values.size());

@@ -267,15 +267,8 @@ TEST_P(CudaScheduleOnHost, MatchesTheReferenceNetworkPlannedAndPerTensor) {
     const HostRun got = run_schedule(shape, params, images.data(), labels.data(),
                                      BatchMeta{c.count, 0, 0}, c.training, 99, step, planned, ws);
     EXPECT_NEAR(got.loss, want.loss, 1e-5 * std::max(1.0, want.loss)) << "planned " << planned;
-    for (const auto& info : params.layout) {
-      double max_diff = 0, max_ref = 0;
-      for (int64_t i = 0; i < info.size; ++i) {
-        max_diff = std::max(max_diff,
-                            double(std::fabs(got.grads.data(info)[i] - want.grads.data(info)[i])));
-        max_ref = std::max(max_ref, double(std::fabs(want.grads.data(info)[i])));
-      }
-      EXPECT_LE(max_diff, 1e-5 + 1e-4 * max_ref) << info.name << " planned " << planned;
-    }
+    testing::expect_gradients_match(got.grads, want.grads, 1e-5, 1e-4,
+                                    "planned " + std::to_string(planned));
     for (int i = 0; i < 2 * c.count; ++i)
       EXPECT_NEAR(got.probs[size_t(i)], want.probs[size_t(i)], 1e-5);
     if (planned)
@@ -336,15 +329,8 @@ TEST_P(CudaScheduleBatchNormOnHost, MatchesTheReferenceInTrainingAndInference) {
     const HostRun got = run_schedule(shape, params, images.data(), labels.data(),
                                      BatchMeta{c.count, 0, 0}, true, 5, 2, planned, {}, &buffers);
     EXPECT_NEAR(got.loss, want.loss, 1e-5 * std::max(1.0, want.loss)) << "planned " << planned;
-    for (const auto& info : params.layout) {
-      double max_diff = 0, max_ref = 0;
-      for (int64_t i = 0; i < info.size; ++i) {
-        max_diff = std::max(max_diff,
-                            double(std::fabs(got.grads.data(info)[i] - want.grads.data(info)[i])));
-        max_ref = std::max(max_ref, double(std::fabs(want.grads.data(info)[i])));
-      }
-      EXPECT_LE(max_diff, 1e-5 + 1e-4 * max_ref) << info.name << " planned " << planned;
-    }
+    testing::expect_gradients_match(got.grads, want.grads, 1e-5, 1e-4,
+                                    "planned " + std::to_string(planned));
     for (size_t i = 0; i < buffers.values.size(); ++i)
       EXPECT_NEAR(buffers.values[i], want_buffers.values[i], 1e-6) << i;
     // Inference with the running statistics.

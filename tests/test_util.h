@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <filesystem>
 #include <ostream>
@@ -11,6 +13,7 @@
 #include <vector>
 
 #include "core/rng.h"
+#include "nn/params.h"
 
 namespace histocnn::testing {
 
@@ -57,6 +60,21 @@ inline std::vector<Case> batch_norm_architectures() {
 
 inline std::string case_name(const ::testing::TestParamInfo<Case>& info) {
   return info.param.name;
+}
+
+// Every parameter's gradient within abs + rel * (largest |reference| of that
+// tensor) of the reference's; `where` names the run in failure messages.
+inline void expect_gradients_match(const Parameters& got, const Parameters& want, double abs,
+                                   double rel, const std::string& where = "") {
+  for (const auto& info : want.layout) {
+    double max_diff = 0, max_ref = 0;
+    for (int64_t i = 0; i < info.size; ++i) {
+      max_diff = std::max(max_diff, double(std::fabs(got.data(info)[i] - want.data(info)[i])));
+      max_ref = std::max(max_ref, double(std::fabs(want.data(info)[i])));
+    }
+    EXPECT_LE(max_diff, abs + rel * max_ref)
+        << info.name << " (max |ref| " << max_ref << ") " << where;
+  }
 }
 
 inline std::vector<float> random_vector(size_t n, uint64_t seed, float lo = -1, float hi = 1) {

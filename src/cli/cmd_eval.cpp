@@ -79,7 +79,7 @@ Runner add_eval(CLI::App& app) {
     if (!crops.whole_image)
       std::sscanf(model.crop.c_str(), "%dx%d", &crops.crop_width, &crops.crop_height);
     crops.stain_target = model.stain_target;
-    crops.stain_keep_residual = model.trained.value("stain_normalize", "") == "macenko-residual";
+    crops.stain_keep_residual = model.keeps_stain_residual();
     crops.max_background = model.trained.value("max_background", 1.0f);
     crops.benign_crops = crops.malignant_crops = 0;
     for (const auto& im : images)

@@ -52,8 +52,7 @@ Runner add_predict(CLI::App& app) {
     for (const auto& path : a->images) {
       Image image = load_image(path);
       if (model.stain_target)
-        image = normalize_stains(image, *model.stain_target,
-                                 model.trained.value("stain_normalize", "") == "macenko-residual");
+        image = normalize_stains(image, *model.stain_target, model.keeps_stain_residual());
       int tiles = 0;
       if (whole) {
         const Image resized = resize_area(image, model.width, model.height);

@@ -36,6 +36,11 @@ struct ModelFile {
   std::string crop;                         // "WxH" or "whole"
   Normalization normalization;              // histocnn.normalize (identity when absent)
   std::optional<StainMatrix> stain_target;  // histocnn.stain_target
+  // Trained with --stain-normalize macenko-residual: normalise keeping the
+  // optical density the two stains do not explain.
+  bool keeps_stain_residual() const {
+    return trained.value("stain_normalize", "") == "macenko-residual";
+  }
   Parameters params;
   Buffers buffers;  // batch-norm running statistics (empty without batch norm)
   nlohmann::json trained = nlohmann::json::object();  // histocnn.trained ({} when absent)

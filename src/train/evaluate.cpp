@@ -68,15 +68,12 @@ EvalReport evaluate(TrainingStep& step, const ExampleSet& set, const Normalizati
     ImageVerdict& v = r.images[it->second];
     v.crops++;
     v.p_malignant += crops[k].p_malignant;
+    r.crop_origins.push_back({ex.image_index, {ex.x, ex.y}});
   }
   for (auto& v : r.images) v.p_malignant /= v.crops;
   std::sort(r.images.begin(), r.images.end(),
             [](const ImageVerdict& a, const ImageVerdict& b) { return a.name < b.name; });
   r.crops = crops;
-  for (size_t k = 0; k < crops.size(); ++k) {
-    const Example& ex = set.examples[size_t(all[2 * k])];
-    r.crop_origins.push_back({ex.image_index, {ex.x, ex.y}});
-  }
   r.per_crop = compute_metrics(crops);
   r.per_image = compute_metrics(aggregate(crops, image_of));
   r.patients = aggregate(crops, patient_of);

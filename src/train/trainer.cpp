@@ -85,12 +85,12 @@ void export_examples(const ExampleSet& set, const std::string& path) {
 
 namespace {
 
-// +1 when larger is better. Throws on an unknown metric.
-double selection_direction(const std::string& metric) {
+// Every --select-by metric is larger-is-better. Throws on an unknown one.
+void validate_selection_metric(const std::string& metric) {
   static const char* known[] = {"none", "image_auc", "image_accuracy", "image_balanced_accuracy",
                                 "crop_accuracy"};
   for (const char* k : known)
-    if (metric == k) return 1.0;
+    if (metric == k) return;
   fail(
       "--select-by: expected none, image_auc, image_accuracy, image_balanced_accuracy or "
       "crop_accuracy, got '" +
@@ -249,7 +249,7 @@ nlohmann::json run_training(const TrainOptions& o) {
   require(o.epochs >= 1, "--epochs: must be at least 1, got " + std::to_string(o.epochs));
   validate(o.schedule);
   require(o.adam.weight_decay >= 0, "--weight-decay: must not be negative");
-  const double selection_sign = selection_direction(o.select_by);  // validates the name
+  validate_selection_metric(o.select_by);
   require(o.early_stop >= 0, "--early-stop: must not be negative");
   require(o.early_stop == 0 || o.select_by != "none",
           "--early-stop: needs a metric to watch (--select-by)");
@@ -559,7 +559,7 @@ nlohmann::json run_training(const TrainOptions& o) {
       text += line;
       if (o.select_by != "none") {
         const double value = selection_value(o.select_by, report);
-        if (best.empty() || selection_sign * (value - best["value"].get<double>()) > 0) {
+        if (best.empty() || value > best["value"].get<double>()) {
           best = {{"metric", o.select_by}, {"value", value}, {"epoch", epoch + 1}};
           if (root) save_model_file(best_path, current_model());
           text += "  *best*";
