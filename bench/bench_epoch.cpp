@@ -100,12 +100,23 @@ int main(int argc, char** argv) {
   CLI::App app{"histocnn CPU epoch benchmark"};
   std::string sizes = "32,64,128,180,200", batches = "10,20,50,100,150", json_path;
   int threads = 0, repeats = 3, benign = 941, malignant = 910;
+  std::string precision = "fp32";
+  double slice_kb = -1;  // -1: the step's default budget
+  bool profile_layers = false;
   app.add_option("--sizes", sizes, "input sizes")->capture_default_str();
   app.add_option("--batches", batches, "batch sizes")->capture_default_str();
   app.add_option("--threads", threads, "cores (0 = all)")->capture_default_str();
   app.add_option("--repeats", repeats, "timed epochs per point")->capture_default_str();
   app.add_option("--benign", benign, "benign examples")->capture_default_str();
   app.add_option("--malignant", malignant, "malignant examples")->capture_default_str();
+  app.add_option("--precision", precision, "fp32 | bf16")
+      ->check(CLI::IsMember({"fp32", "bf16"}))
+      ->capture_default_str();
+  app.add_option("--slice-kb", slice_kb,
+                 "micro-batch a conv block whose output exceeds this many KiB (0 = never; "
+                 "default: the step's)");
+  app.add_flag("--profile-layers", profile_layers,
+               "time every operation; print ms per step by layer and direction");
   app.add_option("--json", json_path, "write results here");
   CLI11_PARSE(app, argc, argv);
   threads = bound_cores(threads);
@@ -117,6 +128,7 @@ int main(int argc, char** argv) {
   const double triad = triad_gbs(threads);
   std::printf("memory triad on %d threads: %.1f GB/s\n", threads, triad);
   nlohmann::json results = {{"engine", "histocnn"},
+                            {"precision", precision},
                             {"threads", threads},
                             {"triad_gbs", triad},
                             {"sgemm_gflops", ceiling},
@@ -140,7 +152,11 @@ int main(int argc, char** argv) {
     for (int batch : parse_list(batches)) {
       const ModelSpec spec = default_model_spec();
       const NetworkShape shape = infer_shapes(spec, batch, size, size);
-      auto step = make_backend("cpu")->compile(spec, shape, StepOptions{});
+      StepOptions options;
+      options.precision = precision;
+      if (slice_kb >= 0) options.cpu_slice_bytes = size_t(slice_kb * 1024);
+      options.profile_layers = profile_layers;
+      auto step = make_backend("cpu")->compile(spec, shape, options);
       step->set_parameters(Parameters::glorot(shape, 1));
       auto epoch = [&](int max_batches) {
         BatchLoader loader(set, order, batch, AugmentOptions{}, 1, threads);
@@ -163,7 +179,17 @@ int main(int argc, char** argv) {
       std::printf("%5d %6d %10.3f %10.1f %10.1f %7.1f%%\n", size, batch, s, set.examples.size() / s,
                   gflops, 100 * gflops / ceiling);
       std::fflush(stdout);
+      nlohmann::json layers = nlohmann::json::object();
+      if (profile_layers) {
+        const StepProfile profile = step->profile();
+        for (const auto& [layer, seconds] : profile.layers) {
+          layers[layer] = 1e3 * seconds / double(profile.steps);
+          std::printf("    %-16s %8.2f ms per step\n", layer.c_str(),
+                      1e3 * seconds / double(profile.steps));
+        }
+      }
       results["points"].push_back({{"size", size},
+                                   {"layer_ms_per_step", layers},
                                    {"batch", batch},
                                    {"epoch_seconds", s},
                                    {"epoch_seconds_all", times},
@@ -171,7 +197,8 @@ int main(int argc, char** argv) {
                                    {"images_per_second", set.examples.size() / s},
                                    {"gflops", gflops},
                                    {"fraction_of_sgemm", gflops / ceiling},
-                                   {"activation_bytes", step->memory().activation_bytes}});
+                                   {"activation_bytes", step->memory().activation_bytes},
+                                   {"backend", step->details()}});
     }
   }
   if (!json_path.empty()) std::ofstream(json_path) << results.dump(2) << "\n";

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "backends/backend.h"
+#include "backends/cpu/cpu_backend.h"
 #include "core/atomic_file.h"
 #include "core/rng.h"
 #include "dist/communicator.h"
@@ -156,6 +157,28 @@ TEST_F(Cli, StainNormalisedModelSelectionAndTtaEvalWriteTheirEvidence) {
   EXPECT_NE(no_validation.status, 0);
   EXPECT_NE(no_validation.output.find("--select-by: needs validation images"), std::string::npos)
       << no_validation.output;
+}
+
+TEST_F(Cli, Bf16TrainsWhereSupportedAndIsAOneLineErrorElsewhere) {
+  // Where oneDNN may not use bf16 kernels (here forced by ONEDNN_MAX_CPU_ISA),
+  // the refusal names the flag, before any file is written.
+  const CommandResult refused =
+      run_raw("ONEDNN_MAX_CPU_ISA=AVX2 " + std::string(HISTOCNN_BINARY) + " " + train_args() +
+              " --epochs 1 --precision bf16 -o " + out("bf16_refused"));
+  EXPECT_NE(refused.status, 0);
+  EXPECT_NE(refused.output.find("--precision bf16: this CPU has neither AVX512-BF16 nor AMX"),
+            std::string::npos)
+      << refused.output;
+  EXPECT_FALSE(std::filesystem::exists(out("bf16_refused/model.safetensors")));
+  if (!cpu_supports_bf16()) GTEST_SKIP() << "no AVX512-BF16 / AMX: bf16 training not run";
+  const CommandResult r =
+      run(train_args() + " --epochs 3 --flips --precision bf16 -o " + out("bf16"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  const ModelFile model = load_model_file(out("bf16/model.safetensors"));
+  EXPECT_EQ(model.trained.at("precision"), "bf16");
+  const auto metrics = nlohmann::json::parse(read_file(out("bf16/metrics.json")));
+  EXPECT_EQ(metrics["history"].size(), 3u);
+  EXPECT_GE(metrics["validation"]["per_crop"]["accuracy"].get<double>(), 0.75) << r.output;
 }
 
 TEST_F(Cli, BatchNormModelsStoreTheirRunningStatisticsAndResumeExactly) {

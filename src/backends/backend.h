@@ -151,6 +151,11 @@ struct StepOptions {
   // Time every operation and sum per layer and direction (StepProfile::layers).
   // CPU backend; costs a clock read per operation, so off by default.
   bool profile_layers = false;
+  // CPU: a block without batch norm whose whole-batch convolution output
+  // exceeds this many bytes runs convolution and pool over slices of the
+  // batch whose output fits (see backends/cpu/cpu_step.h); 0 = never slice.
+  // Measured in docs/results/side-by-side-2core.md.
+  size_t cpu_slice_bytes = size_t(4) << 20;
 };
 
 class Backend {

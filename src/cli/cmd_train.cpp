@@ -38,7 +38,9 @@ Runner add_train(CLI::App& app) {
                   "emulate a device with this much memory, e.g. 4GB (the paper's GTX-980)");
   cmd->add_option("--allocation-log", o->allocation_log,
                   "write every allocation and free to this CSV file (replayable)");
-  cmd->add_option("--precision", o->precision, "fp32, or on cuda tf32 | bf16")
+  cmd->add_option("--precision", o->precision,
+                  "fp32; bf16 on CPUs with AVX512-BF16 or AMX (bf16 activations, fp32 master "
+                  "weights, Adam and loss); tf32 on cuda")
       ->capture_default_str()
       ->check(CLI::IsMember({"fp32", "tf32", "bf16"}));
   cmd->add_flag("--cudnn-benchmark", o->cudnn_benchmark,

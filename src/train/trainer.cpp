@@ -146,6 +146,7 @@ nlohmann::json training_settings(const TrainOptions& o) {
           {"preset", o.preset},
           {"eval_tta", o.eval_tta},
           {"eval_crops", o.eval_crops},
+          {"precision", o.precision},
           {"version", HISTOCNN_VERSION},
           {"git", HISTOCNN_GIT_REVISION}};
 }

@@ -9,5 +9,8 @@
 namespace histocnn {
 
 std::unique_ptr<Backend> make_cpu_backend();
+// Whether --precision bf16 can train here: oneDNN runs native bf16 kernels
+// (AVX512-BF16 or AMX; ONEDNN_MAX_CPU_ISA can lower what it uses).
+bool cpu_supports_bf16();
 
 }  // namespace histocnn

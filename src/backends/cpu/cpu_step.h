@@ -24,6 +24,21 @@
 // Global average pooling (spec 'gap'): an average pooling over the whole last
 // map into plain [N, C], and its backward.
 //
+// Precision: fp32, or bf16 (--precision bf16, on CPUs with AVX512-BF16 or
+// AMX): convolution activations, their gradients and the weights the
+// convolutions read are bf16; the master weights, weight gradients, Adam
+// state, batch-norm statistics, the dense layers and the loss stay fp32 (the
+// flatten/global-pooling reorders convert). oneDNN accumulates in fp32.
+//
+// Micro-batching: a block without batch norm whose full-batch convolution
+// output would leave the cache (conv1 at 200 px and batch 50: 251 MB) runs
+// its convolution, ReLU and pool — and in backward its ReLU, pool backward and
+// convolution backward — over slices of `rows` images at a time, so the
+// convolution output of a slice is read back from cache and never exists for
+// the whole batch. Only activation layouts whose image index is outermost
+// (every oneDNN activation layout but the N-blocked ones) are sliced; the
+// slices' weight gradients are summed.
+//
 // Memory: every activation, gradient and oneDNN scratchpad (user-managed, so
 // the library allocates nothing behind our back) is a planned buffer with a
 // lifetime in operations; StepMemory places them through the DeviceContext's
@@ -81,7 +96,16 @@ struct ConvBlock {
   dnnl::eltwise_forward::primitive_desc relu_fwd_pd;
   Mem act, d_act, bn_out, mean, variance, gamma, beta, dgamma, dbeta, running_mean, running_var;
   Mem scratch_bn_fwd, scratch_bn_infer, scratch_bn_bwd, scratch_relu_fwd;
+  // Micro-batching (see the file comment): the primitives above are compiled
+  // for `rows` images and run `chunks` times; conv_out, d_conv_out (and
+  // d_act) hold one slice; src, pooled, workspace, d_pooled and d_src the
+  // whole batch. The *_view memories are slice views re-pointed per slice.
+  int rows = 0, chunks = 1;
+  dnnl::eltwise_backward::primitive_desc relu_bwd_pd;
+  Mem dw_part, db_part;  // one slice's weight gradients, summed into dw_bwd/db
+  Mem src_view, pooled_view, workspace_view, d_pooled_view, d_src_view;
   bool pooling() const { return s.pool > 1; }
+  bool sliced() const { return chunks > 1; }
 };
 
 struct DenseBlock {
@@ -98,6 +122,21 @@ struct DenseBlock {
 inline Mem::dims dims4(int n, int c, int h, int w) {
   return {n, c, h, w};
 }
+
+// The same layout for `rows` images instead of the descriptor's N, when its
+// image index is outermost and dense (image k starts at k * bytes-per-image);
+// an empty descriptor otherwise (an N-blocked or padded-N layout).
+Mem::desc with_rows(const Mem::desc& md, int rows);
+// Bytes of one image of an image-outermost layout.
+inline size_t bytes_per_row(const Mem::desc& md) {
+  return md.get_size() / size_t(md.data.dims[0]);
+}
+// The largest divisor of `batch` whose convolution output fits `budget` bytes
+// at `row_bytes` per image (at least 1).
+int slice_rows(int batch, size_t row_bytes, size_t budget);
+// Whether this CPU runs oneDNN's bf16 kernels natively (AVX512-BF16 or AMX),
+// as oneDNN sees it (ONEDNN_MAX_CPU_ISA can lower it).
+bool cpu_has_bf16();
 
 // Primitive attributes with a user-managed scratchpad (planned by us), plus
 // an optional fused ReLU.
@@ -122,8 +161,12 @@ class CpuTrainingStep final : public TrainingStep {
  public:
   CpuTrainingStep(const NetworkShape& shape, const StepOptions& options)
       : shape_(shape), options_(options), engine_(dnnl::engine::kind::cpu, 0), stream_(engine_) {
-    require(options.precision == "fp32",
-            "--precision " + options.precision + ": the CPU backend trains in fp32 only");
+    require(options.precision == "fp32" || options.precision == "bf16",
+            "--precision " + options.precision + ": the CPU backend trains in fp32 or bf16");
+    require(options.precision != "bf16" || cpu_has_bf16(),
+            "--precision bf16: this CPU has neither AVX512-BF16 nor AMX (oneDNN runs " +
+                isa_name() + "); train in fp32");
+    act_dt_ = options.precision == "bf16" ? dt::bf16 : dt::f32;
     resource_ = options.device.memory ? options.device.memory : &own_resource_;
     params_ = Parameters::zeros(shape_);
     grads_ = Parameters::zeros(shape_);
@@ -205,6 +248,8 @@ class CpuTrainingStep final : public TrainingStep {
   }
   StepProfile profile() const override { return profile_; }
   const NetworkShape& shape() const override { return shape_; }
+  nlohmann::json details() const override;
+  static std::string isa_name();
 
  private:
   // A planned activation buffer: no memory yet; plan_buffers() places it in the arena.
@@ -259,6 +304,15 @@ class CpuTrainingStep final : public TrainingStep {
 
   void build();
   void build_conv(size_t i, const Mem& src, std::vector<Op>& weight_ops);
+  // The primitive descriptors of block c for `mb` images (its src_in: the
+  // previous block's pooled map, or the input for the first block).
+  void build_conv_primitives(ConvBlock& c, const Mem::desc& src_md, int mb);
+  // Micro-batched blocks (cpu_step_sliced.cpp): slice views and gradient
+  // buffers; the forward op (conv + pool per slice) and the backward op
+  // (ReLU, pool backward, conv backward weights and data per slice).
+  void prepare_slices(ConvBlock& c, const std::string& tag);
+  void add_sliced_forward(ConvBlock& cb);
+  void add_sliced_backward(ConvBlock& cb, size_t k);
   void build_dense(size_t i, const Mem& src);
   StepResult run(const float* images, const int32_t* labels, int count, bool training,
                  bool backward);
@@ -268,6 +322,7 @@ class CpuTrainingStep final : public TrainingStep {
   StepOptions options_;
   dnnl::engine engine_;
   dnnl::stream stream_;
+  dt act_dt_ = dt::f32;  // convolution activations and their gradients
   Parameters params_, grads_, m_, v_;
   int64_t step_ = 0;
   bool weights_dirty_ = true;
@@ -277,6 +332,7 @@ class CpuTrainingStep final : public TrainingStep {
   std::vector<ConvBlock> convs_;
   std::vector<DenseBlock> denses_;
   Mem flat_nchw_, d_flat_nchw_;
+  Mem gap_out_, d_gap_out_;      // bf16: the global average before/after its fp32 conversion
   std::string label_ = "input";  // the layer whose operations are being built
   Buffers bn_buffers_;  // running statistics, viewed by the BN primitives (never reallocated)
   std::vector<float> probs_;

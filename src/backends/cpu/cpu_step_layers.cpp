@@ -28,17 +28,27 @@ void CpuTrainingStep::build() {
   dnnl::pooling_forward::primitive_desc gap_pd;
   label_ = gap ? "gap forward" : "flatten";
   if (gap) {
+    // The average in the activations' type; bf16 is then converted for the
+    // fp32 dense layers (and their gradient back).
+    gap_out_ = flat_nchw_;
+    d_gap_out_ = d_flat_nchw_;
+    if (act_dt_ != dt::f32) {
+      auto act_md = Mem::desc(nchw_md.dims(), act_dt_, tag::nchw);
+      gap_out_ = make(act_md, "gap.act");
+      d_gap_out_ = make(act_md, "d_gap.act");
+    }
     const Mem::dims window = {last.out_h, last.out_w}, zero = {0, 0};
     gap_pd = dnnl::pooling_forward::primitive_desc(
         dnnl::pooling_forward::desc(dnnl::prop_kind::forward_training,
                                     dnnl::algorithm::pooling_avg_exclude_padding, src.get_desc(),
-                                    nchw_md, window, window, zero, zero),
+                                    gap_out_.get_desc(), window, window, zero, zero),
         user_scratchpad(), engine_);
     Mem pad = scratch(gap_pd, "gap");
     auto pool = dnnl::pooling_forward(gap_pd);
-    add(forward_ops_, {src, flat_nchw_, pad}, [this, pool, src, pad]() {
-      pool.execute(stream_, args({{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, flat_nchw_}}, pad));
+    add(forward_ops_, {src, gap_out_, pad}, [this, pool, src, pad]() {
+      pool.execute(stream_, args({{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, gap_out_}}, pad));
     });
+    reorder_if_needed(gap_out_, flat_nchw_, forward_ops_);
   } else {
     reorder_if_needed(src, flat_nchw_, forward_ops_);
   }
@@ -84,19 +94,19 @@ void CpuTrainingStep::build() {
   }
   label_ = gap ? "gap backward" : "flatten";
   if (gap) {
+    reorder_if_needed(d_flat_nchw_, d_gap_out_, backward_ops_);
     const Mem::dims window = {last.out_h, last.out_w}, zero = {0, 0};
     const auto gap_bwd_pd = dnnl::pooling_backward::primitive_desc(
         dnnl::pooling_backward::desc(dnnl::algorithm::pooling_avg_exclude_padding,
-                                     convs_.back().d_pooled.get_desc(), nchw_md, window, window,
-                                     zero, zero),
+                                     convs_.back().d_pooled.get_desc(), d_gap_out_.get_desc(),
+                                     window, window, zero, zero),
         user_scratchpad(), engine_, gap_pd);
     Mem pad = scratch(gap_bwd_pd, "gap_bwd");
     auto pool_bwd = dnnl::pooling_backward(gap_bwd_pd);
     ConvBlock& lc = convs_.back();
-    add(backward_ops_, {d_flat_nchw_, lc.d_pooled, pad}, [this, pool_bwd, &lc, pad]() {
+    add(backward_ops_, {d_gap_out_, lc.d_pooled, pad}, [this, pool_bwd, &lc, pad]() {
       pool_bwd.execute(
-          stream_,
-          args({{DNNL_ARG_DIFF_DST, d_flat_nchw_}, {DNNL_ARG_DIFF_SRC, lc.d_pooled}}, pad));
+          stream_, args({{DNNL_ARG_DIFF_DST, d_gap_out_}, {DNNL_ARG_DIFF_SRC, lc.d_pooled}}, pad));
     });
   } else {
     reorder_if_needed(d_flat_nchw_, convs_.back().d_pooled, backward_ops_);
@@ -104,6 +114,11 @@ void CpuTrainingStep::build() {
   for (size_t k = convs_.size(); k-- > 0;) {
     ConvBlock& c = convs_[k];
     label_ = "conv" + std::to_string(k + 1) + " backward";
+    if (c.sliced()) {
+      add_sliced_backward(c, k);
+      reorder_if_needed(c.dw_bwd, c.dw_canon, grad_ops_);
+      continue;
+    }
     // ReLU backward on the pooled map (see the file comment).
     auto relu_fwd = dnnl::eltwise_forward::primitive_desc(
         dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_training,
@@ -176,20 +191,13 @@ void CpuTrainingStep::build() {
 // lifetimes do not overlap may share memory: the big conv outputs live only
 // from their convolution to their pooling, so they share with the gradients.
 
-void CpuTrainingStep::build_conv(size_t i, const Mem& src_in, std::vector<Op>& weight_ops) {
-  const ConvShape& s = shape_.convs[i];
-  ConvBlock c;
-  c.s = s;
-  const int n = shape_.batch;
-  auto any4 = [](Mem::dims d) { return Mem::desc(d, dt::f32, tag::any); };
-  Mem::dims w_dims = {s.out_c, s.in_c, s.kernel, s.kernel};
-  Mem::dims conv_dims = dims4(n, s.out_c, s.conv_h, s.conv_w);
-  Mem::dims strides = {1, 1}, pad = {s.pad, s.pad};
-  auto bias_md = Mem::desc({s.out_c}, dt::f32, tag::x);
-
-  // The first block lets oneDNN choose the input layout (the user's NCHW batch
-  // is reordered into it); later blocks take the previous block's exact layout.
-  auto src_md = i == 0 ? any4(dims4(n, s.in_c, s.in_h, s.in_w)) : src_in.get_desc();
+void CpuTrainingStep::build_conv_primitives(ConvBlock& c, const Mem::desc& src_md, int mb) {
+  const ConvShape& s = c.s;
+  auto any4 = [this](Mem::dims d) { return Mem::desc(d, act_dt_, tag::any); };
+  const Mem::dims w_dims = {s.out_c, s.in_c, s.kernel, s.kernel};
+  const Mem::dims conv_dims = dims4(mb, s.out_c, s.conv_h, s.conv_w);
+  const Mem::dims strides = {1, 1}, pad = {s.pad, s.pad};
+  const auto bias_md = Mem::desc({s.out_c}, dt::f32, tag::x);  // fp32 in both precisions
   const bool bn = s.batch_norm;  // then no bias, and the ReLU follows the normalisation
   const dnnl::primitive_attr attr = user_scratchpad(/*relu=*/!bn);
   auto fwd_desc = bn ? dnnl::convolution_forward::desc(
@@ -199,16 +207,79 @@ void CpuTrainingStep::build_conv(size_t i, const Mem& src_in, std::vector<Op>& w
                            dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
                            src_md, any4(w_dims), bias_md, any4(conv_dims), strides, pad, pad);
   c.fwd_pd = dnnl::convolution_forward::primitive_desc(fwd_desc, attr, engine_);
+  // Weight gradients in fp32 (oneDNN accumulates bf16 products in fp32).
+  const auto dw_md = Mem::desc(w_dims, dt::f32, tag::any);
+  auto bwd_w_desc = bn ? dnnl::convolution_backward_weights::desc(
+                             dnnl::algorithm::convolution_direct, c.fwd_pd.src_desc(), dw_md,
+                             c.fwd_pd.dst_desc(), strides, pad, pad)
+                       : dnnl::convolution_backward_weights::desc(
+                             dnnl::algorithm::convolution_direct, c.fwd_pd.src_desc(), dw_md,
+                             bias_md, c.fwd_pd.dst_desc(), strides, pad, pad);
+  c.bwd_w_pd = dnnl::convolution_backward_weights::primitive_desc(bwd_w_desc, user_scratchpad(),
+                                                                  engine_, c.fwd_pd);
+  if (s.pool > 1) {
+    // The pool reads the conv output's layout (batch norm keeps it).
+    const Mem::dims pooled_dims = dims4(mb, s.out_c, s.out_h, s.out_w);
+    const Mem::dims kernel = {s.pool, s.pool}, zero = {0, 0};
+    // A trailing row/column that does not fill a window is dropped (floor), as
+    // in Keras and PyTorch.
+    auto pool_desc = dnnl::pooling_forward::desc(dnnl::prop_kind::forward_training,
+                                                 dnnl::algorithm::pooling_max, c.fwd_pd.dst_desc(),
+                                                 any4(pooled_dims), kernel, kernel, zero, zero);
+    c.pool_pd = dnnl::pooling_forward::primitive_desc(pool_desc, user_scratchpad(), engine_);
+    auto pool_bwd_desc =
+        dnnl::pooling_backward::desc(dnnl::algorithm::pooling_max, c.fwd_pd.dst_desc(),
+                                     c.pool_pd.dst_desc(), kernel, kernel, zero, zero);
+    c.pool_bwd_pd = dnnl::pooling_backward::primitive_desc(pool_bwd_desc, user_scratchpad(),
+                                                           engine_, c.pool_pd);
+  }
+}
+
+void CpuTrainingStep::build_conv(size_t i, const Mem& src_in, std::vector<Op>& weight_ops) {
+  const ConvShape& s = shape_.convs[i];
+  ConvBlock c;
+  c.s = s;
+  const int n = shape_.batch;
+  auto any4 = [this](Mem::dims d) { return Mem::desc(d, act_dt_, tag::any); };
+  Mem::dims w_dims = {s.out_c, s.in_c, s.kernel, s.kernel};
+  Mem::dims strides = {1, 1}, pad = {s.pad, s.pad};
+  auto bias_md = Mem::desc({s.out_c}, dt::f32, tag::x);
+  const bool bn = s.batch_norm;
+  // The first block lets oneDNN choose the input layout (the user's fp32 NCHW
+  // batch is reordered into it); later blocks take the previous block's exact layout.
+  auto src_md_for = [&](int mb) {
+    return i == 0 ? any4(dims4(mb, s.in_c, s.in_h, s.in_w))
+                  : (mb == n ? src_in.get_desc() : with_rows(src_in.get_desc(), mb));
+  };
+
+  // Micro-batch the block when its whole-batch conv output exceeds the budget
+  // (batch norm needs the whole batch's statistics: never sliced).
+  const size_t out_row_bytes =
+      size_t(s.out_c) * s.conv_h * s.conv_w * (act_dt_ == dt::bf16 ? 2 : 4);
+  int mb = n;
+  if (!bn && s.pool > 1 && options_.cpu_slice_bytes > 0 &&
+      out_row_bytes * size_t(n) > options_.cpu_slice_bytes)
+    mb = slice_rows(n, out_row_bytes, options_.cpu_slice_bytes);
+  if (mb < n && !src_md_for(mb)) mb = n;
+  build_conv_primitives(c, src_md_for(mb), mb);
+  if (mb < n && (!with_rows(c.fwd_pd.src_desc(), n) || !with_rows(c.pool_pd.dst_desc(), n) ||
+                 !with_rows(c.pool_pd.workspace_desc(), n))) {
+    mb = n;  // a layout oneDNN chose for the slice cannot be sliced: the whole batch
+    build_conv_primitives(c, src_md_for(mb), mb);
+  }
+  c.rows = mb;
+  c.chunks = n / mb;
+  auto full = [&](const Mem::desc& md) { return c.sliced() ? with_rows(md, n) : md; };
+
   if (i == 0) {
-    input_ = c.fwd_pd.src_desc() == src_in.get_desc()
-                 ? src_in
-                 : make(c.fwd_pd.src_desc(), "input_reordered");
+    const Mem::desc input_md = full(c.fwd_pd.src_desc());
+    input_ = input_md == src_in.get_desc() ? src_in : make(input_md, "input_reordered");
     c.src = input_;
   } else {
     c.src = src_in;
   }
   const std::string tag = "conv" + std::to_string(i + 1);
-  c.conv_out = make(c.fwd_pd.dst_desc(), tag + ".out");
+  c.conv_out = make(c.fwd_pd.dst_desc(), tag + (c.sliced() ? ".out_slice" : ".out"));
 
   // Weights: canonical OIHW view into the flat parameter vector.
   const auto& w_info = params_.info("conv" + std::to_string(i + 1) + ".weight");
@@ -264,26 +335,13 @@ void CpuTrainingStep::build_conv(size_t i, const Mem& src_in, std::vector<Op>& w
 
   // Pooling.
   if (s.pool > 1) {
-    Mem::dims pooled_dims = dims4(n, s.out_c, s.out_h, s.out_w);
-    Mem::dims kernel = {s.pool, s.pool}, pstride = {s.pool, s.pool}, zero = {0, 0};
-    // A trailing row/column that does not fill a window is dropped (floor), as
-    // in Keras and PyTorch.
-    Mem::dims pad_r = {0, 0};
-    auto pool_desc = dnnl::pooling_forward::desc(dnnl::prop_kind::forward_training,
-                                                 dnnl::algorithm::pooling_max, c.act.get_desc(),
-                                                 any4(pooled_dims), pstride, kernel, zero, pad_r);
-    c.pool_pd = dnnl::pooling_forward::primitive_desc(pool_desc, user_scratchpad(), engine_);
-    c.pooled = make(c.pool_pd.dst_desc(), tag + ".pooled");
-    c.workspace = make(c.pool_pd.workspace_desc(), tag + ".pool_workspace");
-    auto pool_bwd_desc =
-        dnnl::pooling_backward::desc(dnnl::algorithm::pooling_max, c.act.get_desc(),
-                                     c.pooled.get_desc(), pstride, kernel, zero, pad_r);
-    c.pool_bwd_pd = dnnl::pooling_backward::primitive_desc(pool_bwd_desc, user_scratchpad(),
-                                                           engine_, c.pool_pd);
+    c.pooled = make(full(c.pool_pd.dst_desc()), tag + ".pooled");
+    c.workspace = make(full(c.pool_pd.workspace_desc()), tag + ".pool_workspace");
     c.scratch_pool = scratch(c.pool_pd, tag + ".pool");
     c.scratch_pool_bwd = scratch(c.pool_bwd_pd, tag + ".pool_bwd");
     c.d_pooled = make(c.pooled.get_desc(), tag + ".d_pooled");
-    c.d_act = make(c.act.get_desc(), bn ? tag + ".d_bn_out" : tag + ".d_out");
+    c.d_act = make(c.act.get_desc(),
+                   bn ? tag + ".d_bn_out" : tag + (c.sliced() ? ".d_out_slice" : ".d_out"));
   } else {
     c.pooled = c.act;
     c.d_pooled = make(c.act.get_desc(), bn ? tag + ".d_bn_out" : tag + ".d_out");
@@ -291,15 +349,7 @@ void CpuTrainingStep::build_conv(size_t i, const Mem& src_in, std::vector<Op>& w
   }
   c.d_conv_out = bn ? make(c.conv_out.get_desc(), tag + ".d_out") : c.d_act;
 
-  // Backward weights.
-  auto bwd_w_desc = bn ? dnnl::convolution_backward_weights::desc(
-                             dnnl::algorithm::convolution_direct, c.src.get_desc(), any4(w_dims),
-                             c.conv_out.get_desc(), strides, pad, pad)
-                       : dnnl::convolution_backward_weights::desc(
-                             dnnl::algorithm::convolution_direct, c.src.get_desc(), any4(w_dims),
-                             bias_md, c.conv_out.get_desc(), strides, pad, pad);
-  c.bwd_w_pd = dnnl::convolution_backward_weights::primitive_desc(bwd_w_desc, user_scratchpad(),
-                                                                  engine_, c.fwd_pd);
+  // Backward weights (fp32 gradients).
   c.scratch_fwd = scratch(c.fwd_pd, tag + ".conv_fwd");
   c.scratch_bwd_w = scratch(c.bwd_w_pd, tag + ".conv_bwd_w");
   c.dw_bwd = c.bwd_w_pd.diff_weights_desc() == w_canon_md
@@ -308,9 +358,11 @@ void CpuTrainingStep::build_conv(size_t i, const Mem& src_in, std::vector<Op>& w
   // Backward data (not needed for the first block: nobody wants d(image)).
   if (i > 0) {
     const ConvBlock& prev = convs_[i - 1];
+    const Mem::desc d_src_md =
+        c.sliced() ? with_rows(prev.d_pooled.get_desc(), mb) : prev.d_pooled.get_desc();
     auto bwd_d_desc = dnnl::convolution_backward_data::desc(
-        dnnl::algorithm::convolution_direct, prev.d_pooled.get_desc(), any4(w_dims),
-        c.conv_out.get_desc(), strides, pad, pad);
+        dnnl::algorithm::convolution_direct, d_src_md, any4(w_dims), c.conv_out.get_desc(), strides,
+        pad, pad);
     c.bwd_d_pd = dnnl::convolution_backward_data::primitive_desc(bwd_d_desc, user_scratchpad(),
                                                                  engine_, c.fwd_pd);
     c.scratch_bwd_d = scratch(c.bwd_d_pd, tag + ".conv_bwd_d");
@@ -318,12 +370,14 @@ void CpuTrainingStep::build_conv(size_t i, const Mem& src_in, std::vector<Op>& w
     c.w_bwd_d =
         c.bwd_d_pd.weights_desc() == w_canon_md ? c.w_canon : persistent(c.bwd_d_pd.weights_desc());
   }
+  if (c.sliced()) prepare_slices(c, tag);
   convs_.push_back(c);
   ConvBlock& cb = convs_.back();
   reorder_if_needed(cb.w_canon, cb.w_fwd, weight_ops);
   if (i > 0) reorder_if_needed(cb.w_canon, cb.w_bwd_d, weight_ops);
 
   if (i == 0) reorder_if_needed(input_user_, input_, forward_ops_);
+  if (cb.sliced()) return add_sliced_forward(cb);
   auto conv = dnnl::convolution_forward(cb.fwd_pd);
   add(forward_ops_, {cb.src, cb.conv_out, cb.scratch_fwd}, [&cb, conv, this]() {
     std::unordered_map<int, Mem> a = {

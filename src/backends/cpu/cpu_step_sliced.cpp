@@ -1,0 +1,201 @@
+// Micro-batched convolution blocks and the CPU step's precision facts (see
+// cpu_step.h). A sliced block keeps its convolution output for `rows` images
+// only: per slice, conv -> ReLU (fused) -> max-pool forward, and ReLU backward
+// -> pool backward -> conv backward weights (summed over the slices) and data
+// backward. The convolution output of a slice is still in cache when the pool
+// (or in backward the convolution) reads it back, instead of a round trip
+// through memory for the whole batch.
+#include <algorithm>
+
+#include "backends/cpu/cpu_step.h"
+
+namespace histocnn::cpu {
+
+Mem::desc with_rows(const Mem::desc& md, int rows) {
+  dnnl_memory_desc_t d = md.data;
+  if (d.format_kind != dnnl_blocked || d.ndims < 1 || d.dims[0] != d.padded_dims[0] ||
+      d.offset0 != 0)
+    return {};
+  const auto& blocking = d.format_desc.blocking;
+  for (int k = 0; k < blocking.inner_nblks; ++k)
+    if (blocking.inner_idxs[k] == 0) return {};  // images blocked together
+  // Image-outermost and dense: image k starts at k * (bytes per image).
+  const size_t elements_per_row =
+      md.get_size() / size_t(d.dims[0]) / dnnl_data_type_size(d.data_type);
+  if (size_t(blocking.strides[0]) != elements_per_row) return {};
+  d.dims[0] = d.padded_dims[0] = rows;
+  Mem::desc out(d);
+  if (out.get_size() != elements_per_row * dnnl_data_type_size(d.data_type) * size_t(rows))
+    return {};
+  return out;
+}
+
+int slice_rows(int batch, size_t row_bytes, size_t budget) {
+  for (int rows = batch; rows > 1; --rows)
+    if (batch % rows == 0 && size_t(rows) * row_bytes <= budget) return rows;
+  return 1;
+}
+
+bool cpu_has_bf16() {
+  const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+  const auto bf16 = static_cast<unsigned>(dnnl::cpu_isa::avx512_core_bf16);
+  return (isa & bf16) == bf16;  // the ISA values nest: AMX includes AVX512-BF16
+}
+
+std::string CpuTrainingStep::isa_name() {
+  switch (dnnl::get_effective_cpu_isa()) {
+    case dnnl::cpu_isa::sse41:
+      return "sse41";
+    case dnnl::cpu_isa::avx:
+      return "avx";
+    case dnnl::cpu_isa::avx2:
+      return "avx2";
+    case dnnl::cpu_isa::avx2_vnni:
+      return "avx2_vnni";
+    case dnnl::cpu_isa::avx512_mic:
+      return "avx512_mic";
+    case dnnl::cpu_isa::avx512_mic_4ops:
+      return "avx512_mic_4ops";
+    case dnnl::cpu_isa::avx512_core:
+      return "avx512_core";
+    case dnnl::cpu_isa::avx512_core_vnni:
+      return "avx512_core_vnni";
+    case dnnl::cpu_isa::avx512_core_bf16:
+      return "avx512_core_bf16";
+    case dnnl::cpu_isa::avx512_core_amx:
+      return "avx512_core_amx";
+    default:
+      return "generic x86";
+  }
+}
+
+nlohmann::json CpuTrainingStep::details() const {
+  nlohmann::json slices = nlohmann::json::object();
+  for (size_t i = 0; i < convs_.size(); ++i)
+    if (convs_[i].sliced())
+      slices["conv" + std::to_string(i + 1)] = {{"rows", convs_[i].rows},
+                                                {"slices", convs_[i].chunks}};
+  return {{"precision", options_.precision},
+          {"isa", isa_name()},
+          {"onednn", std::to_string(dnnl_version()->major) + "." +
+                         std::to_string(dnnl_version()->minor) + "." +
+                         std::to_string(dnnl_version()->patch)},
+          {"slice_budget_bytes", options_.cpu_slice_bytes},
+          {"micro_batched", slices}};
+}
+
+void CpuTrainingStep::prepare_slices(ConvBlock& c, const std::string& tag) {
+  auto slice_view = [this, &c](const Mem& whole) {
+    return Mem(with_rows(whole.get_desc(), c.rows), engine_, DNNL_MEMORY_NONE);
+  };
+  c.src_view = slice_view(c.src);
+  c.pooled_view = slice_view(c.pooled);
+  c.workspace_view = slice_view(c.workspace);
+  c.d_pooled_view = slice_view(c.d_pooled);
+  if (c.d_src) c.d_src_view = slice_view(c.d_src);
+  c.relu_bwd_pd = dnnl::eltwise_backward::primitive_desc(
+      dnnl::eltwise_backward::desc(dnnl::algorithm::eltwise_relu_use_dst_for_bwd,
+                                   c.pool_pd.dst_desc(), c.pool_pd.dst_desc(), 0.f),
+      user_scratchpad(), engine_,
+      dnnl::eltwise_forward::primitive_desc(
+          dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_training,
+                                      dnnl::algorithm::eltwise_relu_use_dst_for_bwd,
+                                      c.pool_pd.dst_desc(), 0.f),
+          engine_));
+  c.scratch_relu = scratch(c.relu_bwd_pd, tag + ".relu_bwd");
+  // Slices after the first write their weight gradients here; they are added
+  // to the first slice's (same layout, so element by element).
+  c.dw_part = make(c.bwd_w_pd.diff_weights_desc(), tag + ".d_weight_slice");
+  c.db_part = make(c.db.get_desc(), tag + ".d_bias_slice");
+}
+
+namespace {
+// Points `view` at slice j of the whole-batch buffer `whole`.
+void point(Mem& view, const Mem& whole, int j) {
+  auto* base = static_cast<char*>(whole.get_data_handle());
+  view.set_data_handle(base + size_t(j) * view.get_desc().get_size());
+}
+
+void accumulate(const Mem& into, const Mem& part) {
+  float* y = static_cast<float*>(into.get_data_handle());
+  const float* x = static_cast<const float*>(part.get_data_handle());
+  const size_t n = part.get_desc().get_size() / sizeof(float);
+  for (size_t k = 0; k < n; ++k) y[k] += x[k];
+}
+}  // namespace
+
+void CpuTrainingStep::add_sliced_forward(ConvBlock& cb) {
+  auto conv = dnnl::convolution_forward(cb.fwd_pd);
+  auto pool = dnnl::pooling_forward(cb.pool_pd);
+  add(forward_ops_, {cb.src, cb.conv_out, cb.pooled, cb.workspace, cb.scratch_fwd, cb.scratch_pool},
+      [&cb, conv, pool, this]() {
+        for (int j = 0; j < cb.chunks; ++j) {
+          point(cb.src_view, cb.src, j);
+          point(cb.pooled_view, cb.pooled, j);
+          point(cb.workspace_view, cb.workspace, j);
+          conv.execute(stream_, args({{DNNL_ARG_SRC, cb.src_view},
+                                      {DNNL_ARG_WEIGHTS, cb.w_fwd},
+                                      {DNNL_ARG_BIAS, cb.b},
+                                      {DNNL_ARG_DST, cb.conv_out}},
+                                     cb.scratch_fwd));
+          pool.execute(stream_, args({{DNNL_ARG_SRC, cb.conv_out},
+                                      {DNNL_ARG_DST, cb.pooled_view},
+                                      {DNNL_ARG_WORKSPACE, cb.workspace_view}},
+                                     cb.scratch_pool));
+        }
+      });
+}
+
+void CpuTrainingStep::add_sliced_backward(ConvBlock& c, size_t k) {
+  auto relu_bwd = dnnl::eltwise_backward(c.relu_bwd_pd);
+  auto pool_bwd = dnnl::pooling_backward(c.pool_bwd_pd);
+  auto bwd_w = dnnl::convolution_backward_weights(c.bwd_w_pd);
+  dnnl::convolution_backward_data bwd_d;
+  if (k > 0) bwd_d = dnnl::convolution_backward_data(c.bwd_d_pd);
+  add(backward_ops_,
+      {c.pooled, c.d_pooled, c.workspace, c.d_act, c.src, c.dw_bwd, c.dw_part, c.db_part,
+       c.scratch_relu, c.scratch_pool_bwd, c.scratch_bwd_w, c.scratch_bwd_d, c.d_src},
+      [&c, relu_bwd, pool_bwd, bwd_w, bwd_d, k, this]() {
+        for (int j = 0; j < c.chunks; ++j) {
+          point(c.pooled_view, c.pooled, j);
+          point(c.d_pooled_view, c.d_pooled, j);
+          point(c.workspace_view, c.workspace, j);
+          point(c.src_view, c.src, j);
+          // ReLU backward on the pooled map, in place (see cpu_step.h).
+          relu_bwd.execute(stream_, args({{DNNL_ARG_DST, c.pooled_view},
+                                          {DNNL_ARG_DIFF_DST, c.d_pooled_view},
+                                          {DNNL_ARG_DIFF_SRC, c.d_pooled_view}},
+                                         c.scratch_relu));
+          pool_bwd.execute(stream_, args({{DNNL_ARG_DIFF_DST, c.d_pooled_view},
+                                          {DNNL_ARG_DIFF_SRC, c.d_act},
+                                          {DNNL_ARG_WORKSPACE, c.workspace_view}},
+                                         c.scratch_pool_bwd));
+          const bool first = j == 0;
+          bwd_w.execute(stream_, args({{DNNL_ARG_SRC, c.src_view},
+                                       {DNNL_ARG_DIFF_DST, c.d_act},
+                                       {DNNL_ARG_DIFF_WEIGHTS, first ? c.dw_bwd : c.dw_part},
+                                       {DNNL_ARG_DIFF_BIAS, first ? c.db : c.db_part}},
+                                      c.scratch_bwd_w));
+          if (!first) {
+            stream_.wait();
+            accumulate(c.dw_bwd, c.dw_part);
+            accumulate(c.db, c.db_part);
+          }
+          if (k > 0) {
+            point(c.d_src_view, c.d_src, j);
+            bwd_d.execute(stream_, args({{DNNL_ARG_DIFF_DST, c.d_act},
+                                         {DNNL_ARG_WEIGHTS, c.w_bwd_d},
+                                         {DNNL_ARG_DIFF_SRC, c.d_src_view}},
+                                        c.scratch_bwd_d));
+          }
+        }
+      });
+}
+
+}  // namespace histocnn::cpu
+
+namespace histocnn {
+bool cpu_supports_bf16() {
+  return cpu::cpu_has_bf16();
+}
+}  // namespace histocnn
