@@ -656,6 +656,35 @@ TEST_F(Cli, StudyResumesWithoutRepeatingMeasurementsAndReports) {
   }
 }
 
+TEST_F(Cli, StudyRoundsInterleaveTheMeasurementsOfAPointAndRecordTheirMedian) {
+  const std::string dir = out("study-rounds");
+  const CommandResult r =
+      run("study --data " + data() + " -o " + dir +
+          " --sizes 32 --batches 10 --threads 1 --engines histocnn --epochs 1 --warmup 0 "
+          "--rounds 3 --crop 96 --crops-benign 30 --crops-malignant 30 --no-report");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto rows = read_results(dir + "/results.jsonl");
+  ASSERT_EQ(rows.size(), 1u);
+  const auto& row = rows[0];
+  EXPECT_EQ(row["rounds"], 3);
+  const auto seconds = row["round_seconds"].get<std::vector<double>>();
+  ASSERT_EQ(seconds.size(), 3u);
+  std::vector<double> sorted = seconds;
+  std::sort(sorted.begin(), sorted.end());
+  EXPECT_EQ(row["epoch_seconds"].get<double>(), sorted[1]);  // the median round
+  for (int round = 1; round <= 3; ++round)  // each round its own process and folder
+    EXPECT_TRUE(std::filesystem::exists(dir + "/points/histocnn_cpu_t1_s32_b10.r" +
+                                        std::to_string(round) + "/metrics.json"))
+        << round;
+  // A study folder keeps its rounds.
+  const CommandResult other =
+      run("study --data " + data() + " -o " + dir +
+          " --sizes 32 --batches 10 --threads 1 --engines histocnn --epochs 1 --warmup 0 "
+          "--rounds 2 --crop 96 --crops-benign 30 --crops-malignant 30 --no-report");
+  EXPECT_NE(other.status, 0);
+  EXPECT_NE(other.output.find("rounds = 3, not 2"), std::string::npos) << other.output;
+}
+
 TEST_F(Cli, GpuStudyScriptRecordsCudaPointsAsNotRunWithoutAGpu) {
   if (available_devices().size() > 1) GTEST_SKIP() << "a GPU is present: the full study would run";
   const std::string dir = out("gpu-study");

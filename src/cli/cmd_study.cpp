@@ -66,6 +66,10 @@ Runner add_study(CLI::App& app) {
   cmd->add_option("--epochs", a->o.epochs, "timed epochs per measurement (median)")
       ->capture_default_str();
   cmd->add_option("--warmup", a->o.warmup, "untimed epochs first")->capture_default_str();
+  cmd->add_option("--rounds", a->o.rounds,
+                  "interleaved rounds: each (size, batch)'s engines and settings run in turn, "
+                  "round after round; the median is recorded")
+      ->capture_default_str();
   cmd->add_option("--crop", a->o.crop, "crop size")->capture_default_str();
   cmd->add_option("--crops-benign", a->o.benign, "benign crops (paper: 941)")
       ->capture_default_str();

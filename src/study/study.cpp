@@ -254,15 +254,30 @@ nlohmann::json measure_pytorch(const StudyOptions& o, const StudyPoint& p,
                                const std::string& examples, const std::string& dir) {
   nlohmann::json row;
   const std::string json = dir + ".json", log = dir + ".log";
-  std::vector<std::string> argv = {o.python,     o.pytorch_script,
-                                   "--examples", examples,
-                                   "--batch",    std::to_string(p.batch),
-                                   "--epochs",   std::to_string(o.warmup + o.epochs),
-                                   "--warmup",   std::to_string(o.warmup),
-                                   "--threads",  std::to_string(p.threads),
-                                   "--device",   p.device,
-                                   "--seed",     std::to_string(o.seed),
-                                   "--json",     json};
+  // glibc keeps freed memory (else every step faults fresh pages in, which
+  // on some VMs costs PyTorch more than its arithmetic: see
+  // docs/results/side-by-side-2core.md); histocnn's arena needs no setting.
+  std::vector<std::string> argv = {"/usr/bin/env",
+                                   "MALLOC_MMAP_MAX_=0",
+                                   "MALLOC_TRIM_THRESHOLD_=1099511627776",
+                                   o.python,
+                                   o.pytorch_script,
+                                   "--examples",
+                                   examples,
+                                   "--batch",
+                                   std::to_string(p.batch),
+                                   "--epochs",
+                                   std::to_string(o.warmup + o.epochs),
+                                   "--warmup",
+                                   std::to_string(o.warmup),
+                                   "--threads",
+                                   std::to_string(p.threads),
+                                   "--device",
+                                   p.device,
+                                   "--seed",
+                                   std::to_string(o.seed),
+                                   "--json",
+                                   json};
   const int status = run_command(argv, log);
   if (status != 0) {
     const std::string reason = last_line(log);
@@ -272,6 +287,41 @@ nlohmann::json measure_pytorch(const StudyOptions& o, const StudyPoint& p,
   }
   row = nlohmann::json::parse(read_file(json));
   row["status"] = "ok";
+  row["pytorch_malloc"] = "freed memory kept (MALLOC_MMAP_MAX_=0)";
+  return row;
+}
+
+// One measurement of a point (its own process), into `dir`.
+nlohmann::json measure(const StudyOptions& o, const StudyPoint& p, const std::string& data,
+                       const std::string& dir, std::map<int, std::string>& exported) {
+  if (p.engine == "histocnn") return measure_histocnn(o, p, data, dir);
+  if (!exported.count(p.size)) {
+    const std::string file = o.output + "/points/examples_" + std::to_string(p.size) + ".bin";
+    if (!fs::exists(file)) {
+      std::vector<std::string> argv = train_command(o, data, p.size);
+      argv.insert(argv.end(), {"-o", o.output + "/points/export", "--export-examples", file});
+      const int status = run_command(argv, file + ".log");
+      require(status == 0, "exporting crops for PyTorch failed: " + last_line(file + ".log"));
+    }
+    exported[p.size] = file;
+  }
+  return measure_pytorch(o, p, exported[p.size], dir);
+}
+
+// The rounds of one point folded into its row: the last round's details, the
+// median of the rounds' epoch times; not ok when any round was not.
+nlohmann::json fold_rounds(const std::vector<nlohmann::json>& rounds) {
+  nlohmann::json row = rounds.back();
+  std::vector<double> seconds;
+  for (const auto& r : rounds) {
+    if (r.value("status", "") != "ok") return r;
+    seconds.push_back(r["epoch_seconds"].get<double>());
+  }
+  const double s = median(seconds);
+  row["images_per_second"] =
+      row["images_per_second"].get<double>() * row["epoch_seconds"].get<double>() / s;
+  row["epoch_seconds"] = s;
+  row["round_seconds"] = seconds;
   return row;
 }
 
@@ -281,6 +331,7 @@ int run_study(const StudyOptions& o) {
   require(!o.output.empty(), "--output: a study folder is required");
   require(o.epochs >= 1, "--epochs: at least 1 timed epoch");
   require(o.warmup >= 0, "--warmup: must be >= 0");
+  require(o.rounds >= 1, "--rounds: at least 1");
   for (const auto& d : o.devices)
     require(d == "cpu" || d == "cuda", "--devices: unknown device '" + d + "'");
   for (const auto& e : o.engines)
@@ -306,6 +357,7 @@ int run_study(const StudyOptions& o) {
       {"data", o.data.empty() ? "synthetic" : fs::absolute(o.data).lexically_normal().string()},
       {"epochs", o.epochs},
       {"warmup", o.warmup},
+      {"rounds", o.rounds},
       {"crop", o.crop},
       {"crops_benign", o.benign},
       {"crops_malignant", o.malignant},
@@ -343,59 +395,62 @@ int run_study(const StudyOptions& o) {
   const auto start = std::chrono::steady_clock::now();
   std::map<int, std::string> exported;  // size -> examples file for PyTorch
   int finished = 0;
+  // Groups of one (size, batch), in grid order: with rounds > 1 their points
+  // are measured in turn, round after round, and recorded together.
+  std::vector<std::vector<StudyPoint>> groups;
   for (const auto& p : todo) {
-    const std::string dir = o.output + "/points/" + [&] {
-      std::string k = p.key();
-      std::replace(k.begin(), k.end(), '/', '_');
-      std::replace(k.begin(), k.end(), ':', '-');
-      return k;
-    }();
-    nlohmann::json row;
-    if (p.engine == "histocnn") {
-      row = measure_histocnn(o, p, data, dir);
-    } else {
-      if (!exported.count(p.size)) {
-        const std::string file = o.output + "/points/examples_" + std::to_string(p.size) + ".bin";
-        if (!fs::exists(file)) {
-          std::vector<std::string> argv = train_command(o, data, p.size);
-          argv.insert(argv.end(), {"-o", o.output + "/points/export", "--export-examples", file});
-          const int status = run_command(argv, file + ".log");
-          require(status == 0, "exporting crops for PyTorch failed: " + last_line(file + ".log"));
-        }
-        exported[p.size] = file;
-      }
-      row = measure_pytorch(o, p, exported[p.size], dir);
+    if (groups.empty() || groups.back().front().size != p.size ||
+        groups.back().front().batch != p.batch)
+      groups.emplace_back();
+    groups.back().push_back(p);
+  }
+  auto directory_of = [&](const StudyPoint& p, int round) {
+    std::string k = p.key();
+    std::replace(k.begin(), k.end(), '/', '_');
+    std::replace(k.begin(), k.end(), ':', '-');
+    return o.output + "/points/" + k + (o.rounds > 1 ? ".r" + std::to_string(round) : "");
+  };
+  for (const auto& group : groups) {
+    std::vector<std::vector<nlohmann::json>> rounds(group.size());
+    for (int r = 1; r <= o.rounds; ++r)
+      for (size_t i = 0; i < group.size(); ++i)
+        rounds[i].push_back(measure(o, group[i], data, directory_of(group[i], r), exported));
+    for (size_t i = 0; i < group.size(); ++i) {
+      const StudyPoint& p = group[i];
+      nlohmann::json row = fold_rounds(rounds[i]);
+      row["rounds"] = o.rounds;
+      row["key"] = p.key();
+      row["engine"] = p.engine;
+      row["device"] = p.device;
+      row["allocator"] = p.allocator;
+      row["threads"] = p.threads == 0 ? available_cores() : p.threads;
+      row["size"] = p.size;
+      row["batch"] = p.batch;
+      row["examples"] = o.benign + o.malignant;
+      row["warmup_epochs"] = o.warmup;
+      row["timed_epochs"] = o.epochs;
+      row["machine"] = machine;
+      append_line_atomically(results, row.dump());
+      // A re-run point replaces its earlier (failed or skipped) row.
+      recorded.erase(
+          std::remove_if(recorded.begin(), recorded.end(),
+                         [&](const nlohmann::json& r) { return r.value("key", "") == p.key(); }),
+          recorded.end());
+      recorded.push_back(row);
+      write_csv(o.output + "/results.csv", recorded);
+      ++finished;
+      const double elapsed =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      const double eta = elapsed / finished * double(todo.size() - finished);
+      std::printf(
+          "[%d/%zu] %-40s %s  (eta %s)\n", finished, todo.size(), p.key().c_str(),
+          row["status"] == "ok"
+              ? (std::to_string(row["epoch_seconds"].get<double>()).substr(0, 6) + " s/epoch")
+                    .c_str()
+              : (row["status"].get<std::string>() + ": " + row.value("reason", "")).c_str(),
+          format_duration(eta).c_str());
+      std::fflush(stdout);
     }
-    row["key"] = p.key();
-    row["engine"] = p.engine;
-    row["device"] = p.device;
-    row["allocator"] = p.allocator;
-    row["threads"] = p.threads == 0 ? available_cores() : p.threads;
-    row["size"] = p.size;
-    row["batch"] = p.batch;
-    row["examples"] = o.benign + o.malignant;
-    row["warmup_epochs"] = o.warmup;
-    row["timed_epochs"] = o.epochs;
-    row["machine"] = machine;
-    append_line_atomically(results, row.dump());
-    // A re-run point replaces its earlier (failed or skipped) row.
-    recorded.erase(
-        std::remove_if(recorded.begin(), recorded.end(),
-                       [&](const nlohmann::json& r) { return r.value("key", "") == p.key(); }),
-        recorded.end());
-    recorded.push_back(row);
-    write_csv(o.output + "/results.csv", recorded);
-    ++finished;
-    const double elapsed =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    const double eta = elapsed / finished * double(todo.size() - finished);
-    std::printf(
-        "[%d/%zu] %-40s %s  (eta %s)\n", finished, todo.size(), p.key().c_str(),
-        row["status"] == "ok"
-            ? (std::to_string(row["epoch_seconds"].get<double>()).substr(0, 6) + " s/epoch").c_str()
-            : (row["status"].get<std::string>() + ": " + row.value("reason", "")).c_str(),
-        format_duration(eta).c_str());
-    std::fflush(stdout);
   }
   return finished;
 }

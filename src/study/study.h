@@ -23,6 +23,11 @@ struct StudyOptions {
   std::vector<std::string> engines = {"histocnn", "pytorch"};
   int epochs = 2;  // timed epochs per measurement (median reported)
   int warmup = 1;  // untimed epochs first
+  // Interleaved rounds: every measurement of one (size, batch) — each engine,
+  // thread count and allocator — runs once per round, round after round, so
+  // a neighbour's load falls on all of them alike; a row reports the median
+  // over its rounds (each round: warmup + epochs epochs in a new process).
+  int rounds = 1;
   int crop = 256, benign = 941, malignant = 910;
   uint64_t seed = 1;
   std::string output;

@@ -127,10 +127,6 @@ inline Mem::dims dims4(int n, int c, int h, int w) {
 // image index is outermost and dense (image k starts at k * bytes-per-image);
 // an empty descriptor otherwise (an N-blocked or padded-N layout).
 Mem::desc with_rows(const Mem::desc& md, int rows);
-// Bytes of one image of an image-outermost layout.
-inline size_t bytes_per_row(const Mem::desc& md) {
-  return md.get_size() / size_t(md.data.dims[0]);
-}
 // The largest divisor of `batch` whose convolution output fits `budget` bytes
 // at `row_bytes` per image (at least 1).
 int slice_rows(int batch, size_t row_bytes, size_t budget);
