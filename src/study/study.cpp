@@ -396,10 +396,11 @@ int run_study(const StudyOptions& o) {
   std::map<int, std::string> exported;  // size -> examples file for PyTorch
   int finished = 0;
   // Groups of one (size, batch), in grid order: with rounds > 1 their points
-  // are measured in turn, round after round, and recorded together.
+  // are measured in turn, round after round, and recorded together. With one
+  // round every point is its own group, recorded as soon as it is measured.
   std::vector<std::vector<StudyPoint>> groups;
   for (const auto& p : todo) {
-    if (groups.empty() || groups.back().front().size != p.size ||
+    if (o.rounds == 1 || groups.empty() || groups.back().front().size != p.size ||
         groups.back().front().batch != p.batch)
       groups.emplace_back();
     groups.back().push_back(p);
