@@ -49,8 +49,7 @@ if [[ $busy == 1 && $force == 0 ]]; then
 fi
 [[ -x build/bench/bench_epoch ]] || { echo "side_by_side: build/bench/bench_epoch missing (scripts/build.sh)" >&2; exit 2; }
 mkdir -p "$out"
-# Engine name -> command (each writes $out/NAME.ROUND.json with one point).
-declare -A command
+# The engines of a round, in order (each writes $out/NAME.ROUND.json with one point).
 if [[ $precision == fp32 ]]; then
   engines=(histocnn pytorch-nchw pytorch-channels_last)
 else

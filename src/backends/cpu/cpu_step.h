@@ -97,15 +97,15 @@ struct ConvBlock {
   Mem act, d_act, bn_out, mean, variance, gamma, beta, dgamma, dbeta, running_mean, running_var;
   Mem scratch_bn_fwd, scratch_bn_infer, scratch_bn_bwd, scratch_relu_fwd;
   // Micro-batching (see the file comment): the primitives above are compiled
-  // for `rows` images and run `chunks` times; conv_out, d_conv_out (and
+  // for `rows` images and run `slices` times; conv_out, d_conv_out (and
   // d_act) hold one slice; src, pooled, workspace, d_pooled and d_src the
   // whole batch. The *_view memories are slice views re-pointed per slice.
-  int rows = 0, chunks = 1;
+  int rows = 0, slices = 1;
   dnnl::eltwise_backward::primitive_desc relu_bwd_pd;
   Mem dw_part, db_part;  // one slice's weight gradients, summed into dw_bwd/db
   Mem src_view, pooled_view, workspace_view, d_pooled_view, d_src_view;
   bool pooling() const { return s.pool > 1; }
-  bool sliced() const { return chunks > 1; }
+  bool sliced() const { return slices > 1; }
 };
 
 struct DenseBlock {
@@ -269,6 +269,19 @@ class CpuTrainingStep final : public TrainingStep {
     return Mem(md, engine_);
   }
   Mem view(const Mem::desc& md, float* data) { return Mem(md, engine_, data); }
+  // An activation descriptor in the step's precision, layout chosen by oneDNN.
+  Mem::desc act_any(const Mem::dims& d) const { return Mem::desc(d, act_dt_, tag::any); }
+  // ReLU backward on a pooled map of this layout, in place (see the file comment).
+  dnnl::eltwise_backward::primitive_desc relu_backward_pd(const Mem::desc& pooled_md) const {
+    const auto forward = dnnl::eltwise_forward::primitive_desc(
+        dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_training,
+                                    dnnl::algorithm::eltwise_relu_use_dst_for_bwd, pooled_md, 0.f),
+        engine_);
+    return dnnl::eltwise_backward::primitive_desc(
+        dnnl::eltwise_backward::desc(dnnl::algorithm::eltwise_relu_use_dst_for_bwd, pooled_md,
+                                     pooled_md, 0.f),
+        user_scratchpad(), engine_, forward);
+  }
   // The primitive's scratchpad as a planned buffer (empty when it needs none).
   template <typename PrimitiveDesc>
   Mem scratch(const PrimitiveDesc& pd, const std::string& name) {

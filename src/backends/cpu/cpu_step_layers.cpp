@@ -120,15 +120,7 @@ void CpuTrainingStep::build() {
       continue;
     }
     // ReLU backward on the pooled map (see the file comment).
-    auto relu_fwd = dnnl::eltwise_forward::primitive_desc(
-        dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_training,
-                                    dnnl::algorithm::eltwise_relu_use_dst_for_bwd,
-                                    c.pooled.get_desc(), 0.f),
-        engine_);
-    const auto relu_bwd_pd = dnnl::eltwise_backward::primitive_desc(
-        dnnl::eltwise_backward::desc(dnnl::algorithm::eltwise_relu_use_dst_for_bwd,
-                                     c.d_pooled.get_desc(), c.pooled.get_desc(), 0.f),
-        user_scratchpad(), engine_, relu_fwd);
+    const auto relu_bwd_pd = relu_backward_pd(c.pooled.get_desc());
     auto relu_bwd = dnnl::eltwise_backward(relu_bwd_pd);
     c.scratch_relu = scratch(relu_bwd_pd, "conv" + std::to_string(k + 1) + ".relu_bwd");
     add(backward_ops_, {c.pooled, c.d_pooled, c.scratch_relu}, [&c, relu_bwd, this]() {
@@ -193,7 +185,6 @@ void CpuTrainingStep::build() {
 
 void CpuTrainingStep::build_conv_primitives(ConvBlock& c, const Mem::desc& src_md, int mb) {
   const ConvShape& s = c.s;
-  auto any4 = [this](Mem::dims d) { return Mem::desc(d, act_dt_, tag::any); };
   const Mem::dims w_dims = {s.out_c, s.in_c, s.kernel, s.kernel};
   const Mem::dims conv_dims = dims4(mb, s.out_c, s.conv_h, s.conv_w);
   const Mem::dims strides = {1, 1}, pad = {s.pad, s.pad};
@@ -202,10 +193,10 @@ void CpuTrainingStep::build_conv_primitives(ConvBlock& c, const Mem::desc& src_m
   const dnnl::primitive_attr attr = user_scratchpad(/*relu=*/!bn);
   auto fwd_desc = bn ? dnnl::convolution_forward::desc(
                            dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
-                           src_md, any4(w_dims), any4(conv_dims), strides, pad, pad)
+                           src_md, act_any(w_dims), act_any(conv_dims), strides, pad, pad)
                      : dnnl::convolution_forward::desc(
                            dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
-                           src_md, any4(w_dims), bias_md, any4(conv_dims), strides, pad, pad);
+                           src_md, act_any(w_dims), bias_md, act_any(conv_dims), strides, pad, pad);
   c.fwd_pd = dnnl::convolution_forward::primitive_desc(fwd_desc, attr, engine_);
   // Weight gradients in fp32 (oneDNN accumulates bf16 products in fp32).
   const auto dw_md = Mem::desc(w_dims, dt::f32, tag::any);
@@ -225,7 +216,7 @@ void CpuTrainingStep::build_conv_primitives(ConvBlock& c, const Mem::desc& src_m
     // in Keras and PyTorch.
     auto pool_desc = dnnl::pooling_forward::desc(dnnl::prop_kind::forward_training,
                                                  dnnl::algorithm::pooling_max, c.fwd_pd.dst_desc(),
-                                                 any4(pooled_dims), kernel, kernel, zero, zero);
+                                                 act_any(pooled_dims), kernel, kernel, zero, zero);
     c.pool_pd = dnnl::pooling_forward::primitive_desc(pool_desc, user_scratchpad(), engine_);
     auto pool_bwd_desc =
         dnnl::pooling_backward::desc(dnnl::algorithm::pooling_max, c.fwd_pd.dst_desc(),
@@ -240,7 +231,6 @@ void CpuTrainingStep::build_conv(size_t i, const Mem& src_in, std::vector<Op>& w
   ConvBlock c;
   c.s = s;
   const int n = shape_.batch;
-  auto any4 = [this](Mem::dims d) { return Mem::desc(d, act_dt_, tag::any); };
   Mem::dims w_dims = {s.out_c, s.in_c, s.kernel, s.kernel};
   Mem::dims strides = {1, 1}, pad = {s.pad, s.pad};
   auto bias_md = Mem::desc({s.out_c}, dt::f32, tag::x);
@@ -248,7 +238,7 @@ void CpuTrainingStep::build_conv(size_t i, const Mem& src_in, std::vector<Op>& w
   // The first block lets oneDNN choose the input layout (the user's fp32 NCHW
   // batch is reordered into it); later blocks take the previous block's exact layout.
   auto src_md_for = [&](int mb) {
-    return i == 0 ? any4(dims4(mb, s.in_c, s.in_h, s.in_w))
+    return i == 0 ? act_any(dims4(mb, s.in_c, s.in_h, s.in_w))
                   : (mb == n ? src_in.get_desc() : with_rows(src_in.get_desc(), mb));
   };
 
@@ -268,7 +258,7 @@ void CpuTrainingStep::build_conv(size_t i, const Mem& src_in, std::vector<Op>& w
     build_conv_primitives(c, src_md_for(mb), mb);
   }
   c.rows = mb;
-  c.chunks = n / mb;
+  c.slices = n / mb;
   auto full = [&](const Mem::desc& md) { return c.sliced() ? with_rows(md, n) : md; };
 
   if (i == 0) {
@@ -361,8 +351,8 @@ void CpuTrainingStep::build_conv(size_t i, const Mem& src_in, std::vector<Op>& w
     const Mem::desc d_src_md =
         c.sliced() ? with_rows(prev.d_pooled.get_desc(), mb) : prev.d_pooled.get_desc();
     auto bwd_d_desc = dnnl::convolution_backward_data::desc(
-        dnnl::algorithm::convolution_direct, d_src_md, any4(w_dims), c.conv_out.get_desc(), strides,
-        pad, pad);
+        dnnl::algorithm::convolution_direct, d_src_md, act_any(w_dims), c.conv_out.get_desc(),
+        strides, pad, pad);
     c.bwd_d_pd = dnnl::convolution_backward_data::primitive_desc(bwd_d_desc, user_scratchpad(),
                                                                  engine_, c.fwd_pd);
     c.scratch_bwd_d = scratch(c.bwd_d_pd, tag + ".conv_bwd_d");

@@ -74,7 +74,7 @@ nlohmann::json CpuTrainingStep::details() const {
   for (size_t i = 0; i < convs_.size(); ++i)
     if (convs_[i].sliced())
       slices["conv" + std::to_string(i + 1)] = {{"rows", convs_[i].rows},
-                                                {"slices", convs_[i].chunks}};
+                                                {"slices", convs_[i].slices}};
   return {{"precision", options_.precision},
           {"isa", isa_name()},
           {"onednn", std::to_string(dnnl_version()->major) + "." +
@@ -93,15 +93,7 @@ void CpuTrainingStep::prepare_slices(ConvBlock& c, const std::string& tag) {
   c.workspace_view = slice_view(c.workspace);
   c.d_pooled_view = slice_view(c.d_pooled);
   if (c.d_src) c.d_src_view = slice_view(c.d_src);
-  c.relu_bwd_pd = dnnl::eltwise_backward::primitive_desc(
-      dnnl::eltwise_backward::desc(dnnl::algorithm::eltwise_relu_use_dst_for_bwd,
-                                   c.pool_pd.dst_desc(), c.pool_pd.dst_desc(), 0.f),
-      user_scratchpad(), engine_,
-      dnnl::eltwise_forward::primitive_desc(
-          dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_training,
-                                      dnnl::algorithm::eltwise_relu_use_dst_for_bwd,
-                                      c.pool_pd.dst_desc(), 0.f),
-          engine_));
+  c.relu_bwd_pd = relu_backward_pd(c.pool_pd.dst_desc());  // one slice's pooled map
   c.scratch_relu = scratch(c.relu_bwd_pd, tag + ".relu_bwd");
   // Slices after the first write their weight gradients here; they are added
   // to the first slice's (same layout, so element by element).
@@ -129,7 +121,7 @@ void CpuTrainingStep::add_sliced_forward(ConvBlock& cb) {
   auto pool = dnnl::pooling_forward(cb.pool_pd);
   add(forward_ops_, {cb.src, cb.conv_out, cb.pooled, cb.workspace, cb.scratch_fwd, cb.scratch_pool},
       [&cb, conv, pool, this]() {
-        for (int j = 0; j < cb.chunks; ++j) {
+        for (int j = 0; j < cb.slices; ++j) {
           point(cb.src_view, cb.src, j);
           point(cb.pooled_view, cb.pooled, j);
           point(cb.workspace_view, cb.workspace, j);
@@ -156,7 +148,7 @@ void CpuTrainingStep::add_sliced_backward(ConvBlock& c, size_t k) {
       {c.pooled, c.d_pooled, c.workspace, c.d_act, c.src, c.dw_bwd, c.dw_part, c.db_part,
        c.scratch_relu, c.scratch_pool_bwd, c.scratch_bwd_w, c.scratch_bwd_d, c.d_src},
       [&c, relu_bwd, pool_bwd, bwd_w, bwd_d, k, this]() {
-        for (int j = 0; j < c.chunks; ++j) {
+        for (int j = 0; j < c.slices; ++j) {
           point(c.pooled_view, c.pooled, j);
           point(c.d_pooled_view, c.d_pooled, j);
           point(c.workspace_view, c.workspace, j);
