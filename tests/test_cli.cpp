@@ -15,6 +15,7 @@
 
 #include "backends/backend.h"
 #include "backends/cpu/cpu_backend.h"
+#include "cli_util.h"
 #include "core/atomic_file.h"
 #include "core/rng.h"
 #include "dist/communicator.h"
@@ -27,26 +28,9 @@
 namespace histocnn {
 namespace {
 
-struct CommandResult {
-  int status;
-  std::string output;
-};
-
-// A shell command line, with its output.
-CommandResult run_raw(const std::string& command_line) {
-  const std::string command = command_line + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  std::string output;
-  std::array<char, 4096> buffer;
-  for (size_t n; (n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0;)
-    output.append(buffer.data(), n);
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
-}
-
-CommandResult run(const std::string& args) {
-  return run_raw(std::string(HISTOCNN_BINARY) + " " + args);
-}
+using testing::CommandResult;
+using testing::run;
+using testing::run_raw;
 
 // One synthetic dataset for the whole suite.
 class Cli : public ::testing::Test {

@@ -8,6 +8,7 @@
 #include "core/threads.h"
 #include "study/eval_figures.h"
 #include "train/checkpoint.h"
+#include "train/ensemble.h"
 #include "train/trainer.h"
 
 namespace histocnn::cli {
@@ -17,14 +18,20 @@ Runner add_eval(CLI::App& app) {
       "eval", "accuracy, balanced accuracy, ROC AUC and confusion per crop, image and patient");
   struct Args {
     DataSelection data;
-    std::string model, output, device = "cpu";
+    std::vector<std::string> models;
+    std::string output, device = "cpu";
     int crops_per_image = 8, batch = 50, threads = 0;
     uint64_t seed = 7920;
     bool tta = false, figures = true;
   };
   auto a = std::make_shared<Args>();
   add_data_options(*cmd, a->data);
-  cmd->add_option("--model,-m", a->model, "model or checkpoint (safetensors)")->required();
+  cmd->add_option("--model,-m", a->models,
+                  "model, checkpoint or ensemble (safetensors); several -m average their "
+                  "predictions (they must read images alike: same network, input, crop and "
+                  "stain normalisation)")
+      ->required()
+      ->allow_extra_args(false);  // one file per -m
   cmd->add_option("--crops-per-image", a->crops_per_image, "crops evaluated per image")
       ->capture_default_str();
   cmd->add_option("--batch", a->batch, "batch size")->capture_default_str();
@@ -41,7 +48,9 @@ Runner add_eval(CLI::App& app) {
   cmd->add_flag("!--no-figures", a->figures, "with -o: skip the ROC and confusion figures");
   return [a, cmd] {
     const int threads = bound_cores(a->threads);
-    const ModelFile model = load_model_file(a->model);
+    const std::vector<ModelFile> models = load_ensemble(a->models);
+    const ModelFile& model = models.front();  // the recipe and data selection come from it
+    const std::string model_name = a->models.front();
     // The evaluation the model's recipe asks for, unless told otherwise.
     if (cmd->count("--tta") == 0) a->tta = model.trained.value("eval_tta", false);
     if (cmd->count("--crops-per-image") == 0)
@@ -53,13 +62,19 @@ Runner add_eval(CLI::App& app) {
       chosen = chosen || cmd->count(flag) > 0;
     if (!chosen && model.trained.contains("folds")) {
       const auto& t = model.trained;
+      for (const ModelFile& other : models)
+        for (const char* key : {"data", "split", "folds", "fold", "fold_seed", "val_split"})
+          require(other.trained.value(key, nlohmann::json()) == t.value(key, nlohmann::json()),
+                  "--model: the models were trained on different images ('" + std::string(key) +
+                      "' differs), so none is held out from all: choose what to evaluate "
+                      "with --split, --folds/--fold or --val-split");
       a->data.split = t.value("split", a->data.split);
       a->data.folds = t.value("folds", a->data.folds);
       a->data.fold = t.value("fold", a->data.fold);
       a->data.fold_seed = t.value("fold_seed", a->data.fold_seed);
       a->data.val_split = t.value("val_split", std::string());
       require(a->data.folds > 0 || !a->data.val_split.empty(),
-              a->model + " was trained on every image of split '" + a->data.split +
+              model_name + " was trained on every image of split '" + a->data.split +
                   "' (--folds 0): say what to evaluate with --split, --val-split or --folds "
                   "(evaluating training images takes an explicit choice)");
       if (!world().root()) {
@@ -85,15 +100,12 @@ Runner add_eval(CLI::App& app) {
     for (const auto& im : images)
       (im.label ? crops.malignant_crops : crops.benign_crops) += a->crops_per_image;
     const ExampleSet set = build_examples(images, crops, model.width, model.height, threads);
-    auto backend = make_backend(a->device);
-    auto step = backend->compile(
-        model.spec, infer_shapes(model.spec, a->batch, model.height, model.width), StepOptions{});
-    step->set_parameters(model.params);
-    step->set_buffers(model.buffers);
+    const PredictionSteps steps = compile_for_prediction(a->device, models, a->batch);
     // Under mpirun each process predicts its share; rank 0 reports.
     EvalOptions eval_options;
     eval_options.tta = a->tta;
-    const EvalReport report = evaluate(*step, set, model.normalization, &world(), eval_options);
+    const EvalReport report =
+        evaluate(steps.members, set, model.normalization, &world(), eval_options);
     if (!world().root()) return 0;
     auto line = [](const char* level, const Metrics& m) {
       std::printf("%-8s n=%-5d acc %.3f  balanced %.3f  auc %.3f  [tn %d fp %d fn %d tp %d]\n",
@@ -102,9 +114,10 @@ Runner add_eval(CLI::App& app) {
     line("crop", report.per_crop);
     line("image", report.per_image);
     line("patient", report.per_patient);
+    if (models.size() > 1) std::printf("(mean of %zu models)\n", models.size());
     if (!a->output.empty()) {
       nlohmann::json j = report.to_json();
-      j["model"] = a->model;
+      j["model"] = a->models.size() == 1 ? nlohmann::json(model_name) : nlohmann::json(a->models);
       j["images"] = images.size();
       j["crops_per_image"] = a->crops_per_image;
       write_file_atomically(a->output, j.dump(2) + "\n");
@@ -114,9 +127,12 @@ Runner add_eval(CLI::App& app) {
       write_file_atomically(stem + ".images.csv", report.images_csv());
       write_file_atomically(stem + ".crops.csv", report.crops_csv(set));
       if (a->figures)
-        write_eval_figures(report, stem,
-                           std::filesystem::path(a->model).filename().string() + ", " +
-                               std::to_string(images.size()) + " images" + (a->tta ? ", TTA" : ""));
+        write_eval_figures(
+            report, stem,
+            std::filesystem::path(model_name).filename().string() +
+                (models.size() > 1 ? " (" + std::to_string(models.size()) + " models)"
+                                   : std::string()) +
+                ", " + std::to_string(images.size()) + " images" + (a->tta ? ", TTA" : ""));
     }
     return 0;
   };

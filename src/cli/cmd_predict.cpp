@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 
 #include "backends/backend.h"
@@ -9,19 +10,25 @@
 #include "data/image.h"
 #include "data/stain.h"
 #include "train/checkpoint.h"
+#include "train/ensemble.h"
 
 namespace histocnn::cli {
 
 Runner add_predict(CLI::App& app) {
   auto* cmd = app.add_subcommand("predict", "P(malignant) for image files (CSV on stdout)");
   struct Args {
-    std::string model, device = "cpu";
+    std::vector<std::string> models;
+    std::string device = "cpu";
     std::vector<std::string> images;
     int tiles = 3, threads = 0;
     bool tta = false;
   };
   auto a = std::make_shared<Args>();
-  cmd->add_option("--model,-m", a->model, "model or checkpoint (safetensors)")->required();
+  cmd->add_option("--model,-m", a->models,
+                  "model, checkpoint or ensemble (safetensors); several -m average their "
+                  "predictions")
+      ->required()
+      ->allow_extra_args(false);  // one file per -m: what follows is not another model
   cmd->add_option("images", a->images, "image files")->required();
   cmd->add_option("--tiles", a->tiles,
                   "crops per side: the image is tiled tiles x tiles and averaged")
@@ -34,21 +41,20 @@ Runner add_predict(CLI::App& app) {
   cmd->add_option("--device", a->device, "cpu or cuda")->capture_default_str();
   return [a, cmd] {
     bound_cores(a->threads);
-    const ModelFile model = load_model_file(a->model);
+    const std::vector<ModelFile> models = load_ensemble(a->models);
+    const ModelFile& model = models.front();  // members share input, crop and stains
     if (cmd->count("--tta") == 0) a->tta = model.trained.value("eval_tta", false);
     const bool whole = model.crop == "whole";
     int cw = 0, ch = 0;
     if (!whole) std::sscanf(model.crop.c_str(), "%dx%d", &cw, &ch);
     const int per_image = whole ? 1 : a->tiles * a->tiles;
-    auto step = make_backend(a->device)->compile(
-        model.spec, infer_shapes(model.spec, per_image, model.height, model.width), StepOptions{});
-    step->set_parameters(model.params);
-    step->set_buffers(model.buffers);
+    const PredictionSteps steps = compile_for_prediction(a->device, models, per_image);
+    const bool ensemble = models.size() > 1;
     const size_t plane = size_t(3) * model.width * model.height;
     std::vector<float> input(plane * per_image), transformed(plane * per_image),
         probs(2 * size_t(per_image));
     const int transforms = a->tta ? dihedral_count(model.width, model.height) : 1;
-    std::printf("image,p_malignant,prediction\n");
+    std::printf("image,p_malignant,prediction%s\n", ensemble ? ",member_sd" : "");
     for (const auto& path : a->images) {
       Image image = load_image(path);
       if (model.stain_target)
@@ -73,16 +79,22 @@ Runner add_predict(CLI::App& app) {
                            input.data() + plane * tiles++, model.normalization);
           }
       }
-      double p = 0;
+      std::vector<double> p(models.size(), 0.0);  // per member
       for (int k = 0; k < transforms; ++k) {
         for (int t = 0; t < tiles && k > 0; ++t)
           dihedral_chw(input.data() + plane * t, transformed.data() + plane * t, 3, model.width,
                        model.height, k);
-        step->predict(k ? transformed.data() : input.data(), tiles, probs.data());
-        for (int t = 0; t < tiles; ++t) p += probs[2 * t + 1];
+        for (size_t m = 0; m < models.size(); ++m) {
+          steps.members[m]->predict(k ? transformed.data() : input.data(), tiles, probs.data());
+          for (int t = 0; t < tiles; ++t) p[m] += probs[2 * t + 1] / (double(tiles) * transforms);
+        }
       }
-      p /= double(tiles) * transforms;
-      std::printf("%s,%.6f,%s\n", path.c_str(), p, p >= 0.5 ? "malignant" : "benign");
+      double mean = 0, squares = 0;
+      for (double v : p) mean += v / double(p.size());
+      for (double v : p) squares += (v - mean) * (v - mean);
+      std::printf("%s,%.6f,%s", path.c_str(), mean, mean >= 0.5 ? "malignant" : "benign");
+      if (ensemble) std::printf(",%.6f", std::sqrt(squares / double(p.size() - 1)));
+      std::printf("\n");
     }
     return 0;
   };

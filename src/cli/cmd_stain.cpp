@@ -31,7 +31,7 @@ Runner add_stain(CLI::App& app) {
     require(a->model.empty() || a->reference.empty(), "--model and --reference: give one target");
     std::optional<StainMatrix> target;
     if (!a->model.empty()) {
-      target = load_model_file(a->model).stain_target;
+      target = load_models(a->model).front().stain_target;  // an ensemble's members share it
       require(target.has_value(), a->model +
                                       ": the model was not trained with --stain-normalize "
                                       "macenko (no stain target stored)");

@@ -4,6 +4,7 @@
 #include "cli/options.h"
 #include "cli/presets.h"
 #include "core/atomic_file.h"
+#include "train/ensemble.h"
 #include "train/trainer.h"
 
 namespace histocnn::cli {
@@ -50,6 +51,12 @@ Runner add_train(CLI::App& app) {
   cmd->add_flag("!--no-selftest", o->selftest, "cuda: skip the quick self-test before training");
   cmd->add_option("--seed", o->seed, "seed of initialisation, order and dropout")
       ->capture_default_str();
+  cmd->add_option("--ensemble", o->ensemble,
+                  "train this many networks alike with seeds seed, seed+1, ... (in member1/, "
+                  "member2/, ...) and write model.safetensors as their ensemble: eval and "
+                  "predict average the members and report how much they disagree")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
   cmd->add_option("--model", *model, "model spec file (default: the paper's network)");
   cmd->add_option("--output,-o", o->output, "output folder (checkpoint, model, metrics)")
       ->required();
@@ -139,7 +146,10 @@ Runner add_train(CLI::App& app) {
       std::printf("%s\n", line.c_str());
       std::fflush(stdout);
     };
-    run_training(*o);
+    if (o->ensemble > 1)
+      train_ensemble(*o);
+    else
+      run_training(*o);
     return 0;
   };
 }

@@ -1,5 +1,6 @@
 #include "train/checkpoint.h"
 
+#include <cstdio>
 #include <filesystem>
 
 #include "core/error.h"
@@ -28,10 +29,26 @@ void take(const SafetensorsFile& in, const std::string& prefix, Parameters& p,
   }
 }
 
-}  // namespace
+// The parameters and batch-norm buffers of one model, names under `prefix`.
+void put_model(SafetensorsFile& out, const std::string& prefix, const ModelFile& file) {
+  put(out, prefix, file.params);
+  for (const auto& info : file.buffers.layout) {
+    NamedTensor t;
+    t.shape = info.shape;
+    t.values.assign(file.buffers.data(info), file.buffers.data(info) + info.size);
+    out.tensors[prefix + info.name] = std::move(t);
+    if (info.name.size() > 13 &&
+        info.name.compare(info.name.size() - 13, 13, ".running_mean") == 0) {
+      NamedTensor count;  // PyTorch's scalar int64 buffer
+      count.ints = {file.buffers.batches_tracked};
+      out.tensors[prefix + info.name.substr(0, info.name.size() - 13) + ".num_batches_tracked"] =
+          count;
+    }
+  }
+}
 
-void save_model_file(const std::string& path, const ModelFile& file) {
-  SafetensorsFile out;
+// The metadata every member of a file shares.
+void put_metadata(SafetensorsFile& out, const ModelFile& file) {
   out.metadata["format"] = "pt";
   out.metadata["histocnn.spec"] = file.spec.text();
   out.metadata["histocnn.input"] = std::to_string(file.width) + "x" + std::to_string(file.height);
@@ -39,30 +56,19 @@ void save_model_file(const std::string& path, const ModelFile& file) {
   out.metadata["histocnn.normalize"] = file.normalization.text();
   if (file.stain_target) out.metadata["histocnn.stain_target"] = file.stain_target->text();
   if (!file.trained.empty()) out.metadata["histocnn.trained"] = file.trained.dump();
-  put(out, "", file.params);
-  for (const auto& info : file.buffers.layout) {
-    NamedTensor t;
-    t.shape = info.shape;
-    t.values.assign(file.buffers.data(info), file.buffers.data(info) + info.size);
-    out.tensors[info.name] = std::move(t);
-    if (info.name.size() > 13 &&
-        info.name.compare(info.name.size() - 13, 13, ".running_mean") == 0) {
-      NamedTensor count;  // PyTorch's scalar int64 buffer
-      count.ints = {file.buffers.batches_tracked};
-      out.tensors[info.name.substr(0, info.name.size() - 13) + ".num_batches_tracked"] = count;
-    }
-  }
-  if (file.has_optimizer) {
-    put(out, "optimizer.m.", file.m);
-    put(out, "optimizer.v.", file.v);
-    out.metadata["histocnn.state"] = file.state.dump();
-  }
-  write_safetensors(path, out);
 }
 
-ModelFile load_model_file(const std::string& path) {
-  require(std::filesystem::is_regular_file(path), path + ": model file not found");
-  const SafetensorsFile in = read_safetensors(path);
+nlohmann::json parse_json_metadata(const SafetensorsFile& in, const std::string& key,
+                                   const std::string& path) {
+  try {
+    return nlohmann::json::parse(in.metadata.at(key));
+  } catch (const std::exception&) {
+    fail(path + ": " + key + " metadata is not valid JSON");
+  }
+}
+
+// Spec, sizes, normalisation, stain target and recipe; no tensors yet.
+ModelFile read_metadata(const SafetensorsFile& in, const std::string& path) {
   auto meta = [&](const std::string& key) {
     auto it = in.metadata.find(key);
     require(it != in.metadata.end(),
@@ -80,43 +86,126 @@ ModelFile load_model_file(const std::string& path) {
   if (in.metadata.count("histocnn.stain_target"))
     file.stain_target = StainMatrix::parse(in.metadata.at("histocnn.stain_target"), path);
   if (in.metadata.count("histocnn.trained")) {
-    try {
-      file.trained = nlohmann::json::parse(in.metadata.at("histocnn.trained"));
-    } catch (const std::exception&) {
-      fail(path + ": histocnn.trained metadata is not valid JSON");
-    }
+    file.trained = parse_json_metadata(in, "histocnn.trained", path);
     require(file.trained.is_object(), path + ": histocnn.trained metadata is not an object");
   }
+  return file;
+}
+
+// The parameters and buffers under `prefix`, checked against the spec's shapes.
+void take_model(const SafetensorsFile& in, const std::string& prefix, ModelFile& file,
+                const std::string& path) {
   const NetworkShape shape = infer_shapes(file.spec, 1, file.height, file.width);
   file.params = Parameters::zeros(shape);
-  take(in, "", file.params, path);
+  take(in, prefix, file.params, path);
   file.buffers = Buffers::initial(shape);
   for (const auto& info : file.buffers.layout) {
-    auto it = in.tensors.find(info.name);
+    auto it = in.tensors.find(prefix + info.name);
     require(it != in.tensors.end() && it->second.shape == info.shape && !it->second.is_int(),
-            path + ": batch-norm buffer '" + info.name + "' is missing or has the wrong shape");
+            path + ": batch-norm buffer '" + prefix + info.name +
+                "' is missing or has the wrong shape");
     std::copy(it->second.values.begin(), it->second.values.end(), file.buffers.data(info));
   }
   if (!file.buffers.empty()) {
     // Every layer counts the same steps; the first one's is read.
     const std::string& first = file.buffers.layout.front().name;  // bnK.running_mean
-    const std::string name = first.substr(0, first.find('.')) + ".num_batches_tracked";
+    const std::string name = prefix + first.substr(0, first.find('.')) + ".num_batches_tracked";
     auto it = in.tensors.find(name);
     require(it != in.tensors.end() && it->second.ints.size() == 1,
             path + ": batch-norm buffer '" + name + "' is missing");
     file.buffers.batches_tracked = it->second.ints[0];
   }
+}
+
+std::string member_prefix(size_t k) {
+  return "members." + std::to_string(k) + ".";
+}
+
+}  // namespace
+
+void save_model_file(const std::string& path, const ModelFile& file) {
+  SafetensorsFile out;
+  put_metadata(out, file);
+  put_model(out, "", file);
+  if (file.has_optimizer) {
+    put(out, "optimizer.m.", file.m);
+    put(out, "optimizer.v.", file.v);
+    out.metadata["histocnn.state"] = file.state.dump();
+  }
+  write_safetensors(path, out);
+}
+
+std::string input_difference(const ModelFile& a, const ModelFile& b) {
+  if (a.spec.text() != b.spec.text()) return "network";
+  if (a.width != b.width || a.height != b.height) return "input size";
+  if (a.crop != b.crop) return "crop";
+  if (a.normalization.text() != b.normalization.text()) return "input normalisation";
+  const auto stain = [](const ModelFile& m) {
+    return m.stain_target ? m.stain_target->text() + (m.keeps_stain_residual() ? " +residual" : "")
+                          : std::string();
+  };
+  if (stain(a) != stain(b)) return "stain normalisation";
+  return "";
+}
+
+void save_ensemble_file(const std::string& path, const std::vector<ModelFile>& members) {
+  require(members.size() >= 2, path + ": an ensemble needs at least two members");
+  const ModelFile& first = members.front();
+  nlohmann::json recipes = nlohmann::json::array();
+  SafetensorsFile out;
+  for (size_t k = 0; k < members.size(); ++k) {
+    const std::string differs = input_difference(first, members[k]);
+    require(differs.empty(), path + ": member " + std::to_string(k + 1) +
+                                 " differs from member 1 in " + differs +
+                                 " (an ensemble's members must see the same input)");
+    const ModelFile& m = members[k];
+    put_model(out, member_prefix(k), m);
+    recipes.push_back(m.trained);
+  }
+  ModelFile shared = first;
+  shared.trained["ensemble_members"] = members.size();
+  put_metadata(out, shared);
+  out.metadata["histocnn.ensemble"] = recipes.dump();
+  write_safetensors(path, out);
+}
+
+std::vector<ModelFile> load_models(const std::string& path) {
+  require(std::filesystem::is_regular_file(path), path + ": model file not found");
+  const SafetensorsFile in = read_safetensors(path);
+  const ModelFile shared = read_metadata(in, path);
+  if (!in.metadata.count("histocnn.ensemble")) return {load_model_file(path)};
+  const nlohmann::json recipes = parse_json_metadata(in, "histocnn.ensemble", path);
+  require(recipes.is_array() && recipes.size() >= 2,
+          path + ": histocnn.ensemble metadata is not a list of at least two members");
+  std::vector<ModelFile> members;
+  for (size_t k = 0; k < recipes.size(); ++k) {
+    ModelFile m = shared;
+    require(recipes[k].is_object(),
+            path + ": histocnn.ensemble member " + std::to_string(k + 1) + " is not an object");
+    m.trained = recipes[k];
+    take_model(in, member_prefix(k), m, path);
+    members.push_back(std::move(m));
+  }
+  return members;
+}
+
+ModelFile load_model_file(const std::string& path) {
+  require(std::filesystem::is_regular_file(path), path + ": model file not found");
+  const SafetensorsFile in = read_safetensors(path);
+  ModelFile file = read_metadata(in, path);
+  if (in.metadata.count("histocnn.ensemble"))
+    fail(path +
+         ": an ensemble of several models; this needs one (eval and predict take an "
+         "ensemble; each member's own model is in the training folder's memberK/)");
+  take_model(in, "", file, path);
   if (in.metadata.count("histocnn.state")) {
+    const NetworkShape shape = infer_shapes(file.spec, 1, file.height, file.width);
     file.has_optimizer = true;
     file.m = Parameters::zeros(shape);
     file.v = Parameters::zeros(shape);
     take(in, "optimizer.m.", file.m, path);
     take(in, "optimizer.v.", file.v, path);
-    try {
-      file.state = nlohmann::json::parse(in.metadata.at("histocnn.state"));
-    } catch (const std::exception&) {
-      fail(path + ": histocnn.state metadata is not valid JSON");
-    }
+    file.state = parse_json_metadata(in, "histocnn.state", path);
   }
   return file;
 }

@@ -16,12 +16,20 @@
 // checkpoint:   a model file plus Adam's moments (optimizer.m.<name>,
 //               optimizer.v.<name>) and histocnn.state, a JSON object with the
 //               step, epoch and history, so `train --resume` continues exactly.
+// ensemble file: several models trained alike with other seeds (`train
+//               --ensemble N`): each member's tensors under members.K.<name>
+//               (K from 0, the names a PyTorch nn.ModuleList `members` gives),
+//               the shared metadata once, and histocnn.ensemble, a JSON array
+//               of every member's histocnn.trained. Members share the spec,
+//               input, crop, normalisation and stain target (they saw the same
+//               crops), so one set of examples serves them all.
 #pragma once
 
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "data/augment.h"
 #include "data/stain.h"
@@ -51,7 +59,19 @@ struct ModelFile {
 };
 
 void save_model_file(const std::string& path, const ModelFile& file);
-// Loads and validates against the spec's shapes; errors name the file.
+// Loads and validates against the spec's shapes; errors name the file. An
+// ensemble file is refused (the caller needs one model).
 ModelFile load_model_file(const std::string& path);
+
+// What makes two models read an image differently: "network", "input size",
+// "crop", "input normalisation" or "stain normalisation"; "" when they read it
+// alike (then one set of examples serves both).
+std::string input_difference(const ModelFile& a, const ModelFile& b);
+
+// Requires: at least two members agreeing on spec, input, crop, normalisation
+// and stain target (checked; the error names the first that differs).
+void save_ensemble_file(const std::string& path, const std::vector<ModelFile>& members);
+// A model file (or checkpoint) as one member, an ensemble file as its members.
+std::vector<ModelFile> load_models(const std::string& path);
 
 }  // namespace histocnn

@@ -1,9 +1,11 @@
 #include "train/evaluate.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <map>
 
+#include "core/error.h"
 #include "data/loader.h"
 
 namespace histocnn {
@@ -20,16 +22,28 @@ std::string csv_field(const std::string& text) {
 
 EvalReport evaluate(TrainingStep& step, const ExampleSet& set, const Normalization& normalization,
                     Communicator* comm, const EvalOptions& options) {
-  const int batch = step.shape().batch;
+  return evaluate(std::vector<TrainingStep*>{&step}, set, normalization, comm, options);
+}
+
+EvalReport evaluate(const std::vector<TrainingStep*>& members, const ExampleSet& set,
+                    const Normalization& normalization, Communicator* comm,
+                    const EvalOptions& options) {
+  require(!members.empty(), "evaluate: no model to evaluate");
+  const int batch = members.front()->shape().batch;
+  for (TrainingStep* m : members)
+    require(m->shape().batch == batch, "evaluate: the ensemble's members differ in batch size");
+  const size_t count = members.size();
   const int rank = comm ? comm->rank() : 0, ranks = comm ? comm->size() : 1;
   std::vector<int> order;
   for (int i = rank; i < int(set.examples.size()); i += ranks) order.push_back(i);
   BatchLoader loader(set, order, batch, AugmentOptions{}, 0, 1, 4, normalization);
   std::vector<float> probs(size_t(batch) * 2), transformed;
-  std::vector<double> mine;  // (example, P(malignant)) pairs
+  // Per crop: (example, P(malignant) of member 1, ..., of member M).
+  const size_t record = 1 + count;
+  std::vector<double> mine;
   const int transforms = options.tta ? dihedral_count(set.width, set.height) : 1;
   const size_t per = size_t(3) * set.width * set.height;
-  std::vector<double> sum(static_cast<size_t>(batch));
+  std::vector<double> sum(size_t(batch) * count);
   for (Batch b; loader.next(b);) {
     std::fill(sum.begin(), sum.end(), 0.0);
     for (int k = 0; k < transforms; ++k) {
@@ -41,42 +55,58 @@ EvalReport evaluate(TrainingStep& step, const ExampleSet& set, const Normalizati
                        set.height, k);
         input = transformed.data();
       }
-      step.predict(input, b.count, probs.data());
-      for (int i = 0; i < b.count; ++i) sum[size_t(i)] += probs[2 * i + 1];
+      for (size_t m = 0; m < count; ++m) {
+        members[m]->predict(input, b.count, probs.data());
+        for (int i = 0; i < b.count; ++i) sum[size_t(i) * count + m] += probs[2 * i + 1];
+      }
     }
-    for (int i = 0; i < b.count; ++i)
-      mine.insert(mine.end(), {double(b.example_ids[size_t(i)]), sum[size_t(i)] / transforms});
+    for (int i = 0; i < b.count; ++i) {
+      mine.push_back(double(b.example_ids[size_t(i)]));
+      for (size_t m = 0; m < count; ++m) mine.push_back(sum[size_t(i) * count + m] / transforms);
+    }
   }
   const std::vector<double> all = comm ? comm->gather(mine) : mine;
   if (rank != 0) return {};
-  std::vector<Prediction> crops;
-  std::vector<std::string> image_of, patient_of;
-  for (size_t k = 0; k + 1 < all.size(); k += 2) {
-    const Example& ex = set.examples[size_t(all[k])];
-    crops.push_back({float(all[k + 1]), ex.label});
-    image_of.push_back(set.images[ex.image_index].name);
-    patient_of.push_back(set.images[ex.image_index].patient);
-  }
   EvalReport r;
   r.tta = options.tta;
+  r.members = int(count);
+  std::vector<std::string> image_of, patient_of;
   std::map<std::string, size_t> verdict_of;
-  for (size_t k = 0; k < crops.size(); ++k) {
-    const Example& ex = set.examples[size_t(all[2 * k])];
+  std::vector<std::vector<double>> member_sums;  // per image, per member: sum over crops
+  for (size_t at = 0; at + record <= all.size(); at += record) {
+    const Example& ex = set.examples[size_t(all[at])];
     const SlideImage& im = set.images[size_t(ex.image_index)];
+    double p = 0;
+    for (size_t m = 0; m < count; ++m) p += all[at + 1 + m];
+    r.crops.push_back({float(p / double(count)), ex.label});
+    image_of.push_back(im.name);
+    patient_of.push_back(im.patient);
     auto [it, added] = verdict_of.emplace(im.name, r.images.size());
-    if (added) r.images.push_back({im.name, im.patient, im.label, 0, 0.0});
+    if (added) {
+      r.images.push_back({im.name, im.patient, im.label, 0, 0.0, 0.0});
+      member_sums.emplace_back(count, 0.0);
+    }
     ImageVerdict& v = r.images[it->second];
     v.crops++;
-    v.p_malignant += crops[k].p_malignant;
+    v.p_malignant += r.crops.back().p_malignant;
+    for (size_t m = 0; m < count; ++m) member_sums[it->second][m] += all[at + 1 + m];
     r.crop_origins.push_back({ex.image_index, {ex.x, ex.y}});
   }
-  for (auto& v : r.images) v.p_malignant /= v.crops;
+  for (size_t i = 0; i < r.images.size(); ++i) {
+    ImageVerdict& v = r.images[i];
+    v.p_malignant /= v.crops;
+    if (count < 2) continue;
+    double mean = 0, squares = 0;
+    for (double s : member_sums[i]) mean += s / v.crops;
+    mean /= double(count);
+    for (double s : member_sums[i]) squares += (s / v.crops - mean) * (s / v.crops - mean);
+    v.member_sd = std::sqrt(squares / double(count - 1));
+  }
   std::sort(r.images.begin(), r.images.end(),
             [](const ImageVerdict& a, const ImageVerdict& b) { return a.name < b.name; });
-  r.crops = crops;
-  r.per_crop = compute_metrics(crops);
-  r.per_image = compute_metrics(aggregate(crops, image_of));
-  r.patients = aggregate(crops, patient_of);
+  r.per_crop = compute_metrics(r.crops);
+  r.per_image = compute_metrics(aggregate(r.crops, image_of));
+  r.patients = aggregate(r.crops, patient_of);
   r.per_patient = compute_metrics(r.patients);
   return r;
 }
@@ -85,7 +115,8 @@ nlohmann::json EvalReport::to_json() const {
   return {{"per_crop", per_crop.to_json()},
           {"per_image", per_image.to_json()},
           {"per_patient", per_patient.to_json()},
-          {"tta", tta}};
+          {"tta", tta},
+          {"members", members}};
 }
 
 std::string EvalReport::crops_csv(const ExampleSet& set) const {
@@ -102,13 +133,16 @@ std::string EvalReport::crops_csv(const ExampleSet& set) const {
 }
 
 std::string EvalReport::images_csv() const {
-  std::string csv = "image,patient,label,crops,p_malignant,prediction\n";
+  const bool ensemble = members > 1;
+  std::string csv = std::string("image,patient,label,crops,p_malignant,prediction") +
+                    (ensemble ? ",member_sd\n" : "\n");
   for (const auto& v : images) {
-    char line[64];
+    char line[64], spread[32] = "";
     std::snprintf(line, sizeof line, ",%d,%.6f,", v.crops, v.p_malignant);
+    if (ensemble) std::snprintf(spread, sizeof spread, ",%.6f", v.member_sd);
     csv += csv_field(v.name) + "," + csv_field(v.patient) + "," +
            (v.label ? "malignant" : "benign") + line +
-           (v.p_malignant >= 0.5 ? "malignant" : "benign") + "\n";
+           (v.p_malignant >= 0.5 ? "malignant" : "benign") + spread + "\n";
   }
   return csv;
 }

@@ -14,12 +14,16 @@
 
 namespace histocnn {
 
-// One image's verdict: the mean P(malignant) over its crops.
+// One image's verdict: the mean P(malignant) over its crops (and over the
+// members of an ensemble).
 struct ImageVerdict {
   std::string name, patient;
   int label = 0;
   int crops = 0;
   double p_malignant = 0;
+  // Ensembles: the standard deviation over the members of each member's own
+  // image P(malignant) — how much the members disagree (0 for one model).
+  double member_sd = 0;
 };
 
 struct EvalReport {
@@ -29,8 +33,10 @@ struct EvalReport {
   std::vector<ImageVerdict> images;                               // sorted by name
   std::vector<Prediction> patients;  // per patient (mean over its crops)
   bool tta = false;
+  int members = 1;  // models averaged (an ensemble's members)
   nlohmann::json to_json() const;
-  std::string images_csv() const;  // image,patient,label,crops,p_malignant,prediction
+  // image,patient,label,crops,p_malignant,prediction[,member_sd for ensembles]
+  std::string images_csv() const;
   // image,patient,label,x,y,p_malignant: every crop (x, y in the crop's source image)
   std::string crops_csv(const ExampleSet& set) const;
 };
@@ -45,6 +51,13 @@ struct EvalOptions {
 // With a communicator of N processes, each predicts every N-th example and
 // rank 0 gathers the predictions (the others get an empty report).
 EvalReport evaluate(TrainingStep& step, const ExampleSet& examples,
+                    const Normalization& normalization = {}, Communicator* comm = nullptr,
+                    const EvalOptions& options = {});
+
+// An ensemble: every crop's P(malignant) is the mean over the members (each
+// a step of the same input shape and batch, fed the same normalised batch).
+// Requires: at least one member; all of the same batch size.
+EvalReport evaluate(const std::vector<TrainingStep*>& members, const ExampleSet& examples,
                     const Normalization& normalization = {}, Communicator* comm = nullptr,
                     const EvalOptions& options = {});
 

@@ -233,19 +233,14 @@ ExampleSet build_shared_examples(const std::vector<SlideImage>& images, const Cr
 
 }  // namespace
 
-nlohmann::json run_training(const TrainOptions& o) {
-  std::unique_ptr<Communicator> single;
-  Communicator* comm = o.comm;
-  if (!comm) {
-    single = make_single_process_communicator();
-    comm = single.get();
-  }
-  const bool root = comm->root();
-  const int ranks = comm->size();
-  auto print = o.log ? o.log : [](const std::string& line) { std::printf("%s\n", line.c_str()); };
-  auto log = [&](const std::string& line) {
-    if (root) print(line);
-  };
+std::function<void(const std::string&)> root_logger(const TrainOptions& o,
+                                                    const Communicator& comm) {
+  if (!comm.root()) return [](const std::string&) {};
+  if (o.log) return o.log;
+  return [](const std::string& line) { std::printf("%s\n", line.c_str()); };
+}
+
+void validate_training_options(const TrainOptions& o) {
   require(o.batch >= 1, "--batch: must be at least 1, got " + std::to_string(o.batch));
   require(o.epochs >= 1, "--epochs: must be at least 1, got " + std::to_string(o.epochs));
   validate(o.schedule);
@@ -254,11 +249,53 @@ nlohmann::json run_training(const TrainOptions& o) {
   require(o.early_stop >= 0, "--early-stop: must not be negative");
   require(o.early_stop == 0 || o.select_by != "none",
           "--early-stop: needs a metric to watch (--select-by)");
-  const int threads = bound_cores(o.threads);
   if (o.device != "cuda") {
     require(!o.cuda_graphs, "--cuda-graphs: applies to --device cuda");
     require(!o.cudnn_benchmark, "--cudnn-benchmark: applies to --device cuda");
   }
+  require(o.ensemble >= 1, "--ensemble: must be at least 1, got " + std::to_string(o.ensemble));
+}
+
+TrainingData prepare_training_data(const TrainOptions& o, Communicator& comm, int threads) {
+  TrainingData d;
+  select_images(o.data, &d.train_images, &d.val_images);
+  require(o.select_by == "none" || !d.val_images.empty(),
+          "--select-by: needs validation images (--folds or --val-split)");
+  const auto t0 = std::chrono::steady_clock::now();
+  d.crops = o.crops;
+  require(o.stain_normalize == "none" || o.stain_normalize == "macenko" ||
+              o.stain_normalize == "macenko-residual",
+          "--stain-normalize: expected none, macenko or macenko-residual, got '" +
+              o.stain_normalize + "'");
+  d.crops.stain_keep_residual = o.stain_normalize == "macenko-residual";
+  // The target depends only on the training images, so every process (and a
+  // resumed run) computes the same one; it is stored in the model file.
+  if (o.stain_normalize != "none")
+    d.crops.stain_target = estimate_stain_target(d.train_images, threads);
+  d.train_set = build_shared_examples(d.train_images, d.crops, o.width, o.height, threads, comm);
+  if (!d.val_images.empty()) {
+    CropOptions vc = d.crops;
+    vc.fresh_each_epoch = false;  // validation crops stay fixed: comparable epochs
+    vc.seed = o.crops.seed + 7919;
+    int benign = 0, malignant = 0;
+    for (const auto& im : d.val_images) (im.label ? malignant : benign)++;
+    vc.benign_crops = benign * o.val_crops_per_image;
+    vc.malignant_crops = malignant * o.val_crops_per_image;
+    d.val_set = build_shared_examples(d.val_images, vc, o.width, o.height, threads, comm);
+  }
+  if (o.normalize) d.normalization = channel_statistics(d.train_set);
+  d.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return d;
+}
+
+nlohmann::json run_training(const TrainOptions& o, const TrainingData* prepared) {
+  std::unique_ptr<Communicator> single;
+  Communicator* comm = o.comm ? o.comm : (single = make_single_process_communicator()).get();
+  const bool root = comm->root();
+  const int ranks = comm->size();
+  const auto log = root_logger(o, *comm);
+  validate_training_options(o);
+  const int threads = bound_cores(o.threads);
   // Data-parallel CUDA: each process takes its GPU and joins the NCCL
   // communicator before the backend creates its handles on that GPU.
   std::function<void(float*, int64_t, StreamHandle)> device_reducer;
@@ -295,48 +332,29 @@ nlohmann::json run_training(const TrainOptions& o) {
   const std::string best_path = (fs::path(o.output) / "model.best.safetensors").string();
   const std::string metrics_path = (fs::path(o.output) / "metrics.json").string();
 
-  // Data.
-  std::vector<SlideImage> train_images, val_images;
-  select_images(o.data, &train_images, &val_images);
-  require(o.select_by == "none" || !val_images.empty(),
-          "--select-by: needs validation images (--folds or --val-split)");
-  const auto t0 = std::chrono::steady_clock::now();
-  CropOptions crops = o.crops;
-  require(o.stain_normalize == "none" || o.stain_normalize == "macenko" ||
-              o.stain_normalize == "macenko-residual",
-          "--stain-normalize: expected none, macenko or macenko-residual, got '" +
-              o.stain_normalize + "'");
-  crops.stain_keep_residual = o.stain_normalize == "macenko-residual";
-  // The target depends only on the training images, so every process (and a
-  // resumed run) computes the same one; it is stored in the model file.
-  if (o.stain_normalize != "none")
-    crops.stain_target = estimate_stain_target(train_images, threads);
-  ExampleSet train_set =
-      build_shared_examples(train_images, crops, o.width, o.height, threads, *comm);
-  ExampleSet val_set;
-  if (!val_images.empty()) {
-    CropOptions vc = crops;
-    vc.fresh_each_epoch = false;  // validation crops stay fixed: comparable epochs
-    vc.seed = o.crops.seed + 7919;
-    int benign = 0, malignant = 0;
-    for (const auto& im : val_images) (im.label ? malignant : benign)++;
-    vc.benign_crops = benign * o.val_crops_per_image;
-    vc.malignant_crops = malignant * o.val_crops_per_image;
-    val_set = build_shared_examples(val_images, vc, o.width, o.height, threads, *comm);
-  }
+  // Data: prepared here, or once for every member of an ensemble.
+  TrainingData own;
+  if (!prepared || o.crops.fresh_each_epoch)  // fresh crops redraw the set: a member's own copy
+    own = prepared ? *prepared : prepare_training_data(o, *comm, threads);
+  const TrainingData& data = prepared && !o.crops.fresh_each_epoch ? *prepared : own;
   if (!o.export_examples.empty()) {
-    if (root) export_examples(train_set, o.export_examples);
-    log("wrote " + std::to_string(train_set.examples.size()) + " examples to " + o.export_examples);
+    if (root) export_examples(data.train_set, o.export_examples);
+    log("wrote " + std::to_string(data.train_set.examples.size()) + " examples to " +
+        o.export_examples);
     return {{"exported", o.export_examples}};
   }
+  const ExampleSet& train_set = data.train_set;
+  const ExampleSet& val_set = data.val_set;
+  const std::vector<SlideImage>& train_images = data.train_images;
+  const std::vector<SlideImage>& val_images = data.val_images;
+  const CropOptions& crops = data.crops;
   // Recomputed from the training crops; a resumed run takes the checkpoint's.
-  Normalization normalization = o.normalize ? channel_statistics(train_set) : Normalization{};
-  const double data_seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  Normalization normalization = data.normalization;
   log("data: " + std::to_string(train_images.size()) + " train images -> " +
       std::to_string(train_set.examples.size()) + " examples, " +
       std::to_string(val_images.size()) + " validation images -> " +
-      std::to_string(val_set.examples.size()) + " examples (" + format_seconds(data_seconds) + ")");
+      std::to_string(val_set.examples.size()) + " examples (" + format_seconds(data.seconds) +
+      (prepared ? ", shared by the ensemble's members)" : ")"));
 
   // Model.
   // Each process computes its slice of every global batch: at most this many rows.
@@ -463,7 +481,7 @@ nlohmann::json run_training(const TrainOptions& o) {
     // New crop positions every epoch (from the images kept at the crop's
     // scale); seeded by the epoch, so a resumed run draws the same ones.
     if (o.crops.fresh_each_epoch && epoch > 0)
-      recrop(train_set, o.crops.seed ^ mix64(uint64_t(epoch)));
+      recrop(own.train_set, o.crops.seed ^ mix64(uint64_t(epoch)));  // data is `own` here
     // Loader workers beside the compute threads: one fewer than the cores
     // given (none with one core: next() prepares each batch itself).
     BatchLoader loader(train_set, mine, sizes, local_batch, o.augment, epoch_rng.next(),

@@ -65,6 +65,9 @@ struct TrainOptions {
   bool eval_tta = false;         // eval/predict defaults recorded in the model
   int eval_crops = 8;
   int early_stop = 0;
+  // Members of a deep ensemble (train/ensemble.h): with N > 1, N networks
+  // trained alike with seeds seed, seed+1, ... (run_training trains one).
+  int ensemble = 1;
   std::string output;  // folder for checkpoint, model, metrics
   bool resume = false;
   bool force_resume = false;    // resume even where settings differ from the checkpoint's
@@ -77,8 +80,31 @@ struct TrainOptions {
   Communicator* comm = nullptr;
 };
 
+// Rank 0 prints a run's log lines through options.log (stdout without one);
+// the other processes' logger drops them.
+std::function<void(const std::string&)> root_logger(const TrainOptions& options,
+                                                    const Communicator& comm);
+
+// The checks on options that need no data (each error names its flag).
+void validate_training_options(const TrainOptions& options);
+
+// What training reads before the first step: the selected images, the crops
+// (stain-normalised per the options), the validation crops and the input
+// normalisation. It depends on the data, crop and normalisation options, not
+// on the seed: an ensemble's members share one.
+struct TrainingData {
+  std::vector<SlideImage> train_images, val_images;
+  CropOptions crops;  // the options' crops, with the stain target
+  ExampleSet train_set, val_set;
+  Normalization normalization;  // identity with --no-normalize
+  double seconds = 0;           // time taken to prepare it
+};
+TrainingData prepare_training_data(const TrainOptions& options, Communicator& comm, int threads);
+
 // Trains; returns the summary JSON also written to <output>/metrics.json.
-nlohmann::json run_training(const TrainOptions& options);
+// `prepared`: data from prepare_training_data with the same data, crop and
+// normalisation options (null: prepared here).
+nlohmann::json run_training(const TrainOptions& options, const TrainingData* prepared = nullptr);
 
 // The examples as one file other engines can read (bench/pytorch_train.py):
 // a JSON header line, int32 labels, then uint8 NHWC pixels.
