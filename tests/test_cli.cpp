@@ -209,6 +209,7 @@ TEST_F(Cli, BatchNormModelsStoreTheirRunningStatisticsAndResumeExactly) {
   EXPECT_EQ(p.trained["preset"], "accurate");
   EXPECT_EQ(p.trained["crop"], "96x96");
   EXPECT_EQ(p.trained["stain_normalize"], "macenko-residual");
+  EXPECT_FLOAT_EQ(p.trained["hed_jitter"].get<float>(), 0.2f);
   EXPECT_EQ(p.trained["lr_schedule"], "cosine");
   EXPECT_TRUE(p.trained["flips"].get<bool>());
   EXPECT_TRUE(p.trained["eval_tta"].get<bool>());
