@@ -52,8 +52,7 @@ PredictionSteps compile_for_prediction(const std::string& device,
 nlohmann::json train_ensemble(const TrainOptions& o) {
   require(o.ensemble >= 2, "train_ensemble: needs at least two members");
   require(o.export_examples.empty(),
-          "--export-examples: writes one set of examples; drop "
-          "--ensemble");
+          "--export-examples: writes one set of examples; drop --ensemble");
   validate_training_options(o);
   require(!o.output.empty(), "--output: an output folder is required");
   std::unique_ptr<Communicator> single;
@@ -100,11 +99,12 @@ nlohmann::json train_ensemble(const TrainOptions& o) {
   if (o.select_by != "none") combine(best_paths, best_path);
   comm->barrier();
 
+  // The validation images through model.safetensors, as eval will read it.
   nlohmann::json validation;
   if (!data.val_set.examples.empty()) {
     PredictionSteps steps = compile_for_prediction(o.device, models, o.batch);
     const EvalReport report =
-        evaluate(steps.members, data.val_set, data.normalization, comm, EvalOptions{});
+        evaluate(steps.members, data.val_set, models.front().normalization, comm, EvalOptions{});
     if (root) {
       validation = report.to_json();
       char line[200];
