@@ -3,6 +3,8 @@
 # it on the held-out patients, and summarises mean and spread per level.
 #   scripts/cross_validate.sh DATA OUT [K] [train flags...] [-- eval flags...]
 # e.g. scripts/cross_validate.sh ../shared/data/glas-train runs/glas-cv 5 --preset accurate -- --tta
+#      (train flags such as --ensemble 3, --seed N or --fold-seed N apply to every fold;
+#       eval reads each fold's model, an ensemble included, with its recorded recipe)
 # Writes OUT/foldF/{model.safetensors,eval.json,eval.images.csv,eval.roc.png,...},
 # OUT/cv_summary.json (mean, standard deviation and per-fold values per level)
 # and OUT/cv_images.csv (every held-out image's prediction, all folds).
