@@ -22,7 +22,8 @@ for ((fold = 0; fold < k; fold++)); do
   "$bin" train --data "$data" --folds "$k" --fold "$fold" -o "$out/fold$fold" --no-progress "${train_flags[@]}" \
     | tee "$out/fold$fold.log"
   echo $((SECONDS - start)) > "$out/fold$fold/train_seconds"
-  "$bin" eval --data "$data" --folds "$k" --fold "$fold" -m "$out/fold$fold/model.safetensors" \
+  # eval finds the fold the model held out (folds, fold and fold seed) in its recipe.
+  "$bin" eval --data "$data" -m "$out/fold$fold/model.safetensors" \
     -o "$out/fold$fold/eval.json" "${eval_flags[@]}"
 done
 /usr/bin/python3 - "$out" "$k" <<'PY'

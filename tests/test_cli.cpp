@@ -79,6 +79,29 @@ TEST_F(Cli, ShortTrainingEndsFarAboveChanceAndEvalAgrees) {
         << "torn temporary left behind";
 }
 
+TEST_F(Cli, EvalTakesTheModelsFoldSeedAndWarnsWhenItSeesTrainingImages) {
+  const std::string model = out("fold_seed/model.safetensors");
+  ASSERT_EQ(run(train_args() + " --epochs 1 --fold-seed 5 -o " + out("fold_seed")).status, 0);
+  // --folds/--fold alone: the partition of the model's own fold seed, held out.
+  const CommandResult held_out =
+      run("eval --data " + data() + " --folds 4 --fold 1 --threads 1 -m " + model + " -o " +
+          out("fold_seed/held_out.json"));
+  ASSERT_EQ(held_out.status, 0) << held_out.output;
+  EXPECT_EQ(held_out.output.find("warning"), std::string::npos) << held_out.output;
+  EXPECT_EQ(
+      nlohmann::json::parse(read_file(out("fold_seed/held_out.json")))["training_images_evaluated"],
+      0);
+  // The whole split: the 18 training images are counted and the figures flagged.
+  const CommandResult all = run("eval --data " + data() + " --folds 0 --threads 1 -m " + model +
+                                " -o " + out("fold_seed/all.json"));
+  ASSERT_EQ(all.status, 0) << all.output;
+  EXPECT_NE(all.output.find("warning: 18 of the 24 images evaluated were used to train"),
+            std::string::npos)
+      << all.output;
+  EXPECT_EQ(
+      nlohmann::json::parse(read_file(out("fold_seed/all.json")))["training_images_evaluated"], 18);
+}
+
 TEST_F(Cli, StainNormalisedModelSelectionAndTtaEvalWriteTheirEvidence) {
   // Every accuracy lever at once on synthetic slides: Macenko target stored
   // in the model, HED jitter, background-skipping crops, AdamW + warm-up +

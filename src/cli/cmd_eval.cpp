@@ -1,5 +1,6 @@
 #include <cstdio>
 #include <filesystem>
+#include <set>
 
 #include "backends/backend.h"
 #include "cli/commands.h"
@@ -12,6 +13,38 @@
 #include "train/trainer.h"
 
 namespace histocnn::cli {
+
+namespace {
+
+// How many of `images` (from `folder`) any model trained on, per the data
+// selection its recipe records; models trained on another folder count none.
+int count_training_images(const std::vector<ModelFile>& models, const std::string& folder,
+                          const std::vector<SlideImage>& images) {
+  const auto canonical = [](const std::string& path) {
+    return std::filesystem::absolute(path).lexically_normal().string();
+  };
+  std::set<std::string> trained_on;
+  for (const ModelFile& m : models) {
+    const auto& t = m.trained;
+    if (!t.contains("data") || !t.contains("folds") || t.value("data", "") != canonical(folder))
+      continue;
+    DataSelection recorded;
+    recorded.folder = folder;
+    recorded.split = t.value("split", recorded.split);
+    recorded.folds = t.value("folds", recorded.folds);
+    recorded.fold = t.value("fold", recorded.fold);
+    recorded.fold_seed = t.value("fold_seed", recorded.fold_seed);
+    recorded.val_split = t.value("val_split", std::string());
+    std::vector<SlideImage> train, validation;
+    select_images(recorded, &train, &validation);
+    for (const auto& im : train) trained_on.insert(im.name);
+  }
+  int count = 0;
+  for (const auto& im : images) count += int(trained_on.count(im.name));
+  return count;
+}
+
+}  // namespace
 
 Runner add_eval(CLI::App& app) {
   auto* cmd = app.add_subcommand(
@@ -60,6 +93,9 @@ Runner add_eval(CLI::App& app) {
     bool chosen = false;
     for (const char* flag : {"--split", "--folds", "--fold", "--val-split", "--fold-seed"})
       chosen = chosen || cmd->count(flag) > 0;
+    // --folds/--fold without --fold-seed: folds of the partition the model knows.
+    if (chosen && cmd->count("--fold-seed") == 0)
+      a->data.fold_seed = model.trained.value("fold_seed", a->data.fold_seed);
     if (!chosen && model.trained.contains("folds")) {
       const auto& t = model.trained;
       for (const ModelFile& other : models)
@@ -88,6 +124,13 @@ Runner add_eval(CLI::App& app) {
     select_images(a->data, &train, &validation);
     // Without a fold (--folds 0) the whole split is evaluated.
     const auto& images = a->data.folds == 0 && a->data.val_split.empty() ? train : validation;
+    const int seen_in_training = count_training_images(models, a->data.folder, images);
+    if (seen_in_training > 0 && world().root())
+      std::fprintf(stderr,
+                   "warning: %d of the %zu images evaluated were used to train %s: these "
+                   "figures are not held-out\n",
+                   seen_in_training, images.size(),
+                   models.size() > 1 ? "the models" : model_name.c_str());
     CropOptions crops;
     crops.seed = a->seed;
     crops.whole_image = model.crop == "whole";
@@ -120,6 +163,7 @@ Runner add_eval(CLI::App& app) {
       j["model"] = a->models.size() == 1 ? nlohmann::json(model_name) : nlohmann::json(a->models);
       j["images"] = images.size();
       j["crops_per_image"] = a->crops_per_image;
+      j["training_images_evaluated"] = seen_in_training;
       write_file_atomically(a->output, j.dump(2) + "\n");
       std::string stem = a->output;
       if (stem.size() > 5 && stem.compare(stem.size() - 5, 5, ".json") == 0)
