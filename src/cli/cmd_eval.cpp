@@ -6,6 +6,7 @@
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "core/atomic_file.h"
+#include "core/error.h"
 #include "core/threads.h"
 #include "study/eval_figures.h"
 #include "train/checkpoint.h"
@@ -36,7 +37,11 @@ int count_training_images(const std::vector<ModelFile>& models, const std::strin
     recorded.fold_seed = t.value("fold_seed", recorded.fold_seed);
     recorded.val_split = t.value("val_split", std::string());
     std::vector<SlideImage> train, validation;
-    select_images(recorded, &train, &validation);
+    try {
+      select_images(recorded, &train, &validation);
+    } catch (const Error&) {
+      continue;  // the folder no longer holds that selection: nothing to compare with
+    }
     for (const auto& im : train) trained_on.insert(im.name);
   }
   int count = 0;
