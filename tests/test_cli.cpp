@@ -594,6 +594,31 @@ TEST_F(MpiCli, BatchNormTrainsOnTwoProcessesWithRankZerosStatistics) {
   EXPECT_GE(metrics["validation"]["per_image"]["accuracy"].get<double>(), 0.7) << two.output;
 }
 
+TEST_F(MpiCli, AnEnsembleTrainsOnTwoProcessesAsOnOne) {
+  // Rank 0 alone combines the members and scores the ensemble; member 1 is
+  // the single-process run with its seed (to float-order differences).
+  const std::string common = train_args() + " --epochs 2";
+  ASSERT_EQ(run(common + " -o " + out("mpi_lone")).status, 0);
+  const CommandResult two = mpirun(2, common + " --ensemble 2 -o " + out("mpi_ensemble"));
+  ASSERT_EQ(two.status, 0) << two.output;
+  const size_t scored = two.output.find("ensemble of 2: val acc");
+  ASSERT_NE(scored, std::string::npos) << two.output;
+  EXPECT_EQ(two.output.find("ensemble of 2", scored + 1), std::string::npos)
+      << "rank 0 alone scores and reports\n"
+      << two.output;
+  const std::vector<ModelFile> members = load_models(out("mpi_ensemble/model.safetensors"));
+  ASSERT_EQ(members.size(), 2u);
+  const auto lone = weights("mpi_lone");
+  ASSERT_EQ(lone.size(), members[0].params.values.size());
+  double worst = 0;
+  for (size_t i = 0; i < lone.size(); ++i)
+    worst = std::max(worst, double(std::fabs(lone[i] - members[0].params.values[i])));
+  EXPECT_LT(worst, 2e-3);
+  EXPECT_EQ(
+      nlohmann::json::parse(read_file(out("mpi_ensemble/metrics.json")))["validation"]["members"],
+      2);
+}
+
 TEST_F(MpiCli, AFailingProcessEndsTheJobWithItsMessage) {
   const CommandResult r = mpirun(2, "train --data " + out("no-such-folder") + " -o " + out("x"));
   EXPECT_NE(r.status, 0);

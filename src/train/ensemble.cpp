@@ -86,26 +86,26 @@ nlohmann::json train_ensemble(const TrainOptions& o) {
     best_paths.push_back((fs::path(member.output) / "model.best.safetensors").string());
   }
 
-  // The ensemble files: written by rank 0, read back by every process.
+  // Rank 0 alone combines the members' files and scores the ensemble: the
+  // other processes (on other machines, perhaps without its file system)
+  // have nothing left to do.
   const std::string model_path = (fs::path(o.output) / "model.safetensors").string();
   const std::string best_path = (fs::path(o.output) / "model.best.safetensors").string();
   auto combine = [&](const std::vector<std::string>& paths, const std::string& out) {
     std::vector<ModelFile> models;
     for (const auto& p : paths) models.push_back(load_model_file(p));
-    if (root) save_ensemble_file(out, models);
+    save_ensemble_file(out, models);
     return models;
   };
-  const std::vector<ModelFile> models = combine(model_paths, model_path);
-  if (o.select_by != "none") combine(best_paths, best_path);
-  comm->barrier();
-
-  // The validation images through model.safetensors, as eval will read it.
   nlohmann::json validation;
-  if (!data.val_set.examples.empty()) {
-    PredictionSteps steps = compile_for_prediction(o.device, models, o.batch);
-    const EvalReport report =
-        evaluate(steps.members, data.val_set, models.front().normalization, comm, EvalOptions{});
-    if (root) {
+  if (root) {
+    const std::vector<ModelFile> models = combine(model_paths, model_path);
+    if (o.select_by != "none") combine(best_paths, best_path);
+    // The validation images through model.safetensors, as eval will read it.
+    if (!data.val_set.examples.empty()) {
+      PredictionSteps steps = compile_for_prediction(o.device, models, o.batch);
+      const EvalReport report = evaluate(steps.members, data.val_set, models.front().normalization,
+                                         nullptr, EvalOptions{});
       validation = report.to_json();
       char line[200];
       std::snprintf(line, sizeof line,
