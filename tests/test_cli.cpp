@@ -601,7 +601,7 @@ TEST_F(MpiCli, AnEnsembleTrainsOnTwoProcessesAsOnOne) {
   ASSERT_EQ(run(common + " -o " + out("mpi_lone")).status, 0);
   const CommandResult two = mpirun(2, common + " --ensemble 2 -o " + out("mpi_ensemble"));
   ASSERT_EQ(two.status, 0) << two.output;
-  const size_t scored = two.output.find("ensemble of 2: val acc");
+  const size_t scored = two.output.find("ensemble of 2 (model.safetensors): val acc");
   ASSERT_NE(scored, std::string::npos) << two.output;
   EXPECT_EQ(two.output.find("ensemble of 2", scored + 1), std::string::npos)
       << "rank 0 alone scores and reports\n"

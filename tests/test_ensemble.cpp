@@ -203,11 +203,15 @@ TEST(EnsembleCli, MembersTrainOnSharedDataEvalAveragesThemAndResumeContinuesEach
   const testing::CommandResult r = run(train + "1 --epochs 2 --ensemble 2 -o " + (dir / "ens"));
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("ensemble member 2/2 (seed 4)"), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("ensemble of 2: val acc"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("ensemble of 2 (model.safetensors): val acc"), std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("ensemble of 2 (model.best.safetensors): val acc"), std::string::npos)
+      << r.output;
   const auto metrics = nlohmann::json::parse(read_file(dir / "ens/metrics.json"));
   EXPECT_EQ(metrics["ensemble"], 2);
   EXPECT_EQ(metrics["members"][1]["seed"], 4);
   EXPECT_EQ(metrics["validation"]["members"], 2);
+  EXPECT_EQ(metrics["best_validation"]["members"], 2);
   const std::vector<ModelFile> members = load_models(dir / "ens/model.safetensors");
   ASSERT_EQ(members.size(), 2u);
   EXPECT_EQ(load_models(dir / "ens/model.best.safetensors").size(), 2u);

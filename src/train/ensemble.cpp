@@ -97,22 +97,27 @@ nlohmann::json train_ensemble(const TrainOptions& o) {
     save_ensemble_file(out, models);
     return models;
   };
-  nlohmann::json validation;
+  // The validation images through an ensemble file, as eval will read it.
+  auto score = [&](const std::vector<ModelFile>& models, const std::string& name) {
+    PredictionSteps steps = compile_for_prediction(o.device, models, o.batch);
+    const EvalReport report =
+        evaluate(steps.members, data.val_set, models.front().normalization, nullptr, EvalOptions{});
+    char line[240];
+    std::snprintf(line, sizeof line,
+                  "ensemble of %d (%s): val acc %.3f (image %.3f, patient %.3f), image AUC %.3f",
+                  o.ensemble, name.c_str(), report.per_crop.accuracy, report.per_image.accuracy,
+                  report.per_patient.accuracy, report.per_image.auc);
+    log(line);
+    return report.to_json();
+  };
+  nlohmann::json validation, best_validation;
   if (root) {
-    const std::vector<ModelFile> models = combine(model_paths, model_path);
-    if (o.select_by != "none") combine(best_paths, best_path);
-    // The validation images through model.safetensors, as eval will read it.
-    if (!data.val_set.examples.empty()) {
-      PredictionSteps steps = compile_for_prediction(o.device, models, o.batch);
-      const EvalReport report = evaluate(steps.members, data.val_set, models.front().normalization,
-                                         nullptr, EvalOptions{});
-      validation = report.to_json();
-      char line[200];
-      std::snprintf(line, sizeof line,
-                    "ensemble of %d: val acc %.3f (image %.3f, patient %.3f), image AUC %.3f",
-                    o.ensemble, report.per_crop.accuracy, report.per_image.accuracy,
-                    report.per_patient.accuracy, report.per_image.auc);
-      log(line);
+    const std::vector<ModelFile> last = combine(model_paths, model_path);
+    const bool scored = !data.val_set.examples.empty();
+    if (scored) validation = score(last, "model.safetensors");
+    if (o.select_by != "none") {
+      const std::vector<ModelFile> best = combine(best_paths, best_path);
+      if (scored) best_validation = score(best, "model.best.safetensors");
     }
   }
   nlohmann::json summary = {{"ensemble", o.ensemble},
@@ -123,7 +128,10 @@ nlohmann::json train_ensemble(const TrainOptions& o) {
                             {"train_examples", data.train_set.examples.size()},
                             {"data_seconds", data.seconds},
                             {"model", model_path}};
-  if (o.select_by != "none") summary["best_model"] = best_path;
+  if (o.select_by != "none") {
+    summary["best_model"] = best_path;
+    summary["best_validation"] = best_validation;
+  }
   if (root)
     write_file_atomically((fs::path(o.output) / "metrics.json").string(), summary.dump(2) + "\n");
   comm->barrier();

@@ -21,8 +21,9 @@ namespace histocnn {
 // (1-based) with seed options.seed + k - 1 into <output>/member<k>/ (each a
 // complete training folder: checkpoint, model, metrics; --resume continues
 // each), then writes <output>/model.safetensors as an ensemble file (and
-// model.best.safetensors from the members' best, with --select-by), evaluates
-// the ensemble on the validation images and writes <output>/metrics.json.
+// model.best.safetensors from the members' best, with --select-by), scores
+// both on the validation images and writes <output>/metrics.json (validation,
+// best_validation). With several processes, rank 0 alone combines and scores.
 // Returns that summary.
 nlohmann::json train_ensemble(const TrainOptions& options);
 
