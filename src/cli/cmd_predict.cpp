@@ -1,5 +1,4 @@
 #include <algorithm>
-#include <cmath>
 #include <cstdio>
 
 #include "backends/backend.h"
@@ -11,6 +10,7 @@
 #include "data/stain.h"
 #include "train/checkpoint.h"
 #include "train/ensemble.h"
+#include "train/evaluate.h"
 
 namespace histocnn::cli {
 
@@ -89,11 +89,10 @@ Runner add_predict(CLI::App& app) {
           for (int t = 0; t < tiles; ++t) p[m] += probs[2 * t + 1] / (double(tiles) * transforms);
         }
       }
-      double mean = 0, squares = 0;
+      double mean = 0;
       for (double v : p) mean += v / double(p.size());
-      for (double v : p) squares += (v - mean) * (v - mean);
       std::printf("%s,%.6f,%s", path.c_str(), mean, mean >= 0.5 ? "malignant" : "benign");
-      if (ensemble) std::printf(",%.6f", std::sqrt(squares / double(p.size() - 1)));
+      if (ensemble) std::printf(",%.6f", member_spread(p));
       std::printf("\n");
     }
     return 0;

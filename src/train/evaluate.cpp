@@ -20,6 +20,14 @@ std::string csv_field(const std::string& text) {
 }
 }  // namespace
 
+double member_spread(const std::vector<double>& p) {
+  if (p.size() < 2) return 0;
+  double mean = 0, squares = 0;
+  for (double v : p) mean += v / double(p.size());
+  for (double v : p) squares += (v - mean) * (v - mean);
+  return std::sqrt(squares / double(p.size() - 1));
+}
+
 EvalReport evaluate(TrainingStep& step, const ExampleSet& set, const Normalization& normalization,
                     Communicator* comm, const EvalOptions& options) {
   return evaluate(std::vector<TrainingStep*>{&step}, set, normalization, comm, options);
@@ -95,12 +103,8 @@ EvalReport evaluate(const std::vector<TrainingStep*>& members, const ExampleSet&
   for (size_t i = 0; i < r.images.size(); ++i) {
     ImageVerdict& v = r.images[i];
     v.p_malignant /= v.crops;
-    if (count < 2) continue;
-    double mean = 0, squares = 0;
-    for (double s : member_sums[i]) mean += s / v.crops;
-    mean /= double(count);
-    for (double s : member_sums[i]) squares += (s / v.crops - mean) * (s / v.crops - mean);
-    v.member_sd = std::sqrt(squares / double(count - 1));
+    for (double& s : member_sums[i]) s /= v.crops;  // each member's image P(malignant)
+    v.member_sd = member_spread(member_sums[i]);
   }
   std::sort(r.images.begin(), r.images.end(),
             [](const ImageVerdict& a, const ImageVerdict& b) { return a.name < b.name; });

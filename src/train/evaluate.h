@@ -54,6 +54,10 @@ EvalReport evaluate(TrainingStep& step, const ExampleSet& examples,
                     const Normalization& normalization = {}, Communicator* comm = nullptr,
                     const EvalOptions& options = {});
 
+// The members' disagreement on one image: the sample standard deviation of
+// their P(malignant) (0 with fewer than two members).
+double member_spread(const std::vector<double>& p_per_member);
+
 // An ensemble: every crop's P(malignant) is the mean over the members (each
 // a step of the same input shape and batch, fed the same normalised batch).
 // Requires: at least one member; all of the same batch size.
