@@ -14,6 +14,7 @@
 
 #include "backends/cuda/cuda_kernels.h"
 #include "backends/cuda/cuda_schedule.h"
+#include "cuda_kernels_on_host.h"
 #include "memory/adaptors.h"
 #include "memory/host_resource.h"
 #include "memory/step_memory.h"
@@ -82,18 +83,23 @@ HostRun run_schedule(const NetworkShape& shape, const Parameters& params, const 
       case OpKind::kConvForward: {
         const auto& c = s.convs[size_t(op.layer)];
         const ConvShape& cs = shape.convs[size_t(op.layer)];
+        // With batch norm, the ReLU follows the normalisation; with a pool,
+        // the pool kernel adds the bias and applies the ReLU.
+        const bool final_output = !c.batch_norm && cs.pool == 1;
         reference::conv2d_forward(
-            at[size_t(c.src)], w(conv + ".weight"), c.batch_norm ? nullptr : w(conv + ".bias"),
+            at[size_t(c.src)], w(conv + ".weight"), final_output ? w(conv + ".bias") : nullptr,
             at[size_t(c.conv_out)], n, c.x.c, c.x.h, c.x.w, cs.out_c, cs.kernel, cs.pad);
-        if (!c.batch_norm)  // with batch norm, the ReLU follows the normalisation
+        if (final_output)
           reference::relu_forward(at[size_t(c.conv_out)], at[size_t(c.conv_out)], c.y.count());
         if (c.ws_forward >= 0) at[size_t(c.ws_forward)][0] = 1;  // the workspace exists
         break;
       }
       case OpKind::kPoolForward: {
         const auto& c = s.convs[size_t(op.layer)];
-        reference::maxpool_forward(at[size_t(c.act)], at[size_t(c.pooled)], n, c.y.c, c.y.h, c.y.w,
-                                   shape.convs[size_t(op.layer)].pool);
+        on_host::max_pool_forward(at[size_t(c.act)], c.batch_norm ? nullptr : w(conv + ".bias"),
+                                  at[size_t(c.pooled)],
+                                  reinterpret_cast<uint8_t*>(at[size_t(c.argmax)]), n * c.y.c,
+                                  c.y.c, {c.y.h, c.y.w, shape.convs[size_t(op.layer)].pool});
         break;
       }
       case OpKind::kBatchNormForward: {
@@ -197,25 +203,31 @@ HostRun run_schedule(const NetworkShape& shape, const Parameters& params, const 
                   at[size_t(d.d_out)], at[size_t(d.d_src)]);
         break;
       }
-      case OpKind::kReluBackwardPooled: {
+      case OpKind::kPoolReluBackward: {
         const auto& c = s.convs[size_t(op.layer)];
-        for (int64_t i = 0; i < c.pooled_dims.count(); ++i)
-          if (!(at[size_t(c.pooled)][i] > 0)) at[size_t(c.d_pooled)][i] = 0;
-        break;
-      }
-      case OpKind::kPoolBackward: {
-        const auto& c = s.convs[size_t(op.layer)];
-        reference::maxpool_backward(at[size_t(c.act)], at[size_t(c.d_pooled)], at[size_t(c.d_act)],
-                                    n, c.y.c, c.y.h, c.y.w, shape.convs[size_t(op.layer)].pool);
+        const int pool = shape.convs[size_t(op.layer)].pool;
+        float* sums = c.bias_partials >= 0 ? at[size_t(c.bias_partials)] : nullptr;
+        on_host::pool_relu_backward(
+            at[size_t(c.pooled)], at[size_t(c.d_pooled)],
+            pool > 1 ? reinterpret_cast<uint8_t*>(at[size_t(c.argmax)]) : nullptr,
+            at[size_t(c.d_act)], sums, n * c.y.c, {c.y.h, c.y.w, pool});
+        if (sums) on_host::column_sums(sums, n, c.y.c, g(conv + ".bias"));
         break;
       }
       case OpKind::kConvBackwardFilter: {
         const auto& c = s.convs[size_t(op.layer)];
         const ConvShape& cs = shape.convs[size_t(op.layer)];
+        // Our direct kernel where it applies (as the step picks it when it is
+        // faster), split into several bands per image; cuDNN's stand-in else.
+        const SmallWgradPlan plan = plan_small_wgrad(c.x, c.y, cs.kernel, cs.pad, 4 * n);
+        if (plan.applies) {
+          on_host::small_wgrad(at[size_t(c.src)], at[size_t(c.d_conv_out)], g(conv + ".weight"),
+                               c.x, c.y, cs.kernel, cs.pad, plan);
+          break;
+        }
         reference::conv2d_backward(at[size_t(c.src)], w(conv + ".weight"), at[size_t(c.d_conv_out)],
-                                   nullptr, g(conv + ".weight"),
-                                   c.batch_norm ? nullptr : g(conv + ".bias"), n, c.x.c, c.x.h,
-                                   c.x.w, cs.out_c, cs.kernel, cs.pad);
+                                   nullptr, g(conv + ".weight"), nullptr, n, c.x.c, c.x.h, c.x.w,
+                                   cs.out_c, cs.kernel, cs.pad);
         break;
       }
       case OpKind::kConvBackwardData: {

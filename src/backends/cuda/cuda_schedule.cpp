@@ -79,11 +79,10 @@ void host_gemm(const GemmCall& g, const float* a, const float* b, float* c, floa
 }
 
 std::string ScheduledOp::name() const {
-  static const char* names[] = {
-      "input",    "conv_fwd",        "pool_fwd",      "dense_fwd",   "dense_act",
-      "loss",     "dense_act_bwd",   "dense_bwd_w",   "dense_bwd_d", "relu_bwd_pooled",
-      "pool_bwd", "conv_bwd_filter", "conv_bwd_data", "bn_fwd",      "bn_bwd",
-      "gap_fwd",  "gap_bwd"};
+  static const char* names[] = {"input",       "conv_fwd",      "pool_fwd",        "dense_fwd",
+                                "dense_act",   "loss",          "dense_act_bwd",   "dense_bwd_w",
+                                "dense_bwd_d", "pool_relu_bwd", "conv_bwd_filter", "conv_bwd_data",
+                                "bn_fwd",      "bn_bwd",        "gap_fwd",         "gap_bwd"};
   return std::string(names[int(kind)]) + "[" + std::to_string(layer) + "]";
 }
 
@@ -133,7 +132,10 @@ CudaSchedule build_cuda_schedule(const NetworkShape& shape,
       c.act = c.bn_out;
     }
     c.pooled = cs.pool > 1 ? tensor(tag + ".pooled", c.pooled_dims.count()) : c.act;
-    if (cs.pool > 1) op(OpKind::kPoolForward, int(k), {c.act, c.pooled});
+    if (cs.pool > 1) {
+      c.argmax = bytes_tensor(tag + ".argmax", size_t(c.pooled_dims.count()));
+      op(OpKind::kPoolForward, int(k), {c.act, c.pooled, c.argmax});
+    }
     s.convs.push_back(c);
     src = c.pooled;
     x = c.pooled_dims;
@@ -195,13 +197,12 @@ CudaSchedule build_cuda_schedule(const NetworkShape& shape,
     const ConvShape& cs = shape.convs[k];
     const std::string tag = "conv" + std::to_string(k + 1);
     const ConvWorkspaces ws = workspaces.empty() ? ConvWorkspaces{} : workspaces[k];
-    op(OpKind::kReluBackwardPooled, int(k), {c.pooled, c.d_pooled});
-    if (cs.pool > 1) {
-      c.d_act = tensor(tag + (c.batch_norm ? ".d_bn_out" : ".d_out"), c.y.count());
-      op(OpKind::kPoolBackward, int(k), {c.act, c.pooled, c.d_pooled, c.d_act});
-    } else {
-      c.d_act = c.d_pooled;
-    }
+    // pool = 1: ReLU' in place on d_pooled (which is then d_act).
+    c.d_act = cs.pool > 1 ? tensor(tag + (c.batch_norm ? ".d_bn_out" : ".d_out"), c.y.count())
+                          : c.d_pooled;
+    if (!c.batch_norm) c.bias_partials = tensor(tag + ".bias_partials", int64_t(n) * c.y.c);
+    op(OpKind::kPoolReluBackward, int(k),
+       {c.pooled, c.d_pooled, c.argmax, c.d_act, c.bias_partials});
     if (c.batch_norm) {
       c.d_conv_out = tensor(tag + ".d_out", c.y.count());
       op(OpKind::kBatchNormBackward, int(k), {c.conv_out, c.d_act, c.d_conv_out});

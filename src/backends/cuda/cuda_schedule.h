@@ -8,7 +8,9 @@
 //
 // Data flow of one step (conv block k, dense layer j; shapes for batch N):
 //   input [N,3,H,W] --conv_fwd(+bias+ReLU)--> conv_out_k [N,C,Hc,Wc]
-//     --pool_fwd--> pooled_k [N,C,Hp,Wp]            (pool=1: pooled_k is conv_out_k)
+//     --pool_fwd--> pooled_k [N,C,Hp,Wp] + argmax_k (one byte per pooled element:
+//     where each window's maximum was, so backward never reads conv_out_k again)
+//                                                      (pool=1: pooled_k is conv_out_k)
 //   with batch norm: conv_fwd (no bias) -> conv_out_k --bn_fwd (+ReLU)--> bn_out_k
 //     --pool_fwd--> pooled_k; "act_k" names what the pool reads (bn_out or conv_out)
 //   pooled_last viewed as [N, C*Hp*Wp] (NCHW is already PyTorch's flatten order),
@@ -16,8 +18,9 @@
 //     --gemm_fwd--> out_j [N,O] --bias_act(+ReLU, dropout mask from the counter hash)-->
 //   logits --loss (softmax-xent; writes d_logits in place, accumulates loss/correct on device)
 //   backward: act_bwd_j (ReLU' x mask, in place on d_out_j) -> gemm dW, gemv db, gemm dx
-//     [-> gap_bwd] -> relu_bwd on pooled_k (in place on d_pooled_k) -> pool_bwd -> d_act_k
-//     [-> bn_bwd -> d_conv_out_k] -> conv_bwd_filter (+ bias) -> conv_bwd_data (k > 0)
+//     [-> gap_bwd] -> pool_relu_bwd: ReLU' on pooled_k, the max-pool scatter through
+//     argmax_k, and the conv bias gradient's per-plane sums, in one pass -> d_act_k
+//     [-> bn_bwd -> d_conv_out_k] -> conv_bwd_filter -> conv_bwd_data (k > 0)
 //     -> d_pooled_{k-1}
 //   update: one fused Adam kernel over the flat parameter vector (not planned:
 //   parameters, gradients and moments persist across steps).
@@ -74,9 +77,8 @@ enum class OpKind {
   kDenseActivationBackward,  // ReLU' and the dropout mask, in place
   kDenseBackwardWeights,     // gemm dW, gemv db
   kDenseBackwardData,        // gemm dx
-  kReluBackwardPooled,       // ReLU' on the pooled map, in place
-  kPoolBackward,
-  kConvBackwardFilter,  // and bias
+  kPoolReluBackward,         // ReLU' on the pooled map, max-pool scatter, bias gradient
+  kConvBackwardFilter,
   kConvBackwardData,
   kBatchNormForward,   // batch statistics (training) or running ones, then ReLU in place
   kBatchNormBackward,  // dx, dgamma, dbeta from the saved batch statistics
@@ -105,6 +107,8 @@ struct CudaSchedule {
     int bn_out = -1;  // batch norm's output (ReLU applied in place)
     int act = -1;     // what the pool reads: bn_out, or conv_out
     int d_act = -1;   // its gradient: what pool backward writes
+    int argmax = -1;  // pool > 1: each window's maximum's position (uint8 per pooled element)
+    int bias_partials = -1;  // no batch norm: [N, C] sums of d_conv_out per plane
     Dims4 x, y, pooled_dims;
   };
   struct DenseTensors {

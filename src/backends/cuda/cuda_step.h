@@ -31,6 +31,8 @@
 #include "backends/cuda/cuda_context.h"
 #include "backends/cuda/cuda_kernels.h"
 #include "backends/cuda/cuda_schedule.h"
+#include "backends/cuda/pool_kernels.h"
+#include "backends/cuda/wgrad_kernels.h"
 #include "memory/cuda_resources.h"
 #include "memory/step_memory.h"
 
@@ -40,12 +42,19 @@ struct ConvLayer {
   TensorDesc x, y, pooled, bias;
   FilterDesc w;
   ConvDesc conv;
-  PoolDesc pool;
   cudnnConvolutionFwdAlgo_t fwd{};
   cudnnConvolutionBwdDataAlgo_t bwd_data{};
   cudnnConvolutionBwdFilterAlgo_t bwd_filter{};
   ConvWorkspaces workspace;
-  bool fused = false;  // conv + bias + ReLU in one cuDNN call
+  // Our direct weight-gradient kernel, when it applies and measured faster
+  // than cuDNN's deterministic algorithms (applies = false: cuDNN's).
+  SmallWgradPlan small_wgrad;
+  // Where the bias and ReLU are applied (no batch norm): in our pool kernel
+  // after the max (pool > 1: the conv writes its raw output), else in one
+  // cuDNN call with the convolution (`fused`, where its algorithm allows) or
+  // as two cuDNN calls after it.
+  bool bias_relu_in_pool = false;
+  bool fused = false;
   int64_t w_offset = 0, b_offset = 0;
   // Batch norm (spec 'bn'): the conv has no bias; scale/shift are bnK.weight
   // and bnK.bias; the statistics live in the persistent block.
@@ -94,6 +103,7 @@ class CudaTrainingStep final : public TrainingStep {
   enum class Mode { kTrain, kGradients, kPredict };
   void build_layers();
   void choose_algorithms(ConvLayer& c, size_t k);
+  void choose_weight_gradient(ConvLayer& c, size_t k, nlohmann::json& record);
   void stage(const float* images, const int32_t* labels, int count, const BatchSlice& slice = {});
   BatchMeta* meta() const { return reinterpret_cast<BatchMeta*>(persistent(layout_.meta)); }
   void run(Mode mode, bool training, int slot);
@@ -105,6 +115,7 @@ class CudaTrainingStep final : public TrainingStep {
   void bind_handles();
   void gemm(const GemmCall& g, const float* a, const float* b, float* c);
   float* tensor(int id) const { return static_cast<float*>(addresses_[size_t(id)]); }
+  uint8_t* bytes(int id) const { return static_cast<uint8_t*>(addresses_[size_t(id)]); }
   char* persistent(size_t offset) const { return static_cast<char*>(persistent_) + offset; }
   float* params() const { return reinterpret_cast<float*>(persistent(layout_.params)); }
   float* grads() const { return params() + parameter_count_; }

@@ -63,10 +63,6 @@ void CudaTrainingStep::build_layers() {
     // fp32: plain FMA math (no TF32), for parity with the CPU backend.
     HISTOCNN_CUDA(
         cudnnSetConvolutionMathType(c.conv, tf32 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH));
-    if (s.pool > 1)
-      HISTOCNN_CUDA(cudnnSetPooling2dDescriptor(c.pool, CUDNN_POOLING_MAX_DETERMINISTIC,
-                                                CUDNN_NOT_PROPAGATE_NAN, s.pool, s.pool, 0, 0,
-                                                s.pool, s.pool));
     int n = 0, ch = 0, h = 0, w = 0;
     HISTOCNN_CUDA(cudnnGetConvolution2dForwardOutputDim(c.conv, c.x, c.w, &n, &ch, &h, &w));
     require(n == t.y.n && ch == t.y.c && h == t.y.h && w == t.y.w,
@@ -166,13 +162,20 @@ void CudaTrainingStep::choose_algorithms(ConvLayer& c, size_t k) {
   if (k > 0)
     HISTOCNN_CUDA(cudnnGetConvolutionBackwardDataWorkspaceSize(h, c.w, c.y, c.conv, c.x, c.bwd_data,
                                                                &c.workspace.backward_data));
-  // cuDNN fuses bias + ReLU into the convolution only with this algorithm
-  // (and a batch-norm block has neither: they follow the normalisation).
-  c.fused = !c.batch_norm && c.fwd == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM;
+  // A pooled block gets its bias and ReLU in our pool kernel (after the max:
+  // 4x fewer elements, no pass over the conv output); otherwise cuDNN fuses
+  // them into the convolution only with this algorithm. A batch-norm block
+  // has neither: they follow the normalisation.
+  c.bias_relu_in_pool = !c.batch_norm && shape_.convs[k].pool > 1;
+  c.fused = !c.batch_norm && !c.bias_relu_in_pool &&
+            c.fwd == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM;
   nlohmann::json j = {{"layer", tag},
                       {"forward", fwd_name(f)},
                       {"forward_workspace", c.workspace.forward},
-                      {"fused_bias_relu", c.fused},
+                      {"bias_relu", c.batch_norm          ? "after batch norm"
+                                    : c.bias_relu_in_pool ? "in the pool kernel"
+                                    : c.fused             ? "fused by cuDNN"
+                                                          : "separate cuDNN calls"},
                       {"backward_filter", bwd_filter_name(w)},
                       {"backward_filter_workspace", c.workspace.backward_filter},
                       {"chosen_by", options_.cudnn_benchmark ? "timed search" : "heuristics"}};
@@ -180,7 +183,78 @@ void CudaTrainingStep::choose_algorithms(ConvLayer& c, size_t k) {
     j["backward_data"] = bwd_data_name(d);
     j["backward_data_workspace"] = c.workspace.backward_data;
   }
+  choose_weight_gradient(c, k, j);
   details_["algorithms"].push_back(j);
+}
+
+// Our direct weight-gradient kernel (wgrad_kernels.h) against cuDNN's
+// deterministic algorithms, each timed on scratch buffers, for the layers it
+// applies to (3 input channels: the first). The faster one is kept and both
+// times go into the layer's record (metrics.json "algorithms").
+void CudaTrainingStep::choose_weight_gradient(ConvLayer& c, size_t k, nlohmann::json& record) {
+  const auto& t = build_cuda_schedule(shape_).convs[k];
+  const ConvShape& s = shape_.convs[k];
+  int multiprocessors = 0;
+  HISTOCNN_CUDA(
+      cudaDeviceGetAttribute(&multiprocessors, cudaDevAttrMultiProcessorCount, context_->device));
+  const SmallWgradPlan plan = plan_small_wgrad(t.x, t.y, s.kernel, s.pad, 4 * multiprocessors);
+  if (!plan.applies || plan.workspace_bytes > options_.device.workspace_limit) return;
+  // Scratch for both contenders, bounded so the trial fits a small --gpu-mem-limit
+  // (a cuDNN algorithm needing more than that is not a contender).
+  const size_t limit =
+      std::min(options_.device.workspace_limit, std::max(plan.workspace_bytes, size_t(256) << 20));
+  cudnnHandle_t h = context_->cudnn;
+  const size_t xb = size_t(t.x.count()) * 4, yb = size_t(t.y.count()) * 4;
+  const size_t wb = size_t(s.out_c) * s.in_c * s.kernel * s.kernel * 4;
+  void* x = resource_->allocate(xb, stream_);
+  void* y = resource_->allocate(yb, stream_);
+  void* w = resource_->allocate(wb, stream_);
+  void* ws = resource_->allocate(limit, stream_);
+  HISTOCNN_CUDA(cudaMemsetAsync(x, 0, xb, stream_));
+  HISTOCNN_CUDA(cudaMemsetAsync(y, 0, yb, stream_));
+  // Ours: one warm-up, then the mean of three.
+  auto ours = [&] {
+    launch_small_wgrad(static_cast<float*>(x), static_cast<float*>(y), static_cast<float*>(w),
+                       static_cast<float*>(ws), t.x, t.y, s.kernel, s.pad, plan, stream_);
+  };
+  cudaEvent_t start = nullptr, stop = nullptr;
+  HISTOCNN_CUDA(cudaEventCreate(&start));
+  HISTOCNN_CUDA(cudaEventCreate(&stop));
+  ours();
+  HISTOCNN_CUDA(cudaEventRecord(start, stream_));
+  for (int i = 0; i < 3; ++i) ours();
+  HISTOCNN_CUDA(cudaEventRecord(stop, stream_));
+  check_launch("weight-gradient kernel");
+  sync();
+  float own_ms = 0;
+  HISTOCNN_CUDA(cudaEventElapsedTime(&own_ms, start, stop));
+  own_ms /= 3;
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  // cuDNN's: every algorithm it offers, timed by cuDNN itself.
+  constexpr int kMax = 16;
+  cudnnConvolutionBwdFilterAlgoPerf_t perf[kMax];
+  int returned = 0;
+  HISTOCNN_CUDA(cudnnSetStream(h, stream_));
+  HISTOCNN_CUDA(cudnnFindConvolutionBackwardFilterAlgorithmEx(h, c.x, x, c.y, y, c.conv, c.w, w,
+                                                              kMax, &returned, perf, ws, limit));
+  sync();
+  resource_->deallocate(ws, limit, stream_);
+  resource_->deallocate(w, wb, stream_);
+  resource_->deallocate(y, yb, stream_);
+  resource_->deallocate(x, xb, stream_);
+  const auto timed = candidates(perf, returned, true);
+  const int best = choose_algorithm(timed, limit, true);
+  float cudnn_ms = -1;
+  for (const auto& a : timed)
+    if (a.algorithm == best) cudnn_ms = a.milliseconds;
+  record["backward_filter_ms"] = {{"histocnn_direct", own_ms},
+                                  {std::string("cudnn_") + bwd_filter_name(best), cudnn_ms}};
+  if (best >= 0 && cudnn_ms <= own_ms) return;
+  c.small_wgrad = plan;
+  c.workspace.backward_filter = plan.workspace_bytes;
+  record["backward_filter"] = "HISTOCNN_DIRECT";
+  record["backward_filter_workspace"] = plan.workspace_bytes;
 }
 
 }  // namespace histocnn::cuda

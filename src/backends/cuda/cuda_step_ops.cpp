@@ -38,31 +38,40 @@ void CudaTrainingStep::run_op(const ScheduledOp& op, Mode mode, bool training, i
       ConvLayer& c = convs_[size_t(op.layer)];
       const auto& t = schedule_.convs[size_t(op.layer)];
       void* ws = t.ws_forward >= 0 ? tensor(t.ws_forward) : nullptr;
-      if (c.batch_norm) {  // bias-free; batch norm and ReLU follow
-        HISTOCNN_CUDA(cudnnConvolutionForward(h, &one, c.x, tensor(t.src), c.w,
-                                              params() + c.w_offset, c.conv, c.fwd, ws,
-                                              c.workspace.forward, &zero, c.y, tensor(t.conv_out)));
-      } else if (c.fused) {
-        HISTOCNN_CUDA(cudnnConvolutionBiasActivationForward(
+      if (c.fused) {
+        const cudnnStatus_t status = cudnnConvolutionBiasActivationForward(
             h, &one, c.x, tensor(t.src), c.w, params() + c.w_offset, c.conv, c.fwd, ws,
             c.workspace.forward, &zero, c.y, tensor(t.conv_out), c.bias, params() + c.b_offset,
-            relu_, c.y, tensor(t.conv_out)));
-      } else {
-        HISTOCNN_CUDA(cudnnConvolutionForward(h, &one, c.x, tensor(t.src), c.w,
-                                              params() + c.w_offset, c.conv, c.fwd, ws,
-                                              c.workspace.forward, &zero, c.y, tensor(t.conv_out)));
-        HISTOCNN_CUDA(
-            cudnnAddTensor(h, &one, c.bias, params() + c.b_offset, &one, c.y, tensor(t.conv_out)));
-        HISTOCNN_CUDA(cudnnActivationForward(h, relu_, &one, c.y, tensor(t.conv_out), &zero, c.y,
-                                             tensor(t.conv_out)));
+            relu_, c.y, tensor(t.conv_out));
+        if (status != CUDNN_STATUS_NOT_SUPPORTED) {
+          HISTOCNN_CUDA(status);
+          return;
+        }
+        // This cuDNN refuses the fusion for these shapes: separate calls from
+        // now on (nothing was launched).
+        c.fused = false;
+        details_["algorithms"][size_t(op.layer)]["bias_relu"] =
+            "separate cuDNN calls (fusion not supported)";
       }
+      // Batch norm: bias-free, normalisation and ReLU follow. Pooled blocks:
+      // the pool kernel adds the bias and applies the ReLU.
+      HISTOCNN_CUDA(cudnnConvolutionForward(h, &one, c.x, tensor(t.src), c.w, params() + c.w_offset,
+                                            c.conv, c.fwd, ws, c.workspace.forward, &zero, c.y,
+                                            tensor(t.conv_out)));
+      if (c.batch_norm || c.bias_relu_in_pool) return;
+      HISTOCNN_CUDA(
+          cudnnAddTensor(h, &one, c.bias, params() + c.b_offset, &one, c.y, tensor(t.conv_out)));
+      HISTOCNN_CUDA(cudnnActivationForward(h, relu_, &one, c.y, tensor(t.conv_out), &zero, c.y,
+                                           tensor(t.conv_out)));
       return;
     }
-    case OpKind::kPoolForward: {
-      ConvLayer& c = convs_[size_t(op.layer)];
+    case OpKind::kPoolForward: {  // ours: it records each maximum's position
+      const ConvLayer& c = convs_[size_t(op.layer)];
       const auto& t = schedule_.convs[size_t(op.layer)];
-      HISTOCNN_CUDA(cudnnPoolingForward(h, c.pool, &one, c.y, tensor(t.act), &zero, c.pooled,
-                                        tensor(t.pooled)));
+      launch_max_pool_forward(tensor(t.act), c.bias_relu_in_pool ? params() + c.b_offset : nullptr,
+                              tensor(t.pooled), bytes(t.argmax), t.y.n * t.y.c, t.y.c,
+                              PoolGeometry{t.y.h, t.y.w, shape_.convs[size_t(op.layer)].pool},
+                              stream_);
       return;
     }
     case OpKind::kBatchNormForward: {
@@ -162,33 +171,33 @@ void CudaTrainingStep::run_op(const ScheduledOp& op, Mode mode, bool training, i
            params() + denses_[size_t(op.layer)].w_offset, tensor(d.d_out), tensor(d.d_src));
       return;
     }
-    case OpKind::kReluBackwardPooled: {
-      // ReLU' on the pooled map (see the CPU backend: exact, 4x less work).
+    case OpKind::kPoolReluBackward: {
+      // ReLU', the max-pool scatter and the bias gradient in one pass (our
+      // kernels: cuDNN's pooling and bias backward were half the step).
       ConvLayer& c = convs_[size_t(op.layer)];
       const auto& t = schedule_.convs[size_t(op.layer)];
-      HISTOCNN_CUDA(cudnnActivationBackward(h, relu_, &one, c.pooled, tensor(t.pooled), c.pooled,
-                                            tensor(t.d_pooled), c.pooled, tensor(t.pooled), &zero,
-                                            c.pooled, tensor(t.d_pooled)));
-      return;
-    }
-    case OpKind::kPoolBackward: {
-      ConvLayer& c = convs_[size_t(op.layer)];
-      const auto& t = schedule_.convs[size_t(op.layer)];
-      HISTOCNN_CUDA(cudnnPoolingBackward(h, c.pool, &one, c.pooled, tensor(t.pooled), c.pooled,
-                                         tensor(t.d_pooled), c.y, tensor(t.act), &zero, c.y,
-                                         tensor(t.d_act)));
+      const int pool = shape_.convs[size_t(op.layer)].pool;
+      float* sums = t.bias_partials >= 0 ? tensor(t.bias_partials) : nullptr;
+      launch_pool_relu_backward(tensor(t.pooled), tensor(t.d_pooled),
+                                pool > 1 ? bytes(t.argmax) : nullptr, tensor(t.d_act), sums,
+                                t.y.n * t.y.c, PoolGeometry{t.y.h, t.y.w, pool}, stream_);
+      if (sums) launch_column_sums(sums, t.y.n, t.y.c, grads() + c.b_offset, stream_);
       return;
     }
     case OpKind::kConvBackwardFilter: {
       ConvLayer& c = convs_[size_t(op.layer)];
       const auto& t = schedule_.convs[size_t(op.layer)];
       void* ws = t.ws_backward_filter >= 0 ? tensor(t.ws_backward_filter) : nullptr;
+      if (c.small_wgrad.applies) {
+        const ConvShape& s = shape_.convs[size_t(op.layer)];
+        launch_small_wgrad(tensor(t.src), tensor(t.d_conv_out), grads() + c.w_offset,
+                           static_cast<float*>(ws), t.x, t.y, s.kernel, s.pad, c.small_wgrad,
+                           stream_);
+        return;
+      }
       HISTOCNN_CUDA(cudnnConvolutionBackwardFilter(
           h, &one, c.x, tensor(t.src), c.y, tensor(t.d_conv_out), c.conv, c.bwd_filter, ws,
           c.workspace.backward_filter, &zero, c.w, grads() + c.w_offset));
-      if (!c.batch_norm)
-        HISTOCNN_CUDA(cudnnConvolutionBackwardBias(h, &one, c.y, tensor(t.d_conv_out), &zero,
-                                                   c.bias, grads() + c.b_offset));
       return;
     }
     case OpKind::kConvBackwardData: {

@@ -1,0 +1,98 @@
+// Our own max-pool kernels for the CUDA step, in place of cudnnPoolingForward,
+// cudnnActivationBackward, cudnnPoolingBackward and cudnnConvolutionBackwardBias
+// (together 52% of a step's kernel time at 200x200, batch 50 on an H200:
+// docs/results/gpu-h200.md). Why ours is faster:
+//   * the forward pass records where each window's maximum was (one byte per
+//     pooled element), so the backward pass never reads the conv output again
+//     and the conv output dies right after pooling (a smaller plan);
+//   * the backward pass fuses ReLU', the max-pool scatter and the conv bias
+//     gradient (a per-channel sum over N*H*W of the conv's output gradient)
+//     into one pass that writes every element of d_act once, coalesced;
+//   * the bias gradient is reduced in a fixed order (per plane, then per
+//     channel over the batch), so it is deterministic, as the self-test needs.
+//
+// The arithmetic is the __host__ __device__ functions below: the kernels are
+// grids over them and tests/test_cuda_kernels.cpp runs them on the host
+// against the reference layers (nn/reference.h). Tie rule: the first maximum
+// in row-major window order, as reference::maxpool_backward.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "backends/cuda/cuda_kernels.h"
+#include "core/hd.h"
+
+namespace histocnn::cuda {
+
+// One plane's pooling geometry: an h x w map, p x p windows of stride p, no
+// padding, floor division (rows/columns past the last whole window are not
+// pooled and get zero gradient).
+struct PoolGeometry {
+  int h, w, p;
+  HISTOCNN_HD int pooled_h() const { return h / p; }
+  HISTOCNN_HD int pooled_w() const { return w / p; }
+};
+
+struct WindowMax {
+  float value;
+  uint8_t at;  // ky * p + kx of the first maximum (p <= 8: at most 63)
+};
+
+// The maximum of window (oy, ox) of one plane and where it is.
+HISTOCNN_HD WindowMax window_max(const float* plane, const PoolGeometry& g, int oy, int ox) {
+  WindowMax m{-INFINITY, 0};
+  for (int ky = 0; ky < g.p; ++ky)
+    for (int kx = 0; kx < g.p; ++kx) {
+      const float v = plane[(oy * g.p + ky) * g.w + ox * g.p + kx];
+      if (v > m.value) m = {v, uint8_t(ky * g.p + kx)};
+    }
+  return m;
+}
+
+// The gradient reaching element (y, x) of one conv-output plane from the
+// pooled gradient, with the ReLU that precedes the pool folded in:
+// ReLU'(pooled) * d_pooled where (y, x) is its window's maximum, else 0.
+// ReLU' is taken on the pooled value: max and ReLU commute, and a window whose
+// maximum is <= 0 passes no gradient to any of its elements. With p == 1
+// (no pool) `argmax` is unused and may be null: plain ReLU backward.
+HISTOCNN_HD float pool_relu_backward_at(const float* pooled, const float* d_pooled,
+                                        const uint8_t* argmax, const PoolGeometry& g, int y,
+                                        int x) {
+  const int oy = y / g.p, ox = x / g.p;
+  const int ow = g.pooled_w();
+  if (oy >= g.pooled_h() || ox >= ow) return 0.0f;
+  const int j = oy * ow + ox;
+  if (g.p > 1 && int(argmax[j]) != (y - oy * g.p) * g.p + (x - ox * g.p)) return 0.0f;
+  return pooled[j] > 0 ? d_pooled[j] : 0.0f;
+}
+
+// ---- Launchers (device pointers; asynchronous on `stream`). ----
+
+// The pooled value of a window whose maximum is `m`, for channel `channel`:
+// with `bias` (not null), the conv's bias and ReLU applied after the max —
+// max(ReLU(a + b)) = ReLU(max(a) + b), as both are monotone — so the conv
+// writes its raw output and no pass over the full map adds the bias or clamps.
+HISTOCNN_HD float pooled_value(float m, const float* bias, int channel) {
+  if (!bias) return m;
+  const float v = m + bias[channel];
+  return v > 0 ? v : 0.0f;
+}
+
+// pooled[plane] = pooled_value(window maxima of act[plane]), argmax[plane] =
+// where (one byte each); `planes` = N * C, each g.h x g.w, plane % C the
+// channel. Requires 2 <= g.p <= 8. `bias` may be null (act already final).
+void launch_max_pool_forward(const float* act, const float* bias, float* pooled, uint8_t* argmax,
+                             int planes, int channels, const PoolGeometry& g, Stream stream);
+// d_act[plane] = pool_relu_backward_at(...) for every element of every plane
+// (d_act may alias d_pooled when g.p == 1); when `plane_sums` is not null,
+// plane_sums[plane] = the sum of that plane's d_act (the conv bias gradient's
+// partial sums, reduced by launch_column_sums).
+void launch_pool_relu_backward(const float* pooled, const float* d_pooled, const uint8_t* argmax,
+                               float* d_act, float* plane_sums, int planes, const PoolGeometry& g,
+                               Stream stream);
+// out[j] = sum over rows i of in[i * cols + j], summed in a fixed order (the
+// same bits every run: deterministic, unlike atomics).
+void launch_column_sums(const float* in, int rows, int cols, float* out, Stream stream);
+
+}  // namespace histocnn::cuda

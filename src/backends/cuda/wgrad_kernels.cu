@@ -1,0 +1,77 @@
+// The direct weight-gradient kernel of wgrad_kernels.h.
+#include <cuda_runtime.h>
+
+#include "backends/cuda/pool_kernels.h"
+#include "backends/cuda/wgrad_kernels.h"
+#include "core/error.h"
+
+namespace histocnn::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+
+template <int C, int K>
+__global__ void __launch_bounds__(kThreads)
+    small_wgrad_kernel(const float* x, const float* dy, float* partials, Dims4 xd, Dims4 yd,
+                       int pad, int rows_per_band, int bands) {
+  constexpr int kTaps = C * K * K;
+  extern __shared__ float tile[];  // C x tile_h x tile_w: the band's input rows, padded
+  const int band = int(blockIdx.x), n = int(blockIdx.y);
+  const int y0 = band * rows_per_band;
+  const int rows = min(rows_per_band, yd.h - y0);
+  const int tile_h = rows + K - 1, tile_w = xd.w + 2 * pad;
+  for (int i = int(threadIdx.x); i < C * tile_h * tile_w; i += kThreads) {
+    const int c = i / (tile_h * tile_w), rest = i - c * tile_h * tile_w;
+    const int ty = rest / tile_w, tx = rest - ty * tile_w;
+    tile[i] = padded_input_at(x + (int64_t(n) * C + c) * xd.h * xd.w, xd.h, xd.w, y0 + ty - pad,
+                              tx - pad);
+  }
+  __syncthreads();
+  const int lane = int(threadIdx.x) % 32, warp = int(threadIdx.x) / 32;
+  const int positions = rows * yd.w;
+  for (int o = warp; o < yd.c; o += kThreads / 32) {
+    float acc[kTaps];
+#pragma unroll
+    for (int t = 0; t < kTaps; ++t) acc[t] = 0;
+    // The band's rows are contiguous in NCHW.
+    const float* g = dy + ((int64_t(n) * yd.c + o) * yd.h + y0) * yd.w;
+    for (int q = lane; q < positions; q += 32) {
+      const int ty = q / yd.w, tx = q - ty * yd.w;
+      wgrad_accumulate<C, K>(tile, tile_h, tile_w, ty, tx, g[q], acc);
+    }
+#pragma unroll
+    for (int t = 0; t < kTaps; ++t)
+      for (int offset = 16; offset > 0; offset /= 2)
+        acc[t] += __shfl_down_sync(0xffffffffu, acc[t], offset);
+    if (lane == 0) {
+      float* row = partials + ((int64_t(n) * bands + band) * yd.c + o) * kTaps;
+#pragma unroll
+      for (int t = 0; t < kTaps; ++t) row[t] = acc[t];
+    }
+  }
+}
+
+template <int C, int K>
+void launch(const float* x, const float* dy, float* workspace, const Dims4& xd, const Dims4& yd,
+            int pad, const SmallWgradPlan& plan, cudaStream_t stream) {
+  small_wgrad_kernel<C, K>
+      <<<dim3(unsigned(plan.bands), unsigned(yd.n)), kThreads, plan.shared_bytes, stream>>>(
+          x, dy, workspace, xd, yd, pad, plan.rows_per_band, plan.bands);
+}
+
+}  // namespace
+
+void launch_small_wgrad(const float* x, const float* dy, float* dw, float* workspace,
+                        const Dims4& xd, const Dims4& yd, int kernel, int pad,
+                        const SmallWgradPlan& plan, Stream stream) {
+  require(plan.applies && small_wgrad_supported(xd.c, kernel),
+          "launch_small_wgrad: the layer is not one the kernel was compiled for");
+  auto* s = static_cast<cudaStream_t>(stream);
+  if (kernel == 3)
+    launch<3, 3>(x, dy, workspace, xd, yd, pad, plan, s);
+  else
+    launch<3, 5>(x, dy, workspace, xd, yd, pad, plan, s);
+  launch_column_sums(workspace, yd.n * plan.bands, yd.c * plan.taps, dw, stream);
+}
+
+}  // namespace histocnn::cuda

@@ -1,0 +1,87 @@
+// The weight gradient of the first convolution (3 input channels), our own
+// direct kernel: cuDNN's deterministic choice for it (wgrad ALGO_1) took 2.17
+// ms of a 7.36 ms step at 200x200, batch 50 on an H200, 30% of all kernel time,
+// for 3.5 GFLOP. With 27 weights per filter the GEMM view (M = 32 filters,
+// N = 27 taps, K = N*H*W = 2M) is all K: tensor-core tiles stay empty and the
+// work is a reduction, so a direct kernel reads the input once and the output
+// gradient once instead.
+//
+//   dW[o, c, r, s] = sum over n, y, x of dy[n, o, y, x] * x[n, c, y + r - pad, x + s - pad]
+//
+// Layout of the work: a block takes one image's band of `rows_per_band`
+// output rows; it stages the band's input rows (with the kernel's halo, zero
+// padded) in shared memory; each warp takes output channels in turn, each lane
+// positions of the band, accumulating all C*K*K taps in registers; the warp
+// sums its lanes and writes one row of partial sums [o, taps] per (image,
+// band, channel). launch_column_sums then adds the rows in a fixed order
+// straight into the gradient (OIHW, PyTorch's layout): deterministic.
+//
+// The arithmetic is the __host__ __device__ functions below; the plan is a
+// plain function. Both are run by host tests against reference::conv2d_backward.
+#pragma once
+
+#include <cstddef>
+
+#include "backends/cuda/cuda_kernels.h"
+#include "backends/cuda/cuda_schedule.h"
+#include "core/hd.h"
+
+namespace histocnn::cuda {
+
+// Element (y, x) of one input plane with zero padding outside it.
+HISTOCNN_HD float padded_input_at(const float* plane, int h, int w, int y, int x) {
+  return y >= 0 && y < h && x >= 0 && x < w ? plane[y * w + x] : 0.0f;
+}
+
+// acc[(c*K + r)*K + s] += g * tile[c][ty + r][tx + s]: one output-gradient
+// element's contribution to every tap. `tile` is C planes of tile_h x tile_w
+// (the band's input rows, padded), (ty, tx) the output position in the band.
+// Full unrolling where it matters, on the device (the host compilers ignore it).
+#if defined(__CUDA_ARCH__)
+#define HISTOCNN_DEVICE_UNROLL _Pragma("unroll")
+#else
+#define HISTOCNN_DEVICE_UNROLL
+#endif
+
+template <int C, int K>
+HISTOCNN_HD void wgrad_accumulate(const float* tile, int tile_h, int tile_w, int ty, int tx,
+                                  float g, float* acc) {
+  HISTOCNN_DEVICE_UNROLL
+  for (int c = 0; c < C; ++c) HISTOCNN_DEVICE_UNROLL
+  for (int r = 0; r < K; ++r) HISTOCNN_DEVICE_UNROLL
+  for (int s = 0; s < K; ++s)
+    acc[(c * K + r) * K + s] += g * tile[(c * tile_h + ty + r) * tile_w + tx + s];
+}
+
+// How the kernel splits the work for one conv layer (x: its input, y: its
+// output, both NCHW), or why it cannot take it.
+struct SmallWgradPlan {
+  bool applies = false;
+  int rows_per_band = 0;    // output rows per block
+  int bands = 0;            // blocks per image: ceil(y.h / rows_per_band)
+  int tile_w = 0;           // x.w + 2 pad
+  int taps = 0;             // in_c * kernel * kernel
+  size_t shared_bytes = 0;  // the input band: in_c x (rows_per_band + kernel - 1) x tile_w floats
+  size_t workspace_bytes = 0;  // partial sums: y.n * bands rows of y.c * taps floats
+};
+
+// The kernels compiled: 3 input channels, kernel 3 or 5, stride 1.
+constexpr bool small_wgrad_supported(int in_c, int kernel) {
+  return in_c == 3 && (kernel == 3 || kernel == 5);
+}
+constexpr size_t kSmallWgradSharedLimit = 48 * 1024;  // without opting in to more
+constexpr int kSmallWgradMaxRows = 16;
+
+// Bands sized so that about `target_blocks` blocks run (a few per SM) and the
+// input band fits the shared-memory limit; `applies` is false when the layer
+// is not one the kernel was compiled for or one input row does not fit.
+SmallWgradPlan plan_small_wgrad(const Dims4& x, const Dims4& y, int kernel, int pad,
+                                int target_blocks);
+
+// dW (OIHW, y.c x x.c x kernel x kernel floats) = the weight gradient, through
+// `workspace` (plan.workspace_bytes). Requires plan.applies.
+void launch_small_wgrad(const float* x, const float* dy, float* dw, float* workspace,
+                        const Dims4& xd, const Dims4& yd, int kernel, int pad,
+                        const SmallWgradPlan& plan, Stream stream);
+
+}  // namespace histocnn::cuda

@@ -1,0 +1,119 @@
+// Our CUDA kernels (pool_kernels.cu, wgrad_kernels.cu) executed on the host:
+// the same __host__ __device__ functions, called in the kernels' thread
+// structure (block per plane or band, strided lanes, the shuffle-down tree,
+// the column-sum stripes), so host tests check the arithmetic the GPU runs.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include "backends/cuda/pool_kernels.h"
+#include "backends/cuda/wgrad_kernels.h"
+
+namespace histocnn::cuda::on_host {
+
+constexpr int kBlock = 256;  // the kernels' threads per block
+
+// __shfl_down_sync's tree over 32 lanes: lane 0's result.
+inline float warp_sum_down(std::array<float, 32> v) {
+  for (int offset = 16; offset > 0; offset /= 2)
+    for (int lane = 0; lane + offset < 32; ++lane) v[size_t(lane)] += v[size_t(lane + offset)];
+  return v[0];
+}
+
+// block_sum of pool_kernels.cu: per-warp trees, then the warps in order.
+inline float block_sum(const std::vector<float>& per_thread) {
+  float total = 0;
+  for (size_t warp = 0; warp < per_thread.size() / 32; ++warp) {
+    std::array<float, 32> lanes{};
+    std::copy_n(per_thread.begin() + std::ptrdiff_t(warp * 32), 32, lanes.begin());
+    total += warp_sum_down(lanes);
+  }
+  return total;
+}
+
+inline void max_pool_forward(const float* act, const float* bias, float* pooled, uint8_t* argmax,
+                             int planes, int channels, const PoolGeometry& g) {
+  const int per = g.pooled_h() * g.pooled_w();
+  for (int64_t j = 0; j < int64_t(planes) * per; ++j) {
+    const int64_t plane = j / per;
+    const int at = int(j - plane * per);
+    const WindowMax m =
+        window_max(act + plane * g.h * g.w, g, at / g.pooled_w(), at % g.pooled_w());
+    pooled[j] = pooled_value(m.value, bias, int(plane % channels));
+    argmax[j] = m.at;
+  }
+}
+
+inline void pool_relu_backward(const float* pooled, const float* d_pooled, const uint8_t* argmax,
+                               float* d_act, float* plane_sums, int planes, const PoolGeometry& g) {
+  const int64_t per_pooled = int64_t(g.pooled_h()) * g.pooled_w();
+  for (int64_t plane = 0; plane < planes; ++plane) {
+    std::vector<float> thread_sums(kBlock, 0.0f);
+    for (int e = 0; e < g.h * g.w; ++e) {
+      const float v = pool_relu_backward_at(
+          pooled + plane * per_pooled, d_pooled + plane * per_pooled,
+          argmax ? argmax + plane * per_pooled : nullptr, g, e / g.w, e % g.w);
+      d_act[plane * g.h * g.w + e] = v;
+      thread_sums[size_t(e % kBlock)] += v;
+    }
+    if (plane_sums) plane_sums[plane] = block_sum(thread_sums);
+  }
+}
+
+// column_sums_kernel: 8 stripes of rows per column, added in stripe order.
+inline void column_sums(const float* in, int rows, int cols, float* out) {
+  for (int j = 0; j < cols; ++j) {
+    float stripes[8] = {};
+    for (int i = 0; i < rows; ++i) stripes[i % 8] += in[int64_t(i) * cols + j];
+    float total = 0;
+    for (float s : stripes) total += s;
+    out[j] = total;
+  }
+}
+
+template <int C, int K>
+void small_wgrad_block(const float* x, const float* dy, float* partials, const Dims4& xd,
+                       const Dims4& yd, int pad, const SmallWgradPlan& plan, int n, int band) {
+  constexpr int kTaps = C * K * K;
+  const int y0 = band * plan.rows_per_band;
+  const int rows = std::min(plan.rows_per_band, yd.h - y0);
+  const int tile_h = rows + K - 1, tile_w = xd.w + 2 * pad;
+  std::vector<float> tile(static_cast<size_t>(C * tile_h * tile_w));
+  for (int i = 0; i < C * tile_h * tile_w; ++i) {
+    const int c = i / (tile_h * tile_w), rest = i % (tile_h * tile_w);
+    tile[size_t(i)] = padded_input_at(x + (int64_t(n) * C + c) * xd.h * xd.w, xd.h, xd.w,
+                                      y0 + rest / tile_w - pad, rest % tile_w - pad);
+  }
+  for (int o = 0; o < yd.c; ++o) {
+    std::vector<std::array<float, kTaps>> lanes(32);
+    for (auto& l : lanes) l.fill(0.0f);
+    const float* g = dy + ((int64_t(n) * yd.c + o) * yd.h + y0) * yd.w;
+    for (int q = 0; q < rows * yd.w; ++q)
+      wgrad_accumulate<C, K>(tile.data(), tile_h, tile_w, q / yd.w, q % yd.w, g[q],
+                             lanes[size_t(q % 32)].data());
+    float* row = partials + ((int64_t(n) * plan.bands + band) * yd.c + o) * kTaps;
+    for (int t = 0; t < kTaps; ++t) {
+      std::array<float, 32> v{};
+      for (int lane = 0; lane < 32; ++lane) v[size_t(lane)] = lanes[size_t(lane)][size_t(t)];
+      row[t] = warp_sum_down(v);
+    }
+  }
+}
+
+// launch_small_wgrad on the host: dw = the weight gradient (OIHW).
+inline void small_wgrad(const float* x, const float* dy, float* dw, const Dims4& xd,
+                        const Dims4& yd, int kernel, int pad, const SmallWgradPlan& plan) {
+  std::vector<float> partials(plan.workspace_bytes / sizeof(float));
+  for (int n = 0; n < yd.n; ++n)
+    for (int band = 0; band < plan.bands; ++band)
+      if (kernel == 3)
+        small_wgrad_block<3, 3>(x, dy, partials.data(), xd, yd, pad, plan, n, band);
+      else
+        small_wgrad_block<3, 5>(x, dy, partials.data(), xd, yd, pad, plan, n, band);
+  column_sums(partials.data(), yd.n * plan.bands, yd.c * plan.taps, dw);
+}
+
+}  // namespace histocnn::cuda::on_host

@@ -1,0 +1,191 @@
+// Our CUDA kernels' arithmetic on the host (no GPU): the fused max-pool +
+// ReLU + bias-gradient kernels and the direct weight-gradient kernel of the
+// first convolution, run through their __host__ __device__ functions in the
+// kernels' own thread structure (cuda_kernels_on_host.h) and held to the
+// naive reference layers. The whole step through these kernels is checked in
+// test_cuda_schedule.cpp; on a GPU, `histocnn selftest --device cuda` checks
+// the compiled kernels against the CPU backend.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "cuda_kernels_on_host.h"
+#include "nn/reference.h"
+#include "test_util.h"
+
+namespace histocnn::cuda {
+namespace {
+
+struct PoolCase {
+  int n, c, h, w, p;
+};
+
+class PoolKernels : public ::testing::TestWithParam<PoolCase> {};
+
+// A ReLU'd map with many zeros (ties at 0) and some exact ties above zero.
+std::vector<float> relu_map(size_t count, uint64_t seed) {
+  auto v = testing::random_vector(count, seed, -1, 1);
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (i % 11 == 3 && i > 0) v[i] = v[i - 1];  // an exact tie with the left neighbour
+    v[i] = std::max(v[i], 0.0f);
+  }
+  return v;
+}
+
+TEST_P(PoolKernels, ForwardAndFusedBackwardEqualTheReferenceLayers) {
+  const PoolCase pc = GetParam();
+  const PoolGeometry g{pc.h, pc.w, pc.p};
+  const int planes = pc.n * pc.c;
+  const size_t act_count = size_t(planes) * pc.h * pc.w;
+  const size_t pooled_count = size_t(planes) * g.pooled_h() * g.pooled_w();
+  const auto act = relu_map(act_count, 7);
+  std::vector<float> pooled(pooled_count), want_pooled(pooled_count);
+  std::vector<uint8_t> argmax(pooled_count);
+  on_host::max_pool_forward(act.data(), nullptr, pooled.data(), argmax.data(), planes, pc.c, g);
+  reference::maxpool_forward(act.data(), want_pooled.data(), pc.n, pc.c, pc.h, pc.w, pc.p);
+  EXPECT_EQ(pooled, want_pooled);
+  {
+    // Bias and ReLU after the max equal them before it (the raw conv output
+    // pooled): exactly, as both are monotone.
+    const auto raw = testing::random_vector(act_count, 9);
+    const auto bias = testing::random_vector(size_t(pc.c), 10, -0.5f, 0.5f);
+    std::vector<float> activated(act_count), want_biased(pooled_count), biased(pooled_count);
+    for (size_t i = 0; i < act_count; ++i)
+      activated[i] = std::max(raw[i] + bias[(i / size_t(pc.h * pc.w)) % size_t(pc.c)], 0.0f);
+    reference::maxpool_forward(activated.data(), want_biased.data(), pc.n, pc.c, pc.h, pc.w, pc.p);
+    std::vector<uint8_t> where(pooled_count);
+    on_host::max_pool_forward(raw.data(), bias.data(), biased.data(), where.data(), planes, pc.c,
+                              g);
+    EXPECT_EQ(biased, want_biased);
+  }
+
+  // Backward: the reference's ReLU' on the pooled map, then its max-pool
+  // backward (which reads the conv output; ours reads only argmax).
+  const auto d_pooled = testing::random_vector(pooled_count, 8);
+  std::vector<float> masked(pooled_count), want(act_count);
+  reference::relu_backward(pooled.data(), d_pooled.data(), masked.data(), int64_t(pooled_count));
+  reference::maxpool_backward(act.data(), masked.data(), want.data(), pc.n, pc.c, pc.h, pc.w, pc.p);
+  std::vector<float> d_act(act_count, NAN), sums(static_cast<size_t>(planes)),
+      bias(static_cast<size_t>(pc.c));
+  on_host::pool_relu_backward(pooled.data(), d_pooled.data(), argmax.data(), d_act.data(),
+                              sums.data(), planes, g);
+  EXPECT_EQ(d_act, want);  // every element written, uncovered rows/columns as 0
+  on_host::column_sums(sums.data(), pc.n, pc.c, bias.data());
+  for (int ch = 0; ch < pc.c; ++ch) {
+    double b = 0;
+    for (int n = 0; n < pc.n; ++n)
+      for (int e = 0; e < pc.h * pc.w; ++e) b += want[(size_t(n) * pc.c + ch) * pc.h * pc.w + e];
+    EXPECT_NEAR(bias[size_t(ch)], b, 1e-5 * std::max(1.0, std::abs(b))) << "channel " << ch;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, PoolKernels,
+                         ::testing::Values(PoolCase{2, 3, 8, 8, 2}, PoolCase{3, 5, 9, 7, 2},
+                                           PoolCase{1, 2, 11, 10, 3}, PoolCase{2, 2, 16, 17, 8},
+                                           PoolCase{1, 4, 33, 35, 2}));
+
+TEST(PoolKernels, FirstMaximumWinsTiesAsTheReference) {
+  const float plane[] = {0.5f, 0.5f,  //
+                         0.5f, 0.2f};
+  const WindowMax m = window_max(plane, {2, 2, 2}, 0, 0);
+  EXPECT_EQ(m.value, 0.5f);
+  EXPECT_EQ(m.at, 0);
+  const float later[] = {0.1f, 0.2f,  //
+                         0.7f, 0.7f};
+  EXPECT_EQ(window_max(later, {2, 2, 2}, 0, 0).at, 2);
+}
+
+TEST(PoolKernels, WithoutPoolingIsReluBackwardInPlace) {
+  const PoolGeometry g{5, 6, 1};
+  const auto y = relu_map(2 * 30, 3);
+  auto d = testing::random_vector(2 * 30, 4);
+  std::vector<float> want(d.size());
+  reference::relu_backward(y.data(), d.data(), want.data(), int64_t(d.size()));
+  std::vector<float> sums(2);
+  on_host::pool_relu_backward(y.data(), d.data(), nullptr, d.data(), sums.data(), 2, g);
+  EXPECT_EQ(d, want);
+  double s0 = 0;
+  for (int i = 0; i < 30; ++i) s0 += want[size_t(i)];
+  EXPECT_NEAR(sums[0], s0, 1e-6);
+}
+
+TEST(ColumnSums, AddEveryRowOfEveryColumn) {
+  for (int rows : {1, 7, 8, 9, 1250})
+    for (int cols : {1, 31, 33, 864}) {
+      const auto in = testing::random_vector(size_t(rows) * cols, uint64_t(rows * cols));
+      std::vector<float> out(static_cast<size_t>(cols));
+      on_host::column_sums(in.data(), rows, cols, out.data());
+      for (int j = 0; j < cols; j += std::max(1, cols / 7)) {
+        double want = 0;
+        for (int i = 0; i < rows; ++i) want += in[size_t(i) * cols + j];
+        ASSERT_NEAR(out[size_t(j)], want, 1e-4 * std::sqrt(double(rows))) << rows << "x" << cols;
+      }
+    }
+}
+
+TEST(SmallWgradPlan, BandsCoverTheRowsWithinSharedMemory) {
+  // The paper's conv1 at 200 px: 3 -> 32 channels, kernel 3, no padding.
+  for (int batch : {1, 10, 50, 150}) {
+    const Dims4 x{batch, 3, 200, 200}, y{batch, 32, 198, 198};
+    const SmallWgradPlan p = plan_small_wgrad(x, y, 3, 0, 4 * 132);
+    ASSERT_TRUE(p.applies) << batch;
+    EXPECT_GE(p.rows_per_band, 1);
+    EXPECT_LE(p.rows_per_band, kSmallWgradMaxRows);
+    EXPECT_GE(p.bands * p.rows_per_band, y.h);
+    EXPECT_LT((p.bands - 1) * p.rows_per_band, y.h);  // no empty band
+    EXPECT_LE(p.shared_bytes, kSmallWgradSharedLimit);
+    EXPECT_EQ(p.taps, 27);
+    EXPECT_EQ(p.workspace_bytes, size_t(batch) * p.bands * 32 * 27 * 4);
+    if (batch >= 50) {
+      EXPECT_EQ(p.rows_per_band, kSmallWgradMaxRows);  // enough blocks anyway
+    }
+    if (batch <= 10) {
+      // Small batches: more, thinner bands (at most one per output row).
+      EXPECT_GE(int64_t(batch) * p.bands, std::min(4 * 132 / 2, batch * y.h));
+    }
+  }
+}
+
+TEST(SmallWgradPlan, RefusesWhatTheKernelWasNotCompiledFor) {
+  EXPECT_FALSE(plan_small_wgrad({2, 32, 20, 20}, {2, 32, 18, 18}, 3, 0, 8).applies);  // 32 in
+  EXPECT_FALSE(plan_small_wgrad({2, 3, 20, 20}, {2, 8, 14, 14}, 7, 0, 8).applies);    // kernel 7
+  EXPECT_FALSE(plan_small_wgrad({2, 3, 20, 20}, {2, 8, 17, 17}, 3, 0, 8).applies);    // bad dims
+  // One padded input row of 3 channels no longer fits 48 KB with its halo.
+  EXPECT_FALSE(plan_small_wgrad({1, 3, 8, 2000}, {1, 8, 6, 1998}, 3, 0, 8).applies);
+  EXPECT_TRUE(plan_small_wgrad({1, 3, 8, 1000}, {1, 8, 6, 998}, 3, 0, 8).applies);
+}
+
+struct WgradCase {
+  int n, out_c, h, w, kernel, pad, target_blocks;
+};
+class SmallWgrad : public ::testing::TestWithParam<WgradCase> {};
+
+TEST_P(SmallWgrad, EqualsTheReferenceWeightGradient) {
+  const WgradCase wc = GetParam();
+  const Dims4 x{wc.n, 3, wc.h, wc.w};
+  const Dims4 y = conv_output_dims(x, wc.out_c, wc.kernel, wc.pad);
+  const SmallWgradPlan plan = plan_small_wgrad(x, y, wc.kernel, wc.pad, wc.target_blocks);
+  ASSERT_TRUE(plan.applies);
+  const auto input = testing::random_vector(size_t(x.count()), 1, 0, 1);
+  const auto dy = testing::random_vector(size_t(y.count()), 2);
+  const auto weights = testing::random_vector(size_t(wc.out_c) * 3 * wc.kernel * wc.kernel, 3);
+  const size_t dw_count = size_t(wc.out_c) * plan.taps;
+  std::vector<float> want(dw_count), bias(size_t(wc.out_c)), got(dw_count, NAN);
+  reference::conv2d_backward(input.data(), weights.data(), dy.data(), nullptr, want.data(),
+                             bias.data(), x.n, 3, x.h, x.w, wc.out_c, wc.kernel, wc.pad);
+  on_host::small_wgrad(input.data(), dy.data(), got.data(), x, y, wc.kernel, wc.pad, plan);
+  for (size_t i = 0; i < dw_count; ++i)
+    ASSERT_NEAR(got[i], want[i], 1e-4 * std::max(1.0f, std::abs(want[i]))) << "dW[" << i << "]";
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, SmallWgrad,
+    ::testing::Values(WgradCase{2, 32, 20, 20, 3, 0, 1},    // one band per image
+                      WgradCase{2, 32, 20, 20, 3, 0, 40},   // bands of 1 row
+                      WgradCase{3, 10, 23, 19, 3, 1, 7},    // padded; last band partial
+                      WgradCase{2, 9, 17, 21, 5, 2, 5},     // kernel 5, 'same'
+                      WgradCase{1, 64, 40, 33, 5, 0, 100},  // more channels than warps
+                      WgradCase{4, 32, 64, 64, 3, 0, 528}));
+
+}  // namespace
+}  // namespace histocnn::cuda
