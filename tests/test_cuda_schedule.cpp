@@ -444,5 +444,24 @@ TEST(CudaSchedule, LargestBatchThatFitsIsTheBoundary) {
   EXPECT_EQ(largest_batch_that_fits(spec, 200, 200, persistent, persistent), 0);
 }
 
+// cuDNN's descriptors count elements in 32 bits: the paper's network at
+// 200x200 has 32 x 198 x 198 = 1,254,528 elements per image in conv1's
+// output, so batch 1711 is the last within 2^31 - 1 (the H200 run of batch
+// 1800 failed inside cudnnSetTensor4dDescriptor before this check).
+TEST(CudaSchedule, LargestTensorAndTheBatchWithinCudnnsElementLimit) {
+  const ModelSpec spec = default_model_spec();
+  const LargestTensor at1800 =
+      largest_tensor(build_cuda_schedule(infer_shapes(spec, 1800, 200, 200)));
+  EXPECT_EQ(at1800.elements, int64_t(1800) * 32 * 198 * 198);
+  EXPECT_EQ(at1800.name, "conv1's output");
+  EXPECT_GT(at1800.elements, kCudnnMaxElements);
+  const int b = largest_batch_within_element_limit(spec, 200, 200);
+  EXPECT_EQ(b, 1711);
+  EXPECT_LE(largest_tensor(build_cuda_schedule(infer_shapes(spec, b, 200, 200))).elements,
+            kCudnnMaxElements);
+  EXPECT_GT(largest_tensor(build_cuda_schedule(infer_shapes(spec, b + 1, 200, 200))).elements,
+            kCudnnMaxElements);
+}
+
 }  // namespace
 }  // namespace histocnn::cuda

@@ -149,7 +149,8 @@ struct StepOptions {
   bool cudnn_benchmark = false;    // time the algorithms instead of trusting heuristics
   bool cuda_graphs = false;        // capture the steady-state step and replay it
   // Time every operation and sum per layer and direction (StepProfile::layers).
-  // CPU backend; costs a clock read per operation, so off by default.
+  // CPU: a clock read per operation; CUDA: an event before every operation
+  // (the step runs eagerly, without CUDA graphs). Off by default.
   bool profile_layers = false;
   // CPU: a block without batch norm whose whole-batch convolution output
   // exceeds this many bytes runs convolution and pool over slices of the

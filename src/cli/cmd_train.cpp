@@ -123,7 +123,8 @@ Runner add_train(CLI::App& app) {
       ->check(CLI::Range(1, 4096));
   cmd->add_flag(
       "--profile-layers", o->profile_layers,
-      "cpu: time every layer's forward and backward (metrics.json profile.layer_seconds)");
+      "time every layer's forward and backward (metrics.json profile.layer_seconds); "
+      "cuda: CUDA events per operation, the step run without graphs");
   cmd->add_flag("--fresh-crops", o->crops.fresh_each_epoch,
                 "draw new crop positions every epoch (images kept at the crop's scale)");
   cmd->add_flag("--no-progress", *no_progress, "no progress bar");

@@ -1,5 +1,6 @@
 #include "memory/step_memory.h"
 
+#include <chrono>
 #include <cstdio>
 
 namespace histocnn {
@@ -43,8 +44,26 @@ StepMemory::~StepMemory() {
   if (arena_) resource_->deallocate(arena_, plan_.arena_bytes, stream_);
 }
 
+namespace {
+// Adds the seconds of its lifetime to `total` (the allocator's share of a step).
+class Stopwatch {
+ public:
+  explicit Stopwatch(double& total) : total_(total) {}
+  ~Stopwatch() {
+    total_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  }
+  Stopwatch(const Stopwatch&) = delete;
+  Stopwatch& operator=(const Stopwatch&) = delete;
+
+ private:
+  double& total_;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+};
+}  // namespace
+
 void StepMemory::begin_op(int k) {
-  if (planned_) return;
+  if (planned_ || starts_[size_t(k)].empty()) return;
+  const Stopwatch watch(seconds_);
   for (size_t i : starts_[size_t(k)]) {
     const TensorLifetime& t = tensors_[i];
     const int from = t.in_place_of;
@@ -63,7 +82,8 @@ void StepMemory::begin_op(int k) {
 }
 
 void StepMemory::end_op(int k) {
-  if (planned_) return;
+  if (planned_ || ends_[size_t(k)].empty()) return;
+  const Stopwatch watch(seconds_);
   for (size_t i : ends_[size_t(k)]) {
     if (!live_[i]) continue;
     resource_->deallocate(live_[i], held_[i], stream_);

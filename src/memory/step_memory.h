@@ -50,6 +50,9 @@ class StepMemory {
   const std::vector<TensorLifetime>& tensors() const { return tensors_; }
   // Allocate/deallocate calls made into the resource since construction.
   uint64_t allocator_calls() const { return calls_; }
+  // Host seconds spent inside those calls (per-tensor mode; 0 when planned):
+  // with cudaMalloc/cudaFree this includes the device synchronisation they imply.
+  double allocator_seconds() const { return seconds_; }
   std::string describe() const;  // the plan table, with the placement mode
 
  private:
@@ -64,6 +67,7 @@ class StepMemory {
   std::vector<size_t> held_;  // bytes of the allocation it holds
   std::vector<std::vector<size_t>> starts_, ends_;  // tensors first / last used at op k
   uint64_t calls_ = 0;
+  double seconds_ = 0;
 };
 
 }  // namespace histocnn

@@ -33,23 +33,44 @@ __global__ void dense_activation_backward_kernel(float* g, const float* y, int r
       dense_activation_backward_at(i, y[i], g[i], outputs, dropout, seed, *step + 1, *meta, layer);
 }
 
+// One block: rows are few (the batch), and one block adds the loss and the
+// correct count in a fixed order — deterministic, unlike an atomic per row,
+// so a replayed graph and an eager step give the same bits.
 __global__ void softmax_xent_kernel(const float* logits, float* d_logits, float* probs,
                                     const int32_t* labels, const BatchMeta* meta, int rows,
                                     bool backward, double* loss_sum, int* correct) {
-  const int row = int(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (row >= rows) return;
-  const LossRow r = loss_row(row, logits[2 * row], logits[2 * row + 1], labels, *meta, backward);
-  if (probs) {
-    probs[2 * row] = r.s.p0;
-    probs[2 * row + 1] = r.s.p1;
+  __shared__ double losses[kThreads];
+  __shared__ int corrects[kThreads];
+  double loss = 0;
+  int right = 0;
+  for (int row = int(threadIdx.x); row < rows; row += kThreads) {
+    const LossRow r = loss_row(row, logits[2 * row], logits[2 * row + 1], labels, *meta, backward);
+    if (probs) {
+      probs[2 * row] = r.s.p0;
+      probs[2 * row + 1] = r.s.p1;
+    }
+    if (r.real) {
+      loss += r.s.loss;
+      right += r.s.correct;
+    }
+    if (d_logits) {  // may alias the logits: this row's are read above
+      d_logits[2 * row] = r.d0;
+      d_logits[2 * row + 1] = r.d1;
+    }
   }
-  if (r.real) {
-    atomicAdd(loss_sum, r.s.loss);
-    atomicAdd(correct, r.s.correct);
+  losses[threadIdx.x] = loss;
+  corrects[threadIdx.x] = right;
+  __syncthreads();
+  for (int half = kThreads / 2; half > 0; half /= 2) {
+    if (int(threadIdx.x) < half) {
+      losses[threadIdx.x] += losses[threadIdx.x + half];
+      corrects[threadIdx.x] += corrects[threadIdx.x + half];
+    }
+    __syncthreads();
   }
-  if (d_logits) {  // may alias the logits: this row's are read above
-    d_logits[2 * row] = r.d0;
-    d_logits[2 * row + 1] = r.d1;
+  if (threadIdx.x == 0) {  // one writer, stream-ordered with the other steps
+    *loss_sum += losses[0];
+    *correct += corrects[0];
   }
 }
 
@@ -92,8 +113,8 @@ void launch_dense_activation_backward(float* g, const float* y, int rows, int ou
 void launch_softmax_xent(const float* logits, float* d_logits, float* probs, const int32_t* labels,
                          const BatchMeta* meta, int rows, bool backward, double* loss_sum,
                          int* correct, Stream stream) {
-  softmax_xent_kernel<<<blocks_for(rows), kThreads, 0, as_stream(stream)>>>(
-      logits, d_logits, probs, labels, meta, rows, backward, loss_sum, correct);
+  softmax_xent_kernel<<<1, kThreads, 0, as_stream(stream)>>>(logits, d_logits, probs, labels, meta,
+                                                             rows, backward, loss_sum, correct);
 }
 
 void launch_adam_prepare(int64_t* step, const float* learning_rate, float beta1, float beta2,

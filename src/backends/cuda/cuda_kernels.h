@@ -72,7 +72,8 @@ void launch_dense_activation_backward(float* g, const float* y, int rows, int ou
                                       const BatchMeta* meta, int layer, Stream stream);
 // Softmax cross-entropy per row of logits[rows, 2]; rows >= meta->count get
 // zero gradient; the gradient is of the mean over meta->global_count rows.
-// Adds the loss and correct count into the device accumulators; writes
+// Adds the loss and correct count into the device accumulators (in a fixed
+// order: deterministic); writes
 // probabilities when `probs` is not null; d_logits may alias logits.
 void launch_softmax_xent(const float* logits, float* d_logits, float* probs, const int32_t* labels,
                          const BatchMeta* meta, int rows, bool backward, double* loss_sum,

@@ -264,4 +264,25 @@ int largest_batch_that_fits(const ModelSpec& spec, int height, int width, size_t
   return fits;
 }
 
+LargestTensor largest_tensor(const CudaSchedule& schedule) {
+  LargestTensor largest;
+  auto consider = [&](const Dims4& d, const std::string& name) {
+    if (d.count() > largest.elements) largest = {d.count(), name};
+  };
+  for (size_t k = 0; k < schedule.convs.size(); ++k) {
+    const auto& c = schedule.convs[k];
+    const std::string tag = "conv" + std::to_string(k + 1);
+    consider(c.x, tag + "'s input");
+    consider(c.y, tag + "'s output");
+    consider(c.pooled_dims, tag + "'s pooled output");
+  }
+  return largest;
+}
+
+int largest_batch_within_element_limit(const ModelSpec& spec, int height, int width) {
+  const int64_t per_image =
+      largest_tensor(build_cuda_schedule(infer_shapes(spec, 1, height, width))).elements;
+  return int(std::min<int64_t>(kCudnnMaxElements / std::max<int64_t>(per_image, 1), INT_MAX));
+}
+
 }  // namespace histocnn::cuda

@@ -157,6 +157,19 @@ int choose_algorithm(const std::vector<AlgorithmCandidate>& candidates, size_t w
 int largest_batch_that_fits(const ModelSpec& spec, int height, int width, size_t budget,
                             size_t persistent_bytes);
 
+// cuDNN's tensor descriptors count elements in 32 bits: no tensor of the step
+// may hold more than this many.
+constexpr int64_t kCudnnMaxElements = 2147483647;
+// The step's largest tensor (elements) and its name.
+struct LargestTensor {
+  int64_t elements = 0;
+  std::string name;
+};
+LargestTensor largest_tensor(const CudaSchedule& schedule);
+// The largest batch whose every tensor stays within kCudnnMaxElements (0 if
+// not even one image does).
+int largest_batch_within_element_limit(const ModelSpec& spec, int height, int width);
+
 // Requires workspaces.size() == shape.convs.size() (or empty: none).
 CudaSchedule build_cuda_schedule(const NetworkShape& shape,
                                  const std::vector<ConvWorkspaces>& workspaces = {});

@@ -3,6 +3,7 @@
 #include "backends/cuda/cuda_step.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 
 #include "backends/cuda/cuda_backend.h"
@@ -33,6 +34,7 @@ CudaTrainingStep::CudaTrainingStep(std::shared_ptr<Context> context, const Model
   }
   layout_params_ = Parameters::zeros(shape_);
   parameter_count_ = int64_t(layout_params_.values.size());
+  check_fits();
   build_layers();
 
   // Persistent block.
@@ -122,9 +124,11 @@ CudaTrainingStep::CudaTrainingStep(std::shared_ptr<Context> context, const Model
 
 CudaTrainingStep::~CudaTrainingStep() {
   cudaStreamSynchronize(stream_);
-  if (graph_) cudaGraphExecDestroy(graph_);
-  for (auto& t : timing_)
-    for (cudaEvent_t e : t) cudaEventDestroy(e);
+  destroy_graphs();
+  for (auto& t : timing_) {
+    for (cudaEvent_t e : t.phase) cudaEventDestroy(e);
+    for (cudaEvent_t e : t.ops) cudaEventDestroy(e);
+  }
   for (auto& s : stages_) {
     cudaFreeHost(s.images);
     cudaFreeHost(s.labels);
@@ -135,6 +139,52 @@ CudaTrainingStep::~CudaTrainingStep() {
   memory_.reset();
   if (persistent_) resource_->deallocate(persistent_, layout_.total, stream_);
   if (own_stream_) cudaStreamDestroy(stream_);
+}
+
+// Before any cuDNN descriptor or algorithm search: the planned step (without
+// the workspaces, chosen later) must fit the resource — probed with one
+// allocation, so a --gpu-mem-limit, a fixed pool or the device itself answers
+// — and every tensor must fit cuDNN's 32-bit element count. Either failure is
+// one sentence with the numbers and the largest batch that would work.
+void CudaTrainingStep::check_fits() {
+  const size_t kept = persistent_bytes(shape_);
+  auto need = [&](int batch) {
+    const NetworkShape s = infer_shapes(spec_, batch, shape_.height, shape_.width);
+    return plan_memory(build_cuda_schedule(s).tensors, kAlignment).arena_bytes + kept;
+  };
+  auto fits = [&](int batch) {
+    const size_t bytes = need(batch);
+    try {
+      resource_->deallocate(resource_->allocate(bytes, stream_), bytes, stream_);
+      return true;
+    } catch (const OutOfMemory&) {
+      return false;
+    }
+  };
+  const size_t bytes = need(shape_.batch);
+  try {
+    resource_->deallocate(resource_->allocate(bytes, stream_), bytes, stream_);
+  } catch (const OutOfMemory& e) {
+    int fit = 0, fail = shape_.batch;  // fits(fit) (0: trivially), !fits(fail)
+    while (fail - fit > 1) {
+      const int mid = fit + (fail - fit) / 2;
+      (fits(mid) ? fit : fail) = mid;
+    }
+    char hint[240];
+    std::snprintf(hint, sizeof hint,
+                  "batch %d at %dx%d needs %.1f MB before cuDNN's workspaces; the largest batch "
+                  "that fits is about %d (histocnn memplan --device cuda --max-batch --budget ...)",
+                  shape_.batch, shape_.height, shape_.width, bytes / 1e6, fit);
+    throw OutOfMemory(e.requested, e.stats, resource_->name(), OutOfMemory::join(e.hint, hint));
+  }
+  const LargestTensor largest = largest_tensor(build_cuda_schedule(shape_));
+  if (largest.elements > kCudnnMaxElements)
+    fail("batch " + std::to_string(shape_.batch) + " at " + std::to_string(shape_.height) + "x" +
+         std::to_string(shape_.width) + ": " + largest.name + " would hold " +
+         std::to_string(largest.elements) +
+         " elements, more than cuDNN's 32-bit limit (2^31 - 1); the largest batch within it is " +
+         std::to_string(largest_batch_within_element_limit(spec_, shape_.height, shape_.width)) +
+         " (--batch), or split the batch over processes (mpirun -np N)");
 }
 
 std::string CudaTrainingStep::oom_hint() const {
@@ -165,72 +215,6 @@ void CudaTrainingStep::stage(const float* images, const int32_t* labels, int cou
                 sizeof(float) * image_floats * size_t(shape_.batch - count));
   if (labels) std::memcpy(s.labels, labels, sizeof(int32_t) * size_t(count));
   *s.meta = BatchMeta{count, slice.global_count, slice.first_row};
-}
-
-StepResult CudaTrainingStep::train_slice(const float* images, const int32_t* labels, int count,
-                                         const BatchSlice& slice) {
-  if (shape_.has_batch_norm()) {
-    require(count == shape_.batch, "batch norm trains on full batches: " + std::to_string(count) +
-                                       " of " + std::to_string(shape_.batch) + " rows");
-    ++batches_tracked_;
-  }
-  stage(images, labels, count, slice);
-  bind_handles();
-  if (timed_ == timing_.size()) {
-    std::array<cudaEvent_t, 4> events{};
-    for (auto& e : events) HISTOCNN_CUDA(cudaEventCreate(&e));
-    timing_.push_back(events);
-  }
-  auto& ev = timing_[timed_++];
-  if (graph_) {
-    // Inputs go in outside the graph (the staging buffer alternates).
-    run_op(schedule_.ops[0], Mode::kTrain, true, 0);
-    HISTOCNN_CUDA(cudaEventRecord(ev[0], stream_));
-    HISTOCNN_CUDA(cudaGraphLaunch(graph_, stream_));
-    HISTOCNN_CUDA(cudaEventRecord(ev[1], stream_));
-    HISTOCNN_CUDA(cudaEventRecord(ev[2], stream_));
-    HISTOCNN_CUDA(cudaEventRecord(ev[3], stream_));
-  } else if (options_.cuda_graphs && eager_steps_ >= 1) {
-    // Capture once the first eager step has loaded every kernel: the whole
-    // step after the input copy, with its update.
-    run_op(schedule_.ops[0], Mode::kTrain, true, 0);
-    HISTOCNN_CUDA(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
-    for (size_t k = 1; k < schedule_.ops.size(); ++k)
-      run_op(schedule_.ops[k], Mode::kTrain, true, 0);
-    reduce_gradients();
-    update();
-    cudaGraph_t graph = nullptr;
-    HISTOCNN_CUDA(cudaStreamEndCapture(stream_, &graph));
-    HISTOCNN_CUDA(cudaGraphInstantiate(&graph_, graph, 0));
-    HISTOCNN_CUDA(cudaGraphDestroy(graph));
-    HISTOCNN_CUDA(cudaEventRecord(ev[0], stream_));
-    HISTOCNN_CUDA(cudaGraphLaunch(graph_, stream_));
-    HISTOCNN_CUDA(cudaEventRecord(ev[1], stream_));
-    HISTOCNN_CUDA(cudaEventRecord(ev[2], stream_));
-    HISTOCNN_CUDA(cudaEventRecord(ev[3], stream_));
-  } else {
-    HISTOCNN_CUDA(cudaEventRecord(ev[0], stream_));
-    run(Mode::kTrain, true, 0);  // forward, loss and backward
-    reduce_gradients();          // data parallelism: NCCL on this stream
-    HISTOCNN_CUDA(cudaEventRecord(ev[2], stream_));
-    update();
-    HISTOCNN_CUDA(cudaEventRecord(ev[3], stream_));
-    ++eager_steps_;
-  }
-  check_launch("training step");
-  return {};
-}
-
-void CudaTrainingStep::collect_profile() {
-  for (size_t i = 0; i < timed_; ++i) {
-    float total = 0, update_ms = 0;
-    HISTOCNN_CUDA(cudaEventElapsedTime(&total, timing_[i][0], timing_[i][3]));
-    HISTOCNN_CUDA(cudaEventElapsedTime(&update_ms, timing_[i][2], timing_[i][3]));
-    profile_.forward += (total - update_ms) / 1e3;  // forward + backward (one CUDA phase)
-    profile_.update += update_ms / 1e3;
-    profile_.steps++;
-  }
-  timed_ = 0;
 }
 
 StepResult CudaTrainingStep::take_results() {

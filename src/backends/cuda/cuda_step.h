@@ -24,6 +24,7 @@
 #include <cuda_runtime.h>
 
 #include <array>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 
@@ -101,12 +102,28 @@ class CudaTrainingStep final : public TrainingStep {
 
  private:
   enum class Mode { kTrain, kGradients, kPredict };
+  void check_fits();
   void build_layers();
   void choose_algorithms(ConvLayer& c, size_t k);
   void choose_weight_gradient(ConvLayer& c, size_t k, nlohmann::json& record);
   void stage(const float* images, const int32_t* labels, int count, const BatchSlice& slice = {});
   BatchMeta* meta() const { return reinterpret_cast<BatchMeta*>(persistent(layout_.meta)); }
-  void run(Mode mode, bool training, int slot);
+  // Events and allocator seconds of one training step, read by
+  // collect_profile() at take_results().
+  struct StepTiming {
+    // start, forward done (after the loss), backward done (after the
+    // gradients' reduction), update done
+    std::array<cudaEvent_t, 4> phase{};
+    std::vector<cudaEvent_t> ops;  // --profile-layers: before each op, then after the last
+    double allocator_forward = 0, allocator_backward = 0;  // host seconds (per-tensor memory)
+  };
+  StepTiming& next_timing();
+  void run(Mode mode, bool training, int slot, StepTiming* timing = nullptr);
+  void train_eagerly(StepTiming& t);
+  void launch_graphs(StepTiming& t);
+  bool capture_graphs();
+  cudaGraphExec_t capture(const std::function<void()>& body);
+  void destroy_graphs();
   void run_op(const ScheduledOp& op, Mode mode, bool training, int slot);
   void update();
   void reduce_gradients() {
@@ -159,11 +176,15 @@ class CudaTrainingStep final : public TrainingStep {
   Stage stages_[2];
   int stage_ = 0;
   double* host_results_ = nullptr;  // pinned: loss sum, then correct (as int) — read once per epoch
-  // CUDA graph of the steady-state step (planned memory only).
-  cudaGraphExec_t graph_ = nullptr;
+  // CUDA graphs of the steady-state step (planned memory only): forward (to
+  // the loss), backward (with the gradients' reduction) and update, launched
+  // back to back with events between them, so the phases are measured in
+  // graph mode too. A capture that throws leaves graphs off (eager steps).
+  cudaGraphExec_t graph_forward_ = nullptr, graph_backward_ = nullptr, graph_update_ = nullptr;
+  bool graphs_failed_ = false;
   int eager_steps_ = 0;
-  // Phase timing: events per step since the last take_results().
-  std::vector<std::array<cudaEvent_t, 4>> timing_;
+  // Timing of the steps since the last take_results() (reused across epochs).
+  std::vector<StepTiming> timing_;
   size_t timed_ = 0;
   StepProfile profile_;
   MemoryReport report_;

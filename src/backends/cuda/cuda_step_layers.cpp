@@ -199,10 +199,11 @@ void CudaTrainingStep::choose_weight_gradient(ConvLayer& c, size_t k, nlohmann::
       cudaDeviceGetAttribute(&multiprocessors, cudaDevAttrMultiProcessorCount, context_->device));
   const SmallWgradPlan plan = plan_small_wgrad(t.x, t.y, s.kernel, s.pad, 4 * multiprocessors);
   if (!plan.applies || plan.workspace_bytes > options_.device.workspace_limit) return;
-  // Scratch for both contenders, bounded so the trial fits a small --gpu-mem-limit
-  // (a cuDNN algorithm needing more than that is not a contender).
+  // Scratch for both contenders, bounded so the trial fits a small
+  // --gpu-mem-limit and stays below the step's own peak (a cuDNN algorithm
+  // needing more workspace than that is not a contender).
   const size_t limit =
-      std::min(options_.device.workspace_limit, std::max(plan.workspace_bytes, size_t(256) << 20));
+      std::min(options_.device.workspace_limit, std::max(plan.workspace_bytes, size_t(64) << 20));
   cudnnHandle_t h = context_->cudnn;
   const size_t xb = size_t(t.x.count()) * 4, yb = size_t(t.y.count()) * 4;
   const size_t wb = size_t(s.out_c) * s.in_c * s.kernel * s.kernel * 4;

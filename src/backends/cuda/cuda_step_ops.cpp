@@ -235,18 +235,32 @@ void CudaTrainingStep::bind_handles() {
                                                         : CUBLAS_PEDANTIC_MATH));
 }
 
-void CudaTrainingStep::run(Mode mode, bool training, int slot) {
+// With `timing` (a training step): phase[1] is recorded after the loss, the
+// allocator's host seconds are split at the same point, and with
+// --profile-layers an event goes before every operation and after the last.
+void CudaTrainingStep::run(Mode mode, bool training, int slot, StepTiming* timing) {
   bind_handles();
   const int last = mode == Mode::kPredict ? schedule_.loss_op : int(schedule_.ops.size()) - 1;
+  const bool per_op = timing && !timing->ops.empty();
+  const double allocator_before = memory_->allocator_seconds();
   int k = 0;
   try {
     for (; k < int(schedule_.ops.size()); ++k) {
       if (k <= last) {
         memory_->begin_op(k);
+        if (per_op) HISTOCNN_CUDA(cudaEventRecord(timing->ops[size_t(k)], stream_));
         run_op(schedule_.ops[size_t(k)], mode, training, slot);
       }
       memory_->end_op(k);
+      if (timing && k == schedule_.loss_op) {
+        HISTOCNN_CUDA(cudaEventRecord(timing->phase[1], stream_));
+        timing->allocator_forward = memory_->allocator_seconds() - allocator_before;
+      }
     }
+    if (per_op) HISTOCNN_CUDA(cudaEventRecord(timing->ops.back(), stream_));
+    if (timing)
+      timing->allocator_backward =
+          memory_->allocator_seconds() - allocator_before - timing->allocator_forward;
     check_launch("training step");
   } catch (const OutOfMemory& e) {
     memory_->abandon_step();
