@@ -626,9 +626,35 @@ TEST_F(MpiCli, AFailingProcessEndsTheJobWithItsMessage) {
   EXPECT_NE(r.output.find("no-such-folder"), std::string::npos) << r.output;
 }
 
+// The side-by-side benchmark's engine: a point per size x batch, each with its
+// epochs, measured memory high-water mark and per-step phases.
+TEST_F(Cli, BenchTimesEveryPointAndMeasuresItsMemory) {
+  const std::string json = out("bench.json");
+  const CommandResult r =
+      run("bench --device cpu --sizes 32,40 --batches 10,25 --benign 20 --malignant 15 --warmup 0 "
+          "--epochs 2 --threads 1 --allocator pool --json " +
+          json);
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto results = nlohmann::json::parse(read_file(json));
+  ASSERT_EQ(results["points"].size(), 4u);
+  for (const auto& p : results["points"]) {
+    ASSERT_FALSE(p.contains("error")) << p.dump();
+    EXPECT_EQ(p["epoch_seconds_all"].size(), 2u);
+    EXPECT_GT(p["epoch_seconds"].get<double>(), 0);
+    EXPECT_GT(p["peak_memory_bytes"].get<int64_t>(), 0);
+    EXPECT_GT(p["per_step"]["forward_ms"].get<double>(), 0);
+  }
+  // A larger batch needs more memory at the same size.
+  EXPECT_GT(results["points"][1]["peak_memory_bytes"].get<int64_t>(),
+            results["points"][0]["peak_memory_bytes"].get<int64_t>());
+  const CommandResult bad = run("bench --device cpu --sizes 32 --batches 0 --json " + json);
+  EXPECT_EQ(bad.status, 2) << bad.output;
+  EXPECT_NE(bad.output.find("--batches"), std::string::npos) << bad.output;
+}
+
 TEST_F(Cli, EverySubcommandHasHelp) {
-  for (const char* cmd :
-       {"synth", "train", "eval", "predict", "memplan", "selftest", "study", "report", "stain"}) {
+  for (const char* cmd : {"synth", "train", "eval", "predict", "memplan", "selftest", "study",
+                          "report", "stain", "bench"}) {
     const CommandResult r = run(std::string(cmd) + " --help");
     EXPECT_EQ(r.status, 0) << cmd;
     EXPECT_NE(r.output.find("Usage"), std::string::npos) << r.output;

@@ -178,5 +178,7 @@ class Backend {
 std::unique_ptr<Backend> make_backend(const std::string& device);
 std::vector<std::string> available_devices();
 bool cuda_backend_built();
+// Why --device cuda cannot work in this build (one clause, for messages).
+std::string no_cuda_backend_reason();
 
 }  // namespace histocnn

@@ -1,3 +1,5 @@
+#include <cstdlib>
+
 #include "backends/backend.h"
 #include "backends/cpu/cpu_backend.h"
 #include "core/error.h"
@@ -16,6 +18,15 @@ bool cuda_backend_built() {
 #endif
 }
 
+std::string no_cuda_backend_reason() {
+  // The relocatable package's launcher runs its CPU-only build where it finds
+  // no cuDNN/cuBLAS, and says why here (scripts/package.sh).
+  if (const char* why = std::getenv("HISTOCNN_CPU_ONLY_REASON"); why && *why)
+    return std::string("the package runs its CPU-only build here: ") + why;
+  return "this build of histocnn has no CUDA backend (CUDA toolkit or cuDNN not found at build "
+         "time)";
+}
+
 std::vector<std::string> available_devices() {
 #ifdef HISTOCNN_HAVE_CUDA_BACKEND
   if (cuda_device_count() > 0) return {"cpu", "cuda"};
@@ -31,9 +42,7 @@ std::unique_ptr<Backend> make_backend(const std::string& device) {
     if (!why.empty()) fail(why);
     return make_cuda_backend();
 #else
-    fail(
-        "--device cuda: this build of histocnn has no CUDA backend (CUDA toolkit or cuDNN not "
-        "found at build time)");
+    fail("--device cuda: " + no_cuda_backend_reason());
 #endif
   }
   fail("--device: unknown device '" + device + "' (cpu, cuda)");

@@ -25,5 +25,6 @@ Runner add_selftest(CLI::App& app);
 Runner add_study(CLI::App& app);
 Runner add_report(CLI::App& app);
 Runner add_stain(CLI::App& app);
+Runner add_bench(CLI::App& app);
 
 }  // namespace histocnn::cli

@@ -207,7 +207,7 @@ nlohmann::json measure_histocnn(const StudyOptions& o, const StudyPoint& p, cons
     if (std::find(devices.begin(), devices.end(), "cuda") == devices.end()) {
       row["status"] = "skipped";
       row["reason"] = cuda_backend_built() ? "not run: no CUDA device on this machine"
-                                           : "not run: this build has no CUDA backend";
+                                           : "not run: " + no_cuda_backend_reason();
       return row;
     }
   }

@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+"""Summarises a bench/gpu_side_by_side.sh run: OUT/raw/<engine>.<round>.json ->
+OUT/gpu-side-by-side-<gpu>.md (and .json): per point, the median over rounds
+of each engine's epoch, the ratio of medians histocnn / PyTorch in the same
+precision, the measured memory high-water marks, the issue's targets, and how
+far histocnn is from the arithmetic floor.
+
+    python3 bench/gpu_side_by_side_report.py OUT [--invocation "..."]
+"""
+import argparse
+import glob
+import json
+import os
+import re
+import statistics
+
+# Dense fp32 (FMA) peak, FLOP/s, of GPUs we know (vendor figures, SXM parts).
+FP32_PEAK = {"H200": 67e12, "H100": 67e12, "A100": 19.5e12, "L40S": 91.6e12, "A10": 31.2e12}
+
+
+def training_flops(size):
+    """FLOPs of one example's training step through the paper's CNN:
+    forward, the data gradient (not for conv1) and the weight gradient."""
+    flops, c, s = 0.0, 3, size
+    for i, filters in enumerate((32, 32, 64)):
+        out = s - 2
+        fwd = 2.0 * filters * out * out * c * 9
+        flops += fwd * (2 if i == 0 else 3)
+        c, s = filters, out // 2
+    dense = 2.0 * (64 * s * s) * 64 + 2.0 * 64 * 2
+    return flops + 3 * dense
+
+
+def load(out):
+    runs = {}
+    for path in sorted(glob.glob(os.path.join(out, "raw", "*.json"))):
+        m = re.match(r"(.+)\.(\d+)\.json$", os.path.basename(path))
+        if not m or m.group(1) == "histocnn-profile":
+            continue
+        with open(path) as f:
+            runs.setdefault(m.group(1), []).append(json.load(f))
+    return runs
+
+
+def medians(rounds):
+    """{(size, batch): (median epoch seconds over rounds, median peak bytes)}."""
+    by_point = {}
+    for doc in rounds:
+        for p in doc["points"]:
+            if "error" not in p:
+                by_point.setdefault((p["size"], p["batch"]), []).append(p)
+    return {k: (statistics.median(q["epoch_seconds"] for q in v),
+                statistics.median(q.get("peak_memory_bytes", 0) for q in v), len(v))
+            for k, v in by_point.items()}
+
+
+def fmt(x, digits=3):
+    return "—" if x is None else f"{x:.{digits}f}"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("out")
+    ap.add_argument("--invocation", default="")
+    ap.add_argument("--gpu", default="GPU")
+    ap.add_argument("--machine", default="")
+    a = ap.parse_args()
+    runs = load(a.out)
+    table = {name: medians(rounds) for name, rounds in runs.items()}
+    points = sorted({k for t in table.values() for k in t})
+    pairs = [("fp32", "histocnn-fp32", "pytorch-fp32", 0.7),
+             ("tf32", "histocnn-tf32", "pytorch-tf32", 0.8),
+             ("bf16", "histocnn-bf16", "pytorch-bf16", 0.8)]
+    peak = next((v for k, v in FP32_PEAK.items() if k in a.gpu), None)
+    lines = [f"# histocnn and PyTorch side by side on one {a.gpu}", "",
+             f"Machine: {a.machine or a.gpu}. Command: `{a.invocation}`.", "",
+             "Epoch of 1851 crops (the paper's count), seconds: each engine's median over the "
+             "rounds (each round's value is itself the median of its timed epochs). Rounds "
+             "interleave the engines. Ratio = histocnn / PyTorch in the same precision "
+             "(< 1: histocnn faster); the issue's targets: <= 0.7 in fp32 (TF32 off on both "
+             "sides), <= 0.8 in tf32 and bf16.", ""]
+    header = "| size | batch |"
+    rule = "|---|---|"
+    for prec, ours, theirs, target in pairs:
+        header += f" histocnn {prec} | PyTorch {prec} | ratio |"
+        rule += "---|---|---|"
+    extra = [n for n in sorted(table) if n.startswith("pytorch-compile")]
+    for n in extra:
+        header += f" {n} |"
+        rule += "---|"
+    header += " peak MB histocnn / PyTorch (fp32) |"
+    rule += "---|"
+    lines += [header, rule]
+    summary = {"points": [], "gpu": a.gpu, "invocation": a.invocation}
+    for size, batch in points:
+        row = f"| {size} | {batch} |"
+        record = {"size": size, "batch": batch}
+        for prec, ours, theirs, target in pairs:
+            o = table.get(ours, {}).get((size, batch))
+            t = table.get(theirs, {}).get((size, batch))
+            ratio = o[0] / t[0] if o and t else None
+            flag = "" if ratio is None else (" ✓" if ratio <= target else " ✗")
+            row += f" {fmt(o and o[0])} | {fmt(t and t[0])} | {fmt(ratio, 2)}{flag} |"
+            record[prec] = {"histocnn": o and o[0], "pytorch": t and t[0], "ratio": ratio,
+                            "target": target}
+        for n in extra:
+            c = table[n].get((size, batch))
+            row += f" {fmt(c and c[0])} |"
+        o = table.get("histocnn-fp32", {}).get((size, batch))
+        t = table.get("pytorch-fp32", {}).get((size, batch))
+        row += f" {fmt(o and o[1] / 1e6, 0)} / {fmt(t and t[1] / 1e6, 0)} |"
+        record["peak_bytes"] = {"histocnn": o and o[1], "pytorch": t and t[1]}
+        lines.append(row)
+        summary["points"].append(record)
+    lines += ["", "histocnn bf16 on CUDA is not implemented yet (its column stays empty)." if
+              "histocnn-bf16" not in table else ""]
+    if peak:
+        lines += ["", f"## Distance from the floor ({a.gpu}: {peak / 1e12:.1f} TFLOP/s fp32 FMA)",
+                  "", "| size | batch | histocnn fp32 epoch | arithmetic floor | x floor |",
+                  "|---|---|---|---|---|"]
+        for size, batch in points:
+            o = table.get("histocnn-fp32", {}).get((size, batch))
+            floor = 1851 * training_flops(size) / peak
+            if o:
+                lines.append(f"| {size} | {batch} | {o[0]:.4f} | {floor:.4f} | {o[0] / floor:.1f} |")
+    prof = glob.glob(os.path.join(a.out, "raw", "histocnn-profile.*.json"))
+    if prof:
+        with open(sorted(prof)[-1]) as f:
+            doc = json.load(f)
+        for p in doc["points"]:
+            if "error" in p:
+                continue
+            ps = p["per_step"]
+            lines += ["", f"## Where histocnn's step goes ({p['size']}x{p['size']}, batch {p['batch']}, "
+                      "fp32, eager with an event per operation)", "",
+                      f"forward {ps['forward_ms']:.3f} ms, backward {ps['backward_ms']:.3f} ms, "
+                      f"update {ps['update_ms']:.3f} ms, allocator {ps['allocator_ms']:.3f} ms per step", "",
+                      "| layer | ms per step |", "|---|---|"]
+            for name, ms in sorted(ps["layer_ms"].items(), key=lambda kv: -kv[1]):
+                lines.append(f"| {name} | {ms:.3f} |")
+            algos = p.get("backend", {}).get("algorithms", [])
+            if algos:
+                lines += ["", "Algorithms chosen: " + "; ".join(
+                    f"{x.get('layer')}: fwd {x.get('forward')}, wgrad {x.get('backward_filter')}"
+                    + (f" (timed {x['backward_filter_ms']})" if "backward_filter_ms" in x else "")
+                    for x in algos)]
+    name = re.sub(r"[^A-Za-z0-9]+", "-", a.gpu).strip("-").lower() or "gpu"
+    md = os.path.join(a.out, f"gpu-side-by-side-{name}.md")
+    with open(md + ".tmp", "w") as f:
+        f.write("\n".join(lines) + "\n")
+    os.replace(md + ".tmp", md)
+    with open(os.path.join(a.out, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=1)
+    print(f"wrote {md}")
+
+
+if __name__ == "__main__":
+    main()

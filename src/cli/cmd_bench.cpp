@@ -1,0 +1,66 @@
+// histocnn bench: the side-by-side benchmark's histocnn engine (study/epoch_bench.h).
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "study/epoch_bench.h"
+
+namespace histocnn::cli {
+
+Runner add_bench(CLI::App& app) {
+  auto* cmd = app.add_subcommand(
+      "bench",
+      "time training epochs of the paper's CNN over sizes x batches in one process (random "
+      "pixels; bench/gpu_side_by_side.sh runs it beside PyTorch); writes --json");
+  auto o = std::make_shared<EpochBenchOptions>();
+  auto json = std::make_shared<std::string>();
+  cmd->add_option("--device", o->device, "cpu | cuda")
+      ->check(CLI::IsMember({"cpu", "cuda"}))
+      ->capture_default_str();
+  cmd->add_option("--sizes", o->sizes, "input sizes (comma-separated)")
+      ->delimiter(',')
+      ->check(CLI::Range(8, 1024))
+      ->capture_default_str();
+  cmd->add_option("--batches", o->batches, "batch sizes (comma-separated)")
+      ->delimiter(',')
+      ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
+  cmd->add_option("--allocator", o->allocator, "plan | pool | direct | async")
+      ->check(CLI::IsMember({"plan", "pool", "direct", "async"}))
+      ->capture_default_str();
+  cmd->add_flag("--cuda-graphs", o->cuda_graphs, "replay the step as CUDA graphs (plan only)");
+  cmd->add_option("--precision", o->precision, "fp32 | tf32 (cuda) | bf16 (cpu)")
+      ->check(CLI::IsMember({"fp32", "tf32", "bf16"}))
+      ->capture_default_str();
+  cmd->add_option("--warmup", o->warmup, "untimed epochs per point")
+      ->check(CLI::Range(0, 100))
+      ->capture_default_str();
+  cmd->add_option("--epochs", o->epochs, "timed epochs per point (the median is reported)")
+      ->check(CLI::Range(1, 100))
+      ->capture_default_str();
+  cmd->add_option("--benign", o->benign, "benign examples per epoch")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
+  cmd->add_option("--malignant", o->malignant, "malignant examples per epoch")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
+  cmd->add_option("--threads", o->threads, "CPU cores (0 = all)")
+      ->check(CLI::Range(0, 4096))
+      ->capture_default_str();
+  cmd->add_flag("--profile-layers", o->profile_layers,
+                "time every layer's forward and backward (cuda: events, no graphs)");
+  cmd->add_option("--json", *json, "write the results here (atomically)")->required();
+  return [o, json] {
+    std::printf("histocnn bench: %s, %s, allocator %s%s; %d + %d epochs per point\n",
+                o->device.c_str(), o->precision.c_str(), o->allocator.c_str(),
+                o->cuda_graphs ? " + CUDA graphs" : "", o->warmup, o->epochs);
+    std::printf("%5s %6s\n", "size", "batch");
+    const nlohmann::json results = run_epoch_bench(*o);
+    write_file_atomically(*json, results.dump(2) + "\n");
+    std::printf("wrote %s\n", json->c_str());
+    return 0;
+  };
+}
+
+}  // namespace histocnn::cli

@@ -1,0 +1,135 @@
+#include "study/epoch_bench.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <numeric>
+
+#include "backends/backend.h"
+#include "core/error.h"
+#include "core/rng.h"
+#include "core/threads.h"
+#include "data/loader.h"
+#include "memory/memory_engine.h"
+
+namespace histocnn {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+}
+
+ExampleSet random_examples(int size, int benign, int malignant) {
+  ExampleSet set;
+  set.width = set.height = size;
+  Rng rng(static_cast<uint64_t>(size));
+  for (int i = 0; i < benign + malignant; ++i)
+    set.examples.push_back({0, i < benign ? 0 : 1, 0, 0});
+  set.pixels.resize(set.examples.size() * size_t(size) * size * 3);
+  for (auto& p : set.pixels) p = uint8_t(rng.next());
+  return set;
+}
+
+nlohmann::json per_step(const StepProfile& p, const StepProfile& before) {
+  const double steps = std::max<double>(1, double(p.steps - before.steps));
+  nlohmann::json layers = nlohmann::json::object();
+  for (const auto& [name, seconds] : p.layers) {
+    const auto b = before.layers.find(name);
+    layers[name] = 1e3 * (seconds - (b == before.layers.end() ? 0.0 : b->second)) / steps;
+  }
+  return {{"forward_ms", 1e3 * (p.forward - before.forward) / steps},
+          {"backward_ms", 1e3 * (p.backward - before.backward) / steps},
+          {"update_ms", 1e3 * (p.update - before.update) / steps},
+          {"allocator_ms", 1e3 * (p.allocator - before.allocator) / steps},
+          {"layer_ms", layers}};
+}
+
+nlohmann::json measure_point(const EpochBenchOptions& o, Backend& backend, const ExampleSet& set,
+                             const std::vector<int>& order, int batch, int threads) {
+  MemoryEngineOptions memory;
+  memory.device = o.device;
+  memory.config.allocator = o.allocator;
+  memory.config.gpu_mem_pool = 0.9;
+  memory.config.source = "histocnn bench";
+  MemoryEngine engine(memory);
+  const ModelSpec spec = default_model_spec();
+  const NetworkShape shape = infer_shapes(spec, batch, set.height, set.width);
+  StepOptions options;
+  options.precision = o.precision;
+  options.cuda_graphs = o.cuda_graphs;
+  options.profile_layers = o.profile_layers;
+  options.device.memory = &engine.resource();
+  options.device.planned = engine.planned();
+  auto step = backend.compile(spec, shape, options);
+  step->set_parameters(Parameters::glorot(shape, 1));
+  std::vector<double> times;
+  StepProfile before;
+  for (int epoch = 0; epoch < o.warmup + o.epochs; ++epoch) {
+    if (epoch == o.warmup) before = step->profile();
+    const auto start = Clock::now();
+    // Loader workers beside the compute threads, as the trainer has them.
+    BatchLoader loader(set, order, batch, AugmentOptions{}, uint64_t(epoch + 1), threads - 1);
+    for (Batch b; loader.next(b);) step->train(b.images.data(), b.labels.data(), b.count);
+    if (step->deferred_results()) step->take_results();  // waits for the device
+    times.push_back(std::chrono::duration<double>(Clock::now() - start).count());
+  }
+  times.erase(times.begin(), times.begin() + o.warmup);
+  const MemoryReport report = step->memory();
+  const MemoryStats stats = engine.stats();
+  const double s = median(times);
+  return {{"size", set.height},
+          {"batch", batch},
+          {"epoch_seconds", s},
+          {"epoch_seconds_all", times},
+          {"images_per_second", double(set.examples.size()) / s},
+          {"peak_memory_bytes", stats.peak_bytes_in_use},
+          {"peak_reserved_bytes", stats.peak_bytes_reserved},
+          {"planned_memory_bytes", report.activation_bytes + report.parameter_bytes},
+          {"device_malloc_calls", stats.upstream_allocations},
+          {"per_step", per_step(step->profile(), before)},
+          {"backend", step->details()}};
+}
+
+}  // namespace
+
+nlohmann::json run_epoch_bench(const EpochBenchOptions& o) {
+  require(o.warmup >= 0 && o.epochs >= 1, "--epochs must be at least 1 and --warmup at least 0");
+  const int threads = bound_cores(o.threads);
+  // One backend (on CUDA: the handles) for every point; no device is an error here.
+  const std::unique_ptr<Backend> backend = make_backend(o.device);
+  nlohmann::json out = {{"engine", "histocnn"},
+                        {"device", o.device},
+                        {"precision", o.precision},
+                        {"allocator", o.allocator},
+                        {"cuda_graphs", o.cuda_graphs},
+                        {"threads", threads},
+                        {"examples", o.benign + o.malignant},
+                        {"points", nlohmann::json::array()}};
+  for (int size : o.sizes) {
+    const ExampleSet set = random_examples(size, o.benign, o.malignant);
+    std::vector<int> order(set.examples.size());
+    std::iota(order.begin(), order.end(), 0);
+    Rng rng(7);
+    std::shuffle(order.begin(), order.end(), rng);
+    for (int batch : o.batches) {
+      nlohmann::json point;
+      try {
+        point = measure_point(o, *backend, set, order, batch, threads);
+        std::printf("%5d %6d %10.4f s/epoch %10.0f img/s  peak %8.1f MB\n", size, batch,
+                    point["epoch_seconds"].get<double>(), point["images_per_second"].get<double>(),
+                    point["peak_memory_bytes"].get<double>() / 1e6);
+      } catch (const Error& e) {  // out of memory at a large point: record it, go on
+        point = {{"size", size}, {"batch", batch}, {"error", e.what()}};
+        std::printf("%5d %6d failed: %s\n", size, batch, e.what());
+      }
+      std::fflush(stdout);
+      out["points"].push_back(point);
+    }
+  }
+  return out;
+}
+
+}  // namespace histocnn

@@ -1,0 +1,37 @@
+// The side-by-side benchmark's histocnn engine: training epochs of the
+// paper's CNN over a grid of input sizes x batch sizes, all in one process
+// (so a 5-minute GPU budget is spent training, not starting processes), on
+// random pixels (the step's cost does not depend on content), with a fresh
+// memory engine per point so its high-water mark is that point's.
+//
+// Per point: every epoch's seconds (the loader, the step and, on CUDA, the
+// final synchronisation), their median after the warm-up epochs, the measured
+// peak of the bytes the resource chain handed out (PyTorch's
+// max_memory_allocated is the same quantity) beside the plan's, the per-step
+// phase times and, with profile_layers, each layer's.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace histocnn {
+
+struct EpochBenchOptions {
+  std::string device = "cuda";
+  std::vector<int> sizes = {32, 64, 128, 200};
+  std::vector<int> batches = {10, 50, 150};
+  std::string allocator = "plan";  // plan | pool | direct | async
+  bool cuda_graphs = false;
+  std::string precision = "fp32";
+  int warmup = 1, epochs = 2;         // epochs per point: warm-up, then timed
+  int benign = 941, malignant = 910;  // the paper's crop counts
+  int threads = 0;                    // 0 = all cores
+  bool profile_layers = false;
+};
+
+// {"engine", "device", "precision", "allocator", "cuda_graphs", "points": [...]};
+// a point that fails (out of memory, say) is recorded with its "error".
+nlohmann::json run_epoch_bench(const EpochBenchOptions& options);
+
+}  // namespace histocnn
