@@ -6,8 +6,23 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
+stage_times=()
+stage() {  # NAME: the time since the previous stage ended
+  stage_times+=("$(printf '%-28s %4d s' "$1" $((SECONDS - ${stage_start:-0})))")
+  stage_start=$SECONDS
+}
+stage_start=$SECONDS
 scripts/build.sh -DHISTOCNN_WERROR=ON
+stage "build (-Werror)"
 (cd build && ctest --output-on-failure -j"$(nproc)")
+stage "tests"
+# The relocatable package, untarred into an empty folder and run as a cluster
+# user would (scripts/package.sh, scripts/check-package.sh).
+if [[ "${SKIP_PACKAGE:-0}" != 1 ]]; then
+  scripts/package.sh dist
+  scripts/check-package.sh dist/histocnn-*-linux-x86_64.tar.gz
+  stage "package + check"
+fi
 if [[ "${SKIP_SANITIZERS:-0}" != 1 ]]; then
   BUILD_DIR=build-asan scripts/build.sh -DHISTOCNN_WERROR=ON -DHISTOCNN_SANITIZE=ON \
     -DHISTOCNN_BENCHMARKS=OFF -DHISTOCNN_CUDA=OFF -DHISTOCNN_MPI=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo
@@ -18,7 +33,11 @@ if [[ "${SKIP_SANITIZERS:-0}" != 1 ]]; then
     -DHISTOCNN_BENCHMARKS=OFF -DHISTOCNN_CUDA=OFF -DHISTOCNN_MPI=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo
   TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" build-tsan/tests/histocnn_tests \
     --gtest_filter='PoolResource.*:StatisticsAdaptor.*:LimitAdaptor.*:LoggingAdaptor.*:StepMemory.*:MemoryPlan.*:MemoryEngine.*'
+  stage "sanitizers"
 fi
 if [[ "${SKIP_FUZZ:-0}" != 1 ]]; then
   scripts/fuzz.sh "${FUZZ_SECONDS:-60}"
+  stage "fuzzers"
 fi
+echo "test.sh: time per stage"
+printf '  %s\n' "${stage_times[@]}"

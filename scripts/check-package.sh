@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Checks the relocatable package as a cluster user would meet it: untarred into
+# an empty folder, run with a bare environment (no LD_LIBRARY_PATH, no
+# install step):
+#   * every library the builds load that is not the C library's family or the
+#     CUDA stack resolves inside the package's lib/;
+#   * bin/histocnn --help and selftest --device cpu pass;
+#   * the CPU-only build (forced) runs and --device cuda says why it cannot;
+#   * where a GPU is usable, selftest --device cuda passes.
+#
+#   scripts/check-package.sh dist/histocnn-VERSION-linux-x86_64.tar.gz
+set -euo pipefail
+tarball=$(readlink -f "${1:?usage: scripts/check-package.sh TARBALL}")
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+tar -C "$work" -xzf "$tarball"
+root=$(readlink -f "$(echo "$work"/histocnn-*)")
+bare=(env -i HOME="$work" PATH=/usr/local/bin:/usr/bin:/bin TMPDIR="$work")
+fail() { echo "check-package: $*" >&2; exit 1; }
+
+system='^(linux-vdso|ld-linux|libc|libm|libdl|librt|libpthread|libresolv|libutil)\.so'
+cuda='^(libcuda|libcudnn|libcublas|libcublasLt|libnccl|libnvrtc|libcudart)[.-]'
+for binary in "$root/libexec/histocnn" "$root/libexec/histocnn-cpu"; do
+  while read -r soname path; do
+    [[ $soname =~ $system || $soname =~ $cuda ]] && continue
+    path=$(readlink -f "$path")
+    [[ $path == "$root/lib/"* ]] || fail "$(basename "$binary") loads $soname from $path, not from the package"
+  done < <("${bare[@]}" ldd "$binary" | awk '/=>/ { print $1, $3 }')
+done
+echo "check-package: every non-system library comes from the package"
+
+"${bare[@]}" "$root/bin/histocnn" --help | grep -q "Usage" || fail "--help printed no usage"
+"${bare[@]}" "$root/bin/histocnn" selftest --device cpu > "$work/selftest.txt" 2>&1 ||
+  { cat "$work/selftest.txt"; fail "selftest --device cpu failed"; }
+grep -q "PASS" "$work/selftest.txt" || fail "selftest --device cpu printed no PASS"
+echo "check-package: --help and selftest --device cpu pass from $(basename "$root")"
+
+"${bare[@]}" HISTOCNN_FORCE_CPU=1 "$root/bin/histocnn" selftest --device cpu > /dev/null 2>&1 ||
+  fail "the CPU-only build failed its self-test"
+if "${bare[@]}" HISTOCNN_FORCE_CPU=1 "$root/bin/histocnn" selftest --device cuda > "$work/cuda.txt" 2>&1; then
+  fail "the CPU-only build accepted --device cuda"
+fi
+grep -q "CPU-only build here: HISTOCNN_FORCE_CPU=1" "$work/cuda.txt" ||
+  { cat "$work/cuda.txt"; fail "--device cuda in the CPU-only build did not say why"; }
+echo "check-package: the CPU-only build runs and says why --device cuda cannot"
+
+if command -v nvidia-smi > /dev/null && nvidia-smi -L > /dev/null 2>&1; then
+  "${bare[@]}" "$root/bin/histocnn" selftest --device cuda || fail "selftest --device cuda failed"
+  echo "check-package: selftest --device cuda passes"
+else
+  echo "check-package: no GPU here: selftest --device cuda not run"
+fi
