@@ -180,5 +180,10 @@ std::vector<std::string> available_devices();
 bool cuda_backend_built();
 // Why --device cuda cannot work in this build (one clause, for messages).
 std::string no_cuda_backend_reason();
+// The one place a process takes its GPU: for "cuda", device local_rank %
+// devices becomes current (before any handle, pool or NCCL communicator is
+// made, so all of them live there); nothing for "cpu". Throws naming why
+// there is no usable GPU.
+void select_device(const std::string& device, int local_rank);
 
 }  // namespace histocnn

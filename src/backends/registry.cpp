@@ -34,6 +34,16 @@ std::vector<std::string> available_devices() {
   return {"cpu"};
 }
 
+void select_device(const std::string& device, int local_rank) {
+  if (device != "cuda") return;
+#ifdef HISTOCNN_HAVE_CUDA_BACKEND
+  select_cuda_device(local_rank);
+#else
+  (void)local_rank;
+  fail("--device cuda: " + no_cuda_backend_reason());
+#endif
+}
+
 std::unique_ptr<Backend> make_backend(const std::string& device) {
   if (device == "cpu") return make_cpu_backend();
   if (device == "cuda") {

@@ -56,7 +56,18 @@ void CudaDirectResource::do_deallocate(void* p, size_t, StreamHandle) {
   check(cudaFree(p), "cudaFree");
 }
 
+int select_cuda_device(int local_rank) {
+  const std::string why = cuda_unavailable_reason();
+  if (!why.empty()) throw Error(why);
+  int devices = 0;
+  check(cudaGetDeviceCount(&devices), "cudaGetDeviceCount");
+  const int device = local_rank % devices;
+  check(cudaSetDevice(device), "cudaSetDevice");
+  return device;
+}
+
 CudaAsyncResource::CudaAsyncResource(int device, size_t release_threshold) {
+  if (device < 0) check(cudaGetDevice(&device), "cudaGetDevice");
   cudaMemPoolProps props = {};
   props.allocType = cudaMemAllocationTypePinned;
   props.handleTypes = cudaMemHandleTypeNone;

@@ -32,7 +32,8 @@ class CudaAsyncResource final : public MemoryResource {
  public:
   // release_threshold: bytes the pool keeps reserved across synchronisations
   // (the rest goes back to the device); capped at the device's memory.
-  explicit CudaAsyncResource(int device = 0, size_t release_threshold = size_t(1) << 30);
+  // device < 0: the current device (select_cuda_device's choice).
+  explicit CudaAsyncResource(int device = -1, size_t release_threshold = size_t(1) << 30);
   ~CudaAsyncResource() override;
   CudaAsyncResource(const CudaAsyncResource&) = delete;
   CudaAsyncResource& operator=(const CudaAsyncResource&) = delete;
@@ -60,5 +61,10 @@ int cuda_device_count();
 std::string cuda_unavailable_reason();
 // Total and free memory of the current device (cudaMemGetInfo).
 void cuda_memory_info(size_t* free_bytes, size_t* total_bytes);
+// Makes GPU local_rank % devices this process's current device, once, before
+// anything touches one (handles, pools, NCCL): every later CUDA object —
+// the backend's handles, the async pool, NCCL's communicator — lives there.
+// Returns the device. Throws with cuda_unavailable_reason() when there is none.
+int select_cuda_device(int local_rank);
 
 }  // namespace histocnn

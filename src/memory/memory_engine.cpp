@@ -57,7 +57,8 @@ MemoryEngine::MemoryEngine(const MemoryEngineOptions& o) : options_(o) {
   }
   if (o.limit_bytes) device_bytes_ = std::min(device_bytes_, o.limit_bytes);
 #ifdef HISTOCNN_HAVE_CUDA
-  if (allocator == "async") push(std::make_unique<CudaAsyncResource>(0, device_bytes_));
+  // On the current device: the trainer selected this process's GPU first.
+  if (allocator == "async") push(std::make_unique<CudaAsyncResource>(-1, device_bytes_));
 #endif
   // The limit counts what the allocator asks of the device (async: what it hands out).
   if (o.limit_bytes) push(std::make_unique<LimitAdaptor>(*top_, o.limit_bytes));

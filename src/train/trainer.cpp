@@ -210,8 +210,9 @@ nlohmann::json run_training(const TrainOptions& o, const TrainingData* prepared)
   const auto log = root_logger(o, *comm);
   validate_training_options(o);
   const int threads = bound_cores(o.threads);
-  // Data-parallel CUDA: each process takes its GPU and joins the NCCL
-  // communicator before the backend creates its handles on that GPU.
+  // CUDA: this process takes its GPU (rank k on GPU k) before anything
+  // touches one — NCCL, the backend's handles, the memory engine's pools.
+  select_device(o.device, comm->local_rank());
   std::function<void(float*, int64_t, StreamHandle)> device_reducer;
   if (o.device == "cuda" && ranks > 1) {
 #ifdef HISTOCNN_HAVE_NCCL

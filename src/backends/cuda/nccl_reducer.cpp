@@ -24,11 +24,7 @@ struct NcclComm {
 }  // namespace
 
 GradientReducer make_nccl_reducer(Communicator& comm) {
-  const std::string why = cuda_unavailable_reason();
-  require(why.empty(), why);
-  int devices = 0;
-  HISTOCNN_CUDA(cudaGetDeviceCount(&devices));
-  HISTOCNN_CUDA(cudaSetDevice(comm.local_rank() % devices));
+  // On the current device: the trainer selected this process's GPU first.
   ncclUniqueId id{};
   if (comm.root()) check_nccl(ncclGetUniqueId(&id), "ncclGetUniqueId");
   comm.broadcast(&id, sizeof id);
