@@ -8,6 +8,7 @@
 #     libexec/histocnn-cpu    the CPU-only build, for nodes without cuDNN/cuBLAS
 #     lib/                    oneDNN, OpenMP, libstdc++ and every other non-system library
 #     bench/                  gpu_side_by_side.sh and its PyTorch engine
+#     gpu-check.sh            one visit to a GPU machine: self-test, memcheck, side by side, CPU scaling
 #
 # The CUDA driver, cuDNN and cuBLAS are not shipped (hundreds of MB, and the
 # node's driver must match): the launcher takes them from HISTOCNN_CUDA_LIBS,
@@ -58,6 +59,7 @@ readelf -d "$root/libexec/histocnn" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/
 cp scripts/package-launcher.sh "$root/bin/histocnn"
 chmod +x "$root/bin/histocnn"
 cp bench/gpu_side_by_side.sh bench/pytorch_gpu_bench.py bench/gpu_side_by_side_report.py "$root/bench/"
+cp scripts/gpu-check.sh "$root/"
 git rev-parse --short=12 HEAD > "$root/REVISION" 2>/dev/null || echo unknown > "$root/REVISION"
 cat > "$root/README.txt" <<TEXT
 histocnn $version ($(cat "$root/REVISION")), relocatable build for x86-64 Linux.
@@ -66,6 +68,7 @@ histocnn $version ($(cat "$root/REVISION")), relocatable build for x86-64 Linux.
   bin/histocnn selftest --device cpu
   bin/histocnn selftest --device cuda       # on a GPU node
   bench/gpu_side_by_side.sh OUT             # histocnn vs PyTorch on this GPU (~5 min)
+  ./gpu-check.sh OUT                        # self-test, memcheck, side by side, CPU scaling (~9 min)
 
 bin/histocnn finds cuDNN 9 and cuBLAS in HISTOCNN_CUDA_LIBS (folders, ':'
 separated), the system's loader path, CUDA_HOME or /usr/local/cuda*, or an

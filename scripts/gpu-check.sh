@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# One visit to a GPU machine, from the relocatable package (scripts/package.sh
+# copies this script to its root) or a source tree with build/histocnn:
+#
+#   gpu-check.sh OUT [STAGE ...]     stages (default: all, in this order):
+#     selftest   histocnn selftest --device cuda                          (~30 s)
+#     memcheck   compute-sanitizer memcheck over a short CUDA training     (~60 s)
+#     oom        batch 1800 at 200 px under --gpu-mem-limit 4GB: the report (~10 s)
+#     sbs        bench/gpu_side_by_side.sh, 2 rounds                      (~300 s)
+#     cpu        the 200x200 batch-50 epoch at 16/8/4/2/1 threads, 2 interleaved
+#                rounds, with per-layer profiles (issue 20's table)        (~120 s)
+# Every stage writes under OUT and is bounded by a timeout; a failed stage is
+# reported and the next one runs. Prints the time of each stage at the end.
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+out=${1:?usage: gpu-check.sh OUT [selftest memcheck oom sbs cpu]}
+shift
+stages=("$@")
+[[ ${#stages[@]} -eq 0 ]] && stages=(selftest memcheck oom sbs cpu)
+if [[ -x "$here/bin/histocnn" ]]; then histocnn="$here/bin/histocnn"; bench="$here/bench"
+else histocnn="$here/../build/histocnn"; bench="$here/../bench"; fi
+mkdir -p "$out"
+data="$out/synthetic"
+summary=()
+run_stage() {  # NAME LIMIT_SECONDS COMMAND...
+  local name=$1 limit=$2; shift 2
+  local start=$SECONDS
+  echo "== $name" | tee -a "$out/gpu-check.log"
+  timeout "$limit" "$@" >> "$out/$name.txt" 2>&1
+  local rc=$?
+  summary+=("$(printf '%-9s rc %3d  %4d s' "$name" "$rc" $((SECONDS - start)))")
+  tail -5 "$out/$name.txt" | tee -a "$out/gpu-check.log"
+}
+{
+  date -u; nvidia-smi 2>&1 | head -15; nproc; "$histocnn" --help | head -1
+  cat "$here/REVISION" 2>/dev/null
+} > "$out/machine.txt" 2>&1
+
+for stage in "${stages[@]}"; do
+  case "$stage" in
+    selftest) run_stage selftest 120 "$histocnn" selftest --device cuda ;;
+    memcheck)
+      [[ -d "$data" ]] || "$histocnn" synth -o "$data" --images 24 --seed 1 > /dev/null
+      run_stage memcheck 240 compute-sanitizer --tool memcheck --error-exitcode 9 \
+        "$histocnn" train --data "$data" --device cuda --size 64 --batch 20 --epochs 1 \
+        --crops-benign 60 --crops-malignant 60 --no-selftest --no-progress -o "$out/memcheck-run" ;;
+    oom)
+      [[ -d "$data" ]] || "$histocnn" synth -o "$data" --images 24 --seed 1 > /dev/null
+      run_stage oom 120 "$histocnn" train --data "$data" --device cuda --size 200 --batch 1800 \
+        --gpu-mem-limit 4GB --allocator pool --epochs 1 --no-progress -o "$out/oom-run" ;;
+    sbs) run_stage sbs 420 "$bench/gpu_side_by_side.sh" "$out/side-by-side" --rounds 2 ;;
+    cpu)
+      # Rounds interleave the thread counts, so a neighbour's load falls on all alike.
+      mkdir -p "$out/cpu-scaling"
+      start=$SECONDS
+      for round in 1 2; do
+        for t in 16 8 4 2 1; do
+          (( t <= $(nproc) )) || continue
+          timeout 100 "$histocnn" bench --device cpu --sizes 200 --batches 50 --threads "$t" \
+            --warmup 0 --epochs 1 --profile-layers --json "$out/cpu-scaling/t$t.r$round.json" \
+            >> "$out/cpu.txt" 2>&1 || echo "cpu: $t threads, round $round failed" | tee -a "$out/cpu.txt"
+        done
+      done
+      summary+=("$(printf '%-9s %4d s' cpu $((SECONDS - start)))") ;;
+    *) echo "gpu-check: unknown stage $stage" >&2 ;;
+  esac
+done
+echo "gpu-check: stages"
+printf '  %s\n' "${summary[@]}" | tee -a "$out/gpu-check.log"
