@@ -7,6 +7,7 @@
 #include "cli/options.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/paths.h"
 #include "core/threads.h"
 #include "study/eval_figures.h"
 #include "train/checkpoint.h"
@@ -49,6 +50,21 @@ int count_training_images(const std::vector<ModelFile>& models, const std::strin
   return count;
 }
 
+// Every file `eval -o X.json` writes: X.json, X.images.csv, X.crops.csv and
+// the figures (X.roc.*, X.confusion.*: PNG, SVG and their gnuplot scripts).
+std::vector<std::string> eval_output_files(const std::string& output, bool figures) {
+  if (output.empty()) return {};
+  std::string stem = output;
+  if (stem.size() > 5 && stem.compare(stem.size() - 5, 5, ".json") == 0)
+    stem.resize(stem.size() - 5);
+  std::vector<std::string> files = {output, stem + ".images.csv", stem + ".crops.csv"};
+  if (figures)
+    for (const char* figure : {".roc", ".confusion"})
+      for (const char* ext : {".png", ".svg", ".png.gp", ".svg.gp"})
+        files.push_back(stem + figure + ext);
+  return files;
+}
+
 }  // namespace
 
 Runner add_eval(CLI::App& app) {
@@ -86,6 +102,16 @@ Runner add_eval(CLI::App& app) {
   cmd->add_flag("!--no-figures", a->figures, "with -o: skip the ROC and confusion figures");
   return [a, cmd] {
     const int threads = bound_cores(a->threads);
+    // Outputs: checked writable and not one of the inputs before any work.
+    const std::vector<std::string> outputs = eval_output_files(a->output, a->figures);
+    std::vector<NamedInput> inputs;
+    for (const auto& m : a->models) inputs.push_back({m, "the model"});
+    inputs.push_back(
+        {(std::filesystem::path(a->data.folder) / "Grade.csv").string(), "the dataset's"});
+    for (const auto& file : outputs) {
+      refuse_overwriting_inputs("--output", file, inputs);
+      if (file == outputs.front()) prepare_output_file("--output", file);
+    }
     const std::vector<ModelFile> models = load_ensemble(a->models);
     const ModelFile& model = models.front();  // the recipe and data selection come from it
     const std::string model_name = a->models.front();
@@ -129,6 +155,9 @@ Runner add_eval(CLI::App& app) {
     select_images(a->data, &train, &validation);
     // Without a fold (--folds 0) the whole split is evaluated.
     const auto& images = a->data.folds == 0 && a->data.val_split.empty() ? train : validation;
+    for (const auto& file : outputs)
+      for (const auto& im : images)
+        refuse_overwriting_inputs("--output", file, {{im.path, "the input image"}});
     const int seen_in_training = count_training_images(models, a->data.folder, images);
     if (seen_in_training > 0 && world().root())
       std::fprintf(stderr,

@@ -3,6 +3,7 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/paths.h"
 #include "data/image.h"
 #include "data/stain.h"
 #include "train/checkpoint.h"
@@ -40,7 +41,29 @@ Runner add_stain(CLI::App& app) {
     }
     require(a->output.empty() || target.has_value(),
             "--output: needs a target (--model or --reference) to normalise to");
-    if (!a->output.empty()) std::filesystem::create_directories(a->output);
+    // Where each normalised image goes, checked before any work: two inputs
+    // may not share an output, and no output may replace an input.
+    std::vector<std::string> outputs;
+    if (!a->output.empty()) {
+      std::vector<NamedInput> inputs;
+      for (const auto& path : a->images) inputs.push_back({path, "the input image"});
+      if (!a->reference.empty()) inputs.push_back({a->reference, "the reference image"});
+      if (!a->model.empty()) inputs.push_back({a->model, "the model"});
+      for (size_t i = 0; i < a->images.size(); ++i) {
+        const std::string out =
+            (std::filesystem::path(a->output) / std::filesystem::path(a->images[i]).stem())
+                .string() +
+            ".png";
+        for (size_t j = 0; j < i; ++j)
+          require(!same_path(out, outputs[j]),
+                  "--output: " + a->images[j] + " and " + a->images[i] +
+                      " would both be written to " + out +
+                      " (same file name): normalise them into different folders");
+        refuse_overwriting_inputs("--output", out, inputs);
+        outputs.push_back(out);
+      }
+      if (!outputs.empty()) prepare_output_file("--output", outputs.front());
+    }
     std::printf("image,h_r,h_g,h_b,e_r,e_g,e_b,max_h,max_e\n");
     auto row = [](const std::string& name, const StainMatrix& s) {
       std::printf("%s,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f\n", name.c_str(), s.he[0][0],
@@ -48,16 +71,13 @@ Runner add_stain(CLI::App& app) {
                   s.max_concentration[0], s.max_concentration[1]);
     };
     if (target) row("(target)", *target);
-    for (const auto& path : a->images) {
+    for (size_t i = 0; i < a->images.size(); ++i) {
+      const std::string& path = a->images[i];
       const Image image = load_image(path);
       const StainMatrix own = estimate_stains(image, path);
       row(path, own);
-      if (!a->output.empty()) {
-        const std::string out =
-            (std::filesystem::path(a->output) / std::filesystem::path(path).stem()).string() +
-            ".png";
-        save_image(out, normalize_stains(image, own, *target, a->keep_residual));
-      }
+      if (!outputs.empty())
+        save_image(outputs[i], normalize_stains(image, own, *target, a->keep_residual));
     }
     return 0;
   };

@@ -21,6 +21,8 @@ Runner add_synth(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--format", options->format, "png, bmp or jpg")->capture_default_str();
   cmd->add_option("--seed", options->seed, "random seed")->capture_default_str();
+  cmd->add_flag("--force", options->force,
+                "write into a folder that already holds a dataset (its Grade.csv is replaced)");
   return [options, folder] {
     write_synthetic_dataset(*folder, *options);
     std::printf("wrote %d synthetic images and Grade.csv to %s\n", options->images,

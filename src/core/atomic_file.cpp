@@ -89,6 +89,20 @@ void append_line_atomically(const std::string& path, std::string_view line) {
   if (created) sync_directory_of(path);
 }
 
+std::string repair_torn_last_line(const std::string& path) {
+  if (!std::filesystem::exists(path)) return "";
+  const std::string text = read_file(path);
+  if (text.empty() || text.back() == '\n') return "";
+  const size_t keep = text.rfind('\n') == std::string::npos ? 0 : text.rfind('\n') + 1;
+  const std::string torn = text.substr(keep);
+  append_line_atomically(path + ".torn", torn);  // kept, never lost
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0 || ::ftruncate(fd, off_t(keep)) != 0 || ::fsync(fd) != 0)
+    fail(path + ": cannot remove its torn last line (" + error_text() + ")");
+  ::close(fd);
+  return torn;
+}
+
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) fail(path + ": cannot open for reading");

@@ -14,6 +14,11 @@ void write_file_atomically(const std::string& path, std::string_view content);
 // writer leaves whole lines (a power cut may lose the last one, never tear an
 // earlier one; readers ignore an unterminated last line).
 void append_line_atomically(const std::string& path, std::string_view line);
+// Repairs an append-only file before appending to it: a last line without
+// its newline (a write cut by a power loss) is moved to "<path>.torn" and
+// removed, so the next append starts on a fresh line instead of gluing onto
+// it. Returns the torn text ("" when the file was whole or absent).
+std::string repair_torn_last_line(const std::string& path);
 std::string read_file(const std::string& path);
 void make_directories(const std::string& path);
 // Removes the temporaries a killed writer left in `folder` (their names are

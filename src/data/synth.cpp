@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cmath>
 #include <filesystem>
 #include <thread>
@@ -9,6 +10,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/paths.h"
 #include "core/rng.h"
 #include "data/grade_csv.h"
 
@@ -195,6 +197,17 @@ void write_synthetic_dataset(const std::string& folder, const SynthOptions& o) {
           "--width/--height: must be in 32..8192");
   require(o.format == "png" || o.format == "bmp" || o.format == "jpg",
           "--format: must be png, bmp or jpg");
+  // Names become file names inside `folder`: letters, digits, '-' and '_' only.
+  require(!o.prefix.empty() && o.prefix.size() <= 64 &&
+              std::all_of(
+                  o.prefix.begin(), o.prefix.end(),
+                  [](char c) { return std::isalnum((unsigned char)c) || c == '-' || c == '_'; }),
+          "--prefix '" + o.prefix + "': use letters, digits, '-' and '_' (train, testA, testB)");
+  require(o.images <= 100000, "--images: at most 100000");
+  require(o.force || !is_dataset_folder(folder),
+          "--output " + folder +
+              ": already holds a dataset (Grade.csv); synth would replace it. Choose a new "
+              "folder, or --force to overwrite");
   make_directories(folder);
   std::vector<GradeRow> rows;
   std::vector<uint64_t> seeds;

@@ -24,10 +24,12 @@ struct SynthOptions {
   std::string prefix = "train";
   std::string format = "png";  // png | bmp | jpg
   uint64_t seed = 1;
+  bool force = false;  // write into a folder that already holds a dataset (replacing it)
 };
 
 Image draw_synthetic_tissue(int width, int height, bool malignant, uint64_t seed);
-// Writes Grade.csv and the images into `folder` (created if needed).
+// Writes Grade.csv and the images into `folder` (created if needed); refuses
+// a folder that already holds a dataset unless options.force.
 void write_synthetic_dataset(const std::string& folder, const SynthOptions& options);
 
 }  // namespace histocnn

@@ -385,6 +385,11 @@ int run_study(const StudyOptions& o) {
     write_file_atomically(signature_path, signature.dump(2) + "\n");
   }
   const std::string results = o.output + "/results.jsonl";
+  if (const std::string torn = repair_torn_last_line(results); !torn.empty())
+    std::fprintf(stderr,
+                 "warning: %s ended in a torn line (a write cut short): moved to %s.torn; that "
+                 "point runs again\n",
+                 results.c_str(), results.c_str());
   std::vector<nlohmann::json> recorded = read_results(results);
   // Only successful measurements count as done: a failed or skipped point
   // (e.g. no GPU then) runs again.

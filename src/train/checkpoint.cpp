@@ -77,10 +77,21 @@ ModelFile read_metadata(const SafetensorsFile& in, const std::string& path) {
   };
   ModelFile file;
   file.spec = parse_model_spec(meta("histocnn.spec"), path);
+  // Sizes as `train` accepts them (--size, --crop: 16..8192 per side), so a
+  // forged file cannot ask for a giant buffer or a zero-sized resize.
+  auto size = [&](const std::string& text, int* w, int* h) {
+    char tail = 0;
+    return std::sscanf(text.c_str(), "%dx%d%c", w, h, &tail) == 2 && *w >= 16 && *h >= 16 &&
+           *w <= 8192 && *h <= 8192;
+  };
   const std::string input = meta("histocnn.input");
-  require(std::sscanf(input.c_str(), "%dx%d", &file.width, &file.height) == 2,
-          path + ": bad histocnn.input '" + input + "'");
+  require(size(input, &file.width, &file.height),
+          path + ": histocnn.input '" + input + "' is not WxH with sides in 16..8192");
   file.crop = meta("histocnn.crop");
+  int crop_w = 0, crop_h = 0;
+  require(
+      file.crop == "whole" || size(file.crop, &crop_w, &crop_h),
+      path + ": histocnn.crop '" + file.crop + "' is not 'whole' or WxH with sides in 16..8192");
   if (in.metadata.count("histocnn.normalize"))
     file.normalization = Normalization::parse(in.metadata.at("histocnn.normalize"), path);
   if (in.metadata.count("histocnn.stain_target"))
@@ -96,6 +107,17 @@ ModelFile read_metadata(const SafetensorsFile& in, const std::string& path) {
 void take_model(const SafetensorsFile& in, const std::string& prefix, ModelFile& file,
                 const std::string& path) {
   const NetworkShape shape = infer_shapes(file.spec, 1, file.height, file.width);
+  // The metadata's sizes against the file's own tensors before any
+  // allocation: a model whose metadata claims a larger input than its
+  // weights fit is refused with the numbers, not with a multi-GB buffer.
+  int64_t held = 0;
+  for (const auto& [name, tensor] : in.tensors)
+    if (name.rfind(prefix, 0) == 0) held += int64_t(tensor.values.size() + tensor.ints.size());
+  require(shape.parameter_count() <= held,
+          path + ": its metadata (network and input " + std::to_string(file.width) + "x" +
+              std::to_string(file.height) + ") implies " + std::to_string(shape.parameter_count()) +
+              " parameters, but the file holds " + std::to_string(held) +
+              " values: the metadata does not match the weights");
   file.params = Parameters::zeros(shape);
   take(in, prefix, file.params, path);
   file.buffers = Buffers::initial(shape);

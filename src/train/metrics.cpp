@@ -13,6 +13,14 @@ Metrics compute_metrics(const std::vector<Prediction>& predictions) {
   Metrics m;
   m.count = int(predictions.size());
   if (predictions.empty()) return m;
+  // A NaN score has no rank and no class: refuse it here (sorting NaNs is
+  // undefined and the tie loop below would never end).
+  const auto bad = std::count_if(predictions.begin(), predictions.end(),
+                                 [](const Prediction& p) { return !std::isfinite(p.p_malignant); });
+  if (bad > 0)
+    throw NonFiniteScores(std::to_string(bad) + " of " + std::to_string(predictions.size()) +
+                          " predicted probabilities are not numbers (NaN or infinite): the "
+                          "network's outputs overflow (its weights are not finite or too large)");
   for (const auto& p : predictions) {
     const bool predicted = p.p_malignant >= 0.5f;
     if (p.label == 1)

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "core/error.h"
+
 namespace histocnn {
 
 struct Prediction {
@@ -20,6 +22,14 @@ struct Metrics {
   nlohmann::json to_json() const;
 };
 
+// Scores that are not numbers (NaN or infinite): the network's outputs
+// overflowed. Never ranked or counted: a run that produces them has diverged.
+class NonFiniteScores : public Error {
+ public:
+  using Error::Error;
+};
+
+// Throws NonFiniteScores when any p_malignant is not finite.
 Metrics compute_metrics(const std::vector<Prediction>& predictions);
 // The ROC curve: (false positive rate, true positive rate) points from (0,0)
 // to (1,1), one per distinct score (tied scores move diagonally), so its

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <map>
 #include <numeric>
+#include <set>
 #include <sstream>
 
 #include "core/atomic_file.h"
@@ -37,6 +38,19 @@ void select_images(const DataSelection& s, std::vector<SlideImage>* train,
   if (!s.val_split.empty()) {
     *train = folder.images;
     *validation = open_glas_folder(s.folder, s.val_split).images;
+    // What trains must not be what validates: a split that contains the
+    // validation split (all vs testA, train vs train_1) would report the
+    // accuracy of images the network has seen.
+    std::set<std::string> trained;
+    for (const auto& im : *train) trained.insert(im.name);
+    int both = 0;
+    std::string example;
+    for (const auto& im : *validation)
+      if (trained.count(im.name)) both++, example = example.empty() ? im.name : example;
+    require(both == 0, "--split " + s.split + " and --val-split " + s.val_split + ": " +
+                           std::to_string(both) + " of the " + std::to_string(validation->size()) +
+                           " validation images are also training images (e.g. " + example +
+                           "); choose splits that do not overlap");
     return;
   }
   if (s.folds == 0) {
@@ -146,6 +160,16 @@ ExampleSet build_shared_examples(const std::vector<SlideImage>& images, const Cr
 }
 
 }  // namespace
+
+bool all_finite(const std::vector<float>& values) {
+  return std::all_of(values.begin(), values.end(), [](float v) { return std::isfinite(v); });
+}
+
+// "; the last good checkpoint is kept in PATH", or that there is none yet.
+std::string kept_checkpoint(const std::string& path) {
+  return std::filesystem::exists(path) ? "; the last good checkpoint is kept in " + path
+                                       : "; no checkpoint was written yet";
+}
 
 std::function<void(const std::string&)> root_logger(const TrainOptions& o,
                                                     const Communicator& comm) {
@@ -412,8 +436,7 @@ nlohmann::json run_training(const TrainOptions& o, const TrainingData* prepared)
       if (!std::isfinite(r.loss_sum))
         throw DivergenceError("training diverged: loss is " + std::to_string(r.loss_sum) +
                               " at epoch " + std::to_string(epoch + 1) +
-                              "; the last good checkpoint is kept in " + checkpoint_path +
-                              " (try a lower --lr)");
+                              kept_checkpoint(checkpoint_path) + " (try a lower --lr)");
       loss_sum += r.loss_sum;
       correct += r.correct;
       counted += rows;
@@ -483,8 +506,22 @@ nlohmann::json run_training(const TrainOptions& o, const TrainingData* prepared)
       comm->broadcast(b.values.data(), b.values.size() * sizeof(float));
       step->set_buffers(b);
     }
+    // The epoch's last update can blow the weights up after its loss was
+    // computed: check them before validation predicts with them.
+    if (!all_finite(step->parameters().values))
+      throw DivergenceError("training diverged: the weights are not finite after epoch " +
+                            std::to_string(epoch + 1) + kept_checkpoint(checkpoint_path) +
+                            " (try a lower --lr)");
     if (!val_set.examples.empty()) {
-      const EvalReport report = evaluate(*step, val_set, normalization, comm);
+      const EvalReport report = [&] {
+        try {
+          return evaluate(*step, val_set, normalization, comm);
+        } catch (const NonFiniteScores& e) {
+          throw DivergenceError("training diverged after epoch " + std::to_string(epoch + 1) +
+                                ": " + e.what() + kept_checkpoint(checkpoint_path) +
+                                " (try a lower --lr)");
+        }
+      }();
       last_eval = report.to_json();
       row["validation"] = last_eval;
       std::snprintf(line, sizeof line, "  val acc %.3f (image %.3f, patient %.3f)",

@@ -1,0 +1,59 @@
+#include "core/paths.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "core/error.h"
+
+namespace histocnn {
+namespace fs = std::filesystem;
+
+namespace {
+fs::path resolved(const std::string& p) {
+  std::error_code ec;
+  fs::path r = fs::weakly_canonical(fs::absolute(p, ec), ec);
+  return ec ? fs::absolute(p).lexically_normal() : r;
+}
+}  // namespace
+
+bool same_path(const std::string& a, const std::string& b) {
+  std::error_code ec;
+  if (fs::exists(a, ec) && fs::exists(b, ec)) return fs::equivalent(a, b, ec);
+  return resolved(a) == resolved(b);
+}
+
+void refuse_overwriting_inputs(const std::string& flag, const std::string& output,
+                               const std::vector<NamedInput>& inputs) {
+  for (const auto& in : inputs)
+    if (same_path(output, in.path))
+      fail(flag + " " + output + ": would overwrite " + in.what + " " + in.path +
+           " (an input of this command); write somewhere else");
+}
+
+void prepare_output_file(const std::string& flag, const std::string& output_file) {
+  const fs::path folder = resolved(output_file).parent_path();
+  std::error_code ec;
+  fs::create_directories(folder, ec);
+  if (ec)
+    fail(flag + " " + output_file + ": cannot create " + folder.string() + " (" + ec.message() +
+         ")");
+  require(!fs::is_directory(output_file), flag + " " + output_file + ": is a folder, not a file");
+  std::string probe = (folder / ".histocnn-write-test.XXXXXX").string();
+  const int fd = ::mkostemp(probe.data(), O_CLOEXEC);
+  if (fd < 0)
+    fail(flag + " " + output_file + ": cannot write in " + folder.string() + " (" +
+         std::strerror(errno) + ")");
+  ::close(fd);
+  ::unlink(probe.c_str());
+}
+
+bool is_dataset_folder(const std::string& folder) {
+  std::error_code ec;
+  return fs::is_regular_file(fs::path(folder) / "Grade.csv", ec);
+}
+
+}  // namespace histocnn

@@ -1,0 +1,36 @@
+// Rules every command applies to the files it is given and writes, each
+// enforced here once:
+//   * no output replaces an input: paths are compared after symlinks are
+//     resolved (weakly_canonical: an output need not exist yet);
+//   * an output is known writable before any expensive work: its folder is
+//     created and a probe file written and removed there;
+//   * a folder that holds a dataset (Grade.csv) is never written into
+//     unless the user forces it.
+// Each failure is one line naming the flag, the path and what it would hit.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace histocnn {
+
+// True when a and b name the same file or folder (after symlinks).
+bool same_path(const std::string& a, const std::string& b);
+
+struct NamedInput {
+  std::string path;
+  std::string what;  // "the model", "an input image", ...
+};
+// Throws "<flag> <output>: would overwrite <what> <path>" when `output` is
+// one of `inputs`.
+void refuse_overwriting_inputs(const std::string& flag, const std::string& output,
+                               const std::vector<NamedInput>& inputs);
+
+// Creates the folder `output_file` goes into and checks a file can be
+// written there, before the work that produces it. Throws naming `flag`.
+void prepare_output_file(const std::string& flag, const std::string& output_file);
+
+// A GlaS-layout dataset: a folder holding Grade.csv.
+bool is_dataset_folder(const std::string& folder);
+
+}  // namespace histocnn

@@ -1,0 +1,198 @@
+// Hostile inputs, as a table: each case is a command (with the files it is
+// given made first), the exit status it must end with, words its one-line
+// message must hold, and files that must come out unchanged. Every command
+// runs under `timeout`: a hang is a failure, not a stuck suite. The rules
+// behind the answers live in one place each (core/paths.h for outputs,
+// checkpoint.cpp for model metadata, metrics.cpp for scores, select_images
+// for splits, atomic_file.h for appends).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <functional>
+#include <limits>
+#include <nlohmann/json.hpp>
+
+#include "cli_util.h"
+#include "core/atomic_file.h"
+#include "nn/safetensors.h"
+#include "test_util.h"
+
+namespace histocnn {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::CommandResult;
+
+class Hostile : public ::testing::Test {
+ protected:
+  // `histocnn synth -o d --images 24 --seed 1` and a 2-epoch 32-px model m.
+  static void SetUpTestSuite() {
+    dir_ = new testing::TempDir();
+    ASSERT_EQ(run("synth -o " + path("d") +
+                  " --images 24 --per-patient 2 --width 200 "
+                  "--height 150 --seed 1")
+                  .status,
+              0);
+    const CommandResult r = run("train --data " + path("d") +
+                                " --size 32 --crop 96 --batch 10 --crops-benign 40 "
+                                "--crops-malignant 40 --epochs 2 --threads 1 --no-progress -o " +
+                                path("m"));
+    ASSERT_EQ(r.status, 0) << r.output;
+  }
+  static void TearDownTestSuite() { delete dir_; }
+  static std::string path(const std::string& name) { return *dir_ / name; }
+  static CommandResult run(const std::string& args) {
+    return testing::run_raw("timeout 120 " + std::string(HISTOCNN_BINARY) + " " + args);
+  }
+  // m's model with its metadata or weights changed, written to `name`.
+  static std::string forged(const std::string& name,
+                            const std::function<void(SafetensorsFile&)>& change) {
+    SafetensorsFile f = read_safetensors(path("m/model.safetensors"));
+    change(f);
+    write_safetensors(path(name), f);
+    return path(name);
+  }
+  static testing::TempDir* dir_;
+};
+testing::TempDir* Hostile::dir_ = nullptr;
+
+struct HostileCase {
+  std::string name;
+  std::function<std::string()> command;  // makes its inputs, returns the arguments
+  int status;                            // the exit status it must end with
+  std::vector<std::string> words;        // in its message
+  std::vector<std::string> unchanged;    // files (relative to the suite's folder)
+};
+
+TEST_F(Hostile, EveryCaseEndsInItsAnswerWithNothingOverwritten) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const std::string d = path("d"), m = path("m/model.safetensors");
+  auto crop = [&](const std::string& value) {
+    return [=] {
+      return "predict -m " +
+             forged("crop-" + std::to_string(std::hash<std::string>()(value)) + ".safetensors",
+                    [&](SafetensorsFile& f) { f.metadata["histocnn.crop"] = value; }) +
+             " " + path("d/train_1.png");
+    };
+  };
+  const std::vector<HostileCase> cases = {
+      {"NaN weights: eval ends with a sentence, no hang",
+       [&] {
+         return "eval --data " + d + " --split train --folds 0 -m " +
+                forged("nan.safetensors", [&](SafetensorsFile& f) {
+                  for (auto& [name, t] : f.tensors)
+                    std::fill(t.values.begin(), t.values.end(), nan);
+                });
+       },
+       1,
+       {"not numbers"},
+       {}},
+      {"a learning rate that blows the weights up: training says it diverged",
+       [&] {
+         return "train --data " + d +
+                " --size 32 --crop 96 --batch 80 --crops-benign 40 "
+                "--crops-malignant 40 --epochs 2 --threads 1 --no-progress --lr 1e30 -o " +
+                path("blowup");
+       },
+       1,
+       {"diverged"},
+       {}},
+      {"crop metadata 0x0", crop("0x0"), 1, {"histocnn.crop", "0x0"}, {}},
+      {"crop metadata garbage", crop("garbage"), 1, {"histocnn.crop", "garbage"}, {}},
+      {"crop metadata -5x-5", crop("-5x-5"), 1, {"histocnn.crop"}, {}},
+      {"synth over an existing dataset",
+       [&] { return "synth -o " + d + " --images 4"; },
+       1,
+       {"already holds a dataset", "--force"},
+       {"d/Grade.csv", "d/train_1.png"}},
+      {"synth --prefix outside its folder",
+       [&] { return "synth -o " + path("evil") + " --images 4 --prefix ../evil"; },
+       1,
+       {"--prefix"},
+       {}},
+      {"validation split inside the training split",
+       [&] {
+         return "train --data " + d +
+                " --split train --val-split train_1 --size 32 --crop 96 "
+                "--epochs 1 --threads 1 --no-progress -o " +
+                path("overlap");
+       },
+       1,
+       {"--val-split train_1", "also training images"},
+       {}},
+      {"input metadata far larger than the weights",
+       [&] {
+         return "predict -m " +
+                forged("huge.safetensors",
+                       [](SafetensorsFile& f) { f.metadata["histocnn.input"] = "3000x3000"; }) +
+                " " + path("d/train_1.png");
+       },
+       1,
+       {"does not match the weights"},
+       {}},
+      {"eval -o onto the model",
+       [&] { return "eval --data " + d + " -m " + m + " -o " + m; },
+       1,
+       {"would overwrite the model"},
+       {"m/model.safetensors"}},
+      {"eval -o onto Grade.csv",
+       [&] { return "eval --data " + d + " -m " + m + " -o " + d + "/Grade.csv"; },
+       1,
+       {"would overwrite"},
+       {"d/Grade.csv"}},
+      {"stain -o into the images' own folder",
+       [&] { return "stain --reference " + d + "/train_2.png " + d + "/train_1.png -o " + d; },
+       1,
+       {"would overwrite the input image"},
+       {"d/train_1.png"}},
+      {"stain: two inputs with one file name",
+       [&] {
+         fs::create_directories(path("other"));
+         fs::copy_file(path("d/train_1.png"), path("other/train_1.png"),
+                       fs::copy_options::overwrite_existing);
+         return "stain --reference " + d + "/train_2.png " + d + "/train_1.png " +
+                path("other/train_1.png") + " -o " + path("stained");
+       },
+       1,
+       {"would both be written"},
+       {"d/train_1.png", "other/train_1.png"}},
+  };
+  for (const HostileCase& c : cases) {
+    const std::string args = c.command();
+    std::map<std::string, std::string> before;
+    for (const auto& f : c.unchanged) before[f] = read_file(path(f));
+    const CommandResult r = run(args);
+    EXPECT_EQ(r.status, c.status) << c.name << "\n" << args << "\n" << r.output;
+    EXPECT_NE(r.status, 124) << c.name << ": timed out (a hang)";
+    for (const auto& w : c.words)
+      EXPECT_NE(r.output.find(w), std::string::npos) << c.name << ": '" << w << "' missing from\n"
+                                                     << r.output;
+    EXPECT_EQ(r.output.find("internal error"), std::string::npos) << c.name << "\n" << r.output;
+    for (const auto& [f, content] : before)
+      EXPECT_TRUE(read_file(path(f)) == content) << c.name << ": " << f << " was changed";
+  }
+  EXPECT_FALSE(fs::exists(*dir_ / "evil")) << "synth wrote outside -o";
+}
+
+// A power loss mid-append leaves results.jsonl with a torn last line: the
+// next run moves it aside and appends on a fresh line, so every row parses.
+TEST(AppendOnlyFiles, ATornLastLineIsMovedAsideAndAppendsStartFresh) {
+  testing::TempDir dir;
+  const std::string file = dir / "results.jsonl";
+  append_line_atomically(file, R"({"key":"a"})");
+  {
+    std::FILE* f = std::fopen(file.c_str(), "a");
+    std::fputs(R"({"key":"b","epoch_sec)", f);  // torn: no newline
+    std::fclose(f);
+  }
+  EXPECT_EQ(repair_torn_last_line(file), R"({"key":"b","epoch_sec)");
+  EXPECT_EQ(repair_torn_last_line(file), "") << "whole now";
+  append_line_atomically(file, R"({"key":"c"})");
+  EXPECT_EQ(read_file(file), "{\"key\":\"a\"}\n{\"key\":\"c\"}\n");
+  EXPECT_EQ(read_file(file + ".torn"), "{\"key\":\"b\",\"epoch_sec\n");
+  EXPECT_EQ(repair_torn_last_line(dir / "absent.jsonl"), "");
+}
+
+}  // namespace
+}  // namespace histocnn
