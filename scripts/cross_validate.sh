@@ -9,9 +9,15 @@
 # OUT/cv_summary.json (mean, standard deviation and per-fold values per level)
 # and OUT/cv_images.csv (every held-out image's prediction, all folds).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-data=${1:?data folder}; out=${2:?output folder}; k=${3:-5}; shift 3 || true
-bin=${HISTOCNN:-./build/histocnn}  # another binary, e.g. a copy kept for a long run
+usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; }
+if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then usage; exit 0; fi
+if [[ $# -lt 2 ]]; then usage >&2; exit 2; fi
+# Paths are taken from where it is run; the binary from this checkout.
+repo=$(cd "$(dirname "$0")/.." && pwd)
+data=$1; out=$2; k=${3:-5}; shift $(( $# < 3 ? $# : 3 ))
+[[ -f "$data/Grade.csv" ]] || { echo "cross_validate: $data: no Grade.csv (not a GlaS folder)" >&2; exit 2; }
+[[ $k =~ ^[0-9]+$ && $k -ge 2 ]] || { echo "cross_validate: K must be an integer >= 2, got '$k'" >&2; exit 2; }
+bin=${HISTOCNN:-$repo/build/histocnn}  # another binary, e.g. a copy kept for a long run
 train_flags=(); eval_flags=()
 while [[ $# -gt 0 && "$1" != "--" ]]; do train_flags+=("$1"); shift; done
 [[ "${1:-}" == "--" ]] && shift

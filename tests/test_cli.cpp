@@ -657,6 +657,30 @@ TEST_F(Cli, BenchTimesEveryPointAndMeasuresItsMemory) {
   EXPECT_NE(bad.output.find("--batches"), std::string::npos) << bad.output;
 }
 
+TEST_F(Cli, VersionNamesTheBuildAndItsBackends) {
+  const CommandResult r = run("--version");
+  ASSERT_EQ(r.status, 0) << r.output;
+  for (const char* part : {"histocnn 0.", "(git ", "oneDNN", "CUDA backend:", "MPI:"})
+    EXPECT_NE(r.output.find(part), std::string::npos) << part << " missing from " << r.output;
+}
+
+TEST_F(Cli, CrossValidateScriptHelpsRefusesBadKAndTakesPathsFromWhereItRuns) {
+  const std::string script = std::string(HISTOCNN_SOURCE_DIR) + "/scripts/cross_validate.sh";
+  const CommandResult help = testing::run_raw(script + " --help");
+  EXPECT_EQ(help.status, 0);
+  EXPECT_NE(help.output.find("cross-validation"), std::string::npos) << help.output;
+  const CommandResult k1 = testing::run_raw(script + " " + data() + " " + out("cv") + " 1");
+  EXPECT_EQ(k1.status, 2);
+  EXPECT_NE(k1.output.find("K must be an integer >= 2"), std::string::npos) << k1.output;
+  // A relative data path, from another working folder: found (the K check
+  // after it is what stops the run).
+  const std::string parent = std::filesystem::path(data()).parent_path().string();
+  const CommandResult relative =
+      testing::run_raw("cd " + parent + " && " + script + " synthetic cv 0");
+  EXPECT_NE(relative.output.find("K must be"), std::string::npos) << relative.output;
+  EXPECT_EQ(relative.output.find("no Grade.csv"), std::string::npos) << relative.output;
+}
+
 TEST_F(Cli, EverySubcommandHasHelp) {
   for (const char* cmd : {"synth", "train", "eval", "predict", "memplan", "selftest", "study",
                           "report", "stain", "bench"}) {

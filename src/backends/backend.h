@@ -178,6 +178,9 @@ class Backend {
 std::unique_ptr<Backend> make_backend(const std::string& device);
 std::vector<std::string> available_devices();
 bool cuda_backend_built();
+// Version, git revision and the backends built, with their libraries'
+// versions (histocnn --version).
+std::string build_description();
 // Why --device cuda cannot work in this build (one clause, for messages).
 std::string no_cuda_backend_reason();
 // The one place a process takes its GPU: for "cuda", device local_rank %

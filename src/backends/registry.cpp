@@ -1,3 +1,5 @@
+#include <dnnl.h>
+
 #include <cstdlib>
 
 #include "backends/backend.h"
@@ -16,6 +18,30 @@ bool cuda_backend_built() {
 #else
   return false;
 #endif
+}
+
+std::string build_description() {
+  const dnnl_version_t* dnnl = dnnl_version();
+  std::string text = std::string("histocnn ") + HISTOCNN_VERSION + " (git " +
+                     HISTOCNN_GIT_REVISION + ")\nCPU backend: oneDNN " +
+                     std::to_string(dnnl->major) + "." + std::to_string(dnnl->minor) + "." +
+                     std::to_string(dnnl->patch) + "\nCUDA backend: ";
+#ifdef HISTOCNN_HAVE_CUDA_BACKEND
+  text += cuda_library_versions();
+#else
+  text += "not built (" + no_cuda_backend_reason() + ")";
+#endif
+#ifdef HISTOCNN_HAVE_MPI
+  text += "\nMPI: yes";
+#else
+  text += "\nMPI: no";
+#endif
+#ifdef HISTOCNN_HAVE_NCCL
+  text += ", NCCL: yes";
+#else
+  text += ", NCCL: no";
+#endif
+  return text;
 }
 
 std::string no_cuda_backend_reason() {

@@ -4,6 +4,7 @@
 #include <memory>
 #include <string>
 
+#include "backends/backend.h"
 #include "cli/commands.h"
 #include "core/error.h"
 
@@ -32,6 +33,9 @@ int main(int argc, char** argv) {
   CLI::App app{"histocnn: fast CNN training for colon histopathology (GlaS) on CPU and GPU"};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "help for every subcommand");
+  app.set_version_flag(
+      "--version", [] { return histocnn::build_description(); },
+      "version, git revision and the backends built");
   namespace cli = histocnn::cli;
   std::vector<std::pair<CLI::App*, cli::Runner>> commands;
   for (auto add :
@@ -60,6 +64,8 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     std::fprintf(stderr, "histocnn: %s (see --help)\n", e.what());

@@ -1,5 +1,6 @@
-// CUDA backend: cuDNN convolution, pooling and activation; cuBLAS for the
-// dense layers; own kernels only for dense bias/ReLU/dropout, softmax
+// CUDA backend: cuDNN convolutions; cuBLAS for the dense layers; own kernels
+// for max pooling with the fused ReLU/bias gradient (pool_kernels.h), conv1's
+// weight gradient (wgrad_kernels.h), dense bias/ReLU/dropout, softmax
 // cross-entropy and the fused Adam update (cuda_kernels.h). The step is a
 // dispatcher over the schedule of cuda_schedule.h; every tensor, workspace
 // and the optimizer state come from the DeviceContext's memory resource.
@@ -19,5 +20,8 @@ namespace histocnn {
 
 // Throws histocnn::Error ("no CUDA device: ...") without a device.
 std::unique_ptr<Backend> make_cuda_backend();
+// "cuDNN 9.x.y, CUDA runtime 13.0 (built against 13.0)": the libraries loaded
+// (no device needed).
+std::string cuda_library_versions();
 
 }  // namespace histocnn

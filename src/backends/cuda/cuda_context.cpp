@@ -1,5 +1,6 @@
 #include "backends/cuda/cuda_context.h"
 
+#include "backends/cuda/cuda_backend.h"
 #include "backends/cuda/cuda_kernels.h"
 #include "core/error.h"
 
@@ -60,3 +61,19 @@ Context::~Context() {
 }
 
 }  // namespace histocnn::cuda
+
+namespace histocnn {
+
+std::string cuda_library_versions() {
+  const size_t cudnn = cudnnGetVersion();  // 90100: 9.1.0
+  int runtime = 0;
+  cudaRuntimeGetVersion(&runtime);
+  auto dotted = [](int v) {
+    return std::to_string(v / 1000) + "." + std::to_string(v % 1000 / 10);
+  };
+  return "cuDNN " + std::to_string(cudnn / 10000) + "." + std::to_string(cudnn % 10000 / 100) +
+         "." + std::to_string(cudnn % 100) + ", CUDA runtime " + dotted(runtime) +
+         " (built against " + dotted(CUDART_VERSION) + ")";
+}
+
+}  // namespace histocnn
