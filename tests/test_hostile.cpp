@@ -88,15 +88,24 @@ TEST_F(Hostile, EveryCaseEndsInItsAnswerWithNothingOverwritten) {
        1,
        {"not numbers"},
        {}},
-      {"a learning rate that blows the weights up: training says it diverged",
+      {"weights that overflow: training says it diverged, and that no checkpoint exists yet",
        [&] {
          return "train --data " + d +
                 " --size 32 --crop 96 --batch 80 --crops-benign 40 "
-                "--crops-malignant 40 --epochs 2 --threads 1 --no-progress --lr 1e30 -o " +
-                path("blowup");
+                "--crops-malignant 40 --epochs 2 --threads 1 --no-progress -o " +
+                path("blowup") + " --init " +
+                forged("overflow.safetensors", [](SafetensorsFile& f) {
+                  for (auto& [name, t] : f.tensors)
+                    std::fill(t.values.begin(), t.values.end(), 1e30f);
+                });
        },
        1,
-       {"diverged"},
+       {"diverged", "no checkpoint was written yet"},
+       {}},
+      {"--lr 1e30 is refused by its range",
+       [&] { return "train --data " + d + " --lr 1e30 -o " + path("never"); },
+       1,
+       {"--lr"},
        {}},
       {"crop metadata 0x0", crop("0x0"), 1, {"histocnn.crop", "0x0"}, {}},
       {"crop metadata garbage", crop("garbage"), 1, {"histocnn.crop", "garbage"}, {}},
@@ -157,6 +166,62 @@ TEST_F(Hostile, EveryCaseEndsInItsAnswerWithNothingOverwritten) {
        1,
        {"would both be written"},
        {"d/train_1.png", "other/train_1.png"}},
+      {"--lr nan",
+       [&] { return "train --data " + d + " --lr nan -o " + path("never"); },
+       1,
+       {"--lr nan", "not a finite number"},
+       {}},
+      {"--lr -0.01",
+       [&] { return "train --data " + d + " --lr -0.01 -o " + path("never"); },
+       1,
+       {"--lr", "-0.01"},
+       {}},
+      {"--lr 1e6",
+       [&] { return "train --data " + d + " --lr 1e6 -o " + path("never"); },
+       1,
+       {"--lr"},
+       {}},
+      {"--beta1 2",
+       [&] { return "train --data " + d + " --beta1 2 -o " + path("never"); },
+       1,
+       {"--beta1"},
+       {}},
+      {"--eps -1",
+       [&] { return "train --data " + d + " --eps -1 -o " + path("never"); },
+       1,
+       {"--eps"},
+       {}},
+      {"--hed-jitter nan",
+       [&] { return "train --data " + d + " --hed-jitter nan -o " + path("never"); },
+       1,
+       {"--hed-jitter nan"},
+       {}},
+      {"--max-background nan",
+       [&] { return "train --data " + d + " --max-background nan -o " + path("never"); },
+       1,
+       {"--max-background nan"},
+       {}},
+      {"predict /dev/zero",
+       [&] { return "predict -m " + m + " /dev/zero"; },
+       1,
+       {"/dev/zero", "not a regular file"},
+       {}},
+      {"a model spec that is a device",
+       [&] { return "train --data " + d + " --model /dev/zero -o " + path("never"); },
+       1,
+       {"/dev/zero", "not a regular file"},
+       {}},
+      {"a 70 MB Grade.csv, refused by its size",
+       [&] {
+         fs::create_directories(path("big"));
+         std::FILE* f = std::fopen(path("big/Grade.csv").c_str(), "w");  // sparse: no disk
+         std::fclose(f);
+         fs::resize_file(path("big/Grade.csv"), std::uintmax_t(70) << 20);
+         return "train --data " + path("big") + " -o " + path("big-run");
+       },
+       1,
+       {"Grade.csv", "MB"},
+       {}},
   };
   for (const HostileCase& c : cases) {
     const std::string args = c.command();
@@ -173,6 +238,7 @@ TEST_F(Hostile, EveryCaseEndsInItsAnswerWithNothingOverwritten) {
       EXPECT_TRUE(read_file(path(f)) == content) << c.name << ": " << f << " was changed";
   }
   EXPECT_FALSE(fs::exists(*dir_ / "evil")) << "synth wrote outside -o";
+  EXPECT_FALSE(fs::exists(path("never"))) << "a refused run created its output folder";
 }
 
 // A power loss mid-append leaves results.jsonl with a torn last line: the

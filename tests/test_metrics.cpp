@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 
 #include "train/metrics.h"
 
@@ -52,6 +53,21 @@ TEST(Metrics, CropsAggregateToImagesAndPatientsByMeanProbability) {
   ASSERT_EQ(patients.size(), 2u);
   EXPECT_TRUE(find(patients, 0, 0.45f)) << "p1: 2 malignant + 2 benign crops, mean 0.45";
   EXPECT_TRUE(find(patients, 0, 0.8f)) << "p2";
+}
+
+// A NaN score is never ranked (sorting NaN is undefined; the tie loop would
+// never end): it is an error naming how many there are.
+TEST(Metrics, NonFiniteScoresAreAnErrorNotAHang) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const std::vector<Prediction> scores = {{0.2f, 0}, {nan, 1}, {0.9f, 1}, {nan, 0}};
+  try {
+    compute_metrics(scores);
+    FAIL() << "expected NonFiniteScores";
+  } catch (const NonFiniteScores& e) {
+    EXPECT_NE(std::string(e.what()).find("2 of 4"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(compute_metrics({{std::numeric_limits<float>::infinity(), 1}, {0.1f, 0}}),
+               NonFiniteScores);
 }
 
 }  // namespace

@@ -140,7 +140,7 @@ Runner add_train(CLI::App& app) {
       o->spec = parse_model_spec(recipe.model_spec, "--preset " + recipe.name);
     parse_size(*size, "--size", &o->width, &o->height);
     apply_crop_flags(*crop, o->crops);
-    if (!model->empty()) o->spec = parse_model_spec(read_file(*model), *model);
+    if (!model->empty()) o->spec = parse_model_spec(read_file(*model, size_t(1) << 20), *model);
     o->progress = !*no_progress;
     o->comm = &world();
     o->log = [](const std::string& line) {

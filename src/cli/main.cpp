@@ -1,5 +1,7 @@
 // histocnn: train and evaluate CNNs on colon histopathology images.
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <memory>
 #include <string>
@@ -17,6 +19,20 @@ int report_failure(const std::string& message, int code) {
   if (world.size() > 1) world.abort(message);
   std::fprintf(stderr, "histocnn: %s\n", message.c_str());
   return code;
+}
+
+// No number from the command line is NaN or infinite, whatever the option:
+// comparison-based range checks let NaN through, so it is refused here, once,
+// for every option of every subcommand (present and future).
+void reject_non_finite_numbers(const CLI::App& app) {
+  for (const CLI::App* cmd : app.get_subcommands({}))
+    for (const CLI::Option* opt : cmd->get_options())
+      for (const std::string& value : opt->results()) {
+        char* end = nullptr;
+        const double number = std::strtod(value.c_str(), &end);
+        if (end != value.c_str() && *end == '\0' && !std::isfinite(number))
+          throw histocnn::Error(opt->get_name() + " " + value + ": not a finite number");
+      }
 }
 
 }  // namespace
@@ -72,6 +88,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
+    reject_non_finite_numbers(app);
     for (auto& [cmd, run] : commands)
       if (cmd->parsed()) return run();
   } catch (const histocnn::Error& e) {

@@ -103,7 +103,16 @@ std::string repair_torn_last_line(const std::string& path) {
   return torn;
 }
 
-std::string read_file(const std::string& path) {
+std::string read_file(const std::string& path, size_t max_bytes) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0)
+    fail(path + ": cannot open for reading (" + error_text() + ")");
+  if (S_ISDIR(st.st_mode)) fail(path + ": is a folder, not a file");
+  if (!S_ISREG(st.st_mode))
+    fail(path + ": not a regular file (a device, FIFO or socket cannot be read as input)");
+  if (uint64_t(st.st_size) > max_bytes)
+    fail(path + ": " + std::to_string(st.st_size >> 20) + " MB, more than the " +
+         std::to_string(max_bytes >> 20) + " MB such a file may have");
   std::ifstream in(path, std::ios::binary);
   if (!in) fail(path + ": cannot open for reading");
   std::ostringstream buffer;

@@ -19,7 +19,12 @@ void append_line_atomically(const std::string& path, std::string_view line);
 // removed, so the next append starts on a fresh line instead of gluing onto
 // it. Returns the torn text ("" when the file was whole or absent).
 std::string repair_torn_last_line(const std::string& path);
-std::string read_file(const std::string& path);
+// Every file histocnn reads goes through here, so one rule holds for all of
+// them: a regular file (a folder, a FIFO or a device such as /dev/zero is
+// refused by its type) of at most max_bytes (refused by its size, before any
+// memory is committed). Errors name the file.
+constexpr size_t kMaxReadBytes = size_t(2) << 30;
+std::string read_file(const std::string& path, size_t max_bytes = kMaxReadBytes);
 void make_directories(const std::string& path);
 // Removes the temporaries a killed writer left in `folder` (their names are
 // unique, so no live writer of this run owns them when a run starts).

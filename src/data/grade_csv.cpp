@@ -106,7 +106,7 @@ std::vector<GradeRow> parse_grade_csv(const std::string& content, const std::str
 std::vector<GradeRow> read_grade_csv(const std::string& path) {
   require(std::filesystem::is_regular_file(path),
           path + ": not found (a GlaS folder needs Grade.csv)");
-  return parse_grade_csv(read_file(path), path);
+  return parse_grade_csv(read_file(path, size_t(64) << 20), path);  // GlaS's is 5 KB
 }
 
 std::string format_grade_csv(const std::vector<GradeRow>& rows) {

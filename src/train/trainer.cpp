@@ -178,11 +178,32 @@ std::function<void(const std::string&)> root_logger(const TrainOptions& o,
   return [](const std::string& line) { std::printf("%s\n", line.c_str()); };
 }
 
+// `value` is a finite number in [lo, hi] (lo excluded when `open_low`):
+// the range of every real-valued training setting, checked in one place
+// (NaN passes every comparison-based range check, so it is named here).
+void require_in_range(double value, double lo, double hi, const std::string& flag,
+                      bool open_low = false) {
+  const bool ok = std::isfinite(value) && (open_low ? value > lo : value >= lo) && value <= hi;
+  if (!ok) {
+    char line[200];
+    std::snprintf(line, sizeof line, "%s: %g is not a number in %c%g, %g]", flag.c_str(), value,
+                  open_low ? '(' : '[', lo, hi);
+    fail(line);
+  }
+}
+
 void validate_training_options(const TrainOptions& o) {
   require(o.batch >= 1, "--batch: must be at least 1, got " + std::to_string(o.batch));
   require(o.epochs >= 1, "--epochs: must be at least 1, got " + std::to_string(o.epochs));
   validate(o.schedule);
-  require(o.adam.weight_decay >= 0, "--weight-decay: must not be negative");
+  require_in_range(o.adam.learning_rate, 0, 1, "--lr", true);
+  require_in_range(o.adam.beta1, 0, 0.999999, "--beta1");
+  require_in_range(o.adam.beta2, 0, 0.999999999, "--beta2");
+  require_in_range(o.adam.epsilon, 0, 1, "--eps", true);
+  require_in_range(o.adam.weight_decay, 0, 10, "--weight-decay");
+  require_in_range(o.augment.stain_jitter, 0, 0.5, "--stain-jitter");
+  require_in_range(o.augment.hed_jitter, 0, 1, "--hed-jitter");
+  require_in_range(o.crops.max_background, 0, 1, "--max-background");
   validate_selection_metric(o.select_by);
   require(o.early_stop >= 0, "--early-stop: must not be negative");
   require(o.early_stop == 0 || o.select_by != "none",
