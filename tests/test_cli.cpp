@@ -29,6 +29,19 @@ namespace histocnn {
 namespace {
 
 using testing::CommandResult;
+
+// A /proc file's content ("" once the process is gone).
+std::string read_file_or_empty(const std::filesystem::path& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) return "";
+  std::string text;
+  char buffer[4096];
+  for (size_t n; (n = std::fread(buffer, 1, sizeof buffer, f)) > 0;) text.append(buffer, n);
+  std::fclose(f);
+  for (char& c : text)
+    if (c == '\0') c = ' ';
+  return text;
+}
 using testing::run;
 using testing::run_raw;
 
@@ -870,6 +883,39 @@ TEST_F(Cli, CtrlCStopsTheStudyAndThePointRunsOnResume) {
   ASSERT_EQ(resumed.status, 0) << resumed.output;
   EXPECT_NE(resumed.output.find("0 already recorded, 1 to run"), std::string::npos)
       << resumed.output;
+}
+
+// A study killed alone (SIGKILL: no handler runs) takes its running point
+// with it: no orphan trains on beside the next measurement.
+TEST_F(Cli, AStudyKilledAloneLeavesNoOrphanTraining) {
+  const std::string dir = out("study_killed");
+  const std::string command =
+      "exec " + std::string(HISTOCNN_BINARY) + " study --data " + data() + " -o " + dir +
+      " --sizes 64 --batches 10 --threads 1 --engines histocnn --epochs 200 --warmup 0 "
+      "--crop 96 --crops-benign 30 --crops-malignant 30 --no-report >/dev/null 2>&1";
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  auto training_children = [&] {
+    int found = 0;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+      const std::string cmdline = read_file_or_empty(entry.path() / "cmdline");
+      if (cmdline.find(dir + "/points") != std::string::npos &&
+          cmdline.find("train") != std::string::npos)
+        ++found;
+    }
+    return found;
+  };
+  for (int i = 0; i < 3000 && training_children() == 0; ++i) usleep(5000);
+  ASSERT_GT(training_children(), 0) << "the point's training never started";
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+  int left = 1;
+  for (int i = 0; i < 400 && (left = training_children()) > 0; ++i) usleep(5000);
+  EXPECT_EQ(left, 0) << "the training child outlived its study";
 }
 
 TEST_F(Cli, MemplanPrintsThePlanAndFindsTheLargestBatch) {

@@ -14,8 +14,10 @@ struct ProcessResult {
 };
 
 // Runs argv[0] (looked up in PATH) with stdout and stderr appended to
-// `log_path` (truncated first); waits for it. Throws histocnn::Error naming
-// the program when it cannot be started.
+// `log_path` (truncated first); waits for it. The child is sent SIGTERM if
+// this process dies first (PR_SET_PDEATHSIG; the calling thread must live as
+// long as the child). Throws histocnn::Error naming the program when it
+// cannot be started.
 ProcessResult run_process(const std::vector<std::string>& argv, const std::string& log_path);
 
 }  // namespace histocnn
