@@ -9,6 +9,6 @@ scripts/build.sh --target histocnn
 data=${DATA:-data/synthetic}
 [[ -f "$data/Grade.csv" ]] || ./build/histocnn synth -o "$data" --images 60 --seed 1
 ./build/histocnn train --data "$data" --size 64 --batch 50 --epochs 8 --flips --rotations \
-  --folds 5 --fold 0 -o runs/main "$@"
+  --folds 5 --fold 0 -o runs/main --force "$@"
 ./build/histocnn eval --data "$data" --folds 5 --fold 0 -m runs/main/model.safetensors \
   -o runs/main/eval.json

@@ -6,6 +6,7 @@
 // checkpoint.cpp for model metadata, metrics.cpp for scores, select_images
 // for splits, atomic_file.h for appends).
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
@@ -222,6 +223,25 @@ TEST_F(Hostile, EveryCaseEndsInItsAnswerWithNothingOverwritten) {
        1,
        {"Grade.csv", "MB"},
        {}},
+      {"training into a finished run without --resume",
+       [&] { return "train --data " + d + " --size 32 --crop 96 -o " + path("m"); },
+       1,
+       {"already holds a run", "--resume", "--force"},
+       {"m/model.safetensors"}},
+      {"training into the dataset folder",
+       [&] { return "train --data " + d + " --size 32 --crop 96 -o " + d; },
+       1,
+       {"is a dataset folder"},
+       {"d/Grade.csv"}},
+      {"a second writer of one run folder",
+       [&] {
+         fs::create_directories(path("locked"));
+         write_file_atomically(path("locked/.lock"), std::to_string(getpid()) + "\n");
+         return "train --data " + d + " --size 32 --crop 96 -o " + path("locked");
+       },
+       1,
+       {"another histocnn (PID " + std::to_string(getpid()) + ")"},
+       {"locked/.lock"}},
   };
   for (const HostileCase& c : cases) {
     const std::string args = c.command();
@@ -258,6 +278,19 @@ TEST(AppendOnlyFiles, ATornLastLineIsMovedAsideAndAppendsStartFresh) {
   EXPECT_EQ(read_file(file), "{\"key\":\"a\"}\n{\"key\":\"c\"}\n");
   EXPECT_EQ(read_file(file + ".torn"), "{\"key\":\"b\",\"epoch_sec\n");
   EXPECT_EQ(repair_torn_last_line(dir / "absent.jsonl"), "");
+}
+
+// A lock left by a process that is gone (kill -9, power loss) is taken over,
+// and a finished run releases its lock.
+TEST_F(Hostile, AStaleLockIsTakenOverAndAFinishedRunLeavesNone) {
+  fs::create_directories(path("stale"));
+  write_file_atomically(path("stale/.lock"), "999999999\n");  // no such process
+  const CommandResult r = run("train --data " + path("d") +
+                              " --size 32 --crop 96 --batch 10 --crops-benign 20 "
+                              "--crops-malignant 20 --epochs 1 --threads 1 --no-progress -o " +
+                              path("stale"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_FALSE(fs::exists(path("stale/.lock")));
 }
 
 }  // namespace

@@ -63,6 +63,8 @@ Runner add_train(CLI::App& app) {
   cmd->add_flag("--resume", o->resume,
                 "continue from <output>/checkpoint.safetensors (settings must match its own; "
                 "without a checkpoint: starts from scratch and says so)");
+  cmd->add_flag("--force", o->force,
+                "start over in an output folder that already holds a run (its files are replaced)");
   cmd->add_flag("--force-resume", o->force_resume,
                 "with --resume: continue even where settings differ from the checkpoint's");
   cmd->add_option("--init", o->init, "start from these weights (safetensors)");
@@ -121,10 +123,9 @@ Runner add_train(CLI::App& app) {
                   "record in the model how many crops per image eval should average")
       ->capture_default_str()
       ->check(CLI::Range(1, 4096));
-  cmd->add_flag(
-      "--profile-layers", o->profile_layers,
-      "time every layer's forward and backward (metrics.json profile.layer_seconds); "
-      "cuda: CUDA events per operation, the step run without graphs");
+  cmd->add_flag("--profile-layers", o->profile_layers,
+                "time every layer's forward and backward (metrics.json profile.layer_seconds); "
+                "cuda: CUDA events per operation, the step run without graphs");
   cmd->add_flag("--fresh-crops", o->crops.fresh_each_epoch,
                 "draw new crop positions every epoch (images kept at the crop's scale)");
   cmd->add_flag("--no-progress", *no_progress, "no progress bar");

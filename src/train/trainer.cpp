@@ -10,13 +10,16 @@
 #include <filesystem>
 #include <map>
 #include <numeric>
+#include <optional>
 #include <set>
 #include <sstream>
 
 #include "core/atomic_file.h"
 #include "core/counter_hash.h"
 #include "core/error.h"
+#include "core/paths.h"
 #include "core/rng.h"
+#include "core/run_lock.h"
 #include "core/threads.h"
 #include "data/loader.h"
 #include "memory/memory_engine.h"
@@ -161,6 +164,19 @@ ExampleSet build_shared_examples(const std::vector<SlideImage>& images, const Cr
 
 }  // namespace
 
+// What --output may be: not the dataset, not a folder holding a dataset, and
+// not a run (a checkpoint or model) unless resumed or forced.
+void check_output_folder(const TrainOptions& o, const std::string& checkpoint,
+                         const std::string& model) {
+  require(!same_path(o.output, o.data.folder) && !is_dataset_folder(o.output),
+          "--output " + o.output + ": is a dataset folder; write the run somewhere else");
+  const bool has_run = fs::exists(checkpoint) || fs::exists(model);
+  require(!has_run || o.resume || o.force,
+          "--output " + o.output + ": already holds a run (" +
+              (fs::exists(model) ? model : checkpoint) +
+              "); continue it with --resume, or --force to start over and replace it");
+}
+
 bool all_finite(const std::vector<float>& values) {
   return std::all_of(values.begin(), values.end(), [](float v) { return std::isfinite(v); });
 }
@@ -283,14 +299,18 @@ nlohmann::json run_training(const TrainOptions& o, const TrainingData* prepared)
   }
   MemoryEngine engine(memory_options);  // before the step: it allocates through it
   require(!o.output.empty(), "--output: an output folder is required");
-  if (root) {
-    make_directories(o.output);
-    remove_stale_temporaries(o.output);
-  }
   const std::string checkpoint_path = (fs::path(o.output) / "checkpoint.safetensors").string();
   const std::string model_path = (fs::path(o.output) / "model.safetensors").string();
   const std::string best_path = (fs::path(o.output) / "model.best.safetensors").string();
   const std::string metrics_path = (fs::path(o.output) / "metrics.json").string();
+  std::optional<RunLock> lock;
+  if (root) {
+    check_output_folder(o, checkpoint_path, model_path);
+    make_directories(o.output);
+    lock.emplace(o.output);  // one writer per run folder
+    prepare_output_file("--output", metrics_path);
+    remove_stale_temporaries(o.output);
+  }
 
   // Data: prepared here, or once for every member of an ensemble.
   TrainingData own;

@@ -71,6 +71,7 @@ struct TrainOptions {
   std::string output;  // folder for checkpoint, model, metrics
   bool resume = false;
   bool force_resume = false;    // resume even where settings differ from the checkpoint's
+  bool force = false;           // start over in a folder that holds a run (replacing it)
   std::string init;             // starting weights
   bool progress = false;        // progress bar (on a terminal)
   std::string export_examples;  // write the training examples here and stop (for other engines)
