@@ -293,5 +293,19 @@ TEST_F(Hostile, AStaleLockIsTakenOverAndAFinishedRunLeavesNone) {
   EXPECT_FALSE(fs::exists(path("stale/.lock")));
 }
 
+// predict's CSV: a file name with a comma is one quoted field, and an input
+// that cannot be read stops it before any header is printed.
+TEST_F(Hostile, PredictQuotesItsFieldsAndPrintsNoHeaderBeforeAnError) {
+  fs::copy_file(path("d/train_1.png"), path("a,b.png"), fs::copy_options::overwrite_existing);
+  const CommandResult ok = run("predict -m " + path("m/model.safetensors") + " " + path("a,b.png"));
+  ASSERT_EQ(ok.status, 0) << ok.output;
+  EXPECT_NE(ok.output.find("\"" + path("a,b.png") + "\","), std::string::npos) << ok.output;
+  const CommandResult bad = run("predict -m " + path("m/model.safetensors") + " " +
+                                path("a,b.png") + " " + path("missing.png"));
+  EXPECT_EQ(bad.status, 1);
+  EXPECT_NE(bad.output.find("missing.png: no such image file"), std::string::npos) << bad.output;
+  EXPECT_EQ(bad.output.find("image,p_malignant"), std::string::npos) << bad.output;
+}
+
 }  // namespace
 }  // namespace histocnn

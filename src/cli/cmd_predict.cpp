@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 
 #include "backends/backend.h"
 #include "cli/commands.h"
@@ -54,7 +55,15 @@ Runner add_predict(CLI::App& app) {
     std::vector<float> input(plane * per_image), transformed(plane * per_image),
         probs(2 * size_t(per_image));
     const int transforms = a->tta ? dihedral_count(model.width, model.height) : 1;
-    std::printf("image,p_malignant,prediction%s\n", ensemble ? ",member_sd" : "");
+    // Every input checked readable before any output, so an error leaves no
+    // header without rows; each row names its image as a quoted CSV field.
+    for (const auto& path : a->images) {
+      std::error_code ec;
+      require(std::filesystem::is_regular_file(path, ec),
+              path + (std::filesystem::exists(path, ec) ? ": not a regular file"
+                                                        : ": no such image file"));
+    }
+    bool header = false;
     for (const auto& path : a->images) {
       Image image = load_image(path);
       if (model.stain_target)
@@ -91,7 +100,10 @@ Runner add_predict(CLI::App& app) {
       }
       double mean = 0;
       for (double v : p) mean += v / double(p.size());
-      std::printf("%s,%.6f,%s", path.c_str(), mean, mean >= 0.5 ? "malignant" : "benign");
+      if (!header) std::printf("image,p_malignant,prediction%s\n", ensemble ? ",member_sd" : "");
+      header = true;
+      std::printf("%s,%.6f,%s", csv_field(path).c_str(), mean,
+                  mean >= 0.5 ? "malignant" : "benign");
       if (ensemble) std::printf(",%.6f", member_spread(p));
       std::printf("\n");
     }

@@ -10,15 +10,12 @@
 
 namespace histocnn {
 
-namespace {
-// A CSV field, quoted when it holds a comma, quote or line break (RFC 4180).
 std::string csv_field(const std::string& text) {
   if (text.find_first_of(",\"\r\n") == std::string::npos) return text;
   std::string out = "\"";
   for (char c : text) out += c == '"' ? std::string("\"\"") : std::string(1, c);
   return out + "\"";
 }
-}  // namespace
 
 double member_spread(const std::vector<double>& p) {
   if (p.size() < 2) return 0;

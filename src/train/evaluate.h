@@ -14,6 +14,9 @@
 
 namespace histocnn {
 
+// A CSV field, quoted when it holds a comma, quote or line break (RFC 4180).
+std::string csv_field(const std::string& text);
+
 // One image's verdict: the mean P(malignant) over its crops (and over the
 // members of an ensemble).
 struct ImageVerdict {
