@@ -18,6 +18,7 @@
 #include "cli_util.h"
 #include "core/atomic_file.h"
 #include "core/rng.h"
+#include "core/threads.h"
 #include "dist/communicator.h"
 #include "memory/adaptors.h"
 #include "nn/safetensors.h"
@@ -923,6 +924,48 @@ TEST_F(Cli, AStudyKilledAloneLeavesNoOrphanTraining) {
   int left = 1;
   for (int i = 0; i < 400 && (left = training_children()) > 0; ++i) usleep(5000);
   EXPECT_EQ(left, 0) << "the training child outlived its study";
+}
+
+// Two `--threads 1` runs at once land on two different cores.
+TEST_F(Cli, ConcurrentSingleThreadRunsTakeDifferentCores) {
+  if (available_cores() < 2) GTEST_SKIP() << "needs two cores";
+  auto start = [&](const std::string& name) {
+    const std::string command = "exec " + std::string(HISTOCNN_BINARY) +
+                                " bench --device cpu --sizes 64 --batches 10 --threads 1 "
+                                "--warmup 0 --epochs 50 --benign 200 --malignant 200 --json " +
+                                out(name) + " >/dev/null 2>&1";
+    const pid_t pid = fork();
+    if (pid == 0) {
+      execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    return pid;
+  };
+  // The CPUs a process may run on, once it has bound itself (a single CPU).
+  auto cpus_of = [](pid_t pid) {
+    for (int i = 0; i < 2000; ++i) {
+      const std::string status = read_file_or_empty("/proc/" + std::to_string(pid) + "/status");
+      const auto at = status.find("Cpus_allowed_list:");
+      if (at != std::string::npos) {
+        std::string list = status.substr(at + 18, status.find('\n', at) - at - 18);
+        list.erase(0, list.find_first_not_of(" \t"));
+        if (list.find_first_of(",-") == std::string::npos) return list;
+      }
+      usleep(5000);
+    }
+    return std::string("?");
+  };
+  const pid_t a = start("affinity_a.json");
+  const std::string cpu_a = cpus_of(a);
+  const pid_t b = start("affinity_b.json");
+  const std::string cpu_b = cpus_of(b);
+  kill(a, SIGKILL);
+  kill(b, SIGKILL);
+  waitpid(a, nullptr, 0);
+  waitpid(b, nullptr, 0);
+  EXPECT_NE(cpu_a, "?");
+  EXPECT_NE(cpu_b, "?");
+  EXPECT_NE(cpu_a, cpu_b) << "both runs were pinned to CPU " << cpu_a;
 }
 
 TEST_F(Cli, MemplanPrintsThePlanAndFindsTheLargestBatch) {
