@@ -333,8 +333,8 @@ TEST_F(Cli, KilledAtRandomMomentsEveryFileStaysWholeAndResumeEndsTheSame) {
   // run), so a fast machine is killed mid-run as often as a slow one.
   ASSERT_EQ(run(train_args() + " --epochs 12 -o " + straight).status, 0);
   double epoch_seconds = 0;
-  for (const auto& e : nlohmann::json::parse(read_file(straight + "/metrics.json"))["history"])
-    epoch_seconds += e["seconds"].get<double>() / 12;
+  const auto metrics = nlohmann::json::parse(read_file(straight + "/metrics.json"));
+  for (const auto& e : metrics["history"]) epoch_seconds += e["seconds"].get<double>() / 12;
   const uint64_t window_us = std::max<uint64_t>(1000, uint64_t(1.1e6 * epoch_seconds));
   Rng rng(12);
   bool said_no_checkpoint = false;
@@ -933,7 +933,7 @@ TEST_F(Cli, ConcurrentSingleThreadRunsTakeDifferentCores) {
     const std::string command = "exec " + std::string(HISTOCNN_BINARY) +
                                 " bench --device cpu --sizes 64 --batches 10 --threads 1 "
                                 "--warmup 0 --epochs 50 --benign 200 --malignant 200 --json " +
-                                out(name) + " >/dev/null 2>&1";
+                                out(name) + " >" + out(name) + ".log 2>&1";
     const pid_t pid = fork();
     if (pid == 0) {
       execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
@@ -965,6 +965,11 @@ TEST_F(Cli, ConcurrentSingleThreadRunsTakeDifferentCores) {
   waitpid(b, nullptr, 0);
   EXPECT_NE(cpu_a, "?");
   EXPECT_NE(cpu_b, "?");
+  // Other tests running beside this one (ctest -j) may hold the free cores:
+  // then sharing, with its warning, is the right answer and proves nothing.
+  for (const char* name : {"affinity_a.json.log", "affinity_b.json.log"})
+    if (read_file_or_empty(out(name)).find("sharing the rest") != std::string::npos)
+      GTEST_SKIP() << "another histocnn run held the other cores";
   EXPECT_NE(cpu_a, cpu_b) << "both runs were pinned to CPU " << cpu_a;
 }
 
