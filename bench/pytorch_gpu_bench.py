@@ -28,25 +28,8 @@ except ImportError:
     sys.exit(3)
 
 
-class Net(torch.nn.Module):
-    def __init__(self, size):
-        super().__init__()
-        self.conv1 = torch.nn.Conv2d(3, 32, 3)
-        self.conv2 = torch.nn.Conv2d(32, 32, 3)
-        self.conv3 = torch.nn.Conv2d(32, 64, 3)
-        s = size
-        for _ in range(3):
-            s = (s - 2) // 2
-        self.fc1 = torch.nn.Linear(64 * s * s, 64)
-        self.drop = torch.nn.Dropout(0.5)
-        self.fc2 = torch.nn.Linear(64, 2)
-
-    def forward(self, x):
-        pool, relu = torch.nn.functional.max_pool2d, torch.relu
-        x = pool(relu(self.conv1(x)), 2)
-        x = pool(relu(self.conv2(x)), 2)
-        x = pool(relu(self.conv3(x)), 2)
-        return self.fc2(self.drop(relu(self.fc1(torch.flatten(x, 1)))))
+# The paper's CNN, the same module the study's PyTorch engine trains.
+from pytorch_train import Net  # noqa: E402  (beside this file, in the tree and the package)
 
 
 def set_precision(precision):
