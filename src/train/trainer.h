@@ -16,6 +16,7 @@
 #include "nn/spec.h"
 #include "train/evaluate.h"
 #include "train/metrics.h"
+#include "train/run_checks.h"
 #include "train/schedule.h"
 
 namespace histocnn {
@@ -85,9 +86,6 @@ struct TrainOptions {
 // the other processes' logger drops them.
 std::function<void(const std::string&)> root_logger(const TrainOptions& options,
                                                     const Communicator& comm);
-
-// The checks on options that need no data (each error names its flag).
-void validate_training_options(const TrainOptions& options);
 
 // What training reads before the first step: the selected images, the crops
 // (stain-normalised per the options), the validation crops and the input
