@@ -59,8 +59,9 @@ Runner add_memplan(CLI::App& app) {
   return [a] {
     int width = 0, height = 0;
     parse_size(a->size, "--size", &width, &height);
-    const ModelSpec spec =
-        a->model.empty() ? default_model_spec() : parse_model_spec(read_file(a->model, size_t(1) << 20), a->model);
+    const ModelSpec spec = a->model.empty()
+                               ? default_model_spec()
+                               : parse_model_spec(read_file(a->model, size_t(1) << 20), a->model);
     std::unique_ptr<Backend> backend;
     const auto devices = available_devices();
     if (a->device != "cuda" || std::find(devices.begin(), devices.end(), "cuda") != devices.end())

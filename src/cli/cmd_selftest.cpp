@@ -33,7 +33,8 @@ Runner add_selftest(CLI::App& app) {
     SelfTestOptions o;
     o.device = a->device;
     parse_size(a->size, "--size", &o.width, &o.height);
-    if (!a->model.empty()) o.spec = parse_model_spec(read_file(a->model, size_t(1) << 20), a->model);
+    if (!a->model.empty())
+      o.spec = parse_model_spec(read_file(a->model, size_t(1) << 20), a->model);
     o.batch = a->batch;
     o.steps = a->steps;
     const SelfTestReport report = run_selftest(o);
