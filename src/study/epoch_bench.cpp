@@ -11,16 +11,12 @@
 #include "core/threads.h"
 #include "data/loader.h"
 #include "memory/memory_engine.h"
+#include "study/study.h"
 
 namespace histocnn {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
-}
 
 ExampleSet random_examples(int size, int benign, int malignant) {
   ExampleSet set;

@@ -55,12 +55,6 @@ std::string first_line_of_command(const std::string& command) {
   return out;
 }
 
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
-}
-
 std::string format_duration(double s) {
   char buf[32];
   if (s >= 3600)
@@ -73,6 +67,12 @@ std::string format_duration(double s) {
 }
 
 }  // namespace
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+}
 
 std::string StudyPoint::key() const {
   return engine + "/" + device + (allocator.empty() ? "" : ":" + allocator) + "/t" +

@@ -45,6 +45,9 @@ struct StudyPoint {
 std::vector<StudyPoint> study_grid(const StudyOptions& options);
 // Runs every point not yet in results.jsonl. Returns the number run now.
 int run_study(const StudyOptions& options);
+// The median of the values (0 for none): what a point of several rounds or
+// epochs reports.
+double median(std::vector<double> values);
 // Machine description recorded with every row.
 nlohmann::json describe_machine();
 // Rows of a results.jsonl (later rows for a key replace earlier ones).
