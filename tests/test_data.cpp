@@ -95,8 +95,8 @@ TEST(Images, DecodesAndRejectsBadFilesByName) {
   write_file_atomically(dir / "empty.png", "");
   expect_fail(dir / "empty.png", "empty image file");
   expect_fail(dir / "missing.png", "cannot open");
-  write_file_atomically(dir / "slide.tif", "II*\0");
-  expect_fail(dir / "slide.tif", "TIFF");
+  write_file_atomically(dir / "slide.tif", std::string("II*\0\x08\0\0\0", 8));
+  expect_fail(dir / "slide.tif", "not a readable TIFF");
 }
 
 uint32_t crc32(const std::string& bytes) {

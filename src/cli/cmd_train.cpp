@@ -108,6 +108,11 @@ Runner add_train(CLI::App& app) {
          "augment: HED stain scale/shift sigma (Tellez 2018; 0.05 light, 0.2 strong; 0 = off)")
       ->capture_default_str()
       ->check(CLI::Range(0.0f, 1.0f));
+  cmd->add_option("--image-mpp", o->image_mpp,
+                  "microns per pixel of the training images (GlaS: 0.62005 at 20x); the model "
+                  "records its physical scale, which `histocnn slide` reads tiles at")
+      ->capture_default_str()
+      ->check(CLI::Range(0.01, 100.0));
   cmd->add_option("--stain-normalize", o->stain_normalize,
                   "none, macenko (normalise every image to the training images' stains), or "
                   "macenko-residual (also keep what the two stains do not explain)")

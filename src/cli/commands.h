@@ -26,5 +26,6 @@ Runner add_study(CLI::App& app);
 Runner add_report(CLI::App& app);
 Runner add_stain(CLI::App& app);
 Runner add_bench(CLI::App& app);
+Runner add_slide(CLI::App& app);
 
 }  // namespace histocnn::cli

@@ -10,6 +10,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "data/tiff_image.h"
 
 namespace histocnn {
 
@@ -23,10 +24,9 @@ std::string extension_of(const std::string& path) {
 }  // namespace
 
 Image load_image(const std::string& path) {
-  const std::string ext = extension_of(path);
-  if (ext == ".tif" || ext == ".tiff")
-    fail(path + ": TIFF is not supported by the image decoder; convert to PNG or BMP");
-  return decode_image(read_file(path), path);
+  const std::string bytes = read_file(path);  // checks the type and size first
+  if (is_tiff_signature(bytes)) return load_tiff_image(path);
+  return decode_image(bytes, path);
 }
 
 Image decode_image(const std::string& bytes, const std::string& path) {

@@ -15,9 +15,10 @@ struct Image {
   const uint8_t* row(int y) const { return rgb.data() + size_t(y) * width * 3; }
 };
 
-// Decodes BMP, PNG, JPEG (and TGA/PNM). RGBA loses its alpha channel; 16-bit
-// PNGs are reduced to 8 bits. Grayscale, truncated or corrupt files, and
-// formats stb cannot read (TIFF) raise an Error naming the file.
+// Decodes BMP, PNG, JPEG (and TGA/PNM) with stb_image and TIFF with libtiff
+// (data/tiff_image.h), by content, not by extension. RGBA loses its alpha
+// channel; 16-bit images are reduced to 8 bits. Grayscale, truncated or
+// corrupt files raise an Error naming the file.
 Image load_image(const std::string& path);
 // The same from the file's bytes; `path` names it in errors.
 Image decode_image(const std::string& bytes, const std::string& path);

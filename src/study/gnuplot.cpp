@@ -23,9 +23,11 @@ std::string gnuplot_path(const std::string& path) {
   return out;
 }
 
-void render_gnuplot(const std::string& base, const std::string& body, int width, int height) {
+void render_gnuplot(const std::string& base, const std::string& body, int width, int height,
+                    bool svg) {
   const std::string size = std::to_string(width) + "," + std::to_string(height);
   for (const std::string ext : {"png", "svg"}) {
+    if (ext == "svg" && !svg) continue;
     const std::string term =
         (ext == "png" ? "pngcairo" : "svg") + std::string(" size ") + size + " font 'sans,10'";
     const std::string script = base + "." + ext + ".gp";

@@ -53,6 +53,11 @@ void put_metadata(SafetensorsFile& out, const ModelFile& file) {
   out.metadata["histocnn.spec"] = file.spec.text();
   out.metadata["histocnn.input"] = std::to_string(file.width) + "x" + std::to_string(file.height);
   out.metadata["histocnn.crop"] = file.crop;
+  if (file.mpp_x > 0 && file.mpp_y > 0) {
+    char mpp[64];
+    std::snprintf(mpp, sizeof mpp, "%.9g,%.9g", file.mpp_x, file.mpp_y);
+    out.metadata["histocnn.mpp"] = mpp;
+  }
   out.metadata["histocnn.normalize"] = file.normalization.text();
   if (file.stain_target) out.metadata["histocnn.stain_target"] = file.stain_target->text();
   if (!file.trained.empty()) out.metadata["histocnn.trained"] = file.trained.dump();
@@ -92,6 +97,13 @@ ModelFile read_metadata(const SafetensorsFile& in, const std::string& path) {
   require(
       file.crop == "whole" || size(file.crop, &crop_w, &crop_h),
       path + ": histocnn.crop '" + file.crop + "' is not 'whole' or WxH with sides in 16..8192");
+  if (in.metadata.count("histocnn.mpp")) {
+    const std::string& mpp = in.metadata.at("histocnn.mpp");
+    char tail = 0;
+    require(std::sscanf(mpp.c_str(), "%lf,%lf%c", &file.mpp_x, &file.mpp_y, &tail) == 2 &&
+                file.mpp_x > 0 && file.mpp_y > 0 && file.mpp_x < 1e4 && file.mpp_y < 1e4,
+            path + ": histocnn.mpp '" + mpp + "' is not X,Y microns per pixel");
+  }
   if (in.metadata.count("histocnn.normalize"))
     file.normalization = Normalization::parse(in.metadata.at("histocnn.normalize"), path);
   if (in.metadata.count("histocnn.stain_target"))
@@ -161,6 +173,7 @@ std::string input_difference(const ModelFile& a, const ModelFile& b) {
   if (a.spec.text() != b.spec.text()) return "network";
   if (a.width != b.width || a.height != b.height) return "input size";
   if (a.crop != b.crop) return "crop";
+  if (a.mpp_x != b.mpp_x || a.mpp_y != b.mpp_y) return "physical scale (microns per pixel)";
   if (a.normalization.text() != b.normalization.text()) return "input normalisation";
   const auto stain = [](const ModelFile& m) {
     return m.stain_target ? m.stain_target->text() + (m.keeps_stain_residual() ? " +residual" : "")

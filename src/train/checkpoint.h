@@ -7,6 +7,7 @@
 //                 histocnn.spec   the model spec text
 //                 histocnn.input  "WxH" input size
 //                 histocnn.crop   "WxH" crop size, or "whole"
+//                 histocnn.mpp    "X,Y" microns per network pixel (fixed crops)
 //                 histocnn.normalize  per-channel mean,std of the input (data/augment.h)
 //                 histocnn.stain_target  Macenko target (data/stain.h), when the
 //                                     model was trained on stain-normalised images
@@ -42,6 +43,9 @@ struct ModelFile {
   ModelSpec spec;
   int width = 0, height = 0;
   std::string crop;                         // "WxH" or "whole"
+  // Microns of tissue per network pixel (histocnn.mpp "X,Y": the training
+  // images' microns per pixel times crop / input); 0 when not recorded.
+  double mpp_x = 0, mpp_y = 0;
   Normalization normalization;              // histocnn.normalize (identity when absent)
   std::optional<StainMatrix> stain_target;  // histocnn.stain_target
   // Trained with --stain-normalize macenko-residual: normalise keeping the
@@ -64,7 +68,7 @@ void save_model_file(const std::string& path, const ModelFile& file);
 ModelFile load_model_file(const std::string& path);
 
 // What makes two models read an image differently: "network", "input size",
-// "crop", "input normalisation" or "stain normalisation"; "" when they read it
+// "crop", "physical scale", "input normalisation" or "stain normalisation"; "" when they read it
 // alike (then one set of examples serves both).
 std::string input_difference(const ModelFile& a, const ModelFile& b);
 

@@ -21,6 +21,7 @@ nlohmann::json training_settings(const TrainOptions& o) {
           {"crop", o.crops.whole_image ? "whole"
                                        : std::to_string(o.crops.crop_width) + "x" +
                                              std::to_string(o.crops.crop_height)},
+          {"image_mpp", o.image_mpp},
           {"crops_benign", o.crops.benign_crops},
           {"crops_malignant", o.crops.malignant_crops},
           {"crop_seed", o.crops.seed},
@@ -62,6 +63,7 @@ void require_same_settings(const nlohmann::json& recorded, const nlohmann::json&
                                                           {"fold_seed", "--fold-seed"},
                                                           {"val_split", "--val-split"},
                                                           {"crop", "--crop"},
+                                                          {"image_mpp", "--image-mpp"},
                                                           {"crops_benign", "--crops-benign"},
                                                           {"crops_malignant", "--crops-malignant"},
                                                           {"crop_seed", "--crop-seed"},

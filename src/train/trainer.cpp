@@ -356,6 +356,10 @@ nlohmann::json run_training(const TrainOptions& o, const TrainingData* prepared)
     file.width = o.width;
     file.height = o.height;
     file.crop = crop_text;
+    if (!o.crops.whole_image) {  // whole images vary in size: no one scale
+      file.mpp_x = o.image_mpp * o.crops.crop_width / o.width;
+      file.mpp_y = o.image_mpp * o.crops.crop_height / o.height;
+    }
     file.normalization = normalization;
     file.stain_target = crops.stain_target;
     file.trained = trained;

@@ -54,6 +54,10 @@ struct TrainOptions {
   int val_crops_per_image = 8;
   AugmentOptions augment;
   bool normalize = true;  // per-channel standardisation (false: the paper's 1/255 only)
+  // Microns per pixel of the training images (GlaS: 20x objective, 0.62005;
+  // the synthetic data is drawn at the same scale); recorded in the model as
+  // the microns per network pixel, the scale `slide` reads tiles at.
+  double image_mpp = 0.62005;
   std::string stain_normalize = "none";  // none | macenko (target from the training images)
   AdamConfig adam;
   LrSchedule schedule;

@@ -1,0 +1,161 @@
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <set>
+
+#include "cli/commands.h"
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "core/paths.h"
+#include "core/threads.h"
+#include "slide/slide_run.h"
+#include "train/ensemble.h"
+
+namespace histocnn::cli {
+namespace {
+
+// Ctrl-C: the batch in progress is finished and written, then the run stops
+// (a second Ctrl-C kills at once).
+std::atomic<bool> interrupted{false};
+extern "C" void on_interrupt(int) {
+  interrupted = true;
+  std::signal(SIGINT, SIG_DFL);
+}
+
+std::string slides_csv_row(const std::string& slide, const std::string& folder,
+                           const nlohmann::json& s, const std::string& status) {
+  char numbers[160] = "";
+  if (s.contains("p_mean"))
+    std::snprintf(numbers, sizeof numbers, "%.4f,%.4f,%.4f",
+                  s["malignant_area_fraction"].get<double>(), s["p_mean"].get<double>(),
+                  s["p_max"].get<double>());
+  else
+    std::snprintf(numbers, sizeof numbers, ",,");
+  char area[32] = "";
+  if (s.contains("tissue_mm2"))
+    std::snprintf(area, sizeof area, "%.3f", s["tissue_mm2"].get<double>());
+  return csv_field(slide) + "," + status + "," +
+         (s.contains("tiles_scored") ? std::to_string(s["tiles_scored"].get<size_t>()) : "") + "," +
+         area + "," + numbers + "," + csv_field(folder);
+}
+
+// Every input exists, no two slides share an output folder, nothing is
+// written over a model or a slide.
+void check_inputs(const SlideOptions& o, const std::vector<std::string>& slides) {
+  std::set<std::string> folders;
+  std::vector<NamedInput> inputs;
+  for (const auto& m : o.model_paths) inputs.push_back({m, "the model"});
+  for (const auto& s : slides) {
+    std::error_code ec;
+    require(std::filesystem::is_regular_file(s, ec),
+            s + (std::filesystem::exists(s, ec) ? ": not a regular file" : ": no such slide file"));
+    require(folders.insert(slide_output_folder(o, s)).second,
+            s + ": another slide has the same name; its results would go to the same folder " +
+                slide_output_folder(o, s));
+    inputs.push_back({s, "a slide"});
+  }
+  for (const auto& f : folders) refuse_overwriting_inputs("--output", f, inputs);
+  refuse_overwriting_inputs("--output", o.output, inputs);
+}
+
+}  // namespace
+
+Runner add_slide(CLI::App& app) {
+  auto* cmd = app.add_subcommand(
+      "slide", "whole-slide images: tissue, tiles at the model's scale, P(malignant) heatmap");
+  struct Args {
+    std::vector<std::string> models, files;
+    std::string device = "cpu";
+    int threads = 0;
+    SlideOptions o;
+  };
+  auto a = std::make_shared<Args>();
+  cmd->add_option("files", a->files,
+                  "MODEL SLIDE... (or SLIDE... with -m): .svs, .ndpi, .mrxs, .scn, tiled TIFF, "
+                  "or a plain image")
+      ->required();
+  cmd->add_option("--model,-m", a->models, "model or ensemble file (several -m average)")
+      ->allow_extra_args(false);
+  cmd->add_option("--output,-o", a->o.output, "results go to DIR/<slide name>/")->required();
+  cmd->add_option("--mpp", a->o.mpp, "the slides' microns per pixel (default: as recorded)")
+      ->check(CLI::Range(0.01, 100.0));
+  cmd->add_option("--mpp-model", a->o.mpp_model,
+                  "the model's microns per network pixel (default: as recorded)")
+      ->check(CLI::Range(0.01, 1000.0));
+  cmd->add_option("--tissue-threshold", a->o.tissue_threshold,
+                  "saturation above which a pixel is tissue (default: Otsu's, at least 0.05)")
+      ->check(CLI::Range(0.001, 1.0));
+  cmd->add_option("--min-tissue", a->o.min_tissue, "tiles with less tissue are not scored")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--thumbnail", a->o.thumbnail_side, "long side of the mask and heatmap, pixels")
+      ->capture_default_str()
+      ->check(CLI::Range(64, 16384));
+  cmd->add_option("--batch", a->o.batch, "tiles per device call")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 4096));
+  cmd->add_option("--readers", a->o.readers, "threads reading and resizing tiles")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 256));
+  cmd->add_option("--top-k", a->o.top_k, "tiles listed in summary.json")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 100000));
+  cmd->add_flag("--tta,!--no-tta", a->o.tta,
+                "average every tile over its 8 flips/rotations (default: the model's recipe)");
+  cmd->add_flag("--restart", a->o.restart, "score again instead of continuing a previous run");
+  cmd->add_flag("!--no-progress", a->o.progress, "no progress line");
+  cmd->add_option("--threads", a->threads, "CPU cores for inference (0 = all)")
+      ->capture_default_str();
+  cmd->add_option("--device", a->device, "cpu or cuda")->capture_default_str();
+  return [a, cmd] {
+    std::vector<std::string> slides = a->files;
+    if (a->models.empty()) {
+      require(slides.size() >= 2, "slide: give MODEL SLIDE... (or -m MODEL SLIDE...)");
+      a->models.push_back(slides.front());
+      slides.erase(slides.begin());
+    }
+    SlideOptions& o = a->o;
+    o.model_paths = a->models;
+    check_inputs(o, slides);
+    bound_cores(a->threads);
+    const std::vector<ModelFile> models = load_ensemble(a->models);
+    if (cmd->count("--tta") == 0) o.tta = models.front().trained.value("eval_tta", false);
+    const PredictionSteps steps = compile_for_prediction(a->device, models, o.batch);
+    make_directories(o.output);
+    std::signal(SIGINT, on_interrupt);
+    std::string table =
+        "slide,status,tiles,tissue_mm2,malignant_area_fraction,p_mean,p_max,folder\n";
+    int failures = 0;
+    for (const auto& slide : slides) {
+      const std::string folder = slide_output_folder(o, slide);
+      nlohmann::json summary = nlohmann::json::object();
+      std::string status = "done";
+      try {
+        summary = score_slide(slide, models, steps.members, o, &interrupted);
+        if (summary.value("interrupted", false)) status = "interrupted";
+      } catch (const Error& e) {
+        std::fprintf(stderr, "histocnn slide: %s\n", e.what());
+        status = "failed";
+        ++failures;
+      }
+      table += slides_csv_row(slide, folder, summary, status) + "\n";
+      if (slides.size() > 1) write_file_atomically(o.output + "/slides.csv", table);
+      if (status == "done")
+        std::printf(
+            "%s: %zu tiles scored -> %s/ (heatmap.png, tiles.csv, tiles.geojson, "
+            "summary.json)\n",
+            slide.c_str(), summary.value("tiles_scored", size_t(0)), folder.c_str());
+      if (status == "interrupted") {
+        std::fprintf(stderr,
+                     "interrupted: %zu of %zu tiles of %s scored and kept; the same command "
+                     "continues\n",
+                     summary.value("tiles_scored", size_t(0)),
+                     summary.value("tiles_on_tissue", size_t(0)), slide.c_str());
+        return 130;
+      }
+    }
+    return failures ? 1 : 0;
+  };
+}
+
+}  // namespace histocnn::cli

@@ -1,0 +1,75 @@
+// Whole-slide images: pyramidal files of up to ~150,000 pixels a side, read
+// region by region, never whole.
+//
+// Contract of every Slide:
+//   levels()[0] is full resolution; each further level is smaller, with its
+//   downsample (level-0 pixels per level pixel) increasing.
+//   read_region(level, x, y, w, h) returns w x h RGB pixels of `level` whose
+//   top-left corner is (x, y) in LEVEL-0 coordinates (OpenSlide's convention);
+//   pixels outside the slide or transparent read as white (glass). It is safe
+//   to call from several threads at once on one Slide.
+//   mpp_x/mpp_y: microns per level-0 pixel; 0 when the file does not say and
+//   no override was given.
+// Readers: OpenSlide (Aperio .svs, Hamamatsu .ndpi/.vms, MIRAX .mrxs, Leica
+// .scn, Philips TIFF, Ventana, Sakura, generic tiled TIFF) and, for what
+// OpenSlide does not take, a plain image (PNG, JPEG, BMP, strip TIFF) held as
+// a one-level slide. Another reader is one more subclass.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "data/image.h"
+
+namespace histocnn {
+
+struct SlideLevel {
+  int64_t width = 0, height = 0;
+  double downsample = 1;  // level-0 pixels per pixel of this level
+};
+
+class Slide {
+ public:
+  virtual ~Slide() = default;
+  virtual Image read_region(int level, int64_t x, int64_t y, int width, int height) const = 0;
+
+  const std::string& path() const { return path_; }
+  const std::string& format() const { return format_; }  // "aperio", "generic-tiff", "image"...
+  const std::vector<SlideLevel>& levels() const { return levels_; }
+  int64_t width() const { return levels_.front().width; }
+  int64_t height() const { return levels_.front().height; }
+  double mpp_x() const { return mpp_x_; }
+  double mpp_y() const { return mpp_y_; }
+  // The coarsest level whose downsample is at most `downsample` (1% slack,
+  // as pyramid levels of odd sizes have downsamples such as 4.0026).
+  int level_for_downsample(double downsample) const;
+
+ protected:
+  std::string path_, format_;
+  std::vector<SlideLevel> levels_;
+  double mpp_x_ = 0, mpp_y_ = 0;
+};
+
+// Opens `path` with OpenSlide, or as a plain image when OpenSlide does not
+// recognise it. mpp > 0 overrides the microns per pixel the file records.
+// Errors (missing, not a slide nor an image, corrupt) name the file.
+std::unique_ptr<Slide> open_slide(const std::string& path, double mpp = 0);
+
+// Microns per level-0 pixel from a slide's properties: openslide.mpp-x/y,
+// else the TIFF resolution tags (tiff.XResolution with tiff.ResolutionUnit
+// centimeter or inch). {0, 0} when neither says.
+std::pair<double, double> mpp_from_properties(const std::map<std::string, std::string>& props);
+
+// The whole slide in at most max_side pixels on its long side, read in
+// bounded pieces from the finest level not finer than needed (memory: the
+// thumbnail plus one piece, whatever the slide's size).
+struct Thumbnail {
+  Image image;
+  double downsample_x = 1, downsample_y = 1;  // level-0 pixels per thumbnail pixel
+};
+Thumbnail read_thumbnail(const Slide& slide, int max_side);
+
+}  // namespace histocnn

@@ -1,0 +1,19 @@
+// TIFF images through libtiff: any TIFF an H&E image comes in (strips or
+// tiles, JPEG/LZW/Deflate/none, 8 or 16 bits, RGB or YCbCr), decoded to 8-bit
+// RGB. Pyramidal slides go through data/slide.h instead; this is for images
+// small enough to hold (the same size cap as the other formats).
+#pragma once
+
+#include <string>
+
+#include "data/image.h"
+
+namespace histocnn {
+
+// True when the bytes start with a TIFF or BigTIFF signature.
+bool is_tiff_signature(const std::string& first_bytes);
+// The first page of `path`. Errors (not a TIFF, truncated, grayscale, too many
+// pixels) raise an Error naming the file and what libtiff said.
+Image load_tiff_image(const std::string& path);
+
+}  // namespace histocnn

@@ -1,0 +1,115 @@
+#include "data/tissue.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+
+namespace histocnn {
+
+int64_t TissueMask::tissue_pixels() const {
+  int64_t n = 0;
+  for (uint8_t v : tissue) n += v;
+  return n;
+}
+
+double TissueMask::fraction(double x0, double y0, double x1, double y1) const {
+  const int ix0 = std::max(0, int(std::floor(x0))), iy0 = std::max(0, int(std::floor(y0)));
+  const int ix1 = std::min(width, int(std::ceil(x1))), iy1 = std::min(height, int(std::ceil(y1)));
+  if (ix0 >= ix1 || iy0 >= iy1) return 0;
+  int64_t n = 0;
+  for (int y = iy0; y < iy1; ++y)
+    for (int x = ix0; x < ix1; ++x) n += tissue[size_t(y) * width + x];
+  return double(n) / (double(ix1 - ix0) * (iy1 - iy0));
+}
+
+Image TissueMask::to_image() const {
+  Image out;
+  out.width = width;
+  out.height = height;
+  out.rgb.resize(tissue.size() * 3);
+  for (size_t i = 0; i < tissue.size(); ++i)
+    out.rgb[3 * i] = out.rgb[3 * i + 1] = out.rgb[3 * i + 2] = tissue[i] ? 255 : 0;
+  return out;
+}
+
+int otsu_threshold(const std::vector<int64_t>& histogram) {
+  double total = 0, sum = 0;
+  for (size_t i = 0; i < histogram.size(); ++i) {
+    total += double(histogram[i]);
+    sum += double(i) * double(histogram[i]);
+  }
+  double below = 0, below_sum = 0, best = -1;
+  int threshold = 0;
+  for (size_t t = 1; t < histogram.size(); ++t) {
+    below += double(histogram[t - 1]);
+    below_sum += double(t - 1) * double(histogram[t - 1]);
+    const double above = total - below;
+    if (below == 0 || above == 0) continue;
+    const double mean_diff = below_sum / below - (sum - below_sum) / above;
+    const double between = below * above * mean_diff * mean_diff;
+    if (between > best) {
+      best = between;
+      threshold = int(t);
+    }
+  }
+  return threshold;
+}
+
+void remove_small_components(TissueMask& mask, uint8_t v, int64_t max_pixels, bool holes_only) {
+  if (max_pixels <= 0) return;
+  const int w = mask.width, h = mask.height;
+  std::vector<uint8_t> seen(mask.tissue.size(), 0);
+  std::vector<int64_t> component, stack;
+  for (int64_t start = 0; start < int64_t(mask.tissue.size()); ++start) {
+    if (seen[start] || mask.tissue[start] != v) continue;
+    component.clear();
+    stack.assign(1, start);
+    seen[start] = 1;
+    bool touches_border = false;
+    while (!stack.empty()) {
+      const int64_t p = stack.back();
+      stack.pop_back();
+      component.push_back(p);
+      const int x = int(p % w), y = int(p / w);
+      touches_border |= x == 0 || y == 0 || x == w - 1 || y == h - 1;
+      const int64_t next[4] = {x > 0 ? p - 1 : -1, x < w - 1 ? p + 1 : -1, y > 0 ? p - w : -1,
+                               y < h - 1 ? p + w : -1};
+      for (int64_t q : next)
+        if (q >= 0 && !seen[q] && mask.tissue[q] == v) {
+          seen[q] = 1;
+          stack.push_back(q);
+        }
+    }
+    if (int64_t(component.size()) < max_pixels && !(holes_only && touches_border))
+      for (int64_t p : component) mask.tissue[p] = uint8_t(1 - v);
+  }
+}
+
+TissueMask detect_tissue(const Image& thumbnail, const TissueOptions& options) {
+  require(thumbnail.width > 0 && thumbnail.height > 0, "tissue detection on an empty image");
+  require(options.threshold < 0 || (options.threshold > 0 && options.threshold <= 1),
+          "--tissue-threshold must be a saturation in (0, 1]");
+  const size_t n = size_t(thumbnail.width) * thumbnail.height;
+  std::vector<uint8_t> saturation(n);
+  std::vector<int64_t> histogram(256, 0);
+  for (size_t i = 0; i < n; ++i) {
+    const uint8_t* p = &thumbnail.rgb[3 * i];
+    const int hi = std::max({p[0], p[1], p[2]}), lo = std::min({p[0], p[1], p[2]});
+    saturation[i] = hi < 30 ? 0 : uint8_t((hi - lo) * 255 / hi);  // near-black: not tissue
+    ++histogram[saturation[i]];
+  }
+  TissueMask mask;
+  mask.width = thumbnail.width;
+  mask.height = thumbnail.height;
+  mask.threshold = options.threshold > 0
+                       ? options.threshold
+                       : std::max(kMinTissueSaturation, otsu_threshold(histogram) / 255.0);
+  mask.tissue.resize(n);
+  for (size_t i = 0; i < n; ++i) mask.tissue[i] = saturation[i] >= mask.threshold * 255 ? 1 : 0;
+  remove_small_components(mask, 1, options.min_object_pixels, false);
+  remove_small_components(mask, 0, options.max_hole_pixels, true);
+  return mask;
+}
+
+}  // namespace histocnn

@@ -1,0 +1,49 @@
+// Tissue detection on a slide's thumbnail: which pixels are tissue and which
+// are glass, so background tiles are never scored.
+//
+// Method (as in CLAM and TIAToolbox): the HSV saturation of every pixel
+// (glass is white or grey: saturation near 0; H&E tissue is pink and purple),
+// a threshold by Otsu's method on its histogram — never below
+// kMinTissueSaturation, so a blank slide is all glass instead of its noise
+// split in two — then specks smaller than min_object_pixels removed and holes
+// (gland lumens, tears) smaller than max_hole_pixels filled. Near-black pixels
+// (scanner borders, pen) are not tissue.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "data/image.h"
+
+namespace histocnn {
+
+constexpr double kMinTissueSaturation = 0.05;
+
+struct TissueOptions {
+  double threshold = -1;  // saturation in (0, 1]; < 0: Otsu's
+  int64_t min_object_pixels = 0;
+  int64_t max_hole_pixels = 0;
+};
+
+struct TissueMask {
+  int width = 0, height = 0;
+  std::vector<uint8_t> tissue;  // 1 = tissue, row-major
+  double threshold = 0;         // the saturation threshold used
+  int64_t tissue_pixels() const;
+  // Fraction of tissue in the rectangle [x0, x1) x [y0, y1) (clipped; 0 when empty).
+  double fraction(double x0, double y0, double x1, double y1) const;
+  // White tissue on black, for a person to check.
+  Image to_image() const;
+};
+
+// Otsu's threshold of 256-bin histogram counts: the bin index t that
+// maximises the between-class variance of [0, t) against [t, 256).
+int otsu_threshold(const std::vector<int64_t>& histogram);
+
+TissueMask detect_tissue(const Image& thumbnail, const TissueOptions& options = {});
+
+// Connected components (4-neighbours) of value `v` smaller than max_pixels
+// are set to 1 - v. holes_only: only components not touching the border.
+void remove_small_components(TissueMask& mask, uint8_t v, int64_t max_pixels, bool holes_only);
+
+}  // namespace histocnn

@@ -1,0 +1,51 @@
+// What `histocnn slide` writes per slide, from the tiles and their scores:
+//   tiles.csv      x,y,width,height (level-0 pixels),level,width_um,height_um,
+//                  tissue,p_malignant[,member_sd] — one row per scored tile,
+//                  appended batch by batch (the resume point)
+//   tiles.geojson  the tiles as QuPath detections (File > Import objects),
+//                  classified Malignant/Benign at 0.5, P(malignant) as a
+//                  measurement
+//   heatmap.png    the thumbnail with P(malignant) overlaid, colour scale,
+//                  title and scale bar (heatmap.png.gp: the gnuplot script)
+//   tissue.png     the tissue mask (white = tissue) on the thumbnail's grid
+//   summary.json   tissue area, malignant area fraction, P statistics, the
+//                  top-k tiles, time per stage
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "data/image.h"
+#include "slide/tile_scorer.h"
+#include "slide/tiling.h"
+
+namespace histocnn {
+
+std::string tiles_csv_header(bool ensemble);
+std::string tile_row(const Tile& tile, const TileGrid& grid, const TileScore& score, bool ensemble);
+// The scores of the first rows of `path` (written by tile_row for these
+// tiles, in order). Requires: every row names the tile at its position
+// (checked: an error names the file and the row).
+std::vector<TileScore> read_tile_scores(const std::string& path, const std::vector<Tile>& tiles,
+                                        bool ensemble);
+
+std::string tiles_geojson(const std::vector<Tile>& tiles, const std::vector<TileScore>& scores);
+
+// Statistics of the scored tiles: count, mean, max, quantiles of P, the
+// malignant area fraction at 0.5 (tissue-weighted) and the top_k tiles.
+nlohmann::json score_statistics(const std::vector<Tile>& tiles,
+                                const std::vector<TileScore>& scores, const TileGrid& grid,
+                                int top_k);
+
+// The colour of P in the heatmap's scale (blue 0 → pale yellow 0.5 → red 1).
+void heatmap_colour(double p, uint8_t rgb[3]);
+// The thumbnail with every scored tile blended in its colour (alpha 0.55).
+Image heatmap_overlay(const Image& thumbnail, double downsample_x, double downsample_y,
+                      const std::vector<Tile>& tiles, const std::vector<TileScore>& scores);
+// heatmap.png in `folder`: the overlay (saved as heatmap-overlay.png) in
+// millimetres with the colour bar, `title` and a scale bar.
+void render_heatmap(const std::string& folder, const Image& overlay, double mm_per_pixel_x,
+                    double mm_per_pixel_y, const std::string& title);
+
+}  // namespace histocnn

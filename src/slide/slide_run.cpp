@@ -1,0 +1,240 @@
+#include "slide/slide_run.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "core/run_lock.h"
+#include "data/slide.h"
+#include "data/tissue.h"
+#include "slide/slide_outputs.h"
+#include "slide/tile_scorer.h"
+#include "slide/tiling.h"
+
+namespace histocnn {
+namespace fs = std::filesystem;
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// Everything known before the first tile is scored.
+struct PreparedSlide {
+  std::unique_ptr<Slide> slide;
+  TileGrid grid;
+  Thumbnail thumbnail;
+  TissueMask mask;
+  std::vector<Tile> tiles;
+  nlohmann::json times = nlohmann::json::object();
+};
+
+// Specks under 0.01 mm^2 are dropped; holes (lumens, tears) under 0.0625
+// mm^2 are tissue — in thumbnail pixels of this slide.
+TissueOptions tissue_options(const Slide& slide, const Thumbnail& t, double threshold) {
+  const double um2_per_pixel = t.downsample_x * slide.mpp_x() * t.downsample_y * slide.mpp_y();
+  TissueOptions o;
+  o.threshold = threshold;
+  o.min_object_pixels = int64_t(1e4 / um2_per_pixel);
+  o.max_hole_pixels = int64_t(6.25e4 / um2_per_pixel);
+  return o;
+}
+
+PreparedSlide prepare_slide(const std::string& path, const ModelFile& model,
+                            const SlideOptions& o) {
+  PreparedSlide p;
+  auto clock = Clock::now();
+  p.slide = open_slide(path, o.mpp);
+  const double mx = o.mpp_model > 0 ? o.mpp_model : model.mpp_x;
+  const double my = o.mpp_model > 0 ? o.mpp_model : model.mpp_y;
+  p.grid = plan_tile_grid(*p.slide, mx, my, model.width, model.height);
+  p.times["open_s"] = seconds_since(clock);
+  clock = Clock::now();
+  p.thumbnail = read_thumbnail(*p.slide, o.thumbnail_side);
+  p.times["thumbnail_s"] = seconds_since(clock);
+  clock = Clock::now();
+  p.mask =
+      detect_tissue(p.thumbnail.image, tissue_options(*p.slide, p.thumbnail, o.tissue_threshold));
+  p.tiles = tissue_tiles(p.grid, p.mask, p.thumbnail.downsample_x, p.thumbnail.downsample_y,
+                         o.min_tissue);
+  p.times["tissue_s"] = seconds_since(clock);
+  return p;
+}
+
+// What the scores depend on: a re-run continues only when all of it agrees.
+nlohmann::json run_settings(const PreparedSlide& p, const SlideOptions& o) {
+  nlohmann::json models = nlohmann::json::array();
+  for (const auto& m : o.model_paths)
+    models.push_back(
+        {{"path", fs::absolute(m).lexically_normal().string()}, {"bytes", fs::file_size(m)}});
+  const Slide& s = *p.slide;
+  return {{"slide", fs::absolute(s.path()).lexically_normal().string()},
+          {"slide_bytes", fs::file_size(s.path())},
+          {"models", models},
+          {"mpp", {s.mpp_x(), s.mpp_y()}},
+          {"tile_level0", {p.grid.tile_width, p.grid.tile_height}},
+          {"level", p.grid.level},
+          {"tissue_threshold", p.mask.threshold},
+          {"min_tissue", o.min_tissue},
+          {"thumbnail_side", o.thumbnail_side},
+          {"tta", o.tta},
+          {"tiles", p.tiles.size()}};
+}
+
+// The scores a previous run of the same settings left (none with restart).
+std::vector<TileScore> previous_scores(const std::string& folder, const nlohmann::json& settings,
+                                       const std::vector<Tile>& tiles, bool ensemble,
+                                       bool restart) {
+  const std::string run = folder + "/run.json", csv = folder + "/tiles.csv";
+  if (!restart && fs::exists(run)) {
+    const nlohmann::json before = nlohmann::json::parse(read_file(run), nullptr, false);
+    for (const auto& [key, value] : settings.items())
+      require(before.is_object() && before.contains(key) && before[key] == value,
+              folder + ": scored before with another " + key + " (" +
+                  (before.is_object() && before.contains(key) ? before[key].dump() : "none") +
+                  ", now " + value.dump() + "); --restart scores the slide again");
+    repair_torn_last_line(csv);
+    if (fs::exists(csv)) return read_tile_scores(csv, tiles, ensemble);
+  }
+  for (const char* name : {"tiles.csv", "summary.json", "tiles.geojson"})
+    fs::remove(folder + "/" + name);
+  write_file_atomically(run, settings.dump(2) + "\n");
+  write_file_atomically(csv, tiles_csv_header(ensemble) + "\n");
+  return {};
+}
+
+// "\r  1200/38016 tiles  431 tiles/s  1:11 left" on a terminal.
+class ProgressLine {
+ public:
+  ProgressLine(bool shown, size_t total, size_t done)
+      : shown_(shown && ::isatty(STDERR_FILENO)), total_(total), start_done_(done) {}
+  void update(size_t done) {
+    if (!shown_) return;
+    const double elapsed = seconds_since(start_);
+    const double rate = elapsed > 0 ? double(done - start_done_) / elapsed : 0;
+    const int left = rate > 0 ? int(double(total_ - done) / rate) : 0;
+    std::fprintf(stderr, "\r  %zu/%zu tiles  %.0f tiles/s  %d:%02d left   ", done, total_, rate,
+                 left / 60, left % 60);
+    std::fflush(stderr);
+  }
+  ~ProgressLine() {
+    if (shown_) std::fprintf(stderr, "\n");
+  }
+
+ private:
+  bool shown_;
+  size_t total_, start_done_;
+  Clock::time_point start_ = Clock::now();
+};
+
+std::unique_ptr<StainMapping> stain_mapping(const PreparedSlide& p, const ModelFile& model) {
+  if (!model.stain_target || p.tiles.empty()) return nullptr;
+  auto m = std::make_unique<StainMapping>();
+  m->source = estimate_stains(p.thumbnail.image, p.slide->path() + " (its thumbnail's tissue)");
+  m->target = *model.stain_target;
+  m->keep_residual = model.keeps_stain_residual();
+  return m;
+}
+
+nlohmann::json describe(const PreparedSlide& p, const SlideOptions& o) {
+  const Slide& s = *p.slide;
+  const double thumb_um2 =
+      p.thumbnail.downsample_x * s.mpp_x() * p.thumbnail.downsample_y * s.mpp_y();
+  return {{"slide", s.path()},
+          {"format", s.format()},
+          {"width", s.width()},
+          {"height", s.height()},
+          {"levels", s.levels().size()},
+          {"mpp", {s.mpp_x(), s.mpp_y()}},
+          {"models", o.model_paths},
+          {"tile_um", {p.grid.tile_um_x, p.grid.tile_um_y}},
+          {"tile_level0_pixels", {p.grid.tile_width, p.grid.tile_height}},
+          {"read_level", p.grid.level},
+          {"tissue_threshold", p.mask.threshold},
+          {"tissue_mm2", double(p.mask.tissue_pixels()) * thumb_um2 / 1e6},
+          {"min_tissue", o.min_tissue},
+          {"tta", o.tta},
+          {"tiles_on_tissue", p.tiles.size()}};
+}
+
+void write_outputs(const std::string& folder, const PreparedSlide& p,
+                   const std::vector<TileScore>& scores, nlohmann::json& summary,
+                   const SlideOptions& o) {
+  const auto clock = Clock::now();
+  write_file_atomically(folder + "/tiles.geojson", tiles_geojson(p.tiles, scores));
+  const Image overlay = heatmap_overlay(p.thumbnail.image, p.thumbnail.downsample_x,
+                                        p.thumbnail.downsample_y, p.tiles, scores);
+  const nlohmann::json stats = score_statistics(p.tiles, scores, p.grid, o.top_k);
+  char title[512];
+  std::snprintf(title, sizeof title, "%s: P(malignant), %zu tiles of %.0f µm; %s",
+                fs::path(p.slide->path()).filename().c_str(), scores.size(), p.grid.tile_um_x,
+                scores.empty() ? "no tissue found"
+                               : ("malignant area " +
+                                  std::to_string(int(std::lround(
+                                      100 * stats["malignant_area_fraction"].get<double>()))) +
+                                  "% at P >= 0.5")
+                                     .c_str());
+  render_heatmap(folder, overlay, p.thumbnail.downsample_x * p.slide->mpp_x() / 1000,
+                 p.thumbnail.downsample_y * p.slide->mpp_y() / 1000, title);
+  summary.update(stats);
+  summary["times"]["outputs_s"] = seconds_since(clock);
+  write_file_atomically(folder + "/summary.json", summary.dump(2) + "\n");
+}
+
+}  // namespace
+
+std::string slide_output_folder(const SlideOptions& o, const std::string& slide_path) {
+  return (fs::path(o.output) / fs::path(slide_path).stem()).string();
+}
+
+nlohmann::json score_slide(const std::string& path, const std::vector<ModelFile>& models,
+                           const std::vector<TrainingStep*>& members, const SlideOptions& o,
+                           const std::atomic<bool>* stop) {
+  PreparedSlide p = prepare_slide(path, models.front(), o);
+  const std::string folder = slide_output_folder(o, path);
+  make_directories(folder);
+  RunLock lock(folder);
+  save_image(folder + "/tissue.png", p.mask.to_image());
+  const bool ensemble = models.size() > 1;
+  std::vector<TileScore> scores =
+      previous_scores(folder, run_settings(p, o), p.tiles, ensemble, o.restart);
+  nlohmann::json summary = describe(p, o);
+  summary["times"] = p.times;
+  if (p.tiles.empty())
+    std::fprintf(stderr, "%s: no tissue found (saturation threshold %.3f): nothing to score\n",
+                 path.c_str(), p.mask.threshold);
+  const std::unique_ptr<StainMapping> stains = stain_mapping(p, models.front());
+  ScoringOptions so{o.batch, o.readers, o.tta, models.front().normalization, stains.get()};
+  ProgressLine progress(o.progress, p.tiles.size(), scores.size());
+  const ScoringTimes t = score_tiles(
+      *p.slide, p.grid, p.tiles, scores.size(), members, so,
+      [&](size_t first, const std::vector<TileScore>& batch) {
+        std::string rows;
+        for (size_t i = 0; i < batch.size(); ++i)
+          rows += (i ? "\n" : "") + tile_row(p.tiles[first + i], p.grid, batch[i], ensemble);
+        append_line_atomically(folder + "/tiles.csv", rows);  // one write: the resume point
+        scores.insert(scores.end(), batch.begin(), batch.end());
+        progress.update(scores.size());
+      },
+      stop);
+  summary["times"]["scoring"] = {
+      {"wall_s", t.wall_s},   {"read_s", t.read_s},
+      {"infer_s", t.infer_s}, {"wait_s", t.wait_s},
+      {"tiles", t.tiles},     {"tiles_per_s", t.wall_s > 0 ? t.tiles / t.wall_s : 0.0}};
+  if (scores.size() < p.tiles.size()) {
+    summary["interrupted"] = true;
+    summary["tiles_scored"] = scores.size();
+    return summary;
+  }
+  write_outputs(folder, p, scores, summary, o);
+  return summary;
+}
+
+}  // namespace histocnn

@@ -1,0 +1,43 @@
+// One slide end to end: open, find the tissue, tile it at the model's scale,
+// score the tiles (resuming where a previous run stopped), write the outputs
+// (slide/slide_outputs.h) into <output>/<slide name>/.
+#pragma once
+
+#include <atomic>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "backends/backend.h"
+#include "train/checkpoint.h"
+
+namespace histocnn {
+
+struct SlideOptions {
+  std::string output;            // results go to output/<slide file name without extension>/
+  double mpp = 0;                // the slide's microns per pixel (0: as the file records)
+  double mpp_model = 0;          // the model's microns per network pixel (0: as recorded)
+  double tissue_threshold = -1;  // saturation; < 0: Otsu's (data/tissue.h)
+  double min_tissue = 0.5;       // tiles with less tissue than this are not scored
+  int thumbnail_side = 2048;     // the thumbnail's long side: tissue mask and heatmap
+  int batch = 64;
+  int readers = 2;
+  bool tta = false;
+  bool progress = true;  // a progress line on stderr when it is a terminal
+  bool restart = false;  // score again instead of continuing a previous run
+  int top_k = 10;
+  std::vector<std::string> model_paths;  // recorded: a re-run must use the same model
+};
+
+// The folder a slide's results go to.
+std::string slide_output_folder(const SlideOptions& options, const std::string& slide_path);
+
+// Scores one slide with `members` (compiled from `models` with a batch of at
+// least options.batch) and returns its summary.json. When *stop is set
+// between batches, returns early with "interrupted": true and the scores so
+// far kept for the next run.
+nlohmann::json score_slide(const std::string& slide_path, const std::vector<ModelFile>& models,
+                           const std::vector<TrainingStep*>& members, const SlideOptions& options,
+                           const std::atomic<bool>* stop = nullptr);
+
+}  // namespace histocnn
