@@ -39,8 +39,10 @@ int otsu_threshold(const std::vector<int64_t>& histogram) {
     total += double(histogram[i]);
     sum += double(i) * double(histogram[i]);
   }
+  // Separated modes leave a plateau of equal variance between them: its
+  // middle, not its first bin, is the threshold.
   double below = 0, below_sum = 0, best = -1;
-  int threshold = 0;
+  int first = 0, last = 0;
   for (size_t t = 1; t < histogram.size(); ++t) {
     below += double(histogram[t - 1]);
     below_sum += double(t - 1) * double(histogram[t - 1]);
@@ -48,12 +50,14 @@ int otsu_threshold(const std::vector<int64_t>& histogram) {
     if (below == 0 || above == 0) continue;
     const double mean_diff = below_sum / below - (sum - below_sum) / above;
     const double between = below * above * mean_diff * mean_diff;
-    if (between > best) {
+    if (between > best * (1 + 1e-12)) {
       best = between;
-      threshold = int(t);
+      first = last = int(t);
+    } else if (between >= best * (1 - 1e-12)) {
+      last = int(t);
     }
   }
-  return threshold;
+  return (first + last) / 2;
 }
 
 void remove_small_components(TissueMask& mask, uint8_t v, int64_t max_pixels, bool holes_only) {

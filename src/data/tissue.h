@@ -37,7 +37,8 @@ struct TissueMask {
 };
 
 // Otsu's threshold of 256-bin histogram counts: the bin index t that
-// maximises the between-class variance of [0, t) against [t, 256).
+// maximises the between-class variance of [0, t) against [t, 256) (the
+// middle of the range of such t when several tie).
 int otsu_threshold(const std::vector<int64_t>& histogram);
 
 TissueMask detect_tissue(const Image& thumbnail, const TissueOptions& options = {});

@@ -1,0 +1,326 @@
+// Whole-slide pieces on their own: slide properties to microns per pixel,
+// TIFF images, thumbnails in bounded pieces, tissue detection (Otsu, specks,
+// holes), the tile grid at the model's scale, the read-ahead scorer, the
+// outputs' statistics and the resume file's checks.
+#include <gtest/gtest.h>
+#include <tiffio.h>
+
+#include <atomic>
+#include <cmath>
+#include <mutex>
+
+#include "backends/backend.h"
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "data/slide.h"
+#include "data/synth.h"
+#include "data/tiff_image.h"
+#include "data/tissue.h"
+#include "nn/params.h"
+#include "slide/slide_outputs.h"
+#include "slide/tile_scorer.h"
+#include "slide/tiling.h"
+#include "test_util.h"
+
+namespace histocnn {
+namespace {
+
+// A slide drawn by a function of level-0 coordinates, with a pyramid of
+// exact power-of-two levels; it counts and bounds the pixels read at once.
+class DrawnSlide : public Slide {
+ public:
+  DrawnSlide(int64_t w, int64_t h, int levels, double mpp) {
+    path_ = "drawn";
+    format_ = "test";
+    for (int l = 0; l < levels; ++l) levels_.push_back({w >> l, h >> l, double(1 << l)});
+    mpp_x_ = mpp_y_ = mpp;
+  }
+  Image read_region(int level, int64_t x, int64_t y, int w, int h) const override {
+    if (x == fail_at_x) throw Error("drawn: cannot read the slide (corrupt region)");
+    {
+      std::lock_guard lock(mutex_);
+      largest_read = std::max<int64_t>(largest_read, int64_t(w) * h);
+      levels_read.push_back(level);
+    }
+    Image out;
+    out.width = w;
+    out.height = h;
+    out.rgb.resize(size_t(w) * h * 3);
+    const double ds = levels_[level].downsample;
+    for (int r = 0; r < h; ++r)
+      for (int c = 0; c < w; ++c) {
+        const int64_t x0 = x + int64_t(c * ds), y0 = y + int64_t(r * ds);
+        const bool tissue = x0 < width() / 2 && x0 >= 0 && y0 >= 0 && y0 < height();
+        uint8_t* p = out.row(r) + 3 * c;
+        p[0] = tissue ? 200 : 250;
+        p[1] = tissue ? 80 : 250;
+        p[2] = tissue ? 160 : 250;
+      }
+    return out;
+  }
+  int64_t fail_at_x = -1;  // a read there fails, as a corrupt region does
+  mutable std::mutex mutex_;
+  mutable int64_t largest_read = 0;
+  mutable std::vector<int> levels_read;
+};
+
+TEST(Slide, MicronsPerPixelFromOpenSlideOrTiffProperties) {
+  EXPECT_EQ(mpp_from_properties({{"openslide.mpp-x", "0.25"}, {"openslide.mpp-y", "0.26"}}),
+            std::make_pair(0.25, 0.26));
+  const auto cm = mpp_from_properties({{"tiff.ResolutionUnit", "centimeter"},
+                                       {"tiff.XResolution", "16129"},
+                                       {"tiff.YResolution", "16129"}});
+  EXPECT_NEAR(cm.first, 0.62, 1e-3);
+  const auto inch = mpp_from_properties(
+      {{"tiff.ResolutionUnit", "inch"}, {"tiff.XResolution", "101600"}, {"tiff.YResolution", "101600"}});
+  EXPECT_NEAR(inch.second, 0.25, 1e-9);
+  EXPECT_EQ(mpp_from_properties({{"tiff.ResolutionUnit", "none"}, {"tiff.XResolution", "72"}}),
+            std::make_pair(0.0, 0.0));
+  EXPECT_EQ(mpp_from_properties({{"openslide.mpp-x", "garbage"}}), std::make_pair(0.0, 0.0));
+}
+
+void write_tiff(const std::string& path, const Image& image, bool tiled) {
+  TIFF* t = TIFFOpen(path.c_str(), "w");
+  ASSERT_NE(t, nullptr);
+  TIFFSetField(t, TIFFTAG_IMAGEWIDTH, uint32_t(image.width));
+  TIFFSetField(t, TIFFTAG_IMAGELENGTH, uint32_t(image.height));
+  TIFFSetField(t, TIFFTAG_SAMPLESPERPIXEL, uint16_t(3));
+  TIFFSetField(t, TIFFTAG_BITSPERSAMPLE, uint16_t(8));
+  TIFFSetField(t, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_RGB);
+  TIFFSetField(t, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG);
+  TIFFSetField(t, TIFFTAG_COMPRESSION, COMPRESSION_LZW);
+  if (tiled) {
+    TIFFSetField(t, TIFFTAG_TILEWIDTH, uint32_t(16));
+    TIFFSetField(t, TIFFTAG_TILELENGTH, uint32_t(16));
+    std::vector<uint8_t> tile(16 * 16 * 3);
+    for (int ty = 0; ty < image.height; ty += 16)
+      for (int tx = 0; tx < image.width; tx += 16) {
+        std::fill(tile.begin(), tile.end(), 0);
+        for (int r = 0; r < 16 && ty + r < image.height; ++r)
+          for (int c = 0; c < 16 && tx + c < image.width; ++c)
+            std::copy_n(image.row(ty + r) + 3 * (tx + c), 3, &tile[(r * 16 + c) * 3]);
+        TIFFWriteTile(t, tile.data(), uint32_t(tx), uint32_t(ty), 0, 0);
+      }
+  } else {
+    for (int r = 0; r < image.height; ++r)
+      TIFFWriteScanline(t, const_cast<uint8_t*>(image.row(r)), uint32_t(r), 0);
+  }
+  TIFFClose(t);
+}
+
+TEST(Slide, TiffImagesDecodeLikePngAndBadOnesNameTheFile) {
+  testing::TempDir dir;
+  const Image image = draw_synthetic_tissue(61, 37, true, 5);
+  for (bool tiled : {false, true}) {
+    const std::string path = dir / (tiled ? "tiled.tif" : "strips.tiff");
+    write_tiff(path, image, tiled);
+    const Image back = load_image(path);
+    ASSERT_EQ(back.width, 61);
+    ASSERT_EQ(back.height, 37);
+    EXPECT_EQ(back.rgb, image.rgb) << path;
+  }
+  const std::string bytes = read_file(dir / "strips.tiff");
+  write_file_atomically(dir / "cut.tif", bytes.substr(0, bytes.size() / 3));
+  try {
+    load_image(dir / "cut.tif");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(dir / "cut.tif"), std::string::npos) << e.what();
+  }
+  // A plain TIFF is a one-level slide too.
+  const auto slide = open_slide(dir / "strips.tiff", 0.5);
+  EXPECT_EQ(slide->levels().size(), 1u);
+  EXPECT_EQ(slide->mpp_x(), 0.5);
+  const Image region = slide->read_region(0, 50, -2, 20, 6);  // outside reads as glass
+  EXPECT_EQ(region.row(0)[0], 255);
+  EXPECT_EQ(region.row(3)[0], image.row(1)[3 * 50]);
+  EXPECT_EQ(region.row(3)[3 * 15], 255);
+}
+
+TEST(Slide, ThumbnailReadsTheCoarseLevelInBoundedPieces) {
+  DrawnSlide slide(100000, 60000, 6, 0.25);
+  const Thumbnail t = read_thumbnail(slide, 1000);
+  EXPECT_EQ(t.image.width, 1000);
+  EXPECT_EQ(t.image.height, 600);
+  EXPECT_NEAR(t.downsample_x, 100.0, 1e-9);
+  for (int level : slide.levels_read) EXPECT_EQ(level, 5);  // 32 <= 100: the coarsest level
+  EXPECT_LE(slide.largest_read, int64_t(4096) * 4096);
+  // Left half tissue (pink), right half glass.
+  EXPECT_EQ(t.image.row(300)[3 * 100], 200);
+  EXPECT_EQ(t.image.row(300)[3 * 900], 250);
+  // Without a pyramid the pieces shrink so a read stays bounded.
+  DrawnSlide flat(8000, 6000, 1, 0.25);
+  read_thumbnail(flat, 100);  // 80 level-0 pixels per thumbnail pixel
+  EXPECT_LE(flat.largest_read, int64_t(4096) * 4096);
+}
+
+TEST(Tissue, OtsuSplitsTwoModes) {
+  std::vector<int64_t> h(256, 0);
+  h[10] = 1000;
+  h[12] = 500;
+  h[120] = 800;
+  h[130] = 300;
+  const int t = otsu_threshold(h);
+  EXPECT_GT(t, 12);
+  EXPECT_LE(t, 120);
+}
+
+TEST(Tissue, FindsTissueDropsSpecksFillsHolesAndBlankIsGlass) {
+  Image image;
+  image.width = 200;
+  image.height = 100;
+  image.rgb.assign(size_t(200) * 100 * 3, 245);
+  auto paint = [&](int x0, int y0, int x1, int y1, uint8_t r, uint8_t g, uint8_t b) {
+    for (int y = y0; y < y1; ++y)
+      for (int x = x0; x < x1; ++x) {
+        image.row(y)[3 * x] = r;
+        image.row(y)[3 * x + 1] = g;
+        image.row(y)[3 * x + 2] = b;
+      }
+  };
+  paint(20, 20, 120, 80, 210, 110, 180);  // tissue
+  paint(60, 40, 70, 50, 245, 245, 245);   // a lumen: a hole of 100 pixels
+  paint(150, 10, 153, 13, 200, 90, 170);  // a speck of 9 pixels
+  TissueOptions o;
+  o.min_object_pixels = 20;
+  o.max_hole_pixels = 200;
+  const TissueMask mask = detect_tissue(image, o);
+  EXPECT_GT(mask.threshold, kMinTissueSaturation);
+  EXPECT_EQ(mask.tissue_pixels(), 100 * 60);  // the block with its hole filled, no speck
+  EXPECT_DOUBLE_EQ(mask.fraction(20, 20, 120, 80), 1.0);
+  EXPECT_DOUBLE_EQ(mask.fraction(140, 0, 200, 100), 0.0);
+  EXPECT_NEAR(mask.fraction(0, 0, 40, 40), 400.0 / 1600, 1e-12);
+
+  Image blank = image;
+  std::fill(blank.rgb.begin(), blank.rgb.end(), 240);
+  for (size_t i = 0; i < blank.rgb.size(); i += 7) blank.rgb[i] = 236;  // scanner noise
+  EXPECT_EQ(detect_tissue(blank).tissue_pixels(), 0);
+  EXPECT_THROW(detect_tissue(image, TissueOptions{1.5, 0, 0}), Error);
+}
+
+TEST(Tiling, TilesCoverTheModelsMicronsFromTheRightLevel) {
+  DrawnSlide slide(40000, 20000, 5, 0.25);  // 40x scanner
+  // Model: 0.62 um/px images, 256-px crops resized to 64: 2.48 um per network pixel.
+  const TileGrid g = plan_tile_grid(slide, 2.48, 2.48, 64, 64);
+  EXPECT_NEAR(g.tile_width, 64 * 2.48 / 0.25, 1e-9);  // 634.88 level-0 pixels
+  EXPECT_NEAR(g.tile_um_x, 158.72, 1e-9);
+  EXPECT_EQ(g.level, 3);  // downsample 8 <= 9.92 < 16
+  EXPECT_EQ(g.read_width, 79);
+  EXPECT_EQ(g.columns, 64);  // ceil(40000 / 634.88): the last one partly off the slide
+  // Twice the resolution: twice the pixels per tile, the same microns.
+  DrawnSlide fine(80000, 40000, 6, 0.125);
+  const TileGrid f = plan_tile_grid(fine, 2.48, 2.48, 64, 64);
+  EXPECT_NEAR(f.tile_width, 2 * g.tile_width, 1e-9);
+  EXPECT_EQ(f.level, g.level + 1);
+  EXPECT_EQ(f.columns, g.columns);
+
+  DrawnSlide unknown(1000, 1000, 1, 0);
+  try {
+    plan_tile_grid(unknown, 2.48, 2.48, 64, 64);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--mpp"), std::string::npos);
+  }
+  try {
+    plan_tile_grid(slide, 0, 0, 64, 64);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--mpp-model"), std::string::npos);
+  }
+}
+
+TEST(Tiling, OnlyTilesOnTissueAreScored) {
+  DrawnSlide slide(4000, 2000, 3, 0.5);
+  const TileGrid g = plan_tile_grid(slide, 5, 5, 40, 40);  // 400-pixel tiles: 10 x 5
+  const Thumbnail t = read_thumbnail(slide, 400);
+  const TissueMask mask = detect_tissue(t.image);
+  const std::vector<Tile> tiles =
+      tissue_tiles(g, mask, t.downsample_x, t.downsample_y, 0.5);
+  ASSERT_EQ(tiles.size(), 25u);  // the left half
+  for (const Tile& tile : tiles) {
+    EXPECT_LT(tile.x, 2000);
+    EXPECT_FLOAT_EQ(tile.tissue, 1.0f);
+  }
+  const Image read = read_tile(slide, g, tiles[7]);
+  EXPECT_EQ(read.width, 40);
+  EXPECT_EQ(read.row(5)[0], 200);
+}
+
+TEST(TileScorer, ScoresEveryTileInOrderWithBoundedReadAheadAndStops) {
+  DrawnSlide slide(4000, 2000, 3, 0.5);
+  const TileGrid g = plan_tile_grid(slide, 5, 5, 16, 16);  // 160-pixel tiles
+  std::vector<Tile> tiles;
+  for (int64_t i = 0; i < 37; ++i) tiles.push_back({(i % 25) * 160, (i / 25) * 160, 160, 160, 1});
+  const ModelSpec spec = parse_model_spec("conv 4 kernel=3 pool=2; dense 2", "test");
+  auto backend = make_backend("cpu");
+  auto step = backend->compile(spec, infer_shapes(spec, 8, 16, 16), StepOptions{});
+  step->set_parameters(Parameters::glorot(infer_shapes(spec, 8, 16, 16), 3));
+  std::vector<TrainingStep*> members = {step.get()};
+  ScoringOptions o;
+  o.batch = 8;
+  o.readers = 3;
+  std::vector<size_t> firsts;
+  std::vector<double> all;
+  const ScoringTimes t = score_tiles(slide, g, tiles, 5, members, o,
+                                     [&](size_t first, const std::vector<TileScore>& s) {
+                                       firsts.push_back(first);
+                                       for (const auto& v : s) all.push_back(v.p_malignant);
+                                     });
+  EXPECT_EQ(t.tiles, 32);
+  EXPECT_EQ(firsts, (std::vector<size_t>{5, 13, 21, 29}));
+  ASSERT_EQ(all.size(), 32u);
+  // A tile scored alone gets the same probability as in its batch.
+  std::vector<double> alone;
+  score_tiles(slide, g, tiles, 36, members, o,
+              [&](size_t, const std::vector<TileScore>& s) { alone.push_back(s[0].p_malignant); });
+  EXPECT_NEAR(alone.at(0), all.back(), 1e-6);
+  // Stopped: nothing after the flag.
+  std::atomic<bool> stop{true};
+  int calls = 0;
+  score_tiles(slide, g, tiles, 0, members, o, [&](size_t, const auto&) { ++calls; }, &stop);
+  EXPECT_EQ(calls, 0);
+  // A reader's error reaches the caller, after the batches before it.
+  slide.fail_at_x = tiles[20].x;
+  calls = 0;
+  EXPECT_THROW(score_tiles(slide, g, tiles, 0, members, o, [&](size_t, const auto&) { ++calls; }),
+               Error);
+  EXPECT_EQ(calls, 2);
+}
+
+TEST(SlideOutputs, StatisticsColoursAndResumeRows) {
+  TileGrid g;
+  g.tile_um_x = g.tile_um_y = 100;
+  std::vector<Tile> tiles = {{0, 0, 10, 10, 1.0f}, {10, 0, 10, 10, 0.5f}, {20, 0, 10, 10, 1.0f}};
+  std::vector<TileScore> scores = {{0.1, 0}, {0.9, 0}, {0.7, 0}};
+  const nlohmann::json s = score_statistics(tiles, scores, g, 2);
+  EXPECT_NEAR(s["malignant_area_fraction"].get<double>(), 1.5 / 2.5, 1e-12);
+  EXPECT_NEAR(s["scored_tissue_mm2"].get<double>(), 2.5 * 0.01, 1e-12);
+  EXPECT_NEAR(s["p_quantiles"]["0.5"].get<double>(), 0.7, 1e-12);
+  ASSERT_EQ(s["top_tiles"].size(), 2u);
+  EXPECT_EQ(s["top_tiles"][0]["x"], 10);
+  uint8_t lo[3], mid[3], hi[3];
+  heatmap_colour(0, lo);
+  heatmap_colour(0.5, mid);
+  heatmap_colour(1, hi);
+  EXPECT_GT(lo[2], lo[0]);  // blue for benign
+  EXPECT_GT(hi[0], hi[2]);  // red for malignant
+  EXPECT_EQ(mid[0], 255);
+
+  testing::TempDir dir;
+  std::string csv = tiles_csv_header(false) + "\n";
+  for (size_t i = 0; i < 2; ++i) csv += tile_row(tiles[i], g, scores[i], false) + "\n";
+  write_file_atomically(dir / "tiles.csv", csv);
+  const std::vector<TileScore> back = read_tile_scores(dir / "tiles.csv", tiles, false);
+  ASSERT_EQ(back.size(), 2u);
+  EXPECT_NEAR(back[1].p_malignant, 0.9, 1e-6);
+  std::swap(tiles[0], tiles[1]);  // another grid: the rows no longer match
+  EXPECT_THROW(read_tile_scores(dir / "tiles.csv", tiles, false), Error);
+  EXPECT_THROW(read_tile_scores(dir / "tiles.csv", tiles, true), Error);  // other header
+  const nlohmann::json geo = nlohmann::json::parse(tiles_geojson(tiles, scores));
+  EXPECT_EQ(geo["features"].size(), 3u);
+  EXPECT_EQ(geo["features"][1]["properties"]["classification"]["name"], "Malignant");
+  EXPECT_EQ(geo["features"][1]["geometry"]["coordinates"][0][2][0], 10.0);
+}
+
+}  // namespace
+}  // namespace histocnn

@@ -1,0 +1,232 @@
+// `histocnn slide` end to end on real pyramidal TIFF files written by libvips
+// (Debian libvips-tools) from a mosaic of synthetic tissue whose benign and
+// malignant blocks are known: the heatmap separates them, the physical scale
+// holds on a slide scanned at twice the resolution, glass gives empty
+// outputs, bad files one-line errors, and a stopped run continues.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "cli_util.h"
+#include "core/atomic_file.h"
+#include "data/image.h"
+#include "test_util.h"
+#include "train/checkpoint.h"
+
+namespace histocnn {
+namespace {
+
+using testing::CommandResult;
+using testing::run;
+using testing::run_raw;
+
+struct TileRow {
+  double x, y, width, p;
+};
+
+std::vector<TileRow> read_rows(const std::string& csv) {
+  std::vector<TileRow> rows;
+  std::stringstream in(read_file(csv));
+  std::string line;
+  std::getline(in, line);  // header
+  while (std::getline(in, line)) {
+    std::vector<double> v;
+    std::stringstream fields(line);
+    for (std::string f; std::getline(fields, f, ',');) v.push_back(std::stod(f));
+    rows.push_back({v.at(0), v.at(1), v.at(2), v.at(8)});
+  }
+  return rows;
+}
+
+class SlideCli : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (run_raw("vips --version").status != 0) return;  // each test skips
+    dir_ = new testing::TempDir();
+    auto must = [](const CommandResult& r) { ASSERT_EQ(r.status, 0) << r.output; };
+    must(run("synth -o " + at("train") + " --images 24 --per-patient 2 --width 240 --height 180 "
+             "--seed 4"));
+    must(run("train --data " + at("train") + " --size 32 --crop 96 --batch 20 --crops-benign 200 "
+             "--crops-malignant 200 --folds 4 --fold 1 --threads 1 --no-progress --seed 3 "
+             "--epochs 4 -o " + at("model")));
+    // Slide images: patients alternate benign (1, 2, 5, 6, ...) and malignant.
+    must(run("synth -o " + at("tiles") + " --images 24 --per-patient 2 --width 240 --height 180 "
+             "--seed 9"));
+    std::string benign, malignant;
+    for (int i : {1, 2, 5, 6, 9, 10}) benign += at("tiles/train_" + std::to_string(i) + ".png ");
+    for (int i : {3, 4, 7, 8, 11, 12}) malignant += at("tiles/train_" + std::to_string(i) + ".png ");
+    // Benign 480x540 on the left, malignant on the right, on glass: the
+    // tissue spans x 300..1260, y 200..740 of a 1560x940 slide at 0.62 um.
+    const std::string v = "cd " + dir_->path() + " && vips ";
+    must(run_raw(v + "arrayjoin '" + benign + "' b.v --across 2"));
+    must(run_raw(v + "arrayjoin '" + malignant + "' m.v --across 2"));
+    must(run_raw(v + "arrayjoin 'b.v m.v' bm.v --across 2"));
+    must(run_raw(v + "embed bm.v slide.v 300 200 1560 940 --extend white"));
+    const std::string pyramid = " --tile --pyramid --compression jpeg --Q 92 --tile-width 128 "
+                                "--tile-height 128";
+    must(run_raw(v + "tiffsave slide.v slide.tif" + pyramid + " --xres 1612.9 --yres 1612.9"));
+    // The same tissue scanned at twice the resolution (0.31 um per pixel).
+    must(run_raw(v + "resize slide.v slide2.v 2 --kernel linear"));
+    must(run_raw(v + "tiffsave slide2.v fine.tif" + pyramid + " --xres 3225.8 --yres 3225.8"));
+    // Glass only.
+    must(run_raw(v + "black k.v 1200 800 --bands 3 && vips linear k.v g.v 1 246 --uchar"));
+    must(run_raw(v + "tiffsave g.v glass.tif" + pyramid + " --xres 1612.9 --yres 1612.9"));
+  }
+  static void TearDownTestSuite() { delete dir_; }
+  void SetUp() override {
+    if (!dir_) GTEST_SKIP() << "libvips-tools (vips) is not installed: scripts/install-deps.sh";
+  }
+  static std::string at(const std::string& name) { return *dir_ / name; }
+  static std::string model() { return at("model/model.safetensors"); }
+  static testing::TempDir* dir_;
+};
+testing::TempDir* SlideCli::dir_ = nullptr;
+
+// Share of tiles whose verdict matches their block (centre left of x = 780: benign).
+double block_accuracy(const std::vector<TileRow>& rows, double scale) {
+  int right = 0;
+  for (const TileRow& r : rows)
+    right += ((r.x + r.width / 2) / scale >= 780) == (r.p >= 0.5);
+  return double(right) / double(rows.size());
+}
+
+TEST_F(SlideCli, HeatmapSeparatesTheBenignAndMalignantBlocks) {
+  const CommandResult r = run("slide " + model() + " " + at("slide.tif") + " -o " +
+                              at("out") + " --threads 1 --no-progress");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const std::string folder = at("out/slide");
+  for (const char* file : {"tiles.csv", "heatmap.png", "tiles.geojson", "summary.json",
+                           "tissue.png"})
+    EXPECT_TRUE(std::filesystem::exists(folder + "/" + file)) << file;
+  const std::vector<TileRow> rows = read_rows(folder + "/tiles.csv");
+  ASSERT_GE(rows.size(), 40u);
+  for (const TileRow& r : rows) {  // only tissue is scored
+    EXPECT_GE(r.x + r.width / 2, 300);
+    EXPECT_LE(r.x + r.width / 2, 1260);
+    EXPECT_LE(r.y, 740);
+  }
+  EXPECT_GE(block_accuracy(rows, 1), 0.85);
+  const auto summary = nlohmann::json::parse(read_file(folder + "/summary.json"));
+  EXPECT_EQ(summary["tiles_scored"], rows.size());
+  EXPECT_NEAR(summary["tissue_mm2"].get<double>(), 960 * 540 * 0.62 * 0.62 / 1e6, 0.02);
+  EXPECT_NEAR(summary["malignant_area_fraction"].get<double>(), 0.5, 0.15);
+  const auto geo = nlohmann::json::parse(read_file(folder + "/tiles.geojson"));
+  EXPECT_EQ(geo["features"].size(), rows.size());
+  EXPECT_EQ(load_image(folder + "/heatmap.png").width, 1000);
+}
+
+TEST_F(SlideCli, PhysicalScaleHoldsOnASlideAtTwiceTheResolution) {
+  ASSERT_EQ(run("slide " + model() + " " + at("slide.tif") + " -o " + at("coarse") +
+                " --threads 1 --no-progress")
+                .status,
+            0);
+  const CommandResult r = run("slide " + model() + " " + at("fine.tif") + " -o " + at("fine") +
+                              " --threads 1 --no-progress");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto coarse = nlohmann::json::parse(read_file(at("coarse/slide/summary.json")));
+  const auto fine = nlohmann::json::parse(read_file(at("fine/fine/summary.json")));
+  EXPECT_NEAR(fine["tile_level0_pixels"][0].get<double>(),
+              2 * coarse["tile_level0_pixels"][0].get<double>(), 0.1);
+  EXPECT_NEAR(fine["tile_um"][0].get<double>(), coarse["tile_um"][0].get<double>(), 0.1);
+  const std::vector<TileRow> a = read_rows(at("coarse/slide/tiles.csv"));
+  const std::vector<TileRow> b = read_rows(at("fine/fine/tiles.csv"));
+  ASSERT_EQ(a.size(), b.size());  // the same tissue, tile for tile
+  double diff = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_NEAR(b[i].x, 2 * a[i].x, 1.5);
+    diff += std::fabs(a[i].p - b[i].p) / double(a.size());
+  }
+  EXPECT_LT(diff, 0.1);
+  EXPECT_GE(block_accuracy(b, 2), 0.85);
+}
+
+TEST_F(SlideCli, GlassOnlyGivesAClearMessageAndEmptyOutputs) {
+  const CommandResult r = run("slide " + model() + " " + at("glass.tif") + " -o " +
+                              at("glass") + " --no-progress");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("no tissue found"), std::string::npos) << r.output;
+  EXPECT_EQ(read_file(at("glass/glass/tiles.csv")),
+            "x,y,width,height,level,width_um,height_um,tissue,p_malignant\n");
+  const auto summary = nlohmann::json::parse(read_file(at("glass/glass/summary.json")));
+  EXPECT_EQ(summary["tiles_scored"], 0);
+  EXPECT_EQ(summary["tissue_mm2"], 0.0);
+  EXPECT_TRUE(std::filesystem::exists(at("glass/glass/heatmap.png")));
+  const auto geo = nlohmann::json::parse(read_file(at("glass/glass/tiles.geojson")));
+  EXPECT_TRUE(geo["features"].empty());
+}
+
+TEST_F(SlideCli, BadFilesGetOneLineErrorsNamingThem) {
+  const std::string bytes = read_file(at("slide.tif"));
+  write_file_atomically(at("cut.tif"), bytes.substr(0, bytes.size() / 3));
+  write_file_atomically(at("notes.svs"), "these are my notes, not a slide\n");
+  for (const std::string& file : {at("cut.tif"), at("notes.svs"), at("missing.svs")}) {
+    const CommandResult r =
+        run("slide " + model() + " " + file + " -o " + at("bad") + " --no-progress");
+    EXPECT_NE(r.status, 0) << file;
+    EXPECT_NE(r.output.find(file), std::string::npos) << r.output;
+    EXPECT_LE(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+  }
+  // A model that does not record its scale: the flag that gives it.
+  ModelFile m = load_model_file(model());
+  m.mpp_x = m.mpp_y = 0;
+  save_model_file(at("unscaled.safetensors"), m);
+  const CommandResult r = run("slide " + at("unscaled.safetensors") + " " + at("slide.tif") +
+                              " -o " + at("unscaled") + " --no-progress");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("--mpp-model"), std::string::npos) << r.output;
+  EXPECT_EQ(run("slide " + at("unscaled.safetensors") + " " + at("slide.tif") + " -o " +
+                at("unscaled") + " --no-progress --mpp-model 1.8601")
+                .status,
+            0);
+}
+
+TEST_F(SlideCli, AStoppedRunContinuesWhereItStoppedAndOnlyWithItsSettings) {
+  const std::string args = "slide " + model() + " " + at("slide.tif") + " --no-progress -o ";
+  ASSERT_EQ(run(args + at("whole")).status, 0);
+  const std::string complete = read_file(at("whole/slide/tiles.csv"));
+  ASSERT_EQ(run(args + at("stopped")).status, 0);
+  // As a kill leaves it: the header, 10 rows and a torn eleventh.
+  size_t cut = 0;
+  for (int line = 0; line < 11; ++line) cut = complete.find('\n', cut) + 1;
+  write_file_atomically(at("stopped/slide/tiles.csv"), complete.substr(0, cut + 7));
+  std::filesystem::remove(at("stopped/slide/summary.json"));
+  const CommandResult resumed = run(args + at("stopped"));
+  ASSERT_EQ(resumed.status, 0) << resumed.output;
+  EXPECT_EQ(read_file(at("stopped/slide/tiles.csv")), complete);
+  EXPECT_TRUE(std::filesystem::exists(at("stopped/slide/summary.json")));
+  const CommandResult other = run(args + at("stopped") + " --min-tissue 0.3");
+  EXPECT_NE(other.status, 0);
+  EXPECT_NE(other.output.find("--restart"), std::string::npos) << other.output;
+  EXPECT_EQ(run(args + at("stopped") + " --min-tissue 0.3 --restart").status, 0);
+}
+
+TEST_F(SlideCli, SeveralSlidesAddOneRowEachToSlidesCsv) {
+  const CommandResult r = run("slide -m " + model() + " " + at("slide.tif") + " " +
+                              at("glass.tif") + " -o " + at("many") + " --no-progress");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const std::string table = read_file(at("many/slides.csv"));
+  EXPECT_EQ(std::count(table.begin(), table.end(), '\n'), 3) << table;
+  EXPECT_NE(table.find("slide.tif,done,"), std::string::npos) << table;
+  EXPECT_NE(table.find("glass.tif,done,0,"), std::string::npos) << table;
+}
+
+TEST_F(SlideCli, ModelsRecordTheirScaleAndPredictReadsTiff) {
+  const ModelFile m = load_model_file(model());
+  EXPECT_NEAR(m.mpp_x, 0.62005 * 96 / 32, 1e-9);
+  ASSERT_EQ(run_raw("vips copy " + at("tiles/train_3.png") + " " + at("strip.tif")).status, 0);
+  const CommandResult png = run("predict -m " + model() + " " + at("tiles/train_3.png"));
+  const CommandResult tif = run("predict -m " + model() + " " + at("strip.tif"));
+  ASSERT_EQ(tif.status, 0) << tif.output;
+  auto verdict = [](const std::string& out) {  // the row after the header, less the name
+    const std::string row = out.substr(out.find('\n') + 1);
+    return row.substr(row.find(','));
+  };
+  EXPECT_EQ(verdict(png.output), verdict(tif.output));
+}
+
+}  // namespace
+}  // namespace histocnn
