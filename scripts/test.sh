@@ -2,7 +2,7 @@
 # Installs, builds (warnings as errors, the CUDA backend too where the toolkit
 # is found) and runs the whole test suite; then again under AddressSanitizer +
 # UndefinedBehaviorSanitizer; then the memory engine's concurrency tests under
-# ThreadSanitizer; then the parsers under libFuzzer (FUZZ_SECONDS per target).
+# ThreadSanitizer with the slide scorer; then the parsers under libFuzzer (FUZZ_SECONDS per target).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -33,6 +33,10 @@ if [[ "${SKIP_SANITIZERS:-0}" != 1 ]]; then
     -DHISTOCNN_BENCHMARKS=OFF -DHISTOCNN_CUDA=OFF -DHISTOCNN_MPI=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo
   TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" build-tsan/tests/histocnn_tests \
     --gtest_filter='PoolResource.*:StatisticsAdaptor.*:LimitAdaptor.*:LoggingAdaptor.*:StepMemory.*:MemoryPlan.*:MemoryEngine.*'
+  # The slide scorer's readers and device hand batches over a ring; oneDNN's
+  # OpenMP team (not instrumented) is kept to one thread so only ours run.
+  OMP_NUM_THREADS=1 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+    build-tsan/tests/histocnn_tests --gtest_filter='TileScorer.*:Slide.Thumbnail*'
   stage "sanitizers"
 fi
 if [[ "${SKIP_FUZZ:-0}" != 1 ]]; then

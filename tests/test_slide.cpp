@@ -71,8 +71,9 @@ TEST(Slide, MicronsPerPixelFromOpenSlideOrTiffProperties) {
                                        {"tiff.XResolution", "16129"},
                                        {"tiff.YResolution", "16129"}});
   EXPECT_NEAR(cm.first, 0.62, 1e-3);
-  const auto inch = mpp_from_properties(
-      {{"tiff.ResolutionUnit", "inch"}, {"tiff.XResolution", "101600"}, {"tiff.YResolution", "101600"}});
+  const auto inch = mpp_from_properties({{"tiff.ResolutionUnit", "inch"},
+                                         {"tiff.XResolution", "101600"},
+                                         {"tiff.YResolution", "101600"}});
   EXPECT_NEAR(inch.second, 0.25, 1e-9);
   EXPECT_EQ(mpp_from_properties({{"tiff.ResolutionUnit", "none"}, {"tiff.XResolution", "72"}}),
             std::make_pair(0.0, 0.0));
@@ -234,8 +235,7 @@ TEST(Tiling, OnlyTilesOnTissueAreScored) {
   const TileGrid g = plan_tile_grid(slide, 5, 5, 40, 40);  // 400-pixel tiles: 10 x 5
   const Thumbnail t = read_thumbnail(slide, 400);
   const TissueMask mask = detect_tissue(t.image);
-  const std::vector<Tile> tiles =
-      tissue_tiles(g, mask, t.downsample_x, t.downsample_y, 0.5);
+  const std::vector<Tile> tiles = tissue_tiles(g, mask, t.downsample_x, t.downsample_y, 0.5);
   ASSERT_EQ(tiles.size(), 25u);  // the left half
   for (const Tile& tile : tiles) {
     EXPECT_LT(tile.x, 2000);
@@ -277,7 +277,8 @@ TEST(TileScorer, ScoresEveryTileInOrderWithBoundedReadAheadAndStops) {
   // Stopped: nothing after the flag.
   std::atomic<bool> stop{true};
   int calls = 0;
-  score_tiles(slide, g, tiles, 0, members, o, [&](size_t, const auto&) { ++calls; }, &stop);
+  score_tiles(
+      slide, g, tiles, 0, members, o, [&](size_t, const auto&) { ++calls; }, &stop);
   EXPECT_EQ(calls, 0);
   // A reader's error reaches the caller, after the batches before it.
   slide.fail_at_x = tiles[20].x;

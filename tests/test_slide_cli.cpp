@@ -48,17 +48,22 @@ class SlideCli : public ::testing::Test {
     if (run_raw("vips --version").status != 0) return;  // each test skips
     dir_ = new testing::TempDir();
     auto must = [](const CommandResult& r) { ASSERT_EQ(r.status, 0) << r.output; };
-    must(run("synth -o " + at("train") + " --images 24 --per-patient 2 --width 240 --height 180 "
+    must(run("synth -o " + at("train") +
+             " --images 24 --per-patient 2 --width 240 --height 180 "
              "--seed 4"));
-    must(run("train --data " + at("train") + " --size 32 --crop 96 --batch 20 --crops-benign 200 "
+    must(run("train --data " + at("train") +
+             " --size 32 --crop 96 --batch 20 --crops-benign 200 "
              "--crops-malignant 200 --folds 4 --fold 1 --threads 1 --no-progress --seed 3 "
-             "--epochs 4 -o " + at("model")));
+             "--epochs 4 -o " +
+             at("model")));
     // Slide images: patients alternate benign (1, 2, 5, 6, ...) and malignant.
-    must(run("synth -o " + at("tiles") + " --images 24 --per-patient 2 --width 240 --height 180 "
+    must(run("synth -o " + at("tiles") +
+             " --images 24 --per-patient 2 --width 240 --height 180 "
              "--seed 9"));
     std::string benign, malignant;
     for (int i : {1, 2, 5, 6, 9, 10}) benign += at("tiles/train_" + std::to_string(i) + ".png ");
-    for (int i : {3, 4, 7, 8, 11, 12}) malignant += at("tiles/train_" + std::to_string(i) + ".png ");
+    for (int i : {3, 4, 7, 8, 11, 12})
+      malignant += at("tiles/train_" + std::to_string(i) + ".png ");
     // Benign 480x540 on the left, malignant on the right, on glass: the
     // tissue spans x 300..1260, y 200..740 of a 1560x940 slide at 0.62 um.
     const std::string v = "cd " + dir_->path() + " && vips ";
@@ -66,8 +71,9 @@ class SlideCli : public ::testing::Test {
     must(run_raw(v + "arrayjoin '" + malignant + "' m.v --across 2"));
     must(run_raw(v + "arrayjoin 'b.v m.v' bm.v --across 2"));
     must(run_raw(v + "embed bm.v slide.v 300 200 1560 940 --extend white"));
-    const std::string pyramid = " --tile --pyramid --compression jpeg --Q 92 --tile-width 128 "
-                                "--tile-height 128";
+    const std::string pyramid =
+        " --tile --pyramid --compression jpeg --Q 92 --tile-width 128 "
+        "--tile-height 128";
     must(run_raw(v + "tiffsave slide.v slide.tif" + pyramid + " --xres 1612.9 --yres 1612.9"));
     // The same tissue scanned at twice the resolution (0.31 um per pixel).
     must(run_raw(v + "resize slide.v slide2.v 2 --kernel linear"));
@@ -89,18 +95,17 @@ testing::TempDir* SlideCli::dir_ = nullptr;
 // Share of tiles whose verdict matches their block (centre left of x = 780: benign).
 double block_accuracy(const std::vector<TileRow>& rows, double scale) {
   int right = 0;
-  for (const TileRow& r : rows)
-    right += ((r.x + r.width / 2) / scale >= 780) == (r.p >= 0.5);
+  for (const TileRow& r : rows) right += ((r.x + r.width / 2) / scale >= 780) == (r.p >= 0.5);
   return double(right) / double(rows.size());
 }
 
 TEST_F(SlideCli, HeatmapSeparatesTheBenignAndMalignantBlocks) {
-  const CommandResult r = run("slide " + model() + " " + at("slide.tif") + " -o " +
-                              at("out") + " --threads 1 --no-progress");
+  const CommandResult r = run("slide " + model() + " " + at("slide.tif") + " -o " + at("out") +
+                              " --threads 1 --no-progress");
   ASSERT_EQ(r.status, 0) << r.output;
   const std::string folder = at("out/slide");
-  for (const char* file : {"tiles.csv", "heatmap.png", "tiles.geojson", "summary.json",
-                           "tissue.png"})
+  for (const char* file :
+       {"tiles.csv", "heatmap.png", "tiles.geojson", "summary.json", "tissue.png"})
     EXPECT_TRUE(std::filesystem::exists(folder + "/" + file)) << file;
   const std::vector<TileRow> rows = read_rows(folder + "/tiles.csv");
   ASSERT_GE(rows.size(), 40u);
@@ -145,8 +150,8 @@ TEST_F(SlideCli, PhysicalScaleHoldsOnASlideAtTwiceTheResolution) {
 }
 
 TEST_F(SlideCli, GlassOnlyGivesAClearMessageAndEmptyOutputs) {
-  const CommandResult r = run("slide " + model() + " " + at("glass.tif") + " -o " +
-                              at("glass") + " --no-progress");
+  const CommandResult r =
+      run("slide " + model() + " " + at("glass.tif") + " -o " + at("glass") + " --no-progress");
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("no tissue found"), std::string::npos) << r.output;
   EXPECT_EQ(read_file(at("glass/glass/tiles.csv")),
@@ -204,10 +209,13 @@ TEST_F(SlideCli, AStoppedRunContinuesWhereItStoppedAndOnlyWithItsSettings) {
   EXPECT_EQ(run(args + at("stopped") + " --min-tissue 0.3 --restart").status, 0);
 }
 
-TEST_F(SlideCli, SeveralSlidesAddOneRowEachToSlidesCsv) {
-  const CommandResult r = run("slide -m " + model() + " " + at("slide.tif") + " " +
-                              at("glass.tif") + " -o " + at("many") + " --no-progress");
+TEST_F(SlideCli, SeveralSlidesAddOneRowEachToSlidesCsvAndEnsemblesTheirSpread) {
+  const CommandResult r = run("slide -m " + model() + " -m " + model() + " " + at("slide.tif") +
+                              " " + at("glass.tif") + " -o " + at("many") + " --no-progress");
   ASSERT_EQ(r.status, 0) << r.output;
+  const std::string tiles = read_file(at("many/slide/tiles.csv"));
+  EXPECT_EQ(tiles.substr(0, tiles.find('\n')),
+            "x,y,width,height,level,width_um,height_um,tissue,p_malignant,member_sd");
   const std::string table = read_file(at("many/slides.csv"));
   EXPECT_EQ(std::count(table.begin(), table.end(), '\n'), 3) << table;
   EXPECT_NE(table.find("slide.tif,done,"), std::string::npos) << table;

@@ -26,16 +26,6 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-// Everything known before the first tile is scored.
-struct PreparedSlide {
-  std::unique_ptr<Slide> slide;
-  TileGrid grid;
-  Thumbnail thumbnail;
-  TissueMask mask;
-  std::vector<Tile> tiles;
-  nlohmann::json times = nlohmann::json::object();
-};
-
 // Specks under 0.01 mm^2 are dropped; holes (lumens, tears) under 0.0625
 // mm^2 are tissue — in thumbnail pixels of this slide.
 TissueOptions tissue_options(const Slide& slide, const Thumbnail& t, double threshold) {
@@ -45,27 +35,6 @@ TissueOptions tissue_options(const Slide& slide, const Thumbnail& t, double thre
   o.min_object_pixels = int64_t(1e4 / um2_per_pixel);
   o.max_hole_pixels = int64_t(6.25e4 / um2_per_pixel);
   return o;
-}
-
-PreparedSlide prepare_slide(const std::string& path, const ModelFile& model,
-                            const SlideOptions& o) {
-  PreparedSlide p;
-  auto clock = Clock::now();
-  p.slide = open_slide(path, o.mpp);
-  const double mx = o.mpp_model > 0 ? o.mpp_model : model.mpp_x;
-  const double my = o.mpp_model > 0 ? o.mpp_model : model.mpp_y;
-  p.grid = plan_tile_grid(*p.slide, mx, my, model.width, model.height);
-  p.times["open_s"] = seconds_since(clock);
-  clock = Clock::now();
-  p.thumbnail = read_thumbnail(*p.slide, o.thumbnail_side);
-  p.times["thumbnail_s"] = seconds_since(clock);
-  clock = Clock::now();
-  p.mask =
-      detect_tissue(p.thumbnail.image, tissue_options(*p.slide, p.thumbnail, o.tissue_threshold));
-  p.tiles = tissue_tiles(p.grid, p.mask, p.thumbnail.downsample_x, p.thumbnail.downsample_y,
-                         o.min_tissue);
-  p.times["tissue_s"] = seconds_since(clock);
-  return p;
 }
 
 // What the scores depend on: a re-run continues only when all of it agrees.
@@ -134,15 +103,6 @@ class ProgressLine {
   Clock::time_point start_ = Clock::now();
 };
 
-std::unique_ptr<StainMapping> stain_mapping(const PreparedSlide& p, const ModelFile& model) {
-  if (!model.stain_target || p.tiles.empty()) return nullptr;
-  auto m = std::make_unique<StainMapping>();
-  m->source = estimate_stains(p.thumbnail.image, p.slide->path() + " (its thumbnail's tissue)");
-  m->target = *model.stain_target;
-  m->keep_residual = model.keeps_stain_residual();
-  return m;
-}
-
 nlohmann::json describe(const PreparedSlide& p, const SlideOptions& o) {
   const Slide& s = *p.slide;
   const double thumb_um2 =
@@ -189,6 +149,36 @@ void write_outputs(const std::string& folder, const PreparedSlide& p,
 }
 
 }  // namespace
+
+PreparedSlide prepare_slide(const std::string& path, const ModelFile& model,
+                            const SlideOptions& o) {
+  PreparedSlide p;
+  auto clock = Clock::now();
+  p.slide = open_slide(path, o.mpp);
+  const double mx = o.mpp_model > 0 ? o.mpp_model : model.mpp_x;
+  const double my = o.mpp_model > 0 ? o.mpp_model : model.mpp_y;
+  p.grid = plan_tile_grid(*p.slide, mx, my, model.width, model.height);
+  p.times["open_s"] = seconds_since(clock);
+  clock = Clock::now();
+  p.thumbnail = read_thumbnail(*p.slide, o.thumbnail_side);
+  p.times["thumbnail_s"] = seconds_since(clock);
+  clock = Clock::now();
+  p.mask =
+      detect_tissue(p.thumbnail.image, tissue_options(*p.slide, p.thumbnail, o.tissue_threshold));
+  p.tiles = tissue_tiles(p.grid, p.mask, p.thumbnail.downsample_x, p.thumbnail.downsample_y,
+                         o.min_tissue);
+  p.times["tissue_s"] = seconds_since(clock);
+  return p;
+}
+
+std::unique_ptr<StainMapping> stain_mapping(const PreparedSlide& p, const ModelFile& model) {
+  if (!model.stain_target || p.tiles.empty()) return nullptr;
+  auto m = std::make_unique<StainMapping>();
+  m->source = estimate_stains(p.thumbnail.image, p.slide->path() + " (its thumbnail's tissue)");
+  m->target = *model.stain_target;
+  m->keep_residual = model.keeps_stain_residual();
+  return m;
+}
 
 std::string slide_output_folder(const SlideOptions& o, const std::string& slide_path) {
   return (fs::path(o.output) / fs::path(slide_path).stem()).string();

@@ -4,11 +4,15 @@
 #pragma once
 
 #include <atomic>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "backends/backend.h"
+#include "data/slide.h"
+#include "data/tissue.h"
+#include "slide/tiling.h"
 #include "train/checkpoint.h"
 
 namespace histocnn {
@@ -28,6 +32,24 @@ struct SlideOptions {
   int top_k = 10;
   std::vector<std::string> model_paths;  // recorded: a re-run must use the same model
 };
+
+// Everything known before the first tile is scored: the slide, its tile
+// grid at the model's scale, thumbnail, tissue mask and tissue tiles, and the
+// time each took.
+struct PreparedSlide {
+  std::unique_ptr<Slide> slide;
+  TileGrid grid;
+  Thumbnail thumbnail;
+  TissueMask mask;
+  std::vector<Tile> tiles;
+  nlohmann::json times = nlohmann::json::object();
+};
+PreparedSlide prepare_slide(const std::string& slide_path, const ModelFile& model,
+                            const SlideOptions& options);
+
+// The slide's stains mapped to the model's when it was trained on
+// stain-normalised images (estimated once, on the thumbnail); else null.
+std::unique_ptr<StainMapping> stain_mapping(const PreparedSlide& prepared, const ModelFile& model);
 
 // The folder a slide's results go to.
 std::string slide_output_folder(const SlideOptions& options, const std::string& slide_path);
