@@ -46,12 +46,13 @@ double read_only(const PreparedSlide& p, const ScoringOptions& o) {
   const size_t plane = size_t(3) * p.grid.net_width * p.grid.net_height;
   std::vector<std::thread> readers;
   for (int r = 0; r < o.readers; ++r)
-    readers.emplace_back([&] {
+    readers.emplace_back([&] {  // batches of tiles, as the scorer's readers take them
       std::vector<float> chw(plane);
-      for (size_t i; (i = next++) < p.tiles.size();) {
-        const Image tile = read_tile(*p.slide, p.grid, p.tiles[i], o.stains);
-        augment_to_chw(tile.rgb.data(), p.grid.net_width, p.grid.net_height, {}, 0, chw.data(),
-                       o.normalization);
+      for (size_t i; (i = next.fetch_add(size_t(o.batch))) < p.tiles.size();) {
+        const size_t n = std::min(size_t(o.batch), p.tiles.size() - i);
+        for (const Image& tile : read_tiles(*p.slide, p.grid, p.tiles, i, n, o.stains))
+          augment_to_chw(tile.rgb.data(), p.grid.net_width, p.grid.net_height, {}, 0, chw.data(),
+                         o.normalization);
       }
     });
   for (auto& t : readers) t.join();
@@ -67,11 +68,10 @@ double infer_only(const PreparedSlide& p, const std::vector<TrainingStep*>& memb
   // The reads of this batch are done once, outside the clock.
   const size_t plane = size_t(3) * p.grid.net_width * p.grid.net_height;
   std::vector<float> input(plane * o.batch, 0.f), probs(2 * size_t(o.batch));
-  for (size_t t = 0; t < first.size(); ++t) {
-    const Image tile = read_tile(*p.slide, p.grid, first[t], o.stains);
-    augment_to_chw(tile.rgb.data(), p.grid.net_width, p.grid.net_height, {}, 0,
+  const std::vector<Image> read = read_tiles(*p.slide, p.grid, first, 0, first.size(), o.stains);
+  for (size_t t = 0; t < first.size(); ++t)
+    augment_to_chw(read[t].rgb.data(), p.grid.net_width, p.grid.net_height, {}, 0,
                    input.data() + plane * t, o.normalization);
-  }
   const int transforms = o.tta ? dihedral_count(p.grid.net_width, p.grid.net_height) : 1;
   std::vector<float> transformed(input.size());
   const auto start = Clock::now();

@@ -241,16 +241,35 @@ TEST(Tiling, OnlyTilesOnTissueAreScored) {
     EXPECT_LT(tile.x, 2000);
     EXPECT_FLOAT_EQ(tile.tissue, 1.0f);
   }
-  const Image read = read_tile(slide, g, tiles[7]);
+  const Image read = read_tiles(slide, g, tiles, 7, 1).at(0);
   EXPECT_EQ(read.width, 40);
   EXPECT_EQ(read.row(5)[0], 200);
+}
+
+TEST(Tiling, ATileReadsTheSameAloneOrWithItsNeighbours) {
+  // Odd sizes: a tile of 97.3 level-0 pixels read at a level of downsample 2.
+  DrawnSlide slide(3000, 1500, 3, 0.5);
+  const TileGrid g = plan_tile_grid(slide, 0.5 * 97.3 / 32, 0.5 * 97.3 / 32, 32, 32);
+  ASSERT_EQ(g.level, 1);
+  EXPECT_EQ(tiles_per_read(g), 16);
+  std::vector<Tile> tiles;
+  for (int64_t c = 0; c < g.columns; ++c)
+    tiles.push_back({std::llround(c * g.tile_width), 0, 97, 97, 1, c, 0});
+  const std::vector<Image> together = read_tiles(slide, g, tiles, 0, tiles.size());
+  for (size_t i = 0; i < tiles.size(); ++i)
+    ASSERT_EQ(read_tiles(slide, g, tiles, i, 1).at(0).rgb, together[i].rgb) << i;
+  // Fewer reads than tiles: one per row group of 16.
+  slide.levels_read.clear();
+  read_tiles(slide, g, tiles, 0, tiles.size());
+  EXPECT_EQ(slide.levels_read.size(), size_t((tiles.size() + 15) / 16));
 }
 
 TEST(TileScorer, ScoresEveryTileInOrderWithBoundedReadAheadAndStops) {
   DrawnSlide slide(4000, 2000, 3, 0.5);
   const TileGrid g = plan_tile_grid(slide, 5, 5, 16, 16);  // 160-pixel tiles
   std::vector<Tile> tiles;
-  for (int64_t i = 0; i < 37; ++i) tiles.push_back({(i % 25) * 160, (i / 25) * 160, 160, 160, 1});
+  for (int64_t i = 0; i < 37; ++i)
+    tiles.push_back({(i % 25) * 160, (i / 25) * 160, 160, 160, 1, i % 25, i / 25});
   const ModelSpec spec = parse_model_spec("conv 4 kernel=3 pool=2; dense 2", "test");
   auto backend = make_backend("cpu");
   auto step = backend->compile(spec, infer_shapes(spec, 8, 16, 16), StepOptions{});
@@ -281,7 +300,7 @@ TEST(TileScorer, ScoresEveryTileInOrderWithBoundedReadAheadAndStops) {
       slide, g, tiles, 0, members, o, [&](size_t, const auto&) { ++calls; }, &stop);
   EXPECT_EQ(calls, 0);
   // A reader's error reaches the caller, after the batches before it.
-  slide.fail_at_x = tiles[20].x;
+  slide.fail_at_x = tiles[16].x;  // the read of columns 16-24 (batch 3 of 5)
   calls = 0;
   EXPECT_THROW(score_tiles(slide, g, tiles, 0, members, o, [&](size_t, const auto&) { ++calls; }),
                Error);

@@ -174,7 +174,11 @@ PreparedSlide prepare_slide(const std::string& path, const ModelFile& model,
 std::unique_ptr<StainMapping> stain_mapping(const PreparedSlide& p, const ModelFile& model) {
   if (!model.stain_target || p.tiles.empty()) return nullptr;
   auto m = std::make_unique<StainMapping>();
-  m->source = estimate_stains(p.thumbnail.image, p.slide->path() + " (its thumbnail's tissue)");
+  // From tissue tiles at the resolution they are scored at: a thumbnail's
+  // averaged pixels would understate the stains' concentration range.
+  const std::vector<uint8_t> rgb = sample_tile_pixels(*p.slide, p.grid, p.tiles, 64);
+  m->source = estimate_stains(rgb.data(), rgb.size() / 3,
+                              p.slide->path() + " (64 of its tissue tiles)", {}, 1);
   m->target = *model.stain_target;
   m->keep_residual = model.keeps_stain_residual();
   return m;

@@ -126,11 +126,11 @@ ScoringTimes score_tiles(const Slide& slide, const TileGrid& grid, const std::ve
       b.input.resize(plane * options.batch);
       b.error = nullptr;
       try {
-        for (int t = 0; t < b.count; ++t) {
-          const Image tile = read_tile(slide, grid, tiles[from + t], options.stains);
-          augment_to_chw(tile.rgb.data(), grid.net_width, grid.net_height, {}, 0,
+        const std::vector<Image> read =
+            read_tiles(slide, grid, tiles, from, size_t(b.count), options.stains);
+        for (int t = 0; t < b.count; ++t)
+          augment_to_chw(read[t].rgb.data(), grid.net_width, grid.net_height, {}, 0,
                          b.input.data() + plane * t, options.normalization);
-        }
       } catch (...) {
         b.error = std::current_exception();
       }

@@ -1,5 +1,6 @@
 #include "slide/tiling.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
@@ -49,6 +50,8 @@ std::vector<Tile> tissue_tiles(const TileGrid& grid, const TissueMask& mask, dou
       t.y = std::llround(r * grid.tile_height);
       t.width = std::llround((c + 1) * grid.tile_width) - t.x;
       t.height = std::llround((r + 1) * grid.tile_height) - t.y;
+      t.column = c;
+      t.row = r;
       // The mask's share over the whole tile (outside the slide is glass).
       const double inside =
           mask.fraction(t.x / downsample_x, t.y / downsample_y, (t.x + t.width) / downsample_x,
@@ -61,11 +64,62 @@ std::vector<Tile> tissue_tiles(const TileGrid& grid, const TissueMask& mask, dou
   return tiles;
 }
 
-Image read_tile(const Slide& slide, const TileGrid& grid, const Tile& tile,
-                const StainMapping* stains) {
-  Image read = slide.read_region(grid.level, tile.x, tile.y, grid.read_width, grid.read_height);
-  if (stains) read = normalize_stains(read, stains->source, stains->target, stains->keep_residual);
-  return resize_area(read, grid.net_width, grid.net_height);
+namespace {
+// The level-0 coordinate of the level pixel at or before level-0 coordinate x.
+int64_t level0_of_level_pixel(int64_t x, double downsample) {
+  return std::llround(std::floor(x / downsample) * downsample);
+}
+}  // namespace
+
+int tiles_per_read(const TileGrid& grid) {
+  return std::clamp(1024 / std::max(1, grid.read_width), 1, 16);
+}
+
+std::vector<Image> read_tiles(const Slide& slide, const TileGrid& grid,
+                              const std::vector<Tile>& tiles, size_t first, size_t count,
+                              const StainMapping* stains) {
+  require(first + count <= tiles.size(), "read_tiles: past the last tile");
+  std::vector<Image> out(count);
+  const int per_read = tiles_per_read(grid);
+  const double ds = slide.levels()[grid.level].downsample;
+  auto same_group = [&](size_t a, size_t b) {
+    return tiles[a].row == tiles[b].row && tiles[a].column / per_read == tiles[b].column / per_read;
+  };
+  for (size_t i = first; i < first + count;) {
+    // The group's tiles in the whole list (not just this batch) fix the region.
+    size_t lo = i, hi = i + 1;
+    while (lo > 0 && same_group(lo - 1, i)) --lo;
+    while (hi < tiles.size() && same_group(hi, i)) ++hi;
+    // The region starts on a whole pixel of the level: OpenSlide paints a
+    // fractional start through cairo's bilinear filter, far slower (and blurred).
+    const int64_t x0 = level0_of_level_pixel(tiles[lo].x, ds);
+    const int64_t y0 = level0_of_level_pixel(tiles[i].y, ds);
+    const int width = int(std::ceil((tiles[hi - 1].x - x0) / ds)) + grid.read_width + 1;
+    const int dy = int(std::llround((tiles[i].y - y0) / ds));
+    Image region = slide.read_region(grid.level, x0, y0, width, grid.read_height + dy);
+    if (stains)
+      region = normalize_stains(region, stains->source, stains->target, stains->keep_residual);
+    const size_t end = std::min(hi, first + count);
+    for (size_t k = i; k < end; ++k) {
+      const int dx = std::min(int(std::llround((tiles[k].x - x0) / ds)), width - grid.read_width);
+      out[k - first] = resize_area(crop(region, dx, dy, grid.read_width, grid.read_height),
+                                   grid.net_width, grid.net_height);
+    }
+    i = end;
+  }
+  return out;
+}
+
+std::vector<uint8_t> sample_tile_pixels(const Slide& slide, const TileGrid& grid,
+                                        const std::vector<Tile>& tiles, int samples) {
+  std::vector<uint8_t> rgb;
+  const size_t n = std::min(tiles.size(), size_t(std::max(samples, 0)));
+  for (size_t s = 0; s < n; ++s) {
+    const Tile& t = tiles[s * tiles.size() / n];
+    const Image read = slide.read_region(grid.level, t.x, t.y, grid.read_width, grid.read_height);
+    rgb.insert(rgb.end(), read.rgb.begin(), read.rgb.end());
+  }
+  return rgb;
 }
 
 }  // namespace histocnn

@@ -31,6 +31,7 @@ struct Tile {
   int64_t x = 0, y = 0;           // top-left, level-0 pixels
   int64_t width = 0, height = 0;  // level-0 pixels
   float tissue = 0;               // fraction of the tile the tissue mask covers
+  int64_t column = 0, row = 0;    // in the grid
 };
 
 // Requires: the slide's and the model's microns per pixel (> 0). Errors say
@@ -45,15 +46,30 @@ std::vector<Tile> tissue_tiles(const TileGrid& grid, const TissueMask& mask, dou
                                double downsample_y, double min_tissue);
 
 // A slide's stains mapped to the model's (Macenko, data/stain.h): the source
-// is estimated once per slide, on its thumbnail, as `predict` does per image.
+// is estimated once per slide, as `predict` does once per image.
 struct StainMapping {
   StainMatrix source, target;
   bool keep_residual = false;
 };
 
-// One tile as the network sees it: net_width x net_height RGB, stain
-// normalised (when `stains`) at the resolution it was read, then resized.
-Image read_tile(const Slide& slide, const TileGrid& grid, const Tile& tile,
-                const StainMapping* stains = nullptr);
+// Tiles are read in groups: the tissue tiles of one grid row within one group
+// of tiles_per_read(grid) columns come from one region read (first to last
+// tile of the group in `tiles`, whichever of them a batch holds), because
+// OpenSlide spends ~250 us per read whatever its size against ~10 ns per
+// pixel. The region does not depend on the batch, so a tile scores the same
+// in any batch (a resumed run equals an uninterrupted one).
+int tiles_per_read(const TileGrid& grid);
+
+// tiles[first, first + count) as the network sees them: net_width x
+// net_height RGB each, stain normalised (when `stains`) at the resolution
+// they were read, then area-resized.
+std::vector<Image> read_tiles(const Slide& slide, const TileGrid& grid,
+                              const std::vector<Tile>& tiles, size_t first, size_t count,
+                              const StainMapping* stains = nullptr);
+
+// The raw pixels of up to `samples` tiles spread evenly over `tiles`, at the
+// resolution they are read (to estimate a slide's stains from).
+std::vector<uint8_t> sample_tile_pixels(const Slide& slide, const TileGrid& grid,
+                                        const std::vector<Tile>& tiles, int samples);
 
 }  // namespace histocnn
