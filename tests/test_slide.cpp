@@ -336,10 +336,13 @@ TEST(SlideOutputs, StatisticsColoursAndResumeRows) {
   std::swap(tiles[0], tiles[1]);  // another grid: the rows no longer match
   EXPECT_THROW(read_tile_scores(dir / "tiles.csv", tiles, false), Error);
   EXPECT_THROW(read_tile_scores(dir / "tiles.csv", tiles, true), Error);  // other header
-  const nlohmann::json geo = nlohmann::json::parse(tiles_geojson(tiles, scores));
+  write_tiles_geojson(dir / "tiles.geojson", tiles, scores);
+  const nlohmann::json geo = nlohmann::json::parse(read_file(dir / "tiles.geojson"));
   EXPECT_EQ(geo["features"].size(), 3u);
   EXPECT_EQ(geo["features"][1]["properties"]["classification"]["name"], "Malignant");
-  EXPECT_EQ(geo["features"][1]["geometry"]["coordinates"][0][2][0], 10.0);
+  EXPECT_EQ(geo["features"][1]["geometry"]["coordinates"][0][2][0], 10);
+  EXPECT_DOUBLE_EQ(geo["features"][1]["properties"]["measurements"]["P(malignant)"], 0.9);
+  EXPECT_EQ(geo["features"][0]["properties"]["objectType"], "detection");
 }
 
 }  // namespace

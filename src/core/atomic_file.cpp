@@ -47,33 +47,56 @@ void write_all(int fd, std::string_view content, const std::string& path, const 
 
 }  // namespace
 
-void write_file_atomically(const std::string& path, std::string_view content) {
+AtomicFileWriter::AtomicFileWriter(std::string path) : path_(std::move(path)) {
   // A unique temporary per writer (several threads or processes may write the
   // same path): mkostemp, then the usual permissions.
-  std::string tmp = path + ".tmp.XXXXXX";
-  const int fd = ::mkostemp(tmp.data(), O_CLOEXEC);
-  if (fd < 0) fail(path + ": cannot write (" + error_text() + ")");
+  tmp_ = path_ + ".tmp.XXXXXX";
+  fd_ = ::mkostemp(tmp_.data(), O_CLOEXEC);
+  if (fd_ < 0) fail(path_ + ": cannot write (" + error_text() + ")");
   const mode_t mask = ::umask(0);
   ::umask(mask);
-  ::fchmod(fd, 0666 & ~mask);
-  write_all(fd, content, path, tmp);
+  ::fchmod(fd_, 0666 & ~mask);
+}
+
+AtomicFileWriter::~AtomicFileWriter() {
+  if (fd_ >= 0) ::close(fd_);
+  if (!committed_) ::unlink(tmp_.c_str());
+}
+
+void AtomicFileWriter::write(std::string_view text) {
+  buffer_.append(text);
+  if (buffer_.size() >= (size_t(1) << 20)) flush_buffer();
+}
+
+void AtomicFileWriter::flush_buffer() {
+  require(fd_ >= 0, path_ + ": written after it was committed");
+  const int fd = fd_;
+  fd_ = -1;  // write_all closes it on failure
+  write_all(fd, buffer_, path_, "");
+  fd_ = fd;
+  buffer_.clear();
+}
+
+void AtomicFileWriter::commit() {
+  flush_buffer();
+  const int fd = fd_;
+  fd_ = -1;
   if (::fsync(fd) != 0) {
     const std::string reason = error_text();
     ::close(fd);
-    ::unlink(tmp.c_str());
-    fail(path + ": flush failed (" + reason + ")");
+    fail(path_ + ": flush failed (" + reason + ")");
   }
-  if (::close(fd) != 0) {
-    const std::string reason = error_text();
-    ::unlink(tmp.c_str());
-    fail(path + ": flush failed (" + reason + ")");
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string reason = error_text();
-    ::unlink(tmp.c_str());
-    fail(path + ": rename failed (" + reason + ")");
-  }
-  sync_directory_of(path);
+  if (::close(fd) != 0) fail(path_ + ": flush failed (" + error_text() + ")");
+  if (::rename(tmp_.c_str(), path_.c_str()) != 0)
+    fail(path_ + ": rename failed (" + error_text() + ")");
+  committed_ = true;
+  sync_directory_of(path_);
+}
+
+void write_file_atomically(const std::string& path, std::string_view content) {
+  AtomicFileWriter file(path);
+  file.write(content);
+  file.commit();
 }
 
 void append_line_atomically(const std::string& path, std::string_view line) {

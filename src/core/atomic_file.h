@@ -10,6 +10,26 @@
 namespace histocnn {
 
 void write_file_atomically(const std::string& path, std::string_view content);
+
+// The same for a file too large to build in memory first: written through a
+// 1 MB buffer to the temporary; commit() makes it the file. Destroyed
+// without commit (an error on the way), the temporary is removed and the
+// old file stays.
+class AtomicFileWriter {
+ public:
+  explicit AtomicFileWriter(std::string path);
+  ~AtomicFileWriter();
+  AtomicFileWriter(const AtomicFileWriter&) = delete;
+  AtomicFileWriter& operator=(const AtomicFileWriter&) = delete;
+  void write(std::string_view text);
+  void commit();
+
+ private:
+  void flush_buffer();
+  std::string path_, tmp_, buffer_;
+  int fd_ = -1;
+  bool committed_ = false;
+};
 // Appends one line with a single O_APPEND write, then fsync: O(1). A killed
 // writer leaves whole lines (a power cut may lose the last one, never tear an
 // earlier one; readers ignore an unterminated last line).

@@ -74,28 +74,32 @@ std::vector<TileScore> read_tile_scores(const std::string& path, const std::vect
   return scores;
 }
 
-std::string tiles_geojson(const std::vector<Tile>& tiles, const std::vector<TileScore>& scores) {
-  nlohmann::json features = nlohmann::json::array();
+void write_tiles_geojson(const std::string& path, const std::vector<Tile>& tiles,
+                         const std::vector<TileScore>& scores) {
+  // Streamed feature by feature: a slide can have a million tiles, and a
+  // JSON tree of them would cost ~1 KB each.
+  AtomicFileWriter out(path);
+  out.write("{\"type\":\"FeatureCollection\",\"features\":[");
   for (size_t i = 0; i < scores.size(); ++i) {
     const Tile& t = tiles[i];
-    const double x0 = double(t.x), y0 = double(t.y), x1 = x0 + t.width, y1 = y0 + t.height;
+    const long long x0 = t.x, y0 = t.y, x1 = t.x + t.width, y1 = t.y + t.height;
     const bool malignant = scores[i].p_malignant >= 0.5;
-    nlohmann::json measurements = {{"P(malignant)", scores[i].p_malignant},
-                                   {"Tissue fraction", t.tissue}};
-    if (scores[i].member_sd > 0) measurements["Ensemble spread"] = scores[i].member_sd;
-    features.push_back(
-        {{"type", "Feature"},
-         {"geometry",
-          {{"type", "Polygon"},
-           {"coordinates", {{{x0, y0}, {x1, y0}, {x1, y1}, {x0, y1}, {x0, y0}}}}}},
-         {"properties",
-          {{"objectType", "detection"},
-           {"classification",
-            {{"name", malignant ? "Malignant" : "Benign"},
-             {"color", malignant ? nlohmann::json{200, 0, 0} : nlohmann::json{0, 0, 200}}}},
-           {"measurements", measurements}}}});
+    char spread[48] = "";
+    if (scores[i].member_sd > 0)
+      std::snprintf(spread, sizeof spread, ",\"Ensemble spread\":%.6f", scores[i].member_sd);
+    char feature[640];
+    std::snprintf(
+        feature, sizeof feature,
+        "%s\n{\"type\":\"Feature\",\"geometry\":{\"type\":\"Polygon\",\"coordinates\":"
+        "[[[%lld,%lld],[%lld,%lld],[%lld,%lld],[%lld,%lld],[%lld,%lld]]]},\"properties\":{"
+        "\"objectType\":\"detection\",\"classification\":{\"name\":\"%s\",\"color\":%s},"
+        "\"measurements\":{\"P(malignant)\":%.6f,\"Tissue fraction\":%.3f%s}}}",
+        i ? "," : "", x0, y0, x1, y0, x1, y1, x0, y1, x0, y0, malignant ? "Malignant" : "Benign",
+        malignant ? "[200,0,0]" : "[0,0,200]", scores[i].p_malignant, t.tissue, spread);
+    out.write(feature);
   }
-  return nlohmann::json{{"type", "FeatureCollection"}, {"features", features}}.dump() + "\n";
+  out.write("\n]}\n");
+  out.commit();
 }
 
 nlohmann::json score_statistics(const std::vector<Tile>& tiles,

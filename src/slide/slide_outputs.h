@@ -30,7 +30,9 @@ std::string tile_row(const Tile& tile, const TileGrid& grid, const TileScore& sc
 std::vector<TileScore> read_tile_scores(const std::string& path, const std::vector<Tile>& tiles,
                                         bool ensemble);
 
-std::string tiles_geojson(const std::vector<Tile>& tiles, const std::vector<TileScore>& scores);
+// The scored tiles (scores.size() of them) as a GeoJSON FeatureCollection.
+void write_tiles_geojson(const std::string& path, const std::vector<Tile>& tiles,
+                         const std::vector<TileScore>& scores);
 
 // Statistics of the scored tiles: count, mean, max, quantiles of P, the
 // malignant area fraction at 0.5 (tissue-weighted) and the top_k tiles.

@@ -128,7 +128,7 @@ void write_outputs(const std::string& folder, const PreparedSlide& p,
                    const std::vector<TileScore>& scores, nlohmann::json& summary,
                    const SlideOptions& o) {
   const auto clock = Clock::now();
-  write_file_atomically(folder + "/tiles.geojson", tiles_geojson(p.tiles, scores));
+  write_tiles_geojson(folder + "/tiles.geojson", p.tiles, scores);
   const Image overlay = heatmap_overlay(p.thumbnail.image, p.thumbnail.downsample_x,
                                         p.thumbnail.downsample_y, p.tiles, scores);
   const nlohmann::json stats = score_statistics(p.tiles, scores, p.grid, o.top_k);
