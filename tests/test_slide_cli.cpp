@@ -4,6 +4,9 @@
 // holds on a slide scanned at twice the resolution, glass gives empty
 // outputs, bad files one-line errors, and a stopped run continues.
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
@@ -78,6 +81,9 @@ class SlideCli : public ::testing::Test {
     // The same tissue scanned at twice the resolution (0.31 um per pixel).
     must(run_raw(v + "resize slide.v slide2.v 2 --kernel linear"));
     must(run_raw(v + "tiffsave slide2.v fine.tif" + pyramid + " --xres 3225.8 --yres 3225.8"));
+    // Nine times the tissue (540 tiles), to be interrupted.
+    must(run_raw(v + "replicate slide.v rep.v 3 3"));
+    must(run_raw(v + "tiffsave rep.v many.tif" + pyramid + " --xres 1612.9 --yres 1612.9"));
     // Glass only.
     must(run_raw(v + "black k.v 1200 800 --bands 3 && vips linear k.v g.v 1 246 --uchar"));
     must(run_raw(v + "tiffsave g.v glass.tif" + pyramid + " --xres 1612.9 --yres 1612.9"));
@@ -207,6 +213,43 @@ TEST_F(SlideCli, AStoppedRunContinuesWhereItStoppedAndOnlyWithItsSettings) {
   EXPECT_NE(other.status, 0);
   EXPECT_NE(other.output.find("--restart"), std::string::npos) << other.output;
   EXPECT_EQ(run(args + at("stopped") + " --min-tissue 0.3 --restart").status, 0);
+}
+
+TEST_F(SlideCli, CtrlCKeepsTheScoredBatchesAndTheSameCommandFinishes) {
+  const std::string args = " slide " + model() + " " + at("many.tif") +
+                           " --no-progress --threads 1 --readers 1 --batch 1 -o ";
+  ASSERT_EQ(run(args + at("many-whole")).status, 0);
+  const std::string complete = read_file(at("many-whole/many/tiles.csv"));
+  const std::string csv = at("many-stopped/many/tiles.csv");
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    const std::string command = "exec " + std::string(HISTOCNN_BINARY) + args + at("many-stopped") +
+                                " > " + at("stopped.log") + " 2>&1";
+    execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  // Ctrl-C once some rows are written (or the run ended first: then it simply finished).
+  for (int wait = 0; wait < 2000; ++wait) {
+    std::error_code ec;
+    if (std::filesystem::file_size(csv, ec) > 300 && !ec) break;
+    usleep(1000);
+  }
+  kill(pid, SIGINT);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  const std::string log = read_file(at("stopped.log"));
+  if (WEXITSTATUS(status) == 130) {
+    EXPECT_NE(log.find("the same command continues"), std::string::npos) << log;
+    EXPECT_LT(read_file(csv).size(), complete.size());
+    EXPECT_FALSE(std::filesystem::exists(at("many-stopped/many/summary.json")));
+  } else {
+    EXPECT_EQ(WEXITSTATUS(status), 0) << log;
+  }
+  const CommandResult again = run(args + at("many-stopped"));
+  ASSERT_EQ(again.status, 0) << again.output;
+  EXPECT_EQ(read_file(csv), complete);
 }
 
 TEST_F(SlideCli, SeveralSlidesAddOneRowEachToSlidesCsvAndEnsemblesTheirSpread) {

@@ -23,8 +23,8 @@ GlasFolder open_glas_folder(const std::string& root, const std::string& split) {
   GlasFolder folder;
   folder.root = root;
   const auto rows = read_grade_csv((fs::path(root) / "Grade.csv").string());
-  static const char* kExtensions[] = {".bmp",  ".png", ".jpg", ".jpeg", ".tif",
-                                      ".tiff", ".BMP", ".PNG", ".JPG",  ".JPEG"};
+  static const char* kExtensions[] = {".bmp", ".png", ".jpg", ".jpeg", ".tif", ".tiff",
+                                      ".BMP", ".PNG", ".JPG", ".JPEG", ".TIF", ".TIFF"};
   for (const auto& row : rows) {
     if (!split.empty() && split != "all" && row.name.rfind(split, 0) != 0) continue;
     std::string found;
@@ -36,7 +36,7 @@ GlasFolder open_glas_folder(const std::string& root, const std::string& split) {
       }
     }
     require(!found.empty(), (fs::path(root) / row.name).string() +
-                                ".{bmp,png,jpg}: image listed in Grade.csv is missing");
+                                ".{bmp,png,jpg,tif}: image listed in Grade.csv is missing");
     folder.images.push_back({row.name, found, row.patient, row.label});
   }
   require(!folder.images.empty(),
