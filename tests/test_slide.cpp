@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cmath>
+#include <filesystem>
 #include <mutex>
 
 #include "backends/backend.h"
@@ -14,6 +15,7 @@
 #include "core/error.h"
 #include "data/slide.h"
 #include "data/synth.h"
+#include "data/synth_slide.h"
 #include "data/tiff_image.h"
 #include "data/tissue.h"
 #include "nn/params.h"
@@ -153,6 +155,41 @@ TEST(Slide, ThumbnailReadsTheCoarseLevelInBoundedPieces) {
   DrawnSlide flat(8000, 6000, 1, 0.25);
   read_thumbnail(flat, 100);  // 80 level-0 pixels per thumbnail pixel
   EXPECT_LE(flat.largest_read, int64_t(4096) * 4096);
+}
+
+TEST(Slide, SyntheticSlidesArePyramidalTiffsOpenSlideReadsAtTheirScale) {
+  testing::TempDir dir;
+  SynthSlideOptions o;
+  o.width = 3000;
+  o.height = 1700;  // odd halvings: 1500x850, 750x425, 375x212
+  o.pieces = 2;
+  o.mpp = 0.5;
+  write_synthetic_slide(dir / "s.tif", o);
+  EXPECT_FALSE(std::filesystem::exists(dir / "s.tif.partial"));
+  EXPECT_FALSE(std::filesystem::exists(dir / "s.tif.level1.raw"));
+  const auto slide = open_slide(dir / "s.tif");
+  EXPECT_EQ(slide->format(), "generic-tiff");
+  ASSERT_EQ(slide->levels().size(), 4u);
+  EXPECT_EQ(slide->levels()[3].width, 375);
+  EXPECT_EQ(slide->levels()[3].height, 212);
+  EXPECT_NEAR(slide->mpp_x(), 0.5, 1e-4);
+  // Pixels as painted (JPEG-close), at level 0 and halved at level 1.
+  const SyntheticSlideLayout layout(o);
+  const Image painted = layout.paint(1000, 600, 64, 64);
+  const Image read = slide->read_region(0, 1000, 600, 64, 64);
+  double diff = 0;
+  for (size_t i = 0; i < read.rgb.size(); ++i)
+    diff += std::abs(int(read.rgb[i]) - int(painted.rgb[i])) / double(read.rgb.size());
+  EXPECT_LT(diff, 8);
+  // Glass at the corner, both classes of tissue somewhere.
+  EXPECT_EQ(layout.label_at(5, 5), 0);
+  int seen[3] = {0, 0, 0};
+  for (int64_t y = 0; y < o.height; y += 50)
+    for (int64_t x = 0; x < o.width; x += 50) ++seen[layout.label_at(x, y)];
+  EXPECT_GT(seen[1], 50);
+  EXPECT_GT(seen[2], 50);
+  const Image corner = slide->read_region(1, 0, 0, 8, 8);
+  EXPECT_GT(corner.rgb[0], 230);
 }
 
 TEST(Tissue, OtsuSplitsTwoModes) {

@@ -1,7 +1,9 @@
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "core/error.h"
 #include "data/synth.h"
+#include "data/synth_slide.h"
 
 namespace histocnn::cli {
 
@@ -10,7 +12,20 @@ Runner add_synth(CLI::App& app) {
       app.add_subcommand("synth", "write a synthetic GlaS-like dataset (Grade.csv + images)");
   auto options = std::make_shared<SynthOptions>();
   auto folder = std::make_shared<std::string>();
-  cmd->add_option("--output,-o", *folder, "folder to write")->required();
+  auto slide = std::make_shared<SynthSlideOptions>();
+  auto slide_path = std::make_shared<std::string>();
+  auto slide_size = std::make_shared<std::string>("20000x15000");
+  cmd->add_option("--output,-o", *folder, "folder to write (a dataset)");
+  cmd->add_option("--slide", *slide_path,
+                  "write one synthetic whole slide instead: a pyramidal TIFF of tissue pieces, "
+                  "each half benign, half malignant, for `histocnn slide`");
+  cmd->add_option("--slide-size", *slide_size, "the slide's WxH in pixels")->capture_default_str();
+  cmd->add_option("--pieces", slide->pieces, "tissue pieces on the slide")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
+  cmd->add_option("--mpp", slide->mpp, "the slide's microns per pixel")
+      ->capture_default_str()
+      ->check(CLI::Range(0.05, 10.0));
   cmd->add_option("--images", options->images, "number of images (half benign, half malignant)")
       ->capture_default_str();
   cmd->add_option("--per-patient", options->images_per_patient, "images per patient")
@@ -23,7 +38,22 @@ Runner add_synth(CLI::App& app) {
   cmd->add_option("--seed", options->seed, "random seed")->capture_default_str();
   cmd->add_flag("--force", options->force,
                 "write into a folder that already holds a dataset (its Grade.csv is replaced)");
-  return [options, folder] {
+  return [options, folder, slide, slide_path, slide_size] {
+    require(folder->empty() != slide_path->empty(),
+            "synth: give -o FOLDER (a dataset) or --slide FILE.tif (a whole slide)");
+    if (!slide_path->empty()) {
+      char tail = 0;
+      long long w = 0, h = 0;
+      require(std::sscanf(slide_size->c_str(), "%lldx%lld%c", &w, &h, &tail) == 2,
+              "--slide-size " + *slide_size + ": not WxH");
+      slide->width = w;
+      slide->height = h;
+      slide->seed = options->seed;
+      write_synthetic_slide(*slide_path, *slide);
+      std::printf("wrote a %lldx%lld synthetic slide (%d tissue pieces, %.3f um/pixel) to %s\n", w,
+                  h, slide->pieces, slide->mpp, slide_path->c_str());
+      return 0;
+    }
     write_synthetic_dataset(*folder, *options);
     std::printf("wrote %d synthetic images and Grade.csv to %s\n", options->images,
                 folder->c_str());

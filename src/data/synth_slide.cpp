@@ -1,0 +1,117 @@
+#include "data/synth_slide.h"
+
+#include <algorithm>
+#include <cmath>
+#include <thread>
+
+#include "core/counter_hash.h"
+#include "core/error.h"
+#include "core/rng.h"
+#include "data/slide_writer.h"
+#include "data/synth.h"
+
+namespace histocnn {
+
+SyntheticSlideLayout::SyntheticSlideLayout(const SynthSlideOptions& o) : options_(o) {
+  require(o.width >= kSynthSlideBlock && o.height >= kSynthSlideBlock,
+          "--slide-size: a synthetic slide is at least 512x512 pixels");
+  require(o.pieces >= 1 && o.pieces <= 64, "--pieces: 1 to 64 tissue pieces");
+  Rng rng(o.seed ^ 0x511DEu);
+  const double w = double(o.width), h = double(o.height);
+  for (int i = 0; i < o.pieces; ++i) {
+    Piece p;
+    p.cx = (i + 0.5) / o.pieces * w + (rng.uniform() - 0.5) * 0.1 * w / o.pieces;
+    p.cy = h * (0.5 + (rng.uniform() - 0.5) * 0.2);
+    p.rx = 0.42 * w / o.pieces;
+    p.ry = 0.36 * h;
+    p.phase1 = rng.uniform() * 6.283;
+    p.phase2 = rng.uniform() * 6.283;
+    p.split = rng.uniform() * 6.283;
+    pieces_.push_back(p);
+  }
+}
+
+int SyntheticSlideLayout::piece_at(double x, double y) const {
+  for (size_t i = 0; i < pieces_.size(); ++i) {
+    const Piece& p = pieces_[i];
+    const double dx = (x - p.cx) / p.rx, dy = (y - p.cy) / p.ry;
+    const double theta = std::atan2(dy, dx);
+    const double edge =
+        1 + 0.12 * std::sin(3 * theta + p.phase1) + 0.07 * std::sin(5 * theta + p.phase2);
+    if (dx * dx + dy * dy < edge * edge * 0.8) return int(i);
+  }
+  return -1;
+}
+
+int SyntheticSlideLayout::block_class(int64_t bx, int64_t by) const {
+  const double x = (bx + 0.5) * kSynthSlideBlock, y = (by + 0.5) * kSynthSlideBlock;
+  int piece = piece_at(x, y);
+  if (piece < 0) {  // a block on an outline: the nearest centre's piece
+    double best = 1e300;
+    for (size_t i = 0; i < pieces_.size(); ++i) {
+      const double d = std::hypot(x - pieces_[i].cx, y - pieces_[i].cy);
+      if (d < best) best = d, piece = int(i);
+    }
+  }
+  const Piece& p = pieces_[size_t(piece)];
+  const double side = (x - p.cx) * std::cos(p.split) + (y - p.cy) * std::sin(p.split);
+  return side >= 0 ? 2 : 1;
+}
+
+int SyntheticSlideLayout::label_at(int64_t x, int64_t y) const {
+  if (piece_at(double(x), double(y)) < 0) return 0;
+  return block_class(x / kSynthSlideBlock, y / kSynthSlideBlock);
+}
+
+Image SyntheticSlideLayout::paint(int64_t x, int64_t y, int width, int height) const {
+  Image out;
+  out.width = width;
+  out.height = height;
+  out.rgb.resize(size_t(width) * height * 3);
+  const int64_t bx0 = x / kSynthSlideBlock, bx1 = (x + width - 1) / kSynthSlideBlock;
+  const int64_t by0 = y / kSynthSlideBlock, by1 = (y + height - 1) / kSynthSlideBlock;
+  auto paint_block = [&](int64_t bx, int64_t by) {
+    const int64_t left = bx * kSynthSlideBlock, top = by * kSynthSlideBlock;
+    Image block;  // drawn only when the block has tissue in the region
+    for (int64_t py = std::max(y, top); py < std::min(y + height, top + kSynthSlideBlock); ++py)
+      for (int64_t px = std::max(x, left); px < std::min(x + width, left + kSynthSlideBlock);
+           ++px) {
+        uint8_t* o = out.row(int(py - y)) + 3 * (px - x);
+        if (piece_at(double(px), double(py)) < 0) {  // glass, with the scanner's faint noise
+          const uint8_t v = uint8_t(241 + (mix64(uint64_t(px) * 0x9E37u ^ uint64_t(py)) & 3));
+          o[0] = o[1] = o[2] = v;
+          continue;
+        }
+        if (block.rgb.empty())
+          block = draw_synthetic_tissue(
+              kSynthSlideBlock, kSynthSlideBlock, block_class(bx, by) == 2,
+              mix64(options_.seed ^ mix64(uint64_t(bx) << 32 ^ uint64_t(by))));
+        std::copy_n(block.row(int(py - top)) + 3 * (px - left), 3, o);
+      }
+  };
+  // Block columns in parallel: drawing dominates the time.
+  const int64_t columns = bx1 - bx0 + 1;
+  const int threads = int(std::clamp<int64_t>(std::thread::hardware_concurrency(), 1, columns));
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t)
+    pool.emplace_back([&, t] {
+      for (int64_t c = t; c < columns; c += threads)
+        for (int64_t by = by0; by <= by1; ++by) paint_block(bx0 + c, by);
+    });
+  for (auto& th : pool) th.join();
+  return out;
+}
+
+void write_synthetic_slide(const std::string& path, const SynthSlideOptions& options) {
+  const SyntheticSlideLayout layout(options);
+  SlideWriterOptions w;
+  w.mpp = options.mpp;
+  write_pyramidal_tiff(
+      path, options.width, options.height,
+      [&](int64_t x, int64_t y, int width, int height) {
+        return layout.paint(x, y, width, height);
+      },
+      w);
+}
+
+}  // namespace histocnn

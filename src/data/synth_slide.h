@@ -1,0 +1,49 @@
+// A synthetic whole slide: a few tissue pieces of GlaS-like tissue on glass,
+// each half benign and half malignant, written as a pyramidal TIFF
+// (data/slide_writer.h) at GlaS's scale — so `histocnn slide` can be tried,
+// tested and timed on a machine without slides, libvips or a network.
+//
+// Tissue is drawn in blocks of kSynthSlideBlock level-0 pixels, each a
+// draw_synthetic_tissue() field of its block's class; the pieces' outlines
+// are cut per pixel. label_at() tells what any block holds (the truth a
+// heatmap is checked against).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "data/image.h"
+
+namespace histocnn {
+
+constexpr int kSynthSlideBlock = 512;
+
+struct SynthSlideOptions {
+  int64_t width = 20000, height = 15000;
+  int pieces = 3;
+  double mpp = 0.62005;
+  uint64_t seed = 1;
+};
+
+class SyntheticSlideLayout {
+ public:
+  explicit SyntheticSlideLayout(const SynthSlideOptions& options);
+  // 0: glass, 1: benign tissue, 2: malignant tissue, at a level-0 pixel.
+  int label_at(int64_t x, int64_t y) const;
+  // The level-0 region at (x, y).
+  Image paint(int64_t x, int64_t y, int width, int height) const;
+
+ private:
+  struct Piece {
+    double cx, cy, rx, ry, phase1, phase2, split;  // split: the benign/malignant border's angle
+  };
+  int piece_at(double x, double y) const;  // -1 outside every piece
+  int block_class(int64_t bx, int64_t by) const;
+  SynthSlideOptions options_;
+  std::vector<Piece> pieces_;
+};
+
+void write_synthetic_slide(const std::string& path, const SynthSlideOptions& options);
+
+}  // namespace histocnn
