@@ -9,6 +9,10 @@
 #     sbs        bench/gpu_side_by_side.sh, 2 rounds                      (~300 s)
 #     cpu        the 200x200 batch-50 epoch at 16/8/4/2/1 threads, 2 interleaved
 #                rounds, with per-layer profiles (issue 20's table)        (~120 s)
+#   and on request (not in "all"):
+#     slide      a 50,000 x 50,000 synthetic slide (synth --slide), a 64-px model,
+#                then `histocnn slide` on cuda and cpu, 2 interleaved rounds;
+#                summary.json has tiles/s, reader and device seconds   (~240 s)
 # Every stage writes under OUT and is bounded by a timeout; a failed stage is
 # reported and the next one runs. Prints the time of each stage at the end.
 set -uo pipefail
@@ -62,6 +66,22 @@ for stage in "${stages[@]}"; do
         done
       done
       summary+=("$(printf '%-9s %4d s' cpu $((SECONDS - start)))") ;;
+    slide)
+      [[ -d "$data" ]] || "$histocnn" synth -o "$data" --images 24 --seed 1 > /dev/null
+      run_stage slide-make 300 "$histocnn" synth --slide "$out/wsi.tif" \
+        --slide-size 50000x50000 --pieces 4
+      run_stage slide-model 120 "$histocnn" train --data "$data" --device cuda --size 64 \
+        --crop 256 --batch 50 --epochs 3 --no-selftest --no-progress -o "$out/slide-model"
+      readers=$(( $(nproc) > 2 ? $(nproc) - 2 : 1 ))
+      for round in 1 2; do
+        for dev in cuda cpu; do
+          run_stage "slide-$dev-r$round" 300 "$histocnn" slide "$out/slide-model/model.safetensors" \
+            "$out/wsi.tif" -o "$out/slide-$dev-r$round" --device "$dev" --readers "$readers" \
+            --batch 256 --no-progress
+          grep -h '"tiles_per_s"\|"read_s"\|"infer_s"\|"wait_s"' \
+            "$out/slide-$dev-r$round/wsi/summary.json" >> "$out/slide.txt" 2>&1
+        done
+      done ;;
     *) echo "gpu-check: unknown stage $stage" >&2 ;;
   esac
 done
