@@ -26,7 +26,8 @@ fi
 if [[ "${SKIP_SANITIZERS:-0}" != 1 ]]; then
   BUILD_DIR=build-asan scripts/build.sh -DHISTOCNN_WERROR=ON -DHISTOCNN_SANITIZE=ON \
     -DHISTOCNN_BENCHMARKS=OFF -DHISTOCNN_CUDA=OFF -DHISTOCNN_MPI=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo
-  (cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j"$(nproc)")
+  (cd build-asan && ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS="suppressions=$PWD/../tests/lsan.supp" \
+     ctest --output-on-failure -j"$(nproc)")
   # The pool, adaptors and step memory are shared between threads (the loader,
   # the trainer, CUDA callbacks): their concurrency tests mean something only here.
   BUILD_DIR=build-tsan scripts/build.sh -DHISTOCNN_WERROR=ON -DHISTOCNN_TSAN=ON \
