@@ -42,7 +42,7 @@ namespace histocnn {
 struct ModelFile {
   ModelSpec spec;
   int width = 0, height = 0;
-  std::string crop;                         // "WxH" or "whole"
+  std::string crop;  // "WxH" or "whole"
   // Microns of tissue per network pixel (histocnn.mpp "X,Y": the training
   // images' microns per pixel times crop / input); 0 when not recorded.
   double mpp_x = 0, mpp_y = 0;
