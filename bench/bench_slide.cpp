@@ -13,7 +13,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -21,6 +20,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "core/stopwatch.h"
 #include "core/threads.h"
 #include "slide/slide_run.h"
 #include "slide/tile_scorer.h"
@@ -28,12 +28,6 @@
 
 namespace histocnn {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
-}
 
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());

@@ -242,6 +242,60 @@ TEST_F(Hostile, EveryCaseEndsInItsAnswerWithNothingOverwritten) {
        1,
        {"another histocnn (PID " + std::to_string(getpid()) + ")"},
        {"locked/.lock"}},
+      {"slide: output onto the model",
+       [&] { return "slide " + m + " " + path("d/train_1.png") + " --mpp 0.62 -o " + m; },
+       1,
+       {"would overwrite the model"},
+       {"m/model.safetensors"}},
+      {"slide: a device as the slide",
+       [&] { return "slide " + m + " /dev/zero -o " + path("never"); },
+       1,
+       {"/dev/zero", "not a regular file"},
+       {}},
+      {"slide: a missing slide",
+       [&] { return "slide " + m + " " + path("absent.svs") + " -o " + path("never"); },
+       1,
+       {"absent.svs", "no such slide file"},
+       {}},
+      {"slide: a model file given as the slide",
+       [&] { return "slide " + m + " " + m + " --mpp 0.5 -o " + path("slide-out"); },
+       1,
+       {"model.safetensors", "not a readable image"},
+       {"m/model.safetensors"}},
+      {"slide: an image that does not say its scale",
+       [&] { return "slide " + m + " " + path("d/train_1.png") + " -o " + path("slide-out"); },
+       1,
+       {"train_1.png", "--mpp"},
+       {"d/train_1.png"}},
+      {"slide --mpp nan",
+       [&] {
+         return "slide " + m + " " + path("d/train_1.png") + " --mpp nan -o " + path("never");
+       },
+       1,
+       {"--mpp nan", "not a finite number"},
+       {}},
+      {"slide --min-tissue 2",
+       [&] {
+         return "slide " + m + " " + path("d/train_1.png") + " --min-tissue 2 -o " + path("never");
+       },
+       2,
+       {"--min-tissue"},
+       {}},
+      {"synth --slide over the model",
+       [&] { return "synth --slide " + m; },
+       1,
+       {"the file exists", "--force"},
+       {"m/model.safetensors"}},
+      {"synth --slide of a huge size",
+       [&] { return "synth --slide " + path("huge.tif") + " --slide-size 99999999x600"; },
+       1,
+       {"99999999x600"},
+       {}},
+      {"synth --slide of a garbage size",
+       [&] { return "synth --slide " + path("bad.tif") + " --slide-size lots"; },
+       1,
+       {"--slide-size lots"},
+       {}},
   };
   for (const HostileCase& c : cases) {
     const std::string args = c.command();
@@ -259,6 +313,8 @@ TEST_F(Hostile, EveryCaseEndsInItsAnswerWithNothingOverwritten) {
   }
   EXPECT_FALSE(fs::exists(*dir_ / "evil")) << "synth wrote outside -o";
   EXPECT_FALSE(fs::exists(path("never"))) << "a refused run created its output folder";
+  EXPECT_FALSE(fs::exists(path("huge.tif")) || fs::exists(path("huge.tif.partial")))
+      << "a refused slide left a file";
 }
 
 // A power loss mid-append leaves results.jsonl with a torn last line: the

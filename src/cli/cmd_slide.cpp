@@ -24,19 +24,15 @@ extern "C" void on_interrupt(int) {
 
 std::string slides_csv_row(const std::string& slide, const std::string& folder,
                            const nlohmann::json& s, const std::string& status) {
-  char numbers[160] = "";
-  if (s.contains("p_mean"))
-    std::snprintf(numbers, sizeof numbers, "%.4f,%.4f,%.4f",
-                  s["malignant_area_fraction"].get<double>(), s["p_mean"].get<double>(),
-                  s["p_max"].get<double>());
-  else
-    std::snprintf(numbers, sizeof numbers, ",,");
-  char area[32] = "";
-  if (s.contains("tissue_mm2"))
-    std::snprintf(area, sizeof area, "%.3f", s["tissue_mm2"].get<double>());
-  return csv_field(slide) + "," + status + "," +
-         (s.contains("tiles_scored") ? std::to_string(s["tiles_scored"].get<size_t>()) : "") + "," +
-         area + "," + numbers + "," + csv_field(folder);
+  auto number = [&](const char* key, const char* format) -> std::string {
+    if (!s.contains(key)) return "";  // a failed slide, or one without tissue
+    char text[48];
+    std::snprintf(text, sizeof text, format, s[key].get<double>());
+    return text;
+  };
+  return csv_field(slide) + "," + status + "," + number("tiles_scored", "%.0f") + "," +
+         number("tissue_mm2", "%.3f") + "," + number("malignant_area_fraction", "%.4f") + "," +
+         number("p_mean", "%.4f") + "," + number("p_max", "%.4f") + "," + csv_field(folder);
 }
 
 // Every input exists, no two slides share an output folder, nothing is

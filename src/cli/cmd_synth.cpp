@@ -1,4 +1,5 @@
 #include <cstdio>
+#include <filesystem>
 
 #include "cli/commands.h"
 #include "core/error.h"
@@ -37,7 +38,8 @@ Runner add_synth(CLI::App& app) {
   cmd->add_option("--format", options->format, "png, bmp or jpg")->capture_default_str();
   cmd->add_option("--seed", options->seed, "random seed")->capture_default_str();
   cmd->add_flag("--force", options->force,
-                "write into a folder that already holds a dataset (its Grade.csv is replaced)");
+                "write into a folder that already holds a dataset (its Grade.csv is replaced), "
+                "or replace an existing --slide file");
   return [options, folder, slide, slide_path, slide_size] {
     require(folder->empty() != slide_path->empty(),
             "synth: give -o FOLDER (a dataset) or --slide FILE.tif (a whole slide)");
@@ -49,6 +51,10 @@ Runner add_synth(CLI::App& app) {
       slide->width = w;
       slide->height = h;
       slide->seed = options->seed;
+      std::error_code ec;
+      require(!std::filesystem::exists(*slide_path, ec) ||
+                  (options->force && std::filesystem::is_regular_file(*slide_path, ec)),
+              "--slide " + *slide_path + ": the file exists; --force replaces it");
       write_synthetic_slide(*slide_path, *slide);
       std::printf("wrote a %lldx%lld synthetic slide (%d tissue pieces, %.3f um/pixel) to %s\n", w,
                   h, slide->pieces, slide->mpp, slide_path->c_str());

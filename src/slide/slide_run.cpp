@@ -2,7 +2,6 @@
 
 #include <unistd.h>
 
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -11,6 +10,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/run_lock.h"
+#include "core/stopwatch.h"
 #include "data/slide.h"
 #include "data/tissue.h"
 #include "slide/slide_outputs.h"
@@ -21,19 +21,19 @@ namespace histocnn {
 namespace fs = std::filesystem;
 namespace {
 
-using Clock = std::chrono::steady_clock;
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
+// Square microns of tissue under one thumbnail pixel.
+double um2_per_pixel(const Slide& slide, const Thumbnail& t) {
+  return t.downsample_x * slide.mpp_x() * t.downsample_y * slide.mpp_y();
 }
 
 // Specks under 0.01 mm^2 are dropped; holes (lumens, tears) under 0.0625
 // mm^2 are tissue — in thumbnail pixels of this slide.
 TissueOptions tissue_options(const Slide& slide, const Thumbnail& t, double threshold) {
-  const double um2_per_pixel = t.downsample_x * slide.mpp_x() * t.downsample_y * slide.mpp_y();
+  const double um2 = um2_per_pixel(slide, t);
   TissueOptions o;
   o.threshold = threshold;
-  o.min_object_pixels = int64_t(1e4 / um2_per_pixel);
-  o.max_hole_pixels = int64_t(6.25e4 / um2_per_pixel);
+  o.min_object_pixels = int64_t(1e4 / um2);
+  o.max_hole_pixels = int64_t(6.25e4 / um2);
   return o;
 }
 
@@ -105,8 +105,6 @@ class ProgressLine {
 
 nlohmann::json describe(const PreparedSlide& p, const SlideOptions& o) {
   const Slide& s = *p.slide;
-  const double thumb_um2 =
-      p.thumbnail.downsample_x * s.mpp_x() * p.thumbnail.downsample_y * s.mpp_y();
   return {{"slide", s.path()},
           {"format", s.format()},
           {"width", s.width()},
@@ -118,7 +116,7 @@ nlohmann::json describe(const PreparedSlide& p, const SlideOptions& o) {
           {"tile_level0_pixels", {p.grid.tile_width, p.grid.tile_height}},
           {"read_level", p.grid.level},
           {"tissue_threshold", p.mask.threshold},
-          {"tissue_mm2", double(p.mask.tissue_pixels()) * thumb_um2 / 1e6},
+          {"tissue_mm2", double(p.mask.tissue_pixels()) * um2_per_pixel(s, p.thumbnail) / 1e6},
           {"min_tissue", o.min_tissue},
           {"tta", o.tta},
           {"tiles_on_tissue", p.tiles.size()}};

@@ -1,6 +1,5 @@
 #include "slide/tile_scorer.h"
 
-#include <chrono>
 #include <cmath>
 #include <condition_variable>
 #include <exception>
@@ -8,14 +7,11 @@
 #include <thread>
 
 #include "core/error.h"
+#include "core/stopwatch.h"
 #include "train/evaluate.h"
 
 namespace histocnn {
 namespace {
-
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
 
 // One batch of network input in flight between a reader and the device.
 struct Batch {
@@ -112,14 +108,14 @@ ScoringTimes score_tiles(const Slide& slide, const TileGrid& grid, const std::ve
                          const std::atomic<bool>* stop) {
   require(!members.empty() && options.batch >= 1 && options.readers >= 1,
           "scoring needs a model, a batch and a reader");
-  const auto start = std::chrono::steady_clock::now();
+  const auto start = Clock::now();
   const size_t plane = size_t(3) * grid.net_width * grid.net_height;
   const size_t todo = first < tiles.size() ? tiles.size() - first : 0;
   const int64_t batches = int64_t((todo + options.batch - 1) / options.batch);
   ReadAhead ring(options.readers + 1, batches);
   auto read_batches = [&] {
     for (int64_t id; (id = ring.claim()) >= 0;) {
-      const auto begin = std::chrono::steady_clock::now();
+      const auto begin = Clock::now();
       Batch& b = ring.slot(id);
       const size_t from = first + size_t(id) * options.batch;
       b.count = int(std::min<size_t>(options.batch, tiles.size() - from));
@@ -153,11 +149,11 @@ ScoringTimes score_tiles(const Slide& slide, const TileGrid& grid, const std::ve
       probs(2 * size_t(options.batch));
   for (int64_t id = 0; id < batches; ++id) {
     if (stop && stop->load()) break;
-    const auto waiting = std::chrono::steady_clock::now();
+    const auto waiting = Clock::now();
     Batch& b = ring.wait_for(id);
     times.wait_s += seconds_since(waiting);
     if (b.error) std::rethrow_exception(b.error);
-    const auto busy = std::chrono::steady_clock::now();
+    const auto busy = Clock::now();
     const std::vector<TileScore> scores =
         score_batch(members, b, grid, options.tta, transformed, probs);
     times.infer_s += seconds_since(busy);

@@ -57,6 +57,7 @@
 #include "backends/cpu/cpu_backend.h"
 #include "core/error.h"
 #include "core/rng.h"
+#include "core/stopwatch.h"
 #include "memory/host_resource.h"
 #include "memory/step_memory.h"
 #include "nn/elementwise.h"
@@ -64,10 +65,8 @@
 namespace histocnn::cpu {
 
 using Mem = dnnl::memory;
-using Clock = std::chrono::steady_clock;
-inline double seconds_since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
-}
+using histocnn::Clock;
+using histocnn::seconds_since;
 using tag = Mem::format_tag;
 using dt = Mem::data_type;
 // An operation of the step and the memories it touches (for lifetime planning).
