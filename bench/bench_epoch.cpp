@@ -156,7 +156,7 @@ int main(int argc, char** argv) {
       options.precision = precision;
       if (slice_kb >= 0) options.cpu_slice_bytes = size_t(slice_kb * 1024);
       options.profile_layers = profile_layers;
-      auto step = make_backend("cpu")->compile(spec, shape, options);
+      auto step = make_backend(cpu_device())->compile(spec, shape, options);
       step->set_parameters(Parameters::glorot(shape, 1));
       auto epoch = [&](int max_batches) {
         BatchLoader loader(set, order, batch, AugmentOptions{}, 1, threads);

@@ -110,7 +110,7 @@ int run(int argc, char** argv) {
   PreparedSlide p = prepare_slide(argv[2], models.front(), so);
   if (limit && p.tiles.size() > limit) p.tiles.resize(limit);
   require(!p.tiles.empty(), std::string(argv[2]) + ": no tissue tiles");
-  const PredictionSteps steps = compile_for_prediction(device, models, so.batch);
+  const PredictionSteps steps = compile_for_prediction(select_device(device), models, so.batch);
   const auto stains = stain_mapping(p, models.front());
   ScoringOptions o{so.batch, so.readers, models.front().trained.value("eval_tta", false),
                    models.front().normalization, stains.get()};

@@ -28,7 +28,7 @@ TEST_P(CpuStepVsReference, ForwardAndGradientsMatch) {
   const NetworkShape shape = infer_shapes(spec, c.batch, c.height, c.width);
   StepOptions options;
   options.dropout_seed = 99;
-  auto step = make_backend("cpu")->compile(spec, shape, options);
+  auto step = make_backend(cpu_device())->compile(spec, shape, options);
   Parameters params = Parameters::glorot(shape, 5);
   // Non-zero biases so bias gradients and ReLU boundaries are exercised.
   for (const auto& info : params.layout)
@@ -63,7 +63,7 @@ TEST_P(CpuBatchNormVsReference, TrainingGradientsRunningStatisticsAndInferenceMa
   const NetworkShape shape = infer_shapes(spec, c.batch, c.height, c.width);
   StepOptions options;
   options.dropout_seed = 7;
-  auto step = make_backend("cpu")->compile(spec, shape, options);
+  auto step = make_backend(cpu_device())->compile(spec, shape, options);
   Parameters params = Parameters::glorot(shape, 11);
   for (const auto& info : params.layout)  // non-trivial scales and shifts
     for (int64_t i = 0; i < info.size && (info.is_bias || info.starts_at_one); ++i)
@@ -110,7 +110,7 @@ TEST(CpuStep, LossGradientMatchesFiniteDifferencesOfTheStepItself) {
   const ModelSpec spec =
       parse_model_spec("conv 6 kernel=3 pool=2; conv 8 kernel=3 pool=2; dense 10; dense 2");
   const NetworkShape shape = infer_shapes(spec, 3, 14, 14);
-  auto step = make_backend("cpu")->compile(spec, shape, StepOptions{});
+  auto step = make_backend(cpu_device())->compile(spec, shape, StepOptions{});
   Parameters params = Parameters::glorot(shape, 8);
   step->set_parameters(params);
   const auto images = random_vector(3 * 3 * 14 * 14, 3, 0, 1);
@@ -155,7 +155,7 @@ TEST(CpuStep, TrainingReducesTheLossOnAFixedBatch) {
   const ModelSpec spec =
       parse_model_spec("conv 32 kernel=3 pool=2; conv 32 kernel=3 pool=2; dense 64; dense 2");
   const NetworkShape shape = infer_shapes(spec, 8, 32, 32);
-  auto step = make_backend("cpu")->compile(spec, shape, StepOptions{});
+  auto step = make_backend(cpu_device())->compile(spec, shape, StepOptions{});
   step->set_parameters(Parameters::glorot(shape, 1));
   const auto images = random_vector(8 * 3 * 32 * 32, 21, 0, 1);
   std::vector<int32_t> labels = {0, 1, 0, 1, 1, 0, 1, 0};
@@ -184,7 +184,7 @@ TEST(CpuStep, SlicesOfABatchSumToTheWholeBatchGradient) {
   options.dropout_seed = 7;
   options.reduce_gradients = [&](float* g, int64_t n, StreamHandle) { captured.assign(g, g + n); };
   const Parameters initial = Parameters::glorot(infer_shapes(spec, 1, 16, 16), 4);
-  auto whole = make_backend("cpu")->compile(spec, infer_shapes(spec, rows, 16, 16), options);
+  auto whole = make_backend(cpu_device())->compile(spec, infer_shapes(spec, rows, 16, 16), options);
   whole->set_parameters(initial);
   whole->train(images.data(), labels.data(), rows);
   const std::vector<float> want = captured;
@@ -192,7 +192,7 @@ TEST(CpuStep, SlicesOfABatchSumToTheWholeBatchGradient) {
   const int per = (rows + 1) / 2;
   for (int rank = 0; rank < 2; ++rank) {
     const RowRange r = rows_of_rank(rows, rank, 2);
-    auto part = make_backend("cpu")->compile(spec, infer_shapes(spec, per, 16, 16), options);
+    auto part = make_backend(cpu_device())->compile(spec, infer_shapes(spec, per, 16, 16), options);
     part->set_parameters(initial);
     part->train_slice(images.data() + size_t(r.begin) * 3 * 16 * 16, labels.data() + r.begin,
                       r.count(), BatchSlice{rows, r.begin});
@@ -200,7 +200,7 @@ TEST(CpuStep, SlicesOfABatchSumToTheWholeBatchGradient) {
   }
   for (size_t i = 0; i < want.size(); ++i) ASSERT_NEAR(sum[i], want[i], 1e-5) << i;
   // A process without rows contributes zeros and still updates.
-  auto idle = make_backend("cpu")->compile(spec, infer_shapes(spec, per, 16, 16), options);
+  auto idle = make_backend(cpu_device())->compile(spec, infer_shapes(spec, per, 16, 16), options);
   idle->set_parameters(initial);
   idle->train_slice(nullptr, nullptr, 0, BatchSlice{rows, rows});
   for (float g : captured) ASSERT_EQ(g, 0.0f);

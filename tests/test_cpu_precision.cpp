@@ -31,7 +31,7 @@ Outcome step_on(const Case& c, const StepOptions& options, const Parameters& par
                 const std::vector<float>& images, const std::vector<int32_t>& labels) {
   const ModelSpec spec = parse_model_spec(c.spec);
   const NetworkShape shape = infer_shapes(spec, c.batch, c.height, c.width);
-  auto step = make_backend("cpu")->compile(spec, shape, options);
+  auto step = make_backend(cpu_device())->compile(spec, shape, options);
   step->set_parameters(params);
   Outcome o;
   o.loss = step->gradients(images.data(), labels.data(), c.count, c.training, &o.grads).loss_sum /
@@ -220,7 +220,7 @@ TEST(Bf16Training, ConvergesLikeFp32OnAFixedBatch) {
   for (int bf16 = 0; bf16 < 2; ++bf16) {
     StepOptions options;
     options.precision = bf16 ? "bf16" : "fp32";
-    auto step = make_backend("cpu")->compile(spec, shape, options);
+    auto step = make_backend(cpu_device())->compile(spec, shape, options);
     step->set_parameters(Parameters::glorot(shape, 1));
     for (int i = 0; i < 40; ++i)
       losses[bf16].push_back(step->train(images.data(), labels.data(), 8).loss_sum / 8);
@@ -244,7 +244,7 @@ TEST(Bf16Training, RefusedWithAClearMessageWhereUnsupported) {
   options.precision = "bf16";
   const ModelSpec spec = parse_model_spec("conv 4 kernel=3 pool=2; dense 2");
   try {
-    make_backend("cpu")->compile(spec, infer_shapes(spec, 2, 8, 8), options);
+    make_backend(cpu_device())->compile(spec, infer_shapes(spec, 2, 8, 8), options);
     FAIL() << "bf16 accepted on a CPU without it";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("--precision bf16"), std::string::npos) << e.what();

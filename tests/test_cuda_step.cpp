@@ -23,7 +23,7 @@ bool have_gpu(std::string* why) {
   const auto d = available_devices();
   if (std::find(d.begin(), d.end(), "cuda") == d.end()) {
     try {
-      make_backend("cuda");
+      make_backend(select_device("cuda"));
     } catch (const Error& e) {
       *why = e.what();
     }
@@ -47,7 +47,7 @@ CompiledStep compile(const std::string& device, const std::string& allocator,
                      const NetworkShape& shape, bool graphs = false,
                      const std::string& limit = "") {
   MemoryEngineOptions mo;
-  mo.device = device;
+  mo.device = select_device(device);
   mo.config.allocator = allocator;
   mo.config.gpu_mem_pool = 0.25;
   if (!limit.empty()) mo.limit_bytes = parse_byte_size(limit, "limit");
@@ -58,7 +58,7 @@ CompiledStep compile(const std::string& device, const std::string& allocator,
   so.device.memory = &r.engine->resource();
   so.device.planned = r.engine->planned();
   so.cuda_graphs = graphs;
-  r.step = make_backend(device)->compile(default_model_spec(), shape, so);
+  r.step = make_backend(mo.device)->compile(default_model_spec(), shape, so);
   r.step->set_parameters(Parameters::glorot(shape, 3));
   return r;
 }

@@ -147,7 +147,7 @@ ExampleSet random_examples() {
 TEST(EnsembleEvaluation, CropAndImageProbabilitiesAreTheMembersMean) {
   const ExampleSet set = random_examples();
   const std::vector<ModelFile> models = {member(1), member(2), member(3)};
-  const PredictionSteps all = compile_for_prediction("cpu", models, 5);  // 24 = 4 x 5 + 4
+  const PredictionSteps all = compile_for_prediction(cpu_device(), models, 5);  // 24 = 4 x 5 + 4
   ASSERT_EQ(all.members.size(), 3u);
   const Normalization norm = models[0].normalization;
   std::vector<EvalReport> alone;

@@ -222,7 +222,7 @@ TEST(CpuStepMemory, PlannedStepsMakeZeroAllocatorCallsAndAllocatorsAgree) {
     so.dropout_seed = 5;
     so.device.memory = &engine.resource();
     so.device.planned = engine.planned();
-    auto step = make_backend("cpu")->compile(spec, shape, so);
+    auto step = make_backend(cpu_device())->compile(spec, shape, so);
     step->set_parameters(Parameters::glorot(shape, 1));
     step->train(images.data(), labels.data(), 4);  // first step: warm
     const uint64_t calls = engine.stats().allocations + engine.stats().deallocations;

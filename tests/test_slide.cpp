@@ -308,7 +308,7 @@ TEST(TileScorer, ScoresEveryTileInOrderWithBoundedReadAheadAndStops) {
   for (int64_t i = 0; i < 37; ++i)
     tiles.push_back({(i % 25) * 160, (i / 25) * 160, 160, 160, 1, i % 25, i / 25});
   const ModelSpec spec = parse_model_spec("conv 4 kernel=3 pool=2; dense 2", "test");
-  auto backend = make_backend("cpu");
+  auto backend = make_backend(cpu_device());
   auto step = backend->compile(spec, infer_shapes(spec, 8, 16, 16), StepOptions{});
   step->set_parameters(Parameters::glorot(infer_shapes(spec, 8, 16, 16), 3));
   std::vector<TrainingStep*> members = {step.get()};

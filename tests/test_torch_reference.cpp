@@ -41,7 +41,7 @@ TEST(TorchReference, GradientsAndTenAdamStepsMatchPyTorch) {
   const NetworkShape shape = infer_shapes(spec, batch, size, size);
   StepOptions options;  // Keras' Adam defaults, as in the script
   options.dropout_seed = ref["config"]["dropout_seed"].get<uint64_t>();
-  auto step = make_backend("cpu")->compile(spec, shape, options);
+  auto step = make_backend(cpu_device())->compile(spec, shape, options);
 
   Parameters params;
   std::vector<float> images;
@@ -89,7 +89,7 @@ TEST(TorchReference, AdamWUnderACosineScheduleMatchesPyTorch) {
   StepOptions options;
   options.dropout_seed = ref["config"]["dropout_seed"].get<uint64_t>();
   options.adam.weight_decay = w["weight_decay"].get<float>();
-  auto step = make_backend("cpu")->compile(default_model_spec(), shape, options);
+  auto step = make_backend(cpu_device())->compile(default_model_spec(), shape, options);
   Parameters params;
   std::vector<float> images;
   formula_inputs(shape, batch, size, &params, &images);
@@ -130,7 +130,7 @@ TEST(TorchReference, BatchNormAndGlobalPoolingMatchPyTorchInTrainAndEvalMode) {
   const NetworkShape shape = infer_shapes(spec, batch, size, size);
   StepOptions options;
   options.dropout_seed = ref["config"]["dropout_seed"].get<uint64_t>();
-  auto step = make_backend("cpu")->compile(spec, shape, options);
+  auto step = make_backend(cpu_device())->compile(spec, shape, options);
   Parameters params = Parameters::zeros(shape);
   int k = 0;
   for (const auto& info : params.layout) {

@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "core/device.h"
 #include "core/error.h"
 #include "memory/memory_resource.h"
 #include "nn/adam.h"
@@ -172,10 +173,9 @@ class Backend {
                                                 const StepOptions& options) = 0;
 };
 
-// "cpu" always; "cuda" where built with CUDA and a device is present. Throws
-// histocnn::Error naming --device otherwise ("no CUDA device: ..." when built
-// but no device is found).
-std::unique_ptr<Backend> make_backend(const std::string& device);
+// The backend of a selected device (select_device below); a CUDA backend
+// makes its device current before it creates handles or steps.
+std::unique_ptr<Backend> make_backend(const Device& device);
 std::vector<std::string> available_devices();
 bool cuda_backend_built();
 // Version, git revision and the backends built, with their libraries'
@@ -183,10 +183,11 @@ bool cuda_backend_built();
 std::string build_description();
 // Why --device cuda cannot work in this build (one clause, for messages).
 std::string no_cuda_backend_reason();
-// The one place a process takes its GPU: for "cuda", device local_rank %
-// devices becomes current (before any handle, pool or NCCL communicator is
-// made, so all of them live there); nothing for "cpu". Throws naming why
-// there is no usable GPU.
-void select_device(const std::string& device, int local_rank);
+// The one place a process takes its device, from --device (`kind`) and its
+// local rank: "cpu", or for "cuda" GPU local_rank % devices, made current
+// before any handle, pool or NCCL communicator exists. Throws naming --device
+// for an unknown kind, and why there is no usable GPU ("no CUDA device: ...",
+// or a build without CUDA).
+Device select_device(const std::string& kind, int local_rank = 0);
 
 }  // namespace histocnn

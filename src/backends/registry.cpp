@@ -60,28 +60,24 @@ std::vector<std::string> available_devices() {
   return {"cpu"};
 }
 
-void select_device(const std::string& device, int local_rank) {
-  if (device != "cuda") return;
+Device select_device(const std::string& kind, int local_rank) {
+  if (kind == "cpu") return cpu_device();
+  require(kind == "cuda", "--device: unknown device '" + kind + "' (cpu, cuda)");
 #ifdef HISTOCNN_HAVE_CUDA_BACKEND
-  select_cuda_device(local_rank);
+  return {kind, select_cuda_device(local_rank)};
 #else
   (void)local_rank;
   fail("--device cuda: " + no_cuda_backend_reason());
 #endif
 }
 
-std::unique_ptr<Backend> make_backend(const std::string& device) {
-  if (device == "cpu") return make_cpu_backend();
-  if (device == "cuda") {
+std::unique_ptr<Backend> make_backend(const Device& device) {
+  if (!device.is_cuda()) return make_cpu_backend();
 #ifdef HISTOCNN_HAVE_CUDA_BACKEND
-    const std::string why = cuda_unavailable_reason();
-    if (!why.empty()) fail(why);
-    return make_cuda_backend();
+  return make_cuda_backend(device.ordinal);
 #else
-    fail("--device cuda: " + no_cuda_backend_reason());
+  fail("--device cuda: " + no_cuda_backend_reason());
 #endif
-  }
-  fail("--device: unknown device '" + device + "' (cpu, cuda)");
 }
 
 }  // namespace histocnn

@@ -12,7 +12,7 @@
 #include "study/eval_figures.h"
 #include "train/checkpoint.h"
 #include "train/ensemble.h"
-#include "train/trainer.h"
+#include "train/training_data.h"
 
 namespace histocnn::cli {
 
@@ -177,7 +177,8 @@ Runner add_eval(CLI::App& app) {
     for (const auto& im : images)
       (im.label ? crops.malignant_crops : crops.benign_crops) += a->crops_per_image;
     const ExampleSet set = build_examples(images, crops, model.width, model.height, threads);
-    const PredictionSteps steps = compile_for_prediction(a->device, models, a->batch);
+    const PredictionSteps steps =
+        compile_for_prediction(select_device(a->device), models, a->batch);
     // Under mpirun each process predicts its share; rank 0 reports.
     EvalOptions eval_options;
     eval_options.tta = a->tta;

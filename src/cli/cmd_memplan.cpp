@@ -65,7 +65,7 @@ Runner add_memplan(CLI::App& app) {
     std::unique_ptr<Backend> backend;
     const auto devices = available_devices();
     if (a->device != "cuda" || std::find(devices.begin(), devices.end(), "cuda") != devices.end())
-      backend = make_backend(a->device);  // an unknown device fails here
+      backend = make_backend(select_device(a->device));  // an unknown device fails here
     if (!a->max_batch) {
       require(a->batch >= 1, "--batch: must be at least 1, got " + std::to_string(a->batch));
       std::string plan;

@@ -49,7 +49,8 @@ Runner add_predict(CLI::App& app) {
     int cw = 0, ch = 0;
     if (!whole) std::sscanf(model.crop.c_str(), "%dx%d", &cw, &ch);
     const int per_image = whole ? 1 : a->tiles * a->tiles;
-    const PredictionSteps steps = compile_for_prediction(a->device, models, per_image);
+    const PredictionSteps steps =
+        compile_for_prediction(select_device(a->device), models, per_image);
     const bool ensemble = models.size() > 1;
     const size_t plane = size_t(3) * model.width * model.height;
     std::vector<float> input(plane * per_image), transformed(plane * per_image),

@@ -10,6 +10,7 @@
 #include "core/threads.h"
 #include "slide/slide_run.h"
 #include "train/ensemble.h"
+#include "train/evaluate.h"
 
 namespace histocnn::cli {
 namespace {
@@ -116,7 +117,7 @@ Runner add_slide(CLI::App& app) {
     bound_cores(a->threads);
     const std::vector<ModelFile> models = load_ensemble(a->models);
     if (cmd->count("--tta") == 0) o.tta = models.front().trained.value("eval_tta", false);
-    const PredictionSteps steps = compile_for_prediction(a->device, models, o.batch);
+    const PredictionSteps steps = compile_for_prediction(select_device(a->device), models, o.batch);
     make_directories(o.output);
     std::signal(SIGINT, on_interrupt);
     std::string table =

@@ -5,7 +5,7 @@
 #include "cli/presets.h"
 #include "core/atomic_file.h"
 #include "train/ensemble.h"
-#include "train/trainer.h"
+#include "train/run_training.h"
 
 namespace histocnn::cli {
 

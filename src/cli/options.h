@@ -4,7 +4,7 @@
 #include <CLI/CLI.hpp>
 #include <string>
 
-#include "train/trainer.h"
+#include "train/train_options.h"
 
 namespace histocnn::cli {
 

@@ -66,6 +66,10 @@ int select_cuda_device(int local_rank) {
   return device;
 }
 
+void use_cuda_device(int ordinal) {
+  check(cudaSetDevice(ordinal), "cudaSetDevice");
+}
+
 CudaAsyncResource::CudaAsyncResource(int device, size_t release_threshold) {
   if (device < 0) check(cudaGetDevice(&device), "cudaGetDevice");
   cudaMemPoolProps props = {};

@@ -66,5 +66,9 @@ void cuda_memory_info(size_t* free_bytes, size_t* total_bytes);
 // the backend's handles, the async pool, NCCL's communicator — lives there.
 // Returns the device. Throws with cuda_unavailable_reason() when there is none.
 int select_cuda_device(int local_rank);
+// Makes CUDA device `ordinal` current on the calling thread (cudaSetDevice):
+// each owner of device objects calls it with the selected device before
+// creating them, so none depends on what another part left current.
+void use_cuda_device(int ordinal);
 
 }  // namespace histocnn

@@ -41,8 +41,9 @@ MemoryEngine::MemoryEngine(const MemoryEngineOptions& o) : options_(o) {
     top_ = r.get();
     chain_.push_back(std::move(r));
   };
-  if (o.device == "cuda") {
+  if (o.device.is_cuda()) {
 #ifdef HISTOCNN_HAVE_CUDA
+    use_cuda_device(o.device.ordinal);  // every resource below lives there
     size_t free_bytes = 0;
     cuda_memory_info(&free_bytes, &device_bytes_);
     if (allocator != "async") push(std::make_unique<CudaDirectResource>());
@@ -57,8 +58,8 @@ MemoryEngine::MemoryEngine(const MemoryEngineOptions& o) : options_(o) {
   }
   if (o.limit_bytes) device_bytes_ = std::min(device_bytes_, o.limit_bytes);
 #ifdef HISTOCNN_HAVE_CUDA
-  // On the current device: the trainer selected this process's GPU first.
-  if (allocator == "async") push(std::make_unique<CudaAsyncResource>(-1, device_bytes_));
+  if (allocator == "async")
+    push(std::make_unique<CudaAsyncResource>(o.device.ordinal, device_bytes_));
 #endif
   // The limit counts what the allocator asks of the device (async: what it hands out).
   if (o.limit_bytes) push(std::make_unique<LimitAdaptor>(*top_, o.limit_bytes));
@@ -67,7 +68,7 @@ MemoryEngine::MemoryEngine(const MemoryEngineOptions& o) : options_(o) {
     // CNMeM's sizing against the device (or the limit). On the host a
     // fraction of RAM means nothing: there the pool starts empty and grows,
     // unless a size in MB is given.
-    if (o.device == "cuda" || o.config.gpu_mem_pool > 1)
+    if (o.device.is_cuda() || o.config.gpu_mem_pool > 1)
       reserve_bytes_ = cnmem_reserve_bytes(o.config.gpu_mem_pool, device_bytes_, "--gpu-mem-pool");
     pool.initial_bytes = reserve_bytes_;
     // A limit sits under the pool: growth past it fails there, naming the limit.
@@ -85,7 +86,7 @@ nlohmann::json MemoryEngine::to_json() const {
   nlohmann::json j = stats().to_json();
   j["allocator"] = options_.config.allocator;
   j["source"] = options_.config.source;
-  j["device"] = options_.device;
+  j["device"] = options_.device.kind;
   j["limit_bytes"] = options_.limit_bytes;
   j["reserve_bytes"] = reserve_bytes_;
   if (options_.config.allocator == "pool") j["gpu_mem_pool"] = options_.config.gpu_mem_pool;
@@ -94,7 +95,7 @@ nlohmann::json MemoryEngine::to_json() const {
 }
 
 std::string MemoryEngine::describe() const {
-  std::string s = options_.config.to_string() + " on " + options_.device;
+  std::string s = options_.config.to_string() + " on " + options_.device.kind;
   if (options_.limit_bytes) s += ", limit " + std::to_string(options_.limit_bytes >> 20) + " MB";
   if (reserve_bytes_) s += ", reserved " + std::to_string(reserve_bytes_ >> 20) + " MB";
   return s;

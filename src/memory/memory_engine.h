@@ -20,13 +20,14 @@
 #include <string>
 #include <vector>
 
+#include "core/device.h"
 #include "memory/memory_config.h"
 #include "memory/memory_resource.h"
 
 namespace histocnn {
 
 struct MemoryEngineOptions {
-  std::string device = "cpu";  // cpu | cuda
+  Device device;  // selected (backends/backend.h select_device); its memory
   MemoryConfig config;
   size_t limit_bytes = 0;      // 0 = no limit
   std::string allocation_log;  // "" = none

@@ -43,10 +43,11 @@ nlohmann::json per_step(const StepProfile& p, const StepProfile& before) {
           {"layer_ms", layers}};
 }
 
-nlohmann::json measure_point(const EpochBenchOptions& o, Backend& backend, const ExampleSet& set,
-                             const std::vector<int>& order, int batch, int threads) {
+nlohmann::json measure_point(const EpochBenchOptions& o, const Device& device, Backend& backend,
+                             const ExampleSet& set, const std::vector<int>& order, int batch,
+                             int threads) {
   MemoryEngineOptions memory;
-  memory.device = o.device;
+  memory.device = device;
   memory.config.allocator = o.allocator;
   memory.config.gpu_mem_pool = 0.9;
   memory.config.source = "histocnn bench";
@@ -95,7 +96,8 @@ nlohmann::json run_epoch_bench(const EpochBenchOptions& o) {
   require(o.warmup >= 0 && o.epochs >= 1, "--epochs must be at least 1 and --warmup at least 0");
   const int threads = bound_cores(o.threads);
   // One backend (on CUDA: the handles) for every point; no device is an error here.
-  const std::unique_ptr<Backend> backend = make_backend(o.device);
+  const Device device = select_device(o.device);
+  const std::unique_ptr<Backend> backend = make_backend(device);
   nlohmann::json out = {{"engine", "histocnn"},
                         {"device", o.device},
                         {"precision", o.precision},
@@ -113,7 +115,7 @@ nlohmann::json run_epoch_bench(const EpochBenchOptions& o) {
     for (int batch : o.batches) {
       nlohmann::json point;
       try {
-        point = measure_point(o, *backend, set, order, batch, threads);
+        point = measure_point(o, device, *backend, set, order, batch, threads);
         std::printf("%5d %6d %10.4f s/epoch %10.0f img/s  peak %8.1f MB\n", size, batch,
                     point["epoch_seconds"].get<double>(), point["images_per_second"].get<double>(),
                     point["peak_memory_bytes"].get<double>() / 1e6);

@@ -8,6 +8,8 @@
 #include "core/error.h"
 #include "core/threads.h"
 #include "train/evaluate.h"
+#include "train/run_checks.h"
+#include "train/run_setup.h"
 
 namespace histocnn {
 namespace fs = std::filesystem;
@@ -30,8 +32,8 @@ std::vector<ModelFile> load_ensemble(const std::vector<std::string>& paths) {
   return models;
 }
 
-PredictionSteps compile_for_prediction(const std::string& device,
-                                       const std::vector<ModelFile>& models, int batch) {
+PredictionSteps compile_for_prediction(const Device& device, const std::vector<ModelFile>& models,
+                                       int batch) {
   require(!models.empty(), "no model to predict with");
   PredictionSteps steps;
   steps.backend = make_backend(device);
@@ -99,7 +101,7 @@ nlohmann::json train_ensemble(const TrainOptions& o) {
   };
   // The validation images through an ensemble file, as eval will read it.
   auto score = [&](const std::vector<ModelFile>& models, const std::string& name) {
-    PredictionSteps steps = compile_for_prediction(o.device, models, o.batch);
+    PredictionSteps steps = compile_for_prediction(select_device(o.device), models, o.batch);
     const EvalReport report =
         evaluate(steps.members, data.val_set, models.front().normalization, nullptr, EvalOptions{});
     char line[240];

@@ -13,7 +13,7 @@
 
 #include "backends/backend.h"
 #include "train/checkpoint.h"
-#include "train/trainer.h"
+#include "train/run_training.h"
 
 namespace histocnn {
 
@@ -39,7 +39,7 @@ struct PredictionSteps {
   std::vector<std::unique_ptr<TrainingStep>> owned;
   std::vector<TrainingStep*> members;
 };
-PredictionSteps compile_for_prediction(const std::string& device,
-                                       const std::vector<ModelFile>& models, int batch);
+PredictionSteps compile_for_prediction(const Device& device, const std::vector<ModelFile>& models,
+                                       int batch);
 
 }  // namespace histocnn

@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "train/trainer.h"
+#include "train/train_options.h"
 
 namespace histocnn {
 

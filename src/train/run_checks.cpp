@@ -10,7 +10,7 @@
 #include "core/error.h"
 #include "core/paths.h"
 #include "train/schedule.h"
-#include "train/trainer.h"
+#include "train/train_options.h"
 
 namespace histocnn {
 namespace fs = std::filesystem;

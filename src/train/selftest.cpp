@@ -136,7 +136,8 @@ SelfTestReport run_selftest(const SelfTestOptions& o) {
     report.passed = report.passed && row.passed;
     report.rows.push_back(row);
   };
-  auto backend = make_backend(o.device);  // "no CUDA device: ..." when absent
+  const Device device = select_device(o.device);  // "no CUDA device: ..." when absent
+  auto backend = make_backend(device);
   const NetworkShape shape = infer_shapes(o.spec, o.batch, o.height, o.width);
   const Parameters initial = initial_parameters(shape);
   const Batch batch = random_batch(shape, 5);
@@ -148,7 +149,7 @@ SelfTestReport run_selftest(const SelfTestOptions& o) {
   ref.options.dropout_seed = 77;
   if (o.device != "cpu") {
     ref.name = "cpu";
-    ref.cpu = make_backend("cpu")->compile(o.spec, shape, ref.options);
+    ref.cpu = make_backend(cpu_device())->compile(o.spec, shape, ref.options);
   } else {
     ref.name = "naive reference";
   }
@@ -156,7 +157,7 @@ SelfTestReport run_selftest(const SelfTestOptions& o) {
   // 1. Every layer forward and backward (training mode: dropout masks too).
   {
     MemoryEngineOptions mo;
-    mo.device = o.device;
+    mo.device = device;
     mo.config.allocator = "plan";
     MemoryEngine engine(mo);
     StepOptions so = ref.options;
@@ -193,7 +194,7 @@ SelfTestReport run_selftest(const SelfTestOptions& o) {
   for (const std::string& allocator : o.allocators) {
     if (allocator == "async" && o.device == "cpu") continue;  // cudaMallocAsync: GPU only
     MemoryEngineOptions mo;
-    mo.device = o.device;
+    mo.device = device;
     mo.config.allocator = allocator;
     mo.config.gpu_mem_pool = o.device == "cpu" ? 64 : 0.25;  // leave the rest of the GPU alone
     MemoryEngine engine(mo);
@@ -229,7 +230,7 @@ SelfTestReport run_selftest(const SelfTestOptions& o) {
   // 3. The pool's invariants on the device's own memory.
   {
     MemoryEngineOptions mo;
-    mo.device = o.device;
+    mo.device = device;
     mo.config.allocator = "direct";
     MemoryEngine upstream(mo);
     PoolOptions po;

@@ -1,116 +1,92 @@
-// Training and evaluation runs: data selection (split, patient-grouped fold),
-// the epoch loop with its log lines, validation, checkpoints and resume.
+// The training loop: a Trainer owns the compiled step, the examples and the
+// loop's state, and runs fit → epoch → batch, firing the events of
+// train/callback.h. What the loop does itself is only what every run needs:
+// each epoch's order (shuffled, this process's slice of every global batch),
+// the batches through the step, the epoch's totals (summed over processes)
+// and its metrics row, and validation. Everything else is a callback.
+//
+// Adding a concern (say, a checkpoint every N steps): derive from Callback,
+// override the events it needs (on_batch_end: `if (t.state().batch % n == 0)
+// save_model_file(..., t.checkpoint())`), and add it to the trainer where the
+// run is assembled (train/run_training.cpp).
 #pragma once
 
-#include <cstdint>
 #include <functional>
-#include <nlohmann/json.hpp>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "backends/backend.h"
-#include "data/augment.h"
+#include "core/rng.h"
 #include "data/dataset.h"
 #include "dist/communicator.h"
-#include "memory/memory_config.h"
-#include "nn/spec.h"
-#include "train/evaluate.h"
-#include "train/metrics.h"
-#include "train/run_checks.h"
-#include "train/schedule.h"
+#include "train/callback.h"
+#include "train/checkpoint.h"
+#include "train/train_options.h"
 
 namespace histocnn {
 
-struct DataSelection {
-  std::string folder;
-  std::string split = "train";  // which names to use ("" / "all" = every row)
-  int folds = 5;                // patient-grouped folds; 0 = no validation fold
-  int fold = 0;                 // the validation fold
-  std::string val_split;        // alternatively: validate on another split (e.g. testA)
-  uint64_t fold_seed = 1;
+// Where a run keeps its files (all under --output).
+struct RunPaths {
+  std::string checkpoint, model, best, metrics;
 };
+RunPaths run_paths(const std::string& output);
 
-// The images to train on and to validate on, per the selection.
-void select_images(const DataSelection& selection, std::vector<SlideImage>* train,
-                   std::vector<SlideImage>* validation);
-
-struct TrainOptions {
-  DataSelection data;
-  ModelSpec spec = default_model_spec();
-  int width = 64, height = 64;
-  int batch = 50;
-  int epochs = 10;
-  int threads = 0;  // 0 = all cores
-  std::string device = "cpu";
-  MemoryFlags memory;          // --allocator / --gpu-mem-pool (every device)
-  std::string memory_limit;    // --gpu-mem-limit, e.g. "4GB" ("" = none)
-  std::string allocation_log;  // --allocation-log FILE
-  std::string precision = "fp32";
-  bool cudnn_benchmark = false, cuda_graphs = false;
-  bool profile_layers = false;  // per-layer forward/backward seconds in metrics.json (CPU)
-  bool selftest = true;         // --device cuda: the quick self-test before training
-  uint64_t seed = 1;
-  CropOptions crops;
-  int val_crops_per_image = 8;
-  AugmentOptions augment;
-  bool normalize = true;  // per-channel standardisation (false: the paper's 1/255 only)
-  // Microns per pixel of the training images (GlaS: 20x objective, 0.62005;
-  // the synthetic data is drawn at the same scale); recorded in the model as
-  // the microns per network pixel, the scale `slide` reads tiles at.
-  double image_mpp = 0.62005;
-  std::string stain_normalize = "none";  // none | macenko (target from the training images)
-  AdamConfig adam;
-  LrSchedule schedule;
-  // Model selection on the validation images: none, or the metric whose best
-  // epoch is kept as model.best.safetensors (image_auc, image_accuracy,
-  // image_balanced_accuracy, crop_accuracy). early_stop > 0 ends the run after
-  // that many epochs without improvement.
-  std::string select_by = "none";
-  std::string preset = "paper";  // recorded only: the preset's values arrive as the fields
-  bool eval_tta = false;         // eval/predict defaults recorded in the model
-  int eval_crops = 8;
-  int early_stop = 0;
-  // Members of a deep ensemble (train/ensemble.h): with N > 1, N networks
-  // trained alike with seeds seed, seed+1, ... (run_training trains one).
-  int ensemble = 1;
-  std::string output;  // folder for checkpoint, model, metrics
-  bool resume = false;
-  bool force_resume = false;    // resume even where settings differ from the checkpoint's
-  bool force = false;           // start over in a folder that holds a run (replacing it)
-  std::string init;             // starting weights
-  bool progress = false;        // progress bar (on a terminal)
-  std::string export_examples;  // write the training examples here and stop (for other engines)
-  std::function<void(const std::string&)> log = nullptr;  // one line per call
-  // Data parallelism (mpirun): the processes training together; null = one.
-  // --batch stays the global batch; rank 0 alone logs and writes files.
+// What a Trainer runs with; everything is owned elsewhere and outlives it.
+struct TrainerParts {
+  const TrainOptions* options = nullptr;
+  TrainingStep* step = nullptr;
+  const ExampleSet* train_set = nullptr;  // may change between epochs (fresh crops)
+  const ExampleSet* val_set = nullptr;    // empty: no validation
   Communicator* comm = nullptr;
+  std::function<void(const std::string&)> log;  // rank 0's lines (the others' drop them)
+  RunPaths paths;
+  ModelFile metadata;   // what the run's model files record besides the weights
+  int threads = 1;      // compute cores (the loader uses one fewer)
+  int local_batch = 0;  // rows of a global batch this process computes, at most
 };
 
-// Rank 0 prints a run's log lines through options.log (stdout without one);
-// the other processes' logger drops them.
-std::function<void(const std::string&)> root_logger(const TrainOptions& options,
-                                                    const Communicator& comm);
+class Trainer {
+ public:
+  // `state`: fresh, or restored from a checkpoint (start_epoch, history, best).
+  Trainer(TrainerParts parts, TrainState state);
+  void add(std::unique_ptr<Callback> callback);
+  // Epochs start_epoch .. options.epochs - 1, or until a callback sets stop.
+  void fit();
 
-// What training reads before the first step: the selected images, the crops
-// (stain-normalised per the options), the validation crops and the input
-// normalisation. It depends on the data, crop and normalisation options, not
-// on the seed: an ensemble's members share one.
-struct TrainingData {
-  std::vector<SlideImage> train_images, val_images;
-  CropOptions crops;  // the options' crops, with the stain target
-  ExampleSet train_set, val_set;
-  Normalization normalization;  // identity with --no-normalize
-  double seconds = 0;           // time taken to prepare it
+  TrainState& state() { return state_; }
+  const TrainOptions& options() const { return *parts_.options; }
+  TrainingStep& step() { return *parts_.step; }
+  Communicator& comm() { return *parts_.comm; }
+  const RunPaths& paths() const { return parts_.paths; }
+  void log(const std::string& line) const { parts_.log(line); }
+  // The current weights (and batch-norm statistics) with the run's metadata.
+  ModelFile model() const;
+  // The model plus Adam's state and the loop's (step, epoch, history, best):
+  // what `train --resume` continues from. Call at an epoch's end.
+  ModelFile checkpoint() const;
+
+ private:
+  struct EpochPlan {
+    std::vector<int> mine, sizes;    // this process's examples and batch sizes
+    std::vector<BatchSlice> slices;  // where its rows sit in each global batch
+  };
+  void run_epoch();
+  EpochPlan plan_epoch(Rng& epoch_rng) const;
+  void train_batches(const EpochPlan& plan, uint64_t loader_seed);
+  void absorb(const StepResult& results, int rows);
+  void reduce_epoch_totals();
+  void begin_row(const StepProfile& before, double data_wait_seconds);
+  void validate();
+  template <typename Event>
+  void fire(Event event) {
+    for (auto& callback : callbacks_) ((*callback).*event)(*this);
+  }
+
+  TrainerParts parts_;
+  TrainState state_;
+  Rng order_rng_;
+  std::vector<std::unique_ptr<Callback>> callbacks_;
 };
-TrainingData prepare_training_data(const TrainOptions& options, Communicator& comm, int threads);
-
-// Trains; returns the summary JSON also written to <output>/metrics.json.
-// `prepared`: data from prepare_training_data with the same data, crop and
-// normalisation options (null: prepared here).
-nlohmann::json run_training(const TrainOptions& options, const TrainingData* prepared = nullptr);
-
-// The examples as one file other engines can read (bench/pytorch_train.py):
-// a JSON header line, int32 labels, then uint8 NHWC pixels.
-void export_examples(const ExampleSet& set, const std::string& path);
 
 }  // namespace histocnn

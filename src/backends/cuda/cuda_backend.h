@@ -18,8 +18,10 @@
 
 namespace histocnn {
 
-// Throws histocnn::Error ("no CUDA device: ...") without a device.
-std::unique_ptr<Backend> make_cuda_backend();
+// The backend of CUDA device `ordinal` (chosen by select_device, which
+// throws "no CUDA device: ..." without one); it makes the device current
+// before creating its handles and each step.
+std::unique_ptr<Backend> make_cuda_backend(int ordinal);
 // "cuDNN 9.x.y, CUDA runtime 13.0 (built against 13.0)": the libraries loaded
 // (no device needed).
 std::string cuda_library_versions();

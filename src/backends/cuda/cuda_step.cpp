@@ -8,6 +8,7 @@
 
 #include "backends/cuda/cuda_backend.h"
 #include "core/error.h"
+#include "memory/cuda_resources.h"
 
 namespace histocnn {
 namespace cuda {
@@ -362,22 +363,27 @@ namespace {
 
 class CudaBackend final : public Backend {
  public:
-  CudaBackend() : context_(std::make_shared<Context>()) {}
+  explicit CudaBackend(int ordinal) : ordinal_(ordinal) {
+    use_cuda_device(ordinal_);  // the context's handles live on the backend's device
+    context_ = std::make_shared<Context>();
+  }
   std::string name() const override { return "cuda"; }
   std::unique_ptr<TrainingStep> compile(const ModelSpec& spec, const NetworkShape& shape,
                                         const StepOptions& options) override {
+    use_cuda_device(ordinal_);  // the step's stream, memory and graphs too
     return std::make_unique<CudaTrainingStep>(context_, spec, shape, options);
   }
 
  private:
+  int ordinal_;
   std::shared_ptr<Context> context_;
 };
 
 }  // namespace
 }  // namespace cuda
 
-std::unique_ptr<Backend> make_cuda_backend() {
-  return std::make_unique<cuda::CudaBackend>();
+std::unique_ptr<Backend> make_cuda_backend(int ordinal) {
+  return std::make_unique<cuda::CudaBackend>(ordinal);
 }
 
 }  // namespace histocnn

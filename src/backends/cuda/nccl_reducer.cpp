@@ -23,8 +23,8 @@ struct NcclComm {
 
 }  // namespace
 
-GradientReducer make_nccl_reducer(Communicator& comm) {
-  // On the current device: the trainer selected this process's GPU first.
+GradientReducer make_nccl_reducer(Communicator& comm, const Device& device) {
+  use_cuda_device(device.ordinal);  // the communicator lives on the process's GPU
   ncclUniqueId id{};
   if (comm.root()) check_nccl(ncclGetUniqueId(&id), "ncclGetUniqueId");
   comm.broadcast(&id, sizeof id);

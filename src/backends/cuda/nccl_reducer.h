@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 
+#include "core/device.h"
 #include "dist/communicator.h"
 #include "memory/memory_resource.h"
 
@@ -15,9 +16,9 @@ namespace histocnn {
 
 using GradientReducer = std::function<void(float* gradients, int64_t count, StreamHandle stream)>;
 
-// Selects this process's GPU (its local rank, modulo the devices present) and
-// creates the NCCL communicator (its id broadcast over `comm`). Collective:
-// every rank calls it. Throws histocnn::Error naming the failing call.
-GradientReducer make_nccl_reducer(Communicator& comm);
+// Creates the NCCL communicator on `device` (this process's GPU, from
+// select_device; its id broadcast over `comm`). Collective: every rank calls
+// it. Throws histocnn::Error naming the failing call.
+GradientReducer make_nccl_reducer(Communicator& comm, const Device& device);
 
 }  // namespace histocnn

@@ -1,0 +1,195 @@
+#include "train/run_setup.h"
+
+#include <cstdio>
+#include <filesystem>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "core/paths.h"
+#include "core/threads.h"
+#ifdef HISTOCNN_HAVE_NCCL
+#include "backends/cuda/nccl_reducer.h"
+#endif
+#include "train/recipe.h"
+#include "train/run_checks.h"
+#include "train/selftest.h"
+
+namespace histocnn {
+
+std::function<void(const std::string&)> root_logger(const TrainOptions& o,
+                                                    const Communicator& comm) {
+  if (!comm.root()) return [](const std::string&) {};
+  if (o.log) return o.log;
+  return [](const std::string& line) { std::printf("%s\n", line.c_str()); };
+}
+
+namespace {
+
+// The device's half of opening a run: its GPU taken before anything touches
+// one (NCCL, the backend's handles, the memory engine's pools), then those.
+void open_device(const TrainOptions& o, RunContext& run) {
+  run.device = select_device(o.device, run.comm->local_rank());
+  if (run.device.is_cuda() && run.comm->size() > 1) {
+#ifdef HISTOCNN_HAVE_NCCL
+    run.device_reducer = make_nccl_reducer(*run.comm, run.device);
+#else
+    fail("--device cuda on " + std::to_string(run.comm->size()) +
+         " processes: this build has no NCCL (found with the CUDA toolkit)");
+#endif
+  }
+  run.backend = make_backend(run.device);
+  MemoryEngineOptions memory;
+  memory.device = run.device;
+  memory.config = resolve_memory_config(o.memory);
+  if (!o.memory_limit.empty())
+    memory.limit_bytes = parse_byte_size(o.memory_limit, "--gpu-mem-limit");
+  memory.allocation_log = o.allocation_log;
+  if (run.device.is_cuda() && o.selftest) {
+    // Before the pool reserves its share of the device (and before data work).
+    const SelfTestReport quick = run_selftest(quick_selftest_options(o.spec, o.width, o.height));
+    run.log(quick.summary());
+    require(quick.passed, "--device cuda: the self-test failed on this GPU:\n" + quick.table() +
+                              "(--no-selftest skips it)");
+  }
+  run.engine = std::make_unique<MemoryEngine>(memory);  // before the step: it allocates there
+}
+
+}  // namespace
+
+std::unique_ptr<RunContext> open_run(const TrainOptions& o) {
+  auto run = std::make_unique<RunContext>();
+  run->comm = o.comm ? o.comm : (run->single = make_single_process_communicator()).get();
+  run->log = root_logger(o, *run->comm);
+  validate_training_options(o);
+  run->threads = bound_cores(o.threads);
+  open_device(o, *run);
+  require(!o.output.empty(), "--output: an output folder is required");
+  run->paths = run_paths(o.output);
+  if (run->comm->root()) {
+    check_output_folder(o, run->paths.checkpoint, run->paths.model);
+    make_directories(o.output);
+    run->lock = std::make_unique<RunLock>(o.output);
+    prepare_output_file("--output", run->paths.metrics);
+    remove_stale_temporaries(o.output);
+  }
+  return run;
+}
+
+namespace {
+
+void log_step(const RunContext& run, const TrainingStep& step) {
+  const MemoryReport m = step.memory();
+  char line[300];
+  std::snprintf(line, sizeof line,
+                "memory: %s; step peak %.1f MB (activations + workspaces) + %.1f MB "
+                "parameters, gradients, Adam state",
+                run.engine->describe().c_str(), m.activation_bytes / 1e6, m.parameter_bytes / 1e6);
+  run.log(line);
+  for (const auto& a : step.details().value("algorithms", nlohmann::json::array())) {
+    std::string text = "cudnn " + a.value("layer", "") + ": forward " + a.value("forward", "") +
+                       (a.value("fused_bias_relu", false) ? " (+bias+ReLU fused)" : "") +
+                       ", backward filter " + a.value("backward_filter", "");
+    if (a.contains("backward_data")) text += ", backward data " + a.value("backward_data", "");
+    run.log(text + " [" + a.value("chosen_by", "") + "]");
+  }
+}
+
+}  // namespace
+
+std::unique_ptr<TrainingStep> compile_training_step(const TrainOptions& o, RunContext& run,
+                                                    const ExampleSet& train_set, int local_batch) {
+  const int ranks = run.comm->size();
+  const NetworkShape shape = infer_shapes(o.spec, local_batch, o.height, o.width);
+  require(!shape.has_batch_norm() || o.batch % ranks == 0,
+          "--batch " + std::to_string(o.batch) + " on " + std::to_string(ranks) +
+              " processes: a batch-norm model needs the batch to split evenly (each process "
+              "normalises its own share, as PyTorch's BatchNorm under DDP)");
+  require(!shape.has_batch_norm() || int(train_set.examples.size()) >= o.batch,
+          "--batch " + std::to_string(o.batch) +
+              ": a batch-norm model needs at least one full batch of training examples");
+  StepOptions so;
+  so.adam = o.adam;
+  so.dropout_seed = o.seed ^ 0xD50u;
+  so.device.memory = &run.engine->resource();
+  so.device.planned = run.engine->planned();
+  so.precision = o.precision;
+  so.cudnn_benchmark = o.cudnn_benchmark;
+  so.cuda_graphs = o.cuda_graphs;
+  so.profile_layers = o.profile_layers;
+  Communicator* comm = run.comm;
+  if (run.device_reducer)
+    so.reduce_gradients = run.device_reducer;  // device memory, the step's stream
+  else if (ranks > 1)
+    so.reduce_gradients = [comm](float* gradients, int64_t count, StreamHandle) {
+      comm->allreduce_sum(gradients, size_t(count));
+    };
+  auto step = run.backend->compile(o.spec, shape, so);
+  log_step(run, *step);
+  return step;
+}
+
+namespace {
+
+void require_same_model(const TrainOptions& o, const ModelFile& file, const std::string& what) {
+  require(file.spec.text() == o.spec.text() && file.width == o.width && file.height == o.height,
+          what + ": trained for another model or input size (" + std::to_string(file.width) + "x" +
+              std::to_string(file.height) + ")");
+}
+
+TrainState resume(const TrainOptions& o, const RunContext& run, TrainingStep& step,
+                  Normalization* normalization) {
+  const std::string& path = run.paths.checkpoint;
+  ModelFile ck = load_model_file(path);
+  require_same_model(o, ck, path);
+  require(ck.has_optimizer, path + ": not a checkpoint (no optimizer state)");
+  if (!o.force_resume) require_same_settings(ck.trained, training_settings(o), path);
+  if (o.normalize && !ck.normalization.text().empty()) *normalization = ck.normalization;
+  step.set_parameters(ck.params);
+  step.set_buffers(ck.buffers);
+  step.set_optimizer_state(ck.m, ck.v, ck.state.value("step", int64_t(0)));
+  TrainState state;
+  state.start_epoch = ck.state.value("epoch", 0);
+  state.history = ck.state.value("history", nlohmann::json::array());
+  state.best = ck.state.value("best", nlohmann::json::object());
+  run.log("resumed from " + path + " at epoch " + std::to_string(state.start_epoch));
+  return state;
+}
+
+}  // namespace
+
+TrainState restore_or_initialise(const TrainOptions& o, const RunContext& run, TrainingStep& step,
+                                 Normalization* normalization) {
+  if (o.resume && std::filesystem::exists(run.paths.checkpoint))
+    return resume(o, run, step, normalization);
+  if (!o.init.empty()) {
+    const ModelFile init = load_model_file(o.init);
+    require_same_model(o, init, "--init " + o.init);
+    step.set_parameters(init.params);
+    step.set_buffers(init.buffers);
+    return {};
+  }
+  if (o.resume) run.log("no checkpoint in " + o.output + ": starting from scratch");
+  step.set_parameters(Parameters::glorot(step.shape(), o.seed));
+  return {};
+}
+
+ModelFile model_metadata(const TrainOptions& o, const Normalization& normalization,
+                         const CropOptions& crops) {
+  ModelFile file;
+  file.spec = o.spec;
+  file.width = o.width;
+  file.height = o.height;
+  file.crop = o.crops.whole_image
+                  ? "whole"
+                  : std::to_string(o.crops.crop_width) + "x" + std::to_string(o.crops.crop_height);
+  if (!o.crops.whole_image) {  // whole images vary in size: no one scale
+    file.mpp_x = o.image_mpp * o.crops.crop_width / o.width;
+    file.mpp_y = o.image_mpp * o.crops.crop_height / o.height;
+  }
+  file.normalization = normalization;
+  file.stain_target = crops.stain_target;
+  file.trained = training_settings(o);
+  return file;
+}
+
+}  // namespace histocnn

@@ -1,0 +1,134 @@
+#include "train/training_data.h"
+
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "core/stopwatch.h"
+
+namespace histocnn {
+
+void select_images(const DataSelection& s, std::vector<SlideImage>* train,
+                   std::vector<SlideImage>* validation) {
+  const GlasFolder folder = open_glas_folder(s.folder, s.split);
+  train->clear();
+  validation->clear();
+  if (!s.val_split.empty()) {
+    *train = folder.images;
+    *validation = open_glas_folder(s.folder, s.val_split).images;
+    // What trains must not be what validates: a split that contains the
+    // validation split (all vs testA, train vs train_1) would report the
+    // accuracy of images the network has seen.
+    std::set<std::string> trained;
+    for (const auto& im : *train) trained.insert(im.name);
+    int both = 0;
+    std::string example;
+    for (const auto& im : *validation)
+      if (trained.count(im.name)) both++, example = example.empty() ? im.name : example;
+    require(both == 0, "--split " + s.split + " and --val-split " + s.val_split + ": " +
+                           std::to_string(both) + " of the " + std::to_string(validation->size()) +
+                           " validation images are also training images (e.g. " + example +
+                           "); choose splits that do not overlap");
+    return;
+  }
+  if (s.folds == 0) {
+    *train = folder.images;
+    return;
+  }
+  require(s.fold >= 0 && s.fold < s.folds, "--fold: must be in 0.." + std::to_string(s.folds - 1));
+  const auto folds = patient_folds(folder.images, s.folds, s.fold_seed);
+  for (size_t i = 0; i < folder.images.size(); ++i)
+    (folds[i] == s.fold ? validation : train)->push_back(folder.images[i]);
+}
+
+void export_examples(const ExampleSet& set, const std::string& path) {
+  // Header line (JSON), then labels (int32) and pixels (uint8 NHWC).
+  nlohmann::json header = {{"count", set.examples.size()},
+                           {"height", set.height},
+                           {"width", set.width},
+                           {"channels", 3},
+                           {"layout", "NHWC uint8, labels int32 first"}};
+  std::string content = header.dump() + "\n";
+  for (const auto& e : set.examples) {
+    const int32_t label = e.label;
+    content.append(reinterpret_cast<const char*>(&label), sizeof label);
+  }
+  content.append(reinterpret_cast<const char*>(set.pixels.data()), set.pixels.size());
+  write_file_atomically(path, content);
+}
+
+namespace {
+
+// Data parallelism: each process decodes every N-th image; the examples are
+// then exchanged so every process holds the whole set (any example may fall
+// in its slice after a shuffle) — identical to a single process's set.
+ExampleSet build_shared_examples(const std::vector<SlideImage>& images, const CropOptions& crops,
+                                 int width, int height, int threads, Communicator& comm) {
+  // Fresh crops redraw from every image each epoch: every process keeps all
+  // of them (small, at the crop's scale) and draws the same positions.
+  if (comm.size() == 1 || crops.fresh_each_epoch)
+    return build_examples(images, crops, width, height, threads);
+  const auto mine = [&](size_t image) { return int(image % size_t(comm.size())) == comm.rank(); };
+  ExampleSet set = build_examples(images, crops, width, height, threads, mine);
+  const size_t per = size_t(width) * height * 3;
+  std::string packed;  // (example, x, y, pixels) for the examples of my images
+  for (size_t e = 0; e < set.examples.size(); ++e) {
+    if (!mine(size_t(set.examples[e].image_index))) continue;
+    const int64_t header[3] = {int64_t(e), set.examples[e].x, set.examples[e].y};
+    packed.append(reinterpret_cast<const char*>(header), sizeof header);
+    packed.append(reinterpret_cast<const char*>(set.pixels_of(e)), per);
+  }
+  const size_t record = 3 * sizeof(int64_t) + per;
+  for (const std::string& part : comm.allgather(packed)) {
+    require(part.size() % record == 0, "example exchange: a process sent a torn record");
+    for (size_t at = 0; at < part.size(); at += record) {
+      int64_t header[3];
+      std::memcpy(header, part.data() + at, sizeof header);
+      require(header[0] >= 0 && size_t(header[0]) < set.examples.size(),
+              "example exchange: unknown example");
+      const size_t e = size_t(header[0]);
+      set.examples[e].x = int(header[1]);
+      set.examples[e].y = int(header[2]);
+      std::memcpy(set.pixels.data() + e * per, part.data() + at + sizeof header, per);
+    }
+  }
+  return set;
+}
+
+}  // namespace
+
+TrainingData prepare_training_data(const TrainOptions& o, Communicator& comm, int threads) {
+  TrainingData d;
+  select_images(o.data, &d.train_images, &d.val_images);
+  require(o.select_by == "none" || !d.val_images.empty(),
+          "--select-by: needs validation images (--folds or --val-split)");
+  const Clock::time_point t0 = Clock::now();
+  d.crops = o.crops;
+  require(o.stain_normalize == "none" || o.stain_normalize == "macenko" ||
+              o.stain_normalize == "macenko-residual",
+          "--stain-normalize: expected none, macenko or macenko-residual, got '" +
+              o.stain_normalize + "'");
+  d.crops.stain_keep_residual = o.stain_normalize == "macenko-residual";
+  // The target depends only on the training images, so every process (and a
+  // resumed run) computes the same one; it is stored in the model file.
+  if (o.stain_normalize != "none")
+    d.crops.stain_target = estimate_stain_target(d.train_images, threads);
+  d.train_set = build_shared_examples(d.train_images, d.crops, o.width, o.height, threads, comm);
+  if (!d.val_images.empty()) {
+    CropOptions vc = d.crops;
+    vc.fresh_each_epoch = false;  // validation crops stay fixed: comparable epochs
+    vc.seed = o.crops.seed + 7919;
+    int benign = 0, malignant = 0;
+    for (const auto& im : d.val_images) (im.label ? malignant : benign)++;
+    vc.benign_crops = benign * o.val_crops_per_image;
+    vc.malignant_crops = malignant * o.val_crops_per_image;
+    d.val_set = build_shared_examples(d.val_images, vc, o.width, o.height, threads, comm);
+  }
+  if (o.normalize) d.normalization = channel_statistics(d.train_set);
+  d.seconds = seconds_since(t0);
+  return d;
+}
+
+}  // namespace histocnn

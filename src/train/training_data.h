@@ -1,0 +1,38 @@
+// What a training run reads before its first step: the images of the data
+// selection (a split, a patient-grouped fold, or another split to validate
+// on), their crops (stain-normalised per the options; with several processes
+// each decodes its share and all exchange them) and the input normalisation.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "data/augment.h"
+#include "data/dataset.h"
+#include "dist/communicator.h"
+#include "train/train_options.h"
+
+namespace histocnn {
+
+// The images to train on and to validate on, per the selection.
+void select_images(const DataSelection& selection, std::vector<SlideImage>* train,
+                   std::vector<SlideImage>* validation);
+
+// What training reads before the first step: the selected images, the crops
+// (stain-normalised per the options), the validation crops and the input
+// normalisation. It depends on the data, crop and normalisation options, not
+// on the seed: an ensemble's members share one.
+struct TrainingData {
+  std::vector<SlideImage> train_images, val_images;
+  CropOptions crops;  // the options' crops, with the stain target
+  ExampleSet train_set, val_set;
+  Normalization normalization;  // identity with --no-normalize
+  double seconds = 0;           // time taken to prepare it
+};
+TrainingData prepare_training_data(const TrainOptions& options, Communicator& comm, int threads);
+
+// The examples as one file other engines can read (bench/pytorch_train.py):
+// a JSON header line, int32 labels, then uint8 NHWC pixels.
+void export_examples(const ExampleSet& set, const std::string& path);
+
+}  // namespace histocnn
