@@ -28,8 +28,8 @@ void render_gnuplot(const std::string& base, const std::string& body, int width,
   const std::string size = std::to_string(width) + "," + std::to_string(height);
   for (const std::string ext : {"png", "svg"}) {
     if (ext == "svg" && !svg) continue;
-    const std::string term =
-        (ext == "png" ? "pngcairo" : "svg") + std::string(" size ") + size + " font 'sans,10'";
+    const std::string term = (ext == "png" ? "pngcairo" : "svg") +
+                             std::string(" noenhanced size ") + size + " font 'sans,10'";
     const std::string script = base + "." + ext + ".gp";
     write_file_atomically(script, "set terminal " + term + "\nset output '" +
                                       gnuplot_path(base + "." + ext) + "'\n" + body);

@@ -13,9 +13,9 @@ std::string gnuplot_path(const std::string& path);
 
 // Renders `body` (gnuplot commands after the terminal and output are set) to
 // <base>.png and <base>.svg. The scripts are kept beside them (<base>.png.gp),
-// so a figure can be restyled by hand. Throws when gnuplot is missing or fails.
-// Without `svg`, PNG only (a figure of an image: SVG would be one rectangle
-// per pixel).
+// so a figure can be restyled by hand. Text renders as written (the
+// terminals are noenhanced: "t_cpu" is not t with a subscript c). Throws when gnuplot is missing or
+// fails. Without `svg`, PNG only (a figure of an image: SVG would be one rectangle per pixel).
 void render_gnuplot(const std::string& base, const std::string& body, int width = 900,
                     int height = 560, bool svg = true);
 

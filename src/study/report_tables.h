@@ -1,0 +1,34 @@
+// The study report's tables (Markdown), one function each, and the numbers
+// the tables and figures share: the paper's published speed-ups and ours.
+#pragma once
+
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "study/study_results.h"
+
+namespace histocnn {
+
+// The paper's speed-up of a GTX-980 over a 16-core Core i7, by CPU cores
+// (16/8/4/2/1 -> 4.49, 5.00, 7.58, 11.97, 16.19).
+const std::map<int, double>& paper_speedup();
+
+// t_cpu / t_gpu at one size and batch: (CPU threads, ratio) for every histocnn
+// CPU measurement, against the histocnn GPU one with `allocator`; sorted by
+// threads; empty without the GPU measurement.
+std::vector<std::pair<int, double>> cpu_over_gpu(const StudyResults& results,
+                                                 const std::string& allocator, int size, int batch);
+
+// Every measurement: engine, device, threads, allocator, size, batch, s/epoch,
+// img/s, peak MB, final train accuracy.
+std::string measurements_table(const StudyResults& results);
+// histocnn against PyTorch at the same device, threads, size and batch.
+std::string pytorch_table(const StudyResults& results);
+// Our speed-up (pool) per batch beside the paper's, by CPU cores.
+std::string speedup_table(const StudyResults& results);
+// What did not run and why ("" when everything ran).
+std::string not_run_table(const StudyResults& results);
+
+}  // namespace histocnn

@@ -1,0 +1,156 @@
+// The study report's parts alone: each figure function on hand-made results
+// (which rows it takes, which series it draws, when it is not drawn), the
+// tables, the gnuplot script (labels as written) and the HTML page.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+
+#include "core/atomic_file.h"
+#include "study/markdown_html.h"
+#include "study/plotter.h"
+#include "study/report_figures.h"
+#include "study/report_tables.h"
+#include "test_util.h"
+
+namespace histocnn {
+namespace {
+
+StudyRow row(const std::string& engine, const std::string& device, int threads,
+             const std::string& allocator, int size, int batch, double seconds) {
+  return {{"status", "ok"},     {"engine", engine},         {"device", device},
+          {"threads", threads}, {"allocator", allocator},   {"size", size},
+          {"batch", batch},     {"epoch_seconds", seconds}, {"images_per_second", 1851 / seconds}};
+}
+
+// GPU (direct and pool) and CPU (1, 2, 16 threads) at two sizes, batch 50.
+StudyResults results(bool gpu = true) {
+  StudyResults r;
+  r.source = "results.jsonl";
+  for (int size : {64, 200}) {
+    if (gpu) {
+      r.ok.push_back(row("histocnn", "cuda", 16, "direct", size, 50, 2.0 * size / 200));
+      r.ok.push_back(row("histocnn", "cuda", 16, "pool", size, 50, 1.0 * size / 200));
+    }
+    for (int threads : {16, 1, 2})
+      r.ok.push_back(
+          row("histocnn", "cpu", threads, "plan", size, 50, 32.0 / threads * size / 200));
+    r.ok.push_back(row("pytorch", "cpu", 16, "", size, 50, 4.0 * size / 200));
+  }
+  for (const auto& x : r.ok) {
+    r.sizes.insert(x["size"].get<int>());
+    r.batches.insert(x["batch"].get<int>());
+    if (x["device"] == "cpu") r.cpu_threads.insert(x["threads"].get<int>());
+  }
+  return r;
+}
+
+TEST(ReportFigures, SpeedupIsCpuOverGpuAtTheLargestSizeBesideThePaper) {
+  const auto figures = speedup_figures(results());
+  ASSERT_EQ(figures.size(), 1u);
+  const Figure& f = figures[0];
+  EXPECT_EQ(f.ylabel, "t_cpu / t_gpu");
+  ASSERT_EQ(f.series.size(), 3u);  // direct, pool (plan: no GPU rows), the paper
+  EXPECT_EQ(f.series[1].title, "pool, batch 50");
+  // CPU 32/threads s at 200 px over the pool's 1 s, sorted by threads.
+  EXPECT_EQ(f.series[1].points,
+            (std::vector<std::pair<double, double>>{{1, 32}, {2, 16}, {16, 2}}));
+  EXPECT_EQ(f.series[2].points.size(), 5u);
+  EXPECT_TRUE(has_data(f));
+  // The paper's points alone are not a figure.
+  EXPECT_FALSE(has_data(speedup_figures(results(false))[0]));
+}
+
+TEST(ReportFigures, GpuTimeHasALinePerBatchSortedBySizeAndNeedsGpuRows) {
+  const auto figures = gpu_time_figures(results());
+  ASSERT_EQ(figures.size(), 2u);
+  EXPECT_EQ(figures[0].name, "fig3_gpu_direct");
+  EXPECT_EQ(figures[1].series[0].points,
+            (std::vector<std::pair<double, double>>{{64, 0.32}, {200, 1.0}}));
+  EXPECT_FALSE(has_data(gpu_time_figures(results(false))[0]));
+}
+
+TEST(ReportFigures, CpuScalingStartsAtOneThreadAndIdealAloneIsNotDrawn) {
+  const Figure f = cpu_scaling_figures(results())[0];
+  ASSERT_EQ(f.series.size(), 2u);  // histocnn (PyTorch has no 1-thread row) and ideal
+  EXPECT_EQ(f.series[0].points, (std::vector<std::pair<double, double>>{{1, 1}, {2, 2}, {16, 16}}));
+  StudyResults no_single = results();
+  std::erase_if(no_single.ok, [](const StudyRow& r) { return r["threads"] == 1; });
+  EXPECT_FALSE(has_data(cpu_scaling_figures(no_single)[0]));
+}
+
+TEST(ReportFigures, StepBreakdownTakesTheLargestProfiledRunAndOrdersLayersByExecution) {
+  StudyResults r = results(false);
+  nlohmann::json profile = {{"steps", 10},
+                            {"data_wait_seconds", 0.0},
+                            {"forward_seconds", 1.0},
+                            {"backward_seconds", 2.0},
+                            {"update_seconds", 0.1},
+                            {"allocator_seconds", 0.0},
+                            {"layer_seconds",
+                             {{"fc1 forward", 0.1},
+                              {"conv1 backward", 0.5},
+                              {"conv1 forward", 0.3},
+                              {"update", 0.1},
+                              {"conv2 backward", 0.4}}}};
+  r.ok[0]["profile"] = profile;  // 64 px
+  r.ok[5]["profile"] = profile;  // 200 px, 16 threads: the largest
+  const auto figures = step_breakdown_figures(r);
+  ASSERT_EQ(figures.size(), 2u);
+  EXPECT_NE(figures[0].caption.find("200 px, batch 50"), std::string::npos) << figures[0].caption;
+  EXPECT_EQ(figures[0].series[2].points[0].second, 200.0);  // backward: 2 s / 10 steps, in ms
+  const std::string& table = figures[1].table_md;
+  const size_t f1 = table.find("conv1 forward"), fc = table.find("fc1 forward"),
+               b2 = table.find("conv2 backward"), b1 = table.find("conv1 backward");
+  EXPECT_TRUE(f1 < fc && fc < b2 && b2 < b1) << table;
+  EXPECT_FALSE(has_data(step_breakdown_figures(results(false))[0]));
+}
+
+TEST(ReportFigures, EveryFigureFunctionIsListedOnce) {
+  EXPECT_EQ(report_figures().size(), 6u);
+  std::vector<std::string> names;
+  for (const FigureFunction make : report_figures())
+    for (const Figure& f : make(results())) names.push_back(f.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"fig3_gpu_direct", "fig4_gpu_pool",
+                                             "fig5_allocators_b50", "fig6_speedup", "fig_cpu_time",
+                                             "fig_cpu_scaling", "fig_breakdown", "fig_layers"}));
+}
+
+TEST(ReportTables, SpeedupTablePutsOursBesideThePaper) {
+  const std::string md = speedup_table(results());
+  EXPECT_NE(md.find("| 1 | 16.19 | 32.00 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| 16 | 4.49 | 2.00 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| 8 | 5.00 | – |"), std::string::npos) << md;
+  EXPECT_NE(pytorch_table(results()).find("| cpu | 16 | 200 | 50 | 2.000 | 4.000 | 2.0x |"),
+            std::string::npos);
+  EXPECT_EQ(not_run_table(results()), "");
+}
+
+TEST(ReportFigures, LabelsReachGnuplotAsWrittenAndRenderLiterally) {
+  const Figure f = speedup_figures(results())[0];
+  const std::string script = gnuplot_script(f, "/tmp/x");
+  EXPECT_NE(script.find("set ylabel \"t_cpu / t_gpu\""), std::string::npos) << script;
+  if (std::system("command -v gnuplot >/dev/null 2>&1") != 0)
+    GTEST_SKIP() << "gnuplot is not installed: not rendered";
+  testing::TempDir dir;
+  ASSERT_TRUE(draw_figure(dir.path(), f));
+  // Enhanced text would print t_cpu as t with a subscript c: the terminal is noenhanced.
+  const std::string png_script = read_file(dir / "fig6_speedup.png.gp");
+  EXPECT_NE(png_script.find("pngcairo noenhanced"), std::string::npos) << png_script;
+  EXPECT_TRUE(std::filesystem::exists(dir / "fig6_speedup.svg"));
+}
+
+TEST(MarkdownHtml, HeadingsTablesImagesAndEscapes) {
+  const std::string html = markdown_to_html(
+      "# A & B\n\n| a | b<c |\n|---|---|\n| 1 | 2 |\n\n![cap](f.png)\ntext\n", "T");
+  EXPECT_NE(html.find("<h1>A &amp; B</h1>"), std::string::npos) << html;
+  EXPECT_NE(html.find("<table>\n<tr><td> a </td><td> b&lt;c </td></tr>\n<tr><td> 1 </td>"),
+            std::string::npos)
+      << html;
+  EXPECT_NE(html.find("</table>\n<p><img src=\"f.png\" alt=\"cap\"></p>"), std::string::npos)
+      << html;
+  EXPECT_NE(html.find("<p>text</p>"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace histocnn
