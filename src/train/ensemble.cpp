@@ -1,11 +1,12 @@
 #include "train/ensemble.h"
 
-#include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/stopwatch.h"
 #include "core/threads.h"
 #include "train/evaluate.h"
 #include "train/run_checks.h"
@@ -51,6 +52,67 @@ PredictionSteps compile_for_prediction(const Device& device, const std::vector<M
   return steps;
 }
 
+namespace {
+
+using Logger = std::function<void(const std::string&)>;
+
+// The members' runs: their metrics rows and where their models are.
+struct TrainedMembers {
+  nlohmann::json rows = nlohmann::json::array();
+  std::vector<std::string> models, bests;
+};
+
+// Member k (1-based) with seed seed + k - 1 into <output>/member<k>/, all on
+// the one prepared data.
+TrainedMembers train_members(const TrainOptions& o, Communicator* comm, const TrainingData& data,
+                             const Logger& log) {
+  TrainedMembers trained;
+  for (int k = 1; k <= o.ensemble; ++k) {
+    TrainOptions member = o;
+    member.seed = o.seed + uint64_t(k - 1);
+    member.output = (fs::path(o.output) / ("member" + std::to_string(k))).string();
+    member.comm = comm;
+    log("ensemble member " + std::to_string(k) + "/" + std::to_string(o.ensemble) + " (seed " +
+        std::to_string(member.seed) + ") -> " + member.output);
+    const Clock::time_point start = Clock::now();
+    const nlohmann::json summary = run_training(member, &data);
+    trained.rows.push_back({{"member", k},
+                            {"seed", member.seed},
+                            {"output", member.output},
+                            {"validation", summary.value("validation", nlohmann::json())},
+                            {"best", summary.value("best", nlohmann::json::object())},
+                            {"seconds", seconds_since(start)}});
+    trained.models.push_back(summary.at("model").get<std::string>());
+    trained.bests.push_back(run_paths(member.output).best);
+  }
+  return trained;
+}
+
+// The models of `paths` as one ensemble file `out`.
+std::vector<ModelFile> combine(const std::vector<std::string>& paths, const std::string& out) {
+  std::vector<ModelFile> models;
+  for (const auto& p : paths) models.push_back(load_model_file(p));
+  save_ensemble_file(out, models);
+  return models;
+}
+
+// The validation images through an ensemble, as eval will read its file.
+nlohmann::json score(const std::vector<ModelFile>& models, const Device& device, int batch,
+                     const ExampleSet& validation, const std::string& name, const Logger& log) {
+  PredictionSteps steps = compile_for_prediction(device, models, batch);
+  const EvalReport report =
+      evaluate(steps.members, validation, models.front().normalization, nullptr, EvalOptions{});
+  char line[240];
+  std::snprintf(line, sizeof line,
+                "ensemble of %d (%s): val acc %.3f (image %.3f, patient %.3f), image AUC %.3f",
+                int(models.size()), name.c_str(), report.per_crop.accuracy,
+                report.per_image.accuracy, report.per_patient.accuracy, report.per_image.auc);
+  log(line);
+  return report.to_json();
+}
+
+}  // namespace
+
 nlohmann::json train_ensemble(const TrainOptions& o) {
   require(o.ensemble >= 2, "train_ensemble: needs at least two members");
   require(o.export_examples.empty(),
@@ -59,83 +121,35 @@ nlohmann::json train_ensemble(const TrainOptions& o) {
   require(!o.output.empty(), "--output: an output folder is required");
   std::unique_ptr<Communicator> single;
   Communicator* comm = o.comm ? o.comm : (single = make_single_process_communicator()).get();
-  const bool root = comm->root();
   const auto log = root_logger(o, *comm);
-  if (root) make_directories(o.output);
-  const int threads = bound_cores(o.threads);
-  const TrainingData data = prepare_training_data(o, *comm, threads);
-
-  nlohmann::json members = nlohmann::json::array();
-  std::vector<std::string> model_paths, best_paths;
-  for (int k = 1; k <= o.ensemble; ++k) {
-    TrainOptions member = o;
-    member.seed = o.seed + uint64_t(k - 1);
-    member.output = (fs::path(o.output) / ("member" + std::to_string(k))).string();
-    member.comm = comm;
-    log("ensemble member " + std::to_string(k) + "/" + std::to_string(o.ensemble) + " (seed " +
-        std::to_string(member.seed) + ") -> " + member.output);
-    const auto start = std::chrono::steady_clock::now();
-    const nlohmann::json summary = run_training(member, &data);
-    const double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    members.push_back({{"member", k},
-                       {"seed", member.seed},
-                       {"output", member.output},
-                       {"validation", summary.value("validation", nlohmann::json())},
-                       {"best", summary.value("best", nlohmann::json::object())},
-                       {"seconds", seconds}});
-    model_paths.push_back(summary.at("model").get<std::string>());
-    best_paths.push_back((fs::path(member.output) / "model.best.safetensors").string());
-  }
-
+  if (comm->root()) make_directories(o.output);
+  const TrainingData data = prepare_training_data(o, *comm, bound_cores(o.threads));
+  const TrainedMembers members = train_members(o, comm, data, log);
   // Rank 0 alone combines the members' files and scores the ensemble: the
   // other processes (on other machines, perhaps without its file system)
   // have nothing left to do.
-  const std::string model_path = (fs::path(o.output) / "model.safetensors").string();
-  const std::string best_path = (fs::path(o.output) / "model.best.safetensors").string();
-  auto combine = [&](const std::vector<std::string>& paths, const std::string& out) {
-    std::vector<ModelFile> models;
-    for (const auto& p : paths) models.push_back(load_model_file(p));
-    save_ensemble_file(out, models);
-    return models;
-  };
-  // The validation images through an ensemble file, as eval will read it.
-  auto score = [&](const std::vector<ModelFile>& models, const std::string& name) {
-    PredictionSteps steps = compile_for_prediction(select_device(o.device), models, o.batch);
-    const EvalReport report =
-        evaluate(steps.members, data.val_set, models.front().normalization, nullptr, EvalOptions{});
-    char line[240];
-    std::snprintf(line, sizeof line,
-                  "ensemble of %d (%s): val acc %.3f (image %.3f, patient %.3f), image AUC %.3f",
-                  o.ensemble, name.c_str(), report.per_crop.accuracy, report.per_image.accuracy,
-                  report.per_patient.accuracy, report.per_image.auc);
-    log(line);
-    return report.to_json();
-  };
-  nlohmann::json validation, best_validation;
-  if (root) {
-    const std::vector<ModelFile> last = combine(model_paths, model_path);
-    const bool scored = !data.val_set.examples.empty();
-    if (scored) validation = score(last, "model.safetensors");
-    if (o.select_by != "none") {
-      const std::vector<ModelFile> best = combine(best_paths, best_path);
-      if (scored) best_validation = score(best, "model.best.safetensors");
-    }
-  }
+  const RunPaths paths = run_paths(o.output);
+  const bool selects = o.select_by != "none", scored = !data.val_set.examples.empty();
   nlohmann::json summary = {{"ensemble", o.ensemble},
-                            {"members", members},
-                            {"validation", validation},
+                            {"members", members.rows},
+                            {"validation", nullptr},
                             {"train_images", data.train_images.size()},
                             {"validation_images", data.val_images.size()},
                             {"train_examples", data.train_set.examples.size()},
                             {"data_seconds", data.seconds},
-                            {"model", model_path}};
-  if (o.select_by != "none") {
-    summary["best_model"] = best_path;
-    summary["best_validation"] = best_validation;
+                            {"model", paths.model}};
+  if (selects) summary["best_model"] = paths.best, summary["best_validation"] = nullptr;
+  if (comm->root()) {
+    const Device device = select_device(o.device, comm->local_rank());
+    const auto last = combine(members.models, paths.model);
+    if (scored)
+      summary["validation"] = score(last, device, o.batch, data.val_set, "model.safetensors", log);
+    const auto best = selects ? combine(members.bests, paths.best) : std::vector<ModelFile>{};
+    if (selects && scored)
+      summary["best_validation"] =
+          score(best, device, o.batch, data.val_set, "model.best.safetensors", log);
+    write_file_atomically(paths.metrics, summary.dump(2) + "\n");
   }
-  if (root)
-    write_file_atomically((fs::path(o.output) / "metrics.json").string(), summary.dump(2) + "\n");
   comm->barrier();
   return summary;
 }

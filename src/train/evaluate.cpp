@@ -30,23 +30,22 @@ EvalReport evaluate(TrainingStep& step, const ExampleSet& set, const Normalizati
   return evaluate(std::vector<TrainingStep*>{&step}, set, normalization, comm, options);
 }
 
-EvalReport evaluate(const std::vector<TrainingStep*>& members, const ExampleSet& set,
-                    const Normalization& normalization, Communicator* comm,
-                    const EvalOptions& options) {
-  require(!members.empty(), "evaluate: no model to evaluate");
+namespace {
+
+// This process's share of the examples (every ranks-th from rank), predicted
+// by every member: per crop (example, P(malignant) of member 1, ..., of member
+// M), each the mean over the test-time transforms.
+std::vector<double> predict_records(const std::vector<TrainingStep*>& members,
+                                    const ExampleSet& set, const Normalization& normalization,
+                                    int rank, int ranks, bool tta) {
   const int batch = members.front()->shape().batch;
-  for (TrainingStep* m : members)
-    require(m->shape().batch == batch, "evaluate: the ensemble's members differ in batch size");
   const size_t count = members.size();
-  const int rank = comm ? comm->rank() : 0, ranks = comm ? comm->size() : 1;
   std::vector<int> order;
   for (int i = rank; i < int(set.examples.size()); i += ranks) order.push_back(i);
   BatchLoader loader(set, order, batch, AugmentOptions{}, 0, 1, 4, normalization);
   std::vector<float> probs(size_t(batch) * 2), transformed;
-  // Per crop: (example, P(malignant) of member 1, ..., of member M).
-  const size_t record = 1 + count;
   std::vector<double> mine;
-  const int transforms = options.tta ? dihedral_count(set.width, set.height) : 1;
+  const int transforms = tta ? dihedral_count(set.width, set.height) : 1;
   const size_t per = size_t(3) * set.width * set.height;
   std::vector<double> sum(size_t(batch) * count);
   for (Batch b; loader.next(b);) {
@@ -70,15 +69,18 @@ EvalReport evaluate(const std::vector<TrainingStep*>& members, const ExampleSet&
       for (size_t m = 0; m < count; ++m) mine.push_back(sum[size_t(i) * count + m] / transforms);
     }
   }
-  const std::vector<double> all = comm ? comm->gather(mine) : mine;
-  if (rank != 0) return {};
+  return mine;
+}
+
+// Crops, images (with the members' spread) and patients from every process's
+// records, and their metrics.
+EvalReport report_of(const std::vector<double>& all, const ExampleSet& set, size_t count) {
   EvalReport r;
-  r.tta = options.tta;
   r.members = int(count);
   std::vector<std::string> image_of, patient_of;
   std::map<std::string, size_t> verdict_of;
   std::vector<std::vector<double>> member_sums;  // per image, per member: sum over crops
-  for (size_t at = 0; at + record <= all.size(); at += record) {
+  for (size_t at = 0; at + 1 + count <= all.size(); at += 1 + count) {
     const Example& ex = set.examples[size_t(all[at])];
     const SlideImage& im = set.images[size_t(ex.image_index)];
     double p = 0;
@@ -109,6 +111,25 @@ EvalReport evaluate(const std::vector<TrainingStep*>& members, const ExampleSet&
   r.per_image = compute_metrics(aggregate(r.crops, image_of));
   r.patients = aggregate(r.crops, patient_of);
   r.per_patient = compute_metrics(r.patients);
+  return r;
+}
+
+}  // namespace
+
+EvalReport evaluate(const std::vector<TrainingStep*>& members, const ExampleSet& set,
+                    const Normalization& normalization, Communicator* comm,
+                    const EvalOptions& options) {
+  require(!members.empty(), "evaluate: no model to evaluate");
+  for (TrainingStep* m : members)
+    require(m->shape().batch == members.front()->shape().batch,
+            "evaluate: the ensemble's members differ in batch size");
+  const int rank = comm ? comm->rank() : 0, ranks = comm ? comm->size() : 1;
+  const std::vector<double> mine =
+      predict_records(members, set, normalization, rank, ranks, options.tta);
+  const std::vector<double> all = comm ? comm->gather(mine) : mine;
+  if (rank != 0) return {};
+  EvalReport r = report_of(all, set, members.size());
+  r.tta = options.tta;
   return r;
 }
 

@@ -128,84 +128,100 @@ SelfTestOptions quick_selftest_options(const ModelSpec& spec, int width, int hei
   return o;
 }
 
-SelfTestReport run_selftest(const SelfTestOptions& o) {
+namespace {
+
+// One self-test's fixed parts: the device and its backend, the network, the
+// starting weights, a batch, the reference, and the report being filled.
+struct SelfTest {
+  const SelfTestOptions& o;
+  Device device;
+  std::unique_ptr<Backend> backend;
+  NetworkShape shape;
+  Parameters initial;
+  Batch batch;
+  int count;  // rows used: a padded row is part of the test (batch norm trains on full batches)
+  Reference ref;
   SelfTestReport report;
-  auto add = [&](const std::string& check, double worst, double tolerance,
-                 const std::string& note) {
+
+  explicit SelfTest(const SelfTestOptions& options)
+      : o(options),
+        device(select_device(o.device)),  // "no CUDA device: ..." when absent
+        backend(make_backend(device)),
+        shape(infer_shapes(o.spec, o.batch, o.height, o.width)),
+        initial(initial_parameters(shape)),
+        batch(random_batch(shape, 5)),
+        count(shape.has_batch_norm() ? o.batch : std::max(1, o.batch - 1)) {
+    ref.shape = &shape;
+    ref.options.dropout_seed = 77;
+    if (o.device != "cpu") {
+      ref.name = "cpu";
+      ref.cpu = make_backend(cpu_device())->compile(o.spec, shape, ref.options);
+    } else {
+      ref.name = "naive reference";
+    }
+  }
+  void add(const std::string& check, double worst, double tolerance, const std::string& note) {
     SelfTestRow row{check, worst <= tolerance, worst, tolerance, note};
     report.passed = report.passed && row.passed;
     report.rows.push_back(row);
-  };
-  const Device device = select_device(o.device);  // "no CUDA device: ..." when absent
-  auto backend = make_backend(device);
-  const NetworkShape shape = infer_shapes(o.spec, o.batch, o.height, o.width);
-  const Parameters initial = initial_parameters(shape);
-  const Batch batch = random_batch(shape, 5);
-  // A padded row is part of the test (batch norm trains on full batches only).
-  const int count = shape.has_batch_norm() ? o.batch : std::max(1, o.batch - 1);
-
-  Reference ref;
-  ref.shape = &shape;
-  ref.options.dropout_seed = 77;
-  if (o.device != "cpu") {
-    ref.name = "cpu";
-    ref.cpu = make_backend(cpu_device())->compile(o.spec, shape, ref.options);
-  } else {
-    ref.name = "naive reference";
   }
+};
 
-  // 1. Every layer forward and backward (training mode: dropout masks too).
-  {
-    MemoryEngineOptions mo;
-    mo.device = device;
-    mo.config.allocator = "plan";
-    MemoryEngine engine(mo);
-    StepOptions so = ref.options;
-    so.device.memory = &engine.resource();
-    auto step = backend->compile(o.spec, shape, so);
-    step->set_parameters(initial);
-    ref.set(initial);
-    Parameters grads;
-    const StepResult got =
-        step->gradients(batch.images.data(), batch.labels.data(), count, true, &grads);
-    const auto want = ref.forward_backward(batch, count, true);
-    const float loss_got = float(got.loss_sum / count), loss_want = float(want.loss);
-    add("forward loss", relative_difference(&loss_got, &loss_want, 1), 1e-4, "vs " + ref.name);
-    std::vector<float> probs(size_t(shape.batch) * 2);
-    step->predict(batch.images.data(), count, probs.data());
-    auto want_probs = ref.cpu ? want.probs
+// 1. Every layer forward and backward (training mode: dropout masks too).
+void check_layers(SelfTest& t) {
+  const auto& o = t.o;
+  MemoryEngineOptions mo;
+  mo.device = t.device;
+  mo.config.allocator = "plan";
+  MemoryEngine engine(mo);
+  StepOptions so = t.ref.options;
+  so.device.memory = &engine.resource();
+  auto step = t.backend->compile(o.spec, t.shape, so);
+  step->set_parameters(t.initial);
+  t.ref.set(t.initial);
+  Parameters grads;
+  const StepResult got =
+      step->gradients(t.batch.images.data(), t.batch.labels.data(), t.count, true, &grads);
+  const auto want = t.ref.forward_backward(t.batch, t.count, true);
+  const float loss_got = float(got.loss_sum / t.count), loss_want = float(want.loss);
+  t.add("forward loss", relative_difference(&loss_got, &loss_want, 1), 1e-4, "vs " + t.ref.name);
+  std::vector<float> probs(size_t(t.shape.batch) * 2);
+  step->predict(t.batch.images.data(), t.count, probs.data());
+  auto want_probs = t.ref.cpu ? want.probs
                               : reference::network_forward_backward(
-                                    shape, initial, batch.images.data(), batch.labels.data(), count,
-                                    false, 0, 0, &ref.buffers)
+                                    t.shape, t.initial, t.batch.images.data(),
+                                    t.batch.labels.data(), t.count, false, 0, 0, &t.ref.buffers)
                                     .probs;
-    add("forward probabilities",
-        relative_difference(probs.data(), want_probs.data(), size_t(count) * 2), 1e-4,
+  t.add("forward probabilities",
+        relative_difference(probs.data(), want_probs.data(), size_t(t.count) * 2), 1e-4,
         "inference mode");
-    for (const auto& info : initial.layout)
-      add(info.name + " gradient",
+  for (const auto& info : t.initial.layout)
+    t.add(info.name + " gradient",
           relative_difference(grads.data(info), want.grads.data(info), size_t(info.size)), 2e-3,
           "backward");
-  }
+}
 
-  // 2. A few training steps with each allocator; identical weights across them.
-  ref.set(initial);
-  for (int s = 0; s < o.steps; ++s) ref.train(random_batch(shape, 100 + s), count);
+// 2. A few training steps with each allocator; identical weights across them.
+void check_training(SelfTest& t) {
+  const auto& o = t.o;
+  t.ref.set(t.initial);
+  for (int s = 0; s < o.steps; ++s) t.ref.train(random_batch(t.shape, 100 + s), t.count);
   std::vector<std::pair<std::string, Parameters>> trained;
   for (const std::string& allocator : o.allocators) {
     if (allocator == "async" && o.device == "cpu") continue;  // cudaMallocAsync: GPU only
     MemoryEngineOptions mo;
-    mo.device = device;
+    mo.device = t.device;
     mo.config.allocator = allocator;
     mo.config.gpu_mem_pool = o.device == "cpu" ? 64 : 0.25;  // leave the rest of the GPU alone
     MemoryEngine engine(mo);
-    StepOptions so = ref.options;
+    StepOptions so = t.ref.options;
     so.device.memory = &engine.resource();
     so.device.planned = engine.planned();
-    auto step = backend->compile(o.spec, shape, so);
-    step->set_parameters(initial);
+    auto step = t.backend->compile(o.spec, t.shape, so);
+    step->set_parameters(t.initial);
     for (int s = 0; s < o.steps; ++s) {
-      const Batch b = random_batch(shape, 100 + s);
-      step->train(b.images.data(), b.labels.data(), count);
+      const Batch b = random_batch(t.shape, 100 + s);
+      step->train(b.images.data(), b.labels.data(), t.count);
     }
     step->take_results();
     const Parameters p = step->parameters();
@@ -213,9 +229,9 @@ SelfTestReport run_selftest(const SelfTestOptions& o) {
     char note[200];
     std::snprintf(note, sizeof note, "%d steps; %llu allocations, peak %.1f MB", o.steps,
                   (unsigned long long)stats.allocations, stats.peak_bytes_in_use / 1e6);
-    add("train/" + allocator,
-        relative_difference(p.values.data(), ref.params.values.data(), p.values.size()),
-        kTrainTolerance, note);
+    t.add("train/" + allocator,
+          relative_difference(p.values.data(), t.ref.params.values.data(), p.values.size()),
+          kTrainTolerance, note);
     trained.push_back({allocator, p});
   }
   if (trained.size() > 1) {
@@ -224,44 +240,54 @@ SelfTestReport run_selftest(const SelfTestOptions& o) {
       worst = std::max(worst, relative_difference(trained[i].second.values.data(),
                                                   trained[0].second.values.data(),
                                                   trained[0].second.values.size()));
-    add("same weights, every allocator", worst, 0, "deterministic algorithms: bit for bit");
+    t.add("same weights, every allocator", worst, 0, "deterministic algorithms: bit for bit");
   }
+}
 
-  // 3. The pool's invariants on the device's own memory.
-  {
-    MemoryEngineOptions mo;
-    mo.device = device;
-    mo.config.allocator = "direct";
-    MemoryEngine upstream(mo);
-    PoolOptions po;
-    po.initial_bytes = 64u << 20;
-    po.minimum_region = 16u << 20;
-    PoolResource pool(upstream.resource(), po);
-    Rng rng(3);
-    std::vector<std::pair<char*, size_t>> live;
-    size_t violations = 0;
-    for (int i = 0; i < o.pool_operations; ++i) {
-      if (live.size() < 500 && (live.empty() || rng.below(2))) {
-        const size_t bytes = 1 + rng.below(1 << 18);
-        char* p = static_cast<char*>(pool.allocate(bytes));
-        violations += reinterpret_cast<uintptr_t>(p) % kAlignment != 0;
-        for (const auto& [q, n] : live) violations += p < q + n && q < p + bytes;
-        live.push_back({p, bytes});
-      } else {
-        const size_t k = rng.below(live.size());
-        pool.deallocate(live[k].first, live[k].second);
-        live[k] = live.back();
-        live.pop_back();
-      }
+// 3. The pool's invariants on the device's own memory.
+void check_pool(SelfTest& t) {
+  const auto& o = t.o;
+  MemoryEngineOptions mo;
+  mo.device = t.device;
+  mo.config.allocator = "direct";
+  MemoryEngine upstream(mo);
+  PoolOptions po;
+  po.initial_bytes = 64u << 20;
+  po.minimum_region = 16u << 20;
+  PoolResource pool(upstream.resource(), po);
+  Rng rng(3);
+  std::vector<std::pair<char*, size_t>> live;
+  size_t violations = 0;
+  for (int i = 0; i < o.pool_operations; ++i) {
+    if (live.size() < 500 && (live.empty() || rng.below(2))) {
+      const size_t bytes = 1 + rng.below(1 << 18);
+      char* p = static_cast<char*>(pool.allocate(bytes));
+      violations += reinterpret_cast<uintptr_t>(p) % kAlignment != 0;
+      for (const auto& [q, n] : live) violations += p < q + n && q < p + bytes;
+      live.push_back({p, bytes});
+    } else {
+      const size_t k = rng.below(live.size());
+      pool.deallocate(live[k].first, live[k].second);
+      live[k] = live.back();
+      live.pop_back();
     }
-    for (const auto& [p, n] : live) pool.deallocate(p, n);
-    const MemoryStats s = pool.stats();
-    violations += s.bytes_in_use != 0 || s.free_bytes != s.bytes_reserved;
-    violations += pool.free_block_count() != pool.region_count();
-    add("pool invariants", double(violations), 0,
-        std::to_string(o.pool_operations) + " random operations on " + o.device + " memory");
   }
-  return report;
+  for (const auto& [p, n] : live) pool.deallocate(p, n);
+  const MemoryStats s = pool.stats();
+  violations += s.bytes_in_use != 0 || s.free_bytes != s.bytes_reserved;
+  violations += pool.free_block_count() != pool.region_count();
+  t.add("pool invariants", double(violations), 0,
+        std::to_string(o.pool_operations) + " random operations on " + o.device + " memory");
+}
+
+}  // namespace
+
+SelfTestReport run_selftest(const SelfTestOptions& o) {
+  SelfTest t(o);
+  check_layers(t);
+  check_training(t);
+  check_pool(t);
+  return std::move(t.report);
 }
 
 std::string SelfTestReport::table() const {
