@@ -73,10 +73,10 @@ class ScriptedStep final : public TrainingStep {
   StepResult pending_;
 };
 
-// One process whose broadcast hands out rank 0's bytes (`root_bytes`).
+// Rank 1 of two, whose broadcast hands out rank 0's bytes (`root_bytes`).
 class FakeComm final : public Communicator {
  public:
-  std::vector<float> root_values;
+  std::string root_bytes;
   int rank() const override { return 1; }
   int size() const override { return 2; }
   std::string name() const override { return "fake"; }
@@ -85,7 +85,8 @@ class FakeComm final : public Communicator {
   std::vector<double> gather(const std::vector<double>&) override { return {}; }
   std::vector<std::string> allgather(const std::string& mine) override { return {mine}; }
   void broadcast(void* data, size_t bytes) override {
-    std::memcpy(data, root_values.data(), std::min(bytes, root_values.size() * sizeof(float)));
+    ASSERT_EQ(bytes, root_bytes.size());
+    std::memcpy(data, root_bytes.data(), bytes);
   }
   void barrier() override {}
   [[noreturn]] void abort(const std::string& message) override { fail(message); }
@@ -247,6 +248,21 @@ TEST(Callbacks, BestEpochKeepsTheFirstOfTheBestAndMarksItsLine) {
   EXPECT_TRUE(std::filesystem::exists(t.paths().best));
 }
 
+TEST(Callbacks, BestEpochFollowsRankZerosValueOnTheOtherProcesses) {
+  Rig rig;
+  FakeComm comm;
+  Trainer t = rig.trainer({}, &comm);
+  BestEpoch best("image_auc");
+  for (double rank0 : {0.6, 0.9, 0.8}) {
+    comm.root_bytes.assign(reinterpret_cast<const char*>(&rank0), sizeof rank0);
+    validate_as(t, best, 0.0);  // this process's own report is empty
+    ++t.state().epoch;
+  }
+  EXPECT_EQ(t.state().best["epoch"], 2);
+  EXPECT_EQ(t.state().best["value"], 0.9);
+  EXPECT_FALSE(std::filesystem::exists(t.paths().best)) << "rank 0 alone writes";
+}
+
 TEST(Callbacks, EarlyStoppingWaitsPatienceEpochsAfterTheBest) {
   Rig rig;
   Trainer t = rig.trainer();
@@ -302,7 +318,8 @@ TEST(Callbacks, BatchNormSyncTakesRankZerosStatistics) {
   FakeComm comm;
   Trainer t = rig.trainer({}, &comm);
   const size_t n = rig.step.buffers().values.size();
-  comm.root_values.assign(n, 0.25f);
+  const std::vector<float> root(n, 0.25f);
+  comm.root_bytes.assign(reinterpret_cast<const char*>(root.data()), n * sizeof(float));
   BatchNormSync sync;
   sync.on_train_epoch_end(t);
   EXPECT_EQ(rig.step.buffers().values, std::vector<float>(n, 0.25f));

@@ -3,6 +3,7 @@
 // in-place and overflow rules.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 
 #include "backends/backend.h"
@@ -179,6 +180,31 @@ TEST(MemoryPlan, InPlaceSharesAndRejectsImpossibleRequests) {
   EXPECT_THROW(plan_memory(t), std::invalid_argument);
   std::vector<TensorLifetime> huge = {{"x", SIZE_MAX - 10, 0, 1}, {"y", SIZE_MAX / 2, 0, 1}};
   EXPECT_THROW(plan_memory(huge), std::invalid_argument) << "never wraps";
+}
+
+TEST(Device, SelectedOnceByKindWithUnknownKindsNamed) {
+  const Device cpu = select_device("cpu", 3);
+  EXPECT_FALSE(cpu.is_cuda());
+  EXPECT_EQ(cpu.name(), "cpu");
+  EXPECT_EQ(cpu.ordinal, 0);
+  try {
+    select_device("tpu");
+    FAIL() << "an unknown device was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), "--device: unknown device 'tpu' (cpu, cuda)");
+  }
+  const auto devices = available_devices();
+  if (std::find(devices.begin(), devices.end(), "cuda") == devices.end()) {
+    // No GPU here (or no CUDA build): the one place that would take it says why.
+    EXPECT_THROW(select_device("cuda"), Error);
+  } else {
+    const Device gpu = select_device("cuda", 0);
+    EXPECT_TRUE(gpu.is_cuda());
+    EXPECT_EQ(gpu.name(), "cuda:" + std::to_string(gpu.ordinal));
+    MemoryEngineOptions o;
+    o.device = gpu;
+    EXPECT_EQ(MemoryEngine(o).to_json()["device"], "cuda");
+  }
 }
 
 TEST(MemoryEngine, BuildsTheChainForEveryAllocatorOnTheHost) {

@@ -66,7 +66,8 @@ class DivergenceGuard final : public Callback {
 // Model selection: the epoch with the best validation `metric` (image_auc,
 // image_accuracy, image_balanced_accuracy, crop_accuracy; higher is better,
 // the first of equals kept) is written to model.best.safetensors and marked
-// "*best*" on its line. on_validation_end.
+// "*best*" on its line. Rank 0's value is broadcast: every process keeps the
+// same best epoch. on_validation_end (collective).
 class BestEpoch final : public Callback {
  public:
   explicit BestEpoch(std::string metric) : metric_(std::move(metric)) {}
