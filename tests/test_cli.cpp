@@ -548,6 +548,14 @@ TEST_F(Cli, SelftestPassesOnTheCpuAndSaysSoWithoutAGpu) {
         << gpu.output;
     EXPECT_EQ(std::count(gpu.output.begin(), gpu.output.end(), '\n'), 1) << "one line";
   }
+  // Without --device: every device this machine can use, each named.
+  const CommandResult every = run("selftest --size 32 --batch 4 --steps 2");
+  EXPECT_EQ(every.status, 0) << every.output;
+  for (const auto& device : available_devices())
+    EXPECT_NE(every.output.find("device " + device + ":\n"), std::string::npos) << every.output;
+  if (available_devices().size() == 1) {
+    EXPECT_NE(every.output.find("not checked: "), std::string::npos) << every.output;
+  }
 }
 
 // Data parallelism: `mpirun -np 2` reproduces the single-process run.
@@ -985,14 +993,21 @@ TEST_F(Cli, MemplanPrintsThePlanAndFindsTheLargestBatch) {
   int largest = 0;
   ASSERT_EQ(std::sscanf(fit.output.c_str() + fit.output.find(": ") + 2, "%d", &largest), 1)
       << fit.output;
-  auto peak_mb = [&](int batch) {
-    const CommandResult r = run("memplan --size 64 --batch " + std::to_string(batch));
-    double mb = 0;
-    std::sscanf(r.output.c_str() + r.output.rfind("peak ") + 5, "%lf", &mb);
-    return mb;
+  // Peaks print in the budget's units (MiB): the boundary reads as printed.
+  EXPECT_NE(fit.output.find("largest batch for 64MB (64.00 MiB)"), std::string::npos) << fit.output;
+  auto peak_mib = [&](int batch) {
+    const CommandResult r = run("memplan --size 64 --budget 64MB --batch " + std::to_string(batch));
+    double mib = 0;
+    std::sscanf(r.output.c_str() + r.output.rfind("peak ") + 5, "%lf", &mib);
+    EXPECT_NE(r.output.find(" MiB for 64x64"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find(mib <= 64 ? "fits within --budget 64MB (64.00 MiB)"
+                                      : "does not fit --budget 64MB (64.00 MiB)"),
+              std::string::npos)
+        << r.output;
+    return mib;
   };
-  EXPECT_LE(peak_mb(largest), 64 * 1.048576);
-  EXPECT_GT(peak_mb(largest + 1), 64 * 1.048576);
+  EXPECT_LE(peak_mib(largest), 64);
+  EXPECT_GT(peak_mib(largest + 1), 64);
   CommandResult bad = run("memplan --max-batch --budget lots");
   EXPECT_NE(bad.status, 0);
   EXPECT_NE(bad.output.find("--budget"), std::string::npos) << bad.output;

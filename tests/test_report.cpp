@@ -140,16 +140,44 @@ TEST(ReportFigures, LabelsReachGnuplotAsWrittenAndRenderLiterally) {
   EXPECT_TRUE(std::filesystem::exists(dir / "fig6_speedup.svg"));
 }
 
-TEST(MarkdownHtml, HeadingsTablesImagesAndEscapes) {
+TEST(MarkdownHtml, HeadingsTablesImagesInlineMarkupAndEscapes) {
   const std::string html = markdown_to_html(
-      "# A & B\n\n| a | b<c |\n|---|---|\n| 1 | 2 |\n\n![cap](f.png)\ntext\n", "T");
+      "# A & B\n\n| a | b<c |\n|---|---|\n| `x_y` | 2 |\n\n![cap](f.png) ([SVG](f.svg))\n"
+      "*Not drawn:* a **b** c*d\n",
+      "T");
   EXPECT_NE(html.find("<h1>A &amp; B</h1>"), std::string::npos) << html;
-  EXPECT_NE(html.find("<table>\n<tr><td> a </td><td> b&lt;c </td></tr>\n<tr><td> 1 </td>"),
+  EXPECT_NE(html.find("<table>\n<tr><th> a </th><th> b&lt;c </th></tr>\n"
+                      "<tr><td> <code>x_y</code> </td><td> 2 </td></tr>\n</table>"),
             std::string::npos)
       << html;
-  EXPECT_NE(html.find("</table>\n<p><img src=\"f.png\" alt=\"cap\"></p>"), std::string::npos)
+  EXPECT_NE(html.find("<p><img src=\"f.png\" alt=\"cap\"> (<a href=\"f.svg\">SVG</a>)</p>"),
+            std::string::npos)
       << html;
-  EXPECT_NE(html.find("<p>text</p>"), std::string::npos);
+  // An unclosed mark stays as written.
+  EXPECT_NE(html.find("<p><em>Not drawn:</em> a <strong>b</strong> c*d</p>"), std::string::npos)
+      << html;
+}
+
+TEST(ReportFigures, TitlesNameWhatWasMeasuredAndLogAxesSaySo) {
+  const Figure cpu = cpu_time_figures(results())[0];
+  EXPECT_EQ(cpu.title, "histocnn and PyTorch on the CPU, 16 threads: epoch time per batch");
+  EXPECT_NE(gnuplot_script(cpu, "x").find("seconds per epoch (log scale)"), std::string::npos);
+  StudyResults ours = results();
+  std::erase_if(ours.ok, [](const StudyRow& r) { return r["engine"] == "pytorch"; });
+  EXPECT_EQ(cpu_time_figures(ours)[0].caption, "CPU epoch time, 16 threads: histocnn");
+  EXPECT_NE(gnuplot_script(speedup_figures(results())[0], "x").find("CPU cores (log scale)"),
+            std::string::npos);
+  EXPECT_EQ(pytorch_table(ours),
+            "PyTorch was not measured in this study (`--engines histocnn,pytorch`).\n");
+}
+
+TEST(ReportFigures, ZeroBarsGetAVisibleMark) {
+  Figure f;
+  f.name = "bars";
+  f.series = {{"a", {{0, 1.5}, {1, 0.0}}, "boxes fs solid 0.6"}};
+  EXPECT_NE(gnuplot_script(f, "x").find("($2 == 0 ? 0 : 1/0) with points"), std::string::npos);
+  f.series[0].points[1].second = 0.1;
+  EXPECT_EQ(gnuplot_script(f, "x").find("with points"), std::string::npos);
 }
 
 }  // namespace

@@ -38,6 +38,21 @@ int64_t step_bytes(Backend* backend, const ModelSpec& spec, int batch, int heigh
 
 }  // namespace
 
+namespace {
+
+// Bytes in the units --budget reads (MB = MiB, GB = GiB: 1024-based), so a
+// peak and a budget compare as printed.
+std::string binary_size(int64_t bytes) {
+  char text[48];
+  if (bytes >= (int64_t(1) << 30))
+    std::snprintf(text, sizeof text, "%.2f GiB", double(bytes) / double(int64_t(1) << 30));
+  else
+    std::snprintf(text, sizeof text, "%.2f MiB", double(bytes) / double(1 << 20));
+  return text;
+}
+
+}  // namespace
+
 Runner add_memplan(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "memplan",
@@ -51,7 +66,9 @@ Runner add_memplan(CLI::App& app) {
   cmd->add_option("--size", a->size, "input size, N or WxH")->capture_default_str();
   cmd->add_option("--batch", a->batch, "batch size")->capture_default_str();
   cmd->add_flag("--max-batch", a->max_batch, "find the largest batch whose step fits --budget");
-  cmd->add_option("--budget", a->budget, "memory budget, e.g. 4GB (the paper's GTX-980)");
+  cmd->add_option("--budget", a->budget,
+                  "memory budget, e.g. 4GB (the paper's GTX-980; MB and GB are 1024-based): "
+                  "--max-batch searches it; a plan says whether it fits");
   cmd->add_option("--model", a->model, "model spec file (default: the paper's network)");
   cmd->add_option("--device", a->device,
                   "whose plan: cpu or cuda (the CUDA step's schedule, also without a GPU)")
@@ -72,9 +89,15 @@ Runner add_memplan(CLI::App& app) {
       const int64_t total = step_bytes(backend.get(), spec, a->batch, height, width, &plan);
       std::printf("%s", plan.c_str());
       std::printf(
-          "peak %.1f MB for %dx%d, batch %d on %s (activations + parameters, gradients, Adam "
+          "peak %s for %dx%d, batch %d on %s (activations + parameters, gradients, Adam "
           "state)\n",
-          total / 1e6, width, height, a->batch, a->device.c_str());
+          binary_size(total).c_str(), width, height, a->batch, a->device.c_str());
+      if (!a->budget.empty()) {  // the plan against the budget (--max-batch searches it)
+        const size_t budget = parse_byte_size(a->budget, "--budget");
+        std::printf("%s --budget %s (%s)\n",
+                    size_t(total) <= budget ? "fits within" : "does not fit", a->budget.c_str(),
+                    binary_size(int64_t(budget)).c_str());
+      }
       return 0;
     }
     require(!a->budget.empty(), "--max-batch: needs --budget (e.g. --budget 4GB)");
@@ -94,13 +117,14 @@ Runner add_memplan(CLI::App& app) {
           mid;
     }
     if (fits == 0) {
-      std::printf("no batch fits %s at %dx%d (batch 1 needs %.1f MB)\n", a->budget.c_str(), width,
-                  height, step_bytes(backend.get(), spec, 1, height, width, nullptr) / 1e6);
+      std::printf("no batch fits %s (%s) at %dx%d (batch 1 needs %s)\n", a->budget.c_str(),
+                  binary_size(int64_t(budget)).c_str(), width, height,
+                  binary_size(step_bytes(backend.get(), spec, 1, height, width, nullptr)).c_str());
       return 1;
     }
-    std::printf("largest batch for %s at %dx%d on %s: %d (%.1f MB)\n", a->budget.c_str(), width,
-                height, a->device.c_str(), fits,
-                step_bytes(backend.get(), spec, fits, height, width, nullptr) / 1e6);
+    std::printf("largest batch for %s (%s) at %dx%d on %s: %d (%s)\n", a->budget.c_str(),
+                binary_size(int64_t(budget)).c_str(), width, height, a->device.c_str(), fits,
+                binary_size(step_bytes(backend.get(), spec, fits, height, width, nullptr)).c_str());
     return 0;
   };
 }

@@ -1,5 +1,6 @@
 #include <cstdio>
 
+#include "backends/backend.h"
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "core/atomic_file.h"
@@ -7,6 +8,19 @@
 #include "train/selftest.h"
 
 namespace histocnn::cli {
+namespace {
+
+// Why the GPU was not checked, in the words select_device would use.
+std::string why_no_gpu() {
+  try {
+    select_device("cuda");
+  } catch (const Error& e) {
+    return std::string("not checked: ") + e.what();
+  }
+  return "";
+}
+
+}  // namespace
 
 Runner add_selftest(CLI::App& app) {
   auto* cmd = app.add_subcommand(
@@ -14,13 +28,13 @@ Runner add_selftest(CLI::App& app) {
       "verify this machine's backend: every layer forward/backward against a reference, a few "
       "training steps with each allocator, allocator invariants on the device");
   struct Args {
-    std::string device = "cuda", size = "64", model;
+    std::string device, size = "64", model;  // device "": every one this machine can use
     int batch = 8, steps = 3;
   };
   auto a = std::make_shared<Args>();
   cmd->add_option("--device", a->device,
-                  "cuda (vs the CPU backend) or cpu (vs the naive reference)")
-      ->capture_default_str();
+                  "cuda (vs the CPU backend) or cpu (vs the naive reference); default: every "
+                  "device this machine can use");
   cmd->add_option("--model", a->model, "model spec file (default: the paper's network)");
   cmd->add_option("--size", a->size, "input size, N or WxH")->capture_default_str();
   cmd->add_option("--batch", a->batch, "batch size")
@@ -31,15 +45,23 @@ Runner add_selftest(CLI::App& app) {
       ->check(CLI::Range(1, 100));
   return [a] {
     SelfTestOptions o;
-    o.device = a->device;
     parse_size(a->size, "--size", &o.width, &o.height);
     if (!a->model.empty())
       o.spec = parse_model_spec(read_file(a->model, size_t(1) << 20), a->model);
     o.batch = a->batch;
     o.steps = a->steps;
-    const SelfTestReport report = run_selftest(o);
-    std::printf("%s", report.table().c_str());
-    return report.passed ? 0 : 1;
+    const std::vector<std::string> devices =
+        a->device.empty() ? available_devices() : std::vector<std::string>{a->device};
+    bool passed = true;
+    for (const std::string& device : devices) {
+      o.device = device;
+      const SelfTestReport report = run_selftest(o);
+      if (devices.size() > 1 || a->device.empty()) std::printf("device %s:\n", device.c_str());
+      std::printf("%s", report.table().c_str());
+      passed = passed && report.passed;
+    }
+    if (a->device.empty() && devices.size() == 1) std::printf("%s\n", why_no_gpu().c_str());
+    return passed ? 0 : 1;
   };
 }
 

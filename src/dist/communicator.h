@@ -32,6 +32,7 @@ class Communicator {
   virtual void broadcast(void* data, size_t bytes) = 0;
   virtual void barrier() = 0;
   // This process's index among those on its machine (GPU selection).
+  // Collective under MPI (MPI_Comm_split_type): every rank calls it.
   virtual int local_rank() const { return 0; }
   // Ends the whole job (every rank) after printing `message`; never returns.
   [[noreturn]] virtual void abort(const std::string& message) = 0;

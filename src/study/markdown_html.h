@@ -1,5 +1,7 @@
 // The report's Markdown as a standalone HTML page: headings, images, tables
-// and paragraphs — the subset the report writes, not Markdown at large.
+// (the first row a header), paragraphs, and inline `code`, *emphasis*,
+// **strong** and [links](url) — the subset the report writes, not Markdown
+// at large.
 #pragma once
 
 #include <string>
@@ -7,6 +9,8 @@
 namespace histocnn {
 
 std::string html_escape(const std::string& text);
+// One line's inline Markdown as HTML (escaped).
+std::string inline_html(const std::string& text);
 // `title`: the page's <title>.
 std::string markdown_to_html(const std::string& markdown, const std::string& title);
 

@@ -27,13 +27,26 @@ std::vector<const Series*> drawn_series(const Figure& f) {
 std::string gnuplot_script(const Figure& f, const std::string& data_base) {
   std::ostringstream gp;
   const std::string data = gnuplot_path(data_base);
-  gp << "set title \"" << gnuplot_text(f.title) << "\"\nset xlabel \"" << gnuplot_text(f.xlabel)
-     << "\"\nset ylabel \"" << gnuplot_text(f.ylabel) << "\"\nset grid\nset key outside right\n"
-     << (f.logx ? "set logscale x 2\n" : "") << f.extra << "plot ";
+  const std::string xlabel = f.xlabel.empty() || !f.logx ? f.xlabel : f.xlabel + " (log scale)";
+  const std::string ylabel = f.ylabel.empty() || !f.logy ? f.ylabel : f.ylabel + " (log scale)";
+  gp << "set title \"" << gnuplot_text(f.title) << "\"\nset xlabel \"" << gnuplot_text(xlabel)
+     << "\"\nset ylabel \"" << gnuplot_text(ylabel) << "\"\nset grid\nset key outside right\n"
+     << (f.logx ? "set logscale x 2\n" : "") << (f.logy ? "set logscale y\n" : "") << f.extra
+     << "plot ";
   const auto series = drawn_series(f);
-  for (size_t i = 0; i < series.size(); ++i)
+  bool zero_bars = false;
+  for (size_t i = 0; i < series.size(); ++i) {
     gp << (i ? ", " : "") << "'" << data << ".dat' index " << i << " with " << series[i]->style
        << " lw 2 title \"" << gnuplot_text(series[i]->title) << "\"";
+    if (series[i]->style.rfind("boxes", 0) == 0)
+      for (const auto& point : series[i]->points) zero_bars = zero_bars || point.second == 0;
+  }
+  // A zero-height box is invisible: a small black square marks each zero bar.
+  if (zero_bars)
+    for (size_t i = 0; i < series.size(); ++i)
+      if (series[i]->style.rfind("boxes", 0) == 0)
+        gp << ", '" << data << ".dat' index " << i
+           << " using 1:($2 == 0 ? 0 : 1/0) with points pt 5 ps 0.8 lc rgb 'black' notitle";
   gp << "\n";
   return gp.str();
 }

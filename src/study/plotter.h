@@ -20,8 +20,8 @@ struct Figure {
   std::string caption;  // the report's heading for it
   std::string title, xlabel, ylabel;
   std::vector<Series> series;
-  bool logx = false;
-  std::string extra;  // gnuplot commands before `plot` (ranges, tics, box widths)
+  bool logx = false, logy = false;  // base-2 x, base-10 y; the axis label says so
+  std::string extra;                // gnuplot commands before `plot` (ranges, tics, box widths)
   // Drawn only when some series is marked essential and has points (a
   // reference line alone, like the paper's or "ideal", is not a figure).
   std::vector<bool> essential;  // per series; empty = every series
@@ -32,7 +32,9 @@ struct Figure {
 // True when the figure has data to draw (see Figure::essential).
 bool has_data(const Figure& figure);
 
-// The gnuplot script body for `figure`, reading <data_base>.dat.
+// The gnuplot script body for `figure`, reading <data_base>.dat. A
+// logarithmic axis says so in its label; bars ("boxes") of height zero get a
+// visible mark on the axis.
 std::string gnuplot_script(const Figure& figure, const std::string& data_base);
 
 // Writes <dir>/<name>.dat and renders <name>.png and .svg; false (nothing

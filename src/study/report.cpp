@@ -23,14 +23,22 @@ std::string header(const StudyResults& r) {
   return md.str();
 }
 
-// Draws the figure (when it has data) and returns its section.
-std::string figure_section(const std::string& output, const Figure& f) {
-  std::string md = "### " + f.caption + "\n\n";
-  if (draw_figure(output, f))
-    md += "![" + f.caption + "](" + f.name + ".png) ([SVG](" + f.name + ".svg))\n\n";
-  else
-    md += "*Not drawn: " + f.why_not + ".*\n\n";
-  if (!f.table_md.empty()) md += f.table_md + "\n";
+// Every figure with data, drawn, as a section each; then one paragraph
+// naming those without data and why (a CPU-only study has no GPU figures:
+// one line says so, not a section each).
+std::string figure_sections(const std::string& output, const StudyResults& results) {
+  std::string md, missing;
+  for (const FigureFunction make : report_figures())
+    for (const Figure& f : make(results)) {
+      if (!draw_figure(output, f)) {
+        missing += (missing.empty() ? "" : "; ") + f.caption + " — " + f.why_not;
+        continue;
+      }
+      md += "### " + f.caption + "\n\n![" + f.caption + "](" + f.name + ".png) ([SVG](" + f.name +
+            ".svg))\n\n";
+      if (!f.table_md.empty()) md += f.table_md + "\n";
+    }
+  if (!missing.empty()) md += "*Not drawn, for want of data:* " + missing + ".\n\n";
   return md;
 }
 
@@ -39,9 +47,7 @@ std::string figure_section(const std::string& output, const Figure& f) {
 std::string write_report(const std::string& results_path, const std::string& output) {
   const StudyResults results = load_study_results(results_path);
   make_directories(output);
-  std::string md = header(results);
-  for (const FigureFunction make : report_figures())
-    for (const Figure& f : make(results)) md += figure_section(output, f);
+  std::string md = header(results) + figure_sections(output, results);
   md += "## Measurements\n\n" + measurements_table(results);
   md += "\n## histocnn vs PyTorch (same device, threads, size, batch)\n\n" + pytorch_table(results);
   md += "\n## Speed-up t_cpu / t_gpu at " + std::to_string(results.largest_size()) +

@@ -39,6 +39,18 @@ Figure figure(std::string name, std::string caption, std::string title, std::str
   return f;
 }
 
+// "histocnn", "PyTorch" or "histocnn and PyTorch": the engines measured on
+// `device` (histocnn when none was, as the figure then says it was not drawn).
+std::string engines_on(const StudyResults& results, const std::string& device) {
+  bool ours = false, torch = false;
+  for (const auto& r : results.ok) {
+    if (r["device"] != device) continue;
+    (r["engine"] == "pytorch" ? torch : ours) = true;
+  }
+  if (ours && torch) return "histocnn and PyTorch";
+  return torch ? "PyTorch" : "histocnn";
+}
+
 }  // namespace
 
 std::vector<Figure> gpu_time_figures(const StudyResults& results) {
@@ -48,7 +60,8 @@ std::vector<Figure> gpu_time_figures(const StudyResults& results) {
            {"fig3_gpu_direct", "direct", "cnmem = 0 (direct cudaMalloc/cudaFree)", "3"},
            {"fig4_gpu_pool", "pool", "cnmem = 1 (pool)", "4"}}) {
     Figure f = figure(name, "GPU epoch time, " + what + " (paper Fig. " + number + ")",
-                      "GPU epoch time, " + what, "image size (px)", "seconds per epoch");
+                      "histocnn on the GPU, allocator " + allocator + ": epoch time per batch",
+                      "image size (px)", "seconds per epoch");
     for (int b : results.batches)
       f.series.push_back(over_size(results, "batch " + std::to_string(b), [&](const StudyRow& r) {
         return histocnn_gpu(r, allocator, b);
@@ -65,7 +78,8 @@ std::vector<Figure> allocator_figures(const StudyResults& results) {
     const std::string batch = std::to_string(b);
     Figure f = figure(
         "fig5_allocators_b" + batch, "Allocators at batch " + batch + " (paper Fig. 5)",
-        "GPU epoch time by allocator, batch " + batch, "image size (px)", "seconds per epoch");
+        engines_on(results, "cuda") + " on the GPU, batch " + batch + ": epoch time per allocator",
+        "image size (px)", "seconds per epoch");
     for (const std::string allocator : {"direct", "pool", "async", "plan", "plan+graphs"})
       f.series.push_back(over_size(results, "histocnn " + allocator, [&](const StudyRow& r) {
         return histocnn_gpu(r, allocator, b);
@@ -84,7 +98,8 @@ std::vector<Figure> speedup_figures(const StudyResults& results) {
   Figure f = figure(
       "fig6_speedup",
       "Speed-up t_cpu / t_gpu against CPU cores at " + std::to_string(big) + " px (paper Fig. 6)",
-      "GPU speed-up over the CPU", "CPU cores", "t_cpu / t_gpu");
+      "histocnn at " + std::to_string(big) + " px: CPU epoch time over GPU epoch time", "CPU cores",
+      "t_cpu / t_gpu");
   f.logx = true;
   for (const std::string allocator : {"direct", "pool", "plan"})
     for (int b : results.batches) {
@@ -104,11 +119,12 @@ std::vector<Figure> speedup_figures(const StudyResults& results) {
 
 std::vector<Figure> cpu_time_figures(const StudyResults& results) {
   const int threads = results.most_threads();
-  Figure f = figure("fig_cpu_time",
-                    "CPU epoch time, " + std::to_string(threads) + " threads: histocnn and PyTorch",
-                    "CPU epoch time (" + std::to_string(threads) + " threads)", "image size (px)",
-                    "seconds per epoch");
-  f.extra = "set logscale y\n";
+  const std::string engines = engines_on(results, "cpu");
+  Figure f =
+      figure("fig_cpu_time", "CPU epoch time, " + std::to_string(threads) + " threads: " + engines,
+             engines + " on the CPU, " + std::to_string(threads) + " threads: epoch time per batch",
+             "image size (px)", "seconds per epoch");
+  f.logy = true;
   for (const std::string engine : {"histocnn", "pytorch"})
     for (int b : results.batches)
       f.series.push_back(
@@ -124,7 +140,9 @@ std::vector<Figure> cpu_scaling_figures(const StudyResults& results) {
   const int big = results.largest_size();
   Figure f = figure("fig_cpu_scaling",
                     "CPU scaling at " + std::to_string(big) + " px: speed-up over 1 thread",
-                    "CPU scaling", "threads", "speed-up over 1 thread");
+                    engines_on(results, "cpu") + " on the CPU at " + std::to_string(big) +
+                        " px: speed-up over 1 thread, per batch",
+                    "threads", "speed-up over 1 thread");
   f.logx = true;
   for (const std::string engine : {"histocnn", "pytorch"})
     for (int b : results.batches) {
@@ -193,8 +211,8 @@ std::string point_of(const StudyRow& r) {
 }
 
 Figure breakdown_figure(const StudyRow* row) {
-  Figure f = figure("fig_breakdown", "Where the time goes per step", "Per-step time", "",
-                    "milliseconds per step");
+  Figure f =
+      figure("fig_breakdown", "Where the time goes per step", "", "", "milliseconds per step");
   f.why_not = "no histocnn measurement with a profile";
   if (!row) return f;
   const auto& p = (*row)["profile"];
@@ -211,6 +229,7 @@ Figure breakdown_figure(const StudyRow* row) {
         {parts[i].first + " " + fmt(ms, 2) + " ms", {{double(i), ms}}, "boxes fs solid 0.6"});
   }
   f.caption += point_of(*row);
+  f.title = "Per-step time," + point_of(*row);
   f.extra =
       "set boxwidth 0.7\nset xtics ('data' 0, 'forward' 1, 'backward' 2, 'optimizer' 3, "
       "'allocator' 4)\nset yrange [0:*]\n";
@@ -218,8 +237,7 @@ Figure breakdown_figure(const StudyRow* row) {
 }
 
 Figure layer_figure(const StudyRow* row) {
-  Figure f = figure("fig_layers", "Per-layer time per step", "Per-layer time per step", "",
-                    "milliseconds per step");
+  Figure f = figure("fig_layers", "Per-layer time per step", "", "", "milliseconds per step");
   f.why_not = "no histocnn CPU measurement with per-layer times";
   if (!row || !(*row)["profile"].contains("layer_seconds")) return f;
   const auto& p = (*row)["profile"];
@@ -246,6 +264,7 @@ Figure layer_figure(const StudyRow* row) {
   }
   f.extra = "set boxwidth 0.7\n" + tics + ")\nset yrange [0:*]\n";
   f.caption += point_of(*row);
+  f.title = "Per-layer time per step," + point_of(*row);
   return f;
 }
 

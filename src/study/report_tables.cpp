@@ -59,6 +59,9 @@ std::string measurements_table(const StudyResults& results) {
 }
 
 std::string pytorch_table(const StudyResults& results) {
+  const bool torch = std::any_of(results.ok.begin(), results.ok.end(),
+                                 [](const StudyRow& r) { return r["engine"] == "pytorch"; });
+  if (!torch) return "PyTorch was not measured in this study (`--engines histocnn,pytorch`).\n";
   std::ostringstream md;
   md << "| device | threads | size | batch | histocnn s | PyTorch s | ratio |\n"
         "|---|---|---|---|---|---|---|\n";
@@ -82,6 +85,9 @@ std::string pytorch_table(const StudyResults& results) {
 
 std::string speedup_table(const StudyResults& results) {
   std::ostringstream md;
+  const bool gpu = std::any_of(results.ok.begin(), results.ok.end(),
+                               [](const StudyRow& r) { return r["device"] == "cuda"; });
+  if (!gpu) md << "No GPU measurements in this study: the paper's column alone.\n\n";
   md << "| CPU cores | paper (GTX-980) |";
   for (int b : results.batches) md << " batch " << b << " (pool) |";
   md << "\n|---|---|";

@@ -24,7 +24,8 @@ std::vector<std::pair<int, double>> cpu_over_gpu(const StudyResults& results,
 // Every measurement: engine, device, threads, allocator, size, batch, s/epoch,
 // img/s, peak MB, final train accuracy.
 std::string measurements_table(const StudyResults& results);
-// histocnn against PyTorch at the same device, threads, size and batch.
+// histocnn against PyTorch at the same device, threads, size and batch (a
+// sentence instead when PyTorch did not run).
 std::string pytorch_table(const StudyResults& results);
 // Our speed-up (pool) per batch beside the paper's, by CPU cores.
 std::string speedup_table(const StudyResults& results);

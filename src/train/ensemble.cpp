@@ -139,8 +139,8 @@ nlohmann::json train_ensemble(const TrainOptions& o) {
                             {"data_seconds", data.seconds},
                             {"model", paths.model}};
   if (selects) summary["best_model"] = paths.best, summary["best_validation"] = nullptr;
+  const Device device = select_device(o.device, comm->local_rank());  // collective: every rank
   if (comm->root()) {
-    const Device device = select_device(o.device, comm->local_rank());
     const auto last = combine(members.models, paths.model);
     if (scored)
       summary["validation"] = score(last, device, o.batch, data.val_set, "model.safetensors", log);
@@ -151,6 +151,9 @@ nlohmann::json train_ensemble(const TrainOptions& o) {
     write_file_atomically(paths.metrics, summary.dump(2) + "\n");
   }
   comm->barrier();
+  log("files in " + o.output + ": model.safetensors (the ensemble), metrics.json" +
+      (selects ? ", model.best.safetensors" : "") + ", member1/ .. member" +
+      std::to_string(o.ensemble) + "/ (each a training run)");
   return summary;
 }
 

@@ -130,10 +130,16 @@ std::unique_ptr<TrainingStep> compile_training_step(const TrainOptions& o, RunCo
 
 namespace {
 
+// `what` (the checkpoint, or "--init FILE") must be the network and input
+// size of this run; the error names the flag that differs.
 void require_same_model(const TrainOptions& o, const ModelFile& file, const std::string& what) {
-  require(file.spec.text() == o.spec.text() && file.width == o.width && file.height == o.height,
-          what + ": trained for another model or input size (" + std::to_string(file.width) + "x" +
-              std::to_string(file.height) + ")");
+  const std::string size = std::to_string(o.width) + "x" + std::to_string(o.height),
+                    recorded = std::to_string(file.width) + "x" + std::to_string(file.height);
+  require(file.width == o.width && file.height == o.height,
+          what + ": trained at --size " + recorded + ", this run asks for --size " + size +
+              " (use the same --size" + (o.resume ? ", or train into another folder)" : ")"));
+  require(file.spec.text() == o.spec.text(),
+          what + ": trained with another network (--model / --preset) than this run's");
 }
 
 TrainState resume(const TrainOptions& o, const RunContext& run, TrainingStep& step,
@@ -151,6 +157,9 @@ TrainState resume(const TrainOptions& o, const RunContext& run, TrainingStep& st
   state.start_epoch = ck.state.value("epoch", 0);
   state.history = ck.state.value("history", nlohmann::json::array());
   state.best = ck.state.value("best", nlohmann::json::object());
+  // What metrics.json says of validation if no epoch is left to run.
+  if (!state.history.empty())
+    state.last_validation = state.history.back().value("validation", nlohmann::json());
   run.log("resumed from " + path + " at epoch " + std::to_string(state.start_epoch));
   return state;
 }

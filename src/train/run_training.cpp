@@ -40,6 +40,13 @@ nlohmann::json run_facts(const TrainOptions& o, const RunContext& run, const Tra
           {"model", run.paths.model}};
 }
 
+// Where the run's files are, as its last line.
+std::string files_line(const TrainOptions& o) {
+  std::string files = "model.safetensors, checkpoint.safetensors, metrics.json";
+  if (o.select_by != "none") files += ", model.best.safetensors";
+  return "files in " + o.output + ": " + files;
+}
+
 // The run's concerns, in the order their shared events need.
 MetricsFile* add_callbacks(Trainer& trainer, const TrainOptions& o, const RunContext& run,
                            TrainingData& own, const TrainingData& data) {
@@ -88,8 +95,13 @@ nlohmann::json run_training(const TrainOptions& o, const TrainingData* prepared)
                    model_metadata(o, normalization, data.crops), run->threads, local_batch},
                   std::move(state));
   const MetricsFile* metrics = add_callbacks(trainer, o, *run, own, data);
+  if (trainer.state().start_epoch >= o.epochs)
+    run->log("nothing to do: " + run->paths.checkpoint + " is already at epoch " +
+             std::to_string(trainer.state().start_epoch) + " (--epochs " +
+             std::to_string(o.epochs) + "; raise it to train on)");
   trainer.fit();
   run->comm->barrier();  // every process ends with the files written
+  run->log(files_line(o));
   return metrics->summary();
 }
 

@@ -1,0 +1,74 @@
+// What a run says of itself: where its files are, that a finished run has
+// nothing left to do (its metrics kept), and which flag a refused resume
+// differs in.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "cli_util.h"
+#include "core/atomic_file.h"
+#include "test_util.h"
+
+namespace histocnn {
+namespace {
+
+using testing::CommandResult;
+using testing::run;
+
+class RunLines : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new testing::TempDir();
+    const CommandResult r = run("synth -o " + (*dir_ / "data") +
+                                " --images 12 --per-patient 2 --width 200 --height 160 --seed 2");
+    ASSERT_EQ(r.status, 0) << r.output;
+  }
+  static void TearDownTestSuite() { delete dir_; }
+  static std::string out(const std::string& name) { return *dir_ / name; }
+  static std::string train(const std::string& more) {
+    return "train --data " + out("data") +
+           " --size 32 --crop 96 --batch 20 --crops-benign 60 --crops-malignant 60 --folds 3 "
+           "--threads 1 --no-progress " +
+           more;
+  }
+  static testing::TempDir* dir_;
+};
+testing::TempDir* RunLines::dir_ = nullptr;
+
+TEST_F(RunLines, AFinishedRunHasNothingToDoAndKeepsItsMetrics) {
+  const std::string folder = out("finished");
+  const CommandResult first = run(train("--epochs 2 --select-by image_auc -o " + folder));
+  ASSERT_EQ(first.status, 0) << first.output;
+  EXPECT_NE(first.output.find("files in " + folder +
+                              ": model.safetensors, checkpoint.safetensors, metrics.json, "
+                              "model.best.safetensors"),
+            std::string::npos)
+      << first.output;
+  const auto before = nlohmann::json::parse(read_file(folder + "/metrics.json"));
+  const CommandResult again = run(train("--epochs 2 --select-by image_auc --resume -o " + folder));
+  ASSERT_EQ(again.status, 0) << again.output;
+  EXPECT_NE(again.output.find("nothing to do: " + folder +
+                              "/checkpoint.safetensors is already at epoch 2 (--epochs 2"),
+            std::string::npos)
+      << again.output;
+  EXPECT_EQ(again.output.find("epoch 1/2"), std::string::npos) << again.output;
+  const auto after = nlohmann::json::parse(read_file(folder + "/metrics.json"));
+  EXPECT_EQ(after["validation"], before["validation"]) << "the last validation is kept";
+  EXPECT_EQ(after["history"], before["history"]);
+  EXPECT_EQ(after["best"], before["best"]);
+}
+
+TEST_F(RunLines, AResumeAtAnotherSizeNamesTheFlag) {
+  const std::string folder = out("sized");
+  ASSERT_EQ(run(train("--epochs 1 -o " + folder)).status, 0);
+  const CommandResult r =
+      run(train("--epochs 2 --resume -o " + folder)
+              .replace(std::string("train --data ").size() + out("data").size(), 10, " --size 48"));
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find("trained at --size 32x32, this run asks for --size 48x48"),
+            std::string::npos)
+      << r.output;
+}
+
+}  // namespace
+}  // namespace histocnn
