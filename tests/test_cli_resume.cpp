@@ -25,9 +25,9 @@ class RunLines : public ::testing::Test {
   }
   static void TearDownTestSuite() { delete dir_; }
   static std::string out(const std::string& name) { return *dir_ / name; }
-  static std::string train(const std::string& more) {
-    return "train --data " + out("data") +
-           " --size 32 --crop 96 --batch 20 --crops-benign 60 --crops-malignant 60 --folds 3 "
+  static std::string train(const std::string& more, const std::string& size = "32") {
+    return "train --data " + out("data") + " --size " + size +
+           " --crop 96 --batch 20 --crops-benign 60 --crops-malignant 60 --folds 3 "
            "--threads 1 --no-progress " +
            more;
   }
@@ -61,9 +61,7 @@ TEST_F(RunLines, AFinishedRunHasNothingToDoAndKeepsItsMetrics) {
 TEST_F(RunLines, AResumeAtAnotherSizeNamesTheFlag) {
   const std::string folder = out("sized");
   ASSERT_EQ(run(train("--epochs 1 -o " + folder)).status, 0);
-  const CommandResult r =
-      run(train("--epochs 2 --resume -o " + folder)
-              .replace(std::string("train --data ").size() + out("data").size(), 10, " --size 48"));
+  const CommandResult r = run(train("--epochs 2 --resume -o " + folder, "48"));
   EXPECT_EQ(r.status, 1) << r.output;
   EXPECT_NE(r.output.find("trained at --size 32x32, this run asks for --size 48x48"),
             std::string::npos)
