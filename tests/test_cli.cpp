@@ -83,6 +83,16 @@ TEST_F(Cli, ShortTrainingEndsFarAboveChanceAndEvalAgrees) {
   EXPECT_NE(e.output.find("patient"), std::string::npos);
   const auto report = nlohmann::json::parse(read_file(out("eval.json")));
   EXPECT_GE(report["per_image"]["accuracy"].get<double>(), 0.8) << e.output;
+  if (std::system("command -v gnuplot >/dev/null 2>&1") == 0) {
+    // The figures name the data and fold; confusion per crop, image and patient,
+    // coloured right/wrong with a colour bar; ROC curves each with a marker.
+    const std::string roc = read_file(out("eval.roc.png.gp"));
+    EXPECT_NE(roc.find("on synthetic, fold 1 of 4"), std::string::npos) << roc;
+    EXPECT_NE(roc.find("pt 6"), std::string::npos) << roc;
+    const std::string confusion = read_file(out("eval.confusion.png.gp"));
+    for (const char* part : {"patient (n = ", "'#c0392b'", "'#2e7d32'", "set colorbox"})
+      EXPECT_NE(confusion.find(part), std::string::npos) << part << "\n" << confusion;
+  }
 
   const CommandResult p = run("predict -m " + out("run/model.safetensors") + " " + data() +
                               "/train_1.png " + data() + "/train_3.png");
@@ -716,7 +726,11 @@ TEST_F(Cli, EverySubcommandHasHelp) {
     const CommandResult r = run(std::string(cmd) + " --help");
     EXPECT_EQ(r.status, 0) << cmd;
     EXPECT_NE(r.output.find("Usage"), std::string::npos) << r.output;
+    EXPECT_EQ(r.output.find("{false}"), std::string::npos) << r.output;
   }
+  const CommandResult all = run("--help-all");
+  EXPECT_EQ(all.status, 0);
+  EXPECT_NE(all.output.find("--no-tta"), std::string::npos) << "every subcommand's options";
 }
 
 }  // namespace

@@ -1,7 +1,9 @@
-// The real GlaS train split in ../shared/data/glas-train (never committed).
-// Skips when the folder is absent.
+// The real GlaS train split: $HISTOCNN_GLAS_DIR, else ../shared/data/glas-train
+// beside the checkout (never committed). Skips, saying where it looked, when
+// the folder is absent.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <set>
 
@@ -10,10 +12,13 @@
 namespace histocnn {
 namespace {
 
-const std::string kGlas = HISTOCNN_SOURCE_DIR "/../shared/data/glas-train";
+const std::string kGlas = std::getenv("HISTOCNN_GLAS_DIR") ? std::getenv("HISTOCNN_GLAS_DIR")
+                                                           : HISTOCNN_SOURCE_DIR
+                              "/../shared/data/glas-train";
 
 TEST(GlasReal, ReadsTheReleaseAndGroupsPatients) {
-  if (!std::filesystem::exists(kGlas + "/Grade.csv")) GTEST_SKIP() << kGlas << " is absent";
+  if (!std::filesystem::exists(kGlas + "/Grade.csv"))
+    GTEST_SKIP() << kGlas << "/Grade.csv is absent (set HISTOCNN_GLAS_DIR to the GlaS folder)";
   const GlasFolder folder = open_glas_folder(kGlas, "train");
   ASSERT_EQ(folder.images.size(), 85u);
   int malignant = 0;

@@ -211,7 +211,8 @@ Runner add_eval(CLI::App& app) {
             std::filesystem::path(model_name).filename().string() +
                 (models.size() > 1 ? " (" + std::to_string(models.size()) + " models)"
                                    : std::string()) +
-                ", " + std::to_string(images.size()) + " images" + (a->tta ? ", TTA" : ""));
+                " on " + describe_evaluated(a->data) + ", " + std::to_string(images.size()) +
+                " images" + (a->tta ? ", TTA" : ""));
     }
     return 0;
   };

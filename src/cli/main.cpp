@@ -35,6 +35,21 @@ void reject_non_finite_numbers(const CLI::App& app) {
       }
 }
 
+// CLI11 prints a negatable flag as "--tta,--no-tta{false}": the help shows
+// the names alone.
+class HelpFormatter : public CLI::Formatter {
+ public:
+  std::string make_option_name(const CLI::Option* option, bool positional) const override {
+    std::string name = CLI::Formatter::make_option_name(option, positional);
+    for (size_t open; (open = name.find('{')) != std::string::npos;) {
+      const size_t close = name.find('}', open);
+      if (close == std::string::npos) break;
+      name.erase(open, close - open + 1);
+    }
+    return name;
+  }
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -47,6 +62,7 @@ int main(int argc, char** argv) {
   }
   histocnn::cli::set_world(world.get());
   CLI::App app{"histocnn: fast CNN training for colon histopathology (GlaS) on CPU and GPU"};
+  app.formatter(std::make_shared<HelpFormatter>());  // before the subcommands: they inherit it
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "help for every subcommand");
   app.set_version_flag(

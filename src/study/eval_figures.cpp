@@ -1,5 +1,6 @@
 #include "study/eval_figures.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <sstream>
@@ -17,26 +18,31 @@ std::string auc_text(const Metrics& m) {
   return buf;
 }
 
-}  // namespace
+struct Level {
+  const char* name;
+  std::vector<Prediction> predictions;
+  const Metrics* metrics;
+  // Curves of several levels often coincide (one image per patient): each
+  // level has its own dash and marker so every one stays visible.
+  const char* style;
+};
 
-void write_eval_figures(const EvalReport& report, const std::string& base,
-                        const std::string& title) {
-  struct Level {
-    const char* name;
-    const std::vector<Prediction>* predictions;
-    const Metrics* metrics;
-  };
+std::vector<Level> levels_of(const EvalReport& report) {
   std::vector<Prediction> images;
   for (const auto& v : report.images) images.push_back({float(v.p_malignant), v.label});
-  const Level levels[] = {{"crop", &report.crops, &report.per_crop},
-                          {"image", &images, &report.per_image},
-                          {"patient", &report.patients, &report.per_patient}};
-  // ROC: one data block per level that has both classes.
+  return {
+      {"crop", report.crops, &report.per_crop, "lines lw 2 dt 1"},
+      {"image", images, &report.per_image, "linespoints lw 2 dt 2 pt 7 ps 1.0 pi -1"},
+      {"patient", report.patients, &report.per_patient, "linespoints lw 2 dt 3 pt 6 ps 1.6 pi -1"}};
+}
+
+void write_roc(const std::vector<Level>& levels, const std::string& base,
+               const std::string& title) {
   std::string data;
   std::ostringstream plot;
   int block = 0;
   for (const Level& level : levels) {
-    const auto curve = roc_curve(*level.predictions);
+    const auto curve = roc_curve(level.predictions);
     if (curve.empty()) continue;
     data += std::string("# ") + level.name + "\n";
     for (const auto& [fpr, tpr] : curve) {
@@ -46,8 +52,8 @@ void write_eval_figures(const EvalReport& report, const std::string& base,
     }
     data += "\n\n";
     plot << (block ? ", " : "plot ") << "'" << gnuplot_path(base + ".roc.dat") << "' index "
-         << block << " with lines lw 2 title \"" << level.name
-         << " (n = " << level.predictions->size() << ", " << auc_text(*level.metrics) << ")\"";
+         << block << " with " << level.style << " title \"" << level.name
+         << " (n = " << level.predictions.size() << ", " << auc_text(*level.metrics) << ")\"";
     ++block;
   }
   write_file_atomically(base + ".roc.dat", data);
@@ -62,31 +68,59 @@ void write_eval_figures(const EvalReport& report, const std::string& base,
   else
     roc << "set label 1 \"one class only: no ROC curve\" at 0.5,0.5 center\nplot 2 notitle\n";
   render_gnuplot(base + ".roc", roc.str(), 640, 600);
+}
 
-  // Confusion matrices (rows: truth, columns: prediction), crop and image level.
+// One panel: each cell coloured by its share of its true class, green where
+// the prediction is right (the diagonal), red where it is wrong; the count
+// and the share printed in it.
+std::string confusion_panel(const char* name, const Metrics& m) {
+  const int cells[2][2] = {{m.tn, m.fp}, {m.fn, m.tp}};
   std::ostringstream cm;
-  cm << "set multiplot layout 1,2 title \"" << gnuplot_text("Confusion at P >= 0.5 — " + title)
+  cm << "set title \"" << name << " (n = " << m.count << ")\"\nunset label\n";
+  std::string matrix;
+  for (int t = 0; t < 2; ++t) {
+    const int of_class = std::max(1, cells[t][0] + cells[t][1]);
+    for (int p = 0; p < 2; ++p) {
+      const double share = double(cells[t][p]) / of_class;
+      char label[64];
+      std::snprintf(label, sizeof label, "%d\\n%.0f%%", cells[t][p], 100 * share);
+      cm << "set label \"" << label << "\" at " << p << "," << t
+         << " center front font 'sans,13'\n";
+      matrix += std::to_string(p) + " " + std::to_string(t) + " " +
+                std::to_string(t == p ? share : -share) + "\n";
+    }
+  }
+  cm << "plot '-' using 1:2:3 with image notitle\n" << matrix << "e\n";
+  return cm.str();
+}
+
+void write_confusion(const std::vector<Level>& levels, const std::string& base,
+                     const std::string& title) {
+  std::ostringstream cm;
+  cm << "set multiplot layout 1,3 title \""
+     << gnuplot_text("Confusion at P >= 0.5 — " + title +
+                     " (colour: share of the true class; green right, red wrong)")
      << "\"\nset xrange [-0.5:1.5]\nset yrange [1.5:-0.5]\nset size ratio 1\n"
      << "set xtics (\"benign\" 0, \"malignant\" 1)\nset ytics (\"benign\" 0, \"malignant\" 1)\n"
-     << "set xlabel \"predicted\"\nset ylabel \"true\"\nunset colorbox\n"
-     << "set palette defined (0 'white', 1 '#3b6fb6')\n";
-  for (const Level& level : {levels[0], levels[1]}) {
-    const Metrics& m = *level.metrics;
-    const int cells[2][2] = {{m.tn, m.fp}, {m.fn, m.tp}};
-    const double peak = std::max({m.tn, m.fp, m.fn, m.tp, 1});
-    cm << "set title \"" << level.name << " (n = " << m.count << ")\"\nunset label\n";
-    std::string matrix;
-    for (int t = 0; t < 2; ++t)
-      for (int p = 0; p < 2; ++p) {
-        cm << "set label \"" << cells[t][p] << "\" at " << p << "," << t
-           << " center front font 'sans,14'\n";
-        matrix += std::to_string(p) + " " + std::to_string(t) + " " +
-                  std::to_string(cells[t][p] / peak) + "\n";
-      }
-    cm << "set cbrange [0:1]\nplot '-' using 1:2:3 with image notitle\n" << matrix << "e\n";
+     << "set xlabel \"predicted\"\nset ylabel \"true\"\n"
+     << "set palette defined (-1 '#c0392b', 0 'white', 1 '#2e7d32')\nset cbrange [-1:1]\n"
+     << "set cbtics ('all wrong' -1, 'none' 0, 'all right' 1)\n";
+  for (const Level& level : levels) {
+    // The colour bar once, beside the last panel, with room for its labels.
+    cm << (&level == &levels.back() ? "set colorbox\nset rmargin 11\n" : "unset colorbox\n");
+    cm << confusion_panel(level.name, *level.metrics);
   }
   cm << "unset multiplot\n";
-  render_gnuplot(base + ".confusion", cm.str(), 900, 460);
+  render_gnuplot(base + ".confusion", cm.str(), 1300, 480);
+}
+
+}  // namespace
+
+void write_eval_figures(const EvalReport& report, const std::string& base,
+                        const std::string& title) {
+  const std::vector<Level> levels = levels_of(report);
+  write_roc(levels, base, title);
+  write_confusion(levels, base, title);
 }
 
 }  // namespace histocnn

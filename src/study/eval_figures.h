@@ -1,5 +1,8 @@
 // The figures of an evaluation, as a paper would show them: ROC curves per
-// crop, image and patient, and the confusion matrices at threshold 0.5.
+// crop, image and patient (each with its own dash and marker, so coinciding
+// curves stay visible), and the confusion matrices at threshold 0.5 per crop,
+// image and patient (cells coloured by their share of the true class, green
+// where right and red where wrong, with a colour bar).
 #pragma once
 
 #include <string>

@@ -1,6 +1,7 @@
 #include "train/training_data.h"
 
 #include <cstring>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -9,6 +10,15 @@
 #include "core/stopwatch.h"
 
 namespace histocnn {
+
+std::string describe_evaluated(const DataSelection& s) {
+  std::filesystem::path folder = std::filesystem::path(s.folder).lexically_normal();
+  if (folder.filename().empty()) folder = folder.parent_path();  // "data/" names "data"
+  const std::string name = folder.filename().empty() ? s.folder : folder.filename().string();
+  if (!s.val_split.empty()) return name + ", split " + s.val_split;
+  if (s.folds == 0) return name + ", split " + (s.split.empty() ? "all" : s.split) + " (all)";
+  return name + ", fold " + std::to_string(s.fold) + " of " + std::to_string(s.folds);
+}
 
 void select_images(const DataSelection& s, std::vector<SlideImage>* train,
                    std::vector<SlideImage>* validation) {

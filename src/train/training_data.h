@@ -14,6 +14,10 @@
 
 namespace histocnn {
 
+// What the selection evaluates, for titles: "glas-train, fold 1 of 5",
+// "glas-train, split testA" or "glas-train, split train (all)".
+std::string describe_evaluated(const DataSelection& selection);
+
 // The images to train on and to validate on, per the selection.
 void select_images(const DataSelection& selection, std::vector<SlideImage>* train,
                    std::vector<SlideImage>* validation);
