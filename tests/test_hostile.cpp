@@ -291,6 +291,32 @@ TEST_F(Hostile, EveryCaseEndsInItsAnswerWithNothingOverwritten) {
        1,
        {"99999999x600"},
        {}},
+      {"train --size 8192: more crop memory than the machine has, refused with the numbers",
+       [&] { return "train --data " + d + " --size 8192 --crop 96 --batch 1 -o " + path("never"); },
+       1,
+       {"--size 8192x8192", "GB, more than this machine's", "(use a smaller --size"},
+       {}},
+      {"train --size 8192 --batch 50: input batches larger than the machine, before any data",
+       [&] {
+         return "train --data " + d +
+                " --size 8192 --crop 96 --crops-benign 4 --crops-malignant 4 -o " + path("never");
+       },
+       1,
+       {"--batch 50 at --size 8192x8192", "more than this machine's"},
+       {}},
+      {"train: a data error leaves no empty output folder",
+       [&] { return "train --data " + path("no-such-data") + " -o " + path("never"); },
+       1,
+       {"no-such-data"},
+       {}},
+      {"eval -o into a new folder: a data error leaves no empty folder",
+       [&] {
+         return "eval --data " + path("no-such-data") + " -m " + m + " -o " +
+                path("never/eval.json");
+       },
+       1,
+       {"no-such-data"},
+       {"m/model.safetensors"}},
       {"synth --slide of a garbage size",
        [&] { return "synth --slide " + path("bad.tif") + " --slide-size lots"; },
        1,

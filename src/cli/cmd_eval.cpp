@@ -1,5 +1,6 @@
 #include <cstdio>
 #include <filesystem>
+#include <memory>
 #include <set>
 
 #include "backends/backend.h"
@@ -108,9 +109,13 @@ Runner add_eval(CLI::App& app) {
     for (const auto& m : a->models) inputs.push_back({m, "the model"});
     inputs.push_back(
         {(std::filesystem::path(a->data.folder) / "Grade.csv").string(), "the dataset's"});
-    for (const auto& file : outputs) {
-      refuse_overwriting_inputs("--output", file, inputs);
-      if (file == outputs.front()) prepare_output_file("--output", file);
+    for (const auto& file : outputs) refuse_overwriting_inputs("--output", file, inputs);
+    // Removed again if this evaluation made it and fails before writing there.
+    std::unique_ptr<OutputFolder> folder;
+    if (!outputs.empty()) {
+      folder = std::make_unique<OutputFolder>(
+          std::filesystem::absolute(outputs.front()).parent_path().string());
+      prepare_output_file("--output", outputs.front());
     }
     const std::vector<ModelFile> models = load_ensemble(a->models);
     const ModelFile& model = models.front();  // the recipe and data selection come from it

@@ -118,7 +118,7 @@ Runner add_slide(CLI::App& app) {
     const std::vector<ModelFile> models = load_ensemble(a->models);
     if (cmd->count("--tta") == 0) o.tta = models.front().trained.value("eval_tta", false);
     const PredictionSteps steps = compile_for_prediction(select_device(a->device), models, o.batch);
-    make_directories(o.output);
+    const OutputFolder folder(o.output);  // removed again if nothing is written there
     std::signal(SIGINT, on_interrupt);
     std::string table =
         "slide,status,tiles,tissue_mm2,malignant_area_fraction,p_mean,p_max,folder\n";

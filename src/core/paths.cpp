@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 
 namespace histocnn {
@@ -49,6 +50,17 @@ void prepare_output_file(const std::string& flag, const std::string& output_file
          std::strerror(errno) + ")");
   ::close(fd);
   ::unlink(probe.c_str());
+}
+
+OutputFolder::OutputFolder(const std::string& path) : path_(path) {
+  std::error_code ec;
+  created_ = !fs::exists(path, ec);
+  make_directories(path);
+}
+
+OutputFolder::~OutputFolder() {
+  std::error_code ec;
+  if (created_ && fs::is_empty(path_, ec) && !ec) fs::remove(path_, ec);
 }
 
 bool is_dataset_folder(const std::string& folder) {

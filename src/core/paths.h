@@ -30,6 +30,22 @@ void refuse_overwriting_inputs(const std::string& flag, const std::string& outpu
 // written there, before the work that produces it. Throws naming `flag`.
 void prepare_output_file(const std::string& flag, const std::string& output_file);
 
+// The folder a command writes into, made if absent; when this command made
+// it and fails before writing anything there, the destructor removes it
+// again, so an error leaves no empty folder behind (a folder that existed,
+// or holds anything, is left alone).
+class OutputFolder {
+ public:
+  explicit OutputFolder(const std::string& path);
+  ~OutputFolder();
+  OutputFolder(const OutputFolder&) = delete;
+  OutputFolder& operator=(const OutputFolder&) = delete;
+
+ private:
+  std::string path_;
+  bool created_ = false;
+};
+
 // A GlaS-layout dataset: a folder holding Grade.csv.
 bool is_dataset_folder(const std::string& folder);
 

@@ -10,8 +10,10 @@
 #include <numeric>
 #include <thread>
 
+#include "core/checked.h"
 #include "core/counter_hash.h"
 #include "core/error.h"
+#include "core/machine_memory.h"
 #include "core/rng.h"
 #include "data/augment.h"
 
@@ -226,6 +228,11 @@ ExampleSet build_examples(const std::vector<SlideImage>& images, const CropOptio
     require(!set.examples.empty(), "crop counts are zero: nothing to train on");
   }
   const size_t per = size_t(width) * height * 3;
+  require_fits_in_memory(
+      uint64_t(checked_product({int64_t(set.examples.size()), width, height, 3}, "--size")),
+      "--size " + std::to_string(width) + "x" + std::to_string(height) + ": " +
+          std::to_string(set.examples.size()) + " crops at that size (8-bit pixels)",
+      " (use a smaller --size, or fewer crops)");
   set.pixels.resize(set.examples.size() * per);
   const bool fresh = options.fresh_each_epoch && !options.whole_image;
   if (fresh) {

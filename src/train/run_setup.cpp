@@ -4,7 +4,9 @@
 #include <filesystem>
 
 #include "core/atomic_file.h"
+#include "core/checked.h"
 #include "core/error.h"
+#include "core/machine_memory.h"
 #include "core/paths.h"
 #include "core/threads.h"
 #ifdef HISTOCNN_HAVE_NCCL
@@ -54,6 +56,18 @@ void open_device(const TrainOptions& o, RunContext& run) {
   run.engine = std::make_unique<MemoryEngine>(memory);  // before the step: it allocates there
 }
 
+// The loader's float batches (kept ahead of the step, one being filled, one
+// being trained on) come from the host whatever the device: refused before
+// any data work when the machine cannot hold them.
+void require_batches_fit(const TrainOptions& o, int ranks) {
+  const int local_batch = (o.batch + ranks - 1) / ranks;
+  require_fits_in_memory(
+      uint64_t(checked_product({6, local_batch, 3, o.height, o.width, 4}, "--batch x --size")),
+      "--batch " + std::to_string(o.batch) + " at --size " + std::to_string(o.width) + "x" +
+          std::to_string(o.height) + ": the loader's 6 input batches (32-bit floats)",
+      " (use a smaller --batch or --size)");
+}
+
 }  // namespace
 
 std::unique_ptr<RunContext> open_run(const TrainOptions& o) {
@@ -61,13 +75,14 @@ std::unique_ptr<RunContext> open_run(const TrainOptions& o) {
   run->comm = o.comm ? o.comm : (run->single = make_single_process_communicator()).get();
   run->log = root_logger(o, *run->comm);
   validate_training_options(o);
+  require_batches_fit(o, run->comm->size());
   run->threads = bound_cores(o.threads);
   open_device(o, *run);
   require(!o.output.empty(), "--output: an output folder is required");
   run->paths = run_paths(o.output);
   if (run->comm->root()) {
     check_output_folder(o, run->paths.checkpoint, run->paths.model);
-    make_directories(o.output);
+    run->folder = std::make_unique<OutputFolder>(o.output);
     run->lock = std::make_unique<RunLock>(o.output);
     prepare_output_file("--output", run->paths.metrics);
     remove_stale_temporaries(o.output);

@@ -10,6 +10,7 @@
 
 #include "backends/backend.h"
 #include "core/device.h"
+#include "core/paths.h"
 #include "core/run_lock.h"
 #include "dist/communicator.h"
 #include "memory/memory_engine.h"
@@ -41,7 +42,11 @@ struct RunContext {
   std::unique_ptr<Backend> backend;
   std::unique_ptr<MemoryEngine> engine;
   RunPaths paths;
-  std::unique_ptr<RunLock> lock;  // rank 0: one writer per run folder
+  // Rank 0: the folder (removed again if this run made it and fails before
+  // writing anything), then its lock (one writer per run folder; released
+  // first: members are destroyed in reverse order).
+  std::unique_ptr<OutputFolder> folder;
+  std::unique_ptr<RunLock> lock;
 };
 
 // Validates the options, binds the cores, selects the device, makes the NCCL
