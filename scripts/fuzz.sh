@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 seconds="${1:-60}"
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -DHISTOCNN_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build-fuzz -j"$(nproc)"
-for target in grade_csv safetensors model_spec image tiff; do
+for target in grade_csv safetensors model_spec image tiff model_file study_results; do
   work="build-fuzz/corpus-$target"
   mkdir -p "$work"
   inputs=("$work" "fuzz/corpus/$target")

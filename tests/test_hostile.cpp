@@ -317,6 +317,18 @@ TEST_F(Hostile, EveryCaseEndsInItsAnswerWithNothingOverwritten) {
        1,
        {"no-such-data"},
        {"m/model.safetensors"}},
+      {"a recorded recipe field of the wrong type",
+       [&] {
+         return "predict -m " +
+                forged("recipe.safetensors",
+                       [](SafetensorsFile& f) {
+                         f.metadata["histocnn.trained"] = R"({"eval_tta":"yes"})";
+                       }) +
+                " " + path("d/train_1.png");
+       },
+       1,
+       {"histocnn.trained", "eval_tta", "wrong type"},
+       {}},
       {"synth --slide of a garbage size",
        [&] { return "synth --slide " + path("bad.tif") + " --slide-size lots"; },
        1,

@@ -7,10 +7,12 @@
 #include <filesystem>
 
 #include "core/atomic_file.h"
+#include "core/error.h"
 #include "study/markdown_html.h"
 #include "study/plotter.h"
 #include "study/report_figures.h"
 #include "study/report_tables.h"
+#include "study/results_file.h"
 #include "test_util.h"
 
 namespace histocnn {
@@ -138,6 +140,39 @@ TEST(ReportFigures, LabelsReachGnuplotAsWrittenAndRenderLiterally) {
   const std::string png_script = read_file(dir / "fig6_speedup.png.gp");
   EXPECT_NE(png_script.find("pngcairo noenhanced"), std::string::npos) << png_script;
   EXPECT_TRUE(std::filesystem::exists(dir / "fig6_speedup.svg"));
+}
+
+TEST(ResultsFile, EveryRowIsCheckedAndAnErrorNamesItsLine) {
+  const std::string ok =
+      R"({"key":"a","status":"ok","engine":"histocnn","device":"cpu","threads":1,"size":32,)"
+      R"("batch":10,"epoch_seconds":0.5,"images_per_second":80})";
+  EXPECT_EQ(parse_results(ok + "\n", "r.jsonl").size(), 1u);
+  // A later row for a key replaces the earlier; a torn last line is skipped.
+  EXPECT_EQ(parse_results(ok + "\n" + ok + "\n{\"key\":\"b\",\"sta", "r.jsonl").size(), 1u);
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"5", "r.jsonl line 2: not a JSON object"},
+      {R"({"status":"ok"})", "r.jsonl line 2: no \"key\""},
+      {R"({"key":7})", "\"key\" is not text"},
+      {R"({"key":"b","status":"ok","engine":"histocnn","device":"cpu","threads":"1"})",
+       "\"threads\" is not a whole number"},
+      {R"({"key":"b","status":"ok","engine":"x","device":"cuda","threads":1,"size":32,)"
+       R"("batch":10,"epoch_seconds":0.5,"images_per_second":80})",
+       "no \"allocator\""},
+      {R"({"key":"b","status":"ok","engine":"x","device":"cpu","threads":1,"size":32,)"
+       R"("batch":10,"epoch_seconds":0,"images_per_second":80})",
+       "\"epoch_seconds\" is not positive"},
+      {R"({"key":"b","machine":{"cores":"two"}})", "machine: \"cores\" is not a whole number"},
+      {R"({"key":"b","status":"ok","engine":"x","device":"cpu","threads":1,"size":32,)"
+       R"("batch":10,"epoch_seconds":1,"images_per_second":80,"profile":{"steps":1}})",
+       "profile: no \"data_wait_seconds\""}};
+  for (const auto& [row, words] : bad) {
+    try {
+      parse_results(ok + "\n" + row + "\n", "r.jsonl");
+      ADD_FAILURE() << row << " was accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(words), std::string::npos) << e.what();
+    }
+  }
 }
 
 TEST(MarkdownHtml, HeadingsTablesImagesInlineMarkupAndEscapes) {

@@ -62,10 +62,10 @@ std::vector<Figure> gpu_time_figures(const StudyResults& results) {
     Figure f = figure(name, "GPU epoch time, " + what + " (paper Fig. " + number + ")",
                       "histocnn on the GPU, allocator " + allocator + ": epoch time per batch",
                       "image size (px)", "seconds per epoch");
+    const std::string& pool = allocator;  // a lambda may not capture a structured binding (clang)
     for (int b : results.batches)
-      f.series.push_back(over_size(results, "batch " + std::to_string(b), [&](const StudyRow& r) {
-        return histocnn_gpu(r, allocator, b);
-      }));
+      f.series.push_back(over_size(results, "batch " + std::to_string(b),
+                                   [&](const StudyRow& r) { return histocnn_gpu(r, pool, b); }));
     f.why_not = kNoGpu;
     figures.push_back(f);
   }

@@ -107,34 +107,6 @@ nlohmann::json describe_machine() {
   return m;
 }
 
-std::vector<nlohmann::json> read_results(const std::string& path) {
-  std::vector<nlohmann::json> rows;
-  std::map<std::string, size_t> index;
-  if (!fs::exists(path)) return rows;
-  const std::string text = read_file(path);
-  std::istringstream in(text);
-  int line_no = 0;
-  for (std::string line; std::getline(in, line);) {
-    ++line_no;
-    if (line.empty()) continue;
-    // A last line without its newline was cut by a crash mid-append: that
-    // point was not recorded (it will run again).
-    if (in.eof() && text.back() != '\n') break;
-    nlohmann::json row;
-    try {
-      row = nlohmann::json::parse(line);
-    } catch (const std::exception&) {
-      fail(path + " line " + std::to_string(line_no) + ": not a JSON row");
-    }
-    const std::string key = row.value("key", "");
-    if (index.count(key))
-      rows[index[key]] = row;
-    else
-      index[key] = rows.size(), rows.push_back(row);
-  }
-  return rows;
-}
-
 namespace {
 
 void write_csv(const std::string& path, const std::vector<nlohmann::json>& rows) {

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "study/results_file.h"
+
 namespace histocnn {
 
 struct StudyOptions {
@@ -50,7 +52,5 @@ int run_study(const StudyOptions& options);
 double median(std::vector<double> values);
 // Machine description recorded with every row.
 nlohmann::json describe_machine();
-// Rows of a results.jsonl (later rows for a key replace earlier ones).
-std::vector<nlohmann::json> read_results(const std::string& jsonl_path);
 
 }  // namespace histocnn

@@ -3,7 +3,7 @@
 #include <filesystem>
 
 #include "core/error.h"
-#include "study/study.h"
+#include "study/results_file.h"
 
 namespace histocnn {
 

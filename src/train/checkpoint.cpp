@@ -2,6 +2,8 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <utility>
+#include <vector>
 
 #include "core/error.h"
 #include "nn/safetensors.h"
@@ -72,6 +74,50 @@ nlohmann::json parse_json_metadata(const SafetensorsFile& in, const std::string&
   }
 }
 
+// The recipe's fields that eval, predict, slide and resume read, with the
+// types they read them as: a forged or damaged file is an error naming the
+// field, not a failed conversion further on.
+void require_recipe_types(const nlohmann::json& t, const std::string& path) {
+  using Json = nlohmann::json;
+  static const std::vector<std::pair<const char*, bool (Json::*)() const>> fields = {
+      {"data", &Json::is_string},
+      {"split", &Json::is_string},
+      {"val_split", &Json::is_string},
+      {"stain_normalize", &Json::is_string},
+      {"precision", &Json::is_string},
+      {"preset", &Json::is_string},
+      {"folds", &Json::is_number_integer},
+      {"fold", &Json::is_number_integer},
+      {"fold_seed", &Json::is_number_unsigned},
+      {"eval_crops", &Json::is_number_integer},
+      {"eval_tta", &Json::is_boolean},
+      {"max_background", &Json::is_number}};
+  for (const auto& [field, check] : fields)
+    require(!t.contains(field) || (t[field].*check)(),
+            path + ": histocnn.trained \"" + field + "\" has the wrong type");
+  require(!t.contains("eval_crops") ||
+              (t["eval_crops"].get<int64_t>() >= 1 && t["eval_crops"].get<int64_t>() <= 4096),
+          path + ": histocnn.trained \"eval_crops\" is not in 1..4096");
+}
+
+// The loop's state in a checkpoint, as resume reads it.
+void require_state_types(const nlohmann::json& state, const std::string& path) {
+  const std::string what = path + ": histocnn.state ";
+  require(state.is_object(), what + "is not an object");
+  require(!state.contains("step") ||
+              (state["step"].is_number_integer() && state["step"].get<int64_t>() >= 0),
+          what + "\"step\" is not a step count");
+  require(!state.contains("epoch") ||
+              (state["epoch"].is_number_integer() && state["epoch"].get<int64_t>() >= 0 &&
+               state["epoch"].get<int64_t>() <= 1000000),
+          what + "\"epoch\" is not an epoch count");
+  require(!state.contains("history") || state["history"].is_array(),
+          what + "\"history\" is not a list");
+  for (const auto& row : state.value("history", nlohmann::json::array()))
+    require(row.is_object(), what + "\"history\" holds a row that is not an object");
+  require(!state.contains("best") || state["best"].is_object(), what + "\"best\" is not an object");
+}
+
 // Spec, sizes, normalisation, stain target and recipe; no tensors yet.
 ModelFile read_metadata(const SafetensorsFile& in, const std::string& path) {
   auto meta = [&](const std::string& key) {
@@ -111,6 +157,7 @@ ModelFile read_metadata(const SafetensorsFile& in, const std::string& path) {
   if (in.metadata.count("histocnn.trained")) {
     file.trained = parse_json_metadata(in, "histocnn.trained", path);
     require(file.trained.is_object(), path + ": histocnn.trained metadata is not an object");
+    require_recipe_types(file.trained, path);
   }
   return file;
 }
@@ -204,11 +251,9 @@ void save_ensemble_file(const std::string& path, const std::vector<ModelFile>& m
   write_safetensors(path, out);
 }
 
-std::vector<ModelFile> load_models(const std::string& path) {
-  require(std::filesystem::is_regular_file(path), path + ": model file not found");
-  const SafetensorsFile in = read_safetensors(path);
+std::vector<ModelFile> models_from(const SafetensorsFile& in, const std::string& path) {
   const ModelFile shared = read_metadata(in, path);
-  if (!in.metadata.count("histocnn.ensemble")) return {load_model_file(path)};
+  if (!in.metadata.count("histocnn.ensemble")) return {model_from(in, path)};
   const nlohmann::json recipes = parse_json_metadata(in, "histocnn.ensemble", path);
   require(recipes.is_array() && recipes.size() >= 2,
           path + ": histocnn.ensemble metadata is not a list of at least two members");
@@ -218,15 +263,14 @@ std::vector<ModelFile> load_models(const std::string& path) {
     require(recipes[k].is_object(),
             path + ": histocnn.ensemble member " + std::to_string(k + 1) + " is not an object");
     m.trained = recipes[k];
+    require_recipe_types(m.trained, path);
     take_model(in, member_prefix(k), m, path);
     members.push_back(std::move(m));
   }
   return members;
 }
 
-ModelFile load_model_file(const std::string& path) {
-  require(std::filesystem::is_regular_file(path), path + ": model file not found");
-  const SafetensorsFile in = read_safetensors(path);
+ModelFile model_from(const SafetensorsFile& in, const std::string& path) {
   ModelFile file = read_metadata(in, path);
   if (in.metadata.count("histocnn.ensemble"))
     fail(path +
@@ -241,8 +285,19 @@ ModelFile load_model_file(const std::string& path) {
     take(in, "optimizer.m.", file.m, path);
     take(in, "optimizer.v.", file.v, path);
     file.state = parse_json_metadata(in, "histocnn.state", path);
+    require_state_types(file.state, path);
   }
   return file;
+}
+
+std::vector<ModelFile> load_models(const std::string& path) {
+  require(std::filesystem::is_regular_file(path), path + ": model file not found");
+  return models_from(read_safetensors(path), path);
+}
+
+ModelFile load_model_file(const std::string& path) {
+  require(std::filesystem::is_regular_file(path), path + ": model file not found");
+  return model_from(read_safetensors(path), path);
 }
 
 }  // namespace histocnn

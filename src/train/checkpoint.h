@@ -78,4 +78,10 @@ void save_ensemble_file(const std::string& path, const std::vector<ModelFile>& m
 // A model file (or checkpoint) as one member, an ensemble file as its members.
 std::vector<ModelFile> load_models(const std::string& path);
 
+// The same from a parsed safetensors file (`path` names it in errors): every
+// metadata field and tensor checked against the spec before it is used.
+struct SafetensorsFile;
+std::vector<ModelFile> models_from(const SafetensorsFile& in, const std::string& path);
+ModelFile model_from(const SafetensorsFile& in, const std::string& path);
+
 }  // namespace histocnn
