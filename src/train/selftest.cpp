@@ -165,15 +165,19 @@ struct SelfTest {
     report.passed = report.passed && row.passed;
     report.rows.push_back(row);
   }
+  // The memory of one check: `allocator` on the self-test's device.
+  MemoryEngineOptions memory(const std::string& allocator) const {
+    MemoryEngineOptions mo;
+    mo.device = device;
+    mo.config.allocator = allocator;
+    return mo;
+  }
 };
 
 // 1. Every layer forward and backward (training mode: dropout masks too).
 void check_layers(SelfTest& t) {
   const auto& o = t.o;
-  MemoryEngineOptions mo;
-  mo.device = t.device;
-  mo.config.allocator = "plan";
-  MemoryEngine engine(mo);
+  MemoryEngine engine(t.memory("plan"));
   StepOptions so = t.ref.options;
   so.device.memory = &engine.resource();
   auto step = t.backend->compile(o.spec, t.shape, so);
@@ -209,9 +213,7 @@ void check_training(SelfTest& t) {
   std::vector<std::pair<std::string, Parameters>> trained;
   for (const std::string& allocator : o.allocators) {
     if (allocator == "async" && o.device == "cpu") continue;  // cudaMallocAsync: GPU only
-    MemoryEngineOptions mo;
-    mo.device = t.device;
-    mo.config.allocator = allocator;
+    MemoryEngineOptions mo = t.memory(allocator);
     mo.config.gpu_mem_pool = o.device == "cpu" ? 64 : 0.25;  // leave the rest of the GPU alone
     MemoryEngine engine(mo);
     StepOptions so = t.ref.options;
@@ -247,10 +249,7 @@ void check_training(SelfTest& t) {
 // 3. The pool's invariants on the device's own memory.
 void check_pool(SelfTest& t) {
   const auto& o = t.o;
-  MemoryEngineOptions mo;
-  mo.device = t.device;
-  mo.config.allocator = "direct";
-  MemoryEngine upstream(mo);
+  MemoryEngine upstream(t.memory("direct"));
   PoolOptions po;
   po.initial_bytes = 64u << 20;
   po.minimum_region = 16u << 20;
