@@ -1,8 +1,9 @@
 // What a run says of itself: where its files are, that a finished run has
 // nothing left to do (its metrics kept), and which flag a refused resume
-// differs in.
+// differs in; and studies sharing one cached synthetic dataset.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "cli_util.h"
@@ -66,6 +67,25 @@ TEST_F(RunLines, AResumeAtAnotherSizeNamesTheFlag) {
   EXPECT_NE(r.output.find("trained at --size 32x32, this run asks for --size 48x48"),
             std::string::npos)
       << r.output;
+}
+
+TEST_F(RunLines, StudiesShareOneCachedSyntheticDataset) {
+  const std::string env = "HISTOCNN_CACHE=" + out("cache") + " ";
+  const std::string study =
+      " study --sizes 32 --batches 10 --threads 1 --engines histocnn --epochs 1 --warmup 0 "
+      "--crop 96 --crops-benign 20 --crops-malignant 20 --no-report -o ";
+  for (const char* name : {"study1", "study2"}) {
+    const CommandResult r = testing::run_raw(env + HISTOCNN_BINARY + study + out(name));
+    ASSERT_EQ(r.status, 0) << r.output;
+    EXPECT_FALSE(std::filesystem::exists(out(name) + "/synthetic")) << "a copy per study";
+  }
+  int datasets = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(out("cache"))) {
+    EXPECT_EQ(entry.path().filename().string().rfind("synthetic-g", 0), 0u) << entry.path();
+    EXPECT_TRUE(std::filesystem::exists(entry.path() / "Grade.csv"));
+    ++datasets;
+  }
+  EXPECT_EQ(datasets, 1);
 }
 
 }  // namespace

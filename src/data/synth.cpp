@@ -1,9 +1,12 @@
 #include "data/synth.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <thread>
 #include <vector>
@@ -242,6 +245,52 @@ void write_synthetic_dataset(const std::string& folder, const SynthOptions& o) {
   // Grade.csv last: a folder with a Grade.csv is complete.
   write_file_atomically((std::filesystem::path(folder) / "Grade.csv").string(),
                         format_grade_csv(rows));
+}
+
+}  // namespace histocnn
+
+namespace histocnn {
+namespace {
+
+// Where datasets made for the user are kept: $HISTOCNN_CACHE, else
+// $XDG_CACHE_HOME/histocnn, else ~/.cache/histocnn ("" when none is known).
+std::string cache_root() {
+  if (const char* dir = std::getenv("HISTOCNN_CACHE"); dir && *dir) return dir;
+  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg)
+    return std::string(xdg) + "/histocnn";
+  if (const char* home = std::getenv("HOME"); home && *home)
+    return std::string(home) + "/.cache/histocnn";
+  return "";
+}
+
+}  // namespace
+
+std::string cached_synthetic_dataset(const SynthOptions& o, const std::string& fallback) {
+  const std::string root = cache_root();
+  // The generator's revision is part of the name: a changed generator never
+  // reuses another's images.
+  const std::string name = "synthetic-g" + std::to_string(kSynthGeneratorRevision) + "-seed" +
+                           std::to_string(o.seed) + "-" + std::to_string(o.images) + "x" +
+                           std::to_string(o.images_per_patient) + "-" + std::to_string(o.width) +
+                           "x" + std::to_string(o.height) + "-" + o.prefix + "-" + o.format;
+  const std::filesystem::path folder = std::filesystem::path(root) / name;
+  std::error_code ec;
+  if (!root.empty() && std::filesystem::exists(folder / "Grade.csv", ec)) return folder.string();
+  if (root.empty() || (std::filesystem::create_directories(root, ec), ec)) {
+    if (!std::filesystem::exists(std::filesystem::path(fallback) / "Grade.csv"))
+      write_synthetic_dataset(fallback, o);
+    return fallback;
+  }
+  // Written beside its place and renamed into it: a concurrent study either
+  // finds it whole or writes its own copy, and one of the two renames wins.
+  const std::string partial = folder.string() + ".partial." + std::to_string(::getpid());
+  std::filesystem::remove_all(partial, ec);
+  write_synthetic_dataset(partial, o);
+  std::filesystem::rename(partial, folder, ec);
+  if (ec) std::filesystem::remove_all(partial, ec);  // another process's copy is in place
+  require(std::filesystem::exists(folder / "Grade.csv"),
+          folder.string() + ": the synthetic dataset could not be written to the cache");
+  return folder.string();
 }
 
 }  // namespace histocnn

@@ -32,4 +32,14 @@ Image draw_synthetic_tissue(int width, int height, bool malignant, uint64_t seed
 // a folder that already holds a dataset unless options.force.
 void write_synthetic_dataset(const std::string& folder, const SynthOptions& options);
 
+// Bumped whenever the generator draws other images for the same options.
+constexpr int kSynthGeneratorRevision = 1;
+
+// The synthetic dataset of `options`, written once into the user's cache
+// ($HISTOCNN_CACHE, $XDG_CACHE_HOME/histocnn or ~/.cache/histocnn) and shared
+// by every study that asks for it (each used to hold its own 70 MB copy);
+// `fallback` (written if absent) where there is no cache to write to.
+// Returns the folder.
+std::string cached_synthetic_dataset(const SynthOptions& options, const std::string& fallback);
+
 }  // namespace histocnn

@@ -324,11 +324,13 @@ int run_study(const StudyOptions& o) {
   make_directories(o.output + "/points");
   std::string data = o.data;
   if (data.empty()) {
+    // A study folder from before the cache keeps its own copy (its rows were
+    // measured on it); a new one shares the cached dataset.
     data = o.output + "/synthetic";
     if (!fs::exists(data + "/Grade.csv")) {
       SynthOptions synth;
       synth.seed = o.seed;
-      write_synthetic_dataset(data, synth);
+      data = cached_synthetic_dataset(synth, data);
     }
   }
   // The options that change every measurement: a study folder holds one set
