@@ -329,6 +329,16 @@ TEST_F(Hostile, EveryCaseEndsInItsAnswerWithNothingOverwritten) {
        1,
        {"histocnn.trained", "eval_tta", "wrong type"},
        {}},
+      {"a study folder another histocnn is writing",
+       [&] {
+         fs::create_directories(path("busy-study"));
+         write_file_atomically(path("busy-study/.lock"), std::to_string(::getpid()) + "\n");
+         return "study --data " + d + " -o " + path("busy-study") +
+                " --sizes 32 --batches 10 --threads 1 --engines histocnn --no-report";
+       },
+       1,
+       {"another histocnn (PID " + std::to_string(::getpid()) + ")", "busy-study"},
+       {"busy-study/.lock"}},
       {"synth --slide of a garbage size",
        [&] { return "synth --slide " + path("bad.tif") + " --slide-size lots"; },
        1,

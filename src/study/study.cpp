@@ -18,6 +18,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/process.h"
+#include "core/run_lock.h"
 #include "core/threads.h"
 #include "data/synth.h"
 
@@ -322,6 +323,9 @@ int run_study(const StudyOptions& o) {
                                                   std::to_string(available_cores()) +
                                                   " available cores");
   make_directories(o.output + "/points");
+  // One study per folder: a second one (or a re-run while the first, or an
+  // orphan of it, still runs) is refused instead of measuring beside it.
+  const RunLock lock(o.output);
   std::string data = o.data;
   if (data.empty()) {
     // A study folder from before the cache keeps its own copy (its rows were
