@@ -6,10 +6,11 @@
 #      (train flags such as --ensemble 3, --seed N or --fold-seed N apply to every fold;
 #       eval reads each fold's model, an ensemble included, with its recorded recipe)
 # Writes OUT/foldF/{model.safetensors,eval.json,eval.images.csv,eval.roc.png,...},
-# OUT/cv_summary.json (mean, standard deviation and per-fold values per level)
+# OUT/cv_summary.json (mean, standard deviation and per-fold values per level;
+# "pooled": every held-out image together, with patient-bootstrap 95% intervals)
 # and OUT/cv_images.csv (every held-out image's prediction, all folds).
 set -euo pipefail
-usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; }
 if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then usage; exit 0; fi
 if [[ $# -lt 2 ]]; then usage >&2; exit 2; fi
 # Paths are taken from where it is run; the binary from this checkout.
@@ -46,15 +47,64 @@ for level in ("per_crop", "per_image", "per_patient"):
                                   "folds": values}
 summary["folds"] = k
 summary["train_seconds"] = [int(open(f"{out}/fold{f}/train_seconds").read()) for f in range(k)]
-json.dump(summary, open(f"{out}/cv_summary.json", "w"), indent=2)
 with open(f"{out}/cv_images.csv", "w") as csv:
     for f in range(k):
         lines = open(f"{out}/fold{f}/eval.images.csv").read().splitlines()
         if f == 0:
             csv.write("fold," + lines[0] + "\n")
         csv.writelines(f"{f},{line}\n" for line in lines[1:])
-for level, metrics in summary.items():
+
+# Every held-out image of every fold pooled, with 95% intervals from the
+# patient-level bootstrap (1000 resamples of the patients, each with all its
+# images; a patient's score is the crop-weighted mean of its images').
+import csv as csvmod, random
+def metrics(preds):  # [(p_malignant, label)] -> accuracy, balanced accuracy, AUC (None: one class)
+    right = [int((p >= 0.5) == bool(y)) for p, y in preds]
+    pos = [p for p, y in preds if y]; neg = [p for p, y in preds if not y]
+    acc = sum(right) / len(preds)
+    if not pos or not neg:
+        return acc, None, None
+    sens = sum(p >= 0.5 for p in pos) / len(pos); spec = sum(p < 0.5 for p in neg) / len(neg)
+    auc = sum((a > b) + 0.5 * (a == b) for a in pos for b in neg) / (len(pos) * len(neg))
+    return acc, (sens + spec) / 2, auc
+images = list(csvmod.DictReader(open(f"{out}/cv_images.csv")))
+by_patient = {}
+for r in images:
+    by_patient.setdefault(r["patient"], []).append(
+        (float(r["p_malignant"]), int(r["label"] == "malignant"), int(r["crops"])))
+def patient_pred(rows):
+    crops = sum(c for _, _, c in rows)
+    return (sum(p * c for p, _, c in rows) / crops, int(2 * sum(y for _, y, _ in rows) > len(rows)))
+def levels(patients):
+    return {"per_image": metrics([(p, y) for rows in patients for p, y, _ in rows]),
+            "per_patient": metrics([patient_pred(rows) for rows in patients])}
+names = sorted(by_patient)
+point = levels([by_patient[n] for n in names])
+rng = random.Random(1)
+draws = [levels([by_patient[rng.choice(names)] for _ in names]) for _ in range(1000)]
+def interval(values):
+    values = sorted(v for v in values if v is not None)
+    if not values:
+        return None
+    def at(q):  # linear between order statistics, as numpy and histocnn eval
+        pos = q * (len(values) - 1); lo = int(pos); hi = min(lo + 1, len(values) - 1)
+        return values[lo] + (pos - lo) * (values[hi] - values[lo])
+    return [at(0.025), at(0.975)]
+summary["pooled"] = {"images": len(images), "patients": len(names), "bootstrap": 1000}
+for level in ("per_image", "per_patient"):
+    summary["pooled"][level] = {
+        m: {"value": point[level][i], "ci95": interval([d[level][i] for d in draws])}
+        for i, m in enumerate(("accuracy", "balanced_accuracy", "auc"))}
+json.dump(summary, open(f"{out}/cv_summary.json", "w"), indent=2)
+for level in ("per_crop", "per_image", "per_patient"):
     print(f"{level:12s} " + "  ".join(
         f"{m} {v['mean']:.3f}±{v['stdev']:.3f}" if v["mean"] is not None else f"{m} n/a"
-        for m, v in metrics.items()) if isinstance(metrics, dict) else f"{level}: {metrics}")
+        for m, v in summary[level].items()) + "   (mean±sd over folds)")
+for level in ("per_image", "per_patient"):
+    cells = []
+    for m, v in summary["pooled"][level].items():
+        ci = v["ci95"]
+        cells.append(f"{m} {v['value']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if v["value"] is not None
+                     and ci else f"{m} n/a")
+    print(f"{level:12s} " + "  ".join(cells) + "   (pooled, 95% patient bootstrap)")
 PY

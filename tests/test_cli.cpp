@@ -83,6 +83,12 @@ TEST_F(Cli, ShortTrainingEndsFarAboveChanceAndEvalAgrees) {
   EXPECT_NE(e.output.find("patient"), std::string::npos);
   const auto report = nlohmann::json::parse(read_file(out("eval.json")));
   EXPECT_GE(report["per_image"]["accuracy"].get<double>(), 0.8) << e.output;
+  // Every headline metric with its patient-bootstrap 95% interval.
+  EXPECT_NE(e.output.find("95% CI  acc "), std::string::npos) << e.output;
+  const auto& ci = report["intervals"]["per_image"]["accuracy"];
+  ASSERT_TRUE(ci.is_array()) << report.dump(1);
+  EXPECT_LE(ci[0].get<double>(), report["per_image"]["accuracy"].get<double>());
+  EXPECT_GE(ci[1].get<double>(), report["per_image"]["accuracy"].get<double>());
   if (std::system("command -v gnuplot >/dev/null 2>&1") == 0) {
     // The figures name the data and fold; confusion per crop, image and patient,
     // coloured right/wrong with a colour bar; ROC curves each with a marker.
@@ -718,6 +724,18 @@ TEST_F(Cli, CrossValidateScriptHelpsRefusesBadKAndTakesPathsFromWhereItRuns) {
       testing::run_raw("cd " + parent + " && " + script + " synthetic cv 0");
   EXPECT_NE(relative.output.find("K must be"), std::string::npos) << relative.output;
   EXPECT_EQ(relative.output.find("no Grade.csv"), std::string::npos) << relative.output;
+  // A 2-fold run: the pooled held-out images with patient-bootstrap intervals.
+  const CommandResult cv = testing::run_raw(
+      script + " " + data() + " " + out("cv2") +
+      " 2 --size 32 --crop 96 --crops-benign 40 --crops-malignant 40 --epochs 1 --threads 1");
+  ASSERT_EQ(cv.status, 0) << cv.output;
+  EXPECT_NE(cv.output.find("(pooled, 95% patient bootstrap)"), std::string::npos) << cv.output;
+  const auto summary = nlohmann::json::parse(read_file(out("cv2") + "/cv_summary.json"));
+  const auto& accuracy = summary["pooled"]["per_image"]["accuracy"];
+  ASSERT_TRUE(accuracy["ci95"].is_array()) << summary.dump(1);
+  EXPECT_LE(accuracy["ci95"][0].get<double>(), accuracy["value"].get<double>());
+  EXPECT_GE(accuracy["ci95"][1].get<double>(), accuracy["value"].get<double>());
+  EXPECT_EQ(summary["pooled"]["images"], 24);
 }
 
 TEST_F(Cli, EverySubcommandHasHelp) {

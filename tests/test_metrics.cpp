@@ -5,6 +5,8 @@
 #include <cmath>
 #include <limits>
 
+#include "core/error.h"
+#include "train/bootstrap.h"
 #include "train/metrics.h"
 
 namespace histocnn {
@@ -68,6 +70,49 @@ TEST(Metrics, NonFiniteScoresAreAnErrorNotAHang) {
   }
   EXPECT_THROW(compute_metrics({{std::numeric_limits<float>::infinity(), 1}, {0.1f, 0}}),
                NonFiniteScores);
+}
+
+TEST(Bootstrap, PercentilesInterpolateLikeNumpyAndSkipNaN) {
+  std::vector<double> values;
+  for (int v = 1; v <= 100; ++v) values.push_back(v);
+  values.push_back(std::nan(""));
+  const Interval i = percentile_interval(values);
+  EXPECT_NEAR(i.low, 3.475, 1e-12);  // numpy.percentile(range(1, 101), 2.5)
+  EXPECT_NEAR(i.high, 97.525, 1e-12);
+  EXPECT_EQ(i.samples, 100);
+}
+
+// Two patients, one always right and one always wrong: resampling patients
+// (each with all its crops) gives crop accuracy 0, 0.5 or 1; resampling crops
+// alone would give an interval near 0.5 +- 0.2 — the error the bootstrap by
+// patient exists to avoid.
+TEST(Bootstrap, PatientsMoveWithAllTheirCrops) {
+  EvalReport r;
+  for (int c = 0; c < 10; ++c) {
+    r.crops.push_back({0.9f, 1});  // patient A: right
+    r.crop_images.push_back("a" + std::to_string(c % 2));
+    r.crop_patients.push_back("A");
+    r.crops.push_back({0.9f, 0});  // patient B: wrong
+    r.crop_images.push_back("b" + std::to_string(c % 2));
+    r.crop_patients.push_back("B");
+  }
+  const BootstrapIntervals b = patient_bootstrap(r, 400, 7);
+  EXPECT_EQ(b.per_crop.accuracy.low, 0.0);
+  EXPECT_EQ(b.per_crop.accuracy.high, 1.0);
+  EXPECT_EQ(b.per_patient.accuracy.low, 0.0);
+  EXPECT_EQ(b.per_patient.accuracy.high, 1.0);
+  // AUC exists only in resamples holding both patients (both classes).
+  EXPECT_GT(b.per_crop.auc.samples, 100);
+  EXPECT_LT(b.per_crop.auc.samples, 300);
+  // Deterministic for a seed.
+  EXPECT_EQ(patient_bootstrap(r, 400, 7).to_json(), b.to_json());
+  // All right: the interval is the point.
+  for (auto& p : r.crops) p.p_malignant = p.label ? 0.9f : 0.1f;
+  const BootstrapIntervals perfect = patient_bootstrap(r, 200, 7);
+  EXPECT_EQ(perfect.per_image.accuracy.low, 1.0);
+  EXPECT_EQ(perfect.per_image.accuracy.high, 1.0);
+  r.crop_patients.pop_back();
+  EXPECT_THROW(patient_bootstrap(r, 10, 1), Error);
 }
 
 }  // namespace

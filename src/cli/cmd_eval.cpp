@@ -78,6 +78,7 @@ Runner add_eval(CLI::App& app) {
     int crops_per_image = 8, batch = 50, threads = 0;
     uint64_t seed = 7920;
     bool tta = false, figures = true;
+    int bootstrap = 1000;
   };
   auto a = std::make_shared<Args>();
   add_data_options(*cmd, a->data);
@@ -101,6 +102,11 @@ Runner add_eval(CLI::App& app) {
                   "per-image predictions (.images.csv), ROC curves (.roc.png/.svg) and "
                   "confusion matrices (.confusion.png/.svg)");
   cmd->add_flag("!--no-figures", a->figures, "with -o: skip the ROC and confusion figures");
+  cmd->add_option("--bootstrap", a->bootstrap,
+                  "patient-level bootstrap resamples for the 95% intervals of every metric (0: "
+                  "none)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 100000));
   return [a, cmd] {
     const int threads = bound_cores(a->threads);
     // Outputs: checked writable and not one of the inputs before any work.
@@ -187,16 +193,30 @@ Runner add_eval(CLI::App& app) {
     // Under mpirun each process predicts its share; rank 0 reports.
     EvalOptions eval_options;
     eval_options.tta = a->tta;
+    eval_options.bootstrap = a->bootstrap;
+    eval_options.bootstrap_seed = a->seed;
     const EvalReport report =
         evaluate(steps.members, set, model.normalization, &world(), eval_options);
     if (!world().root()) return 0;
-    auto line = [](const char* level, const Metrics& m) {
+    auto line = [&](const char* level, const Metrics& m) {
       std::printf("%-8s n=%-5d acc %.3f  balanced %.3f  auc %.3f  [tn %d fp %d fn %d tp %d]\n",
                   level, m.count, m.accuracy, m.balanced_accuracy, m.auc, m.tn, m.fp, m.fn, m.tp);
+      if (report.intervals.is_null()) return;
+      const auto& i = report.intervals["per_" + std::string(level)];
+      auto range = [](const nlohmann::json& v) {
+        char text[32] = "n/a";
+        if (v.is_array())
+          std::snprintf(text, sizeof text, "%.3f-%.3f", v[0].get<double>(), v[1].get<double>());
+        return std::string(text);
+      };
+      std::printf("%-8s 95%% CI  acc %s  balanced %s  auc %s\n", "", range(i["accuracy"]).c_str(),
+                  range(i["balanced_accuracy"]).c_str(), range(i["auc"]).c_str());
     };
     line("crop", report.per_crop);
     line("image", report.per_image);
     line("patient", report.per_patient);
+    if (!report.intervals.is_null())
+      std::printf("(95%% intervals: patient bootstrap, %d resamples)\n", a->bootstrap);
     if (models.size() > 1) std::printf("(mean of %zu models)\n", models.size());
     if (!a->output.empty()) {
       nlohmann::json j = report.to_json();

@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "data/loader.h"
+#include "train/bootstrap.h"
 
 namespace histocnn {
 
@@ -77,7 +78,8 @@ std::vector<double> predict_records(const std::vector<TrainingStep*>& members,
 EvalReport report_of(const std::vector<double>& all, const ExampleSet& set, size_t count) {
   EvalReport r;
   r.members = int(count);
-  std::vector<std::string> image_of, patient_of;
+  std::vector<std::string>& image_of = r.crop_images;
+  std::vector<std::string>& patient_of = r.crop_patients;
   std::map<std::string, size_t> verdict_of;
   std::vector<std::vector<double>> member_sums;  // per image, per member: sum over crops
   for (size_t at = 0; at + 1 + count <= all.size(); at += 1 + count) {
@@ -130,15 +132,19 @@ EvalReport evaluate(const std::vector<TrainingStep*>& members, const ExampleSet&
   if (rank != 0) return {};
   EvalReport r = report_of(all, set, members.size());
   r.tta = options.tta;
+  if (options.bootstrap > 0)
+    r.intervals = patient_bootstrap(r, options.bootstrap, options.bootstrap_seed).to_json();
   return r;
 }
 
 nlohmann::json EvalReport::to_json() const {
-  return {{"per_crop", per_crop.to_json()},
-          {"per_image", per_image.to_json()},
-          {"per_patient", per_patient.to_json()},
-          {"tta", tta},
-          {"members", members}};
+  nlohmann::json j = {{"per_crop", per_crop.to_json()},
+                      {"per_image", per_image.to_json()},
+                      {"per_patient", per_patient.to_json()},
+                      {"tta", tta},
+                      {"members", members}};
+  if (!intervals.is_null()) j["intervals"] = intervals;
+  return j;
 }
 
 std::string EvalReport::crops_csv(const ExampleSet& set) const {

@@ -34,7 +34,11 @@ struct EvalReport {
   std::vector<Prediction> crops;  // every crop's prediction (for ROC curves)
   std::vector<std::pair<int, std::pair<int, int>>> crop_origins;  // (image, (x, y)) per crop
   std::vector<ImageVerdict> images;                               // sorted by name
-  std::vector<Prediction> patients;  // per patient (mean over its crops)
+  std::vector<Prediction> patients;                     // per patient (mean over its crops)
+  std::vector<std::string> crop_images, crop_patients;  // each crop's image and patient
+  // EvalOptions::bootstrap > 0: the 95% intervals of every metric
+  // (train/bootstrap.h, BootstrapIntervals::to_json); null otherwise.
+  nlohmann::json intervals;
   bool tta = false;
   int members = 1;  // models averaged (an ensemble's members)
   nlohmann::json to_json() const;
@@ -48,6 +52,9 @@ struct EvalOptions {
   // Test-time augmentation: every crop's P(malignant) is the mean over its 8
   // dihedral transforms (4 for non-square inputs).
   bool tta = false;
+  // Patient-level bootstrap resamples for confidence intervals (0: none).
+  int bootstrap = 0;
+  uint64_t bootstrap_seed = 1;
 };
 
 // Predicts every example with `step` and computes metrics at all three levels.
