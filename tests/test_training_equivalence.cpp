@@ -18,7 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "backends/cpu/cpu_backend.h"
-#include "cli_util.h"
+#include "cli_fixture.h"
 #include "core/atomic_file.h"
 #include "dist/communicator.h"
 #include "nn/safetensors.h"
@@ -27,7 +27,6 @@
 namespace histocnn {
 namespace {
 
-using testing::CommandResult;
 namespace fs = std::filesystem;
 
 const std::string kGolden =
@@ -111,22 +110,9 @@ std::string first_difference(const nlohmann::json& want, const nlohmann::json& g
   return "";
 }
 
-class Equivalence : public ::testing::Test {
+// The suite's dataset and short training are the command-line suites' own.
+class Equivalence : public Cli {
  protected:
-  static void SetUpTestSuite() {
-    dir_ = new testing::TempDir();
-    const CommandResult r = testing::run(
-        "synth -o " + data() + " --images 24 --per-patient 2 --width 240 --height 180 --seed 4");
-    ASSERT_EQ(r.status, 0) << r.output;
-  }
-  static void TearDownTestSuite() { delete dir_; }
-  static std::string data() { return *dir_ / "synthetic"; }
-  static std::string out(const std::string& name) { return *dir_ / name; }
-  static std::string train_args() {
-    return "train --data " + data() +
-           " --size 32 --crop 96 --batch 20 --crops-benign 200 --crops-malignant 200 --folds 4 "
-           "--fold 1 --threads 1 --no-progress --seed 3";
-  }
   static std::string fp32(const std::string& args) {
     return "ONEDNN_MAX_CPU_ISA=AVX2 " + std::string(HISTOCNN_BINARY) + " " + args;
   }
@@ -159,9 +145,7 @@ class Equivalence : public ::testing::Test {
     const std::string where = first_difference(golden[name], got);
     EXPECT_EQ(where, "") << name << ": the run differs from the recorded one at " << where;
   }
-  static testing::TempDir* dir_;
 };
-testing::TempDir* Equivalence::dir_ = nullptr;
 
 TEST_F(Equivalence, PaperPresetWithBestEpochSelection) {
   check("paper", {fp32(train_args() +
