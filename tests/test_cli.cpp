@@ -46,6 +46,9 @@ TEST_F(Cli, ShortTrainingEndsFarAboveChanceAndEvalAgrees) {
   EXPECT_NE(e.output.find("patient"), std::string::npos);
   const auto report = nlohmann::json::parse(read_file(out("eval.json")));
   EXPECT_GE(report["per_image"]["accuracy"].get<double>(), 0.8) << e.output;
+  EXPECT_NE(e.output.find("files: " + out("eval.json") + ", " + out("eval") + ".images.csv"),
+            std::string::npos)
+      << e.output;
   // Every headline metric with its patient-bootstrap 95% interval.
   EXPECT_NE(e.output.find("95% CI  acc "), std::string::npos) << e.output;
   const auto& ci = report["intervals"]["per_image"]["accuracy"];

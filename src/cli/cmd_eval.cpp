@@ -238,6 +238,11 @@ Runner add_eval(CLI::App& app) {
                                    : std::string()) +
                 " on " + describe_evaluated(a->data) + ", " + std::to_string(images.size()) +
                 " images" + (a->tta ? ", TTA" : ""));
+      std::printf("files: %s, %s.images.csv, %s.crops.csv%s\n", a->output.c_str(), stem.c_str(),
+                  stem.c_str(),
+                  a->figures
+                      ? (", " + stem + ".roc.png/.svg, " + stem + ".confusion.png/.svg").c_str()
+                      : "");
     }
     return 0;
   };
