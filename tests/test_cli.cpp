@@ -49,6 +49,9 @@ TEST_F(Cli, ShortTrainingEndsFarAboveChanceAndEvalAgrees) {
   EXPECT_NE(e.output.find("files: " + out("eval.json") + ", " + out("eval") + ".images.csv"),
             std::string::npos)
       << e.output;
+  EXPECT_NE(e.output.find("calibration: expected calibration error "), std::string::npos)
+      << e.output;
+  EXPECT_TRUE(report["calibration"]["per_image"]["ece"].is_number()) << report.dump(1);
   // Every headline metric with its patient-bootstrap 95% interval.
   EXPECT_NE(e.output.find("95% CI  acc "), std::string::npos) << e.output;
   const auto& ci = report["intervals"]["per_image"]["accuracy"];
@@ -64,6 +67,7 @@ TEST_F(Cli, ShortTrainingEndsFarAboveChanceAndEvalAgrees) {
     const std::string confusion = read_file(out("eval.confusion.png.gp"));
     for (const char* part : {"patient (n = ", "'#c0392b'", "'#2e7d32'", "set colorbox"})
       EXPECT_NE(confusion.find(part), std::string::npos) << part << "\n" << confusion;
+    EXPECT_TRUE(std::filesystem::exists(out("eval.reliability.png")));
   }
 
   const CommandResult p = run("predict -m " + out("run/model.safetensors") + " " + data() +

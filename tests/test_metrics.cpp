@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "train/bootstrap.h"
+#include "train/calibration.h"
 #include "train/metrics.h"
 
 namespace histocnn {
@@ -113,6 +114,27 @@ TEST(Bootstrap, PatientsMoveWithAllTheirCrops) {
   EXPECT_EQ(perfect.per_image.accuracy.high, 1.0);
   r.crop_patients.pop_back();
   EXPECT_THROW(patient_bootstrap(r, 10, 1), Error);
+}
+
+TEST(Calibration, ReliabilityBinsAndExpectedCalibrationError) {
+  // Bin [0.1, 0.2): four predictions of 0.15, one malignant (gap 0.1); bin
+  // [0.9, 1]: P = 0.95 twice and P = 1 (the last bin holds 1), all malignant
+  // (gap 1 - 0.9667).
+  const std::vector<Prediction> p = {{0.15f, 0}, {0.15f, 0}, {0.15f, 1}, {0.15f, 0},
+                                     {0.95f, 1}, {0.95f, 1}, {1.0f, 1}};
+  const auto bins = reliability_bins(p, 10);
+  ASSERT_EQ(bins.size(), 10u);
+  EXPECT_EQ(bins[1].count, 4);
+  EXPECT_NEAR(bins[1].fraction_malignant, 0.25, 1e-12);
+  EXPECT_EQ(bins[9].count, 3);
+  EXPECT_NEAR(bins[9].mean_predicted, (0.95 + 0.95 + 1.0) / 3, 1e-6);
+  const double want = (4 * 0.1 + 3 * (1 - (0.95 + 0.95 + 1.0) / 3)) / 7;
+  EXPECT_NEAR(expected_calibration_error(bins), want, 1e-6);
+  const auto j = calibration_json(p);
+  EXPECT_EQ(j["reliability"].size(), 2u);  // the empty bins are not points
+  EXPECT_NEAR(j["ece"].get<double>(), want, 1e-6);
+  // Perfectly calibrated: no gap.
+  EXPECT_EQ(expected_calibration_error(reliability_bins({{0.5f, 1}, {0.5f, 0}}, 10)), 0.0);
 }
 
 }  // namespace

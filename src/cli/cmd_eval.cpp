@@ -52,7 +52,8 @@ int count_training_images(const std::vector<ModelFile>& models, const std::strin
 }
 
 // Every file `eval -o X.json` writes: X.json, X.images.csv, X.crops.csv and
-// the figures (X.roc.*, X.confusion.*: PNG, SVG and their gnuplot scripts).
+// the figures (X.roc.*, X.confusion.*, X.reliability.*: PNG, SVG and their
+// gnuplot scripts).
 std::vector<std::string> eval_output_files(const std::string& output, bool figures) {
   if (output.empty()) return {};
   std::string stem = output;
@@ -60,7 +61,7 @@ std::vector<std::string> eval_output_files(const std::string& output, bool figur
     stem.resize(stem.size() - 5);
   std::vector<std::string> files = {output, stem + ".images.csv", stem + ".crops.csv"};
   if (figures)
-    for (const char* figure : {".roc", ".confusion"})
+    for (const char* figure : {".roc", ".confusion", ".reliability"})
       for (const char* ext : {".png", ".svg", ".png.gp", ".svg.gp"})
         files.push_back(stem + figure + ext);
   return files;
@@ -194,6 +195,7 @@ Runner add_eval(CLI::App& app) {
     EvalOptions eval_options;
     eval_options.tta = a->tta;
     eval_options.bootstrap = a->bootstrap;
+    eval_options.calibration = true;
     eval_options.bootstrap_seed = a->seed;
     const EvalReport report =
         evaluate(steps.members, set, model.normalization, &world(), eval_options);
@@ -217,6 +219,10 @@ Runner add_eval(CLI::App& app) {
     line("patient", report.per_patient);
     if (!report.intervals.is_null())
       std::printf("(95%% intervals: patient bootstrap, %d resamples)\n", a->bootstrap);
+    std::printf("calibration: expected calibration error %.3f per crop, %.3f per image (%d bins)\n",
+                report.calibration["per_crop"]["ece"].get<double>(),
+                report.calibration["per_image"]["ece"].get<double>(),
+                report.calibration["per_crop"]["bins"].get<int>());
     if (models.size() > 1) std::printf("(mean of %zu models)\n", models.size());
     if (!a->output.empty()) {
       nlohmann::json j = report.to_json();
@@ -240,9 +246,10 @@ Runner add_eval(CLI::App& app) {
                 " images" + (a->tta ? ", TTA" : ""));
       std::printf("files: %s, %s.images.csv, %s.crops.csv%s\n", a->output.c_str(), stem.c_str(),
                   stem.c_str(),
-                  a->figures
-                      ? (", " + stem + ".roc.png/.svg, " + stem + ".confusion.png/.svg").c_str()
-                      : "");
+                  a->figures ? (", " + stem + ".roc.png/.svg, " + stem + ".confusion.png/.svg, " +
+                                stem + ".reliability.png/.svg")
+                                   .c_str()
+                             : "");
     }
     return 0;
   };

@@ -114,6 +114,42 @@ void write_confusion(const std::vector<Level>& levels, const std::string& base,
   render_gnuplot(base + ".confusion", cm.str(), 1300, 480);
 }
 
+// The reliability diagram: per crop and per image, each bin's mean
+// P(malignant) against the fraction malignant, beside the diagonal of
+// perfect calibration.
+void write_reliability(const EvalReport& report, const std::string& base,
+                       const std::string& title) {
+  std::string data;
+  std::ostringstream plot;
+  int block = 0;
+  for (const char* level : {"per_crop", "per_image"}) {
+    const auto& c = report.calibration[level];
+    if (c["reliability"].empty()) continue;
+    data += std::string("# ") + level + "\n";
+    for (const auto& point : c["reliability"]) {
+      char line[96];
+      std::snprintf(line, sizeof line, "%.6f %.6f %d\n", point[0].get<double>(),
+                    point[1].get<double>(), point[2].get<int>());
+      data += line;
+    }
+    data += "\n\n";
+    char key[96];
+    std::snprintf(key, sizeof key, "%s (ECE %.3f)", level + 4, c["ece"].get<double>());
+    plot << (block ? ", " : "plot ") << "'" << gnuplot_path(base + ".reliability.dat") << "' index "
+         << block << " with linespoints lw 2 pt " << (block ? 7 : 5) << " title \"" << key << "\"";
+    ++block;
+  }
+  write_file_atomically(base + ".reliability.dat", data);
+  std::ostringstream gp;
+  gp << "set title \"" << gnuplot_text("Reliability — " + title) << "\"\n"
+     << "set xlabel \"mean predicted P(malignant) in the bin\"\n"
+     << "set ylabel \"fraction malignant in the bin\"\n"
+     << "set xrange [0:1]\nset yrange [0:1]\nset size square\nset grid\nset key top left\n"
+     << plot.str() << (block ? ", " : "plot ")
+     << "x with lines dt 2 lc rgb 'gray' title \"perfectly calibrated\"\n";
+  render_gnuplot(base + ".reliability", gp.str(), 640, 600);
+}
+
 }  // namespace
 
 void write_eval_figures(const EvalReport& report, const std::string& base,
@@ -121,6 +157,7 @@ void write_eval_figures(const EvalReport& report, const std::string& base,
   const std::vector<Level> levels = levels_of(report);
   write_roc(levels, base, title);
   write_confusion(levels, base, title);
+  if (!report.calibration.is_null()) write_reliability(report, base, title);
 }
 
 }  // namespace histocnn

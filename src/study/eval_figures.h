@@ -2,7 +2,8 @@
 // crop, image and patient (each with its own dash and marker, so coinciding
 // curves stay visible), and the confusion matrices at threshold 0.5 per crop,
 // image and patient (cells coloured by their share of the true class, green
-// where right and red where wrong, with a colour bar).
+// where right and red where wrong, with a colour bar), and the reliability
+// diagram when the report has calibration.
 #pragma once
 
 #include <string>
@@ -11,7 +12,8 @@
 
 namespace histocnn {
 
-// Writes <base>.roc.{dat,png,svg} and <base>.confusion.{png,svg} (and the
+// Writes <base>.roc.{dat,png,svg}, <base>.confusion.{png,svg} and
+// <base>.reliability.{dat,png,svg} (the last with calibration; and the
 // gnuplot scripts beside them). Throws when gnuplot is missing or fails.
 void write_eval_figures(const EvalReport& report, const std::string& base,
                         const std::string& title);

@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "data/loader.h"
 #include "train/bootstrap.h"
+#include "train/calibration.h"
 
 namespace histocnn {
 
@@ -132,6 +133,12 @@ EvalReport evaluate(const std::vector<TrainingStep*>& members, const ExampleSet&
   if (rank != 0) return {};
   EvalReport r = report_of(all, set, members.size());
   r.tta = options.tta;
+  if (options.calibration) {
+    std::vector<Prediction> images;
+    for (const auto& v : r.images) images.push_back({float(v.p_malignant), v.label});
+    r.calibration = {{"per_crop", calibration_json(r.crops)},
+                     {"per_image", calibration_json(images)}};
+  }
   if (options.bootstrap > 0)
     r.intervals = patient_bootstrap(r, options.bootstrap, options.bootstrap_seed).to_json();
   return r;
@@ -144,6 +151,7 @@ nlohmann::json EvalReport::to_json() const {
                       {"tta", tta},
                       {"members", members}};
   if (!intervals.is_null()) j["intervals"] = intervals;
+  if (!calibration.is_null()) j["calibration"] = calibration;
   return j;
 }
 

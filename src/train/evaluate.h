@@ -39,6 +39,9 @@ struct EvalReport {
   // EvalOptions::bootstrap > 0: the 95% intervals of every metric
   // (train/bootstrap.h, BootstrapIntervals::to_json); null otherwise.
   nlohmann::json intervals;
+  // EvalOptions::calibration: expected calibration error and the reliability
+  // diagram's points per crop and image (train/calibration.h); null otherwise.
+  nlohmann::json calibration;
   bool tta = false;
   int members = 1;  // models averaged (an ensemble's members)
   nlohmann::json to_json() const;
@@ -54,6 +57,7 @@ struct EvalOptions {
   bool tta = false;
   // Patient-level bootstrap resamples for confidence intervals (0: none).
   int bootstrap = 0;
+  bool calibration = false;  // ECE and reliability per crop and image
   uint64_t bootstrap_seed = 1;
 };
 
