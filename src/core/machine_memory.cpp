@@ -9,7 +9,10 @@
 namespace histocnn {
 
 uint64_t physical_memory_bytes() {
-  return uint64_t(sysconf(_SC_PHYS_PAGES)) * uint64_t(sysconf(_SC_PAGE_SIZE));
+  // Read once: HostResource asks on every allocation, and sysconf is a syscall.
+  static const uint64_t bytes =
+      uint64_t(sysconf(_SC_PHYS_PAGES)) * uint64_t(sysconf(_SC_PAGE_SIZE));
+  return bytes;
 }
 
 std::string gigabytes(uint64_t bytes) {

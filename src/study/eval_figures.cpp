@@ -27,6 +27,30 @@ struct Level {
   const char* style;
 };
 
+// Curves of one figure: each a data block of <base>.dat and a clause of the
+// plot command reading it.
+class Curves {
+ public:
+  explicit Curves(std::string data_file) : file_(std::move(data_file)) {}
+  // `rows`: the block's lines; `with`: the style and title of its clause.
+  void add(const std::string& name, const std::string& rows, const std::string& with) {
+    data_ += "# " + name + "\n" + rows + "\n\n";
+    plot_ += std::string(count_ ? ", " : "plot ") + "'" + gnuplot_path(file_) + "' index " +
+             std::to_string(count_) + " with " + with;
+    ++count_;
+  }
+  int count() const { return count_; }
+  // Writes the data file; returns the plot command so far.
+  const std::string& write() const {
+    write_file_atomically(file_, data_);
+    return plot_;
+  }
+
+ private:
+  std::string file_, data_, plot_;
+  int count_ = 0;
+};
+
 std::vector<Level> levels_of(const EvalReport& report) {
   std::vector<Prediction> images;
   for (const auto& v : report.images) images.push_back({float(v.p_malignant), v.label});
@@ -38,33 +62,30 @@ std::vector<Level> levels_of(const EvalReport& report) {
 
 void write_roc(const std::vector<Level>& levels, const std::string& base,
                const std::string& title) {
-  std::string data;
-  std::ostringstream plot;
-  int block = 0;
+  Curves curves(base + ".roc.dat");
   for (const Level& level : levels) {
     const auto curve = roc_curve(level.predictions);
     if (curve.empty()) continue;
-    data += std::string("# ") + level.name + "\n";
+    std::string rows;
     for (const auto& [fpr, tpr] : curve) {
       char line[64];
       std::snprintf(line, sizeof line, "%.6f %.6f\n", fpr, tpr);
-      data += line;
+      rows += line;
     }
-    data += "\n\n";
-    plot << (block ? ", " : "plot ") << "'" << gnuplot_path(base + ".roc.dat") << "' index "
-         << block << " with " << level.style << " title \"" << level.name
-         << " (n = " << level.predictions.size() << ", " << auc_text(*level.metrics) << ")\"";
-    ++block;
+    curves.add(level.name, rows,
+               std::string(level.style) + " title \"" + level.name +
+                   " (n = " + std::to_string(level.predictions.size()) + ", " +
+                   auc_text(*level.metrics) + ")\"");
   }
-  write_file_atomically(base + ".roc.dat", data);
+  const std::string plot = curves.write();
   std::ostringstream roc;
   roc << "set title \"" << gnuplot_text("ROC — " + title) << "\"\n"
       << "set xlabel \"false positive rate (1 - specificity)\"\n"
       << "set ylabel \"true positive rate (sensitivity)\"\n"
       << "set xrange [0:1]\nset yrange [0:1.02]\nset size square\nset grid\n"
       << "set key bottom right\n";
-  if (block)
-    roc << plot.str() << ", x with lines dt 2 lc rgb 'gray' title \"chance\"\n";
+  if (curves.count())
+    roc << plot << ", x with lines dt 2 lc rgb 'gray' title \"chance\"\n";
   else
     roc << "set label 1 \"one class only: no ROC curve\" at 0.5,0.5 center\nplot 2 notitle\n";
   render_gnuplot(base + ".roc", roc.str(), 640, 600);
@@ -119,33 +140,29 @@ void write_confusion(const std::vector<Level>& levels, const std::string& base,
 // perfect calibration.
 void write_reliability(const EvalReport& report, const std::string& base,
                        const std::string& title) {
-  std::string data;
-  std::ostringstream plot;
-  int block = 0;
+  Curves curves(base + ".reliability.dat");
   for (const char* level : {"per_crop", "per_image"}) {
     const auto& c = report.calibration[level];
     if (c["reliability"].empty()) continue;
-    data += std::string("# ") + level + "\n";
+    std::string rows;
     for (const auto& point : c["reliability"]) {
       char line[96];
       std::snprintf(line, sizeof line, "%.6f %.6f %d\n", point[0].get<double>(),
                     point[1].get<double>(), point[2].get<int>());
-      data += line;
+      rows += line;
     }
-    data += "\n\n";
-    char key[96];
-    std::snprintf(key, sizeof key, "%s (ECE %.3f)", level + 4, c["ece"].get<double>());
-    plot << (block ? ", " : "plot ") << "'" << gnuplot_path(base + ".reliability.dat") << "' index "
-         << block << " with linespoints lw 2 pt " << (block ? 7 : 5) << " title \"" << key << "\"";
-    ++block;
+    char with[128];
+    std::snprintf(with, sizeof with, "linespoints lw 2 pt %d title \"%s (ECE %.3f)\"",
+                  curves.count() ? 7 : 5, level + 4, c["ece"].get<double>());
+    curves.add(level, rows, with);
   }
-  write_file_atomically(base + ".reliability.dat", data);
+  const std::string plot = curves.write();
   std::ostringstream gp;
   gp << "set title \"" << gnuplot_text("Reliability — " + title) << "\"\n"
      << "set xlabel \"mean predicted P(malignant) in the bin\"\n"
      << "set ylabel \"fraction malignant in the bin\"\n"
      << "set xrange [0:1]\nset yrange [0:1]\nset size square\nset grid\nset key top left\n"
-     << plot.str() << (block ? ", " : "plot ")
+     << plot << (curves.count() ? ", " : "plot ")
      << "x with lines dt 2 lc rgb 'gray' title \"perfectly calibrated\"\n";
   render_gnuplot(base + ".reliability", gp.str(), 640, 600);
 }

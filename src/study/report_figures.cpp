@@ -184,12 +184,6 @@ int execution_rank(const std::string& label) {
 
 namespace {
 
-std::string fmt(double v, int digits) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
-  return buf;
-}
-
 // The histocnn measurement with a profile at the largest size x batch (most
 // threads among equals): the steadiest picture of a step.
 const StudyRow* largest_profiled(const StudyResults& results) {
@@ -226,7 +220,7 @@ Figure breakdown_figure(const StudyRow* row) {
   for (size_t i = 0; i < parts.size(); ++i) {
     const double ms = 1000 * p[parts[i].second].get<double>() / steps;
     f.series.push_back(
-        {parts[i].first + " " + fmt(ms, 2) + " ms", {{double(i), ms}}, "boxes fs solid 0.6"});
+        {parts[i].first + " " + fixed(ms, 2) + " ms", {{double(i), ms}}, "boxes fs solid 0.6"});
   }
   f.caption += point_of(*row);
   f.title = "Per-step time," + point_of(*row);
@@ -260,7 +254,7 @@ Figure layer_figure(const StudyRow* row) {
                                                                      : 2;
     f.series[kind].points.push_back({double(i), bars[i].second});
     tics += (i ? ", '" : "'") + name + "' " + std::to_string(i);
-    f.table_md += "| " + name + " | " + fmt(bars[i].second, 2) + " |\n";
+    f.table_md += "| " + name + " | " + fixed(bars[i].second, 2) + " |\n";
   }
   f.extra = "set boxwidth 0.7\n" + tics + ")\nset yrange [0:*]\n";
   f.caption += point_of(*row);

@@ -5,15 +5,11 @@
 #include <sstream>
 
 namespace histocnn {
-namespace {
-
-std::string fmt(double v, int digits = 2) {
+std::string fixed(double value, int digits) {
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
+  std::snprintf(buf, sizeof buf, "%.*f", digits, value);
   return buf;
 }
-
-}  // namespace
 
 const std::map<int, double>& paper_speedup() {
   static const std::map<int, double> paper = {
@@ -48,10 +44,10 @@ std::string measurements_table(const StudyResults& results) {
     const bool peak = r.contains("peak_memory_bytes") && !r["peak_memory_bytes"].is_null();
     md << "| " << r["engine"].get<std::string>() << " | " << r["device"].get<std::string>() << " | "
        << r["threads"] << " | " << r.value("allocator", "") << " | " << r["size"] << " | "
-       << r["batch"] << " | " << fmt(r["epoch_seconds"].get<double>(), 3) << " | "
-       << fmt(r["images_per_second"].get<double>(), 0) << " | "
-       << (peak ? fmt(r["peak_memory_bytes"].get<double>() / 1e6, 0) : "") << " | "
-       << (r.contains("final_train_accuracy") ? fmt(r["final_train_accuracy"].get<double>(), 3)
+       << r["batch"] << " | " << fixed(r["epoch_seconds"].get<double>(), 3) << " | "
+       << fixed(r["images_per_second"].get<double>(), 0) << " | "
+       << (peak ? fixed(r["peak_memory_bytes"].get<double>() / 1e6, 0) : "") << " | "
+       << (r.contains("final_train_accuracy") ? fixed(r["final_train_accuracy"].get<double>(), 3)
                                               : "")
        << " |\n";
   }
@@ -76,9 +72,10 @@ std::string pytorch_table(const StudyResults& results) {
       md << "| " << r["device"].get<std::string>()
          << (h["device"] == "cuda" ? " " + h["allocator"].get<std::string>() : "") << " | "
          << r["threads"] << " | " << r["size"] << " | " << r["batch"] << " | "
-         << fmt(h["epoch_seconds"].get<double>(), 3) << " | "
-         << fmt(r["epoch_seconds"].get<double>(), 3) << " | "
-         << fmt(r["epoch_seconds"].get<double>() / h["epoch_seconds"].get<double>(), 1) << "x |\n";
+         << fixed(h["epoch_seconds"].get<double>(), 3) << " | "
+         << fixed(r["epoch_seconds"].get<double>(), 3) << " | "
+         << fixed(r["epoch_seconds"].get<double>() / h["epoch_seconds"].get<double>(), 1)
+         << "x |\n";
   }
   return md.str();
 }
@@ -94,11 +91,11 @@ std::string speedup_table(const StudyResults& results) {
   for (size_t i = 0; i < results.batches.size(); ++i) md << "---|";
   md << "\n";
   for (const auto& [cores, paper] : paper_speedup()) {
-    md << "| " << cores << " | " << fmt(paper) << " |";
+    md << "| " << cores << " | " << fixed(paper) << " |";
     for (int b : results.batches) {
       std::string cell = "–";
       for (const auto& [threads, ratio] : cpu_over_gpu(results, "pool", results.largest_size(), b))
-        if (threads == cores) cell = fmt(ratio);
+        if (threads == cores) cell = fixed(ratio);
       md << " " << cell << " |";
     }
     md << "\n";

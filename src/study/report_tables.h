@@ -11,6 +11,9 @@
 
 namespace histocnn {
 
+// `value` with `digits` decimals, as the tables and figure labels print it.
+std::string fixed(double value, int digits = 2);
+
 // The paper's speed-up of a GTX-980 over a 16-core Core i7, by CPU cores
 // (16/8/4/2/1 -> 4.49, 5.00, 7.58, 11.97, 16.19).
 const std::map<int, double>& paper_speedup();
