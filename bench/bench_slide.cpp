@@ -112,8 +112,12 @@ int run(int argc, char** argv) {
   require(!p.tiles.empty(), std::string(argv[2]) + ": no tissue tiles");
   const PredictionSteps steps = compile_for_prediction(select_device(device), models, so.batch);
   const auto stains = stain_mapping(p, models.front());
-  ScoringOptions o{so.batch, so.readers, models.front().trained.value("eval_tta", false),
-                   models.front().normalization, stains.get()};
+  ScoringOptions o{so.batch,
+                   so.readers,
+                   models.front().trained.value("eval_tta", false),
+                   models.front().normalization,
+                   stains.get(),
+                   temperatures_of(models)};
   std::printf(
       "slide %s: %lldx%lld, %zu levels; %zu tissue tiles of %.0f um read at level %d "
       "(%dx%d px -> %dx%d); batch %d, %d readers, device %s, tta %d\n",

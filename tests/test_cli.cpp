@@ -26,6 +26,7 @@
 #include "study/study.h"
 #include "test_util.h"
 #include "train/checkpoint.h"
+#include "train/temperature.h"
 
 namespace histocnn {
 namespace {
@@ -52,6 +53,23 @@ TEST_F(Cli, ShortTrainingEndsFarAboveChanceAndEvalAgrees) {
   EXPECT_NE(e.output.find("calibration: expected calibration error "), std::string::npos)
       << e.output;
   EXPECT_TRUE(report["calibration"]["per_image"]["ece"].is_number()) << report.dump(1);
+  // The temperature fitted on the validation crops after every epoch is in the
+  // model; eval applies it and says what it did.
+  for (const auto& row : metrics["history"]) EXPECT_TRUE(row["temperature"].is_number()) << row;
+  const ModelFile model = load_model_file(out("run/model.safetensors"));
+  ASSERT_TRUE(model.trained.contains("calibration")) << model.trained.dump(1);
+  EXPECT_EQ(model.trained["calibration"]["fitted_on"].get<int>(),
+            metrics["validation"]["per_crop"]["count"].get<int>());
+  EXPECT_GE(model.temperature(), kMinTemperature);
+  if (model.temperature() != 1.0) {
+    EXPECT_NE(e.output.find("before temperature scaling (T = "), std::string::npos) << e.output;
+    EXPECT_TRUE(report["calibration"]["uncalibrated"]["per_crop"]["ece"].is_number());
+  }
+  const CommandResult raw = run("eval --data " + data() + " --folds 4 --fold 1 --threads 1 -m " +
+                                out("run/model.safetensors") + " --no-calibration --bootstrap 0");
+  ASSERT_EQ(raw.status, 0) << raw.output;
+  EXPECT_NE(raw.output.find("(--no-calibration: raw probabilities)"), std::string::npos)
+      << raw.output;
   // Every headline metric with its patient-bootstrap 95% interval.
   EXPECT_NE(e.output.find("95% CI  acc "), std::string::npos) << e.output;
   const auto& ci = report["intervals"]["per_image"]["accuracy"];
@@ -74,6 +92,17 @@ TEST_F(Cli, ShortTrainingEndsFarAboveChanceAndEvalAgrees) {
                               "/train_1.png " + data() + "/train_3.png");
   ASSERT_EQ(p.status, 0) << p.output;
   EXPECT_NE(p.output.find("train_1.png,"), std::string::npos) << p.output;
+  EXPECT_NE(p.output.find("image,p_malignant,prediction,refer\n"), std::string::npos) << p.output;
+  // Referred when nothing less than certainty will do (unless it is certain).
+  const CommandResult all = run("predict --refer-below 1 -m " + out("run/model.safetensors") + " " +
+                                data() + "/train_1.png");
+  ASSERT_EQ(all.status, 0) << all.output;
+  const size_t row = all.output.find("train_1.png,");
+  ASSERT_NE(row, std::string::npos) << all.output;
+  const double p_row = std::stod(all.output.substr(row + 12));
+  if (p_row > 0 && p_row < 1) {
+    EXPECT_NE(all.output.find(",uncertain\n", row), std::string::npos) << all.output;
+  }
   for (const auto& entry : std::filesystem::directory_iterator(out("run")))
     EXPECT_EQ(entry.path().string().find(".tmp."), std::string::npos)
         << "torn temporary left behind";

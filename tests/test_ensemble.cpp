@@ -14,6 +14,7 @@
 #include "train/checkpoint.h"
 #include "train/ensemble.h"
 #include "train/evaluate.h"
+#include "train/temperature.h"
 
 namespace histocnn {
 namespace {
@@ -185,6 +186,42 @@ TEST(EnsembleEvaluation, CropAndImageProbabilitiesAreTheMembersMean) {
   for (const auto& v : twice.images) EXPECT_NEAR(v.member_sd, 0.0, 1e-9);
 }
 
+// Each member's temperature tempers its own probabilities before the mean;
+// the raw mean and the log-odds stay what the members said.
+TEST(EnsembleEvaluation, EachMembersTemperatureTempersItsOwnProbabilities) {
+  const ExampleSet set = random_examples();
+  const std::vector<ModelFile> models = {member(1), member(2)};
+  const PredictionSteps all = compile_for_prediction(cpu_device(), models, 5);
+  const Normalization norm = models[0].normalization;
+  const EvalReport a = evaluate(*all.members[0], set, norm);
+  const EvalReport b = evaluate(*all.members[1], set, norm);
+  EvalOptions options;
+  options.temperatures = {2.0, 0.5};
+  options.calibration = true;
+  const EvalReport both = evaluate(all.members, set, norm, nullptr, options);
+  ASSERT_EQ(both.crops.size(), set.examples.size());
+  for (size_t i = 0; i < both.crops.size(); ++i) {
+    const double pa = a.crops[i].p_malignant, pb = b.crops[i].p_malignant;
+    const double want =
+        (tempered_p_malignant(1 - pa, pa, 2.0) + tempered_p_malignant(1 - pb, pb, 0.5)) / 2;
+    EXPECT_NEAR(both.crops[i].p_malignant, want, 1e-5) << "crop " << i;
+    EXPECT_NEAR(both.raw_crops[i].p_malignant, (pa + pb) / 2, 1e-6) << "crop " << i;
+    EXPECT_NEAR(both.crop_log_odds[i], std::log((pa + pb) / (2 - pa - pb)), 1e-4);
+  }
+  EXPECT_EQ(both.calibration["temperatures"], nlohmann::json({2.0, 0.5}));
+  EXPECT_TRUE(both.calibration["uncalibrated"]["per_crop"]["ece"].is_number());
+  // One member alone: tempering never changes which class a crop gets.
+  options.temperatures = {3.0};
+  const EvalReport soft = evaluate(*all.members[0], set, norm, nullptr, options);
+  for (size_t i = 0; i < soft.crops.size(); ++i)
+    EXPECT_EQ(soft.crops[i].p_malignant >= 0.5, a.crops[i].p_malignant >= 0.5) << "crop " << i;
+  EXPECT_EQ(soft.per_crop.accuracy, a.per_crop.accuracy);
+  EXPECT_EQ(soft.per_crop.auc, a.per_crop.auc);
+  EXPECT_FALSE(a.to_json().contains("calibration"));
+  options.temperatures = {1.0, 1.0, 1.0};  // one per member, or an error
+  EXPECT_THROW(evaluate(all.members, set, norm, nullptr, options), Error);
+}
+
 // The command line: train --ensemble, eval and predict of the ensemble,
 // resume, and the refusals.
 TEST(EnsembleCli, MembersTrainOnSharedDataEvalAveragesThemAndResumeContinuesEach) {
@@ -248,8 +285,14 @@ TEST(EnsembleCli, MembersTrainOnSharedDataEvalAveragesThemAndResumeContinuesEach
   const testing::CommandResult p = run("predict -m " + (dir / "ens/model.safetensors") + " " +
                                        data + "/train_1.png " + data + "/train_2.png");
   ASSERT_EQ(p.status, 0) << p.output;
-  EXPECT_EQ(p.output.rfind("image,p_malignant,prediction,member_sd\n", 0), 0u) << p.output;
+  EXPECT_EQ(p.output.rfind("image,p_malignant,prediction,member_sd,refer\n", 0), 0u) << p.output;
   EXPECT_NE(p.output.find("train_2.png,"), std::string::npos) << p.output;
+  // Members that disagree by more than --refer-spread send the image on.
+  const testing::CommandResult strict =
+      run("predict --refer-spread 0 -m " + (dir / "ens/model.safetensors") + " " + data +
+          "/train_2.png");
+  ASSERT_EQ(strict.status, 0) << strict.output;
+  EXPECT_NE(strict.output.find("disagree\n"), std::string::npos) << strict.output;
 
   // Resume: each member continues its own checkpoint.
   const testing::CommandResult again =

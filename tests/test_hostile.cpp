@@ -344,6 +344,23 @@ TEST_F(Hostile, EveryCaseEndsInItsAnswerWithNothingOverwritten) {
        1,
        {"histocnn.trained", "eval_tta", "wrong type"},
        {}},
+      {"a model whose temperature is zero",
+       [&] {
+         return "predict -m " +
+                forged("cold.safetensors",
+                       [](SafetensorsFile& f) {
+                         f.metadata["histocnn.trained"] = R"({"calibration":{"temperature":0}})";
+                       }) +
+                " " + path("d/train_1.png");
+       },
+       1,
+       {"histocnn.trained", "calibration", "0.05..20"},
+       {}},
+      {"predict --refer-below outside 0.5..1",
+       [&] { return "predict -m " + m + " --refer-below 2 " + path("d/train_1.png"); },
+       2,
+       {"--refer-below"},
+       {}},
       {"a study folder another histocnn is writing",
        [&] {
          fs::create_directories(path("busy-study"));

@@ -67,6 +67,34 @@ std::vector<std::string> eval_output_files(const std::string& output, bool figur
   return files;
 }
 
+// The expected calibration errors, before and after the models' temperatures
+// where they have one.
+void print_calibration(const nlohmann::json& c, bool applied, bool on_fitting_images) {
+  const auto ece = [](const nlohmann::json& level, const char* name) {
+    return level[name]["ece"].get<double>();
+  };
+  std::printf("calibration: expected calibration error %.3f per crop, %.3f per image (%d bins)",
+              ece(c, "per_crop"), ece(c, "per_image"), c["per_crop"]["bins"].get<int>());
+  if (c.contains("uncalibrated")) {
+    std::string t;
+    for (const auto& v : c["temperatures"]) {
+      char one[32];
+      std::snprintf(one, sizeof one, "%s%.2f", t.empty() ? "" : ", ", v.get<double>());
+      t += one;
+    }
+    std::printf("; %.3f and %.3f before temperature scaling (T = %s)\n",
+                ece(c["uncalibrated"], "per_crop"), ece(c["uncalibrated"], "per_image"), t.c_str());
+    if (on_fitting_images)
+      std::printf(
+          "(the temperature was fitted on these held-out images, so its error here is "
+          "optimistic: judge calibration on images no step of training saw)\n");
+  } else {
+    std::printf(applied ? " (no temperature: the models were trained without validation "
+                          "images)\n"
+                        : " (--no-calibration: raw probabilities)\n");
+  }
+}
+
 }  // namespace
 
 Runner add_eval(CLI::App& app) {
@@ -78,7 +106,7 @@ Runner add_eval(CLI::App& app) {
     std::string output, device = "cpu";
     int crops_per_image = 8, batch = 50, threads = 0;
     uint64_t seed = 7920;
-    bool tta = false, figures = true;
+    bool tta = false, figures = true, calibrated = true;
     int bootstrap = 1000;
   };
   auto a = std::make_shared<Args>();
@@ -108,6 +136,9 @@ Runner add_eval(CLI::App& app) {
                   "none)")
       ->capture_default_str()
       ->check(CLI::Range(0, 100000));
+  cmd->add_flag("!--no-calibration", a->calibrated,
+                "ignore the models' temperatures (fitted on their validation images at the end "
+                "of training) and score their raw probabilities");
   return [a, cmd] {
     const int threads = bound_cores(a->threads);
     // Outputs: checked writable and not one of the inputs before any work.
@@ -197,6 +228,7 @@ Runner add_eval(CLI::App& app) {
     eval_options.bootstrap = a->bootstrap;
     eval_options.calibration = true;
     eval_options.bootstrap_seed = a->seed;
+    if (a->calibrated) eval_options.temperatures = temperatures_of(models);
     const EvalReport report =
         evaluate(steps.members, set, model.normalization, &world(), eval_options);
     if (!world().root()) return 0;
@@ -219,10 +251,7 @@ Runner add_eval(CLI::App& app) {
     line("patient", report.per_patient);
     if (!report.intervals.is_null())
       std::printf("(95%% intervals: patient bootstrap, %d resamples)\n", a->bootstrap);
-    std::printf("calibration: expected calibration error %.3f per crop, %.3f per image (%d bins)\n",
-                report.calibration["per_crop"]["ece"].get<double>(),
-                report.calibration["per_image"]["ece"].get<double>(),
-                report.calibration["per_crop"]["bins"].get<int>());
+    print_calibration(report.calibration, a->calibrated, !chosen);
     if (models.size() > 1) std::printf("(mean of %zu models)\n", models.size());
     if (!a->output.empty()) {
       nlohmann::json j = report.to_json();

@@ -12,8 +12,21 @@
 #include "train/checkpoint.h"
 #include "train/ensemble.h"
 #include "train/evaluate.h"
+#include "train/member_prediction.h"
 
 namespace histocnn::cli {
+namespace {
+
+// Why an image should go to a pathologist: its calibrated probability is not
+// sure enough, or an ensemble's members disagree; "no" otherwise.
+std::string referral(double p_malignant, double spread, double below, double max_spread) {
+  const bool unsure = std::max(p_malignant, 1 - p_malignant) < below;
+  const bool disagree = spread > max_spread;
+  if (unsure && disagree) return "uncertain+disagree";
+  return unsure ? "uncertain" : disagree ? "disagree" : "no";
+}
+
+}  // namespace
 
 Runner add_predict(CLI::App& app) {
   auto* cmd = app.add_subcommand("predict", "P(malignant) for image files (CSV on stdout)");
@@ -22,7 +35,8 @@ Runner add_predict(CLI::App& app) {
     std::string device = "cpu";
     std::vector<std::string> images;
     int tiles = 3, threads = 0;
-    bool tta = false;
+    bool tta = false, calibrated = true;
+    double refer_below = 0.9, refer_spread = 0.15;
   };
   auto a = std::make_shared<Args>();
   cmd->add_option("--model,-m", a->models,
@@ -38,6 +52,18 @@ Runner add_predict(CLI::App& app) {
   cmd->add_flag("--tta,!--no-tta", a->tta,
                 "test-time augmentation: average every tile over its 8 flips/rotations "
                 "(default: what the model's recipe recorded)");
+  cmd->add_flag("!--no-calibration", a->calibrated,
+                "ignore the models' temperatures and print raw probabilities");
+  cmd->add_option("--refer-below", a->refer_below,
+                  "refer an image to a pathologist (column refer) when the calibrated "
+                  "probability of its predicted class is below this")
+      ->capture_default_str()
+      ->check(CLI::Range(0.5, 1.0));
+  cmd->add_option("--refer-spread", a->refer_spread,
+                  "... or when an ensemble's members disagree by more than this (standard "
+                  "deviation of their P(malignant))")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 0.5));
   cmd->add_option("--threads", a->threads, "CPU cores (0 = all)")->capture_default_str();
   cmd->add_option("--device", a->device, "cpu or cuda")->capture_default_str();
   return [a, cmd] {
@@ -53,9 +79,11 @@ Runner add_predict(CLI::App& app) {
         compile_for_prediction(select_device(a->device), models, per_image);
     const bool ensemble = models.size() > 1;
     const size_t plane = size_t(3) * model.width * model.height;
-    std::vector<float> input(plane * per_image), transformed(plane * per_image),
-        probs(2 * size_t(per_image));
-    const int transforms = a->tta ? dihedral_count(model.width, model.height) : 1;
+    std::vector<float> input(plane * per_image);
+    MemberPredictor predictor(
+        steps.members,
+        a->calibrated ? temperatures_of(models) : std::vector<double>(models.size(), 1.0),
+        model.width, model.height, a->tta);
     // Every input checked readable before any output, so an error leaves no
     // header without rows; each row names its image as a quoted CSV field.
     for (const auto& path : a->images) {
@@ -89,24 +117,21 @@ Runner add_predict(CLI::App& app) {
                            input.data() + plane * tiles++, model.normalization);
           }
       }
-      std::vector<double> p(models.size(), 0.0);  // per member
-      for (int k = 0; k < transforms; ++k) {
-        for (int t = 0; t < tiles && k > 0; ++t)
-          dihedral_chw(input.data() + plane * t, transformed.data() + plane * t, 3, model.width,
-                       model.height, k);
-        for (size_t m = 0; m < models.size(); ++m) {
-          steps.members[m]->predict(k ? transformed.data() : input.data(), tiles, probs.data());
-          for (int t = 0; t < tiles; ++t) p[m] += probs[2 * t + 1] / (double(tiles) * transforms);
-        }
-      }
+      predictor.predict(input.data(), tiles);
+      std::vector<double> p(models.size(), 0.0);  // per member: mean over the tiles
+      for (int t = 0; t < tiles; ++t)
+        for (int m = 0; m < predictor.members(); ++m)
+          p[size_t(m)] += predictor.p_malignant(t, m) / tiles;
       double mean = 0;
       for (double v : p) mean += v / double(p.size());
-      if (!header) std::printf("image,p_malignant,prediction%s\n", ensemble ? ",member_sd" : "");
+      const double spread = member_spread(p);
+      if (!header)
+        std::printf("image,p_malignant,prediction%s,refer\n", ensemble ? ",member_sd" : "");
       header = true;
       std::printf("%s,%.6f,%s", csv_field(path).c_str(), mean,
                   mean >= 0.5 ? "malignant" : "benign");
-      if (ensemble) std::printf(",%.6f", member_spread(p));
-      std::printf("\n");
+      if (ensemble) std::printf(",%.6f", spread);
+      std::printf(",%s\n", referral(mean, spread, a->refer_below, a->refer_spread).c_str());
     }
     return 0;
   };

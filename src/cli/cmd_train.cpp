@@ -124,6 +124,9 @@ Runner add_train(CLI::App& app) {
       ->check(CLI::Range(0.0f, 1.0f));
   cmd->add_flag("--eval-tta", o->eval_tta,
                 "record in the model that eval and predict should use test-time augmentation");
+  cmd->add_flag("!--no-calibration", o->calibrate,
+                "fit no temperature on the validation images (eval, predict and slide then "
+                "give the network's raw probabilities)");
   cmd->add_option("--eval-crops", o->eval_crops,
                   "record in the model how many crops per image eval should average")
       ->capture_default_str()

@@ -203,7 +203,9 @@ nlohmann::json score_slide(const std::string& path, const std::vector<ModelFile>
     std::fprintf(stderr, "%s: no tissue found (saturation threshold %.3f): nothing to score\n",
                  path.c_str(), p.mask.threshold);
   const std::unique_ptr<StainMapping> stains = stain_mapping(p, models.front());
-  ScoringOptions so{o.batch, o.readers, o.tta, models.front().normalization, stains.get()};
+  ScoringOptions so{o.batch,      o.readers,
+                    o.tta,        models.front().normalization,
+                    stains.get(), temperatures_of(models)};
   ProgressLine progress(o.progress, p.tiles.size(), scores.size());
   const ScoringTimes t = score_tiles(
       *p.slide, p.grid, p.tiles, scores.size(), members, so,

@@ -8,7 +8,7 @@
 
 #include "core/error.h"
 #include "core/stopwatch.h"
-#include "train/evaluate.h"
+#include "train/member_prediction.h"
 
 namespace histocnn {
 namespace {
@@ -75,27 +75,14 @@ class ReadAhead {
   double read_s_ = 0;
 };
 
-// Every member's P(malignant) per tile, averaged over the transforms.
-std::vector<TileScore> score_batch(const std::vector<TrainingStep*>& members, Batch& batch,
-                                   const TileGrid& grid, bool tta, std::vector<float>& transformed,
-                                   std::vector<float>& probs) {
-  const size_t plane = size_t(3) * grid.net_width * grid.net_height;
-  const int transforms = tta ? dihedral_count(grid.net_width, grid.net_height) : 1;
-  std::vector<std::vector<double>> p(size_t(batch.count), std::vector<double>(members.size(), 0));
-  for (int k = 0; k < transforms; ++k) {
-    for (int t = 0; t < batch.count && k > 0; ++t)
-      dihedral_chw(batch.input.data() + plane * t, transformed.data() + plane * t, 3,
-                   grid.net_width, grid.net_height, k);
-    const float* input = k ? transformed.data() : batch.input.data();
-    for (size_t m = 0; m < members.size(); ++m) {
-      members[m]->predict(input, batch.count, probs.data());
-      for (int t = 0; t < batch.count; ++t) p[t][m] += probs[2 * t + 1] / transforms;
-    }
-  }
+// Every tile's P(malignant): the members' mean (each averaged over the
+// transforms, then calibrated) and their spread.
+std::vector<TileScore> score_batch(MemberPredictor& predictor, const Batch& batch) {
+  predictor.predict(batch.input.data(), batch.count);
   std::vector<TileScore> scores(size_t(batch.count));
   for (int t = 0; t < batch.count; ++t) {
-    for (double v : p[t]) scores[t].p_malignant += v / double(members.size());
-    scores[t].member_sd = member_spread(p[t]);
+    scores[size_t(t)].p_malignant = predictor.mean_p_malignant(t);
+    scores[size_t(t)].member_sd = member_spread(predictor.member_p_malignant(t));
   }
   return scores;
 }
@@ -145,8 +132,9 @@ ScoringTimes score_tiles(const Slide& slide, const TileGrid& grid, const std::ve
   for (int r = 0; r < options.readers; ++r) readers.emplace_back(read_batches);
 
   ScoringTimes times;
-  std::vector<float> transformed(options.tta ? plane * options.batch : 0),
-      probs(2 * size_t(options.batch));
+  std::vector<double> temperatures = options.temperatures;
+  if (temperatures.empty()) temperatures.assign(members.size(), 1.0);
+  MemberPredictor predictor(members, temperatures, grid.net_width, grid.net_height, options.tta);
   for (int64_t id = 0; id < batches; ++id) {
     if (stop && stop->load()) break;
     const auto waiting = Clock::now();
@@ -154,8 +142,7 @@ ScoringTimes score_tiles(const Slide& slide, const TileGrid& grid, const std::ve
     times.wait_s += seconds_since(waiting);
     if (b.error) std::rethrow_exception(b.error);
     const auto busy = Clock::now();
-    const std::vector<TileScore> scores =
-        score_batch(members, b, grid, options.tta, transformed, probs);
+    const std::vector<TileScore> scores = score_batch(predictor, b);
     times.infer_s += seconds_since(busy);
     times.tiles += b.count;
     ring.release(id);

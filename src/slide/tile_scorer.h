@@ -19,7 +19,7 @@
 namespace histocnn {
 
 struct TileScore {
-  double p_malignant = 0;  // mean over members and transforms
+  double p_malignant = 0;  // mean over members (calibrated) and transforms
   double member_sd = 0;    // spread of the members' P (0 for one model)
 };
 
@@ -29,6 +29,8 @@ struct ScoringOptions {
   bool tta = false;  // average over the 8 (4) dihedral transforms
   Normalization normalization;
   const StainMapping* stains = nullptr;
+  // Each member's temperature (train/temperature.h); empty: 1 for all.
+  std::vector<double> temperatures;
 };
 
 struct ScoringTimes {

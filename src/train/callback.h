@@ -54,6 +54,9 @@ struct TrainState {
   nlohmann::json last_validation;        // the latest validation's JSON (null before one)
   nlohmann::json history = nlohmann::json::array();  // one row per epoch, all epochs
   nlohmann::json best = nlohmann::json::object();    // {"metric","value","epoch"} once kept
+  // The latest temperature fit (TemperatureFit::to_json), null before one;
+  // Trainer::model() records it in the files' histocnn.trained.
+  nlohmann::json calibration;
   bool stop = false;  // set by a callback: the loop ends after this epoch
 };
 

@@ -63,6 +63,17 @@ class DivergenceGuard final : public Callback {
   void on_train_epoch_end(Trainer& t) override;
 };
 
+// Calibration: after each validation, the temperature that minimises the
+// negative log-likelihood of the validation crops (train/temperature.h) is
+// fitted on rank 0 and kept in TrainState::calibration, so the model,
+// best-epoch and checkpoint files written after it carry it (their
+// histocnn.trained "calibration"); the epoch's row and line get T. Added
+// before BestEpoch and Checkpointing. on_validation_end.
+class TemperatureScaling final : public Callback {
+ public:
+  void on_validation_end(Trainer& t) override;
+};
+
 // Model selection: the epoch with the best validation `metric` (image_auc,
 // image_accuracy, image_balanced_accuracy, crop_accuracy; higher is better,
 // the first of equals kept) is written to model.best.safetensors and marked

@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "nn/safetensors.h"
+#include "train/temperature.h"
 
 namespace histocnn {
 namespace {
@@ -95,6 +96,13 @@ void require_recipe_types(const nlohmann::json& t, const std::string& path) {
   for (const auto& [field, check] : fields)
     require(!t.contains(field) || (t[field].*check)(),
             path + ": histocnn.trained \"" + field + "\" has the wrong type");
+  if (t.contains("calibration")) {
+    const nlohmann::json& c = t["calibration"];
+    require(c.is_object() && c.contains("temperature") && c["temperature"].is_number() &&
+                c["temperature"].get<double>() >= kMinTemperature &&
+                c["temperature"].get<double>() <= kMaxTemperature,
+            path + ": histocnn.trained \"calibration\" has no temperature in 0.05..20");
+  }
   require(!t.contains("eval_crops") ||
               (t["eval_crops"].get<int64_t>() >= 1 && t["eval_crops"].get<int64_t>() <= 4096),
           path + ": histocnn.trained \"eval_crops\" is not in 1..4096");
@@ -249,6 +257,12 @@ void save_ensemble_file(const std::string& path, const std::vector<ModelFile>& m
   put_metadata(out, shared);
   out.metadata["histocnn.ensemble"] = recipes.dump();
   write_safetensors(path, out);
+}
+
+std::vector<double> temperatures_of(const std::vector<ModelFile>& models) {
+  std::vector<double> t;
+  for (const ModelFile& m : models) t.push_back(m.temperature());
+  return t;
 }
 
 std::vector<ModelFile> models_from(const SafetensorsFile& in, const std::string& path) {

@@ -13,7 +13,9 @@
 //                                     model was trained on stain-normalised images
 //                 histocnn.trained    JSON: how it was trained (data selection, fold,
 //                                     crops, seed, batch, Adam, augmentation,
-//                                     histocnn version and git revision)
+//                                     histocnn version and git revision) and
+//                                     "calibration": the temperature fitted on
+//                                     the validation images (train/temperature.h)
 // checkpoint:   a model file plus Adam's moments (optimizer.m.<name>,
 //               optimizer.v.<name>) and histocnn.state, a JSON object with the
 //               step, epoch and history, so `train --resume` continues exactly.
@@ -53,6 +55,11 @@ struct ModelFile {
   bool keeps_stain_residual() const {
     return trained.value("stain_normalize", "") == "macenko-residual";
   }
+  // The temperature eval, predict and slide apply to its probabilities
+  // (trained.calibration.temperature; 1 when none was fitted).
+  double temperature() const {
+    return trained.contains("calibration") ? trained["calibration"].value("temperature", 1.0) : 1.0;
+  }
   Parameters params;
   Buffers buffers;  // batch-norm running statistics (empty without batch norm)
   nlohmann::json trained = nlohmann::json::object();  // histocnn.trained ({} when absent)
@@ -75,6 +82,9 @@ std::string input_difference(const ModelFile& a, const ModelFile& b);
 // Requires: at least two members agreeing on spec, input, crop, normalisation
 // and stain target (checked; the error names the first that differs).
 void save_ensemble_file(const std::string& path, const std::vector<ModelFile>& members);
+// Each model's temperature(), in order (for EvalOptions / ScoringOptions).
+std::vector<double> temperatures_of(const std::vector<ModelFile>& models);
+
 // A model file (or checkpoint) as one member, an ensemble file as its members.
 std::vector<ModelFile> load_models(const std::string& path);
 

@@ -9,6 +9,7 @@
 #include "data/loader.h"
 #include "train/bootstrap.h"
 #include "train/calibration.h"
+#include "train/member_prediction.h"
 
 namespace histocnn {
 
@@ -19,14 +20,6 @@ std::string csv_field(const std::string& text) {
   return out + "\"";
 }
 
-double member_spread(const std::vector<double>& p) {
-  if (p.size() < 2) return 0;
-  double mean = 0, squares = 0;
-  for (double v : p) mean += v / double(p.size());
-  for (double v : p) squares += (v - mean) * (v - mean);
-  return std::sqrt(squares / double(p.size() - 1));
-}
-
 EvalReport evaluate(TrainingStep& step, const ExampleSet& set, const Normalization& normalization,
                     Communicator* comm, const EvalOptions& options) {
   return evaluate(std::vector<TrainingStep*>{&step}, set, normalization, comm, options);
@@ -34,41 +27,28 @@ EvalReport evaluate(TrainingStep& step, const ExampleSet& set, const Normalizati
 
 namespace {
 
-// This process's share of the examples (every ranks-th from rank), predicted
-// by every member: per crop (example, P(malignant) of member 1, ..., of member
-// M), each the mean over the test-time transforms.
+// One record per crop of this process's share of the examples (every
+// ranks-th from rank): example index, the members' mean P(malignant) and
+// log-odds before calibration, then each member's calibrated P(malignant).
+constexpr size_t kRecordHead = 3;
+
 std::vector<double> predict_records(const std::vector<TrainingStep*>& members,
                                     const ExampleSet& set, const Normalization& normalization,
-                                    int rank, int ranks, bool tta) {
-  const int batch = members.front()->shape().batch;
-  const size_t count = members.size();
+                                    int rank, int ranks, const EvalOptions& options) {
+  std::vector<double> temperatures = options.temperatures;
+  if (temperatures.empty()) temperatures.assign(members.size(), 1.0);
+  MemberPredictor predictor(members, temperatures, set.width, set.height, options.tta);
   std::vector<int> order;
   for (int i = rank; i < int(set.examples.size()); i += ranks) order.push_back(i);
-  BatchLoader loader(set, order, batch, AugmentOptions{}, 0, 1, 4, normalization);
-  std::vector<float> probs(size_t(batch) * 2), transformed;
+  BatchLoader loader(set, order, predictor.batch(), AugmentOptions{}, 0, 1, 4, normalization);
   std::vector<double> mine;
-  const int transforms = tta ? dihedral_count(set.width, set.height) : 1;
-  const size_t per = size_t(3) * set.width * set.height;
-  std::vector<double> sum(size_t(batch) * count);
   for (Batch b; loader.next(b);) {
-    std::fill(sum.begin(), sum.end(), 0.0);
-    for (int k = 0; k < transforms; ++k) {
-      const float* input = b.images.data();
-      if (k > 0) {
-        transformed.resize(per * size_t(b.count));
-        for (int i = 0; i < b.count; ++i)
-          dihedral_chw(b.images.data() + per * i, transformed.data() + per * i, 3, set.width,
-                       set.height, k);
-        input = transformed.data();
-      }
-      for (size_t m = 0; m < count; ++m) {
-        members[m]->predict(input, b.count, probs.data());
-        for (int i = 0; i < b.count; ++i) sum[size_t(i) * count + m] += probs[2 * i + 1];
-      }
-    }
+    predictor.predict(b.images.data(), b.count);
     for (int i = 0; i < b.count; ++i) {
       mine.push_back(double(b.example_ids[size_t(i)]));
-      for (size_t m = 0; m < count; ++m) mine.push_back(sum[size_t(i) * count + m] / transforms);
+      mine.push_back(predictor.mean_raw_p_malignant(i));
+      mine.push_back(predictor.raw_log_odds(i));
+      for (int m = 0; m < predictor.members(); ++m) mine.push_back(predictor.p_malignant(i, m));
     }
   }
   return mine;
@@ -83,12 +63,15 @@ EvalReport report_of(const std::vector<double>& all, const ExampleSet& set, size
   std::vector<std::string>& patient_of = r.crop_patients;
   std::map<std::string, size_t> verdict_of;
   std::vector<std::vector<double>> member_sums;  // per image, per member: sum over crops
-  for (size_t at = 0; at + 1 + count <= all.size(); at += 1 + count) {
+  for (size_t at = 0; at + kRecordHead + count <= all.size(); at += kRecordHead + count) {
     const Example& ex = set.examples[size_t(all[at])];
     const SlideImage& im = set.images[size_t(ex.image_index)];
+    const double* member_p = &all[at + kRecordHead];
     double p = 0;
-    for (size_t m = 0; m < count; ++m) p += all[at + 1 + m];
+    for (size_t m = 0; m < count; ++m) p += member_p[m];
     r.crops.push_back({float(p / double(count)), ex.label});
+    r.raw_crops.push_back({float(all[at + 1]), ex.label});
+    r.crop_log_odds.push_back(all[at + 2]);
     image_of.push_back(im.name);
     patient_of.push_back(im.patient);
     auto [it, added] = verdict_of.emplace(im.name, r.images.size());
@@ -99,7 +82,7 @@ EvalReport report_of(const std::vector<double>& all, const ExampleSet& set, size
     ImageVerdict& v = r.images[it->second];
     v.crops++;
     v.p_malignant += r.crops.back().p_malignant;
-    for (size_t m = 0; m < count; ++m) member_sums[it->second][m] += all[at + 1 + m];
+    for (size_t m = 0; m < count; ++m) member_sums[it->second][m] += member_p[m];
     r.crop_origins.push_back({ex.image_index, {ex.x, ex.y}});
   }
   for (size_t i = 0; i < r.images.size(); ++i) {
@@ -117,6 +100,21 @@ EvalReport report_of(const std::vector<double>& all, const ExampleSet& set, size
   return r;
 }
 
+// Expected calibration error and reliability per crop and image; with a
+// temperature other than 1, the same before calibration too.
+nlohmann::json calibration_of(const EvalReport& r, const std::vector<double>& temperatures) {
+  nlohmann::json j = {{"per_crop", calibration_json(r.crops)},
+                      {"per_image", calibration_json(aggregate(r.crops, r.crop_images))}};
+  const bool tempered =
+      std::any_of(temperatures.begin(), temperatures.end(), [](double t) { return t != 1.0; });
+  if (tempered) {
+    j["temperatures"] = temperatures;
+    j["uncalibrated"] = {{"per_crop", calibration_json(r.raw_crops)},
+                         {"per_image", calibration_json(aggregate(r.raw_crops, r.crop_images))}};
+  }
+  return j;
+}
+
 }  // namespace
 
 EvalReport evaluate(const std::vector<TrainingStep*>& members, const ExampleSet& set,
@@ -127,18 +125,15 @@ EvalReport evaluate(const std::vector<TrainingStep*>& members, const ExampleSet&
     require(m->shape().batch == members.front()->shape().batch,
             "evaluate: the ensemble's members differ in batch size");
   const int rank = comm ? comm->rank() : 0, ranks = comm ? comm->size() : 1;
+  require(options.temperatures.empty() || options.temperatures.size() == members.size(),
+          "evaluate: one temperature per member");
   const std::vector<double> mine =
-      predict_records(members, set, normalization, rank, ranks, options.tta);
+      predict_records(members, set, normalization, rank, ranks, options);
   const std::vector<double> all = comm ? comm->gather(mine) : mine;
   if (rank != 0) return {};
   EvalReport r = report_of(all, set, members.size());
   r.tta = options.tta;
-  if (options.calibration) {
-    std::vector<Prediction> images;
-    for (const auto& v : r.images) images.push_back({float(v.p_malignant), v.label});
-    r.calibration = {{"per_crop", calibration_json(r.crops)},
-                     {"per_image", calibration_json(images)}};
-  }
+  if (options.calibration) r.calibration = calibration_of(r, options.temperatures);
   if (options.bootstrap > 0)
     r.intervals = patient_bootstrap(r, options.bootstrap, options.bootstrap_seed).to_json();
   return r;

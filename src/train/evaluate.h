@@ -10,6 +10,7 @@
 #include "backends/backend.h"
 #include "data/dataset.h"
 #include "dist/communicator.h"
+#include "train/member_prediction.h"
 #include "train/metrics.h"
 
 namespace histocnn {
@@ -32,6 +33,10 @@ struct ImageVerdict {
 struct EvalReport {
   Metrics per_crop, per_image, per_patient;
   std::vector<Prediction> crops;  // every crop's prediction (for ROC curves)
+  // The same before the members' temperatures (equal to crops when all are
+  // 1), and the log-odds a temperature is fitted on (train/temperature.h).
+  std::vector<Prediction> raw_crops;
+  std::vector<double> crop_log_odds;
   std::vector<std::pair<int, std::pair<int, int>>> crop_origins;  // (image, (x, y)) per crop
   std::vector<ImageVerdict> images;                               // sorted by name
   std::vector<Prediction> patients;                     // per patient (mean over its crops)
@@ -40,7 +45,9 @@ struct EvalReport {
   // (train/bootstrap.h, BootstrapIntervals::to_json); null otherwise.
   nlohmann::json intervals;
   // EvalOptions::calibration: expected calibration error and the reliability
-  // diagram's points per crop and image (train/calibration.h); null otherwise.
+  // diagram's points per crop and image (train/calibration.h), and, for
+  // models with a temperature, the same before it ("uncalibrated") and the
+  // temperatures; null otherwise.
   nlohmann::json calibration;
   bool tta = false;
   int members = 1;  // models averaged (an ensemble's members)
@@ -58,6 +65,8 @@ struct EvalOptions {
   // Patient-level bootstrap resamples for confidence intervals (0: none).
   int bootstrap = 0;
   bool calibration = false;  // ECE and reliability per crop and image
+  // Each member's temperature (train/temperature.h); empty: 1 for all.
+  std::vector<double> temperatures;
   uint64_t bootstrap_seed = 1;
 };
 
@@ -67,10 +76,6 @@ struct EvalOptions {
 EvalReport evaluate(TrainingStep& step, const ExampleSet& examples,
                     const Normalization& normalization = {}, Communicator* comm = nullptr,
                     const EvalOptions& options = {});
-
-// The members' disagreement on one image: the sample standard deviation of
-// their P(malignant) (0 with fewer than two members).
-double member_spread(const std::vector<double>& p_per_member);
 
 // An ensemble: every crop's P(malignant) is the mean over the members (each
 // a step of the same input shape and batch, fed the same normalised batch).

@@ -172,6 +172,7 @@ TrainState resume(const TrainOptions& o, const RunContext& run, TrainingStep& st
   state.start_epoch = ck.state.value("epoch", 0);
   state.history = ck.state.value("history", nlohmann::json::array());
   state.best = ck.state.value("best", nlohmann::json::object());
+  state.calibration = ck.trained.value("calibration", nlohmann::json());
   // What metrics.json says of validation if no epoch is left to run.
   if (!state.history.empty())
     state.last_validation = state.history.back().value("validation", nlohmann::json());

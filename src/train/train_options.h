@@ -61,6 +61,9 @@ struct TrainOptions {
   std::string select_by = "none";
   std::string preset = "paper";  // recorded only: the preset's values arrive as the fields
   bool eval_tta = false;         // eval/predict defaults recorded in the model
+  // Fit a temperature on the validation crops after each validation
+  // (train/temperature.h); eval, predict and slide apply it.
+  bool calibrate = true;
   int eval_crops = 8;
   int early_stop = 0;
   // Members of a deep ensemble (train/ensemble.h): with N > 1, N networks

@@ -38,6 +38,7 @@ void Trainer::fit() {
 
 ModelFile Trainer::model() const {
   ModelFile file = parts_.metadata;
+  if (!state_.calibration.is_null()) file.trained["calibration"] = state_.calibration;
   file.params = parts_.step->parameters();
   file.buffers = parts_.step->buffers();
   return file;

@@ -1,0 +1,93 @@
+#include "train/temperature.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+
+namespace histocnn {
+namespace {
+
+constexpr double kLogOddsLimit = 200;
+
+// log(1 + e^x) without overflow.
+double softplus(double x) {
+  return x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x));
+}
+
+}  // namespace
+
+double log_odds(double p_benign, double p_malignant) {
+  // A diverged network's NaN passes through, for the metrics to name it.
+  if (std::isnan(p_benign) || std::isnan(p_malignant)) return std::nan("");
+  require(p_benign >= 0 && p_malignant >= 0 && p_benign + p_malignant > 0,
+          "log_odds: class probabilities must be non-negative and not both 0");
+  if (p_malignant == 0) return -kLogOddsLimit;
+  if (p_benign == 0) return kLogOddsLimit;
+  return std::clamp(std::log(p_malignant) - std::log(p_benign), -kLogOddsLimit, kLogOddsLimit);
+}
+
+double tempered_p_malignant(double p_benign, double p_malignant, double temperature) {
+  require(temperature > 0 && std::isfinite(temperature),
+          "temperature must be a finite positive number");
+  if (temperature == 1) return p_malignant;
+  // sigmoid(z / T), z the log-odds: the two-class softmax of z / T.
+  const double z = log_odds(p_benign, p_malignant) / temperature;
+  return z >= 0 ? 1 / (1 + std::exp(-z)) : std::exp(z) / (1 + std::exp(z));
+}
+
+double temperature_nll(const std::vector<double>& log_odds, const std::vector<int>& labels,
+                       double temperature) {
+  require(log_odds.size() == labels.size(), "temperature_nll: one label per prediction");
+  if (log_odds.empty()) return 0;
+  double sum = 0;
+  for (size_t i = 0; i < log_odds.size(); ++i) {
+    const double z = log_odds[i] / temperature;
+    sum += softplus(labels[i] ? -z : z);  // -log sigmoid(+-z)
+  }
+  return sum / double(log_odds.size());
+}
+
+TemperatureFit fit_temperature(const std::vector<double>& log_odds,
+                               const std::vector<int>& labels) {
+  require(log_odds.size() == labels.size(), "fit_temperature: one label per prediction");
+  for (double z : log_odds) require(std::isfinite(z), "fit_temperature: log-odds must be finite");
+  TemperatureFit fit;
+  fit.count = int(log_odds.size());
+  fit.nll_before = fit.nll_after = temperature_nll(log_odds, labels, 1.0);
+  if (log_odds.empty()) return fit;
+  const auto nll_at = [&](double log_t) {
+    return temperature_nll(log_odds, labels, std::exp(log_t));
+  };
+  const double ratio = (std::sqrt(5.0) - 1) / 2;
+  double lo = std::log(kMinTemperature), hi = std::log(kMaxTemperature);
+  double a = hi - ratio * (hi - lo), b = lo + ratio * (hi - lo);
+  double fa = nll_at(a), fb = nll_at(b);
+  for (int i = 0; i < 80 && hi - lo > 1e-7; ++i) {
+    if (fa <= fb) {
+      hi = b, b = a, fb = fa;
+      a = hi - ratio * (hi - lo), fa = nll_at(a);
+    } else {
+      lo = a, a = b, fa = fb;
+      b = lo + ratio * (hi - lo), fb = nll_at(b);
+    }
+  }
+  const double t = std::exp((lo + hi) / 2);
+  fit.at_bound = t <= kMinTemperature * 1.001 || t >= kMaxTemperature / 1.001;
+  // Sharpening without end means the validation crops are separated
+  // perfectly: that says nothing of how sure the model should be elsewhere.
+  if (t <= kMinTemperature * 1.001) return fit;
+  const double nll = temperature_nll(log_odds, labels, t);
+  if (nll < fit.nll_before) fit.temperature = t, fit.nll_after = nll;  // never worse than T = 1
+  return fit;
+}
+
+nlohmann::json TemperatureFit::to_json() const {
+  return {{"temperature", temperature},
+          {"nll_before", nll_before},
+          {"nll_after", nll_after},
+          {"fitted_on", count},
+          {"at_bound", at_bound}};
+}
+
+}  // namespace histocnn

@@ -1,0 +1,53 @@
+// Temperature scaling (Guo et al. 2017): one scalar T > 0 that divides the
+// network's logits before the softmax, fitted after training to minimise the
+// negative log-likelihood on held-out predictions. It changes how sure the
+// model says it is, never which class it picks (argmax is unchanged for any
+// T), so accuracy and AUC stay as they were and calibration error falls.
+//
+// T is applied to class probabilities, not logits: softmax(z / T) equals
+// p_k^(1/T) / sum_j p_j^(1/T) with p = softmax(z), computed in logs so a
+// probability the float softmax rounded to 1 keeps its information in the
+// other class's (tiny, still non-zero) probability.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <vector>
+
+namespace histocnn {
+
+// The bounds of the search: beyond them a fit says more about a tiny or
+// perfectly separated validation set than about the model.
+inline constexpr double kMinTemperature = 0.05, kMaxTemperature = 20.0;
+
+// P(malignant) after temperature T from the two class probabilities of a
+// softmax (each computed as such, not as 1 - the other). T = 1: p_malignant
+// unchanged; NaN in, NaN out. Requires T > 0; probabilities in [0, 1], not
+// both 0.
+double tempered_p_malignant(double p_benign, double p_malignant, double temperature);
+
+// log P(malignant) - log P(benign), clamped to +-200 (a probability of 0);
+// NaN when either is NaN (a diverged network: compute_metrics names it).
+double log_odds(double p_benign, double p_malignant);
+
+struct TemperatureFit {
+  double temperature = 1;
+  double nll_before = 0, nll_after = 0;  // mean negative log-likelihood at T = 1 and T
+  int count = 0;                         // predictions it was fitted on
+  bool at_bound = false;                 // the search ran into kMinTemperature or kMaxTemperature
+  // {"temperature", "nll_before", "nll_after", "fitted_on", "at_bound"}
+  nlohmann::json to_json() const;
+};
+
+// The T minimising mean NLL of labels (0 benign, 1 malignant) under
+// sigmoid(log_odds / T): golden-section search over log T in
+// [kMinTemperature, kMaxTemperature] (the NLL is convex in 1/T, so unimodal).
+// A fit that runs into kMinTemperature (the crops are separated perfectly:
+// sharper is always likelier) keeps T = 1 with at_bound set. Requires: equal
+// sizes; finite log-odds. An empty set gives T = 1.
+TemperatureFit fit_temperature(const std::vector<double>& log_odds, const std::vector<int>& labels);
+
+// Mean NLL of the labels under sigmoid(log_odds / T).
+double temperature_nll(const std::vector<double>& log_odds, const std::vector<int>& labels,
+                       double temperature);
+
+}  // namespace histocnn
