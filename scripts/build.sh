@@ -13,6 +13,7 @@ while [[ $# -gt 0 ]]; do
   shift
 done
 if command -v ccache > /dev/null; then
+  export CCACHE_BASEDIR="$PWD"  # build folders share what compiles alike
   cmake_flags+=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_CUDA_COMPILER_LAUNCHER=ccache)
 fi
 cmake -S . -B "${BUILD_DIR:-build}" -DCMAKE_BUILD_TYPE=Release "${cmake_flags[@]}" >/dev/null

@@ -1,20 +1,31 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (clang, ASan + UBSan) and runs each for a
 # bounded time over its seed corpus (fuzz/corpus/<target>) and the crash
-# regressions kept in fuzz/regressions/<target>. A crash fails the script and
+# regressions kept in fuzz/regressions/<target>; one line per target ("N runs
+# in S s, no crash"). A crash fails the script, prints libFuzzer's report and
 # leaves its input in build-fuzz/.
 #   scripts/fuzz.sh [seconds per target, default 60]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-60}"
-CC=clang CXX=clang++ cmake -S . -B build-fuzz -DHISTOCNN_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build-fuzz -j"$(nproc)"
+launcher=()
+command -v ccache > /dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+CC=clang CXX=clang++ cmake -S . -B build-fuzz -DHISTOCNN_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  "${launcher[@]}" > /dev/null
+cmake --build build-fuzz -j"$(nproc)" > /dev/null
 for target in grade_csv safetensors model_spec image tiff model_file study_results; do
   work="build-fuzz/corpus-$target"
   mkdir -p "$work"
   inputs=("$work" "fuzz/corpus/$target")
   [[ -d "fuzz/regressions/$target" ]] && inputs+=("fuzz/regressions/$target")
-  echo "fuzz: $target for ${seconds}s"
-  (cd build-fuzz && ./fuzz/fuzz_$target -max_total_time="$seconds" -rss_limit_mb=4096 -malloc_limit_mb=4096 \
-    -max_len=65536 -print_final_stats=1 "${inputs[@]/#/../}" 2>&1 | tail -n 12)
+  log="build-fuzz/fuzz-$target.log"
+  if ! (cd build-fuzz && ./fuzz/fuzz_$target -max_total_time="$seconds" -rss_limit_mb=4096 \
+          -malloc_limit_mb=4096 -max_len=65536 -print_final_stats=1 "${inputs[@]/#/../}" \
+          > "../$log" 2>&1); then
+    tail -n 40 "$log"
+    echo "fuzz: $target CRASHED (input and report in build-fuzz/, log $log)" >&2
+    exit 1
+  fi
+  runs=$(sed -n 's/^stat::number_executed_units: *//p' "$log")
+  echo "fuzz: $target: ${runs:-?} runs in ${seconds} s, no crash"
 done

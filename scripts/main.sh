@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 # Only the program the job runs (the tests and benchmarks are scripts/test.sh's).
-scripts/build.sh --target histocnn
+scripts/build.sh -DHISTOCNN_UNITY=ON --target histocnn
 data=${DATA:-data/synthetic}
 [[ -f "$data/Grade.csv" ]] || ./build/histocnn synth -o "$data" --images 60 --seed 1
 ./build/histocnn train --data "$data" --size 64 --batch 50 --epochs 8 --flips --rotations \

@@ -27,10 +27,15 @@ trap 'rm -rf "$stage"' EXIT
 root="$stage/$name"
 mkdir -p "$root/bin" "$root/libexec" "$root/lib" "$root/bench"
 
+launcher=()
+if command -v ccache > /dev/null; then
+  export CCACHE_BASEDIR="$PWD"
+  launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_CUDA_COMPILER_LAUNCHER=ccache)
+fi
 build() {  # BUILD_DIR INSTALLED_NAME [cmake flags]
   local dir=$1 installed=$2; shift 2
-  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release -DHISTOCNN_RELOCATABLE=ON \
-    -DHISTOCNN_BENCHMARKS=OFF -DHISTOCNN_MPI=OFF "$@" > /dev/null
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release -DHISTOCNN_RELOCATABLE=ON -DHISTOCNN_UNITY=ON \
+    -DHISTOCNN_BENCHMARKS=OFF -DHISTOCNN_MPI=OFF "${launcher[@]}" "$@" > /dev/null
   cmake --build "$dir" -j"$(nproc)" --target histocnn > /dev/null
   cmake --install "$dir" --prefix "$stage/install-$installed" > /dev/null
   mv "$stage/install-$installed/bin/histocnn" "$root/libexec/$installed"

@@ -14,7 +14,7 @@ namespace histocnn {
 namespace {
 
 // One batch of network input in flight between a reader and the device.
-struct Batch {
+struct TileBatch {
   int64_t id = -1;  // which batch it holds; -1: free
   bool ready = false;
   int count = 0;
@@ -35,7 +35,7 @@ class ReadAhead {
     if (quit_ || next_ >= batches_) return -1;
     return next_++;
   }
-  Batch& slot(int64_t id) { return slots_[size_t(id) % slots_.size()]; }
+  TileBatch& slot(int64_t id) { return slots_[size_t(id) % slots_.size()]; }
   void publish(int64_t id, double busy_s) {
     std::lock_guard lock(mutex_);
     slot(id).id = id;
@@ -43,7 +43,7 @@ class ReadAhead {
     read_s_ += busy_s;
     changed_.notify_all();
   }
-  Batch& wait_for(int64_t id) {
+  TileBatch& wait_for(int64_t id) {
     std::unique_lock lock(mutex_);
     changed_.wait(lock, [&] { return slot(id).ready && slot(id).id == id; });
     return slot(id);
@@ -66,7 +66,7 @@ class ReadAhead {
 
  private:
   int64_t slots() const { return int64_t(slots_.size()); }
-  std::vector<Batch> slots_;
+  std::vector<TileBatch> slots_;
   const int64_t batches_;
   std::mutex mutex_;
   std::condition_variable changed_;
@@ -77,7 +77,7 @@ class ReadAhead {
 
 // Every tile's P(malignant): the members' mean (each averaged over the
 // transforms, then calibrated) and their spread.
-std::vector<TileScore> score_batch(MemberPredictor& predictor, const Batch& batch) {
+std::vector<TileScore> score_batch(MemberPredictor& predictor, const TileBatch& batch) {
   predictor.predict(batch.input.data(), batch.count);
   std::vector<TileScore> scores(size_t(batch.count));
   for (int t = 0; t < batch.count; ++t) {
@@ -103,7 +103,7 @@ ScoringTimes score_tiles(const Slide& slide, const TileGrid& grid, const std::ve
   auto read_batches = [&] {
     for (int64_t id; (id = ring.claim()) >= 0;) {
       const auto begin = Clock::now();
-      Batch& b = ring.slot(id);
+      TileBatch& b = ring.slot(id);
       const size_t from = first + size_t(id) * options.batch;
       b.count = int(std::min<size_t>(options.batch, tiles.size() - from));
       b.input.resize(plane * options.batch);
@@ -138,7 +138,7 @@ ScoringTimes score_tiles(const Slide& slide, const TileGrid& grid, const std::ve
   for (int64_t id = 0; id < batches; ++id) {
     if (stop && stop->load()) break;
     const auto waiting = Clock::now();
-    Batch& b = ring.wait_for(id);
+    TileBatch& b = ring.wait_for(id);
     times.wait_s += seconds_since(waiting);
     if (b.error) std::rethrow_exception(b.error);
     const auto busy = Clock::now();
