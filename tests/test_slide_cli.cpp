@@ -108,7 +108,7 @@ double block_accuracy(const std::vector<TileRow>& rows, double scale) {
 
 TEST_F(SlideCli, HeatmapSeparatesTheBenignAndMalignantBlocks) {
   const CommandResult r = run("slide " + model() + " " + at("slide.tif") + " -o " + at("out") +
-                              " --threads 1 --no-progress");
+                              " --threads 1 --no-progress --explain 2");
   ASSERT_EQ(r.status, 0) << r.output;
   const std::string folder = at("out/slide");
   for (const char* file :
@@ -129,6 +129,10 @@ TEST_F(SlideCli, HeatmapSeparatesTheBenignAndMalignantBlocks) {
   const auto geo = nlohmann::json::parse(read_file(folder + "/tiles.geojson"));
   EXPECT_EQ(geo["features"].size(), rows.size());
   EXPECT_EQ(load_image(folder + "/heatmap.png").width, 1000);
+  // --explain 2: the two most malignant tiles' Grad-CAM figures, listed.
+  ASSERT_EQ(summary["explanations"].size(), 2u) << summary.dump(1);
+  for (const auto& name : summary["explanations"])
+    EXPECT_GT(std::filesystem::file_size(folder + "/" + name.get<std::string>()), 1000u) << name;
 }
 
 TEST_F(SlideCli, PhysicalScaleHoldsOnASlideAtTwiceTheResolution) {

@@ -1,17 +1,22 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <map>
+#include <memory>
 
 #include "backends/backend.h"
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/paths.h"
 #include "core/threads.h"
 #include "data/augment.h"
 #include "data/image.h"
 #include "data/stain.h"
+#include "study/explanation_figure.h"
 #include "train/checkpoint.h"
 #include "train/ensemble.h"
 #include "train/evaluate.h"
+#include "train/explain.h"
 #include "train/member_prediction.h"
 
 namespace histocnn::cli {
@@ -26,6 +31,20 @@ std::string referral(double p_malignant, double spread, double below, double max
   return unsure ? "uncertain" : disagree ? "disagree" : "no";
 }
 
+// The explanation files of each image: <dir>/<name>.gradcam(.overlay).png,
+// names made unique (-2, -3, ...) where two images share one.
+std::vector<std::string> explanation_bases(const std::string& dir,
+                                           const std::vector<std::string>& images) {
+  std::vector<std::string> bases;
+  std::map<std::string, int> seen;
+  for (const auto& path : images) {
+    std::string name = std::filesystem::path(path).stem().string();
+    if (const int n = ++seen[name]; n > 1) name += "-" + std::to_string(n);
+    bases.push_back((std::filesystem::path(dir) / (name + ".gradcam")).string());
+  }
+  return bases;
+}
+
 }  // namespace
 
 Runner add_predict(CLI::App& app) {
@@ -37,6 +56,7 @@ Runner add_predict(CLI::App& app) {
     int tiles = 3, threads = 0;
     bool tta = false, calibrated = true;
     double refer_below = 0.9, refer_spread = 0.15;
+    std::string explain;
   };
   auto a = std::make_shared<Args>();
   cmd->add_option("--model,-m", a->models,
@@ -64,6 +84,10 @@ Runner add_predict(CLI::App& app) {
                   "deviation of their P(malignant))")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 0.5));
+  cmd->add_option("--explain", a->explain,
+                  "write a Grad-CAM map of every image into this folder: NAME.gradcam.png (the "
+                  "image with where the network looked for its predicted class, colour bar) and "
+                  "NAME.gradcam.overlay.png");
   cmd->add_option("--threads", a->threads, "CPU cores (0 = all)")->capture_default_str();
   cmd->add_option("--device", a->device, "cpu or cuda")->capture_default_str();
   return [a, cmd] {
@@ -92,31 +116,34 @@ Runner add_predict(CLI::App& app) {
               path + (std::filesystem::exists(path, ec) ? ": not a regular file"
                                                         : ": no such image file"));
     }
+    // The explanations' folder made and known writable before any work.
+    std::unique_ptr<OutputFolder> folder;
+    const std::vector<std::string> bases = explanation_bases(a->explain, a->images);
+    if (!a->explain.empty()) {
+      folder = std::make_unique<OutputFolder>(a->explain);
+      std::map<std::string, std::string> inputs;  // canonical path -> as given
+      for (const auto& path : a->images)
+        inputs[std::filesystem::weakly_canonical(path).string()] = path;
+      for (const auto& base : bases)
+        for (const std::string& file : {base + ".png", base + ".overlay.png"}) {
+          const auto hit = inputs.find(std::filesystem::weakly_canonical(file).string());
+          if (hit != inputs.end())
+            fail("--explain " + a->explain + ": would overwrite the input image " + hit->second);
+        }
+      prepare_output_file("--explain", bases.front() + ".png");
+    }
     bool header = false;
     for (const auto& path : a->images) {
       Image image = load_image(path);
       if (model.stain_target)
         image = normalize_stains(image, *model.stain_target, model.keeps_stain_residual());
-      int tiles = 0;
-      if (whole) {
-        const Image resized = resize_area(image, model.width, model.height);
-        augment_to_chw(resized.rgb.data(), model.width, model.height, {}, 0, input.data(),
-                       model.normalization);
-        tiles = 1;
-      } else {
-        require(image.width >= cw && image.height >= ch,
-                path + ": image is smaller than the model's " + model.crop + " crop");
-        for (int ty = 0; ty < a->tiles; ++ty)
-          for (int tx = 0; tx < a->tiles; ++tx) {
-            const int x =
-                a->tiles == 1 ? (image.width - cw) / 2 : tx * (image.width - cw) / (a->tiles - 1);
-            const int y =
-                a->tiles == 1 ? (image.height - ch) / 2 : ty * (image.height - ch) / (a->tiles - 1);
-            const Image tile = resize_area(crop(image, x, y, cw, ch), model.width, model.height);
-            augment_to_chw(tile.rgb.data(), model.width, model.height, {}, 0,
-                           input.data() + plane * tiles++, model.normalization);
-          }
-      }
+      require(whole || (image.width >= cw && image.height >= ch),
+              path + ": image is smaller than the model's " + model.crop + " crop");
+      const std::vector<CropBox> boxes =
+          prediction_crops(image.width, image.height, model, whole ? 1 : a->tiles);
+      const int tiles = int(boxes.size());
+      for (int t = 0; t < tiles; ++t)
+        crop_input(image, boxes[size_t(t)], model, input.data() + plane * t);
       predictor.predict(input.data(), tiles);
       std::vector<double> p(models.size(), 0.0);  // per member: mean over the tiles
       for (int t = 0; t < tiles; ++t)
@@ -132,7 +159,19 @@ Runner add_predict(CLI::App& app) {
                   mean >= 0.5 ? "malignant" : "benign");
       if (ensemble) std::printf(",%.6f", spread);
       std::printf(",%s\n", referral(mean, spread, a->refer_below, a->refer_spread).c_str());
+      if (!a->explain.empty()) {
+        const int target = mean >= 0.5 ? 1 : 0;
+        write_explanation_figure(bases[size_t(&path - a->images.data())], image,
+                                 explain_image(image, models, boxes, target),
+                                 std::filesystem::path(path).filename().string() + ": where " +
+                                     std::filesystem::path(a->models.front()).filename().string() +
+                                     " saw " + (target ? "malignant" : "benign") +
+                                     " (P = " + std::to_string(mean).substr(0, 5) + ")");
+      }
     }
+    if (!a->explain.empty())
+      std::printf("files: %s/*.gradcam.png, *.gradcam.overlay.png (one per image)\n",
+                  a->explain.c_str());
     return 0;
   };
 }

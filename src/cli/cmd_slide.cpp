@@ -97,6 +97,11 @@ Runner add_slide(CLI::App& app) {
   cmd->add_option("--top-k", a->o.top_k, "tiles listed in summary.json")
       ->capture_default_str()
       ->check(CLI::Range(0, 100000));
+  cmd->add_option("--explain", a->o.explain,
+                  "Grad-CAM figures of this many most malignant tiles: "
+                  "explain/tile-X-Y.gradcam.png (X, Y the tile's level-0 origin)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1000));
   cmd->add_flag("--tta,!--no-tta", a->o.tta,
                 "average every tile over its 8 flips/rotations (default: the model's recipe)");
   cmd->add_flag("--restart", a->o.restart, "score again instead of continuing a previous run");
@@ -140,8 +145,9 @@ Runner add_slide(CLI::App& app) {
       if (status == "done")
         std::printf(
             "%s: %zu tiles scored -> %s/ (heatmap.png, tiles.csv, tiles.geojson, "
-            "summary.json)\n",
-            slide.c_str(), summary.value("tiles_scored", size_t(0)), folder.c_str());
+            "summary.json%s)\n",
+            slide.c_str(), summary.value("tiles_scored", size_t(0)), folder.c_str(),
+            summary.contains("explanations") ? ", explain/*.gradcam.png" : "");
       if (status == "interrupted") {
         std::fprintf(stderr,
                      "interrupted: %zu of %zu tiles of %s scored and kept; the same command "

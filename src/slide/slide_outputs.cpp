@@ -9,22 +9,11 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "study/colour_scale.h"
 #include "study/gnuplot.h"
 
 namespace histocnn {
 namespace {
-
-// The scale's stops (ColorBrewer RdYlBu, reversed): the overlay and
-// gnuplot's colour bar are drawn from this one table.
-struct Stop {
-  double at;
-  uint8_t r, g, b;
-};
-constexpr Stop kStops[] = {{0.0, 49, 54, 149},
-                           {0.25, 116, 173, 209},
-                           {0.5, 255, 255, 191},
-                           {0.75, 244, 109, 67},
-                           {1.0, 165, 0, 38}};
 
 std::vector<double> split_numbers(const std::string& line) {
   std::vector<double> values;
@@ -147,18 +136,6 @@ nlohmann::json score_statistics(const std::vector<Tile>& tiles,
   return s;
 }
 
-void heatmap_colour(double p, uint8_t rgb[3]) {
-  p = std::clamp(std::isfinite(p) ? p : 0.0, 0.0, 1.0);
-  size_t i = 1;
-  while (i + 1 < std::size(kStops) && p > kStops[i].at) ++i;
-  const Stop& a = kStops[i - 1];
-  const Stop& b = kStops[i];
-  const double f = (p - a.at) / (b.at - a.at);
-  rgb[0] = uint8_t(std::lround(a.r + f * (b.r - a.r)));
-  rgb[1] = uint8_t(std::lround(a.g + f * (b.g - a.g)));
-  rgb[2] = uint8_t(std::lround(a.b + f * (b.b - a.b)));
-}
-
 Image heatmap_overlay(const Image& thumbnail, double downsample_x, double downsample_y,
                       const std::vector<Tile>& tiles, const std::vector<TileScore>& scores) {
   Image out = thumbnail;
@@ -195,13 +172,7 @@ void render_heatmap(const std::string& folder, const Image& overlay, double mm_x
   char bar_label[32];
   std::snprintf(bar_label, sizeof bar_label, bar >= 1 ? "%g mm" : "%g µm",
                 bar >= 1 ? bar : bar * 1000);
-  std::string palette;
-  for (const Stop& s : kStops) {
-    char stop[48];
-    std::snprintf(stop, sizeof stop, "%s%g '#%02x%02x%02x'", palette.empty() ? "" : ", ", s.at, s.r,
-                  s.g, s.b);
-    palette += stop;
-  }
+  const std::string palette = heatmap_palette();
   std::ostringstream gp;
   gp << "set title \"" << gnuplot_text(title) << "\" noenhanced\n"
      << "set size ratio -1\nset xrange [0:" << width << "]\nset yrange [" << height

@@ -19,6 +19,7 @@
 #include "data/image.h"
 #include "slide/tile_scorer.h"
 #include "slide/tiling.h"
+#include "study/colour_scale.h"
 
 namespace histocnn {
 
@@ -40,8 +41,6 @@ nlohmann::json score_statistics(const std::vector<Tile>& tiles,
                                 const std::vector<TileScore>& scores, const TileGrid& grid,
                                 int top_k);
 
-// The colour of P in the heatmap's scale (blue 0 → pale yellow 0.5 → red 1).
-void heatmap_colour(double p, uint8_t rgb[3]);
 // The thumbnail with every scored tile blended in its colour (alpha 0.55).
 Image heatmap_overlay(const Image& thumbnail, double downsample_x, double downsample_y,
                       const std::vector<Tile>& tiles, const std::vector<TileScore>& scores);

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -16,6 +17,8 @@
 #include "slide/slide_outputs.h"
 #include "slide/tile_scorer.h"
 #include "slide/tiling.h"
+#include "study/explanation_figure.h"
+#include "train/explain.h"
 
 namespace histocnn {
 namespace fs = std::filesystem;
@@ -146,6 +149,36 @@ void write_outputs(const std::string& folder, const PreparedSlide& p,
   write_file_atomically(folder + "/summary.json", summary.dump(2) + "\n");
 }
 
+// Grad-CAM of the `count` most malignant tiles: explain/tile-X-Y.gradcam.png
+// (and .overlay.png), X, Y the tile's level-0 origin. Returns their names.
+nlohmann::json write_tile_explanations(const std::string& folder, const PreparedSlide& p,
+                                       const std::vector<TileScore>& scores,
+                                       const std::vector<ModelFile>& models,
+                                       const StainMapping* stains, int count) {
+  std::vector<size_t> order(scores.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  const size_t n = std::min(order.size(), size_t(std::max(count, 0)));
+  std::partial_sort(order.begin(), order.begin() + long(n), order.end(), [&](size_t a, size_t b) {
+    return scores[a].p_malignant > scores[b].p_malignant;
+  });
+  nlohmann::json files = nlohmann::json::array();
+  if (n > 0) make_directories(folder + "/explain");
+  for (size_t k = 0; k < n; ++k) {
+    const Tile& t = p.tiles[order[k]];
+    const Image tile = read_tiles(*p.slide, p.grid, p.tiles, order[k], 1, stains).front();
+    const Explanation e = explain_image(tile, models, {{0, 0, tile.width, tile.height}}, 1);
+    const std::string name =
+        "explain/tile-" + std::to_string(t.x) + "-" + std::to_string(t.y) + ".gradcam";
+    char title[160];
+    std::snprintf(title, sizeof title,
+                  "tile at (%lld, %lld): where the model saw malignant (P = %.3f)", (long long)t.x,
+                  (long long)t.y, scores[order[k]].p_malignant);
+    write_explanation_figure(folder + "/" + name, tile, e, title);
+    files.push_back(name + ".png");
+  }
+  return files;
+}
+
 }  // namespace
 
 PreparedSlide prepare_slide(const std::string& path, const ModelFile& model,
@@ -228,6 +261,11 @@ nlohmann::json score_slide(const std::string& path, const std::vector<ModelFile>
     return summary;
   }
   write_outputs(folder, p, scores, summary, o);
+  if (o.explain > 0) {
+    summary["explanations"] =
+        write_tile_explanations(folder, p, scores, models, stains.get(), o.explain);
+    write_file_atomically(folder + "/summary.json", summary.dump(2) + "\n");
+  }
   return summary;
 }
 

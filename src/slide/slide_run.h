@@ -30,6 +30,7 @@ struct SlideOptions {
   bool progress = true;  // a progress line on stderr when it is a terminal
   bool restart = false;  // score again instead of continuing a previous run
   int top_k = 10;
+  int explain = 0;  // Grad-CAM figures of this many most malignant tiles (explain/)
   std::vector<std::string> model_paths;  // recorded: a re-run must use the same model
 };
 

@@ -1,0 +1,99 @@
+#include "train/explain.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+#include "data/augment.h"
+#include "nn/grad_cam.h"
+
+namespace histocnn {
+namespace {
+
+// The map's value at a crop pixel (px, py): bilinear over the map's cells,
+// their centres spread evenly over the crop.
+float sample(const ClassActivationMap& m, double fx, double fy) {
+  const double x = std::clamp(fx * m.width - 0.5, 0.0, double(m.width - 1));
+  const double y = std::clamp(fy * m.height - 0.5, 0.0, double(m.height - 1));
+  const int x0 = int(x), y0 = int(y);
+  const int x1 = std::min(x0 + 1, m.width - 1), y1 = std::min(y0 + 1, m.height - 1);
+  const double ax = x - x0, ay = y - y0;
+  const auto at = [&](int cx, int cy) { return double(m.values[size_t(cy) * m.width + cx]); };
+  return float((1 - ay) * ((1 - ax) * at(x0, y0) + ax * at(x1, y0)) +
+               ay * ((1 - ax) * at(x0, y1) + ax * at(x1, y1)));
+}
+
+// One model's maps of every crop, stitched (mean where crops overlap) and
+// scaled to a maximum of 1.
+std::vector<float> stitched_map(const Image& image, const ModelFile& model,
+                                const std::vector<CropBox>& boxes, int target) {
+  const NetworkShape shape = infer_shapes(model.spec, 1, model.height, model.width);
+  std::vector<float> input(size_t(3) * model.width * model.height);
+  std::vector<float> sum(size_t(image.width) * image.height, 0.0f);
+  std::vector<int> count(sum.size(), 0);
+  for (const CropBox& box : boxes) {
+    crop_input(image, box, model, input.data());
+    const ClassActivationMap m = grad_cam(shape, model.params, model.buffers, input.data(), target);
+    for (int y = 0; y < box.height; ++y)
+      for (int x = 0; x < box.width; ++x) {
+        const size_t at = size_t(box.y + y) * image.width + size_t(box.x + x);
+        sum[at] += sample(m, (x + 0.5) / box.width, (y + 0.5) / box.height);
+        count[at]++;
+      }
+  }
+  float top = 0;
+  for (size_t i = 0; i < sum.size(); ++i) {
+    if (count[i]) sum[i] /= float(count[i]);
+    top = std::max(top, sum[i]);
+  }
+  if (top > 0)
+    for (float& v : sum) v /= top;
+  return sum;
+}
+
+}  // namespace
+
+std::vector<CropBox> prediction_crops(int image_width, int image_height, const ModelFile& model,
+                                      int tiles) {
+  if (model.crop == "whole") return {{0, 0, image_width, image_height}};
+  int cw = 0, ch = 0;
+  require(std::sscanf(model.crop.c_str(), "%dx%d", &cw, &ch) == 2 && cw > 0 && ch > 0,
+          "the model's crop '" + model.crop + "' is not WxH");
+  require(image_width >= cw && image_height >= ch,
+          "image is smaller than the model's " + model.crop + " crop");
+  require(tiles >= 1, "prediction_crops: needs at least one tile");
+  std::vector<CropBox> boxes;
+  for (int ty = 0; ty < tiles; ++ty)
+    for (int tx = 0; tx < tiles; ++tx) {
+      const int x = tiles == 1 ? (image_width - cw) / 2 : tx * (image_width - cw) / (tiles - 1);
+      const int y = tiles == 1 ? (image_height - ch) / 2 : ty * (image_height - ch) / (tiles - 1);
+      boxes.push_back({x, y, cw, ch});
+    }
+  return boxes;
+}
+
+void crop_input(const Image& image, const CropBox& box, const ModelFile& model, float* chw) {
+  const bool whole =
+      box.x == 0 && box.y == 0 && box.width == image.width && box.height == image.height;
+  const Image resized = resize_area(
+      whole ? image : crop(image, box.x, box.y, box.width, box.height), model.width, model.height);
+  augment_to_chw(resized.rgb.data(), model.width, model.height, {}, 0, chw, model.normalization);
+}
+
+Explanation explain_image(const Image& image, const std::vector<ModelFile>& models,
+                          const std::vector<CropBox>& boxes, int target) {
+  require(!models.empty(), "explain_image: no model");
+  require(target == 0 || target == 1, "explain_image: the class must be 0 or 1");
+  Explanation e;
+  e.width = image.width;
+  e.height = image.height;
+  e.target = target;
+  e.values.assign(size_t(image.width) * image.height, 0.0f);
+  for (const ModelFile& model : models) {
+    const std::vector<float> map = stitched_map(image, model, boxes, target);
+    for (size_t i = 0; i < map.size(); ++i) e.values[i] += map[i] / float(models.size());
+  }
+  return e;
+}
+
+}  // namespace histocnn
