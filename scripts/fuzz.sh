@@ -26,6 +26,6 @@ for target in grade_csv safetensors model_spec image tiff model_file study_resul
     echo "fuzz: $target CRASHED (input and report in build-fuzz/, log $log)" >&2
     exit 1
   fi
-  runs=$(sed -n 's/^stat::number_executed_units: *//p' "$log")
+  runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
   echo "fuzz: $target: ${runs:-?} runs in ${seconds} s, no crash"
 done
