@@ -12,6 +12,7 @@
 #include "backends/backend.h"
 #include "backends/cpu/cpu_backend.h"
 #include "core/error.h"
+#include "core/float_mode.h"
 #include "nn/reference.h"
 #include "test_util.h"
 
@@ -235,6 +236,35 @@ TEST(Bf16Training, ConvergesLikeFp32OnAFixedBatch) {
   }
   EXPECT_LT(losses[1].back(), 0.1 * losses[1].front());                  // memorised
   EXPECT_NEAR(losses[1][10], losses[0][10], 0.1 + 0.2 * losses[0][10]);  // on the same path
+}
+
+// Denormals are zero while a step runs, and the caller's mode comes back.
+TEST(FloatMode, DenormalsFlushWhileAStepRunsAndTheCallersModeReturns) {
+  ASSERT_FALSE(denormals_flushed()) << "the test process starts with IEEE gradual underflow";
+  volatile float tiny = 1e-39f;  // a denormal
+  {
+    const FlushDenormals flush;
+    EXPECT_TRUE(denormals_flushed());
+    EXPECT_EQ(tiny * 1.0f, 0.0f);  // read as zero
+  }
+  EXPECT_FALSE(denormals_flushed());
+  EXPECT_GT(tiny * 1.0f, 0.0f);
+  {
+    const FlushDenormals off(false);
+    EXPECT_FALSE(denormals_flushed());
+  }
+  const NetworkShape shape = infer_shapes(default_model_spec(), 2, 32, 32);
+  for (bool flush : {true, false}) {
+    StepOptions o;
+    o.flush_denormals = flush;
+    auto step = make_cpu_backend()->compile(default_model_spec(), shape, o);
+    step->set_parameters(Parameters::glorot(shape, 3));
+    const std::vector<float> images = testing::random_vector(size_t(2) * 3 * 32 * 32, 4);
+    const int32_t labels[2] = {0, 1};
+    step->train(images.data(), labels, 2);
+    EXPECT_FALSE(denormals_flushed()) << "the caller's mode is restored";
+    EXPECT_EQ(step->details()["denormals"], flush ? "flushed to zero" : "kept");
+  }
 }
 
 TEST(Bf16Training, RefusedWithAClearMessageWhereUnsupported) {

@@ -158,6 +158,9 @@ struct StepOptions {
   // batch whose output fits (see backends/cpu/cpu_step.h); 0 = never slice.
   // Measured in docs/results/side-by-side-2core.md.
   size_t cpu_slice_bytes = size_t(4) << 20;
+  // CPU: treat denormal floats as zero while the step runs (core/float_mode.h);
+  // false keeps IEEE gradual underflow, as PyTorch does by default.
+  bool flush_denormals = true;
 };
 
 class Backend {

@@ -44,6 +44,12 @@ Runner add_train(CLI::App& app) {
                   "weights, Adam and loss); tf32 on cuda")
       ->capture_default_str()
       ->check(CLI::IsMember({"fp32", "tf32", "bf16"}));
+  cmd->add_option_function<std::string>(
+         "--denormals", [o](const std::string& v) { o->flush_denormals = v == "flush"; },
+         "cpu: flush (treat floats below 1.2e-38 as zero: a converged network's epochs stay "
+         "fast) or keep (IEEE gradual underflow, PyTorch's default; up to 4x slower epochs)")
+      ->default_str("flush")
+      ->check(CLI::IsMember({"flush", "keep"}));
   cmd->add_flag("--cudnn-benchmark", o->cudnn_benchmark,
                 "cuda: time the convolution algorithms instead of trusting cuDNN's heuristics");
   cmd->add_flag("--cuda-graphs", o->cuda_graphs,

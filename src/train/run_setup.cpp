@@ -128,6 +128,7 @@ std::unique_ptr<TrainingStep> compile_training_step(const TrainOptions& o, RunCo
   so.device.memory = &run.engine->resource();
   so.device.planned = run.engine->planned();
   so.precision = o.precision;
+  so.flush_denormals = o.flush_denormals;
   so.cudnn_benchmark = o.cudnn_benchmark;
   so.cuda_graphs = o.cuda_graphs;
   so.profile_layers = o.profile_layers;

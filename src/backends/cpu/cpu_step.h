@@ -56,6 +56,7 @@
 
 #include "backends/cpu/cpu_backend.h"
 #include "core/error.h"
+#include "core/float_mode.h"
 #include "core/rng.h"
 #include "core/stopwatch.h"
 #include "memory/host_resource.h"
@@ -176,6 +177,7 @@ class CpuTrainingStep final : public TrainingStep {
     require(count >= 0 && count <= shape_.batch && (count > 0 || slice.global_count > 0),
             "batch of " + std::to_string(count) + " images does not fit the compiled batch of " +
                 std::to_string(shape_.batch));
+    const FlushDenormals fast(options_.flush_denormals);
     slice_ = slice;
     StepResult r;
     if (count > 0)
@@ -197,12 +199,14 @@ class CpuTrainingStep final : public TrainingStep {
   }
 
   void predict(const float* images, int count, float* probabilities) override {
+    const FlushDenormals fast(options_.flush_denormals);
     run(images, nullptr, count, /*training=*/false, /*backward=*/false);
     std::memcpy(probabilities, probs_.data(), sizeof(float) * 2 * count);
   }
 
   StepResult gradients(const float* images, const int32_t* labels, int count, bool training,
                        Parameters* grads) override {
+    const FlushDenormals fast(options_.flush_denormals);
     StepResult r = run(images, labels, count, training, true);
     if (grads) *grads = grads_;
     return r;

@@ -81,6 +81,7 @@ nlohmann::json CpuTrainingStep::details() const {
                          std::to_string(dnnl_version()->minor) + "." +
                          std::to_string(dnnl_version()->patch)},
           {"slice_budget_bytes", options_.cpu_slice_bytes},
+          {"denormals", options_.flush_denormals ? "flushed to zero" : "kept"},
           {"micro_batched", slices}};
 }
 
