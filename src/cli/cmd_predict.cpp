@@ -45,6 +45,35 @@ std::vector<std::string> explanation_bases(const std::string& dir,
   return bases;
 }
 
+// Refuses explanation files that would replace an input image, and checks
+// the folder is writable.
+void check_explanation_files(const std::string& dir, const std::vector<std::string>& bases,
+                             const std::vector<std::string>& images) {
+  std::map<std::string, std::string> inputs;  // canonical path -> as given
+  for (const auto& path : images) inputs[std::filesystem::weakly_canonical(path).string()] = path;
+  for (const auto& base : bases)
+    for (const std::string& file : {base + ".png", base + ".overlay.png"}) {
+      const auto hit = inputs.find(std::filesystem::weakly_canonical(file).string());
+      if (hit != inputs.end())
+        fail("--explain " + dir + ": would overwrite the input image " + hit->second);
+    }
+  prepare_output_file("--explain", bases.front() + ".png");
+}
+
+// The Grad-CAM figure of the predicted class of one image.
+void write_explanation(const std::string& base, const Image& image,
+                       const std::vector<ModelFile>& models, const std::vector<CropBox>& boxes,
+                       double p_malignant, const std::string& image_path,
+                       const std::string& model_path) {
+  const int target = p_malignant >= 0.5 ? 1 : 0;
+  char title[512];
+  std::snprintf(title, sizeof title, "%s: where %s saw %s (P(malignant) = %.3f)",
+                std::filesystem::path(image_path).filename().c_str(),
+                std::filesystem::path(model_path).filename().c_str(),
+                target ? "malignant" : "benign", p_malignant);
+  write_explanation_figure(base, image, explain_image(image, models, boxes, target), title);
+}
+
 }  // namespace
 
 Runner add_predict(CLI::App& app) {
@@ -118,20 +147,9 @@ Runner add_predict(CLI::App& app) {
     }
     // The explanations' folder made and known writable before any work.
     std::unique_ptr<OutputFolder> folder;
+    if (!a->explain.empty()) folder = std::make_unique<OutputFolder>(a->explain);
     const std::vector<std::string> bases = explanation_bases(a->explain, a->images);
-    if (!a->explain.empty()) {
-      folder = std::make_unique<OutputFolder>(a->explain);
-      std::map<std::string, std::string> inputs;  // canonical path -> as given
-      for (const auto& path : a->images)
-        inputs[std::filesystem::weakly_canonical(path).string()] = path;
-      for (const auto& base : bases)
-        for (const std::string& file : {base + ".png", base + ".overlay.png"}) {
-          const auto hit = inputs.find(std::filesystem::weakly_canonical(file).string());
-          if (hit != inputs.end())
-            fail("--explain " + a->explain + ": would overwrite the input image " + hit->second);
-        }
-      prepare_output_file("--explain", bases.front() + ".png");
-    }
+    if (!a->explain.empty()) check_explanation_files(a->explain, bases, a->images);
     bool header = false;
     for (const auto& path : a->images) {
       Image image = load_image(path);
@@ -159,15 +177,9 @@ Runner add_predict(CLI::App& app) {
                   mean >= 0.5 ? "malignant" : "benign");
       if (ensemble) std::printf(",%.6f", spread);
       std::printf(",%s\n", referral(mean, spread, a->refer_below, a->refer_spread).c_str());
-      if (!a->explain.empty()) {
-        const int target = mean >= 0.5 ? 1 : 0;
-        write_explanation_figure(bases[size_t(&path - a->images.data())], image,
-                                 explain_image(image, models, boxes, target),
-                                 std::filesystem::path(path).filename().string() + ": where " +
-                                     std::filesystem::path(a->models.front()).filename().string() +
-                                     " saw " + (target ? "malignant" : "benign") +
-                                     " (P = " + std::to_string(mean).substr(0, 5) + ")");
-      }
+      if (!a->explain.empty())
+        write_explanation(bases[size_t(&path - a->images.data())], image, models, boxes, mean, path,
+                          a->models.front());
     }
     if (!a->explain.empty())
       std::printf("files: %s/*.gradcam.png, *.gradcam.overlay.png (one per image)\n",

@@ -23,32 +23,42 @@ float sample(const ClassActivationMap& m, double fx, double fy) {
                ay * ((1 - ax) * at(x0, y1) + ax * at(x1, y1)));
 }
 
-// One model's maps of every crop, stitched (mean where crops overlap) and
-// scaled to a maximum of 1.
+// How much a crop's map counts at a pixel where crops overlap: highest at
+// its centre, falling smoothly toward its edges (so no seams where one
+// crop's map ends), never 0 (an image edge only one crop reaches).
+double crop_weight(double fx, double fy) {
+  constexpr double kPi = 3.14159265358979323846;
+  return 0.05 + std::sin(kPi * fx) * std::sin(kPi * fy);
+}
+
+// One model's maps of every crop, stitched (a weighted mean where crops
+// overlap) and scaled to a maximum of 1.
 std::vector<float> stitched_map(const Image& image, const ModelFile& model,
                                 const std::vector<CropBox>& boxes, int target) {
   const NetworkShape shape = infer_shapes(model.spec, 1, model.height, model.width);
   std::vector<float> input(size_t(3) * model.width * model.height);
-  std::vector<float> sum(size_t(image.width) * image.height, 0.0f);
-  std::vector<int> count(sum.size(), 0);
+  std::vector<double> sum(size_t(image.width) * image.height, 0.0), weight(sum.size(), 0.0);
   for (const CropBox& box : boxes) {
     crop_input(image, box, model, input.data());
     const ClassActivationMap m = grad_cam(shape, model.params, model.buffers, input.data(), target);
     for (int y = 0; y < box.height; ++y)
       for (int x = 0; x < box.width; ++x) {
+        const double fx = (x + 0.5) / box.width, fy = (y + 0.5) / box.height;
         const size_t at = size_t(box.y + y) * image.width + size_t(box.x + x);
-        sum[at] += sample(m, (x + 0.5) / box.width, (y + 0.5) / box.height);
-        count[at]++;
+        const double w = crop_weight(fx, fy);
+        sum[at] += w * sample(m, fx, fy);
+        weight[at] += w;
       }
   }
+  std::vector<float> map(sum.size(), 0.0f);
   float top = 0;
   for (size_t i = 0; i < sum.size(); ++i) {
-    if (count[i]) sum[i] /= float(count[i]);
-    top = std::max(top, sum[i]);
+    if (weight[i] > 0) map[i] = float(sum[i] / weight[i]);
+    top = std::max(top, map[i]);
   }
   if (top > 0)
-    for (float& v : sum) v /= top;
-  return sum;
+    for (float& v : map) v /= top;
+  return map;
 }
 
 }  // namespace

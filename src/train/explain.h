@@ -29,7 +29,8 @@ void crop_input(const Image& image, const CropBox& box, const ModelFile& model, 
 struct Explanation {
   int width = 0, height = 0;  // the image's
   // height x width in [0, 1]: per pixel, the mean over the crops covering it
-  // of their Grad-CAM maps (bilinear to the crop), scaled so the image's
+  // of their Grad-CAM maps (bilinear to the crop; weighted toward each crop's
+  // centre so no seams show where one ends), scaled so the image's
   // maximum is 1 (members of an ensemble each scaled, then averaged); 0 where
   // no crop reaches.
   std::vector<float> values;
