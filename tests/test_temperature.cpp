@@ -47,6 +47,8 @@ void expect_recovers(double truth) {
   EXPECT_NEAR(fit.nll_after, temperature_nll(z, labels, fit.temperature), 1e-12);
   EXPECT_FALSE(fit.at_bound);
   EXPECT_EQ(fit.count, 20000);
+  EXPECT_LE(fit.ece_after, fit.ece_before);
+  if (!fit.declined.empty()) return;  // left at 1: nothing to minimise
   // The minimum: a step either way is no better.
   EXPECT_GE(temperature_nll(z, labels, fit.temperature * 1.05), fit.nll_after);
   EXPECT_GE(temperature_nll(z, labels, fit.temperature / 1.05), fit.nll_after);
@@ -73,8 +75,21 @@ TEST(Temperature, SeparatedOrEmptyValidationSetsAreSaidSo) {
   const TemperatureFit none = fit_temperature({}, {});
   EXPECT_EQ(none.temperature, 1.0);
   EXPECT_EQ(none.count, 0);
+  // A softer T that the likelihood wants but that raises the calibration
+  // error is declined: 40 right at log-odds 3, 20 right at 10 and one wrong
+  // at 10. The likelihood wants T = 1.25, which moves the 40 from P = 0.953
+  // to 0.917 (all right): the error rises from 0.015 to 0.038.
+  std::vector<double> z(40, 3.0);
+  z.insert(z.end(), 21, 10.0);
+  std::vector<int> y(60, 1);
+  y.push_back(0);
+  const TemperatureFit softer = fit_temperature(z, y);
+  EXPECT_EQ(softer.temperature, 1.0);
+  EXPECT_EQ(softer.declined, "raised the calibration error");
+  EXPECT_TRUE(softer.to_json().contains("declined"));
   const auto j = separated.to_json();
-  for (const char* key : {"temperature", "nll_before", "nll_after", "fitted_on", "at_bound"})
+  for (const char* key : {"temperature", "nll_before", "nll_after", "ece_before", "ece_after",
+                          "fitted_on", "at_bound"})
     EXPECT_TRUE(j.contains(key)) << key;
   EXPECT_THROW(fit_temperature({1.0}, {}), Error);
   EXPECT_THROW(fit_temperature({std::nan("")}, {1}), Error);

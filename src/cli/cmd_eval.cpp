@@ -89,8 +89,9 @@ void print_calibration(const nlohmann::json& c, bool applied, bool on_fitting_im
           "(the temperature was fitted on these held-out images, so its error here is "
           "optimistic: judge calibration on images no step of training saw)\n");
   } else {
-    std::printf(applied ? " (no temperature: the models were trained without validation "
-                          "images)\n"
+    std::printf(applied ? " (T = 1: temperature scaling left the model as it was, or it was "
+                          "trained without validation images; its recipe's \"calibration\" says "
+                          "why)\n"
                         : " (--no-calibration: raw probabilities)\n");
   }
 }

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "train/calibration.h"
 
 namespace histocnn {
 namespace {
@@ -13,6 +14,14 @@ constexpr double kLogOddsLimit = 200;
 // log(1 + e^x) without overflow.
 double softplus(double x) {
   return x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x));
+}
+
+// Expected calibration error (10 bins) of sigmoid(log_odds / T).
+double ece_at(const std::vector<double>& log_odds, const std::vector<int>& labels, double t) {
+  std::vector<Prediction> p;
+  for (size_t i = 0; i < log_odds.size(); ++i)
+    p.push_back({float(1 / (1 + std::exp(-log_odds[i] / t))), labels[i]});
+  return expected_calibration_error(reliability_bins(p, 10));
 }
 
 }  // namespace
@@ -56,6 +65,7 @@ TemperatureFit fit_temperature(const std::vector<double>& log_odds,
   fit.count = int(log_odds.size());
   fit.nll_before = fit.nll_after = temperature_nll(log_odds, labels, 1.0);
   if (log_odds.empty()) return fit;
+  fit.ece_before = fit.ece_after = ece_at(log_odds, labels, 1.0);
   const auto nll_at = [&](double log_t) {
     return temperature_nll(log_odds, labels, std::exp(log_t));
   };
@@ -78,16 +88,25 @@ TemperatureFit fit_temperature(const std::vector<double>& log_odds,
   // perfectly: that says nothing of how sure the model should be elsewhere.
   if (t <= kMinTemperature * 1.001) return fit;
   const double nll = temperature_nll(log_odds, labels, t);
-  if (nll < fit.nll_before) fit.temperature = t, fit.nll_after = nll;  // never worse than T = 1
+  const double ece = ece_at(log_odds, labels, t);
+  // Never worse than leaving the model alone, by either measure: on a few
+  // dozen patients the likelihood is ruled by a handful of confident errors,
+  // and softening every right answer to pay for them can raise the
+  // calibration error (measured on GlaS: docs/results/glas-calibration.md).
+  if (nll < fit.nll_before && ece <= fit.ece_before)
+    fit.temperature = t, fit.nll_after = nll, fit.ece_after = ece;
+  else
+    fit.declined = ece > fit.ece_before ? "raised the calibration error" : "no better likelihood";
   return fit;
 }
 
 nlohmann::json TemperatureFit::to_json() const {
-  return {{"temperature", temperature},
-          {"nll_before", nll_before},
-          {"nll_after", nll_after},
-          {"fitted_on", count},
-          {"at_bound", at_bound}};
+  nlohmann::json j = {{"temperature", temperature}, {"nll_before", nll_before},
+                      {"nll_after", nll_after},     {"ece_before", ece_before},
+                      {"ece_after", ece_after},     {"fitted_on", count},
+                      {"at_bound", at_bound}};
+  if (!declined.empty()) j["declined"] = declined;
+  return j;
 }
 
 }  // namespace histocnn

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <string>
 #include <vector>
 
 namespace histocnn {
@@ -33,8 +34,13 @@ struct TemperatureFit {
   double temperature = 1;
   double nll_before = 0, nll_after = 0;  // mean negative log-likelihood at T = 1 and T
   int count = 0;                         // predictions it was fitted on
+  double ece_before = 0, ece_after = 0;  // expected calibration error (10 bins), same
   bool at_bound = false;                 // the search ran into kMinTemperature or kMaxTemperature
-  // {"temperature", "nll_before", "nll_after", "fitted_on", "at_bound"}
+  // Why the fit left T = 1 although the search found another: "raised the
+  // calibration error" or "no better likelihood"; empty when applied.
+  std::string declined;
+  // {"temperature", "nll_before", "nll_after", "ece_before", "ece_after",
+  //  "fitted_on", "at_bound"[, "declined"]}
   nlohmann::json to_json() const;
 };
 
@@ -42,7 +48,9 @@ struct TemperatureFit {
 // sigmoid(log_odds / T): golden-section search over log T in
 // [kMinTemperature, kMaxTemperature] (the NLL is convex in 1/T, so unimodal).
 // A fit that runs into kMinTemperature (the crops are separated perfectly:
-// sharper is always likelier) keeps T = 1 with at_bound set. Requires: equal
+// sharper is always likelier) keeps T = 1 with at_bound set; so does one that
+// lowers the NLL but raises the expected calibration error on the same
+// predictions (`declined` says which). Requires: equal
 // sizes; finite log-odds. An empty set gives T = 1.
 TemperatureFit fit_temperature(const std::vector<double>& log_odds, const std::vector<int>& labels);
 
