@@ -10,8 +10,6 @@
 namespace histocnn {
 namespace {
 
-using namespace reference;
-
 // One convolution block in inference mode: conv (+ batch norm) + ReLU; the
 // ReLU map is returned, the pooled map replaces x.
 std::vector<float> conv_block(const ConvShape& c, size_t index, const Parameters& params,
@@ -19,18 +17,18 @@ std::vector<float> conv_block(const ConvShape& c, size_t index, const Parameters
   const std::string name = std::to_string(index + 1);
   const float* bias = c.batch_norm ? nullptr : params.data(params.info("conv" + name + ".bias"));
   std::vector<float> y(size_t(c.out_c) * c.conv_h * c.conv_w);
-  conv2d_forward(x.data(), params.data(params.info("conv" + name + ".weight")), bias, y.data(), 1,
-                 c.in_c, c.in_h, c.in_w, c.out_c, c.kernel, c.pad);
+  reference::conv2d_forward(x.data(), params.data(params.info("conv" + name + ".weight")), bias,
+                            y.data(), 1, c.in_c, c.in_h, c.in_w, c.out_c, c.kernel, c.pad);
   if (c.batch_norm) {
     const std::vector<float> raw = y;
-    batchnorm_forward_infer(raw.data(), params.data(params.info("bn" + name + ".weight")),
-                            params.data(params.info("bn" + name + ".bias")),
-                            buffers.running_mean(int(index)), buffers.running_var(int(index)),
-                            y.data(), 1, c.out_c, c.conv_h * c.conv_w);
+    reference::batchnorm_forward_infer(
+        raw.data(), params.data(params.info("bn" + name + ".weight")),
+        params.data(params.info("bn" + name + ".bias")), buffers.running_mean(int(index)),
+        buffers.running_var(int(index)), y.data(), 1, c.out_c, c.conv_h * c.conv_w);
   }
-  relu_forward(y.data(), y.data(), int64_t(y.size()));
+  reference::relu_forward(y.data(), y.data(), int64_t(y.size()));
   x.resize(size_t(c.out_c) * c.out_h * c.out_w);
-  maxpool_forward(y.data(), x.data(), 1, c.out_c, c.conv_h, c.conv_w, c.pool);
+  reference::maxpool_forward(y.data(), x.data(), 1, c.out_c, c.conv_h, c.conv_w, c.pool);
   return y;
 }
 
@@ -51,7 +49,7 @@ ClassActivationMap grad_cam(const NetworkShape& s, const Parameters& params,
   const int pooled_hw = last.out_h * last.out_w;
   if (s.global_pool) {
     std::vector<float> means(size_t(last.out_c));
-    global_avgpool_forward(x.data(), means.data(), 1, last.out_c, pooled_hw);
+    reference::global_avgpool_forward(x.data(), means.data(), 1, last.out_c, pooled_hw);
     x = std::move(means);
   }
   // Dense layers, keeping each one's input and pre-activation for the way back.
@@ -61,10 +59,10 @@ ClassActivationMap grad_cam(const NetworkShape& s, const Parameters& params,
     const std::string name = "fc" + std::to_string(i + 1);
     inputs.push_back(x);
     x.assign(size_t(d.out), 0.0f);
-    dense_forward(inputs.back().data(), params.data(params.info(name + ".weight")),
-                  params.data(params.info(name + ".bias")), x.data(), 1, d.in, d.out);
+    reference::dense_forward(inputs.back().data(), params.data(params.info(name + ".weight")),
+                             params.data(params.info(name + ".bias")), x.data(), 1, d.in, d.out);
     pre.push_back(x);
-    if (d.relu) relu_forward(x.data(), x.data(), int64_t(x.size()));
+    if (d.relu) reference::relu_forward(x.data(), x.data(), int64_t(x.size()));
   }
   ClassActivationMap map;
   const int classes = int(x.size());
@@ -85,20 +83,21 @@ ClassActivationMap grad_cam(const NetworkShape& s, const Parameters& params,
   for (size_t i = s.denses.size(); i-- > 0;) {
     const DenseShape& d = s.denses[i];
     const std::string name = "fc" + std::to_string(i + 1);
-    if (d.relu) relu_backward(pre[i].data(), grad.data(), grad.data(), int64_t(grad.size()));
+    if (d.relu)
+      reference::relu_backward(pre[i].data(), grad.data(), grad.data(), int64_t(grad.size()));
     std::vector<float> dx(size_t(d.in)), dw(size_t(d.in) * d.out), db(size_t(d.out));
-    dense_backward(inputs[i].data(), params.data(params.info(name + ".weight")), grad.data(),
-                   dx.data(), dw.data(), db.data(), 1, d.in, d.out);
+    reference::dense_backward(inputs[i].data(), params.data(params.info(name + ".weight")),
+                              grad.data(), dx.data(), dw.data(), db.data(), 1, d.in, d.out);
     grad = std::move(dx);
   }
   if (s.global_pool) {
     std::vector<float> dx(size_t(last.out_c) * pooled_hw);
-    global_avgpool_backward(grad.data(), dx.data(), 1, last.out_c, pooled_hw);
+    reference::global_avgpool_backward(grad.data(), dx.data(), 1, last.out_c, pooled_hw);
     grad = std::move(dx);
   }
   std::vector<float> d_act(last_act.size());
-  maxpool_backward(last_act.data(), grad.data(), d_act.data(), 1, last.out_c, last.conv_h,
-                   last.conv_w, last.pool);
+  reference::maxpool_backward(last_act.data(), grad.data(), d_act.data(), 1, last.out_c,
+                              last.conv_h, last.conv_w, last.pool);
   // alpha_k: the gradient's spatial mean; the map: ReLU(sum_k alpha_k A_k).
   const size_t hw = size_t(last.conv_h) * last.conv_w;
   map.width = last.conv_w;
