@@ -361,6 +361,36 @@ TEST_F(Hostile, EveryCaseEndsInItsAnswerWithNothingOverwritten) {
        2,
        {"--refer-below"},
        {}},
+      {"predict --refer-spread nan",
+       [&] { return "predict -m " + m + " --refer-spread nan " + path("d/train_1.png"); },
+       1,
+       {"--refer-spread", "not a finite number"},
+       {}},
+      {"predict --explain whose figure would replace an input image",
+       [&] {
+         fs::create_directories(path("why"));
+         fs::copy_file(path("d/train_2.png"), path("why/a.gradcam.png"),
+                       fs::copy_options::overwrite_existing);
+         fs::copy_file(path("d/train_1.png"), path("why/a.png"),
+                       fs::copy_options::overwrite_existing);
+         return "predict -m " + m + " --explain " + path("why") + " " + path("why/a.png") + " " +
+                path("why/a.gradcam.png");
+       },
+       1,
+       {"--explain", "would overwrite the input image", "a.gradcam.png"},
+       {"why/a.gradcam.png", "why/a.png"}},
+      {"train --denormals of an unknown mode",
+       [&] { return "train --data " + d + " -o " + path("dn") + " --denormals sometimes"; },
+       2,
+       {"--denormals"},
+       {}},
+      {"slide --explain negative",
+       [&] {
+         return "slide " + m + " " + path("d/train_1.png") + " -o " + path("sx") + " --explain -1";
+       },
+       2,
+       {"--explain"},
+       {}},
       {"a study folder another histocnn is writing",
        [&] {
          fs::create_directories(path("busy-study"));
