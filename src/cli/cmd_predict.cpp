@@ -124,10 +124,7 @@ Runner add_predict(CLI::App& app) {
     const std::vector<ModelFile> models = load_ensemble(a->models);
     const ModelFile& model = models.front();  // members share input, crop and stains
     if (cmd->count("--tta") == 0) a->tta = model.trained.value("eval_tta", false);
-    const bool whole = model.crop == "whole";
-    int cw = 0, ch = 0;
-    if (!whole) std::sscanf(model.crop.c_str(), "%dx%d", &cw, &ch);
-    const int per_image = whole ? 1 : a->tiles * a->tiles;
+    const int per_image = model.crop == "whole" ? 1 : a->tiles * a->tiles;
     const PredictionSteps steps =
         compile_for_prediction(select_device(a->device), models, per_image);
     const bool ensemble = models.size() > 1;
@@ -155,10 +152,8 @@ Runner add_predict(CLI::App& app) {
       Image image = load_image(path);
       if (model.stain_target)
         image = normalize_stains(image, *model.stain_target, model.keeps_stain_residual());
-      require(whole || (image.width >= cw && image.height >= ch),
-              path + ": image is smaller than the model's " + model.crop + " crop");
       const std::vector<CropBox> boxes =
-          prediction_crops(image.width, image.height, model, whole ? 1 : a->tiles);
+          prediction_crops(image.width, image.height, model, a->tiles, path);
       const int tiles = int(boxes.size());
       for (int t = 0; t < tiles; ++t)
         crop_input(image, boxes[size_t(t)], model, input.data() + plane * t);

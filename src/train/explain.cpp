@@ -64,13 +64,14 @@ std::vector<float> stitched_map(const Image& image, const ModelFile& model,
 }  // namespace
 
 std::vector<CropBox> prediction_crops(int image_width, int image_height, const ModelFile& model,
-                                      int tiles) {
+                                      int tiles, const std::string& image_name) {
   if (model.crop == "whole") return {{0, 0, image_width, image_height}};
   int cw = 0, ch = 0;
   require(std::sscanf(model.crop.c_str(), "%dx%d", &cw, &ch) == 2 && cw > 0 && ch > 0,
           "the model's crop '" + model.crop + "' is not WxH");
-  require(image_width >= cw && image_height >= ch,
-          "image is smaller than the model's " + model.crop + " crop");
+  require(image_width >= cw && image_height >= ch, (image_name.empty() ? "" : image_name + ": ") +
+                                                       "image is smaller than the model's " +
+                                                       model.crop + " crop");
   require(tiles >= 1, "prediction_crops: needs at least one tile");
   std::vector<CropBox> boxes;
   for (int ty = 0; ty < tiles; ++ty)

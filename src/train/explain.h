@@ -4,6 +4,7 @@
 // verdict rests on.
 #pragma once
 
+#include <string>
 #include <vector>
 
 #include "data/image.h"
@@ -18,9 +19,10 @@ struct CropBox {
 
 // Where `predict` reads an image: tiles x tiles crops of the model's crop size
 // spread evenly from corner to corner (one: centred), or the whole image for a
-// whole-image model. Requires: the image at least the crop's size.
+// whole-image model. Requires: the image at least the crop's size (the error
+// names `image_name` when given).
 std::vector<CropBox> prediction_crops(int image_width, int image_height, const ModelFile& model,
-                                      int tiles);
+                                      int tiles, const std::string& image_name = "");
 
 // The network input of one crop: cut, area-resized to the model's input and
 // normalised as it was trained (3 x height x width).
