@@ -16,6 +16,7 @@
 
 #include "cli_util.h"
 #include "core/atomic_file.h"
+#include "data/image.h"
 #include "nn/safetensors.h"
 #include "test_util.h"
 
@@ -361,6 +362,17 @@ TEST_F(Hostile, EveryCaseEndsInItsAnswerWithNothingOverwritten) {
        2,
        {"--refer-below"},
        {}},
+      {"predict of an image smaller than the model's crop",
+       [&] {
+         Image tiny;
+         tiny.width = tiny.height = 16;
+         tiny.rgb.assign(16 * 16 * 3, 200);
+         save_image(path("tiny.png"), tiny);
+         return "predict -m " + m + " " + path("tiny.png");
+       },
+       1,
+       {"tiny.png: image is smaller than the model's", "crop"},
+       {"tiny.png"}},
       {"predict --refer-spread nan",
        [&] { return "predict -m " + m + " --refer-spread nan " + path("d/train_1.png"); },
        1,
