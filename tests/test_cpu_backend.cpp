@@ -37,7 +37,7 @@ TEST_P(CpuStepVsReference, ForwardAndGradientsMatch) {
   step->set_parameters(params);
   const auto images = random_vector(size_t(c.batch) * 3 * c.height * c.width, 17, 0, 1);
   std::vector<int32_t> labels(c.batch);
-  for (int i = 0; i < c.batch; ++i) labels[i] = (i * 7 + 3) % 2;
+  for (int i = 0; i < c.batch; ++i) labels[i] = (i * 7 + 3) % shape.classes();
 
   Parameters grads;
   const StepResult got = step->gradients(images.data(), labels.data(), c.count, c.training, &grads);
@@ -45,10 +45,10 @@ TEST_P(CpuStepVsReference, ForwardAndGradientsMatch) {
       shape, params, images.data(), labels.data(), c.count, c.training, options.dropout_seed, 0);
   EXPECT_NEAR(got.loss_sum / c.count, want.loss, 1e-4 * std::max(1.0, want.loss));
   testing::expect_gradients_match(grads, want.grads, 1e-4, 2e-3);
-  std::vector<float> probs(size_t(c.batch) * 2);
+  std::vector<float> probs(size_t(c.batch) * size_t(shape.classes()));
   step->predict(images.data(), c.count, probs.data());
   if (!c.training) {
-    for (int i = 0; i < 2 * c.count; ++i) EXPECT_NEAR(probs[i], want.probs[i], 1e-4);
+    for (int i = 0; i < shape.classes() * c.count; ++i) EXPECT_NEAR(probs[i], want.probs[i], 1e-4);
   }
 }
 
@@ -71,7 +71,7 @@ TEST_P(CpuBatchNormVsReference, TrainingGradientsRunningStatisticsAndInferenceMa
   step->set_parameters(params);
   const auto images = random_vector(size_t(c.batch) * 3 * c.height * c.width, 19, 0, 1);
   std::vector<int32_t> labels(c.batch);
-  for (int i = 0; i < c.batch; ++i) labels[i] = (i * 5 + 1) % 2;
+  for (int i = 0; i < c.batch; ++i) labels[i] = (i * 5 + 1) % shape.classes();
 
   Buffers want_buffers = Buffers::initial(shape);
   Parameters grads;
@@ -89,11 +89,12 @@ TEST_P(CpuBatchNormVsReference, TrainingGradientsRunningStatisticsAndInferenceMa
     EXPECT_NEAR(buffers.values[i], want_buffers.values[i], 1e-5) << "buffer value " << i;
   // Inference uses them, for any number of rows.
   const int rows = std::max(1, c.count - 1);
-  std::vector<float> probs(size_t(c.batch) * 2);
+  std::vector<float> probs(size_t(c.batch) * size_t(shape.classes()));
   step->predict(images.data(), rows, probs.data());
   const auto inferred = reference::network_forward_backward(
       shape, params, images.data(), labels.data(), c.count, false, 0, 0, &want_buffers);
-  for (int i = 0; i < 2 * rows; ++i) EXPECT_NEAR(probs[i], inferred.probs[i], 1e-4) << i;
+  for (int i = 0; i < shape.classes() * rows; ++i)
+    EXPECT_NEAR(probs[i], inferred.probs[i], 1e-4) << i;
   // Buffers survive a round trip, and short training batches are refused.
   step->set_buffers(want_buffers);
   EXPECT_EQ(step->buffers().values, want_buffers.values);

@@ -39,7 +39,7 @@ Outcome step_on(const Case& c, const StepOptions& options, const Parameters& par
            c.count;
   o.details = step->details();
   if (!shape.has_batch_norm()) {  // inference of a BN net needs trained running statistics
-    o.probs.resize(size_t(c.batch) * 2);
+    o.probs.resize(size_t(c.batch) * size_t(shape.classes()));
     step->predict(images.data(), c.count, o.probs.data());
   }
   return o;
@@ -58,7 +58,7 @@ Inputs inputs_for(const Case& c) {
     if (info.is_bias)
       for (int64_t i = 0; i < info.size; ++i) in.params.data(info)[i] = 0.05f * float((i % 7) - 3);
   in.images = testing::random_vector(size_t(c.batch) * 3 * c.height * c.width, 17, 0, 1);
-  for (int i = 0; i < c.batch; ++i) in.labels.push_back((i * 7 + 3) % 2);
+  for (int i = 0; i < c.batch; ++i) in.labels.push_back((i * 7 + 3) % shape.classes());
   return in;
 }
 
@@ -116,7 +116,8 @@ TEST_P(MicroBatch, SlicedBlocksGiveTheReferenceGradients) {
       }
     }
     if (!c.training && !shape.has_batch_norm()) {
-      for (int i = 0; i < 2 * c.count; ++i) EXPECT_NEAR(got.probs[i], want.probs[i], 1e-4) << i;
+      for (int i = 0; i < shape.classes() * c.count; ++i)
+        EXPECT_NEAR(got.probs[i], want.probs[i], 1e-4) << i;
     }
   }
 }
@@ -203,7 +204,9 @@ TEST_P(Bf16, GradientsWithinBf16RoundingOfTheFp32Step) {
     }
     EXPECT_GT(largest, 1e-4) << "bf16 gave the fp32 gradients: not running in bf16? " << where;
     if (!c.training && !got.probs.empty()) {
-      for (int i = 0; i < 2 * c.count; ++i) EXPECT_NEAR(got.probs[i], fp32.probs[i], 0.02) << i;
+      const int classes = int(got.probs.size()) / c.batch;
+      for (int i = 0; i < classes * c.count; ++i)
+        EXPECT_NEAR(got.probs[i], fp32.probs[i], 0.02) << i;
     }
   }
 }

@@ -52,7 +52,7 @@ HostRun run_schedule(const NetworkShape& shape, const Parameters& params, const 
                     [&](size_t i, void* p) { at[i] = static_cast<float*>(p); });
   HostRun r;
   r.grads = Parameters::zeros(shape);
-  r.probs.assign(size_t(shape.batch) * 2, 0);
+  r.probs.assign(size_t(shape.batch) * size_t(shape.classes()), 0);
   const int n = shape.batch;
   auto w = [&](const std::string& name) { return params.data(params.info(name)); };
   auto g = [&](const std::string& name) { return r.grads.data(r.grads.info(name)); };
@@ -166,13 +166,12 @@ HostRun run_schedule(const NetworkShape& shape, const Parameters& params, const 
       case OpKind::kLoss: {
         const float* logits = at[size_t(s.logits)];
         float* d = at[size_t(s.d_logits)];
+        const int k = shape.classes();
         for (int row = 0; row < n; ++row) {
-          const LossRow l = loss_row(row, logits[2 * row], logits[2 * row + 1], labels, meta, true);
-          r.probs[size_t(2 * row)] = l.s.p0;
-          r.probs[size_t(2 * row + 1)] = l.s.p1;
+          const size_t row_at = size_t(row) * size_t(k);
+          const LossRow l = loss_row(row, logits + row_at, k, labels, meta, true,
+                                     r.probs.data() + row_at, d + row_at);
           if (l.real) r.loss += l.s.loss / denominator, r.correct += l.s.correct;
-          d[2 * row] = l.d0;
-          d[2 * row + 1] = l.d1;
         }
         break;
       }
@@ -268,7 +267,7 @@ TEST_P(CudaScheduleOnHost, MatchesTheReferenceNetworkPlannedAndPerTensor) {
       for (int64_t i = 0; i < info.size; ++i) params.data(info)[i] = 0.05f * float((i % 7) - 3);
   const auto images = testing::random_vector(size_t(c.batch) * 3 * c.height * c.width, 17, 0, 1);
   std::vector<int32_t> labels(size_t(c.batch));
-  for (int i = 0; i < c.batch; ++i) labels[size_t(i)] = (i * 7 + 3) % 2;
+  for (int i = 0; i < c.batch; ++i) labels[size_t(i)] = (i * 7 + 3) % shape.classes();
   const int64_t step = 4;
   const auto want = reference::network_forward_backward(shape, params, images.data(), labels.data(),
                                                         c.count, c.training, 99, step);
@@ -281,7 +280,7 @@ TEST_P(CudaScheduleOnHost, MatchesTheReferenceNetworkPlannedAndPerTensor) {
     EXPECT_NEAR(got.loss, want.loss, 1e-5 * std::max(1.0, want.loss)) << "planned " << planned;
     testing::expect_gradients_match(got.grads, want.grads, 1e-5, 1e-4,
                                     "planned " + std::to_string(planned));
-    for (int i = 0; i < 2 * c.count; ++i)
+    for (int i = 0; i < shape.classes() * c.count; ++i)
       EXPECT_NEAR(got.probs[size_t(i)], want.probs[size_t(i)], 1e-5);
     if (planned)
       EXPECT_EQ(got.allocator_calls, 1u);
@@ -332,7 +331,7 @@ TEST_P(CudaScheduleBatchNormOnHost, MatchesTheReferenceInTrainingAndInference) {
       params.data(info)[i] += 0.05f * float((i % 7) - 3);
   const auto images = testing::random_vector(size_t(c.batch) * 3 * c.height * c.width, 23, 0, 1);
   std::vector<int32_t> labels(size_t(c.batch));
-  for (int i = 0; i < c.batch; ++i) labels[size_t(i)] = (i * 3 + 1) % 2;
+  for (int i = 0; i < c.batch; ++i) labels[size_t(i)] = (i * 3 + 1) % shape.classes();
   Buffers want_buffers = Buffers::initial(shape);
   const auto want = reference::network_forward_backward(shape, params, images.data(), labels.data(),
                                                         c.count, true, 5, 2, &want_buffers);
@@ -351,7 +350,7 @@ TEST_P(CudaScheduleBatchNormOnHost, MatchesTheReferenceInTrainingAndInference) {
                      5, 2, planned, {}, &buffers);
     const auto want_inferred = reference::network_forward_backward(
         shape, params, images.data(), labels.data(), c.count, false, 5, 2, &want_buffers);
-    for (int i = 0; i < 2 * c.count; ++i)
+    for (int i = 0; i < shape.classes() * c.count; ++i)
       EXPECT_NEAR(inferred.probs[size_t(i)], want_inferred.probs[size_t(i)], 1e-5);
   }
 }

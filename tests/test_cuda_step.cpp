@@ -73,6 +73,19 @@ TEST(CudaStep, EveryLayerMatchesTheCpuBackendAndAllocatorsGiveIdenticalWeights) 
   EXPECT_TRUE(report.passed) << report.table();
 }
 
+// A grade model's five-class softmax (the loss kernel over K classes).
+TEST(CudaStep, FiveClassNetworkMatchesTheCpuBackend) {
+  REQUIRE_GPU();
+  SelfTestOptions o;
+  o.device = "cuda";
+  o.spec = with_classes(default_model_spec(), 5);
+  o.width = o.height = 48;
+  o.batch = 12;
+  o.allocators = {"plan"};
+  const SelfTestReport report = run_selftest(o);
+  EXPECT_TRUE(report.passed) << report.table();
+}
+
 TEST(CudaStep, BatchNormAndGlobalPoolingMatchTheCpuBackend) {
   REQUIRE_GPU();
   for (const auto& c : testing::batch_norm_architectures()) {

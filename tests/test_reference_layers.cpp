@@ -123,20 +123,22 @@ TEST(ReferenceLayers, DenseAndReluGradientsMatchFiniteDifferences) {
 }
 
 TEST(ReferenceLayers, SoftmaxCrossEntropyGradientAndPadding) {
-  const int n = 4, count = 3;
-  auto logits = random_vector(n * 2, 13, -3, 3);
-  std::vector<int32_t> labels = {0, 1, 1, 0};
-  std::vector<float> d(n * 2);
-  reference::softmax_cross_entropy(logits.data(), labels.data(), n, count, d.data(), nullptr);
-  EXPECT_EQ(d[6], 0.0f);  // the padded row
-  EXPECT_EQ(d[7], 0.0f);
-  std::vector<float> one = {1.0f};
-  expect_gradient(
-      [&](const std::vector<float>& v) {
-        return std::vector<float>{float(
-            reference::softmax_cross_entropy(v.data(), labels.data(), n, count, nullptr, nullptr))};
-      },
-      logits, one, d, 1e-2);
+  for (const int classes : {2, 5}) {
+    const int n = 4, count = 3;
+    auto logits = random_vector(n * classes, 13 + classes, -3, 3);
+    std::vector<int32_t> labels = {0, 1, classes - 1, 0};
+    std::vector<float> d(size_t(n) * classes);
+    reference::softmax_cross_entropy(logits.data(), labels.data(), n, classes, count, d.data(),
+                                     nullptr);
+    for (int k = 0; k < classes; ++k) EXPECT_EQ(d[size_t(3 * classes + k)], 0.0f);  // padding
+    std::vector<float> one = {1.0f};
+    expect_gradient(
+        [&](const std::vector<float>& v) {
+          return std::vector<float>{float(reference::softmax_cross_entropy(
+              v.data(), labels.data(), n, classes, count, nullptr, nullptr))};
+        },
+        logits, one, d, 1e-2);
+  }
 }
 
 TEST(ReferenceLayers, BatchNormGradientsMatchFiniteDifferences) {

@@ -41,7 +41,8 @@ inline std::vector<Case> architectures() {
        2, 23, 19, 2, false},
       {"DeepDense", "conv 4 kernel=3 pool=2; dense 17; dense 9; dropout 0.3; dense 2", 6, 16, 16, 6,
        true},
-      {"SingleImage", "conv 32 kernel=3 pool=2; dense 2", 1, 12, 12, 1, false}};
+      {"SingleImage", "conv 32 kernel=3 pool=2; dense 2", 1, 12, 12, 1, false},
+      {"FiveGrades", "conv 8 kernel=3 pool=2; dense 16; dropout 0.5; dense 5", 7, 14, 14, 6, true}};
 }
 // Networks with batch norm and global average pooling (training mode, full
 // batches: batch norm normalises with the batch's own statistics).
@@ -55,7 +56,9 @@ inline std::vector<Case> batch_norm_architectures() {
        3, true},
       {"GapWithoutBatchNorm", "conv 8 kernel=5 pool=3 pad=same; gap; dense 6; dense 2", 2, 20, 17,
        2, true},
-      {"BatchNormNoPoolGap", "conv 6 kernel=3 pool=1 bn; gap; dense 2", 5, 9, 9, 5, true}};
+      {"BatchNormNoPoolGap", "conv 6 kernel=3 pool=1 bn; gap; dense 2", 5, 9, 9, 5, true},
+      {"BatchNormGapFiveGrades", "conv 8 kernel=3 pool=2 bn; gap; dense 16; dense 5", 6, 12, 12, 6,
+       true}};
 }
 
 inline std::string case_name(const ::testing::TestParamInfo<Case>& info) {

@@ -10,7 +10,9 @@
 //    copies in and out itself (through pinned staging buffers).
 //  * images: `count` x 3 x H x W floats (NCHW, standardised), count <= batch;
 //    rows past `count` are ignored (a short last batch costs no recompilation).
-//  * labels: `count` ints in {0 = benign, 1 = malignant}; others throw histocnn::Error.
+//  * labels: `count` ints in [0, classes) (shape.classes(): the last dense
+//    layer's outputs; 0 benign, 1 malignant for the GlaS labels); others throw
+//    histocnn::Error (check_label).
 //  * Parameters cross the seam in canonical PyTorch layouts (see nn/params.h).
 //  * Dropout masks come from elementwise::dropout_scale(seed, dropout_stream(step,
 //    layer), index), so all backends draw identical masks for the same step.
@@ -67,6 +69,13 @@ struct BatchSlice {
   int64_t first_row = 0;  // global index of this call's first row
 };
 
+// Throws histocnn::Error unless 0 <= label < classes.
+inline void check_label(int label, int classes) {
+  if (label < 0 || label >= classes)
+    fail("label " + std::to_string(label) + " is not a class of this network (0.." +
+         std::to_string(classes - 1) + ")");
+}
+
 class TrainingStep {
  public:
   virtual ~TrainingStep() = default;
@@ -91,7 +100,7 @@ class TrainingStep {
   virtual bool deferred_results() const { return false; }
   // Synchronises and returns the sums of every train() since the last call.
   virtual StepResult take_results() { return {}; }
-  // Inference (no dropout): writes count x 2 class probabilities (host). Synchronises.
+  // Inference (no dropout): writes count x classes probabilities (host). Synchronises.
   virtual void predict(const float* images, int count, float* probabilities) = 0;
   // Forward and backward without update (tests, gradient checks). Dropout is
   // applied as in training when `training_mode`, using the current step.

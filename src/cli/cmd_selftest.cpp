@@ -29,13 +29,17 @@ Runner add_selftest(CLI::App& app) {
       "training steps with each allocator, allocator invariants on the device");
   struct Args {
     std::string device, size = "64", model;  // device "": every one this machine can use
-    int batch = 8, steps = 3;
+    int batch = 8, steps = 3, classes = 0;   // 0: as the spec says
   };
   auto a = std::make_shared<Args>();
   cmd->add_option("--device", a->device,
                   "cuda (vs the CPU backend) or cpu (vs the naive reference); default: every "
                   "device this machine can use");
   cmd->add_option("--model", a->model, "model spec file (default: the paper's network)");
+  cmd->add_option("--classes", a->classes,
+                  "classes of the network's last layer (e.g. 5 for a grade model; default: the "
+                  "spec's)")
+      ->check(CLI::Range(2, kMaxClasses));
   cmd->add_option("--size", a->size, "input size, N or WxH")->capture_default_str();
   cmd->add_option("--batch", a->batch, "batch size")
       ->capture_default_str()
@@ -48,6 +52,7 @@ Runner add_selftest(CLI::App& app) {
     parse_size(a->size, "--size", &o.width, &o.height);
     if (!a->model.empty())
       o.spec = parse_model_spec(read_file(a->model, size_t(1) << 20), a->model);
+    if (a->classes) o.spec = with_classes(o.spec, a->classes);
     o.batch = a->batch;
     o.steps = a->steps;
     const std::vector<std::string> devices =

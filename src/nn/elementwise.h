@@ -44,31 +44,43 @@ HISTOCNN_HD void adam(const AdamStep& a, float g, float* w, float* m, float* v) 
   *w = *w * a.decay - a.step_size * mi / (sqrtf(vi) * a.v_scale + a.epsilon);
 }
 
-// Two-class softmax cross-entropy of one row of logits (a, b).
-// Writes the probabilities; returns the row's loss (natural log) for `label`
-// (0 or 1) and sets *correct when argmax == label; when `d_scale` != 0 writes
-// d_logits = (p - onehot) * d_scale (d_scale = 1 / count for a mean loss).
-// d_logits may alias the logits (each row reads before it writes).
+// Softmax cross-entropy of one row of `classes` logits z.
+// softmax_xent returns the row's loss (natural log) for `label` (in
+// [0, classes)) and whether argmax == label (ties go to the lower class);
+// softmax_prob then gives p_k. softmax_xent_grad writes the probabilities
+// (when `probs` is not null) and, when `d_logits` is not null, d_logits =
+// (p - onehot) * d_scale (d_scale = 1 / count for a mean loss). d_logits may
+// alias z: each element is read before it is written.
 struct SoftmaxRow {
-  float p0, p1;
+  float max;  // the largest logit
+  float inv;  // 1 / sum_k exp(z_k - max)
   double loss;
   int correct;
 };
-HISTOCNN_HD SoftmaxRow softmax_xent(float a, float b, int label) {
-  const float mx = a > b ? a : b;
-  const float ea = expf(a - mx), eb = expf(b - mx);
-  const float inv = 1.0f / (ea + eb);
+HISTOCNN_HD SoftmaxRow softmax_xent(const float* z, int classes, int label) {
+  float mx = z[0];
+  int best = 0;
+  for (int k = 1; k < classes; ++k)
+    if (z[k] > mx) mx = z[k], best = k;
+  float sum = 0;
+  for (int k = 0; k < classes; ++k) sum += expf(z[k] - mx);
   SoftmaxRow r;
-  r.p0 = ea * inv;
-  r.p1 = eb * inv;
-  r.loss = -(double(label == 0 ? a : b) - double(mx) - log(double(ea + eb)));
-  r.correct = (r.p1 > r.p0) == (label == 1);
+  r.max = mx;
+  r.inv = 1.0f / sum;
+  r.loss = -(double(z[label]) - double(mx) - log(double(sum)));
+  r.correct = best == label;
   return r;
 }
-HISTOCNN_HD void softmax_xent_grad(const SoftmaxRow& r, int label, float d_scale, float* d0,
-                                   float* d1) {
-  *d0 = (r.p0 - float(label == 0)) * d_scale;
-  *d1 = (r.p1 - float(label == 1)) * d_scale;
+HISTOCNN_HD float softmax_prob(const SoftmaxRow& r, float z) {
+  return expf(z - r.max) * r.inv;
+}
+HISTOCNN_HD void softmax_xent_grad(const SoftmaxRow& r, const float* z, int classes, int label,
+                                   float d_scale, float* probs, float* d_logits) {
+  for (int k = 0; k < classes; ++k) {
+    const float p = softmax_prob(r, z[k]);
+    if (probs) probs[k] = p;
+    if (d_logits) d_logits[k] = (p - float(k == label)) * d_scale;
+  }
 }
 
 // The dropout stream of dense layer `layer` at training step `step` (1-based).

@@ -205,24 +205,22 @@ void global_avgpool_backward(const float* dy, float* dx, int n, int c, int hw) {
     for (int p = 0; p < hw; ++p) dx[r * hw + p] = dy[r] / float(hw);
 }
 
-double softmax_cross_entropy(const float* logits, const int32_t* labels, int n, int count,
-                             float* dlogits, float* probs) {
+double softmax_cross_entropy(const float* logits, const int32_t* labels, int n, int classes,
+                             int count, float* dlogits, float* probs) {
   double loss = 0;
   for (int r = 0; r < n; ++r) {
-    const double a = logits[2 * r], b = logits[2 * r + 1], m = std::max(a, b);
-    const double lse = m + std::log(std::exp(a - m) + std::exp(b - m));
-    const double pa = std::exp(a - lse), pb = std::exp(b - lse);
-    if (probs) probs[2 * r] = float(pa), probs[2 * r + 1] = float(pb);
-    if (r >= count) {
-      if (dlogits) dlogits[2 * r] = dlogits[2 * r + 1] = 0;
-      continue;
+    const float* z = logits + size_t(r) * size_t(classes);
+    const double m = *std::max_element(z, z + classes);
+    double sum = 0;
+    for (int k = 0; k < classes; ++k) sum += std::exp(z[k] - m);
+    const double lse = m + std::log(sum);
+    for (int k = 0; k < classes; ++k) {
+      const double p = std::exp(z[k] - lse);
+      const size_t at = size_t(r) * size_t(classes) + size_t(k);
+      if (probs) probs[at] = float(p);
+      if (dlogits) dlogits[at] = r < count ? float((p - (labels[r] == k)) / count) : 0.0f;
     }
-    const int y = labels[r];
-    loss += lse - (y == 0 ? a : b);
-    if (dlogits) {
-      dlogits[2 * r] = float((pa - (y == 0)) / count);
-      dlogits[2 * r + 1] = float((pb - (y == 1)) / count);
-    }
+    if (r < count) loss += lse - z[labels[r]];
   }
   return loss / count;
 }
@@ -306,7 +304,8 @@ NetworkResult network_forward_backward(const NetworkShape& s, const Parameters& 
   }
   std::vector<float> grad(x.size());
   result.probs.resize(x.size());
-  result.loss = softmax_cross_entropy(x.data(), labels, n, count, grad.data(), result.probs.data());
+  result.loss = softmax_cross_entropy(x.data(), labels, n, s.classes(), count, grad.data(),
+                                      result.probs.data());
   // Backward.
   for (size_t i = s.denses.size(); i-- > 0;) {
     const auto& d = s.denses[i];

@@ -45,9 +45,10 @@ void batchnorm_backward(const float* x, const float* gamma, const float* mean, c
 // x: [N, C, HW] -> y: [N, C] (mean over HW), and its backward (dx = dy / HW).
 void global_avgpool_forward(const float* x, float* y, int n, int c, int hw);
 void global_avgpool_backward(const float* dy, float* dx, int n, int c, int hw);
-// logits: [N, 2]; mean loss over `count` rows; dlogits for all N rows (zero past count).
-double softmax_cross_entropy(const float* logits, const int32_t* labels, int n, int count,
-                             float* dlogits, float* probs);
+// logits: [N, classes]; mean loss over `count` rows; dlogits for all N rows
+// (zero past count); probs for all N rows.
+double softmax_cross_entropy(const float* logits, const int32_t* labels, int n, int classes,
+                             int count, float* dlogits, float* probs);
 
 // The whole network, forward and backward, on canonical parameters. Dropout
 // (when `training`) draws counter_uniform(dropout_seed, step * 64 + dense_index, j).

@@ -106,8 +106,21 @@ ModelSpec parse_model_spec(const std::string& text, const std::string& origin) {
       require(seen_dense, origin + ": dropout must follow a dense layer");
   }
   require(!spec.layers.empty() && spec.layers.back().kind == LayerSpec::Kind::kDense &&
-              spec.layers.back().dense.units == 2,
-          origin + ": the last layer must be 'dense 2' (benign, malignant logits)");
+              spec.layers.back().dense.units >= 2 && spec.layers.back().dense.units <= kMaxClasses,
+          origin + ": the last layer must be 'dense K', K the number of classes (2.." +
+              std::to_string(kMaxClasses) + "; 2 for benign/malignant)");
+  return spec;
+}
+
+int ModelSpec::classes() const {
+  return layers.back().dense.units;
+}
+
+ModelSpec with_classes(ModelSpec spec, int classes) {
+  require(classes >= 2 && classes <= kMaxClasses, "a network needs 2.." +
+                                                      std::to_string(kMaxClasses) +
+                                                      " classes, not " + std::to_string(classes));
+  spec.layers.back().dense.units = classes;
   return spec;
 }
 

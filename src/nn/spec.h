@@ -11,7 +11,8 @@
 // Convolutions are 'valid' (no padding) and stride 1 like the Keras example the
 // paper follows; `pad=same` pads by kernel/2. pool=1 means no pooling. Every
 // conv and every dense but the last are followed by ReLU; the last dense feeds
-// softmax cross-entropy and must have 2 outputs (benign, malignant).
+// softmax cross-entropy and has one output per class: 2 (benign, malignant)
+// for the GlaS labels, 5 for the Sirinukunwattana grades (data/labels.h).
 //
 //   conv 32 kernel=3 pool=2 bn  # + batch normalisation before the ReLU (the
 //                               #   conv then has no bias, as in PyTorch)
@@ -44,10 +45,17 @@ struct LayerSpec {
   float dropout = 0.0f;
 };
 
+constexpr int kMaxClasses = 64;
+
 struct ModelSpec {
   std::vector<LayerSpec> layers;
   std::string text() const;  // canonical text, parseable by parse_model_spec
+  int classes() const;       // the last dense layer's outputs
 };
+
+// The same network with its last dense layer giving `classes` logits (the
+// default and preset networks are written for 2; a grade model needs 5).
+ModelSpec with_classes(ModelSpec spec, int classes);
 
 ModelSpec parse_model_spec(const std::string& text, const std::string& origin = "--model");
 ModelSpec default_model_spec();  // the paper's network
@@ -73,6 +81,7 @@ struct NetworkShape {
   std::vector<DenseShape> denses;
   bool global_pool = false;  // the first dense reads the channel means of the last map
   bool has_batch_norm() const;
+  int classes() const { return denses.back().out; }  // the last dense layer's outputs
   int64_t parameter_count() const;
   // Multiply-adds x2 of one training step (forward + backward) for the batch.
   double training_flops() const;

@@ -38,7 +38,7 @@ Batch random_batch(const NetworkShape& shape, uint64_t seed) {
   b.images.resize(size_t(shape.batch) * shape.channels * shape.height * shape.width);
   for (auto& x : b.images) x = float(rng.normal());
   b.labels.resize(size_t(shape.batch));
-  for (auto& y : b.labels) y = int32_t(rng.below(2));
+  for (auto& y : b.labels) y = int32_t(rng.below(uint64_t(shape.classes())));
   return b;
 }
 
@@ -83,7 +83,7 @@ struct Reference {
     const StepResult s =
         cpu->gradients(b.images.data(), b.labels.data(), count, training, &r.grads);
     r.loss = s.loss_sum / count;
-    r.probs.resize(size_t(shape->batch) * 2);
+    r.probs.resize(size_t(shape->batch) * size_t(shape->classes()));
     cpu->predict(b.images.data(), count, r.probs.data());
     return r;
   }
@@ -189,7 +189,7 @@ void check_layers(SelfTest& t) {
   const auto want = t.ref.forward_backward(t.batch, t.count, true);
   const float loss_got = float(got.loss_sum / t.count), loss_want = float(want.loss);
   t.add("forward loss", relative_difference(&loss_got, &loss_want, 1), 1e-4, "vs " + t.ref.name);
-  std::vector<float> probs(size_t(t.shape.batch) * 2);
+  std::vector<float> probs(size_t(t.shape.batch) * size_t(t.shape.classes()));
   step->predict(t.batch.images.data(), t.count, probs.data());
   auto want_probs = t.ref.cpu ? want.probs
                               : reference::network_forward_backward(
@@ -197,8 +197,9 @@ void check_layers(SelfTest& t) {
                                     t.batch.labels.data(), t.count, false, 0, 0, &t.ref.buffers)
                                     .probs;
   t.add("forward probabilities",
-        relative_difference(probs.data(), want_probs.data(), size_t(t.count) * 2), 1e-4,
-        "inference mode");
+        relative_difference(probs.data(), want_probs.data(),
+                            size_t(t.count) * size_t(t.shape.classes())),
+        1e-4, "inference mode");
   for (const auto& info : t.initial.layout)
     t.add(info.name + " gradient",
           relative_difference(grads.data(info), want.grads.data(info), size_t(info.size)), 2e-3,

@@ -135,29 +135,28 @@ StepResult CpuTrainingStep::run(const float* images, const int32_t* labels, int 
 }
 
 StepResult CpuTrainingStep::loss_and_gradient(const int32_t* labels, int count, bool backward) {
-  // Softmax cross-entropy over 2 classes, mean over the `count` real rows.
+  // Softmax cross-entropy over the classes, mean over the `count` real rows.
   // d_logits may share memory with the logits (planned in place).
   DenseBlock& last = denses_.back();
+  const int classes = shape_.classes();
   const float* logits = static_cast<const float*>(last.out.get_data_handle());
   float* d_logits = static_cast<float*>(last.d_out.get_data_handle());
+  // The mean over the global batch (this call's rows when not a slice).
+  const int denominator = slice_.global_count > 0 ? slice_.global_count : count;
   StepResult r;
   for (int row = 0; row < shape_.batch; ++row) {
     const bool real = row < count && labels;
     const int y = real ? labels[row] : 0;
-    if (real && y != 0 && y != 1)
-      fail("label " + std::to_string(y) + " is not 0 (benign) or 1 (malignant)");
-    const elementwise::SoftmaxRow s =
-        elementwise::softmax_xent(logits[2 * row], logits[2 * row + 1], y);
-    probs_[2 * row] = s.p0;
-    probs_[2 * row + 1] = s.p1;
+    if (real) check_label(y, classes);
+    const size_t at = size_t(row) * size_t(classes);
+    const elementwise::SoftmaxRow s = elementwise::softmax_xent(logits + at, classes, y);
     if (real) {
       r.loss_sum += s.loss;
       r.correct += s.correct;
     }
-    // The mean over the global batch (this call's rows when not a slice).
-    const int denominator = slice_.global_count > 0 ? slice_.global_count : count;
-    elementwise::softmax_xent_grad(s, y, real && backward ? 1.0f / float(denominator) : 0.0f,
-                                   &d_logits[2 * row], &d_logits[2 * row + 1]);
+    elementwise::softmax_xent_grad(s, logits + at, classes, y,
+                                   real && backward ? 1.0f / float(denominator) : 0.0f,
+                                   probs_.data() + at, d_logits + at);
   }
   return r;
 }

@@ -201,7 +201,8 @@ class CpuTrainingStep final : public TrainingStep {
   void predict(const float* images, int count, float* probabilities) override {
     const FlushDenormals fast(options_.flush_denormals);
     run(images, nullptr, count, /*training=*/false, /*backward=*/false);
-    std::memcpy(probabilities, probs_.data(), sizeof(float) * 2 * count);
+    std::memcpy(probabilities, probs_.data(),
+                sizeof(float) * size_t(shape_.classes()) * size_t(count));
   }
 
   StepResult gradients(const float* images, const int32_t* labels, int count, bool training,

@@ -58,7 +58,7 @@ void CpuTrainingStep::build() {
     label_ = "fc" + std::to_string(i + 1) + " forward";
     build_dense(i, i == 0 ? flat : denses_[i - 1].out);
   }
-  probs_.assign(size_t(s.batch) * 2, 0.0f);
+  probs_.assign(size_t(s.batch) * size_t(s.classes()), 0.0f);
 
   // Backward of the dense stack (reverse), then back into the conv stack.
   for (size_t k = denses_.size(); k-- > 0;) {

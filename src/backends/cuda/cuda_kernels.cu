@@ -38,24 +38,19 @@ __global__ void dense_activation_backward_kernel(float* g, const float* y, int r
 // so a replayed graph and an eager step give the same bits.
 __global__ void softmax_xent_kernel(const float* logits, float* d_logits, float* probs,
                                     const int32_t* labels, const BatchMeta* meta, int rows,
-                                    bool backward, double* loss_sum, int* correct) {
+                                    int classes, bool backward, double* loss_sum, int* correct) {
   __shared__ double losses[kThreads];
   __shared__ int corrects[kThreads];
   double loss = 0;
   int right = 0;
   for (int row = int(threadIdx.x); row < rows; row += kThreads) {
-    const LossRow r = loss_row(row, logits[2 * row], logits[2 * row + 1], labels, *meta, backward);
-    if (probs) {
-      probs[2 * row] = r.s.p0;
-      probs[2 * row + 1] = r.s.p1;
-    }
+    // d_logits may alias the logits: loss_row reads each before writing it.
+    const size_t at = size_t(row) * size_t(classes);
+    const LossRow r = loss_row(row, logits + at, classes, labels, *meta, backward,
+                               probs ? probs + at : nullptr, d_logits ? d_logits + at : nullptr);
     if (r.real) {
       loss += r.s.loss;
       right += r.s.correct;
-    }
-    if (d_logits) {  // may alias the logits: this row's are read above
-      d_logits[2 * row] = r.d0;
-      d_logits[2 * row + 1] = r.d1;
     }
   }
   losses[threadIdx.x] = loss;
@@ -111,10 +106,10 @@ void launch_dense_activation_backward(float* g, const float* y, int rows, int ou
 }
 
 void launch_softmax_xent(const float* logits, float* d_logits, float* probs, const int32_t* labels,
-                         const BatchMeta* meta, int rows, bool backward, double* loss_sum,
-                         int* correct, Stream stream) {
-  softmax_xent_kernel<<<1, kThreads, 0, as_stream(stream)>>>(logits, d_logits, probs, labels, meta,
-                                                             rows, backward, loss_sum, correct);
+                         const BatchMeta* meta, int rows, int classes, bool backward,
+                         double* loss_sum, int* correct, Stream stream) {
+  softmax_xent_kernel<<<1, kThreads, 0, as_stream(stream)>>>(
+      logits, d_logits, probs, labels, meta, rows, classes, backward, loss_sum, correct);
 }
 
 void launch_adam_prepare(int64_t* step, const float* learning_rate, float beta1, float beta2,

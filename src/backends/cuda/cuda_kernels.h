@@ -42,22 +42,23 @@ HISTOCNN_HD float dense_activation_backward_at(int64_t i, float y, float g, int 
   const uint64_t index = uint64_t(meta.first_row) * uint64_t(outputs) + uint64_t(i);
   return elementwise::dense_activation_backward(y, g, dropout, seed, step, layer, index);
 }
-// Row `row` of the loss: rows past meta.count are padding (zero gradient, not
-// counted); the gradient is of the mean over the global batch.
+// Row `row` of the loss over `classes` logits z: rows past meta.count are
+// padding (zero gradient, not counted); the gradient is of the mean over the
+// global batch. Writes probs (when not null) and d_logits (which may alias z).
 struct LossRow {
   elementwise::SoftmaxRow s;
   bool real;
-  float d0, d1;
 };
-HISTOCNN_HD LossRow loss_row(int row, float a, float b, const int32_t* labels,
-                             const BatchMeta& meta, bool backward) {
+HISTOCNN_HD LossRow loss_row(int row, const float* z, int classes, const int32_t* labels,
+                             const BatchMeta& meta, bool backward, float* probs, float* d_logits) {
   LossRow r;
   r.real = row < meta.count && labels;
   const int label = r.real ? labels[row] : 0;
   const int denominator = meta.global_count > 0 ? meta.global_count : meta.count;
-  r.s = elementwise::softmax_xent(a, b, label);
-  elementwise::softmax_xent_grad(r.s, label, r.real && backward ? 1.0f / float(denominator) : 0.0f,
-                                 &r.d0, &r.d1);
+  r.s = elementwise::softmax_xent(z, classes, label);
+  elementwise::softmax_xent_grad(r.s, z, classes, label,
+                                 r.real && backward ? 1.0f / float(denominator) : 0.0f, probs,
+                                 d_logits);
   return r;
 }
 
@@ -70,14 +71,15 @@ void launch_dense_activation(float* y, const float* bias, int rows, int outputs,
 void launch_dense_activation_backward(float* g, const float* y, int rows, int outputs,
                                       float dropout, uint64_t seed, const int64_t* step,
                                       const BatchMeta* meta, int layer, Stream stream);
-// Softmax cross-entropy per row of logits[rows, 2]; rows >= meta->count get
+// Softmax cross-entropy per row of logits[rows, classes]; rows >= meta->count get
 // zero gradient; the gradient is of the mean over meta->global_count rows.
 // Adds the loss and correct count into the device accumulators (in a fixed
 // order: deterministic); writes
 // probabilities when `probs` is not null; d_logits may alias logits.
+// d_logits may be null (inference) or the logits themselves.
 void launch_softmax_xent(const float* logits, float* d_logits, float* probs, const int32_t* labels,
-                         const BatchMeta* meta, int rows, bool backward, double* loss_sum,
-                         int* correct, Stream stream);
+                         const BatchMeta* meta, int rows, int classes, bool backward,
+                         double* loss_sum, int* correct, Stream stream);
 // ++*step, then constants = adam_step(*learning_rate, ..., *step): one thread.
 // The learning rate is read from device memory so a captured graph follows
 // the schedule (set_learning_rate writes it before each step).

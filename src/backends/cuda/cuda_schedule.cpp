@@ -162,7 +162,7 @@ CudaSchedule build_cuda_schedule(const NetworkShape& shape,
     src = d.out;
   }
   s.logits = s.denses.back().out;
-  s.d_logits = tensor("d_logits", int64_t(n) * 2);
+  s.d_logits = tensor("d_logits", int64_t(n) * shape.classes());
   s.denses.back().d_out = s.d_logits;
   s.loss_op = int(s.ops.size());
   op(OpKind::kLoss, 0, {s.logits, s.d_logits});

@@ -52,7 +52,7 @@ CudaTrainingStep::CudaTrainingStep(std::shared_ptr<Context> context, const Model
   layout_.correct = reserve(2 * sizeof(int));
   layout_.labels = reserve(size_t(shape_.batch) * sizeof(int32_t));
   layout_.meta = reserve(sizeof(BatchMeta));
-  layout_.probs = reserve(size_t(shape_.batch) * 2 * sizeof(float));
+  layout_.probs = reserve(size_t(shape_.batch) * size_t(shape_.classes()) * sizeof(float));
   layout_.ones = reserve(size_t(shape_.batch) * sizeof(float));
   layout_.cublas = reserve(kCublasWorkspace);
   for (ConvLayer& c : convs_) {
@@ -203,9 +203,7 @@ void CudaTrainingStep::stage(const float* images, const int32_t* labels, int cou
   require(count >= 0 && count <= shape_.batch && (count > 0 || slice.global_count > 0),
           "batch of " + std::to_string(count) + " images does not fit the compiled batch of " +
               std::to_string(shape_.batch));
-  for (int i = 0; labels && i < count; ++i)
-    require(labels[i] == 0 || labels[i] == 1,
-            "label " + std::to_string(labels[i]) + " is not 0 (benign) or 1 (malignant)");
+  for (int i = 0; labels && i < count; ++i) check_label(labels[i], shape_.classes());
   stage_ ^= 1;
   Stage& s = stages_[stage_];
   HISTOCNN_CUDA(cudaEventSynchronize(s.copied));  // its previous batch has left (long ago)
@@ -239,8 +237,8 @@ void CudaTrainingStep::predict(const float* images, int count, float* probabilit
   stage(images, nullptr, count);
   run(Mode::kPredict, false, 1);
   HISTOCNN_CUDA(cudaMemcpyAsync(probabilities, persistent(layout_.probs),
-                                sizeof(float) * 2 * size_t(count), cudaMemcpyDeviceToHost,
-                                stream_));
+                                sizeof(float) * size_t(shape_.classes()) * size_t(count),
+                                cudaMemcpyDeviceToHost, stream_));
   sync();
 }
 
