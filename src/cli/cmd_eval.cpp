@@ -38,6 +38,7 @@ int count_training_images(const std::vector<ModelFile>& models, const std::strin
     recorded.fold = t.value("fold", recorded.fold);
     recorded.fold_seed = t.value("fold_seed", recorded.fold_seed);
     recorded.val_split = t.value("val_split", std::string());
+    recorded.labels = t.value("labels", recorded.labels);
     std::vector<SlideImage> train, validation;
     try {
       select_images(recorded, &train, &validation);
@@ -61,7 +62,7 @@ std::vector<std::string> eval_output_files(const std::string& output, bool figur
     stem.resize(stem.size() - 5);
   std::vector<std::string> files = {output, stem + ".images.csv", stem + ".crops.csv"};
   if (figures)
-    for (const char* figure : {".roc", ".confusion", ".reliability"})
+    for (const char* figure : {".roc", ".confusion", ".classes.confusion", ".reliability"})
       for (const char* ext : {".png", ".svg", ".png.gp", ".svg.gp"})
         files.push_back(stem + figure + ext);
   return files;
@@ -94,6 +95,23 @@ void print_calibration(const nlohmann::json& c, bool applied, bool on_fitting_im
                           "why)\n"
                         : " (--no-calibration: raw probabilities)\n");
   }
+}
+
+// More than two classes: accuracy, macro-F1 and quadratic kappa per level,
+// and each class's precision, recall and F1 per image.
+void print_class_metrics(const EvalReport& r) {
+  if (r.class_names.size() <= 2) return;
+  std::printf("%zu classes (%s):\n", r.class_names.size(), "argmax of the class probabilities");
+  for (const auto& [level, m] :
+       {std::pair<const char*, const ClassMetrics*>{"crop", &r.class_per_crop},
+        {"image", &r.class_per_image},
+        {"patient", &r.class_per_patient}})
+    std::printf("%-8s n=%-5d acc %.3f  balanced %.3f  macro-F1 %.3f  kappa %.3f\n", level, m->count,
+                m->accuracy, m->balanced_accuracy, m->macro_f1, m->quadratic_kappa);
+  const ClassMetrics& m = r.class_per_image;
+  for (size_t c = 0; c < r.class_names.size(); ++c)
+    std::printf("  %-36s images %-3d precision %.3f  recall %.3f  F1 %.3f\n",
+                r.class_names[c].c_str(), m.support[c], m.precision[c], m.recall[c], m.f1[c]);
 }
 
 }  // namespace
@@ -195,8 +213,14 @@ Runner add_eval(CLI::App& app) {
       else
         std::printf("evaluating the model's validation split '%s'\n", a->data.val_split.c_str());
     }
+    // The images labelled as the model was trained: its scheme's classes.
+    a->data.labels = model.labels.name;
     std::vector<SlideImage> train, validation;
-    select_images(a->data, &train, &validation);
+    const LabelScheme labels = select_images(a->data, &train, &validation);
+    require(labels.classes == model.labels.classes,
+            a->data.folder + "/Grade.csv: its '" + labels.column + "' classes differ from the " +
+                std::to_string(model.labels.count()) + " classes " + model_name +
+                " was trained to tell apart");
     // Without a fold (--folds 0) the whole split is evaluated.
     const auto& images = a->data.folds == 0 && a->data.val_split.empty() ? train : validation;
     for (const auto& file : outputs)
@@ -217,9 +241,9 @@ Runner add_eval(CLI::App& app) {
     crops.stain_target = model.stain_target;
     crops.stain_keep_residual = model.keeps_stain_residual();
     crops.max_background = model.trained.value("max_background", 1.0f);
-    crops.benign_crops = crops.malignant_crops = 0;
-    for (const auto& im : images)
-      (im.label ? crops.malignant_crops : crops.benign_crops) += a->crops_per_image;
+    crops.classes = labels.count();
+    crops.class_crops.assign(size_t(labels.count()), 0);
+    for (const auto& im : images) crops.class_crops[size_t(im.label)] += a->crops_per_image;
     const ExampleSet set = build_examples(images, crops, model.width, model.height, threads);
     const PredictionSteps steps =
         compile_for_prediction(select_device(a->device), models, a->batch);
@@ -229,6 +253,7 @@ Runner add_eval(CLI::App& app) {
     eval_options.bootstrap = a->bootstrap;
     eval_options.calibration = true;
     eval_options.bootstrap_seed = a->seed;
+    eval_options.labels = model.labels;
     if (a->calibrated) eval_options.temperatures = temperatures_of(models);
     const EvalReport report =
         evaluate(steps.members, set, model.normalization, &world(), eval_options);
@@ -252,6 +277,7 @@ Runner add_eval(CLI::App& app) {
     line("patient", report.per_patient);
     if (!report.intervals.is_null())
       std::printf("(95%% intervals: patient bootstrap, %d resamples)\n", a->bootstrap);
+    print_class_metrics(report);
     print_calibration(report.calibration, a->calibrated, !chosen);
     if (models.size() > 1) std::printf("(mean of %zu models)\n", models.size());
     if (!a->output.empty()) {
@@ -276,10 +302,13 @@ Runner add_eval(CLI::App& app) {
                 " images" + (a->tta ? ", TTA" : ""));
       std::printf("files: %s, %s.images.csv, %s.crops.csv%s\n", a->output.c_str(), stem.c_str(),
                   stem.c_str(),
-                  a->figures ? (", " + stem + ".roc.png/.svg, " + stem + ".confusion.png/.svg, " +
-                                stem + ".reliability.png/.svg")
-                                   .c_str()
-                             : "");
+                  a->figures
+                      ? (", " + stem + ".roc.png/.svg, " + stem + ".confusion.png/.svg, " +
+                         (report.class_names.size() > 2 ? stem + ".classes.confusion.png/.svg, "
+                                                        : std::string()) +
+                         stem + ".reliability.png/.svg")
+                            .c_str()
+                      : "");
     }
     return 0;
   };

@@ -60,18 +60,38 @@ void check_explanation_files(const std::string& dir, const std::vector<std::stri
   prepare_output_file("--explain", bases.front() + ".png");
 }
 
-// The Grad-CAM figure of the predicted class of one image.
+// The Grad-CAM figure of the predicted class of one image (`probs`: the
+// image's class probabilities).
 void write_explanation(const std::string& base, const Image& image,
                        const std::vector<ModelFile>& models, const std::vector<CropBox>& boxes,
-                       double p_malignant, const std::string& image_path,
+                       const std::vector<double>& probs, const std::string& image_path,
                        const std::string& model_path) {
-  const int target = p_malignant >= 0.5 ? 1 : 0;
+  const int target = int(std::max_element(probs.begin(), probs.end()) - probs.begin());
   char title[512];
-  std::snprintf(title, sizeof title, "%s: where %s saw %s (P(malignant) = %.3f)",
+  std::snprintf(title, sizeof title, "%s: where %s saw %s (P = %.3f)",
                 std::filesystem::path(image_path).filename().c_str(),
                 std::filesystem::path(model_path).filename().c_str(),
-                target ? "malignant" : "benign", p_malignant);
+                models.front().labels.classes[size_t(target)].c_str(), probs[size_t(target)]);
   write_explanation_figure(base, image, explain_image(image, models, boxes, target), title);
+}
+
+// With more than two classes: ",class,p_<class>..." after the binary columns.
+std::string class_header(const LabelScheme& labels) {
+  if (labels.count() <= 2) return "";
+  std::string header = ",class";
+  for (const auto& name : labels.classes) header += "," + csv_field("p_" + name);
+  return header;
+}
+std::string class_columns(const LabelScheme& labels, const std::vector<double>& probs) {
+  if (labels.count() <= 2) return "";
+  const size_t top = size_t(std::max_element(probs.begin(), probs.end()) - probs.begin());
+  std::string row = "," + csv_field(labels.classes[top]);
+  for (double p : probs) {
+    char number[32];
+    std::snprintf(number, sizeof number, ",%.6f", p);
+    row += number;
+  }
+  return row;
 }
 
 }  // namespace
@@ -133,7 +153,7 @@ Runner add_predict(CLI::App& app) {
     MemberPredictor predictor(
         steps.members,
         a->calibrated ? temperatures_of(models) : std::vector<double>(models.size(), 1.0),
-        model.width, model.height, a->tta);
+        model.width, model.height, a->tta, model.labels.malignant);
     // Every input checked readable before any output, so an error leaves no
     // header without rows; each row names its image as a quoted CSV field.
     for (const auto& path : a->images) {
@@ -159,22 +179,28 @@ Runner add_predict(CLI::App& app) {
         crop_input(image, boxes[size_t(t)], model, input.data() + plane * t);
       predictor.predict(input.data(), tiles);
       std::vector<double> p(models.size(), 0.0);  // per member: mean over the tiles
-      for (int t = 0; t < tiles; ++t)
+      std::vector<double> classes(size_t(predictor.classes()), 0.0);  // mean over the tiles
+      for (int t = 0; t < tiles; ++t) {
         for (int m = 0; m < predictor.members(); ++m)
           p[size_t(m)] += predictor.p_malignant(t, m) / tiles;
+        const std::vector<double> c = predictor.class_probs(t);
+        for (size_t k = 0; k < c.size(); ++k) classes[k] += c[k] / tiles;
+      }
       double mean = 0;
       for (double v : p) mean += v / double(p.size());
       const double spread = member_spread(p);
       if (!header)
-        std::printf("image,p_malignant,prediction%s,refer\n", ensemble ? ",member_sd" : "");
+        std::printf("image,p_malignant,prediction%s,refer%s\n", ensemble ? ",member_sd" : "",
+                    class_header(model.labels).c_str());
       header = true;
       std::printf("%s,%.6f,%s", csv_field(path).c_str(), mean,
                   mean >= 0.5 ? "malignant" : "benign");
       if (ensemble) std::printf(",%.6f", spread);
-      std::printf(",%s\n", referral(mean, spread, a->refer_below, a->refer_spread).c_str());
+      std::printf(",%s%s\n", referral(mean, spread, a->refer_below, a->refer_spread).c_str(),
+                  class_columns(model.labels, classes).c_str());
       if (!a->explain.empty())
-        write_explanation(bases[size_t(&path - a->images.data())], image, models, boxes, mean, path,
-                          a->models.front());
+        write_explanation(bases[size_t(&path - a->images.data())], image, models, boxes, classes,
+                          path, a->models.front());
     }
     if (!a->explain.empty())
       std::printf("files: %s/*.gradcam.png, *.gradcam.overlay.png (one per image)\n",

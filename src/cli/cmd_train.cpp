@@ -6,6 +6,7 @@
 #include "core/atomic_file.h"
 #include "train/ensemble.h"
 #include "train/run_training.h"
+#include "train/training_data.h"
 
 namespace histocnn::cli {
 
@@ -63,7 +64,15 @@ Runner add_train(CLI::App& app) {
                   "predict average the members and report how much they disagree")
       ->capture_default_str()
       ->check(CLI::Range(1, 64));
-  cmd->add_option("--model", *model, "model spec file (default: the paper's network)");
+  cmd->add_option("--model", *model,
+                  "model spec file (default: the paper's network, its last layer one output per "
+                  "class of --labels)");
+  cmd->add_option("--labels", o->data.labels,
+                  "what to learn: glas (benign/malignant), grade5 (the five Sirinukunwattana "
+                  "grades: healthy, adenomatous, moderately, moderately-to-poorly, poorly "
+                  "differentiated), or a Grade.csv column (NAME, or NAME=a,b,c to order its "
+                  "classes)")
+      ->capture_default_str();
   cmd->add_option("--output,-o", o->output, "output folder (checkpoint, model, metrics)")
       ->required();
   cmd->add_flag("--resume", o->resume,
@@ -155,7 +164,10 @@ Runner add_train(CLI::App& app) {
       o->spec = parse_model_spec(recipe.model_spec, "--preset " + recipe.name);
     parse_size(*size, "--size", &o->width, &o->height);
     apply_crop_flags(*crop, o->crops);
-    if (!model->empty()) o->spec = parse_model_spec(read_file(*model, size_t(1) << 20), *model);
+    if (!model->empty())
+      o->spec = parse_model_spec(read_file(*model, size_t(1) << 20), *model);
+    else  // the built-in networks end in one output per class
+      o->spec = with_classes(o->spec, label_scheme_of(o->data).count());
     o->progress = !*no_progress;
     o->comm = &world();
     o->log = [](const std::string& line) {

@@ -19,15 +19,20 @@
 
 namespace histocnn {
 
-GlasFolder open_glas_folder(const std::string& root, const std::string& split) {
+GlasFolder open_glas_folder(const std::string& root, const std::string& split,
+                            const std::string& labels) {
   namespace fs = std::filesystem;
   require(fs::is_directory(root), root + ": data folder not found");
   GlasFolder folder;
   folder.root = root;
-  const auto rows = read_grade_csv((fs::path(root) / "Grade.csv").string());
+  const std::string csv = (fs::path(root) / "Grade.csv").string();
+  const auto rows = read_grade_csv(csv);
+  folder.labels = resolve_label_scheme(labels, rows, csv);
+  const std::vector<int> classes = class_labels(folder.labels, rows, csv);
   static const char* kExtensions[] = {".bmp", ".png", ".jpg", ".jpeg", ".tif", ".tiff",
                                       ".BMP", ".PNG", ".JPG", ".JPEG", ".TIF", ".TIFF"};
-  for (const auto& row : rows) {
+  for (size_t r = 0; r < rows.size(); ++r) {
+    const GradeRow& row = rows[r];
     if (!split.empty() && split != "all" && row.name.rfind(split, 0) != 0) continue;
     std::string found;
     for (const char* ext : kExtensions) {
@@ -39,7 +44,7 @@ GlasFolder open_glas_folder(const std::string& root, const std::string& split) {
     }
     require(!found.empty(), (fs::path(root) / row.name).string() +
                                 ".{bmp,png,jpg,tif}: image listed in Grade.csv is missing");
-    folder.images.push_back({row.name, found, row.patient, row.label});
+    folder.images.push_back({row.name, found, row.patient, classes[r]});
   }
   require(!folder.images.empty(),
           root + ": no images in split '" + split + "' (names must start with it)");
@@ -49,17 +54,22 @@ GlasFolder open_glas_folder(const std::string& root, const std::string& split) {
 std::vector<int> patient_folds(const std::vector<SlideImage>& images, int k, uint64_t seed) {
   // Stratified group k-fold: every image of a patient in one fold, and each
   // fold's class mix as close to the whole set's as the patients allow.
+  int classes = 2;
+  for (const auto& im : images) classes = std::max(classes, im.label + 1);
   struct Patient {
     std::string id;
-    int count[2] = {0, 0};
-    int total() const { return count[0] + count[1]; }
-    int majority() const { return count[1] > count[0] ? 1 : 0; }
+    std::vector<int> count;
+    int total() const { return std::accumulate(count.begin(), count.end(), 0); }
+    int majority() const {  // ties to the lower class
+      return int(std::max_element(count.begin(), count.end()) - count.begin());
+    }
   };
   std::map<std::string, Patient> by_id;
   for (const auto& im : images) {
     Patient& p = by_id[im.patient];
     p.id = im.patient;
-    p.count[im.label]++;
+    p.count.resize(size_t(classes), 0);
+    p.count[size_t(im.label)]++;
   }
   require(k >= 2, "--folds: need at least 2 folds, got " + std::to_string(k));
   require(int(by_id.size()) >= k, "--folds: " + std::to_string(k) + " folds but only " +
@@ -72,23 +82,40 @@ std::vector<int> patient_folds(const std::vector<SlideImage>& images, int k, uin
   // majority class (then the fewest images), so classes spread evenly.
   std::stable_sort(patients.begin(), patients.end(),
                    [](const Patient& a, const Patient& b) { return a.total() > b.total(); });
-  std::vector<std::array<int, 2>> fold_counts(k, {0, 0});
+  std::vector<std::vector<int>> fold_counts(size_t(k), std::vector<int>(size_t(classes), 0));
+  const auto total = [](const std::vector<int>& v) {
+    return std::accumulate(v.begin(), v.end(), 0);
+  };
   std::map<std::string, int> fold_of;
   for (const auto& p : patients) {
-    const int c = p.majority();
-    int best = 0;
-    for (int f = 1; f < k; ++f) {
+    const size_t c = size_t(p.majority());
+    size_t best = 0;
+    for (size_t f = 1; f < size_t(k); ++f) {
       const auto& a = fold_counts[f];
       const auto& b = fold_counts[best];
-      if (a[c] < b[c] || (a[c] == b[c] && a[0] + a[1] < b[0] + b[1])) best = f;
+      if (a[c] < b[c] || (a[c] == b[c] && total(a) < total(b))) best = f;
     }
-    fold_of[p.id] = best;
-    fold_counts[best][0] += p.count[0];
-    fold_counts[best][1] += p.count[1];
+    fold_of[p.id] = int(best);
+    for (size_t j = 0; j < size_t(classes); ++j) fold_counts[best][j] += p.count[j];
   }
   std::vector<int> folds;
   for (const auto& im : images) folds.push_back(fold_of[im.patient]);
   return folds;
+}
+
+std::vector<int> CropOptions::crops_by_class(int classes) const {
+  if (!class_crops.empty()) {
+    require(int(class_crops.size()) == classes,
+            "crop counts for " + std::to_string(class_crops.size()) + " classes, but there are " +
+                std::to_string(classes));
+    return class_crops;
+  }
+  if (crops_per_class > 0) return std::vector<int>(size_t(classes), crops_per_class);
+  if (classes == 2) return {benign_crops, malignant_crops};
+  require(benign_crops == 941 && malignant_crops == 910,
+          "--crops-benign/--crops-malignant: apply to the two GlaS classes; with " +
+              std::to_string(classes) + " classes use --crops-per-class");
+  return std::vector<int>(size_t(classes), (1851 + classes - 1) / classes);
 }
 
 Normalization channel_statistics(const ExampleSet& set) {
@@ -207,20 +234,26 @@ ExampleSet build_examples(const std::vector<SlideImage>& images, const CropOptio
   set.height = height;
   set.images = images;
   // Plan the examples first (deterministic, independent of threading).
-  std::vector<std::vector<int>> by_class(2);
-  for (size_t i = 0; i < images.size(); ++i) by_class[images[i].label].push_back(int(i));
+  int classes = options.classes ? options.classes : int(options.class_crops.size());
+  for (const auto& im : images) {
+    require(im.label >= 0 && (options.classes == 0 || im.label < options.classes),
+            im.path + ": label " + std::to_string(im.label) + " is not a class");
+    classes = std::max({classes, 2, im.label + 1});
+  }
+  std::vector<std::vector<int>> by_class(static_cast<size_t>(classes));
+  for (size_t i = 0; i < images.size(); ++i) by_class[size_t(images[i].label)].push_back(int(i));
   Rng rng(options.seed);
   if (options.whole_image) {
     for (size_t i = 0; i < images.size(); ++i)
       set.examples.push_back({int(i), images[i].label, 0, 0});
   } else {
     require(options.crop_width > 0 && options.crop_height > 0, "--crop: must be positive");
-    const int wanted[2] = {options.benign_crops, options.malignant_crops};
-    for (int label = 0; label < 2; ++label) {
-      const auto& members = by_class[label];
-      if (members.empty() || wanted[label] <= 0) continue;
+    const std::vector<int> wanted = options.crops_by_class(classes);
+    for (int label = 0; label < classes; ++label) {
+      const auto& members = by_class[size_t(label)];
+      if (members.empty() || wanted[size_t(label)] <= 0) continue;
       // Spread the class's crops evenly over its images (remainder to the first).
-      for (int c = 0; c < wanted[label]; ++c) {
+      for (int c = 0; c < wanted[size_t(label)]; ++c) {
         const int image = members[size_t(c) % members.size()];
         set.examples.push_back({image, label, -1, -1});
       }

@@ -12,6 +12,7 @@
 #include "data/augment.h"
 #include "data/grade_csv.h"
 #include "data/image.h"
+#include "data/labels.h"
 #include "data/stain.h"
 
 namespace histocnn {
@@ -20,17 +21,21 @@ struct SlideImage {
   std::string name;  // e.g. train_12
   std::string path;  // resolved image file
   std::string patient;
-  int label;  // 0 benign, 1 malignant
+  int label;  // class index under the folder's label scheme (glas: 0 benign, 1 malignant)
 };
 
 struct GlasFolder {
   std::string root;
   std::vector<SlideImage> images;
+  LabelScheme labels;  // what `label` means
 };
 
 // Reads Grade.csv, resolves every listed image, checks each file exists.
 // `split` keeps names starting with it ("train", "testA", "testB"; "" or "all" = all).
-GlasFolder open_glas_folder(const std::string& root, const std::string& split = "");
+// `labels` is --labels (data/labels.h); a scheme read from a column takes
+// its classes from every row of the file, not only the split's.
+GlasFolder open_glas_folder(const std::string& root, const std::string& split = "",
+                            const std::string& labels = "glas");
 
 // Patient-grouped, class-stratified k-fold assignment: all images of a patient
 // land in the same fold, and each fold gets as even a share of each class as
@@ -40,8 +45,17 @@ std::vector<int> patient_folds(const std::vector<SlideImage>& images, int k, uin
 struct CropOptions {
   bool whole_image = false;  // resize the whole image instead of cropping
   int crop_width = 256, crop_height = 256;
-  int benign_crops = 941;     // total crops per class over the chosen images
-  int malignant_crops = 910;  // (the paper: 941 benign, 910 malignant)
+  // Crops in total per class over the chosen images, spread evenly over each
+  // class's images, so every class gets its share however few images it has:
+  //   two classes: benign_crops, malignant_crops (the paper: 941, 910);
+  //   more: crops_per_class each (0: the paper's 1851 split evenly);
+  //   class_crops, when not empty, gives each class's count (eval, validation).
+  int benign_crops = 941;
+  int malignant_crops = 910;
+  int crops_per_class = 0;  // with two classes too, when set
+  std::vector<int> class_crops;
+  std::vector<int> crops_by_class(int classes) const;
+  int classes = 0;  // of the label scheme; 0: the images' largest label + 1 (at least 2)
   uint64_t seed = 1;
   // Crops with more than this fraction of background (unstained glass or
   // lumen: every channel >= 210) are drawn again, up to 16 times, keeping the

@@ -96,11 +96,19 @@ std::vector<GradeRow> parse_grade_csv(const std::string& content, const std::str
     else
       fail(where + ": grade '" + fields[col_grade] + "' is neither benign nor malignant");
     if (col_sub >= 0 && size_t(col_sub) < fields.size()) row.subgrade = fields[col_sub];
+    for (size_t c = 0; c < header.size(); ++c)
+      row.columns.emplace_back(header[c], c < fields.size() ? fields[c] : "");
     require(names.insert(row.name).second, where + ": image '" + row.name + "' is listed twice");
     rows.push_back(std::move(row));
   }
   require(!rows.empty(), path + ": no image rows after the header");
   return rows;
+}
+
+const std::string* GradeRow::column(const std::string& header) const {
+  for (const auto& [name, value] : columns)
+    if (lower(name) == lower(header)) return &value;
+  return nullptr;
 }
 
 std::vector<GradeRow> read_grade_csv(const std::string& path) {

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace histocnn {
@@ -16,6 +17,10 @@ struct GradeRow {
   std::string patient;   // patient ID as written
   int label;             // 0 benign, 1 malignant
   std::string subgrade;  // Sirinukunwattana et al. grade, free text (may be empty)
+  // Every column, (header as written, value), for --labels COLUMN.
+  std::vector<std::pair<std::string, std::string>> columns;
+  // The value under `header` (compared without case); nullptr when absent.
+  const std::string* column(const std::string& header) const;
 };
 
 // Parses Grade.csv content; `path` is only used in error messages.

@@ -218,8 +218,18 @@ void write_synthetic_dataset(const std::string& folder, const SynthOptions& o) {
   for (int i = 0; i < o.images; ++i) {
     const int patient = i / o.images_per_patient;
     const bool malignant = patient % 2 == 1;
-    rows.push_back({o.prefix + "_" + std::to_string(i + 1), std::to_string(patient + 1),
-                    malignant ? 1 : 0, malignant ? "synthetic adenocarcinoma" : "healthy"});
+    // The five grades' names, a patient's images sharing one (the drawing
+    // tells only benign from malignant: grade models learn the binary view).
+    static const char* kBenign[] = {"healthy", "adenomatous"};
+    static const char* kMalignant[] = {
+        "moderately differentiated", "moderately-to-poorly differentated", "poorly differentiated"};
+    const int turn = patient / 2;
+    GradeRow row;
+    row.name = o.prefix + "_" + std::to_string(i + 1);
+    row.patient = std::to_string(patient + 1);
+    row.label = malignant ? 1 : 0;
+    row.subgrade = malignant ? kMalignant[turn % 3] : kBenign[turn % 2];
+    rows.push_back(row);
     seeds.push_back(rng.next());
   }
   std::atomic<int> next{0};

@@ -7,7 +7,10 @@
 //              small, uniform nuclei sit in one aligned row at the base;
 //  malignant — irregular, crowded glands that fuse, with small or split
 //              lumens and large, pleomorphic, stratified nuclei.
-// Each patient's images share a label and a stain tint (as in real slides).
+// Each patient's images share a label and a stain tint (as in real slides),
+// and a grade name (Grade.csv's fourth column: healthy or adenomatous for
+// benign patients, one of the three adenocarcinoma grades for malignant ones;
+// the drawing does not differ between grades of one class).
 #pragma once
 
 #include <cstdint>
@@ -33,7 +36,8 @@ Image draw_synthetic_tissue(int width, int height, bool malignant, uint64_t seed
 void write_synthetic_dataset(const std::string& folder, const SynthOptions& options);
 
 // Bumped whenever the generator draws other images for the same options.
-constexpr int kSynthGeneratorRevision = 1;
+// (2: Grade.csv names the five grades.)
+constexpr int kSynthGeneratorRevision = 2;
 
 // The synthetic dataset of `options`, written once into the user's cache
 // ($HISTOCNN_CACHE, $XDG_CACHE_HOME/histocnn or ~/.cache/histocnn) and shared

@@ -24,6 +24,8 @@
 #include <string>
 #include <vector>
 
+#include "core/limits.h"
+
 namespace histocnn {
 
 struct ConvSpec {
@@ -44,8 +46,6 @@ struct LayerSpec {
   DenseSpec dense;
   float dropout = 0.0f;
 };
-
-constexpr int kMaxClasses = 64;
 
 struct ModelSpec {
   std::vector<LayerSpec> layers;

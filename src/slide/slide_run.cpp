@@ -166,13 +166,17 @@ nlohmann::json write_tile_explanations(const std::string& folder, const Prepared
   for (size_t k = 0; k < n; ++k) {
     const Tile& t = p.tiles[order[k]];
     const Image tile = read_tiles(*p.slide, p.grid, p.tiles, order[k], 1, stains).front();
-    const Explanation e = explain_image(tile, models, {{0, 0, tile.width, tile.height}}, 1);
+    // Two classes: where it saw malignant; more (grades): its predicted class.
+    const bool binary = models.front().labels.count() == 2;
+    const Explanation e =
+        explain_image(tile, models, {{0, 0, tile.width, tile.height}}, binary ? 1 : -1);
     const std::string name =
         "explain/tile-" + std::to_string(t.x) + "-" + std::to_string(t.y) + ".gradcam";
     char title[160];
     std::snprintf(title, sizeof title,
-                  "tile at (%lld, %lld): where the model saw malignant (P = %.3f)", (long long)t.x,
-                  (long long)t.y, scores[order[k]].p_malignant);
+                  "tile at (%lld, %lld): where the model saw %s (P(malignant) = %.3f)",
+                  (long long)t.x, (long long)t.y, binary ? "malignant" : "its predicted grade",
+                  scores[order[k]].p_malignant);
     write_explanation_figure(folder + "/" + name, tile, e, title);
     files.push_back(name + ".png");
   }
@@ -236,9 +240,13 @@ nlohmann::json score_slide(const std::string& path, const std::vector<ModelFile>
     std::fprintf(stderr, "%s: no tissue found (saturation threshold %.3f): nothing to score\n",
                  path.c_str(), p.mask.threshold);
   const std::unique_ptr<StainMapping> stains = stain_mapping(p, models.front());
-  ScoringOptions so{o.batch,      o.readers,
-                    o.tta,        models.front().normalization,
-                    stains.get(), temperatures_of(models)};
+  ScoringOptions so{o.batch,
+                    o.readers,
+                    o.tta,
+                    models.front().normalization,
+                    stains.get(),
+                    temperatures_of(models),
+                    models.front().labels.malignant};
   ProgressLine progress(o.progress, p.tiles.size(), scores.size());
   const ScoringTimes t = score_tiles(
       *p.slide, p.grid, p.tiles, scores.size(), members, so,

@@ -134,7 +134,8 @@ ScoringTimes score_tiles(const Slide& slide, const TileGrid& grid, const std::ve
   ScoringTimes times;
   std::vector<double> temperatures = options.temperatures;
   if (temperatures.empty()) temperatures.assign(members.size(), 1.0);
-  MemberPredictor predictor(members, temperatures, grid.net_width, grid.net_height, options.tta);
+  MemberPredictor predictor(members, temperatures, grid.net_width, grid.net_height, options.tta,
+                            options.malignant);
   for (int64_t id = 0; id < batches; ++id) {
     if (stop && stop->load()) break;
     const auto waiting = Clock::now();

@@ -31,6 +31,9 @@ struct ScoringOptions {
   const StainMapping* stains = nullptr;
   // Each member's temperature (train/temperature.h); empty: 1 for all.
   std::vector<double> temperatures;
+  // Per class of the models: malignant or not (P(malignant) sums those);
+  // empty: two classes, benign and malignant.
+  std::vector<bool> malignant;
 };
 
 struct ScoringTimes {

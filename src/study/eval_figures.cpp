@@ -91,22 +91,35 @@ void write_roc(const std::vector<Level>& levels, const std::string& base,
   render_gnuplot(base + ".roc", roc.str(), 640, 600);
 }
 
+// A confusion matrix to draw: [true][predicted] counts.
+struct ConfusionPanel {
+  const char* name;
+  int count;
+  std::vector<std::vector<int>> cells;
+};
+
 // One panel: each cell coloured by its share of its true class, green where
 // the prediction is right (the diagonal), red where it is wrong; the count
 // and the share printed in it.
-std::string confusion_panel(const char* name, const Metrics& m) {
-  const int cells[2][2] = {{m.tn, m.fp}, {m.fn, m.tp}};
+std::string confusion_panel(const ConfusionPanel& panel) {
   std::ostringstream cm;
-  cm << "set title \"" << name << " (n = " << m.count << ")\"\nunset label\n";
+  cm << "set title \"" << panel.name << " (n = " << panel.count << ")\"\nunset label\n";
   std::string matrix;
-  for (int t = 0; t < 2; ++t) {
-    const int of_class = std::max(1, cells[t][0] + cells[t][1]);
-    for (int p = 0; p < 2; ++p) {
-      const double share = double(cells[t][p]) / of_class;
+  const size_t k = panel.cells.size();
+  for (size_t t = 0; t < k; ++t) {
+    int of_class = 0;
+    for (int c : panel.cells[t]) of_class += c;
+    for (size_t p = 0; p < k; ++p) {
+      const double share = double(panel.cells[t][p]) / std::max(1, of_class);
+      // Two classes: the count and the share; more: the count (the colour
+      // gives the share; both would not fit).
       char label[64];
-      std::snprintf(label, sizeof label, "%d\\n%.0f%%", cells[t][p], 100 * share);
-      cm << "set label \"" << label << "\" at " << p << "," << t
-         << " center front font 'sans,13'\n";
+      if (k > 2)
+        std::snprintf(label, sizeof label, "%d", panel.cells[t][p]);
+      else
+        std::snprintf(label, sizeof label, "%d\\n%.0f%%", panel.cells[t][p], 100 * share);
+      cm << "set label \"" << label << "\" at " << p << "," << t << " center front font 'sans,"
+         << (k > 2 ? 11 : 13) << "'\n";
       matrix += std::to_string(p) + " " + std::to_string(t) + " " +
                 std::to_string(t == p ? share : -share) + "\n";
     }
@@ -115,24 +128,67 @@ std::string confusion_panel(const char* name, const Metrics& m) {
   return cm.str();
 }
 
-void write_confusion(const std::vector<Level>& levels, const std::string& base,
-                     const std::string& title) {
+// A class name short enough for an axis: long names lose their last word
+// ("moderately-to-poorly differentiated" -> "moderately-to-poorly").
+std::string axis_name(const std::string& name) {
+  const size_t space = name.rfind(' ');
+  return name.size() > 14 && space != std::string::npos ? name.substr(0, space) : name;
+}
+
+// The panels side by side, the class names on the axes.
+void write_confusion_panels(const std::vector<ConfusionPanel>& panels,
+                            const std::vector<std::string>& names, const std::string& base,
+                            const std::string& heading) {
+  std::string tics;
+  for (size_t c = 0; c < names.size(); ++c)
+    tics += (c ? ", \"" : "(\"") + gnuplot_text(axis_name(names[c])) + "\" " + std::to_string(c);
+  tics += ")";
+  const double edge = double(names.size()) - 0.5;
   std::ostringstream cm;
-  cm << "set multiplot layout 1,3 title \""
-     << gnuplot_text("Confusion at P >= 0.5 — " + title +
-                     " (colour: share of the true class; green right, red wrong)")
-     << "\"\nset xrange [-0.5:1.5]\nset yrange [1.5:-0.5]\nset size ratio 1\n"
-     << "set xtics (\"benign\" 0, \"malignant\" 1)\nset ytics (\"benign\" 0, \"malignant\" 1)\n"
-     << "set xlabel \"predicted\"\nset ylabel \"true\"\n"
+  cm << "set multiplot layout 1," << panels.size() << " title \"" << gnuplot_text(heading)
+     << "\"\nset xrange [-0.5:" << edge << "]\nset yrange [" << edge << ":-0.5]\n"
+     << "set size ratio 1\n"
+     << "set xtics " << tics << (names.size() > 2 ? " rotate by 35 right" : "") << "\n"
+     << "set ytics " << tics << "\nset xlabel \"predicted\"\nset ylabel \"true\"\n"
      << "set palette defined (-1 '#c0392b', 0 'white', 1 '#2e7d32')\nset cbrange [-1:1]\n"
      << "set cbtics ('all wrong' -1, 'none' 0, 'all right' 1)\n";
-  for (const Level& level : levels) {
+  for (const ConfusionPanel& panel : panels) {
     // The colour bar once, beside the last panel, with room for its labels.
-    cm << (&level == &levels.back() ? "set colorbox\nset rmargin 11\n" : "unset colorbox\n");
-    cm << confusion_panel(level.name, *level.metrics);
+    cm << (&panel == &panels.back() ? "set colorbox\nset rmargin 11\n" : "unset colorbox\n");
+    cm << confusion_panel(panel);
   }
   cm << "unset multiplot\n";
-  render_gnuplot(base + ".confusion", cm.str(), 1300, 480);
+  const bool many = names.size() > 2;
+  render_gnuplot(base, cm.str(), many ? 1900 : 1300, many ? 620 : 480);
+}
+
+void write_confusion(const std::vector<Level>& levels, const std::string& base,
+                     const std::string& title) {
+  std::vector<ConfusionPanel> panels;
+  for (const Level& level : levels) {
+    const Metrics& m = *level.metrics;
+    panels.push_back({level.name, m.count, {{m.tn, m.fp}, {m.fn, m.tp}}});
+  }
+  write_confusion_panels(panels, {"benign", "malignant"}, base + ".confusion",
+                         "Confusion at P >= 0.5 — " + title +
+                             " (colour: share of the true class; green right, red wrong)");
+}
+
+// K classes: the K x K matrices per crop, image and patient (the class of
+// highest probability against the true one).
+void write_class_confusion(const EvalReport& report, const std::string& base,
+                           const std::string& title) {
+  std::vector<ConfusionPanel> panels;
+  for (const auto& [name, m] :
+       {std::pair<const char*, const ClassMetrics*>{"crop", &report.class_per_crop},
+        {"image", &report.class_per_image},
+        {"patient", &report.class_per_patient}})
+    panels.push_back({name, m->count, m->confusion});
+  char kappa[64];
+  std::snprintf(kappa, sizeof kappa, "; image kappa %.3f", report.class_per_image.quadratic_kappa);
+  write_confusion_panels(
+      panels, report.class_names, base + ".classes.confusion",
+      "Classes — " + title + kappa + " (colour: share of the true class; green right, red wrong)");
 }
 
 // The reliability diagram: per crop and per image, each bin's mean
@@ -174,6 +230,7 @@ void write_eval_figures(const EvalReport& report, const std::string& base,
   const std::vector<Level> levels = levels_of(report);
   write_roc(levels, base, title);
   write_confusion(levels, base, title);
+  if (report.class_names.size() > 2) write_class_confusion(report, base, title);
   if (!report.calibration.is_null()) write_reliability(report, base, title);
 }
 

@@ -1,5 +1,6 @@
 #include "train/checkpoint.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <utility>
@@ -50,6 +51,12 @@ void put_model(SafetensorsFile& out, const std::string& prefix, const ModelFile&
   }
 }
 
+nlohmann::json label_scheme_json(const LabelScheme& s) {
+  nlohmann::json j = {{"labels", s.name}, {"column", s.column}, {"classes", s.classes}};
+  if (s.has_binary_view()) j["malignant"] = s.malignant;
+  return j;
+}
+
 // The metadata every member of a file shares.
 void put_metadata(SafetensorsFile& out, const ModelFile& file) {
   out.metadata["format"] = "pt";
@@ -63,6 +70,7 @@ void put_metadata(SafetensorsFile& out, const ModelFile& file) {
   }
   out.metadata["histocnn.normalize"] = file.normalization.text();
   if (file.stain_target) out.metadata["histocnn.stain_target"] = file.stain_target->text();
+  out.metadata["histocnn.classes"] = label_scheme_json(file.labels).dump();
   if (!file.trained.empty()) out.metadata["histocnn.trained"] = file.trained.dump();
 }
 
@@ -73,6 +81,37 @@ nlohmann::json parse_json_metadata(const SafetensorsFile& in, const std::string&
   } catch (const std::exception&) {
     fail(path + ": " + key + " metadata is not valid JSON");
   }
+}
+
+// histocnn.classes, checked against the network's outputs.
+LabelScheme read_label_scheme(const SafetensorsFile& in, const ModelSpec& spec,
+                              const std::string& path) {
+  LabelScheme s;
+  if (in.metadata.count("histocnn.classes")) {
+    const nlohmann::json j = parse_json_metadata(in, "histocnn.classes", path);
+    const auto strings = [](const nlohmann::json& v) {
+      return v.is_array() && std::all_of(v.begin(), v.end(), [](auto& e) { return e.is_string(); });
+    };
+    require(j.is_object() && j.value("labels", nlohmann::json()).is_string() &&
+                j.value("column", nlohmann::json()).is_string() &&
+                strings(j.value("classes", nlohmann::json())),
+            path + ": histocnn.classes is not {labels, column, classes: [names]}");
+    s.name = j["labels"];
+    s.column = j["column"];
+    s.classes = j["classes"].get<std::vector<std::string>>();
+    s.malignant.clear();
+    if (j.contains("malignant")) {
+      const auto& m = j["malignant"];
+      require(m.is_array() && m.size() == s.classes.size() &&
+                  std::all_of(m.begin(), m.end(), [](auto& e) { return e.is_boolean(); }),
+              path + ": histocnn.classes \"malignant\" is not one true/false per class");
+      s.malignant = m.get<std::vector<bool>>();
+    }
+  }
+  require(s.count() == spec.classes(),
+          path + ": histocnn.classes names " + std::to_string(s.count()) +
+              " classes but the network has " + std::to_string(spec.classes()) + " outputs");
+  return s;
 }
 
 // The recipe's fields that eval, predict, slide and resume read, with the
@@ -162,6 +201,7 @@ ModelFile read_metadata(const SafetensorsFile& in, const std::string& path) {
     file.normalization = Normalization::parse(in.metadata.at("histocnn.normalize"), path);
   if (in.metadata.count("histocnn.stain_target"))
     file.stain_target = StainMatrix::parse(in.metadata.at("histocnn.stain_target"), path);
+  file.labels = read_label_scheme(in, file.spec, path);
   if (in.metadata.count("histocnn.trained")) {
     file.trained = parse_json_metadata(in, "histocnn.trained", path);
     require(file.trained.is_object(), path + ": histocnn.trained metadata is not an object");
@@ -225,6 +265,8 @@ void save_model_file(const std::string& path, const ModelFile& file) {
 }
 
 std::string input_difference(const ModelFile& a, const ModelFile& b) {
+  if (a.labels.classes != b.labels.classes || a.labels.malignant != b.labels.malignant)
+    return "classes";
   if (a.spec.text() != b.spec.text()) return "network";
   if (a.width != b.width || a.height != b.height) return "input size";
   if (a.crop != b.crop) return "crop";

@@ -11,6 +11,11 @@
 //                 histocnn.normalize  per-channel mean,std of the input (data/augment.h)
 //                 histocnn.stain_target  Macenko target (data/stain.h), when the
 //                                     model was trained on stain-normalised images
+//                 histocnn.classes    JSON: the label scheme (data/labels.h):
+//                                     {"labels", "column", "classes": [names in
+//                                     label order], "malignant": [bool per class],
+//                                     absent without a benign/malignant view};
+//                                     absent in older files: glas
 //                 histocnn.trained    JSON: how it was trained (data selection, fold,
 //                                     crops, seed, batch, Adam, augmentation,
 //                                     histocnn version and git revision) and
@@ -35,6 +40,7 @@
 #include <vector>
 
 #include "data/augment.h"
+#include "data/labels.h"
 #include "data/stain.h"
 #include "nn/params.h"
 #include "nn/spec.h"
@@ -49,6 +55,7 @@ struct ModelFile {
   // images' microns per pixel times crop / input); 0 when not recorded.
   double mpp_x = 0, mpp_y = 0;
   Normalization normalization;              // histocnn.normalize (identity when absent)
+  LabelScheme labels;                       // histocnn.classes (glas when absent)
   std::optional<StainMatrix> stain_target;  // histocnn.stain_target
   // Trained with --stain-normalize macenko-residual: normalise keeping the
   // optical density the two stains do not explain.
@@ -74,7 +81,8 @@ void save_model_file(const std::string& path, const ModelFile& file);
 // ensemble file is refused (the caller needs one model).
 ModelFile load_model_file(const std::string& path);
 
-// What makes two models read an image differently: "network", "input size",
+// What makes two models answer differently: "classes" (another label
+// scheme), or read an image differently: "network", "input size",
 // "crop", "physical scale", "input normalisation" or "stain normalisation"; "" when they read it
 // alike (then one set of examples serves both).
 std::string input_difference(const ModelFile& a, const ModelFile& b);

@@ -100,8 +100,10 @@ std::vector<ModelFile> combine(const std::vector<std::string>& paths, const std:
 nlohmann::json score(const std::vector<ModelFile>& models, const Device& device, int batch,
                      const ExampleSet& validation, const std::string& name, const Logger& log) {
   PredictionSteps steps = compile_for_prediction(device, models, batch);
+  EvalOptions options;
+  options.labels = models.front().labels;
   const EvalReport report =
-      evaluate(steps.members, validation, models.front().normalization, nullptr, EvalOptions{});
+      evaluate(steps.members, validation, models.front().normalization, nullptr, options);
   char line[240];
   std::snprintf(line, sizeof line,
                 "ensemble of %d (%s): val acc %.3f (image %.3f, patient %.3f), image AUC %.3f",

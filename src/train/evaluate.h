@@ -9,7 +9,9 @@
 
 #include "backends/backend.h"
 #include "data/dataset.h"
+#include "data/labels.h"
 #include "dist/communicator.h"
+#include "train/class_metrics.h"
 #include "train/member_prediction.h"
 #include "train/metrics.h"
 
@@ -22,16 +24,27 @@ std::string csv_field(const std::string& text);
 // members of an ensemble).
 struct ImageVerdict {
   std::string name, patient;
-  int label = 0;
+  int label = 0;  // benign 0 / malignant 1 (the binary view of its class)
   int crops = 0;
   double p_malignant = 0;
+  int class_label = 0;              // its class under the label scheme
+  std::vector<double> class_probs;  // mean over its crops
   // Ensembles: the standard deviation over the members of each member's own
   // image P(malignant) — how much the members disagree (0 for one model).
   double member_sd = 0;
 };
 
 struct EvalReport {
+  // The binary view (benign/malignant; for a grade model, P(malignant) the
+  // sum over its malignant grades).
   Metrics per_crop, per_image, per_patient;
+  // The label scheme's classes: every crop's class probabilities (after the
+  // temperatures) and, before them, their logs (a K-class temperature is
+  // fitted on those), and the K-class metrics at the three levels.
+  std::vector<std::string> class_names;
+  std::vector<ClassPrediction> class_crops;
+  std::vector<std::vector<double>> crop_log_probs;
+  ClassMetrics class_per_crop, class_per_image, class_per_patient;
   std::vector<Prediction> crops;  // every crop's prediction (for ROC curves)
   // The same before the members' temperatures (equal to crops when all are
   // 1), and the log-odds a temperature is fitted on (train/temperature.h).
@@ -51,11 +64,18 @@ struct EvalReport {
   nlohmann::json calibration;
   bool tta = false;
   int members = 1;  // models averaged (an ensemble's members)
+  // More than two classes: "classes" holds the names and the K-class
+  // metrics per level (ClassMetrics::to_json).
   nlohmann::json to_json() const;
   // image,patient,label,crops,p_malignant,prediction[,member_sd for ensembles]
+  // and, with more than two classes, class,predicted_class,p_<class>...
   std::string images_csv() const;
   // image,patient,label,x,y,p_malignant: every crop (x, y in the crop's source image)
   std::string crops_csv(const ExampleSet& set) const;
+
+ private:
+  std::string class_header() const;  // "\n", or the class columns' names and "\n"
+  std::string class_columns(int label, const std::vector<double>& probs) const;
 };
 
 struct EvalOptions {
@@ -68,6 +88,8 @@ struct EvalOptions {
   // Each member's temperature (train/temperature.h); empty: 1 for all.
   std::vector<double> temperatures;
   uint64_t bootstrap_seed = 1;
+  // What the examples' labels mean (their classes, and which are malignant).
+  LabelScheme labels;
 };
 
 // Predicts every example with `step` and computes metrics at all three levels.

@@ -94,7 +94,8 @@ void crop_input(const Image& image, const CropBox& box, const ModelFile& model, 
 Explanation explain_image(const Image& image, const std::vector<ModelFile>& models,
                           const std::vector<CropBox>& boxes, int target) {
   require(!models.empty(), "explain_image: no model");
-  require(target == 0 || target == 1, "explain_image: the class must be 0 or 1");
+  require(target >= -1 && target < models.front().labels.count(),
+          "explain_image: the model has no class " + std::to_string(target));
   Explanation e;
   e.width = image.width;
   e.height = image.height;

@@ -39,7 +39,9 @@ struct Explanation {
   int target = 0;  // the class explained
 };
 
-// Grad-CAM for class `target` (0 benign, 1 malignant) of the crops `boxes`
+// Grad-CAM for class `target` (a class of the models' label scheme: 0
+// benign, 1 malignant for GlaS labels; -1: each crop's predicted class) of
+// the crops `boxes`
 // of `image` (stain-normalised already, as the models read it).
 Explanation explain_image(const Image& image, const std::vector<ModelFile>& models,
                           const std::vector<CropBox>& boxes, int target);

@@ -9,21 +9,31 @@
 namespace histocnn {
 
 MemberPredictor::MemberPredictor(std::vector<TrainingStep*> members,
-                                 std::vector<double> temperatures, int width, int height, bool tta)
+                                 std::vector<double> temperatures, int width, int height, bool tta,
+                                 std::vector<bool> malignant)
     : members_(std::move(members)),
       temperatures_(std::move(temperatures)),
       width_(width),
       height_(height),
-      transforms_(tta ? dihedral_count(width, height) : 1) {
+      transforms_(tta ? dihedral_count(width, height) : 1),
+      classes_(0),
+      malignant_(std::move(malignant)) {
   require(!members_.empty(), "no model to predict with");
   require(temperatures_.size() == members_.size(), "one temperature per member");
-  for (TrainingStep* m : members_)
+  classes_ = members_.front()->shape().classes();
+  for (TrainingStep* m : members_) {
     require(m->shape().batch == batch(), "an ensemble's members differ in batch size");
+    require(m->shape().classes() == classes_, "an ensemble's members differ in classes");
+  }
   for (double t : temperatures_)
     require(t > 0 && std::isfinite(t), "a temperature must be a finite positive number");
-  probs_.resize(size_t(batch()) * 2);
+  if (malignant_.empty()) malignant_ = {false, true};
+  require(int(malignant_.size()) == classes_, "the network has " + std::to_string(classes_) +
+                                                  " classes but its label scheme " +
+                                                  std::to_string(malignant_.size()));
+  probs_.resize(size_t(batch()) * size_t(classes_));
   if (transforms_ > 1) transformed_.resize(size_t(batch()) * 3 * width * height);
-  raw_.resize(size_t(batch()) * members_.size() * 2);
+  raw_.resize(size_t(batch()) * members_.size() * size_t(classes_));
 }
 
 void MemberPredictor::predict(const float* input, int count) {
@@ -36,16 +46,34 @@ void MemberPredictor::predict(const float* input, int count) {
     const float* x = k ? transformed_.data() : input;
     for (int m = 0; m < members(); ++m) {
       members_[size_t(m)]->predict(x, count, probs_.data());
-      for (int r = 0; r < count; ++r) {
-        raw_[index(r, m)] += probs_[2 * size_t(r)] / transforms_;
-        raw_[index(r, m) + 1] += probs_[2 * size_t(r) + 1] / transforms_;
-      }
+      for (int r = 0; r < count; ++r)
+        for (int c = 0; c < classes_; ++c)
+          raw_[index(r, m) + size_t(c)] +=
+              probs_[size_t(r) * size_t(classes_) + size_t(c)] / transforms_;
     }
   }
 }
 
+std::vector<double> MemberPredictor::raw_probs(int r, int m) const {
+  const auto first = raw_.begin() + std::ptrdiff_t(index(r, m));
+  return std::vector<double>(first, first + classes_);
+}
+
+double MemberPredictor::malignant_sum(const std::vector<double>& probs) const {
+  double sum = 0;
+  for (int c = 0; c < classes_; ++c)
+    if (malignant_[size_t(c)]) sum += probs[size_t(c)];
+  return sum;
+}
+
+double MemberPredictor::raw_p_malignant(int r, int m) const {
+  return malignant_sum(raw_probs(r, m));
+}
+
 double MemberPredictor::p_malignant(int r, int m) const {
-  return tempered_p_malignant(raw_[index(r, m)], raw_[index(r, m) + 1], temperatures_[size_t(m)]);
+  if (classes_ == 2)  // the two-class form, exact where a probability rounded to 1
+    return tempered_p_malignant(raw_[index(r, m)], raw_[index(r, m) + 1], temperatures_[size_t(m)]);
+  return malignant_sum(tempered_probabilities(raw_probs(r, m), temperatures_[size_t(m)]));
 }
 
 double MemberPredictor::mean_p_malignant(int r) const {
@@ -67,10 +95,29 @@ std::vector<double> MemberPredictor::member_p_malignant(int r) const {
 }
 
 double MemberPredictor::raw_log_odds(int r) const {
+  // Each side summed from its own classes' probabilities, not 1 - the other.
   double benign = 0, malignant = 0;
   for (int m = 0; m < members(); ++m)
-    benign += raw_[index(r, m)], malignant += raw_[index(r, m) + 1];
+    for (int c = 0; c < classes_; ++c)
+      (malignant_[size_t(c)] ? malignant : benign) += raw_[index(r, m) + size_t(c)];
   return log_odds(benign, malignant);
+}
+
+std::vector<double> MemberPredictor::class_probs(int r) const {
+  std::vector<double> mean(size_t(classes_), 0.0);
+  for (int m = 0; m < members(); ++m) {
+    const auto p = tempered_probabilities(raw_probs(r, m), temperatures_[size_t(m)]);
+    for (int c = 0; c < classes_; ++c) mean[size_t(c)] += p[size_t(c)] / members();
+  }
+  return mean;
+}
+
+std::vector<double> MemberPredictor::raw_log_probs(int r) const {
+  std::vector<double> mean(size_t(classes_), 0.0);
+  for (int m = 0; m < members(); ++m)
+    for (int c = 0; c < classes_; ++c) mean[size_t(c)] += raw_[index(r, m) + size_t(c)] / members();
+  for (double& x : mean) x = clamped_log(x);
+  return mean;
 }
 
 double member_spread(const std::vector<double>& p) {

@@ -7,6 +7,9 @@
 // transforms first (TTA), then tempered by that member's temperature, then
 // averaged over the members. Without TTA, tempering a forward's softmax is
 // exactly softmax(logits / T).
+//
+// K classes: P(malignant) is the binary view, the sum of the probabilities
+// of the classes marked malignant (data/labels.h), after tempering.
 #pragma once
 
 #include <vector>
@@ -17,10 +20,12 @@ namespace histocnn {
 
 class MemberPredictor {
  public:
-  // requires: members non-empty, all compiled for one batch size and a
-  //           width x height input; one temperature (> 0) per member.
+  // requires: members non-empty, all compiled for one batch size, class
+  //           count and a width x height input; one temperature (> 0) per
+  //           member; `malignant` one flag per class (empty: two classes,
+  //           benign and malignant).
   MemberPredictor(std::vector<TrainingStep*> members, std::vector<double> temperatures, int width,
-                  int height, bool tta);
+                  int height, bool tta, std::vector<bool> malignant = {});
 
   // Predicts `count` rows (1..batch) of normalised 3 x height x width inputs.
   // ensures: the accessors below describe these rows until the next call.
@@ -28,8 +33,9 @@ class MemberPredictor {
 
   int members() const { return int(members_.size()); }
   int batch() const { return members_.front()->shape().batch; }
+  int classes() const { return classes_; }
   // Member m's P(malignant) for row r before calibration (mean over transforms).
-  double raw_p_malignant(int r, int m) const { return raw_[index(r, m) + 1]; }
+  double raw_p_malignant(int r, int m) const;
   // The same after member m's temperature.
   double p_malignant(int r, int m) const;
   // Mean over the members, after / before calibration.
@@ -41,14 +47,25 @@ class MemberPredictor {
   // what a temperature is fitted on (exact where the float softmax rounded
   // one probability to 1).
   double raw_log_odds(int r) const;
+  // Every class's probability for row r: the members' mean after their
+  // temperatures.
+  std::vector<double> class_probs(int r) const;
+  // log of the members' mean class probabilities before calibration (log 0
+  // as -200): what a K-class temperature is fitted on.
+  std::vector<double> raw_log_probs(int r) const;
 
  private:
-  size_t index(int r, int m) const { return (size_t(r) * members_.size() + size_t(m)) * 2; }
+  size_t index(int r, int m) const {
+    return (size_t(r) * members_.size() + size_t(m)) * size_t(classes_);
+  }
+  std::vector<double> raw_probs(int r, int m) const;  // member m, before its temperature
+  double malignant_sum(const std::vector<double>& probs) const;
   std::vector<TrainingStep*> members_;
   std::vector<double> temperatures_;
-  int width_, height_, transforms_;
+  int width_, height_, transforms_, classes_;
+  std::vector<bool> malignant_;
   std::vector<float> probs_, transformed_;
-  std::vector<double> raw_;  // [row][member] (P(benign), P(malignant))
+  std::vector<double> raw_;  // [row][member][class]
 };
 
 // The sample standard deviation of the members' P(malignant) for one image

@@ -200,7 +200,7 @@ TrainState restore_or_initialise(const TrainOptions& o, const RunContext& run, T
 }
 
 ModelFile model_metadata(const TrainOptions& o, const Normalization& normalization,
-                         const CropOptions& crops) {
+                         const CropOptions& crops, const LabelScheme& labels) {
   ModelFile file;
   file.spec = o.spec;
   file.width = o.width;
@@ -214,7 +214,9 @@ ModelFile model_metadata(const TrainOptions& o, const Normalization& normalizati
   }
   file.normalization = normalization;
   file.stain_target = crops.stain_target;
+  file.labels = labels;
   file.trained = training_settings(o);
+  file.trained["class_crops"] = crops.class_crops;
   return file;
 }
 

@@ -70,8 +70,9 @@ TrainState restore_or_initialise(const TrainOptions& options, const RunContext& 
                                  TrainingStep& step, Normalization* normalization);
 
 // What the run's model files record besides the weights: spec, input, crop,
-// microns per network pixel, normalisation, stain target, the settings.
+// microns per network pixel, normalisation, stain target, label scheme, the
+// settings (with the crops per class as resolved).
 ModelFile model_metadata(const TrainOptions& options, const Normalization& normalization,
-                         const CropOptions& crops);
+                         const CropOptions& crops, const LabelScheme& labels);
 
 }  // namespace histocnn

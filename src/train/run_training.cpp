@@ -92,9 +92,10 @@ nlohmann::json run_training(const TrainOptions& o, const TrainingData* prepared)
   Normalization normalization = data.normalization;  // a resumed run takes the checkpoint's
   TrainState state = restore_or_initialise(o, *run, *step, &normalization);
   log_model(o, *run, step->shape());
-  Trainer trainer({&o, step.get(), &data.train_set, &data.val_set, run->comm, run->log, run->paths,
-                   model_metadata(o, normalization, data.crops), run->threads, local_batch},
-                  std::move(state));
+  Trainer trainer(
+      {&o, step.get(), &data.train_set, &data.val_set, run->comm, run->log, run->paths,
+       model_metadata(o, normalization, data.crops, data.labels), run->threads, local_batch},
+      std::move(state));
   const MetricsFile* metrics = add_callbacks(trainer, o, *run, own, data);
   if (trainer.state().start_epoch >= o.epochs)
     run->log("nothing to do: " + run->paths.checkpoint + " is already at epoch " +

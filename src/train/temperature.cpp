@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 
 #include "core/error.h"
 #include "train/calibration.h"
@@ -24,7 +25,115 @@ double ece_at(const std::vector<double>& log_odds, const std::vector<int>& label
   return expected_calibration_error(reliability_bins(p, 10));
 }
 
+// log sum exp of row / t.
+double log_sum_exp(const std::vector<double>& row, double t) {
+  double top = -INFINITY;
+  for (double x : row) top = std::max(top, x / t);
+  double sum = 0;
+  for (double x : row) sum += std::exp(x / t - top);
+  return top + std::log(sum);
+}
+
+double softmax_nll(const std::vector<std::vector<double>>& rows, const std::vector<int>& labels,
+                   double t) {
+  if (rows.empty()) return 0;
+  double sum = 0;
+  for (size_t i = 0; i < rows.size(); ++i)
+    sum += log_sum_exp(rows[i], t) - rows[i][size_t(labels[i])] / t;
+  return sum / double(rows.size());
+}
+
+double confidence_ece(const std::vector<std::vector<double>>& rows, const std::vector<int>& labels,
+                      double t) {
+  std::vector<Prediction> p;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const auto top = std::max_element(rows[i].begin(), rows[i].end());
+    const double confidence = std::exp(*top / t - log_sum_exp(rows[i], t));
+    p.push_back({float(confidence), int(top - rows[i].begin()) == labels[i] ? 1 : 0});
+  }
+  return expected_calibration_error(reliability_bins(p, 10));
+}
+
+// The golden-section search over log T and the guards, given the NLL and
+// the calibration error at any T; `fit` holds the values at T = 1.
+void search_temperature(TemperatureFit& fit, const std::function<double(double)>& nll_of,
+                        const std::function<double(double)>& ece_of) {
+  const auto nll_at = [&](double log_t) { return nll_of(std::exp(log_t)); };
+  const double ratio = (std::sqrt(5.0) - 1) / 2;
+  double lo = std::log(kMinTemperature), hi = std::log(kMaxTemperature);
+  double a = hi - ratio * (hi - lo), b = lo + ratio * (hi - lo);
+  double fa = nll_at(a), fb = nll_at(b);
+  for (int i = 0; i < 80 && hi - lo > 1e-7; ++i) {
+    if (fa <= fb) {
+      hi = b, b = a, fb = fa;
+      a = hi - ratio * (hi - lo), fa = nll_at(a);
+    } else {
+      lo = a, a = b, fa = fb;
+      b = lo + ratio * (hi - lo), fb = nll_at(b);
+    }
+  }
+  const double t = std::exp((lo + hi) / 2);
+  fit.at_bound = t <= kMinTemperature * 1.001 || t >= kMaxTemperature / 1.001;
+  // Sharpening without end means the validation crops are separated
+  // perfectly: that says nothing of how sure the model should be elsewhere.
+  if (t <= kMinTemperature * 1.001) return;
+  const double nll = nll_of(t);
+  const double ece = ece_of(t);
+  // Never worse than leaving the model alone, by either measure: on a few
+  // dozen patients the likelihood is ruled by a handful of confident errors,
+  // and softening every right answer to pay for them can raise the
+  // calibration error (measured on GlaS: docs/results/glas-calibration.md).
+  if (nll < fit.nll_before && ece <= fit.ece_before)
+    fit.temperature = t, fit.nll_after = nll, fit.ece_after = ece;
+  else
+    fit.declined = ece > fit.ece_before ? "raised the calibration error" : "no better likelihood";
+}
+
 }  // namespace
+
+double clamped_log(double p) {
+  if (std::isnan(p)) return p;
+  return p > 0 ? std::max(std::log(p), -kLogOddsLimit) : -kLogOddsLimit;
+}
+
+std::vector<double> tempered_probabilities(const std::vector<double>& probs, double temperature) {
+  require(temperature > 0 && std::isfinite(temperature),
+          "temperature must be a finite positive number");
+  if (temperature == 1) return probs;
+  if (probs.size() == 2) {
+    const double p1 = tempered_p_malignant(probs[0], probs[1], temperature);
+    return {1 - p1, p1};
+  }
+  std::vector<double> logs;
+  for (double p : probs) {
+    if (std::isnan(p)) return std::vector<double>(probs.size(), std::nan(""));
+    logs.push_back(clamped_log(p));
+  }
+  const double lse = log_sum_exp(logs, temperature);
+  std::vector<double> out;
+  for (double l : logs) out.push_back(std::exp(l / temperature - lse));
+  return out;
+}
+
+TemperatureFit fit_class_temperature(const std::vector<std::vector<double>>& log_probs,
+                                     const std::vector<int>& labels) {
+  require(log_probs.size() == labels.size(), "fit_temperature: one label per prediction");
+  for (size_t i = 0; i < log_probs.size(); ++i) {
+    require(labels[i] >= 0 && size_t(labels[i]) < log_probs[i].size(),
+            "fit_temperature: a label outside its row");
+    for (double l : log_probs[i])
+      require(std::isfinite(l), "fit_temperature: log-probabilities must be finite");
+  }
+  TemperatureFit fit;
+  fit.count = int(log_probs.size());
+  fit.nll_before = fit.nll_after = softmax_nll(log_probs, labels, 1.0);
+  if (log_probs.empty()) return fit;
+  fit.ece_before = fit.ece_after = confidence_ece(log_probs, labels, 1.0);
+  search_temperature(
+      fit, [&](double t) { return softmax_nll(log_probs, labels, t); },
+      [&](double t) { return confidence_ece(log_probs, labels, t); });
+  return fit;
+}
 
 double log_odds(double p_benign, double p_malignant) {
   // A diverged network's NaN passes through, for the metrics to name it.
@@ -66,37 +175,9 @@ TemperatureFit fit_temperature(const std::vector<double>& log_odds,
   fit.nll_before = fit.nll_after = temperature_nll(log_odds, labels, 1.0);
   if (log_odds.empty()) return fit;
   fit.ece_before = fit.ece_after = ece_at(log_odds, labels, 1.0);
-  const auto nll_at = [&](double log_t) {
-    return temperature_nll(log_odds, labels, std::exp(log_t));
-  };
-  const double ratio = (std::sqrt(5.0) - 1) / 2;
-  double lo = std::log(kMinTemperature), hi = std::log(kMaxTemperature);
-  double a = hi - ratio * (hi - lo), b = lo + ratio * (hi - lo);
-  double fa = nll_at(a), fb = nll_at(b);
-  for (int i = 0; i < 80 && hi - lo > 1e-7; ++i) {
-    if (fa <= fb) {
-      hi = b, b = a, fb = fa;
-      a = hi - ratio * (hi - lo), fa = nll_at(a);
-    } else {
-      lo = a, a = b, fa = fb;
-      b = lo + ratio * (hi - lo), fb = nll_at(b);
-    }
-  }
-  const double t = std::exp((lo + hi) / 2);
-  fit.at_bound = t <= kMinTemperature * 1.001 || t >= kMaxTemperature / 1.001;
-  // Sharpening without end means the validation crops are separated
-  // perfectly: that says nothing of how sure the model should be elsewhere.
-  if (t <= kMinTemperature * 1.001) return fit;
-  const double nll = temperature_nll(log_odds, labels, t);
-  const double ece = ece_at(log_odds, labels, t);
-  // Never worse than leaving the model alone, by either measure: on a few
-  // dozen patients the likelihood is ruled by a handful of confident errors,
-  // and softening every right answer to pay for them can raise the
-  // calibration error (measured on GlaS: docs/results/glas-calibration.md).
-  if (nll < fit.nll_before && ece <= fit.ece_before)
-    fit.temperature = t, fit.nll_after = nll, fit.ece_after = ece;
-  else
-    fit.declined = ece > fit.ece_before ? "raised the calibration error" : "no better likelihood";
+  search_temperature(
+      fit, [&](double t) { return temperature_nll(log_odds, labels, t); },
+      [&](double t) { return ece_at(log_odds, labels, t); });
   return fit;
 }
 

@@ -54,6 +54,20 @@ struct TemperatureFit {
 // sizes; finite log-odds. An empty set gives T = 1.
 TemperatureFit fit_temperature(const std::vector<double>& log_odds, const std::vector<int>& labels);
 
+// K classes: rows of log class probabilities (log 0 clamped to -200), labels
+// in [0, K). The NLL is of softmax(row / T); the calibration error the
+// confidence ECE (top probability against fraction right, 10 bins). Same
+// search, bounds and guards as the two-class fit.
+TemperatureFit fit_class_temperature(const std::vector<std::vector<double>>& log_probs,
+                                     const std::vector<int>& labels);
+
+// K class probabilities after temperature T: softmax(log p / T), in logs
+// (log 0 taken as -200). T = 1 copies them. Two classes: the same as
+// tempered_p_malignant.
+std::vector<double> tempered_probabilities(const std::vector<double>& probs, double temperature);
+// log p clamped to -200 (a probability of 0); NaN passes through.
+double clamped_log(double p);
+
 // Mean NLL of the labels under sigmoid(log_odds / T).
 double temperature_nll(const std::vector<double>& log_odds, const std::vector<int>& labels,
                        double temperature);

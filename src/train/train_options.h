@@ -25,6 +25,7 @@ struct DataSelection {
   int fold = 0;                 // the validation fold
   std::string val_split;        // alternatively: validate on another split (e.g. testA)
   uint64_t fold_seed = 1;
+  std::string labels = "glas";  // --labels: the label scheme (data/labels.h)
 };
 
 struct TrainOptions {

@@ -177,9 +177,11 @@ void Trainer::begin_row(const StepProfile& before, double data_wait_seconds) {
 void Trainer::validate() {
   state_.validation.reset();
   if (parts_.val_set->examples.empty()) return;
+  EvalOptions eval_options;
+  eval_options.labels = parts_.metadata.labels;
   try {
-    state_.validation =
-        evaluate(*parts_.step, *parts_.val_set, parts_.metadata.normalization, parts_.comm);
+    state_.validation = evaluate(*parts_.step, *parts_.val_set, parts_.metadata.normalization,
+                                 parts_.comm, eval_options);
   } catch (const NonFiniteScores& e) {
     throw DivergenceError("training diverged after epoch " + std::to_string(state_.epoch + 1) +
                           ": " + e.what() + kept_checkpoint(parts_.paths.checkpoint) +
@@ -192,6 +194,12 @@ void Trainer::validate() {
   std::snprintf(line, sizeof line, "  val acc %.3f (image %.3f, patient %.3f)",
                 report.per_crop.accuracy, report.per_image.accuracy, report.per_patient.accuracy);
   state_.line += line;
+  if (report.class_names.size() > 2) {
+    std::snprintf(line, sizeof line, "  %zu-class image acc %.3f kappa %.3f",
+                  report.class_names.size(), report.class_per_image.accuracy,
+                  report.class_per_image.quadratic_kappa);
+    state_.line += line;
+  }
   fire(&Callback::on_validation_end);
 }
 

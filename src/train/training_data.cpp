@@ -20,14 +20,20 @@ std::string describe_evaluated(const DataSelection& s) {
   return name + ", fold " + std::to_string(s.fold) + " of " + std::to_string(s.folds);
 }
 
-void select_images(const DataSelection& s, std::vector<SlideImage>* train,
-                   std::vector<SlideImage>* validation) {
-  const GlasFolder folder = open_glas_folder(s.folder, s.split);
+LabelScheme label_scheme_of(const DataSelection& s) {
+  if (s.labels == "glas" || s.labels == "grade5") return builtin_label_scheme(s.labels);
+  const std::string csv = (std::filesystem::path(s.folder) / "Grade.csv").string();
+  return resolve_label_scheme(s.labels, read_grade_csv(csv), csv);
+}
+
+LabelScheme select_images(const DataSelection& s, std::vector<SlideImage>* train,
+                          std::vector<SlideImage>* validation) {
+  const GlasFolder folder = open_glas_folder(s.folder, s.split, s.labels);
   train->clear();
   validation->clear();
   if (!s.val_split.empty()) {
     *train = folder.images;
-    *validation = open_glas_folder(s.folder, s.val_split).images;
+    *validation = open_glas_folder(s.folder, s.val_split, s.labels).images;
     // What trains must not be what validates: a split that contains the
     // validation split (all vs testA, train vs train_1) would report the
     // accuracy of images the network has seen.
@@ -41,16 +47,17 @@ void select_images(const DataSelection& s, std::vector<SlideImage>* train,
                            std::to_string(both) + " of the " + std::to_string(validation->size()) +
                            " validation images are also training images (e.g. " + example +
                            "); choose splits that do not overlap");
-    return;
+    return folder.labels;
   }
   if (s.folds == 0) {
     *train = folder.images;
-    return;
+    return folder.labels;
   }
   require(s.fold >= 0 && s.fold < s.folds, "--fold: must be in 0.." + std::to_string(s.folds - 1));
   const auto folds = patient_folds(folder.images, s.folds, s.fold_seed);
   for (size_t i = 0; i < folder.images.size(); ++i)
     (folds[i] == s.fold ? validation : train)->push_back(folder.images[i]);
+  return folder.labels;
 }
 
 void export_examples(const ExampleSet& set, const std::string& path) {
@@ -111,11 +118,18 @@ ExampleSet build_shared_examples(const std::vector<SlideImage>& images, const Cr
 
 TrainingData prepare_training_data(const TrainOptions& o, Communicator& comm, int threads) {
   TrainingData d;
-  select_images(o.data, &d.train_images, &d.val_images);
+  d.labels = select_images(o.data, &d.train_images, &d.val_images);
+  require(o.spec.classes() == d.labels.count(),
+          "--model: the network's last layer gives " + std::to_string(o.spec.classes()) +
+              " outputs but --labels " + d.labels.name + " has " +
+              std::to_string(d.labels.count()) + " classes (end the spec with 'dense " +
+              std::to_string(d.labels.count()) + "')");
   require(o.select_by == "none" || !d.val_images.empty(),
           "--select-by: needs validation images (--folds or --val-split)");
   const Clock::time_point t0 = Clock::now();
   d.crops = o.crops;
+  d.crops.classes = d.labels.count();
+  d.crops.class_crops = d.crops.crops_by_class(d.labels.count());  // recorded as resolved
   require(o.stain_normalize == "none" || o.stain_normalize == "macenko" ||
               o.stain_normalize == "macenko-residual",
           "--stain-normalize: expected none, macenko or macenko-residual, got '" +
@@ -130,10 +144,8 @@ TrainingData prepare_training_data(const TrainOptions& o, Communicator& comm, in
     CropOptions vc = d.crops;
     vc.fresh_each_epoch = false;  // validation crops stay fixed: comparable epochs
     vc.seed = o.crops.seed + 7919;
-    int benign = 0, malignant = 0;
-    for (const auto& im : d.val_images) (im.label ? malignant : benign)++;
-    vc.benign_crops = benign * o.val_crops_per_image;
-    vc.malignant_crops = malignant * o.val_crops_per_image;
+    vc.class_crops.assign(size_t(d.labels.count()), 0);
+    for (const auto& im : d.val_images) vc.class_crops[size_t(im.label)] += o.val_crops_per_image;
     d.val_set = build_shared_examples(d.val_images, vc, o.width, o.height, threads, comm);
   }
   if (o.normalize) d.normalization = channel_statistics(d.train_set);

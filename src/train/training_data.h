@@ -18,9 +18,13 @@ namespace histocnn {
 // "glas-train, split testA" or "glas-train, split train (all)".
 std::string describe_evaluated(const DataSelection& selection);
 
-// The images to train on and to validate on, per the selection.
-void select_images(const DataSelection& selection, std::vector<SlideImage>* train,
-                   std::vector<SlideImage>* validation);
+// The selection's label scheme (--labels resolved against its Grade.csv).
+LabelScheme label_scheme_of(const DataSelection& selection);
+
+// The images to train on and to validate on, per the selection; returns
+// their label scheme (selection.labels resolved against Grade.csv).
+LabelScheme select_images(const DataSelection& selection, std::vector<SlideImage>* train,
+                          std::vector<SlideImage>* validation);
 
 // What training reads before the first step: the selected images, the crops
 // (stain-normalised per the options), the validation crops and the input
@@ -28,7 +32,8 @@ void select_images(const DataSelection& selection, std::vector<SlideImage>* trai
 // on the seed: an ensemble's members share one.
 struct TrainingData {
   std::vector<SlideImage> train_images, val_images;
-  CropOptions crops;  // the options' crops, with the stain target
+  LabelScheme labels;  // what the images' labels mean
+  CropOptions crops;   // the options' crops, with the stain target and class counts
   ExampleSet train_set, val_set;
   Normalization normalization;  // identity with --no-normalize
   double seconds = 0;           // time taken to prepare it

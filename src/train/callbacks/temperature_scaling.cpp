@@ -9,9 +9,16 @@ namespace histocnn {
 void TemperatureScaling::on_validation_end(Trainer& t) {
   TrainState& s = t.state();
   if (!t.comm().root() || !s.validation || s.validation->crop_log_odds.empty()) return;
+  const EvalReport& v = *s.validation;
   std::vector<int> labels;
-  for (const Prediction& p : s.validation->raw_crops) labels.push_back(p.label);
-  const TemperatureFit fit = fit_temperature(s.validation->crop_log_odds, labels);
+  TemperatureFit fit;
+  if (v.class_names.size() > 2) {  // K classes: softmax(log p / T) of every class
+    for (const ClassPrediction& p : v.class_crops) labels.push_back(p.label);
+    fit = fit_class_temperature(v.crop_log_probs, labels);
+  } else {
+    for (const Prediction& p : v.raw_crops) labels.push_back(p.label);
+    fit = fit_temperature(v.crop_log_odds, labels);
+  }
   s.calibration = fit.to_json();
   s.row["temperature"] = fit.temperature;
   char text[48];
