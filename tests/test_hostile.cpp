@@ -357,6 +357,53 @@ TEST_F(Hostile, EveryCaseEndsInItsAnswerWithNothingOverwritten) {
        1,
        {"histocnn.trained", "calibration", "0.05..20"},
        {}},
+      {"a model naming more classes than its network has outputs",
+       [&] {
+         return "predict -m " +
+                forged("five.safetensors",
+                       [](SafetensorsFile& f) {
+                         f.metadata["histocnn.classes"] =
+                             R"({"labels":"x","column":"c","classes":["a","b","c"]})";
+                       }) +
+                " " + path("d/train_1.png");
+       },
+       1,
+       {"histocnn.classes", "3 classes", "2 outputs"},
+       {}},
+      {"a model whose class list is not a list of names",
+       [&] {
+         return "predict -m " +
+                forged("names.safetensors",
+                       [](SafetensorsFile& f) {
+                         f.metadata["histocnn.classes"] =
+                             R"({"labels":"x","column":"c","classes":[1,2]})";
+                       }) +
+                " " + path("d/train_1.png");
+       },
+       1,
+       {"histocnn.classes", "is not"},
+       {}},
+      {"train --labels of a column Grade.csv does not have",
+       [&] { return "train --data " + d + " --labels stage -o " + path("never"); },
+       1,
+       {"--labels stage", "no column 'stage'"},
+       {}},
+      {"train --labels grade5 with the two-class crop counts",
+       [&] {
+         return "train --data " + d + " --labels grade5 --crops-benign 40 -o " + path("never");
+       },
+       1,
+       {"--crops-benign", "--crops-per-class"},
+       {}},
+      {"train --labels grade5 with a network of two outputs",
+       [&] {
+         write_file_atomically(path("two.spec"), "conv 8 kernel=3 pool=2\ndense 2\n");
+         return "train --data " + d + " --labels grade5 --model " + path("two.spec") + " -o " +
+                path("never");
+       },
+       1,
+       {"--model", "2 outputs", "5 classes", "dense 5"},
+       {}},
       {"predict --refer-below outside 0.5..1",
        [&] { return "predict -m " + m + " --refer-below 2 " + path("d/train_1.png"); },
        2,

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "train/metrics.h"
+
 namespace histocnn {
 
 struct ClassPrediction {
@@ -49,7 +51,6 @@ std::vector<ClassPrediction> aggregate_classes(const std::vector<ClassPrediction
 // Confidence calibration for K classes: each prediction as (its top
 // probability, whether it was right), so calibration.h's bins and ECE read
 // "fraction correct" against "mean confidence" (Guo et al. 2017).
-struct Prediction;
 std::vector<Prediction> confidence_predictions(const std::vector<ClassPrediction>& predictions);
 
 }  // namespace histocnn

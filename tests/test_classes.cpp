@@ -1,0 +1,189 @@
+// More than two classes: the label schemes (which column, which classes, in
+// which order, which are malignant), class-stratified folds, crops per
+// class, the K-class metrics against hand-computed answers, and K-class
+// temperature scaling.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <set>
+
+#include "core/error.h"
+#include "core/rng.h"
+#include "data/dataset.h"
+#include "data/grade_csv.h"
+#include "data/labels.h"
+#include "train/class_metrics.h"
+#include "train/temperature.h"
+
+namespace histocnn {
+namespace {
+
+// The GlaS release's columns and spellings (its "differentated" included).
+const char* kGradeCsv =
+    "name,patient ID, grade (GlaS), grade (Sirinukunwattana et al. 2015),site\n"
+    "train_1,2, malignant, moderately differentiated,colon\n"
+    "train_2,2, malignant, moderately-to-poorly differentated,colon\n"
+    "train_3,5, benign, healthy,rectum\n"
+    "train_4,6, benign,  Adenomatous ,colon\n"
+    "train_5,7, malignant, poorly differentiated,rectum\n";
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(LabelSchemes, Grade5ReadsTheReleaseSpellingsInOrdinalOrder) {
+  const auto rows = parse_grade_csv(kGradeCsv, "Grade.csv");
+  const LabelScheme s = resolve_label_scheme("grade5", rows, "Grade.csv");
+  ASSERT_EQ(s.count(), 5);
+  EXPECT_EQ(s.classes.front(), "healthy");
+  EXPECT_EQ(s.classes.back(), "poorly differentiated");
+  EXPECT_EQ(class_labels(s, rows, "Grade.csv"), (std::vector<int>{2, 3, 0, 1, 4}));
+  EXPECT_EQ(s.malignant, (std::vector<bool>{false, false, true, true, true}));
+  const LabelScheme glas = resolve_label_scheme("glas", rows, "Grade.csv");
+  EXPECT_EQ(class_labels(glas, rows, "Grade.csv"), (std::vector<int>{1, 1, 0, 0, 1}));
+}
+
+TEST(LabelSchemes, AColumnGivesSortedOrListedClassesAndItsBinaryView) {
+  auto rows = parse_grade_csv(
+      "name,patient ID,grade (GlaS),stage\na,1,benign,B\nb,2,malignant,C\nc,3,benign,A\n", "g");
+  const LabelScheme sorted = resolve_label_scheme("stage", rows, "g");
+  EXPECT_EQ(sorted.classes, (std::vector<std::string>{"A", "B", "C"}));
+  EXPECT_EQ(sorted.malignant, (std::vector<bool>{false, false, true}));  // from the data
+  const LabelScheme listed = resolve_label_scheme("stage=C,B,A", rows, "g");
+  EXPECT_EQ(class_labels(listed, rows, "g"), (std::vector<int>{1, 0, 2}));
+  // A value outside the listed classes names the image and the column.
+  const std::string missing = error_of([&] { resolve_label_scheme("stage=A,B", rows, "g"); });
+  EXPECT_NE(missing.find("image b"), std::string::npos) << missing;
+  EXPECT_NE(missing.find("'C' in column 'stage'"), std::string::npos) << missing;
+  // A class holding benign and malignant images has no binary view: refused.
+  rows = parse_grade_csv(
+      "name,patient ID,grade (GlaS),stage\na,1,benign,X\nb,2,malignant,X\nc,3,benign,Y\n", "g");
+  const std::string mixed = error_of([&] { resolve_label_scheme("stage", rows, "g"); });
+  EXPECT_NE(mixed.find("both benign and malignant"), std::string::npos) << mixed;
+  const std::string absent = error_of([&] { resolve_label_scheme("nope", rows, "g"); });
+  EXPECT_NE(absent.find("has no column 'nope'"), std::string::npos) << absent;
+  const std::string one = error_of([&] { resolve_label_scheme("stage=X", rows, "g"); });
+  EXPECT_NE(one.find("needs 2.."), std::string::npos) << one;
+  for (const std::string& e : {missing, mixed, absent, one})
+    EXPECT_EQ(e.find('\n'), std::string::npos) << "one line: " << e;
+}
+
+TEST(LabelSchemes, FoldsStratifyEveryClassAndCropsSplitPerClass) {
+  // 20 patients, one image each, over 5 classes: every fold of 4 gets one
+  // patient of each class.
+  std::vector<SlideImage> images;
+  for (int i = 0; i < 20; ++i)
+    images.push_back({"img" + std::to_string(i), "", "p" + std::to_string(i), i % 5});
+  const auto folds = patient_folds(images, 4, 3);
+  for (int f = 0; f < 4; ++f) {
+    std::multiset<int> classes;
+    for (size_t i = 0; i < folds.size(); ++i)
+      if (folds[i] == f) classes.insert(images[i].label);
+    EXPECT_EQ(classes, (std::multiset<int>{0, 1, 2, 3, 4})) << "fold " << f;
+  }
+  CropOptions crops;
+  EXPECT_EQ(crops.crops_by_class(2), (std::vector<int>{941, 910}));  // the paper's
+  EXPECT_EQ(crops.crops_by_class(5), std::vector<int>(5, 371));      // 1851 / 5, rounded up
+  crops.crops_per_class = 100;
+  EXPECT_EQ(crops.crops_by_class(3), std::vector<int>(3, 100));
+  crops.crops_per_class = 0;
+  crops.benign_crops = 5;
+  EXPECT_NE(error_of([&] { crops.crops_by_class(5); }).find("--crops-per-class"),
+            std::string::npos);
+}
+
+TEST(ClassMetrics, HandComputedConfusionF1AndQuadraticKappa) {
+  // True 0,1,2,2; predicted 0,2,1,2.
+  const auto one_hot = [](int c) {
+    std::vector<double> p(3, 0.1);
+    p[size_t(c)] = 0.8;
+    return p;
+  };
+  const std::vector<ClassPrediction> predictions = {
+      {one_hot(0), 0}, {one_hot(2), 1}, {one_hot(1), 2}, {one_hot(2), 2}};
+  const ClassMetrics m = compute_class_metrics(predictions, 3);
+  EXPECT_EQ(m.confusion, (std::vector<std::vector<int>>{{1, 0, 0}, {0, 0, 1}, {0, 1, 1}}));
+  EXPECT_DOUBLE_EQ(m.accuracy, 0.5);
+  EXPECT_DOUBLE_EQ(m.precision[2], 0.5);
+  EXPECT_DOUBLE_EQ(m.recall[1], 0.0);
+  EXPECT_DOUBLE_EQ(m.f1[2], 0.5);
+  EXPECT_DOUBLE_EQ(m.macro_f1, 0.5);
+  EXPECT_DOUBLE_EQ(m.balanced_accuracy, 0.5);
+  // Observed weighted disagreement 0.5 against 1.375 expected by chance.
+  EXPECT_NEAR(m.quadratic_kappa, 7.0 / 11.0, 1e-12);
+  // Perfect agreement is 1; a constant prediction agrees only by chance: 0.
+  EXPECT_DOUBLE_EQ(quadratic_weighted_kappa({{2, 0, 0}, {0, 3, 0}, {0, 0, 1}}), 1.0);
+  EXPECT_NEAR(quadratic_weighted_kappa({{0, 2, 0}, {0, 3, 0}, {0, 1, 0}}), 0.0, 1e-12);
+  // Kappa weighs distance: mistaking grade 1 for 3 costs more than for 2.
+  EXPECT_LT(quadratic_weighted_kappa({{1, 0, 1}, {0, 2, 0}, {0, 0, 2}}),
+            quadratic_weighted_kappa({{1, 1, 0}, {0, 2, 0}, {0, 0, 2}}));
+  // A class never predicted has no precision; the macro mean skips it.
+  EXPECT_TRUE(
+      std::isnan(compute_class_metrics({{one_hot(0), 1}, {one_hot(0), 0}}, 3).precision[1]));
+}
+
+TEST(ClassMetrics, ImagesAverageTheirCropsAndTakeTheirMajorityClass) {
+  const std::vector<ClassPrediction> crops = {
+      {{0.6, 0.3, 0.1}, 2}, {{0.0, 0.3, 0.7}, 2}, {{0.1, 0.8, 0.1}, 1}};
+  const auto images = aggregate_classes(crops, {"a", "a", "b"});
+  ASSERT_EQ(images.size(), 2u);
+  EXPECT_NEAR(images[0].probs[0], 0.3, 1e-12);
+  EXPECT_NEAR(images[0].probs[2], 0.4, 1e-12);
+  EXPECT_EQ(images[0].predicted(), 2);
+  EXPECT_EQ(images[0].label, 2);
+  // Confidence calibration: each top probability against whether it was right.
+  const auto confidence = confidence_predictions(crops);
+  EXPECT_FLOAT_EQ(confidence[0].p_malignant, 0.6f);
+  EXPECT_EQ(confidence[0].label, 0);
+  EXPECT_EQ(confidence[1].label, 1);
+}
+
+TEST(ClassTemperature, RecoversTheTemperatureLabelsWereDrawnAtAndKeepsTheArgmax) {
+  Rng rng(41);
+  for (const double truth : {2.0, 0.6}) {
+    std::vector<std::vector<double>> rows;
+    std::vector<int> labels;
+    for (int i = 0; i < 6000; ++i) {
+      std::vector<double> z(5);
+      for (double& x : z) x = 2.5 * rng.normal();
+      // The network says softmax(z); the labels follow softmax(z / truth).
+      double sum = 0, lse = 0;
+      for (double x : z) sum += std::exp(x / truth);
+      double u = rng.uniform() * sum, acc = 0;
+      int label = 4;
+      for (int k = 0; k < 5; ++k)
+        if ((acc += std::exp(z[size_t(k)] / truth)) >= u) {
+          label = k;
+          break;
+        }
+      for (double x : z) lse += std::exp(x);
+      for (double& x : z) x -= std::log(lse);  // log softmax(z)
+      rows.push_back(z);
+      labels.push_back(label);
+    }
+    const TemperatureFit fit = fit_class_temperature(rows, labels);
+    EXPECT_NEAR(fit.temperature, truth, 0.08 * truth) << fit.to_json().dump();
+    EXPECT_LT(fit.nll_after, fit.nll_before);
+    EXPECT_LE(fit.ece_after, fit.ece_before);
+  }
+  // Tempering K probabilities keeps their order; two classes agree with the
+  // two-class form.
+  const std::vector<double> p = {0.1, 0.6, 0.05, 0.25};
+  const auto cooler = tempered_probabilities(p, 3.0);
+  EXPECT_EQ(std::max_element(cooler.begin(), cooler.end()) - cooler.begin(), 1);
+  EXPECT_LT(cooler[1], p[1]);
+  double total = 0;
+  for (double x : cooler) total += x;
+  EXPECT_NEAR(total, 1.0, 1e-12);
+  EXPECT_NEAR(tempered_probabilities({0.2, 0.8}, 2.0)[1], tempered_p_malignant(0.2, 0.8, 2.0),
+              1e-15);
+  EXPECT_EQ(tempered_probabilities(p, 1.0), p);
+}
+
+}  // namespace
+}  // namespace histocnn

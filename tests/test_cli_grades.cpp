@@ -1,0 +1,86 @@
+// A grade model end to end, as a user runs it: train --labels grade5 on the
+// synthetic data (whose Grade.csv names the five grades), then eval and
+// predict, which answer the five classes and benign/malignant from one model.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "cli_fixture.h"
+#include "core/atomic_file.h"
+#include "nn/safetensors.h"
+
+namespace histocnn {
+namespace {
+
+std::vector<std::string> split(const std::string& line, char by) {
+  std::vector<std::string> fields;
+  std::stringstream in(line);
+  for (std::string f; std::getline(in, f, by);) fields.push_back(f);
+  return fields;
+}
+
+class CliGrades : public Cli {};  // its own suite, and so its own dataset
+
+TEST_F(CliGrades, AGradeModelAnswersFiveClassesAndBenignOrMalignant) {
+  const std::string run_dir = out("grade5");
+  const CommandResult trained =
+      run("train --data " + data() +
+          " --labels grade5 --size 32 --crop 96 --batch 20 --crops-per-class 40 --folds 4 "
+          "--fold 1 --threads 1 --no-progress --seed 3 --epochs 2 -o " + run_dir);
+  ASSERT_EQ(trained.status, 0) << trained.output;
+  EXPECT_NE(trained.output.find("5-class image acc"), std::string::npos) << trained.output;
+  // The model records its classes in order, which are malignant, and the
+  // crops each class got.
+  const SafetensorsFile file = read_safetensors(run_dir + "/model.safetensors");
+  const auto classes = nlohmann::json::parse(file.metadata.at("histocnn.classes"));
+  EXPECT_EQ(classes["labels"], "grade5");
+  ASSERT_EQ(classes["classes"].size(), 5u);
+  EXPECT_EQ(classes["classes"][3], "moderately-to-poorly differentiated");
+  EXPECT_EQ(classes["malignant"], nlohmann::json({false, false, true, true, true}));
+  const auto recipe = nlohmann::json::parse(file.metadata.at("histocnn.trained"));
+  EXPECT_EQ(recipe["class_crops"], nlohmann::json({40, 40, 40, 40, 40}));
+  EXPECT_EQ(recipe["labels"], "grade5");
+
+  const std::string report = out("grade5-eval.json");
+  const CommandResult eval =
+      run("eval --data " + data() + " -m " + run_dir + "/model.safetensors -o " + report);
+  ASSERT_EQ(eval.status, 0) << eval.output;
+  EXPECT_NE(eval.output.find("5 classes"), std::string::npos) << eval.output;
+  EXPECT_NE(eval.output.find("kappa"), std::string::npos) << eval.output;
+  const auto j = nlohmann::json::parse(read_file(report));
+  EXPECT_EQ(j["classes"]["names"].size(), 5u);
+  EXPECT_TRUE(j["classes"]["per_image"].contains("quadratic_kappa"));
+  EXPECT_EQ(j["classes"]["per_image"]["confusion"].size(), 5u);
+  EXPECT_TRUE(j["per_image"].contains("auc")) << "the binary view is reported too";
+  const std::string stem = out("grade5-eval");
+  EXPECT_TRUE(std::filesystem::exists(stem + ".classes.confusion.png"));
+  const std::string images = read_file(stem + ".images.csv");
+  EXPECT_NE(images.find(",class,predicted_class,p_healthy,"), std::string::npos) << images;
+
+  // predict: one row per image; its class probabilities sum to 1 and its
+  // P(malignant) is the sum of the three adenocarcinoma grades'.
+  const CommandResult predicted = run("predict -m " + run_dir + "/model.safetensors " + data() +
+                                      "/train_1.png " + data() + "/train_3.png");
+  ASSERT_EQ(predicted.status, 0) << predicted.output;
+  const auto lines = split(predicted.output, '\n');
+  ASSERT_GE(lines.size(), 3u) << predicted.output;
+  const auto header = split(lines[0], ',');
+  ASSERT_EQ(header.size(), 10u) << lines[0];
+  EXPECT_EQ(header[4], "class");
+  EXPECT_EQ(header[9], "p_poorly differentiated");
+  for (size_t row = 1; row < 3; ++row) {
+    const auto fields = split(lines[row], ',');
+    ASSERT_EQ(fields.size(), 10u) << lines[row];
+    double total = 0, malignant = 0;
+    for (size_t k = 5; k < 10; ++k) total += std::stod(fields[k]);
+    for (size_t k = 7; k < 10; ++k) malignant += std::stod(fields[k]);
+    EXPECT_NEAR(total, 1.0, 1e-4) << lines[row];
+    EXPECT_NEAR(std::stod(fields[1]), malignant, 1e-4) << lines[row];
+  }
+}
+
+}  // namespace
+}  // namespace histocnn
