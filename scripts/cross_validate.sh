@@ -95,6 +95,42 @@ for level in ("per_image", "per_patient"):
     summary["pooled"][level] = {
         m: {"value": point[level][i], "ci95": interval([d[level][i] for d in draws])}
         for i, m in enumerate(("accuracy", "balanced_accuracy", "auc"))}
+# More than two classes (a grade model): accuracy, macro-F1 and quadratic
+# kappa per fold, and pooled per image with patient-bootstrap intervals.
+if "classes" in reports[0]:
+    names_k = reports[0]["classes"]["names"]; k = len(names_k)
+    summary["classes"] = {"names": names_k}
+    for level in ("per_image", "per_patient"):
+        summary["classes"][level] = {}
+        for metric in ("accuracy", "macro_f1", "quadratic_kappa"):
+            values = [r["classes"][level][metric] for r in reports
+                      if r["classes"][level][metric] is not None]
+            summary["classes"][level][metric] = {
+                "mean": statistics.mean(values) if values else None,
+                "stdev": statistics.stdev(values) if len(values) > 1 else 0.0, "folds": values}
+    index = {n: i for i, n in enumerate(names_k)}
+    def class_metrics(pairs):  # [(true, predicted)] -> accuracy, macro-F1, quadratic kappa
+        n = len(pairs); conf = [[0] * k for _ in range(k)]
+        for t, p in pairs: conf[t][p] += 1
+        acc = sum(conf[i][i] for i in range(k)) / n
+        f1s = []
+        for c in range(k):
+            tp = conf[c][c]; pred = sum(conf[i][c] for i in range(k)); sup = sum(conf[c])
+            if pred + sup: f1s.append(2 * tp / (pred + sup))
+        rows = [sum(r) for r in conf]; cols = [sum(conf[i][j] for i in range(k)) for j in range(k)]
+        w = lambda i, j: (i - j) ** 2 / (k - 1) ** 2
+        obs = sum(w(i, j) * conf[i][j] for i in range(k) for j in range(k))
+        exp = sum(w(i, j) * rows[i] * cols[j] / n for i in range(k) for j in range(k))
+        return acc, sum(f1s) / len(f1s), (1 - obs / exp) if exp else None
+    class_rows = {}
+    for r in images:
+        class_rows.setdefault(r["patient"], []).append((index[r["class"]], index[r["predicted_class"]]))
+    point_k = class_metrics([p for n in names for p in class_rows[n]])
+    draws_k = [class_metrics([p for _ in names for p in class_rows[rng.choice(names)]])
+               for _ in range(1000)]
+    summary["classes"]["pooled_per_image"] = {
+        m: {"value": point_k[i], "ci95": interval([d[i] for d in draws_k])}
+        for i, m in enumerate(("accuracy", "macro_f1", "quadratic_kappa"))}
 json.dump(summary, open(f"{out}/cv_summary.json", "w"), indent=2)
 for level in ("per_crop", "per_image", "per_patient"):
     print(f"{level:12s} " + "  ".join(
@@ -107,4 +143,15 @@ for level in ("per_image", "per_patient"):
         cells.append(f"{m} {v['value']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if v["value"] is not None
                      and ci else f"{m} n/a")
     print(f"{level:12s} " + "  ".join(cells) + "   (pooled, 95% patient bootstrap)")
+if "classes" in summary:
+    c = summary["classes"]
+    print(f"{len(c['names'])} classes:")
+    for level in ("per_image", "per_patient"):
+        print(f"{level:12s} " + "  ".join(
+            f"{m} {v['mean']:.3f}±{v['stdev']:.3f}" if v["mean"] is not None else f"{m} n/a"
+            for m, v in c[level].items()) + "   (mean±sd over folds)")
+    print("per_image    " + "  ".join(
+        f"{m} {v['value']:.3f} [{v['ci95'][0]:.3f}, {v['ci95'][1]:.3f}]"
+        if v["value"] is not None and v["ci95"] else f"{m} n/a"
+        for m, v in c["pooled_per_image"].items()) + "   (pooled, 95% patient bootstrap)")
 PY
