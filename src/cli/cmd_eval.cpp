@@ -1,3 +1,4 @@
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -95,23 +96,50 @@ void print_calibration(const nlohmann::json& c, bool applied, bool on_fitting_im
                           "why)\n"
                         : " (--no-calibration: raw probabilities)\n");
   }
+  if (!c.contains("classes")) return;
+  const auto& k = c["classes"];
+  std::printf(
+      "calibration of the classes (top probability against fraction right): %.3f per "
+      "crop, %.3f per image",
+      ece(k, "per_crop"), ece(k, "per_image"));
+  if (k.contains("uncalibrated"))
+    std::printf("; %.3f and %.3f before temperature scaling", ece(k["uncalibrated"], "per_crop"),
+                ece(k["uncalibrated"], "per_image"));
+  std::printf("\n");
 }
 
 // More than two classes: accuracy, macro-F1 and quadratic kappa per level,
 // and each class's precision, recall and F1 per image.
 void print_class_metrics(const EvalReport& r) {
   if (r.class_names.size() <= 2) return;
-  std::printf("%zu classes (%s):\n", r.class_names.size(), "argmax of the class probabilities");
+  std::printf("%zu classes (argmax of the class probabilities):\n", r.class_names.size());
+  const auto range = [](const nlohmann::json& v) {
+    char text[32] = "n/a";
+    if (v.is_array())
+      std::snprintf(text, sizeof text, "%.3f-%.3f", v[0].get<double>(), v[1].get<double>());
+    return std::string(text);
+  };
   for (const auto& [level, m] :
        {std::pair<const char*, const ClassMetrics*>{"crop", &r.class_per_crop},
         {"image", &r.class_per_image},
-        {"patient", &r.class_per_patient}})
+        {"patient", &r.class_per_patient}}) {
     std::printf("%-8s n=%-5d acc %.3f  balanced %.3f  macro-F1 %.3f  kappa %.3f\n", level, m->count,
                 m->accuracy, m->balanced_accuracy, m->macro_f1, m->quadratic_kappa);
+    if (r.intervals.is_null() || !r.intervals.contains("classes")) continue;
+    const auto& i = r.intervals["classes"]["per_" + std::string(level)];
+    std::printf("%-8s 95%% CI  acc %s  macro-F1 %s  kappa %s\n", "", range(i["accuracy"]).c_str(),
+                range(i["macro_f1"]).c_str(), range(i["quadratic_kappa"]).c_str());
+  }
   const ClassMetrics& m = r.class_per_image;
+  const auto number = [](double x) {
+    char text[16] = "  -  ";  // undefined: a class never predicted, or absent
+    if (std::isfinite(x)) std::snprintf(text, sizeof text, "%.3f", x);
+    return std::string(text);
+  };
   for (size_t c = 0; c < r.class_names.size(); ++c)
-    std::printf("  %-36s images %-3d precision %.3f  recall %.3f  F1 %.3f\n",
-                r.class_names[c].c_str(), m.support[c], m.precision[c], m.recall[c], m.f1[c]);
+    std::printf("  %-36s images %-3d precision %s  recall %s  F1 %s\n", r.class_names[c].c_str(),
+                m.support[c], number(m.precision[c]).c_str(), number(m.recall[c]).c_str(),
+                number(m.f1[c]).c_str());
 }
 
 }  // namespace

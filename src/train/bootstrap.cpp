@@ -43,6 +43,19 @@ struct Samples {
   }
 };
 
+struct ClassSamples {
+  std::vector<double> accuracy, macro_f1, kappa;
+  void add(const ClassMetrics& m) {
+    accuracy.push_back(m.accuracy);
+    macro_f1.push_back(m.macro_f1);
+    kappa.push_back(m.quadratic_kappa);
+  }
+  ClassLevelIntervals intervals() const {
+    return {percentile_interval(accuracy), percentile_interval(macro_f1),
+            percentile_interval(kappa)};
+  }
+};
+
 nlohmann::json interval_json(const Interval& i) {
   if (i.samples == 0) return nullptr;
   return {i.low, i.high};
@@ -56,12 +69,23 @@ nlohmann::json level_json(const LevelIntervals& l) {
 
 }  // namespace
 
+nlohmann::json class_level_json(const ClassLevelIntervals& l) {
+  return {{"accuracy", interval_json(l.accuracy)},
+          {"macro_f1", interval_json(l.macro_f1)},
+          {"quadratic_kappa", interval_json(l.quadratic_kappa)}};
+}
+
 nlohmann::json BootstrapIntervals::to_json() const {
-  return {{"method", "patient bootstrap, 95% percentile"},
-          {"replicates", replicates},
-          {"per_crop", level_json(per_crop)},
-          {"per_image", level_json(per_image)},
-          {"per_patient", level_json(per_patient)}};
+  nlohmann::json j = {{"method", "patient bootstrap, 95% percentile"},
+                      {"replicates", replicates},
+                      {"per_crop", level_json(per_crop)},
+                      {"per_image", level_json(per_image)},
+                      {"per_patient", level_json(per_patient)}};
+  if (classes)
+    j["classes"] = {{"per_crop", class_level_json(class_per_crop)},
+                    {"per_image", class_level_json(class_per_image)},
+                    {"per_patient", class_level_json(class_per_patient)}};
+  return j;
 }
 
 BootstrapIntervals patient_bootstrap(const EvalReport& report, int replicates, uint64_t seed) {
@@ -73,15 +97,20 @@ BootstrapIntervals patient_bootstrap(const EvalReport& report, int replicates, u
   for (size_t c = 0; c < report.crops.size(); ++c) crops_of[report.crop_patients[c]].push_back(c);
   std::vector<const std::vector<size_t>*> patients;
   for (const auto& [name, crops] : crops_of) patients.push_back(&crops);
+  const int k = int(report.class_names.size());
+  const bool classes = k > 2 && report.class_crops.size() == report.crops.size();
   Samples crop, image, patient;
+  ClassSamples class_crop, class_image, class_patient;
   Rng rng(seed);
   for (int b = 0; b < replicates && !patients.empty(); ++b) {
     std::vector<Prediction> crops;
+    std::vector<ClassPrediction> class_crops;
     std::vector<std::string> images, owners;  // per drawn crop; a patient drawn twice counts twice
     for (size_t draw = 0; draw < patients.size(); ++draw) {
       const std::string copy = "#" + std::to_string(draw);
       for (size_t c : *patients[rng.below(patients.size())]) {
         crops.push_back(report.crops[c]);
+        if (classes) class_crops.push_back(report.class_crops[c]);
         images.push_back(report.crop_images[c] + copy);
         owners.push_back(report.crop_patients[c] + copy);
       }
@@ -89,9 +118,17 @@ BootstrapIntervals patient_bootstrap(const EvalReport& report, int replicates, u
     crop.add(compute_metrics(crops));
     image.add(compute_metrics(aggregate(crops, images)));
     patient.add(compute_metrics(aggregate(crops, owners)));
+    if (!classes) continue;
+    class_crop.add(compute_class_metrics(class_crops, k));
+    class_image.add(compute_class_metrics(aggregate_classes(class_crops, images), k));
+    class_patient.add(compute_class_metrics(aggregate_classes(class_crops, owners), k));
   }
   BootstrapIntervals out;
   out.replicates = replicates;
+  out.classes = classes;
+  out.class_per_crop = class_crop.intervals();
+  out.class_per_image = class_image.intervals();
+  out.class_per_patient = class_patient.intervals();
   out.per_crop = crop.intervals();
   out.per_image = image.intervals();
   out.per_patient = patient.intervals();

@@ -21,9 +21,19 @@ struct LevelIntervals {
   Interval accuracy, balanced_accuracy, auc;
 };
 
+// More than two classes: the K-class headline metrics (class_metrics.h).
+struct ClassLevelIntervals {
+  Interval accuracy, macro_f1, quadratic_kappa;
+};
+
 struct BootstrapIntervals {
   int replicates = 0;  // 0: not computed
   LevelIntervals per_crop, per_image, per_patient;
+  bool classes = false;  // the K-class intervals below were computed
+  ClassLevelIntervals class_per_crop, class_per_image, class_per_patient;
+  // {"method", "replicates", "per_crop": {"accuracy": [low, high], ...}, ...,
+  //  with more than two classes "classes": {"per_crop": {"accuracy",
+  //  "macro_f1", "quadratic_kappa"}, ...}}
   nlohmann::json to_json() const;
 };
 
