@@ -197,9 +197,11 @@ void write_class_confusion(const EvalReport& report, const std::string& base,
 void write_reliability(const EvalReport& report, const std::string& base,
                        const std::string& title) {
   Curves curves(base + ".reliability.dat");
-  for (const char* level : {"per_crop", "per_image"}) {
-    const auto& c = report.calibration[level];
-    if (c["reliability"].empty()) continue;
+  // After the temperatures (solid), and before them (dashed) where the
+  // models have one.
+  const auto add = [&](const nlohmann::json& calibration, const char* level, bool before) {
+    const auto& c = calibration[level];
+    if (c["reliability"].empty()) return;
     std::string rows;
     for (const auto& point : c["reliability"]) {
       char line[96];
@@ -207,11 +209,16 @@ void write_reliability(const EvalReport& report, const std::string& base,
                     point[1].get<double>(), point[2].get<int>());
       rows += line;
     }
-    char with[128];
-    std::snprintf(with, sizeof with, "linespoints lw 2 pt %d title \"%s (ECE %.3f)\"",
-                  curves.count() ? 7 : 5, level + 4, c["ece"].get<double>());
-    curves.add(level, rows, with);
-  }
+    char with[160];
+    std::snprintf(with, sizeof with, "linespoints lw 2 pt %d %stitle \"%s%s (ECE %.3f)\"",
+                  curves.count() % 2 ? 7 : 5, before ? "dt 3 " : "", level + 4,
+                  before ? ", before T" : "", c["ece"].get<double>());
+    curves.add(std::string(level) + (before ? " before" : ""), rows, with);
+  };
+  for (const char* level : {"per_crop", "per_image"}) add(report.calibration, level, false);
+  if (report.calibration.contains("uncalibrated"))
+    for (const char* level : {"per_crop", "per_image"})
+      add(report.calibration["uncalibrated"], level, true);
   const std::string plot = curves.write();
   std::ostringstream gp;
   gp << "set title \"" << gnuplot_text("Reliability — " + title) << "\"\n"
