@@ -171,6 +171,21 @@ TEST(ClassTemperature, RecoversTheTemperatureLabelsWereDrawnAtAndKeepsTheArgmax)
     EXPECT_LT(fit.nll_after, fit.nll_before);
     EXPECT_LE(fit.ece_after, fit.ece_before);
   }
+  // Malignant grades 1 and 2 confused, benign/malignant certain: softening
+  // the grades would blur the binary view, which the mask guards.
+  std::vector<std::vector<double>> rows;
+  std::vector<int> labels;
+  for (int i = 0; i < 200; ++i) {
+    const std::vector<double> z = {-10, 5, 8};
+    const double lse = 8 + std::log(std::exp(-18.0) + std::exp(-3.0) + 1.0);
+    rows.push_back({z[0] - lse, z[1] - lse, z[2] - lse});
+    labels.push_back(1 + i % 2);
+  }
+  const TemperatureFit grades_only = fit_class_temperature(rows, labels);
+  EXPECT_GT(grades_only.temperature, 5) << grades_only.to_json().dump();
+  const TemperatureFit guarded = fit_class_temperature(rows, labels, {false, true, true});
+  EXPECT_EQ(guarded.temperature, 1) << guarded.to_json().dump();
+  EXPECT_EQ(guarded.declined, "raised the benign/malignant calibration error");
   // Tempering K probabilities keeps their order; two classes agree with the
   // two-class form.
   const std::vector<double> p = {0.1, 0.6, 0.05, 0.25};

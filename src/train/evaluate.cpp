@@ -94,6 +94,7 @@ EvalReport report_of(const std::vector<double>& all, const ExampleSet& set, size
   EvalReport r;
   r.members = int(count);
   r.class_names = labels.classes;
+  r.class_malignant = labels.malignant;
   const size_t k = size_t(labels.count()), size = record_size(count, k);
   std::map<std::string, size_t> verdict_of;
   std::vector<std::vector<double>> member_sums;  // per image, per member: sum over crops

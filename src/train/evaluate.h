@@ -42,6 +42,7 @@ struct EvalReport {
   // temperatures) and, before them, their logs (a K-class temperature is
   // fitted on those), and the K-class metrics at the three levels.
   std::vector<std::string> class_names;
+  std::vector<bool> class_malignant;  // per class: counted in P(malignant)
   std::vector<ClassPrediction> class_crops;
   std::vector<std::vector<double>> crop_log_probs;
   ClassMetrics class_per_crop, class_per_image, class_per_patient;

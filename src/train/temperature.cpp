@@ -54,6 +54,21 @@ double confidence_ece(const std::vector<std::vector<double>>& rows, const std::v
   return expected_calibration_error(reliability_bins(p, 10));
 }
 
+// Expected calibration error (10 bins) of P(malignant), the sum of the
+// malignant classes' softmax(row / t).
+double binary_view_ece(const std::vector<std::vector<double>>& rows, const std::vector<int>& labels,
+                       const std::vector<bool>& malignant, double t) {
+  std::vector<Prediction> p;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const double lse = log_sum_exp(rows[i], t);
+    double sum = 0;
+    for (size_t k = 0; k < rows[i].size(); ++k)
+      if (malignant[k]) sum += std::exp(rows[i][k] / t - lse);
+    p.push_back({float(sum), malignant[size_t(labels[i])] ? 1 : 0});
+  }
+  return expected_calibration_error(reliability_bins(p, 10));
+}
+
 // The golden-section search over log T and the guards, given the NLL and
 // the calibration error at any T; `fit` holds the values at T = 1.
 void search_temperature(TemperatureFit& fit, const std::function<double(double)>& nll_of,
@@ -116,7 +131,8 @@ std::vector<double> tempered_probabilities(const std::vector<double>& probs, dou
 }
 
 TemperatureFit fit_class_temperature(const std::vector<std::vector<double>>& log_probs,
-                                     const std::vector<int>& labels) {
+                                     const std::vector<int>& labels,
+                                     const std::vector<bool>& malignant) {
   require(log_probs.size() == labels.size(), "fit_temperature: one label per prediction");
   for (size_t i = 0; i < log_probs.size(); ++i) {
     require(labels[i] >= 0 && size_t(labels[i]) < log_probs[i].size(),
@@ -132,6 +148,12 @@ TemperatureFit fit_class_temperature(const std::vector<std::vector<double>>& log
   search_temperature(
       fit, [&](double t) { return softmax_nll(log_probs, labels, t); },
       [&](double t) { return confidence_ece(log_probs, labels, t); });
+  if (fit.temperature != 1 && !malignant.empty() &&
+      binary_view_ece(log_probs, labels, malignant, fit.temperature) >
+          binary_view_ece(log_probs, labels, malignant, 1.0)) {
+    fit.declined = "raised the benign/malignant calibration error";
+    fit.temperature = 1, fit.nll_after = fit.nll_before, fit.ece_after = fit.ece_before;
+  }
   return fit;
 }
 

@@ -57,9 +57,12 @@ TemperatureFit fit_temperature(const std::vector<double>& log_odds, const std::v
 // K classes: rows of log class probabilities (log 0 clamped to -200), labels
 // in [0, K). The NLL is of softmax(row / T); the calibration error the
 // confidence ECE (top probability against fraction right, 10 bins). Same
-// search, bounds and guards as the two-class fit.
+// search, bounds and guards as the two-class fit; with `malignant` (one flag
+// per class) the fit is also declined when it raises the calibration error
+// of the binary view, P(malignant) = the sum of the malignant classes'.
 TemperatureFit fit_class_temperature(const std::vector<std::vector<double>>& log_probs,
-                                     const std::vector<int>& labels);
+                                     const std::vector<int>& labels,
+                                     const std::vector<bool>& malignant = {});
 
 // K class probabilities after temperature T: softmax(log p / T), in logs
 // (log 0 taken as -200). T = 1 copies them. Two classes: the same as

@@ -14,7 +14,7 @@ void TemperatureScaling::on_validation_end(Trainer& t) {
   TemperatureFit fit;
   if (v.class_names.size() > 2) {  // K classes: softmax(log p / T) of every class
     for (const ClassPrediction& p : v.class_crops) labels.push_back(p.label);
-    fit = fit_class_temperature(v.crop_log_probs, labels);
+    fit = fit_class_temperature(v.crop_log_probs, labels, v.class_malignant);
   } else {
     for (const Prediction& p : v.raw_crops) labels.push_back(p.label);
     fit = fit_temperature(v.crop_log_odds, labels);
