@@ -70,9 +70,14 @@ double binary_view_ece(const std::vector<std::vector<double>>& rows, const std::
 }
 
 // The golden-section search over log T and the guards, given the NLL and
-// the calibration error at any T; `fit` holds the values at T = 1.
-void search_temperature(TemperatureFit& fit, const std::function<double(double)>& nll_of,
-                        const std::function<double(double)>& ece_of) {
+// the calibration error of `count` predictions at any T.
+TemperatureFit search_temperature(int count, const std::function<double(double)>& nll_of,
+                                  const std::function<double(double)>& ece_of) {
+  TemperatureFit fit;
+  fit.count = count;
+  fit.nll_before = fit.nll_after = count ? nll_of(1.0) : 0.0;
+  if (count == 0) return fit;
+  fit.ece_before = fit.ece_after = ece_of(1.0);
   const auto nll_at = [&](double log_t) { return nll_of(std::exp(log_t)); };
   const double ratio = (std::sqrt(5.0) - 1) / 2;
   double lo = std::log(kMinTemperature), hi = std::log(kMaxTemperature);
@@ -91,7 +96,7 @@ void search_temperature(TemperatureFit& fit, const std::function<double(double)>
   fit.at_bound = t <= kMinTemperature * 1.001 || t >= kMaxTemperature / 1.001;
   // Sharpening without end means the validation crops are separated
   // perfectly: that says nothing of how sure the model should be elsewhere.
-  if (t <= kMinTemperature * 1.001) return;
+  if (t <= kMinTemperature * 1.001) return fit;
   const double nll = nll_of(t);
   const double ece = ece_of(t);
   // Never worse than leaving the model alone, by either measure: on a few
@@ -102,6 +107,7 @@ void search_temperature(TemperatureFit& fit, const std::function<double(double)>
     fit.temperature = t, fit.nll_after = nll, fit.ece_after = ece;
   else
     fit.declined = ece > fit.ece_before ? "raised the calibration error" : "no better likelihood";
+  return fit;
 }
 
 }  // namespace
@@ -140,13 +146,8 @@ TemperatureFit fit_class_temperature(const std::vector<std::vector<double>>& log
     for (double l : log_probs[i])
       require(std::isfinite(l), "fit_temperature: log-probabilities must be finite");
   }
-  TemperatureFit fit;
-  fit.count = int(log_probs.size());
-  fit.nll_before = fit.nll_after = softmax_nll(log_probs, labels, 1.0);
-  if (log_probs.empty()) return fit;
-  fit.ece_before = fit.ece_after = confidence_ece(log_probs, labels, 1.0);
-  search_temperature(
-      fit, [&](double t) { return softmax_nll(log_probs, labels, t); },
+  TemperatureFit fit = search_temperature(
+      int(log_probs.size()), [&](double t) { return softmax_nll(log_probs, labels, t); },
       [&](double t) { return confidence_ece(log_probs, labels, t); });
   if (fit.temperature != 1 && !malignant.empty() &&
       binary_view_ece(log_probs, labels, malignant, fit.temperature) >
@@ -192,15 +193,9 @@ TemperatureFit fit_temperature(const std::vector<double>& log_odds,
                                const std::vector<int>& labels) {
   require(log_odds.size() == labels.size(), "fit_temperature: one label per prediction");
   for (double z : log_odds) require(std::isfinite(z), "fit_temperature: log-odds must be finite");
-  TemperatureFit fit;
-  fit.count = int(log_odds.size());
-  fit.nll_before = fit.nll_after = temperature_nll(log_odds, labels, 1.0);
-  if (log_odds.empty()) return fit;
-  fit.ece_before = fit.ece_after = ece_at(log_odds, labels, 1.0);
-  search_temperature(
-      fit, [&](double t) { return temperature_nll(log_odds, labels, t); },
+  return search_temperature(
+      int(log_odds.size()), [&](double t) { return temperature_nll(log_odds, labels, t); },
       [&](double t) { return ece_at(log_odds, labels, t); });
-  return fit;
 }
 
 nlohmann::json TemperatureFit::to_json() const {
