@@ -344,11 +344,35 @@ TEST(TileScorer, ScoresEveryTileInOrderWithBoundedReadAheadAndStops) {
   EXPECT_EQ(calls, 2);
 }
 
+// A grade model's tiles: each class's P in tiles.csv (read back for a
+// resume), and each class's share of the tissue by its tiles' argmax.
+TEST(SlideOutputs, AGradeModelsTilesCarryTheirClasses) {
+  TileGrid g;
+  g.tile_um_x = g.tile_um_y = 100;
+  const std::vector<Tile> tiles = {{0, 0, 10, 10, 1.0f}, {10, 0, 10, 10, 0.5f}};
+  const std::vector<std::string> classes = {"healthy", "low", "high"};
+  const std::vector<TileScore> scores = {{0.2, 0, {0.8f, 0.1f, 0.1f}},
+                                         {0.9, 0, {0.1f, 0.2f, 0.7f}}};
+  testing::TempDir dir;
+  std::string csv = tiles_csv_header(false, classes) + "\n";
+  EXPECT_NE(csv.find(",p_malignant,p_healthy,p_low,p_high"), std::string::npos) << csv;
+  for (size_t i = 0; i < 2; ++i) csv += tile_row(tiles[i], g, scores[i], false) + "\n";
+  write_file_atomically(dir / "tiles.csv", csv);
+  const std::vector<TileScore> back = read_tile_scores(dir / "tiles.csv", tiles, false, classes);
+  ASSERT_EQ(back.size(), 2u);
+  EXPECT_EQ(back[1].classes, scores[1].classes);
+  EXPECT_THROW(read_tile_scores(dir / "tiles.csv", tiles, false), Error);  // two-class header
+  const nlohmann::json s = score_statistics(tiles, scores, g, 1, classes);
+  EXPECT_NEAR(s["class_area_fraction"]["healthy"].get<double>(), 1.0 / 1.5, 1e-12);
+  EXPECT_NEAR(s["class_area_fraction"]["high"].get<double>(), 0.5 / 1.5, 1e-12);
+  EXPECT_EQ(s["class_area_fraction"]["low"].get<double>(), 0.0);
+}
+
 TEST(SlideOutputs, StatisticsColoursAndResumeRows) {
   TileGrid g;
   g.tile_um_x = g.tile_um_y = 100;
   std::vector<Tile> tiles = {{0, 0, 10, 10, 1.0f}, {10, 0, 10, 10, 0.5f}, {20, 0, 10, 10, 1.0f}};
-  std::vector<TileScore> scores = {{0.1, 0}, {0.9, 0}, {0.7, 0}};
+  std::vector<TileScore> scores = {{0.1, 0, {}}, {0.9, 0, {}}, {0.7, 0, {}}};
   const nlohmann::json s = score_statistics(tiles, scores, g, 2);
   EXPECT_NEAR(s["malignant_area_fraction"].get<double>(), 1.5 / 2.5, 1e-12);
   EXPECT_NEAR(s["scored_tissue_mm2"].get<double>(), 2.5 * 0.01, 1e-12);

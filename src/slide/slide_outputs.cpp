@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "study/colour_scale.h"
 #include "study/gnuplot.h"
+#include "train/evaluate.h"
 
 namespace histocnn {
 namespace {
@@ -28,9 +29,12 @@ std::vector<double> split_numbers(const std::string& line) {
 
 }  // namespace
 
-std::string tiles_csv_header(bool ensemble) {
-  return std::string("x,y,width,height,level,width_um,height_um,tissue,p_malignant") +
-         (ensemble ? ",member_sd" : "");
+std::string tiles_csv_header(bool ensemble, const std::vector<std::string>& classes) {
+  std::string header = std::string("x,y,width,height,level,width_um,height_um,tissue,p_malignant") +
+                       (ensemble ? ",member_sd" : "");
+  if (classes.size() > 2)
+    for (const auto& name : classes) header += "," + csv_field("p_" + name);
+  return header;
 }
 
 std::string tile_row(const Tile& t, const TileGrid& g, const TileScore& s, bool ensemble) {
@@ -39,17 +43,24 @@ std::string tile_row(const Tile& t, const TileGrid& g, const TileScore& s, bool 
                         (long long)t.x, (long long)t.y, (long long)t.width, (long long)t.height,
                         g.level, g.tile_um_x, g.tile_um_y, t.tissue, s.p_malignant);
   if (ensemble) std::snprintf(row + n, sizeof row - size_t(n), ",%.6f", s.member_sd);
-  return row;
+  std::string line = row;
+  for (const float p : s.classes) {
+    char number[24];
+    std::snprintf(number, sizeof number, ",%.6f", p);
+    line += number;
+  }
+  return line;
 }
 
 std::vector<TileScore> read_tile_scores(const std::string& path, const std::vector<Tile>& tiles,
-                                        bool ensemble) {
+                                        bool ensemble, const std::vector<std::string>& classes) {
   std::vector<TileScore> scores;
   std::stringstream in(read_file(path));
   std::string line;
-  require(std::getline(in, line) && line == tiles_csv_header(ensemble),
+  require(std::getline(in, line) && line == tiles_csv_header(ensemble, classes),
           path + ": not this run's tiles.csv (its header differs)");
-  const size_t columns = ensemble ? 10 : 9;
+  const size_t first_class = ensemble ? 10 : 9;
+  const size_t columns = first_class + (classes.size() > 2 ? classes.size() : 0);
   while (std::getline(in, line)) {
     const std::vector<double> v = split_numbers(line);
     const size_t i = scores.size();
@@ -58,7 +69,8 @@ std::vector<TileScore> read_tile_scores(const std::string& path, const std::vect
             path + ": row " + std::to_string(i + 2) +
                 " is not the tile the grid puts there (written with other settings?); "
                 "--restart scores the slide again");
-    scores.push_back({v[8], ensemble ? v[9] : 0.0});
+    scores.push_back({v[8], ensemble ? v[9] : 0.0, {}});
+    for (size_t c = first_class; c < columns; ++c) scores.back().classes.push_back(float(v[c]));
   }
   return scores;
 }
@@ -93,7 +105,7 @@ void write_tiles_geojson(const std::string& path, const std::vector<Tile>& tiles
 
 nlohmann::json score_statistics(const std::vector<Tile>& tiles,
                                 const std::vector<TileScore>& scores, const TileGrid& grid,
-                                int top_k) {
+                                int top_k, const std::vector<std::string>& classes) {
   nlohmann::json s = {{"tiles_scored", scores.size()}};
   if (scores.empty()) return s;
   std::vector<double> p(scores.size());
@@ -115,6 +127,17 @@ nlohmann::json score_statistics(const std::vector<Tile>& tiles,
            (at - double(lo)) * (sorted[std::min(lo + 1, sorted.size() - 1)] - sorted[lo]);
   };
   s["malignant_area_fraction"] = malignant / tissue;
+  if (classes.size() > 2) {  // each class's share of the tissue, by the tiles' argmax
+    std::vector<double> area(classes.size(), 0.0);
+    for (size_t i = 0; i < scores.size(); ++i) {
+      const auto& c = scores[i].classes;
+      if (c.size() != classes.size()) continue;
+      area[size_t(std::max_element(c.begin(), c.end()) - c.begin())] += tiles[i].tissue;
+    }
+    nlohmann::json shares = nlohmann::json::object();
+    for (size_t k = 0; k < classes.size(); ++k) shares[classes[k]] = area[k] / tissue;
+    s["class_area_fraction"] = shares;
+  }
   s["scored_tissue_mm2"] = tissue * grid.tile_um_x * grid.tile_um_y / 1e6;
   s["p_mean"] = std::accumulate(p.begin(), p.end(), 0.0) / double(p.size());
   s["p_max"] = sorted.back();

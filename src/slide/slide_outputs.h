@@ -1,6 +1,7 @@
 // What `histocnn slide` writes per slide, from the tiles and their scores:
 //   tiles.csv      x,y,width,height (level-0 pixels),level,width_um,height_um,
-//                  tissue,p_malignant[,member_sd] — one row per scored tile,
+//                  tissue,p_malignant[,member_sd][,p_<class>... for a model
+//                  of more than two classes] — one row per scored tile,
 //                  appended batch by batch (the resume point)
 //   tiles.geojson  the tiles as QuPath detections (File > Import objects),
 //                  classified Malignant/Benign at 0.5, P(malignant) as a
@@ -9,7 +10,8 @@
 //                  title and scale bar (heatmap.png.gp: the gnuplot script)
 //   tissue.png     the tissue mask (white = tissue) on the thumbnail's grid
 //   summary.json   tissue area, malignant area fraction, P statistics, the
-//                  top-k tiles, time per stage
+//                  top-k tiles, time per stage; with more than two classes
+//                  each class's share of the scored tissue (its argmax)
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -23,13 +25,15 @@
 
 namespace histocnn {
 
-std::string tiles_csv_header(bool ensemble);
+// `classes`: the model's class names (columns only for more than two).
+std::string tiles_csv_header(bool ensemble, const std::vector<std::string>& classes = {});
 std::string tile_row(const Tile& tile, const TileGrid& grid, const TileScore& score, bool ensemble);
 // The scores of the first rows of `path` (written by tile_row for these
 // tiles, in order). Requires: every row names the tile at its position
 // (checked: an error names the file and the row).
 std::vector<TileScore> read_tile_scores(const std::string& path, const std::vector<Tile>& tiles,
-                                        bool ensemble);
+                                        bool ensemble,
+                                        const std::vector<std::string>& classes = {});
 
 // The scored tiles (scores.size() of them) as a GeoJSON FeatureCollection.
 void write_tiles_geojson(const std::string& path, const std::vector<Tile>& tiles,
@@ -39,7 +43,7 @@ void write_tiles_geojson(const std::string& path, const std::vector<Tile>& tiles
 // malignant area fraction at 0.5 (tissue-weighted) and the top_k tiles.
 nlohmann::json score_statistics(const std::vector<Tile>& tiles,
                                 const std::vector<TileScore>& scores, const TileGrid& grid,
-                                int top_k);
+                                int top_k, const std::vector<std::string>& classes = {});
 
 // The thumbnail with every scored tile blended in its colour (alpha 0.55).
 Image heatmap_overlay(const Image& thumbnail, double downsample_x, double downsample_y,

@@ -63,7 +63,7 @@ nlohmann::json run_settings(const PreparedSlide& p, const SlideOptions& o) {
 // The scores a previous run of the same settings left (none with restart).
 std::vector<TileScore> previous_scores(const std::string& folder, const nlohmann::json& settings,
                                        const std::vector<Tile>& tiles, bool ensemble,
-                                       bool restart) {
+                                       const std::vector<std::string>& classes, bool restart) {
   const std::string run = folder + "/run.json", csv = folder + "/tiles.csv";
   if (!restart && fs::exists(run)) {
     const nlohmann::json before = nlohmann::json::parse(read_file(run), nullptr, false);
@@ -73,12 +73,12 @@ std::vector<TileScore> previous_scores(const std::string& folder, const nlohmann
                   (before.is_object() && before.contains(key) ? before[key].dump() : "none") +
                   ", now " + value.dump() + "); --restart scores the slide again");
     repair_torn_last_line(csv);
-    if (fs::exists(csv)) return read_tile_scores(csv, tiles, ensemble);
+    if (fs::exists(csv)) return read_tile_scores(csv, tiles, ensemble, classes);
   }
   for (const char* name : {"tiles.csv", "summary.json", "tiles.geojson"})
     fs::remove(folder + "/" + name);
   write_file_atomically(run, settings.dump(2) + "\n");
-  write_file_atomically(csv, tiles_csv_header(ensemble) + "\n");
+  write_file_atomically(csv, tiles_csv_header(ensemble, classes) + "\n");
   return {};
 }
 
@@ -127,12 +127,12 @@ nlohmann::json describe(const PreparedSlide& p, const SlideOptions& o) {
 
 void write_outputs(const std::string& folder, const PreparedSlide& p,
                    const std::vector<TileScore>& scores, nlohmann::json& summary,
-                   const SlideOptions& o) {
+                   const SlideOptions& o, const std::vector<std::string>& classes) {
   const auto clock = Clock::now();
   write_tiles_geojson(folder + "/tiles.geojson", p.tiles, scores);
   const Image overlay = heatmap_overlay(p.thumbnail.image, p.thumbnail.downsample_x,
                                         p.thumbnail.downsample_y, p.tiles, scores);
-  const nlohmann::json stats = score_statistics(p.tiles, scores, p.grid, o.top_k);
+  const nlohmann::json stats = score_statistics(p.tiles, scores, p.grid, o.top_k, classes);
   char title[512];
   std::snprintf(title, sizeof title, "%s: P(malignant), %zu tiles of %.0f µm; %s",
                 fs::path(p.slide->path()).filename().c_str(), scores.size(), p.grid.tile_um_x,
@@ -232,8 +232,8 @@ nlohmann::json score_slide(const std::string& path, const std::vector<ModelFile>
   RunLock lock(folder);
   save_image(folder + "/tissue.png", p.mask.to_image());
   const bool ensemble = models.size() > 1;
-  std::vector<TileScore> scores =
-      previous_scores(folder, run_settings(p, o), p.tiles, ensemble, o.restart);
+  std::vector<TileScore> scores = previous_scores(folder, run_settings(p, o), p.tiles, ensemble,
+                                                  models.front().labels.classes, o.restart);
   nlohmann::json summary = describe(p, o);
   summary["times"] = p.times;
   if (p.tiles.empty())
@@ -268,7 +268,7 @@ nlohmann::json score_slide(const std::string& path, const std::vector<ModelFile>
     summary["tiles_scored"] = scores.size();
     return summary;
   }
-  write_outputs(folder, p, scores, summary, o);
+  write_outputs(folder, p, scores, summary, o, models.front().labels.classes);
   if (o.explain > 0) {
     summary["explanations"] =
         write_tile_explanations(folder, p, scores, models, stains.get(), o.explain);

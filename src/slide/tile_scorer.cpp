@@ -83,6 +83,8 @@ std::vector<TileScore> score_batch(MemberPredictor& predictor, const TileBatch& 
   for (int t = 0; t < batch.count; ++t) {
     scores[size_t(t)].p_malignant = predictor.mean_p_malignant(t);
     scores[size_t(t)].member_sd = member_spread(predictor.member_p_malignant(t));
+    if (predictor.classes() > 2)
+      for (double p : predictor.class_probs(t)) scores[size_t(t)].classes.push_back(float(p));
   }
   return scores;
 }

@@ -21,6 +21,9 @@ namespace histocnn {
 struct TileScore {
   double p_malignant = 0;  // mean over members (calibrated) and transforms
   double member_sd = 0;    // spread of the members' P (0 for one model)
+  // A model of more than two classes (grades): each class's probability,
+  // calibrated, mean over members and transforms; empty otherwise.
+  std::vector<float> classes;
 };
 
 struct ScoringOptions {
