@@ -2,6 +2,7 @@
 // where the user did not give the flag, so explicit flags always win.
 //   paper     the paper's setting, exactly the defaults (the study times it)
 //   accurate  the recipe measured in docs/results/glas-cv.md
+//   grade     the five GlaS grades with it (docs/results/glas-grade-cv.md)
 #pragma once
 
 #include <CLI/CLI.hpp>
