@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The grade ablation's table: one row per cross-validation run.
 
-    summarise.py RUN [RUN ...]   (folders written by scripts/cross_validate.sh)
+    summarise.py RUN [RUN ...]              (folders written by scripts/cross_validate.sh)
+    summarise.py --ensemble RUN RUN ...     (runs on the same folds, averaged)
 
 For each run: five-grade image accuracy, macro-F1 and quadratic kappa (mean
 and sd over the folds, and pooled over every held-out image with the
@@ -22,17 +23,67 @@ def pooled(entry):
     return text + (f" [{cell(ci[0])}, {cell(ci[1])}]" if ci else "")
 
 
-print("| run | grade acc (folds) | grade acc (pooled) | macro-F1 (pooled) | kappa (folds) "
-      "| kappa (pooled) | binary image acc (pooled) | binary AUC (pooled) | s/fold |")
-print("|---|---|---|---|---|---|---|---|---|")
-for run in sys.argv[1:]:
-    s = json.load(open(f"{run}/cv_summary.json"))
-    c = s["classes"]
-    folds = lambda m: f"{cell(c['per_image'][m]['mean'])} ± {cell(c['per_image'][m]['stdev'])}"
-    p = c["pooled_per_image"]
-    b = s["pooled"]["per_image"]
-    seconds = sum(s["train_seconds"]) / len(s["train_seconds"])
-    print(f"| {run.rstrip('/').split('/')[-1]} | {folds('accuracy')} | {pooled(p['accuracy'])} "
-          f"| {pooled(p['macro_f1'])} | {folds('quadratic_kappa')} "
-          f"| {pooled(p['quadratic_kappa'])} | {pooled(b['accuracy'])} | {pooled(b['auc'])} "
-          f"| {seconds:.0f} |")
+# --- ensembles from runs on the same folds -------------------------------
+# `summarise.py --ensemble RUN RUN ...`: every held-out image's class
+# probabilities (and P(malignant)) averaged over the runs — the runs differ
+# only in their seed, so their folds are the same and this is what `train
+# --ensemble N` would score (each member's own temperature, the same eval
+# crops) — then the pooled grade accuracy, macro-F1, kappa and binary
+# accuracy and AUC.
+def ensemble(runs):
+    import csv
+    names = json.load(open(f"{runs[0]}/cv_summary.json"))["classes"]["names"]
+    k = len(names)
+    tables = [{r["image"]: r for r in csv.DictReader(open(f"{run}/cv_images.csv"))} for run in runs]
+    pairs, binary = [], []
+    for image, row in tables[0].items():
+        assert all(t[image]["fold"] == row["fold"] for t in tables), "runs on other folds"
+        p = [sum(float(t[image]["p_" + n]) for t in tables) / len(tables) for n in names]
+        truth = names.index(row["class"])
+        pairs.append((truth, max(range(k), key=lambda j: p[j])))
+        p_mal = sum(float(t[image]["p_malignant"]) for t in tables) / len(tables)
+        binary.append((p_mal, row["label"] == "malignant"))
+    conf = [[0] * k for _ in range(k)]
+    for t, p in pairs:
+        conf[t][p] += 1
+    n = len(pairs)
+    rows = [sum(r) for r in conf]
+    cols = [sum(conf[i][j] for i in range(k)) for j in range(k)]
+    w = lambda i, j: (i - j) ** 2 / (k - 1) ** 2
+    kappa = 1 - sum(w(i, j) * conf[i][j] for i in range(k) for j in range(k)) / sum(
+        w(i, j) * rows[i] * cols[j] / n for i in range(k) for j in range(k))
+    f1 = [2 * conf[c][c] / (rows[c] + cols[c]) for c in range(k) if rows[c] + cols[c]]
+    pos = [p for p, y in binary if y]
+    neg = [p for p, y in binary if not y]
+    auc = sum((a > b) + 0.5 * (a == b) for a in pos for b in neg) / (len(pos) * len(neg))
+    acc = sum((p >= 0.5) == y for p, y in binary) / n
+    print(f"| ensemble of {len(runs)} ({', '.join(r.rstrip('/').split('/')[-1] for r in runs)}) "
+          f"| | {sum(conf[i][i] for i in range(k)) / n:.3f} | {sum(f1) / len(f1):.3f} | "
+          f"| {kappa:.3f} | {acc:.3f} | {auc:.3f} | |")
+    print("\nconfusion (rows true, columns predicted):", names)
+    for name, row in zip(names, conf):
+        print(f"    {name:38s} {row}")
+
+
+def table(runs):
+    print("| run | grade acc (folds) | grade acc (pooled) | macro-F1 (pooled) | kappa (folds) "
+          "| kappa (pooled) | binary image acc (pooled) | binary AUC (pooled) | s/fold |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for run in runs:
+        s = json.load(open(f"{run}/cv_summary.json"))
+        c = s["classes"]
+        folds = lambda m: f"{cell(c['per_image'][m]['mean'])} ± {cell(c['per_image'][m]['stdev'])}"
+        p = c["pooled_per_image"]
+        b = s["pooled"]["per_image"]
+        seconds = sum(s["train_seconds"]) / len(s["train_seconds"])
+        print(f"| {run.rstrip('/').split('/')[-1]} | {folds('accuracy')} | {pooled(p['accuracy'])} "
+              f"| {pooled(p['macro_f1'])} | {folds('quadratic_kappa')} "
+              f"| {pooled(p['quadratic_kappa'])} | {pooled(b['accuracy'])} | {pooled(b['auc'])} "
+              f"| {seconds:.0f} |")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--ensemble"]:
+        ensemble(sys.argv[2:])
+    else:
+        table(sys.argv[1:])
