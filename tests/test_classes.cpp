@@ -114,6 +114,10 @@ TEST(ClassMetrics, HandComputedConfusionF1AndQuadraticKappa) {
   EXPECT_DOUBLE_EQ(m.f1[2], 0.5);
   EXPECT_DOUBLE_EQ(m.macro_f1, 0.5);
   EXPECT_DOUBLE_EQ(m.balanced_accuracy, 0.5);
+  // One-vs-rest AUC: class 0's 0.8 ranks above the other three's 0.1.
+  EXPECT_DOUBLE_EQ(m.auc[0], 1.0);
+  // Class 1 (one image, P 0.1) against the rest (0.1, 0.8, 0.1): ties half.
+  EXPECT_DOUBLE_EQ(m.auc[1], (0.5 + 0 + 0.5) / 3);
   // Observed weighted disagreement 0.5 against 1.375 expected by chance.
   EXPECT_NEAR(m.quadratic_kappa, 7.0 / 11.0, 1e-12);
   // Perfect agreement is 1; a constant prediction agrees only by chance: 0.

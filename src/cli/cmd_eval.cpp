@@ -137,9 +137,9 @@ void print_class_metrics(const EvalReport& r) {
     return std::string(text);
   };
   for (size_t c = 0; c < r.class_names.size(); ++c)
-    std::printf("  %-36s images %-3d precision %s  recall %s  F1 %s\n", r.class_names[c].c_str(),
-                m.support[c], number(m.precision[c]).c_str(), number(m.recall[c]).c_str(),
-                number(m.f1[c]).c_str());
+    std::printf("  %-36s images %-3d precision %s  recall %s  F1 %s  AUC %s\n",
+                r.class_names[c].c_str(), m.support[c], number(m.precision[c]).c_str(),
+                number(m.recall[c]).c_str(), number(m.f1[c]).c_str(), number(m.auc[c]).c_str());
 }
 
 }  // namespace

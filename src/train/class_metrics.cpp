@@ -79,6 +79,12 @@ ClassMetrics compute_class_metrics(const std::vector<ClassPrediction>& predictio
     m.f1.push_back(predicted[c] + m.support[c] == 0 ? std::nan("")
                                                     : 2 * tp / (predicted[c] + m.support[c]));
   }
+  for (size_t c = 0; c < k; ++c) {
+    std::vector<Prediction> one_vs_rest;
+    for (const auto& p : predictions)
+      one_vs_rest.push_back({float(p.probs[c]), p.label == int(c) ? 1 : 0});
+    m.auc.push_back(compute_metrics(one_vs_rest).auc);
+  }
   m.accuracy = m.count ? double(right) / m.count : std::nan("");
   m.balanced_accuracy = finite_mean(m.recall);
   m.macro_f1 = finite_mean(m.f1);
@@ -130,6 +136,7 @@ nlohmann::json ClassMetrics::to_json(const std::vector<std::string>& names) cons
         {"precision", number(precision[c])},
         {"recall", number(recall[c])},
         {"f1", number(f1[c])},
+        {"auc", number(auc[c])},
         {"support", support[c]}};
   return {{"count", count},
           {"accuracy", number(accuracy)},

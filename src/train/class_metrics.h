@@ -27,12 +27,15 @@ struct ClassMetrics {
   // Per class; NaN where undefined (precision of a class never predicted,
   // recall of a class absent). Macro means skip the NaNs.
   std::vector<double> precision, recall, f1;
+  // One-vs-rest ROC AUC of each class's probability (NaN where the class is
+  // absent or alone).
+  std::vector<double> auc;
   double accuracy = 0, balanced_accuracy = 0, macro_f1 = 0;
   // 1 = perfect agreement, 0 = chance; NaN when the labels are all one class
   // and the predictions too (no disagreement possible).
   double quadratic_kappa = 0;
   // {"accuracy", "balanced_accuracy", "macro_f1", "quadratic_kappa", "count",
-  //  "confusion": [[..]], "per_class": {name: {precision, recall, f1, support}}}
+  //  "confusion": [[..]], "per_class": {name: {precision, recall, f1, auc, support}}}
   nlohmann::json to_json(const std::vector<std::string>& class_names) const;
 };
 
