@@ -3,6 +3,7 @@
 
     summarise.py RUN [RUN ...]              (folders written by scripts/cross_validate.sh)
     summarise.py --ensemble RUN RUN ...     (runs on the same folds, averaged)
+    summarise.py --ece RUN ...              (pooled binary calibration error)
 
 For each run: five-grade image accuracy, macro-F1 and quadratic kappa (mean
 and sd over the folds, and pooled over every held-out image with the
@@ -24,7 +25,7 @@ def pooled(entry):
 
 
 # --- ensembles from runs on the same folds -------------------------------
-# `summarise.py --ensemble RUN RUN ...`: every held-out image's class
+# `summarise.py --ensemble RUN [RUN ...]`: every held-out image's class
 # probabilities (and P(malignant)) averaged over the runs — the runs differ
 # only in their seed, so their folds are the same and this is what `train
 # --ensemble N` would score (each member's own temperature, the same eval
@@ -35,23 +36,35 @@ def ensemble(runs):
     names = json.load(open(f"{runs[0]}/cv_summary.json"))["classes"]["names"]
     k = len(names)
     tables = [{r["image"]: r for r in csv.DictReader(open(f"{run}/cv_images.csv"))} for run in runs]
-    pairs, binary = [], []
+    pairs, binary, expected = [], [], []
     for image, row in tables[0].items():
         assert all(t[image]["fold"] == row["fold"] for t in tables), "runs on other folds"
         p = [sum(float(t[image]["p_" + n]) for t in tables) / len(tables) for n in names]
         truth = names.index(row["class"])
         pairs.append((truth, max(range(k), key=lambda j: p[j])))
+        # The grade of least expected squared distance (an ordinal decision).
+        expected.append((truth, min(range(k), key=lambda j: sum(p[c] * (j - c) ** 2
+                                                                 for c in range(k)))))
         p_mal = sum(float(t[image]["p_malignant"]) for t in tables) / len(tables)
         binary.append((p_mal, row["label"] == "malignant"))
-    conf = [[0] * k for _ in range(k)]
-    for t, p in pairs:
-        conf[t][p] += 1
+    def confusion(decisions):
+        m = [[0] * k for _ in range(k)]
+        for t, p in decisions:
+            m[t][p] += 1
+        return m
+
+    def quadratic_kappa(m):
+        rows = [sum(r) for r in m]
+        cols = [sum(m[i][j] for i in range(k)) for j in range(k)]
+        w = lambda i, j: (i - j) ** 2 / (k - 1) ** 2
+        return 1 - sum(w(i, j) * m[i][j] for i in range(k) for j in range(k)) / sum(
+            w(i, j) * rows[i] * cols[j] / len(pairs) for i in range(k) for j in range(k))
+
+    conf = confusion(pairs)
     n = len(pairs)
     rows = [sum(r) for r in conf]
     cols = [sum(conf[i][j] for i in range(k)) for j in range(k)]
-    w = lambda i, j: (i - j) ** 2 / (k - 1) ** 2
-    kappa = 1 - sum(w(i, j) * conf[i][j] for i in range(k) for j in range(k)) / sum(
-        w(i, j) * rows[i] * cols[j] / n for i in range(k) for j in range(k))
+    kappa = quadratic_kappa(conf)
     f1 = [2 * conf[c][c] / (rows[c] + cols[c]) for c in range(k) if rows[c] + cols[c]]
     pos = [p for p, y in binary if y]
     neg = [p for p, y in binary if not y]
@@ -60,6 +73,8 @@ def ensemble(runs):
     print(f"| ensemble of {len(runs)} ({', '.join(r.rstrip('/').split('/')[-1] for r in runs)}) "
           f"| | {sum(conf[i][i] for i in range(k)) / n:.3f} | {sum(f1) / len(f1):.3f} | "
           f"| {kappa:.3f} | {acc:.3f} | {auc:.3f} | |")
+    print(f"\nexpected-cost decision instead of argmax: kappa "
+          f"{quadratic_kappa(confusion(expected)):.3f}")
     print("\nconfusion (rows true, columns predicted):", names)
     for name, row in zip(names, conf):
         print(f"    {name:38s} {row}")
@@ -82,8 +97,37 @@ def table(runs):
               f"| {seconds:.0f} |")
 
 
+# `--ece RUN ...`: the expected calibration error (10 bins) of the binary
+# view's P(malignant) over every held-out crop and image of the five folds
+# (eval's own figure is per fold).
+def pooled_ece(runs):
+    import csv
+
+    def ece(pairs, bins=10):
+        total = 0.0
+        for b in range(bins):
+            sel = [(p, y) for p, y in pairs if min(int(p * bins), bins - 1) == b]
+            if sel:
+                gap = sum(y for _, y in sel) / len(sel) - sum(p for p, _ in sel) / len(sel)
+                total += len(sel) / len(pairs) * abs(gap)
+        return total
+
+    for run in runs:
+        folds = json.load(open(f"{run}/cv_summary.json"))["folds"]
+        levels = {}
+        for level in ("crops", "images"):
+            pairs = [(float(r["p_malignant"]), r["label"] == "malignant")
+                     for f in range(folds)
+                     for r in csv.DictReader(open(f"{run}/fold{f}/eval.{level}.csv"))]
+            levels[level] = ece(pairs)
+        print(f"{run.rstrip('/').split('/')[-1]}: pooled P(malignant) ECE "
+              f"{levels['crops']:.3f} per crop, {levels['images']:.3f} per image")
+
+
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--ensemble"]:
         ensemble(sys.argv[2:])
+    elif sys.argv[1:2] == ["--ece"]:
+        pooled_ece(sys.argv[2:])
     else:
         table(sys.argv[1:])
