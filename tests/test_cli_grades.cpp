@@ -29,7 +29,8 @@ TEST_F(CliGrades, AGradeModelAnswersFiveClassesAndBenignOrMalignant) {
   const CommandResult trained =
       run("train --data " + data() +
           " --labels grade5 --size 32 --crop 96 --batch 20 --crops-per-class 40 --folds 4 "
-          "--fold 1 --threads 1 --no-progress --seed 3 --epochs 2 -o " + run_dir);
+          "--fold 1 --threads 1 --no-progress --seed 3 --epochs 2 -o " +
+          run_dir);
   ASSERT_EQ(trained.status, 0) << trained.output;
   EXPECT_NE(trained.output.find("5-class image acc"), std::string::npos) << trained.output;
   // The model records its classes in order, which are malignant, and the
