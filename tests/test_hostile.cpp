@@ -388,6 +388,16 @@ TEST_F(Hostile, EveryCaseEndsInItsAnswerWithNothingOverwritten) {
        1,
        {"--labels stage", "no column 'stage'"},
        {}},
+      {"train --labels empty",
+       [&] { return "train --data " + d + " --labels '' -o " + path("never"); },
+       1,
+       {"--labels", "empty"},
+       {"m/model.safetensors"}},
+      {"train --crops-per-class negative",
+       [&] { return "train --data " + d + " --crops-per-class -5 -o " + path("never"); },
+       2,
+       {"--crops-per-class"},
+       {}},
       {"train --labels grade5 with the two-class crop counts",
        [&] {
          return "train --data " + d + " --labels grade5 --crops-benign 40 -o " + path("never");

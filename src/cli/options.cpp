@@ -67,7 +67,7 @@ void add_crop_options(CLI::App& cmd, CropOptions& crops, CropFlags& flags) {
   cmd.add_option("--crops-per-class", crops.crops_per_class,
                  "crops in total per class, the same for every class (default: the two "
                  "counts above for benign/malignant; 1851 / K each for K classes)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0, 10000000));
   cmd.add_option("--crop-seed", crops.seed, "seed of the crop positions")->capture_default_str();
 }
 

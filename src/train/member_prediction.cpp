@@ -71,8 +71,7 @@ double MemberPredictor::raw_p_malignant(int r, int m) const {
 }
 
 double MemberPredictor::p_malignant(int r, int m) const {
-  if (classes_ == 2)  // the two-class form, exact where a probability rounded to 1
-    return tempered_p_malignant(raw_[index(r, m)], raw_[index(r, m) + 1], temperatures_[size_t(m)]);
+  // Two classes: tempered_probabilities takes the exact two-class form.
   return malignant_sum(tempered_probabilities(raw_probs(r, m), temperatures_[size_t(m)]));
 }
 
