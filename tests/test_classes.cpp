@@ -1,9 +1,10 @@
 // More than two classes: the label schemes (which column, which classes, in
 // which order, which are malignant), class-stratified folds, crops per
-// class, the K-class metrics against hand-computed answers, and K-class
-// temperature scaling.
+// class, the K-class metrics against hand-computed answers, and the
+// grouped temperature scaling of K classes.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <set>
 
@@ -147,61 +148,112 @@ TEST(ClassMetrics, ImagesAverageTheirCropsAndTakeTheirMajorityClass) {
   EXPECT_EQ(confidence[1].label, 1);
 }
 
-TEST(ClassTemperature, RecoversTheTemperatureLabelsWereDrawnAtAndKeepsTheArgmax) {
+// A sample from the two-level truth the grouped fit models: the side by
+// sigmoid(log-odds / between), then the class within it by
+// softmax(log p / within) over the side's classes.
+int draw_grouped(const std::vector<double>& logs, const std::vector<bool>& malignant,
+                 double between, double within, Rng& rng) {
+  double mass[2] = {0, 0};
+  for (size_t k = 0; k < logs.size(); ++k) mass[malignant[k] ? 1 : 0] += std::exp(logs[k]);
+  const double z = std::log(mass[1]) - std::log(mass[0]);
+  const bool side = rng.uniform() < 1 / (1 + std::exp(-z / between));
+  double sum = 0;
+  for (size_t k = 0; k < logs.size(); ++k)
+    if (malignant[k] == side) sum += std::exp(logs[k] / within);
+  double u = rng.uniform() * sum;
+  int last = 0;
+  for (size_t k = 0; k < logs.size(); ++k) {
+    if (malignant[k] != side) continue;
+    last = int(k);
+    if ((u -= std::exp(logs[k] / within)) <= 0) break;
+  }
+  return last;
+}
+
+TEST(ClassTemperature, GroupedFitRecoversBothTemperaturesLabelsWereDrawnAt) {
+  const std::vector<bool> malignant = {false, false, true, true, true};
   Rng rng(41);
-  for (const double truth : {2.0, 0.6}) {
+  for (const auto& [between, within] : {std::pair{0.7, 2.5}, std::pair{1.8, 0.6}}) {
     std::vector<std::vector<double>> rows;
     std::vector<int> labels;
-    for (int i = 0; i < 6000; ++i) {
+    for (int i = 0; i < 8000; ++i) {
       std::vector<double> z(5);
       for (double& x : z) x = 2.5 * rng.normal();
-      // The network says softmax(z); the labels follow softmax(z / truth).
-      double sum = 0, lse = 0;
-      for (double x : z) sum += std::exp(x / truth);
-      double u = rng.uniform() * sum, acc = 0;
-      int label = 4;
-      for (int k = 0; k < 5; ++k)
-        if ((acc += std::exp(z[size_t(k)] / truth)) >= u) {
-          label = k;
-          break;
-        }
+      double lse = 0;
       for (double x : z) lse += std::exp(x);
-      for (double& x : z) x -= std::log(lse);  // log softmax(z)
+      for (double& x : z) x -= std::log(lse);  // the network says softmax(z)
+      labels.push_back(draw_grouped(z, malignant, between, within, rng));
       rows.push_back(z);
-      labels.push_back(label);
     }
-    const TemperatureFit fit = fit_class_temperature(rows, labels);
-    EXPECT_NEAR(fit.temperature, truth, 0.08 * truth) << fit.to_json().dump();
-    EXPECT_LT(fit.nll_after, fit.nll_before);
-    EXPECT_LE(fit.ece_after, fit.ece_before);
+    const GroupedTemperatureFit fit = fit_grouped_temperature(rows, labels, malignant);
+    EXPECT_NEAR(fit.between.temperature, between, 0.1 * between) << fit.to_json().dump();
+    EXPECT_NEAR(fit.within.temperature, within, 0.1 * within) << fit.to_json().dump();
+    EXPECT_LT(fit.within.nll_after, fit.within.nll_before);
+    EXPECT_EQ(fit.to_json()["method"], "grouped");
+    EXPECT_EQ(fit.to_json()["temperature"], fit.between.temperature);
   }
-  // Malignant grades 1 and 2 confused, benign/malignant certain: softening
-  // the grades would blur the binary view, which the mask guards.
+}
+
+// Malignant grades 1 and 2 confused, benign/malignant certain: the grades
+// soften, the binary view stays exactly as sure as it was.
+TEST(ClassTemperature, GroupedFitSoftensConfusedGradesWithoutBlurringTheBinaryView) {
+  const std::vector<bool> malignant = {false, true, true};
   std::vector<std::vector<double>> rows;
   std::vector<int> labels;
   for (int i = 0; i < 200; ++i) {
-    const std::vector<double> z = {-10, 5, 8};
     const double lse = 8 + std::log(std::exp(-18.0) + std::exp(-3.0) + 1.0);
-    rows.push_back({z[0] - lse, z[1] - lse, z[2] - lse});
+    rows.push_back({-10 - lse, 5 - lse, 8 - lse});
     labels.push_back(1 + i % 2);
   }
-  const TemperatureFit grades_only = fit_class_temperature(rows, labels);
-  EXPECT_GT(grades_only.temperature, 5) << grades_only.to_json().dump();
-  const TemperatureFit guarded = fit_class_temperature(rows, labels, {false, true, true});
-  EXPECT_EQ(guarded.temperature, 1) << guarded.to_json().dump();
-  EXPECT_EQ(guarded.declined, "raised the benign/malignant calibration error");
-  // Tempering K probabilities keeps their order; two classes agree with the
-  // two-class form.
+  const GroupedTemperatureFit fit = fit_grouped_temperature(rows, labels, malignant);
+  EXPECT_EQ(fit.between.temperature, 1) << fit.to_json().dump();  // separated perfectly
+  EXPECT_GT(fit.within.temperature, 5) << fit.to_json().dump();
+  EXPECT_LT(fit.within.ece_after, fit.within.ece_before);
+  std::vector<double> p;
+  for (double l : rows[0]) p.push_back(std::exp(l));
+  const std::vector<double> q = tempered_probabilities(p, fit.tempering(), malignant);
+  EXPECT_NEAR(q[1] + q[2], p[1] + p[2], 1e-12);
+  EXPECT_NEAR(q[0], p[0], 1e-15);
+  EXPECT_NEAR(q[1], q[2], 0.2);
+  // A fit needs both sides; labels and flags must match the rows.
+  EXPECT_THROW(fit_grouped_temperature(rows, labels, {true, true, true}), Error);
+  EXPECT_THROW(fit_grouped_temperature(rows, labels, {false, true}), Error);
+  EXPECT_THROW(fit_grouped_temperature(rows, {0}, malignant), Error);
+}
+
+TEST(ClassTemperature, TemperingKeepsWhatItShouldAndSumsToOne) {
   const std::vector<double> p = {0.1, 0.6, 0.05, 0.25};
-  const auto cooler = tempered_probabilities(p, 3.0);
-  EXPECT_EQ(std::max_element(cooler.begin(), cooler.end()) - cooler.begin(), 1);
-  EXPECT_LT(cooler[1], p[1]);
-  double total = 0;
-  for (double x : cooler) total += x;
-  EXPECT_NEAR(total, 1.0, 1e-12);
-  EXPECT_NEAR(tempered_probabilities({0.2, 0.8}, 2.0)[1], tempered_p_malignant(0.2, 0.8, 2.0),
-              1e-15);
-  EXPECT_EQ(tempered_probabilities(p, 1.0), p);
+  const std::vector<bool> malignant = {false, false, true, true};
+  const auto total = [](const std::vector<double>& q) {
+    double sum = 0;
+    for (double x : q) sum += x;
+    return sum;
+  };
+  // Within alone: each side's mass is kept, its classes move closer.
+  const auto within = tempered_probabilities(p, Tempering{1, 3, true}, malignant);
+  EXPECT_NEAR(within[2] + within[3], 0.30, 1e-12);
+  EXPECT_NEAR(within[1] / within[0], std::pow(6.0, 1 / 3.0), 1e-9);
+  EXPECT_NEAR(total(within), 1.0, 1e-12);
+  // Between alone: the binary view is tempered, each side's proportions kept.
+  const auto between = tempered_probabilities(p, Tempering{2, 1, true}, malignant);
+  EXPECT_NEAR(between[2] + between[3], tempered_p_malignant(0.7, 0.3, 2), 1e-12);
+  EXPECT_NEAR(between[3] / between[2], 5.0, 1e-9);
+  EXPECT_NEAR(total(between), 1.0, 1e-12);
+  // Not grouped (older grade models): softmax(log p / T) of every class,
+  // which keeps the order.
+  const auto single = tempered_probabilities(p, Tempering{3, 1, false}, malignant);
+  EXPECT_EQ(single, tempered_probabilities(p, 3.0));
+  EXPECT_EQ(std::max_element(single.begin(), single.end()) - single.begin(), 1);
+  EXPECT_LT(single[1], p[1]);
+  EXPECT_NEAR(total(single), 1.0, 1e-12);
+  // Two classes: the exact two-class form, grouped or not.
+  EXPECT_NEAR(tempered_probabilities({0.2, 0.8}, Tempering{2, 5, true}, {false, true})[1],
+              tempered_p_malignant(0.2, 0.8, 2.0), 1e-15);
+  EXPECT_EQ(tempered_probabilities(p, Tempering{}, malignant), p);
+  EXPECT_TRUE(
+      std::isnan(tempered_probabilities({0.5, NAN, 0.5, 0}, Tempering{2, 2, true}, malignant)[0]));
+  EXPECT_THROW(tempered_probabilities(p, Tempering{1, 0, true}, malignant), Error);
+  EXPECT_THROW(tempered_probabilities(p, Tempering{2, 1, true}, {false, true}), Error);
 }
 
 }  // namespace

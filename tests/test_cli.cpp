@@ -64,8 +64,8 @@ TEST_F(Cli, ShortTrainingEndsFarAboveChanceAndEvalAgrees) {
   ASSERT_TRUE(model.trained.contains("calibration")) << model.trained.dump(1);
   EXPECT_EQ(model.trained["calibration"]["fitted_on"].get<int>(),
             metrics["validation"]["per_crop"]["count"].get<int>());
-  EXPECT_GE(model.temperature(), kMinTemperature);
-  if (model.temperature() != 1.0) {
+  EXPECT_GE(model.tempering().temperature, kMinTemperature);
+  if (model.tempering().temperature != 1.0) {
     EXPECT_NE(e.output.find("before temperature scaling (T = "), std::string::npos) << e.output;
     EXPECT_TRUE(report["calibration"]["uncalibrated"]["per_crop"]["ece"].is_number());
   }

@@ -44,6 +44,13 @@ TEST_F(CliGrades, AGradeModelAnswersFiveClassesAndBenignOrMalignant) {
   const auto recipe = nlohmann::json::parse(file.metadata.at("histocnn.trained"));
   EXPECT_EQ(recipe["class_crops"], nlohmann::json({40, 40, 40, 40, 40}));
   EXPECT_EQ(recipe["labels"], "grade5");
+  // Calibrated in two parts: the benign/malignant log-odds, then the grades
+  // within each side (train/temperature.h), both recorded with their fits.
+  ASSERT_TRUE(recipe.contains("calibration")) << recipe.dump(1);
+  EXPECT_EQ(recipe["calibration"]["method"], "grouped") << recipe.dump(1);
+  EXPECT_TRUE(recipe["calibration"]["temperature"].is_number()) << recipe.dump(1);
+  EXPECT_TRUE(recipe["calibration"]["within"]["temperature"].is_number()) << recipe.dump(1);
+  EXPECT_NE(trained.output.find(", within "), std::string::npos) << trained.output;
 
   const std::string report = out("grade5-eval.json");
   const CommandResult eval =

@@ -196,7 +196,7 @@ TEST(EnsembleEvaluation, EachMembersTemperatureTempersItsOwnProbabilities) {
   const EvalReport a = evaluate(*all.members[0], set, norm);
   const EvalReport b = evaluate(*all.members[1], set, norm);
   EvalOptions options;
-  options.temperatures = {2.0, 0.5};
+  options.temperings = {{2.0}, {0.5}};
   options.calibration = true;
   const EvalReport both = evaluate(all.members, set, norm, nullptr, options);
   ASSERT_EQ(both.crops.size(), set.examples.size());
@@ -211,14 +211,14 @@ TEST(EnsembleEvaluation, EachMembersTemperatureTempersItsOwnProbabilities) {
   EXPECT_EQ(both.calibration["temperatures"], nlohmann::json({2.0, 0.5}));
   EXPECT_TRUE(both.calibration["uncalibrated"]["per_crop"]["ece"].is_number());
   // One member alone: tempering never changes which class a crop gets.
-  options.temperatures = {3.0};
+  options.temperings = {{3.0}};
   const EvalReport soft = evaluate(*all.members[0], set, norm, nullptr, options);
   for (size_t i = 0; i < soft.crops.size(); ++i)
     EXPECT_EQ(soft.crops[i].p_malignant >= 0.5, a.crops[i].p_malignant >= 0.5) << "crop " << i;
   EXPECT_EQ(soft.per_crop.accuracy, a.per_crop.accuracy);
   EXPECT_EQ(soft.per_crop.auc, a.per_crop.auc);
   EXPECT_FALSE(a.to_json().contains("calibration"));
-  options.temperatures = {1.0, 1.0, 1.0};  // one per member, or an error
+  options.temperings = {{}, {}, {}};  // one per member, or an error
   EXPECT_THROW(evaluate(all.members, set, norm, nullptr, options), Error);
 }
 

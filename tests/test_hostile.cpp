@@ -357,6 +357,19 @@ TEST_F(Hostile, EveryCaseEndsInItsAnswerWithNothingOverwritten) {
        1,
        {"histocnn.trained", "calibration", "0.05..20"},
        {}},
+      {"a grouped calibration without its within-side temperature",
+       [&] {
+         return "predict -m " +
+                forged("grouped.safetensors",
+                       [](SafetensorsFile& f) {
+                         f.metadata["histocnn.trained"] =
+                             R"({"calibration":{"temperature":1.5,"method":"grouped"}})";
+                       }) +
+                " " + path("d/train_1.png");
+       },
+       1,
+       {"histocnn.trained", "calibration", "grouped", "within"},
+       {}},
       {"a model naming more classes than its network has outputs",
        [&] {
          return "predict -m " +

@@ -84,6 +84,15 @@ void print_calibration(const nlohmann::json& c, bool applied, bool on_fitting_im
       std::snprintf(one, sizeof one, "%s%.2f", t.empty() ? "" : ", ", v.get<double>());
       t += one;
     }
+    if (c.contains("within_temperatures")) {
+      t += "; within benign and within malignant ";
+      for (size_t i = 0; i < c["within_temperatures"].size(); ++i) {
+        char one[32];
+        std::snprintf(one, sizeof one, "%s%.2f", i ? ", " : "",
+                      c["within_temperatures"][i].get<double>());
+        t += one;
+      }
+    }
     std::printf("; %.3f and %.3f before temperature scaling (T = %s)\n",
                 ece(c["uncalibrated"], "per_crop"), ece(c["uncalibrated"], "per_image"), t.c_str());
     if (on_fitting_images)
@@ -282,7 +291,7 @@ Runner add_eval(CLI::App& app) {
     eval_options.calibration = true;
     eval_options.bootstrap_seed = a->seed;
     eval_options.labels = model.labels;
-    if (a->calibrated) eval_options.temperatures = temperatures_of(models);
+    if (a->calibrated) eval_options.temperings = temperings_of(models);
     const EvalReport report =
         evaluate(steps.members, set, model.normalization, &world(), eval_options);
     if (!world().root()) return 0;

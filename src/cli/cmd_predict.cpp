@@ -152,8 +152,8 @@ Runner add_predict(CLI::App& app) {
     std::vector<float> input(plane * per_image);
     MemberPredictor predictor(
         steps.members,
-        a->calibrated ? temperatures_of(models) : std::vector<double>(models.size(), 1.0),
-        model.width, model.height, a->tta, model.labels.malignant);
+        a->calibrated ? temperings_of(models) : std::vector<Tempering>(models.size()), model.width,
+        model.height, a->tta, model.labels.malignant);
     // Every input checked readable before any output, so an error leaves no
     // header without rows; each row names its image as a quoted CSV field.
     for (const auto& path : a->images) {

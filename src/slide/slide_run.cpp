@@ -245,7 +245,7 @@ nlohmann::json score_slide(const std::string& path, const std::vector<ModelFile>
                     o.tta,
                     models.front().normalization,
                     stains.get(),
-                    temperatures_of(models),
+                    temperings_of(models),
                     models.front().labels.malignant};
   ProgressLine progress(o.progress, p.tiles.size(), scores.size());
   const ScoringTimes t = score_tiles(

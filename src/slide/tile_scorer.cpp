@@ -134,9 +134,9 @@ ScoringTimes score_tiles(const Slide& slide, const TileGrid& grid, const std::ve
   for (int r = 0; r < options.readers; ++r) readers.emplace_back(read_batches);
 
   ScoringTimes times;
-  std::vector<double> temperatures = options.temperatures;
-  if (temperatures.empty()) temperatures.assign(members.size(), 1.0);
-  MemberPredictor predictor(members, temperatures, grid.net_width, grid.net_height, options.tta,
+  std::vector<Tempering> temperings = options.temperings;
+  if (temperings.empty()) temperings.assign(members.size(), Tempering{});
+  MemberPredictor predictor(members, temperings, grid.net_width, grid.net_height, options.tta,
                             options.malignant);
   for (int64_t id = 0; id < batches; ++id) {
     if (stop && stop->load()) break;

@@ -15,6 +15,7 @@
 #include "backends/backend.h"
 #include "data/augment.h"
 #include "slide/tiling.h"
+#include "train/temperature.h"
 
 namespace histocnn {
 
@@ -32,8 +33,8 @@ struct ScoringOptions {
   bool tta = false;  // average over the 8 (4) dihedral transforms
   Normalization normalization;
   const StainMapping* stains = nullptr;
-  // Each member's temperature (train/temperature.h); empty: 1 for all.
-  std::vector<double> temperatures;
+  // Each member's tempering (train/temperature.h); empty: none for all.
+  std::vector<Tempering> temperings;
   // Per class of the models: malignant or not (P(malignant) sums those);
   // empty: two classes, benign and malignant.
   std::vector<bool> malignant;

@@ -141,6 +141,18 @@ void require_recipe_types(const nlohmann::json& t, const std::string& path) {
                 c["temperature"].get<double>() >= kMinTemperature &&
                 c["temperature"].get<double>() <= kMaxTemperature,
             path + ": histocnn.trained \"calibration\" has no temperature in 0.05..20");
+    require(
+        !c.contains("method") || c["method"] == "grouped",
+        path + ": histocnn.trained \"calibration\" has an unknown \"method\" (grouped or none)");
+    const bool within_ok = c.contains("within") && c["within"].is_object() &&
+                           c["within"].contains("temperature") &&
+                           c["within"]["temperature"].is_number() &&
+                           c["within"]["temperature"].get<double>() >= kMinTemperature &&
+                           c["within"]["temperature"].get<double>() <= kMaxTemperature;
+    require(!c.contains("method") || within_ok,
+            path +
+                ": histocnn.trained \"calibration\" is grouped but has no \"within\" "
+                "temperature in 0.05..20");
   }
   require(!t.contains("eval_crops") ||
               (t["eval_crops"].get<int64_t>() >= 1 && t["eval_crops"].get<int64_t>() <= 4096),
@@ -301,9 +313,21 @@ void save_ensemble_file(const std::string& path, const std::vector<ModelFile>& m
   write_safetensors(path, out);
 }
 
-std::vector<double> temperatures_of(const std::vector<ModelFile>& models) {
-  std::vector<double> t;
-  for (const ModelFile& m : models) t.push_back(m.temperature());
+Tempering ModelFile::tempering() const {
+  if (!trained.contains("calibration")) return {};
+  const nlohmann::json& c = trained["calibration"];
+  Tempering t;
+  t.temperature = c.value("temperature", 1.0);
+  if (c.value("method", "") == "grouped") {
+    t.grouped = true;
+    t.within = c["within"].value("temperature", 1.0);
+  }
+  return t;
+}
+
+std::vector<Tempering> temperings_of(const std::vector<ModelFile>& models) {
+  std::vector<Tempering> t;
+  for (const ModelFile& m : models) t.push_back(m.tempering());
   return t;
 }
 

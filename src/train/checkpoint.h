@@ -44,6 +44,7 @@
 #include "data/stain.h"
 #include "nn/params.h"
 #include "nn/spec.h"
+#include "train/temperature.h"
 
 namespace histocnn {
 
@@ -62,11 +63,10 @@ struct ModelFile {
   bool keeps_stain_residual() const {
     return trained.value("stain_normalize", "") == "macenko-residual";
   }
-  // The temperature eval, predict and slide apply to its probabilities
-  // (trained.calibration.temperature; 1 when none was fitted).
-  double temperature() const {
-    return trained.contains("calibration") ? trained["calibration"].value("temperature", 1.0) : 1.0;
-  }
+  // How eval, predict and slide temper its probabilities
+  // (trained.calibration: "temperature", and with "method": "grouped" the
+  // "within" fit's; the identity when none was fitted).
+  Tempering tempering() const;
   Parameters params;
   Buffers buffers;  // batch-norm running statistics (empty without batch norm)
   nlohmann::json trained = nlohmann::json::object();  // histocnn.trained ({} when absent)
@@ -90,8 +90,8 @@ std::string input_difference(const ModelFile& a, const ModelFile& b);
 // Requires: at least two members agreeing on spec, input, crop, normalisation
 // and stain target (checked; the error names the first that differs).
 void save_ensemble_file(const std::string& path, const std::vector<ModelFile>& members);
-// Each model's temperature(), in order (for EvalOptions / ScoringOptions).
-std::vector<double> temperatures_of(const std::vector<ModelFile>& models);
+// Each model's tempering(), in order (for EvalOptions / ScoringOptions).
+std::vector<Tempering> temperings_of(const std::vector<ModelFile>& models);
 
 // A model file (or checkpoint) as one member, an ensemble file as its members.
 std::vector<ModelFile> load_models(const std::string& path);

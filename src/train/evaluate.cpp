@@ -40,9 +40,9 @@ size_t record_size(size_t members, size_t classes) {
 std::vector<double> predict_records(const std::vector<TrainingStep*>& members,
                                     const ExampleSet& set, const Normalization& normalization,
                                     int rank, int ranks, const EvalOptions& options) {
-  std::vector<double> temperatures = options.temperatures;
-  if (temperatures.empty()) temperatures.assign(members.size(), 1.0);
-  MemberPredictor predictor(members, temperatures, set.width, set.height, options.tta,
+  std::vector<Tempering> temperings = options.temperings;
+  if (temperings.empty()) temperings.assign(members.size(), Tempering{});
+  MemberPredictor predictor(members, temperings, set.width, set.height, options.tta,
                             options.labels.malignant);
   std::vector<int> order;
   for (int i = rank; i < int(set.examples.size()); i += ranks) order.push_back(i);
@@ -155,13 +155,21 @@ nlohmann::json class_calibration(const EvalReport& r, bool tempered) {
 
 // Expected calibration error and reliability per crop and image; with a
 // temperature other than 1, the same before calibration too.
-nlohmann::json calibration_of(const EvalReport& r, const std::vector<double>& temperatures) {
+nlohmann::json calibration_of(const EvalReport& r, const std::vector<Tempering>& temperings) {
   nlohmann::json j = {{"per_crop", calibration_json(r.crops)},
                       {"per_image", calibration_json(aggregate(r.crops, r.crop_images))}};
-  const bool tempered =
-      std::any_of(temperatures.begin(), temperatures.end(), [](double t) { return t != 1.0; });
+  const bool tempered = std::any_of(temperings.begin(), temperings.end(),
+                                    [](const Tempering& t) { return !t.is_identity(); });
   if (tempered) {
+    // Each member's temperature (the binary view's where grouped) and, where
+    // any is grouped, each member's within-side temperature.
+    std::vector<double> temperatures, within;
+    for (const Tempering& t : temperings) temperatures.push_back(t.temperature);
+    for (const Tempering& t : temperings) within.push_back(t.within);
     j["temperatures"] = temperatures;
+    if (std::any_of(temperings.begin(), temperings.end(),
+                    [](const Tempering& t) { return t.grouped; }))
+      j["within_temperatures"] = within;
     j["uncalibrated"] = {{"per_crop", calibration_json(r.raw_crops)},
                          {"per_image", calibration_json(aggregate(r.raw_crops, r.crop_images))}};
   }
@@ -179,8 +187,8 @@ EvalReport evaluate(const std::vector<TrainingStep*>& members, const ExampleSet&
     require(m->shape().batch == members.front()->shape().batch,
             "evaluate: the ensemble's members differ in batch size");
   const int rank = comm ? comm->rank() : 0, ranks = comm ? comm->size() : 1;
-  require(options.temperatures.empty() || options.temperatures.size() == members.size(),
-          "evaluate: one temperature per member");
+  require(options.temperings.empty() || options.temperings.size() == members.size(),
+          "evaluate: one tempering per member");
   const std::vector<double> mine =
       predict_records(members, set, normalization, rank, ranks, options);
   const std::vector<double> all = comm ? comm->gather(mine) : mine;
@@ -190,7 +198,7 @@ EvalReport evaluate(const std::vector<TrainingStep*>& members, const ExampleSet&
               " classes but the network " + std::to_string(members.front()->shape().classes()));
   EvalReport r = report_of(all, set, members.size(), options.labels);
   r.tta = options.tta;
-  if (options.calibration) r.calibration = calibration_of(r, options.temperatures);
+  if (options.calibration) r.calibration = calibration_of(r, options.temperings);
   if (options.bootstrap > 0)
     r.intervals = patient_bootstrap(r, options.bootstrap, options.bootstrap_seed).to_json();
   return r;

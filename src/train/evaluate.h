@@ -86,8 +86,8 @@ struct EvalOptions {
   // Patient-level bootstrap resamples for confidence intervals (0: none).
   int bootstrap = 0;
   bool calibration = false;  // ECE and reliability per crop and image
-  // Each member's temperature (train/temperature.h); empty: 1 for all.
-  std::vector<double> temperatures;
+  // Each member's tempering (train/temperature.h); empty: none for all.
+  std::vector<Tempering> temperings;
   uint64_t bootstrap_seed = 1;
   // What the examples' labels mean (their classes, and which are malignant).
   LabelScheme labels;

@@ -9,24 +9,22 @@
 namespace histocnn {
 
 MemberPredictor::MemberPredictor(std::vector<TrainingStep*> members,
-                                 std::vector<double> temperatures, int width, int height, bool tta,
+                                 std::vector<Tempering> temperings, int width, int height, bool tta,
                                  std::vector<bool> malignant)
     : members_(std::move(members)),
-      temperatures_(std::move(temperatures)),
+      temperings_(std::move(temperings)),
       width_(width),
       height_(height),
       transforms_(tta ? dihedral_count(width, height) : 1),
       classes_(0),
       malignant_(std::move(malignant)) {
   require(!members_.empty(), "no model to predict with");
-  require(temperatures_.size() == members_.size(), "one temperature per member");
+  require(temperings_.size() == members_.size(), "one tempering per member");
   classes_ = members_.front()->shape().classes();
   for (TrainingStep* m : members_) {
     require(m->shape().batch == batch(), "an ensemble's members differ in batch size");
     require(m->shape().classes() == classes_, "an ensemble's members differ in classes");
   }
-  for (double t : temperatures_)
-    require(t > 0 && std::isfinite(t), "a temperature must be a finite positive number");
   if (malignant_.empty()) malignant_ = {false, true};
   require(int(malignant_.size()) == classes_, "the network has " + std::to_string(classes_) +
                                                   " classes but its label scheme " +
@@ -59,6 +57,11 @@ std::vector<double> MemberPredictor::raw_probs(int r, int m) const {
   return std::vector<double>(first, first + classes_);
 }
 
+std::vector<double> MemberPredictor::tempered(int r, int m) const {
+  // Two classes: tempered_probabilities takes the exact two-class form.
+  return tempered_probabilities(raw_probs(r, m), temperings_[size_t(m)], malignant_);
+}
+
 double MemberPredictor::malignant_sum(const std::vector<double>& probs) const {
   double sum = 0;
   for (int c = 0; c < classes_; ++c)
@@ -71,8 +74,7 @@ double MemberPredictor::raw_p_malignant(int r, int m) const {
 }
 
 double MemberPredictor::p_malignant(int r, int m) const {
-  // Two classes: tempered_probabilities takes the exact two-class form.
-  return malignant_sum(tempered_probabilities(raw_probs(r, m), temperatures_[size_t(m)]));
+  return malignant_sum(tempered(r, m));
 }
 
 double MemberPredictor::mean_p_malignant(int r) const {
@@ -105,7 +107,7 @@ double MemberPredictor::raw_log_odds(int r) const {
 std::vector<double> MemberPredictor::class_probs(int r) const {
   std::vector<double> mean(size_t(classes_), 0.0);
   for (int m = 0; m < members(); ++m) {
-    const auto p = tempered_probabilities(raw_probs(r, m), temperatures_[size_t(m)]);
+    const auto p = tempered(r, m);
     for (int c = 0; c < classes_; ++c) mean[size_t(c)] += p[size_t(c)] / members();
   }
   return mean;

@@ -15,16 +15,17 @@
 #include <vector>
 
 #include "backends/backend.h"
+#include "train/temperature.h"
 
 namespace histocnn {
 
 class MemberPredictor {
  public:
   // requires: members non-empty, all compiled for one batch size, class
-  //           count and a width x height input; one temperature (> 0) per
-  //           member; `malignant` one flag per class (empty: two classes,
+  //           count and a width x height input; one tempering (finite
+  //           temperatures > 0) per member; `malignant` one flag per class (empty: two classes,
   //           benign and malignant).
-  MemberPredictor(std::vector<TrainingStep*> members, std::vector<double> temperatures, int width,
+  MemberPredictor(std::vector<TrainingStep*> members, std::vector<Tempering> temperings, int width,
                   int height, bool tta, std::vector<bool> malignant = {});
 
   // Predicts `count` rows (1..batch) of normalised 3 x height x width inputs.
@@ -59,9 +60,10 @@ class MemberPredictor {
     return (size_t(r) * members_.size() + size_t(m)) * size_t(classes_);
   }
   std::vector<double> raw_probs(int r, int m) const;  // member m, before its temperature
+  std::vector<double> tempered(int r, int m) const;   // the same after it
   double malignant_sum(const std::vector<double>& probs) const;
   std::vector<TrainingStep*> members_;
-  std::vector<double> temperatures_;
+  std::vector<Tempering> temperings_;
   int width_, height_, transforms_, classes_;
   std::vector<bool> malignant_;
   std::vector<float> probs_, transformed_;

@@ -43,30 +43,35 @@ double softmax_nll(const std::vector<std::vector<double>>& rows, const std::vect
   return sum / double(rows.size());
 }
 
-double confidence_ece(const std::vector<std::vector<double>>& rows, const std::vector<int>& labels,
-                      double t) {
+// Confidence ECE (top probability against fraction right, 10 bins) of rows
+// of class probabilities after `t`.
+double confidence_ece_of(const std::vector<std::vector<double>>& probs,
+                         const std::vector<int>& labels, const Tempering& t,
+                         const std::vector<bool>& malignant) {
   std::vector<Prediction> p;
-  for (size_t i = 0; i < rows.size(); ++i) {
-    const auto top = std::max_element(rows[i].begin(), rows[i].end());
-    const double confidence = std::exp(*top / t - log_sum_exp(rows[i], t));
-    p.push_back({float(confidence), int(top - rows[i].begin()) == labels[i] ? 1 : 0});
+  for (size_t i = 0; i < probs.size(); ++i) {
+    const std::vector<double> row = tempered_probabilities(probs[i], t, malignant);
+    const auto top = std::max_element(row.begin(), row.end());
+    p.push_back({float(*top), int(top - row.begin()) == labels[i] ? 1 : 0});
   }
   return expected_calibration_error(reliability_bins(p, 10));
 }
 
-// Expected calibration error (10 bins) of P(malignant), the sum of the
-// malignant classes' softmax(row / t).
-double binary_view_ece(const std::vector<std::vector<double>>& rows, const std::vector<int>& labels,
-                       const std::vector<bool>& malignant, double t) {
-  std::vector<Prediction> p;
-  for (size_t i = 0; i < rows.size(); ++i) {
-    const double lse = log_sum_exp(rows[i], t);
-    double sum = 0;
-    for (size_t k = 0; k < rows[i].size(); ++k)
-      if (malignant[k]) sum += std::exp(rows[i][k] / t - lse);
-    p.push_back({float(sum), malignant[size_t(labels[i])] ? 1 : 0});
-  }
-  return expected_calibration_error(reliability_bins(p, 10));
+// log sum over the classes of one side (malignant or not) of exp(log p / t).
+double side_log_sum_exp(const std::vector<double>& logs, const std::vector<bool>& malignant,
+                        bool side, double t) {
+  std::vector<double> own;
+  for (size_t k = 0; k < logs.size(); ++k)
+    if (malignant[k] == side) own.push_back(logs[k]);
+  return log_sum_exp(own, t);
+}
+
+// log P(malignant) - log P(benign) of a row of log class probabilities, each
+// side summed from its own classes, clamped as log_odds is.
+double sides_log_odds(const std::vector<double>& logs, const std::vector<bool>& malignant) {
+  return std::clamp(
+      side_log_sum_exp(logs, malignant, true, 1) - side_log_sum_exp(logs, malignant, false, 1),
+      -kLogOddsLimit, kLogOddsLimit);
 }
 
 // The golden-section search over log T and the guards, given the NLL and
@@ -136,26 +141,79 @@ std::vector<double> tempered_probabilities(const std::vector<double>& probs, dou
   return out;
 }
 
-TemperatureFit fit_class_temperature(const std::vector<std::vector<double>>& log_probs,
-                                     const std::vector<int>& labels,
-                                     const std::vector<bool>& malignant) {
+std::vector<double> tempered_probabilities(const std::vector<double>& probs, const Tempering& t,
+                                           const std::vector<bool>& malignant) {
+  for (double v : {t.temperature, t.within})
+    require(v > 0 && std::isfinite(v), "temperature must be a finite positive number");
+  if (t.is_identity()) return probs;
+  if (!t.grouped || probs.size() == 2) return tempered_probabilities(probs, t.temperature);
+  require(malignant.size() == probs.size(), "tempered_probabilities: one flag per class");
+  std::vector<double> logs;
+  for (double p : probs) {
+    if (std::isnan(p)) return std::vector<double>(probs.size(), std::nan(""));
+    logs.push_back(clamped_log(p));
+  }
+  // P(side) from the tempered log-odds of the sides, then each class's share
+  // of its side from softmax(log p / within) over that side.
+  const double z = sides_log_odds(logs, malignant) / t.temperature;
+  const double log_side[2] = {-softplus(z), -softplus(-z)};  // benign, malignant
+  const double lse_side[2] = {side_log_sum_exp(logs, malignant, false, t.within),
+                              side_log_sum_exp(logs, malignant, true, t.within)};
+  std::vector<double> out;
+  for (size_t k = 0; k < logs.size(); ++k) {
+    const int side = malignant[k] ? 1 : 0;
+    out.push_back(std::exp(log_side[side] + logs[k] / t.within - lse_side[side]));
+  }
+  return out;
+}
+
+GroupedTemperatureFit fit_grouped_temperature(const std::vector<std::vector<double>>& log_probs,
+                                              const std::vector<int>& labels,
+                                              const std::vector<bool>& malignant) {
   require(log_probs.size() == labels.size(), "fit_temperature: one label per prediction");
+  const bool both_sides = std::count(malignant.begin(), malignant.end(), true) > 0 &&
+                          std::count(malignant.begin(), malignant.end(), false) > 0;
+  require(both_sides, "fit_grouped_temperature: needs benign and malignant classes");
+  std::vector<double> z;
+  std::vector<int> binary, side_labels;
+  std::vector<std::vector<double>> side_rows, probs;
   for (size_t i = 0; i < log_probs.size(); ++i) {
-    require(labels[i] >= 0 && size_t(labels[i]) < log_probs[i].size(),
+    const std::vector<double>& row = log_probs[i];
+    require(row.size() == malignant.size(), "fit_temperature: one flag per class");
+    require(labels[i] >= 0 && size_t(labels[i]) < row.size(),
             "fit_temperature: a label outside its row");
-    for (double l : log_probs[i])
+    for (double l : row)
       require(std::isfinite(l), "fit_temperature: log-probabilities must be finite");
+    const bool side = malignant[size_t(labels[i])];
+    z.push_back(sides_log_odds(row, malignant));
+    binary.push_back(side ? 1 : 0);
+    std::vector<double> own;  // the row's classes on the label's side
+    int position = 0;
+    for (size_t k = 0; k < row.size(); ++k) {
+      if (malignant[k] != side) continue;
+      if (k == size_t(labels[i])) position = int(own.size());
+      own.push_back(row[k]);
+    }
+    if (own.size() >= 2) side_rows.push_back(own), side_labels.push_back(position);
+    std::vector<double> p;
+    for (double l : row) p.push_back(std::exp(l));
+    probs.push_back(p);
   }
-  TemperatureFit fit = search_temperature(
-      int(log_probs.size()), [&](double t) { return softmax_nll(log_probs, labels, t); },
-      [&](double t) { return confidence_ece(log_probs, labels, t); });
-  if (fit.temperature != 1 && !malignant.empty() &&
-      binary_view_ece(log_probs, labels, malignant, fit.temperature) >
-          binary_view_ece(log_probs, labels, malignant, 1.0)) {
-    fit.declined = "raised the benign/malignant calibration error";
-    fit.temperature = 1, fit.nll_after = fit.nll_before, fit.ece_after = fit.ece_before;
-  }
+  GroupedTemperatureFit fit;
+  fit.between = fit_temperature(z, binary);
+  fit.within = search_temperature(
+      int(side_rows.size()), [&](double t) { return softmax_nll(side_rows, side_labels, t); },
+      [&](double t) {
+        return confidence_ece_of(probs, labels, {fit.between.temperature, t, true}, malignant);
+      });
   return fit;
+}
+
+nlohmann::json GroupedTemperatureFit::to_json() const {
+  nlohmann::json j = between.to_json();
+  j["method"] = "grouped";
+  j["within"] = within.to_json();
+  return j;
 }
 
 double log_odds(double p_benign, double p_malignant) {

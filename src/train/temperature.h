@@ -54,15 +54,45 @@ struct TemperatureFit {
 // sizes; finite log-odds. An empty set gives T = 1.
 TemperatureFit fit_temperature(const std::vector<double>& log_odds, const std::vector<int>& labels);
 
-// K classes: rows of log class probabilities (log 0 clamped to -200), labels
-// in [0, K). The NLL is of softmax(row / T); the calibration error the
-// confidence ECE (top probability against fraction right, 10 bins). Same
-// search, bounds and guards as the two-class fit; with `malignant` (one flag
-// per class) the fit is also declined when it raises the calibration error
-// of the binary view, P(malignant) = the sum of the malignant classes'.
-TemperatureFit fit_class_temperature(const std::vector<std::vector<double>>& log_probs,
-                                     const std::vector<int>& labels,
-                                     const std::vector<bool>& malignant = {});
+// How one model's class probabilities are tempered: what its calibration
+// stored (ModelFile::tempering). Two classes: `temperature` divides the
+// log-odds. K classes, grouped (what training fits): `temperature` divides
+// the benign/malignant log-odds and `within` the log-probabilities of the
+// classes inside each side, so the binary view and the grades are each
+// calibrated by their own evidence (fit_grouped_temperature). K classes, not
+// grouped (grade models fitted before grouping existed): `temperature`
+// divides every class's log-probability.
+struct Tempering {
+  double temperature = 1, within = 1;
+  bool grouped = false;
+  bool is_identity() const { return temperature == 1 && within == 1; }
+};
+
+// The probabilities after `t`. `malignant`: one flag per class (empty: two
+// classes, benign then malignant); needed for a grouped tempering. NaN in,
+// NaN out. Requires finite temperatures > 0.
+std::vector<double> tempered_probabilities(const std::vector<double>& probs, const Tempering& t,
+                                           const std::vector<bool>& malignant);
+
+// The grouped fit of K classes: `between` is fit_temperature on the
+// benign/malignant log-odds of the rows (its guards judge the binary view),
+// `within` the T minimising the NLL of each row's class among the classes
+// on its side (rows whose side has one class carry no information and are
+// left out), declined like any fit when it raises the confidence
+// calibration error of the whole tempered distribution. The NLL of a class
+// is the sum of the two parts', so fitting them apart minimises it jointly.
+struct GroupedTemperatureFit {
+  TemperatureFit between, within;
+  Tempering tempering() const { return {between.temperature, within.temperature, true}; }
+  // between.to_json() plus {"method": "grouped", "within": within.to_json()}:
+  // "temperature" stays the binary view's, as for a two-class model.
+  nlohmann::json to_json() const;
+};
+// Requires: equal sizes; labels in [0, K); finite rows of K log-probabilities
+// (log 0 clamped to -200); `malignant` one flag per class, both sides present.
+GroupedTemperatureFit fit_grouped_temperature(const std::vector<std::vector<double>>& log_probs,
+                                              const std::vector<int>& labels,
+                                              const std::vector<bool>& malignant);
 
 // K class probabilities after temperature T: softmax(log p / T), in logs
 // (log 0 taken as -200). T = 1 copies them. Two classes: the same as

@@ -11,18 +11,23 @@ void TemperatureScaling::on_validation_end(Trainer& t) {
   if (!t.comm().root() || !s.validation || s.validation->crop_log_odds.empty()) return;
   const EvalReport& v = *s.validation;
   std::vector<int> labels;
-  TemperatureFit fit;
-  if (v.class_names.size() > 2) {  // K classes: softmax(log p / T) of every class
+  char text[64];
+  if (v.class_names.size() > 2) {  // K classes: benign/malignant, then within each side
     for (const ClassPrediction& p : v.class_crops) labels.push_back(p.label);
-    fit = fit_class_temperature(v.crop_log_probs, labels, v.class_malignant);
+    const GroupedTemperatureFit fit =
+        fit_grouped_temperature(v.crop_log_probs, labels, v.class_malignant);
+    s.calibration = fit.to_json();
+    s.row["temperature"] = fit.between.temperature;
+    s.row["within_temperature"] = fit.within.temperature;
+    std::snprintf(text, sizeof text, "  T %.2f, within %.2f", fit.between.temperature,
+                  fit.within.temperature);
   } else {
     for (const Prediction& p : v.raw_crops) labels.push_back(p.label);
-    fit = fit_temperature(v.crop_log_odds, labels);
+    const TemperatureFit fit = fit_temperature(v.crop_log_odds, labels);
+    s.calibration = fit.to_json();
+    s.row["temperature"] = fit.temperature;
+    std::snprintf(text, sizeof text, "  T %.2f", fit.temperature);
   }
-  s.calibration = fit.to_json();
-  s.row["temperature"] = fit.temperature;
-  char text[48];
-  std::snprintf(text, sizeof text, "  T %.2f", fit.temperature);
   s.line += text;
 }
 
