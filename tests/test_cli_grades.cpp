@@ -65,6 +65,12 @@ TEST_F(CliGrades, AGradeModelAnswersFiveClassesAndBenignOrMalignant) {
   EXPECT_TRUE(j["per_image"].contains("auc")) << "the binary view is reported too";
   const std::string stem = out("grade5-eval");
   EXPECT_TRUE(std::filesystem::exists(stem + ".classes.confusion.png"));
+  // One one-vs-rest curve per class present with others absent (each a data
+  // block of the .dat), titled with its AUC.
+  EXPECT_TRUE(std::filesystem::exists(stem + ".classes.roc.png"));
+  const std::string roc = read_file(stem + ".classes.roc.dat");
+  EXPECT_NE(roc.find("# healthy\n"), std::string::npos) << roc;
+  EXPECT_NE(read_file(stem + ".classes.roc.png.gp").find("AUC "), std::string::npos);
   const std::string images = read_file(stem + ".images.csv");
   EXPECT_NE(images.find(",class,predicted_class,p_healthy,"), std::string::npos) << images;
 

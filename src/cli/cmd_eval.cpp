@@ -63,7 +63,8 @@ std::vector<std::string> eval_output_files(const std::string& output, bool figur
     stem.resize(stem.size() - 5);
   std::vector<std::string> files = {output, stem + ".images.csv", stem + ".crops.csv"};
   if (figures)
-    for (const char* figure : {".roc", ".confusion", ".classes.confusion", ".reliability"})
+    for (const char* figure :
+         {".roc", ".confusion", ".classes.confusion", ".classes.roc", ".reliability"})
       for (const char* ext : {".png", ".svg", ".png.gp", ".svg.gp"})
         files.push_back(stem + figure + ext);
   return files;
@@ -341,7 +342,8 @@ Runner add_eval(CLI::App& app) {
                   stem.c_str(),
                   a->figures
                       ? (", " + stem + ".roc.png/.svg, " + stem + ".confusion.png/.svg, " +
-                         (report.class_names.size() > 2 ? stem + ".classes.confusion.png/.svg, "
+                         (report.class_names.size() > 2 ? stem + ".classes.confusion.png/.svg, " +
+                                                              stem + ".classes.roc.png/.svg, "
                                                         : std::string()) +
                          stem + ".reliability.png/.svg")
                             .c_str()

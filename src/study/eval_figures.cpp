@@ -191,6 +191,51 @@ void write_class_confusion(const EvalReport& report, const std::string& base,
       "Classes — " + title + kappa + " (colour: share of the true class; green right, red wrong)");
 }
 
+// K classes: one-vs-rest ROC curves per image, one per class (an image's
+// probability of the class against whether it is the class). Per image
+// because that is what a grade is given to; the crop and patient AUCs are in
+// the report.
+void write_class_roc(const EvalReport& report, const std::string& base, const std::string& title) {
+  Curves curves(base + ".classes.roc.dat");
+  for (size_t k = 0; k < report.class_names.size(); ++k) {
+    std::vector<Prediction> one_vs_rest;
+    int positives = 0;
+    for (const ImageVerdict& v : report.images) {
+      one_vs_rest.push_back({float(v.class_probs[k]), v.class_label == int(k) ? 1 : 0});
+      positives += v.class_label == int(k);
+    }
+    const auto curve = roc_curve(one_vs_rest);
+    if (curve.empty()) continue;  // the class is absent, or alone
+    std::string rows;
+    for (const auto& [fpr, tpr] : curve) {
+      char line[64];
+      std::snprintf(line, sizeof line, "%.6f %.6f\n", fpr, tpr);
+      rows += line;
+    }
+    // Colour by class index, so a class keeps its colour in every figure.
+    char with[96];
+    std::snprintf(with, sizeof with, "lines lw 2 lc %d dt %d title \"", int(k) + 1, int(k % 5) + 1);
+    char auc[48];
+    std::snprintf(auc, sizeof auc, " (%d image%s, AUC %.3f)\"", positives,
+                  positives == 1 ? "" : "s", report.class_per_image.auc[k]);
+    curves.add(report.class_names[k], rows, with + gnuplot_text(report.class_names[k]) + auc);
+  }
+  const std::string plot = curves.write();
+  std::ostringstream roc;
+  roc << "set title \"ROC per class (each against the rest, per image)\\n"
+      << gnuplot_text(title) << "\"\n"
+      << "set xlabel \"false positive rate (1 - specificity)\"\n"
+      << "set ylabel \"true positive rate (sensitivity)\"\n"
+      << "set xrange [0:1]\nset yrange [0:1.02]\nset size square\nset grid\n"
+      << "set key bottom right font \",10\"\n";
+  if (curves.count())
+    roc << plot << ", x with lines dt 2 lc rgb 'gray' title \"chance\"\n";
+  else
+    roc << "set label 1 \"no class both present and absent: no ROC curve\" at 0.5,0.5 center\n"
+           "plot 2 notitle\n";
+  render_gnuplot(base + ".classes.roc", roc.str(), 640, 600);
+}
+
 // The reliability diagram: per crop and per image, each bin's mean
 // P(malignant) against the fraction malignant, beside the diagonal of
 // perfect calibration.
@@ -237,7 +282,10 @@ void write_eval_figures(const EvalReport& report, const std::string& base,
   const std::vector<Level> levels = levels_of(report);
   write_roc(levels, base, title);
   write_confusion(levels, base, title);
-  if (report.class_names.size() > 2) write_class_confusion(report, base, title);
+  if (report.class_names.size() > 2) {
+    write_class_confusion(report, base, title);
+    write_class_roc(report, base, title);
+  }
   if (!report.calibration.is_null()) write_reliability(report, base, title);
 }
 

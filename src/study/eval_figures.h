@@ -13,7 +13,9 @@
 namespace histocnn {
 
 // Writes <base>.roc.{dat,png,svg}, <base>.confusion.{png,svg}, with more
-// than two classes <base>.classes.confusion.{png,svg} (K x K), and
+// than two classes <base>.classes.confusion.{png,svg} (K x K) and
+// <base>.classes.roc.{dat,png,svg} (one-vs-rest per image, one curve per
+// class), and
 // <base>.reliability.{dat,png,svg} (the last with calibration; and the
 // gnuplot scripts beside them). Throws when gnuplot is missing or fails.
 void write_eval_figures(const EvalReport& report, const std::string& base,
