@@ -366,6 +366,34 @@ TEST(SlideOutputs, AGradeModelsTilesCarryTheirClasses) {
   EXPECT_NEAR(s["class_area_fraction"]["healthy"].get<double>(), 1.0 / 1.5, 1e-12);
   EXPECT_NEAR(s["class_area_fraction"]["high"].get<double>(), 0.5 / 1.5, 1e-12);
   EXPECT_EQ(s["class_area_fraction"]["low"].get<double>(), 0.0);
+  // QuPath reads each tile's most probable class, in its colour, and every
+  // class's P.
+  write_tiles_geojson(dir / "tiles.geojson", tiles, scores, classes);
+  const auto geo = nlohmann::json::parse(read_file(dir / "tiles.geojson"));
+  ASSERT_EQ(geo["features"].size(), 2u);
+  const auto& second = geo["features"][1]["properties"];
+  EXPECT_EQ(second["classification"]["name"], "high");
+  uint8_t high[3];
+  class_colour(2, high);
+  EXPECT_EQ(second["classification"]["color"], nlohmann::json({high[0], high[1], high[2]}));
+  EXPECT_NEAR(second["measurements"]["P(low)"].get<double>(), 0.2, 1e-6);
+  EXPECT_NEAR(second["measurements"]["P(malignant)"].get<double>(), 0.9, 1e-6);
+  // The grade map: each tile blended in its class's colour (alpha 0.55 over
+  // a white thumbnail), drawn with its key.
+  const Image thumb{4, 2, std::vector<uint8_t>(4 * 2 * 3, 255)};
+  const Image map = class_overlay(thumb, 5, 5, tiles, scores);
+  uint8_t healthy[3];
+  class_colour(0, healthy);
+  for (int c = 0; c < 3; ++c) {
+    EXPECT_EQ(map.row(0)[c], uint8_t(std::lround(0.45 * 255 + 0.55 * healthy[c])));
+    EXPECT_EQ(map.row(1)[3 * 2 + c], uint8_t(std::lround(0.45 * 255 + 0.55 * high[c])));
+  }
+  render_class_map(dir.path(), map, 0.5, 0.5, "grades", classes, {2 / 3.0, 0, 1 / 3.0});
+  EXPECT_EQ(load_image(dir / "grades.png").width, 1000);
+  const std::string script = read_file(dir / "grades.png.gp");
+  EXPECT_NE(script.find("\"healthy (67%)\""), std::string::npos) << script;
+  EXPECT_NE(script.find(class_colour_hex(2)), std::string::npos) << script;
+  EXPECT_THROW(render_class_map(dir.path(), map, 0.5, 0.5, "grades", classes, {1.0}), Error);
 }
 
 TEST(SlideOutputs, StatisticsColoursAndResumeRows) {

@@ -144,9 +144,10 @@ Runner add_slide(CLI::App& app) {
       if (slides.size() > 1) write_file_atomically(o.output + "/slides.csv", table);
       if (status == "done")
         std::printf(
-            "%s: %zu tiles scored -> %s/ (heatmap.png, tiles.csv, tiles.geojson, "
+            "%s: %zu tiles scored -> %s/ (heatmap.png, %stiles.csv, tiles.geojson, "
             "summary.json%s)\n",
             slide.c_str(), summary.value("tiles_scored", size_t(0)), folder.c_str(),
+            summary.contains("class_area_fraction") ? "grades.png, " : "",
             summary.contains("explanations") ? ", explain/*.gradcam.png" : "");
       if (status == "interrupted") {
         std::fprintf(stderr,

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <numeric>
 #include <sstream>
 
@@ -25,6 +26,97 @@ std::vector<double> split_numbers(const std::string& line) {
     if (end == field.c_str() || *end != '\0') return {};
   }
   return values;
+}
+
+// The thumbnail with every scored tile blended in `colour_of`'s colour
+// (alpha 0.55); a tile it returns false for is left as it is.
+Image blend_tiles(const Image& thumbnail, double downsample_x, double downsample_y,
+                  const std::vector<Tile>& tiles, const std::vector<TileScore>& scores,
+                  const std::function<bool(const TileScore&, uint8_t[3])>& colour_of) {
+  Image out = thumbnail;
+  constexpr double kAlpha = 0.55;
+  for (size_t i = 0; i < scores.size(); ++i) {
+    uint8_t c[3];
+    if (!colour_of(scores[i], c)) continue;
+    const Tile& t = tiles[i];
+    const int x0 = std::max(0, int(std::lround(t.x / downsample_x)));
+    const int y0 = std::max(0, int(std::lround(t.y / downsample_y)));
+    const int x1 = std::min(out.width, int(std::lround((t.x + t.width) / downsample_x)));
+    const int y1 = std::min(out.height, int(std::lround((t.y + t.height) / downsample_y)));
+    for (int y = y0; y < y1; ++y)
+      for (int x = x0; x < x1; ++x)
+        for (int k = 0; k < 3; ++k) {
+          uint8_t& v = out.row(y)[3 * x + k];
+          v = uint8_t(std::lround((1 - kAlpha) * v + kAlpha * c[k]));
+        }
+  }
+  return out;
+}
+
+// A map's title, axes in millimetres and a scale bar of a round length near
+// a fifth of its width.
+std::string map_axes(const Image& overlay, double mm_x, double mm_y, const std::string& title) {
+  const double width = overlay.width * mm_x, height = overlay.height * mm_y;
+  double bar = std::pow(10.0, std::floor(std::log10(width / 5)));
+  if (bar * 5 <= width / 5)
+    bar *= 5;
+  else if (bar * 2 <= width / 5)
+    bar *= 2;
+  char bar_label[32];
+  std::snprintf(bar_label, sizeof bar_label, bar >= 1 ? "%g mm" : "%g µm",
+                bar >= 1 ? bar : bar * 1000);
+  std::ostringstream gp;
+  gp << "set title \"" << gnuplot_text(title) << "\" noenhanced\n"
+     << "set size ratio -1\nset xrange [0:" << width << "]\nset yrange [" << height
+     << ":0]\nset xlabel 'mm'\nset ylabel 'mm'\nset tics out nomirror\n"
+     << "set arrow 1 from " << width * 0.04 << "," << height * 0.95 << " to " << width * 0.04 + bar
+     << "," << height * 0.95 << " nohead lw 5 lc rgb 'black' front\n"
+     << "set label 1 '" << bar_label << "' at " << width * 0.04 + bar / 2 << ","
+     << height * 0.95 - height * 0.02 << " center front\n";
+  return gp.str();
+}
+
+// The plot clause drawing an overlay PNG in millimetres.
+std::string map_image(const std::string& image, double mm_x, double mm_y) {
+  std::ostringstream clause;
+  clause << "'" << gnuplot_path(image) << "' binary filetype=png flipy dx=" << mm_x
+         << " dy=" << mm_y << " with rgbimage notitle";
+  return clause.str();
+}
+
+// Renders a map script to <base>.png, 1000 pixels wide and as tall as the
+// slide's aspect asks (300..1600).
+void render_map(const std::string& base, const std::string& script, const Image& overlay,
+                double mm_x, double mm_y) {
+  const double width = overlay.width * mm_x, height = overlay.height * mm_y;
+  const int px_width = 1000;
+  const int px_height = std::clamp(int(px_width * height / width) + 60, 300, 1600);
+  render_gnuplot(base, script, px_width, px_height, false);
+}
+
+std::string fixed(double v, int digits) {
+  char text[48];
+  std::snprintf(text, sizeof text, "%.*f", digits, v);
+  return text;
+}
+
+// A tile's QuPath classification: Malignant/Benign at P 0.5, or, for a
+// grade model, its most probable class in that class's colour (each class's
+// P then added to `measurements`).
+std::string classification(const TileScore& s, const std::vector<std::string>& classes,
+                           std::string& measurements) {
+  const int k = classes.size() > 2 && s.classes.size() == classes.size() ? tile_class(s) : -1;
+  if (k < 0)
+    return s.p_malignant >= 0.5 ? R"({"name":"Malignant","color":[200,0,0]})"
+                                : R"({"name":"Benign","color":[0,0,200]})";
+  for (size_t c = 0; c < classes.size(); ++c)
+    measurements +=
+        "," + nlohmann::json("P(" + classes[c] + ")").dump() + ":" + fixed(s.classes[c], 6);
+  uint8_t rgb[3];
+  class_colour(k, rgb);
+  return "{\"name\":" + nlohmann::json(classes[size_t(k)]).dump() + ",\"color\":[" +
+         std::to_string(rgb[0]) + "," + std::to_string(rgb[1]) + "," + std::to_string(rgb[2]) +
+         "]}";
 }
 
 }  // namespace
@@ -76,28 +168,28 @@ std::vector<TileScore> read_tile_scores(const std::string& path, const std::vect
 }
 
 void write_tiles_geojson(const std::string& path, const std::vector<Tile>& tiles,
-                         const std::vector<TileScore>& scores) {
+                         const std::vector<TileScore>& scores,
+                         const std::vector<std::string>& classes) {
   // Streamed feature by feature: a slide can have a million tiles, and a
   // JSON tree of them would cost ~1 KB each.
   AtomicFileWriter out(path);
   out.write("{\"type\":\"FeatureCollection\",\"features\":[");
   for (size_t i = 0; i < scores.size(); ++i) {
     const Tile& t = tiles[i];
+    const TileScore& s = scores[i];
     const long long x0 = t.x, y0 = t.y, x1 = t.x + t.width, y1 = t.y + t.height;
-    const bool malignant = scores[i].p_malignant >= 0.5;
-    char spread[48] = "";
-    if (scores[i].member_sd > 0)
-      std::snprintf(spread, sizeof spread, ",\"Ensemble spread\":%.6f", scores[i].member_sd);
-    char feature[640];
-    std::snprintf(
-        feature, sizeof feature,
-        "%s\n{\"type\":\"Feature\",\"geometry\":{\"type\":\"Polygon\",\"coordinates\":"
-        "[[[%lld,%lld],[%lld,%lld],[%lld,%lld],[%lld,%lld],[%lld,%lld]]]},\"properties\":{"
-        "\"objectType\":\"detection\",\"classification\":{\"name\":\"%s\",\"color\":%s},"
-        "\"measurements\":{\"P(malignant)\":%.6f,\"Tissue fraction\":%.3f%s}}}",
-        i ? "," : "", x0, y0, x1, y0, x1, y1, x0, y1, x0, y0, malignant ? "Malignant" : "Benign",
-        malignant ? "[200,0,0]" : "[0,0,200]", scores[i].p_malignant, t.tissue, spread);
-    out.write(feature);
+    char geometry[256];
+    std::snprintf(geometry, sizeof geometry,
+                  "{\"type\":\"Polygon\",\"coordinates\":[[[%lld,%lld],[%lld,%lld],[%lld,%lld],"
+                  "[%lld,%lld],[%lld,%lld]]]}",
+                  x0, y0, x1, y0, x1, y1, x0, y1, x0, y0);
+    std::string measurements = "\"P(malignant)\":" + fixed(s.p_malignant, 6) +
+                               ",\"Tissue fraction\":" + fixed(t.tissue, 3);
+    if (s.member_sd > 0) measurements += ",\"Ensemble spread\":" + fixed(s.member_sd, 6);
+    out.write(std::string(i ? "," : "") + "\n{\"type\":\"Feature\",\"geometry\":" + geometry +
+              ",\"properties\":{\"objectType\":\"detection\",\"classification\":" +
+              classification(s, classes, measurements) + ",\"measurements\":{" + measurements +
+              "}}}");
   }
   out.write("\n]}\n");
   out.commit();
@@ -161,58 +253,59 @@ nlohmann::json score_statistics(const std::vector<Tile>& tiles,
 
 Image heatmap_overlay(const Image& thumbnail, double downsample_x, double downsample_y,
                       const std::vector<Tile>& tiles, const std::vector<TileScore>& scores) {
-  Image out = thumbnail;
-  constexpr double kAlpha = 0.55;
-  for (size_t i = 0; i < scores.size(); ++i) {
-    uint8_t c[3];
-    heatmap_colour(scores[i].p_malignant, c);
-    const Tile& t = tiles[i];
-    const int x0 = std::max(0, int(std::lround(t.x / downsample_x)));
-    const int y0 = std::max(0, int(std::lround(t.y / downsample_y)));
-    const int x1 = std::min(out.width, int(std::lround((t.x + t.width) / downsample_x)));
-    const int y1 = std::min(out.height, int(std::lround((t.y + t.height) / downsample_y)));
-    for (int y = y0; y < y1; ++y)
-      for (int x = x0; x < x1; ++x)
-        for (int k = 0; k < 3; ++k) {
-          uint8_t& v = out.row(y)[3 * x + k];
-          v = uint8_t(std::lround((1 - kAlpha) * v + kAlpha * c[k]));
-        }
-  }
-  return out;
+  return blend_tiles(thumbnail, downsample_x, downsample_y, tiles, scores,
+                     [](const TileScore& s, uint8_t c[3]) {
+                       heatmap_colour(s.p_malignant, c);
+                       return true;
+                     });
+}
+
+int tile_class(const TileScore& s) {
+  if (s.classes.empty()) return -1;
+  return int(std::max_element(s.classes.begin(), s.classes.end()) - s.classes.begin());
+}
+
+Image class_overlay(const Image& thumbnail, double downsample_x, double downsample_y,
+                    const std::vector<Tile>& tiles, const std::vector<TileScore>& scores) {
+  return blend_tiles(thumbnail, downsample_x, downsample_y, tiles, scores,
+                     [](const TileScore& s, uint8_t c[3]) {
+                       if (tile_class(s) < 0) return false;
+                       class_colour(tile_class(s), c);
+                       return true;
+                     });
 }
 
 void render_heatmap(const std::string& folder, const Image& overlay, double mm_x, double mm_y,
                     const std::string& title) {
   const std::string image = (std::filesystem::path(folder) / "heatmap-overlay.png").string();
   save_image(image, overlay);
-  const double width = overlay.width * mm_x, height = overlay.height * mm_y;
-  // A scale bar of a round length near a fifth of the width.
-  double bar = std::pow(10.0, std::floor(std::log10(width / 5)));
-  if (bar * 5 <= width / 5)
-    bar *= 5;
-  else if (bar * 2 <= width / 5)
-    bar *= 2;
-  char bar_label[32];
-  std::snprintf(bar_label, sizeof bar_label, bar >= 1 ? "%g mm" : "%g µm",
-                bar >= 1 ? bar : bar * 1000);
-  const std::string palette = heatmap_palette();
   std::ostringstream gp;
-  gp << "set title \"" << gnuplot_text(title) << "\" noenhanced\n"
-     << "set size ratio -1\nset xrange [0:" << width << "]\nset yrange [" << height
-     << ":0]\nset xlabel 'mm'\nset ylabel 'mm'\nset tics out nomirror\n"
-     << "set palette defined (" << palette << ")\nset cbrange [0:1]\n"
-     << "set cblabel 'P(malignant)'\nset colorbox\n"
-     << "set arrow 1 from " << width * 0.04 << "," << height * 0.95 << " to " << width * 0.04 + bar
-     << "," << height * 0.95 << " nohead lw 5 lc rgb 'black' front\n"
-     << "set label 1 '" << bar_label << "' at " << width * 0.04 + bar / 2 << ","
-     << height * 0.95 - height * 0.02 << " center front\n"
-     << "plot '" << gnuplot_path(image) << "' binary filetype=png flipy dx=" << mm_x
-     << " dy=" << mm_y << " with rgbimage notitle, "
-     << "'+' using (NaN):(NaN):(0.5) with points lc palette notitle\n";
-  const int px_width = 1000;
-  const int px_height = std::clamp(int(px_width * height / width) + 60, 300, 1600);
-  render_gnuplot((std::filesystem::path(folder) / "heatmap").string(), gp.str(), px_width,
-                 px_height, false);
+  gp << map_axes(overlay, mm_x, mm_y, title) << "set palette defined (" << heatmap_palette()
+     << ")\nset cbrange [0:1]\nset cblabel 'P(malignant)'\nset colorbox\n"
+     << "plot " << map_image(image, mm_x, mm_y)
+     << ", '+' using (NaN):(NaN):(0.5) with points lc palette notitle\n";
+  render_map((std::filesystem::path(folder) / "heatmap").string(), gp.str(), overlay, mm_x, mm_y);
+}
+
+void render_class_map(const std::string& folder, const Image& overlay, double mm_x, double mm_y,
+                      const std::string& title, const std::vector<std::string>& classes,
+                      const std::vector<double>& shares) {
+  require(shares.size() == classes.size(), "render_class_map: one share per class");
+  const std::string image = (std::filesystem::path(folder) / "grades-overlay.png").string();
+  save_image(image, overlay);
+  std::ostringstream gp;
+  gp << map_axes(overlay, mm_x, mm_y, title) << "unset colorbox\n"
+     << "set key outside right top vertical Left reverse noenhanced title 'share of tissue'\n"
+     << "plot " << map_image(image, mm_x, mm_y);
+  // The key: one invisible box per class in its colour.
+  for (size_t k = 0; k < classes.size(); ++k) {
+    char share[32];
+    std::snprintf(share, sizeof share, " (%.0f%%)", 100 * shares[k]);
+    gp << ", NaN with boxes fill solid 1.0 lc rgb '" << class_colour_hex(int(k)) << "' title \""
+       << gnuplot_text(classes[k]) << share << "\"";
+  }
+  gp << "\n";
+  render_map((std::filesystem::path(folder) / "grades").string(), gp.str(), overlay, mm_x, mm_y);
 }
 
 }  // namespace histocnn

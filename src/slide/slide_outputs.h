@@ -4,10 +4,13 @@
 //                  of more than two classes] — one row per scored tile,
 //                  appended batch by batch (the resume point)
 //   tiles.geojson  the tiles as QuPath detections (File > Import objects),
-//                  classified Malignant/Benign at 0.5, P(malignant) as a
-//                  measurement
+//                  classified Malignant/Benign at 0.5 (a grade model: by
+//                  their most probable class), P(malignant) and each
+//                  class's P as measurements
 //   heatmap.png    the thumbnail with P(malignant) overlaid, colour scale,
 //                  title and scale bar (heatmap.png.gp: the gnuplot script)
+//   grades.png     more than two classes: each tile in its most probable
+//                  class's colour, with a key of the classes' tissue shares
 //   tissue.png     the tissue mask (white = tissue) on the thumbnail's grid
 //   summary.json   tissue area, malignant area fraction, P statistics, the
 //                  top-k tiles, time per stage; with more than two classes
@@ -35,9 +38,12 @@ std::vector<TileScore> read_tile_scores(const std::string& path, const std::vect
                                         bool ensemble,
                                         const std::vector<std::string>& classes = {});
 
-// The scored tiles (scores.size() of them) as a GeoJSON FeatureCollection.
+// The scored tiles (scores.size() of them) as a GeoJSON FeatureCollection;
+// with more than two `classes` each tile is classified by its most probable
+// class and carries every class's P as a measurement.
 void write_tiles_geojson(const std::string& path, const std::vector<Tile>& tiles,
-                         const std::vector<TileScore>& scores);
+                         const std::vector<TileScore>& scores,
+                         const std::vector<std::string>& classes = {});
 
 // Statistics of the scored tiles: count, mean, max, quantiles of P, the
 // malignant area fraction at 0.5 (tissue-weighted) and the top_k tiles.
@@ -52,5 +58,19 @@ Image heatmap_overlay(const Image& thumbnail, double downsample_x, double downsa
 // millimetres with the colour bar, `title` and a scale bar.
 void render_heatmap(const std::string& folder, const Image& overlay, double mm_per_pixel_x,
                     double mm_per_pixel_y, const std::string& title);
+
+// A grade model's tiles: the class of highest probability (-1 for a tile
+// without class probabilities).
+int tile_class(const TileScore& score);
+// The thumbnail with every scored tile blended in its class's colour
+// (class_colour); tiles without classes are left as they are.
+Image class_overlay(const Image& thumbnail, double downsample_x, double downsample_y,
+                    const std::vector<Tile>& tiles, const std::vector<TileScore>& scores);
+// grades.png in `folder`: the class overlay (saved as grades-overlay.png) in
+// millimetres with a scale bar and a key naming each class in its colour
+// with its share of the tissue. Requires: one share per class.
+void render_class_map(const std::string& folder, const Image& overlay, double mm_per_pixel_x,
+                      double mm_per_pixel_y, const std::string& title,
+                      const std::vector<std::string>& classes, const std::vector<double>& shares);
 
 }  // namespace histocnn

@@ -75,7 +75,8 @@ std::vector<TileScore> previous_scores(const std::string& folder, const nlohmann
     repair_torn_last_line(csv);
     if (fs::exists(csv)) return read_tile_scores(csv, tiles, ensemble, classes);
   }
-  for (const char* name : {"tiles.csv", "summary.json", "tiles.geojson"})
+  for (const char* name : {"tiles.csv", "summary.json", "tiles.geojson", "grades.png",
+                           "grades.png.gp", "grades-overlay.png"})
     fs::remove(folder + "/" + name);
   write_file_atomically(run, settings.dump(2) + "\n");
   write_file_atomically(csv, tiles_csv_header(ensemble, classes) + "\n");
@@ -129,7 +130,7 @@ void write_outputs(const std::string& folder, const PreparedSlide& p,
                    const std::vector<TileScore>& scores, nlohmann::json& summary,
                    const SlideOptions& o, const std::vector<std::string>& classes) {
   const auto clock = Clock::now();
-  write_tiles_geojson(folder + "/tiles.geojson", p.tiles, scores);
+  write_tiles_geojson(folder + "/tiles.geojson", p.tiles, scores, classes);
   const Image overlay = heatmap_overlay(p.thumbnail.image, p.thumbnail.downsample_x,
                                         p.thumbnail.downsample_y, p.tiles, scores);
   const nlohmann::json stats = score_statistics(p.tiles, scores, p.grid, o.top_k, classes);
@@ -142,8 +143,19 @@ void write_outputs(const std::string& folder, const PreparedSlide& p,
                                       100 * stats["malignant_area_fraction"].get<double>()))) +
                                   "% at P >= 0.5")
                                      .c_str());
-  render_heatmap(folder, overlay, p.thumbnail.downsample_x * p.slide->mpp_x() / 1000,
-                 p.thumbnail.downsample_y * p.slide->mpp_y() / 1000, title);
+  const double mm_x = p.thumbnail.downsample_x * p.slide->mpp_x() / 1000;
+  const double mm_y = p.thumbnail.downsample_y * p.slide->mpp_y() / 1000;
+  render_heatmap(folder, overlay, mm_x, mm_y, title);
+  if (stats.contains("class_area_fraction")) {
+    std::vector<double> shares;
+    for (const std::string& name : classes) shares.push_back(stats["class_area_fraction"][name]);
+    std::snprintf(title, sizeof title, "%s: most probable class, %zu tiles of %.0f µm",
+                  fs::path(p.slide->path()).filename().c_str(), scores.size(), p.grid.tile_um_x);
+    render_class_map(folder,
+                     class_overlay(p.thumbnail.image, p.thumbnail.downsample_x,
+                                   p.thumbnail.downsample_y, p.tiles, scores),
+                     mm_x, mm_y, title, classes, shares);
+  }
   summary.update(stats);
   summary["times"]["outputs_s"] = seconds_since(clock);
   write_file_atomically(folder + "/summary.json", summary.dump(2) + "\n");

@@ -18,7 +18,24 @@ constexpr Stop kStops[] = {{0.0, 49, 54, 149},
                            {0.75, 244, 109, 67},
                            {1.0, 165, 0, 38}};
 
+constexpr uint8_t kClassColours[][3] = {{0, 158, 115}, {86, 180, 233}, {240, 228, 66},
+                                        {230, 159, 0}, {213, 94, 0},   {204, 121, 167},
+                                        {0, 114, 178}, {0, 0, 0}};
+
 }  // namespace
+
+void class_colour(int k, uint8_t rgb[3]) {
+  const auto& c = kClassColours[size_t(k < 0 ? 0 : k) % std::size(kClassColours)];
+  std::copy(c, c + 3, rgb);
+}
+
+std::string class_colour_hex(int k) {
+  uint8_t c[3];
+  class_colour(k, c);
+  char hex[8];
+  std::snprintf(hex, sizeof hex, "#%02x%02x%02x", c[0], c[1], c[2]);
+  return hex;
+}
 
 void heatmap_colour(double v, uint8_t rgb[3]) {
   v = std::clamp(std::isfinite(v) ? v : 0.0, 0.0, 1.0);

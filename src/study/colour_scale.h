@@ -13,4 +13,11 @@ void heatmap_colour(double v, uint8_t rgb[3]);
 // gnuplot's `set palette defined (...)` body for the same scale.
 std::string heatmap_palette();
 
+// The colour of class k (>= 0) on a map of classes: Okabe & Ito's
+// colour-blind-safe set, ordered so that ordered grades run green, sky blue,
+// yellow, orange, vermillion (healthy to poorly differentiated); it repeats
+// after eight classes.
+void class_colour(int k, uint8_t rgb[3]);
+std::string class_colour_hex(int k);  // "#rrggbb"
+
 }  // namespace histocnn
