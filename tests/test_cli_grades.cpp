@@ -29,7 +29,8 @@ TEST_F(CliGrades, AGradeModelAnswersFiveClassesAndBenignOrMalignant) {
   const CommandResult trained =
       run("train --data " + data() +
           " --labels grade5 --size 32 --crop 96 --batch 20 --crops-per-class 40 --folds 4 "
-          "--fold 1 --threads 1 --no-progress --seed 3 --epochs 2 -o " +
+          "--fold 1 --threads 1 --no-progress --seed 3 --epochs 2 --label-smoothing 0.1 "
+          "--smooth-to neighbours -o " +
           run_dir);
   ASSERT_EQ(trained.status, 0) << trained.output;
   EXPECT_NE(trained.output.find("5-class image acc"), std::string::npos) << trained.output;
@@ -44,6 +45,8 @@ TEST_F(CliGrades, AGradeModelAnswersFiveClassesAndBenignOrMalignant) {
   const auto recipe = nlohmann::json::parse(file.metadata.at("histocnn.trained"));
   EXPECT_EQ(recipe["class_crops"], nlohmann::json({40, 40, 40, 40, 40}));
   EXPECT_EQ(recipe["labels"], "grade5");
+  EXPECT_NEAR(recipe["label_smoothing"].get<double>(), 0.1, 1e-7);
+  EXPECT_EQ(recipe["smooth_to"], "neighbours");
   // Calibrated in two parts: the benign/malignant log-odds, then the grades
   // within each side (train/temperature.h), both recorded with their fits.
   ASSERT_TRUE(recipe.contains("calibration")) << recipe.dump(1);

@@ -52,6 +52,32 @@ TEST_P(CpuStepVsReference, ForwardAndGradientsMatch) {
   }
 }
 
+// Label smoothing (uniform and to the neighbouring grades) changes the loss
+// and every gradient as the reference says.
+TEST(CpuStep, SmoothedLabelsMatchTheReference) {
+  const ModelSpec spec = parse_model_spec("conv 8 kernel=3 pool=2; dense 16; dense 5");
+  const NetworkShape shape = infer_shapes(spec, 6, 14, 14);
+  const Parameters params = Parameters::glorot(shape, 5);
+  const auto images = random_vector(size_t(6) * 3 * 14 * 14, 17, 0, 1);
+  const std::vector<int32_t> labels = {0, 4, 2, 1, 3, 2};
+  for (const elementwise::LabelSmoothing s :
+       {elementwise::LabelSmoothing{0.2f, false}, elementwise::LabelSmoothing{0.3f, true}}) {
+    StepOptions options;
+    options.label_smoothing = s;
+    auto step = make_backend(cpu_device())->compile(spec, shape, options);
+    step->set_parameters(params);
+    Parameters grads;
+    const StepResult got = step->gradients(images.data(), labels.data(), 6, false, &grads);
+    const auto want = reference::network_forward_backward(
+        shape, params, images.data(), labels.data(), 6, false, 0, 0, nullptr, s);
+    const auto plain = reference::network_forward_backward(shape, params, images.data(),
+                                                           labels.data(), 6, false, 0, 0);
+    EXPECT_NEAR(got.loss_sum / 6, want.loss, 1e-4 * std::max(1.0, want.loss));
+    EXPECT_GT(std::abs(want.loss - plain.loss), 1e-3) << "smoothing must change the loss";
+    testing::expect_gradients_match(grads, want.grads, 1e-4, 2e-3);
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Architectures, CpuStepVsReference,
                          ::testing::ValuesIn(testing::architectures()), testing::case_name);
 

@@ -41,7 +41,7 @@ struct HostRun {
 HostRun run_schedule(const NetworkShape& shape, const Parameters& params, const float* images,
                      const int32_t* labels, const BatchMeta& meta, bool training, uint64_t seed,
                      int64_t step, bool planned, const std::vector<ConvWorkspaces>& workspaces = {},
-                     Buffers* buffers = nullptr) {
+                     Buffers* buffers = nullptr, elementwise::LabelSmoothing smoothing = {}) {
   const int count = meta.count;
   const int denominator = meta.global_count > 0 ? meta.global_count : count;
   const CudaSchedule s = build_cuda_schedule(shape, workspaces);
@@ -170,7 +170,7 @@ HostRun run_schedule(const NetworkShape& shape, const Parameters& params, const 
         for (int row = 0; row < n; ++row) {
           const size_t row_at = size_t(row) * size_t(k);
           const LossRow l = loss_row(row, logits + row_at, k, labels, meta, true,
-                                     r.probs.data() + row_at, d + row_at);
+                                     r.probs.data() + row_at, d + row_at, smoothing);
           if (l.real) r.loss += l.s.loss / denominator, r.correct += l.s.correct;
         }
         break;
@@ -287,6 +287,22 @@ TEST_P(CudaScheduleOnHost, MatchesTheReferenceNetworkPlannedAndPerTensor) {
     else
       EXPECT_GT(got.allocator_calls, 2 * shape.convs.size());
   }
+}
+
+// The CUDA loss kernel's rows with smoothed labels, in the schedule.
+TEST(CudaScheduleOnHost, SmoothedLabelsMatchTheReference) {
+  const NetworkShape shape =
+      infer_shapes(parse_model_spec("conv 8 kernel=3 pool=2; dense 16; dense 5"), 6, 14, 14);
+  const Parameters params = Parameters::glorot(shape, 5);
+  const auto images = testing::random_vector(size_t(6) * 3 * 14 * 14, 17, 0, 1);
+  const std::vector<int32_t> labels = {0, 4, 2, 1, 3, 2};
+  const elementwise::LabelSmoothing s{0.3f, true};
+  const auto want = reference::network_forward_backward(shape, params, images.data(), labels.data(),
+                                                        6, false, 99, 4, nullptr, s);
+  const HostRun got = run_schedule(shape, params, images.data(), labels.data(), BatchMeta{6, 0, 0},
+                                   false, 99, 4, true, {}, nullptr, s);
+  EXPECT_NEAR(got.loss, want.loss, 1e-5 * std::max(1.0, want.loss));
+  testing::expect_gradients_match(got.grads, want.grads, 1e-5, 1e-4, "smoothed");
 }
 
 // Data parallelism on the GPU: slices of a batch (each staged with its global

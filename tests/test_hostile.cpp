@@ -411,6 +411,26 @@ TEST_F(Hostile, EveryCaseEndsInItsAnswerWithNothingOverwritten) {
        2,
        {"--crops-per-class"},
        {}},
+      {"train --label-smoothing beyond 0.5",
+       [&] { return "train --data " + d + " --label-smoothing 0.7 -o " + path("never"); },
+       1,
+       {"--label-smoothing", "0.7"},
+       {}},
+      {"train --smooth-to an unknown place",
+       [&] { return "train --data " + d + " --smooth-to far -o " + path("never"); },
+       2,
+       {"--smooth-to"},
+       {}},
+      {"train --smooth-to neighbours on a column's sorted classes",
+       [&] {
+         return "train --data " + d +
+                " --labels 'grade (Sirinukunwattana et al. 2015)' --label-smoothing 0.1 "
+                "--smooth-to neighbours -o " +
+                path("never");
+       },
+       1,
+       {"--smooth-to neighbours", "sorted order", "=a,b,c"},
+       {}},
       {"train --labels grade5 with the two-class crop counts",
        [&] {
          return "train --data " + d + " --labels grade5 --crops-benign 40 -o " + path("never");

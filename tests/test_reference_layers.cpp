@@ -141,6 +141,52 @@ TEST(ReferenceLayers, SoftmaxCrossEntropyGradientAndPadding) {
   }
 }
 
+// Smoothed targets: the reference's loss against finite differences, and
+// the one loss function the backends share (elementwise::softmax_xent, run
+// here on the host) against the reference, row by row.
+TEST(ReferenceLayers, SmoothedSoftmaxCrossEntropyMatchesFiniteDifferencesAndTheBackends) {
+  using elementwise::LabelSmoothing;
+  const int n = 5, count = 5, classes = 5;
+  const auto logits = random_vector(n * classes, 31, -3, 3);
+  const std::vector<int32_t> labels = {0, 1, 2, 3, 4};  // both ends and the middle
+  for (const LabelSmoothing s : {LabelSmoothing{0.2f, false}, LabelSmoothing{0.3f, true}}) {
+    std::vector<float> d(size_t(n) * classes);
+    const double loss = reference::softmax_cross_entropy(logits.data(), labels.data(), n, classes,
+                                                         count, d.data(), nullptr, s);
+    std::vector<float> one = {1.0f};
+    expect_gradient(
+        [&](const std::vector<float>& v) {
+          return std::vector<float>{float(reference::softmax_cross_entropy(
+              v.data(), labels.data(), n, classes, count, nullptr, nullptr, s))};
+        },
+        logits, one, d, 1e-2);
+    double sum = 0;
+    for (int r = 0; r < n; ++r) {
+      const float* z = logits.data() + r * classes;
+      const elementwise::SoftmaxRow row = elementwise::softmax_xent(z, classes, labels[r], s);
+      std::vector<float> grad(classes);
+      elementwise::softmax_xent_grad(row, z, classes, labels[r], 1.0f / count, nullptr, grad.data(),
+                                     s);
+      for (int k = 0; k < classes; ++k)
+        EXPECT_NEAR(grad[size_t(k)], d[size_t(r * classes + k)], 1e-6) << "row " << r;
+      sum += row.loss;
+      double target = 0;
+      for (int k = 0; k < classes; ++k)
+        target += elementwise::smoothed_target(s, k, labels[r], classes);
+      EXPECT_NEAR(target, 1.0, 1e-6);
+    }
+    EXPECT_NEAR(sum / count, loss, 1e-5);
+  }
+  // Neighbours: the end classes give all of epsilon to their one neighbour,
+  // the middle ones half to each; nothing reaches a distant class.
+  const LabelSmoothing near{0.2f, true};
+  EXPECT_FLOAT_EQ(elementwise::smoothed_target(near, 1, 0, 5), 0.2f);
+  EXPECT_FLOAT_EQ(elementwise::smoothed_target(near, 1, 2, 5), 0.1f);
+  EXPECT_FLOAT_EQ(elementwise::smoothed_target(near, 4, 2, 5), 0.0f);
+  EXPECT_FLOAT_EQ(elementwise::smoothed_target(near, 2, 2, 5), 0.8f);
+  EXPECT_FLOAT_EQ(elementwise::smoothed_target({0.2f, false}, 4, 2, 5), 0.04f);
+}
+
 TEST(ReferenceLayers, BatchNormGradientsMatchFiniteDifferences) {
   const int n = 3, c = 4, hw = 5;
   auto x = random_vector(n * c * hw, 21, -2, 2);

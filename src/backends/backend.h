@@ -170,6 +170,8 @@ struct StepOptions {
   // CPU: treat denormal floats as zero while the step runs (core/float_mode.h);
   // false keeps IEEE gradual underflow, as PyTorch does by default.
   bool flush_denormals = true;
+  // The loss's target (nn/elementwise.h): the one-hot label by default.
+  elementwise::LabelSmoothing label_smoothing;
 };
 
 class Backend {

@@ -31,6 +31,12 @@ struct LabelScheme {
   std::vector<bool> malignant = {false, true};
 
   int count() const { return int(classes.size()); }
+  // Whether label order means something (neighbouring labels are closer):
+  // the built-ins, and a column whose classes were listed ("NAME=a,b,c");
+  // not a column's classes in sorted order.
+  bool ordered() const {
+    return name == "glas" || name == "grade5" || name.find('=') != std::string::npos;
+  }
   bool has_binary_view() const { return !malignant.empty(); }
   // The class index of a Grade.csv value (case, spaces and the release's
   // spelling forgiven); throws naming `where` for a value not in the scheme.

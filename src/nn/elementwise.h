@@ -44,20 +44,46 @@ HISTOCNN_HD void adam(const AdamStep& a, float g, float* w, float* m, float* v) 
   *w = *w * a.decay - a.step_size * mi / (sqrtf(vi) * a.v_scale + a.epsilon);
 }
 
+// Label smoothing: what a row's loss is taken against. epsilon = 0: the
+// one-hot label. Otherwise 1 - epsilon on the label and epsilon spread over
+// every class (uniform, PyTorch's CrossEntropyLoss(label_smoothing=epsilon))
+// or, with `neighbours`, over the classes next to the label in class order
+// (label - 1 and label + 1; the one there is at the ends): for ordered
+// grades, where a neighbouring grade is a lesser error than a distant one.
+struct LabelSmoothing {
+  float epsilon = 0;
+  bool neighbours = false;
+};
+// q_k, the target's weight on class k for `label`. Sums to 1 over k.
+HISTOCNN_HD float smoothed_target(const LabelSmoothing& s, int k, int label, int classes) {
+  const float hot = k == label ? 1.0f : 0.0f;
+  if (s.epsilon == 0) return hot;
+  float share = 0;
+  if (!s.neighbours) {
+    share = 1.0f / float(classes);
+  } else if (k == label - 1 || k == label + 1) {
+    const int around = (label > 0 ? 1 : 0) + (label < classes - 1 ? 1 : 0);
+    share = 1.0f / float(around);
+  }
+  return (1 - s.epsilon) * hot + s.epsilon * share;
+}
+
 // Softmax cross-entropy of one row of `classes` logits z.
-// softmax_xent returns the row's loss (natural log) for `label` (in
-// [0, classes)) and whether argmax == label (ties go to the lower class);
-// softmax_prob then gives p_k. softmax_xent_grad writes the probabilities
-// (when `probs` is not null) and, when `d_logits` is not null, d_logits =
-// (p - onehot) * d_scale (d_scale = 1 / count for a mean loss). d_logits may
-// alias z: each element is read before it is written.
+// softmax_xent returns the row's loss (natural log) against `label` (in
+// [0, classes)), smoothed by `s`: -sum_k q_k log p_k, and whether argmax ==
+// label (ties go to the lower class); softmax_prob then gives p_k.
+// softmax_xent_grad writes the probabilities (when `probs` is not null) and,
+// when `d_logits` is not null, d_logits = (p - q) * d_scale (d_scale =
+// 1 / count for a mean loss). d_logits may alias z: each element is read
+// before it is written.
 struct SoftmaxRow {
   float max;  // the largest logit
   float inv;  // 1 / sum_k exp(z_k - max)
   double loss;
   int correct;
 };
-HISTOCNN_HD SoftmaxRow softmax_xent(const float* z, int classes, int label) {
+HISTOCNN_HD SoftmaxRow softmax_xent(const float* z, int classes, int label,
+                                    LabelSmoothing s = LabelSmoothing()) {
   float mx = z[0];
   int best = 0;
   for (int k = 1; k < classes; ++k)
@@ -67,7 +93,14 @@ HISTOCNN_HD SoftmaxRow softmax_xent(const float* z, int classes, int label) {
   SoftmaxRow r;
   r.max = mx;
   r.inv = 1.0f / sum;
-  r.loss = -(double(z[label]) - double(mx) - log(double(sum)));
+  // -sum_k q_k log p_k = log(sum) + max - sum_k q_k z_k, as sum_k q_k = 1.
+  double target_logit = z[label];
+  if (s.epsilon != 0) {
+    target_logit = 0;
+    for (int k = 0; k < classes; ++k)
+      target_logit += double(smoothed_target(s, k, label, classes)) * double(z[k]);
+  }
+  r.loss = -(target_logit - double(mx) - log(double(sum)));
   r.correct = best == label;
   return r;
 }
@@ -75,11 +108,12 @@ HISTOCNN_HD float softmax_prob(const SoftmaxRow& r, float z) {
   return expf(z - r.max) * r.inv;
 }
 HISTOCNN_HD void softmax_xent_grad(const SoftmaxRow& r, const float* z, int classes, int label,
-                                   float d_scale, float* probs, float* d_logits) {
+                                   float d_scale, float* probs, float* d_logits,
+                                   LabelSmoothing s = LabelSmoothing()) {
   for (int k = 0; k < classes; ++k) {
     const float p = softmax_prob(r, z[k]);
     if (probs) probs[k] = p;
-    if (d_logits) d_logits[k] = (p - float(k == label)) * d_scale;
+    if (d_logits) d_logits[k] = (p - smoothed_target(s, k, label, classes)) * d_scale;
   }
 }
 

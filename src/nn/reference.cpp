@@ -205,8 +205,26 @@ void global_avgpool_backward(const float* dy, float* dx, int n, int c, int hw) {
     for (int p = 0; p < hw; ++p) dx[r * hw + p] = dy[r] / float(hw);
 }
 
+namespace {
+
+// The smoothed target of row label y at class k (elementwise::smoothed_target
+// written out independently).
+double target(elementwise::LabelSmoothing s, int k, int y, int classes) {
+  const double hot = k == y ? 1.0 : 0.0;
+  if (s.epsilon == 0) return hot;
+  double spread = 1.0 / classes;
+  if (s.neighbours) {
+    const int near = (y > 0) + (y + 1 < classes);
+    spread = std::abs(k - y) == 1 ? 1.0 / near : 0.0;
+  }
+  return (1 - double(s.epsilon)) * hot + double(s.epsilon) * spread;
+}
+
+}  // namespace
+
 double softmax_cross_entropy(const float* logits, const int32_t* labels, int n, int classes,
-                             int count, float* dlogits, float* probs) {
+                             int count, float* dlogits, float* probs,
+                             elementwise::LabelSmoothing smoothing) {
   double loss = 0;
   for (int r = 0; r < n; ++r) {
     const float* z = logits + size_t(r) * size_t(classes);
@@ -218,9 +236,11 @@ double softmax_cross_entropy(const float* logits, const int32_t* labels, int n, 
       const double p = std::exp(z[k] - lse);
       const size_t at = size_t(r) * size_t(classes) + size_t(k);
       if (probs) probs[at] = float(p);
-      if (dlogits) dlogits[at] = r < count ? float((p - (labels[r] == k)) / count) : 0.0f;
+      if (dlogits)
+        dlogits[at] =
+            r < count ? float((p - target(smoothing, k, labels[r], classes)) / count) : 0.0f;
+      if (r < count) loss += target(smoothing, k, labels[r], classes) * (lse - z[k]);
     }
-    if (r < count) loss += lse - z[labels[r]];
   }
   return loss / count;
 }
@@ -228,7 +248,7 @@ double softmax_cross_entropy(const float* logits, const int32_t* labels, int n, 
 NetworkResult network_forward_backward(const NetworkShape& s, const Parameters& params,
                                        const float* images, const int32_t* labels, int count,
                                        bool training, uint64_t dropout_seed, int64_t step,
-                                       Buffers* buffers) {
+                                       Buffers* buffers, elementwise::LabelSmoothing smoothing) {
   const int n = s.batch;
   NetworkResult result;
   result.grads = Parameters::zeros(s);
@@ -305,7 +325,7 @@ NetworkResult network_forward_backward(const NetworkShape& s, const Parameters& 
   std::vector<float> grad(x.size());
   result.probs.resize(x.size());
   result.loss = softmax_cross_entropy(x.data(), labels, n, s.classes(), count, grad.data(),
-                                      result.probs.data());
+                                      result.probs.data(), smoothing);
   // Backward.
   for (size_t i = s.denses.size(); i-- > 0;) {
     const auto& d = s.denses[i];

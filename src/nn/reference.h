@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "nn/elementwise.h"
 #include "nn/params.h"
 #include "nn/spec.h"
 
@@ -45,10 +46,13 @@ void batchnorm_backward(const float* x, const float* gamma, const float* mean, c
 // x: [N, C, HW] -> y: [N, C] (mean over HW), and its backward (dx = dy / HW).
 void global_avgpool_forward(const float* x, float* y, int n, int c, int hw);
 void global_avgpool_backward(const float* dy, float* dx, int n, int c, int hw);
-// logits: [N, classes]; mean loss over `count` rows; dlogits for all N rows
-// (zero past count); probs for all N rows.
+// logits: [N, classes]; mean loss over `count` rows against the labels
+// smoothed by `smoothing` (nn/elementwise.h: the target written out again
+// here, in double); dlogits for all N rows (zero past count); probs for all
+// N rows.
 double softmax_cross_entropy(const float* logits, const int32_t* labels, int n, int classes,
-                             int count, float* dlogits, float* probs);
+                             int count, float* dlogits, float* probs,
+                             elementwise::LabelSmoothing smoothing = {});
 
 // The whole network, forward and backward, on canonical parameters. Dropout
 // (when `training`) draws counter_uniform(dropout_seed, step * 64 + dense_index, j).
@@ -63,6 +67,7 @@ struct NetworkResult {
 NetworkResult network_forward_backward(const NetworkShape& shape, const Parameters& params,
                                        const float* images, const int32_t* labels, int count,
                                        bool training, uint64_t dropout_seed, int64_t step,
-                                       Buffers* buffers = nullptr);
+                                       Buffers* buffers = nullptr,
+                                       elementwise::LabelSmoothing smoothing = {});
 
 }  // namespace histocnn::reference

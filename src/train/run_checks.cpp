@@ -74,6 +74,7 @@ void validate_training_options(const TrainOptions& o) {
   require_in_range(o.adam.beta2, 0, 0.999999999, "--beta2");
   require_in_range(o.adam.epsilon, 0, 1, "--eps", true);
   require_in_range(o.adam.weight_decay, 0, 10, "--weight-decay");
+  require_in_range(o.label_smoothing.epsilon, 0, 0.5, "--label-smoothing");
   require_in_range(o.augment.stain_jitter, 0, 0.5, "--stain-jitter");
   require_in_range(o.augment.hed_jitter, 0, 1, "--hed-jitter");
   require_in_range(o.crops.max_background, 0, 1, "--max-background");

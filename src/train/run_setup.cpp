@@ -124,6 +124,7 @@ std::unique_ptr<TrainingStep> compile_training_step(const TrainOptions& o, RunCo
               ": a batch-norm model needs at least one full batch of training examples");
   StepOptions so;
   so.adam = o.adam;
+  so.label_smoothing = o.label_smoothing;
   so.dropout_seed = o.seed ^ 0xD50u;
   so.device.memory = &run.engine->resource();
   so.device.planned = run.engine->planned();

@@ -55,6 +55,9 @@ struct TrainOptions {
   double image_mpp = 0.62005;
   std::string stain_normalize = "none";  // none | macenko (target from the training images)
   AdamConfig adam;
+  // The loss's target (nn/elementwise.h): --label-smoothing epsilon, spread
+  // over every class or (--smooth-to neighbours) the neighbouring grades.
+  elementwise::LabelSmoothing label_smoothing;
   LrSchedule schedule;
   // Model selection on the validation images: none, or the metric whose best
   // epoch is kept as model.best.safetensors (image_auc, image_accuracy,

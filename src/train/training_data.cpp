@@ -124,6 +124,10 @@ TrainingData prepare_training_data(const TrainOptions& o, Communicator& comm, in
               " outputs but --labels " + d.labels.name + " has " +
               std::to_string(d.labels.count()) + " classes (end the spec with 'dense " +
               std::to_string(d.labels.count()) + "')");
+  require(!o.label_smoothing.neighbours || d.labels.ordered(),
+          "--smooth-to neighbours: the classes of --labels " + d.labels.name +
+              " are in sorted order, not a graded one; list them in order (--labels " +
+              d.labels.name + "=a,b,c) or smooth to all");
   require(o.select_by == "none" || !d.val_images.empty(),
           "--select-by: needs validation images (--folds or --val-split)");
   const Clock::time_point t0 = Clock::now();

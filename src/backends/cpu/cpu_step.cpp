@@ -149,14 +149,15 @@ StepResult CpuTrainingStep::loss_and_gradient(const int32_t* labels, int count, 
     const int y = real ? labels[row] : 0;
     if (real) check_label(y, classes);
     const size_t at = size_t(row) * size_t(classes);
-    const elementwise::SoftmaxRow s = elementwise::softmax_xent(logits + at, classes, y);
+    const elementwise::SoftmaxRow s =
+        elementwise::softmax_xent(logits + at, classes, y, options_.label_smoothing);
     if (real) {
       r.loss_sum += s.loss;
       r.correct += s.correct;
     }
     elementwise::softmax_xent_grad(s, logits + at, classes, y,
                                    real && backward ? 1.0f / float(denominator) : 0.0f,
-                                   probs_.data() + at, d_logits + at);
+                                   probs_.data() + at, d_logits + at, options_.label_smoothing);
   }
   return r;
 }

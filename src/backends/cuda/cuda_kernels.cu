@@ -38,7 +38,9 @@ __global__ void dense_activation_backward_kernel(float* g, const float* y, int r
 // so a replayed graph and an eager step give the same bits.
 __global__ void softmax_xent_kernel(const float* logits, float* d_logits, float* probs,
                                     const int32_t* labels, const BatchMeta* meta, int rows,
-                                    int classes, bool backward, double* loss_sum, int* correct) {
+                                    int classes, bool backward,
+                                    elementwise::LabelSmoothing smoothing, double* loss_sum,
+                                    int* correct) {
   __shared__ double losses[kThreads];
   __shared__ int corrects[kThreads];
   double loss = 0;
@@ -46,8 +48,9 @@ __global__ void softmax_xent_kernel(const float* logits, float* d_logits, float*
   for (int row = int(threadIdx.x); row < rows; row += kThreads) {
     // d_logits may alias the logits: loss_row reads each before writing it.
     const size_t at = size_t(row) * size_t(classes);
-    const LossRow r = loss_row(row, logits + at, classes, labels, *meta, backward,
-                               probs ? probs + at : nullptr, d_logits ? d_logits + at : nullptr);
+    const LossRow r =
+        loss_row(row, logits + at, classes, labels, *meta, backward, probs ? probs + at : nullptr,
+                 d_logits ? d_logits + at : nullptr, smoothing);
     if (r.real) {
       loss += r.s.loss;
       right += r.s.correct;
@@ -107,9 +110,10 @@ void launch_dense_activation_backward(float* g, const float* y, int rows, int ou
 
 void launch_softmax_xent(const float* logits, float* d_logits, float* probs, const int32_t* labels,
                          const BatchMeta* meta, int rows, int classes, bool backward,
-                         double* loss_sum, int* correct, Stream stream) {
+                         elementwise::LabelSmoothing smoothing, double* loss_sum, int* correct,
+                         Stream stream) {
   softmax_xent_kernel<<<1, kThreads, 0, as_stream(stream)>>>(
-      logits, d_logits, probs, labels, meta, rows, classes, backward, loss_sum, correct);
+      logits, d_logits, probs, labels, meta, rows, classes, backward, smoothing, loss_sum, correct);
 }
 
 void launch_adam_prepare(int64_t* step, const float* learning_rate, float beta1, float beta2,

@@ -50,15 +50,16 @@ struct LossRow {
   bool real;
 };
 HISTOCNN_HD LossRow loss_row(int row, const float* z, int classes, const int32_t* labels,
-                             const BatchMeta& meta, bool backward, float* probs, float* d_logits) {
+                             const BatchMeta& meta, bool backward, float* probs, float* d_logits,
+                             elementwise::LabelSmoothing smoothing = {}) {
   LossRow r;
   r.real = row < meta.count && labels;
   const int label = r.real ? labels[row] : 0;
   const int denominator = meta.global_count > 0 ? meta.global_count : meta.count;
-  r.s = elementwise::softmax_xent(z, classes, label);
+  r.s = elementwise::softmax_xent(z, classes, label, smoothing);
   elementwise::softmax_xent_grad(r.s, z, classes, label,
                                  r.real && backward ? 1.0f / float(denominator) : 0.0f, probs,
-                                 d_logits);
+                                 d_logits, smoothing);
   return r;
 }
 
@@ -71,15 +72,17 @@ void launch_dense_activation(float* y, const float* bias, int rows, int outputs,
 void launch_dense_activation_backward(float* g, const float* y, int rows, int outputs,
                                       float dropout, uint64_t seed, const int64_t* step,
                                       const BatchMeta* meta, int layer, Stream stream);
-// Softmax cross-entropy per row of logits[rows, classes]; rows >= meta->count get
-// zero gradient; the gradient is of the mean over meta->global_count rows.
+// Softmax cross-entropy per row of logits[rows, classes] against the labels
+// smoothed by `smoothing`; rows >= meta->count get zero gradient; the
+// gradient is of the mean over meta->global_count rows.
 // Adds the loss and correct count into the device accumulators (in a fixed
 // order: deterministic); writes
 // probabilities when `probs` is not null; d_logits may alias logits.
 // d_logits may be null (inference) or the logits themselves.
 void launch_softmax_xent(const float* logits, float* d_logits, float* probs, const int32_t* labels,
                          const BatchMeta* meta, int rows, int classes, bool backward,
-                         double* loss_sum, int* correct, Stream stream);
+                         elementwise::LabelSmoothing smoothing, double* loss_sum, int* correct,
+                         Stream stream);
 // ++*step, then constants = adam_step(*learning_rate, ..., *step): one thread.
 // The learning rate is read from device memory so a captured graph follows
 // the schedule (set_learning_rate writes it before each step).

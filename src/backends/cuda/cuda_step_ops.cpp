@@ -142,7 +142,8 @@ void CudaTrainingStep::run_op(const ScheduledOp& op, Mode mode, bool training, i
           tensor(schedule_.logits), predict ? nullptr : tensor(schedule_.d_logits),
           reinterpret_cast<float*>(persistent(layout_.probs)),
           predict ? nullptr : reinterpret_cast<int32_t*>(persistent(layout_.labels)), meta(), n,
-          shape_.classes(), !predict, reinterpret_cast<double*>(persistent(layout_.loss)) + slot,
+          shape_.classes(), !predict, options_.label_smoothing,
+          reinterpret_cast<double*>(persistent(layout_.loss)) + slot,
           reinterpret_cast<int*>(persistent(layout_.correct)) + slot, stream_);
       return;
     }
