@@ -3,7 +3,8 @@
 # copies this script to its root) or a source tree with build/histocnn:
 #
 #   gpu-check.sh OUT [STAGE ...]     stages (default: all, in this order):
-#     selftest   histocnn selftest --device cuda                          (~30 s)
+#     selftest   histocnn selftest --device cuda, and a five-grade network
+#                with smoothed labels                                      (~45 s)
 #     memcheck   compute-sanitizer memcheck over a short CUDA training     (~60 s)
 #     oom        batch 1800 at 200 px under --gpu-mem-limit 4GB: the report (~10 s)
 #     sbs        bench/gpu_side_by_side.sh, 2 rounds                      (~300 s)
@@ -42,7 +43,11 @@ run_stage() {  # NAME LIMIT_SECONDS COMMAND...
 
 for stage in "${stages[@]}"; do
   case "$stage" in
-    selftest) run_stage selftest 120 "$histocnn" selftest --device cuda ;;
+    selftest)
+      run_stage selftest 120 "$histocnn" selftest --device cuda
+      # A five-grade network with the ordinal loss: the K-class loss kernel.
+      run_stage selftest-grades 60 "$histocnn" selftest --device cuda --classes 5 --size 48 \
+        --batch 12 --label-smoothing 0.2 --smooth-to neighbours ;;
     memcheck)
       [[ -d "$data" ]] || "$histocnn" synth -o "$data" --images 24 --seed 1 > /dev/null
       run_stage memcheck 240 compute-sanitizer --tool memcheck --error-exitcode 9 \

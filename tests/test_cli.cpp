@@ -592,6 +592,11 @@ TEST_F(Cli, SelftestPassesOnTheCpuAndSaysSoWithoutAGpu) {
   EXPECT_NE(cpu.output.find("conv1.weight gradient"), std::string::npos) << cpu.output;
   EXPECT_NE(cpu.output.find("train/pool"), std::string::npos) << cpu.output;
   EXPECT_NE(cpu.output.find("PASS:"), std::string::npos) << cpu.output;
+  // A grade network with the ordinal loss, against the reference.
+  const CommandResult smoothed =
+      run("selftest --device cpu --size 32 --batch 4 --steps 2 --classes 5 --label-smoothing 0.2 "
+          "--smooth-to neighbours");
+  EXPECT_EQ(smoothed.status, 0) << smoothed.output;
   if (available_devices().size() == 1) {
     const CommandResult gpu = run("selftest --device cuda");
     EXPECT_EQ(gpu.status, 1) << gpu.output;

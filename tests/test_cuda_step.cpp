@@ -84,6 +84,9 @@ TEST(CudaStep, FiveClassNetworkMatchesTheCpuBackend) {
   o.allocators = {"plan"};
   const SelfTestReport report = run_selftest(o);
   EXPECT_TRUE(report.passed) << report.table();
+  o.label_smoothing = {0.2f, true};  // the loss kernel's smoothed targets
+  const SelfTestReport smoothed = run_selftest(o);
+  EXPECT_TRUE(smoothed.passed) << smoothed.table();
 }
 
 TEST(CudaStep, BatchNormAndGlobalPoolingMatchTheCpuBackend) {

@@ -78,7 +78,7 @@ struct Reference {
     if (!cpu)
       return reference::network_forward_backward(*shape, params, b.images.data(), b.labels.data(),
                                                  count, training, options.dropout_seed, step,
-                                                 &buffers);
+                                                 &buffers, options.label_smoothing);
     reference::NetworkResult r;
     const StepResult s =
         cpu->gradients(b.images.data(), b.labels.data(), count, training, &r.grads);
@@ -94,7 +94,8 @@ struct Reference {
       return;
     }
     auto r = reference::network_forward_backward(*shape, params, b.images.data(), b.labels.data(),
-                                                 count, true, options.dropout_seed, step, &buffers);
+                                                 count, true, options.dropout_seed, step, &buffers,
+                                                 options.label_smoothing);
     ++step;
     adam_update(options.adam, step, int64_t(params.values.size()), params.values.data(),
                 r.grads.values.data(), m.values.data(), v.values.data());
@@ -153,6 +154,7 @@ struct SelfTest {
         count(shape.has_batch_norm() ? o.batch : std::max(1, o.batch - 1)) {
     ref.shape = &shape;
     ref.options.dropout_seed = 77;
+    ref.options.label_smoothing = o.label_smoothing;
     if (o.device != "cpu") {
       ref.name = "cpu";
       ref.cpu = make_backend(cpu_device())->compile(o.spec, shape, ref.options);

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "nn/elementwise.h"
 #include "nn/spec.h"
 
 namespace histocnn {
@@ -28,6 +29,8 @@ struct SelfTestOptions {
   int steps = 3;
   std::vector<std::string> allocators = {"direct", "pool", "async", "plan"};
   int pool_operations = 20000;  // allocator stress on the device
+  // The loss's target, for the step under test and its reference alike.
+  elementwise::LabelSmoothing label_smoothing;
 };
 
 // The seconds-long part run before `train --device cuda`.
