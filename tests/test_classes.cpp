@@ -215,8 +215,14 @@ TEST(ClassTemperature, GroupedFitSoftensConfusedGradesWithoutBlurringTheBinaryVi
   EXPECT_NEAR(q[1] + q[2], p[1] + p[2], 1e-12);
   EXPECT_NEAR(q[0], p[0], 1e-15);
   EXPECT_NEAR(q[1], q[2], 0.2);
-  // A fit needs both sides; labels and flags must match the rows.
-  EXPECT_THROW(fit_grouped_temperature(rows, labels, {true, true, true}), Error);
+  // Every class on one side: one temperature for all of them, nothing between.
+  const GroupedTemperatureFit one_side = fit_grouped_temperature(rows, labels, {true, true, true});
+  EXPECT_EQ(one_side.between.temperature, 1);
+  EXPECT_EQ(one_side.between.count, 0);
+  EXPECT_GT(one_side.within.temperature, 5) << one_side.to_json().dump();
+  EXPECT_EQ(tempered_probabilities(p, one_side.tempering(), {true, true, true}),
+            tempered_probabilities(p, one_side.within.temperature));
+  // Labels and flags must match the rows.
   EXPECT_THROW(fit_grouped_temperature(rows, labels, {false, true}), Error);
   EXPECT_THROW(fit_grouped_temperature(rows, {0}, malignant), Error);
 }

@@ -57,6 +57,11 @@ double confidence_ece_of(const std::vector<std::vector<double>>& probs,
   return expected_calibration_error(reliability_bins(p, 10));
 }
 
+bool has_both_sides(const std::vector<bool>& malignant) {
+  return std::count(malignant.begin(), malignant.end(), true) > 0 &&
+         std::count(malignant.begin(), malignant.end(), false) > 0;
+}
+
 // log sum over the classes of one side (malignant or not) of exp(log p / t).
 double side_log_sum_exp(const std::vector<double>& logs, const std::vector<bool>& malignant,
                         bool side, double t) {
@@ -148,6 +153,8 @@ std::vector<double> tempered_probabilities(const std::vector<double>& probs, con
   if (t.is_identity()) return probs;
   if (!t.grouped || probs.size() == 2) return tempered_probabilities(probs, t.temperature);
   require(malignant.size() == probs.size(), "tempered_probabilities: one flag per class");
+  // Every class on one side: P(side) = 1, and `within` tempers them all.
+  if (!has_both_sides(malignant)) return tempered_probabilities(probs, t.within);
   std::vector<double> logs;
   for (double p : probs) {
     if (std::isnan(p)) return std::vector<double>(probs.size(), std::nan(""));
@@ -171,9 +178,9 @@ GroupedTemperatureFit fit_grouped_temperature(const std::vector<std::vector<doub
                                               const std::vector<int>& labels,
                                               const std::vector<bool>& malignant) {
   require(log_probs.size() == labels.size(), "fit_temperature: one label per prediction");
-  const bool both_sides = std::count(malignant.begin(), malignant.end(), true) > 0 &&
-                          std::count(malignant.begin(), malignant.end(), false) > 0;
-  require(both_sides, "fit_grouped_temperature: needs benign and malignant classes");
+  // One side only (a column whose images are all benign): nothing to fit
+  // between the sides, and `within` is one temperature for every class.
+  const bool both = has_both_sides(malignant);
   std::vector<double> z;
   std::vector<int> binary, side_labels;
   std::vector<std::vector<double>> side_rows, probs;
@@ -185,8 +192,7 @@ GroupedTemperatureFit fit_grouped_temperature(const std::vector<std::vector<doub
     for (double l : row)
       require(std::isfinite(l), "fit_temperature: log-probabilities must be finite");
     const bool side = malignant[size_t(labels[i])];
-    z.push_back(sides_log_odds(row, malignant));
-    binary.push_back(side ? 1 : 0);
+    if (both) z.push_back(sides_log_odds(row, malignant)), binary.push_back(side ? 1 : 0);
     std::vector<double> own;  // the row's classes on the label's side
     int position = 0;
     for (size_t k = 0; k < row.size(); ++k) {

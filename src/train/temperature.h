@@ -88,8 +88,10 @@ struct GroupedTemperatureFit {
   // "temperature" stays the binary view's, as for a two-class model.
   nlohmann::json to_json() const;
 };
+// With every class on one side (a column whose images are all benign)
+// `between` stays 1 and `within` is one temperature for all classes.
 // Requires: equal sizes; labels in [0, K); finite rows of K log-probabilities
-// (log 0 clamped to -200); `malignant` one flag per class, both sides present.
+// (log 0 clamped to -200); `malignant` one flag per class.
 GroupedTemperatureFit fit_grouped_temperature(const std::vector<std::vector<double>>& log_probs,
                                               const std::vector<int>& labels,
                                               const std::vector<bool>& malignant);
