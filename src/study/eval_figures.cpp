@@ -51,6 +51,24 @@ class Curves {
   int count_ = 0;
 };
 
+// A ROC figure of `curves` at <base>.png/.svg: `header` (its title and any
+// settings), the axes, the chance diagonal; without curves, `why_none`.
+void render_roc(const Curves& curves, const std::string& base, const std::string& header,
+                const std::string& why_none) {
+  const std::string plot = curves.write();
+  std::ostringstream roc;
+  roc << "set xlabel \"false positive rate (1 - specificity)\"\n"
+      << "set ylabel \"true positive rate (sensitivity)\"\n"
+      << "set xrange [0:1]\nset yrange [0:1.02]\nset size square\nset grid\n"
+      << "set key bottom right\n"
+      << header;
+  if (curves.count())
+    roc << plot << ", x with lines dt 2 lc rgb 'gray' title \"chance\"\n";
+  else
+    roc << "set label 1 \"" << why_none << ": no ROC curve\" at 0.5,0.5 center\nplot 2 notitle\n";
+  render_gnuplot(base, roc.str(), 640, 600);
+}
+
 std::vector<Level> levels_of(const EvalReport& report) {
   std::vector<Prediction> images;
   for (const auto& v : report.images) images.push_back({float(v.p_malignant), v.label});
@@ -77,18 +95,8 @@ void write_roc(const std::vector<Level>& levels, const std::string& base,
                    " (n = " + std::to_string(level.predictions.size()) + ", " +
                    auc_text(*level.metrics) + ")\"");
   }
-  const std::string plot = curves.write();
-  std::ostringstream roc;
-  roc << "set title \"" << gnuplot_text("ROC — " + title) << "\"\n"
-      << "set xlabel \"false positive rate (1 - specificity)\"\n"
-      << "set ylabel \"true positive rate (sensitivity)\"\n"
-      << "set xrange [0:1]\nset yrange [0:1.02]\nset size square\nset grid\n"
-      << "set key bottom right\n";
-  if (curves.count())
-    roc << plot << ", x with lines dt 2 lc rgb 'gray' title \"chance\"\n";
-  else
-    roc << "set label 1 \"one class only: no ROC curve\" at 0.5,0.5 center\nplot 2 notitle\n";
-  render_gnuplot(base + ".roc", roc.str(), 640, 600);
+  render_roc(curves, base + ".roc", "set title \"" + gnuplot_text("ROC — " + title) + "\"\n",
+             "one class only");
 }
 
 // A confusion matrix to draw: [true][predicted] counts.
@@ -220,20 +228,10 @@ void write_class_roc(const EvalReport& report, const std::string& base, const st
                   positives == 1 ? "" : "s", report.class_per_image.auc[k]);
     curves.add(report.class_names[k], rows, with + gnuplot_text(report.class_names[k]) + auc);
   }
-  const std::string plot = curves.write();
-  std::ostringstream roc;
-  roc << "set title \"ROC per class (each against the rest, per image)\\n"
-      << gnuplot_text(title) << "\"\n"
-      << "set xlabel \"false positive rate (1 - specificity)\"\n"
-      << "set ylabel \"true positive rate (sensitivity)\"\n"
-      << "set xrange [0:1]\nset yrange [0:1.02]\nset size square\nset grid\n"
-      << "set key bottom right font \",10\"\n";
-  if (curves.count())
-    roc << plot << ", x with lines dt 2 lc rgb 'gray' title \"chance\"\n";
-  else
-    roc << "set label 1 \"no class both present and absent: no ROC curve\" at 0.5,0.5 center\n"
-           "plot 2 notitle\n";
-  render_gnuplot(base + ".classes.roc", roc.str(), 640, 600);
+  render_roc(curves, base + ".classes.roc",
+             "set title \"ROC per class (each against the rest, per image)\\n" +
+                 gnuplot_text(title) + "\"\nset key font \",10\"\n",
+             "no class both present and absent");
 }
 
 // The reliability diagram: per crop and per image, each bin's mean
