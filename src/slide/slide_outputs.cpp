@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "study/colour_scale.h"
 #include "study/gnuplot.h"
+#include "study/report_tables.h"
 #include "train/evaluate.h"
 
 namespace histocnn {
@@ -92,12 +93,6 @@ void render_map(const std::string& base, const std::string& script, const Image&
   const int px_width = 1000;
   const int px_height = std::clamp(int(px_width * height / width) + 60, 300, 1600);
   render_gnuplot(base, script, px_width, px_height, false);
-}
-
-std::string fixed(double v, int digits) {
-  char text[48];
-  std::snprintf(text, sizeof text, "%.*f", digits, v);
-  return text;
 }
 
 // A tile's QuPath classification: Malignant/Benign at P 0.5, or, for a
