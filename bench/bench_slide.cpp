@@ -117,7 +117,7 @@ int run(int argc, char** argv) {
                    models.front().trained.value("eval_tta", false),
                    models.front().normalization,
                    stains.get(),
-                   temperatures_of(models),
+                   temperings_of(models),
                    models.front().labels.malignant};
   std::printf(
       "slide %s: %lldx%lld, %zu levels; %zu tissue tiles of %.0f um read at level %d "
