@@ -99,5 +99,29 @@ TEST_F(CliGrades, AGradeModelAnswersFiveClassesAndBenignOrMalignant) {
   }
 }
 
+// The grade preset brings the ordinal loss (docs/results/glas-grade-cv.md),
+// and an explicit flag still wins over it (--crop 128 too: the fixture's
+// images are smaller than the preset's 400-px crop).
+TEST_F(CliGrades, TheGradePresetTrainsWithTheOrdinalLoss) {
+  const std::string args =
+      "train --data " + data() +
+      " --preset grade --crop 128 --size 32 --batch 20 --crops-per-class 8 --epochs 1 "
+      "--folds 4 --fold 1 --threads 1 --no-progress ";
+  const CommandResult preset = run(args + "-o " + out("preset-grade"));
+  ASSERT_EQ(preset.status, 0) << preset.output;
+  const auto recipe = nlohmann::json::parse(
+      read_safetensors(out("preset-grade/model.safetensors")).metadata.at("histocnn.trained"));
+  EXPECT_EQ(recipe["preset"], "grade");
+  EXPECT_EQ(recipe["labels"], "grade5");
+  EXPECT_NEAR(recipe["label_smoothing"].get<double>(), 0.2, 1e-7);
+  EXPECT_EQ(recipe["smooth_to"], "neighbours");
+  const CommandResult plain_run = run(args + "--label-smoothing 0 -o " + out("preset-grade-plain"));
+  ASSERT_EQ(plain_run.status, 0) << plain_run.output;
+  const auto plain =
+      nlohmann::json::parse(read_safetensors(out("preset-grade-plain/model.safetensors"))
+                                .metadata.at("histocnn.trained"));
+  EXPECT_EQ(plain["label_smoothing"].get<double>(), 0.0);
+}
+
 }  // namespace
 }  // namespace histocnn

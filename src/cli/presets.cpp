@@ -31,12 +31,18 @@ Preset accurate() {
 }
 
 // The five GlaS grades with the accurate recipe, its crops balanced over the
-// grades; the ablation behind it: docs/results/glas-grade-cv.md.
+// grades, and the loss smoothed toward the neighbouring grades (two seeds:
+// quadratic kappa 0.82-0.84 -> 0.86, benign/malignant image accuracy 0.94
+// -> 0.97); the ablation behind it: docs/results/glas-grade-cv.md.
 Preset grade() {
   Preset p = accurate();
   p.name = "grade";
-  p.summary = "the five Sirinukunwattana grades (--labels grade5) with the accurate recipe";
-  p.flags.insert(p.flags.begin(), {"--labels", "grade5"});
+  p.summary =
+      "the five Sirinukunwattana grades (--labels grade5) with the accurate recipe and an "
+      "ordinal loss (label smoothing 0.2 toward the neighbouring grades)";
+  p.flags.insert(
+      p.flags.begin(),
+      {{"--labels", "grade5"}, {"--label-smoothing", "0.2"}, {"--smooth-to", "neighbours"}});
   return p;
 }
 
