@@ -586,34 +586,5 @@ TEST_F(Cli, OutOfMemoryIsOneLineWithTheNumbers) {
       << graphs.output;
 }
 
-TEST_F(Cli, SelftestPassesOnTheCpuAndSaysSoWithoutAGpu) {
-  const CommandResult cpu = run("selftest --device cpu --size 32 --batch 4 --steps 2");
-  EXPECT_EQ(cpu.status, 0) << cpu.output;
-  EXPECT_NE(cpu.output.find("conv1.weight gradient"), std::string::npos) << cpu.output;
-  EXPECT_NE(cpu.output.find("train/pool"), std::string::npos) << cpu.output;
-  EXPECT_NE(cpu.output.find("PASS:"), std::string::npos) << cpu.output;
-  // A grade network with the ordinal loss, against the reference.
-  const CommandResult smoothed =
-      run("selftest --device cpu --size 32 --batch 4 --steps 2 --classes 5 --label-smoothing 0.2 "
-          "--smooth-to neighbours");
-  EXPECT_EQ(smoothed.status, 0) << smoothed.output;
-  if (available_devices().size() == 1) {
-    const CommandResult gpu = run("selftest --device cuda");
-    EXPECT_EQ(gpu.status, 1) << gpu.output;
-    EXPECT_TRUE(gpu.output.find("histocnn: no CUDA device") == 0 ||
-                gpu.output.find("no CUDA backend") != std::string::npos)
-        << gpu.output;
-    EXPECT_EQ(std::count(gpu.output.begin(), gpu.output.end(), '\n'), 1) << "one line";
-  }
-  // Without --device: every device this machine can use, each named.
-  const CommandResult every = run("selftest --size 32 --batch 4 --steps 2");
-  EXPECT_EQ(every.status, 0) << every.output;
-  for (const auto& device : available_devices())
-    EXPECT_NE(every.output.find("device " + device + ":\n"), std::string::npos) << every.output;
-  if (available_devices().size() == 1) {
-    EXPECT_NE(every.output.find("not checked: "), std::string::npos) << every.output;
-  }
-}
-
 }  // namespace
 }  // namespace histocnn
