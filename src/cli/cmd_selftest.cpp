@@ -28,10 +28,9 @@ Runner add_selftest(CLI::App& app) {
       "verify this machine's backend: every layer forward/backward against a reference, a few "
       "training steps with each allocator, allocator invariants on the device");
   struct Args {
-    std::string device, size = "64", model;  // device "": every one this machine can use
-    int batch = 8, steps = 3, classes = 0;   // 0: as the spec says
-    float label_smoothing = 0;
-    bool neighbours = false;
+    std::string device, size = "64", model;       // device "": every one this machine can use
+    int batch = 8, steps = 3, classes = 0;        // 0: as the spec says
+    elementwise::LabelSmoothing label_smoothing;  // as train's
   };
   auto a = std::make_shared<Args>();
   cmd->add_option("--device", a->device,
@@ -49,16 +48,10 @@ Runner add_selftest(CLI::App& app) {
   cmd->add_option("--steps", a->steps, "training steps per allocator")
       ->capture_default_str()
       ->check(CLI::Range(1, 100));
-  cmd->add_option("--label-smoothing", a->label_smoothing,
-                  "check the loss against smoothed labels too (as train --label-smoothing)")
-      ->check(CLI::Range(0.0, 0.5));
-  cmd->add_option_function<std::string>(
-         "--smooth-to", [a](const std::string& to) { a->neighbours = to == "neighbours"; },
-         "all or neighbours (as train --smooth-to) [all]")
-      ->check(CLI::IsMember({"all", "neighbours"}));
+  add_label_smoothing_options(*cmd, a->label_smoothing)->check(CLI::Range(0.0, 0.5));
   return [a] {
     SelfTestOptions o;
-    o.label_smoothing = {a->label_smoothing, a->neighbours};
+    o.label_smoothing = a->label_smoothing;
     parse_size(a->size, "--size", &o.width, &o.height);
     if (!a->model.empty())
       o.spec = parse_model_spec(read_file(a->model, size_t(1) << 20), a->model);

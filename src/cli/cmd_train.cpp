@@ -87,16 +87,7 @@ Runner add_train(CLI::App& app) {
   cmd->add_option("--weight-decay", o->adam.weight_decay,
                   "decoupled weight decay (AdamW, as torch.optim.AdamW; 0 = Adam)")
       ->capture_default_str();
-  cmd->add_option("--label-smoothing", o->label_smoothing.epsilon,
-                  "take the loss against 1 - E on the label and E spread (as PyTorch's "
-                  "CrossEntropyLoss(label_smoothing=E)); 0 = the label alone")
-      ->capture_default_str();
-  cmd->add_option_function<std::string>(
-         "--smooth-to",
-         [o](const std::string& to) { o->label_smoothing.neighbours = to == "neighbours"; },
-         "where --label-smoothing puts E: all (every class) or neighbours (the classes next to "
-         "the label in class order: ordered grades) [all]")
-      ->check(CLI::IsMember({"all", "neighbours"}));
+  add_label_smoothing_options(*cmd, o->label_smoothing);  // range: validate_training_options
   cmd->add_option("--lr-schedule", o->schedule.kind, "constant, cosine or step")
       ->capture_default_str()
       ->check(CLI::IsMember({"constant", "cosine", "step"}));

@@ -76,4 +76,19 @@ void apply_crop_flags(const CropFlags& flags, CropOptions& crops) {
   if (!flags.whole) parse_size(flags.crop, "--crop", &crops.crop_width, &crops.crop_height);
 }
 
+CLI::Option* add_label_smoothing_options(CLI::App& cmd, elementwise::LabelSmoothing& smoothing) {
+  CLI::Option* epsilon =
+      cmd.add_option("--label-smoothing", smoothing.epsilon,
+                     "take the loss against 1 - E on the label and E spread (as PyTorch's "
+                     "CrossEntropyLoss(label_smoothing=E)); 0 = the label alone")
+          ->capture_default_str();
+  cmd.add_option_function<std::string>(
+         "--smooth-to",
+         [&smoothing](const std::string& to) { smoothing.neighbours = to == "neighbours"; },
+         "where --label-smoothing puts E: all (every class) or neighbours (the classes next to "
+         "the label in class order: ordered grades) [all]")
+      ->check(CLI::IsMember({"all", "neighbours"}));
+  return epsilon;
+}
+
 }  // namespace histocnn::cli

@@ -20,5 +20,9 @@ struct CropFlags {
 };
 void add_crop_options(CLI::App& cmd, CropOptions& crops, CropFlags& flags);
 void apply_crop_flags(const CropFlags& flags, CropOptions& crops);
+// --label-smoothing E and --smooth-to all|neighbours into `smoothing`
+// (nn/elementwise.h); returns the --label-smoothing option (for a range
+// check where the command wants one there).
+CLI::Option* add_label_smoothing_options(CLI::App& cmd, elementwise::LabelSmoothing& smoothing);
 
 }  // namespace histocnn::cli
