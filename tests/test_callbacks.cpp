@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <limits>
 
 #include "core/atomic_file.h"
@@ -14,6 +15,7 @@
 #include "test_util.h"
 #include "train/callbacks.h"
 #include "train/checkpoint.h"
+#include "train/temperature.h"
 #include "train/trainer.h"
 
 namespace histocnn {
@@ -48,8 +50,15 @@ class ScriptedStep final : public TrainingStep {
   }
   bool deferred_results() const override { return deferred; }
   StepResult take_results() override { return std::exchange(pending_, StepResult{}); }
-  void predict(const float*, int count, float* p) override {
-    for (int i = 0; i < count; ++i) p[2 * i] = 0.4f, p[2 * i + 1] = 0.6f;
+  // Set: P(malignant) = sigmoid(log_odds(image)) from each image's CHW floats.
+  std::function<double(const float*)> log_odds;
+  void predict(const float* images, int count, float* p) override {
+    const size_t plane = size_t(shape_.channels) * size_t(shape_.height) * size_t(shape_.width);
+    for (int i = 0; i < count; ++i) {
+      const double z = log_odds ? log_odds(images + plane * size_t(i)) : std::log(1.5);
+      p[2 * i + 1] = float(1 / (1 + std::exp(-z)));
+      p[2 * i] = 1 - p[2 * i + 1];
+    }
   }
   StepResult gradients(const float*, const int32_t*, int, bool, Parameters*) override { return {}; }
   void set_parameters(const Parameters& p) override { params_ = p; }
@@ -147,6 +156,7 @@ struct Rig {
     parts.metadata.spec = parse_model_spec(kSpec);
     parts.metadata.width = parts.metadata.height = 16;
     parts.metadata.crop = "whole";
+    parts.metadata.labels = builtin_label_scheme("glas");
     parts.local_batch = options.batch;
     return Trainer(parts, std::move(state));
   }
@@ -277,6 +287,67 @@ TEST(Callbacks, EarlyStoppingWaitsPatienceEpochsAfterTheBest) {
   ASSERT_EQ(rig.lines.size(), 1u);
   EXPECT_EQ(rig.lines[0],
             "early stop: image_auc has not improved for 2 epochs (best 0.9 at epoch 2)");
+}
+
+// `count` validation images whose top-left pixel says the label, not
+// always rightly (the others are grey): a single view reads it, while the
+// average over the 8 dihedral transforms sees it in 2 of 8 and is softer.
+ExampleSet corner_examples(int count) {
+  ExampleSet set = examples(count);
+  for (int i = 0; i < count; ++i) {
+    set.images.push_back(
+        {"image" + std::to_string(i), "", "patient" + std::to_string(i % 4), i % 2});
+    set.examples[size_t(i)].image_index = i;
+    const int shift = (i % 2 ? 20 : -20) + int(std::lround(60 * std::sin(1.7 * i)));
+    for (int c = 0; c < 3; ++c)
+      set.pixels[size_t(i) * 16 * 16 * 3 + size_t(c)] = uint8_t(100 + shift);
+  }
+  return set;
+}
+
+TEST(Callbacks, TemperatureScalingFitsOnWhatEvalServesInTheEpochsAModelKeeps) {
+  Rig rig;
+  rig.options.epochs = 3;
+  rig.val_set = corner_examples(48);
+  // The top-left pixel against the image's mean (the input is normalised).
+  rig.step.log_odds = [](const float* image) {
+    double mean = 0;
+    for (int k = 0; k < 16 * 16; ++k) mean += image[k];
+    return 30 * (image[0] - mean / (16 * 16));
+  };
+  Trainer t = rig.trainer();
+  t.state().validation = t.evaluate_validation(false);
+  const EvalReport plain = *t.state().validation, tta = t.evaluate_validation(true);
+  std::vector<int> labels;
+  for (const Prediction& p : plain.raw_crops) labels.push_back(p.label);
+  const double t_plain = fit_temperature(plain.crop_log_odds, labels).temperature;
+  const double t_tta = fit_temperature(tta.crop_log_odds, labels).temperature;
+  // TTA softens each crop, so what eval serves needs a sharper temperature.
+  // (Both fits apply: single views are overconfident, T ~5.7; TTA ~0.9.)
+  ASSERT_GT(t_plain, 1.5);
+  ASSERT_LT(t_tta, t_plain * 0.5);
+  ASSERT_GT(t_tta, kMinTemperature);
+
+  TemperatureScaling scaling(true);
+  t.state().epoch = 0;  // not the last epoch, no --select-by: the plain fit, no extra pass
+  scaling.on_validation_end(t);
+  EXPECT_DOUBLE_EQ(t.state().calibration["temperature"].get<double>(), t_plain);
+  EXPECT_EQ(t.state().calibration["tta"], false);
+  t.state().epoch = 2;  // the last: what the model file keeps
+  t.state().line.clear();
+  scaling.on_validation_end(t);
+  EXPECT_DOUBLE_EQ(t.state().calibration["temperature"].get<double>(), t_tta);
+  EXPECT_EQ(t.state().calibration["tta"], true);
+  EXPECT_NE(t.state().line.find("(TTA)"), std::string::npos) << t.state().line;
+  rig.options.select_by = "image_auc";  // any epoch may become model.best
+  t.state().epoch = 0;
+  scaling.on_validation_end(t);
+  EXPECT_EQ(t.state().calibration["tta"], true);
+  // Without --eval-tta the model is served single views: fit on them.
+  TemperatureScaling single_views;
+  single_views.on_validation_end(t);
+  EXPECT_DOUBLE_EQ(t.state().calibration["temperature"].get<double>(), t_plain);
+  EXPECT_EQ(t.state().calibration["tta"], false);
 }
 
 TEST(Callbacks, CheckpointingWritesEachEpochAndTheModelAtTheEnd) {

@@ -68,10 +68,22 @@ class DivergenceGuard final : public Callback {
 // fitted on rank 0 and kept in TrainState::calibration, so the model,
 // best-epoch and checkpoint files written after it carry it (their
 // histocnn.trained "calibration"); the epoch's row and line get T. Added
-// before BestEpoch and Checkpointing. on_validation_end.
+// before BestEpoch and Checkpointing. on_validation_end (collective).
+//
+// `tta` (the recipe's --eval-tta): eval, predict and slide will average
+// every crop over its dihedral transforms, which softens it, so a
+// temperature fitted on single views is too soft for what they serve. The
+// fit then runs on the validation crops predicted as they will be, with TTA,
+// in every epoch whose calibration a model file keeps (the last one, and
+// each one under --select-by); the other epochs fit on the plain validation
+// (no extra pass). The calibration records which ("tta").
 class TemperatureScaling final : public Callback {
  public:
+  explicit TemperatureScaling(bool tta = false) : tta_(tta) {}
   void on_validation_end(Trainer& t) override;
+
+ private:
+  bool tta_;
 };
 
 // Model selection: the epoch with the best validation `metric` (image_auc,

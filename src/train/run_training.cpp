@@ -58,7 +58,7 @@ MetricsFile* add_callbacks(Trainer& trainer, const TrainOptions& o, const RunCon
   if (run.comm->size() > 1 && trainer.step().shape().has_batch_norm())
     trainer.add(std::make_unique<BatchNormSync>());
   trainer.add(std::make_unique<DivergenceGuard>());
-  if (o.calibrate) trainer.add(std::make_unique<TemperatureScaling>());
+  if (o.calibrate) trainer.add(std::make_unique<TemperatureScaling>(o.eval_tta));
   if (o.select_by != "none") trainer.add(std::make_unique<BestEpoch>(o.select_by));
   trainer.add(std::make_unique<EpochLog>());
   trainer.add(std::make_unique<Checkpointing>());

@@ -174,19 +174,24 @@ void Trainer::begin_row(const StepProfile& before, double data_wait_seconds) {
   state_.line = line;
 }
 
-void Trainer::validate() {
-  state_.validation.reset();
-  if (parts_.val_set->examples.empty()) return;
+EvalReport Trainer::evaluate_validation(bool tta) {
   EvalOptions eval_options;
   eval_options.labels = parts_.metadata.labels;
+  eval_options.tta = tta;
   try {
-    state_.validation = evaluate(*parts_.step, *parts_.val_set, parts_.metadata.normalization,
-                                 parts_.comm, eval_options);
+    return evaluate(*parts_.step, *parts_.val_set, parts_.metadata.normalization, parts_.comm,
+                    eval_options);
   } catch (const NonFiniteScores& e) {
     throw DivergenceError("training diverged after epoch " + std::to_string(state_.epoch + 1) +
                           ": " + e.what() + kept_checkpoint(parts_.paths.checkpoint) +
                           " (try a lower --lr)");
   }
+}
+
+void Trainer::validate() {
+  state_.validation.reset();
+  if (parts_.val_set->examples.empty()) return;
+  state_.validation = evaluate_validation(false);
   const EvalReport& report = *state_.validation;
   state_.last_validation = report.to_json();
   state_.row["validation"] = state_.last_validation;

@@ -22,6 +22,7 @@
 #include "dist/communicator.h"
 #include "train/callback.h"
 #include "train/checkpoint.h"
+#include "train/evaluate.h"
 #include "train/train_options.h"
 
 namespace histocnn {
@@ -62,6 +63,11 @@ class Trainer {
   void log(const std::string& line) const { parts_.log(line); }
   // The current weights (and batch-norm statistics) with the run's metadata.
   ModelFile model() const;
+  // The validation set through the step as validation predicts it, or with
+  // every crop averaged over its dihedral transforms (`tta`). Collective: rank
+  // 0 gets the report, the others an empty one. A non-finite prediction
+  // throws DivergenceError naming the epoch.
+  EvalReport evaluate_validation(bool tta);
   // The model plus Adam's state and the loop's (step, epoch, history, best):
   // what `train --resume` continues from. Call at an epoch's end.
   ModelFile checkpoint() const;

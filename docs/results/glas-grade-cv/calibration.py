@@ -12,8 +12,16 @@ predictions:
   grouped  histocnn's grouped fit (train/temperature.cpp): T for the
            benign/malignant log-odds, T_within for the grades within each
            side, each with its own guard
+  image    grouped, then a third temperature fitted on images: each image's
+           P(malignant) (the mean of its crops' grouped probabilities) has
+           its log-odds divided by T_image, fitted like T (same search, same
+           guards) on the fitting half's images; the grades within each
+           side keep their proportions. Crops are left as grouped.
 
-  calibration.py RUN [MALIGNANT_FLAGS]
+  calibration.py [--fold-fitted] RUN [MALIGNANT_FLAGS]
+
+--fold-fitted fits on the whole held-out fold and applies to it (what eval
+reports after cross_validate.sh: optimistic) instead of cross-fitting.
 
 Reads RUN/foldF/raw.crops.csv (eval --no-calibration -o raw.json) for F =
 0..4. MALIGNANT_FLAGS: one 0/1 per class, default 00111 (the GlaS grades).
@@ -84,6 +92,26 @@ def grouped(logs, mal, tb, tw):
     return [math.exp(side[f] + l / tw - norm[f]) for l, f in zip(logs, mal)]
 
 
+def fit_binary(z, yb):
+    """fit_temperature: T on log-odds z against 0/1 labels, with its guards."""
+    def nll(t):
+        s = 0.0
+        for zi, yi in zip(z, yb):
+            v = zi / t if yi else -zi / t
+            s += math.log1p(math.exp(-v)) if v > -30 else -v
+        return s / len(z)
+    return search(len(z), nll, lambda t: ece([(1 / (1 + math.exp(-zi / t)), yi)
+                                              for zi, yi in zip(z, yb)]))
+
+
+def image_tempered(p, mal, t):
+    """An image's class probabilities with its benign/malignant log-odds / t."""
+    pm = sum(x for x, f in zip(p, mal) if f)
+    pm = min(max(pm, 1e-300), 1 - 1e-16)
+    q = 1 / (1 + math.exp(-max(-200, min(200, math.log(pm / (1 - pm)))) / t))
+    return [x * (q / pm if f else (1 - q) / (1 - pm)) for x, f in zip(p, mal)]
+
+
 def conf_pairs(probs, ys):
     return [(max(p), 1 if p.index(max(p)) == y else 0) for p, y in zip(probs, ys)]
 
@@ -101,15 +129,7 @@ def fit_single(rows, ys, mal):
 
 
 def fit_grouped(rows, ys, mal):
-    z = [side_logodds(r, mal) for r in rows]; yb = [1 if mal[y] else 0 for y in ys]
-    def nll_b(t):
-        s = 0.0
-        for zi, yi in zip(z, yb):
-            v = zi / t if yi else -zi / t
-            s += math.log1p(math.exp(-v)) if v > -30 else -v
-        return s / len(z)
-    ece_b = lambda t: ece([(1 / (1 + math.exp(-zi / t)), yi) for zi, yi in zip(z, yb)])
-    tb = search(len(z), nll_b, ece_b)
+    tb = fit_binary([side_logodds(r, mal) for r in rows], [1 if mal[y] else 0 for y in ys])
     within, wy = [], []
     for r, y in zip(rows, ys):
         idx = [k for k in range(len(r)) if mal[k] == mal[y]]
@@ -128,10 +148,47 @@ def images(meta, probs):
             [v[0] for v in groups.values()])
 
 
+def image_temperature(meta, probs, mal):
+    """T_image fitted on the images of (meta, probs): their mean P(malignant)."""
+    ip, iy = images(meta, probs)
+    z = [side_logodds([clog(x) for x in p], mal) for p in ip]
+    return fit_binary(z, [1 if mal[y] else 0 for y in iy])
+
+
+def calibrate_fold(rows, logs, ys, mal, fold_fitted, fits, fold):
+    """Each method's crop probabilities and each crop's T_image (None: not scored)."""
+    patients = sorted({r["patient"] for r in rows})
+    halves = ([set(patients)] * 2 if fold_fitted
+              else [set(patients[0::2]), set(patients[1::2])])
+    out = {m: [None] * len(rows) for m in ("raw", "single", "grouped")}
+    t_image = [None] * len(rows)
+    for h in ((0,) if fold_fitted else (0, 1)):
+        fit_on = [i for i, r in enumerate(rows) if r["patient"] in halves[h]]
+        apply_to = [i for i, r in enumerate(rows) if r["patient"] in halves[1 - h]]
+        if not fit_on or not apply_to:
+            continue
+        rs, yy = [logs[i] for i in fit_on], [ys[i] for i in fit_on]
+        t = fit_single(rs, yy, mal)
+        tb, tw = fit_grouped(rs, yy, mal)
+        ti = image_temperature([(rows[i]["image"], ys[i]) for i in fit_on],
+                               [grouped(logs[i], mal, tb, tw) for i in fit_on], mal)
+        fits.append((fold, h, t, tb, tw, ti))
+        for i in apply_to:
+            out["raw"][i] = [math.exp(l) for l in logs[i]]
+            out["single"][i] = softmax(logs[i], t)
+            out["grouped"][i] = grouped(logs[i], mal, tb, tw)
+            t_image[i] = ti
+    out["image"] = out["grouped"]
+    return out, t_image
+
+
 def main():
-    run = sys.argv[1]
-    mal = [c == "1" for c in (sys.argv[2] if len(sys.argv) > 2 else "00111")]
-    methods = ("raw", "single", "grouped")
+    args = sys.argv[1:]
+    fold_fitted = args[:1] == ["--fold-fitted"]
+    args = args[1:] if fold_fitted else args
+    run = args[0]
+    mal = [c == "1" for c in (args[1] if len(args) > 1 else "00111")]
+    methods = ("raw", "single", "grouped", "image")
     pooled = {m: {"crop": ([], []), "image": ([], [])} for m in methods}
     fits = []
     fold = 0
@@ -141,33 +198,21 @@ def main():
         assert len(names) == len(mal), f"{len(names)} classes but {len(mal)} flags"
         logs = [[clog(float(r["p_" + n])) for n in names] for r in rows]
         ys = [names.index(r["class"]) for r in rows]
-        patients = sorted({r["patient"] for r in rows})
-        halves = [set(patients[0::2]), set(patients[1::2])]
-        out = {m: [None] * len(rows) for m in methods}
-        for h in (0, 1):
-            fit_on = [i for i, r in enumerate(rows) if r["patient"] in halves[h]]
-            apply_to = [i for i, r in enumerate(rows) if r["patient"] in halves[1 - h]]
-            if not fit_on or not apply_to:
-                continue
-            rs, yy = [logs[i] for i in fit_on], [ys[i] for i in fit_on]
-            t = fit_single(rs, yy, mal)
-            tb, tw = fit_grouped(rs, yy, mal)
-            fits.append((fold, h, t, tb, tw))
-            for i in apply_to:
-                out["raw"][i] = [math.exp(l) for l in logs[i]]
-                out["single"][i] = softmax(logs[i], t)
-                out["grouped"][i] = grouped(logs[i], mal, tb, tw)
+        out, t_image = calibrate_fold(rows, logs, ys, mal, fold_fitted, fits, fold)
         keep = [i for i in range(len(rows)) if out["raw"][i] is not None]
         meta = [(rows[i]["image"], ys[i]) for i in keep]
+        image_t = {rows[i]["image"]: t_image[i] for i in keep}
         for m in methods:
             probs = [out[m][i] for i in keep]
             pooled[m]["crop"][0].extend(probs); pooled[m]["crop"][1].extend(ys[i] for i in keep)
             ip, iy = images(meta, probs)
+            if m == "image":  # images() keeps first-seen order: the same as image_t's
+                ip = [image_tempered(p, mal, t) for p, t in zip(ip, image_t.values())]
             pooled[m]["image"][0].extend(ip); pooled[m]["image"][1].extend(iy)
         fold += 1
-    print("fits (fold, half fitted on, single T, grouped T, T_within):")
+    print("fits (fold, half fitted on, single T, grouped T, T_within, T_image):")
     for f in fits:
-        print("  fold %d half %d: single %.2f | grouped %.2f, within %.2f" % f)
+        print("  fold %d half %d: single %.2f | grouped %.2f, within %.2f | image %.2f" % f)
     print()
     print("| calibration | confidence ECE per crop | per image | binary ECE per crop | per image | grade accuracy per image |")
     print("|---|---|---|---|---|---|")

@@ -1,4 +1,5 @@
 #include <cstdio>
+#include <optional>
 
 #include "train/callbacks.h"
 #include "train/temperature.h"
@@ -6,17 +7,19 @@
 
 namespace histocnn {
 
-void TemperatureScaling::on_validation_end(Trainer& t) {
-  TrainState& s = t.state();
-  if (!t.comm().root() || !s.validation || s.validation->crop_log_odds.empty()) return;
-  const EvalReport& v = *s.validation;
+namespace {
+
+// The fit on `v`'s crops: grouped for K classes, the two-class fit
+// otherwise; T (and T_within) into the epoch's row and line.
+nlohmann::json fit_calibration(const EvalReport& v, TrainState& s) {
   std::vector<int> labels;
   char text[64];
+  nlohmann::json calibration;
   if (v.class_names.size() > 2) {  // K classes: benign/malignant, then within each side
     for (const ClassPrediction& p : v.class_crops) labels.push_back(p.label);
     const GroupedTemperatureFit fit =
         fit_grouped_temperature(v.crop_log_probs, labels, v.class_malignant);
-    s.calibration = fit.to_json();
+    calibration = fit.to_json();
     s.row["temperature"] = fit.between.temperature;
     s.row["within_temperature"] = fit.within.temperature;
     std::snprintf(text, sizeof text, "  T %.2f, within %.2f", fit.between.temperature,
@@ -24,11 +27,28 @@ void TemperatureScaling::on_validation_end(Trainer& t) {
   } else {
     for (const Prediction& p : v.raw_crops) labels.push_back(p.label);
     const TemperatureFit fit = fit_temperature(v.crop_log_odds, labels);
-    s.calibration = fit.to_json();
+    calibration = fit.to_json();
     s.row["temperature"] = fit.temperature;
     std::snprintf(text, sizeof text, "  T %.2f", fit.temperature);
   }
   s.line += text;
+  return calibration;
+}
+
+}  // namespace
+
+void TemperatureScaling::on_validation_end(Trainer& t) {
+  TrainState& s = t.state();
+  if (!s.validation) return;
+  // Every process takes part in the TTA pass (evaluate is collective).
+  const bool kept = s.epoch + 1 == t.options().epochs || t.options().select_by != "none";
+  std::optional<EvalReport> served;
+  if (tta_ && kept) served = t.evaluate_validation(true);
+  const EvalReport& v = served ? *served : *s.validation;
+  if (!t.comm().root() || v.crop_log_odds.empty()) return;
+  s.calibration = fit_calibration(v, s);
+  s.calibration["tta"] = served.has_value();
+  if (served) s.line += " (TTA)";
 }
 
 }  // namespace histocnn
