@@ -115,6 +115,24 @@ TEST_F(CliGrades, TheGradePresetTrainsWithTheOrdinalLoss) {
   EXPECT_EQ(recipe["labels"], "grade5");
   EXPECT_NEAR(recipe["label_smoothing"].get<double>(), 0.2, 1e-7);
   EXPECT_EQ(recipe["smooth_to"], "neighbours");
+  // The preset evaluates with TTA, so its temperatures are fitted on TTA
+  // predictions; scoring single views under them earns a warning.
+  EXPECT_EQ(recipe["calibration"]["tta"], true) << recipe.dump(1);
+  const std::string eval = "eval --data " + data() + " --threads 1 --bootstrap 0 --no-figures -m " +
+                           out("preset-grade/model.safetensors");
+  const CommandResult served = run(eval);
+  ASSERT_EQ(served.status, 0) << served.output;
+  EXPECT_EQ(served.output.find("warning: the model's temperature"), std::string::npos)
+      << served.output;
+  const CommandResult single = run(eval + " --no-tta");
+  ASSERT_EQ(single.status, 0) << single.output;
+  EXPECT_NE(single.output.find("warning: the model's temperature was fitted on TTA predictions "
+                               "and these are single views: its probabilities will be "
+                               "overconfident"),
+            std::string::npos)
+      << single.output;
+  const CommandResult raw = run(eval + " --no-tta --no-calibration");
+  EXPECT_EQ(raw.output.find("warning: the model's temperature"), std::string::npos) << raw.output;
   const CommandResult plain_run = run(args + "--label-smoothing 0 -o " + out("preset-grade-plain"));
   ASSERT_EQ(plain_run.status, 0) << plain_run.output;
   const auto plain =

@@ -216,7 +216,7 @@ Runner add_eval(CLI::App& app) {
     const ModelFile& model = models.front();  // the recipe and data selection come from it
     const std::string model_name = a->models.front();
     // The evaluation the model's recipe asks for, unless told otherwise.
-    if (cmd->count("--tta") == 0) a->tta = model.trained.value("eval_tta", false);
+    a->tta = resolve_tta(*cmd, a->tta, models, a->calibrated);
     if (cmd->count("--crops-per-image") == 0)
       a->crops_per_image = model.trained.value("eval_crops", a->crops_per_image);
     // By default, evaluate what the model did not train on: its own held-out

@@ -6,6 +6,7 @@
 
 #include "backends/backend.h"
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "core/error.h"
 #include "core/paths.h"
 #include "core/threads.h"
@@ -143,7 +144,7 @@ Runner add_predict(CLI::App& app) {
     bound_cores(a->threads);
     const std::vector<ModelFile> models = load_ensemble(a->models);
     const ModelFile& model = models.front();  // members share input, crop and stains
-    if (cmd->count("--tta") == 0) a->tta = model.trained.value("eval_tta", false);
+    a->tta = resolve_tta(*cmd, a->tta, models, a->calibrated);
     const int per_image = model.crop == "whole" ? 1 : a->tiles * a->tiles;
     const PredictionSteps steps =
         compile_for_prediction(select_device(a->device), models, per_image);

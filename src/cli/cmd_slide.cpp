@@ -4,6 +4,7 @@
 #include <set>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/paths.h"
@@ -121,7 +122,7 @@ Runner add_slide(CLI::App& app) {
     check_inputs(o, slides);
     bound_cores(a->threads);
     const std::vector<ModelFile> models = load_ensemble(a->models);
-    if (cmd->count("--tta") == 0) o.tta = models.front().trained.value("eval_tta", false);
+    o.tta = resolve_tta(*cmd, o.tta, models, /*calibrated=*/true);
     const PredictionSteps steps = compile_for_prediction(select_device(a->device), models, o.batch);
     const OutputFolder folder(o.output);  // removed again if nothing is written there
     std::signal(SIGINT, on_interrupt);

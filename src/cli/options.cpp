@@ -1,5 +1,6 @@
 #include "cli/options.h"
 
+#include <cstdio>
 #include <memory>
 
 #include "cli/commands.h"
@@ -89,6 +90,25 @@ CLI::Option* add_label_smoothing_options(CLI::App& cmd, elementwise::LabelSmooth
          "the label in class order: ordered grades) [all]")
       ->check(CLI::IsMember({"all", "neighbours"}));
   return epsilon;
+}
+
+bool resolve_tta(const CLI::App& cmd, bool flag, const std::vector<ModelFile>& models,
+                 bool calibrated) {
+  const bool tta = cmd.count("--tta") > 0  // either name
+                       ? flag
+                       : models.front().trained.value("eval_tta", false);
+  if (!calibrated) return tta;
+  for (const ModelFile& m : models) {
+    const nlohmann::json& c = m.trained.value("calibration", nlohmann::json::object());
+    if (!c.contains("tta") || !c["tta"].is_boolean() || c["tta"].get<bool>() == tta) continue;
+    std::fprintf(stderr,
+                 "warning: the model's temperature was fitted on %s predictions and these are "
+                 "%s: its probabilities will be %s (%s, or --no-calibration for raw ones)\n",
+                 tta ? "single-view" : "TTA", tta ? "TTA" : "single views",
+                 tta ? "underconfident" : "overconfident", tta ? "drop --tta" : "drop --no-tta");
+    break;
+  }
+  return tta;
 }
 
 }  // namespace histocnn::cli

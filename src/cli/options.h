@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 #include <string>
 
+#include "train/checkpoint.h"
 #include "train/train_options.h"
 
 namespace histocnn::cli {
@@ -24,5 +25,14 @@ void apply_crop_flags(const CropFlags& flags, CropOptions& crops);
 // (nn/elementwise.h); returns the --label-smoothing option (for a range
 // check where the command wants one there).
 CLI::Option* add_label_smoothing_options(CLI::App& cmd, elementwise::LabelSmoothing& smoothing);
+
+// --tta/--no-tta of eval, predict and slide: `flag` when the command line
+// gave it, else what the models' recipe records (eval_tta). When the models'
+// temperatures will be applied (`calibrated`) and one was fitted on the other
+// kind of predictions (its calibration's "tta"), says so once on stderr: a T
+// fitted on TTA predictions leaves single views overconfident, and one fitted
+// on single views leaves TTA predictions underconfident.
+bool resolve_tta(const CLI::App& cmd, bool flag, const std::vector<ModelFile>& models,
+                 bool calibrated);
 
 }  // namespace histocnn::cli
