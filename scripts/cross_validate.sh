@@ -7,10 +7,11 @@
 #       eval reads each fold's model, an ensemble included, with its recorded recipe)
 # Writes OUT/foldF/{model.safetensors,eval.json,eval.images.csv,eval.roc.png,...},
 # OUT/cv_summary.json (mean, standard deviation and per-fold values per level;
-# "pooled": every held-out image together, with patient-bootstrap 95% intervals)
+# "pooled": every held-out image together, with patient-bootstrap 95% intervals,
+# and the calibration error of P(malignant) per crop and image)
 # and OUT/cv_images.csv (every held-out image's prediction, all folds).
 set -euo pipefail
-usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
 if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then usage; exit 0; fi
 if [[ $# -lt 2 ]]; then usage >&2; exit 2; fi
 # Paths are taken from where it is run; the binary from this checkout.
@@ -95,6 +96,19 @@ for level in ("per_image", "per_patient"):
     summary["pooled"][level] = {
         m: {"value": point[level][i], "ci95": interval([d[level][i] for d in draws])}
         for i, m in enumerate(("accuracy", "balanced_accuracy", "auc"))}
+# The calibration of P(malignant) over every held-out crop and image: the
+# expected calibration error (10 equal-width bins, as eval's per fold).
+def ece(pairs, bins=10):
+    sums = [[0, 0.0, 0] for _ in range(bins)]
+    for p, y in pairs:
+        b = min(int(p * bins), bins - 1)
+        sums[b][0] += 1; sums[b][1] += p; sums[b][2] += y
+    return sum(abs(s[2] - s[1]) for s in sums if s[0]) / len(pairs) if pairs else None
+crop_pairs = [(float(r["p_malignant"]), int(r["label"] == "malignant")) for f in range(k)
+              for r in csvmod.DictReader(open(f"{out}/fold{f}/eval.crops.csv"))]
+summary["pooled"]["calibration"] = {
+    "bins": 10, "ece_per_crop": ece(crop_pairs),
+    "ece_per_image": ece([(float(r["p_malignant"]), int(r["label"] == "malignant")) for r in images])}
 # More than two classes (a grade model): accuracy, macro-F1 and quadratic
 # kappa per fold, and pooled per image with patient-bootstrap intervals.
 if "classes" in reports[0]:
@@ -143,6 +157,10 @@ for level in ("per_image", "per_patient"):
         cells.append(f"{m} {v['value']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if v["value"] is not None
                      and ci else f"{m} n/a")
     print(f"{level:12s} " + "  ".join(cells) + "   (pooled, 95% patient bootstrap)")
+cal = summary["pooled"]["calibration"]
+print(f"calibration  P(malignant) ECE {cal['ece_per_crop']:.3f} per crop, "
+      f"{cal['ece_per_image']:.3f} per image   (pooled; optimistic where a fold's "
+      "temperature was fitted on its validation images, here its held-out ones)")
 if "classes" in summary:
     c = summary["classes"]
     print(f"{len(c['names'])} classes:")

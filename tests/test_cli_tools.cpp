@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "backends/backend.h"
 #include "backends/cpu/cpu_backend.h"
@@ -26,6 +27,7 @@
 #include "nn/safetensors.h"
 #include "study/study.h"
 #include "test_util.h"
+#include "train/calibration.h"
 #include "train/checkpoint.h"
 
 namespace histocnn {
@@ -106,6 +108,26 @@ TEST_F(CliTools, CrossValidateScriptHelpsRefusesBadKAndTakesPathsFromWhereItRuns
   EXPECT_LE(accuracy["ci95"][0].get<double>(), accuracy["value"].get<double>());
   EXPECT_GE(accuracy["ci95"][1].get<double>(), accuracy["value"].get<double>());
   EXPECT_EQ(summary["pooled"]["images"], 24);
+  // The pooled calibration error of P(malignant): per image, eval's ECE over
+  // cv_images.csv (columns fold,image,patient,label,crops,p_malignant,...).
+  std::vector<Prediction> images;
+  std::istringstream csv(read_file(out("cv2") + "/cv_images.csv"));
+  std::string line;
+  std::getline(csv, line);
+  while (std::getline(csv, line)) {
+    std::vector<std::string> cells;
+    std::istringstream row(line);
+    for (std::string cell; std::getline(row, cell, ',');) cells.push_back(cell);
+    ASSERT_GE(cells.size(), 6u) << line;
+    images.push_back({std::stof(cells[5]), cells[3] == "malignant" ? 1 : 0});
+  }
+  ASSERT_EQ(images.size(), 24u);
+  const auto& calibration = summary["pooled"]["calibration"];
+  EXPECT_NEAR(calibration["ece_per_image"].get<double>(),
+              expected_calibration_error(reliability_bins(images)), 1e-6)
+      << calibration;
+  EXPECT_GE(calibration["ece_per_crop"].get<double>(), 0.0) << calibration;
+  EXPECT_NE(cv.output.find("calibration  P(malignant) ECE "), std::string::npos) << cv.output;
 }
 
 TEST_F(CliTools, EverySubcommandHasHelp) {
