@@ -370,6 +370,19 @@ TEST_F(Hostile, EveryCaseEndsInItsAnswerWithNothingOverwritten) {
        1,
        {"histocnn.trained", "calibration", "grouped", "within"},
        {}},
+      {"a calibration whose tta is not true or false",
+       [&] {
+         return "predict -m " +
+                forged("tta.safetensors",
+                       [](SafetensorsFile& f) {
+                         f.metadata["histocnn.trained"] =
+                             R"({"calibration":{"temperature":1.5,"tta":"yes"}})";
+                       }) +
+                " " + path("d/train_1.png");
+       },
+       1,
+       {"histocnn.trained", "calibration", "\"tta\"", "true or false"},
+       {}},
       {"a model naming more classes than its network has outputs",
        [&] {
          return "predict -m " +

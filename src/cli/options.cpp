@@ -100,7 +100,8 @@ bool resolve_tta(const CLI::App& cmd, bool flag, const std::vector<ModelFile>& m
   if (!calibrated) return tta;
   for (const ModelFile& m : models) {
     const nlohmann::json& c = m.trained.value("calibration", nlohmann::json::object());
-    if (!c.contains("tta") || !c["tta"].is_boolean() || c["tta"].get<bool>() == tta) continue;
+    if (!c.contains("tta") || c["tta"].get<bool>() == tta)
+      continue;  // (a boolean: checked on load)
     std::fprintf(stderr,
                  "warning: the model's temperature was fitted on %s predictions and these are "
                  "%s: its probabilities will be %s (%s, or --no-calibration for raw ones)\n",

@@ -149,6 +149,8 @@ void require_recipe_types(const nlohmann::json& t, const std::string& path) {
                            c["within"]["temperature"].is_number() &&
                            c["within"]["temperature"].get<double>() >= kMinTemperature &&
                            c["within"]["temperature"].get<double>() <= kMaxTemperature;
+    require(!c.contains("tta") || c["tta"].is_boolean(),
+            path + ": histocnn.trained \"calibration\" has a \"tta\" that is not true or false");
     require(!c.contains("method") || within_ok,
             path +
                 ": histocnn.trained \"calibration\" is grouped but has no \"within\" "
