@@ -4,6 +4,7 @@
     summarise.py RUN [RUN ...]              (folders written by scripts/cross_validate.sh)
     summarise.py --ensemble RUN RUN ...     (runs on the same folds, averaged)
     summarise.py --ece RUN ...              (pooled binary calibration error)
+    summarise.py --by-patient RUN RUN ...   (grade errors per patient and grade, over runs)
 
 For each run: five-grade image accuracy, macro-F1 and quadratic kappa (mean
 and sd over the folds, and pooled over every held-out image with the
@@ -124,10 +125,37 @@ def pooled_ece(runs):
               f"{levels['crops']:.3f} per crop, {levels['images']:.3f} per image")
 
 
+# `--by-patient RUN ...`: for every (grade, patient), how many of its
+# held-out images got the wrong grade, summed over the runs, and how many
+# were wrong in every run: whether errors follow the patients.
+def by_patient(runs):
+    import csv
+    tables = [{r["image"]: r for r in csv.DictReader(open(f"{run}/cv_images.csv"))}
+              for run in runs]
+    cells = {}
+    for image, row in tables[0].items():
+        wrong = sum(t[image]["class"] != t[image]["predicted_class"] for t in tables)
+        cell = cells.setdefault((row["class"], int(row["patient"])), [0, 0, 0])
+        cell[0] += 1
+        cell[1] += wrong
+        cell[2] += wrong == len(runs)
+    print(f"| grade | patient | images | wrong (of images x {len(runs)} runs) "
+          "| wrong in every run |")
+    print("|---|---|---|---|---|")
+    for (grade, patient), (n, wrong, always) in sorted(cells.items()):
+        print(f"| {grade} | {patient} | {n} | {wrong} / {n * len(runs)} | {always} |")
+    total = sum(c[1] for c in cells.values())
+    always = sum(c[2] for c in cells.values()) * len(runs)
+    print(f"\n{total} wrong of {len(tables[0]) * len(runs)}; {always} of them on images "
+          "wrong in every run")
+
+
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--ensemble"]:
         ensemble(sys.argv[2:])
     elif sys.argv[1:2] == ["--ece"]:
         pooled_ece(sys.argv[2:])
+    elif sys.argv[1:2] == ["--by-patient"]:
+        by_patient(sys.argv[2:])
     else:
         table(sys.argv[1:])
