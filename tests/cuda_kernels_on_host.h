@@ -34,21 +34,24 @@ inline float block_sum(const std::vector<float>& per_thread) {
   return total;
 }
 
-inline void max_pool_forward(const float* act, const float* bias, float* pooled, uint8_t* argmax,
-                             int planes, int channels, const PoolGeometry& g) {
+// T: float, or Bf16 (--precision bf16) as the kernels are instantiated.
+template <typename T>
+void max_pool_forward(const T* act, const float* bias, T* pooled, uint8_t* argmax, int planes,
+                      int channels, const PoolGeometry& g) {
   const int per = g.pooled_h() * g.pooled_w();
   for (int64_t j = 0; j < int64_t(planes) * per; ++j) {
     const int64_t plane = j / per;
     const int at = int(j - plane * per);
     const WindowMax m =
         window_max(act + plane * g.h * g.w, g, at / g.pooled_w(), at % g.pooled_w());
-    pooled[j] = pooled_value(m.value, bias, int(plane % channels));
+    store(pooled, j, pooled_value(m.value, bias, int(plane % channels)));
     argmax[j] = m.at;
   }
 }
 
-inline void pool_relu_backward(const float* pooled, const float* d_pooled, const uint8_t* argmax,
-                               float* d_act, float* plane_sums, int planes, const PoolGeometry& g) {
+template <typename T>
+void pool_relu_backward(const T* pooled, const T* d_pooled, const uint8_t* argmax, T* d_act,
+                        float* plane_sums, int planes, const PoolGeometry& g) {
   const int64_t per_pooled = int64_t(g.pooled_h()) * g.pooled_w();
   for (int64_t plane = 0; plane < planes; ++plane) {
     std::vector<float> thread_sums(kBlock, 0.0f);
@@ -56,7 +59,7 @@ inline void pool_relu_backward(const float* pooled, const float* d_pooled, const
       const float v = pool_relu_backward_at(
           pooled + plane * per_pooled, d_pooled + plane * per_pooled,
           argmax ? argmax + plane * per_pooled : nullptr, g, e / g.w, e % g.w);
-      d_act[plane * g.h * g.w + e] = v;
+      store(d_act, plane * g.h * g.w + e, v);
       thread_sums[size_t(e % kBlock)] += v;
     }
     if (plane_sums) plane_sums[plane] = block_sum(thread_sums);
@@ -74,9 +77,15 @@ inline void column_sums(const float* in, int rows, int cols, float* out) {
   }
 }
 
-template <int C, int K>
-void small_wgrad_block(const float* x, const float* dy, float* partials, const Dims4& xd,
-                       const Dims4& yd, int pad, const SmallWgradPlan& plan, int n, int band) {
+// bias_relu_kernel: in place over a bf16 map.
+inline void bias_relu(Bf16* y, const float* bias, int planes, int channels, int64_t per_plane) {
+  for (int64_t i = 0; i < int64_t(planes) * per_plane; ++i)
+    store(y, i, pooled_value(load(y, i), bias, int((i / per_plane) % channels)));
+}
+
+template <int C, int K, typename T>
+void small_wgrad_block(const T* x, const T* dy, float* partials, const Dims4& xd, const Dims4& yd,
+                       int pad, const SmallWgradPlan& plan, int n, int band) {
   constexpr int kTaps = C * K * K;
   const int y0 = band * plan.rows_per_band;
   const int rows = std::min(plan.rows_per_band, yd.h - y0);
@@ -90,9 +99,9 @@ void small_wgrad_block(const float* x, const float* dy, float* partials, const D
   for (int o = 0; o < yd.c; ++o) {
     std::vector<std::array<float, kTaps>> lanes(32);
     for (auto& l : lanes) l.fill(0.0f);
-    const float* g = dy + ((int64_t(n) * yd.c + o) * yd.h + y0) * yd.w;
+    const T* g = dy + ((int64_t(n) * yd.c + o) * yd.h + y0) * yd.w;
     for (int q = 0; q < rows * yd.w; ++q)
-      wgrad_accumulate<C, K>(tile.data(), tile_h, tile_w, q / yd.w, q % yd.w, g[q],
+      wgrad_accumulate<C, K>(tile.data(), tile_h, tile_w, q / yd.w, q % yd.w, load(g, q),
                              lanes[size_t(q % 32)].data());
     float* row = partials + ((int64_t(n) * plan.bands + band) * yd.c + o) * kTaps;
     for (int t = 0; t < kTaps; ++t) {
@@ -104,15 +113,16 @@ void small_wgrad_block(const float* x, const float* dy, float* partials, const D
 }
 
 // launch_small_wgrad on the host: dw = the weight gradient (OIHW).
-inline void small_wgrad(const float* x, const float* dy, float* dw, const Dims4& xd,
-                        const Dims4& yd, int kernel, int pad, const SmallWgradPlan& plan) {
+template <typename T>
+void small_wgrad(const T* x, const T* dy, float* dw, const Dims4& xd, const Dims4& yd, int kernel,
+                 int pad, const SmallWgradPlan& plan) {
   std::vector<float> partials(plan.workspace_bytes / sizeof(float));
   for (int n = 0; n < yd.n; ++n)
     for (int band = 0; band < plan.bands; ++band)
       if (kernel == 3)
-        small_wgrad_block<3, 3>(x, dy, partials.data(), xd, yd, pad, plan, n, band);
+        small_wgrad_block<3, 3, T>(x, dy, partials.data(), xd, yd, pad, plan, n, band);
       else
-        small_wgrad_block<3, 5>(x, dy, partials.data(), xd, yd, pad, plan, n, band);
+        small_wgrad_block<3, 5, T>(x, dy, partials.data(), xd, yd, pad, plan, n, band);
   column_sums(partials.data(), yd.n * plan.bands, yd.c * plan.taps, dw);
 }
 

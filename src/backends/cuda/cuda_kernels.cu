@@ -78,11 +78,18 @@ __global__ void adam_prepare_kernel(int64_t* step, const float* lr, float b1, fl
   *constants = elementwise::adam_step(*lr, b1, b2, eps, weight_decay, t);
 }
 
-__global__ void adam_kernel(float* w, const float* g, float* m, float* v, int64_t n,
+__global__ void adam_kernel(float* w, const float* g, float* m, float* v, Bf16* shadow, int64_t n,
                             const elementwise::AdamStep* constants) {
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= n) return;
   elementwise::adam(*constants, g[i], w + i, m + i, v + i);
+  if (shadow) shadow[i] = to_bf16(w[i]);
+}
+
+template <typename From, typename To>
+__global__ void convert_kernel(const From* in, To* out, int64_t n) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < n) store(out, i, load(in, i));
 }
 
 __global__ void fill_kernel(float* p, float value, int64_t n) {
@@ -124,9 +131,17 @@ void launch_adam_prepare(int64_t* step, const float* learning_rate, float beta1,
 }
 
 void launch_adam(float* weights, const float* grads, float* m, float* v, int64_t n,
-                 const elementwise::AdamStep* constants, Stream stream) {
-  adam_kernel<<<blocks_for(n), kThreads, 0, as_stream(stream)>>>(weights, grads, m, v, n,
+                 const elementwise::AdamStep* constants, Stream stream, Bf16* shadow) {
+  adam_kernel<<<blocks_for(n), kThreads, 0, as_stream(stream)>>>(weights, grads, m, v, shadow, n,
                                                                  constants);
+}
+
+void launch_to_bf16(const float* in, Bf16* out, int64_t n, Stream stream) {
+  if (n > 0) convert_kernel<<<blocks_for(n), kThreads, 0, as_stream(stream)>>>(in, out, n);
+}
+
+void launch_to_float(const Bf16* in, float* out, int64_t n, Stream stream) {
+  if (n > 0) convert_kernel<<<blocks_for(n), kThreads, 0, as_stream(stream)>>>(in, out, n);
 }
 
 void launch_fill(float* p, float value, int64_t n, Stream stream) {

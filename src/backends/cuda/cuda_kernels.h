@@ -9,6 +9,7 @@
 
 #include <cstdint>
 
+#include "backends/cuda/bf16.h"
 #include "nn/elementwise.h"
 
 namespace histocnn::cuda {
@@ -89,8 +90,13 @@ void launch_softmax_xent(const float* logits, float* d_logits, float* probs, con
 void launch_adam_prepare(int64_t* step, const float* learning_rate, float beta1, float beta2,
                          float epsilon, float weight_decay, elementwise::AdamStep* constants,
                          Stream stream);
+// With `shadow` (--precision bf16), shadow[i] = to_bf16(the updated weight):
+// the copy the bf16 convolutions read, refreshed in the same pass.
 void launch_adam(float* weights, const float* grads, float* m, float* v, int64_t n,
-                 const elementwise::AdamStep* constants, Stream stream);
+                 const elementwise::AdamStep* constants, Stream stream, Bf16* shadow = nullptr);
+// --precision bf16: out[i] = to_bf16(in[i]), and back (exact).
+void launch_to_bf16(const float* in, Bf16* out, int64_t n, Stream stream);
+void launch_to_float(const Bf16* in, float* out, int64_t n, Stream stream);
 void launch_fill(float* p, float value, int64_t n, Stream stream);
 // Throws histocnn::Error naming `what` when a launch failed.
 void check_launch(const char* what);

@@ -82,23 +82,35 @@ std::string ScheduledOp::name() const {
   static const char* names[] = {"input",       "conv_fwd",      "pool_fwd",        "dense_fwd",
                                 "dense_act",   "loss",          "dense_act_bwd",   "dense_bwd_w",
                                 "dense_bwd_d", "pool_relu_bwd", "conv_bwd_filter", "conv_bwd_data",
-                                "bn_fwd",      "bn_bwd",        "gap_fwd",         "gap_bwd"};
+                                "bn_fwd",      "bn_bwd",        "gap_fwd",         "gap_bwd",
+                                "to_float",    "to_bf16"};
   return std::string(names[int(kind)]) + "[" + std::to_string(layer) + "]";
 }
 
 CudaSchedule build_cuda_schedule(const NetworkShape& shape,
-                                 const std::vector<ConvWorkspaces>& workspaces) {
+                                 const std::vector<ConvWorkspaces>& workspaces, bool bf16) {
   if (!workspaces.empty() && workspaces.size() != shape.convs.size())
     throw std::invalid_argument("build_cuda_schedule: one workspace entry per conv block");
+  require(!bf16 || !shape.has_batch_norm(),
+          "--precision bf16 on CUDA: batch norm ('bn' in the model spec) is not supported; train "
+          "it in fp32 or tf32");
   CudaSchedule s;
-  auto tensor = [&](const std::string& name, int64_t floats) {
-    s.tensors.push_back({name, size_t(floats) * sizeof(float), INT_MAX, -1});
-    return int(s.tensors.size() - 1);
-  };
+  s.bf16 = bf16;
   auto bytes_tensor = [&](const std::string& name, size_t bytes) {
     if (!bytes) return -1;
     s.tensors.push_back({name, bytes, INT_MAX, -1});
+    s.bf16_tensor.push_back(false);
     return int(s.tensors.size() - 1);
+  };
+  auto tensor = [&](const std::string& name, int64_t floats) {
+    return bytes_tensor(name, size_t(floats) * sizeof(float));
+  };
+  // The conv blocks' maps and their gradients: bf16 under --precision bf16.
+  auto map_tensor = [&](const std::string& name, int64_t elements) {
+    if (!bf16) return tensor(name, elements);
+    const int id = bytes_tensor(name, size_t(elements) * 2);
+    s.bf16_tensor[size_t(id)] = true;
+    return id;
   };
   auto op = [&](OpKind kind, int layer, std::vector<int> tensors) {
     tensors.erase(std::remove(tensors.begin(), tensors.end(), -1), tensors.end());
@@ -107,8 +119,9 @@ CudaSchedule build_cuda_schedule(const NetworkShape& shape,
   const int n = shape.batch;
   Dims4 x{n, shape.channels, shape.height, shape.width};
   s.input = tensor("input", x.count());
-  op(OpKind::kInput, 0, {s.input});
-  int src = s.input;
+  s.conv_input = bf16 ? map_tensor("input.bf16", x.count()) : s.input;
+  op(OpKind::kInput, 0, {s.input, bf16 ? s.conv_input : -1});
+  int src = s.conv_input;
   for (size_t k = 0; k < shape.convs.size(); ++k) {
     const ConvShape& cs = shape.convs[k];
     const std::string tag = "conv" + std::to_string(k + 1);
@@ -121,17 +134,17 @@ CudaSchedule build_cuda_schedule(const NetworkShape& shape,
       throw std::logic_error("build_cuda_schedule: " + tag + " shape disagrees with infer_shapes");
     c.src = src;
     c.batch_norm = cs.batch_norm;
-    c.conv_out = tensor(tag + ".out", c.y.count());
+    c.conv_out = map_tensor(tag + ".out", c.y.count());
     const ConvWorkspaces ws = workspaces.empty() ? ConvWorkspaces{} : workspaces[k];
     c.ws_forward = bytes_tensor(tag + ".ws_fwd", ws.forward);
     op(OpKind::kConvForward, int(k), {c.src, c.conv_out, c.ws_forward});
     c.act = c.conv_out;
     if (c.batch_norm) {
-      c.bn_out = tensor(tag + ".bn_out", c.y.count());
+      c.bn_out = map_tensor(tag + ".bn_out", c.y.count());
       op(OpKind::kBatchNormForward, int(k), {c.conv_out, c.bn_out});
       c.act = c.bn_out;
     }
-    c.pooled = cs.pool > 1 ? tensor(tag + ".pooled", c.pooled_dims.count()) : c.act;
+    c.pooled = cs.pool > 1 ? map_tensor(tag + ".pooled", c.pooled_dims.count()) : c.act;
     if (cs.pool > 1) {
       c.argmax = bytes_tensor(tag + ".argmax", size_t(c.pooled_dims.count()));
       op(OpKind::kPoolForward, int(k), {c.act, c.pooled, c.argmax});
@@ -141,11 +154,19 @@ CudaSchedule build_cuda_schedule(const NetworkShape& shape,
     x = c.pooled_dims;
   }
   // Dense layers read the last pooled map as [N, C*H*W]: NCHW is already that.
-  // Or its channel means, [N, C].
+  // Or its channel means, [N, C]. Under bf16 they read an fp32 copy of it.
+  const int last_conv = int(s.convs.size()) - 1;
+  const int64_t features = s.convs.back().pooled_dims.count();
+  s.features = src;
+  if (bf16) {
+    s.features = tensor("features", features);
+    op(OpKind::kToFloat, last_conv, {src, s.features});
+    src = s.features;
+  }
   if (shape.global_pool) {
     const auto& last = s.convs.back();
     s.gap_out = tensor("gap", int64_t(n) * last.pooled_dims.c);
-    op(OpKind::kGlobalPoolForward, 0, {last.pooled, s.gap_out});
+    op(OpKind::kGlobalPoolForward, 0, {s.features, s.gap_out});
     src = s.gap_out;
   }
   for (size_t j = 0; j < shape.denses.size(); ++j) {
@@ -167,6 +188,14 @@ CudaSchedule build_cuda_schedule(const NetworkShape& shape,
   s.loss_op = int(s.ops.size());
   op(OpKind::kLoss, 0, {s.logits, s.d_logits});
   // Gradient tensors, created in backward order so in-place links point back.
+  // The gradient reaching the conv part: the last d_pooled, or under bf16 its
+  // fp32 counterpart, rounded into d_pooled after the dense part.
+  const std::string last_d_pooled = "conv" + std::to_string(s.convs.size()) + ".d_pooled";
+  auto make_d_features = [&] {
+    s.d_features = bf16 ? tensor("d_features", features) : map_tensor(last_d_pooled, features);
+    if (!bf16) s.convs.back().d_pooled = s.d_features;
+    return s.d_features;
+  };
   for (size_t j = s.denses.size(); j-- > 0;) {
     CudaSchedule::DenseTensors& d = s.denses[j];
     const std::string tag = "fc" + std::to_string(j + 1);
@@ -177,20 +206,17 @@ CudaSchedule build_cuda_schedule(const NetworkShape& shape,
       s.d_gap = tensor("d_gap", int64_t(n) * s.convs.back().pooled_dims.c);
       d.d_src = s.d_gap;
     } else {
-      CudaSchedule::ConvTensors& last = s.convs.back();
-      last.d_pooled =
-          tensor("conv" + std::to_string(s.convs.size()) + ".d_pooled", last.pooled_dims.count());
-      d.d_src = last.d_pooled;
+      d.d_src = make_d_features();
     }
     if (shape.denses[j].relu) op(OpKind::kDenseActivationBackward, int(j), {d.d_out, d.out});
     op(OpKind::kDenseBackwardWeights, int(j), {d.src, d.d_out});
     op(OpKind::kDenseBackwardData, int(j), {d.d_out, d.d_src});
   }
-  if (shape.global_pool) {
-    CudaSchedule::ConvTensors& last = s.convs.back();
-    last.d_pooled =
-        tensor("conv" + std::to_string(s.convs.size()) + ".d_pooled", last.pooled_dims.count());
-    op(OpKind::kGlobalPoolBackward, 0, {s.gap_out, last.pooled, s.d_gap, last.d_pooled});
+  if (shape.global_pool)
+    op(OpKind::kGlobalPoolBackward, 0, {s.gap_out, s.features, s.d_gap, make_d_features()});
+  if (bf16) {
+    s.convs.back().d_pooled = map_tensor(last_d_pooled, features);
+    op(OpKind::kToBf16, last_conv, {s.d_features, s.convs.back().d_pooled});
   }
   for (size_t k = s.convs.size(); k-- > 0;) {
     CudaSchedule::ConvTensors& c = s.convs[k];
@@ -198,13 +224,13 @@ CudaSchedule build_cuda_schedule(const NetworkShape& shape,
     const std::string tag = "conv" + std::to_string(k + 1);
     const ConvWorkspaces ws = workspaces.empty() ? ConvWorkspaces{} : workspaces[k];
     // pool = 1: ReLU' in place on d_pooled (which is then d_act).
-    c.d_act = cs.pool > 1 ? tensor(tag + (c.batch_norm ? ".d_bn_out" : ".d_out"), c.y.count())
+    c.d_act = cs.pool > 1 ? map_tensor(tag + (c.batch_norm ? ".d_bn_out" : ".d_out"), c.y.count())
                           : c.d_pooled;
     if (!c.batch_norm) c.bias_partials = tensor(tag + ".bias_partials", int64_t(n) * c.y.c);
     op(OpKind::kPoolReluBackward, int(k),
        {c.pooled, c.d_pooled, c.argmax, c.d_act, c.bias_partials});
     if (c.batch_norm) {
-      c.d_conv_out = tensor(tag + ".d_out", c.y.count());
+      c.d_conv_out = map_tensor(tag + ".d_out", c.y.count());
       op(OpKind::kBatchNormBackward, int(k), {c.conv_out, c.d_act, c.d_conv_out});
     } else {
       c.d_conv_out = c.d_act;
@@ -213,7 +239,8 @@ CudaSchedule build_cuda_schedule(const NetworkShape& shape,
     op(OpKind::kConvBackwardFilter, int(k), {c.src, c.d_conv_out, c.ws_backward_filter});
     if (k > 0) {
       CudaSchedule::ConvTensors& prev = s.convs[k - 1];
-      prev.d_pooled = tensor("conv" + std::to_string(k) + ".d_pooled", prev.pooled_dims.count());
+      prev.d_pooled =
+          map_tensor("conv" + std::to_string(k) + ".d_pooled", prev.pooled_dims.count());
       c.ws_backward_data = bytes_tensor(tag + ".ws_bwd_data", ws.backward_data);
       op(OpKind::kConvBackwardData, int(k), {c.d_conv_out, prev.d_pooled, c.ws_backward_data});
     }
@@ -245,9 +272,9 @@ int choose_algorithm(const std::vector<AlgorithmCandidate>& candidates, size_t w
 }
 
 int largest_batch_that_fits(const ModelSpec& spec, int height, int width, size_t budget,
-                            size_t persistent_bytes) {
+                            size_t persistent_bytes, bool bf16) {
   auto need = [&](int batch) {
-    const CudaSchedule s = build_cuda_schedule(infer_shapes(spec, batch, height, width));
+    const CudaSchedule s = build_cuda_schedule(infer_shapes(spec, batch, height, width), {}, bf16);
     return plan_memory(s.tensors).arena_bytes + persistent_bytes;
   };
   if (need(1) > budget) return 0;

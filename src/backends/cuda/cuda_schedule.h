@@ -84,6 +84,8 @@ enum class OpKind {
   kBatchNormBackward,  // dx, dgamma, dbeta from the saved batch statistics
   kGlobalPoolForward,  // average over the last pooled map: [N, C]
   kGlobalPoolBackward,
+  kToFloat,  // --precision bf16: the last pooled map's fp32 copy, for the dense part
+  kToBf16,   // and its gradient rounded back to bf16 for the conv part
 };
 
 struct ScheduledOp {
@@ -120,6 +122,14 @@ struct CudaSchedule {
   std::vector<ConvTensors> convs;
   std::vector<DenseTensors> denses;
   int input = -1, logits = -1, d_logits = -1;
+  // --precision bf16 (`bf16`): the conv blocks' maps and their gradients are
+  // stored in bfloat16 (bf16_tensor[id]), the dense part in fp32.
+  // conv_input: what conv1 reads (input, or its bf16 copy made by the input
+  // op); features / d_features: what the dense part (or the global pool) reads
+  // and writes (the last pooled map and its gradient, or their fp32 copies).
+  bool bf16 = false;
+  std::vector<bool> bf16_tensor;
+  int conv_input = -1, features = -1, d_features = -1;
   int gap_out = -1, d_gap = -1;  // global average pooling [N, C] (spec 'gap'), else -1
   int loss_op = -1;              // index of the loss operation
 };
@@ -129,12 +139,16 @@ constexpr size_t kCublasWorkspace = size_t(32) << 20;
 // What a step keeps across steps, besides its planned tensors: parameters,
 // gradients and Adam's two moments (fp32), cuBLAS's workspace, and per
 // batch-norm layer its running mean/variance and the batch's saved mean and
-// inverse deviation.
-inline size_t persistent_bytes(const NetworkShape& shape) {
+// inverse deviation; under bf16 also a bf16 copy of the parameters (what the
+// convolutions read) and of their gradients (what cuDNN's bf16 weight
+// gradients are written to before they are widened).
+inline size_t persistent_bytes(const NetworkShape& shape, bool bf16 = false) {
   size_t batch_norm = 0;
   for (const auto& c : shape.convs)
     if (c.batch_norm) batch_norm += 4 * size_t(c.out_c) * sizeof(float);
-  return size_t(shape.parameter_count()) * 4 * sizeof(float) + kCublasWorkspace + batch_norm;
+  const size_t shadows = bf16 ? size_t(shape.parameter_count()) * 2 * 2 : 0;
+  return size_t(shape.parameter_count()) * 4 * sizeof(float) + kCublasWorkspace + batch_norm +
+         shadows;
 }
 
 // cuDNN's algorithm candidates (from the heuristics, or timed by --cudnn-benchmark)
@@ -155,7 +169,7 @@ int choose_algorithm(const std::vector<AlgorithmCandidate>& candidates, size_t w
 // given per conv for the compiled batch, scaled linearly) plus parameter state
 // fits `budget` bytes; 0 if not even one. A plain search over the schedule.
 int largest_batch_that_fits(const ModelSpec& spec, int height, int width, size_t budget,
-                            size_t persistent_bytes);
+                            size_t persistent_bytes, bool bf16 = false);
 
 // cuDNN's tensor descriptors count elements in 32 bits: no tensor of the step
 // may hold more than this many.
@@ -171,7 +185,9 @@ LargestTensor largest_tensor(const CudaSchedule& schedule);
 int largest_batch_within_element_limit(const ModelSpec& spec, int height, int width);
 
 // Requires workspaces.size() == shape.convs.size() (or empty: none).
+// bf16: the schedule of --precision bf16 (see CudaSchedule::bf16).
 CudaSchedule build_cuda_schedule(const NetworkShape& shape,
-                                 const std::vector<ConvWorkspaces>& workspaces = {});
+                                 const std::vector<ConvWorkspaces>& workspaces = {},
+                                 bool bf16 = false);
 
 }  // namespace histocnn::cuda

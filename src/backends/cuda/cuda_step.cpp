@@ -16,9 +16,9 @@ namespace cuda {
 CudaTrainingStep::CudaTrainingStep(std::shared_ptr<Context> context, const ModelSpec& spec,
                                    const NetworkShape& shape, const StepOptions& options)
     : context_(std::move(context)), spec_(spec), shape_(shape), options_(options) {
-  require(
-      options.precision == "fp32" || options.precision == "tf32",
-      "--precision " + options.precision + ": the CUDA backend trains in fp32 (default) or tf32");
+  require(options.precision == "fp32" || options.precision == "tf32" || options.precision == "bf16",
+          "--precision " + options.precision +
+              ": the CUDA backend trains in fp32 (default), tf32 or bf16");
   require(!options.cuda_graphs || options.device.planned,
           "--cuda-graphs: needs --allocator plan (a captured graph replays fixed addresses)");
   if (options.device.stream) {
@@ -45,6 +45,7 @@ CudaTrainingStep::CudaTrainingStep(std::shared_ptr<Context> context, const Model
     return at;
   };
   layout_.params = reserve(size_t(parameter_count_) * 4 * sizeof(float));
+  if (bf16_) layout_.shadows = reserve(size_t(parameter_count_) * 2 * sizeof(Bf16));
   layout_.step = reserve(sizeof(int64_t));
   layout_.adam = reserve(sizeof(elementwise::AdamStep));
   layout_.learning_rate = reserve(sizeof(float));
@@ -82,7 +83,7 @@ CudaTrainingStep::CudaTrainingStep(std::shared_ptr<Context> context, const Model
   // The step's tensors, placed by the plan or per tensor through the resource.
   std::vector<ConvWorkspaces> workspaces;
   for (const auto& c : convs_) workspaces.push_back(c.workspace);
-  schedule_ = build_cuda_schedule(shape_, workspaces);
+  schedule_ = build_cuda_schedule(shape_, workspaces, bf16_);
   addresses_.assign(schedule_.tensors.size(), nullptr);
   try {
     memory_ = std::make_unique<StepMemory>(schedule_.tensors, int(schedule_.ops.size()), *resource_,
@@ -148,10 +149,10 @@ CudaTrainingStep::~CudaTrainingStep() {
 // — and every tensor must fit cuDNN's 32-bit element count. Either failure is
 // one sentence with the numbers and the largest batch that would work.
 void CudaTrainingStep::check_fits() {
-  const size_t kept = persistent_bytes(shape_);
+  const size_t kept = persistent_bytes(shape_, bf16_);
   auto need = [&](int batch) {
     const NetworkShape s = infer_shapes(spec_, batch, shape_.height, shape_.width);
-    return plan_memory(build_cuda_schedule(s).tensors, kAlignment).arena_bytes + kept;
+    return plan_memory(build_cuda_schedule(s, {}, bf16_).tensors, kAlignment).arena_bytes + kept;
   };
   auto fits = [&](int batch) {
     const size_t bytes = need(batch);
@@ -189,11 +190,12 @@ void CudaTrainingStep::check_fits() {
 }
 
 std::string CudaTrainingStep::oom_hint() const {
-  const size_t kept = persistent_bytes(shape_);
+  const size_t kept = persistent_bytes(shape_, bf16_);
   size_t free_bytes = 0, total = 0;
   cudaMemGetInfo(&free_bytes, &total);
   const int fits = largest_batch_that_fits(spec_, shape_.height, shape_.width,
-                                           free_bytes + (persistent_ ? layout_.total : 0), kept);
+                                           free_bytes + (persistent_ ? layout_.total : 0), kept,
+                                           bf16_);
   return "the largest batch that fits the device's free memory is about " + std::to_string(fits) +
          " (histocnn memplan --device cuda --max-batch --budget ...)";
 }
@@ -275,6 +277,8 @@ void CudaTrainingStep::set_parameters(const Parameters& p) {
   require(int64_t(p.values.size()) == parameter_count_, "parameters do not match the model");
   HISTOCNN_CUDA(cudaMemcpyAsync(params(), p.values.data(), sizeof(float) * p.values.size(),
                                 cudaMemcpyHostToDevice, stream_));
+  if (bf16_) launch_to_bf16(params(), param_shadow(), parameter_count_, stream_);
+  check_launch("bf16 copy of the parameters");
   sync();
 }
 

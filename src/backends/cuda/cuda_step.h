@@ -8,11 +8,13 @@
 //
 // Memory placement (all from the DeviceContext's resource):
 //   persistent  one block: parameters | gradients | Adam m | Adam v (the flat
-//               PyTorch-layout vector, so Adam is one kernel), then the
+//               PyTorch-layout vector, so Adam is one kernel), under bf16
+//               their bf16 copy and a bf16 gradient scratch, then the
 //               device step counter, Adam constants, loss/correct
 //               accumulators, labels, row count, probabilities, a ones vector
 //               (for the bias gradients) and cuBLAS's workspace.
-//   per step    activations, gradients and cuDNN workspaces through
+//   per step    activations, gradients (bf16 in the conv blocks under
+//               --precision bf16) and cuDNN workspaces through
 //               StepMemory: one planned arena ("plan") or per tensor (direct,
 //               pool, async) in stream order.
 //   host        two pinned staging buffers, filled by train() while the
@@ -71,7 +73,7 @@ struct DenseLayer {
 
 // Persistent device block layout (byte offsets).
 struct Persistent {
-  size_t params = 0, step = 0, adam = 0, learning_rate = 0, loss = 0, correct = 0, labels = 0,
+  size_t params = 0, shadows = 0, step = 0, adam = 0, learning_rate = 0, loss = 0, correct = 0, labels = 0,
          meta = 0, probs = 0, ones = 0, cublas = 0, total = 0;
 };
 
@@ -132,12 +134,21 @@ class CudaTrainingStep final : public TrainingStep {
   void bind_handles();
   void gemm(const GemmCall& g, const float* a, const float* b, float* c);
   float* tensor(int id) const { return static_cast<float*>(addresses_[size_t(id)]); }
+  Bf16* bf16_tensor(int id) const { return static_cast<Bf16*>(addresses_[size_t(id)]); }
   uint8_t* bytes(int id) const { return static_cast<uint8_t*>(addresses_[size_t(id)]); }
   char* persistent(size_t offset) const { return static_cast<char*>(persistent_) + offset; }
   float* params() const { return reinterpret_cast<float*>(persistent(layout_.params)); }
   float* grads() const { return params() + parameter_count_; }
   float* moment1() const { return params() + 2 * parameter_count_; }
   float* moment2() const { return params() + 3 * parameter_count_; }
+  // --precision bf16: the parameters as the convolutions read them (written
+  // by Adam), then room for cuDNN's bf16 weight gradients.
+  Bf16* param_shadow() const { return reinterpret_cast<Bf16*>(persistent(layout_.shadows)); }
+  Bf16* grad_shadow() const { return param_shadow() + parameter_count_; }
+  // The weights a convolution reads: the fp32 parameters, or their bf16 copy.
+  const void* conv_weights(const ConvLayer& c) const {
+    return bf16_ ? static_cast<const void*>(param_shadow() + c.w_offset) : params() + c.w_offset;
+  }
   cudaStream_t stream() const { return stream_; }
   void sync() const { HISTOCNN_CUDA(cudaStreamSynchronize(stream_)); }
   std::string oom_hint() const;
@@ -147,6 +158,8 @@ class CudaTrainingStep final : public TrainingStep {
   ModelSpec spec_;
   NetworkShape shape_;
   StepOptions options_;
+  // --precision bf16: the conv blocks' maps in bf16 (CudaSchedule::bf16).
+  bool bf16_ = options_.precision == "bf16";
   cudaStream_t stream_ = nullptr;
   bool own_stream_ = false;
   MemoryResource* resource_ = nullptr;
@@ -159,6 +172,7 @@ class CudaTrainingStep final : public TrainingStep {
   // Global average pooling (spec 'gap'): a window over the whole last map.
   PoolDesc gap_pool_;
   TensorDesc gap_desc_;          // N x C x 1 x 1
+  TensorDesc features_desc_;     // the last pooled map as the dense part reads it (fp32)
   int64_t batches_tracked_ = 0;  // bnK.num_batches_tracked (training forwards)
   CudaSchedule schedule_;
   std::unique_ptr<StepMemory> memory_;

@@ -38,6 +38,9 @@ std::vector<AlgorithmCandidate> candidates(const Perf* perf, int count, bool tim
 
 void CudaTrainingStep::build_layers() {
   const bool tf32 = options_.precision == "tf32";
+  // bf16: maps and weights in bf16, products summed in fp32 on tensor cores
+  // (PyTorch's autocast convolutions).
+  const cudnnDataType_t map_type = bf16_ ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
   HISTOCNN_CUDA(
       cudnnSetActivationDescriptor(relu_, CUDNN_ACTIVATION_RELU, CUDNN_NOT_PROPAGATE_NAN, 0));
   const CudaSchedule plain = build_cuda_schedule(shape_);  // dims before workspaces are known
@@ -46,23 +49,23 @@ void CudaTrainingStep::build_layers() {
     const ConvShape& s = shape_.convs[k];
     const auto& t = plain.convs[k];
     ConvLayer& c = convs_[k];
-    HISTOCNN_CUDA(cudnnSetTensor4dDescriptor(c.x, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, t.x.n, t.x.c,
-                                             t.x.h, t.x.w));
-    HISTOCNN_CUDA(cudnnSetTensor4dDescriptor(c.y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, t.y.n, t.y.c,
-                                             t.y.h, t.y.w));
-    HISTOCNN_CUDA(cudnnSetTensor4dDescriptor(c.pooled, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT,
+    HISTOCNN_CUDA(
+        cudnnSetTensor4dDescriptor(c.x, CUDNN_TENSOR_NCHW, map_type, t.x.n, t.x.c, t.x.h, t.x.w));
+    HISTOCNN_CUDA(
+        cudnnSetTensor4dDescriptor(c.y, CUDNN_TENSOR_NCHW, map_type, t.y.n, t.y.c, t.y.h, t.y.w));
+    HISTOCNN_CUDA(cudnnSetTensor4dDescriptor(c.pooled, CUDNN_TENSOR_NCHW, map_type,
                                              t.pooled_dims.n, t.pooled_dims.c, t.pooled_dims.h,
                                              t.pooled_dims.w));
     HISTOCNN_CUDA(
         cudnnSetTensor4dDescriptor(c.bias, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, s.out_c, 1, 1));
     // PyTorch's OIHW is cuDNN's KCRS.
-    HISTOCNN_CUDA(cudnnSetFilter4dDescriptor(c.w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, s.out_c,
-                                             s.in_c, s.kernel, s.kernel));
+    HISTOCNN_CUDA(cudnnSetFilter4dDescriptor(c.w, map_type, CUDNN_TENSOR_NCHW, s.out_c, s.in_c,
+                                             s.kernel, s.kernel));
     HISTOCNN_CUDA(cudnnSetConvolution2dDescriptor(c.conv, s.pad, s.pad, 1, 1, 1, 1,
                                                   CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
     // fp32: plain FMA math (no TF32), for parity with the CPU backend.
-    HISTOCNN_CUDA(
-        cudnnSetConvolutionMathType(c.conv, tf32 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH));
+    HISTOCNN_CUDA(cudnnSetConvolutionMathType(
+        c.conv, tf32 || bf16_ ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH));
     int n = 0, ch = 0, h = 0, w = 0;
     HISTOCNN_CUDA(cudnnGetConvolution2dForwardOutputDim(c.conv, c.x, c.w, &n, &ch, &h, &w));
     require(n == t.y.n && ch == t.y.c && h == t.y.h && w == t.y.w,
@@ -81,6 +84,9 @@ void CudaTrainingStep::build_layers() {
     }
     choose_algorithms(c, k);
   }
+  const Dims4& features = plain.convs.back().pooled_dims;
+  HISTOCNN_CUDA(cudnnSetTensor4dDescriptor(features_desc_, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT,
+                                           features.n, features.c, features.h, features.w));
   if (shape_.global_pool) {
     const auto& last = plain.convs.back().pooled_dims;
     HISTOCNN_CUDA(
@@ -167,7 +173,9 @@ void CudaTrainingStep::choose_algorithms(ConvLayer& c, size_t k) {
   // them into the convolution only with this algorithm. A batch-norm block
   // has neither: they follow the normalisation.
   c.bias_relu_in_pool = !c.batch_norm && shape_.convs[k].pool > 1;
-  c.fused = !c.batch_norm && !c.bias_relu_in_pool &&
+  // bf16: our bias_relu kernel (cuDNN's fusion and cudnnAddTensor want the
+  // bias in the maps' type).
+  c.fused = !bf16_ && !c.batch_norm && !c.bias_relu_in_pool &&
             c.fwd == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM;
   nlohmann::json j = {{"layer", tag},
                       {"forward", fwd_name(f)},
@@ -175,6 +183,7 @@ void CudaTrainingStep::choose_algorithms(ConvLayer& c, size_t k) {
                       {"bias_relu", c.batch_norm          ? "after batch norm"
                                     : c.bias_relu_in_pool ? "in the pool kernel"
                                     : c.fused             ? "fused by cuDNN"
+                                    : bf16_               ? "our bias_relu kernel"
                                                           : "separate cuDNN calls"},
                       {"backward_filter", bwd_filter_name(w)},
                       {"backward_filter_workspace", c.workspace.backward_filter},
@@ -215,8 +224,12 @@ void CudaTrainingStep::choose_weight_gradient(ConvLayer& c, size_t k, nlohmann::
   HISTOCNN_CUDA(cudaMemsetAsync(y, 0, yb, stream_));
   // Ours: one warm-up, then the mean of three.
   auto ours = [&] {
-    launch_small_wgrad(static_cast<float*>(x), static_cast<float*>(y), static_cast<float*>(w),
-                       static_cast<float*>(ws), t.x, t.y, s.kernel, s.pad, plan, stream_);
+    if (bf16_)
+      launch_small_wgrad(static_cast<Bf16*>(x), static_cast<Bf16*>(y), static_cast<float*>(w),
+                         static_cast<float*>(ws), t.x, t.y, s.kernel, s.pad, plan, stream_);
+    else
+      launch_small_wgrad(static_cast<float*>(x), static_cast<float*>(y), static_cast<float*>(w),
+                         static_cast<float*>(ws), t.x, t.y, s.kernel, s.pad, plan, stream_);
   };
   cudaEvent_t start = nullptr, stop = nullptr;
   HISTOCNN_CUDA(cudaEventCreate(&start));

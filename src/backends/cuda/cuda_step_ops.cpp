@@ -32,15 +32,19 @@ void CudaTrainingStep::run_op(const ScheduledOp& op, Mode mode, bool training, i
       HISTOCNN_CUDA(
           cudaMemcpyAsync(meta(), s.meta, sizeof(BatchMeta), cudaMemcpyHostToDevice, stream_));
       HISTOCNN_CUDA(cudaEventRecord(s.copied, stream_));
+      if (bf16_)
+        launch_to_bf16(tensor(schedule_.input), bf16_tensor(schedule_.conv_input),
+                       int64_t(schedule_.tensors[size_t(schedule_.input)].bytes / 4), stream_);
       return;
     }
     case OpKind::kConvForward: {
       ConvLayer& c = convs_[size_t(op.layer)];
       const auto& t = schedule_.convs[size_t(op.layer)];
       void* ws = t.ws_forward >= 0 ? tensor(t.ws_forward) : nullptr;
+      const void* w = conv_weights(c);
       if (c.fused) {
         const cudnnStatus_t status = cudnnConvolutionBiasActivationForward(
-            h, &one, c.x, tensor(t.src), c.w, params() + c.w_offset, c.conv, c.fwd, ws,
+            h, &one, c.x, tensor(t.src), c.w, w, c.conv, c.fwd, ws,
             c.workspace.forward, &zero, c.y, tensor(t.conv_out), c.bias, params() + c.b_offset,
             relu_, c.y, tensor(t.conv_out));
         if (status != CUDNN_STATUS_NOT_SUPPORTED) {
@@ -55,10 +59,14 @@ void CudaTrainingStep::run_op(const ScheduledOp& op, Mode mode, bool training, i
       }
       // Batch norm: bias-free, normalisation and ReLU follow. Pooled blocks:
       // the pool kernel adds the bias and applies the ReLU.
-      HISTOCNN_CUDA(cudnnConvolutionForward(h, &one, c.x, tensor(t.src), c.w, params() + c.w_offset,
-                                            c.conv, c.fwd, ws, c.workspace.forward, &zero, c.y,
-                                            tensor(t.conv_out)));
+      HISTOCNN_CUDA(cudnnConvolutionForward(h, &one, c.x, tensor(t.src), c.w, w, c.conv, c.fwd, ws,
+                                            c.workspace.forward, &zero, c.y, tensor(t.conv_out)));
       if (c.batch_norm || c.bias_relu_in_pool) return;
+      if (bf16_) {
+        launch_bias_relu(bf16_tensor(t.conv_out), params() + c.b_offset, t.y.n * t.y.c, t.y.c,
+                         int64_t(t.y.h) * t.y.w, stream_);
+        return;
+      }
       HISTOCNN_CUDA(
           cudnnAddTensor(h, &one, c.bias, params() + c.b_offset, &one, c.y, tensor(t.conv_out)));
       HISTOCNN_CUDA(cudnnActivationForward(h, relu_, &one, c.y, tensor(t.conv_out), &zero, c.y,
@@ -68,10 +76,24 @@ void CudaTrainingStep::run_op(const ScheduledOp& op, Mode mode, bool training, i
     case OpKind::kPoolForward: {  // ours: it records each maximum's position
       const ConvLayer& c = convs_[size_t(op.layer)];
       const auto& t = schedule_.convs[size_t(op.layer)];
-      launch_max_pool_forward(tensor(t.act), c.bias_relu_in_pool ? params() + c.b_offset : nullptr,
-                              tensor(t.pooled), bytes(t.argmax), t.y.n * t.y.c, t.y.c,
-                              PoolGeometry{t.y.h, t.y.w, shape_.convs[size_t(op.layer)].pool},
-                              stream_);
+      const float* bias = c.bias_relu_in_pool ? params() + c.b_offset : nullptr;
+      const PoolGeometry g{t.y.h, t.y.w, shape_.convs[size_t(op.layer)].pool};
+      if (bf16_)
+        launch_max_pool_forward(bf16_tensor(t.act), bias, bf16_tensor(t.pooled), bytes(t.argmax),
+                                t.y.n * t.y.c, t.y.c, g, stream_);
+      else
+        launch_max_pool_forward(tensor(t.act), bias, tensor(t.pooled), bytes(t.argmax),
+                                t.y.n * t.y.c, t.y.c, g, stream_);
+      return;
+    }
+    case OpKind::kToFloat: {
+      launch_to_float(bf16_tensor(schedule_.convs.back().pooled), tensor(schedule_.features),
+                      schedule_.convs.back().pooled_dims.count(), stream_);
+      return;
+    }
+    case OpKind::kToBf16: {
+      launch_to_bf16(tensor(schedule_.d_features), bf16_tensor(schedule_.convs.back().d_pooled),
+                     schedule_.convs.back().pooled_dims.count(), stream_);
       return;
     }
     case OpKind::kBatchNormForward: {
@@ -108,18 +130,16 @@ void CudaTrainingStep::run_op(const ScheduledOp& op, Mode mode, bool training, i
       return;
     }
     case OpKind::kGlobalPoolForward: {
-      const ConvLayer& last = convs_.back();
-      HISTOCNN_CUDA(cudnnPoolingForward(h, gap_pool_, &one, last.pooled,
-                                        tensor(schedule_.convs.back().pooled), &zero, gap_desc_,
+      HISTOCNN_CUDA(cudnnPoolingForward(h, gap_pool_, &one, features_desc_,
+                                        tensor(schedule_.features), &zero, gap_desc_,
                                         tensor(schedule_.gap_out)));
       return;
     }
     case OpKind::kGlobalPoolBackward: {
-      const ConvLayer& last = convs_.back();
-      const auto& t = schedule_.convs.back();
       HISTOCNN_CUDA(cudnnPoolingBackward(h, gap_pool_, &one, gap_desc_, tensor(schedule_.gap_out),
-                                         gap_desc_, tensor(schedule_.d_gap), last.pooled,
-                                         tensor(t.pooled), &zero, last.pooled, tensor(t.d_pooled)));
+                                         gap_desc_, tensor(schedule_.d_gap), features_desc_,
+                                         tensor(schedule_.features), &zero, features_desc_,
+                                         tensor(schedule_.d_features)));
       return;
     }
     case OpKind::kDenseForward: {
@@ -179,9 +199,14 @@ void CudaTrainingStep::run_op(const ScheduledOp& op, Mode mode, bool training, i
       const auto& t = schedule_.convs[size_t(op.layer)];
       const int pool = shape_.convs[size_t(op.layer)].pool;
       float* sums = t.bias_partials >= 0 ? tensor(t.bias_partials) : nullptr;
-      launch_pool_relu_backward(tensor(t.pooled), tensor(t.d_pooled),
-                                pool > 1 ? bytes(t.argmax) : nullptr, tensor(t.d_act), sums,
-                                t.y.n * t.y.c, PoolGeometry{t.y.h, t.y.w, pool}, stream_);
+      const uint8_t* argmax = pool > 1 ? bytes(t.argmax) : nullptr;
+      const PoolGeometry g{t.y.h, t.y.w, pool};
+      if (bf16_)
+        launch_pool_relu_backward(bf16_tensor(t.pooled), bf16_tensor(t.d_pooled), argmax,
+                                  bf16_tensor(t.d_act), sums, t.y.n * t.y.c, g, stream_);
+      else
+        launch_pool_relu_backward(tensor(t.pooled), tensor(t.d_pooled), argmax, tensor(t.d_act),
+                                  sums, t.y.n * t.y.c, g, stream_);
       if (sums) launch_column_sums(sums, t.y.n, t.y.c, grads() + c.b_offset, stream_);
       return;
     }
@@ -189,16 +214,27 @@ void CudaTrainingStep::run_op(const ScheduledOp& op, Mode mode, bool training, i
       ConvLayer& c = convs_[size_t(op.layer)];
       const auto& t = schedule_.convs[size_t(op.layer)];
       void* ws = t.ws_backward_filter >= 0 ? tensor(t.ws_backward_filter) : nullptr;
-      if (c.small_wgrad.applies) {
-        const ConvShape& s = shape_.convs[size_t(op.layer)];
-        launch_small_wgrad(tensor(t.src), tensor(t.d_conv_out), grads() + c.w_offset,
-                           static_cast<float*>(ws), t.x, t.y, s.kernel, s.pad, c.small_wgrad,
-                           stream_);
+      const ConvShape& s = shape_.convs[size_t(op.layer)];
+      if (c.small_wgrad.applies) {  // fp32 sums and gradient, whatever the maps' type
+        if (bf16_)
+          launch_small_wgrad(bf16_tensor(t.src), bf16_tensor(t.d_conv_out), grads() + c.w_offset,
+                             static_cast<float*>(ws), t.x, t.y, s.kernel, s.pad, c.small_wgrad,
+                             stream_);
+        else
+          launch_small_wgrad(tensor(t.src), tensor(t.d_conv_out), grads() + c.w_offset,
+                             static_cast<float*>(ws), t.x, t.y, s.kernel, s.pad, c.small_wgrad,
+                             stream_);
         return;
       }
+      // bf16: cuDNN writes the gradient in bf16 (as autocast's convolutions
+      // do), widened into the fp32 gradients Adam reads.
+      void* dw = bf16_ ? static_cast<void*>(grad_shadow() + c.w_offset) : grads() + c.w_offset;
       HISTOCNN_CUDA(cudnnConvolutionBackwardFilter(
           h, &one, c.x, tensor(t.src), c.y, tensor(t.d_conv_out), c.conv, c.bwd_filter, ws,
-          c.workspace.backward_filter, &zero, c.w, grads() + c.w_offset));
+          c.workspace.backward_filter, &zero, c.w, dw));
+      if (bf16_)
+        launch_to_float(grad_shadow() + c.w_offset, grads() + c.w_offset,
+                        int64_t(s.out_c) * s.in_c * s.kernel * s.kernel, stream_);
       return;
     }
     case OpKind::kConvBackwardData: {
@@ -206,9 +242,10 @@ void CudaTrainingStep::run_op(const ScheduledOp& op, Mode mode, bool training, i
       const auto& t = schedule_.convs[size_t(op.layer)];
       const auto& prev = schedule_.convs[size_t(op.layer) - 1];
       void* ws = t.ws_backward_data >= 0 ? tensor(t.ws_backward_data) : nullptr;
-      HISTOCNN_CUDA(cudnnConvolutionBackwardData(
-          h, &one, c.w, params() + c.w_offset, c.y, tensor(t.d_conv_out), c.conv, c.bwd_data, ws,
-          c.workspace.backward_data, &zero, c.x, tensor(prev.d_pooled)));
+      HISTOCNN_CUDA(cudnnConvolutionBackwardData(h, &one, c.w, conv_weights(c), c.y,
+                                                 tensor(t.d_conv_out), c.conv, c.bwd_data, ws,
+                                                 c.workspace.backward_data, &zero, c.x,
+                                                 tensor(prev.d_pooled)));
       return;
     }
   }
@@ -221,7 +258,8 @@ void CudaTrainingStep::update() {
                       options_.adam.weight_decay,
                       reinterpret_cast<elementwise::AdamStep*>(persistent(layout_.adam)), stream_);
   launch_adam(params(), grads(), moment1(), moment2(), parameter_count_,
-              reinterpret_cast<const elementwise::AdamStep*>(persistent(layout_.adam)), stream_);
+              reinterpret_cast<const elementwise::AdamStep*>(persistent(layout_.adam)), stream_,
+              bf16_ ? param_shadow() : nullptr);
 }
 
 // Runs the schedule: every op in train/gradients mode; forward and loss in
@@ -231,9 +269,11 @@ void CudaTrainingStep::bind_handles() {
   HISTOCNN_CUDA(cudnnSetStream(context_->cudnn, stream_));
   HISTOCNN_CUDA(cublasSetStream(context_->cublas, stream_));
   HISTOCNN_CUDA(cublasSetWorkspace(context_->cublas, persistent(layout_.cublas), kCublasWorkspace));
-  HISTOCNN_CUDA(cublasSetMathMode(context_->cublas, options_.precision == "tf32"
-                                                        ? CUBLAS_TF32_TENSOR_OP_MATH
-                                                        : CUBLAS_PEDANTIC_MATH));
+  // bf16 keeps the dense layers in fp32 (about 1% of the step's arithmetic),
+  // on TF32 tensor cores like tf32.
+  HISTOCNN_CUDA(cublasSetMathMode(context_->cublas, options_.precision == "fp32"
+                                                        ? CUBLAS_PEDANTIC_MATH
+                                                        : CUBLAS_TF32_TENSOR_OP_MATH));
 }
 
 // With `timing` (a training step): phase[1] is recorded after the loss, the

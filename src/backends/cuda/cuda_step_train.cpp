@@ -39,6 +39,10 @@ std::string op_label(const ScheduledOp& op) {
       return "gap forward";
     case OpKind::kGlobalPoolBackward:
       return "gap backward";
+    case OpKind::kToFloat:
+      return "bf16 to fp32";
+    case OpKind::kToBf16:
+      return "fp32 to bf16";
   }
   return "other";
 }

@@ -20,6 +20,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "backends/cuda/bf16.h"
 #include "backends/cuda/cuda_kernels.h"
 #include "core/hd.h"
 
@@ -39,12 +40,14 @@ struct WindowMax {
   uint8_t at;  // ky * p + kx of the first maximum (p <= 8: at most 63)
 };
 
-// The maximum of window (oy, ox) of one plane and where it is.
-HISTOCNN_HD WindowMax window_max(const float* plane, const PoolGeometry& g, int oy, int ox) {
+// The maximum of window (oy, ox) of one plane and where it is. T: float or
+// Bf16 (--precision bf16), compared as floats.
+template <typename T>
+HISTOCNN_HD WindowMax window_max(const T* plane, const PoolGeometry& g, int oy, int ox) {
   WindowMax m{-INFINITY, 0};
   for (int ky = 0; ky < g.p; ++ky)
     for (int kx = 0; kx < g.p; ++kx) {
-      const float v = plane[(oy * g.p + ky) * g.w + ox * g.p + kx];
+      const float v = load(plane, (oy * g.p + ky) * g.w + ox * g.p + kx);
       if (v > m.value) m = {v, uint8_t(ky * g.p + kx)};
     }
   return m;
@@ -56,15 +59,15 @@ HISTOCNN_HD WindowMax window_max(const float* plane, const PoolGeometry& g, int 
 // ReLU' is taken on the pooled value: max and ReLU commute, and a window whose
 // maximum is <= 0 passes no gradient to any of its elements. With p == 1
 // (no pool) `argmax` is unused and may be null: plain ReLU backward.
-HISTOCNN_HD float pool_relu_backward_at(const float* pooled, const float* d_pooled,
-                                        const uint8_t* argmax, const PoolGeometry& g, int y,
-                                        int x) {
+template <typename T>
+HISTOCNN_HD float pool_relu_backward_at(const T* pooled, const T* d_pooled, const uint8_t* argmax,
+                                        const PoolGeometry& g, int y, int x) {
   const int oy = y / g.p, ox = x / g.p;
   const int ow = g.pooled_w();
   if (oy >= g.pooled_h() || ox >= ow) return 0.0f;
   const int j = oy * ow + ox;
   if (g.p > 1 && int(argmax[j]) != (y - oy * g.p) * g.p + (x - ox * g.p)) return 0.0f;
-  return pooled[j] > 0 ? d_pooled[j] : 0.0f;
+  return load(pooled, j) > 0 ? load(d_pooled, j) : 0.0f;
 }
 
 // ---- Launchers (device pointers; asynchronous on `stream`). ----
@@ -82,15 +85,27 @@ HISTOCNN_HD float pooled_value(float m, const float* bias, int channel) {
 // pooled[plane] = pooled_value(window maxima of act[plane]), argmax[plane] =
 // where (one byte each); `planes` = N * C, each g.h x g.w, plane % C the
 // channel. Requires 2 <= g.p <= 8. `bias` may be null (act already final).
+// Each for fp32 and bf16 maps (the bias stays fp32).
 void launch_max_pool_forward(const float* act, const float* bias, float* pooled, uint8_t* argmax,
+                             int planes, int channels, const PoolGeometry& g, Stream stream);
+void launch_max_pool_forward(const Bf16* act, const float* bias, Bf16* pooled, uint8_t* argmax,
                              int planes, int channels, const PoolGeometry& g, Stream stream);
 // d_act[plane] = pool_relu_backward_at(...) for every element of every plane
 // (d_act may alias d_pooled when g.p == 1); when `plane_sums` is not null,
 // plane_sums[plane] = the sum of that plane's d_act (the conv bias gradient's
-// partial sums, reduced by launch_column_sums).
+// partial sums, reduced by launch_column_sums). The sums are of the fp32
+// values, before d_act is rounded to bf16.
 void launch_pool_relu_backward(const float* pooled, const float* d_pooled, const uint8_t* argmax,
                                float* d_act, float* plane_sums, int planes, const PoolGeometry& g,
                                Stream stream);
+void launch_pool_relu_backward(const Bf16* pooled, const Bf16* d_pooled, const uint8_t* argmax,
+                               Bf16* d_act, float* plane_sums, int planes, const PoolGeometry& g,
+                               Stream stream);
+// y[plane] = pooled_value(y[plane], bias, plane % channels), in place: a bf16
+// block without a pool gets its bias and ReLU here (cuDNN fuses them only in
+// fp32). `per_plane` elements per plane.
+void launch_bias_relu(Bf16* y, const float* bias, int planes, int channels, int64_t per_plane,
+                      Stream stream);
 // out[j] = sum over rows i of in[i * cols + j], summed in a fixed order (the
 // same bits every run: deterministic, unlike atomics).
 void launch_column_sums(const float* in, int rows, int cols, float* out, Stream stream);

@@ -10,9 +10,9 @@ namespace {
 
 constexpr int kThreads = 256;
 
-template <int C, int K>
+template <int C, int K, typename T>
 __global__ void __launch_bounds__(kThreads)
-    small_wgrad_kernel(const float* x, const float* dy, float* partials, Dims4 xd, Dims4 yd,
+    small_wgrad_kernel(const T* x, const T* dy, float* partials, Dims4 xd, Dims4 yd,
                        int pad, int rows_per_band, int bands) {
   constexpr int kTaps = C * K * K;
   extern __shared__ float tile[];  // C x tile_h x tile_w: the band's input rows, padded
@@ -34,10 +34,10 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
     for (int t = 0; t < kTaps; ++t) acc[t] = 0;
     // The band's rows are contiguous in NCHW.
-    const float* g = dy + ((int64_t(n) * yd.c + o) * yd.h + y0) * yd.w;
+    const T* g = dy + ((int64_t(n) * yd.c + o) * yd.h + y0) * yd.w;
     for (int q = lane; q < positions; q += 32) {
       const int ty = q / yd.w, tx = q - ty * yd.w;
-      wgrad_accumulate<C, K>(tile, tile_h, tile_w, ty, tx, g[q], acc);
+      wgrad_accumulate<C, K>(tile, tile_h, tile_w, ty, tx, load(g, q), acc);
     }
 #pragma unroll
     for (int t = 0; t < kTaps; ++t)
@@ -51,19 +51,17 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-template <int C, int K>
-void launch(const float* x, const float* dy, float* workspace, const Dims4& xd, const Dims4& yd,
-            int pad, const SmallWgradPlan& plan, cudaStream_t stream) {
-  small_wgrad_kernel<C, K>
+template <int C, int K, typename T>
+void launch(const T* x, const T* dy, float* workspace, const Dims4& xd, const Dims4& yd, int pad,
+            const SmallWgradPlan& plan, cudaStream_t stream) {
+  small_wgrad_kernel<C, K, T>
       <<<dim3(unsigned(plan.bands), unsigned(yd.n)), kThreads, plan.shared_bytes, stream>>>(
           x, dy, workspace, xd, yd, pad, plan.rows_per_band, plan.bands);
 }
 
-}  // namespace
-
-void launch_small_wgrad(const float* x, const float* dy, float* dw, float* workspace,
-                        const Dims4& xd, const Dims4& yd, int kernel, int pad,
-                        const SmallWgradPlan& plan, Stream stream) {
+template <typename T>
+void small_wgrad(const T* x, const T* dy, float* dw, float* workspace, const Dims4& xd,
+                 const Dims4& yd, int kernel, int pad, const SmallWgradPlan& plan, Stream stream) {
   require(plan.applies && small_wgrad_supported(xd.c, kernel),
           "launch_small_wgrad: the layer is not one the kernel was compiled for");
   auto* s = static_cast<cudaStream_t>(stream);
@@ -72,6 +70,19 @@ void launch_small_wgrad(const float* x, const float* dy, float* dw, float* works
   else
     launch<3, 5>(x, dy, workspace, xd, yd, pad, plan, s);
   launch_column_sums(workspace, yd.n * plan.bands, yd.c * plan.taps, dw, stream);
+}
+
+}  // namespace
+
+void launch_small_wgrad(const float* x, const float* dy, float* dw, float* workspace,
+                        const Dims4& xd, const Dims4& yd, int kernel, int pad,
+                        const SmallWgradPlan& plan, Stream stream) {
+  small_wgrad(x, dy, dw, workspace, xd, yd, kernel, pad, plan, stream);
+}
+void launch_small_wgrad(const Bf16* x, const Bf16* dy, float* dw, float* workspace,
+                        const Dims4& xd, const Dims4& yd, int kernel, int pad,
+                        const SmallWgradPlan& plan, Stream stream) {
+  small_wgrad(x, dy, dw, workspace, xd, yd, kernel, pad, plan, stream);
 }
 
 }  // namespace histocnn::cuda

@@ -22,15 +22,18 @@
 
 #include <cstddef>
 
+#include "backends/cuda/bf16.h"
 #include "backends/cuda/cuda_kernels.h"
 #include "backends/cuda/cuda_schedule.h"
 #include "core/hd.h"
 
 namespace histocnn::cuda {
 
-// Element (y, x) of one input plane with zero padding outside it.
-HISTOCNN_HD float padded_input_at(const float* plane, int h, int w, int y, int x) {
-  return y >= 0 && y < h && x >= 0 && x < w ? plane[y * w + x] : 0.0f;
+// Element (y, x) of one input plane with zero padding outside it (T: float,
+// or Bf16 under --precision bf16; the tile and the sums stay fp32).
+template <typename T>
+HISTOCNN_HD float padded_input_at(const T* plane, int h, int w, int y, int x) {
+  return y >= 0 && y < h && x >= 0 && x < w ? load(plane, y * w + x) : 0.0f;
 }
 
 // acc[(c*K + r)*K + s] += g * tile[c][ty + r][tx + s]: one output-gradient
@@ -79,8 +82,12 @@ SmallWgradPlan plan_small_wgrad(const Dims4& x, const Dims4& y, int kernel, int 
                                 int target_blocks);
 
 // dW (OIHW, y.c x x.c x kernel x kernel floats) = the weight gradient, through
-// `workspace` (plan.workspace_bytes). Requires plan.applies.
+// `workspace` (plan.workspace_bytes). Requires plan.applies. With bf16 x and
+// dy (--precision bf16) dW is still summed and written in fp32.
 void launch_small_wgrad(const float* x, const float* dy, float* dw, float* workspace,
+                        const Dims4& xd, const Dims4& yd, int kernel, int pad,
+                        const SmallWgradPlan& plan, Stream stream);
+void launch_small_wgrad(const Bf16* x, const Bf16* dy, float* dw, float* workspace,
                         const Dims4& xd, const Dims4& yd, int kernel, int pad,
                         const SmallWgradPlan& plan, Stream stream);
 
