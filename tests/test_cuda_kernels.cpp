@@ -84,6 +84,78 @@ INSTANTIATE_TEST_SUITE_P(Shapes, PoolKernels,
                                            PoolCase{1, 2, 11, 10, 3}, PoolCase{2, 2, 16, 17, 8},
                                            PoolCase{1, 4, 33, 35, 2}));
 
+// --precision bf16: the same kernels over two-byte maps. On maps bf16 holds
+// exactly, the maxima, their positions, the bias sums are the fp32 kernels'
+// bits, and every stored value is the fp32 value rounded once.
+TEST_P(PoolKernels, Bf16MapsGiveTheFp32ResultsRoundedOnce) {
+  const PoolCase pc = GetParam();
+  const PoolGeometry g{pc.h, pc.w, pc.p};
+  const int planes = pc.n * pc.c;
+  const size_t act_count = size_t(planes) * pc.h * pc.w;
+  const size_t pooled_count = size_t(planes) * g.pooled_h() * g.pooled_w();
+  auto raw = testing::random_vector(act_count, 21);
+  for (float& v : raw) v = round_to_bf16(v);
+  const auto bias = testing::random_vector(size_t(pc.c), 22, -0.5f, 0.5f);
+  std::vector<Bf16> raw16(act_count), pooled16(pooled_count);
+  for (size_t i = 0; i < act_count; ++i) raw16[i] = to_bf16(raw[i]);
+  std::vector<float> pooled(pooled_count);
+  std::vector<uint8_t> where(pooled_count), where16(pooled_count);
+  on_host::max_pool_forward(raw.data(), bias.data(), pooled.data(), where.data(), planes, pc.c, g);
+  on_host::max_pool_forward(raw16.data(), bias.data(), pooled16.data(), where16.data(), planes,
+                            pc.c, g);
+  EXPECT_EQ(where16, where);
+  for (size_t i = 0; i < pooled_count; ++i)
+    ASSERT_EQ(pooled16[i].bits, to_bf16(pooled[i]).bits) << i;
+
+  std::vector<float> pooled_exact(pooled_count);
+  for (size_t i = 0; i < pooled_count; ++i) pooled_exact[i] = to_float(pooled16[i]);
+  auto d_pooled = testing::random_vector(pooled_count, 23);
+  for (float& v : d_pooled) v = round_to_bf16(v);
+  std::vector<Bf16> d_pooled16(pooled_count), d_act16(act_count);
+  for (size_t i = 0; i < pooled_count; ++i) d_pooled16[i] = to_bf16(d_pooled[i]);
+  std::vector<float> d_act(act_count), sums(static_cast<size_t>(planes)),
+      sums16(static_cast<size_t>(planes));
+  on_host::pool_relu_backward(pooled_exact.data(), d_pooled.data(), where.data(), d_act.data(),
+                              sums.data(), planes, g);
+  on_host::pool_relu_backward(pooled16.data(), d_pooled16.data(), where16.data(), d_act16.data(),
+                              sums16.data(), planes, g);
+  EXPECT_EQ(sums16, sums);
+  for (size_t i = 0; i < act_count; ++i) ASSERT_EQ(to_float(d_act16[i]), d_act[i]) << i;
+}
+
+TEST(Bf16, RoundsToNearestEvenAsTorchBfloat16) {
+  EXPECT_EQ(to_bf16(1.0f).bits, 0x3f80);
+  EXPECT_EQ(to_bf16(-2.0f).bits, 0xc000);
+  EXPECT_EQ(to_bf16(0.0f).bits, 0x0000);
+  EXPECT_EQ(to_bf16(-0.0f).bits, 0x8000);
+  // 1 + 2^-8 lies halfway between 1 and 1 + 2^-7: ties go to the even (1).
+  EXPECT_EQ(to_bf16(1.0f + 0x1p-8f).bits, 0x3f80);
+  // 1 + 3 * 2^-8 lies halfway between 1 + 2^-7 and 1 + 2^-6: to the even (0x3f82).
+  EXPECT_EQ(to_bf16(1.0f + 3 * 0x1p-8f).bits, 0x3f82);
+  // Just above halfway rounds up.
+  EXPECT_EQ(to_bf16(1.0f + 0x1p-8f + 0x1p-20f).bits, 0x3f81);
+  EXPECT_EQ(to_float(to_bf16(3.140625f)), 3.140625f);  // exactly representable
+  EXPECT_EQ(to_bf16(INFINITY).bits, 0x7f80);
+  EXPECT_EQ(to_bf16(-INFINITY).bits, 0xff80);
+  EXPECT_TRUE(std::isnan(to_float(to_bf16(NAN))));
+  EXPECT_TRUE(std::isnan(to_float(to_bf16(-NAN))));
+  // Beyond bf16's largest finite (0x7f7f = 3.3895e38) the rounding overflows to infinity.
+  EXPECT_EQ(to_bf16(3.4e38f).bits, 0x7f80);
+  EXPECT_EQ(to_bf16(3.38e38f).bits, 0x7f7e);
+  // Subnormals keep their top bits.
+  EXPECT_EQ(to_bf16(0x1p-130f).bits, 0x0008);
+  // Every value within half a unit: the nearest of the two neighbours.
+  Rng rng(5);
+  for (int i = 0; i < 100000; ++i) {
+    const float x = float(rng.uniform(-1e4, 1e4));
+    const float r = round_to_bf16(x);
+    const Bf16 b = to_bf16(x);
+    const float below = to_float(Bf16{uint16_t(b.bits - 1)}), above = to_float(Bf16{uint16_t(b.bits + 1)});
+    ASSERT_LE(std::abs(r - x), std::abs(below - x)) << x;
+    ASSERT_LE(std::abs(r - x), std::abs(above - x)) << x;
+  }
+}
+
 TEST(PoolKernels, FirstMaximumWinsTiesAsTheReference) {
   const float plane[] = {0.5f, 0.5f,  //
                          0.5f, 0.2f};
@@ -176,6 +248,22 @@ TEST_P(SmallWgrad, EqualsTheReferenceWeightGradient) {
   on_host::small_wgrad(input.data(), dy.data(), got.data(), x, y, wc.kernel, wc.pad, plan);
   for (size_t i = 0; i < dw_count; ++i)
     ASSERT_NEAR(got[i], want[i], 1e-4 * std::max(1.0f, std::abs(want[i]))) << "dW[" << i << "]";
+  // The bf16 instantiation reads two-byte maps and sums in fp32: on values
+  // bf16 holds exactly, the same bits as the fp32 one.
+  auto exact = [](std::vector<float> v) {
+    for (float& e : v) e = round_to_bf16(e);
+    return v;
+  };
+  const auto input16 = exact(input), dy16 = exact(dy);
+  std::vector<Bf16> x_bf16(input16.size()), dy_bf16(dy16.size());
+  for (size_t i = 0; i < input16.size(); ++i) x_bf16[i] = to_bf16(input16[i]);
+  for (size_t i = 0; i < dy16.size(); ++i) dy_bf16[i] = to_bf16(dy16[i]);
+  std::vector<float> from_fp32(dw_count), from_bf16(dw_count, NAN);
+  on_host::small_wgrad(input16.data(), dy16.data(), from_fp32.data(), x, y, wc.kernel, wc.pad,
+                       plan);
+  on_host::small_wgrad(x_bf16.data(), dy_bf16.data(), from_bf16.data(), x, y, wc.kernel, wc.pad,
+                       plan);
+  EXPECT_EQ(from_bf16, from_fp32);
 }
 
 INSTANTIATE_TEST_SUITE_P(
