@@ -2,7 +2,8 @@
 # histocnn and PyTorch on one GPU, the same epochs (the paper's CNN, 1851 crops)
 # over {32, 64, 128, 200} x {10, 50, 150}, in interleaved rounds — per round:
 # histocnn fp32, PyTorch fp32 (TF32 off), histocnn tf32, PyTorch tf32 (its
-# default), PyTorch bf16 autocast [, PyTorch torch.compile fp32] — each engine
+# default), histocnn bf16, PyTorch bf16 autocast [, PyTorch torch.compile
+# fp32] — each engine
 # one process over the whole grid. Then one profiled histocnn epoch (an event
 # per operation) at 200x200 batch 50, and the summary:
 # OUT/gpu-side-by-side-<gpu>.md with the medians, the ratios, the measured
@@ -65,6 +66,7 @@ for ((r = 1; r <= rounds; r++)); do
   theirs pytorch-fp32 "$r" fp32
   ours histocnn-tf32 "$r" tf32
   theirs pytorch-tf32 "$r" tf32
+  ours histocnn-bf16 "$r" bf16
   theirs pytorch-bf16 "$r" bf16
   if ((compile)); then theirs pytorch-compile-fp32 "$r" fp32 --compile; fi
   echo "  $((SECONDS - start)) s so far"

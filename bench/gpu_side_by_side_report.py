@@ -112,8 +112,11 @@ def main():
         record["peak_bytes"] = {"histocnn": o and o[1], "pytorch": t and t[1]}
         lines.append(row)
         summary["points"].append(record)
-    lines += ["", "histocnn bf16 on CUDA is not implemented yet (its column stays empty)." if
-              "histocnn-bf16" not in table else ""]
+    lines += ["", "histocnn bf16 did not run (its column stays empty): see raw/histocnn-bf16.*.log."
+              if "histocnn-bf16" not in table else
+              "bf16 on both sides: histocnn keeps the conv blocks' maps, their gradients and "
+              "the weights the convolutions read in bf16 and the dense layers in fp32 (TF32); "
+              "PyTorch's autocast runs the dense layers in bf16 too."]
     if peak:
         lines += ["", f"## Distance from the floor ({a.gpu}: {peak / 1e12:.1f} TFLOP/s fp32 FMA)",
                   "", "| size | batch | histocnn fp32 epoch | arithmetic floor | x floor |",

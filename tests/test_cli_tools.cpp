@@ -433,6 +433,21 @@ TEST_F(CliTools, MemplanPrintsThePlanAndFindsTheLargestBatch) {
   ASSERT_EQ(gpu_plan.status, 0) << gpu_plan.output;
   EXPECT_NE(gpu_plan.output.find("conv1.d_out"), std::string::npos) << gpu_plan.output;
   EXPECT_NE(gpu_plan.output.find("on cuda"), std::string::npos) << gpu_plan.output;
+  // bf16 maps: a smaller peak at the same point (where no GPU answers: the schedule's plan).
+  const auto here = available_devices();
+  if (std::find(here.begin(), here.end(), "cuda") == here.end()) {
+    CommandResult bf16_plan = run("memplan --device cuda --size 200 --batch 150 --precision bf16");
+    ASSERT_EQ(bf16_plan.status, 0) << bf16_plan.output;
+    EXPECT_NE(bf16_plan.output.find("input.bf16"), std::string::npos) << bf16_plan.output;
+    auto printed_mib = [](const std::string& output) {
+      double value = 0;
+      char unit[8] = {};
+      std::sscanf(output.c_str() + output.rfind("peak ") + 5, "%lf %3s", &value, unit);
+      return std::string(unit) == "GiB" ? value * 1024 : value;
+    };
+    EXPECT_LT(printed_mib(bf16_plan.output), 0.65 * printed_mib(gpu_plan.output))
+        << bf16_plan.output;
+  }
   CommandResult cpu_async =
       run("train --data " + data() + " -o " + out("z") + " --allocator async");
   EXPECT_NE(cpu_async.status, 0);

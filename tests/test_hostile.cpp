@@ -104,6 +104,14 @@ TEST_F(Hostile, EveryCaseEndsInItsAnswerWithNothingOverwritten) {
        1,
        {"diverged", "no checkpoint was written yet"},
        {}},
+      {"the CUDA plan in bf16 of a batch-norm network",
+       [&] {
+         write_file_atomically(path("bn.spec"), "conv 8 kernel=3 pool=2 bn\ndense 2\n");
+         return "memplan --device cuda --precision bf16 --size 32 --model " + path("bn.spec");
+       },
+       1,
+       {"--precision bf16", "batch norm"},
+       {}},
       {"--lr 1e30 is refused by its range",
        [&] { return "train --data " + d + " --lr 1e30 -o " + path("never"); },
        1,

@@ -15,13 +15,14 @@ namespace {
 // The step's peak: compiled on the device when there is one (real layouts and
 // workspaces); for cuda without a GPU, the CUDA step's own schedule planned
 // on the host, cuDNN's workspaces counted as 0 (they are chosen on a device).
-int64_t step_bytes(Backend* backend, const ModelSpec& spec, int batch, int height, int width,
-                   std::string* plan_text) {
+int64_t step_bytes(Backend* backend, const ModelSpec& spec, const std::string& precision,
+                   int batch, int height, int width, std::string* plan_text) {
   const NetworkShape shape = infer_shapes(spec, batch, height, width);
   if (!backend) {
-    const cuda::CudaSchedule schedule = cuda::build_cuda_schedule(shape);
+    const bool bf16 = precision == "bf16";
+    const cuda::CudaSchedule schedule = cuda::build_cuda_schedule(shape, {}, bf16);
     const MemoryPlan plan = plan_memory(schedule.tensors);
-    const int64_t persistent = int64_t(cuda::persistent_bytes(shape));
+    const int64_t persistent = int64_t(cuda::persistent_bytes(shape, bf16));
     if (plan_text)
       *plan_text = describe_plan(schedule.tensors, plan) +
                    "CUDA step schedule (no CUDA device here: cuDNN workspaces are chosen on the "
@@ -30,7 +31,9 @@ int64_t step_bytes(Backend* backend, const ModelSpec& spec, int batch, int heigh
                    " MB (parameters, gradients, Adam state, cuBLAS workspace)\n";
     return int64_t(plan.arena_bytes) + persistent;
   }
-  auto step = backend->compile(spec, shape, StepOptions{});
+  StepOptions options;
+  options.precision = precision;
+  auto step = backend->compile(spec, shape, options);
   const MemoryReport m = step->memory();
   if (plan_text) *plan_text = m.plan + m.detail + "\n";
   return m.activation_bytes + m.parameter_bytes;
@@ -58,7 +61,7 @@ Runner add_memplan(CLI::App& app) {
       "memplan",
       "print the training step's memory plan and peak, or the largest batch for a budget");
   struct Args {
-    std::string size = "200", budget, model, device = "cpu";
+    std::string size = "200", budget, model, device = "cpu", precision = "fp32";
     int batch = 50;
     bool max_batch = false;
   };
@@ -73,6 +76,10 @@ Runner add_memplan(CLI::App& app) {
   cmd->add_option("--device", a->device,
                   "whose plan: cpu or cuda (the CUDA step's schedule, also without a GPU)")
       ->capture_default_str();
+  cmd->add_option("--precision", a->precision,
+                  "the step's precision: fp32, tf32 (cuda) or bf16 (smaller maps)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"fp32", "tf32", "bf16"}));
   return [a] {
     int width = 0, height = 0;
     parse_size(a->size, "--size", &width, &height);
@@ -86,7 +93,7 @@ Runner add_memplan(CLI::App& app) {
     if (!a->max_batch) {
       require(a->batch >= 1, "--batch: must be at least 1, got " + std::to_string(a->batch));
       std::string plan;
-      const int64_t total = step_bytes(backend.get(), spec, a->batch, height, width, &plan);
+      const int64_t total = step_bytes(backend.get(), spec, a->precision, a->batch, height, width, &plan);
       std::printf("%s", plan.c_str());
       std::printf(
           "peak %s for %dx%d, batch %d on %s (activations + parameters, gradients, Adam "
@@ -104,7 +111,7 @@ Runner add_memplan(CLI::App& app) {
     const size_t budget = parse_byte_size(a->budget, "--budget");
     // Memory grows monotonically with the batch: exponential then binary search.
     int fits = 0, fails = 1;
-    while (step_bytes(backend.get(), spec, fails, height, width, nullptr) <= int64_t(budget)) {
+    while (step_bytes(backend.get(), spec, a->precision, fails, height, width, nullptr) <= int64_t(budget)) {
       fits = fails;
       fails *= 2;
       require(fails <= (1 << 20),
@@ -112,19 +119,19 @@ Runner add_memplan(CLI::App& app) {
     }
     while (fails - fits > 1) {
       const int mid = fits + (fails - fits) / 2;
-      (step_bytes(backend.get(), spec, mid, height, width, nullptr) <= int64_t(budget) ? fits
+      (step_bytes(backend.get(), spec, a->precision, mid, height, width, nullptr) <= int64_t(budget) ? fits
                                                                                        : fails) =
           mid;
     }
     if (fits == 0) {
       std::printf("no batch fits %s (%s) at %dx%d (batch 1 needs %s)\n", a->budget.c_str(),
                   binary_size(int64_t(budget)).c_str(), width, height,
-                  binary_size(step_bytes(backend.get(), spec, 1, height, width, nullptr)).c_str());
+                  binary_size(step_bytes(backend.get(), spec, a->precision, 1, height, width, nullptr)).c_str());
       return 1;
     }
     std::printf("largest batch for %s (%s) at %dx%d on %s: %d (%s)\n", a->budget.c_str(),
                 binary_size(int64_t(budget)).c_str(), width, height, a->device.c_str(), fits,
-                binary_size(step_bytes(backend.get(), spec, fits, height, width, nullptr)).c_str());
+                binary_size(step_bytes(backend.get(), spec, a->precision, fits, height, width, nullptr)).c_str());
     return 0;
   };
 }

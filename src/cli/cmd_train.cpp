@@ -41,8 +41,9 @@ Runner add_train(CLI::App& app) {
   cmd->add_option("--allocation-log", o->allocation_log,
                   "write every allocation and free to this CSV file (replayable)");
   cmd->add_option("--precision", o->precision,
-                  "fp32; bf16 on CPUs with AVX512-BF16 or AMX (bf16 activations, fp32 master "
-                  "weights, Adam and loss); tf32 on cuda")
+                  "fp32; bf16 (bf16 activations, fp32 master weights, Adam and loss) on CPUs "
+                  "with AVX512-BF16 or AMX and on cuda (conv blocks in bf16, no batch norm); "
+                  "tf32 on cuda")
       ->capture_default_str()
       ->check(CLI::IsMember({"fp32", "tf32", "bf16"}));
   cmd->add_option_function<std::string>(

@@ -48,7 +48,9 @@ void open_device(const TrainOptions& o, RunContext& run) {
   memory.allocation_log = o.allocation_log;
   if (run.device.is_cuda() && o.selftest) {
     // Before the pool reserves its share of the device (and before data work).
-    const SelfTestReport quick = run_selftest(quick_selftest_options(o.spec, o.width, o.height));
+    SelfTestOptions checks = quick_selftest_options(o.spec, o.width, o.height);
+    checks.bf16 = o.precision == "bf16";  // the bf16 rows only when training in bf16
+    const SelfTestReport quick = run_selftest(checks);
     run.log(quick.summary());
     require(quick.passed, "--device cuda: the self-test failed on this GPU:\n" + quick.table() +
                               "(--no-selftest skips it)");

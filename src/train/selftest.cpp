@@ -208,6 +208,48 @@ void check_layers(SelfTest& t) {
           "backward");
 }
 
+// 1 - the cosine of the angle between two gradients (0: the same direction).
+double direction_gap(const float* a, const float* b, size_t n) {
+  double dot = 0, aa = 0, bb = 0;
+  for (size_t i = 0; i < n; ++i) dot += double(a[i]) * b[i], aa += double(a[i]) * a[i],
+                                 bb += double(b[i]) * b[i];
+  if (aa == 0 && bb == 0) return 0;
+  return 1 - dot / std::sqrt(std::max(aa * bb, 1e-300));
+}
+
+// 1b. --precision bf16 (CUDA): bf16 maps and weights against the fp32
+// reference. Max-pool and ReLU make gradients discontinuous (a bf16 rounding
+// moves some maxima), so gradients are held to their direction, not their
+// elements; the loss and probabilities to bf16's rounding.
+void check_bf16(SelfTest& t) {
+  const auto& o = t.o;
+  MemoryEngine engine(t.memory("plan"));
+  StepOptions so = t.ref.options;
+  so.precision = "bf16";
+  so.device.memory = &engine.resource();
+  so.device.planned = true;
+  auto step = t.backend->compile(o.spec, t.shape, so);
+  step->set_parameters(t.initial);
+  t.ref.set(t.initial);
+  Parameters grads;
+  const StepResult got =
+      step->gradients(t.batch.images.data(), t.batch.labels.data(), t.count, true, &grads);
+  const auto want = t.ref.forward_backward(t.batch, t.count, true);
+  const float loss_got = float(got.loss_sum / t.count), loss_want = float(want.loss);
+  t.add("bf16 forward loss", relative_difference(&loss_got, &loss_want, 1), 2e-2,
+        "vs fp32 " + t.ref.name);
+  std::vector<float> probs(size_t(t.shape.batch) * size_t(t.shape.classes()));
+  step->predict(t.batch.images.data(), t.count, probs.data());
+  t.add("bf16 forward probabilities",
+        relative_difference(probs.data(), want.probs.data(),
+                            size_t(t.count) * size_t(t.shape.classes())),
+        2e-2, "inference mode");
+  for (const auto& info : t.initial.layout)
+    t.add("bf16 " + info.name + " gradient",
+          direction_gap(grads.data(info), want.grads.data(info), size_t(info.size)), 0.1,
+          "1 - cosine with fp32's");
+}
+
 // 2. A few training steps with each allocator; identical weights across them.
 void check_training(SelfTest& t) {
   const auto& o = t.o;
@@ -287,6 +329,7 @@ void check_pool(SelfTest& t) {
 SelfTestReport run_selftest(const SelfTestOptions& o) {
   SelfTest t(o);
   check_layers(t);
+  if (o.bf16 && o.device != "cpu" && !t.shape.has_batch_norm()) check_bf16(t);
   check_training(t);
   check_pool(t);
   return std::move(t.report);

@@ -9,6 +9,7 @@
 // Checks (each a row of the PASS/FAIL table, with the worst difference found):
 //   forward          loss and class probabilities of a random batch
 //   <param> grad     every parameter's gradient (one row per layer's weight and bias)
+//   bf16 ...         cuda: the bf16 step's loss, probabilities and gradient directions
 //   train/<alloc>    parameters after `steps` Adam steps with that allocator
 //   same weights     every allocator gives identical weights (bit for bit)
 //   pool invariants  randomized allocate/free on the device through the pool
@@ -29,6 +30,9 @@ struct SelfTestOptions {
   int steps = 3;
   std::vector<std::string> allocators = {"direct", "pool", "async", "plan"};
   int pool_operations = 20000;  // allocator stress on the device
+  // --device cuda: also the bf16 step (--precision bf16) against the fp32
+  // reference, where the network has no batch norm.
+  bool bf16 = true;
   // The loss's target, for the step under test and its reference alike.
   elementwise::LabelSmoothing label_smoothing;
 };
