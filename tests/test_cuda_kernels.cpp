@@ -150,7 +150,8 @@ TEST(Bf16, RoundsToNearestEvenAsTorchBfloat16) {
     const float x = float(rng.uniform(-1e4, 1e4));
     const float r = round_to_bf16(x);
     const Bf16 b = to_bf16(x);
-    const float below = to_float(Bf16{uint16_t(b.bits - 1)}), above = to_float(Bf16{uint16_t(b.bits + 1)});
+    const float below = to_float(Bf16{uint16_t(b.bits - 1)}),
+                above = to_float(Bf16{uint16_t(b.bits + 1)});
     ASSERT_LE(std::abs(r - x), std::abs(below - x)) << x;
     ASSERT_LE(std::abs(r - x), std::abs(above - x)) << x;
   }

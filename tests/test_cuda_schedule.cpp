@@ -163,10 +163,9 @@ HostRun run_schedule_as(const NetworkShape& shape, const Parameters& params, con
           buffers->update(op.layer, saved_mean[size_t(op.layer)].data(),
                           saved_var[size_t(op.layer)].data(), c.y.c, int64_t(n) * hw);
         } else {
-          reference::batchnorm_forward_infer(f(c.conv_out), w(bn + ".weight"), w(bn + ".bias"),
-                                             buffers->running_mean(op.layer),
-                                             buffers->running_var(op.layer), f(c.bn_out), n, c.y.c,
-                                             hw);
+          reference::batchnorm_forward_infer(
+              f(c.conv_out), w(bn + ".weight"), w(bn + ".bias"), buffers->running_mean(op.layer),
+              buffers->running_var(op.layer), f(c.bn_out), n, c.y.c, hw);
         }
         reference::relu_forward(f(c.bn_out), f(c.bn_out), c.y.count());
         break;
@@ -174,11 +173,10 @@ HostRun run_schedule_as(const NetworkShape& shape, const Parameters& params, con
       case OpKind::kBatchNormBackward: {
         const auto& c = s.convs[size_t(op.layer)];
         const std::string bn = "bn" + std::to_string(op.layer + 1);
-        reference::batchnorm_backward(f(c.conv_out), w(bn + ".weight"),
-                                      saved_mean[size_t(op.layer)].data(),
-                                      saved_var[size_t(op.layer)].data(), f(c.d_act),
-                                      f(c.d_conv_out), g(bn + ".weight"), g(bn + ".bias"), n,
-                                      c.y.c, c.y.h * c.y.w);
+        reference::batchnorm_backward(
+            f(c.conv_out), w(bn + ".weight"), saved_mean[size_t(op.layer)].data(),
+            saved_var[size_t(op.layer)].data(), f(c.d_act), f(c.d_conv_out), g(bn + ".weight"),
+            g(bn + ".bias"), n, c.y.c, c.y.h * c.y.w);
         break;
       }
       case OpKind::kToFloat: {
@@ -236,9 +234,9 @@ HostRun run_schedule_as(const NetworkShape& shape, const Parameters& params, con
         const auto& d = s.denses[size_t(op.layer)];
         const DenseShape& ds = shape.denses[size_t(op.layer)];
         for (int64_t i = 0; i < int64_t(n) * d.outputs; ++i)
-          f(d.d_out)[i] = dense_activation_backward_at(
-              i, f(d.out)[i], f(d.d_out)[i], d.outputs, training ? ds.dropout_after : 0.0f, seed,
-              step + 1, meta, op.layer);
+          f(d.d_out)[i] = dense_activation_backward_at(i, f(d.out)[i], f(d.d_out)[i], d.outputs,
+                                                       training ? ds.dropout_after : 0.0f, seed,
+                                                       step + 1, meta, op.layer);
         break;
       }
       case OpKind::kDenseBackwardWeights: {
@@ -300,9 +298,9 @@ HostRun run_schedule_as(const NetworkShape& shape, const Parameters& params, con
         std::vector<float> zero_x(size_t(c.x.count()), 0.0f), dx(size_t(c.x.count())),
             dw(size_t(cs.out_c) * cs.in_c * cs.kernel * cs.kernel), db(size_t(cs.out_c));
         const auto dy = map_values(c.d_conv_out, c.y.count());
-        reference::conv2d_backward(zero_x.data(), conv_weights(conv + ".weight").data(),
-                                   dy.data(), dx.data(), dw.data(), db.data(), n, c.x.c, c.x.h,
-                                   c.x.w, cs.out_c, cs.kernel, cs.pad);
+        reference::conv2d_backward(zero_x.data(), conv_weights(conv + ".weight").data(), dy.data(),
+                                   dx.data(), dw.data(), db.data(), n, c.x.c, c.x.h, c.x.w,
+                                   cs.out_c, cs.kernel, cs.pad);
         narrow<T>(dx, map(s.convs[size_t(op.layer) - 1].d_pooled));
         break;
       }
@@ -325,26 +323,44 @@ HostRun run_schedule(const NetworkShape& shape, const Parameters& params, const 
                      Buffers* buffers = nullptr, elementwise::LabelSmoothing smoothing = {},
                      bool bf16 = false) {
   if (bf16)
-    return run_schedule_as<Bf16>(shape, params, images, labels, meta, training, seed, step,
-                                 planned, workspaces, buffers, smoothing);
+    return run_schedule_as<Bf16>(shape, params, images, labels, meta, training, seed, step, planned,
+                                 workspaces, buffers, smoothing);
   return run_schedule_as<float>(shape, params, images, labels, meta, training, seed, step, planned,
                                 workspaces, buffers, smoothing);
 }
 
 using testing::Case;
 
+// A case's network, its weights (biases non-zero, so bias paths show), a
+// batch of images and labels.
+struct ScheduleInputs {
+  NetworkShape shape;
+  Parameters params;
+  std::vector<float> images;
+  std::vector<int32_t> labels;
+};
+ScheduleInputs schedule_inputs(const Case& c) {
+  ScheduleInputs in;
+  in.shape = infer_shapes(parse_model_spec(c.spec), c.batch, c.height, c.width);
+  in.params = Parameters::glorot(in.shape, 5);
+  for (const auto& info : in.params.layout)
+    if (info.is_bias)
+      for (int64_t i = 0; i < info.size; ++i) in.params.data(info)[i] = 0.05f * float((i % 7) - 3);
+  in.images = testing::random_vector(size_t(c.batch) * 3 * c.height * c.width, 17, 0, 1);
+  in.labels.resize(size_t(c.batch));
+  for (int i = 0; i < c.batch; ++i) in.labels[size_t(i)] = (i * 7 + 3) % in.shape.classes();
+  return in;
+}
+
 class CudaScheduleOnHost : public ::testing::TestWithParam<Case> {};
 
 TEST_P(CudaScheduleOnHost, MatchesTheReferenceNetworkPlannedAndPerTensor) {
   const Case& c = GetParam();
-  const NetworkShape shape = infer_shapes(parse_model_spec(c.spec), c.batch, c.height, c.width);
-  Parameters params = Parameters::glorot(shape, 5);
-  for (const auto& info : params.layout)
-    if (info.is_bias)
-      for (int64_t i = 0; i < info.size; ++i) params.data(info)[i] = 0.05f * float((i % 7) - 3);
-  const auto images = testing::random_vector(size_t(c.batch) * 3 * c.height * c.width, 17, 0, 1);
-  std::vector<int32_t> labels(size_t(c.batch));
-  for (int i = 0; i < c.batch; ++i) labels[size_t(i)] = (i * 7 + 3) % shape.classes();
+  const ScheduleInputs in = schedule_inputs(c);
+  const NetworkShape& shape = in.shape;
+  const Parameters& params = in.params;
+  const std::vector<float>& images = in.images;
+  const std::vector<int32_t>& labels = in.labels;
   const int64_t step = 4;
   const auto want = reference::network_forward_backward(shape, params, images.data(), labels.data(),
                                                         c.count, c.training, 99, step);
@@ -476,7 +492,8 @@ reference::NetworkResult bf16_reference(const NetworkShape& shape, const Paramet
                                cs.in_h, cs.in_w, cs.out_c, cs.kernel, cs.pad);
     const auto& info = r.grads.info(conv + ".weight");
     if (k > 0)  // cuDNN's bf16 weight gradient
-      for (int64_t i = 0; i < info.size; ++i) g(conv + ".weight")[i] = round_to_bf16(g(conv + ".weight")[i]);
+      for (int64_t i = 0; i < info.size; ++i)
+        g(conv + ".weight")[i] = round_to_bf16(g(conv + ".weight")[i]);
     dy = rounded(dx);
   }
   return r;
@@ -486,14 +503,11 @@ class CudaScheduleBf16OnHost : public ::testing::TestWithParam<Case> {};
 
 TEST_P(CudaScheduleBf16OnHost, MatchesAnIndependentBf16NetworkAndStaysNearFp32) {
   const Case& c = GetParam();
-  const NetworkShape shape = infer_shapes(parse_model_spec(c.spec), c.batch, c.height, c.width);
-  Parameters params = Parameters::glorot(shape, 5);
-  for (const auto& info : params.layout)
-    if (info.is_bias)
-      for (int64_t i = 0; i < info.size; ++i) params.data(info)[i] = 0.05f * float((i % 7) - 3);
-  const auto images = testing::random_vector(size_t(c.batch) * 3 * c.height * c.width, 17, 0, 1);
-  std::vector<int32_t> labels(size_t(c.batch));
-  for (int i = 0; i < c.batch; ++i) labels[size_t(i)] = (i * 7 + 3) % shape.classes();
+  const ScheduleInputs in = schedule_inputs(c);
+  const NetworkShape& shape = in.shape;
+  const Parameters& params = in.params;
+  const std::vector<float>& images = in.images;
+  const std::vector<int32_t>& labels = in.labels;
   const auto want = reference::network_forward_backward(shape, params, images.data(), labels.data(),
                                                         c.count, c.training, 99, 4);
   const BatchMeta meta{c.count, 0, 0};
@@ -506,8 +520,8 @@ TEST_P(CudaScheduleBf16OnHost, MatchesAnIndependentBf16NetworkAndStaysNearFp32) 
   EXPECT_NEAR(planned.loss, want.loss, 1e-2 * std::max(1.0, want.loss));
   for (int i = 0; i < shape.classes() * c.count; ++i)
     EXPECT_NEAR(planned.probs[size_t(i)], want.probs[size_t(i)], 1e-2);
-  const HostRun fp32 = run_schedule(shape, params, images.data(), labels.data(), meta, c.training,
-                                    99, 4, true);
+  const HostRun fp32 =
+      run_schedule(shape, params, images.data(), labels.data(), meta, c.training, 99, 4, true);
   EXPECT_NE(planned.grads.values, fp32.grads.values);
   // Each tensor's gradient points where fp32's does (what `selftest --device
   // cuda` holds the GPU's bf16 step to; 0.96-1.0 here).
@@ -569,8 +583,8 @@ TEST(CudaSchedule, Bf16KeepsTheConvMapsInTwoBytesAndRefusesBatchNorm) {
   EXPECT_NO_THROW(validate_plan(bf16.tensors, plan_memory(bf16.tensors)));
   EXPECT_EQ(persistent_bytes(shape, true) - persistent_bytes(shape),
             size_t(shape.parameter_count()) * 4);
-  const NetworkShape bn = infer_shapes(
-      parse_model_spec("conv 8 kernel=3 pool=2 bn; dense 2"), 2, 16, 16);
+  const NetworkShape bn =
+      infer_shapes(parse_model_spec("conv 8 kernel=3 pool=2 bn; dense 2"), 2, 16, 16);
   EXPECT_NO_THROW(build_cuda_schedule(bn));
   try {
     build_cuda_schedule(bn, {}, true);

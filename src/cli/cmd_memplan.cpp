@@ -15,8 +15,8 @@ namespace {
 // The step's peak: compiled on the device when there is one (real layouts and
 // workspaces); for cuda without a GPU, the CUDA step's own schedule planned
 // on the host, cuDNN's workspaces counted as 0 (they are chosen on a device).
-int64_t step_bytes(Backend* backend, const ModelSpec& spec, const std::string& precision,
-                   int batch, int height, int width, std::string* plan_text) {
+int64_t step_bytes(Backend* backend, const ModelSpec& spec, const std::string& precision, int batch,
+                   int height, int width, std::string* plan_text) {
   const NetworkShape shape = infer_shapes(spec, batch, height, width);
   if (!backend) {
     const bool bf16 = precision == "bf16";
@@ -93,7 +93,8 @@ Runner add_memplan(CLI::App& app) {
     if (!a->max_batch) {
       require(a->batch >= 1, "--batch: must be at least 1, got " + std::to_string(a->batch));
       std::string plan;
-      const int64_t total = step_bytes(backend.get(), spec, a->precision, a->batch, height, width, &plan);
+      const int64_t total =
+          step_bytes(backend.get(), spec, a->precision, a->batch, height, width, &plan);
       std::printf("%s", plan.c_str());
       std::printf(
           "peak %s for %dx%d, batch %d on %s (activations + parameters, gradients, Adam "
@@ -111,7 +112,8 @@ Runner add_memplan(CLI::App& app) {
     const size_t budget = parse_byte_size(a->budget, "--budget");
     // Memory grows monotonically with the batch: exponential then binary search.
     int fits = 0, fails = 1;
-    while (step_bytes(backend.get(), spec, a->precision, fails, height, width, nullptr) <= int64_t(budget)) {
+    while (step_bytes(backend.get(), spec, a->precision, fails, height, width, nullptr) <=
+           int64_t(budget)) {
       fits = fails;
       fails *= 2;
       require(fails <= (1 << 20),
@@ -119,19 +121,23 @@ Runner add_memplan(CLI::App& app) {
     }
     while (fails - fits > 1) {
       const int mid = fits + (fails - fits) / 2;
-      (step_bytes(backend.get(), spec, a->precision, mid, height, width, nullptr) <= int64_t(budget) ? fits
-                                                                                       : fails) =
-          mid;
+      (step_bytes(backend.get(), spec, a->precision, mid, height, width, nullptr) <= int64_t(budget)
+           ? fits
+           : fails) = mid;
     }
     if (fits == 0) {
-      std::printf("no batch fits %s (%s) at %dx%d (batch 1 needs %s)\n", a->budget.c_str(),
-                  binary_size(int64_t(budget)).c_str(), width, height,
-                  binary_size(step_bytes(backend.get(), spec, a->precision, 1, height, width, nullptr)).c_str());
+      std::printf(
+          "no batch fits %s (%s) at %dx%d (batch 1 needs %s)\n", a->budget.c_str(),
+          binary_size(int64_t(budget)).c_str(), width, height,
+          binary_size(step_bytes(backend.get(), spec, a->precision, 1, height, width, nullptr))
+              .c_str());
       return 1;
     }
-    std::printf("largest batch for %s (%s) at %dx%d on %s: %d (%s)\n", a->budget.c_str(),
-                binary_size(int64_t(budget)).c_str(), width, height, a->device.c_str(), fits,
-                binary_size(step_bytes(backend.get(), spec, a->precision, fits, height, width, nullptr)).c_str());
+    std::printf(
+        "largest batch for %s (%s) at %dx%d on %s: %d (%s)\n", a->budget.c_str(),
+        binary_size(int64_t(budget)).c_str(), width, height, a->device.c_str(), fits,
+        binary_size(step_bytes(backend.get(), spec, a->precision, fits, height, width, nullptr))
+            .c_str());
     return 0;
   };
 }

@@ -176,11 +176,28 @@ struct SelfTest {
   }
 };
 
-// 1. Every layer forward and backward (training mode: dropout masks too).
-void check_layers(SelfTest& t) {
+// 1 - the cosine of the angle between two gradients (0: the same direction).
+double direction_gap(const float* a, const float* b, size_t n) {
+  double dot = 0, aa = 0, bb = 0;
+  for (size_t i = 0; i < n; ++i)
+    dot += double(a[i]) * b[i], aa += double(a[i]) * a[i], bb += double(b[i]) * b[i];
+  if (aa == 0 && bb == 0) return 0;
+  return 1 - dot / std::sqrt(std::max(aa * bb, 1e-300));
+}
+
+// 1. Every layer forward and backward (training mode: dropout masks too), in
+// `precision`. fp32 is held to the reference element by element. bf16 (CUDA:
+// bf16 maps and weights) against the fp32 reference: max-pool and ReLU make
+// gradients discontinuous (a bf16 rounding moves some maxima), so gradients
+// are held to their direction, the loss and probabilities to bf16's rounding.
+void check_layers(SelfTest& t, const std::string& precision = "fp32") {
   const auto& o = t.o;
+  const bool bf16 = precision == "bf16";
+  const std::string prefix = bf16 ? "bf16 " : "";
+  const double close = bf16 ? 2e-2 : 1e-4;
   MemoryEngine engine(t.memory("plan"));
   StepOptions so = t.ref.options;
+  so.precision = precision;
   so.device.memory = &engine.resource();
   auto step = t.backend->compile(o.spec, t.shape, so);
   step->set_parameters(t.initial);
@@ -190,7 +207,8 @@ void check_layers(SelfTest& t) {
       step->gradients(t.batch.images.data(), t.batch.labels.data(), t.count, true, &grads);
   const auto want = t.ref.forward_backward(t.batch, t.count, true);
   const float loss_got = float(got.loss_sum / t.count), loss_want = float(want.loss);
-  t.add("forward loss", relative_difference(&loss_got, &loss_want, 1), 1e-4, "vs " + t.ref.name);
+  t.add(prefix + "forward loss", relative_difference(&loss_got, &loss_want, 1), close,
+        "vs " + t.ref.name);
   std::vector<float> probs(size_t(t.shape.batch) * size_t(t.shape.classes()));
   step->predict(t.batch.images.data(), t.count, probs.data());
   auto want_probs = t.ref.cpu ? want.probs
@@ -198,56 +216,19 @@ void check_layers(SelfTest& t) {
                                     t.shape, t.initial, t.batch.images.data(),
                                     t.batch.labels.data(), t.count, false, 0, 0, &t.ref.buffers)
                                     .probs;
-  t.add("forward probabilities",
+  t.add(prefix + "forward probabilities",
         relative_difference(probs.data(), want_probs.data(),
                             size_t(t.count) * size_t(t.shape.classes())),
-        1e-4, "inference mode");
-  for (const auto& info : t.initial.layout)
-    t.add(info.name + " gradient",
-          relative_difference(grads.data(info), want.grads.data(info), size_t(info.size)), 2e-3,
-          "backward");
-}
-
-// 1 - the cosine of the angle between two gradients (0: the same direction).
-double direction_gap(const float* a, const float* b, size_t n) {
-  double dot = 0, aa = 0, bb = 0;
-  for (size_t i = 0; i < n; ++i) dot += double(a[i]) * b[i], aa += double(a[i]) * a[i],
-                                 bb += double(b[i]) * b[i];
-  if (aa == 0 && bb == 0) return 0;
-  return 1 - dot / std::sqrt(std::max(aa * bb, 1e-300));
-}
-
-// 1b. --precision bf16 (CUDA): bf16 maps and weights against the fp32
-// reference. Max-pool and ReLU make gradients discontinuous (a bf16 rounding
-// moves some maxima), so gradients are held to their direction, not their
-// elements; the loss and probabilities to bf16's rounding.
-void check_bf16(SelfTest& t) {
-  const auto& o = t.o;
-  MemoryEngine engine(t.memory("plan"));
-  StepOptions so = t.ref.options;
-  so.precision = "bf16";
-  so.device.memory = &engine.resource();
-  so.device.planned = true;
-  auto step = t.backend->compile(o.spec, t.shape, so);
-  step->set_parameters(t.initial);
-  t.ref.set(t.initial);
-  Parameters grads;
-  const StepResult got =
-      step->gradients(t.batch.images.data(), t.batch.labels.data(), t.count, true, &grads);
-  const auto want = t.ref.forward_backward(t.batch, t.count, true);
-  const float loss_got = float(got.loss_sum / t.count), loss_want = float(want.loss);
-  t.add("bf16 forward loss", relative_difference(&loss_got, &loss_want, 1), 2e-2,
-        "vs fp32 " + t.ref.name);
-  std::vector<float> probs(size_t(t.shape.batch) * size_t(t.shape.classes()));
-  step->predict(t.batch.images.data(), t.count, probs.data());
-  t.add("bf16 forward probabilities",
-        relative_difference(probs.data(), want.probs.data(),
-                            size_t(t.count) * size_t(t.shape.classes())),
-        2e-2, "inference mode");
-  for (const auto& info : t.initial.layout)
-    t.add("bf16 " + info.name + " gradient",
-          direction_gap(grads.data(info), want.grads.data(info), size_t(info.size)), 0.1,
-          "1 - cosine with fp32's");
+        close, "inference mode");
+  for (const auto& info : t.initial.layout) {
+    const float *a = grads.data(info), *b = want.grads.data(info);
+    if (bf16)
+      t.add(prefix + info.name + " gradient", direction_gap(a, b, size_t(info.size)), 0.1,
+            "1 - cosine with fp32's");
+    else
+      t.add(info.name + " gradient", relative_difference(a, b, size_t(info.size)), 2e-3,
+            "backward");
+  }
 }
 
 // 2. A few training steps with each allocator; identical weights across them.
@@ -329,7 +310,7 @@ void check_pool(SelfTest& t) {
 SelfTestReport run_selftest(const SelfTestOptions& o) {
   SelfTest t(o);
   check_layers(t);
-  if (o.bf16 && o.device != "cpu" && !t.shape.has_batch_norm()) check_bf16(t);
+  if (o.bf16 && o.device != "cpu" && !t.shape.has_batch_norm()) check_layers(t, "bf16");
   check_training(t);
   check_pool(t);
   return std::move(t.report);

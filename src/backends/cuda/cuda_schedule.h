@@ -24,6 +24,10 @@
 //     -> d_pooled_{k-1}
 //   update: one fused Adam kernel over the flat parameter vector (not planned:
 //   parameters, gradients and moments persist across steps).
+// --precision bf16: the input op also writes input.bf16 (what conv1 reads);
+//   the conv blocks' maps and gradients are bf16; to_float copies the last
+//   pooled map into fp32 `features` for the dense part, and to_bf16 rounds
+//   its gradient `d_features` back into the last d_pooled.
 #pragma once
 
 #include <cstddef>

@@ -193,9 +193,9 @@ std::string CudaTrainingStep::oom_hint() const {
   const size_t kept = persistent_bytes(shape_, bf16_);
   size_t free_bytes = 0, total = 0;
   cudaMemGetInfo(&free_bytes, &total);
-  const int fits = largest_batch_that_fits(spec_, shape_.height, shape_.width,
-                                           free_bytes + (persistent_ ? layout_.total : 0), kept,
-                                           bf16_);
+  const int fits =
+      largest_batch_that_fits(spec_, shape_.height, shape_.width,
+                              free_bytes + (persistent_ ? layout_.total : 0), kept, bf16_);
   return "the largest batch that fits the device's free memory is about " + std::to_string(fits) +
          " (histocnn memplan --device cuda --max-batch --budget ...)";
 }

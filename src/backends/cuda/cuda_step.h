@@ -73,8 +73,8 @@ struct DenseLayer {
 
 // Persistent device block layout (byte offsets).
 struct Persistent {
-  size_t params = 0, shadows = 0, step = 0, adam = 0, learning_rate = 0, loss = 0, correct = 0, labels = 0,
-         meta = 0, probs = 0, ones = 0, cublas = 0, total = 0;
+  size_t params = 0, shadows = 0, step = 0, adam = 0, learning_rate = 0, loss = 0, correct = 0,
+         labels = 0, meta = 0, probs = 0, ones = 0, cublas = 0, total = 0;
 };
 
 class CudaTrainingStep final : public TrainingStep {

@@ -53,9 +53,8 @@ void CudaTrainingStep::build_layers() {
         cudnnSetTensor4dDescriptor(c.x, CUDNN_TENSOR_NCHW, map_type, t.x.n, t.x.c, t.x.h, t.x.w));
     HISTOCNN_CUDA(
         cudnnSetTensor4dDescriptor(c.y, CUDNN_TENSOR_NCHW, map_type, t.y.n, t.y.c, t.y.h, t.y.w));
-    HISTOCNN_CUDA(cudnnSetTensor4dDescriptor(c.pooled, CUDNN_TENSOR_NCHW, map_type,
-                                             t.pooled_dims.n, t.pooled_dims.c, t.pooled_dims.h,
-                                             t.pooled_dims.w));
+    HISTOCNN_CUDA(cudnnSetTensor4dDescriptor(c.pooled, CUDNN_TENSOR_NCHW, map_type, t.pooled_dims.n,
+                                             t.pooled_dims.c, t.pooled_dims.h, t.pooled_dims.w));
     HISTOCNN_CUDA(
         cudnnSetTensor4dDescriptor(c.bias, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, s.out_c, 1, 1));
     // PyTorch's OIHW is cuDNN's KCRS.
@@ -64,8 +63,8 @@ void CudaTrainingStep::build_layers() {
     HISTOCNN_CUDA(cudnnSetConvolution2dDescriptor(c.conv, s.pad, s.pad, 1, 1, 1, 1,
                                                   CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
     // fp32: plain FMA math (no TF32), for parity with the CPU backend.
-    HISTOCNN_CUDA(cudnnSetConvolutionMathType(
-        c.conv, tf32 || bf16_ ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH));
+    HISTOCNN_CUDA(
+        cudnnSetConvolutionMathType(c.conv, tf32 || bf16_ ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH));
     int n = 0, ch = 0, h = 0, w = 0;
     HISTOCNN_CUDA(cudnnGetConvolution2dForwardOutputDim(c.conv, c.x, c.w, &n, &ch, &h, &w));
     require(n == t.y.n && ch == t.y.c && h == t.y.h && w == t.y.w,

@@ -44,9 +44,8 @@ void CudaTrainingStep::run_op(const ScheduledOp& op, Mode mode, bool training, i
       const void* w = conv_weights(c);
       if (c.fused) {
         const cudnnStatus_t status = cudnnConvolutionBiasActivationForward(
-            h, &one, c.x, tensor(t.src), c.w, w, c.conv, c.fwd, ws,
-            c.workspace.forward, &zero, c.y, tensor(t.conv_out), c.bias, params() + c.b_offset,
-            relu_, c.y, tensor(t.conv_out));
+            h, &one, c.x, tensor(t.src), c.w, w, c.conv, c.fwd, ws, c.workspace.forward, &zero, c.y,
+            tensor(t.conv_out), c.bias, params() + c.b_offset, relu_, c.y, tensor(t.conv_out));
         if (status != CUDNN_STATUS_NOT_SUPPORTED) {
           HISTOCNN_CUDA(status);
           return;
@@ -229,9 +228,9 @@ void CudaTrainingStep::run_op(const ScheduledOp& op, Mode mode, bool training, i
       // bf16: cuDNN writes the gradient in bf16 (as autocast's convolutions
       // do), widened into the fp32 gradients Adam reads.
       void* dw = bf16_ ? static_cast<void*>(grad_shadow() + c.w_offset) : grads() + c.w_offset;
-      HISTOCNN_CUDA(cudnnConvolutionBackwardFilter(
-          h, &one, c.x, tensor(t.src), c.y, tensor(t.d_conv_out), c.conv, c.bwd_filter, ws,
-          c.workspace.backward_filter, &zero, c.w, dw));
+      HISTOCNN_CUDA(cudnnConvolutionBackwardFilter(h, &one, c.x, tensor(t.src), c.y,
+                                                   tensor(t.d_conv_out), c.conv, c.bwd_filter, ws,
+                                                   c.workspace.backward_filter, &zero, c.w, dw));
       if (bf16_)
         launch_to_float(grad_shadow() + c.w_offset, grads() + c.w_offset,
                         int64_t(s.out_c) * s.in_c * s.kernel * s.kernel, stream_);
@@ -242,10 +241,9 @@ void CudaTrainingStep::run_op(const ScheduledOp& op, Mode mode, bool training, i
       const auto& t = schedule_.convs[size_t(op.layer)];
       const auto& prev = schedule_.convs[size_t(op.layer) - 1];
       void* ws = t.ws_backward_data >= 0 ? tensor(t.ws_backward_data) : nullptr;
-      HISTOCNN_CUDA(cudnnConvolutionBackwardData(h, &one, c.w, conv_weights(c), c.y,
-                                                 tensor(t.d_conv_out), c.conv, c.bwd_data, ws,
-                                                 c.workspace.backward_data, &zero, c.x,
-                                                 tensor(prev.d_pooled)));
+      HISTOCNN_CUDA(cudnnConvolutionBackwardData(
+          h, &one, c.w, conv_weights(c), c.y, tensor(t.d_conv_out), c.conv, c.bwd_data, ws,
+          c.workspace.backward_data, &zero, c.x, tensor(prev.d_pooled)));
       return;
     }
   }

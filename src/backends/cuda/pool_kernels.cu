@@ -12,9 +12,8 @@ cudaStream_t as_stream(Stream s) {
 }
 
 template <typename T>
-__global__ void max_pool_forward_kernel(const T* act, const float* bias, T* pooled,
-                                        uint8_t* argmax, int64_t total, int channels,
-                                        PoolGeometry g) {
+__global__ void max_pool_forward_kernel(const T* act, const float* bias, T* pooled, uint8_t* argmax,
+                                        int64_t total, int channels, PoolGeometry g) {
   const int64_t j = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (j >= total) return;
   const int per_plane = g.pooled_h() * g.pooled_w();
@@ -49,9 +48,8 @@ __device__ float block_sum(float v) {
 // One block per plane: every element of d_act written once (coalesced), and
 // the plane's sum for the bias gradient.
 template <typename T>
-__global__ void pool_relu_backward_kernel(const T* pooled, const T* d_pooled,
-                                          const uint8_t* argmax, T* d_act, float* plane_sums,
-                                          PoolGeometry g) {
+__global__ void pool_relu_backward_kernel(const T* pooled, const T* d_pooled, const uint8_t* argmax,
+                                          T* d_act, float* plane_sums, PoolGeometry g) {
   const int64_t plane = blockIdx.x;
   const int64_t pooled_offset = plane * g.pooled_h() * g.pooled_w();
   const T* p = pooled + pooled_offset;

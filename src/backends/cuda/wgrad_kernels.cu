@@ -12,8 +12,8 @@ constexpr int kThreads = 256;
 
 template <int C, int K, typename T>
 __global__ void __launch_bounds__(kThreads)
-    small_wgrad_kernel(const T* x, const T* dy, float* partials, Dims4 xd, Dims4 yd,
-                       int pad, int rows_per_band, int bands) {
+    small_wgrad_kernel(const T* x, const T* dy, float* partials, Dims4 xd, Dims4 yd, int pad,
+                       int rows_per_band, int bands) {
   constexpr int kTaps = C * K * K;
   extern __shared__ float tile[];  // C x tile_h x tile_w: the band's input rows, padded
   const int band = int(blockIdx.x), n = int(blockIdx.y);
@@ -79,9 +79,9 @@ void launch_small_wgrad(const float* x, const float* dy, float* dw, float* works
                         const SmallWgradPlan& plan, Stream stream) {
   small_wgrad(x, dy, dw, workspace, xd, yd, kernel, pad, plan, stream);
 }
-void launch_small_wgrad(const Bf16* x, const Bf16* dy, float* dw, float* workspace,
-                        const Dims4& xd, const Dims4& yd, int kernel, int pad,
-                        const SmallWgradPlan& plan, Stream stream) {
+void launch_small_wgrad(const Bf16* x, const Bf16* dy, float* dw, float* workspace, const Dims4& xd,
+                        const Dims4& yd, int kernel, int pad, const SmallWgradPlan& plan,
+                        Stream stream) {
   small_wgrad(x, dy, dw, workspace, xd, yd, kernel, pad, plan, stream);
 }
 

@@ -87,8 +87,8 @@ SmallWgradPlan plan_small_wgrad(const Dims4& x, const Dims4& y, int kernel, int 
 void launch_small_wgrad(const float* x, const float* dy, float* dw, float* workspace,
                         const Dims4& xd, const Dims4& yd, int kernel, int pad,
                         const SmallWgradPlan& plan, Stream stream);
-void launch_small_wgrad(const Bf16* x, const Bf16* dy, float* dw, float* workspace,
-                        const Dims4& xd, const Dims4& yd, int kernel, int pad,
-                        const SmallWgradPlan& plan, Stream stream);
+void launch_small_wgrad(const Bf16* x, const Bf16* dy, float* dw, float* workspace, const Dims4& xd,
+                        const Dims4& yd, int kernel, int pad, const SmallWgradPlan& plan,
+                        Stream stream);
 
 }  // namespace histocnn::cuda
