@@ -3,9 +3,10 @@
 # copies this script to its root) or a source tree with build/histocnn:
 #
 #   gpu-check.sh OUT [STAGE ...]     stages (default: all, in this order):
-#     selftest   histocnn selftest --device cuda, and a five-grade network
-#                with smoothed labels                                      (~45 s)
-#     memcheck   compute-sanitizer memcheck over a short CUDA training     (~60 s)
+#     selftest   histocnn selftest --device cuda (fp32 and bf16 rows), and a
+#                five-grade network with smoothed labels                   (~45 s)
+#     memcheck   compute-sanitizer memcheck over a short CUDA training, fp32
+#                and bf16                                                  (~120 s)
 #     oom        batch 1800 at 200 px under --gpu-mem-limit 4GB: the report (~10 s)
 #     sbs        bench/gpu_side_by_side.sh, 2 rounds                      (~300 s)
 #     cpu        the 200x200 batch-50 epoch at 16/8/4/2/1 threads, 2 interleaved
@@ -52,7 +53,12 @@ for stage in "${stages[@]}"; do
       [[ -d "$data" ]] || "$histocnn" synth -o "$data" --images 24 --seed 1 > /dev/null
       run_stage memcheck 240 compute-sanitizer --tool memcheck --error-exitcode 9 \
         "$histocnn" train --data "$data" --device cuda --size 64 --batch 20 --epochs 1 \
-        --crops-benign 60 --crops-malignant 60 --no-selftest --no-progress -o "$out/memcheck-run" ;;
+        --crops-benign 60 --crops-malignant 60 --no-selftest --no-progress -o "$out/memcheck-run"
+      # The bf16 step (its own kernels' instantiations, the casts, the weight copy).
+      run_stage memcheck-bf16 180 compute-sanitizer --tool memcheck --error-exitcode 9 \
+        "$histocnn" train --data "$data" --device cuda --size 64 --batch 20 --epochs 1 \
+        --precision bf16 --crops-benign 60 --crops-malignant 60 --no-selftest --no-progress \
+        -o "$out/memcheck-bf16-run" ;;
     oom)
       [[ -d "$data" ]] || "$histocnn" synth -o "$data" --images 24 --seed 1 > /dev/null
       run_stage oom 120 "$histocnn" train --data "$data" --device cuda --size 200 --batch 1800 \
