@@ -3,8 +3,9 @@
 # copies this script to its root) or a source tree with build/histocnn:
 #
 #   gpu-check.sh OUT [STAGE ...]     stages (default: all, in this order):
-#     selftest   histocnn selftest --device cuda (fp32 and bf16 rows), and a
-#                five-grade network with smoothed labels                   (~45 s)
+#     selftest   histocnn selftest --device cuda (fp32 and bf16 rows), a
+#                five-grade network with smoothed labels, and the step through
+#                cuDNN's graph API (--cudnn-graph)                         (~70 s)
 #     memcheck   compute-sanitizer memcheck over a short CUDA training, fp32
 #                and bf16                                                  (~120 s)
 #     oom        batch 1800 at 200 px under --gpu-mem-limit 4GB: the report (~10 s)
@@ -12,6 +13,8 @@
 #     cpu        the 200x200 batch-50 epoch at 16/8/4/2/1 threads, 2 interleaved
 #                rounds, with per-layer profiles (issue 20's table)        (~120 s)
 #   and on request (not in "all"):
+#     graph      --cudnn-graph against the legacy cuDNN calls: 128 and 200 px,
+#                batches 50 and 150, 2 interleaved rounds                  (~80 s)
 #     slide      a 50,000 x 50,000 synthetic slide (synth --slide), a 64-px model,
 #                then `histocnn slide` on cuda and cpu, 2 interleaved rounds;
 #                summary.json has tiles/s, reader and device seconds   (~240 s)
@@ -48,7 +51,23 @@ for stage in "${stages[@]}"; do
       run_stage selftest 120 "$histocnn" selftest --device cuda
       # A five-grade network with the ordinal loss: the K-class loss kernel.
       run_stage selftest-grades 60 "$histocnn" selftest --device cuda --classes 5 --size 48 \
-        --batch 12 --label-smoothing 0.2 --smooth-to neighbours ;;
+        --batch 12 --label-smoothing 0.2 --smooth-to neighbours
+      # The convolutions through cuDNN's graph API (opt-in --cudnn-graph).
+      run_stage selftest-graph 120 "$histocnn" selftest --device cuda --cudnn-graph ;;
+    graph)
+      # cuDNN's graph API against the legacy calls: the same epochs, interleaved;
+      # metrics in each JSON's points (and which engine each layer took).
+      mkdir -p "$out/graph"
+      start=$SECONDS
+      for round in 1 2; do
+        for api in legacy graph; do
+          flag=(); [[ $api == graph ]] && flag=(--cudnn-graph)
+          timeout 100 "$histocnn" bench --device cuda --sizes 128,200 --batches 50,150 \
+            --allocator plan --cuda-graphs "${flag[@]}" --json "$out/graph/$api.r$round.json" \
+            >> "$out/graph.txt" 2>&1 || echo "graph: $api round $round failed" | tee -a "$out/graph.txt"
+        done
+      done
+      summary+=("$(printf '%-9s %4d s' graph $((SECONDS - start)))") ;;
     memcheck)
       [[ -d "$data" ]] || "$histocnn" synth -o "$data" --images 24 --seed 1 > /dev/null
       run_stage memcheck 240 compute-sanitizer --tool memcheck --error-exitcode 9 \

@@ -30,6 +30,7 @@ Runner add_bench(CLI::App& app) {
       ->check(CLI::IsMember({"plan", "pool", "direct", "async"}))
       ->capture_default_str();
   cmd->add_flag("--cuda-graphs", o->cuda_graphs, "replay the step as CUDA graphs (plan only)");
+  cmd->add_flag("--cudnn-graph", o->cudnn_graph, "convolutions through cuDNN's graph API");
   cmd->add_option("--precision", o->precision, "fp32 | tf32 (cuda) | bf16")
       ->check(CLI::IsMember({"fp32", "tf32", "bf16"}))
       ->capture_default_str();

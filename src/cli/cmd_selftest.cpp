@@ -28,8 +28,9 @@ Runner add_selftest(CLI::App& app) {
       "verify this machine's backend: every layer forward/backward against a reference, a few "
       "training steps with each allocator, allocator invariants on the device");
   struct Args {
-    std::string device, size = "64", model;       // device "": every one this machine can use
-    int batch = 8, steps = 3, classes = 0;        // 0: as the spec says
+    std::string device, size = "64", model;  // device "": every one this machine can use
+    int batch = 8, steps = 3, classes = 0;   // 0: as the spec says
+    bool cudnn_graph = false;
     elementwise::LabelSmoothing label_smoothing;  // as train's
   };
   auto a = std::make_shared<Args>();
@@ -49,8 +50,11 @@ Runner add_selftest(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::Range(1, 100));
   add_label_smoothing_options(*cmd, a->label_smoothing)->check(CLI::Range(0.0, 0.5));
+  cmd->add_flag("--cudnn-graph", a->cudnn_graph,
+                "cuda: the step's convolutions through cuDNN's graph API (as train --cudnn-graph)");
   return [a] {
     SelfTestOptions o;
+    o.cudnn_graph = a->cudnn_graph;
     o.label_smoothing = a->label_smoothing;
     parse_size(a->size, "--size", &o.width, &o.height);
     if (!a->model.empty())

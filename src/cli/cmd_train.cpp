@@ -56,6 +56,9 @@ Runner add_train(CLI::App& app) {
                 "cuda: time the convolution algorithms instead of trusting cuDNN's heuristics");
   cmd->add_flag("--cuda-graphs", o->cuda_graphs,
                 "cuda: capture the training step once and replay it");
+  cmd->add_flag("--cudnn-graph", o->cudnn_graph,
+                "cuda: convolutions through cuDNN's graph API where it offers an allowed engine "
+                "(else the legacy API; metrics.json says which)");
   cmd->add_flag("!--no-selftest", o->selftest, "cuda: skip the quick self-test before training");
   cmd->add_option("--seed", o->seed, "seed of initialisation, order and dropout")
       ->capture_default_str();

@@ -57,6 +57,7 @@ nlohmann::json measure_point(const EpochBenchOptions& o, const Device& device, B
   StepOptions options;
   options.precision = o.precision;
   options.cuda_graphs = o.cuda_graphs;
+  options.cudnn_graph = o.cudnn_graph;
   options.profile_layers = o.profile_layers;
   options.device.memory = &engine.resource();
   options.device.planned = engine.planned();
@@ -103,6 +104,7 @@ nlohmann::json run_epoch_bench(const EpochBenchOptions& o) {
                         {"precision", o.precision},
                         {"allocator", o.allocator},
                         {"cuda_graphs", o.cuda_graphs},
+                        {"cudnn_graph", o.cudnn_graph},
                         {"threads", threads},
                         {"examples", o.benign + o.malignant},
                         {"points", nlohmann::json::array()}};

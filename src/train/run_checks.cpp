@@ -85,6 +85,7 @@ void validate_training_options(const TrainOptions& o) {
   if (o.device != "cuda") {
     require(!o.cuda_graphs, "--cuda-graphs: applies to --device cuda");
     require(!o.cudnn_benchmark, "--cudnn-benchmark: applies to --device cuda");
+    require(!o.cudnn_graph, "--cudnn-graph: applies to --device cuda");
   }
   require(o.ensemble >= 1, "--ensemble: must be at least 1, got " + std::to_string(o.ensemble));
 }

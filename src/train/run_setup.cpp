@@ -50,6 +50,7 @@ void open_device(const TrainOptions& o, RunContext& run) {
     // Before the pool reserves its share of the device (and before data work).
     SelfTestOptions checks = quick_selftest_options(o.spec, o.width, o.height);
     checks.bf16 = o.precision == "bf16";  // the bf16 rows only when training in bf16
+    checks.cudnn_graph = o.cudnn_graph;
     const SelfTestReport quick = run_selftest(checks);
     run.log(quick.summary());
     require(quick.passed, "--device cuda: the self-test failed on this GPU:\n" + quick.table() +
@@ -133,6 +134,7 @@ std::unique_ptr<TrainingStep> compile_training_step(const TrainOptions& o, RunCo
   so.precision = o.precision;
   so.flush_denormals = o.flush_denormals;
   so.cudnn_benchmark = o.cudnn_benchmark;
+  so.cudnn_graph = o.cudnn_graph;
   so.cuda_graphs = o.cuda_graphs;
   so.profile_layers = o.profile_layers;
   Communicator* comm = run.comm;

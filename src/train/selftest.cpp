@@ -197,6 +197,7 @@ void check_layers(SelfTest& t, const std::string& precision = "fp32") {
   const double close = bf16 ? 2e-2 : 1e-4;
   MemoryEngine engine(t.memory("plan"));
   StepOptions so = t.ref.options;
+  so.cudnn_graph = o.cudnn_graph;
   so.precision = precision;
   so.device.memory = &engine.resource();
   auto step = t.backend->compile(o.spec, t.shape, so);
@@ -243,6 +244,7 @@ void check_training(SelfTest& t) {
     mo.config.gpu_mem_pool = o.device == "cpu" ? 64 : 0.25;  // leave the rest of the GPU alone
     MemoryEngine engine(mo);
     StepOptions so = t.ref.options;
+    so.cudnn_graph = o.cudnn_graph;
     so.device.memory = &engine.resource();
     so.device.planned = engine.planned();
     auto step = t.backend->compile(o.spec, t.shape, so);

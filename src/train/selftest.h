@@ -33,6 +33,8 @@ struct SelfTestOptions {
   // --device cuda: also the bf16 step (--precision bf16) against the fp32
   // reference, where the network has no batch norm.
   bool bf16 = true;
+  // --device cuda: the step's convolutions through cuDNN's graph API.
+  bool cudnn_graph = false;
   // The loss's target, for the step under test and its reference alike.
   elementwise::LabelSmoothing label_smoothing;
 };

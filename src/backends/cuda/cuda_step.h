@@ -34,6 +34,7 @@
 #include "backends/cuda/cuda_context.h"
 #include "backends/cuda/cuda_kernels.h"
 #include "backends/cuda/cuda_schedule.h"
+#include "backends/cuda/cudnn_graph.h"
 #include "backends/cuda/pool_kernels.h"
 #include "backends/cuda/wgrad_kernels.h"
 #include "memory/cuda_resources.h"
@@ -52,6 +53,10 @@ struct ConvLayer {
   // Our direct weight-gradient kernel, when it applies and measured faster
   // than cuDNN's deterministic algorithms (applies = false: cuDNN's).
   SmallWgradPlan small_wgrad;
+  // --cudnn-graph: the graph API's plan per direction (ConvDirection order),
+  // null where that direction stays on the legacy API.
+  std::array<std::unique_ptr<GraphConv>, 3> graph;
+  GraphConv* graph_for(ConvDirection d) const { return graph[size_t(d)].get(); }
   // Where the bias and ReLU are applied (no batch norm): in our pool kernel
   // after the max (pool > 1: the conv writes its raw output), else in one
   // cuDNN call with the convolution (`fused`, where its algorithm allows) or
@@ -108,6 +113,8 @@ class CudaTrainingStep final : public TrainingStep {
   void build_layers();
   void choose_algorithms(ConvLayer& c, size_t k);
   void choose_weight_gradient(ConvLayer& c, size_t k, nlohmann::json& record);
+  void choose_graphs(ConvLayer& c, size_t k, nlohmann::json& record);
+  float time_on_scratch(const GraphConv::Run& run, size_t k);
   void stage(const float* images, const int32_t* labels, int count, const BatchSlice& slice = {});
   BatchMeta* meta() const { return reinterpret_cast<BatchMeta*>(persistent(layout_.meta)); }
   // Events and allocator seconds of one training step, read by

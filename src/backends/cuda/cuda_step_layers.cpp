@@ -192,7 +192,95 @@ void CudaTrainingStep::choose_algorithms(ConvLayer& c, size_t k) {
     j["backward_data_workspace"] = c.workspace.backward_data;
   }
   choose_weight_gradient(c, k, j);
+  if (options_.cudnn_graph) choose_graphs(c, k, j);
   details_["algorithms"].push_back(j);
+}
+
+// --cudnn-graph: each direction of this layer through cuDNN's graph API where
+// it offers an engine our rules allow (cudnn_graph_rules.h); the legacy
+// choice above stays as the fallback. The record says which API each
+// direction took, its engine, or why not.
+void CudaTrainingStep::choose_graphs(ConvLayer& c, size_t k, nlohmann::json& record) {
+  const auto& t = build_cuda_schedule(shape_).convs[k];
+  const ConvShape& s = shape_.convs[k];
+  // Weights and weight gradients sit at offsets of 256-byte-aligned blocks:
+  // the parameters (or their bf16 copy), then the gradients after them.
+  const uint64_t element = bf16_ ? 2 : 4, count = uint64_t(parameter_count_);
+  GraphConvShape g{t.x,
+                   t.y,
+                   s.kernel,
+                   s.pad,
+                   options_.precision,
+                   byte_alignment(element * uint64_t(c.w_offset)),
+                   byte_alignment(element * (count + uint64_t(c.w_offset)))};
+  GraphConv::Timer timer;
+  if (options_.cudnn_benchmark)
+    timer = [this, k](const GraphConv::Run& run) { return time_on_scratch(run, k); };
+  const size_t limit = options_.device.workspace_limit;
+  for (ConvDirection d :
+       {ConvDirection::kForward, ConvDirection::kBackwardData, ConvDirection::kBackwardFilter}) {
+    const char* name = direction_name(d);
+    if (d == ConvDirection::kBackwardData && k == 0) continue;  // conv1 has no input gradient
+    if (d == ConvDirection::kBackwardFilter && c.small_wgrad.applies) {
+      record["graph"][name] = "HISTOCNN_DIRECT kept (faster than cuDNN's algorithms)";
+      continue;
+    }
+    auto graph = std::make_unique<GraphConv>(context_->cudnn, g, d, limit, timer);
+    if (!graph->available()) {
+      record["graph"][name] = "legacy API: " + graph->why_not();
+      continue;
+    }
+    record["graph"][name] = {{"engine", graph->engine()},
+                             {"workspace", graph->workspace()},
+                             {"allowed_engines", graph->candidates()}};
+    if (d == ConvDirection::kForward) {
+      c.workspace.forward = graph->workspace();
+      if (c.fused) record["bias_relu"] = "separate cuDNN calls";
+      c.fused = false;  // the legacy fused call is not this engine
+    } else if (d == ConvDirection::kBackwardData) {
+      c.workspace.backward_data = graph->workspace();
+    } else {
+      c.workspace.backward_filter = graph->workspace();
+    }
+    c.graph[size_t(d)] = std::move(graph);
+  }
+}
+
+// The device milliseconds of `run` on scratch buffers for conv block k (its
+// input, output and weights, and a workspace of the limit): one warm-up,
+// then the mean of three. The buffers are freed after.
+float CudaTrainingStep::time_on_scratch(const GraphConv::Run& run, size_t k) {
+  const auto& t = build_cuda_schedule(shape_).convs[k];
+  const ConvShape& s = shape_.convs[k];
+  const size_t element = bf16_ ? 2 : 4, limit = options_.device.workspace_limit;
+  const size_t sizes[4] = {size_t(t.x.count()) * element, size_t(t.y.count()) * element,
+                           size_t(s.out_c) * s.in_c * s.kernel * s.kernel * element, limit};
+  std::array<void*, 4> scratch{};
+  for (size_t i = 0; i < 4; ++i)
+    scratch[i] = resource_->allocate(std::max<size_t>(sizes[i], 1), stream_);
+  for (size_t i = 0; i < 3; ++i) HISTOCNN_CUDA(cudaMemsetAsync(scratch[i], 0, sizes[i], stream_));
+  cudaEvent_t start = nullptr, stop = nullptr;
+  HISTOCNN_CUDA(cudaEventCreate(&start));
+  HISTOCNN_CUDA(cudaEventCreate(&stop));
+  HISTOCNN_CUDA(cudnnSetStream(context_->cudnn, stream_));
+  float ms = -1;
+  try {
+    const std::array<void*, 4> order = {scratch[0], scratch[2], scratch[1], scratch[3]};  // x w y
+    run(order);
+    HISTOCNN_CUDA(cudaEventRecord(start, stream_));
+    for (int i = 0; i < 3; ++i) run(order);
+    HISTOCNN_CUDA(cudaEventRecord(stop, stream_));
+    sync();
+    HISTOCNN_CUDA(cudaEventElapsedTime(&ms, start, stop));
+    ms /= 3;
+  } catch (...) {
+    ms = -1;
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  for (size_t i = 0; i < 4; ++i)
+    resource_->deallocate(scratch[i], std::max<size_t>(sizes[i], 1), stream_);
+  return ms < 0 ? 1e30f : ms;
 }
 
 // Our direct weight-gradient kernel (wgrad_kernels.h) against cuDNN's

@@ -58,8 +58,12 @@ void CudaTrainingStep::run_op(const ScheduledOp& op, Mode mode, bool training, i
       }
       // Batch norm: bias-free, normalisation and ReLU follow. Pooled blocks:
       // the pool kernel adds the bias and applies the ReLU.
-      HISTOCNN_CUDA(cudnnConvolutionForward(h, &one, c.x, tensor(t.src), c.w, w, c.conv, c.fwd, ws,
-                                            c.workspace.forward, &zero, c.y, tensor(t.conv_out)));
+      if (GraphConv* g = c.graph_for(ConvDirection::kForward))
+        g->execute(h, tensor(t.src), w, tensor(t.conv_out), ws);
+      else
+        HISTOCNN_CUDA(cudnnConvolutionForward(h, &one, c.x, tensor(t.src), c.w, w, c.conv, c.fwd,
+                                              ws, c.workspace.forward, &zero, c.y,
+                                              tensor(t.conv_out)));
       if (c.batch_norm || c.bias_relu_in_pool) return;
       if (bf16_) {
         launch_bias_relu(bf16_tensor(t.conv_out), params() + c.b_offset, t.y.n * t.y.c, t.y.c,
@@ -228,9 +232,12 @@ void CudaTrainingStep::run_op(const ScheduledOp& op, Mode mode, bool training, i
       // bf16: cuDNN writes the gradient in bf16 (as autocast's convolutions
       // do), widened into the fp32 gradients Adam reads.
       void* dw = bf16_ ? static_cast<void*>(grad_shadow() + c.w_offset) : grads() + c.w_offset;
-      HISTOCNN_CUDA(cudnnConvolutionBackwardFilter(h, &one, c.x, tensor(t.src), c.y,
-                                                   tensor(t.d_conv_out), c.conv, c.bwd_filter, ws,
-                                                   c.workspace.backward_filter, &zero, c.w, dw));
+      if (GraphConv* g = c.graph_for(ConvDirection::kBackwardFilter))
+        g->execute(h, tensor(t.src), tensor(t.d_conv_out), dw, ws);
+      else
+        HISTOCNN_CUDA(cudnnConvolutionBackwardFilter(h, &one, c.x, tensor(t.src), c.y,
+                                                     tensor(t.d_conv_out), c.conv, c.bwd_filter, ws,
+                                                     c.workspace.backward_filter, &zero, c.w, dw));
       if (bf16_)
         launch_to_float(grad_shadow() + c.w_offset, grads() + c.w_offset,
                         int64_t(s.out_c) * s.in_c * s.kernel * s.kernel, stream_);
@@ -241,9 +248,12 @@ void CudaTrainingStep::run_op(const ScheduledOp& op, Mode mode, bool training, i
       const auto& t = schedule_.convs[size_t(op.layer)];
       const auto& prev = schedule_.convs[size_t(op.layer) - 1];
       void* ws = t.ws_backward_data >= 0 ? tensor(t.ws_backward_data) : nullptr;
-      HISTOCNN_CUDA(cudnnConvolutionBackwardData(
-          h, &one, c.w, conv_weights(c), c.y, tensor(t.d_conv_out), c.conv, c.bwd_data, ws,
-          c.workspace.backward_data, &zero, c.x, tensor(prev.d_pooled)));
+      if (GraphConv* g = c.graph_for(ConvDirection::kBackwardData))
+        g->execute(h, conv_weights(c), tensor(t.d_conv_out), tensor(prev.d_pooled), ws);
+      else
+        HISTOCNN_CUDA(cudnnConvolutionBackwardData(
+            h, &one, c.w, conv_weights(c), c.y, tensor(t.d_conv_out), c.conv, c.bwd_data, ws,
+            c.workspace.backward_data, &zero, c.x, tensor(prev.d_pooled)));
       return;
     }
   }
