@@ -74,6 +74,35 @@ TEST(CudaStep, EveryLayerMatchesTheCpuBackendAndAllocatorsGiveIdenticalWeights) 
   EXPECT_TRUE(report.passed) << report.table();
 }
 
+// --cudnn-graph: the convolutions through cuDNN's graph API (where it offers
+// an allowed engine; legacy calls elsewhere) pass the same self-test, and
+// every layer's record says which API each direction took.
+TEST(CudaStep, GraphApiConvolutionsMatchTheCpuBackend) {
+  REQUIRE_GPU();
+  SelfTestOptions o;
+  o.device = "cuda";
+  o.width = o.height = 64;
+  o.batch = 16;
+  o.allocators = {"plan", "pool"};
+  o.cudnn_graph = true;
+  const SelfTestReport report = run_selftest(o);
+  EXPECT_TRUE(report.passed) << report.table();
+  MemoryEngineOptions mo;
+  mo.device = select_device("cuda");
+  mo.config.allocator = "plan";
+  mo.config.gpu_mem_pool = 0.25;
+  MemoryEngine engine(mo);
+  StepOptions so;
+  so.cudnn_graph = true;
+  so.device.memory = &engine.resource();
+  so.device.planned = true;
+  const NetworkShape shape = infer_shapes(default_model_spec(), 8, 64, 64);
+  const auto step = make_backend(mo.device)->compile(default_model_spec(), shape, so);
+  const auto algorithms = step->details()["algorithms"];
+  ASSERT_EQ(algorithms.size(), shape.convs.size());
+  for (const auto& layer : algorithms) EXPECT_TRUE(layer.contains("graph")) << layer.dump();
+}
+
 // A grade model's five-class softmax (the loss kernel over K classes).
 TEST(CudaStep, FiveClassNetworkMatchesTheCpuBackend) {
   REQUIRE_GPU();
