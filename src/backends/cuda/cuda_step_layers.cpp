@@ -155,8 +155,13 @@ void CudaTrainingStep::choose_algorithms(ConvLayer& c, size_t k) {
             w = choose_algorithm(bwd_filter, limit, true);
   const std::string tag = "conv" + std::to_string(k + 1);
   require(f >= 0 && w >= 0 && (k == 0 || d >= 0),
-          tag + ": cuDNN offers no deterministic algorithm within the workspace limit of " +
-              std::to_string(limit >> 20) + " MB");
+          tag + ": cuDNN offers no deterministic " +
+              std::string(f < 0   ? "forward"
+                          : w < 0 ? "weight-gradient"
+                                  : "data-gradient") +
+              " algorithm in " + options_.precision + " within the workspace limit of " +
+              std::to_string(limit >> 20) + " MB" +
+              (bf16_ ? " (this cuDNN or GPU may not support bf16 convolutions: try tf32)" : ""));
   c.fwd = cudnnConvolutionFwdAlgo_t(f);
   c.bwd_filter = cudnnConvolutionBwdFilterAlgo_t(w);
   if (d >= 0) c.bwd_data = cudnnConvolutionBwdDataAlgo_t(d);

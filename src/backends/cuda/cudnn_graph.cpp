@@ -11,44 +11,45 @@ namespace histocnn::cuda {
 namespace {
 
 // Why a graph could not be built or run: the caller stays on the legacy API.
-struct Refused {
+struct GraphRefused {
   std::string why;
 };
 
-void check(cudnnStatus_t status, const char* what) {
+void check_graph(cudnnStatus_t status, const char* what) {
   if (status != CUDNN_STATUS_SUCCESS)
-    throw Refused{std::string(what) + ": " + cudnnGetErrorString(status)};
+    throw GraphRefused{std::string(what) + ": " + cudnnGetErrorString(status)};
 }
 
 // A backend descriptor owned here (destroyed unless released).
-class Desc {
+class GraphDesc {
  public:
-  explicit Desc(cudnnBackendDescriptorType_t type) {
-    check(cudnnBackendCreateDescriptor(type, &d_), "cudnnBackendCreateDescriptor");
+  explicit GraphDesc(cudnnBackendDescriptorType_t type) {
+    check_graph(cudnnBackendCreateDescriptor(type, &d_), "cudnnBackendCreateDescriptor");
   }
-  ~Desc() {
+  ~GraphDesc() {
     if (d_) cudnnBackendDestroyDescriptor(d_);
   }
-  Desc(Desc&& other) noexcept : d_(std::exchange(other.d_, nullptr)) {}
-  Desc& operator=(Desc&& other) noexcept {
+  GraphDesc(GraphDesc&& other) noexcept : d_(std::exchange(other.d_, nullptr)) {}
+  GraphDesc& operator=(GraphDesc&& other) noexcept {
     if (this != &other) {
       if (d_) cudnnBackendDestroyDescriptor(d_);
       d_ = std::exchange(other.d_, nullptr);
     }
     return *this;
   }
-  Desc(const Desc&) = delete;
-  Desc& operator=(const Desc&) = delete;
+  GraphDesc(const GraphDesc&) = delete;
+  GraphDesc& operator=(const GraphDesc&) = delete;
   cudnnBackendDescriptor_t get() const { return d_; }
   cudnnBackendDescriptor_t* address() { return &d_; }
   cudnnBackendDescriptor_t release() { return std::exchange(d_, nullptr); }
-  Desc& set(cudnnBackendAttributeName_t name, cudnnBackendAttributeType_t type, int64_t count,
-            const void* values) {
-    check(cudnnBackendSetAttribute(d_, name, type, count, values), "cudnnBackendSetAttribute");
+  GraphDesc& set(cudnnBackendAttributeName_t name, cudnnBackendAttributeType_t type, int64_t count,
+                 const void* values) {
+    check_graph(cudnnBackendSetAttribute(d_, name, type, count, values),
+                "cudnnBackendSetAttribute");
     return *this;
   }
-  Desc& finalize(const char* what) {
-    check(cudnnBackendFinalize(d_), what);
+  GraphDesc& finalize(const char* what) {
+    check_graph(cudnnBackendFinalize(d_), what);
     return *this;
   }
 
@@ -56,8 +57,8 @@ class Desc {
   cudnnBackendDescriptor_t d_ = nullptr;
 };
 
-Desc tensor(int64_t uid, const Dims4& d, cudnnDataType_t type, int64_t alignment) {
-  Desc t(CUDNN_BACKEND_TENSOR_DESCRIPTOR);
+GraphDesc graph_tensor(int64_t uid, const Dims4& d, cudnnDataType_t type, int64_t alignment) {
+  GraphDesc t(CUDNN_BACKEND_TENSOR_DESCRIPTOR);
   const int64_t dims[4] = {d.n, d.c, d.h, d.w};
   const auto strides = packed_strides(d);
   t.set(CUDNN_ATTR_TENSOR_DATA_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &type)
@@ -69,8 +70,8 @@ Desc tensor(int64_t uid, const Dims4& d, cudnnDataType_t type, int64_t alignment
   return t;
 }
 
-Desc convolution(const GraphConvShape& s) {
-  Desc c(CUDNN_BACKEND_CONVOLUTION_DESCRIPTOR);
+GraphDesc graph_convolution(const GraphConvShape& s) {
+  GraphDesc c(CUDNN_BACKEND_CONVOLUTION_DESCRIPTOR);
   const cudnnDataType_t compute = CUDNN_DATA_FLOAT;
   const cudnnConvolutionMode_t mode = CUDNN_CROSS_CORRELATION;
   const int64_t spatial = 2, pad[2] = {s.pad, s.pad}, one[2] = {1, 1};
@@ -86,11 +87,11 @@ Desc convolution(const GraphConvShape& s) {
 }
 
 // The operation's attribute names per direction: x, w, y, conv, alpha, beta.
-struct OperationAttributes {
+struct GraphOperationAttributes {
   cudnnBackendDescriptorType_t type;
   cudnnBackendAttributeName_t x, w, y, conv, alpha, beta;
 };
-OperationAttributes attributes(ConvDirection d) {
+GraphOperationAttributes graph_attributes(ConvDirection d) {
   switch (d) {
     case ConvDirection::kForward:
       return {CUDNN_BACKEND_OPERATION_CONVOLUTION_FORWARD_DESCRIPTOR,
@@ -121,21 +122,22 @@ OperationAttributes attributes(ConvDirection d) {
 }
 
 // A convolution's operation graph and every descriptor it refers to.
-struct OperationGraph {
-  std::vector<Desc> parts;  // tensors, convolution, operation
-  Desc graph{CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR};
+struct ConvOperationGraph {
+  std::vector<GraphDesc> parts;  // tensors, convolution, operation
+  GraphDesc graph{CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR};
 };
 
-OperationGraph operation_graph(cudnnHandle_t handle, const GraphConvShape& s,
-                               ConvDirection direction) {
+ConvOperationGraph conv_operation_graph(cudnnHandle_t handle, const GraphConvShape& s,
+                                        ConvDirection direction) {
   const cudnnDataType_t type = s.bf16() ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
-  Desc x = tensor(kUidX, s.x, type, 16), y = tensor(kUidY, s.y, type, 16);
-  Desc w = tensor(kUidW, s.w(), type,
-                  direction == ConvDirection::kBackwardFilter ? s.dw_alignment : s.w_alignment);
-  Desc conv = convolution(s);
-  const OperationAttributes a = attributes(direction);
+  GraphDesc x = graph_tensor(kUidX, s.x, type, 16), y = graph_tensor(kUidY, s.y, type, 16);
+  GraphDesc w =
+      graph_tensor(kUidW, s.w(), type,
+                   direction == ConvDirection::kBackwardFilter ? s.dw_alignment : s.w_alignment);
+  GraphDesc conv = graph_convolution(s);
+  const GraphOperationAttributes a = graph_attributes(direction);
   const float alpha = 1, beta = 0;
-  Desc op(a.type);
+  GraphDesc op(a.type);
   op.set(a.x, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, x.address())
       .set(a.w, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, w.address())
       .set(a.y, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, y.address())
@@ -143,18 +145,18 @@ OperationGraph operation_graph(cudnnHandle_t handle, const GraphConvShape& s,
       .set(a.alpha, CUDNN_TYPE_FLOAT, 1, &alpha)
       .set(a.beta, CUDNN_TYPE_FLOAT, 1, &beta)
       .finalize("convolution operation");
-  OperationGraph g;
+  ConvOperationGraph g;
   g.graph.set(CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, op.address())
       .set(CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &handle)
       .finalize("operation graph");
-  for (Desc* part : {&x, &y, &w, &conv, &op}) g.parts.push_back(std::move(*part));
+  for (GraphDesc* part : {&x, &y, &w, &conv, &op}) g.parts.push_back(std::move(*part));
   return g;
 }
 
-EngineNotes notes_of(cudnnBackendDescriptor_t engine) {
+EngineNotes engine_notes_of(cudnnBackendDescriptor_t engine) {
   cudnnBackendNumericalNote_t notes[CUDNN_NUMERICAL_NOTE_TYPE_COUNT];
   int64_t count = 0;
-  check(
+  check_graph(
       cudnnBackendGetAttribute(engine, CUDNN_ATTR_ENGINE_NUMERICAL_NOTE, CUDNN_TYPE_NUMERICAL_NOTE,
                                CUDNN_NUMERICAL_NOTE_TYPE_COUNT, &count, notes),
       "engine notes");
@@ -169,33 +171,34 @@ EngineNotes notes_of(cudnnBackendDescriptor_t engine) {
 }
 
 // The engine configurations cuDNN's heuristics rank for `graph`, best first.
-std::vector<Desc> ranked_configs(const Desc& graph) {
-  Desc heuristics(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR);
+std::vector<GraphDesc> ranked_engine_configs(const GraphDesc& graph) {
+  GraphDesc heuristics(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR);
   const cudnnBackendHeurMode_t mode = CUDNN_HEUR_MODE_A;
   cudnnBackendDescriptor_t g = graph.get();
   heuristics.set(CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &g)
       .set(CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, 1, &mode)
       .finalize("engine heuristics");
   int64_t count = 0;
-  check(cudnnBackendGetAttribute(heuristics.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS,
-                                 CUDNN_TYPE_BACKEND_DESCRIPTOR, 0, &count, nullptr),
-        "heuristics count");
-  std::vector<Desc> configs;
+  check_graph(cudnnBackendGetAttribute(heuristics.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS,
+                                       CUDNN_TYPE_BACKEND_DESCRIPTOR, 0, &count, nullptr),
+              "heuristics count");
+  std::vector<GraphDesc> configs;
   std::vector<cudnnBackendDescriptor_t> raw;
   for (int64_t i = 0; i < count; ++i) {
     configs.emplace_back(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR);
     raw.push_back(configs.back().get());
   }
   int64_t returned = 0;
-  check(cudnnBackendGetAttribute(heuristics.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS,
-                                 CUDNN_TYPE_BACKEND_DESCRIPTOR, count, &returned, raw.data()),
-        "heuristics results");
+  check_graph(cudnnBackendGetAttribute(heuristics.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS,
+                                       CUDNN_TYPE_BACKEND_DESCRIPTOR, count, &returned, raw.data()),
+              "heuristics results");
   configs.erase(configs.begin() + std::min(returned, count), configs.end());
   return configs;
 }
 
-Desc variant_pack(const std::array<int64_t, 3>& uids, const std::array<const void*, 4>& pointers) {
-  Desc pack(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR);
+GraphDesc graph_variant_pack(const std::array<int64_t, 3>& uids,
+                             const std::array<const void*, 4>& pointers) {
+  GraphDesc pack(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR);
   void* data[3] = {const_cast<void*>(pointers[0]), const_cast<void*>(pointers[1]),
                    const_cast<void*>(pointers[2])};
   void* workspace = const_cast<void*>(pointers[3]);
@@ -213,7 +216,7 @@ GraphConv::GraphConv(cudnnHandle_t handle, const GraphConvShape& shape, ConvDire
     : direction_(direction) {
   try {
     build(handle, shape, direction, workspace_limit, time_ms);
-  } catch (const Refused& r) {
+  } catch (const GraphRefused& r) {
     if (plan_) cudnnBackendDestroyDescriptor(plan_);
     plan_ = nullptr;
     why_not_ = r.why;
@@ -228,25 +231,25 @@ GraphConv::~GraphConv() {
 
 void GraphConv::build(cudnnHandle_t handle, const GraphConvShape& shape, ConvDirection direction,
                       size_t workspace_limit, const Timer& time_ms) {
-  OperationGraph graph = operation_graph(handle, shape, direction);
-  std::vector<Desc> configs = ranked_configs(graph.graph);
-  Desc* chosen = nullptr;
+  ConvOperationGraph graph = conv_operation_graph(handle, shape, direction);
+  std::vector<GraphDesc> configs = ranked_engine_configs(graph.graph);
+  GraphDesc* chosen = nullptr;
   float best_ms = 0;
   int refused = 0;
-  for (Desc& config : configs) {
-    Desc engine(CUDNN_BACKEND_ENGINE_DESCRIPTOR);
+  for (GraphDesc& config : configs) {
+    GraphDesc engine(CUDNN_BACKEND_ENGINE_DESCRIPTOR);
     int64_t n = 0;
     if (cudnnBackendGetAttribute(config.get(), CUDNN_ATTR_ENGINECFG_ENGINE,
                                  CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &n,
                                  engine.address()) != CUDNN_STATUS_SUCCESS ||
-        !engine_allowed(notes_of(engine.get()), shape.precision)) {
+        !engine_allowed(engine_notes_of(engine.get()), shape.precision)) {
       ++refused;
       continue;
     }
     int64_t index = -1;
     cudnnBackendGetAttribute(engine.get(), CUDNN_ATTR_ENGINE_GLOBAL_INDEX, CUDNN_TYPE_INT64, 1, &n,
                              &index);
-    Desc plan(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR);
+    GraphDesc plan(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR);
     cudnnBackendDescriptor_t c = config.get();
     int64_t workspace = 0;
     if (cudnnBackendSetAttribute(plan.get(), CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1,
@@ -270,8 +273,8 @@ void GraphConv::build(cudnnHandle_t handle, const GraphConvShape& shape, ConvDir
         for (size_t i = 0; i < 3; ++i)
           pointers[i] = uids[i] == kUidX ? scratch[0] : uids[i] == kUidW ? scratch[1] : scratch[2];
         pointers[3] = scratch[3];
-        const Desc pack = variant_pack(uids, pointers);
-        check(cudnnBackendExecute(handle, p, pack.get()), "cudnnBackendExecute (timing)");
+        const GraphDesc pack = graph_variant_pack(uids, pointers);
+        check_graph(cudnnBackendExecute(handle, p, pack.get()), "cudnnBackendExecute (timing)");
       });
     }
     if (time_ms && !(ms >= 0 && ms < 1e29f)) {  // it failed to run on the scratch buffers
@@ -288,10 +291,10 @@ void GraphConv::build(cudnnHandle_t handle, const GraphConvShape& shape, ConvDir
     if (!time_ms) break;  // heuristics: the first allowed one
   }
   if (!plan_)
-    throw Refused{"no engine among " + std::to_string(configs.size()) +
-                  " that is deterministic, keeps --precision " + shape.precision +
-                  " and fits the workspace limit (" + std::to_string(refused) + " refused)"};
-  for (Desc& part : graph.parts) kept_.push_back(part.release());
+    throw GraphRefused{"no engine among " + std::to_string(configs.size()) +
+                       " that is deterministic, keeps --precision " + shape.precision +
+                       " and fits the workspace limit (" + std::to_string(refused) + " refused)"};
+  for (GraphDesc& part : graph.parts) kept_.push_back(part.release());
   kept_.push_back(graph.graph.release());
   kept_.push_back(chosen->release());
 }
@@ -303,8 +306,8 @@ void GraphConv::execute(cudnnHandle_t handle, const void* a, const void* b, void
     if (pack_) cudnnBackendDestroyDescriptor(pack_);
     pack_ = nullptr;
     try {
-      pack_ = variant_pack(execute_uids(direction_), pointers).release();
-    } catch (const Refused& r) {
+      pack_ = graph_variant_pack(execute_uids(direction_), pointers).release();
+    } catch (const GraphRefused& r) {
       fail(std::string("cuDNN graph ") + direction_name(direction_) + ": " + r.why);
     }
     packed_ = pointers;
