@@ -28,7 +28,8 @@ int64_t step_bytes(Backend* backend, const ModelSpec& spec, const std::string& p
                    "CUDA step schedule (no CUDA device here: cuDNN workspaces are chosen on the "
                    "device and not counted); persistent " +
                    std::to_string(persistent >> 20) +
-                   " MB (parameters, gradients, Adam state, cuBLAS workspace)\n";
+                   " MB (parameters, gradients, Adam state, cuBLAS workspace" +
+                   (bf16 ? std::string(", bf16 copies of parameters and gradients") : "") + ")\n";
     return int64_t(plan.arena_bytes) + persistent;
   }
   StepOptions options;

@@ -19,6 +19,16 @@ CudaTrainingStep::CudaTrainingStep(std::shared_ptr<Context> context, const Model
   require(options.precision == "fp32" || options.precision == "tf32" || options.precision == "bf16",
           "--precision " + options.precision +
               ": the CUDA backend trains in fp32 (default), tf32 or bf16");
+  if (bf16_) {  // bf16 tensor-core convolutions: Ampere (sm_80) and newer
+    int major = 0, minor = 0;
+    HISTOCNN_CUDA(
+        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, context_->device));
+    HISTOCNN_CUDA(
+        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, context_->device));
+    require(major >= 8, "--precision bf16 on CUDA needs compute capability 8.0 or newer; " +
+                            context_->device_name + " is " + std::to_string(major) + "." +
+                            std::to_string(minor) + " (use fp32)");
+  }
   require(!options.cuda_graphs || options.device.planned,
           "--cuda-graphs: needs --allocator plan (a captured graph replays fixed addresses)");
   if (options.device.stream) {
