@@ -258,22 +258,25 @@ float CudaTrainingStep::time_on_scratch(const GraphConv::Run& run, size_t k) {
   const auto& t = build_cuda_schedule(shape_).convs[k];
   const ConvShape& s = shape_.convs[k];
   const size_t element = bf16_ ? 2 : 4, limit = options_.device.workspace_limit;
-  const size_t sizes[4] = {size_t(t.x.count()) * element, size_t(t.y.count()) * element,
-                           size_t(s.out_c) * s.in_c * s.kernel * s.kernel * element, limit};
+  const size_t sizes[4] = {std::max<size_t>(size_t(t.x.count()) * element, 1),
+                           std::max<size_t>(size_t(t.y.count()) * element, 1),
+                           size_t(s.out_c) * s.in_c * s.kernel * s.kernel * element,
+                           std::max<size_t>(limit, 1)};
   std::array<void*, 4> scratch{};
-  for (size_t i = 0; i < 4; ++i)
-    scratch[i] = resource_->allocate(std::max<size_t>(sizes[i], 1), stream_);
-  for (size_t i = 0; i < 3; ++i) HISTOCNN_CUDA(cudaMemsetAsync(scratch[i], 0, sizes[i], stream_));
   cudaEvent_t start = nullptr, stop = nullptr;
-  HISTOCNN_CUDA(cudaEventCreate(&start));
-  HISTOCNN_CUDA(cudaEventCreate(&stop));
-  HISTOCNN_CUDA(cudnnSetStream(context_->cudnn, stream_));
   float ms = -1;
+  // Anything that fails here (the scratch does not fit a --gpu-mem-limit, the
+  // engine does not run) only rules this engine out.
   try {
-    const std::array<void*, 4> order = {scratch[0], scratch[2], scratch[1], scratch[3]};  // x w y
-    run(order);
+    for (size_t i = 0; i < 4; ++i) scratch[i] = resource_->allocate(sizes[i], stream_);
+    for (size_t i = 0; i < 3; ++i) HISTOCNN_CUDA(cudaMemsetAsync(scratch[i], 0, sizes[i], stream_));
+    HISTOCNN_CUDA(cudaEventCreate(&start));
+    HISTOCNN_CUDA(cudaEventCreate(&stop));
+    HISTOCNN_CUDA(cudnnSetStream(context_->cudnn, stream_));
+    const std::array<void*, 4> by_tensor = {scratch[0], scratch[2], scratch[1], scratch[3]};
+    run(by_tensor);  // x, w, y, workspace
     HISTOCNN_CUDA(cudaEventRecord(start, stream_));
-    for (int i = 0; i < 3; ++i) run(order);
+    for (int i = 0; i < 3; ++i) run(by_tensor);
     HISTOCNN_CUDA(cudaEventRecord(stop, stream_));
     sync();
     HISTOCNN_CUDA(cudaEventElapsedTime(&ms, start, stop));
@@ -281,10 +284,10 @@ float CudaTrainingStep::time_on_scratch(const GraphConv::Run& run, size_t k) {
   } catch (...) {
     ms = -1;
   }
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
+  if (start) cudaEventDestroy(start);
+  if (stop) cudaEventDestroy(stop);
   for (size_t i = 0; i < 4; ++i)
-    resource_->deallocate(scratch[i], std::max<size_t>(sizes[i], 1), stream_);
+    if (scratch[i]) resource_->deallocate(scratch[i], sizes[i], stream_);
   return ms < 0 ? 1e30f : ms;
 }
 
