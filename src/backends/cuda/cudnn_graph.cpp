@@ -239,10 +239,16 @@ void GraphConv::build(cudnnHandle_t handle, const GraphConvShape& shape, ConvDir
   for (GraphDesc& config : configs) {
     GraphDesc engine(CUDNN_BACKEND_ENGINE_DESCRIPTOR);
     int64_t n = 0;
-    if (cudnnBackendGetAttribute(config.get(), CUDNN_ATTR_ENGINECFG_ENGINE,
-                                 CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &n,
-                                 engine.address()) != CUDNN_STATUS_SUCCESS ||
-        !engine_allowed(engine_notes_of(engine.get()), shape.precision)) {
+    bool allowed = false;
+    try {
+      check_graph(cudnnBackendGetAttribute(config.get(), CUDNN_ATTR_ENGINECFG_ENGINE,
+                                           CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &n, engine.address()),
+                  "engine of a configuration");
+      allowed = engine_allowed(engine_notes_of(engine.get()), shape.precision);
+    } catch (const GraphRefused&) {
+      allowed = false;  // an engine we cannot inspect is not one we can vouch for
+    }
+    if (!allowed) {
       ++refused;
       continue;
     }
