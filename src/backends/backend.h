@@ -186,6 +186,12 @@ class Backend {
   //           before any training; per-tensor: allocated during each step).
   virtual std::unique_ptr<TrainingStep> compile(const ModelSpec& spec, const NetworkShape& shape,
                                                 const StepOptions& options) = 0;
+  // Why this backend's device cannot train in `precision` (one sentence), or
+  // "" when it can; compile() refuses with the same sentence.
+  virtual std::string precision_unsupported(const std::string& precision) const {
+    (void)precision;
+    return "";
+  }
 };
 
 // The backend of a selected device (select_device below); a CUDA backend

@@ -49,7 +49,8 @@ void open_device(const TrainOptions& o, RunContext& run) {
   if (run.device.is_cuda() && o.selftest) {
     // Before the pool reserves its share of the device (and before data work).
     SelfTestOptions checks = quick_selftest_options(o.spec, o.width, o.height);
-    checks.bf16 = o.precision == "bf16";  // the bf16 rows only when training in bf16
+    // The bf16 rows only when training in bf16, and then they must run.
+    checks.bf16 = checks.bf16_required = o.precision == "bf16";
     checks.cudnn_graph = o.cudnn_graph;
     const SelfTestReport quick = run_selftest(checks);
     run.log(quick.summary());

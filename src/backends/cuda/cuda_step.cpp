@@ -13,22 +13,25 @@
 namespace histocnn {
 namespace cuda {
 
+// bf16 tensor-core convolutions need Ampere (sm_80) or newer.
+std::string precision_unsupported_on(const Context& context, const std::string& precision) {
+  if (precision != "bf16") return "";
+  int major = 0, minor = 0;
+  HISTOCNN_CUDA(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, context.device));
+  HISTOCNN_CUDA(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, context.device));
+  if (major >= 8) return "";
+  return "--precision bf16 on CUDA needs compute capability 8.0 or newer; " + context.device_name +
+         " is " + std::to_string(major) + "." + std::to_string(minor) + " (use fp32)";
+}
+
 CudaTrainingStep::CudaTrainingStep(std::shared_ptr<Context> context, const ModelSpec& spec,
                                    const NetworkShape& shape, const StepOptions& options)
     : context_(std::move(context)), spec_(spec), shape_(shape), options_(options) {
   require(options.precision == "fp32" || options.precision == "tf32" || options.precision == "bf16",
           "--precision " + options.precision +
               ": the CUDA backend trains in fp32 (default), tf32 or bf16");
-  if (bf16_) {  // bf16 tensor-core convolutions: Ampere (sm_80) and newer
-    int major = 0, minor = 0;
-    HISTOCNN_CUDA(
-        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, context_->device));
-    HISTOCNN_CUDA(
-        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, context_->device));
-    require(major >= 8, "--precision bf16 on CUDA needs compute capability 8.0 or newer; " +
-                            context_->device_name + " is " + std::to_string(major) + "." +
-                            std::to_string(minor) + " (use fp32)");
-  }
+  const std::string unsupported = precision_unsupported_on(*context_, options.precision);
+  require(unsupported.empty(), unsupported);
   require(!options.cuda_graphs || options.device.planned,
           "--cuda-graphs: needs --allocator plan (a captured graph replays fixed addresses)");
   if (options.device.stream) {
@@ -384,6 +387,9 @@ class CudaBackend final : public Backend {
                                         const StepOptions& options) override {
     use_cuda_device(ordinal_);  // the step's stream, memory and graphs too
     return std::make_unique<CudaTrainingStep>(context_, spec, shape, options);
+  }
+  std::string precision_unsupported(const std::string& precision) const override {
+    return precision_unsupported_on(*context_, precision);
   }
 
  private:

@@ -82,6 +82,9 @@ struct Persistent {
          labels = 0, meta = 0, probs = 0, ones = 0, cublas = 0, total = 0;
 };
 
+// Why `precision` cannot run on the context's GPU (one sentence), or "".
+std::string precision_unsupported_on(const Context& context, const std::string& precision);
+
 class CudaTrainingStep final : public TrainingStep {
  public:
   CudaTrainingStep(std::shared_ptr<Context> context, const ModelSpec& spec,
