@@ -67,6 +67,8 @@ for stage in "${stages[@]}"; do
             >> "$out/graph.txt" 2>&1 || echo "graph: $api round $round failed" | tee -a "$out/graph.txt"
         done
       done
+      python3 "$bench/graph_ab_report.py" "$out/graph" >> "$out/graph.txt" 2>&1 ||
+        echo "graph: no report (see graph.txt)"
       summary+=("$(printf '%-9s %4d s' graph $((SECONDS - start)))") ;;
     memcheck)
       [[ -d "$data" ]] || "$histocnn" synth -o "$data" --images 24 --seed 1 > /dev/null
