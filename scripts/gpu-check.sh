@@ -75,11 +75,13 @@ for stage in "${stages[@]}"; do
       run_stage memcheck 240 compute-sanitizer --tool memcheck --error-exitcode 9 \
         "$histocnn" train --data "$data" --device cuda --size 64 --batch 20 --epochs 1 \
         --crops-benign 60 --crops-malignant 60 --no-selftest --no-progress -o "$out/memcheck-run"
-      # The bf16 step (its own kernels' instantiations, the casts, the weight copy).
+      # The bf16 step (its own kernels' instantiations, the casts, the weight
+      # copy, batch norm) on the accurate preset's network.
+      printf 'conv 32 kernel=3 pool=2 pad=same bn\nconv 64 kernel=3 pool=2 pad=same bn\nconv 128 kernel=3 pool=2 pad=same bn\nconv 128 kernel=3 pool=2 pad=same bn\ngap\ndense 64\ndropout 0.5\ndense 2\n' > "$out/accurate.spec"
       run_stage memcheck-bf16 180 compute-sanitizer --tool memcheck --error-exitcode 9 \
         "$histocnn" train --data "$data" --device cuda --size 64 --batch 20 --epochs 1 \
-        --precision bf16 --crops-benign 60 --crops-malignant 60 --no-selftest --no-progress \
-        -o "$out/memcheck-bf16-run" ;;
+        --precision bf16 --model "$out/accurate.spec" --crops-benign 60 --crops-malignant 60 \
+        --no-selftest --no-progress -o "$out/memcheck-bf16-run" ;;
     oom)
       [[ -d "$data" ]] || "$histocnn" synth -o "$data" --images 24 --seed 1 > /dev/null
       run_stage oom 120 "$histocnn" train --data "$data" --device cuda --size 200 --batch 1800 \

@@ -9,8 +9,10 @@
 #include <cstdint>
 #include <vector>
 
+#include "backends/cuda/bn_kernels.h"
 #include "backends/cuda/pool_kernels.h"
 #include "backends/cuda/wgrad_kernels.h"
+#include "nn/spec.h"
 
 namespace histocnn::cuda::on_host {
 
@@ -74,6 +76,80 @@ inline void column_sums(const float* in, int rows, int cols, float* out) {
     float total = 0;
     for (float s : stripes) total += s;
     out[j] = total;
+  }
+}
+
+// The batch-norm kernels (bn_kernels.cu) in their thread structure: one block
+// per plane with strided threads and block_sum; column_sums over the batch.
+inline void bn_plane_moments(const Bf16* x, const float* centre, float* sums, int planes,
+                             int channels, int64_t per_plane) {
+  for (int64_t plane = 0; plane < planes; ++plane) {
+    std::vector<float> threads(kBlock, 0.0f);
+    for (int64_t e = 0; e < per_plane; ++e)
+      threads[size_t(e % kBlock)] +=
+          bn_moment_term(load(x, plane * per_plane + e), centre, int(plane % channels));
+    sums[plane] = block_sum(threads);
+  }
+}
+
+// Training: the statistics into mean / inv_std (and the running ones
+// updated); inference: from the running ones. Then y = ReLU(BN(x)).
+inline void bn_relu_forward(const Bf16* x, Bf16* y, const float* gamma, const float* beta,
+                            float* mean, float* inv_std, float* running_mean, float* running_var,
+                            bool training, int n, int channels, int64_t per_plane) {
+  const int planes = n * channels;
+  const int64_t count = int64_t(n) * per_plane;
+  std::vector<float> partials(static_cast<size_t>(planes));
+  if (training) {
+    bn_plane_moments(x, nullptr, partials.data(), planes, channels, per_plane);
+    column_sums(partials.data(), n, channels, mean);
+    for (int c = 0; c < channels; ++c) mean[c] *= 1.0f / float(count);
+    bn_plane_moments(x, mean, partials.data(), planes, channels, per_plane);
+    column_sums(partials.data(), n, channels, inv_std);
+    for (int c = 0; c < channels; ++c) inv_std[c] *= 1.0f / float(count);
+  }
+  for (int c = 0; c < channels; ++c) {
+    if (training) {
+      bn_update_running(mean[c], inv_std[c], count, kBatchNormMomentum, running_mean + c,
+                        running_var + c);
+      inv_std[c] = bn_inv_std(inv_std[c], kBatchNormEpsilon);
+    } else {
+      mean[c] = running_mean[c];
+      inv_std[c] = bn_inv_std(running_var[c], kBatchNormEpsilon);
+    }
+  }
+  for (int64_t i = 0; i < int64_t(planes) * per_plane; ++i) {
+    const int c = int((i / per_plane) % channels);
+    store(y, i, bn_relu_at(load(x, i), mean[c], inv_std[c], gamma[c], beta[c]));
+  }
+}
+
+// dgamma, dbeta (overwritten) and dx from d (ReLU' applied) and x.
+inline void bn_backward(const Bf16* d, const Bf16* x, Bf16* dx, const float* gamma,
+                        const float* mean, const float* inv_std, float* dgamma, float* dbeta, int n,
+                        int channels, int64_t per_plane) {
+  const int planes = n * channels;
+  std::vector<float> d_sums(static_cast<size_t>(planes)), dx_sums(static_cast<size_t>(planes));
+  for (int64_t plane = 0; plane < planes; ++plane) {
+    const int c = int(plane % channels);
+    std::vector<float> sd(kBlock, 0.0f), sdx(kBlock, 0.0f);
+    for (int64_t e = 0; e < per_plane; ++e) {
+      const float g = load(d, plane * per_plane + e);
+      sd[size_t(e % kBlock)] += g;
+      sdx[size_t(e % kBlock)] +=
+          g * bn_normalized(load(x, plane * per_plane + e), mean[c], inv_std[c]);
+    }
+    d_sums[size_t(plane)] = block_sum(sd);
+    dx_sums[size_t(plane)] = block_sum(sdx);
+  }
+  column_sums(d_sums.data(), n, channels, dbeta);
+  column_sums(dx_sums.data(), n, channels, dgamma);
+  for (int64_t i = 0; i < int64_t(planes) * per_plane; ++i) {
+    const int c = int((i / per_plane) % channels);
+    const float x_hat = bn_normalized(load(x, i), mean[c], inv_std[c]);
+    store(dx, i,
+          bn_backward_dx_at(load(d, i), x_hat, gamma[c], inv_std[c], dgamma[c], dbeta[c],
+                            int64_t(n) * per_plane));
   }
 }
 

@@ -278,3 +278,81 @@ INSTANTIATE_TEST_SUITE_P(
 
 }  // namespace
 }  // namespace histocnn::cuda
+
+namespace histocnn::cuda {
+namespace {
+
+// The bf16 batch-norm kernels (bn_kernels.h) on maps bf16 holds exactly,
+// against the reference layers: statistics, ReLU(BN(x)) rounded once, the
+// running statistics, and the backward pass (dgamma, dbeta, dx).
+TEST(BatchNormKernels, Bf16KernelsEqualTheReferenceLayers) {
+  const int n = 3, channels = 5, h = 7, w = 9;
+  const int64_t per_plane = h * w, count = int64_t(n) * per_plane;
+  const size_t total = size_t(n) * channels * per_plane;
+  auto x = testing::random_vector(total, 31, -2, 3);
+  auto d = testing::random_vector(total, 32);
+  for (float& v : x) v = round_to_bf16(v);
+  for (float& v : d) v = round_to_bf16(v);
+  const auto gamma = testing::random_vector(channels, 33, 0.5f, 1.5f);
+  const auto beta = testing::random_vector(channels, 34, -0.5f, 0.5f);
+  std::vector<Bf16> x16(total), d16(total), y16(total), dx16(total);
+  for (size_t i = 0; i < total; ++i) x16[i] = to_bf16(x[i]), d16[i] = to_bf16(d[i]);
+
+  std::vector<float> mean(channels), inv_std(channels), running_mean(channels, 0.0f),
+      running_var(channels, 1.0f);
+  on_host::bn_relu_forward(x16.data(), y16.data(), gamma.data(), beta.data(), mean.data(),
+                           inv_std.data(), running_mean.data(), running_var.data(), true, n,
+                           channels, per_plane);
+  std::vector<float> want_y(total), want_mean(channels), want_var(channels);
+  reference::batchnorm_forward_train(x.data(), gamma.data(), beta.data(), want_y.data(),
+                                     want_mean.data(), want_var.data(), n, channels,
+                                     int(per_plane));
+  reference::relu_forward(want_y.data(), want_y.data(), int64_t(total));
+  Buffers want_running = Buffers::initial(
+      infer_shapes(parse_model_spec("conv 5 kernel=3 pool=1 bn; dense 2"), n, h + 2, w + 2));
+  want_running.update(0, want_mean.data(), want_var.data(), channels, count);
+  for (int c = 0; c < channels; ++c) {
+    EXPECT_NEAR(mean[size_t(c)], want_mean[size_t(c)], 1e-5) << c;
+    EXPECT_NEAR(inv_std[size_t(c)], 1 / std::sqrt(want_var[size_t(c)] + kBatchNormEpsilon), 1e-4)
+        << c;
+    EXPECT_NEAR(running_mean[size_t(c)], want_running.running_mean(0)[c], 1e-6) << c;
+    EXPECT_NEAR(running_var[size_t(c)], want_running.running_var(0)[c], 1e-5) << c;
+  }
+  for (size_t i = 0; i < total; ++i)
+    ASSERT_NEAR(to_float(y16[i]), want_y[i], 1e-2 * std::max(1.0f, std::abs(want_y[i]))) << i;
+
+  // Backward from d (ReLU' applied upstream): the reference's dx, dgamma, dbeta.
+  std::vector<float> dgamma(channels), dbeta(channels);
+  on_host::bn_backward(d16.data(), x16.data(), dx16.data(), gamma.data(), mean.data(),
+                       inv_std.data(), dgamma.data(), dbeta.data(), n, channels, per_plane);
+  std::vector<float> want_dx(total), want_dgamma(channels), want_dbeta(channels);
+  reference::batchnorm_backward(x.data(), gamma.data(), want_mean.data(), want_var.data(), d.data(),
+                                want_dx.data(), want_dgamma.data(), want_dbeta.data(), n, channels,
+                                int(per_plane));
+  for (int c = 0; c < channels; ++c) {
+    EXPECT_NEAR(dbeta[size_t(c)], want_dbeta[size_t(c)], 1e-4) << c;
+    EXPECT_NEAR(dgamma[size_t(c)], want_dgamma[size_t(c)], 1e-4) << c;
+  }
+  double largest = 0;
+  for (float v : want_dx) largest = std::max(largest, double(std::abs(v)));
+  for (size_t i = 0; i < total; ++i)
+    ASSERT_NEAR(to_float(dx16[i]), want_dx[i], 1e-2 * largest) << i;
+
+  // Inference: the running statistics, not the batch's.
+  std::vector<Bf16> y_infer(total);
+  std::vector<float> m2(channels), s2(channels);
+  on_host::bn_relu_forward(x16.data(), y_infer.data(), gamma.data(), beta.data(), m2.data(),
+                           s2.data(), running_mean.data(), running_var.data(), false, n, channels,
+                           per_plane);
+  std::vector<float> want_infer(total);
+  reference::batchnorm_forward_infer(x.data(), gamma.data(), beta.data(), running_mean.data(),
+                                     running_var.data(), want_infer.data(), n, channels,
+                                     int(per_plane));
+  reference::relu_forward(want_infer.data(), want_infer.data(), int64_t(total));
+  for (size_t i = 0; i < total; ++i)
+    ASSERT_NEAR(to_float(y_infer[i]), want_infer[i], 1e-2 * std::max(1.0f, std::abs(want_infer[i])))
+        << i;
+}
+
+}  // namespace
+}  // namespace histocnn::cuda

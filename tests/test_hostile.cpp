@@ -104,14 +104,6 @@ TEST_F(Hostile, EveryCaseEndsInItsAnswerWithNothingOverwritten) {
        1,
        {"diverged", "no checkpoint was written yet"},
        {}},
-      {"the CUDA plan in bf16 of a batch-norm network",
-       [&] {
-         write_file_atomically(path("bn.spec"), "conv 8 kernel=3 pool=2 bn\ndense 2\n");
-         return "memplan --device cuda --precision bf16 --size 32 --model " + path("bn.spec");
-       },
-       1,
-       {"--precision bf16", "batch norm"},
-       {}},
       {"--cudnn-graph on the CPU",
        [&] { return "train --data " + d + " --cudnn-graph -o " + path("never-graph"); },
        1,

@@ -312,7 +312,7 @@ void check_pool(SelfTest& t) {
 SelfTestReport run_selftest(const SelfTestOptions& o) {
   SelfTest t(o);
   check_layers(t);
-  if (o.bf16 && o.device != "cpu" && !t.shape.has_batch_norm()) {
+  if (o.bf16 && o.device != "cpu") {
     const std::string unsupported = t.backend->precision_unsupported("bf16");
     if (unsupported.empty()) {
       check_layers(t, "bf16");

@@ -31,8 +31,8 @@ struct SelfTestOptions {
   std::vector<std::string> allocators = {"direct", "pool", "async", "plan"};
   int pool_operations = 20000;  // allocator stress on the device
   // --device cuda: also the bf16 step (--precision bf16) against the fp32
-  // reference, where the network has no batch norm and the GPU supports it
-  // (else a SKIP row says why; with bf16_required, a FAIL row).
+  // reference, where the GPU supports it (else a SKIP row says why; with
+  // bf16_required, a FAIL row).
   bool bf16 = true, bf16_required = false;
   // --device cuda: the step's convolutions through cuDNN's graph API.
   bool cudnn_graph = false;

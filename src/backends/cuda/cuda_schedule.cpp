@@ -91,9 +91,6 @@ CudaSchedule build_cuda_schedule(const NetworkShape& shape,
                                  const std::vector<ConvWorkspaces>& workspaces, bool bf16) {
   if (!workspaces.empty() && workspaces.size() != shape.convs.size())
     throw std::invalid_argument("build_cuda_schedule: one workspace entry per conv block");
-  require(!bf16 || !shape.has_batch_norm(),
-          "--precision bf16 on CUDA: batch norm ('bn' in the model spec) is not supported; train "
-          "it in fp32 or tf32");
   CudaSchedule s;
   s.bf16 = bf16;
   auto bytes_tensor = [&](const std::string& name, size_t bytes) {
@@ -141,7 +138,9 @@ CudaSchedule build_cuda_schedule(const NetworkShape& shape,
     c.act = c.conv_out;
     if (c.batch_norm) {
       c.bn_out = map_tensor(tag + ".bn_out", c.y.count());
-      op(OpKind::kBatchNormForward, int(k), {c.conv_out, c.bn_out});
+      // bf16: our kernels' per-plane partial sums (fp32 keeps cuDNN's calls).
+      if (bf16) c.bn_partials = tensor(tag + ".bn_partials", 2 * int64_t(n) * c.y.c);
+      op(OpKind::kBatchNormForward, int(k), {c.conv_out, c.bn_out, c.bn_partials});
       c.act = c.bn_out;
     }
     c.pooled = cs.pool > 1 ? map_tensor(tag + ".pooled", c.pooled_dims.count()) : c.act;
@@ -231,7 +230,7 @@ CudaSchedule build_cuda_schedule(const NetworkShape& shape,
        {c.pooled, c.d_pooled, c.argmax, c.d_act, c.bias_partials});
     if (c.batch_norm) {
       c.d_conv_out = map_tensor(tag + ".d_out", c.y.count());
-      op(OpKind::kBatchNormBackward, int(k), {c.conv_out, c.d_act, c.d_conv_out});
+      op(OpKind::kBatchNormBackward, int(k), {c.conv_out, c.d_act, c.d_conv_out, c.bn_partials});
     } else {
       c.d_conv_out = c.d_act;
     }

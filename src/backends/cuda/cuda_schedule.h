@@ -115,6 +115,7 @@ struct CudaSchedule {
     int d_act = -1;   // its gradient: what pool backward writes
     int argmax = -1;  // pool > 1: each window's maximum's position (uint8 per pooled element)
     int bias_partials = -1;  // no batch norm: [N, C] sums of d_conv_out per plane
+    int bn_partials = -1;    // batch norm under bf16: 2 x [N, C] per-plane sums (bn_kernels.h)
     Dims4 x, y, pooled_dims;
   };
   struct DenseTensors {
@@ -127,7 +128,8 @@ struct CudaSchedule {
   std::vector<DenseTensors> denses;
   int input = -1, logits = -1, d_logits = -1;
   // --precision bf16 (`bf16`): the conv blocks' maps and their gradients are
-  // stored in bfloat16 (bf16_tensor[id]), the dense part in fp32.
+  // stored in bfloat16 (bf16_tensor[id]), the dense part in fp32; batch norm
+  // runs as our kernels (bn_kernels.h) over bn_partials.
   // conv_input: what conv1 reads (input, or its bf16 copy made by the input
   // op); features / d_features: what the dense part (or the global pool) reads
   // and writes (the last pooled map and its gradient, or their fp32 copies).

@@ -31,6 +31,7 @@
 #include <nlohmann/json.hpp>
 
 #include "backends/backend.h"
+#include "backends/cuda/bn_kernels.h"
 #include "backends/cuda/cuda_context.h"
 #include "backends/cuda/cuda_kernels.h"
 #include "backends/cuda/cuda_schedule.h"
@@ -138,6 +139,9 @@ class CudaTrainingStep final : public TrainingStep {
   void destroy_graphs();
   void run_op(const ScheduledOp& op, Mode mode, bool training, int slot);
   void update();
+  void batch_norm_forward_bf16(const ConvLayer& c, const CudaSchedule::ConvTensors& t,
+                               bool training);
+  void batch_norm_backward_bf16(const ConvLayer& c, const CudaSchedule::ConvTensors& t);
   void reduce_gradients() {
     if (options_.reduce_gradients) options_.reduce_gradients(grads(), parameter_count_, stream_);
   }

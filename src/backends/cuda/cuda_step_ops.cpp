@@ -103,6 +103,10 @@ void CudaTrainingStep::run_op(const ScheduledOp& op, Mode mode, bool training, i
       ConvLayer& c = convs_[size_t(op.layer)];
       const auto& t = schedule_.convs[size_t(op.layer)];
       auto at = [&](size_t offset) { return reinterpret_cast<float*>(persistent(offset)); };
+      if (bf16_) {
+        batch_norm_forward_bf16(c, t, mode != Mode::kPredict && training);
+        return;
+      }
       if (mode != Mode::kPredict && training) {
         // The batch's statistics; running ones updated as PyTorch's (momentum
         // 0.1, unbiased variance); mean and 1/std saved for backward.
@@ -125,6 +129,10 @@ void CudaTrainingStep::run_op(const ScheduledOp& op, Mode mode, bool training, i
       ConvLayer& c = convs_[size_t(op.layer)];
       const auto& t = schedule_.convs[size_t(op.layer)];
       auto at = [&](size_t offset) { return reinterpret_cast<float*>(persistent(offset)); };
+      if (bf16_) {
+        batch_norm_backward_bf16(c, t);
+        return;
+      }
       HISTOCNN_CUDA(cudnnBatchNormalizationBackward(
           h, CUDNN_BATCHNORM_SPATIAL, &one, &zero, &one, &zero, c.y, tensor(t.conv_out), c.y,
           tensor(t.d_act), c.y, tensor(t.d_conv_out), c.bn, params() + c.gamma_offset,
@@ -257,6 +265,52 @@ void CudaTrainingStep::run_op(const ScheduledOp& op, Mode mode, bool training, i
       return;
     }
   }
+}
+
+// --precision bf16: batch norm as our kernels (bn_kernels.h): two passes for
+// the statistics (into the saved mean / inverse deviation), then normalise
+// and ReLU into bn_out.
+void CudaTrainingStep::batch_norm_forward_bf16(const ConvLayer& c,
+                                               const CudaSchedule::ConvTensors& t, bool training) {
+  auto at = [&](size_t offset) { return reinterpret_cast<float*>(persistent(offset)); };
+  const int planes = t.y.n * t.y.c, channels = t.y.c;
+  const int64_t per_plane = int64_t(t.y.h) * t.y.w, count = int64_t(t.y.n) * per_plane;
+  float* partials = tensor(t.bn_partials);
+  float *mean = at(c.saved_mean), *inv_std = at(c.saved_inv_std);
+  if (training) {
+    launch_bn_plane_moments(bf16_tensor(t.conv_out), nullptr, partials, planes, channels, per_plane,
+                            stream_);
+    launch_column_sums(partials, t.y.n, channels, mean, stream_);
+    launch_scale(mean, 1.0f / float(count), channels, stream_);
+    launch_bn_plane_moments(bf16_tensor(t.conv_out), mean, partials, planes, channels, per_plane,
+                            stream_);
+    launch_column_sums(partials, t.y.n, channels, inv_std, stream_);  // squared deviations
+    launch_scale(inv_std, 1.0f / float(count), channels, stream_);    // the biased variance
+  }
+  launch_bn_finalize(mean, inv_std, at(c.running_mean), at(c.running_var), training, count,
+                     kBatchNormMomentum, kBatchNormEpsilon, channels, stream_);
+  launch_bn_relu_forward(bf16_tensor(t.conv_out), bf16_tensor(t.bn_out), mean, inv_std,
+                         params() + c.gamma_offset, params() + c.beta_offset, planes, channels,
+                         per_plane, stream_);
+}
+
+// dbeta and dgamma (per-plane sums, then over the batch) straight into the
+// gradients, then dx from them.
+void CudaTrainingStep::batch_norm_backward_bf16(const ConvLayer& c,
+                                                const CudaSchedule::ConvTensors& t) {
+  auto at = [&](size_t offset) { return reinterpret_cast<float*>(persistent(offset)); };
+  const int planes = t.y.n * t.y.c, channels = t.y.c;
+  const int64_t per_plane = int64_t(t.y.h) * t.y.w;
+  float* partials = tensor(t.bn_partials);
+  launch_bn_backward_sums(bf16_tensor(t.d_act), bf16_tensor(t.conv_out), at(c.saved_mean),
+                          at(c.saved_inv_std), partials, partials + planes, planes, channels,
+                          per_plane, stream_);
+  launch_column_sums(partials, t.y.n, channels, grads() + c.beta_offset, stream_);
+  launch_column_sums(partials + planes, t.y.n, channels, grads() + c.gamma_offset, stream_);
+  launch_bn_backward_dx(bf16_tensor(t.d_act), bf16_tensor(t.conv_out), bf16_tensor(t.d_conv_out),
+                        at(c.saved_mean), at(c.saved_inv_std), params() + c.gamma_offset,
+                        grads() + c.gamma_offset, grads() + c.beta_offset, planes, channels,
+                        per_plane, stream_);
 }
 
 void CudaTrainingStep::update() {

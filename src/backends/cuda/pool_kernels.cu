@@ -1,6 +1,7 @@
 // The max-pool kernels of pool_kernels.h: grids over its per-element functions.
 #include <cuda_runtime.h>
 
+#include "backends/cuda/block_sum.cuh"
 #include "backends/cuda/pool_kernels.h"
 
 namespace histocnn::cuda {
@@ -32,19 +33,6 @@ __global__ void bias_relu_kernel(Bf16* y, const float* bias, int64_t total, int 
   store(y, i, pooled_value(load(y, i), bias, int((i / per_plane) % channels)));
 }
 
-// The sum of `v` over the block, in a fixed order; the result in thread 0.
-__device__ float block_sum(float v) {
-  __shared__ float warp_sums[kThreads / 32];
-  for (int offset = 16; offset > 0; offset /= 2) v += __shfl_down_sync(0xffffffffu, v, offset);
-  const int lane = int(threadIdx.x) % 32, warp = int(threadIdx.x) / 32;
-  if (lane == 0) warp_sums[warp] = v;
-  __syncthreads();
-  float total = 0;
-  if (threadIdx.x == 0)
-    for (int k = 0; k < int(blockDim.x) / 32; ++k) total += warp_sums[k];
-  return total;
-}
-
 // One block per plane: every element of d_act written once (coalesced), and
 // the plane's sum for the bias gradient.
 template <typename T>
@@ -64,7 +52,7 @@ __global__ void pool_relu_backward_kernel(const T* pooled, const T* d_pooled, co
     sum += v;
   }
   if (!plane_sums) return;
-  const float total = block_sum(sum);
+  const float total = block_sum<kThreads>(sum);
   if (threadIdx.x == 0) plane_sums[plane] = total;
 }
 
