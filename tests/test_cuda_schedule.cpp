@@ -516,6 +516,20 @@ reference::NetworkResult bf16_reference(const NetworkShape& shape, const Paramet
   return r;
 }
 
+// Each parameter tensor's gradient points where the reference's does
+// (cosine > 0.9): what bf16 is held to, as max-pool and ReLU make gradients
+// discontinuous (0.96-1.0 on these cases).
+void expect_same_directions(const Parameters& got, const Parameters& want) {
+  for (const auto& info : want.layout) {
+    double dot = 0, a2 = 0, b2 = 0;
+    for (int64_t i = 0; i < info.size; ++i) {
+      const double a = got.data(info)[i], b = want.data(info)[i];
+      dot += a * b, a2 += a * a, b2 += b * b;
+    }
+    EXPECT_GT(dot / std::sqrt(std::max(a2 * b2, 1e-300)), 0.9) << info.name;
+  }
+}
+
 class CudaScheduleBf16OnHost : public ::testing::TestWithParam<Case> {};
 
 TEST_P(CudaScheduleBf16OnHost, MatchesAnIndependentBf16NetworkAndStaysNearFp32) {
@@ -542,15 +556,7 @@ TEST_P(CudaScheduleBf16OnHost, MatchesAnIndependentBf16NetworkAndStaysNearFp32) 
   EXPECT_NE(planned.grads.values, fp32.grads.values);
   // Each tensor's gradient points where fp32's does (what `selftest --device
   // cuda` holds the GPU's bf16 step to; 0.96-1.0 here).
-  for (const auto& info : want.grads.layout) {
-    double dot = 0, a2 = 0, b2 = 0;
-    for (int64_t i = 0; i < info.size; ++i) {
-      const double a = planned.grads.data(info)[i], b = want.grads.data(info)[i];
-      dot += a * b, a2 += a * a, b2 += b * b;
-    }
-    const double cosine = dot / std::sqrt(std::max(a2 * b2, 1e-300));
-    EXPECT_GT(cosine, 0.9) << info.name;
-  }
+  expect_same_directions(planned.grads, want.grads);
   // Against the independent bf16 network (no dropout drawn): the same
   // roundings in the same places give the same values but for the order of
   // fp32 sums, which can tip a value rounded to bf16 by one unit (2^-8 of
@@ -668,20 +674,31 @@ std::vector<Case> bf16_architectures() {
 INSTANTIATE_TEST_SUITE_P(Architectures, CudaScheduleBf16OnHost,
                          ::testing::ValuesIn(bf16_architectures()), testing::case_name);
 
+// A batch-norm case's inputs: scales and shifts away from 1 and 0.
+ScheduleInputs batch_norm_inputs(const Case& c) {
+  ScheduleInputs in;
+  in.shape = infer_shapes(parse_model_spec(c.spec), c.batch, c.height, c.width);
+  in.params = Parameters::glorot(in.shape, 8);
+  for (const auto& info : in.params.layout)
+    for (int64_t i = 0; i < info.size && (info.is_bias || info.starts_at_one); ++i)
+      in.params.data(info)[i] += 0.05f * float((i % 7) - 3);
+  in.images = testing::random_vector(size_t(c.batch) * 3 * c.height * c.width, 23, 0, 1);
+  in.labels.resize(size_t(c.batch));
+  for (int i = 0; i < c.batch; ++i) in.labels[size_t(i)] = (i * 3 + 1) % in.shape.classes();
+  return in;
+}
+
 // Batch norm and global average pooling through the CUDA schedule: training
 // gradients and running statistics, then inference with them.
 class CudaScheduleBatchNormOnHost : public ::testing::TestWithParam<Case> {};
 
 TEST_P(CudaScheduleBatchNormOnHost, MatchesTheReferenceInTrainingAndInference) {
   const Case& c = GetParam();
-  const NetworkShape shape = infer_shapes(parse_model_spec(c.spec), c.batch, c.height, c.width);
-  Parameters params = Parameters::glorot(shape, 8);
-  for (const auto& info : params.layout)
-    for (int64_t i = 0; i < info.size && (info.is_bias || info.starts_at_one); ++i)
-      params.data(info)[i] += 0.05f * float((i % 7) - 3);
-  const auto images = testing::random_vector(size_t(c.batch) * 3 * c.height * c.width, 23, 0, 1);
-  std::vector<int32_t> labels(size_t(c.batch));
-  for (int i = 0; i < c.batch; ++i) labels[size_t(i)] = (i * 3 + 1) % shape.classes();
+  const ScheduleInputs in = batch_norm_inputs(c);
+  const NetworkShape& shape = in.shape;
+  const Parameters& params = in.params;
+  const std::vector<float>& images = in.images;
+  const std::vector<int32_t>& labels = in.labels;
   Buffers want_buffers = Buffers::initial(shape);
   const auto want = reference::network_forward_backward(shape, params, images.data(), labels.data(),
                                                         c.count, true, 5, 2, &want_buffers);
@@ -714,14 +731,11 @@ INSTANTIATE_TEST_SUITE_P(BatchNorm, CudaScheduleBatchNormOnHost,
 // gradient directions stay within bf16's reach of the fp32 reference.
 TEST_P(CudaScheduleBatchNormOnHost, Bf16StaysNearTheFp32Reference) {
   const Case& c = GetParam();
-  const NetworkShape shape = infer_shapes(parse_model_spec(c.spec), c.batch, c.height, c.width);
-  Parameters params = Parameters::glorot(shape, 8);
-  for (const auto& info : params.layout)
-    for (int64_t i = 0; i < info.size && (info.is_bias || info.starts_at_one); ++i)
-      params.data(info)[i] += 0.05f * float((i % 7) - 3);
-  const auto images = testing::random_vector(size_t(c.batch) * 3 * c.height * c.width, 23, 0, 1);
-  std::vector<int32_t> labels(size_t(c.batch));
-  for (int i = 0; i < c.batch; ++i) labels[size_t(i)] = (i * 3 + 1) % shape.classes();
+  const ScheduleInputs in = batch_norm_inputs(c);
+  const NetworkShape& shape = in.shape;
+  const Parameters& params = in.params;
+  const std::vector<float>& images = in.images;
+  const std::vector<int32_t>& labels = in.labels;
   Buffers want_buffers = Buffers::initial(shape);
   const auto want = reference::network_forward_backward(shape, params, images.data(), labels.data(),
                                                         c.count, true, 5, 2, &want_buffers);
@@ -740,14 +754,7 @@ TEST_P(CudaScheduleBatchNormOnHost, Bf16StaysNearTheFp32Reference) {
     EXPECT_NEAR(planned_buffers.values[i], want_buffers.values[i],
                 1e-2 * std::max(1.0f, std::abs(want_buffers.values[i])))
         << i;
-  for (const auto& info : want.grads.layout) {
-    double dot = 0, a2 = 0, b2 = 0;
-    for (int64_t i = 0; i < info.size; ++i) {
-      const double a = planned.grads.data(info)[i], b = want.grads.data(info)[i];
-      dot += a * b, a2 += a * a, b2 += b * b;
-    }
-    EXPECT_GT(dot / std::sqrt(std::max(a2 * b2, 1e-300)), 0.9) << info.name;
-  }
+  expect_same_directions(planned.grads, want.grads);
   // Inference with the running statistics.
   const HostRun inferred = run_schedule(shape, params, images.data(), labels.data(), meta, false, 5,
                                         2, true, {}, &planned_buffers, {}, true);
