@@ -26,7 +26,7 @@ struct BatchMeta {
 };
 
 // ---- The kernels' bodies, one element or row each: the kernels are grids
-// over these, and tests/test_cuda_schedule.cpp runs them on the host. ----
+// over these, and tests/cuda_schedule_on_host.h runs them on the host. ----
 
 // Dense output element i of [rows, outputs] after the GEMM; `step` is the
 // training step (1-based). Dropout masks are indexed by global row.
