@@ -54,7 +54,8 @@ inline void narrow(const std::vector<float>& v, void* p) {
 // Batch norm (when the network has it) normalises with the batch's statistics
 // and updates `buffers` (training) or uses them (inference), as cuDNN's
 // batch-norm calls do. T = Bf16: the schedule of --precision bf16, with the
-// conv blocks' maps kept in bf16 and the convolutions reading bf16 weights.
+// conv blocks' maps kept in bf16, the convolutions reading bf16 weights and
+// batch norm as our kernels (bn_kernels.h, run through on_host::bn_*).
 template <typename T>
 HostRun run_schedule_as(const NetworkShape& shape, const Parameters& params, const float* images,
                         const int32_t* labels, const BatchMeta& meta, bool training, uint64_t seed,
