@@ -16,11 +16,7 @@ class CudaScheduleOnHost : public ::testing::TestWithParam<Case> {};
 
 TEST_P(CudaScheduleOnHost, MatchesTheReferenceNetworkPlannedAndPerTensor) {
   const Case& c = GetParam();
-  const ScheduleInputs in = schedule_inputs(c);
-  const NetworkShape& shape = in.shape;
-  const Parameters& params = in.params;
-  const std::vector<float>& images = in.images;
-  const std::vector<int32_t>& labels = in.labels;
+  const auto [shape, params, images, labels] = schedule_inputs(c);
   const int64_t step = 4;
   const auto want = reference::network_forward_backward(shape, params, images.data(), labels.data(),
                                                         c.count, c.training, 99, step);
@@ -93,11 +89,7 @@ class CudaScheduleBatchNormOnHost : public ::testing::TestWithParam<Case> {};
 
 TEST_P(CudaScheduleBatchNormOnHost, MatchesTheReferenceInTrainingAndInference) {
   const Case& c = GetParam();
-  const ScheduleInputs in = batch_norm_inputs(c);
-  const NetworkShape& shape = in.shape;
-  const Parameters& params = in.params;
-  const std::vector<float>& images = in.images;
-  const std::vector<int32_t>& labels = in.labels;
+  const auto [shape, params, images, labels] = batch_norm_inputs(c);
   Buffers want_buffers = Buffers::initial(shape);
   const auto want = reference::network_forward_backward(shape, params, images.data(), labels.data(),
                                                         c.count, true, 5, 2, &want_buffers);

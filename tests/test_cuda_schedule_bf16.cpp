@@ -142,14 +142,9 @@ class CudaScheduleBf16OnHost : public ::testing::TestWithParam<Case> {};
 // dense part, the loss and every sum stay fp32. Its loss and gradients must
 // stay within bf16's rounding of the reference network's, be the same bits
 // planned and per tensor, and differ from fp32's (the rounding happened).
-
 TEST_P(CudaScheduleBf16OnHost, MatchesAnIndependentBf16NetworkAndStaysNearFp32) {
   const Case& c = GetParam();
-  const ScheduleInputs in = schedule_inputs(c);
-  const NetworkShape& shape = in.shape;
-  const Parameters& params = in.params;
-  const std::vector<float>& images = in.images;
-  const std::vector<int32_t>& labels = in.labels;
+  const auto [shape, params, images, labels] = schedule_inputs(c);
   const auto want = reference::network_forward_backward(shape, params, images.data(), labels.data(),
                                                         c.count, c.training, 99, 4);
   const BatchMeta meta{c.count, 0, 0};
@@ -247,11 +242,7 @@ class CudaScheduleBf16BatchNormOnHost : public ::testing::TestWithParam<Case> {}
 // gradient directions stay within bf16's reach of the fp32 reference.
 TEST_P(CudaScheduleBf16BatchNormOnHost, StaysNearTheFp32Reference) {
   const Case& c = GetParam();
-  const ScheduleInputs in = batch_norm_inputs(c);
-  const NetworkShape& shape = in.shape;
-  const Parameters& params = in.params;
-  const std::vector<float>& images = in.images;
-  const std::vector<int32_t>& labels = in.labels;
+  const auto [shape, params, images, labels] = batch_norm_inputs(c);
   Buffers want_buffers = Buffers::initial(shape);
   const auto want = reference::network_forward_backward(shape, params, images.data(), labels.data(),
                                                         c.count, true, 5, 2, &want_buffers);

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 
 #include "backends/backend.h"
 #include "core/error.h"
@@ -43,9 +44,12 @@ struct CompiledStep {
   std::unique_ptr<TrainingStep> step;
 };
 
+// `adjust` sets the step's options beyond the defaults (graphs, precision,
+// the graph API); `limit` emulates a smaller device ("" for none).
 CompiledStep compile(const std::string& device, const std::string& allocator,
-                     const NetworkShape& shape, bool graphs = false, const std::string& limit = "",
-                     const std::string& precision = "fp32") {
+                     const NetworkShape& shape,
+                     const std::function<void(StepOptions&)>& adjust = {},
+                     const std::string& limit = "") {
   MemoryEngineOptions mo;
   mo.device = select_device(device);
   mo.config.allocator = allocator;
@@ -57,8 +61,7 @@ CompiledStep compile(const std::string& device, const std::string& allocator,
   so.dropout_seed = 21;
   so.device.memory = &r.engine->resource();
   so.device.planned = r.engine->planned();
-  so.cuda_graphs = graphs;
-  so.precision = precision;
+  if (adjust) adjust(so);
   r.step = make_backend(mo.device)->compile(default_model_spec(), shape, so);
   r.step->set_parameters(Parameters::glorot(shape, 3));
   return r;
@@ -87,18 +90,10 @@ TEST(CudaStep, GraphApiConvolutionsMatchTheCpuBackend) {
   o.cudnn_graph = true;
   const SelfTestReport report = run_selftest(o);
   EXPECT_TRUE(report.passed) << report.table();
-  MemoryEngineOptions mo;
-  mo.device = select_device("cuda");
-  mo.config.allocator = "plan";
-  mo.config.gpu_mem_pool = 0.25;
-  MemoryEngine engine(mo);
-  StepOptions so;
-  so.cudnn_graph = true;
-  so.device.memory = &engine.resource();
-  so.device.planned = true;
   const NetworkShape shape = infer_shapes(default_model_spec(), 8, 64, 64);
-  const auto step = make_backend(mo.device)->compile(default_model_spec(), shape, so);
-  const auto algorithms = step->details()["algorithms"];
+  const CompiledStep graph =
+      compile("cuda", "plan", shape, [](StepOptions& so) { so.cudnn_graph = true; });
+  const auto algorithms = graph.step->details()["algorithms"];
   ASSERT_EQ(algorithms.size(), shape.convs.size());
   for (const auto& layer : algorithms) EXPECT_TRUE(layer.contains("graph")) << layer.dump();
 }
@@ -140,8 +135,11 @@ TEST_P(CudaStepPrecision, ShortTrainingReachesTheCpuLoss) {
   REQUIRE_GPU();
   const std::string precision = GetParam();
   const NetworkShape shape = infer_shapes(default_model_spec(), 32, 64, 64);
-  CompiledStep cpu = compile("cpu", "plan", shape),
-               gpu = compile("cuda", "plan", shape, precision == "bf16", "", precision);
+  CompiledStep cpu = compile("cpu", "plan", shape);
+  CompiledStep gpu = compile("cuda", "plan", shape, [&](StepOptions& so) {
+    so.cuda_graphs = precision == "bf16";  // bf16 in a captured graph
+    so.precision = precision;
+  });
   Rng rng(8);
   double cpu_loss = 0, gpu_loss = 0;
   for (int s = 0; s < 60; ++s) {
@@ -171,7 +169,9 @@ INSTANTIATE_TEST_SUITE_P(Precisions, CudaStepPrecision, ::testing::Values("fp32"
 TEST(CudaStep, GraphReplayEqualsEagerExecution) {
   REQUIRE_GPU();
   const NetworkShape shape = infer_shapes(default_model_spec(), 8, 48, 48);
-  CompiledStep eager = compile("cuda", "plan", shape), graph = compile("cuda", "plan", shape, true);
+  CompiledStep eager = compile("cuda", "plan", shape);
+  CompiledStep graph =
+      compile("cuda", "plan", shape, [](StepOptions& so) { so.cuda_graphs = true; });
   const auto images = testing::random_vector(size_t(8) * 3 * 48 * 48, 4, 0, 1);
   const std::vector<int32_t> labels = {0, 1, 0, 1, 1, 0, 0, 1};
   for (int s = 0; s < 5; ++s) {
@@ -186,7 +186,7 @@ TEST(CudaStep, OutOfMemoryNamesTheNumbersAndTheLargestBatch) {
   REQUIRE_GPU();
   const NetworkShape shape = infer_shapes(default_model_spec(), 150, 200, 200);
   try {
-    compile("cuda", "plan", shape, false, "64MB");
+    compile("cuda", "plan", shape, {}, "64MB");
     FAIL() << "expected OutOfMemory under a 64 MB limit";
   } catch (const OutOfMemory& e) {
     const std::string what = e.what();

@@ -35,8 +35,8 @@ class GraphConv {
   // `time_ms` (may be empty): calls `run` with scratch buffers, by tensor
   // (x, w, y, and a workspace of the limit's size), and returns its
   // milliseconds on the device, for --cudnn-benchmark; empty: the
-  // heuristics' order decides. A run that fails returns a negative or huge
-  // time (1e30) and that engine is skipped.
+  // heuristics' order decides. A run that fails returns a negative time,
+  // and that engine is skipped.
   using Run = std::function<void(const std::array<void*, 4>& scratch)>;
   using Timer = std::function<float(const Run& run)>;
   GraphConv(cudnnHandle_t handle, const GraphConvShape& shape, ConvDirection direction,
