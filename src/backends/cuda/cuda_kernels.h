@@ -9,7 +9,7 @@
 
 #include <cstdint>
 
-#include "backends/cuda/bf16.h"
+#include "core/bf16.h"
 #include "nn/elementwise.h"
 
 namespace histocnn::cuda {

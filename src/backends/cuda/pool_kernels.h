@@ -20,7 +20,7 @@
 #include <cmath>
 #include <cstdint>
 
-#include "backends/cuda/bf16.h"
+#include "core/bf16.h"
 #include "backends/cuda/cuda_kernels.h"
 #include "core/hd.h"
 

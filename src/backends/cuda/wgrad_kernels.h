@@ -22,7 +22,7 @@
 
 #include <cstddef>
 
-#include "backends/cuda/bf16.h"
+#include "core/bf16.h"
 #include "backends/cuda/cuda_kernels.h"
 #include "backends/cuda/cuda_schedule.h"
 #include "core/hd.h"

@@ -1,8 +1,9 @@
-// bfloat16 storage for the CUDA step's --precision bf16: the upper 16 bits of
-// an IEEE-754 float, rounded to nearest, ties to even — the bits and rounding
-// of CUDA's __nv_bfloat16 and PyTorch's torch.bfloat16, so cuDNN reads our
-// tensors as CUDNN_DATA_BFLOAT16. Plain bit arithmetic rather than
-// cuda_bf16.h, so the same functions run in the kernels and in host tests.
+// bfloat16 storage for --precision bf16: the upper 16 bits of an IEEE-754
+// float, rounded to nearest, ties to even — the bits and rounding of CUDA's
+// __nv_bfloat16, oneDNN's bf16 and PyTorch's torch.bfloat16, so cuDNN and
+// oneDNN read our tensors as their own. Plain bit arithmetic rather than
+// cuda_bf16.h, so the same functions run in the CUDA kernels, the CPU
+// backend's own kernels and the host tests.
 //
 // load/store overloads let one kernel body serve fp32 and bf16 tensors: the
 // arithmetic is always fp32, only what is kept in memory is rounded.
@@ -13,7 +14,7 @@
 
 #include "core/hd.h"
 
-namespace histocnn::cuda {
+namespace histocnn {
 
 struct Bf16 {
   uint16_t bits;
@@ -71,4 +72,4 @@ HISTOCNN_HD void store(Bf16* p, int64_t i, float v) {
   p[i] = to_bf16(v);
 }
 
-}  // namespace histocnn::cuda
+}  // namespace histocnn
