@@ -102,7 +102,7 @@ int main(int argc, char** argv) {
   int threads = 0, repeats = 3, benign = 941, malignant = 910;
   std::string precision = "fp32";
   double slice_kb = -1;  // -1: the step's default budget
-  bool profile_layers = false;
+  bool profile_layers = false, onednn_pool = false;
   app.add_option("--sizes", sizes, "input sizes")->capture_default_str();
   app.add_option("--batches", batches, "batch sizes")->capture_default_str();
   app.add_option("--threads", threads, "cores (0 = all)")->capture_default_str();
@@ -117,6 +117,8 @@ int main(int argc, char** argv) {
                  "default: the step's)");
   app.add_flag("--profile-layers", profile_layers,
                "time every operation; print ms per step by layer and direction");
+  app.add_flag("--onednn-pool", onednn_pool,
+               "max pooling by oneDNN's primitives instead of histocnn's kernels (A/B)");
   app.add_option("--json", json_path, "write results here");
   CLI11_PARSE(app, argc, argv);
   threads = bound_cores(threads);
@@ -129,6 +131,7 @@ int main(int argc, char** argv) {
   std::printf("memory triad on %d threads: %.1f GB/s\n", threads, triad);
   nlohmann::json results = {{"engine", "histocnn"},
                             {"precision", precision},
+                            {"max_pool", onednn_pool ? "oneDNN" : "histocnn"},
                             {"threads", threads},
                             {"triad_gbs", triad},
                             {"sgemm_gflops", ceiling},
@@ -156,6 +159,7 @@ int main(int argc, char** argv) {
       options.precision = precision;
       if (slice_kb >= 0) options.cpu_slice_bytes = size_t(slice_kb * 1024);
       options.profile_layers = profile_layers;
+      options.cpu_onednn_pooling = onednn_pool;
       auto step = make_backend(cpu_device())->compile(spec, shape, options);
       step->set_parameters(Parameters::glorot(shape, 1));
       auto epoch = [&](int max_batches) {

@@ -1,7 +1,8 @@
-// The CPU step's two speed levers against the naive reference: micro-batched
+// The CPU step's speed levers against the naive reference: micro-batched
 // blocks (conv + pool over slices of the batch) must give the whole-batch
 // results to fp32 rounding; bf16 must give them to bf16 rounding and still
-// train. bf16 tests skip on a CPU without native bf16 (AVX512-BF16 / AMX).
+// train; our max-pool kernels must give oneDNN's pooling's results bit for
+// bit. bf16 tests skip on a CPU without native bf16 (AVX512-BF16 / AMX).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -139,6 +140,43 @@ TEST(MicroBatch, SliceRowsDividesTheBatchWithinTheBudget) {
   EXPECT_TRUE(
       step_on(c, options, in.params, in.images, in.labels).details["micro_batched"].empty());
 }
+
+// Max pooling by our kernels (the default) or by oneDNN's primitives: the
+// same loss, gradients and probabilities to the bit — a max and a scatter
+// round nothing — whole-batch and micro-batched, in each precision here.
+class OwnPooling : public ::testing::TestWithParam<Case> {};
+
+TEST_P(OwnPooling, GivesOneDnnsPoolingResultsBitForBit) {
+  const Case& c = GetParam();
+  const Inputs in = inputs_for(c);
+  const NetworkShape shape = infer_shapes(parse_model_spec(c.spec), c.batch, c.height, c.width);
+  std::vector<std::string> precisions = {"fp32"};
+  if (cpu_supports_bf16()) precisions.push_back("bf16");
+  for (const std::string& precision : precisions)
+    for (size_t budget : {size_t(0), size_t(1)}) {
+      StepOptions options;
+      options.dropout_seed = 99;
+      options.precision = precision;
+      options.cpu_slice_bytes = budget;
+      const Outcome ours = step_on(c, options, in.params, in.images, in.labels);
+      options.cpu_onednn_pooling = true;
+      const Outcome theirs = step_on(c, options, in.params, in.images, in.labels);
+      const std::string where = precision + ", budget " + std::to_string(budget);
+      EXPECT_EQ(ours.loss, theirs.loss) << where;
+      EXPECT_EQ(ours.grads.values, theirs.grads.values) << where;
+      EXPECT_EQ(ours.probs, theirs.probs) << where;
+      for (size_t k = 0; k < shape.convs.size(); ++k) {
+        const std::string name = "conv" + std::to_string(k + 1);
+        if (shape.convs[k].pool < 2) continue;
+        EXPECT_EQ(ours.details["max_pool"][name].get<std::string>().rfind("histocnn", 0), 0u)
+            << name << " " << where;
+        EXPECT_EQ(theirs.details["max_pool"][name], "oneDNN") << name << " " << where;
+      }
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Architectures, OwnPooling, ::testing::ValuesIn(all_cases()),
+                         testing::case_name);
 
 // Relative L2 error of every tensor of `got` against `want`.
 std::map<std::string, double> relative_errors(const Parameters& got, const Parameters& want) {

@@ -168,6 +168,11 @@ struct StepOptions {
   // batch whose output fits (see backends/cpu/cpu_step.h); 0 = never slice.
   // Measured in docs/results/side-by-side-2core.md.
   size_t cpu_slice_bytes = size_t(4) << 20;
+  // CPU: max pooling (and the ReLU backward on its output) by oneDNN's
+  // primitives instead of the step's own kernels (backends/cpu/pool_kernels.h),
+  // to measure one against the other. Layouts our kernels cannot read use
+  // oneDNN's anyway.
+  bool cpu_onednn_pooling = false;
   // CPU: treat denormal floats as zero while the step runs (core/float_mode.h);
   // false keeps IEEE gradual underflow, as PyTorch does by default.
   bool flush_denormals = true;

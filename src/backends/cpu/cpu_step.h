@@ -12,6 +12,8 @@
 //
 // Per conv block:   x -> conv+ReLU (fused post-op) -> max-pool -> y
 //   with BN:        x -> conv (no bias) -> BN -> ReLU (in place) -> max-pool -> y
+//                   (our pool kernels take the ReLU of each window's max
+//                   instead: one pass over the map fewer)
 //                   (training: the batch's statistics, running statistics
 //                   updated as PyTorch does; inference: the running ones)
 // Backward:         dy *= (y > 0)   [ReLU backward on the pooled map: the pool
@@ -29,6 +31,12 @@
 // convolutions read are bf16; the master weights, weight gradients, Adam
 // state, batch-norm statistics, the dense layers and the loss stay fp32 (the
 // flatten/global-pooling reorders convert). oneDNN accumulates in fp32.
+//
+// Max pooling runs on our own kernels (pool_kernels.h) where the layouts are
+// ones they read (all that oneDNN picks for activations here): they record
+// the argmax as a byte per pooled element and fuse the ReLU backward into the
+// pool's backward scatter, in place of oneDNN's pooling and eltwise
+// primitives (the first, in oneDNN 2.6, 3-6x slower).
 //
 // Micro-batching: a block without batch norm whose full-batch convolution
 // output would leave the cache (conv1 at 200 px and batch 50: 251 MB) runs
@@ -55,6 +63,7 @@
 #include <unordered_map>
 
 #include "backends/cpu/cpu_backend.h"
+#include "backends/cpu/pool_kernels.h"
 #include "core/error.h"
 #include "core/float_mode.h"
 #include "core/rng.h"
@@ -104,6 +113,12 @@ struct ConvBlock {
   dnnl::eltwise_backward::primitive_desc relu_bwd_pd;
   Mem dw_part, db_part;  // one slice's weight gradients, summed into dw_bwd/db
   Mem src_view, pooled_view, workspace_view, d_pooled_view, d_src_view;
+  // Max pooling by our kernels (pool_kernels.h): `workspace` then holds one
+  // argmax byte per pooled element, in the pooled map's layout, and backward
+  // fuses the ReLU on the pooled map into the scatter. act_lanes and
+  // pooled_lanes describe one slice (rows images) or the whole batch.
+  bool own_pool = false;
+  LaneLayout act_lanes, pooled_lanes;
   bool pooling() const { return s.pool > 1; }
   bool sliced() const { return slices > 1; }
 };
@@ -127,6 +142,9 @@ inline Mem::dims dims4(int n, int c, int h, int w) {
 // image index is outermost and dense (image k starts at k * bytes-per-image);
 // an empty descriptor otherwise (an N-blocked or padded-N layout).
 Mem::desc with_rows(const Mem::desc& md, int rows);
+// The same layout and dimensions in another data type (strides count
+// elements, so they stay valid).
+Mem::desc with_type(const Mem::desc& md, dt type);
 // The largest divisor of `batch` whose convolution output fits `budget` bytes
 // at `row_bytes` per image (at least 1).
 int slice_rows(int batch, size_t row_bytes, size_t budget);
@@ -326,6 +344,15 @@ class CpuTrainingStep final : public TrainingStep {
   void prepare_slices(ConvBlock& c, const std::string& tag);
   void add_sliced_forward(ConvBlock& cb);
   void add_sliced_backward(ConvBlock& cb, size_t k);
+  // Our max-pool kernels on block c's maps (slice views or whole tensors):
+  // whether they can pool c (and its lane layouts, filled in), forward, and
+  // backward with the ReLU on the pooled map.
+  bool own_pooling(ConvBlock& c) const;
+  void pool_forward(const ConvBlock& c, const Mem& act, const Mem& pooled, const Mem& argmax);
+  void pool_backward(const ConvBlock& c, const Mem& pooled, const Mem& d_pooled, const Mem& argmax,
+                     const Mem& d_act);
+  void add_relu_forward(ConvBlock& c);
+  void add_relu_backward(ConvBlock& c, size_t k);
   void build_dense(size_t i, const Mem& src);
   StepResult run(const float* images, const int32_t* labels, int count, bool training,
                  bool backward);

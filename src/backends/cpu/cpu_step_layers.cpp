@@ -119,17 +119,13 @@ void CpuTrainingStep::build() {
       reorder_if_needed(c.dw_bwd, c.dw_canon, grad_ops_);
       continue;
     }
-    // ReLU backward on the pooled map (see the file comment).
-    const auto relu_bwd_pd = relu_backward_pd(c.pooled.get_desc());
-    auto relu_bwd = dnnl::eltwise_backward(relu_bwd_pd);
-    c.scratch_relu = scratch(relu_bwd_pd, "conv" + std::to_string(k + 1) + ".relu_bwd");
-    add(backward_ops_, {c.pooled, c.d_pooled, c.scratch_relu}, [&c, relu_bwd, this]() {
-      relu_bwd.execute(stream_, args({{DNNL_ARG_DST, c.pooled},
-                                      {DNNL_ARG_DIFF_DST, c.d_pooled},
-                                      {DNNL_ARG_DIFF_SRC, c.d_pooled}},
-                                     c.scratch_relu));
-    });
-    if (c.pooling()) {
+    if (c.own_pool) {  // ReLU backward, pool backward: one pass
+      add(backward_ops_, {c.pooled, c.d_pooled, c.workspace, c.d_act},
+          [&c, this]() { pool_backward(c, c.pooled, c.d_pooled, c.workspace, c.d_act); });
+    } else {
+      add_relu_backward(c, k);
+    }
+    if (c.pooling() && !c.own_pool) {
       auto pb = dnnl::pooling_backward(c.pool_bwd_pd);
       add(backward_ops_, {c.d_pooled, c.d_act, c.workspace, c.scratch_pool_bwd}, [&c, pb, this]() {
         pb.execute(stream_, args({{DNNL_ARG_DIFF_DST, c.d_pooled},
@@ -175,6 +171,29 @@ void CpuTrainingStep::build() {
   }
   memory_.parameter_bytes += int64_t(params_.values.size()) * 4 * 4;  // weights, grads, m, v
   plan_buffers();
+}
+
+// ReLU after batch norm, in place on bn_out.
+void CpuTrainingStep::add_relu_forward(ConvBlock& c) {
+  auto relu = dnnl::eltwise_forward(c.relu_fwd_pd);
+  add(forward_ops_, {c.bn_out, c.scratch_relu_fwd}, [&c, relu, this]() {
+    relu.execute(stream_,
+                 args({{DNNL_ARG_SRC, c.bn_out}, {DNNL_ARG_DST, c.bn_out}}, c.scratch_relu_fwd));
+  });
+}
+
+// ReLU backward on block k's pooled map, in place (see the file comment of
+// cpu_step.h), for the blocks whose pooling is oneDNN's or who have none.
+void CpuTrainingStep::add_relu_backward(ConvBlock& c, size_t k) {
+  const auto relu_bwd_pd = relu_backward_pd(c.pooled.get_desc());
+  auto relu_bwd = dnnl::eltwise_backward(relu_bwd_pd);
+  c.scratch_relu = scratch(relu_bwd_pd, "conv" + std::to_string(k + 1) + ".relu_bwd");
+  add(backward_ops_, {c.pooled, c.d_pooled, c.scratch_relu}, [&c, relu_bwd, this]() {
+    relu_bwd.execute(stream_, args({{DNNL_ARG_DST, c.pooled},
+                                    {DNNL_ARG_DIFF_DST, c.d_pooled},
+                                    {DNNL_ARG_DIFF_SRC, c.d_pooled}},
+                                   c.scratch_relu));
+  });
 }
 
 // Every activation, gradient and scratchpad of the step gets a lifetime: the
@@ -326,9 +345,14 @@ void CpuTrainingStep::build_conv(size_t i, const Mem& src_in, std::vector<Op>& w
   // Pooling.
   if (s.pool > 1) {
     c.pooled = make(full(c.pool_pd.dst_desc()), tag + ".pooled");
-    c.workspace = make(full(c.pool_pd.workspace_desc()), tag + ".pool_workspace");
-    c.scratch_pool = scratch(c.pool_pd, tag + ".pool");
-    c.scratch_pool_bwd = scratch(c.pool_bwd_pd, tag + ".pool_bwd");
+    c.own_pool = own_pooling(c);
+    if (c.own_pool) {
+      c.workspace = make(with_type(c.pooled.get_desc(), dt::u8), tag + ".pool_argmax");
+    } else {
+      c.workspace = make(full(c.pool_pd.workspace_desc()), tag + ".pool_workspace");
+      c.scratch_pool = scratch(c.pool_pd, tag + ".pool");
+      c.scratch_pool_bwd = scratch(c.pool_bwd_pd, tag + ".pool_bwd");
+    }
     c.d_pooled = make(c.pooled.get_desc(), tag + ".d_pooled");
     c.d_act = make(c.act.get_desc(),
                    bn ? tag + ".d_bn_out" : tag + (c.sliced() ? ".d_out_slice" : ".d_out"));
@@ -398,13 +422,13 @@ void CpuTrainingStep::build_conv(size_t i, const Mem& src_in, std::vector<Op>& w
                              static_cast<const float*>(cb.variance.get_data_handle()), cb.s.out_c,
                              int64_t(shape_.batch) * cb.s.conv_h * cb.s.conv_w);
         });
-    auto relu = dnnl::eltwise_forward(cb.relu_fwd_pd);
-    add(forward_ops_, {cb.bn_out, cb.scratch_relu_fwd}, [&cb, relu, this]() {
-      relu.execute(stream_, args({{DNNL_ARG_SRC, cb.bn_out}, {DNNL_ARG_DST, cb.bn_out}},
-                                 cb.scratch_relu_fwd));
-    });
+    // Our pool applies this ReLU to each window's max instead (pool_forward).
+    if (!cb.own_pool) add_relu_forward(cb);
   }
-  if (cb.pooling()) {
+  if (cb.own_pool) {
+    add(forward_ops_, {cb.act, cb.pooled, cb.workspace},
+        [&cb, this]() { pool_forward(cb, cb.act, cb.pooled, cb.workspace); });
+  } else if (cb.pooling()) {
     auto pool = dnnl::pooling_forward(cb.pool_pd);
     add(forward_ops_, {cb.act, cb.pooled, cb.workspace, cb.scratch_pool}, [&cb, pool, this]() {
       pool.execute(stream_, args({{DNNL_ARG_SRC, cb.act},

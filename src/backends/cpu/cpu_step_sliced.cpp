@@ -30,6 +30,12 @@ Mem::desc with_rows(const Mem::desc& md, int rows) {
   return out;
 }
 
+Mem::desc with_type(const Mem::desc& md, dt type) {
+  dnnl_memory_desc_t d = md.data;
+  d.data_type = static_cast<dnnl_data_type_t>(type);
+  return Mem::desc(d);
+}
+
 int slice_rows(int batch, size_t row_bytes, size_t budget) {
   for (int rows = batch; rows > 1; --rows)
     if (batch % rows == 0 && size_t(rows) * row_bytes <= budget) return rows;
@@ -70,11 +76,14 @@ std::string CpuTrainingStep::isa_name() {
 }
 
 nlohmann::json CpuTrainingStep::details() const {
-  nlohmann::json slices = nlohmann::json::object();
-  for (size_t i = 0; i < convs_.size(); ++i)
-    if (convs_[i].sliced())
-      slices["conv" + std::to_string(i + 1)] = {{"rows", convs_[i].rows},
-                                                {"slices", convs_[i].slices}};
+  nlohmann::json slices = nlohmann::json::object(), pools = nlohmann::json::object();
+  for (size_t i = 0; i < convs_.size(); ++i) {
+    const ConvBlock& c = convs_[i];
+    const std::string name = "conv" + std::to_string(i + 1);
+    if (c.sliced()) slices[name] = {{"rows", c.rows}, {"slices", c.slices}};
+    if (c.pooling())
+      pools[name] = c.own_pool ? "histocnn " + pool_kernels_isa(c.pooled_lanes.lanes) : "oneDNN";
+  }
   return {{"precision", options_.precision},
           {"isa", isa_name()},
           {"onednn", std::to_string(dnnl_version()->major) + "." +
@@ -82,7 +91,8 @@ nlohmann::json CpuTrainingStep::details() const {
                          std::to_string(dnnl_version()->patch)},
           {"slice_budget_bytes", options_.cpu_slice_bytes},
           {"denormals", options_.flush_denormals ? "flushed to zero" : "kept"},
-          {"micro_batched", slices}};
+          {"micro_batched", slices},
+          {"max_pool", pools}};
 }
 
 void CpuTrainingStep::prepare_slices(ConvBlock& c, const std::string& tag) {
@@ -94,12 +104,54 @@ void CpuTrainingStep::prepare_slices(ConvBlock& c, const std::string& tag) {
   c.workspace_view = slice_view(c.workspace);
   c.d_pooled_view = slice_view(c.d_pooled);
   if (c.d_src) c.d_src_view = slice_view(c.d_src);
-  c.relu_bwd_pd = relu_backward_pd(c.pool_pd.dst_desc());  // one slice's pooled map
-  c.scratch_relu = scratch(c.relu_bwd_pd, tag + ".relu_bwd");
+  if (!c.own_pool) {  // ours fuses the ReLU backward into the pool's
+    c.relu_bwd_pd = relu_backward_pd(c.pool_pd.dst_desc());  // one slice's pooled map
+    c.scratch_relu = scratch(c.relu_bwd_pd, tag + ".relu_bwd");
+  }
   // Slices after the first write their weight gradients here; they are added
   // to the first slice's (same layout, so element by element).
   c.dw_part = make(c.bwd_w_pd.diff_weights_desc(), tag + ".d_weight_slice");
   c.db_part = make(c.db.get_desc(), tag + ".d_bias_slice");
+}
+
+bool CpuTrainingStep::own_pooling(ConvBlock& c) const {
+  if (options_.cpu_onednn_pooling || !c.pooling()) return false;
+  const auto in = lane_layout(c.act.get_desc()), out = lane_layout(c.pool_pd.dst_desc());
+  if (!in || !out || !poolable(*in, *out, c.s.pool)) return false;
+  c.act_lanes = *in;
+  c.pooled_lanes = *out;
+  return true;
+}
+
+void CpuTrainingStep::pool_forward(const ConvBlock& c, const Mem& act, const Mem& pooled,
+                                   const Mem& argmax) {
+  stream_.wait();  // the convolution (or batch norm) wrote `act`
+  auto* where = static_cast<uint8_t*>(argmax.get_data_handle());
+  // Without batch norm the convolution applied the ReLU (a post-op); with it,
+  // the pool applies it to each window's max (no ReLU pass over bn_out).
+  const bool relu = c.s.batch_norm;
+  if (act_dt_ == dt::bf16)
+    return max_pool_forward(static_cast<const Bf16*>(act.get_data_handle()), c.act_lanes,
+                            static_cast<Bf16*>(pooled.get_data_handle()), where, c.pooled_lanes,
+                            c.s.pool, relu);
+  max_pool_forward(static_cast<const float*>(act.get_data_handle()), c.act_lanes,
+                   static_cast<float*>(pooled.get_data_handle()), where, c.pooled_lanes, c.s.pool,
+                   relu);
+}
+
+void CpuTrainingStep::pool_backward(const ConvBlock& c, const Mem& pooled, const Mem& d_pooled,
+                                    const Mem& argmax, const Mem& d_act) {
+  stream_.wait();  // d_pooled was written by a primitive
+  const auto* where = static_cast<const uint8_t*>(argmax.get_data_handle());
+  if (act_dt_ == dt::bf16)
+    return max_pool_relu_backward(static_cast<const Bf16*>(pooled.get_data_handle()),
+                                  static_cast<const Bf16*>(d_pooled.get_data_handle()), where,
+                                  c.pooled_lanes, static_cast<Bf16*>(d_act.get_data_handle()),
+                                  c.act_lanes, c.s.pool);
+  max_pool_relu_backward(static_cast<const float*>(pooled.get_data_handle()),
+                         static_cast<const float*>(d_pooled.get_data_handle()), where,
+                         c.pooled_lanes, static_cast<float*>(d_act.get_data_handle()), c.act_lanes,
+                         c.s.pool);
 }
 
 namespace {
@@ -119,7 +171,8 @@ void accumulate(const Mem& into, const Mem& part) {
 
 void CpuTrainingStep::add_sliced_forward(ConvBlock& cb) {
   auto conv = dnnl::convolution_forward(cb.fwd_pd);
-  auto pool = dnnl::pooling_forward(cb.pool_pd);
+  dnnl::pooling_forward pool;
+  if (!cb.own_pool) pool = dnnl::pooling_forward(cb.pool_pd);
   add(forward_ops_, {cb.src, cb.conv_out, cb.pooled, cb.workspace, cb.scratch_fwd, cb.scratch_pool},
       [&cb, conv, pool, this]() {
         for (int j = 0; j < cb.slices; ++j) {
@@ -131,6 +184,10 @@ void CpuTrainingStep::add_sliced_forward(ConvBlock& cb) {
                                       {DNNL_ARG_BIAS, cb.b},
                                       {DNNL_ARG_DST, cb.conv_out}},
                                      cb.scratch_fwd));
+          if (cb.own_pool) {
+            pool_forward(cb, cb.conv_out, cb.pooled_view, cb.workspace_view);
+            continue;
+          }
           pool.execute(stream_, args({{DNNL_ARG_SRC, cb.conv_out},
                                       {DNNL_ARG_DST, cb.pooled_view},
                                       {DNNL_ARG_WORKSPACE, cb.workspace_view}},
@@ -140,8 +197,12 @@ void CpuTrainingStep::add_sliced_forward(ConvBlock& cb) {
 }
 
 void CpuTrainingStep::add_sliced_backward(ConvBlock& c, size_t k) {
-  auto relu_bwd = dnnl::eltwise_backward(c.relu_bwd_pd);
-  auto pool_bwd = dnnl::pooling_backward(c.pool_bwd_pd);
+  dnnl::eltwise_backward relu_bwd;
+  dnnl::pooling_backward pool_bwd;
+  if (!c.own_pool) {
+    relu_bwd = dnnl::eltwise_backward(c.relu_bwd_pd);
+    pool_bwd = dnnl::pooling_backward(c.pool_bwd_pd);
+  }
   auto bwd_w = dnnl::convolution_backward_weights(c.bwd_w_pd);
   dnnl::convolution_backward_data bwd_d;
   if (k > 0) bwd_d = dnnl::convolution_backward_data(c.bwd_d_pd);
@@ -154,15 +215,19 @@ void CpuTrainingStep::add_sliced_backward(ConvBlock& c, size_t k) {
           point(c.d_pooled_view, c.d_pooled, j);
           point(c.workspace_view, c.workspace, j);
           point(c.src_view, c.src, j);
-          // ReLU backward on the pooled map, in place (see cpu_step.h).
-          relu_bwd.execute(stream_, args({{DNNL_ARG_DST, c.pooled_view},
-                                          {DNNL_ARG_DIFF_DST, c.d_pooled_view},
-                                          {DNNL_ARG_DIFF_SRC, c.d_pooled_view}},
-                                         c.scratch_relu));
-          pool_bwd.execute(stream_, args({{DNNL_ARG_DIFF_DST, c.d_pooled_view},
-                                          {DNNL_ARG_DIFF_SRC, c.d_act},
-                                          {DNNL_ARG_WORKSPACE, c.workspace_view}},
-                                         c.scratch_pool_bwd));
+          if (c.own_pool) {
+            pool_backward(c, c.pooled_view, c.d_pooled_view, c.workspace_view, c.d_act);
+          } else {
+            // ReLU backward on the pooled map, in place (see cpu_step.h).
+            relu_bwd.execute(stream_, args({{DNNL_ARG_DST, c.pooled_view},
+                                            {DNNL_ARG_DIFF_DST, c.d_pooled_view},
+                                            {DNNL_ARG_DIFF_SRC, c.d_pooled_view}},
+                                           c.scratch_relu));
+            pool_bwd.execute(stream_, args({{DNNL_ARG_DIFF_DST, c.d_pooled_view},
+                                            {DNNL_ARG_DIFF_SRC, c.d_act},
+                                            {DNNL_ARG_WORKSPACE, c.workspace_view}},
+                                           c.scratch_pool_bwd));
+          }
           const bool first = j == 0;
           bwd_w.execute(stream_, args({{DNNL_ARG_SRC, c.src_view},
                                        {DNNL_ARG_DIFF_DST, c.d_act},

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Two histocnn CPU configurations on the same epoch, in interleaved rounds
+# (A, B, A, B, ...), so a neighbour's load falls on both alike: per-variant
+# medians and the ratio of medians. Each variant is a set of bench_epoch
+# flags, e.g. our max-pool kernels against oneDNN's:
+#
+#   bench/cpu_ab.sh OUT THREADS SIZE BATCH ROUNDS NAME_A "FLAGS_A" NAME_B "FLAGS_B"
+#   bench/cpu_ab.sh docs/results/cpu-pool-kernels/fp32 2 200 50 5 \
+#     histocnn-pool "" onednn-pool "--onednn-pool"
+#
+# Writes OUT/NAME.ROUND.json (bench_epoch's record of each epoch) and
+# OUT/summary.md / summary.json.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+invocation="bench/cpu_ab.sh $(printf "%q " "$@")"
+out=${1:?output folder}; threads=${2:?threads}; size=${3:?size}; batch=${4:?batch}
+rounds=${5:?rounds}; name_a=${6:?name A}; flags_a=${7?flags A}; name_b=${8:?name B}
+flags_b=${9?flags B}
+[[ -x build/bench/bench_epoch ]] || { echo "cpu_ab: build/bench/bench_epoch missing (scripts/build.sh)" >&2; exit 2; }
+mkdir -p "$out"
+load_before=$(cut -d' ' -f1 /proc/loadavg)
+run() {  # NAME ROUND FLAGS
+  # shellcheck disable=SC2086  # FLAGS is a list of flags
+  ./build/bench/bench_epoch --threads "$threads" --sizes "$size" --batches "$batch" --repeats 1 \
+    $3 --json "$out/$1.$2.json" > "$out/$1.$2.txt"
+}
+for ((r = 1; r <= rounds; ++r)); do
+  run "$name_a" "$r" "$flags_a"
+  run "$name_b" "$r" "$flags_b"
+  echo "round $r/$rounds: $(tail -1 "$out/$name_a.$r.txt" | awk '{print $3}') s ($name_a)," \
+    "$(tail -1 "$out/$name_b.$r.txt" | awk '{print $3}') s ($name_b)"
+done
+load_after=$(cut -d' ' -f1 /proc/loadavg)
+/usr/bin/python3 - "$out" "$rounds" "$invocation" "$load_before" "$load_after" \
+  "$name_a" "$flags_a" "$name_b" "$flags_b" <<'PY'
+import datetime, json, statistics, subprocess, sys
+out, rounds, command, before, after, a, fa, b, fb = sys.argv[1:10]
+rounds = int(rounds)
+med = statistics.median
+load = lambda name, r: json.load(open(f"{out}/{name}.{r}.json"))
+seconds = {n: [load(n, r)["points"][0]["epoch_seconds"] for r in range(1, rounds + 1)]
+           for n in (a, b)}
+sgemm = [g for n in (a, b) for r in range(1, rounds + 1) for g in load(n, r)["sgemm_gflops_all"]]
+cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+model = next((l.split(":", 1)[1].strip() for l in cpu.splitlines() if l.startswith("Model name")), "?")
+first = load(a, 1)
+summary = {"date": datetime.datetime.utcnow().isoformat(timespec="seconds") + "Z",
+           "command": command, "cpu": model, "threads": first["threads"],
+           "precision": first["precision"], "flags": {a: fa, b: fb}, "rounds": rounds,
+           "load_before": float(before), "load_after": float(after), "seconds": seconds,
+           "medians": {n: med(v) for n, v in seconds.items()},
+           "ratio_of_medians": med(seconds[b]) / med(seconds[a]),
+           "sgemm_gflops_all": sgemm}
+json.dump(summary, open(f"{out}/summary.json", "w"), indent=2)
+lines = [f"# {a} vs {b}", "", f"Date {summary['date']}; CPU {model}; command `{command}`.",
+         f"Load average before/after: {before} / {after}. {rounds} interleaved rounds, one epoch "
+         "each after a warm-up.", "", f"| round | {a} s | {b} s |", "|---|---|---|"]
+lines += [f"| {r + 1} | {seconds[a][r]:.3f} | {seconds[b][r]:.3f} |" for r in range(rounds)]
+lines += ["", f"* medians: {a} **{med(seconds[a]):.3f} s**, {b} **{med(seconds[b]):.3f} s**: "
+          f"{b} / {a} = **{summary['ratio_of_medians']:.2f}x**",
+          f"* sgemm during the rounds: {min(sgemm):.1f}-{max(sgemm):.1f} GFLOP/s"]
+open(f"{out}/summary.md", "w").write("\n".join(lines) + "\n")
+print("\n".join(lines))
+PY

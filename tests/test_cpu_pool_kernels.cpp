@@ -1,0 +1,156 @@
+// The CPU step's own max-pool kernels (backends/cpu/pool_kernels.h) against
+// the reference layers, in every layout oneDNN hands them (nchw, nhwc,
+// nChw8c, nChw16c with padded channels), in fp32 and bf16, on maps whose
+// last rows and columns do not fill a window, through both the AVX-512 and
+// the portable code. Tensors travel between NCHW and the layout under test by
+// oneDNN reorders, so the kernels' indexing is checked against oneDNN's.
+#include <gtest/gtest.h>
+
+#include <dnnl.hpp>
+
+#include "backends/cpu/pool_kernels.h"
+#include "core/rng.h"
+#include "nn/reference.h"
+
+namespace histocnn::cpu {
+namespace {
+
+using Mem = dnnl::memory;
+using tag = Mem::format_tag;
+using dt = Mem::data_type;
+
+struct PoolCase {
+  std::string name;
+  tag layout;
+  dt type;
+  int n, c, h, w, p;
+};
+void PrintTo(const PoolCase& c, std::ostream* os) {
+  *os << c.name;
+}
+
+class CpuPoolKernels : public ::testing::TestWithParam<PoolCase> {
+ protected:
+  dnnl::engine engine_{dnnl::engine::kind::cpu, 0};
+  dnnl::stream stream_{engine_};
+  void TearDown() override { set_portable_pool_kernels(false); }
+
+  // An NCHW fp32 array in `md`'s layout and type, and back.
+  Mem to_layout(const std::vector<float>& nchw, const Mem::desc& plain, const Mem::desc& md) {
+    Mem from(plain, engine_, const_cast<float*>(nchw.data())), to(md, engine_);
+    dnnl::reorder(from, to).execute(stream_, from, to);
+    stream_.wait();
+    return to;
+  }
+  // Our forward and backward kernels on tensors of `type`.
+  static void run(dt type, const Mem& x, const LaneLayout& in, const Mem& y, const Mem& dy,
+                  uint8_t* argmax, const LaneLayout& out, const Mem& dx, int p, bool relu) {
+    if (type == dt::bf16) {
+      max_pool_forward(static_cast<const Bf16*>(x.get_data_handle()), in,
+                       static_cast<Bf16*>(y.get_data_handle()), argmax, out, p, relu);
+      max_pool_relu_backward(static_cast<const Bf16*>(y.get_data_handle()),
+                             static_cast<const Bf16*>(dy.get_data_handle()), argmax, out,
+                             static_cast<Bf16*>(dx.get_data_handle()), in, p);
+      return;
+    }
+    max_pool_forward(static_cast<const float*>(x.get_data_handle()), in,
+                     static_cast<float*>(y.get_data_handle()), argmax, out, p, relu);
+    max_pool_relu_backward(static_cast<const float*>(y.get_data_handle()),
+                           static_cast<const float*>(dy.get_data_handle()), argmax, out,
+                           static_cast<float*>(dx.get_data_handle()), in, p);
+  }
+  std::vector<float> to_nchw(const Mem& m, const Mem::desc& plain) {
+    std::vector<float> nchw(plain.get_size() / sizeof(float));
+    Mem to(plain, engine_, nchw.data());
+    dnnl::reorder(m, to).execute(stream_, const_cast<Mem&>(m), to);
+    stream_.wait();
+    return nchw;
+  }
+};
+
+std::vector<float> random_values(size_t count, uint64_t seed, bool with_ties) {
+  Rng rng(seed);
+  std::vector<float> v(count);
+  for (float& x : v) {
+    // bf16 keeps these exactly (8 significant bits), so both types compare exactly.
+    x = float(int(rng.next() % 256) - 96) / 32.0f;
+    if (with_ties && rng.next() % 3 == 0) x = 1.0f;  // equal maxima inside windows
+  }
+  return v;
+}
+
+TEST_P(CpuPoolKernels, ForwardAndBackwardEqualTheReferenceLayers) {
+  const PoolCase& k = GetParam();
+  const int oh = k.h / k.p, ow = k.w / k.p;
+  const auto plain = Mem::desc({k.n, k.c, k.h, k.w}, dt::f32, tag::nchw);
+  const auto plain_out = Mem::desc({k.n, k.c, oh, ow}, dt::f32, tag::nchw);
+  const auto md = Mem::desc({k.n, k.c, k.h, k.w}, k.type, k.layout);
+  const auto md_out = Mem::desc({k.n, k.c, oh, ow}, k.type, k.layout);
+  const auto in = lane_layout(md), out = lane_layout(md_out);
+  ASSERT_TRUE(in && out) << k.name;
+  ASSERT_TRUE(poolable(*in, *out, k.p));
+
+  const std::vector<float> x = random_values(plain.get_size() / 4, 7, true);
+  const std::vector<float> dy = random_values(plain_out.get_size() / 4, 8, false);
+  for (bool relu : {false, true}) {
+    // With `relu` the kernel applies the ReLU that precedes the pool; the
+    // reference applies it to the map first.
+    std::vector<float> relu_x(x.size());
+    reference::relu_forward(x.data(), relu_x.data(), int64_t(x.size()));
+    const std::vector<float>& pooled_input = relu ? relu_x : x;
+    std::vector<float> want_y(dy.size()), want_dx(x.size()), relu_dy(dy.size());
+    reference::maxpool_forward(pooled_input.data(), want_y.data(), k.n, k.c, k.h, k.w, k.p);
+    // The ReLU's backward on the pooled map, then the scatter.
+    reference::relu_backward(want_y.data(), dy.data(), relu_dy.data(), int64_t(dy.size()));
+    reference::maxpool_backward(pooled_input.data(), relu_dy.data(), want_dx.data(), k.n, k.c, k.h,
+                                k.w, k.p);
+    for (bool portable : {false, true}) {
+      set_portable_pool_kernels(portable);
+      const std::string where = k.name + (relu ? " relu" : "") +
+                                (portable ? " portable" : " " + pool_kernels_isa(in->lanes));
+      Mem x_l = to_layout(x, plain, md), dy_l = to_layout(dy, plain_out, md_out);
+      Mem y_l(md_out, engine_), dx_l(md, engine_);
+      std::memset(dx_l.get_data_handle(), 0x7f, md.get_size());  // every element must be written
+      std::vector<uint8_t> argmax(md_out.get_size());
+      run(k.type, x_l, *in, y_l, dy_l, argmax.data(), *out, dx_l, k.p, relu);
+      EXPECT_EQ(to_nchw(y_l, plain_out), want_y) << where;
+      EXPECT_EQ(to_nchw(dx_l, plain), want_dx) << where;
+    }
+  }
+}
+
+std::vector<PoolCase> pool_cases() {
+  std::vector<PoolCase> cases;
+  for (dt type : {dt::f32, dt::bf16}) {
+    const std::string t = type == dt::f32 ? "F32" : "Bf16";
+    cases.push_back({"Nchw" + t, tag::nchw, type, 2, 3, 9, 11, 2});
+    cases.push_back({"Nhwc32" + t, tag::nhwc, type, 2, 32, 9, 11, 2});
+    cases.push_back({"Nhwc20" + t, tag::nhwc, type, 2, 20, 8, 7, 3});  // lanes not in sixteens
+    cases.push_back({"NChw8c" + t, tag::nChw8c, type, 3, 16, 10, 10, 2});
+    cases.push_back({"NChw16c" + t, tag::nChw16c, type, 2, 32, 13, 9, 2});
+    cases.push_back({"NChw16cPadded" + t, tag::nChw16c, type, 2, 20, 7, 7, 3});
+  }
+  return cases;
+}
+
+INSTANTIATE_TEST_SUITE_P(Layouts, CpuPoolKernels, ::testing::ValuesIn(pool_cases()),
+                         [](const auto& info) { return info.param.name; });
+
+TEST(CpuPoolLayouts, LayoutsTheKernelsCannotReadAreRefused) {
+  // Images blocked together, and a type that is not an activation's.
+  EXPECT_FALSE(lane_layout(Mem::desc({32, 32, 8, 8}, dt::f32, tag::NChw16n16c)));
+  EXPECT_FALSE(lane_layout(Mem::desc({2, 32, 8, 8}, dt::u8, tag::nhwc)));
+  EXPECT_FALSE(lane_layout(Mem::desc({2, 32, 8}, dt::f32, tag::ncw)));
+  const auto in = lane_layout(Mem::desc({2, 32, 8, 8}, dt::f32, tag::nChw16c));
+  const auto out = lane_layout(Mem::desc({2, 32, 4, 4}, dt::f32, tag::nhwc));
+  ASSERT_TRUE(in && out);
+  EXPECT_EQ(in->lanes, 16);
+  EXPECT_EQ(in->blocks, 2);
+  EXPECT_EQ(out->lanes, 32);
+  EXPECT_FALSE(poolable(*in, *out, 2));  // different lanes
+  EXPECT_TRUE(poolable(*in, *lane_layout(Mem::desc({2, 32, 4, 4}, dt::f32, tag::nChw16c)), 2));
+  EXPECT_FALSE(poolable(*in, *lane_layout(Mem::desc({2, 32, 3, 4}, dt::f32, tag::nChw16c)), 2));
+}
+
+}  // namespace
+}  // namespace histocnn::cpu
