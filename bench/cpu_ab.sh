@@ -50,14 +50,19 @@ summary = {"date": datetime.datetime.utcnow().isoformat(timespec="seconds") + "Z
            "load_before": float(before), "load_after": float(after), "seconds": seconds,
            "medians": {n: med(v) for n, v in seconds.items()},
            "ratio_of_medians": med(seconds[b]) / med(seconds[a]),
+           "round_ratios": [sb / sa for sa, sb in zip(seconds[a], seconds[b])],
            "sgemm_gflops_all": sgemm}
 json.dump(summary, open(f"{out}/summary.json", "w"), indent=2)
 lines = [f"# {a} vs {b}", "", f"Date {summary['date']}; CPU {model}; command `{command}`.",
          f"Load average before/after: {before} / {after}. {rounds} interleaved rounds, one epoch "
          "each after a warm-up.", "", f"| round | {a} s | {b} s |", "|---|---|---|"]
-lines += [f"| {r + 1} | {seconds[a][r]:.3f} | {seconds[b][r]:.3f} |" for r in range(rounds)]
+lines[-2:] = [f"| round | {a} s | {b} s | {b} / {a} |", "|---|---|---|---|"]
+lines += [f"| {r + 1} | {seconds[a][r]:.3f} | {seconds[b][r]:.3f} | {ratio:.2f} |"
+          for r, ratio in enumerate(summary["round_ratios"])]
 lines += ["", f"* medians: {a} **{med(seconds[a]):.3f} s**, {b} **{med(seconds[b]):.3f} s**: "
-          f"{b} / {a} = **{summary['ratio_of_medians']:.2f}x**",
+          f"{b} / {a} = **{summary['ratio_of_medians']:.2f}x** (per round "
+          f"{min(summary['round_ratios']):.2f}-{max(summary['round_ratios']):.2f}, median "
+          f"{med(summary['round_ratios']):.2f})",
           f"* sgemm during the rounds: {min(sgemm):.1f}-{max(sgemm):.1f} GFLOP/s"]
 open(f"{out}/summary.md", "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))

@@ -11,7 +11,8 @@
 #     oom        batch 1800 at 200 px under --gpu-mem-limit 4GB: the report (~10 s)
 #     sbs        bench/gpu_side_by_side.sh, 2 rounds                      (~300 s)
 #     cpu        the 200x200 batch-50 epoch at 16/8/4/2/1 threads, 2 interleaved
-#                rounds, with per-layer profiles (issue 20's table)        (~120 s)
+#                rounds, with per-layer profiles (issue 20's table), then our
+#                max pooling against oneDNN's on every core, 2 rounds    (~150 s)
 #   and on request (not in "all"):
 #     graph      --cudnn-graph against the legacy cuDNN calls: 128 and 200 px,
 #                batches 50 and 150, 2 interleaved rounds                  (~80 s)
@@ -97,6 +98,16 @@ for stage in "${stages[@]}"; do
           timeout 100 "$histocnn" bench --device cpu --sizes 200 --batches 50 --threads "$t" \
             --warmup 0 --epochs 1 --profile-layers --json "$out/cpu-scaling/t$t.r$round.json" \
             >> "$out/cpu.txt" 2>&1 || echo "cpu: $t threads, round $round failed" | tee -a "$out/cpu.txt"
+        done
+      done
+      # Our max-pool kernels against oneDNN's on all the cores (issue 20: do they scale?).
+      for round in 1 2; do
+        for pool in histocnn onednn; do
+          flag=(); [[ $pool == onednn ]] && flag=(--onednn-pool)
+          timeout 100 "$histocnn" bench --device cpu --sizes 200 --batches 50 --threads "$(nproc)" \
+            --warmup 0 --epochs 1 --profile-layers "${flag[@]}" \
+            --json "$out/cpu-scaling/pool-$pool.r$round.json" >> "$out/cpu.txt" 2>&1 ||
+            echo "cpu: $pool pooling, round $round failed" | tee -a "$out/cpu.txt"
         done
       done
       summary+=("$(printf '%-9s %4d s' cpu $((SECONDS - start)))") ;;

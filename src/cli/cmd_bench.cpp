@@ -51,8 +51,11 @@ Runner add_bench(CLI::App& app) {
       ->capture_default_str();
   cmd->add_flag("--profile-layers", o->profile_layers,
                 "time every layer's forward and backward (cuda: events, no graphs)");
+  cmd->add_flag("--onednn-pool", o->onednn_pool,
+                "cpu: max pooling by oneDNN's primitives instead of histocnn's kernels (A/B)");
   cmd->add_option("--json", *json, "write the results here (atomically)")->required();
   return [o, json] {
+    require(!o->onednn_pool || o->device == "cpu", "--onednn-pool: a CPU option (--device cpu)");
     std::printf("histocnn bench: %s, %s, allocator %s%s; %d + %d epochs per point\n",
                 o->device.c_str(), o->precision.c_str(), o->allocator.c_str(),
                 o->cuda_graphs ? " + CUDA graphs" : "", o->warmup, o->epochs);

@@ -59,6 +59,7 @@ nlohmann::json measure_point(const EpochBenchOptions& o, const Device& device, B
   options.cuda_graphs = o.cuda_graphs;
   options.cudnn_graph = o.cudnn_graph;
   options.profile_layers = o.profile_layers;
+  options.cpu_onednn_pooling = o.onednn_pool;
   options.device.memory = &engine.resource();
   options.device.planned = engine.planned();
   auto step = backend.compile(spec, shape, options);
