@@ -12,6 +12,7 @@
 
 #include "backends/backend.h"
 #include "backends/cpu/cpu_backend.h"
+#include "core/bf16.h"  // round_to_bf16: round to nearest even, as oneDNN converts
 #include "core/error.h"
 #include "core/float_mode.h"
 #include "nn/reference.h"
@@ -192,15 +193,7 @@ std::map<std::string, double> relative_errors(const Parameters& got, const Param
   return errors;
 }
 
-float round_to_bf16(float x) {  // round to nearest even, as oneDNN's conversion
-  uint32_t bits;
-  std::memcpy(&bits, &x, 4);
-  bits = (bits + 0x7fffu + ((bits >> 16) & 1u)) & 0xffff0000u;
-  std::memcpy(&x, &bits, 4);
-  return x;
-}
-
-class Bf16 : public ::testing::TestWithParam<Case> {
+class CpuBf16 : public ::testing::TestWithParam<Case> {
  protected:
   void SetUp() override {
     if (!cpu_supports_bf16()) GTEST_SKIP() << "no AVX512-BF16 / AMX on this CPU";
@@ -217,7 +210,7 @@ class Bf16 : public ::testing::TestWithParam<Case> {
 // sensitivity — its gradient for the same images rounded to bf16. bf16
 // rounds every activation, not only the input: allowed 3x that change plus
 // 10% of the tensor. A wrong layout or a lost term is off by ~100%.
-TEST_P(Bf16, GradientsWithinBf16RoundingOfTheFp32Step) {
+TEST_P(CpuBf16, GradientsWithinBf16RoundingOfTheFp32Step) {
   const Case& c = GetParam();
   const Inputs in = inputs_for(c);
   StepOptions options;
@@ -249,7 +242,8 @@ TEST_P(Bf16, GradientsWithinBf16RoundingOfTheFp32Step) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Architectures, Bf16, ::testing::ValuesIn(all_cases()), testing::case_name);
+INSTANTIATE_TEST_SUITE_P(Architectures, CpuBf16, ::testing::ValuesIn(all_cases()),
+                         testing::case_name);
 
 TEST(Bf16Training, ConvergesLikeFp32OnAFixedBatch) {
   if (!cpu_supports_bf16()) GTEST_SKIP() << "no AVX512-BF16 / AMX on this CPU";
