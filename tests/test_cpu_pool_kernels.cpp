@@ -45,19 +45,9 @@ class CpuPoolKernels : public ::testing::TestWithParam<PoolCase> {
   // Our forward and backward kernels on tensors of `type`.
   static void run(dt type, const Mem& x, const LaneLayout& in, const Mem& y, const Mem& dy,
                   uint8_t* argmax, const LaneLayout& out, const Mem& dx, int p, bool relu) {
-    if (type == dt::bf16) {
-      max_pool_forward(static_cast<const Bf16*>(x.get_data_handle()), in,
-                       static_cast<Bf16*>(y.get_data_handle()), argmax, out, p, relu);
-      max_pool_relu_backward(static_cast<const Bf16*>(y.get_data_handle()),
-                             static_cast<const Bf16*>(dy.get_data_handle()), argmax, out,
-                             static_cast<Bf16*>(dx.get_data_handle()), in, p);
-      return;
-    }
-    max_pool_forward(static_cast<const float*>(x.get_data_handle()), in,
-                     static_cast<float*>(y.get_data_handle()), argmax, out, p, relu);
-    max_pool_relu_backward(static_cast<const float*>(y.get_data_handle()),
-                           static_cast<const float*>(dy.get_data_handle()), argmax, out,
-                           static_cast<float*>(dx.get_data_handle()), in, p);
+    max_pool_forward(type, x.get_data_handle(), in, y.get_data_handle(), argmax, out, p, relu);
+    max_pool_relu_backward(type, y.get_data_handle(), dy.get_data_handle(), argmax, out,
+                           dx.get_data_handle(), in, p);
   }
   std::vector<float> to_nchw(const Mem& m, const Mem::desc& plain) {
     std::vector<float> nchw(plain.get_size() / sizeof(float));

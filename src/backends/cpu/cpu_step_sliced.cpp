@@ -126,32 +126,19 @@ bool CpuTrainingStep::own_pooling(ConvBlock& c) const {
 void CpuTrainingStep::pool_forward(const ConvBlock& c, const Mem& act, const Mem& pooled,
                                    const Mem& argmax) {
   stream_.wait();  // the convolution (or batch norm) wrote `act`
-  auto* where = static_cast<uint8_t*>(argmax.get_data_handle());
   // Without batch norm the convolution applied the ReLU (a post-op); with it,
   // the pool applies it to each window's max (no ReLU pass over bn_out).
-  const bool relu = c.s.batch_norm;
-  if (act_dt_ == dt::bf16)
-    return max_pool_forward(static_cast<const Bf16*>(act.get_data_handle()), c.act_lanes,
-                            static_cast<Bf16*>(pooled.get_data_handle()), where, c.pooled_lanes,
-                            c.s.pool, relu);
-  max_pool_forward(static_cast<const float*>(act.get_data_handle()), c.act_lanes,
-                   static_cast<float*>(pooled.get_data_handle()), where, c.pooled_lanes, c.s.pool,
-                   relu);
+  max_pool_forward(act_dt_, act.get_data_handle(), c.act_lanes, pooled.get_data_handle(),
+                   static_cast<uint8_t*>(argmax.get_data_handle()), c.pooled_lanes, c.s.pool,
+                   /*relu=*/c.s.batch_norm);
 }
 
 void CpuTrainingStep::pool_backward(const ConvBlock& c, const Mem& pooled, const Mem& d_pooled,
                                     const Mem& argmax, const Mem& d_act) {
   stream_.wait();  // d_pooled was written by a primitive
-  const auto* where = static_cast<const uint8_t*>(argmax.get_data_handle());
-  if (act_dt_ == dt::bf16)
-    return max_pool_relu_backward(static_cast<const Bf16*>(pooled.get_data_handle()),
-                                  static_cast<const Bf16*>(d_pooled.get_data_handle()), where,
-                                  c.pooled_lanes, static_cast<Bf16*>(d_act.get_data_handle()),
-                                  c.act_lanes, c.s.pool);
-  max_pool_relu_backward(static_cast<const float*>(pooled.get_data_handle()),
-                         static_cast<const float*>(d_pooled.get_data_handle()), where,
-                         c.pooled_lanes, static_cast<float*>(d_act.get_data_handle()), c.act_lanes,
-                         c.s.pool);
+  max_pool_relu_backward(act_dt_, pooled.get_data_handle(), d_pooled.get_data_handle(),
+                         static_cast<const uint8_t*>(argmax.get_data_handle()), c.pooled_lanes,
+                         d_act.get_data_handle(), c.act_lanes, c.s.pool);
 }
 
 namespace {

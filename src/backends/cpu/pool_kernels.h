@@ -69,6 +69,13 @@ void max_pool_relu_backward(const float* pooled, const float* d_pooled, const ui
 void max_pool_relu_backward(const Bf16* pooled, const Bf16* d_pooled, const uint8_t* argmax,
                             const LaneLayout& out, Bf16* d_act, const LaneLayout& in, int p);
 
+// The same on untyped tensors of `type` (f32 or bf16), as the step holds them.
+void max_pool_forward(dnnl::memory::data_type type, const void* x, const LaneLayout& in, void* y,
+                      uint8_t* argmax, const LaneLayout& out, int p, bool relu = false);
+void max_pool_relu_backward(dnnl::memory::data_type type, const void* pooled, const void* d_pooled,
+                            const uint8_t* argmax, const LaneLayout& out, void* d_act,
+                            const LaneLayout& in, int p);
+
 // Which version runs for `lanes` lanes: "avx512" or "portable".
 std::string pool_kernels_isa(int lanes);
 // Tests: run the portable loops even where AVX-512 is available.
