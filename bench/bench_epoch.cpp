@@ -102,7 +102,7 @@ int main(int argc, char** argv) {
   int threads = 0, repeats = 3, benign = 941, malignant = 910;
   std::string precision = "fp32";
   double slice_kb = -1;  // -1: the step's default budget
-  bool profile_layers = false, onednn_pool = false;
+  bool profile_layers = false, onednn_pool = false, onednn_conv1 = false;
   app.add_option("--sizes", sizes, "input sizes")->capture_default_str();
   app.add_option("--batches", batches, "batch sizes")->capture_default_str();
   app.add_option("--threads", threads, "cores (0 = all)")->capture_default_str();
@@ -119,6 +119,8 @@ int main(int argc, char** argv) {
                "time every operation; print ms per step by layer and direction");
   app.add_flag("--onednn-pool", onednn_pool,
                "max pooling by oneDNN's primitives instead of histocnn's kernels (A/B)");
+  app.add_flag("--onednn-conv1", onednn_conv1,
+               "conv1 by oneDNN's convolution instead of histocnn's fused conv+ReLU+pool (A/B)");
   app.add_option("--json", json_path, "write results here");
   CLI11_PARSE(app, argc, argv);
   threads = bound_cores(threads);
@@ -132,6 +134,7 @@ int main(int argc, char** argv) {
   nlohmann::json results = {{"engine", "histocnn"},
                             {"precision", precision},
                             {"max_pool", onednn_pool ? "oneDNN" : "histocnn"},
+                            {"conv1", onednn_pool || onednn_conv1 ? "oneDNN" : "histocnn"},
                             {"threads", threads},
                             {"triad_gbs", triad},
                             {"sgemm_gflops", ceiling},
@@ -160,6 +163,7 @@ int main(int argc, char** argv) {
       if (slice_kb >= 0) options.cpu_slice_bytes = size_t(slice_kb * 1024);
       options.profile_layers = profile_layers;
       options.cpu_onednn_pooling = onednn_pool;
+      options.cpu_onednn_conv1 = onednn_conv1;
       auto step = make_backend(cpu_device())->compile(spec, shape, options);
       step->set_parameters(Parameters::glorot(shape, 1));
       auto epoch = [&](int max_batches) {

@@ -402,7 +402,7 @@ TEST_F(CliTools, ConcurrentSingleThreadRunsTakeDifferentCores) {
 TEST_F(CliTools, MemplanPrintsThePlanAndFindsTheLargestBatch) {
   CommandResult plan = run("memplan --size 64 --batch 20");
   ASSERT_EQ(plan.status, 0) << plan.output;
-  EXPECT_NE(plan.output.find("conv1.out"), std::string::npos) << plan.output;
+  EXPECT_NE(plan.output.find("conv1.pooled"), std::string::npos) << plan.output;
   EXPECT_NE(plan.output.find("peak"), std::string::npos) << plan.output;
   CommandResult fit = run("memplan --size 64 --max-batch --budget 64MB");
   ASSERT_EQ(fit.status, 0) << fit.output;

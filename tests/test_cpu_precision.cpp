@@ -2,7 +2,7 @@
 // blocks (conv + pool over slices of the batch) must give the whole-batch
 // results to fp32 rounding; bf16 must give them to bf16 rounding and still
 // train; our max-pool kernels must give oneDNN's pooling's results bit for
-// bit. bf16 tests skip on a CPU without native bf16 (AVX512-BF16 / AMX).
+// bit, our fused first block the reference's to fp32 rounding. bf16 tests skip on a CPU without native bf16 (AVX512-BF16 / AMX).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -11,6 +11,7 @@
 #include <map>
 
 #include "backends/backend.h"
+#include "backends/cpu/conv_pool_kernels.h"
 #include "backends/cpu/cpu_backend.h"
 #include "core/bf16.h"  // round_to_bf16: round to nearest even, as oneDNN converts
 #include "core/error.h"
@@ -99,6 +100,7 @@ TEST_P(MicroBatch, SlicedBlocksGiveTheReferenceGradients) {
     StepOptions options;
     options.dropout_seed = 99;
     options.cpu_slice_bytes = budget;
+    options.cpu_onednn_conv1 = true;  // else conv1 is fused, never sliced
     const Outcome got = step_on(c, options, in.params, in.images, in.labels);
     const std::string where = "budget " + std::to_string(budget);
     EXPECT_NEAR(got.loss, want.loss, 1e-4 * std::max(1.0, want.loss)) << where;
@@ -129,6 +131,7 @@ INSTANTIATE_TEST_SUITE_P(Architectures, MicroBatch, ::testing::ValuesIn(all_case
 
 TEST(MicroBatch, SliceRowsDividesTheBatchWithinTheBudget) {
   StepOptions options;
+  options.cpu_onednn_conv1 = true;  // else conv1 is fused, never sliced
   const Case c{
       "Paper200", "conv 32 kernel=3 pool=2; conv 32 kernel=3 pool=2; dense 2", 6, 40, 40, 6, false};
   const size_t row = 32 * 38 * 38 * 4;
@@ -159,6 +162,7 @@ TEST_P(OwnPooling, GivesOneDnnsPoolingResultsBitForBit) {
       options.dropout_seed = 99;
       options.precision = precision;
       options.cpu_slice_bytes = budget;
+      options.cpu_onednn_conv1 = true;  // conv1's pool on our pool kernels, not fused
       const Outcome ours = step_on(c, options, in.params, in.images, in.labels);
       options.cpu_onednn_pooling = true;
       const Outcome theirs = step_on(c, options, in.params, in.images, in.labels);
@@ -177,6 +181,37 @@ TEST_P(OwnPooling, GivesOneDnnsPoolingResultsBitForBit) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Architectures, OwnPooling, ::testing::ValuesIn(all_cases()),
+                         testing::case_name);
+
+// The first block on the fused convolution + ReLU + pool kernels (the
+// default where the CPU has AVX-512): the reference's loss, gradients and
+// probabilities to fp32 rounding, whole batch or micro-batched later blocks,
+// and fused exactly where the kernels take the block.
+class FusedFirstBlock : public ::testing::TestWithParam<Case> {};
+
+TEST_P(FusedFirstBlock, GivesTheReferenceResults) {
+  const Case& c = GetParam();
+  const Inputs in = inputs_for(c);
+  const auto want = reference_for(c, in, 99);
+  const NetworkShape shape = infer_shapes(parse_model_spec(c.spec), c.batch, c.height, c.width);
+  const ConvShape& first = shape.convs[0];
+  const bool fusable = cpu::conv_pool_available() && !first.batch_norm && first.pool > 1 &&
+                       first.out_c % 16 == 0;
+  for (size_t budget : {size_t(0), size_t(1)}) {
+    StepOptions options;
+    options.dropout_seed = 99;
+    options.cpu_slice_bytes = budget;
+    const Outcome got = step_on(c, options, in.params, in.images, in.labels);
+    const std::string where = "budget " + std::to_string(budget);
+    EXPECT_EQ(got.details["convolution"]["conv1"] != "oneDNN", fusable) << where;
+    EXPECT_NEAR(got.loss, want.loss, 1e-4 * std::max(1.0, want.loss)) << where;
+    testing::expect_gradients_match(got.grads, want.grads, 1e-4, 2e-3, where);
+    for (size_t i = 0; i < got.probs.size() && !c.training; ++i)
+      EXPECT_NEAR(got.probs[i], want.probs[i], 1e-4) << i << " " << where;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Architectures, FusedFirstBlock, ::testing::ValuesIn(all_cases()),
                          testing::case_name);
 
 // Relative L2 error of every tensor of `got` against `want`.

@@ -170,9 +170,15 @@ struct StepOptions {
   size_t cpu_slice_bytes = size_t(4) << 20;
   // CPU: max pooling (and the ReLU backward on its output) by oneDNN's
   // primitives instead of the step's own kernels (backends/cpu/pool_kernels.h),
-  // to measure one against the other. Layouts our kernels cannot read use
-  // oneDNN's anyway.
+  // to measure one against the other (implies cpu_onednn_conv1). Layouts our
+  // kernels cannot read use oneDNN's anyway.
   bool cpu_onednn_pooling = false;
+  // CPU: the first conv block by oneDNN's convolution (and the pool above)
+  // instead of the step's fused convolution + ReLU + pool kernels
+  // (backends/cpu/conv_pool_kernels.h), to measure one against the other.
+  // Blocks those kernels cannot run, and CPUs without AVX-512, use oneDNN's
+  // anyway; so does cpu_onednn_pooling (the fused kernels pool as well).
+  bool cpu_onednn_conv1 = false;
   // CPU: treat denormal floats as zero while the step runs (core/float_mode.h);
   // false keeps IEEE gradual underflow, as PyTorch does by default.
   bool flush_denormals = true;

@@ -53,9 +53,13 @@ Runner add_bench(CLI::App& app) {
                 "time every layer's forward and backward (cuda: events, no graphs)");
   cmd->add_flag("--onednn-pool", o->onednn_pool,
                 "cpu: max pooling by oneDNN's primitives instead of histocnn's kernels (A/B)");
+  cmd->add_flag("--onednn-conv1", o->onednn_conv1,
+                "cpu: conv1 by oneDNN's convolution instead of histocnn's fused "
+                "conv+ReLU+pool kernels (A/B)");
   cmd->add_option("--json", *json, "write the results here (atomically)")->required();
   return [o, json] {
     require(!o->onednn_pool || o->device == "cpu", "--onednn-pool: a CPU option (--device cpu)");
+    require(!o->onednn_conv1 || o->device == "cpu", "--onednn-conv1: a CPU option (--device cpu)");
     std::printf("histocnn bench: %s, %s, allocator %s%s; %d + %d epochs per point\n",
                 o->device.c_str(), o->precision.c_str(), o->allocator.c_str(),
                 o->cuda_graphs ? " + CUDA graphs" : "", o->warmup, o->epochs);

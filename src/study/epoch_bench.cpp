@@ -60,6 +60,7 @@ nlohmann::json measure_point(const EpochBenchOptions& o, const Device& device, B
   options.cudnn_graph = o.cudnn_graph;
   options.profile_layers = o.profile_layers;
   options.cpu_onednn_pooling = o.onednn_pool;
+  options.cpu_onednn_conv1 = o.onednn_conv1;
   options.device.memory = &engine.resource();
   options.device.planned = engine.planned();
   auto step = backend.compile(spec, shape, options);

@@ -29,7 +29,8 @@ struct EpochBenchOptions {
   int benign = 941, malignant = 910;  // the paper's crop counts
   int threads = 0;                    // 0 = all cores
   bool profile_layers = false;
-  bool onednn_pool = false;  // cpu: oneDNN's max pooling instead of ours (A/B)
+  bool onednn_pool = false;   // cpu: oneDNN's max pooling instead of ours (A/B)
+  bool onednn_conv1 = false;  // cpu: conv1 by oneDNN instead of our fused kernels (A/B)
 };
 
 // {"engine", "device", "precision", "allocator", "cuda_graphs", "points": [...]};

@@ -38,6 +38,12 @@
 // pool's backward scatter, in place of oneDNN's pooling and eltwise
 // primitives (the first, in oneDNN 2.6, 3-6x slower).
 //
+// The first block, when it has few input channels, no batch norm and a
+// pool, runs on our fused kernels instead (conv_pool_kernels.h: convolution,
+// bias, ReLU and pool in one pass over the fp32 input, whose output never
+// leaves the registers; backward straight to the weight gradients), where the
+// CPU has AVX-512 and StepOptions::cpu_onednn_conv1 is off.
+//
 // Micro-batching: a block without batch norm whose full-batch convolution
 // output would leave the cache (conv1 at 200 px and batch 50: 251 MB) runs
 // its convolution, ReLU and pool — and in backward its ReLU, pool backward and
@@ -62,6 +68,7 @@
 #include <sstream>
 #include <unordered_map>
 
+#include "backends/cpu/conv_pool_kernels.h"
 #include "backends/cpu/cpu_backend.h"
 #include "backends/cpu/pool_kernels.h"
 #include "core/error.h"
@@ -119,6 +126,13 @@ struct ConvBlock {
   // pooled_lanes describe one slice (rows images) or the whole batch.
   bool own_pool = false;
   LaneLayout act_lanes, pooled_lanes;
+  // The first block on our fused kernels (conv_pool_kernels.h, see the file
+  // comment): src is the fp32 NCHW input (zero-padded when the block pads),
+  // pooled/workspace/d_pooled as for own_pool; no conv_out, d_act or oneDNN
+  // primitive runs, and the gradients land in dw_canon and db directly.
+  bool fused = false;
+  ConvPoolGeometry fused_geometry;
+  std::vector<float> fused_scratch;  // packed weights and per-thread sums (small)
   bool pooling() const { return s.pool > 1; }
   bool sliced() const { return slices > 1; }
 };
@@ -351,6 +365,10 @@ class CpuTrainingStep final : public TrainingStep {
   void pool_forward(const ConvBlock& c, const Mem& act, const Mem& pooled, const Mem& argmax);
   void pool_backward(const ConvBlock& c, const Mem& pooled, const Mem& d_pooled, const Mem& argmax,
                      const Mem& d_act);
+  // The first block on the fused kernels (cpu_step_fused.cpp): whether it
+  // can (then built, with its forward ops), and its backward op.
+  bool build_fused_conv(const ConvShape& s);
+  void add_fused_backward(ConvBlock& c);
   void add_relu_forward(ConvBlock& c);
   void add_relu_backward(ConvBlock& c, size_t k);
   void build_dense(size_t i, const Mem& src);

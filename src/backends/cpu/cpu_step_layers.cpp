@@ -14,6 +14,10 @@ void CpuTrainingStep::build() {
   Mem src = input_user_;
   for (size_t i = 0; i < s.convs.size(); ++i) {
     label_ = "conv" + std::to_string(i + 1) + " forward";
+    if (i == 0 && build_fused_conv(s.convs[0])) {
+      src = convs_[0].pooled;
+      continue;
+    }
     build_conv(i, src, weight_ops_);
     src = convs_[i].pooled;
   }
@@ -114,6 +118,10 @@ void CpuTrainingStep::build() {
   for (size_t k = convs_.size(); k-- > 0;) {
     ConvBlock& c = convs_[k];
     label_ = "conv" + std::to_string(k + 1) + " backward";
+    if (c.fused) {
+      add_fused_backward(c);
+      continue;
+    }
     if (c.sliced()) {
       add_sliced_backward(c, k);
       reorder_if_needed(c.dw_bwd, c.dw_canon, grad_ops_);

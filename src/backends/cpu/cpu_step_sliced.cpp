@@ -76,13 +76,17 @@ std::string CpuTrainingStep::isa_name() {
 }
 
 nlohmann::json CpuTrainingStep::details() const {
-  nlohmann::json slices = nlohmann::json::object(), pools = nlohmann::json::object();
+  nlohmann::json slices = nlohmann::json::object(), pools = nlohmann::json::object(),
+                 convolutions = nlohmann::json::object();
   for (size_t i = 0; i < convs_.size(); ++i) {
     const ConvBlock& c = convs_[i];
     const std::string name = "conv" + std::to_string(i + 1);
     if (c.sliced()) slices[name] = {{"rows", c.rows}, {"slices", c.slices}};
+    convolutions[name] = c.fused ? "histocnn fused conv+ReLU+pool avx512" : "oneDNN";
     if (c.pooling())
-      pools[name] = c.own_pool ? "histocnn " + pool_kernels_isa(c.pooled_lanes.lanes) : "oneDNN";
+      pools[name] = c.fused      ? "histocnn fused avx512"
+                    : c.own_pool ? "histocnn " + pool_kernels_isa(c.pooled_lanes.lanes)
+                                 : "oneDNN";
   }
   return {{"precision", options_.precision},
           {"isa", isa_name()},
@@ -92,6 +96,7 @@ nlohmann::json CpuTrainingStep::details() const {
           {"slice_budget_bytes", options_.cpu_slice_bytes},
           {"denormals", options_.flush_denormals ? "flushed to zero" : "kept"},
           {"micro_batched", slices},
+          {"convolution", convolutions},
           {"max_pool", pools}};
 }
 

@@ -5,12 +5,7 @@
 // unless HISTOCNN_NATIVE is on, so the AVX-512 code is chosen at run time).
 #include "backends/cpu/pool_kernels.h"
 
-#if defined(__x86_64__)
-#define HISTOCNN_POOL_AVX512 1
-#include <immintrin.h>
-#else
-#define HISTOCNN_POOL_AVX512 0  // other architectures run the portable loops
-#endif
+#include "backends/cpu/avx512.h"
 
 #include <algorithm>
 #include <cmath>
@@ -110,30 +105,14 @@ inline __attribute__((always_inline)) void backward_row(const T* pooled, const T
   }
 }
 
-#if HISTOCNN_POOL_AVX512
+#if HISTOCNN_HAS_AVX512_CODE
 // ---- AVX-512: 16 lanes per register, explicit: on one core of the
 // development VM the portable loops above took 1-2 ns per input element, these
 // 0.1-0.25 ns (a 16 x 198 x 32 map in cache, 2x2 windows).
-#define HISTOCNN_AVX512 __attribute__((target("avx512f")))
-// GCC 12 warns inside its own intrinsics' _mm512_undefined_* (GCC bug 105593).
-#pragma GCC diagnostic push
+using avx512::load16;
+using avx512::store16;
+#pragma GCC diagnostic push  // see avx512.h
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-
-HISTOCNN_AVX512 inline __m512 load16(const float* p) {
-  return _mm512_loadu_ps(p);
-}
-HISTOCNN_AVX512 inline __m512 load16(const Bf16* p) {  // bf16 bits are a float's upper half
-  const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(bits), 16));
-}
-HISTOCNN_AVX512 inline void store16(float* p, __m512 v) {
-  _mm512_storeu_ps(p, v);
-}
-// Only values read from bf16 (maxima, gradients, zeros) are stored: exact.
-HISTOCNN_AVX512 inline void store16(Bf16* p, __m512 v) {
-  const __m512i bits = _mm512_srli_epi32(_mm512_castps_si512(v), 16);
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtepi32_epi16(bits));
-}
 
 template <typename T>
 HISTOCNN_AVX512 void forward_row_avx512(const T* x, int64_t row, int64_t column, T* y,
@@ -154,7 +133,7 @@ HISTOCNN_AVX512 void forward_row_avx512(const T* x, int64_t row, int64_t column,
         }
       if (relu) best = _mm512_max_ps(best, _mm512_setzero_ps());  // +0 where max <= 0
       store16(y + at + l, best);
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(argmax + at + l), _mm512_cvtepi32_epi8(where));
+      avx512::store_bytes16(argmax + at + l, where);
     }
   }
 }
@@ -171,8 +150,7 @@ HISTOCNN_AVX512 void backward_row_avx512(const T* pooled, const T* d_pooled, con
         const __mmask16 positive =
             _mm512_cmp_ps_mask(load16(pooled + at + l), _mm512_setzero_ps(), _CMP_GT_OQ);
         const __m512 g = _mm512_maskz_mov_ps(positive, load16(d_pooled + at + l));
-        const __m512i where = _mm512_cvtepu8_epi32(
-            _mm_loadu_si128(reinterpret_cast<const __m128i*>(argmax + at + l)));
+        const __m512i where = avx512::load_bytes16(argmax + at + l);
         for (int kx = 0; kx < p; ++kx) {
           const __mmask16 here = _mm512_cmpeq_epi32_mask(where, _mm512_set1_epi32(ky * p + kx));
           store16(line + (int64_t(ox) * p + kx) * column + l, _mm512_maskz_mov_ps(here, g));
@@ -186,8 +164,7 @@ HISTOCNN_AVX512 void backward_row_avx512(const T* pooled, const T* d_pooled, con
 #pragma GCC diagnostic pop
 
 bool use_avx512(int lanes) {
-  static const bool avx512 = __builtin_cpu_supports("avx512f");
-  return avx512 && lanes % kChunk == 0 && !portable_only;
+  return avx512::available() && lanes % kChunk == 0 && !portable_only;
 }
 #else
 bool use_avx512(int) {

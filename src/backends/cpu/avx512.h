@@ -1,0 +1,70 @@
+// AVX-512 helpers shared by the CPU step's own kernels (pool_kernels.cpp,
+// conv_pool_kernels.cpp): 16 fp32 lanes loaded from and stored to fp32 or bf16
+// tensors. The project builds for any x86-64 (unless HISTOCNN_NATIVE is on),
+// so every function carries its target and the kernels choose them at run
+// time (`avx512_available`). Include only from x86-64 code
+// (HISTOCNN_HAS_AVX512_CODE).
+#pragma once
+
+#if defined(__x86_64__)
+#define HISTOCNN_HAS_AVX512_CODE 1
+#include <immintrin.h>
+
+#include "core/bf16.h"
+
+#define HISTOCNN_AVX512 __attribute__((target("avx512f")))
+
+namespace histocnn::cpu::avx512 {
+
+// GCC 12 warns inside its own intrinsics' _mm512_undefined_* (GCC bug
+// 105593), wherever they are inlined: files using these push the same.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+
+HISTOCNN_AVX512 inline __m512 load16(const float* p) {
+  return _mm512_loadu_ps(p);
+}
+HISTOCNN_AVX512 inline __m512 load16(const Bf16* p) {  // bf16 bits are a float's upper half
+  const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(bits), 16));
+}
+HISTOCNN_AVX512 inline void store16(float* p, __m512 v) {
+  _mm512_storeu_ps(p, v);
+}
+// Truncates: exact for values read from bf16 (maxima, gradients, zeros).
+HISTOCNN_AVX512 inline void store16(Bf16* p, __m512 v) {
+  const __m512i bits = _mm512_srli_epi32(_mm512_castps_si512(v), 16);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtepi32_epi16(bits));
+}
+// Rounds computed values as to_bf16 does (nearest, ties to even) for finite
+// ones; NaN is not expected here (the step's values are finite or it failed).
+HISTOCNN_AVX512 inline void store16_rounded(float* p, __m512 v) {
+  _mm512_storeu_ps(p, v);
+}
+HISTOCNN_AVX512 inline void store16_rounded(Bf16* p, __m512 v) {
+  const __m512i u = _mm512_castps_si512(v);
+  const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+  const __m512i rounded = _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), odd));
+  store16(p, _mm512_castsi512_ps(rounded));
+}
+// One argmax byte per lane.
+HISTOCNN_AVX512 inline __m512i load_bytes16(const uint8_t* p) {
+  return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+HISTOCNN_AVX512 inline void store_bytes16(uint8_t* p, __m512i v) {
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm512_cvtepi32_epi8(v));
+}
+
+#pragma GCC diagnostic pop
+
+// Whether this CPU runs AVX-512F (checked once).
+inline bool available() {
+  static const bool avx512 = __builtin_cpu_supports("avx512f");
+  return avx512;
+}
+
+}  // namespace histocnn::cpu::avx512
+#else
+#define HISTOCNN_HAS_AVX512_CODE 0  // other architectures run portable code only
+#endif

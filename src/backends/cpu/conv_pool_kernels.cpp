@@ -1,0 +1,352 @@
+// The fused first-block kernels (see conv_pool_kernels.h). Both passes run
+// OpenMP over (image, pooled row) and, inside, over groups of 16 output
+// channels, one AVX-512 register of lanes each.
+//
+// Forward: a tile of T pooled columns keeps its pool x (pool * T) convolution
+// outputs in registers (16 for 2x2 pools) while the in_c * kernel^2 taps
+// stream by: each tap loads one weight vector and broadcasts one input value
+// per output. Then ReLU, the window maximum and its argmax, and two stores.
+//
+// Backward: per convolution row, the pooled gradient is expanded into that
+// row's dense output gradient (16 lanes x columns, in L1), the bias gradient
+// summed from it, and every tap's weight gradient accumulated as a dot
+// product along the row: kernel^2 accumulators per input channel, one load
+// of the gradient and kernel^2 broadcasts of the input per column.
+#include "backends/cpu/conv_pool_kernels.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "backends/cpu/avx512.h"
+#include "core/error.h"
+
+namespace histocnn::cpu {
+
+namespace {
+
+constexpr int kLanes = 16;  // output channels per group (one register)
+
+// Scratch: the packed weights, then per thread the dense gradient row and
+// the weight and bias gradient partial sums (each rounded up to whole
+// registers).
+struct ScratchLayout {
+  size_t packed, row, partial, per_thread;
+};
+size_t whole_registers(size_t floats) {
+  return (floats + kLanes - 1) / kLanes * kLanes;
+}
+ScratchLayout scratch_layout(const ConvPoolGeometry& g) {
+  const size_t taps = size_t(g.in_c) * g.kernel * g.kernel;
+  ScratchLayout s;
+  s.packed = whole_registers(size_t(g.out_c) * taps);
+  s.row = whole_registers(size_t(g.out_w()) * g.pool * kLanes);
+  s.partial = whole_registers(size_t(g.out_c) * (taps + 1));
+  s.per_thread = s.row + s.partial;
+  return s;
+}
+
+// Pooled element (n, c, y, x) of `out` for the first lane of group `group`.
+int64_t pooled_at(const LaneLayout& out, int n, int group, int y, int x) {
+  const int c = group * kLanes;
+  return int64_t(n) * out.image + int64_t(c / out.lanes) * out.block + int64_t(y) * out.row +
+         int64_t(x) * out.column + c % out.lanes;
+}
+
+}  // namespace
+
+std::string conv_pool_unsupported(const ConvPoolGeometry& g, const LaneLayout& pooled) {
+  if (g.in_c < 1 || g.in_c > 4) return "more than 4 input channels";
+  if (g.kernel < 1 || g.kernel > 5) return "kernel outside 1-5";
+  if (g.pool < 2 || g.pool > 4) return "pool outside 2-4";
+  if (g.out_c % kLanes != 0) return "output channels not a multiple of 16";
+  if (g.out_h() < 1 || g.out_w() < 1) return "no whole pooling window";
+  if (pooled.lanes % kLanes != 0) return "pooled layout without 16-lane groups";
+  if (pooled.n != g.n || pooled.h != g.out_h() || pooled.w != g.out_w() ||
+      pooled.blocks * pooled.lanes < g.out_c)
+    return "pooled layout of another shape";
+  return "";
+}
+
+size_t conv_pool_scratch_floats(const ConvPoolGeometry& g, int threads) {
+  const ScratchLayout s = scratch_layout(g);
+  return s.packed + size_t(std::max(threads, 1)) * s.per_thread;
+}
+
+#if HISTOCNN_HAS_AVX512_CODE
+#pragma GCC diagnostic push  // see avx512.h
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+
+bool conv_pool_available() {
+  const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+  const auto avx512_core = static_cast<unsigned>(dnnl::cpu_isa::avx512_core);
+  return avx512::available() && (isa & avx512_core) == avx512_core;  // ISA values nest
+}
+
+namespace {
+
+using avx512::load16;
+
+// GCC's predictive commoning (-O3) carries input values from one tap or
+// column to the next in xmm registers and broadcasts them on port 5, one of
+// the two ports the 512-bit FMAs need: the inner loops ran at half speed.
+// Broadcasting straight from memory (load ports) keeps both FMA ports busy.
+#define HISTOCNN_FMA_KERNEL \
+  __attribute__((target("avx512f"), optimize("no-predictive-commoning"), noinline))
+
+// Pooled columns per forward tile: P x (P * T) accumulators, 16 for 2x2.
+template <int P>
+constexpr int tile_columns() {
+  return 16 / (P * P) > 0 ? 16 / (P * P) : 1;
+}
+
+// T pooled columns of one group: x at the tile's first input (channel 0, row
+// y * P, column x * P), w the group's packed weights [in_c][k][k][16].
+template <int P, int T, typename Out>
+HISTOCNN_FMA_KERNEL void forward_tile(const float* x, int64_t plane, int64_t in_w, int in_c,
+                                         int k, const float* w, __m512 bias, Out* pooled,
+                                         uint8_t* argmax, int64_t column) {
+  __m512 acc[P][P * T];
+#pragma GCC unroll 4
+  for (int i = 0; i < P; ++i)
+#pragma GCC unroll 16
+    for (int j = 0; j < P * T; ++j) acc[i][j] = bias;
+  for (int c = 0; c < in_c; ++c)
+    for (int ky = 0; ky < k; ++ky)
+      for (int kx = 0; kx < k; ++kx, w += kLanes) {
+        const __m512 weight = _mm512_loadu_ps(w);
+        const float* in = x + c * plane + ky * in_w + kx;
+#pragma GCC unroll 4
+        for (int i = 0; i < P; ++i)
+#pragma GCC unroll 16
+          for (int j = 0; j < P * T; ++j)
+            acc[i][j] = _mm512_fmadd_ps(weight, _mm512_set1_ps(in[i * in_w + j]), acc[i][j]);
+      }
+  const __m512 zero = _mm512_setzero_ps();
+#pragma GCC unroll 16
+  for (int t = 0; t < T; ++t) {
+    __m512 best = _mm512_max_ps(acc[0][t * P], zero);  // ReLU, then the first maximum
+    __m512i where = _mm512_setzero_si512();
+#pragma GCC unroll 16
+    for (int i = 0; i < P; ++i)
+#pragma GCC unroll 4
+      for (int j = 0; j < P; ++j) {
+        if (i == 0 && j == 0) continue;
+        const __m512 v = _mm512_max_ps(acc[i][t * P + j], zero);
+        const __mmask16 larger = _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ);
+        best = _mm512_mask_mov_ps(best, larger, v);
+        where = _mm512_mask_mov_epi32(where, larger, _mm512_set1_epi32(i * P + j));
+      }
+    avx512::store16_rounded(pooled + t * column, best);
+    avx512::store_bytes16(argmax + t * column, where);
+  }
+}
+
+template <int P, typename Out>
+HISTOCNN_AVX512 void forward_pass(const float* x, const ConvPoolGeometry& g, const float* packed,
+                  const float* bias, Out* pooled, uint8_t* argmax, const LaneLayout& out) {
+  constexpr int T = tile_columns<P>();
+  const int64_t plane = int64_t(g.in_h) * g.in_w, image = plane * g.in_c;
+  const int groups = g.out_c / kLanes, taps = g.in_c * g.kernel * g.kernel, ow = g.out_w();
+  const int64_t rows = int64_t(g.n) * g.out_h();
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    const int n = int(r / g.out_h()), y = int(r % g.out_h());
+    const float* row = x + n * image + int64_t(y) * P * g.in_w;
+    for (int group = 0; group < groups; ++group) {
+      const float* w = packed + int64_t(group) * taps * kLanes;
+      const __m512 b = _mm512_loadu_ps(bias + group * kLanes);
+      const int64_t at = pooled_at(out, n, group, y, 0);
+      int px = 0;
+      for (; px + T <= ow; px += T)
+        forward_tile<P, T>(row + px * P, plane, g.in_w, g.in_c, g.kernel, w, b,
+                           pooled + at + px * out.column, argmax + at + px * out.column,
+                           out.column);
+      for (; px < ow; ++px)
+        forward_tile<P, 1>(row + px * P, plane, g.in_w, g.in_c, g.kernel, w, b,
+                           pooled + at + px * out.column, argmax + at + px * out.column,
+                           out.column);
+    }
+  }
+}
+
+// The dense output gradient of convolution row y = pooled row * P + wy for
+// one group: `columns` = out_w * P vectors; returns their sum (the row's
+// bias gradient).
+template <typename In>
+HISTOCNN_AVX512 inline __m512 expand_row(const In* pooled, const In* d_pooled,
+                                         const uint8_t* argmax, int64_t column, int ow, int p,
+                                         int wy, float* d) {
+  __m512 sum = _mm512_setzero_ps();
+  for (int px = 0; px < ow; ++px) {
+    const int64_t at = px * column;
+    const __mmask16 positive =
+        _mm512_cmp_ps_mask(load16(pooled + at), _mm512_setzero_ps(), _CMP_GT_OQ);
+    const __m512 grad = _mm512_maskz_mov_ps(positive, load16(d_pooled + at));
+    const __m512i where = avx512::load_bytes16(argmax + at);
+    for (int wx = 0; wx < p; ++wx) {
+      const __mmask16 here = _mm512_cmpeq_epi32_mask(where, _mm512_set1_epi32(wy * p + wx));
+      const __m512 v = _mm512_maskz_mov_ps(here, grad);
+      _mm512_storeu_ps(d + (px * p + wx) * kLanes, v);
+      sum = _mm512_add_ps(sum, v);
+    }
+  }
+  return sum;
+}
+
+// One input channel's K x K taps over one row: sum_x d[x] * in[ky][x + kx],
+// added to dw[ky][kx] (16 lanes each).
+template <int K>
+HISTOCNN_FMA_KERNEL void taps_row(const float* in, int64_t in_w, const float* d, int columns,
+                                     float* dw) {
+  __m512 acc[K * K];
+#pragma GCC unroll 25
+  for (int t = 0; t < K * K; ++t) acc[t] = _mm512_setzero_ps();
+  for (int x = 0; x < columns; ++x) {
+    const __m512 grad = _mm512_loadu_ps(d + x * kLanes);
+#pragma GCC unroll 5
+    for (int ky = 0; ky < K; ++ky)
+#pragma GCC unroll 5
+      for (int kx = 0; kx < K; ++kx)
+        acc[ky * K + kx] =
+            _mm512_fmadd_ps(grad, _mm512_set1_ps(in[ky * in_w + x + kx]), acc[ky * K + kx]);
+  }
+#pragma GCC unroll 25
+  for (int t = 0; t < K * K; ++t)
+    _mm512_storeu_ps(dw + t * kLanes, _mm512_add_ps(_mm512_loadu_ps(dw + t * kLanes), acc[t]));
+}
+
+template <int K, typename In>
+HISTOCNN_AVX512 void backward_pass(const float* x, const ConvPoolGeometry& g, const In* pooled, const In* d_pooled,
+                   const uint8_t* argmax, const LaneLayout& out, float* scratch) {
+  const ScratchLayout s = scratch_layout(g);
+  const int64_t plane = int64_t(g.in_h) * g.in_w, image = plane * g.in_c;
+  const int groups = g.out_c / kLanes, taps = g.in_c * K * K, p = g.pool, ow = g.out_w();
+  const int64_t rows = int64_t(g.n) * g.out_h();
+  // Every thread's sums start at zero, also those of threads the team may
+  // not use: conv_pool_backward adds them all.
+  for (int t = 0; t < omp_get_max_threads(); ++t) {
+    float* partial = scratch + s.packed + size_t(t) * s.per_thread + s.row;
+    std::fill(partial, partial + s.partial, 0.0f);
+  }
+#pragma omp parallel
+  {
+    float* d = scratch + s.packed + size_t(omp_get_thread_num()) * s.per_thread;
+    float* partial = d + s.row;  // [group][taps][16], then [group][16] for the bias
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+      const int n = int(r / g.out_h()), y = int(r % g.out_h());
+      for (int group = 0; group < groups; ++group) {
+        const int64_t at = pooled_at(out, n, group, y, 0);
+        float* dw = partial + int64_t(group) * taps * kLanes;
+        float* db = partial + int64_t(groups) * taps * kLanes + group * kLanes;
+        for (int wy = 0; wy < p; ++wy) {
+          const __m512 sum = expand_row(pooled + at, d_pooled + at, argmax + at, out.column, ow,
+                                        p, wy, d);
+          _mm512_storeu_ps(db, _mm512_add_ps(_mm512_loadu_ps(db), sum));
+          const float* in = x + n * image + int64_t(y * p + wy) * g.in_w;
+          for (int c = 0; c < g.in_c; ++c)
+            taps_row<K>(in + c * plane, g.in_w, d, ow * p, dw + c * K * K * kLanes);
+        }
+      }
+    }
+  }
+}
+
+template <typename Out>
+void forward_typed(const float* x, const ConvPoolGeometry& g, const float* packed,
+                   const float* bias, Out* pooled, uint8_t* argmax, const LaneLayout& out) {
+  switch (g.pool) {
+    case 2:
+      return forward_pass<2>(x, g, packed, bias, pooled, argmax, out);
+    case 3:
+      return forward_pass<3>(x, g, packed, bias, pooled, argmax, out);
+    default:
+      return forward_pass<4>(x, g, packed, bias, pooled, argmax, out);
+  }
+}
+
+template <typename In>
+void backward_typed(const float* x, const ConvPoolGeometry& g, const In* pooled,
+                    const In* d_pooled, const uint8_t* argmax, const LaneLayout& out,
+                    float* scratch) {
+  switch (g.kernel) {
+    case 1:
+      return backward_pass<1>(x, g, pooled, d_pooled, argmax, out, scratch);
+    case 2:
+      return backward_pass<2>(x, g, pooled, d_pooled, argmax, out, scratch);
+    case 3:
+      return backward_pass<3>(x, g, pooled, d_pooled, argmax, out, scratch);
+    case 4:
+      return backward_pass<4>(x, g, pooled, d_pooled, argmax, out, scratch);
+    default:
+      return backward_pass<5>(x, g, pooled, d_pooled, argmax, out, scratch);
+  }
+}
+
+}  // namespace
+
+void conv_pool_forward(const float* x, const ConvPoolGeometry& g, const float* weights,
+                       const float* bias, dnnl::memory::data_type type, void* pooled,
+                       uint8_t* argmax, const LaneLayout& out, float* scratch) {
+  require(conv_pool_available() && conv_pool_unsupported(g, out).empty(),
+          "fused conv+pool: called where it cannot run");
+  // Weights OIHW -> [group][in_c][k][k][16 lanes]: one load per tap.
+  const int taps = g.in_c * g.kernel * g.kernel;
+  for (int o = 0; o < g.out_c; ++o)
+    for (int t = 0; t < taps; ++t)
+      scratch[(int64_t(o / kLanes) * taps + t) * kLanes + o % kLanes] = weights[o * taps + t];
+  if (type == dnnl::memory::data_type::bf16)
+    return forward_typed(x, g, scratch, bias, static_cast<Bf16*>(pooled), argmax, out);
+  forward_typed(x, g, scratch, bias, static_cast<float*>(pooled), argmax, out);
+}
+
+void conv_pool_backward(const float* x, const ConvPoolGeometry& g, dnnl::memory::data_type type,
+                        const void* pooled, const void* d_pooled, const uint8_t* argmax,
+                        const LaneLayout& out, float* d_weights, float* d_bias, float* scratch) {
+  require(conv_pool_available() && conv_pool_unsupported(g, out).empty(),
+          "fused conv+pool: called where it cannot run");
+  const int threads = omp_get_max_threads();
+  if (type == dnnl::memory::data_type::bf16)
+    backward_typed(x, g, static_cast<const Bf16*>(pooled), static_cast<const Bf16*>(d_pooled),
+                   argmax, out, scratch);
+  else
+    backward_typed(x, g, static_cast<const float*>(pooled), static_cast<const float*>(d_pooled),
+                   argmax, out, scratch);
+  // The threads' partial sums, added in thread order (reproducible).
+  const ScratchLayout s = scratch_layout(g);
+  const int taps = g.in_c * g.kernel * g.kernel, groups = g.out_c / kLanes;
+  std::fill(d_weights, d_weights + int64_t(g.out_c) * taps, 0.0f);
+  std::fill(d_bias, d_bias + g.out_c, 0.0f);
+  for (int t = 0; t < threads; ++t) {
+    const float* partial = scratch + s.packed + size_t(t) * s.per_thread + s.row;
+    for (int o = 0; o < g.out_c; ++o) {
+      const int group = o / kLanes, lane = o % kLanes;
+      for (int k = 0; k < taps; ++k)
+        d_weights[o * taps + k] += partial[(int64_t(group) * taps + k) * kLanes + lane];
+      d_bias[o] += partial[int64_t(groups) * taps * kLanes + group * kLanes + lane];
+    }
+  }
+}
+
+#pragma GCC diagnostic pop
+#else  // not x86-64: the step keeps oneDNN's convolution
+
+bool conv_pool_available() {
+  return false;
+}
+void conv_pool_forward(const float*, const ConvPoolGeometry&, const float*, const float*,
+                       dnnl::memory::data_type, void*, uint8_t*, const LaneLayout&, float*) {
+  require(false, "fused conv+pool: AVX-512 kernels only");
+}
+void conv_pool_backward(const float*, const ConvPoolGeometry&, dnnl::memory::data_type,
+                        const void*, const void*, const uint8_t*, const LaneLayout&, float*,
+                        float*, float*) {
+  require(false, "fused conv+pool: AVX-512 kernels only");
+}
+
+#endif
+
+}  // namespace histocnn::cpu

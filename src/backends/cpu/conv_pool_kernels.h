@@ -1,0 +1,88 @@
+// Our fused kernels for a first conv block: a direct convolution over few
+// input channels (RGB) with bias, ReLU and max pooling in one pass, and its
+// backward (ReLU' + pool scatter + weight and bias gradients) in another.
+//
+// Why: oneDNN 2.6 runs conv1 (3 input channels, 32 outputs, 3x3) at 124-184
+// GFLOP/s on two cores against 315-355 for the other convolutions, and the
+// unfused block writes and reads back the largest tensor of the step — conv1's
+// output before pooling, 251 MB at 200 px and batch 50 in fp32 — besides a
+// reorder of the input into a 16-channel-padded layout. Here the convolution
+// output lives only in registers: forward reads the plain NCHW input and
+// writes the pooled map and its argmax bytes; backward reads the input, the
+// pooled map, its gradient and the argmax, and writes only the weight and
+// bias gradients (nobody needs the image's gradient).
+//
+// Arithmetic: fp32 from the fp32 input and master weights in both precisions
+// (with --precision bf16 only the pooled map is rounded to bf16), fused
+// multiply-adds in a fixed order; the weight gradient is summed per thread and
+// the threads' sums added in thread order, so a run is reproducible for a
+// given thread count. Results differ from oneDNN's in the last bits (another
+// summation order), never by a rule: max and argmax as pool_kernels.h (ReLU
+// first, first maximum of a window wins, windows whose maximum is 0 pass no
+// gradient).
+//
+// AVX-512 only: on CPUs without it (or with oneDNN capped below
+// avx512_core by ONEDNN_MAX_CPU_ISA) the step keeps oneDNN's convolution and
+// our pool kernels. tests/test_cpu_conv_pool_kernels.cpp checks both passes
+// against a double-precision reference.
+#pragma once
+
+#include <cstdint>
+#include <dnnl.hpp>
+#include <string>
+#include <vector>
+
+#include "backends/cpu/pool_kernels.h"
+
+namespace histocnn::cpu {
+
+// The geometry of a fused block: input [n][in_c][in_h][in_w], fp32 plain
+// NCHW, already padded (the convolution itself pads nothing); a kernel x
+// kernel convolution with stride 1 to out_c channels, then pool x pool max
+// pooling with stride pool (a trailing row or column that fills no window is
+// dropped, as in Keras and PyTorch).
+struct ConvPoolGeometry {
+  int n = 0, in_c = 0, in_h = 0, in_w = 0;
+  int out_c = 0, kernel = 0, pool = 0;
+  int conv_h() const { return in_h - kernel + 1; }
+  int conv_w() const { return in_w - kernel + 1; }
+  int out_h() const { return conv_h() / pool; }
+  int out_w() const { return conv_w() / pool; }
+};
+
+// Why the fused kernels cannot run this block with its pooled map in
+// `pooled`'s layout, in a few words; "" when they can. They take up to 4
+// input channels, kernels 1-5, pools 2-4, out_c a multiple of 16, and pooled
+// layouts whose lanes come in sixteens (nChw16c, nhwc with C % 16 == 0).
+std::string conv_pool_unsupported(const ConvPoolGeometry& g, const LaneLayout& pooled);
+// Whether this machine runs them: AVX-512F, and oneDNN not capped below
+// avx512_core (ONEDNN_MAX_CPU_ISA caps our kernels too, so a capped run is
+// the same computation on every x86 CPU).
+bool conv_pool_available();
+
+// Floats of scratch the passes need for `threads` OpenMP threads.
+size_t conv_pool_scratch_floats(const ConvPoolGeometry& g, int threads);
+
+// requires: conv_pool_available(), conv_pool_unsupported(g, out) == "";
+//           x: g's input; weights [out_c][in_c][kernel][kernel] (OIHW) and
+//           bias [out_c]; pooled (f32 or bf16, `type`) and argmax (one byte
+//           per pooled element) in layout `out` (n, out_h, out_w of g);
+//           scratch: conv_pool_scratch_floats(g, omp_get_max_threads()).
+// ensures:  pooled = max over each window of ReLU(conv(x) + bias), rounded
+//           to bf16 when type is bf16; argmax = ky * pool + kx of the
+//           window's first maximum (of the values before rounding).
+void conv_pool_forward(const float* x, const ConvPoolGeometry& g, const float* weights,
+                       const float* bias, dnnl::memory::data_type type, void* pooled,
+                       uint8_t* argmax, const LaneLayout& out, float* scratch);
+
+// requires: as forward, with pooled and argmax from it and d_pooled the
+//           gradient of the pooled map (same type and layout).
+// ensures:  d_weights (OIHW) and d_bias overwritten with the loss's
+//           gradients: each pooled element's gradient, where its value is
+//           > 0, flows to its window's maximum, and from there to the
+//           weights and bias that produced it.
+void conv_pool_backward(const float* x, const ConvPoolGeometry& g, dnnl::memory::data_type type,
+                        const void* pooled, const void* d_pooled, const uint8_t* argmax,
+                        const LaneLayout& out, float* d_weights, float* d_bias, float* scratch);
+
+}  // namespace histocnn::cpu
