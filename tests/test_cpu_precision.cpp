@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <omp.h>
 
 #include "backends/backend.h"
 #include "backends/cpu/conv_pool_kernels.h"
@@ -143,6 +144,24 @@ TEST(MicroBatch, SliceRowsDividesTheBatchWithinTheBudget) {
   options.cpu_slice_bytes = 0;                                   // never
   EXPECT_TRUE(
       step_on(c, options, in.params, in.images, in.labels).details["micro_batched"].empty());
+}
+
+// The default budget grows with the OpenMP team beyond two threads, so that
+// slices keep every thread's share (and oneDNN's weight-gradient split over
+// images) as at two: 4 MiB at 1-2 threads, 2 MiB per thread beyond.
+TEST(MicroBatch, DefaultBudgetScalesWithTheThreads) {
+  EXPECT_EQ(cpu_slice_bytes_for(1), size_t(4) << 20);
+  EXPECT_EQ(cpu_slice_bytes_for(2), size_t(4) << 20);
+  EXPECT_EQ(cpu_slice_bytes_for(16), size_t(32) << 20);
+  const Case c{"Paper", "conv 32 kernel=3 pool=2; dense 2", 2, 12, 12, 2, false};
+  const Inputs in = inputs_for(c);
+  const int threads = omp_get_max_threads();
+  for (int team : {1, 3, 8}) {
+    omp_set_num_threads(team);
+    const Outcome got = step_on(c, StepOptions{}, in.params, in.images, in.labels);
+    EXPECT_EQ(got.details["slice_budget_bytes"].get<size_t>(), cpu_slice_bytes_for(team)) << team;
+  }
+  omp_set_num_threads(threads);
 }
 
 // Max pooling by our kernels (the default) or by oneDNN's primitives: the

@@ -166,8 +166,10 @@ struct StepOptions {
   // CPU: a block without batch norm whose whole-batch convolution output
   // exceeds this many bytes runs convolution and pool over slices of the
   // batch whose output fits (see backends/cpu/cpu_step.h); 0 = never slice.
+  // kThreadScaledSlices (the default): cpu_slice_bytes_for(OpenMP threads).
   // Measured in docs/results/side-by-side-2core.md.
-  size_t cpu_slice_bytes = size_t(4) << 20;
+  static constexpr size_t kThreadScaledSlices = ~size_t(0);
+  size_t cpu_slice_bytes = kThreadScaledSlices;
   // CPU: max pooling (and the ReLU backward on its output) by oneDNN's
   // primitives instead of the step's own kernels (backends/cpu/pool_kernels.h),
   // to measure one against the other (implies cpu_onednn_conv1). Layouts our

@@ -10,8 +10,8 @@
 // Backward: per convolution row, the pooled gradient is expanded into that
 // row's dense output gradient (16 lanes x columns, in L1), the bias gradient
 // summed from it, and every tap's weight gradient accumulated as a dot
-// product along the row: kernel^2 accumulators per input channel, one load
-// of the gradient and kernel^2 broadcasts of the input per column.
+// product along the row: kernel^2 accumulators per input channel, a few
+// columns at a time so that each input value is broadcast once.
 #include "backends/cpu/conv_pool_kernels.h"
 
 #include <omp.h>
@@ -197,14 +197,33 @@ HISTOCNN_AVX512 inline __m512 expand_row(const In* pooled, const In* d_pooled,
 }
 
 // One input channel's K x K taps over one row: sum_x d[x] * in[ky][x + kx],
-// added to dw[ky][kx] (16 lanes each).
+// added to dw[ky][kx] (16 lanes each). U columns at a time, so that each
+// input value is broadcast once for the up to K taps that use it: U + K - 1
+// broadcasts and U gradient loads per K * K * U multiply-adds.
 template <int K>
 HISTOCNN_FMA_KERNEL void taps_row(const float* in, int64_t in_w, const float* d, int columns,
-                                     float* dw) {
+                                  float* dw) {
+  constexpr int U = K <= 3 ? 4 : 2;  // K * K + U + 1 registers of 32
   __m512 acc[K * K];
 #pragma GCC unroll 25
   for (int t = 0; t < K * K; ++t) acc[t] = _mm512_setzero_ps();
-  for (int x = 0; x < columns; ++x) {
+  int x = 0;
+  for (; x + U <= columns; x += U) {
+    __m512 grad[U];
+#pragma GCC unroll 4
+    for (int j = 0; j < U; ++j) grad[j] = _mm512_loadu_ps(d + (x + j) * kLanes);
+#pragma GCC unroll 5
+    for (int ky = 0; ky < K; ++ky)
+#pragma GCC unroll 8
+      for (int u = 0; u < U + K - 1; ++u) {
+        const __m512 value = _mm512_set1_ps(in[ky * in_w + x + u]);
+#pragma GCC unroll 5
+        for (int kx = 0; kx < K; ++kx)
+          if (u - kx >= 0 && u - kx < U)
+            acc[ky * K + kx] = _mm512_fmadd_ps(grad[u - kx], value, acc[ky * K + kx]);
+      }
+  }
+  for (; x < columns; ++x) {
     const __m512 grad = _mm512_loadu_ps(d + x * kLanes);
 #pragma GCC unroll 5
     for (int ky = 0; ky < K; ++ky)

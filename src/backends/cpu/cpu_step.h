@@ -65,6 +65,7 @@
 #include <cstring>
 #include <dnnl.hpp>
 #include <functional>
+#include <omp.h>
 #include <sstream>
 #include <unordered_map>
 
@@ -195,6 +196,8 @@ class CpuTrainingStep final : public TrainingStep {
             "--precision bf16: this CPU has neither AVX512-BF16 nor AMX (oneDNN runs " +
                 isa_name() + "); train in fp32");
     act_dt_ = options.precision == "bf16" ? dt::bf16 : dt::f32;
+    if (options_.cpu_slice_bytes == StepOptions::kThreadScaledSlices)
+      options_.cpu_slice_bytes = cpu_slice_bytes_for(omp_get_max_threads());
     resource_ = options.device.memory ? options.device.memory : &own_resource_;
     params_ = Parameters::zeros(shape_);
     grads_ = Parameters::zeros(shape_);

@@ -248,4 +248,8 @@ namespace histocnn {
 bool cpu_supports_bf16() {
   return cpu::cpu_has_bf16();
 }
+size_t cpu_slice_bytes_for(int threads) {
+  constexpr size_t kMiB = size_t(1) << 20;
+  return std::max(4 * kMiB, 2 * kMiB * size_t(std::max(threads, 1)));
+}
 }  // namespace histocnn
