@@ -10,9 +10,11 @@
 #                and bf16                                                  (~120 s)
 #     oom        batch 1800 at 200 px under --gpu-mem-limit 4GB: the report (~10 s)
 #     sbs        bench/gpu_side_by_side.sh, 2 rounds                      (~300 s)
-#     cpu        the 200x200 batch-50 epoch at 16/8/4/2/1 threads, 2 interleaved
-#                rounds, with per-layer profiles (issue 20's table), then our
-#                max pooling against oneDNN's on every core, 2 rounds    (~150 s)
+#     cpu        the 200x200 epoch at batches 50 and 10 on 16/8/4/2/1 threads,
+#                2 interleaved rounds, with per-layer profiles (issue 20's
+#                table), then on every core the defaults against the levers
+#                one at a time (slices, conv1, loader threads, pooling),
+#                2 rounds                                                 (~240 s)
 #   and on request (not in "all"):
 #     graph      --cudnn-graph against the legacy cuDNN calls: 128 and 200 px,
 #                batches 50 and 150, 2 interleaved rounds                  (~80 s)
@@ -95,19 +97,30 @@ for stage in "${stages[@]}"; do
       for round in 1 2; do
         for t in 16 8 4 2 1; do
           (( t <= $(nproc) )) || continue
-          timeout 100 "$histocnn" bench --device cpu --sizes 200 --batches 50 --threads "$t" \
+          timeout 150 "$histocnn" bench --device cpu --sizes 200 --batches 50,10 --threads "$t" \
             --warmup 0 --epochs 1 --profile-layers --json "$out/cpu-scaling/t$t.r$round.json" \
             >> "$out/cpu.txt" 2>&1 || echo "cpu: $t threads, round $round failed" | tee -a "$out/cpu.txt"
         done
       done
-      # Our max-pool kernels against oneDNN's on all the cores (issue 20: do they scale?).
+      # On every core (issue 20: what held 16 cores to 4.5x?), interleaved:
+      #   now        the defaults (fused conv1, slices scaled with the team)
+      #   slices4m   the fixed 4 MiB slices of before (2-image slices of conv2)
+      #   before     that and oneDNN's conv1 (sliced to 1 image): the configuration of 00fdd17
+      #   loader1    one loader thread instead of threads - 1 beside the compute threads
+      #   onednnpool oneDNN's pooling and conv1
       for round in 1 2; do
-        for pool in histocnn onednn; do
-          flag=(); [[ $pool == onednn ]] && flag=(--onednn-pool)
-          timeout 100 "$histocnn" bench --device cpu --sizes 200 --batches 50 --threads "$(nproc)" \
-            --warmup 0 --epochs 1 --profile-layers "${flag[@]}" \
-            --json "$out/cpu-scaling/pool-$pool.r$round.json" >> "$out/cpu.txt" 2>&1 ||
-            echo "cpu: $pool pooling, round $round failed" | tee -a "$out/cpu.txt"
+        for variant in now slices4m before loader1 onednnpool; do
+          case $variant in
+            now) flag=() ;;
+            slices4m) flag=(--slice-kb 4096) ;;
+            before) flag=(--slice-kb 4096 --onednn-conv1) ;;
+            loader1) flag=(--loader-workers 1) ;;
+            onednnpool) flag=(--onednn-pool) ;;
+          esac
+          timeout 100 "$histocnn" bench --device cpu --sizes 200 --batches 50,10 \
+            --threads "$(nproc)" --warmup 0 --epochs 1 --profile-layers "${flag[@]}" \
+            --json "$out/cpu-scaling/$variant.r$round.json" >> "$out/cpu.txt" 2>&1 ||
+            echo "cpu: $variant, round $round failed" | tee -a "$out/cpu.txt"
         done
       done
       summary+=("$(printf '%-9s %4d s' cpu $((SECONDS - start)))") ;;

@@ -61,6 +61,7 @@ nlohmann::json measure_point(const EpochBenchOptions& o, const Device& device, B
   options.profile_layers = o.profile_layers;
   options.cpu_onednn_pooling = o.onednn_pool;
   options.cpu_onednn_conv1 = o.onednn_conv1;
+  if (o.slice_kb >= 0) options.cpu_slice_bytes = size_t(o.slice_kb) << 10;
   options.device.memory = &engine.resource();
   options.device.planned = engine.planned();
   auto step = backend.compile(spec, shape, options);
@@ -71,7 +72,8 @@ nlohmann::json measure_point(const EpochBenchOptions& o, const Device& device, B
     if (epoch == o.warmup) before = step->profile();
     const auto start = Clock::now();
     // Loader workers beside the compute threads, as the trainer has them.
-    BatchLoader loader(set, order, batch, AugmentOptions{}, uint64_t(epoch + 1), threads - 1);
+    const int workers = o.loader_workers >= 0 ? o.loader_workers : threads - 1;
+    BatchLoader loader(set, order, batch, AugmentOptions{}, uint64_t(epoch + 1), workers);
     for (Batch b; loader.next(b);) step->train(b.images.data(), b.labels.data(), b.count);
     if (step->deferred_results()) step->take_results();  // waits for the device
     times.push_back(std::chrono::duration<double>(Clock::now() - start).count());
@@ -108,6 +110,7 @@ nlohmann::json run_epoch_bench(const EpochBenchOptions& o) {
                         {"cuda_graphs", o.cuda_graphs},
                         {"cudnn_graph", o.cudnn_graph},
                         {"threads", threads},
+                        {"loader_workers", o.loader_workers >= 0 ? o.loader_workers : threads - 1},
                         {"examples", o.benign + o.malignant},
                         {"points", nlohmann::json::array()}};
   for (int size : o.sizes) {
