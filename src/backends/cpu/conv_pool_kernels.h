@@ -3,10 +3,11 @@
 // backward (ReLU' + pool scatter + weight and bias gradients) in another.
 //
 // Why: oneDNN 2.6 runs conv1 (3 input channels, 32 outputs, 3x3) at 124-184
-// GFLOP/s on two cores against 315-355 for the other convolutions, and the
-// unfused block writes and reads back the largest tensor of the step — conv1's
-// output before pooling, 251 MB at 200 px and batch 50 in fp32 — besides a
-// reorder of the input into a 16-channel-padded layout. Here the convolution
+// GFLOP/s on two cores against 315-355 for the other convolutions; its
+// weight gradient splits over at most images x 2 output-channel blocks
+// threads (2 threads for a 1-image slice); and the unfused block writes and
+// reads back conv1's output before pooling (251 MB at 200 px and batch 50 in
+// fp32, or one slice of it when micro-batched). Here the convolution
 // output lives only in registers: forward reads the plain NCHW input and
 // writes the pooled map and its argmax bytes; backward reads the input, the
 // pooled map, its gradient and the argmax, and writes only the weight and
