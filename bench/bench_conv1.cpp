@@ -11,9 +11,9 @@
 //     --benchmark_enable_random_interleaving=true --benchmark_report_aggregates_only=true
 //   (one command line)
 #include <benchmark/benchmark.h>
+#include <omp.h>
 
 #include <dnnl.hpp>
-#include <omp.h>
 #include <vector>
 
 #include "backends/cpu/conv_pool_kernels.h"
@@ -54,10 +54,10 @@ struct Block {
     dnnl::primitive_attr attr;
     attr.set_post_ops(relu);
     fwd_pd = dnnl::convolution_forward::primitive_desc(
-        dnnl::convolution_forward::desc(
-            dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
-            any({n, kIn, kSize, kSize}), any(w_dims), bias_md, any({n, kOut, kConv, kConv}),
-            strides, pad, pad),
+        dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training,
+                                        dnnl::algorithm::convolution_direct,
+                                        any({n, kIn, kSize, kSize}), any(w_dims), bias_md,
+                                        any({n, kOut, kConv, kConv}), strides, pad, pad),
         attr, engine);
     bwd_pd = dnnl::convolution_backward_weights::primitive_desc(
         dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct,
@@ -97,8 +97,8 @@ struct Block {
   }
   void fused_forward() {
     conv_pool_forward(at<const float>(input), geometry, at<const float>(weights_canon),
-                      at<const float>(bias), dt::f32, pooled_fused.get_data_handle(),
-                      argmax.data(), pooled_lanes, scratch.data());
+                      at<const float>(bias), dt::f32, pooled_fused.get_data_handle(), argmax.data(),
+                      pooled_lanes, scratch.data());
   }
   void onednn_forward() {
     dnnl::reorder(input, src).execute(stream, input, src);

@@ -14,7 +14,7 @@
 #                2 interleaved rounds, with per-layer profiles (issue 20's
 #                table), then on every core the defaults against the levers
 #                one at a time (slices, conv1, loader threads, pooling),
-#                2 rounds                                                 (~240 s)
+#                2 rounds                                                 (~300 s)
 #   and on request (not in "all"):
 #     graph      --cudnn-graph against the legacy cuDNN calls: 128 and 200 px,
 #                batches 50 and 150, 2 interleaved rounds                  (~80 s)

@@ -5,10 +5,10 @@
 // input channels, 16-48 output channels; pooled maps in nChw16c and nhwc,
 // fp32 and bf16. Skipped where the kernels cannot run (no AVX-512).
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <cmath>
 #include <dnnl.hpp>
-#include <omp.h>
 
 #include "backends/cpu/conv_pool_kernels.h"
 #include "core/rng.h"
@@ -110,7 +110,8 @@ TEST_P(CpuConvPoolKernels, ForwardAndBackwardEqualTheReference) {
           const int64_t e = at(*out, n, o, py, px);
           const int got = argmax[e];
           ASSERT_LT(got, g.pool * g.pool);
-          const double at_got = ref.act(n, o, py * g.pool + got / g.pool, px * g.pool + got % g.pool);
+          const double at_got =
+              ref.act(n, o, py * g.pool + got / g.pool, px * g.pool + got % g.pool);
           ASSERT_NEAR(value(k.type, pooled, e), best, tolerance * std::max(1.0, best))
               << k.name << " at n" << n << " c" << o << " (" << py << ", " << px << ")";
           if (got != where) {
@@ -172,8 +173,7 @@ TEST_P(CpuConvPoolKernels, ForwardAndBackwardEqualTheReference) {
 
 ConvPoolGeometry geometry(int n, int in_c, int h, int w, int out_c, int kernel, int pool) {
   ConvPoolGeometry g;
-  g.n = n, g.in_c = in_c, g.in_h = h, g.in_w = w, g.out_c = out_c, g.kernel = kernel,
-  g.pool = pool;
+  g.n = n, g.in_c = in_c, g.in_h = h, g.in_w = w, g.out_c = out_c, g.kernel = kernel, g.pool = pool;
   return g;
 }
 

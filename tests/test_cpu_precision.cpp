@@ -2,14 +2,15 @@
 // blocks (conv + pool over slices of the batch) must give the whole-batch
 // results to fp32 rounding; bf16 must give them to bf16 rounding and still
 // train; our max-pool kernels must give oneDNN's pooling's results bit for
-// bit, our fused first block the reference's to fp32 rounding. bf16 tests skip on a CPU without native bf16 (AVX512-BF16 / AMX).
+// bit, our fused first block the reference's to fp32 rounding. bf16 tests skip on a CPU without
+// native bf16 (AVX512-BF16 / AMX).
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <map>
-#include <omp.h>
 
 #include "backends/backend.h"
 #include "backends/cpu/conv_pool_kernels.h"
@@ -214,8 +215,8 @@ TEST_P(FusedFirstBlock, GivesTheReferenceResults) {
   const auto want = reference_for(c, in, 99);
   const NetworkShape shape = infer_shapes(parse_model_spec(c.spec), c.batch, c.height, c.width);
   const ConvShape& first = shape.convs[0];
-  const bool fusable = cpu::conv_pool_available() && !first.batch_norm && first.pool > 1 &&
-                       first.out_c % 16 == 0;
+  const bool fusable =
+      cpu::conv_pool_available() && !first.batch_norm && first.pool > 1 && first.out_c % 16 == 0;
   for (size_t budget : {size_t(0), size_t(1)}) {
     StepOptions options;
     options.dropout_seed = 99;

@@ -105,9 +105,9 @@ constexpr int tile_columns() {
 // T pooled columns of one group: x at the tile's first input (channel 0, row
 // y * P, column x * P), w the group's packed weights [in_c][k][k][16].
 template <int P, int T, typename Out>
-HISTOCNN_FMA_KERNEL void forward_tile(const float* x, int64_t plane, int64_t in_w, int in_c,
-                                         int k, const float* w, __m512 bias, Out* pooled,
-                                         uint8_t* argmax, int64_t column) {
+HISTOCNN_FMA_KERNEL void forward_tile(const float* x, int64_t plane, int64_t in_w, int in_c, int k,
+                                      const float* w, __m512 bias, Out* pooled, uint8_t* argmax,
+                                      int64_t column) {
   __m512 acc[P][P * T];
 #pragma GCC unroll 4
   for (int i = 0; i < P; ++i)
@@ -146,7 +146,8 @@ HISTOCNN_FMA_KERNEL void forward_tile(const float* x, int64_t plane, int64_t in_
 
 template <int P, typename Out>
 HISTOCNN_AVX512 void forward_pass(const float* x, const ConvPoolGeometry& g, const float* packed,
-                  const float* bias, Out* pooled, uint8_t* argmax, const LaneLayout& out) {
+                                  const float* bias, Out* pooled, uint8_t* argmax,
+                                  const LaneLayout& out) {
   constexpr int T = tile_columns<P>();
   const int64_t plane = int64_t(g.in_h) * g.in_w, image = plane * g.in_c;
   const int groups = g.out_c / kLanes, taps = g.in_c * g.kernel * g.kernel, ow = g.out_w();
@@ -238,8 +239,9 @@ HISTOCNN_FMA_KERNEL void taps_row(const float* in, int64_t in_w, const float* d,
 }
 
 template <int K, typename In>
-HISTOCNN_AVX512 void backward_pass(const float* x, const ConvPoolGeometry& g, const In* pooled, const In* d_pooled,
-                   const uint8_t* argmax, const LaneLayout& out, float* scratch) {
+HISTOCNN_AVX512 void backward_pass(const float* x, const ConvPoolGeometry& g, const In* pooled,
+                                   const In* d_pooled, const uint8_t* argmax, const LaneLayout& out,
+                                   float* scratch) {
   const ScratchLayout s = scratch_layout(g);
   const int64_t plane = int64_t(g.in_h) * g.in_w, image = plane * g.in_c;
   const int groups = g.out_c / kLanes, taps = g.in_c * K * K, p = g.pool, ow = g.out_w();
@@ -262,8 +264,8 @@ HISTOCNN_AVX512 void backward_pass(const float* x, const ConvPoolGeometry& g, co
         float* dw = partial + int64_t(group) * taps * kLanes;
         float* db = partial + int64_t(groups) * taps * kLanes + group * kLanes;
         for (int wy = 0; wy < p; ++wy) {
-          const __m512 sum = expand_row(pooled + at, d_pooled + at, argmax + at, out.column, ow,
-                                        p, wy, d);
+          const __m512 sum =
+              expand_row(pooled + at, d_pooled + at, argmax + at, out.column, ow, p, wy, d);
           _mm512_storeu_ps(db, _mm512_add_ps(_mm512_loadu_ps(db), sum));
           const float* in = x + n * image + int64_t(y * p + wy) * g.in_w;
           for (int c = 0; c < g.in_c; ++c)
@@ -288,9 +290,8 @@ void forward_typed(const float* x, const ConvPoolGeometry& g, const float* packe
 }
 
 template <typename In>
-void backward_typed(const float* x, const ConvPoolGeometry& g, const In* pooled,
-                    const In* d_pooled, const uint8_t* argmax, const LaneLayout& out,
-                    float* scratch) {
+void backward_typed(const float* x, const ConvPoolGeometry& g, const In* pooled, const In* d_pooled,
+                    const uint8_t* argmax, const LaneLayout& out, float* scratch) {
   switch (g.kernel) {
     case 1:
       return backward_pass<1>(x, g, pooled, d_pooled, argmax, out, scratch);
@@ -360,9 +361,8 @@ void conv_pool_forward(const float*, const ConvPoolGeometry&, const float*, cons
                        dnnl::memory::data_type, void*, uint8_t*, const LaneLayout&, float*) {
   require(false, "fused conv+pool: AVX-512 kernels only");
 }
-void conv_pool_backward(const float*, const ConvPoolGeometry&, dnnl::memory::data_type,
-                        const void*, const void*, const uint8_t*, const LaneLayout&, float*,
-                        float*, float*) {
+void conv_pool_backward(const float*, const ConvPoolGeometry&, dnnl::memory::data_type, const void*,
+                        const void*, const uint8_t*, const LaneLayout&, float*, float*, float*) {
   require(false, "fused conv+pool: AVX-512 kernels only");
 }
 

@@ -59,13 +59,14 @@
 // resource — one arena (allocator "plan") or per tensor every step.
 #pragma once
 
+#include <omp.h>
+
 #include <chrono>
 #include <climits>
 #include <cmath>
 #include <cstring>
 #include <dnnl.hpp>
 #include <functional>
-#include <omp.h>
 #include <sstream>
 #include <unordered_map>
 

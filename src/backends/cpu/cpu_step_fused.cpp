@@ -8,7 +8,8 @@ namespace histocnn::cpu {
 
 bool CpuTrainingStep::build_fused_conv(const ConvShape& s) {
   // oneDNN's pooling asked for: the whole block as before (the fused kernels pool too).
-  if (options_.cpu_onednn_conv1 || options_.cpu_onednn_pooling || s.batch_norm || s.pool < 2 || !conv_pool_available())
+  if (options_.cpu_onednn_conv1 || options_.cpu_onednn_pooling || s.batch_norm || s.pool < 2 ||
+      !conv_pool_available())
     return false;
   const int n = shape_.batch;
   ConvBlock c;
@@ -62,8 +63,9 @@ bool CpuTrainingStep::build_fused_conv(const ConvShape& s) {
     conv_pool_forward(static_cast<const float*>(cb.src.get_data_handle()), cb.fused_geometry,
                       static_cast<const float*>(cb.w_canon.get_data_handle()),
                       static_cast<const float*>(cb.b.get_data_handle()), act_dt_,
-                      cb.pooled.get_data_handle(), static_cast<uint8_t*>(cb.workspace.get_data_handle()),
-                      cb.pooled_lanes, cb.fused_scratch.data());
+                      cb.pooled.get_data_handle(),
+                      static_cast<uint8_t*>(cb.workspace.get_data_handle()), cb.pooled_lanes,
+                      cb.fused_scratch.data());
   });
   return true;
 }

@@ -5,10 +5,10 @@
 // unless HISTOCNN_NATIVE is on, so the AVX-512 code is chosen at run time).
 #include "backends/cpu/pool_kernels.h"
 
-#include "backends/cpu/avx512.h"
-
 #include <algorithm>
 #include <cmath>
+
+#include "backends/cpu/avx512.h"
 
 namespace histocnn::cpu {
 
