@@ -3,8 +3,7 @@
 // pool forward, and the weight and bias gradients through the pool's argmax.
 // Geometries with leftover rows and columns, kernels 1-5, pools 2-4, 1-4
 // input channels, 16-48 output channels; pooled maps in nChw16c and nhwc,
-// fp32 and bf16 (in bf16 arithmetic where the CPU has AVX512-BF16). Skipped
-// where the kernels cannot run (no AVX-512).
+// fp32 and bf16. Skipped where the kernels cannot run (no AVX-512).
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -83,20 +82,14 @@ TEST_P(CpuConvPoolKernels, ForwardAndBackwardEqualTheReference) {
   const auto out = lane_layout(md);
   ASSERT_TRUE(out);
   ASSERT_EQ(conv_pool_unsupported(g, *out), "");
-  auto x = uniform(size_t(g.n) * g.in_c * g.in_h * g.in_w, 1, 1.0f);
-  auto w = uniform(size_t(g.out_c) * taps, 2, 1.0f / std::sqrt(float(taps)));
+  const auto x = uniform(size_t(g.n) * g.in_c * g.in_h * g.in_w, 1, 1.0f);
+  const auto w = uniform(size_t(g.out_c) * taps, 2, 1.0f / std::sqrt(float(taps)));
   const auto b = uniform(size_t(g.out_c), 3, 0.2f);
   std::vector<uint8_t> pooled(md.get_size()), d_pooled(md.get_size());
   std::vector<uint8_t> argmax(md.get_size() / (k.type == dt::bf16 ? 2 : 4));
   std::vector<float> scratch(conv_pool_scratch_floats(g, omp_get_max_threads()));
   conv_pool_forward(x.data(), g, w.data(), b.data(), k.type, pooled.data(), argmax.data(), *out,
                     scratch.data());
-  // In bf16 arithmetic the kernels multiply the bf16-rounded input and
-  // weights (exactly, summing in fp32): the reference takes the same values.
-  if (k.type == dt::bf16 && conv_pool_bf16_arithmetic()) {
-    for (float& v : x) v = round_to_bf16(v);
-    for (float& v : w) v = round_to_bf16(v);
-  }
 
   // Forward: each window's maximum, and where it is (the reference's first
   // maximum; a window whose two largest values are nearer than the
@@ -193,9 +186,6 @@ INSTANTIATE_TEST_SUITE_P(
         FusedCase{"Rgb3x3Pool2Nhwc", geometry(2, 3, 20, 27, 32, 3, 2), tag::nhwc, dt::f32},
         FusedCase{"Rgb3x3Pool2NhwcBf16", geometry(2, 3, 20, 27, 32, 3, 2), tag::nhwc, dt::bf16},
         FusedCase{"Rgb5x5Pool3", geometry(2, 3, 23, 19, 16, 5, 3), tag::nChw16c, dt::f32},
-        // An odd number of conv columns (15): the last pair of bf16 backward ends in a zero.
-        FusedCase{"Rgb5x5Pool3Bf16", geometry(2, 3, 23, 19, 16, 5, 3), tag::nChw16c, dt::bf16},
-        FusedCase{"Gray1x1Pool4Bf16", geometry(2, 1, 18, 21, 48, 1, 4), tag::nhwc, dt::bf16},
         FusedCase{"Gray1x1Pool4", geometry(2, 1, 18, 21, 48, 1, 4), tag::nChw16c, dt::f32},
         FusedCase{"Four2x2Pool2", geometry(1, 4, 15, 40, 16, 2, 2), tag::nhwc, dt::bf16},
         FusedCase{"Rgb4x4Pool3", geometry(2, 3, 17, 16, 48, 4, 3), tag::nhwc, dt::f32}),

@@ -14,18 +14,47 @@
 // columns at a time so that each input value is broadcast once.
 #include "backends/cpu/conv_pool_kernels.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cstring>
 
-#include "backends/cpu/conv_pool_common.h"
+#include "backends/cpu/avx512.h"
 #include "core/error.h"
 
 namespace histocnn::cpu {
 
-using conv_pool::kLanes;
-using conv_pool::pooled_at;
-using conv_pool::scratch_layout;
-using conv_pool::ScratchLayout;
+namespace {
+
+constexpr int kLanes = 16;  // output channels per group (one register)
+
+// Scratch: the packed weights, then per thread the dense gradient row and
+// the weight and bias gradient partial sums (each rounded up to whole
+// registers).
+struct ScratchLayout {
+  size_t packed, row, partial, per_thread;
+};
+size_t whole_registers(size_t floats) {
+  return (floats + kLanes - 1) / kLanes * kLanes;
+}
+ScratchLayout scratch_layout(const ConvPoolGeometry& g) {
+  const size_t taps = size_t(g.in_c) * g.kernel * g.kernel;
+  ScratchLayout s;
+  s.packed = whole_registers(size_t(g.out_c) * taps);
+  s.row = whole_registers(size_t(g.out_w()) * g.pool * kLanes);
+  s.partial = whole_registers(size_t(g.out_c) * (taps + 1));
+  s.per_thread = s.row + s.partial;
+  return s;
+}
+
+// Pooled element (n, c, y, x) of `out` for the first lane of group `group`.
+int64_t pooled_at(const LaneLayout& out, int n, int group, int y, int x) {
+  const int c = group * kLanes;
+  return int64_t(n) * out.image + int64_t(c / out.lanes) * out.block + int64_t(y) * out.row +
+         int64_t(x) * out.column + c % out.lanes;
+}
+
+}  // namespace
 
 std::string conv_pool_unsupported(const ConvPoolGeometry& g, const LaneLayout& pooled) {
   if (g.in_c < 1 || g.in_c > 4) return "more than 4 input channels";
@@ -56,15 +85,22 @@ bool conv_pool_available() {
   return avx512::available() && (isa & avx512_core) == avx512_core;  // ISA values nest
 }
 
-bool conv_pool_bf16_arithmetic() {
-  return conv_pool_available() && conv_pool::bf16_pairs_available();
-}
-
 namespace {
 
-using conv_pool::expand_row;
-using conv_pool::pool_tile;
-using conv_pool::tile_columns;
+using avx512::load16;
+
+// GCC's predictive commoning (-O3) carries input values from one tap or
+// column to the next in xmm registers and broadcasts them on port 5, one of
+// the two ports the 512-bit FMAs need: the inner loops ran at half speed.
+// Broadcasting straight from memory (load ports) keeps both FMA ports busy.
+#define HISTOCNN_FMA_KERNEL \
+  __attribute__((target("avx512f"), optimize("no-predictive-commoning"), noinline))
+
+// Pooled columns per forward tile: P x (P * T) accumulators, 16 for 2x2.
+template <int P>
+constexpr int tile_columns() {
+  return 16 / (P * P) > 0 ? 16 / (P * P) : 1;
+}
 
 // T pooled columns of one group: x at the tile's first input (channel 0, row
 // y * P, column x * P), w the group's packed weights [in_c][k][k][16].
@@ -88,7 +124,24 @@ HISTOCNN_FMA_KERNEL void forward_tile(const float* x, int64_t plane, int64_t in_
           for (int j = 0; j < P * T; ++j)
             acc[i][j] = _mm512_fmadd_ps(weight, _mm512_set1_ps(in[i * in_w + j]), acc[i][j]);
       }
-  pool_tile<P, T>(acc, pooled, argmax, column);
+  const __m512 zero = _mm512_setzero_ps();
+#pragma GCC unroll 16
+  for (int t = 0; t < T; ++t) {
+    __m512 best = _mm512_max_ps(acc[0][t * P], zero);  // ReLU, then the first maximum
+    __m512i where = _mm512_setzero_si512();
+#pragma GCC unroll 16
+    for (int i = 0; i < P; ++i)
+#pragma GCC unroll 4
+      for (int j = 0; j < P; ++j) {
+        if (i == 0 && j == 0) continue;
+        const __m512 v = _mm512_max_ps(acc[i][t * P + j], zero);
+        const __mmask16 larger = _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ);
+        best = _mm512_mask_mov_ps(best, larger, v);
+        where = _mm512_mask_mov_epi32(where, larger, _mm512_set1_epi32(i * P + j));
+      }
+    avx512::store16_rounded(pooled + t * column, best);
+    avx512::store_bytes16(argmax + t * column, where);
+  }
 }
 
 template <int P, typename Out>
@@ -118,6 +171,30 @@ HISTOCNN_AVX512 void forward_pass(const float* x, const ConvPoolGeometry& g, con
                            out.column);
     }
   }
+}
+
+// The dense output gradient of convolution row y = pooled row * P + wy for
+// one group: `columns` = out_w * P vectors; returns their sum (the row's
+// bias gradient).
+template <typename In>
+HISTOCNN_AVX512 inline __m512 expand_row(const In* pooled, const In* d_pooled,
+                                         const uint8_t* argmax, int64_t column, int ow, int p,
+                                         int wy, float* d) {
+  __m512 sum = _mm512_setzero_ps();
+  for (int px = 0; px < ow; ++px) {
+    const int64_t at = px * column;
+    const __mmask16 positive =
+        _mm512_cmp_ps_mask(load16(pooled + at), _mm512_setzero_ps(), _CMP_GT_OQ);
+    const __m512 grad = _mm512_maskz_mov_ps(positive, load16(d_pooled + at));
+    const __m512i where = avx512::load_bytes16(argmax + at);
+    for (int wx = 0; wx < p; ++wx) {
+      const __mmask16 here = _mm512_cmpeq_epi32_mask(where, _mm512_set1_epi32(wy * p + wx));
+      const __m512 v = _mm512_maskz_mov_ps(here, grad);
+      _mm512_storeu_ps(d + (px * p + wx) * kLanes, v);
+      sum = _mm512_add_ps(sum, v);
+    }
+  }
+  return sum;
 }
 
 // One input channel's K x K taps over one row: sum_x d[x] * in[ky][x + kx],
@@ -169,11 +246,16 @@ HISTOCNN_AVX512 void backward_pass(const float* x, const ConvPoolGeometry& g, co
   const int64_t plane = int64_t(g.in_h) * g.in_w, image = plane * g.in_c;
   const int groups = g.out_c / kLanes, taps = g.in_c * K * K, p = g.pool, ow = g.out_w();
   const int64_t rows = int64_t(g.n) * g.out_h();
-  conv_pool::zero_partials(scratch, s);
+  // Every thread's sums start at zero, also those of threads the team may
+  // not use: conv_pool_backward adds them all.
+  for (int t = 0; t < omp_get_max_threads(); ++t) {
+    float* partial = scratch + s.packed + size_t(t) * s.per_thread + s.row;
+    std::fill(partial, partial + s.partial, 0.0f);
+  }
 #pragma omp parallel
   {
     float* d = scratch + s.packed + size_t(omp_get_thread_num()) * s.per_thread;
-    float* partial = conv_pool::partial_of(scratch, s, omp_get_thread_num());
+    float* partial = d + s.row;  // [group][taps][16], then [group][16] for the bias
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < rows; ++r) {
       const int n = int(r / g.out_h()), y = int(r % g.out_h());
@@ -231,9 +313,6 @@ void conv_pool_forward(const float* x, const ConvPoolGeometry& g, const float* w
                        uint8_t* argmax, const LaneLayout& out, float* scratch) {
   require(conv_pool_available() && conv_pool_unsupported(g, out).empty(),
           "fused conv+pool: called where it cannot run");
-  if (type == dnnl::memory::data_type::bf16 && conv_pool::bf16_pairs_available())
-    return conv_pool::forward_bf16_pairs(x, g, weights, bias, static_cast<Bf16*>(pooled), argmax,
-                                         out, scratch);
   // Weights OIHW -> [group][in_c][k][k][16 lanes]: one load per tap.
   const int taps = g.in_c * g.kernel * g.kernel;
   for (int o = 0; o < g.out_c; ++o)
@@ -250,10 +329,7 @@ void conv_pool_backward(const float* x, const ConvPoolGeometry& g, dnnl::memory:
   require(conv_pool_available() && conv_pool_unsupported(g, out).empty(),
           "fused conv+pool: called where it cannot run");
   const int threads = omp_get_max_threads();
-  if (type == dnnl::memory::data_type::bf16 && conv_pool::bf16_pairs_available())
-    conv_pool::backward_bf16_pairs(x, g, static_cast<const Bf16*>(pooled),
-                                   static_cast<const Bf16*>(d_pooled), argmax, out, scratch);
-  else if (type == dnnl::memory::data_type::bf16)
+  if (type == dnnl::memory::data_type::bf16)
     backward_typed(x, g, static_cast<const Bf16*>(pooled), static_cast<const Bf16*>(d_pooled),
                    argmax, out, scratch);
   else
@@ -265,7 +341,7 @@ void conv_pool_backward(const float* x, const ConvPoolGeometry& g, dnnl::memory:
   std::fill(d_weights, d_weights + int64_t(g.out_c) * taps, 0.0f);
   std::fill(d_bias, d_bias + g.out_c, 0.0f);
   for (int t = 0; t < threads; ++t) {
-    const float* partial = conv_pool::partial_of(scratch, s, t);
+    const float* partial = scratch + s.packed + size_t(t) * s.per_thread + s.row;
     for (int o = 0; o < g.out_c; ++o) {
       const int group = o / kLanes, lane = o % kLanes;
       for (int k = 0; k < taps; ++k)
@@ -279,9 +355,6 @@ void conv_pool_backward(const float* x, const ConvPoolGeometry& g, dnnl::memory:
 #else  // not x86-64: the step keeps oneDNN's convolution
 
 bool conv_pool_available() {
-  return false;
-}
-bool conv_pool_bf16_arithmetic() {
   return false;
 }
 void conv_pool_forward(const float*, const ConvPoolGeometry&, const float*, const float*,

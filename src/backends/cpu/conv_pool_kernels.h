@@ -13,13 +13,14 @@
 // pooled map, its gradient and the argmax, and writes only the weight and
 // bias gradients (nobody needs the image's gradient).
 //
-// Arithmetic: fp32 from the fp32 input and master weights, fused
-// multiply-adds in a fixed order (bf16 tensors on AVX512-BF16 CPUs: bf16
-// products summed in fp32, see conv_pool_bf16_arithmetic); the weight gradient is summed per thread
-// and the threads' sums added in thread order, so a run is reproducible for a given thread count.
-// Results differ from oneDNN's in the last bits (another summation order), never by a rule: max and
-// argmax as pool_kernels.h (ReLU first, first maximum of a window wins, windows whose maximum is 0
-// pass no gradient).
+// Arithmetic: fp32 from the fp32 input and master weights in both precisions
+// (with --precision bf16 only the pooled map is rounded to bf16), fused
+// multiply-adds in a fixed order; the weight gradient is summed per thread and
+// the threads' sums added in thread order, so a run is reproducible for a
+// given thread count. Results differ from oneDNN's in the last bits (another
+// summation order), never by a rule: max and argmax as pool_kernels.h (ReLU
+// first, first maximum of a window wins, windows whose maximum is 0 pass no
+// gradient).
 //
 // AVX-512 only: on CPUs without it (or with oneDNN capped below
 // avx512_core by ONEDNN_MAX_CPU_ISA) the step keeps oneDNN's convolution and
@@ -59,14 +60,6 @@ std::string conv_pool_unsupported(const ConvPoolGeometry& g, const LaneLayout& p
 // avx512_core (ONEDNN_MAX_CPU_ISA caps our kernels too, so a capped run is
 // the same computation on every x86 CPU).
 bool conv_pool_available();
-
-// Whether bf16 tensors (type bf16 below) are computed in bf16 arithmetic:
-// with AVX512-BF16 (and oneDNN not capped below it) the input and weights
-// are rounded to bf16 and pairs of taps multiply-add in one `vdpbf16ps`
-// (fp32 sums), as oneDNN's bf16 convolution does, at a third fewer
-// instructions forward and half backward; elsewhere in fp32, as for fp32
-// tensors.
-bool conv_pool_bf16_arithmetic();
 
 // Floats of scratch the passes need for `threads` OpenMP threads.
 size_t conv_pool_scratch_floats(const ConvPoolGeometry& g, int threads);
