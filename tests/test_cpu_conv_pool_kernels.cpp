@@ -186,6 +186,8 @@ INSTANTIATE_TEST_SUITE_P(
         FusedCase{"Rgb3x3Pool2Nhwc", geometry(2, 3, 20, 27, 32, 3, 2), tag::nhwc, dt::f32},
         FusedCase{"Rgb3x3Pool2NhwcBf16", geometry(2, 3, 20, 27, 32, 3, 2), tag::nhwc, dt::bf16},
         FusedCase{"Rgb5x5Pool3", geometry(2, 3, 23, 19, 16, 5, 3), tag::nChw16c, dt::f32},
+        FusedCase{"Rgb5x5Pool3Bf16", geometry(2, 3, 23, 19, 16, 5, 3), tag::nChw16c, dt::bf16},
+        FusedCase{"Gray1x1Pool4Bf16", geometry(2, 1, 18, 21, 48, 1, 4), tag::nhwc, dt::bf16},
         FusedCase{"Gray1x1Pool4", geometry(2, 1, 18, 21, 48, 1, 4), tag::nChw16c, dt::f32},
         FusedCase{"Four2x2Pool2", geometry(1, 4, 15, 40, 16, 2, 2), tag::nhwc, dt::bf16},
         FusedCase{"Rgb4x4Pool3", geometry(2, 3, 17, 16, 48, 4, 3), tag::nhwc, dt::f32}),
