@@ -1,6 +1,8 @@
 // The CPU step's memory plan and execution (see cpu_step.h).
 #include "backends/cpu/cpu_step.h"
 
+#include <algorithm>
+
 namespace histocnn {
 namespace cpu {
 
@@ -51,6 +53,24 @@ void CpuTrainingStep::plan_buffers() {
   memory_.detail = line;
 }
 
+// The batch into the step's input buffer, zeros past `count` rows: split over
+// the OpenMP team in 64 KiB pieces (24 MB at 200 px and batch 50 — serial,
+// it would be a fixed cost that more cores never shrink).
+void CpuTrainingStep::copy_input(const float* images, int count) {
+  const int64_t image = int64_t(shape_.channels) * shape_.height * shape_.width;
+  const int64_t filled = image * count, total = image * shape_.batch;
+  float* user = static_cast<float*>(input_user_.get_data_handle());
+  constexpr int64_t kPiece = 16384;  // floats
+  const int64_t pieces = (total + kPiece - 1) / kPiece;
+#pragma omp parallel for schedule(static)
+  for (int64_t piece = 0; piece < pieces; ++piece) {
+    const int64_t begin = piece * kPiece, end = std::min(total, begin + kPiece);
+    const int64_t copied = std::clamp(filled - begin, int64_t(0), end - begin);
+    if (copied > 0) std::memcpy(user + begin, images + begin, sizeof(float) * size_t(copied));
+    std::fill(user + begin + copied, user + end, 0.0f);
+  }
+}
+
 StepResult CpuTrainingStep::run(const float* images, const int32_t* labels, int count,
                                 bool training, bool backward) {
   require(count >= 1 && count <= shape_.batch, "batch of " + std::to_string(count) +
@@ -86,12 +106,9 @@ StepResult CpuTrainingStep::run(const float* images, const int32_t* labels, int 
   StepResult result;
   try {
     enter();
-    const size_t image_floats = size_t(shape_.channels) * shape_.height * shape_.width;
-    float* user = static_cast<float*>(input_user_.get_data_handle());
-    std::memcpy(user, images, sizeof(float) * image_floats * count);
-    if (count < shape_.batch)
-      std::memset(user + image_floats * count, 0,
-                  sizeof(float) * image_floats * (shape_.batch - count));
+    const auto copy_start = Clock::now();
+    copy_input(images, count);
+    if (options_.profile_layers) profile_.layers["input"] += seconds_since(copy_start);
     leave();
     auto start = Clock::now();
     if (weights_dirty_) {

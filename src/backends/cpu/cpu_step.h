@@ -378,6 +378,7 @@ class CpuTrainingStep final : public TrainingStep {
   void build_dense(size_t i, const Mem& src);
   StepResult run(const float* images, const int32_t* labels, int count, bool training,
                  bool backward);
+  void copy_input(const float* images, int count);
   StepResult loss_and_gradient(const int32_t* labels, int count, bool backward);
 
   NetworkShape shape_;
