@@ -6,6 +6,16 @@
 
 namespace histocnn::cpu {
 
+namespace {
+// The kernels' scratch for the current OpenMP team (sized when the step is
+// built; grown only if the team has grown since).
+float* scratch_for_team(ConvBlock& c) {
+  const size_t floats = conv_pool_scratch_floats(c.fused_geometry, omp_get_max_threads());
+  if (c.fused_scratch.size() < floats) c.fused_scratch.resize(floats);
+  return c.fused_scratch.data();
+}
+}  // namespace
+
 bool CpuTrainingStep::build_fused_conv(const ConvShape& s) {
   // oneDNN's pooling asked for: the whole block as before (the fused kernels pool too).
   if (options_.cpu_onednn_conv1 || options_.cpu_onednn_pooling || s.batch_norm || s.pool < 2 ||
@@ -58,14 +68,11 @@ bool CpuTrainingStep::build_fused_conv(const ConvShape& s) {
     });
   }
   add(forward_ops_, {cb.src, cb.pooled, cb.workspace}, [&cb, this]() {
-    const size_t floats = conv_pool_scratch_floats(cb.fused_geometry, omp_get_max_threads());
-    if (cb.fused_scratch.size() < floats) cb.fused_scratch.resize(floats);
-    conv_pool_forward(static_cast<const float*>(cb.src.get_data_handle()), cb.fused_geometry,
-                      static_cast<const float*>(cb.w_canon.get_data_handle()),
-                      static_cast<const float*>(cb.b.get_data_handle()), act_dt_,
-                      cb.pooled.get_data_handle(),
-                      static_cast<uint8_t*>(cb.workspace.get_data_handle()), cb.pooled_lanes,
-                      cb.fused_scratch.data());
+    conv_pool_forward(
+        static_cast<const float*>(cb.src.get_data_handle()), cb.fused_geometry,
+        static_cast<const float*>(cb.w_canon.get_data_handle()),
+        static_cast<const float*>(cb.b.get_data_handle()), act_dt_, cb.pooled.get_data_handle(),
+        static_cast<uint8_t*>(cb.workspace.get_data_handle()), cb.pooled_lanes, scratch_for_team(cb));
   });
   return true;
 }
@@ -73,13 +80,11 @@ bool CpuTrainingStep::build_fused_conv(const ConvShape& s) {
 void CpuTrainingStep::add_fused_backward(ConvBlock& c) {
   add(backward_ops_, {c.src, c.pooled, c.d_pooled, c.workspace}, [&c, this]() {
     stream_.wait();  // d_pooled was written by the second block's data backward
-    const size_t floats = conv_pool_scratch_floats(c.fused_geometry, omp_get_max_threads());
-    if (c.fused_scratch.size() < floats) c.fused_scratch.resize(floats);
     conv_pool_backward(static_cast<const float*>(c.src.get_data_handle()), c.fused_geometry,
                        act_dt_, c.pooled.get_data_handle(), c.d_pooled.get_data_handle(),
                        static_cast<const uint8_t*>(c.workspace.get_data_handle()), c.pooled_lanes,
                        static_cast<float*>(c.dw_canon.get_data_handle()),
-                       static_cast<float*>(c.db.get_data_handle()), c.fused_scratch.data());
+                       static_cast<float*>(c.db.get_data_handle()), scratch_for_team(c));
   });
 }
 
