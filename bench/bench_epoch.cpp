@@ -102,7 +102,7 @@ int main(int argc, char** argv) {
   int threads = 0, repeats = 3, benign = 941, malignant = 910;
   std::string precision = "fp32";
   double slice_kb = -1;  // -1: the step's default budget
-  bool profile_layers = false, onednn_pool = false, onednn_conv1 = false;
+  bool profile_layers = false, onednn_pool = false, onednn_conv1 = false, direct_conv = false;
   app.add_option("--sizes", sizes, "input sizes")->capture_default_str();
   app.add_option("--batches", batches, "batch sizes")->capture_default_str();
   app.add_option("--threads", threads, "cores (0 = all)")->capture_default_str();
@@ -121,6 +121,8 @@ int main(int argc, char** argv) {
                "max pooling by oneDNN's primitives instead of histocnn's kernels (A/B)");
   app.add_flag("--onednn-conv1", onednn_conv1,
                "conv1 by oneDNN's convolution instead of histocnn's fused conv+ReLU+pool (A/B)");
+  app.add_flag("--direct-conv", direct_conv,
+               "every convolution by oneDNN's direct algorithm, no Winograd (A/B)");
   app.add_option("--json", json_path, "write results here");
   CLI11_PARSE(app, argc, argv);
   threads = bound_cores(threads);
@@ -135,6 +137,7 @@ int main(int argc, char** argv) {
                             {"precision", precision},
                             {"max_pool", onednn_pool ? "oneDNN" : "histocnn"},
                             {"conv1", onednn_pool || onednn_conv1 ? "oneDNN" : "histocnn"},
+                            {"winograd", !direct_conv},
                             {"threads", threads},
                             {"triad_gbs", triad},
                             {"sgemm_gflops", ceiling},
@@ -164,6 +167,7 @@ int main(int argc, char** argv) {
       options.profile_layers = profile_layers;
       options.cpu_onednn_pooling = onednn_pool;
       options.cpu_onednn_conv1 = onednn_conv1;
+      options.cpu_winograd = !direct_conv;
       auto step = make_backend(cpu_device())->compile(spec, shape, options);
       step->set_parameters(Parameters::glorot(shape, 1));
       auto epoch = [&](int max_batches) {

@@ -130,6 +130,11 @@ TEST(TorchReference, BatchNormAndGlobalPoolingMatchPyTorchInTrainAndEvalMode) {
   const NetworkShape shape = infer_shapes(spec, batch, size, size);
   StepOptions options;
   options.dropout_seed = ref["config"]["dropout_seed"].get<uint64_t>();
+  // PyTorch's CPU convolutions are direct. Winograd's last-bit differences
+  // (~1e-5 of a tensor's rms) come out of batch norm's mean subtraction
+  // larger than the 1e-3 asked here; the step with Winograd is checked
+  // against the reference network in test_cpu_precision.cpp.
+  options.cpu_winograd = false;
   auto step = make_backend(cpu_device())->compile(spec, shape, options);
   Parameters params = Parameters::zeros(shape);
   int k = 0;

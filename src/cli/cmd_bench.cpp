@@ -56,6 +56,8 @@ Runner add_bench(CLI::App& app) {
   cmd->add_flag("--onednn-conv1", o->onednn_conv1,
                 "cpu: conv1 by oneDNN's convolution instead of histocnn's fused "
                 "conv+ReLU+pool kernels (A/B)");
+  cmd->add_flag("--direct-conv", o->direct_conv,
+                "cpu: every convolution by oneDNN's direct algorithm, no Winograd (A/B)");
   cmd->add_option("--slice-kb", o->slice_kb,
                   "cpu: micro-batch a conv block whose output exceeds this many KiB (0 = never; "
                   "default: 4 MiB up to 2 threads, 2 MiB per thread beyond)")
@@ -67,6 +69,7 @@ Runner add_bench(CLI::App& app) {
   return [o, json] {
     require(!o->onednn_pool || o->device == "cpu", "--onednn-pool: a CPU option (--device cpu)");
     require(!o->onednn_conv1 || o->device == "cpu", "--onednn-conv1: a CPU option (--device cpu)");
+    require(!o->direct_conv || o->device == "cpu", "--direct-conv: a CPU option (--device cpu)");
     require(o->slice_kb < 0 || o->device == "cpu", "--slice-kb: a CPU option (--device cpu)");
     std::printf("histocnn bench: %s, %s, allocator %s%s; %d + %d epochs per point\n",
                 o->device.c_str(), o->precision.c_str(), o->allocator.c_str(),

@@ -52,6 +52,12 @@ Runner add_train(CLI::App& app) {
          "fast) or keep (IEEE gradual underflow, PyTorch's default; up to 4x slower epochs)")
       ->default_str("flush")
       ->check(CLI::IsMember({"flush", "keep"}));
+  cmd->add_option_function<std::string>(
+         "--cpu-conv", [o](const std::string& v) { o->winograd = v == "winograd"; },
+         "cpu: 3x3 convolutions by Winograd F(4x4,3x3) where oneDNN has it (fp32, AVX-512; "
+         "1.4-2x faster, last-bit differences) or all direct")
+      ->default_str("winograd")
+      ->check(CLI::IsMember({"winograd", "direct"}));
   cmd->add_flag("--cudnn-benchmark", o->cudnn_benchmark,
                 "cuda: time the convolution algorithms instead of trusting cuDNN's heuristics");
   cmd->add_flag("--cuda-graphs", o->cuda_graphs,

@@ -61,6 +61,7 @@ nlohmann::json measure_point(const EpochBenchOptions& o, const Device& device, B
   options.profile_layers = o.profile_layers;
   options.cpu_onednn_pooling = o.onednn_pool;
   options.cpu_onednn_conv1 = o.onednn_conv1;
+  options.cpu_winograd = !o.direct_conv;
   if (o.slice_kb >= 0) options.cpu_slice_bytes = size_t(o.slice_kb) << 10;
   options.device.memory = &engine.resource();
   options.device.planned = engine.planned();

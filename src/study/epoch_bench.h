@@ -31,6 +31,7 @@ struct EpochBenchOptions {
   bool profile_layers = false;
   bool onednn_pool = false;   // cpu: oneDNN's max pooling instead of ours (A/B)
   bool onednn_conv1 = false;  // cpu: conv1 by oneDNN instead of our fused kernels (A/B)
+  bool direct_conv = false;   // cpu: no Winograd convolutions (A/B)
   int slice_kb = -1;          // cpu: micro-batching budget in KiB (-1: the step's default)
   int loader_workers = -1;    // loader threads beside the compute threads (-1: threads - 1)
 };

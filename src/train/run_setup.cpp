@@ -134,6 +134,7 @@ std::unique_ptr<TrainingStep> compile_training_step(const TrainOptions& o, RunCo
   so.device.planned = run.engine->planned();
   so.precision = o.precision;
   so.flush_denormals = o.flush_denormals;
+  so.cpu_winograd = o.winograd;
   so.cudnn_benchmark = o.cudnn_benchmark;
   so.cudnn_graph = o.cudnn_graph;
   so.cuda_graphs = o.cuda_graphs;

@@ -41,6 +41,7 @@ struct TrainOptions {
   std::string allocation_log;  // --allocation-log FILE
   std::string precision = "fp32";
   bool flush_denormals = true;  // --denormals flush|keep (CPU; core/float_mode.h)
+  bool winograd = true;         // --cpu-conv winograd|direct (StepOptions::cpu_winograd)
   bool cudnn_benchmark = false, cuda_graphs = false, cudnn_graph = false;
   bool profile_layers = false;  // per-layer forward/backward seconds in metrics.json (CPU)
   bool selftest = true;         // --device cuda: the quick self-test before training

@@ -210,6 +210,23 @@ void CpuTrainingStep::add_relu_backward(ConvBlock& c, size_t k) {
 // lifetimes do not overlap may share memory: the big conv outputs live only
 // from their convolution to their pooling, so they share with the gradients.
 
+// Winograd F(4x4, 3x3) does a 3x3 convolution in 2.25x fewer multiply-adds
+// than the direct one (oneDNN's jit_wino_4x3: fp32, AVX-512, 3x3, stride 1,
+// channels in multiples of 16); measured 1.4-2x faster on conv2 and conv3
+// (docs/results/cpu-winograd.md). Where oneDNN has none for a shape or
+// precision it answers "unimplemented" and the direct convolution runs.
+template <class MakePd>
+static auto first_implemented(bool winograd, const MakePd& make_pd) {
+  if (winograd) {
+    try {
+      return make_pd(dnnl::algorithm::convolution_winograd);
+    } catch (const dnnl::error& e) {
+      if (e.status != dnnl_unimplemented) throw;
+    }
+  }
+  return make_pd(dnnl::algorithm::convolution_direct);
+}
+
 void CpuTrainingStep::build_conv_primitives(ConvBlock& c, const Mem::desc& src_md, int mb) {
   const ConvShape& s = c.s;
   const Mem::dims w_dims = {s.out_c, s.in_c, s.kernel, s.kernel};
@@ -217,24 +234,28 @@ void CpuTrainingStep::build_conv_primitives(ConvBlock& c, const Mem::desc& src_m
   const Mem::dims strides = {1, 1}, pad = {s.pad, s.pad};
   const auto bias_md = Mem::desc({s.out_c}, dt::f32, tag::x);  // fp32 in both precisions
   const bool bn = s.batch_norm;  // then no bias, and the ReLU follows the normalisation
+  const bool winograd = options_.cpu_winograd && s.kernel == 3;
   const dnnl::primitive_attr attr = user_scratchpad(/*relu=*/!bn);
-  auto fwd_desc = bn ? dnnl::convolution_forward::desc(
-                           dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
-                           src_md, act_any(w_dims), act_any(conv_dims), strides, pad, pad)
-                     : dnnl::convolution_forward::desc(
-                           dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
-                           src_md, act_any(w_dims), bias_md, act_any(conv_dims), strides, pad, pad);
-  c.fwd_pd = dnnl::convolution_forward::primitive_desc(fwd_desc, attr, engine_);
+  c.fwd_pd = first_implemented(winograd, [&](dnnl::algorithm alg) {
+    auto desc =
+        bn ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, alg, src_md,
+                                             act_any(w_dims), act_any(conv_dims), strides, pad, pad)
+           : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, alg, src_md,
+                                             act_any(w_dims), bias_md, act_any(conv_dims), strides,
+                                             pad, pad);
+    return dnnl::convolution_forward::primitive_desc(desc, attr, engine_);
+  });
   // Weight gradients in fp32 (oneDNN accumulates bf16 products in fp32).
   const auto dw_md = Mem::desc(w_dims, dt::f32, tag::any);
-  auto bwd_w_desc = bn ? dnnl::convolution_backward_weights::desc(
-                             dnnl::algorithm::convolution_direct, c.fwd_pd.src_desc(), dw_md,
-                             c.fwd_pd.dst_desc(), strides, pad, pad)
-                       : dnnl::convolution_backward_weights::desc(
-                             dnnl::algorithm::convolution_direct, c.fwd_pd.src_desc(), dw_md,
-                             bias_md, c.fwd_pd.dst_desc(), strides, pad, pad);
-  c.bwd_w_pd = dnnl::convolution_backward_weights::primitive_desc(bwd_w_desc, user_scratchpad(),
-                                                                  engine_, c.fwd_pd);
+  c.bwd_w_pd = first_implemented(winograd, [&](dnnl::algorithm alg) {
+    auto desc =
+        bn ? dnnl::convolution_backward_weights::desc(alg, c.fwd_pd.src_desc(), dw_md,
+                                                      c.fwd_pd.dst_desc(), strides, pad, pad)
+           : dnnl::convolution_backward_weights::desc(alg, c.fwd_pd.src_desc(), dw_md, bias_md,
+                                                      c.fwd_pd.dst_desc(), strides, pad, pad);
+    return dnnl::convolution_backward_weights::primitive_desc(desc, user_scratchpad(), engine_,
+                                                              c.fwd_pd);
+  });
   if (s.pool > 1) {
     // The pool reads the conv output's layout (batch norm keeps it).
     const Mem::dims pooled_dims = dims4(mb, s.out_c, s.out_h, s.out_w);
@@ -382,11 +403,12 @@ void CpuTrainingStep::build_conv(size_t i, const Mem& src_in, std::vector<Op>& w
     const ConvBlock& prev = convs_[i - 1];
     const Mem::desc d_src_md =
         c.sliced() ? with_rows(prev.d_pooled.get_desc(), mb) : prev.d_pooled.get_desc();
-    auto bwd_d_desc = dnnl::convolution_backward_data::desc(
-        dnnl::algorithm::convolution_direct, d_src_md, act_any(w_dims), c.conv_out.get_desc(),
-        strides, pad, pad);
-    c.bwd_d_pd = dnnl::convolution_backward_data::primitive_desc(bwd_d_desc, user_scratchpad(),
-                                                                 engine_, c.fwd_pd);
+    c.bwd_d_pd = first_implemented(options_.cpu_winograd && s.kernel == 3, [&](auto alg) {
+      auto desc = dnnl::convolution_backward_data::desc(alg, d_src_md, act_any(w_dims),
+                                                        c.conv_out.get_desc(), strides, pad, pad);
+      return dnnl::convolution_backward_data::primitive_desc(desc, user_scratchpad(), engine_,
+                                                             c.fwd_pd);
+    });
     c.scratch_bwd_d = scratch(c.bwd_d_pd, tag + ".conv_bwd_d");
     c.d_src = prev.d_pooled;
     c.w_bwd_d =

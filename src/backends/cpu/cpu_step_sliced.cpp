@@ -75,6 +75,20 @@ std::string CpuTrainingStep::isa_name() {
   }
 }
 
+// oneDNN's implementation of each direction, e.g. "jit_wino_4x3:avx512_core"
+// (once when all agree, else forward / weights / data).
+static std::string conv_implementations(const ConvBlock& c) {
+  std::vector<std::string> names = {c.fwd_pd.impl_info_str(), c.bwd_w_pd.impl_info_str()};
+  if (c.bwd_d_pd) names.push_back(c.bwd_d_pd.impl_info_str());
+  std::string all = names[0];
+  bool same = true;
+  for (size_t i = 1; i < names.size(); ++i) {
+    same = same && names[i] == names[0];
+    all += " / " + names[i];
+  }
+  return same ? names[0] : all;
+}
+
 nlohmann::json CpuTrainingStep::details() const {
   nlohmann::json slices = nlohmann::json::object(), pools = nlohmann::json::object(),
                  convolutions = nlohmann::json::object();
@@ -82,7 +96,8 @@ nlohmann::json CpuTrainingStep::details() const {
     const ConvBlock& c = convs_[i];
     const std::string name = "conv" + std::to_string(i + 1);
     if (c.sliced()) slices[name] = {{"rows", c.rows}, {"slices", c.slices}};
-    convolutions[name] = c.fused ? "histocnn fused conv+ReLU+pool avx512" : "oneDNN";
+    convolutions[name] =
+        c.fused ? "histocnn fused conv+ReLU+pool avx512" : "oneDNN " + conv_implementations(c);
     if (c.pooling())
       pools[name] = c.fused      ? "histocnn fused avx512"
                     : c.own_pool ? "histocnn " + pool_kernels_isa(c.pooled_lanes.lanes)
@@ -95,6 +110,7 @@ nlohmann::json CpuTrainingStep::details() const {
                          std::to_string(dnnl_version()->patch)},
           {"slice_budget_bytes", options_.cpu_slice_bytes},
           {"denormals", options_.flush_denormals ? "flushed to zero" : "kept"},
+          {"winograd", options_.cpu_winograd ? "where oneDNN has it" : "off"},
           {"micro_batched", slices},
           {"convolution", convolutions},
           {"max_pool", pools}};
