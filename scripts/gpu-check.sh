@@ -13,7 +13,7 @@
 #     cpu        the 200x200 epoch at batches 50 and 10 on 16/8/4/2/1 threads,
 #                2 interleaved rounds, with per-layer profiles (issue 20's
 #                table), then on every core the defaults against the levers
-#                one at a time (slices, conv1, loader threads, pooling),
+#                one at a time (Winograd, slices, conv1, loader threads, pooling),
 #                2 rounds                                                 (~300 s)
 #   and on request (not in "all"):
 #     graph      --cudnn-graph against the legacy cuDNN calls: 128 and 200 px,
@@ -103,17 +103,20 @@ for stage in "${stages[@]}"; do
         done
       done
       # On every core (issue 20: what held 16 cores to 4.5x?), interleaved:
-      #   now        the defaults (fused conv1, slices scaled with the team)
+      #   now        the defaults (fused conv1, Winograd conv2/conv3, slices scaled with the team)
+      #   direct     direct conv2/conv3 (no Winograd)
       #   slices4m   the fixed 4 MiB slices of before (2-image slices of conv2)
-      #   before     that and oneDNN's conv1 (sliced to 1 image): the configuration of 00fdd17
+      #   before     that, oneDNN's conv1 (sliced to 1 image) and direct convolutions: the
+      #              configuration of 00fdd17
       #   loader1    one loader thread instead of threads - 1 beside the compute threads
       #   onednnpool oneDNN's pooling and conv1
       for round in 1 2; do
-        for variant in now slices4m before loader1 onednnpool; do
+        for variant in now direct slices4m before loader1 onednnpool; do
           case $variant in
             now) flag=() ;;
+            direct) flag=(--direct-conv) ;;
             slices4m) flag=(--slice-kb 4096) ;;
-            before) flag=(--slice-kb 4096 --onednn-conv1) ;;
+            before) flag=(--slice-kb 4096 --onednn-conv1 --direct-conv) ;;
             loader1) flag=(--loader-workers 1) ;;
             onednnpool) flag=(--onednn-pool) ;;
           esac

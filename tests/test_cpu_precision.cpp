@@ -236,12 +236,25 @@ TEST_P(FusedFirstBlock, GivesTheReferenceResults) {
 INSTANTIATE_TEST_SUITE_P(Architectures, FusedFirstBlock, ::testing::ValuesIn(all_cases()),
                          testing::case_name);
 
-// 3x3 convolutions on oneDNN's Winograd F(4x4, 3x3) (the default) or direct:
-// both give the reference's loss, gradients and probabilities within the
-// tolerances above (Winograd's rounding error, ~1e-5 of a tensor's rms, is
-// far inside them; a wrong transform is off by ~100%), and Winograd runs
-// exactly where asked and available: the paper's conv2 and conv3 on an
-// AVX-512 CPU (the ISA the fused kernels need too), never when switched off.
+// 3x3 convolutions on oneDNN's Winograd F(4x4, 3x3) (the default where it
+// pays) or direct: both give the reference's loss, gradients and
+// probabilities within the tolerances above (Winograd's rounding error, ~1e-5
+// of a tensor's rms, is far inside them; a wrong transform is off by ~100%),
+// whole batch and micro-batched, and Winograd runs exactly where asked, where
+// winograd_pays and the CPU has AVX-512 (the ISA the fused kernels need too).
+// The architectures above have maps too small to pay; these do.
+std::vector<Case> winograd_cases() {
+  return {{"TwoBlocks", "conv 16 kernel=3 pool=2; conv 32 kernel=3 pool=2 pad=same; dense 2", 2, 56,
+           56, 2, false},
+          {"BatchNormDropout",
+           "conv 16 kernel=3 pool=2; conv 16 kernel=3 pool=2 bn; dense 8; dropout 0.5; dense 2", 3,
+           54, 58, 3, true},
+          {"Wide",
+           "conv 16 kernel=3 pool=2; conv 64 kernel=3 pool=2; conv 64 kernel=3 pool=1; "
+           "dense 2",
+           2, 64, 64, 2, false}};
+}
+
 class Winograd : public ::testing::TestWithParam<Case> {};
 
 TEST_P(Winograd, GivesTheReferenceResultsOnOrOff) {
@@ -249,32 +262,52 @@ TEST_P(Winograd, GivesTheReferenceResultsOnOrOff) {
   const Inputs in = inputs_for(c);
   const auto want = reference_for(c, in, 99);
   const NetworkShape shape = infer_shapes(parse_model_spec(c.spec), c.batch, c.height, c.width);
-  for (bool winograd : {true, false}) {
-    StepOptions options;
-    options.dropout_seed = 99;
-    options.cpu_winograd = winograd;
-    const Outcome got = step_on(c, options, in.params, in.images, in.labels);
-    const std::string where = winograd ? "winograd" : "direct";
-    EXPECT_NEAR(got.loss, want.loss, 1e-4 * std::max(1.0, want.loss)) << where;
-    testing::expect_gradients_match(got.grads, want.grads, 1e-4, 2e-3, where);
-    for (size_t i = 0; i < got.probs.size() && !c.training; ++i)
-      EXPECT_NEAR(got.probs[i], want.probs[i], 1e-4) << i << " " << where;
-    for (size_t k = 1; k < shape.convs.size(); ++k) {
-      const std::string name = "conv" + std::to_string(k + 1);
-      const std::string impl = got.details["convolution"][name];
-      const bool wino = impl.find("wino") != std::string::npos;
-      const bool paper = std::string(c.name).rfind("PaperNet", 0) == 0;
-      if (!winograd) {
-        EXPECT_FALSE(wino) << name << ": " << impl;
-      } else if (paper && cpu::conv_pool_available()) {
-        EXPECT_TRUE(wino) << name << ": " << impl;
+  int winograd_blocks = 0;
+  for (bool winograd : {true, false})
+    for (size_t budget : {size_t(0), size_t(1)}) {
+      StepOptions options;
+      options.dropout_seed = 99;
+      options.cpu_winograd = winograd;
+      options.cpu_slice_bytes = budget;
+      const Outcome got = step_on(c, options, in.params, in.images, in.labels);
+      const std::string where =
+          (winograd ? "winograd, budget " : "direct, budget ") + std::to_string(budget);
+      EXPECT_NEAR(got.loss, want.loss, 1e-4 * std::max(1.0, want.loss)) << where;
+      testing::expect_gradients_match(got.grads, want.grads, 1e-4, 2e-3, where);
+      for (size_t i = 0; i < got.probs.size() && !c.training; ++i)
+        EXPECT_NEAR(got.probs[i], want.probs[i], 1e-4) << i << " " << where;
+      for (size_t k = 1; k < shape.convs.size(); ++k) {
+        const std::string name = "conv" + std::to_string(k + 1);
+        const std::string impl = got.details["convolution"][name];
+        const bool expect = winograd && winograd_pays(shape.convs[k]) && cpu::conv_pool_available();
+        EXPECT_EQ(impl.find("wino") != std::string::npos, expect) << name << ": " << impl;
+        winograd_blocks += expect;
       }
     }
+  if (cpu::conv_pool_available()) {
+    EXPECT_GT(winograd_blocks, 0) << "no block ran Winograd";
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Architectures, Winograd, ::testing::ValuesIn(all_cases()),
+INSTANTIATE_TEST_SUITE_P(Shapes, Winograd, ::testing::ValuesIn(winograd_cases()),
                          testing::case_name);
+
+// Where Winograd was measured to pay (docs/results/cpu-winograd.md).
+TEST(Winograd, PaysForWholeChannelBlocksOnLargeEnoughMaps) {
+  auto conv = [](int in_c, int out_c, int side, int kernel = 3) {
+    return ConvShape{in_c,     side + 2, side + 2, out_c, side, side,
+                     side / 2, side / 2, kernel,   0,     2,    false};
+  };
+  EXPECT_TRUE(winograd_pays(conv(32, 32, 97)));    // the paper's conv2 at 200 px
+  EXPECT_TRUE(winograd_pays(conv(32, 64, 46)));    // its conv3
+  EXPECT_TRUE(winograd_pays(conv(32, 32, 29)));    // conv2 at 64 px
+  EXPECT_FALSE(winograd_pays(conv(32, 32, 13)));   // conv2 at 32 px: slower
+  EXPECT_FALSE(winograd_pays(conv(32, 64, 12)));   // conv3 at 64 px: even
+  EXPECT_TRUE(winograd_pays(conv(128, 128, 14)));  // many channels: 1.5x
+  EXPECT_FALSE(winograd_pays(conv(3, 32, 198)));   // 3 channels padded to 16
+  EXPECT_FALSE(winograd_pays(conv(8, 16, 64)));    // a partial block
+  EXPECT_FALSE(winograd_pays(conv(32, 32, 64, 5)));
+}
 
 // Relative L2 error of every tensor of `got` against `want`.
 std::map<std::string, double> relative_errors(const Parameters& got, const Parameters& want) {

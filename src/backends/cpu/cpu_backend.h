@@ -20,4 +20,14 @@ bool cpu_supports_bf16();
 // 32 channels keep 8 of 16 threads busy (docs/results/cpu-fused-conv1.md).
 size_t cpu_slice_bytes_for(int threads);
 
+// Whether a convolution is worth asking oneDNN's Winograd F(4x4, 3x3) for
+// (StepOptions::cpu_winograd; oneDNN may still answer "unimplemented").
+// Measured on two cores (docs/results/cpu-winograd.md): Winograd pads the
+// channels to 16 — 3 input channels ran 2.6-7x slower than direct — and its
+// transforms cost per 4x4 tile, so small maps lose: 32 -> 32 channels with a
+// 13x13 output ran 1.2-1.4x slower, 29x29 1.1-1.6x faster; with 128 channels
+// a 14x14 output was already 1.5x faster.
+// requires: s is a valid ConvShape.
+bool winograd_pays(const ConvShape& s);
+
 }  // namespace histocnn

@@ -68,11 +68,12 @@ bool CpuTrainingStep::build_fused_conv(const ConvShape& s) {
     });
   }
   add(forward_ops_, {cb.src, cb.pooled, cb.workspace}, [&cb, this]() {
-    conv_pool_forward(
-        static_cast<const float*>(cb.src.get_data_handle()), cb.fused_geometry,
-        static_cast<const float*>(cb.w_canon.get_data_handle()),
-        static_cast<const float*>(cb.b.get_data_handle()), act_dt_, cb.pooled.get_data_handle(),
-        static_cast<uint8_t*>(cb.workspace.get_data_handle()), cb.pooled_lanes, scratch_for_team(cb));
+    conv_pool_forward(static_cast<const float*>(cb.src.get_data_handle()), cb.fused_geometry,
+                      static_cast<const float*>(cb.w_canon.get_data_handle()),
+                      static_cast<const float*>(cb.b.get_data_handle()), act_dt_,
+                      cb.pooled.get_data_handle(),
+                      static_cast<uint8_t*>(cb.workspace.get_data_handle()), cb.pooled_lanes,
+                      scratch_for_team(cb));
   });
   return true;
 }

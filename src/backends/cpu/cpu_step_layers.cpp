@@ -212,9 +212,10 @@ void CpuTrainingStep::add_relu_backward(ConvBlock& c, size_t k) {
 
 // Winograd F(4x4, 3x3) does a 3x3 convolution in 2.25x fewer multiply-adds
 // than the direct one (oneDNN's jit_wino_4x3: fp32, AVX-512, 3x3, stride 1,
-// channels in multiples of 16); measured 1.4-2x faster on conv2 and conv3
-// (docs/results/cpu-winograd.md). Where oneDNN has none for a shape or
-// precision it answers "unimplemented" and the direct convolution runs.
+// channels in blocks of 16); measured 1.3-2.8x faster on conv2 and conv3 at
+// 200 px (docs/results/cpu-winograd.md). It is asked for where it pays
+// (winograd_pays); where oneDNN has none for a shape or precision it answers
+// "unimplemented" and the direct convolution runs.
 template <class MakePd>
 static auto first_implemented(bool winograd, const MakePd& make_pd) {
   if (winograd) {
@@ -234,7 +235,7 @@ void CpuTrainingStep::build_conv_primitives(ConvBlock& c, const Mem::desc& src_m
   const Mem::dims strides = {1, 1}, pad = {s.pad, s.pad};
   const auto bias_md = Mem::desc({s.out_c}, dt::f32, tag::x);  // fp32 in both precisions
   const bool bn = s.batch_norm;  // then no bias, and the ReLU follows the normalisation
-  const bool winograd = options_.cpu_winograd && s.kernel == 3;
+  const bool winograd = options_.cpu_winograd && winograd_pays(s);
   const dnnl::primitive_attr attr = user_scratchpad(/*relu=*/!bn);
   c.fwd_pd = first_implemented(winograd, [&](dnnl::algorithm alg) {
     auto desc =
@@ -403,7 +404,7 @@ void CpuTrainingStep::build_conv(size_t i, const Mem& src_in, std::vector<Op>& w
     const ConvBlock& prev = convs_[i - 1];
     const Mem::desc d_src_md =
         c.sliced() ? with_rows(prev.d_pooled.get_desc(), mb) : prev.d_pooled.get_desc();
-    c.bwd_d_pd = first_implemented(options_.cpu_winograd && s.kernel == 3, [&](auto alg) {
+    c.bwd_d_pd = first_implemented(options_.cpu_winograd && winograd_pays(s), [&](auto alg) {
       auto desc = dnnl::convolution_backward_data::desc(alg, d_src_md, act_any(w_dims),
                                                         c.conv_out.get_desc(), strides, pad, pad);
       return dnnl::convolution_backward_data::primitive_desc(desc, user_scratchpad(), engine_,
