@@ -182,8 +182,9 @@ struct StepOptions {
   // anyway; so does cpu_onednn_pooling (the fused kernels pool as well).
   bool cpu_onednn_conv1 = false;
   // CPU: 3x3 stride-1 convolutions by oneDNN's Winograd F(4x4, 3x3) where
-  // it has one (fp32 on AVX-512, channels in multiples of 16; else the direct
-  // convolution). Its results differ from the direct one's in the last bits
+  // it was measured to pay (winograd_pays in backends/cpu/cpu_backend.h) and
+  // oneDNN has one (fp32 on AVX-512; else the direct convolution). Its
+  // results differ from the direct one's in the last bits
   // (docs/results/cpu-winograd.md); false runs every convolution direct.
   bool cpu_winograd = true;
   // CPU: treat denormal floats as zero while the step runs (core/float_mode.h);

@@ -54,8 +54,8 @@ Runner add_train(CLI::App& app) {
       ->check(CLI::IsMember({"flush", "keep"}));
   cmd->add_option_function<std::string>(
          "--cpu-conv", [o](const std::string& v) { o->winograd = v == "winograd"; },
-         "cpu: 3x3 convolutions by Winograd F(4x4,3x3) where oneDNN has it (fp32, AVX-512; "
-         "1.4-2x faster, last-bit differences) or all direct")
+         "cpu: 3x3 convolutions by Winograd F(4x4,3x3) where it pays and oneDNN has it (fp32, "
+         "AVX-512; 1.5x the epoch at 200 px, last-bit differences) or all direct")
       ->default_str("winograd")
       ->check(CLI::IsMember({"winograd", "direct"}));
   cmd->add_flag("--cudnn-benchmark", o->cudnn_benchmark,

@@ -366,6 +366,9 @@ class CpuTrainingStep final : public TrainingStep {
   // whether they can pool c (and its lane layouts, filled in), forward, and
   // backward with the ReLU on the pooled map.
   bool own_pooling(ConvBlock& c) const;
+  // Whether the block's convolutions ask oneDNN for Winograd first (all three
+  // directions alike): the switch and winograd_pays.
+  bool winograd(const ConvShape& s) const { return options_.cpu_winograd && winograd_pays(s); }
   void pool_forward(const ConvBlock& c, const Mem& act, const Mem& pooled, const Mem& argmax);
   void pool_backward(const ConvBlock& c, const Mem& pooled, const Mem& d_pooled, const Mem& argmax,
                      const Mem& d_act);

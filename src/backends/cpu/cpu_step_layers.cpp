@@ -235,9 +235,8 @@ void CpuTrainingStep::build_conv_primitives(ConvBlock& c, const Mem::desc& src_m
   const Mem::dims strides = {1, 1}, pad = {s.pad, s.pad};
   const auto bias_md = Mem::desc({s.out_c}, dt::f32, tag::x);  // fp32 in both precisions
   const bool bn = s.batch_norm;  // then no bias, and the ReLU follows the normalisation
-  const bool winograd = options_.cpu_winograd && winograd_pays(s);
   const dnnl::primitive_attr attr = user_scratchpad(/*relu=*/!bn);
-  c.fwd_pd = first_implemented(winograd, [&](dnnl::algorithm alg) {
+  c.fwd_pd = first_implemented(winograd(s), [&](dnnl::algorithm alg) {
     auto desc =
         bn ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, alg, src_md,
                                              act_any(w_dims), act_any(conv_dims), strides, pad, pad)
@@ -248,7 +247,7 @@ void CpuTrainingStep::build_conv_primitives(ConvBlock& c, const Mem::desc& src_m
   });
   // Weight gradients in fp32 (oneDNN accumulates bf16 products in fp32).
   const auto dw_md = Mem::desc(w_dims, dt::f32, tag::any);
-  c.bwd_w_pd = first_implemented(winograd, [&](dnnl::algorithm alg) {
+  c.bwd_w_pd = first_implemented(winograd(s), [&](dnnl::algorithm alg) {
     auto desc =
         bn ? dnnl::convolution_backward_weights::desc(alg, c.fwd_pd.src_desc(), dw_md,
                                                       c.fwd_pd.dst_desc(), strides, pad, pad)
@@ -404,7 +403,7 @@ void CpuTrainingStep::build_conv(size_t i, const Mem& src_in, std::vector<Op>& w
     const ConvBlock& prev = convs_[i - 1];
     const Mem::desc d_src_md =
         c.sliced() ? with_rows(prev.d_pooled.get_desc(), mb) : prev.d_pooled.get_desc();
-    c.bwd_d_pd = first_implemented(options_.cpu_winograd && winograd_pays(s), [&](auto alg) {
+    c.bwd_d_pd = first_implemented(winograd(s), [&](auto alg) {
       auto desc = dnnl::convolution_backward_data::desc(alg, d_src_md, act_any(w_dims),
                                                         c.conv_out.get_desc(), strides, pad, pad);
       return dnnl::convolution_backward_data::primitive_desc(desc, user_scratchpad(), engine_,
