@@ -26,6 +26,7 @@
 #include <thread>
 
 #include "backends/backend.h"
+#include "backends/cpu/adam_kernel.h"
 #include "core/rng.h"
 #include "core/threads.h"
 #include "data/loader.h"
@@ -106,6 +107,7 @@ int main(int argc, char** argv) {
   std::string precision = "fp32";
   double slice_kb = -1;  // -1: the step's default budget
   bool profile_layers = false, onednn_pool = false, onednn_conv1 = false, direct_conv = false;
+  bool portable_adam = false;
   app.add_option("--sizes", sizes, "input sizes")->capture_default_str();
   app.add_option("--batches", batches, "batch sizes")->capture_default_str();
   app.add_option("--threads", threads, "cores (0 = all)")->capture_default_str();
@@ -126,9 +128,12 @@ int main(int argc, char** argv) {
                "conv1 by oneDNN's convolution instead of histocnn's fused conv+ReLU+pool (A/B)");
   app.add_flag("--direct-conv", direct_conv,
                "every convolution by oneDNN's direct algorithm, no Winograd (A/B)");
+  app.add_flag("--portable-adam", portable_adam,
+               "Adam by the portable scalar loop instead of AVX-512 (A/B)");
   app.add_option("--json", json_path, "write results here");
   CLI11_PARSE(app, argc, argv);
   threads = bound_cores(threads);
+  cpu::set_portable_adam(portable_adam);
 
   const std::vector<double> sgemm = sgemm_gflops();
   const double ceiling = *std::max_element(sgemm.begin(), sgemm.end());
@@ -141,6 +146,7 @@ int main(int argc, char** argv) {
                             {"max_pool", onednn_pool ? "oneDNN" : "histocnn"},
                             {"conv1", onednn_pool || onednn_conv1 ? "oneDNN" : "histocnn"},
                             {"winograd", !direct_conv},
+                            {"adam", portable_adam ? "portable" : "vectorised"},
                             {"threads", threads},
                             {"triad_gbs", triad},
                             {"sgemm_gflops", ceiling},

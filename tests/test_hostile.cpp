@@ -4,68 +4,23 @@
 // runs under `timeout`: a hang is a failure, not a stuck suite. The rules
 // behind the answers live in one place each (core/paths.h for outputs,
 // checkpoint.cpp for model metadata, metrics.cpp for scores, select_images
-// for splits, atomic_file.h for appends).
-#include <gtest/gtest.h>
+// for splits, atomic_file.h for appends). This file: hostile files, models
+// and outputs; test_hostile_flags.cpp: hostile flag values.
 #include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
-#include <functional>
 #include <limits>
 #include <nlohmann/json.hpp>
 
-#include "cli_util.h"
 #include "core/atomic_file.h"
 #include "data/image.h"
-#include "nn/safetensors.h"
-#include "test_util.h"
+#include "hostile_fixture.h"
 
 namespace histocnn {
 namespace {
 
 namespace fs = std::filesystem;
-using testing::CommandResult;
-
-class Hostile : public ::testing::Test {
- protected:
-  // `histocnn synth -o d --images 24 --seed 1` and a 2-epoch 32-px model m.
-  static void SetUpTestSuite() {
-    dir_ = new testing::TempDir();
-    ASSERT_EQ(run("synth -o " + path("d") +
-                  " --images 24 --per-patient 2 --width 200 "
-                  "--height 150 --seed 1")
-                  .status,
-              0);
-    const CommandResult r = run("train --data " + path("d") +
-                                " --size 32 --crop 96 --batch 10 --crops-benign 40 "
-                                "--crops-malignant 40 --epochs 2 --threads 1 --no-progress -o " +
-                                path("m"));
-    ASSERT_EQ(r.status, 0) << r.output;
-  }
-  static void TearDownTestSuite() { delete dir_; }
-  static std::string path(const std::string& name) { return *dir_ / name; }
-  static CommandResult run(const std::string& args) {
-    return testing::run_raw("timeout 120 " + std::string(HISTOCNN_BINARY) + " " + args);
-  }
-  // m's model with its metadata or weights changed, written to `name`.
-  static std::string forged(const std::string& name,
-                            const std::function<void(SafetensorsFile&)>& change) {
-    SafetensorsFile f = read_safetensors(path("m/model.safetensors"));
-    change(f);
-    write_safetensors(path(name), f);
-    return path(name);
-  }
-  static testing::TempDir* dir_;
-};
-testing::TempDir* Hostile::dir_ = nullptr;
-
-struct HostileCase {
-  std::string name;
-  std::function<std::string()> command;  // makes its inputs, returns the arguments
-  int status;                            // the exit status it must end with
-  std::vector<std::string> words;        // in its message
-  std::vector<std::string> unchanged;    // files (relative to the suite's folder)
-};
 
 TEST_F(Hostile, EveryCaseEndsInItsAnswerWithNothingOverwritten) {
   const float nan = std::numeric_limits<float>::quiet_NaN();
@@ -103,53 +58,6 @@ TEST_F(Hostile, EveryCaseEndsInItsAnswerWithNothingOverwritten) {
        },
        1,
        {"diverged", "no checkpoint was written yet"},
-       {}},
-      {"--cudnn-graph on the CPU",
-       [&] { return "train --data " + d + " --cudnn-graph -o " + path("never-graph"); },
-       1,
-       {"--cudnn-graph", "--device cuda"},
-       {}},
-      {"bench --onednn-pool on CUDA",
-       [&] { return "bench --device cuda --onednn-pool --json " + path("never-bench.json"); },
-       1,
-       {"--onednn-pool", "--device cpu"},
-       {}},
-      {"bench --onednn-conv1 on CUDA",
-       [&] { return "bench --device cuda --onednn-conv1 --json " + path("never-bench.json"); },
-       1,
-       {"--onednn-conv1", "--device cpu"},
-       {}},
-      {"bench --direct-conv on CUDA",
-       [&] { return "bench --device cuda --direct-conv --json " + path("never-bench.json"); },
-       1,
-       {"--direct-conv", "--device cpu"},
-       {}},
-      {"bench --slice-kb on CUDA",
-       [&] { return "bench --device cuda --slice-kb 64 --json " + path("never-bench.json"); },
-       1,
-       {"--slice-kb", "--device cpu"},
-       {}},
-      {"bench --slice-kb -5 is refused by its range",
-       [&] { return "bench --device cpu --slice-kb -5 --json " + path("never-bench.json"); },
-       2,
-       {"--slice-kb"},
-       {}},
-      {"bench --loader-workers nan is refused",
-       [&] { return "bench --device cpu --loader-workers nan --json " + path("never-bench.json"); },
-       2,
-       {"--loader-workers"},
-       {}},
-      {"bench --loader-workers 1e9 is refused by its range",
-       [&] {
-         return "bench --device cpu --loader-workers 1000000000 --json " + path("never-bench.json");
-       },
-       2,
-       {"--loader-workers"},
-       {}},
-      {"--lr 1e30 is refused by its range",
-       [&] { return "train --data " + d + " --lr 1e30 -o " + path("never"); },
-       1,
-       {"--lr"},
        {}},
       {"crop metadata 0x0", crop("0x0"), 1, {"histocnn.crop", "0x0"}, {}},
       {"crop metadata garbage", crop("garbage"), 1, {"histocnn.crop", "garbage"}, {}},
@@ -210,41 +118,6 @@ TEST_F(Hostile, EveryCaseEndsInItsAnswerWithNothingOverwritten) {
        1,
        {"would both be written"},
        {"d/train_1.png", "other/train_1.png"}},
-      {"--lr nan",
-       [&] { return "train --data " + d + " --lr nan -o " + path("never"); },
-       1,
-       {"--lr nan", "not a finite number"},
-       {}},
-      {"--lr -0.01",
-       [&] { return "train --data " + d + " --lr -0.01 -o " + path("never"); },
-       1,
-       {"--lr", "-0.01"},
-       {}},
-      {"--lr 1e6",
-       [&] { return "train --data " + d + " --lr 1e6 -o " + path("never"); },
-       1,
-       {"--lr"},
-       {}},
-      {"--beta1 2",
-       [&] { return "train --data " + d + " --beta1 2 -o " + path("never"); },
-       1,
-       {"--beta1"},
-       {}},
-      {"--eps -1",
-       [&] { return "train --data " + d + " --eps -1 -o " + path("never"); },
-       1,
-       {"--eps"},
-       {}},
-      {"--hed-jitter nan",
-       [&] { return "train --data " + d + " --hed-jitter nan -o " + path("never"); },
-       1,
-       {"--hed-jitter nan"},
-       {}},
-      {"--max-background nan",
-       [&] { return "train --data " + d + " --max-background nan -o " + path("never"); },
-       1,
-       {"--max-background nan"},
-       {}},
       {"predict /dev/zero",
        [&] { return "predict -m " + m + " /dev/zero"; },
        1,
@@ -310,20 +183,6 @@ TEST_F(Hostile, EveryCaseEndsInItsAnswerWithNothingOverwritten) {
        1,
        {"train_1.png", "--mpp"},
        {"d/train_1.png"}},
-      {"slide --mpp nan",
-       [&] {
-         return "slide " + m + " " + path("d/train_1.png") + " --mpp nan -o " + path("never");
-       },
-       1,
-       {"--mpp nan", "not a finite number"},
-       {}},
-      {"slide --min-tissue 2",
-       [&] {
-         return "slide " + m + " " + path("d/train_1.png") + " --min-tissue 2 -o " + path("never");
-       },
-       2,
-       {"--min-tissue"},
-       {}},
       {"synth --slide over the model",
        [&] { return "synth --slide " + m; },
        1,
@@ -360,21 +219,6 @@ TEST_F(Hostile, EveryCaseEndsInItsAnswerWithNothingOverwritten) {
        1,
        {"no-such-data"},
        {"m/model.safetensors"}},
-      {"eval --bootstrap -5",
-       [&] { return "eval --data " + d + " -m " + m + " --bootstrap -5"; },
-       2,
-       {"--bootstrap"},
-       {}},
-      {"eval --bootstrap huge",
-       [&] { return "eval --data " + d + " -m " + m + " --bootstrap 1000000000"; },
-       2,
-       {"--bootstrap"},
-       {}},
-      {"eval --bootstrap nan",
-       [&] { return "eval --data " + d + " -m " + m + " --bootstrap nan"; },
-       2,
-       {"--bootstrap"},
-       {}},
       {"a recorded recipe field of the wrong type",
        [&] {
          return "predict -m " +
@@ -456,62 +300,6 @@ TEST_F(Hostile, EveryCaseEndsInItsAnswerWithNothingOverwritten) {
        1,
        {"--labels stage", "no column 'stage'"},
        {}},
-      {"train --labels empty",
-       [&] { return "train --data " + d + " --labels '' -o " + path("never"); },
-       1,
-       {"--labels", "empty"},
-       {"m/model.safetensors"}},
-      {"train --crops-per-class negative",
-       [&] { return "train --data " + d + " --crops-per-class -5 -o " + path("never"); },
-       2,
-       {"--crops-per-class"},
-       {}},
-      {"train --label-smoothing beyond 0.5",
-       [&] { return "train --data " + d + " --label-smoothing 0.7 -o " + path("never"); },
-       1,
-       {"--label-smoothing", "0.7"},
-       {}},
-      {"train --label-smoothing nan",
-       [&] { return "train --data " + d + " --label-smoothing nan -o " + path("never"); },
-       1,
-       {"--label-smoothing", "not a finite number"},
-       {}},
-      {"train --smooth-to an unknown place",
-       [&] { return "train --data " + d + " --smooth-to far -o " + path("never"); },
-       2,
-       {"--smooth-to"},
-       {}},
-      {"train --smooth-to neighbours on a column's sorted classes",
-       [&] {
-         return "train --data " + d +
-                " --labels 'grade (Sirinukunwattana et al. 2015)' --label-smoothing 0.1 "
-                "--smooth-to neighbours -o " +
-                path("never");
-       },
-       1,
-       {"--smooth-to neighbours", "sorted order", "=a,b,c"},
-       {}},
-      {"train --labels grade5 with the two-class crop counts",
-       [&] {
-         return "train --data " + d + " --labels grade5 --crops-benign 40 -o " + path("never");
-       },
-       1,
-       {"--crops-benign", "--crops-per-class"},
-       {}},
-      {"train --labels grade5 with a network of two outputs",
-       [&] {
-         write_file_atomically(path("two.spec"), "conv 8 kernel=3 pool=2\ndense 2\n");
-         return "train --data " + d + " --labels grade5 --model " + path("two.spec") + " -o " +
-                path("never");
-       },
-       1,
-       {"--model", "2 outputs", "5 classes", "dense 5"},
-       {}},
-      {"predict --refer-below outside 0.5..1",
-       [&] { return "predict -m " + m + " --refer-below 2 " + path("d/train_1.png"); },
-       2,
-       {"--refer-below"},
-       {}},
       {"predict of an image smaller than the model's crop",
        [&] {
          Image tiny;
@@ -523,11 +311,6 @@ TEST_F(Hostile, EveryCaseEndsInItsAnswerWithNothingOverwritten) {
        1,
        {"tiny.png: image is smaller than the model's", "crop"},
        {"tiny.png"}},
-      {"predict --refer-spread nan",
-       [&] { return "predict -m " + m + " --refer-spread nan " + path("d/train_1.png"); },
-       1,
-       {"--refer-spread", "not a finite number"},
-       {}},
       {"predict --explain whose figure would replace an input image",
        [&] {
          fs::create_directories(path("why"));
@@ -541,23 +324,6 @@ TEST_F(Hostile, EveryCaseEndsInItsAnswerWithNothingOverwritten) {
        1,
        {"--explain", "would overwrite the input image", "a.gradcam.png"},
        {"why/a.gradcam.png", "why/a.png"}},
-      {"train --denormals of an unknown mode",
-       [&] { return "train --data " + d + " -o " + path("dn") + " --denormals sometimes"; },
-       2,
-       {"--denormals"},
-       {}},
-      {"train --cpu-conv of an unknown algorithm",
-       [&] { return "train --data " + d + " -o " + path("cc") + " --cpu-conv fft"; },
-       2,
-       {"--cpu-conv"},
-       {}},
-      {"slide --explain negative",
-       [&] {
-         return "slide " + m + " " + path("d/train_1.png") + " -o " + path("sx") + " --explain -1";
-       },
-       2,
-       {"--explain"},
-       {}},
       {"a study folder another histocnn is writing",
        [&] {
          fs::create_directories(path("busy-study"));
@@ -568,26 +334,8 @@ TEST_F(Hostile, EveryCaseEndsInItsAnswerWithNothingOverwritten) {
        1,
        {"another histocnn (PID " + std::to_string(::getpid()) + ")", "busy-study"},
        {"busy-study/.lock"}},
-      {"synth --slide of a garbage size",
-       [&] { return "synth --slide " + path("bad.tif") + " --slide-size lots"; },
-       1,
-       {"--slide-size lots"},
-       {}},
   };
-  for (const HostileCase& c : cases) {
-    const std::string args = c.command();
-    std::map<std::string, std::string> before;
-    for (const auto& f : c.unchanged) before[f] = read_file(path(f));
-    const CommandResult r = run(args);
-    EXPECT_EQ(r.status, c.status) << c.name << "\n" << args << "\n" << r.output;
-    EXPECT_NE(r.status, 124) << c.name << ": timed out (a hang)";
-    for (const auto& w : c.words)
-      EXPECT_NE(r.output.find(w), std::string::npos) << c.name << ": '" << w << "' missing from\n"
-                                                     << r.output;
-    EXPECT_EQ(r.output.find("internal error"), std::string::npos) << c.name << "\n" << r.output;
-    for (const auto& [f, content] : before)
-      EXPECT_TRUE(read_file(path(f)) == content) << c.name << ": " << f << " was changed";
-  }
+  expect_answers(cases);
   EXPECT_FALSE(fs::exists(*dir_ / "evil")) << "synth wrote outside -o";
   EXPECT_FALSE(fs::exists(path("never"))) << "a refused run created its output folder";
   EXPECT_FALSE(fs::exists(path("huge.tif")) || fs::exists(path("huge.tif.partial")))

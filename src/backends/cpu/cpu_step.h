@@ -70,6 +70,7 @@
 #include <sstream>
 #include <unordered_map>
 
+#include "backends/cpu/adam_kernel.h"
 #include "backends/cpu/conv_pool_kernels.h"
 #include "backends/cpu/cpu_backend.h"
 #include "backends/cpu/pool_kernels.h"
@@ -225,8 +226,9 @@ class CpuTrainingStep final : public TrainingStep {
       options_.reduce_gradients(grads_.values.data(), int64_t(grads_.values.size()), nullptr);
     const auto start = Clock::now();
     ++step_;
-    adam_update(options_.adam, step_, static_cast<int64_t>(params_.values.size()),
-                params_.values.data(), grads_.values.data(), m_.values.data(), v_.values.data());
+    adam_update_simd(options_.adam, step_, static_cast<int64_t>(params_.values.size()),
+                     params_.values.data(), grads_.values.data(), m_.values.data(),
+                     v_.values.data());
     if (options_.profile_layers) profile_.layers["update"] += seconds_since(start);
     weights_dirty_ = true;
     profile_.update += seconds_since(start);

@@ -1,0 +1,218 @@
+// Hostile flag values and combinations, as a table (the fixture and the
+// runner: hostile_fixture.h): out-of-range and non-numeric numbers, flags
+// that belong to another device or command, combinations that cannot hold.
+// Each must end in a one-line message naming the flag, with nothing written.
+#include <filesystem>
+
+#include "core/atomic_file.h"
+#include "hostile_fixture.h"
+
+namespace histocnn {
+namespace {
+
+namespace fs = std::filesystem;
+
+TEST_F(Hostile, EveryFlagRefusalNamesItsFlagAndWritesNothing) {
+  const std::string d = path("d"), m = path("m/model.safetensors");
+  const std::vector<HostileCase> cases = {
+      {"--cudnn-graph on the CPU",
+       [&] { return "train --data " + d + " --cudnn-graph -o " + path("never-graph"); },
+       1,
+       {"--cudnn-graph", "--device cuda"},
+       {}},
+      {"bench --onednn-pool on CUDA",
+       [&] { return "bench --device cuda --onednn-pool --json " + path("never-bench.json"); },
+       1,
+       {"--onednn-pool", "--device cpu"},
+       {}},
+      {"bench --onednn-conv1 on CUDA",
+       [&] { return "bench --device cuda --onednn-conv1 --json " + path("never-bench.json"); },
+       1,
+       {"--onednn-conv1", "--device cpu"},
+       {}},
+      {"bench --direct-conv on CUDA",
+       [&] { return "bench --device cuda --direct-conv --json " + path("never-bench.json"); },
+       1,
+       {"--direct-conv", "--device cpu"},
+       {}},
+      {"bench --slice-kb on CUDA",
+       [&] { return "bench --device cuda --slice-kb 64 --json " + path("never-bench.json"); },
+       1,
+       {"--slice-kb", "--device cpu"},
+       {}},
+      {"bench --slice-kb -5 is refused by its range",
+       [&] { return "bench --device cpu --slice-kb -5 --json " + path("never-bench.json"); },
+       2,
+       {"--slice-kb"},
+       {}},
+      {"bench --loader-workers nan is refused",
+       [&] { return "bench --device cpu --loader-workers nan --json " + path("never-bench.json"); },
+       2,
+       {"--loader-workers"},
+       {}},
+      {"bench --loader-workers 1e9 is refused by its range",
+       [&] {
+         return "bench --device cpu --loader-workers 1000000000 --json " + path("never-bench.json");
+       },
+       2,
+       {"--loader-workers"},
+       {}},
+      {"--lr 1e30 is refused by its range",
+       [&] { return "train --data " + d + " --lr 1e30 -o " + path("never"); },
+       1,
+       {"--lr"},
+       {}},
+      {"--lr nan",
+       [&] { return "train --data " + d + " --lr nan -o " + path("never"); },
+       1,
+       {"--lr nan", "not a finite number"},
+       {}},
+      {"--lr -0.01",
+       [&] { return "train --data " + d + " --lr -0.01 -o " + path("never"); },
+       1,
+       {"--lr", "-0.01"},
+       {}},
+      {"--lr 1e6",
+       [&] { return "train --data " + d + " --lr 1e6 -o " + path("never"); },
+       1,
+       {"--lr"},
+       {}},
+      {"--beta1 2",
+       [&] { return "train --data " + d + " --beta1 2 -o " + path("never"); },
+       1,
+       {"--beta1"},
+       {}},
+      {"--eps -1",
+       [&] { return "train --data " + d + " --eps -1 -o " + path("never"); },
+       1,
+       {"--eps"},
+       {}},
+      {"--hed-jitter nan",
+       [&] { return "train --data " + d + " --hed-jitter nan -o " + path("never"); },
+       1,
+       {"--hed-jitter nan"},
+       {}},
+      {"--max-background nan",
+       [&] { return "train --data " + d + " --max-background nan -o " + path("never"); },
+       1,
+       {"--max-background nan"},
+       {}},
+      {"slide --mpp nan",
+       [&] {
+         return "slide " + m + " " + path("d/train_1.png") + " --mpp nan -o " + path("never");
+       },
+       1,
+       {"--mpp nan", "not a finite number"},
+       {}},
+      {"slide --min-tissue 2",
+       [&] {
+         return "slide " + m + " " + path("d/train_1.png") + " --min-tissue 2 -o " + path("never");
+       },
+       2,
+       {"--min-tissue"},
+       {}},
+      {"eval --bootstrap -5",
+       [&] { return "eval --data " + d + " -m " + m + " --bootstrap -5"; },
+       2,
+       {"--bootstrap"},
+       {}},
+      {"eval --bootstrap huge",
+       [&] { return "eval --data " + d + " -m " + m + " --bootstrap 1000000000"; },
+       2,
+       {"--bootstrap"},
+       {}},
+      {"eval --bootstrap nan",
+       [&] { return "eval --data " + d + " -m " + m + " --bootstrap nan"; },
+       2,
+       {"--bootstrap"},
+       {}},
+      {"train --labels empty",
+       [&] { return "train --data " + d + " --labels '' -o " + path("never"); },
+       1,
+       {"--labels", "empty"},
+       {"m/model.safetensors"}},
+      {"train --crops-per-class negative",
+       [&] { return "train --data " + d + " --crops-per-class -5 -o " + path("never"); },
+       2,
+       {"--crops-per-class"},
+       {}},
+      {"train --label-smoothing beyond 0.5",
+       [&] { return "train --data " + d + " --label-smoothing 0.7 -o " + path("never"); },
+       1,
+       {"--label-smoothing", "0.7"},
+       {}},
+      {"train --label-smoothing nan",
+       [&] { return "train --data " + d + " --label-smoothing nan -o " + path("never"); },
+       1,
+       {"--label-smoothing", "not a finite number"},
+       {}},
+      {"train --smooth-to an unknown place",
+       [&] { return "train --data " + d + " --smooth-to far -o " + path("never"); },
+       2,
+       {"--smooth-to"},
+       {}},
+      {"train --smooth-to neighbours on a column's sorted classes",
+       [&] {
+         return "train --data " + d +
+                " --labels 'grade (Sirinukunwattana et al. 2015)' --label-smoothing 0.1 "
+                "--smooth-to neighbours -o " +
+                path("never");
+       },
+       1,
+       {"--smooth-to neighbours", "sorted order", "=a,b,c"},
+       {}},
+      {"train --labels grade5 with the two-class crop counts",
+       [&] {
+         return "train --data " + d + " --labels grade5 --crops-benign 40 -o " + path("never");
+       },
+       1,
+       {"--crops-benign", "--crops-per-class"},
+       {}},
+      {"train --labels grade5 with a network of two outputs",
+       [&] {
+         write_file_atomically(path("two.spec"), "conv 8 kernel=3 pool=2\ndense 2\n");
+         return "train --data " + d + " --labels grade5 --model " + path("two.spec") + " -o " +
+                path("never");
+       },
+       1,
+       {"--model", "2 outputs", "5 classes", "dense 5"},
+       {}},
+      {"predict --refer-below outside 0.5..1",
+       [&] { return "predict -m " + m + " --refer-below 2 " + path("d/train_1.png"); },
+       2,
+       {"--refer-below"},
+       {}},
+      {"predict --refer-spread nan",
+       [&] { return "predict -m " + m + " --refer-spread nan " + path("d/train_1.png"); },
+       1,
+       {"--refer-spread", "not a finite number"},
+       {}},
+      {"train --denormals of an unknown mode",
+       [&] { return "train --data " + d + " -o " + path("dn") + " --denormals sometimes"; },
+       2,
+       {"--denormals"},
+       {}},
+      {"train --cpu-conv of an unknown algorithm",
+       [&] { return "train --data " + d + " -o " + path("cc") + " --cpu-conv fft"; },
+       2,
+       {"--cpu-conv"},
+       {}},
+      {"slide --explain negative",
+       [&] {
+         return "slide " + m + " " + path("d/train_1.png") + " -o " + path("sx") + " --explain -1";
+       },
+       2,
+       {"--explain"},
+       {}},
+      {"synth --slide of a garbage size",
+       [&] { return "synth --slide " + path("bad.tif") + " --slide-size lots"; },
+       1,
+       {"--slide-size lots"},
+       {}},
+  };
+  expect_answers(cases);
+  EXPECT_FALSE(fs::exists(path("never"))) << "a refused run created its output folder";
+}
+
+}  // namespace
+}  // namespace histocnn
