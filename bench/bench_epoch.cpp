@@ -7,7 +7,8 @@
 //               --repeats 3 --json out.json
 //
 // An epoch is the paper's 1851 examples (941 benign + 910 malignant) fed
-// through the real BatchLoader (float conversion on worker threads) into
+// through the real BatchLoader (float conversion on threads - 1 worker
+// threads, as the trainer has them; --loader-workers) into
 // TrainingStep::train. Reports the median of the repeats after one warm-up.
 // Also measures the memory bandwidth the same threads reach (STREAM's triad),
 // the other ceiling of a step whose activations do not fit in the caches.
@@ -103,7 +104,7 @@ std::vector<int> parse_list(const std::string& text) {
 int main(int argc, char** argv) {
   CLI::App app{"histocnn CPU epoch benchmark"};
   std::string sizes = "32,64,128,180,200", batches = "10,20,50,100,150", json_path;
-  int threads = 0, repeats = 3, benign = 941, malignant = 910;
+  int threads = 0, repeats = 3, benign = 941, malignant = 910, loader_workers = -1;
   std::string precision = "fp32";
   double slice_kb = -1;  // -1: the step's default budget
   bool profile_layers = false, onednn_pool = false, onednn_conv1 = false, direct_conv = false;
@@ -130,9 +131,14 @@ int main(int argc, char** argv) {
                "every convolution by oneDNN's direct algorithm, no Winograd (A/B)");
   app.add_flag("--portable-adam", portable_adam,
                "Adam by the portable scalar loop instead of AVX-512 (A/B)");
+  app.add_option("--loader-workers", loader_workers,
+                 "loader threads beside the compute threads (default: threads - 1, as the "
+                 "trainer and histocnn bench)")
+      ->check(CLI::Range(0, 64));
   app.add_option("--json", json_path, "write results here");
   CLI11_PARSE(app, argc, argv);
   threads = bound_cores(threads);
+  if (loader_workers < 0) loader_workers = threads - 1;
   cpu::set_portable_adam(portable_adam);
 
   const std::vector<double> sgemm = sgemm_gflops();
@@ -148,6 +154,7 @@ int main(int argc, char** argv) {
                             {"winograd", !direct_conv},
                             {"adam", portable_adam ? "portable" : "vectorised"},
                             {"threads", threads},
+                            {"loader_workers", loader_workers},
                             {"triad_gbs", triad},
                             {"sgemm_gflops", ceiling},
                             {"sgemm_gflops_all", sgemm},
@@ -180,7 +187,7 @@ int main(int argc, char** argv) {
       auto step = make_backend(cpu_device())->compile(spec, shape, options);
       step->set_parameters(Parameters::glorot(shape, 1));
       auto epoch = [&](int max_batches) {
-        BatchLoader loader(set, order, batch, AugmentOptions{}, 1, threads);
+        BatchLoader loader(set, order, batch, AugmentOptions{}, 1, loader_workers);
         int done = 0;
         for (Batch b; done < max_batches && loader.next(b); ++done)
           step->train(b.images.data(), b.labels.data(), b.count);
