@@ -73,6 +73,7 @@
 #include "backends/cpu/adam_kernel.h"
 #include "backends/cpu/conv_pool_kernels.h"
 #include "backends/cpu/cpu_backend.h"
+#include "backends/cpu/dense_kernels.h"
 #include "backends/cpu/pool_kernels.h"
 #include "core/error.h"
 #include "core/float_mode.h"
@@ -140,16 +141,19 @@ struct ConvBlock {
   bool sliced() const { return slices > 1; }
 };
 
+// A dense layer: plain fp32 [rows][features] tensors, products by
+// dense_kernels.h.
 struct DenseBlock {
   DenseShape s;
-  dnnl::inner_product_forward::primitive_desc fwd_pd;
-  dnnl::inner_product_backward_data::primitive_desc bwd_d_pd;
-  dnnl::inner_product_backward_weights::primitive_desc bwd_w_pd;
   Mem src, out, d_src, d_out;  // out: after ReLU; d_out: gradient w.r.t. the block's output
   Mem w, b, dw, db;
   std::vector<float> mask;  // dropout scale per element (0 or 1/(1-p))
-  Mem scratch_fwd, scratch_bwd_d, scratch_bwd_w;
 };
+
+// A plain fp32 tensor's elements.
+inline float* floats(const Mem& m) {
+  return static_cast<float*>(m.get_data_handle());
+}
 
 inline Mem::dims dims4(int n, int c, int h, int w) {
   return {n, c, h, w};

@@ -80,20 +80,13 @@ void CpuTrainingStep::build() {
           g[j] = elementwise::relu_dropout_grad(y[j], g[j], drop ? d.mask[j] : 1.0f);
       });
     }
-    auto bw = dnnl::inner_product_backward_weights(d.bwd_w_pd);
-    add(backward_ops_, {d.src, d.d_out, d.scratch_bwd_w}, [&d, bw, this]() {
-      bw.execute(stream_, args({{DNNL_ARG_SRC, d.src},
-                                {DNNL_ARG_DIFF_DST, d.d_out},
-                                {DNNL_ARG_DIFF_WEIGHTS, d.dw},
-                                {DNNL_ARG_DIFF_BIAS, d.db}},
-                               d.scratch_bwd_w));
+    add(backward_ops_, {d.src, d.d_out}, [&d, this]() {
+      dense_backward_weights(shape_.batch, d.s.in, d.s.out, floats(d.src), floats(d.d_out),
+                             floats(d.dw), floats(d.db));
     });
-    auto bd = dnnl::inner_product_backward_data(d.bwd_d_pd);
-    add(backward_ops_, {d.d_out, d.d_src, d.scratch_bwd_d}, [&d, bd, this]() {
-      bd.execute(stream_, args({{DNNL_ARG_DIFF_DST, d.d_out},
-                                {DNNL_ARG_WEIGHTS, d.w},
-                                {DNNL_ARG_DIFF_SRC, d.d_src}},
-                               d.scratch_bwd_d));
+    add(backward_ops_, {d.d_out, d.d_src}, [&d, this]() {
+      dense_backward_data(shape_.batch, d.s.in, d.s.out, floats(d.d_out), floats(d.w),
+                          floats(d.d_src));
     });
   }
   label_ = gap ? "gap backward" : "flatten";
@@ -474,21 +467,9 @@ void CpuTrainingStep::build_dense(size_t i, const Mem& src) {
   const int n = shape_.batch;
   DenseBlock d;
   d.s = s;
-  auto src_md = Mem::desc({n, s.in}, dt::f32, tag::nc);
   auto w_md = Mem::desc({s.out, s.in}, dt::f32, tag::oi);
   auto b_md = Mem::desc({s.out}, dt::f32, tag::x);
   auto dst_md = Mem::desc({n, s.out}, dt::f32, tag::nc);
-  const dnnl::primitive_attr attr = user_scratchpad(s.relu);
-  d.fwd_pd = dnnl::inner_product_forward::primitive_desc(
-      dnnl::inner_product_forward::desc(dnnl::prop_kind::forward_training, src_md, w_md, b_md,
-                                        dst_md),
-      attr, engine_);
-  d.bwd_d_pd = dnnl::inner_product_backward_data::primitive_desc(
-      dnnl::inner_product_backward_data::desc(src_md, w_md, dst_md), user_scratchpad(), engine_,
-      d.fwd_pd);
-  d.bwd_w_pd = dnnl::inner_product_backward_weights::primitive_desc(
-      dnnl::inner_product_backward_weights::desc(src_md, w_md, b_md, dst_md), user_scratchpad(),
-      engine_, d.fwd_pd);
   const std::string base = "fc" + std::to_string(i + 1);
   d.w = view(w_md, params_.data(params_.info(base + ".weight")));
   d.b = view(b_md, params_.data(params_.info(base + ".bias")));
@@ -497,20 +478,14 @@ void CpuTrainingStep::build_dense(size_t i, const Mem& src) {
   d.src = src;
   d.out = make(dst_md, base + ".out");
   d.d_out = make(dst_md, base + ".d_out");
-  d.scratch_fwd = scratch(d.fwd_pd, base + ".fwd");
-  d.scratch_bwd_d = scratch(d.bwd_d_pd, base + ".bwd_d");
-  d.scratch_bwd_w = scratch(d.bwd_w_pd, base + ".bwd_w");
-  d.d_src = i == 0 ? alias(src_md, d_flat_nchw_) : denses_[i - 1].d_out;
+  d.d_src =
+      i == 0 ? alias(Mem::desc({n, s.in}, dt::f32, tag::nc), d_flat_nchw_) : denses_[i - 1].d_out;
   d.mask.assign(size_t(n) * s.out, 1.0f);
   denses_.push_back(d);
   DenseBlock& db = denses_.back();
-  auto ip = dnnl::inner_product_forward(db.fwd_pd);
-  add(forward_ops_, {db.src, db.out, db.scratch_fwd}, [&db, ip, this]() {
-    ip.execute(stream_, args({{DNNL_ARG_SRC, db.src},
-                              {DNNL_ARG_WEIGHTS, db.w},
-                              {DNNL_ARG_BIAS, db.b},
-                              {DNNL_ARG_DST, db.out}},
-                             db.scratch_fwd));
+  add(forward_ops_, {db.src, db.out}, [&db, this]() {
+    dense_forward(shape_.batch, db.s.in, db.s.out, floats(db.src), floats(db.w), floats(db.b),
+                  db.s.relu, floats(db.out));
   });
   if (s.dropout_after > 0) {
     // Inverted dropout, in place on the output; the mask is kept for backward.

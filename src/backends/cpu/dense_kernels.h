@@ -1,0 +1,28 @@
+// The CPU step's dense layers as three matrix products on oneDNN's sgemm,
+// each oriented so that the large operand (the weights, in_features x
+// out_features, PyTorch's [out][in] row-major order, a view of the flat
+// parameter vector) is read or written once in rows. Why not oneDNN 2.6's
+// inner product: on fc1 at 200 px (33,856 -> 64) its gemm-based
+// implementation took 2.05 ms per weight gradient at batch 10 on two cores
+// and 3.2 ms per forward at batch 50, against 0.72 and 1.22 ms for sgemm
+// called directly on the same operands (docs/results/cpu-dense.md).
+//
+// Contract: rows >= 1, in >= 1, out >= 1; x is [rows][in], w [out][in], b and
+// db [out], y and dy [rows][out], dw [out][in], dx [rows][in], all row-major,
+// fp32, not overlapping. Each output is overwritten. Results are reproducible
+// for a thread count; the sums follow sgemm's order (not a fixed rule), so
+// tests compare them with a double-precision reference by tolerance.
+#pragma once
+
+namespace histocnn::cpu {
+
+// y = x w^T + b, then max(y, 0) when `relu`.
+void dense_forward(int rows, int in, int out, const float* x, const float* w, const float* b,
+                   bool relu, float* y);
+// dw = dy^T x; db = the column sums of dy (over the rows, in row order).
+void dense_backward_weights(int rows, int in, int out, const float* x, const float* dy, float* dw,
+                            float* db);
+// dx = dy w.
+void dense_backward_data(int rows, int in, int out, const float* dy, const float* w, float* dx);
+
+}  // namespace histocnn::cpu
