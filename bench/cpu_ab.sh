@@ -9,24 +9,32 @@
 #     histocnn-pool "" onednn-pool "--onednn-pool"
 #
 # Writes OUT/NAME.ROUND.json (bench_epoch's record of each epoch) and
-# OUT/summary.md / summary.json.
+# OUT/summary.md / summary.json. Two builds instead of two flag sets (a
+# change without a switch): CPU_AB_BENCH_A / CPU_AB_BENCH_B name each
+# variant's bench_epoch (default build/bench/bench_epoch), e.g. one built from
+# the commit before the change in a worktree.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bench_a=${CPU_AB_BENCH_A:-build/bench/bench_epoch}; bench_b=${CPU_AB_BENCH_B:-build/bench/bench_epoch}
 invocation="bench/cpu_ab.sh $(printf "%q " "$@")"
+[[ $bench_a == build/bench/bench_epoch && $bench_b == build/bench/bench_epoch ]] ||
+  invocation="CPU_AB_BENCH_A=$bench_a CPU_AB_BENCH_B=$bench_b $invocation"
 out=${1:?output folder}; threads=${2:?threads}; size=${3:?size}; batch=${4:?batch}
 rounds=${5:?rounds}; name_a=${6:?name A}; flags_a=${7?flags A}; name_b=${8:?name B}
 flags_b=${9?flags B}
-[[ -x build/bench/bench_epoch ]] || { echo "cpu_ab: build/bench/bench_epoch missing (scripts/build.sh)" >&2; exit 2; }
+for b in "$bench_a" "$bench_b"; do
+  [[ -x $b ]] || { echo "cpu_ab: $b missing (scripts/build.sh)" >&2; exit 2; }
+done
 mkdir -p "$out"
 load_before=$(cut -d' ' -f1 /proc/loadavg)
-run() {  # NAME ROUND FLAGS
+run() {  # NAME ROUND FLAGS BINARY
   # shellcheck disable=SC2086  # FLAGS is a list of flags
-  ./build/bench/bench_epoch --threads "$threads" --sizes "$size" --batches "$batch" --repeats 1 \
+  "$4" --threads "$threads" --sizes "$size" --batches "$batch" --repeats 1 \
     $3 --json "$out/$1.$2.json" > "$out/$1.$2.txt"
 }
 for ((r = 1; r <= rounds; ++r)); do
-  run "$name_a" "$r" "$flags_a"
-  run "$name_b" "$r" "$flags_b"
+  run "$name_a" "$r" "$flags_a" "$bench_a"
+  run "$name_b" "$r" "$flags_b" "$bench_b"
   echo "round $r/$rounds: $(tail -1 "$out/$name_a.$r.txt" | awk '{print $3}') s ($name_a)," \
     "$(tail -1 "$out/$name_b.$r.txt" | awk '{print $3}') s ($name_b)"
 done

@@ -8,7 +8,8 @@
 // flow without reorders. Weights live in canonical PyTorch layouts in one flat
 // vector (so Adam is a single fused loop); each step they are reordered into
 // the layouts the primitives asked for, which costs little (the conv weights
-// are small; the dense weights stay plain).
+// are small; the dense weights stay plain: dense_kernels.h reads them as
+// they are).
 //
 // Per conv block:   x -> conv+ReLU (fused post-op) -> max-pool -> y
 //   with BN:        x -> conv (no bias) -> BN -> ReLU (in place) -> max-pool -> y
