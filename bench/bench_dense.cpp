@@ -99,34 +99,15 @@ void onednn(benchmark::State& state, Pass pass) {
       benchmark::Counter(2.0 * n * kIn * kOut, benchmark::Counter::kIsIterationInvariantRate);
 }
 
-void ours_forward(benchmark::State& s) {
-  ours(s, Pass::kForward);
-}
-void ours_weights(benchmark::State& s) {
-  ours(s, Pass::kWeights);
-}
-void ours_data(benchmark::State& s) {
-  ours(s, Pass::kData);
-}
-void onednn_forward(benchmark::State& s) {
-  onednn(s, Pass::kForward);
-}
-void onednn_weights(benchmark::State& s) {
-  onednn(s, Pass::kWeights);
-}
-void onednn_data(benchmark::State& s) {
-  onednn(s, Pass::kData);
-}
-
 void Batches(benchmark::internal::Benchmark* b) {
   b->ArgName("batch")->Arg(10)->Arg(50)->UseRealTime()->Unit(benchmark::kMillisecond);
 }
-BENCHMARK(ours_forward)->Apply(Batches);
-BENCHMARK(onednn_forward)->Apply(Batches);
-BENCHMARK(ours_weights)->Apply(Batches);
-BENCHMARK(onednn_weights)->Apply(Batches);
-BENCHMARK(ours_data)->Apply(Batches);
-BENCHMARK(onednn_data)->Apply(Batches);
+BENCHMARK_CAPTURE(ours, forward, Pass::kForward)->Apply(Batches);
+BENCHMARK_CAPTURE(onednn, forward, Pass::kForward)->Apply(Batches);
+BENCHMARK_CAPTURE(ours, weights, Pass::kWeights)->Apply(Batches);
+BENCHMARK_CAPTURE(onednn, weights, Pass::kWeights)->Apply(Batches);
+BENCHMARK_CAPTURE(ours, data, Pass::kData)->Apply(Batches);
+BENCHMARK_CAPTURE(onednn, data, Pass::kData)->Apply(Batches);
 
 }  // namespace
 }  // namespace histocnn::cpu

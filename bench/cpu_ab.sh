@@ -23,7 +23,7 @@ out=${1:?output folder}; threads=${2:?threads}; size=${3:?size}; batch=${4:?batc
 rounds=${5:?rounds}; name_a=${6:?name A}; flags_a=${7?flags A}; name_b=${8:?name B}
 flags_b=${9?flags B}
 for b in "$bench_a" "$bench_b"; do
-  [[ -x $b ]] || { echo "cpu_ab: $b missing (scripts/build.sh)" >&2; exit 2; }
+  [[ -x $b ]] || { echo "cpu_ab: $b is not an executable bench_epoch (scripts/build.sh builds build/bench/bench_epoch)" >&2; exit 2; }
 done
 mkdir -p "$out"
 load_before=$(cut -d' ' -f1 /proc/loadavg)

@@ -59,7 +59,7 @@ void CpuTrainingStep::plan_buffers() {
 void CpuTrainingStep::copy_input(const float* images, int count) {
   const int64_t image = int64_t(shape_.channels) * shape_.height * shape_.width;
   const int64_t filled = image * count, total = image * shape_.batch;
-  float* user = static_cast<float*>(input_user_.get_data_handle());
+  float* user = floats(input_user_);
   constexpr int64_t kPiece = 16384;  // floats
   const int64_t pieces = (total + kPiece - 1) / kPiece;
 #pragma omp parallel for schedule(static)
@@ -156,8 +156,8 @@ StepResult CpuTrainingStep::loss_and_gradient(const int32_t* labels, int count, 
   // d_logits may share memory with the logits (planned in place).
   DenseBlock& last = denses_.back();
   const int classes = shape_.classes();
-  const float* logits = static_cast<const float*>(last.out.get_data_handle());
-  float* d_logits = static_cast<float*>(last.d_out.get_data_handle());
+  const float* logits = floats(last.out);
+  float* d_logits = floats(last.d_out);
   // The mean over the global batch (this call's rows when not a slice).
   const int denominator = slice_.global_count > 0 ? slice_.global_count : count;
   StepResult r;

@@ -72,8 +72,8 @@ void CpuTrainingStep::build() {
     // dropout mask folded in by the block above) times ReLU'.
     if (d.s.relu) {
       add(backward_ops_, {d.d_out, d.out}, [&d, this]() {
-        float* g = static_cast<float*>(d.d_out.get_data_handle());
-        const float* y = static_cast<const float*>(d.out.get_data_handle());
+        float* g = floats(d.d_out);
+        const float* y = floats(d.out);
         const int64_t n = int64_t(shape_.batch) * d.s.out;
         const bool drop = training_ && d.s.dropout_after > 0;
         for (int64_t j = 0; j < n; ++j)
@@ -491,7 +491,7 @@ void CpuTrainingStep::build_dense(size_t i, const Mem& src) {
     // Inverted dropout, in place on the output; the mask is kept for backward.
     add(forward_ops_, {db.out}, [&db, this]() {
       if (!training_) return;
-      float* y = static_cast<float*>(db.out.get_data_handle());
+      float* y = floats(db.out);
       const float p = db.s.dropout_after;
       const uint64_t stream = elementwise::dropout_stream(step_ + 1, int(&db - denses_.data()));
       // Indexed by global row: a slice of a batch draws the whole batch's masks.
