@@ -7,8 +7,9 @@
 //               --repeats 3 --json out.json
 //
 // An epoch is the paper's 1851 examples (941 benign + 910 malignant) fed
-// through the real BatchLoader (float conversion on threads - 1 worker
-// threads, as the trainer has them; --loader-workers) into
+// through the real BatchLoader (augmentation and float conversion by the
+// step's OpenMP team between steps, as the trainer has them; --loader-workers
+// for threads beside it) into
 // TrainingStep::train. Reports the median of the repeats after one warm-up.
 // Also measures the memory bandwidth the same threads reach (STREAM's triad),
 // the other ceiling of a step whose activations do not fit in the caches.
@@ -107,6 +108,7 @@ int main(int argc, char** argv) {
   int threads = 0, repeats = 3, benign = 941, malignant = 910, loader_workers = -1;
   std::string precision = "fp32";
   double slice_kb = -1;  // -1: the step's default budget
+  float hed_jitter = 0;
   bool profile_layers = false, onednn_pool = false, onednn_conv1 = false, direct_conv = false;
   bool portable_adam = false;
   app.add_option("--sizes", sizes, "input sizes")->capture_default_str();
@@ -132,14 +134,20 @@ int main(int argc, char** argv) {
   app.add_flag("--portable-adam", portable_adam,
                "Adam by the portable scalar loop instead of AVX-512 (A/B)");
   app.add_option("--loader-workers", loader_workers,
-                 "loader threads beside the compute threads (default: threads - 1, as the "
-                 "trainer and histocnn bench)")
+                 "loader threads beside the compute threads (default: 0, the OpenMP team "
+                 "prepares each batch, as the trainer and histocnn bench on cpu)")
       ->check(CLI::Range(0, 64));
+  app.add_option("--hed-jitter", hed_jitter,
+                 "augment as --preset accurate does (flips, rotations, HED jitter of this "
+                 "sigma): a loader ~15x costlier per pixel than plain conversion")
+      ->check(CLI::Range(0.0, 1.0));
   app.add_option("--json", json_path, "write results here");
   CLI11_PARSE(app, argc, argv);
   threads = bound_cores(threads);
-  if (loader_workers < 0) loader_workers = threads - 1;
+  if (loader_workers < 0) loader_workers = loader_workers_for(true, threads);
   cpu::set_portable_adam(portable_adam);
+  AugmentOptions augment;
+  if (hed_jitter > 0) augment.flips = augment.rotations = true, augment.hed_jitter = hed_jitter;
 
   const std::vector<double> sgemm = sgemm_gflops();
   const double ceiling = *std::max_element(sgemm.begin(), sgemm.end());
@@ -155,6 +163,7 @@ int main(int argc, char** argv) {
                             {"adam", portable_adam ? "portable" : "vectorised"},
                             {"threads", threads},
                             {"loader_workers", loader_workers},
+                            {"hed_jitter", hed_jitter},
                             {"triad_gbs", triad},
                             {"sgemm_gflops", ceiling},
                             {"sgemm_gflops_all", sgemm},
@@ -187,7 +196,7 @@ int main(int argc, char** argv) {
       auto step = make_backend(cpu_device())->compile(spec, shape, options);
       step->set_parameters(Parameters::glorot(shape, 1));
       auto epoch = [&](int max_batches) {
-        BatchLoader loader(set, order, batch, AugmentOptions{}, 1, loader_workers);
+        BatchLoader loader(set, order, batch, augment, 1, loader_workers);
         int done = 0;
         for (Batch b; done < max_batches && loader.next(b); ++done)
           step->train(b.images.data(), b.labels.data(), b.count);

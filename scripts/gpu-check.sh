@@ -108,16 +108,17 @@ for stage in "${stages[@]}"; do
       #   slices4m   the fixed 4 MiB slices of before (2-image slices of conv2)
       #   before     that, oneDNN's conv1 (sliced to 1 image) and direct convolutions: the
       #              configuration of 00fdd17
-      #   loader1    one loader thread instead of threads - 1 beside the compute threads
+      #   workers    threads - 1 loader threads beside the compute threads (the default until
+      #              2026-12-02; now the OpenMP team prepares each batch: cpu-loader.md)
       #   onednnpool oneDNN's pooling and conv1
       for round in 1 2; do
-        for variant in now direct slices4m before loader1 onednnpool; do
+        for variant in now direct slices4m before workers onednnpool; do
           case $variant in
             now) flag=() ;;
             direct) flag=(--direct-conv) ;;
             slices4m) flag=(--slice-kb 4096) ;;
             before) flag=(--slice-kb 4096 --onednn-conv1 --direct-conv) ;;
-            loader1) flag=(--loader-workers 1) ;;
+            workers) flag=(--loader-workers "$(( $(nproc) - 1 ))") ;;
             onednnpool) flag=(--onednn-pool) ;;
           esac
           timeout 100 "$histocnn" bench --device cpu --sizes 200 --batches 50,10 \

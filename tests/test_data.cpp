@@ -1,6 +1,7 @@
 // Data: Grade.csv edge cases, image decoding errors, crops, folds,
 // augmentation and the loader's determinism.
 #include <gtest/gtest.h>
+#include <omp.h>
 #include <stb_image_write.h>
 
 #include <algorithm>
@@ -12,6 +13,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/rng.h"
 #include "data/augment.h"
 #include "data/dataset.h"
 #include "data/grade_csv.h"
@@ -333,6 +335,47 @@ TEST(Loader, BatchesAreIdenticalWhateverTheWorkerCount) {
   };
   EXPECT_EQ(collect(0), collect(1)) << "synchronous loading gives the same batches";
   EXPECT_EQ(collect(1), collect(4));
+}
+
+// With 0 workers the caller's OpenMP team prepares each batch: the batches
+// must not depend on the team's size, and each row must be its own example's.
+TEST(Loader, TeamBatchesAreIdenticalWhateverTheTeamSize) {
+  ExampleSet set = tiny_examples(23);
+  for (size_t i = 0; i < set.pixels.size(); ++i) set.pixels[i] = uint8_t(i * 29 + 3);
+  std::vector<int> order(23);
+  for (int i = 0; i < 23; ++i) order[i] = (i * 7) % 23;
+  AugmentOptions aug{true, true, 0.0f, 0.2f};  // the accurate preset's HED path
+  auto collect = [&](int team, int workers) {
+    const int before = omp_get_max_threads();
+    omp_set_num_threads(team);
+    BatchLoader loader(set, order, 6, aug, 11, workers, 2);
+    std::vector<float> all;
+    for (Batch b; loader.next(b);) {
+      for (int i = 0; i < b.count; ++i) {  // row i is example_ids[i], augmented by its own seed
+        std::vector<float> alone(3 * 64);
+        uint64_t seed = 11 ^ (uint64_t(b.example_ids[size_t(i)]) * 0x9E3779B97F4A7C15ull);
+        augment_to_chw(set.pixels_of(b.example_ids[size_t(i)]), 8, 8, aug, splitmix64(seed),
+                       alone.data(), Normalization{});
+        EXPECT_TRUE(std::equal(alone.begin(), alone.end(), b.images.begin() + i * 3 * 64))
+            << "team " << team << ", row " << i;
+      }
+      all.insert(all.end(), b.images.begin(), b.images.begin() + b.count * 3 * 64);
+    }
+    omp_set_num_threads(before);
+    EXPECT_GT(loader.wait_seconds(), 0.0) << "with 0 workers the preparation is the wait";
+    return all;
+  };
+  const std::vector<float> one = collect(1, 0);
+  EXPECT_EQ(one, collect(3, 0));
+  EXPECT_EQ(one, collect(5, 0));
+  EXPECT_EQ(one, collect(2, 2)) << "worker threads give the same batches";
+}
+
+TEST(Loader, WorkersBesideACpuStepNoneBesideADeviceStepOneFewerThanCores) {
+  EXPECT_EQ(loader_workers_for(true, 16), 0);
+  EXPECT_EQ(loader_workers_for(true, 1), 0);
+  EXPECT_EQ(loader_workers_for(false, 16), 15);
+  EXPECT_EQ(loader_workers_for(false, 1), 0);
 }
 
 TEST(Loader, AWorkerFailureReachesTheConsumerInOrder) {

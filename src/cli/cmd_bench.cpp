@@ -63,7 +63,8 @@ Runner add_bench(CLI::App& app) {
                   "default: 4 MiB up to 2 threads, 2 MiB per thread beyond)")
       ->check(CLI::Range(0, 1 << 24));
   cmd->add_option("--loader-workers", o->loader_workers,
-                  "loader threads beside the compute threads (default: threads - 1, as training)")
+                  "loader threads beside the compute threads (default as training: 0 on cpu, the "
+                  "OpenMP team prepares batches; threads - 1 on cuda)")
       ->check(CLI::Range(0, 256));
   cmd->add_option("--json", *json, "write the results here (atomically)")->required();
   return [o, json] {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <exception>
 
 #include "core/error.h"
 #include "core/rng.h"
@@ -16,6 +17,10 @@ std::vector<int> uniform_batches(size_t examples, int batch_size) {
   return sizes;
 }
 }  // namespace
+
+int loader_workers_for(bool step_on_cpu, int cores) {
+  return step_on_cpu ? 0 : std::max(0, cores - 1);
+}
 
 BatchLoader::BatchLoader(const ExampleSet& set, std::vector<int> order, int batch_size,
                          const AugmentOptions& augment, uint64_t seed, int workers, int depth,
@@ -56,7 +61,7 @@ BatchLoader::~BatchLoader() {
   for (auto& t : threads_) t.join();
 }
 
-void BatchLoader::fill(int index, Batch& batch) const {
+void BatchLoader::fill(int index, Batch& batch, bool on_team) const {
   const size_t per = size_t(3) * set_.width * set_.height;
   const int begin = starts_[size_t(index)];
   batch.count = starts_[size_t(index) + 1] - begin;
@@ -70,10 +75,26 @@ void BatchLoader::fill(int index, Batch& batch) const {
            std::to_string(set_.examples.size()) + " examples)");
     batch.example_ids[i] = e;
     batch.labels[i] = set_.examples[e].label;
-    uint64_t s = seed_ ^ (uint64_t(e) * 0x9E3779B97F4A7C15ull);
-    augment_to_chw(set_.pixels_of(e), set_.width, set_.height, augment_, splitmix64(s),
-                   batch.images.data() + per * i, normalization_);
   }
+  // Each example depends only on its own seed, so the batch is the same
+  // whichever thread prepares which example.
+  // An exception must not leave an OpenMP region: the first is kept and
+  // rethrown after it.
+  const int count = batch.count;
+  std::exception_ptr failure;
+#pragma omp parallel for schedule(static) if (on_team && count > 1)
+  for (int i = 0; i < count; ++i) {
+    try {
+      const int e = batch.example_ids[size_t(i)];
+      uint64_t s = seed_ ^ (uint64_t(e) * 0x9E3779B97F4A7C15ull);
+      augment_to_chw(set_.pixels_of(e), set_.width, set_.height, augment_, splitmix64(s),
+                     batch.images.data() + per * size_t(i), normalization_);
+    } catch (...) {
+#pragma omp critical(histocnn_loader_failure)
+      if (!failure) failure = std::current_exception();
+    }
+  }
+  if (failure) std::rethrow_exception(failure);
 }
 
 void BatchLoader::work(int worker) {
@@ -91,7 +112,7 @@ void BatchLoader::work(int worker) {
       }
     }
     try {
-      fill(index, batch);
+      fill(index, batch, false);
     } catch (...) {
       {
         std::lock_guard<std::mutex> lock(mutex_);
@@ -118,11 +139,13 @@ int BatchLoader::buffers_created() const {
 
 bool BatchLoader::next(Batch& out) {
   if (consumed_ >= batch_count_) return false;
-  if (workers_ == 0) {  // synchronous: no thread beside the caller's
-    fill(consumed_++, out);
+  const auto start = std::chrono::steady_clock::now();
+  if (workers_ == 0) {  // no thread beside the caller's: its OpenMP team prepares the batch
+    fill(consumed_++, out, true);
+    wait_seconds_ +=
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return true;
   }
-  const auto start = std::chrono::steady_clock::now();
   std::unique_lock<std::mutex> lock(mutex_);
   // A failure of an earlier batch than this one ends the epoch; a later one
   // waits its turn (batches come out in order).

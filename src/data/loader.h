@@ -1,7 +1,9 @@
-// Batches prepared ahead of compute on worker threads: augmentation and the
-// uint8 HWC -> float NCHW conversion run while the network trains on the
-// previous batch. Batches come out in order and are identical whatever the
-// number of workers (0 workers: each batch is prepared by next() itself).
+// Batches prepared for the training step: augmentation and the uint8 HWC ->
+// float NCHW conversion. With workers, they run on their own threads ahead of
+// the consumer, while it trains on the previous batch. With 0 workers, next()
+// prepares each batch itself on the calling thread's OpenMP team, one example
+// per iteration of a static loop (see loader_workers_for). Batches come out in
+// order and are identical whatever the number of workers or team threads.
 // A worker that fails hands its exception to next(), which rethrows it: the
 // run ends with the message instead of std::terminate. Batch buffers are
 // recycled: next() takes the caller's previous batch back for a worker to
@@ -28,6 +30,15 @@ struct Batch {
   std::vector<int> example_ids;  // index into the ExampleSet
 };
 
+// Loader workers for a training step on `cores` cores. A CPU step's OpenMP
+// team occupies every core with statically scheduled loops, so a loader
+// thread beside it takes a core from one team thread and the whole team waits
+// at the loop's end: 0 workers, the team prepares each batch between steps
+// (its cost divided by the cores, no interference). A device step leaves the
+// cores idle while it computes: cores - 1 workers prepare ahead of it.
+// docs/results/cpu-loader.md measures both.
+int loader_workers_for(bool step_on_cpu, int cores);
+
 class BatchLoader {
  public:
   // `order`: the example indices of this epoch, in order. `seed` should vary
@@ -49,14 +60,16 @@ class BatchLoader {
   // Swaps the next batch into `out` (whose old buffers are reused); false after
   // the last one. Rethrows a worker's exception.
   bool next(Batch& out);
-  // Seconds the consumer spent waiting for data (the trainer should not wait).
+  // Seconds the consumer spent on data: waiting for the workers (the trainer
+  // should not), or with 0 workers preparing the batches itself.
   double wait_seconds() const { return wait_seconds_; }
   // Batch buffers made so far (the rest were recycled).
   int buffers_created() const;
 
  private:
   void work(int worker);
-  void fill(int index, Batch& batch) const;
+  // on_team: the examples split over the caller's OpenMP team.
+  void fill(int index, Batch& batch, bool on_team) const;
 
   const ExampleSet& set_;
   std::vector<int> order_;

@@ -43,6 +43,11 @@ nlohmann::json per_step(const StepProfile& p, const StepProfile& before) {
           {"layer_ms", layers}};
 }
 
+// Loader threads as training has them, unless --loader-workers says otherwise.
+int loader_workers(const EpochBenchOptions& o, int threads) {
+  return o.loader_workers >= 0 ? o.loader_workers : loader_workers_for(o.device == "cpu", threads);
+}
+
 nlohmann::json measure_point(const EpochBenchOptions& o, const Device& device, Backend& backend,
                              const ExampleSet& set, const std::vector<int>& order, int batch,
                              int threads) {
@@ -72,9 +77,8 @@ nlohmann::json measure_point(const EpochBenchOptions& o, const Device& device, B
   for (int epoch = 0; epoch < o.warmup + o.epochs; ++epoch) {
     if (epoch == o.warmup) before = step->profile();
     const auto start = Clock::now();
-    // Loader workers beside the compute threads, as the trainer has them.
-    const int workers = o.loader_workers >= 0 ? o.loader_workers : threads - 1;
-    BatchLoader loader(set, order, batch, AugmentOptions{}, uint64_t(epoch + 1), workers);
+    BatchLoader loader(set, order, batch, AugmentOptions{}, uint64_t(epoch + 1),
+                       loader_workers(o, threads));
     for (Batch b; loader.next(b);) step->train(b.images.data(), b.labels.data(), b.count);
     if (step->deferred_results()) step->take_results();  // waits for the device
     times.push_back(std::chrono::duration<double>(Clock::now() - start).count());
@@ -111,7 +115,7 @@ nlohmann::json run_epoch_bench(const EpochBenchOptions& o) {
                         {"cuda_graphs", o.cuda_graphs},
                         {"cudnn_graph", o.cudnn_graph},
                         {"threads", threads},
-                        {"loader_workers", o.loader_workers >= 0 ? o.loader_workers : threads - 1},
+                        {"loader_workers", loader_workers(o, threads)},
                         {"examples", o.benign + o.malignant},
                         {"points", nlohmann::json::array()}};
   for (int size : o.sizes) {

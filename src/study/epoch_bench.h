@@ -33,7 +33,7 @@ struct EpochBenchOptions {
   bool onednn_conv1 = false;  // cpu: conv1 by oneDNN instead of our fused kernels (A/B)
   bool direct_conv = false;   // cpu: no Winograd convolutions (A/B)
   int slice_kb = -1;          // cpu: micro-batching budget in KiB (-1: the step's default)
-  int loader_workers = -1;    // loader threads beside the compute threads (-1: threads - 1)
+  int loader_workers = -1;    // loader threads beside the compute threads (-1: as training)
 };
 
 // {"engine", "device", "precision", "allocator", "cuda_graphs", "points": [...]};

@@ -212,7 +212,7 @@ Figure breakdown_figure(const StudyRow* row) {
   const auto& p = (*row)["profile"];
   const double steps = std::max(1.0, p["steps"].get<double>());
   const std::vector<std::pair<std::string, std::string>> parts = {
-      {"data wait", "data_wait_seconds"},
+      {"data", "data_wait_seconds"},
       {"forward", "forward_seconds"},
       {"backward", "backward_seconds"},
       {"optimizer", "update_seconds"},

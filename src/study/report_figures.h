@@ -23,7 +23,7 @@ std::vector<Figure> speedup_figures(const StudyResults& results);
 std::vector<Figure> cpu_time_figures(const StudyResults& results);
 // CPU scaling at the largest size: speed-up over one thread, and ideal.
 std::vector<Figure> cpu_scaling_figures(const StudyResults& results);
-// Where a step's time goes (data wait, forward, backward, optimizer,
+// Where a step's time goes (data, forward, backward, optimizer,
 // allocator), and per layer and direction with a table, for the largest
 // histocnn measurement with a profile.
 std::vector<Figure> step_breakdown_figures(const StudyResults& results);

@@ -89,10 +89,9 @@ Trainer::EpochPlan Trainer::plan_epoch(Rng& epoch_rng) const {
 }
 
 void Trainer::train_batches(const EpochPlan& plan, uint64_t loader_seed) {
-  // Loader workers beside the compute threads: one fewer than the cores
-  // given (none with one core: next() prepares each batch itself).
   BatchLoader loader(*parts_.train_set, plan.mine, plan.sizes, parts_.local_batch,
-                     options().augment, loader_seed, parts_.threads - 1, 4,
+                     options().augment, loader_seed,
+                     loader_workers_for(options().device == "cpu", parts_.threads), 4,
                      parts_.metadata.normalization);
   TrainingStep& step = *parts_.step;
   const StepProfile before = step.profile();

@@ -43,7 +43,7 @@ struct TrainerParts {
   std::function<void(const std::string&)> log;  // rank 0's lines (the others' drop them)
   RunPaths paths;
   ModelFile metadata;   // what the run's model files record besides the weights
-  int threads = 1;      // compute cores (the loader uses one fewer)
+  int threads = 1;      // compute cores (the loader's workers: loader_workers_for)
   int local_batch = 0;  // rows of a global batch this process computes, at most
 };
 
