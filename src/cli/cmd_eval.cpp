@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/paths.h"
 #include "core/threads.h"
+#include "data/loader.h"
 #include "study/eval_figures.h"
 #include "train/checkpoint.h"
 #include "train/ensemble.h"
@@ -292,6 +293,7 @@ Runner add_eval(CLI::App& app) {
     eval_options.calibration = true;
     eval_options.bootstrap_seed = a->seed;
     eval_options.labels = model.labels;
+    eval_options.loader_workers = loader_workers_for(a->device == "cpu", threads);
     if (a->calibrated) eval_options.temperings = temperings_of(models);
     const EvalReport report =
         evaluate(steps.members, set, model.normalization, &world(), eval_options);

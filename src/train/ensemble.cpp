@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/stopwatch.h"
 #include "core/threads.h"
+#include "data/loader.h"
 #include "train/evaluate.h"
 #include "train/run_checks.h"
 #include "train/run_setup.h"
@@ -98,10 +99,12 @@ std::vector<ModelFile> combine(const std::vector<std::string>& paths, const std:
 
 // The validation images through an ensemble, as eval will read its file.
 nlohmann::json score(const std::vector<ModelFile>& models, const Device& device, int batch,
-                     const ExampleSet& validation, const std::string& name, const Logger& log) {
+                     int threads, const ExampleSet& validation, const std::string& name,
+                     const Logger& log) {
   PredictionSteps steps = compile_for_prediction(device, models, batch);
   EvalOptions options;
   options.labels = models.front().labels;
+  options.loader_workers = loader_workers_for(!device.is_cuda(), threads);
   const EvalReport report =
       evaluate(steps.members, validation, models.front().normalization, nullptr, options);
   char line[240];
@@ -125,7 +128,8 @@ nlohmann::json train_ensemble(const TrainOptions& o) {
   Communicator* comm = o.comm ? o.comm : (single = make_single_process_communicator()).get();
   const auto log = root_logger(o, *comm);
   if (comm->root()) make_directories(o.output);
-  const TrainingData data = prepare_training_data(o, *comm, bound_cores(o.threads));
+  const int threads = bound_cores(o.threads);
+  const TrainingData data = prepare_training_data(o, *comm, threads);
   const TrainedMembers members = train_members(o, comm, data, log);
   // Rank 0 alone combines the members' files and scores the ensemble: the
   // other processes (on other machines, perhaps without its file system)
@@ -145,11 +149,12 @@ nlohmann::json train_ensemble(const TrainOptions& o) {
   if (comm->root()) {
     const auto last = combine(members.models, paths.model);
     if (scored)
-      summary["validation"] = score(last, device, o.batch, data.val_set, "model.safetensors", log);
+      summary["validation"] =
+          score(last, device, o.batch, threads, data.val_set, "model.safetensors", log);
     const auto best = selects ? combine(members.bests, paths.best) : std::vector<ModelFile>{};
     if (selects && scored)
       summary["best_validation"] =
-          score(best, device, o.batch, data.val_set, "model.best.safetensors", log);
+          score(best, device, o.batch, threads, data.val_set, "model.best.safetensors", log);
     write_file_atomically(paths.metrics, summary.dump(2) + "\n");
   }
   comm->barrier();

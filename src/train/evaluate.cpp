@@ -46,7 +46,8 @@ std::vector<double> predict_records(const std::vector<TrainingStep*>& members,
                             options.labels.malignant);
   std::vector<int> order;
   for (int i = rank; i < int(set.examples.size()); i += ranks) order.push_back(i);
-  BatchLoader loader(set, order, predictor.batch(), AugmentOptions{}, 0, 1, 4, normalization);
+  BatchLoader loader(set, order, predictor.batch(), AugmentOptions{}, 0, options.loader_workers, 4,
+                     normalization);
   std::vector<double> mine;
   for (Batch b; loader.next(b);) {
     predictor.predict(b.images.data(), b.count);

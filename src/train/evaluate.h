@@ -91,6 +91,9 @@ struct EvalOptions {
   uint64_t bootstrap_seed = 1;
   // What the examples' labels mean (their classes, and which are malignant).
   LabelScheme labels;
+  // Loader threads beside the prediction: loader_workers_for (data/loader.h)
+  // gives 0 for a CPU step, whose OpenMP team then prepares each batch.
+  int loader_workers = 1;
 };
 
 // Predicts every example with `step` and computes metrics at all three levels.

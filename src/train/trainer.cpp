@@ -177,6 +177,7 @@ EvalReport Trainer::evaluate_validation(bool tta) {
   EvalOptions eval_options;
   eval_options.labels = parts_.metadata.labels;
   eval_options.tta = tta;
+  eval_options.loader_workers = loader_workers_for(options().device == "cpu", parts_.threads);
   try {
     return evaluate(*parts_.step, *parts_.val_set, parts_.metadata.normalization, parts_.comm,
                     eval_options);
