@@ -77,9 +77,8 @@ void BatchLoader::fill(int index, Batch& batch, bool on_team) const {
     batch.labels[i] = set_.examples[e].label;
   }
   // Each example depends only on its own seed, so the batch is the same
-  // whichever thread prepares which example.
-  // An exception must not leave an OpenMP region: the first is kept and
-  // rethrown after it.
+  // whichever thread prepares which example. An exception must not leave an
+  // OpenMP region: the first is kept and rethrown after it.
   const int count = batch.count;
   std::exception_ptr failure;
 #pragma omp parallel for schedule(static) if (on_team && count > 1)
