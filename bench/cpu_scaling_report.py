@@ -1,0 +1,107 @@
+#!/usr/bin/env python3
+"""Issue 20's tables from scripts/gpu-check.sh's cpu stage (standard library only).
+
+    python3 bench/cpu_scaling_report.py OUT/cpu-scaling > cpu-scaling.md
+
+Reads tT.json (one `histocnn bench --warmup 0 --epochs 2` process per thread
+count T) and VARIANT.rR.json (the levers on every core, round R). Each point holds two
+epochs of one process: the first cold (a fresh process touches its memory for
+the first time), the second warm. Prints the speed-up over one thread from
+each, the cold epoch's extra seconds, the per-layer time of the warm epoch at
+the most and fewest threads, and each lever's warm epoch (median over its
+rounds) against the defaults'.
+"""
+import json
+import pathlib
+import re
+import statistics
+import sys
+
+
+def points(path):
+    """{batch: (cold s, warm s, per-step layer ms)} of one bench JSON."""
+    data = json.loads(path.read_text())
+    out = {}
+    for p in data["points"]:
+        epochs = p["epoch_seconds_all"]
+        if len(epochs) < 2:
+            raise SystemExit(f"{path}: {len(epochs)} epoch(s); the report needs --epochs 2")
+        out[p["batch"]] = (epochs[0], epochs[1], p.get("per_step", {}).get("layer_ms", {}))
+    return out
+
+
+def threads_word(t):
+    return f"{t} thread" + ("" if t == 1 else "s")
+
+
+def scaling_table(runs):
+    threads = sorted(runs)
+    batches = sorted({b for r in runs.values() for b in r}, reverse=True)
+    lines = ["| threads | " + " | ".join(
+        f"b{b} warm s | b{b} speed-up (warm) | b{b} cold s | b{b} speed-up (cold)" for b in batches
+    ) + " |", "|---|" + "---|" * (4 * len(batches))]
+    for t in threads:
+        cells = []
+        for b in batches:
+            if b not in runs[t] or 1 not in runs or b not in runs[1]:
+                cells += ["", "", "", ""]
+                continue
+            cold, warm, _ = runs[t][b]
+            cold1, warm1, _ = runs[1][b]
+            cells += [f"{warm:.3f}", f"{warm1 / warm:.2f}x", f"{cold:.3f}", f"{cold1 / cold:.2f}x"]
+        lines.append(f"| {t} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def layer_table(runs, batch):
+    ends = [t for t in (min(runs), max(runs)) if batch in runs[t]]
+    if len(ends) < 2:
+        return []
+    layers = sorted(runs[ends[1]][batch][2], key=lambda k: -runs[ends[0]][batch][2].get(k, 0))
+    lines = [f"| layer, batch {batch} | {threads_word(ends[0])}, ms/step"
+             f" | {threads_word(ends[1])}, ms/step | speed-up |", "|---|---|---|---|"]
+    for name in layers:
+        a, b = runs[ends[0]][batch][2].get(name, 0.0), runs[ends[1]][batch][2][name]
+        lines.append(f"| {name} | {a:.2f} | {b:.2f} | " + (f"{a / b:.1f}x |" if b > 0 else "|"))
+    return lines
+
+
+def main():
+    folder = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else ".")
+    runs, levers = {}, {}  # levers: {variant: {batch: [warm s of each round]}}
+    for path in sorted(folder.glob("*.json")):
+        m = re.fullmatch(r"t(\d+)", path.stem)
+        if m:
+            runs[int(m.group(1))] = points(path)
+            continue
+        variant = re.sub(r"\.r\d+$", "", path.stem)
+        for b, (_, warm, _) in points(path).items():
+            levers.setdefault(variant, {}).setdefault(b, []).append(warm)
+    if not runs:
+        raise SystemExit(f"{folder}: no tT.json files")
+    out = ["# CPU scaling (issue 20), from " + str(folder), "",
+           "Speed-up = the 1-thread epoch / the T-thread epoch, per kind of epoch.", ""]
+    out += scaling_table(runs)
+    out += ["", "Cold minus warm, seconds (what a fresh process pays once):", ""]
+    for t in sorted(runs):
+        out.append(f"* {threads_word(t)}: " + ", ".join(
+            f"b{b} {c - w:+.3f}" for b, (c, w, _) in sorted(runs[t].items(), reverse=True)))
+    for batch in (50, 10):
+        table = layer_table(runs, batch)
+        if table:
+            out += ["", *table]
+    if "now" in levers:
+        out += ["", "Levers on every core: warm epochs, median over the rounds (ratio > 1: the "
+                "defaults are faster):", "",
+                "| variant | batch | rounds | warm s | / defaults |", "|---|---|---|---|---|"]
+        for name, pts in sorted(levers.items()):
+            for b, warms in sorted(pts.items(), reverse=True):
+                warm = statistics.median(warms)
+                base = statistics.median(levers["now"].get(b, [0]))
+                out.append(f"| {name} | {b} | {len(warms)} | {warm:.3f} | "
+                           + (f"{warm / base:.2f}x |" if base else "|"))
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()
