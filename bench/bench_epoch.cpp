@@ -110,7 +110,7 @@ int main(int argc, char** argv) {
   double slice_kb = -1;  // -1: the step's default budget
   float hed_jitter = 0;
   bool profile_layers = false, onednn_pool = false, onednn_conv1 = false, direct_conv = false;
-  bool portable_adam = false;
+  bool portable_adam = false, per_pixel_hed = false;
   app.add_option("--sizes", sizes, "input sizes")->capture_default_str();
   app.add_option("--batches", batches, "batch sizes")->capture_default_str();
   app.add_option("--threads", threads, "cores (0 = all)")->capture_default_str();
@@ -141,11 +141,14 @@ int main(int argc, char** argv) {
                  "augment as --preset accurate does (flips, rotations, HED jitter of this "
                  "sigma): a loader ~15x costlier per pixel than plain conversion")
       ->check(CLI::Range(0.0, 1.0));
+  app.add_flag("--per-pixel-hed", per_pixel_hed,
+               "HED jitter with an exponential per value instead of HedTables (A/B)");
   app.add_option("--json", json_path, "write results here");
   CLI11_PARSE(app, argc, argv);
   threads = bound_cores(threads);
   if (loader_workers < 0) loader_workers = loader_workers_for(true, threads);
   cpu::set_portable_adam(portable_adam);
+  set_per_pixel_hed(per_pixel_hed);
   AugmentOptions augment;
   if (hed_jitter > 0) augment.flips = augment.rotations = true, augment.hed_jitter = hed_jitter;
 
@@ -164,6 +167,7 @@ int main(int argc, char** argv) {
                             {"threads", threads},
                             {"loader_workers", loader_workers},
                             {"hed_jitter", hed_jitter},
+                            {"hed", per_pixel_hed ? "per pixel" : "tables"},
                             {"triad_gbs", triad},
                             {"sgemm_gflops", ceiling},
                             {"sgemm_gflops_all", sgemm},

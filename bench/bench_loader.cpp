@@ -3,7 +3,8 @@
 // the compute threads. Its CPU time per batch, against the training step's
 // time at a thread count, bounds how much the loader can steal from an OpenMP
 // team whose static schedule waits for its slowest thread
-// (docs/results/cpu-loader.md).
+// (docs/results/cpu-loader.md). hed_jitter_per_pixel: the HED map with an
+// exponential per value, as before HedTables (the A/B of that change).
 //
 //   build/bench/bench_loader --benchmark_min_time=0.2 --benchmark_repetitions=5
 //     --benchmark_enable_random_interleaving=true --benchmark_report_aggregates_only=true
@@ -18,13 +19,14 @@
 namespace histocnn {
 namespace {
 
-enum class Recipe { kNone, kFlipsRotations, kStainJitter, kHedJitter };
+enum class Recipe { kNone, kFlipsRotations, kStainJitter, kHedJitter, kHedJitterPerPixel };
 
 AugmentOptions options_of(Recipe recipe) {
   AugmentOptions o;
   if (recipe != Recipe::kNone) o.flips = o.rotations = true;
   if (recipe == Recipe::kStainJitter) o.stain_jitter = 0.05f;
-  if (recipe == Recipe::kHedJitter) o.hed_jitter = 0.2f;  // --preset accurate's
+  if (recipe == Recipe::kHedJitter || recipe == Recipe::kHedJitterPerPixel)
+    o.hed_jitter = 0.2f;  // --preset accurate's
   return o;
 }
 
@@ -43,11 +45,13 @@ void Augment(benchmark::State& state, Recipe recipe) {
   std::vector<float> chw(pixels * 3);
   const AugmentOptions options = options_of(recipe);
   uint64_t seed = 1;
+  set_per_pixel_hed(recipe == Recipe::kHedJitterPerPixel);
   for (auto _ : state) {
     const uint8_t* crop = hwc.data() + (seed % kCrops) * pixels * 3;
     augment_to_chw(crop, size, size, options, seed++, chw.data(), Normalization{});
     benchmark::DoNotOptimize(chw.data());
   }
+  set_per_pixel_hed(false);
   state.counters["examples/s"] =
       benchmark::Counter(1.0, benchmark::Counter::kIsIterationInvariantRate);
 }
@@ -58,6 +62,10 @@ BENCHMARK_CAPTURE(Augment, flips_rotations, Recipe::kFlipsRotations)
     ->Arg(200)
     ->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(Augment, stain_jitter, Recipe::kStainJitter)
+    ->Arg(64)
+    ->Arg(200)
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(Augment, hed_jitter_per_pixel, Recipe::kHedJitterPerPixel)
     ->Arg(64)
     ->Arg(200)
     ->Unit(benchmark::kMicrosecond);

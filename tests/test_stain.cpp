@@ -2,6 +2,7 @@
 // from known stain vectors and concentrations, so the right answer is known.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
@@ -97,6 +98,73 @@ TEST(Stain, HedJitterIsIdentityAtZeroAndScalesOneStain) {
   for (int c = 0; c < 3; ++c) pure_h[c] = 0.8f * hed[0][c];
   j.apply(pure_h, out);
   for (int c = 0; c < 3; ++c) EXPECT_NEAR(out[c], 0.88f * hed[0][c] + 0.05f * hed[1][c], 1e-5);
+}
+
+// The tables give each pixel what HedJitter::apply and an exponential give,
+// up to float rounding, over random draws at the strongest allowed sigma; and
+// refuse draws whose factors could leave float's range.
+TEST(Stain, HedTablesMatchThePerPixelFormula) {
+  float od_of[3][256];
+  for (int c = 0; c < 3; ++c)
+    for (int v = 0; v < 256; ++v) od_of[c][v] = -std::log((v + 1.0f) / 256.0f);
+  Rng rng(7);
+  for (float sigma : {0.05f, 0.2f, 1.0f}) {
+    for (int draw = 0; draw < 20; ++draw) {
+      float alpha_u[3], beta_u[3];
+      for (float& u : alpha_u) u = float(rng.uniform(-1, 1));
+      for (float& u : beta_u) u = float(rng.uniform(-1, 1));
+      const HedJitter hed = HedJitter::draw(sigma, alpha_u, beta_u);
+      HedTables tables;
+      ASSERT_TRUE(tables.build(hed, od_of)) << "sigma " << sigma;
+      for (int pixel = 0; pixel < 2000; ++pixel) {
+        const uint8_t rgb[3] = {uint8_t(rng.below(256)), uint8_t(rng.below(256)),
+                                uint8_t(rng.below(256))};
+        const float in[3] = {od_of[0][rgb[0]], od_of[1][rgb[1]], od_of[2][rgb[2]]};
+        float od[3];
+        hed.apply(in, od);
+        for (int c = 0; c < 3; ++c) {
+          const double want = std::exp(-double(od[c]));  // <= 1: apply clamps od' at 0
+          const double got = std::min(1.0, double(tables.transmitted(c, rgb)));
+          ASSERT_NEAR(got, want, 2e-6 * want + 1e-7)
+              << "sigma " << sigma << ", channel " << c << ", rgb " << int(rgb[0]) << " "
+              << int(rgb[1]) << " " << int(rgb[2]);
+        }
+      }
+    }
+  }
+  const float far[3] = {30, 30, 30};
+  EXPECT_FALSE(HedTables().build(HedJitter::draw(30.0f, far, far), od_of))
+      << "factors beyond float's range: per pixel instead";
+}
+
+// augment_to_chw through the tables, per pixel on request (the A/B switch)
+// and per pixel where the tables refuse (sigma 30) gives the formula's image.
+TEST(Stain, HedAugmentationEqualsTheFormulaOnBothPaths) {
+  const Image im = render(kH, kE, 1.0, 1.0, 11, 24);
+  for (auto [sigma, per_pixel] : {std::pair{0.2f, false}, {0.2f, true}, {30.0f, false}}) {
+    AugmentOptions options;
+    options.hed_jitter = sigma;
+    std::vector<float> got(3 * 24 * 24);
+    set_per_pixel_hed(per_pixel);
+    augment_to_chw(im.rgb.data(), 24, 24, options, 5, got.data());
+    set_per_pixel_hed(false);
+    Rng rng(5);  // the draws augment_to_chw makes, in its order
+    float alpha_u[3], beta_u[3];
+    for (float& u : alpha_u) u = float(rng.uniform(-1, 1));
+    for (float& u : beta_u) u = float(rng.uniform(-1, 1));
+    const HedJitter hed = HedJitter::draw(sigma, alpha_u, beta_u);
+    for (int i = 0; i < 24 * 24; ++i) {
+      const uint8_t* p = im.rgb.data() + 3 * i;
+      float in[3], od[3];
+      for (int c = 0; c < 3; ++c) in[c] = -std::log((p[c] + 1.0f) / 256.0f);
+      hed.apply(in, od);
+      for (int c = 0; c < 3; ++c) {
+        const double want = std::clamp((256.0 * std::exp(-double(od[c])) - 1.0) / 255.0, 0.0, 1.0);
+        ASSERT_NEAR(got[size_t(c) * 24 * 24 + i], want, 1e-5)
+            << "sigma " << sigma << ", pixel " << i;
+      }
+    }
+  }
 }
 
 TEST(Stain, MacenkoRecoversTheStainsAnImageWasRenderedWith) {

@@ -1,6 +1,7 @@
 #include "data/augment.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 
@@ -26,6 +27,14 @@ Normalization Normalization::parse(const std::string& text, const std::string& w
   require(read == 6 && n.stdev[0] > 0 && n.stdev[1] > 0 && n.stdev[2] > 0,
           where + ": bad normalisation '" + text + "'");
   return n;
+}
+
+namespace {
+std::atomic<bool> per_pixel_hed{false};
+}  // namespace
+
+void set_per_pixel_hed(bool per_pixel) {
+  per_pixel_hed = per_pixel;
 }
 
 int dihedral_count(int width, int height) {
@@ -101,6 +110,21 @@ void augment_to_chw(const uint8_t* hwc, int width, int height, const AugmentOpti
         od_of[c][v] = -std::log((unit[c][v] * 255.0f + 1.0f) / 256.0f);
       }
     const float inv_stdev[3] = {1.0f / norm.stdev[0], 1.0f / norm.stdev[1], 1.0f / norm.stdev[2]};
+    // One output value from the transmitted fraction t = exp(-od').
+    const auto store = [&](size_t o, int c, float t) {
+      const float v = std::clamp((256.0f * t - 1.0f) * (1.0f / 255.0f), 0.0f, 1.0f);
+      chw[c * plane + o] = (v - norm.mean[c]) * inv_stdev[c];
+    };
+    HedTables tables;
+    if (!per_pixel_hed && tables.build(hed, od_of)) {
+      for (int y = 0; y < height; ++y)
+        for (int x = 0; x < width; ++x) {
+          const uint8_t* p = source(x, y);
+          const size_t o = size_t(y) * width + x;
+          for (int c = 0; c < 3; ++c) store(o, c, tables.transmitted(c, p));
+        }
+      return;
+    }
     for (int y = 0; y < height; ++y) {
       for (int x = 0; x < width; ++x) {
         const uint8_t* p = source(x, y);
@@ -108,11 +132,7 @@ void augment_to_chw(const uint8_t* hwc, int width, int height, const AugmentOpti
         float od[3];
         hed.apply(in, od);
         const size_t o = size_t(y) * width + x;
-        for (int c = 0; c < 3; ++c) {
-          const float v =
-              std::clamp((256.0f * std::exp(-od[c]) - 1.0f) * (1.0f / 255.0f), 0.0f, 1.0f);
-          chw[c * plane + o] = (v - norm.mean[c]) * inv_stdev[c];
-        }
+        for (int c = 0; c < 3; ++c) store(o, c, std::exp(-od[c]));
       }
     }
     return;

@@ -38,6 +38,10 @@ struct Normalization {
 int dihedral_count(int width, int height);
 void dihedral_chw(const float* src, float* dst, int channels, int width, int height, int k);
 
+// HED jitter per pixel (an exponential per value) instead of through
+// HedTables, for A/B measurements only (bench_loader); process-wide.
+void set_per_pixel_hed(bool per_pixel);
+
 // Converts one example (HWC uint8) to normalised CHW float, augmenting it.
 void augment_to_chw(const uint8_t* hwc, int width, int height, const AugmentOptions& options,
                     uint64_t seed, float* chw, const Normalization& normalization = {});

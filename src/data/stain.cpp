@@ -137,6 +137,24 @@ void HedJitter::apply(const float od_in[3], float od_out[3]) const {
     od_out[c] = std::max(0.0f, x0 * a[0][c] + x1 * a[1][c] + x2 * a[2][c] + b[c]);
 }
 
+bool HedTables::build(const HedJitter& hed, const float (&od_of)[3][256]) {
+  for (int c = 0; c < 3; ++c) {
+    float worst = std::abs(hed.b[c]);
+    for (int k = 0; k < 3; ++k) {
+      float largest = 0;
+      for (int v = 0; v < 256; ++v) largest = std::max(largest, std::abs(od_of[k][v]));
+      worst += largest * std::abs(hed.a[k][c]);
+    }
+    if (!(worst < 60.0f)) return false;
+  }
+  for (int c = 0; c < 3; ++c) {
+    bias[c] = std::exp(-hed.b[c]);
+    for (int k = 0; k < 3; ++k)
+      for (int v = 0; v < 256; ++v) factor[c][k][v] = std::exp(-od_of[k][v] * hed.a[k][c]);
+  }
+  return true;
+}
+
 std::string StainMatrix::text() const {
   char buf[256];
   std::snprintf(buf, sizeof buf, "%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g", he[0][0], he[0][1],

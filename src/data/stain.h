@@ -38,6 +38,27 @@ struct HedJitter {
   void apply(const float od_in[3], float od_out[3]) const;  // clamps od' at 0
 };
 
+// HED jitter on 8-bit pixels without a per-pixel exponential. The transmitted
+// fraction of channel c is t_c = exp(-max(0, sum_k od_k a_kc + b_c)), each od_k
+// one of 256 values (`od_of`). As exp(-b_c) * prod_k exp(-od_k a_kc) it is
+// three table lookups and products: an example 2.8x faster at 64 px and 3.8x
+// at 200 px (bench_loader). The max(0, .) becomes min(1, .), which a caller
+// clamping to [0, 1] already applies. Exact in real arithmetic; in float
+// within a few ulp of each factor (tested against HedJitter::apply). build()
+// refuses (false) where a factor could overflow or underflow: summed
+// exponents of 60 or more (at most ~33 for sigma <= 1); the caller then
+// computes per pixel.
+struct HedTables {
+  float factor[3][3][256];  // [output channel][input channel][value]
+  float bias[3];            // exp(-b_c)
+
+  bool build(const HedJitter& hed, const float (&od_of)[3][256]);
+  // t_c before the min(1, .), for a pixel's three channel values.
+  float transmitted(int c, const uint8_t* rgb) const {
+    return bias[c] * factor[c][0][rgb[0]] * factor[c][1][rgb[1]] * factor[c][2][rgb[2]];
+  }
+};
+
 // Ruifrok & Johnston's stain vectors (rows: H, E, DAB; unit length in OD).
 const std::array<std::array<float, 3>, 3>& hed_stain_vectors();
 
