@@ -55,97 +55,116 @@ void dihedral_chw(const float* src, float* dst, int channels, int width, int hei
       }
 }
 
-void augment_to_chw(const uint8_t* hwc, int width, int height, const AugmentOptions& options,
-                    uint64_t seed, float* chw, const Normalization& norm) {
-  Rng rng(seed);
+namespace {
+
+// Where output pixel (x, y) reads: the flips and the transpose of a drawn
+// dihedral transform.
+struct PixelMap {
   bool flip_x = false, flip_y = false, transpose = false;
-  if (options.flips) {
-    flip_x = rng.below(2);
-    flip_y = rng.below(2);
-  }
-  if (options.rotations) {
-    // A rotation by k*90 degrees = optional transpose + flips.
-    const int k = width == height ? int(rng.below(4)) : 2 * int(rng.below(2));
-    if (k == 1) transpose = true, flip_x = !flip_x;
-    if (k == 2) flip_x = !flip_x, flip_y = !flip_y;
-    if (k == 3) transpose = true, flip_y = !flip_y;
-  }
-  // Per-channel lookup table: identity scaled to [0,1], or the stain jitter.
-  float lut[3][256], unit[3][256];
-  for (int c = 0; c < 3; ++c) {
-    float scale = 1.0f, shift = 0.0f;
-    if (options.stain_jitter > 0) {
-      scale = 1.0f + float(rng.uniform(-options.stain_jitter, options.stain_jitter));
-      shift = float(rng.uniform(-options.stain_jitter, options.stain_jitter));
+  int width = 0, height = 0;
+
+  static PixelMap draw(Rng& rng, const AugmentOptions& options, int width, int height) {
+    PixelMap m;
+    m.width = width, m.height = height;
+    if (options.flips) {
+      m.flip_x = rng.below(2);
+      m.flip_y = rng.below(2);
     }
-    for (int v = 0; v < 256; ++v) {
-      float x = v * (1.0f / 255.0f);
-      if (options.stain_jitter > 0) {
-        const float od = -std::log((v + 1.0f) / 256.0f);
-        const float jittered = std::max(0.0f, od * scale + shift);
-        x = std::clamp(std::exp(-jittered) * 256.0f / 255.0f - 1.0f / 255.0f, 0.0f, 1.0f);
-      }
-      unit[c][v] = x;
-      lut[c][v] = (x - norm.mean[c]) / norm.stdev[c];
+    if (options.rotations) {
+      // A rotation by k*90 degrees = optional transpose + flips.
+      const int k = width == height ? int(rng.below(4)) : 2 * int(rng.below(2));
+      if (k == 1) m.transpose = true, m.flip_x = !m.flip_x;
+      if (k == 2) m.flip_x = !m.flip_x, m.flip_y = !m.flip_y;
+      if (k == 3) m.transpose = true, m.flip_y = !m.flip_y;
     }
+    return m;
   }
-  const size_t plane = size_t(width) * height;
-  // Output pixel (x, y) reads the source pixel the flips and transpose map it to.
-  auto source = [&](int x, int y) {
-    int sx = flip_x ? width - 1 - x : x;
-    int sy = flip_y ? height - 1 - y : y;
-    if (transpose) std::swap(sx, sy);
-    return hwc + (size_t(sy) * width + sx) * 3;
-  };
-  if (options.hed_jitter > 0) {
-    // Per pixel: the other jitter's table first, then the HED map in OD.
-    float alpha_u[3], beta_u[3];
-    for (int c = 0; c < 3; ++c) alpha_u[c] = float(rng.uniform(-1, 1));
-    for (int c = 0; c < 3; ++c) beta_u[c] = float(rng.uniform(-1, 1));
-    const HedJitter hed = HedJitter::draw(options.hed_jitter, alpha_u, beta_u);
-    // The other jitter's output as optical density, per channel and value.
-    float od_of[3][256];
-    for (int c = 0; c < 3; ++c)
-      for (int v = 0; v < 256; ++v) {
-        od_of[c][v] = -std::log((unit[c][v] * 255.0f + 1.0f) / 256.0f);
-      }
-    const float inv_stdev[3] = {1.0f / norm.stdev[0], 1.0f / norm.stdev[1], 1.0f / norm.stdev[2]};
-    // One output value from the transmitted fraction t = exp(-od').
-    const auto store = [&](size_t o, int c, float t) {
-      const float v = std::clamp((256.0f * t - 1.0f) * (1.0f / 255.0f), 0.0f, 1.0f);
-      chw[c * plane + o] = (v - norm.mean[c]) * inv_stdev[c];
-    };
-    HedTables tables;
-    if (!per_pixel_hed && tables.build(hed, od_of)) {
-      for (int y = 0; y < height; ++y)
-        for (int x = 0; x < width; ++x) {
-          const uint8_t* p = source(x, y);
-          const size_t o = size_t(y) * width + x;
-          for (int c = 0; c < 3; ++c) store(o, c, tables.transmitted(c, p));
-        }
-      return;
-    }
-    for (int y = 0; y < height; ++y) {
+  // f(source pixel's 3 bytes, output offset within a plane), row by row.
+  template <typename F>
+  void each(const uint8_t* hwc, F&& f) const {
+    for (int y = 0; y < height; ++y)
       for (int x = 0; x < width; ++x) {
-        const uint8_t* p = source(x, y);
-        const float in[3] = {od_of[0][p[0]], od_of[1][p[1]], od_of[2][p[2]]};
-        float od[3];
-        hed.apply(in, od);
-        const size_t o = size_t(y) * width + x;
-        for (int c = 0; c < 3; ++c) store(o, c, std::exp(-od[c]));
+        int sx = flip_x ? width - 1 - x : x;
+        int sy = flip_y ? height - 1 - y : y;
+        if (transpose) std::swap(sx, sy);
+        f(hwc + (size_t(sy) * width + sx) * 3, size_t(y) * width + x);
+      }
+  }
+};
+
+// Per channel and byte value: the value in [0, 1] after the stain jitter (or
+// v / 255 without), and that normalised.
+struct ChannelTables {
+  float unit[3][256], normalised[3][256];
+
+  ChannelTables(Rng& rng, float stain_jitter, const Normalization& norm) {
+    for (int c = 0; c < 3; ++c) {
+      float scale = 1.0f, shift = 0.0f;
+      if (stain_jitter > 0) {
+        scale = 1.0f + float(rng.uniform(-stain_jitter, stain_jitter));
+        shift = float(rng.uniform(-stain_jitter, stain_jitter));
+      }
+      for (int v = 0; v < 256; ++v) {
+        float x = v * (1.0f / 255.0f);
+        if (stain_jitter > 0) {
+          const float od = -std::log((v + 1.0f) / 256.0f);
+          const float jittered = std::max(0.0f, od * scale + shift);
+          x = std::clamp(std::exp(-jittered) * 256.0f / 255.0f - 1.0f / 255.0f, 0.0f, 1.0f);
+        }
+        unit[c][v] = x;
+        normalised[c][v] = (x - norm.mean[c]) / norm.stdev[c];
       }
     }
+  }
+};
+
+// The HED map in optical density after the channel tables' jitter.
+void hed_to_chw(const uint8_t* hwc, const PixelMap& map, Rng& rng, float sigma,
+                const ChannelTables& tables, const Normalization& norm, float* chw) {
+  float alpha_u[3], beta_u[3];
+  for (int c = 0; c < 3; ++c) alpha_u[c] = float(rng.uniform(-1, 1));
+  for (int c = 0; c < 3; ++c) beta_u[c] = float(rng.uniform(-1, 1));
+  const HedJitter hed = HedJitter::draw(sigma, alpha_u, beta_u);
+  float od_of[3][256];  // the channel tables' output as optical density
+  for (int c = 0; c < 3; ++c)
+    for (int v = 0; v < 256; ++v)
+      od_of[c][v] = -std::log((tables.unit[c][v] * 255.0f + 1.0f) / 256.0f);
+  const size_t plane = size_t(map.width) * map.height;
+  const float inv_stdev[3] = {1.0f / norm.stdev[0], 1.0f / norm.stdev[1], 1.0f / norm.stdev[2]};
+  // One output value from the transmitted fraction t = exp(-od').
+  const auto store = [&](size_t o, int c, float t) {
+    const float v = std::clamp((256.0f * t - 1.0f) * (1.0f / 255.0f), 0.0f, 1.0f);
+    chw[c * plane + o] = (v - norm.mean[c]) * inv_stdev[c];
+  };
+  HedTables hed_tables;
+  if (!per_pixel_hed && hed_tables.build(hed, od_of)) {
+    map.each(hwc, [&](const uint8_t* p, size_t o) {
+      for (int c = 0; c < 3; ++c) store(o, c, hed_tables.transmitted(c, p));
+    });
     return;
   }
-  for (int y = 0; y < height; ++y) {
-    for (int x = 0; x < width; ++x) {
-      const uint8_t* p = source(x, y);
-      const size_t o = size_t(y) * width + x;
-      chw[o] = lut[0][p[0]];
-      chw[plane + o] = lut[1][p[1]];
-      chw[2 * plane + o] = lut[2][p[2]];
-    }
-  }
+  map.each(hwc, [&](const uint8_t* p, size_t o) {
+    const float in[3] = {od_of[0][p[0]], od_of[1][p[1]], od_of[2][p[2]]};
+    float od[3];
+    hed.apply(in, od);
+    for (int c = 0; c < 3; ++c) store(o, c, std::exp(-od[c]));
+  });
+}
+
+}  // namespace
+
+void augment_to_chw(const uint8_t* hwc, int width, int height, const AugmentOptions& options,
+                    uint64_t seed, float* chw, const Normalization& norm) {
+  // The draws' order is part of the result: transform, stain jitter, HED.
+  Rng rng(seed);
+  const PixelMap map = PixelMap::draw(rng, options, width, height);
+  const ChannelTables tables(rng, options.stain_jitter, norm);
+  if (options.hed_jitter > 0)
+    return hed_to_chw(hwc, map, rng, options.hed_jitter, tables, norm, chw);
+  const size_t plane = size_t(width) * height;
+  map.each(hwc, [&](const uint8_t* p, size_t o) {
+    for (int c = 0; c < 3; ++c) chw[c * plane + o] = tables.normalised[c][p[c]];
+  });
 }
 
 }  // namespace histocnn
