@@ -2,8 +2,10 @@
 // the CPU step's dense products (backends/cpu/dense_kernels.h: dnnl_sgemm
 // called directly) against oneDNN's inner product primitives (what the step
 // ran until 2026-12-02), forward (with ReLU), weight gradient (with the bias
-// gradient) and data gradient, at batch 10 and 50. Reports the products'
-// multiply-adds x2 per second beside the time.
+// gradient) and data gradient, at batch 10 and 50; and the step's forward and
+// fused backward (`ours`: the skinny kernels at batch 10) against the same
+// calls on sgemm alone (`sgemm`). Reports the products' multiply-adds x2 per
+// second beside the time.
 //
 //   build/bench/bench_dense --benchmark_min_time=0.2 --benchmark_repetitions=5
 //     --benchmark_enable_random_interleaving=true --benchmark_report_aggregates_only=true
@@ -25,7 +27,7 @@ using dt = Mem::data_type;
 
 constexpr int kIn = 33856, kOut = 64;
 
-enum class Pass { kForward, kWeights, kData };
+enum class Pass { kForward, kWeights, kData, kBackward };
 
 struct Operands {
   int rows;
@@ -49,11 +51,23 @@ void ours(benchmark::State& state, Pass pass) {
       dense_forward(o.rows, kIn, kOut, o.x.data(), o.w.data(), o.b.data(), true, o.y.data());
     else if (pass == Pass::kWeights)
       dense_backward_weights(o.rows, kIn, kOut, o.x.data(), o.dy.data(), o.dw.data(), o.db.data());
-    else
+    else if (pass == Pass::kData)
       dense_backward_data(o.rows, kIn, kOut, o.dy.data(), o.w.data(), o.dx.data());
+    else
+      dense_backward(o.rows, kIn, kOut, o.x.data(), o.dy.data(), o.w.data(), o.dw.data(),
+                     o.db.data(), o.dx.data());
   }
-  state.counters["FLOP_per_second"] =
-      benchmark::Counter(2.0 * o.rows * kIn * kOut, benchmark::Counter::kIsIterationInvariantRate);
+  const double products = pass == Pass::kBackward ? 2 : 1;
+  state.counters["FLOP_per_second"] = benchmark::Counter(
+      2.0 * products * o.rows * kIn * kOut, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+// The step's calls with every product on sgemm (set_sgemm_dense): against
+// `ours` at batch 10, the skinny kernels' gain alone.
+void sgemm(benchmark::State& state, Pass pass) {
+  set_sgemm_dense(true);
+  ours(state, pass);
+  set_sgemm_dense(false);
 }
 
 void onednn(benchmark::State& state, Pass pass) {
@@ -108,6 +122,9 @@ BENCHMARK_CAPTURE(ours, weights, Pass::kWeights)->Apply(Batches);
 BENCHMARK_CAPTURE(onednn, weights, Pass::kWeights)->Apply(Batches);
 BENCHMARK_CAPTURE(ours, data, Pass::kData)->Apply(Batches);
 BENCHMARK_CAPTURE(onednn, data, Pass::kData)->Apply(Batches);
+BENCHMARK_CAPTURE(ours, backward, Pass::kBackward)->Apply(Batches);
+BENCHMARK_CAPTURE(sgemm, forward, Pass::kForward)->Apply(Batches);
+BENCHMARK_CAPTURE(sgemm, backward, Pass::kBackward)->Apply(Batches);
 
 }  // namespace
 }  // namespace histocnn::cpu

@@ -29,6 +29,7 @@
 
 #include "backends/backend.h"
 #include "backends/cpu/adam_kernel.h"
+#include "backends/cpu/dense_kernels.h"
 #include "core/rng.h"
 #include "core/threads.h"
 #include "data/loader.h"
@@ -110,7 +111,7 @@ int main(int argc, char** argv) {
   double slice_kb = -1;  // -1: the step's default budget
   float hed_jitter = 0;
   bool profile_layers = false, onednn_pool = false, onednn_conv1 = false, direct_conv = false;
-  bool portable_adam = false, per_pixel_hed = false;
+  bool portable_adam = false, per_pixel_hed = false, sgemm_dense = false;
   app.add_option("--sizes", sizes, "input sizes")->capture_default_str();
   app.add_option("--batches", batches, "batch sizes")->capture_default_str();
   app.add_option("--threads", threads, "cores (0 = all)")->capture_default_str();
@@ -141,6 +142,8 @@ int main(int argc, char** argv) {
                  "augment as --preset accurate does (flips, rotations, HED jitter of this "
                  "sigma): a loader ~15x costlier per pixel than plain conversion")
       ->check(CLI::Range(0.0, 1.0));
+  app.add_flag("--sgemm-dense", sgemm_dense,
+               "dense layers on sgemm at every batch, not the skinny kernels at <= 12 rows (A/B)");
   app.add_flag("--per-pixel-hed", per_pixel_hed,
                "HED jitter with an exponential per value instead of HedTables (A/B)");
   app.add_option("--json", json_path, "write results here");
@@ -149,6 +152,7 @@ int main(int argc, char** argv) {
   if (loader_workers < 0) loader_workers = loader_workers_for(true, threads);
   cpu::set_portable_adam(portable_adam);
   set_per_pixel_hed(per_pixel_hed);
+  cpu::set_sgemm_dense(sgemm_dense);
   AugmentOptions augment;
   if (hed_jitter > 0) augment.flips = augment.rotations = true, augment.hed_jitter = hed_jitter;
 
@@ -164,6 +168,7 @@ int main(int argc, char** argv) {
                             {"conv1", onednn_pool || onednn_conv1 ? "oneDNN" : "histocnn"},
                             {"winograd", !direct_conv},
                             {"adam", portable_adam ? "portable" : "vectorised"},
+                            {"dense", sgemm_dense ? "sgemm" : "skinny kernels at <= 12 rows"},
                             {"threads", threads},
                             {"loader_workers", loader_workers},
                             {"hed_jitter", hed_jitter},

@@ -80,13 +80,9 @@ void CpuTrainingStep::build() {
           g[j] = elementwise::relu_dropout_grad(y[j], g[j], drop ? d.mask[j] : 1.0f);
       });
     }
-    add(backward_ops_, {d.src, d.d_out}, [&d, this]() {
-      dense_backward_weights(shape_.batch, d.s.in, d.s.out, floats(d.src), floats(d.d_out),
-                             floats(d.dw), floats(d.db));
-    });
-    add(backward_ops_, {d.d_out, d.d_src}, [&d, this]() {
-      dense_backward_data(shape_.batch, d.s.in, d.s.out, floats(d.d_out), floats(d.w),
-                          floats(d.d_src));
+    add(backward_ops_, {d.src, d.d_out, d.d_src}, [&d, this]() {
+      dense_backward(shape_.batch, d.s.in, d.s.out, floats(d.src), floats(d.d_out), floats(d.w),
+                     floats(d.dw), floats(d.db), floats(d.d_src));
     });
   }
   label_ = gap ? "gap backward" : "flatten";
