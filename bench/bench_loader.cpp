@@ -56,23 +56,14 @@ void Augment(benchmark::State& state, Recipe recipe) {
       benchmark::Counter(1.0, benchmark::Counter::kIsIterationInvariantRate);
 }
 
-BENCHMARK_CAPTURE(Augment, none, Recipe::kNone)->Arg(64)->Arg(200)->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(Augment, flips_rotations, Recipe::kFlipsRotations)
-    ->Arg(64)
-    ->Arg(200)
-    ->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(Augment, stain_jitter, Recipe::kStainJitter)
-    ->Arg(64)
-    ->Arg(200)
-    ->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(Augment, hed_jitter_per_pixel, Recipe::kHedJitterPerPixel)
-    ->Arg(64)
-    ->Arg(200)
-    ->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(Augment, hed_jitter, Recipe::kHedJitter)
-    ->Arg(64)
-    ->Arg(200)
-    ->Unit(benchmark::kMicrosecond);
+void Sizes(benchmark::internal::Benchmark* b) {
+  b->ArgName("px")->Arg(64)->Arg(200)->Unit(benchmark::kMicrosecond);
+}
+BENCHMARK_CAPTURE(Augment, none, Recipe::kNone)->Apply(Sizes);
+BENCHMARK_CAPTURE(Augment, flips_rotations, Recipe::kFlipsRotations)->Apply(Sizes);
+BENCHMARK_CAPTURE(Augment, stain_jitter, Recipe::kStainJitter)->Apply(Sizes);
+BENCHMARK_CAPTURE(Augment, hed_jitter_per_pixel, Recipe::kHedJitterPerPixel)->Apply(Sizes);
+BENCHMARK_CAPTURE(Augment, hed_jitter, Recipe::kHedJitter)->Apply(Sizes);
 
 }  // namespace
 }  // namespace histocnn
