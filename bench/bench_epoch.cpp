@@ -21,11 +21,13 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <thread>
+#include <utility>
 
 #include "backends/backend.h"
 #include "backends/cpu/adam_kernel.h"
@@ -148,6 +150,13 @@ int main(int argc, char** argv) {
                "HED jitter with an exponential per value instead of HedTables (A/B)");
   app.add_option("--json", json_path, "write results here");
   CLI11_PARSE(app, argc, argv);
+  // CLI::Range compares, so NaN passes it; refuse what is not a number here.
+  for (const auto& [name, value] :
+       {std::pair{"--hed-jitter", double(hed_jitter)}, std::pair{"--slice-kb", slice_kb}})
+    if (!std::isfinite(value)) {
+      std::fprintf(stderr, "bench_epoch: %s: not a finite number\n", name);
+      return 2;
+    }
   threads = bound_cores(threads);
   if (loader_workers < 0) loader_workers = loader_workers_for(true, threads);
   cpu::set_portable_adam(portable_adam);

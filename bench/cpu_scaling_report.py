@@ -20,13 +20,17 @@ import sys
 
 def points(path):
     """{batch: (cold s, warm s, per-step layer ms)} of one bench JSON."""
-    data = json.loads(path.read_text())
+    try:
+        data = json.loads(path.read_text())
+        pts = [(p["batch"], p["epoch_seconds_all"], p.get("per_step", {}).get("layer_ms", {}))
+               for p in data["points"]]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise SystemExit(f"{path}: not a `histocnn bench` record ({type(e).__name__}: {e})")
     out = {}
-    for p in data["points"]:
-        epochs = p["epoch_seconds_all"]
+    for batch, epochs, layers in pts:
         if len(epochs) < 2:
             raise SystemExit(f"{path}: {len(epochs)} epoch(s); the report needs --epochs 2")
-        out[p["batch"]] = (epochs[0], epochs[1], p.get("per_step", {}).get("layer_ms", {}))
+        out[batch] = (epochs[0], epochs[1], layers)
     return out
 
 
