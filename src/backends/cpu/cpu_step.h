@@ -358,11 +358,33 @@ class CpuTrainingStep final : public TrainingStep {
   }
   void plan_buffers();
 
+  // The step's operations and buffers (cpu_step_layers.cpp): blocks,
+  // flatten (or global average), dense layers; then backward in reverse.
   void build();
+  dnnl::pooling_forward::primitive_desc build_flatten(const Mem& src);
+  void add_flatten_backward(const dnnl::pooling_forward::primitive_desc& gap_pd);
+  void build_dense(size_t i, const Mem& src);
+  void add_dense_backward(size_t k);
+  // A convolution block on oneDNN (cpu_step_conv.cpp), built in this order:
+  // slicing and primitives, parameters, batch norm, pool buffers, data
+  // gradient; then its forward ops. add_conv_backward adds block k's
+  // backward ops (any kind of block).
   void build_conv(size_t i, const Mem& src, std::vector<Op>& weight_ops);
+  void build_conv_slicing(ConvBlock& c, size_t i, const Mem& src_in);
   // The primitive descriptors of block c for `mb` images (its src_in: the
   // previous block's pooled map, or the input for the first block).
   void build_conv_primitives(ConvBlock& c, const Mem::desc& src_md, int mb);
+  void bind_conv_parameters(ConvBlock& c, size_t i);
+  void build_batch_norm(ConvBlock& c, size_t i);
+  void make_pool_buffers(ConvBlock& c, size_t i);
+  void build_backward_data(ConvBlock& c, size_t i);
+  void add_conv_forward(ConvBlock& cb, size_t i);
+  void add_batch_norm_forward(ConvBlock& cb, size_t i);
+  void add_conv_backward(size_t k);
+  void add_pool_relu_backward(ConvBlock& c, size_t k);
+  void add_batch_norm_backward(ConvBlock& c);
+  // A slice descriptor widened to the whole batch (unchanged when not sliced).
+  Mem::desc whole_batch(const ConvBlock& c, const Mem::desc& md) const;
   // Micro-batched blocks (cpu_step_sliced.cpp): slice views and gradient
   // buffers; the forward op (conv + pool per slice) and the backward op
   // (ReLU, pool backward, conv backward weights and data per slice).
@@ -385,7 +407,6 @@ class CpuTrainingStep final : public TrainingStep {
   void add_fused_backward(ConvBlock& c);
   void add_relu_forward(ConvBlock& c);
   void add_relu_backward(ConvBlock& c, size_t k);
-  void build_dense(size_t i, const Mem& src);
   StepResult run(const float* images, const int32_t* labels, int count, bool training,
                  bool backward);
   void copy_input(const float* images, int count);

@@ -1,4 +1,5 @@
-// The CPU step's primitives, layer by layer (see cpu_step.h for the data flow).
+// The CPU step's structure: the blocks in order, flatten, the dense layers
+// (see cpu_step.h for the data flow; a conv block: cpu_step_conv.cpp).
 #include "backends/cpu/cpu_step.h"
 
 namespace histocnn::cpu {
@@ -21,41 +22,7 @@ void CpuTrainingStep::build() {
     build_conv(i, src, weight_ops_);
     src = convs_[i].pooled;
   }
-  // Flatten: last pooled map -> plain NCHW, seen as [N, C*H*W] by the dense
-  // layers; or its global average, [N, C, 1, 1] seen as [N, C].
-  const auto& last = s.convs.back();
-  const bool gap = s.global_pool;
-  auto nchw_md = Mem::desc(dims4(s.batch, last.out_c, gap ? 1 : last.out_h, gap ? 1 : last.out_w),
-                           dt::f32, tag::nchw);
-  flat_nchw_ = make(nchw_md, gap ? "gap" : "flatten");
-  d_flat_nchw_ = make(nchw_md, gap ? "d_gap" : "d_flatten");
-  dnnl::pooling_forward::primitive_desc gap_pd;
-  label_ = gap ? "gap forward" : "flatten";
-  if (gap) {
-    // The average in the activations' type; bf16 is then converted for the
-    // fp32 dense layers (and their gradient back).
-    gap_out_ = flat_nchw_;
-    d_gap_out_ = d_flat_nchw_;
-    if (act_dt_ != dt::f32) {
-      auto act_md = Mem::desc(nchw_md.dims(), act_dt_, tag::nchw);
-      gap_out_ = make(act_md, "gap.act");
-      d_gap_out_ = make(act_md, "d_gap.act");
-    }
-    const Mem::dims window = {last.out_h, last.out_w}, zero = {0, 0};
-    gap_pd = dnnl::pooling_forward::primitive_desc(
-        dnnl::pooling_forward::desc(dnnl::prop_kind::forward_training,
-                                    dnnl::algorithm::pooling_avg_exclude_padding, src.get_desc(),
-                                    gap_out_.get_desc(), window, window, zero, zero),
-        user_scratchpad(), engine_);
-    Mem pad = scratch(gap_pd, "gap");
-    auto pool = dnnl::pooling_forward(gap_pd);
-    add(forward_ops_, {src, gap_out_, pad}, [this, pool, src, pad]() {
-      pool.execute(stream_, args({{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, gap_out_}}, pad));
-    });
-    reorder_if_needed(gap_out_, flat_nchw_, forward_ops_);
-  } else {
-    reorder_if_needed(src, flat_nchw_, forward_ops_);
-  }
+  const auto gap_pd = build_flatten(src);
   auto flat_md = Mem::desc({s.batch, int64_t(s.denses.front().in)}, dt::f32, tag::nc);
   Mem flat = alias(flat_md, flat_nchw_);
   for (size_t i = 0; i < s.denses.size(); ++i) {
@@ -65,397 +32,94 @@ void CpuTrainingStep::build() {
   probs_.assign(size_t(s.batch) * size_t(s.classes()), 0.0f);
 
   // Backward of the dense stack (reverse), then back into the conv stack.
-  for (size_t k = denses_.size(); k-- > 0;) {
-    DenseBlock& d = denses_[k];
-    label_ = "fc" + std::to_string(k + 1) + " backward";
-    // Gradient w.r.t. pre-activation: d_out (already holds dL/d(out) with the
-    // dropout mask folded in by the block above) times ReLU'.
-    if (d.s.relu) {
-      add(backward_ops_, {d.d_out, d.out}, [&d, this]() {
-        float* g = floats(d.d_out);
-        const float* y = floats(d.out);
-        const int64_t n = int64_t(shape_.batch) * d.s.out;
-        const bool drop = training_ && d.s.dropout_after > 0;
-        for (int64_t j = 0; j < n; ++j)
-          g[j] = elementwise::relu_dropout_grad(y[j], g[j], drop ? d.mask[j] : 1.0f);
-      });
-    }
-    add(backward_ops_, {d.src, d.d_out, d.d_src}, [&d, this]() {
-      dense_backward(shape_.batch, d.s.in, d.s.out, floats(d.src), floats(d.d_out), floats(d.w),
-                     floats(d.dw), floats(d.db), floats(d.d_src));
-    });
-  }
-  label_ = gap ? "gap backward" : "flatten";
-  if (gap) {
-    reorder_if_needed(d_flat_nchw_, d_gap_out_, backward_ops_);
-    const Mem::dims window = {last.out_h, last.out_w}, zero = {0, 0};
-    const auto gap_bwd_pd = dnnl::pooling_backward::primitive_desc(
-        dnnl::pooling_backward::desc(dnnl::algorithm::pooling_avg_exclude_padding,
-                                     convs_.back().d_pooled.get_desc(), d_gap_out_.get_desc(),
-                                     window, window, zero, zero),
-        user_scratchpad(), engine_, gap_pd);
-    Mem pad = scratch(gap_bwd_pd, "gap_bwd");
-    auto pool_bwd = dnnl::pooling_backward(gap_bwd_pd);
-    ConvBlock& lc = convs_.back();
-    add(backward_ops_, {d_gap_out_, lc.d_pooled, pad}, [this, pool_bwd, &lc, pad]() {
-      pool_bwd.execute(
-          stream_, args({{DNNL_ARG_DIFF_DST, d_gap_out_}, {DNNL_ARG_DIFF_SRC, lc.d_pooled}}, pad));
-    });
-  } else {
-    reorder_if_needed(d_flat_nchw_, convs_.back().d_pooled, backward_ops_);
-  }
-  for (size_t k = convs_.size(); k-- > 0;) {
-    ConvBlock& c = convs_[k];
-    label_ = "conv" + std::to_string(k + 1) + " backward";
-    if (c.fused) {
-      add_fused_backward(c);
-      continue;
-    }
-    if (c.sliced()) {
-      add_sliced_backward(c, k);
-      reorder_if_needed(c.dw_bwd, c.dw_canon, grad_ops_);
-      continue;
-    }
-    if (c.own_pool) {  // ReLU backward, pool backward: one pass
-      add(backward_ops_, {c.pooled, c.d_pooled, c.workspace, c.d_act},
-          [&c, this]() { pool_backward(c, c.pooled, c.d_pooled, c.workspace, c.d_act); });
-    } else {
-      add_relu_backward(c, k);
-    }
-    if (c.pooling() && !c.own_pool) {
-      auto pb = dnnl::pooling_backward(c.pool_bwd_pd);
-      add(backward_ops_, {c.d_pooled, c.d_act, c.workspace, c.scratch_pool_bwd}, [&c, pb, this]() {
-        pb.execute(stream_, args({{DNNL_ARG_DIFF_DST, c.d_pooled},
-                                  {DNNL_ARG_DIFF_SRC, c.d_act},
-                                  {DNNL_ARG_WORKSPACE, c.workspace}},
-                                 c.scratch_pool_bwd));
-      });
-    }
-    if (c.s.batch_norm) {
-      auto bn_bwd = dnnl::batch_normalization_backward(c.bn_bwd_pd);
-      add(backward_ops_, {c.conv_out, c.d_act, c.d_conv_out, c.scratch_bn_bwd},
-          [&c, bn_bwd, this]() {
-            bn_bwd.execute(stream_, args({{DNNL_ARG_SRC, c.conv_out},
-                                          {DNNL_ARG_MEAN, c.mean},
-                                          {DNNL_ARG_VARIANCE, c.variance},
-                                          {DNNL_ARG_DIFF_DST, c.d_act},
-                                          {DNNL_ARG_SCALE, c.gamma},
-                                          {DNNL_ARG_SHIFT, c.beta},
-                                          {DNNL_ARG_DIFF_SRC, c.d_conv_out},
-                                          {DNNL_ARG_DIFF_SCALE, c.dgamma},
-                                          {DNNL_ARG_DIFF_SHIFT, c.dbeta}},
-                                         c.scratch_bn_bwd));
-          });
-    }
-    auto bw = dnnl::convolution_backward_weights(c.bwd_w_pd);
-    add(backward_ops_, {c.src, c.d_conv_out, c.dw_bwd, c.scratch_bwd_w}, [&c, bw, this]() {
-      std::unordered_map<int, Mem> a = {{DNNL_ARG_SRC, c.src},
-                                        {DNNL_ARG_DIFF_DST, c.d_conv_out},
-                                        {DNNL_ARG_DIFF_WEIGHTS, c.dw_bwd}};
-      if (c.db) a.insert({DNNL_ARG_DIFF_BIAS, c.db});
-      bw.execute(stream_, args(std::move(a), c.scratch_bwd_w));
-    });
-    reorder_if_needed(c.dw_bwd, c.dw_canon, grad_ops_);
-    if (k > 0) {
-      auto bd = dnnl::convolution_backward_data(c.bwd_d_pd);
-      add(backward_ops_, {c.d_conv_out, c.d_src, c.scratch_bwd_d}, [&c, bd, this]() {
-        bd.execute(stream_, args({{DNNL_ARG_DIFF_DST, c.d_conv_out},
-                                  {DNNL_ARG_WEIGHTS, c.w_bwd_d},
-                                  {DNNL_ARG_DIFF_SRC, c.d_src}},
-                                 c.scratch_bwd_d));
-      });
-    }
-  }
+  for (size_t k = denses_.size(); k-- > 0;) add_dense_backward(k);
+  add_flatten_backward(gap_pd);
+  for (size_t k = convs_.size(); k-- > 0;) add_conv_backward(k);
   memory_.parameter_bytes += int64_t(params_.values.size()) * 4 * 4;  // weights, grads, m, v
   plan_buffers();
 }
 
-// ReLU after batch norm, in place on bn_out.
-void CpuTrainingStep::add_relu_forward(ConvBlock& c) {
-  auto relu = dnnl::eltwise_forward(c.relu_fwd_pd);
-  add(forward_ops_, {c.bn_out, c.scratch_relu_fwd}, [&c, relu, this]() {
-    relu.execute(stream_,
-                 args({{DNNL_ARG_SRC, c.bn_out}, {DNNL_ARG_DST, c.bn_out}}, c.scratch_relu_fwd));
+// Flatten: the last pooled map -> plain NCHW, seen as [N, C*H*W] by the dense
+// layers; or its global average, [N, C, 1, 1] seen as [N, C]. Returns the
+// average pool's descriptor (empty without one), the hint of its backward.
+dnnl::pooling_forward::primitive_desc CpuTrainingStep::build_flatten(const Mem& src) {
+  const auto& last = shape_.convs.back();
+  const bool gap = shape_.global_pool;
+  auto nchw_md =
+      Mem::desc(dims4(shape_.batch, last.out_c, gap ? 1 : last.out_h, gap ? 1 : last.out_w),
+                dt::f32, tag::nchw);
+  flat_nchw_ = make(nchw_md, gap ? "gap" : "flatten");
+  d_flat_nchw_ = make(nchw_md, gap ? "d_gap" : "d_flatten");
+  label_ = gap ? "gap forward" : "flatten";
+  if (!gap) {
+    reorder_if_needed(src, flat_nchw_, forward_ops_);
+    return {};
+  }
+  // The average in the activations' type; bf16 is then converted for the
+  // fp32 dense layers (and their gradient back).
+  gap_out_ = flat_nchw_;
+  d_gap_out_ = d_flat_nchw_;
+  if (act_dt_ != dt::f32) {
+    auto act_md = Mem::desc(nchw_md.dims(), act_dt_, tag::nchw);
+    gap_out_ = make(act_md, "gap.act");
+    d_gap_out_ = make(act_md, "d_gap.act");
+  }
+  const Mem::dims window = {last.out_h, last.out_w}, zero = {0, 0};
+  const auto gap_pd = dnnl::pooling_forward::primitive_desc(
+      dnnl::pooling_forward::desc(dnnl::prop_kind::forward_training,
+                                  dnnl::algorithm::pooling_avg_exclude_padding, src.get_desc(),
+                                  gap_out_.get_desc(), window, window, zero, zero),
+      user_scratchpad(), engine_);
+  Mem pad = scratch(gap_pd, "gap");
+  auto pool = dnnl::pooling_forward(gap_pd);
+  add(forward_ops_, {src, gap_out_, pad}, [this, pool, src, pad]() {
+    pool.execute(stream_, args({{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, gap_out_}}, pad));
+  });
+  reorder_if_needed(gap_out_, flat_nchw_, forward_ops_);
+  return gap_pd;
+}
+
+void CpuTrainingStep::add_flatten_backward(const dnnl::pooling_forward::primitive_desc& gap_pd) {
+  const bool gap = shape_.global_pool;
+  label_ = gap ? "gap backward" : "flatten";
+  ConvBlock& lc = convs_.back();
+  if (!gap) return reorder_if_needed(d_flat_nchw_, lc.d_pooled, backward_ops_);
+  reorder_if_needed(d_flat_nchw_, d_gap_out_, backward_ops_);
+  const auto& last = shape_.convs.back();
+  const Mem::dims window = {last.out_h, last.out_w}, zero = {0, 0};
+  const auto gap_bwd_pd = dnnl::pooling_backward::primitive_desc(
+      dnnl::pooling_backward::desc(dnnl::algorithm::pooling_avg_exclude_padding,
+                                   lc.d_pooled.get_desc(), d_gap_out_.get_desc(), window, window,
+                                   zero, zero),
+      user_scratchpad(), engine_, gap_pd);
+  Mem pad = scratch(gap_bwd_pd, "gap_bwd");
+  auto pool_bwd = dnnl::pooling_backward(gap_bwd_pd);
+  add(backward_ops_, {d_gap_out_, lc.d_pooled, pad}, [this, pool_bwd, &lc, pad]() {
+    pool_bwd.execute(
+        stream_, args({{DNNL_ARG_DIFF_DST, d_gap_out_}, {DNNL_ARG_DIFF_SRC, lc.d_pooled}}, pad));
   });
 }
 
-// ReLU backward on block k's pooled map, in place (see the file comment of
-// cpu_step.h), for the blocks whose pooling is oneDNN's or who have none.
-void CpuTrainingStep::add_relu_backward(ConvBlock& c, size_t k) {
-  const auto relu_bwd_pd = relu_backward_pd(c.pooled.get_desc());
-  auto relu_bwd = dnnl::eltwise_backward(relu_bwd_pd);
-  c.scratch_relu = scratch(relu_bwd_pd, "conv" + std::to_string(k + 1) + ".relu_bwd");
-  add(backward_ops_, {c.pooled, c.d_pooled, c.scratch_relu}, [&c, relu_bwd, this]() {
-    relu_bwd.execute(stream_, args({{DNNL_ARG_DST, c.pooled},
-                                    {DNNL_ARG_DIFF_DST, c.d_pooled},
-                                    {DNNL_ARG_DIFF_SRC, c.d_pooled}},
-                                   c.scratch_relu));
-  });
-}
-
-// Every activation, gradient and scratchpad of the step gets a lifetime: the
-// first to last operation touching it, in execution order (op 0 writes the
-// input; then forward, loss, backward, gradient reorders). Buffers whose
-// lifetimes do not overlap may share memory: the big conv outputs live only
-// from their convolution to their pooling, so they share with the gradients.
-
-// Winograd F(4x4, 3x3) does a 3x3 convolution in 2.25x fewer multiply-adds
-// than the direct one (oneDNN's jit_wino_4x3: fp32, AVX-512, 3x3, stride 1,
-// channels in blocks of 16); measured 1.3-2.8x faster on conv2 and conv3 at
-// 200 px (docs/results/cpu-winograd.md). It is asked for where it pays
-// (winograd_pays); where oneDNN has none for a shape or precision it answers
-// "unimplemented" and the direct convolution runs.
-template <class MakePd>
-static auto first_implemented(bool winograd, const MakePd& make_pd) {
-  if (winograd) {
-    try {
-      return make_pd(dnnl::algorithm::convolution_winograd);
-    } catch (const dnnl::error& e) {
-      if (e.status != dnnl_unimplemented) throw;
-    }
-  }
-  return make_pd(dnnl::algorithm::convolution_direct);
-}
-
-void CpuTrainingStep::build_conv_primitives(ConvBlock& c, const Mem::desc& src_md, int mb) {
-  const ConvShape& s = c.s;
-  const Mem::dims w_dims = {s.out_c, s.in_c, s.kernel, s.kernel};
-  const Mem::dims conv_dims = dims4(mb, s.out_c, s.conv_h, s.conv_w);
-  const Mem::dims strides = {1, 1}, pad = {s.pad, s.pad};
-  const auto bias_md = Mem::desc({s.out_c}, dt::f32, tag::x);  // fp32 in both precisions
-  const bool bn = s.batch_norm;  // then no bias, and the ReLU follows the normalisation
-  const dnnl::primitive_attr attr = user_scratchpad(/*relu=*/!bn);
-  c.fwd_pd = first_implemented(winograd(s), [&](dnnl::algorithm alg) {
-    auto desc =
-        bn ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, alg, src_md,
-                                             act_any(w_dims), act_any(conv_dims), strides, pad, pad)
-           : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, alg, src_md,
-                                             act_any(w_dims), bias_md, act_any(conv_dims), strides,
-                                             pad, pad);
-    return dnnl::convolution_forward::primitive_desc(desc, attr, engine_);
-  });
-  // Weight gradients in fp32 (oneDNN accumulates bf16 products in fp32).
-  const auto dw_md = Mem::desc(w_dims, dt::f32, tag::any);
-  c.bwd_w_pd = first_implemented(winograd(s), [&](dnnl::algorithm alg) {
-    auto desc =
-        bn ? dnnl::convolution_backward_weights::desc(alg, c.fwd_pd.src_desc(), dw_md,
-                                                      c.fwd_pd.dst_desc(), strides, pad, pad)
-           : dnnl::convolution_backward_weights::desc(alg, c.fwd_pd.src_desc(), dw_md, bias_md,
-                                                      c.fwd_pd.dst_desc(), strides, pad, pad);
-    return dnnl::convolution_backward_weights::primitive_desc(desc, user_scratchpad(), engine_,
-                                                              c.fwd_pd);
-  });
-  if (s.pool > 1) {
-    // The pool reads the conv output's layout (batch norm keeps it).
-    const Mem::dims pooled_dims = dims4(mb, s.out_c, s.out_h, s.out_w);
-    const Mem::dims kernel = {s.pool, s.pool}, zero = {0, 0};
-    // A trailing row/column that does not fill a window is dropped (floor), as
-    // in Keras and PyTorch.
-    auto pool_desc = dnnl::pooling_forward::desc(dnnl::prop_kind::forward_training,
-                                                 dnnl::algorithm::pooling_max, c.fwd_pd.dst_desc(),
-                                                 act_any(pooled_dims), kernel, kernel, zero, zero);
-    c.pool_pd = dnnl::pooling_forward::primitive_desc(pool_desc, user_scratchpad(), engine_);
-    auto pool_bwd_desc =
-        dnnl::pooling_backward::desc(dnnl::algorithm::pooling_max, c.fwd_pd.dst_desc(),
-                                     c.pool_pd.dst_desc(), kernel, kernel, zero, zero);
-    c.pool_bwd_pd = dnnl::pooling_backward::primitive_desc(pool_bwd_desc, user_scratchpad(),
-                                                           engine_, c.pool_pd);
-  }
-}
-
-void CpuTrainingStep::build_conv(size_t i, const Mem& src_in, std::vector<Op>& weight_ops) {
-  const ConvShape& s = shape_.convs[i];
-  ConvBlock c;
-  c.s = s;
-  const int n = shape_.batch;
-  Mem::dims w_dims = {s.out_c, s.in_c, s.kernel, s.kernel};
-  Mem::dims strides = {1, 1}, pad = {s.pad, s.pad};
-  auto bias_md = Mem::desc({s.out_c}, dt::f32, tag::x);
-  const bool bn = s.batch_norm;
-  // The first block lets oneDNN choose the input layout (the user's fp32 NCHW
-  // batch is reordered into it); later blocks take the previous block's exact layout.
-  auto src_md_for = [&](int mb) {
-    return i == 0 ? act_any(dims4(mb, s.in_c, s.in_h, s.in_w))
-                  : (mb == n ? src_in.get_desc() : with_rows(src_in.get_desc(), mb));
-  };
-
-  // Micro-batch the block when its whole-batch conv output exceeds the budget
-  // (batch norm needs the whole batch's statistics: never sliced).
-  const size_t out_row_bytes =
-      size_t(s.out_c) * s.conv_h * s.conv_w * (act_dt_ == dt::bf16 ? 2 : 4);
-  int mb = n;
-  if (!bn && s.pool > 1 && options_.cpu_slice_bytes > 0 &&
-      out_row_bytes * size_t(n) > options_.cpu_slice_bytes)
-    mb = slice_rows(n, out_row_bytes, options_.cpu_slice_bytes);
-  if (mb < n && !src_md_for(mb)) mb = n;
-  build_conv_primitives(c, src_md_for(mb), mb);
-  if (mb < n && (!with_rows(c.fwd_pd.src_desc(), n) || !with_rows(c.pool_pd.dst_desc(), n) ||
-                 !with_rows(c.pool_pd.workspace_desc(), n))) {
-    mb = n;  // a layout oneDNN chose for the slice cannot be sliced: the whole batch
-    build_conv_primitives(c, src_md_for(mb), mb);
-  }
-  c.rows = mb;
-  c.slices = n / mb;
-  auto full = [&](const Mem::desc& md) { return c.sliced() ? with_rows(md, n) : md; };
-
-  if (i == 0) {
-    const Mem::desc input_md = full(c.fwd_pd.src_desc());
-    input_ = input_md == src_in.get_desc() ? src_in : make(input_md, "input_reordered");
-    c.src = input_;
-  } else {
-    c.src = src_in;
-  }
-  const std::string tag = "conv" + std::to_string(i + 1);
-  c.conv_out = make(c.fwd_pd.dst_desc(), tag + (c.sliced() ? ".out_slice" : ".out"));
-
-  // Weights: canonical OIHW view into the flat parameter vector.
-  const auto& w_info = params_.info("conv" + std::to_string(i + 1) + ".weight");
-  auto w_canon_md = Mem::desc(w_dims, dt::f32, tag::oihw);
-  c.w_canon = view(w_canon_md, params_.data(w_info));
-  c.w_fwd = c.fwd_pd.weights_desc() == w_canon_md ? c.w_canon : persistent(c.fwd_pd.weights_desc());
-  c.dw_canon = view(w_canon_md, grads_.data(w_info));
-  if (!bn) {
-    const auto& b_info = params_.info("conv" + std::to_string(i + 1) + ".bias");
-    c.b = view(bias_md, params_.data(b_info));
-    c.db = view(bias_md, grads_.data(b_info));
-    c.act = c.conv_out;
-  } else {
-    // Batch norm over the conv output: scale/shift are bnK.weight/bias, the
-    // batch statistics land in mean/variance (kept for backward).
-    const std::string bn_name = "bn" + std::to_string(i + 1);
-    const auto& g_info = params_.info(bn_name + ".weight");
-    const auto& b_info = params_.info(bn_name + ".bias");
-    auto channel_md = Mem::desc({s.out_c}, dt::f32, tag::x);
-    c.gamma = view(channel_md, params_.data(g_info));
-    c.beta = view(channel_md, params_.data(b_info));
-    c.dgamma = view(channel_md, grads_.data(g_info));
-    c.dbeta = view(channel_md, grads_.data(b_info));
-    c.running_mean = view(channel_md, bn_buffers_.running_mean(int(i)));
-    c.running_var = view(channel_md, bn_buffers_.running_var(int(i)));
-    const auto flags = dnnl::normalization_flags::use_scale | dnnl::normalization_flags::use_shift;
-    c.bn_fwd_pd = dnnl::batch_normalization_forward::primitive_desc(
-        dnnl::batch_normalization_forward::desc(dnnl::prop_kind::forward_training,
-                                                c.conv_out.get_desc(), kBatchNormEpsilon, flags),
-        user_scratchpad(), engine_);
-    c.bn_infer_pd = dnnl::batch_normalization_forward::primitive_desc(
-        dnnl::batch_normalization_forward::desc(
-            dnnl::prop_kind::forward_inference, c.conv_out.get_desc(), kBatchNormEpsilon,
-            flags | dnnl::normalization_flags::use_global_stats),
-        user_scratchpad(), engine_);
-    c.bn_out = make(c.bn_fwd_pd.dst_desc(), tag + ".bn_out");
-    c.mean = persistent(c.bn_fwd_pd.mean_desc());
-    c.variance = persistent(c.bn_fwd_pd.variance_desc());
-    c.bn_bwd_pd = dnnl::batch_normalization_backward::primitive_desc(
-        dnnl::batch_normalization_backward::desc(dnnl::prop_kind::backward, c.bn_out.get_desc(),
-                                                 c.conv_out.get_desc(), kBatchNormEpsilon, flags),
-        user_scratchpad(), engine_, c.bn_fwd_pd);
-    c.relu_fwd_pd = dnnl::eltwise_forward::primitive_desc(
-        dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_training,
-                                    dnnl::algorithm::eltwise_relu, c.bn_out.get_desc(), 0.f),
-        user_scratchpad(), engine_);
-    c.scratch_bn_fwd = scratch(c.bn_fwd_pd, tag + ".bn_fwd");
-    c.scratch_bn_infer = scratch(c.bn_infer_pd, tag + ".bn_infer");
-    c.scratch_bn_bwd = scratch(c.bn_bwd_pd, tag + ".bn_bwd");
-    c.scratch_relu_fwd = scratch(c.relu_fwd_pd, tag + ".relu");
-    c.act = c.bn_out;
-  }
-
-  // Pooling.
-  if (s.pool > 1) {
-    c.pooled = make(full(c.pool_pd.dst_desc()), tag + ".pooled");
-    c.own_pool = own_pooling(c);
-    if (c.own_pool) {
-      c.workspace = make(with_type(c.pooled.get_desc(), dt::u8), tag + ".pool_argmax");
-    } else {
-      c.workspace = make(full(c.pool_pd.workspace_desc()), tag + ".pool_workspace");
-      c.scratch_pool = scratch(c.pool_pd, tag + ".pool");
-      c.scratch_pool_bwd = scratch(c.pool_bwd_pd, tag + ".pool_bwd");
-    }
-    c.d_pooled = make(c.pooled.get_desc(), tag + ".d_pooled");
-    c.d_act = make(c.act.get_desc(),
-                   bn ? tag + ".d_bn_out" : tag + (c.sliced() ? ".d_out_slice" : ".d_out"));
-  } else {
-    c.pooled = c.act;
-    c.d_pooled = make(c.act.get_desc(), bn ? tag + ".d_bn_out" : tag + ".d_out");
-    c.d_act = c.d_pooled;
-  }
-  c.d_conv_out = bn ? make(c.conv_out.get_desc(), tag + ".d_out") : c.d_act;
-
-  // Backward weights (fp32 gradients).
-  c.scratch_fwd = scratch(c.fwd_pd, tag + ".conv_fwd");
-  c.scratch_bwd_w = scratch(c.bwd_w_pd, tag + ".conv_bwd_w");
-  c.dw_bwd = c.bwd_w_pd.diff_weights_desc() == w_canon_md
-                 ? c.dw_canon
-                 : make(c.bwd_w_pd.diff_weights_desc(), tag + ".d_weight");
-  // Backward data (not needed for the first block: nobody wants d(image)).
-  if (i > 0) {
-    const ConvBlock& prev = convs_[i - 1];
-    const Mem::desc d_src_md =
-        c.sliced() ? with_rows(prev.d_pooled.get_desc(), mb) : prev.d_pooled.get_desc();
-    c.bwd_d_pd = first_implemented(winograd(s), [&](auto alg) {
-      auto desc = dnnl::convolution_backward_data::desc(alg, d_src_md, act_any(w_dims),
-                                                        c.conv_out.get_desc(), strides, pad, pad);
-      return dnnl::convolution_backward_data::primitive_desc(desc, user_scratchpad(), engine_,
-                                                             c.fwd_pd);
-    });
-    c.scratch_bwd_d = scratch(c.bwd_d_pd, tag + ".conv_bwd_d");
-    c.d_src = prev.d_pooled;
-    c.w_bwd_d =
-        c.bwd_d_pd.weights_desc() == w_canon_md ? c.w_canon : persistent(c.bwd_d_pd.weights_desc());
-  }
-  if (c.sliced()) prepare_slices(c, tag);
-  convs_.push_back(c);
-  ConvBlock& cb = convs_.back();
-  reorder_if_needed(cb.w_canon, cb.w_fwd, weight_ops);
-  if (i > 0) reorder_if_needed(cb.w_canon, cb.w_bwd_d, weight_ops);
-
-  if (i == 0) reorder_if_needed(input_user_, input_, forward_ops_);
-  if (cb.sliced()) return add_sliced_forward(cb);
-  auto conv = dnnl::convolution_forward(cb.fwd_pd);
-  add(forward_ops_, {cb.src, cb.conv_out, cb.scratch_fwd}, [&cb, conv, this]() {
-    std::unordered_map<int, Mem> a = {
-        {DNNL_ARG_SRC, cb.src}, {DNNL_ARG_WEIGHTS, cb.w_fwd}, {DNNL_ARG_DST, cb.conv_out}};
-    if (cb.b) a.insert({DNNL_ARG_BIAS, cb.b});
-    conv.execute(stream_, args(std::move(a), cb.scratch_fwd));
-  });
-  if (bn) {
-    auto train = dnnl::batch_normalization_forward(cb.bn_fwd_pd);
-    auto infer = dnnl::batch_normalization_forward(cb.bn_infer_pd);
-    add(forward_ops_, {cb.conv_out, cb.bn_out, cb.scratch_bn_fwd, cb.scratch_bn_infer},
-        [&cb, train, infer, i, this]() {
-          std::unordered_map<int, Mem> a = {{DNNL_ARG_SRC, cb.conv_out},
-                                            {DNNL_ARG_DST, cb.bn_out},
-                                            {DNNL_ARG_SCALE, cb.gamma},
-                                            {DNNL_ARG_SHIFT, cb.beta}};
-          if (!training_) {
-            a.insert({DNNL_ARG_MEAN, cb.running_mean});
-            a.insert({DNNL_ARG_VARIANCE, cb.running_var});
-            infer.execute(stream_, args(std::move(a), cb.scratch_bn_infer));
-            return;
-          }
-          a.insert({DNNL_ARG_MEAN, cb.mean});
-          a.insert({DNNL_ARG_VARIANCE, cb.variance});
-          train.execute(stream_, args(std::move(a), cb.scratch_bn_fwd));
-          stream_.wait();  // the running statistics read the batch's on the host
-          bn_buffers_.update(int(i), static_cast<const float*>(cb.mean.get_data_handle()),
-                             static_cast<const float*>(cb.variance.get_data_handle()), cb.s.out_c,
-                             int64_t(shape_.batch) * cb.s.conv_h * cb.s.conv_w);
-        });
-    // Our pool applies this ReLU to each window's max instead (pool_forward).
-    if (!cb.own_pool) add_relu_forward(cb);
-  }
-  if (cb.own_pool) {
-    add(forward_ops_, {cb.act, cb.pooled, cb.workspace},
-        [&cb, this]() { pool_forward(cb, cb.act, cb.pooled, cb.workspace); });
-  } else if (cb.pooling()) {
-    auto pool = dnnl::pooling_forward(cb.pool_pd);
-    add(forward_ops_, {cb.act, cb.pooled, cb.workspace, cb.scratch_pool}, [&cb, pool, this]() {
-      pool.execute(stream_, args({{DNNL_ARG_SRC, cb.act},
-                                  {DNNL_ARG_DST, cb.pooled},
-                                  {DNNL_ARG_WORKSPACE, cb.workspace}},
-                                 cb.scratch_pool));
+// Dense layer k backward: the gradient w.r.t. its pre-activation (d_out
+// already holds dL/d(out) with the dropout mask folded in by the layer above,
+// times ReLU'), then dW, db and the gradient of its input.
+void CpuTrainingStep::add_dense_backward(size_t k) {
+  DenseBlock& d = denses_[k];
+  label_ = "fc" + std::to_string(k + 1) + " backward";
+  if (d.s.relu) {
+    add(backward_ops_, {d.d_out, d.out}, [&d, this]() {
+      float* g = floats(d.d_out);
+      const float* y = floats(d.out);
+      const int64_t n = int64_t(shape_.batch) * d.s.out;
+      const bool drop = training_ && d.s.dropout_after > 0;
+      for (int64_t j = 0; j < n; ++j)
+        g[j] = elementwise::relu_dropout_grad(y[j], g[j], drop ? d.mask[j] : 1.0f);
     });
   }
+  add(backward_ops_, {d.src, d.d_out, d.d_src}, [&d, this]() {
+    dense_backward(shape_.batch, d.s.in, d.s.out, floats(d.src), floats(d.d_out), floats(d.w),
+                   floats(d.dw), floats(d.db), floats(d.d_src));
+  });
 }
 
 void CpuTrainingStep::build_dense(size_t i, const Mem& src) {
