@@ -153,21 +153,150 @@ void print_class_metrics(const EvalReport& r) {
                 number(m.recall[c]).c_str(), number(m.f1[c]).c_str(), number(m.auc[c]).c_str());
 }
 
+struct EvalArgs {
+  DataSelection data;
+  std::vector<std::string> models;
+  std::string output, device = "cpu";
+  int crops_per_image = 8, batch = 50, threads = 0;
+  uint64_t seed = 7920;
+  bool tta = false, figures = true, calibrated = true;
+  int bootstrap = 1000;
+};
+
+// By default eval scores what the models did not train on: their own
+// held-out fold or validation split, taken from their recipe. Anything else
+// takes an explicit choice; returns whether the user made one.
+bool choose_evaluated_images(const CLI::App& cmd, EvalArgs& a,
+                             const std::vector<ModelFile>& models) {
+  const std::string& model_name = a.models.front();
+  bool chosen = false;
+  for (const char* flag : {"--split", "--folds", "--fold", "--val-split", "--fold-seed"})
+    chosen = chosen || cmd.count(flag) > 0;
+  // --folds/--fold without --fold-seed: folds of the partition the model knows.
+  const nlohmann::json& t = models.front().trained;
+  if (chosen && cmd.count("--fold-seed") == 0)
+    a.data.fold_seed = t.value("fold_seed", a.data.fold_seed);
+  if (chosen || !t.contains("folds")) return chosen;
+  for (const ModelFile& other : models)
+    for (const char* key : {"data", "split", "folds", "fold", "fold_seed", "val_split"})
+      require(other.trained.value(key, nlohmann::json()) == t.value(key, nlohmann::json()),
+              "--model: the models were trained on different images ('" + std::string(key) +
+                  "' differs), so none is held out from all: choose what to evaluate "
+                  "with --split, --folds/--fold or --val-split");
+  a.data.split = t.value("split", a.data.split);
+  a.data.folds = t.value("folds", a.data.folds);
+  a.data.fold = t.value("fold", a.data.fold);
+  a.data.fold_seed = t.value("fold_seed", a.data.fold_seed);
+  a.data.val_split = t.value("val_split", std::string());
+  require(a.data.folds > 0 || !a.data.val_split.empty(),
+          model_name + " was trained on every image of split '" + a.data.split +
+              "' (--folds 0): say what to evaluate with --split, --val-split or --folds "
+              "(evaluating training images takes an explicit choice)");
+  if (!world().root()) {
+  } else if (a.data.val_split.empty())
+    std::printf("evaluating the model's held-out fold %d of %d (fold seed %llu)\n", a.data.fold,
+                a.data.folds, (unsigned long long)a.data.fold_seed);
+  else
+    std::printf("evaluating the model's validation split '%s'\n", a.data.val_split.c_str());
+  return chosen;
+}
+
+// The crops of every evaluated image, cut as the model was trained on them.
+CropOptions eval_crops(const ModelFile& model, const std::vector<SlideImage>& images,
+                       const LabelScheme& labels, const EvalArgs& a) {
+  CropOptions crops;
+  crops.seed = a.seed;
+  crops.whole_image = model.crop == "whole";
+  if (!crops.whole_image)
+    std::sscanf(model.crop.c_str(), "%dx%d", &crops.crop_width, &crops.crop_height);
+  crops.stain_target = model.stain_target;
+  crops.stain_keep_residual = model.keeps_stain_residual();
+  crops.max_background = model.trained.value("max_background", 1.0f);
+  crops.classes = labels.count();
+  crops.class_crops.assign(size_t(labels.count()), 0);
+  for (const auto& im : images) crops.class_crops[size_t(im.label)] += a.crops_per_image;
+  return crops;
+}
+
+// Accuracy, balanced accuracy and AUC per crop, image and patient, with
+// their bootstrap intervals when there are any.
+void print_levels(const EvalReport& report, int bootstrap) {
+  auto range = [](const nlohmann::json& v) {
+    char text[32] = "n/a";
+    if (v.is_array())
+      std::snprintf(text, sizeof text, "%.3f-%.3f", v[0].get<double>(), v[1].get<double>());
+    return std::string(text);
+  };
+  auto line = [&](const char* level, const Metrics& m) {
+    std::printf("%-8s n=%-5d acc %.3f  balanced %.3f  auc %.3f  [tn %d fp %d fn %d tp %d]\n", level,
+                m.count, m.accuracy, m.balanced_accuracy, m.auc, m.tn, m.fp, m.fn, m.tp);
+    if (report.intervals.is_null()) return;
+    const auto& i = report.intervals["per_" + std::string(level)];
+    std::printf("%-8s 95%% CI  acc %s  balanced %s  auc %s\n", "", range(i["accuracy"]).c_str(),
+                range(i["balanced_accuracy"]).c_str(), range(i["auc"]).c_str());
+  };
+  line("crop", report.per_crop);
+  line("image", report.per_image);
+  line("patient", report.per_patient);
+  if (!report.intervals.is_null())
+    std::printf("(95%% intervals: patient bootstrap, %d resamples)\n", bootstrap);
+}
+
+// -o: the report as JSON, the per-image and per-crop tables, the figures.
+void write_eval_outputs(const EvalArgs& a, const EvalReport& report, const ExampleSet& set,
+                        size_t model_count, size_t image_count, int seen_in_training) {
+  const std::string& model_name = a.models.front();
+  nlohmann::json j = report.to_json();
+  j["model"] = a.models.size() == 1 ? nlohmann::json(model_name) : nlohmann::json(a.models);
+  j["images"] = image_count;
+  j["crops_per_image"] = a.crops_per_image;
+  j["training_images_evaluated"] = seen_in_training;
+  write_file_atomically(a.output, j.dump(2) + "\n");
+  std::string stem = a.output;
+  if (stem.size() > 5 && stem.compare(stem.size() - 5, 5, ".json") == 0)
+    stem.resize(stem.size() - 5);
+  write_file_atomically(stem + ".images.csv", report.images_csv());
+  write_file_atomically(stem + ".crops.csv", report.crops_csv(set));
+  std::string figures;
+  if (a.figures) {
+    write_eval_figures(
+        report, stem,
+        std::filesystem::path(model_name).filename().string() +
+            (model_count > 1 ? " (" + std::to_string(model_count) + " models)" : std::string()) +
+            " on " + describe_evaluated(a.data) + ", " + std::to_string(image_count) + " images" +
+            (a.tta ? ", TTA" : ""));
+    figures = ", " + stem + ".roc.png/.svg, " + stem + ".confusion.png/.svg, " +
+              (report.class_names.size() > 2
+                   ? stem + ".classes.confusion.png/.svg, " + stem + ".classes.roc.png/.svg, "
+                   : std::string()) +
+              stem + ".reliability.png/.svg";
+  }
+  std::printf("files: %s, %s.images.csv, %s.crops.csv%s\n", a.output.c_str(), stem.c_str(),
+              stem.c_str(), figures.c_str());
+}
+
+// Checked writable and not one of the inputs before any work; the folder is
+// removed again if this evaluation made it and fails before writing there.
+std::unique_ptr<OutputFolder> prepare_eval_outputs(const EvalArgs& a,
+                                                   const std::vector<std::string>& outputs) {
+  std::vector<NamedInput> inputs;
+  for (const auto& m : a.models) inputs.push_back({m, "the model"});
+  inputs.push_back(
+      {(std::filesystem::path(a.data.folder) / "Grade.csv").string(), "the dataset's"});
+  for (const auto& file : outputs) refuse_overwriting_inputs("--output", file, inputs);
+  if (outputs.empty()) return nullptr;
+  auto folder = std::make_unique<OutputFolder>(
+      std::filesystem::absolute(outputs.front()).parent_path().string());
+  prepare_output_file("--output", outputs.front());
+  return folder;
+}
+
 }  // namespace
 
 Runner add_eval(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "eval", "accuracy, balanced accuracy, ROC AUC and confusion per crop, image and patient");
-  struct Args {
-    DataSelection data;
-    std::vector<std::string> models;
-    std::string output, device = "cpu";
-    int crops_per_image = 8, batch = 50, threads = 0;
-    uint64_t seed = 7920;
-    bool tta = false, figures = true, calibrated = true;
-    int bootstrap = 1000;
-  };
-  auto a = std::make_shared<Args>();
+  auto a = std::make_shared<EvalArgs>();
   add_data_options(*cmd, a->data);
   cmd->add_option("--model,-m", a->models,
                   "model, checkpoint or ensemble (safetensors); several -m average their "
@@ -199,20 +328,8 @@ Runner add_eval(CLI::App& app) {
                 "of training) and score their raw probabilities");
   return [a, cmd] {
     const int threads = bound_cores(a->threads);
-    // Outputs: checked writable and not one of the inputs before any work.
     const std::vector<std::string> outputs = eval_output_files(a->output, a->figures);
-    std::vector<NamedInput> inputs;
-    for (const auto& m : a->models) inputs.push_back({m, "the model"});
-    inputs.push_back(
-        {(std::filesystem::path(a->data.folder) / "Grade.csv").string(), "the dataset's"});
-    for (const auto& file : outputs) refuse_overwriting_inputs("--output", file, inputs);
-    // Removed again if this evaluation made it and fails before writing there.
-    std::unique_ptr<OutputFolder> folder;
-    if (!outputs.empty()) {
-      folder = std::make_unique<OutputFolder>(
-          std::filesystem::absolute(outputs.front()).parent_path().string());
-      prepare_output_file("--output", outputs.front());
-    }
+    const std::unique_ptr<OutputFolder> folder = prepare_eval_outputs(*a, outputs);
     const std::vector<ModelFile> models = load_ensemble(a->models);
     const ModelFile& model = models.front();  // the recipe and data selection come from it
     const std::string model_name = a->models.front();
@@ -220,38 +337,7 @@ Runner add_eval(CLI::App& app) {
     a->tta = resolve_tta(*cmd, a->tta, models, a->calibrated);
     if (cmd->count("--crops-per-image") == 0)
       a->crops_per_image = model.trained.value("eval_crops", a->crops_per_image);
-    // By default, evaluate what the model did not train on: its own held-out
-    // fold or validation split. Anything else takes an explicit choice.
-    bool chosen = false;
-    for (const char* flag : {"--split", "--folds", "--fold", "--val-split", "--fold-seed"})
-      chosen = chosen || cmd->count(flag) > 0;
-    // --folds/--fold without --fold-seed: folds of the partition the model knows.
-    if (chosen && cmd->count("--fold-seed") == 0)
-      a->data.fold_seed = model.trained.value("fold_seed", a->data.fold_seed);
-    if (!chosen && model.trained.contains("folds")) {
-      const auto& t = model.trained;
-      for (const ModelFile& other : models)
-        for (const char* key : {"data", "split", "folds", "fold", "fold_seed", "val_split"})
-          require(other.trained.value(key, nlohmann::json()) == t.value(key, nlohmann::json()),
-                  "--model: the models were trained on different images ('" + std::string(key) +
-                      "' differs), so none is held out from all: choose what to evaluate "
-                      "with --split, --folds/--fold or --val-split");
-      a->data.split = t.value("split", a->data.split);
-      a->data.folds = t.value("folds", a->data.folds);
-      a->data.fold = t.value("fold", a->data.fold);
-      a->data.fold_seed = t.value("fold_seed", a->data.fold_seed);
-      a->data.val_split = t.value("val_split", std::string());
-      require(a->data.folds > 0 || !a->data.val_split.empty(),
-              model_name + " was trained on every image of split '" + a->data.split +
-                  "' (--folds 0): say what to evaluate with --split, --val-split or --folds "
-                  "(evaluating training images takes an explicit choice)");
-      if (!world().root()) {
-      } else if (a->data.val_split.empty())
-        std::printf("evaluating the model's held-out fold %d of %d (fold seed %llu)\n",
-                    a->data.fold, a->data.folds, (unsigned long long)a->data.fold_seed);
-      else
-        std::printf("evaluating the model's validation split '%s'\n", a->data.val_split.c_str());
-    }
+    const bool chosen = choose_evaluated_images(*cmd, *a, models);
     // The images labelled as the model was trained: its scheme's classes.
     a->data.labels = model.labels.name;
     std::vector<SlideImage> train, validation;
@@ -272,18 +358,8 @@ Runner add_eval(CLI::App& app) {
                    "figures are not held-out\n",
                    seen_in_training, images.size(),
                    models.size() > 1 ? "the models" : model_name.c_str());
-    CropOptions crops;
-    crops.seed = a->seed;
-    crops.whole_image = model.crop == "whole";
-    if (!crops.whole_image)
-      std::sscanf(model.crop.c_str(), "%dx%d", &crops.crop_width, &crops.crop_height);
-    crops.stain_target = model.stain_target;
-    crops.stain_keep_residual = model.keeps_stain_residual();
-    crops.max_background = model.trained.value("max_background", 1.0f);
-    crops.classes = labels.count();
-    crops.class_crops.assign(size_t(labels.count()), 0);
-    for (const auto& im : images) crops.class_crops[size_t(im.label)] += a->crops_per_image;
-    const ExampleSet set = build_examples(images, crops, model.width, model.height, threads);
+    const ExampleSet set = build_examples(images, eval_crops(model, images, labels, *a),
+                                          model.width, model.height, threads);
     const PredictionSteps steps =
         compile_for_prediction(select_device(a->device), models, a->batch);
     // Under mpirun each process predicts its share; rank 0 reports.
@@ -298,59 +374,12 @@ Runner add_eval(CLI::App& app) {
     const EvalReport report =
         evaluate(steps.members, set, model.normalization, &world(), eval_options);
     if (!world().root()) return 0;
-    auto line = [&](const char* level, const Metrics& m) {
-      std::printf("%-8s n=%-5d acc %.3f  balanced %.3f  auc %.3f  [tn %d fp %d fn %d tp %d]\n",
-                  level, m.count, m.accuracy, m.balanced_accuracy, m.auc, m.tn, m.fp, m.fn, m.tp);
-      if (report.intervals.is_null()) return;
-      const auto& i = report.intervals["per_" + std::string(level)];
-      auto range = [](const nlohmann::json& v) {
-        char text[32] = "n/a";
-        if (v.is_array())
-          std::snprintf(text, sizeof text, "%.3f-%.3f", v[0].get<double>(), v[1].get<double>());
-        return std::string(text);
-      };
-      std::printf("%-8s 95%% CI  acc %s  balanced %s  auc %s\n", "", range(i["accuracy"]).c_str(),
-                  range(i["balanced_accuracy"]).c_str(), range(i["auc"]).c_str());
-    };
-    line("crop", report.per_crop);
-    line("image", report.per_image);
-    line("patient", report.per_patient);
-    if (!report.intervals.is_null())
-      std::printf("(95%% intervals: patient bootstrap, %d resamples)\n", a->bootstrap);
+    print_levels(report, a->bootstrap);
     print_class_metrics(report);
     print_calibration(report.calibration, a->calibrated, !chosen);
     if (models.size() > 1) std::printf("(mean of %zu models)\n", models.size());
-    if (!a->output.empty()) {
-      nlohmann::json j = report.to_json();
-      j["model"] = a->models.size() == 1 ? nlohmann::json(model_name) : nlohmann::json(a->models);
-      j["images"] = images.size();
-      j["crops_per_image"] = a->crops_per_image;
-      j["training_images_evaluated"] = seen_in_training;
-      write_file_atomically(a->output, j.dump(2) + "\n");
-      std::string stem = a->output;
-      if (stem.size() > 5 && stem.compare(stem.size() - 5, 5, ".json") == 0)
-        stem.resize(stem.size() - 5);
-      write_file_atomically(stem + ".images.csv", report.images_csv());
-      write_file_atomically(stem + ".crops.csv", report.crops_csv(set));
-      if (a->figures)
-        write_eval_figures(
-            report, stem,
-            std::filesystem::path(model_name).filename().string() +
-                (models.size() > 1 ? " (" + std::to_string(models.size()) + " models)"
-                                   : std::string()) +
-                " on " + describe_evaluated(a->data) + ", " + std::to_string(images.size()) +
-                " images" + (a->tta ? ", TTA" : ""));
-      std::printf("files: %s, %s.images.csv, %s.crops.csv%s\n", a->output.c_str(), stem.c_str(),
-                  stem.c_str(),
-                  a->figures
-                      ? (", " + stem + ".roc.png/.svg, " + stem + ".confusion.png/.svg, " +
-                         (report.class_names.size() > 2 ? stem + ".classes.confusion.png/.svg, " +
-                                                              stem + ".classes.roc.png/.svg, "
-                                                        : std::string()) +
-                         stem + ".reliability.png/.svg")
-                            .c_str()
-                      : "");
-    }
+    if (!a->output.empty())
+      write_eval_outputs(*a, report, set, models.size(), images.size(), seen_in_training);
     return 0;
   };
 }
