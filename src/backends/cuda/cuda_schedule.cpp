@@ -87,44 +87,83 @@ std::string ScheduledOp::name() const {
   return std::string(names[int(kind)]) + "[" + std::to_string(layer) + "]";
 }
 
-CudaSchedule build_cuda_schedule(const NetworkShape& shape,
-                                 const std::vector<ConvWorkspaces>& workspaces, bool bf16) {
-  if (!workspaces.empty() && workspaces.size() != shape.convs.size())
-    throw std::invalid_argument("build_cuda_schedule: one workspace entry per conv block");
-  CudaSchedule s;
-  s.bf16 = bf16;
-  auto bytes_tensor = [&](const std::string& name, size_t bytes) {
+namespace {
+
+// Builds a CudaSchedule in execution order: every tensor is made where it is
+// first needed (the gradients in backward order, so in-place links point
+// back), and each operation lists the tensors it touches.
+class ScheduleBuilder {
+ public:
+  ScheduleBuilder(const NetworkShape& shape, const std::vector<ConvWorkspaces>& workspaces,
+                  bool bf16)
+      : shape_(shape), workspaces_(workspaces), bf16_(bf16) {
+    s_.bf16 = bf16;
+  }
+
+  CudaSchedule build() {
+    int src = add_input();
+    for (size_t k = 0; k < shape_.convs.size(); ++k) src = add_conv_forward(k, src);
+    src = add_features(src);
+    for (size_t j = 0; j < shape_.denses.size(); ++j) src = add_dense_forward(j, src);
+    add_loss();
+    for (size_t j = s_.denses.size(); j-- > 0;) add_dense_backward(j);
+    if (shape_.global_pool)
+      op(OpKind::kGlobalPoolBackward, 0, {s_.gap_out, s_.features, s_.d_gap, make_d_features()});
+    if (bf16_) {
+      s_.convs.back().d_pooled = map_tensor(last_d_pooled(), features());
+      op(OpKind::kToBf16, last_conv(), {s_.d_features, s_.convs.back().d_pooled});
+    }
+    for (size_t k = s_.convs.size(); k-- > 0;) add_conv_backward(k);
+    set_lifetimes();
+    return std::move(s_);
+  }
+
+ private:
+  int bytes_tensor(const std::string& name, size_t bytes) {
     if (!bytes) return -1;
-    s.tensors.push_back({name, bytes, INT_MAX, -1});
-    s.bf16_tensor.push_back(false);
-    return int(s.tensors.size() - 1);
-  };
-  auto tensor = [&](const std::string& name, int64_t floats) {
+    s_.tensors.push_back({name, bytes, INT_MAX, -1});
+    s_.bf16_tensor.push_back(false);
+    return int(s_.tensors.size() - 1);
+  }
+  int tensor(const std::string& name, int64_t floats) {
     return bytes_tensor(name, size_t(floats) * sizeof(float));
-  };
+  }
   // The conv blocks' maps and their gradients: bf16 under --precision bf16.
-  auto map_tensor = [&](const std::string& name, int64_t elements) {
-    if (!bf16) return tensor(name, elements);
+  int map_tensor(const std::string& name, int64_t elements) {
+    if (!bf16_) return tensor(name, elements);
     const int id = bytes_tensor(name, size_t(elements) * 2);
-    s.bf16_tensor[size_t(id)] = true;
+    s_.bf16_tensor[size_t(id)] = true;
     return id;
-  };
-  auto op = [&](OpKind kind, int layer, std::vector<int> tensors) {
+  }
+  void op(OpKind kind, int layer, std::vector<int> tensors) {
     tensors.erase(std::remove(tensors.begin(), tensors.end(), -1), tensors.end());
-    s.ops.push_back({kind, layer, std::move(tensors)});
-  };
-  const int n = shape.batch;
-  Dims4 x{n, shape.channels, shape.height, shape.width};
-  s.input = tensor("input", x.count());
-  s.conv_input = bf16 ? map_tensor("input.bf16", x.count()) : s.input;
-  op(OpKind::kInput, 0, {s.input, bf16 ? s.conv_input : -1});
-  int src = s.conv_input;
-  for (size_t k = 0; k < shape.convs.size(); ++k) {
-    const ConvShape& cs = shape.convs[k];
+    s_.ops.push_back({kind, layer, std::move(tensors)});
+  }
+  ConvWorkspaces workspaces(size_t k) const {
+    return workspaces_.empty() ? ConvWorkspaces{} : workspaces_[k];
+  }
+  int batch() const { return shape_.batch; }
+  int last_conv() const { return int(s_.convs.size()) - 1; }
+  int64_t features() const { return s_.convs.back().pooled_dims.count(); }
+  std::string last_d_pooled() const {
+    return "conv" + std::to_string(s_.convs.size()) + ".d_pooled";
+  }
+
+  int add_input() {
+    x_ = {batch(), shape_.channels, shape_.height, shape_.width};
+    s_.input = tensor("input", x_.count());
+    s_.conv_input = bf16_ ? map_tensor("input.bf16", x_.count()) : s_.input;
+    op(OpKind::kInput, 0, {s_.input, bf16_ ? s_.conv_input : -1});
+    return s_.conv_input;
+  }
+
+  // Convolution (+ batch norm) + pooling; returns the block's output tensor.
+  int add_conv_forward(size_t k, int src) {
+    const ConvShape& cs = shape_.convs[k];
     const std::string tag = "conv" + std::to_string(k + 1);
     CudaSchedule::ConvTensors c;
-    c.x = x;
-    c.y = conv_output_dims(x, cs.out_c, cs.kernel, cs.pad);
+    c.x = x_;
+    c.y = conv_output_dims(x_, cs.out_c, cs.kernel, cs.pad);
     c.pooled_dims = cs.pool > 1 ? pool_output_dims(c.y, cs.pool) : c.y;
     if (c.y.h != cs.conv_h || c.y.w != cs.conv_w || c.pooled_dims.h != cs.out_h ||
         c.pooled_dims.w != cs.out_w)
@@ -132,14 +171,13 @@ CudaSchedule build_cuda_schedule(const NetworkShape& shape,
     c.src = src;
     c.batch_norm = cs.batch_norm;
     c.conv_out = map_tensor(tag + ".out", c.y.count());
-    const ConvWorkspaces ws = workspaces.empty() ? ConvWorkspaces{} : workspaces[k];
-    c.ws_forward = bytes_tensor(tag + ".ws_fwd", ws.forward);
+    c.ws_forward = bytes_tensor(tag + ".ws_fwd", workspaces(k).forward);
     op(OpKind::kConvForward, int(k), {c.src, c.conv_out, c.ws_forward});
     c.act = c.conv_out;
     if (c.batch_norm) {
       c.bn_out = map_tensor(tag + ".bn_out", c.y.count());
       // bf16: our kernels' per-plane partial sums (fp32 keeps cuDNN's calls).
-      if (bf16) c.bn_partials = tensor(tag + ".bn_partials", 2 * int64_t(n) * c.y.c);
+      if (bf16_) c.bn_partials = tensor(tag + ".bn_partials", 2 * int64_t(batch()) * c.y.c);
       op(OpKind::kBatchNormForward, int(k), {c.conv_out, c.bn_out, c.bn_partials});
       c.act = c.bn_out;
     }
@@ -148,84 +186,84 @@ CudaSchedule build_cuda_schedule(const NetworkShape& shape,
       c.argmax = bytes_tensor(tag + ".argmax", size_t(c.pooled_dims.count()));
       op(OpKind::kPoolForward, int(k), {c.act, c.pooled, c.argmax});
     }
-    s.convs.push_back(c);
-    src = c.pooled;
-    x = c.pooled_dims;
+    s_.convs.push_back(c);
+    x_ = c.pooled_dims;
+    return c.pooled;
   }
+
   // Dense layers read the last pooled map as [N, C*H*W]: NCHW is already that.
   // Or its channel means, [N, C]. Under bf16 they read an fp32 copy of it.
-  const int last_conv = int(s.convs.size()) - 1;
-  const int64_t features = s.convs.back().pooled_dims.count();
-  s.features = src;
-  if (bf16) {
-    s.features = tensor("features", features);
-    op(OpKind::kToFloat, last_conv, {src, s.features});
-    src = s.features;
+  int add_features(int src) {
+    s_.features = src;
+    if (bf16_) {
+      s_.features = tensor("features", features());
+      op(OpKind::kToFloat, last_conv(), {src, s_.features});
+      src = s_.features;
+    }
+    if (!shape_.global_pool) return src;
+    s_.gap_out = tensor("gap", int64_t(batch()) * s_.convs.back().pooled_dims.c);
+    op(OpKind::kGlobalPoolForward, 0, {s_.features, s_.gap_out});
+    return s_.gap_out;
   }
-  if (shape.global_pool) {
-    const auto& last = s.convs.back();
-    s.gap_out = tensor("gap", int64_t(n) * last.pooled_dims.c);
-    op(OpKind::kGlobalPoolForward, 0, {s.features, s.gap_out});
-    src = s.gap_out;
-  }
-  for (size_t j = 0; j < shape.denses.size(); ++j) {
-    const DenseShape& ds = shape.denses[j];
-    const std::string tag = "fc" + std::to_string(j + 1);
+
+  int add_dense_forward(size_t j, int src) {
+    const DenseShape& ds = shape_.denses[j];
     CudaSchedule::DenseTensors d;
     d.in = ds.in;
     d.outputs = ds.out;
     d.src = src;
-    d.out = tensor(tag + ".out", int64_t(n) * ds.out);
+    d.out = tensor("fc" + std::to_string(j + 1) + ".out", int64_t(batch()) * ds.out);
     op(OpKind::kDenseForward, int(j), {d.src, d.out});
     op(OpKind::kDenseActivation, int(j), {d.out});
-    s.denses.push_back(d);
-    src = d.out;
+    s_.denses.push_back(d);
+    return d.out;
   }
-  s.logits = s.denses.back().out;
-  s.d_logits = tensor("d_logits", int64_t(n) * shape.classes());
-  s.denses.back().d_out = s.d_logits;
-  s.loss_op = int(s.ops.size());
-  op(OpKind::kLoss, 0, {s.logits, s.d_logits});
-  // Gradient tensors, created in backward order so in-place links point back.
+
+  void add_loss() {
+    s_.logits = s_.denses.back().out;
+    s_.d_logits = tensor("d_logits", int64_t(batch()) * shape_.classes());
+    s_.denses.back().d_out = s_.d_logits;
+    s_.loss_op = int(s_.ops.size());
+    op(OpKind::kLoss, 0, {s_.logits, s_.d_logits});
+  }
+
   // The gradient reaching the conv part: the last d_pooled, or under bf16 its
   // fp32 counterpart, rounded into d_pooled after the dense part.
-  const std::string last_d_pooled = "conv" + std::to_string(s.convs.size()) + ".d_pooled";
-  auto make_d_features = [&] {
-    s.d_features = bf16 ? tensor("d_features", features) : map_tensor(last_d_pooled, features);
-    if (!bf16) s.convs.back().d_pooled = s.d_features;
-    return s.d_features;
-  };
-  for (size_t j = s.denses.size(); j-- > 0;) {
-    CudaSchedule::DenseTensors& d = s.denses[j];
-    const std::string tag = "fc" + std::to_string(j + 1);
+  int make_d_features() {
+    s_.d_features =
+        bf16_ ? tensor("d_features", features()) : map_tensor(last_d_pooled(), features());
+    if (!bf16_) s_.convs.back().d_pooled = s_.d_features;
+    return s_.d_features;
+  }
+
+  void add_dense_backward(size_t j) {
+    CudaSchedule::DenseTensors& d = s_.denses[j];
     if (j > 0) {
-      d.d_src = tensor("fc" + std::to_string(j) + ".d_out", int64_t(n) * d.in);
-      s.denses[j - 1].d_out = d.d_src;
-    } else if (shape.global_pool) {
-      s.d_gap = tensor("d_gap", int64_t(n) * s.convs.back().pooled_dims.c);
-      d.d_src = s.d_gap;
+      d.d_src = tensor("fc" + std::to_string(j) + ".d_out", int64_t(batch()) * d.in);
+      s_.denses[j - 1].d_out = d.d_src;
+    } else if (shape_.global_pool) {
+      s_.d_gap = tensor("d_gap", int64_t(batch()) * s_.convs.back().pooled_dims.c);
+      d.d_src = s_.d_gap;
     } else {
       d.d_src = make_d_features();
     }
-    if (shape.denses[j].relu) op(OpKind::kDenseActivationBackward, int(j), {d.d_out, d.out});
+    if (shape_.denses[j].relu) op(OpKind::kDenseActivationBackward, int(j), {d.d_out, d.out});
     op(OpKind::kDenseBackwardWeights, int(j), {d.src, d.d_out});
     op(OpKind::kDenseBackwardData, int(j), {d.d_out, d.d_src});
   }
-  if (shape.global_pool)
-    op(OpKind::kGlobalPoolBackward, 0, {s.gap_out, s.features, s.d_gap, make_d_features()});
-  if (bf16) {
-    s.convs.back().d_pooled = map_tensor(last_d_pooled, features);
-    op(OpKind::kToBf16, last_conv, {s.d_features, s.convs.back().d_pooled});
-  }
-  for (size_t k = s.convs.size(); k-- > 0;) {
-    CudaSchedule::ConvTensors& c = s.convs[k];
-    const ConvShape& cs = shape.convs[k];
+
+  // Pool + ReLU backward (with the bias gradient's partial sums), batch norm
+  // backward, the weight gradient, and the data gradient into the previous
+  // block's d_pooled (made here).
+  void add_conv_backward(size_t k) {
+    CudaSchedule::ConvTensors& c = s_.convs[k];
+    const ConvShape& cs = shape_.convs[k];
     const std::string tag = "conv" + std::to_string(k + 1);
-    const ConvWorkspaces ws = workspaces.empty() ? ConvWorkspaces{} : workspaces[k];
+    const ConvWorkspaces ws = workspaces(k);
     // pool = 1: ReLU' in place on d_pooled (which is then d_act).
     c.d_act = cs.pool > 1 ? map_tensor(tag + (c.batch_norm ? ".d_bn_out" : ".d_out"), c.y.count())
                           : c.d_pooled;
-    if (!c.batch_norm) c.bias_partials = tensor(tag + ".bias_partials", int64_t(n) * c.y.c);
+    if (!c.batch_norm) c.bias_partials = tensor(tag + ".bias_partials", int64_t(batch()) * c.y.c);
     op(OpKind::kPoolReluBackward, int(k),
        {c.pooled, c.d_pooled, c.argmax, c.d_act, c.bias_partials});
     if (c.batch_norm) {
@@ -236,23 +274,39 @@ CudaSchedule build_cuda_schedule(const NetworkShape& shape,
     }
     c.ws_backward_filter = bytes_tensor(tag + ".ws_bwd_filter", ws.backward_filter);
     op(OpKind::kConvBackwardFilter, int(k), {c.src, c.d_conv_out, c.ws_backward_filter});
-    if (k > 0) {
-      CudaSchedule::ConvTensors& prev = s.convs[k - 1];
-      prev.d_pooled =
-          map_tensor("conv" + std::to_string(k) + ".d_pooled", prev.pooled_dims.count());
-      c.ws_backward_data = bytes_tensor(tag + ".ws_bwd_data", ws.backward_data);
-      op(OpKind::kConvBackwardData, int(k), {c.d_conv_out, prev.d_pooled, c.ws_backward_data});
-    }
+    if (k == 0) return;
+    CudaSchedule::ConvTensors& prev = s_.convs[k - 1];
+    prev.d_pooled = map_tensor("conv" + std::to_string(k) + ".d_pooled", prev.pooled_dims.count());
+    c.ws_backward_data = bytes_tensor(tag + ".ws_bwd_data", ws.backward_data);
+    op(OpKind::kConvBackwardData, int(k), {c.d_conv_out, prev.d_pooled, c.ws_backward_data});
   }
-  for (size_t i = 0; i < s.ops.size(); ++i)
-    for (int t : s.ops[i].tensors) {
-      s.tensors[size_t(t)].first_use = std::min(s.tensors[size_t(t)].first_use, int(i));
-      s.tensors[size_t(t)].last_use = std::max(s.tensors[size_t(t)].last_use, int(i));
-    }
-  // The loss overwrites the logits with their gradient row by row.
-  if (s.tensors[size_t(s.logits)].last_use == s.loss_op && s.logits < s.d_logits)
-    s.tensors[size_t(s.d_logits)].in_place_of = s.logits;
-  return s;
+
+  // Every tensor lives from the first to the last operation touching it; the
+  // loss overwrites the logits with their gradient row by row.
+  void set_lifetimes() {
+    for (size_t i = 0; i < s_.ops.size(); ++i)
+      for (int t : s_.ops[i].tensors) {
+        s_.tensors[size_t(t)].first_use = std::min(s_.tensors[size_t(t)].first_use, int(i));
+        s_.tensors[size_t(t)].last_use = std::max(s_.tensors[size_t(t)].last_use, int(i));
+      }
+    if (s_.tensors[size_t(s_.logits)].last_use == s_.loss_op && s_.logits < s_.d_logits)
+      s_.tensors[size_t(s_.d_logits)].in_place_of = s_.logits;
+  }
+
+  const NetworkShape& shape_;
+  const std::vector<ConvWorkspaces>& workspaces_;
+  const bool bf16_;
+  CudaSchedule s_;
+  Dims4 x_{};  // the next block's input
+};
+
+}  // namespace
+
+CudaSchedule build_cuda_schedule(const NetworkShape& shape,
+                                 const std::vector<ConvWorkspaces>& workspaces, bool bf16) {
+  if (!workspaces.empty() && workspaces.size() != shape.convs.size())
+    throw std::invalid_argument("build_cuda_schedule: one workspace entry per conv block");
+  return ScheduleBuilder(shape, workspaces, bf16).build();
 }
 
 int choose_algorithm(const std::vector<AlgorithmCandidate>& candidates, size_t workspace_limit,
