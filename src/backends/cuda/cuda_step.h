@@ -137,7 +137,18 @@ class CudaTrainingStep final : public TrainingStep {
   bool capture_graphs();
   cudaGraphExec_t capture(const std::function<void()>& body);
   void destroy_graphs();
+  // One schedule operation (cuda_step_ops.cpp): the switch, and the
+  // operations too long to stay in it.
   void run_op(const ScheduledOp& op, Mode mode, bool training, int slot);
+  void run_input();
+  void run_conv_forward(const ScheduledOp& op);
+  void run_batch_norm_forward(const ScheduledOp& op, bool training);
+  void run_batch_norm_backward(const ScheduledOp& op);
+  void run_loss(Mode mode, int slot);
+  void run_dense_backward_weights(const ScheduledOp& op);
+  void run_pool_relu_backward(const ScheduledOp& op);
+  void run_conv_backward_filter(const ScheduledOp& op);
+  void run_conv_backward_data(const ScheduledOp& op);
   void update();
   void batch_norm_forward_bf16(const ConvLayer& c, const CudaSchedule::ConvTensors& t,
                                bool training);

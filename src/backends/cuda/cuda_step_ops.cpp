@@ -21,61 +21,10 @@ void CudaTrainingStep::run_op(const ScheduledOp& op, Mode mode, bool training, i
   const int n = shape_.batch;
   auto* step = reinterpret_cast<int64_t*>(persistent(layout_.step));
   switch (op.kind) {
-    case OpKind::kInput: {
-      Stage& s = stages_[stage_];
-      HISTOCNN_CUDA(cudaMemcpyAsync(
-          tensor(schedule_.input), s.images,
-          sizeof(float) * size_t(schedule_.tensors[size_t(schedule_.input)].bytes / 4),
-          cudaMemcpyHostToDevice, stream_));
-      HISTOCNN_CUDA(cudaMemcpyAsync(persistent(layout_.labels), s.labels,
-                                    sizeof(int32_t) * size_t(n), cudaMemcpyHostToDevice, stream_));
-      HISTOCNN_CUDA(
-          cudaMemcpyAsync(meta(), s.meta, sizeof(BatchMeta), cudaMemcpyHostToDevice, stream_));
-      HISTOCNN_CUDA(cudaEventRecord(s.copied, stream_));
-      if (bf16_)
-        launch_to_bf16(tensor(schedule_.input), bf16_tensor(schedule_.conv_input),
-                       int64_t(schedule_.tensors[size_t(schedule_.input)].bytes / 4), stream_);
-      return;
-    }
-    case OpKind::kConvForward: {
-      ConvLayer& c = convs_[size_t(op.layer)];
-      const auto& t = schedule_.convs[size_t(op.layer)];
-      void* ws = t.ws_forward >= 0 ? tensor(t.ws_forward) : nullptr;
-      const void* w = conv_weights(c);
-      if (c.fused) {
-        const cudnnStatus_t status = cudnnConvolutionBiasActivationForward(
-            h, &one, c.x, tensor(t.src), c.w, w, c.conv, c.fwd, ws, c.workspace.forward, &zero, c.y,
-            tensor(t.conv_out), c.bias, params() + c.b_offset, relu_, c.y, tensor(t.conv_out));
-        if (status != CUDNN_STATUS_NOT_SUPPORTED) {
-          HISTOCNN_CUDA(status);
-          return;
-        }
-        // This cuDNN refuses the fusion for these shapes: separate calls from
-        // now on (nothing was launched).
-        c.fused = false;
-        details_["algorithms"][size_t(op.layer)]["bias_relu"] =
-            "separate cuDNN calls (fusion not supported)";
-      }
-      // Batch norm: bias-free, normalisation and ReLU follow. Pooled blocks:
-      // the pool kernel adds the bias and applies the ReLU.
-      if (GraphConv* g = c.graph_for(ConvDirection::kForward))
-        g->execute(h, tensor(t.src), w, tensor(t.conv_out), ws);
-      else
-        HISTOCNN_CUDA(cudnnConvolutionForward(h, &one, c.x, tensor(t.src), c.w, w, c.conv, c.fwd,
-                                              ws, c.workspace.forward, &zero, c.y,
-                                              tensor(t.conv_out)));
-      if (c.batch_norm || c.bias_relu_in_pool) return;
-      if (bf16_) {
-        launch_bias_relu(bf16_tensor(t.conv_out), params() + c.b_offset, t.y.n * t.y.c, t.y.c,
-                         int64_t(t.y.h) * t.y.w, stream_);
-        return;
-      }
-      HISTOCNN_CUDA(
-          cudnnAddTensor(h, &one, c.bias, params() + c.b_offset, &one, c.y, tensor(t.conv_out)));
-      HISTOCNN_CUDA(cudnnActivationForward(h, relu_, &one, c.y, tensor(t.conv_out), &zero, c.y,
-                                           tensor(t.conv_out)));
-      return;
-    }
+    case OpKind::kInput:
+      return run_input();
+    case OpKind::kConvForward:
+      return run_conv_forward(op);
     case OpKind::kPoolForward: {  // ours: it records each maximum's position
       const ConvLayer& c = convs_[size_t(op.layer)];
       const auto& t = schedule_.convs[size_t(op.layer)];
@@ -99,47 +48,10 @@ void CudaTrainingStep::run_op(const ScheduledOp& op, Mode mode, bool training, i
                      schedule_.convs.back().pooled_dims.count(), stream_);
       return;
     }
-    case OpKind::kBatchNormForward: {
-      ConvLayer& c = convs_[size_t(op.layer)];
-      const auto& t = schedule_.convs[size_t(op.layer)];
-      auto at = [&](size_t offset) { return reinterpret_cast<float*>(persistent(offset)); };
-      if (bf16_) {
-        batch_norm_forward_bf16(c, t, mode != Mode::kPredict && training);
-        return;
-      }
-      if (mode != Mode::kPredict && training) {
-        // The batch's statistics; running ones updated as PyTorch's (momentum
-        // 0.1, unbiased variance); mean and 1/std saved for backward.
-        HISTOCNN_CUDA(cudnnBatchNormalizationForwardTraining(
-            h, CUDNN_BATCHNORM_SPATIAL, &one, &zero, c.y, tensor(t.conv_out), c.y, tensor(t.bn_out),
-            c.bn, params() + c.gamma_offset, params() + c.beta_offset, double(kBatchNormMomentum),
-            at(c.running_mean), at(c.running_var), double(kBatchNormEpsilon), at(c.saved_mean),
-            at(c.saved_inv_std)));
-      } else {
-        HISTOCNN_CUDA(cudnnBatchNormalizationForwardInference(
-            h, CUDNN_BATCHNORM_SPATIAL, &one, &zero, c.y, tensor(t.conv_out), c.y, tensor(t.bn_out),
-            c.bn, params() + c.gamma_offset, params() + c.beta_offset, at(c.running_mean),
-            at(c.running_var), double(kBatchNormEpsilon)));
-      }
-      HISTOCNN_CUDA(cudnnActivationForward(h, relu_, &one, c.y, tensor(t.bn_out), &zero, c.y,
-                                           tensor(t.bn_out)));
-      return;
-    }
-    case OpKind::kBatchNormBackward: {
-      ConvLayer& c = convs_[size_t(op.layer)];
-      const auto& t = schedule_.convs[size_t(op.layer)];
-      auto at = [&](size_t offset) { return reinterpret_cast<float*>(persistent(offset)); };
-      if (bf16_) {
-        batch_norm_backward_bf16(c, t);
-        return;
-      }
-      HISTOCNN_CUDA(cudnnBatchNormalizationBackward(
-          h, CUDNN_BATCHNORM_SPATIAL, &one, &zero, &one, &zero, c.y, tensor(t.conv_out), c.y,
-          tensor(t.d_act), c.y, tensor(t.d_conv_out), c.bn, params() + c.gamma_offset,
-          grads() + c.gamma_offset, grads() + c.beta_offset, double(kBatchNormEpsilon),
-          at(c.saved_mean), at(c.saved_inv_std)));
-      return;
-    }
+    case OpKind::kBatchNormForward:
+      return run_batch_norm_forward(op, mode != Mode::kPredict && training);
+    case OpKind::kBatchNormBackward:
+      return run_batch_norm_backward(op);
     case OpKind::kGlobalPoolForward: {
       HISTOCNN_CUDA(cudnnPoolingForward(h, gap_pool_, &one, features_desc_,
                                         tensor(schedule_.features), &zero, gap_desc_,
@@ -167,17 +79,8 @@ void CudaTrainingStep::run_op(const ScheduledOp& op, Mode mode, bool training, i
                               options_.dropout_seed, step, meta(), op.layer, stream_);
       return;
     }
-    case OpKind::kLoss: {
-      const bool predict = mode == Mode::kPredict;
-      launch_softmax_xent(
-          tensor(schedule_.logits), predict ? nullptr : tensor(schedule_.d_logits),
-          reinterpret_cast<float*>(persistent(layout_.probs)),
-          predict ? nullptr : reinterpret_cast<int32_t*>(persistent(layout_.labels)), meta(), n,
-          shape_.classes(), !predict, options_.label_smoothing,
-          reinterpret_cast<double*>(persistent(layout_.loss)) + slot,
-          reinterpret_cast<int*>(persistent(layout_.correct)) + slot, stream_);
-      return;
-    }
+    case OpKind::kLoss:
+      return run_loss(mode, slot);
     case OpKind::kDenseActivationBackward: {
       const auto& d = schedule_.denses[size_t(op.layer)];
       const DenseShape& s = shape_.denses[size_t(op.layer)];
@@ -186,85 +89,214 @@ void CudaTrainingStep::run_op(const ScheduledOp& op, Mode mode, bool training, i
                                        step, meta(), op.layer, stream_);
       return;
     }
-    case OpKind::kDenseBackwardWeights: {
-      const auto& d = schedule_.denses[size_t(op.layer)];
-      const DenseLayer& l = denses_[size_t(op.layer)];
-      gemm(dense_backward_weight_gemm(n, d.in, d.outputs), tensor(d.src), tensor(d.d_out),
-           grads() + l.w_offset);
-      // db[o] = sum over rows of dY: dY^T[out, N] times ones[N].
-      HISTOCNN_CUDA(cublasSgemv(context_->cublas, CUBLAS_OP_N, d.outputs, n, &one, tensor(d.d_out),
-                                d.outputs, reinterpret_cast<float*>(persistent(layout_.ones)), 1,
-                                &zero, grads() + l.b_offset, 1));
-      return;
-    }
+    case OpKind::kDenseBackwardWeights:
+      return run_dense_backward_weights(op);
     case OpKind::kDenseBackwardData: {
       const auto& d = schedule_.denses[size_t(op.layer)];
       gemm(dense_backward_data_gemm(n, d.in, d.outputs),
            params() + denses_[size_t(op.layer)].w_offset, tensor(d.d_out), tensor(d.d_src));
       return;
     }
-    case OpKind::kPoolReluBackward: {
-      // ReLU', the max-pool scatter and the bias gradient in one pass (our
-      // kernels: cuDNN's pooling and bias backward were half the step).
-      ConvLayer& c = convs_[size_t(op.layer)];
-      const auto& t = schedule_.convs[size_t(op.layer)];
-      const int pool = shape_.convs[size_t(op.layer)].pool;
-      float* sums = t.bias_partials >= 0 ? tensor(t.bias_partials) : nullptr;
-      const uint8_t* argmax = pool > 1 ? bytes(t.argmax) : nullptr;
-      const PoolGeometry g{t.y.h, t.y.w, pool};
-      if (bf16_)
-        launch_pool_relu_backward(bf16_tensor(t.pooled), bf16_tensor(t.d_pooled), argmax,
-                                  bf16_tensor(t.d_act), sums, t.y.n * t.y.c, g, stream_);
-      else
-        launch_pool_relu_backward(tensor(t.pooled), tensor(t.d_pooled), argmax, tensor(t.d_act),
-                                  sums, t.y.n * t.y.c, g, stream_);
-      if (sums) launch_column_sums(sums, t.y.n, t.y.c, grads() + c.b_offset, stream_);
-      return;
-    }
-    case OpKind::kConvBackwardFilter: {
-      ConvLayer& c = convs_[size_t(op.layer)];
-      const auto& t = schedule_.convs[size_t(op.layer)];
-      void* ws = t.ws_backward_filter >= 0 ? tensor(t.ws_backward_filter) : nullptr;
-      const ConvShape& s = shape_.convs[size_t(op.layer)];
-      if (c.small_wgrad.applies) {  // fp32 sums and gradient, whatever the maps' type
-        if (bf16_)
-          launch_small_wgrad(bf16_tensor(t.src), bf16_tensor(t.d_conv_out), grads() + c.w_offset,
-                             static_cast<float*>(ws), t.x, t.y, s.kernel, s.pad, c.small_wgrad,
-                             stream_);
-        else
-          launch_small_wgrad(tensor(t.src), tensor(t.d_conv_out), grads() + c.w_offset,
-                             static_cast<float*>(ws), t.x, t.y, s.kernel, s.pad, c.small_wgrad,
-                             stream_);
-        return;
-      }
-      // bf16: cuDNN writes the gradient in bf16 (as autocast's convolutions
-      // do), widened into the fp32 gradients Adam reads.
-      void* dw = bf16_ ? static_cast<void*>(grad_shadow() + c.w_offset) : grads() + c.w_offset;
-      if (GraphConv* g = c.graph_for(ConvDirection::kBackwardFilter))
-        g->execute(h, tensor(t.src), tensor(t.d_conv_out), dw, ws);
-      else
-        HISTOCNN_CUDA(cudnnConvolutionBackwardFilter(h, &one, c.x, tensor(t.src), c.y,
-                                                     tensor(t.d_conv_out), c.conv, c.bwd_filter, ws,
-                                                     c.workspace.backward_filter, &zero, c.w, dw));
-      if (bf16_)
-        launch_to_float(grad_shadow() + c.w_offset, grads() + c.w_offset,
-                        int64_t(s.out_c) * s.in_c * s.kernel * s.kernel, stream_);
-      return;
-    }
-    case OpKind::kConvBackwardData: {
-      ConvLayer& c = convs_[size_t(op.layer)];
-      const auto& t = schedule_.convs[size_t(op.layer)];
-      const auto& prev = schedule_.convs[size_t(op.layer) - 1];
-      void* ws = t.ws_backward_data >= 0 ? tensor(t.ws_backward_data) : nullptr;
-      if (GraphConv* g = c.graph_for(ConvDirection::kBackwardData))
-        g->execute(h, conv_weights(c), tensor(t.d_conv_out), tensor(prev.d_pooled), ws);
-      else
-        HISTOCNN_CUDA(cudnnConvolutionBackwardData(
-            h, &one, c.w, conv_weights(c), c.y, tensor(t.d_conv_out), c.conv, c.bwd_data, ws,
-            c.workspace.backward_data, &zero, c.x, tensor(prev.d_pooled)));
-      return;
-    }
+    case OpKind::kPoolReluBackward:
+      return run_pool_relu_backward(op);
+    case OpKind::kConvBackwardFilter:
+      return run_conv_backward_filter(op);
+    case OpKind::kConvBackwardData:
+      return run_conv_backward_data(op);
   }
+}
+
+// The batch to the device (and its bf16 copy for the convolutions).
+void CudaTrainingStep::run_input() {
+  const int n = shape_.batch;
+  Stage& s = stages_[stage_];
+  HISTOCNN_CUDA(
+      cudaMemcpyAsync(tensor(schedule_.input), s.images,
+                      sizeof(float) * size_t(schedule_.tensors[size_t(schedule_.input)].bytes / 4),
+                      cudaMemcpyHostToDevice, stream_));
+  HISTOCNN_CUDA(cudaMemcpyAsync(persistent(layout_.labels), s.labels, sizeof(int32_t) * size_t(n),
+                                cudaMemcpyHostToDevice, stream_));
+  HISTOCNN_CUDA(
+      cudaMemcpyAsync(meta(), s.meta, sizeof(BatchMeta), cudaMemcpyHostToDevice, stream_));
+  HISTOCNN_CUDA(cudaEventRecord(s.copied, stream_));
+  if (bf16_)
+    launch_to_bf16(tensor(schedule_.input), bf16_tensor(schedule_.conv_input),
+                   int64_t(schedule_.tensors[size_t(schedule_.input)].bytes / 4), stream_);
+}
+
+void CudaTrainingStep::run_conv_forward(const ScheduledOp& op) {
+  cudnnHandle_t h = context_->cudnn;
+  const float one = 1, zero = 0;
+  ConvLayer& c = convs_[size_t(op.layer)];
+  const auto& t = schedule_.convs[size_t(op.layer)];
+  void* ws = t.ws_forward >= 0 ? tensor(t.ws_forward) : nullptr;
+  const void* w = conv_weights(c);
+  if (c.fused) {
+    const cudnnStatus_t status = cudnnConvolutionBiasActivationForward(
+        h, &one, c.x, tensor(t.src), c.w, w, c.conv, c.fwd, ws, c.workspace.forward, &zero, c.y,
+        tensor(t.conv_out), c.bias, params() + c.b_offset, relu_, c.y, tensor(t.conv_out));
+    if (status != CUDNN_STATUS_NOT_SUPPORTED) {
+      HISTOCNN_CUDA(status);
+      return;
+    }
+    // This cuDNN refuses the fusion for these shapes: separate calls from
+    // now on (nothing was launched).
+    c.fused = false;
+    details_["algorithms"][size_t(op.layer)]["bias_relu"] =
+        "separate cuDNN calls (fusion not supported)";
+  }
+  // Batch norm: bias-free, normalisation and ReLU follow. Pooled blocks:
+  // the pool kernel adds the bias and applies the ReLU.
+  if (GraphConv* g = c.graph_for(ConvDirection::kForward))
+    g->execute(h, tensor(t.src), w, tensor(t.conv_out), ws);
+  else
+    HISTOCNN_CUDA(cudnnConvolutionForward(h, &one, c.x, tensor(t.src), c.w, w, c.conv, c.fwd, ws,
+                                          c.workspace.forward, &zero, c.y, tensor(t.conv_out)));
+  if (c.batch_norm || c.bias_relu_in_pool) return;
+  if (bf16_) {
+    launch_bias_relu(bf16_tensor(t.conv_out), params() + c.b_offset, t.y.n * t.y.c, t.y.c,
+                     int64_t(t.y.h) * t.y.w, stream_);
+    return;
+  }
+  HISTOCNN_CUDA(
+      cudnnAddTensor(h, &one, c.bias, params() + c.b_offset, &one, c.y, tensor(t.conv_out)));
+  HISTOCNN_CUDA(cudnnActivationForward(h, relu_, &one, c.y, tensor(t.conv_out), &zero, c.y,
+                                       tensor(t.conv_out)));
+}
+
+// training: the batch's statistics (not when predicting); else the running ones.
+void CudaTrainingStep::run_batch_norm_forward(const ScheduledOp& op, bool training) {
+  cudnnHandle_t h = context_->cudnn;
+  const float one = 1, zero = 0;
+  ConvLayer& c = convs_[size_t(op.layer)];
+  const auto& t = schedule_.convs[size_t(op.layer)];
+  auto at = [&](size_t offset) { return reinterpret_cast<float*>(persistent(offset)); };
+  if (bf16_) {
+    batch_norm_forward_bf16(c, t, training);
+    return;
+  }
+  if (training) {
+    // The batch's statistics; running ones updated as PyTorch's (momentum
+    // 0.1, unbiased variance); mean and 1/std saved for backward.
+    HISTOCNN_CUDA(cudnnBatchNormalizationForwardTraining(
+        h, CUDNN_BATCHNORM_SPATIAL, &one, &zero, c.y, tensor(t.conv_out), c.y, tensor(t.bn_out),
+        c.bn, params() + c.gamma_offset, params() + c.beta_offset, double(kBatchNormMomentum),
+        at(c.running_mean), at(c.running_var), double(kBatchNormEpsilon), at(c.saved_mean),
+        at(c.saved_inv_std)));
+  } else {
+    HISTOCNN_CUDA(cudnnBatchNormalizationForwardInference(
+        h, CUDNN_BATCHNORM_SPATIAL, &one, &zero, c.y, tensor(t.conv_out), c.y, tensor(t.bn_out),
+        c.bn, params() + c.gamma_offset, params() + c.beta_offset, at(c.running_mean),
+        at(c.running_var), double(kBatchNormEpsilon)));
+  }
+  HISTOCNN_CUDA(
+      cudnnActivationForward(h, relu_, &one, c.y, tensor(t.bn_out), &zero, c.y, tensor(t.bn_out)));
+}
+
+void CudaTrainingStep::run_batch_norm_backward(const ScheduledOp& op) {
+  cudnnHandle_t h = context_->cudnn;
+  const float one = 1, zero = 0;
+  ConvLayer& c = convs_[size_t(op.layer)];
+  const auto& t = schedule_.convs[size_t(op.layer)];
+  auto at = [&](size_t offset) { return reinterpret_cast<float*>(persistent(offset)); };
+  if (bf16_) {
+    batch_norm_backward_bf16(c, t);
+    return;
+  }
+  HISTOCNN_CUDA(cudnnBatchNormalizationBackward(
+      h, CUDNN_BATCHNORM_SPATIAL, &one, &zero, &one, &zero, c.y, tensor(t.conv_out), c.y,
+      tensor(t.d_act), c.y, tensor(t.d_conv_out), c.bn, params() + c.gamma_offset,
+      grads() + c.gamma_offset, grads() + c.beta_offset, double(kBatchNormEpsilon),
+      at(c.saved_mean), at(c.saved_inv_std)));
+}
+
+void CudaTrainingStep::run_loss(Mode mode, int slot) {
+  const int n = shape_.batch;
+  const bool predict = mode == Mode::kPredict;
+  launch_softmax_xent(tensor(schedule_.logits), predict ? nullptr : tensor(schedule_.d_logits),
+                      reinterpret_cast<float*>(persistent(layout_.probs)),
+                      predict ? nullptr : reinterpret_cast<int32_t*>(persistent(layout_.labels)),
+                      meta(), n, shape_.classes(), !predict, options_.label_smoothing,
+                      reinterpret_cast<double*>(persistent(layout_.loss)) + slot,
+                      reinterpret_cast<int*>(persistent(layout_.correct)) + slot, stream_);
+}
+
+void CudaTrainingStep::run_dense_backward_weights(const ScheduledOp& op) {
+  const float one = 1, zero = 0;
+  const int n = shape_.batch;
+  const auto& d = schedule_.denses[size_t(op.layer)];
+  const DenseLayer& l = denses_[size_t(op.layer)];
+  gemm(dense_backward_weight_gemm(n, d.in, d.outputs), tensor(d.src), tensor(d.d_out),
+       grads() + l.w_offset);
+  // db[o] = sum over rows of dY: dY^T[out, N] times ones[N].
+  HISTOCNN_CUDA(cublasSgemv(context_->cublas, CUBLAS_OP_N, d.outputs, n, &one, tensor(d.d_out),
+                            d.outputs, reinterpret_cast<float*>(persistent(layout_.ones)), 1, &zero,
+                            grads() + l.b_offset, 1));
+}
+
+// ReLU', the max-pool scatter and the bias gradient in one pass (our
+// kernels: cuDNN's pooling and bias backward were half the step).
+void CudaTrainingStep::run_pool_relu_backward(const ScheduledOp& op) {
+  ConvLayer& c = convs_[size_t(op.layer)];
+  const auto& t = schedule_.convs[size_t(op.layer)];
+  const int pool = shape_.convs[size_t(op.layer)].pool;
+  float* sums = t.bias_partials >= 0 ? tensor(t.bias_partials) : nullptr;
+  const uint8_t* argmax = pool > 1 ? bytes(t.argmax) : nullptr;
+  const PoolGeometry g{t.y.h, t.y.w, pool};
+  if (bf16_)
+    launch_pool_relu_backward(bf16_tensor(t.pooled), bf16_tensor(t.d_pooled), argmax,
+                              bf16_tensor(t.d_act), sums, t.y.n * t.y.c, g, stream_);
+  else
+    launch_pool_relu_backward(tensor(t.pooled), tensor(t.d_pooled), argmax, tensor(t.d_act), sums,
+                              t.y.n * t.y.c, g, stream_);
+  if (sums) launch_column_sums(sums, t.y.n, t.y.c, grads() + c.b_offset, stream_);
+}
+
+void CudaTrainingStep::run_conv_backward_filter(const ScheduledOp& op) {
+  cudnnHandle_t h = context_->cudnn;
+  const float one = 1, zero = 0;
+  ConvLayer& c = convs_[size_t(op.layer)];
+  const auto& t = schedule_.convs[size_t(op.layer)];
+  void* ws = t.ws_backward_filter >= 0 ? tensor(t.ws_backward_filter) : nullptr;
+  const ConvShape& s = shape_.convs[size_t(op.layer)];
+  if (c.small_wgrad.applies) {  // fp32 sums and gradient, whatever the maps' type
+    if (bf16_)
+      launch_small_wgrad(bf16_tensor(t.src), bf16_tensor(t.d_conv_out), grads() + c.w_offset,
+                         static_cast<float*>(ws), t.x, t.y, s.kernel, s.pad, c.small_wgrad,
+                         stream_);
+    else
+      launch_small_wgrad(tensor(t.src), tensor(t.d_conv_out), grads() + c.w_offset,
+                         static_cast<float*>(ws), t.x, t.y, s.kernel, s.pad, c.small_wgrad,
+                         stream_);
+    return;
+  }
+  // bf16: cuDNN writes the gradient in bf16 (as autocast's convolutions
+  // do), widened into the fp32 gradients Adam reads.
+  void* dw = bf16_ ? static_cast<void*>(grad_shadow() + c.w_offset) : grads() + c.w_offset;
+  if (GraphConv* g = c.graph_for(ConvDirection::kBackwardFilter))
+    g->execute(h, tensor(t.src), tensor(t.d_conv_out), dw, ws);
+  else
+    HISTOCNN_CUDA(cudnnConvolutionBackwardFilter(h, &one, c.x, tensor(t.src), c.y,
+                                                 tensor(t.d_conv_out), c.conv, c.bwd_filter, ws,
+                                                 c.workspace.backward_filter, &zero, c.w, dw));
+  if (bf16_)
+    launch_to_float(grad_shadow() + c.w_offset, grads() + c.w_offset,
+                    int64_t(s.out_c) * s.in_c * s.kernel * s.kernel, stream_);
+}
+
+void CudaTrainingStep::run_conv_backward_data(const ScheduledOp& op) {
+  cudnnHandle_t h = context_->cudnn;
+  const float one = 1, zero = 0;
+  ConvLayer& c = convs_[size_t(op.layer)];
+  const auto& t = schedule_.convs[size_t(op.layer)];
+  const auto& prev = schedule_.convs[size_t(op.layer) - 1];
+  void* ws = t.ws_backward_data >= 0 ? tensor(t.ws_backward_data) : nullptr;
+  if (GraphConv* g = c.graph_for(ConvDirection::kBackwardData))
+    g->execute(h, conv_weights(c), tensor(t.d_conv_out), tensor(prev.d_pooled), ws);
+  else
+    HISTOCNN_CUDA(cudnnConvolutionBackwardData(
+        h, &one, c.w, conv_weights(c), c.y, tensor(t.d_conv_out), c.conv, c.bwd_data, ws,
+        c.workspace.backward_data, &zero, c.x, tensor(prev.d_pooled)));
 }
 
 // --precision bf16: batch norm as our kernels (bn_kernels.h): two passes for
