@@ -306,9 +306,7 @@ nlohmann::json fold_rounds(const std::vector<nlohmann::json>& rounds) {
   return row;
 }
 
-}  // namespace
-
-int run_study(const StudyOptions& o) {
+void check_study_options(const StudyOptions& o) {
   require(!o.output.empty(), "--output: a study folder is required");
   require(o.epochs >= 1, "--epochs: at least 1 timed epoch");
   require(o.warmup >= 0, "--warmup: must be >= 0");
@@ -322,23 +320,24 @@ int run_study(const StudyOptions& o) {
     require(t >= 0 && t <= available_cores(), "--threads: " + std::to_string(t) + " exceeds the " +
                                                   std::to_string(available_cores()) +
                                                   " available cores");
-  make_directories(o.output + "/points");
-  // One study per folder: a second one (or a re-run while the first, or an
-  // orphan of it, still runs) is refused instead of measuring beside it.
-  const RunLock lock(o.output);
-  std::string data = o.data;
-  if (data.empty()) {
-    // A study folder from before the cache keeps its own copy (its rows were
-    // measured on it); a new one shares the cached dataset.
-    data = o.output + "/synthetic";
-    if (!fs::exists(data + "/Grade.csv")) {
-      SynthOptions synth;
-      synth.seed = o.seed;
-      data = cached_synthetic_dataset(synth, data);
-    }
-  }
-  // The options that change every measurement: a study folder holds one set
-  // of them (a resume with others would mix incomparable rows).
+}
+
+// The dataset the study trains on: --data, or the synthetic one. A study
+// folder from before the cache keeps its own copy (its rows were measured on
+// it); a new one shares the cached dataset.
+std::string study_data(const StudyOptions& o) {
+  if (!o.data.empty()) return o.data;
+  const std::string own = o.output + "/synthetic";
+  if (fs::exists(own + "/Grade.csv")) return own;
+  SynthOptions synth;
+  synth.seed = o.seed;
+  return cached_synthetic_dataset(synth, own);
+}
+
+// The options that change every measurement: a study folder holds one set
+// of them (a resume with others would mix incomparable rows). Written the
+// first time, compared on every resume.
+void check_study_signature(const StudyOptions& o) {
   const nlohmann::json signature = {
       {"data", o.data.empty() ? "synthetic" : fs::absolute(o.data).lexically_normal().string()},
       {"epochs", o.epochs},
@@ -349,20 +348,83 @@ int run_study(const StudyOptions& o) {
       {"crops_malignant", o.malignant},
       {"seed", o.seed}};
   const std::string signature_path = o.output + "/study.json";
-  if (fs::exists(signature_path)) {
-    nlohmann::json before;
-    try {
-      before = nlohmann::json::parse(read_file(signature_path));
-    } catch (const std::exception&) {
-      fail(signature_path + ": not valid JSON");
-    }
-    for (const auto& [key, value] : signature.items())
-      require(before.value(key, value) == value,
-              o.output + ": this study was run with " + key + " = " + before[key].dump() +
-                  ", not " + value.dump() + "; use the same options or another --output");
-  } else {
-    write_file_atomically(signature_path, signature.dump(2) + "\n");
+  if (!fs::exists(signature_path))
+    return write_file_atomically(signature_path, signature.dump(2) + "\n");
+  nlohmann::json before;
+  try {
+    before = nlohmann::json::parse(read_file(signature_path));
+  } catch (const std::exception&) {
+    fail(signature_path + ": not valid JSON");
   }
+  for (const auto& [key, value] : signature.items())
+    require(before.value(key, value) == value,
+            o.output + ": this study was run with " + key + " = " + before[key].dump() + ", not " +
+                value.dump() + "; use the same options or another --output");
+}
+
+// Groups of one (size, batch), in grid order: with rounds > 1 their points
+// are measured in turn, round after round, and recorded together. With one
+// round every point is its own group, recorded as soon as it is measured.
+std::vector<std::vector<StudyPoint>> measurement_groups(const std::vector<StudyPoint>& todo,
+                                                        int rounds) {
+  std::vector<std::vector<StudyPoint>> groups;
+  for (const auto& p : todo) {
+    if (rounds == 1 || groups.empty() || groups.back().front().size != p.size ||
+        groups.back().front().batch != p.batch)
+      groups.emplace_back();
+    groups.back().push_back(p);
+  }
+  return groups;
+}
+
+std::string point_directory(const StudyOptions& o, const StudyPoint& p, int round) {
+  std::string k = p.key();
+  std::replace(k.begin(), k.end(), '/', '_');
+  std::replace(k.begin(), k.end(), ':', '-');
+  return o.output + "/points/" + k + (o.rounds > 1 ? ".r" + std::to_string(round) : "");
+}
+
+// A point's row: its rounds folded into medians, and what was measured where.
+nlohmann::json study_row(const StudyOptions& o, const StudyPoint& p,
+                         const std::vector<nlohmann::json>& rounds, const nlohmann::json& machine) {
+  nlohmann::json row = fold_rounds(rounds);
+  row["rounds"] = o.rounds;
+  row["key"] = p.key();
+  row["engine"] = p.engine;
+  row["device"] = p.device;
+  row["allocator"] = p.allocator;
+  row["threads"] = p.threads == 0 ? available_cores() : p.threads;
+  row["size"] = p.size;
+  row["batch"] = p.batch;
+  row["examples"] = o.benign + o.malignant;
+  row["warmup_epochs"] = o.warmup;
+  row["timed_epochs"] = o.epochs;
+  row["machine"] = machine;
+  return row;
+}
+
+void print_progress(int finished, size_t total, const StudyPoint& p, const nlohmann::json& row,
+                    double elapsed) {
+  const double eta = elapsed / finished * double(total - size_t(finished));
+  std::printf(
+      "[%d/%zu] %-40s %s  (eta %s)\n", finished, total, p.key().c_str(),
+      row["status"] == "ok"
+          ? (std::to_string(row["epoch_seconds"].get<double>()).substr(0, 6) + " s/epoch").c_str()
+          : (row["status"].get<std::string>() + ": " + row.value("reason", "")).c_str(),
+      format_duration(eta).c_str());
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int run_study(const StudyOptions& o) {
+  check_study_options(o);
+  make_directories(o.output + "/points");
+  // One study per folder: a second one (or a re-run while the first, or an
+  // orphan of it, still runs) is refused instead of measuring beside it.
+  const RunLock lock(o.output);
+  const std::string data = study_data(o);
+  check_study_signature(o);
   const std::string results = o.output + "/results.jsonl";
   if (const std::string torn = repair_torn_last_line(results); !torn.empty())
     std::fprintf(stderr,
@@ -386,42 +448,14 @@ int run_study(const StudyOptions& o) {
   const auto start = std::chrono::steady_clock::now();
   std::map<int, std::string> exported;  // size -> examples file for PyTorch
   int finished = 0;
-  // Groups of one (size, batch), in grid order: with rounds > 1 their points
-  // are measured in turn, round after round, and recorded together. With one
-  // round every point is its own group, recorded as soon as it is measured.
-  std::vector<std::vector<StudyPoint>> groups;
-  for (const auto& p : todo) {
-    if (o.rounds == 1 || groups.empty() || groups.back().front().size != p.size ||
-        groups.back().front().batch != p.batch)
-      groups.emplace_back();
-    groups.back().push_back(p);
-  }
-  auto directory_of = [&](const StudyPoint& p, int round) {
-    std::string k = p.key();
-    std::replace(k.begin(), k.end(), '/', '_');
-    std::replace(k.begin(), k.end(), ':', '-');
-    return o.output + "/points/" + k + (o.rounds > 1 ? ".r" + std::to_string(round) : "");
-  };
-  for (const auto& group : groups) {
+  for (const auto& group : measurement_groups(todo, o.rounds)) {
     std::vector<std::vector<nlohmann::json>> rounds(group.size());
     for (int r = 1; r <= o.rounds; ++r)
       for (size_t i = 0; i < group.size(); ++i)
-        rounds[i].push_back(measure(o, group[i], data, directory_of(group[i], r), exported));
+        rounds[i].push_back(measure(o, group[i], data, point_directory(o, group[i], r), exported));
     for (size_t i = 0; i < group.size(); ++i) {
       const StudyPoint& p = group[i];
-      nlohmann::json row = fold_rounds(rounds[i]);
-      row["rounds"] = o.rounds;
-      row["key"] = p.key();
-      row["engine"] = p.engine;
-      row["device"] = p.device;
-      row["allocator"] = p.allocator;
-      row["threads"] = p.threads == 0 ? available_cores() : p.threads;
-      row["size"] = p.size;
-      row["batch"] = p.batch;
-      row["examples"] = o.benign + o.malignant;
-      row["warmup_epochs"] = o.warmup;
-      row["timed_epochs"] = o.epochs;
-      row["machine"] = machine;
+      const nlohmann::json row = study_row(o, p, rounds[i], machine);
       append_line_atomically(results, row.dump());
       // A re-run point replaces its earlier (failed or skipped) row.
       recorded.erase(
@@ -430,18 +464,9 @@ int run_study(const StudyOptions& o) {
           recorded.end());
       recorded.push_back(row);
       write_csv(o.output + "/results.csv", recorded);
-      ++finished;
-      const double elapsed =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      const double eta = elapsed / finished * double(todo.size() - finished);
-      std::printf(
-          "[%d/%zu] %-40s %s  (eta %s)\n", finished, todo.size(), p.key().c_str(),
-          row["status"] == "ok"
-              ? (std::to_string(row["epoch_seconds"].get<double>()).substr(0, 6) + " s/epoch")
-                    .c_str()
-              : (row["status"].get<std::string>() + ": " + row.value("reason", "")).c_str(),
-          format_duration(eta).c_str());
-      std::fflush(stdout);
+      print_progress(
+          ++finished, todo.size(), p, row,
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     }
   }
   return finished;
