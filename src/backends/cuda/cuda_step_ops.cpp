@@ -8,16 +8,17 @@
 
 namespace histocnn::cuda {
 
+// cuDNN and cuBLAS take their scaling factors by address.
+constexpr float kOne = 1, kZero = 0;
+
 void CudaTrainingStep::gemm(const GemmCall& g, const float* a, const float* b, float* c) {
-  const float one = 1, zero = 0;
   HISTOCNN_CUDA(cublasSgemm(context_->cublas, g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N,
-                            g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, g.m, g.n, g.k, &one, a, g.lda, b,
-                            g.ldb, &zero, c, g.ldc));
+                            g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, g.m, g.n, g.k, &kOne, a, g.lda,
+                            b, g.ldb, &kZero, c, g.ldc));
 }
 
 void CudaTrainingStep::run_op(const ScheduledOp& op, Mode mode, bool training, int slot) {
   cudnnHandle_t h = context_->cudnn;
-  const float one = 1, zero = 0;
   const int n = shape_.batch;
   auto* step = reinterpret_cast<int64_t*>(persistent(layout_.step));
   switch (op.kind) {
@@ -53,15 +54,15 @@ void CudaTrainingStep::run_op(const ScheduledOp& op, Mode mode, bool training, i
     case OpKind::kBatchNormBackward:
       return run_batch_norm_backward(op);
     case OpKind::kGlobalPoolForward: {
-      HISTOCNN_CUDA(cudnnPoolingForward(h, gap_pool_, &one, features_desc_,
-                                        tensor(schedule_.features), &zero, gap_desc_,
+      HISTOCNN_CUDA(cudnnPoolingForward(h, gap_pool_, &kOne, features_desc_,
+                                        tensor(schedule_.features), &kZero, gap_desc_,
                                         tensor(schedule_.gap_out)));
       return;
     }
     case OpKind::kGlobalPoolBackward: {
-      HISTOCNN_CUDA(cudnnPoolingBackward(h, gap_pool_, &one, gap_desc_, tensor(schedule_.gap_out),
+      HISTOCNN_CUDA(cudnnPoolingBackward(h, gap_pool_, &kOne, gap_desc_, tensor(schedule_.gap_out),
                                          gap_desc_, tensor(schedule_.d_gap), features_desc_,
-                                         tensor(schedule_.features), &zero, features_desc_,
+                                         tensor(schedule_.features), &kZero, features_desc_,
                                          tensor(schedule_.d_features)));
       return;
     }
@@ -126,14 +127,13 @@ void CudaTrainingStep::run_input() {
 
 void CudaTrainingStep::run_conv_forward(const ScheduledOp& op) {
   cudnnHandle_t h = context_->cudnn;
-  const float one = 1, zero = 0;
   ConvLayer& c = convs_[size_t(op.layer)];
   const auto& t = schedule_.convs[size_t(op.layer)];
   void* ws = t.ws_forward >= 0 ? tensor(t.ws_forward) : nullptr;
   const void* w = conv_weights(c);
   if (c.fused) {
     const cudnnStatus_t status = cudnnConvolutionBiasActivationForward(
-        h, &one, c.x, tensor(t.src), c.w, w, c.conv, c.fwd, ws, c.workspace.forward, &zero, c.y,
+        h, &kOne, c.x, tensor(t.src), c.w, w, c.conv, c.fwd, ws, c.workspace.forward, &kZero, c.y,
         tensor(t.conv_out), c.bias, params() + c.b_offset, relu_, c.y, tensor(t.conv_out));
     if (status != CUDNN_STATUS_NOT_SUPPORTED) {
       HISTOCNN_CUDA(status);
@@ -150,8 +150,8 @@ void CudaTrainingStep::run_conv_forward(const ScheduledOp& op) {
   if (GraphConv* g = c.graph_for(ConvDirection::kForward))
     g->execute(h, tensor(t.src), w, tensor(t.conv_out), ws);
   else
-    HISTOCNN_CUDA(cudnnConvolutionForward(h, &one, c.x, tensor(t.src), c.w, w, c.conv, c.fwd, ws,
-                                          c.workspace.forward, &zero, c.y, tensor(t.conv_out)));
+    HISTOCNN_CUDA(cudnnConvolutionForward(h, &kOne, c.x, tensor(t.src), c.w, w, c.conv, c.fwd, ws,
+                                          c.workspace.forward, &kZero, c.y, tensor(t.conv_out)));
   if (c.batch_norm || c.bias_relu_in_pool) return;
   if (bf16_) {
     launch_bias_relu(bf16_tensor(t.conv_out), params() + c.b_offset, t.y.n * t.y.c, t.y.c,
@@ -159,15 +159,14 @@ void CudaTrainingStep::run_conv_forward(const ScheduledOp& op) {
     return;
   }
   HISTOCNN_CUDA(
-      cudnnAddTensor(h, &one, c.bias, params() + c.b_offset, &one, c.y, tensor(t.conv_out)));
-  HISTOCNN_CUDA(cudnnActivationForward(h, relu_, &one, c.y, tensor(t.conv_out), &zero, c.y,
+      cudnnAddTensor(h, &kOne, c.bias, params() + c.b_offset, &kOne, c.y, tensor(t.conv_out)));
+  HISTOCNN_CUDA(cudnnActivationForward(h, relu_, &kOne, c.y, tensor(t.conv_out), &kZero, c.y,
                                        tensor(t.conv_out)));
 }
 
 // training: the batch's statistics (not when predicting); else the running ones.
 void CudaTrainingStep::run_batch_norm_forward(const ScheduledOp& op, bool training) {
   cudnnHandle_t h = context_->cudnn;
-  const float one = 1, zero = 0;
   ConvLayer& c = convs_[size_t(op.layer)];
   const auto& t = schedule_.convs[size_t(op.layer)];
   auto at = [&](size_t offset) { return reinterpret_cast<float*>(persistent(offset)); };
@@ -179,23 +178,22 @@ void CudaTrainingStep::run_batch_norm_forward(const ScheduledOp& op, bool traini
     // The batch's statistics; running ones updated as PyTorch's (momentum
     // 0.1, unbiased variance); mean and 1/std saved for backward.
     HISTOCNN_CUDA(cudnnBatchNormalizationForwardTraining(
-        h, CUDNN_BATCHNORM_SPATIAL, &one, &zero, c.y, tensor(t.conv_out), c.y, tensor(t.bn_out),
+        h, CUDNN_BATCHNORM_SPATIAL, &kOne, &kZero, c.y, tensor(t.conv_out), c.y, tensor(t.bn_out),
         c.bn, params() + c.gamma_offset, params() + c.beta_offset, double(kBatchNormMomentum),
         at(c.running_mean), at(c.running_var), double(kBatchNormEpsilon), at(c.saved_mean),
         at(c.saved_inv_std)));
   } else {
     HISTOCNN_CUDA(cudnnBatchNormalizationForwardInference(
-        h, CUDNN_BATCHNORM_SPATIAL, &one, &zero, c.y, tensor(t.conv_out), c.y, tensor(t.bn_out),
+        h, CUDNN_BATCHNORM_SPATIAL, &kOne, &kZero, c.y, tensor(t.conv_out), c.y, tensor(t.bn_out),
         c.bn, params() + c.gamma_offset, params() + c.beta_offset, at(c.running_mean),
         at(c.running_var), double(kBatchNormEpsilon)));
   }
-  HISTOCNN_CUDA(
-      cudnnActivationForward(h, relu_, &one, c.y, tensor(t.bn_out), &zero, c.y, tensor(t.bn_out)));
+  HISTOCNN_CUDA(cudnnActivationForward(h, relu_, &kOne, c.y, tensor(t.bn_out), &kZero, c.y,
+                                       tensor(t.bn_out)));
 }
 
 void CudaTrainingStep::run_batch_norm_backward(const ScheduledOp& op) {
   cudnnHandle_t h = context_->cudnn;
-  const float one = 1, zero = 0;
   ConvLayer& c = convs_[size_t(op.layer)];
   const auto& t = schedule_.convs[size_t(op.layer)];
   auto at = [&](size_t offset) { return reinterpret_cast<float*>(persistent(offset)); };
@@ -204,7 +202,7 @@ void CudaTrainingStep::run_batch_norm_backward(const ScheduledOp& op) {
     return;
   }
   HISTOCNN_CUDA(cudnnBatchNormalizationBackward(
-      h, CUDNN_BATCHNORM_SPATIAL, &one, &zero, &one, &zero, c.y, tensor(t.conv_out), c.y,
+      h, CUDNN_BATCHNORM_SPATIAL, &kOne, &kZero, &kOne, &kZero, c.y, tensor(t.conv_out), c.y,
       tensor(t.d_act), c.y, tensor(t.d_conv_out), c.bn, params() + c.gamma_offset,
       grads() + c.gamma_offset, grads() + c.beta_offset, double(kBatchNormEpsilon),
       at(c.saved_mean), at(c.saved_inv_std)));
@@ -222,16 +220,15 @@ void CudaTrainingStep::run_loss(Mode mode, int slot) {
 }
 
 void CudaTrainingStep::run_dense_backward_weights(const ScheduledOp& op) {
-  const float one = 1, zero = 0;
   const int n = shape_.batch;
   const auto& d = schedule_.denses[size_t(op.layer)];
   const DenseLayer& l = denses_[size_t(op.layer)];
   gemm(dense_backward_weight_gemm(n, d.in, d.outputs), tensor(d.src), tensor(d.d_out),
        grads() + l.w_offset);
   // db[o] = sum over rows of dY: dY^T[out, N] times ones[N].
-  HISTOCNN_CUDA(cublasSgemv(context_->cublas, CUBLAS_OP_N, d.outputs, n, &one, tensor(d.d_out),
-                            d.outputs, reinterpret_cast<float*>(persistent(layout_.ones)), 1, &zero,
-                            grads() + l.b_offset, 1));
+  HISTOCNN_CUDA(cublasSgemv(context_->cublas, CUBLAS_OP_N, d.outputs, n, &kOne, tensor(d.d_out),
+                            d.outputs, reinterpret_cast<float*>(persistent(layout_.ones)), 1,
+                            &kZero, grads() + l.b_offset, 1));
 }
 
 // ReLU', the max-pool scatter and the bias gradient in one pass (our
@@ -254,7 +251,6 @@ void CudaTrainingStep::run_pool_relu_backward(const ScheduledOp& op) {
 
 void CudaTrainingStep::run_conv_backward_filter(const ScheduledOp& op) {
   cudnnHandle_t h = context_->cudnn;
-  const float one = 1, zero = 0;
   ConvLayer& c = convs_[size_t(op.layer)];
   const auto& t = schedule_.convs[size_t(op.layer)];
   void* ws = t.ws_backward_filter >= 0 ? tensor(t.ws_backward_filter) : nullptr;
@@ -276,9 +272,9 @@ void CudaTrainingStep::run_conv_backward_filter(const ScheduledOp& op) {
   if (GraphConv* g = c.graph_for(ConvDirection::kBackwardFilter))
     g->execute(h, tensor(t.src), tensor(t.d_conv_out), dw, ws);
   else
-    HISTOCNN_CUDA(cudnnConvolutionBackwardFilter(h, &one, c.x, tensor(t.src), c.y,
+    HISTOCNN_CUDA(cudnnConvolutionBackwardFilter(h, &kOne, c.x, tensor(t.src), c.y,
                                                  tensor(t.d_conv_out), c.conv, c.bwd_filter, ws,
-                                                 c.workspace.backward_filter, &zero, c.w, dw));
+                                                 c.workspace.backward_filter, &kZero, c.w, dw));
   if (bf16_)
     launch_to_float(grad_shadow() + c.w_offset, grads() + c.w_offset,
                     int64_t(s.out_c) * s.in_c * s.kernel * s.kernel, stream_);
@@ -286,7 +282,6 @@ void CudaTrainingStep::run_conv_backward_filter(const ScheduledOp& op) {
 
 void CudaTrainingStep::run_conv_backward_data(const ScheduledOp& op) {
   cudnnHandle_t h = context_->cudnn;
-  const float one = 1, zero = 0;
   ConvLayer& c = convs_[size_t(op.layer)];
   const auto& t = schedule_.convs[size_t(op.layer)];
   const auto& prev = schedule_.convs[size_t(op.layer) - 1];
@@ -295,8 +290,8 @@ void CudaTrainingStep::run_conv_backward_data(const ScheduledOp& op) {
     g->execute(h, conv_weights(c), tensor(t.d_conv_out), tensor(prev.d_pooled), ws);
   else
     HISTOCNN_CUDA(cudnnConvolutionBackwardData(
-        h, &one, c.w, conv_weights(c), c.y, tensor(t.d_conv_out), c.conv, c.bwd_data, ws,
-        c.workspace.backward_data, &zero, c.x, tensor(prev.d_pooled)));
+        h, &kOne, c.w, conv_weights(c), c.y, tensor(t.d_conv_out), c.conv, c.bwd_data, ws,
+        c.workspace.backward_data, &kZero, c.x, tensor(prev.d_pooled)));
 }
 
 // --precision bf16: batch norm as our kernels (bn_kernels.h): two passes for
