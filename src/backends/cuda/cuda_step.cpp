@@ -51,7 +51,17 @@ CudaTrainingStep::CudaTrainingStep(std::shared_ptr<Context> context, const Model
   check_fits();
   build_layers();
 
-  // Persistent block.
+  lay_out_persistent_block();
+  allocate_persistent_block();
+  plan_step_tensors();
+  allocate_stages();
+  describe_memory();
+}
+
+// The persistent block: parameters, gradients, Adam's moments (and bf16
+// copies), the step counter, loss slots, labels, probabilities, cuBLAS's
+// workspace, batch-norm statistics. Offsets only; allocated next.
+void CudaTrainingStep::lay_out_persistent_block() {
   auto reserve = [&](size_t bytes) {
     const size_t at = layout_.total;
     layout_.total += align_to(bytes, kAlignment);
@@ -77,6 +87,10 @@ CudaTrainingStep::CudaTrainingStep(std::shared_ptr<Context> context, const Model
     c.saved_mean = reserve(channel_bytes);
     c.saved_inv_std = reserve(channel_bytes);
   }
+}
+
+// Allocated once, zeroed, and the few values that do not start at zero.
+void CudaTrainingStep::allocate_persistent_block() {
   try {
     persistent_ = resource_->allocate(layout_.total, stream_);
   } catch (const OutOfMemory& e) {
@@ -86,28 +100,33 @@ CudaTrainingStep::CudaTrainingStep(std::shared_ptr<Context> context, const Model
   HISTOCNN_CUDA(cudaMemsetAsync(persistent_, 0, layout_.total, stream_));
   launch_fill(reinterpret_cast<float*>(persistent(layout_.ones)), 1.0f, shape_.batch, stream_);
   check_launch("fill");
-  set_learning_rate(options.adam.learning_rate);
+  set_learning_rate(options_.adam.learning_rate);
   for (size_t k = 0; k < convs_.size(); ++k)  // running variance starts at 1 (PyTorch)
     if (convs_[k].batch_norm)
       launch_fill(reinterpret_cast<float*>(persistent(convs_[k].running_var)), 1.0f,
                   shape_.convs[k].out_c, stream_);
   check_launch("batch-norm statistics");
+}
 
-  // The step's tensors, placed by the plan or per tensor through the resource.
+// The step's tensors, placed by the plan or per tensor through the resource.
+void CudaTrainingStep::plan_step_tensors() {
   std::vector<ConvWorkspaces> workspaces;
   for (const auto& c : convs_) workspaces.push_back(c.workspace);
   schedule_ = build_cuda_schedule(shape_, workspaces, bf16_);
   addresses_.assign(schedule_.tensors.size(), nullptr);
   try {
     memory_ = std::make_unique<StepMemory>(schedule_.tensors, int(schedule_.ops.size()), *resource_,
-                                           stream_, options.device.planned,
+                                           stream_, options_.device.planned,
                                            [this](size_t i, void* p) { addresses_[i] = p; });
   } catch (const OutOfMemory& e) {
     resource_->deallocate(persistent_, layout_.total, stream_);
     throw OutOfMemory(e.requested, e.stats, resource_->name(),
                       OutOfMemory::join(e.hint, oom_hint()));
   }
+}
 
+// Pinned host buffers for the batches in flight, and for the results.
+void CudaTrainingStep::allocate_stages() {
   for (auto& s : stages_) {
     HISTOCNN_CUDA(cudaHostAlloc(
         &s.images,
@@ -119,7 +138,9 @@ CudaTrainingStep::CudaTrainingStep(std::shared_ptr<Context> context, const Model
     HISTOCNN_CUDA(cudaEventCreateWithFlags(&s.copied, cudaEventDisableTiming));
   }
   HISTOCNN_CUDA(cudaHostAlloc(&host_results_, 2 * sizeof(double), cudaHostAllocDefault));
+}
 
+void CudaTrainingStep::describe_memory() {
   const MemoryPlan& plan = memory_->plan();
   report_.activation_bytes = int64_t(plan.arena_bytes);
   report_.parameter_bytes = int64_t(layout_.total);
@@ -129,12 +150,12 @@ CudaTrainingStep::CudaTrainingStep(std::shared_ptr<Context> context, const Model
                 "cuDNN %zu, %s (%.1f GB); step arena %.1f MB (%.1f MB unplanned), %s through %s",
                 cudnnGetVersion(), context_->device_name.c_str(), context_->device_bytes / 1e9,
                 plan.arena_bytes / 1e6, plan.unplanned_bytes / 1e6,
-                options.device.planned ? "planned" : "per tensor", resource_->name().c_str());
+                options_.device.planned ? "planned" : "per tensor", resource_->name().c_str());
   report_.detail = line;
   details_["device"] = context_->device_name;
   details_["cudnn_version"] = cudnnGetVersion();
-  details_["precision"] = options.precision;
-  details_["cuda_graphs"] = options.cuda_graphs;
+  details_["precision"] = options_.precision;
+  details_["cuda_graphs"] = options_.cuda_graphs;
 }
 
 CudaTrainingStep::~CudaTrainingStep() {

@@ -157,6 +157,12 @@ class CudaTrainingStep final : public TrainingStep {
     if (options_.reduce_gradients) options_.reduce_gradients(grads(), parameter_count_, stream_);
   }
   void bind_handles();
+  // The constructor's parts, in its order (cuda_step.cpp).
+  void lay_out_persistent_block();
+  void allocate_persistent_block();
+  void plan_step_tensors();
+  void allocate_stages();
+  void describe_memory();
   void gemm(const GemmCall& g, const float* a, const float* b, float* c);
   float* tensor(int id) const { return static_cast<float*>(addresses_[size_t(id)]); }
   Bf16* bf16_tensor(int id) const { return static_cast<Bf16*>(addresses_[size_t(id)]); }
