@@ -115,7 +115,16 @@ class CudaTrainingStep final : public TrainingStep {
   enum class Mode { kTrain, kGradients, kPredict };
   void check_fits();
   void build_layers();
+  // cuDNN's algorithms for one layer (cuda_step_layers.cpp): the candidates,
+  // the deterministic choice within the workspace limit, its record.
+  struct ConvCandidates {
+    std::vector<AlgorithmCandidate> forward, backward_data, backward_filter;
+  };
+  ConvCandidates timed_candidates(ConvLayer& c, size_t k);
+  ConvCandidates heuristic_candidates(const ConvLayer& c);
   void choose_algorithms(ConvLayer& c, size_t k);
+  void choose_bias_relu(ConvLayer& c, size_t k) const;
+  nlohmann::json algorithm_record(const ConvLayer& c, size_t k, int f, int d, int w) const;
   void choose_weight_gradient(ConvLayer& c, size_t k, nlohmann::json& record);
   void choose_graphs(ConvLayer& c, size_t k, nlohmann::json& record);
   float time_on_scratch(const GraphConv::Run& run, size_t k);

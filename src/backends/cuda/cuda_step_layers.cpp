@@ -102,58 +102,74 @@ void CudaTrainingStep::build_layers() {
   }
 }
 
-void CudaTrainingStep::choose_algorithms(ConvLayer& c, size_t k) {
+// Every algorithm cuDNN offers for the layer's three directions: timed on
+// scratch buffers from the resource (--cudnn-benchmark; freed after), or
+// ranked by its heuristics.
+CudaTrainingStep::ConvCandidates CudaTrainingStep::timed_candidates(ConvLayer& c, size_t k) {
   cudnnHandle_t h = context_->cudnn;
   const size_t limit = options_.device.workspace_limit;
   constexpr int kMax = 16;
   int returned = 0;
+  ConvCandidates found;
+  const auto& t = build_cuda_schedule(shape_).convs[k];
+  const size_t xb = size_t(t.x.count()) * 4, yb = size_t(t.y.count()) * 4;
+  const ConvShape& s = shape_.convs[k];
+  const size_t wb = size_t(s.out_c) * s.in_c * s.kernel * s.kernel * 4;
+  void* x = resource_->allocate(xb, stream_);
+  void* y = resource_->allocate(yb, stream_);
+  void* w = resource_->allocate(wb, stream_);
+  void* ws = resource_->allocate(limit, stream_);
+  cudnnConvolutionFwdAlgoPerf_t pf[kMax];
+  cudnnConvolutionBwdDataAlgoPerf_t pd[kMax];
+  cudnnConvolutionBwdFilterAlgoPerf_t pw[kMax];
+  HISTOCNN_CUDA(cudnnSetStream(h, stream_));
+  HISTOCNN_CUDA(cudnnFindConvolutionForwardAlgorithmEx(h, c.x, x, c.w, w, c.conv, c.y, y, kMax,
+                                                       &returned, pf, ws, limit));
+  found.forward = candidates(pf, returned, true);
+  HISTOCNN_CUDA(cudnnFindConvolutionBackwardDataAlgorithmEx(h, c.w, w, c.y, y, c.conv, c.x, x, kMax,
+                                                            &returned, pd, ws, limit));
+  found.backward_data = candidates(pd, returned, true);
+  HISTOCNN_CUDA(cudnnFindConvolutionBackwardFilterAlgorithmEx(h, c.x, x, c.y, y, c.conv, c.w, w,
+                                                              kMax, &returned, pw, ws, limit));
+  found.backward_filter = candidates(pw, returned, true);
+  sync();
+  resource_->deallocate(ws, limit, stream_);
+  resource_->deallocate(w, wb, stream_);
+  resource_->deallocate(y, yb, stream_);
+  resource_->deallocate(x, xb, stream_);
+  return found;
+}
+
+CudaTrainingStep::ConvCandidates CudaTrainingStep::heuristic_candidates(const ConvLayer& c) {
+  cudnnHandle_t h = context_->cudnn;
+  constexpr int kMax = 16;
+  int returned = 0;
+  ConvCandidates found;
+  cudnnConvolutionFwdAlgoPerf_t pf[kMax];
+  cudnnConvolutionBwdDataAlgoPerf_t pd[kMax];
+  cudnnConvolutionBwdFilterAlgoPerf_t pw[kMax];
+  HISTOCNN_CUDA(
+      cudnnGetConvolutionForwardAlgorithm_v7(h, c.x, c.w, c.conv, c.y, kMax, &returned, pf));
+  found.forward = candidates(pf, returned, false);
+  HISTOCNN_CUDA(
+      cudnnGetConvolutionBackwardDataAlgorithm_v7(h, c.w, c.y, c.conv, c.x, kMax, &returned, pd));
+  found.backward_data = candidates(pd, returned, false);
+  HISTOCNN_CUDA(
+      cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, c.x, c.y, c.conv, c.w, kMax, &returned, pw));
+  found.backward_filter = candidates(pw, returned, false);
+  return found;
+}
+
+void CudaTrainingStep::choose_algorithms(ConvLayer& c, size_t k) {
+  cudnnHandle_t h = context_->cudnn;
+  const size_t limit = options_.device.workspace_limit;
   // Backward algorithms must be deterministic: identical weights across runs
   // and allocators (the self-test checks it).
-  std::vector<AlgorithmCandidate> fwd, bwd_data, bwd_filter;
-  if (options_.cudnn_benchmark) {
-    // Time the algorithms on scratch buffers from the resource (freed after).
-    const auto& t = build_cuda_schedule(shape_).convs[k];
-    const size_t xb = size_t(t.x.count()) * 4, yb = size_t(t.y.count()) * 4;
-    const ConvShape& s = shape_.convs[k];
-    const size_t wb = size_t(s.out_c) * s.in_c * s.kernel * s.kernel * 4;
-    void* x = resource_->allocate(xb, stream_);
-    void* y = resource_->allocate(yb, stream_);
-    void* w = resource_->allocate(wb, stream_);
-    void* ws = resource_->allocate(limit, stream_);
-    cudnnConvolutionFwdAlgoPerf_t pf[kMax];
-    cudnnConvolutionBwdDataAlgoPerf_t pd[kMax];
-    cudnnConvolutionBwdFilterAlgoPerf_t pw[kMax];
-    HISTOCNN_CUDA(cudnnSetStream(h, stream_));
-    HISTOCNN_CUDA(cudnnFindConvolutionForwardAlgorithmEx(h, c.x, x, c.w, w, c.conv, c.y, y, kMax,
-                                                         &returned, pf, ws, limit));
-    fwd = candidates(pf, returned, true);
-    HISTOCNN_CUDA(cudnnFindConvolutionBackwardDataAlgorithmEx(h, c.w, w, c.y, y, c.conv, c.x, x,
-                                                              kMax, &returned, pd, ws, limit));
-    bwd_data = candidates(pd, returned, true);
-    HISTOCNN_CUDA(cudnnFindConvolutionBackwardFilterAlgorithmEx(h, c.x, x, c.y, y, c.conv, c.w, w,
-                                                                kMax, &returned, pw, ws, limit));
-    bwd_filter = candidates(pw, returned, true);
-    sync();
-    resource_->deallocate(ws, limit, stream_);
-    resource_->deallocate(w, wb, stream_);
-    resource_->deallocate(y, yb, stream_);
-    resource_->deallocate(x, xb, stream_);
-  } else {
-    cudnnConvolutionFwdAlgoPerf_t pf[kMax];
-    cudnnConvolutionBwdDataAlgoPerf_t pd[kMax];
-    cudnnConvolutionBwdFilterAlgoPerf_t pw[kMax];
-    HISTOCNN_CUDA(
-        cudnnGetConvolutionForwardAlgorithm_v7(h, c.x, c.w, c.conv, c.y, kMax, &returned, pf));
-    fwd = candidates(pf, returned, false);
-    HISTOCNN_CUDA(
-        cudnnGetConvolutionBackwardDataAlgorithm_v7(h, c.w, c.y, c.conv, c.x, kMax, &returned, pd));
-    bwd_data = candidates(pd, returned, false);
-    HISTOCNN_CUDA(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, c.x, c.y, c.conv, c.w, kMax,
-                                                                &returned, pw));
-    bwd_filter = candidates(pw, returned, false);
-  }
-  const int f = choose_algorithm(fwd, limit, true), d = choose_algorithm(bwd_data, limit, true),
-            w = choose_algorithm(bwd_filter, limit, true);
+  const ConvCandidates found =
+      options_.cudnn_benchmark ? timed_candidates(c, k) : heuristic_candidates(c);
+  const int f = choose_algorithm(found.forward, limit, true),
+            d = choose_algorithm(found.backward_data, limit, true),
+            w = choose_algorithm(found.backward_filter, limit, true);
   const std::string tag = "conv" + std::to_string(k + 1);
   require(f >= 0 && w >= 0 && (k == 0 || d >= 0),
           tag + ": cuDNN offers no deterministic " +
@@ -173,16 +189,30 @@ void CudaTrainingStep::choose_algorithms(ConvLayer& c, size_t k) {
   if (k > 0)
     HISTOCNN_CUDA(cudnnGetConvolutionBackwardDataWorkspaceSize(h, c.w, c.y, c.conv, c.x, c.bwd_data,
                                                                &c.workspace.backward_data));
-  // A pooled block gets its bias and ReLU in our pool kernel (after the max:
-  // 4x fewer elements, no pass over the conv output); otherwise cuDNN fuses
-  // them into the convolution only with this algorithm. A batch-norm block
-  // has neither: they follow the normalisation.
+  choose_bias_relu(c, k);
+  nlohmann::json j = algorithm_record(c, k, f, d, w);
+  choose_weight_gradient(c, k, j);
+  if (options_.cudnn_graph) choose_graphs(c, k, j);
+  details_["algorithms"].push_back(j);
+}
+
+// A pooled block gets its bias and ReLU in our pool kernel (after the max:
+// 4x fewer elements, no pass over the conv output); otherwise cuDNN fuses
+// them into the convolution only with this algorithm. A batch-norm block
+// has neither: they follow the normalisation.
+void CudaTrainingStep::choose_bias_relu(ConvLayer& c, size_t k) const {
   c.bias_relu_in_pool = !c.batch_norm && shape_.convs[k].pool > 1;
   // bf16: our bias_relu kernel (cuDNN's fusion and cudnnAddTensor want the
   // bias in the maps' type).
   c.fused = !bf16_ && !c.batch_norm && !c.bias_relu_in_pool &&
             c.fwd == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM;
-  nlohmann::json j = {{"layer", tag},
+}
+
+// What metrics.json records of the layer's choices (forward f, data
+// gradient d, weight gradient w).
+nlohmann::json CudaTrainingStep::algorithm_record(const ConvLayer& c, size_t k, int f, int d,
+                                                  int w) const {
+  nlohmann::json j = {{"layer", "conv" + std::to_string(k + 1)},
                       {"forward", fwd_name(f)},
                       {"forward_workspace", c.workspace.forward},
                       {"bias_relu", c.batch_norm          ? "after batch norm"
@@ -197,9 +227,7 @@ void CudaTrainingStep::choose_algorithms(ConvLayer& c, size_t k) {
     j["backward_data"] = bwd_data_name(d);
     j["backward_data_workspace"] = c.workspace.backward_data;
   }
-  choose_weight_gradient(c, k, j);
-  if (options_.cudnn_graph) choose_graphs(c, k, j);
-  details_["algorithms"].push_back(j);
+  return j;
 }
 
 // --cudnn-graph: each direction of this layer through cuDNN's graph API where
