@@ -245,6 +245,161 @@ double softmax_cross_entropy(const float* logits, const int32_t* labels, int n, 
   return loss / count;
 }
 
+namespace {
+
+// One reference step's fixed inputs, and every intermediate it keeps for
+// the backward pass (per conv block i and dense layer i).
+struct ReferenceStep {
+  const NetworkShape& s;
+  const Parameters& params;
+  bool training;
+  Buffers* buffers;
+  int n;
+  std::vector<std::vector<float>> conv_in, conv_raw, conv_pre, conv_act, bn_mean, bn_var;
+  std::vector<std::vector<float>> dense_in, dense_pre, masks;
+
+  ReferenceStep(const NetworkShape& shape, const Parameters& p, bool train, Buffers* b)
+      : s(shape), params(p), training(train), buffers(b), n(shape.batch) {
+    const size_t convs = s.convs.size(), denses = s.denses.size();
+    for (auto* v : {&conv_in, &conv_raw, &conv_pre, &conv_act, &bn_mean, &bn_var}) v->resize(convs);
+    for (auto* v : {&dense_in, &dense_pre, &masks}) v->resize(denses);
+  }
+
+  const float* data(const std::string& name) const { return params.data(params.info(name)); }
+
+  // Batch norm of block i's convolution output (conv_raw) into conv_pre: the
+  // batch's statistics when training (and the running ones updated), else the
+  // running ones.
+  void batch_norm_forward(size_t i) {
+    const auto& c = s.convs[i];
+    const std::string name = std::to_string(i + 1);
+    conv_raw[i] = conv_pre[i];
+    const float* gamma = data("bn" + name + ".weight");
+    const float* beta = data("bn" + name + ".bias");
+    const int hw = c.conv_h * c.conv_w;
+    if (!training)
+      return batchnorm_forward_infer(conv_raw[i].data(), gamma, beta, buffers->running_mean(int(i)),
+                                     buffers->running_var(int(i)), conv_pre[i].data(), n, c.out_c,
+                                     hw);
+    bn_mean[i].resize(size_t(c.out_c));
+    bn_var[i].resize(size_t(c.out_c));
+    batchnorm_forward_train(conv_raw[i].data(), gamma, beta, conv_pre[i].data(), bn_mean[i].data(),
+                            bn_var[i].data(), n, c.out_c, hw);
+    buffers->update(int(i), bn_mean[i].data(), bn_var[i].data(), c.out_c, int64_t(n) * hw);
+  }
+
+  // Conv (+ batch norm) + ReLU + max-pool; returns the pooled map.
+  std::vector<float> conv_forward(size_t i, const std::vector<float>& x) {
+    const auto& c = s.convs[i];
+    conv_in[i] = x;
+    const std::string name = std::to_string(i + 1);
+    const float* bias = c.batch_norm ? nullptr : data("conv" + name + ".bias");
+    const size_t conv_size = size_t(n) * c.out_c * c.conv_h * c.conv_w;
+    conv_pre[i].resize(conv_size);
+    conv2d_forward(x.data(), data("conv" + name + ".weight"), bias, conv_pre[i].data(), n, c.in_c,
+                   c.in_h, c.in_w, c.out_c, c.kernel, c.pad);
+    if (c.batch_norm) batch_norm_forward(i);  // conv_raw keeps the convolution
+    conv_act[i].resize(conv_size);
+    relu_forward(conv_pre[i].data(), conv_act[i].data(), int64_t(conv_size));
+    std::vector<float> pooled(size_t(n) * c.out_c * c.out_h * c.out_w);
+    maxpool_forward(conv_act[i].data(), pooled.data(), n, c.out_c, c.conv_h, c.conv_w, c.pool);
+    return pooled;
+  }
+
+  // Dense layer i (+ ReLU, + inverted dropout when training).
+  std::vector<float> dense_forward_at(size_t i, std::vector<float> x, uint64_t dropout_seed,
+                                      int64_t step) {
+    const auto& d = s.denses[i];
+    dense_in[i] = x;
+    const std::string name = "fc" + std::to_string(i + 1);
+    dense_pre[i].resize(size_t(n) * d.out);
+    dense_forward(x.data(), data(name + ".weight"), data(name + ".bias"), dense_pre[i].data(), n,
+                  d.in, d.out);
+    x = dense_pre[i];
+    if (d.relu) relu_forward(x.data(), x.data(), int64_t(x.size()));
+    masks[i].assign(x.size(), 1.0f);
+    if (!training || d.dropout_after <= 0) return x;
+    const float scale = 1.0f / (1.0f - d.dropout_after);
+    for (size_t j = 0; j < x.size(); ++j) {
+      const uint64_t stream = uint64_t(step + 1) * 64 + i;
+      masks[i][j] = counter_uniform(dropout_seed, stream, j) >= d.dropout_after ? scale : 0.0f;
+      x[j] *= masks[i][j];
+    }
+    return x;
+  }
+
+  // From the gradient of dense layer i's output to that of its input.
+  std::vector<float> dense_backward_at(size_t i, std::vector<float> grad, Parameters& grads) {
+    const auto& d = s.denses[i];
+    for (size_t j = 0; j < grad.size(); ++j) grad[j] *= masks[i][j];
+    if (d.relu) relu_backward(dense_pre[i].data(), grad.data(), grad.data(), int64_t(grad.size()));
+    const auto& w = params.info("fc" + std::to_string(i + 1) + ".weight");
+    const auto& b = params.info("fc" + std::to_string(i + 1) + ".bias");
+    std::vector<float> dx(dense_in[i].size());
+    dense_backward(dense_in[i].data(), params.data(w), grad.data(), dx.data(), grads.data(w),
+                   grads.data(b), n, d.in, d.out);
+    return dx;
+  }
+
+  // Batch norm backward of block i: the gradient of its convolution output,
+  // and of gamma and beta. In inference mode it is an affine map per channel
+  // with the running statistics.
+  std::vector<float> batch_norm_backward(size_t i, const std::vector<float>& d_act,
+                                         Parameters& grads) {
+    const auto& c = s.convs[i];
+    const std::string name = std::to_string(i + 1);
+    const auto& gamma = params.info("bn" + name + ".weight");
+    const auto& beta = params.info("bn" + name + ".bias");
+    const int hw = c.conv_h * c.conv_w;
+    std::vector<float> d_raw(d_act.size());
+    if (training) {
+      batchnorm_backward(conv_raw[i].data(), params.data(gamma), bn_mean[i].data(),
+                         bn_var[i].data(), d_act.data(), d_raw.data(), grads.data(gamma),
+                         grads.data(beta), n, c.out_c, hw);
+      return d_raw;
+    }
+    const float* mean = buffers->running_mean(int(i));
+    const float* var = buffers->running_var(int(i));
+    for (int ch = 0; ch < c.out_c; ++ch) {
+      const double inv = 1.0 / std::sqrt(double(var[ch]) + kBatchNormEpsilon);
+      double dg = 0, db = 0;
+      for (int r = 0; r < n; ++r)
+        for (int p = 0; p < hw; ++p) {
+          const size_t at = (size_t(r) * c.out_c + ch) * hw + p;
+          dg += d_act[at] * (conv_raw[i][at] - mean[ch]) * inv;
+          db += d_act[at];
+          d_raw[at] = float(d_act[at] * params.data(gamma)[ch] * inv);
+        }
+      grads.data(gamma)[ch] = float(dg);
+      grads.data(beta)[ch] = float(db);
+    }
+    return d_raw;
+  }
+
+  // From the gradient of block i's pooled map to that of its input (empty
+  // for the first block: nobody wants d(image)).
+  std::vector<float> conv_backward(size_t i, const std::vector<float>& grad, Parameters& grads) {
+    const auto& c = s.convs[i];
+    const std::string name = std::to_string(i + 1);
+    std::vector<float> d_act(conv_act[i].size());
+    maxpool_backward(conv_act[i].data(), grad.data(), d_act.data(), n, c.out_c, c.conv_h, c.conv_w,
+                     c.pool);
+    relu_backward(conv_pre[i].data(), d_act.data(), d_act.data(), int64_t(d_act.size()));
+    const auto& w = params.info("conv" + name + ".weight");
+    float* d_bias = nullptr;
+    if (c.batch_norm)
+      d_act = batch_norm_backward(i, d_act, grads);
+    else
+      d_bias = grads.data(params.info("conv" + name + ".bias"));
+    std::vector<float> dx(i > 0 ? conv_in[i].size() : 0);
+    conv2d_backward(conv_in[i].data(), params.data(w), d_act.data(), i > 0 ? dx.data() : nullptr,
+                    grads.data(w), d_bias, n, c.in_c, c.in_h, c.in_w, c.out_c, c.kernel, c.pad);
+    return dx;
+  }
+};
+
+}  // namespace
+
 NetworkResult network_forward_backward(const NetworkShape& s, const Parameters& params,
                                        const float* images, const int32_t* labels, int count,
                                        bool training, uint64_t dropout_seed, int64_t step,
@@ -255,44 +410,9 @@ NetworkResult network_forward_backward(const NetworkShape& s, const Parameters& 
   require(!s.has_batch_norm() || buffers, "reference: a batch-norm network needs its buffers");
   require(!s.has_batch_norm() || !training || count == n,
           "reference: batch norm trains on full batches only");
-  // Forward, keeping every intermediate.
-  const size_t layers = s.convs.size();
-  std::vector<std::vector<float>> conv_in(layers), conv_raw(layers), conv_pre(layers),
-      conv_act(layers), pooled(layers), bn_mean(layers), bn_var(layers);
+  ReferenceStep r(s, params, training, buffers);
   std::vector<float> x(images, images + size_t(n) * s.channels * s.height * s.width);
-  for (size_t i = 0; i < s.convs.size(); ++i) {
-    const auto& c = s.convs[i];
-    conv_in[i] = x;
-    const std::string name = std::to_string(i + 1);
-    const auto& w = params.info("conv" + name + ".weight");
-    const float* bias = c.batch_norm ? nullptr : params.data(params.info("conv" + name + ".bias"));
-    const size_t conv_size = size_t(n) * c.out_c * c.conv_h * c.conv_w;
-    conv_pre[i].resize(conv_size);
-    conv2d_forward(x.data(), params.data(w), bias, conv_pre[i].data(), n, c.in_c, c.in_h, c.in_w,
-                   c.out_c, c.kernel, c.pad);
-    if (c.batch_norm) {
-      // conv_raw keeps the convolution; conv_pre becomes the normalised map.
-      conv_raw[i] = conv_pre[i];
-      const float* gamma = params.data(params.info("bn" + name + ".weight"));
-      const float* beta = params.data(params.info("bn" + name + ".bias"));
-      const int hw = c.conv_h * c.conv_w;
-      if (training) {
-        bn_mean[i].resize(size_t(c.out_c));
-        bn_var[i].resize(size_t(c.out_c));
-        batchnorm_forward_train(conv_raw[i].data(), gamma, beta, conv_pre[i].data(),
-                                bn_mean[i].data(), bn_var[i].data(), n, c.out_c, hw);
-        buffers->update(int(i), bn_mean[i].data(), bn_var[i].data(), c.out_c, int64_t(n) * hw);
-      } else {
-        batchnorm_forward_infer(conv_raw[i].data(), gamma, beta, buffers->running_mean(int(i)),
-                                buffers->running_var(int(i)), conv_pre[i].data(), n, c.out_c, hw);
-      }
-    }
-    conv_act[i].resize(conv_size);
-    relu_forward(conv_pre[i].data(), conv_act[i].data(), int64_t(conv_size));
-    pooled[i].resize(size_t(n) * c.out_c * c.out_h * c.out_w);
-    maxpool_forward(conv_act[i].data(), pooled[i].data(), n, c.out_c, c.conv_h, c.conv_w, c.pool);
-    x = pooled[i];
-  }
+  for (size_t i = 0; i < s.convs.size(); ++i) x = r.conv_forward(i, x);
   if (training && s.has_batch_norm()) buffers->batches_tracked++;
   const auto& last_conv = s.convs.back();
   const int last_hw = last_conv.out_h * last_conv.out_w;
@@ -301,93 +421,20 @@ NetworkResult network_forward_backward(const NetworkShape& s, const Parameters& 
     global_avgpool_forward(x.data(), means.data(), n, last_conv.out_c, last_hw);
     x = std::move(means);
   }
-  std::vector<std::vector<float>> dense_in(s.denses.size()), dense_pre(s.denses.size()),
-      masks(s.denses.size());
-  for (size_t i = 0; i < s.denses.size(); ++i) {
-    const auto& d = s.denses[i];
-    dense_in[i] = x;
-    const auto& w = params.info("fc" + std::to_string(i + 1) + ".weight");
-    const auto& b = params.info("fc" + std::to_string(i + 1) + ".bias");
-    dense_pre[i].resize(size_t(n) * d.out);
-    dense_forward(x.data(), params.data(w), params.data(b), dense_pre[i].data(), n, d.in, d.out);
-    x = dense_pre[i];
-    if (d.relu) relu_forward(x.data(), x.data(), int64_t(x.size()));
-    masks[i].assign(x.size(), 1.0f);
-    if (training && d.dropout_after > 0) {
-      const float scale = 1.0f / (1.0f - d.dropout_after);
-      for (size_t j = 0; j < x.size(); ++j) {
-        const uint64_t stream = uint64_t(step + 1) * 64 + i;
-        masks[i][j] = counter_uniform(dropout_seed, stream, j) >= d.dropout_after ? scale : 0.0f;
-        x[j] *= masks[i][j];
-      }
-    }
-  }
+  for (size_t i = 0; i < s.denses.size(); ++i)
+    x = r.dense_forward_at(i, std::move(x), dropout_seed, step);
   std::vector<float> grad(x.size());
   result.probs.resize(x.size());
   result.loss = softmax_cross_entropy(x.data(), labels, n, s.classes(), count, grad.data(),
                                       result.probs.data(), smoothing);
-  // Backward.
-  for (size_t i = s.denses.size(); i-- > 0;) {
-    const auto& d = s.denses[i];
-    for (size_t j = 0; j < grad.size(); ++j) grad[j] *= masks[i][j];
-    if (d.relu) relu_backward(dense_pre[i].data(), grad.data(), grad.data(), int64_t(grad.size()));
-    const auto& w = params.info("fc" + std::to_string(i + 1) + ".weight");
-    const auto& b = params.info("fc" + std::to_string(i + 1) + ".bias");
-    std::vector<float> dx(dense_in[i].size());
-    dense_backward(dense_in[i].data(), params.data(w), grad.data(), dx.data(), result.grads.data(w),
-                   result.grads.data(b), n, d.in, d.out);
-    grad = std::move(dx);
-  }
+  for (size_t i = s.denses.size(); i-- > 0;)
+    grad = r.dense_backward_at(i, std::move(grad), result.grads);
   if (s.global_pool) {
     std::vector<float> dx(size_t(n) * last_conv.out_c * last_hw);
     global_avgpool_backward(grad.data(), dx.data(), n, last_conv.out_c, last_hw);
     grad = std::move(dx);
   }
-  for (size_t i = s.convs.size(); i-- > 0;) {
-    const auto& c = s.convs[i];
-    const std::string name = std::to_string(i + 1);
-    std::vector<float> d_act(conv_act[i].size());
-    maxpool_backward(conv_act[i].data(), grad.data(), d_act.data(), n, c.out_c, c.conv_h, c.conv_w,
-                     c.pool);
-    relu_backward(conv_pre[i].data(), d_act.data(), d_act.data(), int64_t(d_act.size()));
-    const auto& w = params.info("conv" + name + ".weight");
-    float* d_bias = nullptr;
-    if (c.batch_norm) {
-      const auto& gamma = params.info("bn" + name + ".weight");
-      const auto& beta = params.info("bn" + name + ".bias");
-      const int hw = c.conv_h * c.conv_w;
-      std::vector<float> d_raw(d_act.size());
-      if (training) {
-        batchnorm_backward(conv_raw[i].data(), params.data(gamma), bn_mean[i].data(),
-                           bn_var[i].data(), d_act.data(), d_raw.data(), result.grads.data(gamma),
-                           result.grads.data(beta), n, c.out_c, hw);
-      } else {  // inference: an affine map per channel with the running statistics
-        const float* mean = buffers->running_mean(int(i));
-        const float* var = buffers->running_var(int(i));
-        for (int ch = 0; ch < c.out_c; ++ch) {
-          const double inv = 1.0 / std::sqrt(double(var[ch]) + kBatchNormEpsilon);
-          double dg = 0, db = 0;
-          for (int r = 0; r < n; ++r)
-            for (int p = 0; p < hw; ++p) {
-              const size_t at = (size_t(r) * c.out_c + ch) * hw + p;
-              dg += d_act[at] * (conv_raw[i][at] - mean[ch]) * inv;
-              db += d_act[at];
-              d_raw[at] = float(d_act[at] * params.data(gamma)[ch] * inv);
-            }
-          result.grads.data(gamma)[ch] = float(dg);
-          result.grads.data(beta)[ch] = float(db);
-        }
-      }
-      d_act = std::move(d_raw);
-    } else {
-      d_bias = result.grads.data(params.info("conv" + name + ".bias"));
-    }
-    std::vector<float> dx(i > 0 ? conv_in[i].size() : 0);
-    conv2d_backward(conv_in[i].data(), params.data(w), d_act.data(), i > 0 ? dx.data() : nullptr,
-                    result.grads.data(w), d_bias, n, c.in_c, c.in_h, c.in_w, c.out_c, c.kernel,
-                    c.pad);
-    grad = std::move(dx);
-  }
+  for (size_t i = s.convs.size(); i-- > 0;) grad = r.conv_backward(i, grad, result.grads);
   return result;
 }
 
