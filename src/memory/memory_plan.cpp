@@ -32,16 +32,15 @@ bool in_place_pair(const std::vector<TensorLifetime>& tensors, size_t a, size_t 
   return root_of(tensors, a) == root_of(tensors, b);
 }
 
-}  // namespace
-
-MemoryPlan plan_memory(const std::vector<TensorLifetime>& tensors, size_t alignment) {
+// Refuses what no plan can honour: a bad alignment, too many tensors, an
+// empty or huge tensor, an inverted lifetime, an in-place link that is not
+// to an earlier tensor last used where this one is first used.
+void check_requests(const std::vector<TensorLifetime>& tensors, size_t alignment) {
   if (alignment == 0 || (alignment & (alignment - 1)) != 0 || alignment > (size_t(1) << 20))
     throw std::invalid_argument("plan_memory: alignment must be a power of two <= 1 MB");
   constexpr size_t kMaxTensor = size_t(1) << 48;  // sums of 2^15 of them cannot wrap
   if (tensors.size() > (size_t(1) << 15))
     throw std::invalid_argument("plan_memory: more than 32768 tensors");
-  MemoryPlan plan;
-  plan.offsets.assign(tensors.size(), 0);
   for (size_t i = 0; i < tensors.size(); ++i) {
     const auto& t = tensors[i];
     if (t.bytes == 0 || t.bytes > kMaxTensor || t.first_use > t.last_use)
@@ -51,12 +50,15 @@ MemoryPlan plan_memory(const std::vector<TensorLifetime>& tensors, size_t alignm
       throw std::invalid_argument("plan_memory: '" + t.name +
                                   "' cannot be in place of a tensor that is not last used where "
                                   "it is first used");
-    plan.unplanned_bytes += align_up(t.bytes, alignment);
   }
-  // In-place chains are placed as one request: the union of their intervals
-  // and the largest of their sizes.
+}
+
+// In-place chains are placed as one request: the union of their intervals
+// and the largest of their sizes. group_of[i]: tensor i's group.
+std::vector<TensorLifetime> group_in_place_chains(const std::vector<TensorLifetime>& tensors,
+                                                  std::vector<size_t>& group_of) {
   std::vector<TensorLifetime> groups;
-  std::vector<size_t> group_of(tensors.size());
+  group_of.assign(tensors.size(), 0);
   std::map<size_t, size_t> group_of_root;
   for (size_t i = 0; i < tensors.size(); ++i) {
     const size_t root = root_of(tensors, i);
@@ -68,9 +70,14 @@ MemoryPlan plan_memory(const std::vector<TensorLifetime>& tensors, size_t alignm
     g.last_use = std::max(g.last_use, tensors[i].last_use);
     group_of[i] = it->second;
   }
-  // Greedy by size: place the largest groups first, each at the lowest
-  // offset where it fits between the already placed groups whose lifetimes
-  // overlap its own. O(n^2 log n) for n tensors — n is a few dozen per step.
+  return groups;
+}
+
+// Greedy by size: place the largest groups first, each at the lowest
+// offset where it fits between the already placed groups whose lifetimes
+// overlap its own (the smallest such gap: best fit), else after them all.
+// O(n^2 log n) for n tensors — n is a few dozen per step.
+std::vector<size_t> place_groups(const std::vector<TensorLifetime>& groups, size_t alignment) {
   std::vector<size_t> order(groups.size()), offsets(groups.size(), 0);
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
@@ -95,22 +102,42 @@ MemoryPlan plan_memory(const std::vector<TensorLifetime>& tensors, size_t alignm
       offset = std::max(offset, align_up(end, alignment));
     }
     offsets[index] = best != SIZE_MAX ? best : offset;
-    plan.arena_bytes = std::max(plan.arena_bytes, offsets[index] + t.bytes);
     placed.push_back(index);
   }
-  for (size_t i = 0; i < tensors.size(); ++i) plan.offsets[i] = offsets[group_of[i]];
-  plan.arena_bytes = align_up(plan.arena_bytes, alignment);
-  // The lower bound: the most bytes alive at any one operation.
+  return offsets;
+}
+
+// The lower bound of any plan: the most bytes alive at any one operation.
+size_t most_bytes_alive(const std::vector<TensorLifetime>& groups) {
   std::map<int, long long> delta;
   for (const auto& t : groups) {
     delta[t.first_use] += static_cast<long long>(t.bytes);
     delta[t.last_use + 1] -= static_cast<long long>(t.bytes);
   }
   long long alive = 0;
+  size_t most = 0;
   for (const auto& [op, d] : delta) {
     alive += d;
-    plan.lower_bound_bytes = std::max(plan.lower_bound_bytes, size_t(alive));
+    most = std::max(most, size_t(alive));
   }
+  return most;
+}
+
+}  // namespace
+
+MemoryPlan plan_memory(const std::vector<TensorLifetime>& tensors, size_t alignment) {
+  check_requests(tensors, alignment);
+  MemoryPlan plan;
+  for (const auto& t : tensors) plan.unplanned_bytes += align_up(t.bytes, alignment);
+  std::vector<size_t> group_of;
+  const std::vector<TensorLifetime> groups = group_in_place_chains(tensors, group_of);
+  const std::vector<size_t> offsets = place_groups(groups, alignment);
+  plan.offsets.assign(tensors.size(), 0);
+  for (size_t i = 0; i < tensors.size(); ++i) plan.offsets[i] = offsets[group_of[i]];
+  for (size_t g = 0; g < groups.size(); ++g)
+    plan.arena_bytes = std::max(plan.arena_bytes, offsets[g] + groups[g].bytes);
+  plan.arena_bytes = align_up(plan.arena_bytes, alignment);
+  plan.lower_bound_bytes = most_bytes_alive(groups);
   return plan;
 }
 
