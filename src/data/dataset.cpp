@@ -225,6 +225,76 @@ StainMatrix estimate_stain_target(const std::vector<SlideImage>& images, int wor
                          "the training images (--stain-normalize macenko)");
 }
 
+namespace {
+
+// The examples' plan (image, label; crop positions come later), independent
+// of threading: whole images, or each class's crops spread evenly over its
+// images (the remainder to the first).
+std::vector<Example> plan_examples(const std::vector<SlideImage>& images,
+                                   const CropOptions& options) {
+  int classes = options.classes ? options.classes : int(options.class_crops.size());
+  for (const auto& im : images) {
+    require(im.label >= 0 && (options.classes == 0 || im.label < options.classes),
+            im.path + ": label " + std::to_string(im.label) + " is not a class");
+    classes = std::max({classes, 2, im.label + 1});
+  }
+  std::vector<Example> examples;
+  if (options.whole_image) {
+    for (size_t i = 0; i < images.size(); ++i) examples.push_back({int(i), images[i].label, 0, 0});
+    return examples;
+  }
+  require(options.crop_width > 0 && options.crop_height > 0, "--crop: must be positive");
+  std::vector<std::vector<int>> by_class(static_cast<size_t>(classes));
+  for (size_t i = 0; i < images.size(); ++i) by_class[size_t(images[i].label)].push_back(int(i));
+  const std::vector<int> wanted = options.crops_by_class(classes);
+  for (int label = 0; label < classes; ++label) {
+    const auto& members = by_class[size_t(label)];
+    if (members.empty() || wanted[size_t(label)] <= 0) continue;
+    for (int c = 0; c < wanted[size_t(label)]; ++c)
+      examples.push_back({members[size_t(c) % members.size()], label, -1, -1});
+  }
+  require(!examples.empty(), "crop counts are zero: nothing to train on");
+  return examples;
+}
+
+// --fresh-crops: image i kept whole at the crop's scale (a window of the
+// input size in it is the crop resized, up to where box filters fall), with
+// its background map.
+void keep_scaled_source(ExampleSet& set, size_t i, const Image& full, const CropOptions& options) {
+  const int sw =
+      std::max(set.width, int(std::lround(double(full.width) * set.width / options.crop_width)));
+  const int sh = std::max(set.height,
+                          int(std::lround(double(full.height) * set.height / options.crop_height)));
+  set.sources[i] = resize_area(full, sw, sh);
+  set.backgrounds[i] = BackgroundMap(set.sources[i]);
+}
+
+// The pixels of image i's examples: the whole image resized, or crops drawn
+// with the image's own generator (away from background when asked) and
+// resized.
+void cut_examples(ExampleSet& set, const std::vector<size_t>& examples, const Image& full,
+                  const CropOptions& options, uint64_t seed) {
+  const size_t per = size_t(set.width) * set.height * 3;
+  std::optional<BackgroundMap> background;
+  if (!options.whole_image && options.max_background < 1.0f) background.emplace(full);
+  Rng image_rng(seed);
+  for (size_t e : examples) {
+    Example& ex = set.examples[e];
+    Image resized;
+    if (options.whole_image) {
+      resized = resize_area(full, set.width, set.height);
+    } else {
+      draw_crop(image_rng, full.width, full.height, options.crop_width, options.crop_height,
+                background ? &*background : nullptr, options.max_background, &ex.x, &ex.y);
+      resized = resize_area(crop(full, ex.x, ex.y, options.crop_width, options.crop_height),
+                            set.width, set.height);
+    }
+    std::copy(resized.rgb.begin(), resized.rgb.end(), set.pixels.begin() + e * per);
+  }
+}
+
+}  // namespace
+
 ExampleSet build_examples(const std::vector<SlideImage>& images, const CropOptions& options,
                           int width, int height, int workers,
                           const std::function<bool(size_t image)>& decode) {
@@ -233,33 +303,8 @@ ExampleSet build_examples(const std::vector<SlideImage>& images, const CropOptio
   set.width = width;
   set.height = height;
   set.images = images;
-  // Plan the examples first (deterministic, independent of threading).
-  int classes = options.classes ? options.classes : int(options.class_crops.size());
-  for (const auto& im : images) {
-    require(im.label >= 0 && (options.classes == 0 || im.label < options.classes),
-            im.path + ": label " + std::to_string(im.label) + " is not a class");
-    classes = std::max({classes, 2, im.label + 1});
-  }
-  std::vector<std::vector<int>> by_class(static_cast<size_t>(classes));
-  for (size_t i = 0; i < images.size(); ++i) by_class[size_t(images[i].label)].push_back(int(i));
+  set.examples = plan_examples(images, options);
   Rng rng(options.seed);
-  if (options.whole_image) {
-    for (size_t i = 0; i < images.size(); ++i)
-      set.examples.push_back({int(i), images[i].label, 0, 0});
-  } else {
-    require(options.crop_width > 0 && options.crop_height > 0, "--crop: must be positive");
-    const std::vector<int> wanted = options.crops_by_class(classes);
-    for (int label = 0; label < classes; ++label) {
-      const auto& members = by_class[size_t(label)];
-      if (members.empty() || wanted[size_t(label)] <= 0) continue;
-      // Spread the class's crops evenly over its images (remainder to the first).
-      for (int c = 0; c < wanted[size_t(label)]; ++c) {
-        const int image = members[size_t(c) % members.size()];
-        set.examples.push_back({image, label, -1, -1});
-      }
-    }
-    require(!set.examples.empty(), "crop counts are zero: nothing to train on");
-  }
   const size_t per = size_t(width) * height * 3;
   require_fits_in_memory(
       uint64_t(checked_product({int64_t(set.examples.size()), width, height, 3}, "--size")),
@@ -290,33 +335,10 @@ ExampleSet build_examples(const std::vector<SlideImage>& images, const CropOptio
                   std::to_string(full.height) + ", smaller than the " +
                   std::to_string(options.crop_width) + "x" + std::to_string(options.crop_height) +
                   " crop");
-    if (fresh) {
-      // The whole image at the crop's scale; a window of the input size
-      // in it is the crop resized (up to where box filters fall).
-      const int sw =
-          std::max(width, int(std::lround(double(full.width) * width / options.crop_width)));
-      const int sh =
-          std::max(height, int(std::lround(double(full.height) * height / options.crop_height)));
-      set.sources[i] = resize_area(full, sw, sh);
-      set.backgrounds[i] = BackgroundMap(set.sources[i]);
-      return;
-    }
-    std::optional<BackgroundMap> background;
-    if (!options.whole_image && options.max_background < 1.0f) background.emplace(full);
-    Rng image_rng(image_seeds[i]);
-    for (size_t e : examples_of[i]) {
-      Example& ex = set.examples[e];
-      Image resized;
-      if (options.whole_image) {
-        resized = resize_area(full, width, height);
-      } else {
-        draw_crop(image_rng, full.width, full.height, options.crop_width, options.crop_height,
-                  background ? &*background : nullptr, options.max_background, &ex.x, &ex.y);
-        resized = resize_area(crop(full, ex.x, ex.y, options.crop_width, options.crop_height),
-                              width, height);
-      }
-      std::copy(resized.rgb.begin(), resized.rgb.end(), set.pixels.begin() + e * per);
-    }
+    if (fresh)
+      keep_scaled_source(set, i, full, options);
+    else
+      cut_examples(set, examples_of[i], full, options, image_seeds[i]);
   });
   if (fresh) recrop(set, options.seed);
   return set;
