@@ -16,7 +16,6 @@
 // GFLOP/s counts every convolution as direct (2 x multiply-adds); the 3x3
 // ones run on Winograd F(4x4, 3x3) where oneDNN has it (2.25x fewer), so
 // with it the rate can pass the sgemm ceiling (--direct-conv: all direct).
-#include <dnnl.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -26,7 +25,6 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <numeric>
-#include <thread>
 #include <utility>
 
 #include "backends/backend.h"
@@ -35,6 +33,7 @@
 #include "core/rng.h"
 #include "core/threads.h"
 #include "data/loader.h"
+#include "study/machine_ceilings.h"
 
 using namespace histocnn;
 using Clock = std::chrono::steady_clock;
@@ -48,52 +47,6 @@ double seconds_since(Clock::time_point t) {
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
-}
-
-// GFLOP/s of C = A * B with M = N = K = 2048, 8 runs after a warm-up. The
-// ceiling is the best of them: what the machine reached, not what a noisy
-// moment gave (a neighbour's load only ever lowers a run).
-std::vector<double> sgemm_gflops(int n = 2048) {
-  std::vector<float> a(size_t(n) * n), b(size_t(n) * n), c(size_t(n) * n);
-  Rng rng(1);
-  for (auto& x : a) x = float(rng.uniform());
-  for (auto& x : b) x = float(rng.uniform());
-  std::vector<double> rates;
-  for (int i = 0; i < 9; ++i) {
-    const auto t = Clock::now();
-    dnnl_sgemm('N', 'N', n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
-    const double s = seconds_since(t);
-    if (i > 0) rates.push_back(2.0 * n * n * double(n) / s / 1e9);
-  }
-  return rates;
-}
-
-// STREAM's triad a = b + s c over three 256 MiB arrays, each of `threads`
-// threads on its own slice (touched first by that thread); best of 5 after a
-// warm-up, counting 3 arrays of traffic (GB/s).
-double triad_gbs(int threads) {
-  const size_t n = size_t(64) << 20;  // floats per array
-  std::vector<float> a(n), b(n), c(n);
-  auto slices = [&](auto&& body) {
-    std::vector<std::thread> pool;
-    for (int t = 0; t < threads; ++t)
-      pool.emplace_back(
-          [&, t] { body(n * size_t(t) / size_t(threads), n * size_t(t + 1) / size_t(threads)); });
-    for (auto& th : pool) th.join();
-  };
-  slices([&](size_t lo, size_t hi) {
-    for (size_t i = lo; i < hi; ++i) a[i] = 0, b[i] = 1, c[i] = 2;
-  });
-  double best = 0;
-  for (int r = 0; r < 6; ++r) {
-    const auto t = Clock::now();
-    slices([&](size_t lo, size_t hi) {
-      for (size_t i = lo; i < hi; ++i) a[i] = b[i] + 3.0f * c[i];
-    });
-    const double s = seconds_since(t);
-    if (r > 0) best = std::max(best, 3.0 * n * sizeof(float) / s / 1e9);
-  }
-  return best;
 }
 
 std::vector<int> parse_list(const std::string& text) {

@@ -9,7 +9,9 @@ epochs of one process: the first cold (a fresh process touches its memory for
 the first time), the second warm. Prints the speed-up over one thread from
 each, the cold epoch's extra seconds, the per-layer time of the warm epoch at
 the most and fewest threads, and each lever's warm epoch (median over its
-rounds) against the defaults'.
+rounds) against the defaults'. Where tT.json holds "ceilings" (`bench
+--ceilings`), also what those cores can do, sgemm GFLOP/s and memory
+bandwidth, with the warm epoch's rate against the sgemm ceiling.
 """
 import json
 import pathlib
@@ -18,20 +20,50 @@ import statistics
 import sys
 
 
-def points(path):
-    """{batch: (cold s, warm s, per-step layer ms)} of one bench JSON."""
+def read(path):
     try:
-        data = json.loads(path.read_text())
-        pts = [(p["batch"], p["epoch_seconds_all"], p.get("per_step", {}).get("layer_ms", {}))
-               for p in data["points"]]
-    except (OSError, ValueError, KeyError, TypeError) as e:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"{path}: not a `histocnn bench` record ({type(e).__name__}: {e})")
+
+
+def points(path):
+    """{batch: (cold s, warm s, per-step layer ms, GFLOP per epoch or None)} of one bench JSON."""
+    try:
+        pts = [(p["batch"], p["epoch_seconds_all"], p.get("per_step", {}).get("layer_ms", {}),
+                p.get("epoch_gflop")) for p in read(path)["points"]]
+    except (KeyError, TypeError) as e:
         raise SystemExit(f"{path}: not a `histocnn bench` record ({type(e).__name__}: {e})")
     out = {}
-    for batch, epochs, layers in pts:
+    for batch, epochs, layers, gflop in pts:
         if len(epochs) < 2:
             raise SystemExit(f"{path}: {len(epochs)} epoch(s); the report needs --epochs 2")
-        out[batch] = (epochs[0], epochs[1], layers)
+        out[batch] = (epochs[0], epochs[1], layers, gflop)
     return out
+
+
+def ceilings_table(runs, ceilings):
+    """Per thread count: what the cores can do (bench --ceilings), and the warm
+    epoch's rate against it (convolutions counted as direct: Winograd can pass 100 %)."""
+    threads = sorted(t for t in runs if t in ceilings)
+    if not threads:
+        return []
+    batches = sorted({b for t in threads for b in runs[t]}, reverse=True)
+    lines = ["| threads | sgemm GFLOP/s | memory triad GB/s | " + " | ".join(
+        f"b{b} warm GFLOP/s | b{b} of sgemm" for b in batches) + " |",
+        "|---|---|---|" + "---|" * (2 * len(batches))]
+    for t in threads:
+        sgemm, triad = ceilings[t]
+        cells = [f"{sgemm:.0f}", f"{triad:.1f}"]
+        for b in batches:
+            point = runs[t].get(b)
+            if point is None or not point[3]:
+                cells += ["", ""]
+                continue
+            rate = point[3] / point[1]
+            cells += [f"{rate:.0f}", f"{100 * rate / sgemm:.0f} %"]
+        lines.append(f"| {t} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def threads_word(t):
@@ -50,8 +82,8 @@ def scaling_table(runs):
             if b not in runs[t] or 1 not in runs or b not in runs[1]:
                 cells += ["", "", "", ""]
                 continue
-            cold, warm, _ = runs[t][b]
-            cold1, warm1, _ = runs[1][b]
+            cold, warm = runs[t][b][:2]
+            cold1, warm1 = runs[1][b][:2]
             cells += [f"{warm:.3f}", f"{warm1 / warm:.2f}x", f"{cold:.3f}", f"{cold1 / cold:.2f}x"]
         lines.append(f"| {t} | " + " | ".join(cells) + " |")
     return lines
@@ -62,6 +94,8 @@ def layer_table(runs, batch):
     if len(ends) < 2:
         return []
     layers = sorted(runs[ends[1]][batch][2], key=lambda k: -runs[ends[0]][batch][2].get(k, 0))
+    if not layers:  # measured without --profile-layers
+        return []
     lines = [f"| layer, batch {batch} | {threads_word(ends[0])}, ms/step"
              f" | {threads_word(ends[1])}, ms/step | speed-up |", "|---|---|---|---|"]
     for name in layers:
@@ -73,13 +107,17 @@ def layer_table(runs, batch):
 def main():
     folder = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else ".")
     runs, levers = {}, {}  # levers: {variant: {batch: [warm s of each round]}}
+    ceilings = {}  # {threads: (sgemm GFLOP/s, triad GB/s)}
     for path in sorted(folder.glob("*.json")):
         m = re.fullmatch(r"t(\d+)", path.stem)
         if m:
             runs[int(m.group(1))] = points(path)
+            c = read(path).get("ceilings")
+            if isinstance(c, dict) and "sgemm_gflops" in c and "triad_gbs" in c:
+                ceilings[int(m.group(1))] = (c["sgemm_gflops"], c["triad_gbs"])
             continue
         variant = re.sub(r"\.r\d+$", "", path.stem)
-        for b, (_, warm, _) in points(path).items():
+        for b, (_, warm, *_) in points(path).items():
             levers.setdefault(variant, {}).setdefault(b, []).append(warm)
     if not runs:
         raise SystemExit(f"{folder}: no tT.json files")
@@ -89,7 +127,11 @@ def main():
     out += ["", "Cold minus warm, seconds (what a fresh process pays once):", ""]
     for t in sorted(runs):
         out.append(f"* {threads_word(t)}: " + ", ".join(
-            f"b{b} {c - w:+.3f}" for b, (c, w, _) in sorted(runs[t].items(), reverse=True)))
+            f"b{b} {c - w:+.3f}" for b, (c, w, *_) in sorted(runs[t].items(), reverse=True)))
+    table = ceilings_table(runs, ceilings)
+    if table:
+        out += ["", "What the cores can do (`bench --ceilings`), and the warm epoch against it:",
+                "", *table]
     for batch in (50, 10):
         table = layer_table(runs, batch)
         if table:

@@ -101,13 +101,14 @@ for stage in "${stages[@]}"; do
     cpu)
       # Two epochs per process: the first pays the fresh process's page faults
       # (the issue's 4.5x was measured on first epochs: --warmup 0), the
-      # second is the steady state. epoch_seconds_all holds both.
+      # second is the steady state. epoch_seconds_all holds both. --ceilings:
+      # sgemm GFLOP/s and memory bandwidth on the same cores, first.
       mkdir -p "$out/cpu-scaling"
       start=$SECONDS
       for t in 16 8 4 2 1; do
         (( t <= $(nproc) )) || continue
         timeout 150 "$histocnn" bench --device cpu --sizes 200 --batches 50,10 --threads "$t" \
-          --warmup 0 --epochs 2 --profile-layers --json "$out/cpu-scaling/t$t.json" \
+          --warmup 0 --epochs 2 --profile-layers --ceilings --json "$out/cpu-scaling/t$t.json" \
           >> "$out/cpu.txt" 2>&1 || echo "cpu: $t threads failed" | tee -a "$out/cpu.txt"
       done
       # On every core (issue 20: what held 16 cores to 4.5x?), 2 interleaved rounds:

@@ -66,12 +66,16 @@ Runner add_bench(CLI::App& app) {
                   "loader threads beside the compute threads (default as training: 0 on cpu, the "
                   "OpenMP team prepares batches; threads - 1 on cuda)")
       ->check(CLI::Range(0, 256));
+  cmd->add_flag("--ceilings", o->ceilings,
+                "cpu: first measure what the cores can do — sgemm 2048^3 GFLOP/s and STREAM "
+                "triad GB/s on --threads threads — into the JSON's \"ceilings\"");
   cmd->add_option("--json", *json, "write the results here (atomically)")->required();
   return [o, json] {
     require(!o->onednn_pool || o->device == "cpu", "--onednn-pool: a CPU option (--device cpu)");
     require(!o->onednn_conv1 || o->device == "cpu", "--onednn-conv1: a CPU option (--device cpu)");
     require(!o->direct_conv || o->device == "cpu", "--direct-conv: a CPU option (--device cpu)");
     require(o->slice_kb < 0 || o->device == "cpu", "--slice-kb: a CPU option (--device cpu)");
+    require(!o->ceilings || o->device == "cpu", "--ceilings: a CPU option (--device cpu)");
     std::printf("histocnn bench: %s, %s, allocator %s%s; %d + %d epochs per point\n",
                 o->device.c_str(), o->precision.c_str(), o->allocator.c_str(),
                 o->cuda_graphs ? " + CUDA graphs" : "", o->warmup, o->epochs);

@@ -11,6 +11,7 @@
 #include "core/threads.h"
 #include "data/loader.h"
 #include "memory/memory_engine.h"
+#include "study/machine_ceilings.h"
 #include "study/study.h"
 
 namespace histocnn {
@@ -87,8 +88,11 @@ nlohmann::json measure_point(const EpochBenchOptions& o, const Device& device, B
   const MemoryReport report = step->memory();
   const MemoryStats stats = engine.stats();
   const double s = median(times);
+  const double epoch_gflop = infer_shapes(spec, 1, set.height, set.width).training_flops() *
+                             double(set.examples.size()) / 1e9;
   return {{"size", set.height},
           {"batch", batch},
+          {"epoch_gflop", epoch_gflop},
           {"epoch_seconds", s},
           {"epoch_seconds_all", times},
           {"images_per_second", double(set.examples.size()) / s},
@@ -118,6 +122,12 @@ nlohmann::json run_epoch_bench(const EpochBenchOptions& o) {
                         {"loader_workers", loader_workers(o, threads)},
                         {"examples", o.benign + o.malignant},
                         {"points", nlohmann::json::array()}};
+  if (o.ceilings) {
+    out["ceilings"] = measure_ceilings(threads);
+    std::printf("ceilings on %d threads: sgemm %.1f GFLOP/s, memory triad %.1f GB/s\n", threads,
+                out["ceilings"]["sgemm_gflops"].get<double>(),
+                out["ceilings"]["triad_gbs"].get<double>());
+  }
   for (int size : o.sizes) {
     const ExampleSet set = random_examples(size, o.benign, o.malignant);
     std::vector<int> order(set.examples.size());

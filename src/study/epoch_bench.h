@@ -34,10 +34,13 @@ struct EpochBenchOptions {
   bool direct_conv = false;   // cpu: no Winograd convolutions (A/B)
   int slice_kb = -1;          // cpu: micro-batching budget in KiB (-1: the step's default)
   int loader_workers = -1;    // loader threads beside the compute threads (-1: as training)
+  bool ceilings = false;      // cpu: also measure sgemm and memory bandwidth (machine_ceilings.h)
 };
 
-// {"engine", "device", "precision", "allocator", "cuda_graphs", "points": [...]};
-// a point that fails (out of memory, say) is recorded with its "error".
+// {"engine", "device", "precision", "allocator", "cuda_graphs", "points": [...]}
+// (+ "ceilings" when asked); a point that fails (out of memory, say) is
+// recorded with its "error". Each point's "epoch_gflop" is the epoch's
+// arithmetic, every convolution counted as direct (2 x multiply-adds).
 nlohmann::json run_epoch_bench(const EpochBenchOptions& options);
 
 }  // namespace histocnn
