@@ -3,22 +3,13 @@
 #include <dnnl.h>
 
 #include <algorithm>
-#include <chrono>
 #include <thread>
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "core/stopwatch.h"
 
 namespace histocnn {
-namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
-}
-
-}  // namespace
 
 std::vector<double> sgemm_gflops(int n, int runs) {
   require(n >= 1 && runs >= 1, "sgemm_gflops: n and runs must be at least 1");
