@@ -120,7 +120,7 @@ class CudaTrainingStep final : public TrainingStep {
   struct ConvCandidates {
     std::vector<AlgorithmCandidate> forward, backward_data, backward_filter;
   };
-  ConvCandidates timed_candidates(ConvLayer& c, size_t k);
+  ConvCandidates timed_candidates(const ConvLayer& c, size_t k);
   ConvCandidates heuristic_candidates(const ConvLayer& c);
   void choose_algorithms(ConvLayer& c, size_t k);
   void choose_bias_relu(ConvLayer& c, size_t k) const;

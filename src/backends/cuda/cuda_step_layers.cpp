@@ -105,7 +105,7 @@ void CudaTrainingStep::build_layers() {
 // Every algorithm cuDNN offers for the layer's three directions: timed on
 // scratch buffers from the resource (--cudnn-benchmark; freed after), or
 // ranked by its heuristics.
-CudaTrainingStep::ConvCandidates CudaTrainingStep::timed_candidates(ConvLayer& c, size_t k) {
+CudaTrainingStep::ConvCandidates CudaTrainingStep::timed_candidates(const ConvLayer& c, size_t k) {
   cudnnHandle_t h = context_->cudnn;
   const size_t limit = options_.device.workspace_limit;
   constexpr int kMax = 16;
