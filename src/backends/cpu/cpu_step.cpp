@@ -71,21 +71,24 @@ void CpuTrainingStep::copy_input(const float* images, int count) {
   }
 }
 
-StepResult CpuTrainingStep::run(const float* images, const int32_t* labels, int count,
-                                bool training, bool backward) {
+void CpuTrainingStep::check_batch(int count, bool training, bool backward) const {
   require(count >= 1 && count <= shape_.batch, "batch of " + std::to_string(count) +
                                                    " images does not fit the compiled batch of " +
                                                    std::to_string(shape_.batch));
-  if (shape_.has_batch_norm()) {
-    // The batch's statistics must not count padding rows (the trainer drops
-    // a short last batch of a batch-norm network), and the backward pass
-    // needs the statistics of a training forward.
-    require(!training || count == shape_.batch,
-            "batch norm trains on full batches: " + std::to_string(count) + " of " +
-                std::to_string(shape_.batch) + " rows");
-    require(training || !backward, "batch norm: gradients need training mode");
-    if (training) bn_buffers_.batches_tracked++;
-  }
+  if (!shape_.has_batch_norm()) return;
+  // The batch's statistics must not count padding rows (the trainer drops
+  // a short last batch of a batch-norm network), and the backward pass
+  // needs the statistics of a training forward.
+  require(!training || count == shape_.batch,
+          "batch norm trains on full batches: " + std::to_string(count) + " of " +
+              std::to_string(shape_.batch) + " rows");
+  require(training || !backward, "batch norm: gradients need training mode");
+}
+
+StepResult CpuTrainingStep::run(const float* images, const int32_t* labels, int count,
+                                bool training, bool backward) {
+  check_batch(count, training, backward);
+  if (shape_.has_batch_norm() && training) bn_buffers_.batches_tracked++;
   training_ = training;
   StepMemory& memory = *step_memory_;
   int k = 0;  // the operation index, as planned

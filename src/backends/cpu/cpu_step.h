@@ -407,6 +407,8 @@ class CpuTrainingStep final : public TrainingStep {
   void add_fused_backward(ConvBlock& c);
   void add_relu_forward(ConvBlock& c);
   void add_relu_backward(ConvBlock& c, size_t k);
+  // Refuses a batch the step cannot take (size; batch norm's full batches).
+  void check_batch(int count, bool training, bool backward) const;
   StepResult run(const float* images, const int32_t* labels, int count, bool training,
                  bool backward);
   void copy_input(const float* images, int count);
