@@ -74,24 +74,6 @@ TEST_F(CliTools, BenchTimesEveryPointAndMeasuresItsMemory) {
   EXPECT_NE(bad.output.find("--batches"), std::string::npos) << bad.output;
 }
 
-// --ceilings (issue 20): what the cores can do, beside the epochs, and each
-// point's arithmetic to read the epoch against it.
-TEST_F(CliTools, BenchCeilingsRecordSgemmAndMemoryBandwidth) {
-  const std::string json = out("ceilings.json");
-  const CommandResult r =
-      run("bench --device cpu --sizes 32 --batches 10 --benign 10 --malignant 10 --warmup 0 "
-          "--epochs 1 --threads 1 --ceilings --json " +
-          json);
-  ASSERT_EQ(r.status, 0) << r.output;
-  EXPECT_NE(r.output.find("ceilings on 1 threads: sgemm"), std::string::npos) << r.output;
-  const auto results = nlohmann::json::parse(read_file(json));
-  ASSERT_TRUE(results.contains("ceilings")) << results.dump();
-  EXPECT_EQ(results["ceilings"]["threads"], 1);
-  EXPECT_GT(results["ceilings"]["sgemm_gflops"].get<double>(), 0);
-  EXPECT_GT(results["ceilings"]["triad_gbs"].get<double>(), 0);
-  EXPECT_GT(results["points"][0]["epoch_gflop"].get<double>(), 0);
-}
-
 TEST_F(CliTools, VersionNamesTheBuildAndItsBackends) {
   const CommandResult r = run("--version");
   ASSERT_EQ(r.status, 0) << r.output;

@@ -1,0 +1,82 @@
+// What the 16-core stage of scripts/gpu-check.sh records and reports, run on
+// this machine's cores: `histocnn bench --ceilings` and
+// bench/cpu_scaling_report.py on the files that stage writes (a thread sweep
+// with ceilings, levers in two rounds). The report runs once on the GPU
+// machine's host, so it is checked here before it goes.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+
+#include "cli_util.h"
+#include "core/atomic_file.h"
+#include "test_util.h"
+
+namespace histocnn {
+namespace {
+
+using testing::CommandResult;
+using testing::run;
+using testing::run_raw;
+
+const std::string kSmallBench =
+    "bench --device cpu --sizes 32 --batches 20,10 --benign 10 --malignant 10 --warmup 0 "
+    "--epochs 2 --profile-layers ";
+
+TEST(BenchReports, CeilingsRecordSgemmAndMemoryBandwidth) {
+  const testing::TempDir dir;
+  const std::string json = dir / "ceilings.json";
+  const CommandResult r = run(kSmallBench + "--threads 1 --ceilings --json " + json);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("ceilings on 1 threads: sgemm"), std::string::npos) << r.output;
+  const auto results = nlohmann::json::parse(read_file(json));
+  ASSERT_TRUE(results.contains("ceilings")) << results.dump();
+  EXPECT_EQ(results["ceilings"]["threads"], 1);
+  EXPECT_GT(results["ceilings"]["sgemm_gflops"].get<double>(), 0);
+  EXPECT_GT(results["ceilings"]["triad_gbs"].get<double>(), 0);
+  for (const auto& point : results["points"])
+    EXPECT_GT(point["epoch_gflop"].get<double>(), 0) << point.dump();
+}
+
+TEST(BenchReports, CpuScalingReportTablesSweepCeilingsLayersAndLevers) {
+  if (run_raw("python3 --version").status != 0) GTEST_SKIP() << "python3 is not installed";
+  const testing::TempDir dir;
+  const std::vector<int> threads =
+      std::thread::hardware_concurrency() >= 2 ? std::vector<int>{1, 2} : std::vector<int>{1};
+  for (int t : threads) {
+    const std::string json = dir / ("t" + std::to_string(t) + ".json");
+    const CommandResult r =
+        run(kSmallBench + "--threads " + std::to_string(t) + " --ceilings --json " + json);
+    ASSERT_EQ(r.status, 0) << r.output;
+  }
+  for (int round : {1, 2})
+    for (const std::string variant : {"now", "direct"}) {
+      const std::string json = dir / (variant + ".r" + std::to_string(round) + ".json");
+      const CommandResult r = run(kSmallBench + "--threads 1 " +
+                                  (variant == "direct" ? "--direct-conv " : "") + "--json " + json);
+      ASSERT_EQ(r.status, 0) << r.output;
+    }
+  const std::string script = std::string(HISTOCNN_SOURCE_DIR) + "/bench/cpu_scaling_report.py";
+  const CommandResult report = run_raw("python3 " + script + " " + dir.path());
+  ASSERT_EQ(report.status, 0) << report.output;
+  for (const char* part : {"| 1 | ", "b20 speed-up (warm)", "Cold minus warm", "* 1 thread: b20",
+                           "What the cores can do", "| layer, batch 10 |", "| conv1 forward |",
+                           "| direct | 20 | 2 |", "| now | 10 | 2 | "})
+    EXPECT_NE(report.output.find(part), std::string::npos) << part << "\n" << report.output;
+  // A record of one epoch cannot give cold and warm: refused in one line.
+  const CommandResult one =
+      run("bench --device cpu --sizes 32 --batches 10 --benign 10 --malignant 10 --warmup 0 "
+          "--epochs 1 --threads 1 --json " +
+          (dir / "t3.json"));
+  ASSERT_EQ(one.status, 0) << one.output;
+  const CommandResult refused = run_raw("python3 " + script + " " + dir.path());
+  EXPECT_NE(refused.status, 0) << refused.output;
+  EXPECT_NE(refused.output.find("t3.json: 1 epoch(s); the report needs --epochs 2"),
+            std::string::npos)
+      << refused.output;
+}
+
+}  // namespace
+}  // namespace histocnn
