@@ -27,11 +27,12 @@ def read(path):
         raise SystemExit(f"{path}: not a `histocnn bench` record ({type(e).__name__}: {e})")
 
 
-def points(path):
-    """{batch: (cold s, warm s, per-step layer ms, GFLOP per epoch or None)} of one bench JSON."""
+def points(path, data):
+    """{batch: (cold s, warm s, per-step layer ms, GFLOP per epoch or None)} of one bench
+    JSON (`data`, read from `path`)."""
     try:
         pts = [(p["batch"], p["epoch_seconds_all"], p.get("per_step", {}).get("layer_ms", {}),
-                p.get("epoch_gflop")) for p in read(path)["points"]]
+                p.get("epoch_gflop")) for p in data["points"]]
     except (KeyError, TypeError) as e:
         raise SystemExit(f"{path}: not a `histocnn bench` record ({type(e).__name__}: {e})")
     out = {}
@@ -111,13 +112,14 @@ def main():
     for path in sorted(folder.glob("*.json")):
         m = re.fullmatch(r"t(\d+)", path.stem)
         if m:
-            runs[int(m.group(1))] = points(path)
-            c = read(path).get("ceilings")
+            data = read(path)
+            runs[int(m.group(1))] = points(path, data)
+            c = data.get("ceilings")
             if isinstance(c, dict) and "sgemm_gflops" in c and "triad_gbs" in c:
                 ceilings[int(m.group(1))] = (c["sgemm_gflops"], c["triad_gbs"])
             continue
         variant = re.sub(r"\.r\d+$", "", path.stem)
-        for b, (_, warm, *_) in points(path).items():
+        for b, (_, warm, *_) in points(path, read(path)).items():
             levers.setdefault(variant, {}).setdefault(b, []).append(warm)
     if not runs:
         raise SystemExit(f"{folder}: no tT.json files")
