@@ -15,6 +15,8 @@
 
 namespace histocnn {
 
+constexpr size_t kTriadFloats = size_t(64) << 20;  // 256 MiB per array: past any cache
+
 // GFLOP/s of `runs` products after one warm-up. Requires n >= 1, runs >= 1.
 std::vector<double> sgemm_gflops(int n = 2048, int runs = 8);
 
@@ -22,11 +24,11 @@ std::vector<double> sgemm_gflops(int n = 2048, int runs = 8);
 // `threads` threads on its own slice (touched first by that thread, so a
 // NUMA machine places it near the thread); the best of `runs` after one
 // warm-up, counting three arrays of traffic (GB/s). Requires threads >= 1.
-double triad_gbs(int threads, size_t floats = size_t(64) << 20, int runs = 5);
+double triad_gbs(int threads, size_t floats = kTriadFloats, int runs = 5);
 
-// {"threads", "sgemm_gflops" (the best run: what the machine reached, not what
-// a noisy moment gave), "sgemm_gflops_all", "triad_gbs"}.
+// {"threads", "sgemm_n", "sgemm_gflops" (the best run: what the machine
+// reached, not what a noisy moment gave), "sgemm_gflops_all", "triad_gbs"}.
 nlohmann::json measure_ceilings(int threads, int sgemm_n = 2048,
-                                size_t triad_floats = size_t(64) << 20);
+                                size_t triad_floats = kTriadFloats);
 
 }  // namespace histocnn
