@@ -2,7 +2,8 @@
 # One visit to a GPU machine, from the relocatable package (scripts/package.sh
 # copies this script to its root) or a source tree with build/histocnn:
 #
-#   gpu-check.sh OUT [STAGE ...]     stages (default: all, in this order):
+#   gpu-check.sh [--pack ARCHIVE] OUT [STAGE ...]
+#                                    stages (default: all, in this order):
 #     selftest   histocnn selftest --device cuda (fp32 and bf16 rows), a
 #                five-grade network with smoothed labels, and the step through
 #                cuDNN's graph API (--cudnn-graph)                         (~70 s)
@@ -25,9 +26,23 @@
 #                summary.json has tiles/s, reader and device seconds   (~240 s)
 # Every stage writes under OUT and is bounded by a timeout; a failed stage is
 # reported and the next one runs. Prints the time of each stage at the end.
+#
+# --pack ARCHIVE: keep ARCHIVE (a .tar.gz outside OUT) holding OUT's results
+# — its text files (.md .txt .log .json .csv .spec), each under 4 MiB, not
+# the synthetic images — rewritten atomically every 20 s and after each
+# stage. The device tool returns at most 8 files from $OUT, none more than
+# two folders down, and a call cut short by its time limit returns what is
+# there: so run with OUT outside $OUT and ARCHIVE in it (the results come
+# back as one file, at most 20 s stale however the call ends).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-out=${1:?usage: gpu-check.sh OUT [selftest memcheck oom sbs cpu]}
+usage="usage: gpu-check.sh [--pack ARCHIVE] OUT [selftest memcheck oom sbs cpu graph slide]"
+archive=""
+if [[ "${1:-}" == "--pack" ]]; then
+  archive=${2:?$usage}
+  shift 2
+fi
+out=${1:?$usage}
 shift
 stages=("$@")
 [[ ${#stages[@]} -eq 0 ]] && stages=(selftest memcheck oom sbs cpu)
@@ -36,6 +51,24 @@ else histocnn="$here/../build/histocnn"; bench="$here/../bench"; fi
 mkdir -p "$out"
 data="$out/synthetic"
 summary=()
+pack() {  # OUT's results into $archive, whole or not at all
+  [[ -n "$archive" ]] || return 0
+  local part="$archive.part.$BASHPID"
+  (cd "$out" && find . -path ./synthetic -prune -o -type f -size -4M \( -name '*.md' \
+      -o -name '*.txt' -o -name '*.log' -o -name '*.json' -o -name '*.csv' -o -name '*.spec' \) \
+      -print0 | tar czf "$part" --null -T -) && mv -f "$part" "$archive"
+}
+if [[ -n "$archive" ]]; then
+  case "$(realpath -m "$archive")/" in
+    "$(realpath -m "$out")"/*) echo "gpu-check: --pack $archive must be outside $out" >&2; exit 2 ;;
+  esac
+  mkdir -p "$(dirname "$archive")"
+  # The loop's sleep dies with it: an orphaned sleep would hold the call open.
+  ( trap 'kill $nap 2>/dev/null; exit 0' TERM
+    while :; do sleep 20 & nap=$!; wait $nap; pack; done ) > /dev/null 2>&1 < /dev/null &
+  packer=$!
+  trap 'kill $packer 2>/dev/null; pack' EXIT
+fi
 run_stage() {  # NAME LIMIT_SECONDS COMMAND...
   local name=$1 limit=$2; shift 2
   local start=$SECONDS
@@ -44,6 +77,7 @@ run_stage() {  # NAME LIMIT_SECONDS COMMAND...
   local rc=$?
   summary+=("$(printf '%-9s rc %3d  %4d s' "$name" "$rc" $((SECONDS - start)))")
   tail -5 "$out/$name.txt" | tee -a "$out/gpu-check.log"
+  pack
 }
 {
   date -u; nvidia-smi 2>&1 | head -15; nproc; "$histocnn" --help | head -1

@@ -75,6 +75,7 @@ histocnn $version ($(cat "$root/REVISION")), relocatable build for x86-64 Linux.
   bin/histocnn selftest --device cuda       # on a GPU node
   bench/gpu_side_by_side.sh OUT             # histocnn vs PyTorch on this GPU (~5 min)
   ./gpu-check.sh OUT                        # self-test, memcheck, side by side, CPU scaling (~9 min)
+  ./gpu-check.sh --pack A.tar.gz OUT        # the same, OUT's text results kept in A.tar.gz
 
 bin/histocnn finds cuDNN 9 and cuBLAS in HISTOCNN_CUDA_LIBS (folders, ':'
 separated), the system's loader path, CUDA_HOME or /usr/local/cuda*, or an

@@ -78,5 +78,32 @@ TEST(BenchReports, CpuScalingReportTablesSweepCeilingsLayersAndLevers) {
       << refused.output;
 }
 
+// The device tool returns at most 8 files from $OUT, none more than two
+// folders down: `gpu-check.sh --pack ARCHIVE OUT` keeps OUT's text results in
+// one archive — not the synthetic images, nothing of 4 MiB or more — and
+// refuses an archive inside OUT (it would pack itself).
+TEST(GpuCheck, PackKeepsTheTextResultsInOneArchiveOutsideOut) {
+  if (run_raw("tar --version").status != 0) GTEST_SKIP() << "tar is not installed";
+  const testing::TempDir dir;
+  const std::string out = dir / "out", archive = dir / "returned/a.tar.gz";
+  std::filesystem::create_directories(out + "/side-by-side/raw");
+  std::filesystem::create_directories(out + "/synthetic");
+  write_file_atomically(out + "/side-by-side/raw/histocnn-fp32.1.json", "{}");
+  write_file_atomically(out + "/synthetic/Grade.csv", "name,patient,grade\n");
+  write_file_atomically(out + "/big.json", std::string(5 << 20, ' '));
+  write_file_atomically(out + "/wsi.tif", "not text");
+  const std::string script = std::string(HISTOCNN_SOURCE_DIR) + "/scripts/gpu-check.sh";
+  const CommandResult r = run_raw(script + " --pack " + archive + " " + out + " no-such-stage");
+  EXPECT_NE(r.output.find("unknown stage no-such-stage"), std::string::npos) << r.output;
+  const CommandResult listed = run_raw("tar tzf " + archive + " | sort");
+  ASSERT_EQ(listed.status, 0) << listed.output;
+  EXPECT_EQ(listed.output,
+            "./gpu-check.log\n./machine.txt\n./side-by-side/raw/histocnn-fp32.1.json\n");
+  const CommandResult inside = run_raw(script + " --pack " + out + "/a.tar.gz " + out);
+  EXPECT_EQ(inside.status, 2) << inside.output;
+  EXPECT_NE(inside.output.find("must be outside"), std::string::npos) << inside.output;
+  EXPECT_FALSE(std::filesystem::exists(out + "/a.tar.gz"));
+}
+
 }  // namespace
 }  // namespace histocnn
