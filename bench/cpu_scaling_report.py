@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Issue 20's tables from scripts/gpu-check.sh's cpu stage (standard library only).
 
-    python3 bench/cpu_scaling_report.py OUT/cpu-scaling > cpu-scaling.md
+    python3 bench/cpu_scaling_report.py OUT/cpu-scaling [--gpu SBS/raw] > cpu-scaling.md
 
 Reads tT.json (one `histocnn bench --warmup 0 --epochs 2` process per thread
 count T) and VARIANT.rR.json (the levers on every core, round R). Each point holds two
@@ -12,6 +12,12 @@ the most and fewest threads, and each lever's warm epoch (median over its
 rounds) against the defaults'. Where tT.json holds "ceilings" (`bench
 --ceilings`), also what those cores can do, sgemm GFLOP/s and memory
 bandwidth, with the warm epoch's rate against the sgemm ceiling.
+
+--gpu SBS/raw (bench/gpu_side_by_side.sh's raw folder, run on the same
+machine): the paper's Fig. 6, t_cpu / t_gpu by CPU cores at 200 px, with
+t_cpu the warm epoch here and t_gpu the median over the rounds of histocnn's
+fp32 epoch there (plan + CUDA graphs), beside the paper's speed-ups, at the
+thread sweep's input size (200 px in gpu-check).
 """
 import json
 import pathlib
@@ -105,15 +111,65 @@ def layer_table(runs, batch):
     return lines
 
 
+PAPER_SPEEDUP = {16: 4.49, 8: 5.00, 4: 7.58, 2: 11.97, 1: 16.19}  # GTX-980 over a Core i7
+
+
+def gpu_epochs(folder, size):
+    """{batch: median epoch s} of histocnn fp32 on the GPU at `size`, over the
+    side by side's rounds (histocnn-fp32.R.json)."""
+    files = sorted(folder.glob("histocnn-fp32.*.json"))
+    if not files:
+        raise SystemExit(f"{folder}: no histocnn-fp32.R.json (bench/gpu_side_by_side.sh's raw folder)")
+    epochs = {}
+    for path in files:
+        try:
+            pts = [(p["size"], p["batch"], p["epoch_seconds"]) for p in read(path)["points"]]
+        except (KeyError, TypeError) as e:
+            raise SystemExit(f"{path}: not a `histocnn bench` record ({type(e).__name__}: {e})")
+        for s, b, seconds in pts:
+            if s == size:
+                epochs.setdefault(b, []).append(seconds)
+    return {b: statistics.median(v) for b, v in epochs.items()}
+
+
+def fig6_table(runs, gpu):
+    """The paper's Fig. 6: t_cpu (warm, here) / t_gpu by cores, per batch both have."""
+    batches = sorted({b for r in runs.values() for b in r} & set(gpu), reverse=True)
+    if not batches:
+        return []
+    lines = ["| CPU cores | paper (GTX-980 / Core i7) | " + " | ".join(
+        f"b{b}: t_cpu s | b{b}: t_cpu / t_gpu" for b in batches) + " |",
+        "|---|---|" + "---|" * (2 * len(batches))]
+    for cores in sorted(set(PAPER_SPEEDUP) | set(runs), reverse=True):
+        cells = [f"{PAPER_SPEEDUP[cores]:.2f}" if cores in PAPER_SPEEDUP else ""]
+        for b in batches:
+            point = runs.get(cores, {}).get(b)
+            cells += [f"{point[1]:.3f}", f"{point[1] / gpu[b]:.2f}"] if point else ["", ""]
+        lines.append(f"| {cores} | " + " | ".join(cells) + " |")
+    lines += ["", "t_gpu, s (median of the rounds): " + ", ".join(
+        f"b{b} {gpu[b]:.3f}" for b in batches)]
+    return lines
+
+
 def main():
-    folder = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else ".")
+    args = sys.argv[1:]
+    gpu_folder = None
+    if "--gpu" in args:
+        at = args.index("--gpu")
+        if at + 1 >= len(args):
+            raise SystemExit("--gpu: needs the side by side's raw folder")
+        gpu_folder = pathlib.Path(args[at + 1])
+        del args[at:at + 2]
+    folder = pathlib.Path(args[0] if args else ".")
     runs, levers = {}, {}  # levers: {variant: {batch: [warm s of each round]}}
     ceilings = {}  # {threads: (sgemm GFLOP/s, triad GB/s)}
+    sizes = set()  # the input sizes of the thread sweep (one: 200 in gpu-check)
     for path in sorted(folder.glob("*.json")):
         m = re.fullmatch(r"t(\d+)", path.stem)
         if m:
             data = read(path)
             runs[int(m.group(1))] = points(path, data)
+            sizes.update(p.get("size") for p in data["points"])
             c = data.get("ceilings")
             if isinstance(c, dict) and "sgemm_gflops" in c and "triad_gbs" in c:
                 ceilings[int(m.group(1))] = (c["sgemm_gflops"], c["triad_gbs"])
@@ -138,6 +194,14 @@ def main():
         table = layer_table(runs, batch)
         if table:
             out += ["", *table]
+    if gpu_folder is not None:
+        if len(sizes) != 1:
+            raise SystemExit(f"{folder}: --gpu needs one input size in the tT.json, not {sizes}")
+        size = sizes.pop()
+        table = fig6_table(runs, gpu_epochs(gpu_folder, size))
+        out += ["", f"The paper's Fig. 6 at {size} px: t_cpu (warm epoch, these cores) / t_gpu "
+                "(histocnn fp32 on the GPU, plan + CUDA graphs, `--gpu " + str(gpu_folder) + "`):",
+                "", *(table or [f"(no batch measured both here and in {gpu_folder} at {size} px)"])]
     if "now" in levers:
         out += ["", "Levers on every core: warm epochs, median over the rounds (ratio > 1: the "
                 "defaults are faster):", "",

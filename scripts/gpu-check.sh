@@ -17,7 +17,8 @@
 #                profiles (issue 20's table), then on every core the defaults
 #                against the levers one at a time (Winograd, slices, conv1,
 #                loader threads, pooling), 2 rounds; bench/cpu_scaling_report.py
-#                summarises both in OUT/cpu-scaling.md                    (~300 s)
+#                summarises both in OUT/cpu-scaling.md, with the paper's
+#                Fig. 6 (t_cpu / t_gpu) when stage sbs ran in the same OUT (~300 s)
 #   and on request (not in "all"):
 #     graph      --cudnn-graph against the legacy cuDNN calls: 128 and 200 px,
 #                batches 50 and 150, 2 interleaved rounds                  (~80 s)
@@ -170,7 +171,10 @@ for stage in "${stages[@]}"; do
             echo "cpu: $variant, round $round failed" | tee -a "$out/cpu.txt"
         done
       done
-      python3 "$bench/cpu_scaling_report.py" "$out/cpu-scaling" > "$out/cpu-scaling.md" 2>&1 ||
+      # With the side by side in the same OUT (stage sbs): the paper's Fig. 6 too.
+      fig6=(); [[ -d "$out/side-by-side/raw" ]] && fig6=(--gpu "$out/side-by-side/raw")
+      python3 "$bench/cpu_scaling_report.py" "$out/cpu-scaling" "${fig6[@]}" \
+        > "$out/cpu-scaling.md" 2>&1 ||
         echo "cpu: the report failed (cpu-scaling.md says why)" | tee -a "$out/cpu.txt"
       summary+=("$(printf '%-9s %4d s' cpu $((SECONDS - start)))") ;;
     slide)

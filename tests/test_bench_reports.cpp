@@ -5,6 +5,7 @@
 // machine's host, so it is checked here before it goes.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -65,6 +66,38 @@ TEST(BenchReports, CpuScalingReportTablesSweepCeilingsLayersAndLevers) {
                            "What the cores can do", "| layer, batch 10 |", "| conv1 forward |",
                            "| direct | 20 | 2 |", "| now | 10 | 2 | "})
     EXPECT_NE(report.output.find(part), std::string::npos) << part << "\n" << report.output;
+  // --gpu: the paper's Fig. 6 from the side by side's histocnn fp32 rounds
+  // (GPU records written by hand: this machine has no GPU). Median of 0.1,
+  // 0.3, 0.2 = 0.2 s at batch 20; the other size and engine are not read.
+  const std::string raw = dir / "raw";
+  std::filesystem::create_directories(raw);
+  const auto gpu_record = [](double b20, double b10) {
+    return "{\"points\": [{\"size\": 32, \"batch\": 20, \"epoch_seconds\": " + std::to_string(b20) +
+           "}, {\"size\": 32, \"batch\": 10, \"epoch_seconds\": " + std::to_string(b10) +
+           "}, {\"size\": 64, \"batch\": 20, \"epoch_seconds\": 9}]}";
+  };
+  write_file_atomically(raw + "/histocnn-fp32.1.json", gpu_record(0.1, 0.4));
+  write_file_atomically(raw + "/histocnn-fp32.2.json", gpu_record(0.3, 0.4));
+  write_file_atomically(raw + "/histocnn-fp32.3.json", gpu_record(0.2, 0.4));
+  write_file_atomically(raw + "/pytorch-fp32.1.json", gpu_record(100, 100));
+  const CommandResult fig6 = run_raw("python3 " + script + " " + dir.path() + " --gpu " + raw);
+  ASSERT_EQ(fig6.status, 0) << fig6.output;
+  const auto t1 = nlohmann::json::parse(read_file(dir / "t1.json"));
+  double warm_b20 = 0;
+  for (const auto& point : t1["points"])
+    if (point["batch"] == 20) warm_b20 = point["epoch_seconds_all"][1].get<double>();
+  char expected[64];
+  std::snprintf(expected, sizeof expected, "| 1 | 16.19 | %.3f | %.2f |", warm_b20, warm_b20 / 0.2);
+  for (const std::string& part :
+       {std::string("The paper's Fig. 6 at 32 px"), std::string(expected),
+        std::string("| 16 | 4.49 |"),
+        std::string("t_gpu, s (median of the rounds): b20 0.200, b10 0.400")})
+    EXPECT_NE(fig6.output.find(part), std::string::npos) << part << "\n" << fig6.output;
+  const CommandResult no_gpu =
+      run_raw("python3 " + script + " " + dir.path() + " --gpu " + (dir / "nothing"));
+  EXPECT_NE(no_gpu.status, 0);
+  EXPECT_NE(no_gpu.output.find("no histocnn-fp32.R.json"), std::string::npos) << no_gpu.output;
+
   // A record of one epoch cannot give cold and warm: refused in one line.
   const CommandResult one =
       run("bench --device cpu --sizes 32 --batches 10 --benign 10 --malignant 10 --warmup 0 "
