@@ -55,7 +55,7 @@ summary=()
 pack() {  # OUT's results into $archive, whole or not at all
   [[ -n "$archive" ]] || return 0
   local part="$archive.part.$BASHPID"
-  (cd "$out" && find . -path ./synthetic -prune -o -type f -size -4M \( -name '*.md' \
+  (cd "$out" && find . -path ./synthetic -prune -o -type f -size -4194304c \( -name '*.md' \
       -o -name '*.txt' -o -name '*.log' -o -name '*.json' -o -name '*.csv' -o -name '*.spec' \) \
       -print0 | tar czf "$part" --null -T -) && mv -f "$part" "$archive"
 }
