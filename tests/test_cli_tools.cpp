@@ -14,6 +14,9 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "backends/backend.h"
 #include "backends/cpu/cpu_backend.h"
@@ -141,6 +144,34 @@ TEST_F(CliTools, EverySubcommandHasHelp) {
   const CommandResult all = run("--help-all");
   EXPECT_EQ(all.status, 0);
   EXPECT_NE(all.output.find("--no-tta"), std::string::npos) << "every subcommand's options";
+}
+
+// train's 70 options come in sections, each option in its own.
+TEST_F(CliTools, TrainHelpIsInSections) {
+  const CommandResult r = run("train --help");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const std::vector<std::pair<std::string, std::string>> section_of = {
+      {"Run:", "--resume "},
+      {"Data:", "--labels "},
+      {"Crops:", "--crop-seed "},
+      {"Network:", "--model "},
+      {"Optimisation:", "--lr "},
+      {"Augmentation and stain:", "--hed-jitter "},
+      {"Validation and the saved model:", "--select-by "},
+      {"Device, memory and speed:", "--gpu-mem-pool "}};
+  size_t previous = 0;
+  for (size_t i = 0; i < section_of.size(); ++i) {
+    const auto& [heading, option] = section_of[i];
+    const size_t at = r.output.find("\n" + heading + "\n");
+    ASSERT_NE(at, std::string::npos) << heading << "\n" << r.output;
+    EXPECT_GT(at, previous) << heading << ": the sections in order";
+    const size_t next = i + 1 < section_of.size()
+                            ? r.output.find("\n" + section_of[i + 1].first + "\n")
+                            : r.output.size();
+    const size_t where = r.output.find("  " + option, at);
+    EXPECT_TRUE(where != std::string::npos && where < next) << option << " under " << heading;
+    previous = at;
+  }
 }
 
 TEST_F(CliTools, StudyResumesWithoutRepeatingMeasurementsAndReports) {
