@@ -6,9 +6,11 @@
 //          batches of real tiles held in memory;
 //   slide  end to end: score_tiles, readers feeding the device.
 // Prints tiles/s per round, the medians, end to end over the slower floor,
-// and the process's peak resident memory.
+// and the process's peak resident memory. --reader both (a pyramidal TIFF):
+// read and slide run twice per round, with tiles decoded directly
+// (data/tiff_slide.h) and through OpenSlide alone, interleaved.
 //   bench_slide MODEL SLIDE [--rounds 3] [--batch 64] [--readers 2]
-//               [--threads 0] [--device cpu] [--limit N]
+//               [--threads 0] [--device cpu] [--limit N] [--reader auto|openslide|both]
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -34,7 +36,7 @@ double median(std::vector<double> v) {
   return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
 }
 
-double read_only(const PreparedSlide& p, const ScoringOptions& o) {
+double read_only(const Slide& slide, const PreparedSlide& p, const ScoringOptions& o) {
   const auto start = Clock::now();
   std::atomic<size_t> next{0};
   const size_t plane = size_t(3) * p.grid.net_width * p.grid.net_height;
@@ -44,7 +46,7 @@ double read_only(const PreparedSlide& p, const ScoringOptions& o) {
       std::vector<float> chw(plane);
       for (size_t i; (i = next.fetch_add(size_t(o.batch))) < p.tiles.size();) {
         const size_t n = std::min(size_t(o.batch), p.tiles.size() - i);
-        for (const Image& tile : read_tiles(*p.slide, p.grid, p.tiles, i, n, o.stains))
+        for (const Image& tile : read_tiles(slide, p.grid, p.tiles, i, n, o.stains))
           augment_to_chw(tile.rgb.data(), p.grid.net_width, p.grid.net_height, {}, 0, chw.data(),
                          o.normalization);
       }
@@ -83,11 +85,11 @@ double infer_only(const PreparedSlide& p, const std::vector<TrainingStep*>& memb
 int run(int argc, char** argv) {
   require(argc >= 3,
           "usage: bench_slide MODEL SLIDE [--rounds N] [--batch B] [--readers R] "
-          "[--threads T] [--device D] [--limit N]");
+          "[--threads T] [--device D] [--limit N] [--reader auto|openslide|both]");
   SlideOptions so;
   int rounds = 3, threads = 0;
   size_t limit = 0;
-  std::string device = "cpu";
+  std::string device = "cpu", reader = "auto";
   for (int i = 3; i + 1 < argc; i += 2) {
     const std::string flag = argv[i], value = argv[i + 1];
     if (flag == "--rounds")
@@ -100,11 +102,16 @@ int run(int argc, char** argv) {
       threads = std::atoi(value.c_str());
     else if (flag == "--device")
       device = value;
+    else if (flag == "--reader")
+      reader = value;
     else if (flag == "--limit")
       limit = size_t(std::atoll(value.c_str()));
     else
       fail(flag + ": unknown flag");
   }
+  require(reader == "auto" || reader == "openslide" || reader == "both",
+          "--reader: auto, openslide or both, not " + reader);
+  if (reader == "openslide") so.reader = SlideReader::openslide;
   bound_cores(threads);
   const std::vector<ModelFile> models = load_ensemble({argv[1]});
   PreparedSlide p = prepare_slide(argv[2], models.front(), so);
@@ -125,17 +132,30 @@ int run(int argc, char** argv) {
       argv[2], (long long)p.slide->width(), (long long)p.slide->height(), p.slide->levels().size(),
       p.tiles.size(), p.grid.tile_um_x, p.grid.level, p.grid.read_width, p.grid.read_height,
       p.grid.net_width, p.grid.net_height, o.batch, o.readers, device.c_str(), int(o.tta));
-  std::vector<double> read, infer, slide;
-  for (int r = 0; r < rounds; ++r) {
-    read.push_back(read_only(p, o));
-    infer.push_back(infer_only(p, steps.members, o));
+  // With --reader both, the second of each pair reads through OpenSlide alone.
+  std::unique_ptr<Slide> openslide;
+  if (reader == "both") openslide = open_slide(argv[2], so.mpp, SlideReader::openslide);
+  std::vector<double> read, infer, slide, read_os, slide_os;
+  const auto end_to_end = [&](const Slide& s) {
     const ScoringTimes t =
-        score_tiles(*p.slide, p.grid, p.tiles, 0, steps.members, o, [](size_t, const auto&) {});
-    slide.push_back(double(t.tiles) / t.wall_s);
+        score_tiles(s, p.grid, p.tiles, 0, steps.members, o, [](size_t, const auto&) {});
+    return std::make_pair(double(t.tiles) / t.wall_s, t);
+  };
+  for (int r = 0; r < rounds; ++r) {
+    read.push_back(read_only(*p.slide, p, o));
+    if (openslide) read_os.push_back(read_only(*openslide, p, o));
+    infer.push_back(infer_only(p, steps.members, o));
+    const auto [rate, t] = end_to_end(*p.slide);
+    slide.push_back(rate);
+    if (openslide) slide_os.push_back(end_to_end(*openslide).first);
     std::printf(
         "round %d: read %.0f tiles/s, infer %.0f tiles/s, slide %.0f tiles/s "
-        "(device waited %.2f of %.2f s)\n",
+        "(device waited %.2f of %.2f s)",
         r + 1, read.back(), infer.back(), slide.back(), t.wait_s, t.wall_s);
+    if (openslide)
+      std::printf("; OpenSlide alone: read %.0f, slide %.0f tiles/s", read_os.back(),
+                  slide_os.back());
+    std::printf("\n");
   }
   const double floor = std::min(median(read), median(infer));
   rusage usage{};
@@ -144,6 +164,12 @@ int run(int argc, char** argv) {
       "median: read %.0f, infer %.0f, slide %.0f tiles/s; slide / slower floor = %.2f; "
       "peak RSS %.0f MB\n",
       median(read), median(infer), median(slide), median(slide) / floor, usage.ru_maxrss / 1024.0);
+  if (openslide)
+    std::printf(
+        "OpenSlide alone, median: read %.0f, slide %.0f tiles/s; reader %s: read %.2fx, slide "
+        "%.2fx\n",
+        median(read_os), median(slide_os), p.slide->reader().c_str(),
+        median(read) / median(read_os), median(slide) / median(slide_os));
   return 0;
 }
 

@@ -7,8 +7,12 @@
 
 #include <atomic>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
+#include <memory>
 #include <mutex>
+#include <thread>
+#include <vector>
 
 #include "backends/backend.h"
 #include "core/atomic_file.h"
@@ -190,6 +194,102 @@ TEST(Slide, SyntheticSlidesArePyramidalTiffsOpenSlideReadsAtTheirScale) {
   EXPECT_GT(seen[2], 50);
   const Image corner = slide->read_region(1, 0, 0, 8, 8);
   EXPECT_GT(corner.rgb[0], 230);
+}
+
+// Every level of a synthetic slide decoded whole by libtiff's RGBA interface
+// (the way OpenSlide 3.4 decodes tiles): the truth the direct reader must copy.
+std::vector<Image> levels_by_libtiff(const std::string& path) {
+  std::unique_ptr<TIFF, void (*)(TIFF*)> tiff(TIFFOpen(path.c_str(), "r"), TIFFClose);
+  std::vector<Image> levels;
+  do {
+    uint32_t w = 0, h = 0;
+    TIFFGetField(tiff.get(), TIFFTAG_IMAGEWIDTH, &w);
+    TIFFGetField(tiff.get(), TIFFTAG_IMAGELENGTH, &h);
+    std::vector<uint32_t> abgr(size_t(w) * h);
+    EXPECT_TRUE(TIFFReadRGBAImageOriented(tiff.get(), w, h, abgr.data(), ORIENTATION_TOPLEFT, 0));
+    Image level;
+    level.width = int(w);
+    level.height = int(h);
+    for (uint32_t p : abgr)
+      level.rgb.insert(level.rgb.end(),
+                       {uint8_t(TIFFGetR(p)), uint8_t(TIFFGetG(p)), uint8_t(TIFFGetB(p))});
+    levels.push_back(std::move(level));
+  } while (TIFFReadDirectory(tiff.get()));
+  return levels;
+}
+
+// The w x h pixels of `level` at (x, y) in its own pixels, white outside.
+Image crop_or_white(const Image& level, int64_t x, int64_t y, int w, int h) {
+  Image out;
+  out.width = w;
+  out.height = h;
+  out.rgb.assign(size_t(w) * h * 3, 255);
+  for (int r = 0; r < h; ++r)
+    for (int c = 0; c < w; ++c) {
+      const int64_t sx = x + c, sy = y + r;
+      if (sx < 0 || sy < 0 || sx >= level.width || sy >= level.height) continue;
+      std::memcpy(out.row(r) + c * 3, level.row(int(sy)) + sx * 3, 3);
+    }
+  return out;
+}
+
+TEST(Slide, DirectTiffReadsCopyTheLevelPixelsOpenSlideDecodes) {
+  testing::TempDir dir;
+  SynthSlideOptions o;
+  o.width = 3000;
+  o.height = 1700;  // levels 1500x850 and 750x425 (downsamples 2, 4), 375x212 (8.0094)
+  o.pieces = 2;
+  write_synthetic_slide(dir / "s.tif", o);
+  const auto direct = open_slide(dir / "s.tif");
+  const auto openslide = open_slide(dir / "s.tif", 0, SlideReader::openslide);
+  EXPECT_EQ(direct->reader(), "direct-tiff");
+  EXPECT_EQ(openslide->reader(), "openslide");
+  EXPECT_EQ(direct->format(), "generic-tiff");
+  ASSERT_EQ(direct->levels().size(), 4u);
+  EXPECT_GT(direct->levels()[3].downsample, 8.0);  // fractional: (8 + 1700 / 212) / 2
+  const std::vector<Image> truth = levels_by_libtiff(dir / "s.tif");
+  ASSERT_EQ(truth.size(), 4u);
+  struct Read {
+    int level;
+    int64_t lx, ly;  // in level pixels
+    int w, h;
+  };
+  // Inside, across tile edges (256), at the slide's right and bottom edges,
+  // past them and before the origin (white).
+  const std::vector<Read> reads = {{0, 1000, 600, 64, 64},   {0, 250, 250, 300, 20},
+                                   {0, 2900, 1650, 200, 90}, {0, -10, -5, 40, 30},
+                                   {1, 255, 511, 258, 3},    {1, 1400, 800, 150, 100},
+                                   {2, 0, 0, 750, 425},      {2, 700, 400, 80, 40},
+                                   {3, 3, 7, 300, 200},      {3, 100, 50, 16, 16}};
+  for (const Read& r : reads) {
+    const double ds = direct->levels()[size_t(r.level)].downsample;
+    const int64_t x = std::llround(r.lx * ds), y = std::llround(r.ly * ds);
+    const Image got = direct->read_region(r.level, x, y, r.w, r.h);
+    const Image want = crop_or_white(truth[size_t(r.level)], r.lx, r.ly, r.w, r.h);
+    EXPECT_EQ(got.rgb, want.rgb) << "level " << r.level << " at " << r.lx << "," << r.ly;
+    if (r.level < 3) {  // whole downsamples: OpenSlide copies the same pixels
+      EXPECT_EQ(got.rgb, openslide->read_region(r.level, x, y, r.w, r.h).rgb)
+          << "level " << r.level << " at " << r.lx << "," << r.ly;
+    }
+  }
+  // Between level pixels the direct reader hands the read to OpenSlide.
+  EXPECT_EQ(direct->read_region(1, 1001, 601, 40, 30).rgb,
+            openslide->read_region(1, 1001, 601, 40, 30).rgb);
+  // Many threads at once (libtiff handles are per thread, the cache shared).
+  std::vector<std::thread> threads;
+  std::atomic<int> wrong{0};
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 40; ++i) {
+        const int64_t lx = (t * 97 + i * 61) % 1400, ly = (t * 53 + i * 37) % 800;
+        const Image got = direct->read_region(1, lx * 2, ly * 2, 70, 50);
+        if (got.rgb != crop_or_white(truth[1], lx, ly, 70, 50).rgb) ++wrong;
+      }
+    });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_THROW(direct->read_region(4, 0, 0, 8, 8), Error);
+  EXPECT_THROW(direct->read_region(0, 0, 0, 0, 8), Error);
 }
 
 TEST(Tissue, OtsuSplitsTwoModes) {

@@ -95,6 +95,16 @@ Runner add_slide(CLI::App& app) {
   cmd->add_option("--readers", a->o.readers, "threads reading and resizing tiles")
       ->capture_default_str()
       ->check(CLI::Range(1, 256));
+  cmd->add_option_function<std::string>(
+         "--reader",
+         [a](const std::string& v) {
+           a->o.reader = v == "openslide" ? SlideReader::openslide : SlideReader::automatic;
+         },
+         "pyramidal TIFFs (generic, Aperio): auto decodes their tiles directly where a tile "
+         "starts on a whole pixel of its level (the same pixels, faster), else OpenSlide; "
+         "openslide: OpenSlide for every read")
+      ->default_str("auto")
+      ->check(CLI::IsMember({"auto", "openslide"}));
   cmd->add_option("--top-k", a->o.top_k, "tiles listed in summary.json")
       ->capture_default_str()
       ->check(CLI::Range(0, 100000));

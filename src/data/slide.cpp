@@ -8,20 +8,10 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "data/tiff_slide.h"
 
 namespace histocnn {
 namespace {
-
-// A region's pixel count is bounded so a forged request cannot ask for GBs.
-constexpr int64_t kMaxRegionPixels = int64_t(1) << 26;
-
-void require_region(const std::string& path, int level, int levels, int w, int h) {
-  require(level >= 0 && level < levels, path + ": no pyramid level " + std::to_string(level) +
-                                            " (it has " + std::to_string(levels) + ")");
-  require(w > 0 && h > 0 && int64_t(w) * h <= kMaxRegionPixels,
-          path + ": region of " + std::to_string(w) + "x" + std::to_string(h) +
-              " pixels (at most 64 megapixels per read)");
-}
 
 class OpenSlideReader final : public Slide {
  public:
@@ -29,6 +19,7 @@ class OpenSlideReader final : public Slide {
     path_ = path;
     const char* vendor = openslide_detect_vendor(path.c_str());
     format_ = vendor ? vendor : "openslide";
+    reader_ = "openslide";
     for (int l = 0; l < openslide_get_level_count(handle); ++l) {
       SlideLevel level;
       openslide_get_level_dimensions(handle, l, &level.width, &level.height);
@@ -48,7 +39,7 @@ class OpenSlideReader final : public Slide {
   OpenSlideReader& operator=(const OpenSlideReader&) = delete;
 
   Image read_region(int level, int64_t x, int64_t y, int w, int h) const override {
-    require_region(path_, level, int(levels_.size()), w, h);
+    require_slide_region(path_, level, int(levels_.size()), w, h);
     std::vector<uint32_t> argb(size_t(w) * h);
     openslide_read_region(handle_, argb.data(), x, y, level, w, h);  // thread-safe
     if (const char* error = openslide_get_error(handle_))
@@ -78,12 +69,12 @@ class ImageSlide final : public Slide {
  public:
   ImageSlide(const std::string& path, Image image, double mpp) : image_(std::move(image)) {
     path_ = path;
-    format_ = "image";
+    format_ = reader_ = "image";
     levels_.push_back({image_.width, image_.height, 1.0});
     mpp_x_ = mpp_y_ = mpp;
   }
   Image read_region(int level, int64_t x, int64_t y, int w, int h) const override {
-    require_region(path_, level, 1, w, h);
+    require_slide_region(path_, level, 1, w, h);
     Image out;
     out.width = w;
     out.height = h;
@@ -111,6 +102,15 @@ double number_or_zero(const std::map<std::string, std::string>& props, const std
 
 }  // namespace
 
+void require_slide_region(const std::string& path, int level, int levels, int w, int h) {
+  constexpr int64_t kMaxRegionPixels = int64_t(1) << 26;
+  require(level >= 0 && level < levels, path + ": no pyramid level " + std::to_string(level) +
+                                            " (it has " + std::to_string(levels) + ")");
+  require(w > 0 && h > 0 && int64_t(w) * h <= kMaxRegionPixels,
+          path + ": region of " + std::to_string(w) + "x" + std::to_string(h) +
+              " pixels (at most 64 megapixels per read)");
+}
+
 int Slide::level_for_downsample(double downsample) const {
   int best = 0;
   for (size_t l = 1; l < levels_.size(); ++l)
@@ -133,7 +133,7 @@ std::pair<double, double> mpp_from_properties(const std::map<std::string, std::s
   return {0, 0};
 }
 
-std::unique_ptr<Slide> open_slide(const std::string& path, double mpp) {
+std::unique_ptr<Slide> open_slide(const std::string& path, double mpp, SlideReader reader) {
   std::error_code ec;
   require(std::filesystem::exists(path, ec), path + ": no such slide file");
   require(std::filesystem::is_regular_file(path, ec), path + ": not a regular file");
@@ -143,7 +143,11 @@ std::unique_ptr<Slide> open_slide(const std::string& path, double mpp) {
       openslide_close(handle);
       fail(message);
     }
-    return std::make_unique<OpenSlideReader>(path, handle, mpp);
+    auto slide = std::make_unique<OpenSlideReader>(path, handle, mpp);
+    if (reader == SlideReader::automatic &&
+        (slide->format() == "generic-tiff" || slide->format() == "aperio"))
+      return with_direct_tiff_reads(std::move(slide));
+    return slide;
   }
   // Not a format OpenSlide knows: a plain image, or an error naming the file.
   return std::make_unique<ImageSlide>(path, load_image(path), mpp);

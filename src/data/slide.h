@@ -38,6 +38,8 @@ class Slide {
 
   const std::string& path() const { return path_; }
   const std::string& format() const { return format_; }  // "aperio", "generic-tiff", "image"...
+  // What decodes it: "openslide", "direct-tiff" (data/tiff_slide.h) or "image".
+  const std::string& reader() const { return reader_; }
   const std::vector<SlideLevel>& levels() const { return levels_; }
   int64_t width() const { return levels_.front().width; }
   int64_t height() const { return levels_.front().height; }
@@ -48,15 +50,25 @@ class Slide {
   int level_for_downsample(double downsample) const;
 
  protected:
-  std::string path_, format_;
+  std::string path_, format_, reader_;
   std::vector<SlideLevel> levels_;
   double mpp_x_ = 0, mpp_y_ = 0;
 };
 
+// Throws naming `path` unless 0 <= level < levels and the w x h region is
+// non-empty and at most 64 megapixels (a forged request cannot ask for GBs).
+void require_slide_region(const std::string& path, int level, int levels, int w, int h);
+
+// How a pyramidal TIFF (generic-tiff, aperio) is read: automatic = tiles
+// decoded directly where a region starts on a whole level pixel
+// (data/tiff_slide.h), OpenSlide elsewhere; openslide = OpenSlide always.
+enum class SlideReader { automatic, openslide };
+
 // Opens `path` with OpenSlide, or as a plain image when OpenSlide does not
 // recognise it. mpp > 0 overrides the microns per pixel the file records.
 // Errors (missing, not a slide nor an image, corrupt) name the file.
-std::unique_ptr<Slide> open_slide(const std::string& path, double mpp = 0);
+std::unique_ptr<Slide> open_slide(const std::string& path, double mpp = 0,
+                                  SlideReader reader = SlideReader::automatic);
 
 // Microns per level-0 pixel from a slide's properties: openslide.mpp-x/y,
 // else the TIFF resolution tags (tiff.XResolution with tiff.ResolutionUnit

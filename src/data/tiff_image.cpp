@@ -29,15 +29,23 @@ struct TiffCloser {
 
 }  // namespace
 
+void tiff_errors_to_this_thread() {
+  TIFFSetErrorHandler(keep_error);
+  TIFFSetWarningHandler(ignore_warning);
+  last_tiff_error.clear();
+}
+
+std::string last_tiff_error_message() {
+  return last_tiff_error.empty() ? "no detail from libtiff" : last_tiff_error;
+}
+
 bool is_tiff_signature(const std::string& b) {
   return b.size() >= 4 && ((b[0] == 'I' && b[1] == 'I' && (b[2] == 42 || b[2] == 43) && !b[3]) ||
                            (b[0] == 'M' && b[1] == 'M' && !b[2] && (b[3] == 42 || b[3] == 43)));
 }
 
 Image load_tiff_image(const std::string& path) {
-  TIFFSetErrorHandler(keep_error);
-  TIFFSetWarningHandler(ignore_warning);
-  last_tiff_error.clear();
+  tiff_errors_to_this_thread();
   std::unique_ptr<TIFF, TiffCloser> tiff(TIFFOpen(path.c_str(), "r"));
   if (!tiff) fail(path + ": not a readable TIFF (" + last_tiff_error + ")");
   uint32_t w = 0, h = 0;

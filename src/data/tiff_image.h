@@ -16,4 +16,11 @@ bool is_tiff_signature(const std::string& first_bytes);
 // pixels) raise an Error naming the file and what libtiff said.
 Image load_tiff_image(const std::string& path);
 
+// libtiff reports through process-wide handlers. These keep each thread's
+// last error for its Error message and drop warnings (unknown private tags
+// are common in scanner files): call tiff_errors_to_this_thread() before
+// libtiff calls, and last_tiff_error_message() after one failed.
+void tiff_errors_to_this_thread();
+std::string last_tiff_error_message();
+
 }  // namespace histocnn

@@ -111,6 +111,7 @@ nlohmann::json describe(const PreparedSlide& p, const SlideOptions& o) {
   const Slide& s = *p.slide;
   return {{"slide", s.path()},
           {"format", s.format()},
+          {"reader", s.reader()},
           {"width", s.width()},
           {"height", s.height()},
           {"levels", s.levels().size()},
@@ -201,7 +202,7 @@ PreparedSlide prepare_slide(const std::string& path, const ModelFile& model,
                             const SlideOptions& o) {
   PreparedSlide p;
   auto clock = Clock::now();
-  p.slide = open_slide(path, o.mpp);
+  p.slide = open_slide(path, o.mpp, o.reader);
   const double mx = o.mpp_model > 0 ? o.mpp_model : model.mpp_x;
   const double my = o.mpp_model > 0 ? o.mpp_model : model.mpp_y;
   p.grid = plan_tile_grid(*p.slide, mx, my, model.width, model.height);

@@ -26,6 +26,7 @@ struct SlideOptions {
   int thumbnail_side = 2048;     // the thumbnail's long side: tissue mask and heatmap
   int batch = 64;
   int readers = 2;
+  SlideReader reader = SlideReader::automatic;  // --reader (data/slide.h)
   bool tta = false;
   bool progress = true;  // a progress line on stderr when it is a terminal
   bool restart = false;  // score again instead of continuing a previous run

@@ -1,0 +1,42 @@
+// A direct libtiff reader for tiled pyramidal TIFF slides (OpenSlide's
+// "generic-tiff" and "aperio" formats: one tiled directory per level, JPEG
+// YCbCr/RGB, LZW, Deflate or uncompressed 8-bit RGB tiles).
+//
+// Why: OpenSlide 3.4 paints every read_region through cairo, whose
+// compositing was half the reading profile (docs/results/slide-throughput.md),
+// while a region that starts on a whole pixel of its level is only a copy of
+// decoded tiles. This reader decodes tiles with libtiff (libjpeg-turbo, the
+// same decoder OpenSlide uses, so the same pixels), keeps recent tiles in a
+// small cache (the tiling reads each tile row in several row groups), and
+// hands every other request to the OpenSlide reader it wraps: a region that
+// starts between level pixels (OpenSlide resamples it), and any slide it
+// cannot decode.
+//
+// "On a level pixel" means the level-0 start (x, y) is within half a level-0
+// pixel of k * downsample. With a whole downsample (2, 4: the usual pyramid)
+// that is exact alignment and the pixels equal OpenSlide's; with the
+// fractional downsample of an odd-sized level (OpenSlide averages the two
+// axes' ratios: 8.0094) no whole x is exactly aligned, and this reader
+// returns level pixel k itself where OpenSlide resamples by the fraction
+// (a blur of up to 0.06 pixel): the region the tiling asked for.
+//
+// Contract: the Slide contract (data/slide.h); levels, format and microns per
+// pixel are the wrapped reader's. read_region is thread-safe: each thread
+// takes its own libtiff handle of the level from a pool.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "data/slide.h"
+
+namespace histocnn {
+
+// `openslide` read `path` as generic-tiff or aperio. Returns the direct reader
+// when every level is a tiled directory this reader can decode with the
+// dimensions OpenSlide reports, else `openslide` itself (a note says why on
+// stderr when HISTOCNN_VERBOSE is set).
+std::unique_ptr<Slide> with_direct_tiff_reads(std::unique_ptr<Slide> openslide,
+                                              size_t cache_bytes = size_t(64) << 20);
+
+}  // namespace histocnn
