@@ -166,7 +166,7 @@ class DirectTiffSlide final : public Slide {
     const LevelDirectory& d = directories_[size_t(level)];
     const int64_t xb = std::max<int64_t>(x0, 0), xe = std::min<int64_t>(x0 + w, size.width);
     const int64_t yb = std::max<int64_t>(y0, 0), ye = std::min<int64_t>(y0 + h, size.height);
-    for (int64_t ty = yb / d.tile_h; xb < xe && ty * d.tile_h < ye; ++ty)
+    for (int64_t ty = yb / d.tile_h; xb < xe && yb < ye && ty * d.tile_h < ye; ++ty)
       for (int64_t tx = xb / d.tile_w; tx * d.tile_w < xe; ++tx) {
         const std::shared_ptr<const Tile> tile = tile_at(level, tx, ty);
         const int64_t tile_x = tx * d.tile_w, tile_y = ty * d.tile_h;
