@@ -19,10 +19,10 @@
 namespace histocnn {
 namespace {
 
-struct TiffCloser {
+struct TiffHandleCloser {
   void operator()(TIFF* tiff) const { TIFFClose(tiff); }
 };
-using TiffHandle = std::unique_ptr<TIFF, TiffCloser>;
+using TiffHandle = std::unique_ptr<TIFF, TiffHandleCloser>;
 
 // Where one level's tiles are, and how to decode them.
 struct LevelDirectory {
@@ -84,20 +84,20 @@ std::string find_levels(TIFF* tiff, const std::vector<SlideLevel>& levels,
   return "";
 }
 
-using Tile = std::vector<uint8_t>;  // tile_w x tile_h RGB
+using DecodedTile = std::vector<uint8_t>;  // tile_w x tile_h RGB
 
 // Recently decoded tiles, least recently used dropped first.
 class TileCache {
  public:
   explicit TileCache(size_t capacity_bytes) : capacity_(capacity_bytes) {}
-  std::shared_ptr<const Tile> find(uint64_t key) {
+  std::shared_ptr<const DecodedTile> find(uint64_t key) {
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = entries_.find(key);
     if (it == entries_.end()) return nullptr;
     order_.splice(order_.begin(), order_, it->second.second);
     return it->second.first;
   }
-  void put(uint64_t key, std::shared_ptr<const Tile> tile) {
+  void put(uint64_t key, std::shared_ptr<const DecodedTile> tile) {
     std::lock_guard<std::mutex> lock(mutex_);
     if (entries_.count(key) || tile->size() > capacity_) return;
     order_.push_front(key);
@@ -116,7 +116,7 @@ class TileCache {
   size_t capacity_, bytes_ = 0;
   std::list<uint64_t> order_;  // most recent first
   std::unordered_map<uint64_t,
-                     std::pair<std::shared_ptr<const Tile>, std::list<uint64_t>::iterator>>
+                     std::pair<std::shared_ptr<const DecodedTile>, std::list<uint64_t>::iterator>>
       entries_;
 };
 
@@ -168,7 +168,7 @@ class DirectTiffSlide final : public Slide {
     const int64_t yb = std::max<int64_t>(y0, 0), ye = std::min<int64_t>(y0 + h, size.height);
     for (int64_t ty = yb / d.tile_h; xb < xe && yb < ye && ty * d.tile_h < ye; ++ty)
       for (int64_t tx = xb / d.tile_w; tx * d.tile_w < xe; ++tx) {
-        const std::shared_ptr<const Tile> tile = tile_at(level, tx, ty);
+        const std::shared_ptr<const DecodedTile> tile = tile_at(level, tx, ty);
         const int64_t tile_x = tx * d.tile_w, tile_y = ty * d.tile_h;
         const int64_t cx0 = std::max(xb, tile_x), cx1 = std::min(xe, tile_x + d.tile_w);
         for (int64_t r = std::max(yb, tile_y); r < std::min(ye, tile_y + d.tile_h); ++r)
@@ -179,11 +179,11 @@ class DirectTiffSlide final : public Slide {
     return out;
   }
 
-  std::shared_ptr<const Tile> tile_at(int level, int64_t tx, int64_t ty) const {
+  std::shared_ptr<const DecodedTile> tile_at(int level, int64_t tx, int64_t ty) const {
     const uint64_t key = (uint64_t(level) << 56) | (uint64_t(ty) << 28) | uint64_t(tx);
     if (auto tile = cache_.find(key)) return tile;
     const LevelDirectory& d = directories_[size_t(level)];
-    auto tile = std::make_shared<Tile>(size_t(d.tile_w) * d.tile_h * 3);
+    auto tile = std::make_shared<DecodedTile>(size_t(d.tile_w) * d.tile_h * 3);
     TiffHandle tiff = take_handle(level);
     tiff_errors_to_this_thread();
     const ttile_t index =
