@@ -116,6 +116,13 @@ TEST_F(Hostile, EveryFlagRefusalNamesItsFlagAndWritesNothing) {
        2,
        {"--min-tissue"},
        {}},
+      {"slide --reader bogus",
+       [&] {
+         return "slide " + m + " " + path("d/train_1.png") + " --reader bogus -o " + path("never");
+       },
+       2,
+       {"--reader"},
+       {}},
       {"eval --bootstrap -5",
        [&] { return "eval --data " + d + " -m " + m + " --bootstrap -5"; },
        2,
