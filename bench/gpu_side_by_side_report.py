@@ -38,8 +38,26 @@ def load(out):
         if not m or m.group(1) == "histocnn-profile":
             continue
         with open(path) as f:
-            runs.setdefault(m.group(1), []).append(json.load(f))
+            doc = json.load(f)
+        doc["_round"] = int(m.group(2))
+        runs.setdefault(m.group(1), []).append(doc)
     return runs
+
+
+def examples_per_epoch(runs):
+    """The one example count every run timed (histocnn's and PyTorch's JSONs
+    both record it); exits naming two files that disagree: their ratios
+    would compare different work."""
+    seen = {}
+    for name, rounds in runs.items():
+        for doc in rounds:
+            if "examples" in doc:
+                seen.setdefault(doc["examples"], f"{name}.{doc['_round']}.json")
+    if len(seen) > 1:
+        (a, fa), (b, fb) = list(seen.items())[:2]
+        raise SystemExit(f"gpu_side_by_side_report: {fa} timed {a} examples per epoch, "
+                         f"{fb} {b}: not the same work")
+    return next(iter(seen), 1851)
 
 
 def medians(rounds):
@@ -66,6 +84,9 @@ def main():
     ap.add_argument("--machine", default="")
     a = ap.parse_args()
     runs = load(a.out)
+    if not runs:
+        raise SystemExit(f"gpu_side_by_side_report: no ENGINE.ROUND.json in {a.out}/raw")
+    examples = examples_per_epoch(runs)
     table = {name: medians(rounds) for name, rounds in runs.items()}
     points = sorted({k for t in table.values() for k in t})
     pairs = [("fp32", "histocnn-fp32", "pytorch-fp32", 0.7),
@@ -74,11 +95,18 @@ def main():
     peak = next((v for k, v in FP32_PEAK.items() if k in a.gpu), None)
     lines = [f"# histocnn and PyTorch side by side on one {a.gpu}", "",
              f"Machine: {a.machine or a.gpu}. Command: `{a.invocation}`.", "",
-             "Epoch of 1851 crops (the paper's count), seconds: each engine's median over the "
+             f"Epoch of {examples} crops"
+             + (" (the paper's count)" if examples == 1851 else "")
+             + ", seconds: each engine's median over the "
              "rounds (each round's value is itself the median of its timed epochs). Rounds "
              "interleave the engines. Ratio = histocnn / PyTorch in the same precision "
              "(< 1: histocnn faster); the issue's targets: <= 0.7 in fp32 (TF32 off on both "
              "sides), <= 0.8 in tf32 and bf16.", ""]
+    devices = sorted({doc.get("device", "cuda") for name, rounds in runs.items()
+                      if name.startswith("histocnn") for doc in rounds} - {"cuda"})
+    if devices:
+        lines += [f"**histocnn ran on {', '.join(devices)}, not on a GPU**: these are not GPU "
+                  "numbers.", ""]
     header = "| size | batch |"
     rule = "|---|---|"
     for prec, ours, theirs, target in pairs:
@@ -112,6 +140,12 @@ def main():
         record["peak_bytes"] = {"histocnn": o and o[1], "pytorch": t and t[1]}
         lines.append(row)
         summary["points"].append(record)
+    most = max(len(rounds) for rounds in runs.values())
+    short = [f"{name} {len(rounds)} of {most}" for name, rounds in sorted(runs.items())
+             if len(rounds) < most]
+    if short:
+        lines += ["", "Fewer rounds (a run failed or was cut off; its log in raw/ says why): "
+                  + ", ".join(short) + "."]
     lines += ["", "histocnn bf16 did not run (its column stays empty): see raw/histocnn-bf16.*.log."
               if "histocnn-bf16" not in table else
               "bf16 on both sides: histocnn keeps the conv blocks' maps, their gradients and "
@@ -123,7 +157,7 @@ def main():
                   "|---|---|---|---|---|"]
         for size, batch in points:
             o = table.get("histocnn-fp32", {}).get((size, batch))
-            floor = 1851 * training_flops(size) / peak
+            floor = examples * training_flops(size) / peak
             if o:
                 lines.append(f"| {size} | {batch} | {o[0]:.4f} | {floor:.4f} | {o[0] / floor:.1f} |")
     prof = glob.glob(os.path.join(a.out, "raw", "histocnn-profile.*.json"))

@@ -10,7 +10,7 @@ Precisions, each what a PyTorch user gets by asking for it:
 --compile wraps the model in torch.compile (default mode); its compilation is
 part of the warm-up epochs, not of the timed ones.
 
-Writes one JSON document: {"engine", "precision", "points": [{size, batch,
+Writes one JSON document: {"engine", "precision", "examples", "points": [{size, batch,
 epoch_seconds, epoch_seconds_all, images_per_second, peak_memory_bytes}]}.
 Exit status 3 with a line starting "skip:" when it cannot run here.
 """
@@ -93,7 +93,8 @@ def main():
     device = torch.device("cuda")
     result = {"engine": "pytorch-compile" if a.compile else "pytorch", "precision": a.precision,
               "library": f"torch {torch.__version__}, cuDNN {torch.backends.cudnn.version()}",
-              "gpu": torch.cuda.get_device_name(0), "points": []}
+              "gpu": torch.cuda.get_device_name(0),
+              "examples": a.benign + a.malignant, "points": []}
     for size in (int(s) for s in a.sizes.split(",")):
         for batch in (int(b) for b in a.batches.split(",")):
             try:

@@ -5,11 +5,13 @@
 // machine's host, so it is checked here before it goes.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "cli_util.h"
 #include "core/atomic_file.h"
@@ -136,6 +138,100 @@ TEST(GpuCheck, PackKeepsTheTextResultsInOneArchiveOutsideOut) {
   EXPECT_EQ(inside.status, 2) << inside.output;
   EXPECT_NE(inside.output.find("must be outside"), std::string::npos) << inside.output;
   EXPECT_FALSE(std::filesystem::exists(out + "/a.tar.gz"));
+}
+
+// bench/gpu_side_by_side.sh end to end, with stand-ins for what this machine
+// lacks: histocnn's CPU engine behind the CUDA flags (HISTOCNN=) and a
+// PyTorch that writes known times (PYTHON=; round R takes base x R seconds,
+// and bf16's round 2 fails). The script, its interleaved rounds, a failed
+// run and the report are what the one GPU visit relies on; the numbers are
+// the stand-ins', and the report says they are not GPU numbers.
+const char* kHistocnnStandIn = R"sh(#!/usr/bin/env bash
+args=()
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --device) args+=(--device cpu); shift ;;
+    --precision|--allocator) shift ;;
+    --cuda-graphs|--cudnn-graph) ;;
+    *) args+=("$1") ;;
+  esac
+  shift
+done
+exec )sh" HISTOCNN_BINARY R"sh( "${args[@]}" --benign 12 --malignant 12 --threads 1
+)sh";
+const char* kPythonStandIn = R"sh(#!/usr/bin/env bash
+if [[ "${1:-}" == -c ]]; then echo "NVIDIA H200 (stand-in)"; exit 0; fi
+if [[ "${1:-}" == */pytorch_gpu_bench.py ]]; then
+  shift; exec python3 "$(dirname "$0")/torch_stand_in.py" "$@"
+fi
+exec python3 "$@"
+)sh";
+const char* kTorchStandIn = R"py(import argparse, json, re, sys
+p = argparse.ArgumentParser()
+for flag in ("--sizes", "--batches", "--precision", "--json"):
+    p.add_argument(flag)
+a = p.parse_args()
+r = int(re.search(r"\.(\d+)\.json$", a.json).group(1))
+if a.precision == "bf16" and r == 2:
+    sys.exit("stand-in: bf16 round 2 fails")
+base = {"fp32": 4.0, "tf32": 2.0, "bf16": 1.0}[a.precision]
+points = [{"size": int(s), "batch": int(b), "epoch_seconds": base * r, "peak_memory_bytes": 1e6}
+          for s in a.sizes.split(",") for b in a.batches.split(",")]
+json.dump({"engine": "pytorch", "examples": 24, "points": points}, open(a.json, "w"))
+)py";
+
+TEST(GpuSideBySide, RunsRoundsAndReportsWithStandInEngines) {
+  if (run_raw("python3 --version").status != 0) GTEST_SKIP() << "python3 is not installed";
+  const testing::TempDir dir;
+  write_file_atomically(dir / "histocnn", kHistocnnStandIn);
+  write_file_atomically(dir / "python", kPythonStandIn);
+  write_file_atomically(dir / "torch_stand_in.py", kTorchStandIn);
+  std::filesystem::permissions(dir / "histocnn", std::filesystem::perms::owner_exec,
+                               std::filesystem::perm_options::add);
+  std::filesystem::permissions(dir / "python", std::filesystem::perms::owner_exec,
+                               std::filesystem::perm_options::add);
+  const std::string out = dir / "out";
+  const CommandResult r = run_raw("HISTOCNN=" + (dir / "histocnn") + " PYTHON=" + (dir / "python") +
+                                  " " + HISTOCNN_SOURCE_DIR + "/bench/gpu_side_by_side.sh " + out +
+                                  " --rounds 3 --sizes 32 --batches 10,20 --time-limit 100");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("pytorch-bf16 round 2 failed: stand-in: bf16 round 2 fails"),
+            std::string::npos)
+      << r.output;
+
+  // The medians over the rounds, and their ratios, per point and precision.
+  const auto summary = nlohmann::json::parse(read_file(out + "/summary.json"));
+  ASSERT_EQ(summary["points"].size(), 2u) << summary.dump();
+  for (const auto& point : summary["points"]) {
+    std::vector<double> ours;
+    for (int round : {1, 2, 3}) {
+      const auto doc = nlohmann::json::parse(
+          read_file(out + "/raw/histocnn-fp32." + std::to_string(round) + ".json"));
+      for (const auto& p : doc["points"])
+        if (p["batch"] == point["batch"]) ours.push_back(p["epoch_seconds"].get<double>());
+    }
+    ASSERT_EQ(ours.size(), 3u);
+    std::sort(ours.begin(), ours.end());
+    EXPECT_DOUBLE_EQ(point["fp32"]["histocnn"].get<double>(), ours[1]) << point.dump();
+    EXPECT_DOUBLE_EQ(point["fp32"]["pytorch"].get<double>(), 8.0) << point.dump();
+    EXPECT_DOUBLE_EQ(point["fp32"]["ratio"].get<double>(), ours[1] / 8.0) << point.dump();
+    EXPECT_DOUBLE_EQ(point["bf16"]["pytorch"].get<double>(), 2.0) << point.dump();  // rounds 1, 3
+  }
+  const CommandResult md = run_raw("cat " + out + "/gpu-side-by-side-nvidia-h200-stand-in.md");
+  ASSERT_EQ(md.status, 0) << md.output;
+  for (const char* part :
+       {"Epoch of 24 crops, seconds", "**histocnn ran on cpu, not on a GPU**", "| 32 | 10 | ",
+        "| 32 | 20 | ", "Fewer rounds", "pytorch-bf16 2 of 3.",
+        "## Distance from the floor (NVIDIA H200 (stand-in): 67.0 TFLOP/s",
+        "## Where histocnn's step goes (200x200, batch 50", "| conv1 forward | "})
+    EXPECT_NE(md.output.find(part), std::string::npos) << part << "\n" << md.output;
+
+  // Engines that timed different epochs cannot be compared: refused.
+  write_file_atomically(out + "/raw/pytorch-tf32.4.json", R"({"examples": 1851, "points": []})");
+  const CommandResult refused = run_raw("python3 " + std::string(HISTOCNN_SOURCE_DIR) +
+                                        "/bench/gpu_side_by_side_report.py " + out);
+  EXPECT_NE(refused.status, 0) << refused.output;
+  EXPECT_NE(refused.output.find("not the same work"), std::string::npos) << refused.output;
 }
 
 }  // namespace
