@@ -19,7 +19,8 @@ Runner add_synth(CLI::App& app) {
   cmd->add_option("--output,-o", *folder, "folder to write (a dataset)");
   cmd->add_option("--slide", *slide_path,
                   "write one synthetic whole slide instead: a pyramidal TIFF of tissue pieces, "
-                  "each half benign, half malignant, for `histocnn slide`");
+                  "each half benign, half malignant, for `histocnn slide`; a name ending in .svs "
+                  "gets Aperio's layout (thumbnail, 4x levels, AppMag and MPP in the description)");
   cmd->add_option("--slide-size", *slide_size, "the slide's WxH in pixels")->capture_default_str();
   cmd->add_option("--pieces", slide->pieces, "tissue pieces on the slide")
       ->capture_default_str()
@@ -51,6 +52,8 @@ Runner add_synth(CLI::App& app) {
       slide->width = w;
       slide->height = h;
       slide->seed = options->seed;
+      if (std::filesystem::path(*slide_path).extension() == ".svs")
+        slide->layout = SlideLayout::aperio;
       std::error_code ec;
       require(!std::filesystem::exists(*slide_path, ec) ||
                   (options->force && std::filesystem::is_regular_file(*slide_path, ec)),

@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "data/tiff_image.h"
 #include "data/tiff_slide.h"
 
 namespace histocnn {
@@ -137,6 +138,9 @@ std::unique_ptr<Slide> open_slide(const std::string& path, double mpp, SlideRead
   std::error_code ec;
   require(std::filesystem::exists(path, ec), path + ": no such slide file");
   require(std::filesystem::is_regular_file(path, ec), path + ": not a regular file");
+  // libtiff's warnings about a damaged file, met inside OpenSlide, would
+  // print lines of their own before our one-line error: ours keep them.
+  tiff_errors_to_this_thread();
   if (openslide_t* handle = openslide_open(path.c_str())) {
     if (const char* error = openslide_get_error(handle)) {
       const std::string message = path + ": corrupt or unreadable slide (" + error + ")";

@@ -3,6 +3,7 @@
 #include <tiffio.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -38,6 +39,68 @@ Image halve(const Image& strip, int out_width) {
   return out;
 }
 
+// Level-0 strips averaged into a thumbnail of at most 1024 pixels a side
+// (factor x factor boxes; the last row and column of boxes may be partial).
+class ThumbnailSums {
+ public:
+  ThumbnailSums(int64_t width, int64_t height) {
+    while (std::max(width, height) > 1024 * factor_) factor_ *= 2;
+    width_ = int((width + factor_ - 1) / factor_);
+    height_ = int((height + factor_ - 1) / factor_);
+    sums_.assign(size_t(width_) * height_ * 3, 0);
+    counts_.assign(size_t(width_) * height_, 0);
+  }
+  void add(const Image& strip, int64_t y) {
+    for (int r = 0; r < strip.height; ++r) {
+      const size_t row = size_t((y + r) / factor_) * width_;
+      for (int x = 0; x < strip.width; ++x) {
+        const size_t at = row + size_t(x / factor_);
+        for (int c = 0; c < 3; ++c) sums_[3 * at + c] += strip.row(r)[3 * x + c];
+        ++counts_[at];
+      }
+    }
+  }
+  Image image() const {
+    Image out;
+    out.width = width_;
+    out.height = height_;
+    out.rgb.resize(sums_.size());
+    for (size_t i = 0; i < sums_.size(); ++i) {
+      const uint64_t n = std::max<uint32_t>(1, counts_[i / 3]);
+      out.rgb[i] = uint8_t((sums_[i] + n / 2) / n);
+    }
+    return out;
+  }
+
+ private:
+  int64_t factor_ = 1;
+  int width_ = 0, height_ = 0;
+  std::vector<uint64_t> sums_;
+  std::vector<uint32_t> counts_;
+};
+
+// What an Aperio scanner writes into every directory's ImageDescription:
+// the first line names the library (OpenSlide's test for the format), the
+// second the baseline size, its tiles and, for other images, their size;
+// level 0 adds the fields OpenSlide reads (AppMag, MPP).
+std::string aperio_description(int64_t width, int64_t height, const SlideWriterOptions& o,
+                               int64_t image_width, int64_t image_height) {
+  std::string d = "Aperio Image Library (histocnn synthetic slide)\r\n" + std::to_string(width) +
+                  "x" + std::to_string(height) + " [0,0 " + std::to_string(width) + "x" +
+                  std::to_string(height) + "] (" + std::to_string(o.tile) + "x" +
+                  std::to_string(o.tile) + ")";
+  if (image_width != width || image_height != height)
+    d += " -> " + std::to_string(image_width) + "x" + std::to_string(image_height);
+  d += " JPEG/RGB Q=" + std::to_string(o.quality);
+  if (image_width == width && image_height == height) {
+    char scale[64];
+    std::snprintf(scale, sizeof scale, "|AppMag = %d|MPP = %.5f",
+                  std::max(1, int(std::lround(10 / o.mpp))), o.mpp);
+    d += scale;
+  }
+  return d;
+}
+
 class PyramidWriter {
  public:
   PyramidWriter(const std::string& path, bool big, const SlideWriterOptions& o)
@@ -51,19 +114,12 @@ class PyramidWriter {
   PyramidWriter(const PyramidWriter&) = delete;
   PyramidWriter& operator=(const PyramidWriter&) = delete;
 
-  void begin_level(int64_t width, int64_t height, int level) {
+  // `description` goes into ImageDescription when not empty.
+  void begin_level(int64_t width, int64_t height, int level, const std::string& description) {
     width_ = width;
     const double per_cm = 1e4 / (options_.mpp * double(int64_t(1) << level));
     TIFFSetField(tiff_, TIFFTAG_SUBFILETYPE, level ? FILETYPE_REDUCEDIMAGE : 0);
-    TIFFSetField(tiff_, TIFFTAG_IMAGEWIDTH, uint32_t(width));
-    TIFFSetField(tiff_, TIFFTAG_IMAGELENGTH, uint32_t(height));
-    TIFFSetField(tiff_, TIFFTAG_SAMPLESPERPIXEL, uint16_t(3));
-    TIFFSetField(tiff_, TIFFTAG_BITSPERSAMPLE, uint16_t(8));
-    TIFFSetField(tiff_, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG);
-    TIFFSetField(tiff_, TIFFTAG_COMPRESSION, COMPRESSION_JPEG);
-    TIFFSetField(tiff_, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_YCBCR);
-    TIFFSetField(tiff_, TIFFTAG_JPEGCOLORMODE, JPEGCOLORMODE_RGB);  // we give RGB
-    TIFFSetField(tiff_, TIFFTAG_JPEGQUALITY, options_.quality);
+    set_jpeg_rgb(width, height, description);
     TIFFSetField(tiff_, TIFFTAG_TILEWIDTH, uint32_t(options_.tile));
     TIFFSetField(tiff_, TIFFTAG_TILELENGTH, uint32_t(options_.tile));
     TIFFSetField(tiff_, TIFFTAG_RESOLUTIONUNIT, RESUNIT_CENTIMETER);
@@ -87,12 +143,41 @@ class PyramidWriter {
   void end_level() {
     if (!TIFFWriteDirectory(tiff_)) fail(path_ + ": writing a pyramid level failed");
   }
+  // A stripped directory holding `image` (an Aperio thumbnail).
+  void write_stripped(const Image& image, const std::string& description) {
+    TIFFSetField(tiff_, TIFFTAG_SUBFILETYPE, FILETYPE_REDUCEDIMAGE);
+    set_jpeg_rgb(image.width, image.height, description);
+    TIFFSetField(tiff_, TIFFTAG_ROWSPERSTRIP, uint32_t(16));
+    for (int y = 0; y < image.height; ++y)
+      if (TIFFWriteScanline(tiff_, const_cast<uint8_t*>(image.row(y)), uint32_t(y), 0) < 0)
+        fail(path_ + ": writing the thumbnail failed (disk full?)");
+    end_level();
+  }
   void close() {
     TIFFClose(tiff_);
     tiff_ = nullptr;
   }
 
  private:
+  // 8-bit RGB, JPEG: YCbCr-coded in the generic layout (smaller), RGB-coded
+  // as Aperio's scanners write it.
+  void set_jpeg_rgb(int64_t width, int64_t height, const std::string& description) {
+    TIFFSetField(tiff_, TIFFTAG_IMAGEWIDTH, uint32_t(width));
+    TIFFSetField(tiff_, TIFFTAG_IMAGELENGTH, uint32_t(height));
+    TIFFSetField(tiff_, TIFFTAG_SAMPLESPERPIXEL, uint16_t(3));
+    TIFFSetField(tiff_, TIFFTAG_BITSPERSAMPLE, uint16_t(8));
+    TIFFSetField(tiff_, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG);
+    TIFFSetField(tiff_, TIFFTAG_COMPRESSION, COMPRESSION_JPEG);
+    if (options_.layout == SlideLayout::aperio) {
+      TIFFSetField(tiff_, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_RGB);
+    } else {
+      TIFFSetField(tiff_, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_YCBCR);
+      TIFFSetField(tiff_, TIFFTAG_JPEGCOLORMODE, JPEGCOLORMODE_RGB);  // we give RGB
+    }
+    TIFFSetField(tiff_, TIFFTAG_JPEGQUALITY, options_.quality);
+    if (!description.empty()) TIFFSetField(tiff_, TIFFTAG_IMAGEDESCRIPTION, description.c_str());
+  }
+
   std::string path_;
   SlideWriterOptions options_;
   TIFF* tiff_ = nullptr;
@@ -122,18 +207,24 @@ void write_pyramidal_tiff(const std::string& path, int64_t width, int64_t height
   Temporaries temporaries{{partial}};
   {
     PyramidWriter writer(partial, width * height * 3 > (int64_t(1) << 31), o);
-    File source;  // the level being written, when it is a temporary
+    const bool aperio = o.layout == SlideLayout::aperio;
+    std::unique_ptr<ThumbnailSums> thumbnail;
+    if (aperio) thumbnail = std::make_unique<ThumbnailSums>(width, height);
+    File source;  // the level being halved, when it is a temporary
     for (int level = 0;; ++level) {
       const int64_t w = std::max<int64_t>(1, width >> level),
                     h = std::max<int64_t>(1, height >> level);
-      const bool last = std::max(w, h) <= 512;
+      // Aperio's levels are a quarter of the one before: every other halving.
+      const bool written = !aperio || level % 2 == 0;
+      const bool last = written && std::max(w, h) <= 512;
       File next;
       if (!last) {
         temporaries.paths.push_back(path + ".level" + std::to_string(level + 1) + ".raw");
         next.reset(std::fopen(temporaries.paths.back().c_str(), "w+b"));
         require(next != nullptr, temporaries.paths.back() + ": cannot write a temporary");
       }
-      writer.begin_level(w, h, level);
+      if (written)
+        writer.begin_level(w, h, level, aperio ? aperio_description(width, height, o, w, h) : "");
       for (int64_t y = 0; y < h; y += kStripRows) {
         const int rows = int(std::min<int64_t>(kStripRows, h - y));
         Image strip;
@@ -147,7 +238,8 @@ void write_pyramidal_tiff(const std::string& path, int64_t width, int64_t height
               std::fread(strip.rgb.data(), 1, strip.rgb.size(), source.get()) == strip.rgb.size(),
               path + ": reading back a pyramid level failed");
         }
-        writer.write_strip(strip, y);
+        if (written) writer.write_strip(strip, y);
+        if (level == 0 && thumbnail) thumbnail->add(strip, y);
         if (next) {
           if (strip.height % 2) {  // the last odd row: repeated
             strip.rgb.insert(strip.rgb.end(), strip.rgb.end() - w * 3, strip.rgb.end());
@@ -161,7 +253,13 @@ void write_pyramidal_tiff(const std::string& path, int64_t width, int64_t height
                   path + ": writing a pyramid level failed (disk full?)");
         }
       }
-      writer.end_level();
+      if (written) writer.end_level();
+      if (level == 0 && thumbnail) {  // Aperio's second directory
+        const Image small = thumbnail->image();
+        writer.write_stripped(small,
+                              aperio_description(width, height, o, small.width, small.height));
+        thumbnail.reset();
+      }
       if (last) break;
       std::rewind(next.get());
       source = std::move(next);

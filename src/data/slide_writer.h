@@ -1,8 +1,15 @@
-// Writing whole-slide images: a pyramidal, tiled, JPEG-compressed TIFF (the
-// generic layout OpenSlide, QuPath and libvips read: one directory per level,
-// each half the size of the one before, down to at most 512 pixels a side,
-// resolution tags in pixels per centimetre) from a function that paints
-// level-0 strips.
+// Writing whole-slide images: a pyramidal, tiled, JPEG-compressed TIFF from
+// a function that paints level-0 strips, in one of two layouts:
+//   generic  what OpenSlide calls generic-tiff (and QuPath and libvips read):
+//            one directory per level, each half the size of the one before,
+//            down to at most 512 pixels a side, YCbCr JPEG tiles,
+//            resolution tags in pixels per centimetre;
+//   aperio   an Aperio .svs as the vendor's interchange note describes it:
+//            the baseline level, then a stripped thumbnail (at most 1024
+//            pixels a side), then levels each a quarter the size of the one
+//            before, RGB JPEG tiles, every directory described as "Aperio
+//            Image Library ..." with the level-0 "|AppMag = M|MPP = X" that
+//            OpenSlide reads the scale from.
 //
 // Memory: one strip of 512 rows of the widest level, whatever the slide's
 // size; the reduced levels wait in raw temporaries beside the output (a
@@ -21,10 +28,13 @@ namespace histocnn {
 // Paints the level-0 region of `width` x `height` pixels at (x, y).
 using StripPainter = std::function<Image(int64_t x, int64_t y, int width, int height)>;
 
+enum class SlideLayout { generic, aperio };
+
 struct SlideWriterOptions {
   double mpp = 0.62005;  // microns per level-0 pixel (GlaS's 20x scanner)
   int quality = 85;      // JPEG
   int tile = 256;        // tile side, a multiple of 16
+  SlideLayout layout = SlideLayout::generic;
 };
 
 void write_pyramidal_tiff(const std::string& path, int64_t width, int64_t height,

@@ -106,6 +106,7 @@ void write_synthetic_slide(const std::string& path, const SynthSlideOptions& opt
   const SyntheticSlideLayout layout(options);
   SlideWriterOptions w;
   w.mpp = options.mpp;
+  w.layout = options.layout;
   write_pyramidal_tiff(
       path, options.width, options.height,
       [&](int64_t x, int64_t y, int width, int height) {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "data/image.h"
+#include "data/slide_writer.h"
 
 namespace histocnn {
 
@@ -24,6 +25,7 @@ struct SynthSlideOptions {
   int pieces = 3;
   double mpp = 0.62005;
   uint64_t seed = 1;
+  SlideLayout layout = SlideLayout::generic;  // or Aperio's .svs layout
 };
 
 class SyntheticSlideLayout {

@@ -51,6 +51,19 @@ std::string undecodable(TIFF* tiff) {
   return "photometric " + std::to_string(photometric);
 }
 
+// Whether one of the current directory's tiles has no bytes. Aperio's
+// scanners leave some; OpenSlide paints such a tile, and every tile of a
+// coarser level that covers one, from the finer level. A slide with any is
+// left to OpenSlide whole, so its pixels stay OpenSlide's.
+bool has_empty_tile(TIFF* tiff) {
+  uint64_t* byte_counts = nullptr;
+  if (!TIFFGetField(tiff, TIFFTAG_TILEBYTECOUNTS, &byte_counts) || !byte_counts) return true;
+  const ttile_t tiles = TIFFNumberOfTiles(tiff);
+  for (ttile_t i = 0; i < tiles; ++i)
+    if (byte_counts[i] == 0) return true;
+  return false;
+}
+
 // The tiled directory of each level (matched by its dimensions), or why not.
 std::string find_levels(TIFF* tiff, const std::vector<SlideLevel>& levels,
                         std::vector<LevelDirectory>* out) {
@@ -64,6 +77,8 @@ std::string find_levels(TIFF* tiff, const std::vector<SlideLevel>& levels,
       if (found[l] || levels[l].width != w || levels[l].height != h || !TIFFIsTiled(tiff)) continue;
       if (std::string why = undecodable(tiff); !why.empty())
         return "level " + std::to_string(l) + ": " + why;
+      if (has_empty_tile(tiff))
+        return "level " + std::to_string(l) + ": tiles without data (OpenSlide paints them)";
       LevelDirectory& d = (*out)[l];
       d.directory = TIFFCurrentDirectory(tiff);
       TIFFGetField(tiff, TIFFTAG_TILEWIDTH, &d.tile_w);

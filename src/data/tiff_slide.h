@@ -34,7 +34,10 @@ namespace histocnn {
 
 // `openslide` read `path` as generic-tiff or aperio. Returns the direct reader
 // when every level is a tiled directory this reader can decode with the
-// dimensions OpenSlide reports, else `openslide` itself (a note says why on
+// dimensions OpenSlide reports and none of its tiles is empty (Aperio's
+// missing tiles, which OpenSlide paints from the finer level; directories
+// that are not levels, like Aperio's stripped thumbnail, are passed over),
+// else `openslide` itself (a note says why on
 // stderr when HISTOCNN_VERBOSE is set).
 std::unique_ptr<Slide> with_direct_tiff_reads(std::unique_ptr<Slide> openslide,
                                               size_t cache_bytes = size_t(64) << 20);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 #include "core/error.h"
 
@@ -22,12 +23,14 @@ TileGrid plan_tile_grid(const Slide& slide, double model_mpp_x, double model_mpp
   g.net_height = net_height;
   g.tile_width = net_width * model_mpp_x / slide.mpp_x();
   g.tile_height = net_height * model_mpp_y / slide.mpp_y();
-  require(g.tile_width >= 1 && g.tile_height >= 1 && g.tile_width <= slide.width() * 1.0 &&
-              g.tile_height <= slide.height() * 1.0,
-          slide.path() + ": a tile of " + std::to_string(g.tile_width) + "x" +
-              std::to_string(g.tile_height) + " slide pixels does not fit the slide's " +
-              std::to_string(slide.width()) + "x" + std::to_string(slide.height()) +
-              " (check --mpp and the model's scale)");
+  if (!(g.tile_width >= 1 && g.tile_height >= 1 && g.tile_width <= slide.width() * 1.0 &&
+        g.tile_height <= slide.height() * 1.0)) {
+    char tile[64];
+    std::snprintf(tile, sizeof tile, "%.1fx%.1f", g.tile_width, g.tile_height);
+    fail(slide.path() + ": a tile of " + tile + " slide pixels does not fit the slide's " +
+         std::to_string(slide.width()) + "x" + std::to_string(slide.height()) +
+         " (check --mpp and the model's scale)");
+  }
   g.tile_um_x = g.tile_width * slide.mpp_x();
   g.tile_um_y = g.tile_height * slide.mpp_y();
   const double per_net_pixel = std::min(g.tile_width / net_width, g.tile_height / net_height);
