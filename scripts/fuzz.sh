@@ -13,14 +13,16 @@ command -v ccache > /dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -DHISTOCNN_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   "${launcher[@]}" > /dev/null
 cmake --build build-fuzz -j"$(nproc)" > /dev/null
-for target in grade_csv safetensors model_spec image tiff model_file study_results; do
+for target in grade_csv safetensors model_spec image tiff slide model_file study_results; do
   work="build-fuzz/corpus-$target"
   mkdir -p "$work"
   inputs=("$work" "fuzz/corpus/$target")
   [[ -d "fuzz/regressions/$target" ]] && inputs+=("fuzz/regressions/$target")
   log="build-fuzz/fuzz-$target.log"
+  max_len=65536
+  [[ $target == slide ]] && max_len=262144  # the .svs seed (level, thumbnail) is 190 KB
   if ! (cd build-fuzz && ./fuzz/fuzz_$target -max_total_time="$seconds" -rss_limit_mb=4096 \
-          -malloc_limit_mb=4096 -max_len=65536 -print_final_stats=1 "${inputs[@]/#/../}" \
+          -malloc_limit_mb=4096 -max_len="$max_len" -print_final_stats=1 "${inputs[@]/#/../}" \
           > "../$log" 2>&1); then
     tail -n 40 "$log"
     echo "fuzz: $target CRASHED (input and report in build-fuzz/, log $log)" >&2

@@ -1,0 +1,92 @@
+// libFuzzer target: the direct TIFF slide reader (data/tiff_slide.h) on a
+// hostile file. It wraps the OpenSlide reader; here a stand-in takes
+// OpenSlide's place (levels = the tiled directories, each smaller than the
+// one before, downsamples as OpenSlide computes them; its own reads give
+// glass), because OpenSlide 3.4.1 itself is not ours to fuzz: a 130 KB
+// mutation of the .svs seed made its openslide_open() ask for 14 GB. Regions
+// are read on every level where the tiling reads them (the corner, one
+// straddling the right and bottom edges, one wholly outside) and a small
+// thumbnail; each must be w x h RGB pixels or a histocnn::Error, never a
+// crash. Seeds: `histocnn synth --slide` outputs of 512 x 512 (.tif: the
+// generic layout; .svs: Aperio's, with its stripped thumbnail).
+#include <tiffio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "core/error.h"
+#include "data/slide.h"
+#include "data/tiff_image.h"
+#include "data/tiff_slide.h"
+
+namespace {
+
+class OpenSlideStandIn final : public histocnn::Slide {
+ public:
+  explicit OpenSlideStandIn(const std::string& path) {
+    path_ = path;
+    format_ = "generic-tiff";
+    reader_ = "openslide";
+    histocnn::tiff_errors_to_this_thread();
+    std::unique_ptr<TIFF, void (*)(TIFF*)> tiff(TIFFOpen(path.c_str(), "r"), TIFFClose);
+    if (!tiff) throw histocnn::Error(path + ": not a TIFF");
+    do {
+      uint32_t w = 0, h = 0;
+      TIFFGetField(tiff.get(), TIFFTAG_IMAGEWIDTH, &w);
+      TIFFGetField(tiff.get(), TIFFTAG_IMAGELENGTH, &h);
+      if (!TIFFIsTiled(tiff.get()) || w == 0 || h == 0) continue;
+      if (!levels_.empty() && (w >= levels_.back().width || h >= levels_.back().height)) continue;
+      const double ds = levels_.empty()
+                            ? 1.0
+                            : (double(levels_[0].width) / w + double(levels_[0].height) / h) / 2;
+      levels_.push_back({w, h, ds});
+    } while (levels_.size() < 16 && TIFFReadDirectory(tiff.get()));
+    if (levels_.empty()) throw histocnn::Error(path + ": no tiled directory");
+  }
+  histocnn::Image read_region(int level, int64_t, int64_t, int w, int h) const override {
+    histocnn::require_slide_region(path_, level, int(levels_.size()), w, h);
+    histocnn::Image glass;
+    glass.width = w;
+    glass.height = h;
+    glass.rgb.assign(size_t(w) * h * 3, 255);
+    return glass;
+  }
+};
+
+void read_checked(const histocnn::Slide& slide, int level, double x, double y, int w, int h) {
+  const auto clamp = [](double v) { return int64_t(std::clamp(v, -1e12, 1e12)); };
+  const histocnn::Image region = slide.read_region(level, clamp(x), clamp(y), w, h);
+  if (region.width != w || region.height != h || region.rgb.size() != size_t(w) * h * 3)
+    __builtin_trap();
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  static const std::string path = "fuzz-slide-" + std::to_string(::getpid()) + ".tif";
+  std::FILE* f = std::fopen(path.c_str(), "wb");
+  if (!f) return 0;
+  std::fwrite(data, 1, size, f);
+  std::fclose(f);
+  try {
+    const auto slide = histocnn::with_direct_tiff_reads(std::make_unique<OpenSlideStandIn>(path));
+    const auto& levels = slide->levels();
+    for (int level = 0; level < int(levels.size()); ++level) {
+      const double ds = levels[level].downsample;
+      read_checked(*slide, level, 0, 0, 64, 48);
+      read_checked(*slide, level, double(levels[level].width - 40) * ds,
+                   double(levels[level].height - 24) * ds, 80, 64);
+      read_checked(*slide, level, double(levels[level].width + 8) * ds, 0, 16, 16);
+    }
+    const histocnn::Thumbnail thumbnail = histocnn::read_thumbnail(*slide, 64);
+    if (thumbnail.image.rgb.size() != size_t(thumbnail.image.width) * thumbnail.image.height * 3)
+      __builtin_trap();
+  } catch (const histocnn::Error&) {
+  }
+  return 0;
+}
