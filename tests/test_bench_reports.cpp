@@ -234,5 +234,43 @@ TEST(GpuSideBySide, RunsRoundsAndReportsWithStandInEngines) {
   EXPECT_NE(refused.output.find("not the same work"), std::string::npos) << refused.output;
 }
 
+// gpu-check.sh's graph stage: bench/graph_ab_report.py on records of the
+// shape the CUDA step writes (hand-written here: no GPU). Medians over the
+// rounds, the ratio graph / legacy, the rounds each side has, and what each
+// conv layer and direction took (an engine, our kernel, or the legacy API).
+std::string graph_ab_record(double seconds_128, bool failed_200) {
+  const std::string took =
+      R"j("backend": {"algorithms": [{"layer": "conv1", "graph": {"forward": {"engine": 7,)j"
+      R"j( "workspace": 0}, "backward_filter": "HISTOCNN_DIRECT kept (faster)"}},)j"
+      R"j( {"layer": "conv2", "graph": {"backward_data": "legacy API: not supported"}}]})j";
+  const std::string point_200 = failed_200
+                                    ? R"j({"size": 200, "batch": 50, "error": "out of memory"})j"
+                                    : R"j({"size": 200, "batch": 50, "epoch_seconds": 0.5})j";
+  return R"j({"points": [{"size": 128, "batch": 50, "epoch_seconds": )j" +
+         std::to_string(seconds_128) + ", " + took + "}, " + point_200 + "]}";
+}
+
+TEST(GraphAb, ReportsMediansRatiosAndWhatEachLayerTook) {
+  if (run_raw("python3 --version").status != 0) GTEST_SKIP() << "python3 is not installed";
+  const testing::TempDir dir;
+  write_file_atomically(dir / "legacy.r1.json", graph_ab_record(0.2, false));
+  write_file_atomically(dir / "legacy.r2.json", graph_ab_record(0.4, false));
+  write_file_atomically(dir / "graph.r1.json", graph_ab_record(0.1, false));
+  write_file_atomically(dir / "graph.r2.json", graph_ab_record(0.2, true));
+  const std::string script = std::string(HISTOCNN_SOURCE_DIR) + "/bench/graph_ab_report.py";
+  const CommandResult r = run_raw("python3 " + script + " " + dir.path());
+  ASSERT_EQ(r.status, 0) << r.output;
+  for (const char* part :
+       {"| 128 | 50 | 0.3000 | 0.1500 | 0.50 | 2/2 | conv1 forward: engine 7; conv1 "
+        "backward_filter: HISTOCNN_DIRECT kept (faster); conv2 backward_data: legacy API |",
+        "| 200 | 50 | 0.5000 | 0.5000 | 1.00 | 2/1 |"})
+    EXPECT_NE(r.output.find(part), std::string::npos) << part << "\n" << r.output;
+  EXPECT_EQ(read_file(dir / "graph-vs-legacy.md"), r.output);
+  const CommandResult empty = run_raw("python3 " + script + " " + (dir / "nothing"));
+  EXPECT_NE(empty.status, 0);
+  EXPECT_NE(empty.output.find("needs legacy.r*.json and graph.r*.json"), std::string::npos)
+      << empty.output;
+}
+
 }  // namespace
 }  // namespace histocnn
