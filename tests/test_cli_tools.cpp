@@ -146,19 +146,11 @@ TEST_F(CliTools, EverySubcommandHasHelp) {
   EXPECT_NE(all.output.find("--no-tta"), std::string::npos) << "every subcommand's options";
 }
 
-// train's 70 options come in sections, each option in its own.
-TEST_F(CliTools, TrainHelpIsInSections) {
-  const CommandResult r = run("train --help");
+// `command --help` has these sections in this order, each holding its option.
+void expect_help_sections(const std::string& command,
+                          const std::vector<std::pair<std::string, std::string>>& section_of) {
+  const CommandResult r = run(command + " --help");
   ASSERT_EQ(r.status, 0) << r.output;
-  const std::vector<std::pair<std::string, std::string>> section_of = {
-      {"Run:", "--resume "},
-      {"Data:", "--labels "},
-      {"Crops:", "--crop-seed "},
-      {"Network:", "--model "},
-      {"Optimisation:", "--lr "},
-      {"Augmentation and stain:", "--hed-jitter "},
-      {"Validation and the saved model:", "--select-by "},
-      {"Device, memory and speed:", "--gpu-mem-pool "}};
   size_t previous = 0;
   for (size_t i = 0; i < section_of.size(); ++i) {
     const auto& [heading, option] = section_of[i];
@@ -172,6 +164,27 @@ TEST_F(CliTools, TrainHelpIsInSections) {
     EXPECT_TRUE(where != std::string::npos && where < next) << option << " under " << heading;
     previous = at;
   }
+}
+
+// The long helps come in sections (train's 70 options, bench's A/B levers,
+// slide's scale and speed), each option in its own.
+TEST_F(CliTools, LongHelpsAreInSections) {
+  expect_help_sections("train", {{"Run:", "--resume "},
+                                 {"Data:", "--labels "},
+                                 {"Crops:", "--crop-seed "},
+                                 {"Network:", "--model "},
+                                 {"Optimisation:", "--lr "},
+                                 {"Augmentation and stain:", "--hed-jitter "},
+                                 {"Validation and the saved model:", "--select-by "},
+                                 {"Device, memory and speed:", "--gpu-mem-pool "}});
+  expect_help_sections("bench", {{"What is timed:", "--batches "},
+                                 {"Memory and GPU execution:", "--cuda-graphs "},
+                                 {"CPU step and loader (A/B levers):", "--direct-conv "},
+                                 {"Measurements beside the epochs:", "--ceilings "}});
+  expect_help_sections("slide", {{"Inputs and outputs:", "--restart "},
+                                 {"Scale and tissue:", "--mpp-model "},
+                                 {"Scores and evidence:", "--explain "},
+                                 {"Device and speed:", "--readers "}});
 }
 
 TEST_F(CliTools, StudyResumesWithoutRepeatingMeasurementsAndReports) {

@@ -15,6 +15,7 @@ Runner add_bench(CLI::App& app) {
       "pixels; bench/gpu_side_by_side.sh runs it beside PyTorch); writes --json");
   auto o = std::make_shared<EpochBenchOptions>();
   auto json = std::make_shared<std::string>();
+  cmd->option_defaults()->group("What is timed");
   cmd->add_option("--device", o->device, "cpu | cuda")
       ->check(CLI::IsMember({"cpu", "cuda"}))
       ->capture_default_str();
@@ -26,11 +27,6 @@ Runner add_bench(CLI::App& app) {
       ->delimiter(',')
       ->check(CLI::Range(1, 4096))
       ->capture_default_str();
-  cmd->add_option("--allocator", o->allocator, "plan | pool | direct | async")
-      ->check(CLI::IsMember({"plan", "pool", "direct", "async"}))
-      ->capture_default_str();
-  cmd->add_flag("--cuda-graphs", o->cuda_graphs, "replay the step as CUDA graphs (plan only)");
-  cmd->add_flag("--cudnn-graph", o->cudnn_graph, "convolutions through cuDNN's graph API");
   cmd->add_option("--precision", o->precision, "fp32 | tf32 (cuda) | bf16")
       ->check(CLI::IsMember({"fp32", "tf32", "bf16"}))
       ->capture_default_str();
@@ -49,8 +45,14 @@ Runner add_bench(CLI::App& app) {
   cmd->add_option("--threads", o->threads, "CPU cores (0 = all)")
       ->check(CLI::Range(0, 4096))
       ->capture_default_str();
-  cmd->add_flag("--profile-layers", o->profile_layers,
-                "time every layer's forward and backward (cuda: events, no graphs)");
+  cmd->add_option("--json", *json, "write the results here (atomically)")->required();
+  cmd->option_defaults()->group("Memory and GPU execution");
+  cmd->add_option("--allocator", o->allocator, "plan | pool | direct | async")
+      ->check(CLI::IsMember({"plan", "pool", "direct", "async"}))
+      ->capture_default_str();
+  cmd->add_flag("--cuda-graphs", o->cuda_graphs, "replay the step as CUDA graphs (plan only)");
+  cmd->add_flag("--cudnn-graph", o->cudnn_graph, "convolutions through cuDNN's graph API");
+  cmd->option_defaults()->group("CPU step and loader (A/B levers)");
   cmd->add_flag("--onednn-pool", o->onednn_pool,
                 "cpu: max pooling by oneDNN's primitives instead of histocnn's kernels (A/B)");
   cmd->add_flag("--onednn-conv1", o->onednn_conv1,
@@ -66,10 +68,12 @@ Runner add_bench(CLI::App& app) {
                   "loader threads beside the compute threads (default as training: 0 on cpu, the "
                   "OpenMP team prepares batches; threads - 1 on cuda)")
       ->check(CLI::Range(0, 256));
+  cmd->option_defaults()->group("Measurements beside the epochs");
+  cmd->add_flag("--profile-layers", o->profile_layers,
+                "time every layer's forward and backward (cuda: events, no graphs)");
   cmd->add_flag("--ceilings", o->ceilings,
                 "cpu: first measure what the cores can do — sgemm 2048^3 GFLOP/s and STREAM "
                 "triad GB/s on --threads threads — into the JSON's \"ceilings\"");
-  cmd->add_option("--json", *json, "write the results here (atomically)")->required();
   return [o, json] {
     require(!o->onednn_pool || o->device == "cpu", "--onednn-pool: a CPU option (--device cpu)");
     require(!o->onednn_conv1 || o->device == "cpu", "--onednn-conv1: a CPU option (--device cpu)");

@@ -72,9 +72,13 @@ Runner add_slide(CLI::App& app) {
                   "MODEL SLIDE... (or SLIDE... with -m): .svs, .ndpi, .mrxs, .scn, tiled TIFF, "
                   "or a plain image")
       ->required();
+  cmd->option_defaults()->group("Inputs and outputs");
   cmd->add_option("--model,-m", a->models, "model or ensemble file (several -m average)")
       ->allow_extra_args(false);
   cmd->add_option("--output,-o", a->o.output, "results go to DIR/<slide name>/")->required();
+  cmd->add_flag("--restart", a->o.restart, "score again instead of continuing a previous run");
+  cmd->add_flag("!--no-progress", a->o.progress, "no progress line");
+  cmd->option_defaults()->group("Scale and tissue");
   cmd->add_option("--mpp", a->o.mpp, "the slides' microns per pixel (default: as recorded)")
       ->check(CLI::Range(0.01, 100.0));
   cmd->add_option("--mpp-model", a->o.mpp_model,
@@ -89,6 +93,21 @@ Runner add_slide(CLI::App& app) {
   cmd->add_option("--thumbnail", a->o.thumbnail_side, "long side of the mask and heatmap, pixels")
       ->capture_default_str()
       ->check(CLI::Range(64, 16384));
+  cmd->option_defaults()->group("Scores and evidence");
+  cmd->add_flag("--tta,!--no-tta", a->o.tta,
+                "average every tile over its 8 flips/rotations (default: the model's recipe)");
+  cmd->add_option("--top-k", a->o.top_k, "tiles listed in summary.json")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 100000));
+  cmd->add_option("--explain", a->o.explain,
+                  "Grad-CAM figures of this many most malignant tiles: "
+                  "explain/tile-X-Y.gradcam.png (X, Y the tile's level-0 origin)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1000));
+  cmd->option_defaults()->group("Device and speed");
+  cmd->add_option("--device", a->device, "cpu or cuda")->capture_default_str();
+  cmd->add_option("--threads", a->threads, "CPU cores for inference (0 = all)")
+      ->capture_default_str();
   cmd->add_option("--batch", a->o.batch, "tiles per device call")
       ->capture_default_str()
       ->check(CLI::Range(1, 4096));
@@ -105,21 +124,6 @@ Runner add_slide(CLI::App& app) {
          "openslide: OpenSlide for every read")
       ->default_str("auto")
       ->check(CLI::IsMember({"auto", "openslide"}));
-  cmd->add_option("--top-k", a->o.top_k, "tiles listed in summary.json")
-      ->capture_default_str()
-      ->check(CLI::Range(0, 100000));
-  cmd->add_option("--explain", a->o.explain,
-                  "Grad-CAM figures of this many most malignant tiles: "
-                  "explain/tile-X-Y.gradcam.png (X, Y the tile's level-0 origin)")
-      ->capture_default_str()
-      ->check(CLI::Range(0, 1000));
-  cmd->add_flag("--tta,!--no-tta", a->o.tta,
-                "average every tile over its 8 flips/rotations (default: the model's recipe)");
-  cmd->add_flag("--restart", a->o.restart, "score again instead of continuing a previous run");
-  cmd->add_flag("!--no-progress", a->o.progress, "no progress line");
-  cmd->add_option("--threads", a->threads, "CPU cores for inference (0 = all)")
-      ->capture_default_str();
-  cmd->add_option("--device", a->device, "cpu or cuda")->capture_default_str();
   return [a, cmd] {
     std::vector<std::string> slides = a->files;
     if (a->models.empty()) {
