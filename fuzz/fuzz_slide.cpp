@@ -2,8 +2,11 @@
 // hostile file. It wraps the OpenSlide reader; here a stand-in takes
 // OpenSlide's place (levels = the tiled directories, each smaller than the
 // one before, downsamples as OpenSlide computes them; its own reads give
-// glass), because OpenSlide 3.4.1 itself is not ours to fuzz: a 130 KB
-// mutation of the .svs seed made its openslide_open() ask for 14 GB. Regions
+// glass), because OpenSlide 3.4.1 itself is not ours to fuzz: a 573-byte
+// mutation of the .svs seed made its openslide_open() ask for 14 GB, over
+// the fuzzer's malloc limit (outside it the allocation is lazy and never
+// touched: tests/data/damaged-aperio.svs ends `histocnn slide` in one line,
+// a test in test_slide_cli.cpp). Regions
 // are read on every level where the tiling reads them (the corner, one
 // straddling the right and bottom edges, one wholly outside) and a small
 // thumbnail; each must be w x h RGB pixels or a histocnn::Error, never a
