@@ -22,8 +22,9 @@
 namespace histocnn {
 namespace {
 
-// Every level of a synthetic slide decoded whole by libtiff's RGBA interface
-// (the way OpenSlide 3.4 decodes tiles): the truth the direct reader must copy.
+// Every directory of a TIFF (the levels, and an .svs's thumbnail) decoded
+// whole by libtiff's RGBA interface (the way OpenSlide 3.4 decodes tiles):
+// the truth the direct reader must copy.
 std::vector<Image> levels_by_libtiff(const std::string& path) {
   std::unique_ptr<TIFF, void (*)(TIFF*)> tiff(TIFFOpen(path.c_str(), "r"), TIFFClose);
   std::vector<Image> levels;
