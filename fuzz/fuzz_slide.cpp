@@ -13,12 +13,10 @@
 // crash. Seeds: `histocnn synth --slide` outputs of 512 x 512 (.tif: the
 // generic layout; .svs: Aperio's, with its stripped thumbnail).
 #include <tiffio.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
 #include <memory>
 #include <string>
 
@@ -26,6 +24,7 @@
 #include "data/slide.h"
 #include "data/tiff_image.h"
 #include "data/tiff_slide.h"
+#include "scratch_file.h"
 
 namespace {
 
@@ -71,11 +70,8 @@ void read_checked(const histocnn::Slide& slide, int level, double x, double y, i
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static const std::string path = "fuzz-slide-" + std::to_string(::getpid()) + ".tif";
-  std::FILE* f = std::fopen(path.c_str(), "wb");
-  if (!f) return 0;
-  std::fwrite(data, 1, size, f);
-  std::fclose(f);
+  const std::string path = write_scratch_file("fuzz-slide", data, size);
+  if (path.empty()) return 0;
   try {
     const auto slide = histocnn::with_direct_tiff_reads(std::make_unique<OpenSlideStandIn>(path));
     const auto& levels = slide->levels();
