@@ -298,6 +298,7 @@ TEST_F(SlideCli, OurOwnSyntheticSlideIsScoredAgainstItsKnownBlocks) {
     const auto summary = nlohmann::json::parse(read_file(at(name + ".out/own/summary.json")));
     EXPECT_EQ(summary["format"], name == "own.svs" ? "aperio" : "generic-tiff") << summary.dump();
     EXPECT_EQ(summary["reader"], "direct-tiff") << summary.dump();
+    EXPECT_EQ(summary["reader_note"], "") << summary.dump();
     const std::vector<TileRow> rows = read_rows(at(name + ".out/own/tiles.csv"));
     ASSERT_GE(rows.size(), 200u) << name;
     if (!generic_tiles) generic_tiles = rows.size();

@@ -210,6 +210,9 @@ TEST(Slide, ASlideWithTilesWithoutDataIsLeftToOpenSlide) {
   const auto holed = open_slide(dir / "holed.tif");
   EXPECT_EQ(holed->format(), "generic-tiff");
   EXPECT_EQ(holed->reader(), "openslide");
+  EXPECT_EQ(whole->reader_note(), "");
+  EXPECT_EQ(holed->reader_note(),
+            "OpenSlide reads it: level 0: tiles without data (OpenSlide paints them)");
   EXPECT_EQ(holed->read_region(0, 0, 0, 32, 32).rgb, whole->read_region(0, 0, 0, 32, 32).rgb);
 }
 

@@ -20,6 +20,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "data/image.h"
@@ -40,6 +41,10 @@ class Slide {
   const std::string& format() const { return format_; }  // "aperio", "generic-tiff", "image"...
   // What decodes it: "openslide", "direct-tiff" (data/tiff_slide.h) or "image".
   const std::string& reader() const { return reader_; }
+  // Why the direct TIFF reader left this pyramidal TIFF to OpenSlide ("" when
+  // it did not; summary.json's reader_note).
+  const std::string& reader_note() const { return reader_note_; }
+  void set_reader_note(std::string note) { reader_note_ = std::move(note); }
   const std::vector<SlideLevel>& levels() const { return levels_; }
   int64_t width() const { return levels_.front().width; }
   int64_t height() const { return levels_.front().height; }
@@ -50,7 +55,7 @@ class Slide {
   int level_for_downsample(double downsample) const;
 
  protected:
-  std::string path_, format_, reader_;
+  std::string path_, format_, reader_, reader_note_;
   std::vector<SlideLevel> levels_;
   double mpp_x_ = 0, mpp_y_ = 0;
 };

@@ -244,10 +244,13 @@ class DirectTiffSlide final : public Slide {
   mutable TileCache cache_;
 };
 
-void say_why(const std::string& path, const std::string& why) {
+// Records why `slide` stays with OpenSlide (and says so on stderr when
+// HISTOCNN_VERBOSE is set).
+void say_why(Slide& slide, const std::string& why) {
+  slide.set_reader_note("OpenSlide reads it: " + why);
   const char* verbose = std::getenv("HISTOCNN_VERBOSE");
   if (verbose && *verbose && std::string(verbose) != "0")
-    std::fprintf(stderr, "%s: read through OpenSlide (%s)\n", path.c_str(), why.c_str());
+    std::fprintf(stderr, "%s: read through OpenSlide (%s)\n", slide.path().c_str(), why.c_str());
 }
 
 }  // namespace
@@ -258,17 +261,17 @@ std::unique_ptr<Slide> with_direct_tiff_reads(std::unique_ptr<Slide> openslide,
   tiff_errors_to_this_thread();
   TiffHandle tiff(TIFFOpen(path.c_str(), "r"));
   if (!tiff) {
-    say_why(path, "libtiff cannot open it: " + last_tiff_error_message());
+    say_why(*openslide, "libtiff cannot open it: " + last_tiff_error_message());
     return openslide;
   }
   for (const SlideLevel& level : openslide->levels())
     if (level.width > (int64_t(1) << 28) || level.height > (int64_t(1) << 28)) {
-      say_why(path, "a level over 2^28 pixels a side");
+      say_why(*openslide, "a level over 2^28 pixels a side");
       return openslide;
     }
   std::vector<LevelDirectory> directories;
   if (std::string why = find_levels(tiff.get(), openslide->levels(), &directories); !why.empty()) {
-    say_why(path, why);
+    say_why(*openslide, why);
     return openslide;
   }
   return std::make_unique<DirectTiffSlide>(std::move(openslide), std::move(directories),

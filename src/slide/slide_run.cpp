@@ -112,6 +112,7 @@ nlohmann::json describe(const PreparedSlide& p, const SlideOptions& o) {
   return {{"slide", s.path()},
           {"format", s.format()},
           {"reader", s.reader()},
+          {"reader_note", s.reader_note()},
           {"width", s.width()},
           {"height", s.height()},
           {"levels", s.levels().size()},
