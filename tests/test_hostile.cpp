@@ -188,6 +188,19 @@ TEST_F(Hostile, EveryCaseEndsInItsAnswerWithNothingOverwritten) {
        1,
        {"the file exists", "--force"},
        {"m/model.safetensors"}},
+      {"synth --slide X.svs (Aperio's layout) over an existing slide",
+       [&] {
+         write_file_atomically(path("mine.svs"), "a slide the user already has\n");
+         return "synth --slide " + path("mine.svs");
+       },
+       1,
+       {"mine.svs", "the file exists", "--force"},
+       {"mine.svs"}},
+      {"synth --slide X.svs below the smallest slide",
+       [&] { return "synth --slide " + path("small.svs") + " --slide-size 511x600"; },
+       1,
+       {"--slide-size", "at least 512x512"},
+       {}},
       {"synth --slide of a huge size",
        [&] { return "synth --slide " + path("huge.tif") + " --slide-size 99999999x600"; },
        1,
