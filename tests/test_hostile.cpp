@@ -8,9 +8,11 @@
 // and outputs; test_hostile_flags.cpp: hostile flag values.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <limits>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "core/atomic_file.h"
@@ -372,6 +374,72 @@ TEST(AppendOnlyFiles, ATornLastLineIsMovedAsideAndAppendsStartFresh) {
   EXPECT_EQ(read_file(file), "{\"key\":\"a\"}\n{\"key\":\"c\"}\n");
   EXPECT_EQ(read_file(file + ".torn"), "{\"key\":\"b\",\"epoch_sec\n");
   EXPECT_EQ(repair_torn_last_line(dir / "absent.jsonl"), "");
+}
+
+// A full disk, with the file-size limit standing in for it (writes past it
+// fail with EFBIG where a full disk says ENOSPC; SIGXFSZ ignored, as the
+// default would kill instead): every command ends in exit 1 and a message
+// naming the file, what was there before is whole, and nothing is left half
+// written: no torn figure, no folder of a command that failed, no temporary.
+TEST_F(Hostile, AFullDiskEndsInAnErrorAndLeavesNothingTornOrHalfWritten) {
+  auto on_full_disk = [](long bytes, const std::string& args) {
+    return testing::run_raw("trap '' XFSZ; prlimit --fsize=" + std::to_string(bytes) +
+                            " timeout 120 " + HISTOCNN_BINARY + " " + args);
+  };
+  auto contents_of = [](const std::string& folder) {
+    std::map<std::string, std::string> files;
+    for (const auto& e : fs::directory_iterator(folder)) files[e.path()] = read_file(e.path());
+    return files;
+  };
+  const std::string d = path("d"), m = path("m/model.safetensors");
+
+  // eval's figures come from gnuplot, which exits 0 when its output is cut
+  // short: the earlier evaluation's figures must stay as they were.
+  ASSERT_EQ(run("eval --data " + d + " -m " + m + " -o " + path("ev/e.json")).status, 0);
+  const auto evaluation = contents_of(path("ev"));
+  CommandResult r =
+      on_full_disk(20000, "eval --data " + d + " -m " + m + " -o " + path("ev/e.json"));
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find("e.roc.png: gnuplot's output is incomplete"), std::string::npos)
+      << r.output;
+  EXPECT_TRUE(contents_of(path("ev")) == evaluation) << "eval changed its earlier outputs";
+
+  // A checkpoint that cannot be written: the last good one and the model stay.
+  fs::copy(path("m"), path("full-resume"), fs::copy_options::recursive);
+  const auto run_before = contents_of(path("full-resume"));
+  r = on_full_disk(100000, "train --data " + d +
+                               " --size 32 --crop 96 --batch 10 --crops-benign 40 "
+                               "--crops-malignant 40 --epochs 3 --threads 1 --no-progress "
+                               "--resume -o " +
+                               path("full-resume"));
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find("checkpoint.safetensors: write failed"), std::string::npos) << r.output;
+  EXPECT_TRUE(contents_of(path("full-resume")) == run_before) << "the run folder changed";
+
+  // New outputs: refused in one line, and no folder or file is left. (A
+  // slide that fails after scoring began keeps its tiles.csv, the point the
+  // same command continues from, as after Ctrl-C.)
+  r = on_full_disk(
+      40, "slide " + m + " " + path("d/train_1.png") + " --mpp 0.62 -o " + path("full-slides"));
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find("tissue.png: write failed"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(path("full-slides"))) << "a failed slide left its folders";
+  r = on_full_disk(2000, "synth -o " + path("full-data") + " --images 4");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find("write failed"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(path("full-data"))) << "a failed synth left a half-written dataset";
+  r = on_full_disk(2000, "synth --slide " + path("full.tif") + " --slide-size 3000x3000");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find("full.tif: writing a"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("disk full?"), std::string::npos) << r.output;
+  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1)
+      << "libtiff's own lines before ours:\n"
+      << r.output;
+  EXPECT_FALSE(fs::exists(path("full.tif")) || fs::exists(path("full.tif.partial")));
+
+  for (const auto& e : fs::recursive_directory_iterator(path("")))
+    EXPECT_EQ(e.path().filename().string().find(".tmp."), std::string::npos)
+        << e.path() << ": a temporary was left behind";
 }
 
 // A lock left by a process that is gone (kill -9, power loss) is taken over,

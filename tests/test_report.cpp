@@ -8,6 +8,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "study/gnuplot.h"
 #include "study/markdown_html.h"
 #include "study/plotter.h"
 #include "study/report_figures.h"
@@ -140,6 +141,26 @@ TEST(ReportFigures, LabelsReachGnuplotAsWrittenAndRenderLiterally) {
   const std::string png_script = read_file(dir / "fig6_speedup.png.gp");
   EXPECT_NE(png_script.find("pngcairo noenhanced"), std::string::npos) << png_script;
   EXPECT_TRUE(std::filesystem::exists(dir / "fig6_speedup.svg"));
+  // The kept script, run by hand, writes the figure under its own name.
+  std::filesystem::remove(dir / "fig6_speedup.png");
+  ASSERT_EQ(std::system(("gnuplot '" + (dir / "fig6_speedup.png.gp") + "'").c_str()), 0);
+  const std::string png = read_file(dir / "fig6_speedup.png");
+  EXPECT_TRUE(figure_is_whole(png.substr(0, 64), png.substr(png.size() - 64), "png"));
+}
+
+// gnuplot exits 0 when a full disk cuts its output short, so a figure is
+// kept only when its ends are those of a whole file.
+TEST(ReportFigures, AFigureIsWholeOnlyWithItsLastBytes) {
+  const std::string signature("\x89PNG\r\n\x1a\n", 8);
+  const std::string iend("\0\0\0\0IEND\xae\x42\x60\x82", 12);
+  EXPECT_TRUE(figure_is_whole(signature + "IHDR", "pixels" + iend, "png"));
+  EXPECT_FALSE(figure_is_whole(signature + "IHDR", "pixels, cut", "png"));
+  EXPECT_FALSE(figure_is_whole(signature + "IHDR", iend.substr(0, 11), "png"));
+  EXPECT_FALSE(figure_is_whole("GIF89a", "pixels" + iend, "png"));
+  EXPECT_FALSE(figure_is_whole("", "", "png"));
+  EXPECT_TRUE(figure_is_whole("<?xml", "</g>\n</svg>\n\n", "svg"));
+  EXPECT_FALSE(figure_is_whole("<?xml", "<path d='M 0 0 L 1", "svg"));
+  EXPECT_FALSE(figure_is_whole("", "", "svg"));
 }
 
 TEST(ResultsFile, EveryRowIsCheckedAndAnErrorNamesItsLine) {

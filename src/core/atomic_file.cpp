@@ -99,6 +99,18 @@ void write_file_atomically(const std::string& path, std::string_view content) {
   file.commit();
 }
 
+void rename_into_place(const std::string& temporary, const std::string& path) {
+  const int fd = ::open(temporary.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) fail(path + ": cannot open what was written (" + error_text() + ")");
+  const bool synced = ::fsync(fd) == 0;
+  const std::string reason = synced ? "" : error_text();
+  ::close(fd);
+  if (!synced) fail(path + ": flush failed (" + reason + ")");
+  if (::rename(temporary.c_str(), path.c_str()) != 0)
+    fail(path + ": rename failed (" + error_text() + ")");
+  sync_directory_of(path);
+}
+
 void append_line_atomically(const std::string& path, std::string_view line) {
   // One write() of the whole line with O_APPEND: O(1), and a reader or a
   // killed process never sees half a line (the kernel completes the call).

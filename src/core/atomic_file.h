@@ -23,6 +23,11 @@ class AtomicFileWriter {
   AtomicFileWriter& operator=(const AtomicFileWriter&) = delete;
   void write(std::string_view text);
   void commit();
+  // The temporary, for a writer in another process (gnuplot): it may open
+  // and truncate this path and write the content itself; commit() then
+  // flushes that content through this writer's descriptor (the same inode)
+  // and renames it.
+  const std::string& temporary_path() const { return tmp_; }
 
  private:
   void flush_buffer();
@@ -30,6 +35,10 @@ class AtomicFileWriter {
   int fd_ = -1;
   bool committed_ = false;
 };
+// Gives a file written elsewhere (a library writing a temporary beside
+// `path`) its name as atomically: fsync, rename over `path`, fsync the
+// directory. Errors name `path`.
+void rename_into_place(const std::string& temporary, const std::string& path);
 // Appends one line with a single O_APPEND write, then fsync: O(1). A killed
 // writer leaves whole lines (a power cut may lose the last one, never tear an
 // earlier one; readers ignore an unterminated last line).

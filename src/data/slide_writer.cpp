@@ -9,7 +9,9 @@
 #include <memory>
 #include <vector>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
+#include "data/tiff_image.h"
 
 namespace histocnn {
 namespace {
@@ -101,12 +103,17 @@ std::string aperio_description(int64_t width, int64_t height, const SlideWriterO
   return d;
 }
 
+// Writes the TIFF at `file` (the temporary); errors name `name` (the slide
+// the user asked for) with what libtiff said, in one line: libtiff's own
+// messages go to the Error, not to stderr.
 class PyramidWriter {
  public:
-  PyramidWriter(const std::string& path, bool big, const SlideWriterOptions& o)
-      : path_(path), options_(o) {
-    tiff_ = TIFFOpen(path.c_str(), big ? "w8" : "w");
-    if (!tiff_) fail(path + ": cannot write a TIFF here");
+  PyramidWriter(const std::string& file, const std::string& name, bool big,
+                const SlideWriterOptions& o)
+      : path_(name), options_(o) {
+    tiff_errors_to_this_thread();
+    tiff_ = TIFFOpen(file.c_str(), big ? "w8" : "w");
+    if (!tiff_) fail(name + ": cannot write a TIFF here (" + last_tiff_error_message() + ")");
   }
   ~PyramidWriter() {
     if (tiff_) TIFFClose(tiff_);
@@ -137,11 +144,11 @@ class PyramidWriter {
           std::copy_n(strip.row(ty + r) + tx * 3, size_t(std::min<int64_t>(t, width_ - tx)) * 3,
                       &tile_[size_t(r) * t * 3]);
         if (TIFFWriteTile(tiff_, tile_.data(), uint32_t(tx), uint32_t(y + ty), 0, 0) < 0)
-          fail(path_ + ": writing a tile failed (disk full?)");
+          failed("writing a tile");
       }
   }
   void end_level() {
-    if (!TIFFWriteDirectory(tiff_)) fail(path_ + ": writing a pyramid level failed");
+    if (!TIFFWriteDirectory(tiff_)) failed("writing a pyramid level");
   }
   // A stripped directory holding `image` (an Aperio thumbnail).
   void write_stripped(const Image& image, const std::string& description) {
@@ -150,15 +157,20 @@ class PyramidWriter {
     TIFFSetField(tiff_, TIFFTAG_ROWSPERSTRIP, uint32_t(16));
     for (int y = 0; y < image.height; ++y)
       if (TIFFWriteScanline(tiff_, const_cast<uint8_t*>(image.row(y)), uint32_t(y), 0) < 0)
-        fail(path_ + ": writing the thumbnail failed (disk full?)");
+        failed("writing the thumbnail");
     end_level();
   }
+  // TIFFClose cannot report a failed last write: flush first.
   void close() {
+    if (!TIFFFlush(tiff_)) failed("finishing the file");
     TIFFClose(tiff_);
     tiff_ = nullptr;
   }
 
  private:
+  [[noreturn]] void failed(const std::string& what) const {
+    fail(path_ + ": " + what + " failed (" + last_tiff_error_message() + "; disk full?)");
+  }
   // 8-bit RGB, JPEG: YCbCr-coded in the generic layout (smaller), RGB-coded
   // as Aperio's scanners write it.
   void set_jpeg_rgb(int64_t width, int64_t height, const std::string& description) {
@@ -206,7 +218,7 @@ void write_pyramidal_tiff(const std::string& path, int64_t width, int64_t height
   const std::string partial = path + ".partial";
   Temporaries temporaries{{partial}};
   {
-    PyramidWriter writer(partial, width * height * 3 > (int64_t(1) << 31), o);
+    PyramidWriter writer(partial, path, width * height * 3 > (int64_t(1) << 31), o);
     const bool aperio = o.layout == SlideLayout::aperio;
     std::unique_ptr<ThumbnailSums> thumbnail;
     if (aperio) thumbnail = std::make_unique<ThumbnailSums>(width, height);
@@ -266,7 +278,7 @@ void write_pyramidal_tiff(const std::string& path, int64_t width, int64_t height
     }
     writer.close();
   }
-  std::filesystem::rename(partial, path);
+  rename_into_place(partial, path);
   temporaries.paths.erase(temporaries.paths.begin());
 }
 

@@ -193,27 +193,12 @@ Image draw_synthetic_tissue(int width, int height, bool malignant, uint64_t seed
   return image;
 }
 
-void write_synthetic_dataset(const std::string& folder, const SynthOptions& o) {
-  require(o.images >= 2, "--images: need at least 2 images (one per class)");
-  require(o.images_per_patient >= 1, "--per-patient: must be at least 1");
-  require(o.width >= 32 && o.height >= 32 && o.width <= 8192 && o.height <= 8192,
-          "--width/--height: must be in 32..8192");
-  require(o.format == "png" || o.format == "bmp" || o.format == "jpg",
-          "--format: must be png, bmp or jpg");
-  // Names become file names inside `folder`: letters, digits, '-' and '_' only.
-  require(!o.prefix.empty() && o.prefix.size() <= 64 &&
-              std::all_of(
-                  o.prefix.begin(), o.prefix.end(),
-                  [](char c) { return std::isalnum((unsigned char)c) || c == '-' || c == '_'; }),
-          "--prefix '" + o.prefix + "': use letters, digits, '-' and '_' (train, testA, testB)");
-  require(o.images <= 100000, "--images: at most 100000");
-  require(o.force || !is_dataset_folder(folder),
-          "--output " + folder +
-              ": already holds a dataset (Grade.csv); synth would replace it. Choose a new "
-              "folder, or --force to overwrite");
-  make_directories(folder);
+namespace {
+
+// Grade.csv's rows (patients alternate benign and malignant) and each
+// image's drawing seed.
+std::vector<GradeRow> synthetic_rows(const SynthOptions& o, std::vector<uint64_t>* seeds) {
   std::vector<GradeRow> rows;
-  std::vector<uint64_t> seeds;
   Rng rng(o.seed);
   for (int i = 0; i < o.images; ++i) {
     const int patient = i / o.images_per_patient;
@@ -230,8 +215,14 @@ void write_synthetic_dataset(const std::string& folder, const SynthOptions& o) {
     row.label = malignant ? 1 : 0;
     row.subgrade = malignant ? kMalignant[turn % 3] : kBenign[turn % 2];
     rows.push_back(row);
-    seeds.push_back(rng.next());
+    seeds->push_back(rng.next());
   }
+  return rows;
+}
+
+// Draws and saves every image of `rows` on all cores; throws the first error.
+void save_synthetic_images(const std::string& folder, const std::vector<GradeRow>& rows,
+                           const std::vector<uint64_t>& seeds, const SynthOptions& o) {
   std::atomic<int> next{0};
   std::vector<std::string> errors(rows.size());
   auto work = [&] {
@@ -252,9 +243,44 @@ void write_synthetic_dataset(const std::string& folder, const SynthOptions& o) {
   for (auto& t : threads) t.join();
   for (const auto& e : errors)
     if (!e.empty()) throw Error(e);
-  // Grade.csv last: a folder with a Grade.csv is complete.
-  write_file_atomically((std::filesystem::path(folder) / "Grade.csv").string(),
-                        format_grade_csv(rows));
+}
+
+}  // namespace
+
+void write_synthetic_dataset(const std::string& folder, const SynthOptions& o) {
+  require(o.images >= 2, "--images: need at least 2 images (one per class)");
+  require(o.images_per_patient >= 1, "--per-patient: must be at least 1");
+  require(o.width >= 32 && o.height >= 32 && o.width <= 8192 && o.height <= 8192,
+          "--width/--height: must be in 32..8192");
+  require(o.format == "png" || o.format == "bmp" || o.format == "jpg",
+          "--format: must be png, bmp or jpg");
+  // Names become file names inside `folder`: letters, digits, '-' and '_' only.
+  require(!o.prefix.empty() && o.prefix.size() <= 64 &&
+              std::all_of(
+                  o.prefix.begin(), o.prefix.end(),
+                  [](char c) { return std::isalnum((unsigned char)c) || c == '-' || c == '_'; }),
+          "--prefix '" + o.prefix + "': use letters, digits, '-' and '_' (train, testA, testB)");
+  require(o.images <= 100000, "--images: at most 100000");
+  require(o.force || !is_dataset_folder(folder),
+          "--output " + folder +
+              ": already holds a dataset (Grade.csv); synth would replace it. Choose a new "
+              "folder, or --force to overwrite");
+  std::error_code ec;
+  const bool created = !std::filesystem::exists(folder, ec);
+  make_directories(folder);
+  std::vector<uint64_t> seeds;
+  const std::vector<GradeRow> rows = synthetic_rows(o, &seeds);
+  try {
+    save_synthetic_images(folder, rows, seeds, o);
+    // Grade.csv last: a folder with a Grade.csv is complete.
+    write_file_atomically((std::filesystem::path(folder) / "Grade.csv").string(),
+                          format_grade_csv(rows));
+  } catch (const Error&) {
+    // A full disk, say: a folder this call made holds nothing of the user's,
+    // so nothing half-written is left behind (an existing one keeps what was there).
+    if (created) std::filesystem::remove_all(folder, ec);
+    throw;
+  }
 }
 
 }  // namespace histocnn

@@ -10,6 +10,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/paths.h"
 #include "core/run_lock.h"
 #include "core/stopwatch.h"
 #include "data/slide.h"
@@ -242,7 +243,7 @@ nlohmann::json score_slide(const std::string& path, const std::vector<ModelFile>
                            const std::atomic<bool>* stop) {
   PreparedSlide p = prepare_slide(path, models.front(), o);
   const std::string folder = slide_output_folder(o, path);
-  make_directories(folder);
+  const OutputFolder made(folder);  // removed again when this slide fails before writing there
   RunLock lock(folder);
   save_image(folder + "/tissue.png", p.mask.to_image());
   const bool ensemble = models.size() > 1;

@@ -1,12 +1,54 @@
 #include "study/gnuplot.h"
 
 #include <filesystem>
+#include <fstream>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/process.h"
 
 namespace histocnn {
+namespace {
+
+// The first and last `n` bytes of a file (fewer when it is shorter).
+std::pair<std::string, std::string> ends_of(const std::string& path, size_t n) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  const auto size = size_t(std::max<std::streamoff>(in.tellg(), 0));
+  std::string head(std::min(n, size), '\0'), tail(std::min(n, size), '\0');
+  in.seekg(0);
+  in.read(head.data(), std::streamsize(head.size()));
+  in.seekg(std::streamoff(size - tail.size()));
+  in.read(tail.data(), std::streamsize(tail.size()));
+  return {head, tail};
+}
+
+// One figure: the script, kept beside it under the figure's name, and
+// gnuplot writing to the writer's temporary (the script's `out`, set on
+// gnuplot's command line, overrides the default a user running the script
+// by hand gets).
+void render_one(const std::string& figure, const std::string& ext, const std::string& terminal,
+                const std::string& body) {
+  const std::string script = figure + ".gp";
+  write_file_atomically(script, "set terminal " + terminal + "\nif (!exists(\"out\")) { out = '" +
+                                    gnuplot_path(figure) + "' }\nset output out\n" + body);
+  AtomicFileWriter output(figure);
+  bool ok = false;
+  try {
+    ok = run_process(
+             {"gnuplot", "-e", "out='" + gnuplot_path(output.temporary_path()) + "'", script},
+             script + ".log")
+             .ok();
+  } catch (const Error&) {  // not installed
+  }
+  if (ok) std::filesystem::remove(script + ".log");
+  require(ok, "gnuplot failed on " + script + " (is gnuplot installed? Debian: gnuplot-nox)");
+  const auto [head, tail] = ends_of(output.temporary_path(), 64);
+  require(figure_is_whole(head, tail, ext),
+          figure + ": gnuplot's output is incomplete (disk full?); the figure was not replaced");
+  output.commit();
+}
+
+}  // namespace
 
 std::string gnuplot_text(const std::string& text) {
   std::string out;
@@ -23,23 +65,26 @@ std::string gnuplot_path(const std::string& path) {
   return out;
 }
 
+bool figure_is_whole(const std::string& head, const std::string& tail, const std::string& ext) {
+  if (ext == "png") {
+    // The signature, and the IEND chunk (length 0, its type, its fixed CRC) last.
+    static const std::string signature("\x89PNG\r\n\x1a\n", 8);
+    static const std::string iend("\0\0\0\0IEND\xae\x42\x60\x82", 12);
+    return head.compare(0, signature.size(), signature) == 0 && tail.size() >= iend.size() &&
+           tail.compare(tail.size() - iend.size(), iend.size(), iend) == 0;
+  }
+  const size_t end = tail.find_last_not_of(" \t\r\n");
+  return end != std::string::npos && end + 1 >= 6 && tail.compare(end + 1 - 6, 6, "</svg>") == 0;
+}
+
 void render_gnuplot(const std::string& base, const std::string& body, int width, int height,
                     bool svg) {
   const std::string size = std::to_string(width) + "," + std::to_string(height);
   for (const std::string ext : {"png", "svg"}) {
     if (ext == "svg" && !svg) continue;
-    const std::string term = (ext == "png" ? "pngcairo" : "svg") +
-                             std::string(" noenhanced size ") + size + " font 'sans,10'";
-    const std::string script = base + "." + ext + ".gp";
-    write_file_atomically(script, "set terminal " + term + "\nset output '" +
-                                      gnuplot_path(base + "." + ext) + "'\n" + body);
-    bool ok = false;
-    try {
-      ok = run_process({"gnuplot", script}, script + ".log").ok();
-    } catch (const Error&) {  // not installed
-    }
-    if (ok) std::filesystem::remove(script + ".log");
-    require(ok, "gnuplot failed on " + script + " (is gnuplot installed? Debian: gnuplot-nox)");
+    const std::string terminal = (ext == "png" ? "pngcairo" : "svg") +
+                                 std::string(" noenhanced size ") + size + " font 'sans,10'";
+    render_one(base + "." + ext, ext, terminal, body);
   }
 }
 
