@@ -366,6 +366,16 @@ TEST(Callbacks, CheckpointingWritesEachEpochAndTheModelAtTheEnd) {
   EXPECT_EQ(model.params.values, rig.step.params_.values);
 }
 
+TEST(Callbacks, WithoutCheckpointsOnlyTheModelIsWritten) {
+  Rig rig;
+  rig.options.epochs = 2;
+  Trainer t = rig.trainer();
+  t.add(std::make_unique<Checkpointing>(/*every_epoch=*/false));
+  t.fit();
+  EXPECT_FALSE(std::filesystem::exists(t.paths().checkpoint));
+  EXPECT_EQ(load_model_file(t.paths().model).params.values, rig.step.params_.values);
+}
+
 TEST(Callbacks, EpochLogAndMetricsFileReportTheRun) {
   Rig rig;
   MemoryEngine engine(MemoryEngineOptions{});

@@ -1,6 +1,7 @@
 // What a run says of itself: where its files are, that a finished run has
-// nothing left to do (its metrics kept), and which flag a refused resume
-// differs in; and studies sharing one cached synthetic dataset.
+// nothing left to do (its metrics kept), which flag a refused resume differs
+// in, and a run without checkpoints; and studies sharing one cached
+// synthetic dataset.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -67,6 +68,27 @@ TEST_F(RunLines, AResumeAtAnotherSizeNamesTheFlag) {
   EXPECT_NE(r.output.find("trained at --size 32x32, this run asks for --size 48x48"),
             std::string::npos)
       << r.output;
+}
+
+// --no-checkpoint: the model and metrics only; such a run cannot be resumed,
+// and one that replaces a run (--force) leaves no checkpoint of the old one.
+TEST_F(RunLines, ARunWithoutCheckpointsSaysSoAndCannotBeResumed) {
+  const std::string folder = out("no-checkpoint");
+  ASSERT_EQ(run(train("--epochs 1 -o " + folder)).status, 0);
+  ASSERT_TRUE(std::filesystem::exists(folder + "/checkpoint.safetensors"));
+  const CommandResult r = run(train("--epochs 1 --no-checkpoint --force -o " + folder));
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("files in " + folder + ": model.safetensors, metrics.json"),
+            std::string::npos)
+      << r.output;
+  EXPECT_FALSE(std::filesystem::exists(folder + "/checkpoint.safetensors"));
+  EXPECT_TRUE(std::filesystem::exists(folder + "/model.safetensors"));
+  const CommandResult resumed = run(train("--epochs 2 --no-checkpoint --resume -o " + folder));
+  EXPECT_EQ(resumed.status, 1) << resumed.output;
+  EXPECT_NE(
+      resumed.output.find("--no-checkpoint: a run that keeps no checkpoint cannot be resumed"),
+      std::string::npos)
+      << resumed.output;
 }
 
 TEST_F(RunLines, StudiesShareOneCachedSyntheticDataset) {

@@ -38,6 +38,9 @@ void add_run_options(CLI::App* cmd, const std::shared_ptr<TrainOptions>& o, Trai
                 "without a checkpoint: starts from scratch and says so)");
   cmd->add_flag("--force", o->force,
                 "start over in an output folder that already holds a run (its files are replaced)");
+  cmd->add_flag("!--no-checkpoint", o->checkpoints,
+                "write no checkpoint.safetensors (the model and metrics only; the run cannot be "
+                "resumed): what the study's timing runs use");
   cmd->add_flag("--force-resume", o->force_resume,
                 "with --resume: continue even where settings differ from the checkpoint's");
   cmd->add_option("--init", o->init, "start from these weights (safetensors)");

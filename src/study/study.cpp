@@ -188,7 +188,8 @@ nlohmann::json measure_histocnn(const StudyOptions& o, const StudyPoint& p, cons
   argv.insert(
       argv.end(),
       {"--batch", std::to_string(p.batch), "--epochs", std::to_string(o.warmup + o.epochs),
-       "--threads", std::to_string(p.threads), "--device", p.device, "--no-progress", "-o", dir,
+       "--threads", std::to_string(p.threads), "--device", p.device, "--no-progress",
+       "--no-checkpoint", "-o", dir,
        "--force"});  // a point run again (failed, interrupted) starts over in its own folder
   // Per-layer times for the report (a clock read per operation: negligible).
   if (p.device == "cpu") argv.push_back("--profile-layers");

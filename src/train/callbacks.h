@@ -110,12 +110,17 @@ class EpochLog final : public Callback {
   void on_epoch_end(Trainer& t) override;
 };
 
-// checkpoint.safetensors after every epoch and model.safetensors at the end
-// (rank 0 writes; each file atomically). on_epoch_end, on_fit_end.
+// checkpoint.safetensors after every epoch (unless `every_epoch` is false:
+// --no-checkpoint) and model.safetensors at the end (rank 0 writes; each
+// file atomically). on_epoch_end, on_fit_end.
 class Checkpointing final : public Callback {
  public:
+  explicit Checkpointing(bool every_epoch = true) : every_epoch_(every_epoch) {}
   void on_epoch_end(Trainer& t) override;
   void on_fit_end(Trainer& t) override;
+
+ private:
+  bool every_epoch_;
 };
 
 // Ends the run once the best epoch (BestEpoch) is `patience` epochs old.

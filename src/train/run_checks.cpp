@@ -87,6 +87,9 @@ void validate_training_options(const TrainOptions& o) {
     require(!o.cudnn_benchmark, "--cudnn-benchmark: applies to --device cuda");
     require(!o.cudnn_graph, "--cudnn-graph: applies to --device cuda");
   }
+  require(o.checkpoints || !o.resume,
+          "--no-checkpoint: a run that keeps no checkpoint cannot be resumed; drop --resume "
+          "or --no-checkpoint");
   require(o.ensemble >= 1, "--ensemble: must be at least 1, got " + std::to_string(o.ensemble));
 }
 

@@ -90,6 +90,9 @@ std::unique_ptr<RunContext> open_run(const TrainOptions& o) {
     run->lock = std::make_unique<RunLock>(o.output);
     prepare_output_file("--output", run->paths.metrics);
     remove_stale_temporaries(o.output);
+    // A run replaced (--force) without checkpoints must not leave the old
+    // run's checkpoint beside the new model.
+    if (!o.checkpoints) std::filesystem::remove(run->paths.checkpoint);
   }
   return run;
 }

@@ -42,7 +42,8 @@ nlohmann::json run_facts(const TrainOptions& o, const RunContext& run, const Tra
 
 // Where the run's files are, as its last line.
 std::string files_line(const TrainOptions& o) {
-  std::string files = "model.safetensors, checkpoint.safetensors, metrics.json";
+  std::string files = o.checkpoints ? "model.safetensors, checkpoint.safetensors, metrics.json"
+                                    : "model.safetensors, metrics.json";
   if (o.select_by != "none") files += ", model.best.safetensors";
   return "files in " + o.output + ": " + files;
 }
@@ -61,7 +62,7 @@ MetricsFile* add_callbacks(Trainer& trainer, const TrainOptions& o, const RunCon
   if (o.calibrate) trainer.add(std::make_unique<TemperatureScaling>(o.eval_tta));
   if (o.select_by != "none") trainer.add(std::make_unique<BestEpoch>(o.select_by));
   trainer.add(std::make_unique<EpochLog>());
-  trainer.add(std::make_unique<Checkpointing>());
+  trainer.add(std::make_unique<Checkpointing>(o.checkpoints));
   if (o.early_stop > 0) trainer.add(std::make_unique<EarlyStopping>(o.early_stop));
   auto metrics = std::make_unique<MetricsFile>(run_facts(o, run, data), *run.engine);
   MetricsFile* summary = metrics.get();

@@ -4,6 +4,7 @@
 namespace histocnn {
 
 void Checkpointing::on_epoch_end(Trainer& t) {
+  if (!every_epoch_) return;
   const ModelFile checkpoint = t.checkpoint();  // every rank: the step's state is collective
   if (t.comm().root()) save_model_file(t.paths().checkpoint, checkpoint);
 }
