@@ -56,18 +56,14 @@ void check_inputs(const SlideOptions& o, const std::vector<std::string>& slides)
   refuse_overwriting_inputs("--output", o.output, inputs);
 }
 
-}  // namespace
+struct SlideArgs {
+  std::vector<std::string> models, files;
+  std::string device = "cpu";
+  int threads = 0;
+  SlideOptions o;
+};
 
-Runner add_slide(CLI::App& app) {
-  auto* cmd = app.add_subcommand(
-      "slide", "whole-slide images: tissue, tiles at the model's scale, P(malignant) heatmap");
-  struct Args {
-    std::vector<std::string> models, files;
-    std::string device = "cpu";
-    int threads = 0;
-    SlideOptions o;
-  };
-  auto a = std::make_shared<Args>();
+void add_input_options(CLI::App* cmd, SlideArgs* a) {
   cmd->add_option("files", a->files,
                   "MODEL SLIDE... (or SLIDE... with -m): .svs, .ndpi, .mrxs, .scn, tiled TIFF, "
                   "or a plain image")
@@ -78,32 +74,41 @@ Runner add_slide(CLI::App& app) {
   cmd->add_option("--output,-o", a->o.output, "results go to DIR/<slide name>/")->required();
   cmd->add_flag("--restart", a->o.restart, "score again instead of continuing a previous run");
   cmd->add_flag("!--no-progress", a->o.progress, "no progress line");
+}
+
+void add_scale_options(CLI::App* cmd, SlideOptions* o) {
   cmd->option_defaults()->group("Scale and tissue");
-  cmd->add_option("--mpp", a->o.mpp, "the slides' microns per pixel (default: as recorded)")
+  cmd->add_option("--mpp", o->mpp, "the slides' microns per pixel (default: as recorded)")
       ->check(CLI::Range(0.01, 100.0));
-  cmd->add_option("--mpp-model", a->o.mpp_model,
+  cmd->add_option("--mpp-model", o->mpp_model,
                   "the model's microns per network pixel (default: as recorded)")
       ->check(CLI::Range(0.01, 1000.0));
-  cmd->add_option("--tissue-threshold", a->o.tissue_threshold,
+  cmd->add_option("--tissue-threshold", o->tissue_threshold,
                   "saturation above which a pixel is tissue (default: Otsu's, at least 0.05)")
       ->check(CLI::Range(0.001, 1.0));
-  cmd->add_option("--min-tissue", a->o.min_tissue, "tiles with less tissue are not scored")
+  cmd->add_option("--min-tissue", o->min_tissue, "tiles with less tissue are not scored")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1.0));
-  cmd->add_option("--thumbnail", a->o.thumbnail_side, "long side of the mask and heatmap, pixels")
+  cmd->add_option("--thumbnail", o->thumbnail_side, "long side of the mask and heatmap, pixels")
       ->capture_default_str()
       ->check(CLI::Range(64, 16384));
+}
+
+void add_evidence_options(CLI::App* cmd, SlideOptions* o) {
   cmd->option_defaults()->group("Scores and evidence");
-  cmd->add_flag("--tta,!--no-tta", a->o.tta,
+  cmd->add_flag("--tta,!--no-tta", o->tta,
                 "average every tile over its 8 flips/rotations (default: the model's recipe)");
-  cmd->add_option("--top-k", a->o.top_k, "tiles listed in summary.json")
+  cmd->add_option("--top-k", o->top_k, "tiles listed in summary.json")
       ->capture_default_str()
       ->check(CLI::Range(0, 100000));
-  cmd->add_option("--explain", a->o.explain,
+  cmd->add_option("--explain", o->explain,
                   "Grad-CAM figures of this many most malignant tiles: "
                   "explain/tile-X-Y.gradcam.png (X, Y the tile's level-0 origin)")
       ->capture_default_str()
       ->check(CLI::Range(0, 1000));
+}
+
+void add_speed_options(CLI::App* cmd, SlideArgs* a) {
   cmd->option_defaults()->group("Device and speed");
   cmd->add_option("--device", a->device, "cpu or cuda")->capture_default_str();
   cmd->add_option("--threads", a->threads, "CPU cores for inference (0 = all)")
@@ -114,67 +119,89 @@ Runner add_slide(CLI::App& app) {
   cmd->add_option("--readers", a->o.readers, "threads reading and resizing tiles")
       ->capture_default_str()
       ->check(CLI::Range(1, 256));
+  SlideOptions* o = &a->o;
   cmd->add_option_function<std::string>(
          "--reader",
-         [a](const std::string& v) {
-           a->o.reader = v == "openslide" ? SlideReader::openslide : SlideReader::automatic;
+         [o](const std::string& v) {
+           o->reader = v == "openslide" ? SlideReader::openslide : SlideReader::automatic;
          },
          "pyramidal TIFFs (generic, Aperio): auto decodes their tiles directly where a tile "
          "starts on a whole pixel of its level (the same pixels, faster), else OpenSlide; "
          "openslide: OpenSlide for every read")
       ->default_str("auto")
       ->check(CLI::IsMember({"auto", "openslide"}));
-  return [a, cmd] {
-    std::vector<std::string> slides = a->files;
-    if (a->models.empty()) {
-      require(slides.size() >= 2, "slide: give MODEL SLIDE... (or -m MODEL SLIDE...)");
-      a->models.push_back(slides.front());
-      slides.erase(slides.begin());
+}
+
+// One slide's line: where its results are, or how far an interrupted one got.
+void report_slide(const std::string& slide, const std::string& folder,
+                  const nlohmann::json& summary, const std::string& status) {
+  if (status == "done")
+    std::printf(
+        "%s: %zu tiles scored -> %s/ (heatmap.png, %stiles.csv, tiles.geojson, "
+        "summary.json%s)\n",
+        slide.c_str(), summary.value("tiles_scored", size_t(0)), folder.c_str(),
+        summary.contains("class_area_fraction") ? "grades.png, " : "",
+        summary.contains("explanations") ? ", explain/*.gradcam.png" : "");
+  if (status == "interrupted")
+    std::fprintf(stderr,
+                 "interrupted: %zu of %zu tiles of %s scored and kept; the same command "
+                 "continues\n",
+                 summary.value("tiles_scored", size_t(0)),
+                 summary.value("tiles_on_tissue", size_t(0)), slide.c_str());
+}
+
+// Scores every slide in turn: a failed slide is reported and the next one
+// scored; Ctrl-C stops after the batch in progress. slides.csv (several
+// slides) is rewritten after each.
+int run_slides(SlideArgs& a, const CLI::App& cmd) {
+  std::vector<std::string> slides = a.files;
+  if (a.models.empty()) {
+    require(slides.size() >= 2, "slide: give MODEL SLIDE... (or -m MODEL SLIDE...)");
+    a.models.push_back(slides.front());
+    slides.erase(slides.begin());
+  }
+  SlideOptions& o = a.o;
+  o.model_paths = a.models;
+  check_inputs(o, slides);
+  bound_cores(a.threads);
+  const std::vector<ModelFile> models = load_ensemble(a.models);
+  o.tta = resolve_tta(cmd, o.tta, models, /*calibrated=*/true);
+  const PredictionSteps steps = compile_for_prediction(select_device(a.device), models, o.batch);
+  const OutputFolder output(o.output);  // removed again if nothing is written there
+  std::signal(SIGINT, on_interrupt);
+  std::string table = "slide,status,tiles,tissue_mm2,malignant_area_fraction,p_mean,p_max,folder\n";
+  int failures = 0;
+  for (const auto& slide : slides) {
+    nlohmann::json summary = nlohmann::json::object();
+    std::string status = "done";
+    try {
+      summary = score_slide(slide, models, steps.members, o, &interrupted);
+      if (summary.value("interrupted", false)) status = "interrupted";
+    } catch (const Error& e) {
+      std::fprintf(stderr, "histocnn slide: %s\n", e.what());
+      status = "failed";
+      ++failures;
     }
-    SlideOptions& o = a->o;
-    o.model_paths = a->models;
-    check_inputs(o, slides);
-    bound_cores(a->threads);
-    const std::vector<ModelFile> models = load_ensemble(a->models);
-    o.tta = resolve_tta(*cmd, o.tta, models, /*calibrated=*/true);
-    const PredictionSteps steps = compile_for_prediction(select_device(a->device), models, o.batch);
-    const OutputFolder folder(o.output);  // removed again if nothing is written there
-    std::signal(SIGINT, on_interrupt);
-    std::string table =
-        "slide,status,tiles,tissue_mm2,malignant_area_fraction,p_mean,p_max,folder\n";
-    int failures = 0;
-    for (const auto& slide : slides) {
-      const std::string folder = slide_output_folder(o, slide);
-      nlohmann::json summary = nlohmann::json::object();
-      std::string status = "done";
-      try {
-        summary = score_slide(slide, models, steps.members, o, &interrupted);
-        if (summary.value("interrupted", false)) status = "interrupted";
-      } catch (const Error& e) {
-        std::fprintf(stderr, "histocnn slide: %s\n", e.what());
-        status = "failed";
-        ++failures;
-      }
-      table += slides_csv_row(slide, folder, summary, status) + "\n";
-      if (slides.size() > 1) write_file_atomically(o.output + "/slides.csv", table);
-      if (status == "done")
-        std::printf(
-            "%s: %zu tiles scored -> %s/ (heatmap.png, %stiles.csv, tiles.geojson, "
-            "summary.json%s)\n",
-            slide.c_str(), summary.value("tiles_scored", size_t(0)), folder.c_str(),
-            summary.contains("class_area_fraction") ? "grades.png, " : "",
-            summary.contains("explanations") ? ", explain/*.gradcam.png" : "");
-      if (status == "interrupted") {
-        std::fprintf(stderr,
-                     "interrupted: %zu of %zu tiles of %s scored and kept; the same command "
-                     "continues\n",
-                     summary.value("tiles_scored", size_t(0)),
-                     summary.value("tiles_on_tissue", size_t(0)), slide.c_str());
-        return 130;
-      }
-    }
-    return failures ? 1 : 0;
-  };
+    const std::string folder = slide_output_folder(o, slide);
+    table += slides_csv_row(slide, folder, summary, status) + "\n";
+    if (slides.size() > 1) write_file_atomically(o.output + "/slides.csv", table);
+    report_slide(slide, folder, summary, status);
+    if (status == "interrupted") return 130;
+  }
+  return failures ? 1 : 0;
+}
+
+}  // namespace
+
+Runner add_slide(CLI::App& app) {
+  auto* cmd = app.add_subcommand(
+      "slide", "whole-slide images: tissue, tiles at the model's scale, P(malignant) heatmap");
+  auto a = std::make_shared<SlideArgs>();
+  add_input_options(cmd, a.get());
+  add_scale_options(cmd, &a->o);
+  add_evidence_options(cmd, &a->o);
+  add_speed_options(cmd, a.get());
+  return [a, cmd] { return run_slides(*a, *cmd); };
 }
 
 }  // namespace histocnn::cli
