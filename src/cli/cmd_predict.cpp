@@ -95,20 +95,17 @@ std::string class_columns(const LabelScheme& labels, const std::vector<double>& 
   return row;
 }
 
-}  // namespace
+struct PredictArgs {
+  std::vector<std::string> models;
+  std::string device = "cpu";
+  std::vector<std::string> images;
+  int tiles = 3, threads = 0;
+  bool tta = false, calibrated = true;
+  double refer_below = 0.9, refer_spread = 0.15;
+  std::string explain;
+};
 
-Runner add_predict(CLI::App& app) {
-  auto* cmd = app.add_subcommand("predict", "P(malignant) for image files (CSV on stdout)");
-  struct Args {
-    std::vector<std::string> models;
-    std::string device = "cpu";
-    std::vector<std::string> images;
-    int tiles = 3, threads = 0;
-    bool tta = false, calibrated = true;
-    double refer_below = 0.9, refer_spread = 0.15;
-    std::string explain;
-  };
-  auto a = std::make_shared<Args>();
+void add_predict_options(CLI::App* cmd, PredictArgs* a) {
   cmd->add_option("--model,-m", a->models,
                   "model, checkpoint or ensemble (safetensors); several -m average their "
                   "predictions")
@@ -140,74 +137,103 @@ Runner add_predict(CLI::App& app) {
                   "NAME.gradcam.overlay.png");
   cmd->add_option("--threads", a->threads, "CPU cores (0 = all)")->capture_default_str();
   cmd->add_option("--device", a->device, "cpu or cuda")->capture_default_str();
-  return [a, cmd] {
-    bound_cores(a->threads);
-    const std::vector<ModelFile> models = load_ensemble(a->models);
-    const ModelFile& model = models.front();  // members share input, crop and stains
-    a->tta = resolve_tta(*cmd, a->tta, models, a->calibrated);
-    const int per_image = model.crop == "whole" ? 1 : a->tiles * a->tiles;
-    const PredictionSteps steps =
-        compile_for_prediction(select_device(a->device), models, per_image);
-    const bool ensemble = models.size() > 1;
-    const size_t plane = size_t(3) * model.width * model.height;
-    std::vector<float> input(plane * per_image);
-    MemberPredictor predictor(
-        steps.members,
-        a->calibrated ? temperings_of(models) : std::vector<Tempering>(models.size()), model.width,
-        model.height, a->tta, model.labels.malignant);
-    // Every input checked readable before any output, so an error leaves no
-    // header without rows; each row names its image as a quoted CSV field.
-    for (const auto& path : a->images) {
-      std::error_code ec;
-      require(std::filesystem::is_regular_file(path, ec),
-              path + (std::filesystem::exists(path, ec) ? ": not a regular file"
-                                                        : ": no such image file"));
-    }
-    // The explanations' folder made and known writable before any work.
-    std::unique_ptr<OutputFolder> folder;
-    if (!a->explain.empty()) folder = std::make_unique<OutputFolder>(a->explain);
-    const std::vector<std::string> bases = explanation_bases(a->explain, a->images);
-    if (!a->explain.empty()) check_explanation_files(a->explain, bases, a->images);
-    bool header = false;
-    for (const auto& path : a->images) {
-      Image image = load_image(path);
-      if (model.stain_target)
-        image = normalize_stains(image, *model.stain_target, model.keeps_stain_residual());
-      const std::vector<CropBox> boxes =
-          prediction_crops(image.width, image.height, model, a->tiles, path);
-      const int tiles = int(boxes.size());
-      for (int t = 0; t < tiles; ++t)
-        crop_input(image, boxes[size_t(t)], model, input.data() + plane * t);
-      predictor.predict(input.data(), tiles);
-      std::vector<double> p(models.size(), 0.0);  // per member: mean over the tiles
-      std::vector<double> classes(size_t(predictor.classes()), 0.0);  // mean over the tiles
-      for (int t = 0; t < tiles; ++t) {
-        for (int m = 0; m < predictor.members(); ++m)
-          p[size_t(m)] += predictor.p_malignant(t, m) / tiles;
-        const std::vector<double> c = predictor.class_probs(t);
-        for (size_t k = 0; k < c.size(); ++k) classes[k] += c[k] / tiles;
-      }
-      double mean = 0;
-      for (double v : p) mean += v / double(p.size());
-      const double spread = member_spread(p);
-      if (!header)
-        std::printf("image,p_malignant,prediction%s,refer%s\n", ensemble ? ",member_sd" : "",
-                    class_header(model.labels).c_str());
-      header = true;
-      std::printf("%s,%.6f,%s", csv_field(path).c_str(), mean,
-                  mean >= 0.5 ? "malignant" : "benign");
-      if (ensemble) std::printf(",%.6f", spread);
-      std::printf(",%s%s\n", referral(mean, spread, a->refer_below, a->refer_spread).c_str(),
-                  class_columns(model.labels, classes).c_str());
-      if (!a->explain.empty())
-        write_explanation(bases[size_t(&path - a->images.data())], image, models, boxes, classes,
-                          path, a->models.front());
-    }
-    if (!a->explain.empty())
-      std::printf("files: %s/*.gradcam.png, *.gradcam.overlay.png (one per image)\n",
-                  a->explain.c_str());
-    return 0;
-  };
+}
+
+// One image's answer: P(malignant) per member and each class's probability,
+// both averaged over the image's tiles.
+struct ImageScores {
+  std::vector<double> p_members, classes;
+  double mean() const {
+    double m = 0;
+    for (double v : p_members) m += v / double(p_members.size());
+    return m;
+  }
+};
+
+ImageScores score_tiles(MemberPredictor& predictor, const float* input, int tiles) {
+  predictor.predict(input, tiles);
+  ImageScores s{std::vector<double>(size_t(predictor.members()), 0.0),
+                std::vector<double>(size_t(predictor.classes()), 0.0)};
+  for (int t = 0; t < tiles; ++t) {
+    for (int m = 0; m < predictor.members(); ++m)
+      s.p_members[size_t(m)] += predictor.p_malignant(t, m) / tiles;
+    const std::vector<double> c = predictor.class_probs(t);
+    for (size_t k = 0; k < c.size(); ++k) s.classes[k] += c[k] / tiles;
+  }
+  return s;
+}
+
+// The image's CSV row (the header before the first); `ensemble`: more than
+// one member (several -m, or one ensemble file).
+void print_row(const PredictArgs& a, const LabelScheme& labels, const std::string& path,
+               const ImageScores& s, bool ensemble, bool first) {
+  if (first)
+    std::printf("image,p_malignant,prediction%s,refer%s\n", ensemble ? ",member_sd" : "",
+                class_header(labels).c_str());
+  const double mean = s.mean(), spread = member_spread(s.p_members);
+  std::printf("%s,%.6f,%s", csv_field(path).c_str(), mean, mean >= 0.5 ? "malignant" : "benign");
+  if (ensemble) std::printf(",%.6f", spread);
+  std::printf(",%s%s\n", referral(mean, spread, a.refer_below, a.refer_spread).c_str(),
+              class_columns(labels, s.classes).c_str());
+}
+
+// Every input checked readable and the explanations' folder made and known
+// writable before any output, so an error leaves no header without rows.
+std::unique_ptr<OutputFolder> check_predict_inputs(const PredictArgs& a,
+                                                   const std::vector<std::string>& bases) {
+  for (const auto& path : a.images) {
+    std::error_code ec;
+    require(std::filesystem::is_regular_file(path, ec),
+            path + (std::filesystem::exists(path, ec) ? ": not a regular file"
+                                                      : ": no such image file"));
+  }
+  if (a.explain.empty()) return nullptr;
+  auto folder = std::make_unique<OutputFolder>(a.explain);
+  check_explanation_files(a.explain, bases, a.images);
+  return folder;
+}
+
+int run_predict(PredictArgs& a, const CLI::App& cmd) {
+  bound_cores(a.threads);
+  const std::vector<ModelFile> models = load_ensemble(a.models);
+  const ModelFile& model = models.front();  // members share input, crop and stains
+  a.tta = resolve_tta(cmd, a.tta, models, a.calibrated);
+  const int per_image = model.crop == "whole" ? 1 : a.tiles * a.tiles;
+  const PredictionSteps steps = compile_for_prediction(select_device(a.device), models, per_image);
+  const size_t plane = size_t(3) * model.width * model.height;
+  std::vector<float> input(plane * per_image);
+  MemberPredictor predictor(
+      steps.members, a.calibrated ? temperings_of(models) : std::vector<Tempering>(models.size()),
+      model.width, model.height, a.tta, model.labels.malignant);
+  const std::vector<std::string> bases = explanation_bases(a.explain, a.images);
+  const std::unique_ptr<OutputFolder> folder = check_predict_inputs(a, bases);
+  for (size_t i = 0; i < a.images.size(); ++i) {
+    const std::string& path = a.images[i];
+    Image image = load_image(path);
+    if (model.stain_target)
+      image = normalize_stains(image, *model.stain_target, model.keeps_stain_residual());
+    const std::vector<CropBox> boxes =
+        prediction_crops(image.width, image.height, model, a.tiles, path);
+    for (size_t t = 0; t < boxes.size(); ++t)
+      crop_input(image, boxes[t], model, input.data() + plane * t);
+    const ImageScores s = score_tiles(predictor, input.data(), int(boxes.size()));
+    print_row(a, model.labels, path, s, models.size() > 1, i == 0);
+    if (folder)
+      write_explanation(bases[i], image, models, boxes, s.classes, path, a.models.front());
+  }
+  if (folder)
+    std::printf("files: %s/*.gradcam.png, *.gradcam.overlay.png (one per image)\n",
+                a.explain.c_str());
+  return 0;
+}
+
+}  // namespace
+
+Runner add_predict(CLI::App& app) {
+  auto* cmd = app.add_subcommand("predict", "P(malignant) for image files (CSV on stdout)");
+  auto a = std::make_shared<PredictArgs>();
+  add_predict_options(cmd, a.get());
+  return [a, cmd] { return run_predict(*a, *cmd); };
 }
 
 }  // namespace histocnn::cli
