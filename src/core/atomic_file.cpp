@@ -45,6 +45,20 @@ void write_all(int fd, std::string_view content, const std::string& path, const 
   }
 }
 
+// The last steps of every atomic write: fsync the temporary through `fd`
+// (closed here), rename it over `path`, fsync the directory.
+void sync_and_rename(int fd, const std::string& temporary, const std::string& path) {
+  if (::fsync(fd) != 0) {
+    const std::string reason = error_text();
+    ::close(fd);
+    fail(path + ": flush failed (" + reason + ")");
+  }
+  if (::close(fd) != 0) fail(path + ": flush failed (" + error_text() + ")");
+  if (::rename(temporary.c_str(), path.c_str()) != 0)
+    fail(path + ": rename failed (" + error_text() + ")");
+  sync_directory_of(path);
+}
+
 }  // namespace
 
 AtomicFileWriter::AtomicFileWriter(std::string path) : path_(std::move(path)) {
@@ -81,16 +95,8 @@ void AtomicFileWriter::commit() {
   flush_buffer();
   const int fd = fd_;
   fd_ = -1;
-  if (::fsync(fd) != 0) {
-    const std::string reason = error_text();
-    ::close(fd);
-    fail(path_ + ": flush failed (" + reason + ")");
-  }
-  if (::close(fd) != 0) fail(path_ + ": flush failed (" + error_text() + ")");
-  if (::rename(tmp_.c_str(), path_.c_str()) != 0)
-    fail(path_ + ": rename failed (" + error_text() + ")");
+  sync_and_rename(fd, tmp_, path_);
   committed_ = true;
-  sync_directory_of(path_);
 }
 
 void write_file_atomically(const std::string& path, std::string_view content) {
@@ -102,13 +108,7 @@ void write_file_atomically(const std::string& path, std::string_view content) {
 void rename_into_place(const std::string& temporary, const std::string& path) {
   const int fd = ::open(temporary.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) fail(path + ": cannot open what was written (" + error_text() + ")");
-  const bool synced = ::fsync(fd) == 0;
-  const std::string reason = synced ? "" : error_text();
-  ::close(fd);
-  if (!synced) fail(path + ": flush failed (" + reason + ")");
-  if (::rename(temporary.c_str(), path.c_str()) != 0)
-    fail(path + ": rename failed (" + error_text() + ")");
-  sync_directory_of(path);
+  sync_and_rename(fd, temporary, path);
 }
 
 void append_line_atomically(const std::string& path, std::string_view line) {

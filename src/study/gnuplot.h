@@ -11,6 +11,11 @@ namespace histocnn {
 std::string gnuplot_text(const std::string& text);
 std::string gnuplot_path(const std::string& path);
 
+// Whether a figure's first and last bytes (`head`, `tail`: up to 64 each)
+// are those of a whole file of its kind: a PNG's signature and IEND chunk,
+// an SVG's closing tag.
+bool figure_is_whole(const std::string& head, const std::string& tail, const std::string& ext);
+
 // Renders `body` (gnuplot commands after the terminal and output are set) to
 // <base>.png and <base>.svg. The scripts are kept beside them (<base>.png.gp),
 // so a figure can be restyled by hand (`gnuplot <base>.png.gp`). Text
@@ -22,11 +27,6 @@ std::string gnuplot_path(const std::string& path);
 // the figure or script, when gnuplot is missing or fails, or when its output
 // is incomplete (gnuplot exits 0 when a full disk cuts a figure short); the
 // figure that was there stays.
-// Whether a figure's first and last bytes (`head`, `tail`: up to 64 each)
-// are those of a whole file of its kind: a PNG's signature and IEND chunk,
-// an SVG's closing tag.
-bool figure_is_whole(const std::string& head, const std::string& tail, const std::string& ext);
-
 void render_gnuplot(const std::string& base, const std::string& body, int width = 900,
                     int height = 560, bool svg = true);
 

@@ -92,7 +92,8 @@ std::unique_ptr<RunContext> open_run(const TrainOptions& o) {
     remove_stale_temporaries(o.output);
     // A run replaced (--force) without checkpoints must not leave the old
     // run's checkpoint beside the new model.
-    if (!o.checkpoints) std::filesystem::remove(run->paths.checkpoint);
+    std::error_code ec;  // none there: nothing to remove
+    if (!o.checkpoints) std::filesystem::remove(run->paths.checkpoint, ec);
   }
   return run;
 }
