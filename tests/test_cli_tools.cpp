@@ -184,7 +184,8 @@ TEST_F(CliTools, LongHelpsAreInSections) {
   expect_help_sections("slide", {{"Inputs and outputs:", "--restart "},
                                  {"Scale and tissue:", "--mpp-model "},
                                  {"Scores and evidence:", "--explain "},
-                                 {"Device and speed:", "--readers "}});
+                                 {"Device and speed:", "--readers "},
+                                 {"Cohort evaluation:", "--slide-threshold "}});
 }
 
 TEST_F(CliTools, StudyResumesWithoutRepeatingMeasurementsAndReports) {

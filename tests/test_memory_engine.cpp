@@ -106,6 +106,28 @@ TEST(LoggingAdaptor, WritesAReplayableLog) {
 
   std::ofstream(dir / "bad.csv") << "a,1,0x0,0x10,notanumber,5\n";
   EXPECT_THROW(read_allocation_log(dir / "bad.csv"), Error);
+  // A log cut inside its last number (a killed run, a full disk) still
+  // parses as numbers: only the missing newline tells.
+  std::ofstream(dir / "cut.csv") << "a,1,0x0,0x10,4096,1200\nf,1,0x0,0x10,4096,12";
+  try {
+    read_allocation_log(dir / "cut.csv");
+    ADD_FAILURE() << "a cut log was read";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()),
+              (dir / "cut.csv") + ":2: the last line is cut short (the log was not finished)");
+  }
+}
+
+TEST(MemoryEngine, AnAllocationLogOnAFullDiskSaysItIsIncomplete) {
+  if (!std::filesystem::exists("/dev/full")) GTEST_SKIP() << "no /dev/full";
+  HostResource host;
+  ::testing::internal::CaptureStderr();
+  {
+    LoggingAdaptor log(host, "/dev/full");  // every write fails with ENOSPC
+    for (int i = 0; i < 100; ++i) log.deallocate(log.allocate(64), 64);
+  }
+  EXPECT_EQ(::testing::internal::GetCapturedStderr(),
+            "histocnn: /dev/full: the allocation log is incomplete: No space left on device\n");
 }
 
 // Records what StepMemory does.

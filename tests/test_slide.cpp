@@ -409,6 +409,9 @@ TEST(SlideOutputs, StatisticsColoursAndResumeRows) {
   EXPECT_NEAR(s["malignant_area_fraction"].get<double>(), 1.5 / 2.5, 1e-12);
   EXPECT_NEAR(s["scored_tissue_mm2"].get<double>(), 2.5 * 0.01, 1e-12);
   EXPECT_NEAR(s["p_quantiles"]["0.5"].get<double>(), 0.7, 1e-12);
+  EXPECT_NEAR(s["p_top_mean"].get<double>(), (0.9 + 0.7) / 2, 1e-7);  // the top 2
+  EXPECT_NEAR(score_statistics(tiles, scores, g, 0)["p_top_mean"].get<double>(), 0.9, 1e-7);
+  EXPECT_NEAR(score_statistics(tiles, scores, g, 50)["p_top_mean"].get<double>(), 1.7 / 3, 1e-7);
   ASSERT_EQ(s["top_tiles"].size(), 2u);
   EXPECT_EQ(s["top_tiles"][0]["x"], 10);
   uint8_t lo[3], mid[3], hi[3];

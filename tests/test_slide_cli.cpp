@@ -324,6 +324,66 @@ TEST_F(SlideCli, SeveralSlidesAddOneRowEachToSlidesCsvAndEnsemblesTheirSpread) {
   EXPECT_NE(table.find("glass.tif,done,0,"), std::string::npos) << table;
 }
 
+TEST_F(SlideCli, ACohortWithLabelsGetsSlideLevelMetricsAndAMissingLabelFailsFirst) {
+  const std::vector<std::pair<std::string, std::string>> cohort = {
+      {"b1", "benign"}, {"b2", "benign"}, {"m1", "malignant"}, {"m2", "malignant"}};
+  std::string slides;
+  for (size_t i = 0; i < cohort.size(); ++i) {
+    const auto& [name, tissue] = cohort[i];
+    ASSERT_EQ(run("synth --slide " + at(name + ".tif") + " --slide-size 3000x2000 --pieces 2 " +
+                  "--seed " + std::to_string(i % 2 + 1) + " --slide-tissue " + tissue)
+                  .status,
+              0);
+    slides += " " + at(name + ".tif");
+  }
+  // Labels as a user writes them: extra columns, synonyms, names with and
+  // without the extension; P1 has a benign and a malignant slide.
+  write_file_atomically(at("labels.csv"),
+                        "slide,site,label,patient\nb1,colon,benign,P1\nb2.tif,colon,0,P2\n"
+                        "m1,colon,Malignant,P1\nm2,rectum,tumor,P3\n");
+  const CommandResult missing = run("slide " + model() + slides + " " + at("glass.tif") + " -o " +
+                                    at("cohort-bad") + " --slide-labels " + at("labels.csv"));
+  EXPECT_NE(missing.status, 0);
+  EXPECT_EQ(missing.output, "histocnn: --slide-labels " + at("labels.csv") +
+                                ": no row for slide glass.tif (a row names a slide as given, by "
+                                "its file name, or without the extension)\n");
+  EXPECT_FALSE(std::filesystem::exists(at("cohort-bad"))) << "nothing scored, nothing written";
+  EXPECT_NE(run("slide " + model() + slides + " -o " + at("x") + " --slide-score max").status, 0);
+  std::filesystem::create_directories(at("kept"));
+  std::filesystem::copy_file(at("labels.csv"), at("kept/slides.csv"));
+  const CommandResult over = run("slide " + model() + slides + " -o " + at("kept") +
+                                 " --slide-labels " + at("kept/slides.csv"));
+  EXPECT_NE(over.status, 0);
+  EXPECT_NE(over.output.find("would overwrite the slide labels"), std::string::npos)
+      << over.output;
+  EXPECT_EQ(read_file(at("kept/slides.csv")), read_file(at("labels.csv")));
+
+  const CommandResult r =
+      run("slide " + model() + slides + " -o " + at("cohort") + " --slide-labels " +
+          at("labels.csv") + " --slide-score mean --threads 1 --no-progress");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("slide level (mean, 4 slides, 2 malignant): AUC 1.000 (95% CI"),
+            std::string::npos)
+      << r.output;
+  const auto e = nlohmann::json::parse(read_file(at("cohort/slide-evaluation.json")));
+  EXPECT_EQ(e["slides"], 4);
+  EXPECT_EQ(e["malignant"], 2);
+  EXPECT_EQ(e["by_score"].size(), 4u);
+  EXPECT_EQ(e["bootstrap"]["unit"], "patient");
+  EXPECT_EQ(e["bootstrap"]["units"], 3);
+  EXPECT_EQ(e["left_out"].size(), 0u);
+  // The model separates whole benign slides from malignant ones by mean P.
+  for (const auto& row : e["per_slide"])
+    EXPECT_EQ(row["called"], row["label"]) << e["per_slide"].dump();
+  const std::string table = read_file(at("cohort/slides.csv"));
+  EXPECT_EQ(table.substr(0, table.find('\n')),
+            "slide,status,tiles,tissue_mm2,malignant_area_fraction,p_mean,p_max,p_top_mean,"
+            "folder,label");
+  EXPECT_NE(table.find("m2,malignant\n"), std::string::npos) << table;
+  EXPECT_NE(table.find("b2,benign\n"), std::string::npos) << table;
+  EXPECT_GT(read_file(at("cohort/slide-roc.png")).size(), 1000u);
+}
+
 TEST_F(SlideCli, ModelsRecordTheirScaleAndPredictReadsTiff) {
   const ModelFile m = load_model_file(model());
   EXPECT_NEAR(m.mpp_x, 0.62005 * 96 / 32, 1e-9);

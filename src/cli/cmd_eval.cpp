@@ -243,6 +243,9 @@ void print_levels(const EvalReport& report, int bootstrap) {
 }
 
 // -o: the report as JSON, the per-image and per-crop tables, the figures.
+// Each file is atomic, and the JSON is written last: an evaluation that fails
+// on the way (gnuplot, a full disk) leaves the earlier JSON, never a new one
+// beside stale figures.
 void write_eval_outputs(const EvalArgs& a, const EvalReport& report, const ExampleSet& set,
                         size_t model_count, size_t image_count, int seen_in_training) {
   const std::string& model_name = a.models.front();
@@ -251,7 +254,6 @@ void write_eval_outputs(const EvalArgs& a, const EvalReport& report, const Examp
   j["images"] = image_count;
   j["crops_per_image"] = a.crops_per_image;
   j["training_images_evaluated"] = seen_in_training;
-  write_file_atomically(a.output, j.dump(2) + "\n");
   std::string stem = a.output;
   if (stem.size() > 5 && stem.compare(stem.size() - 5, 5, ".json") == 0)
     stem.resize(stem.size() - 5);
@@ -271,6 +273,7 @@ void write_eval_outputs(const EvalArgs& a, const EvalReport& report, const Examp
                    : std::string()) +
               stem + ".reliability.png/.svg";
   }
+  write_file_atomically(a.output, j.dump(2) + "\n");
   std::printf("files: %s, %s.images.csv, %s.crops.csv%s\n", a.output.c_str(), stem.c_str(),
               stem.c_str(), figures.c_str());
 }

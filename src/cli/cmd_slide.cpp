@@ -1,6 +1,7 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <set>
 
 #include "cli/commands.h"
@@ -9,6 +10,8 @@
 #include "core/error.h"
 #include "core/paths.h"
 #include "core/threads.h"
+#include "data/slide_labels.h"
+#include "slide/slide_evaluation.h"
 #include "slide/slide_run.h"
 #include "train/ensemble.h"
 #include "train/evaluate.h"
@@ -25,7 +28,8 @@ extern "C" void on_interrupt(int) {
 }
 
 std::string slides_csv_row(const std::string& slide, const std::string& folder,
-                           const nlohmann::json& s, const std::string& status) {
+                           const nlohmann::json& s, const std::string& status,
+                           const SlideLabel* label) {
   auto number = [&](const char* key, const char* format) -> std::string {
     if (!s.contains(key)) return "";  // a failed slide, or one without tissue
     char text[48];
@@ -34,7 +38,9 @@ std::string slides_csv_row(const std::string& slide, const std::string& folder,
   };
   return csv_field(slide) + "," + status + "," + number("tiles_scored", "%.0f") + "," +
          number("tissue_mm2", "%.3f") + "," + number("malignant_area_fraction", "%.4f") + "," +
-         number("p_mean", "%.4f") + "," + number("p_max", "%.4f") + "," + csv_field(folder);
+         number("p_mean", "%.4f") + "," + number("p_max", "%.4f") + "," +
+         number("p_top_mean", "%.4f") + "," + csv_field(folder) +
+         (label ? std::string(label->label ? ",malignant" : ",benign") : "");
 }
 
 // Every input exists, no two slides share an output folder, nothing is
@@ -61,6 +67,8 @@ struct SlideArgs {
   std::string device = "cpu";
   int threads = 0;
   SlideOptions o;
+  std::string labels_path;  // --slide-labels: evaluate the cohort
+  SlideEvaluationOptions evaluation;
 };
 
 void add_input_options(CLI::App* cmd, SlideArgs* a) {
@@ -132,6 +140,36 @@ void add_speed_options(CLI::App* cmd, SlideArgs* a) {
       ->check(CLI::IsMember({"auto", "openslide"}));
 }
 
+void add_cohort_options(CLI::App* cmd, SlideArgs* a) {
+  cmd->option_defaults()->group("Cohort evaluation");
+  auto* labels =
+      cmd->add_option("--slide-labels", a->labels_path,
+                      "CSV naming each slide's label (slide,label[,patient]; label benign or "
+                      "malignant, 0/1, negative/positive, normal/tumor): slide-level AUC, "
+                      "sensitivity and specificity with 95% bootstrap intervals into "
+                      "slide-evaluation.json and slide-roc.png");
+  cmd->add_option("--slide-score", a->evaluation.score,
+                  "a slide's score: max (its most malignant tile's P), top-mean (the mean P of "
+                  "its --top-k most malignant tiles), mean, or area (its tissue's share with P "
+                  ">= 0.5)")
+      ->capture_default_str()
+      ->check(CLI::IsMember(slide_score_names()))
+      ->needs(labels);
+  cmd->add_option("--slide-threshold", a->evaluation.threshold,
+                  "a slide is called malignant when its score is at least this")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0))
+      ->needs(labels);
+}
+
+// slide-evaluation.json and slide-roc.png for the slides scored (or failed).
+void evaluate_cohort(const SlideArgs& a, const std::vector<ScoredSlide>& cohort) {
+  const SlideEvaluation evaluation = evaluate_slides(cohort, a.evaluation);
+  write_slide_evaluation(evaluation, a.o.output);
+  std::printf("%s -> %s/slide-evaluation.json, slide-roc.png\n", evaluation.headline().c_str(),
+              a.o.output.c_str());
+}
+
 // One slide's line: where its results are, or how far an interrupted one got.
 void report_slide(const std::string& slide, const std::string& folder,
                   const nlohmann::json& summary, const std::string& status) {
@@ -163,13 +201,27 @@ int run_slides(SlideArgs& a, const CLI::App& cmd) {
   SlideOptions& o = a.o;
   o.model_paths = a.models;
   check_inputs(o, slides);
+  std::optional<SlideLabels> labels;
+  if (!a.labels_path.empty()) {  // before any slide is scored: a missing row fails at once
+    labels = SlideLabels::read(a.labels_path);
+    labels->require_every(slides);
+    for (const char* written : {"/slides.csv", "/slide-evaluation.json"})
+      refuse_overwriting_inputs("--output", o.output + written,
+                                {{a.labels_path, "the slide labels"}});
+  }
   bound_cores(a.threads);
   const std::vector<ModelFile> models = load_ensemble(a.models);
+  require(!labels || models.front().labels.has_binary_view(),
+          "--slide-labels: the model's classes (" + models.front().labels.name +
+              ") have no benign/malignant view to score slides by");
   o.tta = resolve_tta(cmd, o.tta, models, /*calibrated=*/true);
   const PredictionSteps steps = compile_for_prediction(select_device(a.device), models, o.batch);
   const OutputFolder output(o.output);  // removed again if nothing is written there
   std::signal(SIGINT, on_interrupt);
-  std::string table = "slide,status,tiles,tissue_mm2,malignant_area_fraction,p_mean,p_max,folder\n";
+  std::string table =
+      "slide,status,tiles,tissue_mm2,malignant_area_fraction,p_mean,p_max,p_top_mean,folder" +
+      std::string(labels ? ",label\n" : "\n");
+  std::vector<ScoredSlide> cohort;
   int failures = 0;
   for (const auto& slide : slides) {
     nlohmann::json summary = nlohmann::json::object();
@@ -183,11 +235,14 @@ int run_slides(SlideArgs& a, const CLI::App& cmd) {
       ++failures;
     }
     const std::string folder = slide_output_folder(o, slide);
-    table += slides_csv_row(slide, folder, summary, status) + "\n";
-    if (slides.size() > 1) write_file_atomically(o.output + "/slides.csv", table);
+    const SlideLabel* label = labels ? labels->find(slide) : nullptr;
+    table += slides_csv_row(slide, folder, summary, status, label) + "\n";
+    if (slides.size() > 1 || labels) write_file_atomically(o.output + "/slides.csv", table);
     report_slide(slide, folder, summary, status);
     if (status == "interrupted") return 130;
+    if (label) cohort.push_back({slide, label->label, label->patient, status == "done", summary});
   }
+  if (labels) evaluate_cohort(a, cohort);
   return failures ? 1 : 0;
 }
 
@@ -201,6 +256,7 @@ Runner add_slide(CLI::App& app) {
   add_scale_options(cmd, &a->o);
   add_evidence_options(cmd, &a->o);
   add_speed_options(cmd, a.get());
+  add_cohort_options(cmd, a.get());
   return [a, cmd] { return run_slides(*a, *cmd); };
 }
 

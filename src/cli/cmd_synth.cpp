@@ -17,14 +17,27 @@ Runner add_synth(CLI::App& app) {
   auto slide_path = std::make_shared<std::string>();
   auto slide_size = std::make_shared<std::string>("20000x15000");
   cmd->add_option("--output,-o", *folder, "folder to write (a dataset)");
-  cmd->add_option("--slide", *slide_path,
-                  "write one synthetic whole slide instead: a pyramidal TIFF of tissue pieces, "
-                  "each half benign, half malignant, for `histocnn slide`; a name ending in .svs "
-                  "gets Aperio's layout (thumbnail, 4x levels, AppMag and MPP in the description)");
+  auto* slide_option = cmd->add_option(
+      "--slide", *slide_path,
+      "write one synthetic whole slide instead: a pyramidal TIFF of tissue pieces "
+      "(--slide-tissue), for `histocnn slide`; a name ending in .svs "
+      "gets Aperio's layout (thumbnail, 4x levels, AppMag and MPP in the description)");
   cmd->add_option("--slide-size", *slide_size, "the slide's WxH in pixels")->capture_default_str();
   cmd->add_option("--pieces", slide->pieces, "tissue pieces on the slide")
       ->capture_default_str()
       ->check(CLI::Range(1, 64));
+  cmd->add_option_function<std::string>(
+         "--slide-tissue",
+         [slide](const std::string& v) {
+           slide->tissue = v == "benign"      ? SlideTissue::benign
+                           : v == "malignant" ? SlideTissue::malignant
+                                              : SlideTissue::mixed;
+         },
+         "what the slide's tissue pieces hold: mixed (each half benign, half malignant), "
+         "benign or malignant")
+      ->default_str("mixed")
+      ->check(CLI::IsMember({"mixed", "benign", "malignant"}))
+      ->needs(slide_option);
   cmd->add_option("--mpp", slide->mpp, "the slide's microns per pixel")
       ->capture_default_str()
       ->check(CLI::Range(0.05, 10.0));
@@ -59,8 +72,12 @@ Runner add_synth(CLI::App& app) {
                   (options->force && std::filesystem::is_regular_file(*slide_path, ec)),
               "--slide " + *slide_path + ": the file exists; --force replaces it");
       write_synthetic_slide(*slide_path, *slide);
-      std::printf("wrote a %lldx%lld synthetic slide (%d tissue pieces, %.3f um/pixel) to %s\n", w,
-                  h, slide->pieces, slide->mpp, slide_path->c_str());
+      const char* holds = slide->tissue == SlideTissue::benign ? "benign"
+                          : slide->tissue == SlideTissue::malignant
+                              ? "malignant"
+                              : "each half benign, half malignant";
+      std::printf("wrote a %lldx%lld synthetic slide (%d tissue pieces, %s; %.3f um/pixel) to %s\n",
+                  w, h, slide->pieces, holds, slide->mpp, slide_path->c_str());
       return 0;
     }
     write_synthetic_dataset(*folder, *options);

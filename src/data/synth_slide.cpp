@@ -44,6 +44,7 @@ int SyntheticSlideLayout::piece_at(double x, double y) const {
 }
 
 int SyntheticSlideLayout::block_class(int64_t bx, int64_t by) const {
+  if (options_.tissue != SlideTissue::mixed) return options_.tissue == SlideTissue::benign ? 1 : 2;
   const double x = (bx + 0.5) * kSynthSlideBlock, y = (by + 0.5) * kSynthSlideBlock;
   int piece = piece_at(x, y);
   if (piece < 0) {  // a block on an outline: the nearest centre's piece

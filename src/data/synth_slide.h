@@ -1,5 +1,6 @@
 // A synthetic whole slide: a few tissue pieces of GlaS-like tissue on glass,
-// each half benign and half malignant, written as a pyramidal TIFF
+// each half benign and half malignant (or all benign, or all malignant: a
+// cohort of slides with known labels), written as a pyramidal TIFF
 // (data/slide_writer.h) at GlaS's scale — so `histocnn slide` can be tried,
 // tested and timed on a machine without slides, libvips or a network.
 //
@@ -20,11 +21,15 @@ namespace histocnn {
 
 constexpr int kSynthSlideBlock = 512;
 
+// What the tissue pieces hold.
+enum class SlideTissue { mixed, benign, malignant };
+
 struct SynthSlideOptions {
   int64_t width = 20000, height = 15000;
   int pieces = 3;
   double mpp = 0.62005;
   uint64_t seed = 1;
+  SlideTissue tissue = SlideTissue::mixed;
   SlideLayout layout = SlideLayout::generic;  // or Aperio's .svs layout
 };
 

@@ -91,16 +91,27 @@ LoggingAdaptor::LoggingAdaptor(MemoryResource& upstream, const std::string& path
   std::fprintf(file_, "# histocnn allocation log v1: op,thread,stream,pointer,bytes,nanoseconds\n");
 }
 
+// A destructor cannot throw: a log that could not be written whole (a full
+// disk) is reported on stderr, and its cut last line is refused by
+// read_allocation_log, so it is never replayed as if it were whole.
 LoggingAdaptor::~LoggingAdaptor() {
-  std::fclose(file_);
+  const bool written = std::fflush(file_) == 0 && !std::ferror(file_);
+  const int error = errno;
+  if (std::fclose(file_) == 0 && written && !write_failed_) return;
+  std::fprintf(stderr, "histocnn: %s: the allocation log is incomplete: %s\n", path_.c_str(),
+               std::strerror(write_failed_ ? write_errno_ : error));
 }
 
 void LoggingAdaptor::write(char op, StreamHandle stream, const void* p, size_t bytes) {
   const uint64_t thread = std::hash<std::thread::id>()(std::this_thread::get_id());
   std::lock_guard<std::mutex> lock(mutex_);
-  std::fprintf(file_, "%c,%" PRIu64 ",%#" PRIxPTR ",%#" PRIxPTR ",%zu,%" PRId64 "\n", op, thread,
-               reinterpret_cast<uintptr_t>(stream), reinterpret_cast<uintptr_t>(p), bytes,
-               now_ns() - start_ns_);
+  if (std::fprintf(file_, "%c,%" PRIu64 ",%#" PRIxPTR ",%#" PRIxPTR ",%zu,%" PRId64 "\n", op,
+                   thread, reinterpret_cast<uintptr_t>(stream), reinterpret_cast<uintptr_t>(p),
+                   bytes, now_ns() - start_ns_) < 0 &&
+      !write_failed_) {
+    write_failed_ = true;
+    write_errno_ = errno;
+  }
 }
 
 void* LoggingAdaptor::do_allocate(size_t bytes, StreamHandle stream) {
@@ -120,6 +131,10 @@ std::vector<AllocationEvent> read_allocation_log(const std::string& path) {
   std::vector<AllocationEvent> events;
   std::string line;
   for (int number = 1; std::getline(in, line); ++number) {
+    // Every line is written whole with its newline: one without it was cut
+    // (the run was killed, or the disk filled), maybe inside a number.
+    require(!in.eof(), path + ":" + std::to_string(number) +
+                           ": the last line is cut short (the log was not finished)");
     if (line.empty() || line[0] == '#') continue;
     char op = 0;
     uint64_t thread = 0;

@@ -55,8 +55,9 @@ class LimitAdaptor final : public MemoryResource {
 //   # histocnn allocation log v1: op,thread,stream,pointer,bytes,nanoseconds
 //   a,0,0x0,0x7f0000000000,4096,1200
 //   f,0,0x0,0x7f0000000000,4096,1800
-// The file is written as the run goes (buffered, flushed at destruction); a
-// failed allocation is not logged (it returned nothing).
+// The file is written as the run goes (buffered, flushed at destruction; a
+// write that failed is reported on stderr then); a failed allocation is not
+// logged (it returned nothing).
 class LoggingAdaptor final : public MemoryResource {
  public:
   LoggingAdaptor(MemoryResource& upstream, const std::string& path);  // throws naming path
@@ -75,6 +76,8 @@ class LoggingAdaptor final : public MemoryResource {
   std::FILE* file_;
   std::mutex mutex_;
   int64_t start_ns_;
+  bool write_failed_ = false;  // guarded by mutex_
+  int write_errno_ = 0;
 };
 
 struct AllocationEvent {
@@ -85,7 +88,7 @@ struct AllocationEvent {
   int64_t nanoseconds;
 };
 // Reads a log written by LoggingAdaptor; throws histocnn::Error naming the
-// file and line on anything malformed.
+// file and line on anything malformed, and on a last line cut short.
 std::vector<AllocationEvent> read_allocation_log(const std::string& path);
 // Replays the events in order on `resource` (pointers of the log mapped to the
 // new ones, streams passed through); frees anything the log left live at the

@@ -228,6 +228,9 @@ nlohmann::json score_statistics(const std::vector<Tile>& tiles,
   s["scored_tissue_mm2"] = tissue * grid.tile_um_x * grid.tile_um_y / 1e6;
   s["p_mean"] = std::accumulate(p.begin(), p.end(), 0.0) / double(p.size());
   s["p_max"] = sorted.back();
+  // The slide score top-mean (slide/slide_evaluation.h): at least one tile.
+  const size_t top_n = std::clamp<size_t>(size_t(std::max(top_k, 1)), 1, sorted.size());
+  s["p_top_mean"] = std::accumulate(sorted.end() - long(top_n), sorted.end(), 0.0) / double(top_n);
   s["p_quantiles"] = {{"0.1", quantile(0.1)},
                       {"0.25", quantile(0.25)},
                       {"0.5", quantile(0.5)},

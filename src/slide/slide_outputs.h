@@ -45,7 +45,8 @@ void write_tiles_geojson(const std::string& path, const std::vector<Tile>& tiles
                          const std::vector<TileScore>& scores,
                          const std::vector<std::string>& classes = {});
 
-// Statistics of the scored tiles: count, mean, max, quantiles of P, the
+// Statistics of the scored tiles: count, mean, max, quantiles of P, the mean
+// P of the top_k most malignant (p_top_mean; at least one tile), the
 // malignant area fraction at 0.5 (tissue-weighted) and the top_k tiles.
 nlohmann::json score_statistics(const std::vector<Tile>& tiles,
                                 const std::vector<TileScore>& scores, const TileGrid& grid,

@@ -80,23 +80,9 @@ std::vector<Level> levels_of(const EvalReport& report) {
 
 void write_roc(const std::vector<Level>& levels, const std::string& base,
                const std::string& title) {
-  Curves curves(base + ".roc.dat");
-  for (const Level& level : levels) {
-    const auto curve = roc_curve(level.predictions);
-    if (curve.empty()) continue;
-    std::string rows;
-    for (const auto& [fpr, tpr] : curve) {
-      char line[64];
-      std::snprintf(line, sizeof line, "%.6f %.6f\n", fpr, tpr);
-      rows += line;
-    }
-    curves.add(level.name, rows,
-               std::string(level.style) + " title \"" + level.name +
-                   " (n = " + std::to_string(level.predictions.size()) + ", " +
-                   auc_text(*level.metrics) + ")\"");
-  }
-  render_roc(curves, base + ".roc", "set title \"" + gnuplot_text("ROC — " + title) + "\"\n",
-             "one class only");
+  std::vector<RocSeries> series;
+  for (const Level& level : levels) series.push_back({level.name, level.predictions, level.style});
+  write_roc_figure(series, base + ".roc", "ROC — " + title, "one class only");
 }
 
 // A confusion matrix to draw: [true][predicted] counts.
@@ -274,6 +260,26 @@ void write_reliability(const EvalReport& report, const std::string& base,
 }
 
 }  // namespace
+
+void write_roc_figure(const std::vector<RocSeries>& series, const std::string& base,
+                      const std::string& title, const std::string& why_none) {
+  Curves curves(base + ".dat");
+  for (const RocSeries& one : series) {
+    const auto curve = roc_curve(one.predictions);
+    if (curve.empty()) continue;
+    std::string rows;
+    for (const auto& [fpr, tpr] : curve) {
+      char line[64];
+      std::snprintf(line, sizeof line, "%.6f %.6f\n", fpr, tpr);
+      rows += line;
+    }
+    curves.add(one.name, rows,
+               one.style + " title \"" + gnuplot_text(one.name) +
+                   " (n = " + std::to_string(one.predictions.size()) + ", " +
+                   auc_text(compute_metrics(one.predictions)) + ")\"");
+  }
+  render_roc(curves, base, "set title \"" + gnuplot_text(title) + "\"\n", why_none);
+}
 
 void write_eval_figures(const EvalReport& report, const std::string& base,
                         const std::string& title) {

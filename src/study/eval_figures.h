@@ -7,10 +7,24 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "train/evaluate.h"
 
 namespace histocnn {
+
+// One curve of a ROC figure.
+struct RocSeries {
+  std::string name;  // the legend's, followed there by its n and AUC
+  std::vector<Prediction> predictions;
+  std::string style;  // gnuplot's `with` clause, e.g. "lines lw 2 dt 1"
+};
+
+// <base>.{dat,png,svg} and the scripts: one curve per series that has both
+// classes, the chance diagonal; with no such series the figure says
+// `why_none`. Throws when gnuplot is missing or fails.
+void write_roc_figure(const std::vector<RocSeries>& series, const std::string& base,
+                      const std::string& title, const std::string& why_none);
 
 // Writes <base>.roc.{dat,png,svg}, <base>.confusion.{png,svg}, with more
 // than two classes <base>.classes.confusion.{png,svg} (K x K) and

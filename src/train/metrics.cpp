@@ -9,7 +9,7 @@
 
 namespace histocnn {
 
-Metrics compute_metrics(const std::vector<Prediction>& predictions) {
+Metrics compute_metrics(const std::vector<Prediction>& predictions, double threshold) {
   Metrics m;
   m.count = int(predictions.size());
   if (predictions.empty()) return m;
@@ -22,7 +22,7 @@ Metrics compute_metrics(const std::vector<Prediction>& predictions) {
                           " predicted probabilities are not numbers (NaN or infinite): the "
                           "network's outputs overflow (its weights are not finite or too large)");
   for (const auto& p : predictions) {
-    const bool predicted = p.p_malignant >= 0.5f;
+    const bool predicted = double(p.p_malignant) >= threshold;
     if (p.label == 1)
       predicted ? ++m.tp : ++m.fn;
     else

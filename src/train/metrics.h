@@ -18,7 +18,7 @@ struct Prediction {
 struct Metrics {
   int count = 0;
   double accuracy = 0, balanced_accuracy = 0, auc = 0;  // auc is NaN with one class only
-  int tn = 0, fp = 0, fn = 0, tp = 0;                   // confusion at threshold 0.5
+  int tn = 0, fp = 0, fn = 0, tp = 0;                   // confusion at the threshold
   nlohmann::json to_json() const;
 };
 
@@ -29,8 +29,9 @@ class NonFiniteScores : public Error {
   using Error::Error;
 };
 
-// Throws NonFiniteScores when any p_malignant is not finite.
-Metrics compute_metrics(const std::vector<Prediction>& predictions);
+// A prediction is malignant when p_malignant >= threshold. Throws
+// NonFiniteScores when any p_malignant is not finite.
+Metrics compute_metrics(const std::vector<Prediction>& predictions, double threshold = 0.5);
 // The ROC curve: (false positive rate, true positive rate) points from (0,0)
 // to (1,1), one per distinct score (tied scores move diagonally), so its
 // trapezoid area equals Metrics::auc. Empty with one class only.

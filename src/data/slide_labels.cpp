@@ -1,0 +1,105 @@
+#include "data/slide_labels.h"
+
+#include <filesystem>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "data/csv_text.h"
+
+namespace histocnn {
+
+int slide_label_value(const std::string& word) {
+  const std::string w = ascii_lower(csv_trim(word));
+  if (w == "benign" || w == "0" || w == "negative" || w == "normal") return 0;
+  if (w == "malignant" || w == "1" || w == "positive" || w == "tumor" || w == "tumour") return 1;
+  return -1;
+}
+
+namespace {
+
+struct Columns {
+  int slide = -1, label = -1, patient = -1;
+};
+
+Columns find_columns(const std::vector<std::string>& header, const std::string& path) {
+  Columns c;
+  for (size_t i = 0; i < header.size(); ++i) {
+    const std::string h = ascii_lower(header[i]);
+    if (h == "slide") c.slide = int(i);
+    if (h == "label") c.label = int(i);
+    if (h == "patient") c.patient = int(i);
+  }
+  require(c.slide >= 0 && c.label >= 0,
+          path +
+              ": the header must name the columns 'slide' and 'label' (and optionally "
+              "'patient'), e.g. slide,label,patient");
+  return c;
+}
+
+}  // namespace
+
+SlideLabels SlideLabels::parse(const std::string& content, const std::string& path) {
+  const std::vector<std::string> lines = csv_lines(content);
+  size_t at = 0;
+  while (at < lines.size() && csv_trim(lines[at]).empty()) ++at;
+  require(at < lines.size(), path + ": empty file (expected a header: slide,label[,patient])");
+  const Columns columns = find_columns(csv_fields(lines[at]), path);
+  SlideLabels labels;
+  labels.path_ = path;
+  labels.has_patients_ = columns.patient >= 0;
+  for (size_t li = at + 1; li < lines.size(); ++li) {
+    if (csv_trim(lines[li]).empty()) continue;
+    const std::string where = path + " line " + std::to_string(li + 1);
+    const auto fields = csv_fields(lines[li]);
+    auto field = [&](int column) { return column < int(fields.size()) ? fields[column] : ""; };
+    const std::string slide = field(columns.slide);
+    require(!slide.empty(), where + ": no slide name");
+    SlideLabel row;
+    row.line = int(li + 1);
+    row.label = slide_label_value(field(columns.label));
+    require(row.label >= 0, where + ": label '" + field(columns.label) +
+                                "' is not benign or malignant (nor 0/1, negative/positive, "
+                                "normal/tumor)");
+    if (columns.patient >= 0) {
+      row.patient = field(columns.patient);
+      require(!row.patient.empty(), where + ": no patient (the column is there: fill it in)");
+    }
+    const auto [it, fresh] = labels.rows_.emplace(slide, row);
+    require(fresh, where + ": slide '" + slide + "' is listed twice (also line " +
+                       std::to_string(it->second.line) + ")");
+  }
+  require(!labels.rows_.empty(), path + ": no slide rows after the header");
+  return labels;
+}
+
+SlideLabels SlideLabels::read(const std::string& path) {
+  std::error_code ec;
+  require(std::filesystem::is_regular_file(path, ec),
+          "--slide-labels " + path +
+              (std::filesystem::exists(path, ec) ? ": not a regular file" : ": no such file"));
+  return parse(read_file(path, size_t(64) << 20), path);
+}
+
+const SlideLabel* SlideLabels::find(const std::string& slide_path) const {
+  const std::filesystem::path p(slide_path);
+  for (const std::string& key : {slide_path, p.filename().string(), p.filename().stem().string()}) {
+    const auto it = rows_.find(key);
+    if (it != rows_.end()) return &it->second;
+  }
+  return nullptr;
+}
+
+void SlideLabels::require_every(const std::vector<std::string>& slide_paths) const {
+  std::vector<std::string> missing;
+  for (const auto& s : slide_paths)
+    if (!find(s)) missing.push_back(std::filesystem::path(s).filename().string());
+  if (missing.empty()) return;
+  std::string names;
+  for (size_t i = 0; i < missing.size() && i < 3; ++i) names += (i ? ", " : "") + missing[i];
+  if (missing.size() > 3) names += ", ...";
+  fail("--slide-labels " + path_ + ": no row for " +
+       (missing.size() == 1 ? "slide " : std::to_string(missing.size()) + " slides: ") + names +
+       " (a row names a slide as given, by its file name, or without the extension)");
+}
+
+}  // namespace histocnn

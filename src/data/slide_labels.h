@@ -1,0 +1,52 @@
+// A cohort's slide labels, for `histocnn slide --slide-labels FILE`: a CSV
+// whose header names the columns `slide` and `label` (any case, any order,
+// other columns ignored) and optionally `patient`:
+//
+//   slide,label,patient
+//   case01.svs,malignant,P1
+//   case02,benign,P1
+//
+// A label is benign or malignant; 0/1, negative/positive and normal/tumo(u)r
+// (CAMELYON's words) are read as the same. A slide file matches the row that
+// names it as given on the command line, by its file name, or by its file
+// name without the extension (the name of its output folder). Patients, when
+// given, are the slide-level bootstrap's units: slides of one patient are
+// drawn together.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace histocnn {
+
+struct SlideLabel {
+  int label = 0;        // 0 benign, 1 malignant
+  std::string patient;  // "" when the file has no patient column
+  int line = 0;         // where it was read (1-based), for messages
+};
+
+class SlideLabels {
+ public:
+  // Throws naming `path` (and the line) for a missing column, an empty slide
+  // name, a label that is not one of the words above, or a slide listed twice.
+  static SlideLabels parse(const std::string& content, const std::string& path);
+  static SlideLabels read(const std::string& path);
+
+  // The row of the slide file `slide_path`; nullptr when no row names it.
+  const SlideLabel* find(const std::string& slide_path) const;
+  // Throws, naming the file, when any of `slide_paths` has no row.
+  void require_every(const std::vector<std::string>& slide_paths) const;
+  bool has_patients() const { return has_patients_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  std::map<std::string, SlideLabel> rows_;  // by the slide column's value
+  bool has_patients_ = false;
+};
+
+// 0 or 1 for one of the label words above (any case); -1 for anything else.
+int slide_label_value(const std::string& word);
+
+}  // namespace histocnn
