@@ -13,9 +13,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const std::string text(reinterpret_cast<const char*>(data), size);
     const auto labels = histocnn::SlideLabels::parse(text, "fuzz/labels.csv");
     // Any lookup answers a row with a label of 0 or 1, or none.
-    for (const std::string& name :
-         {std::string("case01.svs"), std::string("a/b.tif"), std::string(), std::string("."),
-          text.substr(0, 16)}) {
+    for (const std::string& name : {std::string("case01.svs"), std::string("a/b.tif"),
+                                    std::string(), std::string("."), text.substr(0, 16)}) {
       const histocnn::SlideLabel* row = labels.find(name);
       if (row && row->label != 0 && row->label != 1) __builtin_trap();
     }
