@@ -327,15 +327,26 @@ TEST_F(SlideCli, SeveralSlidesAddOneRowEachToSlidesCsvAndEnsemblesTheirSpread) {
 TEST_F(SlideCli, ACohortWithLabelsGetsSlideLevelMetricsAndAMissingLabelFailsFirst) {
   const std::vector<std::pair<std::string, std::string>> cohort = {
       {"b1", "benign"}, {"b2", "benign"}, {"m1", "malignant"}, {"m2", "malignant"}};
-  std::string slides;
+  // A folder of slides stands for the slides in it, and only those.
+  const std::string slides = " " + at("cohort-slides");
+  std::filesystem::create_directories(at("cohort-slides"));
   for (size_t i = 0; i < cohort.size(); ++i) {
     const auto& [name, tissue] = cohort[i];
-    ASSERT_EQ(run("synth --slide " + at(name + ".tif") + " --slide-size 3000x2000 --pieces 2 " +
-                  "--seed " + std::to_string(i % 2 + 1) + " --slide-tissue " + tissue)
+    ASSERT_EQ(run("synth --slide " + at("cohort-slides/" + name + ".tif") +
+                  " --slide-size 3000x2000 --pieces 2 --seed " + std::to_string(i % 2 + 1) +
+                  " --slide-tissue " + tissue)
                   .status,
               0);
-    slides += " " + at(name + ".tif");
   }
+  write_file_atomically(at("cohort-slides/notes.txt"), "scanned 2026-12-02\n");
+  std::filesystem::copy_file(at("tiles/train_1.png"), at("cohort-slides/photo.png"));
+  std::filesystem::create_directories(at("no-slides"));
+  std::filesystem::copy_file(at("tiles/train_1.png"), at("no-slides/photo.png"));
+  const CommandResult none = run("slide " + model() + " " + at("no-slides") + " -o " + at("n"));
+  EXPECT_NE(none.status, 0);
+  EXPECT_EQ(none.output, "histocnn: " + at("no-slides") +
+                             ": no slide in this folder that OpenSlide recognises (name plain "
+                             "images one by one)\n");
   // Labels as a user writes them: extra columns, synonyms, names with and
   // without the extension; P1 has a benign and a malignant slide.
   write_file_atomically(at("labels.csv"),
@@ -354,8 +365,7 @@ TEST_F(SlideCli, ACohortWithLabelsGetsSlideLevelMetricsAndAMissingLabelFailsFirs
   const CommandResult over = run("slide " + model() + slides + " -o " + at("kept") +
                                  " --slide-labels " + at("kept/slides.csv"));
   EXPECT_NE(over.status, 0);
-  EXPECT_NE(over.output.find("would overwrite the slide labels"), std::string::npos)
-      << over.output;
+  EXPECT_NE(over.output.find("would overwrite the slide labels"), std::string::npos) << over.output;
   EXPECT_EQ(read_file(at("kept/slides.csv")), read_file(at("labels.csv")));
 
   const CommandResult r =
@@ -372,6 +382,7 @@ TEST_F(SlideCli, ACohortWithLabelsGetsSlideLevelMetricsAndAMissingLabelFailsFirs
   EXPECT_EQ(e["bootstrap"]["unit"], "patient");
   EXPECT_EQ(e["bootstrap"]["units"], 3);
   EXPECT_EQ(e["left_out"].size(), 0u);
+  EXPECT_EQ(e["per_slide"][0]["slide"], at("cohort-slides/b1.tif"));
   // The model separates whole benign slides from malignant ones by mean P.
   for (const auto& row : e["per_slide"])
     EXPECT_EQ(row["called"], row["label"]) << e["per_slide"].dump();

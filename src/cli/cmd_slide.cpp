@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "core/paths.h"
 #include "core/threads.h"
+#include "data/slide.h"
 #include "data/slide_labels.h"
 #include "slide/slide_evaluation.h"
 #include "slide/slide_run.h"
@@ -62,6 +63,21 @@ void check_inputs(const SlideOptions& o, const std::vector<std::string>& slides)
   refuse_overwriting_inputs("--output", o.output, inputs);
 }
 
+// A folder among the slides stands for the slides in it (slides_in_folder).
+std::vector<std::string> with_folders_expanded(const std::vector<std::string>& inputs) {
+  std::vector<std::string> slides;
+  for (const auto& input : inputs) {
+    std::error_code ec;
+    if (!std::filesystem::is_directory(input, ec)) {
+      slides.push_back(input);
+      continue;
+    }
+    const auto inside = slides_in_folder(input);
+    slides.insert(slides.end(), inside.begin(), inside.end());
+  }
+  return slides;
+}
+
 struct SlideArgs {
   std::vector<std::string> models, files;
   std::string device = "cpu";
@@ -74,7 +90,7 @@ struct SlideArgs {
 void add_input_options(CLI::App* cmd, SlideArgs* a) {
   cmd->add_option("files", a->files,
                   "MODEL SLIDE... (or SLIDE... with -m): .svs, .ndpi, .mrxs, .scn, tiled TIFF, "
-                  "or a plain image")
+                  "or a plain image; a folder: every slide in it")
       ->required();
   cmd->option_defaults()->group("Inputs and outputs");
   cmd->add_option("--model,-m", a->models, "model or ensemble file (several -m average)")
@@ -198,6 +214,7 @@ int run_slides(SlideArgs& a, const CLI::App& cmd) {
     a.models.push_back(slides.front());
     slides.erase(slides.begin());
   }
+  slides = with_folders_expanded(slides);
   SlideOptions& o = a.o;
   o.model_paths = a.models;
   check_inputs(o, slides);

@@ -157,6 +157,20 @@ std::unique_ptr<Slide> open_slide(const std::string& path, double mpp, SlideRead
   return std::make_unique<ImageSlide>(path, load_image(path), mpp);
 }
 
+std::vector<std::string> slides_in_folder(const std::string& folder) {
+  std::vector<std::string> slides;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(folder, ec))
+    if (entry.is_regular_file(ec) && openslide_detect_vendor(entry.path().c_str()))
+      slides.push_back(entry.path().string());
+  require(!ec, folder + ": cannot list the folder (" + ec.message() + ")");
+  require(!slides.empty(), folder +
+                               ": no slide in this folder that OpenSlide recognises (name plain "
+                               "images one by one)");
+  std::sort(slides.begin(), slides.end());
+  return slides;
+}
+
 Thumbnail read_thumbnail(const Slide& slide, int max_side) {
   require(max_side >= 16, "thumbnail side must be at least 16 pixels");
   const double target = std::max(1.0, double(std::max(slide.width(), slide.height())) / max_side);

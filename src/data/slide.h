@@ -75,6 +75,12 @@ enum class SlideReader { automatic, openslide };
 std::unique_ptr<Slide> open_slide(const std::string& path, double mpp = 0,
                                   SlideReader reader = SlideReader::automatic);
 
+// The files directly in `folder` that OpenSlide recognises as slides (by
+// their content, not their names: a MIRAX .mrxs and not its data folder, a
+// tiled TIFF and not a heatmap PNG), sorted by name. Throws naming the
+// folder when it holds none; plain images are named one by one instead.
+std::vector<std::string> slides_in_folder(const std::string& folder);
+
 // Microns per level-0 pixel from a slide's properties: openslide.mpp-x/y,
 // else the TIFF resolution tags (tiff.XResolution with tiff.ResolutionUnit
 // centimeter or inch). {0, 0} when neither says.
