@@ -393,6 +393,23 @@ TEST_F(SlideCli, ACohortWithLabelsGetsSlideLevelMetricsAndAMissingLabelFailsFirs
   EXPECT_NE(table.find("m2,malignant\n"), std::string::npos) << table;
   EXPECT_NE(table.find("b2,benign\n"), std::string::npos) << table;
   EXPECT_GT(read_file(at("cohort/slide-roc.png")).size(), 1000u);
+
+  // Another score: no tile is scored and no slide output drawn again; other
+  // output options (--top-k) redraw them.
+  const auto drawn = std::filesystem::last_write_time(at("cohort/b1/heatmap.png"));
+  const std::string evaluate = "slide " + model() + slides + " -o " + at("cohort") +
+                               " --slide-labels " + at("labels.csv") + " --threads 1 --no-progress";
+  const CommandResult again = run(evaluate + " --slide-score max");
+  ASSERT_EQ(again.status, 0) << again.output;
+  EXPECT_NE(again.output.find("slide level (max, 4 slides, 2 malignant): AUC "), std::string::npos)
+      << again.output;
+  EXPECT_EQ(std::filesystem::last_write_time(at("cohort/b1/heatmap.png")), drawn);
+  EXPECT_EQ(nlohmann::json::parse(read_file(at("cohort/slide-evaluation.json")))["score"], "max");
+  ASSERT_EQ(run(evaluate + " --top-k 1").status, 0);
+  EXPECT_NE(std::filesystem::last_write_time(at("cohort/b1/heatmap.png")), drawn);
+  const auto b1 = nlohmann::json::parse(read_file(at("cohort/b1/summary.json")));
+  EXPECT_EQ(b1["top_k"], 1);
+  EXPECT_EQ(b1["p_top_mean"], b1["p_max"]);
 }
 
 TEST_F(SlideCli, ModelsRecordTheirScaleAndPredictReadsTiff) {

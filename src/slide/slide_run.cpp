@@ -126,7 +126,26 @@ nlohmann::json describe(const PreparedSlide& p, const SlideOptions& o) {
           {"tissue_mm2", double(p.mask.tissue_pixels()) * um2_per_pixel(s, p.thumbnail) / 1e6},
           {"min_tissue", o.min_tissue},
           {"tta", o.tta},
+          {"top_k", o.top_k},
+          {"explain", o.explain},
           {"tiles_on_tissue", p.tiles.size()}};
+}
+
+// The summary of a previous run that finished this slide with the same
+// settings and the same output options (top_k, explain): its outputs stand,
+// so a re-run (another --slide-score, a cohort's second look) need not draw
+// them again. Null when anything differs or is missing; a summary from an
+// older histocnn (no "top_k") is redrawn.
+nlohmann::json finished_summary(const std::string& folder, size_t tiles, const SlideOptions& o) {
+  std::error_code ec;
+  for (const char* name : {"summary.json", "tiles.geojson", "heatmap.png"})
+    if (!fs::is_regular_file(folder + "/" + name, ec)) return nullptr;
+  nlohmann::json s = nlohmann::json::parse(read_file(folder + "/summary.json"), nullptr, false);
+  const bool same = s.is_object() && !s.contains("interrupted") &&
+                    s.value("tiles_scored", size_t(0)) == tiles &&
+                    s.value("top_k", -1) == o.top_k && s.value("explain", -1) == o.explain &&
+                    (o.explain == 0 || s.contains("explanations"));
+  return same ? s : nlohmann::json(nullptr);
 }
 
 void write_outputs(const std::string& folder, const PreparedSlide& p,
@@ -282,6 +301,10 @@ nlohmann::json score_slide(const std::string& path, const std::vector<ModelFile>
     summary["interrupted"] = true;
     summary["tiles_scored"] = scores.size();
     return summary;
+  }
+  if (t.tiles == 0) {  // every tile was scored before: maybe nothing to redraw
+    nlohmann::json before = finished_summary(folder, scores.size(), o);
+    if (!before.is_null()) return before;
   }
   write_outputs(folder, p, scores, summary, o, models.front().labels.classes);
   if (o.explain > 0) {
