@@ -42,9 +42,11 @@ nlohmann::json interval_json(const Interval& i) {
   return i.samples ? nlohmann::json::array({i.low, i.high}) : nlohmann::json(nullptr);
 }
 
-// Youden's J over the chosen score: the threshold (one of the scores) with
-// the largest sensitivity + specificity - 1, ties to the higher threshold.
-// Null without both classes.
+// Youden's J over the chosen score: the cut with the largest sensitivity +
+// specificity - 1 (ties to the higher cut), its threshold halfway between the
+// lowest score called malignant and the highest called benign (the scores
+// themselves would put it on a slide: saturated scores of 1.0 would make
+// 1.0 the threshold). Null without both classes.
 nlohmann::json youden_threshold(const std::vector<Prediction>& predictions) {
   int positives = 0;
   for (const auto& p : predictions) positives += p.label;
@@ -62,7 +64,8 @@ nlohmann::json youden_threshold(const std::vector<Prediction>& predictions) {
     const double sensitivity = double(tp) / positives, specificity = 1 - double(fp) / negatives;
     if (sensitivity + specificity - 1 > best_j) {
       best_j = sensitivity + specificity - 1;
-      best_t = double(sorted[i].p_malignant);
+      const double below = j < sorted.size() ? sorted[j].p_malignant : sorted[i].p_malignant;
+      best_t = (double(sorted[i].p_malignant) + below) / 2;
       best_sensitivity = sensitivity;
       best_specificity = specificity;
     }
