@@ -13,6 +13,7 @@
 #include "data/dataset.h"
 #include "data/grade_csv.h"
 #include "data/labels.h"
+#include "test_util.h"
 #include "train/class_metrics.h"
 #include "train/temperature.h"
 
@@ -28,14 +29,7 @@ const char* kGradeCsv =
     "train_4,6, benign,  Adenomatous ,colon\n"
     "train_5,7, malignant, poorly differentiated,rectum\n";
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using testing::error_of;
 
 TEST(LabelSchemes, Grade5ReadsTheReleaseSpellingsInOrdinalOrder) {
   const auto rows = parse_grade_csv(kGradeCsv, "Grade.csv");

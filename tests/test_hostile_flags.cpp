@@ -123,6 +123,59 @@ TEST_F(Hostile, EveryFlagRefusalNamesItsFlagAndWritesNothing) {
        2,
        {"--reader"},
        {}},
+      {"slide --slide-threshold 2",
+       [&] {
+         return "slide " + m + " " + path("d/train_1.png") + " --slide-labels " +
+                path("d/Grade.csv") + " --slide-threshold 2 -o " + path("never");
+       },
+       2,
+       {"--slide-threshold"},
+       {}},
+      {"slide --slide-threshold nan",
+       [&] {
+         return "slide " + m + " " + path("d/train_1.png") + " --slide-labels " +
+                path("d/Grade.csv") + " --slide-threshold nan -o " + path("never");
+       },
+       1,
+       {"--slide-threshold nan", "not a finite number"},
+       {}},
+      {"slide --slide-score bogus",
+       [&] {
+         return "slide " + m + " " + path("d/train_1.png") + " --slide-labels " +
+                path("d/Grade.csv") + " --slide-score median -o " + path("never");
+       },
+       2,
+       {"--slide-score"},
+       {}},
+      {"slide --slide-labels a folder",
+       [&] {
+         return "slide " + m + " " + path("d/train_1.png") + " --slide-labels " + d + " -o " +
+                path("never");
+       },
+       1,
+       {"--slide-labels", "not a regular file"},
+       {}},
+      {"slide --slide-labels an image",
+       [&] {
+         return "slide " + m + " " + path("d/train_1.png") + " --slide-labels " +
+                path("d/train_1.png") + " -o " + path("never");
+       },
+       1,
+       {"train_1.png", "'slide' and 'label'"},
+       {}},
+      {"slide --slide-labels Grade.csv (not a slide list)",
+       [&] {
+         return "slide " + m + " " + path("d/train_1.png") + " --slide-labels " +
+                path("d/Grade.csv") + " -o " + path("never");
+       },
+       1,
+       {"Grade.csv", "'slide' and 'label'"},
+       {}},
+      {"synth --slide-tissue bogus",
+       [&] { return "synth --slide " + path("never.tif") + " --slide-tissue tumour"; },
+       2,
+       {"--slide-tissue"},
+       {}},
       {"eval --bootstrap -5",
        [&] { return "eval --data " + d + " -m " + m + " --bootstrap -5"; },
        2,

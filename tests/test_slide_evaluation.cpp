@@ -18,14 +18,7 @@
 namespace histocnn {
 namespace {
 
-std::string message_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using testing::error_of;
 
 TEST(SlideLabels, ReadTheColumnsByNameAndMatchSlidesByPathNameOrStem) {
   const SlideLabels labels = SlideLabels::parse(
@@ -49,7 +42,7 @@ TEST(SlideLabels, ReadTheColumnsByNameAndMatchSlidesByPathNameOrStem) {
   EXPECT_EQ(labels.find("case04.mrxs")->label, 0);
   EXPECT_EQ(labels.find("case05.svs"), nullptr);
   EXPECT_NO_THROW(labels.require_every({"a/case01.svs", "case02.tif"}));
-  const std::string missing = message_of([&] {
+  const std::string missing = error_of([&] {
     labels.require_every({"a/case01.svs", "b/case05.svs", "case06.tif"});
   });
   EXPECT_EQ(missing,
@@ -64,7 +57,7 @@ TEST(SlideLabels, ReadTheColumnsByNameAndMatchSlidesByPathNameOrStem) {
 
 TEST(SlideLabels, MistakesGetOneLineNamingTheFileAndLine) {
   auto error = [](const std::string& content) {
-    return message_of([&] { SlideLabels::parse(content, "l.csv"); });
+    return error_of([&] { SlideLabels::parse(content, "l.csv"); });
   };
   EXPECT_EQ(error(""), "l.csv: empty file (expected a header: slide,label[,patient])");
   EXPECT_EQ(error("name,grade\na,benign\n"),
@@ -81,9 +74,9 @@ TEST(SlideLabels, MistakesGetOneLineNamingTheFileAndLine) {
             "l.csv line 2: no patient (the column is there: fill it in)");
   EXPECT_EQ(error("label,slide\nbenign\n"), "l.csv line 2: no slide name");
   testing::TempDir dir;
-  EXPECT_EQ(message_of([&] { SlideLabels::read(dir / "none.csv"); }),
+  EXPECT_EQ(error_of([&] { SlideLabels::read(dir / "none.csv"); }),
             "--slide-labels " + (dir / "none.csv") + ": no such file");
-  EXPECT_EQ(message_of([&] { SlideLabels::read(dir.path()); }),
+  EXPECT_EQ(error_of([&] { SlideLabels::read(dir.path()); }),
             "--slide-labels " + dir.path() + ": not a regular file");
 }
 
@@ -161,7 +154,7 @@ TEST(SlideEvaluation, TheThresholdAndTheScoreAreTheUsersChoice) {
   EXPECT_EQ(e.metrics.tn, 1);
   EXPECT_DOUBLE_EQ(e.to_json()["per_slide"][3]["score"].get<double>(), 0.1);
   o.score = "median";
-  EXPECT_EQ(message_of([&] { evaluate_slides(cohort, o); }),
+  EXPECT_EQ(error_of([&] { evaluate_slides(cohort, o); }),
             "--slide-score median: not one of max, top-mean, mean, area");
 }
 

@@ -8,10 +8,12 @@
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <ostream>
 #include <string>
 #include <vector>
 
+#include "core/error.h"
 #include "core/rng.h"
 #include "nn/params.h"
 
@@ -104,5 +106,15 @@ class TempDir {
  private:
   std::filesystem::path path_;
 };
+
+// The message of the histocnn::Error `f` throws; "" when it throws none.
+inline std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
 
 }  // namespace histocnn::testing
