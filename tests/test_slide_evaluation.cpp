@@ -108,18 +108,23 @@ TEST(SlideEvaluation, KnownAucConfusionAndSlidesLeftOut) {
   glass.slide = "glass.svs";
   glass.scored = true;
   glass.summary = {{"tiles_scored", 0}};
+  ScoredSlide diverged = slide("nan.svs", 1, 0.5);
+  diverged.summary["p_mean"] = nullptr;  // how a NaN comes back from summary.json
   cohort.push_back(failed);
   cohort.push_back(glass);
+  cohort.push_back(diverged);
   const SlideEvaluation e = evaluate_slides(cohort, {});
   EXPECT_DOUBLE_EQ(e.metrics.auc, 0.75);
   EXPECT_EQ(e.metrics.tp, 1);  // m1; m2 falls under 0.5
   EXPECT_EQ(e.metrics.fn, 1);
   EXPECT_EQ(e.metrics.fp, 1);  // b1
   EXPECT_EQ(e.metrics.tn, 1);
-  ASSERT_EQ(e.left_out.size(), 2u);
+  ASSERT_EQ(e.left_out.size(), 3u);
   EXPECT_EQ(e.left_out[0], std::make_pair(std::string("broken.svs"), std::string("failed")));
   EXPECT_EQ(e.left_out[1],
             std::make_pair(std::string("glass.svs"), std::string("no tissue scored")));
+  EXPECT_EQ(e.left_out[2],
+            std::make_pair(std::string("nan.svs"), std::string("its scores are not numbers")));
   const nlohmann::json j = e.to_json();
   EXPECT_EQ(j["slides"], 4);
   EXPECT_EQ(j["malignant"], 2);
@@ -137,8 +142,11 @@ TEST(SlideEvaluation, KnownAucConfusionAndSlidesLeftOut) {
   EXPECT_DOUBLE_EQ(j["threshold_from_these_slides"]["specificity"].get<double>(), 1.0);
   EXPECT_EQ(j["per_slide"][1]["called"], "benign");
   EXPECT_NE(e.headline().find("AUC 0.750 (95% CI "), std::string::npos) << e.headline();
-  EXPECT_NE(e.headline().find("; at 0.5: sensitivity 0.50, specificity 0.50; 2 slides left out"),
-            std::string::npos)
+  EXPECT_NE(
+      e.headline().find(
+          "; at 0.5: sensitivity 0.50, specificity 0.50; 3 slides left out (failed, no tissue "
+          "scored, its scores are not numbers)"),
+      std::string::npos)
       << e.headline();
 }
 

@@ -143,11 +143,18 @@ SlideEvaluation evaluate_slides(const std::vector<ScoredSlide>& slides,
   e.options = options;
   std::vector<ScoredSlide> kept;
   for (const std::string& score : slide_score_names()) e.by_score[score] = {};
+  auto numbers = [](const nlohmann::json& summary) {  // null: NaN went through a file
+    for (const std::string& score : slide_score_names())
+      if (!summary.at(slide_score_key(score)).is_number()) return false;
+    return true;
+  };
   for (const ScoredSlide& s : slides) {
     if (!s.scored) {
       e.left_out.push_back({s.slide, "failed"});
-    } else if (!s.summary.contains("p_top_mean")) {
+    } else if (s.summary.value("tiles_scored", 0) == 0 || !s.summary.contains("p_top_mean")) {
       e.left_out.push_back({s.slide, "no tissue scored"});
+    } else if (!numbers(s.summary)) {
+      e.left_out.push_back({s.slide, "its scores are not numbers"});
     } else {
       kept.push_back(s);
       e.evaluated.push_back(s.slide);
@@ -243,9 +250,12 @@ std::string SlideEvaluation::headline() const {
   std::snprintf(text, sizeof text, "; at %g: sensitivity %s, specificity %s", options.threshold,
                 part(sensitivity_of(metrics)).c_str(), part(specificity_of(metrics)).c_str());
   line += text;
+  std::string why;  // the distinct reasons, in order
+  for (const auto& [slide, reason] : left_out)
+    if (why.find(reason) == std::string::npos) why += (why.empty() ? "" : ", ") + reason;
   if (!left_out.empty())
     line += "; " + std::to_string(left_out.size()) + " slide" + (left_out.size() > 1 ? "s" : "") +
-            " left out (failed or no tissue)";
+            " left out (" + why + ")";
   return line;
 }
 

@@ -13,9 +13,10 @@
 // balanced accuracy, come with 95% intervals from a bootstrap over patients
 // (when the labels name them; slides of one patient are alike, so drawing
 // them apart would make the intervals too narrow) or else over slides.
-// Slides that failed or had no tissue scored are left out and listed. The
-// threshold Youden's J picks on these slides is reported too, flagged as
-// optimistic: a threshold is chosen on one cohort and applied to another.
+// Slides that failed, had no tissue scored or whose scores are not numbers
+// are left out and listed with the reason. The threshold Youden's J picks on
+// these slides is reported too, flagged as optimistic: a threshold is chosen
+// on one cohort and applied to another.
 #pragma once
 
 #include <cstdint>
