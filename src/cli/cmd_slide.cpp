@@ -32,7 +32,8 @@ std::string slides_csv_row(const std::string& slide, const std::string& folder,
                            const nlohmann::json& s, const std::string& status,
                            const SlideLabel* label) {
   auto number = [&](const char* key, const char* format) -> std::string {
-    if (!s.contains(key)) return "";  // a failed slide, or one without tissue
+    // A failed slide, one without tissue, or a NaN (null in a reused summary.json).
+    if (!s.contains(key) || !s[key].is_number()) return "";
     char text[48];
     std::snprintf(text, sizeof text, format, s[key].get<double>());
     return text;

@@ -141,10 +141,12 @@ nlohmann::json finished_summary(const std::string& folder, size_t tiles, const S
   for (const char* name : {"summary.json", "tiles.geojson", "heatmap.png"})
     if (!fs::is_regular_file(folder + "/" + name, ec)) return nullptr;
   nlohmann::json s = nlohmann::json::parse(read_file(folder + "/summary.json"), nullptr, false);
+  auto holds = [&](const char* key, int64_t value) {  // a hand-edited file may hold anything
+    return s.contains(key) && s[key].is_number_integer() && s[key].get<int64_t>() == value;
+  };
   const bool same = s.is_object() && !s.contains("interrupted") &&
-                    s.value("tiles_scored", size_t(0)) == tiles &&
-                    s.value("top_k", -1) == o.top_k && s.value("explain", -1) == o.explain &&
-                    (o.explain == 0 || s.contains("explanations"));
+                    holds("tiles_scored", int64_t(tiles)) && holds("top_k", o.top_k) &&
+                    holds("explain", o.explain) && (o.explain == 0 || s.contains("explanations"));
   return same ? s : nlohmann::json(nullptr);
 }
 
