@@ -18,6 +18,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       const histocnn::SlideLabel* row = labels.find(name);
       if (row && row->label != 0 && row->label != 1) __builtin_trap();
     }
+    labels.require_every({"case01.svs", "a/b.tif", text.substr(0, 16)});
   } catch (const histocnn::Error&) {
   }
   return 0;

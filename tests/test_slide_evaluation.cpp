@@ -48,6 +48,9 @@ TEST(SlideLabels, ReadTheColumnsByNameAndMatchSlidesByPathNameOrStem) {
   EXPECT_EQ(missing,
             "--slide-labels labels.csv: no row for 2 slides: case05.svs, case06.tif (a row names "
             "a slide as given, by its file name, or without the extension)");
+  const SlideLabels twice = SlideLabels::parse("slide,label\na.svs,0\na,1\n", "l.csv");
+  EXPECT_EQ(error_of([&] { twice.require_every({"d/a.svs"}); }),
+            "l.csv: lines 2 and 3 both name slide d/a.svs; keep one");
   const SlideLabels plain = SlideLabels::parse("slide,label\nx,positive\ny,NEGATIVE\n", "l.csv");
   EXPECT_FALSE(plain.has_patients());
   EXPECT_EQ(plain.find("x.svs")->label, 1);

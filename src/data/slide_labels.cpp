@@ -1,5 +1,6 @@
 #include "data/slide_labels.h"
 
+#include <algorithm>
 #include <filesystem>
 
 #include "core/atomic_file.h"
@@ -91,8 +92,20 @@ const SlideLabel* SlideLabels::find(const std::string& slide_path) const {
 
 void SlideLabels::require_every(const std::vector<std::string>& slide_paths) const {
   std::vector<std::string> missing;
-  for (const auto& s : slide_paths)
+  for (const auto& s : slide_paths) {
     if (!find(s)) missing.push_back(std::filesystem::path(s).filename().string());
+    const std::filesystem::path p(s);
+    std::vector<int> lines;  // rows naming this slide in different ways ("a.svs" and "a")
+    for (const std::string& key : {s, p.filename().string(), p.filename().stem().string()}) {
+      const auto it = rows_.find(key);
+      if (it != rows_.end() &&
+          std::find(lines.begin(), lines.end(), it->second.line) == lines.end())
+        lines.push_back(it->second.line);
+    }
+    if (lines.size() > 1)
+      fail(path_ + ": lines " + std::to_string(lines[0]) + " and " + std::to_string(lines[1]) +
+           " both name slide " + s + "; keep one");
+  }
   if (missing.empty()) return;
   std::string names;
   for (size_t i = 0; i < missing.size() && i < 3; ++i) names += (i ? ", " : "") + missing[i];

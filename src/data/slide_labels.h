@@ -35,7 +35,8 @@ class SlideLabels {
 
   // The row of the slide file `slide_path`; nullptr when no row names it.
   const SlideLabel* find(const std::string& slide_path) const;
-  // Throws, naming the file, when any of `slide_paths` has no row.
+  // Throws, naming the file, when any of `slide_paths` has no row, or two
+  // rows that name it in different ways ("a.svs" and "a").
   void require_every(const std::vector<std::string>& slide_paths) const;
   bool has_patients() const { return has_patients_; }
   const std::string& path() const { return path_; }
