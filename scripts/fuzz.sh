@@ -13,7 +13,7 @@ command -v ccache > /dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -DHISTOCNN_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   "${launcher[@]}" > /dev/null
 cmake --build build-fuzz -j"$(nproc)" > /dev/null
-for target in grade_csv slide_labels safetensors model_spec image tiff slide model_file \
+for target in grade_csv slide_labels annotations safetensors model_spec image tiff slide model_file \
               study_results; do
   work="build-fuzz/corpus-$target"
   mkdir -p "$work"

@@ -20,6 +20,7 @@
 #include "data/synth_slide.h"
 #include "test_util.h"
 #include "train/checkpoint.h"
+#include "train/metrics.h"
 
 namespace histocnn {
 namespace {
@@ -410,6 +411,63 @@ TEST_F(SlideCli, ACohortWithLabelsGetsSlideLevelMetricsAndAMissingLabelFailsFirs
   const auto b1 = nlohmann::json::parse(read_file(at("cohort/b1/summary.json")));
   EXPECT_EQ(b1["top_k"], 1);
   EXPECT_EQ(b1["p_top_mean"], b1["p_max"]);
+}
+
+TEST_F(SlideCli, TilesAreScoredAgainstRegionAnnotations) {
+  // A mixed slide with its malignant blocks exported as QuPath annotations,
+  // and a second slide without a file (and without a label).
+  SynthSlideOptions o;
+  o.width = 4000;
+  o.height = 3000;
+  o.pieces = 2;
+  o.seed = 3;
+  std::filesystem::create_directories(at("ann/slides"));
+  std::filesystem::create_directories(at("ann/regions"));
+  ASSERT_EQ(
+      run("synth --slide " + at("ann/slides/mix.tif") + " --slide-size 4000x3000 --pieces 2 " +
+          "--seed 3 --slide-annotations " + at("ann/regions/mix.geojson"))
+          .status,
+      0);
+  ASSERT_EQ(run("synth --slide " + at("ann/slides/other.tif") + " --slide-size 1500x1000 " +
+                "--pieces 1 --seed 4 --slide-tissue benign")
+                .status,
+            0);
+  const CommandResult r = run("slide " + model() + " " + at("ann/slides") + " -o " + at("ann/out") +
+                              " --annotations " + at("ann/regions") + " --threads 1 --no-progress");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("histocnn slide: no " + at("ann/regions") +
+                          "/<name>.geojson for 1 slide (other): their tiles are not checked"),
+            std::string::npos)
+      << r.output;
+  const auto a = nlohmann::json::parse(read_file(at("ann/out/mix/summary.json")))["annotations"];
+  // The same AUC from tiles.csv with each tile's truth at its centre, from
+  // the generator's own blocks: the annotations carry the truth faithfully.
+  const std::vector<TileRow> rows = read_rows(at("ann/out/mix/tiles.csv"));
+  std::vector<Prediction> by_centre;
+  for (const TileRow& t : rows)
+    by_centre.push_back(
+        {float(t.p), SyntheticSlideLayout(o).label_at(int64_t(t.x + t.width / 2),
+                                                      int64_t(t.y + t.width / 2)) == 2});
+  EXPECT_EQ(a["tiles"], int(rows.size()));
+  EXPECT_NEAR(a["auc"].get<double>(), compute_metrics(by_centre).auc, 0.02) << a.dump();
+  EXPECT_GT(a["auc"].get<double>(), 0.6) << a.dump();
+  EXPECT_GT(a["malignant_tiles"].get<int>(), int(rows.size()) / 4) << a.dump();
+  const std::string table = read_file(at("ann/out/slides.csv"));
+  EXPECT_NE(table.find(",tile_auc\n"), std::string::npos) << table;
+  EXPECT_EQ(nlohmann::json::parse(read_file(at("ann/out/other/summary.json"))).count("annotations"),
+            0u);
+  EXPECT_NE(r.output.find("mix.tif: " + std::to_string(rows.size()) + " tiles scored, tile AUC "),
+            std::string::npos)
+      << r.output;
+  // A malformed file fails before any slide is scored.
+  write_file_atomically(at("ann/regions/other.geojson"), "{\"type\": \"Feature\"}");
+  const CommandResult bad = run("slide " + model() + " " + at("ann/slides") + " -o " +
+                                at("ann/bad") + " --annotations " + at("ann/regions"));
+  EXPECT_NE(bad.status, 0);
+  EXPECT_EQ(bad.output, "histocnn: " + at("ann/regions/other.geojson") +
+                            ": not GeoJSON annotations (expected a FeatureCollection, as "
+                            "QuPath's File > Export objects as GeoJSON writes)\n");
+  EXPECT_FALSE(std::filesystem::exists(at("ann/bad")));
 }
 
 TEST_F(SlideCli, ModelsRecordTheirScaleAndPredictReadsTiff) {

@@ -3,6 +3,7 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/paths.h"
 #include "data/synth.h"
 #include "data/synth_slide.h"
 
@@ -38,6 +39,11 @@ Runner add_synth(CLI::App& app) {
       ->default_str("mixed")
       ->check(CLI::IsMember({"mixed", "benign", "malignant"}))
       ->needs(slide_option);
+  auto annotations = std::make_shared<std::string>();
+  cmd->add_option("--slide-annotations", *annotations,
+                  "also write the slide's malignant tissue as QuPath GeoJSON annotations, the "
+                  "truth for `histocnn slide --annotations`")
+      ->needs(slide_option);
   cmd->add_option("--mpp", slide->mpp, "the slide's microns per pixel")
       ->capture_default_str()
       ->check(CLI::Range(0.05, 10.0));
@@ -54,7 +60,7 @@ Runner add_synth(CLI::App& app) {
   cmd->add_flag("--force", options->force,
                 "write into a folder that already holds a dataset (its Grade.csv is replaced), "
                 "or replace an existing --slide file");
-  return [options, folder, slide, slide_path, slide_size] {
+  return [options, folder, slide, slide_path, slide_size, annotations] {
     require(folder->empty() != slide_path->empty(),
             "synth: give -o FOLDER (a dataset) or --slide FILE.tif (a whole slide)");
     if (!slide_path->empty()) {
@@ -71,7 +77,13 @@ Runner add_synth(CLI::App& app) {
       require(!std::filesystem::exists(*slide_path, ec) ||
                   (options->force && std::filesystem::is_regular_file(*slide_path, ec)),
               "--slide " + *slide_path + ": the file exists; --force replaces it");
+      require(annotations->empty() || !same_path(*annotations, *slide_path),
+              "--slide-annotations " + *annotations + ": the slide's own file");
+      require(annotations->empty() || !std::filesystem::exists(*annotations, ec) ||
+                  (options->force && std::filesystem::is_regular_file(*annotations, ec)),
+              "--slide-annotations " + *annotations + ": the file exists; --force replaces it");
       write_synthetic_slide(*slide_path, *slide);
+      if (!annotations->empty()) write_synthetic_annotations(*annotations, *slide);
       const char* holds = slide->tissue == SlideTissue::benign ? "benign"
                           : slide->tissue == SlideTissue::malignant
                               ? "malignant"

@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <nlohmann/json.hpp>
 #include <thread>
 
+#include "core/atomic_file.h"
 #include "core/counter_hash.h"
 #include "core/error.h"
 #include "core/rng.h"
@@ -114,6 +116,37 @@ void write_synthetic_slide(const std::string& path, const SynthSlideOptions& opt
         return layout.paint(x, y, width, height);
       },
       w);
+}
+
+void write_synthetic_annotations(const std::string& path, const SynthSlideOptions& options) {
+  const SyntheticSlideLayout layout(options);
+  nlohmann::json squares = nlohmann::json::array();
+  const int64_t b = kSynthSlideBlock;
+  for (int64_t by = 0; by * b < options.height; ++by)
+    for (int64_t bx = 0; bx * b < options.width; ++bx) {
+      bool malignant = false;  // any of 8 x 8 points of the block on malignant tissue
+      for (int j = 0; j < 8 && !malignant; ++j)
+        for (int i = 0; i < 8 && !malignant; ++i)
+          malignant = layout.label_at(std::min(bx * b + i * b / 8 + b / 16, options.width - 1),
+                                      std::min(by * b + j * b / 8 + b / 16, options.height - 1)) ==
+                      2;
+      if (!malignant) continue;
+      const int64_t x0 = bx * b, y0 = by * b;
+      const int64_t x1 = std::min(x0 + b, options.width), y1 = std::min(y0 + b, options.height);
+      squares.push_back({{{x0, y0}, {x1, y0}, {x1, y1}, {x0, y1}, {x0, y0}}});
+    }
+  nlohmann::json features = nlohmann::json::array();
+  if (!squares.empty())
+    features.push_back(
+        {{"type", "Feature"},
+         {"geometry", {{"type", "MultiPolygon"}, {"coordinates", squares}}},
+         {"properties",
+          {{"objectType", "annotation"},
+           {"classification", {{"name", "Tumor"}, {"color", {200, 0, 0}}}}}}});
+  write_file_atomically(path,
+                        nlohmann::json({{"type", "FeatureCollection"}, {"features", features}})
+                                .dump() +
+                            "\n");
 }
 
 }  // namespace histocnn

@@ -53,4 +53,9 @@ class SyntheticSlideLayout {
 
 void write_synthetic_slide(const std::string& path, const SynthSlideOptions& options);
 
+// The slide's malignant tissue as QuPath would export a pathologist's
+// outline of it (data/annotations.h): one "Tumor" annotation, a MultiPolygon
+// of the malignant blocks that hold tissue. Written atomically.
+void write_synthetic_annotations(const std::string& path, const SynthSlideOptions& options);
+
 }  // namespace histocnn

@@ -17,6 +17,7 @@
 #include "data/tissue.h"
 #include "slide/slide_outputs.h"
 #include "slide/tile_scorer.h"
+#include "slide/tile_truth.h"
 #include "slide/tiling.h"
 #include "study/explanation_figure.h"
 #include "train/explain.h"
@@ -304,17 +305,24 @@ nlohmann::json score_slide(const std::string& path, const std::vector<ModelFile>
     summary["tiles_scored"] = scores.size();
     return summary;
   }
-  if (t.tiles == 0) {  // every tile was scored before: maybe nothing to redraw
-    nlohmann::json before = finished_summary(folder, scores.size(), o);
-    if (!before.is_null()) return before;
+  // Every tile scored before: the outputs may stand as they are.
+  nlohmann::json done = t.tiles == 0 ? finished_summary(folder, scores.size(), o) : nullptr;
+  if (done.is_null()) {
+    write_outputs(folder, p, scores, summary, o, models.front().labels.classes);
+    if (o.explain > 0) {
+      summary["explanations"] =
+          write_tile_explanations(folder, p, scores, models, stains.get(), o.explain);
+      write_file_atomically(folder + "/summary.json", summary.dump(2) + "\n");
+    }
+    done = summary;
   }
-  write_outputs(folder, p, scores, summary, o, models.front().labels.classes);
-  if (o.explain > 0) {
-    summary["explanations"] =
-        write_tile_explanations(folder, p, scores, models, stains.get(), o.explain);
-    write_file_atomically(folder + "/summary.json", summary.dump(2) + "\n");
+  if (o.annotations || o.benign_without_annotations || done.contains("annotations")) {
+    done.erase("annotations");  // this run's annotations, or none: never an earlier run's
+    if (o.annotations || o.benign_without_annotations)
+      done["annotations"] = tiles_against_annotations(o.annotations, p.tiles, scores);
+    write_file_atomically(folder + "/summary.json", done.dump(2) + "\n");
   }
-  return summary;
+  return done;
 }
 
 }  // namespace histocnn

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "backends/backend.h"
+#include "data/annotations.h"
 #include "data/slide.h"
 #include "data/tissue.h"
 #include "slide/tiling.h"
@@ -33,6 +34,11 @@ struct SlideOptions {
   int top_k = 10;
   int explain = 0;  // Grad-CAM figures of this many most malignant tiles (explain/)
   std::vector<std::string> model_paths;  // recorded: a re-run must use the same model
+  // The slide's region annotations to check its tiles against (slide/
+  // tile_truth.h; null: none); benign_without_annotations: no file, but the
+  // slide's label says benign, so every tile is.
+  const Annotations* annotations = nullptr;
+  bool benign_without_annotations = false;
 };
 
 // Everything known before the first tile is scored: the slide, its tile
