@@ -171,6 +171,29 @@ TEST_F(Hostile, EveryFlagRefusalNamesItsFlagAndWritesNothing) {
        1,
        {"Grade.csv", "'slide' and 'label'"},
        {}},
+      {"slide --annotations not a folder",
+       [&] {
+         return "slide " + m + " " + path("d/train_1.png") + " --annotations " +
+                path("no-such-folder") + " -o " + path("never");
+       },
+       1,
+       {"--annotations", "not a folder"},
+       {}},
+      {"slide --annotation-classes without --annotations",
+       [&] {
+         return "slide " + m + " " + path("d/train_1.png") + " --annotation-classes tumor -o " +
+                path("never");
+       },
+       2,
+       {"--annotation-classes", "--annotations"},
+       {}},
+      {"synth --slide-annotations onto the slide itself",
+       [&] {
+         return "synth --slide " + path("self.tif") + " --slide-annotations " + path("self.tif");
+       },
+       1,
+       {"--slide-annotations", "the slide's own file"},
+       {}},
       {"synth --slide-tissue bogus",
        [&] { return "synth --slide " + path("never.tif") + " --slide-tissue tumour"; },
        2,
