@@ -1,20 +1,16 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
-#include <map>
-#include <optional>
 #include <set>
 
 #include "cli/commands.h"
 #include "cli/options.h"
+#include "cli/slide_cohort.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/paths.h"
 #include "core/threads.h"
-#include "data/annotations.h"
 #include "data/slide.h"
-#include "data/slide_labels.h"
-#include "slide/slide_evaluation.h"
 #include "slide/slide_run.h"
 #include "train/ensemble.h"
 #include "train/evaluate.h"
@@ -30,18 +26,9 @@ extern "C" void on_interrupt(int) {
   std::signal(SIGINT, SIG_DFL);
 }
 
-// The tiles' AUC against the slide's annotations ("" without them, or
-// without both kinds of tile).
-std::string tile_auc(const nlohmann::json& summary) {
-  if (!summary.contains("annotations") || !summary["annotations"]["auc"].is_number()) return "";
-  char text[16];
-  std::snprintf(text, sizeof text, "%.4f", summary["annotations"]["auc"].get<double>());
-  return text;
-}
-
+// slides.csv's row, less the cohort's columns (Cohort::csv_row_tail).
 std::string slides_csv_row(const std::string& slide, const std::string& folder,
-                           const nlohmann::json& s, const std::string& status,
-                           const SlideLabel* label, bool annotated) {
+                           const nlohmann::json& s, const std::string& status) {
   auto number = [&](const char* key, const char* format) -> std::string {
     // A failed slide, one without tissue, or a NaN (null in a reused summary.json).
     if (!s.contains(key) || !s[key].is_number()) return "";
@@ -52,9 +39,7 @@ std::string slides_csv_row(const std::string& slide, const std::string& folder,
   return csv_field(slide) + "," + status + "," + number("tiles_scored", "%.0f") + "," +
          number("tissue_mm2", "%.3f") + "," + number("malignant_area_fraction", "%.4f") + "," +
          number("p_mean", "%.4f") + "," + number("p_max", "%.4f") + "," +
-         number("p_top_mean", "%.4f") + "," + csv_field(folder) +
-         (label ? std::string(label->label ? ",malignant" : ",benign") : "") +
-         (annotated ? "," + tile_auc(s) : "");
+         number("p_top_mean", "%.4f") + "," + csv_field(folder);
 }
 
 // Every input exists, no two slides share an output folder, nothing is
@@ -96,10 +81,7 @@ struct SlideArgs {
   std::string device = "cpu";
   int threads = 0;
   SlideOptions o;
-  std::string labels_path;  // --slide-labels: evaluate the cohort
-  SlideEvaluationOptions evaluation;
-  std::string annotations_folder;  // --annotations: check tiles against regions
-  std::vector<std::string> annotation_classes = default_annotation_classes();
+  CohortArgs cohort;
 };
 
 void add_input_options(CLI::App* cmd, SlideArgs* a) {
@@ -171,103 +153,6 @@ void add_speed_options(CLI::App* cmd, SlideArgs* a) {
       ->check(CLI::IsMember({"auto", "openslide"}));
 }
 
-void add_cohort_options(CLI::App* cmd, SlideArgs* a) {
-  cmd->option_defaults()->group("Cohort evaluation");
-  auto* labels =
-      cmd->add_option("--slide-labels", a->labels_path,
-                      "CSV naming each slide's label (slide,label[,patient]; label benign or "
-                      "malignant, 0/1, negative/positive, normal/tumor): slide-level AUC, "
-                      "sensitivity and specificity with 95% bootstrap intervals into "
-                      "slide-evaluation.json and slide-roc.png");
-  cmd->add_option("--slide-score", a->evaluation.score,
-                  "a slide's score: max (its most malignant tile's P), top-mean (the mean P of "
-                  "its --top-k most malignant tiles), mean, or area (its tissue's share with P "
-                  ">= 0.5)")
-      ->capture_default_str()
-      ->check(CLI::IsMember(slide_score_names()))
-      ->needs(labels);
-  cmd->add_option("--slide-threshold", a->evaluation.threshold,
-                  "a slide is called malignant when its score is at least this")
-      ->capture_default_str()
-      ->check(CLI::Range(0.0, 1.0))
-      ->needs(labels);
-  auto* annotations =
-      cmd->add_option("--annotations", a->annotations_folder,
-                      "folder of region annotations, DIR/<slide name>.geojson as QuPath exports "
-                      "them: each slide's tiles scored against them (AUC, sensitivity, "
-                      "specificity in summary.json); a slide without a file whose --slide-labels "
-                      "label is benign has every tile benign");
-  cmd->add_option("--annotation-classes", a->annotation_classes,
-                  "annotation classes that mark malignant regions (any: every annotation)")
-      ->delimiter(',')
-      ->default_str("tumor,tumour,malignant,carcinoma,cancer")
-      ->needs(annotations);
-}
-
-// Every slide's annotations, read before any slide is scored (a malformed
-// file fails at once). Slides without a file are named on stderr; one whose
-// label is benign needs none.
-std::map<std::string, Annotations> read_slide_annotations(const SlideArgs& a,
-                                                          const std::vector<std::string>& slides,
-                                                          const SlideLabels* labels) {
-  std::map<std::string, Annotations> found;
-  if (a.annotations_folder.empty()) return found;
-  std::error_code ec;
-  require(std::filesystem::is_directory(a.annotations_folder, ec),
-          "--annotations " + a.annotations_folder + ": not a folder");
-  std::vector<std::string> missing;
-  size_t regions = 0, ignored = 0;
-  for (const auto& slide : slides) {
-    const std::string stem = std::filesystem::path(slide).stem().string();
-    std::string file;
-    for (const char* ext : {".geojson", ".json"})
-      if (file.empty() && std::filesystem::is_regular_file(
-                              std::filesystem::path(a.annotations_folder) / (stem + ext), ec))
-        file = (std::filesystem::path(a.annotations_folder) / (stem + ext)).string();
-    const SlideLabel* label = labels ? labels->find(slide) : nullptr;
-    if (file.empty()) {
-      if (!label || label->label != 0) missing.push_back(stem);
-      continue;
-    }
-    Annotations& n = found[slide] = read_annotations(file, a.annotation_classes);
-    regions += n.malignant.size();
-    ignored += size_t(n.ignored);
-  }
-  if (!missing.empty())
-    std::fprintf(stderr, "histocnn slide: no %s/<name>.geojson for %zu slide%s (%s%s): their tiles "
-                 "are not checked\n", a.annotations_folder.c_str(), missing.size(),
-                 missing.size() > 1 ? "s" : "", missing.front().c_str(),
-                 missing.size() > 1 ? ", ..." : "");
-  if (!found.empty() && regions == 0 && ignored > 0)
-    std::fprintf(stderr, "histocnn slide: none of the %zu annotations has a class that "
-                 "--annotation-classes counts as malignant: every tile is checked as benign\n",
-                 ignored);
-  return found;
-}
-
-// slide-evaluation.json and slide-roc.png for the slides scored (or failed).
-void evaluate_cohort(const SlideArgs& a, const std::vector<ScoredSlide>& cohort) {
-  const SlideEvaluation evaluation = evaluate_slides(cohort, a.evaluation);
-  write_slide_evaluation(evaluation, a.o.output);
-  std::printf("%s -> %s/slide-evaluation.json, slide-roc.png\n", evaluation.headline().c_str(),
-              a.o.output.c_str());
-}
-
-// ", tile AUC 0.93 against the annotations" (or the share of tiles called
-// benign where the annotations mark none malignant); "" without annotations.
-std::string against_annotations(const nlohmann::json& summary) {
-  if (!summary.contains("annotations")) return "";
-  const nlohmann::json& a = summary["annotations"];
-  char text[96] = "";
-  if (a["auc"].is_number())
-    std::snprintf(text, sizeof text, ", tile AUC %.3f against the annotations",
-                  a["auc"].get<double>());
-  else if (a["specificity"].is_number())
-    std::snprintf(text, sizeof text, ", %.0f%% of its tiles benign as annotated",
-                  100 * a["specificity"].get<double>());
-  return text;
-}
-
 // One slide's line: where its results are, or how far an interrupted one got.
 void report_slide(const std::string& slide, const std::string& folder,
                   const nlohmann::json& summary, const std::string& status) {
@@ -275,8 +160,9 @@ void report_slide(const std::string& slide, const std::string& folder,
     std::printf(
         "%s: %zu tiles scored%s -> %s/ (heatmap.png, %stiles.csv, tiles.geojson, "
         "summary.json%s)\n",
-        slide.c_str(), summary.value("tiles_scored", size_t(0)), against_annotations(summary).c_str(),
-        folder.c_str(), summary.contains("class_area_fraction") ? "grades.png, " : "",
+        slide.c_str(), summary.value("tiles_scored", size_t(0)),
+        against_annotations(summary).c_str(), folder.c_str(),
+        summary.contains("class_area_fraction") ? "grades.png, " : "",
         summary.contains("explanations") ? ", explain/*.gradcam.png" : "");
   if (status == "interrupted")
     std::fprintf(stderr,
@@ -286,9 +172,22 @@ void report_slide(const std::string& slide, const std::string& folder,
                  summary.value("tiles_on_tissue", size_t(0)), slide.c_str());
 }
 
+// One slide scored; its status: "done", "interrupted" or "failed" (reported).
+std::string score_one(const std::string& slide, const SlideOptions& options,
+                      const std::vector<ModelFile>& models, const PredictionSteps& steps,
+                      nlohmann::json* summary) {
+  try {
+    *summary = score_slide(slide, models, steps.members, options, &interrupted);
+    return summary->value("interrupted", false) ? "interrupted" : "done";
+  } catch (const Error& e) {
+    std::fprintf(stderr, "histocnn slide: %s\n", e.what());
+    return "failed";
+  }
+}
+
 // Scores every slide in turn: a failed slide is reported and the next one
 // scored; Ctrl-C stops after the batch in progress. slides.csv (several
-// slides) is rewritten after each.
+// slides, or a cohort) is rewritten after each.
 int run_slides(SlideArgs& a, const CLI::App& cmd) {
   std::vector<std::string> slides = a.files;
   if (a.models.empty()) {
@@ -300,57 +199,34 @@ int run_slides(SlideArgs& a, const CLI::App& cmd) {
   SlideOptions& o = a.o;
   o.model_paths = a.models;
   check_inputs(o, slides);
-  std::optional<SlideLabels> labels;
-  if (!a.labels_path.empty()) {  // before any slide is scored: a missing row fails at once
-    labels = SlideLabels::read(a.labels_path);
-    labels->require_every(slides);
-    for (const char* written : {"/slides.csv", "/slide-evaluation.json"})
-      refuse_overwriting_inputs("--output", o.output + written,
-                                {{a.labels_path, "the slide labels"}});
-  }
-  const std::map<std::string, Annotations> annotations =
-      read_slide_annotations(a, slides, labels ? &*labels : nullptr);
-  const bool annotated = !a.annotations_folder.empty();
+  Cohort cohort(a.cohort, slides, o.output);  // labels and annotations checked before any work
   bound_cores(a.threads);
   const std::vector<ModelFile> models = load_ensemble(a.models);
-  require(!labels || models.front().labels.has_binary_view(),
-          "--slide-labels: the model's classes (" + models.front().labels.name +
-              ") have no benign/malignant view to score slides by");
+  cohort.check_model(models.front());
   o.tta = resolve_tta(cmd, o.tta, models, /*calibrated=*/true);
   const PredictionSteps steps = compile_for_prediction(select_device(a.device), models, o.batch);
   const OutputFolder output(o.output);  // removed again if nothing is written there
   std::signal(SIGINT, on_interrupt);
   std::string table =
-      "slide,status,tiles,tissue_mm2,malignant_area_fraction,p_mean,p_max,p_top_mean,folder" +
-      std::string(labels ? ",label" : "") + (annotated ? ",tile_auc\n" : "\n");
-  std::vector<ScoredSlide> cohort;
+      "slide,status,tiles,tissue_mm2,malignant_area_fraction,p_mean,p_max,"
+      "p_top_mean,folder" +
+      cohort.csv_header_tail() + "\n";
   int failures = 0;
   for (const auto& slide : slides) {
     nlohmann::json summary = nlohmann::json::object();
-    std::string status = "done";
-    const SlideLabel* label = labels ? labels->find(slide) : nullptr;
-    SlideOptions this_slide = o;
-    const auto found = annotations.find(slide);
-    this_slide.annotations = found == annotations.end() ? nullptr : &found->second;
-    this_slide.benign_without_annotations =
-        annotated && !this_slide.annotations && label && label->label == 0;
-    try {
-      summary = score_slide(slide, models, steps.members, this_slide, &interrupted);
-      if (summary.value("interrupted", false)) status = "interrupted";
-    } catch (const Error& e) {
-      std::fprintf(stderr, "histocnn slide: %s\n", e.what());
-      status = "failed";
-      ++failures;
-    }
+    const std::string status =
+        score_one(slide, cohort.options_for(o, slide), models, steps, &summary);
+    failures += status == "failed";
     const std::string folder = slide_output_folder(o, slide);
-    table += slides_csv_row(slide, folder, summary, status, label, annotated) + "\n";
-    if (slides.size() > 1 || labels || annotated)
+    table +=
+        slides_csv_row(slide, folder, summary, status) + cohort.csv_row_tail(slide, summary) + "\n";
+    if (slides.size() > 1 || cohort.active())
       write_file_atomically(o.output + "/slides.csv", table);
     report_slide(slide, folder, summary, status);
     if (status == "interrupted") return 130;
-    if (label) cohort.push_back({slide, label->label, label->patient, status == "done", summary});
+    cohort.add(slide, status == "done", summary);
   }
-  if (labels) evaluate_cohort(a, cohort);
+  cohort.finish(o.output);
   return failures ? 1 : 0;
 }
 
@@ -364,7 +240,7 @@ Runner add_slide(CLI::App& app) {
   add_scale_options(cmd, &a->o);
   add_evidence_options(cmd, &a->o);
   add_speed_options(cmd, a.get());
-  add_cohort_options(cmd, a.get());
+  add_cohort_options(cmd, &a->cohort);
   return [a, cmd] { return run_slides(*a, *cmd); };
 }
 

@@ -1,0 +1,167 @@
+#include "cli/slide_cohort.h"
+
+#include <cstdio>
+#include <filesystem>
+
+#include "core/error.h"
+#include "core/paths.h"
+
+namespace histocnn::cli {
+namespace {
+
+// The tiles' AUC against the slide's annotations ("" without them, or
+// without both kinds of tile).
+std::string tile_auc(const nlohmann::json& summary) {
+  if (!summary.contains("annotations") || !summary["annotations"]["auc"].is_number()) return "";
+  char text[16];
+  std::snprintf(text, sizeof text, "%.4f", summary["annotations"]["auc"].get<double>());
+  return text;
+}
+
+// DIR/<slide name>.geojson (or .json); "" when neither exists.
+std::string annotation_file(const std::string& folder, const std::string& slide) {
+  const std::string stem = std::filesystem::path(slide).stem().string();
+  std::error_code ec;
+  for (const char* ext : {".geojson", ".json"}) {
+    const std::string file = (std::filesystem::path(folder) / (stem + ext)).string();
+    if (std::filesystem::is_regular_file(file, ec)) return file;
+  }
+  return "";
+}
+
+}  // namespace
+
+void add_cohort_options(CLI::App* cmd, CohortArgs* a) {
+  cmd->option_defaults()->group("Cohort evaluation");
+  auto* labels =
+      cmd->add_option("--slide-labels", a->labels_path,
+                      "CSV naming each slide's label (slide,label[,patient]; label benign or "
+                      "malignant, 0/1, negative/positive, normal/tumor): slide-level AUC, "
+                      "sensitivity and specificity with 95% bootstrap intervals into "
+                      "slide-evaluation.json and slide-roc.png");
+  cmd->add_option("--slide-score", a->evaluation.score,
+                  "a slide's score: max (its most malignant tile's P), top-mean (the mean P of "
+                  "its --top-k most malignant tiles), mean, or area (its tissue's share with P "
+                  ">= 0.5)")
+      ->capture_default_str()
+      ->check(CLI::IsMember(slide_score_names()))
+      ->needs(labels);
+  cmd->add_option("--slide-threshold", a->evaluation.threshold,
+                  "a slide is called malignant when its score is at least this")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0))
+      ->needs(labels);
+  auto* annotations =
+      cmd->add_option("--annotations", a->annotations_folder,
+                      "folder of region annotations, DIR/<slide name>.geojson as QuPath exports "
+                      "them: each slide's tiles scored against them (AUC, sensitivity, "
+                      "specificity in summary.json); a slide without a file whose --slide-labels "
+                      "label is benign has every tile benign");
+  cmd->add_option("--annotation-classes", a->annotation_classes,
+                  "annotation classes that mark malignant regions (any: every annotation)")
+      ->delimiter(',')
+      ->default_str("tumor,tumour,malignant,carcinoma,cancer")
+      ->needs(annotations);
+}
+
+Cohort::Cohort(const CohortArgs& args, const std::vector<std::string>& slides,
+               const std::string& output)
+    : args_(args) {
+  if (!args_.labels_path.empty()) {
+    labels_ = SlideLabels::read(args_.labels_path);
+    labels_->require_every(slides);
+    for (const char* written : {"/slides.csv", "/slide-evaluation.json"})
+      refuse_overwriting_inputs("--output", output + written,
+                                {{args_.labels_path, "the slide labels"}});
+  }
+  if (annotated()) read_annotations_of(slides);
+}
+
+// Slides without a file are named on stderr; one whose label is benign
+// needs none.
+void Cohort::read_annotations_of(const std::vector<std::string>& slides) {
+  std::error_code ec;
+  require(std::filesystem::is_directory(args_.annotations_folder, ec),
+          "--annotations " + args_.annotations_folder + ": not a folder");
+  std::vector<std::string> missing;
+  size_t regions = 0, ignored = 0;
+  for (const auto& slide : slides) {
+    const std::string file = annotation_file(args_.annotations_folder, slide);
+    const SlideLabel* label = label_of(slide);
+    if (file.empty()) {
+      if (!label || label->label != 0) missing.push_back(std::filesystem::path(slide).stem());
+      continue;
+    }
+    const Annotations& a = annotations_[slide] = read_annotations(file, args_.annotation_classes);
+    regions += a.malignant.size();
+    ignored += size_t(a.ignored);
+  }
+  if (!missing.empty())
+    std::fprintf(stderr,
+                 "histocnn slide: no %s/<name>.geojson for %zu slide%s (%s%s): their tiles are "
+                 "not checked\n",
+                 args_.annotations_folder.c_str(), missing.size(), missing.size() > 1 ? "s" : "",
+                 missing.front().c_str(), missing.size() > 1 ? ", ..." : "");
+  if (!annotations_.empty() && regions == 0 && ignored > 0)
+    std::fprintf(stderr,
+                 "histocnn slide: none of the %zu annotations has a class that "
+                 "--annotation-classes counts as malignant: every tile is checked as benign\n",
+                 ignored);
+}
+
+void Cohort::check_model(const ModelFile& model) const {
+  require(!labels_ || model.labels.has_binary_view(),
+          "--slide-labels: the model's classes (" + model.labels.name +
+              ") have no benign/malignant view to score slides by");
+}
+
+const SlideLabel* Cohort::label_of(const std::string& slide) const {
+  return labels_ ? labels_->find(slide) : nullptr;
+}
+
+SlideOptions Cohort::options_for(const SlideOptions& o, const std::string& slide) const {
+  SlideOptions with = o;
+  const auto found = annotations_.find(slide);
+  with.annotations = found == annotations_.end() ? nullptr : &found->second;
+  const SlideLabel* label = label_of(slide);
+  with.benign_without_annotations = annotated() && !with.annotations && label && label->label == 0;
+  return with;
+}
+
+std::string Cohort::csv_header_tail() const {
+  return std::string(labels_ ? ",label" : "") + (annotated() ? ",tile_auc" : "");
+}
+
+std::string Cohort::csv_row_tail(const std::string& slide, const nlohmann::json& summary) const {
+  const SlideLabel* label = label_of(slide);
+  return (label ? std::string(label->label ? ",malignant" : ",benign") : "") +
+         (annotated() ? "," + tile_auc(summary) : "");
+}
+
+void Cohort::add(const std::string& slide, bool scored, const nlohmann::json& summary) {
+  if (const SlideLabel* label = label_of(slide))
+    scored_.push_back({slide, label->label, label->patient, scored, summary});
+}
+
+void Cohort::finish(const std::string& output) const {
+  if (!labels_) return;
+  const SlideEvaluation evaluation = evaluate_slides(scored_, args_.evaluation);
+  write_slide_evaluation(evaluation, output);
+  std::printf("%s -> %s/slide-evaluation.json, slide-roc.png\n", evaluation.headline().c_str(),
+              output.c_str());
+}
+
+std::string against_annotations(const nlohmann::json& summary) {
+  if (!summary.contains("annotations")) return "";
+  const nlohmann::json& a = summary["annotations"];
+  char text[96] = "";
+  if (a["auc"].is_number())
+    std::snprintf(text, sizeof text, ", tile AUC %.3f against the annotations",
+                  a["auc"].get<double>());
+  else if (a["specificity"].is_number())
+    std::snprintf(text, sizeof text, ", %.0f%% of its tiles benign as annotated",
+                  100 * a["specificity"].get<double>());
+  return text;
+}
+
+}  // namespace histocnn::cli

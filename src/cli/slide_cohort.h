@@ -1,0 +1,71 @@
+// The cohort flags of `histocnn slide`: --slide-labels (each slide's
+// diagnosis: slide-level AUC, sensitivity and specificity,
+// slide/slide_evaluation.h) and --annotations (a pathologist's regions: each
+// slide's tiles scored against them, slide/tile_truth.h).
+//
+// Contract: a Cohort reads and checks everything the flags name before any
+// slide is scored (a missing label or a malformed annotation file fails at
+// once); each scored slide is added in turn; finish() writes the cohort's
+// evaluation when there are labels.
+#pragma once
+
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cli/options.h"
+#include "data/annotations.h"
+#include "data/slide_labels.h"
+#include "slide/slide_evaluation.h"
+#include "slide/slide_run.h"
+#include "train/checkpoint.h"
+
+namespace histocnn::cli {
+
+struct CohortArgs {
+  std::string labels_path;  // --slide-labels
+  SlideEvaluationOptions evaluation;
+  std::string annotations_folder;  // --annotations
+  std::vector<std::string> annotation_classes = default_annotation_classes();
+};
+
+void add_cohort_options(CLI::App* cmd, CohortArgs* a);
+
+class Cohort {
+ public:
+  // Throws (one line, naming the file) for what the flags name and cannot be
+  // used; refuses outputs in `output` that would overwrite the labels.
+  Cohort(const CohortArgs& args, const std::vector<std::string>& slides, const std::string& output);
+  // Throws when the labels need a benign/malignant view the model lacks.
+  void check_model(const ModelFile& model) const;
+  // Whether slides.csv is written even for one slide.
+  bool active() const { return labels_.has_value() || annotated(); }
+  // The slide's options with its annotations (or its benign label) set.
+  SlideOptions options_for(const SlideOptions& o, const std::string& slide) const;
+  // slides.csv's extra columns: ",label" and ",tile_auc" as the flags ask.
+  std::string csv_header_tail() const;
+  std::string csv_row_tail(const std::string& slide, const nlohmann::json& summary) const;
+  // A scored (or failed) slide, for the cohort's evaluation.
+  void add(const std::string& slide, bool scored, const nlohmann::json& summary);
+  // With labels: slide-evaluation.json and slide-roc.png in `output`, and
+  // the headline printed.
+  void finish(const std::string& output) const;
+
+ private:
+  bool annotated() const { return !args_.annotations_folder.empty(); }
+  const SlideLabel* label_of(const std::string& slide) const;
+  void read_annotations_of(const std::vector<std::string>& slides);
+  CohortArgs args_;
+  std::optional<SlideLabels> labels_;
+  std::map<std::string, Annotations> annotations_;  // by slide path
+  std::vector<ScoredSlide> scored_;
+};
+
+// ", tile AUC 0.930 against the annotations" for a slide's line (or the
+// share of its tiles called benign where no region is malignant); "" when
+// its summary has no annotations.
+std::string against_annotations(const nlohmann::json& summary);
+
+}  // namespace histocnn::cli
