@@ -158,9 +158,12 @@ std::string against_annotations(const nlohmann::json& summary) {
   if (a["auc"].is_number())
     std::snprintf(text, sizeof text, ", tile AUC %.3f against the annotations",
                   a["auc"].get<double>());
-  else if (a["specificity"].is_number())
+  else if (a["specificity"].is_number())  // every tile benign by the annotations
     std::snprintf(text, sizeof text, ", %.0f%% of its tiles benign as annotated",
                   100 * a["specificity"].get<double>());
+  else if (a["sensitivity"].is_number())  // every tile malignant
+    std::snprintf(text, sizeof text, ", %.0f%% of its tiles malignant as annotated",
+                  100 * a["sensitivity"].get<double>());
   return text;
 }
 

@@ -63,9 +63,9 @@ class Cohort {
   std::vector<ScoredSlide> scored_;
 };
 
-// ", tile AUC 0.930 against the annotations" for a slide's line (or the
-// share of its tiles called benign where no region is malignant); "" when
-// its summary has no annotations.
+// ", tile AUC 0.930 against the annotations" for a slide's line (or, where
+// the annotations make every tile one class, the share called that class);
+// "" when its summary has no annotations.
 std::string against_annotations(const nlohmann::json& summary);
 
 }  // namespace histocnn::cli
