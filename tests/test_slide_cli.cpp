@@ -432,6 +432,11 @@ TEST_F(SlideCli, TilesAreScoredAgainstRegionAnnotations) {
                 "--pieces 1 --seed 4 --slide-tissue benign")
                 .status,
             0);
+  ASSERT_EQ(run("synth --slide " + at("ann/slides/tumour.tif") + " --slide-size 1500x1000 " +
+                "--pieces 1 --seed 5 --slide-tissue malignant --slide-annotations " +
+                at("ann/regions/tumour.geojson"))
+                .status,
+            0);
   const CommandResult r = run("slide " + model() + " " + at("ann/slides") + " -o " + at("ann/out") +
                               " --annotations " + at("ann/regions") + " --threads 1 --no-progress");
   ASSERT_EQ(r.status, 0) << r.output;
@@ -458,6 +463,12 @@ TEST_F(SlideCli, TilesAreScoredAgainstRegionAnnotations) {
             0u);
   EXPECT_NE(r.output.find("mix.tif: " + std::to_string(rows.size()) + " tiles scored, tile AUC "),
             std::string::npos)
+      << r.output;
+  // Annotations that make every tile malignant: the share called so.
+  const auto all = nlohmann::json::parse(read_file(at("ann/out/tumour/summary.json")));
+  EXPECT_EQ(all["annotations"]["malignant_tiles"], all["tiles_scored"]);
+  EXPECT_TRUE(all["annotations"]["auc"].is_null());
+  EXPECT_NE(r.output.find("% of its tiles malignant as annotated -> "), std::string::npos)
       << r.output;
   // A malformed file fails before any slide is scored.
   write_file_atomically(at("ann/regions/other.geojson"), "{\"type\": \"Feature\"}");
