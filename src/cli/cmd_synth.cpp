@@ -90,6 +90,9 @@ Runner add_synth(CLI::App& app) {
                               : "each half benign, half malignant";
       std::printf("wrote a %lldx%lld synthetic slide (%d tissue pieces, %s; %.3f um/pixel) to %s\n",
                   w, h, slide->pieces, holds, slide->mpp, slide_path->c_str());
+      if (!annotations->empty())
+        std::printf("wrote its malignant regions as QuPath annotations to %s\n",
+                    annotations->c_str());
       return 0;
     }
     write_synthetic_dataset(*folder, *options);
