@@ -37,6 +37,13 @@ Columns find_columns(const std::vector<std::string>& header, const std::string& 
   return c;
 }
 
+// The names a row may give a slide file: as given, its file name, its file
+// name without the extension.
+std::vector<std::string> names_of(const std::string& slide_path) {
+  const std::filesystem::path p(slide_path);
+  return {slide_path, p.filename().string(), p.filename().stem().string()};
+}
+
 }  // namespace
 
 SlideLabels SlideLabels::parse(const std::string& content, const std::string& path) {
@@ -82,8 +89,7 @@ SlideLabels SlideLabels::read(const std::string& path) {
 }
 
 const SlideLabel* SlideLabels::find(const std::string& slide_path) const {
-  const std::filesystem::path p(slide_path);
-  for (const std::string& key : {slide_path, p.filename().string(), p.filename().stem().string()}) {
+  for (const std::string& key : names_of(slide_path)) {
     const auto it = rows_.find(key);
     if (it != rows_.end()) return &it->second;
   }
@@ -94,9 +100,8 @@ void SlideLabels::require_every(const std::vector<std::string>& slide_paths) con
   std::vector<std::string> missing;
   for (const auto& s : slide_paths) {
     if (!find(s)) missing.push_back(std::filesystem::path(s).filename().string());
-    const std::filesystem::path p(s);
     std::vector<int> lines;  // rows naming this slide in different ways ("a.svs" and "a")
-    for (const std::string& key : {s, p.filename().string(), p.filename().stem().string()}) {
+    for (const std::string& key : names_of(s)) {
       const auto it = rows_.find(key);
       if (it != rows_.end() &&
           std::find(lines.begin(), lines.end(), it->second.line) == lines.end())
