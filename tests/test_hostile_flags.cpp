@@ -194,6 +194,14 @@ TEST_F(Hostile, EveryFlagRefusalNamesItsFlagAndWritesNothing) {
        1,
        {"--slide-annotations", "the slide's own file"},
        {}},
+      {"synth --slide-annotations over the model",
+       [&] {
+         return "synth --slide " + path("fresh.tif") + " --slide-size 600x600 --pieces 1 " +
+                "--slide-annotations " + m;
+       },
+       1,
+       {"--slide-annotations", "the file exists; --force replaces it"},
+       {"m/model.safetensors"}},
       {"synth --slide-tissue bogus",
        [&] { return "synth --slide " + path("never.tif") + " --slide-tissue tumour"; },
        2,
