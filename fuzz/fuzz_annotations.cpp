@@ -1,5 +1,5 @@
-// libFuzzer target: region annotations (QuPath GeoJSON) for `slide
-// --annotations`. A histocnn::Error is the right answer to bad input;
+// libFuzzer target: region annotations (QuPath GeoJSON, ASAP XML, Aperio
+// ImageScope XML) for `slide --annotations`. A histocnn::Error is the right answer to bad input;
 // anything else (a crash, another exception, a sanitizer report) is a bug.
 #include <cstddef>
 #include <cstdint>

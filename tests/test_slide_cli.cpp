@@ -414,8 +414,9 @@ TEST_F(SlideCli, ACohortWithLabelsGetsSlideLevelMetricsAndAMissingLabelFailsFirs
 }
 
 TEST_F(SlideCli, TilesAreScoredAgainstRegionAnnotations) {
-  // A mixed slide with its malignant blocks exported as QuPath annotations,
-  // and a second slide without a file (and without a label).
+  // A mixed slide with its malignant blocks exported as ASAP XML (as CAMELYON
+  // ships them), a second slide without a file (and without a label), and a
+  // malignant one with QuPath GeoJSON.
   SynthSlideOptions o;
   o.width = 4000;
   o.height = 3000;
@@ -425,7 +426,7 @@ TEST_F(SlideCli, TilesAreScoredAgainstRegionAnnotations) {
   std::filesystem::create_directories(at("ann/regions"));
   ASSERT_EQ(
       run("synth --slide " + at("ann/slides/mix.tif") + " --slide-size 4000x3000 --pieces 2 " +
-          "--seed 3 --slide-annotations " + at("ann/regions/mix.geojson"))
+          "--seed 3 --slide-annotations " + at("ann/regions/mix.xml"))
           .status,
       0);
   ASSERT_EQ(run("synth --slide " + at("ann/slides/other.tif") + " --slide-size 1500x1000 " +
@@ -440,11 +441,14 @@ TEST_F(SlideCli, TilesAreScoredAgainstRegionAnnotations) {
   const CommandResult r = run("slide " + model() + " " + at("ann/slides") + " -o " + at("ann/out") +
                               " --annotations " + at("ann/regions") + " --threads 1 --no-progress");
   ASSERT_EQ(r.status, 0) << r.output;
-  EXPECT_NE(r.output.find("histocnn slide: no " + at("ann/regions") +
-                          "/<name>.geojson for 1 slide (other): their tiles are not checked"),
-            std::string::npos)
+  EXPECT_NE(
+      r.output.find("histocnn slide: no " + at("ann/regions") +
+                    "/<name>.geojson or .xml for 1 slide (other): their tiles are not checked"),
+      std::string::npos)
       << r.output;
   const auto a = nlohmann::json::parse(read_file(at("ann/out/mix/summary.json")))["annotations"];
+  EXPECT_EQ(a["format"], "ASAP XML");
+  EXPECT_GT(a["regions"].get<int>(), 10) << "one polygon per malignant block";
   // The same AUC from tiles.csv with each tile's truth at its centre, from
   // the generator's own blocks: the annotations carry the truth faithfully.
   const std::vector<TileRow> rows = read_rows(at("ann/out/mix/tiles.csv"));
@@ -470,6 +474,31 @@ TEST_F(SlideCli, TilesAreScoredAgainstRegionAnnotations) {
   EXPECT_TRUE(all["annotations"]["auc"].is_null());
   EXPECT_NE(r.output.find("% of its tiles malignant as annotated -> "), std::string::npos)
       << r.output;
+  EXPECT_EQ(all["annotations"]["format"], "QuPath GeoJSON");
+  // The cohort's tiles pooled: the two annotated slides (the third has no
+  // file and no label), each slide a bootstrap unit.
+  const auto pooled = nlohmann::json::parse(read_file(at("ann/out/tile-evaluation.json")));
+  EXPECT_EQ(pooled["slides"], 2);
+  EXPECT_EQ(pooled["tiles"], a["tiles"].get<int>() + all["annotations"]["tiles"].get<int>());
+  EXPECT_EQ(pooled["malignant_tiles"],
+            a["malignant_tiles"].get<int>() + all["annotations"]["malignant_tiles"].get<int>());
+  EXPECT_EQ(pooled["bootstrap"]["unit"], "slide");
+  EXPECT_GT(pooled["auc"].get<double>(), 0.6) << pooled.dump();
+  EXPECT_NE(r.output.find("tile level (" + std::to_string(pooled["tiles"].get<int>()) +
+                          " tiles of 2 slides, "),
+            std::string::npos)
+      << r.output;
+  // Two files for one slide: which is the truth is not guessed.
+  write_file_atomically(at("ann/regions/mix.geojson"), read_file(at("ann/regions/tumour.geojson")));
+  const CommandResult two = run("slide " + model() + " " + at("ann/slides") + " -o " +
+                                at("ann/two") + " --annotations " + at("ann/regions"));
+  EXPECT_NE(two.status, 0);
+  EXPECT_EQ(two.output, "histocnn: --annotations " + at("ann/regions") +
+                            ": 2 annotation files for " + at("ann/slides/mix.tif") + " (" +
+                            at("ann/regions/mix.geojson") + ", " + at("ann/regions/mix.xml") +
+                            "): keep one\n");
+  EXPECT_FALSE(std::filesystem::exists(at("ann/two")));
+  std::filesystem::remove(at("ann/regions/mix.geojson"));
   // A malformed file fails before any slide is scored.
   write_file_atomically(at("ann/regions/other.geojson"), "{\"type\": \"Feature\"}");
   const CommandResult bad = run("slide " + model() + " " + at("ann/slides") + " -o " +

@@ -41,8 +41,8 @@ Runner add_synth(CLI::App& app) {
       ->needs(slide_option);
   auto annotations = std::make_shared<std::string>();
   cmd->add_option("--slide-annotations", *annotations,
-                  "also write the slide's malignant tissue as QuPath GeoJSON annotations, the "
-                  "truth for `histocnn slide --annotations`")
+                  "also write the slide's malignant tissue as annotations, the truth for "
+                  "`histocnn slide --annotations`: ASAP XML for a .xml file, else QuPath GeoJSON")
       ->needs(slide_option);
   cmd->add_option("--mpp", slide->mpp, "the slide's microns per pixel")
       ->capture_default_str()
@@ -91,7 +91,9 @@ Runner add_synth(CLI::App& app) {
       std::printf("wrote a %lldx%lld synthetic slide (%d tissue pieces, %s; %.3f um/pixel) to %s\n",
                   w, h, slide->pieces, holds, slide->mpp, slide_path->c_str());
       if (!annotations->empty())
-        std::printf("wrote its malignant regions as QuPath annotations to %s\n",
+        std::printf("wrote its malignant regions as %s annotations to %s\n",
+                    std::filesystem::path(*annotations).extension() == ".xml" ? "ASAP XML"
+                                                                              : "QuPath GeoJSON",
                     annotations->c_str());
       return 0;
     }

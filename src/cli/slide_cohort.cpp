@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/paths.h"
 
@@ -18,15 +19,28 @@ std::string tile_auc(const nlohmann::json& summary) {
   return text;
 }
 
-// DIR/<slide name>.geojson (or .json); "" when neither exists.
+// DIR/<slide name>.geojson, .json or .xml; "" when none exists. Two of
+// them for one slide are refused: which one is the truth is not ours to guess.
 std::string annotation_file(const std::string& folder, const std::string& slide) {
   const std::string stem = std::filesystem::path(slide).stem().string();
   std::error_code ec;
-  for (const char* ext : {".geojson", ".json"}) {
+  std::vector<std::string> found;
+  for (const char* ext : {".geojson", ".json", ".xml"}) {
     const std::string file = (std::filesystem::path(folder) / (stem + ext)).string();
-    if (std::filesystem::is_regular_file(file, ec)) return file;
+    if (std::filesystem::is_regular_file(file, ec)) found.push_back(file);
   }
-  return "";
+  if (found.empty()) return "";
+  if (found.size() > 1)
+    fail("--annotations " + folder + ": " + std::to_string(found.size()) +
+         " annotation files for " + slide + " (" + found.front() + ", " + found.back() +
+         "): keep one");
+  return found.front();
+}
+
+std::string joined(const std::vector<std::string>& words) {
+  std::string text;
+  for (const std::string& w : words) text += (text.empty() ? "" : ",") + w;
+  return text;
 }
 
 }  // namespace
@@ -53,14 +67,16 @@ void add_cohort_options(CLI::App* cmd, CohortArgs* a) {
       ->needs(labels);
   auto* annotations =
       cmd->add_option("--annotations", a->annotations_folder,
-                      "folder of region annotations, DIR/<slide name>.geojson as QuPath exports "
-                      "them: each slide's tiles scored against them (AUC, sensitivity, "
+                      "folder of region annotations, DIR/<slide name>.geojson (QuPath) or .xml "
+                      "(ASAP, as CAMELYON ships them, or Aperio ImageScope): each slide's tiles "
+                      "scored against them (AUC, sensitivity, "
                       "specificity in summary.json); a slide without a file whose --slide-labels "
                       "label is benign has every tile benign");
   cmd->add_option("--annotation-classes", a->annotation_classes,
-                  "annotation classes that mark malignant regions (any: every annotation)")
+                  "annotation classes that mark malignant regions (any: every annotation); "
+                  "the classes exclusion and _2 always mark regions cut out of them")
       ->delimiter(',')
-      ->default_str("tumor,tumour,malignant,carcinoma,cancer")
+      ->default_str(joined(default_annotation_classes()))
       ->needs(annotations);
 }
 
@@ -70,7 +86,7 @@ Cohort::Cohort(const CohortArgs& args, const std::vector<std::string>& slides,
   if (!args_.labels_path.empty()) {
     labels_ = SlideLabels::read(args_.labels_path);
     labels_->require_every(slides);
-    for (const char* written : {"/slides.csv", "/slide-evaluation.json"})
+    for (const char* written : {"/slides.csv", "/slide-evaluation.json", "/tile-evaluation.json"})
       refuse_overwriting_inputs("--output", output + written,
                                 {{args_.labels_path, "the slide labels"}});
   }
@@ -84,7 +100,7 @@ void Cohort::read_annotations_of(const std::vector<std::string>& slides) {
   require(std::filesystem::is_directory(args_.annotations_folder, ec),
           "--annotations " + args_.annotations_folder + ": not a folder");
   std::vector<std::string> missing;
-  size_t regions = 0, ignored = 0;
+  size_t regions = 0, ignored = 0, markers = 0;
   for (const auto& slide : slides) {
     const std::string file = annotation_file(args_.annotations_folder, slide);
     const SlideLabel* label = label_of(slide);
@@ -95,18 +111,26 @@ void Cohort::read_annotations_of(const std::vector<std::string>& slides) {
     const Annotations& a = annotations_[slide] = read_annotations(file, args_.annotation_classes);
     regions += a.malignant.size();
     ignored += size_t(a.ignored);
+    markers += size_t(a.markers);
   }
   if (!missing.empty())
-    std::fprintf(stderr,
-                 "histocnn slide: no %s/<name>.geojson for %zu slide%s (%s%s): their tiles are "
-                 "not checked\n",
-                 args_.annotations_folder.c_str(), missing.size(), missing.size() > 1 ? "s" : "",
-                 missing.front().c_str(), missing.size() > 1 ? ", ..." : "");
+    std::fprintf(
+        stderr,
+        "histocnn slide: no %s/<name>.geojson or .xml for %zu slide%s (%s%s): their tiles are "
+        "not checked\n",
+        args_.annotations_folder.c_str(), missing.size(), missing.size() > 1 ? "s" : "",
+        missing.front().c_str(), missing.size() > 1 ? ", ..." : "");
   if (!annotations_.empty() && regions == 0 && ignored > 0)
     std::fprintf(stderr,
                  "histocnn slide: none of the %zu annotations has a class that "
                  "--annotation-classes counts as malignant: every tile is checked as benign\n",
                  ignored);
+  if (markers > 0)
+    std::fprintf(stderr,
+                 "histocnn slide: %zu annotation%s of a malignant class outline%s no area (dots, "
+                 "rulers, arrows, two-point ellipses) and %s not counted\n",
+                 markers, markers > 1 ? "s" : "", markers > 1 ? "" : "s",
+                 markers > 1 ? "are" : "is");
 }
 
 void Cohort::check_model(const ModelFile& model) const {
@@ -119,12 +143,16 @@ const SlideLabel* Cohort::label_of(const std::string& slide) const {
   return labels_ ? labels_->find(slide) : nullptr;
 }
 
-SlideOptions Cohort::options_for(const SlideOptions& o, const std::string& slide) const {
+SlideOptions Cohort::options_for(const SlideOptions& o, const std::string& slide) {
   SlideOptions with = o;
   const auto found = annotations_.find(slide);
   with.annotations = found == annotations_.end() ? nullptr : &found->second;
   const SlideLabel* label = label_of(slide);
   with.benign_without_annotations = annotated() && !with.annotations && label && label->label == 0;
+  const std::string patient = label ? label->patient : "";
+  with.on_annotated_tiles = [this, slide, patient](const std::vector<Prediction>& tiles) {
+    annotated_tiles_.push_back({slide, patient, tiles});
+  };
   return with;
 }
 
@@ -144,11 +172,17 @@ void Cohort::add(const std::string& slide, bool scored, const nlohmann::json& su
 }
 
 void Cohort::finish(const std::string& output) const {
-  if (!labels_) return;
-  const SlideEvaluation evaluation = evaluate_slides(scored_, args_.evaluation);
-  write_slide_evaluation(evaluation, output);
-  std::printf("%s -> %s/slide-evaluation.json, slide-roc.png\n", evaluation.headline().c_str(),
-              output.c_str());
+  if (labels_) {
+    const SlideEvaluation evaluation = evaluate_slides(scored_, args_.evaluation);
+    write_slide_evaluation(evaluation, output);
+    std::printf("%s -> %s/slide-evaluation.json, slide-roc.png\n", evaluation.headline().c_str(),
+                output.c_str());
+  }
+  if (annotated() && !annotated_tiles_.empty()) {
+    const TileEvaluation tiles = evaluate_tiles(annotated_tiles_, {});
+    write_file_atomically(output + "/tile-evaluation.json", tiles.to_json().dump(2) + "\n");
+    std::printf("%s -> %s/tile-evaluation.json\n", tiles.headline().c_str(), output.c_str());
+  }
 }
 
 std::string against_annotations(const nlohmann::json& summary) {

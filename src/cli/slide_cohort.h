@@ -20,6 +20,7 @@
 #include "data/slide_labels.h"
 #include "slide/slide_evaluation.h"
 #include "slide/slide_run.h"
+#include "slide/tile_evaluation.h"
 #include "train/checkpoint.h"
 
 namespace histocnn::cli {
@@ -42,15 +43,17 @@ class Cohort {
   void check_model(const ModelFile& model) const;
   // Whether slides.csv is written even for one slide.
   bool active() const { return labels_.has_value() || annotated(); }
-  // The slide's options with its annotations (or its benign label) set.
-  SlideOptions options_for(const SlideOptions& o, const std::string& slide) const;
+  // The slide's options with its annotations (or its benign label) set, and
+  // the hook that pools its annotated tiles into the cohort's.
+  SlideOptions options_for(const SlideOptions& o, const std::string& slide);
   // slides.csv's extra columns: ",label" and ",tile_auc" as the flags ask.
   std::string csv_header_tail() const;
   std::string csv_row_tail(const std::string& slide, const nlohmann::json& summary) const;
   // A scored (or failed) slide, for the cohort's evaluation.
   void add(const std::string& slide, bool scored, const nlohmann::json& summary);
-  // With labels: slide-evaluation.json and slide-roc.png in `output`, and
-  // the headline printed.
+  // With labels: slide-evaluation.json and slide-roc.png in `output`; with
+  // annotations: tile-evaluation.json (every annotated slide's tiles
+  // pooled); each headline printed.
   void finish(const std::string& output) const;
 
  private:
@@ -61,6 +64,7 @@ class Cohort {
   std::optional<SlideLabels> labels_;
   std::map<std::string, Annotations> annotations_;  // by slide path
   std::vector<ScoredSlide> scored_;
+  std::vector<AnnotatedSlide> annotated_tiles_;  // as each slide finishes
 };
 
 // ", tile AUC 0.930 against the annotations" for a slide's line (or, where

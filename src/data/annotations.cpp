@@ -1,35 +1,41 @@
 #include "data/annotations.h"
 
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
-#include <nlohmann/json.hpp>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "data/annotation_formats.h"
 #include "data/csv_text.h"
 
 namespace histocnn {
-namespace {
+namespace annotation_formats {
 
-using nlohmann::json;
-
-Ring ring_of(const json& points, const std::string& where) {
-  require(points.is_array() && points.size() >= 3,
-          where + ": a ring needs at least 3 [x, y] points");
-  Ring r;
-  for (const json& p : points) {
-    require(p.is_array() && p.size() >= 2 && p[0].is_number() && p[1].is_number(),
-            where + ": a point is not [x, y] numbers");
-    r.x.push_back(p[0].get<double>());
-    r.y.push_back(p[1].get<double>());
+ClassList::ClassList(const std::vector<std::string>& malignant) {
+  for (const std::string& c : malignant) {
+    malignant_.push_back(ascii_lower(c));
+    any_ = any_ || malignant_.back() == "any";
   }
-  return r;
 }
 
-Region region_of(const json& polygon, const std::string& where) {
-  require(polygon.is_array() && !polygon.empty(), where + ": a polygon has no rings");
+Role ClassList::role_of(const std::vector<std::string>& names) const {
+  bool listed = false;
+  for (const std::string& name : names) {
+    const std::string n = ascii_lower(name);
+    if (n == "exclusion" || n == "_2") return Role::excluded;
+    listed = listed || std::find(malignant_.begin(), malignant_.end(), n) != malignant_.end();
+  }
+  return any_ || listed ? Role::malignant : Role::other;
+}
+
+Region region_of(std::vector<Ring> rings, const std::string& where) {
+  require(!rings.empty(), where + ": a polygon has no rings");
+  for (const Ring& r : rings)
+    require(r.x.size() >= 3 && r.x.size() == r.y.size(),
+            where + ": a ring needs at least 3 [x, y] points");
   Region region;
-  for (const json& ring : polygon) region.rings.push_back(ring_of(ring, where));
+  region.rings = std::move(rings);
   const Ring& outer = region.rings.front();
   region.min_x = *std::min_element(outer.x.begin(), outer.x.end());
   region.max_x = *std::max_element(outer.x.begin(), outer.x.end());
@@ -37,6 +43,15 @@ Region region_of(const json& polygon, const std::string& where) {
   region.max_y = *std::max_element(outer.y.begin(), outer.y.end());
   return region;
 }
+
+void add_region(Annotations& a, Role role, Region region) {
+  require(role != Role::other, "add_region: a region that is neither malignant nor excluded");
+  (role == Role::malignant ? a.malignant : a.excluded).push_back(std::move(region));
+}
+
+}  // namespace annotation_formats
+
+namespace {
 
 // Even-odd crossing test of one ring.
 bool inside(const Ring& r, double x, double y) {
@@ -48,76 +63,36 @@ bool inside(const Ring& r, double x, double y) {
   return in;
 }
 
-// The feature's class, lower case ("" when it has none).
-std::string class_of(const json& feature) {
-  if (!feature.contains("properties") || !feature["properties"].is_object()) return "";
-  const json& p = feature["properties"];
-  if (!p.contains("classification")) return "";
-  const json& c = p["classification"];
-  if (c.is_string()) return ascii_lower(c.get<std::string>());
-  if (c.is_object() && c.contains("name") && c["name"].is_string())
-    return ascii_lower(c["name"].get<std::string>());
-  return "";
+bool in_any(const std::vector<Region>& regions, double x, double y) {
+  for (const Region& r : regions) {
+    if (x < r.min_x || x > r.max_x || y < r.min_y || y > r.max_y) continue;
+    bool in = false;  // inside the outer ring and not in a hole: odd rings around the point
+    for (const Ring& ring : r.rings) in ^= inside(ring, x, y);
+    if (in) return true;
+  }
+  return false;
 }
 
-bool is_detection(const json& feature) {
-  if (!feature.contains("properties") || !feature["properties"].is_object()) return false;
-  const json& p = feature["properties"];
-  if (!p.contains("objectType") || !p["objectType"].is_string()) return false;
-  const std::string type = p["objectType"].get<std::string>();
-  return type == "detection" || type == "cell" || type == "tile";
-}
-
-const json& features_of(const json& doc, const std::string& path) {
-  if (doc.is_array()) return doc;
-  require(doc.is_object() && doc.contains("features") && doc["features"].is_array(),
-          path + ": not GeoJSON annotations (expected a FeatureCollection, as QuPath's File > "
-                 "Export objects as GeoJSON writes)");
-  return doc["features"];
+// Whether the content is XML: its first character, past a UTF-8 byte-order
+// mark and white space, is '<'.
+bool looks_like_xml(const std::string& content) {
+  size_t i = content.compare(0, 3, "\xEF\xBB\xBF") == 0 ? 3 : 0;
+  while (i < content.size() && std::isspace(static_cast<unsigned char>(content[i]))) ++i;
+  return i < content.size() && content[i] == '<';
 }
 
 }  // namespace
 
 std::vector<std::string> default_annotation_classes() {
-  return {"tumor", "tumour", "malignant", "carcinoma", "cancer"};
+  return {"tumor",      "tumour",     "malignant", "carcinoma", "cancer",
+          "metastases", "metastasis", "_0",        "_1"};
 }
 
 Annotations parse_annotations(const std::string& content, const std::string& path,
                               const std::vector<std::string>& classes) {
-  const json doc = json::parse(content, nullptr, false);
-  require(!doc.is_discarded(), path + ": not JSON (expected QuPath's GeoJSON annotations)");
-  const bool any = std::find(classes.begin(), classes.end(), "any") != classes.end();
-  Annotations a;
-  a.path = path;
-  int index = 0;
-  for (const json& feature : features_of(doc, path)) {
-    const std::string where = path + " feature " + std::to_string(index++);
-    require(feature.is_object(), where + ": not a GeoJSON feature");
-    if (is_detection(feature)) continue;
-    const std::string name = class_of(feature);
-    const bool counted = any || std::find_if(classes.begin(), classes.end(), [&](const auto& c) {
-                                  return ascii_lower(c) == name;
-                                }) != classes.end();
-    if (!counted) {
-      ++a.ignored;
-      continue;
-    }
-    require(feature.contains("geometry") && feature["geometry"].is_object() &&
-                feature["geometry"].contains("type") && feature["geometry"]["type"].is_string(),
-            where + ": no geometry");
-    const json& g = feature["geometry"];
-    const std::string type = g["type"].get<std::string>();
-    require(g.contains("coordinates"), where + ": a " + type + " without coordinates");
-    if (type == "Polygon") {
-      a.malignant.push_back(region_of(g["coordinates"], where));
-    } else if (type == "MultiPolygon") {
-      require(g["coordinates"].is_array(), where + ": a MultiPolygon's coordinates are not a list");
-      for (const json& polygon : g["coordinates"]) a.malignant.push_back(region_of(polygon, where));
-    } else {
-      fail(where + ": a " + type + " region (only Polygon and MultiPolygon outline an area)");
-    }
-  }
-  return a;
+  const annotation_formats::ClassList list(classes);
+  return looks_like_xml(content) ? annotation_formats::parse_xml(content, path, list)
+                                 : annotation_formats::parse_geojson(content, path, list);
 }
 
 Annotations read_annotations(const std::string& path, const std::vector<std::string>& classes) {
@@ -127,13 +102,7 @@ Annotations read_annotations(const std::string& path, const std::vector<std::str
 }
 
 bool Annotations::malignant_at(double x, double y) const {
-  for (const Region& r : malignant) {
-    if (x < r.min_x || x > r.max_x || y < r.min_y || y > r.max_y) continue;
-    bool in = false;  // inside the outer ring and not in a hole: odd rings around the point
-    for (const Ring& ring : r.rings) in ^= inside(ring, x, y);
-    if (in) return true;
-  }
-  return false;
+  return in_any(malignant, x, y) && !in_any(excluded, x, y);
 }
 
 double Annotations::malignant_fraction(double x, double y, double width, double height) const {

@@ -1,8 +1,12 @@
 #include "data/synth_slide.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
+#include <filesystem>
 #include <nlohmann/json.hpp>
+#include <pugixml.hpp>
+#include <sstream>
 #include <thread>
 
 #include "core/atomic_file.h"
@@ -118,35 +122,81 @@ void write_synthetic_slide(const std::string& path, const SynthSlideOptions& opt
       w);
 }
 
-void write_synthetic_annotations(const std::string& path, const SynthSlideOptions& options) {
+namespace {
+
+// The slide's malignant blocks: each block that has malignant tissue at any
+// of 8 x 8 points, as [x0, y0, x1, y1].
+std::vector<std::array<int64_t, 4>> malignant_blocks(const SynthSlideOptions& options) {
   const SyntheticSlideLayout layout(options);
-  nlohmann::json squares = nlohmann::json::array();
+  std::vector<std::array<int64_t, 4>> blocks;
   const int64_t b = kSynthSlideBlock;
   for (int64_t by = 0; by * b < options.height; ++by)
     for (int64_t bx = 0; bx * b < options.width; ++bx) {
-      bool malignant = false;  // any of 8 x 8 points of the block on malignant tissue
+      bool malignant = false;
       for (int j = 0; j < 8 && !malignant; ++j)
         for (int i = 0; i < 8 && !malignant; ++i)
-          malignant = layout.label_at(std::min(bx * b + i * b / 8 + b / 16, options.width - 1),
-                                      std::min(by * b + j * b / 8 + b / 16, options.height - 1)) ==
-                      2;
-      if (!malignant) continue;
-      const int64_t x0 = bx * b, y0 = by * b;
-      const int64_t x1 = std::min(x0 + b, options.width), y1 = std::min(y0 + b, options.height);
-      squares.push_back({{{x0, y0}, {x1, y0}, {x1, y1}, {x0, y1}, {x0, y0}}});
+          malignant =
+              layout.label_at(std::min(bx * b + i * b / 8 + b / 16, options.width - 1),
+                              std::min(by * b + j * b / 8 + b / 16, options.height - 1)) == 2;
+      if (malignant)
+        blocks.push_back({bx * b, by * b, std::min(bx * b + b, options.width),
+                          std::min(by * b + b, options.height)});
     }
+  return blocks;
+}
+
+std::string qupath_geojson(const std::vector<std::array<int64_t, 4>>& blocks) {
+  nlohmann::json squares = nlohmann::json::array();
+  for (const auto& [x0, y0, x1, y1] : blocks)
+    squares.push_back({{{x0, y0}, {x1, y0}, {x1, y1}, {x0, y1}, {x0, y0}}});
   nlohmann::json features = nlohmann::json::array();
   if (!squares.empty())
-    features.push_back(
-        {{"type", "Feature"},
-         {"geometry", {{"type", "MultiPolygon"}, {"coordinates", squares}}},
-         {"properties",
-          {{"objectType", "annotation"},
-           {"classification", {{"name", "Tumor"}, {"color", {200, 0, 0}}}}}}});
-  write_file_atomically(path,
-                        nlohmann::json({{"type", "FeatureCollection"}, {"features", features}})
-                                .dump() +
-                            "\n");
+    features.push_back({{"type", "Feature"},
+                        {"geometry", {{"type", "MultiPolygon"}, {"coordinates", squares}}},
+                        {"properties",
+                         {{"objectType", "annotation"},
+                          {"classification", {{"name", "Tumor"}, {"color", {200, 0, 0}}}}}}});
+  return nlohmann::json({{"type", "FeatureCollection"}, {"features", features}}).dump() + "\n";
+}
+
+// As ASAP saves them: one Polygon per block in the group "Tumor".
+std::string asap_xml(const std::vector<std::array<int64_t, 4>>& blocks) {
+  pugi::xml_document doc;
+  pugi::xml_node root = doc.append_child("ASAP_Annotations");
+  pugi::xml_node list = root.append_child("Annotations");
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    const auto& [x0, y0, x1, y1] = blocks[i];
+    pugi::xml_node a = list.append_child("Annotation");
+    a.append_attribute("Name") = ("Annotation " + std::to_string(i)).c_str();
+    a.append_attribute("Type") = "Polygon";
+    a.append_attribute("PartOfGroup") = "Tumor";
+    a.append_attribute("Color") = "#F4FA58";
+    pugi::xml_node coordinates = a.append_child("Coordinates");
+    const int64_t xs[] = {x0, x1, x1, x0}, ys[] = {y0, y0, y1, y1};
+    for (int k = 0; k < 4; ++k) {
+      pugi::xml_node c = coordinates.append_child("Coordinate");
+      c.append_attribute("Order") = k;
+      c.append_attribute("X") = static_cast<long long>(xs[k]);
+      c.append_attribute("Y") = static_cast<long long>(ys[k]);
+    }
+  }
+  pugi::xml_node group = root.append_child("AnnotationGroups").append_child("Group");
+  group.append_attribute("Name") = "Tumor";
+  group.append_attribute("PartOfGroup") = "None";
+  group.append_attribute("Color") = "#F4FA58";
+  group.append_child("Attributes");
+  std::ostringstream text;
+  doc.save(text, "\t");
+  return text.str();
+}
+
+}  // namespace
+
+void write_synthetic_annotations(const std::string& path, const SynthSlideOptions& options) {
+  const auto blocks = malignant_blocks(options);
+  write_file_atomically(path, std::filesystem::path(path).extension() == ".xml"
+                                  ? asap_xml(blocks)
+                                  : qupath_geojson(blocks));
 }
 
 }  // namespace histocnn

@@ -53,9 +53,11 @@ class SyntheticSlideLayout {
 
 void write_synthetic_slide(const std::string& path, const SynthSlideOptions& options);
 
-// The slide's malignant tissue as QuPath would export a pathologist's
-// outline of it (data/annotations.h): one "Tumor" annotation, a MultiPolygon
-// of the malignant blocks that hold tissue. Written atomically.
+// The slide's malignant tissue as a pathologist's outline of it
+// (data/annotations.h), written atomically: a path ending in .xml gets ASAP
+// XML (one Polygon per malignant block in the group "Tumor", as CAMELYON's
+// files are laid out), any other QuPath GeoJSON (one "Tumor" annotation, a
+// MultiPolygon of the malignant blocks).
 void write_synthetic_annotations(const std::string& path, const SynthSlideOptions& options);
 
 }  // namespace histocnn

@@ -318,8 +318,11 @@ nlohmann::json score_slide(const std::string& path, const std::vector<ModelFile>
   }
   if (o.annotations || o.benign_without_annotations || done.contains("annotations")) {
     done.erase("annotations");  // this run's annotations, or none: never an earlier run's
-    if (o.annotations || o.benign_without_annotations)
-      done["annotations"] = tiles_against_annotations(o.annotations, p.tiles, scores);
+    if (o.annotations || o.benign_without_annotations) {
+      const std::vector<Prediction> truths = annotated_tiles(o.annotations, p.tiles, scores);
+      done["annotations"] = annotation_summary(o.annotations, truths);
+      if (o.on_annotated_tiles) o.on_annotated_tiles(truths);
+    }
     write_file_atomically(folder + "/summary.json", done.dump(2) + "\n");
   }
   return done;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -15,6 +16,7 @@
 #include "data/tissue.h"
 #include "slide/tiling.h"
 #include "train/checkpoint.h"
+#include "train/metrics.h"
 
 namespace histocnn {
 
@@ -39,6 +41,10 @@ struct SlideOptions {
   // slide's label says benign, so every tile is.
   const Annotations* annotations = nullptr;
   bool benign_without_annotations = false;
+  // Called once the slide is done with every tile's P and annotated truth
+  // (when either of the two above is set): a cohort pools them
+  // (slide/tile_evaluation.h).
+  std::function<void(const std::vector<Prediction>&)> on_annotated_tiles;
 };
 
 // Everything known before the first tile is scored: the slide, its tile
