@@ -7,6 +7,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/rng.h"
+#include "slide/evaluation_text.h"
 #include "study/eval_figures.h"
 
 namespace histocnn {
@@ -20,26 +21,14 @@ const std::map<std::string, std::string>& score_keys() {
   return keys;
 }
 
-double rate(int hits, int of) {
-  return of ? double(hits) / of : std::nan("");
-}
-double sensitivity_of(const Metrics& m) {
-  return rate(m.tp, m.tp + m.fn);
-}
-double specificity_of(const Metrics& m) {
-  return rate(m.tn, m.tn + m.fp);
-}
+using evaluation_text::interval_json;
+using evaluation_text::number_or_null;
+using evaluation_text::sensitivity_of;
+using evaluation_text::specificity_of;
 
 // NaN without both classes (compute_metrics gives 0 for no predictions).
 double auc_of(const std::vector<Prediction>& predictions) {
   return predictions.empty() ? std::nan("") : compute_metrics(predictions).auc;
-}
-
-nlohmann::json number_or_null(double v) {
-  return std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(v);
-}
-nlohmann::json interval_json(const Interval& i) {
-  return i.samples ? nlohmann::json::array({i.low, i.high}) : nlohmann::json(nullptr);
 }
 
 // Youden's J over the chosen score: the cut with the largest sensitivity +
@@ -231,24 +220,12 @@ std::string SlideEvaluation::headline() const {
                 malignant);
   std::string line = text;
   const auto interval = auc_interval.find(options.score);
-  if (std::isnan(metrics.auc)) {
-    line += "AUC n/a (it needs benign and malignant slides)";
-  } else {
-    std::snprintf(text, sizeof text, "AUC %.3f", metrics.auc);
-    line += text;
-    if (interval != auc_interval.end() && interval->second.samples) {
-      std::snprintf(text, sizeof text, " (95%% CI %.3f-%.3f over %d %ss)", interval->second.low,
-                    interval->second.high, units, unit.c_str());
-      line += text;
-    }
-  }
-  auto part = [](double v) {
-    char t[16];
-    std::snprintf(t, sizeof t, "%.2f", v);
-    return std::isnan(v) ? std::string("n/a") : std::string(t);
-  };
+  line += evaluation_text::auc_headline(
+      metrics.auc, interval == auc_interval.end() ? Interval{} : interval->second, units, unit,
+      "it needs benign and malignant slides");
   std::snprintf(text, sizeof text, "; at %g: sensitivity %s, specificity %s", options.threshold,
-                part(sensitivity_of(metrics)).c_str(), part(specificity_of(metrics)).c_str());
+                evaluation_text::fixed_or_na(sensitivity_of(metrics), 2).c_str(),
+                evaluation_text::fixed_or_na(specificity_of(metrics), 2).c_str());
   line += text;
   std::string why;  // the distinct reasons, in order
   for (const auto& [slide, reason] : left_out)

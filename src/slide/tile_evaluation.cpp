@@ -9,19 +9,16 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "slide/evaluation_text.h"
 
 namespace histocnn {
 namespace {
 
-nlohmann::json number_or_null(double v) {
-  return std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(v);
-}
-nlohmann::json interval_json(const Interval& i) {
-  return i.samples ? nlohmann::json::array({i.low, i.high}) : nlohmann::json(nullptr);
-}
-double rate(double hits, double of) {
-  return of > 0 ? hits / of : std::nan("");
-}
+using evaluation_text::interval_json;
+using evaluation_text::number_or_null;
+using evaluation_text::rate;
+using evaluation_text::sensitivity_of;
+using evaluation_text::specificity_of;
 
 // The slides' bootstrap units (patients, or slides without one) as indices.
 std::vector<int> unit_of_slide(const std::vector<AnnotatedSlide>& slides, int* units,
@@ -138,9 +135,9 @@ nlohmann::json TileEvaluation::to_json() const {
           {"threshold", options.threshold},
           {"auc", m.count ? number_or_null(m.auc) : nullptr},
           {"auc_95ci", interval_json(auc)},
-          {"sensitivity", number_or_null(rate(m.tp, m.tp + m.fn))},
+          {"sensitivity", number_or_null(sensitivity_of(m))},
           {"sensitivity_95ci", interval_json(sensitivity)},
-          {"specificity", number_or_null(rate(m.tn, m.tn + m.fp))},
+          {"specificity", number_or_null(specificity_of(m))},
           {"specificity_95ci", interval_json(specificity)},
           {"accuracy", m.count ? nlohmann::json(m.accuracy) : nullptr},
           {"confusion", {{"tn", m.tn}, {"fp", m.fp}, {"fn", m.fn}, {"tp", m.tp}}},
@@ -159,31 +156,17 @@ nlohmann::json TileEvaluation::to_json() const {
 }
 
 std::string TileEvaluation::headline() const {
-  char text[320];
-  std::snprintf(text, sizeof text,
+  char head[160], tail[160];
+  std::snprintf(head, sizeof head,
                 "tile level (%d tiles of %d slides, %d malignant): ", metrics.count, slides,
                 metrics.tp + metrics.fn);
-  std::string line = text;
-  if (!metrics.count || std::isnan(metrics.auc)) {
-    line += "AUC n/a (it needs benign and malignant tiles)";
-  } else {
-    std::snprintf(text, sizeof text, "AUC %.3f", metrics.auc);
-    line += text;
-    if (auc.samples) {
-      std::snprintf(text, sizeof text, " (95%% CI %.3f-%.3f over %d %ss)", auc.low, auc.high, units,
-                    unit.c_str());
-      line += text;
-    }
-  }
-  auto part = [](double v) {
-    char t[16];
-    std::snprintf(t, sizeof t, "%.3f", v);
-    return std::isnan(v) ? std::string("n/a") : std::string(t);
-  };
-  std::snprintf(text, sizeof text, "; at %g: sensitivity %s, specificity %s", options.threshold,
-                part(rate(metrics.tp, metrics.tp + metrics.fn)).c_str(),
-                part(rate(metrics.tn, metrics.tn + metrics.fp)).c_str());
-  return line + text;
+  std::snprintf(tail, sizeof tail, "; at %g: sensitivity %s, specificity %s", options.threshold,
+                evaluation_text::fixed_or_na(sensitivity_of(metrics), 3).c_str(),
+                evaluation_text::fixed_or_na(specificity_of(metrics), 3).c_str());
+  return head +
+         evaluation_text::auc_headline(metrics.count ? metrics.auc : std::nan(""), auc, units, unit,
+                                       "it needs benign and malignant tiles") +
+         tail;
 }
 
 }  // namespace histocnn
