@@ -187,6 +187,42 @@ TEST_F(Hostile, EveryFlagRefusalNamesItsFlagAndWritesNothing) {
        2,
        {"--annotation-classes", "--annotations"},
        {}},
+      {"tiles without --annotations or --slide-labels",
+       [&] { return "tiles " + path("d/train_1.png") + " -o " + path("never"); },
+       1,
+       {"--annotations", "--slide-labels", "a known class"},
+       {}},
+      {"tiles -o a dataset without --force",
+       [&] {
+         return "tiles " + path("d/train_1.png") + " --annotations " + path("d") + " -o " + d;
+       },
+       1,
+       {"already holds a dataset", "--force"},
+       {"d/Grade.csv"}},
+      {"tiles -o the slide labels",
+       [&] {
+         return "tiles " + path("d/train_1.png") + " --slide-labels " + path("d/Grade.csv") +
+                " -o " + path("d/Grade.csv");
+       },
+       1,
+       {"--output", "the slide labels"},
+       {"d/Grade.csv"}},
+      {"tiles --purity 0.3",
+       [&] {
+         return "tiles " + path("d/train_1.png") + " --annotations " + path("d") +
+                " --purity 0.3 -o " + path("never");
+       },
+       2,
+       {"--purity"},
+       {}},
+      {"tiles --tile-size 8",
+       [&] {
+         return "tiles " + path("d/train_1.png") + " --annotations " + path("d") +
+                " --tile-size 8 -o " + path("never");
+       },
+       2,
+       {"--tile-size"},
+       {}},
       {"synth --slide-annotations onto the slide itself",
        [&] {
          return "synth --slide " + path("self.tif") + " --slide-annotations " + path("self.tif");

@@ -61,21 +61,6 @@ void check_inputs(const SlideOptions& o, const std::vector<std::string>& slides)
   refuse_overwriting_inputs("--output", o.output, inputs);
 }
 
-// A folder among the slides stands for the slides in it (slides_in_folder).
-std::vector<std::string> with_folders_expanded(const std::vector<std::string>& inputs) {
-  std::vector<std::string> slides;
-  for (const auto& input : inputs) {
-    std::error_code ec;
-    if (!std::filesystem::is_directory(input, ec)) {
-      slides.push_back(input);
-      continue;
-    }
-    const auto inside = slides_in_folder(input);
-    slides.insert(slides.end(), inside.begin(), inside.end());
-  }
-  return slides;
-}
-
 struct SlideArgs {
   std::vector<std::string> models, files;
   std::string device = "cpu";
@@ -195,7 +180,7 @@ int run_slides(SlideArgs& a, const CLI::App& cmd) {
     a.models.push_back(slides.front());
     slides.erase(slides.begin());
   }
-  slides = with_folders_expanded(slides);
+  slides = with_slide_folders_expanded(slides);
   SlideOptions& o = a.o;
   o.model_paths = a.models;
   check_inputs(o, slides);

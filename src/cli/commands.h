@@ -27,5 +27,6 @@ Runner add_report(CLI::App& app);
 Runner add_stain(CLI::App& app);
 Runner add_bench(CLI::App& app);
 Runner add_slide(CLI::App& app);
+Runner add_tiles(CLI::App& app);
 
 }  // namespace histocnn::cli

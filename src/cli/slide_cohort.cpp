@@ -65,13 +65,19 @@ void add_cohort_options(CLI::App* cmd, CohortArgs* a) {
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1.0))
       ->needs(labels);
+  add_annotation_options(cmd, a,
+                         "each slide's tiles scored against them (AUC, sensitivity, specificity "
+                         "in summary.json, pooled in tile-evaluation.json)");
+}
+
+void add_annotation_options(CLI::App* cmd, CohortArgs* a, const std::string& what_for) {
   auto* annotations =
       cmd->add_option("--annotations", a->annotations_folder,
                       "folder of region annotations, DIR/<slide name>.geojson (QuPath) or .xml "
-                      "(ASAP, as CAMELYON ships them, or Aperio ImageScope): each slide's tiles "
-                      "scored against them (AUC, sensitivity, "
-                      "specificity in summary.json); a slide without a file whose --slide-labels "
-                      "label is benign has every tile benign");
+                      "(ASAP, as CAMELYON ships them, or Aperio ImageScope): " +
+                          what_for +
+                          "; a slide without a file whose --slide-labels label is benign has "
+                          "every tile benign");
   cmd->add_option("--annotation-classes", a->annotation_classes,
                   "annotation classes that mark malignant regions (any: every annotation); "
                   "the classes exclusion and _2 always mark regions cut out of them")
@@ -114,22 +120,22 @@ void Cohort::read_annotations_of(const std::vector<std::string>& slides) {
     markers += size_t(a.markers);
   }
   if (!missing.empty())
-    std::fprintf(
-        stderr,
-        "histocnn slide: no %s/<name>.geojson or .xml for %zu slide%s (%s%s): their tiles are "
-        "not checked\n",
-        args_.annotations_folder.c_str(), missing.size(), missing.size() > 1 ? "s" : "",
-        missing.front().c_str(), missing.size() > 1 ? ", ..." : "");
+    std::fprintf(stderr,
+                 "histocnn %s: no %s/<name>.geojson or .xml for %zu slide%s (%s%s) and no benign "
+                 "label: their tiles have no truth\n",
+                 args_.command.c_str(), args_.annotations_folder.c_str(), missing.size(),
+                 missing.size() > 1 ? "s" : "", missing.front().c_str(),
+                 missing.size() > 1 ? ", ..." : "");
   if (!annotations_.empty() && regions == 0 && ignored > 0)
     std::fprintf(stderr,
-                 "histocnn slide: none of the %zu annotations has a class that "
-                 "--annotation-classes counts as malignant: every tile is checked as benign\n",
-                 ignored);
+                 "histocnn %s: none of the %zu annotations has a class that "
+                 "--annotation-classes counts as malignant: every tile is benign\n",
+                 args_.command.c_str(), ignored);
   if (markers > 0)
     std::fprintf(stderr,
-                 "histocnn slide: %zu annotation%s of a malignant class outline%s no area (dots, "
+                 "histocnn %s: %zu annotation%s of a malignant class outline%s no area (dots, "
                  "rulers, arrows, two-point ellipses) and %s not counted\n",
-                 markers, markers > 1 ? "s" : "", markers > 1 ? "" : "s",
+                 args_.command.c_str(), markers, markers > 1 ? "s" : "", markers > 1 ? "" : "s",
                  markers > 1 ? "are" : "is");
 }
 
@@ -154,6 +160,16 @@ SlideOptions Cohort::options_for(const SlideOptions& o, const std::string& slide
     annotated_tiles_.push_back({slide, patient, tiles});
   };
   return with;
+}
+
+SlideTruth Cohort::truth_of(const std::string& slide) const {
+  SlideTruth truth;
+  const auto found = annotations_.find(slide);
+  truth.annotations = found == annotations_.end() ? nullptr : &found->second;
+  const SlideLabel* label = label_of(slide);
+  truth.benign = label && label->label == 0;
+  truth.patient = label && !label->patient.empty() ? label->patient : "";
+  return truth;
 }
 
 std::string Cohort::csv_header_tail() const {

@@ -1,4 +1,5 @@
-// The cohort flags of `histocnn slide`: --slide-labels (each slide's
+// The cohort flags of `histocnn slide` (and `histocnn tiles`, whose tiles
+// take their truth from the same flags): --slide-labels (each slide's
 // diagnosis: slide-level AUC, sensitivity and specificity,
 // slide/slide_evaluation.h) and --annotations (a pathologist's regions: each
 // slide's tiles scored against them, slide/tile_truth.h).
@@ -21,18 +22,23 @@
 #include "slide/slide_evaluation.h"
 #include "slide/slide_run.h"
 #include "slide/tile_evaluation.h"
+#include "slide/tile_export.h"
 #include "train/checkpoint.h"
 
 namespace histocnn::cli {
 
 struct CohortArgs {
-  std::string labels_path;  // --slide-labels
+  std::string command = "slide";  // names the command in its messages
+  std::string labels_path;        // --slide-labels
   SlideEvaluationOptions evaluation;
   std::string annotations_folder;  // --annotations
   std::vector<std::string> annotation_classes = default_annotation_classes();
 };
 
 void add_cohort_options(CLI::App* cmd, CohortArgs* a);
+// --annotations and --annotation-classes; `what_for` says what the
+// annotations are used for in --annotations' help.
+void add_annotation_options(CLI::App* cmd, CohortArgs* a, const std::string& what_for);
 
 class Cohort {
  public:
@@ -46,6 +52,9 @@ class Cohort {
   // The slide's options with its annotations (or its benign label) set, and
   // the hook that pools its annotated tiles into the cohort's.
   SlideOptions options_for(const SlideOptions& o, const std::string& slide);
+  // What is known of the slide's tiles (`histocnn tiles`): its annotations,
+  // whether its label is benign, its patient ("" when the labels name none).
+  SlideTruth truth_of(const std::string& slide) const;
   // slides.csv's extra columns: ",label" and ",tile_auc" as the flags ask.
   std::string csv_header_tail() const;
   std::string csv_row_tail(const std::string& slide, const nlohmann::json& summary) const;

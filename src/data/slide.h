@@ -80,6 +80,8 @@ std::unique_ptr<Slide> open_slide(const std::string& path, double mpp = 0,
 // tiled TIFF and not a heatmap PNG), sorted by name. Throws naming the
 // folder when it holds none; plain images are named one by one instead.
 std::vector<std::string> slides_in_folder(const std::string& folder);
+// The inputs with every folder among them replaced by slides_in_folder.
+std::vector<std::string> with_slide_folders_expanded(const std::vector<std::string>& inputs);
 
 // Microns per level-0 pixel from a slide's properties: openslide.mpp-x/y,
 // else the TIFF resolution tags (tiff.XResolution with tiff.ResolutionUnit

@@ -224,12 +224,17 @@ nlohmann::json write_tile_explanations(const std::string& folder, const Prepared
 
 PreparedSlide prepare_slide(const std::string& path, const ModelFile& model,
                             const SlideOptions& o) {
+  const double mx = o.mpp_model > 0 ? o.mpp_model : model.mpp_x;
+  const double my = o.mpp_model > 0 ? o.mpp_model : model.mpp_y;
+  return prepare_slide(path, mx, my, model.width, model.height, o);
+}
+
+PreparedSlide prepare_slide(const std::string& path, double mpp_x, double mpp_y, int width,
+                            int height, const SlideOptions& o) {
   PreparedSlide p;
   auto clock = Clock::now();
   p.slide = open_slide(path, o.mpp, o.reader);
-  const double mx = o.mpp_model > 0 ? o.mpp_model : model.mpp_x;
-  const double my = o.mpp_model > 0 ? o.mpp_model : model.mpp_y;
-  p.grid = plan_tile_grid(*p.slide, mx, my, model.width, model.height);
+  p.grid = plan_tile_grid(*p.slide, mpp_x, mpp_y, width, height);
   p.times["open_s"] = seconds_since(clock);
   clock = Clock::now();
   p.thumbnail = read_thumbnail(*p.slide, o.thumbnail_side);

@@ -60,6 +60,10 @@ struct PreparedSlide {
 };
 PreparedSlide prepare_slide(const std::string& slide_path, const ModelFile& model,
                             const SlideOptions& options);
+// The same for tiles of width x height pixels at mpp_x x mpp_y microns per
+// pixel, without a model (`histocnn tiles` exports such tiles).
+PreparedSlide prepare_slide(const std::string& slide_path, double mpp_x, double mpp_y, int width,
+                            int height, const SlideOptions& options);
 
 // The slide's stains mapped to the model's when it was trained on
 // stain-normalised images (estimated once, on the thumbnail); else null.

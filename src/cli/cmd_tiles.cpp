@@ -1,0 +1,209 @@
+// `histocnn tiles`: a training dataset cut from whole slides
+// (slide/tile_export.h), labelled by region annotations or benign slide
+// labels (the flags `slide` takes, cli/slide_cohort.h).
+#include <cstdio>
+#include <filesystem>
+#include <set>
+
+#include "cli/commands.h"
+#include "cli/slide_cohort.h"
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "core/paths.h"
+#include "data/slide.h"
+#include "slide/tile_export.h"
+
+namespace histocnn::cli {
+namespace {
+
+struct TilesArgs {
+  std::vector<std::string> files;
+  std::string output;
+  bool force = false;
+  TileExportOptions tiles;
+  SlideOptions reading;
+  CohortArgs truth;
+};
+
+void add_tile_options(CLI::App* cmd, TilesArgs* a) {
+  cmd->option_defaults()->group("Tiles");
+  cmd->add_option("--tile-mpp", a->tiles.mpp,
+                  "microns per pixel of the tiles (GlaS's 20x: 0.62005; train with --image-mpp "
+                  "the same)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.05, 50.0));
+  cmd->add_option("--tile-size", a->tiles.size, "the tiles' side, pixels")
+      ->capture_default_str()
+      ->check(CLI::Range(16, 4096));
+  cmd->add_option("--purity", a->tiles.purity,
+                  "a tile is malignant with at least this share in malignant regions, benign "
+                  "with at most 1 - this; border tiles between are left out")
+      ->capture_default_str()
+      ->check(CLI::Range(0.5, 1.0));
+  cmd->add_option("--max-per-class", a->tiles.max_per_class,
+                  "tiles of each class per slide, drawn at random (0: all)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--prefix", a->tiles.prefix,
+                  "tile names start with this (train's --split selects by it)")
+      ->capture_default_str();
+  cmd->add_option("--format", a->tiles.format, "png, bmp or jpg")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"png", "bmp", "jpg"}));
+  cmd->add_option("--seed", a->tiles.seed, "seed of the draw")->capture_default_str();
+  cmd->add_option("--mpp", a->reading.mpp, "the slides' microns per pixel (default: as recorded)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--min-tissue", a->reading.min_tissue, "tiles with less tissue are left out")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--tissue-threshold", a->reading.tissue_threshold,
+                  "saturation above which a thumbnail pixel is tissue (default: Otsu's)")
+      ->check(CLI::Range(0.0, 1.0));
+}
+
+// Every slide a regular file, no two with the same tile names, the output
+// overwriting none of the inputs.
+void check_inputs(const TilesArgs& a, const std::vector<std::string>& slides) {
+  std::set<std::string> stems;
+  std::vector<NamedInput> inputs;
+  for (const auto& s : slides) {
+    std::error_code ec;
+    require(std::filesystem::is_regular_file(s, ec),
+            s + (std::filesystem::exists(s, ec) ? ": not a regular file" : ": no such slide file"));
+    require(stems.insert(tile_name_stem(s)).second, s + ": another slide has the same name (" +
+                                                        tile_name_stem(s) +
+                                                        "); their tiles would have the same names");
+    inputs.push_back({s, "a slide"});
+  }
+  if (!a.truth.labels_path.empty()) inputs.push_back({a.truth.labels_path, "the slide labels"});
+  for (const char* written : {"Grade.csv", "tiles.json"})
+    refuse_overwriting_inputs("--output", (std::filesystem::path(a.output) / written).string(),
+                              inputs);
+  refuse_overwriting_inputs("--output", a.output, inputs);
+  require(a.force || !is_dataset_folder(a.output),
+          "--output " + a.output +
+              ": already holds a dataset (Grade.csv); choose a new folder, or --force to "
+              "replace its Grade.csv");
+  require(!a.truth.labels_path.empty() || !a.truth.annotations_folder.empty(),
+          "tiles: give --annotations DIR and/or --slide-labels FILE: a tile needs a known class");
+}
+
+// Grade.csv holds the patient as a bare field.
+std::string checked_patient(const std::string& patient, const std::string& slide) {
+  require(patient.find_first_of(",\"\r\n") == std::string::npos,
+          "--slide-labels: the patient \"" + patient + "\" of " + slide +
+              " holds a comma, quote or line break, which Grade.csv cannot hold");
+  return patient;
+}
+
+nlohmann::json manifest(const TilesArgs& a, const std::vector<ExportedSlide>& done,
+                        const std::vector<std::string>& skipped, const std::string& train) {
+  nlohmann::json slides = nlohmann::json::array();
+  for (const ExportedSlide& e : done) slides.push_back(e.to_json());
+  const TileExportOptions& t = a.tiles;
+  return {{"tile_mpp", t.mpp},
+          {"tile_size", t.size},
+          {"tile_um", t.mpp * t.size},
+          {"purity", t.purity},
+          {"max_per_class", t.max_per_class},
+          {"min_tissue", a.reading.min_tissue},
+          {"seed", t.seed},
+          {"annotations", a.truth.annotations_folder},
+          {"annotation_classes", a.truth.annotation_classes},
+          {"slide_labels", a.truth.labels_path},
+          {"slides", slides},
+          {"skipped", skipped},
+          {"train", train}};
+}
+
+int run_tiles(TilesArgs& a) {
+  const std::vector<std::string> slides = with_slide_folders_expanded(a.files);
+  check_inputs(a, slides);
+  Cohort cohort(a.truth, slides, a.output);  // labels and annotations read before any work
+  std::vector<std::pair<std::string, SlideTruth>> known;
+  std::vector<std::string> skipped;
+  for (const auto& slide : slides) {
+    SlideTruth truth = cohort.truth_of(slide);
+    truth.patient =
+        checked_patient(truth.patient.empty() ? tile_name_stem(slide) : truth.patient, slide);
+    if (truth.annotations || truth.benign)
+      known.push_back({slide, truth});
+    else
+      skipped.push_back(slide);
+  }
+  if (!skipped.empty())
+    std::fprintf(stderr,
+                 "histocnn tiles: %zu slide%s (%s%s) with neither annotations nor a benign "
+                 "label: no tile of %s has a known class\n",
+                 skipped.size(), skipped.size() > 1 ? "s" : "", skipped.front().c_str(),
+                 skipped.size() > 1 ? ", ..." : "", skipped.size() > 1 ? "them" : "it");
+  require(!known.empty(), "tiles: no slide has annotations or a benign label");
+  const OutputFolder output(a.output);  // removed again if nothing is written there
+  std::filesystem::create_directories(a.output);
+  std::vector<ExportedSlide> done;
+  std::vector<GradeRow> rows;
+  int failures = 0, malignant = 0, benign = 0;
+  for (const auto& [slide, truth] : known) {
+    try {
+      done.push_back(export_slide_tiles(slide, truth, a.tiles, a.reading, a.output));
+    } catch (const Error& e) {
+      std::fprintf(stderr, "histocnn tiles: %s\n", e.what());
+      ++failures;
+      continue;
+    }
+    const ExportedSlide& e = done.back();
+    rows.insert(rows.end(), e.rows.begin(), e.rows.end());
+    malignant += e.written_malignant;
+    benign += e.written_benign;
+    std::printf(
+        "%s: %d tissue tiles (%d malignant, %d benign, %d border) -> %d malignant, %d "
+        "benign written\n",
+        slide.c_str(), e.tissue_tiles, e.malignant, e.benign, e.border, e.written_malignant,
+        e.written_benign);
+  }
+  require(!rows.empty(),
+          "tiles: no tile written (every slide failed or has no tissue tile "
+          "of a known class)");
+  char train[256];
+  std::snprintf(train, sizeof train, "histocnn train --data %s --split %s --image-mpp %g%s",
+                a.output.c_str(), a.tiles.prefix.c_str(), a.tiles.mpp,
+                a.tiles.size < 256 ? (" --crop " + std::to_string(a.tiles.size)).c_str() : "");
+  write_file_atomically((std::filesystem::path(a.output) / "tiles.json").string(),
+                        manifest(a, done, skipped, train).dump(2) + "\n");
+  // Grade.csv last: a folder with a Grade.csv is complete.
+  write_file_atomically((std::filesystem::path(a.output) / "Grade.csv").string(),
+                        format_grade_csv(rows));
+  std::printf(
+      "wrote %zu tiles (%d malignant, %d benign) of %zu slide%s to %s; train on them:\n  %s\n",
+      rows.size(), malignant, benign, done.size(), done.size() > 1 ? "s" : "", a.output.c_str(),
+      train);
+  if (!malignant || !benign)
+    std::fprintf(stderr, "histocnn tiles: every tile written is %s: training needs both\n",
+                 malignant ? "malignant" : "benign");
+  return failures ? 1 : 0;
+}
+
+}  // namespace
+
+Runner add_tiles(CLI::App& app) {
+  auto* cmd = app.add_subcommand(
+      "tiles",
+      "a training dataset (Grade.csv + tiles) cut from whole slides, labelled by region "
+      "annotations or benign slide labels");
+  auto a = std::make_shared<TilesArgs>();
+  a->truth.command = "tiles";
+  cmd->add_option("files", a->files,
+                  "slides (.svs, .ndpi, .mrxs, .scn, tiled TIFF); a folder: "
+                  "every slide in it")
+      ->required();
+  cmd->add_option("--output,-o", a->output, "the dataset folder")->required();
+  cmd->add_flag("--force", a->force, "replace the Grade.csv of a folder that holds a dataset");
+  cmd->add_option("--slide-labels", a->truth.labels_path,
+                  "CSV naming slides' labels (slide,label[,patient]): a benign slide without "
+                  "annotations gives benign tiles; the patient goes into Grade.csv");
+  add_annotation_options(cmd, &a->truth, "the tiles' classes");
+  add_tile_options(cmd, a.get());
+  return [a] { return run_tiles(*a); };
+}
+
+}  // namespace histocnn::cli
