@@ -484,6 +484,7 @@ TEST_F(SlideCli, TilesAreScoredAgainstRegionAnnotations) {
   EXPECT_EQ(pooled["malignant_tiles"],
             a["malignant_tiles"].get<int>() + all["annotations"]["malignant_tiles"].get<int>());
   EXPECT_EQ(pooled["bootstrap"]["unit"], "slide");
+  EXPECT_TRUE(std::filesystem::exists(at("ann/out/tile-roc.png")));
   EXPECT_GT(pooled["auc"].get<double>(), 0.6) << pooled.dump();
   EXPECT_NE(r.output.find("tile level (" + std::to_string(pooled["tiles"].get<int>()) +
                           " tiles of 2 slides, "),

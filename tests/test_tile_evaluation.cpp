@@ -5,6 +5,7 @@
 
 #include "core/rng.h"
 #include "slide/tile_evaluation.h"
+#include "study/eval_figures.h"
 
 namespace histocnn {
 namespace {
@@ -120,6 +121,31 @@ TEST(TileEvaluation, SlidesNotTilesAreDrawn) {
   EXPECT_DOUBLE_EQ(e.metrics.auc, 0.5);
   EXPECT_LT(e.auc.low, 0.05);
   EXPECT_GT(e.auc.high, 0.95);
+}
+
+TEST(TileEvaluation, ALargeCurveIsThinnedForTheFigureWithinItsStep) {
+  Rng rng(5);
+  std::vector<Prediction> tiles;
+  for (int i = 0; i < 200000; ++i) {
+    const int label = rng.below(2);
+    tiles.push_back({float(rng.uniform() * 0.8 + 0.2 * label), label});
+  }
+  const auto curve = roc_curve(tiles);
+  const double step = 1.0 / 2000;
+  const auto thin = thin_roc_curve(curve, step);
+  EXPECT_GT(curve.size(), 100000u);
+  EXPECT_LE(thin.size(), 4002u);
+  EXPECT_EQ(thin.front(), curve.front());
+  EXPECT_EQ(thin.back(), curve.back());
+  // Every point of the full curve lies within `step` above and right of a kept one.
+  size_t k = 0;
+  for (const auto& [fpr, tpr] : curve) {
+    while (k + 1 < thin.size() && thin[k + 1].first <= fpr && thin[k + 1].second <= tpr) ++k;
+    ASSERT_LE(fpr - thin[k].first, step + 1e-12);
+    ASSERT_LE(tpr - thin[k].second, step + 1e-12);
+  }
+  const std::vector<std::pair<double, double>> three = {{0, 0}, {0.5, 0.5}, {1, 1}};
+  EXPECT_EQ(thin_roc_curve(three, step), three);  // big jumps keep every point
 }
 
 TEST(TileEvaluation, OneClassGivesNoAucAndItSaysWhy) {

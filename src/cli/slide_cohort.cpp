@@ -196,8 +196,9 @@ void Cohort::finish(const std::string& output) const {
   }
   if (annotated() && !annotated_tiles_.empty()) {
     const TileEvaluation tiles = evaluate_tiles(annotated_tiles_, {});
-    write_file_atomically(output + "/tile-evaluation.json", tiles.to_json().dump(2) + "\n");
-    std::printf("%s -> %s/tile-evaluation.json\n", tiles.headline().c_str(), output.c_str());
+    write_tile_evaluation(tiles, annotated_tiles_, output);
+    std::printf("%s -> %s/tile-evaluation.json, tile-roc.png\n", tiles.headline().c_str(),
+                output.c_str());
   }
 }
 

@@ -7,9 +7,11 @@
 #include <map>
 #include <numeric>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "slide/evaluation_text.h"
+#include "study/eval_figures.h"
 
 namespace histocnn {
 namespace {
@@ -167,6 +169,18 @@ std::string TileEvaluation::headline() const {
          evaluation_text::auc_headline(metrics.count ? metrics.auc : std::nan(""), auc, units, unit,
                                        "it needs benign and malignant tiles") +
          tail;
+}
+
+void write_tile_evaluation(const TileEvaluation& e, const std::vector<AnnotatedSlide>& slides,
+                           const std::string& folder) {
+  std::vector<Prediction> pooled;
+  for (const AnnotatedSlide& s : slides)
+    pooled.insert(pooled.end(), s.tiles.begin(), s.tiles.end());
+  write_roc_figure(
+      {{"pooled tiles of " + std::to_string(e.slides) + " slides", pooled, "lines lw 2 dt 1"}},
+      folder + "/tile-roc", "tile-level ROC against the annotations",
+      "benign and malignant tiles are both needed");
+  write_file_atomically(folder + "/tile-evaluation.json", e.to_json().dump(2) + "\n");
 }
 
 }  // namespace histocnn

@@ -53,4 +53,10 @@ double weighted_auc(const std::vector<Prediction>& ascending, const std::vector<
 TileEvaluation evaluate_tiles(const std::vector<AnnotatedSlide>& slides,
                               const TileEvaluationOptions& options);
 
+// <folder>/tile-roc.{dat,png,svg} (the pooled tiles' ROC curve) and then
+// <folder>/tile-evaluation.json, so that a JSON is never left beside a stale
+// figure. Throws when gnuplot is missing or fails.
+void write_tile_evaluation(const TileEvaluation& evaluation,
+                           const std::vector<AnnotatedSlide>& slides, const std::string& folder);
+
 }  // namespace histocnn

@@ -261,11 +261,25 @@ void write_reliability(const EvalReport& report, const std::string& base,
 
 }  // namespace
 
+std::vector<std::pair<double, double>> thin_roc_curve(
+    const std::vector<std::pair<double, double>>& curve, double step) {
+  std::vector<std::pair<double, double>> kept;
+  for (size_t i = 0; i < curve.size(); ++i) {
+    // The next point would move too far from the last kept: keep this one.
+    const bool last = i + 1 == curve.size();
+    const bool far = !kept.empty() && !last &&
+                     (curve[i + 1].first - kept.back().first > step ||
+                      curve[i + 1].second - kept.back().second > step);
+    if (kept.empty() || last || far) kept.push_back(curve[i]);
+  }
+  return kept;
+}
+
 void write_roc_figure(const std::vector<RocSeries>& series, const std::string& base,
                       const std::string& title, const std::string& why_none) {
   Curves curves(base + ".dat");
   for (const RocSeries& one : series) {
-    const auto curve = roc_curve(one.predictions);
+    const auto curve = thin_roc_curve(roc_curve(one.predictions), 1.0 / 2000);
     if (curve.empty()) continue;
     std::string rows;
     for (const auto& [fpr, tpr] : curve) {

@@ -20,9 +20,16 @@ struct RocSeries {
   std::string style;  // gnuplot's `with` clause, e.g. "lines lw 2 dt 1"
 };
 
+// The curve's points with at most `step` between kept neighbours in either
+// rate (the first and last always kept): what a figure can show of a curve
+// of a million tiles, off the full one by at most `step` anywhere.
+std::vector<std::pair<double, double>> thin_roc_curve(
+    const std::vector<std::pair<double, double>>& curve, double step);
+
 // <base>.{dat,png,svg} and the scripts: one curve per series that has both
 // classes, the chance diagonal; with no such series the figure says
-// `why_none`. Throws when gnuplot is missing or fails.
+// `why_none`; curves are thinned to steps of 1/2000 (the legend's AUC is
+// the exact one). Throws when gnuplot is missing or fails.
 void write_roc_figure(const std::vector<RocSeries>& series, const std::string& base,
                       const std::string& title, const std::string& why_none);
 
