@@ -116,12 +116,12 @@ nlohmann::json manifest(const TilesArgs& a, const std::vector<ExportedSlide>& do
           {"train", train}};
 }
 
-int run_tiles(TilesArgs& a) {
-  const std::vector<std::string> slides = with_slide_folders_expanded(a.files);
-  check_inputs(a, slides);
-  Cohort cohort(a.truth, slides, a.output);  // labels and annotations read before any work
+// The slides whose tiles have a known class, each with its truth; the others
+// are named on stderr.
+std::vector<std::pair<std::string, SlideTruth>> known_slides(const Cohort& cohort,
+                                                             const std::vector<std::string>& slides,
+                                                             std::vector<std::string>* skipped) {
   std::vector<std::pair<std::string, SlideTruth>> known;
-  std::vector<std::string> skipped;
   for (const auto& slide : slides) {
     SlideTruth truth = cohort.truth_of(slide);
     truth.patient =
@@ -129,20 +129,45 @@ int run_tiles(TilesArgs& a) {
     if (truth.annotations || truth.benign)
       known.push_back({slide, truth});
     else
-      skipped.push_back(slide);
+      skipped->push_back(slide);
   }
-  if (!skipped.empty())
+  if (!skipped->empty())
     std::fprintf(stderr,
                  "histocnn tiles: %zu slide%s (%s%s) with neither annotations nor a benign "
                  "label: no tile of %s has a known class\n",
-                 skipped.size(), skipped.size() > 1 ? "s" : "", skipped.front().c_str(),
-                 skipped.size() > 1 ? ", ..." : "", skipped.size() > 1 ? "them" : "it");
+                 skipped->size(), skipped->size() > 1 ? "s" : "", skipped->front().c_str(),
+                 skipped->size() > 1 ? ", ..." : "", skipped->size() > 1 ? "them" : "it");
   require(!known.empty(), "tiles: no slide has annotations or a benign label");
+  return known;
+}
+
+// The command that trains on the dataset (a crop no larger than the tiles).
+std::string train_command(const TilesArgs& a) {
+  char mpp[32];
+  std::snprintf(mpp, sizeof mpp, "%g", a.tiles.mpp);
+  return "histocnn train --data " + a.output + " --split " + a.tiles.prefix + " --image-mpp " +
+         mpp + (a.tiles.size < 256 ? " --crop " + std::to_string(a.tiles.size) : "");
+}
+
+void report_slide(const ExportedSlide& e) {
+  std::printf(
+      "%s: %d tissue tiles (%d malignant, %d benign, %d border) -> %d malignant, %d "
+      "benign written\n",
+      e.slide.c_str(), e.tissue_tiles, e.malignant, e.benign, e.border, e.written_malignant,
+      e.written_benign);
+}
+
+int run_tiles(TilesArgs& a) {
+  const std::vector<std::string> slides = with_slide_folders_expanded(a.files);
+  check_inputs(a, slides);
+  Cohort cohort(a.truth, slides, a.output);  // labels and annotations read before any work
+  std::vector<std::string> skipped;
+  const auto known = known_slides(cohort, slides, &skipped);
   const OutputFolder output(a.output);  // removed again if nothing is written there
   std::filesystem::create_directories(a.output);
   std::vector<ExportedSlide> done;
   std::vector<GradeRow> rows;
-  int failures = 0, malignant = 0, benign = 0;
+  int failures = 0, malignant = 0;
   for (const auto& [slide, truth] : known) {
     try {
       done.push_back(export_slide_tiles(slide, truth, a.tiles, a.reading, a.output));
@@ -151,32 +176,23 @@ int run_tiles(TilesArgs& a) {
       ++failures;
       continue;
     }
-    const ExportedSlide& e = done.back();
-    rows.insert(rows.end(), e.rows.begin(), e.rows.end());
-    malignant += e.written_malignant;
-    benign += e.written_benign;
-    std::printf(
-        "%s: %d tissue tiles (%d malignant, %d benign, %d border) -> %d malignant, %d "
-        "benign written\n",
-        slide.c_str(), e.tissue_tiles, e.malignant, e.benign, e.border, e.written_malignant,
-        e.written_benign);
+    report_slide(done.back());
+    rows.insert(rows.end(), done.back().rows.begin(), done.back().rows.end());
+    malignant += done.back().written_malignant;
   }
   require(!rows.empty(),
-          "tiles: no tile written (every slide failed or has no tissue tile "
-          "of a known class)");
-  char train[256];
-  std::snprintf(train, sizeof train, "histocnn train --data %s --split %s --image-mpp %g%s",
-                a.output.c_str(), a.tiles.prefix.c_str(), a.tiles.mpp,
-                a.tiles.size < 256 ? (" --crop " + std::to_string(a.tiles.size)).c_str() : "");
+          "tiles: no tile written (every slide failed or has no tissue tile of a known class)");
+  const std::string train = train_command(a);
   write_file_atomically((std::filesystem::path(a.output) / "tiles.json").string(),
                         manifest(a, done, skipped, train).dump(2) + "\n");
   // Grade.csv last: a folder with a Grade.csv is complete.
   write_file_atomically((std::filesystem::path(a.output) / "Grade.csv").string(),
                         format_grade_csv(rows));
+  const int benign = int(rows.size()) - malignant;
   std::printf(
       "wrote %zu tiles (%d malignant, %d benign) of %zu slide%s to %s; train on them:\n  %s\n",
       rows.size(), malignant, benign, done.size(), done.size() > 1 ? "s" : "", a.output.c_str(),
-      train);
+      train.c_str());
   if (!malignant || !benign)
     std::fprintf(stderr, "histocnn tiles: every tile written is %s: training needs both\n",
                  malignant ? "malignant" : "benign");
