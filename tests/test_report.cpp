@@ -201,7 +201,8 @@ TEST(MarkdownHtml, HeadingsTablesImagesInlineMarkupAndEscapes) {
       "# A & B\n\n| a | b<c |\n|---|---|\n| `x_y` | 2 |\n\n![cap](f.png) ([SVG](f.svg))\n"
       "*Not drawn:* a **b** c*d\n",
       "T");
-  EXPECT_NE(html.find("<h1>A &amp; B</h1>"), std::string::npos) << html;
+  EXPECT_NE(html.find("<h1 id=\"a--b\">A &amp; B</h1>"), std::string::npos) << html;
+  EXPECT_EQ(heading_anchor("Slide 3: case_12.tif (Top-Mean)"), "slide-3-case_12tif-top-mean");
   EXPECT_NE(html.find("<table>\n<tr><th> a </th><th> b&lt;c </th></tr>\n"
                       "<tr><td> <code>x_y</code> </td><td> 2 </td></tr>\n</table>"),
             std::string::npos)

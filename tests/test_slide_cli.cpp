@@ -485,6 +485,10 @@ TEST_F(SlideCli, TilesAreScoredAgainstRegionAnnotations) {
             a["malignant_tiles"].get<int>() + all["annotations"]["malignant_tiles"].get<int>());
   EXPECT_EQ(pooled["bootstrap"]["unit"], "slide");
   EXPECT_TRUE(std::filesystem::exists(at("ann/out/tile-roc.png")));
+  const std::string review = read_file(at("ann/out/report.md"));
+  EXPECT_NE(review.find("![tile-roc.png](tile-roc.png)"), std::string::npos) << review;
+  EXPECT_NE(review.find("](#slide-3) |  | "), std::string::npos) << review;  // 3 slides, no labels
+  EXPECT_NE(r.output.find("review: " + at("ann/out") + "/report.html"), std::string::npos);
   EXPECT_GT(pooled["auc"].get<double>(), 0.6) << pooled.dump();
   EXPECT_NE(r.output.find("tile level (" + std::to_string(pooled["tiles"].get<int>()) +
                           " tiles of 2 slides, "),

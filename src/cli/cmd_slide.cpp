@@ -197,6 +197,7 @@ int run_slides(SlideArgs& a, const CLI::App& cmd) {
       "p_top_mean,folder" +
       cohort.csv_header_tail() + "\n";
   int failures = 0;
+  CohortReport report;
   for (const auto& slide : slides) {
     nlohmann::json summary = nlohmann::json::object();
     const std::string status =
@@ -210,8 +211,15 @@ int run_slides(SlideArgs& a, const CLI::App& cmd) {
     report_slide(slide, folder, summary, status);
     if (status == "interrupted") return 130;
     cohort.add(slide, status == "done", summary);
+    report.slides.push_back({slide, std::filesystem::path(folder).filename().string(), status,
+                             summary, cohort.label_value(slide)});
   }
-  cohort.finish(o.output);
+  cohort.finish(o.output, &report);
+  if (slides.size() > 1 || cohort.active()) {
+    write_cohort_report(report, o.output);
+    std::printf("review: %s/report.html (every slide's heatmap, the most malignant first)\n",
+                o.output.c_str());
+  }
   return failures ? 1 : 0;
 }
 

@@ -187,19 +187,31 @@ void Cohort::add(const std::string& slide, bool scored, const nlohmann::json& su
     scored_.push_back({slide, label->label, label->patient, scored, summary});
 }
 
-void Cohort::finish(const std::string& output) const {
+void Cohort::finish(const std::string& output, CohortReport* report) const {
+  report->score_name = args_.evaluation.score;
+  report->score_key = slide_score_key(args_.evaluation.score);
+  report->threshold = args_.evaluation.threshold;
   if (labels_) {
     const SlideEvaluation evaluation = evaluate_slides(scored_, args_.evaluation);
     write_slide_evaluation(evaluation, output);
     std::printf("%s -> %s/slide-evaluation.json, slide-roc.png\n", evaluation.headline().c_str(),
                 output.c_str());
+    report->headlines.push_back(evaluation.headline());
+    report->figures.push_back("slide-roc.png");
   }
   if (annotated() && !annotated_tiles_.empty()) {
     const TileEvaluation tiles = evaluate_tiles(annotated_tiles_, {});
     write_tile_evaluation(tiles, annotated_tiles_, output);
     std::printf("%s -> %s/tile-evaluation.json, tile-roc.png\n", tiles.headline().c_str(),
                 output.c_str());
+    report->headlines.push_back(tiles.headline());
+    report->figures.push_back("tile-roc.png");
   }
+}
+
+int Cohort::label_value(const std::string& slide) const {
+  const SlideLabel* label = label_of(slide);
+  return label ? label->label : -1;
 }
 
 std::string against_annotations(const nlohmann::json& summary) {

@@ -19,6 +19,7 @@
 #include "cli/options.h"
 #include "data/annotations.h"
 #include "data/slide_labels.h"
+#include "slide/cohort_report.h"
 #include "slide/slide_evaluation.h"
 #include "slide/slide_run.h"
 #include "slide/tile_evaluation.h"
@@ -61,9 +62,12 @@ class Cohort {
   // A scored (or failed) slide, for the cohort's evaluation.
   void add(const std::string& slide, bool scored, const nlohmann::json& summary);
   // With labels: slide-evaluation.json and slide-roc.png in `output`; with
-  // annotations: tile-evaluation.json (every annotated slide's tiles
-  // pooled); each headline printed.
-  void finish(const std::string& output) const;
+  // annotations: tile-evaluation.json and tile-roc.png (every annotated
+  // slide's tiles pooled); each headline printed and, with the figures and
+  // the slide score, put into `report`.
+  void finish(const std::string& output, CohortReport* report) const;
+  // The slide's label for the report: -1 unknown, 0 benign, 1 malignant.
+  int label_value(const std::string& slide) const;
 
  private:
   bool annotated() const { return !args_.annotations_folder.empty(); }

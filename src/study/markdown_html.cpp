@@ -1,5 +1,6 @@
 #include "study/markdown_html.h"
 
+#include <cctype>
 #include <sstream>
 
 namespace histocnn {
@@ -87,12 +88,16 @@ std::string table_row(const std::string& line, bool header) {
   return html + "</tr>\n";
 }
 
-// One line that is not part of a table.
+// One line that is not part of a table. Headings get the id GitHub gives
+// them (heading_anchor), so a [link](#anchor) works in both renderings.
 std::string block(const std::string& line) {
   for (const auto& [prefix, tag] :
        {std::pair<std::string, std::string>{"### ", "h3"}, {"## ", "h2"}, {"# ", "h1"}})
-    if (line.rfind(prefix, 0) == 0)
-      return "<" + tag + ">" + inline_html(line.substr(prefix.size())) + "</" + tag + ">\n";
+    if (line.rfind(prefix, 0) == 0) {
+      const std::string text = line.substr(prefix.size());
+      return "<" + tag + " id=\"" + html_escape(heading_anchor(text)) + "\">" + inline_html(text) +
+             "</" + tag + ">\n";
+    }
   if (line.rfind("![", 0) == 0) {
     const auto open = line.find("]("), close = line.find(')', open);
     return "<p><img src=\"" + html_escape(line.substr(open + 2, close - open - 2)) + "\" alt=\"" +
@@ -103,6 +108,19 @@ std::string block(const std::string& line) {
 }
 
 }  // namespace
+
+std::string heading_anchor(const std::string& heading) {
+  std::string anchor;
+  for (const unsigned char c : heading) {
+    if (std::isalnum(c) || c == '-' || c == '_')
+      anchor += char(std::tolower(c));
+    else if (c == ' ')
+      anchor += '-';
+    else if (c >= 0x80)
+      anchor += char(c);  // GitHub keeps letters beyond ASCII as they are
+  }
+  return anchor;
+}
 
 std::string markdown_to_html(const std::string& markdown, const std::string& title) {
   std::string html = "<!doctype html><meta charset=utf-8><title>" + html_escape(title) +

@@ -9,6 +9,9 @@
 namespace histocnn {
 
 std::string html_escape(const std::string& text);
+// A heading's anchor as GitHub makes it: lower case, spaces to '-', other
+// ASCII punctuation dropped ("Slide 3: case 12" -> "slide-3-case-12").
+std::string heading_anchor(const std::string& heading);
 // One line's inline Markdown as HTML (escaped).
 std::string inline_html(const std::string& text);
 // `title`: the page's <title>.

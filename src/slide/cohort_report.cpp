@@ -1,0 +1,114 @@
+#include "slide/cohort_report.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+
+#include "core/atomic_file.h"
+#include "study/markdown_html.h"
+
+namespace histocnn {
+namespace {
+
+// The slide's score, or -1 when it has none (failed, no tissue, NaN).
+double score_of(const ReportedSlide& s, const std::string& key) {
+  if (s.status != "done" || !s.summary.contains(key) || !s.summary[key].is_number()) return -1;
+  return s.summary[key].get<double>();
+}
+
+std::string fixed(double v, const char* format) {
+  char text[32];
+  std::snprintf(text, sizeof text, format, v);
+  return text;
+}
+
+// A table cell holds no '|' (it would split the cell).
+std::string cell(std::string text) {
+  std::replace(text.begin(), text.end(), '|', '/');
+  return text;
+}
+
+std::string label_name(int label) {
+  return label < 0 ? "" : label ? "malignant" : "benign";
+}
+
+// "malignant", or with a known label "malignant ✓", "benign, **missed**".
+std::string call_text(int label, bool called) {
+  const std::string call = called ? "malignant" : "benign";
+  if (label < 0) return call;
+  if (label == int(called)) return call + " ✓";
+  return call + (label ? ", **missed**" : ", **false alarm**");
+}
+
+std::string tile_auc(const ReportedSlide& s) {
+  if (!s.summary.contains("annotations")) return "";
+  const nlohmann::json& auc = s.summary["annotations"]["auc"];
+  return auc.is_number() ? fixed(auc.get<double>(), "%.3f") : "n/a";
+}
+
+// The slides scored, most malignant first (ties by name), then the rest.
+std::vector<const ReportedSlide*> in_review_order(const CohortReport& r) {
+  std::vector<const ReportedSlide*> order;
+  for (const ReportedSlide& s : r.slides) order.push_back(&s);
+  std::stable_sort(order.begin(), order.end(), [&](const ReportedSlide* a, const ReportedSlide* b) {
+    return score_of(*a, r.score_key) > score_of(*b, r.score_key);
+  });
+  return order;
+}
+
+std::string table(const CohortReport& r, const std::vector<const ReportedSlide*>& order) {
+  std::string md = "| # | slide | label | " + r.score_name + " | called at " +
+                   fixed(r.threshold, "%g") +
+                   " | tile AUC | tissue mm² |\n|---|---|---|---|---|---|---|\n";
+  int rank = 0;
+  for (const ReportedSlide* s : order) {
+    const double score = score_of(*s, r.score_key);
+    const std::string name = "[" + cell(s->slide) + "](#slide-" + std::to_string(++rank) + ")";
+    if (score < 0) {
+      md += "| " + std::to_string(rank) + " | " + cell(s->slide) + " | " + label_name(s->label) +
+            " | " + (s->status == "done" ? "no tissue" : s->status) + " | | | |\n";
+      continue;
+    }
+    const double tissue = s->summary.value("tissue_mm2", 0.0);
+    md += "| " + std::to_string(rank) + " | " + name + " | " + label_name(s->label) + " | " +
+          fixed(score, "%.3f") + " | " + call_text(s->label, score >= r.threshold) + " | " +
+          tile_auc(*s) + " | " + fixed(tissue, "%.1f") + " |\n";
+  }
+  return md;
+}
+
+std::string heatmaps(const CohortReport& r, const std::vector<const ReportedSlide*>& order) {
+  std::string md;
+  int rank = 0;
+  for (const ReportedSlide* s : order) {
+    const double score = score_of(*s, r.score_key);
+    ++rank;
+    if (score < 0) continue;
+    md += "\n### Slide " + std::to_string(rank) + "\n\n" + s->slide + ": " + r.score_name + " " +
+          fixed(score, "%.3f") + ", called " + call_text(s->label, score >= r.threshold) +
+          (s->label < 0 ? "" : " (label " + label_name(s->label) + ")") + "\n\n![heatmap of " +
+          s->slide + "](" + s->folder + "/heatmap.png)\n";
+  }
+  return md;
+}
+
+}  // namespace
+
+std::string cohort_report_markdown(const CohortReport& r) {
+  std::string md = "# " + std::to_string(r.slides.size()) + " slides\n\n";
+  for (const std::string& line : r.headlines) md += line + "\n\n";
+  for (const std::string& figure : r.figures) md += "![" + figure + "](" + figure + ")\n\n";
+  const auto order = in_review_order(r);
+  md += "## Every slide, the most malignant first\n\n" + table(r, order);
+  md += "\n## The heatmaps in that order\n" + heatmaps(r, order);
+  return md;
+}
+
+void write_cohort_report(const CohortReport& r, const std::string& output) {
+  const std::string md = cohort_report_markdown(r);
+  write_file_atomically((std::filesystem::path(output) / "report.md").string(), md);
+  write_file_atomically((std::filesystem::path(output) / "report.html").string(),
+                        markdown_to_html(md, "histocnn slides: " + output));
+}
+
+}  // namespace histocnn

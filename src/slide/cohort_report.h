@@ -1,0 +1,37 @@
+// A cohort's review page, <output>/report.md and report.html: what a
+// pathologist looks at first. The headlines (slide level, tile level), the
+// ROC figures, a table of every slide from the most malignant down with its
+// label and call where known (wrong calls named: missed, false alarm), then
+// each slide's heatmap in the same order. Written after `histocnn slide`
+// scores several slides (or a labelled or annotated one).
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace histocnn {
+
+struct ReportedSlide {
+  std::string slide;       // as given on the command line
+  std::string folder;      // its outputs, relative to the report
+  std::string status;      // done, failed
+  nlohmann::json summary;  // its summary.json when done
+  int label = -1;          // -1 unknown, 0 benign, 1 malignant
+};
+
+struct CohortReport {
+  std::vector<ReportedSlide> slides;
+  std::string score_key = "p_top_mean";  // summary.json's key the slides are sorted by
+  std::string score_name = "top-mean";
+  double threshold = 0.5;              // a slide is called malignant at or above it
+  std::vector<std::string> headlines;  // the cohort's evaluation lines
+  std::vector<std::string> figures;    // file names beside the report (slide-roc.png, ...)
+};
+
+// The Markdown (data only: testable without writing).
+std::string cohort_report_markdown(const CohortReport& report);
+// <output>/report.md and report.html, each written atomically.
+void write_cohort_report(const CohortReport& report, const std::string& output);
+
+}  // namespace histocnn

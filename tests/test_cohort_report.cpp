@@ -1,0 +1,59 @@
+// The cohort's review page (slide/cohort_report.h): the most malignant slide
+// first, wrong calls named, slides without a score last, links to each
+// slide's heatmap section that work in the HTML.
+#include <gtest/gtest.h>
+
+#include "core/atomic_file.h"
+#include "slide/cohort_report.h"
+#include "test_util.h"
+
+namespace histocnn {
+namespace {
+
+ReportedSlide done(const std::string& name, double top_mean, int label) {
+  return {name + ".svs",
+          name,
+          "done",
+          {{"p_top_mean", top_mean}, {"tissue_mm2", 12.34}, {"p_max", 1.0}},
+          label};
+}
+
+TEST(CohortReport, MostMalignantFirstWrongCallsNamedAndHeatmapsLinked) {
+  CohortReport r;
+  r.slides = {done("a", 0.20, 0),
+              done("b", 0.95, 1),
+              done("c", 0.70, 0),
+              done("d", 0.30, 1),
+              {"e.svs", "e", "failed", nlohmann::json::object(), 1},
+              done("f", 0.10, -1)};
+  r.slides[1].summary["annotations"] = {{"auc", 0.9876}};
+  r.headlines = {"slide level (top-mean, 5 slides): AUC 0.667"};
+  r.figures = {"slide-roc.png"};
+  const std::string md = cohort_report_markdown(r);
+  const auto at = [&](const std::string& text) { return md.find(text); };
+  EXPECT_EQ(md.rfind("# 6 slides\n", 0), 0u) << md;
+  EXPECT_NE(at("slide level (top-mean, 5 slides): AUC 0.667\n"), std::string::npos);
+  EXPECT_NE(at("![slide-roc.png](slide-roc.png)"), std::string::npos);
+  EXPECT_NE(at("| 1 | [b.svs](#slide-1) | malignant | 0.950 | malignant ✓ | 0.988 | 12.3 |"),
+            std::string::npos)
+      << md;
+  EXPECT_NE(at("| 2 | [c.svs](#slide-2) | benign | 0.700 | malignant, **false alarm** |"),
+            std::string::npos);
+  EXPECT_NE(at("| 3 | [d.svs](#slide-3) | malignant | 0.300 | benign, **missed** |"),
+            std::string::npos);
+  EXPECT_NE(at("| 5 | [f.svs](#slide-5) |  | 0.100 | benign |  |"), std::string::npos) << md;
+  EXPECT_NE(at("| 6 | e.svs | malignant | failed |"), std::string::npos) << md;
+  EXPECT_LT(at("### Slide 1\n\nb.svs: top-mean 0.950, called malignant ✓ (label malignant)"),
+            at("### Slide 2\n"));
+  EXPECT_NE(at("![heatmap of c.svs](c/heatmap.png)"), std::string::npos);
+  EXPECT_EQ(at("### Slide 6"), std::string::npos) << "a failed slide has no heatmap";
+  testing::TempDir dir;
+  write_cohort_report(r, dir.path());
+  const std::string html = read_file(dir / "report.html");
+  EXPECT_NE(html.find("<a href=\"#slide-2\">c.svs</a>"), std::string::npos) << html;
+  EXPECT_NE(html.find("<h3 id=\"slide-2\">Slide 2</h3>"), std::string::npos) << html;
+  EXPECT_EQ(read_file(dir / "report.md"), md);
+}
+
+}  // namespace
+}  // namespace histocnn
