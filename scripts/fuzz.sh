@@ -20,10 +20,13 @@ for target in grade_csv slide_labels annotations safetensors model_spec image ti
   inputs=("$work" "fuzz/corpus/$target")
   [[ -d "fuzz/regressions/$target" ]] && inputs+=("fuzz/regressions/$target")
   log="build-fuzz/fuzz-$target.log"
+  dict=()
+  [[ -f "fuzz/dict/$target.dict" ]] && dict=(-dict="../fuzz/dict/$target.dict")
   max_len=65536
   [[ $target == slide ]] && max_len=262144  # the .svs seed (level, thumbnail) is 190 KB
   if ! (cd build-fuzz && ./fuzz/fuzz_$target -max_total_time="$seconds" -rss_limit_mb=4096 \
-          -malloc_limit_mb=4096 -max_len="$max_len" -print_final_stats=1 "${inputs[@]/#/../}" \
+          -malloc_limit_mb=4096 -max_len="$max_len" -print_final_stats=1 "${dict[@]}" \
+          "${inputs[@]/#/../}" \
           > "../$log" 2>&1); then
     tail -n 40 "$log"
     echo "fuzz: $target CRASHED (input and report in build-fuzz/, log $log)" >&2
