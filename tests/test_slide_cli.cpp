@@ -485,6 +485,11 @@ TEST_F(SlideCli, TilesAreScoredAgainstRegionAnnotations) {
             a["malignant_tiles"].get<int>() + all["annotations"]["malignant_tiles"].get<int>());
   EXPECT_EQ(pooled["bootstrap"]["unit"], "slide");
   EXPECT_TRUE(std::filesystem::exists(at("ann/out/tile-roc.png")));
+  // Lesions: the mixed slide's malignant blocks and the malignant slide's.
+  const auto lesions = nlohmann::json::parse(read_file(at("ann/out/lesion-evaluation.json")));
+  EXPECT_GE(lesions["lesions"].get<int>(), 2) << lesions.dump();
+  EXPECT_GT(lesions["froc_score"].get<double>(), 0.5) << lesions.dump();
+  EXPECT_TRUE(std::filesystem::exists(at("ann/out/froc.png")));
   const std::string review = read_file(at("ann/out/report.md"));
   EXPECT_NE(review.find("![tile-roc.png](tile-roc.png)"), std::string::npos) << review;
   EXPECT_NE(review.find("](#slide-3) |  | "), std::string::npos) << review;  // 3 slides, no labels

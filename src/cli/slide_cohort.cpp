@@ -156,8 +156,12 @@ SlideOptions Cohort::options_for(const SlideOptions& o, const std::string& slide
   const SlideLabel* label = label_of(slide);
   with.benign_without_annotations = annotated() && !with.annotations && label && label->label == 0;
   const std::string patient = label ? label->patient : "";
-  with.on_annotated_tiles = [this, slide, patient](const std::vector<Prediction>& tiles) {
-    annotated_tiles_.push_back({slide, patient, tiles});
+  with.on_annotated_tiles = [this, slide, patient, annotations = with.annotations](
+                                const std::vector<Tile>& tiles,
+                                const std::vector<Prediction>& truths, double um_per_pixel) {
+    annotated_tiles_.push_back({slide, patient, truths});
+    lesion_slides_.push_back(
+        lesion_slide(slide, annotations, tiles, truths, um_per_pixel, LesionOptions{}));
   };
   return with;
 }
@@ -206,6 +210,12 @@ void Cohort::finish(const std::string& output, CohortReport* report) const {
                 output.c_str());
     report->headlines.push_back(tiles.headline());
     report->figures.push_back("tile-roc.png");
+    const Froc froc = evaluate_lesions(lesion_slides_, LesionOptions{});
+    write_lesion_evaluation(froc, output);
+    std::printf("%s -> %s/lesion-evaluation.json, froc.png\n", froc.headline().c_str(),
+                output.c_str());
+    report->headlines.push_back(froc.headline());
+    report->figures.push_back("froc.png");
   }
 }
 

@@ -20,6 +20,7 @@
 #include "data/annotations.h"
 #include "data/slide_labels.h"
 #include "slide/cohort_report.h"
+#include "slide/lesion_evaluation.h"
 #include "slide/slide_evaluation.h"
 #include "slide/slide_run.h"
 #include "slide/tile_evaluation.h"
@@ -63,8 +64,9 @@ class Cohort {
   void add(const std::string& slide, bool scored, const nlohmann::json& summary);
   // With labels: slide-evaluation.json and slide-roc.png in `output`; with
   // annotations: tile-evaluation.json and tile-roc.png (every annotated
-  // slide's tiles pooled); each headline printed and, with the figures and
-  // the slide score, put into `report`.
+  // slide's tiles pooled), lesion-evaluation.json and froc.png (the lesions
+  // found, CAMELYON16's FROC); each headline printed and, with the figures
+  // and the slide score, put into `report`.
   void finish(const std::string& output, CohortReport* report) const;
   // The slide's label for the report: -1 unknown, 0 benign, 1 malignant.
   int label_value(const std::string& slide) const;
@@ -78,6 +80,7 @@ class Cohort {
   std::map<std::string, Annotations> annotations_;  // by slide path
   std::vector<ScoredSlide> scored_;
   std::vector<AnnotatedSlide> annotated_tiles_;  // as each slide finishes
+  std::vector<LesionSlide> lesion_slides_;       // the same slides' lesions and detections
 };
 
 // ", tile AUC 0.930 against the annotations" for a slide's line (or, where

@@ -64,12 +64,8 @@ bool inside(const Ring& r, double x, double y) {
 }
 
 bool in_any(const std::vector<Region>& regions, double x, double y) {
-  for (const Region& r : regions) {
-    if (x < r.min_x || x > r.max_x || y < r.min_y || y > r.max_y) continue;
-    bool in = false;  // inside the outer ring and not in a hole: odd rings around the point
-    for (const Ring& ring : r.rings) in ^= inside(ring, x, y);
-    if (in) return true;
-  }
+  for (const Region& r : regions)
+    if (r.contains(x, y)) return true;
   return false;
 }
 
@@ -99,6 +95,17 @@ Annotations read_annotations(const std::string& path, const std::vector<std::str
   std::error_code ec;
   require(std::filesystem::is_regular_file(path, ec), path + ": no such annotation file");
   return parse_annotations(read_file(path, size_t(256) << 20), path, classes);
+}
+
+bool Region::contains(double x, double y) const {
+  if (x < min_x || x > max_x || y < min_y || y > max_y) return false;
+  bool in = false;  // inside the outer ring and not in a hole: odd rings around the point
+  for (const Ring& ring : rings) in ^= inside(ring, x, y);
+  return in;
+}
+
+bool Annotations::excluded_at(double x, double y) const {
+  return in_any(excluded, x, y);
 }
 
 bool Annotations::malignant_at(double x, double y) const {

@@ -38,6 +38,8 @@ struct Ring {
 struct Region {
   std::vector<Ring> rings;
   double min_x = 0, min_y = 0, max_x = 0, max_y = 0;  // of the outer ring
+  // Inside the outer ring and in none of its holes.
+  bool contains(double x, double y) const;
 };
 
 struct Annotations {
@@ -49,6 +51,8 @@ struct Annotations {
   int markers = 0;                // of a counted class but no area: dots, rulers, arrows
   // Whether (x, y) lies inside a malignant region and outside every excluded one.
   bool malignant_at(double x, double y) const;
+  // Whether (x, y) lies inside an excluded region.
+  bool excluded_at(double x, double y) const;
   // The share of the rectangle that is malignant, from 8 x 8 points.
   double malignant_fraction(double x, double y, double width, double height) const;
 };

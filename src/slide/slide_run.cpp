@@ -326,7 +326,8 @@ nlohmann::json score_slide(const std::string& path, const std::vector<ModelFile>
     if (o.annotations || o.benign_without_annotations) {
       const std::vector<Prediction> truths = annotated_tiles(o.annotations, p.tiles, scores);
       done["annotations"] = annotation_summary(o.annotations, truths);
-      if (o.on_annotated_tiles) o.on_annotated_tiles(truths);
+      if (o.on_annotated_tiles)
+        o.on_annotated_tiles(p.tiles, truths, p.grid.tile_um_x / p.grid.tile_width);
     }
     write_file_atomically(folder + "/summary.json", done.dump(2) + "\n");
   }

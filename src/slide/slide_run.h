@@ -41,10 +41,12 @@ struct SlideOptions {
   // slide's label says benign, so every tile is.
   const Annotations* annotations = nullptr;
   bool benign_without_annotations = false;
-  // Called once the slide is done with every tile's P and annotated truth
-  // (when either of the two above is set): a cohort pools them
-  // (slide/tile_evaluation.h).
-  std::function<void(const std::vector<Prediction>&)> on_annotated_tiles;
+  // Called once the slide is done with its tissue tiles, each one's P and
+  // annotated truth, and the slide's microns per level-0 pixel (when either
+  // of the two above is set): a cohort pools them (slide/tile_evaluation.h,
+  // slide/lesion_evaluation.h).
+  std::function<void(const std::vector<Tile>&, const std::vector<Prediction>&, double)>
+      on_annotated_tiles;
 };
 
 // Everything known before the first tile is scored: the slide, its tile
