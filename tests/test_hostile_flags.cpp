@@ -207,6 +207,14 @@ TEST_F(Hostile, EveryFlagRefusalNamesItsFlagAndWritesNothing) {
        1,
        {"--output", "the slide labels"},
        {"d/Grade.csv"}},
+      {"tiles --prefix with a comma",
+       [&] {
+         return "tiles " + path("d/train_1.png") + " --annotations " + path("d") +
+                " --prefix a,b -o " + path("never");
+       },
+       1,
+       {"--prefix a,b", "letters, digits"},
+       {}},
       {"tiles --purity 0.3",
        [&] {
          return "tiles " + path("d/train_1.png") + " --annotations " + path("d") +

@@ -84,6 +84,12 @@ void check_inputs(const TilesArgs& a, const std::vector<std::string>& slides) {
           "--output " + a.output +
               ": already holds a dataset (Grade.csv); choose a new folder, or --force to "
               "replace its Grade.csv");
+  require(!a.tiles.prefix.empty() && a.tiles.prefix.find_first_not_of(
+                                         "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                         "0123456789._-") == std::string::npos,
+          "--prefix " + a.tiles.prefix +
+              ": letters, digits, '.', '-' and '_' only (it begins file names and Grade.csv "
+              "rows)");
   require(!a.truth.labels_path.empty() || !a.truth.annotations_folder.empty(),
           "tiles: give --annotations DIR and/or --slide-labels FILE: a tile needs a known class");
 }
