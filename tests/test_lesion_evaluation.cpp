@@ -107,6 +107,12 @@ TEST(LesionEvaluation, TheFrocByHand) {
   const std::array<double, 6> expected = {0.5, 0.5, 1, 1, 1, 1};
   for (size_t k = 0; k < 6; ++k) EXPECT_DOUBLE_EQ(f.sensitivity_at[k], expected[k]) << k;
   EXPECT_DOUBLE_EQ(f.score, 5.0 / 6);
+  const nlohmann::json per_slide = f.to_json()["per_slide_at_p_0.5"];
+  ASSERT_EQ(per_slide.size(), 2u);
+  EXPECT_EQ(per_slide[0],
+            nlohmann::json({{"slide", "a"}, {"lesions", 2}, {"found", 2}, {"false_positives", 1}}));
+  EXPECT_EQ(per_slide[1],
+            nlohmann::json({{"slide", "b"}, {"lesions", 0}, {"found", 0}, {"false_positives", 2}}));
   EXPECT_EQ(f.headline(),
             "lesion level (2 lesions on 2 slides): FROC 0.833; sensitivity 0.50 at 1/4, 1.00 at "
             "1, 1.00 at 8 false positives per slide");

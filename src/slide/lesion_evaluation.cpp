@@ -166,6 +166,16 @@ Froc evaluate_lesions(const std::vector<LesionSlide>& slides, const LesionOption
     for (const auto& [p, lesion] : slides[s].detections) all.push_back({p, s, lesion});
   }
   f.detections = int(all.size());
+  for (const LesionSlide& s : slides) {
+    std::set<int> found;
+    int false_positives = 0;
+    for (const auto& [p, lesion] : s.detections)
+      if (p >= 0.5f) lesion < 0 ? void(++false_positives) : void(found.insert(lesion));
+    f.per_slide.push_back({{"slide", s.slide},
+                           {"lesions", s.lesions},
+                           {"found", found.size()},
+                           {"false_positives", false_positives}});
+  }
   std::stable_sort(all.begin(), all.end(),
                    [](const Pooled& a, const Pooled& b) { return a.p > b.p; });
   std::set<std::pair<size_t, int>> hit;
@@ -204,6 +214,7 @@ nlohmann::json Froc::to_json() const {
           {"froc_score", number_or_null(score)},
           {"sensitivity_at_fp_per_slide", at},
           {"curve", points},
+          {"per_slide_at_p_0.5", per_slide},
           {"curve_columns", {"threshold", "false_positives_per_slide", "sensitivity"}},
           {"rules",
            {{"dilation_um", options.dilation_um},

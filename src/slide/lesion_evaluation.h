@@ -84,6 +84,9 @@ struct Froc {
   std::vector<std::array<double, 3>> curve;
   std::array<double, 6> sensitivity_at{};  // at 1/4, 1/2, 1, 2, 4, 8 FP per slide
   double score = 0;                        // their mean; NaN without lesions
+  // Per slide at P >= 0.5: [{slide, lesions, found, false_positives}], the
+  // slides whose lesions were missed or whose heatmap raises false alarms.
+  nlohmann::json per_slide = nlohmann::json::array();
   LesionOptions options;
   nlohmann::json to_json() const;
   std::string headline() const;
