@@ -93,7 +93,7 @@ TileEvaluation evaluate_tiles(const std::vector<AnnotatedSlide>& slides,
   e.metrics = compute_metrics(pooled, options.threshold);  // throws on a non-finite P
   if (pooled.empty()) return e;
   // Sorted once, into contiguous arrays: each replicate then walks memory in
-  // order (through an index it missed the cache at every tile, 10x slower).
+  // order instead of jumping through an index at every tile.
   std::vector<size_t> order(pooled.size());
   std::iota(order.begin(), order.end(), size_t(0));
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
