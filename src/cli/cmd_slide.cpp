@@ -49,9 +49,7 @@ void check_inputs(const SlideOptions& o, const std::vector<std::string>& slides)
   std::vector<NamedInput> inputs;
   for (const auto& m : o.model_paths) inputs.push_back({m, "the model"});
   for (const auto& s : slides) {
-    std::error_code ec;
-    require(std::filesystem::is_regular_file(s, ec),
-            s + (std::filesystem::exists(s, ec) ? ": not a regular file" : ": no such slide file"));
+    require_slide_file(s);
     require(folders.insert(slide_output_folder(o, s)).second,
             s + ": another slide has the same name; its results would go to the same folder " +
                 slide_output_folder(o, s));

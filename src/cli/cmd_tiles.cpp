@@ -1,6 +1,7 @@
 // `histocnn tiles`: a training dataset cut from whole slides
 // (slide/tile_export.h), labelled by region annotations or benign slide
 // labels (the flags `slide` takes, cli/slide_cohort.h).
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <set>
@@ -67,9 +68,7 @@ void check_inputs(const TilesArgs& a, const std::vector<std::string>& slides) {
   std::set<std::string> stems;
   std::vector<NamedInput> inputs;
   for (const auto& s : slides) {
-    std::error_code ec;
-    require(std::filesystem::is_regular_file(s, ec),
-            s + (std::filesystem::exists(s, ec) ? ": not a regular file" : ": no such slide file"));
+    require_slide_file(s);
     require(stems.insert(tile_name_stem(s)).second, s + ": another slide has the same name (" +
                                                         tile_name_stem(s) +
                                                         "); their tiles would have the same names");
@@ -84,9 +83,8 @@ void check_inputs(const TilesArgs& a, const std::vector<std::string>& slides) {
           "--output " + a.output +
               ": already holds a dataset (Grade.csv); choose a new folder, or --force to "
               "replace its Grade.csv");
-  require(!a.tiles.prefix.empty() && a.tiles.prefix.find_first_not_of(
-                                         "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                         "0123456789._-") == std::string::npos,
+  require(!a.tiles.prefix.empty() &&
+              std::all_of(a.tiles.prefix.begin(), a.tiles.prefix.end(), tile_name_char),
           "--prefix " + a.tiles.prefix +
               ": letters, digits, '.', '-' and '_' only (it begins file names and Grade.csv "
               "rows)");

@@ -151,12 +151,10 @@ const SlideLabel* Cohort::label_of(const std::string& slide) const {
 
 SlideOptions Cohort::options_for(const SlideOptions& o, const std::string& slide) {
   SlideOptions with = o;
-  const auto found = annotations_.find(slide);
-  with.annotations = found == annotations_.end() ? nullptr : &found->second;
-  const SlideLabel* label = label_of(slide);
-  with.benign_without_annotations = annotated() && !with.annotations && label && label->label == 0;
-  const std::string patient = label ? label->patient : "";
-  with.on_annotated_tiles = [this, slide, patient, annotations = with.annotations](
+  const SlideTruth truth = truth_of(slide);
+  with.annotations = truth.annotations;
+  with.benign_without_annotations = annotated() && !truth.annotations && truth.benign;
+  with.on_annotated_tiles = [this, slide, patient = truth.patient, annotations = truth.annotations](
                                 const std::vector<Tile>& tiles,
                                 const std::vector<Prediction>& truths, double um_per_pixel) {
     annotated_tiles_.push_back({slide, patient, truths});
@@ -172,7 +170,7 @@ SlideTruth Cohort::truth_of(const std::string& slide) const {
   truth.annotations = found == annotations_.end() ? nullptr : &found->second;
   const SlideLabel* label = label_of(slide);
   truth.benign = label && label->label == 0;
-  truth.patient = label && !label->patient.empty() ? label->patient : "";
+  truth.patient = label ? label->patient : "";
   return truth;
 }
 

@@ -115,10 +115,8 @@ void read_imagescope(Annotations& a, const pugi::xml_node& root, const ClassList
       names.push_back(region.attribute("Text").value());
       add_attribute_values(region, names);
       Role role = classes.role_of(names);
-      if (region.attribute("NegativeROA").as_int() == 1 && role == Role::malignant)
-        role = Role::excluded;  // cut out of its malignant layer
-      else if (region.attribute("NegativeROA").as_int() == 1)
-        role = Role::other;
+      if (region.attribute("NegativeROA").as_int() == 1)  // cut out of its layer, if malignant
+        role = role == Role::malignant ? Role::excluded : Role::other;
       Ring ring = ring_of(region.child("Vertices"), "Vertex", where);
       if (role == Role::other)
         ++a.ignored;

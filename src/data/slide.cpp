@@ -134,10 +134,14 @@ std::pair<double, double> mpp_from_properties(const std::map<std::string, std::s
   return {0, 0};
 }
 
-std::unique_ptr<Slide> open_slide(const std::string& path, double mpp, SlideReader reader) {
+void require_slide_file(const std::string& path) {
   std::error_code ec;
   require(std::filesystem::exists(path, ec), path + ": no such slide file");
   require(std::filesystem::is_regular_file(path, ec), path + ": not a regular file");
+}
+
+std::unique_ptr<Slide> open_slide(const std::string& path, double mpp, SlideReader reader) {
+  require_slide_file(path);
   // libtiff's warnings about a damaged file, met inside OpenSlide, would
   // print lines of their own before our one-line error: ours keep them.
   tiff_errors_to_this_thread();

@@ -75,6 +75,9 @@ enum class SlideReader { automatic, openslide };
 std::unique_ptr<Slide> open_slide(const std::string& path, double mpp = 0,
                                   SlideReader reader = SlideReader::automatic);
 
+// Throws "<path>: no such slide file" or "<path>: not a regular file".
+void require_slide_file(const std::string& path);
+
 // The files directly in `folder` that OpenSlide recognises as slides (by
 // their content, not their names: a MIRAX .mrxs and not its data folder, a
 // tiled TIFF and not a heatmap PNG), sorted by name. Throws naming the

@@ -61,10 +61,14 @@ std::vector<size_t> draw_in_order(const std::vector<size_t>& indices, int n, uin
   return drawn;
 }
 
+bool tile_name_char(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_';
+}
+
 std::string tile_name_stem(const std::string& slide_path) {
   std::string stem = std::filesystem::path(slide_path).stem().string();
-  for (char& c : stem)
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-' && c != '_') c = '-';
+  std::replace_if(
+      stem.begin(), stem.end(), [](char c) { return !tile_name_char(c); }, '-');
   return stem;
 }
 
@@ -98,23 +102,22 @@ ExportedSlide export_slide_tiles(const std::string& slide_path, const SlideTruth
   }
   const std::string stem = tile_name_stem(slide_path);
   const uint64_t seed = o.seed ^ name_hash(stem);
-  std::vector<size_t> chosen_index;
+  std::vector<std::pair<size_t, int>> chosen_index;  // (tile, class)
   for (int k = 0; k < 2; ++k) {
     const auto drawn = draw_in_order(by_class[k], o.max_per_class, seed + uint64_t(k));
-    chosen_index.insert(chosen_index.end(), drawn.begin(), drawn.end());
+    for (size_t i : drawn) chosen_index.push_back({i, k});
     (k ? e.written_malignant : e.written_benign) = int(drawn.size());
   }
   std::sort(chosen_index.begin(), chosen_index.end());  // grid order: reads share regions
   std::vector<Tile> chosen;
   std::vector<std::string> paths;
-  for (size_t i : chosen_index) {
+  for (const auto& [i, k] : chosen_index) {
     const Tile& t = p.tiles[i];
     const std::string name =
         o.prefix + "_" + stem + "_" + std::to_string(t.column) + "_" + std::to_string(t.row);
     chosen.push_back(t);
     paths.push_back((std::filesystem::path(folder) / (name + "." + o.format)).string());
-    const bool malignant = std::binary_search(by_class[1].begin(), by_class[1].end(), i);
-    e.rows.push_back({name, truth.patient, malignant ? 1 : 0, "", {}});
+    e.rows.push_back({name, truth.patient, k, "", {}});
   }
   for (size_t first = 0; first < chosen.size(); first += kGroup)
     write_group(p, chosen, first, paths);

@@ -59,9 +59,11 @@ int tile_truth_class(double malignant_fraction, double purity);
 // all of them when n is 0 or at least their number.
 std::vector<size_t> draw_in_order(const std::vector<size_t>& indices, int n, uint64_t seed);
 
-// The slide's file name without extension, with every character other than
-// letters, digits, '.', '-' and '_' replaced by '-' (tile names go into
-// Grade.csv and file names).
+// Whether a tile name may hold the character: letters, digits, '.', '-'
+// and '_' (tile names go into Grade.csv and file names).
+bool tile_name_char(char c);
+// The slide's file name without extension, every other character replaced
+// by '-'.
 std::string tile_name_stem(const std::string& slide_path);
 
 // Requires: options valid (purity in (0.5, 1], size >= 16, mpp > 0). Writes
