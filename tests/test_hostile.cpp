@@ -120,6 +120,30 @@ TEST_F(Hostile, EveryCaseEndsInItsAnswerWithNothingOverwritten) {
        1,
        {"would both be written"},
        {"d/train_1.png", "other/train_1.png"}},
+      {"tiles with a cut-off ASAP annotation file",
+       [&] {
+         fs::create_directories(path("regions"));
+         write_file_atomically(path("regions/train_1.xml"),
+                               "<ASAP_Annotations><Annotations><Annotation Type=\"Polygon\"");
+         return "tiles " + path("d/train_1.png") + " --annotations " + path("regions") +
+                " --mpp 0.62 -o " + path("never");
+       },
+       1,
+       {"regions/train_1.xml", "not well-formed XML"},
+       {"regions/train_1.xml"}},
+      {"tiles with an ImageScope vertex that is not a number",
+       [&] {
+         fs::create_directories(path("regions2"));
+         write_file_atomically(path("regions2/train_1.xml"),
+                               "<Annotations><Annotation Name=\"Tumor\"><Regions><Region>"
+                               "<Vertices><Vertex X=\"1e999\" Y=\"0\"/></Vertices></Region>"
+                               "</Regions></Annotation></Annotations>");
+         return "tiles " + path("d/train_1.png") + " --annotations " + path("regions2") +
+                " --mpp 0.62 -o " + path("never");
+       },
+       1,
+       {"layer 0 region 0", "X=\"1e999\" is not a number"},
+       {"regions2/train_1.xml"}},
       {"predict /dev/zero",
        [&] { return "predict -m " + m + " /dev/zero"; },
        1,

@@ -231,6 +231,54 @@ TEST_F(Hostile, EveryFlagRefusalNamesItsFlagAndWritesNothing) {
        2,
        {"--tile-size"},
        {}},
+      {"tiles --tile-mpp nan",
+       [&] {
+         return "tiles " + path("d/train_1.png") + " --annotations " + path("d") +
+                " --tile-mpp nan -o " + path("never");
+       },
+       1,
+       {"--tile-mpp nan", "not a finite number"},
+       {}},
+      {"tiles --tile-size huge",
+       [&] {
+         return "tiles " + path("d/train_1.png") + " --annotations " + path("d") +
+                " --tile-size 99999999 -o " + path("never");
+       },
+       2,
+       {"--tile-size"},
+       {}},
+      {"tiles --max-per-class -1",
+       [&] {
+         return "tiles " + path("d/train_1.png") + " --annotations " + path("d") +
+                " --max-per-class -1 -o " + path("never");
+       },
+       2,
+       {"--max-per-class"},
+       {}},
+      {"tiles on a missing slide",
+       [&] {
+         return "tiles " + path("no-such.svs") + " --annotations " + path("d") + " -o " +
+                path("never");
+       },
+       1,
+       {"no-such.svs", "no such slide file"},
+       {}},
+      {"tiles -o onto the slide",
+       [&] {
+         return "tiles " + path("d/train_1.png") + " --annotations " + path("d") + " -o " +
+                path("d/train_1.png");
+       },
+       1,
+       {"--output", "a slide"},
+       {"d/train_1.png"}},
+      {"tiles --annotations not a folder",
+       [&] {
+         return "tiles " + path("d/train_1.png") + " --annotations " + path("d/Grade.csv") +
+                " -o " + path("never");
+       },
+       1,
+       {"--annotations", "not a folder"},
+       {"d/Grade.csv"}},
       {"synth --slide-annotations onto the slide itself",
        [&] {
          return "synth --slide " + path("self.tif") + " --slide-annotations " + path("self.tif");
