@@ -5,6 +5,8 @@
 #   * every library the builds load that is not the C library's family or the
 #     CUDA stack resolves inside the package's lib/;
 #   * bin/histocnn --help and selftest --device cpu pass;
+#   * a DICOM slide is written and read with the package's own dcmtk
+#     dictionary (dcmtk's default one made unreachable);
 #   * the CPU-only build (forced) runs and --device cuda says why it cannot;
 #   * where a GPU is usable, selftest --device cuda passes.
 #
@@ -34,6 +36,16 @@ echo "check-package: every non-system library comes from the package"
   { cat "$work/selftest.txt"; fail "selftest --device cpu failed"; }
 grep -q "PASS" "$work/selftest.txt" || fail "selftest --device cpu printed no PASS"
 echo "check-package: --help and selftest --device cpu pass from $(basename "$root")"
+
+# A node without dcmtk: its dictionary is not where dcmtk looks.
+nodict=("${bare[@]}" DCMDICTPATH="$work/no-such-dicom.dic")
+"${nodict[@]}" "$root/bin/histocnn" synth --slide "$work/dicom/case" --slide-format dicom \
+  --slide-size 1024x768 > "$work/dicom.txt" 2>&1 || { cat "$work/dicom.txt"; fail "synth --slide-format dicom failed"; }
+printf 'slide,label\ncase,benign\n' > "$work/dicom-labels.csv"
+"${nodict[@]}" "$root/bin/histocnn" tiles "$work/dicom" --slide-labels "$work/dicom-labels.csv" \
+  -o "$work/dicom-tiles" > "$work/dicom.txt" 2>&1 || { cat "$work/dicom.txt"; fail "tiles from a DICOM slide failed"; }
+grep -q "benign written" "$work/dicom.txt" || { cat "$work/dicom.txt"; fail "no tiles from the DICOM slide"; }
+echo "check-package: a DICOM slide is written and read with the package's dictionary"
 
 "${bare[@]}" HISTOCNN_FORCE_CPU=1 "$root/bin/histocnn" selftest --device cpu > /dev/null 2>&1 ||
   fail "the CPU-only build failed its self-test"

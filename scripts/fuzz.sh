@@ -14,7 +14,7 @@ CC=clang CXX=clang++ cmake -S . -B build-fuzz -DHISTOCNN_FUZZ=ON -DCMAKE_BUILD_T
   "${launcher[@]}" > /dev/null
 cmake --build build-fuzz -j"$(nproc)" > /dev/null
 for target in grade_csv slide_labels annotations safetensors model_spec image tiff slide model_file \
-              study_results; do
+              study_results dicom; do
   work="build-fuzz/corpus-$target"
   mkdir -p "$work"
   inputs=("$work" "fuzz/corpus/$target")

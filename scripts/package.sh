@@ -7,6 +7,7 @@
 #     libexec/histocnn        the CUDA build (RPATH $ORIGIN/../lib; cudart static)
 #     libexec/histocnn-cpu    the CPU-only build, for nodes without cuDNN/cuBLAS
 #     lib/                    oneDNN, OpenMP, libstdc++ and every other non-system library
+#     share/dicom.dic         dcmtk's data dictionary (DICOM slides), for nodes without dcmtk
 #     bench/                  gpu_side_by_side.sh and its PyTorch engine
 #     gpu-check.sh            one visit to a GPU machine: self-test, memcheck, side by side, CPU scaling
 #
@@ -25,7 +26,7 @@ name="histocnn-$version-linux-x86_64"
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 root="$stage/$name"
-mkdir -p "$root/bin" "$root/libexec" "$root/lib" "$root/bench"
+mkdir -p "$root/bin" "$root/libexec" "$root/lib" "$root/share" "$root/bench"
 
 launcher=()
 if command -v ccache > /dev/null; then
@@ -57,6 +58,9 @@ for binary in "$root/libexec/histocnn" "$root/libexec/histocnn-cpu"; do
     [[ -e "$root/lib/$soname" ]] || cp -L "$path" "$root/lib/$soname"
   done
 done
+
+# dcmtk reads its data dictionary from a file (src/data/dcmtk_setup.h).
+cp /usr/share/libdcmtk17/dicom.dic "$root/share/dicom.dic"
 
 # The CUDA libraries the launcher must find (none: a CPU-only package).
 readelf -d "$root/libexec/histocnn" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p' |

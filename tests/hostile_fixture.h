@@ -50,6 +50,12 @@ class Hostile : public ::testing::Test {
   static CommandResult run(const std::string& args) {
     return testing::run_raw("timeout 120 " + std::string(HISTOCNN_BINARY) + " " + args);
   }
+  // A small synthetic slide as a DICOM series in the folder `name`.
+  static void dicom_series(const std::string& name) {
+    const CommandResult r =
+        run("synth --slide " + path(name) + " --slide-format dicom --slide-size 1024x768");
+    ASSERT_EQ(r.status, 0) << r.output;
+  }
   // m's model with its metadata or weights changed, written to `name`.
   static std::string forged(const std::string& name,
                             const std::function<void(SafetensorsFile&)>& change) {

@@ -232,6 +232,65 @@ TEST_F(Hostile, EveryCaseEndsInItsAnswerWithNothingOverwritten) {
        1,
        {"99999999x600"},
        {}},
+      {"slide: a DICOM series cut short in its frames",
+       [&] {
+         dicom_series("cut");
+         fs::resize_file(path("cut/level-0.dcm"), fs::file_size(path("cut/level-0.dcm")) / 2);
+         return "slide " + m + " " + path("cut") + " -o " + path("cut-out");
+       },
+       1,
+       {"level-0.dcm"},
+       {"cut/level-1.dcm"}},
+      {"slide: a file that only starts like DICOM",
+       [&] {
+         write_file_atomically(path("fake.dcm"), std::string(128, '\0') + "DICMnot a dataset");
+         return "slide " + m + " " + path("fake.dcm") + " -o " + path("never");
+       },
+       1,
+       {"fake.dcm", "not a DICOM whole-slide image"},
+       {"fake.dcm"}},
+      {"slide: DICOM frames in a transfer syntax we do not decode (JPEG-LS)",
+       [&] {
+         dicom_series("jpegls");
+         // The same length, so the file stays well formed: baseline JPEG
+         // (1.2.840.10008.1.2.4.50) becomes JPEG-LS (...4.80).
+         std::string bytes = read_file(path("jpegls/level-0.dcm"));
+         const size_t at = bytes.find("1.2.840.10008.1.2.4.50");
+         EXPECT_NE(at, std::string::npos);
+         bytes.replace(at, 22, "1.2.840.10008.1.2.4.80");
+         write_file_atomically(path("jpegls/level-0.dcm"), bytes);
+         return "slide " + m + " " + path("jpegls") + " -o " + path("never");
+       },
+       1,
+       {"level-0.dcm", "transfer syntax 1.2.840.10008.1.2.4.80", "baseline JPEG"},
+       {"jpegls/level-0.dcm"}},
+      {"slide: one DICOM series given twice (a file of it, and its folder)",
+       [&] {
+         dicom_series("twice");
+         return "slide " + m + " " + path("twice/level-1.dcm") + " " + path("twice") + " -o " +
+                path("never");
+       },
+       1,
+       {"twice", "the same DICOM series as", "twice/level-1.dcm"},
+       {"twice/level-0.dcm"}},
+      {"tiles: two files of one DICOM series",
+       [&] {
+         dicom_series("pair");
+         return "tiles " + path("pair/level-0.dcm") + " " + path("pair/level-1.dcm") + " -o " +
+                path("never");
+       },
+       1,
+       {"pair/level-1.dcm", "the same DICOM series as", "pair/level-0.dcm"},
+       {"pair/level-0.dcm"}},
+      {"synth --slide-format dicom onto an existing folder",
+       [&] {
+         fs::create_directories(path("mine"));
+         write_file_atomically(path("mine/notes.txt"), "the user's\n");
+         return "synth --slide " + path("mine") + " --slide-format dicom --force";
+       },
+       1,
+       {"mine", "exists", "new folder"},
+       {"mine/notes.txt"}},
       {"train --size 8192: more crop memory than the machine has, refused with the numbers",
        [&] { return "train --data " + d + " --size 8192 --crop 96 --batch 1 -o " + path("never"); },
        1,

@@ -285,30 +285,49 @@ TEST_F(SlideCli, OurOwnSyntheticSlideIsScoredAgainstItsKnownBlocks) {
   o.pieces = 2;
   o.seed = 5;
   const SyntheticSlideLayout truth(o);
-  // The generic pyramid, then the same slide in Aperio's .svs layout (4x
-  // levels, RGB-coded JPEG), read directly: the same tissue found, the same
-  // separation. The 4-epoch model learnt on 240x180 fields: it separates the
-  // slide's malignant blocks from its benign ones clearly, not perfectly.
+  // The generic pyramid, the same slide in Aperio's .svs layout (4x levels,
+  // RGB-coded JPEG), read directly, and as a DICOM series (a folder of
+  // level files, given by its folder, its malignant blocks as ASAP XML
+  // named after it): the same tissue found, the same separation. The
+  // 4-epoch model learnt on 240x180 fields: it separates the slide's
+  // malignant blocks from its benign ones clearly, not perfectly.
+  struct Case {
+    std::string path, flags, format, reader;
+  };
+  std::filesystem::create_directories(at("dicom"));
+  const std::vector<Case> cases{
+      {at("own.tif"), "", "generic-tiff", "direct-tiff"},
+      {at("own.svs"), "", "aperio", "direct-tiff"},
+      {at("dicom/own"), " --slide-format dicom --slide-annotations " + at("dicom/own.xml"), "dicom",
+       "dicom"}};
   size_t generic_tiles = 0;
-  for (const std::string name : {"own.tif", "own.svs"}) {
-    ASSERT_EQ(
-        run("synth --slide " + at(name) + " --slide-size 6000x4000 --pieces 2 --seed 5").status, 0);
-    const CommandResult r = run("slide " + model() + " " + at(name) + " -o " + at(name + ".out") +
-                                " --threads 1 --no-progress");
+  for (const Case& c : cases) {
+    const CommandResult synth =
+        run("synth --slide " + c.path + " --slide-size 6000x4000 --pieces 2 --seed 5" + c.flags);
+    ASSERT_EQ(synth.status, 0) << synth.output;
+    const std::string out = c.path + ".out";
+    const std::string annotations = c.format == "dicom" ? " --annotations " + at("dicom") : "";
+    const CommandResult r = run("slide " + model() + " " + c.path + " -o " + out +
+                                " --threads 1 --no-progress" + annotations);
     ASSERT_EQ(r.status, 0) << r.output;
-    const auto summary = nlohmann::json::parse(read_file(at(name + ".out/own/summary.json")));
-    EXPECT_EQ(summary["format"], name == "own.svs" ? "aperio" : "generic-tiff") << summary.dump();
-    EXPECT_EQ(summary["reader"], "direct-tiff") << summary.dump();
+    const auto summary = nlohmann::json::parse(read_file(out + "/own/summary.json"));
+    EXPECT_EQ(summary["format"], c.format) << summary.dump();
+    EXPECT_EQ(summary["reader"], c.reader) << summary.dump();
     EXPECT_EQ(summary["reader_note"], "") << summary.dump();
-    const std::vector<TileRow> rows = read_rows(at(name + ".out/own/tiles.csv"));
-    ASSERT_GE(rows.size(), 200u) << name;
+    const std::vector<TileRow> rows = read_rows(out + "/own/tiles.csv");
+    ASSERT_GE(rows.size(), 200u) << c.path;
     if (!generic_tiles) generic_tiles = rows.size();
-    EXPECT_NEAR(double(rows.size()), double(generic_tiles), 0.05 * double(generic_tiles)) << name;
+    EXPECT_NEAR(double(rows.size()), double(generic_tiles), 0.05 * double(generic_tiles)) << c.path;
     const ScoresByTruth s = scores_by_truth(rows, truth);
-    EXPECT_LE(s.n[0], int(rows.size() / 20)) << name;  // tiles lie on tissue
-    ASSERT_GT(s.n[1], 50) << name;
-    ASSERT_GT(s.n[2], 50) << name;
-    EXPECT_GT(s.mean_p[2] - s.mean_p[1], 0.3) << name;
+    EXPECT_LE(s.n[0], int(rows.size() / 20)) << c.path;  // tiles lie on tissue
+    ASSERT_GT(s.n[1], 50) << c.path;
+    ASSERT_GT(s.n[2], 50) << c.path;
+    EXPECT_GT(s.mean_p[2] - s.mean_p[1], 0.3) << c.path;
+    if (c.format == "dicom") {
+      EXPECT_EQ(summary["annotations"]["format"], "ASAP XML") << summary.dump();
+      EXPECT_EQ(summary["annotations"]["tiles"], int(rows.size())) << summary.dump();
+      EXPECT_GT(summary["annotations"]["auc"].get<double>(), 0.6) << summary.dump();
+    }
   }
 }
 
@@ -346,7 +365,7 @@ TEST_F(SlideCli, ACohortWithLabelsGetsSlideLevelMetricsAndAMissingLabelFailsFirs
   const CommandResult none = run("slide " + model() + " " + at("no-slides") + " -o " + at("n"));
   EXPECT_NE(none.status, 0);
   EXPECT_EQ(none.output, "histocnn: " + at("no-slides") +
-                             ": no slide in this folder that OpenSlide recognises (name plain "
+                             ": no slide in this folder that OpenSlide or the DICOM reader recognises (name plain "
                              "images one by one)\n");
   // Labels as a user writes them: extra columns, synonyms, names with and
   // without the extension; P1 has a benign and a malignant slide.

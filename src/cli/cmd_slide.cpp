@@ -55,6 +55,7 @@ void check_inputs(const SlideOptions& o, const std::vector<std::string>& slides)
                 slide_output_folder(o, s));
     inputs.push_back({s, "a slide"});
   }
+  require_distinct_series(slides);
   for (const auto& f : folders) refuse_overwriting_inputs("--output", f, inputs);
   refuse_overwriting_inputs("--output", o.output, inputs);
 }
@@ -70,7 +71,8 @@ struct SlideArgs {
 void add_input_options(CLI::App* cmd, SlideArgs* a) {
   cmd->add_option("files", a->files,
                   "MODEL SLIDE... (or SLIDE... with -m): .svs, .ndpi, .mrxs, .scn, tiled TIFF, "
-                  "or a plain image; a folder: every slide in it")
+                  "a DICOM series (its folder or a file of it), or a plain image; a folder: "
+                  "every slide in it and every DICOM series in its subfolders")
       ->required();
   cmd->option_defaults()->group("Inputs and outputs");
   cmd->add_option("--model,-m", a->models, "model or ensemble file (several -m average)")

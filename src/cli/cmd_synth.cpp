@@ -23,6 +23,14 @@ Runner add_synth(CLI::App& app) {
       "write one synthetic whole slide instead: a pyramidal TIFF of tissue pieces "
       "(--slide-tissue), for `histocnn slide`; a name ending in .svs "
       "gets Aperio's layout (thumbnail, 4x levels, AppMag and MPP in the description)");
+  auto dicom = std::make_shared<bool>(false);
+  cmd->add_option_function<std::string>(
+         "--slide-format", [dicom](const std::string& v) { *dicom = v == "dicom"; },
+         "tiff (a pyramidal TIFF, or Aperio's .svs by the name) or dicom (a DICOM "
+         "whole-slide series: --slide names a new folder, one file per level)")
+      ->default_str("tiff")
+      ->check(CLI::IsMember({"tiff", "dicom"}))
+      ->needs(slide_option);
   cmd->add_option("--slide-size", *slide_size, "the slide's WxH in pixels")->capture_default_str();
   cmd->add_option("--pieces", slide->pieces, "tissue pieces on the slide")
       ->capture_default_str()
@@ -60,7 +68,7 @@ Runner add_synth(CLI::App& app) {
   cmd->add_flag("--force", options->force,
                 "write into a folder that already holds a dataset (its Grade.csv is replaced), "
                 "or replace an existing --slide file");
-  return [options, folder, slide, slide_path, slide_size, annotations] {
+  return [options, folder, slide, slide_path, slide_size, annotations, dicom] {
     require(folder->empty() != slide_path->empty(),
             "synth: give -o FOLDER (a dataset) or --slide FILE.tif (a whole slide)");
     if (!slide_path->empty()) {
@@ -74,6 +82,8 @@ Runner add_synth(CLI::App& app) {
       if (std::filesystem::path(*slide_path).extension() == ".svs")
         slide->layout = SlideLayout::aperio;
       std::error_code ec;
+      require(!*dicom || !std::filesystem::exists(*slide_path, ec),
+              "--slide " + *slide_path + ": exists; a DICOM series is written into a new folder");
       require(!std::filesystem::exists(*slide_path, ec) ||
                   (options->force && std::filesystem::is_regular_file(*slide_path, ec)),
               "--slide " + *slide_path + ": the file exists; --force replaces it");
@@ -82,7 +92,10 @@ Runner add_synth(CLI::App& app) {
       require(annotations->empty() || !std::filesystem::exists(*annotations, ec) ||
                   (options->force && std::filesystem::is_regular_file(*annotations, ec)),
               "--slide-annotations " + *annotations + ": the file exists; --force replaces it");
-      write_synthetic_slide(*slide_path, *slide);
+      if (*dicom)
+        write_synthetic_dicom_slide(*slide_path, *slide);
+      else
+        write_synthetic_slide(*slide_path, *slide);
       if (!annotations->empty()) write_synthetic_annotations(*annotations, *slide);
       const char* holds = slide->tissue == SlideTissue::benign ? "benign"
                           : slide->tissue == SlideTissue::malignant

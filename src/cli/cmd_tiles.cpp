@@ -74,6 +74,7 @@ void check_inputs(const TilesArgs& a, const std::vector<std::string>& slides) {
                                                         "); their tiles would have the same names");
     inputs.push_back({s, "a slide"});
   }
+  require_distinct_series(slides);
   if (!a.truth.labels_path.empty()) inputs.push_back({a.truth.labels_path, "the slide labels"});
   for (const char* written : {"Grade.csv", "tiles.json"})
     refuse_overwriting_inputs("--output", (std::filesystem::path(a.output) / written).string(),
@@ -213,8 +214,8 @@ Runner add_tiles(CLI::App& app) {
   auto a = std::make_shared<TilesArgs>();
   a->truth.command = "tiles";
   cmd->add_option("files", a->files,
-                  "slides (.svs, .ndpi, .mrxs, .scn, tiled TIFF); a folder: "
-                  "every slide in it")
+                  "slides (.svs, .ndpi, .mrxs, .scn, tiled TIFF, a DICOM series); a folder: "
+                  "every slide in it and every DICOM series in its subfolders")
       ->required();
   cmd->add_option("--output,-o", a->output, "the dataset folder")->required();
   cmd->add_flag("--force", a->force, "replace the Grade.csv of a folder that holds a dataset");

@@ -6,6 +6,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/paths.h"
+#include "data/slide.h"
 
 namespace histocnn::cli {
 namespace {
@@ -22,7 +23,7 @@ std::string tile_auc(const nlohmann::json& summary) {
 // DIR/<slide name>.geojson, .json or .xml; "" when none exists. Two of
 // them for one slide are refused: which one is the truth is not ours to guess.
 std::string annotation_file(const std::string& folder, const std::string& slide) {
-  const std::string stem = std::filesystem::path(slide).stem().string();
+  const std::string stem = slide_name(slide);
   std::error_code ec;
   std::vector<std::string> found;
   for (const char* ext : {".geojson", ".json", ".xml"}) {
@@ -111,7 +112,7 @@ void Cohort::read_annotations_of(const std::vector<std::string>& slides) {
     const std::string file = annotation_file(args_.annotations_folder, slide);
     const SlideLabel* label = label_of(slide);
     if (file.empty()) {
-      if (!label || label->label != 0) missing.push_back(std::filesystem::path(slide).stem());
+      if (!label || label->label != 0) missing.push_back(slide_name(slide));
       continue;
     }
     const Annotations& a = annotations_[slide] = read_annotations(file, args_.annotation_classes);

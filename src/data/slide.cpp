@@ -3,11 +3,14 @@
 #include <openslide.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <map>
 
 #include "core/error.h"
+#include "data/dicom_slide.h"
 #include "data/tiff_image.h"
 #include "data/tiff_slide.h"
 
@@ -134,14 +137,84 @@ std::pair<double, double> mpp_from_properties(const std::map<std::string, std::s
   return {0, 0};
 }
 
+namespace {
+
+bool is_tiff_name(const std::string& path) {
+  std::string ext = std::filesystem::path(path).extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
+  return ext == ".tif" || ext == ".tiff";
+}
+
+// A DICOM file is a slide of its series unless it is named as a TIFF (a
+// dual-personality DICOM-TIFF file: OpenSlide reads it as TIFF, as
+// OpenSlide 4 does).
+bool opens_as_dicom(const std::string& path) {
+  std::error_code ec;
+  return std::filesystem::is_directory(path, ec) || (!is_tiff_name(path) && is_dicom_file(path));
+}
+
+std::string without_trailing_separators(std::string path) {
+  while (path.size() > 1 && path.back() == '/') path.pop_back();
+  return path;
+}
+
+// The slides a folder's DICOM series give: the folder itself when it is one
+// series, else the first file of each.
+void add_dicom_series(const std::string& folder, std::vector<std::string>* slides) {
+  const std::vector<DicomSeries> series = dicom_series_in_folder(folder);
+  if (series.size() == 1) {
+    slides->push_back(without_trailing_separators(folder));
+    return;
+  }
+  for (const DicomSeries& s : series) slides->push_back(s.first_file);
+}
+
+}  // namespace
+
 void require_slide_file(const std::string& path) {
   std::error_code ec;
   require(std::filesystem::exists(path, ec), path + ": no such slide file");
+  if (std::filesystem::is_directory(path, ec)) {
+    const size_t series = dicom_series_in_folder(path).size();
+    require(series == 1,
+            path + ": a folder, and " +
+                (series == 0 ? std::string("no DICOM whole-slide series")
+                             : std::to_string(series) + " DICOM series (name a file of one)") +
+                " in it");
+    return;
+  }
   require(std::filesystem::is_regular_file(path, ec), path + ": not a regular file");
+}
+
+void require_distinct_series(const std::vector<std::string>& slides) {
+  std::map<std::string, std::string> first_of;
+  for (const std::string& slide : slides) {
+    const std::string uid = dicom_series_uid(slide);
+    if (uid.empty()) continue;
+    const auto [it, fresh] = first_of.emplace(uid, slide);
+    require(fresh, slide + ": the same DICOM series as " + it->second + " (give it once)");
+  }
+}
+
+uint64_t slide_bytes(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_directory(path, ec)) return std::filesystem::file_size(path);
+  uint64_t bytes = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(path))
+    if (entry.is_regular_file()) bytes += entry.file_size();
+  return bytes;
+}
+
+std::string slide_name(const std::string& path) {
+  const std::filesystem::path p(without_trailing_separators(path));
+  std::error_code ec;
+  return std::filesystem::is_directory(p, ec) ? p.filename().string() : p.stem().string();
 }
 
 std::unique_ptr<Slide> open_slide(const std::string& path, double mpp, SlideReader reader) {
   require_slide_file(path);
+  if (opens_as_dicom(path)) return open_dicom_slide(path, mpp);
   // libtiff's warnings about a damaged file, met inside OpenSlide, would
   // print lines of their own before our one-line error: ours keep them.
   tiff_errors_to_this_thread();
@@ -163,14 +236,20 @@ std::unique_ptr<Slide> open_slide(const std::string& path, double mpp, SlideRead
 
 std::vector<std::string> slides_in_folder(const std::string& folder) {
   std::vector<std::string> slides;
+  add_dicom_series(folder, &slides);
   std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(folder, ec))
-    if (entry.is_regular_file(ec) && openslide_detect_vendor(entry.path().c_str()))
-      slides.push_back(entry.path().string());
+  for (const auto& entry : std::filesystem::directory_iterator(folder, ec)) {
+    const std::string path = entry.path().string();
+    if (entry.is_directory(ec))
+      add_dicom_series(path, &slides);
+    else if (entry.is_regular_file(ec) && !is_dicom_file(path) &&
+             openslide_detect_vendor(path.c_str()))
+      slides.push_back(path);
+  }
   require(!ec, folder + ": cannot list the folder (" + ec.message() + ")");
   require(!slides.empty(), folder +
-                               ": no slide in this folder that OpenSlide recognises (name plain "
-                               "images one by one)");
+                               ": no slide in this folder that OpenSlide or the DICOM reader "
+                               "recognises (name plain images one by one)");
   std::sort(slides.begin(), slides.end());
   return slides;
 }

@@ -11,7 +11,8 @@
 //   mpp_x/mpp_y: microns per level-0 pixel; 0 when the file does not say and
 //   no override was given.
 // Readers: OpenSlide (Aperio .svs, Hamamatsu .ndpi/.vms, MIRAX .mrxs, Leica
-// .scn, Philips TIFF, Ventana, Sakura, generic tiled TIFF) and, for what
+// .scn, Philips TIFF, Ventana, Sakura, generic tiled TIFF), DICOM whole-slide
+// series (data/dicom_slide.h) and, for what
 // OpenSlide does not take, a plain image (PNG, JPEG, BMP, strip TIFF) held as
 // a one-level slide. Another reader is one more subclass.
 #pragma once
@@ -39,7 +40,8 @@ class Slide {
 
   const std::string& path() const { return path_; }
   const std::string& format() const { return format_; }  // "aperio", "generic-tiff", "image"...
-  // What decodes it: "openslide", "direct-tiff" (data/tiff_slide.h) or "image".
+  // What decodes it: "openslide", "direct-tiff" (data/tiff_slide.h), "dicom"
+  // (data/dicom_slide.h) or "image".
   const std::string& reader() const { return reader_; }
   // Why the direct TIFF reader left this pyramidal TIFF to OpenSlide ("" when
   // it did not; summary.json's reader_note).
@@ -69,19 +71,40 @@ void require_slide_region(const std::string& path, int level, int levels, int w,
 // (data/tiff_slide.h), OpenSlide elsewhere; openslide = OpenSlide always.
 enum class SlideReader { automatic, openslide };
 
-// Opens `path` with OpenSlide, or as a plain image when OpenSlide does not
+// Opens `path` as a DICOM series (a folder, or a DICOM file not named
+// .tif/.tiff), with OpenSlide, or as a plain image when OpenSlide does not
 // recognise it. mpp > 0 overrides the microns per pixel the file records.
 // Errors (missing, not a slide nor an image, corrupt) name the file.
 std::unique_ptr<Slide> open_slide(const std::string& path, double mpp = 0,
                                   SlideReader reader = SlideReader::automatic);
 
-// Throws "<path>: no such slide file" or "<path>: not a regular file".
+// Throws "<path>: no such slide file", "<path>: not a regular file", or,
+// for a folder, unless it holds exactly one DICOM whole-slide series (a
+// DICOM slide, data/dicom_slide.h), why not.
 void require_slide_file(const std::string& path);
 
-// The files directly in `folder` that OpenSlide recognises as slides (by
-// their content, not their names: a MIRAX .mrxs and not its data folder, a
-// tiled TIFF and not a heatmap PNG), sorted by name. Throws naming the
-// folder when it holds none; plain images are named one by one instead.
+// The name a slide goes by (its output folder, its annotation file, its
+// tiles' names, its row in a labels file): a file's name without its
+// extension; a DICOM series folder's whole name (such folders are often
+// named by UIDs full of dots).
+std::string slide_name(const std::string& path);
+
+// Throws "<b>: the same DICOM series as <a>" when two inputs are one series
+// (its folder and one of its files, or two of its files): scored twice
+// under two names, it would count twice in a cohort's numbers.
+void require_distinct_series(const std::vector<std::string>& slides);
+
+// A slide's size on disk (what tells a re-run that the slide changed): the
+// file's bytes, or the total of a DICOM series folder's files.
+uint64_t slide_bytes(const std::string& path);
+
+// The slides in `folder`, sorted by name: the files directly in it that
+// OpenSlide recognises (by their content, not their names: a MIRAX .mrxs and
+// not its data folder, a tiled TIFF and not a heatmap PNG), and its DICOM
+// whole-slide series (the folder itself when it is one series, else one file
+// of each; a subfolder that is one series, as NCI's Imaging Data Commons
+// downloads them). Throws naming the folder when it holds none; plain images
+// are named one by one instead.
 std::vector<std::string> slides_in_folder(const std::string& folder);
 // The inputs with every folder among them replaced by slides_in_folder.
 std::vector<std::string> with_slide_folders_expanded(const std::vector<std::string>& inputs);

@@ -6,6 +6,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "data/csv_text.h"
+#include "data/slide.h"
 
 namespace histocnn {
 
@@ -37,11 +38,11 @@ Columns find_columns(const std::vector<std::string>& header, const std::string& 
   return c;
 }
 
-// The names a row may give a slide file: as given, its file name, its file
-// name without the extension.
+// The names a row may give a slide file: as given, its file name, its name
+// (without the extension; a DICOM series folder's whole name).
 std::vector<std::string> names_of(const std::string& slide_path) {
   const std::filesystem::path p(slide_path);
-  return {slide_path, p.filename().string(), p.filename().stem().string()};
+  return {slide_path, p.filename().string(), slide_name(slide_path)};
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <pugixml.hpp>
@@ -13,6 +14,8 @@
 #include "core/counter_hash.h"
 #include "core/error.h"
 #include "core/rng.h"
+#include "data/dicom_writer.h"
+#include "data/slide.h"
 #include "data/slide_writer.h"
 #include "data/synth.h"
 
@@ -120,6 +123,20 @@ void write_synthetic_slide(const std::string& path, const SynthSlideOptions& opt
         return layout.paint(x, y, width, height);
       },
       w);
+}
+
+void write_synthetic_dicom_slide(const std::string& folder, const SynthSlideOptions& options) {
+  const std::string pyramid = folder + ".pyramid.tif";
+  SynthSlideOptions generic = options;
+  generic.layout = SlideLayout::generic;
+  try {
+    write_synthetic_slide(pyramid, generic);
+    write_dicom_slide(folder, *open_slide(pyramid, options.mpp));
+  } catch (...) {
+    std::remove(pyramid.c_str());
+    throw;
+  }
+  std::remove(pyramid.c_str());
 }
 
 namespace {

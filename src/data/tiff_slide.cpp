@@ -6,15 +6,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <list>
 #include <mutex>
 #include <optional>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include "core/error.h"
 #include "data/tiff_image.h"
+#include "data/tile_cache.h"
 
 namespace histocnn {
 namespace {
@@ -99,42 +98,6 @@ std::string find_levels(TIFF* tiff, const std::vector<SlideLevel>& levels,
   return "";
 }
 
-using DecodedTile = std::vector<uint8_t>;  // tile_w x tile_h RGB
-
-// Recently decoded tiles, least recently used dropped first.
-class TileCache {
- public:
-  explicit TileCache(size_t capacity_bytes) : capacity_(capacity_bytes) {}
-  std::shared_ptr<const DecodedTile> find(uint64_t key) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    auto it = entries_.find(key);
-    if (it == entries_.end()) return nullptr;
-    order_.splice(order_.begin(), order_, it->second.second);
-    return it->second.first;
-  }
-  void put(uint64_t key, std::shared_ptr<const DecodedTile> tile) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (entries_.count(key) || tile->size() > capacity_) return;
-    order_.push_front(key);
-    bytes_ += tile->size();
-    entries_.emplace(key, std::make_pair(std::move(tile), order_.begin()));
-    while (bytes_ > capacity_) {
-      auto last = entries_.find(order_.back());
-      bytes_ -= last->second.first->size();
-      entries_.erase(last);
-      order_.pop_back();
-    }
-  }
-
- private:
-  std::mutex mutex_;
-  size_t capacity_, bytes_ = 0;
-  std::list<uint64_t> order_;  // most recent first
-  std::unordered_map<uint64_t,
-                     std::pair<std::shared_ptr<const DecodedTile>, std::list<uint64_t>::iterator>>
-      entries_;
-};
-
 class DirectTiffSlide final : public Slide {
  public:
   DirectTiffSlide(std::unique_ptr<Slide> fallback, std::vector<LevelDirectory> directories,
@@ -173,29 +136,15 @@ class DirectTiffSlide final : public Slide {
  private:
   // The w x h pixels of `level` at (x0, y0) in its own pixels; white outside.
   Image copy_tiles(int level, int64_t x0, int64_t y0, int w, int h) const {
-    Image out;
-    out.width = w;
-    out.height = h;
-    out.rgb.assign(size_t(w) * size_t(h) * 3, 255);
     const SlideLevel& size = levels_[size_t(level)];
     const LevelDirectory& d = directories_[size_t(level)];
-    const int64_t xb = std::max<int64_t>(x0, 0), xe = std::min<int64_t>(x0 + w, size.width);
-    const int64_t yb = std::max<int64_t>(y0, 0), ye = std::min<int64_t>(y0 + h, size.height);
-    for (int64_t ty = yb / d.tile_h; xb < xe && yb < ye && ty * d.tile_h < ye; ++ty)
-      for (int64_t tx = xb / d.tile_w; tx * d.tile_w < xe; ++tx) {
-        const std::shared_ptr<const DecodedTile> tile = tile_at(level, tx, ty);
-        const int64_t tile_x = tx * d.tile_w, tile_y = ty * d.tile_h;
-        const int64_t cx0 = std::max(xb, tile_x), cx1 = std::min(xe, tile_x + d.tile_w);
-        for (int64_t r = std::max(yb, tile_y); r < std::min(ye, tile_y + d.tile_h); ++r)
-          std::memcpy(out.row(int(r - y0)) + (cx0 - x0) * 3,
-                      tile->data() + ((r - tile_y) * d.tile_w + (cx0 - tile_x)) * 3,
-                      size_t(cx1 - cx0) * 3);
-      }
-    return out;
+    const TileGrid grid{size.width, size.height, int(d.tile_w), int(d.tile_h)};
+    return copy_from_tiles(grid, x0, y0, w, h,
+                           [&](int64_t tx, int64_t ty) { return tile_at(level, tx, ty); });
   }
 
   std::shared_ptr<const DecodedTile> tile_at(int level, int64_t tx, int64_t ty) const {
-    const uint64_t key = (uint64_t(level) << 56) | (uint64_t(ty) << 28) | uint64_t(tx);
+    const uint64_t key = TileCache::key(level, tx, ty);
     if (auto tile = cache_.find(key)) return tile;
     const LevelDirectory& d = directories_[size_t(level)];
     auto tile = std::make_shared<DecodedTile>(size_t(d.tile_w) * d.tile_h * 3);

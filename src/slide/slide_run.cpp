@@ -50,7 +50,7 @@ nlohmann::json run_settings(const PreparedSlide& p, const SlideOptions& o) {
         {{"path", fs::absolute(m).lexically_normal().string()}, {"bytes", fs::file_size(m)}});
   const Slide& s = *p.slide;
   return {{"slide", fs::absolute(s.path()).lexically_normal().string()},
-          {"slide_bytes", fs::file_size(s.path())},
+          {"slide_bytes", slide_bytes(s.path())},
           {"models", models},
           {"mpp", {s.mpp_x(), s.mpp_y()}},
           {"tile_level0", {p.grid.tile_width, p.grid.tile_height}},
@@ -262,7 +262,7 @@ std::unique_ptr<StainMapping> stain_mapping(const PreparedSlide& p, const ModelF
 }
 
 std::string slide_output_folder(const SlideOptions& o, const std::string& slide_path) {
-  return (fs::path(o.output) / fs::path(slide_path).stem()).string();
+  return (fs::path(o.output) / slide_name(slide_path)).string();
 }
 
 nlohmann::json score_slide(const std::string& path, const std::vector<ModelFile>& models,

@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "data/image.h"
+#include "data/slide.h"
 
 namespace histocnn {
 namespace {
@@ -66,7 +67,7 @@ bool tile_name_char(char c) {
 }
 
 std::string tile_name_stem(const std::string& slide_path) {
-  std::string stem = std::filesystem::path(slide_path).stem().string();
+  std::string stem = slide_name(slide_path);
   std::replace_if(
       stem.begin(), stem.end(), [](char c) { return !tile_name_char(c); }, '-');
   return stem;
