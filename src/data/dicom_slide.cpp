@@ -2,6 +2,7 @@
 
 #include <dcmtk/config/osconfig.h>  // dcmtk's own configuration comes first
 #include <dcmtk/dcmdata/dcdeftag.h>
+#include <dcmtk/dcmdata/dcfcache.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
 #include <dcmtk/dcmdata/dcmetinf.h>
 #include <dcmtk/dcmdata/dcpixel.h>
@@ -75,7 +76,8 @@ struct Instance {
   std::vector<FragmentRange> fragment_ranges;
   DcmElement* native = nullptr;  // uncompressed frames
   double spacing_x_mm = 0, spacing_y_mm = 0;
-  std::mutex mutex;  // dcmtk reads one value at a time per file
+  std::mutex mutex;        // dcmtk reads one value at a time per file
+  DcmFileCache open_file;  // the file kept open between frame reads (under the mutex)
 };
 
 // Why the file is not a pyramid level ("" when it is).
@@ -357,7 +359,8 @@ class DicomSlide final : public Slide {
     if (in.native) {
       const uint64_t n = uint64_t(in.grid.tile_w) * uint64_t(in.grid.tile_h) * 3;
       bytes.resize(n);
-      status = in.native->getPartialValue(bytes.data(), Uint32(uint64_t(frame) * n), Uint32(n));
+      status = in.native->getPartialValue(bytes.data(), Uint32(uint64_t(frame) * n), Uint32(n),
+                                          &in.open_file);
     } else {
       const FragmentRange range = in.fragment_ranges[size_t(frame)];
       for (size_t i = range.first; i < range.first + range.count && status.good(); ++i) {
@@ -367,7 +370,7 @@ class DicomSlide final : public Slide {
         const size_t at = bytes.size();
         bytes.resize(at + item->getLength());
         if (item->getLength() > 0)
-          status = item->getPartialValue(bytes.data() + at, 0, item->getLength());
+          status = item->getPartialValue(bytes.data() + at, 0, item->getLength(), &in.open_file);
       }
     }
     require(status.good(), in.path + ": cannot read frame " + std::to_string(frame + 1) + " (" +
