@@ -10,35 +10,25 @@
 // the offset table), written by data/dicom_writer.h.
 #include <unistd.h>
 
-#include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
 #include <filesystem>
 #include <string>
 
 #include "core/error.h"
 #include "data/dicom_slide.h"
 #include "data/slide.h"
+#include "scratch_file.h"
+#include "slide_reads.h"
 
 namespace {
 
+// Alone in this process's scratch folder: the series is the file itself.
 std::string write_alone(const uint8_t* data, size_t size) {
   const std::string folder = "fuzz-dicom-" + std::to_string(::getpid());
   std::error_code ec;
   std::filesystem::create_directories(folder, ec);
-  const std::string path = folder + "/slide.dcm";
-  std::FILE* f = std::fopen(path.c_str(), "wb");
-  if (!f) return "";
-  const bool written = std::fwrite(data, 1, size, f) == size;
-  return std::fclose(f) == 0 && written ? path : "";
-}
-
-void read_checked(const histocnn::Slide& slide, int level, double x, double y, int w, int h) {
-  const auto clamp = [](double v) { return int64_t(std::clamp(v, -1e12, 1e12)); };
-  const histocnn::Image region = slide.read_region(level, clamp(x), clamp(y), w, h);
-  if (region.width != w || region.height != h || region.rgb.size() != size_t(w) * h * 3)
-    __builtin_trap();
+  return write_input_to(folder + "/slide.dcm", data, size);
 }
 
 }  // namespace
@@ -48,17 +38,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (path.empty()) return 0;
   try {
     const auto slide = histocnn::open_dicom_slide(path, 0, size_t(1) << 20);
-    const auto& levels = slide->levels();
-    for (int level = 0; level < int(levels.size()); ++level) {
-      const double ds = levels[level].downsample;
-      read_checked(*slide, level, 0, 0, 64, 48);
-      read_checked(*slide, level, double(levels[level].width - 40) * ds,
-                   double(levels[level].height - 24) * ds, 80, 64);
-      read_checked(*slide, level, double(levels[level].width + 8) * ds, 0, 16, 16);
-    }
-    const histocnn::Thumbnail thumbnail = histocnn::read_thumbnail(*slide, 64);
-    if (thumbnail.image.rgb.size() != size_t(thumbnail.image.width) * thumbnail.image.height * 3)
-      __builtin_trap();
+    read_everywhere(*slide);
   } catch (const histocnn::Error&) {
   }
   return 0;

@@ -25,6 +25,7 @@
 #include "data/tiff_image.h"
 #include "data/tiff_slide.h"
 #include "scratch_file.h"
+#include "slide_reads.h"
 
 namespace {
 
@@ -60,13 +61,6 @@ class OpenSlideStandIn final : public histocnn::Slide {
   }
 };
 
-void read_checked(const histocnn::Slide& slide, int level, double x, double y, int w, int h) {
-  const auto clamp = [](double v) { return int64_t(std::clamp(v, -1e12, 1e12)); };
-  const histocnn::Image region = slide.read_region(level, clamp(x), clamp(y), w, h);
-  if (region.width != w || region.height != h || region.rgb.size() != size_t(w) * h * 3)
-    __builtin_trap();
-}
-
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -74,17 +68,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (path.empty()) return 0;
   try {
     const auto slide = histocnn::with_direct_tiff_reads(std::make_unique<OpenSlideStandIn>(path));
-    const auto& levels = slide->levels();
-    for (int level = 0; level < int(levels.size()); ++level) {
-      const double ds = levels[level].downsample;
-      read_checked(*slide, level, 0, 0, 64, 48);
-      read_checked(*slide, level, double(levels[level].width - 40) * ds,
-                   double(levels[level].height - 24) * ds, 80, 64);
-      read_checked(*slide, level, double(levels[level].width + 8) * ds, 0, 16, 16);
-    }
-    const histocnn::Thumbnail thumbnail = histocnn::read_thumbnail(*slide, 64);
-    if (thumbnail.image.rgb.size() != size_t(thumbnail.image.width) * thumbnail.image.height * 3)
-      __builtin_trap();
+    read_everywhere(*slide);
   } catch (const histocnn::Error&) {
   }
   return 0;
