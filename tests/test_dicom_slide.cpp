@@ -31,7 +31,7 @@ namespace {
 namespace fs = std::filesystem;
 
 TEST(DicomLayout, TiledFullFramesFillTilesRowByRowFromTheConcatenationOffset) {
-  const TileGrid grid{600, 300, 256, 256};  // 3 x 2 tiles, the last column and row partial
+  const FrameGrid grid{600, 300, 256, 256};  // 3 x 2 tiles, the last column and row partial
   EXPECT_EQ(tiles_across(grid), 3);
   EXPECT_EQ(tiles_down(grid), 2);
   EXPECT_EQ(tiled_full_frames(grid, 6, 0), (std::vector<int64_t>{0, 1, 2, 3, 4, 5}));
@@ -48,7 +48,7 @@ TEST(DicomLayout, TiledFullFramesFillTilesRowByRowFromTheConcatenationOffset) {
 }
 
 TEST(DicomLayout, TiledSparseFramesGoWhereTheirPositionsSay) {
-  const TileGrid grid{600, 300, 256, 256};
+  const FrameGrid grid{600, 300, 256, 256};
   // Frames in any order; tile (1, 0) has none (glass); (2, 1) given twice.
   const std::vector<FramePosition> positions{{513, 257}, {1, 1},   {257, 257},
                                              {1, 257},   {513, 1}, {513, 257}};

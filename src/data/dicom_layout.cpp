@@ -7,7 +7,7 @@
 namespace histocnn {
 namespace {
 
-void require_grid(const TileGrid& grid) {
+void require_grid(const FrameGrid& grid) {
   require(grid.width > 0 && grid.height > 0 && grid.tile_w > 0 && grid.tile_h > 0,
           "a level of " + std::to_string(grid.width) + "x" + std::to_string(grid.height) +
               " pixels in tiles of " + std::to_string(grid.tile_w) + "x" +
@@ -21,14 +21,14 @@ void require_grid(const TileGrid& grid) {
 
 }  // namespace
 
-int64_t tiles_across(const TileGrid& grid) {
+int64_t tiles_across(const FrameGrid& grid) {
   return (grid.width + grid.tile_w - 1) / grid.tile_w;
 }
-int64_t tiles_down(const TileGrid& grid) {
+int64_t tiles_down(const FrameGrid& grid) {
   return (grid.height + grid.tile_h - 1) / grid.tile_h;
 }
 
-std::vector<int64_t> tiled_full_frames(const TileGrid& grid, int64_t frames, int64_t first_frame) {
+std::vector<int64_t> tiled_full_frames(const FrameGrid& grid, int64_t frames, int64_t first_frame) {
   require_grid(grid);
   require(frames > 0 && first_frame >= 0, "TILED_FULL with " + std::to_string(frames) +
                                               " frames from frame " + std::to_string(first_frame));
@@ -39,7 +39,7 @@ std::vector<int64_t> tiled_full_frames(const TileGrid& grid, int64_t frames, int
   return frame_of_tile;
 }
 
-std::vector<int64_t> tiled_sparse_frames(const TileGrid& grid,
+std::vector<int64_t> tiled_sparse_frames(const FrameGrid& grid,
                                          const std::vector<FramePosition>& positions) {
   require_grid(grid);
   const int64_t across = tiles_across(grid), down = tiles_down(grid);

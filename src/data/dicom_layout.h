@@ -28,13 +28,13 @@ namespace histocnn {
 constexpr int64_t kNoFrame = -1;
 
 // Tiles across and down a level.
-int64_t tiles_across(const TileGrid& grid);
-int64_t tiles_down(const TileGrid& grid);
+int64_t tiles_across(const FrameGrid& grid);
+int64_t tiles_down(const FrameGrid& grid);
 
 // frame_of_tile[ty * across + tx]: the frame (within this file) holding the
 // tile, or kNoFrame. `first_frame` is the file's Concatenation Frame Offset
 // Number (0 when the level is one file).
-std::vector<int64_t> tiled_full_frames(const TileGrid& grid, int64_t frames, int64_t first_frame);
+std::vector<int64_t> tiled_full_frames(const FrameGrid& grid, int64_t frames, int64_t first_frame);
 
 // The same from each frame's 1-based column and row position in the level.
 // A tile given by several frames keeps the first (further focal planes or
@@ -42,7 +42,7 @@ std::vector<int64_t> tiled_full_frames(const TileGrid& grid, int64_t frames, int
 struct FramePosition {
   int64_t column = 1, row = 1;
 };
-std::vector<int64_t> tiled_sparse_frames(const TileGrid& grid,
+std::vector<int64_t> tiled_sparse_frames(const FrameGrid& grid,
                                          const std::vector<FramePosition>& positions);
 
 // Which items of an encapsulated Pixel Data (after the offset table item)

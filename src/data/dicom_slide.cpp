@@ -69,7 +69,7 @@ struct Instance {
   std::string level_uid;  // the level's SOP Instance UID (its concatenation source's when split)
   Codec codec = Codec::native;
   JpegColours colours = JpegColours::ycbcr;
-  TileGrid grid;
+  FrameGrid grid;
   int64_t frames = 0;
   std::vector<int64_t> frame_of_tile;
   DcmPixelSequence* fragments = nullptr;  // encapsulated frames
@@ -270,7 +270,7 @@ std::string whole_slide_series(const std::string& path) {
 
 // A pyramid level: its tiles, each found in one of the level's files.
 struct DicomLevel {
-  TileGrid grid;
+  FrameGrid grid;
   std::vector<Instance*> files;
   struct Where {
     int32_t file = -1;
@@ -326,7 +326,7 @@ class DicomSlide final : public Slide {
             level.tiles[t] = {int32_t(f), level.files[f]->frame_of_tile[t]};
       tiled_levels_.push_back(std::move(level));
     }
-    const TileGrid& base = tiled_levels_.front().grid;
+    const FrameGrid& base = tiled_levels_.front().grid;
     for (const DicomLevel& level : tiled_levels_)
       levels_.push_back({level.grid.width, level.grid.height,
                          (double(base.width) / double(level.grid.width) +

@@ -73,7 +73,7 @@ bool all_glass(const Image& tile) {
   return std::all_of(tile.rgb.begin(), tile.rgb.end(), [](uint8_t v) { return v == 255; });
 }
 
-std::vector<Frame> level_frames(const Slide& source, int level, const TileGrid& grid,
+std::vector<Frame> level_frames(const Slide& source, int level, const FrameGrid& grid,
                                 const DicomWriterOptions& o) {
   const double ds = source.levels()[size_t(level)].downsample;
   std::vector<Frame> frames;
@@ -90,7 +90,7 @@ std::vector<Frame> level_frames(const Slide& source, int level, const TileGrid& 
   return frames;
 }
 
-void put_image_attributes(DcmDataset* d, const Slide& source, int level, const TileGrid& grid,
+void put_image_attributes(DcmDataset* d, const Slide& source, int level, const FrameGrid& grid,
                           const DicomWriterOptions& o, const SeriesIds& ids, size_t frames) {
   put(d, DCM_SOPClassUID, UID_VLWholeSlideMicroscopyImageStorage);
   put(d, DCM_SOPInstanceUID, new_uid());
@@ -169,7 +169,7 @@ void put_pixels(DcmDataset* d, const std::vector<Frame>& frames, const DicomWrit
 void write_level(const std::string& path, const Slide& source, int level,
                  const DicomWriterOptions& o, const SeriesIds& ids) {
   const SlideLevel& size = source.levels()[size_t(level)];
-  const TileGrid grid{size.width, size.height, o.tile, o.tile};
+  const FrameGrid grid{size.width, size.height, o.tile, o.tile};
   const std::vector<Frame> frames = level_frames(source, level, grid, o);
   require(!frames.empty(), source.path() + ": level " + std::to_string(level) +
                                " is all glass; a sparse DICOM level needs a frame");

@@ -138,7 +138,7 @@ class DirectTiffSlide final : public Slide {
   Image copy_tiles(int level, int64_t x0, int64_t y0, int w, int h) const {
     const SlideLevel& size = levels_[size_t(level)];
     const LevelDirectory& d = directories_[size_t(level)];
-    const TileGrid grid{size.width, size.height, int(d.tile_w), int(d.tile_h)};
+    const FrameGrid grid{size.width, size.height, int(d.tile_w), int(d.tile_h)};
     return copy_from_tiles(grid, x0, y0, w, h,
                            [&](int64_t tx, int64_t ty) { return tile_at(level, tx, ty); });
   }

@@ -27,7 +27,7 @@ void TileCache::put(uint64_t key, std::shared_ptr<const DecodedTile> tile) {
   }
 }
 
-Image copy_from_tiles(const TileGrid& grid, int64_t x0, int64_t y0, int w, int h,
+Image copy_from_tiles(const FrameGrid& grid, int64_t x0, int64_t y0, int w, int h,
                       const TileSource& tile_at) {
   Image out;
   out.width = w;

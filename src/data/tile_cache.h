@@ -46,7 +46,7 @@ class TileCache {
 
 // A level cut into tiles of tile_w x tile_h (the last row and column may
 // reach past the level's edge; their pixels there are not used).
-struct TileGrid {
+struct FrameGrid {
   int64_t width = 0, height = 0;
   int tile_w = 0, tile_h = 0;
 };
@@ -55,7 +55,7 @@ using TileSource = std::function<std::shared_ptr<const DecodedTile>(int64_t tx, 
 
 // The w x h pixels at (x0, y0), in the level's own pixels, of a level whose
 // tiles tile_at decodes.
-Image copy_from_tiles(const TileGrid& grid, int64_t x0, int64_t y0, int w, int h,
+Image copy_from_tiles(const FrameGrid& grid, int64_t x0, int64_t y0, int w, int h,
                       const TileSource& tile_at);
 
 }  // namespace histocnn
