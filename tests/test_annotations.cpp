@@ -235,6 +235,77 @@ TEST(Annotations, AperioImageScopeXmlWithNegativeRegions) {
   EXPECT_FALSE(layer.malignant_at(10, 10));
 }
 
+// A HALO .annotations file (Indica Labs): layer "Tumor" with a polygon, a
+// negative polygon cut out of it, a rectangle and an ellipse each given by
+// two corners, a ruler and a pin; layer "Stroma" with a polygon.
+const char* kHalo = R"(<Annotations>
+  <Annotation LineColor="65280" Name="Tumor" Visible="True">
+    <Regions>
+      <Region Type="Polygon" HasEndcaps="0" NegativeROA="0">
+        <Vertices><V X="0" Y="0"/><V X="100" Y="0"/><V X="100" Y="100"/><V X="0" Y="100"/>
+        </Vertices>
+      </Region>
+      <Region Type="Polygon" HasEndcaps="0" NegativeROA="1">
+        <Vertices><V X="40" Y="40"/><V X="60" Y="40"/><V X="60" Y="60"/><V X="40" Y="60"/>
+        </Vertices>
+      </Region>
+      <Region Type="Rectangle" HasEndcaps="0" NegativeROA="0">
+        <Vertices><V X="300" Y="100"/><V X="200" Y="0"/></Vertices>
+      </Region>
+      <Region Type="Ellipse" HasEndcaps="0" NegativeROA="0">
+        <Vertices><V X="400" Y="0"/><V X="600" Y="100"/></Vertices>
+      </Region>
+      <Region Type="Ruler" HasEndcaps="1" NegativeROA="0">
+        <Vertices><V X="700" Y="0"/><V X="800" Y="0"/></Vertices>
+      </Region>
+      <Region Type="Pin" HasEndcaps="0" NegativeROA="0">
+        <Vertices><V X="900" Y="0"/></Vertices>
+      </Region>
+    </Regions>
+  </Annotation>
+  <Annotation LineColor="255" Name="Stroma" Visible="True">
+    <Regions>
+      <Region Type="Polygon" HasEndcaps="0" NegativeROA="0">
+        <Vertices><V X="0" Y="500"/><V X="10" Y="500"/><V X="10" Y="510"/></Vertices>
+      </Region>
+    </Regions>
+  </Annotation>
+</Annotations>
+)";
+
+TEST(Annotations, HaloXmlRectanglesAndEllipsesFromTheirCorners) {
+  const Annotations a = parse_annotations(kHalo, "case.annotations", default_annotation_classes());
+  EXPECT_EQ(a.format, "HALO XML");
+  EXPECT_EQ(a.malignant.size(), 3u);  // the polygon, the rectangle, the ellipse
+  EXPECT_EQ(a.excluded.size(), 1u);   // the negative polygon
+  EXPECT_EQ(a.markers, 2);            // the ruler and the pin
+  EXPECT_EQ(a.ignored, 1);            // the stroma
+  EXPECT_TRUE(a.malignant_at(10, 10));
+  EXPECT_FALSE(a.malignant_at(50, 50)) << "the negative region";
+  EXPECT_TRUE(a.malignant_at(210, 90)) << "the rectangle, corners in either order";
+  EXPECT_TRUE(a.malignant_at(500, 50)) << "the ellipse's centre";
+  EXPECT_TRUE(a.malignant_at(405, 50)) << "inside, near the end of its long axis";
+  EXPECT_FALSE(a.malignant_at(410, 10)) << "inside the rectangle around it, outside the ellipse";
+  EXPECT_FALSE(a.malignant_at(750, 0));
+  // The ellipse's area: pi * 100 * 50, from the shares of its bounding box.
+  EXPECT_NEAR(a.malignant_fraction(400, 0, 200, 100), M_PI / 4, 0.03);
+  auto error = [](const std::string& region) {
+    return error_of([&] {
+      parse_annotations("<Annotations><Annotation Name=\"Tumor\"><Regions>" + region +
+                            "</Regions></Annotation></Annotations>",
+                        "h.annotations", {"tumor"});
+    });
+  };
+  EXPECT_EQ(error("<Region Type=\"Spiral\"><Vertices><V X=\"0\" Y=\"0\"/></Vertices></Region>"),
+            "h.annotations layer 0 region 0: Type=\"Spiral\" (Polygon, Rectangle and Ellipse "
+            "outline an area; Ruler and Pin mark points)");
+  EXPECT_EQ(error("<Region Type=\"Ellipse\"><Vertices><V X=\"0\" Y=\"0\"/></Vertices></Region>"),
+            "h.annotations layer 0 region 0: Ellipse with 1 vertices (two opposite corners "
+            "expected)");
+  EXPECT_EQ(error("<Region Type=\"Polygon\"><Vertices><V X=\"0\" Y=\"zero\"/></Vertices></Region>"),
+            "h.annotations layer 0 region 0: Y=\"zero\" is not a number");
+}
+
 TEST(Annotations, XmlMistakesGetOneLineNamingTheFileAndShape) {
   auto error = [](const std::string& content) {
     return error_of([&] { parse_annotations(content, "r.xml", {"any"}); });
@@ -242,8 +313,8 @@ TEST(Annotations, XmlMistakesGetOneLineNamingTheFileAndShape) {
   EXPECT_EQ(error("<ASAP_Annotations><Annotations>"),
             "r.xml: not well-formed XML (Start-end tags mismatch at byte 30)");
   EXPECT_EQ(error("<svg/>"),
-            "r.xml: XML, but neither ASAP's <ASAP_Annotations> nor Aperio ImageScope's "
-            "<Annotations>");
+            "r.xml: XML, but neither ASAP's <ASAP_Annotations> nor Aperio ImageScope's or "
+            "HALO's <Annotations>");
   EXPECT_EQ(error("<ASAP_Annotations/>"), "r.xml: ASAP annotations without <Annotations>");
   auto asap = [](const std::string& type, const std::string& points) {
     return "<ASAP_Annotations><Annotations><Annotation Name=\"A 7\" Type=\"" + type +

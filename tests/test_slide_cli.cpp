@@ -364,9 +364,11 @@ TEST_F(SlideCli, ACohortWithLabelsGetsSlideLevelMetricsAndAMissingLabelFailsFirs
   std::filesystem::copy_file(at("tiles/train_1.png"), at("no-slides/photo.png"));
   const CommandResult none = run("slide " + model() + " " + at("no-slides") + " -o " + at("n"));
   EXPECT_NE(none.status, 0);
-  EXPECT_EQ(none.output, "histocnn: " + at("no-slides") +
-                             ": no slide in this folder that OpenSlide or the DICOM reader recognises (name plain "
-                             "images one by one)\n");
+  EXPECT_EQ(
+      none.output,
+      "histocnn: " + at("no-slides") +
+          ": no slide in this folder that OpenSlide or the DICOM reader recognises (name plain "
+          "images one by one)\n");
   // Labels as a user writes them: extra columns, synonyms, names with and
   // without the extension; P1 has a benign and a malignant slide.
   write_file_atomically(at("labels.csv"),
@@ -460,10 +462,10 @@ TEST_F(SlideCli, TilesAreScoredAgainstRegionAnnotations) {
   const CommandResult r = run("slide " + model() + " " + at("ann/slides") + " -o " + at("ann/out") +
                               " --annotations " + at("ann/regions") + " --threads 1 --no-progress");
   ASSERT_EQ(r.status, 0) << r.output;
-  EXPECT_NE(r.output.find(
-                "histocnn slide: no " + at("ann/regions") +
-                "/<name>.geojson or .xml for 1 slide (other) and no benign label: their tiles have "
-                "no truth"),
+  EXPECT_NE(r.output.find("histocnn slide: no " + at("ann/regions") +
+                          "/<name>.geojson, .xml or .annotations for 1 slide (other) and no benign "
+                          "label: their tiles have "
+                          "no truth"),
             std::string::npos)
       << r.output;
   const auto a = nlohmann::json::parse(read_file(at("ann/out/mix/summary.json")))["annotations"];

@@ -128,8 +128,9 @@ TEST_F(TileExportSlide, TheCommandWritesADatasetThatTrainReads) {
                             "--max-per-class 15";
   const testing::CommandResult r = run(tiles);
   ASSERT_EQ(r.status, 0) << r.output;
-  EXPECT_NE(r.output.find("histocnn tiles: no " + (dir_ / "regions") +
-                          "/<name>.geojson or .xml for 1 slide (unknown) and no benign label"),
+  EXPECT_NE(r.output.find(
+                "histocnn tiles: no " + (dir_ / "regions") +
+                "/<name>.geojson, .xml or .annotations for 1 slide (unknown) and no benign label"),
             std::string::npos)
       << r.output;
   const std::vector<GradeRow> rows = read_grade_csv(dir_ / "data/Grade.csv");

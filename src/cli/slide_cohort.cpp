@@ -20,13 +20,13 @@ std::string tile_auc(const nlohmann::json& summary) {
   return text;
 }
 
-// DIR/<slide name>.geojson, .json or .xml; "" when none exists. Two of
+// DIR/<slide name>.geojson, .json, .xml or .annotations (HALO's); "" when none exists. Two of
 // them for one slide are refused: which one is the truth is not ours to guess.
 std::string annotation_file(const std::string& folder, const std::string& slide) {
   const std::string stem = slide_name(slide);
   std::error_code ec;
   std::vector<std::string> found;
-  for (const char* ext : {".geojson", ".json", ".xml"}) {
+  for (const char* ext : {".geojson", ".json", ".xml", ".annotations"}) {
     const std::string file = (std::filesystem::path(folder) / (stem + ext)).string();
     if (std::filesystem::is_regular_file(file, ec)) found.push_back(file);
   }
@@ -74,8 +74,9 @@ void add_cohort_options(CLI::App* cmd, CohortArgs* a) {
 void add_annotation_options(CLI::App* cmd, CohortArgs* a, const std::string& what_for) {
   auto* annotations =
       cmd->add_option("--annotations", a->annotations_folder,
-                      "folder of region annotations, DIR/<slide name>.geojson (QuPath) or .xml "
-                      "(ASAP, as CAMELYON ships them, or Aperio ImageScope): " +
+                      "folder of region annotations, DIR/<slide name>.geojson (QuPath), .xml "
+                      "(ASAP, as CAMELYON ships them, or Aperio ImageScope) or .annotations "
+                      "(HALO): " +
                           what_for +
                           "; a slide without a file whose --slide-labels label is benign has "
                           "every tile benign");
@@ -122,7 +123,8 @@ void Cohort::read_annotations_of(const std::vector<std::string>& slides) {
   }
   if (!missing.empty())
     std::fprintf(stderr,
-                 "histocnn %s: no %s/<name>.geojson or .xml for %zu slide%s (%s%s) and no benign "
+                 "histocnn %s: no %s/<name>.geojson, .xml or .annotations for %zu slide%s (%s%s) "
+                 "and no benign "
                  "label: their tiles have no truth\n",
                  args_.command.c_str(), args_.annotations_folder.c_str(), missing.size(),
                  missing.size() > 1 ? "s" : "", missing.front().c_str(),

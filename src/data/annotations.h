@@ -1,5 +1,5 @@
 // A pathologist's region annotations on a slide: the truth a slide's tiles
-// are checked against (`histocnn slide --annotations DIR`). Three formats,
+// are checked against (`histocnn slide --annotations DIR`). Four formats,
 // told apart by their content, all in level-0 pixels:
 //   - QuPath GeoJSON (File > Export objects as GeoJSON): a FeatureCollection
 //     (or a bare array of Features) of Polygon and MultiPolygon geometries
@@ -11,7 +11,11 @@
 //   - Aperio ImageScope XML: layers (<Annotation Name="...">) of <Region>s
 //     with <Vertex X Y> points; a region's class is its Text, its layer's
 //     Name or the layer's Description, whichever is listed; NegativeROA="1"
-//     marks a region cut out of its layer (data/annotations_xml.cpp).
+//     marks a region cut out of its layer (data/annotations_xml.cpp);
+//   - Indica Labs HALO XML (.annotations): the same layers, regions of
+//     Type="Polygon|Rectangle|Ellipse" with <V X Y> points (a rectangle's or
+//     an ellipse's two points are opposite corners of the rectangle around
+//     it), Ruler and Pin markers; the class is the layer's Name.
 //
 // Which regions are malignant: those whose class is one of `classes` (any
 // case; by default tumor, tumour, malignant, carcinoma, cancer, metastases,
@@ -20,7 +24,8 @@
 // _2 (CAMELYON16's normal tissue inside a tumour) and ImageScope's negative
 // regions of a malignant layer. A point is malignant when it lies in a
 // malignant region and in no excluded one. Markers that outline no area
-// (ASAP dots and rulers, ImageScope arrows and rulers) and detections (QuPath
+// (ASAP dots and rulers, ImageScope arrows and rulers, HALO rulers and pins)
+// and detections (QuPath
 // objectType detection, cell, tile: e.g. our own tiles.geojson) are never
 // regions.
 #pragma once
@@ -44,7 +49,7 @@ struct Region {
 
 struct Annotations {
   std::string path;
-  std::string format;             // "QuPath GeoJSON", "ASAP XML", "Aperio ImageScope XML"
+  std::string format;  // "QuPath GeoJSON", "ASAP XML", "Aperio ImageScope XML", "HALO XML"
   std::vector<Region> malignant;  // the regions counted as malignant
   std::vector<Region> excluded;   // cut out of them
   int ignored = 0;                // annotations of other classes (or none)

@@ -1,6 +1,8 @@
-// ASAP's and Aperio ImageScope's XML annotations: see data/annotations.h for
-// what counts. pugixml parses; it never fetches external entities.
+// ASAP's, Aperio ImageScope's and Indica Labs HALO's XML annotations: see
+// data/annotations.h for what counts. pugixml parses; it never fetches
+// external entities.
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <map>
@@ -99,10 +101,61 @@ void add_attribute_values(const pugi::xml_node& node, std::vector<std::string>& 
     names.push_back(at.attribute("Value").value());
 }
 
+// HALO's regions name their shape (Type="Polygon"): whether `root` is HALO's
+// file rather than ImageScope's (whose Types are numbers).
+bool is_halo(const pugi::xml_node& root) {
+  for (const pugi::xml_node& layer : root.children("Annotation"))
+    for (const pugi::xml_node& region : layer.child("Regions").children("Region")) {
+      const std::string type = region.attribute("Type").value();
+      if (!type.empty() && !std::isdigit(static_cast<unsigned char>(type[0]))) return true;
+    }
+  return false;
+}
+
+// The corners of the rectangle whose opposite corners are the ring's two points.
+Ring rectangle_of(const Ring& corners) {
+  return {{corners.x[0], corners.x[1], corners.x[1], corners.x[0]},
+          {corners.y[0], corners.y[0], corners.y[1], corners.y[1]}};
+}
+
+// The ellipse inscribed in that rectangle, as a polygon of 64 vertices (its
+// area within 0.2 % of the ellipse's).
+Ring ellipse_of(const Ring& corners) {
+  const double cx = (corners.x[0] + corners.x[1]) / 2, cy = (corners.y[0] + corners.y[1]) / 2;
+  const double rx = std::fabs(corners.x[1] - corners.x[0]) / 2;
+  const double ry = std::fabs(corners.y[1] - corners.y[0]) / 2;
+  Ring r;
+  for (int i = 0; i < 64; ++i) {
+    const double t = 2 * M_PI * i / 64;
+    r.x.push_back(cx + rx * std::cos(t));
+    r.y.push_back(cy + ry * std::sin(t));
+  }
+  return r;
+}
+
+// A HALO region's area from its Type: a Polygon's vertices outline it; a
+// Rectangle's and an Ellipse's two vertices are opposite corners of the
+// rectangle that encloses the shape; Ruler and Pin mark points (an empty
+// ring). Throws naming `where` for any other Type.
+Ring halo_area(const std::string& type, Ring vertices, const std::string& where) {
+  if (type == "Ruler" || type == "Pin") return {};
+  require(type == "Polygon" || type == "Rectangle" || type == "Ellipse",
+          where + ": Type=\"" + type.substr(0, 40) +
+              "\" (Polygon, Rectangle and Ellipse outline an area; Ruler and Pin mark points)");
+  if (type == "Polygon") return vertices;
+  require(vertices.x.size() == 2, where + ": " + type + " with " +
+                                      std::to_string(vertices.x.size()) +
+                                      " vertices (two opposite corners expected)");
+  return type == "Rectangle" ? rectangle_of(vertices) : ellipse_of(vertices);
+}
+
 // <Annotations><Annotation Name> layers of <Regions><Region Text NegativeROA>
-// <Vertices><Vertex X Y>. A region of fewer than 3 vertices (ImageScope's
-// ellipses, rulers and arrows keep two) outlines no area of its own.
-void read_imagescope(Annotations& a, const pugi::xml_node& root, const ClassList& classes) {
+// <Vertices><Vertex X Y> (ImageScope) or <Region Type NegativeROA>
+// <Vertices><V X Y> (HALO, whose Types name the shape: halo_area). An
+// ImageScope region of fewer than 3 vertices (its ellipses, rulers and arrows
+// keep two: what an ellipse's two mean is not documented) outlines no area
+// of its own.
+void read_layers(Annotations& a, const pugi::xml_node& root, const ClassList& classes, bool halo) {
   int layer_index = 0;
   for (const pugi::xml_node& layer : root.children("Annotation")) {
     std::vector<std::string> layer_names = {layer.attribute("Name").value()};
@@ -117,7 +170,9 @@ void read_imagescope(Annotations& a, const pugi::xml_node& root, const ClassList
       Role role = classes.role_of(names);
       if (region.attribute("NegativeROA").as_int() == 1)  // cut out of its layer, if malignant
         role = role == Role::malignant ? Role::excluded : Role::other;
-      Ring ring = ring_of(region.child("Vertices"), "Vertex", where);
+      Ring ring = ring_of(region.child("Vertices"), halo ? "V" : "Vertex", where);
+      if (halo && role != Role::other)
+        ring = halo_area(region.attribute("Type").value(), std::move(ring), where);
       if (role == Role::other)
         ++a.ignored;
       else if (ring.x.size() < 3)
@@ -144,11 +199,12 @@ Annotations parse_xml(const std::string& content, const std::string& path,
     a.format = "ASAP XML";
     read_asap(a, root, classes);
   } else if (std::string(root.name()) == "Annotations") {
-    a.format = "Aperio ImageScope XML";
-    read_imagescope(a, root, classes);
+    const bool halo = is_halo(root);
+    a.format = halo ? "HALO XML" : "Aperio ImageScope XML";
+    read_layers(a, root, classes, halo);
   } else {
     fail(path +
-         ": XML, but neither ASAP's <ASAP_Annotations> nor Aperio ImageScope's "
+         ": XML, but neither ASAP's <ASAP_Annotations> nor Aperio ImageScope's or HALO's "
          "<Annotations>");
   }
   return a;
