@@ -80,13 +80,12 @@ struct Instance {
   DcmFileCache open_file;  // the file kept open between frame reads (under the mutex)
 };
 
-// Why the file is not a pyramid level ("" when it is).
-std::string not_a_level(DcmItem* data) {
+// Whether the file is a pyramid level (not a label, overview or thumbnail).
+bool is_level(DcmItem* data) {
   std::vector<std::string> type;
   for (unsigned long i = 0; i < 4; ++i) type.push_back(text(data, DCM_ImageType, i));
-  const bool level = (type[0] == "ORIGINAL" || type[0] == "DERIVED") && type[1] == "PRIMARY" &&
-                     type[2] == "VOLUME" && (type[3] == "NONE" || type[3] == "RESAMPLED");
-  return level ? "" : "Image Type " + type[0] + "\\" + type[1] + "\\" + type[2] + "\\" + type[3];
+  return (type[0] == "ORIGINAL" || type[0] == "DERIVED") && type[1] == "PRIMARY" &&
+         type[2] == "VOLUME" && (type[3] == "NONE" || type[3] == "RESAMPLED");
 }
 
 // The codec of a transfer syntax and photometric interpretation, or throws.
@@ -232,7 +231,7 @@ std::unique_ptr<Instance> open_instance(const std::string& path) {
       in->file->loadFile(path.c_str(), EXS_Unknown, EGL_noChange, kLazyValueBytes, ERM_fileOnly);
   require(status.good(), path + ": not a readable DICOM file (" + status.text() + ")");
   DcmDataset* data = in->file->getDataset();
-  if (!not_a_level(data).empty()) return nullptr;
+  if (!is_level(data)) return nullptr;
   in->level_uid = text(data, DCM_SOPInstanceUIDOfConcatenationSource);
   if (in->level_uid.empty()) in->level_uid = text(data, DCM_SOPInstanceUID);
   choose_codec(*in, text(in->file->getMetaInfo(), DCM_TransferSyntaxUID),
