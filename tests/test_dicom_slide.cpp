@@ -3,6 +3,9 @@
 // direct TIFF reader, itself checked against libtiff in
 // test_slide_readers.cpp): uncompressed frames must give the same pixels,
 // JPEG frames nearly the same, in every layout the writer can make.
+#include <dcmtk/config/osconfig.h>  // dcmtk's own configuration comes first
+#include <dcmtk/dcmdata/dcdeftag.h>
+#include <dcmtk/dcmdata/dcfilefo.h>
 #include <gtest/gtest.h>
 #include <openjpeg.h>
 
@@ -310,6 +313,23 @@ TEST(DicomSlide, PydicomReadsTheWritersFilesAsOurReaderDoes) {
       }
     }
   }
+}
+
+// A file whose pixel size is only in its Imaged Volume Width and Height
+// (no Pixel Measures in the shared functional groups) still has its scale.
+TEST(DicomSlide, PixelSizeFallsBackToTheImagedVolume) {
+  TiffSlide s;
+  write_dicom_slide(s.dir / "series", *s.tiff);
+  for (const char* level : {"level-0.dcm", "level-1.dcm", "level-2.dcm", "level-3.dcm"}) {
+    DcmFileFormat file;
+    const std::string path = s.dir / (std::string("series/") + level);
+    ASSERT_TRUE(file.loadFile(path.c_str()).good());
+    delete file.getDataset()->remove(DCM_SharedFunctionalGroupsSequence);
+    ASSERT_TRUE(file.saveFile(path.c_str()).good());
+  }
+  const auto dicom = open_slide(s.dir / "series");
+  EXPECT_NEAR(dicom->mpp_x(), s.tiff->mpp_x(), 1e-4);  // FL: single precision
+  EXPECT_NEAR(dicom->mpp_y(), s.tiff->mpp_y(), 1e-4);
 }
 
 TEST(DicomSlide, AnyFileOfTheSeriesOrItsFolderOpensTheWholeSlide) {

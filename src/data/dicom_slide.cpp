@@ -129,15 +129,34 @@ void require_eight_bit_rgb(const Instance& in, DcmItem* data) {
   }
 }
 
-void read_spacing(Instance& in, DcmItem* data) {
-  DcmItem* measures =
-      first_item(first_item(data, DCM_SharedFunctionalGroupsSequence), DCM_PixelMeasuresSequence);
+// Pixel Spacing (mm: row spacing, then column spacing) of a Pixel Measures
+// item; false when absent or not two positive numbers.
+bool spacing_of(DcmItem* measures, double* x_mm, double* y_mm) {
   Float64 row = 0, column = 0;
-  if (measures && measures->findAndGetFloat64(DCM_PixelSpacing, row, 0).good() &&
-      measures->findAndGetFloat64(DCM_PixelSpacing, column, 1).good() && std::isfinite(row) &&
-      std::isfinite(column) && row > 0 && column > 0) {
-    in.spacing_x_mm = column;
-    in.spacing_y_mm = row;
+  if (!measures || measures->findAndGetFloat64(DCM_PixelSpacing, row, 0).bad() ||
+      measures->findAndGetFloat64(DCM_PixelSpacing, column, 1).bad() || !std::isfinite(row) ||
+      !std::isfinite(column) || row <= 0 || column <= 0)
+    return false;
+  *x_mm = column;
+  *y_mm = row;
+  return true;
+}
+
+// The pixel size: the shared functional groups' Pixel Measures, else the
+// first frame's (the standard allows either), else the Imaged Volume
+// Width and Height (mm) over the level's pixels; 0 when none says.
+void read_spacing(Instance& in, DcmItem* data) {
+  for (const DcmTagKey& groups :
+       {DCM_SharedFunctionalGroupsSequence, DCM_PerFrameFunctionalGroupsSequence})
+    if (spacing_of(first_item(first_item(data, groups), DCM_PixelMeasuresSequence),
+                   &in.spacing_x_mm, &in.spacing_y_mm))
+      return;
+  Float32 width = 0, height = 0;
+  if (data->findAndGetFloat32(DCM_ImagedVolumeWidth, width).good() &&
+      data->findAndGetFloat32(DCM_ImagedVolumeHeight, height).good() && std::isfinite(width) &&
+      std::isfinite(height) && width > 0 && height > 0) {
+    in.spacing_x_mm = double(width) / double(in.grid.width);
+    in.spacing_y_mm = double(height) / double(in.grid.height);
   }
 }
 

@@ -126,6 +126,12 @@ void put_image_attributes(DcmDataset* d, const Slide& source, int level, const F
               shared->findOrCreateSequenceItem(DCM_PixelMeasuresSequence, measures, 0).good(),
           "DICOM writer: cannot make the shared functional groups");
   put(measures, DCM_PixelSpacing, decimal(mm * ds) + "\\" + decimal(mm * ds));
+  put_number(DCM_ImagedVolumeWidth, [&] {
+    return d->putAndInsertFloat32(DCM_ImagedVolumeWidth, Float32(mm * ds * grid.width));
+  });
+  put_number(DCM_ImagedVolumeHeight, [&] {
+    return d->putAndInsertFloat32(DCM_ImagedVolumeHeight, Float32(mm * ds * grid.height));
+  });
   put(measures, DCM_SliceThickness, "0.004");
 }
 
