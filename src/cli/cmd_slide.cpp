@@ -133,7 +133,8 @@ void add_speed_options(CLI::App* cmd, SlideArgs* a) {
          },
          "pyramidal TIFFs (generic, Aperio): auto decodes their tiles directly where a tile "
          "starts on a whole pixel of its level (the same pixels, faster), else OpenSlide; "
-         "openslide: OpenSlide for every read")
+         "openslide: OpenSlide for every read (DICOM series have their own reader either "
+         "way: OpenSlide 3.4 does not read them)")
       ->default_str("auto")
       ->check(CLI::IsMember({"auto", "openslide"}));
 }
