@@ -294,8 +294,8 @@ TEST_F(SlideCli, OurOwnSyntheticSlideIsScoredAgainstItsKnownBlocks) {
   struct Case {
     std::string path, flags, format, reader;
   };
-  std::filesystem::create_directories(at("dicom"));
   const std::vector<Case> cases{
+      // dicom/ made by synth
       {at("own.tif"), "", "generic-tiff", "direct-tiff"},
       {at("own.svs"), "", "aperio", "direct-tiff"},
       {at("dicom/own"), " --slide-format dicom --slide-annotations " + at("dicom/own.xml"), "dicom",

@@ -92,6 +92,8 @@ Runner add_synth(CLI::App& app) {
       require(annotations->empty() || !std::filesystem::exists(*annotations, ec) ||
                   (options->force && std::filesystem::is_regular_file(*annotations, ec)),
               "--slide-annotations " + *annotations + ": the file exists; --force replaces it");
+      prepare_output_file("--slide", *slide_path);  // its folder made, known writable
+      if (!annotations->empty()) prepare_output_file("--slide-annotations", *annotations);
       if (*dicom)
         write_synthetic_dicom_slide(*slide_path, *slide);
       else
