@@ -144,6 +144,20 @@ TEST_F(Hostile, EveryCaseEndsInItsAnswerWithNothingOverwritten) {
        1,
        {"layer 0 region 0", "X=\"1e999\" is not a number"},
        {"regions2/train_1.xml"}},
+      {"tiles with a HALO ellipse of three points",
+       [&] {
+         fs::create_directories(path("regions3"));
+         write_file_atomically(path("regions3/train_1.annotations"),
+                               "<Annotations><Annotation Name=\"Tumor\"><Regions>"
+                               "<Region Type=\"Ellipse\" NegativeROA=\"0\"><Vertices><V X=\"0\" "
+                               "Y=\"0\"/><V X=\"5\" Y=\"5\"/><V X=\"9\" Y=\"1\"/></Vertices>"
+                               "</Region></Regions></Annotation></Annotations>");
+         return "tiles " + path("d/train_1.png") + " --annotations " + path("regions3") +
+                " --mpp 0.62 -o " + path("never");
+       },
+       1,
+       {"regions3/train_1.annotations", "layer 0 region 0", "Ellipse with 3 vertices"},
+       {"regions3/train_1.annotations"}},
       {"predict /dev/zero",
        [&] { return "predict -m " + m + " /dev/zero"; },
        1,
