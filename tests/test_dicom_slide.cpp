@@ -375,6 +375,20 @@ TEST(DicomSlide, FoldersOfSeriesAreSlidesAndMixedFoldersAreRefusedWithReasons) {
   EXPECT_EQ(slide_name(slides[2]), "c");
   EXPECT_EQ(with_slide_folders_expanded({(cohort / "b").string() + "/"}),
             (std::vector<std::string>{(cohort / "b").string()}));
+  // A slide goes by its barcode when the file records one: TCGA's in the
+  // Imaging Data Commons do, under folders named by UIDs. A barcode that is
+  // no safe folder name is not used.
+  DicomWriterOptions tcga, hostile;
+  tcga.container_id = "TCGA-AA-3512-01Z-00-DX1";
+  hostile.container_id = "../x";
+  write_dicom_slide((cohort / "1.2.840.7").string(), *s.tiff, tcga);
+  write_dicom_slide((cohort / "1.2.840.8").string(), *s.tiff, hostile);
+  EXPECT_EQ(slide_name((cohort / "1.2.840.7").string()), "TCGA-AA-3512-01Z-00-DX1");
+  EXPECT_EQ(slide_name((cohort / "1.2.840.7/level-1.dcm").string()), "TCGA-AA-3512-01Z-00-DX1");
+  EXPECT_EQ(slide_file_name((cohort / "1.2.840.7").string()), "1.2.840.7");
+  EXPECT_EQ(slide_name((cohort / "1.2.840.8").string()), "1.2.840.8");
+  fs::remove_all(cohort / "1.2.840.7");
+  fs::remove_all(cohort / "1.2.840.8");
   // Two series in one folder: each is opened by one of its files.
   fs::copy_file(cohort / "b" / "level-0.dcm", cohort / "1.2.840.5" / "other-0.dcm");
   EXPECT_EQ(slides_in_folder((cohort / "1.2.840.5").string()).size(), 2u);

@@ -45,9 +45,10 @@ TEST(SlideLabels, ReadTheColumnsByNameAndMatchSlidesByPathNameOrStem) {
   const std::string missing = error_of([&] {
     labels.require_every({"a/case01.svs", "b/case05.svs", "case06.tif"});
   });
-  EXPECT_EQ(missing,
-            "--slide-labels labels.csv: no row for 2 slides: case05.svs, case06.tif (a row names "
-            "a slide as given, by its file name, or without the extension)");
+  EXPECT_EQ(
+      missing,
+      "--slide-labels labels.csv: no row for 2 slides: case05.svs, case06.tif (a row names "
+      "a slide as given, by its file name, without the extension, or by a DICOM slide's barcode)");
   const SlideLabels twice = SlideLabels::parse("slide,label\na.svs,0\na,1\n", "l.csv");
   EXPECT_EQ(error_of([&] { twice.require_every({"d/a.svs"}); }),
             "l.csv: lines 2 and 3 both name slide d/a.svs; keep one");

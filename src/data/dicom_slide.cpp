@@ -272,18 +272,29 @@ std::unique_ptr<Instance> open_instance(const std::string& path) {
   return in;
 }
 
-// The series' Series Instance UID if `path` is a whole-slide DICOM file
-// ("" otherwise); reads the header only.
-std::string whole_slide_series(const std::string& path) {
-  if (!is_dicom_file(path)) return "";
+// What a whole-slide DICOM file's header says of its slide.
+struct SlideHeader {
+  std::string series;     // Series Instance UID ("" when not a whole-slide file)
+  std::string container;  // Container Identifier: the slide's barcode, if recorded
+};
+
+// Reads the header only: parsing stops before the optical paths, the
+// functional groups and the frames.
+SlideHeader read_slide_header(const std::string& path) {
+  if (!is_dicom_file(path)) return {};
   prepare_dcmtk();
   DcmFileFormat file;
   if (file.loadFileUntilTag(path.c_str(), EXS_Unknown, EGL_noChange, kLazyValueBytes, ERM_fileOnly,
-                            DCM_StudyID)
+                            DCM_IssuerOfTheContainerIdentifierSequence)
           .bad() ||
       text(file.getMetaInfo(), DCM_MediaStorageSOPClassUID) != kWholeSlideClass)
-    return "";
-  return text(file.getDataset(), DCM_SeriesInstanceUID);
+    return {};
+  return {text(file.getDataset(), DCM_SeriesInstanceUID),
+          text(file.getDataset(), DCM_ContainerIdentifier)};
+}
+
+std::string whole_slide_series(const std::string& path) {
+  return read_slide_header(path).series;
 }
 
 // A pyramid level: its tiles, each found in one of the level's files.
@@ -436,11 +447,27 @@ bool is_dicom_file(const std::string& path) {
   return in.read(magic, sizeof magic) && std::memcmp(magic + 128, "DICM", 4) == 0;
 }
 
-std::string dicom_series_uid(const std::string& path) {
+namespace {
+
+// The file that stands for `path`: itself, or the first file of the one
+// series a folder holds ("" when it holds none or several).
+std::string series_file(const std::string& path) {
   std::error_code ec;
-  if (!fs::is_directory(path, ec)) return whole_slide_series(path);
+  if (!fs::is_directory(path, ec)) return path;
   const std::vector<DicomSeries> series = dicom_series_in_folder(path);
-  return series.size() == 1 ? series.front().uid : "";
+  return series.size() == 1 ? series.front().first_file : "";
+}
+
+}  // namespace
+
+std::string dicom_series_uid(const std::string& path) {
+  const std::string file = series_file(path);
+  return file.empty() ? "" : whole_slide_series(file);
+}
+
+std::string dicom_container_id(const std::string& path) {
+  const std::string file = series_file(path);
+  return file.empty() ? "" : read_slide_header(file).container;
 }
 
 std::vector<DicomSeries> dicom_series_in_folder(const std::string& folder) {

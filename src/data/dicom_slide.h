@@ -38,6 +38,11 @@ bool is_dicom_file(const std::string& path);
 // a folder holds; "" for anything else (reads headers only).
 std::string dicom_series_uid(const std::string& path);
 
+// The Container Identifier (the slide's barcode, such as TCGA's
+// TCGA-AA-3512-01Z-00-DX1) of a whole-slide DICOM file or of the one series
+// a folder holds; "" when it records none or `path` is neither.
+std::string dicom_container_id(const std::string& path);
+
 // One DICOM whole-slide series among the files directly in a folder.
 struct DicomSeries {
   std::string uid;         // Series Instance UID

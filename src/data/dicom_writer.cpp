@@ -98,8 +98,8 @@ void put_image_attributes(DcmDataset* d, const Slide& source, int level, const F
   put(d, DCM_SeriesInstanceUID, ids.series);
   put(d, DCM_FrameOfReferenceUID, ids.frame_of_reference);
   put(d, DCM_Modality, "SM");
-  put(d, DCM_PatientID, fs::path(source.path()).stem().string());
-  put(d, DCM_ContainerIdentifier, fs::path(source.path()).stem().string());
+  put(d, DCM_PatientID, o.container_id.empty() ? "anonymous" : o.container_id);
+  if (!o.container_id.empty()) put(d, DCM_ContainerIdentifier, o.container_id);
   put(d, DCM_InstanceNumber, std::to_string(level + 1));
   put(d, DCM_ImageType,
       level == 0 ? "ORIGINAL\\PRIMARY\\VOLUME\\NONE" : "DERIVED\\PRIMARY\\VOLUME\\RESAMPLED");

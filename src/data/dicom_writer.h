@@ -30,6 +30,9 @@ struct DicomWriterOptions {
   bool sparse = false;       // TILED_SPARSE instead of TILED_FULL
   int fragment_kb = 0;       // split each frame into fragments of this many KiB (0: one each)
   bool offset_table = true;  // fill the Basic Offset Table
+  // The slide's barcode (Container Identifier, which the standard requires;
+  // left out when empty, as by converters that do not fill it).
+  std::string container_id;
 };
 
 void write_dicom_slide(const std::string& folder, const Slide& source,

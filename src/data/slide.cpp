@@ -206,10 +206,29 @@ uint64_t slide_bytes(const std::string& path) {
   return bytes;
 }
 
-std::string slide_name(const std::string& path) {
+namespace {
+
+// A name fit for a folder: letters, digits, '.', '_' and '-' kept, anything
+// else '-'; "" for a name that would be hidden or climb ("..").
+std::string safe_file_name(const std::string& name) {
+  std::string safe = name;
+  for (char& c : safe)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-') c = '-';
+  return safe.empty() || safe.front() == '.' ? "" : safe;
+}
+
+}  // namespace
+
+std::string slide_file_name(const std::string& path) {
   const std::filesystem::path p(without_trailing_separators(path));
   std::error_code ec;
   return std::filesystem::is_directory(p, ec) ? p.filename().string() : p.stem().string();
+}
+
+std::string slide_name(const std::string& path) {
+  if (opens_as_dicom(path))
+    if (std::string id = safe_file_name(dicom_container_id(path)); !id.empty()) return id;
+  return slide_file_name(path);
 }
 
 std::unique_ptr<Slide> open_slide(const std::string& path, double mpp, SlideReader reader) {

@@ -84,10 +84,14 @@ std::unique_ptr<Slide> open_slide(const std::string& path, double mpp = 0,
 void require_slide_file(const std::string& path);
 
 // The name a slide goes by (its output folder, its annotation file, its
-// tiles' names, its row in a labels file): a file's name without its
-// extension; a DICOM series folder's whole name (such folders are often
-// named by UIDs full of dots).
+// tiles' names, its row in a labels file): a DICOM slide's Container
+// Identifier (its barcode, as TCGA's slides in the Imaging Data Commons
+// record it; characters other than letters, digits, '.', '_', '-' become
+// '-'), else slide_file_name.
 std::string slide_name(const std::string& path);
+// A file's name without its extension; a folder's whole name (DICOM series
+// folders are often named by UIDs full of dots).
+std::string slide_file_name(const std::string& path);
 
 // Throws "<b>: the same DICOM series as <a>" when two inputs are one series
 // (its folder and one of its files, or two of its files): scored twice

@@ -38,11 +38,12 @@ Columns find_columns(const std::vector<std::string>& header, const std::string& 
   return c;
 }
 
-// The names a row may give a slide file: as given, its file name, its name
-// (without the extension; a DICOM series folder's whole name).
+// The names a row may give a slide file: as given, its file name, its file
+// name without the extension (a DICOM series folder's whole name), and its
+// slide name (a DICOM slide's barcode).
 std::vector<std::string> names_of(const std::string& slide_path) {
   const std::filesystem::path p(slide_path);
-  return {slide_path, p.filename().string(), slide_name(slide_path)};
+  return {slide_path, p.filename().string(), slide_file_name(slide_path), slide_name(slide_path)};
 }
 
 }  // namespace
@@ -118,7 +119,8 @@ void SlideLabels::require_every(const std::vector<std::string>& slide_paths) con
   if (missing.size() > 3) names += ", ...";
   fail("--slide-labels " + path_ + ": no row for " +
        (missing.size() == 1 ? "slide " : std::to_string(missing.size()) + " slides: ") + names +
-       " (a row names a slide as given, by its file name, or without the extension)");
+       " (a row names a slide as given, by its file name, without the extension, or by a DICOM "
+       "slide's barcode)");
 }
 
 }  // namespace histocnn

@@ -131,7 +131,9 @@ void write_synthetic_dicom_slide(const std::string& folder, const SynthSlideOpti
   generic.layout = SlideLayout::generic;
   try {
     write_synthetic_slide(pyramid, generic);
-    write_dicom_slide(folder, *open_slide(pyramid, options.mpp));
+    DicomWriterOptions dicom;
+    dicom.container_id = std::filesystem::path(folder).filename().string();
+    write_dicom_slide(folder, *open_slide(pyramid, options.mpp), dicom);
   } catch (...) {
     std::remove(pyramid.c_str());
     throw;
