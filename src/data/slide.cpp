@@ -159,6 +159,15 @@ std::string without_trailing_separators(std::string path) {
   return path;
 }
 
+// A name fit for a folder: letters, digits, '.', '_' and '-' kept, anything
+// else '-'; "" for a name that would be hidden or climb ("..").
+std::string safe_file_name(const std::string& name) {
+  std::string safe = name;
+  for (char& c : safe)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-') c = '-';
+  return safe.empty() || safe.front() == '.' ? "" : safe;
+}
+
 // The slides a folder's DICOM series give: the folder itself when it is one
 // series, else the first file of each.
 void add_dicom_series(const std::string& folder, std::vector<std::string>* slides) {
@@ -201,23 +210,11 @@ uint64_t slide_bytes(const std::string& path) {
   std::error_code ec;
   if (!std::filesystem::is_directory(path, ec)) return std::filesystem::file_size(path);
   uint64_t bytes = 0;
-  for (const auto& entry : std::filesystem::directory_iterator(path))
-    if (entry.is_regular_file()) bytes += entry.file_size();
+  for (const auto& entry : std::filesystem::directory_iterator(path, ec))
+    if (entry.is_regular_file(ec)) bytes += entry.file_size(ec);
+  require(!ec, path + ": cannot list the folder (" + ec.message() + ")");
   return bytes;
 }
-
-namespace {
-
-// A name fit for a folder: letters, digits, '.', '_' and '-' kept, anything
-// else '-'; "" for a name that would be hidden or climb ("..").
-std::string safe_file_name(const std::string& name) {
-  std::string safe = name;
-  for (char& c : safe)
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-') c = '-';
-  return safe.empty() || safe.front() == '.' ? "" : safe;
-}
-
-}  // namespace
 
 std::string slide_file_name(const std::string& path) {
   const std::filesystem::path p(without_trailing_separators(path));
