@@ -27,9 +27,11 @@ inline CommandResult run_raw(const std::string& command_line) {
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
 }
 
+#ifdef HISTOCNN_BINARY  // not in histocnn_concurrency_tests, which runs no histocnn
 // histocnn with these arguments.
 inline CommandResult run(const std::string& args) {
   return run_raw(std::string(HISTOCNN_BINARY) + " " + args);
 }
+#endif
 
 }  // namespace histocnn::testing
