@@ -35,27 +35,25 @@ struct SeriesIds {
   std::string study = new_uid(), series = new_uid(), frame_of_reference = new_uid();
 };
 
-void put(DcmItem* item, const DcmTagKey& tag, const std::string& value) {
-  const OFCondition status = item->putAndInsertOFStringArray(tag, value.c_str());
-  require(status.good(), "DICOM writer: cannot set " + std::string(DcmTag(tag).getTagName()) +
-                             " (" + status.text() + ")");
-}
-
-// Binary numbers (US, UL, SL) are not set from text.
+// Runs one of dcmtk's putAndInsert calls; throws naming the attribute.
 template <typename Put>
-void put_number(const DcmTagKey& tag, Put put_value) {
+void put_checked(const DcmTagKey& tag, Put put_value) {
   const OFCondition status = put_value();
   require(status.good(), "DICOM writer: cannot set " + std::string(DcmTag(tag).getTagName()) +
                              " (" + status.text() + ")");
 }
+void put(DcmItem* item, const DcmTagKey& tag, const std::string& value) {
+  put_checked(tag, [&] { return item->putAndInsertOFStringArray(tag, value.c_str()); });
+}
+// Binary numbers (US, UL, SL, FL) are not set from text.
 void put_us(DcmItem* item, const DcmTagKey& tag, int64_t v) {
-  put_number(tag, [&] { return item->putAndInsertUint16(tag, Uint16(v)); });
+  put_checked(tag, [&] { return item->putAndInsertUint16(tag, Uint16(v)); });
 }
 void put_ul(DcmItem* item, const DcmTagKey& tag, int64_t v) {
-  put_number(tag, [&] { return item->putAndInsertUint32(tag, Uint32(v)); });
+  put_checked(tag, [&] { return item->putAndInsertUint32(tag, Uint32(v)); });
 }
 void put_sl(DcmItem* item, const DcmTagKey& tag, int64_t v) {
-  put_number(tag, [&] { return item->putAndInsertSint32(tag, Sint32(v)); });
+  put_checked(tag, [&] { return item->putAndInsertSint32(tag, Sint32(v)); });
 }
 
 std::string decimal(double v) {
@@ -126,10 +124,10 @@ void put_image_attributes(DcmDataset* d, const Slide& source, int level, const F
               shared->findOrCreateSequenceItem(DCM_PixelMeasuresSequence, measures, 0).good(),
           "DICOM writer: cannot make the shared functional groups");
   put(measures, DCM_PixelSpacing, decimal(mm * ds) + "\\" + decimal(mm * ds));
-  put_number(DCM_ImagedVolumeWidth, [&] {
+  put_checked(DCM_ImagedVolumeWidth, [&] {
     return d->putAndInsertFloat32(DCM_ImagedVolumeWidth, Float32(mm * ds * grid.width));
   });
-  put_number(DCM_ImagedVolumeHeight, [&] {
+  put_checked(DCM_ImagedVolumeHeight, [&] {
     return d->putAndInsertFloat32(DCM_ImagedVolumeHeight, Float32(mm * ds * grid.height));
   });
   put(measures, DCM_SliceThickness, "0.004");
