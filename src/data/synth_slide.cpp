@@ -133,6 +133,7 @@ void write_synthetic_dicom_slide(const std::string& folder, const SynthSlideOpti
     write_synthetic_slide(pyramid, generic);
     DicomWriterOptions dicom;
     dicom.container_id = std::filesystem::path(folder).filename().string();
+    dicom.quality = SlideWriterOptions().quality;  // the TIFF's: as many bytes to decode
     write_dicom_slide(folder, *open_slide(pyramid, options.mpp), dicom);
   } catch (...) {
     std::remove(pyramid.c_str());

@@ -54,7 +54,7 @@ class SyntheticSlideLayout {
 void write_synthetic_slide(const std::string& path, const SynthSlideOptions& options);
 
 // The same slide as a DICOM whole-slide series in `folder` (data/dicom_writer.h:
-// level-N.dcm, JPEG frames of 256 pixels, TILED_FULL, the folder's name as
+// level-N.dcm, JPEG frames of 256 pixels at the TIFF's quality, TILED_FULL, the folder's name as
 // the slide's barcode; the pyramid is the generic TIFF's, written first
 // beside the folder and removed).
 void write_synthetic_dicom_slide(const std::string& folder, const SynthSlideOptions& options);
