@@ -45,6 +45,7 @@ std::string slides_csv_row(const std::string& slide, const std::string& folder,
 // Every input exists, no two slides share an output folder, nothing is
 // written over a model or a slide.
 void check_inputs(const SlideOptions& o, const std::vector<std::string>& slides) {
+  require_distinct_series(slides);  // before names: one series twice has one name
   std::set<std::string> folders;
   std::vector<NamedInput> inputs;
   for (const auto& m : o.model_paths) inputs.push_back({m, "the model"});
@@ -55,7 +56,6 @@ void check_inputs(const SlideOptions& o, const std::vector<std::string>& slides)
                 slide_output_folder(o, s));
     inputs.push_back({s, "a slide"});
   }
-  require_distinct_series(slides);
   for (const auto& f : folders) refuse_overwriting_inputs("--output", f, inputs);
   refuse_overwriting_inputs("--output", o.output, inputs);
 }

@@ -65,6 +65,7 @@ void add_tile_options(CLI::App* cmd, TilesArgs* a) {
 // Every slide a regular file, no two with the same tile names, the output
 // overwriting none of the inputs.
 void check_inputs(const TilesArgs& a, const std::vector<std::string>& slides) {
+  require_distinct_series(slides);  // before names: one series twice has one name
   std::set<std::string> stems;
   std::vector<NamedInput> inputs;
   for (const auto& s : slides) {
@@ -74,7 +75,6 @@ void check_inputs(const TilesArgs& a, const std::vector<std::string>& slides) {
                                                         "); their tiles would have the same names");
     inputs.push_back({s, "a slide"});
   }
-  require_distinct_series(slides);
   if (!a.truth.labels_path.empty()) inputs.push_back({a.truth.labels_path, "the slide labels"});
   for (const char* written : {"Grade.csv", "tiles.json"})
     refuse_overwriting_inputs("--output", (std::filesystem::path(a.output) / written).string(),
