@@ -287,6 +287,14 @@ TEST_F(Hostile, EveryCaseEndsInItsAnswerWithNothingOverwritten) {
        1,
        {"twice", "the same DICOM series as", "twice/level-1.dcm"},
        {"twice/level-0.dcm"}},
+      {"slide: -o onto the DICOM series folder",
+       [&] {
+         dicom_series("onto");
+         return "slide " + m + " " + path("onto") + " -o " + path("onto");
+       },
+       1,
+       {"--output", "onto", "would overwrite a slide"},
+       {"onto/level-0.dcm"}},
       {"tiles: two files of one DICOM series",
        [&] {
          dicom_series("pair");

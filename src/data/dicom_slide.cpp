@@ -425,20 +425,6 @@ class DicomSlide final : public Slide {
   mutable TileCache cache_;
 };
 
-// The series' files beside `start` (itself included), sorted by name.
-std::vector<std::string> files_of_series(const std::string& start, const std::string& uid) {
-  std::vector<std::string> files;
-  std::error_code ec;
-  const fs::path folder =
-      fs::path(start).parent_path().empty() ? fs::path(".") : fs::path(start).parent_path();
-  for (const auto& entry : fs::directory_iterator(folder, ec))
-    if (entry.is_regular_file(ec) && whole_slide_series(entry.path().string()) == uid)
-      files.push_back(entry.path().string());
-  require(!ec, folder.string() + ": cannot list the folder (" + ec.message() + ")");
-  std::sort(files.begin(), files.end());
-  return files;
-}
-
 }  // namespace
 
 bool is_dicom_file(const std::string& path) {
@@ -482,7 +468,8 @@ std::vector<DicomSeries> dicom_series_in_folder(const std::string& folder) {
     const std::string uid = whole_slide_series(file);
     if (uid.empty()) continue;
     DicomSeries& s = series[uid];
-    if (s.files++ == 0) s = {uid, file, 1};
+    if (s.files.empty()) s = {uid, file, {}};
+    s.files.push_back(file);
   }
   std::vector<DicomSeries> out;
   for (auto& [uid, s] : series) out.push_back(s);
@@ -493,20 +480,27 @@ std::vector<DicomSeries> dicom_series_in_folder(const std::string& folder) {
 
 std::unique_ptr<Slide> open_dicom_slide(const std::string& path, double mpp, size_t cache_bytes) {
   prepare_dcmtk();
-  std::string start = path;
   std::error_code ec;
-  if (fs::is_directory(path, ec)) {
-    const std::vector<DicomSeries> series = dicom_series_in_folder(path);
-    require(!series.empty(), path + ": no DICOM whole-slide image in this folder");
-    require(series.size() == 1, path + ": " + std::to_string(series.size()) +
-                                    " DICOM whole-slide series in this folder; name a file of "
-                                    "the one to read");
-    start = series.front().first_file;
+  const bool folder = fs::is_directory(path, ec);
+  std::string uid;
+  if (!folder) {
+    uid = whole_slide_series(path);
+    require(!uid.empty(), path + ": not a DICOM whole-slide image (VL Whole Slide Microscopy)");
   }
-  const std::string uid = whole_slide_series(start);
-  require(!uid.empty(), start + ": not a DICOM whole-slide image (VL Whole Slide Microscopy)");
+  // The series: the folder's one, or the given file's among the files beside it.
+  const fs::path parent = fs::path(path).parent_path();
+  const std::vector<DicomSeries> all = dicom_series_in_folder(folder           ? path
+                                                              : parent.empty() ? "."
+                                                                               : parent.string());
+  require(!folder || !all.empty(), path + ": no DICOM whole-slide image in this folder");
+  require(!folder || all.size() == 1, path + ": " + std::to_string(all.size()) +
+                                          " DICOM whole-slide series in this folder; name a "
+                                          "file of the one to read");
+  const auto series = std::find_if(all.begin(), all.end(),
+                                   [&](const DicomSeries& s) { return folder || s.uid == uid; });
+  require(series != all.end(), path + ": its series is not among the files beside it");
   std::vector<std::unique_ptr<Instance>> levels;
-  for (const std::string& file : files_of_series(start, uid))
+  for (const std::string& file : series->files)
     if (auto in = open_instance(file)) levels.push_back(std::move(in));
   require(!levels.empty(), path + ": no pyramid level (Image Type ...\\VOLUME\\...) in the series");
   return std::make_unique<DicomSlide>(path, std::move(levels), mpp, cache_bytes);

@@ -45,9 +45,9 @@ std::string dicom_container_id(const std::string& path);
 
 // One DICOM whole-slide series among the files directly in a folder.
 struct DicomSeries {
-  std::string uid;         // Series Instance UID
-  std::string first_file;  // its first file by name (what opens it)
-  size_t files = 0;
+  std::string uid;                 // Series Instance UID
+  std::string first_file;          // its first file by name (what opens it)
+  std::vector<std::string> files;  // all its files, by name
 };
 // The whole-slide series in `folder` (not its subfolders), by first file.
 std::vector<DicomSeries> dicom_series_in_folder(const std::string& folder);
