@@ -367,8 +367,8 @@ TEST_F(SlideCli, ACohortWithLabelsGetsSlideLevelMetricsAndAMissingLabelFailsFirs
   EXPECT_EQ(
       none.output,
       "histocnn: " + at("no-slides") +
-          ": no slide in this folder that OpenSlide or the DICOM reader recognises (name plain "
-          "images one by one)\n");
+          ": no slide in this folder or below it that OpenSlide or the DICOM reader recognises "
+          "(name plain images one by one)\n");
   // Labels as a user writes them: extra columns, synonyms, names with and
   // without the extension; P1 has a benign and a malignant slide.
   write_file_atomically(at("labels.csv"),

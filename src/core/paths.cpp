@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -66,6 +67,22 @@ OutputFolder::~OutputFolder() {
 bool is_dataset_folder(const std::string& folder) {
   std::error_code ec;
   return fs::is_regular_file(fs::path(folder) / "Grade.csv", ec);
+}
+
+FolderEntries list_folder(const std::string& folder) {
+  FolderEntries entries;
+  std::error_code ec;
+  for (fs::directory_iterator it(folder, ec), end; !ec && it != end; it.increment(ec)) {
+    std::error_code unreadable;  // a dangling link: skipped, the listing goes on
+    if (it->is_directory(unreadable))
+      entries.folders.push_back(it->path().string());
+    else if (it->is_regular_file(unreadable))
+      entries.files.push_back(it->path().string());
+  }
+  require(!ec, folder + ": cannot list the folder (" + ec.message() + ")");
+  std::sort(entries.files.begin(), entries.files.end());
+  std::sort(entries.folders.begin(), entries.folders.end());
+  return entries;
 }
 
 }  // namespace histocnn

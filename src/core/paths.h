@@ -46,6 +46,14 @@ class OutputFolder {
   bool created_ = false;
 };
 
+// What a folder holds directly, each list sorted by path: its regular files
+// and its folders (links followed; a dangling link is neither, and not an
+// error). Throws "<folder>: cannot list the folder (<reason>)".
+struct FolderEntries {
+  std::vector<std::string> files, folders;
+};
+FolderEntries list_folder(const std::string& folder);
+
 // A GlaS-layout dataset: a folder holding Grade.csv.
 bool is_dataset_folder(const std::string& folder);
 

@@ -22,6 +22,7 @@
 #include <mutex>
 
 #include "core/error.h"
+#include "core/paths.h"
 #include "data/dcmtk_setup.h"
 #include "data/dicom_layout.h"
 #include "data/frame_codecs.h"
@@ -458,13 +459,7 @@ std::string dicom_container_id(const std::string& path) {
 
 std::vector<DicomSeries> dicom_series_in_folder(const std::string& folder) {
   std::map<std::string, DicomSeries> series;
-  std::vector<std::string> files;
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(folder, ec))
-    if (entry.is_regular_file(ec)) files.push_back(entry.path().string());
-  require(!ec, folder + ": cannot list the folder (" + ec.message() + ")");
-  std::sort(files.begin(), files.end());
-  for (const auto& file : files) {
+  for (const auto& file : list_folder(folder).files) {
     const std::string uid = whole_slide_series(file);
     if (uid.empty()) continue;
     DicomSeries& s = series[uid];

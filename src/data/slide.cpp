@@ -8,8 +8,10 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <set>
 
 #include "core/error.h"
+#include "core/paths.h"
 #include "data/dicom_slide.h"
 #include "data/tiff_image.h"
 #include "data/tiff_slide.h"
@@ -210,9 +212,7 @@ uint64_t slide_bytes(const std::string& path) {
   std::error_code ec;
   if (!std::filesystem::is_directory(path, ec)) return std::filesystem::file_size(path);
   uint64_t bytes = 0;
-  for (const auto& entry : std::filesystem::directory_iterator(path, ec))
-    if (entry.is_regular_file(ec)) bytes += entry.file_size(ec);
-  require(!ec, path + ": cannot list the folder (" + ec.message() + ")");
+  for (const std::string& file : list_folder(path).files) bytes += std::filesystem::file_size(file);
   return bytes;
 }
 
@@ -250,22 +250,35 @@ std::unique_ptr<Slide> open_slide(const std::string& path, double mpp, SlideRead
   return std::make_unique<ImageSlide>(path, load_image(path), mpp);
 }
 
+namespace {
+
+// Adds the slides of `folder` and of every folder below it. A folder met
+// again through a symbolic link (a cycle, or two links to one place) is not
+// entered twice; hidden folders (".git", ".Trash", ".snapshot") are skipped.
+void add_slides_below(const std::string& folder, std::set<std::string>* seen,
+                      std::vector<std::string>* slides) {
+  std::error_code ec;
+  const std::string real = std::filesystem::canonical(folder, ec).string();
+  require(!ec, folder + ": cannot open the folder (" + ec.message() + ")");
+  if (!seen->insert(real).second) return;
+  add_dicom_series(folder, slides);
+  const FolderEntries entries = list_folder(folder);
+  for (const std::string& file : entries.files)
+    if (!is_dicom_file(file) && openslide_detect_vendor(file.c_str())) slides->push_back(file);
+  for (const std::string& sub : entries.folders)
+    if (std::filesystem::path(sub).filename().string().front() != '.')
+      add_slides_below(sub, seen, slides);
+}
+
+}  // namespace
+
 std::vector<std::string> slides_in_folder(const std::string& folder) {
   std::vector<std::string> slides;
-  add_dicom_series(folder, &slides);
-  std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(folder, ec)) {
-    const std::string path = entry.path().string();
-    if (entry.is_directory(ec))
-      add_dicom_series(path, &slides);
-    else if (entry.is_regular_file(ec) && !is_dicom_file(path) &&
-             openslide_detect_vendor(path.c_str()))
-      slides.push_back(path);
-  }
-  require(!ec, folder + ": cannot list the folder (" + ec.message() + ")");
+  std::set<std::string> seen;
+  add_slides_below(without_trailing_separators(folder), &seen, &slides);
   require(!slides.empty(), folder +
-                               ": no slide in this folder that OpenSlide or the DICOM reader "
-                               "recognises (name plain images one by one)");
+                               ": no slide in this folder or below it that OpenSlide or the "
+                               "DICOM reader recognises (name plain images one by one)");
   std::sort(slides.begin(), slides.end());
   return slides;
 }

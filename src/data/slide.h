@@ -102,13 +102,16 @@ void require_distinct_series(const std::vector<std::string>& slides);
 // file's bytes, or the total of a DICOM series folder's files.
 uint64_t slide_bytes(const std::string& path);
 
-// The slides in `folder`, sorted by name: the files directly in it that
+// The slides in `folder` and the folders below it, sorted by path: the files
 // OpenSlide recognises (by their content, not their names: a MIRAX .mrxs and
-// not its data folder, a tiled TIFF and not a heatmap PNG), and its DICOM
-// whole-slide series (the folder itself when it is one series, else one file
-// of each; a subfolder that is one series, as NCI's Imaging Data Commons
-// downloads them). Throws naming the folder when it holds none; plain images
-// are named one by one instead.
+// not its data folder, a tiled TIFF and not a heatmap PNG), and the DICOM
+// whole-slide series (a folder that is one series stands for it, else one
+// file of each). So the trees the public archives download make a cohort as
+// they are: the GDC's one folder per file (<file UUID>/TCGA-....svs) and the
+// Imaging Data Commons' collection/patient/study/SM_<series UID>/. Links to
+// folders are followed, a folder reached twice is read once, hidden folders
+// are skipped. Throws naming the folder when it holds no slide, or one
+// below it cannot be listed; plain images are named one by one instead.
 std::vector<std::string> slides_in_folder(const std::string& folder);
 // The inputs with every folder among them replaced by slides_in_folder.
 std::vector<std::string> with_slide_folders_expanded(const std::vector<std::string>& inputs);
