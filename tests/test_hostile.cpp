@@ -304,6 +304,26 @@ TEST_F(Hostile, EveryCaseEndsInItsAnswerWithNothingOverwritten) {
        1,
        {"pair/level-1.dcm", "the same DICOM series as", "pair/level-0.dcm"},
        {"pair/level-0.dcm"}},
+      {"slide: a download tree holding one series twice (fetched again elsewhere)",
+       [&] {
+         dicom_series("tree/a/SM_1");
+         fs::create_directories(path("tree/b"));
+         fs::copy(path("tree/a/SM_1"), path("tree/b/SM_1"));
+         return "slide " + m + " " + path("tree") + " -o " + path("never");
+       },
+       1,
+       {"tree/b/SM_1", "the same DICOM series as", "tree/a/SM_1"},
+       {"tree/a/SM_1/level-0.dcm"}},
+      {"slide: a tree of links that loop, with no slide in it",
+       [&] {
+         fs::create_directories(path("loops/x"));
+         fs::create_directory_symlink(path("loops"), path("loops/x/up"));
+         fs::create_symlink(path("loops/gone.svs"), path("loops/dangling.svs"));
+         return "slide " + m + " " + path("loops") + " -o " + path("never");
+       },
+       1,
+       {"loops", "no slide in this folder or below it"},
+       {}},
       {"synth --slide-format dicom onto an existing folder",
        [&] {
          fs::create_directories(path("mine"));
