@@ -72,7 +72,7 @@ void add_input_options(CLI::App* cmd, SlideArgs* a) {
   cmd->add_option("files", a->files,
                   "MODEL SLIDE... (or SLIDE... with -m): .svs, .ndpi, .mrxs, .scn, tiled TIFF, "
                   "a DICOM series (its folder or a file of it), or a plain image; a folder: "
-                  "every slide in it and every DICOM series in its subfolders")
+                  "every slide in it or below it (GDC and IDC download trees as they are)")
       ->required();
   cmd->option_defaults()->group("Inputs and outputs");
   cmd->add_option("--model,-m", a->models, "model or ensemble file (several -m average)")

@@ -215,7 +215,7 @@ Runner add_tiles(CLI::App& app) {
   a->truth.command = "tiles";
   cmd->add_option("files", a->files,
                   "slides (.svs, .ndpi, .mrxs, .scn, tiled TIFF, a DICOM series); a folder: "
-                  "every slide in it and every DICOM series in its subfolders")
+                  "every slide in it or below it (GDC and IDC download trees as they are)")
       ->required();
   cmd->add_option("--output,-o", a->output, "the dataset folder")->required();
   cmd->add_flag("--force", a->force, "replace the Grade.csv of a folder that holds a dataset");
