@@ -147,6 +147,30 @@ TEST_F(Hostile, EveryFlagRefusalNamesItsFlagAndWritesNothing) {
        2,
        {"--slide-score"},
        {}},
+      {"slide --slide-score without labels",
+       [&] {
+         return "slide " + m + " " + path("d/train_1.png") + " --mpp 0.6 --slide-score max -o " +
+                path("never");
+       },
+       1,
+       {"--slide-score", "labels are needed", "--tcga-labels"},
+       {}},
+      {"slide --tcga-labels on a slide whose name holds no TCGA barcode",
+       [&] {
+         return "slide " + m + " " + path("d/train_1.png") + " --mpp 0.6 --tcga-labels -o " +
+                path("never");
+       },
+       1,
+       {"--tcga-labels", "no TCGA barcode", "train_1"},
+       {"d/train_1.png"}},
+      {"tiles --tcga-labels with --slide-labels",
+       [&] {
+         return "tiles " + path("d/train_1.png") + " --tcga-labels --slide-labels " +
+                path("d/Grade.csv") + " -o " + path("never");
+       },
+       2,
+       {"--slide-labels", "excludes", "--tcga-labels"},
+       {}},
       {"slide --slide-labels a folder",
        [&] {
          return "slide " + m + " " + path("d/train_1.png") + " --slide-labels " + d + " -o " +

@@ -417,6 +417,24 @@ TEST_F(SlideCli, ACohortWithLabelsGetsSlideLevelMetricsAndAMissingLabelFailsFirs
   EXPECT_NE(table.find("b2,benign\n"), std::string::npos) << table;
   EXPECT_GT(read_file(at("cohort/slide-roc.png")).size(), 1000u);
 
+  // The same slides downloaded from the GDC (<file UUID>/<barcode>.<UUID>.svs):
+  // --tcga-labels reads the same labels and patients from their names.
+  const std::vector<std::string> barcodes = {"TCGA-AA-0001-11A-01-TS1", "TCGA-AA-0002-11A-01-TS1",
+                                             "TCGA-AA-0001-01Z-00-DX1", "TCGA-AA-0003-01Z-00-DX1"};
+  for (size_t i = 0; i < cohort.size(); ++i) {
+    const std::string folder = at("gdc/" + std::to_string(i) + "c2e");
+    std::filesystem::create_directories(folder);
+    std::filesystem::copy_file(at("cohort-slides/" + cohort[i].first + ".tif"),
+                               folder + "/" + barcodes[i] + ".77a1.tif");
+  }
+  const CommandResult tcga = run("slide " + model() + " " + at("gdc") + " -o " + at("tcga") +
+                                 " --tcga-labels --slide-score mean --threads 1 --no-progress");
+  ASSERT_EQ(tcga.status, 0) << tcga.output;
+  const auto t = nlohmann::json::parse(read_file(at("tcga/slide-evaluation.json")));
+  for (const char* key : {"slides", "malignant", "auc", "auc_95ci", "sensitivity_95ci"})
+    EXPECT_EQ(t[key], e[key]) << key;
+  EXPECT_EQ(t["bootstrap"], e["bootstrap"]);
+
   // Another score: no tile is scored and no slide output drawn again; other
   // output options (--top-k) redraw them.
   const auto drawn = std::filesystem::last_write_time(at("cohort/b1/heatmap.png"));

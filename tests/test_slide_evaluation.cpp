@@ -1,4 +1,5 @@
-// A cohort's slide labels (data/slide_labels.h) and the slide-level
+// A cohort's slide labels (data/slide_labels.h, from a file or from TCGA
+// barcodes) and the slide-level
 // evaluation (slide/slide_evaluation.h): known answers for AUC, the
 // confusion at a threshold and Youden's threshold, slides left out with
 // their reason, bootstrap intervals over patients, and one-line errors for
@@ -12,6 +13,7 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "data/slide_labels.h"
+#include "data/tcga_barcode.h"
 #include "slide/slide_evaluation.h"
 #include "test_util.h"
 
@@ -82,6 +84,55 @@ TEST(SlideLabels, MistakesGetOneLineNamingTheFileAndLine) {
             "--slide-labels " + (dir / "none.csv") + ": no such file");
   EXPECT_EQ(error_of([&] { SlideLabels::read(dir.path()); }),
             "--slide-labels " + dir.path() + ": not a regular file");
+}
+
+TEST(SlideLabels, TcgaBarcodesSayTheSampleTypeAndThePatient) {
+  const auto sample = tcga_sample_of("TCGA-AA-3512-01Z-00-DX1");
+  ASSERT_TRUE(sample.has_value());
+  EXPECT_EQ(sample->participant, "TCGA-AA-3512");
+  EXPECT_EQ(sample->sample_type, 1);
+  // As the GDC names slide files: the barcode, a dot, the file's UUID.
+  EXPECT_EQ(
+      tcga_sample_of("TCGA-A6-2671-11A-01-TS1.59eb15d5-5d0c-4b8e-9d5c-3f6f1e0a9c12")->sample_type,
+      11);
+  EXPECT_EQ(tcga_sample_of("TCGA-CZ-4863-02")->sample_type, 2);
+  for (const char* not_a_barcode :
+       {"", "TCGA-AA-3512", "TCGA-AA-3512-1", "TCGA-AA-3512-001Z", "TCGA-aa-3512-01Z",
+        "TCGA-AA_3512-01Z", "TCGA-AA-35-2-01Z", "TARGET-20-PANSBH-01A", "case01",
+        "TCGA-AA-3512-00Z", "XTCGA-AA-3512-01Z"})
+    EXPECT_FALSE(tcga_sample_of(not_a_barcode).has_value()) << not_a_barcode;
+  EXPECT_EQ(tcga_sample_label(1), 1);   // primary solid tumour
+  EXPECT_EQ(tcga_sample_label(6), 1);   // metastatic
+  EXPECT_EQ(tcga_sample_label(9), 1);   // primary blood-derived cancer, bone marrow
+  EXPECT_EQ(tcga_sample_label(40), 1);  // recurrent blood-derived cancer
+  EXPECT_EQ(tcga_sample_label(10), 0);  // blood-derived normal
+  EXPECT_EQ(tcga_sample_label(11), 0);  // solid tissue normal
+  EXPECT_EQ(tcga_sample_label(19), 0);
+  EXPECT_EQ(tcga_sample_label(20), -1);  // control analyte
+  EXPECT_EQ(tcga_sample_label(50), -1);  // cell line
+  EXPECT_EQ(tcga_sample_label(60), -1);  // xenograft
+  EXPECT_EQ(tcga_sample_label(99), -1);
+
+  const SlideLabels labels = SlideLabels::from_tcga_barcodes(
+      {"gdc/a/TCGA-AA-3512-01Z-00-DX1.4f4ecb5c.svs", "gdc/b/TCGA-AA-3512-11A-01-TS1.9a.svs",
+       "TCGA-G4-6320-06A-01-TS1.tif"});
+  EXPECT_TRUE(labels.has_patients());
+  EXPECT_EQ(labels.find("gdc/a/TCGA-AA-3512-01Z-00-DX1.4f4ecb5c.svs")->label, 1);
+  EXPECT_EQ(labels.find("gdc/a/TCGA-AA-3512-01Z-00-DX1.4f4ecb5c.svs")->patient, "TCGA-AA-3512");
+  EXPECT_EQ(labels.find("gdc/b/TCGA-AA-3512-11A-01-TS1.9a.svs")->label, 0);
+  EXPECT_EQ(labels.find("gdc/b/TCGA-AA-3512-11A-01-TS1.9a.svs")->patient, "TCGA-AA-3512");
+  EXPECT_EQ(labels.find("TCGA-G4-6320-06A-01-TS1.tif")->label, 1);
+  EXPECT_NO_THROW(labels.require_every(
+      {"gdc/a/TCGA-AA-3512-01Z-00-DX1.4f4ecb5c.svs", "TCGA-G4-6320-06A-01-TS1.tif"}));
+  EXPECT_EQ(error_of([] {
+              SlideLabels::from_tcga_barcodes({"TCGA-AA-3512-01Z-00-DX1.svs", "x/case01.svs",
+                                               "case02.tif", "c3.ndpi", "c4.tif"});
+            }),
+            "--tcga-labels: no TCGA barcode (TCGA-XX-XXXX-NN...) at the start of case01, case02, "
+            "c3, ...; name the labels in --slide-labels instead");
+  EXPECT_EQ(error_of([] { SlideLabels::from_tcga_barcodes({"TCGA-AA-3512-20A-01-TS1.svs"}); }),
+            "--tcga-labels: a sample type that is neither tumour (01-09, 40) nor normal (10-19): "
+            "TCGA-AA-3512-20A-01-TS1 (type 20)");
 }
 
 // A slide's summary.json with every slide score set from `top_mean`

@@ -169,8 +169,8 @@ TEST_F(TileExportSlide, TheCommandWritesADatasetThatTrainReads) {
   const testing::CommandResult none = run("tiles " + (dir_ / "slides") + " -o " + (dir_ / "none"));
   EXPECT_NE(none.status, 0);
   EXPECT_EQ(none.output,
-            "histocnn: tiles: give --annotations DIR and/or --slide-labels FILE: a "
-            "tile needs a known class\n");
+            "histocnn: tiles: give --annotations DIR and/or --slide-labels FILE (or "
+            "--tcga-labels): a tile needs a known class\n");
   EXPECT_FALSE(std::filesystem::exists(dir_ / "none"));
 }
 

@@ -89,8 +89,10 @@ void check_inputs(const TilesArgs& a, const std::vector<std::string>& slides) {
           "--prefix " + a.tiles.prefix +
               ": letters, digits, '.', '-' and '_' only (it begins file names and Grade.csv "
               "rows)");
-  require(!a.truth.labels_path.empty() || !a.truth.annotations_folder.empty(),
-          "tiles: give --annotations DIR and/or --slide-labels FILE: a tile needs a known class");
+  require(
+      !a.truth.labels_path.empty() || a.truth.tcga_labels || !a.truth.annotations_folder.empty(),
+      "tiles: give --annotations DIR and/or --slide-labels FILE (or --tcga-labels): a tile "
+      "needs a known class");
 }
 
 // Grade.csv holds the patient as a bare field.
@@ -115,7 +117,7 @@ nlohmann::json manifest(const TilesArgs& a, const std::vector<ExportedSlide>& do
           {"seed", t.seed},
           {"annotations", a.truth.annotations_folder},
           {"annotation_classes", a.truth.annotation_classes},
-          {"slide_labels", a.truth.labels_path},
+          {"slide_labels", a.truth.tcga_labels ? "TCGA barcodes" : a.truth.labels_path},
           {"slides", slides},
           {"skipped", skipped},
           {"train", train}};
@@ -219,9 +221,9 @@ Runner add_tiles(CLI::App& app) {
       ->required();
   cmd->add_option("--output,-o", a->output, "the dataset folder")->required();
   cmd->add_flag("--force", a->force, "replace the Grade.csv of a folder that holds a dataset");
-  cmd->add_option("--slide-labels", a->truth.labels_path,
-                  "CSV naming slides' labels (slide,label[,patient]): a benign slide without "
-                  "annotations gives benign tiles; the patient goes into Grade.csv");
+  add_label_options(cmd, &a->truth,
+                    "CSV naming slides' labels (slide,label[,patient]): a benign slide without "
+                    "annotations gives benign tiles; the patient goes into Grade.csv");
   add_annotation_options(cmd, &a->truth, "the tiles' classes");
   add_tile_options(cmd, a.get());
   return [a] { return run_tiles(*a); };

@@ -46,26 +46,39 @@ std::string joined(const std::vector<std::string>& words) {
 
 }  // namespace
 
+void add_label_options(CLI::App* cmd, CohortArgs* a, const std::string& labels_help) {
+  auto* labels = cmd->add_option("--slide-labels", a->labels_path, labels_help);
+  cmd->add_flag("--tcga-labels", a->tcga_labels,
+                "each slide's label and patient from the TCGA barcode its name begins with "
+                "(GDC file names, IDC DICOM barcodes): sample types 01-09 malignant, 10-19 "
+                "benign (11: solid tissue normal); the participant (TCGA-AA-3512) is the "
+                "patient")
+      ->excludes(labels);
+}
+
 void add_cohort_options(CLI::App* cmd, CohortArgs* a) {
   cmd->option_defaults()->group("Cohort evaluation");
-  auto* labels =
-      cmd->add_option("--slide-labels", a->labels_path,
-                      "CSV naming each slide's label (slide,label[,patient]; label benign or "
-                      "malignant, 0/1, negative/positive, normal/tumor): slide-level AUC, "
-                      "sensitivity and specificity with 95% bootstrap intervals into "
-                      "slide-evaluation.json and slide-roc.png");
+  add_label_options(cmd, a,
+                    "CSV naming each slide's label (slide,label[,patient]; label benign or "
+                    "malignant, 0/1, negative/positive, normal/tumor): slide-level AUC, "
+                    "sensitivity and specificity with 95% bootstrap intervals into "
+                    "slide-evaluation.json and slide-roc.png");
+  // Either label flag will do; CLI11's needs() takes one.
+  auto needs_labels = [a](const char* flag) {
+    return [a, flag](const std::string&) { a->needs_labels = flag; };
+  };
   cmd->add_option("--slide-score", a->evaluation.score,
                   "a slide's score: max (its most malignant tile's P), top-mean (the mean P of "
                   "its --top-k most malignant tiles), mean, or area (its tissue's share with P "
                   ">= 0.5)")
       ->capture_default_str()
       ->check(CLI::IsMember(slide_score_names()))
-      ->needs(labels);
+      ->each(needs_labels("--slide-score"));
   cmd->add_option("--slide-threshold", a->evaluation.threshold,
                   "a slide is called malignant when its score is at least this")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1.0))
-      ->needs(labels);
+      ->each(needs_labels("--slide-threshold"));
   add_annotation_options(cmd, a,
                          "each slide's tiles scored against them (AUC, sensitivity, specificity "
                          "in summary.json, pooled in tile-evaluation.json)");
@@ -91,6 +104,11 @@ void add_annotation_options(CLI::App* cmd, CohortArgs* a, const std::string& wha
 Cohort::Cohort(const CohortArgs& args, const std::vector<std::string>& slides,
                const std::string& output)
     : args_(args) {
+  require(args_.needs_labels.empty() || args_.tcga_labels || !args_.labels_path.empty(),
+          args_.needs_labels +
+              ": the slides' labels are needed (--slide-labels FILE or "
+              "--tcga-labels)");
+  if (args_.tcga_labels) labels_ = SlideLabels::from_tcga_barcodes(slides);
   if (!args_.labels_path.empty()) {
     labels_ = SlideLabels::read(args_.labels_path);
     labels_->require_every(slides);

@@ -1,6 +1,6 @@
 // The cohort flags of `histocnn slide` (and `histocnn tiles`, whose tiles
-// take their truth from the same flags): --slide-labels (each slide's
-// diagnosis: slide-level AUC, sensitivity and specificity,
+// take their truth from the same flags): --slide-labels or --tcga-labels
+// (each slide's diagnosis: slide-level AUC, sensitivity and specificity,
 // slide/slide_evaluation.h) and --annotations (a pathologist's regions: each
 // slide's tiles scored against them, slide/tile_truth.h).
 //
@@ -32,12 +32,17 @@ namespace histocnn::cli {
 struct CohortArgs {
   std::string command = "slide";  // names the command in its messages
   std::string labels_path;        // --slide-labels
+  bool tcga_labels = false;       // --tcga-labels: from the slides' TCGA barcodes
+  std::string needs_labels;       // the flag given that needs labels, if any
   SlideEvaluationOptions evaluation;
   std::string annotations_folder;  // --annotations
   std::vector<std::string> annotation_classes = default_annotation_classes();
 };
 
 void add_cohort_options(CLI::App* cmd, CohortArgs* a);
+// --slide-labels FILE and --tcga-labels (one or the other), with help for
+// `command`.
+void add_label_options(CLI::App* cmd, CohortArgs* a, const std::string& labels_help);
 // --annotations and --annotation-classes; `what_for` says what the
 // annotations are used for in --annotations' help.
 void add_annotation_options(CLI::App* cmd, CohortArgs* a, const std::string& what_for);

@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <optional>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "data/csv_text.h"
 #include "data/slide.h"
+#include "data/tcga_barcode.h"
 
 namespace histocnn {
 
@@ -90,6 +92,52 @@ SlideLabels SlideLabels::read(const std::string& path) {
   return parse(read_file(path, size_t(64) << 20), path);
 }
 
+namespace {
+
+// "a, b, c" or "a, b, c, ...": enough to find them, in one line.
+std::string some_of(const std::vector<std::string>& names) {
+  std::string text;
+  for (size_t i = 0; i < names.size() && i < 3; ++i) text += (i ? ", " : "") + names[i];
+  if (names.size() > 3) text += ", ...";
+  return text;
+}
+
+std::optional<TcgaSample> tcga_sample_of_slide(const std::string& slide_path) {
+  if (auto sample = tcga_sample_of(slide_name(slide_path))) return sample;
+  return tcga_sample_of(slide_file_name(slide_path));
+}
+
+}  // namespace
+
+SlideLabels SlideLabels::from_tcga_barcodes(const std::vector<std::string>& slide_paths) {
+  SlideLabels labels;
+  labels.path_ = "--tcga-labels";
+  labels.has_patients_ = true;
+  std::vector<std::string> unnamed, neither;
+  for (size_t i = 0; i < slide_paths.size(); ++i) {
+    const std::string& slide = slide_paths[i];
+    const std::optional<TcgaSample> sample = tcga_sample_of_slide(slide);
+    if (!sample) {
+      unnamed.push_back(slide_name(slide));
+      continue;
+    }
+    const int label = tcga_sample_label(sample->sample_type);
+    if (label < 0) {
+      neither.push_back(slide_name(slide) + " (type " + std::to_string(sample->sample_type) + ")");
+      continue;
+    }
+    labels.rows_[slide] = {label, sample->participant, int(i + 1)};
+  }
+  require(unnamed.empty(), "--tcga-labels: no TCGA barcode (TCGA-XX-XXXX-NN...) at the start of " +
+                               some_of(unnamed) + "; name the labels in --slide-labels instead");
+  require(neither.empty(),
+          "--tcga-labels: a sample type that is neither tumour (01-09, 40) nor "
+          "normal (10-19): " +
+              some_of(neither));
+  require(!labels.rows_.empty(), "--tcga-labels: no slides");
+  return labels;
+}
+
 const SlideLabel* SlideLabels::find(const std::string& slide_path) const {
   for (const std::string& key : names_of(slide_path)) {
     const auto it = rows_.find(key);
@@ -114,9 +162,7 @@ void SlideLabels::require_every(const std::vector<std::string>& slide_paths) con
            " both name slide " + s + "; keep one");
   }
   if (missing.empty()) return;
-  std::string names;
-  for (size_t i = 0; i < missing.size() && i < 3; ++i) names += (i ? ", " : "") + missing[i];
-  if (missing.size() > 3) names += ", ...";
+  const std::string names = some_of(missing);
   fail("--slide-labels " + path_ + ": no row for " +
        (missing.size() == 1 ? "slide " : std::to_string(missing.size()) + " slides: ") + names +
        " (a row names a slide as given, by its file name, without the extension, or by a DICOM "

@@ -1,4 +1,5 @@
-// A cohort's slide labels, for `histocnn slide --slide-labels FILE`: a CSV
+// A cohort's slide labels, for `histocnn slide --slide-labels FILE` (or
+// `--tcga-labels`: from the slides' TCGA barcodes, below): a CSV
 // whose header names the columns `slide` and `label` (any case, any order,
 // other columns ignored) and optionally `patient`:
 //
@@ -33,6 +34,12 @@ class SlideLabels {
   // name, a label that is not one of the words above, or a slide listed twice.
   static SlideLabels parse(const std::string& content, const std::string& path);
   static SlideLabels read(const std::string& path);
+  // Each slide's label and patient from the TCGA barcode its name begins
+  // with (data/tcga_barcode.h: sample types 01-09 and 40 malignant, 10-19
+  // benign; the participant is the patient), tried on its slide name (a
+  // DICOM slide's barcode) and then its file name. Throws, naming up to
+  // three slides, when a name holds no barcode or another sample type.
+  static SlideLabels from_tcga_barcodes(const std::vector<std::string>& slide_paths);
 
   // The row of the slide file `slide_path`; nullptr when no row names it.
   const SlideLabel* find(const std::string& slide_path) const;
