@@ -161,6 +161,25 @@ TEST_F(TileExportSlide, TheCommandWritesADatasetThatTrainReads) {
           (dir_ / "model"));
   ASSERT_EQ(trained.status, 0) << trained.output;
   EXPECT_TRUE(std::filesystem::exists(dir_ / "model/model.safetensors"));
+  // TCGA slides: a normal one's tiles are benign, its participant the
+  // patient; a tumour slide without annotations has no tile of known class.
+  std::filesystem::create_directories(dir_ / "tcga");
+  std::filesystem::copy_file(dir_ / "slides/clear.tif", dir_ / "tcga/TCGA-AA-0002-11A-01-TS1.tif");
+  std::filesystem::copy_file(dir_ / "slides/unknown.tif",
+                             dir_ / "tcga/TCGA-AA-0003-01Z-00-DX1.tif");
+  const testing::CommandResult tcga =
+      run("tiles " + (dir_ / "tcga") + " -o " + (dir_ / "tcga-data") +
+          " --tcga-labels --tile-size 96 --tile-mpp 1.24 --max-per-class 15");
+  ASSERT_EQ(tcga.status, 0) << tcga.output;
+  const std::vector<GradeRow> normal = read_grade_csv(dir_ / "tcga-data/Grade.csv");
+  EXPECT_EQ(normal.size(), 15u);
+  for (const GradeRow& row : normal) {
+    EXPECT_EQ(row.label, 0) << row.name;
+    EXPECT_EQ(row.patient, "TCGA-AA-0002") << row.name;
+  }
+  const auto tcga_manifest = nlohmann::json::parse(read_file(dir_ / "tcga-data/tiles.json"));
+  EXPECT_EQ(tcga_manifest["slide_labels"], "TCGA barcodes");
+  EXPECT_EQ(tcga_manifest["skipped"].size(), 1u);
   // A dataset is replaced only with --force; without any truth nothing runs.
   const testing::CommandResult again = run(tiles);
   EXPECT_NE(again.status, 0);
