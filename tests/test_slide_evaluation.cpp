@@ -96,6 +96,14 @@ TEST(SlideLabels, TcgaBarcodesSayTheSampleTypeAndThePatient) {
       tcga_sample_of("TCGA-A6-2671-11A-01-TS1.59eb15d5-5d0c-4b8e-9d5c-3f6f1e0a9c12")->sample_type,
       11);
   EXPECT_EQ(tcga_sample_of("TCGA-CZ-4863-02")->sample_type, 2);
+  EXPECT_EQ(sample->slide_kind, "DX");
+  EXPECT_EQ(tcga_sample_of("TCGA-A6-2671-11A-01-BS1.svs")->slide_kind, "BS");
+  EXPECT_EQ(tcga_sample_of("TCGA-CZ-4863-02")->slide_kind, "");
+  EXPECT_EQ(tcga_sample_of("TCGA-CZ-4863-02A-1-TS1")->slide_kind, "");
+  EXPECT_TRUE(tcga_frozen_section("TS"));
+  EXPECT_TRUE(tcga_frozen_section("BS"));
+  EXPECT_FALSE(tcga_frozen_section("DX"));
+  EXPECT_FALSE(tcga_frozen_section(""));
   for (const char* not_a_barcode :
        {"", "TCGA-AA-3512", "TCGA-AA-3512-1", "TCGA-AA-3512-001Z", "TCGA-aa-3512-01Z",
         "TCGA-AA_3512-01Z", "TCGA-AA-35-2-01Z", "TARGET-20-PANSBH-01A", "case01",
@@ -124,6 +132,16 @@ TEST(SlideLabels, TcgaBarcodesSayTheSampleTypeAndThePatient) {
   EXPECT_EQ(labels.find("TCGA-G4-6320-06A-01-TS1.tif")->label, 1);
   EXPECT_NO_THROW(labels.require_every(
       {"gdc/a/TCGA-AA-3512-01Z-00-DX1.4f4ecb5c.svs", "TCGA-G4-6320-06A-01-TS1.tif"}));
+  // A malignant frozen section: the preparations do not split the classes.
+  EXPECT_EQ(labels.caveat(), "");
+  // Normal frozen sections against diagnostic FFPE slides: they do.
+  const std::string caveat =
+      SlideLabels::from_tcga_barcodes(
+          {"TCGA-AA-3512-01Z-00-DX1.svs", "TCGA-AA-3512-11A-01-TS1.svs", "TCGA-AA-3513-11A-01-BS1"})
+          .caveat();
+  EXPECT_NE(caveat.find("every benign slide is a frozen section"), std::string::npos) << caveat;
+  EXPECT_EQ(SlideLabels::from_tcga_barcodes({"TCGA-AA-3512-11A-01-TS1"}).caveat(), "");
+  EXPECT_EQ(SlideLabels::parse("slide,label\na,0\nb,1\n", "l.csv").caveat(), "");
   EXPECT_EQ(error_of([] {
               SlideLabels::from_tcga_barcodes({"TCGA-AA-3512-01Z-00-DX1.svs", "x/case01.svs",
                                                "case02.tif", "c3.ndpi", "c4.tif"});

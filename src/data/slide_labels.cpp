@@ -102,6 +102,25 @@ std::string some_of(const std::vector<std::string>& names) {
   return text;
 }
 
+// SlideLabels::caveat() for TCGA samples and their labels: "" unless both
+// classes are there, every benign slide is a frozen section and every
+// malignant one a diagnostic (DX) slide.
+std::string preparation_caveat(const std::vector<TcgaSample>& samples,
+                               const std::vector<int>& labels) {
+  int benign = 0, malignant = 0;
+  for (size_t i = 0; i < samples.size(); ++i) {
+    const bool frozen = tcga_frozen_section(samples[i].slide_kind);
+    if (labels[i] == 0 && !frozen) return "";
+    if (labels[i] == 1 && samples[i].slide_kind != "DX") return "";
+    (labels[i] ? malignant : benign)++;
+  }
+  if (benign == 0 || malignant == 0) return "";
+  return "every benign slide is a frozen section (TS/BS/MS) and every malignant one a "
+         "diagnostic FFPE slide (DX): the scores may tell the preparations apart rather than "
+         "the tissue (frozen tumour sections, 01A-..-TS1, against the normal ones compare like "
+         "with like)";
+}
+
 std::optional<TcgaSample> tcga_sample_of_slide(const std::string& slide_path) {
   if (auto sample = tcga_sample_of(slide_name(slide_path))) return sample;
   return tcga_sample_of(slide_file_name(slide_path));
@@ -114,6 +133,8 @@ SlideLabels SlideLabels::from_tcga_barcodes(const std::vector<std::string>& slid
   labels.path_ = "--tcga-labels";
   labels.has_patients_ = true;
   std::vector<std::string> unnamed, neither;
+  std::vector<TcgaSample> samples;
+  std::vector<int> sample_labels;
   for (size_t i = 0; i < slide_paths.size(); ++i) {
     const std::string& slide = slide_paths[i];
     const std::optional<TcgaSample> sample = tcga_sample_of_slide(slide);
@@ -127,6 +148,8 @@ SlideLabels SlideLabels::from_tcga_barcodes(const std::vector<std::string>& slid
       continue;
     }
     labels.rows_[slide] = {label, sample->participant, int(i + 1)};
+    samples.push_back(*sample);
+    sample_labels.push_back(label);
   }
   require(unnamed.empty(), "--tcga-labels: no TCGA barcode (TCGA-XX-XXXX-NN...) at the start of " +
                                some_of(unnamed) + "; name the labels in --slide-labels instead");
@@ -135,6 +158,7 @@ SlideLabels SlideLabels::from_tcga_barcodes(const std::vector<std::string>& slid
           "normal (10-19): " +
               some_of(neither));
   require(!labels.rows_.empty(), "--tcga-labels: no slides");
+  labels.caveat_ = preparation_caveat(samples, sample_labels);
   return labels;
 }
 

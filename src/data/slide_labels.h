@@ -47,12 +47,18 @@ class SlideLabels {
   // rows that name it in different ways ("a.svs" and "a").
   void require_every(const std::vector<std::string>& slide_paths) const;
   bool has_patients() const { return has_patients_; }
+  // What the user must know about these labels, "" when nothing: from TCGA
+  // barcodes, that every benign slide is a frozen section and every
+  // malignant one a diagnostic FFPE slide (as in most TCGA projects), so a
+  // classifier may tell the preparations apart instead of the tissue.
+  const std::string& caveat() const { return caveat_; }
   const std::string& path() const { return path_; }
 
  private:
   std::string path_;
   std::map<std::string, SlideLabel> rows_;  // by the slide column's value
   bool has_patients_ = false;
+  std::string caveat_;
 };
 
 // 0 or 1 for one of the label words above (any case); -1 for anything else.

@@ -30,7 +30,17 @@ std::optional<TcgaSample> tcga_sample_of(const std::string& name) {
   if (name.size() > 15 && std::isdigit(static_cast<unsigned char>(name[15]))) return std::nullopt;
   const int type = (name[13] - '0') * 10 + (name[14] - '0');
   if (type == 0) return std::nullopt;
-  return TcgaSample{name.substr(0, 12), type};
+  TcgaSample sample{name.substr(0, 12), type, ""};
+  // ...01Z-00-DX1: the vial, the portion, the slide.
+  if (name.size() >= 22 && std::isupper(static_cast<unsigned char>(name[15])) && name[16] == '-' &&
+      all_of_kind(name, 17, 2, [](int c) { return std::isdigit(c); }) && name[19] == '-' &&
+      all_of_kind(name, 20, 2, [](int c) { return std::isupper(c); }))
+    sample.slide_kind = name.substr(20, 2);
+  return sample;
+}
+
+bool tcga_frozen_section(const std::string& slide_kind) {
+  return slide_kind == "TS" || slide_kind == "BS" || slide_kind == "MS";
 }
 
 int tcga_sample_label(int sample_type) {

@@ -24,6 +24,10 @@ namespace histocnn {
 struct TcgaSample {
   std::string participant;  // TCGA-AA-3512: the patient
   int sample_type = 0;      // 1..99
+  // The slide's kind when the name goes on to one ("-00-DX1"): "DX" a
+  // diagnostic FFPE slide, "TS"/"BS"/"MS" a frozen section (top, bottom,
+  // middle); "" when the name stops before it.
+  std::string slide_kind;
 };
 
 // The barcode at the start of `name` (what follows it, such as
@@ -34,5 +38,8 @@ std::optional<TcgaSample> tcga_sample_of(const std::string& name);
 // 1 for a tumour sample type, 0 for a normal one, -1 for the others
 // (controls, cell lines, xenografts, unassigned codes).
 int tcga_sample_label(int sample_type);
+
+// Whether a slide kind is a frozen section (TS, BS, MS).
+bool tcga_frozen_section(const std::string& slide_kind);
 
 }  // namespace histocnn
