@@ -26,6 +26,7 @@
 #include "data/frame_codecs.h"
 #include "data/slide.h"
 #include "data/synth_slide.h"
+#include "synthetic_tiff.h"
 #include "test_util.h"
 
 namespace histocnn {
@@ -182,17 +183,8 @@ TEST(FrameCodecs, LosslessJpeg2000DecodesToTheSamePixels) {
 
 // A synthetic slide as TIFF (3000 x 1700: levels 1500 x 850, 750 x 425 and
 // 375 x 212 with a fractional downsample; no level a whole number of tiles).
-struct TiffSlide {
-  testing::TempDir dir;
-  std::unique_ptr<Slide> tiff;
-  TiffSlide() {
-    SynthSlideOptions o;
-    o.width = 3000;
-    o.height = 1700;
-    o.pieces = 2;
-    write_synthetic_slide(dir / "s.tif", o);
-    tiff = open_slide(dir / "s.tif");
-  }
+struct TiffSlide : SyntheticTiff {
+  TiffSlide() : SyntheticTiff(3000, 1700, 2) {}
 };
 
 // Whole levels and regions across tile edges, past the slide's edges and

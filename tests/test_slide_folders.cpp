@@ -13,7 +13,7 @@
 #include "core/paths.h"
 #include "data/dicom_writer.h"
 #include "data/slide.h"
-#include "data/synth_slide.h"
+#include "synthetic_tiff.h"
 #include "test_util.h"
 
 namespace histocnn {
@@ -28,17 +28,8 @@ std::vector<std::string> names_of(const std::vector<std::string>& slides) {
   return names;
 }
 
-struct SmallSlide {
-  testing::TempDir dir;
-  std::unique_ptr<Slide> tiff;
-  SmallSlide() {
-    SynthSlideOptions o;
-    o.width = 700;
-    o.height = 520;
-    o.pieces = 1;
-    write_synthetic_slide(dir / "s.tif", o);
-    tiff = open_slide(dir / "s.tif");
-  }
+struct SmallSlide : SyntheticTiff {
+  SmallSlide() : SyntheticTiff(700, 520, 1) {}
   // A DICOM series at `folder` (its parents made) with this barcode.
   void write_series(const fs::path& folder, const std::string& barcode) const {
     fs::create_directories(folder.parent_path());

@@ -109,9 +109,6 @@ Cohort::Cohort(const CohortArgs& args, const std::vector<std::string>& slides,
               ": the slides' labels are needed (--slide-labels FILE or "
               "--tcga-labels)");
   if (args_.tcga_labels) labels_ = SlideLabels::from_tcga_barcodes(slides);
-  if (labels_ && !labels_->caveat().empty())
-    std::fprintf(stderr, "histocnn %s: --tcga-labels: %s\n", args_.command.c_str(),
-                 labels_->caveat().c_str());
   if (!args_.labels_path.empty()) {
     labels_ = SlideLabels::read(args_.labels_path);
     labels_->require_every(slides);
@@ -119,6 +116,9 @@ Cohort::Cohort(const CohortArgs& args, const std::vector<std::string>& slides,
       refuse_overwriting_inputs("--output", output + written,
                                 {{args_.labels_path, "the slide labels"}});
   }
+  if (labels_ && !labels_->caveat().empty())
+    std::fprintf(stderr, "histocnn %s: %s: %s\n", args_.command.c_str(), labels_->path().c_str(),
+                 labels_->caveat().c_str());
   if (annotated()) read_annotations_of(slides);
 }
 

@@ -40,8 +40,8 @@ struct CohortArgs {
 };
 
 void add_cohort_options(CLI::App* cmd, CohortArgs* a);
-// --slide-labels FILE and --tcga-labels (one or the other), with help for
-// `command`.
+// --slide-labels FILE (its help: `labels_help`, what the command does with
+// labels) and --tcga-labels, one or the other.
 void add_label_options(CLI::App* cmd, CohortArgs* a, const std::string& labels_help);
 // --annotations and --annotation-classes; `what_for` says what the
 // annotations are used for in --annotations' help.
