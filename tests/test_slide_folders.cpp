@@ -79,7 +79,7 @@ TEST(SlideFolders, ArchiveDownloadTreesAreCohortsAsTheyAre) {
             slides.end());
   EXPECT_NO_THROW(require_distinct_series(slides));
   for (const std::string& slide : slides) EXPECT_EQ(open_slide(slide)->width(), 700) << slide;
-  // A patient's folder alone, or one series folder, is a cohort too.
+  // A patient's folder alone is a cohort too.
   EXPECT_EQ(names_of(with_slide_folders_expanded({(root / "tcga_coad/TCGA-AA-0002").string()})),
             (std::vector<std::string>{"TCGA-AA-0002-01Z-00-DX1"}));
 }
