@@ -377,10 +377,10 @@ TEST_F(SlideCli, ACohortWithLabelsGetsSlideLevelMetricsAndAMissingLabelFailsFirs
   const CommandResult missing = run("slide " + model() + slides + " " + at("glass.tif") + " -o " +
                                     at("cohort-bad") + " --slide-labels " + at("labels.csv"));
   EXPECT_NE(missing.status, 0);
-  EXPECT_EQ(missing.output,
-            "histocnn: --slide-labels " + at("labels.csv") +
-                ": no row for slide glass.tif (a row names a slide as given, by "
-                "its file name, without the extension, or by a DICOM slide's barcode)\n");
+  EXPECT_EQ(missing.output, "histocnn: --slide-labels " + at("labels.csv") +
+                                ": no row for slide glass.tif (a row names a slide as given, by "
+                                "its file name, without the extension, or by the barcode of a "
+                                "DICOM slide or a GDC file)\n");
   EXPECT_FALSE(std::filesystem::exists(at("cohort-bad"))) << "nothing scored, nothing written";
   EXPECT_NE(run("slide " + model() + slides + " -o " + at("x") + " --slide-score max").status, 0);
   std::filesystem::create_directories(at("kept"));

@@ -47,13 +47,21 @@ TEST(SlideLabels, ReadTheColumnsByNameAndMatchSlidesByPathNameOrStem) {
   const std::string missing = error_of([&] {
     labels.require_every({"a/case01.svs", "b/case05.svs", "case06.tif"});
   });
-  EXPECT_EQ(
-      missing,
-      "--slide-labels labels.csv: no row for 2 slides: case05.svs, case06.tif (a row names "
-      "a slide as given, by its file name, without the extension, or by a DICOM slide's barcode)");
+  EXPECT_EQ(missing,
+            "--slide-labels labels.csv: no row for 2 slides: case05.svs, case06.tif (a row names "
+            "a slide as given, by its file name, without the extension, or by the barcode of a "
+            "DICOM slide or a GDC file)");
   const SlideLabels twice = SlideLabels::parse("slide,label\na.svs,0\na,1\n", "l.csv");
   EXPECT_EQ(error_of([&] { twice.require_every({"d/a.svs"}); }),
             "l.csv: lines 2 and 3 both name slide d/a.svs; keep one");
+  // TCGA's tables name a slide by its barcode, the GDC its file by the
+  // barcode and the file's UUID; a dot elsewhere makes no such name.
+  const SlideLabels tcga = SlideLabels::parse(
+      "slide,label\nTCGA-AA-3512-01Z-00-DX1,malignant\ncase,benign\n", "tcga.csv");
+  ASSERT_NE(tcga.find("gdc/4f/TCGA-AA-3512-01Z-00-DX1.4f4ecb5c-6f49.svs"), nullptr);
+  EXPECT_EQ(tcga.find("gdc/4f/TCGA-AA-3512-01Z-00-DX1.4f4ecb5c-6f49.svs")->label, 1);
+  EXPECT_EQ(tcga.find("gdc/TCGA-AA-3512-11A-01-TS1.9a.svs"), nullptr);
+  EXPECT_EQ(tcga.find("case.01.svs"), nullptr);
   const SlideLabels plain = SlideLabels::parse("slide,label\nx,positive\ny,NEGATIVE\n", "l.csv");
   EXPECT_FALSE(plain.has_patients());
   EXPECT_EQ(plain.find("x.svs")->label, 1);

@@ -41,11 +41,16 @@ Columns find_columns(const std::vector<std::string>& header, const std::string& 
 }
 
 // The names a row may give a slide file: as given, its file name, its file
-// name without the extension (a DICOM series folder's whole name), and its
-// slide name (a DICOM slide's barcode).
+// name without the extension (a DICOM series folder's whole name), its slide
+// name (a DICOM slide's barcode), and the TCGA barcode that begins a GDC
+// file name (<barcode>.<file UUID>.svs: TCGA's tables name the barcode).
 std::vector<std::string> names_of(const std::string& slide_path) {
-  const std::filesystem::path p(slide_path);
-  return {slide_path, p.filename().string(), slide_file_name(slide_path), slide_name(slide_path)};
+  const std::string stem = slide_file_name(slide_path);
+  std::vector<std::string> names = {slide_path,
+                                    std::filesystem::path(slide_path).filename().string(), stem,
+                                    slide_name(slide_path)};
+  if (tcga_sample_of(stem)) names.push_back(stem.substr(0, stem.find('.')));
+  return names;
 }
 
 }  // namespace
@@ -189,8 +194,8 @@ void SlideLabels::require_every(const std::vector<std::string>& slide_paths) con
   const std::string names = some_of(missing);
   fail("--slide-labels " + path_ + ": no row for " +
        (missing.size() == 1 ? "slide " : std::to_string(missing.size()) + " slides: ") + names +
-       " (a row names a slide as given, by its file name, without the extension, or by a DICOM "
-       "slide's barcode)");
+       " (a row names a slide as given, by its file name, without the extension, or by the "
+       "barcode of a DICOM slide or a GDC file)");
 }
 
 }  // namespace histocnn

@@ -10,8 +10,9 @@
 // A label is benign or malignant; 0/1, negative/positive and normal/tumo(u)r
 // (CAMELYON's words) are read as the same. A slide file matches the row that
 // names it as given on the command line, by its file name, by its file
-// name without the extension, or by its slide name (data/slide.h: a DICOM
-// slide's barcode; the name of its output folder). Patients, when
+// name without the extension, by its slide name (data/slide.h: a DICOM
+// slide's barcode; the name of its output folder), or by the TCGA barcode a
+// GDC file name begins with (TCGA-AA-3512-01Z-00-DX1.<UUID>.svs). Patients, when
 // given, are the slide-level bootstrap's units: slides of one patient are
 // drawn together.
 #pragma once
