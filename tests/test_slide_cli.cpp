@@ -430,6 +430,9 @@ TEST_F(SlideCli, ACohortWithLabelsGetsSlideLevelMetricsAndAMissingLabelFailsFirs
   const CommandResult tcga = run("slide " + model() + " " + at("gdc") + " -o " + at("tcga") +
                                  " --tcga-labels --slide-score mean --threads 1 --no-progress");
   ASSERT_EQ(tcga.status, 0) << tcga.output;
+  EXPECT_NE(tcga.output.find("histocnn slide: 4 slides in " + at("gdc") + " and below\n"),
+            std::string::npos)
+      << tcga.output;
   EXPECT_NE(tcga.output.find("histocnn slide: --tcga-labels: every benign slide is a frozen "
                              "section (TS/BS/MS) and every malignant one a diagnostic FFPE slide"),
             std::string::npos)

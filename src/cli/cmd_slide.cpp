@@ -181,11 +181,13 @@ int run_slides(SlideArgs& a, const CLI::App& cmd) {
     a.models.push_back(slides.front());
     slides.erase(slides.begin());
   }
-  slides = with_slide_folders_expanded(slides);
+  const SlideInputs inputs = expand_slide_folders(slides, "slide");
+  slides = inputs.slides;
   SlideOptions& o = a.o;
   o.model_paths = a.models;
   check_inputs(o, slides);
   Cohort cohort(a.cohort, slides, o.output);  // labels and annotations checked before any work
+  inputs.say_found();
   bound_cores(a.threads);
   const std::vector<ModelFile> models = load_ensemble(a.models);
   cohort.check_model(models.front());

@@ -165,9 +165,11 @@ void report_slide(const ExportedSlide& e) {
 }
 
 int run_tiles(TilesArgs& a) {
-  const std::vector<std::string> slides = with_slide_folders_expanded(a.files);
+  const SlideInputs inputs = expand_slide_folders(a.files, "tiles");
+  const std::vector<std::string>& slides = inputs.slides;
   check_inputs(a, slides);
   Cohort cohort(a.truth, slides, a.output);  // labels and annotations read before any work
+  inputs.say_found();
   std::vector<std::string> skipped;
   const auto known = known_slides(cohort, slides, &skipped);
   const OutputFolder output(a.output);  // removed again if nothing is written there

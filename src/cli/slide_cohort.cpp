@@ -46,6 +46,28 @@ std::string joined(const std::vector<std::string>& words) {
 
 }  // namespace
 
+SlideInputs expand_slide_folders(const std::vector<std::string>& inputs,
+                                 const std::string& command) {
+  SlideInputs in;
+  for (const std::string& input : inputs) {
+    std::error_code ec;
+    if (!std::filesystem::is_directory(input, ec)) {
+      in.slides.push_back(input);
+      continue;
+    }
+    const std::vector<std::string> found = with_slide_folders_expanded({input});
+    in.found += "histocnn " + command + ": " + std::to_string(found.size()) +
+                (found.size() == 1 ? " slide" : " slides") + " in " + input + " and below\n";
+    in.slides.insert(in.slides.end(), found.begin(), found.end());
+  }
+  return in;
+}
+
+void SlideInputs::say_found() const {
+  std::fputs(found.c_str(), stdout);
+  std::fflush(stdout);  // seen now, when the output is a log, not after hours of work
+}
+
 void add_label_options(CLI::App* cmd, CohortArgs* a, const std::string& labels_help) {
   auto* labels = cmd->add_option("--slide-labels", a->labels_path, labels_help);
   cmd->add_flag("--tcga-labels", a->tcga_labels,

@@ -47,6 +47,19 @@ void add_label_options(CLI::App* cmd, CohortArgs* a, const std::string& labels_h
 // annotations are used for in --annotations' help.
 void add_annotation_options(CLI::App* cmd, CohortArgs* a, const std::string& what_for);
 
+// The slide inputs with each folder replaced by the slides in it and below
+// it (data/slide.h), and what each folder gave ("histocnn slide: 37 slides
+// in gdc/ and below", a line each): printed once the inputs are checked
+// (say_found), so a walk through a download is seen to have found what it
+// should before hours of work, and an error still comes alone.
+struct SlideInputs {
+  std::vector<std::string> slides;
+  std::string found;
+  void say_found() const;
+};
+SlideInputs expand_slide_folders(const std::vector<std::string>& inputs,
+                                 const std::string& command);
+
 class Cohort {
  public:
   // Throws (one line, naming the file) for what the flags name and cannot be
