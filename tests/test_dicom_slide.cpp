@@ -365,7 +365,7 @@ TEST(DicomSlide, FoldersOfSeriesAreSlidesAndMixedFoldersAreRefusedWithReasons) {
   EXPECT_EQ(slide_name(slides[0]), "1.2.840.5");
   EXPECT_EQ(slide_name(slides[1]), "b");
   EXPECT_EQ(slide_name(slides[2]), "c");
-  EXPECT_EQ(with_slide_folders_expanded({(cohort / "b").string() + "/"}),
+  EXPECT_EQ(slides_in_folder((cohort / "b").string() + "/"),
             (std::vector<std::string>{(cohort / "b").string()}));
   // A slide goes by its barcode when the file records one: TCGA's in the
   // Imaging Data Commons do, under folders named by UIDs. A barcode that is

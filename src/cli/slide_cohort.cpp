@@ -55,7 +55,7 @@ SlideInputs expand_slide_folders(const std::vector<std::string>& inputs,
       in.slides.push_back(input);
       continue;
     }
-    const std::vector<std::string> found = with_slide_folders_expanded({input});
+    const std::vector<std::string> found = slides_in_folder(input);
     in.found += "histocnn " + command + ": " + std::to_string(found.size()) +
                 (found.size() == 1 ? " slide" : " slides") + " in " + input + " and below\n";
     in.slides.insert(in.slides.end(), found.begin(), found.end());

@@ -283,20 +283,6 @@ std::vector<std::string> slides_in_folder(const std::string& folder) {
   return slides;
 }
 
-std::vector<std::string> with_slide_folders_expanded(const std::vector<std::string>& inputs) {
-  std::vector<std::string> slides;
-  for (const auto& input : inputs) {
-    std::error_code ec;
-    if (!std::filesystem::is_directory(input, ec)) {
-      slides.push_back(input);
-      continue;
-    }
-    const auto inside = slides_in_folder(input);
-    slides.insert(slides.end(), inside.begin(), inside.end());
-  }
-  return slides;
-}
-
 Thumbnail read_thumbnail(const Slide& slide, int max_side) {
   require(max_side >= 16, "thumbnail side must be at least 16 pixels");
   const double target = std::max(1.0, double(std::max(slide.width(), slide.height())) / max_side);

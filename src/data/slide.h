@@ -113,8 +113,6 @@ uint64_t slide_bytes(const std::string& path);
 // are skipped. Throws naming the folder when it holds no slide, or one
 // below it cannot be listed; plain images are named one by one instead.
 std::vector<std::string> slides_in_folder(const std::string& folder);
-// The inputs with every folder among them replaced by slides_in_folder.
-std::vector<std::string> with_slide_folders_expanded(const std::vector<std::string>& inputs);
 
 // Microns per level-0 pixel from a slide's properties: openslide.mpp-x/y,
 // else the TIFF resolution tags (tiff.XResolution with tiff.ResolutionUnit
