@@ -458,8 +458,12 @@ std::string dicom_container_id(const std::string& path) {
 }
 
 std::vector<DicomSeries> dicom_series_in_folder(const std::string& folder) {
+  return dicom_series_among(list_folder(folder).files);
+}
+
+std::vector<DicomSeries> dicom_series_among(const std::vector<std::string>& files) {
   std::map<std::string, DicomSeries> series;
-  for (const auto& file : list_folder(folder).files) {
+  for (const auto& file : files) {
     const std::string uid = whole_slide_series(file);
     if (uid.empty()) continue;
     DicomSeries& s = series[uid];

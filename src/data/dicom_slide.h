@@ -49,6 +49,9 @@ struct DicomSeries {
   std::string first_file;          // its first file by name (what opens it)
   std::vector<std::string> files;  // all its files, by name
 };
+// The whole-slide series among `files` (sorted by name; all in one folder),
+// by first file; reads headers only.
+std::vector<DicomSeries> dicom_series_among(const std::vector<std::string>& files);
 // The whole-slide series in `folder` (not its subfolders), by first file.
 std::vector<DicomSeries> dicom_series_in_folder(const std::string& folder);
 

@@ -172,8 +172,8 @@ std::string safe_file_name(const std::string& name) {
 
 // The slides a folder's DICOM series give: the folder itself when it is one
 // series, else the first file of each.
-void add_dicom_series(const std::string& folder, std::vector<std::string>* slides) {
-  const std::vector<DicomSeries> series = dicom_series_in_folder(folder);
+void add_dicom_series(const std::string& folder, const std::vector<DicomSeries>& series,
+                      std::vector<std::string>* slides) {
   if (series.size() == 1) {
     slides->push_back(without_trailing_separators(folder));
     return;
@@ -261,8 +261,8 @@ void add_slides_below(const std::string& folder, std::set<std::string>* seen,
   const std::string real = std::filesystem::canonical(folder, ec).string();
   require(!ec, folder + ": cannot open the folder (" + ec.message() + ")");
   if (!seen->insert(real).second) return;
-  add_dicom_series(folder, slides);
-  const FolderEntries entries = list_folder(folder);
+  const FolderEntries entries = list_folder(folder);  // once: the series and the rest
+  add_dicom_series(folder, dicom_series_among(entries.files), slides);
   for (const std::string& file : entries.files)
     if (!is_dicom_file(file) && openslide_detect_vendor(file.c_str())) slides->push_back(file);
   for (const std::string& sub : entries.folders)
