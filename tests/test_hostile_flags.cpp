@@ -323,6 +323,19 @@ TEST_F(Hostile, EveryFlagRefusalNamesItsFlagAndWritesNothing) {
        2,
        {"--slide-tissue"},
        {}},
+      {"synth --pen-marks without a slide",
+       [&] { return "synth -o " + path("never") + " --images 2 --pen-marks"; },
+       2,
+       {"--pen-marks", "--slide"},
+       {}},
+      {"slide --no-pen-filter=maybe",
+       [&] {
+         return "slide " + m + " " + path("d/train_1.png") + " --mpp 0.6 --no-pen-filter=maybe " +
+                "-o " + path("never");
+       },
+       2,
+       {"--no-pen-filter"},
+       {}},
       {"eval --bootstrap -5",
        [&] { return "eval --data " + d + " -m " + m + " --bootstrap -5"; },
        2,

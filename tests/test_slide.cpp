@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <tiffio.h>
 
+#include <array>
 #include <atomic>
 #include <cmath>
 #include <cstring>
@@ -17,6 +18,7 @@
 #include "backends/backend.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "data/pen_ink.h"
 #include "data/slide.h"
 #include "data/synth.h"
 #include "data/synth_slide.h"
@@ -207,22 +209,29 @@ TEST(Tissue, OtsuSplitsTwoModes) {
   EXPECT_LE(t, 120);
 }
 
-TEST(Tissue, FindsTissueDropsSpecksFillsHolesAndBlankIsGlass) {
+// A 200x100 thumbnail of glass.
+Image glass_thumbnail() {
   Image image;
   image.width = 200;
   image.height = 100;
   image.rgb.assign(size_t(200) * 100 * 3, 245);
-  auto paint = [&](int x0, int y0, int x1, int y1, uint8_t r, uint8_t g, uint8_t b) {
-    for (int y = y0; y < y1; ++y)
-      for (int x = x0; x < x1; ++x) {
-        image.row(y)[3 * x] = r;
-        image.row(y)[3 * x + 1] = g;
-        image.row(y)[3 * x + 2] = b;
-      }
-  };
-  paint(20, 20, 120, 80, 210, 110, 180);  // tissue
-  paint(60, 40, 70, 50, 245, 245, 245);   // a lumen: a hole of 100 pixels
-  paint(150, 10, 153, 13, 200, 90, 170);  // a speck of 9 pixels
+  return image;
+}
+
+void paint(Image& image, int x0, int y0, int x1, int y1, uint8_t r, uint8_t g, uint8_t b) {
+  for (int y = y0; y < y1; ++y)
+    for (int x = x0; x < x1; ++x) {
+      image.row(y)[3 * x] = r;
+      image.row(y)[3 * x + 1] = g;
+      image.row(y)[3 * x + 2] = b;
+    }
+}
+
+TEST(Tissue, FindsTissueDropsSpecksFillsHolesAndBlankIsGlass) {
+  Image image = glass_thumbnail();
+  paint(image, 20, 20, 120, 80, 210, 110, 180);  // tissue
+  paint(image, 60, 40, 70, 50, 245, 245, 245);   // a lumen: a hole of 100 pixels
+  paint(image, 150, 10, 153, 13, 200, 90, 170);  // a speck of 9 pixels
   TissueOptions o;
   o.min_object_pixels = 20;
   o.max_hole_pixels = 200;
@@ -238,6 +247,78 @@ TEST(Tissue, FindsTissueDropsSpecksFillsHolesAndBlankIsGlass) {
   for (size_t i = 0; i < blank.rgb.size(); i += 7) blank.rgb[i] = 236;  // scanner noise
   EXPECT_EQ(detect_tissue(blank).tissue_pixels(), 0);
   EXPECT_THROW(detect_tissue(image, TissueOptions{1.5, 0, 0}), Error);
+}
+
+// Marker ink as scanned: the pen's colour times what lies under it.
+// Marker ink as scanned: the pen's colour times what lies under it.
+TEST(PenInk, ThePaletteTellsMarkerInkFromHAndE) {
+  for (const auto& [r, g, b] :
+       std::vector<std::array<uint8_t, 3>>{{42, 66, 161},
+                                           {37, 30, 120},  // blue on glass, on eosin
+                                           {38, 142, 85},
+                                           {33, 65, 64},  // green
+                                           {190, 38, 47},
+                                           {165, 17, 35}})  // red
+    EXPECT_TRUE(is_pen_ink(r, g, b)) << int(r) << "," << int(g) << "," << int(b);
+  // Eosin, a gland, nuclei as a thumbnail averages them, glass, a dark border.
+  for (const auto& [r, g, b] : std::vector<std::array<uint8_t, 3>>{{230, 150, 200},
+                                                                   {210, 110, 180},
+                                                                   {150, 90, 170},
+                                                                   {90, 60, 140},
+                                                                   {242, 242, 242},
+                                                                   {10, 10, 10}})
+    EXPECT_FALSE(is_pen_ink(r, g, b)) << int(r) << "," << int(g) << "," << int(b);
+  // The corners are strict bounds: blue's (90, 90, 140) does not hold its own corner.
+  EXPECT_FALSE(is_pen_ink(90, 89, 141));
+  EXPECT_TRUE(is_pen_ink(89, 89, 141));
+}
+
+TEST(PenInk, AStrokeIsNeitherTissueNorAHoleAndADotOfPaletteIsLeftAlone) {
+  Image image = glass_thumbnail();
+  paint(image, 20, 20, 120, 80, 210, 110, 180);  // tissue
+  paint(image, 10, 45, 190, 51, 37, 30, 120);    // a blue stroke across it and the glass
+  paint(image, 60, 65, 90, 71, 37, 30, 120);     // one inside it
+  paint(image, 40, 30, 42, 32, 37, 30, 120);     // 4 pixels of nucleus-like blue
+  TissueOptions o;
+  o.min_object_pixels = 20;
+  o.max_hole_pixels = 2000;  // the stroke inside (180 pixels) would be filled as a lumen
+  const TissueMask plain = detect_tissue(image, o);
+  EXPECT_TRUE(plain.ink.empty());
+  EXPECT_EQ(plain.tissue_pixels(), 100 * 60 + 80 * 6);  // the strokes taken for tissue
+
+  o.min_ink_pixels = 20;
+  const TissueMask mask = detect_tissue(image, o);
+  // Each stroke with its one-pixel rim (a thumbnail's blend of ink and its side).
+  EXPECT_EQ(mask.ink_pixels(), 182 * 8 + 32 * 8);
+  EXPECT_EQ(mask.tissue_pixels(), 100 * 60 - 100 * 8 - 32 * 8);  // the dot stays tissue
+  EXPECT_DOUBLE_EQ(mask.fraction(20, 45, 120, 51), 0.0);
+  EXPECT_DOUBLE_EQ(mask.fraction(60, 65, 90, 71), 0.0);
+  EXPECT_DOUBLE_EQ(mask.fraction(40, 30, 42, 32), 1.0);
+  EXPECT_DOUBLE_EQ(mask.threshold, plain.threshold);
+  const Image shown = mask.to_image();
+  EXPECT_EQ(shown.row(48)[3 * 150], 128);  // ink grey, tissue white, glass black
+  EXPECT_EQ(shown.row(30)[3 * 30], 255);
+  EXPECT_EQ(shown.row(5)[3 * 5], 0);
+  o.min_ink_pixels = 0;  // every palette pixel
+  EXPECT_EQ(detect_tissue(image, o).ink_pixels(), 182 * 8 + 32 * 8 + 4 * 4);
+}
+
+// Ink over the darkest nuclei leaves the palette: holes in a stroke
+// smaller than a stroke are ink; a gap wider than that is not.
+TEST(PenInk, AStrokesSmallHolesAreInkAndItsOutsideIsNot) {
+  Image image = glass_thumbnail();
+  paint(image, 20, 20, 180, 80, 37, 30, 120);     // a broad stroke
+  paint(image, 50, 40, 54, 44, 20, 8, 30);        // 16 pixels of ink over a dark nucleus
+  paint(image, 100, 30, 140, 70, 210, 110, 180);  // 1600 pixels of tissue in it
+  const std::vector<uint8_t> ink = find_pen_ink(image, 100);
+  auto at = [&](int x, int y) { return ink[size_t(y) * 200 + x]; };
+  EXPECT_EQ(at(51, 41), 1);
+  EXPECT_EQ(at(120, 50), 0);
+  EXPECT_EQ(at(100, 50), 1);  // the rim: grown one pixel into what it surrounds
+  EXPECT_EQ(at(101, 50), 0);
+  EXPECT_EQ(at(19, 19), 1);
+  EXPECT_EQ(at(18, 18), 0);
+  EXPECT_EQ(std::count(ink.begin(), ink.end(), 1), 162 * 62 - 38 * 38);
 }
 
 TEST(Tiling, TilesCoverTheModelsMicronsFromTheRightLevel) {

@@ -117,8 +117,9 @@ TEST_F(TileExportSlide, TheCommandWritesADatasetThatTrainReads) {
   std::filesystem::create_directories(dir_ / "regions");
   std::filesystem::rename(dir_ / "mix.tif", dir_ / "slides/mix.tif");
   std::filesystem::rename(dir_ / "mix.xml", dir_ / "regions/mix.xml");
-  write_synthetic_slide(dir_ / "slides/clear.tif", b);
   write_synthetic_slide(dir_ / "slides/unknown.tif", b);
+  b.pen_marks = true;  // circled: the ink is left out, and the manifest says how much
+  write_synthetic_slide(dir_ / "slides/clear.tif", b);
   write_file_atomically(dir_ / "labels.csv",
                         "slide,label,patient\nmix,malignant,P1\nclear,benign,P2\n"
                         "unknown,malignant,P3\n");
@@ -149,6 +150,10 @@ TEST_F(TileExportSlide, TheCommandWritesADatasetThatTrainReads) {
   EXPECT_EQ(manifest["slides"].size(), 2u);
   EXPECT_EQ(manifest["skipped"].size(), 1u);
   EXPECT_DOUBLE_EQ(manifest["tile_um"].get<double>(), 96 * 1.24);
+  EXPECT_EQ(manifest["pen_filter"], true);
+  for (const auto& slide : manifest["slides"])
+    EXPECT_EQ(slide["pen_ink_mm2"].get<double>() > 0, slide["slide"] == dir_ / "slides/clear.tif")
+        << slide.dump();
   const std::string train = manifest["train"];
   EXPECT_EQ(train, "histocnn train --data " + (dir_ / "data") +
                        " --split train --image-mpp 1.24 --crop 96");

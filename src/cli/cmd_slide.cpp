@@ -95,6 +95,8 @@ void add_scale_options(CLI::App* cmd, SlideOptions* o) {
   cmd->add_option("--min-tissue", o->min_tissue, "tiles with less tissue are not scored")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1.0));
+  cmd->add_flag("!--no-pen-filter", o->pen_filter,
+                "count marker-pen strokes as tissue (default: left out)");
   cmd->add_option("--thumbnail", o->thumbnail_side, "long side of the mask and heatmap, pixels")
       ->capture_default_str()
       ->check(CLI::Range(64, 16384));

@@ -52,6 +52,9 @@ Runner add_synth(CLI::App& app) {
                   "also write the slide's malignant tissue as annotations, the truth for "
                   "`histocnn slide --annotations`: ASAP XML for a .xml file, else QuPath GeoJSON")
       ->needs(slide_option);
+  cmd->add_flag("--pen-marks", slide->pen_marks,
+                "circle each tissue piece with a marker: blue, green and red by turn")
+      ->needs(slide_option);
   cmd->add_option("--mpp", slide->mpp, "the slide's microns per pixel")
       ->capture_default_str()
       ->check(CLI::Range(0.05, 10.0));
@@ -103,8 +106,10 @@ Runner add_synth(CLI::App& app) {
                           : slide->tissue == SlideTissue::malignant
                               ? "malignant"
                               : "each half benign, half malignant";
-      std::printf("wrote a %lldx%lld synthetic slide (%d tissue pieces, %s; %.3f um/pixel) to %s\n",
-                  w, h, slide->pieces, holds, slide->mpp, slide_path->c_str());
+      std::printf(
+          "wrote a %lldx%lld synthetic slide (%d tissue pieces, %s%s; %.3f um/pixel) to %s\n", w, h,
+          slide->pieces, holds, slide->pen_marks ? ", circled in pen" : "", slide->mpp,
+          slide_path->c_str());
       if (!annotations->empty())
         std::printf("wrote its malignant regions as %s annotations to %s\n",
                     std::filesystem::path(*annotations).extension() == ".xml" ? "ASAP XML"

@@ -60,6 +60,8 @@ void add_tile_options(CLI::App* cmd, TilesArgs* a) {
   cmd->add_option("--tissue-threshold", a->reading.tissue_threshold,
                   "saturation above which a thumbnail pixel is tissue (default: Otsu's)")
       ->check(CLI::Range(0.0, 1.0));
+  cmd->add_flag("!--no-pen-filter", a->reading.pen_filter,
+                "count marker-pen strokes as tissue (default: left out)");
 }
 
 // Every slide a regular file, no two with the same tile names, the output
@@ -114,6 +116,7 @@ nlohmann::json manifest(const TilesArgs& a, const std::vector<ExportedSlide>& do
           {"purity", t.purity},
           {"max_per_class", t.max_per_class},
           {"min_tissue", a.reading.min_tissue},
+          {"pen_filter", a.reading.pen_filter},
           {"seed", t.seed},
           {"annotations", a.truth.annotations_folder},
           {"annotation_classes", a.truth.annotation_classes},

@@ -68,6 +68,18 @@ int SyntheticSlideLayout::block_class(int64_t bx, int64_t by) const {
   return side >= 0 ? 2 : 1;
 }
 
+const uint8_t* SyntheticSlideLayout::ink_at(int64_t x, int64_t y) const {
+  static constexpr uint8_t kInks[3][3] = {{45, 70, 170}, {40, 150, 90}, {200, 40, 50}};
+  if (!options_.pen_marks) return nullptr;
+  const double half_width = std::max(8.0, double(std::min(options_.width, options_.height)) / 100);
+  for (size_t i = 0; i < pieces_.size(); ++i) {
+    const Piece& p = pieces_[i];
+    const double dx = (double(x) - p.cx) / p.rx, dy = (double(y) - p.cy) / p.ry;
+    if (std::abs(std::hypot(dx, dy) - 1) * std::min(p.rx, p.ry) < half_width) return kInks[i % 3];
+  }
+  return nullptr;
+}
+
 int SyntheticSlideLayout::label_at(int64_t x, int64_t y) const {
   if (piece_at(double(x), double(y)) < 0) return 0;
   return block_class(x / kSynthSlideBlock, y / kSynthSlideBlock);
@@ -99,6 +111,16 @@ Image SyntheticSlideLayout::paint(int64_t x, int64_t y, int width, int height) c
         std::copy_n(block.row(int(py - top)) + 3 * (px - left), 3, o);
       }
   };
+  // Ink absorbs: what is under a stroke is seen through the pen's colour.
+  auto ink_block = [&](int64_t bx, int64_t by) {
+    const int64_t left = bx * kSynthSlideBlock, top = by * kSynthSlideBlock;
+    for (int64_t py = std::max(y, top); py < std::min(y + height, top + kSynthSlideBlock); ++py)
+      for (int64_t px = std::max(x, left); px < std::min(x + width, left + kSynthSlideBlock); ++px)
+        if (const uint8_t* ink = ink_at(px, py)) {
+          uint8_t* o = out.row(int(py - y)) + 3 * (px - x);
+          for (int c = 0; c < 3; ++c) o[c] = uint8_t(o[c] * ink[c] / 255);
+        }
+  };
   // Block columns in parallel: drawing dominates the time.
   const int64_t columns = bx1 - bx0 + 1;
   const int threads = int(std::clamp<int64_t>(std::thread::hardware_concurrency(), 1, columns));
@@ -106,7 +128,10 @@ Image SyntheticSlideLayout::paint(int64_t x, int64_t y, int width, int height) c
   for (int t = 0; t < threads; ++t)
     pool.emplace_back([&, t] {
       for (int64_t c = t; c < columns; c += threads)
-        for (int64_t by = by0; by <= by1; ++by) paint_block(bx0 + c, by);
+        for (int64_t by = by0; by <= by1; ++by) {
+          paint_block(bx0 + c, by);
+          ink_block(bx0 + c, by);
+        }
     });
   for (auto& th : pool) th.join();
   return out;

@@ -31,6 +31,9 @@ struct SynthSlideOptions {
   uint64_t seed = 1;
   SlideTissue tissue = SlideTissue::mixed;
   SlideLayout layout = SlideLayout::generic;  // or Aperio's .svs layout
+  // A marker ring around each piece, over glass and tissue alike, in blue,
+  // green and red by turn: what a pathologist circles on the glass.
+  bool pen_marks = false;
 };
 
 class SyntheticSlideLayout {
@@ -40,6 +43,9 @@ class SyntheticSlideLayout {
   int label_at(int64_t x, int64_t y) const;
   // The level-0 region at (x, y).
   Image paint(int64_t x, int64_t y, int width, int height) const;
+  // The pen's colour (transmittance, 0-255 per channel) at a level-0 pixel;
+  // null where no ring is drawn.
+  const uint8_t* ink_at(int64_t x, int64_t y) const;
 
  private:
   struct Piece {

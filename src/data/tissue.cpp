@@ -4,12 +4,19 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "data/pen_ink.h"
 
 namespace histocnn {
 
 int64_t TissueMask::tissue_pixels() const {
   int64_t n = 0;
   for (uint8_t v : tissue) n += v;
+  return n;
+}
+
+int64_t TissueMask::ink_pixels() const {
+  int64_t n = 0;
+  for (uint8_t v : ink) n += v;
   return n;
 }
 
@@ -28,8 +35,10 @@ Image TissueMask::to_image() const {
   out.width = width;
   out.height = height;
   out.rgb.resize(tissue.size() * 3);
-  for (size_t i = 0; i < tissue.size(); ++i)
-    out.rgb[3 * i] = out.rgb[3 * i + 1] = out.rgb[3 * i + 2] = tissue[i] ? 255 : 0;
+  for (size_t i = 0; i < tissue.size(); ++i) {
+    const uint8_t shade = tissue[i] ? 255 : !ink.empty() && ink[i] ? 128 : 0;
+    out.rgb[3 * i] = out.rgb[3 * i + 1] = out.rgb[3 * i + 2] = shade;
+  }
   return out;
 }
 
@@ -60,13 +69,13 @@ int otsu_threshold(const std::vector<int64_t>& histogram) {
   return (first + last) / 2;
 }
 
-void remove_small_components(TissueMask& mask, uint8_t v, int64_t max_pixels, bool holes_only) {
+void remove_small_components(std::vector<uint8_t>& mask, int w, int h, uint8_t v,
+                             int64_t max_pixels, bool holes_only) {
   if (max_pixels <= 0) return;
-  const int w = mask.width, h = mask.height;
-  std::vector<uint8_t> seen(mask.tissue.size(), 0);
+  std::vector<uint8_t> seen(mask.size(), 0);
   std::vector<int64_t> component, stack;
-  for (int64_t start = 0; start < int64_t(mask.tissue.size()); ++start) {
-    if (seen[start] || mask.tissue[start] != v) continue;
+  for (int64_t start = 0; start < int64_t(mask.size()); ++start) {
+    if (seen[start] || mask[start] != v) continue;
     component.clear();
     stack.assign(1, start);
     seen[start] = 1;
@@ -80,14 +89,18 @@ void remove_small_components(TissueMask& mask, uint8_t v, int64_t max_pixels, bo
       const int64_t next[4] = {x > 0 ? p - 1 : -1, x < w - 1 ? p + 1 : -1, y > 0 ? p - w : -1,
                                y < h - 1 ? p + w : -1};
       for (int64_t q : next)
-        if (q >= 0 && !seen[q] && mask.tissue[q] == v) {
+        if (q >= 0 && !seen[q] && mask[q] == v) {
           seen[q] = 1;
           stack.push_back(q);
         }
     }
     if (int64_t(component.size()) < max_pixels && !(holes_only && touches_border))
-      for (int64_t p : component) mask.tissue[p] = uint8_t(1 - v);
+      for (int64_t p : component) mask[p] = uint8_t(1 - v);
   }
+}
+
+void remove_small_components(TissueMask& mask, uint8_t v, int64_t max_pixels, bool holes_only) {
+  remove_small_components(mask.tissue, mask.width, mask.height, v, max_pixels, holes_only);
 }
 
 TissueMask detect_tissue(const Image& thumbnail, const TissueOptions& options) {
@@ -95,24 +108,29 @@ TissueMask detect_tissue(const Image& thumbnail, const TissueOptions& options) {
   require(options.threshold < 0 || (options.threshold > 0 && options.threshold <= 1),
           "--tissue-threshold must be a saturation in (0, 1]");
   const size_t n = size_t(thumbnail.width) * thumbnail.height;
+  TissueMask mask;
+  mask.width = thumbnail.width;
+  mask.height = thumbnail.height;
+  if (options.min_ink_pixels >= 0) mask.ink = find_pen_ink(thumbnail, options.min_ink_pixels);
+  const auto is_ink = [&](size_t i) { return !mask.ink.empty() && mask.ink[i]; };
   std::vector<uint8_t> saturation(n);
   std::vector<int64_t> histogram(256, 0);
   for (size_t i = 0; i < n; ++i) {
     const uint8_t* p = &thumbnail.rgb[3 * i];
     const int hi = std::max({p[0], p[1], p[2]}), lo = std::min({p[0], p[1], p[2]});
     saturation[i] = hi < 30 ? 0 : uint8_t((hi - lo) * 255 / hi);  // near-black: not tissue
-    ++histogram[saturation[i]];
+    if (!is_ink(i)) ++histogram[saturation[i]];
   }
-  TissueMask mask;
-  mask.width = thumbnail.width;
-  mask.height = thumbnail.height;
   mask.threshold = options.threshold > 0
                        ? options.threshold
                        : std::max(kMinTissueSaturation, otsu_threshold(histogram) / 255.0);
   mask.tissue.resize(n);
-  for (size_t i = 0; i < n; ++i) mask.tissue[i] = saturation[i] >= mask.threshold * 255 ? 1 : 0;
+  for (size_t i = 0; i < n; ++i)
+    mask.tissue[i] = saturation[i] >= mask.threshold * 255 && !is_ink(i) ? 1 : 0;
   remove_small_components(mask, 1, options.min_object_pixels, false);
   remove_small_components(mask, 0, options.max_hole_pixels, true);
+  for (size_t i = 0; i < n; ++i)  // a stroke across tissue is a hole, not a lumen
+    if (is_ink(i)) mask.tissue[i] = 0;
   return mask;
 }
 

@@ -7,7 +7,9 @@
 // kMinTissueSaturation, so a blank slide is all glass instead of its noise
 // split in two — then specks smaller than min_object_pixels removed and holes
 // (gland lumens, tears) smaller than max_hole_pixels filled. Near-black pixels
-// (scanner borders, pen) are not tissue.
+// (scanner borders, pen) are not tissue; with min_ink_pixels >= 0 neither
+// are pen strokes (data/pen_ink.h), which also stay out of Otsu's histogram
+// (saturated ink would pull the threshold up) and are never filled as holes.
 #pragma once
 
 #include <cstdint>
@@ -23,16 +25,19 @@ struct TissueOptions {
   double threshold = -1;  // saturation in (0, 1]; < 0: Otsu's
   int64_t min_object_pixels = 0;
   int64_t max_hole_pixels = 0;
+  int64_t min_ink_pixels = -1;  // the smallest pen stroke; < 0: ink is not looked for
 };
 
 struct TissueMask {
   int width = 0, height = 0;
   std::vector<uint8_t> tissue;  // 1 = tissue, row-major
+  std::vector<uint8_t> ink;     // 1 = pen ink left out; empty when not looked for
   double threshold = 0;         // the saturation threshold used
   int64_t tissue_pixels() const;
+  int64_t ink_pixels() const;
   // Fraction of tissue in the rectangle [x0, x1) x [y0, y1) (clipped; 0 when empty).
   double fraction(double x0, double y0, double x1, double y1) const;
-  // White tissue on black, for a person to check.
+  // White tissue on black, pen ink left out grey, for a person to check.
   Image to_image() const;
 };
 
@@ -44,7 +49,10 @@ int otsu_threshold(const std::vector<int64_t>& histogram);
 TissueMask detect_tissue(const Image& thumbnail, const TissueOptions& options = {});
 
 // Connected components (4-neighbours) of value `v` smaller than max_pixels
-// are set to 1 - v. holes_only: only components not touching the border.
+// in a row-major 0/1 mask are set to 1 - v. holes_only: only components not
+// touching the border.
+void remove_small_components(std::vector<uint8_t>& mask, int width, int height, uint8_t v,
+                             int64_t max_pixels, bool holes_only);
 void remove_small_components(TissueMask& mask, uint8_t v, int64_t max_pixels, bool holes_only);
 
 }  // namespace histocnn

@@ -13,6 +13,7 @@
 #include "core/paths.h"
 #include "core/run_lock.h"
 #include "core/stopwatch.h"
+#include "data/pen_ink.h"
 #include "data/slide.h"
 #include "data/tissue.h"
 #include "slide/slide_outputs.h"
@@ -32,13 +33,15 @@ double um2_per_pixel(const Slide& slide, const Thumbnail& t) {
 }
 
 // Specks under 0.01 mm^2 are dropped; holes (lumens, tears) under 0.0625
-// mm^2 are tissue — in thumbnail pixels of this slide.
-TissueOptions tissue_options(const Slide& slide, const Thumbnail& t, double threshold) {
+// mm^2 are tissue; pen strokes from kMinPenStrokeUm2 are not — in thumbnail
+// pixels of this slide.
+TissueOptions tissue_options(const Slide& slide, const Thumbnail& t, const SlideOptions& so) {
   const double um2 = um2_per_pixel(slide, t);
   TissueOptions o;
-  o.threshold = threshold;
+  o.threshold = so.tissue_threshold;
   o.min_object_pixels = int64_t(1e4 / um2);
   o.max_hole_pixels = int64_t(6.25e4 / um2);
+  o.min_ink_pixels = so.pen_filter ? int64_t(std::ceil(kMinPenStrokeUm2 / um2)) : -1;
   return o;
 }
 
@@ -57,6 +60,7 @@ nlohmann::json run_settings(const PreparedSlide& p, const SlideOptions& o) {
           {"level", p.grid.level},
           {"tissue_threshold", p.mask.threshold},
           {"min_tissue", o.min_tissue},
+          {"pen_filter", o.pen_filter},
           {"thumbnail_side", o.thumbnail_side},
           {"tta", o.tta},
           {"tiles", p.tiles.size()}};
@@ -125,6 +129,8 @@ nlohmann::json describe(const PreparedSlide& p, const SlideOptions& o) {
           {"read_level", p.grid.level},
           {"tissue_threshold", p.mask.threshold},
           {"tissue_mm2", double(p.mask.tissue_pixels()) * um2_per_pixel(s, p.thumbnail) / 1e6},
+          {"pen_filter", o.pen_filter},
+          {"pen_ink_mm2", pen_ink_mm2(p)},
           {"min_tissue", o.min_tissue},
           {"tta", o.tta},
           {"top_k", o.top_k},
@@ -222,6 +228,10 @@ nlohmann::json write_tile_explanations(const std::string& folder, const Prepared
 
 }  // namespace
 
+double pen_ink_mm2(const PreparedSlide& p) {
+  return double(p.mask.ink_pixels()) * um2_per_pixel(*p.slide, p.thumbnail) / 1e6;
+}
+
 PreparedSlide prepare_slide(const std::string& path, const ModelFile& model,
                             const SlideOptions& o) {
   const double mx = o.mpp_model > 0 ? o.mpp_model : model.mpp_x;
@@ -240,8 +250,7 @@ PreparedSlide prepare_slide(const std::string& path, double mpp_x, double mpp_y,
   p.thumbnail = read_thumbnail(*p.slide, o.thumbnail_side);
   p.times["thumbnail_s"] = seconds_since(clock);
   clock = Clock::now();
-  p.mask =
-      detect_tissue(p.thumbnail.image, tissue_options(*p.slide, p.thumbnail, o.tissue_threshold));
+  p.mask = detect_tissue(p.thumbnail.image, tissue_options(*p.slide, p.thumbnail, o));
   p.tiles = tissue_tiles(p.grid, p.mask, p.thumbnail.downsample_x, p.thumbnail.downsample_y,
                          o.min_tissue);
   p.times["tissue_s"] = seconds_since(clock);
@@ -278,6 +287,11 @@ nlohmann::json score_slide(const std::string& path, const std::vector<ModelFile>
                                                   models.front().labels.classes, o.restart);
   nlohmann::json summary = describe(p, o);
   summary["times"] = p.times;
+  if (p.mask.ink_pixels() > 0)
+    std::fprintf(stderr,
+                 "%s: %.2f mm² of pen ink left out of the tissue (grey in tissue.png; "
+                 "--no-pen-filter keeps it)\n",
+                 path.c_str(), pen_ink_mm2(p));
   if (p.tiles.empty())
     std::fprintf(stderr, "%s: no tissue found (saturation threshold %.3f): nothing to score\n",
                  path.c_str(), p.mask.threshold);

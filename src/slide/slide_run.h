@@ -26,6 +26,7 @@ struct SlideOptions {
   double mpp_model = 0;          // the model's microns per network pixel (0: as recorded)
   double tissue_threshold = -1;  // saturation; < 0: Otsu's (data/tissue.h)
   double min_tissue = 0.5;       // tiles with less tissue than this are not scored
+  bool pen_filter = true;        // pen strokes are not tissue (data/pen_ink.h)
   int thumbnail_side = 2048;     // the thumbnail's long side: tissue mask and heatmap
   int batch = 64;
   int readers = 2;
@@ -60,6 +61,9 @@ struct PreparedSlide {
   std::vector<Tile> tiles;
   nlohmann::json times = nlohmann::json::object();
 };
+// Square millimetres of pen ink left out of the slide's tissue.
+double pen_ink_mm2(const PreparedSlide& p);
+
 PreparedSlide prepare_slide(const std::string& slide_path, const ModelFile& model,
                             const SlideOptions& options);
 // The same for tiles of width x height pixels at mpp_x x mpp_y microns per

@@ -85,6 +85,7 @@ ExportedSlide export_slide_tiles(const std::string& slide_path, const SlideTruth
   e.slide = slide_path;
   e.patient = truth.patient;
   e.tissue_tiles = int(p.tiles.size());
+  e.pen_ink_mm2 = pen_ink_mm2(p);
   std::vector<size_t> by_class[2];
   for (size_t i = 0; i < p.tiles.size(); ++i) {
     const Tile& t = p.tiles[i];
@@ -133,7 +134,8 @@ nlohmann::json ExportedSlide::to_json() const {
           {"benign", benign},
           {"border", border},
           {"written_malignant", written_malignant},
-          {"written_benign", written_benign}};
+          {"written_benign", written_benign},
+          {"pen_ink_mm2", pen_ink_mm2}};
 }
 
 }  // namespace histocnn

@@ -48,6 +48,7 @@ struct ExportedSlide {
   int tissue_tiles = 0;                       // on tissue at the export's scale
   int malignant = 0, benign = 0, border = 0;  // of them, by their truth
   int written_malignant = 0, written_benign = 0;
+  double pen_ink_mm2 = 0;      // pen strokes left out of the tissue
   std::vector<GradeRow> rows;  // the tiles written, as Grade.csv lists them
   nlohmann::json to_json() const;
 };

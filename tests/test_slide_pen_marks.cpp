@@ -1,0 +1,122 @@
+// Marker-pen strokes on a slide (data/pen_ink.h) end to end: a synthetic
+// slide circled in ink is scored without the ring's tiles, says how much
+// ink it left out, and keeps them only when asked.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "cli_fixture.h"
+#include "core/atomic_file.h"
+#include "data/synth_slide.h"
+
+namespace histocnn {
+namespace {
+
+class PenMarks : public Cli {
+ protected:
+  static std::string at(const std::string& name) { return out(name); }
+};
+
+struct Tile {
+  double x, y, width;
+};
+
+// The tiles tiles.csv lists (x, y, width: its first three columns).
+std::vector<Tile> read_tiles(const std::string& csv) {
+  std::vector<Tile> tiles;
+  std::stringstream in(read_file(csv));
+  std::string line;
+  std::getline(in, line);  // header
+  while (std::getline(in, line)) {
+    Tile t{};
+    if (std::sscanf(line.c_str(), "%lf,%lf,%lf", &t.x, &t.y, &t.width) == 3) tiles.push_back(t);
+  }
+  return tiles;
+}
+
+// Share of the level-0 rectangle under the synthetic slide's pen rings
+// (sampled every 8 pixels).
+double ink_share(const SyntheticSlideLayout& layout, double x, double y, double w, double h) {
+  int ink = 0, all = 0;
+  for (double py = y + 4; py < y + h; py += 8)
+    for (double px = x + 4; px < x + w; px += 8) {
+      ink += layout.ink_at(int64_t(px), int64_t(py)) != nullptr;
+      ++all;
+    }
+  return all ? double(ink) / all : 0;
+}
+
+TEST_F(PenMarks, StrokesAreNotScoredAsTissueUnlessAsked) {
+  SynthSlideOptions o;
+  o.width = 6000;
+  o.height = 4000;
+  o.pieces = 2;
+  o.seed = 5;
+  o.pen_marks = true;
+  const SyntheticSlideLayout layout(o);
+  for (const char* name : {"pen", "clean"}) {
+    const std::string pen = std::string(name) == "pen" ? " --pen-marks" : "";
+    ASSERT_EQ(run(std::string("synth --slide ") + at(std::string(name) + "/s.tif") +
+                  " --slide-size 6000x4000 --pieces 2 --seed 5" + pen)
+                  .status,
+              0);
+  }
+  ASSERT_EQ(run(train_args() + " --epochs 1 -o " + at("m")).status, 0);
+  const std::string model = at("m/model.safetensors");
+  const std::string flags = " --threads 1 --no-progress";
+  const CommandResult r =
+      run("slide " + model + " " + at("pen/s.tif") + " -o " + at("pen/out") + flags);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find(at("pen/s.tif") + ": "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(" mm² of pen ink left out of the tissue (grey in tissue.png; "
+                          "--no-pen-filter keeps it)\n"),
+            std::string::npos)
+      << r.output;
+  ASSERT_EQ(
+      run("slide " + model + " " + at("clean/s.tif") + " -o " + at("clean/out") + flags).status, 0);
+  const CommandResult kept = run("slide " + model + " " + at("pen/s.tif") + " -o " + at("kept") +
+                                 flags + " --no-pen-filter");
+  ASSERT_EQ(kept.status, 0) << kept.output;
+  EXPECT_EQ(kept.output.find("pen ink"), std::string::npos) << kept.output;
+
+  // The ink found is the ring drawn, less where it crosses tissue at a
+  // blend the palette does not hold.
+  double ring_mm2 = 0;
+  for (int64_t y = 4; y < o.height; y += 8)
+    for (int64_t x = 4; x < o.width; x += 8) ring_mm2 += layout.ink_at(x, y) != nullptr;
+  ring_mm2 *= 64 * o.mpp * o.mpp / 1e6;
+  const auto pen = nlohmann::json::parse(read_file(at("pen/out/s/summary.json")));
+  const auto clean = nlohmann::json::parse(read_file(at("clean/out/s/summary.json")));
+  const auto keep = nlohmann::json::parse(read_file(at("kept/s/summary.json")));
+  EXPECT_NEAR(pen["pen_ink_mm2"].get<double>(), ring_mm2, 0.25 * ring_mm2) << pen.dump();
+  EXPECT_EQ(clean["pen_ink_mm2"], 0.0);
+  EXPECT_EQ(keep["pen_ink_mm2"], 0.0);
+  EXPECT_EQ(keep["pen_filter"], false);
+  // No tile three quarters under ink is scored, and hardly any half; without
+  // the filter the ring's tiles are. (Ink over the darkest tissue leaves
+  // the palette: where the ring crosses tissue a tile may show enough.)
+  auto under_ink = [&](const std::string& csv, double share) {
+    int n = 0;
+    for (const Tile& t : read_tiles(csv))
+      n += ink_share(layout, t.x, t.y, t.width, t.width) > share;
+    return n;
+  };
+  EXPECT_EQ(under_ink(at("pen/out/s/tiles.csv"), 0.75), 0);
+  EXPECT_LE(under_ink(at("pen/out/s/tiles.csv"), 0.5), 2);
+  EXPECT_GT(under_ink(at("kept/s/tiles.csv"), 0.75), 20);
+  // Tissue under the ring's crossings is hidden, so a little less is scored.
+  const int pen_tiles = pen["tiles_on_tissue"], clean_tiles = clean["tiles_on_tissue"];
+  EXPECT_LE(pen_tiles, clean_tiles);
+  EXPECT_GT(pen_tiles, clean_tiles * 9 / 10);
+  // A run continues only with the same filter.
+  const CommandResult other = run("slide " + model + " " + at("pen/s.tif") + " -o " +
+                                  at("pen/out") + flags + " --no-pen-filter");
+  EXPECT_NE(other.status, 0);
+  EXPECT_NE(other.output.find("scored before with another pen_filter (true, now false)"),
+            std::string::npos)
+      << other.output;
+}
+
+}  // namespace
+}  // namespace histocnn
