@@ -19,6 +19,7 @@
 #include "data/image.h"
 #include "data/synth_slide.h"
 #include "test_util.h"
+#include "tiles_csv.h"
 #include "train/checkpoint.h"
 #include "train/metrics.h"
 
@@ -26,26 +27,10 @@ namespace histocnn {
 namespace {
 
 using testing::CommandResult;
+using testing::read_tile_rows;
 using testing::run;
 using testing::run_raw;
-
-struct TileRow {
-  double x, y, width, p;
-};
-
-std::vector<TileRow> read_rows(const std::string& csv) {
-  std::vector<TileRow> rows;
-  std::stringstream in(read_file(csv));
-  std::string line;
-  std::getline(in, line);  // header
-  while (std::getline(in, line)) {
-    std::vector<double> v;
-    std::stringstream fields(line);
-    for (std::string f; std::getline(fields, f, ',');) v.push_back(std::stod(f));
-    rows.push_back({v.at(0), v.at(1), v.at(2), v.at(8)});
-  }
-  return rows;
-}
+using testing::TileRow;
 
 class SlideCli : public ::testing::Test {
  protected:
@@ -115,7 +100,7 @@ TEST_F(SlideCli, HeatmapSeparatesTheBenignAndMalignantBlocks) {
   for (const char* file :
        {"tiles.csv", "heatmap.png", "tiles.geojson", "summary.json", "tissue.png"})
     EXPECT_TRUE(std::filesystem::exists(folder + "/" + file)) << file;
-  const std::vector<TileRow> rows = read_rows(folder + "/tiles.csv");
+  const std::vector<TileRow> rows = read_tile_rows(folder + "/tiles.csv");
   ASSERT_GE(rows.size(), 40u);
   for (const TileRow& r : rows) {  // only tissue is scored
     EXPECT_GE(r.x + r.width / 2, 300);
@@ -149,8 +134,8 @@ TEST_F(SlideCli, PhysicalScaleHoldsOnASlideAtTwiceTheResolution) {
   EXPECT_NEAR(fine["tile_level0_pixels"][0].get<double>(),
               2 * coarse["tile_level0_pixels"][0].get<double>(), 0.1);
   EXPECT_NEAR(fine["tile_um"][0].get<double>(), coarse["tile_um"][0].get<double>(), 0.1);
-  const std::vector<TileRow> a = read_rows(at("coarse/slide/tiles.csv"));
-  const std::vector<TileRow> b = read_rows(at("fine/fine/tiles.csv"));
+  const std::vector<TileRow> a = read_tile_rows(at("coarse/slide/tiles.csv"));
+  const std::vector<TileRow> b = read_tile_rows(at("fine/fine/tiles.csv"));
   ASSERT_EQ(a.size(), b.size());  // the same tissue, tile for tile
   double diff = 0;
   for (size_t i = 0; i < a.size(); ++i) {
@@ -314,7 +299,7 @@ TEST_F(SlideCli, OurOwnSyntheticSlideIsScoredAgainstItsKnownBlocks) {
     EXPECT_EQ(summary["format"], c.format) << summary.dump();
     EXPECT_EQ(summary["reader"], c.reader) << summary.dump();
     EXPECT_EQ(summary["reader_note"], "") << summary.dump();
-    const std::vector<TileRow> rows = read_rows(out + "/own/tiles.csv");
+    const std::vector<TileRow> rows = read_tile_rows(out + "/own/tiles.csv");
     ASSERT_GE(rows.size(), 200u) << c.path;
     if (!generic_tiles) generic_tiles = rows.size();
     EXPECT_NEAR(double(rows.size()), double(generic_tiles), 0.05 * double(generic_tiles)) << c.path;
@@ -499,7 +484,7 @@ TEST_F(SlideCli, TilesAreScoredAgainstRegionAnnotations) {
   EXPECT_GT(a["regions"].get<int>(), 10) << "one polygon per malignant block";
   // The same AUC from tiles.csv with each tile's truth at its centre, from
   // the generator's own blocks: the annotations carry the truth faithfully.
-  const std::vector<TileRow> rows = read_rows(at("ann/out/mix/tiles.csv"));
+  const std::vector<TileRow> rows = read_tile_rows(at("ann/out/mix/tiles.csv"));
   std::vector<Prediction> by_centre;
   for (const TileRow& t : rows)
     by_centre.push_back(

@@ -4,11 +4,11 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "cli_fixture.h"
 #include "core/atomic_file.h"
 #include "data/synth_slide.h"
+#include "tiles_csv.h"
 
 namespace histocnn {
 namespace {
@@ -17,23 +17,6 @@ class PenMarks : public Cli {
  protected:
   static std::string at(const std::string& name) { return out(name); }
 };
-
-struct Tile {
-  double x, y, width;
-};
-
-// The tiles tiles.csv lists (x, y, width: its first three columns).
-std::vector<Tile> read_tiles(const std::string& csv) {
-  std::vector<Tile> tiles;
-  std::stringstream in(read_file(csv));
-  std::string line;
-  std::getline(in, line);  // header
-  while (std::getline(in, line)) {
-    Tile t{};
-    if (std::sscanf(line.c_str(), "%lf,%lf,%lf", &t.x, &t.y, &t.width) == 3) tiles.push_back(t);
-  }
-  return tiles;
-}
 
 // Share of the level-0 rectangle under the synthetic slide's pen rings
 // (sampled every 8 pixels).
@@ -98,7 +81,7 @@ TEST_F(PenMarks, StrokesAreNotScoredAsTissueUnlessAsked) {
   // the palette: where the ring crosses tissue a tile may show enough.)
   auto under_ink = [&](const std::string& csv, double share) {
     int n = 0;
-    for (const Tile& t : read_tiles(csv))
+    for (const testing::TileRow& t : testing::read_tile_rows(csv))
       n += ink_share(layout, t.x, t.y, t.width, t.width) > share;
     return n;
   };
