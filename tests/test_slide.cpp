@@ -301,6 +301,14 @@ TEST(PenInk, AStrokeIsNeitherTissueNorAHoleAndADotOfPaletteIsLeftAlone) {
   EXPECT_EQ(shown.row(5)[3 * 5], 0);
   o.min_ink_pixels = 0;  // every palette pixel
   EXPECT_EQ(detect_tissue(image, o).ink_pixels(), 182 * 8 + 32 * 8 + 4 * 4);
+
+  // A field all ink (a photo of a marker's tip): no tissue, no threshold from nothing.
+  Image ink_only = glass_thumbnail();
+  paint(ink_only, 0, 0, 200, 100, 42, 66, 161);
+  const TissueMask none = detect_tissue(ink_only, o);
+  EXPECT_EQ(none.tissue_pixels(), 0);
+  EXPECT_EQ(none.ink_pixels(), 200 * 100);
+  EXPECT_DOUBLE_EQ(none.threshold, kMinTissueSaturation);
 }
 
 // Ink over the darkest nuclei leaves the palette: holes in a stroke
