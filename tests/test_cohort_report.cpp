@@ -1,6 +1,6 @@
 // The cohort's review page (slide/cohort_report.h): the most malignant slide
 // first, wrong calls named, slides without a score last, links to each
-// slide's heatmap section that work in the HTML.
+// slide's heatmap section that work in the HTML, pen ink left out named.
 #include <gtest/gtest.h>
 
 #include "core/atomic_file.h"
@@ -27,6 +27,7 @@ TEST(CohortReport, MostMalignantFirstWrongCallsNamedAndHeatmapsLinked) {
               {"e.svs", "e", "failed", nlohmann::json::object(), 1},
               done("f", 0.10, -1)};
   r.slides[1].summary["annotations"] = {{"auc", 0.9876}};
+  r.slides[2].summary["pen_ink_mm2"] = 0.5427;  // c was circled in pen
   r.headlines = {"slide level (top-mean, 5 slides): AUC 0.667"};
   r.figures = {"slide-roc.png"};
   const std::string md = cohort_report_markdown(r);
@@ -46,6 +47,11 @@ TEST(CohortReport, MostMalignantFirstWrongCallsNamedAndHeatmapsLinked) {
   EXPECT_LT(at("### Slide 1\n\nb.svs: top-mean 0.950, called malignant ✓ (label malignant)"),
             at("### Slide 2\n"));
   EXPECT_NE(at("![heatmap of c.svs](c/heatmap.png)"), std::string::npos);
+  EXPECT_NE(at("c.svs: top-mean 0.700, called malignant, **false alarm** (label benign); 0.54 "
+               "mm² of pen ink left out (grey in its [tissue mask](c/tissue.png))\n"),
+            std::string::npos)
+      << md;
+  EXPECT_EQ(md.find("pen ink"), md.rfind("pen ink")) << "only the slide with ink says so";
   EXPECT_EQ(at("### Slide 6"), std::string::npos) << "a failed slide has no heatmap";
   testing::TempDir dir;
   write_cohort_report(r, dir.path());

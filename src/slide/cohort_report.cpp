@@ -77,6 +77,14 @@ std::string table(const CohortReport& r, const std::vector<const ReportedSlide*>
   return md;
 }
 
+// "; 0.54 mm² of pen ink left out ([tissue mask](...))" where the slide had ink.
+std::string pen_ink_note(const ReportedSlide& s) {
+  const double mm2 = s.summary.value("pen_ink_mm2", 0.0);
+  if (mm2 <= 0) return "";
+  return "; " + fixed(mm2, "%.2f") + " mm² of pen ink left out (grey in its [tissue mask](" +
+         s.folder + "/tissue.png))";
+}
+
 std::string heatmaps(const CohortReport& r, const std::vector<const ReportedSlide*>& order) {
   std::string md;
   int rank = 0;
@@ -86,8 +94,8 @@ std::string heatmaps(const CohortReport& r, const std::vector<const ReportedSlid
     if (score < 0) continue;
     md += "\n### Slide " + std::to_string(rank) + "\n\n" + s->slide + ": " + r.score_name + " " +
           fixed(score, "%.3f") + ", called " + call_text(s->label, score >= r.threshold) +
-          (s->label < 0 ? "" : " (label " + label_name(s->label) + ")") + "\n\n![heatmap of " +
-          s->slide + "](" + s->folder + "/heatmap.png)\n";
+          (s->label < 0 ? "" : " (label " + label_name(s->label) + ")") + pen_ink_note(*s) +
+          "\n\n![heatmap of " + s->slide + "](" + s->folder + "/heatmap.png)\n";
   }
   return md;
 }
