@@ -151,6 +151,14 @@ TEST_F(TileExportSlide, TheCommandWritesADatasetThatTrainReads) {
   EXPECT_EQ(manifest["skipped"].size(), 1u);
   EXPECT_DOUBLE_EQ(manifest["tile_um"].get<double>(), 96 * 1.24);
   EXPECT_EQ(manifest["pen_filter"], true);
+  const size_t clear_line = r.output.find(dir_ / "slides/clear.tif: ");
+  ASSERT_NE(clear_line, std::string::npos) << r.output;
+  const std::string line =
+      r.output.substr(clear_line, r.output.find('\n', clear_line) - clear_line);
+  EXPECT_NE(line.find(" benign written; "), std::string::npos) << line;
+  const std::string ink = " mm² of pen ink left out";
+  EXPECT_EQ(line.substr(line.size() - ink.size()), ink) << line;
+  EXPECT_EQ(r.output.find("pen ink"), r.output.rfind("pen ink")) << "only the circled slide";
   for (const auto& slide : manifest["slides"])
     EXPECT_EQ(slide["pen_ink_mm2"].get<double>() > 0, slide["slide"] == dir_ / "slides/clear.tif")
         << slide.dump();

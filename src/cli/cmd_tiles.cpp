@@ -160,11 +160,14 @@ std::string train_command(const TilesArgs& a) {
 }
 
 void report_slide(const ExportedSlide& e) {
+  char ink[64] = "";
+  if (e.pen_ink_mm2 > 0)
+    std::snprintf(ink, sizeof ink, "; %.2f mm² of pen ink left out", e.pen_ink_mm2);
   std::printf(
       "%s: %d tissue tiles (%d malignant, %d benign, %d border) -> %d malignant, %d "
-      "benign written\n",
+      "benign written%s\n",
       e.slide.c_str(), e.tissue_tiles, e.malignant, e.benign, e.border, e.written_malignant,
-      e.written_benign);
+      e.written_benign, ink);
 }
 
 int run_tiles(TilesArgs& a) {
