@@ -7,8 +7,9 @@
 // Method: the colour palette of IBM CODAIT's deep-histopath tutorial
 // (python-wsi-preprocessing), read off pen strokes on TCGA slides and used
 // as is by histolab: a pixel is red ink when it is redder, less green and
-// less blue than any one of eight (R, G, B) corners, green ink likewise
-// against fifteen, blue ink against twelve. At full resolution dark
+// less blue than any one of eight (R, G, B) corners, green ink when less
+// red and more green and blue than one of fifteen, blue ink when less red
+// and green and more blue than one of twelve. At full resolution dark
 // hematoxylin nuclei fall in the blue palette (0.46% of the GlaS train
 // images' pixels), so only strokes count: connected ink smaller than
 // a minimum area (in thumbnail pixels) is left to the tissue detector.

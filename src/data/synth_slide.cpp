@@ -130,7 +130,7 @@ Image SyntheticSlideLayout::paint(int64_t x, int64_t y, int width, int height) c
       for (int64_t c = t; c < columns; c += threads)
         for (int64_t by = by0; by <= by1; ++by) {
           paint_block(bx0 + c, by);
-          ink_block(bx0 + c, by);
+          if (options_.pen_marks) ink_block(bx0 + c, by);
         }
     });
   for (auto& th : pool) th.join();
