@@ -250,7 +250,6 @@ TEST(Tissue, FindsTissueDropsSpecksFillsHolesAndBlankIsGlass) {
 }
 
 // Marker ink as scanned: the pen's colour times what lies under it.
-// Marker ink as scanned: the pen's colour times what lies under it.
 TEST(PenInk, ThePaletteTellsMarkerInkFromHAndE) {
   for (const auto& [r, g, b] :
        std::vector<std::array<uint8_t, 3>>{{42, 66, 161},
