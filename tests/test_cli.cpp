@@ -537,7 +537,9 @@ TEST_F(Cli, CorruptGradeCsvAndLabelsAreNamed) {
   EXPECT_NE(r.output.find("Grade.csv line 2: grade 'adenoma'"), std::string::npos) << r.output;
   std::filesystem::remove(bad / "Grade.csv");
   r = run("train --data " + bad.path() + " -o " + out("y"));
-  EXPECT_NE(r.output.find("Grade.csv: not found"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(bad.path() + ": neither Grade.csv (the GlaS layout) nor class folders"),
+            std::string::npos)
+      << r.output;
 }
 
 TEST_F(Cli, EveryAllocatorTrainsOnTheCpuAndReportsItsStatistics) {

@@ -439,5 +439,57 @@ TEST_F(Hostile, EveryFlagRefusalNamesItsFlagAndWritesNothing) {
   EXPECT_FALSE(fs::exists(path("never"))) << "a refused run created its output folder";
 }
 
+// Class-folder data (data/image_folders.h): flags that do not fit the
+// folders, and a patients.csv that does not cover them.
+TEST_F(Hostile, ClassFolderRefusalsNameTheFolderOrFlag) {
+  const std::string d = path("d"), cf = path("cf");
+  for (const char* cls : {"ADI", "NORM"})
+    for (int i = 1; i <= 3; ++i) {
+      fs::create_directories(cf + "/" + cls);
+      fs::copy_file(path("d/train_" + std::to_string(i) + ".png"),
+                    cf + "/" + cls + "/" + std::to_string(i) + ".png",
+                    fs::copy_options::overwrite_existing);
+    }
+  const std::vector<HostileCase> cases = {
+      {"--malignant-classes on a GlaS folder",
+       [&] { return "train --data " + d + " --malignant-classes TUM -o " + path("never"); },
+       1,
+       {"--malignant-classes", "only for class-folder data", "Grade.csv"},
+       {}},
+      {"class folders none of which reads as malignant",
+       [&] { return "train --data " + cf + " -o " + path("never"); },
+       1,
+       {"no class reads as malignant (ADI, NORM)", "--malignant-classes"},
+       {}},
+      {"--labels naming a folder that is not there",
+       [&] { return "train --data " + cf + " --labels folders=ADI,TUM -o " + path("never"); },
+       1,
+       {"--labels folders=ADI,TUM", "no class folder 'TUM'"},
+       {}},
+      {"--malignant-classes naming no class",
+       [&] { return "train --data " + cf + " --malignant-classes tumour -o " + path("never"); },
+       1,
+       {"--malignant-classes", "'tumour'"},
+       {}},
+      {"--split naming no split folder",
+       [&] {
+         return "train --data " + cf + " --malignant-classes ADI --split testA -o " + path("never");
+       },
+       1,
+       {"testA: no such split folder"},
+       {}},
+      {"a patients.csv that misses an image",
+       [&] {
+         write_file_atomically(cf + "/patients.csv", "image,patient\nADI/1.png,p1\n");
+         return "train --data " + cf + " --malignant-classes ADI -o " + path("never");
+       },
+       1,
+       {"patients.csv: no row for image ADI/2.png"},
+       {"cf/patients.csv", "cf/ADI/2.png"}},
+  };
+  expect_answers(cases);
+  EXPECT_FALSE(fs::exists(path("never"))) << "a refused run created its output folder";
+}
+
 }  // namespace
 }  // namespace histocnn

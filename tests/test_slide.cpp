@@ -3,7 +3,6 @@
 // holes), the tile grid at the model's scale, the read-ahead scorer, the
 // outputs' statistics and the resume file's checks.
 #include <gtest/gtest.h>
-#include <tiffio.h>
 
 #include <array>
 #include <atomic>
@@ -29,6 +28,7 @@
 #include "slide/tile_scorer.h"
 #include "slide/tiling.h"
 #include "test_util.h"
+#include "tiff_file.h"
 
 namespace histocnn {
 namespace {
@@ -88,41 +88,12 @@ TEST(Slide, MicronsPerPixelFromOpenSlideOrTiffProperties) {
   EXPECT_EQ(mpp_from_properties({{"openslide.mpp-x", "garbage"}}), std::make_pair(0.0, 0.0));
 }
 
-void write_tiff(const std::string& path, const Image& image, bool tiled) {
-  TIFF* t = TIFFOpen(path.c_str(), "w");
-  ASSERT_NE(t, nullptr);
-  TIFFSetField(t, TIFFTAG_IMAGEWIDTH, uint32_t(image.width));
-  TIFFSetField(t, TIFFTAG_IMAGELENGTH, uint32_t(image.height));
-  TIFFSetField(t, TIFFTAG_SAMPLESPERPIXEL, uint16_t(3));
-  TIFFSetField(t, TIFFTAG_BITSPERSAMPLE, uint16_t(8));
-  TIFFSetField(t, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_RGB);
-  TIFFSetField(t, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG);
-  TIFFSetField(t, TIFFTAG_COMPRESSION, COMPRESSION_LZW);
-  if (tiled) {
-    TIFFSetField(t, TIFFTAG_TILEWIDTH, uint32_t(16));
-    TIFFSetField(t, TIFFTAG_TILELENGTH, uint32_t(16));
-    std::vector<uint8_t> tile(16 * 16 * 3);
-    for (int ty = 0; ty < image.height; ty += 16)
-      for (int tx = 0; tx < image.width; tx += 16) {
-        std::fill(tile.begin(), tile.end(), 0);
-        for (int r = 0; r < 16 && ty + r < image.height; ++r)
-          for (int c = 0; c < 16 && tx + c < image.width; ++c)
-            std::copy_n(image.row(ty + r) + 3 * (tx + c), 3, &tile[(r * 16 + c) * 3]);
-        TIFFWriteTile(t, tile.data(), uint32_t(tx), uint32_t(ty), 0, 0);
-      }
-  } else {
-    for (int r = 0; r < image.height; ++r)
-      TIFFWriteScanline(t, const_cast<uint8_t*>(image.row(r)), uint32_t(r), 0);
-  }
-  TIFFClose(t);
-}
-
 TEST(Slide, TiffImagesDecodeLikePngAndBadOnesNameTheFile) {
   testing::TempDir dir;
   const Image image = draw_synthetic_tissue(61, 37, true, 5);
   for (bool tiled : {false, true}) {
     const std::string path = dir / (tiled ? "tiled.tif" : "strips.tiff");
-    write_tiff(path, image, tiled);
+    testing::write_tiff(path, image, tiled);
     const Image back = load_image(path);
     ASSERT_EQ(back.width, 61);
     ASSERT_EQ(back.height, 37);

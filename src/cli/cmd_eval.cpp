@@ -41,6 +41,7 @@ int count_training_images(const std::vector<ModelFile>& models, const std::strin
     recorded.fold_seed = t.value("fold_seed", recorded.fold_seed);
     recorded.val_split = t.value("val_split", std::string());
     recorded.labels = t.value("labels", recorded.labels);
+    recorded.malignant_classes = t.value("malignant_classes", std::string());
     std::vector<SlideImage> train, validation;
     try {
       select_images(recorded, &train, &validation);
@@ -343,10 +344,14 @@ Runner add_eval(CLI::App& app) {
     const bool chosen = choose_evaluated_images(*cmd, *a, models);
     // The images labelled as the model was trained: its scheme's classes.
     a->data.labels = model.labels.name;
+    a->data.malignant_classes = model.trained.value("malignant_classes", std::string());
     std::vector<SlideImage> train, validation;
-    const LabelScheme labels = select_images(a->data, &train, &validation);
+    std::vector<std::string> notes;
+    const LabelScheme labels = select_images(a->data, &train, &validation, &notes);
+    if (world().root())
+      for (const std::string& note : notes) std::fprintf(stderr, "note: %s\n", note.c_str());
     require(labels.classes == model.labels.classes,
-            a->data.folder + "/Grade.csv: its '" + labels.column + "' classes differ from the " +
+            a->data.folder + ": its classes ('" + labels.column + "') differ from the " +
                 std::to_string(model.labels.count()) + " classes " + model_name +
                 " was trained to tell apart");
     // Without a fold (--folds 0) the whole split is evaluated.

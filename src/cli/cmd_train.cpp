@@ -64,8 +64,13 @@ void add_data_group(CLI::App* cmd, const std::shared_ptr<TrainOptions>& o, Train
                   "what to learn: glas (benign/malignant), grade5 (the five Sirinukunwattana "
                   "grades: healthy, adenomatous, moderately, moderately-to-poorly, poorly "
                   "differentiated), or a Grade.csv column (NAME, or NAME=a,b,c to order its "
-                  "classes)")
+                  "classes); class-folder data (DIR/<class>/*.png): folders (every folder a "
+                  "class) or folders=a,b,c (these, in this order)")
       ->capture_default_str();
+  cmd->add_option("--malignant-classes", o->data.malignant_classes,
+                  "class-folder data: the classes that are malignant, comma-separated (default: "
+                  "by name, e.g. tumour, carcinoma, TUM, colon_aca); eval, predict and slide "
+                  "report P(malignant) as their sum");
   cmd->add_option("--image-mpp", o->image_mpp,
                   "microns per pixel of the training images (GlaS: 0.62005 at 20x); the model "
                   "records its physical scale, which `histocnn slide` reads tiles at")

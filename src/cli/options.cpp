@@ -40,9 +40,14 @@ void parse_size(const std::string& text, const std::string& flag, int* width, in
 }
 
 void add_data_options(CLI::App& cmd, DataSelection& data) {
-  cmd.add_option("--data", data.folder, "GlaS-layout folder (Grade.csv + images)")->required();
+  cmd.add_option("--data", data.folder,
+                 "GlaS-layout folder (Grade.csv + images), or class folders (DIR/<class>/*.png, "
+                 "as torchvision's ImageFolder; DIR/patients.csv with columns image, patient "
+                 "groups them)")
+      ->required();
   cmd.add_option("--split", data.split,
-                 "use images whose names start with this (train, testA, testB; all)")
+                 "use images whose names start with this (train, testA, testB; all); class "
+                 "folders: the subfolder holding them, if any (DIR/train/<class>/)")
       ->capture_default_str();
   cmd.add_option("--folds", data.folds, "patient-grouped cross-validation folds (0 = none)")
       ->capture_default_str()

@@ -227,9 +227,22 @@ StainMatrix estimate_stain_target(const std::vector<SlideImage>& images, int wor
 
 namespace {
 
+// `count` of a class's images, drawn at random (seeded) and kept in their
+// order: fewer crops than images (a class folder of 10,000 tiles) must not
+// take the first ones, which sorted names may group by slide.
+std::vector<int> sample_members(std::vector<int> members, int count, uint64_t seed) {
+  Rng rng(seed);
+  for (size_t i = 0; i < size_t(count); ++i)  // partial Fisher-Yates
+    std::swap(members[i], members[i + size_t(rng() % (members.size() - i))]);
+  members.resize(size_t(count));
+  std::sort(members.begin(), members.end());
+  return members;
+}
+
 // The examples' plan (image, label; crop positions come later), independent
 // of threading: whole images, or each class's crops spread evenly over its
-// images (the remainder to the first).
+// images (the remainder to the first; a random subset when there are fewer
+// crops than images).
 std::vector<Example> plan_examples(const std::vector<SlideImage>& images,
                                    const CropOptions& options) {
   int classes = options.classes ? options.classes : int(options.class_crops.size());
@@ -248,8 +261,11 @@ std::vector<Example> plan_examples(const std::vector<SlideImage>& images,
   for (size_t i = 0; i < images.size(); ++i) by_class[size_t(images[i].label)].push_back(int(i));
   const std::vector<int> wanted = options.crops_by_class(classes);
   for (int label = 0; label < classes; ++label) {
-    const auto& members = by_class[size_t(label)];
+    std::vector<int> members = by_class[size_t(label)];
     if (members.empty() || wanted[size_t(label)] <= 0) continue;
+    if (size_t(wanted[size_t(label)]) < members.size())
+      members = sample_members(std::move(members), wanted[size_t(label)],
+                               options.seed * 1000003 + uint64_t(label));
     for (int c = 0; c < wanted[size_t(label)]; ++c)
       examples.push_back({members[size_t(c) % members.size()], label, -1, -1});
   }

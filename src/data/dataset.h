@@ -28,6 +28,9 @@ struct GlasFolder {
   std::string root;
   std::vector<SlideImage> images;
   LabelScheme labels;  // what `label` means
+  // What a user should know about how the folder was read (one line each):
+  // left-out class folders, images without a patient.
+  std::vector<std::string> notes;
 };
 
 // Reads Grade.csv, resolves every listed image, checks each file exists.

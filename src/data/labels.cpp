@@ -56,12 +56,44 @@ std::vector<bool> observed_malignancy(const LabelScheme& scheme, const std::vect
   return malignant;
 }
 
+std::string joined(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& item : items) out += (out.empty() ? "" : ", ") + item;
+  return out;
+}
+
+// The classes "folders=a,b,c" lists, each matched to a folder (case
+// forgiven), in the listed order.
+std::vector<std::string> listed_folders(const std::string& labels,
+                                        const std::vector<std::string>& folders,
+                                        const std::string& origin) {
+  std::vector<std::string> classes;
+  std::set<std::string> seen;
+  for (const auto& item : split_list(labels.substr(labels.find('=') + 1))) {
+    require(!item.empty() && seen.insert(canonical(item)).second,
+            "--labels " + labels + ": class names must be non-empty and distinct");
+    const auto folder = std::find_if(folders.begin(), folders.end(), [&](const std::string& f) {
+      return canonical(f) == canonical(item);
+    });
+    require(folder != folders.end(), "--labels " + labels + ": " + origin +
+                                         " has no class folder '" + item + "' (it has " +
+                                         joined(folders) + ")");
+    classes.push_back(*folder);
+  }
+  return classes;
+}
+
 }  // namespace
 
-int LabelScheme::index_of(const std::string& value, const std::string& where) const {
+int LabelScheme::find(const std::string& value) const {
   const std::string key = canonical(value);
   for (size_t k = 0; k < classes.size(); ++k)
     if (canonical(classes[k]) == key) return int(k);
+  return -1;
+}
+
+int LabelScheme::index_of(const std::string& value, const std::string& where) const {
+  if (const int k = find(value); k >= 0) return k;
   std::string known;
   for (const auto& c : classes) known += (known.empty() ? "" : ", ") + c;
   fail(where + ": '" + value + "' in column '" + column +
@@ -132,6 +164,64 @@ LabelScheme resolve_label_scheme(const std::string& labels, const std::vector<Gr
           "--labels " + labels + ": some class of '" + s.column +
               "' holds both benign and malignant images (its 'grade (GlaS)'), so its model "
               "could not also answer benign/malignant; histocnn needs classes that do");
+  return s;
+}
+
+bool malignant_by_name(const std::string& class_name) {
+  static const std::set<std::string> kWords = {
+      "malignant", "malignancy",     "tumor", "tumour",     "tum",        "cancer",
+      "carcinoma", "adenocarcinoma", "aca",   "metastasis", "metastases", "invasive"};
+  std::string word;
+  for (const unsigned char c : canonical(class_name) + " ") {
+    if (std::isalnum(c)) {
+      word.push_back(char(c));
+      continue;
+    }
+    if (kWords.count(word)) return true;
+    word.clear();
+  }
+  return false;
+}
+
+LabelScheme folder_label_scheme(const std::string& labels, const std::vector<std::string>& folders,
+                                const std::string& malignant, const std::string& origin) {
+  LabelScheme s;
+  s.column = kClassFolderColumn;
+  std::vector<std::string> canonical_folders;
+  for (const auto& f : folders) canonical_folders.push_back(canonical(f));
+  std::sort(canonical_folders.begin(), canonical_folders.end());
+  const bool glas_named = canonical_folders == std::vector<std::string>{"benign", "malignant"};
+  if (labels == "glas" && glas_named) {
+    // the GlaS scheme's own classes, so a GlaS model evaluates these folders
+  } else if (labels == "glas" || labels == "folders") {
+    s.name = "folders";
+    s.classes = folders;
+  } else {
+    require(labels.rfind("folders=", 0) == 0,
+            "--labels " + labels + ": " + origin +
+                " holds class folders, not Grade.csv: use folders (every folder a class) or "
+                "folders=a,b,c (these, in this order)");
+    s.name = labels;
+    s.classes = listed_folders(labels, folders, origin);
+  }
+  require(s.count() >= 2 && s.count() <= kMaxClasses,
+          origin + ": needs 2..64 class folders, found " + std::to_string(s.count()) +
+              (s.classes.empty() ? "" : " (" + joined(s.classes) + ")"));
+  s.malignant.assign(size_t(s.count()), false);
+  if (malignant.empty()) {
+    for (int k = 0; k < s.count(); ++k)
+      s.malignant[size_t(k)] = malignant_by_name(s.classes[size_t(k)]);
+  } else {
+    for (const auto& item : split_list(malignant))
+      s.malignant[size_t(s.index_of(item, "--malignant-classes"))] = true;
+  }
+  const auto malignant_count = std::count(s.malignant.begin(), s.malignant.end(), true);
+  require(malignant_count > 0,
+          origin + ": no class reads as malignant (" + joined(s.classes) +
+              "): name them with --malignant-classes (eval, predict and slide answer "
+              "benign/malignant)");
+  require(malignant_count < s.count(), origin + ": every class is malignant (" + joined(s.classes) +
+                                           "): --malignant-classes must leave a benign class");
   return s;
 }
 

@@ -22,6 +22,9 @@
 
 namespace histocnn {
 
+// LabelScheme::column of a scheme read from class folders, not a CSV column.
+inline constexpr const char* kClassFolderColumn = "class folder";
+
 struct LabelScheme {
   std::string name = "glas";            // as given to --labels
   std::string column = "grade (GlaS)";  // the Grade.csv header it reads
@@ -38,6 +41,10 @@ struct LabelScheme {
     return name == "glas" || name == "grade5" || name.find('=') != std::string::npos;
   }
   bool has_binary_view() const { return !malignant.empty(); }
+  bool from_class_folders() const { return column == kClassFolderColumn; }
+  // The class index of a value (case, spaces and the release's spelling
+  // forgiven); -1 when it is none of the classes.
+  int find(const std::string& value) const;
   // The class index of a Grade.csv value (case, spaces and the release's
   // spelling forgiven); throws naming `where` for a value not in the scheme.
   int index_of(const std::string& value, const std::string& where) const;
@@ -48,6 +55,23 @@ struct LabelScheme {
 // names the CSV in errors.
 LabelScheme resolve_label_scheme(const std::string& labels, const std::vector<GradeRow>& rows,
                                  const std::string& origin);
+
+// The scheme of a class-folder dataset (data/image_folders.h), `folders` its
+// class folders' names in sorted order:
+//   "folders"        every folder a class, in sorted order
+//   "folders=a,b,c"  these folders, in this order (the others left out)
+//   "glas"           (the default) folders named benign and malignant; any
+//                    other folders as "folders"
+// `malignant` lists the malignant classes; empty: by name, a class whose name
+// holds a word such as malignant, tumour, carcinoma, TUM (Kather's
+// NCT-CRC-HE-100K) or aca (LC25000's colon_aca). Every scheme needs a benign
+// and a malignant class (eval, predict and slide answer benign/malignant);
+// errors name `origin` (the folder) and the flag.
+LabelScheme folder_label_scheme(const std::string& labels, const std::vector<std::string>& folders,
+                                const std::string& malignant, const std::string& origin);
+
+// Whether a class name reads as malignant (the default of folder_label_scheme).
+bool malignant_by_name(const std::string& class_name);
 
 // The built-in schemes, without data ("glas", "grade5"); throws for others.
 LabelScheme builtin_label_scheme(const std::string& name);

@@ -123,6 +123,7 @@ void require_recipe_types(const nlohmann::json& t, const std::string& path) {
       {"data", &Json::is_string},
       {"split", &Json::is_string},
       {"val_split", &Json::is_string},
+      {"malignant_classes", &Json::is_string},
       {"stain_normalize", &Json::is_string},
       {"precision", &Json::is_string},
       {"preset", &Json::is_string},

@@ -16,6 +16,16 @@ void log_data(const RunContext& run, const TrainingData& data, bool shared) {
           std::to_string(data.val_images.size()) + " validation images -> " +
           std::to_string(data.val_set.examples.size()) + " examples (" + seconds +
           (shared ? ", shared by the ensemble's members)" : ")"));
+  if (data.labels.from_class_folders()) {  // which folders the network tells apart
+    std::string classes, malignant;
+    for (int k = 0; k < data.labels.count(); ++k) {
+      const std::string& name = data.labels.classes[size_t(k)];
+      classes += (classes.empty() ? "" : ", ") + name;
+      if (data.labels.malignant[size_t(k)]) malignant += (malignant.empty() ? "" : ", ") + name;
+    }
+    run.log("classes: " + classes + "; malignant: " + malignant + " (--malignant-classes chooses)");
+  }
+  for (const std::string& note : data.notes) run.log("note: " + note);
 }
 
 void log_model(const TrainOptions& o, const RunContext& run, const NetworkShape& shape) {

@@ -25,7 +25,8 @@ struct DataSelection {
   int fold = 0;                 // the validation fold
   std::string val_split;        // alternatively: validate on another split (e.g. testA)
   uint64_t fold_seed = 1;
-  std::string labels = "glas";  // --labels: the label scheme (data/labels.h)
+  std::string labels = "glas";    // --labels: the label scheme (data/labels.h)
+  std::string malignant_classes;  // --malignant-classes (class folders; "" = by name)
 };
 
 struct TrainOptions {

@@ -8,6 +8,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/stopwatch.h"
+#include "data/image_folders.h"
 
 namespace histocnn {
 
@@ -21,19 +22,27 @@ std::string describe_evaluated(const DataSelection& s) {
 }
 
 LabelScheme label_scheme_of(const DataSelection& s) {
-  if (s.labels == "glas" || s.labels == "grade5") return builtin_label_scheme(s.labels);
   const std::string csv = (std::filesystem::path(s.folder) / "Grade.csv").string();
+  if (!std::filesystem::exists(csv))  // class folders (or an error naming the folder)
+    return open_dataset_folder(s.folder, s.split, s.labels, s.malignant_classes).labels;
+  if (s.labels == "glas" || s.labels == "grade5") return builtin_label_scheme(s.labels);
   return resolve_label_scheme(s.labels, read_grade_csv(csv), csv);
 }
 
 LabelScheme select_images(const DataSelection& s, std::vector<SlideImage>* train,
-                          std::vector<SlideImage>* validation) {
-  const GlasFolder folder = open_glas_folder(s.folder, s.split, s.labels);
+                          std::vector<SlideImage>* validation, std::vector<std::string>* notes) {
+  const GlasFolder folder = open_dataset_folder(s.folder, s.split, s.labels, s.malignant_classes);
+  if (notes) *notes = folder.notes;
   train->clear();
   validation->clear();
   if (!s.val_split.empty()) {
     *train = folder.images;
-    *validation = open_glas_folder(s.folder, s.val_split, s.labels).images;
+    const GlasFolder other =
+        open_dataset_folder(s.folder, s.val_split, s.labels, s.malignant_classes);
+    require(other.labels.classes == folder.labels.classes,
+            "--val-split " + s.val_split + ": its classes differ from --split " + s.split +
+                "'s; both need the same class folders");
+    *validation = other.images;
     // What trains must not be what validates: a split that contains the
     // validation split (all vs testA, train vs train_1) would report the
     // accuracy of images the network has seen.
@@ -118,7 +127,7 @@ ExampleSet build_shared_examples(const std::vector<SlideImage>& images, const Cr
 
 TrainingData prepare_training_data(const TrainOptions& o, Communicator& comm, int threads) {
   TrainingData d;
-  d.labels = select_images(o.data, &d.train_images, &d.val_images);
+  d.labels = select_images(o.data, &d.train_images, &d.val_images, &d.notes);
   require(o.spec.classes() == d.labels.count(),
           "--model: the network's last layer gives " + std::to_string(o.spec.classes()) +
               " outputs but --labels " + d.labels.name + " has " +

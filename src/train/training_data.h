@@ -18,13 +18,17 @@ namespace histocnn {
 // "glas-train, split testA" or "glas-train, split train (all)".
 std::string describe_evaluated(const DataSelection& selection);
 
-// The selection's label scheme (--labels resolved against its Grade.csv).
+// The selection's label scheme (--labels resolved against its Grade.csv or
+// its class folders).
 LabelScheme label_scheme_of(const DataSelection& selection);
 
 // The images to train on and to validate on, per the selection; returns
-// their label scheme (selection.labels resolved against Grade.csv).
+// their label scheme (selection.labels resolved against the folder).
+// `notes`, when given, receives what the user should know about how the
+// folder was read (GlasFolder::notes).
 LabelScheme select_images(const DataSelection& selection, std::vector<SlideImage>* train,
-                          std::vector<SlideImage>* validation);
+                          std::vector<SlideImage>* validation,
+                          std::vector<std::string>* notes = nullptr);
 
 // What training reads before the first step: the selected images, the crops
 // (stain-normalised per the options), the validation crops and the input
@@ -32,8 +36,9 @@ LabelScheme select_images(const DataSelection& selection, std::vector<SlideImage
 // on the seed: an ensemble's members share one.
 struct TrainingData {
   std::vector<SlideImage> train_images, val_images;
-  LabelScheme labels;  // what the images' labels mean
-  CropOptions crops;   // the options' crops, with the stain target and class counts
+  LabelScheme labels;              // what the images' labels mean
+  std::vector<std::string> notes;  // how the folder was read (select_images)
+  CropOptions crops;               // the options' crops, with the stain target and class counts
   ExampleSet train_set, val_set;
   Normalization normalization;  // identity with --no-normalize
   double seconds = 0;           // time taken to prepare it

@@ -1,0 +1,148 @@
+#include "data/image_folders.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <map>
+#include <optional>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "data/csv_text.h"
+#include "data/patients_csv.h"
+
+namespace histocnn {
+namespace fs = std::filesystem;
+namespace {
+
+bool is_image_file(const fs::directory_entry& entry) {
+  if (!entry.is_regular_file()) return false;
+  const std::string ext = ascii_lower(entry.path().extension().string());
+  return ext == ".bmp" || ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".tif" ||
+         ext == ".tiff";
+}
+
+bool is_hidden(const fs::path& path) {
+  return path.filename().string().rfind('.', 0) == 0;
+}
+
+// The image files directly in `folder`, sorted (directory order differs
+// between file systems, and the crops follow the image order).
+std::vector<fs::path> images_in(const fs::path& folder) {
+  std::vector<fs::path> images;
+  for (const auto& entry : fs::directory_iterator(folder))
+    if (!is_hidden(entry.path()) && is_image_file(entry)) images.push_back(entry.path());
+  std::sort(images.begin(), images.end());
+  return images;
+}
+
+std::vector<fs::path> subfolders(const fs::path& folder) {
+  std::vector<fs::path> folders;
+  for (const auto& entry : fs::directory_iterator(folder))
+    if (entry.is_directory() && !is_hidden(entry.path())) folders.push_back(entry.path());
+  std::sort(folders.begin(), folders.end());
+  return folders;
+}
+
+std::string names_of(const std::vector<fs::path>& paths) {
+  std::string out;
+  for (const auto& p : paths) out += (out.empty() ? "" : ", ") + p.filename().string();
+  return out;
+}
+
+// The folder holding the class folders: DIR/<split> where it exists, DIR
+// itself for the default split (train) and for all.
+fs::path split_folder(const fs::path& root, const std::string& split) {
+  if (split.empty() || split == "all") return root;
+  if (fs::is_directory(root / split)) return root / split;
+  require(split == "train", (root / split).string() +
+                                ": no such split folder (with class folders, --split and "
+                                "--val-split name a subfolder that holds class folders)");
+  return root;
+}
+
+// Each class folder of `base` with its images; a folder without images is
+// no class. Throws, naming the folders, when there is none.
+std::map<std::string, std::vector<fs::path>> class_folders(const fs::path& root,
+                                                           const fs::path& base) {
+  std::map<std::string, std::vector<fs::path>> classes;
+  std::vector<fs::path> split_like;  // folders of folders: splits, not classes
+  for (const auto& folder : subfolders(base)) {
+    std::vector<fs::path> images = images_in(folder);
+    if (!images.empty())
+      classes[folder.filename().string()] = std::move(images);
+    else if (!subfolders(folder).empty())
+      split_like.push_back(folder);
+  }
+  if (!classes.empty()) return classes;
+  require(split_like.empty(), base.string() + ": no class folders, but " + names_of(split_like) +
+                                  " hold folders: name the split with --split (and "
+                                  "--val-split), or point --data at a folder of class folders");
+  fail(root.string() +
+       ": neither Grade.csv (the GlaS layout) nor class folders of images (DIR/<class>/*.png)");
+}
+
+// DIR/patients.csv: image (path under DIR) -> patient; nothing when absent.
+std::optional<std::map<std::string, std::string>> read_patients(const fs::path& root) {
+  const fs::path csv = root / "patients.csv";
+  if (!fs::exists(csv)) return std::nullopt;
+  return parse_patients_csv(read_file(csv.string()), csv.string());
+}
+
+}  // namespace
+
+GlasFolder open_class_folders(const std::string& root_name, const std::string& split,
+                              const std::string& labels, const std::string& malignant) {
+  const fs::path root(root_name);
+  const fs::path base = split_folder(root, split);
+  // Images are named by their path under the root: "TUM/x", "train/TUM/x".
+  const std::string prefix = base == root ? "" : split + "/";
+  const auto classes = class_folders(root, base);
+  std::vector<std::string> names;
+  for (const auto& [name, images] : classes) names.push_back(name);
+  GlasFolder folder;
+  folder.root = root_name;
+  folder.labels = folder_label_scheme(labels, names, malignant, base.string());
+  const auto patients = read_patients(root);
+  std::vector<fs::path> left_out;
+  for (const auto& [name, images] : classes) {
+    const int label = folder.labels.find(name);
+    if (label < 0) {
+      left_out.push_back(name);
+      continue;
+    }
+    for (const auto& path : images) {
+      const std::string relative = prefix + name + "/" + path.filename().string();
+      std::string name_only = fs::path(relative).replace_extension().generic_string();
+      std::string patient = name_only;
+      if (patients) {
+        const auto row = patients->find(relative);
+        require(row != patients->end(),
+                (root / "patients.csv").string() + ": no row for image " + relative);
+        patient = row->second;
+      }
+      folder.images.push_back({name_only, path.string(), patient, label});
+    }
+  }
+  if (!left_out.empty())
+    folder.notes.push_back(base.string() + ": class folders left out by --labels " + labels + ": " +
+                           names_of(left_out));
+  if (!patients)
+    folder.notes.push_back(
+        root_name +
+        ": no patients.csv, so every image is its own patient: folds may put tiles of one "
+        "slide on both sides (optimistic); patients.csv (columns image, patient) groups them");
+  return folder;
+}
+
+GlasFolder open_dataset_folder(const std::string& root, const std::string& split,
+                               const std::string& labels, const std::string& malignant) {
+  require(fs::is_directory(root), root + ": data folder not found");
+  if (!fs::exists(fs::path(root) / "Grade.csv"))
+    return open_class_folders(root, split, labels, malignant);
+  require(malignant.empty(), "--malignant-classes: only for class-folder data; " + root +
+                                 "/Grade.csv's 'grade (GlaS)' column says which images are "
+                                 "malignant");
+  return open_glas_folder(root, split, labels);
+}
+
+}  // namespace histocnn

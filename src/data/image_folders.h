@@ -1,0 +1,40 @@
+// Training data in either of the two layouts pathology datasets ship in:
+//
+//   GlaS       DIR/Grade.csv beside DIR/NAME.bmp|png|jpg|tif (data/dataset.h)
+//   classes    DIR/<class>/<images>, one folder per class, as torchvision's
+//              ImageFolder reads it: Kather's NCT-CRC-HE-100K (nine tissue
+//              classes), LC25000's colon_image_sets, BreakHis's benign and
+//              malignant. Split folders may hold the class folders
+//              (DIR/train/<class>/, DIR/val/<class>/): --split and
+//              --val-split name them.
+//
+// Class folders carry no patients. DIR/patients.csv (columns image, patient;
+// image the file's path under DIR, e.g. TUM/TUM-AAAFLCLY.tif) groups them;
+// without it every image is its own patient and the folder says so in its
+// notes, since folds then split tiles of one slide between training and
+// validation.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "data/dataset.h"
+
+namespace histocnn {
+
+// The images of `split` under `root` in whichever layout it has. `labels`
+// is --labels (data/labels.h; for class folders folder_label_scheme's
+// forms), `malignant` is --malignant-classes (class folders only: Grade.csv
+// says which images are malignant). Images are named by their path under
+// `root` without the extension ("TUM/TUM-AAAFLCLY", "train/TUM/..."), in
+// sorted order. Errors name the folder or file and the flag.
+GlasFolder open_dataset_folder(const std::string& root, const std::string& split = "",
+                               const std::string& labels = "glas",
+                               const std::string& malignant = "");
+
+// The class-folder layout alone (what open_dataset_folder reads when `root`
+// has no Grade.csv).
+GlasFolder open_class_folders(const std::string& root, const std::string& split,
+                              const std::string& labels, const std::string& malignant);
+
+}  // namespace histocnn
