@@ -165,29 +165,23 @@ TEST(ImageFolders, SplitFoldersAndPatients) {
                       "--split"),
             std::string::npos);
 
-  write_file_atomically((root / "patients.csv").string(),
-                        "image,patient\ntrain/normal/n1.png,P1\n");
-  EXPECT_NE(error_of([&] {
-              open_dataset_folder(root.string(), "train");
-            }).find("patients.csv: no row for image train/tumour/t1.png"),
-            std::string::npos);
-  write_file_atomically((root / "patients.csv").string(),
-                        "image,patient\ntrain/normal/n1.png,P1\ntrain/normal/n1.png,P2\n");
-  EXPECT_NE(error_of([&] {
-              open_dataset_folder(root.string(), "train");
-            }).find("line 3: train/normal/n1.png is listed with two patients (P1, P2)"),
-            std::string::npos);
-  // A patients.csv without rows is no absent one: every image needs its row.
-  write_file_atomically((root / "patients.csv").string(), "image,patient\n");
-  EXPECT_NE(error_of([&] {
-              open_dataset_folder(root.string(), "train");
-            }).find("patients.csv: no row for image train/normal/n1.png"),
-            std::string::npos);
-  write_file_atomically((root / "patients.csv").string(), "file,case\n");
-  EXPECT_NE(error_of([&] {
-              open_dataset_folder(root.string(), "train");
-            }).find("the header needs columns image and patient"),
-            std::string::npos);
+  // patients.csv must cover the images, once each; one without rows is no
+  // absent one.
+  const std::pair<const char*, const char*> bad_patients[] = {
+      {"image,patient\ntrain/normal/n1.png,P1\n",
+       "patients.csv: no row for image train/tumour/t1.png"},
+      {"image,patient\ntrain/normal/n1.png,P1\ntrain/normal/n1.png,P2\n",
+       "line 3: train/normal/n1.png is listed with two patients (P1, P2)"},
+      {"image,patient\n", "patients.csv: no row for image train/normal/n1.png"},
+      {"file,case\n", "the header needs columns image and patient"},
+      {"image,patient\ntrain/normal/n1.png\n", "line 2: fewer fields than the header"},
+      {"", "patients.csv: empty"}};
+  for (const auto& [content, message] : bad_patients) {
+    write_file_atomically((root / "patients.csv").string(), content);
+    EXPECT_NE(error_of([&] { open_dataset_folder(root.string(), "train"); }).find(message),
+              std::string::npos)
+        << content;
+  }
 }
 
 TEST(ImageFolders, NeitherLayoutIsAnError) {

@@ -3,8 +3,10 @@
 //   GlaS       DIR/Grade.csv beside DIR/NAME.bmp|png|jpg|tif (data/dataset.h)
 //   classes    DIR/<class>/<images>, one folder per class, as torchvision's
 //              ImageFolder reads it: Kather's NCT-CRC-HE-100K (nine tissue
-//              classes), LC25000's colon_image_sets, BreakHis's benign and
-//              malignant. Split folders may hold the class folders
+//              classes), LC25000's colon_image_sets (colon_aca, colon_n).
+//              The images lie directly in their class folder (a folder
+//              of folders is a split, not a class; hidden files and
+//              folders are skipped). Split folders may hold the class folders
 //              (DIR/train/<class>/, DIR/val/<class>/): --split and
 //              --val-split name them.
 //
