@@ -184,6 +184,34 @@ TEST(ImageFolders, SplitFoldersAndPatients) {
   }
 }
 
+// Tiles cut from TCGA slides name their slide: its participant is the
+// patient, so a patient's MSI and MSS tiles never straddle a fold; one name
+// without a barcode makes every image its own patient again.
+TEST(ImageFolders, TcgaBarcodesInFileNamesGroupPatients) {
+  TempDir dir;
+  const fs::path root = dir.path();
+  write_tile(root / "MSIMUT/blk-AAADLNDHLGPR-TCGA-AA-3512-01Z-00-DX1.png", 80);
+  write_tile(root / "MSIMUT/blk-AAAFIYHTSVIE-TCGA-AA-3512-01Z-00-DX1.png", 90);
+  write_tile(root / "MSS/blk-AABCGVYLDTTM-TCGA-CM-4744-01Z-00-DX1.png", 100);
+  write_tile(root / "MSS/TCGA-AA-3512-01Z-00-DX1_12_40.png", 110);
+  const GlasFolder folder = open_dataset_folder(root.string(), "train", "folders", "MSIMUT");
+  ASSERT_EQ(folder.images.size(), 4u);
+  EXPECT_EQ(folder.images[0].patient, "TCGA-AA-3512");
+  EXPECT_EQ(folder.images[1].patient, "TCGA-AA-3512");
+  EXPECT_EQ(folder.images[2].patient, "TCGA-AA-3512");  // its other class
+  EXPECT_EQ(folder.images[3].patient, "TCGA-CM-4744");
+  ASSERT_EQ(folder.notes.size(), 1u);
+  EXPECT_NE(folder.notes[0].find("patients from the TCGA barcodes in the file names (2 patients"),
+            std::string::npos)
+      << folder.notes[0];
+
+  write_tile(root / "MSS/blk-NOBARCODE.png", 120);
+  const GlasFolder mixed = open_dataset_folder(root.string(), "train", "folders", "MSIMUT");
+  EXPECT_EQ(mixed.images[2].patient, "MSS/TCGA-AA-3512-01Z-00-DX1_12_40");
+  ASSERT_EQ(mixed.notes.size(), 1u);
+  EXPECT_NE(mixed.notes[0].find("every image is its own patient"), std::string::npos);
+}
+
 TEST(ImageFolders, NeitherLayoutIsAnError) {
   TempDir dir;
   write_file_atomically(dir / "readme.txt", "no images");

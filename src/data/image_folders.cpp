@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "data/csv_text.h"
 #include "data/patients_csv.h"
+#include "data/tcga_barcode.h"
 
 namespace histocnn {
 namespace fs = std::filesystem;
@@ -88,6 +89,37 @@ std::optional<std::map<std::string, std::string>> read_patients(const fs::path& 
   return parse_patients_csv(read_file(csv.string()), csv.string());
 }
 
+// The TCGA participant whose barcode the file name holds anywhere (tiles cut
+// from TCGA slides carry it: Kather's MSI sets name theirs
+// blk-AAADLNDHLGPR-TCGA-AA-3512-01Z-00-DX1.png); "" when it holds none.
+std::string tcga_participant_in(const std::string& file_name) {
+  for (size_t at = file_name.find("TCGA-"); at != std::string::npos;
+       at = file_name.find("TCGA-", at + 1))
+    if (const auto sample = tcga_sample_of(file_name.substr(at))) return sample->participant;
+  return "";
+}
+
+// Without patients.csv: the TCGA participants when every image names one,
+// else each image its own patient; a note says which.
+void default_patients(GlasFolder& folder) {
+  std::vector<std::string> participants;
+  for (const SlideImage& im : folder.images) {
+    participants.push_back(tcga_participant_in(fs::path(im.path).filename().string()));
+    if (participants.back().empty()) {
+      folder.notes.push_back(
+          folder.root +
+          ": no patients.csv, so every image is its own patient: folds may put tiles of one "
+          "slide on both sides (optimistic); patients.csv (columns image, patient) groups them");
+      return;
+    }
+  }
+  for (size_t i = 0; i < participants.size(); ++i) folder.images[i].patient = participants[i];
+  std::sort(participants.begin(), participants.end());
+  const auto count = std::unique(participants.begin(), participants.end()) - participants.begin();
+  folder.notes.push_back(folder.root + ": patients from the TCGA barcodes in the file names (" +
+                         std::to_string(count) + " patients; patients.csv overrides)");
+}
+
 }  // namespace
 
 GlasFolder open_class_folders(const std::string& root_name, const std::string& split,
@@ -126,11 +158,7 @@ GlasFolder open_class_folders(const std::string& root_name, const std::string& s
   if (!left_out.empty())
     folder.notes.push_back(base.string() + ": class folders left out by --labels " + labels + ": " +
                            names_of(left_out));
-  if (!patients)
-    folder.notes.push_back(
-        root_name +
-        ": no patients.csv, so every image is its own patient: folds may put tiles of one "
-        "slide on both sides (optimistic); patients.csv (columns image, patient) groups them");
+  if (!patients) default_patients(folder);
   return folder;
 }
 

@@ -11,10 +11,11 @@
 //              --val-split name them.
 //
 // Class folders carry no patients. DIR/patients.csv (columns image, patient;
-// image the file's path under DIR, e.g. TUM/TUM-AAAFLCLY.tif) groups them;
-// without it every image is its own patient and the folder says so in its
-// notes, since folds then split tiles of one slide between training and
-// validation.
+// image the file's path under DIR, e.g. TUM/TUM-AAAFLCLY.tif) groups them.
+// Without it, when every file name holds a TCGA barcode (tiles cut from TCGA
+// slides) its participant is the patient; otherwise every image is its own
+// patient and the folder says so in its notes, since folds then split tiles
+// of one slide between training and validation.
 #pragma once
 
 #include <string>
