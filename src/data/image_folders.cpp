@@ -44,7 +44,7 @@ std::vector<fs::path> subfolders(const fs::path& folder) {
   return folders;
 }
 
-std::string names_of(const std::vector<fs::path>& paths) {
+std::string folder_names(const std::vector<fs::path>& paths) {
   std::string out;
   for (const auto& p : paths) out += (out.empty() ? "" : ", ") + p.filename().string();
   return out;
@@ -75,7 +75,8 @@ std::map<std::string, std::vector<fs::path>> class_folders(const fs::path& root,
       split_like.push_back(folder);
   }
   if (!classes.empty()) return classes;
-  require(split_like.empty(), base.string() + ": no class folders, but " + names_of(split_like) +
+  require(split_like.empty(), base.string() + ": no class folders, but " +
+                                  folder_names(split_like) +
                                   " hold folders: name the split with --split (and "
                                   "--val-split), or point --data at a folder of class folders");
   fail(root.string() +
@@ -157,7 +158,7 @@ GlasFolder open_class_folders(const std::string& root_name, const std::string& s
   }
   if (!left_out.empty())
     folder.notes.push_back(base.string() + ": class folders left out by --labels " + labels + ": " +
-                           names_of(left_out));
+                           folder_names(left_out));
   if (!patients) default_patients(folder);
   return folder;
 }

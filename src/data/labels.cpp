@@ -56,7 +56,7 @@ std::vector<bool> observed_malignancy(const LabelScheme& scheme, const std::vect
   return malignant;
 }
 
-std::string joined(const std::vector<std::string>& items) {
+std::string comma_list(const std::vector<std::string>& items) {
   std::string out;
   for (const auto& item : items) out += (out.empty() ? "" : ", ") + item;
   return out;
@@ -77,7 +77,7 @@ std::vector<std::string> listed_folders(const std::string& labels,
     });
     require(folder != folders.end(), "--labels " + labels + ": " + origin +
                                          " has no class folder '" + item + "' (it has " +
-                                         joined(folders) + ")");
+                                         comma_list(folders) + ")");
     classes.push_back(*folder);
   }
   return classes;
@@ -206,7 +206,7 @@ LabelScheme folder_label_scheme(const std::string& labels, const std::vector<std
   }
   require(s.count() >= 2 && s.count() <= kMaxClasses,
           origin + ": needs 2..64 class folders, found " + std::to_string(s.count()) +
-              (s.classes.empty() ? "" : " (" + joined(s.classes) + ")"));
+              (s.classes.empty() ? "" : " (" + comma_list(s.classes) + ")"));
   s.malignant.assign(size_t(s.count()), false);
   if (malignant.empty()) {
     for (int k = 0; k < s.count(); ++k)
@@ -217,10 +217,11 @@ LabelScheme folder_label_scheme(const std::string& labels, const std::vector<std
   }
   const auto malignant_count = std::count(s.malignant.begin(), s.malignant.end(), true);
   require(malignant_count > 0,
-          origin + ": no class reads as malignant (" + joined(s.classes) +
+          origin + ": no class reads as malignant (" + comma_list(s.classes) +
               "): name them with --malignant-classes (eval, predict and slide answer "
               "benign/malignant)");
-  require(malignant_count < s.count(), origin + ": every class is malignant (" + joined(s.classes) +
+  require(malignant_count < s.count(), origin + ": every class is malignant (" +
+                                           comma_list(s.classes) +
                                            "): --malignant-classes must leave a benign class");
   return s;
 }
