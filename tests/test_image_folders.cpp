@@ -40,12 +40,13 @@ void write_tile(const fs::path& path, uint8_t shade) {
 
 TEST(FolderLabels, MalignantByNameReadsTheNamesPublicDatasetsUse) {
   for (const char* name : {"TUM", "tumour", "Tumor", "malignant", "colon_aca", "Adenocarcinoma",
-                           "invasive carcinoma", "lung-cancer"})
+                           "invasive carcinoma", "lung-cancer", "Metastases"})
     EXPECT_TRUE(malignant_by_name(name)) << name;
   // Kather's eight other classes, LC25000's benign colon, words that merely
   // contain a malignant word.
   for (const char* name : {"ADI", "BACK", "DEB", "LYM", "MUC", "MUS", "NORM", "STR", "colon_n",
-                           "benign", "normal", "stumble", "acanthosis", "precancerous"})
+                           "benign", "normal", "stumble", "acanthosis", "precancerous",
+                           "non-tumour", "Non Tumor", "tumor_free", "benign tumour", "no cancer"})
     EXPECT_FALSE(malignant_by_name(name)) << name;
 }
 

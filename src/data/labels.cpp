@@ -83,6 +83,19 @@ std::vector<std::string> listed_folders(const std::string& labels,
   return classes;
 }
 
+// The classes --malignant-classes names, or those whose names read as
+// malignant when it names none.
+void mark_malignant(LabelScheme& s, const std::string& malignant) {
+  s.malignant.assign(size_t(s.count()), false);
+  if (malignant.empty()) {
+    for (int k = 0; k < s.count(); ++k)
+      s.malignant[size_t(k)] = malignant_by_name(s.classes[size_t(k)]);
+    return;
+  }
+  for (const auto& item : split_list(malignant))
+    s.malignant[size_t(s.index_of(item, "--malignant-classes"))] = true;
+}
+
 }  // namespace
 
 int LabelScheme::find(const std::string& value) const {
@@ -168,19 +181,24 @@ LabelScheme resolve_label_scheme(const std::string& labels, const std::vector<Gr
 }
 
 bool malignant_by_name(const std::string& class_name) {
-  static const std::set<std::string> kWords = {
-      "malignant", "malignancy",     "tumor", "tumour",     "tum",        "cancer",
-      "carcinoma", "adenocarcinoma", "aca",   "metastasis", "metastases", "invasive"};
+  static const std::set<std::string> kMalignant = {
+      "malignant", "malignancy",     "tumor", "tumour",     "tum",       "cancer",
+      "carcinoma", "adenocarcinoma", "aca",   "metastasis", "metastases"};
+  // "non-tumour", "tumour-free", "benign tumour": a word that negates.
+  static const std::set<std::string> kNegating = {"non",     "no",     "not",   "free",
+                                                  "without", "benign", "normal"};
+  bool malignant = false;
   std::string word;
   for (const unsigned char c : canonical(class_name) + " ") {
     if (std::isalnum(c)) {
       word.push_back(char(c));
       continue;
     }
-    if (kWords.count(word)) return true;
+    if (kNegating.count(word)) return false;
+    malignant = malignant || kMalignant.count(word) > 0;
     word.clear();
   }
-  return false;
+  return malignant;
 }
 
 LabelScheme folder_label_scheme(const std::string& labels, const std::vector<std::string>& folders,
@@ -207,14 +225,7 @@ LabelScheme folder_label_scheme(const std::string& labels, const std::vector<std
   require(s.count() >= 2 && s.count() <= kMaxClasses,
           origin + ": needs 2..64 class folders, found " + std::to_string(s.count()) +
               (s.classes.empty() ? "" : " (" + comma_list(s.classes) + ")"));
-  s.malignant.assign(size_t(s.count()), false);
-  if (malignant.empty()) {
-    for (int k = 0; k < s.count(); ++k)
-      s.malignant[size_t(k)] = malignant_by_name(s.classes[size_t(k)]);
-  } else {
-    for (const auto& item : split_list(malignant))
-      s.malignant[size_t(s.index_of(item, "--malignant-classes"))] = true;
-  }
+  mark_malignant(s, malignant);
   const auto malignant_count = std::count(s.malignant.begin(), s.malignant.end(), true);
   require(malignant_count > 0,
           origin + ": no class reads as malignant (" + comma_list(s.classes) +
