@@ -38,6 +38,15 @@ void write_tile(const fs::path& path, uint8_t shade) {
     save_image(path.string(), image);
 }
 
+// A synthetic GlaS folder of small images (64 x 48 pixels).
+void write_small_glas(const std::string& folder, int images, int per_patient) {
+  SynthOptions synth;
+  synth.images = images;
+  synth.images_per_patient = per_patient;
+  synth.width = 64, synth.height = 48;
+  write_synthetic_dataset(folder, synth);
+}
+
 TEST(FolderLabels, MalignantByNameReadsTheNamesPublicDatasetsUse) {
   for (const char* name : {"TUM", "tumour", "Tumor", "malignant", "colon_aca", "Adenocarcinoma",
                            "invasive carcinoma", "lung-cancer", "Metastases"})
@@ -229,11 +238,7 @@ TEST(ImageFolders, NeitherLayoutIsAnError) {
 // two spellings of one dataset.
 TEST(ImageFolders, SelectTheSameFoldsAsTheirGlasFolder) {
   TempDir dir;
-  SynthOptions synth;
-  synth.images = 16;
-  synth.images_per_patient = 2;
-  synth.width = 64, synth.height = 48;
-  write_synthetic_dataset(dir / "glas", synth);
+  write_small_glas(dir / "glas", 16, 2);
   std::string patients = "image,patient\n";
   for (const GradeRow& row : read_grade_csv(dir / "glas/Grade.csv")) {
     const std::string grade = row.label ? "malignant" : "benign";
@@ -268,11 +273,7 @@ TEST(ImageFolders, SelectTheSameFoldsAsTheirGlasFolder) {
 // subset, not the first files, whose sorted names may share a slide.
 TEST(ImageFolders, FewerCropsThanImagesSampleTheClassAtRandom) {
   TempDir dir;
-  SynthOptions synth;
-  synth.images = 40;
-  synth.images_per_patient = 1;
-  synth.width = 48, synth.height = 40;
-  write_synthetic_dataset(dir / "glas", synth);
+  write_small_glas(dir / "glas", 40, 1);
   const GlasFolder folder = open_glas_folder(dir / "glas", "train");
   std::set<std::set<int>> subsets;
   for (uint64_t seed : {1, 2, 3}) {
