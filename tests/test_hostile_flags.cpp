@@ -450,6 +450,11 @@ TEST_F(Hostile, ClassFolderRefusalsNameTheFolderOrFlag) {
                     cf + "/" + cls + "/" + std::to_string(i) + ".png",
                     fs::copy_options::overwrite_existing);
     }
+  const CommandResult trained = run("train --data " + cf +
+                                    " --malignant-classes ADI --size 32 --crop 96 --epochs 1 "
+                                    "--folds 3 --crops-per-class 20 --threads 1 --no-progress -o " +
+                                    path("cfm"));
+  ASSERT_EQ(trained.status, 0) << trained.output;
   const std::vector<HostileCase> cases = {
       {"--malignant-classes on a GlaS folder",
        [&] { return "train --data " + d + " --malignant-classes TUM -o " + path("never"); },
@@ -478,6 +483,14 @@ TEST_F(Hostile, ClassFolderRefusalsNameTheFolderOrFlag) {
        1,
        {"testA: no such split folder"},
        {}},
+      {"eval writing its figures into a class folder",
+       [&] {
+         return "eval -m " + path("cfm/model.safetensors") + " --data " + cf + " -o " + cf +
+                "/ADI/report.json";
+       },
+       1,
+       {"--output", "inside the class folder", "cf/ADI", "choose a folder outside it"},
+       {"cf/ADI/1.png"}},
       {"a patients.csv that misses an image",
        [&] {
          write_file_atomically(cf + "/patients.csv", "image,patient\nADI/1.png,p1\n");

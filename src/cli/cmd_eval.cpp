@@ -21,6 +21,22 @@ namespace histocnn::cli {
 
 namespace {
 
+// Figures written beside a class folder's images would be read as images of
+// that class by the next training on the folder: refuse an output there.
+void refuse_output_in_class_folders(const std::string& output, const std::vector<SlideImage>& train,
+                                    const std::vector<SlideImage>& validation) {
+  namespace fs = std::filesystem;
+  const fs::path where = fs::absolute(output).parent_path().lexically_normal();
+  for (const auto* images : {&train, &validation})
+    for (const SlideImage& im : *images) {
+      const fs::path folder = fs::absolute(im.path).parent_path().lexically_normal();
+      require(folder != where, "--output " + output + ": inside the class folder " +
+                                   folder.string() +
+                                   " of --data, where its figures would become training "
+                                   "images of that class; choose a folder outside it");
+    }
+}
+
 // How many of `images` (from `folder`) any model trained on, per the data
 // selection its recipe records; models trained on another folder count none.
 int count_training_images(const std::vector<ModelFile>& models, const std::string& folder,
@@ -354,6 +370,7 @@ Runner add_eval(CLI::App& app) {
             a->data.folder + ": its classes ('" + labels.column + "') differ from the " +
                 std::to_string(model.labels.count()) + " classes " + model_name +
                 " was trained to tell apart");
+    if (labels.from_class_folders()) refuse_output_in_class_folders(a->output, train, validation);
     // Without a fold (--folds 0) the whole split is evaluated.
     const auto& images = a->data.folds == 0 && a->data.val_split.empty() ? train : validation;
     for (const auto& file : outputs)
