@@ -341,7 +341,16 @@ TEST_F(ImageFoldersCli, TrainEvalPredictOnClassFolders) {
   for (const auto& entry : fs::directory_iterator(out("k/val/TUM"))) val_image = entry.path();
   const CommandResult p = run("predict -m " + out("m/model.safetensors") + " " + val_image);
   ASSERT_EQ(p.status, 0) << p.output;
-  EXPECT_NE(p.output.find("p_NORM,p_STR,p_TUM"), std::string::npos) << p.output;
+  ASSERT_NE(p.output.find("image,p_malignant,prediction,refer,class,p_NORM,p_STR,p_TUM\n"),
+            std::string::npos)
+      << p.output;
+  // P(malignant) is the malignant class's probability: TUM's column.
+  const std::string row = p.output.substr(p.output.find(val_image));
+  std::vector<std::string> fields;
+  for (size_t at = 0, next; at <= row.find('\n'); at = next + 1)
+    fields.push_back(row.substr(at, (next = std::min(row.find(',', at), row.find('\n', at))) - at));
+  ASSERT_EQ(fields.size(), 8u) << row;
+  EXPECT_EQ(fields[1], fields[7]) << row;
 
   // The model remembers its malignant classes: eval with another choice at
   // training would be another model, so a run cannot resume with one.
