@@ -23,6 +23,12 @@ std::vector<std::string> csv_lines(const std::string& content) {
   return lines;
 }
 
+std::string comma_list(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& item : items) out += (out.empty() ? "" : ", ") + item;
+  return out;
+}
+
 std::string csv_trim(const std::string& text) {
   const auto first = text.find_first_not_of(" \t\"");
   if (first == std::string::npos) return "";

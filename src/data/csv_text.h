@@ -17,5 +17,7 @@ std::vector<std::string> csv_fields(const std::string& line);
 std::string csv_trim(const std::string& text);
 // `text` in lower case (ASCII).
 std::string ascii_lower(std::string text);
+// "a, b, c": names for a message.
+std::string comma_list(const std::vector<std::string>& items);
 
 }  // namespace histocnn

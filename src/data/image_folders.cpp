@@ -45,9 +45,9 @@ std::vector<fs::path> subfolders(const fs::path& folder) {
 }
 
 std::string folder_names(const std::vector<fs::path>& paths) {
-  std::string out;
-  for (const auto& p : paths) out += (out.empty() ? "" : ", ") + p.filename().string();
-  return out;
+  std::vector<std::string> names;
+  for (const auto& p : paths) names.push_back(p.filename().string());
+  return comma_list(names);
 }
 
 // The folder holding the class folders: DIR/<split> where it exists, DIR

@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/limits.h"
+#include "data/csv_text.h"
 
 namespace histocnn {
 namespace {
@@ -54,12 +55,6 @@ std::vector<bool> observed_malignancy(const LabelScheme& scheme, const std::vect
     malignant.push_back(*g.begin() == 1);
   }
   return malignant;
-}
-
-std::string comma_list(const std::vector<std::string>& items) {
-  std::string out;
-  for (const auto& item : items) out += (out.empty() ? "" : ", ") + item;
-  return out;
 }
 
 // The classes "folders=a,b,c" lists, each matched to a folder (case

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include "data/csv_text.h"
 #include "train/callbacks.h"
 #include "train/run_setup.h"
 
@@ -17,13 +18,11 @@ void log_data(const RunContext& run, const TrainingData& data, bool shared) {
           std::to_string(data.val_set.examples.size()) + " examples (" + seconds +
           (shared ? ", shared by the ensemble's members)" : ")"));
   if (data.labels.from_class_folders()) {  // which folders the network tells apart
-    std::string classes, malignant;
-    for (int k = 0; k < data.labels.count(); ++k) {
-      const std::string& name = data.labels.classes[size_t(k)];
-      classes += (classes.empty() ? "" : ", ") + name;
-      if (data.labels.malignant[size_t(k)]) malignant += (malignant.empty() ? "" : ", ") + name;
-    }
-    run.log("classes: " + classes + "; malignant: " + malignant + " (--malignant-classes chooses)");
+    std::vector<std::string> malignant;
+    for (int k = 0; k < data.labels.count(); ++k)
+      if (data.labels.malignant[size_t(k)]) malignant.push_back(data.labels.classes[size_t(k)]);
+    run.log("classes: " + comma_list(data.labels.classes) +
+            "; malignant: " + comma_list(malignant) + " (--malignant-classes chooses)");
   }
   for (const std::string& note : data.notes) run.log("note: " + note);
 }
