@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <numeric>
 
 #include "core/error.h"
 #include "train/metrics.h"
@@ -46,20 +47,12 @@ double quadratic_weighted_kappa(const std::vector<std::vector<int>>& confusion) 
   return expected == 0 ? std::nan("") : 1 - observed / expected;
 }
 
-ClassMetrics compute_class_metrics(const std::vector<ClassPrediction>& predictions, int classes) {
-  require(classes >= 2, "class metrics need at least two classes");
+ClassMetrics class_metrics_of_confusion(std::vector<std::vector<int>> confusion) {
+  const size_t k = confusion.size();
+  require(k >= 2, "class metrics need at least two classes");
   ClassMetrics m;
-  m.classes = classes;
-  m.count = int(predictions.size());
-  const size_t k = size_t(classes);
-  m.confusion.assign(k, std::vector<int>(k, 0));
-  for (const auto& p : predictions) {
-    require(p.probs.size() == k && p.label >= 0 && p.label < classes,
-            "class metrics: a prediction of the wrong size or label");
-    for (double x : p.probs)
-      if (!std::isfinite(x)) throw NonFiniteScores("class probabilities are not finite numbers");
-    m.confusion[size_t(p.label)][size_t(p.predicted())]++;
-  }
+  m.classes = int(k);
+  m.confusion = std::move(confusion);
   m.support.assign(k, 0);
   std::vector<int> predicted(k, 0);
   int right = 0;
@@ -79,16 +72,33 @@ ClassMetrics compute_class_metrics(const std::vector<ClassPrediction>& predictio
     m.f1.push_back(predicted[c] + m.support[c] == 0 ? std::nan("")
                                                     : 2 * tp / (predicted[c] + m.support[c]));
   }
-  for (size_t c = 0; c < k; ++c) {
-    std::vector<Prediction> one_vs_rest;
-    for (const auto& p : predictions)
-      one_vs_rest.push_back({float(p.probs[c]), p.label == int(c) ? 1 : 0});
-    m.auc.push_back(compute_metrics(one_vs_rest).auc);
-  }
+  m.count = std::accumulate(m.support.begin(), m.support.end(), 0);
+  m.auc.assign(k, std::nan(""));
   m.accuracy = m.count ? double(right) / m.count : std::nan("");
   m.balanced_accuracy = finite_mean(m.recall);
   m.macro_f1 = finite_mean(m.f1);
   m.quadratic_kappa = quadratic_weighted_kappa(m.confusion);
+  return m;
+}
+
+ClassMetrics compute_class_metrics(const std::vector<ClassPrediction>& predictions, int classes) {
+  require(classes >= 2, "class metrics need at least two classes");
+  const size_t k = size_t(classes);
+  std::vector<std::vector<int>> confusion(k, std::vector<int>(k, 0));
+  for (const auto& p : predictions) {
+    require(p.probs.size() == k && p.label >= 0 && p.label < classes,
+            "class metrics: a prediction of the wrong size or label");
+    for (double x : p.probs)
+      if (!std::isfinite(x)) throw NonFiniteScores("class probabilities are not finite numbers");
+    confusion[size_t(p.label)][size_t(p.predicted())]++;
+  }
+  ClassMetrics m = class_metrics_of_confusion(std::move(confusion));
+  for (size_t c = 0; c < k; ++c) {
+    std::vector<Prediction> one_vs_rest;
+    for (const auto& p : predictions)
+      one_vs_rest.push_back({float(p.probs[c]), p.label == int(c) ? 1 : 0});
+    m.auc[c] = compute_metrics(one_vs_rest).auc;
+  }
   return m;
 }
 

@@ -41,6 +41,9 @@ struct ClassMetrics {
 
 // Requires: every probs of `classes` entries, labels in [0, classes).
 ClassMetrics compute_class_metrics(const std::vector<ClassPrediction>& predictions, int classes);
+// Everything a confusion matrix [true][predicted] (K >= 2) determines: all
+// but the AUCs, which need the probabilities (left NaN).
+ClassMetrics class_metrics_of_confusion(std::vector<std::vector<int>> confusion);
 
 // Quadratically weighted kappa of a confusion matrix [true][predicted].
 double quadratic_weighted_kappa(const std::vector<std::vector<int>>& confusion);

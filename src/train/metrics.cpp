@@ -9,6 +9,20 @@
 
 namespace histocnn {
 
+Metrics confusion_metrics(int tn, int fp, int fn, int tp) {
+  Metrics m;
+  m.tn = tn, m.fp = fp, m.fn = fn, m.tp = tp;
+  m.count = tn + fp + fn + tp;
+  if (m.count == 0) return m;
+  m.accuracy = double(tp + tn) / m.count;
+  const int positives = tp + fn, negatives = tn + fp;
+  const double tpr = positives ? double(tp) / positives : 0.0;
+  const double tnr = negatives ? double(tn) / negatives : 0.0;
+  m.balanced_accuracy = positives && negatives ? 0.5 * (tpr + tnr) : (positives ? tpr : tnr);
+  m.auc = std::numeric_limits<double>::quiet_NaN();  // the caller ranks when both classes exist
+  return m;
+}
+
 Metrics compute_metrics(const std::vector<Prediction>& predictions, double threshold) {
   Metrics m;
   m.count = int(predictions.size());
@@ -21,22 +35,17 @@ Metrics compute_metrics(const std::vector<Prediction>& predictions, double thres
     throw NonFiniteScores(std::to_string(bad) + " of " + std::to_string(predictions.size()) +
                           " predicted probabilities are not numbers (NaN or infinite): the "
                           "network's outputs overflow (its weights are not finite or too large)");
+  int tn = 0, fp = 0, fn = 0, tp = 0;
   for (const auto& p : predictions) {
     const bool predicted = double(p.p_malignant) >= threshold;
     if (p.label == 1)
-      predicted ? ++m.tp : ++m.fn;
+      predicted ? ++tp : ++fn;
     else
-      predicted ? ++m.fp : ++m.tn;
+      predicted ? ++fp : ++tn;
   }
-  m.accuracy = double(m.tp + m.tn) / m.count;
-  const int positives = m.tp + m.fn, negatives = m.tn + m.fp;
-  const double tpr = positives ? double(m.tp) / positives : 0.0;
-  const double tnr = negatives ? double(m.tn) / negatives : 0.0;
-  m.balanced_accuracy = positives && negatives ? 0.5 * (tpr + tnr) : (positives ? tpr : tnr);
-  if (!positives || !negatives) {
-    m.auc = std::numeric_limits<double>::quiet_NaN();
-    return m;
-  }
+  m = confusion_metrics(tn, fp, fn, tp);
+  const int positives = tp + fn, negatives = tn + fp;
+  if (!positives || !negatives) return m;
   // AUC = Mann-Whitney U / (P*N), ties counted half, via average ranks.
   std::vector<std::pair<float, int>> sorted;
   for (const auto& p : predictions) sorted.push_back({p.p_malignant, p.label});

@@ -29,6 +29,9 @@ class NonFiniteScores : public Error {
   using Error::Error;
 };
 
+// Accuracy and balanced accuracy of a confusion at the threshold (count:
+// their sum); auc NaN — ranking needs the scores (compute_metrics).
+Metrics confusion_metrics(int tn, int fp, int fn, int tp);
 // A prediction is malignant when p_malignant >= threshold. Throws
 // NonFiniteScores when any p_malignant is not finite.
 Metrics compute_metrics(const std::vector<Prediction>& predictions, double threshold = 0.5);
