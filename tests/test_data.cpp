@@ -8,8 +8,10 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <thread>
+#include <tuple>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
@@ -21,6 +23,7 @@
 #include "data/loader.h"
 #include "data/synth.h"
 #include "test_util.h"
+#include "tiff_file.h"
 
 namespace histocnn {
 namespace {
@@ -136,6 +139,29 @@ std::string sixteen_bit_png(int width, int height, uint16_t value) {
          chunk("IEND", "");
 }
 
+// Evaluation plans crops from image sizes read without decoding.
+TEST(Images, SizeFromTheHeaderMatchesTheDecodedImage) {
+  TempDir dir;
+  Image rgb;
+  rgb.width = 41, rgb.height = 23;
+  rgb.rgb.assign(41 * 23 * 3, 90);
+  for (const char* name : {"a.png", "a.bmp", "a.jpg"}) {
+    save_image(dir / name, rgb);
+    EXPECT_EQ(read_image_size(dir / name), std::make_pair(41, 23)) << name;
+  }
+  testing::write_tiff(dir / "a.tif", rgb, false);
+  EXPECT_EQ(read_image_size(dir / "a.tif"), std::make_pair(41, 23));
+  write_file_atomically(dir / "garbage.png", "this is not an image at all");
+  for (const std::string& path : {dir / "garbage.png", dir / "missing.png"}) {
+    try {
+      read_image_size(path);
+      FAIL() << path;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST(Images, GrayscaleIsRejectedRgbaAndSixteenBitAreConverted) {
   TempDir dir;
   std::vector<uint8_t> gray(16 * 16, 100), rgba(16 * 16 * 4, 200);
@@ -221,6 +247,86 @@ TEST(Dataset, FoldsGroupPatientsAndCropsAreDeterministic) {
     EXPECT_NE(std::string(e.what()).find("smaller than the 200x64 crop"), std::string::npos)
         << e.what();
   }
+}
+
+// Evaluation crops of a tile no larger than the crop all sit at (0, 0):
+// each image gets one, planned from its header before anything is decoded.
+// Crops of a larger image keep their distinct positions.
+TEST(Dataset, DistinctPositionsScoreEachCropPositionOnce) {
+  TempDir dir;
+  SynthOptions synth;
+  synth.images = 6;
+  synth.images_per_patient = 1;
+  synth.width = 64, synth.height = 48;
+  write_synthetic_dataset(dir.path(), synth);
+  const GlasFolder folder = open_glas_folder(dir.path(), "train");
+  CropOptions crops;
+  crops.crop_width = 64, crops.crop_height = 48;  // the whole tile: one position
+  crops.classes = 2;
+  crops.class_crops = {0, 0};
+  for (const auto& im : folder.images) crops.class_crops[size_t(im.label)] += 4;
+  const ExampleSet all = build_examples(folder.images, crops, 16, 16, 2);
+  ASSERT_EQ(all.examples.size(), 24u);
+  EXPECT_EQ(all.repeated_positions, 0u);
+  crops.distinct_positions = true;
+  const ExampleSet once = build_examples(folder.images, crops, 16, 16, 2);
+  ASSERT_EQ(once.examples.size(), 6u);
+  EXPECT_EQ(once.repeated_positions, 18u);
+  ASSERT_EQ(once.pixels.size(), 6u * 16 * 16 * 3);
+  EXPECT_NE(repeated_positions_note(once).find("18 of the 24 crops"), std::string::npos);
+  std::set<int> images;
+  for (size_t e = 0; e < once.examples.size(); ++e) {
+    images.insert(once.examples[e].image_index);
+    // The kept example is the image's first, with its pixels.
+    size_t first = 0;
+    while (all.examples[first].image_index != once.examples[e].image_index) ++first;
+    EXPECT_EQ(once.examples[e].label, all.examples[first].label);
+    EXPECT_TRUE(
+        std::equal(once.pixels_of(e), once.pixels_of(e) + 16 * 16 * 3, all.pixels_of(first)));
+  }
+  EXPECT_EQ(images.size(), 6u);
+  // Processes that decode a share plan the same crops (from the headers).
+  EXPECT_EQ(build_examples(folder.images, crops, 16, 16, 2, [](size_t i) { return i % 2 == 0; })
+                .examples.size(),
+            6u);
+  // Two positions (x = 0 or 1): at most two crops of each image.
+  crops.crop_width = 63;
+  const ExampleSet two = build_examples(folder.images, crops, 16, 16, 2);
+  std::map<int, std::set<int>> xs;
+  for (const Example& e : two.examples) EXPECT_TRUE(xs[e.image_index].insert(e.x).second);
+  EXPECT_EQ(two.examples.size() + two.repeated_positions, 24u);
+  EXPECT_GE(two.examples.size(), 6u);
+  EXPECT_LE(two.examples.size(), 12u);
+  // Room to move: what coincides by chance is dropped after cutting.
+  crops.crop_width = crops.crop_height = 16;
+  const ExampleSet spread = build_examples(folder.images, crops, 16, 16, 2);
+  crops.distinct_positions = false;
+  std::set<std::tuple<int, int, int>> positions;
+  for (const Example& e : build_examples(folder.images, crops, 16, 16, 2).examples)
+    positions.insert({e.image_index, e.x, e.y});
+  EXPECT_EQ(spread.examples.size(), positions.size());
+  EXPECT_EQ(spread.repeated_positions, 24u - positions.size());
+  EXPECT_GT(positions.size(), 20u);
+  // A set that redraws its crops each epoch has no fixed positions.
+  crops.distinct_positions = crops.fresh_each_epoch = true;
+  EXPECT_THROW(build_examples(folder.images, crops, 16, 16, 2), Error);
+}
+
+// The stain target reads every image of a GlaS-sized set, and a fixed
+// random 1000 of Kather's 100,000 tiles.
+TEST(Dataset, StainTargetSamplesAtMostAThousandImages) {
+  const std::vector<int> glas = stain_target_sample(85);
+  ASSERT_EQ(glas.size(), 85u);
+  for (int i = 0; i < 85; ++i) EXPECT_EQ(glas[size_t(i)], i);
+  const std::vector<int> kather = stain_target_sample(100000);
+  ASSERT_EQ(kather.size(), kStainTargetImages);
+  EXPECT_TRUE(std::is_sorted(kather.begin(), kather.end()));
+  EXPECT_EQ(std::set<int>(kather.begin(), kather.end()).size(), kStainTargetImages);
+  EXPECT_GE(kather.front(), 0);
+  EXPECT_LT(kather.back(), 100000);
+  EXPECT_GT(kather.back(), 90000);                 // spread over the set, not its first names
+  EXPECT_EQ(stain_target_sample(100000), kather);  // fixed: every process and resume alike
+  EXPECT_EQ(stain_target_sample(1000).size(), 1000u);
 }
 
 TEST(Dataset, FreshCropsAreNewWindowsOfTheScaledImageEveryEpoch) {

@@ -121,6 +121,10 @@ TEST(Explain, PredictionCropsSpanTheImageAndMapsCoverIt) {
   EXPECT_EQ(boxes.back().y + boxes.back().height, 60);
   EXPECT_EQ(prediction_crops(100, 60, model, 1).front().x, 30);
   EXPECT_THROW(prediction_crops(30, 60, model, 3), Error);
+  // An image of the crop's size has one box: the grid would repeat it.
+  ASSERT_EQ(prediction_crops(40, 30, model, 3).size(), 1u);
+  EXPECT_EQ(prediction_crops(40, 30, model, 3).front().x, 0);
+  EXPECT_EQ(prediction_crops(41, 30, model, 3).size(), 2u);  // x = 0 or 1; y = 0
   Image image;
   image.width = 100;
   image.height = 60;

@@ -226,6 +226,7 @@ CropOptions eval_crops(const ModelFile& model, const std::vector<SlideImage>& im
   crops.whole_image = model.crop == "whole";
   if (!crops.whole_image)
     std::sscanf(model.crop.c_str(), "%dx%d", &crops.crop_width, &crops.crop_height);
+  crops.distinct_positions = true;
   crops.stain_target = model.stain_target;
   crops.stain_keep_residual = model.keeps_stain_residual();
   crops.max_background = model.trained.value("max_background", 1.0f);
@@ -385,6 +386,8 @@ Runner add_eval(CLI::App& app) {
                    models.size() > 1 ? "the models" : model_name.c_str());
     const ExampleSet set = build_examples(images, eval_crops(model, images, labels, *a),
                                           model.width, model.height, threads);
+    if (set.repeated_positions > 0 && world().root())
+      std::fprintf(stderr, "note: %s\n", repeated_positions_note(set).c_str());
     const PredictionSteps steps =
         compile_for_prediction(select_device(a->device), models, a->batch);
     // Under mpirun each process predicts its share; rank 0 reports.

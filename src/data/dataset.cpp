@@ -8,7 +8,9 @@
 #include <filesystem>
 #include <map>
 #include <numeric>
+#include <set>
 #include <thread>
+#include <tuple>
 
 #include "core/checked.h"
 #include "core/counter_hash.h"
@@ -209,12 +211,37 @@ float BackgroundMap::fraction(int x, int y, int width, int height) const {
   return float(count) / (float(width) * float(height));
 }
 
+namespace {
+
+// `count` of `members` (image indices), drawn at random (seeded) and kept in
+// their order: fewer crops than images (a class folder of 10,000 tiles) must
+// not take the first ones, which sorted names may group by slide.
+std::vector<int> sample_members(std::vector<int> members, int count, uint64_t seed) {
+  Rng rng(seed);
+  for (size_t i = 0; i < size_t(count); ++i)  // partial Fisher-Yates
+    std::swap(members[i], members[i + size_t(rng() % (members.size() - i))]);
+  members.resize(size_t(count));
+  std::sort(members.begin(), members.end());
+  return members;
+}
+
+}  // namespace
+
+std::vector<int> stain_target_sample(size_t images) {
+  std::vector<int> chosen(images);
+  std::iota(chosen.begin(), chosen.end(), 0);
+  if (chosen.size() <= kStainTargetImages) return chosen;
+  // A fixed seed: every process of a run, and every resume, takes the same.
+  return sample_members(std::move(chosen), int(kStainTargetImages), 0x5EED57A1);
+}
+
 StainMatrix estimate_stain_target(const std::vector<SlideImage>& images, int workers) {
   require(!images.empty(), "no images to estimate a stain target from");
   constexpr size_t kStride = 7;
-  std::vector<std::vector<uint8_t>> samples(images.size());
-  for_each_image(images.size(), workers, [&](size_t i) {
-    const Image im = load_image(images[i].path);
+  const std::vector<int> chosen = stain_target_sample(images.size());
+  std::vector<std::vector<uint8_t>> samples(chosen.size());
+  for_each_image(chosen.size(), workers, [&](size_t i) {
+    const Image im = load_image(images[size_t(chosen[i])].path);
     const size_t pixels = size_t(im.width) * im.height;
     for (size_t p = 0; p < pixels; p += kStride)
       samples[i].insert(samples[i].end(), &im.rgb[3 * p], &im.rgb[3 * p] + 3);
@@ -226,18 +253,6 @@ StainMatrix estimate_stain_target(const std::vector<SlideImage>& images, int wor
 }
 
 namespace {
-
-// `count` of a class's images, drawn at random (seeded) and kept in their
-// order: fewer crops than images (a class folder of 10,000 tiles) must not
-// take the first ones, which sorted names may group by slide.
-std::vector<int> sample_members(std::vector<int> members, int count, uint64_t seed) {
-  Rng rng(seed);
-  for (size_t i = 0; i < size_t(count); ++i)  // partial Fisher-Yates
-    std::swap(members[i], members[i + size_t(rng() % (members.size() - i))]);
-  members.resize(size_t(count));
-  std::sort(members.begin(), members.end());
-  return members;
-}
 
 // The examples' plan (image, label; crop positions come later), independent
 // of threading: whole images, or each class's crops spread evenly over its
@@ -309,6 +324,32 @@ void cut_examples(ExampleSet& set, const std::vector<size_t>& examples, const Im
   }
 }
 
+// CropOptions::distinct_positions: no image gets more crops than it has
+// positions (read from the file headers), the first ones kept. Returns how
+// many it left out. An image smaller than the crop keeps its crops, for the
+// error that names it when it is decoded.
+size_t cap_at_positions(std::vector<Example>& examples, const std::vector<SlideImage>& images,
+                        const CropOptions& options, int workers) {
+  std::vector<uint64_t> positions(images.size(), 0);
+  std::vector<uint64_t> planned(images.size(), 0);
+  for (const Example& e : examples) planned[size_t(e.image_index)]++;
+  for_each_image(images.size(), workers, [&](size_t i) {
+    if (planned[i] < 2) return;
+    const auto [w, h] = read_image_size(images[i].path);
+    positions[i] = std::max<uint64_t>(1, uint64_t(std::max(0, w - options.crop_width + 1)) *
+                                             uint64_t(std::max(0, h - options.crop_height + 1)));
+  });
+  std::vector<uint64_t> kept(images.size(), 0);
+  std::vector<Example> capped;
+  for (const Example& e : examples) {
+    const size_t i = size_t(e.image_index);
+    if (planned[i] < 2 || ++kept[i] <= positions[i]) capped.push_back(e);
+  }
+  const size_t left_out = examples.size() - capped.size();
+  examples = std::move(capped);
+  return left_out;
+}
+
 }  // namespace
 
 ExampleSet build_examples(const std::vector<SlideImage>& images, const CropOptions& options,
@@ -320,6 +361,10 @@ ExampleSet build_examples(const std::vector<SlideImage>& images, const CropOptio
   set.height = height;
   set.images = images;
   set.examples = plan_examples(images, options);
+  const bool distinct = options.distinct_positions && !options.whole_image;
+  require(!distinct || !options.fresh_each_epoch,
+          "build_examples: distinct positions are for fixed (evaluation) crops");
+  if (distinct) set.repeated_positions = cap_at_positions(set.examples, images, options, workers);
   Rng rng(options.seed);
   const size_t per = size_t(width) * height * 3;
   require_fits_in_memory(
@@ -357,7 +402,36 @@ ExampleSet build_examples(const std::vector<SlideImage>& images, const CropOptio
       cut_examples(set, examples_of[i], full, options, image_seeds[i]);
   });
   if (fresh) recrop(set, options.seed);
+  if (distinct && !decode) drop_repeated_crops(set);
   return set;
+}
+
+std::string repeated_positions_note(const ExampleSet& set) {
+  return std::to_string(set.repeated_positions) + " of the " +
+         std::to_string(set.repeated_positions + set.examples.size()) +
+         " crops would repeat a position of their image (an image no larger than the crop "
+         "has one): each position is scored once";
+}
+
+size_t drop_repeated_crops(ExampleSet& set) {
+  require(set.sources.empty(), "drop_repeated_crops: a set that redraws its crops each epoch");
+  const size_t per = size_t(set.width) * set.height * 3;
+  std::set<std::tuple<int, int, int>> seen;  // (image, x, y)
+  size_t kept = 0;
+  for (size_t e = 0; e < set.examples.size(); ++e) {
+    const Example& ex = set.examples[e];
+    if (!seen.insert({ex.image_index, ex.x, ex.y}).second) continue;
+    if (kept != e) {
+      set.examples[kept] = ex;
+      std::memcpy(set.pixels.data() + kept * per, set.pixels.data() + e * per, per);
+    }
+    ++kept;
+  }
+  const size_t dropped = set.examples.size() - kept;
+  set.examples.resize(kept);
+  set.pixels.resize(kept * per);
+  set.repeated_positions += dropped;
+  return dropped;
 }
 
 void recrop(ExampleSet& set, uint64_t seed) {

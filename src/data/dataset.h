@@ -71,6 +71,14 @@ struct CropOptions {
   // recrop() can draw new positions each epoch by copying windows: the
   // network never sees the same crop twice, which memorising needs.
   bool fresh_each_epoch = false;
+  // Evaluation: each crop position of an image at most once. Crops at one
+  // position hold the same pixels and score the same, and a tile no larger
+  // than the crop (224-pixel tiles, a 224 crop) has a single position: its
+  // 8 evaluation crops would be 8 copies, decoded, stored and predicted.
+  // The image sizes are read from the file headers first, so an image gets
+  // no more crops than it has positions; crops whose random positions
+  // coincide are dropped after cutting.
+  bool distinct_positions = false;
 };
 
 // Fraction of background pixels in a rectangle, in O(1) per query from a
@@ -88,7 +96,13 @@ class BackgroundMap {
 bool is_background(const uint8_t rgb[3]);
 
 // The Macenko target of a set of images: stains estimated over a sample of the
-// pixels of all of them (every 7th pixel), decoded on `workers` threads.
+// pixels (every 7th) of all of them, or of a seeded random kStainTargetImages
+// when there are more (100,000 Kather tiles would hold 2 GB of samples and
+// decode for a minute to move the target by nothing), decoded on `workers`
+// threads.
+constexpr size_t kStainTargetImages = 1000;
+// The indices of the images it reads, in order: all, or the sample.
+std::vector<int> stain_target_sample(size_t images);
 StainMatrix estimate_stain_target(const std::vector<SlideImage>& images, int workers);
 
 // One example: pixels at the input size, and where it came from.
@@ -111,6 +125,9 @@ struct ExampleSet {
   std::vector<Image> sources;
   std::vector<BackgroundMap> backgrounds;
   float max_background = 1.0f;
+  // With CropOptions::distinct_positions: the planned crops left out as
+  // repeats of a position (ExampleSet::examples holds the rest).
+  size_t repeated_positions = 0;
   const uint8_t* pixels_of(size_t i) const {
     return pixels.data() + i * size_t(width) * height * 3;
   }
@@ -127,6 +144,16 @@ Normalization channel_statistics(const ExampleSet& set);
 ExampleSet build_examples(const std::vector<SlideImage>& images, const CropOptions& options,
                           int width, int height, int workers,
                           const std::function<bool(size_t image)>& decode = {});
+
+// "N of the M crops repeated ...": what distinct_positions left out, for a note.
+std::string repeated_positions_note(const ExampleSet& set);
+
+// Keeps the first example of each (image, position), in order, adding the
+// others to set.repeated_positions; returns how many it dropped.
+// build_examples calls it for CropOptions::distinct_positions, except when
+// `decode` leaves positions to other processes: call it after their
+// exchange. Requires a set built without fresh_each_epoch.
+size_t drop_repeated_crops(ExampleSet& set);
 
 // Draws every example's crop again from its scaled source image (seeded,
 // deterministic; background-rejecting as the set was built) and copies the

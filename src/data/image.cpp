@@ -5,8 +5,10 @@
 #include <stb_image_write.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
@@ -27,6 +29,24 @@ Image load_image(const std::string& path) {
   const std::string bytes = read_file(path);  // checks the type and size first
   if (is_tiff_signature(bytes)) return load_tiff_image(path);
   return decode_image(bytes, path);
+}
+
+std::pair<int, int> read_image_size(const std::string& path) {
+  std::string head(16, '\0');
+  {
+    std::ifstream in(path, std::ios::binary);
+    require(bool(in), path + ": cannot open the image");
+    in.read(head.data(), std::streamsize(head.size()));
+    head.resize(size_t(in.gcount()));
+  }
+  if (is_tiff_signature(head)) return tiff_image_size(path);
+  FILE* file = std::fopen(path.c_str(), "rb");
+  require(file != nullptr, path + ": cannot open the image");
+  int w = 0, h = 0, channels = 0;
+  const int ok = stbi_info_from_file(file, &w, &h, &channels);
+  std::fclose(file);
+  if (!ok) fail(path + ": not a readable image (" + stbi_failure_reason() + ")");
+  return {w, h};
 }
 
 Image decode_image(const std::string& bytes, const std::string& path) {

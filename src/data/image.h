@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace histocnn {
@@ -20,6 +21,10 @@ struct Image {
 // channel; 16-bit images are reduced to 8 bits. Grayscale, truncated or
 // corrupt files raise an Error naming the file.
 Image load_image(const std::string& path);
+// The width and height `load_image` would give, read from the header only
+// (stb_image's info; libtiff for TIFF). Unreadable files raise the Error
+// load_image would.
+std::pair<int, int> read_image_size(const std::string& path);
 // The same from the file's bytes; `path` names it in errors.
 Image decode_image(const std::string& bytes, const std::string& path);
 // Writes by extension (.png, .bmp, .jpg), atomically.

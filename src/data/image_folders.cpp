@@ -109,8 +109,9 @@ void default_patients(GlasFolder& folder) {
     if (participants.back().empty()) {
       folder.notes.push_back(
           folder.root +
-          ": no patients.csv, so every image is its own patient: folds may put tiles of one "
-          "slide on both sides (optimistic); patients.csv (columns image, patient) groups them");
+          ": no patients.csv, so every image is its own patient: patient-level figures are "
+          "per image, and cross-validation folds may split a slide's tiles between training "
+          "and validation (optimistic); patients.csv (columns image, patient) groups them");
       return;
     }
   }

@@ -44,6 +44,18 @@ bool is_tiff_signature(const std::string& b) {
                            (b[0] == 'M' && b[1] == 'M' && !b[2] && (b[3] == 42 || b[3] == 43)));
 }
 
+std::pair<int, int> tiff_image_size(const std::string& path) {
+  tiff_errors_to_this_thread();
+  std::unique_ptr<TIFF, TiffCloser> tiff(TIFFOpen(path.c_str(), "r"));
+  if (!tiff) fail(path + ": not a readable TIFF (" + last_tiff_error + ")");
+  uint32_t w = 0, h = 0;
+  TIFFGetField(tiff.get(), TIFFTAG_IMAGEWIDTH, &w);
+  TIFFGetField(tiff.get(), TIFFTAG_IMAGELENGTH, &h);
+  require(w > 0 && h > 0 && w <= 32768 && h <= 32768,
+          path + ": TIFF of " + std::to_string(w) + "x" + std::to_string(h) + " pixels");
+  return {int(w), int(h)};
+}
+
 Image load_tiff_image(const std::string& path) {
   tiff_errors_to_this_thread();
   std::unique_ptr<TIFF, TiffCloser> tiff(TIFFOpen(path.c_str(), "r"));

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <string>
+#include <utility>
 
 #include "data/image.h"
 
@@ -15,6 +16,8 @@ bool is_tiff_signature(const std::string& first_bytes);
 // The first page of `path`. Errors (not a TIFF, truncated, grayscale, too many
 // pixels) raise an Error naming the file and what libtiff said.
 Image load_tiff_image(const std::string& path);
+// The first page's width and height, from its directory alone.
+std::pair<int, int> tiff_image_size(const std::string& path);
 
 // libtiff reports through process-wide handlers. These keep each thread's
 // last error for its Error message and drop warnings (unknown private tags

@@ -78,7 +78,9 @@ std::vector<CropBox> prediction_crops(int image_width, int image_height, const M
     for (int tx = 0; tx < tiles; ++tx) {
       const int x = tiles == 1 ? (image_width - cw) / 2 : tx * (image_width - cw) / (tiles - 1);
       const int y = tiles == 1 ? (image_height - ch) / 2 : ty * (image_height - ch) / (tiles - 1);
-      boxes.push_back({x, y, cw, ch});
+      // An image no larger than the crop repeats one box: score it once.
+      const auto same = [&](const CropBox& b) { return b.x == x && b.y == y; };
+      if (std::none_of(boxes.begin(), boxes.end(), same)) boxes.push_back({x, y, cw, ch});
     }
   return boxes;
 }

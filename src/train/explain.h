@@ -18,9 +18,9 @@ struct CropBox {
 };
 
 // Where `predict` reads an image: tiles x tiles crops of the model's crop size
-// spread evenly from corner to corner (one: centred), or the whole image for a
-// whole-image model. Requires: the image at least the crop's size (the error
-// names `image_name` when given).
+// spread evenly from corner to corner (one: centred; an image no larger than
+// the crop gives its one box once), or the whole image for a whole-image model. Requires: the image
+// at least the crop's size (the error names `image_name` when given).
 std::vector<CropBox> prediction_crops(int image_width, int image_height, const ModelFile& model,
                                       int tiles, const std::string& image_name = "");
 

@@ -120,6 +120,8 @@ ExampleSet build_shared_examples(const std::vector<SlideImage>& images, const Cr
       std::memcpy(set.pixels.data() + e * per, part.data() + at + sizeof header, per);
     }
   }
+  // Positions are known only now; the same set in every process, the same drops.
+  if (crops.distinct_positions) drop_repeated_crops(set);
   return set;
 }
 
@@ -159,7 +161,10 @@ TrainingData prepare_training_data(const TrainOptions& o, Communicator& comm, in
     vc.seed = o.crops.seed + 7919;
     vc.class_crops.assign(size_t(d.labels.count()), 0);
     for (const auto& im : d.val_images) vc.class_crops[size_t(im.label)] += o.val_crops_per_image;
+    vc.distinct_positions = true;
     d.val_set = build_shared_examples(d.val_images, vc, o.width, o.height, threads, comm);
+    if (d.val_set.repeated_positions > 0)
+      d.notes.push_back("validation: " + repeated_positions_note(d.val_set));
   }
   if (o.normalize) d.normalization = channel_statistics(d.train_set);
   d.seconds = seconds_since(t0);
