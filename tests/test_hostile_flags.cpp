@@ -97,6 +97,13 @@ TEST_F(Hostile, EveryFlagRefusalNamesItsFlagAndWritesNothing) {
        1,
        {"--hed-jitter nan"},
        {}},
+      {"--whole-image with crop counts (a whole image is one example)",
+       [&] {
+         return "train --data " + d + " --whole-image --crops-per-class 500 -o " + path("never");
+       },
+       2,  // a usage error, as CLI11's other exclusions
+       {"--whole-image", "--crops-per-class"},
+       {}},
       {"--max-background nan",
        [&] { return "train --data " + d + " --max-background nan -o " + path("never"); },
        1,

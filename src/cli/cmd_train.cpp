@@ -89,6 +89,12 @@ void add_crop_group(CLI::App* cmd, const std::shared_ptr<TrainOptions>& o, Train
                 "draw new crop positions every epoch (images kept at the crop's scale)");
   cmd->add_option("--val-crops", o->val_crops_per_image, "validation crops per image")
       ->capture_default_str();
+  // A whole image is one example: crop flags would be ignored without a word.
+  CLI::Option* whole = cmd->get_option("--whole-image");
+  for (const char* crop_flag :
+       {"--crop", "--crops-benign", "--crops-malignant", "--crops-per-class", "--max-background",
+        "--fresh-crops", "--val-crops"})
+    whole->excludes(cmd->get_option(crop_flag));
 }
 
 void add_network_options(CLI::App* cmd, const std::shared_ptr<TrainOptions>& o, TrainFlags* f) {
