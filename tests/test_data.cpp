@@ -185,14 +185,20 @@ TEST(Images, GrayscaleIsRejectedRgbaAndSixteenBitAreConverted) {
   EXPECT_EQ(deep.rgb[0], 0xAB);
 }
 
+// A synthetic GlaS folder in `dir`, its train split opened.
+GlasFolder synthetic_train_folder(const TempDir& dir, int images, int images_per_patient, int width,
+                                  int height) {
+  SynthOptions synth;
+  synth.images = images;
+  synth.images_per_patient = images_per_patient;
+  synth.width = width, synth.height = height;
+  write_synthetic_dataset(dir.path(), synth);
+  return open_glas_folder(dir.path(), "train");
+}
+
 TEST(Dataset, FoldsGroupPatientsAndCropsAreDeterministic) {
   TempDir dir;
-  SynthOptions synth;
-  synth.images = 12;
-  synth.images_per_patient = 2;
-  synth.width = 120, synth.height = 90;
-  write_synthetic_dataset(dir.path(), synth);
-  const GlasFolder folder = open_glas_folder(dir.path(), "train");
+  const GlasFolder folder = synthetic_train_folder(dir, 12, 2, 120, 90);
   ASSERT_EQ(folder.images.size(), 12u);
   const auto folds = patient_folds(folder.images, 3, 7);
   for (size_t i = 0; i < folds.size(); ++i)
@@ -254,12 +260,7 @@ TEST(Dataset, FoldsGroupPatientsAndCropsAreDeterministic) {
 // Crops of a larger image keep their distinct positions.
 TEST(Dataset, DistinctPositionsScoreEachCropPositionOnce) {
   TempDir dir;
-  SynthOptions synth;
-  synth.images = 6;
-  synth.images_per_patient = 1;
-  synth.width = 64, synth.height = 48;
-  write_synthetic_dataset(dir.path(), synth);
-  const GlasFolder folder = open_glas_folder(dir.path(), "train");
+  const GlasFolder folder = synthetic_train_folder(dir, 6, 1, 64, 48);
   CropOptions crops;
   crops.crop_width = 64, crops.crop_height = 48;  // the whole tile: one position
   crops.classes = 2;
@@ -331,12 +332,7 @@ TEST(Dataset, StainTargetSamplesAtMostAThousandImages) {
 
 TEST(Dataset, FreshCropsAreNewWindowsOfTheScaledImageEveryEpoch) {
   TempDir dir;
-  SynthOptions synth;
-  synth.images = 6;
-  synth.images_per_patient = 2;
-  synth.width = 160, synth.height = 120;
-  write_synthetic_dataset(dir.path(), synth);
-  const GlasFolder folder = open_glas_folder(dir.path(), "train");
+  const GlasFolder folder = synthetic_train_folder(dir, 6, 2, 160, 120);
   CropOptions crops;
   crops.crop_width = crops.crop_height = 80;  // half the image -> 32 px: scale 0.4
   crops.benign_crops = 8, crops.malignant_crops = 8;
