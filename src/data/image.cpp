@@ -8,7 +8,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
+#include <memory>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
@@ -32,20 +32,15 @@ Image load_image(const std::string& path) {
 }
 
 std::pair<int, int> read_image_size(const std::string& path) {
-  std::string head(16, '\0');
-  {
-    std::ifstream in(path, std::ios::binary);
-    require(bool(in), path + ": cannot open the image");
-    in.read(head.data(), std::streamsize(head.size()));
-    head.resize(size_t(in.gcount()));
-  }
-  if (is_tiff_signature(head)) return tiff_image_size(path);
-  FILE* file = std::fopen(path.c_str(), "rb");
+  const std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(path.c_str(), "rb"), std::fclose);
   require(file != nullptr, path + ": cannot open the image");
+  std::string head(4, '\0');
+  head.resize(std::fread(head.data(), 1, head.size(), file.get()));
+  if (is_tiff_signature(head)) return tiff_image_size(path);
+  std::rewind(file.get());
   int w = 0, h = 0, channels = 0;
-  const int ok = stbi_info_from_file(file, &w, &h, &channels);
-  std::fclose(file);
-  if (!ok) fail(path + ": not a readable image (" + stbi_failure_reason() + ")");
+  if (!stbi_info_from_file(file.get(), &w, &h, &channels))
+    fail(path + ": not a readable image (" + stbi_failure_reason() + ")");
   return {w, h};
 }
 
