@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <set>
 
@@ -222,6 +223,29 @@ TEST(ImageFolders, TcgaBarcodesInFileNamesGroupPatients) {
   EXPECT_NE(mixed.notes[0].find("every image is its own patient"), std::string::npos);
 }
 
+// predict's folder arguments: every image below, sorted, without hidden
+// files, hidden folders or GlaS masks.
+TEST(ImageFolders, ImagesUnderAFolderAreFoundAtAnyDepthInOrder) {
+  TempDir dir;
+  const fs::path root = dir.path();
+  write_tile(root / "b.png", 10);
+  write_tile(root / "TUM/deep/c.tif", 20);
+  write_tile(root / "TUM/a.jpg", 30);
+  write_tile(root / "train_1_anno.bmp", 40);  // a GlaS mask
+  write_tile(root / ".cache/d.png", 50);
+  write_tile(root / "TUM/.e.png", 60);
+  std::ofstream(root / "notes.txt") << "not an image";
+  const std::vector<std::string> want = {
+      (root / "TUM/a.jpg").string(), (root / "TUM/deep/c.tif").string(), (root / "b.png").string()};
+  EXPECT_EQ(images_under(root.string()), want);
+  fs::create_directories(root / "empty/.hidden");
+  write_tile(root / "empty/.hidden/f.png", 70);
+  EXPECT_NE(error_of([&] {
+              images_under((root / "empty").string());
+            }).find("empty: no images (bmp, png, jpg, tif) in this folder or below"),
+            std::string::npos);
+}
+
 TEST(ImageFolders, NeitherLayoutIsAnError) {
   TempDir dir;
   write_file_atomically(dir / "readme.txt", "no images");
@@ -351,6 +375,23 @@ TEST_F(ImageFoldersCli, TrainEvalPredictOnClassFolders) {
     fields.push_back(row.substr(at, (next = std::min(row.find(',', at), row.find('\n', at))) - at));
   ASSERT_EQ(fields.size(), 8u) << row;
   EXPECT_EQ(fields[1], fields[7]) << row;
+
+  // A folder stands for every image in it or below, one row each, in order.
+  const CommandResult folder = run("predict -m " + out("m/model.safetensors") + " " + out("k/val"));
+  ASSERT_EQ(folder.status, 0) << folder.output;
+  const std::vector<std::string> val_images = images_under(out("k/val"));
+  size_t rows = 0, last = 0;
+  for (const std::string& image : val_images) {
+    const size_t at = folder.output.find("\n" + image + ",");
+    ASSERT_NE(at, std::string::npos) << image << "\n" << folder.output;
+    EXPECT_GT(at, last) << image;  // sorted
+    last = at, ++rows;
+  }
+  EXPECT_GT(rows, 3u);
+  fs::create_directories(out("nothing"));
+  const CommandResult none = run("predict -m " + out("m/model.safetensors") + " " + out("nothing"));
+  EXPECT_NE(none.status, 0);
+  EXPECT_NE(none.output.find("nothing: no images"), std::string::npos) << none.output;
 
   // The model remembers its malignant classes: eval with another choice at
   // training would be another model, so a run cannot resume with one.

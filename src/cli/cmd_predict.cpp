@@ -12,6 +12,7 @@
 #include "core/threads.h"
 #include "data/augment.h"
 #include "data/image.h"
+#include "data/image_folders.h"
 #include "data/stain.h"
 #include "study/explanation_figure.h"
 #include "train/checkpoint.h"
@@ -111,7 +112,10 @@ void add_predict_options(CLI::App* cmd, PredictArgs* a) {
                   "predictions")
       ->required()
       ->allow_extra_args(false);  // one file per -m: what follows is not another model
-  cmd->add_option("images", a->images, "image files")->required();
+  cmd->add_option("images", a->images,
+                  "image files, or folders: every image in them or below (sorted; hidden files "
+                  "and GlaS *_anno masks left out)")
+      ->required();
   cmd->add_option("--tiles", a->tiles,
                   "crops per side: the image is tiled tiles x tiles and averaged")
       ->capture_default_str()
@@ -193,8 +197,25 @@ std::unique_ptr<OutputFolder> check_predict_inputs(const PredictArgs& a,
   return folder;
 }
 
+// Folders stand for their images (a tile set of 100,000 files is past what a
+// shell can pass), in place, so the rows follow the arguments.
+std::vector<std::string> expand_folders(const std::vector<std::string>& arguments) {
+  std::vector<std::string> images;
+  for (const auto& argument : arguments) {
+    std::error_code ec;
+    if (!std::filesystem::is_directory(argument, ec)) {
+      images.push_back(argument);
+      continue;
+    }
+    const std::vector<std::string> inside = images_under(argument);
+    images.insert(images.end(), inside.begin(), inside.end());
+  }
+  return images;
+}
+
 int run_predict(PredictArgs& a, const CLI::App& cmd) {
   bound_cores(a.threads);
+  a.images = expand_folders(a.images);
   const std::vector<ModelFile> models = load_ensemble(a.models);
   const ModelFile& model = models.front();  // members share input, crop and stains
   a.tta = resolve_tta(cmd, a.tta, models, a.calibrated);

@@ -164,6 +164,23 @@ GlasFolder open_class_folders(const std::string& root_name, const std::string& s
   return folder;
 }
 
+std::vector<std::string> images_under(const std::string& folder) {
+  std::vector<std::string> images;
+  for (auto it = fs::recursive_directory_iterator(folder); it != fs::recursive_directory_iterator();
+       ++it) {
+    if (is_hidden(it->path())) {
+      if (it->is_directory()) it.disable_recursion_pending();
+      continue;
+    }
+    const std::string stem = it->path().stem().string();
+    const bool mask = stem.size() > 5 && stem.compare(stem.size() - 5, 5, "_anno") == 0;
+    if (is_image_file(*it) && !mask) images.push_back(it->path().string());
+  }
+  std::sort(images.begin(), images.end());
+  require(!images.empty(), folder + ": no images (bmp, png, jpg, tif) in this folder or below");
+  return images;
+}
+
 GlasFolder open_dataset_folder(const std::string& root, const std::string& split,
                                const std::string& labels, const std::string& malignant) {
   require(fs::is_directory(root), root + ": data folder not found");
