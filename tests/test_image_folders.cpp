@@ -237,6 +237,8 @@ TEST(ImageFolders, ImagesUnderAFolderAreFoundAtAnyDepthInOrder) {
   std::ofstream(root / "notes.txt") << "not an image";
   const std::vector<std::string> want = {
       (root / "TUM/a.jpg").string(), (root / "TUM/deep/c.tif").string(), (root / "b.png").string()};
+  // A link back up is followed once, not around and around.
+  fs::create_directory_symlink(root, root / "TUM/deep/loop");
   EXPECT_EQ(images_under(root.string()), want);
   fs::create_directories(root / "empty/.hidden");
   write_tile(root / "empty/.hidden/f.png", 70);

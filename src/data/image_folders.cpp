@@ -4,9 +4,11 @@
 #include <filesystem>
 #include <map>
 #include <optional>
+#include <set>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/paths.h"
 #include "data/csv_text.h"
 #include "data/patients_csv.h"
 #include "data/tcga_barcode.h"
@@ -15,11 +17,14 @@ namespace histocnn {
 namespace fs = std::filesystem;
 namespace {
 
-bool is_image_file(const fs::directory_entry& entry) {
-  if (!entry.is_regular_file()) return false;
-  const std::string ext = ascii_lower(entry.path().extension().string());
+bool has_image_extension(const fs::path& path) {
+  const std::string ext = ascii_lower(path.extension().string());
   return ext == ".bmp" || ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".tif" ||
          ext == ".tiff";
+}
+
+bool is_image_file(const fs::directory_entry& entry) {
+  return entry.is_regular_file() && has_image_extension(entry.path());
 }
 
 bool is_hidden(const fs::path& path) {
@@ -164,18 +169,34 @@ GlasFolder open_class_folders(const std::string& root_name, const std::string& s
   return folder;
 }
 
+namespace {
+
+// The images of `folder` and of every folder below it, as add_slides_below
+// walks slides: links followed, a folder met again (a cycle, two links to
+// one place) not entered twice, hidden files and folders skipped.
+void add_images_below(const std::string& folder, std::set<std::string>* seen,
+                      std::vector<std::string>* images) {
+  std::error_code ec;
+  const std::string real = fs::canonical(folder, ec).string();
+  require(!ec, folder + ": cannot open the folder (" + ec.message() + ")");
+  if (!seen->insert(real).second) return;
+  const FolderEntries entries = list_folder(folder);
+  for (const std::string& file : entries.files) {
+    const fs::path path(file);
+    const std::string stem = path.stem().string();
+    const bool mask = stem.size() > 5 && stem.compare(stem.size() - 5, 5, "_anno") == 0;
+    if (has_image_extension(path) && !mask && !is_hidden(path)) images->push_back(file);
+  }
+  for (const std::string& sub : entries.folders)
+    if (!is_hidden(sub)) add_images_below(sub, seen, images);
+}
+
+}  // namespace
+
 std::vector<std::string> images_under(const std::string& folder) {
   std::vector<std::string> images;
-  for (auto it = fs::recursive_directory_iterator(folder); it != fs::recursive_directory_iterator();
-       ++it) {
-    if (is_hidden(it->path())) {
-      if (it->is_directory()) it.disable_recursion_pending();
-      continue;
-    }
-    const std::string stem = it->path().stem().string();
-    const bool mask = stem.size() > 5 && stem.compare(stem.size() - 5, 5, "_anno") == 0;
-    if (is_image_file(*it) && !mask) images.push_back(it->path().string());
-  }
+  std::set<std::string> seen;
+  add_images_below(folder, &seen, &images);
   std::sort(images.begin(), images.end());
   require(!images.empty(), folder + ": no images (bmp, png, jpg, tif) in this folder or below");
   return images;

@@ -42,7 +42,8 @@ GlasFolder open_class_folders(const std::string& root, const std::string& split,
 
 // Every image file (bmp, png, jpg/jpeg, tif/tiff, by extension) in `folder`
 // or below, sorted by path; hidden files and folders and GlaS annotation
-// masks (NAME_anno.bmp) left out. An Error names a folder holding none.
+// masks (NAME_anno.bmp) left out; links followed, each folder read once.
+// An Error names a folder holding none.
 std::vector<std::string> images_under(const std::string& folder);
 
 }  // namespace histocnn
