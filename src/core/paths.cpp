@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <set>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
@@ -83,6 +84,28 @@ FolderEntries list_folder(const std::string& folder) {
   std::sort(entries.files.begin(), entries.files.end());
   std::sort(entries.folders.begin(), entries.folders.end());
   return entries;
+}
+
+namespace {
+
+void walk_below(const std::string& folder, std::set<std::string>* seen,
+                const std::function<void(const std::string&, const FolderEntries&)>& visit) {
+  std::error_code ec;
+  const std::string real = fs::canonical(folder, ec).string();
+  require(!ec, folder + ": cannot open the folder (" + ec.message() + ")");
+  if (!seen->insert(real).second) return;
+  const FolderEntries entries = list_folder(folder);
+  visit(folder, entries);
+  for (const std::string& sub : entries.folders)
+    if (fs::path(sub).filename().string().front() != '.') walk_below(sub, seen, visit);
+}
+
+}  // namespace
+
+void walk_folders(const std::string& folder,
+                  const std::function<void(const std::string&, const FolderEntries&)>& visit) {
+  std::set<std::string> seen;
+  walk_below(folder, &seen, visit);
 }
 
 }  // namespace histocnn

@@ -9,6 +9,7 @@
 // Each failure is one line naming the flag, the path and what it would hit.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -53,6 +54,15 @@ struct FolderEntries {
   std::vector<std::string> files, folders;
 };
 FolderEntries list_folder(const std::string& folder);
+
+// Calls `visit` with `folder`'s entries and then with those of every folder
+// below it, depth first in sorted order. Links are followed, but a folder
+// met again (a cycle, or two links to one place) is not entered twice;
+// hidden folders (".git", ".Trash", ".snapshot") are skipped. Throws
+// "<folder>: cannot open the folder (<reason>)".
+void walk_folders(
+    const std::string& folder,
+    const std::function<void(const std::string& folder, const FolderEntries&)>& visit);
 
 // A GlaS-layout dataset: a folder holding Grade.csv.
 bool is_dataset_folder(const std::string& folder);

@@ -4,7 +4,6 @@
 #include <filesystem>
 #include <map>
 #include <optional>
-#include <set>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
@@ -169,34 +168,16 @@ GlasFolder open_class_folders(const std::string& root_name, const std::string& s
   return folder;
 }
 
-namespace {
-
-// The images of `folder` and of every folder below it, as add_slides_below
-// walks slides: links followed, a folder met again (a cycle, two links to
-// one place) not entered twice, hidden files and folders skipped.
-void add_images_below(const std::string& folder, std::set<std::string>* seen,
-                      std::vector<std::string>* images) {
-  std::error_code ec;
-  const std::string real = fs::canonical(folder, ec).string();
-  require(!ec, folder + ": cannot open the folder (" + ec.message() + ")");
-  if (!seen->insert(real).second) return;
-  const FolderEntries entries = list_folder(folder);
-  for (const std::string& file : entries.files) {
-    const fs::path path(file);
-    const std::string stem = path.stem().string();
-    const bool mask = stem.size() > 5 && stem.compare(stem.size() - 5, 5, "_anno") == 0;
-    if (has_image_extension(path) && !mask && !is_hidden(path)) images->push_back(file);
-  }
-  for (const std::string& sub : entries.folders)
-    if (!is_hidden(sub)) add_images_below(sub, seen, images);
-}
-
-}  // namespace
-
 std::vector<std::string> images_under(const std::string& folder) {
   std::vector<std::string> images;
-  std::set<std::string> seen;
-  add_images_below(folder, &seen, &images);
+  walk_folders(folder, [&](const std::string&, const FolderEntries& entries) {
+    for (const std::string& file : entries.files) {
+      const fs::path path(file);
+      const std::string stem = path.stem().string();
+      const bool mask = stem.size() > 5 && stem.compare(stem.size() - 5, 5, "_anno") == 0;
+      if (has_image_extension(path) && !mask && !is_hidden(path)) images.push_back(file);
+    }
+  });
   std::sort(images.begin(), images.end());
   require(!images.empty(), folder + ": no images (bmp, png, jpg, tif) in this folder or below");
   return images;

@@ -250,32 +250,15 @@ std::unique_ptr<Slide> open_slide(const std::string& path, double mpp, SlideRead
   return std::make_unique<ImageSlide>(path, load_image(path), mpp);
 }
 
-namespace {
-
-// Adds the slides of `folder` and of every folder below it. A folder met
-// again through a symbolic link (a cycle, or two links to one place) is not
-// entered twice; hidden folders (".git", ".Trash", ".snapshot") are skipped.
-void add_slides_below(const std::string& folder, std::set<std::string>* seen,
-                      std::vector<std::string>* slides) {
-  std::error_code ec;
-  const std::string real = std::filesystem::canonical(folder, ec).string();
-  require(!ec, folder + ": cannot open the folder (" + ec.message() + ")");
-  if (!seen->insert(real).second) return;
-  const FolderEntries entries = list_folder(folder);  // once: the series and the rest
-  add_dicom_series(folder, dicom_series_among(entries.files), slides);
-  for (const std::string& file : entries.files)
-    if (!is_dicom_file(file) && openslide_detect_vendor(file.c_str())) slides->push_back(file);
-  for (const std::string& sub : entries.folders)
-    if (std::filesystem::path(sub).filename().string().front() != '.')
-      add_slides_below(sub, seen, slides);
-}
-
-}  // namespace
-
 std::vector<std::string> slides_in_folder(const std::string& folder) {
   std::vector<std::string> slides;
-  std::set<std::string> seen;
-  add_slides_below(without_trailing_separators(folder), &seen, &slides);
+  walk_folders(without_trailing_separators(folder),
+               [&](const std::string& where, const FolderEntries& entries) {
+                 add_dicom_series(where, dicom_series_among(entries.files), &slides);
+                 for (const std::string& file : entries.files)
+                   if (!is_dicom_file(file) && openslide_detect_vendor(file.c_str()))
+                     slides.push_back(file);
+               });
   require(!slides.empty(), folder +
                                ": no slide in this folder or below it that OpenSlide or the "
                                "DICOM reader recognises (name plain images one by one)");
