@@ -464,6 +464,38 @@ TEST_F(Hostile, EveryCaseEndsInItsAnswerWithNothingOverwritten) {
        1,
        {"--explain", "would overwrite the input image", "a.gradcam.png"},
        {"why/a.gradcam.png", "why/a.png"}},
+      {"predict of a folder holding no image",
+       [&] {
+         fs::create_directories(path("no-images/.hidden"));
+         write_file_atomically(path("no-images/notes.txt"), "not an image\n");
+         fs::copy_file(path("d/train_1.png"), path("no-images/.hidden/a.png"),
+                       fs::copy_options::overwrite_existing);
+         return "predict -m " + m + " " + path("no-images");
+       },
+       1,
+       {"no-images: no images (bmp, png, jpg, tif) in this folder or below"},
+       {"no-images/notes.txt"}},
+      {"predict of a folder holding a corrupt image",
+       [&] {
+         fs::create_directories(path("bad-images"));
+         fs::copy_file(path("d/train_1.png"), path("bad-images/a.png"),
+                       fs::copy_options::overwrite_existing);
+         write_file_atomically(path("bad-images/b.png"), "not a png at all");
+         return "predict -m " + m + " " + path("bad-images");
+       },
+       1,
+       {"bad-images/b.png", "not a readable image"},
+       {"bad-images/a.png", "bad-images/b.png"}},
+      {"predict --explain inside a folder it reads",
+       [&] {
+         fs::create_directories(path("tiles-in"));
+         fs::copy_file(path("d/train_1.png"), path("tiles-in/a.png"),
+                       fs::copy_options::overwrite_existing);
+         return "predict -m " + m + " --explain " + path("tiles-in/why") + " " + path("tiles-in");
+       },
+       1,
+       {"--explain", "inside the input folder", "tiles-in", "choose a folder outside it"},
+       {"tiles-in/a.png"}},
       {"a study folder another histocnn is writing",
        [&] {
          fs::create_directories(path("busy-study"));

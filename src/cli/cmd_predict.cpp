@@ -198,14 +198,26 @@ std::unique_ptr<OutputFolder> check_predict_inputs(const PredictArgs& a,
 }
 
 // Folders stand for their images (a tile set of 100,000 files is past what a
-// shell can pass), in place, so the rows follow the arguments.
-std::vector<std::string> expand_folders(const std::vector<std::string>& arguments) {
+// shell can pass), in place, so the rows follow the arguments. --explain may
+// not lie in one: its PNGs would be read as images by the next predict of it.
+std::vector<std::string> expand_folders(const std::vector<std::string>& arguments,
+                                        const std::string& explain) {
+  namespace fs = std::filesystem;
   std::vector<std::string> images;
   for (const auto& argument : arguments) {
     std::error_code ec;
-    if (!std::filesystem::is_directory(argument, ec)) {
+    if (!fs::is_directory(argument, ec)) {
       images.push_back(argument);
       continue;
+    }
+    if (!explain.empty()) {
+      const fs::path folder = fs::weakly_canonical(argument);
+      const fs::path out = fs::weakly_canonical(explain);
+      require(
+          std::mismatch(folder.begin(), folder.end(), out.begin(), out.end()).first != folder.end(),
+          "--explain " + explain + ": inside the input folder " + argument +
+              ", where its figures would be read as images the next time; choose a folder "
+              "outside it");
     }
     const std::vector<std::string> inside = images_under(argument);
     images.insert(images.end(), inside.begin(), inside.end());
@@ -215,7 +227,7 @@ std::vector<std::string> expand_folders(const std::vector<std::string>& argument
 
 int run_predict(PredictArgs& a, const CLI::App& cmd) {
   bound_cores(a.threads);
-  a.images = expand_folders(a.images);
+  a.images = expand_folders(a.images, a.explain);
   const std::vector<ModelFile> models = load_ensemble(a.models);
   const ModelFile& model = models.front();  // members share input, crop and stains
   a.tta = resolve_tta(cmd, a.tta, models, a.calibrated);
