@@ -626,5 +626,34 @@ TEST_F(Hostile, PredictQuotesItsFieldsAndPrintsNoHeaderBeforeAnError) {
   EXPECT_EQ(bad.output.find("image,p_malignant"), std::string::npos) << bad.output;
 }
 
+// predict scores several images per device call, read ahead by threads: the
+// rows are those of one image per call, in the arguments' order, and a
+// corrupt image in the middle of a batch still leaves the rows of the images
+// before it, then its one-line error.
+TEST_F(Hostile, PredictRowsDoNotDependOnTheBatch) {
+  const std::string m = path("m/model.safetensors");
+  std::string images;
+  for (const char* name : {"train_5", "train_2", "train_9", "train_1", "train_7"})
+    images += " " + path(std::string("d/") + name + ".png");
+  const CommandResult one = run("predict --tta --batch 1 --readers 1 -m " + m + images);
+  ASSERT_EQ(one.status, 0) << one.output;
+  const CommandResult many = run("predict --tta --readers 3 -m " + m + images);
+  ASSERT_EQ(many.status, 0) << many.output;
+  EXPECT_EQ(many.output, one.output);
+  const CommandResult two = run("predict --tta --batch 18 -m " + m + images);  // 2 images a call
+  EXPECT_EQ(two.output, one.output);
+  EXPECT_LT(one.output.find("train_5.png,"), one.output.find("train_2.png,")) << one.output;
+  EXPECT_LT(one.output.find("train_9.png,"), one.output.find("train_7.png,")) << one.output;
+
+  write_file_atomically(path("broken.png"), "not a png at all");
+  const CommandResult bad =
+      run("predict -m " + m + " " + path("d/train_5.png") + " " + path("d/train_2.png") + " " +
+          path("broken.png") + " " + path("d/train_9.png"));
+  EXPECT_EQ(bad.status, 1) << bad.output;
+  EXPECT_NE(bad.output.find("train_2.png,"), std::string::npos) << bad.output;
+  EXPECT_NE(bad.output.find("broken.png"), std::string::npos) << bad.output;
+  EXPECT_EQ(bad.output.find("train_9.png,"), std::string::npos) << bad.output;
+}
+
 }  // namespace
 }  // namespace histocnn

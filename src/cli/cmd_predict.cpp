@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <cstdio>
+#include <exception>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -9,6 +10,7 @@
 #include "cli/options.h"
 #include "core/error.h"
 #include "core/paths.h"
+#include "core/read_ahead.h"
 #include "core/threads.h"
 #include "data/augment.h"
 #include "data/image.h"
@@ -100,7 +102,7 @@ struct PredictArgs {
   std::vector<std::string> models;
   std::string device = "cpu";
   std::vector<std::string> images;
-  int tiles = 3, threads = 0;
+  int tiles = 3, threads = 0, batch = 64, readers = 2;
   bool tta = false, calibrated = true;
   double refer_below = 0.9, refer_spread = 0.15;
   std::string explain;
@@ -141,6 +143,15 @@ void add_predict_options(CLI::App* cmd, PredictArgs* a) {
                   "NAME.gradcam.overlay.png");
   cmd->add_option("--threads", a->threads, "CPU cores (0 = all)")->capture_default_str();
   cmd->add_option("--device", a->device, "cpu or cuda")->capture_default_str();
+  cmd->add_option("--batch", a->batch,
+                  "crops per device call: the crops of batch / (tiles x tiles) images, at least "
+                  "one image's")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 4096));
+  cmd->add_option("--readers", a->readers,
+                  "threads decoding images and cutting their crops ahead of the device")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 256));
 }
 
 // One image's answer: P(malignant) per member and each class's probability,
@@ -154,11 +165,12 @@ struct ImageScores {
   }
 };
 
-ImageScores score_tiles(MemberPredictor& predictor, const float* input, int tiles) {
-  predictor.predict(input, tiles);
+// The scores of the image whose tiles are rows [first, first + tiles) of the
+// predictor's last batch.
+ImageScores image_scores(const MemberPredictor& predictor, int first, int tiles) {
   ImageScores s{std::vector<double>(size_t(predictor.members()), 0.0),
                 std::vector<double>(size_t(predictor.classes()), 0.0)};
-  for (int t = 0; t < tiles; ++t) {
+  for (int t = first; t < first + tiles; ++t) {
     for (int m = 0; m < predictor.members(); ++m)
       s.p_members[size_t(m)] += predictor.p_malignant(t, m) / tiles;
     const std::vector<double> c = predictor.class_probs(t);
@@ -225,6 +237,58 @@ std::vector<std::string> expand_folders(const std::vector<std::string>& argument
   return images;
 }
 
+// A run of consecutive images that a reader decoded and cut into network
+// input, ahead of the device.
+struct ImageBatch {
+  size_t first = 0;                         // the index of its first image
+  std::vector<std::vector<CropBox>> boxes;  // per image read, in order
+  std::vector<Image> images;                // the same, kept for --explain only
+  std::vector<float> input;                 // their crops, image after image
+  int rows = 0;
+  // What stopped the batch at the image after the last read (a corrupt
+  // file): raised once the images before it have their rows.
+  std::exception_ptr error;
+};
+
+// How predict reads an image: the model's stains, its crops, its input.
+struct ImageReader {
+  const ModelFile& model;
+  const std::vector<std::string>& paths;
+  int tiles;
+  size_t images_per_batch;
+  bool keep_images;
+
+  void operator()(int64_t id, ImageBatch& b) const {
+    b.first = size_t(id) * images_per_batch;
+    b.boxes.clear();
+    b.images.clear();
+    b.rows = 0;
+    b.error = nullptr;
+    const size_t end = std::min(paths.size(), b.first + images_per_batch);
+    for (size_t i = b.first; i < end && !b.error; ++i) {
+      try {
+        add(paths[i], b);
+      } catch (...) {
+        b.error = std::current_exception();
+      }
+    }
+  }
+
+  // Appends one image's crops to the batch.
+  void add(const std::string& path, ImageBatch& b) const {
+    const size_t plane = size_t(3) * model.width * model.height;
+    Image image = load_image(path);
+    if (model.stain_target)
+      image = normalize_stains(image, *model.stain_target, model.keeps_stain_residual());
+    std::vector<CropBox> boxes = prediction_crops(image.width, image.height, model, tiles, path);
+    b.input.resize(plane * (size_t(b.rows) + boxes.size()));
+    for (const CropBox& box : boxes)
+      crop_input(image, box, model, b.input.data() + plane * size_t(b.rows++));
+    b.boxes.push_back(std::move(boxes));
+    if (keep_images) b.images.push_back(std::move(image));
+  }
+};
+
 int run_predict(PredictArgs& a, const CLI::App& cmd) {
   bound_cores(a.threads);
   a.images = expand_folders(a.images, a.explain);
@@ -232,28 +296,30 @@ int run_predict(PredictArgs& a, const CLI::App& cmd) {
   const ModelFile& model = models.front();  // members share input, crop and stains
   a.tta = resolve_tta(cmd, a.tta, models, a.calibrated);
   const int per_image = model.crop == "whole" ? 1 : a.tiles * a.tiles;
-  const PredictionSteps steps = compile_for_prediction(select_device(a.device), models, per_image);
-  const size_t plane = size_t(3) * model.width * model.height;
-  std::vector<float> input(plane * per_image);
+  const int images_per_batch = std::max(1, a.batch / per_image);
+  const PredictionSteps steps =
+      compile_for_prediction(select_device(a.device), models, images_per_batch * per_image);
   MemberPredictor predictor(
       steps.members, a.calibrated ? temperings_of(models) : std::vector<Tempering>(models.size()),
       model.width, model.height, a.tta, model.labels.malignant);
   const std::vector<std::string> bases = explanation_bases(a.explain, a.images);
   const std::unique_ptr<OutputFolder> folder = check_predict_inputs(a, bases);
-  for (size_t i = 0; i < a.images.size(); ++i) {
-    const std::string& path = a.images[i];
-    Image image = load_image(path);
-    if (model.stain_target)
-      image = normalize_stains(image, *model.stain_target, model.keeps_stain_residual());
-    const std::vector<CropBox> boxes =
-        prediction_crops(image.width, image.height, model, a.tiles, path);
-    for (size_t t = 0; t < boxes.size(); ++t)
-      crop_input(image, boxes[t], model, input.data() + plane * t);
-    const ImageScores s = score_tiles(predictor, input.data(), int(boxes.size()));
-    print_row(a, model.labels, path, s, models.size() > 1, i == 0);
-    if (folder)
-      write_explanation(bases[i], image, models, boxes, s.classes, path, a.models.front());
-  }
+  const ImageReader reader{model, a.images, a.tiles, size_t(images_per_batch), folder != nullptr};
+  auto answer = [&](int64_t, const ImageBatch& b) {
+    if (b.rows > 0) predictor.predict(b.input.data(), b.rows);
+    for (size_t k = 0, row = 0; k < b.boxes.size(); row += b.boxes[k++].size()) {
+      const size_t i = b.first + k;
+      const ImageScores s = image_scores(predictor, int(row), int(b.boxes[k].size()));
+      print_row(a, model.labels, a.images[i], s, models.size() > 1, i == 0);
+      if (folder)
+        write_explanation(bases[i], b.images[k], models, b.boxes[k], s.classes, a.images[i],
+                          a.models.front());
+    }
+    if (b.error) std::rethrow_exception(b.error);
+  };
+  const int64_t batches =
+      int64_t((a.images.size() + size_t(images_per_batch) - 1) / size_t(images_per_batch));
+  read_ahead<ImageBatch>(a.readers, batches, reader, answer);
   if (folder)
     std::printf("files: %s/*.gradcam.png, *.gradcam.overlay.png (one per image)\n",
                 a.explain.c_str());
