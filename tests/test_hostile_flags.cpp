@@ -123,6 +123,38 @@ TEST_F(Hostile, EveryFlagRefusalNamesItsFlagAndWritesNothing) {
        2,
        {"--min-tissue"},
        {}},
+      {"slide --min-focus nan",
+       [&] {
+         return "slide " + m + " " + path("d/train_1.png") + " --min-focus nan -o " + path("never");
+       },
+       1,
+       {"--min-focus nan", "not a finite number"},
+       {}},
+      {"slide --min-focus negative, and past any tile's",
+       [&] {
+         return "slide " + m + " " + path("d/train_1.png") + " --min-focus -5 -o " + path("never");
+       },
+       2,
+       {"--min-focus"},
+       {}},
+      {"slide --min-focus huge",
+       [&] {
+         return "slide " + m + " " + path("d/train_1.png") + " --min-focus 1e300 -o " +
+                path("never");
+       },
+       2,
+       {"--min-focus"},
+       {}},
+      {"synth --out-of-focus without a slide",
+       [&] { return "synth -o " + path("never") + " --out-of-focus 3"; },
+       2,
+       {"--out-of-focus", "--slide"},
+       {}},
+      {"synth --out-of-focus past 50 microns",
+       [&] { return "synth --slide " + path("never.tif") + " --out-of-focus 80"; },
+       2,
+       {"--out-of-focus"},
+       {}},
       {"slide --reader bogus",
        [&] {
          return "slide " + m + " " + path("d/train_1.png") + " --reader bogus -o " + path("never");

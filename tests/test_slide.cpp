@@ -414,8 +414,8 @@ TEST(SlideOutputs, AGradeModelsTilesCarryTheirClasses) {
   g.tile_um_x = g.tile_um_y = 100;
   const std::vector<Tile> tiles = {{0, 0, 10, 10, 1.0f}, {10, 0, 10, 10, 0.5f}};
   const std::vector<std::string> classes = {"healthy", "low", "high"};
-  const std::vector<TileScore> scores = {{0.2, 0, {0.8f, 0.1f, 0.1f}},
-                                         {0.9, 0, {0.1f, 0.2f, 0.7f}}};
+  const std::vector<TileScore> scores = {{0.2, 0, 310.5f, {0.8f, 0.1f, 0.1f}},
+                                         {0.9, 0, 12.25f, {0.1f, 0.2f, 0.7f}}};
   testing::TempDir dir;
   std::string csv = tiles_csv_header(false, classes) + "\n";
   EXPECT_NE(csv.find(",p_malignant,p_healthy,p_low,p_high"), std::string::npos) << csv;
@@ -424,6 +424,8 @@ TEST(SlideOutputs, AGradeModelsTilesCarryTheirClasses) {
   const std::vector<TileScore> back = read_tile_scores(dir / "tiles.csv", tiles, false, classes);
   ASSERT_EQ(back.size(), 2u);
   EXPECT_EQ(back[1].classes, scores[1].classes);
+  EXPECT_EQ(back[0].focus, 310.5f);
+  EXPECT_NEAR(back[1].focus, 12.25, 0.05 + 1e-6);                          // one decimal
   EXPECT_THROW(read_tile_scores(dir / "tiles.csv", tiles, false), Error);  // two-class header
   const nlohmann::json s = score_statistics(tiles, scores, g, 1, classes);
   EXPECT_NEAR(s["class_area_fraction"]["healthy"].get<double>(), 1.0 / 1.5, 1e-12);
@@ -463,7 +465,7 @@ TEST(SlideOutputs, StatisticsColoursAndResumeRows) {
   TileGrid g;
   g.tile_um_x = g.tile_um_y = 100;
   std::vector<Tile> tiles = {{0, 0, 10, 10, 1.0f}, {10, 0, 10, 10, 0.5f}, {20, 0, 10, 10, 1.0f}};
-  std::vector<TileScore> scores = {{0.1, 0, {}}, {0.9, 0, {}}, {0.7, 0, {}}};
+  std::vector<TileScore> scores = {{0.1, 0, 480.5f, {}}, {0.9, 0, 21.5f, {}}, {0.7, 0, 97.25f, {}}};
   const nlohmann::json s = score_statistics(tiles, scores, g, 2);
   EXPECT_NEAR(s["malignant_area_fraction"].get<double>(), 1.5 / 2.5, 1e-12);
   EXPECT_NEAR(s["scored_tissue_mm2"].get<double>(), 2.5 * 0.01, 1e-12);
@@ -488,6 +490,8 @@ TEST(SlideOutputs, StatisticsColoursAndResumeRows) {
   const std::vector<TileScore> back = read_tile_scores(dir / "tiles.csv", tiles, false);
   ASSERT_EQ(back.size(), 2u);
   EXPECT_NEAR(back[1].p_malignant, 0.9, 1e-6);
+  EXPECT_EQ(back[0].focus, 480.5f);
+  EXPECT_EQ(back[1].focus, 21.5f);
   std::swap(tiles[0], tiles[1]);  // another grid: the rows no longer match
   EXPECT_THROW(read_tile_scores(dir / "tiles.csv", tiles, false), Error);
   EXPECT_THROW(read_tile_scores(dir / "tiles.csv", tiles, true), Error);  // other header
@@ -498,6 +502,30 @@ TEST(SlideOutputs, StatisticsColoursAndResumeRows) {
   EXPECT_EQ(geo["features"][1]["geometry"]["coordinates"][0][2][0], 10);
   EXPECT_DOUBLE_EQ(geo["features"][1]["properties"]["measurements"]["P(malignant)"], 0.9);
   EXPECT_EQ(geo["features"][0]["properties"]["objectType"], "detection");
+  EXPECT_DOUBLE_EQ(geo["features"][0]["properties"]["measurements"]["Focus"], 480.5);
+}
+
+// Tiles under --min-focus: counted, their share of the scored tissue, and
+// left out of what follows tiles.csv; none below a threshold of 0.
+TEST(SlideOutputs, OutOfFocusTilesAreCountedAndSetAside) {
+  std::vector<Tile> tiles = {{0, 0, 10, 10, 1.0f}, {10, 0, 10, 10, 0.5f}, {20, 0, 10, 10, 1.0f}};
+  std::vector<TileScore> scores = {{0.1, 0, 480.5f, {}}, {0.9, 0, 21.5f, {}}, {0.7, 0, 97.25f, {}}};
+  const nlohmann::json none = focus_statistics(tiles, scores, 0);
+  EXPECT_EQ(none["out_of_focus_tiles"], 0);
+  EXPECT_EQ(none["out_of_focus_fraction"], 0.0);
+  EXPECT_DOUBLE_EQ(none["focus_median"].get<double>(), 97.25);
+  EXPECT_DOUBLE_EQ(none["focus_p05"].get<double>(), 21.5);
+  EXPECT_DOUBLE_EQ(none["focus_p95"].get<double>(), 480.5);
+  const nlohmann::json some = focus_statistics(tiles, scores, 100);
+  EXPECT_EQ(some["out_of_focus_tiles"], 2);
+  EXPECT_NEAR(some["out_of_focus_fraction"].get<double>(), 1.5 / 2.5, 1e-12);
+  EXPECT_EQ(some["min_focus"], 100.0);
+  keep_in_focus(tiles, scores, 100);
+  ASSERT_EQ(tiles.size(), 1u);
+  ASSERT_EQ(scores.size(), 1u);
+  EXPECT_EQ(tiles[0].x, 0);
+  EXPECT_EQ(scores[0].p_malignant, 0.1);
+  EXPECT_TRUE(focus_statistics({}, {}, 100).empty());
 }
 
 }  // namespace

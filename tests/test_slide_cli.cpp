@@ -152,7 +152,7 @@ TEST_F(SlideCli, GlassOnlyGivesAClearMessageAndEmptyOutputs) {
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("no tissue found"), std::string::npos) << r.output;
   EXPECT_EQ(read_file(at("glass/glass/tiles.csv")),
-            "x,y,width,height,level,width_um,height_um,tissue,p_malignant\n");
+            "x,y,width,height,level,width_um,height_um,tissue,focus,p_malignant\n");
   const auto summary = nlohmann::json::parse(read_file(at("glass/glass/summary.json")));
   EXPECT_EQ(summary["tiles_scored"], 0);
   EXPECT_EQ(summary["tissue_mm2"], 0.0);
@@ -322,7 +322,7 @@ TEST_F(SlideCli, SeveralSlidesAddOneRowEachToSlidesCsvAndEnsemblesTheirSpread) {
   ASSERT_EQ(r.status, 0) << r.output;
   const std::string tiles = read_file(at("many/slide/tiles.csv"));
   EXPECT_EQ(tiles.substr(0, tiles.find('\n')),
-            "x,y,width,height,level,width_um,height_um,tissue,p_malignant,member_sd");
+            "x,y,width,height,level,width_um,height_um,tissue,focus,p_malignant,member_sd");
   const std::string table = read_file(at("many/slides.csv"));
   EXPECT_EQ(std::count(table.begin(), table.end(), '\n'), 3) << table;
   EXPECT_NE(table.find("slide.tif,done,"), std::string::npos) << table;
@@ -397,7 +397,7 @@ TEST_F(SlideCli, ACohortWithLabelsGetsSlideLevelMetricsAndAMissingLabelFailsFirs
   const std::string table = read_file(at("cohort/slides.csv"));
   EXPECT_EQ(table.substr(0, table.find('\n')),
             "slide,status,tiles,tissue_mm2,malignant_area_fraction,p_mean,p_max,p_top_mean,"
-            "folder,label");
+            "focus_median,out_of_focus_fraction,folder,label");
   EXPECT_NE(table.find("m2,malignant\n"), std::string::npos) << table;
   EXPECT_NE(table.find("b2,benign\n"), std::string::npos) << table;
   EXPECT_GT(read_file(at("cohort/slide-roc.png")).size(), 1000u);

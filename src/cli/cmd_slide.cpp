@@ -39,7 +39,8 @@ std::string slides_csv_row(const std::string& slide, const std::string& folder,
   return csv_field(slide) + "," + status + "," + number("tiles_scored", "%.0f") + "," +
          number("tissue_mm2", "%.3f") + "," + number("malignant_area_fraction", "%.4f") + "," +
          number("p_mean", "%.4f") + "," + number("p_max", "%.4f") + "," +
-         number("p_top_mean", "%.4f") + "," + csv_field(folder);
+         number("p_top_mean", "%.4f") + "," + number("focus_median", "%.1f") + "," +
+         number("out_of_focus_fraction", "%.4f") + "," + csv_field(folder);
 }
 
 // Every input exists, no two slides share an output folder, nothing is
@@ -95,6 +96,12 @@ void add_scale_options(CLI::App* cmd, SlideOptions* o) {
   cmd->add_option("--min-tissue", o->min_tissue, "tiles with less tissue are not scored")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--min-focus", o->min_focus,
+                  "tiles less sharp than this (variance of the Laplacian of their luminance as "
+                  "the network sees them; summary.json's focus_median shows a slide's) are kept "
+                  "in tiles.csv but left out of the slide's statistics, maps and evaluations")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1e6));
   cmd->add_flag("!--no-pen-filter", o->pen_filter,
                 "count marker-pen strokes as tissue (default: left out)");
   cmd->add_option("--thumbnail", o->thumbnail_side, "long side of the mask and heatmap, pixels")
@@ -199,7 +206,7 @@ int run_slides(SlideArgs& a, const CLI::App& cmd) {
   std::signal(SIGINT, on_interrupt);
   std::string table =
       "slide,status,tiles,tissue_mm2,malignant_area_fraction,p_mean,p_max,"
-      "p_top_mean,folder" +
+      "p_top_mean,focus_median,out_of_focus_fraction,folder" +
       cohort.csv_header_tail() + "\n";
   int failures = 0;
   CohortReport report;

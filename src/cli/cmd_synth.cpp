@@ -55,6 +55,11 @@ Runner add_synth(CLI::App& app) {
   cmd->add_flag("--pen-marks", slide->pen_marks,
                 "circle each tissue piece with a marker: blue, green and red by turn")
       ->needs(slide_option);
+  cmd->add_option("--out-of-focus", slide->out_of_focus_um,
+                  "draw the right half of the slide out of focus: its tissue blurred by a "
+                  "Gaussian of this many microns (sigma), what `slide --min-focus` finds")
+      ->check(CLI::Range(0.0, 50.0))
+      ->needs(slide_option);
   cmd->add_option("--mpp", slide->mpp, "the slide's microns per pixel")
       ->capture_default_str()
       ->check(CLI::Range(0.05, 10.0));

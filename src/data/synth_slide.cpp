@@ -21,6 +21,36 @@
 
 namespace histocnn {
 
+namespace {
+// A separable Gaussian blur of sigma pixels (edges clamped): a scanner's
+// out-of-focus region, as `synth --out-of-focus` draws it.
+void gaussian_blur(Image& image, double sigma) {
+  const int radius = std::max(1, int(std::ceil(3 * sigma)));
+  std::vector<double> weights(size_t(2 * radius + 1));
+  double total = 0;
+  for (int k = -radius; k <= radius; ++k)
+    total += weights[size_t(k + radius)] = std::exp(-0.5 * k * k / (sigma * sigma));
+  for (double& w : weights) w /= total;
+  auto pass = [&](const Image& in, Image& out, int dx, int dy) {
+    for (int y = 0; y < in.height; ++y)
+      for (int x = 0; x < in.width; ++x)
+        for (int c = 0; c < 3; ++c) {
+          double v = 0;
+          for (int k = -radius; k <= radius; ++k) {
+            const int sx = std::clamp(x + k * dx, 0, in.width - 1);
+            const int sy = std::clamp(y + k * dy, 0, in.height - 1);
+            v += weights[size_t(k + radius)] * in.row(sy)[3 * sx + c];
+          }
+          out.row(y)[3 * x + c] = uint8_t(std::lround(std::clamp(v, 0.0, 255.0)));
+        }
+  };
+  Image across = image;
+  pass(image, across, 1, 0);
+  pass(across, image, 0, 1);
+}
+
+}  // namespace
+
 SyntheticSlideLayout::SyntheticSlideLayout(const SynthSlideOptions& o) : options_(o) {
   require(o.width >= kSynthSlideBlock && o.height >= kSynthSlideBlock,
           "--slide-size: a synthetic slide is at least 512x512 pixels");
@@ -80,6 +110,11 @@ const uint8_t* SyntheticSlideLayout::ink_at(int64_t x, int64_t y) const {
   return nullptr;
 }
 
+bool SyntheticSlideLayout::out_of_focus_at(int64_t x, int64_t) const {
+  return options_.out_of_focus_um > 0 &&
+         x / kSynthSlideBlock * kSynthSlideBlock >= options_.width / 2;
+}
+
 int SyntheticSlideLayout::label_at(int64_t x, int64_t y) const {
   if (piece_at(double(x), double(y)) < 0) return 0;
   return block_class(x / kSynthSlideBlock, y / kSynthSlideBlock);
@@ -104,10 +139,13 @@ Image SyntheticSlideLayout::paint(int64_t x, int64_t y, int width, int height) c
           o[0] = o[1] = o[2] = v;
           continue;
         }
-        if (block.rgb.empty())
+        if (block.rgb.empty()) {
           block = draw_synthetic_tissue(
               kSynthSlideBlock, kSynthSlideBlock, block_class(bx, by) == 2,
               mix64(options_.seed ^ mix64(uint64_t(bx) << 32 ^ uint64_t(by))));
+          if (out_of_focus_at(left, top))
+            gaussian_blur(block, options_.out_of_focus_um / options_.mpp);
+        }
         std::copy_n(block.row(int(py - top)) + 3 * (px - left), 3, o);
       }
   };

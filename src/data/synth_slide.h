@@ -34,6 +34,9 @@ struct SynthSlideOptions {
   // A marker ring around each piece, over glass and tissue alike, in blue,
   // green and red by turn: what a pathologist circles on the glass.
   bool pen_marks = false;
+  // The right half of the slide (blocks from width / 2 on) out of focus:
+  // its tissue blurred by a Gaussian of this many microns (sigma); 0: sharp.
+  double out_of_focus_um = 0;
 };
 
 class SyntheticSlideLayout {
@@ -46,6 +49,8 @@ class SyntheticSlideLayout {
   // The pen's colour (transmittance, 0-255 per channel) at a level-0 pixel;
   // null where no ring is drawn.
   const uint8_t* ink_at(int64_t x, int64_t y) const;
+  // Whether the tissue at a level-0 pixel is drawn out of focus.
+  bool out_of_focus_at(int64_t x, int64_t y) const;
 
  private:
   struct Piece {

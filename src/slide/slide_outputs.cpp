@@ -117,8 +117,9 @@ std::string classification(const TileScore& s, const std::vector<std::string>& c
 }  // namespace
 
 std::string tiles_csv_header(bool ensemble, const std::vector<std::string>& classes) {
-  std::string header = std::string("x,y,width,height,level,width_um,height_um,tissue,p_malignant") +
-                       (ensemble ? ",member_sd" : "");
+  std::string header =
+      std::string("x,y,width,height,level,width_um,height_um,tissue,focus,p_malignant") +
+      (ensemble ? ",member_sd" : "");
   if (classes.size() > 2)
     for (const auto& name : classes) header += "," + csv_field("p_" + name);
   return header;
@@ -126,9 +127,10 @@ std::string tiles_csv_header(bool ensemble, const std::vector<std::string>& clas
 
 std::string tile_row(const Tile& t, const TileGrid& g, const TileScore& s, bool ensemble) {
   char row[256];
-  int n = std::snprintf(row, sizeof row, "%lld,%lld,%lld,%lld,%d,%.2f,%.2f,%.3f,%.6f",
-                        (long long)t.x, (long long)t.y, (long long)t.width, (long long)t.height,
-                        g.level, g.tile_um_x, g.tile_um_y, t.tissue, s.p_malignant);
+  int n =
+      std::snprintf(row, sizeof row, "%lld,%lld,%lld,%lld,%d,%.2f,%.2f,%.3f,%.1f,%.6f",
+                    (long long)t.x, (long long)t.y, (long long)t.width, (long long)t.height,
+                    g.level, g.tile_um_x, g.tile_um_y, t.tissue, double(s.focus), s.p_malignant);
   if (ensemble) std::snprintf(row + n, sizeof row - size_t(n), ",%.6f", s.member_sd);
   std::string line = row;
   for (const float p : s.classes) {
@@ -145,18 +147,21 @@ std::vector<TileScore> read_tile_scores(const std::string& path, const std::vect
   std::stringstream in(read_file(path));
   std::string line;
   require(std::getline(in, line) && line == tiles_csv_header(ensemble, classes),
-          path + ": not this run's tiles.csv (its header differs)");
-  const size_t first_class = ensemble ? 10 : 9;
+          path +
+              ": not this run's tiles.csv (its header differs: another model, or an older "
+              "histocnn without the focus column); --restart scores the slide again");
+  constexpr size_t kFocus = 8, kP = 9, kMemberSd = 10;  // columns
+  const size_t first_class = ensemble ? kMemberSd + 1 : kP + 1;
   const size_t columns = first_class + (classes.size() > 2 ? classes.size() : 0);
   while (std::getline(in, line)) {
     const std::vector<double> v = split_numbers(line);
     const size_t i = scores.size();
     require(v.size() == columns && i < tiles.size() && int64_t(v[0]) == tiles[i].x &&
-                int64_t(v[1]) == tiles[i].y && v[8] >= 0 && v[8] <= 1,
+                int64_t(v[1]) == tiles[i].y && v[kP] >= 0 && v[kP] <= 1 && v[kFocus] >= 0,
             path + ": row " + std::to_string(i + 2) +
                 " is not the tile the grid puts there (written with other settings?); "
                 "--restart scores the slide again");
-    scores.push_back({v[8], ensemble ? v[9] : 0.0, {}});
+    scores.push_back({v[kP], ensemble ? v[kMemberSd] : 0.0, float(v[kFocus]), {}});
     for (size_t c = first_class; c < columns; ++c) scores.back().classes.push_back(float(v[c]));
   }
   return scores;
@@ -179,7 +184,8 @@ void write_tiles_geojson(const std::string& path, const std::vector<Tile>& tiles
                   "[%lld,%lld],[%lld,%lld]]]}",
                   x0, y0, x1, y0, x1, y1, x0, y1, x0, y0);
     std::string measurements = "\"P(malignant)\":" + fixed(s.p_malignant, 6) +
-                               ",\"Tissue fraction\":" + fixed(t.tissue, 3);
+                               ",\"Tissue fraction\":" + fixed(t.tissue, 3) +
+                               ",\"Focus\":" + fixed(s.focus, 1);
     if (s.member_sd > 0) measurements += ",\"Ensemble spread\":" + fixed(s.member_sd, 6);
     out.write(std::string(i ? "," : "") + "\n{\"type\":\"Feature\",\"geometry\":" + geometry +
               ",\"properties\":{\"objectType\":\"detection\",\"classification\":" +
@@ -188,6 +194,41 @@ void write_tiles_geojson(const std::string& path, const std::vector<Tile>& tiles
   }
   out.write("\n]}\n");
   out.commit();
+}
+
+nlohmann::json focus_statistics(const std::vector<Tile>& tiles,
+                                const std::vector<TileScore>& scores, double min_focus) {
+  if (scores.empty()) return nlohmann::json::object();
+  std::vector<double> focus;
+  double tissue = 0, blurred = 0;
+  int64_t below = 0;
+  for (size_t i = 0; i < scores.size(); ++i) {
+    focus.push_back(scores[i].focus);
+    tissue += tiles[i].tissue;
+    if (scores[i].focus < min_focus) {
+      ++below;
+      blurred += tiles[i].tissue;
+    }
+  }
+  std::sort(focus.begin(), focus.end());
+  auto at = [&](double q) { return focus[size_t(std::lround(q * double(focus.size() - 1)))]; };
+  return {{"focus_median", at(0.5)},
+          {"focus_p05", at(0.05)},
+          {"focus_p95", at(0.95)},
+          {"min_focus", min_focus},
+          {"out_of_focus_tiles", below},
+          {"out_of_focus_fraction", tissue > 0 ? blurred / tissue : 0.0}};
+}
+
+void keep_in_focus(std::vector<Tile>& tiles, std::vector<TileScore>& scores, double min_focus) {
+  size_t kept = 0;
+  for (size_t i = 0; i < scores.size(); ++i)
+    if (scores[i].focus >= min_focus) {
+      tiles[kept] = tiles[i];
+      scores[kept++] = std::move(scores[i]);
+    }
+  tiles.resize(kept);
+  scores.resize(kept);
 }
 
 nlohmann::json score_statistics(const std::vector<Tile>& tiles,

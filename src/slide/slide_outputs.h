@@ -1,6 +1,6 @@
 // What `histocnn slide` writes per slide, from the tiles and their scores:
 //   tiles.csv      x,y,width,height (level-0 pixels),level,width_um,height_um,
-//                  tissue,p_malignant[,member_sd][,p_<class>... for a model
+//                  tissue,focus (data/focus.h),p_malignant[,member_sd][,p_<class>... for a model
 //                  of more than two classes] — one row per scored tile,
 //                  appended batch by batch (the resume point)
 //   tiles.geojson  the tiles as QuPath detections (File > Import objects),
@@ -52,6 +52,17 @@ nlohmann::json score_statistics(const std::vector<Tile>& tiles,
                                 const std::vector<TileScore>& scores, const TileGrid& grid,
                                 int top_k, const std::vector<std::string>& classes = {});
 
+// The focus of the scored tiles (data/focus.h): median, 5th and 95th
+// percentiles, and with min_focus > 0 how many tiles fall below it and what
+// fraction of the scored tissue they hold (tissue-weighted), as
+// focus_median, focus_p05, focus_p95, min_focus, out_of_focus_tiles and
+// out_of_focus_fraction. Empty (no keys) without tiles.
+nlohmann::json focus_statistics(const std::vector<Tile>& tiles,
+                                const std::vector<TileScore>& scores, double min_focus);
+// Removes the tiles (and their scores) whose focus is below min_focus: they
+// stay in tiles.csv but out of everything computed from it.
+void keep_in_focus(std::vector<Tile>& tiles, std::vector<TileScore>& scores, double min_focus);
+
 // The thumbnail with every scored tile blended in its colour (alpha 0.55).
 Image heatmap_overlay(const Image& thumbnail, double downsample_x, double downsample_y,
                       const std::vector<Tile>& tiles, const std::vector<TileScore>& scores);
@@ -63,6 +74,17 @@ void render_heatmap(const std::string& folder, const Image& overlay, double mm_p
 // A grade model's tiles: the class of highest probability (-1 for a tile
 // without class probabilities).
 int tile_class(const TileScore& score);
+// The focus of the scored tiles (data/focus.h): median, 5th and 95th
+// percentiles, and with min_focus > 0 how many tiles fall below it and what
+// fraction of the scored tissue they hold (tissue-weighted), as
+// focus_median, focus_p05, focus_p95, min_focus, out_of_focus_tiles and
+// out_of_focus_fraction. Empty (no keys) without tiles.
+nlohmann::json focus_statistics(const std::vector<Tile>& tiles,
+                                const std::vector<TileScore>& scores, double min_focus);
+// Removes the tiles (and their scores) whose focus is below min_focus: they
+// stay in tiles.csv but out of everything computed from it.
+void keep_in_focus(std::vector<Tile>& tiles, std::vector<TileScore>& scores, double min_focus);
+
 // The thumbnail with every scored tile blended in its class's colour
 // (class_colour); tiles without classes are left as they are.
 Image class_overlay(const Image& thumbnail, double downsample_x, double downsample_y,

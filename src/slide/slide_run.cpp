@@ -153,7 +153,8 @@ nlohmann::json finished_summary(const std::string& folder, size_t tiles, const S
   };
   const bool same = s.is_object() && !s.contains("interrupted") &&
                     holds("tiles_scored", int64_t(tiles)) && holds("top_k", o.top_k) &&
-                    holds("explain", o.explain) && (o.explain == 0 || s.contains("explanations"));
+                    holds("explain", o.explain) && (o.explain == 0 || s.contains("explanations")) &&
+                    s.contains("min_focus") && s["min_focus"] == o.min_focus;
   return same ? s : nlohmann::json(nullptr);
 }
 
@@ -224,6 +225,22 @@ nlohmann::json write_tile_explanations(const std::string& folder, const Prepared
     files.push_back(name + ".png");
   }
   return files;
+}
+
+// The focus statistics into the summary; tiles under min_focus (said on
+// stderr) out of p.tiles and scores, so no output after tiles.csv sees them.
+void set_aside_out_of_focus(const std::string& path, PreparedSlide& p,
+                            std::vector<TileScore>& scores, nlohmann::json& summary,
+                            double min_focus) {
+  const nlohmann::json focus = focus_statistics(p.tiles, scores, min_focus);
+  summary.update(focus);
+  if (focus.value("out_of_focus_tiles", int64_t(0)) == 0) return;
+  std::fprintf(stderr,
+               "%s: %lld of %zu tiles out of focus (%.0f%% of the scored tissue; focus < %g): "
+               "left out of its statistics and maps, kept in tiles.csv\n",
+               path.c_str(), (long long)focus["out_of_focus_tiles"].get<int64_t>(), scores.size(),
+               100 * focus["out_of_focus_fraction"].get<double>(), min_focus);
+  keep_in_focus(p.tiles, scores, min_focus);
 }
 
 }  // namespace
@@ -324,6 +341,7 @@ nlohmann::json score_slide(const std::string& path, const std::vector<ModelFile>
     summary["tiles_scored"] = scores.size();
     return summary;
   }
+  set_aside_out_of_focus(path, p, scores, summary, o.min_focus);
   // Every tile scored before: the outputs may stand as they are.
   nlohmann::json done = t.tiles == 0 ? finished_summary(folder, scores.size(), o) : nullptr;
   if (done.is_null()) {

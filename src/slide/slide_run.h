@@ -27,7 +27,10 @@ struct SlideOptions {
   double tissue_threshold = -1;  // saturation; < 0: Otsu's (data/tissue.h)
   double min_tissue = 0.5;       // tiles with less tissue than this are not scored
   bool pen_filter = true;        // pen strokes are not tissue (data/pen_ink.h)
-  int thumbnail_side = 2048;     // the thumbnail's long side: tissue mask and heatmap
+  // Tiles less sharp than this (data/focus.h) are scored and kept in
+  // tiles.csv but left out of the slide's statistics, maps and evaluations.
+  double min_focus = 0;
+  int thumbnail_side = 2048;  // the thumbnail's long side: tissue mask and heatmap
   int batch = 64;
   int readers = 2;
   SlideReader reader = SlideReader::automatic;  // --reader (data/slide.h)

@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "core/read_ahead.h"
 #include "core/stopwatch.h"
+#include "data/focus.h"
 #include "train/member_prediction.h"
 
 namespace histocnn {
@@ -14,6 +15,7 @@ namespace {
 struct TileBatch {
   int count = 0;
   std::vector<float> input;
+  std::vector<float> focus;  // per tile
 };
 
 // Every tile's P(malignant): the members' mean (each averaged over the
@@ -24,6 +26,7 @@ std::vector<TileScore> score_batch(MemberPredictor& predictor, const TileBatch& 
   for (int t = 0; t < batch.count; ++t) {
     scores[size_t(t)].p_malignant = predictor.mean_p_malignant(t);
     scores[size_t(t)].member_sd = member_spread(predictor.member_p_malignant(t));
+    scores[size_t(t)].focus = batch.focus[size_t(t)];
     if (predictor.classes() > 2)
       for (double p : predictor.class_probs(t)) scores[size_t(t)].classes.push_back(float(p));
   }
@@ -48,9 +51,12 @@ ScoringTimes score_tiles(const Slide& slide, const TileGrid& grid, const std::ve
     b.input.resize(plane * options.batch);
     const std::vector<Image> read =
         read_tiles(slide, grid, tiles, from, size_t(b.count), options.stains);
-    for (int t = 0; t < b.count; ++t)
-      augment_to_chw(read[t].rgb.data(), grid.net_width, grid.net_height, {}, 0,
+    b.focus.resize(size_t(b.count));
+    for (int t = 0; t < b.count; ++t) {
+      b.focus[size_t(t)] = float(focus_measure(read[size_t(t)]));
+      augment_to_chw(read[size_t(t)].rgb.data(), grid.net_width, grid.net_height, {}, 0,
                      b.input.data() + plane * t, options.normalization);
+    }
   };
   std::vector<Tempering> temperings = options.temperings;
   if (temperings.empty()) temperings.assign(members.size(), Tempering{});

@@ -1,7 +1,7 @@
 // Scoring a slide's tiles: a pool of reader threads reads, stain-normalises,
-// resizes and converts tiles into batches ahead of the device, which scores
-// them in order with every member of the model (and every dihedral transform
-// with test-time augmentation).
+// resizes, measures the focus of and converts tiles into batches ahead of the
+// device (core/read_ahead.h), which scores them in order with every member of
+// the model (and every dihedral transform with test-time augmentation).
 //
 // Memory is bounded by the batch and the thread count, never by the slide:
 // at most readers + 1 batches of network input exist at once.
@@ -22,6 +22,7 @@ namespace histocnn {
 struct TileScore {
   double p_malignant = 0;  // mean over members (calibrated) and transforms
   double member_sd = 0;    // spread of the members' P (0 for one model)
+  float focus = 0;         // sharpness of the tile as the network saw it (data/focus.h)
   // A model of more than two classes (grades): each class's probability,
   // calibrated, mean over members and transforms; empty otherwise.
   std::vector<float> classes;
