@@ -99,7 +99,28 @@ TEST(ReadAhead, NoBatchesIsNoWork) {
   auto consume = [&](int64_t, const Numbers&) { ++calls; };
   EXPECT_EQ(read_ahead<Numbers>(2, 0, fill, consume).consumed, 0);
   EXPECT_EQ(calls, 0);
-  EXPECT_THROW(read_ahead<Numbers>(0, 3, fill, consume), std::exception);
+  EXPECT_THROW(read_ahead<Numbers>(-1, 3, fill, consume), std::exception);
+}
+
+// No readers: each batch filled and consumed on the calling thread, in turn,
+// with the same order, errors and stop.
+TEST(ReadAhead, WithoutReadersTheCallerFillsEachBatchInTurn) {
+  const std::thread::id caller = std::this_thread::get_id();
+  std::vector<int64_t> events;  // +id filled, -id - 1 consumed
+  auto fill = [&](int64_t id, Numbers& b) {
+    EXPECT_EQ(std::this_thread::get_id(), caller);
+    if (id == 4) throw std::runtime_error("image 4 is corrupt");
+    b.id = id;
+    events.push_back(id);
+  };
+  auto consume = [&](int64_t id, const Numbers& b) {
+    EXPECT_EQ(b.id, id);
+    events.push_back(-id - 1);
+  };
+  EXPECT_THROW(read_ahead<Numbers>(0, 10, fill, consume), std::runtime_error);
+  EXPECT_EQ(events, (std::vector<int64_t>{0, -1, 1, -2, 2, -3, 3, -4}));
+  std::atomic<bool> stop{true};
+  EXPECT_EQ(read_ahead<Numbers>(0, 10, fill, consume, &stop).consumed, 0);
 }
 
 }  // namespace

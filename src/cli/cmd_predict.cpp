@@ -15,12 +15,14 @@
 #include "data/augment.h"
 #include "data/image.h"
 #include "data/image_folders.h"
+#include "data/loader.h"
 #include "data/stain.h"
 #include "study/explanation_figure.h"
 #include "train/checkpoint.h"
 #include "train/ensemble.h"
 #include "train/evaluate.h"
 #include "train/explain.h"
+#include "train/image_batches.h"
 #include "train/member_prediction.h"
 
 namespace histocnn::cli {
@@ -102,7 +104,7 @@ struct PredictArgs {
   std::vector<std::string> models;
   std::string device = "cpu";
   std::vector<std::string> images;
-  int tiles = 3, threads = 0, batch = 64, readers = 2;
+  int tiles = 3, threads = 0, batch = 64, readers = -1;  // readers < 0: loader_workers_for
   bool tta = false, calibrated = true;
   double refer_below = 0.9, refer_spread = 0.15;
   std::string explain;
@@ -149,9 +151,10 @@ void add_predict_options(CLI::App* cmd, PredictArgs* a) {
       ->capture_default_str()
       ->check(CLI::Range(1, 4096));
   cmd->add_option("--readers", a->readers,
-                  "threads decoding images and cutting their crops ahead of the device")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 256));
+                  "threads decoding images and cutting their crops ahead of the device (default: "
+                  "none on CPU, where the compute threads decode each batch in turn; cores - 1 "
+                  "with --device cuda)")
+      ->check(CLI::Range(0, 256));
 }
 
 // One image's answer: P(malignant) per member and each class's probability,
@@ -237,89 +240,41 @@ std::vector<std::string> expand_folders(const std::vector<std::string>& argument
   return images;
 }
 
-// A run of consecutive images that a reader decoded and cut into network
-// input, ahead of the device.
-struct ImageBatch {
-  size_t first = 0;                         // the index of its first image
-  std::vector<std::vector<CropBox>> boxes;  // per image read, in order
-  std::vector<Image> images;                // the same, kept for --explain only
-  std::vector<float> input;                 // their crops, image after image
-  int rows = 0;
-  // What stopped the batch at the image after the last read (a corrupt
-  // file): raised once the images before it have their rows.
-  std::exception_ptr error;
-};
-
-// How predict reads an image: the model's stains, its crops, its input.
-struct ImageReader {
-  const ModelFile& model;
-  const std::vector<std::string>& paths;
-  int tiles;
-  size_t images_per_batch;
-  bool keep_images;
-
-  void operator()(int64_t id, ImageBatch& b) const {
-    b.first = size_t(id) * images_per_batch;
-    b.boxes.clear();
-    b.images.clear();
-    b.rows = 0;
-    b.error = nullptr;
-    const size_t end = std::min(paths.size(), b.first + images_per_batch);
-    for (size_t i = b.first; i < end && !b.error; ++i) {
-      try {
-        add(paths[i], b);
-      } catch (...) {
-        b.error = std::current_exception();
-      }
-    }
-  }
-
-  // Appends one image's crops to the batch.
-  void add(const std::string& path, ImageBatch& b) const {
-    const size_t plane = size_t(3) * model.width * model.height;
-    Image image = load_image(path);
-    if (model.stain_target)
-      image = normalize_stains(image, *model.stain_target, model.keeps_stain_residual());
-    std::vector<CropBox> boxes = prediction_crops(image.width, image.height, model, tiles, path);
-    b.input.resize(plane * (size_t(b.rows) + boxes.size()));
-    for (const CropBox& box : boxes)
-      crop_input(image, box, model, b.input.data() + plane * size_t(b.rows++));
-    b.boxes.push_back(std::move(boxes));
-    if (keep_images) b.images.push_back(std::move(image));
-  }
-};
-
 int run_predict(PredictArgs& a, const CLI::App& cmd) {
-  bound_cores(a.threads);
+  const int cores = bound_cores(a.threads);
   a.images = expand_folders(a.images, a.explain);
   const std::vector<ModelFile> models = load_ensemble(a.models);
   const ModelFile& model = models.front();  // members share input, crop and stains
   a.tta = resolve_tta(cmd, a.tta, models, a.calibrated);
   const int per_image = model.crop == "whole" ? 1 : a.tiles * a.tiles;
   const int images_per_batch = std::max(1, a.batch / per_image);
+  const Device device = select_device(a.device);
   const PredictionSteps steps =
-      compile_for_prediction(select_device(a.device), models, images_per_batch * per_image);
+      compile_for_prediction(device, models, images_per_batch * per_image);
   MemberPredictor predictor(
       steps.members, a.calibrated ? temperings_of(models) : std::vector<Tempering>(models.size()),
       model.width, model.height, a.tta, model.labels.malignant);
   const std::vector<std::string> bases = explanation_bases(a.explain, a.images);
   const std::unique_ptr<OutputFolder> folder = check_predict_inputs(a, bases);
-  const ImageReader reader{model, a.images, a.tiles, size_t(images_per_batch), folder != nullptr};
+  const int readers = a.readers >= 0 ? a.readers : loader_workers_for(!device.is_cuda(), cores);
+  const ImageBatchReader reader{
+      model, a.images, a.tiles, size_t(images_per_batch), folder != nullptr, readers == 0};
   auto answer = [&](int64_t, const ImageBatch& b) {
     if (b.rows > 0) predictor.predict(b.input.data(), b.rows);
-    for (size_t k = 0, row = 0; k < b.boxes.size(); row += b.boxes[k++].size()) {
+    for (size_t k = 0, row = 0; k < b.ready; row += b.images[k++].boxes.size()) {
       const size_t i = b.first + k;
-      const ImageScores s = image_scores(predictor, int(row), int(b.boxes[k].size()));
+      const PreparedImage& image = b.images[k];
+      const ImageScores s = image_scores(predictor, int(row), int(image.boxes.size()));
       print_row(a, model.labels, a.images[i], s, models.size() > 1, i == 0);
       if (folder)
-        write_explanation(bases[i], b.images[k], models, b.boxes[k], s.classes, a.images[i],
+        write_explanation(bases[i], image.image, models, image.boxes, s.classes, a.images[i],
                           a.models.front());
     }
     if (b.error) std::rethrow_exception(b.error);
   };
   const int64_t batches =
       int64_t((a.images.size() + size_t(images_per_batch) - 1) / size_t(images_per_batch));
-  read_ahead<ImageBatch>(a.readers, batches, reader, answer);
+  read_ahead<ImageBatch>(readers, batches, reader, answer);
   if (folder)
     std::printf("files: %s/*.gradcam.png, *.gradcam.overlay.png (one per image)\n",
                 a.explain.c_str());

@@ -1,8 +1,10 @@
 // Ordered read-ahead: reader threads prepare numbered batches (decode,
 // resize, normalise) ahead of one consumer (the device), which takes them in
 // order. `slide` scores a slide's tiles through it and `predict` a list of
-// images, so the device never waits for a decode that a free core could
-// have done while it computed.
+// images, so a GPU never waits for a decode that an idle core could have
+// done while it computed. With no readers the consumer fills each batch
+// itself: a CPU step's team holds every core, and a thread beside it would
+// stall the team (docs/results/cpu-loader.md).
 //
 // Memory is bounded by the readers, never by the work: at most readers + 1
 // batches exist at once, each slot reused (a batch's buffers keep their
@@ -93,16 +95,36 @@ class ReadAheadRing {
   double read_s_ = 0;
 };
 
+// Each batch filled then consumed on the calling thread: no thread beside
+// it (a CPU step's OpenMP team holds every core; data/loader.h).
+template <class Batch, class Fill, class Consume>
+ReadAheadTimes fill_in_turn(int64_t batches, Fill& fill, Consume& consume,
+                            const std::atomic<bool>* stop) {
+  ReadAheadTimes times;
+  Batch batch;
+  for (int64_t id = 0; id < batches; ++id) {
+    if (stop && stop->load()) break;
+    const auto begin = Clock::now();
+    fill(id, batch);
+    times.read_s += seconds_since(begin);
+    consume(id, batch);
+    ++times.consumed;
+  }
+  return times;
+}
+
 // Runs fill(id, batch) for ids 0..batches-1 on `readers` threads and
-// consume(id, batch) for each on the calling thread, in id order. Stops
-// between batches once *stop is set. What a fill throws is rethrown here,
-// in order (the batches before it consumed), after the readers are joined.
-// requires: readers >= 1; fill callable from several threads at once on
+// consume(id, batch) for each on the calling thread, in id order; with 0
+// readers both on the calling thread, in turn. Stops between batches once
+// *stop is set. What a fill throws is rethrown here, in order (the batches
+// before it consumed), after the readers are joined.
+// requires: readers >= 0; fill callable from several threads at once on
 //           different batches.
 template <class Batch, class Fill, class Consume>
 ReadAheadTimes read_ahead(int readers, int64_t batches, Fill fill, Consume consume,
                           const std::atomic<bool>* stop = nullptr) {
-  require(readers >= 1, "read-ahead needs a reader");
+  require(readers >= 0, "read-ahead: a negative count of readers");
+  if (readers == 0) return fill_in_turn<Batch>(batches, fill, consume, stop);
   ReadAheadRing<Batch> ring(readers + 1, batches);
   auto read = [&] {
     for (int64_t id; (id = ring.claim()) >= 0;) {
