@@ -1,6 +1,7 @@
 // The cohort's review page (slide/cohort_report.h): the most malignant slide
 // first, wrong calls named, slides without a score last, links to each
-// slide's heatmap section that work in the HTML, pen ink left out named.
+// slide's heatmap section that work in the HTML, pen ink left out and blurred
+// slides named.
 #include <gtest/gtest.h>
 
 #include "core/atomic_file.h"
@@ -59,6 +60,32 @@ TEST(CohortReport, MostMalignantFirstWrongCallsNamedAndHeatmapsLinked) {
   EXPECT_NE(html.find("<a href=\"#slide-2\">c.svs</a>"), std::string::npos) << html;
   EXPECT_NE(html.find("<h3 id=\"slide-2\">Slide 2</h3>"), std::string::npos) << html;
   EXPECT_EQ(read_file(dir / "report.md"), md);
+}
+
+// Focus: tissue set aside by --min-focus is said with its share; without a
+// threshold, a slide whose median focus is under a quarter of the cohort's
+// is flagged, and nothing is said with fewer than three slides to compare.
+TEST(CohortReport, BlurredSlidesAreNamed) {
+  CohortReport r;
+  r.slides = {done("a", 0.2, 0), done("b", 0.9, 1), done("c", 0.5, 0), done("d", 0.3, 1)};
+  const double medians[] = {1800, 1500, 300, 1700};
+  for (size_t i = 0; i < 4; ++i) r.slides[i].summary["focus_median"] = medians[i];
+  r.slides[3].summary["out_of_focus_fraction"] = 0.234;
+  r.slides[3].summary["min_focus"] = 350;
+  std::string md = cohort_report_markdown(r);
+  EXPECT_NE(md.find("c.svs: top-mean 0.500, called malignant, **false alarm** (label benign); "
+                    "blurred? its tiles' focus (median 300) is under a quarter of the cohort's "
+                    "(1700)\n"),
+            std::string::npos)
+      << md;
+  EXPECT_NE(md.find("d.svs: top-mean 0.300, called benign, **missed** (label malignant); 23% of "
+                    "its tissue out of focus (focus < 350), left out of its score\n"),
+            std::string::npos)
+      << md;
+  EXPECT_EQ(md.find("blurred?"), md.rfind("blurred?")) << md;
+  r.slides.resize(2);
+  r.slides[1].summary["focus_median"] = 100;
+  EXPECT_EQ(cohort_report_markdown(r).find("blurred?"), std::string::npos);
 }
 
 }  // namespace

@@ -85,8 +85,36 @@ std::string pen_ink_note(const ReportedSlide& s) {
          s.folder + "/tissue.png))";
 }
 
+// The median over the cohort's scored slides of their median tile focus;
+// 0 with fewer than three (too few to say what is usual).
+double cohort_focus(const CohortReport& r) {
+  std::vector<double> medians;
+  for (const ReportedSlide& s : r.slides)
+    if (s.status == "done" && s.summary.contains("focus_median") &&
+        s.summary["focus_median"].is_number())
+      medians.push_back(s.summary["focus_median"].get<double>());
+  if (medians.size() < 3) return 0;
+  std::sort(medians.begin(), medians.end());
+  return medians[medians.size() / 2];
+}
+
+// "; 23% of its tissue out of focus, left out of its score" (--min-focus),
+// or, with no threshold, "; blurred? its tiles' focus (median 27) is under a
+// quarter of the cohort's (1763)": a slide to look at before trusting it.
+std::string focus_note(const ReportedSlide& s, double cohort) {
+  const double share = s.summary.value("out_of_focus_fraction", 0.0);
+  if (share > 0)
+    return "; " + fixed(100 * share, "%.0f") + "% of its tissue out of focus (focus < " +
+           fixed(s.summary.value("min_focus", 0.0), "%g") + "), left out of its score";
+  const double median = s.summary.value("focus_median", -1.0);
+  if (cohort <= 0 || median < 0 || median >= kBlurredShareOfCohortFocus * cohort) return "";
+  return "; blurred? its tiles' focus (median " + fixed(median, "%.0f") +
+         ") is under a quarter of the cohort's (" + fixed(cohort, "%.0f") + ")";
+}
+
 std::string heatmaps(const CohortReport& r, const std::vector<const ReportedSlide*>& order) {
   std::string md;
+  const double cohort = cohort_focus(r);
   int rank = 0;
   for (const ReportedSlide* s : order) {
     const double score = score_of(*s, r.score_key);
@@ -95,7 +123,8 @@ std::string heatmaps(const CohortReport& r, const std::vector<const ReportedSlid
     md += "\n### Slide " + std::to_string(rank) + "\n\n" + s->slide + ": " + r.score_name + " " +
           fixed(score, "%.3f") + ", called " + call_text(s->label, score >= r.threshold) +
           (s->label < 0 ? "" : " (label " + label_name(s->label) + ")") + pen_ink_note(*s) +
-          "\n\n![heatmap of " + s->slide + "](" + s->folder + "/heatmap.png)\n";
+          focus_note(*s, cohort) + "\n\n![heatmap of " + s->slide + "](" + s->folder +
+          "/heatmap.png)\n";
   }
   return md;
 }

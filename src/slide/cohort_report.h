@@ -2,8 +2,12 @@
 // pathologist looks at first. The headlines (slide level, tile level), the
 // ROC figures, a table of every slide from the most malignant down with its
 // label and call where known (wrong calls named: missed, false alarm), then
-// each slide's heatmap in the same order. Written after `histocnn slide`
-// scores several slides (or a labelled or annotated one).
+// each slide's heatmap in the same order, with what to check before trusting
+// it: pen ink left out, tissue out of focus (set aside by --min-focus, or,
+// without a threshold, a slide whose median tile focus is under
+// kBlurredShareOfCohortFocus of the cohort's: blur is relative to stain and
+// scale, and a cohort shares both). Written after `histocnn slide` scores
+// several slides (or a labelled or annotated one).
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -11,6 +15,13 @@
 #include <vector>
 
 namespace histocnn {
+
+// A slide whose median tile focus is under this share of the cohort's
+// median (of at least three slides) is flagged as possibly blurred. A
+// quarter: on the synthetic slide a blur of 2 µm (~one network pixel of a
+// 64-px GlaS model) divides the median by 7.7, 1 µm by 1.9
+// (docs/design/slides.md, Focus).
+constexpr double kBlurredShareOfCohortFocus = 0.25;
 
 struct ReportedSlide {
   std::string slide;       // as given on the command line
