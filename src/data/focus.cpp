@@ -13,8 +13,7 @@ double luminance(const uint8_t* p) {
 }
 
 bool is_tissue(const uint8_t* p) {
-  const int hi = std::max({p[0], p[1], p[2]}), lo = std::min({p[0], p[1], p[2]});
-  return hi > 0 && double(hi - lo) >= kMinTissueSaturation * hi;
+  return pixel_saturation(p) >= kMinTissueSaturation * 255;
 }
 
 // The 4-neighbour Laplacian of luminance at interior pixel (x, y), given the

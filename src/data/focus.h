@@ -7,8 +7,8 @@
 //
 // The measure is the variance of the Laplacian of the luminance (Pech-Pacheco
 // et al. 2000), the one HistoQC and most QC pipelines use, over the tile's
-// tissue pixels (HSV saturation >= kMinTissueSaturation, as in
-// data/tissue.h): glass is flat whether in focus or not, so a tile half on
+// tissue pixels (pixel_saturation >= kMinTissueSaturation, data/tissue.h):
+// glass is flat whether in focus or not, so a tile half on
 // glass would otherwise read half as sharp. Units: luminance levels squared
 // (0-255 scale, 4-neighbour Laplacian). Sharp H&E at 1-2.5 µm per network
 // pixel reads in the hundreds to thousands; a blur of a few microns divides

@@ -116,9 +116,7 @@ TissueMask detect_tissue(const Image& thumbnail, const TissueOptions& options) {
   std::vector<uint8_t> saturation(n);
   std::vector<int64_t> histogram(256, 0);
   for (size_t i = 0; i < n; ++i) {
-    const uint8_t* p = &thumbnail.rgb[3 * i];
-    const int hi = std::max({p[0], p[1], p[2]}), lo = std::min({p[0], p[1], p[2]});
-    saturation[i] = hi < 30 ? 0 : uint8_t((hi - lo) * 255 / hi);  // near-black: not tissue
+    saturation[i] = pixel_saturation(&thumbnail.rgb[3 * i]);
     if (!is_ink(i)) ++histogram[saturation[i]];
   }
   mask.threshold = options.threshold > 0

@@ -12,6 +12,7 @@
 // (saturated ink would pull the threshold up) and are never filled as holes.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -20,6 +21,14 @@
 namespace histocnn {
 
 constexpr double kMinTissueSaturation = 0.05;
+
+// A pixel's HSV saturation, 0-255: (max - min) / max of its channels, and 0
+// for near-black pixels (max < 30: scanner borders, dark pen), which are not
+// tissue. Tissue is saturation >= threshold * 255.
+inline uint8_t pixel_saturation(const uint8_t* rgb) {
+  const int hi = std::max({rgb[0], rgb[1], rgb[2]}), lo = std::min({rgb[0], rgb[1], rgb[2]});
+  return hi < 30 ? 0 : uint8_t((hi - lo) * 255 / hi);
+}
 
 struct TissueOptions {
   double threshold = -1;  // saturation in (0, 1]; < 0: Otsu's
