@@ -461,6 +461,27 @@ TEST(SlideOutputs, AGradeModelsTilesCarryTheirClasses) {
   EXPECT_THROW(render_class_map(dir.path(), map, 0.5, 0.5, "grades", classes, {1.0}), Error);
 }
 
+// A thumbnail wider than the 1000-pixel map is drawn area-reduced to the
+// map's width (gnuplot's time grows with the image's pixels), covering the
+// same millimetres; a narrower one is drawn as it is.
+TEST(SlideOutputs, HeatmapsDrawTheOverlayAtTheMapsWidth) {
+  testing::TempDir dir;
+  Image wide{2048, 1536, std::vector<uint8_t>(size_t(2048) * 1536 * 3, 200)};
+  for (int y = 0; y < 1536; ++y) wide.row(y)[3 * (y * 2048 / 1536)] = 0;  // a diagonal
+  render_heatmap(dir.path(), wide, 0.01, 0.01, "wide");
+  const Image drawn = load_image(dir / "heatmap-overlay.png");
+  EXPECT_EQ(drawn.width, 1000);
+  EXPECT_EQ(drawn.height, 750);
+  const std::string script = read_file(dir / "heatmap.png.gp");
+  EXPECT_NE(script.find("set xrange [0:20.48]"), std::string::npos) << script;
+  EXPECT_NE(script.find("set yrange [15.36:0]"), std::string::npos) << script;
+  EXPECT_NE(script.find("dx=0.02048 dy=0.02048"), std::string::npos) << script;
+  EXPECT_EQ(load_image(dir / "heatmap.png").width, 1000);
+  const Image narrow{600, 400, std::vector<uint8_t>(size_t(600) * 400 * 3, 90)};
+  render_heatmap(dir.path(), narrow, 0.01, 0.01, "narrow");
+  EXPECT_EQ(load_image(dir / "heatmap-overlay.png").width, 600);
+}
+
 TEST(SlideOutputs, StatisticsColoursAndResumeRows) {
   TileGrid g;
   g.tile_um_x = g.tile_um_y = 100;

@@ -85,14 +85,33 @@ std::string map_image(const std::string& image, double mm_x, double mm_y) {
   return clause.str();
 }
 
-// Renders a map script to <base>.png, 1000 pixels wide and as tall as the
+constexpr int kMapWidthPixels = 1000;  // the rendered map's width
+
+// Renders a map script to <base>.png, kMapWidthPixels wide and as tall as the
 // slide's aspect asks (300..1600).
 void render_map(const std::string& base, const std::string& script, const Image& overlay,
                 double mm_x, double mm_y) {
   const double width = overlay.width * mm_x, height = overlay.height * mm_y;
-  const int px_width = 1000;
+  const int px_width = kMapWidthPixels;
   const int px_height = std::clamp(int(px_width * height / width) + 60, 300, 1600);
   render_gnuplot(base, script, px_width, px_height, false);
+}
+
+// The overlay as a map draws it: area-reduced to the map's width in pixels
+// when wider. gnuplot draws every image pixel as a rectangle, so a
+// 2048-pixel thumbnail took three times as long to render as one of the
+// map's own width, for detail the 1000-pixel map cannot show
+// (docs/design/slides.md).
+struct MapImage {
+  Image image;
+  double mm_x, mm_y;  // millimetres per pixel of `image`
+};
+MapImage map_sized(const Image& overlay, double mm_x, double mm_y) {
+  if (overlay.width <= kMapWidthPixels) return {overlay, mm_x, mm_y};
+  const int width = kMapWidthPixels;
+  const int height = std::max(1, int(std::lround(double(overlay.height) * width / overlay.width)));
+  return {resize_area(overlay, width, height), mm_x * overlay.width / width,
+          mm_y * overlay.height / height};
 }
 
 // A tile's QuPath classification: Malignant/Benign at P 0.5, or, for a
@@ -317,13 +336,15 @@ Image class_overlay(const Image& thumbnail, double downsample_x, double downsamp
 void render_heatmap(const std::string& folder, const Image& overlay, double mm_x, double mm_y,
                     const std::string& title) {
   const std::string image = (std::filesystem::path(folder) / "heatmap-overlay.png").string();
-  save_image(image, overlay);
+  const MapImage m = map_sized(overlay, mm_x, mm_y);
+  save_image(image, m.image);
   std::ostringstream gp;
-  gp << map_axes(overlay, mm_x, mm_y, title) << "set palette defined (" << heatmap_palette()
+  gp << map_axes(m.image, m.mm_x, m.mm_y, title) << "set palette defined (" << heatmap_palette()
      << ")\nset cbrange [0:1]\nset cblabel 'P(malignant)'\nset colorbox\n"
-     << "plot " << map_image(image, mm_x, mm_y)
+     << "plot " << map_image(image, m.mm_x, m.mm_y)
      << ", '+' using (NaN):(NaN):(0.5) with points lc palette notitle\n";
-  render_map((std::filesystem::path(folder) / "heatmap").string(), gp.str(), overlay, mm_x, mm_y);
+  render_map((std::filesystem::path(folder) / "heatmap").string(), gp.str(), m.image, m.mm_x,
+             m.mm_y);
 }
 
 void render_class_map(const std::string& folder, const Image& overlay, double mm_x, double mm_y,
@@ -331,11 +352,12 @@ void render_class_map(const std::string& folder, const Image& overlay, double mm
                       const std::vector<double>& shares) {
   require(shares.size() == classes.size(), "render_class_map: one share per class");
   const std::string image = (std::filesystem::path(folder) / "grades-overlay.png").string();
-  save_image(image, overlay);
+  const MapImage m = map_sized(overlay, mm_x, mm_y);
+  save_image(image, m.image);
   std::ostringstream gp;
-  gp << map_axes(overlay, mm_x, mm_y, title) << "unset colorbox\n"
+  gp << map_axes(m.image, m.mm_x, m.mm_y, title) << "unset colorbox\n"
      << "set key outside right top vertical Left reverse noenhanced title 'share of tissue'\n"
-     << "plot " << map_image(image, mm_x, mm_y);
+     << "plot " << map_image(image, m.mm_x, m.mm_y);
   // The key: one invisible box per class in its colour.
   for (size_t k = 0; k < classes.size(); ++k) {
     char share[32];
@@ -344,7 +366,8 @@ void render_class_map(const std::string& folder, const Image& overlay, double mm
        << gnuplot_text(classes[k]) << share << "\"";
   }
   gp << "\n";
-  render_map((std::filesystem::path(folder) / "grades").string(), gp.str(), overlay, mm_x, mm_y);
+  render_map((std::filesystem::path(folder) / "grades").string(), gp.str(), m.image, m.mm_x,
+             m.mm_y);
 }
 
 }  // namespace histocnn

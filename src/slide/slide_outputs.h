@@ -66,32 +66,22 @@ void keep_in_focus(std::vector<Tile>& tiles, std::vector<TileScore>& scores, dou
 // The thumbnail with every scored tile blended in its colour (alpha 0.55).
 Image heatmap_overlay(const Image& thumbnail, double downsample_x, double downsample_y,
                       const std::vector<Tile>& tiles, const std::vector<TileScore>& scores);
-// heatmap.png in `folder`: the overlay (saved as heatmap-overlay.png) in
-// millimetres with the colour bar, `title` and a scale bar.
+// heatmap.png in `folder`: the overlay (saved as heatmap-overlay.png,
+// area-reduced to the map's 1000-pixel width when wider) in millimetres with
+// the colour bar, `title` and a scale bar.
 void render_heatmap(const std::string& folder, const Image& overlay, double mm_per_pixel_x,
                     double mm_per_pixel_y, const std::string& title);
 
 // A grade model's tiles: the class of highest probability (-1 for a tile
 // without class probabilities).
 int tile_class(const TileScore& score);
-// The focus of the scored tiles (data/focus.h): median, 5th and 95th
-// percentiles, and with min_focus > 0 how many tiles fall below it and what
-// fraction of the scored tissue they hold (tissue-weighted), as
-// focus_median, focus_p05, focus_p95, min_focus, out_of_focus_tiles and
-// out_of_focus_fraction. Empty (no keys) without tiles.
-nlohmann::json focus_statistics(const std::vector<Tile>& tiles,
-                                const std::vector<TileScore>& scores, double min_focus);
-// Removes the tiles (and their scores) whose focus is below min_focus: they
-// stay in tiles.csv but out of everything computed from it.
-void keep_in_focus(std::vector<Tile>& tiles, std::vector<TileScore>& scores, double min_focus);
-
 // The thumbnail with every scored tile blended in its class's colour
 // (class_colour); tiles without classes are left as they are.
 Image class_overlay(const Image& thumbnail, double downsample_x, double downsample_y,
                     const std::vector<Tile>& tiles, const std::vector<TileScore>& scores);
-// grades.png in `folder`: the class overlay (saved as grades-overlay.png) in
-// millimetres with a scale bar and a key naming each class in its colour
-// with its share of the tissue. Requires: one share per class.
+// grades.png in `folder`: the class overlay (saved as grades-overlay.png,
+// reduced as the heatmap's) in millimetres with a scale bar and a key naming each class in its
+// colour with its share of the tissue. Requires: one share per class.
 void render_class_map(const std::string& folder, const Image& overlay, double mm_per_pixel_x,
                       double mm_per_pixel_y, const std::string& title,
                       const std::vector<std::string>& classes, const std::vector<double>& shares);
