@@ -57,9 +57,9 @@ if [[ "${SKIP_SANITIZERS:-0}" != 1 ]]; then
   TSAN_OPTIONS="$tsan" build-tsan/tests/histocnn_concurrency_tests \
     --gtest_filter='PoolResource.*:StatisticsAdaptor.*:LimitAdaptor.*:LoggingAdaptor.*:StepMemory.*:MemoryPlan.*:MemoryEngine.*'
   # oneDNN's OpenMP team (not instrumented) is kept to one thread so only
-  # the scorer's own threads run.
+  # the read-ahead ring's and the scorer's own threads run.
   OMP_NUM_THREADS=1 TSAN_OPTIONS="$tsan" build-tsan/tests/histocnn_concurrency_tests \
-    --gtest_filter='TileScorer.*:Slide.Thumbnail*'
+    --gtest_filter='ReadAhead.*:TileScorer.*:Slide.Thumbnail*'
   stage "tests (TSan)"
 fi
 
