@@ -16,7 +16,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         std::string(reinterpret_cast<const char*>(data), size), "fuzz.safetensors");
     for (const histocnn::ModelFile& m : histocnn::models_from(in, "fuzz.safetensors")) {
       // What the commands read from a loaded model.
-      (void)m.keeps_stain_residual();
+      if (m.stain_target) (void)m.stain_recipe();
       (void)m.trained.value("eval_tta", false);
       (void)m.trained.value("eval_crops", 8);
       (void)m.trained.value("max_background", 1.0f);

@@ -319,12 +319,13 @@ TEST_F(Cli, StainPrintsEachImagesStainsAndWritesItNormalised) {
   for (const char* name : {"train_2.png", "train_3.png"})
     EXPECT_TRUE(std::filesystem::exists(out("stained") + "/" + name)) << name;
   ASSERT_EQ(run(train_args() + " --epochs 1 -o " + out("plain")).status, 0);
-  // The residual-keeping variant is recorded in the model and applied by eval.
-  ASSERT_EQ(run(train_args() + " --epochs 1 --stain-normalize macenko-residual -o " + out("resid"))
+  // The recipe (Vahadane's estimate, residual kept) is recorded in the model
+  // and applied by eval (macenko-residual: the preset above).
+  ASSERT_EQ(run(train_args() + " --epochs 1 --stain-normalize vahadane-residual -o " + out("resid"))
                 .status,
             0);
   EXPECT_EQ(load_model_file(out("resid/model.safetensors")).trained["stain_normalize"],
-            "macenko-residual");
+            "vahadane-residual");
   const CommandResult resid_eval =
       run("eval --data " + data() + " --threads 1 -m " + out("resid/model.safetensors"));
   EXPECT_EQ(resid_eval.status, 0) << resid_eval.output;
@@ -357,6 +358,9 @@ TEST_F(Cli, StainPrintsEachImagesStainsAndWritesItNormalised) {
            {"stain -o " + out("x") + " " + data() + "/train_1.png", "--output: needs a target"},
            {"stain -m " + out("plain/model.safetensors") + " " + data() + "/train_1.png",
             "no stain target stored"},
+           {"stain --method macenko -m " + out("resid/model.safetensors") + " " + data() +
+                "/train_1.png",
+            "--method: " + out("resid/model.safetensors") + " normalises with vahadane"},
            {"stain " + out("missing.png"), "missing.png"}}) {
     const CommandResult bad = run(args);
     EXPECT_EQ(bad.status, 1) << args;

@@ -70,7 +70,7 @@ TEST(EnsembleFile, MembersRoundTripUnderModuleListNames) {
           << "member " << k << " " << info.name;
     EXPECT_EQ(read[k].buffers.batches_tracked, written[k].buffers.batches_tracked);
     EXPECT_EQ(read[k].trained["seed"], written[k].trained["seed"]) << "each member's recipe";
-    EXPECT_TRUE(read[k].keeps_stain_residual());
+    EXPECT_TRUE(read[k].stain_recipe().keep_residual);
     ASSERT_TRUE(read[k].stain_target.has_value());
     EXPECT_EQ(read[k].stain_target->text(), written[k].stain_target->text());
     EXPECT_EQ(read[k].normalization.text(), written[k].normalization.text());
@@ -85,6 +85,30 @@ TEST(EnsembleFile, MembersRoundTripUnderModuleListNames) {
   ASSERT_TRUE(raw.tensors.count("members.1.bn1.num_batches_tracked"));
   EXPECT_EQ(raw.tensors.at("members.1.bn1.num_batches_tracked").ints.at(0), 102);
   EXPECT_FALSE(raw.tensors.count("conv1.weight")) << "no unprefixed model beside the members";
+}
+
+TEST(ModelFileStain, TheRecipeIsReadAndOneNoVersionWroteIsRefused) {
+  TempDir dir;
+  ModelFile m = member(1);
+  m.trained["stain_normalize"] = "vahadane";
+  save_model_file(dir / "v.safetensors", m);
+  const StainRecipe r = load_model_file(dir / "v.safetensors").stain_recipe();
+  EXPECT_EQ(r.method, StainMethod::vahadane);
+  EXPECT_FALSE(r.keep_residual);
+  m.trained.erase("stain_normalize");  // files from before the recipe was recorded: Macenko's
+  save_model_file(dir / "old.safetensors", m);
+  EXPECT_EQ(load_model_file(dir / "old.safetensors").stain_recipe().name(), "macenko");
+  m.trained["stain_normalize"] = "reinhard";
+  save_model_file(dir / "r.safetensors", m);
+  try {
+    load_model_file(dir / "r.safetensors");
+    FAIL() << "loaded a stain recipe no version writes";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("r.safetensors: histocnn.trained stain_normalize: "
+                                         "expected one of macenko,"),
+              std::string::npos)
+        << e.what();
+  }
 }
 
 TEST(EnsembleFile, OneModelLoadsAsOneMemberAndAnEnsembleIsNoSingleModel) {

@@ -109,6 +109,19 @@ TEST_F(Hostile, EveryFlagRefusalNamesItsFlagAndWritesNothing) {
        1,
        {"--max-background nan"},
        {}},
+      {"--stain-normalize that no method names",
+       [&] { return "train --data " + d + " --stain-normalize vahadane-x -o " + path("never"); },
+       2,
+       {"--stain-normalize"},
+       {}},
+      {"stain --method that no estimator names",
+       [&] {
+         return "stain --method reinhard --reference " + path("d/train_1.png") + " " +
+                path("d/train_2.png") + " -o " + path("never");
+       },
+       2,
+       {"--method"},
+       {}},
       {"slide --mpp nan",
        [&] {
          return "slide " + m + " " + path("d/train_1.png") + " --mpp nan -o " + path("never");

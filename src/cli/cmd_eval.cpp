@@ -228,7 +228,7 @@ CropOptions eval_crops(const ModelFile& model, const std::vector<SlideImage>& im
     std::sscanf(model.crop.c_str(), "%dx%d", &crops.crop_width, &crops.crop_height);
   crops.distinct_positions = true;
   crops.stain_target = model.stain_target;
-  crops.stain_keep_residual = model.keeps_stain_residual();
+  crops.stain_recipe = model.stain_recipe();
   crops.max_background = model.trained.value("max_background", 1.0f);
   crops.classes = labels.count();
   crops.class_crops.assign(size_t(labels.count()), 0);

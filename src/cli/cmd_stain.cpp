@@ -12,32 +12,46 @@ namespace histocnn::cli {
 
 Runner add_stain(CLI::App& app) {
   auto* cmd = app.add_subcommand(
-      "stain", "Macenko stain vectors of images, and the images normalised to a target");
+      "stain", "H&E stain vectors of images, and the images normalised to a target");
   struct Args {
     std::vector<std::string> images;
-    std::string model, reference, output;
+    std::string model, reference, output, method;
     bool keep_residual = false;
   };
   auto a = std::make_shared<Args>();
   cmd->add_option("images", a->images, "image files")->required();
   cmd->add_option("--model,-m", a->model,
-                  "normalise to the stain target stored in this model (trained with "
-                  "--stain-normalize macenko)");
+                  "normalise to the stain target stored in this model, as eval and predict "
+                  "do (trained with --stain-normalize: its method, and its residual kept "
+                  "when it says -residual)");
   cmd->add_option("--reference", a->reference, "normalise to this image's stains instead");
+  cmd->add_option("--method", a->method,
+                  "how stain vectors are estimated: macenko (the extreme angles of the "
+                  "optical density) or vahadane (sparse non-negative factorisation); "
+                  "default macenko, or the model's")
+      ->check(CLI::IsMember({"macenko", "vahadane"}));
   cmd->add_flag("--keep-residual", a->keep_residual,
-                "keep the optical density the two stains do not explain (macenko-residual)");
+                "keep the optical density the two stains do not explain (-residual)");
   cmd->add_option("--output,-o", a->output,
                   "write the normalised images into this folder (as NAME.png)");
   return [a] {
     require(a->model.empty() || a->reference.empty(), "--model and --reference: give one target");
     std::optional<StainMatrix> target;
+    StainRecipe recipe{StainMethod::macenko, a->keep_residual};
+    if (!a->method.empty()) recipe.method = parse_stain_method(a->method, "--method");
     if (!a->model.empty()) {
-      target = load_models(a->model).front().stain_target;  // an ensemble's members share it
+      const ModelFile model = load_models(a->model).front();  // an ensemble's members share it
+      target = model.stain_target;
       require(target.has_value(), a->model +
                                       ": the model was not trained with --stain-normalize "
-                                      "macenko (no stain target stored)");
+                                      "(no stain target stored)");
+      const StainRecipe own = model.stain_recipe();
+      require(a->method.empty() || recipe.method == own.method,
+              "--method: " + a->model + " normalises with " + stain_method_name(own.method) +
+                  " (its stain target was estimated that way)");
+      recipe = {own.method, own.keep_residual || a->keep_residual};
     } else if (!a->reference.empty()) {
-      target = estimate_stains(load_image(a->reference), a->reference);
+      target = estimate_stains_with(recipe.method, load_image(a->reference), a->reference);
     }
     require(a->output.empty() || target.has_value(),
             "--output: needs a target (--model or --reference) to normalise to");
@@ -74,10 +88,10 @@ Runner add_stain(CLI::App& app) {
     for (size_t i = 0; i < a->images.size(); ++i) {
       const std::string& path = a->images[i];
       const Image image = load_image(path);
-      const StainMatrix own = estimate_stains(image, path);
+      const StainMatrix own = estimate_stains_with(recipe.method, image, path);
       row(path, own);
       if (!outputs.empty())
-        save_image(outputs[i], normalize_stains(image, own, *target, a->keep_residual));
+        save_image(outputs[i], normalize_stains(image, own, *target, recipe.keep_residual));
     }
     return 0;
   };

@@ -6,6 +6,7 @@
 #include "cli/options.h"
 #include "cli/presets.h"
 #include "core/atomic_file.h"
+#include "data/stain.h"
 #include "train/ensemble.h"
 #include "train/run_training.h"
 #include "train/training_data.h"
@@ -148,11 +149,15 @@ void add_augmentation_options(CLI::App* cmd, const std::shared_ptr<TrainOptions>
          "augment: HED stain scale/shift sigma (Tellez 2018; 0.05 light, 0.2 strong; 0 = off)")
       ->capture_default_str()
       ->check(CLI::Range(0.0f, 1.0f));
+  std::vector<std::string> stain_choices = {"none"};
+  for (const auto& name : stain_recipe_names()) stain_choices.push_back(name);
   cmd->add_option("--stain-normalize", o->stain_normalize,
-                  "none, macenko (normalise every image to the training images' stains), or "
-                  "macenko-residual (also keep what the two stains do not explain)")
+                  "none, macenko (normalise every image to the training images' stains, "
+                  "estimated by Macenko's angle extremes), vahadane (estimated by Vahadane's "
+                  "sparse factorisation), or either with -residual (also keep what the two "
+                  "stains do not explain)")
       ->capture_default_str()
-      ->check(CLI::IsMember({"none", "macenko", "macenko-residual"}));
+      ->check(CLI::IsMember(stain_choices));
 }
 
 void add_selection_options(CLI::App* cmd, const std::shared_ptr<TrainOptions>& o, TrainFlags*) {

@@ -235,7 +235,8 @@ std::vector<int> stain_target_sample(size_t images) {
   return sample_members(std::move(chosen), int(kStainTargetImages), 0x5EED57A1);
 }
 
-StainMatrix estimate_stain_target(const std::vector<SlideImage>& images, int workers) {
+StainMatrix estimate_stain_target(const std::vector<SlideImage>& images, int workers,
+                                  StainMethod method) {
   require(!images.empty(), "no images to estimate a stain target from");
   constexpr size_t kStride = 7;
   const std::vector<int> chosen = stain_target_sample(images.size());
@@ -248,8 +249,9 @@ StainMatrix estimate_stain_target(const std::vector<SlideImage>& images, int wor
   });
   std::vector<uint8_t> pooled;
   for (const auto& s : samples) pooled.insert(pooled.end(), s.begin(), s.end());
-  return estimate_stains(pooled.data(), pooled.size() / 3,
-                         "the training images (--stain-normalize macenko)");
+  return estimate_stains_with(
+      method, pooled.data(), pooled.size() / 3,
+      std::string("the training images (--stain-normalize ") + stain_method_name(method) + ")");
 }
 
 namespace {
@@ -389,7 +391,7 @@ ExampleSet build_examples(const std::vector<SlideImage>& images, const CropOptio
     if (examples_of[i].empty() || (decode && !decode(i) && !fresh)) return;
     Image full = load_image(images[i].path);
     if (options.stain_target)
-      full = normalize_stains(full, *options.stain_target, options.stain_keep_residual);
+      full = normalize_stains(full, *options.stain_target, options.stain_recipe);
     if (!options.whole_image)
       require(full.width >= options.crop_width && full.height >= options.crop_height,
               images[i].path + ": image is " + std::to_string(full.width) + "x" +

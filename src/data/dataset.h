@@ -64,9 +64,9 @@ struct CropOptions {
   // lumen: every channel >= 210) are drawn again, up to 16 times, keeping the
   // least empty; 1 = every position accepted (the paper).
   float max_background = 1.0f;
-  // Macenko stain normalisation of every image to this target before cropping.
+  // Stain normalisation of every image to this target before cropping.
   std::optional<StainMatrix> stain_target;
-  bool stain_keep_residual = false;  // normalize_stains(..., keep_residual)
+  StainRecipe stain_recipe;  // how (normalize_stains(..., recipe))
   // Keep every image at the crop's scale (area-resized by input / crop) so
   // recrop() can draw new positions each epoch by copying windows: the
   // network never sees the same crop twice, which memorising needs.
@@ -103,7 +103,8 @@ bool is_background(const uint8_t rgb[3]);
 constexpr size_t kStainTargetImages = 1000;
 // The indices of the images it reads, in order: all, or the sample.
 std::vector<int> stain_target_sample(size_t images);
-StainMatrix estimate_stain_target(const std::vector<SlideImage>& images, int workers);
+StainMatrix estimate_stain_target(const std::vector<SlideImage>& images, int workers,
+                                  StainMethod method);
 
 // One example: pixels at the input size, and where it came from.
 struct Example {

@@ -5,6 +5,8 @@
 #include <cstdio>
 
 #include "core/error.h"
+#include "data/csv_text.h"
+#include "data/stain_vahadane.h"
 
 namespace histocnn {
 namespace {
@@ -276,8 +278,13 @@ StainMatrix estimate_stains(const uint8_t* rgb, size_t pixels, const std::string
     const float norm = std::sqrt(row[0] * row[0] + row[1] * row[1] + row[2] * row[2]);
     for (float& x : row) x /= norm;
   }
-  // Concentration range over every sampled pixel (background included, as
-  // Macenko's reference implementation does).
+  set_concentration_range(s, rgb, pixels, stride, what);
+  return s;
+}
+
+void set_concentration_range(StainMatrix& s, const uint8_t* rgb, size_t pixels, size_t stride,
+                             const std::string& what) {
+  const float* od = od_table().od;
   const TwoStainSolver solver(s);
   std::vector<double> ch, ce;
   ch.reserve(pixels / stride + 1), ce.reserve(pixels / stride + 1);
@@ -292,7 +299,46 @@ StainMatrix estimate_stains(const uint8_t* rgb, size_t pixels, const std::string
   s.max_concentration[1] = float(percentile(std::move(ce), 99.0));
   require(s.max_concentration[0] > 0 && s.max_concentration[1] > 0,
           what + ": stain estimate degenerate (non-positive concentration range)");
-  return s;
+}
+
+const char* stain_method_name(StainMethod method) {
+  return method == StainMethod::vahadane ? "vahadane" : "macenko";
+}
+
+StainMethod parse_stain_method(const std::string& name, const std::string& where) {
+  if (name == "macenko") return StainMethod::macenko;
+  if (name == "vahadane") return StainMethod::vahadane;
+  fail(where + ": expected macenko or vahadane, got '" + name + "'");
+}
+
+std::string StainRecipe::name() const {
+  return std::string(stain_method_name(method)) + (keep_residual ? "-residual" : "");
+}
+
+StainRecipe StainRecipe::parse(const std::string& name, const std::string& where) {
+  for (StainMethod m : {StainMethod::macenko, StainMethod::vahadane})
+    for (bool residual : {false, true}) {
+      const StainRecipe r{m, residual};
+      if (r.name() == name) return r;
+    }
+  fail(where + ": expected one of " + comma_list(stain_recipe_names()) + ", got '" + name + "'");
+}
+
+const std::vector<std::string>& stain_recipe_names() {
+  static const std::vector<std::string> names = {"macenko", "macenko-residual", "vahadane",
+                                                 "vahadane-residual"};
+  return names;
+}
+
+StainMatrix estimate_stains_with(StainMethod method, const uint8_t* rgb, size_t pixels,
+                                 const std::string& what, size_t stride) {
+  if (method == StainMethod::vahadane)
+    return estimate_stains_vahadane(rgb, pixels, what, {}, stride);
+  return estimate_stains(rgb, pixels, what, {}, stride);
+}
+
+StainMatrix estimate_stains_with(StainMethod method, const Image& image, const std::string& what) {
+  return estimate_stains_with(method, image.rgb.data(), size_t(image.width) * image.height, what);
 }
 
 StainMatrix estimate_stains(const Image& image, const std::string& what,
@@ -327,9 +373,10 @@ Image normalize_stains(const Image& image, const StainMatrix& source, const Stai
   return out;
 }
 
-Image normalize_stains(const Image& image, const StainMatrix& target, bool keep_residual) {
+Image normalize_stains(const Image& image, const StainMatrix& target, const StainRecipe& recipe) {
   try {
-    return normalize_stains(image, estimate_stains(image, "image"), target, keep_residual);
+    return normalize_stains(image, estimate_stains_with(recipe.method, image, "image"), target,
+                            recipe.keep_residual);
   } catch (const Error&) {
     // Almost no tissue (a blank tile): its colours carry no stain to map.
     return image;

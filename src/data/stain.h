@@ -5,12 +5,14 @@
 //    scale and shift each stain's concentration at random, project back.
 //    The whole change is linear in OD, od' = od * A + b, so it is applied
 //    per pixel as one 3x3 product (`HedJitter`).
-//  * Macenko stain normalisation (Macenko et al. 2009): estimate an image's
-//    two stain vectors from the extreme angles of its tissue OD in the plane
-//    of the two largest principal axes, its stain concentrations by least
-//    squares, and re-render them with a target's vectors and concentration
-//    range. The target is estimated from the training images and stored in
-//    the model file, so eval and predict normalise exactly as training did.
+//  * Stain normalisation (Macenko et al. 2009): estimate an image's two
+//    stain vectors from the extreme angles of its tissue OD in the plane of
+//    the two largest principal axes (or by Vahadane's sparse factorisation,
+//    data/stain_vahadane.h), its stain concentrations by least squares, and
+//    re-render them with a target's vectors and concentration range. The
+//    target is estimated from the training images and stored in the model
+//    file with the method, so eval, predict and slide normalise exactly as
+//    training did.
 #pragma once
 
 #include <array>
@@ -85,6 +87,39 @@ StainMatrix estimate_stains(const uint8_t* rgb, size_t pixels, const std::string
 StainMatrix estimate_stains(const Image& image, const std::string& what,
                             const MacenkoOptions& options = {});
 
+// Sets s.max_concentration from unit vectors s.he: the 99th percentile of
+// each stain's least-squares concentration over every sampled pixel
+// (background included, as Macenko's reference implementation does). Both
+// estimators use it, so they differ only in the vectors. Throws naming
+// `what` when a range is not positive.
+void set_concentration_range(StainMatrix& s, const uint8_t* rgb, size_t pixels, size_t stride,
+                             const std::string& what);
+
+// Which estimator finds an image's two stain vectors: Macenko's angle
+// extremes, or Vahadane's sparse non-negative factorisation
+// (data/stain_vahadane.h).
+enum class StainMethod { macenko, vahadane };
+
+// How images are normalised (train --stain-normalize, recorded in the model
+// as trained.stain_normalize): the estimator, and whether the optical density
+// the two stains do not explain is kept.
+struct StainRecipe {
+  StainMethod method = StainMethod::macenko;
+  bool keep_residual = false;
+  std::string name() const;  // "macenko", "vahadane-residual", ...
+  // The recipe `name` names; anything else (none included) throws naming `where`.
+  static StainRecipe parse(const std::string& name, const std::string& where);
+};
+// Every name StainRecipe::parse accepts.
+const std::vector<std::string>& stain_recipe_names();
+StainMethod parse_stain_method(const std::string& name, const std::string& where);
+const char* stain_method_name(StainMethod method);
+
+// The estimate of `method` (Macenko's or Vahadane's default options).
+StainMatrix estimate_stains_with(StainMethod method, const uint8_t* rgb, size_t pixels,
+                                 const std::string& what, size_t stride = 1);
+StainMatrix estimate_stains_with(StainMethod method, const Image& image, const std::string& what);
+
 // Re-renders `image` (whose own stains are `source`) with the target's stain
 // vectors and concentration range. Macenko's method keeps only the two stains;
 // with `keep_residual` the optical density outside the source's H-E plane
@@ -92,9 +127,10 @@ StainMatrix estimate_stains(const Image& image, const std::string& what,
 // image normalised to its own stains is itself.
 Image normalize_stains(const Image& image, const StainMatrix& source, const StainMatrix& target,
                        bool keep_residual = false);
-// Estimates the image's stains and normalises it; an image with too little
-// tissue to estimate (a blank tile) is returned unchanged.
-Image normalize_stains(const Image& image, const StainMatrix& target, bool keep_residual = false);
+// Estimates the image's stains as the recipe says and normalises it; an image
+// with too little tissue to estimate (a blank tile) is returned unchanged.
+Image normalize_stains(const Image& image, const StainMatrix& target,
+                       const StainRecipe& recipe = {});
 
 // Largest-first eigen decomposition of a symmetric 3x3 matrix (Jacobi).
 void symmetric_eigen3(const double m[3][3], double values[3], double vectors[3][3]);

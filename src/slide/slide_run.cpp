@@ -280,10 +280,11 @@ std::unique_ptr<StainMapping> stain_mapping(const PreparedSlide& p, const ModelF
   // From tissue tiles at the resolution they are scored at: a thumbnail's
   // averaged pixels would understate the stains' concentration range.
   const std::vector<uint8_t> rgb = sample_tile_pixels(*p.slide, p.grid, p.tiles, 64);
-  m->source = estimate_stains(rgb.data(), rgb.size() / 3,
-                              p.slide->path() + " (64 of its tissue tiles)", {}, 1);
+  const StainRecipe recipe = model.stain_recipe();
+  m->source = estimate_stains_with(recipe.method, rgb.data(), rgb.size() / 3,
+                                   p.slide->path() + " (64 of its tissue tiles)");
   m->target = *model.stain_target;
-  m->keep_residual = model.keeps_stain_residual();
+  m->keep_residual = recipe.keep_residual;
   return m;
 }
 

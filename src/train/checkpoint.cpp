@@ -181,6 +181,11 @@ void require_state_types(const nlohmann::json& state, const std::string& path) {
 }
 
 // Spec, sizes, normalisation, stain target and recipe; no tensors yet.
+// A model without a stain_normalize entry (or a hand-made file) was Macenko's.
+std::string stain_recipe_name(const ModelFile& m) {
+  return m.trained.value("stain_normalize", std::string("macenko"));
+}
+
 ModelFile read_metadata(const SafetensorsFile& in, const std::string& path) {
   auto meta = [&](const std::string& key) {
     auto it = in.metadata.find(key);
@@ -222,6 +227,8 @@ ModelFile read_metadata(const SafetensorsFile& in, const std::string& path) {
     require(file.trained.is_object(), path + ": histocnn.trained metadata is not an object");
     require_recipe_types(file.trained, path);
   }
+  if (file.stain_target)
+    (void)StainRecipe::parse(stain_recipe_name(file), path + ": histocnn.trained stain_normalize");
   return file;
 }
 
@@ -279,6 +286,10 @@ void save_model_file(const std::string& path, const ModelFile& file) {
   write_safetensors(path, out);
 }
 
+StainRecipe ModelFile::stain_recipe() const {
+  return StainRecipe::parse(stain_recipe_name(*this), "the model's stain_normalize");
+}
+
 std::string input_difference(const ModelFile& a, const ModelFile& b) {
   if (a.labels.classes != b.labels.classes || a.labels.malignant != b.labels.malignant)
     return "classes";
@@ -288,8 +299,7 @@ std::string input_difference(const ModelFile& a, const ModelFile& b) {
   if (a.mpp_x != b.mpp_x || a.mpp_y != b.mpp_y) return "physical scale (microns per pixel)";
   if (a.normalization.text() != b.normalization.text()) return "input normalisation";
   const auto stain = [](const ModelFile& m) {
-    return m.stain_target ? m.stain_target->text() + (m.keeps_stain_residual() ? " +residual" : "")
-                          : std::string();
+    return m.stain_target ? m.stain_target->text() + " " + m.stain_recipe().name() : std::string();
   };
   if (stain(a) != stain(b)) return "stain normalisation";
   return "";

@@ -58,11 +58,10 @@ struct ModelFile {
   Normalization normalization;              // histocnn.normalize (identity when absent)
   LabelScheme labels;                       // histocnn.classes (glas when absent)
   std::optional<StainMatrix> stain_target;  // histocnn.stain_target
-  // Trained with --stain-normalize macenko-residual: normalise keeping the
-  // optical density the two stains do not explain.
-  bool keeps_stain_residual() const {
-    return trained.value("stain_normalize", "") == "macenko-residual";
-  }
+  // How images are normalised to stain_target: trained.stain_normalize
+  // (Macenko's estimate without the residual where a model does not say;
+  // any other value is refused when the file is read).
+  StainRecipe stain_recipe() const;
   // How eval, predict and slide temper its probabilities
   // (trained.calibration: "temperature", and with "method": "grouped" the
   // "within" fit's; the identity when none was fitted).

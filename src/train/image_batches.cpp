@@ -11,7 +11,7 @@ void ImageBatchReader::prepare(const std::string& path, PreparedImage& out) cons
   out.error = nullptr;
   Image image = load_image(path);
   if (model.stain_target)
-    image = normalize_stains(image, *model.stain_target, model.keeps_stain_residual());
+    image = normalize_stains(image, *model.stain_target, model.stain_recipe());
   out.boxes = prediction_crops(image.width, image.height, model, tiles, path);
   out.input.resize(plane * out.boxes.size());
   for (size_t k = 0; k < out.boxes.size(); ++k)

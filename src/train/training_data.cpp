@@ -145,15 +145,13 @@ TrainingData prepare_training_data(const TrainOptions& o, Communicator& comm, in
   d.crops = o.crops;
   d.crops.classes = d.labels.count();
   d.crops.class_crops = d.crops.crops_by_class(d.labels.count());  // recorded as resolved
-  require(o.stain_normalize == "none" || o.stain_normalize == "macenko" ||
-              o.stain_normalize == "macenko-residual",
-          "--stain-normalize: expected none, macenko or macenko-residual, got '" +
-              o.stain_normalize + "'");
-  d.crops.stain_keep_residual = o.stain_normalize == "macenko-residual";
   // The target depends only on the training images, so every process (and a
   // resumed run) computes the same one; it is stored in the model file.
-  if (o.stain_normalize != "none")
-    d.crops.stain_target = estimate_stain_target(d.train_images, threads);
+  if (o.stain_normalize != "none") {
+    d.crops.stain_recipe = StainRecipe::parse(o.stain_normalize, "--stain-normalize");
+    d.crops.stain_target =
+        estimate_stain_target(d.train_images, threads, d.crops.stain_recipe.method);
+  }
   d.train_set = build_shared_examples(d.train_images, d.crops, o.width, o.height, threads, comm);
   if (!d.val_images.empty()) {
     CropOptions vc = d.crops;

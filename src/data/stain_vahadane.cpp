@@ -1,0 +1,150 @@
+#include "data/stain_vahadane.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+
+namespace histocnn {
+namespace {
+
+double quadratic(const double g[2][2], const double b[2], const double h[2]) {
+  return 0.5 * (g[0][0] * h[0] * h[0] + 2 * g[0][1] * h[0] * h[1] + g[1][1] * h[1] * h[1]) -
+         b[0] * h[0] - b[1] * h[1];
+}
+
+// 1/2 ||V - H W||^2 + lambda sum(H) with every pixel's H solved for W.
+double solve_concentrations(const float* od, size_t n, const double w[2][3], double lambda,
+                            std::vector<double>& h) {
+  double gram[2][2];
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 2; ++j)
+      gram[i][j] = w[i][0] * w[j][0] + w[i][1] * w[j][1] + w[i][2] * w[j][2];
+  double objective = 0;
+  for (size_t p = 0; p < n; ++p) {
+    const float* v = od + 3 * p;
+    const double r[2] = {w[0][0] * v[0] + w[0][1] * v[1] + w[0][2] * v[2],
+                         w[1][0] * v[0] + w[1][1] * v[1] + w[1][2] * v[2]};
+    double* hp = &h[2 * p];
+    nonneg_lasso_two(gram, r, lambda, hp);
+    for (int c = 0; c < 3; ++c) {
+      const double e = v[c] - hp[0] * w[0][c] - hp[1] * w[1][c];
+      objective += 0.5 * e * e;
+    }
+    objective += lambda * (hp[0] + hp[1]);
+  }
+  return objective;
+}
+
+// One pass of exact block minimisation over the stain rows: with H fixed the
+// objective in row k is A_kk/2 ||w_k - u||^2 + const, so its minimum over
+// {w >= 0, ||w|| <= 1} is u's projection (clip, then scale into the ball).
+void update_stains(const float* od, size_t n, const std::vector<double>& h, double w[2][3]) {
+  double a[2][2] = {}, b[2][3] = {};  // A = H^T H, B = H^T V
+  for (size_t p = 0; p < n; ++p) {
+    const double h0 = h[2 * p], h1 = h[2 * p + 1];
+    a[0][0] += h0 * h0, a[0][1] += h0 * h1, a[1][1] += h1 * h1;
+    for (int c = 0; c < 3; ++c) b[0][c] += h0 * od[3 * p + c], b[1][c] += h1 * od[3 * p + c];
+  }
+  a[1][0] = a[0][1];
+  for (int k = 0; k < 2; ++k) {
+    if (a[k][k] <= 1e-12) continue;  // a stain no pixel uses: nothing to fit it to
+    double u[3], norm = 0;
+    for (int c = 0; c < 3; ++c) {
+      u[c] = w[k][c] + (b[k][c] - a[k][0] * w[0][c] - a[k][1] * w[1][c]) / a[k][k];
+      u[c] = std::max(0.0, u[c]);
+      norm += u[c] * u[c];
+    }
+    norm = std::sqrt(norm);
+    for (int c = 0; c < 3; ++c) w[k][c] = norm > 1 ? u[c] / norm : u[c];
+  }
+}
+
+// Tissue OD rows of the sampled pixels, at most `max_pixels` of them.
+std::vector<float> tissue_rows(const uint8_t* rgb, size_t pixels, size_t stride,
+                               const VahadaneOptions& o) {
+  std::vector<float> all;
+  for (size_t i = 0; i < pixels; i += stride) {
+    const uint8_t* p = rgb + 3 * i;
+    const float x[3] = {optical_density(p[0]), optical_density(p[1]), optical_density(p[2])};
+    if (x[0] + x[1] + x[2] >= 3 * o.od_threshold) all.insert(all.end(), x, x + 3);
+  }
+  const size_t n = all.size() / 3;
+  if (n <= o.max_pixels) return all;
+  std::vector<float> kept;
+  kept.reserve(3 * o.max_pixels);
+  for (size_t k = 0; k < o.max_pixels; ++k) {
+    const size_t i = k * n / o.max_pixels;  // evenly spread over the image
+    kept.insert(kept.end(), &all[3 * i], &all[3 * i] + 3);
+  }
+  return kept;
+}
+
+}  // namespace
+
+void nonneg_lasso_two(const double g[2][2], const double r[2], double lambda, double h[2]) {
+  const double b[2] = {r[0] - lambda, r[1] - lambda};
+  // Candidates: both stains, H alone, E alone (the origin is either's clip).
+  double best[2] = {0, 0};
+  double best_q = 0;
+  const auto consider = [&](double h0, double h1) {
+    const double c[2] = {h0, h1};
+    const double q = quadratic(g, b, c);
+    if (q < best_q) best_q = q, best[0] = h0, best[1] = h1;
+  };
+  const double det = g[0][0] * g[1][1] - g[0][1] * g[1][0];
+  if (det > 1e-12 * g[0][0] * g[1][1]) {
+    const double h0 = (g[1][1] * b[0] - g[0][1] * b[1]) / det;
+    const double h1 = (g[0][0] * b[1] - g[1][0] * b[0]) / det;
+    if (h0 >= 0 && h1 >= 0) consider(h0, h1);
+  }
+  if (g[0][0] > 0) consider(std::max(0.0, b[0] / g[0][0]), 0);
+  if (g[1][1] > 0) consider(0, std::max(0.0, b[1] / g[1][1]));
+  h[0] = best[0], h[1] = best[1];
+}
+
+SparseNmf sparse_nmf_two_stains(const float* od, size_t n, const double w0[2][3],
+                                const VahadaneOptions& o) {
+  require(n >= 1, "sparse_nmf_two_stains: no pixels");
+  SparseNmf f;
+  for (int k = 0; k < 2; ++k)
+    for (int c = 0; c < 3; ++c) f.w[k][c] = w0[k][c];
+  std::vector<double> h(2 * n);
+  double previous = solve_concentrations(od, n, f.w, o.lambda, h);
+  f.objective.push_back(previous);
+  for (int it = 0; it < o.max_iterations; ++it) {
+    update_stains(od, n, h, f.w);
+    const double now = solve_concentrations(od, n, f.w, o.lambda, h);
+    f.objective.push_back(now);
+    if (previous - now <= o.tolerance * previous) break;
+    previous = now;
+  }
+  return f;
+}
+
+StainMatrix estimate_stains_vahadane(const uint8_t* rgb, size_t pixels, const std::string& what,
+                                     const VahadaneOptions& o, size_t stride) {
+  require(stride >= 1, "estimate_stains_vahadane: stride must be positive");
+  const std::vector<float> od = tissue_rows(rgb, pixels, stride, o);
+  const size_t n = od.size() / 3;
+  require(n >= size_t(std::max(o.min_tissue_pixels, 3)),
+          what + ": too little stained tissue to estimate its stains (" + std::to_string(n) +
+              " pixels above OD " + std::to_string(o.od_threshold) + ")");
+  double w0[2][3];
+  for (int k = 0; k < 2; ++k)
+    for (int c = 0; c < 3; ++c) w0[k][c] = hed_stain_vectors()[size_t(k)][size_t(c)];
+  const SparseNmf f = sparse_nmf_two_stains(od.data(), n, w0, o);
+  // Haematoxylin absorbs more red than eosin does.
+  const int h = f.w[0][0] >= f.w[1][0] ? 0 : 1;
+  StainMatrix s;
+  for (int k = 0; k < 2; ++k) {
+    const double* row = f.w[k == 0 ? h : 1 - h];
+    const double norm = std::sqrt(row[0] * row[0] + row[1] * row[1] + row[2] * row[2]);
+    require(norm > 1e-6, what + ": the sparse stain factorisation left a stain empty");
+    for (int c = 0; c < 3; ++c) s.he[k][c] = float(row[c] / norm);
+  }
+  set_concentration_range(s, rgb, pixels, stride, what);
+  return s;
+}
+
+}  // namespace histocnn
