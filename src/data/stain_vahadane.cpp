@@ -13,45 +13,52 @@ double quadratic(const double g[2][2], const double b[2], const double h[2]) {
          b[0] * h[0] - b[1] * h[1];
 }
 
-// 1/2 ||V - H W||^2 + lambda sum(H) with every pixel's H solved for W.
-double solve_concentrations(const float* od, size_t n, const double w[2][3], double lambda,
-                            std::vector<double>& h) {
+// One pass over the pixels for stains W: every pixel's concentrations h
+// solved (and not kept), summed into what the stain update needs, A = H^T H
+// and B = H^T V, and into the objective, which follows from them:
+//   1/2 ||V - H W||^2 = 1/2 (||V||^2 - 2 sum_k w_k . B_k + sum_jk A_jk w_j . w_k).
+struct PixelSums {
+  double a[2][2] = {}, b[2][3] = {};
+  double objective = 0;
+};
+
+PixelSums solve_concentrations(const float* od, size_t n, const double w[2][3], double lambda,
+                               double od_squared) {
   double gram[2][2];
   for (int i = 0; i < 2; ++i)
     for (int j = 0; j < 2; ++j)
       gram[i][j] = w[i][0] * w[j][0] + w[i][1] * w[j][1] + w[i][2] * w[j][2];
-  double objective = 0;
+  PixelSums s;
+  double sum_h = 0;
   for (size_t p = 0; p < n; ++p) {
     const float* v = od + 3 * p;
     const double r[2] = {w[0][0] * v[0] + w[0][1] * v[1] + w[0][2] * v[2],
                          w[1][0] * v[0] + w[1][1] * v[1] + w[1][2] * v[2]};
-    double* hp = &h[2 * p];
-    nonneg_lasso_two(gram, r, lambda, hp);
-    for (int c = 0; c < 3; ++c) {
-      const double e = v[c] - hp[0] * w[0][c] - hp[1] * w[1][c];
-      objective += 0.5 * e * e;
-    }
-    objective += lambda * (hp[0] + hp[1]);
+    double h[2];
+    nonneg_lasso_two(gram, r, lambda, h);
+    s.a[0][0] += h[0] * h[0], s.a[0][1] += h[0] * h[1], s.a[1][1] += h[1] * h[1];
+    for (int c = 0; c < 3; ++c) s.b[0][c] += h[0] * v[c], s.b[1][c] += h[1] * v[c];
+    sum_h += h[0] + h[1];
   }
-  return objective;
+  s.a[1][0] = s.a[0][1];
+  double cross = 0, fit = 0;
+  for (int k = 0; k < 2; ++k)
+    for (int c = 0; c < 3; ++c) cross += w[k][c] * s.b[k][c];
+  for (int j = 0; j < 2; ++j)
+    for (int k = 0; k < 2; ++k) fit += s.a[j][k] * gram[j][k];
+  s.objective = std::max(0.0, 0.5 * (od_squared - 2 * cross + fit)) + lambda * sum_h;
+  return s;
 }
 
-// One pass of exact block minimisation over the stain rows: with H fixed the
+// Exact block minimisation over each stain row in turn: with H fixed the
 // objective in row k is A_kk/2 ||w_k - u||^2 + const, so its minimum over
 // {w >= 0, ||w|| <= 1} is u's projection (clip, then scale into the ball).
-void update_stains(const float* od, size_t n, const std::vector<double>& h, double w[2][3]) {
-  double a[2][2] = {}, b[2][3] = {};  // A = H^T H, B = H^T V
-  for (size_t p = 0; p < n; ++p) {
-    const double h0 = h[2 * p], h1 = h[2 * p + 1];
-    a[0][0] += h0 * h0, a[0][1] += h0 * h1, a[1][1] += h1 * h1;
-    for (int c = 0; c < 3; ++c) b[0][c] += h0 * od[3 * p + c], b[1][c] += h1 * od[3 * p + c];
-  }
-  a[1][0] = a[0][1];
+void update_stains(const PixelSums& s, double w[2][3]) {
   for (int k = 0; k < 2; ++k) {
-    if (a[k][k] <= 1e-12) continue;  // a stain no pixel uses: nothing to fit it to
+    if (s.a[k][k] <= 1e-12) continue;  // a stain no pixel uses: nothing to fit it to
     double u[3], norm = 0;
     for (int c = 0; c < 3; ++c) {
-      u[c] = w[k][c] + (b[k][c] - a[k][0] * w[0][c] - a[k][1] * w[1][c]) / a[k][k];
+      u[c] = w[k][c] + (s.b[k][c] - s.a[k][0] * w[0][c] - s.a[k][1] * w[1][c]) / s.a[k][k];
       u[c] = std::max(0.0, u[c]);
       norm += u[c] * u[c];
     }
@@ -63,10 +70,13 @@ void update_stains(const float* od, size_t n, const std::vector<double>& h, doub
 // Tissue OD rows of the sampled pixels, at most `max_pixels` of them.
 std::vector<float> tissue_rows(const uint8_t* rgb, size_t pixels, size_t stride,
                                const VahadaneOptions& o) {
+  float od[256];
+  for (int v = 0; v < 256; ++v) od[v] = optical_density(uint8_t(v));
   std::vector<float> all;
+  all.reserve(3 * (pixels / stride + 1));
   for (size_t i = 0; i < pixels; i += stride) {
     const uint8_t* p = rgb + 3 * i;
-    const float x[3] = {optical_density(p[0]), optical_density(p[1]), optical_density(p[2])};
+    const float x[3] = {od[p[0]], od[p[1]], od[p[2]]};
     if (x[0] + x[1] + x[2] >= 3 * o.od_threshold) all.insert(all.end(), x, x + 3);
   }
   const size_t n = all.size() / 3;
@@ -84,7 +94,15 @@ std::vector<float> tissue_rows(const uint8_t* rgb, size_t pixels, size_t stride,
 
 void nonneg_lasso_two(const double g[2][2], const double r[2], double lambda, double h[2]) {
   const double b[2] = {r[0] - lambda, r[1] - lambda};
-  // Candidates: both stains, H alone, E alone (the origin is either's clip).
+  // Both stains: the unconstrained minimum, when it lies in the quadrant, is
+  // the answer (G is positive definite; most tissue pixels end here).
+  const double det = g[0][0] * g[1][1] - g[0][1] * g[1][0];
+  if (det > 1e-12 * g[0][0] * g[1][1]) {
+    h[0] = (g[1][1] * b[0] - g[0][1] * b[1]) / det;
+    h[1] = (g[0][0] * b[1] - g[1][0] * b[0]) / det;
+    if (h[0] >= 0 && h[1] >= 0) return;
+  }
+  // Otherwise an edge: H alone or E alone (the origin is either's clip).
   double best[2] = {0, 0};
   double best_q = 0;
   const auto consider = [&](double h0, double h1) {
@@ -92,12 +110,6 @@ void nonneg_lasso_two(const double g[2][2], const double r[2], double lambda, do
     const double q = quadratic(g, b, c);
     if (q < best_q) best_q = q, best[0] = h0, best[1] = h1;
   };
-  const double det = g[0][0] * g[1][1] - g[0][1] * g[1][0];
-  if (det > 1e-12 * g[0][0] * g[1][1]) {
-    const double h0 = (g[1][1] * b[0] - g[0][1] * b[1]) / det;
-    const double h1 = (g[0][0] * b[1] - g[1][0] * b[0]) / det;
-    if (h0 >= 0 && h1 >= 0) consider(h0, h1);
-  }
   if (g[0][0] > 0) consider(std::max(0.0, b[0] / g[0][0]), 0);
   if (g[1][1] > 0) consider(0, std::max(0.0, b[1] / g[1][1]));
   h[0] = best[0], h[1] = best[1];
@@ -109,15 +121,16 @@ SparseNmf sparse_nmf_two_stains(const float* od, size_t n, const double w0[2][3]
   SparseNmf f;
   for (int k = 0; k < 2; ++k)
     for (int c = 0; c < 3; ++c) f.w[k][c] = w0[k][c];
-  std::vector<double> h(2 * n);
-  double previous = solve_concentrations(od, n, f.w, o.lambda, h);
-  f.objective.push_back(previous);
+  double od_squared = 0;
+  for (size_t i = 0; i < 3 * n; ++i) od_squared += double(od[i]) * od[i];
+  PixelSums sums = solve_concentrations(od, n, f.w, o.lambda, od_squared);
+  f.objective.push_back(sums.objective);
   for (int it = 0; it < o.max_iterations; ++it) {
-    update_stains(od, n, h, f.w);
-    const double now = solve_concentrations(od, n, f.w, o.lambda, h);
-    f.objective.push_back(now);
-    if (previous - now <= o.tolerance * previous) break;
-    previous = now;
+    update_stains(sums, f.w);
+    const double previous = sums.objective;
+    sums = solve_concentrations(od, n, f.w, o.lambda, od_squared);
+    f.objective.push_back(sums.objective);
+    if (previous - sums.objective <= o.tolerance * previous) break;
   }
   return f;
 }
