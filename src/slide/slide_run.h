@@ -75,7 +75,8 @@ PreparedSlide prepare_slide(const std::string& slide_path, double mpp_x, double 
                             int height, const SlideOptions& options);
 
 // The slide's stains mapped to the model's when it was trained on
-// stain-normalised images (estimated once, on the thumbnail); else null.
+// stain-normalised images (estimated once, by the model's method, from 64 of
+// its tissue tiles at the resolution they are read); else null.
 std::unique_ptr<StainMapping> stain_mapping(const PreparedSlide& prepared, const ModelFile& model);
 
 // The folder a slide's results go to.

@@ -45,7 +45,7 @@ TileGrid plan_tile_grid(const Slide& slide, double model_mpp_x, double model_mpp
 std::vector<Tile> tissue_tiles(const TileGrid& grid, const TissueMask& mask, double downsample_x,
                                double downsample_y, double min_tissue);
 
-// A slide's stains mapped to the model's (Macenko, data/stain.h): the source
+// A slide's stains mapped to the model's (data/stain.h): the source
 // is estimated once per slide, as `predict` does once per image.
 struct StainMapping {
   StainMatrix source, target;
