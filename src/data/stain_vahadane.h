@@ -36,9 +36,9 @@ struct VahadaneOptions {
 // The non-negative lasso of one pixel for two stains:
 //   argmin over h >= 0 of 1/2 h^T G h - (r - lambda)^T h,
 // G = W W^T (the stains' Gram matrix), r = W v (v the pixel's OD). The
-// minimum of this convex quadratic over the quadrant lies inside it or on
-// one of its edges; each candidate is solved in closed form and the lowest
-// kept.
+// minimum of this convex quadratic over the quadrant is its unconstrained
+// minimum when that lies inside, else the lower of the two edges' minima;
+// each is solved in closed form.
 void nonneg_lasso_two(const double gram[2][2], const double r[2], double lambda, double h[2]);
 
 struct SparseNmf {
