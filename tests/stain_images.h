@@ -55,4 +55,11 @@ inline double angle_between(const float a[3], const Vec3& b) {
   return std::acos(std::clamp(dot, -1.0, 1.0)) * 180.0 / M_PI;
 }
 
+// Mean absolute difference of two images of one size, in 8-bit levels.
+inline double mean_abs_diff(const Image& a, const Image& b) {
+  double d = 0;
+  for (size_t i = 0; i < a.rgb.size(); ++i) d += std::abs(int(a.rgb[i]) - int(b.rgb[i]));
+  return d / double(a.rgb.size());
+}
+
 }  // namespace histocnn::stain_images

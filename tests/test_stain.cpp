@@ -147,19 +147,11 @@ TEST(Stain, NormalisingMapsOneStainingOntoTheOther) {
   const Image a = render(kH, kE, 1.2, 0.8, 5), b = render(kH2, kE2, 0.9, 1.1, 5);
   const StainMatrix sa = estimate_stains(a, "a"), sb = estimate_stains(b, "b");
   const Image mapped = normalize_stains(a, sb);
-  double diff = 0, before = 0;
-  for (size_t i = 0; i < a.rgb.size(); ++i) {
-    diff += std::abs(int(mapped.rgb[i]) - int(b.rgb[i]));
-    before += std::abs(int(a.rgb[i]) - int(b.rgb[i]));
-  }
-  diff /= double(a.rgb.size()), before /= double(a.rgb.size());
+  const double diff = mean_abs_diff(mapped, b);
   EXPECT_LT(diff, 4.0) << "mean absolute difference in 8-bit levels";
-  EXPECT_GT(before, 4 * diff) << "the stainings differed to begin with";
+  EXPECT_GT(mean_abs_diff(a, b), 4 * diff) << "the stainings differed to begin with";
   // An image normalised to its own stains is (nearly) unchanged.
-  const Image self = normalize_stains(a, sa, sa);
-  double self_diff = 0;
-  for (size_t i = 0; i < a.rgb.size(); ++i) self_diff += std::abs(int(self.rgb[i]) - int(a.rgb[i]));
-  EXPECT_LT(self_diff / double(a.rgb.size()), 1.5);
+  EXPECT_LT(mean_abs_diff(normalize_stains(a, sa, sa), a), 1.5);
 }
 
 TEST(Stain, KeepingTheResidualMakesSelfNormalisationExactAndMovesOnlyTheStains) {
@@ -168,18 +160,13 @@ TEST(Stain, KeepingTheResidualMakesSelfNormalisationExactAndMovesOnlyTheStains) 
   Image im = render(kH, kE, 1.2, 0.8, 11);
   for (auto& v : im.rgb) v = uint8_t(std::max(0, int(v) - 25));
   const StainMatrix s = estimate_stains(im, "tinted");
-  auto mean_diff = [](const Image& a, const Image& b) {
-    double d = 0;
-    for (size_t i = 0; i < a.rgb.size(); ++i) d += std::abs(int(a.rgb[i]) - int(b.rgb[i]));
-    return d / double(a.rgb.size());
-  };
-  EXPECT_LT(mean_diff(normalize_stains(im, s, s, true), im), 0.6);
-  EXPECT_GT(mean_diff(normalize_stains(im, s, s, false), im), 2.0)
+  EXPECT_LT(mean_abs_diff(normalize_stains(im, s, s, true), im), 0.6);
+  EXPECT_GT(mean_abs_diff(normalize_stains(im, s, s, false), im), 2.0)
       << "the plain method loses the tint (what keep_residual is for)";
   // To another target: the stains change, the residual stays.
   const StainMatrix other = estimate_stains(render(kH2, kE2, 0.9, 1.1, 12), "other");
   const Image moved = normalize_stains(im, s, other, true);
-  EXPECT_GT(mean_diff(moved, im), 4.0);
+  EXPECT_GT(mean_abs_diff(moved, im), 4.0);
 }
 
 TEST(Stain, BlankImagesAreRefusedOrLeftAlone) {
