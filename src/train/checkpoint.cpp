@@ -287,6 +287,7 @@ void save_model_file(const std::string& path, const ModelFile& file) {
 }
 
 StainRecipe ModelFile::stain_recipe() const {
+  if (!stain_target) return {};  // nothing to normalise to (trained.stain_normalize "none")
   return StainRecipe::parse(stain_recipe_name(*this), "the model's stain_normalize");
 }
 

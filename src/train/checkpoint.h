@@ -60,7 +60,8 @@ struct ModelFile {
   std::optional<StainMatrix> stain_target;  // histocnn.stain_target
   // How images are normalised to stain_target: trained.stain_normalize
   // (Macenko's estimate without the residual where a model does not say;
-  // any other value is refused when the file is read).
+  // any other value is refused when the file is read). Without a target the
+  // default recipe, which nothing applies.
   StainRecipe stain_recipe() const;
   // How eval, predict and slide temper its probabilities
   // (trained.calibration: "temperature", and with "method": "grouped" the
