@@ -67,27 +67,31 @@ void update_stains(const PixelSums& s, double w[2][3]) {
   }
 }
 
-// Tissue OD rows of the sampled pixels, at most `max_pixels` of them.
+// Tissue OD rows of the sampled pixels, at most `max_pixels` of them spread
+// evenly over the tissue: one pass counts the tissue, a second keeps tissue
+// pixel k * n / max_pixels for each k (never a copy of all of it: a pooled
+// training sample holds millions of pixels).
 std::vector<float> tissue_rows(const uint8_t* rgb, size_t pixels, size_t stride,
                                const VahadaneOptions& o) {
   float od[256];
   for (int v = 0; v < 256; ++v) od[v] = optical_density(uint8_t(v));
-  std::vector<float> all;
-  all.reserve(3 * (pixels / stride + 1));
-  for (size_t i = 0; i < pixels; i += stride) {
+  const auto tissue = [&](const uint8_t* p) {
+    return od[p[0]] + od[p[1]] + od[p[2]] >= 3 * o.od_threshold;
+  };
+  size_t n = 0;
+  for (size_t i = 0; i < pixels; i += stride) n += tissue(rgb + 3 * i) ? 1 : 0;
+  const size_t keep = std::min(n, o.max_pixels);
+  std::vector<float> rows;
+  rows.reserve(3 * keep);
+  size_t seen = 0, k = 0;
+  for (size_t i = 0; i < pixels && k < keep; i += stride) {
     const uint8_t* p = rgb + 3 * i;
-    const float x[3] = {od[p[0]], od[p[1]], od[p[2]]};
-    if (x[0] + x[1] + x[2] >= 3 * o.od_threshold) all.insert(all.end(), x, x + 3);
+    if (!tissue(p)) continue;
+    if (seen++ != k * n / keep) continue;
+    for (int c = 0; c < 3; ++c) rows.push_back(od[p[c]]);
+    ++k;
   }
-  const size_t n = all.size() / 3;
-  if (n <= o.max_pixels) return all;
-  std::vector<float> kept;
-  kept.reserve(3 * o.max_pixels);
-  for (size_t k = 0; k < o.max_pixels; ++k) {
-    const size_t i = k * n / o.max_pixels;  // evenly spread over the image
-    kept.insert(kept.end(), &all[3 * i], &all[3 * i] + 3);
-  }
-  return kept;
+  return rows;
 }
 
 }  // namespace
