@@ -301,13 +301,25 @@ void set_concentration_range(StainMatrix& s, const uint8_t* rgb, size_t pixels, 
           what + ": stain estimate degenerate (non-positive concentration range)");
 }
 
+namespace {
+constexpr StainMethod kStainMethods[] = {StainMethod::macenko, StainMethod::vahadane};
+
+// Every recipe, in the order their names are listed.
+std::vector<StainRecipe> every_stain_recipe() {
+  std::vector<StainRecipe> recipes;
+  for (StainMethod m : kStainMethods)
+    for (bool residual : {false, true}) recipes.push_back({m, residual});
+  return recipes;
+}
+}  // namespace
+
 const char* stain_method_name(StainMethod method) {
   return method == StainMethod::vahadane ? "vahadane" : "macenko";
 }
 
 StainMethod parse_stain_method(const std::string& name, const std::string& where) {
-  if (name == "macenko") return StainMethod::macenko;
-  if (name == "vahadane") return StainMethod::vahadane;
+  for (StainMethod m : kStainMethods)
+    if (name == stain_method_name(m)) return m;
   fail(where + ": expected macenko or vahadane, got '" + name + "'");
 }
 
@@ -316,17 +328,17 @@ std::string StainRecipe::name() const {
 }
 
 StainRecipe StainRecipe::parse(const std::string& name, const std::string& where) {
-  for (StainMethod m : {StainMethod::macenko, StainMethod::vahadane})
-    for (bool residual : {false, true}) {
-      const StainRecipe r{m, residual};
-      if (r.name() == name) return r;
-    }
+  for (const StainRecipe& r : every_stain_recipe())
+    if (r.name() == name) return r;
   fail(where + ": expected one of " + comma_list(stain_recipe_names()) + ", got '" + name + "'");
 }
 
 const std::vector<std::string>& stain_recipe_names() {
-  static const std::vector<std::string> names = {"macenko", "macenko-residual", "vahadane",
-                                                 "vahadane-residual"};
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> out;
+    for (const StainRecipe& r : every_stain_recipe()) out.push_back(r.name());
+    return out;
+  }();
   return names;
 }
 
