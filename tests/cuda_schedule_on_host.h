@@ -32,6 +32,9 @@ struct HostRun {
   double loss = 0;
   int correct = 0;
   std::vector<float> probs;
+  // The last dense layer's input rows [0, count), read right after the loss
+  // op as CudaTrainingStep::predict_features copies them.
+  std::vector<float> features;
   Parameters grads;
   uint64_t allocator_calls = 0;
 };
@@ -321,6 +324,10 @@ HostRun run_schedule_as(const NetworkShape& shape, const Parameters& params, con
         narrow<T>(dx, map(s.convs[size_t(op.layer) - 1].d_pooled));
         break;
       }
+    }
+    if (int(k) == s.loss_op) {
+      const float* x = f(s.denses.back().src);
+      r.features.assign(x, x + size_t(count) * size_t(s.denses.back().in));
     }
     // Poison what dies here (planned mode: the arena keeps the bytes). All
     // ones is a NaN in fp32 and in bf16.

@@ -60,6 +60,9 @@ class ScriptedStep final : public TrainingStep {
       p[2 * i] = 1 - p[2 * i + 1];
     }
   }
+  void predict_features(const float*, int, float*, float*) override {
+    throw Error("a scripted step has no features");
+  }
   StepResult gradients(const float*, const int32_t*, int, bool, Parameters*) override { return {}; }
   void set_parameters(const Parameters& p) override { params_ = p; }
   Parameters parameters() const override { return params_; }

@@ -50,6 +50,17 @@ TEST_P(CpuStepVsReference, ForwardAndGradientsMatch) {
   if (!c.training) {
     for (int i = 0; i < shape.classes() * c.count; ++i) EXPECT_NEAR(probs[i], want.probs[i], 1e-4);
   }
+  // The features slides export: what the last dense layer reads, no dropout.
+  const auto inferred = reference::network_forward_backward(
+      shape, params, images.data(), labels.data(), c.count, false, options.dropout_seed, 0);
+  std::vector<float> features(size_t(c.count) * size_t(step->feature_width()) + 1, -7.0f);
+  step->predict_features(images.data(), c.count, probs.data(), features.data());
+  ASSERT_EQ(step->feature_width(), shape.denses.back().in);
+  for (size_t i = 0; i + 1 < features.size(); ++i)
+    ASSERT_NEAR(features[i], inferred.features[i], 1e-4) << "feature " << i;
+  EXPECT_EQ(features.back(), -7.0f) << "wrote past count rows";
+  for (int i = 0; i < shape.classes() * c.count; ++i)
+    EXPECT_NEAR(probs[i], inferred.probs[i], 1e-4);
 }
 
 // Label smoothing (uniform and to the neighbouring grades) changes the loss
@@ -121,6 +132,10 @@ TEST_P(CpuBatchNormVsReference, TrainingGradientsRunningStatisticsAndInferenceMa
       shape, params, images.data(), labels.data(), c.count, false, 0, 0, &want_buffers);
   for (int i = 0; i < shape.classes() * rows; ++i)
     EXPECT_NEAR(probs[i], inferred.probs[i], 1e-4) << i;
+  std::vector<float> features(size_t(rows) * size_t(step->feature_width()));
+  step->predict_features(images.data(), rows, probs.data(), features.data());
+  for (size_t i = 0; i < features.size(); ++i)
+    ASSERT_NEAR(features[i], inferred.features[i], 1e-4) << "feature " << i;
   // Buffers survive a round trip, and short training batches are refused.
   step->set_buffers(want_buffers);
   EXPECT_EQ(step->buffers().values, want_buffers.values);

@@ -31,6 +31,10 @@ TEST_P(CudaScheduleOnHost, MatchesTheReferenceNetworkPlannedAndPerTensor) {
                                     "planned " + std::to_string(planned));
     for (int i = 0; i < shape.classes() * c.count; ++i)
       EXPECT_NEAR(got.probs[size_t(i)], want.probs[size_t(i)], 1e-5);
+    // What predict_features copies out: alive (not poisoned) after the loss.
+    ASSERT_EQ(got.features.size(), size_t(c.count) * size_t(shape.denses.back().in));
+    for (size_t i = 0; i < got.features.size(); ++i)
+      ASSERT_NEAR(got.features[i], want.features[i], 1e-5) << "feature " << i;
     if (planned)
       EXPECT_EQ(got.allocator_calls, 1u);
     else

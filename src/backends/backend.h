@@ -102,6 +102,13 @@ class TrainingStep {
   virtual StepResult take_results() { return {}; }
   // Inference (no dropout): writes count x classes probabilities (host). Synchronises.
   virtual void predict(const float* images, int count, float* probabilities) = 0;
+  // The same, also writing each row's features: what the last dense layer
+  // reads (in the paper's network the 64 outputs of dense 64 after its ReLU;
+  // no dropout), count x feature_width() floats (host). Slides export them
+  // for slide-level models (slide/tile_features.h). Synchronises.
+  virtual void predict_features(const float* images, int count, float* probabilities,
+                                float* features) = 0;
+  int feature_width() const { return shape().denses.back().in; }
   // Forward and backward without update (tests, gradient checks). Dropout is
   // applied as in training when `training_mode`, using the current step.
   // Synchronises; grads (host) may be null.

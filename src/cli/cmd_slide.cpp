@@ -121,6 +121,9 @@ void add_evidence_options(CLI::App* cmd, SlideOptions* o) {
                   "explain/tile-X-Y.gradcam.png (X, Y the tile's level-0 origin)")
       ->capture_default_str()
       ->check(CLI::Range(0, 1000));
+  cmd->add_flag("--features", o->features,
+                "features.safetensors: every tile's features (what the last dense layer reads), "
+                "coordinates and P, for slide-level models (attention MIL)");
 }
 
 void add_speed_options(CLI::App* cmd, SlideArgs* a) {
@@ -154,11 +157,12 @@ void report_slide(const std::string& slide, const std::string& folder,
   if (status == "done")
     std::printf(
         "%s: %zu tiles scored%s -> %s/ (heatmap.png, %stiles.csv, tiles.geojson, "
-        "summary.json%s)\n",
+        "summary.json%s%s)\n",
         slide.c_str(), summary.value("tiles_scored", size_t(0)),
         against_annotations(summary).c_str(), folder.c_str(),
         summary.contains("class_area_fraction") ? "grades.png, " : "",
-        summary.contains("explanations") ? ", explain/*.gradcam.png" : "");
+        summary.contains("explanations") ? ", explain/*.gradcam.png" : "",
+        summary.contains("features") ? ", features.safetensors" : "");
   if (status == "interrupted")
     std::fprintf(stderr,
                  "interrupted: %zu of %zu tiles of %s scored and kept; the same command "

@@ -111,17 +111,31 @@ void rename_into_place(const std::string& temporary, const std::string& path) {
   sync_and_rename(fd, temporary, path);
 }
 
-void append_line_atomically(const std::string& path, std::string_view line) {
-  // One write() of the whole line with O_APPEND: O(1), and a reader or a
-  // killed process never sees half a line (the kernel completes the call).
+void append_atomically(const std::string& path, std::string_view bytes) {
+  // One write() with O_APPEND: O(1), and a reader or a killed process never
+  // sees half of it (the kernel completes the call).
   const bool created = !std::filesystem::exists(path);
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
   if (fd < 0) fail(path + ": cannot append (" + error_text() + ")");
-  std::string text(line);
-  text.push_back('\n');
-  write_all(fd, text, path, "");
+  write_all(fd, bytes, path, "");
   if (::fsync(fd) != 0 || ::close(fd) != 0) fail(path + ": flush failed (" + error_text() + ")");
   if (created) sync_directory_of(path);
+}
+
+void append_line_atomically(const std::string& path, std::string_view line) {
+  std::string text(line);
+  text.push_back('\n');
+  append_atomically(path, text);
+}
+
+void truncate_file(const std::string& path, size_t bytes) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0 || ::ftruncate(fd, off_t(bytes)) != 0 || ::fsync(fd) != 0) {
+    const std::string why = error_text();
+    if (fd >= 0) ::close(fd);
+    fail(path + ": cannot truncate (" + why + ")");
+  }
+  ::close(fd);
 }
 
 std::string repair_torn_last_line(const std::string& path) {
@@ -131,10 +145,7 @@ std::string repair_torn_last_line(const std::string& path) {
   const size_t keep = text.rfind('\n') == std::string::npos ? 0 : text.rfind('\n') + 1;
   const std::string torn = text.substr(keep);
   append_line_atomically(path + ".torn", torn);  // kept, never lost
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
-  if (fd < 0 || ::ftruncate(fd, off_t(keep)) != 0 || ::fsync(fd) != 0)
-    fail(path + ": cannot remove its torn last line (" + error_text() + ")");
-  ::close(fd);
+  truncate_file(path, keep);
   return torn;
 }
 

@@ -43,6 +43,10 @@ void rename_into_place(const std::string& temporary, const std::string& path);
 // writer leaves whole lines (a power cut may lose the last one, never tear an
 // earlier one; readers ignore an unterminated last line).
 void append_line_atomically(const std::string& path, std::string_view line);
+// The same for bytes of a binary record file (no newline added).
+void append_atomically(const std::string& path, std::string_view bytes);
+// Cuts a file to its first `bytes` (a record file's unconfirmed tail), fsync'ed.
+void truncate_file(const std::string& path, size_t bytes);
 // Repairs an append-only file before appending to it: a last line without
 // its newline (a write cut by a power loss) is moved to "<path>.torn" and
 // removed, so the next append starts on a fresh line instead of gluing onto

@@ -421,8 +421,10 @@ NetworkResult network_forward_backward(const NetworkShape& s, const Parameters& 
     global_avgpool_forward(x.data(), means.data(), n, last_conv.out_c, last_hw);
     x = std::move(means);
   }
-  for (size_t i = 0; i < s.denses.size(); ++i)
+  for (size_t i = 0; i < s.denses.size(); ++i) {
+    if (i + 1 == s.denses.size()) result.features = x;
     x = r.dense_forward_at(i, std::move(x), dropout_seed, step);
+  }
   std::vector<float> grad(x.size());
   result.probs.resize(x.size());
   result.loss = softmax_cross_entropy(x.data(), labels, n, s.classes(), count, grad.data(),

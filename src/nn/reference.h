@@ -61,7 +61,8 @@ double softmax_cross_entropy(const float* logits, const int32_t* labels, int n, 
 // them as PyTorch does; inference uses them.
 struct NetworkResult {
   double loss = 0;
-  std::vector<float> probs;  // [N, 2]
+  std::vector<float> probs;     // [N, classes]
+  std::vector<float> features;  // [N, the last dense layer's inputs]: what it read
   Parameters grads;
 };
 NetworkResult network_forward_backward(const NetworkShape& shape, const Parameters& params,

@@ -84,10 +84,13 @@ SafetensorsFile parse_safetensors(const std::string& content, const std::string&
     for (const auto& d : t["shape"]) {
       require(d.is_number_integer() && d.get<int64_t>() >= 0, where + " has a bad shape");
       tensor.shape.push_back(d.get<int64_t>());
-      // The data must be in the file: no element count beyond its size (so no overflow).
-      count = checked_product({count, tensor.shape.back()}, where + "'s shape",
-                              int64_t(data_size / element));
+      count = checked_product({count, tensor.shape.back()}, where + "'s shape");
     }
+    // The data must be in the file: no element count beyond its size (so no
+    // overflow below). Checked on the whole product: a zero dimension makes
+    // an empty tensor of any other dimensions, even in a file without data.
+    require(count <= int64_t(data_size / element),
+            where + "'s shape: too large (more than " + std::to_string(data_size / element) + ")");
     const auto& offsets = t["data_offsets"];
     require(offsets.is_array() && offsets.size() == 2 && offsets[0].is_number_unsigned() &&
                 offsets[1].is_number_unsigned(),

@@ -6,7 +6,9 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <memory>
+#include <optional>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
@@ -17,6 +19,7 @@
 #include "data/slide.h"
 #include "data/tissue.h"
 #include "slide/slide_outputs.h"
+#include "slide/tile_features.h"
 #include "slide/tile_scorer.h"
 #include "slide/tile_truth.h"
 #include "slide/tiling.h"
@@ -52,18 +55,21 @@ nlohmann::json run_settings(const PreparedSlide& p, const SlideOptions& o) {
     models.push_back(
         {{"path", fs::absolute(m).lexically_normal().string()}, {"bytes", fs::file_size(m)}});
   const Slide& s = *p.slide;
-  return {{"slide", fs::absolute(s.path()).lexically_normal().string()},
-          {"slide_bytes", slide_bytes(s.path())},
-          {"models", models},
-          {"mpp", {s.mpp_x(), s.mpp_y()}},
-          {"tile_level0", {p.grid.tile_width, p.grid.tile_height}},
-          {"level", p.grid.level},
-          {"tissue_threshold", p.mask.threshold},
-          {"min_tissue", o.min_tissue},
-          {"pen_filter", o.pen_filter},
-          {"thumbnail_side", o.thumbnail_side},
-          {"tta", o.tta},
-          {"tiles", p.tiles.size()}};
+  nlohmann::json settings = {{"slide", fs::absolute(s.path()).lexically_normal().string()},
+                             {"slide_bytes", slide_bytes(s.path())},
+                             {"models", models},
+                             {"mpp", {s.mpp_x(), s.mpp_y()}},
+                             {"tile_level0", {p.grid.tile_width, p.grid.tile_height}},
+                             {"level", p.grid.level},
+                             {"tissue_threshold", p.mask.threshold},
+                             {"min_tissue", o.min_tissue},
+                             {"pen_filter", o.pen_filter},
+                             {"thumbnail_side", o.thumbnail_side},
+                             {"tta", o.tta},
+                             {"tiles", p.tiles.size()}};
+  // Only when asked: runs without features continue as they always did.
+  if (o.features) settings["features"] = true;
+  return settings;
 }
 
 // The scores a previous run of the same settings left (none with restart).
@@ -81,8 +87,9 @@ std::vector<TileScore> previous_scores(const std::string& folder, const nlohmann
     repair_torn_last_line(csv);
     if (fs::exists(csv)) return read_tile_scores(csv, tiles, ensemble, classes);
   }
-  for (const char* name : {"tiles.csv", "summary.json", "tiles.geojson", "grades.png",
-                           "grades.png.gp", "grades-overlay.png"})
+  for (const char* name :
+       {"tiles.csv", "summary.json", "tiles.geojson", "grades.png", "grades.png.gp",
+        "grades-overlay.png", "features.partial", "features.safetensors"})
     fs::remove(folder + "/" + name);
   write_file_atomically(run, settings.dump(2) + "\n");
   write_file_atomically(csv, tiles_csv_header(ensemble, classes) + "\n");
@@ -288,6 +295,34 @@ std::unique_ptr<StainMapping> stain_mapping(const PreparedSlide& p, const ModelF
   return m;
 }
 
+namespace {
+
+int summed_feature_width(const std::vector<TrainingStep*>& members) {
+  int width = 0;
+  for (const TrainingStep* m : members) width += m->feature_width();
+  return width;
+}
+
+// What a reader of features.safetensors needs to place and trust its rows.
+std::map<std::string, std::string> tile_feature_metadata(
+    const PreparedSlide& p, const SlideOptions& o, const std::vector<TrainingStep*>& members) {
+  nlohmann::json widths = nlohmann::json::array();
+  for (const TrainingStep* m : members) widths.push_back(m->feature_width());
+  const Slide& s = *p.slide;
+  return {{"slide", s.path()},
+          {"slide_name", slide_name(s.path())},
+          {"models", nlohmann::json(o.model_paths).dump()},
+          {"member_widths", widths.dump()},
+          {"feature", "the input of each member's last dense layer, no dropout" +
+                          std::string(o.tta ? ", mean over the 8 dihedral transforms" : "")},
+          {"tta", o.tta ? "true" : "false"},
+          {"mpp", nlohmann::json({s.mpp_x(), s.mpp_y()}).dump()},
+          {"tile_um", nlohmann::json({p.grid.tile_um_x, p.grid.tile_um_y}).dump()},
+          {"read_level", std::to_string(p.grid.level)}};
+}
+
+}  // namespace
+
 std::string slide_output_folder(const SlideOptions& o, const std::string& slide_path) {
   return (fs::path(o.output) / slide_name(slide_path)).string();
 }
@@ -321,10 +356,14 @@ nlohmann::json score_slide(const std::string& path, const std::vector<ModelFile>
                     stains.get(),
                     temperings_of(models),
                     models.front().labels.malignant};
+  so.features = o.features;
+  std::optional<TileFeatureLog> features;
+  if (o.features) features.emplace(folder, summed_feature_width(members), scores.size());
   ProgressLine progress(o.progress, p.tiles.size(), scores.size());
   const ScoringTimes t = score_tiles(
       *p.slide, p.grid, p.tiles, scores.size(), members, so,
       [&](size_t first, const std::vector<TileScore>& batch) {
+        if (features) features->append(batch);  // before the resume point
         std::string rows;
         for (size_t i = 0; i < batch.size(); ++i)
           rows += (i ? "\n" : "") + tile_row(p.tiles[first + i], p.grid, batch[i], ensemble);
@@ -341,6 +380,10 @@ nlohmann::json score_slide(const std::string& path, const std::vector<ModelFile>
     summary["interrupted"] = true;
     summary["tiles_scored"] = scores.size();
     return summary;
+  }
+  if (features) {
+    features->finish(p.tiles, scores, tile_feature_metadata(p, o, members));
+    summary["features"] = fs::path(features->path()).filename().string();
   }
   set_aside_out_of_focus(path, p, scores, summary, o.min_focus);
   // Every tile scored before: the outputs may stand as they are.

@@ -39,6 +39,7 @@ struct SlideOptions {
   bool restart = false;  // score again instead of continuing a previous run
   int top_k = 10;
   int explain = 0;  // Grad-CAM figures of this many most malignant tiles (explain/)
+  bool features = false;  // features.safetensors: each tile's features (slide/tile_features.h)
   std::vector<std::string> model_paths;  // recorded: a re-run must use the same model
   // The slide's region annotations to check its tiles against (slide/
   // tile_truth.h; null: none); benign_without_annotations: no file, but the

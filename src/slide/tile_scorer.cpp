@@ -20,8 +20,9 @@ struct TileBatch {
 
 // Every tile's P(malignant): the members' mean (each averaged over the
 // transforms, then calibrated) and their spread.
-std::vector<TileScore> score_batch(MemberPredictor& predictor, const TileBatch& batch) {
-  predictor.predict(batch.input.data(), batch.count);
+std::vector<TileScore> score_batch(MemberPredictor& predictor, const TileBatch& batch,
+                                   bool features) {
+  predictor.predict(batch.input.data(), batch.count, features);
   std::vector<TileScore> scores(size_t(batch.count));
   for (int t = 0; t < batch.count; ++t) {
     scores[size_t(t)].p_malignant = predictor.mean_p_malignant(t);
@@ -29,6 +30,7 @@ std::vector<TileScore> score_batch(MemberPredictor& predictor, const TileBatch& 
     scores[size_t(t)].focus = batch.focus[size_t(t)];
     if (predictor.classes() > 2)
       for (double p : predictor.class_probs(t)) scores[size_t(t)].classes.push_back(float(p));
+    if (features) scores[size_t(t)].features = predictor.features(t);
   }
   return scores;
 }
@@ -65,7 +67,7 @@ ScoringTimes score_tiles(const Slide& slide, const TileGrid& grid, const std::ve
   ScoringTimes times;
   auto score = [&](int64_t id, const TileBatch& b) {
     const auto busy = Clock::now();
-    const std::vector<TileScore> scores = score_batch(predictor, b);
+    const std::vector<TileScore> scores = score_batch(predictor, b, options.features);
     times.infer_s += seconds_since(busy);
     times.tiles += b.count;
     sink(first + size_t(id) * options.batch, scores);

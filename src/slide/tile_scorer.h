@@ -26,6 +26,8 @@ struct TileScore {
   // A model of more than two classes (grades): each class's probability,
   // calibrated, mean over members and transforms; empty otherwise.
   std::vector<float> classes;
+  // With ScoringOptions::features: MemberPredictor::features of the tile.
+  std::vector<float> features;
 };
 
 struct ScoringOptions {
@@ -39,6 +41,7 @@ struct ScoringOptions {
   // Per class of the models: malignant or not (P(malignant) sums those);
   // empty: two classes, benign and malignant.
   std::vector<bool> malignant;
+  bool features = false;  // each TileScore's features too (slide/tile_features.h)
 };
 
 struct ScoringTimes {

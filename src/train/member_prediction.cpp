@@ -32,24 +32,46 @@ MemberPredictor::MemberPredictor(std::vector<TrainingStep*> members,
   probs_.resize(size_t(batch()) * size_t(classes_));
   if (transforms_ > 1) transformed_.resize(size_t(batch()) * 3 * width * height);
   raw_.resize(size_t(batch()) * members_.size() * size_t(classes_));
+  for (TrainingStep* m : members_) feature_width_ += m->feature_width();
 }
 
-void MemberPredictor::predict(const float* input, int count) {
+void MemberPredictor::predict(const float* input, int count, bool with_features) {
   require(count >= 1 && count <= batch(), "predict: count must be 1..batch");
   const size_t plane = size_t(3) * width_ * height_;
   std::fill(raw_.begin(), raw_.end(), 0.0);
+  features_.assign(with_features ? size_t(count) * size_t(feature_width_) : 0, 0.0);
   for (int k = 0; k < transforms_; ++k) {
     for (int r = 0; r < count && k > 0; ++r)
       dihedral_chw(input + plane * r, transformed_.data() + plane * r, 3, width_, height_, k);
     const float* x = k ? transformed_.data() : input;
+    int column = 0;  // member m's first feature
     for (int m = 0; m < members(); ++m) {
-      members_[size_t(m)]->predict(x, count, probs_.data());
+      TrainingStep& member = *members_[size_t(m)];
+      const int width = member.feature_width();
+      if (with_features) {
+        member_features_.resize(size_t(count) * size_t(width));
+        member.predict_features(x, count, probs_.data(), member_features_.data());
+        for (int r = 0; r < count; ++r)
+          for (int j = 0; j < width; ++j)
+            features_[size_t(r) * size_t(feature_width_) + size_t(column + j)] +=
+                double(member_features_[size_t(r) * size_t(width) + size_t(j)]) / transforms_;
+      } else {
+        member.predict(x, count, probs_.data());
+      }
+      column += width;
       for (int r = 0; r < count; ++r)
         for (int c = 0; c < classes_; ++c)
           raw_[index(r, m) + size_t(c)] +=
               probs_[size_t(r) * size_t(classes_) + size_t(c)] / transforms_;
     }
   }
+}
+
+std::vector<float> MemberPredictor::features(int r) const {
+  require(size_t(r + 1) * size_t(feature_width_) <= features_.size(),
+          "features: row " + std::to_string(r) + " was not predicted with features");
+  const auto first = features_.begin() + std::ptrdiff_t(size_t(r) * size_t(feature_width_));
+  return std::vector<float>(first, first + feature_width_);
 }
 
 std::vector<double> MemberPredictor::raw_probs(int r, int m) const {

@@ -29,8 +29,9 @@ class MemberPredictor {
                   int height, bool tta, std::vector<bool> malignant = {});
 
   // Predicts `count` rows (1..batch) of normalised 3 x height x width inputs.
-  // ensures: the accessors below describe these rows until the next call.
-  void predict(const float* input, int count);
+  // ensures: the accessors below describe these rows until the next call;
+  //          with_features: features(r) too.
+  void predict(const float* input, int count, bool with_features = false);
 
   int members() const { return int(members_.size()); }
   int batch() const { return members_.front()->shape().batch; }
@@ -54,6 +55,12 @@ class MemberPredictor {
   // log of the members' mean class probabilities before calibration (log 0
   // as -200): what a K-class temperature is fitted on.
   std::vector<double> raw_log_probs(int r) const;
+  // Row r's features (TrainingStep::predict_features) of the last
+  // predict(with_features): each member's mean over the transforms, the
+  // members side by side (their features are not comparable, so never
+  // averaged): feature_width() values.
+  int feature_width() const { return feature_width_; }
+  std::vector<float> features(int r) const;
 
  private:
   size_t index(int r, int m) const {
@@ -67,7 +74,10 @@ class MemberPredictor {
   int width_, height_, transforms_, classes_;
   std::vector<bool> malignant_;
   std::vector<float> probs_, transformed_;
-  std::vector<double> raw_;  // [row][member][class]
+  std::vector<double> raw_;             // [row][member][class]
+  int feature_width_ = 0;               // summed over the members
+  std::vector<float> member_features_;  // one member's call: [row][its width]
+  std::vector<double> features_;        // [row][feature_width_]
 };
 
 // The sample standard deviation of the members' P(malignant) for one image

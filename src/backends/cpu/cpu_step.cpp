@@ -86,7 +86,7 @@ void CpuTrainingStep::check_batch(int count, bool training, bool backward) const
 }
 
 StepResult CpuTrainingStep::run(const float* images, const int32_t* labels, int count,
-                                bool training, bool backward) {
+                                bool training, bool backward, float* features) {
   check_batch(count, training, backward);
   if (shape_.has_batch_norm() && training) bn_buffers_.batches_tracked++;
   training_ = training;
@@ -133,6 +133,9 @@ StepResult CpuTrainingStep::run(const float* images, const int32_t* labels, int 
       result = loss_and_gradient(labels, count, backward);
     }
     leave();
+    if (features)
+      std::memcpy(features, floats(denses_.back().src),
+                  sizeof(float) * size_t(count) * size_t(shape_.denses.back().in));
     profile_.forward += seconds_since(start);
     if (backward) {
       start = Clock::now();

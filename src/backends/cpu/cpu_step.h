@@ -242,8 +242,12 @@ class CpuTrainingStep final : public TrainingStep {
   }
 
   void predict(const float* images, int count, float* probabilities) override {
+    predict_features(images, count, probabilities, nullptr);
+  }
+  void predict_features(const float* images, int count, float* probabilities,
+                        float* features) override {
     const FlushDenormals fast(options_.flush_denormals);
-    run(images, nullptr, count, /*training=*/false, /*backward=*/false);
+    run(images, nullptr, count, /*training=*/false, /*backward=*/false, features);
     std::memcpy(probabilities, probs_.data(),
                 sizeof(float) * size_t(shape_.classes()) * size_t(count));
   }
@@ -409,8 +413,10 @@ class CpuTrainingStep final : public TrainingStep {
   void add_relu_backward(ConvBlock& c, size_t k);
   // Refuses a batch the step cannot take (size; batch norm's full batches).
   void check_batch(int count, bool training, bool backward) const;
+  // features: when not null, the last dense layer's input rows [0, count)
+  // are copied there after the forward pass (before its memory is released).
   StepResult run(const float* images, const int32_t* labels, int count, bool training,
-                 bool backward);
+                 bool backward, float* features = nullptr);
   void copy_input(const float* images, int count);
   StepResult loss_and_gradient(const int32_t* labels, int count, bool backward);
 

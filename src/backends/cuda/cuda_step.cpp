@@ -270,8 +270,13 @@ StepResult CudaTrainingStep::take_results() {
 }
 
 void CudaTrainingStep::predict(const float* images, int count, float* probabilities) {
+  predict_features(images, count, probabilities, nullptr);
+}
+
+void CudaTrainingStep::predict_features(const float* images, int count, float* probabilities,
+                                        float* features) {
   stage(images, nullptr, count);
-  run(Mode::kPredict, false, 1);
+  run(Mode::kPredict, false, 1, nullptr, features, count);
   HISTOCNN_CUDA(cudaMemcpyAsync(probabilities, persistent(layout_.probs),
                                 sizeof(float) * size_t(shape_.classes()) * size_t(count),
                                 cudaMemcpyDeviceToHost, stream_));

@@ -97,6 +97,8 @@ class CudaTrainingStep final : public TrainingStep {
   bool deferred_results() const override { return true; }
   StepResult take_results() override;
   void predict(const float* images, int count, float* probabilities) override;
+  void predict_features(const float* images, int count, float* probabilities,
+                        float* features) override;
   StepResult gradients(const float* images, const int32_t* labels, int count, bool training_mode,
                        Parameters* grads) override;
   void set_parameters(const Parameters& params) override;
@@ -140,7 +142,10 @@ class CudaTrainingStep final : public TrainingStep {
     double allocator_forward = 0, allocator_backward = 0;  // host seconds (per-tensor memory)
   };
   StepTiming& next_timing();
-  void run(Mode mode, bool training, int slot, StepTiming* timing = nullptr);
+  // features (predict): where the last dense layer's input rows [0, count)
+  // are copied, enqueued right after the loss op while the plan keeps them.
+  void run(Mode mode, bool training, int slot, StepTiming* timing = nullptr,
+           float* features = nullptr, int count = 0);
   void train_eagerly(StepTiming& t);
   void launch_graphs(StepTiming& t);
   bool capture_graphs();

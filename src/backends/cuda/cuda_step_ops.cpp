@@ -368,7 +368,8 @@ void CudaTrainingStep::bind_handles() {
 // With `timing` (a training step): phase[1] is recorded after the loss, the
 // allocator's host seconds are split at the same point, and with
 // --profile-layers an event goes before every operation and after the last.
-void CudaTrainingStep::run(Mode mode, bool training, int slot, StepTiming* timing) {
+void CudaTrainingStep::run(Mode mode, bool training, int slot, StepTiming* timing, float* features,
+                           int count) {
   bind_handles();
   const int last = mode == Mode::kPredict ? schedule_.loss_op : int(schedule_.ops.size()) - 1;
   const bool per_op = timing && !timing->ops.empty();
@@ -380,6 +381,13 @@ void CudaTrainingStep::run(Mode mode, bool training, int slot, StepTiming* timin
         memory_->begin_op(k);
         if (per_op) HISTOCNN_CUDA(cudaEventRecord(timing->ops[size_t(k)], stream_));
         run_op(schedule_.ops[size_t(k)], mode, training, slot);
+        if (features && k == schedule_.loss_op) {
+          // Alive past the loss (dense backward reads it): not yet released.
+          const auto& last = schedule_.denses.back();
+          HISTOCNN_CUDA(cudaMemcpyAsync(features, tensor(last.src),
+                                        sizeof(float) * size_t(count) * size_t(last.in),
+                                        cudaMemcpyDeviceToHost, stream_));
+        }
       }
       memory_->end_op(k);
       if (timing && k == schedule_.loss_op) {
