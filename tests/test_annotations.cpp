@@ -362,7 +362,8 @@ TEST(TileTruth, TilesHalfInsideAreMalignantAndScoredAsAClassifier) {
                                    {42, 0, 10, 10, 1, 0, 0},
                                    {48, 0, 10, 10, 1, 0, 0},
                                    {80, 0, 10, 10, 1, 0, 0}};
-  const std::vector<TileScore> scores = {{0.9, 0, 0, {}}, {0.4, 0, 0, {}}, {0.6, 0, 0, {}}, {0.1, 0, 0, {}}};
+  const std::vector<TileScore> scores = {
+      {0.9, 0, 0, {}, {}}, {0.4, 0, 0, {}, {}}, {0.6, 0, 0, {}, {}}, {0.1, 0, 0, {}, {}}};
   const nlohmann::json j = annotation_summary(&a, annotated_tiles(&a, tiles, scores));
   EXPECT_EQ(j["malignant_tiles"], 2);
   EXPECT_DOUBLE_EQ(j["auc"].get<double>(), 0.75);  // 0.9 > 0.6, 0.1; 0.4 > 0.1 only

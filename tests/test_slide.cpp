@@ -414,8 +414,8 @@ TEST(SlideOutputs, AGradeModelsTilesCarryTheirClasses) {
   g.tile_um_x = g.tile_um_y = 100;
   const std::vector<Tile> tiles = {{0, 0, 10, 10, 1.0f}, {10, 0, 10, 10, 0.5f}};
   const std::vector<std::string> classes = {"healthy", "low", "high"};
-  const std::vector<TileScore> scores = {{0.2, 0, 310.5f, {0.8f, 0.1f, 0.1f}},
-                                         {0.9, 0, 12.25f, {0.1f, 0.2f, 0.7f}}};
+  const std::vector<TileScore> scores = {{0.2, 0, 310.5f, {0.8f, 0.1f, 0.1f}, {}},
+                                         {0.9, 0, 12.25f, {0.1f, 0.2f, 0.7f}, {}}};
   testing::TempDir dir;
   std::string csv = tiles_csv_header(false, classes) + "\n";
   EXPECT_NE(csv.find(",p_malignant,p_healthy,p_low,p_high"), std::string::npos) << csv;
@@ -486,7 +486,8 @@ TEST(SlideOutputs, StatisticsColoursAndResumeRows) {
   TileGrid g;
   g.tile_um_x = g.tile_um_y = 100;
   std::vector<Tile> tiles = {{0, 0, 10, 10, 1.0f}, {10, 0, 10, 10, 0.5f}, {20, 0, 10, 10, 1.0f}};
-  std::vector<TileScore> scores = {{0.1, 0, 480.5f, {}}, {0.9, 0, 21.5f, {}}, {0.7, 0, 97.25f, {}}};
+  std::vector<TileScore> scores = {
+      {0.1, 0, 480.5f, {}, {}}, {0.9, 0, 21.5f, {}, {}}, {0.7, 0, 97.25f, {}, {}}};
   const nlohmann::json s = score_statistics(tiles, scores, g, 2);
   EXPECT_NEAR(s["malignant_area_fraction"].get<double>(), 1.5 / 2.5, 1e-12);
   EXPECT_NEAR(s["scored_tissue_mm2"].get<double>(), 2.5 * 0.01, 1e-12);
@@ -530,7 +531,8 @@ TEST(SlideOutputs, StatisticsColoursAndResumeRows) {
 // left out of what follows tiles.csv; none below a threshold of 0.
 TEST(SlideOutputs, OutOfFocusTilesAreCountedAndSetAside) {
   std::vector<Tile> tiles = {{0, 0, 10, 10, 1.0f}, {10, 0, 10, 10, 0.5f}, {20, 0, 10, 10, 1.0f}};
-  std::vector<TileScore> scores = {{0.1, 0, 480.5f, {}}, {0.9, 0, 21.5f, {}}, {0.7, 0, 97.25f, {}}};
+  std::vector<TileScore> scores = {
+      {0.1, 0, 480.5f, {}, {}}, {0.9, 0, 21.5f, {}, {}}, {0.7, 0, 97.25f, {}, {}}};
   const nlohmann::json none = focus_statistics(tiles, scores, 0);
   EXPECT_EQ(none["out_of_focus_tiles"], 0);
   EXPECT_EQ(none["out_of_focus_fraction"], 0.0);

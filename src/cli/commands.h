@@ -28,5 +28,6 @@ Runner add_stain(CLI::App& app);
 Runner add_bench(CLI::App& app);
 Runner add_slide(CLI::App& app);
 Runner add_tiles(CLI::App& app);
+Runner add_mil(CLI::App& app);
 
 }  // namespace histocnn::cli

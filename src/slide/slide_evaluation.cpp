@@ -17,7 +17,8 @@ const std::map<std::string, std::string>& score_keys() {
   static const std::map<std::string, std::string> keys = {{"max", "p_max"},
                                                           {"top-mean", "p_top_mean"},
                                                           {"mean", "p_mean"},
-                                                          {"area", "malignant_area_fraction"}};
+                                                          {"area", "malignant_area_fraction"},
+                                                          {"mil", "p_mil"}};
   return keys;
 }
 
@@ -126,15 +127,22 @@ std::string slide_score_key(const std::string& score) {
 
 SlideEvaluation evaluate_slides(const std::vector<ScoredSlide>& slides,
                                 const SlideEvaluationOptions& options) {
-  slide_score_key(options.score);
-  require(options.threshold >= 0 && options.threshold <= 1, "--slide-threshold: between 0 and 1");
   SlideEvaluation e;
   e.options = options;
+  if (e.options.scores.empty()) e.options.scores = slide_score_names();
+  const std::vector<std::string>& names = e.options.scores;
+  slide_score_key(options.score);
+  for (const std::string& score : names) slide_score_key(score);
+  require(std::find(names.begin(), names.end(), options.score) != names.end(),
+          "--slide-score " + options.score + ": not one of the scores compared");
+  require(options.threshold >= 0 && options.threshold <= 1, "--slide-threshold: between 0 and 1");
   std::vector<ScoredSlide> kept;
-  for (const std::string& score : slide_score_names()) e.by_score[score] = {};
-  auto numbers = [](const nlohmann::json& summary) {  // null: NaN went through a file
-    for (const std::string& score : slide_score_names())
-      if (!summary.at(slide_score_key(score)).is_number()) return false;
+  for (const std::string& score : names) e.by_score[score] = {};
+  auto numbers = [&](const nlohmann::json& summary) {  // null: NaN went through a file
+    for (const std::string& score : names)
+      if (!summary.contains(slide_score_key(score)) ||
+          !summary.at(slide_score_key(score)).is_number())
+        return false;
     return true;
   };
   for (const ScoredSlide& s : slides) {
@@ -148,7 +156,7 @@ SlideEvaluation evaluate_slides(const std::vector<ScoredSlide>& slides,
       kept.push_back(s);
       e.evaluated.push_back(s.slide);
       e.chosen_scores.push_back(s.summary.at(slide_score_key(options.score)).get<double>());
-      for (const std::string& score : slide_score_names())
+      for (const std::string& score : names)
         e.by_score[score].push_back({s.summary.at(slide_score_key(score)).get<float>(), s.label});
     }
   }
@@ -242,8 +250,9 @@ void write_slide_evaluation(const SlideEvaluation& e, const std::string& folder)
       {"max", "linespoints lw 2 dt 2 pt 7 ps 0.9"},
       {"top-mean", "linespoints lw 2 dt 1 pt 5 ps 0.9"},
       {"mean", "linespoints lw 2 dt 3 pt 9 ps 1.1"},
-      {"area", "linespoints lw 2 dt 4 pt 6 ps 1.3"}};
-  for (const std::string& score : slide_score_names())
+      {"area", "linespoints lw 2 dt 4 pt 6 ps 1.3"},
+      {"mil", "linespoints lw 3 dt 1 pt 13 ps 1.1"}};
+  for (const std::string& score : e.options.scores)
     series.push_back({score + (score == e.options.score ? " (chosen)" : ""), e.by_score.at(score),
                       styles.at(score)});
   write_roc_figure(series, folder + "/slide-roc",

@@ -44,6 +44,9 @@ struct ScoredSlide {
 };
 
 struct SlideEvaluationOptions {
+  // The scores to compare (empty: slide_score_names()); "mil" is the
+  // summary's p_mil, a slide-level model's P (slide/mil_cohort.h).
+  std::vector<std::string> scores;
   std::string score = "top-mean";
   double threshold = 0.5;
   int replicates = 2000;
@@ -66,7 +69,7 @@ struct SlideEvaluation {
   std::string headline() const;
 };
 
-// Requires: options.score is one of slide_score_names(), 0 <= threshold <= 1.
+// Requires: options.score is one of the scores compared, 0 <= threshold <= 1.
 // Deterministic for a seed.
 SlideEvaluation evaluate_slides(const std::vector<ScoredSlide>& slides,
                                 const SlideEvaluationOptions& options);

@@ -180,7 +180,7 @@ std::vector<TileScore> read_tile_scores(const std::string& path, const std::vect
             path + ": row " + std::to_string(i + 2) +
                 " is not the tile the grid puts there (written with other settings?); "
                 "--restart scores the slide again");
-    scores.push_back({v[kP], ensemble ? v[kMemberSd] : 0.0, float(v[kFocus]), {}});
+    scores.push_back({v[kP], ensemble ? v[kMemberSd] : 0.0, float(v[kFocus]), {}, {}});
     for (size_t c = first_class; c < columns; ++c) scores.back().classes.push_back(float(v[c]));
   }
   return scores;

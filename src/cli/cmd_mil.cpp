@@ -1,0 +1,214 @@
+// `histocnn mil`: a slide-level attention MIL model (slide/mil_cohort.h)
+// trained on a cohort's tile features with cross-validation, or applied to
+// another cohort's.
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+
+#include "cli/commands.h"
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "core/paths.h"
+#include "data/slide_labels.h"
+#include "slide/mil_cohort.h"
+#include "slide/slide_evaluation.h"
+
+namespace histocnn::cli {
+namespace {
+namespace fs = std::filesystem;
+
+struct MilArgs {
+  std::string cohort, output, labels_path, apply;
+  bool tcga_labels = false;
+  int folds = 5;
+  double min_focus = 0;
+  int bootstrap = 2000;
+  MilOptions mil;
+};
+
+void add_mil_options(CLI::App* cmd, MilArgs* a) {
+  cmd->option_defaults()->group("Model and training");
+  cmd->add_option("--folds", a->folds, "patient-grouped cross-validation folds")
+      ->capture_default_str()
+      ->check(CLI::Range(2, 100));
+  cmd->add_option("--epochs", a->mil.epochs, "passes over the training slides")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
+  cmd->add_option("--attention", a->mil.attention, "width of the attention branch")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 4096));
+  cmd->add_option("--lr", a->mil.learning_rate, "Adam's learning rate")
+      ->capture_default_str()
+      ->check(CLI::Range(1e-8, 1.0));
+  cmd->add_option("--weight-decay", a->mil.weight_decay, "AdamW's decoupled weight decay")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--max-tiles", a->mil.max_tiles,
+                  "tiles drawn from a slide per training step (all when it has fewer)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 10000000));
+  cmd->add_option("--min-focus", a->min_focus,
+                  "leave out tiles less sharp than this (tiles.csv's focus column)")
+      ->check(CLI::Range(0.0, 1e12));
+  cmd->add_option("--seed", a->mil.seed, "initialisation, folds and tile draws")
+      ->capture_default_str();
+  cmd->add_option("--bootstrap", a->bootstrap, "bootstrap replicates of the AUC intervals")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1000000));
+}
+
+// One row per slide; attention/<slide>.csv per slide with tiles.
+void write_predictions(const std::string& out, const std::vector<MilBag>& bags,
+                       const std::vector<double>& p, const std::vector<int>& fold,
+                       const std::vector<std::vector<double>>& attention) {
+  auto number = [](const nlohmann::json& s, const char* key) {
+    return s.is_object() && s.contains(key) && s[key].is_number() ? s[key].dump() : std::string();
+  };
+  std::string csv = "slide,patient,label,fold,tiles,p_mil,p_top_mean,p_max\n";
+  make_directories(out + "/attention");
+  for (size_t i = 0; i < bags.size(); ++i) {
+    const MilBag& b = bags[i];
+    char pm[32] = "";
+    if (std::isfinite(p[i])) std::snprintf(pm, sizeof pm, "%.6f", p[i]);
+    csv += b.slide + "," + b.patient + "," +
+           (b.label < 0 ? ""
+            : b.label   ? "malignant"
+                        : "benign") +
+           "," + (fold.empty() ? "" : std::to_string(fold[i])) + "," +
+           std::to_string(b.tiles.rows) + "," + pm + "," + number(b.summary, "p_top_mean") + "," +
+           number(b.summary, "p_max") + "\n";
+    if (attention[i].empty()) continue;
+    std::string rows = "x,y,width,height,attention,p_malignant\n";
+    for (size_t t = 0; t < attention[i].size(); ++t) {
+      const int64_t* c = &b.tiles.coords[t * 4];
+      char line[160];
+      std::snprintf(line, sizeof line, "%lld,%lld,%lld,%lld,%.6g,%.6f\n", (long long)c[0],
+                    (long long)c[1], (long long)c[2], (long long)c[3], attention[i][t],
+                    double(b.tiles.p_malignant[t]));
+      rows += line;
+    }
+    write_file_atomically(out + "/attention/" + b.slide + ".csv", rows);
+  }
+  write_file_atomically(out + "/mil-predictions.csv", csv);
+}
+
+// The slide-level AUC of p beside the fixed scores of the same slides.
+SlideEvaluation evaluate(const std::vector<MilBag>& bags, const std::vector<double>& p,
+                         int replicates, uint64_t seed) {
+  std::vector<ScoredSlide> scored;
+  for (size_t i = 0; i < bags.size(); ++i) {
+    ScoredSlide s{bags[i].slide, bags[i].label, bags[i].patient, true,
+                  bags[i].summary.is_object() ? bags[i].summary : nlohmann::json::object()};
+    s.summary["p_mil"] = std::isfinite(p[i]) ? nlohmann::json(p[i]) : nlohmann::json();
+    scored.push_back(std::move(s));
+  }
+  SlideEvaluationOptions o;
+  o.scores = {"mil", "max", "top-mean", "mean", "area"};
+  o.score = "mil";
+  o.replicates = replicates;
+  o.seed = seed;
+  return evaluate_slides(scored, o);
+}
+
+SlideLabels labels_of(const MilArgs& a, const std::vector<MilBag>& unlabelled) {
+  if (!a.tcga_labels) return SlideLabels::read(a.labels_path);
+  std::vector<std::string> paths;
+  for (const MilBag& b : unlabelled) paths.push_back(b.path);
+  return SlideLabels::from_tcga_barcodes(paths);
+}
+
+int run_mil(const MilArgs& a) {
+  require(fs::absolute(a.output).lexically_normal() != fs::absolute(a.cohort).lexically_normal(),
+          "--output: " + a.output +
+              " is the cohort's folder (its slide-evaluation.json would be "
+              "replaced); choose another");
+  const bool labelled = !a.labels_path.empty() || a.tcga_labels;
+  require(labelled || !a.apply.empty(),
+          "the slides' labels are needed to train (--slide-labels FILE or --tcga-labels)");
+  std::optional<SlideLabels> labels;
+  if (labelled) labels = labels_of(a, read_mil_cohort(a.cohort, nullptr));
+  const std::vector<MilBag> bags =
+      read_mil_cohort(a.cohort, labels ? &*labels : nullptr, a.min_focus);
+  std::vector<double> p(bags.size(), std::nan(""));
+  std::vector<std::vector<double>> attention(bags.size());
+  std::vector<int> fold;
+  if (!a.apply.empty()) {
+    const AttentionMil model = load_attention_mil(a.apply);
+    require(model.features == bags.front().tiles.width,
+            a.apply + ": reads features " + std::to_string(model.features) +
+                " wide, the cohort's are " + std::to_string(bags.front().tiles.width) +
+                " (scored by another model)");
+    for (size_t i = 0; i < bags.size(); ++i) {
+      if (bags[i].tiles.rows == 0) continue;
+      const auto out = model.forward(bags[i].tiles.features.data(), bags[i].tiles.rows);
+      p[i] = out.p_malignant;
+      attention[i] = out.attention;
+    }
+  } else {
+    const MilCrossValidation cv = cross_validate_mil(bags, a.folds, a.mil);
+    p = cv.p, attention = cv.attention, fold = cv.fold;
+  }
+  make_directories(a.output);  // every input read and checked: nothing is written before
+  write_predictions(a.output, bags, p, fold, attention);
+  nlohmann::json result = nlohmann::json::object();
+  if (labels) {
+    const SlideEvaluation e = evaluate(bags, p, a.bootstrap, a.mil.seed);
+    write_slide_evaluation(e, a.output);
+    std::printf("%s%s\n", a.apply.empty() ? "cross-validated " : "", e.headline().c_str());
+    for (const auto& [score, predictions] : e.by_score)
+      if (score != "mil" && !predictions.empty())
+        std::printf("  beside %s of the tiles' P: AUC %.3f\n", score.c_str(),
+                    compute_metrics(predictions).auc);
+    result = e.to_json();
+  }
+  if (a.apply.empty()) {
+    std::vector<const MilBag*> all;
+    for (const MilBag& b : bags) all.push_back(&b);
+    const AttentionMil model = train_attention_mil(all, a.mil);
+    nlohmann::json trained = {{"cohort", fs::absolute(a.cohort).lexically_normal().string()},
+                              {"slides", bags.size()},
+                              {"epochs", a.mil.epochs},
+                              {"attention", a.mil.attention},
+                              {"learning_rate", a.mil.learning_rate},
+                              {"weight_decay", a.mil.weight_decay},
+                              {"max_tiles", a.mil.max_tiles},
+                              {"min_focus", a.min_focus},
+                              {"seed", a.mil.seed},
+                              {"folds", a.folds},
+                              {"feature_models", bags.front().tiles.metadata.count("models")
+                                                     ? bags.front().tiles.metadata.at("models")
+                                                     : ""},
+                              {"cross_validated_auc", result.value("auc", nlohmann::json())}};
+    save_attention_mil(a.output + "/mil.safetensors", model, trained);
+  }
+  std::printf("%zu slides -> %s/ (%smil-predictions.csv, attention/%s)\n", bags.size(),
+              a.output.c_str(), a.apply.empty() ? "mil.safetensors, " : "",
+              labels ? ", slide-evaluation.json, slide-roc.png" : "");
+  return 0;
+}
+
+}  // namespace
+
+Runner add_mil(CLI::App& app) {
+  auto* cmd = app.add_subcommand(
+      "mil",
+      "a slide-level model from slide labels: gated attention MIL over the tile features of "
+      "`histocnn slide --features -o COHORT`, cross-validated by patient");
+  auto a = std::make_shared<MilArgs>();
+  cmd->add_option("cohort", a->cohort, "the -o folder of histocnn slide --features")->required();
+  cmd->add_option("--output,-o", a->output, "results go here")->required();
+  cmd->add_option("--slide-labels", a->labels_path,
+                  "CSV of slide,label[,patient] (as histocnn slide reads it)");
+  cmd->add_flag("--tcga-labels", a->tcga_labels, "labels and patients from TCGA barcodes");
+  cmd->add_option("--apply", a->apply,
+                  "score the cohort with this mil.safetensors instead of training (with labels: "
+                  "evaluated too)");
+  add_mil_options(cmd, a.get());
+  return [a] {
+    require(a->labels_path.empty() || !a->tcga_labels,
+            "--slide-labels and --tcga-labels: give one");
+    return run_mil(*a);
+  };
+}
+
+}  // namespace histocnn::cli
