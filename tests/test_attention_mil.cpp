@@ -182,11 +182,11 @@ void write_slide_features(const std::string& folder, int rows, int width, const 
 TEST(MilCohort, TheCohortReaderMatchesLabelsAndRefusesWhatItCannotUse) {
   testing::TempDir dir;
   const std::string cohort = dir / "cohort";
-  EXPECT_NE(testing::error_of([&] { read_mil_cohort(cohort, nullptr); }).find("not a folder"),
+  EXPECT_NE(testing::error_of([&] { read_mil_cohort(cohort); }).find("not a folder"),
             std::string::npos);
   make_directories(cohort + "/empty");
   EXPECT_NE(testing::error_of([&] {
-              read_mil_cohort(cohort, nullptr);
+              read_mil_cohort(cohort);
             }).find("no slide folder holds features.safetensors"),
             std::string::npos);
   write_slide_features(cohort + "/b", 4, 3, "/data/b.svs");
@@ -194,7 +194,8 @@ TEST(MilCohort, TheCohortReaderMatchesLabelsAndRefusesWhatItCannotUse) {
   write_file_atomically(dir / "labels.csv",
                         "slide,label,patient\na.svs,malignant,P1\nb,benign,P2\n");
   const SlideLabels labels = SlideLabels::read(dir / "labels.csv");
-  const std::vector<MilBag> bags = read_mil_cohort(cohort, &labels, 15);
+  std::vector<MilBag> bags = read_mil_cohort(cohort, 15);
+  label_mil_bags(bags, labels);
   ASSERT_EQ(bags.size(), 2u);
   EXPECT_EQ(bags[0].slide, "a");
   EXPECT_EQ(bags[0].label, 1);
@@ -203,10 +204,13 @@ TEST(MilCohort, TheCohortReaderMatchesLabelsAndRefusesWhatItCannotUse) {
   EXPECT_EQ(bags[1].tiles.rows, 2);
   EXPECT_EQ(bags[1].tiles.features.front(), 2.0f);
   write_slide_features(cohort + "/c", 2, 3, "/data/c.svs");
-  const std::string missing = testing::error_of([&] { read_mil_cohort(cohort, &labels); });
+  const std::string missing = testing::error_of([&] {
+    std::vector<MilBag> three = read_mil_cohort(cohort);
+    label_mil_bags(three, labels);
+  });
   EXPECT_NE(missing.find("labels.csv: no row for the slide c"), std::string::npos) << missing;
   write_slide_features(cohort + "/c", 2, 5, "/data/c.svs");
-  const std::string wide = testing::error_of([&] { read_mil_cohort(cohort, nullptr); });
+  const std::string wide = testing::error_of([&] { read_mil_cohort(cohort); });
   EXPECT_NE(wide.find("features 5 wide, a's 3"), std::string::npos) << wide;
 }
 

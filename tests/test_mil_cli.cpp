@@ -6,6 +6,7 @@
 // refusals that write nothing.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -111,6 +112,7 @@ TEST(MilCli, BadInputGetsOneLineAndWritesNothing) {
     const auto r = run(c.args);
     EXPECT_NE(r.status, 0) << c.args;
     EXPECT_NE(r.output.find(c.message), std::string::npos) << c.args << "\n" << r.output;
+    EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
     EXPECT_FALSE(fs::exists(dir / "out")) << c.args;
   }
   // A model over other features is refused by width.

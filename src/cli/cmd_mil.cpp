@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 
 #include "cli/commands.h"
 #include "core/atomic_file.h"
@@ -61,22 +62,26 @@ void add_mil_options(CLI::App* cmd, MilArgs* a) {
 void write_predictions(const std::string& out, const std::vector<MilBag>& bags,
                        const std::vector<double>& p, const std::vector<int>& fold,
                        const std::vector<std::vector<double>>& attention) {
-  auto number = [](const nlohmann::json& s, const char* key) {
-    return s.is_object() && s.contains(key) && s[key].is_number() ? s[key].dump() : std::string();
+  auto fixed = [](double v) {
+    char text[32] = "";
+    if (std::isfinite(v)) std::snprintf(text, sizeof text, "%.6f", v);
+    return std::string(text);
+  };
+  auto number = [&](const nlohmann::json& s, const char* key) {
+    return s.is_object() && s.contains(key) && s[key].is_number() ? fixed(s[key].get<double>())
+                                                                  : std::string();
   };
   std::string csv = "slide,patient,label,fold,tiles,p_mil,p_top_mean,p_max\n";
   make_directories(out + "/attention");
   for (size_t i = 0; i < bags.size(); ++i) {
     const MilBag& b = bags[i];
-    char pm[32] = "";
-    if (std::isfinite(p[i])) std::snprintf(pm, sizeof pm, "%.6f", p[i]);
     csv += b.slide + "," + b.patient + "," +
            (b.label < 0 ? ""
             : b.label   ? "malignant"
                         : "benign") +
            "," + (fold.empty() ? "" : std::to_string(fold[i])) + "," +
-           std::to_string(b.tiles.rows) + "," + pm + "," + number(b.summary, "p_top_mean") + "," +
-           number(b.summary, "p_max") + "\n";
+           std::to_string(b.tiles.rows) + "," + fixed(p[i]) + "," +
+           number(b.summary, "p_top_mean") + "," + number(b.summary, "p_max") + "\n";
     if (attention[i].empty()) continue;
     std::string rows = "x,y,width,height,attention,p_malignant\n";
     for (size_t t = 0; t < attention[i].size(); ++t) {
@@ -110,10 +115,9 @@ SlideEvaluation evaluate(const std::vector<MilBag>& bags, const std::vector<doub
   return evaluate_slides(scored, o);
 }
 
-SlideLabels labels_of(const MilArgs& a, const std::vector<MilBag>& unlabelled) {
-  if (!a.tcga_labels) return SlideLabels::read(a.labels_path);
+SlideLabels tcga_labels_of(const std::vector<MilBag>& bags) {
   std::vector<std::string> paths;
-  for (const MilBag& b : unlabelled) paths.push_back(b.path);
+  for (const MilBag& b : bags) paths.push_back(b.path);
   return SlideLabels::from_tcga_barcodes(paths);
 }
 
@@ -125,10 +129,11 @@ int run_mil(const MilArgs& a) {
   const bool labelled = !a.labels_path.empty() || a.tcga_labels;
   require(labelled || !a.apply.empty(),
           "the slides' labels are needed to train (--slide-labels FILE or --tcga-labels)");
-  std::optional<SlideLabels> labels;
-  if (labelled) labels = labels_of(a, read_mil_cohort(a.cohort, nullptr));
-  const std::vector<MilBag> bags =
-      read_mil_cohort(a.cohort, labels ? &*labels : nullptr, a.min_focus);
+  std::optional<SlideLabels> labels;  // a labels file is checked before any features are read
+  if (!a.labels_path.empty()) labels = SlideLabels::read(a.labels_path);
+  std::vector<MilBag> bags = read_mil_cohort(a.cohort, a.min_focus);
+  if (a.tcga_labels) labels = tcga_labels_of(bags);
+  if (labels) label_mil_bags(bags, *labels);
   std::vector<double> p(bags.size(), std::nan(""));
   std::vector<std::vector<double>> attention(bags.size());
   std::vector<int> fold;

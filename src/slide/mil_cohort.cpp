@@ -63,8 +63,7 @@ NamedTensor block(const AttentionMil& m, int64_t first, std::vector<int64_t> sha
 
 }  // namespace
 
-std::vector<MilBag> read_mil_cohort(const std::string& cohort, const SlideLabels* labels,
-                                    double min_focus) {
+std::vector<MilBag> read_mil_cohort(const std::string& cohort, double min_focus) {
   require(fs::is_directory(cohort),
           cohort + ": not a folder (the -o of histocnn slide --features)");
   std::vector<fs::path> folders;
@@ -90,16 +89,19 @@ std::vector<MilBag> read_mil_cohort(const std::string& cohort, const SlideLabels
     drop_out_of_focus(bag.tiles, min_focus);
     const fs::path summary = folder / "summary.json";
     if (fs::exists(summary)) bag.summary = nlohmann::json::parse(read_file(summary.string()));
-    if (labels) {
-      const SlideLabel* row = labels->find(bag.path);
-      if (!row) row = labels->find(bag.slide);
-      require(row, labels->path() + ": no row for the slide " + bag.slide + " (" + bag.path + ")");
-      bag.label = row->label;
-      bag.patient = row->patient;
-    }
     bags.push_back(std::move(bag));
   }
   return bags;
+}
+
+void label_mil_bags(std::vector<MilBag>& bags, const SlideLabels& labels) {
+  for (MilBag& bag : bags) {
+    const SlideLabel* row = labels.find(bag.path);
+    if (!row) row = labels.find(bag.slide);
+    require(row, labels.path() + ": no row for the slide " + bag.slide + " (" + bag.path + ")");
+    bag.label = row->label;
+    bag.patient = row->patient;
+  }
 }
 
 AttentionMil train_attention_mil(const std::vector<const MilBag*>& bags, const MilOptions& o) {

@@ -35,12 +35,13 @@ struct MilBag {
 };
 
 // Every <cohort>/<slide>/features.safetensors, sorted by slide name, each
-// with its summary.json and, when `labels` is given, its row (a slide
-// without one is an error naming it and the labels file). Tiles with focus
-// below min_focus are left out. Throws, naming the folder, when no slide has
-// features or their widths differ.
-std::vector<MilBag> read_mil_cohort(const std::string& cohort, const SlideLabels* labels,
-                                    double min_focus = 0);
+// with its summary.json, unlabelled. Tiles with focus below min_focus are
+// left out. Throws, naming the folder, when no slide has features or their
+// widths differ.
+std::vector<MilBag> read_mil_cohort(const std::string& cohort, double min_focus = 0);
+// Each bag's label and patient: the row naming its slide file (or its
+// name); a bag without one is an error naming it and the labels file.
+void label_mil_bags(std::vector<MilBag>& bags, const SlideLabels& labels);
 
 struct MilOptions {
   int attention = 32;  // L
