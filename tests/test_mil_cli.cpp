@@ -13,6 +13,7 @@
 #include "cli_util.h"
 #include "core/atomic_file.h"
 #include "core/rng.h"
+#include "data/image.h"
 #include "slide/mil_cohort.h"
 #include "slide/tile_features.h"
 #include "test_util.h"
@@ -45,11 +46,18 @@ void write_cohort(const std::string& cohort, const std::string& labels) {
     }
     log.append(scores);
     log.finish(tiles, scores, {{"slide", "/slides/" + name + ".svs"}, {"models", "[\"m\"]"}});
-    const nlohmann::json summary = {{"tiles_scored", 80},
-                                    {"p_max", rng.uniform()},
-                                    {"p_top_mean", rng.uniform()},
-                                    {"p_mean", rng.uniform()},
-                                    {"malignant_area_fraction", rng.uniform()}};
+    nlohmann::json summary = {{"tiles_scored", 80},
+                              {"p_max", rng.uniform()},
+                              {"p_top_mean", rng.uniform()},
+                              {"p_mean", rng.uniform()},
+                              {"malignant_area_fraction", rng.uniform()}};
+    if (s == 3) {  // tissue.png and the slide's size: its attention is drawn
+      Image mask;
+      mask.width = 200, mask.height = 20;
+      mask.rgb.assign(size_t(200 * 20 * 3), 255);
+      save_image(cohort + "/" + name + "/tissue.png", mask);
+      summary["width"] = 8000, summary["height"] = 800, summary["mpp"] = {0.5, 0.5};
+    }
     write_file_atomically(cohort + "/" + name + "/summary.json", summary.dump());
   }
   write_file_atomically(labels, rows);
@@ -70,12 +78,13 @@ TEST(MilCli, CrossValidatesBesideTheFixedScoresSavesAModelAndAppliesIt) {
   EXPECT_GT(e["auc"].get<double>(), 0.9);
   EXPECT_LT(e["by_score"]["top-mean"]["auc"].get<double>(), 0.9);
   EXPECT_EQ(e["bootstrap"]["unit"], "patient");
-  for (const char* f :
-       {"mil.safetensors", "mil-predictions.csv", "slide-roc.png", "attention/case3.csv"})
+  for (const char* f : {"mil.safetensors", "mil-predictions.csv", "slide-roc.png",
+                        "attention/case3.csv", "attention/case3.png"})
     EXPECT_TRUE(fs::exists(dir / ("mil/" + std::string(f)))) << f;
   const std::string predictions = read_file(dir / "mil/mil-predictions.csv");
   EXPECT_EQ(predictions.rfind("slide,patient,label,fold,tiles,p_mil,p_top_mean,p_max\n", 0), 0u);
   EXPECT_NE(predictions.find("\ncase3,P1,malignant,"), std::string::npos) << predictions;
+  EXPECT_FALSE(fs::exists(dir / "mil/attention/case2.png")) << "no tissue.png to draw on";
   // The final model scores the cohort it was trained on: every slide right.
   const auto applied = run("mil " + cohort + " --apply " + (dir / "mil/mil.safetensors") +
                            " --slide-labels " + labels + " -o " + (dir / "applied"));
@@ -107,7 +116,11 @@ TEST(MilCli, BadInputGetsOneLineAndWritesNothing) {
       {"mil " + cohort + " --slide-labels " + labels + " --tcga-labels -o " + (dir / "out"),
        "give one"},
       {"mil " + cohort + " --slide-labels " + labels + " --folds 1 -o " + (dir / "out"), "--folds"},
-      {"mil " + cohort + " --slide-labels " + labels + " --lr nan -o " + (dir / "out"), "--lr"}};
+      {"mil " + cohort + " --slide-labels " + labels + " --lr nan -o " + (dir / "out"), "--lr"},
+      {"mil " + cohort + " --slide-labels " + labels + " --attention 99999999 -o " + (dir / "out"),
+       "--attention"},
+      {"mil " + cohort + " --slide-labels " + (dir / "none.csv") + " -o " + (dir / "out"),
+       "none.csv"}};
   for (const Case& c : cases) {
     const auto r = run(c.args);
     EXPECT_NE(r.status, 0) << c.args;

@@ -18,6 +18,7 @@
 #include "core/atomic_file.h"
 #include "data/image.h"
 #include "data/synth_slide.h"
+#include "slide/tile_features.h"
 #include "test_util.h"
 #include "tiles_csv.h"
 #include "train/checkpoint.h"
@@ -291,7 +292,9 @@ TEST_F(SlideCli, OurOwnSyntheticSlideIsScoredAgainstItsKnownBlocks) {
         run("synth --slide " + c.path + " --slide-size 6000x4000 --pieces 2 --seed 5" + c.flags);
     ASSERT_EQ(synth.status, 0) << synth.output;
     const std::string out = c.path + ".out";
-    const std::string annotations = c.format == "dicom" ? " --annotations " + at("dicom") : "";
+    // The DICOM series also exports its tiles' features.
+    const std::string annotations =
+        c.format == "dicom" ? " --features --annotations " + at("dicom") : "";
     const CommandResult r = run("slide " + model() + " " + c.path + " -o " + out +
                                 " --threads 1 --no-progress" + annotations);
     ASSERT_EQ(r.status, 0) << r.output;
@@ -312,6 +315,8 @@ TEST_F(SlideCli, OurOwnSyntheticSlideIsScoredAgainstItsKnownBlocks) {
       EXPECT_EQ(summary["annotations"]["format"], "ASAP XML") << summary.dump();
       EXPECT_EQ(summary["annotations"]["tiles"], int(rows.size())) << summary.dump();
       EXPECT_GT(summary["annotations"]["auc"].get<double>(), 0.6) << summary.dump();
+      EXPECT_NE(r.output.find(", features.safetensors)"), std::string::npos) << r.output;
+      EXPECT_EQ(read_tile_features(out + "/own/features.safetensors").rows, int64_t(rows.size()));
     }
   }
 }

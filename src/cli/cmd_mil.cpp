@@ -12,6 +12,7 @@
 #include "core/paths.h"
 #include "data/slide_labels.h"
 #include "slide/mil_cohort.h"
+#include "slide/mil_outputs.h"
 #include "slide/slide_evaluation.h"
 
 namespace histocnn::cli {
@@ -58,45 +59,6 @@ void add_mil_options(CLI::App* cmd, MilArgs* a) {
       ->check(CLI::Range(0, 1000000));
 }
 
-// One row per slide; attention/<slide>.csv per slide with tiles.
-void write_predictions(const std::string& out, const std::vector<MilBag>& bags,
-                       const std::vector<double>& p, const std::vector<int>& fold,
-                       const std::vector<std::vector<double>>& attention) {
-  auto fixed = [](double v) {
-    char text[32] = "";
-    if (std::isfinite(v)) std::snprintf(text, sizeof text, "%.6f", v);
-    return std::string(text);
-  };
-  auto number = [&](const nlohmann::json& s, const char* key) {
-    return s.is_object() && s.contains(key) && s[key].is_number() ? fixed(s[key].get<double>())
-                                                                  : std::string();
-  };
-  std::string csv = "slide,patient,label,fold,tiles,p_mil,p_top_mean,p_max\n";
-  make_directories(out + "/attention");
-  for (size_t i = 0; i < bags.size(); ++i) {
-    const MilBag& b = bags[i];
-    csv += b.slide + "," + b.patient + "," +
-           (b.label < 0 ? ""
-            : b.label   ? "malignant"
-                        : "benign") +
-           "," + (fold.empty() ? "" : std::to_string(fold[i])) + "," +
-           std::to_string(b.tiles.rows) + "," + fixed(p[i]) + "," +
-           number(b.summary, "p_top_mean") + "," + number(b.summary, "p_max") + "\n";
-    if (attention[i].empty()) continue;
-    std::string rows = "x,y,width,height,attention,p_malignant\n";
-    for (size_t t = 0; t < attention[i].size(); ++t) {
-      const int64_t* c = &b.tiles.coords[t * 4];
-      char line[160];
-      std::snprintf(line, sizeof line, "%lld,%lld,%lld,%lld,%.6g,%.6f\n", (long long)c[0],
-                    (long long)c[1], (long long)c[2], (long long)c[3], attention[i][t],
-                    double(b.tiles.p_malignant[t]));
-      rows += line;
-    }
-    write_file_atomically(out + "/attention/" + b.slide + ".csv", rows);
-  }
-  write_file_atomically(out + "/mil-predictions.csv", csv);
-}
-
 // The slide-level AUC of p beside the fixed scores of the same slides.
 SlideEvaluation evaluate(const std::vector<MilBag>& bags, const std::vector<double>& p,
                          int replicates, uint64_t seed) {
@@ -134,9 +96,9 @@ int run_mil(const MilArgs& a) {
   std::vector<MilBag> bags = read_mil_cohort(a.cohort, a.min_focus);
   if (a.tcga_labels) labels = tcga_labels_of(bags);
   if (labels) label_mil_bags(bags, *labels);
-  std::vector<double> p(bags.size(), std::nan(""));
-  std::vector<std::vector<double>> attention(bags.size());
-  std::vector<int> fold;
+  MilCrossValidation scores;  // or, with --apply, the model's scores
+  scores.p.assign(bags.size(), std::nan(""));
+  scores.attention.resize(bags.size());
   if (!a.apply.empty()) {
     const AttentionMil model = load_attention_mil(a.apply);
     require(model.features == bags.front().tiles.width,
@@ -146,18 +108,17 @@ int run_mil(const MilArgs& a) {
     for (size_t i = 0; i < bags.size(); ++i) {
       if (bags[i].tiles.rows == 0) continue;
       const auto out = model.forward(bags[i].tiles.features.data(), bags[i].tiles.rows);
-      p[i] = out.p_malignant;
-      attention[i] = out.attention;
+      scores.p[i] = out.p_malignant;
+      scores.attention[i] = out.attention;
     }
   } else {
-    const MilCrossValidation cv = cross_validate_mil(bags, a.folds, a.mil);
-    p = cv.p, attention = cv.attention, fold = cv.fold;
+    scores = cross_validate_mil(bags, a.folds, a.mil);
   }
   make_directories(a.output);  // every input read and checked: nothing is written before
-  write_predictions(a.output, bags, p, fold, attention);
+  write_mil_outputs(a.output, bags, scores);
   nlohmann::json result = nlohmann::json::object();
   if (labels) {
-    const SlideEvaluation e = evaluate(bags, p, a.bootstrap, a.mil.seed);
+    const SlideEvaluation e = evaluate(bags, scores.p, a.bootstrap, a.mil.seed);
     write_slide_evaluation(e, a.output);
     std::printf("%s%s\n", a.apply.empty() ? "cross-validated " : "", e.headline().c_str());
     for (const auto& [score, predictions] : e.by_score)
@@ -186,7 +147,7 @@ int run_mil(const MilArgs& a) {
                               {"cross_validated_auc", result.value("auc", nlohmann::json())}};
     save_attention_mil(a.output + "/mil.safetensors", model, trained);
   }
-  std::printf("%zu slides -> %s/ (%smil-predictions.csv, attention/%s)\n", bags.size(),
+  std::printf("%zu slides -> %s/ (%smil-predictions.csv, attention/ (csv, png)%s)\n", bags.size(),
               a.output.c_str(), a.apply.empty() ? "mil.safetensors, " : "",
               labels ? ", slide-evaluation.json, slide-roc.png" : "");
   return 0;

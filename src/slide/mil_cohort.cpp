@@ -79,6 +79,7 @@ std::vector<MilBag> read_mil_cohort(const std::string& cohort, double min_focus)
   for (const fs::path& folder : folders) {
     MilBag bag;
     bag.slide = folder.filename().string();
+    bag.folder = folder.string();
     bag.tiles = read_tile_features((folder / "features.safetensors").string());
     const auto slide = bag.tiles.metadata.find("slide");
     bag.path = slide == bag.tiles.metadata.end() ? bag.slide : slide->second;

@@ -27,6 +27,7 @@ namespace histocnn {
 
 struct MilBag {
   std::string slide;       // its name: the folder under the cohort
+  std::string folder;      // that folder
   std::string path;        // the slide file it was scored from (features metadata)
   std::string patient;     // "" when the labels name none
   int label = -1;          // 0 benign, 1 malignant; -1 unlabelled (apply only)

@@ -334,17 +334,16 @@ Image class_overlay(const Image& thumbnail, double downsample_x, double downsamp
 }
 
 void render_heatmap(const std::string& folder, const Image& overlay, double mm_x, double mm_y,
-                    const std::string& title) {
-  const std::string image = (std::filesystem::path(folder) / "heatmap-overlay.png").string();
+                    const std::string& title, const std::string& name, const std::string& label) {
+  const std::string image = (std::filesystem::path(folder) / (name + "-overlay.png")).string();
   const MapImage m = map_sized(overlay, mm_x, mm_y);
   save_image(image, m.image);
   std::ostringstream gp;
   gp << map_axes(m.image, m.mm_x, m.mm_y, title) << "set palette defined (" << heatmap_palette()
-     << ")\nset cbrange [0:1]\nset cblabel 'P(malignant)'\nset colorbox\n"
+     << ")\nset cbrange [0:1]\nset cblabel \"" << gnuplot_text(label) << "\"\nset colorbox\n"
      << "plot " << map_image(image, m.mm_x, m.mm_y)
      << ", '+' using (NaN):(NaN):(0.5) with points lc palette notitle\n";
-  render_map((std::filesystem::path(folder) / "heatmap").string(), gp.str(), m.image, m.mm_x,
-             m.mm_y);
+  render_map((std::filesystem::path(folder) / name).string(), gp.str(), m.image, m.mm_x, m.mm_y);
 }
 
 void render_class_map(const std::string& folder, const Image& overlay, double mm_x, double mm_y,

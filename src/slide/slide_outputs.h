@@ -68,9 +68,11 @@ Image heatmap_overlay(const Image& thumbnail, double downsample_x, double downsa
                       const std::vector<Tile>& tiles, const std::vector<TileScore>& scores);
 // heatmap.png in `folder`: the overlay (saved as heatmap-overlay.png,
 // area-reduced to the map's 1000-pixel width when wider) in millimetres with
-// the colour bar, `title` and a scale bar.
+// the colour bar (0-1, `label`), `title` and a scale bar; `name` instead of
+// "heatmap" names the files.
 void render_heatmap(const std::string& folder, const Image& overlay, double mm_per_pixel_x,
-                    double mm_per_pixel_y, const std::string& title);
+                    double mm_per_pixel_y, const std::string& title,
+                    const std::string& name = "heatmap", const std::string& label = "P(malignant)");
 
 // A grade model's tiles: the class of highest probability (-1 for a tile
 // without class probabilities).
