@@ -83,70 +83,79 @@ SlideLabels tcga_labels_of(const std::vector<MilBag>& bags) {
   return SlideLabels::from_tcga_barcodes(paths);
 }
 
+// Every bag's P and attention under a saved model (no folds).
+MilCrossValidation apply_model(const std::string& path, const std::vector<MilBag>& bags) {
+  const AttentionMil model = load_attention_mil(path);
+  require(model.features == bags.front().tiles.width,
+          path + ": reads features " + std::to_string(model.features) + " wide, the cohort's are " +
+              std::to_string(bags.front().tiles.width) + " (scored by another model)");
+  MilCrossValidation scores;
+  scores.p.assign(bags.size(), std::nan(""));
+  scores.attention.resize(bags.size());
+  for (size_t i = 0; i < bags.size(); ++i) {
+    if (bags[i].tiles.rows == 0) continue;
+    const auto out = model.forward(bags[i].tiles.features.data(), bags[i].tiles.rows);
+    scores.p[i] = out.p_malignant;
+    scores.attention[i] = out.attention;
+  }
+  return scores;
+}
+
+// slide-evaluation.json and slide-roc.png, the headline and the fixed
+// scores' AUCs printed; returns the evaluation's JSON.
+nlohmann::json report_evaluation(const MilArgs& a, const std::vector<MilBag>& bags,
+                                 const std::vector<double>& p) {
+  const SlideEvaluation e = evaluate(bags, p, a.bootstrap, a.mil.seed);
+  write_slide_evaluation(e, a.output);
+  std::printf("%s%s\n", a.apply.empty() ? "cross-validated " : "", e.headline().c_str());
+  for (const auto& [score, predictions] : e.by_score)
+    if (score != "mil" && !predictions.empty())
+      std::printf("  beside %s of the tiles' P: AUC %.3f\n", score.c_str(),
+                  compute_metrics(predictions).auc);
+  return e.to_json();
+}
+
+// The final model, trained on every slide, with how it was made.
+void train_final_model(const MilArgs& a, const std::vector<MilBag>& bags,
+                       const nlohmann::json& evaluation) {
+  std::vector<const MilBag*> all;
+  for (const MilBag& b : bags) all.push_back(&b);
+  const auto& metadata = bags.front().tiles.metadata;
+  const nlohmann::json trained = {
+      {"cohort", fs::absolute(a.cohort).lexically_normal().string()},
+      {"slides", bags.size()},
+      {"epochs", a.mil.epochs},
+      {"attention", a.mil.attention},
+      {"learning_rate", a.mil.learning_rate},
+      {"weight_decay", a.mil.weight_decay},
+      {"max_tiles", a.mil.max_tiles},
+      {"min_focus", a.min_focus},
+      {"seed", a.mil.seed},
+      {"folds", a.folds},
+      {"feature_models", metadata.count("models") ? metadata.at("models") : ""},
+      {"cross_validated_auc", evaluation.value("auc", nlohmann::json())}};
+  save_attention_mil(a.output + "/mil.safetensors", train_attention_mil(all, a.mil), trained);
+}
+
 int run_mil(const MilArgs& a) {
   require(fs::absolute(a.output).lexically_normal() != fs::absolute(a.cohort).lexically_normal(),
           "--output: " + a.output +
-              " is the cohort's folder (its slide-evaluation.json would be "
-              "replaced); choose another");
-  const bool labelled = !a.labels_path.empty() || a.tcga_labels;
-  require(labelled || !a.apply.empty(),
+              " is the cohort's folder (its slide-evaluation.json would be replaced); choose "
+              "another");
+  require(!a.labels_path.empty() || a.tcga_labels || !a.apply.empty(),
           "the slides' labels are needed to train (--slide-labels FILE or --tcga-labels)");
   std::optional<SlideLabels> labels;  // a labels file is checked before any features are read
   if (!a.labels_path.empty()) labels = SlideLabels::read(a.labels_path);
   std::vector<MilBag> bags = read_mil_cohort(a.cohort, a.min_focus);
   if (a.tcga_labels) labels = tcga_labels_of(bags);
   if (labels) label_mil_bags(bags, *labels);
-  MilCrossValidation scores;  // or, with --apply, the model's scores
-  scores.p.assign(bags.size(), std::nan(""));
-  scores.attention.resize(bags.size());
-  if (!a.apply.empty()) {
-    const AttentionMil model = load_attention_mil(a.apply);
-    require(model.features == bags.front().tiles.width,
-            a.apply + ": reads features " + std::to_string(model.features) +
-                " wide, the cohort's are " + std::to_string(bags.front().tiles.width) +
-                " (scored by another model)");
-    for (size_t i = 0; i < bags.size(); ++i) {
-      if (bags[i].tiles.rows == 0) continue;
-      const auto out = model.forward(bags[i].tiles.features.data(), bags[i].tiles.rows);
-      scores.p[i] = out.p_malignant;
-      scores.attention[i] = out.attention;
-    }
-  } else {
-    scores = cross_validate_mil(bags, a.folds, a.mil);
-  }
+  const MilCrossValidation scores =
+      a.apply.empty() ? cross_validate_mil(bags, a.folds, a.mil) : apply_model(a.apply, bags);
   make_directories(a.output);  // every input read and checked: nothing is written before
   write_mil_outputs(a.output, bags, scores);
-  nlohmann::json result = nlohmann::json::object();
-  if (labels) {
-    const SlideEvaluation e = evaluate(bags, scores.p, a.bootstrap, a.mil.seed);
-    write_slide_evaluation(e, a.output);
-    std::printf("%s%s\n", a.apply.empty() ? "cross-validated " : "", e.headline().c_str());
-    for (const auto& [score, predictions] : e.by_score)
-      if (score != "mil" && !predictions.empty())
-        std::printf("  beside %s of the tiles' P: AUC %.3f\n", score.c_str(),
-                    compute_metrics(predictions).auc);
-    result = e.to_json();
-  }
-  if (a.apply.empty()) {
-    std::vector<const MilBag*> all;
-    for (const MilBag& b : bags) all.push_back(&b);
-    const AttentionMil model = train_attention_mil(all, a.mil);
-    nlohmann::json trained = {{"cohort", fs::absolute(a.cohort).lexically_normal().string()},
-                              {"slides", bags.size()},
-                              {"epochs", a.mil.epochs},
-                              {"attention", a.mil.attention},
-                              {"learning_rate", a.mil.learning_rate},
-                              {"weight_decay", a.mil.weight_decay},
-                              {"max_tiles", a.mil.max_tiles},
-                              {"min_focus", a.min_focus},
-                              {"seed", a.mil.seed},
-                              {"folds", a.folds},
-                              {"feature_models", bags.front().tiles.metadata.count("models")
-                                                     ? bags.front().tiles.metadata.at("models")
-                                                     : ""},
-                              {"cross_validated_auc", result.value("auc", nlohmann::json())}};
-    save_attention_mil(a.output + "/mil.safetensors", model, trained);
-  }
+  const nlohmann::json evaluation =
+      labels ? report_evaluation(a, bags, scores.p) : nlohmann::json::object();
+  if (a.apply.empty()) train_final_model(a, bags, evaluation);
   std::printf("%zu slides -> %s/ (%smil-predictions.csv, attention/ (csv, png)%s)\n", bags.size(),
               a.output.c_str(), a.apply.empty() ? "mil.safetensors, " : "",
               labels ? ", slide-evaluation.json, slide-roc.png" : "");
