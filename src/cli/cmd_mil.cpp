@@ -60,8 +60,9 @@ void add_mil_options(CLI::App* cmd, MilArgs* a) {
 }
 
 // The slide-level AUC of p beside the fixed scores of the same slides.
-SlideEvaluation evaluate(const std::vector<MilBag>& bags, const std::vector<double>& p,
-                         int replicates, uint64_t seed) {
+SlideEvaluation evaluate_beside_fixed_scores(const std::vector<MilBag>& bags,
+                                             const std::vector<double>& p, int replicates,
+                                             uint64_t seed) {
   std::vector<ScoredSlide> scored;
   for (size_t i = 0; i < bags.size(); ++i) {
     ScoredSlide s{bags[i].slide, bags[i].label, bags[i].patient, true,
@@ -105,7 +106,7 @@ MilCrossValidation apply_model(const std::string& path, const std::vector<MilBag
 // scores' AUCs printed; returns the evaluation's JSON.
 nlohmann::json report_evaluation(const MilArgs& a, const std::vector<MilBag>& bags,
                                  const std::vector<double>& p) {
-  const SlideEvaluation e = evaluate(bags, p, a.bootstrap, a.mil.seed);
+  const SlideEvaluation e = evaluate_beside_fixed_scores(bags, p, a.bootstrap, a.mil.seed);
   write_slide_evaluation(e, a.output);
   std::printf("%s%s\n", a.apply.empty() ? "cross-validated " : "", e.headline().c_str());
   for (const auto& [score, predictions] : e.by_score)
