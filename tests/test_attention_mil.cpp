@@ -209,6 +209,10 @@ TEST(MilCohort, TheCohortReaderMatchesLabelsAndRefusesWhatItCannotUse) {
     label_mil_bags(three, labels);
   });
   EXPECT_NE(missing.find("labels.csv: no row for the slide c"), std::string::npos) << missing;
+  write_file_atomically(cohort + "/c/summary.json", "{\"p_max\": 0.");
+  const std::string torn = testing::error_of([&] { read_mil_cohort(cohort); });
+  EXPECT_NE(torn.find("c/summary.json: not JSON"), std::string::npos) << torn;
+  fs::remove(cohort + "/c/summary.json");
   write_slide_features(cohort + "/c", 2, 5, "/data/c.svs");
   const std::string wide = testing::error_of([&] { read_mil_cohort(cohort); });
   EXPECT_NE(wide.find("features 5 wide, a's 3"), std::string::npos) << wide;

@@ -89,7 +89,10 @@ std::vector<MilBag> read_mil_cohort(const std::string& cohort, double min_focus)
            std::to_string(bags.front().tiles.width) + " (scored by other models?)");
     drop_out_of_focus(bag.tiles, min_focus);
     const fs::path summary = folder / "summary.json";
-    if (fs::exists(summary)) bag.summary = nlohmann::json::parse(read_file(summary.string()));
+    if (fs::exists(summary)) {
+      bag.summary = nlohmann::json::parse(read_file(summary.string()), nullptr, false);
+      require(!bag.summary.is_discarded(), summary.string() + ": not JSON (a torn copy?)");
+    }
     bags.push_back(std::move(bag));
   }
   return bags;
