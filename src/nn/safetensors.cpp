@@ -99,12 +99,16 @@ SafetensorsFile parse_safetensors(const std::string& content, const std::string&
     const auto end = offsets[1].get<uint64_t>();
     require(begin <= end && end <= data_size && end - begin == uint64_t(count) * element,
             where + " has data offsets outside the file (truncated?)");
+    // An empty tensor's vector has no storage to copy into (memcpy from or
+    // to null is undefined even for zero bytes).
     if (ints) {
       tensor.ints.resize(static_cast<size_t>(count));
-      std::memcpy(tensor.ints.data(), content.data() + data_start + begin, end - begin);
+      if (count > 0)
+        std::memcpy(tensor.ints.data(), content.data() + data_start + begin, end - begin);
     } else {
       tensor.values.resize(static_cast<size_t>(count));
-      std::memcpy(tensor.values.data(), content.data() + data_start + begin, end - begin);
+      if (count > 0)
+        std::memcpy(tensor.values.data(), content.data() + data_start + begin, end - begin);
     }
     file.tensors.emplace(it.key(), std::move(tensor));
   }
