@@ -89,6 +89,15 @@ int64_t AttentionMil::parameter_count(int features, int attention) {
   return Layout{features, attention}.count();
 }
 
+std::vector<AttentionMil::Block> AttentionMil::parameter_blocks(int features, int attention) {
+  const Layout at{features, attention};
+  const int64_t d = at.d, l = at.l;
+  return {{"attention_V", at.v(), {l, d}},  {"attention_bV", at.bv(), {l}},
+          {"attention_U", at.u(), {l, d}},  {"attention_bU", at.bu(), {l}},
+          {"attention_w", at.w(), {l}},     {"classifier_weight", at.c(), {1, d}},
+          {"classifier_bias", at.c0(), {1}}};
+}
+
 AttentionMil AttentionMil::initial(int features, int attention, uint64_t seed) {
   require(features >= 1 && attention >= 1, "attention MIL: widths must be positive");
   AttentionMil m;

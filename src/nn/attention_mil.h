@@ -35,6 +35,15 @@ struct AttentionMil {
   // standardise() is called.
   static AttentionMil initial(int features, int attention, uint64_t seed);
   static int64_t parameter_count(int features, int attention);
+  // The flat parameters' blocks in order, as the model file names them:
+  // attention_V, attention_bV, attention_U, attention_bU, attention_w,
+  // classifier_weight [1, D], classifier_bias [1].
+  struct Block {
+    std::string name;
+    int64_t offset;
+    std::vector<int64_t> shape;
+  };
+  static std::vector<Block> parameter_blocks(int features, int attention);
 
   // Sets mean and inv_sd from every tile of these bags (features wide
   // each); a feature that never varies gets inv_sd 1.

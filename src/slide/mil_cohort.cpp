@@ -54,13 +54,6 @@ std::vector<float> draw_tiles(const MilBag& bag, int most, Rng& rng) {
   return drawn;
 }
 
-NamedTensor block(const AttentionMil& m, int64_t first, std::vector<int64_t> shape) {
-  NamedTensor t;
-  t.shape = std::move(shape);
-  t.values.assign(m.params.begin() + first, m.params.begin() + first + t.element_count());
-  return t;
-}
-
 }  // namespace
 
 std::vector<MilBag> read_mil_cohort(const std::string& cohort, double min_focus) {
@@ -171,17 +164,15 @@ MilCrossValidation cross_validate_mil(const std::vector<MilBag>& bags, int folds
 
 void save_attention_mil(const std::string& path, const AttentionMil& m,
                         const nlohmann::json& trained) {
-  const int64_t d = m.features, l = m.attention;
+  const int64_t d = m.features;
   SafetensorsFile f;
   f.metadata["format"] = kMilFormat;
   f.metadata["trained"] = trained.dump();
-  f.tensors["attention_V"] = block(m, 0, {l, d});
-  f.tensors["attention_bV"] = block(m, l * d, {l});
-  f.tensors["attention_U"] = block(m, l * d + l, {l, d});
-  f.tensors["attention_bU"] = block(m, 2 * l * d + l, {l});
-  f.tensors["attention_w"] = block(m, 2 * l * d + 2 * l, {l});
-  f.tensors["classifier_weight"] = block(m, 2 * l * d + 3 * l, {1, d});
-  f.tensors["classifier_bias"] = block(m, 2 * l * d + 3 * l + d, {1});
+  for (const AttentionMil::Block& b : AttentionMil::parameter_blocks(m.features, m.attention)) {
+    NamedTensor& t = f.tensors[b.name];
+    t.shape = b.shape;
+    t.values.assign(m.params.begin() + b.offset, m.params.begin() + b.offset + t.element_count());
+  }
   f.tensors["feature_mean"] = NamedTensor{{d}, m.mean, {}};
   f.tensors["feature_inv_sd"] = NamedTensor{{d}, m.inv_sd, {}};
   write_safetensors(path, f);
@@ -201,16 +192,11 @@ AttentionMil load_attention_mil(const std::string& path, nlohmann::json* trained
   require(v.shape.size() == 2 && v.shape[0] >= 1 && v.shape[1] >= 1,
           path + ": attention_V is not a matrix");
   AttentionMil m = AttentionMil::initial(int(v.shape[1]), int(v.shape[0]), 0);
-  const int64_t d = m.features, l = m.attention;
-  const std::vector<std::pair<std::string, std::vector<int64_t>>> order = {
-      {"attention_V", {l, d}}, {"attention_bV", {l}}, {"attention_U", {l, d}},
-      {"attention_bU", {l}},   {"attention_w", {l}},  {"classifier_weight", {1, d}},
-      {"classifier_bias", {1}}};
-  m.params.clear();
-  for (const auto& [name, shape] : order) {
-    const NamedTensor& t = get(name);
-    require(t.shape == shape, path + ": " + name + " has the wrong shape");
-    m.params.insert(m.params.end(), t.values.begin(), t.values.end());
+  const int64_t d = m.features;
+  for (const AttentionMil::Block& b : AttentionMil::parameter_blocks(m.features, m.attention)) {
+    const NamedTensor& t = get(b.name);
+    require(t.shape == b.shape, path + ": " + b.name + " has the wrong shape");
+    std::copy(t.values.begin(), t.values.end(), m.params.begin() + b.offset);
   }
   m.mean = get("feature_mean").values;
   m.inv_sd = get("feature_inv_sd").values;
