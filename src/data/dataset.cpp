@@ -2,20 +2,19 @@
 
 #include <algorithm>
 #include <array>
-#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <map>
 #include <numeric>
 #include <set>
-#include <thread>
 #include <tuple>
 
 #include "core/checked.h"
 #include "core/counter_hash.h"
 #include "core/error.h"
 #include "core/machine_memory.h"
+#include "core/parallel_for.h"
 #include "core/rng.h"
 #include "data/augment.h"
 
@@ -141,29 +140,6 @@ Normalization channel_statistics(const ExampleSet& set) {
 
 namespace {
 
-// Runs work(i) for every image index on `workers` threads (the caller's
-// included); a failure is kept per image and the first (by index) rethrown,
-// so errors name the same file whatever the thread timing.
-void for_each_image(size_t count, int workers, const std::function<void(size_t)>& work) {
-  std::vector<std::string> errors(count);
-  std::atomic<size_t> next{0};
-  auto run = [&]() {
-    for (size_t i; (i = next++) < count;) {
-      try {
-        work(i);
-      } catch (const std::exception& error) {
-        errors[i] = error.what();
-      }
-    }
-  };
-  std::vector<std::thread> threads;
-  for (int t = 1; t < std::max(1, workers); ++t) threads.emplace_back(run);
-  run();
-  for (auto& t : threads) t.join();
-  for (const auto& e : errors)
-    if (!e.empty()) throw Error(e);
-}
-
 // A crop position; with a background map, positions with more background
 // than `max_background` are drawn again (up to 16 draws, the least empty kept).
 void draw_crop(Rng& rng, int image_w, int image_h, int w, int h, const BackgroundMap* background,
@@ -241,7 +217,7 @@ StainMatrix estimate_stain_target(const std::vector<SlideImage>& images, int wor
   constexpr size_t kStride = 7;
   const std::vector<int> chosen = stain_target_sample(images.size());
   std::vector<std::vector<uint8_t>> samples(chosen.size());
-  for_each_image(chosen.size(), workers, [&](size_t i) {
+  parallel_for(chosen.size(), workers, [&](size_t i) {
     const Image im = load_image(images[size_t(chosen[i])].path);
     const size_t pixels = size_t(im.width) * im.height;
     for (size_t p = 0; p < pixels; p += kStride)
@@ -335,7 +311,7 @@ size_t cap_at_positions(std::vector<Example>& examples, const std::vector<SlideI
   std::vector<uint64_t> positions(images.size(), 0);
   std::vector<uint64_t> planned(images.size(), 0);
   for (const Example& e : examples) planned[size_t(e.image_index)]++;
-  for_each_image(images.size(), workers, [&](size_t i) {
+  parallel_for(images.size(), workers, [&](size_t i) {
     if (planned[i] < 2) return;
     const auto [w, h] = read_image_size(images[i].path);
     positions[i] = std::max<uint64_t>(1, uint64_t(std::max(0, w - options.crop_width + 1)) *
@@ -387,7 +363,7 @@ ExampleSet build_examples(const std::vector<SlideImage>& images, const CropOptio
     examples_of[set.examples[e].image_index].push_back(e);
   std::vector<uint64_t> image_seeds(images.size());
   for (auto& s : image_seeds) s = rng.next();
-  for_each_image(images.size(), workers, [&](size_t i) {
+  parallel_for(images.size(), workers, [&](size_t i) {
     if (examples_of[i].empty() || (decode && !decode(i) && !fresh)) return;
     Image full = load_image(images[i].path);
     if (options.stain_target)

@@ -3,7 +3,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cctype>
 #include <cmath>
 #include <cstdlib>
@@ -13,6 +12,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/parallel_for.h"
 #include "core/paths.h"
 #include "core/rng.h"
 #include "data/grade_csv.h"
@@ -223,26 +223,10 @@ std::vector<GradeRow> synthetic_rows(const SynthOptions& o, std::vector<uint64_t
 // Draws and saves every image of `rows` on all cores; throws the first error.
 void save_synthetic_images(const std::string& folder, const std::vector<GradeRow>& rows,
                            const std::vector<uint64_t>& seeds, const SynthOptions& o) {
-  std::atomic<int> next{0};
-  std::vector<std::string> errors(rows.size());
-  auto work = [&] {
-    for (int i; (i = next++) < int(rows.size());) {
-      try {
-        const Image image = draw_synthetic_tissue(o.width, o.height, rows[i].label == 1, seeds[i]);
-        save_image((std::filesystem::path(folder) / (rows[i].name + "." + o.format)).string(),
-                   image);
-      } catch (const std::exception& e) {
-        errors[i] = e.what();
-      }
-    }
-  };
-  std::vector<std::thread> threads;
-  const int workers = int(std::max(1u, std::thread::hardware_concurrency()));
-  for (int t = 1; t < workers; ++t) threads.emplace_back(work);
-  work();
-  for (auto& t : threads) t.join();
-  for (const auto& e : errors)
-    if (!e.empty()) throw Error(e);
+  parallel_for(rows.size(), int(std::max(1u, std::thread::hardware_concurrency())), [&](size_t i) {
+    const Image image = draw_synthetic_tissue(o.width, o.height, rows[i].label == 1, seeds[i]);
+    save_image((std::filesystem::path(folder) / (rows[i].name + "." + o.format)).string(), image);
+  });
 }
 
 }  // namespace
