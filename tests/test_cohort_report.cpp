@@ -62,6 +62,43 @@ TEST(CohortReport, MostMalignantFirstWrongCallsNamedAndHeatmapsLinked) {
   EXPECT_EQ(read_file(dir / "report.md"), md);
 }
 
+// `slide --mil`: the slide model's P in its own column (unless it is the
+// score the slides are called by) and its attention map under the heatmap.
+TEST(CohortReport, TheSlideModelsPAndAttentionAreShown) {
+  CohortReport r;
+  r.score_name = "top-mean";
+  r.score_key = "p_top_mean";
+  r.slides = {done("a", 0.20, 0), done("b", 0.95, 1), done("g", 0.5, 0)};
+  r.slides[0].summary["p_mil"] = 0.031, r.slides[0].summary["mil"] = {{"tiles", 10}};
+  r.slides[1].summary["p_mil"] = 0.987, r.slides[1].summary["mil"] = {{"tiles", 12}};
+  r.slides[2].summary["p_mil"] = nullptr, r.slides[2].summary["mil"] = {{"tiles", 0}};
+  const std::string md = cohort_report_markdown(r);
+  EXPECT_NE(
+      md.find("| tile AUC | tissue mm² | slide model P |\n|---|---|---|---|---|---|---|---|\n"),
+      std::string::npos)
+      << md;
+  EXPECT_NE(
+      md.find("| 1 | [b.svs](#slide-1) | malignant | 0.950 | malignant ✓ |  | 12.3 | 0.987 |"),
+      std::string::npos)
+      << md;
+  EXPECT_NE(md.find("| 12.3 |  |\n"), std::string::npos) << "g has no P: an empty cell\n" << md;
+  EXPECT_NE(md.find("The slide model: P(malignant) 0.031; where it looked"), std::string::npos);
+  EXPECT_NE(md.find("![attention of b.svs](b/attention.png)"), std::string::npos) << md;
+  EXPECT_EQ(md.find("![attention of g.svs]"), std::string::npos) << "no tiles, no map";
+  // Called by the slide model: its P is the score column, not a second one.
+  r.score_name = "mil";
+  r.score_key = "p_mil";
+  const std::string by_mil = cohort_report_markdown(r);
+  EXPECT_EQ(by_mil.find("slide model P |"), std::string::npos) << by_mil;
+  EXPECT_NE(by_mil.find("| 1 | [b.svs](#slide-1) | malignant | 0.987 |"), std::string::npos)
+      << by_mil;
+  // Without --mil nothing changes.
+  for (ReportedSlide& s : r.slides) s.summary.erase("mil"), s.summary.erase("p_mil");
+  r.score_name = "top-mean";
+  r.score_key = "p_top_mean";
+  EXPECT_EQ(cohort_report_markdown(r).find("slide model"), std::string::npos);
+}
+
 // Focus: tissue set aside by --min-focus is said with its share; without a
 // threshold, a slide whose median focus is under a quarter of the cohort's
 // is flagged, and nothing is said with fewer than three slides to compare.

@@ -120,7 +120,11 @@ TEST(MilCli, BadInputGetsOneLineAndWritesNothing) {
       {"mil " + cohort + " --slide-labels " + labels + " --attention 99999999 -o " + (dir / "out"),
        "--attention"},
       {"mil " + cohort + " --slide-labels " + (dir / "none.csv") + " -o " + (dir / "out"),
-       "none.csv"}};
+       "none.csv"},
+      {"mil " + cohort + " --slide-labels " + labels + " --threads -1 -o " + (dir / "out"),
+       "--threads"},
+      {"mil " + cohort + " --slide-labels " + labels + " --threads 4096 -o " + (dir / "out"),
+       "4096"}};
   for (const Case& c : cases) {
     const auto r = run(c.args);
     EXPECT_NE(r.status, 0) << c.args;

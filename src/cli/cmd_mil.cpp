@@ -10,6 +10,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/paths.h"
+#include "core/threads.h"
 #include "data/slide_labels.h"
 #include "slide/mil_cohort.h"
 #include "slide/mil_outputs.h"
@@ -25,6 +26,7 @@ struct MilArgs {
   int folds = 5;
   double min_focus = 0;
   int bootstrap = 2000;
+  int threads = 0;
   MilOptions mil;
 };
 
@@ -54,6 +56,10 @@ void add_mil_options(CLI::App* cmd, MilArgs* a) {
       ->check(CLI::Range(0.0, 1e12));
   cmd->add_option("--seed", a->mil.seed, "initialisation, folds and tile draws")
       ->capture_default_str();
+  cmd->add_option("--threads", a->threads,
+                  "CPU cores: the folds' models are trained at once, one per core (0 = all)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 4096));
   cmd->add_option("--bootstrap", a->bootstrap, "bootstrap replicates of the AUC intervals")
       ->capture_default_str()
       ->check(CLI::Range(0, 1000000));
@@ -117,10 +123,8 @@ nlohmann::json report_evaluation(const MilArgs& a, const std::vector<MilBag>& ba
 }
 
 // The final model, trained on every slide, with how it was made.
-void train_final_model(const MilArgs& a, const std::vector<MilBag>& bags,
-                       const nlohmann::json& evaluation) {
-  std::vector<const MilBag*> all;
-  for (const MilBag& b : bags) all.push_back(&b);
+void save_final_model(const MilArgs& a, const std::vector<MilBag>& bags, const AttentionMil& model,
+                      const nlohmann::json& evaluation) {
   const auto& metadata = bags.front().tiles.metadata;
   const nlohmann::json trained = {
       {"cohort", fs::absolute(a.cohort).lexically_normal().string()},
@@ -134,11 +138,14 @@ void train_final_model(const MilArgs& a, const std::vector<MilBag>& bags,
       {"seed", a.mil.seed},
       {"folds", a.folds},
       {"feature_models", metadata.count("models") ? metadata.at("models") : ""},
+      // slide --mil warns when it scores with(out) TTA the other way
+      {"feature_tta", metadata.count("tta") && metadata.at("tta") == "true"},
       {"cross_validated_auc", evaluation.value("auc", nlohmann::json())}};
-  save_attention_mil(a.output + "/mil.safetensors", train_attention_mil(all, a.mil), trained);
+  save_attention_mil(a.output + "/mil.safetensors", model, trained);
 }
 
-int run_mil(const MilArgs& a) {
+int run_mil(MilArgs a) {
+  a.mil.threads = bound_cores(a.threads);
   require(fs::absolute(a.output).lexically_normal() != fs::absolute(a.cohort).lexically_normal(),
           "--output: " + a.output +
               " is the cohort's folder (its slide-evaluation.json would be replaced); choose "
@@ -153,10 +160,10 @@ int run_mil(const MilArgs& a) {
   const MilCrossValidation scores =
       a.apply.empty() ? cross_validate_mil(bags, a.folds, a.mil) : apply_model(a.apply, bags);
   make_directories(a.output);  // every input read and checked: nothing is written before
-  write_mil_outputs(a.output, bags, scores);
+  write_mil_outputs(a.output, bags, scores, a.mil.threads);
   const nlohmann::json evaluation =
       labels ? report_evaluation(a, bags, scores.p) : nlohmann::json::object();
-  if (a.apply.empty()) train_final_model(a, bags, evaluation);
+  if (a.apply.empty()) save_final_model(a, bags, scores.final_model, evaluation);
   std::printf("%zu slides -> %s/ (%smil-predictions.csv, attention/ (csv, png)%s)\n", bags.size(),
               a.output.c_str(), a.apply.empty() ? "mil.safetensors, " : "",
               labels ? ", slide-evaluation.json, slide-roc.png" : "");

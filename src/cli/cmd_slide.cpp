@@ -1,6 +1,7 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <set>
 
 #include "cli/commands.h"
@@ -11,6 +12,7 @@
 #include "core/paths.h"
 #include "core/threads.h"
 #include "data/slide.h"
+#include "slide/slide_mil.h"
 #include "slide/slide_run.h"
 #include "train/ensemble.h"
 #include "train/evaluate.h"
@@ -26,16 +28,19 @@ extern "C" void on_interrupt(int) {
   std::signal(SIGINT, SIG_DFL);
 }
 
+// A summary's number for a CSV cell; "" for a failed slide, one without
+// tissue, or a NaN (null in a reused summary.json).
+std::string csv_number(const nlohmann::json& s, const char* key, const char* format) {
+  if (!s.contains(key) || !s[key].is_number()) return "";
+  char text[48];
+  std::snprintf(text, sizeof text, format, s[key].get<double>());
+  return text;
+}
+
 // slides.csv's row, less the cohort's columns (Cohort::csv_row_tail).
 std::string slides_csv_row(const std::string& slide, const std::string& folder,
                            const nlohmann::json& s, const std::string& status) {
-  auto number = [&](const char* key, const char* format) -> std::string {
-    // A failed slide, one without tissue, or a NaN (null in a reused summary.json).
-    if (!s.contains(key) || !s[key].is_number()) return "";
-    char text[48];
-    std::snprintf(text, sizeof text, format, s[key].get<double>());
-    return text;
-  };
+  auto number = [&](const char* key, const char* format) { return csv_number(s, key, format); };
   return csv_field(slide) + "," + status + "," + number("tiles_scored", "%.0f") + "," +
          number("tissue_mm2", "%.3f") + "," + number("malignant_area_fraction", "%.4f") + "," +
          number("p_mean", "%.4f") + "," + number("p_max", "%.4f") + "," +
@@ -45,11 +50,13 @@ std::string slides_csv_row(const std::string& slide, const std::string& folder,
 
 // Every input exists, no two slides share an output folder, nothing is
 // written over a model or a slide.
-void check_inputs(const SlideOptions& o, const std::vector<std::string>& slides) {
+void check_inputs(const SlideOptions& o, const std::vector<std::string>& slides,
+                  const std::string& mil_path) {
   require_distinct_series(slides);  // before names: one series twice has one name
   std::set<std::string> folders;
   std::vector<NamedInput> inputs;
   for (const auto& m : o.model_paths) inputs.push_back({m, "the model"});
+  if (!mil_path.empty()) inputs.push_back({mil_path, "the slide model (--mil)"});
   for (const auto& s : slides) {
     require_slide_file(s);
     require(folders.insert(slide_output_folder(o, s)).second,
@@ -63,6 +70,7 @@ void check_inputs(const SlideOptions& o, const std::vector<std::string>& slides)
 
 struct SlideArgs {
   std::vector<std::string> models, files;
+  std::string mil_path;  // --mil
   std::string device = "cpu";
   int threads = 0;
   SlideOptions o;
@@ -109,7 +117,8 @@ void add_scale_options(CLI::App* cmd, SlideOptions* o) {
       ->check(CLI::Range(64, 16384));
 }
 
-void add_evidence_options(CLI::App* cmd, SlideOptions* o) {
+void add_evidence_options(CLI::App* cmd, SlideArgs* a) {
+  SlideOptions* o = &a->o;
   cmd->option_defaults()->group("Scores and evidence");
   cmd->add_flag("--tta,!--no-tta", o->tta,
                 "average every tile over its 8 flips/rotations (default: the model's recipe)");
@@ -124,6 +133,10 @@ void add_evidence_options(CLI::App* cmd, SlideOptions* o) {
   cmd->add_flag("--features", o->features,
                 "features.safetensors: every tile's features (what the last dense layer reads), "
                 "coordinates and P, for slide-level models (attention MIL)");
+  cmd->add_option("--mil", a->mil_path,
+                  "a slide-level model (histocnn mil's mil.safetensors) applied to each slide: "
+                  "p_mil in summary.json and slides.csv, attention.csv and attention.png "
+                  "(implies --features)");
 }
 
 void add_speed_options(CLI::App* cmd, SlideArgs* a) {
@@ -151,24 +164,54 @@ void add_speed_options(CLI::App* cmd, SlideArgs* a) {
       ->check(CLI::IsMember({"auto", "openslide"}));
 }
 
+// ", slide model P(malignant) 0.973" when --mil gave the slide a P.
+std::string slide_model_p(const nlohmann::json& summary) {
+  if (!summary.contains("p_mil") || !summary["p_mil"].is_number()) return "";
+  char text[64];
+  std::snprintf(text, sizeof text, ", slide model P(malignant) %.3f",
+                summary["p_mil"].get<double>());
+  return text;
+}
+
 // One slide's line: where its results are, or how far an interrupted one got.
 void report_slide(const std::string& slide, const std::string& folder,
                   const nlohmann::json& summary, const std::string& status) {
   if (status == "done")
     std::printf(
-        "%s: %zu tiles scored%s -> %s/ (heatmap.png, %stiles.csv, tiles.geojson, "
-        "summary.json%s%s)\n",
+        "%s: %zu tiles scored%s%s -> %s/ (heatmap.png, %stiles.csv, tiles.geojson, "
+        "summary.json%s%s%s)\n",
         slide.c_str(), summary.value("tiles_scored", size_t(0)),
-        against_annotations(summary).c_str(), folder.c_str(),
+        against_annotations(summary).c_str(), slide_model_p(summary).c_str(), folder.c_str(),
         summary.contains("class_area_fraction") ? "grades.png, " : "",
         summary.contains("explanations") ? ", explain/*.gradcam.png" : "",
-        summary.contains("features") ? ", features.safetensors" : "");
+        summary.contains("features") ? ", features.safetensors" : "",
+        summary.contains("mil") ? ", attention.png" : "");
   if (status == "interrupted")
     std::fprintf(stderr,
                  "interrupted: %zu of %zu tiles of %s scored and kept; the same command "
                  "continues\n",
                  summary.value("tiles_scored", size_t(0)),
                  summary.value("tiles_on_tissue", size_t(0)), slide.c_str());
+}
+
+// --mil's model, read before any slide is scored; with it the slides' tile
+// features are written and the cohort compares its P with the fixed scores.
+std::optional<SlideMil> load_slide_model(SlideArgs& a) {
+  require(!a.mil_path.empty() || a.cohort.evaluation.score != "mil",
+          "--slide-score mil: needs a slide model (--mil MODEL)");
+  if (a.mil_path.empty()) return std::nullopt;
+  a.o.features = true;
+  a.cohort.evaluation.scores = {"mil", "max", "top-mean", "mean", "area"};
+  return SlideMil::load(a.mil_path);
+}
+
+// The tile models' features are what the slide model reads.
+void check_slide_model(const SlideMil& mil, const PredictionSteps& steps, SlideOptions& o) {
+  int width = 0;
+  for (const TrainingStep* m : steps.members) width += m->feature_width();
+  const std::string warning = mil.check_features(width, o.tta);
+  if (!warning.empty()) std::fprintf(stderr, "warning: %s\n", warning.c_str());
+  o.mil = &mil;
 }
 
 // One slide scored; its status: "done", "interrupted" or "failed" (reported).
@@ -198,20 +241,22 @@ int run_slides(SlideArgs& a, const CLI::App& cmd) {
   slides = inputs.slides;
   SlideOptions& o = a.o;
   o.model_paths = a.models;
-  check_inputs(o, slides);
+  check_inputs(o, slides, a.mil_path);
+  const std::optional<SlideMil> mil = load_slide_model(a);
   Cohort cohort(a.cohort, slides, o.output);  // labels and annotations checked before any work
-  inputs.say_found();
   bound_cores(a.threads);
   const std::vector<ModelFile> models = load_ensemble(a.models);
   cohort.check_model(models.front());
   o.tta = resolve_tta(cmd, o.tta, models, /*calibrated=*/true);
   const PredictionSteps steps = compile_for_prediction(select_device(a.device), models, o.batch);
+  if (mil) check_slide_model(*mil, steps, o);
+  inputs.say_found();                   // every input checked: an error comes alone
   const OutputFolder output(o.output);  // removed again if nothing is written there
   std::signal(SIGINT, on_interrupt);
   std::string table =
       "slide,status,tiles,tissue_mm2,malignant_area_fraction,p_mean,p_max,"
       "p_top_mean,focus_median,out_of_focus_fraction,folder" +
-      cohort.csv_header_tail() + "\n";
+      cohort.csv_header_tail() + (mil ? ",p_mil" : "") + "\n";
   int failures = 0;
   CohortReport report;
   for (const auto& slide : slides) {
@@ -220,8 +265,8 @@ int run_slides(SlideArgs& a, const CLI::App& cmd) {
         score_one(slide, cohort.options_for(o, slide), models, steps, &summary);
     failures += status == "failed";
     const std::string folder = slide_output_folder(o, slide);
-    table +=
-        slides_csv_row(slide, folder, summary, status) + cohort.csv_row_tail(slide, summary) + "\n";
+    table += slides_csv_row(slide, folder, summary, status) + cohort.csv_row_tail(slide, summary) +
+             (mil ? "," + csv_number(summary, "p_mil", "%.4f") : "") + "\n";
     if (slides.size() > 1 || cohort.active())
       write_file_atomically(o.output + "/slides.csv", table);
     report_slide(slide, folder, summary, status);
@@ -247,7 +292,7 @@ Runner add_slide(CLI::App& app) {
   auto a = std::make_shared<SlideArgs>();
   add_input_options(cmd, a.get());
   add_scale_options(cmd, &a->o);
-  add_evidence_options(cmd, &a->o);
+  add_evidence_options(cmd, a.get());
   add_speed_options(cmd, a.get());
   add_cohort_options(cmd, &a->cohort);
   return [a, cmd] { return run_slides(*a, *cmd); };

@@ -91,10 +91,10 @@ void add_cohort_options(CLI::App* cmd, CohortArgs* a) {
   };
   cmd->add_option("--slide-score", a->evaluation.score,
                   "a slide's score: max (its most malignant tile's P), top-mean (the mean P of "
-                  "its --top-k most malignant tiles), mean, or area (its tissue's share with P "
-                  ">= 0.5)")
+                  "its --top-k most malignant tiles), mean, area (its tissue's share with P "
+                  ">= 0.5), or mil (the --mil slide model's P)")
       ->capture_default_str()
-      ->check(CLI::IsMember(slide_score_names()))
+      ->check(CLI::IsMember({"max", "top-mean", "mean", "area", "mil"}))
       ->each(needs_labels("--slide-score"));
   cmd->add_option("--slide-threshold", a->evaluation.threshold,
                   "a slide is called malignant when its score is at least this")

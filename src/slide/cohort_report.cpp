@@ -56,25 +56,51 @@ std::vector<const ReportedSlide*> in_review_order(const CohortReport& r) {
   return order;
 }
 
+// Whether `slide --mil` gave slides a P of its own that the table's score
+// column does not already show.
+bool slide_model_column(const CohortReport& r) {
+  if (r.score_key == "p_mil") return false;
+  for (const ReportedSlide& s : r.slides)
+    if (s.summary.contains("mil")) return true;
+  return false;
+}
+
+std::string slide_model_cell(const ReportedSlide& s) {
+  const double p = score_of(s, "p_mil");
+  return p < 0 ? "" : fixed(p, "%.3f");
+}
+
 std::string table(const CohortReport& r, const std::vector<const ReportedSlide*>& order) {
+  const bool mil = slide_model_column(r);
   std::string md = "| # | slide | label | " + r.score_name + " | called at " +
-                   fixed(r.threshold, "%g") +
-                   " | tile AUC | tissue mm² |\n|---|---|---|---|---|---|---|\n";
+                   fixed(r.threshold, "%g") + " | tile AUC | tissue mm² |" +
+                   (mil ? " slide model P |" : "") + "\n|---|---|---|---|---|---|---|" +
+                   (mil ? "---|" : "") + "\n";
   int rank = 0;
   for (const ReportedSlide* s : order) {
     const double score = score_of(*s, r.score_key);
     const std::string name = "[" + cell(s->slide) + "](#slide-" + std::to_string(++rank) + ")";
+    const std::string tail = mil ? " " + slide_model_cell(*s) + " |" : "";
     if (score < 0) {
       md += "| " + std::to_string(rank) + " | " + cell(s->slide) + " | " + label_name(s->label) +
-            " | " + (s->status == "done" ? "no tissue" : s->status) + " | | | |\n";
+            " | " + (s->status == "done" ? "no tissue" : s->status) + " | | | |" + tail + "\n";
       continue;
     }
     const double tissue = s->summary.value("tissue_mm2", 0.0);
     md += "| " + std::to_string(rank) + " | " + name + " | " + label_name(s->label) + " | " +
           fixed(score, "%.3f") + " | " + call_text(s->label, score >= r.threshold) + " | " +
-          tile_auc(*s) + " | " + fixed(tissue, "%.1f") + " |\n";
+          tile_auc(*s) + " | " + fixed(tissue, "%.1f") + " |" + tail + "\n";
   }
   return md;
+}
+
+// Where `slide --mil`'s model looked, under the slide's heatmap.
+std::string attention_figure(const ReportedSlide& s) {
+  if (!s.summary.contains("mil") || score_of(s, "p_mil") < 0) return "";
+  return "\nThe slide model: P(malignant) " + fixed(score_of(s, "p_mil"), "%.3f") +
+         "; where it looked (each tile's attention as its percentile within the slide):\n\n"
+         "![attention of " +
+         s.slide + "](" + s.folder + "/attention.png)\n";
 }
 
 // "; 0.54 mm² of pen ink left out ([tissue mask](...))" where the slide had ink.
@@ -124,7 +150,7 @@ std::string heatmaps(const CohortReport& r, const std::vector<const ReportedSlid
           fixed(score, "%.3f") + ", called " + call_text(s->label, score >= r.threshold) +
           (s->label < 0 ? "" : " (label " + label_name(s->label) + ")") + pen_ink_note(*s) +
           focus_note(*s, cohort) + "\n\n![heatmap of " + s->slide + "](" + s->folder +
-          "/heatmap.png)\n";
+          "/heatmap.png)\n" + attention_figure(*s);
   }
   return md;
 }

@@ -7,6 +7,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/parallel_for.h"
 #include "core/rng.h"
 #include "data/dataset.h"
 #include "nn/adam.h"
@@ -70,25 +71,30 @@ std::vector<MilBag> read_mil_cohort(const std::string& cohort, double min_focus)
                                 cohort + ")");
   std::vector<MilBag> bags;
   for (const fs::path& folder : folders) {
-    MilBag bag;
-    bag.slide = folder.filename().string();
-    bag.folder = folder.string();
-    bag.tiles = read_tile_features((folder / "features.safetensors").string());
-    const auto slide = bag.tiles.metadata.find("slide");
-    bag.path = slide == bag.tiles.metadata.end() ? bag.slide : slide->second;
+    MilBag bag = read_mil_bag(folder.string(), min_focus);
     if (!bags.empty() && bag.tiles.width != bags.front().tiles.width)
       fail((folder / "features.safetensors").string() + ": features " +
            std::to_string(bag.tiles.width) + " wide, " + bags.front().slide + "'s " +
            std::to_string(bags.front().tiles.width) + " (scored by other models?)");
-    drop_out_of_focus(bag.tiles, min_focus);
-    const fs::path summary = folder / "summary.json";
-    if (fs::exists(summary)) {
-      bag.summary = nlohmann::json::parse(read_file(summary.string()), nullptr, false);
-      require(!bag.summary.is_discarded(), summary.string() + ": not JSON (a torn copy?)");
-    }
     bags.push_back(std::move(bag));
   }
   return bags;
+}
+
+MilBag read_mil_bag(const std::string& folder, double min_focus) {
+  MilBag bag;
+  bag.slide = fs::path(folder).filename().string();
+  bag.folder = folder;
+  bag.tiles = read_tile_features((fs::path(folder) / "features.safetensors").string());
+  const auto slide = bag.tiles.metadata.find("slide");
+  bag.path = slide == bag.tiles.metadata.end() ? bag.slide : slide->second;
+  drop_out_of_focus(bag.tiles, min_focus);
+  const fs::path summary = fs::path(folder) / "summary.json";
+  if (fs::exists(summary)) {
+    bag.summary = nlohmann::json::parse(read_file(summary.string()), nullptr, false);
+    require(!bag.summary.is_discarded(), summary.string() + ": not JSON (a torn copy?)");
+  }
+  return bag;
 }
 
 void label_mil_bags(std::vector<MilBag>& bags, const SlideLabels& labels) {
@@ -146,19 +152,25 @@ MilCrossValidation cross_validate_mil(const std::vector<MilBag>& bags, int folds
   cv.fold = patient_folds(units, folds, o.seed);
   cv.p.assign(bags.size(), std::nan(""));
   cv.attention.resize(bags.size());
-  for (int f = 0; f < folds; ++f) {
+  // Job f < folds: fold f's model scores its held-out bags (bags of one fold
+  // are written by one job only). Job `folds`: the final model.
+  parallel_for(size_t(folds) + 1, o.threads, [&](size_t job) {
+    const int f = int(job);
     std::vector<const MilBag*> train;
     for (size_t i = 0; i < bags.size(); ++i)
       if (cv.fold[i] != f) train.push_back(&bags[i]);
-    const AttentionMil model = train_attention_mil(train, o);
+    AttentionMil model = train_attention_mil(train, o);
+    if (f == folds) {
+      cv.final_model = std::move(model);
+      return;
+    }
     for (size_t i = 0; i < bags.size(); ++i) {
       if (cv.fold[i] != f || bags[i].tiles.rows == 0) continue;
-      const AttentionMil::Output out =
-          model.forward(bags[i].tiles.features.data(), bags[i].tiles.rows);
+      AttentionMil::Output out = model.forward(bags[i].tiles.features.data(), bags[i].tiles.rows);
       cv.p[i] = out.p_malignant;
-      cv.attention[i] = out.attention;
+      cv.attention[i] = std::move(out.attention);
     }
-  }
+  });
   return cv;
 }
 

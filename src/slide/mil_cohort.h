@@ -40,6 +40,8 @@ struct MilBag {
 // left out. Throws, naming the folder, when no slide has features or their
 // widths differ.
 std::vector<MilBag> read_mil_cohort(const std::string& cohort, double min_focus = 0);
+// One slide folder's bag (its features.safetensors and summary.json), unlabelled.
+MilBag read_mil_bag(const std::string& folder, double min_focus = 0);
 // Each bag's label and patient: the row naming its slide file (or its
 // name); a bag without one is an error naming it and the labels file.
 void label_mil_bags(std::vector<MilBag>& bags, const SlideLabels& labels);
@@ -51,6 +53,7 @@ struct MilOptions {
   float weight_decay = 1e-4f;  // AdamW, decoupled
   int max_tiles = 512;         // tiles drawn per slide per step (all when fewer)
   uint64_t seed = 1;
+  int threads = 1;  // models trained at once by cross_validate_mil (one thread each)
 };
 
 // One bag per step, in a shuffled order each epoch (Adam). Deterministic for
@@ -61,8 +64,12 @@ struct MilCrossValidation {
   std::vector<int> fold;                       // per bag
   std::vector<double> p;                       // per bag: the held-out fold model's P(malignant)
   std::vector<std::vector<double>> attention;  // per bag, per tile, from the same model
+  AttentionMil final_model;                    // trained on every bag
 };
-// Requires: at least `folds` patients (or slides), both labels present.
+// The `folds` models and the final one are independent jobs, trained
+// options.threads at a time; each is a function of the seed alone, so the
+// result is the same for any thread count. Requires: at least `folds`
+// patients (or slides), both labels present.
 MilCrossValidation cross_validate_mil(const std::vector<MilBag>& bags, int folds,
                                       const MilOptions& options);
 

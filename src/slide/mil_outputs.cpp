@@ -7,6 +7,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/parallel_for.h"
 #include "data/image.h"
 #include "slide/slide_outputs.h"
 
@@ -53,8 +54,8 @@ Image tissue_background(const Image& mask) {
   return out;
 }
 
-// attention/<slide>.png, where the slide's folder allows it.
-void render_attention_map(const std::string& folder, const MilBag& b,
+// <folder>/<name>.png, where the slide's folder allows it.
+void render_attention_map(const std::string& folder, const std::string& name, const MilBag& b,
                           const std::vector<double>& attention, double p) {
   const fs::path tissue = fs::path(b.folder) / "tissue.png";
   const nlohmann::json& s = b.summary;
@@ -84,27 +85,33 @@ void render_attention_map(const std::string& folder, const MilBag& b,
       folder,
       heatmap_overlay(tissue_background(mask), downsample_x, downsample_y, tiles, percentile),
       downsample_x * s["mpp"][0].get<double>() / 1000,
-      downsample_y * s["mpp"][1].get<double>() / 1000, title, b.slide,
+      downsample_y * s["mpp"][1].get<double>() / 1000, title, name,
       "attention, percentile within the slide");
 }
 
 }  // namespace
 
+void write_attention(const std::string& folder, const std::string& name, const MilBag& bag,
+                     const std::vector<double>& attention, double p) {
+  require(attention.size() == size_t(bag.tiles.rows), "mil outputs: one attention per tile");
+  if (attention.empty()) return;
+  write_file_atomically(folder + "/" + name + ".csv", attention_rows(bag, attention));
+  render_attention_map(folder, name, bag, attention, p);
+}
+
 void write_mil_outputs(const std::string& output, const std::vector<MilBag>& bags,
-                       const MilCrossValidation& scores) {
+                       const MilCrossValidation& scores, int threads) {
   require(scores.p.size() == bags.size() && scores.attention.size() == bags.size(),
           "mil outputs: one score per slide");
-  std::string csv = "slide,patient,label,fold,tiles,p_mil,p_top_mean,p_max\n";
   const std::string folder = output + "/attention";
   make_directories(folder);
-  for (size_t i = 0; i < bags.size(); ++i) {
+  parallel_for(bags.size(), threads, [&](size_t i) {
+    write_attention(folder, bags[i].slide, bags[i], scores.attention[i], scores.p[i]);
+  });
+  std::string csv = "slide,patient,label,fold,tiles,p_mil,p_top_mean,p_max\n";
+  for (size_t i = 0; i < bags.size(); ++i)
     csv += prediction_row(bags[i], scores.p[i],
                           scores.fold.empty() ? "" : std::to_string(scores.fold[i]));
-    if (scores.attention[i].empty()) continue;
-    write_file_atomically(folder + "/" + bags[i].slide + ".csv",
-                          attention_rows(bags[i], scores.attention[i]));
-    render_attention_map(folder, bags[i], scores.attention[i], scores.p[i]);
-  }
   write_file_atomically(output + "/mil-predictions.csv", csv);
 }
 

@@ -18,8 +18,14 @@
 namespace histocnn {
 
 // scores: per bag, its P (NaN: no tiles), fold (empty: not cross-validated)
-// and attention (empty: no tiles).
+// and attention (empty: no tiles). The slides' attention files are written
+// `threads` at a time (each map is a gnuplot run, ~0.4 s); an error is the
+// first slide's by name, whatever the timing.
 void write_mil_outputs(const std::string& output, const std::vector<MilBag>& bags,
-                       const MilCrossValidation& scores);
+                       const MilCrossValidation& scores, int threads = 1);
+// One slide's <folder>/<name>.csv and <name>.png (as attention/<slide>.*
+// above; nothing for a slide without tiles). Requires: one attention per tile.
+void write_attention(const std::string& folder, const std::string& name, const MilBag& bag,
+                     const std::vector<double>& attention, double p);
 
 }  // namespace histocnn

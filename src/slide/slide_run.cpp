@@ -18,6 +18,7 @@
 #include "data/pen_ink.h"
 #include "data/slide.h"
 #include "data/tissue.h"
+#include "slide/slide_mil.h"
 #include "slide/slide_outputs.h"
 #include "slide/tile_features.h"
 #include "slide/tile_scorer.h"
@@ -89,7 +90,8 @@ std::vector<TileScore> previous_scores(const std::string& folder, const nlohmann
   }
   for (const char* name :
        {"tiles.csv", "summary.json", "tiles.geojson", "grades.png", "grades.png.gp",
-        "grades-overlay.png", "features.partial", "features.safetensors"})
+        "grades-overlay.png", "features.partial", "features.safetensors", "attention.csv",
+        "attention.png", "attention.png.gp", "attention-overlay.png"})
     fs::remove(folder + "/" + name);
   write_file_atomically(run, settings.dump(2) + "\n");
   write_file_atomically(csv, tiles_csv_header(ensemble, classes) + "\n");
@@ -330,6 +332,7 @@ std::string slide_output_folder(const SlideOptions& o, const std::string& slide_
 nlohmann::json score_slide(const std::string& path, const std::vector<ModelFile>& models,
                            const std::vector<TrainingStep*>& members, const SlideOptions& o,
                            const std::atomic<bool>* stop) {
+  require(!o.mil || o.features, "score_slide: a slide model (mil) reads the tile features");
   PreparedSlide p = prepare_slide(path, models.front(), o);
   const std::string folder = slide_output_folder(o, path);
   const OutputFolder made(folder);  // removed again when this slide fails before writing there
@@ -397,16 +400,19 @@ nlohmann::json score_slide(const std::string& path, const std::vector<ModelFile>
     }
     done = summary;
   }
+  bool changed = false;  // this run's annotations and slide model, or none: never an earlier run's
   if (o.annotations || o.benign_without_annotations || done.contains("annotations")) {
-    done.erase("annotations");  // this run's annotations, or none: never an earlier run's
+    done.erase("annotations");
     if (o.annotations || o.benign_without_annotations) {
       const std::vector<Prediction> truths = annotated_tiles(o.annotations, p.tiles, scores);
       done["annotations"] = annotation_summary(o.annotations, truths);
       if (o.on_annotated_tiles)
         o.on_annotated_tiles(p.tiles, truths, p.grid.tile_um_x / p.grid.tile_width);
     }
-    write_file_atomically(folder + "/summary.json", done.dump(2) + "\n");
+    changed = true;
   }
+  changed |= apply_slide_mil(o.mil, folder, done);
+  if (changed) write_file_atomically(folder + "/summary.json", done.dump(2) + "\n");
   return done;
 }
 

@@ -20,6 +20,8 @@
 
 namespace histocnn {
 
+struct SlideMil;
+
 struct SlideOptions {
   std::string output;            // results go to output/<slide file name without extension>/
   double mpp = 0;                // the slide's microns per pixel (0: as the file records)
@@ -38,8 +40,12 @@ struct SlideOptions {
   bool progress = true;  // a progress line on stderr when it is a terminal
   bool restart = false;  // score again instead of continuing a previous run
   int top_k = 10;
-  int explain = 0;  // Grad-CAM figures of this many most malignant tiles (explain/)
+  int explain = 0;        // Grad-CAM figures of this many most malignant tiles (explain/)
   bool features = false;  // features.safetensors: each tile's features (slide/tile_features.h)
+  // A slide-level model applied to those features once the slide is done
+  // (slide/slide_mil.h); requires features. Null: none (and an earlier
+  // run's p_mil is removed).
+  const SlideMil* mil = nullptr;
   std::vector<std::string> model_paths;  // recorded: a re-run must use the same model
   // The slide's region annotations to check its tiles against (slide/
   // tile_truth.h; null: none); benign_without_annotations: no file, but the
