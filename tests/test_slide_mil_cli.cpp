@@ -15,6 +15,7 @@
 
 #include "cli_fixture.h"
 #include "core/atomic_file.h"
+#include "data/image.h"
 #include "slide/mil_cohort.h"
 
 namespace histocnn {
@@ -106,6 +107,21 @@ TEST_F(SlideMilCli, TheSlideModelScoresEachSlideAsMilApplyDoes) {
   EXPECT_FALSE(plain.contains("mil")) << plain.dump();
   EXPECT_FALSE(fs::exists(out("scored/s2/attention.png")));
   EXPECT_FALSE(fs::exists(out("scored/s2/attention.csv")));
+
+  // Glass: no tiles, so no P and no map, and the slide's line says neither.
+  Image glass;
+  glass.width = 1200, glass.height = 900;
+  glass.rgb.assign(size_t(1200 * 900 * 3), 245);
+  save_image(out("glass.png"), glass);
+  const CommandResult empty = run("slide " + model() + " " + out("glass.png") + " --mpp 0.5 -o " +
+                                  out("glass") + " --no-progress --mil " + mil);
+  ASSERT_EQ(empty.status, 0) << empty.output;
+  EXPECT_EQ(empty.output.find("attention.png"), std::string::npos) << empty.output;
+  EXPECT_EQ(empty.output.find("slide model P"), std::string::npos) << empty.output;
+  const auto g = nlohmann::json::parse(read_file(out("glass/glass/summary.json")));
+  EXPECT_TRUE(g["p_mil"].is_null()) << g.dump();
+  EXPECT_EQ(g["mil"]["tiles"], 0);
+  EXPECT_FALSE(fs::exists(out("glass/glass/attention.csv")));
 }
 
 TEST_F(SlideMilCli, BadSlideModelsGetOneLineAndNothingIsScored) {

@@ -185,7 +185,7 @@ void report_slide(const std::string& slide, const std::string& folder,
         summary.contains("class_area_fraction") ? "grades.png, " : "",
         summary.contains("explanations") ? ", explain/*.gradcam.png" : "",
         summary.contains("features") ? ", features.safetensors" : "",
-        summary.contains("mil") ? ", attention.png" : "");
+        slide_model_p(summary).empty() ? "" : ", attention.png");  // no tiles: no map
   if (status == "interrupted")
     std::fprintf(stderr,
                  "interrupted: %zu of %zu tiles of %s scored and kept; the same command "
