@@ -1,6 +1,8 @@
 #include <csignal>
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
+#include <future>
 #include <optional>
 #include <set>
 
@@ -214,12 +216,42 @@ void check_slide_model(const SlideMil& mil, const PredictionSteps& steps, SlideO
   o.mil = &mil;
 }
 
+// The slides prepared one ahead of the slide being scored: opening, the
+// thumbnail and the tissue mask are mostly one core's work (a third of a
+// slide's time on the 2-core VM), and the scoring of the slide before leaves
+// cores idle while it writes its outputs (gnuplot, GeoJSON).
+class PreparedAhead {
+ public:
+  PreparedAhead(const std::vector<std::string>& slides, const ModelFile& model,
+                const SlideOptions& options)
+      : slides_(slides), model_(model), options_(options) {}
+  // Slide i's preparation (its error rethrown), slide i + 1's started.
+  // Requires: i counts up from 0.
+  PreparedSlide take(size_t i) {
+    std::future<PreparedSlide> current = i == next_index_ ? std::move(next_) : start(i);
+    if (i + 1 < slides_.size()) next_ = start(i + 1), next_index_ = i + 1;
+    return current.get();
+  }
+
+ private:
+  std::future<PreparedSlide> start(size_t i) {
+    return std::async(std::launch::async,
+                      [this, i] { return prepare_slide(slides_[i], model_, options_); });
+  }
+  const std::vector<std::string>& slides_;
+  const ModelFile& model_;
+  const SlideOptions options_;  // a copy: the caller's may change between slides
+  std::future<PreparedSlide> next_;
+  size_t next_index_ = SIZE_MAX;
+};
+
 // One slide scored; its status: "done", "interrupted" or "failed" (reported).
-std::string score_one(const std::string& slide, const SlideOptions& options,
-                      const std::vector<ModelFile>& models, const PredictionSteps& steps,
-                      nlohmann::json* summary) {
+std::string score_one(const std::string& slide, PreparedAhead& prepared, size_t index,
+                      const SlideOptions& options, const std::vector<ModelFile>& models,
+                      const PredictionSteps& steps, nlohmann::json* summary) {
   try {
-    *summary = score_slide(slide, models, steps.members, options, &interrupted);
+    *summary =
+        score_slide(slide, prepared.take(index), models, steps.members, options, &interrupted);
     return summary->value("interrupted", false) ? "interrupted" : "done";
   } catch (const Error& e) {
     std::fprintf(stderr, "histocnn slide: %s\n", e.what());
@@ -259,10 +291,12 @@ int run_slides(SlideArgs& a, const CLI::App& cmd) {
       cohort.csv_header_tail() + (mil ? ",p_mil" : "") + "\n";
   int failures = 0;
   CohortReport report;
-  for (const auto& slide : slides) {
+  PreparedAhead prepared(slides, models.front(), o);
+  for (size_t i = 0; i < slides.size(); ++i) {
+    const std::string& slide = slides[i];
     nlohmann::json summary = nlohmann::json::object();
     const std::string status =
-        score_one(slide, cohort.options_for(o, slide), models, steps, &summary);
+        score_one(slide, prepared, i, cohort.options_for(o, slide), models, steps, &summary);
     failures += status == "failed";
     const std::string folder = slide_output_folder(o, slide);
     table += slides_csv_row(slide, folder, summary, status) + cohort.csv_row_tail(slide, summary) +

@@ -332,8 +332,14 @@ std::string slide_output_folder(const SlideOptions& o, const std::string& slide_
 nlohmann::json score_slide(const std::string& path, const std::vector<ModelFile>& models,
                            const std::vector<TrainingStep*>& members, const SlideOptions& o,
                            const std::atomic<bool>* stop) {
+  return score_slide(path, prepare_slide(path, models.front(), o), models, members, o, stop);
+}
+
+nlohmann::json score_slide(const std::string& path, PreparedSlide p,
+                           const std::vector<ModelFile>& models,
+                           const std::vector<TrainingStep*>& members, const SlideOptions& o,
+                           const std::atomic<bool>* stop) {
   require(!o.mil || o.features, "score_slide: a slide model (mil) reads the tile features");
-  PreparedSlide p = prepare_slide(path, models.front(), o);
   const std::string folder = slide_output_folder(o, path);
   const OutputFolder made(folder);  // removed again when this slide fails before writing there
   RunLock lock(folder);

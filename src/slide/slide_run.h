@@ -96,5 +96,12 @@ std::string slide_output_folder(const SlideOptions& options, const std::string& 
 nlohmann::json score_slide(const std::string& slide_path, const std::vector<ModelFile>& models,
                            const std::vector<TrainingStep*>& members, const SlideOptions& options,
                            const std::atomic<bool>* stop = nullptr);
+// The same for a slide prepared already (prepare_slide(slide_path,
+// models.front(), options), which reads and writes nothing of the slide's
+// outputs): a cohort prepares the next slide while this one is scored.
+nlohmann::json score_slide(const std::string& slide_path, PreparedSlide prepared,
+                           const std::vector<ModelFile>& models,
+                           const std::vector<TrainingStep*>& members, const SlideOptions& options,
+                           const std::atomic<bool>* stop = nullptr);
 
 }  // namespace histocnn
