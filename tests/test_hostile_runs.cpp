@@ -121,6 +121,38 @@ TEST_F(Hostile, AStaleLockIsTakenOverAndAFinishedRunLeavesNone) {
   EXPECT_FALSE(fs::exists(path("stale/.lock")));
 }
 
+// A cohort with a broken slide between two good ones: the broken one (found
+// while it is prepared ahead, during the first slide's scoring) fails alone
+// with one line naming it, after the first slide's line, and the third is
+// scored as it is alone.
+TEST_F(Hostile, ABrokenSlideInACohortFailsAloneInItsTurn) {
+  for (const char* name : {"c1.tif", "c3.tif"})
+    ASSERT_EQ(run("synth --slide " + path(name) + " --slide-size 2000x1500 --pieces 1").status, 0);
+  const std::string bytes = read_file(path("c1.tif"));
+  write_file_atomically(path("c2.tif"), bytes.substr(0, bytes.size() / 3));
+  const std::string m = path("m/model.safetensors");
+  const CommandResult alone =
+      run("slide " + m + " " + path("c3.tif") + " --no-progress --threads 1 -o " + path("alone"));
+  ASSERT_EQ(alone.status, 0) << alone.output;
+  const CommandResult r = run("slide " + m + " " + path("c1.tif") + " " + path("c2.tif") + " " +
+                              path("c3.tif") + " --no-progress --threads 1 -o " + path("three"));
+  EXPECT_EQ(r.status, 1) << r.output;
+  const size_t first = r.output.find("c1.tif: "),
+               broken = r.output.find("histocnn slide: " + path("c2.tif"));
+  ASSERT_NE(broken, std::string::npos) << r.output;
+  EXPECT_LT(first, broken) << r.output;
+  size_t named = 0;
+  for (size_t at = r.output.find("c2.tif"); at != std::string::npos;
+       at = r.output.find("c2.tif", at + 1))
+    ++named;
+  EXPECT_EQ(named, 1u) << "named once, on its own line\n" << r.output;
+  const std::string table = read_file(path("three/slides.csv"));
+  EXPECT_NE(table.find(path("c2.tif") + ",failed,"), std::string::npos) << table;
+  EXPECT_NE(table.find(path("c3.tif") + ",done,"), std::string::npos) << table;
+  EXPECT_EQ(read_file(path("three/c3/tiles.csv")), read_file(path("alone/c3/tiles.csv")));
+  EXPECT_FALSE(fs::exists(path("three/c2"))) << "a failed slide leaves no folder";
+}
+
 // predict's CSV: a file name with a comma is one quoted field, and an input
 // that cannot be read stops it before any header is printed.
 TEST_F(Hostile, PredictQuotesItsFieldsAndPrintsNoHeaderBeforeAnError) {

@@ -194,6 +194,9 @@ void report_slide(const std::string& slide, const std::string& folder,
                  "continues\n",
                  summary.value("tiles_scored", size_t(0)),
                  summary.value("tiles_on_tissue", size_t(0)), slide.c_str());
+  // A cohort's log (stdout to a file is block-buffered) shows each slide as
+  // it finishes, and in order with the next slide's error on stderr.
+  std::fflush(stdout);
 }
 
 // --mil's model, read before any slide is scored; with it the slides' tile
