@@ -57,7 +57,8 @@ void add_mil_options(CLI::App* cmd, MilArgs* a) {
   cmd->add_option("--seed", a->mil.seed, "initialisation, folds and tile draws")
       ->capture_default_str();
   cmd->add_option("--threads", a->threads,
-                  "CPU cores: the folds' models are trained at once, one per core (0 = all)")
+                  "CPU cores: the folds' models, the final one and the attention maps, one per "
+                  "core at a time (0 = all)")
       ->capture_default_str()
       ->check(CLI::Range(0, 4096));
   cmd->add_option("--bootstrap", a->bootstrap, "bootstrap replicates of the AUC intervals")

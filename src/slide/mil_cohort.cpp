@@ -76,6 +76,11 @@ std::vector<MilBag> read_mil_cohort(const std::string& cohort, double min_focus)
       fail((folder / "features.safetensors").string() + ": features " +
            std::to_string(bag.tiles.width) + " wide, " + bags.front().slide + "'s " +
            std::to_string(bags.front().tiles.width) + " (scored by other models?)");
+    const fs::path summary = folder / "summary.json";
+    if (fs::exists(summary)) {
+      bag.summary = nlohmann::json::parse(read_file(summary.string()), nullptr, false);
+      require(!bag.summary.is_discarded(), summary.string() + ": not JSON (a torn copy?)");
+    }
     bags.push_back(std::move(bag));
   }
   return bags;
@@ -89,11 +94,6 @@ MilBag read_mil_bag(const std::string& folder, double min_focus) {
   const auto slide = bag.tiles.metadata.find("slide");
   bag.path = slide == bag.tiles.metadata.end() ? bag.slide : slide->second;
   drop_out_of_focus(bag.tiles, min_focus);
-  const fs::path summary = fs::path(folder) / "summary.json";
-  if (fs::exists(summary)) {
-    bag.summary = nlohmann::json::parse(read_file(summary.string()), nullptr, false);
-    require(!bag.summary.is_discarded(), summary.string() + ": not JSON (a torn copy?)");
-  }
   return bag;
 }
 

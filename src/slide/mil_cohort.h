@@ -40,7 +40,8 @@ struct MilBag {
 // left out. Throws, naming the folder, when no slide has features or their
 // widths differ.
 std::vector<MilBag> read_mil_cohort(const std::string& cohort, double min_focus = 0);
-// One slide folder's bag (its features.safetensors and summary.json), unlabelled.
+// One slide folder's features.safetensors as a bag, unlabelled, without its
+// summary (read_mil_cohort adds it; `slide --mil` has it in hand).
 MilBag read_mil_bag(const std::string& folder, double min_focus = 0);
 // Each bag's label and patient: the row naming its slide file (or its
 // name); a bag without one is an error naming it and the labels file.
