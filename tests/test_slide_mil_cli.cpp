@@ -101,6 +101,15 @@ TEST_F(SlideMilCli, TheSlideModelScoresEachSlideAsMilApplyDoes) {
   ASSERT_EQ(by_mil.status, 0) << by_mil.output;
   EXPECT_NE(by_mil.output.find("slide level (mil, 4 slides, 2 malignant)"), std::string::npos)
       << by_mil.output;
+  // Scored with TTA, a model trained on single views' features is used
+  // with a warning.
+  const CommandResult tta = run(slide_run("tta") + " --mil " + mil + " --tta");
+  ASSERT_EQ(tta.status, 0) << tta.output;
+  EXPECT_NE(tta.output.find("warning: --mil " + mil +
+                            ": trained on features of single views, now averaged over 8 (--tta); "
+                            "its P may shift (score without --tta to match)\n"),
+            std::string::npos)
+      << tta.output;
   ASSERT_EQ(run(slide_run("scored") + " --features").status, 0);
   const auto plain = nlohmann::json::parse(read_file(out("scored/s2/summary.json")));
   EXPECT_FALSE(plain.contains("p_mil")) << plain.dump();
