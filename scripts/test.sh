@@ -55,11 +55,12 @@ if [[ "${SKIP_SANITIZERS:-0}" != 1 ]]; then
   stage "build (TSan)"
   tsan="halt_on_error=1 second_deadlock_stack=1"
   TSAN_OPTIONS="$tsan" build-tsan/tests/histocnn_concurrency_tests \
-    --gtest_filter='PoolResource.*:StatisticsAdaptor.*:LimitAdaptor.*:LoggingAdaptor.*:StepMemory.*:MemoryPlan.*:MemoryEngine.*'
+    --gtest_filter='PoolResource.*:StatisticsAdaptor.*:LimitAdaptor.*:LoggingAdaptor.*:StepMemory.*:MemoryPlan.*:MemoryEngine.*:ParallelFor.*'
   # oneDNN's OpenMP team (not instrumented) is kept to one thread so only
-  # the read-ahead ring's and the scorer's own threads run.
+  # our own threads run: the read-ahead ring's, the scorer's, a slide
+  # prepared beside another's scoring, MIL's folds trained at once.
   OMP_NUM_THREADS=1 TSAN_OPTIONS="$tsan" build-tsan/tests/histocnn_concurrency_tests \
-    --gtest_filter='ReadAhead.*:TileScorer.*:Slide.Thumbnail*'
+    --gtest_filter='ReadAhead.*:TileScorer.*:Slide.Thumbnail*:SlidePrepareAhead.*:MilCohort.Cross*'
   stage "tests (TSan)"
 fi
 
