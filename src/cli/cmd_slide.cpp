@@ -15,9 +15,11 @@
 #include "core/threads.h"
 #include "data/slide.h"
 #include "slide/slide_mil.h"
+#include "slide/slide_outputs.h"
 #include "slide/slide_run.h"
 #include "train/ensemble.h"
 #include "train/evaluate.h"
+#include "train/member_prediction.h"
 
 namespace histocnn::cli {
 namespace {
@@ -30,19 +32,10 @@ extern "C" void on_interrupt(int) {
   std::signal(SIGINT, SIG_DFL);
 }
 
-// A summary's number for a CSV cell; "" for a failed slide, one without
-// tissue, or a NaN (null in a reused summary.json).
-std::string csv_number(const nlohmann::json& s, const char* key, const char* format) {
-  if (!s.contains(key) || !s[key].is_number()) return "";
-  char text[48];
-  std::snprintf(text, sizeof text, format, s[key].get<double>());
-  return text;
-}
-
 // slides.csv's row, less the cohort's columns (Cohort::csv_row_tail).
 std::string slides_csv_row(const std::string& slide, const std::string& folder,
                            const nlohmann::json& s, const std::string& status) {
-  auto number = [&](const char* key, const char* format) { return csv_number(s, key, format); };
+  auto number = [&](const char* key, const char* format) { return summary_cell(s, key, format); };
   return csv_field(slide) + "," + status + "," + number("tiles_scored", "%.0f") + "," +
          number("tissue_mm2", "%.3f") + "," + number("malignant_area_fraction", "%.4f") + "," +
          number("p_mean", "%.4f") + "," + number("p_max", "%.4f") + "," +
@@ -212,9 +205,7 @@ std::optional<SlideMil> load_slide_model(SlideArgs& a) {
 
 // The tile models' features are what the slide model reads.
 void check_slide_model(const SlideMil& mil, const PredictionSteps& steps, SlideOptions& o) {
-  int width = 0;
-  for (const TrainingStep* m : steps.members) width += m->feature_width();
-  const std::string warning = mil.check_features(width, o.tta);
+  const std::string warning = mil.check_features(summed_feature_width(steps.members), o.tta);
   if (!warning.empty()) std::fprintf(stderr, "warning: %s\n", warning.c_str());
   o.mil = &mil;
 }
@@ -303,7 +294,7 @@ int run_slides(SlideArgs& a, const CLI::App& cmd) {
     failures += status == "failed";
     const std::string folder = slide_output_folder(o, slide);
     table += slides_csv_row(slide, folder, summary, status) + cohort.csv_row_tail(slide, summary) +
-             (mil ? "," + csv_number(summary, "p_mil", "%.4f") : "") + "\n";
+             (mil ? "," + summary_cell(summary, "p_mil", "%.4f") : "") + "\n";
     if (slides.size() > 1 || cohort.active())
       write_file_atomically(o.output + "/slides.csv", table);
     report_slide(slide, folder, summary, status);

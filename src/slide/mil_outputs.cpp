@@ -21,16 +21,11 @@ std::string six_decimals(double v) {
   return text;
 }
 
-std::string summary_number(const nlohmann::json& s, const char* key) {
-  return s.is_object() && s.contains(key) && s[key].is_number() ? six_decimals(s[key].get<double>())
-                                                                : std::string();
-}
-
 std::string prediction_row(const MilBag& b, double p, const std::string& fold) {
   const char* label = b.label < 0 ? "" : b.label ? "malignant" : "benign";
   return b.slide + "," + b.patient + "," + label + "," + fold + "," + std::to_string(b.tiles.rows) +
-         "," + six_decimals(p) + "," + summary_number(b.summary, "p_top_mean") + "," +
-         summary_number(b.summary, "p_max") + "\n";
+         "," + six_decimals(p) + "," + summary_cell(b.summary, "p_top_mean", "%.6f") + "," +
+         summary_cell(b.summary, "p_max", "%.6f") + "\n";
 }
 
 std::string attention_rows(const MilBag& b, const std::vector<double>& attention) {

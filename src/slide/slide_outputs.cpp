@@ -144,6 +144,15 @@ std::string tiles_csv_header(bool ensemble, const std::vector<std::string>& clas
   return header;
 }
 
+std::string summary_cell(const nlohmann::json& s, const char* key, const char* format) {
+  if (!s.is_object() || !s.contains(key) || !s[key].is_number()) return "";
+  const double v = s[key].get<double>();
+  if (!std::isfinite(v)) return "";
+  char text[48];
+  std::snprintf(text, sizeof text, format, v);
+  return text;
+}
+
 std::string tile_row(const Tile& t, const TileGrid& g, const TileScore& s, bool ensemble) {
   char row[256];
   int n =

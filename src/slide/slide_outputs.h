@@ -28,6 +28,11 @@
 
 namespace histocnn {
 
+// A slide summary's number as a CSV cell in printf `format`; "" when the key
+// is missing or not a finite number (a failed slide, one without tissue, a
+// NaN: null in a reused summary.json). slides.csv and mil-predictions.csv.
+std::string summary_cell(const nlohmann::json& summary, const char* key, const char* format);
+
 // `classes`: the model's class names (columns only for more than two).
 std::string tiles_csv_header(bool ensemble, const std::vector<std::string>& classes = {});
 std::string tile_row(const Tile& tile, const TileGrid& grid, const TileScore& score, bool ensemble);

@@ -26,6 +26,7 @@
 #include "slide/tiling.h"
 #include "study/explanation_figure.h"
 #include "train/explain.h"
+#include "train/member_prediction.h"
 
 namespace histocnn {
 namespace fs = std::filesystem;
@@ -298,12 +299,6 @@ std::unique_ptr<StainMapping> stain_mapping(const PreparedSlide& p, const ModelF
 }
 
 namespace {
-
-int summed_feature_width(const std::vector<TrainingStep*>& members) {
-  int width = 0;
-  for (const TrainingStep* m : members) width += m->feature_width();
-  return width;
-}
 
 // What a reader of features.safetensors needs to place and trust its rows.
 std::map<std::string, std::string> tile_feature_metadata(

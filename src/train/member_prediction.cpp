@@ -32,7 +32,13 @@ MemberPredictor::MemberPredictor(std::vector<TrainingStep*> members,
   probs_.resize(size_t(batch()) * size_t(classes_));
   if (transforms_ > 1) transformed_.resize(size_t(batch()) * 3 * width * height);
   raw_.resize(size_t(batch()) * members_.size() * size_t(classes_));
-  for (TrainingStep* m : members_) feature_width_ += m->feature_width();
+  feature_width_ = summed_feature_width(members_);
+}
+
+int summed_feature_width(const std::vector<TrainingStep*>& members) {
+  int width = 0;
+  for (const TrainingStep* m : members) width += m->feature_width();
+  return width;
 }
 
 void MemberPredictor::predict(const float* input, int count, bool with_features) {

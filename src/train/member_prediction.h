@@ -19,6 +19,10 @@
 
 namespace histocnn {
 
+// The width of members' features placed side by side, as MemberPredictor
+// joins them (and a slide model reads them): their feature_width()s summed.
+int summed_feature_width(const std::vector<TrainingStep*>& members);
+
 class MemberPredictor {
  public:
   // requires: members non-empty, all compiled for one batch size, class
