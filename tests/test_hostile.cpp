@@ -508,6 +508,31 @@ TEST_F(Hostile, EveryCaseEndsInItsAnswerWithNothingOverwritten) {
        1,
        {"another histocnn (PID " + std::to_string(::getpid()) + ")", "busy-study"},
        {"busy-study/.lock"}},
+      {"slide --mil a file that is not there",
+       [&] {
+         return "slide " + m + " " + path("d/train_1.png") + " --mpp 0.6 --mil " +
+                path("no-mil.safetensors") + " -o " + path("never");
+       },
+       1,
+       {"no-mil.safetensors"},
+       {}},
+      {"slide --mil a tile model, not a slide model",
+       [&] {
+         return "slide " + m + " " + path("d/train_1.png") + " --mpp 0.6 --mil " + m + " -o " +
+                path("never");
+       },
+       1,
+       {"--mil", "not an attention MIL model"},
+       {"m/model.safetensors"}},
+      {"slide -o the --mil file",
+       [&] {
+         fs::copy_file(m, path("mil-as-output.safetensors"), fs::copy_options::overwrite_existing);
+         return "slide " + m + " " + path("d/train_1.png") + " --mpp 0.6 --mil " +
+                path("mil-as-output.safetensors") + " -o " + path("mil-as-output.safetensors");
+       },
+       1,
+       {"--output", "would overwrite the slide model (--mil)"},
+       {"mil-as-output.safetensors"}},
   };
   expect_answers(cases);
   EXPECT_FALSE(fs::exists(*dir_ / "evil")) << "synth wrote outside -o";

@@ -496,6 +496,19 @@ TEST_F(Hostile, EveryFlagRefusalNamesItsFlagAndWritesNothing) {
        1,
        {"--slide-size lots"},
        {}},
+      {"mil --threads nan",
+       [&] { return "mil " + d + " --tcga-labels --threads nan -o " + path("never"); },
+       2,
+       {"--threads"},
+       {}},
+      {"slide --slide-score mil without a slide model",
+       [&] {
+         return "slide " + m + " " + path("d/train_1.png") + " --slide-labels " +
+                path("d/Grade.csv") + " --slide-score mil -o " + path("never");
+       },
+       1,
+       {"--slide-score mil", "--mil MODEL"},
+       {}},
   };
   expect_answers(cases);
   EXPECT_FALSE(fs::exists(path("never"))) << "a refused run created its output folder";

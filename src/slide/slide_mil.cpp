@@ -41,7 +41,11 @@ nlohmann::json top_attention(const MilBag& bag, const std::vector<double>& atten
 SlideMil SlideMil::load(const std::string& path) {
   SlideMil m;
   m.path = path;
-  m.model = load_attention_mil(path, &m.trained);
+  try {
+    m.model = load_attention_mil(path, &m.trained);
+  } catch (const Error& e) {  // the file names itself; say which flag gave it
+    fail(std::string("--mil ") + e.what());
+  }
   if (m.trained.is_object() && m.trained.contains("min_focus") &&
       m.trained["min_focus"].is_number())
     m.min_focus = m.trained["min_focus"].get<double>();
