@@ -22,6 +22,10 @@
 #   and on request (not in "all"):
 #     graph      --cudnn-graph against the legacy cuDNN calls: 128 and 200 px,
 #                batches 50 and 150, 2 interleaved rounds                  (~80 s)
+#     layout     --channels-last: the self-test (fp32 and bf16 rows), then
+#                channels last against first in bf16 and tf32 (the tensor-core
+#                precisions), 128 and 200 px, batches 50 and 150, 2
+#                interleaved rounds                                        (~230 s)
 #     slide      a 50,000 x 50,000 synthetic slide (synth --slide), a 64-px model,
 #                then `histocnn slide` on cuda and cpu, 2 interleaved rounds;
 #                summary.json has tiles/s, reader and device seconds   (~240 s)
@@ -37,7 +41,7 @@
 # back as one file, at most 20 s stale however the call ends).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-usage="usage: gpu-check.sh [--pack ARCHIVE] OUT [selftest memcheck oom sbs cpu graph slide]"
+usage="usage: gpu-check.sh [--pack ARCHIVE] OUT [selftest memcheck oom sbs cpu graph layout slide]"
 archive=""
 if [[ "${1:-}" == "--pack" ]]; then
   archive=${2:?$usage}
@@ -80,6 +84,23 @@ run_stage() {  # NAME LIMIT_SECONDS COMMAND...
   tail -5 "$out/$name.txt" | tee -a "$out/gpu-check.log"
   pack
 }
+ab_stage() {  # NAME A A_FLAG B B_FLAG PRECISION: 2 interleaved rounds, then the report
+  local name=$1 a=$2 a_flag=$3 b=$4 b_flag=$5 precision=$6 start=$SECONDS
+  mkdir -p "$out/$name"
+  for round in 1 2; do
+    for variant in "$a" "$b"; do
+      local flag=$a_flag; [[ $variant == "$b" ]] && flag=$b_flag
+      timeout 100 "$histocnn" bench --device cuda --sizes 128,200 --batches 50,150 \
+        --allocator plan --cuda-graphs --precision "$precision" $flag \
+        --json "$out/$name/$variant.r$round.json" >> "$out/$name.txt" 2>&1 ||
+        echo "$name: $variant round $round failed" | tee -a "$out/$name.txt"
+    done
+    pack
+  done
+  python3 "$bench/gpu_ab_report.py" "$out/$name" "$a" "$b" >> "$out/$name.txt" 2>&1 ||
+    echo "$name: no report (see $name.txt)"
+  summary+=("$(printf '%-9s %4d s' "$name" $((SECONDS - start)))")
+}
 {
   date -u; nvidia-smi 2>&1 | head -15; nproc; "$histocnn" --help | head -1
   cat "$here/REVISION" 2>/dev/null
@@ -103,19 +124,12 @@ for stage in "${stages[@]}"; do
     graph)
       # cuDNN's graph API against the legacy calls: the same epochs, interleaved;
       # metrics in each JSON's points (and which engine each layer took).
-      mkdir -p "$out/graph"
-      start=$SECONDS
-      for round in 1 2; do
-        for api in legacy graph; do
-          flag=(); [[ $api == graph ]] && flag=(--cudnn-graph)
-          timeout 100 "$histocnn" bench --device cuda --sizes 128,200 --batches 50,150 \
-            --allocator plan --cuda-graphs "${flag[@]}" --json "$out/graph/$api.r$round.json" \
-            >> "$out/graph.txt" 2>&1 || echo "graph: $api round $round failed" | tee -a "$out/graph.txt"
-        done
-      done
-      python3 "$bench/graph_ab_report.py" "$out/graph" >> "$out/graph.txt" 2>&1 ||
-        echo "graph: no report (see graph.txt)"
-      summary+=("$(printf '%-9s %4d s' graph $((SECONDS - start)))") ;;
+      ab_stage graph legacy "" graph --cudnn-graph fp32 ;;
+    layout)
+      # Channels last against first where tensor cores run (bf16, tf32).
+      run_stage selftest-nhwc 120 "$histocnn" selftest --device cuda --channels-last
+      ab_stage layout-bf16 first "" last --channels-last bf16
+      ab_stage layout-tf32 first "" last --channels-last tf32 ;;
     memcheck)
       [[ -d "$data" ]] || "$histocnn" synth -o "$data" --images 24 --seed 1 > /dev/null
       run_stage memcheck 240 compute-sanitizer --tool memcheck --error-exitcode 9 \

@@ -37,23 +37,24 @@ inline float block_sum(const std::vector<float>& per_thread) {
 }
 
 // T: float, or Bf16 (--precision bf16) as the kernels are instantiated.
+// One thread per pooled element, in the pooled map's layout.
 template <typename T>
-void max_pool_forward(const T* act, const float* bias, T* pooled, uint8_t* argmax, int planes,
-                      int channels, const PoolGeometry& g) {
-  const int per = g.pooled_h() * g.pooled_w();
-  for (int64_t j = 0; j < int64_t(planes) * per; ++j) {
-    const int64_t plane = j / per;
-    const int at = int(j - plane * per);
-    const WindowMax m =
-        window_max(act + plane * g.h * g.w, g, at / g.pooled_w(), at % g.pooled_w());
-    store(pooled, j, pooled_value(m.value, bias, int(plane % channels)));
+void max_pool_forward(const T* act, const float* bias, T* pooled, uint8_t* argmax,
+                      const PoolMaps& maps) {
+  const MapLayout out = maps.pooled();
+  for (int64_t j = 0; j < int64_t(maps.n) * out.c * out.h * out.w; ++j) {
+    const MapCoords o = out.coords(j);
+    const WindowMax m = window_max(act + maps.act.at(o.n, o.c, 0, 0), maps.geometry(), o.y, o.x,
+                                   maps.act.row_stride(), maps.act.col_stride());
+    store(pooled, j, pooled_value(m.value, bias, o.c));
     argmax[j] = m.at;
   }
 }
 
+// Channels first: a block per plane, its threads striding over the plane.
 template <typename T>
-void pool_relu_backward(const T* pooled, const T* d_pooled, const uint8_t* argmax, T* d_act,
-                        float* plane_sums, int planes, const PoolGeometry& g) {
+void pool_relu_backward_first(const T* pooled, const T* d_pooled, const uint8_t* argmax, T* d_act,
+                              float* plane_sums, int planes, const PoolGeometry& g) {
   const int64_t per_pooled = int64_t(g.pooled_h()) * g.pooled_w();
   for (int64_t plane = 0; plane < planes; ++plane) {
     std::vector<float> thread_sums(kBlock, 0.0f);
@@ -66,6 +67,54 @@ void pool_relu_backward(const T* pooled, const T* d_pooled, const uint8_t* argma
     }
     if (plane_sums) plane_sums[plane] = block_sum(thread_sums);
   }
+}
+
+// Channels last: a block per (image band, 32 channels), lane = channel, 8
+// rows of threads taking the band's pixels in turn, their sums added in order.
+template <typename T>
+void pool_relu_backward_last(const T* pooled, const T* d_pooled, const uint8_t* argmax, T* d_act,
+                             float* partials, const PoolMaps& maps) {
+  const int bands = bias_partial_rows(maps) / maps.n;
+  const int64_t pixels = int64_t(maps.act.h) * maps.act.w;
+  const int64_t per_band = (pixels + bands - 1) / bands;
+  const MapLayout pl = maps.pooled();
+  for (int n = 0; n < maps.n; ++n)
+    for (int band = 0; band < bands; ++band)
+      for (int c = 0; c < maps.act.c; ++c) {
+        float rows[8] = {};
+        const int64_t base = pl.at(n, c, 0, 0);
+        const int64_t end = std::min(pixels, (band + 1) * per_band);
+        for (int64_t e = band * per_band; e < end; ++e) {
+          const int y = int(e / maps.act.w), x = int(e % maps.act.w);
+          const float v = pool_relu_backward_at(pooled + base, d_pooled + base,
+                                                argmax ? argmax + base : nullptr, maps.geometry(),
+                                                y, x, pl.row_stride(), pl.col_stride());
+          store(d_act, maps.act.at(n, c, y, x), v);
+          rows[(e - band * per_band) % 8] += v;
+        }
+        float total = 0;
+        for (float r : rows) total += r;
+        if (partials) partials[(int64_t(n) * bands + band) * maps.act.c + c] = total;
+      }
+}
+
+// launch_pool_relu_backward on the host.
+template <typename T>
+void pool_relu_backward(const T* pooled, const T* d_pooled, const uint8_t* argmax, T* d_act,
+                        float* bias_partials, const PoolMaps& maps) {
+  if (maps.act.channels_last)
+    pool_relu_backward_last(pooled, d_pooled, argmax, d_act, bias_partials, maps);
+  else
+    pool_relu_backward_first(pooled, d_pooled, argmax, d_act, bias_partials, maps.n * maps.act.c,
+                             maps.geometry());
+}
+
+// launch_relayout on the host: `n` maps into `to`'s layout from the other.
+template <typename From, typename To>
+void relayout(const From* in, To* out, int n, const MapLayout& to) {
+  const MapLayout from{to.c, to.h, to.w, !to.channels_last};
+  for (int64_t i = 0; i < int64_t(n) * to.c * to.h * to.w; ++i)
+    store(out, i, relaid_at(in, from, to, i));
 }
 
 // column_sums_kernel: 8 stripes of rows per column, added in stripe order.
@@ -153,10 +202,10 @@ inline void bn_backward(const Bf16* d, const Bf16* x, Bf16* dx, const float* gam
   }
 }
 
-// bias_relu_kernel: in place over a bf16 map.
-inline void bias_relu(Bf16* y, const float* bias, int planes, int channels, int64_t per_plane) {
-  for (int64_t i = 0; i < int64_t(planes) * per_plane; ++i)
-    store(y, i, pooled_value(load(y, i), bias, int((i / per_plane) % channels)));
+// bias_relu_kernel: in place over `n` bf16 maps.
+inline void bias_relu(Bf16* y, const float* bias, int n, const MapLayout& layout) {
+  for (int64_t i = 0; i < int64_t(n) * layout.c * layout.h * layout.w; ++i)
+    store(y, i, pooled_value(load(y, i), bias, layout.channel_of(i)));
 }
 
 template <int C, int K, typename T>

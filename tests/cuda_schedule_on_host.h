@@ -59,15 +59,19 @@ inline void narrow(const std::vector<float>& v, void* p) {
 // batch-norm calls do. T = Bf16: the schedule of --precision bf16, with the
 // conv blocks' maps kept in bf16, the convolutions reading bf16 weights and
 // batch norm as our kernels (bn_kernels.h, run through on_host::bn_*).
+// channels_last: the schedule of --channels-last; cuDNN's stand-ins read and
+// write its maps through MapLayout, our kernels run in their channels-last
+// thread structure.
 template <typename T>
 HostRun run_schedule_as(const NetworkShape& shape, const Parameters& params, const float* images,
                         const int32_t* labels, const BatchMeta& meta, bool training, uint64_t seed,
                         int64_t step, bool planned, const std::vector<ConvWorkspaces>& workspaces,
-                        Buffers* buffers, elementwise::LabelSmoothing smoothing) {
+                        Buffers* buffers, elementwise::LabelSmoothing smoothing,
+                        bool channels_last) {
   constexpr bool bf16 = std::is_same_v<T, Bf16>;
   const int count = meta.count;
   const int denominator = meta.global_count > 0 ? meta.global_count : count;
-  const CudaSchedule s = build_cuda_schedule(shape, workspaces, bf16);
+  const CudaSchedule s = build_cuda_schedule(shape, workspaces, {bf16, channels_last});
   HostResource host;
   StatisticsAdaptor stats(host);
   std::vector<void*> at(s.tensors.size(), nullptr);
@@ -82,6 +86,18 @@ HostRun run_schedule_as(const NetworkShape& shape, const Parameters& params, con
     return static_cast<T*>(at[size_t(id)]);
   };
   auto map_values = [&](int id, int64_t elements) { return widen<T>(map(id), elements); };
+  // A map's values in channels-first order (what the reference layers take),
+  // and back into the map as the step lays it out.
+  auto nchw_values = [&](int id, const Dims4& d, bool last) {
+    std::vector<float> v(size_t(d.count()));
+    for (int64_t i = 0; i < d.count(); ++i)
+      v[size_t(i)] = relaid_at(map(id), d.layout(last), d.layout(false), i);
+    return v;
+  };
+  auto store_map = [&](int id, const std::vector<float>& nchw, const Dims4& d, bool last) {
+    for (int64_t i = 0; i < d.count(); ++i)
+      store(map(id), i, relaid_at(nchw.data(), d.layout(false), d.layout(last), i));
+  };
   HostRun r;
   r.grads = Parameters::zeros(shape);
   r.probs.assign(size_t(shape.batch) * size_t(shape.classes()), 0);
@@ -118,7 +134,9 @@ HostRun run_schedule_as(const NetworkShape& shape, const Parameters& params, con
         const size_t per = size_t(shape.channels) * shape.height * shape.width;
         std::fill(f(s.input), f(s.input) + per * size_t(n), 0.0f);
         std::copy(images, images + per * size_t(count), f(s.input));
-        if (bf16)  // the device rounds the staged batch into conv1's input
+        if (channels_last)  // the device relays it out (and rounds it under bf16)
+          on_host::relayout(f(s.input), map(s.conv_input), n, s.convs[0].x.layout(true));
+        else if (bf16)  // the device rounds the staged batch into conv1's input
           narrow<T>(std::vector<float>(f(s.input), f(s.input) + per * size_t(n)),
                     map(s.conv_input));
         break;
@@ -131,17 +149,16 @@ HostRun run_schedule_as(const NetworkShape& shape, const Parameters& params, con
         // bias_relu kernel does, after the convolution's output is rounded.
         const bool final_output = !c.batch_norm && cs.pool == 1;
         const bool fused = final_output && !bf16;
-        const auto x = map_values(c.src, c.x.count());
+        const auto x = nchw_values(c.src, c.x, c.channels_last);
         std::vector<float> y(size_t(c.y.count()));
         reference::conv2d_forward(x.data(), conv_weights(conv + ".weight").data(),
                                   fused ? w(conv + ".bias") : nullptr, y.data(), n, c.x.c, c.x.h,
                                   c.x.w, cs.out_c, cs.kernel, cs.pad);
         if (fused) reference::relu_forward(y.data(), y.data(), c.y.count());
-        narrow<T>(y, map(c.conv_out));
+        store_map(c.conv_out, y, c.y, c.channels_last);
         if constexpr (bf16)
           if (final_output)
-            on_host::bias_relu(map(c.conv_out), w(conv + ".bias"), n * c.y.c, c.y.c,
-                               int64_t(c.y.h) * c.y.w);
+            on_host::bias_relu(map(c.conv_out), w(conv + ".bias"), n, c.y.layout(c.channels_last));
         if (c.ws_forward >= 0) static_cast<uint8_t*>(at[size_t(c.ws_forward)])[0] = 1;
         break;
       }
@@ -149,8 +166,7 @@ HostRun run_schedule_as(const NetworkShape& shape, const Parameters& params, con
         const auto& c = s.convs[size_t(op.layer)];
         on_host::max_pool_forward(map(c.act), c.batch_norm ? nullptr : w(conv + ".bias"),
                                   map(c.pooled), static_cast<uint8_t*>(at[size_t(c.argmax)]),
-                                  n * c.y.c, c.y.c,
-                                  {c.y.h, c.y.w, shape.convs[size_t(op.layer)].pool});
+                                  c.pool_maps());
         break;
       }
       case OpKind::kBatchNormForward: {
@@ -279,13 +295,13 @@ HostRun run_schedule_as(const NetworkShape& shape, const Parameters& params, con
       }
       case OpKind::kPoolReluBackward: {
         const auto& c = s.convs[size_t(op.layer)];
-        const int pool = shape.convs[size_t(op.layer)].pool;
         float* sums = c.bias_partials >= 0 ? f(c.bias_partials) : nullptr;
         on_host::pool_relu_backward(
             map(c.pooled), map(c.d_pooled),
-            pool > 1 ? static_cast<uint8_t*>(at[size_t(c.argmax)]) : nullptr, map(c.d_act), sums,
-            n * c.y.c, {c.y.h, c.y.w, pool});
-        if (sums) on_host::column_sums(sums, n, c.y.c, g(conv + ".bias"));
+            c.pool > 1 ? static_cast<uint8_t*>(at[size_t(c.argmax)]) : nullptr, map(c.d_act), sums,
+            c.pool_maps());
+        if (sums)
+          on_host::column_sums(sums, bias_partial_rows(c.pool_maps()), c.y.c, g(conv + ".bias"));
         break;
       }
       case OpKind::kConvBackwardFilter: {
@@ -295,13 +311,13 @@ HostRun run_schedule_as(const NetworkShape& shape, const Parameters& params, con
         // faster), split into several bands per image; cuDNN's stand-in else,
         // which under bf16 writes the gradient in bf16 before it is widened.
         const SmallWgradPlan plan = plan_small_wgrad(c.x, c.y, cs.kernel, cs.pad, 4 * n);
-        if (plan.applies) {
+        if (plan.applies && !c.channels_last) {  // the step keeps it channels first only
           on_host::small_wgrad(map(c.src), map(c.d_conv_out), g(conv + ".weight"), c.x, c.y,
                                cs.kernel, cs.pad, plan);
           break;
         }
-        const auto x = map_values(c.src, c.x.count());
-        const auto dy = map_values(c.d_conv_out, c.y.count());
+        const auto x = nchw_values(c.src, c.x, c.channels_last);
+        const auto dy = nchw_values(c.d_conv_out, c.y, c.channels_last);
         float* dw = g(conv + ".weight");
         reference::conv2d_backward(x.data(), w(conv + ".weight"), dy.data(), nullptr, dw, nullptr,
                                    n, c.x.c, c.x.h, c.x.w, cs.out_c, cs.kernel, cs.pad);
@@ -317,11 +333,12 @@ HostRun run_schedule_as(const NetworkShape& shape, const Parameters& params, con
         // zero x and throw its weight gradients away.
         std::vector<float> zero_x(size_t(c.x.count()), 0.0f), dx(size_t(c.x.count())),
             dw(size_t(cs.out_c) * cs.in_c * cs.kernel * cs.kernel), db(size_t(cs.out_c));
-        const auto dy = map_values(c.d_conv_out, c.y.count());
+        const auto dy = nchw_values(c.d_conv_out, c.y, c.channels_last);
         reference::conv2d_backward(zero_x.data(), conv_weights(conv + ".weight").data(), dy.data(),
                                    dx.data(), dw.data(), db.data(), n, c.x.c, c.x.h, c.x.w,
                                    cs.out_c, cs.kernel, cs.pad);
-        narrow<T>(dx, map(s.convs[size_t(op.layer) - 1].d_pooled));
+        const auto& prev = s.convs[size_t(op.layer) - 1];
+        store_map(prev.d_pooled, dx, prev.pooled_dims, prev.pooled_channels_last);
         break;
       }
     }
@@ -346,12 +363,12 @@ inline HostRun run_schedule(const NetworkShape& shape, const Parameters& params,
                             bool training, uint64_t seed, int64_t step, bool planned,
                             const std::vector<ConvWorkspaces>& workspaces = {},
                             Buffers* buffers = nullptr, elementwise::LabelSmoothing smoothing = {},
-                            bool bf16 = false) {
+                            bool bf16 = false, bool channels_last = false) {
   if (bf16)
     return run_schedule_as<Bf16>(shape, params, images, labels, meta, training, seed, step, planned,
-                                 workspaces, buffers, smoothing);
+                                 workspaces, buffers, smoothing, channels_last);
   return run_schedule_as<float>(shape, params, images, labels, meta, training, seed, step, planned,
-                                workspaces, buffers, smoothing);
+                                workspaces, buffers, smoothing, channels_last);
 }
 
 using testing::Case;

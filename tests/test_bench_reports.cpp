@@ -234,7 +234,7 @@ TEST(GpuSideBySide, RunsRoundsAndReportsWithStandInEngines) {
   EXPECT_NE(refused.output.find("not the same work"), std::string::npos) << refused.output;
 }
 
-// gpu-check.sh's graph stage: bench/graph_ab_report.py on records of the
+// gpu-check.sh's graph stage: bench/gpu_ab_report.py on records of the
 // shape the CUDA step writes (hand-written here: no GPU). Medians over the
 // rounds, the ratio graph / legacy, the rounds each side has, and what each
 // conv layer and direction took (an engine, our kernel, or the legacy API).
@@ -257,7 +257,7 @@ TEST(GraphAb, ReportsMediansRatiosAndWhatEachLayerTook) {
   write_file_atomically(dir / "legacy.r2.json", graph_ab_record(0.4, false));
   write_file_atomically(dir / "graph.r1.json", graph_ab_record(0.1, false));
   write_file_atomically(dir / "graph.r2.json", graph_ab_record(0.2, true));
-  const std::string script = std::string(HISTOCNN_SOURCE_DIR) + "/bench/graph_ab_report.py";
+  const std::string script = std::string(HISTOCNN_SOURCE_DIR) + "/bench/gpu_ab_report.py";
   const CommandResult r = run_raw("python3 " + script + " " + dir.path());
   ASSERT_EQ(r.status, 0) << r.output;
   for (const char* part :
@@ -270,6 +270,34 @@ TEST(GraphAb, ReportsMediansRatiosAndWhatEachLayerTook) {
   EXPECT_NE(empty.status, 0);
   EXPECT_NE(empty.output.find("needs legacy.r*.json and graph.r*.json"), std::string::npos)
       << empty.output;
+}
+
+// The layout stage: the same report for named variants (first, last), the
+// legacy algorithms each layer took where no graph record is.
+TEST(GraphAb, NamedVariantsReportTheLegacyAlgorithmsTaken) {
+  if (run_raw("python3 --version").status != 0) GTEST_SKIP() << "python3 is not installed";
+  const testing::TempDir dir;
+  const std::string took =
+      R"j("backend": {"algorithms": [{"layer": "conv1", "forward": "IMPLICIT_PRECOMP_GEMM",)j"
+      R"j( "backward_filter": "ALGO_1"}, {"layer": "conv2", "forward": "FFT",)j"
+      R"j( "backward_data": "ALGO_1", "backward_filter": "ALGO_0"}]})j";
+  auto record = [&](double seconds) {
+    return R"j({"points": [{"size": 200, "batch": 150, "epoch_seconds": )j" +
+           std::to_string(seconds) + ", " + took + "}]}";
+  };
+  write_file_atomically(dir / "first.r1.json", record(0.4));
+  write_file_atomically(dir / "last.r1.json", record(0.3));
+  write_file_atomically(dir / "graph.r1.json", record(9));  // another stage's: not read
+  const std::string script = std::string(HISTOCNN_SOURCE_DIR) + "/bench/gpu_ab_report.py";
+  const CommandResult r = run_raw("python3 " + script + " " + dir.path() + " first last");
+  ASSERT_EQ(r.status, 0) << r.output;
+  for (const char* part :
+       {"# Channels last (NHWC) against channels first (NCHW)", "[--channels-last]",
+        "| 200 | 150 | 0.4000 | 0.3000 | 0.75 | 1/1 | conv1 forward: IMPLICIT_PRECOMP_GEMM; conv1 "
+        "backward_filter: ALGO_1; conv2 forward: FFT; conv2 backward_data: ALGO_1; conv2 "
+        "backward_filter: ALGO_0 |"})
+    EXPECT_NE(r.output.find(part), std::string::npos) << part << "\n" << r.output;
+  EXPECT_EQ(read_file(dir / "last-vs-first.md"), r.output);
 }
 
 }  // namespace

@@ -41,7 +41,8 @@ TEST_P(PoolKernels, ForwardAndFusedBackwardEqualTheReferenceLayers) {
   const auto act = relu_map(act_count, 7);
   std::vector<float> pooled(pooled_count), want_pooled(pooled_count);
   std::vector<uint8_t> argmax(pooled_count);
-  on_host::max_pool_forward(act.data(), nullptr, pooled.data(), argmax.data(), planes, pc.c, g);
+  const PoolMaps first{pc.n, {pc.c, pc.h, pc.w, false}, false, pc.p};
+  on_host::max_pool_forward(act.data(), nullptr, pooled.data(), argmax.data(), first);
   reference::maxpool_forward(act.data(), want_pooled.data(), pc.n, pc.c, pc.h, pc.w, pc.p);
   EXPECT_EQ(pooled, want_pooled);
   {
@@ -54,8 +55,7 @@ TEST_P(PoolKernels, ForwardAndFusedBackwardEqualTheReferenceLayers) {
       activated[i] = std::max(raw[i] + bias[(i / size_t(pc.h * pc.w)) % size_t(pc.c)], 0.0f);
     reference::maxpool_forward(activated.data(), want_biased.data(), pc.n, pc.c, pc.h, pc.w, pc.p);
     std::vector<uint8_t> where(pooled_count);
-    on_host::max_pool_forward(raw.data(), bias.data(), biased.data(), where.data(), planes, pc.c,
-                              g);
+    on_host::max_pool_forward(raw.data(), bias.data(), biased.data(), where.data(), first);
     EXPECT_EQ(biased, want_biased);
   }
 
@@ -68,7 +68,7 @@ TEST_P(PoolKernels, ForwardAndFusedBackwardEqualTheReferenceLayers) {
   std::vector<float> d_act(act_count, NAN), sums(static_cast<size_t>(planes)),
       bias(static_cast<size_t>(pc.c));
   on_host::pool_relu_backward(pooled.data(), d_pooled.data(), argmax.data(), d_act.data(),
-                              sums.data(), planes, g);
+                              sums.data(), first);
   EXPECT_EQ(d_act, want);  // every element written, uncovered rows/columns as 0
   on_host::column_sums(sums.data(), pc.n, pc.c, bias.data());
   for (int ch = 0; ch < pc.c; ++ch) {
@@ -100,9 +100,9 @@ TEST_P(PoolKernels, Bf16MapsGiveTheFp32ResultsRoundedOnce) {
   for (size_t i = 0; i < act_count; ++i) raw16[i] = to_bf16(raw[i]);
   std::vector<float> pooled(pooled_count);
   std::vector<uint8_t> where(pooled_count), where16(pooled_count);
-  on_host::max_pool_forward(raw.data(), bias.data(), pooled.data(), where.data(), planes, pc.c, g);
-  on_host::max_pool_forward(raw16.data(), bias.data(), pooled16.data(), where16.data(), planes,
-                            pc.c, g);
+  const PoolMaps first{pc.n, {pc.c, pc.h, pc.w, false}, false, pc.p};
+  on_host::max_pool_forward(raw.data(), bias.data(), pooled.data(), where.data(), first);
+  on_host::max_pool_forward(raw16.data(), bias.data(), pooled16.data(), where16.data(), first);
   EXPECT_EQ(where16, where);
   for (size_t i = 0; i < pooled_count; ++i)
     ASSERT_EQ(pooled16[i].bits, to_bf16(pooled[i]).bits) << i;
@@ -116,9 +116,9 @@ TEST_P(PoolKernels, Bf16MapsGiveTheFp32ResultsRoundedOnce) {
   std::vector<float> d_act(act_count), sums(static_cast<size_t>(planes)),
       sums16(static_cast<size_t>(planes));
   on_host::pool_relu_backward(pooled_exact.data(), d_pooled.data(), where.data(), d_act.data(),
-                              sums.data(), planes, g);
+                              sums.data(), first);
   on_host::pool_relu_backward(pooled16.data(), d_pooled16.data(), where16.data(), d_act16.data(),
-                              sums16.data(), planes, g);
+                              sums16.data(), first);
   EXPECT_EQ(sums16, sums);
   for (size_t i = 0; i < act_count; ++i) ASSERT_EQ(to_float(d_act16[i]), d_act[i]) << i;
 }
@@ -169,13 +169,13 @@ TEST(PoolKernels, FirstMaximumWinsTiesAsTheReference) {
 }
 
 TEST(PoolKernels, WithoutPoolingIsReluBackwardInPlace) {
-  const PoolGeometry g{5, 6, 1};
+  const PoolMaps g{2, {1, 5, 6, false}, false, 1};
   const auto y = relu_map(2 * 30, 3);
   auto d = testing::random_vector(2 * 30, 4);
   std::vector<float> want(d.size());
   reference::relu_backward(y.data(), d.data(), want.data(), int64_t(d.size()));
   std::vector<float> sums(2);
-  on_host::pool_relu_backward(y.data(), d.data(), nullptr, d.data(), sums.data(), 2, g);
+  on_host::pool_relu_backward(y.data(), d.data(), nullptr, d.data(), sums.data(), g);
   EXPECT_EQ(d, want);
   double s0 = 0;
   for (int i = 0; i < 30; ++i) s0 += want[size_t(i)];

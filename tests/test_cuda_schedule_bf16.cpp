@@ -180,7 +180,7 @@ TEST_P(CudaScheduleBf16OnHost, MatchesAnIndependentBf16NetworkAndStaysNearFp32) 
 TEST(CudaSchedule, Bf16KeepsTheConvMapsInTwoBytes) {
   const NetworkShape shape = infer_shapes(default_model_spec(), 50, 200, 200);
   const CudaSchedule fp32 = build_cuda_schedule(shape);
-  const CudaSchedule bf16 = build_cuda_schedule(shape, {}, true);
+  const CudaSchedule bf16 = build_cuda_schedule(shape, {}, MapFormat{true});
   EXPECT_FALSE(fp32.bf16);
   EXPECT_EQ(std::count(fp32.bf16_tensor.begin(), fp32.bf16_tensor.end(), true), 0);
   EXPECT_EQ(bf16.conv_input, bf16.convs[0].src);
@@ -209,14 +209,14 @@ TEST(CudaSchedule, Bf16KeepsTheConvMapsInTwoBytes) {
   EXPECT_LT(arena16, arena32 * 6 / 10);
   EXPECT_GT(arena16, arena32 * 4 / 10);
   EXPECT_NO_THROW(validate_plan(bf16.tensors, plan_memory(bf16.tensors)));
-  EXPECT_EQ(persistent_bytes(shape, true) - persistent_bytes(shape),
+  EXPECT_EQ(persistent_bytes(shape, MapFormat{true}) - persistent_bytes(shape),
             size_t(shape.parameter_count()) * 4);
   // Batch norm: cuDNN's calls in fp32, our kernels over per-plane partial
   // sums (two [N, C] arrays) under bf16.
   const NetworkShape bn =
       infer_shapes(parse_model_spec("conv 8 kernel=3 pool=2 bn; dense 2"), 2, 16, 16);
   EXPECT_EQ(build_cuda_schedule(bn).convs[0].bn_partials, -1);
-  const CudaSchedule bn16 = build_cuda_schedule(bn, {}, true);
+  const CudaSchedule bn16 = build_cuda_schedule(bn, {}, MapFormat{true});
   const int partials = bn16.convs[0].bn_partials;
   ASSERT_GE(partials, 0);
   EXPECT_EQ(bn16.tensors[size_t(partials)].bytes, size_t(2 * 2 * 8) * sizeof(float));

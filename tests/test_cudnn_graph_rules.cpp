@@ -27,6 +27,22 @@ TEST(CudnnGraphRules, PackedStridesAreNchwAsTheLegacyDescriptorsImply) {
   EXPECT_FALSE(g.bf16());
 }
 
+// Either layout: the strides the graph API is told must find each element
+// where our kernels put it (MapLayout::at), for maps and KRSC filters.
+TEST(CudnnGraphRules, StridesFindWhatMapLayoutPlacesInEitherLayout) {
+  for (bool last : {false, true})
+    for (const Dims4& d : {Dims4{2, 32, 9, 7}, Dims4{32, 3, 3, 3}, Dims4{1, 64, 1, 5}}) {
+      const auto s = packed_strides(d, last);
+      const MapLayout layout = d.layout(last);
+      for (int n = 0; n < d.n; ++n)
+        for (int c = 0; c < d.c; ++c)
+          for (int y = 0; y < d.h; ++y)
+            for (int x = 0; x < d.w; ++x)
+              ASSERT_EQ(n * s[0] + c * s[1] + y * s[2] + x * s[3], layout.at(n, c, y, x))
+                  << (last ? "channels last " : "channels first ") << n << c << y << x;
+    }
+}
+
 // Weights sit at float (or bf16) offsets of an aligned block: the alignment
 // declared must never claim more than the pointer has.
 TEST(CudnnGraphRules, AlignmentIsTheLargestPowerOfTwoOfTheOffsetUpTo16) {

@@ -164,6 +164,7 @@ struct StepOptions {
   DeviceContext device;
   std::string precision = "fp32";  // fp32 | tf32 | bf16 (where the backend supports it)
   bool cudnn_graph = false;        // cuda: convolutions through cuDNN's graph API (legacy fallback)
+  bool channels_last = false;      // cuda: the conv blocks' maps NHWC, filters KRSC
   bool cudnn_benchmark = false;    // time the algorithms instead of trusting heuristics
   bool cuda_graphs = false;        // capture the steady-state step and replay it
   // Time every operation and sum per layer and direction (StepProfile::layers).

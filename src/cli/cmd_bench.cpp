@@ -52,6 +52,8 @@ Runner add_bench(CLI::App& app) {
       ->capture_default_str();
   cmd->add_flag("--cuda-graphs", o->cuda_graphs, "replay the step as CUDA graphs (plan only)");
   cmd->add_flag("--cudnn-graph", o->cudnn_graph, "convolutions through cuDNN's graph API");
+  cmd->add_flag("--channels-last", o->channels_last,
+                "cuda: the conv blocks' maps channels last (NHWC), the filters KRSC");
   cmd->option_defaults()->group("CPU step and loader (A/B levers)");
   cmd->add_flag("--onednn-pool", o->onednn_pool,
                 "cpu: max pooling by oneDNN's primitives instead of histocnn's kernels (A/B)");
@@ -80,9 +82,11 @@ Runner add_bench(CLI::App& app) {
     require(!o->direct_conv || o->device == "cpu", "--direct-conv: a CPU option (--device cpu)");
     require(o->slice_kb < 0 || o->device == "cpu", "--slice-kb: a CPU option (--device cpu)");
     require(!o->ceilings || o->device == "cpu", "--ceilings: a CPU option (--device cpu)");
-    std::printf("histocnn bench: %s, %s, allocator %s%s; %d + %d epochs per point\n",
-                o->device.c_str(), o->precision.c_str(), o->allocator.c_str(),
-                o->cuda_graphs ? " + CUDA graphs" : "", o->warmup, o->epochs);
+    require(!o->channels_last || o->device == "cuda",
+            "--channels-last: a CUDA option (--device cuda)");
+    std::printf("histocnn bench: %s, %s%s, allocator %s%s; %d + %d epochs per point\n",
+                o->device.c_str(), o->precision.c_str(), o->channels_last ? ", channels last" : "",
+                o->allocator.c_str(), o->cuda_graphs ? " + CUDA graphs" : "", o->warmup, o->epochs);
     std::printf("%5s %6s\n", "size", "batch");
     const nlohmann::json results = run_epoch_bench(*o);
     write_file_atomically(*json, results.dump(2) + "\n");

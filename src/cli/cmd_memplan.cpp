@@ -15,25 +15,33 @@ namespace {
 // The step's peak: compiled on the device when there is one (real layouts and
 // workspaces); for cuda without a GPU, the CUDA step's own schedule planned
 // on the host, cuDNN's workspaces counted as 0 (they are chosen on a device).
-int64_t step_bytes(Backend* backend, const ModelSpec& spec, const std::string& precision, int batch,
+struct StepQuery {
+  std::string precision;
+  bool channels_last = false;  // cuda
+};
+
+int64_t step_bytes(Backend* backend, const ModelSpec& spec, const StepQuery& q, int batch,
                    int height, int width, std::string* plan_text) {
   const NetworkShape shape = infer_shapes(spec, batch, height, width);
   if (!backend) {
-    const bool bf16 = precision == "bf16";
-    const cuda::CudaSchedule schedule = cuda::build_cuda_schedule(shape, {}, bf16);
+    const bool bf16 = q.precision == "bf16";
+    const cuda::MapFormat format{bf16, q.channels_last};
+    const cuda::CudaSchedule schedule = cuda::build_cuda_schedule(shape, {}, format);
     const MemoryPlan plan = plan_memory(schedule.tensors);
-    const int64_t persistent = int64_t(cuda::persistent_bytes(shape, bf16));
+    const int64_t persistent = int64_t(cuda::persistent_bytes(shape, format));
     if (plan_text)
       *plan_text = describe_plan(schedule.tensors, plan) +
                    "CUDA step schedule (no CUDA device here: cuDNN workspaces are chosen on the "
                    "device and not counted); persistent " +
                    std::to_string(persistent >> 20) +
                    " MB (parameters, gradients, Adam state, cuBLAS workspace" +
-                   (bf16 ? std::string(", bf16 copies of parameters and gradients") : "") + ")\n";
+                   (bf16 ? std::string(", bf16 copies of parameters and gradients") : "") +
+                   (q.channels_last ? ", channels-last filters and their gradients" : "") + ")\n";
     return int64_t(plan.arena_bytes) + persistent;
   }
   StepOptions options;
-  options.precision = precision;
+  options.precision = q.precision;
+  options.channels_last = q.channels_last;
   auto step = backend->compile(spec, shape, options);
   const MemoryReport m = step->memory();
   if (plan_text) *plan_text = m.plan + m.detail + "\n";
@@ -62,7 +70,8 @@ Runner add_memplan(CLI::App& app) {
       "memplan",
       "print the training step's memory plan and peak, or the largest batch for a budget");
   struct Args {
-    std::string size = "200", budget, model, device = "cpu", precision = "fp32";
+    std::string size = "200", budget, model, device = "cpu";
+    StepQuery query{"fp32"};
     int batch = 50;
     bool max_batch = false;
   };
@@ -77,13 +86,17 @@ Runner add_memplan(CLI::App& app) {
   cmd->add_option("--device", a->device,
                   "whose plan: cpu or cuda (the CUDA step's schedule, also without a GPU)")
       ->capture_default_str();
-  cmd->add_option("--precision", a->precision,
+  cmd->add_flag("--channels-last", a->query.channels_last,
+                "cuda: the conv blocks' maps channels last (NHWC), as train --channels-last");
+  cmd->add_option("--precision", a->query.precision,
                   "the step's precision: fp32, tf32 (cuda) or bf16 (smaller maps)")
       ->capture_default_str()
       ->check(CLI::IsMember({"fp32", "tf32", "bf16"}));
   return [a] {
     int width = 0, height = 0;
     parse_size(a->size, "--size", &width, &height);
+    require(!a->query.channels_last || a->device == "cuda",
+            "--channels-last: applies to --device cuda");
     const ModelSpec spec = a->model.empty()
                                ? default_model_spec()
                                : parse_model_spec(read_file(a->model, size_t(1) << 20), a->model);
@@ -95,7 +108,7 @@ Runner add_memplan(CLI::App& app) {
       require(a->batch >= 1, "--batch: must be at least 1, got " + std::to_string(a->batch));
       std::string plan;
       const int64_t total =
-          step_bytes(backend.get(), spec, a->precision, a->batch, height, width, &plan);
+          step_bytes(backend.get(), spec, a->query, a->batch, height, width, &plan);
       std::printf("%s", plan.c_str());
       std::printf(
           "peak %s for %dx%d, batch %d on %s (activations + parameters, gradients, Adam "
@@ -113,7 +126,7 @@ Runner add_memplan(CLI::App& app) {
     const size_t budget = parse_byte_size(a->budget, "--budget");
     // Memory grows monotonically with the batch: exponential then binary search.
     int fits = 0, fails = 1;
-    while (step_bytes(backend.get(), spec, a->precision, fails, height, width, nullptr) <=
+    while (step_bytes(backend.get(), spec, a->query, fails, height, width, nullptr) <=
            int64_t(budget)) {
       fits = fails;
       fails *= 2;
@@ -122,23 +135,21 @@ Runner add_memplan(CLI::App& app) {
     }
     while (fails - fits > 1) {
       const int mid = fits + (fails - fits) / 2;
-      (step_bytes(backend.get(), spec, a->precision, mid, height, width, nullptr) <= int64_t(budget)
+      (step_bytes(backend.get(), spec, a->query, mid, height, width, nullptr) <= int64_t(budget)
            ? fits
            : fails) = mid;
     }
     if (fits == 0) {
-      std::printf(
-          "no batch fits %s (%s) at %dx%d (batch 1 needs %s)\n", a->budget.c_str(),
-          binary_size(int64_t(budget)).c_str(), width, height,
-          binary_size(step_bytes(backend.get(), spec, a->precision, 1, height, width, nullptr))
-              .c_str());
+      std::printf("no batch fits %s (%s) at %dx%d (batch 1 needs %s)\n", a->budget.c_str(),
+                  binary_size(int64_t(budget)).c_str(), width, height,
+                  binary_size(step_bytes(backend.get(), spec, a->query, 1, height, width, nullptr))
+                      .c_str());
       return 1;
     }
-    std::printf(
-        "largest batch for %s (%s) at %dx%d on %s: %d (%s)\n", a->budget.c_str(),
-        binary_size(int64_t(budget)).c_str(), width, height, a->device.c_str(), fits,
-        binary_size(step_bytes(backend.get(), spec, a->precision, fits, height, width, nullptr))
-            .c_str());
+    std::printf("largest batch for %s (%s) at %dx%d on %s: %d (%s)\n", a->budget.c_str(),
+                binary_size(int64_t(budget)).c_str(), width, height, a->device.c_str(), fits,
+                binary_size(step_bytes(backend.get(), spec, a->query, fits, height, width, nullptr))
+                    .c_str());
     return 0;
   };
 }

@@ -30,7 +30,7 @@ Runner add_selftest(CLI::App& app) {
   struct Args {
     std::string device, size = "64", model;  // device "": every one this machine can use
     int batch = 8, steps = 3, classes = 0;   // 0: as the spec says
-    bool cudnn_graph = false;
+    bool cudnn_graph = false, channels_last = false;
     elementwise::LabelSmoothing label_smoothing;  // as train's
   };
   auto a = std::make_shared<Args>();
@@ -52,9 +52,12 @@ Runner add_selftest(CLI::App& app) {
   add_label_smoothing_options(*cmd, a->label_smoothing)->check(CLI::Range(0.0, 0.5));
   cmd->add_flag("--cudnn-graph", a->cudnn_graph,
                 "cuda: the step's convolutions through cuDNN's graph API (as train --cudnn-graph)");
+  cmd->add_flag("--channels-last", a->channels_last,
+                "cuda: the step's maps channels last (as train --channels-last)");
   return [a] {
     SelfTestOptions o;
     o.cudnn_graph = a->cudnn_graph;
+    o.channels_last = a->channels_last;
     o.label_smoothing = a->label_smoothing;
     parse_size(a->size, "--size", &o.width, &o.height);
     if (!a->model.empty())

@@ -64,6 +64,7 @@ nlohmann::json measure_point(const EpochBenchOptions& o, const Device& device, B
   options.precision = o.precision;
   options.cuda_graphs = o.cuda_graphs;
   options.cudnn_graph = o.cudnn_graph;
+  options.channels_last = o.channels_last;
   options.profile_layers = o.profile_layers;
   options.cpu_onednn_pooling = o.onednn_pool;
   options.cpu_onednn_conv1 = o.onednn_conv1;
@@ -118,6 +119,7 @@ nlohmann::json run_epoch_bench(const EpochBenchOptions& o) {
                         {"allocator", o.allocator},
                         {"cuda_graphs", o.cuda_graphs},
                         {"cudnn_graph", o.cudnn_graph},
+                        {"channels_last", o.channels_last},
                         {"threads", threads},
                         {"loader_workers", loader_workers(o, threads)},
                         {"examples", o.benign + o.malignant},

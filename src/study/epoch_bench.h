@@ -24,6 +24,7 @@ struct EpochBenchOptions {
   std::string allocator = "plan";  // plan | pool | direct | async
   bool cuda_graphs = false;
   bool cudnn_graph = false;  // convolutions through cuDNN's graph API
+  bool channels_last = false;  // cuda: the conv blocks' maps NHWC
   std::string precision = "fp32";
   int warmup = 1, epochs = 2;         // epochs per point: warm-up, then timed
   int benign = 941, malignant = 910;  // the paper's crop counts

@@ -86,6 +86,7 @@ void validate_training_options(const TrainOptions& o) {
     require(!o.cuda_graphs, "--cuda-graphs: applies to --device cuda");
     require(!o.cudnn_benchmark, "--cudnn-benchmark: applies to --device cuda");
     require(!o.cudnn_graph, "--cudnn-graph: applies to --device cuda");
+    require(!o.channels_last, "--channels-last: applies to --device cuda");
   }
   require(o.checkpoints || !o.resume,
           "--no-checkpoint: a run that keeps no checkpoint cannot be resumed; drop --resume "

@@ -52,6 +52,7 @@ void open_device(const TrainOptions& o, RunContext& run) {
     // The bf16 rows only when training in bf16, and then they must run.
     checks.bf16 = checks.bf16_required = o.precision == "bf16";
     checks.cudnn_graph = o.cudnn_graph;
+    checks.channels_last = o.channels_last;
     const SelfTestReport quick = run_selftest(checks);
     run.log(quick.summary());
     require(quick.passed, "--device cuda: the self-test failed on this GPU:\n" + quick.table() +
@@ -141,6 +142,7 @@ std::unique_ptr<TrainingStep> compile_training_step(const TrainOptions& o, RunCo
   so.cpu_winograd = o.winograd;
   so.cudnn_benchmark = o.cudnn_benchmark;
   so.cudnn_graph = o.cudnn_graph;
+  so.channels_last = o.channels_last;
   so.cuda_graphs = o.cuda_graphs;
   so.profile_layers = o.profile_layers;
   Communicator* comm = run.comm;

@@ -198,6 +198,7 @@ void check_layers(SelfTest& t, const std::string& precision = "fp32") {
   MemoryEngine engine(t.memory("plan"));
   StepOptions so = t.ref.options;
   so.cudnn_graph = o.cudnn_graph;
+  so.channels_last = o.channels_last;
   so.precision = precision;
   so.device.memory = &engine.resource();
   auto step = t.backend->compile(o.spec, t.shape, so);
@@ -245,6 +246,7 @@ void check_training(SelfTest& t) {
     MemoryEngine engine(mo);
     StepOptions so = t.ref.options;
     so.cudnn_graph = o.cudnn_graph;
+    so.channels_last = o.channels_last;
     so.device.memory = &engine.resource();
     so.device.planned = engine.planned();
     auto step = t.backend->compile(o.spec, t.shape, so);

@@ -36,6 +36,8 @@ struct SelfTestOptions {
   bool bf16 = true, bf16_required = false;
   // --device cuda: the step's convolutions through cuDNN's graph API.
   bool cudnn_graph = false;
+  // --device cuda: the step's maps channels last (NHWC).
+  bool channels_last = false;
   // The loss's target, for the step under test and its reference alike.
   elementwise::LabelSmoothing label_smoothing;
 };

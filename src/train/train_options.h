@@ -44,6 +44,7 @@ struct TrainOptions {
   bool flush_denormals = true;  // --denormals flush|keep (CPU; core/float_mode.h)
   bool winograd = true;         // --cpu-conv winograd|direct (StepOptions::cpu_winograd)
   bool cudnn_benchmark = false, cuda_graphs = false, cudnn_graph = false;
+  bool channels_last = false;   // --channels-last (StepOptions::channels_last)
   bool profile_layers = false;  // per-layer forward/backward seconds in metrics.json (CPU)
   bool selftest = true;         // --device cuda: the quick self-test before training
   uint64_t seed = 1;

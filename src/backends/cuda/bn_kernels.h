@@ -22,8 +22,8 @@
 #include <cmath>
 #include <cstdint>
 
-#include "core/bf16.h"
 #include "backends/cuda/cuda_kernels.h"
+#include "core/bf16.h"
 #include "core/hd.h"
 
 namespace histocnn::cuda {

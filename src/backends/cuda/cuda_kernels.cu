@@ -92,6 +92,22 @@ __global__ void convert_kernel(const From* in, To* out, int64_t n) {
   if (i < n) store(out, i, load(in, i));
 }
 
+template <typename From, typename To>
+__global__ void relayout_kernel(const From* in, To* out, int64_t total, MapLayout from,
+                                MapLayout to) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < total) store(out, i, relaid_at(in, from, to, i));
+}
+
+template <typename From, typename To>
+void relayout(const From* in, To* out, int n, const MapLayout& to, Stream stream) {
+  const int64_t total = int64_t(n) * to.c * to.h * to.w;
+  const MapLayout from{to.c, to.h, to.w, !to.channels_last};
+  if (total > 0)
+    relayout_kernel<<<blocks_for(total), kThreads, 0, as_stream(stream)>>>(in, out, total, from,
+                                                                           to);
+}
+
 __global__ void fill_kernel(float* p, float value, int64_t n) {
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i < n) p[i] = value;
@@ -142,6 +158,19 @@ void launch_to_bf16(const float* in, Bf16* out, int64_t n, Stream stream) {
 
 void launch_to_float(const Bf16* in, float* out, int64_t n, Stream stream) {
   if (n > 0) convert_kernel<<<blocks_for(n), kThreads, 0, as_stream(stream)>>>(in, out, n);
+}
+
+void launch_relayout(const float* in, float* out, int n, const MapLayout& to, Stream stream) {
+  relayout(in, out, n, to, stream);
+}
+void launch_relayout(const float* in, Bf16* out, int n, const MapLayout& to, Stream stream) {
+  relayout(in, out, n, to, stream);
+}
+void launch_relayout(const Bf16* in, Bf16* out, int n, const MapLayout& to, Stream stream) {
+  relayout(in, out, n, to, stream);
+}
+void launch_relayout(const Bf16* in, float* out, int n, const MapLayout& to, Stream stream) {
+  relayout(in, out, n, to, stream);
 }
 
 void launch_fill(float* p, float value, int64_t n, Stream stream) {

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 
+#include "backends/cuda/map_layout.h"
 #include "core/bf16.h"
 #include "nn/elementwise.h"
 
@@ -97,6 +98,14 @@ void launch_adam(float* weights, const float* grads, float* m, float* v, int64_t
 // --precision bf16: out[i] = to_bf16(in[i]), and back (exact).
 void launch_to_bf16(const float* in, Bf16* out, int64_t n, Stream stream);
 void launch_to_float(const Bf16* in, float* out, int64_t n, Stream stream);
+// --channels-last: `n` maps (images, or filters) copied from the opposite
+// layout into `to`'s, converting the type (relaid_at): the staged batch into
+// conv1's channels-last input, the KCRS weights into the KRSC filters cuDNN
+// reads, and the KRSC weight gradients back into the KCRS gradients.
+void launch_relayout(const float* in, float* out, int n, const MapLayout& to, Stream stream);
+void launch_relayout(const float* in, Bf16* out, int n, const MapLayout& to, Stream stream);
+void launch_relayout(const Bf16* in, Bf16* out, int n, const MapLayout& to, Stream stream);
+void launch_relayout(const Bf16* in, float* out, int n, const MapLayout& to, Stream stream);
 void launch_fill(float* p, float value, int64_t n, Stream stream);
 // Throws histocnn::Error naming `what` when a launch failed.
 void check_launch(const char* what);

@@ -95,9 +95,13 @@ namespace {
 class ScheduleBuilder {
  public:
   ScheduleBuilder(const NetworkShape& shape, const std::vector<ConvWorkspaces>& workspaces,
-                  bool bf16)
-      : shape_(shape), workspaces_(workspaces), bf16_(bf16) {
-    s_.bf16 = bf16;
+                  MapFormat format)
+      : shape_(shape),
+        workspaces_(workspaces),
+        bf16_(format.bf16),
+        channels_last_(format.channels_last) {
+    s_.bf16 = bf16_;
+    s_.channels_last = channels_last_;
   }
 
   CudaSchedule build() {
@@ -152,8 +156,10 @@ class ScheduleBuilder {
   int add_input() {
     x_ = {batch(), shape_.channels, shape_.height, shape_.width};
     s_.input = tensor("input", x_.count());
-    s_.conv_input = bf16_ ? map_tensor("input.bf16", x_.count()) : s_.input;
-    op(OpKind::kInput, 0, {s_.input, bf16_ ? s_.conv_input : -1});
+    s_.conv_input = channels_last_ ? map_tensor("input.channels_last", x_.count())
+                    : bf16_        ? map_tensor("input.bf16", x_.count())
+                                   : s_.input;
+    op(OpKind::kInput, 0, {s_.input, s_.conv_input != s_.input ? s_.conv_input : -1});
     return s_.conv_input;
   }
 
@@ -169,6 +175,9 @@ class ScheduleBuilder {
         c.pooled_dims.w != cs.out_w)
       throw std::logic_error("build_cuda_schedule: " + tag + " shape disagrees with infer_shapes");
     c.src = src;
+    c.pool = cs.pool;
+    c.channels_last = channels_last_;
+    c.pooled_channels_last = channels_last_ && k + 1 < shape_.convs.size();
     c.batch_norm = cs.batch_norm;
     c.conv_out = map_tensor(tag + ".out", c.y.count());
     c.ws_forward = bytes_tensor(tag + ".ws_fwd", workspaces(k).forward);
@@ -263,7 +272,9 @@ class ScheduleBuilder {
     // pool = 1: ReLU' in place on d_pooled (which is then d_act).
     c.d_act = cs.pool > 1 ? map_tensor(tag + (c.batch_norm ? ".d_bn_out" : ".d_out"), c.y.count())
                           : c.d_pooled;
-    if (!c.batch_norm) c.bias_partials = tensor(tag + ".bias_partials", int64_t(batch()) * c.y.c);
+    if (!c.batch_norm)
+      c.bias_partials =
+          tensor(tag + ".bias_partials", int64_t(bias_partial_rows(c.pool_maps())) * c.y.c);
     op(OpKind::kPoolReluBackward, int(k),
        {c.pooled, c.d_pooled, c.argmax, c.d_act, c.bias_partials});
     if (c.batch_norm) {
@@ -295,18 +306,32 @@ class ScheduleBuilder {
 
   const NetworkShape& shape_;
   const std::vector<ConvWorkspaces>& workspaces_;
-  const bool bf16_;
+  const bool bf16_, channels_last_;
   CudaSchedule s_;
   Dims4 x_{};  // the next block's input
 };
 
 }  // namespace
 
+std::string channels_last_unsupported(const NetworkShape& shape) {
+  if (shape.convs.empty()) return "the network has no convolution";
+  if (shape.has_batch_norm())
+    return "batch norm (spec 'bn') runs channels first only; drop --channels-last";
+  if (shape.convs.back().pool < 2)
+    return "the last conv block has no pool (its pool turns the map back into the dense "
+           "part's channels-first order); drop --channels-last";
+  return "";
+}
+
 CudaSchedule build_cuda_schedule(const NetworkShape& shape,
-                                 const std::vector<ConvWorkspaces>& workspaces, bool bf16) {
+                                 const std::vector<ConvWorkspaces>& workspaces, MapFormat format) {
   if (!workspaces.empty() && workspaces.size() != shape.convs.size())
     throw std::invalid_argument("build_cuda_schedule: one workspace entry per conv block");
-  return ScheduleBuilder(shape, workspaces, bf16).build();
+  if (format.channels_last) {
+    const std::string why = channels_last_unsupported(shape);
+    require(why.empty(), "--channels-last: " + why);
+  }
+  return ScheduleBuilder(shape, workspaces, format).build();
 }
 
 int choose_algorithm(const std::vector<AlgorithmCandidate>& candidates, size_t workspace_limit,
@@ -325,9 +350,10 @@ int choose_algorithm(const std::vector<AlgorithmCandidate>& candidates, size_t w
 }
 
 int largest_batch_that_fits(const ModelSpec& spec, int height, int width, size_t budget,
-                            size_t persistent_bytes, bool bf16) {
+                            size_t persistent_bytes, MapFormat format) {
   auto need = [&](int batch) {
-    const CudaSchedule s = build_cuda_schedule(infer_shapes(spec, batch, height, width), {}, bf16);
+    const CudaSchedule s =
+        build_cuda_schedule(infer_shapes(spec, batch, height, width), {}, format);
     return plan_memory(s.tensors).arena_bytes + persistent_bytes;
   };
   if (need(1) > budget) return 0;

@@ -28,6 +28,12 @@
 //   the conv blocks' maps and gradients are bf16; to_float copies the last
 //   pooled map into fp32 `features` for the dense part, and to_bf16 rounds
 //   its gradient `d_features` back into the last d_pooled.
+// --channels-last: the input op writes input.channels_last (NHWC, fp32 or
+//   bf16: what conv1 reads); every conv block's maps and gradients are
+//   channels last except the last block's pooled map and its gradient, which
+//   its pool writes channels first (the dense part's flatten), so nothing
+//   after the conv part changes. The bias gradient's partial sums are per
+//   image band (pool_kernels.h: bias_partial_rows).
 #pragma once
 
 #include <cstddef>
@@ -35,6 +41,8 @@
 #include <string>
 #include <vector>
 
+#include "backends/cuda/map_layout.h"
+#include "backends/cuda/pool_kernels.h"
 #include "memory/memory_plan.h"
 #include "nn/spec.h"
 
@@ -46,7 +54,20 @@ struct Dims4 {
   // Fully packed NCHW strides, as cudnnSetTensor4dDescriptor(NCHW) implies.
   int64_t stride_n() const { return int64_t(c) * h * w; }
   int64_t stride_c() const { return int64_t(h) * w; }
+  MapLayout layout(bool channels_last) const { return {c, h, w, channels_last}; }
 };
+
+// How the step stores the conv blocks' maps: their type (fp32, or bf16 under
+// --precision bf16) and their layout (channels first, or last under
+// --channels-last).
+struct MapFormat {
+  bool bf16 = false;
+  bool channels_last = false;
+};
+// Why --channels-last cannot run this network (one sentence), or "": batch
+// norm has only channels-first kernels here, and the last block's pool is
+// what turns its map back into the dense part's channels-first flatten.
+std::string channels_last_unsupported(const NetworkShape& shape);
 
 // What cudnnGetConvolution2dForwardOutputDim returns for a stride-1,
 // dilation-1 cross-correlation with symmetric padding.
@@ -117,6 +138,13 @@ struct CudaSchedule {
     int bias_partials = -1;  // no batch norm: [N, C] sums of d_conv_out per plane
     int bn_partials = -1;    // batch norm under bf16: 2 x [N, C] per-plane sums (bn_kernels.h)
     Dims4 x, y, pooled_dims;
+    int pool = 1;
+    // Layouts: x, y, act and their gradients; pooled and d_pooled (channels
+    // first in the last block even under --channels-last).
+    bool channels_last = false, pooled_channels_last = false;
+    PoolMaps pool_maps() const {
+      return {y.n, y.layout(channels_last), pooled_channels_last, pool};
+    }
   };
   struct DenseTensors {
     int src = -1, out = -1, d_out = -1, d_src = -1;
@@ -134,6 +162,7 @@ struct CudaSchedule {
   // op); features / d_features: what the dense part (or the global pool) reads
   // and writes (the last pooled map and its gradient, or their fp32 copies).
   bool bf16 = false;
+  bool channels_last = false;
   std::vector<bool> bf16_tensor;
   int conv_input = -1, features = -1, d_features = -1;
   int gap_out = -1, d_gap = -1;  // global average pooling [N, C] (spec 'gap'), else -1
@@ -142,19 +171,29 @@ struct CudaSchedule {
 
 // cuBLAS's workspace, handed to it from the resource (NVIDIA recommends 32 MB on Hopper).
 constexpr size_t kCublasWorkspace = size_t(32) << 20;
+// The conv weights' element count (all conv blocks).
+inline int64_t conv_weight_count(const NetworkShape& shape) {
+  int64_t count = 0;
+  for (const auto& c : shape.convs) count += int64_t(c.out_c) * c.in_c * c.kernel * c.kernel;
+  return count;
+}
+
 // What a step keeps across steps, besides its planned tensors: parameters,
 // gradients and Adam's two moments (fp32), cuBLAS's workspace, and per
 // batch-norm layer its running mean/variance and the batch's saved mean and
 // inverse deviation; under bf16 also a bf16 copy of the parameters (what the
 // convolutions read) and of their gradients (what cuDNN's bf16 weight
-// gradients are written to before they are widened).
-inline size_t persistent_bytes(const NetworkShape& shape, bool bf16 = false) {
+// gradients are written to before they are widened); under --channels-last
+// the conv weights as KRSC filters and their KRSC gradients, in the maps' type.
+inline size_t persistent_bytes(const NetworkShape& shape, MapFormat format = {}) {
   size_t batch_norm = 0;
   for (const auto& c : shape.convs)
     if (c.batch_norm) batch_norm += 4 * size_t(c.out_c) * sizeof(float);
-  const size_t shadows = bf16 ? size_t(shape.parameter_count()) * 2 * 2 : 0;
+  const size_t element = format.bf16 ? 2 : 4;
+  const size_t shadows = format.bf16 ? size_t(shape.parameter_count()) * 2 * 2 : 0;
+  const size_t filters = format.channels_last ? size_t(conv_weight_count(shape)) * 2 * element : 0;
   return size_t(shape.parameter_count()) * 4 * sizeof(float) + kCublasWorkspace + batch_norm +
-         shadows;
+         shadows + filters;
 }
 
 // cuDNN's algorithm candidates (from the heuristics, or timed by --cudnn-benchmark)
@@ -175,7 +214,7 @@ int choose_algorithm(const std::vector<AlgorithmCandidate>& candidates, size_t w
 // given per conv for the compiled batch, scaled linearly) plus parameter state
 // fits `budget` bytes; 0 if not even one. A plain search over the schedule.
 int largest_batch_that_fits(const ModelSpec& spec, int height, int width, size_t budget,
-                            size_t persistent_bytes, bool bf16 = false);
+                            size_t persistent_bytes, MapFormat format = {});
 
 // cuDNN's tensor descriptors count elements in 32 bits: no tensor of the step
 // may hold more than this many.
@@ -190,10 +229,11 @@ LargestTensor largest_tensor(const CudaSchedule& schedule);
 // not even one image does).
 int largest_batch_within_element_limit(const ModelSpec& spec, int height, int width);
 
-// Requires workspaces.size() == shape.convs.size() (or empty: none).
-// bf16: the schedule of --precision bf16 (see CudaSchedule::bf16).
+// Requires workspaces.size() == shape.convs.size() (or empty: none); throws
+// histocnn::Error (a user's error) for format.channels_last when
+// channels_last_unsupported(shape) says why not.
 CudaSchedule build_cuda_schedule(const NetworkShape& shape,
                                  const std::vector<ConvWorkspaces>& workspaces = {},
-                                 bool bf16 = false);
+                                 MapFormat format = {});
 
 }  // namespace histocnn::cuda

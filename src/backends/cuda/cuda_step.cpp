@@ -32,6 +32,10 @@ CudaTrainingStep::CudaTrainingStep(std::shared_ptr<Context> context, const Model
               ": the CUDA backend trains in fp32 (default), tf32 or bf16");
   const std::string unsupported = precision_unsupported_on(*context_, options.precision);
   require(unsupported.empty(), unsupported);
+  if (options.channels_last) {
+    const std::string why = channels_last_unsupported(shape);
+    require(why.empty(), "--channels-last: " + why);
+  }
   require(!options.cuda_graphs || options.device.planned,
           "--cuda-graphs: needs --allocator plan (a captured graph replays fixed addresses)");
   if (options.device.stream) {
@@ -69,6 +73,15 @@ void CudaTrainingStep::lay_out_persistent_block() {
   };
   layout_.params = reserve(size_t(parameter_count_) * 4 * sizeof(float));
   if (bf16_) layout_.shadows = reserve(size_t(parameter_count_) * 2 * sizeof(Bf16));
+  if (channels_last_) {
+    int64_t at = 0;
+    for (size_t k = 0; k < convs_.size(); ++k) {
+      const ConvShape& s = shape_.convs[k];
+      convs_[k].filter_offset = at;
+      at += int64_t(s.out_c) * s.in_c * s.kernel * s.kernel;
+    }
+    layout_.filters = reserve(size_t(2 * at) * (bf16_ ? sizeof(Bf16) : sizeof(float)));
+  }
   layout_.step = reserve(sizeof(int64_t));
   layout_.adam = reserve(sizeof(elementwise::AdamStep));
   layout_.learning_rate = reserve(sizeof(float));
@@ -112,7 +125,7 @@ void CudaTrainingStep::allocate_persistent_block() {
 void CudaTrainingStep::plan_step_tensors() {
   std::vector<ConvWorkspaces> workspaces;
   for (const auto& c : convs_) workspaces.push_back(c.workspace);
-  schedule_ = build_cuda_schedule(shape_, workspaces, bf16_);
+  schedule_ = build_cuda_schedule(shape_, workspaces, format());
   addresses_.assign(schedule_.tensors.size(), nullptr);
   try {
     memory_ = std::make_unique<StepMemory>(schedule_.tensors, int(schedule_.ops.size()), *resource_,
@@ -156,6 +169,7 @@ void CudaTrainingStep::describe_memory() {
   details_["cudnn_version"] = cudnnGetVersion();
   details_["precision"] = options_.precision;
   details_["cuda_graphs"] = options_.cuda_graphs;
+  details_["channels_last"] = channels_last_;
 }
 
 CudaTrainingStep::~CudaTrainingStep() {
@@ -183,10 +197,10 @@ CudaTrainingStep::~CudaTrainingStep() {
 // — and every tensor must fit cuDNN's 32-bit element count. Either failure is
 // one sentence with the numbers and the largest batch that would work.
 void CudaTrainingStep::check_fits() {
-  const size_t kept = persistent_bytes(shape_, bf16_);
+  const size_t kept = persistent_bytes(shape_, format());
   auto need = [&](int batch) {
     const NetworkShape s = infer_shapes(spec_, batch, shape_.height, shape_.width);
-    return plan_memory(build_cuda_schedule(s, {}, bf16_).tensors, kAlignment).arena_bytes + kept;
+    return plan_memory(build_cuda_schedule(s, {}, format()).tensors, kAlignment).arena_bytes + kept;
   };
   auto fits = [&](int batch) {
     const size_t bytes = need(batch);
@@ -224,12 +238,12 @@ void CudaTrainingStep::check_fits() {
 }
 
 std::string CudaTrainingStep::oom_hint() const {
-  const size_t kept = persistent_bytes(shape_, bf16_);
+  const size_t kept = persistent_bytes(shape_, format());
   size_t free_bytes = 0, total = 0;
   cudaMemGetInfo(&free_bytes, &total);
   const int fits =
       largest_batch_that_fits(spec_, shape_.height, shape_.width,
-                              free_bytes + (persistent_ ? layout_.total : 0), kept, bf16_);
+                              free_bytes + (persistent_ ? layout_.total : 0), kept, format());
   return "the largest batch that fits the device's free memory is about " + std::to_string(fits) +
          " (histocnn memplan --device cuda --max-batch --budget ...)";
 }
@@ -317,7 +331,8 @@ void CudaTrainingStep::set_parameters(const Parameters& p) {
   HISTOCNN_CUDA(cudaMemcpyAsync(params(), p.values.data(), sizeof(float) * p.values.size(),
                                 cudaMemcpyHostToDevice, stream_));
   if (bf16_) launch_to_bf16(params(), param_shadow(), parameter_count_, stream_);
-  check_launch("bf16 copy of the parameters");
+  refresh_filters();
+  check_launch("copies of the parameters");
   sync();
 }
 

@@ -9,7 +9,9 @@
 // Memory placement (all from the DeviceContext's resource):
 //   persistent  one block: parameters | gradients | Adam m | Adam v (the flat
 //               PyTorch-layout vector, so Adam is one kernel), under bf16
-//               their bf16 copy and a bf16 gradient scratch, then the
+//               their bf16 copy and a bf16 gradient scratch, under
+//               --channels-last the conv weights as KRSC filters (rewritten
+//               after each update) and their KRSC gradients, then the
 //               device step counter, Adam constants, loss/correct
 //               accumulators, labels, row count, probabilities, a ones vector
 //               (for the bias gradients) and cuBLAS's workspace.
@@ -65,6 +67,9 @@ struct ConvLayer {
   bool bias_relu_in_pool = false;
   bool fused = false;
   int64_t w_offset = 0, b_offset = 0;
+  // --channels-last: where its filters (and their gradients) start in the
+  // filter block, in elements.
+  int64_t filter_offset = 0;
   // Batch norm (spec 'bn'): the conv has no bias; scale/shift are bnK.weight
   // and bnK.bias; the statistics live in the persistent block.
   bool batch_norm = false;
@@ -79,8 +84,8 @@ struct DenseLayer {
 
 // Persistent device block layout (byte offsets).
 struct Persistent {
-  size_t params = 0, shadows = 0, step = 0, adam = 0, learning_rate = 0, loss = 0, correct = 0,
-         labels = 0, meta = 0, probs = 0, ones = 0, cublas = 0, total = 0;
+  size_t params = 0, shadows = 0, filters = 0, step = 0, adam = 0, learning_rate = 0, loss = 0,
+         correct = 0, labels = 0, meta = 0, probs = 0, ones = 0, cublas = 0, total = 0;
 };
 
 // Why `precision` cannot run on the context's GPU (one sentence), or "".
@@ -164,6 +169,7 @@ class CudaTrainingStep final : public TrainingStep {
   void run_conv_backward_filter(const ScheduledOp& op);
   void run_conv_backward_data(const ScheduledOp& op);
   void update();
+  void refresh_filters();
   void batch_norm_forward_bf16(const ConvLayer& c, const CudaSchedule::ConvTensors& t,
                                bool training);
   void batch_norm_backward_bf16(const ConvLayer& c, const CudaSchedule::ConvTensors& t);
@@ -190,8 +196,16 @@ class CudaTrainingStep final : public TrainingStep {
   // by Adam), then room for cuDNN's bf16 weight gradients.
   Bf16* param_shadow() const { return reinterpret_cast<Bf16*>(persistent(layout_.shadows)); }
   Bf16* grad_shadow() const { return param_shadow() + parameter_count_; }
-  // The weights a convolution reads: the fp32 parameters, or their bf16 copy.
+  // --channels-last: conv block c's KRSC filters, and (`gradient`) the
+  // KRSC weight gradient cuDNN writes, in the maps' type.
+  void* filters(const ConvLayer& c, bool gradient = false) const {
+    const int64_t at = c.filter_offset + (gradient ? conv_weight_count(shape_) : 0);
+    return persistent(layout_.filters) + size_t(at) * (bf16_ ? sizeof(Bf16) : sizeof(float));
+  }
+  // The weights a convolution reads: the fp32 parameters, or their bf16
+  // copy; channels last, the KRSC filters made from them.
   const void* conv_weights(const ConvLayer& c) const {
+    if (channels_last_) return filters(c);
     return bf16_ ? static_cast<const void*>(param_shadow() + c.w_offset) : params() + c.w_offset;
   }
   cudaStream_t stream() const { return stream_; }
@@ -205,6 +219,9 @@ class CudaTrainingStep final : public TrainingStep {
   StepOptions options_;
   // --precision bf16: the conv blocks' maps in bf16 (CudaSchedule::bf16).
   bool bf16_ = options_.precision == "bf16";
+  // --channels-last: the conv blocks' maps NHWC (CudaSchedule::channels_last).
+  bool channels_last_ = options_.channels_last;
+  MapFormat format() const { return {bf16_, channels_last_}; }
   cudaStream_t stream_ = nullptr;
   bool own_stream_ = false;
   MemoryResource* resource_ = nullptr;

@@ -43,23 +43,26 @@ void CudaTrainingStep::build_layers() {
   const cudnnDataType_t map_type = bf16_ ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
   HISTOCNN_CUDA(
       cudnnSetActivationDescriptor(relu_, CUDNN_ACTIVATION_RELU, CUDNN_NOT_PROPAGATE_NAN, 0));
-  const CudaSchedule plain = build_cuda_schedule(shape_);  // dims before workspaces are known
+  // Dims and layouts before the workspaces are known.
+  const CudaSchedule plain = build_cuda_schedule(shape_, {}, format());
+  auto format_of = [](bool channels_last) {
+    return channels_last ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW;
+  };
+  const cudnnTensorFormat_t maps = format_of(channels_last_);
   convs_.resize(shape_.convs.size());
   for (size_t k = 0; k < shape_.convs.size(); ++k) {
     const ConvShape& s = shape_.convs[k];
     const auto& t = plain.convs[k];
     ConvLayer& c = convs_[k];
+    HISTOCNN_CUDA(cudnnSetTensor4dDescriptor(c.x, maps, map_type, t.x.n, t.x.c, t.x.h, t.x.w));
+    HISTOCNN_CUDA(cudnnSetTensor4dDescriptor(c.y, maps, map_type, t.y.n, t.y.c, t.y.h, t.y.w));
+    HISTOCNN_CUDA(cudnnSetTensor4dDescriptor(c.pooled, format_of(t.pooled_channels_last), map_type,
+                                             t.pooled_dims.n, t.pooled_dims.c, t.pooled_dims.h,
+                                             t.pooled_dims.w));
+    HISTOCNN_CUDA(cudnnSetTensor4dDescriptor(c.bias, maps, CUDNN_DATA_FLOAT, 1, s.out_c, 1, 1));
+    // PyTorch's OIHW is cuDNN's KCRS; channels last, the KRSC filters.
     HISTOCNN_CUDA(
-        cudnnSetTensor4dDescriptor(c.x, CUDNN_TENSOR_NCHW, map_type, t.x.n, t.x.c, t.x.h, t.x.w));
-    HISTOCNN_CUDA(
-        cudnnSetTensor4dDescriptor(c.y, CUDNN_TENSOR_NCHW, map_type, t.y.n, t.y.c, t.y.h, t.y.w));
-    HISTOCNN_CUDA(cudnnSetTensor4dDescriptor(c.pooled, CUDNN_TENSOR_NCHW, map_type, t.pooled_dims.n,
-                                             t.pooled_dims.c, t.pooled_dims.h, t.pooled_dims.w));
-    HISTOCNN_CUDA(
-        cudnnSetTensor4dDescriptor(c.bias, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, s.out_c, 1, 1));
-    // PyTorch's OIHW is cuDNN's KCRS.
-    HISTOCNN_CUDA(cudnnSetFilter4dDescriptor(c.w, map_type, CUDNN_TENSOR_NCHW, s.out_c, s.in_c,
-                                             s.kernel, s.kernel));
+        cudnnSetFilter4dDescriptor(c.w, map_type, maps, s.out_c, s.in_c, s.kernel, s.kernel));
     HISTOCNN_CUDA(cudnnSetConvolution2dDescriptor(c.conv, s.pad, s.pad, 1, 1, 1, 1,
                                                   CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
     // fp32: plain FMA math (no TF32), for parity with the CPU backend.
@@ -178,7 +181,8 @@ void CudaTrainingStep::choose_algorithms(ConvLayer& c, size_t k) {
                                   : "data-gradient") +
               " algorithm in " + options_.precision + " within the workspace limit of " +
               std::to_string(limit >> 20) + " MB" +
-              (bf16_ ? " (this cuDNN or GPU may not support bf16 convolutions: try tf32)" : ""));
+              (bf16_ ? " (this cuDNN or GPU may not support bf16 convolutions: try tf32)" : "") +
+              (channels_last_ ? " (channels last: try without --channels-last)" : ""));
   c.fwd = cudnnConvolutionFwdAlgo_t(f);
   c.bwd_filter = cudnnConvolutionBwdFilterAlgo_t(w);
   if (d >= 0) c.bwd_data = cudnnConvolutionBwdDataAlgo_t(d);
@@ -213,6 +217,7 @@ void CudaTrainingStep::choose_bias_relu(ConvLayer& c, size_t k) const {
 nlohmann::json CudaTrainingStep::algorithm_record(const ConvLayer& c, size_t k, int f, int d,
                                                   int w) const {
   nlohmann::json j = {{"layer", "conv" + std::to_string(k + 1)},
+                      {"layout", channels_last_ ? "channels last (NHWC)" : "channels first (NCHW)"},
                       {"forward", fwd_name(f)},
                       {"forward_workspace", c.workspace.forward},
                       {"bias_relu", c.batch_norm          ? "after batch norm"
@@ -238,15 +243,19 @@ void CudaTrainingStep::choose_graphs(ConvLayer& c, size_t k, nlohmann::json& rec
   const auto& t = build_cuda_schedule(shape_).convs[k];
   const ConvShape& s = shape_.convs[k];
   // Weights and weight gradients sit at offsets of 256-byte-aligned blocks:
-  // the parameters (or their bf16 copy), then the gradients after them.
-  const uint64_t element = bf16_ ? 2 : 4, count = uint64_t(parameter_count_);
+  // the parameters (or their bf16 copy), then the gradients after them;
+  // channels last, the KRSC filters, then their gradients.
+  const uint64_t element = bf16_ ? 2 : 4;
+  const uint64_t offset = uint64_t(channels_last_ ? c.filter_offset : c.w_offset);
+  const uint64_t count = uint64_t(channels_last_ ? conv_weight_count(shape_) : parameter_count_);
   GraphConvShape g{t.x,
                    t.y,
                    s.kernel,
                    s.pad,
                    options_.precision,
-                   byte_alignment(element * uint64_t(c.w_offset)),
-                   byte_alignment(element * (count + uint64_t(c.w_offset)))};
+                   byte_alignment(element * offset),
+                   byte_alignment(element * (count + offset)),
+                   channels_last_};
   GraphConv::Timer timer;
   if (options_.cudnn_benchmark)
     timer = [this, k](const GraphConv::Run& run) { return time_on_scratch(run, k); };
@@ -325,6 +334,7 @@ float CudaTrainingStep::time_on_scratch(const GraphConv::Run& run, size_t k) {
 // applies to (3 input channels: the first). The faster one is kept and both
 // times go into the layer's record (metrics.json "algorithms").
 void CudaTrainingStep::choose_weight_gradient(ConvLayer& c, size_t k, nlohmann::json& record) {
+  if (channels_last_) return;  // the direct kernel reads channels-first maps
   const auto& t = build_cuda_schedule(shape_).convs[k];
   const ConvShape& s = shape_.convs[k];
   int multiprocessors = 0;

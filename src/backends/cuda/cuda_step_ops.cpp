@@ -30,13 +30,12 @@ void CudaTrainingStep::run_op(const ScheduledOp& op, Mode mode, bool training, i
       const ConvLayer& c = convs_[size_t(op.layer)];
       const auto& t = schedule_.convs[size_t(op.layer)];
       const float* bias = c.bias_relu_in_pool ? params() + c.b_offset : nullptr;
-      const PoolGeometry g{t.y.h, t.y.w, shape_.convs[size_t(op.layer)].pool};
       if (bf16_)
         launch_max_pool_forward(bf16_tensor(t.act), bias, bf16_tensor(t.pooled), bytes(t.argmax),
-                                t.y.n * t.y.c, t.y.c, g, stream_);
+                                t.pool_maps(), stream_);
       else
         launch_max_pool_forward(tensor(t.act), bias, tensor(t.pooled), bytes(t.argmax),
-                                t.y.n * t.y.c, t.y.c, g, stream_);
+                                t.pool_maps(), stream_);
       return;
     }
     case OpKind::kToFloat: {
@@ -107,7 +106,8 @@ void CudaTrainingStep::run_op(const ScheduledOp& op, Mode mode, bool training, i
   }
 }
 
-// The batch to the device (and its bf16 copy for the convolutions).
+// The batch to the device, and what conv1 reads made from it: its bf16
+// copy, or its channels-last copy (fp32 or bf16).
 void CudaTrainingStep::run_input() {
   const int n = shape_.batch;
   Stage& s = stages_[stage_];
@@ -120,9 +120,18 @@ void CudaTrainingStep::run_input() {
   HISTOCNN_CUDA(
       cudaMemcpyAsync(meta(), s.meta, sizeof(BatchMeta), cudaMemcpyHostToDevice, stream_));
   HISTOCNN_CUDA(cudaEventRecord(s.copied, stream_));
-  if (bf16_)
+  if (channels_last_) {
+    const Dims4& x = schedule_.convs.front().x;
+    if (bf16_)
+      launch_relayout(tensor(schedule_.input), bf16_tensor(schedule_.conv_input), x.n,
+                      x.layout(true), stream_);
+    else
+      launch_relayout(tensor(schedule_.input), tensor(schedule_.conv_input), x.n, x.layout(true),
+                      stream_);
+  } else if (bf16_) {
     launch_to_bf16(tensor(schedule_.input), bf16_tensor(schedule_.conv_input),
                    int64_t(schedule_.tensors[size_t(schedule_.input)].bytes / 4), stream_);
+  }
 }
 
 void CudaTrainingStep::run_conv_forward(const ScheduledOp& op) {
@@ -154,8 +163,8 @@ void CudaTrainingStep::run_conv_forward(const ScheduledOp& op) {
                                           c.workspace.forward, &kZero, c.y, tensor(t.conv_out)));
   if (c.batch_norm || c.bias_relu_in_pool) return;
   if (bf16_) {
-    launch_bias_relu(bf16_tensor(t.conv_out), params() + c.b_offset, t.y.n * t.y.c, t.y.c,
-                     int64_t(t.y.h) * t.y.w, stream_);
+    launch_bias_relu(bf16_tensor(t.conv_out), params() + c.b_offset, t.y.n,
+                     t.y.layout(t.channels_last), stream_);
     return;
   }
   HISTOCNN_CUDA(
@@ -236,17 +245,16 @@ void CudaTrainingStep::run_dense_backward_weights(const ScheduledOp& op) {
 void CudaTrainingStep::run_pool_relu_backward(const ScheduledOp& op) {
   ConvLayer& c = convs_[size_t(op.layer)];
   const auto& t = schedule_.convs[size_t(op.layer)];
-  const int pool = shape_.convs[size_t(op.layer)].pool;
   float* sums = t.bias_partials >= 0 ? tensor(t.bias_partials) : nullptr;
-  const uint8_t* argmax = pool > 1 ? bytes(t.argmax) : nullptr;
-  const PoolGeometry g{t.y.h, t.y.w, pool};
+  const uint8_t* argmax = t.pool > 1 ? bytes(t.argmax) : nullptr;
+  const PoolMaps maps = t.pool_maps();
   if (bf16_)
     launch_pool_relu_backward(bf16_tensor(t.pooled), bf16_tensor(t.d_pooled), argmax,
-                              bf16_tensor(t.d_act), sums, t.y.n * t.y.c, g, stream_);
+                              bf16_tensor(t.d_act), sums, maps, stream_);
   else
     launch_pool_relu_backward(tensor(t.pooled), tensor(t.d_pooled), argmax, tensor(t.d_act), sums,
-                              t.y.n * t.y.c, g, stream_);
-  if (sums) launch_column_sums(sums, t.y.n, t.y.c, grads() + c.b_offset, stream_);
+                              maps, stream_);
+  if (sums) launch_column_sums(sums, bias_partial_rows(maps), t.y.c, grads() + c.b_offset, stream_);
 }
 
 void CudaTrainingStep::run_conv_backward_filter(const ScheduledOp& op) {
@@ -267,15 +275,23 @@ void CudaTrainingStep::run_conv_backward_filter(const ScheduledOp& op) {
     return;
   }
   // bf16: cuDNN writes the gradient in bf16 (as autocast's convolutions
-  // do), widened into the fp32 gradients Adam reads.
-  void* dw = bf16_ ? static_cast<void*>(grad_shadow() + c.w_offset) : grads() + c.w_offset;
+  // do), widened into the fp32 gradients Adam reads. Channels last: it
+  // writes KRSC filters' gradients, turned into the KCRS ones.
+  void* dw = channels_last_ ? filters(c, true)
+             : bf16_        ? static_cast<void*>(grad_shadow() + c.w_offset)
+                            : grads() + c.w_offset;
   if (GraphConv* g = c.graph_for(ConvDirection::kBackwardFilter))
     g->execute(h, tensor(t.src), tensor(t.d_conv_out), dw, ws);
   else
     HISTOCNN_CUDA(cudnnConvolutionBackwardFilter(h, &kOne, c.x, tensor(t.src), c.y,
                                                  tensor(t.d_conv_out), c.conv, c.bwd_filter, ws,
                                                  c.workspace.backward_filter, &kZero, c.w, dw));
-  if (bf16_)
+  const MapLayout kcrs{s.in_c, s.kernel, s.kernel, false};
+  if (channels_last_ && bf16_)
+    launch_relayout(static_cast<const Bf16*>(dw), grads() + c.w_offset, s.out_c, kcrs, stream_);
+  else if (channels_last_)
+    launch_relayout(static_cast<const float*>(dw), grads() + c.w_offset, s.out_c, kcrs, stream_);
+  else if (bf16_)
     launch_to_float(grad_shadow() + c.w_offset, grads() + c.w_offset,
                     int64_t(s.out_c) * s.in_c * s.kernel * s.kernel, stream_);
 }
@@ -349,6 +365,25 @@ void CudaTrainingStep::update() {
   launch_adam(params(), grads(), moment1(), moment2(), parameter_count_,
               reinterpret_cast<const elementwise::AdamStep*>(persistent(layout_.adam)), stream_,
               bf16_ ? param_shadow() : nullptr);
+  refresh_filters();
+}
+
+// --channels-last: the KRSC filters the convolutions read, made from the
+// KCRS weights (their bf16 copy under bf16, so both round alike). A few
+// thousand elements per layer; part of the update graph when captured.
+void CudaTrainingStep::refresh_filters() {
+  if (!channels_last_) return;
+  for (size_t k = 0; k < convs_.size(); ++k) {
+    const ConvLayer& c = convs_[k];
+    const ConvShape& s = shape_.convs[k];
+    const MapLayout krsc{s.in_c, s.kernel, s.kernel, true};
+    if (bf16_)
+      launch_relayout(param_shadow() + c.w_offset, static_cast<Bf16*>(filters(c)), s.out_c, krsc,
+                      stream_);
+    else
+      launch_relayout(params() + c.w_offset, static_cast<float*>(filters(c)), s.out_c, krsc,
+                      stream_);
+  }
 }
 
 // Runs the schedule: every op in train/gradients mode; forward and loss in

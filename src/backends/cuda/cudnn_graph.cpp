@@ -57,10 +57,11 @@ class GraphDesc {
   cudnnBackendDescriptor_t d_ = nullptr;
 };
 
-GraphDesc graph_tensor(int64_t uid, const Dims4& d, cudnnDataType_t type, int64_t alignment) {
+GraphDesc graph_tensor(int64_t uid, const Dims4& d, cudnnDataType_t type, int64_t alignment,
+                       bool channels_last) {
   GraphDesc t(CUDNN_BACKEND_TENSOR_DESCRIPTOR);
   const int64_t dims[4] = {d.n, d.c, d.h, d.w};
-  const auto strides = packed_strides(d);
+  const auto strides = packed_strides(d, channels_last);
   t.set(CUDNN_ATTR_TENSOR_DATA_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &type)
       .set(CUDNN_ATTR_TENSOR_DIMENSIONS, CUDNN_TYPE_INT64, 4, dims)
       .set(CUDNN_ATTR_TENSOR_STRIDES, CUDNN_TYPE_INT64, 4, strides.data())
@@ -130,10 +131,12 @@ struct ConvOperationGraph {
 ConvOperationGraph conv_operation_graph(cudnnHandle_t handle, const GraphConvShape& s,
                                         ConvDirection direction) {
   const cudnnDataType_t type = s.bf16() ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
-  GraphDesc x = graph_tensor(kUidX, s.x, type, 16), y = graph_tensor(kUidY, s.y, type, 16);
-  GraphDesc w =
-      graph_tensor(kUidW, s.w(), type,
-                   direction == ConvDirection::kBackwardFilter ? s.dw_alignment : s.w_alignment);
+  const bool last = s.channels_last;
+  GraphDesc x = graph_tensor(kUidX, s.x, type, 16, last),
+            y = graph_tensor(kUidY, s.y, type, 16, last);
+  GraphDesc w = graph_tensor(
+      kUidW, s.w(), type,
+      direction == ConvDirection::kBackwardFilter ? s.dw_alignment : s.w_alignment, last);
   GraphDesc conv = graph_convolution(s);
   const GraphOperationAttributes a = graph_attributes(direction);
   const float alpha = 1, beta = 0;

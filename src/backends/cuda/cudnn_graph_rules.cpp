@@ -15,7 +15,8 @@ const char* direction_name(ConvDirection d) {
   return "?";
 }
 
-std::array<int64_t, 4> packed_strides(const Dims4& d) {
+std::array<int64_t, 4> packed_strides(const Dims4& d, bool channels_last) {
+  if (channels_last) return {int64_t(d.c) * d.h * d.w, 1, int64_t(d.w) * d.c, int64_t(d.c)};
   return {int64_t(d.c) * d.h * d.w, int64_t(d.h) * d.w, int64_t(d.w), 1};
 }
 

@@ -15,9 +15,10 @@ namespace histocnn::cuda {
 enum class ConvDirection { kForward, kBackwardData, kBackwardFilter };
 const char* direction_name(ConvDirection d);
 
-// One convolution: input x and output y (NCHW), a square kernel, stride 1,
-// symmetric padding; `bf16` maps and weights (else fp32); `precision` as
-// --precision (fp32 strict, tf32, bf16).
+// One convolution: input x and output y (dimensions in NCHW order, stored
+// channels first, or last with `channels_last`, the weights then KRSC), a
+// square kernel, stride 1, symmetric padding; `bf16` maps and weights (else
+// fp32); `precision` as --precision (fp32 strict, tf32, bf16).
 struct GraphConvShape {
   Dims4 x, y;
   int kernel = 0, pad = 0;
@@ -26,12 +27,14 @@ struct GraphConvShape {
   // weight gradient (backward filter): they sit at offsets of the flat
   // parameter vectors (byte_alignment); the maps are 16-byte aligned.
   int64_t w_alignment = 4, dw_alignment = 4;
+  bool channels_last = false;
   bool bf16() const { return precision == "bf16"; }
   Dims4 w() const { return {y.c, x.c, kernel, kernel}; }  // OIHW (cuDNN's KCRS)
 };
 
-// Fully packed NCHW strides, as the graph API's tensors take them.
-std::array<int64_t, 4> packed_strides(const Dims4& d);
+// Fully packed strides in NCHW dimension order, as the graph API's tensors
+// take them: channels first (W, H, C, N innermost to outermost) or last.
+std::array<int64_t, 4> packed_strides(const Dims4& d, bool channels_last = false);
 // The alignment a tensor at `byte_offset` from a 256-byte-aligned base has,
 // as the graph API declares it: the largest power of two dividing the
 // offset, at most 16.

@@ -12,29 +12,28 @@ cudaStream_t as_stream(Stream s) {
   return static_cast<cudaStream_t>(s);
 }
 
+// One thread per pooled element, in the pooled map's layout (adjacent
+// threads: adjacent channels when channels last, so reads coalesce too).
 template <typename T>
 __global__ void max_pool_forward_kernel(const T* act, const float* bias, T* pooled, uint8_t* argmax,
-                                        int64_t total, int channels, PoolGeometry g) {
+                                        int64_t total, PoolMaps maps) {
   const int64_t j = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (j >= total) return;
-  const int per_plane = g.pooled_h() * g.pooled_w();
-  const int64_t plane = j / per_plane;
-  const int at = int(j - plane * per_plane);
-  const int oy = at / g.pooled_w(), ox = at - oy * g.pooled_w();
-  const WindowMax m = window_max(act + plane * int64_t(g.h) * g.w, g, oy, ox);
-  store(pooled, j, pooled_value(m.value, bias, int(plane % channels)));
+  const MapCoords o = maps.pooled().coords(j);
+  const WindowMax m = window_max(act + maps.act.at(o.n, o.c, 0, 0), maps.geometry(), o.y, o.x,
+                                 maps.act.row_stride(), maps.act.col_stride());
+  store(pooled, j, pooled_value(m.value, bias, o.c));
   argmax[j] = m.at;
 }
 
-__global__ void bias_relu_kernel(Bf16* y, const float* bias, int64_t total, int channels,
-                                 int64_t per_plane) {
+__global__ void bias_relu_kernel(Bf16* y, const float* bias, int64_t total, MapLayout layout) {
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= total) return;
-  store(y, i, pooled_value(load(y, i), bias, int((i / per_plane) % channels)));
+  store(y, i, pooled_value(load(y, i), bias, layout.channel_of(i)));
 }
 
-// One block per plane: every element of d_act written once (coalesced), and
-// the plane's sum for the bias gradient.
+// Channels first: one block per plane, every element of d_act written once
+// (coalesced), and the plane's sum for the bias gradient.
 template <typename T>
 __global__ void pool_relu_backward_kernel(const T* pooled, const T* d_pooled, const uint8_t* argmax,
                                           T* d_act, float* plane_sums, PoolGeometry g) {
@@ -56,6 +55,43 @@ __global__ void pool_relu_backward_kernel(const T* pooled, const T* d_pooled, co
   if (threadIdx.x == 0) plane_sums[plane] = total;
 }
 
+// Channels last: block (32, 8) per (image and band, 32 channels): lane =
+// channel (adjacent lanes write adjacent addresses), the 8 rows of threads
+// take the band's pixels in turn; the rows' sums are added in order into
+// one row of partial sums per image band.
+template <typename T>
+__global__ void pool_relu_backward_last_kernel(const T* pooled, const T* d_pooled,
+                                               const uint8_t* argmax, T* d_act, float* partials,
+                                               PoolMaps maps, int bands) {
+  __shared__ float rows[8][33];
+  const int n = int(blockIdx.x) / bands, band = int(blockIdx.x) % bands;
+  const int c = int(blockIdx.y) * 32 + int(threadIdx.x);
+  const int64_t pixels = int64_t(maps.act.h) * maps.act.w;
+  const int64_t per_band = (pixels + bands - 1) / bands;
+  const int64_t end = min(pixels, (band + 1) * per_band);
+  const PoolGeometry g = maps.geometry();
+  const MapLayout pl = maps.pooled();
+  float sum = 0;
+  if (c < maps.act.c) {
+    const int64_t base = pl.at(n, c, 0, 0);
+    for (int64_t e = band * per_band + threadIdx.y; e < end; e += 8) {
+      const int y = int(e / maps.act.w), x = int(e - int64_t(y) * maps.act.w);
+      const float v =
+          pool_relu_backward_at(pooled + base, d_pooled + base, argmax ? argmax + base : nullptr, g,
+                                y, x, pl.row_stride(), pl.col_stride());
+      store(d_act, maps.act.at(n, c, y, x), v);  // in place when p == 1: read just above
+      sum += v;
+    }
+  }
+  if (!partials) return;
+  rows[threadIdx.y][threadIdx.x] = sum;
+  __syncthreads();
+  if (threadIdx.y != 0 || c >= maps.act.c) return;
+  float total = 0;
+  for (int k = 0; k < 8; ++k) total += rows[k][threadIdx.x];
+  partials[int64_t(blockIdx.x) * maps.act.c + c] = total;
+}
+
 // Block (32, 8): 32 adjacent columns, 8 stripes of rows; the stripes are
 // added in order by the first row of threads.
 __global__ void column_sums_kernel(const float* in, int rows, int cols, float* out) {
@@ -73,50 +109,57 @@ __global__ void column_sums_kernel(const float* in, int rows, int cols, float* o
 }
 
 template <typename T>
-void max_pool_forward(const T* act, const float* bias, T* pooled, uint8_t* argmax, int planes,
-                      int channels, const PoolGeometry& g, Stream stream) {
-  const int64_t total = int64_t(planes) * g.pooled_h() * g.pooled_w();
+void max_pool_forward(const T* act, const float* bias, T* pooled, uint8_t* argmax,
+                      const PoolMaps& maps, Stream stream) {
+  const MapLayout out = maps.pooled();
+  const int64_t total = int64_t(maps.n) * out.c * out.h * out.w;
   if (total == 0) return;
   max_pool_forward_kernel<<<int((total + kThreads - 1) / kThreads), kThreads, 0,
-                            as_stream(stream)>>>(act, bias, pooled, argmax, total, channels, g);
+                            as_stream(stream)>>>(act, bias, pooled, argmax, total, maps);
 }
 
 template <typename T>
 void pool_relu_backward(const T* pooled, const T* d_pooled, const uint8_t* argmax, T* d_act,
-                        float* plane_sums, int planes, const PoolGeometry& g, Stream stream) {
-  if (planes == 0) return;
-  pool_relu_backward_kernel<<<planes, kThreads, 0, as_stream(stream)>>>(pooled, d_pooled, argmax,
-                                                                        d_act, plane_sums, g);
+                        float* bias_partials, const PoolMaps& maps, Stream stream) {
+  if (maps.n == 0 || maps.act.c == 0) return;
+  if (!maps.act.channels_last) {
+    pool_relu_backward_kernel<<<maps.n * maps.act.c, kThreads, 0, as_stream(stream)>>>(
+        pooled, d_pooled, argmax, d_act, bias_partials, maps.geometry());
+    return;
+  }
+  const int bands = bias_partial_rows(maps) / maps.n;
+  const dim3 grid(unsigned(maps.n * bands), unsigned((maps.act.c + 31) / 32));
+  pool_relu_backward_last_kernel<<<grid, dim3(32, 8), 0, as_stream(stream)>>>(
+      pooled, d_pooled, argmax, d_act, bias_partials, maps, bands);
 }
 
 }  // namespace
 
 void launch_max_pool_forward(const float* act, const float* bias, float* pooled, uint8_t* argmax,
-                             int planes, int channels, const PoolGeometry& g, Stream stream) {
-  max_pool_forward(act, bias, pooled, argmax, planes, channels, g, stream);
+                             const PoolMaps& maps, Stream stream) {
+  max_pool_forward(act, bias, pooled, argmax, maps, stream);
 }
 void launch_max_pool_forward(const Bf16* act, const float* bias, Bf16* pooled, uint8_t* argmax,
-                             int planes, int channels, const PoolGeometry& g, Stream stream) {
-  max_pool_forward(act, bias, pooled, argmax, planes, channels, g, stream);
+                             const PoolMaps& maps, Stream stream) {
+  max_pool_forward(act, bias, pooled, argmax, maps, stream);
 }
 
 void launch_pool_relu_backward(const float* pooled, const float* d_pooled, const uint8_t* argmax,
-                               float* d_act, float* plane_sums, int planes, const PoolGeometry& g,
+                               float* d_act, float* bias_partials, const PoolMaps& maps,
                                Stream stream) {
-  pool_relu_backward(pooled, d_pooled, argmax, d_act, plane_sums, planes, g, stream);
+  pool_relu_backward(pooled, d_pooled, argmax, d_act, bias_partials, maps, stream);
 }
 void launch_pool_relu_backward(const Bf16* pooled, const Bf16* d_pooled, const uint8_t* argmax,
-                               Bf16* d_act, float* plane_sums, int planes, const PoolGeometry& g,
+                               Bf16* d_act, float* bias_partials, const PoolMaps& maps,
                                Stream stream) {
-  pool_relu_backward(pooled, d_pooled, argmax, d_act, plane_sums, planes, g, stream);
+  pool_relu_backward(pooled, d_pooled, argmax, d_act, bias_partials, maps, stream);
 }
 
-void launch_bias_relu(Bf16* y, const float* bias, int planes, int channels, int64_t per_plane,
-                      Stream stream) {
-  const int64_t total = int64_t(planes) * per_plane;
+void launch_bias_relu(Bf16* y, const float* bias, int n, const MapLayout& layout, Stream stream) {
+  const int64_t total = int64_t(n) * layout.c * layout.h * layout.w;
   if (total == 0) return;
   bias_relu_kernel<<<int((total + kThreads - 1) / kThreads), kThreads, 0, as_stream(stream)>>>(
-      y, bias, total, channels, per_plane);
+      y, bias, total, layout);
 }
 
 void launch_column_sums(const float* in, int rows, int cols, float* out, Stream stream) {

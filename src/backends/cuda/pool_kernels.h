@@ -20,8 +20,9 @@
 #include <cmath>
 #include <cstdint>
 
-#include "core/bf16.h"
 #include "backends/cuda/cuda_kernels.h"
+#include "backends/cuda/map_layout.h"
+#include "core/bf16.h"
 #include "core/hd.h"
 
 namespace histocnn::cuda {
@@ -41,16 +42,23 @@ struct WindowMax {
 };
 
 // The maximum of window (oy, ox) of one plane and where it is. T: float or
-// Bf16 (--precision bf16), compared as floats.
+// Bf16 (--precision bf16), compared as floats. The plane's element (y, x) is
+// plane[y * row_stride + x * col_stride] (MapLayout: channels first or last).
 template <typename T>
-HISTOCNN_HD WindowMax window_max(const T* plane, const PoolGeometry& g, int oy, int ox) {
+HISTOCNN_HD WindowMax window_max(const T* plane, const PoolGeometry& g, int oy, int ox,
+                                 int64_t row_stride, int64_t col_stride) {
   WindowMax m{-INFINITY, 0};
   for (int ky = 0; ky < g.p; ++ky)
     for (int kx = 0; kx < g.p; ++kx) {
-      const float v = load(plane, (oy * g.p + ky) * g.w + ox * g.p + kx);
+      const float v = load(plane, (oy * g.p + ky) * row_stride + (ox * g.p + kx) * col_stride);
       if (v > m.value) m = {v, uint8_t(ky * g.p + kx)};
     }
   return m;
+}
+// A packed row-major plane (channels first).
+template <typename T>
+HISTOCNN_HD WindowMax window_max(const T* plane, const PoolGeometry& g, int oy, int ox) {
+  return window_max(plane, g, oy, ox, g.w, 1);
 }
 
 // The gradient reaching element (y, x) of one conv-output plane from the
@@ -59,15 +67,58 @@ HISTOCNN_HD WindowMax window_max(const T* plane, const PoolGeometry& g, int oy, 
 // ReLU' is taken on the pooled value: max and ReLU commute, and a window whose
 // maximum is <= 0 passes no gradient to any of its elements. With p == 1
 // (no pool) `argmax` is unused and may be null: plain ReLU backward.
+// `pooled`, `d_pooled` and `argmax` point at the plane's pooled element
+// (0, 0); its element (oy, ox) is at oy * row_stride + ox * col_stride.
+template <typename T>
+HISTOCNN_HD float pool_relu_backward_at(const T* pooled, const T* d_pooled, const uint8_t* argmax,
+                                        const PoolGeometry& g, int y, int x, int64_t row_stride,
+                                        int64_t col_stride) {
+  const int oy = y / g.p, ox = x / g.p;
+  if (oy >= g.pooled_h() || ox >= g.pooled_w()) return 0.0f;
+  const int64_t j = oy * row_stride + ox * col_stride;
+  if (g.p > 1 && int(argmax[j]) != (y - oy * g.p) * g.p + (x - ox * g.p)) return 0.0f;
+  return load(pooled, j) > 0 ? load(d_pooled, j) : 0.0f;
+}
+// A packed row-major pooled plane (channels first).
 template <typename T>
 HISTOCNN_HD float pool_relu_backward_at(const T* pooled, const T* d_pooled, const uint8_t* argmax,
                                         const PoolGeometry& g, int y, int x) {
-  const int oy = y / g.p, ox = x / g.p;
-  const int ow = g.pooled_w();
-  if (oy >= g.pooled_h() || ox >= ow) return 0.0f;
-  const int j = oy * ow + ox;
-  if (g.p > 1 && int(argmax[j]) != (y - oy * g.p) * g.p + (x - ox * g.p)) return 0.0f;
-  return load(pooled, j) > 0 ? load(d_pooled, j) : 0.0f;
+  return pool_relu_backward_at(pooled, d_pooled, argmax, g, y, x, g.pooled_w(), 1);
+}
+
+// One pooling layer's maps: `n` images of the pool's input `act` (its
+// channels, size and layout) and the pooled output, p x p windows. Under
+// --channels-last every map is channels last except the last block's pooled
+// map, which the dense part reads as PyTorch's flatten (channels first): the
+// forward pool writes it so, and its backward pass reads it so.
+struct PoolMaps {
+  int n;
+  MapLayout act;
+  bool pooled_channels_last;
+  int p;
+  HISTOCNN_HD PoolGeometry geometry() const { return {act.h, act.w, p}; }
+  HISTOCNN_HD MapLayout pooled() const {
+    return {act.c, act.h / p, act.w / p, pooled_channels_last};
+  }
+};
+
+// The channels-last backward pass splits each image's pixels into this many
+// bands (a block per image, band and 32 channels), so a small batch still
+// fills the GPU; each band writes one row of the bias gradient's partial
+// sums. A plain function of the shape: the same bands, the same sums, on
+// every device.
+HISTOCNN_HD int channels_last_bands(int n, int channels, int64_t pixels) {
+  const int64_t tiles = int64_t(n) * ((channels + 31) / 32);
+  int64_t bands = (4096 + tiles - 1) / tiles;
+  if (bands > pixels / 8) bands = pixels / 8;  // at least a pixel per row of threads
+  return bands < 1 ? 1 : int(bands);
+}
+// Rows of the bias gradient's partial sums [rows, C] that the backward pass
+// writes (per image and plane channels first; per image and band channels
+// last), which launch_column_sums adds.
+HISTOCNN_HD int bias_partial_rows(const PoolMaps& m) {
+  return m.act.channels_last ? m.n * channels_last_bands(m.n, m.act.c, int64_t(m.act.h) * m.act.w)
+                             : m.n;
 }
 
 // ---- Launchers (device pointers; asynchronous on `stream`). ----
@@ -82,30 +133,30 @@ HISTOCNN_HD float pooled_value(float m, const float* bias, int channel) {
   return v > 0 ? v : 0.0f;
 }
 
-// pooled[plane] = pooled_value(window maxima of act[plane]), argmax[plane] =
-// where (one byte each); `planes` = N * C, each g.h x g.w, plane % C the
-// channel. Requires 2 <= g.p <= 8. `bias` may be null (act already final).
-// Each for fp32 and bf16 maps (the bias stays fp32).
+// pooled = pooled_value(window maxima of act), argmax = where (one byte per
+// pooled element, in the pooled map's layout). Requires 2 <= p <= 8. `bias`
+// may be null (act already final). For fp32 and bf16 maps (the bias stays
+// fp32).
 void launch_max_pool_forward(const float* act, const float* bias, float* pooled, uint8_t* argmax,
-                             int planes, int channels, const PoolGeometry& g, Stream stream);
+                             const PoolMaps& maps, Stream stream);
 void launch_max_pool_forward(const Bf16* act, const float* bias, Bf16* pooled, uint8_t* argmax,
-                             int planes, int channels, const PoolGeometry& g, Stream stream);
-// d_act[plane] = pool_relu_backward_at(...) for every element of every plane
-// (d_act may alias d_pooled when g.p == 1); when `plane_sums` is not null,
-// plane_sums[plane] = the sum of that plane's d_act (the conv bias gradient's
-// partial sums, reduced by launch_column_sums). The sums are of the fp32
-// values, before d_act is rounded to bf16.
+                             const PoolMaps& maps, Stream stream);
+// d_act = pool_relu_backward_at(...) for every element of act (d_act may
+// alias d_pooled when p == 1); when `bias_partials` is not null, the conv
+// bias gradient's partial sums [bias_partial_rows(maps), C] (per plane
+// channels first, per image band channels last), reduced by
+// launch_column_sums. The sums are of the fp32 values, before d_act is
+// rounded to bf16.
 void launch_pool_relu_backward(const float* pooled, const float* d_pooled, const uint8_t* argmax,
-                               float* d_act, float* plane_sums, int planes, const PoolGeometry& g,
+                               float* d_act, float* bias_partials, const PoolMaps& maps,
                                Stream stream);
 void launch_pool_relu_backward(const Bf16* pooled, const Bf16* d_pooled, const uint8_t* argmax,
-                               Bf16* d_act, float* plane_sums, int planes, const PoolGeometry& g,
+                               Bf16* d_act, float* bias_partials, const PoolMaps& maps,
                                Stream stream);
-// y[plane] = pooled_value(y[plane], bias, plane % channels), in place: a bf16
-// block without a pool gets its bias and ReLU here (cuDNN fuses them only in
-// fp32). `per_plane` elements per plane.
-void launch_bias_relu(Bf16* y, const float* bias, int planes, int channels, int64_t per_plane,
-                      Stream stream);
+// y[i] = pooled_value(y[i], bias, its channel), in place over `n` maps laid
+// out as `layout`: a bf16 block without a pool gets its bias and ReLU here
+// (cuDNN fuses them only in fp32).
+void launch_bias_relu(Bf16* y, const float* bias, int n, const MapLayout& layout, Stream stream);
 // out[j] = sum over rows i of in[i * cols + j], summed in a fixed order (the
 // same bits every run: deterministic, unlike atomics).
 void launch_column_sums(const float* in, int rows, int cols, float* out, Stream stream);

@@ -22,9 +22,9 @@
 
 #include <cstddef>
 
-#include "core/bf16.h"
 #include "backends/cuda/cuda_kernels.h"
 #include "backends/cuda/cuda_schedule.h"
+#include "core/bf16.h"
 #include "core/hd.h"
 
 namespace histocnn::cuda {

@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""Summarises an A/B stage of gpu-check.sh: FOLDER/{A,B}.r<N>.json, two
+variants of `histocnn bench --device cuda` run in interleaved rounds ->
+FOLDER/B-vs-A.md: per point, each variant's median epoch over the rounds,
+the ratio B / A, and what each conv layer and direction took in B's runs
+(a graph API engine, our kernel, or the legacy algorithm).
+
+    python3 bench/gpu_ab_report.py OUT/graph              # legacy vs graph (--cudnn-graph)
+    python3 bench/gpu_ab_report.py OUT/layout first last  # --channels-last
+"""
+import glob
+import json
+import os
+import re
+import statistics
+import sys
+
+TITLES = {
+    ("legacy", "graph"): ("cuDNN's graph API against the legacy calls", "--cudnn-graph"),
+    ("first", "last"): ("Channels last (NHWC) against channels first (NCHW)", "--channels-last"),
+}
+
+
+def load(folder, names):
+    runs = {}
+    pattern = r"(" + "|".join(map(re.escape, names)) + r")\.r(\d+)\.json$"
+    for path in sorted(glob.glob(os.path.join(folder, "*.r*.json"))):
+        m = re.match(pattern, os.path.basename(path))
+        if m:
+            with open(path) as f:
+                runs.setdefault(m.group(1), []).append(json.load(f))
+    return runs
+
+
+def epochs(rounds):
+    """{(size, batch): [epoch seconds per round]}, failed points left out."""
+    by_point = {}
+    for doc in rounds:
+        for p in doc.get("points", []):
+            if "error" not in p:
+                by_point.setdefault((p["size"], p["batch"]), []).append(p["epoch_seconds"])
+    return by_point
+
+
+def layer_choices(layer):
+    """What one conv layer's directions took: the graph API's record where
+    there is one, else the legacy algorithms."""
+    graph = layer.get("graph", {})
+    if graph:
+        return [(d, f"engine {r['engine']}" if isinstance(r, dict) else str(r).split(":")[0])
+                for d, r in graph.items()]
+    return [(d, str(layer[d])) for d in ("forward", "backward_data", "backward_filter")
+            if d in layer]
+
+
+def engines(rounds):
+    """{(size, batch): "conv1 forward: engine 12; ..."} from the runs' records."""
+    out = {}
+    for doc in rounds:
+        for p in doc.get("points", []):
+            parts = [f"{layer.get('layer', '?')} {d}: {took}"
+                     for layer in p.get("backend", {}).get("algorithms", [])
+                     for d, took in layer_choices(layer)]
+            if parts:
+                out[(p["size"], p["batch"])] = "; ".join(parts)
+    return out
+
+
+def main():
+    if len(sys.argv) not in (2, 4):
+        sys.exit("usage: gpu_ab_report.py FOLDER [A B]  (default: legacy graph)")
+    folder = sys.argv[1]
+    a_name, b_name = sys.argv[2:4] if len(sys.argv) == 4 else ("legacy", "graph")
+    runs = load(folder, (a_name, b_name))
+    if not runs.get(a_name) or not runs.get(b_name):
+        sys.exit(f"gpu_ab_report: {folder} needs {a_name}.r*.json and {b_name}.r*.json")
+    a, b = epochs(runs[a_name]), epochs(runs[b_name])
+    chosen = engines(runs[b_name])
+    title, flag = TITLES.get((a_name, b_name), (f"{b_name} against {a_name}", b_name))
+    lines = [f"# {title}", "",
+             f"`histocnn bench --device cuda --allocator plan --cuda-graphs [{flag}]`, "
+             f"rounds interleaved (gpu-check.sh). Epoch of 1851 crops, seconds: median over "
+             f"the rounds; ratio = {b_name} / {a_name} (< 1: {b_name} is faster).", "",
+             f"| size | batch | {a_name} | {b_name} | ratio | rounds | what the {b_name} runs took |",
+             "|---|---|---|---|---|---|---|"]
+    for point in sorted(set(a) | set(b)):
+        ta, tb = a.get(point), b.get(point)
+        ma = statistics.median(ta) if ta else None
+        mb = statistics.median(tb) if tb else None
+        ratio = f"{mb / ma:.2f}" if ma and mb else "—"
+        lines.append(f"| {point[0]} | {point[1]} | {ma if ma is None else f'{ma:.4f}'} | "
+                     f"{mb if mb is None else f'{mb:.4f}'} | {ratio} | "
+                     f"{len(ta or [])}/{len(tb or [])} | {chosen.get(point, '')} |")
+    path = os.path.join(folder, f"{b_name}-vs-{a_name}.md")
+    with open(path + ".tmp", "w") as f:
+        f.write("\n".join(lines) + "\n")
+    os.replace(path + ".tmp", path)
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
