@@ -11,6 +11,11 @@
 #
 #   bench/gpu_side_by_side.sh OUT [--rounds N] [--sizes 32,64,128,200]
 #                             [--batches 10,50,150] [--compile] [--time-limit SECONDS]
+#                             [--histocnn-flags "FLAGS"]
+#
+# --histocnn-flags: added to every histocnn run (e.g. "--channels-last" once
+# gpu-check.sh's layout stage shows it wins; the report's command line and
+# each raw JSON record them).
 #
 # Runs from the source tree (build/histocnn) or from the relocatable package
 # (bin/histocnn beside bench/); HISTOCNN=path and PYTHON=path override. Needs
@@ -22,7 +27,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 invocation="bench/gpu_side_by_side.sh $*"
 out=${1:?usage: bench/gpu_side_by_side.sh OUT [--rounds N] [--sizes ..] [--batches ..] [--compile]}
 shift
-rounds=2 sizes=32,64,128,200 batches=10,50,150 compile=0 limit=100
+rounds=2 sizes=32,64,128,200 batches=10,50,150 compile=0 limit=100 extra=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --rounds) rounds=${2:?}; shift ;;
@@ -30,6 +35,7 @@ while [[ $# -gt 0 ]]; do
     --batches) batches=${2:?}; shift ;;
     --compile) compile=1 ;;
     --time-limit) limit=${2:?}; shift ;;
+    --histocnn-flags) extra=${2?}; shift ;;
     *) echo "gpu_side_by_side: unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -50,7 +56,7 @@ grid=(--sizes "$sizes" --batches "$batches")
 ours() {  # NAME ROUND PRECISION [extra flags]
   local name=$1 round=$2 precision=$3; shift 3
   timeout "$limit" "$histocnn" bench --device cuda "${grid[@]}" --precision "$precision" \
-    --allocator plan --cuda-graphs --json "$out/raw/$name.$round.json" "$@" \
+    --allocator plan --cuda-graphs --json "$out/raw/$name.$round.json" $extra "$@" \
     > "$out/raw/$name.$round.log" 2>&1 || echo "  $name round $round failed: $(tail -1 "$out/raw/$name.$round.log")"
 }
 theirs() {  # NAME ROUND PRECISION [extra flags]
@@ -73,7 +79,8 @@ for ((r = 1; r <= rounds; r++)); do
 done
 # Where the time goes: one eager epoch with an event per operation.
 timeout "$limit" "$histocnn" bench --device cuda --sizes 200 --batches 50 --warmup 1 --epochs 1 \
-  --profile-layers --json "$out/raw/histocnn-profile.1.json" > "$out/raw/histocnn-profile.log" 2>&1 ||
+  --profile-layers --json "$out/raw/histocnn-profile.1.json" $extra \
+  > "$out/raw/histocnn-profile.log" 2>&1 ||
   echo "  profile failed: $(tail -1 "$out/raw/histocnn-profile.log")"
 "$python" "$here/gpu_side_by_side_report.py" "$out" --gpu "$gpu" --machine "$machine" \
   --invocation "$invocation"

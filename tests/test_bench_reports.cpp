@@ -147,12 +147,13 @@ TEST(GpuCheck, PackKeepsTheTextResultsInOneArchiveOutsideOut) {
 // run and the report are what the one GPU visit relies on; the numbers are
 // the stand-ins', and the report says they are not GPU numbers.
 const char* kHistocnnStandIn = R"sh(#!/usr/bin/env bash
+echo "$*" >> "$(dirname "$0")/histocnn-calls.log"
 args=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --device) args+=(--device cpu); shift ;;
     --precision|--allocator) shift ;;
-    --cuda-graphs|--cudnn-graph) ;;
+    --cuda-graphs|--cudnn-graph|--channels-last) ;;
     *) args+=("$1") ;;
   esac
   shift
@@ -193,8 +194,16 @@ TEST(GpuSideBySide, RunsRoundsAndReportsWithStandInEngines) {
   const std::string out = dir / "out";
   const CommandResult r = run_raw("HISTOCNN=" + (dir / "histocnn") + " PYTHON=" + (dir / "python") +
                                   " " + HISTOCNN_SOURCE_DIR + "/bench/gpu_side_by_side.sh " + out +
-                                  " --rounds 3 --sizes 32 --batches 10,20 --time-limit 100");
+                                  " --rounds 3 --sizes 32 --batches 10,20 --time-limit 100"
+                                  " --histocnn-flags --channels-last");
   ASSERT_EQ(r.status, 0) << r.output;
+  // --histocnn-flags reached every histocnn run (3 rounds x 3 precisions, the profile).
+  const std::string calls = read_file(dir / "histocnn-calls.log");
+  size_t flagged = 0;
+  for (size_t at = calls.find("--channels-last"); at != std::string::npos;
+       at = calls.find("--channels-last", at + 1))
+    ++flagged;
+  EXPECT_EQ(flagged, 10u) << calls;
   EXPECT_NE(r.output.find("pytorch-bf16 round 2 failed: stand-in: bf16 round 2 fails"),
             std::string::npos)
       << r.output;
