@@ -69,33 +69,50 @@ void pool_relu_backward_first(const T* pooled, const T* d_pooled, const uint8_t*
   }
 }
 
-// Channels last: a block per (image band, 32 channels), lane = channel, 8
-// rows of threads taking the band's pixels in turn, their sums added in order.
+// band_sums of block_sum.cuh for every block of its grid: per (image band,
+// channel), the band's pixels taken by 8 rows of threads in turn, the rows'
+// sums added in order. term(n, c, y, x) -> SumPair; row (n * bands + band)
+// of a and b ([rows, C]; b may be null) gets the band's sums.
+template <typename Term>
+void band_sums(int images, const MapLayout& m, Term term, float* a, float* b) {
+  const int bands = channel_sum_rows(images, m) / images;
+  const int64_t pixels = int64_t(m.h) * m.w;
+  const int64_t per_band = (pixels + bands - 1) / bands;
+  for (int n = 0; n < images; ++n)
+    for (int band = 0; band < bands; ++band)
+      for (int c = 0; c < m.c; ++c) {
+        SumPair rows[8];
+        const int64_t end = std::min(pixels, (band + 1) * per_band);
+        for (int64_t e = band * per_band; e < end; ++e) {
+          const SumPair t = term(n, c, int(e / m.w), int(e % m.w));
+          SumPair& row = rows[(e - band * per_band) % 8];
+          row.a += t.a;
+          row.b += t.b;
+        }
+        SumPair total;
+        for (const SumPair& r : rows) total.a += r.a, total.b += r.b;
+        const int64_t at = (int64_t(n) * bands + band) * m.c + c;
+        if (a) a[at] = total.a;
+        if (b) b[at] = total.b;
+      }
+}
+
+// Channels last: band_sums over the map, each element's gradient written.
 template <typename T>
 void pool_relu_backward_last(const T* pooled, const T* d_pooled, const uint8_t* argmax, T* d_act,
                              float* partials, const PoolMaps& maps) {
-  const int bands = bias_partial_rows(maps) / maps.n;
-  const int64_t pixels = int64_t(maps.act.h) * maps.act.w;
-  const int64_t per_band = (pixels + bands - 1) / bands;
   const MapLayout pl = maps.pooled();
-  for (int n = 0; n < maps.n; ++n)
-    for (int band = 0; band < bands; ++band)
-      for (int c = 0; c < maps.act.c; ++c) {
-        float rows[8] = {};
+  band_sums(
+      maps.n, maps.act,
+      [&](int n, int c, int y, int x) {
         const int64_t base = pl.at(n, c, 0, 0);
-        const int64_t end = std::min(pixels, (band + 1) * per_band);
-        for (int64_t e = band * per_band; e < end; ++e) {
-          const int y = int(e / maps.act.w), x = int(e % maps.act.w);
-          const float v = pool_relu_backward_at(pooled + base, d_pooled + base,
-                                                argmax ? argmax + base : nullptr, maps.geometry(),
-                                                y, x, pl.row_stride(), pl.col_stride());
-          store(d_act, maps.act.at(n, c, y, x), v);
-          rows[(e - band * per_band) % 8] += v;
-        }
-        float total = 0;
-        for (float r : rows) total += r;
-        if (partials) partials[(int64_t(n) * bands + band) * maps.act.c + c] = total;
-      }
+        const float v =
+            pool_relu_backward_at(pooled + base, d_pooled + base, argmax ? argmax + base : nullptr,
+                                  maps.geometry(), y, x, pl.row_stride(), pl.col_stride());
+        store(d_act, maps.act.at(n, c, y, x), v);
+        return SumPair{v, 0};
+      },
+      partials, nullptr);
 }
 
 // launch_pool_relu_backward on the host.
@@ -128,36 +145,48 @@ inline void column_sums(const float* in, int rows, int cols, float* out) {
   }
 }
 
-// The batch-norm kernels (bn_kernels.cu) in their thread structure: one block
-// per plane with strided threads and block_sum; column_sums over the batch.
-inline void bn_plane_moments(const Bf16* x, const float* centre, float* sums, int planes,
-                             int channels, int64_t per_plane) {
-  for (int64_t plane = 0; plane < planes; ++plane) {
+// The batch-norm kernels (bn_kernels.cu) in their thread structure: channels
+// first one block per plane with strided threads and block_sum, channels
+// last band_sums; column_sums over the rows. T: float or Bf16.
+template <typename T>
+void bn_channel_moments(const T* x, const float* centre, float* sums, int n, const MapLayout& l) {
+  if (l.channels_last) {
+    band_sums(
+        n, l,
+        [&](int i, int c, int y, int xx) {
+          return SumPair{bn_moment_term(load(x, l.at(i, c, y, xx)), centre, c), 0};
+        },
+        sums, nullptr);
+    return;
+  }
+  const int64_t per_plane = int64_t(l.h) * l.w;
+  for (int64_t plane = 0; plane < int64_t(n) * l.c; ++plane) {
     std::vector<float> threads(kBlock, 0.0f);
     for (int64_t e = 0; e < per_plane; ++e)
       threads[size_t(e % kBlock)] +=
-          bn_moment_term(load(x, plane * per_plane + e), centre, int(plane % channels));
+          bn_moment_term(load(x, plane * per_plane + e), centre, int(plane % l.c));
     sums[plane] = block_sum(threads);
   }
 }
 
 // Training: the statistics into mean / inv_std (and the running ones
 // updated); inference: from the running ones. Then y = ReLU(BN(x)).
-inline void bn_relu_forward(const Bf16* x, Bf16* y, const float* gamma, const float* beta,
-                            float* mean, float* inv_std, float* running_mean, float* running_var,
-                            bool training, int n, int channels, int64_t per_plane) {
-  const int planes = n * channels;
-  const int64_t count = int64_t(n) * per_plane;
-  std::vector<float> partials(static_cast<size_t>(planes));
+template <typename T>
+void bn_relu_forward(const T* x, T* y, const float* gamma, const float* beta, float* mean,
+                     float* inv_std, float* running_mean, float* running_var, bool training, int n,
+                     const MapLayout& l) {
+  const int rows = channel_sum_rows(n, l);
+  const int64_t count = int64_t(n) * l.h * l.w;
+  std::vector<float> partials(size_t(rows) * size_t(l.c));
   if (training) {
-    bn_plane_moments(x, nullptr, partials.data(), planes, channels, per_plane);
-    column_sums(partials.data(), n, channels, mean);
-    for (int c = 0; c < channels; ++c) mean[c] *= 1.0f / float(count);
-    bn_plane_moments(x, mean, partials.data(), planes, channels, per_plane);
-    column_sums(partials.data(), n, channels, inv_std);
-    for (int c = 0; c < channels; ++c) inv_std[c] *= 1.0f / float(count);
+    bn_channel_moments(x, nullptr, partials.data(), n, l);
+    column_sums(partials.data(), rows, l.c, mean);
+    for (int c = 0; c < l.c; ++c) mean[c] *= 1.0f / float(count);
+    bn_channel_moments(x, mean, partials.data(), n, l);
+    column_sums(partials.data(), rows, l.c, inv_std);
+    for (int c = 0; c < l.c; ++c) inv_std[c] *= 1.0f / float(count);
   }
-  for (int c = 0; c < channels; ++c) {
+  for (int c = 0; c < l.c; ++c) {
     if (training) {
       bn_update_running(mean[c], inv_std[c], count, kBatchNormMomentum, running_mean + c,
                         running_var + c);
@@ -167,38 +196,47 @@ inline void bn_relu_forward(const Bf16* x, Bf16* y, const float* gamma, const fl
       inv_std[c] = bn_inv_std(running_var[c], kBatchNormEpsilon);
     }
   }
-  for (int64_t i = 0; i < int64_t(planes) * per_plane; ++i) {
-    const int c = int((i / per_plane) % channels);
+  for (int64_t i = 0; i < count * l.c; ++i) {
+    const int c = l.channel_of(i);
     store(y, i, bn_relu_at(load(x, i), mean[c], inv_std[c], gamma[c], beta[c]));
   }
 }
 
 // dgamma, dbeta (overwritten) and dx from d (ReLU' applied) and x.
-inline void bn_backward(const Bf16* d, const Bf16* x, Bf16* dx, const float* gamma,
-                        const float* mean, const float* inv_std, float* dgamma, float* dbeta, int n,
-                        int channels, int64_t per_plane) {
-  const int planes = n * channels;
-  std::vector<float> d_sums(static_cast<size_t>(planes)), dx_sums(static_cast<size_t>(planes));
-  for (int64_t plane = 0; plane < planes; ++plane) {
-    const int c = int(plane % channels);
-    std::vector<float> sd(kBlock, 0.0f), sdx(kBlock, 0.0f);
-    for (int64_t e = 0; e < per_plane; ++e) {
-      const float g = load(d, plane * per_plane + e);
-      sd[size_t(e % kBlock)] += g;
-      sdx[size_t(e % kBlock)] +=
-          g * bn_normalized(load(x, plane * per_plane + e), mean[c], inv_std[c]);
+template <typename T>
+void bn_backward(const T* d, const T* x, T* dx, const float* gamma, const float* mean,
+                 const float* inv_std, float* dgamma, float* dbeta, int n, const MapLayout& l) {
+  const int rows = channel_sum_rows(n, l);
+  const int64_t count = int64_t(n) * l.h * l.w;
+  std::vector<float> d_sums(size_t(rows) * size_t(l.c)), dx_sums(d_sums.size());
+  auto terms = [&](int64_t i, int c) {
+    const float g = load(d, i);
+    return SumPair{g, g * bn_normalized(load(x, i), mean[c], inv_std[c])};
+  };
+  if (l.channels_last) {
+    band_sums(
+        n, l, [&](int i, int c, int y, int xx) { return terms(l.at(i, c, y, xx), c); },
+        d_sums.data(), dx_sums.data());
+  } else {
+    const int64_t per_plane = int64_t(l.h) * l.w;
+    for (int64_t plane = 0; plane < int64_t(n) * l.c; ++plane) {
+      std::vector<float> sd(kBlock, 0.0f), sdx(kBlock, 0.0f);
+      for (int64_t e = 0; e < per_plane; ++e) {
+        const SumPair t = terms(plane * per_plane + e, int(plane % l.c));
+        sd[size_t(e % kBlock)] += t.a;
+        sdx[size_t(e % kBlock)] += t.b;
+      }
+      d_sums[size_t(plane)] = block_sum(sd);
+      dx_sums[size_t(plane)] = block_sum(sdx);
     }
-    d_sums[size_t(plane)] = block_sum(sd);
-    dx_sums[size_t(plane)] = block_sum(sdx);
   }
-  column_sums(d_sums.data(), n, channels, dbeta);
-  column_sums(dx_sums.data(), n, channels, dgamma);
-  for (int64_t i = 0; i < int64_t(planes) * per_plane; ++i) {
-    const int c = int((i / per_plane) % channels);
+  column_sums(d_sums.data(), rows, l.c, dbeta);
+  column_sums(dx_sums.data(), rows, l.c, dgamma);
+  for (int64_t i = 0; i < count * l.c; ++i) {
+    const int c = l.channel_of(i);
     const float x_hat = bn_normalized(load(x, i), mean[c], inv_std[c]);
     store(dx, i,
-          bn_backward_dx_at(load(d, i), x_hat, gamma[c], inv_std[c], dgamma[c], dbeta[c],
-                            int64_t(n) * per_plane));
+          bn_backward_dx_at(load(d, i), x_hat, gamma[c], inv_std[c], dgamma[c], dbeta[c], count));
   }
 }
 

@@ -173,14 +173,14 @@ HostRun run_schedule_as(const NetworkShape& shape, const Parameters& params, con
         const auto& c = s.convs[size_t(op.layer)];
         const std::string bn = "bn" + std::to_string(op.layer + 1);
         const int hw = c.y.h * c.y.w;
-        if constexpr (bf16) {  // our kernels (bn_kernels.h), as the step runs them
+        if (bf16 || channels_last) {  // our kernels (bn_kernels.h), as the step runs them
           saved_mean[size_t(op.layer)].resize(size_t(c.y.c));
           saved_var[size_t(op.layer)].resize(size_t(c.y.c));  // holds inv_std here
           on_host::bn_relu_forward(map(c.conv_out), map(c.bn_out), w(bn + ".weight"),
                                    w(bn + ".bias"), saved_mean[size_t(op.layer)].data(),
                                    saved_var[size_t(op.layer)].data(),
                                    buffers->running_mean(op.layer), buffers->running_var(op.layer),
-                                   training, n, c.y.c, hw);
+                                   training, n, c.y.layout(c.channels_last));
           break;
         }
         if (training) {
@@ -202,11 +202,11 @@ HostRun run_schedule_as(const NetworkShape& shape, const Parameters& params, con
       case OpKind::kBatchNormBackward: {
         const auto& c = s.convs[size_t(op.layer)];
         const std::string bn = "bn" + std::to_string(op.layer + 1);
-        if constexpr (bf16) {
+        if (bf16 || channels_last) {
           on_host::bn_backward(map(c.d_act), map(c.conv_out), map(c.d_conv_out), w(bn + ".weight"),
                                saved_mean[size_t(op.layer)].data(),
                                saved_var[size_t(op.layer)].data(), g(bn + ".weight"),
-                               g(bn + ".bias"), n, c.y.c, c.y.h * c.y.w);
+                               g(bn + ".bias"), n, c.y.layout(c.channels_last));
           break;
         }
         reference::batchnorm_backward(

@@ -302,7 +302,7 @@ TEST(BatchNormKernels, Bf16KernelsEqualTheReferenceLayers) {
       running_var(channels, 1.0f);
   on_host::bn_relu_forward(x16.data(), y16.data(), gamma.data(), beta.data(), mean.data(),
                            inv_std.data(), running_mean.data(), running_var.data(), true, n,
-                           channels, per_plane);
+                           MapLayout{channels, h, w, false});
   std::vector<float> want_y(total), want_mean(channels), want_var(channels);
   reference::batchnorm_forward_train(x.data(), gamma.data(), beta.data(), want_y.data(),
                                      want_mean.data(), want_var.data(), n, channels,
@@ -324,7 +324,8 @@ TEST(BatchNormKernels, Bf16KernelsEqualTheReferenceLayers) {
   // Backward from d (ReLU' applied upstream): the reference's dx, dgamma, dbeta.
   std::vector<float> dgamma(channels), dbeta(channels);
   on_host::bn_backward(d16.data(), x16.data(), dx16.data(), gamma.data(), mean.data(),
-                       inv_std.data(), dgamma.data(), dbeta.data(), n, channels, per_plane);
+                       inv_std.data(), dgamma.data(), dbeta.data(), n,
+                       MapLayout{channels, h, w, false});
   std::vector<float> want_dx(total), want_dgamma(channels), want_dbeta(channels);
   reference::batchnorm_backward(x.data(), gamma.data(), want_mean.data(), want_var.data(), d.data(),
                                 want_dx.data(), want_dgamma.data(), want_dbeta.data(), n, channels,
@@ -342,8 +343,8 @@ TEST(BatchNormKernels, Bf16KernelsEqualTheReferenceLayers) {
   std::vector<Bf16> y_infer(total);
   std::vector<float> m2(channels), s2(channels);
   on_host::bn_relu_forward(x16.data(), y_infer.data(), gamma.data(), beta.data(), m2.data(),
-                           s2.data(), running_mean.data(), running_var.data(), false, n, channels,
-                           per_plane);
+                           s2.data(), running_mean.data(), running_var.data(), false, n,
+                           MapLayout{channels, h, w, false});
   std::vector<float> want_infer(total);
   reference::batchnorm_forward_infer(x.data(), gamma.data(), beta.data(), running_mean.data(),
                                      running_var.data(), want_infer.data(), n, channels,

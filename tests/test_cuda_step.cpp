@@ -8,6 +8,7 @@
 #include <functional>
 
 #include "backends/backend.h"
+#include "backends/cuda/cuda_schedule.h"
 #include "core/error.h"
 #include "memory/memory_engine.h"
 #include "test_util.h"
@@ -143,6 +144,12 @@ TEST(CudaStep, BatchNormAndGlobalPoolingMatchTheCpuBackend) {
     o.batch = c.batch;
     const SelfTestReport report = run_selftest(o);
     EXPECT_TRUE(report.passed) << c.name << "\n" << report.table();
+    // Channels last: batch norm as our kernels in fp32 and bf16.
+    if (!cuda::channels_last_unsupported(infer_shapes(o.spec, c.batch, c.height, c.width)).empty())
+      continue;
+    o.channels_last = true;
+    const SelfTestReport last = run_selftest(o);
+    EXPECT_TRUE(last.passed) << c.name << " channels last\n" << last.table();
   }
 }
 

@@ -35,14 +35,14 @@ TEST_F(Hostile, EveryFlagRefusalNamesItsFlagAndWritesNothing) {
        1,
        {"--channels-last", "--device cuda"},
        {}},
-      {"memplan --channels-last with batch norm",
+      {"memplan --channels-last without a last pool",
        [&] {
-         write_file_atomically(path("bn.spec"), "conv 8 kernel=3 pool=2 bn\ndense 2\n");
-         return "memplan --device cuda --channels-last --model " + path("bn.spec");
+         write_file_atomically(path("unpooled.spec"), "conv 8 kernel=3 pool=1\ndense 2\n");
+         return "memplan --device cuda --channels-last --model " + path("unpooled.spec");
        },
        1,
-       {"--channels-last", "batch norm"},
-       {"bn.spec"}},
+       {"--channels-last", "last conv block has no pool"},
+       {"unpooled.spec"}},
       {"bench --onednn-pool on CUDA",
        [&] { return "bench --device cuda --onednn-pool --json " + path("never-bench.json"); },
        1,

@@ -221,7 +221,7 @@ void add_device_options(CLI::App* cmd, const std::shared_ptr<TrainOptions>& o, T
                 "(else the legacy API; metrics.json says which)");
   cmd->add_flag("--channels-last", o->channels_last,
                 "cuda: the conv blocks' maps channels last (NHWC) and the filters KRSC, what "
-                "cuDNN's tensor-core kernels read without transposing (no batch norm)");
+                "cuDNN's tensor-core kernels read without transposing");
   cmd->add_flag("!--no-selftest", o->selftest, "cuda: skip the quick self-test before training");
   cmd->add_flag("--profile-layers", o->profile_layers,
                 "time every layer's forward and backward (metrics.json profile.layer_seconds); "

@@ -1,9 +1,10 @@
 // Batch normalisation (spatial, per channel over N*H*W) followed by ReLU, our
-// own kernels for --precision bf16 (fp32 keeps cuDNN's calls): bf16 maps,
-// fp32 arithmetic, statistics and parameters, as PyTorch's autocast runs
-// batch norm. Every reduction is per plane in a fixed order (one block per
-// plane, then launch_column_sums over the batch), so weights stay
-// bit-identical run to run. Statistics take two passes (the mean, then the
+// own kernels for --precision bf16 and for --channels-last (channels-first
+// fp32 keeps cuDNN's calls): fp32 arithmetic, statistics and parameters over
+// fp32 or bf16 maps, as PyTorch's autocast runs batch norm. Every reduction
+// is in a fixed order (per plane, or per image band channels last, then
+// launch_column_sums over the rows), so weights stay bit-identical run to
+// run. Statistics take two passes (the mean, then the
 // squared deviations from it), not E[x^2] - mean^2, which cancels.
 //
 // Forward (training):  mean, var (biased) of x; y = ReLU(gamma x^ + beta),
@@ -23,6 +24,7 @@
 #include <cstdint>
 
 #include "backends/cuda/cuda_kernels.h"
+#include "backends/cuda/map_layout.h"
 #include "core/bf16.h"
 #include "core/hd.h"
 
@@ -58,12 +60,17 @@ HISTOCNN_HD float bn_moment_term(float x, const float* centre, int channel) {
   return d * d;
 }
 
-// ---- Launchers: `planes` = N * C planes of `per_plane` elements, plane % C
-// the channel; per-channel arrays hold C floats. Asynchronous on `stream`. ----
+// ---- Launchers: `n` images of one map laid out as `layout` (channels first
+// or last); per-channel arrays hold C floats; partial sums are
+// [channel_sum_rows(n, layout), C] (map_layout.h), added over the rows by
+// launch_column_sums. Each for fp32 maps (channels last; channels first
+// keeps cuDNN's calls) and bf16 maps. Asynchronous on `stream`. ----
 
-// sums[plane] = sum over the plane of bn_moment_term(x, centre, channel).
-void launch_bn_plane_moments(const Bf16* x, const float* centre, float* sums, int planes,
-                             int channels, int64_t per_plane, Stream stream);
+// partials = per-row sums of bn_moment_term(x, centre, channel).
+void launch_bn_channel_moments(const float* x, const float* centre, float* partials, int n,
+                               const MapLayout& layout, Stream stream);
+void launch_bn_channel_moments(const Bf16* x, const float* centre, float* partials, int n,
+                               const MapLayout& layout, Stream stream);
 // values[c] *= scale (a channel total into a mean or a variance).
 void launch_scale(float* values, float scale, int channels, Stream stream);
 // Training: variance[c] (biased, in place) -> inv_std[c]; running mean/var
@@ -74,17 +81,25 @@ void launch_bn_finalize(float* mean, float* variance_to_inv_std, float* running_
                         float* running_var, bool training, int64_t count, float momentum,
                         float epsilon, int channels, Stream stream);
 // y = bn_relu_at(x, ...) per element (y may alias x).
+void launch_bn_relu_forward(const float* x, float* y, const float* mean, const float* inv_std,
+                            const float* gamma, const float* beta, int n, const MapLayout& layout,
+                            Stream stream);
 void launch_bn_relu_forward(const Bf16* x, Bf16* y, const float* mean, const float* inv_std,
-                            const float* gamma, const float* beta, int planes, int channels,
-                            int64_t per_plane, Stream stream);
-// d_sums[plane] = sum of d, dx_hat_sums[plane] = sum of d * x^ over the plane.
+                            const float* gamma, const float* beta, int n, const MapLayout& layout,
+                            Stream stream);
+// d_sums = per-row sums of d, dx_hat_sums = of d * x^.
+void launch_bn_backward_sums(const float* d, const float* x, const float* mean,
+                             const float* inv_std, float* d_sums, float* dx_hat_sums, int n,
+                             const MapLayout& layout, Stream stream);
 void launch_bn_backward_sums(const Bf16* d, const Bf16* x, const float* mean, const float* inv_std,
-                             float* d_sums, float* dx_hat_sums, int planes, int channels,
-                             int64_t per_plane, Stream stream);
+                             float* d_sums, float* dx_hat_sums, int n, const MapLayout& layout,
+                             Stream stream);
 // dx = bn_backward_dx_at(...) per element.
+void launch_bn_backward_dx(const float* d, const float* x, float* dx, const float* mean,
+                           const float* inv_std, const float* gamma, const float* dgamma,
+                           const float* dbeta, int n, const MapLayout& layout, Stream stream);
 void launch_bn_backward_dx(const Bf16* d, const Bf16* x, Bf16* dx, const float* mean,
                            const float* inv_std, const float* gamma, const float* dgamma,
-                           const float* dbeta, int planes, int channels, int64_t per_plane,
-                           Stream stream);
+                           const float* dbeta, int n, const MapLayout& layout, Stream stream);
 
 }  // namespace histocnn::cuda

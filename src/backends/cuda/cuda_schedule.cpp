@@ -185,8 +185,12 @@ class ScheduleBuilder {
     c.act = c.conv_out;
     if (c.batch_norm) {
       c.bn_out = map_tensor(tag + ".bn_out", c.y.count());
-      // bf16: our kernels' per-plane partial sums (fp32 keeps cuDNN's calls).
-      if (bf16_) c.bn_partials = tensor(tag + ".bn_partials", 2 * int64_t(batch()) * c.y.c);
+      // bf16 and channels last: our kernels' partial sums (channels-first
+      // fp32 keeps cuDNN's calls).
+      if (bf16_ || channels_last_)
+        c.bn_partials =
+            tensor(tag + ".bn_partials",
+                   2 * int64_t(channel_sum_rows(batch(), c.y.layout(channels_last_))) * c.y.c);
       op(OpKind::kBatchNormForward, int(k), {c.conv_out, c.bn_out, c.bn_partials});
       c.act = c.bn_out;
     }
@@ -315,8 +319,6 @@ class ScheduleBuilder {
 
 std::string channels_last_unsupported(const NetworkShape& shape) {
   if (shape.convs.empty()) return "the network has no convolution";
-  if (shape.has_batch_norm())
-    return "batch norm (spec 'bn') runs channels first only; drop --channels-last";
   if (shape.convs.back().pool < 2)
     return "the last conv block has no pool (its pool turns the map back into the dense "
            "part's channels-first order); drop --channels-last";

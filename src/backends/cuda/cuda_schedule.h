@@ -64,9 +64,9 @@ struct MapFormat {
   bool bf16 = false;
   bool channels_last = false;
 };
-// Why --channels-last cannot run this network (one sentence), or "": batch
-// norm has only channels-first kernels here, and the last block's pool is
-// what turns its map back into the dense part's channels-first flatten.
+// Why --channels-last cannot run this network (one sentence), or "": the
+// last block's pool is what turns its map back into the dense part's
+// channels-first flatten.
 std::string channels_last_unsupported(const NetworkShape& shape);
 
 // What cudnnGetConvolution2dForwardOutputDim returns for a stride-1,
@@ -135,8 +135,10 @@ struct CudaSchedule {
     int act = -1;     // what the pool reads: bn_out, or conv_out
     int d_act = -1;   // its gradient: what pool backward writes
     int argmax = -1;  // pool > 1: each window's maximum's position (uint8 per pooled element)
-    int bias_partials = -1;  // no batch norm: [N, C] sums of d_conv_out per plane
-    int bn_partials = -1;    // batch norm under bf16: 2 x [N, C] per-plane sums (bn_kernels.h)
+    int bias_partials = -1;  // no batch norm: [rows, C] sums of d_conv_out (channel_sum_rows)
+    // batch norm as our kernels (bf16, channels last): 2 x [rows, C] partial
+    // sums (bn_kernels.h, channel_sum_rows)
+    int bn_partials = -1;
     Dims4 x, y, pooled_dims;
     int pool = 1;
     // Layouts: x, y, act and their gradients; pooled and d_pooled (channels

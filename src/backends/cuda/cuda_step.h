@@ -170,9 +170,14 @@ class CudaTrainingStep final : public TrainingStep {
   void run_conv_backward_data(const ScheduledOp& op);
   void update();
   void refresh_filters();
-  void batch_norm_forward_bf16(const ConvLayer& c, const CudaSchedule::ConvTensors& t,
+  // Batch norm as our kernels (bn_kernels.h) under bf16 or channels last
+  // (cuDNN's calls otherwise), over the partial sums of the schedule.
+  bool batch_norm_is_ours() const { return bf16_ || channels_last_; }
+  struct OwnBatchNorm;
+  OwnBatchNorm own_batch_norm(const ConvLayer& c, const CudaSchedule::ConvTensors& t) const;
+  void batch_norm_forward_ours(const ConvLayer& c, const CudaSchedule::ConvTensors& t,
                                bool training);
-  void batch_norm_backward_bf16(const ConvLayer& c, const CudaSchedule::ConvTensors& t);
+  void batch_norm_backward_ours(const ConvLayer& c, const CudaSchedule::ConvTensors& t);
   void reduce_gradients() {
     if (options_.reduce_gradients) options_.reduce_gradients(grads(), parameter_count_, stream_);
   }

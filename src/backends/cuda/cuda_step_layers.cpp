@@ -82,8 +82,9 @@ void CudaTrainingStep::build_layers() {
       const std::string bn = "bn" + std::to_string(k + 1);
       c.gamma_offset = layout_params_.info(bn + ".weight").offset;
       c.beta_offset = layout_params_.info(bn + ".bias").offset;
-      // bf16 runs batch norm as our kernels (bn_kernels.h), not cuDNN's.
-      if (!bf16_) HISTOCNN_CUDA(cudnnDeriveBNTensorDescriptor(c.bn, c.y, CUDNN_BATCHNORM_SPATIAL));
+      // bf16 and channels last run batch norm as our kernels (bn_kernels.h).
+      if (!batch_norm_is_ours())
+        HISTOCNN_CUDA(cudnnDeriveBNTensorDescriptor(c.bn, c.y, CUDNN_BATCHNORM_SPATIAL));
     }
     choose_algorithms(c, k);
   }

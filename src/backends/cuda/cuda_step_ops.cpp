@@ -179,8 +179,8 @@ void CudaTrainingStep::run_batch_norm_forward(const ScheduledOp& op, bool traini
   ConvLayer& c = convs_[size_t(op.layer)];
   const auto& t = schedule_.convs[size_t(op.layer)];
   auto at = [&](size_t offset) { return reinterpret_cast<float*>(persistent(offset)); };
-  if (bf16_) {
-    batch_norm_forward_bf16(c, t, training);
+  if (batch_norm_is_ours()) {
+    batch_norm_forward_ours(c, t, training);
     return;
   }
   if (training) {
@@ -206,8 +206,8 @@ void CudaTrainingStep::run_batch_norm_backward(const ScheduledOp& op) {
   ConvLayer& c = convs_[size_t(op.layer)];
   const auto& t = schedule_.convs[size_t(op.layer)];
   auto at = [&](size_t offset) { return reinterpret_cast<float*>(persistent(offset)); };
-  if (bf16_) {
-    batch_norm_backward_bf16(c, t);
+  if (batch_norm_is_ours()) {
+    batch_norm_backward_ours(c, t);
     return;
   }
   HISTOCNN_CUDA(cudnnBatchNormalizationBackward(
@@ -310,50 +310,75 @@ void CudaTrainingStep::run_conv_backward_data(const ScheduledOp& op) {
         c.workspace.backward_data, &kZero, c.x, tensor(prev.d_pooled)));
 }
 
-// --precision bf16: batch norm as our kernels (bn_kernels.h): two passes for
-// the statistics (into the saved mean / inverse deviation), then normalise
-// and ReLU into bn_out.
-void CudaTrainingStep::batch_norm_forward_bf16(const ConvLayer& c,
-                                               const CudaSchedule::ConvTensors& t, bool training) {
-  auto at = [&](size_t offset) { return reinterpret_cast<float*>(persistent(offset)); };
-  const int planes = t.y.n * t.y.c, channels = t.y.c;
-  const int64_t per_plane = int64_t(t.y.h) * t.y.w, count = int64_t(t.y.n) * per_plane;
-  float* partials = tensor(t.bn_partials);
-  float *mean = at(c.saved_mean), *inv_std = at(c.saved_inv_std);
-  if (training) {
-    launch_bn_plane_moments(bf16_tensor(t.conv_out), nullptr, partials, planes, channels, per_plane,
-                            stream_);
-    launch_column_sums(partials, t.y.n, channels, mean, stream_);
-    launch_scale(mean, 1.0f / float(count), channels, stream_);
-    launch_bn_plane_moments(bf16_tensor(t.conv_out), mean, partials, planes, channels, per_plane,
-                            stream_);
-    launch_column_sums(partials, t.y.n, channels, inv_std, stream_);  // squared deviations
-    launch_scale(inv_std, 1.0f / float(count), channels, stream_);    // the biased variance
+// Batch norm as our kernels (bn_kernels.h) over maps of type T: two passes
+// for the statistics (into the saved mean / inverse deviation), then
+// normalise and ReLU into y.
+struct CudaTrainingStep::OwnBatchNorm {
+  float *partials, *mean, *inv_std, *running_mean, *running_var;
+  const float *gamma, *beta;
+  int n;
+  MapLayout layout;
+  Stream stream;
+  int rows() const { return channel_sum_rows(n, layout); }
+  int64_t count() const { return int64_t(n) * layout.h * layout.w; }
+
+  template <typename T>
+  void forward(const T* x, T* y, bool training) const {
+    const int channels = layout.c;
+    if (training) {
+      launch_bn_channel_moments(x, nullptr, partials, n, layout, stream);
+      launch_column_sums(partials, rows(), channels, mean, stream);
+      launch_scale(mean, 1.0f / float(count()), channels, stream);
+      launch_bn_channel_moments(x, mean, partials, n, layout, stream);
+      launch_column_sums(partials, rows(), channels, inv_std, stream);  // squared deviations
+      launch_scale(inv_std, 1.0f / float(count()), channels, stream);   // the biased variance
+    }
+    launch_bn_finalize(mean, inv_std, running_mean, running_var, training, count(),
+                       kBatchNormMomentum, kBatchNormEpsilon, channels, stream);
+    launch_bn_relu_forward(x, y, mean, inv_std, gamma, beta, n, layout, stream);
   }
-  launch_bn_finalize(mean, inv_std, at(c.running_mean), at(c.running_var), training, count,
-                     kBatchNormMomentum, kBatchNormEpsilon, channels, stream_);
-  launch_bn_relu_forward(bf16_tensor(t.conv_out), bf16_tensor(t.bn_out), mean, inv_std,
-                         params() + c.gamma_offset, params() + c.beta_offset, planes, channels,
-                         per_plane, stream_);
+
+  // dbeta and dgamma (partial sums, then over the rows) straight into the
+  // gradients, then dx from them.
+  template <typename T>
+  void backward(const T* d, const T* x, T* dx, float* dgamma, float* dbeta) const {
+    float* dx_hat_sums = partials + int64_t(rows()) * layout.c;
+    launch_bn_backward_sums(d, x, mean, inv_std, partials, dx_hat_sums, n, layout, stream);
+    launch_column_sums(partials, rows(), layout.c, dbeta, stream);
+    launch_column_sums(dx_hat_sums, rows(), layout.c, dgamma, stream);
+    launch_bn_backward_dx(d, x, dx, mean, inv_std, gamma, dgamma, dbeta, n, layout, stream);
+  }
+};
+
+CudaTrainingStep::OwnBatchNorm CudaTrainingStep::own_batch_norm(
+    const ConvLayer& c, const CudaSchedule::ConvTensors& t) const {
+  auto at = [&](size_t offset) { return reinterpret_cast<float*>(persistent(offset)); };
+  return {tensor(t.bn_partials),       at(c.saved_mean),
+          at(c.saved_inv_std),         at(c.running_mean),
+          at(c.running_var),           params() + c.gamma_offset,
+          params() + c.beta_offset,    t.y.n,
+          t.y.layout(t.channels_last), stream_};
 }
 
-// dbeta and dgamma (per-plane sums, then over the batch) straight into the
-// gradients, then dx from them.
-void CudaTrainingStep::batch_norm_backward_bf16(const ConvLayer& c,
+// --precision bf16 or --channels-last: batch norm as our kernels.
+void CudaTrainingStep::batch_norm_forward_ours(const ConvLayer& c,
+                                               const CudaSchedule::ConvTensors& t, bool training) {
+  const OwnBatchNorm bn = own_batch_norm(c, t);
+  if (bf16_)
+    bn.forward(bf16_tensor(t.conv_out), bf16_tensor(t.bn_out), training);
+  else
+    bn.forward(tensor(t.conv_out), tensor(t.bn_out), training);
+}
+
+void CudaTrainingStep::batch_norm_backward_ours(const ConvLayer& c,
                                                 const CudaSchedule::ConvTensors& t) {
-  auto at = [&](size_t offset) { return reinterpret_cast<float*>(persistent(offset)); };
-  const int planes = t.y.n * t.y.c, channels = t.y.c;
-  const int64_t per_plane = int64_t(t.y.h) * t.y.w;
-  float* partials = tensor(t.bn_partials);
-  launch_bn_backward_sums(bf16_tensor(t.d_act), bf16_tensor(t.conv_out), at(c.saved_mean),
-                          at(c.saved_inv_std), partials, partials + planes, planes, channels,
-                          per_plane, stream_);
-  launch_column_sums(partials, t.y.n, channels, grads() + c.beta_offset, stream_);
-  launch_column_sums(partials + planes, t.y.n, channels, grads() + c.gamma_offset, stream_);
-  launch_bn_backward_dx(bf16_tensor(t.d_act), bf16_tensor(t.conv_out), bf16_tensor(t.d_conv_out),
-                        at(c.saved_mean), at(c.saved_inv_std), params() + c.gamma_offset,
-                        grads() + c.gamma_offset, grads() + c.beta_offset, planes, channels,
-                        per_plane, stream_);
+  const OwnBatchNorm bn = own_batch_norm(c, t);
+  float *dgamma = grads() + c.gamma_offset, *dbeta = grads() + c.beta_offset;
+  if (bf16_)
+    bn.backward(bf16_tensor(t.d_act), bf16_tensor(t.conv_out), bf16_tensor(t.d_conv_out), dgamma,
+                dbeta);
+  else
+    bn.backward(tensor(t.d_act), tensor(t.conv_out), tensor(t.d_conv_out), dgamma, dbeta);
 }
 
 void CudaTrainingStep::update() {

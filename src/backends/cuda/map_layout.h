@@ -51,6 +51,27 @@ struct MapLayout {
   }
 };
 
+// Per-channel sums over a map (the bias gradient, batch norm's statistics)
+// are reduced in two stages, both in a fixed order: partial sums [rows, C],
+// then launch_column_sums over the rows. Channels first, a row per image
+// (a block per plane); channels last, a row per image band: each image's
+// pixels split into this many bands (a block per image, band and 32
+// channels), so a small batch still fills the GPU. A plain function of the
+// shape: the same bands, the same sums, on every device.
+HISTOCNN_HD int channel_sum_bands(int n, int channels, int64_t pixels) {
+  const int64_t tiles = int64_t(n) * ((channels + 31) / 32);
+  int64_t bands = (4096 + tiles - 1) / tiles;
+  if (bands > pixels / 8) bands = pixels / 8;  // at least a pixel per row of threads
+  return bands < 1 ? 1 : int(bands);
+}
+HISTOCNN_HD int channel_sum_rows(int n, const MapLayout& m) {
+  return m.channels_last ? n * channel_sum_bands(n, m.c, int64_t(m.h) * m.w) : n;
+}
+// Two sums at once (batch norm's backward pass needs sum d and sum d x^).
+struct SumPair {
+  float a = 0, b = 0;
+};
+
 // Element i of `out` (in `to`'s layout) is the same map element of `in` (in
 // the other layout, same shape): a transposition between channels first and
 // channels last, converting the element type as it goes.

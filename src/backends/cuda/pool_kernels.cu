@@ -55,41 +55,24 @@ __global__ void pool_relu_backward_kernel(const T* pooled, const T* d_pooled, co
   if (threadIdx.x == 0) plane_sums[plane] = total;
 }
 
-// Channels last: block (32, 8) per (image and band, 32 channels): lane =
-// channel (adjacent lanes write adjacent addresses), the 8 rows of threads
-// take the band's pixels in turn; the rows' sums are added in order into
-// one row of partial sums per image band.
+// Channels last: band_sums over the map, each element's gradient written
+// as it is summed (in place when p == 1: the thread read it just before).
 template <typename T>
 __global__ void pool_relu_backward_last_kernel(const T* pooled, const T* d_pooled,
                                                const uint8_t* argmax, T* d_act, float* partials,
                                                PoolMaps maps, int bands) {
-  __shared__ float rows[8][33];
-  const int n = int(blockIdx.x) / bands, band = int(blockIdx.x) % bands;
-  const int c = int(blockIdx.y) * 32 + int(threadIdx.x);
-  const int64_t pixels = int64_t(maps.act.h) * maps.act.w;
-  const int64_t per_band = (pixels + bands - 1) / bands;
-  const int64_t end = min(pixels, (band + 1) * per_band);
-  const PoolGeometry g = maps.geometry();
   const MapLayout pl = maps.pooled();
-  float sum = 0;
-  if (c < maps.act.c) {
+  const SumPair total = band_sums(maps.act, bands, [&](int n, int c, int y, int x) {
     const int64_t base = pl.at(n, c, 0, 0);
-    for (int64_t e = band * per_band + threadIdx.y; e < end; e += 8) {
-      const int y = int(e / maps.act.w), x = int(e - int64_t(y) * maps.act.w);
-      const float v =
-          pool_relu_backward_at(pooled + base, d_pooled + base, argmax ? argmax + base : nullptr, g,
-                                y, x, pl.row_stride(), pl.col_stride());
-      store(d_act, maps.act.at(n, c, y, x), v);  // in place when p == 1: read just above
-      sum += v;
-    }
-  }
-  if (!partials) return;
-  rows[threadIdx.y][threadIdx.x] = sum;
-  __syncthreads();
-  if (threadIdx.y != 0 || c >= maps.act.c) return;
-  float total = 0;
-  for (int k = 0; k < 8; ++k) total += rows[k][threadIdx.x];
-  partials[int64_t(blockIdx.x) * maps.act.c + c] = total;
+    const float v =
+        pool_relu_backward_at(pooled + base, d_pooled + base, argmax ? argmax + base : nullptr,
+                              maps.geometry(), y, x, pl.row_stride(), pl.col_stride());
+    store(d_act, maps.act.at(n, c, y, x), v);
+    return SumPair{v, 0};
+  });
+  const int c = int(blockIdx.y) * 32 + int(threadIdx.x);
+  if (partials && threadIdx.y == 0 && c < maps.act.c)
+    partials[int64_t(blockIdx.x) * maps.act.c + c] = total.a;
 }
 
 // Block (32, 8): 32 adjacent columns, 8 stripes of rows; the stripes are

@@ -102,23 +102,10 @@ struct PoolMaps {
   }
 };
 
-// The channels-last backward pass splits each image's pixels into this many
-// bands (a block per image, band and 32 channels), so a small batch still
-// fills the GPU; each band writes one row of the bias gradient's partial
-// sums. A plain function of the shape: the same bands, the same sums, on
-// every device.
-HISTOCNN_HD int channels_last_bands(int n, int channels, int64_t pixels) {
-  const int64_t tiles = int64_t(n) * ((channels + 31) / 32);
-  int64_t bands = (4096 + tiles - 1) / tiles;
-  if (bands > pixels / 8) bands = pixels / 8;  // at least a pixel per row of threads
-  return bands < 1 ? 1 : int(bands);
-}
 // Rows of the bias gradient's partial sums [rows, C] that the backward pass
-// writes (per image and plane channels first; per image and band channels
-// last), which launch_column_sums adds.
+// writes (channel_sum_rows), which launch_column_sums adds.
 HISTOCNN_HD int bias_partial_rows(const PoolMaps& m) {
-  return m.act.channels_last ? m.n * channels_last_bands(m.n, m.act.c, int64_t(m.act.h) * m.act.w)
-                             : m.n;
+  return channel_sum_rows(m.n, m.act);
 }
 
 // ---- Launchers (device pointers; asynchronous on `stream`). ----
