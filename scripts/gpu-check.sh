@@ -24,8 +24,9 @@
 #                batches 50 and 150, 2 interleaved rounds                  (~80 s)
 #     layout     --channels-last: the self-test (fp32 and bf16 rows), then
 #                channels last against first in bf16 and tf32 (the tensor-core
-#                precisions), 128 and 200 px, batches 50 and 150, 2
-#                interleaved rounds                                        (~230 s)
+#                precisions), 128 and 200 px, batches 50 and 150, and the
+#                accurate preset's network in bf16 at 64 px, 2 interleaved
+#                rounds each                                               (~280 s)
 #     slide      a 50,000 x 50,000 synthetic slide (synth --slide), a 64-px model,
 #                then `histocnn slide` on cuda and cpu, 2 interleaved rounds;
 #                summary.json has tiles/s, reader and device seconds   (~240 s)
@@ -84,14 +85,16 @@ run_stage() {  # NAME LIMIT_SECONDS COMMAND...
   tail -5 "$out/$name.txt" | tee -a "$out/gpu-check.log"
   pack
 }
-ab_stage() {  # NAME A A_FLAG B B_FLAG PRECISION: 2 interleaved rounds, then the report
-  local name=$1 a=$2 a_flag=$3 b=$4 b_flag=$5 precision=$6 start=$SECONDS
+write_accurate_spec() {  # the accurate preset's network -> OUT/accurate.spec
+  printf 'conv 32 kernel=3 pool=2 pad=same bn\nconv 64 kernel=3 pool=2 pad=same bn\nconv 128 kernel=3 pool=2 pad=same bn\nconv 128 kernel=3 pool=2 pad=same bn\ngap\ndense 64\ndropout 0.5\ndense 2\n' > "$out/accurate.spec"
+}
+ab_stage() {  # NAME A A_FLAG B B_FLAG COMMON_FLAGS: 2 interleaved rounds, then the report
+  local name=$1 a=$2 a_flag=$3 b=$4 b_flag=$5 common=$6 start=$SECONDS
   mkdir -p "$out/$name"
   for round in 1 2; do
     for variant in "$a" "$b"; do
       local flag=$a_flag; [[ $variant == "$b" ]] && flag=$b_flag
-      timeout 100 "$histocnn" bench --device cuda --sizes 128,200 --batches 50,150 \
-        --allocator plan --cuda-graphs --precision "$precision" $flag \
+      timeout 100 "$histocnn" bench --device cuda --allocator plan --cuda-graphs $common $flag \
         --json "$out/$name/$variant.r$round.json" >> "$out/$name.txt" 2>&1 ||
         echo "$name: $variant round $round failed" | tee -a "$out/$name.txt"
     done
@@ -124,12 +127,17 @@ for stage in "${stages[@]}"; do
     graph)
       # cuDNN's graph API against the legacy calls: the same epochs, interleaved;
       # metrics in each JSON's points (and which engine each layer took).
-      ab_stage graph legacy "" graph --cudnn-graph fp32 ;;
+      ab_stage graph legacy "" graph --cudnn-graph "--sizes 128,200 --batches 50,150" ;;
     layout)
       # Channels last against first where tensor cores run (bf16, tf32).
       run_stage selftest-nhwc 120 "$histocnn" selftest --device cuda --channels-last
-      ab_stage layout-bf16 first "" last --channels-last bf16
-      ab_stage layout-tf32 first "" last --channels-last tf32 ;;
+      grid="--sizes 128,200 --batches 50,150"
+      ab_stage layout-bf16 first "" last --channels-last "$grid --precision bf16"
+      ab_stage layout-tf32 first "" last --channels-last "$grid --precision tf32"
+      # The accurate preset's network (batch norm, gap) at its 64 px.
+      write_accurate_spec
+      ab_stage layout-accurate-bf16 first "" last --channels-last \
+        "--sizes 64 --batches 50,150 --precision bf16 --model $out/accurate.spec" ;;
     memcheck)
       [[ -d "$data" ]] || "$histocnn" synth -o "$data" --images 24 --seed 1 > /dev/null
       run_stage memcheck 240 compute-sanitizer --tool memcheck --error-exitcode 9 \
@@ -137,7 +145,7 @@ for stage in "${stages[@]}"; do
         --crops-benign 60 --crops-malignant 60 --no-selftest --no-progress -o "$out/memcheck-run"
       # The bf16 step (its own kernels' instantiations, the casts, the weight
       # copy, batch norm) on the accurate preset's network.
-      printf 'conv 32 kernel=3 pool=2 pad=same bn\nconv 64 kernel=3 pool=2 pad=same bn\nconv 128 kernel=3 pool=2 pad=same bn\nconv 128 kernel=3 pool=2 pad=same bn\ngap\ndense 64\ndropout 0.5\ndense 2\n' > "$out/accurate.spec"
+      write_accurate_spec
       run_stage memcheck-bf16 180 compute-sanitizer --tool memcheck --error-exitcode 9 \
         "$histocnn" train --data "$data" --device cuda --size 64 --batch 20 --epochs 1 \
         --precision bf16 --model "$out/accurate.spec" --crops-benign 60 --crops-malignant 60 \

@@ -77,6 +77,25 @@ TEST_F(CliTools, BenchTimesEveryPointAndMeasuresItsMemory) {
   EXPECT_NE(bad.output.find("--batches"), std::string::npos) << bad.output;
 }
 
+// --model: another network than the paper's (here batch norm and global
+// pooling), recorded in the results; its memory differs from the paper's.
+TEST_F(CliTools, BenchTimesAnotherModelSpecAndRecordsIt) {
+  const std::string spec = out("bn.spec"), json = out("bench-bn.json"),
+                    paper = out("bench-paper.json");
+  write_file_atomically(spec, "conv 8 kernel=3 pool=2 pad=same bn\ngap\ndense 2\n");
+  const std::string grid =
+      " --device cpu --sizes 32 --batches 10 --benign 10 --malignant 10 --warmup 0 --epochs 1 "
+      "--threads 1 --json ";
+  const CommandResult r = run("bench --model " + spec + grid + json);
+  ASSERT_EQ(r.status, 0) << r.output;
+  ASSERT_EQ(run("bench" + grid + paper).status, 0);
+  const auto bn = nlohmann::json::parse(read_file(json));
+  const auto base = nlohmann::json::parse(read_file(paper));
+  EXPECT_EQ(bn["model"], spec);
+  EXPECT_EQ(base["model"], "paper");
+  EXPECT_NE(bn["points"][0]["planned_memory_bytes"], base["points"][0]["planned_memory_bytes"]);
+}
+
 TEST_F(CliTools, VersionNamesTheBuildAndItsBackends) {
   const CommandResult r = run("--version");
   ASSERT_EQ(r.status, 0) << r.output;

@@ -43,6 +43,14 @@ TEST_F(Hostile, EveryFlagRefusalNamesItsFlagAndWritesNothing) {
        1,
        {"--channels-last", "last conv block has no pool"},
        {"unpooled.spec"}},
+      {"bench --model missing",
+       [&] {
+         return "bench --device cpu --model " + path("no-such.spec") + " --json " +
+                path("never-bench.json");
+       },
+       1,
+       {"no-such.spec"},
+       {}},
       {"bench --onednn-pool on CUDA",
        [&] { return "bench --device cuda --onednn-pool --json " + path("never-bench.json"); },
        1,

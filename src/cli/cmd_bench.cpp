@@ -27,6 +27,9 @@ Runner add_bench(CLI::App& app) {
       ->delimiter(',')
       ->check(CLI::Range(1, 4096))
       ->capture_default_str();
+  cmd->add_option("--model", o->model,
+                  "model spec file (default: the paper's network, the one PyTorch's side of "
+                  "bench/gpu_side_by_side.sh trains)");
   cmd->add_option("--precision", o->precision, "fp32 | tf32 (cuda) | bf16")
       ->check(CLI::IsMember({"fp32", "tf32", "bf16"}))
       ->capture_default_str();
@@ -84,6 +87,8 @@ Runner add_bench(CLI::App& app) {
     require(!o->ceilings || o->device == "cpu", "--ceilings: a CPU option (--device cpu)");
     require(!o->channels_last || o->device == "cuda",
             "--channels-last: a CUDA option (--device cuda)");
+    if (!o->model.empty())
+      o->spec = parse_model_spec(read_file(o->model, size_t(1) << 20), o->model);
     std::printf("histocnn bench: %s, %s%s, allocator %s%s; %d + %d epochs per point\n",
                 o->device.c_str(), o->precision.c_str(), o->channels_last ? ", channels last" : "",
                 o->allocator.c_str(), o->cuda_graphs ? " + CUDA graphs" : "", o->warmup, o->epochs);

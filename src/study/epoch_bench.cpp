@@ -58,7 +58,7 @@ nlohmann::json measure_point(const EpochBenchOptions& o, const Device& device, B
   memory.config.gpu_mem_pool = 0.9;
   memory.config.source = "histocnn bench";
   MemoryEngine engine(memory);
-  const ModelSpec spec = default_model_spec();
+  const ModelSpec& spec = o.spec;
   const NetworkShape shape = infer_shapes(spec, batch, set.height, set.width);
   StepOptions options;
   options.precision = o.precision;
@@ -115,6 +115,7 @@ nlohmann::json run_epoch_bench(const EpochBenchOptions& o) {
   const std::unique_ptr<Backend> backend = make_backend(device);
   nlohmann::json out = {{"engine", "histocnn"},
                         {"device", o.device},
+                        {"model", o.model.empty() ? "paper" : o.model},
                         {"precision", o.precision},
                         {"allocator", o.allocator},
                         {"cuda_graphs", o.cuda_graphs},

@@ -1,5 +1,6 @@
 // The side-by-side benchmark's histocnn engine: training epochs of the
-// paper's CNN over a grid of input sizes x batch sizes, all in one process
+// paper's CNN (or another model spec) over a grid of input sizes x batch
+// sizes, all in one process
 // (so a 5-minute GPU budget is spent training, not starting processes), on
 // random pixels (the step's cost does not depend on content), with a fresh
 // memory engine per point so its high-water mark is that point's.
@@ -15,15 +16,19 @@
 #include <string>
 #include <vector>
 
+#include "nn/spec.h"
+
 namespace histocnn {
 
 struct EpochBenchOptions {
   std::string device = "cuda";
+  ModelSpec spec = default_model_spec();
+  std::string model;  // the file `spec` came from ("" = the paper's network)
   std::vector<int> sizes = {32, 64, 128, 200};
   std::vector<int> batches = {10, 50, 150};
   std::string allocator = "plan";  // plan | pool | direct | async
   bool cuda_graphs = false;
-  bool cudnn_graph = false;  // convolutions through cuDNN's graph API
+  bool cudnn_graph = false;    // convolutions through cuDNN's graph API
   bool channels_last = false;  // cuda: the conv blocks' maps NHWC
   std::string precision = "fp32";
   int warmup = 1, epochs = 2;         // epochs per point: warm-up, then timed
