@@ -60,15 +60,22 @@ def examples_per_epoch(runs):
     return next(iter(seen), 1851)
 
 
+def median_or_none(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
 def medians(rounds):
-    """{(size, batch): (median epoch seconds over rounds, median peak bytes)}."""
+    """{(size, batch): (median epoch seconds over rounds, median peak bytes, rounds,
+    median device growth bytes or None)}."""
     by_point = {}
     for doc in rounds:
         for p in doc["points"]:
             if "error" not in p:
                 by_point.setdefault((p["size"], p["batch"]), []).append(p)
     return {k: (statistics.median(q["epoch_seconds"] for q in v),
-                statistics.median(q.get("peak_memory_bytes", 0) for q in v), len(v))
+                statistics.median(q.get("peak_memory_bytes", 0) for q in v), len(v),
+                median_or_none(q.get("device_growth_bytes") for q in v))
             for k, v in by_point.items()}
 
 
@@ -116,8 +123,8 @@ def main():
     for n in extra:
         header += f" {n} |"
         rule += "---|"
-    header += " peak MB histocnn / PyTorch (fp32) |"
-    rule += "---|"
+    header += " peak MB histocnn / PyTorch (fp32) | device MB histocnn / PyTorch (fp32) |"
+    rule += "---|---|"
     lines += [header, rule]
     summary = {"points": [], "gpu": a.gpu, "invocation": a.invocation}
     for size, batch in points:
@@ -138,11 +145,18 @@ def main():
         t = table.get("pytorch-fp32", {}).get((size, batch))
         row += f" {fmt(o and o[1] / 1e6, 0)} / {fmt(t and t[1] / 1e6, 0)} |"
         record["peak_bytes"] = {"histocnn": o and o[1], "pytorch": t and t[1]}
+        og, tg = o and o[3], t and t[3]
+        row += (f" {fmt(og if og is None else og / 1e6, 0)} /"
+                f" {fmt(tg if tg is None else tg / 1e6, 0)} |")
+        record["device_growth_bytes"] = {"histocnn": og, "pytorch": tg}
         lines.append(row)
         summary["points"].append(record)
     most = max(len(rounds) for rounds in runs.values())
     short = [f"{name} {len(rounds)} of {most}" for name, rounds in sorted(runs.items())
              if len(rounds) < most]
+    lines += ["", "Peak: the allocator's high-water mark (histocnn's resource chain; "
+              "PyTorch's max_memory_allocated). Device: cudaMemGetInfo's growth over the "
+              "point, the libraries' workspaces and PyTorch's cache included."]
     if short:
         lines += ["", "Fewer rounds (a run failed or was cut off; its log in raw/ says why): "
                   + ", ".join(short) + "."]

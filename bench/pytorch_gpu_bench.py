@@ -11,7 +11,8 @@ Precisions, each what a PyTorch user gets by asking for it:
 part of the warm-up epochs, not of the timed ones.
 
 Writes one JSON document: {"engine", "precision", "examples", "points": [{size, batch,
-epoch_seconds, epoch_seconds_all, images_per_second, peak_memory_bytes}]}.
+epoch_seconds, epoch_seconds_all, images_per_second, peak_memory_bytes,
+device_growth_bytes}]}.
 Exit status 3 with a line starting "skip:" when it cannot run here.
 """
 import argparse
@@ -40,6 +41,11 @@ def set_precision(precision):
 
 def measure(size, batch, a, device):
     n = a.benign + a.malignant
+    # cudaMemGetInfo around the point, as histocnn's device_growth_bytes: what
+    # the point took of the device, cuDNN's workspaces and the allocator's
+    # cache included (the previous point's cache released first).
+    torch.cuda.empty_cache()
+    free_before, _ = torch.cuda.mem_get_info()
     gen = torch.Generator().manual_seed(size)
     pixels = torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, generator=gen).pin_memory()
     labels = torch.cat([torch.zeros(a.benign), torch.ones(a.malignant)]).long().pin_memory()
@@ -70,8 +76,10 @@ def measure(size, batch, a, device):
         if epoch >= a.warmup:
             times.append(time.perf_counter() - t)
     s = statistics.median(times)
+    free_after, _ = torch.cuda.mem_get_info()
     return {"size": size, "batch": batch, "epoch_seconds": s, "epoch_seconds_all": times,
-            "images_per_second": n / s, "peak_memory_bytes": torch.cuda.max_memory_allocated()}
+            "images_per_second": n / s, "peak_memory_bytes": torch.cuda.max_memory_allocated(),
+            "device_growth_bytes": free_before - free_after}
 
 
 def main():

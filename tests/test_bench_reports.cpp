@@ -176,7 +176,8 @@ r = int(re.search(r"\.(\d+)\.json$", a.json).group(1))
 if a.precision == "bf16" and r == 2:
     sys.exit("stand-in: bf16 round 2 fails")
 base = {"fp32": 4.0, "tf32": 2.0, "bf16": 1.0}[a.precision]
-points = [{"size": int(s), "batch": int(b), "epoch_seconds": base * r, "peak_memory_bytes": 1e6}
+points = [{"size": int(s), "batch": int(b), "epoch_seconds": base * r, "peak_memory_bytes": 1e6,
+           "device_growth_bytes": 3e6}
           for s in a.sizes.split(",") for b in a.batches.split(",")]
 json.dump({"engine": "pytorch", "examples": 24, "points": points}, open(a.json, "w"))
 )py";
@@ -225,12 +226,16 @@ TEST(GpuSideBySide, RunsRoundsAndReportsWithStandInEngines) {
     EXPECT_DOUBLE_EQ(point["fp32"]["pytorch"].get<double>(), 8.0) << point.dump();
     EXPECT_DOUBLE_EQ(point["fp32"]["ratio"].get<double>(), ours[1] / 8.0) << point.dump();
     EXPECT_DOUBLE_EQ(point["bf16"]["pytorch"].get<double>(), 2.0) << point.dump();  // rounds 1, 3
+    // cudaMemGetInfo's growth: PyTorch's as written; the CPU stand-in has none.
+    EXPECT_DOUBLE_EQ(point["device_growth_bytes"]["pytorch"].get<double>(), 3e6) << point.dump();
+    EXPECT_TRUE(point["device_growth_bytes"]["histocnn"].is_null()) << point.dump();
   }
   const CommandResult md = run_raw("cat " + out + "/gpu-side-by-side-nvidia-h200-stand-in.md");
   ASSERT_EQ(md.status, 0) << md.output;
   for (const char* part :
        {"Epoch of 24 crops, seconds", "**histocnn ran on cpu, not on a GPU**", "| 32 | 10 | ",
         "| 32 | 20 | ", "Fewer rounds", "pytorch-bf16 2 of 3.",
+        "| device MB histocnn / PyTorch (fp32) |", "| — / 3 |",
         "## Distance from the floor (NVIDIA H200 (stand-in): 67.0 TFLOP/s",
         "## Where histocnn's step goes (200x200, batch 50", "| conv1 forward | "})
     EXPECT_NE(md.output.find(part), std::string::npos) << part << "\n" << md.output;

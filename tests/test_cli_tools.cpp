@@ -68,6 +68,7 @@ TEST_F(CliTools, BenchTimesEveryPointAndMeasuresItsMemory) {
     EXPECT_GT(p["epoch_seconds"].get<double>(), 0);
     EXPECT_GT(p["peak_memory_bytes"].get<int64_t>(), 0);
     EXPECT_GT(p["per_step"]["forward_ms"].get<double>(), 0);
+    EXPECT_TRUE(p["device_growth_bytes"].is_null()) << "cudaMemGetInfo is CUDA's";
   }
   // A larger batch needs more memory at the same size.
   EXPECT_GT(results["points"][1]["peak_memory_bytes"].get<int64_t>(),

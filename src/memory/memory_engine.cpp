@@ -46,6 +46,7 @@ MemoryEngine::MemoryEngine(const MemoryEngineOptions& o) : options_(o) {
     use_cuda_device(o.device.ordinal);  // every resource below lives there
     size_t free_bytes = 0;
     cuda_memory_info(&free_bytes, &device_bytes_);
+    device_used_at_start_ = int64_t(device_bytes_ - free_bytes);
     if (allocator != "async") push(std::make_unique<CudaDirectResource>());
     events_ = std::make_unique<CudaStreamEvents>();
 #else
@@ -76,6 +77,18 @@ MemoryEngine::MemoryEngine(const MemoryEngineOptions& o) : options_(o) {
   }
   if (!o.allocation_log.empty()) push(std::make_unique<LoggingAdaptor>(*top_, o.allocation_log));
   push(std::make_unique<StatisticsAdaptor>(*top_));
+}
+
+int64_t MemoryEngine::device_growth_bytes() const {
+  if (device_used_at_start_ < 0) return -1;
+#ifdef HISTOCNN_HAVE_CUDA
+  use_cuda_device(options_.device.ordinal);
+  size_t free_bytes = 0, total = 0;
+  cuda_memory_info(&free_bytes, &total);
+  return int64_t(total - free_bytes) - device_used_at_start_;
+#else
+  return -1;
+#endif
 }
 
 MemoryEngine::~MemoryEngine() {

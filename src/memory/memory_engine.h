@@ -47,6 +47,12 @@ class MemoryEngine {
   MemoryStats stats() const { return top_->stats(); }
   // Bytes the device offers this run (the limit, if lower).
   size_t device_bytes() const { return device_bytes_; }
+  // CUDA: how much more of the device is in use now than when the engine was
+  // made (cudaMemGetInfo's total - free, both times): this chain's
+  // allocations plus what the libraries took meanwhile (cuDNN's and cuBLAS's
+  // workspaces and lazy buffers) — what PyTorch's max_memory_allocated does
+  // not count. Other processes on the device count too. -1 on the host.
+  int64_t device_growth_bytes() const;
   // {"allocator", "source", "device", "limit_bytes", "reserve_bytes", stats...}
   nlohmann::json to_json() const;
   std::string describe() const;  // one line
@@ -57,6 +63,7 @@ class MemoryEngine {
   std::unique_ptr<class StreamEvents> events_;
   MemoryResource* top_ = nullptr;
   size_t device_bytes_ = 0, reserve_bytes_ = 0;
+  int64_t device_used_at_start_ = -1;  // CUDA: total - free when made
 };
 
 // Parses "4GB", "512MB", "4096" (MB), "1.5G", "300KB", "100B"; throws naming `flag`.

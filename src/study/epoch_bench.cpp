@@ -86,6 +86,7 @@ nlohmann::json measure_point(const EpochBenchOptions& o, const Device& device, B
     times.push_back(std::chrono::duration<double>(Clock::now() - start).count());
   }
   times.erase(times.begin(), times.begin() + o.warmup);
+  const int64_t device_growth = engine.device_growth_bytes();  // the step still alive
   const MemoryReport report = step->memory();
   const MemoryStats stats = engine.stats();
   const double s = median(times);
@@ -101,6 +102,8 @@ nlohmann::json measure_point(const EpochBenchOptions& o, const Device& device, B
           {"peak_reserved_bytes", stats.peak_bytes_reserved},
           {"planned_memory_bytes", report.activation_bytes + report.parameter_bytes},
           {"device_malloc_calls", stats.upstream_allocations},
+          // CUDA: the device memory the point took, libraries included (null on the host).
+          {"device_growth_bytes", device_growth >= 0 ? nlohmann::json(device_growth) : nullptr},
           {"per_step", per_step(step->profile(), before)},
           {"backend", step->details()}};
 }
