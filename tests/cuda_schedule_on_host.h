@@ -408,4 +408,62 @@ inline ScheduleInputs batch_norm_inputs(const Case& c) {
   return in;
 }
 
+// The schedule (channels first or last) on the host against the reference
+// network, planned and per tensor: loss, every gradient, probabilities and
+// the features predict_features copies out (alive after the loss).
+inline void expect_schedule_matches_reference(const Case& c, bool channels_last) {
+  const auto [shape, params, images, labels] = schedule_inputs(c);
+  const int64_t step = 4;
+  const auto want = reference::network_forward_backward(shape, params, images.data(), labels.data(),
+                                                        c.count, c.training, 99, step);
+  // Workspaces of odd sizes, so the plan has them to place too.
+  std::vector<ConvWorkspaces> ws;
+  for (size_t k = 0; k < shape.convs.size(); ++k) ws.push_back({1000 * (k + 1), 3000, 777});
+  for (bool planned : {true, false}) {
+    const HostRun got =
+        run_schedule(shape, params, images.data(), labels.data(), BatchMeta{c.count, 0, 0},
+                     c.training, 99, step, planned, ws, nullptr, {}, false, channels_last);
+    EXPECT_NEAR(got.loss, want.loss, 1e-5 * std::max(1.0, want.loss)) << "planned " << planned;
+    testing::expect_gradients_match(got.grads, want.grads, 1e-5, 1e-4,
+                                    "planned " + std::to_string(planned));
+    for (int i = 0; i < shape.classes() * c.count; ++i)
+      EXPECT_NEAR(got.probs[size_t(i)], want.probs[size_t(i)], 1e-5);
+    ASSERT_EQ(got.features.size(), size_t(c.count) * size_t(shape.denses.back().in));
+    for (size_t i = 0; i < got.features.size(); ++i)
+      ASSERT_NEAR(got.features[i], want.features[i], 1e-5) << "feature " << i;
+    if (planned)
+      EXPECT_EQ(got.allocator_calls, 1u);
+    else
+      EXPECT_GT(got.allocator_calls, 2 * shape.convs.size());
+  }
+}
+
+// A batch-norm network's schedule (channels first or last) against the
+// reference: training gradients and running statistics, then inference with
+// them, planned and per tensor.
+inline void expect_batch_norm_schedule_matches_reference(const Case& c, bool channels_last) {
+  const auto [shape, params, images, labels] = batch_norm_inputs(c);
+  Buffers want_buffers = Buffers::initial(shape);
+  const auto want = reference::network_forward_backward(shape, params, images.data(), labels.data(),
+                                                        c.count, true, 5, 2, &want_buffers);
+  for (bool planned : {true, false}) {
+    Buffers buffers = Buffers::initial(shape);
+    const HostRun got =
+        run_schedule(shape, params, images.data(), labels.data(), BatchMeta{c.count, 0, 0}, true, 5,
+                     2, planned, {}, &buffers, {}, false, channels_last);
+    EXPECT_NEAR(got.loss, want.loss, 1e-5 * std::max(1.0, want.loss)) << "planned " << planned;
+    testing::expect_gradients_match(got.grads, want.grads, 1e-5, 1e-4,
+                                    "planned " + std::to_string(planned));
+    for (size_t i = 0; i < buffers.values.size(); ++i)
+      EXPECT_NEAR(buffers.values[i], want_buffers.values[i], 1e-6) << i;
+    const HostRun inferred =
+        run_schedule(shape, params, images.data(), labels.data(), BatchMeta{c.count, 0, 0}, false,
+                     5, 2, planned, {}, &buffers, {}, false, channels_last);
+    const auto want_inferred = reference::network_forward_backward(
+        shape, params, images.data(), labels.data(), c.count, false, 5, 2, &want_buffers);
+    for (int i = 0; i < shape.classes() * c.count; ++i)
+      EXPECT_NEAR(inferred.probs[size_t(i)], want_inferred.probs[size_t(i)], 1e-5);
+  }
+}
+
 }  // namespace histocnn::cuda

@@ -211,38 +211,20 @@ TEST(CudaScheduleChannelsLast, LaysOutEveryBlockLastButTheDensePartsInput) {
   }
 }
 
-std::vector<Case> channels_last_cases() {
-  std::vector<Case> cases;
-  for (const Case& c : testing::architectures())
+// The cases whose network --channels-last can run (plus `extra`).
+std::vector<Case> channels_last_cases(const std::vector<Case>& all, std::vector<Case> extra = {}) {
+  for (const Case& c : all)
     if (channels_last_unsupported(
             infer_shapes(parse_model_spec(c.spec), c.batch, c.height, c.width))
             .empty())
-      cases.push_back(c);
-  cases.push_back({"UnpooledBlockFirst", "conv 8 kernel=3 pool=1; conv 40 kernel=3 pool=2; dense 3",
-                   3, 12, 11, 3, false});
-  return cases;
+      extra.push_back(c);
+  return extra;
 }
 
 class CudaScheduleChannelsLastOnHost : public ::testing::TestWithParam<Case> {};
 
 TEST_P(CudaScheduleChannelsLastOnHost, MatchesTheReferenceNetworkPlannedAndPerTensor) {
-  const Case& c = GetParam();
-  const auto [shape, params, images, labels] = schedule_inputs(c);
-  const auto want = reference::network_forward_backward(shape, params, images.data(), labels.data(),
-                                                        c.count, c.training, 99, 4);
-  for (bool planned : {true, false}) {
-    const HostRun got =
-        run_schedule(shape, params, images.data(), labels.data(), BatchMeta{c.count, 0, 0},
-                     c.training, 99, 4, planned, {}, nullptr, {}, false, true);
-    EXPECT_NEAR(got.loss, want.loss, 1e-5 * std::max(1.0, want.loss)) << "planned " << planned;
-    testing::expect_gradients_match(got.grads, want.grads, 1e-5, 1e-4,
-                                    "planned " + std::to_string(planned));
-    for (int i = 0; i < shape.classes() * c.count; ++i)
-      EXPECT_NEAR(got.probs[size_t(i)], want.probs[size_t(i)], 1e-5);
-    ASSERT_EQ(got.features.size(), size_t(c.count) * size_t(shape.denses.back().in));
-    for (size_t i = 0; i < got.features.size(); ++i)
-      ASSERT_NEAR(got.features[i], want.features[i], 1e-5) << "feature " << i;
-  }
+  expect_schedule_matches_reference(GetParam(), true);
 }
 
 // bf16 channels last computes what bf16 channels first does, laid out
@@ -272,7 +254,12 @@ TEST_P(CudaScheduleChannelsLastOnHost, Bf16IsTheChannelsFirstStepLaidOutOtherwis
 }
 
 INSTANTIATE_TEST_SUITE_P(Architectures, CudaScheduleChannelsLastOnHost,
-                         ::testing::ValuesIn(channels_last_cases()), testing::case_name);
+                         ::testing::ValuesIn(channels_last_cases(
+                             testing::architectures(),
+                             {{"UnpooledBlockFirst",
+                               "conv 8 kernel=3 pool=1; conv 40 kernel=3 pool=2; dense 3", 3, 12,
+                               11, 3, false}})),
+                         testing::case_name);
 
 // Batch norm channels last: our kernels in fp32 (channels-first fp32 keeps
 // cuDNN's calls) over NHWC maps, against the reference layers on the same
@@ -316,43 +303,11 @@ TEST(BatchNormKernelsChannelsLast, Fp32KernelsEqualTheReferenceLayers) {
   for (size_t i = 0; i < total; ++i) ASSERT_NEAR(dx[i], want_dx_last[i], 1e-4) << i;
 }
 
-std::vector<Case> channels_last_batch_norm_cases() {
-  std::vector<Case> cases;
-  for (const Case& c : testing::batch_norm_architectures())
-    if (channels_last_unsupported(
-            infer_shapes(parse_model_spec(c.spec), c.batch, c.height, c.width))
-            .empty())
-      cases.push_back(c);
-  return cases;
-}
-
 class CudaScheduleChannelsLastBatchNorm : public ::testing::TestWithParam<Case> {};
 
 // Training (gradients and running statistics), then inference with them.
 TEST_P(CudaScheduleChannelsLastBatchNorm, MatchesTheReferenceInTrainingAndInference) {
-  const Case& c = GetParam();
-  const auto [shape, params, images, labels] = batch_norm_inputs(c);
-  Buffers want_buffers = Buffers::initial(shape);
-  const auto want = reference::network_forward_backward(shape, params, images.data(), labels.data(),
-                                                        c.count, true, 5, 2, &want_buffers);
-  for (bool planned : {true, false}) {
-    Buffers buffers = Buffers::initial(shape);
-    const HostRun got =
-        run_schedule(shape, params, images.data(), labels.data(), BatchMeta{c.count, 0, 0}, true, 5,
-                     2, planned, {}, &buffers, {}, false, true);
-    EXPECT_NEAR(got.loss, want.loss, 1e-5 * std::max(1.0, want.loss)) << "planned " << planned;
-    testing::expect_gradients_match(got.grads, want.grads, 1e-5, 1e-4,
-                                    "planned " + std::to_string(planned));
-    for (size_t i = 0; i < buffers.values.size(); ++i)
-      EXPECT_NEAR(buffers.values[i], want_buffers.values[i], 1e-6) << i;
-    const HostRun inferred =
-        run_schedule(shape, params, images.data(), labels.data(), BatchMeta{c.count, 0, 0}, false,
-                     5, 2, planned, {}, &buffers, {}, false, true);
-    const auto want_inferred = reference::network_forward_backward(
-        shape, params, images.data(), labels.data(), c.count, false, 5, 2, &want_buffers);
-    for (int i = 0; i < shape.classes() * c.count; ++i)
-      EXPECT_NEAR(inferred.probs[size_t(i)], want_inferred.probs[size_t(i)], 1e-5);
-  }
+  expect_batch_norm_schedule_matches_reference(GetParam(), true);
 }
 
 // bf16: the channels-first bf16 step's results, the sums in another order.
@@ -371,8 +326,10 @@ TEST_P(CudaScheduleChannelsLastBatchNorm, Bf16IsTheChannelsFirstStepLaidOutOther
     EXPECT_NEAR(last_buffers.values[i], first_buffers.values[i], 1e-4) << i;
 }
 
-INSTANTIATE_TEST_SUITE_P(BatchNorm, CudaScheduleChannelsLastBatchNorm,
-                         ::testing::ValuesIn(channels_last_batch_norm_cases()), testing::case_name);
+INSTANTIATE_TEST_SUITE_P(
+    BatchNorm, CudaScheduleChannelsLastBatchNorm,
+    ::testing::ValuesIn(channels_last_cases(testing::batch_norm_architectures())),
+    testing::case_name);
 
 }  // namespace
 }  // namespace histocnn::cuda

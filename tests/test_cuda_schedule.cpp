@@ -15,31 +15,7 @@ using testing::Case;
 class CudaScheduleOnHost : public ::testing::TestWithParam<Case> {};
 
 TEST_P(CudaScheduleOnHost, MatchesTheReferenceNetworkPlannedAndPerTensor) {
-  const Case& c = GetParam();
-  const auto [shape, params, images, labels] = schedule_inputs(c);
-  const int64_t step = 4;
-  const auto want = reference::network_forward_backward(shape, params, images.data(), labels.data(),
-                                                        c.count, c.training, 99, step);
-  // Workspaces of odd sizes, so the plan has them to place too.
-  std::vector<ConvWorkspaces> ws;
-  for (size_t k = 0; k < shape.convs.size(); ++k) ws.push_back({1000 * (k + 1), 3000, 777});
-  for (bool planned : {true, false}) {
-    const HostRun got = run_schedule(shape, params, images.data(), labels.data(),
-                                     BatchMeta{c.count, 0, 0}, c.training, 99, step, planned, ws);
-    EXPECT_NEAR(got.loss, want.loss, 1e-5 * std::max(1.0, want.loss)) << "planned " << planned;
-    testing::expect_gradients_match(got.grads, want.grads, 1e-5, 1e-4,
-                                    "planned " + std::to_string(planned));
-    for (int i = 0; i < shape.classes() * c.count; ++i)
-      EXPECT_NEAR(got.probs[size_t(i)], want.probs[size_t(i)], 1e-5);
-    // What predict_features copies out: alive (not poisoned) after the loss.
-    ASSERT_EQ(got.features.size(), size_t(c.count) * size_t(shape.denses.back().in));
-    for (size_t i = 0; i < got.features.size(); ++i)
-      ASSERT_NEAR(got.features[i], want.features[i], 1e-5) << "feature " << i;
-    if (planned)
-      EXPECT_EQ(got.allocator_calls, 1u);
-    else
-      EXPECT_GT(got.allocator_calls, 2 * shape.convs.size());
-  }
+  expect_schedule_matches_reference(GetParam(), false);
 }
 
 // The CUDA loss kernel's rows with smoothed labels, in the schedule.
@@ -92,29 +68,7 @@ INSTANTIATE_TEST_SUITE_P(Architectures, CudaScheduleOnHost,
 class CudaScheduleBatchNormOnHost : public ::testing::TestWithParam<Case> {};
 
 TEST_P(CudaScheduleBatchNormOnHost, MatchesTheReferenceInTrainingAndInference) {
-  const Case& c = GetParam();
-  const auto [shape, params, images, labels] = batch_norm_inputs(c);
-  Buffers want_buffers = Buffers::initial(shape);
-  const auto want = reference::network_forward_backward(shape, params, images.data(), labels.data(),
-                                                        c.count, true, 5, 2, &want_buffers);
-  for (bool planned : {true, false}) {
-    Buffers buffers = Buffers::initial(shape);
-    const HostRun got = run_schedule(shape, params, images.data(), labels.data(),
-                                     BatchMeta{c.count, 0, 0}, true, 5, 2, planned, {}, &buffers);
-    EXPECT_NEAR(got.loss, want.loss, 1e-5 * std::max(1.0, want.loss)) << "planned " << planned;
-    testing::expect_gradients_match(got.grads, want.grads, 1e-5, 1e-4,
-                                    "planned " + std::to_string(planned));
-    for (size_t i = 0; i < buffers.values.size(); ++i)
-      EXPECT_NEAR(buffers.values[i], want_buffers.values[i], 1e-6) << i;
-    // Inference with the running statistics.
-    const HostRun inferred =
-        run_schedule(shape, params, images.data(), labels.data(), BatchMeta{c.count, 0, 0}, false,
-                     5, 2, planned, {}, &buffers);
-    const auto want_inferred = reference::network_forward_backward(
-        shape, params, images.data(), labels.data(), c.count, false, 5, 2, &want_buffers);
-    for (int i = 0; i < shape.classes() * c.count; ++i)
-      EXPECT_NEAR(inferred.probs[size_t(i)], want_inferred.probs[size_t(i)], 1e-5);
-  }
+  expect_batch_norm_schedule_matches_reference(GetParam(), false);
 }
 
 INSTANTIATE_TEST_SUITE_P(BatchNorm, CudaScheduleBatchNormOnHost,
