@@ -254,18 +254,19 @@ void small_wgrad_block(const T* x, const T* dy, float* partials, const Dims4& xd
   const int rows = std::min(plan.rows_per_band, yd.h - y0);
   const int tile_h = rows + K - 1, tile_w = xd.w + 2 * pad;
   std::vector<float> tile(static_cast<size_t>(C * tile_h * tile_w));
+  const MapLayout xl{C, xd.h, xd.w, plan.channels_last}, yl{yd.c, yd.h, yd.w, plan.channels_last};
   for (int i = 0; i < C * tile_h * tile_w; ++i) {
-    const int c = i / (tile_h * tile_w), rest = i % (tile_h * tile_w);
-    tile[size_t(i)] = padded_input_at(x + (int64_t(n) * C + c) * xd.h * xd.w, xd.h, xd.w,
-                                      y0 + rest / tile_w - pad, rest % tile_w - pad);
+    const TileSlot s = tile_slot(i, C, tile_h, tile_w, plan.channels_last);
+    tile[size_t((s.c * tile_h + s.ty) * tile_w + s.tx)] =
+        padded_map_at(x, xl, n, s.c, y0 + s.ty - pad, s.tx - pad);
   }
   for (int o = 0; o < yd.c; ++o) {
     std::vector<std::array<float, kTaps>> lanes(32);
     for (auto& l : lanes) l.fill(0.0f);
-    const T* g = dy + ((int64_t(n) * yd.c + o) * yd.h + y0) * yd.w;
+    const T* g = dy + yl.at(n, o, y0, 0);
     for (int q = 0; q < rows * yd.w; ++q)
-      wgrad_accumulate<C, K>(tile.data(), tile_h, tile_w, q / yd.w, q % yd.w, load(g, q),
-                             lanes[size_t(q % 32)].data());
+      wgrad_accumulate<C, K>(tile.data(), tile_h, tile_w, q / yd.w, q % yd.w,
+                             load(g, q * yl.col_stride()), lanes[size_t(q % 32)].data());
     float* row = partials + ((int64_t(n) * plan.bands + band) * yd.c + o) * kTaps;
     for (int t = 0; t < kTaps; ++t) {
       std::array<float, 32> v{};

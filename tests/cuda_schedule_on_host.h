@@ -310,8 +310,9 @@ HostRun run_schedule_as(const NetworkShape& shape, const Parameters& params, con
         // Our direct kernel where it applies (as the step picks it when it is
         // faster), split into several bands per image; cuDNN's stand-in else,
         // which under bf16 writes the gradient in bf16 before it is widened.
-        const SmallWgradPlan plan = plan_small_wgrad(c.x, c.y, cs.kernel, cs.pad, 4 * n);
-        if (plan.applies && !c.channels_last) {  // the step keeps it channels first only
+        const SmallWgradPlan plan =
+            plan_small_wgrad(c.x, c.y, cs.kernel, cs.pad, 4 * n, c.channels_last);
+        if (plan.applies) {
           on_host::small_wgrad(map(c.src), map(c.d_conv_out), g(conv + ".weight"), c.x, c.y,
                                cs.kernel, cs.pad, plan);
           break;

@@ -249,6 +249,15 @@ TEST_P(SmallWgrad, EqualsTheReferenceWeightGradient) {
   on_host::small_wgrad(input.data(), dy.data(), got.data(), x, y, wc.kernel, wc.pad, plan);
   for (size_t i = 0; i < dw_count; ++i)
     ASSERT_NEAR(got[i], want[i], 1e-4 * std::max(1.0f, std::abs(want[i]))) << "dW[" << i << "]";
+  // Channels last (--channels-last): the same tile staged from NHWC maps and
+  // the same sums in the same order, so the same bits.
+  const SmallWgradPlan last = plan_small_wgrad(x, y, wc.kernel, wc.pad, wc.target_blocks, true);
+  std::vector<float> x_last(input.size()), dy_last(dy.size()), from_last(dw_count, NAN);
+  on_host::relayout(input.data(), x_last.data(), x.n, x.layout(true));
+  on_host::relayout(dy.data(), dy_last.data(), y.n, y.layout(true));
+  on_host::small_wgrad(x_last.data(), dy_last.data(), from_last.data(), x, y, wc.kernel, wc.pad,
+                       last);
+  EXPECT_EQ(from_last, got);
   // The bf16 instantiation reads two-byte maps and sums in fp32: on values
   // bf16 holds exactly, the same bits as the fp32 one.
   auto exact = [](std::vector<float> v) {

@@ -335,13 +335,13 @@ float CudaTrainingStep::time_on_scratch(const GraphConv::Run& run, size_t k) {
 // applies to (3 input channels: the first). The faster one is kept and both
 // times go into the layer's record (metrics.json "algorithms").
 void CudaTrainingStep::choose_weight_gradient(ConvLayer& c, size_t k, nlohmann::json& record) {
-  if (channels_last_) return;  // the direct kernel reads channels-first maps
   const auto& t = build_cuda_schedule(shape_).convs[k];
   const ConvShape& s = shape_.convs[k];
   int multiprocessors = 0;
   HISTOCNN_CUDA(
       cudaDeviceGetAttribute(&multiprocessors, cudaDevAttrMultiProcessorCount, context_->device));
-  const SmallWgradPlan plan = plan_small_wgrad(t.x, t.y, s.kernel, s.pad, 4 * multiprocessors);
+  const SmallWgradPlan plan =
+      plan_small_wgrad(t.x, t.y, s.kernel, s.pad, 4 * multiprocessors, channels_last_);
   if (!plan.applies || plan.workspace_bytes > options_.device.workspace_limit) return;
   // Scratch for both contenders, bounded so the trial fits a small
   // --gpu-mem-limit and stays below the step's own peak (a cuDNN algorithm

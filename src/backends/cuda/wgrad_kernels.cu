@@ -13,18 +13,18 @@ constexpr int kThreads = 256;
 template <int C, int K, typename T>
 __global__ void __launch_bounds__(kThreads)
     small_wgrad_kernel(const T* x, const T* dy, float* partials, Dims4 xd, Dims4 yd, int pad,
-                       int rows_per_band, int bands) {
+                       int rows_per_band, int bands, bool channels_last) {
   constexpr int kTaps = C * K * K;
   extern __shared__ float tile[];  // C x tile_h x tile_w: the band's input rows, padded
   const int band = int(blockIdx.x), n = int(blockIdx.y);
   const int y0 = band * rows_per_band;
   const int rows = min(rows_per_band, yd.h - y0);
   const int tile_h = rows + K - 1, tile_w = xd.w + 2 * pad;
+  const MapLayout xl{C, xd.h, xd.w, channels_last}, yl{yd.c, yd.h, yd.w, channels_last};
   for (int i = int(threadIdx.x); i < C * tile_h * tile_w; i += kThreads) {
-    const int c = i / (tile_h * tile_w), rest = i - c * tile_h * tile_w;
-    const int ty = rest / tile_w, tx = rest - ty * tile_w;
-    tile[i] = padded_input_at(x + (int64_t(n) * C + c) * xd.h * xd.w, xd.h, xd.w, y0 + ty - pad,
-                              tx - pad);
+    const TileSlot s = tile_slot(i, C, tile_h, tile_w, channels_last);
+    tile[(s.c * tile_h + s.ty) * tile_w + s.tx] =
+        padded_map_at(x, xl, n, s.c, y0 + s.ty - pad, s.tx - pad);
   }
   __syncthreads();
   const int lane = int(threadIdx.x) % 32, warp = int(threadIdx.x) / 32;
@@ -33,11 +33,13 @@ __global__ void __launch_bounds__(kThreads)
     float acc[kTaps];
 #pragma unroll
     for (int t = 0; t < kTaps; ++t) acc[t] = 0;
-    // The band's rows are contiguous in NCHW.
-    const T* g = dy + ((int64_t(n) * yd.c + o) * yd.h + y0) * yd.w;
+    // The band's rows: contiguous channels first; channels last, position q
+    // of channel o is q * C_out further on.
+    const T* g = dy + yl.at(n, o, y0, 0);
+    const int64_t step = yl.col_stride();
     for (int q = lane; q < positions; q += 32) {
       const int ty = q / yd.w, tx = q - ty * yd.w;
-      wgrad_accumulate<C, K>(tile, tile_h, tile_w, ty, tx, load(g, q), acc);
+      wgrad_accumulate<C, K>(tile, tile_h, tile_w, ty, tx, load(g, q * step), acc);
     }
 #pragma unroll
     for (int t = 0; t < kTaps; ++t)
@@ -56,7 +58,7 @@ void launch(const T* x, const T* dy, float* workspace, const Dims4& xd, const Di
             const SmallWgradPlan& plan, cudaStream_t stream) {
   small_wgrad_kernel<C, K, T>
       <<<dim3(unsigned(plan.bands), unsigned(yd.n)), kThreads, plan.shared_bytes, stream>>>(
-          x, dy, workspace, xd, yd, pad, plan.rows_per_band, plan.bands);
+          x, dy, workspace, xd, yd, pad, plan.rows_per_band, plan.bands, plan.channels_last);
 }
 
 template <typename T>

@@ -29,11 +29,28 @@
 
 namespace histocnn::cuda {
 
-// Element (y, x) of one input plane with zero padding outside it (T: float,
-// or Bf16 under --precision bf16; the tile and the sums stay fp32).
+// Element (y, x) of image n's channel c of a map in either layout, with zero
+// padding outside it (T: float, or Bf16 under --precision bf16; the tile and
+// the sums stay fp32).
 template <typename T>
-HISTOCNN_HD float padded_input_at(const T* plane, int h, int w, int y, int x) {
-  return y >= 0 && y < h && x >= 0 && x < w ? load(plane, y * w + x) : 0.0f;
+HISTOCNN_HD float padded_map_at(const T* map, const MapLayout& l, int n, int c, int y, int x) {
+  return y >= 0 && y < l.h && x >= 0 && x < l.w ? load(map, l.at(n, c, y, x)) : 0.0f;
+}
+
+// Where element i of the band's staged input goes in the tile (C planes of
+// tile_h x tile_w): the threads load in memory order — channels first a
+// plane row at a time, channels last a pixel's channels at a time — so
+// their reads coalesce either way.
+struct TileSlot {
+  int c, ty, tx;
+};
+HISTOCNN_HD TileSlot tile_slot(int i, int channels, int tile_h, int tile_w, bool channels_last) {
+  if (channels_last) {
+    const int pixel = i / channels;
+    return {i - pixel * channels, pixel / tile_w, pixel % tile_w};
+  }
+  const int c = i / (tile_h * tile_w), rest = i - c * tile_h * tile_w;
+  return {c, rest / tile_w, rest % tile_w};
 }
 
 // acc[(c*K + r)*K + s] += g * tile[c][ty + r][tx + s]: one output-gradient
@@ -66,6 +83,7 @@ struct SmallWgradPlan {
   int taps = 0;             // in_c * kernel * kernel
   size_t shared_bytes = 0;  // the input band: in_c x (rows_per_band + kernel - 1) x tile_w floats
   size_t workspace_bytes = 0;  // partial sums: y.n * bands rows of y.c * taps floats
+  bool channels_last = false;  // x and dy NHWC (--channels-last); the tile is staged either way
 };
 
 // The kernels compiled: 3 input channels, kernel 3 or 5, stride 1.
@@ -79,7 +97,7 @@ constexpr int kSmallWgradMaxRows = 16;
 // input band fits the shared-memory limit; `applies` is false when the layer
 // is not one the kernel was compiled for or one input row does not fit.
 SmallWgradPlan plan_small_wgrad(const Dims4& x, const Dims4& y, int kernel, int pad,
-                                int target_blocks);
+                                int target_blocks, bool channels_last = false);
 
 // dW (OIHW, y.c x x.c x kernel x kernel floats) = the weight gradient, through
 // `workspace` (plan.workspace_bytes). Requires plan.applies. With bf16 x and

@@ -8,8 +8,9 @@
 namespace histocnn::cuda {
 
 SmallWgradPlan plan_small_wgrad(const Dims4& x, const Dims4& y, int kernel, int pad,
-                                int target_blocks) {
+                                int target_blocks, bool channels_last) {
   SmallWgradPlan p;
+  p.channels_last = channels_last;
   if (!small_wgrad_supported(x.c, kernel) || y.h + kernel - 1 != x.h + 2 * pad ||
       y.w + kernel - 1 != x.w + 2 * pad || y.n != x.n || y.n < 1 || y.h < 1 || y.w < 1)
     return p;
