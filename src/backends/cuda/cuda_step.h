@@ -132,7 +132,15 @@ class CudaTrainingStep final : public TrainingStep {
   void choose_algorithms(ConvLayer& c, size_t k);
   void choose_bias_relu(ConvLayer& c, size_t k) const;
   nlohmann::json algorithm_record(const ConvLayer& c, size_t k, int f, int d, int w) const;
-  void choose_weight_gradient(ConvLayer& c, size_t k, nlohmann::json& record);
+  // Conv block k's tensors and dims, by value (a reference into the
+  // temporary schedule would dangle).
+  CudaSchedule::ConvTensors conv_tensors(size_t k) const {
+    return build_cuda_schedule(shape_, {}, format()).convs[k];
+  }
+  SmallWgradPlan small_wgrad_plan(size_t k) const;
+  void choose_weight_gradient(ConvLayer& c, size_t k, const SmallWgradPlan& plan,
+                              nlohmann::json& record);
+  void take_small_wgrad(ConvLayer& c, const SmallWgradPlan& plan, nlohmann::json& record) const;
   void choose_graphs(ConvLayer& c, size_t k, nlohmann::json& record);
   float time_on_scratch(const GraphConv::Run& run, size_t k);
   void stage(const float* images, const int32_t* labels, int count, const BatchSlice& slice = {});

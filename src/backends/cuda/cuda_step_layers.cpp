@@ -115,7 +115,7 @@ CudaTrainingStep::ConvCandidates CudaTrainingStep::timed_candidates(const ConvLa
   constexpr int kMax = 16;
   int returned = 0;
   ConvCandidates found;
-  const auto& t = build_cuda_schedule(shape_).convs[k];
+  const CudaSchedule::ConvTensors t = conv_tensors(k);
   const size_t xb = size_t(t.x.count()) * 4, yb = size_t(t.y.count()) * 4;
   const ConvShape& s = shape_.convs[k];
   const size_t wb = size_t(s.out_c) * s.in_c * s.kernel * s.kernel * 4;
@@ -175,7 +175,10 @@ void CudaTrainingStep::choose_algorithms(ConvLayer& c, size_t k) {
             d = choose_algorithm(found.backward_data, limit, true),
             w = choose_algorithm(found.backward_filter, limit, true);
   const std::string tag = "conv" + std::to_string(k + 1);
-  require(f >= 0 && w >= 0 && (k == 0 || d >= 0),
+  // Our direct kernel takes a weight gradient cuDNN has no deterministic
+  // algorithm for (in this precision and layout) where it applies.
+  const SmallWgradPlan own = small_wgrad_plan(k);
+  require(f >= 0 && (w >= 0 || own.applies) && (k == 0 || d >= 0),
           tag + ": cuDNN offers no deterministic " +
               std::string(f < 0   ? "forward"
                           : w < 0 ? "weight-gradient"
@@ -185,18 +188,24 @@ void CudaTrainingStep::choose_algorithms(ConvLayer& c, size_t k) {
               (bf16_ ? " (this cuDNN or GPU may not support bf16 convolutions: try tf32)" : "") +
               (channels_last_ ? " (channels last: try without --channels-last)" : ""));
   c.fwd = cudnnConvolutionFwdAlgo_t(f);
-  c.bwd_filter = cudnnConvolutionBwdFilterAlgo_t(w);
+  if (w >= 0) c.bwd_filter = cudnnConvolutionBwdFilterAlgo_t(w);
   if (d >= 0) c.bwd_data = cudnnConvolutionBwdDataAlgo_t(d);
   HISTOCNN_CUDA(cudnnGetConvolutionForwardWorkspaceSize(h, c.x, c.w, c.conv, c.y, c.fwd,
                                                         &c.workspace.forward));
-  HISTOCNN_CUDA(cudnnGetConvolutionBackwardFilterWorkspaceSize(
-      h, c.x, c.y, c.conv, c.w, c.bwd_filter, &c.workspace.backward_filter));
+  if (w >= 0)
+    HISTOCNN_CUDA(cudnnGetConvolutionBackwardFilterWorkspaceSize(
+        h, c.x, c.y, c.conv, c.w, c.bwd_filter, &c.workspace.backward_filter));
   if (k > 0)
     HISTOCNN_CUDA(cudnnGetConvolutionBackwardDataWorkspaceSize(h, c.w, c.y, c.conv, c.x, c.bwd_data,
                                                                &c.workspace.backward_data));
   choose_bias_relu(c, k);
   nlohmann::json j = algorithm_record(c, k, f, d, w);
-  choose_weight_gradient(c, k, j);
+  if (w >= 0) {
+    choose_weight_gradient(c, k, own, j);
+  } else {  // no contest: ours is the only deterministic one
+    take_small_wgrad(c, own, j);
+    j["backward_filter_ms"] = {{"cudnn", "no deterministic algorithm"}};
+  }
   if (options_.cudnn_graph) choose_graphs(c, k, j);
   details_["algorithms"].push_back(j);
 }
@@ -241,7 +250,7 @@ nlohmann::json CudaTrainingStep::algorithm_record(const ConvLayer& c, size_t k, 
 // choice above stays as the fallback. The record says which API each
 // direction took, its engine, or why not.
 void CudaTrainingStep::choose_graphs(ConvLayer& c, size_t k, nlohmann::json& record) {
-  const auto& t = build_cuda_schedule(shape_).convs[k];
+  const CudaSchedule::ConvTensors t = conv_tensors(k);
   const ConvShape& s = shape_.convs[k];
   // Weights and weight gradients sit at offsets of 256-byte-aligned blocks:
   // the parameters (or their bf16 copy), then the gradients after them;
@@ -294,7 +303,7 @@ void CudaTrainingStep::choose_graphs(ConvLayer& c, size_t k, nlohmann::json& rec
 // input, output and weights, and a workspace of the limit): one warm-up,
 // then the mean of three. The buffers are freed after.
 float CudaTrainingStep::time_on_scratch(const GraphConv::Run& run, size_t k) {
-  const auto& t = build_cuda_schedule(shape_).convs[k];
+  const CudaSchedule::ConvTensors t = conv_tensors(k);
   const ConvShape& s = shape_.convs[k];
   const size_t element = bf16_ ? 2 : 4, limit = options_.device.workspace_limit;
   const size_t sizes[4] = {std::max<size_t>(size_t(t.x.count()) * element, 1),
@@ -330,19 +339,37 @@ float CudaTrainingStep::time_on_scratch(const GraphConv::Run& run, size_t k) {
   return ms;  // negative: it did not run
 }
 
-// Our direct weight-gradient kernel (wgrad_kernels.h) against cuDNN's
-// deterministic algorithms, each timed on scratch buffers, for the layers it
-// applies to (3 input channels: the first). The faster one is kept and both
-// times go into the layer's record (metrics.json "algorithms").
-void CudaTrainingStep::choose_weight_gradient(ConvLayer& c, size_t k, nlohmann::json& record) {
-  const auto& t = build_cuda_schedule(shape_).convs[k];
+// Our direct kernel's plan for conv block k, or one that does not apply
+// (not a 3-channel layer, or its partial sums exceed the workspace limit).
+SmallWgradPlan CudaTrainingStep::small_wgrad_plan(size_t k) const {
+  const CudaSchedule::ConvTensors t = conv_tensors(k);
   const ConvShape& s = shape_.convs[k];
   int multiprocessors = 0;
   HISTOCNN_CUDA(
       cudaDeviceGetAttribute(&multiprocessors, cudaDevAttrMultiProcessorCount, context_->device));
-  const SmallWgradPlan plan =
+  SmallWgradPlan plan =
       plan_small_wgrad(t.x, t.y, s.kernel, s.pad, 4 * multiprocessors, channels_last_);
-  if (!plan.applies || plan.workspace_bytes > options_.device.workspace_limit) return;
+  if (plan.workspace_bytes > options_.device.workspace_limit) plan.applies = false;
+  return plan;
+}
+
+void CudaTrainingStep::take_small_wgrad(ConvLayer& c, const SmallWgradPlan& plan,
+                                        nlohmann::json& record) const {
+  c.small_wgrad = plan;
+  c.workspace.backward_filter = plan.workspace_bytes;
+  record["backward_filter"] = "HISTOCNN_DIRECT";
+  record["backward_filter_workspace"] = plan.workspace_bytes;
+}
+
+// Our direct weight-gradient kernel (wgrad_kernels.h) against cuDNN's
+// deterministic algorithms, each timed on scratch buffers, for the layers it
+// applies to (3 input channels: the first). The faster one is kept and both
+// times go into the layer's record (metrics.json "algorithms").
+void CudaTrainingStep::choose_weight_gradient(ConvLayer& c, size_t k, const SmallWgradPlan& plan,
+                                              nlohmann::json& record) {
+  if (!plan.applies) return;
+  const CudaSchedule::ConvTensors t = conv_tensors(k);
+  const ConvShape& s = shape_.convs[k];
   // Scratch for both contenders, bounded so the trial fits a small
   // --gpu-mem-limit and stays below the step's own peak (a cuDNN algorithm
   // needing more workspace than that is not a contender).
@@ -400,10 +427,7 @@ void CudaTrainingStep::choose_weight_gradient(ConvLayer& c, size_t k, nlohmann::
   record["backward_filter_ms"] = {{"histocnn_direct", own_ms},
                                   {std::string("cudnn_") + bwd_filter_name(best), cudnn_ms}};
   if (best >= 0 && cudnn_ms <= own_ms) return;
-  c.small_wgrad = plan;
-  c.workspace.backward_filter = plan.workspace_bytes;
-  record["backward_filter"] = "HISTOCNN_DIRECT";
-  record["backward_filter_workspace"] = plan.workspace_bytes;
+  take_small_wgrad(c, plan, record);
 }
 
 }  // namespace histocnn::cuda
