@@ -36,6 +36,15 @@ TEST_F(Hostile, EveryFlagRefusalNamesItsFlagAndWritesNothing) {
        1,
        {"--channels-last", "--device cuda"},
        {}},
+      {"train --channels-last without a last pool, found before any GPU",
+       [&] {
+         write_file_atomically(path("unpooled-train.spec"), "conv 8 kernel=3 pool=1\ndense 2\n");
+         return "train --data " + d + " --device cuda --channels-last --model " +
+                path("unpooled-train.spec") + " -o " + path("never-nhwc2");
+       },
+       1,
+       {"--channels-last", "last conv block has no pool"},
+       {"unpooled-train.spec"}},
       {"memplan --channels-last without a last pool",
        [&] {
          write_file_atomically(path("unpooled.spec"), "conv 8 kernel=3 pool=1\ndense 2\n");

@@ -9,6 +9,7 @@
 #include "core/machine_memory.h"
 #include "core/paths.h"
 #include "core/threads.h"
+#include "backends/cuda/cuda_schedule.h"
 #ifdef HISTOCNN_HAVE_NCCL
 #include "backends/cuda/nccl_reducer.h"
 #endif
@@ -30,6 +31,11 @@ namespace {
 // The device's half of opening a run: its GPU taken before anything touches
 // one (NCCL, the backend's handles, the memory engine's pools), then those.
 void open_device(const TrainOptions& o, RunContext& run) {
+  if (o.channels_last) {  // a network it cannot lay out is the user's error, found before any GPU
+    const std::string why =
+        cuda::channels_last_unsupported(infer_shapes(o.spec, o.batch, o.height, o.width));
+    require(why.empty(), "--channels-last: " + why);
+  }
   run.device = select_device(o.device, run.comm->local_rank());
   if (run.device.is_cuda() && run.comm->size() > 1) {
 #ifdef HISTOCNN_HAVE_NCCL
