@@ -45,6 +45,11 @@ TEST_F(Hostile, EveryFlagRefusalNamesItsFlagAndWritesNothing) {
        1,
        {"--channels-last", "last conv block has no pool"},
        {"unpooled-train.spec"}},
+      {"selftest --channels-last on the CPU",
+       [&] { return "selftest --device cpu --channels-last"; },
+       1,
+       {"--channels-last", "--device cuda"},
+       {}},
       {"memplan --channels-last without a last pool",
        [&] {
          write_file_atomically(path("unpooled.spec"), "conv 8 kernel=3 pool=1\ndense 2\n");

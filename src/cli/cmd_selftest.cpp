@@ -55,6 +55,9 @@ Runner add_selftest(CLI::App& app) {
   cmd->add_flag("--channels-last", a->channels_last,
                 "cuda: the step's maps channels last (as train --channels-last)");
   return [a] {
+    require(a->device != "cpu" || (!a->channels_last && !a->cudnn_graph),
+            std::string(a->channels_last ? "--channels-last" : "--cudnn-graph") +
+                ": a CUDA option (--device cuda)");
     SelfTestOptions o;
     o.cudnn_graph = a->cudnn_graph;
     o.channels_last = a->channels_last;
