@@ -66,6 +66,24 @@ TEST_F(Hostile, EveryFlagRefusalNamesItsFlagAndWritesNothing) {
        1,
        {"no-such.spec"},
        {}},
+      {"bench --json onto its --model",
+       [&] {
+         write_file_atomically(path("bench-model.spec"), "conv 8 kernel=3 pool=2\ndense 2\n");
+         return "bench --device cpu --model " + path("bench-model.spec") + " --json " +
+                path("bench-model.spec");
+       },
+       1,
+       {"--json", "would overwrite the model spec"},
+       {"bench-model.spec"}},
+      {"bench --model not a spec",
+       [&] {
+         write_file_atomically(path("not-a.spec"), "convolution please\n");
+         return "bench --device cpu --model " + path("not-a.spec") + " --json " +
+                path("never-bench.json");
+       },
+       1,
+       {"not-a.spec"},
+       {"not-a.spec"}},
       {"bench --onednn-pool on CUDA",
        [&] { return "bench --device cuda --onednn-pool --json " + path("never-bench.json"); },
        1,
