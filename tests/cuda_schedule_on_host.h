@@ -39,14 +39,8 @@ struct HostRun {
   uint64_t allocator_calls = 0;
 };
 
-// A map tensor's values as floats (T: how the step stores the conv blocks'
-// maps, float or Bf16), and back, rounding as the device does.
-template <typename T>
-inline std::vector<float> widen(const void* p, int64_t count) {
-  std::vector<float> v(static_cast<size_t>(count));
-  for (int64_t i = 0; i < count; ++i) v[size_t(i)] = load(static_cast<const T*>(p), i);
-  return v;
-}
+// A map tensor's values (T: how the step stores the conv blocks' maps, float
+// or Bf16) from floats, rounding as the device does.
 template <typename T>
 inline void narrow(const std::vector<float>& v, void* p) {
   for (size_t i = 0; i < v.size(); ++i) store(static_cast<T*>(p), int64_t(i), v[i]);
@@ -85,7 +79,6 @@ HostRun run_schedule_as(const NetworkShape& shape, const Parameters& params, con
     EXPECT_EQ(s.bf16_tensor[size_t(id)], bf16) << s.tensors[size_t(id)].name;
     return static_cast<T*>(at[size_t(id)]);
   };
-  auto map_values = [&](int id, int64_t elements) { return widen<T>(map(id), elements); };
   // A map's values in channels-first order (what the reference layers take),
   // and back into the map as the step lays it out.
   auto nchw_values = [&](int id, const Dims4& d, bool last) {
@@ -217,7 +210,7 @@ HostRun run_schedule_as(const NetworkShape& shape, const Parameters& params, con
       }
       case OpKind::kToFloat: {
         const auto& last = s.convs.back();
-        const auto v = map_values(last.pooled, last.pooled_dims.count());
+        const auto v = nchw_values(last.pooled, last.pooled_dims, last.pooled_channels_last);
         std::copy(v.begin(), v.end(), f(s.features));
         break;
       }

@@ -80,7 +80,9 @@ void CudaTrainingStep::lay_out_persistent_block() {
       convs_[k].filter_offset = at;
       at += int64_t(s.out_c) * s.in_c * s.kernel * s.kernel;
     }
-    layout_.filters = reserve(size_t(2 * at) * (bf16_ ? sizeof(Bf16) : sizeof(float)));
+    const size_t bytes = size_t(at) * (bf16_ ? sizeof(Bf16) : sizeof(float));
+    layout_.filters = reserve(bytes);
+    layout_.filter_grads = reserve(bytes);
   }
   layout_.step = reserve(sizeof(int64_t));
   layout_.adam = reserve(sizeof(elementwise::AdamStep));

@@ -84,8 +84,9 @@ struct DenseLayer {
 
 // Persistent device block layout (byte offsets).
 struct Persistent {
-  size_t params = 0, shadows = 0, filters = 0, step = 0, adam = 0, learning_rate = 0, loss = 0,
-         correct = 0, labels = 0, meta = 0, probs = 0, ones = 0, cublas = 0, total = 0;
+  size_t params = 0, shadows = 0, filters = 0, filter_grads = 0, step = 0, adam = 0,
+         learning_rate = 0, loss = 0, correct = 0, labels = 0, meta = 0, probs = 0, ones = 0,
+         cublas = 0, total = 0;
 };
 
 // Why `precision` cannot run on the context's GPU (one sentence), or "".
@@ -212,8 +213,8 @@ class CudaTrainingStep final : public TrainingStep {
   // --channels-last: conv block c's KRSC filters, and (`gradient`) the
   // KRSC weight gradient cuDNN writes, in the maps' type.
   void* filters(const ConvLayer& c, bool gradient = false) const {
-    const int64_t at = c.filter_offset + (gradient ? conv_weight_count(shape_) : 0);
-    return persistent(layout_.filters) + size_t(at) * (bf16_ ? sizeof(Bf16) : sizeof(float));
+    return persistent(gradient ? layout_.filter_grads : layout_.filters) +
+           size_t(c.filter_offset) * (bf16_ ? sizeof(Bf16) : sizeof(float));
   }
   // The weights a convolution reads: the fp32 parameters, or their bf16
   // copy; channels last, the KRSC filters made from them.

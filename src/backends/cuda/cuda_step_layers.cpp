@@ -254,10 +254,10 @@ void CudaTrainingStep::choose_graphs(ConvLayer& c, size_t k, nlohmann::json& rec
   const ConvShape& s = shape_.convs[k];
   // Weights and weight gradients sit at offsets of 256-byte-aligned blocks:
   // the parameters (or their bf16 copy), then the gradients after them;
-  // channels last, the KRSC filters, then their gradients.
+  // channels last, the KRSC filters and their gradients, each a block.
   const uint64_t element = bf16_ ? 2 : 4;
   const uint64_t offset = uint64_t(channels_last_ ? c.filter_offset : c.w_offset);
-  const uint64_t count = uint64_t(channels_last_ ? conv_weight_count(shape_) : parameter_count_);
+  const uint64_t count = channels_last_ ? 0 : uint64_t(parameter_count_);
   GraphConvShape g{t.x,
                    t.y,
                    s.kernel,
