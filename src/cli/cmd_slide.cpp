@@ -212,8 +212,8 @@ void check_slide_model(const SlideMil& mil, const PredictionSteps& steps, SlideO
 
 // The slides prepared one ahead of the slide being scored: opening, the
 // thumbnail and the tissue mask are mostly one core's work (a third of a
-// slide's time on the 2-core VM), and the scoring of the slide before leaves
-// cores idle while it writes its outputs (gnuplot, GeoJSON).
+// slide's time on the 2-core VM), which the scoring leaves idle between
+// batches (reads) and on a GPU throughout.
 class PreparedAhead {
  public:
   PreparedAhead(const std::vector<std::string>& slides, const ModelFile& model,
@@ -239,23 +239,90 @@ class PreparedAhead {
   size_t next_index_ = SIZE_MAX;
 };
 
-// One slide scored; its status: "done", "interrupted" or "failed" (reported).
-std::string score_one(const std::string& slide, PreparedAhead& prepared, size_t index,
-                      const SlideOptions& options, const std::vector<ModelFile>& models,
-                      const PredictionSteps& steps, nlohmann::json* summary) {
+// One slide's end: "done", "interrupted" or "failed" (with its message).
+struct SlideOutcome {
+  std::string status;
+  nlohmann::json summary = nlohmann::json::object();
+  std::string error;
+};
+
+SlideOutcome draw_one(UndrawnSlide& slide) {
   try {
-    *summary =
-        score_slide(slide, prepared.take(index), models, steps.members, options, &interrupted);
-    return summary->value("interrupted", false) ? "interrupted" : "done";
+    nlohmann::json summary = slide.draw();
+    return {slide.interrupted() ? "interrupted" : "done", std::move(summary), ""};
   } catch (const Error& e) {
-    std::fprintf(stderr, "histocnn slide: %s\n", e.what());
-    return "failed";
+    return {"failed", nlohmann::json::object(), e.what()};
   }
 }
 
-// Scores every slide in turn: a failed slide is reported and the next one
-// scored; Ctrl-C stops after the batch in progress. slides.csv (several
-// slides, or a cohort) is rewritten after each.
+// A slide scored, its maps still to draw; or the outcome of one that failed
+// or was interrupted.
+struct Scored {
+  std::optional<UndrawnSlide> undrawn;
+  SlideOutcome ended;
+};
+
+Scored score_one(const std::string& slide, PreparedAhead& prepared, size_t index,
+                 const SlideOptions& options, const std::vector<ModelFile>& models,
+                 const PredictionSteps& steps) {
+  try {
+    UndrawnSlide scored = score_slide_tiles(slide, prepared.take(index), models, steps.members,
+                                            options, &interrupted);
+    if (scored.interrupted()) return {std::nullopt, draw_one(scored)};
+    return {std::move(scored), {}};
+  } catch (const Error& e) {
+    return {std::nullopt, {"failed", nlohmann::json::object(), e.what()}};
+  }
+}
+
+// slides.csv (several slides, or a cohort: rewritten after each), each
+// slide's line, and what the cohort pools; in the slides' order.
+class SlideRecords {
+ public:
+  SlideRecords(const SlideArgs& a, Cohort& cohort, size_t slides, bool mil)
+      : o_(a.o), cohort_(cohort), table_needed_(slides > 1 || cohort.active()), mil_(mil) {
+    table_ =
+        "slide,status,tiles,tissue_mm2,malignant_area_fraction,p_mean,p_max,"
+        "p_top_mean,focus_median,out_of_focus_fraction,folder" +
+        cohort.csv_header_tail() + (mil ? ",p_mil" : "") + "\n";
+  }
+  void add(const std::string& slide, const SlideOutcome& r) {
+    if (r.status == "failed") std::fprintf(stderr, "histocnn slide: %s\n", r.error.c_str());
+    failures_ += r.status == "failed";
+    const std::string folder = slide_output_folder(o_, slide);
+    table_ += slides_csv_row(slide, folder, r.summary, r.status) +
+              cohort_.csv_row_tail(slide, r.summary) +
+              (mil_ ? "," + summary_cell(r.summary, "p_mil", "%.4f") : "") + "\n";
+    if (table_needed_) write_file_atomically(o_.output + "/slides.csv", table_);
+    report_slide(slide, folder, r.summary, r.status);
+    if (r.status == "interrupted") return;
+    cohort_.add(slide, r.status == "done", r.summary);
+    report_.slides.push_back({slide, std::filesystem::path(folder).filename().string(), r.status,
+                              r.summary, cohort_.label_value(slide)});
+  }
+  // The cohort's evaluation and report.html; the exit status.
+  int finish() {
+    cohort_.finish(o_.output, &report_);
+    if (table_needed_) {
+      write_cohort_report(report_, o_.output);
+      std::printf("review: %s/report.html (every slide's heatmap, the most malignant first)\n",
+                  o_.output.c_str());
+    }
+    return failures_ ? 1 : 0;
+  }
+
+ private:
+  const SlideOptions& o_;
+  Cohort& cohort_;
+  const bool table_needed_, mil_;
+  std::string table_;
+  int failures_ = 0;
+  CohortReport report_;
+};
+
+// Scores every slide in turn, drawing each one's maps while the next is
+// scored: a failed slide is reported and the next one scored; Ctrl-C stops
+// after the batch in progress.
 int run_slides(SlideArgs& a, const CLI::App& cmd) {
   std::vector<std::string> slides = a.files;
   if (a.models.empty()) {
@@ -279,37 +346,27 @@ int run_slides(SlideArgs& a, const CLI::App& cmd) {
   inputs.say_found();                   // every input checked: an error comes alone
   const OutputFolder output(o.output);  // removed again if nothing is written there
   std::signal(SIGINT, on_interrupt);
-  std::string table =
-      "slide,status,tiles,tissue_mm2,malignant_area_fraction,p_mean,p_max,"
-      "p_top_mean,focus_median,out_of_focus_fraction,folder" +
-      cohort.csv_header_tail() + (mil ? ",p_mil" : "") + "\n";
-  int failures = 0;
-  CohortReport report;
+  SlideRecords records(a, cohort, slides.size(), mil.has_value());
   PreparedAhead prepared(slides, models.front(), o);
+  // Slide i - 1's maps are drawn on another thread while slide i is scored:
+  // drawing needs no model and is one core's work (the overlay, gnuplot, the
+  // GeoJSON). One drawing at a time, so the cohort's pooling (on_drawn)
+  // never runs twice at once.
+  std::future<SlideOutcome> drawing;
   for (size_t i = 0; i < slides.size(); ++i) {
-    const std::string& slide = slides[i];
-    nlohmann::json summary = nlohmann::json::object();
-    const std::string status =
-        score_one(slide, prepared, i, cohort.options_for(o, slide), models, steps, &summary);
-    failures += status == "failed";
-    const std::string folder = slide_output_folder(o, slide);
-    table += slides_csv_row(slide, folder, summary, status) + cohort.csv_row_tail(slide, summary) +
-             (mil ? "," + summary_cell(summary, "p_mil", "%.4f") : "") + "\n";
-    if (slides.size() > 1 || cohort.active())
-      write_file_atomically(o.output + "/slides.csv", table);
-    report_slide(slide, folder, summary, status);
-    if (status == "interrupted") return 130;
-    cohort.add(slide, status == "done", summary);
-    report.slides.push_back({slide, std::filesystem::path(folder).filename().string(), status,
-                             summary, cohort.label_value(slide)});
+    Scored scored =
+        score_one(slides[i], prepared, i, cohort.options_for(o, slides[i]), models, steps);
+    if (drawing.valid()) records.add(slides[i - 1], drawing.get());
+    if (!scored.undrawn) {
+      records.add(slides[i], scored.ended);
+      if (scored.ended.status == "interrupted") return 130;
+      continue;
+    }
+    drawing = std::async(std::launch::async,
+                         [s = std::move(*scored.undrawn)]() mutable { return draw_one(s); });
   }
-  cohort.finish(o.output, &report);
-  if (slides.size() > 1 || cohort.active()) {
-    write_cohort_report(report, o.output);
-    std::printf("review: %s/report.html (every slide's heatmap, the most malignant first)\n",
-                o.output.c_str());
-  }
-  return failures ? 1 : 0;
+  if (drawing.valid()) records.add(slides.back(), drawing.get());
+  return records.finish();
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <utility>
 
 #include "core/error.h"
 
@@ -51,9 +52,13 @@ RunLock::RunLock(const std::string& folder)
   fail(folder + ": cannot take its lock file " + path_);
 }
 
+RunLock::RunLock(RunLock&& other) noexcept : path_(std::move(other.path_)) {
+  other.path_.clear();
+}
+
 RunLock::~RunLock() {
   std::error_code ec;
-  if (lock_owner(path_) == long(::getpid())) std::filesystem::remove(path_, ec);
+  if (!path_.empty() && lock_owner(path_) == long(::getpid())) std::filesystem::remove(path_, ec);
 }
 
 }  // namespace histocnn

@@ -14,6 +14,10 @@ class RunLock {
   ~RunLock();
   RunLock(const RunLock&) = delete;
   RunLock& operator=(const RunLock&) = delete;
+  // The lock changes hands (a slide's folder stays locked until its maps,
+  // drawn on another thread, are written); the moved-from one holds nothing.
+  RunLock(RunLock&& other) noexcept;
+  RunLock& operator=(RunLock&&) = delete;
 
  private:
   std::string path_;

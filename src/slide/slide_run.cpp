@@ -168,39 +168,36 @@ nlohmann::json finished_summary(const std::string& folder, size_t tiles, const S
   return same ? s : nlohmann::json(nullptr);
 }
 
-void write_outputs(const std::string& folder, const PreparedSlide& p,
-                   const std::vector<TileScore>& scores, nlohmann::json& summary,
-                   const SlideOptions& o, const std::vector<std::string>& classes) {
-  const auto clock = Clock::now();
-  write_tiles_geojson(folder + "/tiles.geojson", p.tiles, scores, classes);
+// tiles.geojson, heatmap.png and (more than two classes) grades.png, titled
+// with the statistics already in `summary`.
+void draw_maps(const std::string& folder, const UndrawnSlide::Maps& m,
+               const nlohmann::json& summary) {
+  const PreparedSlide& p = m.prepared;
+  write_tiles_geojson(folder + "/tiles.geojson", p.tiles, m.scores, m.classes);
   const Image overlay = heatmap_overlay(p.thumbnail.image, p.thumbnail.downsample_x,
-                                        p.thumbnail.downsample_y, p.tiles, scores);
-  const nlohmann::json stats = score_statistics(p.tiles, scores, p.grid, o.top_k, classes);
+                                        p.thumbnail.downsample_y, p.tiles, m.scores);
+  const std::string name = fs::path(p.slide->path()).filename().string();
   char title[512];
-  std::snprintf(title, sizeof title, "%s: P(malignant), %zu tiles of %.0f µm; %s",
-                fs::path(p.slide->path()).filename().c_str(), scores.size(), p.grid.tile_um_x,
-                scores.empty() ? "no tissue found"
-                               : ("malignant area " +
-                                  std::to_string(int(std::lround(
-                                      100 * stats["malignant_area_fraction"].get<double>()))) +
-                                  "% at P >= 0.5")
-                                     .c_str());
+  std::snprintf(title, sizeof title, "%s: P(malignant), %zu tiles of %.0f µm; %s", name.c_str(),
+                m.scores.size(), p.grid.tile_um_x,
+                m.scores.empty() ? "no tissue found"
+                                 : ("malignant area " +
+                                    std::to_string(int(std::lround(
+                                        100 * summary["malignant_area_fraction"].get<double>()))) +
+                                    "% at P >= 0.5")
+                                       .c_str());
   const double mm_x = p.thumbnail.downsample_x * p.slide->mpp_x() / 1000;
   const double mm_y = p.thumbnail.downsample_y * p.slide->mpp_y() / 1000;
   render_heatmap(folder, overlay, mm_x, mm_y, title);
-  if (stats.contains("class_area_fraction")) {
-    std::vector<double> shares;
-    for (const std::string& name : classes) shares.push_back(stats["class_area_fraction"][name]);
-    std::snprintf(title, sizeof title, "%s: most probable class, %zu tiles of %.0f µm",
-                  fs::path(p.slide->path()).filename().c_str(), scores.size(), p.grid.tile_um_x);
-    render_class_map(folder,
-                     class_overlay(p.thumbnail.image, p.thumbnail.downsample_x,
-                                   p.thumbnail.downsample_y, p.tiles, scores),
-                     mm_x, mm_y, title, classes, shares);
-  }
-  summary.update(stats);
-  summary["times"]["outputs_s"] = seconds_since(clock);
-  write_file_atomically(folder + "/summary.json", summary.dump(2) + "\n");
+  if (!summary.contains("class_area_fraction")) return;
+  std::vector<double> shares;
+  for (const std::string& c : m.classes) shares.push_back(summary["class_area_fraction"][c]);
+  std::snprintf(title, sizeof title, "%s: most probable class, %zu tiles of %.0f µm", name.c_str(),
+                m.scores.size(), p.grid.tile_um_x);
+  render_class_map(folder,
+                   class_overlay(p.thumbnail.image, p.thumbnail.downsample_x,
+                                 p.thumbnail.downsample_y, p.tiles, m.scores),
+                   mm_x, mm_y, title, m.classes, shares);
 }
 
 // Grad-CAM of the `count` most malignant tiles: explain/tile-X-Y.gradcam.png
@@ -324,6 +321,21 @@ std::string slide_output_folder(const SlideOptions& o, const std::string& slide_
   return (fs::path(o.output) / slide_name(slide_path)).string();
 }
 
+nlohmann::json UndrawnSlide::draw() {
+  if (maps) {
+    const auto clock = Clock::now();
+    draw_maps(folder, *maps, summary);
+    summary["times"]["outputs_s"] = seconds_since(clock);
+    maps.reset();  // the thumbnail and the scores are not needed any more
+  }
+  if (write_summary) write_file_atomically(folder + "/summary.json", summary.dump(2) + "\n");
+  write_summary = false;
+  if (on_drawn) on_drawn();
+  on_drawn = nullptr;
+  lock.reset();
+  return summary;
+}
+
 nlohmann::json score_slide(const std::string& path, const std::vector<ModelFile>& models,
                            const std::vector<TrainingStep*>& members, const SlideOptions& o,
                            const std::atomic<bool>* stop) {
@@ -334,6 +346,46 @@ nlohmann::json score_slide(const std::string& path, PreparedSlide p,
                            const std::vector<ModelFile>& models,
                            const std::vector<TrainingStep*>& members, const SlideOptions& o,
                            const std::atomic<bool>* stop) {
+  return score_slide_tiles(path, std::move(p), models, members, o, stop).draw();
+}
+
+namespace {
+
+// This run's annotations and slide model into the summary, never an earlier
+// run's; the cohort's pooling of the annotated tiles into on_drawn.
+void apply_slide_evidence(const PreparedSlide& p, const std::vector<TileScore>& scores,
+                          const SlideOptions& o, UndrawnSlide& u) {
+  if (o.annotations || o.benign_without_annotations || u.summary.contains("annotations")) {
+    u.summary.erase("annotations");
+    if (o.annotations || o.benign_without_annotations) {
+      std::vector<Prediction> truths = annotated_tiles(o.annotations, p.tiles, scores);
+      u.summary["annotations"] = annotation_summary(o.annotations, truths);
+      if (o.on_annotated_tiles)
+        u.on_drawn = [pool = o.on_annotated_tiles, tiles = p.tiles, truths = std::move(truths),
+                      um = p.grid.tile_um_x / p.grid.tile_width] { pool(tiles, truths, um); };
+    }
+    u.write_summary = true;
+  }
+  u.write_summary |= apply_slide_mil(o.mil, u.folder, u.summary);
+}
+
+void say_what_is_left_out(const std::string& path, const PreparedSlide& p) {
+  if (p.mask.ink_pixels() > 0)
+    std::fprintf(stderr,
+                 "%s: %.2f mm² of pen ink left out of the tissue (grey in tissue.png; "
+                 "--no-pen-filter keeps it)\n",
+                 path.c_str(), pen_ink_mm2(p));
+  if (p.tiles.empty())
+    std::fprintf(stderr, "%s: no tissue found (saturation threshold %.3f): nothing to score\n",
+                 path.c_str(), p.mask.threshold);
+}
+
+}  // namespace
+
+UndrawnSlide score_slide_tiles(const std::string& path, PreparedSlide p,
+                               const std::vector<ModelFile>& models,
+                               const std::vector<TrainingStep*>& members, const SlideOptions& o,
+                               const std::atomic<bool>* stop) {
   require(!o.mil || o.features, "score_slide: a slide model (mil) reads the tile features");
   const std::string folder = slide_output_folder(o, path);
   const OutputFolder made(folder);  // removed again when this slide fails before writing there
@@ -344,14 +396,7 @@ nlohmann::json score_slide(const std::string& path, PreparedSlide p,
                                                   models.front().labels.classes, o.restart);
   nlohmann::json summary = describe(p, o);
   summary["times"] = p.times;
-  if (p.mask.ink_pixels() > 0)
-    std::fprintf(stderr,
-                 "%s: %.2f mm² of pen ink left out of the tissue (grey in tissue.png; "
-                 "--no-pen-filter keeps it)\n",
-                 path.c_str(), pen_ink_mm2(p));
-  if (p.tiles.empty())
-    std::fprintf(stderr, "%s: no tissue found (saturation threshold %.3f): nothing to score\n",
-                 path.c_str(), p.mask.threshold);
+  say_what_is_left_out(path, p);
   const std::unique_ptr<StainMapping> stains = stain_mapping(p, models.front());
   ScoringOptions so{o.batch,
                     o.readers,
@@ -383,7 +428,7 @@ nlohmann::json score_slide(const std::string& path, PreparedSlide p,
   if (scores.size() < p.tiles.size()) {
     summary["interrupted"] = true;
     summary["tiles_scored"] = scores.size();
-    return summary;
+    return UndrawnSlide{folder, summary, std::nullopt, false, nullptr, std::move(lock)};
   }
   if (features) {
     features->finish(p.tiles, scores, tile_feature_metadata(p, o, members));
@@ -392,29 +437,20 @@ nlohmann::json score_slide(const std::string& path, PreparedSlide p,
   set_aside_out_of_focus(path, p, scores, summary, o.min_focus);
   // Every tile scored before: the outputs may stand as they are.
   nlohmann::json done = t.tiles == 0 ? finished_summary(folder, scores.size(), o) : nullptr;
-  if (done.is_null()) {
-    write_outputs(folder, p, scores, summary, o, models.front().labels.classes);
-    if (o.explain > 0) {
+  const bool redraw = done.is_null();
+  if (redraw) {
+    summary.update(
+        score_statistics(p.tiles, scores, p.grid, o.top_k, models.front().labels.classes));
+    if (o.explain > 0)
       summary["explanations"] =
           write_tile_explanations(folder, p, scores, models, stains.get(), o.explain);
-      write_file_atomically(folder + "/summary.json", summary.dump(2) + "\n");
-    }
     done = summary;
   }
-  bool changed = false;  // this run's annotations and slide model, or none: never an earlier run's
-  if (o.annotations || o.benign_without_annotations || done.contains("annotations")) {
-    done.erase("annotations");
-    if (o.annotations || o.benign_without_annotations) {
-      const std::vector<Prediction> truths = annotated_tiles(o.annotations, p.tiles, scores);
-      done["annotations"] = annotation_summary(o.annotations, truths);
-      if (o.on_annotated_tiles)
-        o.on_annotated_tiles(p.tiles, truths, p.grid.tile_um_x / p.grid.tile_width);
-    }
-    changed = true;
-  }
-  changed |= apply_slide_mil(o.mil, folder, done);
-  if (changed) write_file_atomically(folder + "/summary.json", done.dump(2) + "\n");
-  return done;
+  UndrawnSlide u{folder, std::move(done), std::nullopt, redraw, nullptr, std::move(lock)};
+  apply_slide_evidence(p, scores, o, u);
+  if (redraw)
+    u.maps = UndrawnSlide::Maps{std::move(p), std::move(scores), models.front().labels.classes};
+  return u;
 }
 
 }  // namespace histocnn

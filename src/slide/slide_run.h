@@ -7,13 +7,16 @@
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "backends/backend.h"
+#include "core/run_lock.h"
 #include "data/annotations.h"
 #include "data/slide.h"
 #include "data/tissue.h"
+#include "slide/tile_scorer.h"
 #include "slide/tiling.h"
 #include "train/checkpoint.h"
 #include "train/metrics.h"
@@ -52,9 +55,10 @@ struct SlideOptions {
   // slide's label says benign, so every tile is.
   const Annotations* annotations = nullptr;
   bool benign_without_annotations = false;
-  // Called once the slide is done with its tissue tiles, each one's P and
-  // annotated truth, and the slide's microns per level-0 pixel (when either
-  // of the two above is set): a cohort pools them (slide/tile_evaluation.h,
+  // Called once the slide is done (its maps drawn: UndrawnSlide::draw, on
+  // its thread) with its tissue tiles, each one's P and annotated truth, and
+  // the slide's microns per level-0 pixel (when either of the two above is
+  // set): a cohort pools them (slide/tile_evaluation.h,
   // slide/lesion_evaluation.h).
   std::function<void(const std::vector<Tile>&, const std::vector<Prediction>&, double)>
       on_annotated_tiles;
@@ -89,10 +93,39 @@ std::unique_ptr<StainMapping> stain_mapping(const PreparedSlide& prepared, const
 // The folder a slide's results go to.
 std::string slide_output_folder(const SlideOptions& options, const std::string& slide_path);
 
+// A slide whose tiles are scored and whose summary is complete but for its
+// maps: draw() writes tiles.geojson, heatmap.png (grades.png) and then the
+// summary.json that marks the slide finished. A cohort draws one slide's
+// maps on another thread while the next slide is scored (cli/cmd_slide.cpp):
+// drawing is one core's work and the model is not needed for it. Until
+// draw() returns, the slide's folder stays locked (core/run_lock.h).
+struct UndrawnSlide {
+  struct Maps {  // what the maps are drawn from
+    PreparedSlide prepared;
+    std::vector<TileScore> scores;
+    std::vector<std::string> classes;
+  };
+  std::string folder;
+  nlohmann::json summary;    // complete but for times.outputs_s
+  std::optional<Maps> maps;  // none: interrupted, or a previous run's maps stand
+  bool write_summary = false;
+  // SlideOptions::on_annotated_tiles with its arguments, or empty: called
+  // once the maps are written, on draw()'s thread, so a cohort pools only
+  // the slides that are done.
+  std::function<void()> on_drawn;
+  std::optional<RunLock> lock;
+
+  bool interrupted() const { return summary.value("interrupted", false); }
+  // Draws the maps, writes summary.json (when anything in it changed) and
+  // returns it; an interrupted slide's summary is returned as it is.
+  // Releases the folder's lock. Call once, on any one thread.
+  nlohmann::json draw();
+};
+
 // Scores one slide with `members` (compiled from `models` with a batch of at
-// least options.batch) and returns its summary.json. When *stop is set
-// between batches, returns early with "interrupted": true and the scores so
-// far kept for the next run.
+// least options.batch), draws its maps and returns its summary.json. When
+// *stop is set between batches, returns early with "interrupted": true and
+// the scores so far kept for the next run.
 nlohmann::json score_slide(const std::string& slide_path, const std::vector<ModelFile>& models,
                            const std::vector<TrainingStep*>& members, const SlideOptions& options,
                            const std::atomic<bool>* stop = nullptr);
@@ -103,5 +136,12 @@ nlohmann::json score_slide(const std::string& slide_path, PreparedSlide prepared
                            const std::vector<ModelFile>& models,
                            const std::vector<TrainingStep*>& members, const SlideOptions& options,
                            const std::atomic<bool>* stop = nullptr);
+// The same up to the maps: everything that needs the model (the tiles'
+// scores and features, Grad-CAM, the slide model) is done, the maps are not.
+UndrawnSlide score_slide_tiles(const std::string& slide_path, PreparedSlide prepared,
+                               const std::vector<ModelFile>& models,
+                               const std::vector<TrainingStep*>& members,
+                               const SlideOptions& options,
+                               const std::atomic<bool>* stop = nullptr);
 
 }  // namespace histocnn
