@@ -5,7 +5,7 @@
 set -euo pipefail
 packages=(cmake g++ make pkg-config libdnnl-dev libstb-dev libcli11-dev nlohmann-json3-dev
           libgtest-dev libbenchmark-dev libtomlplusplus-dev gnuplot-nox clang libclang-rt-14-dev
-          libopenmpi-dev openmpi-bin libopenslide-dev libtiff-dev libpugixml-dev libvips-tools ccache python3
+          libopenmpi-dev openmpi-bin libopenslide-dev libtiff-dev libpng-dev libpugixml-dev libvips-tools ccache python3
           libdcmtk-dev libjpeg62-turbo-dev libopenjp2-7-dev python3-pydicom)
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(python3-torch)

@@ -12,6 +12,8 @@
 #include <set>
 #include <thread>
 #include <tuple>
+#include <utility>
+#include <vector>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
@@ -140,6 +142,31 @@ std::string sixteen_bit_png(int width, int height, uint16_t value) {
 }
 
 // Evaluation plans crops from image sizes read without decoding.
+// PNGs are written by libpng (data/image.cpp): rows of any width round-trip
+// exactly, and what it cannot write is an error naming the file.
+TEST(Images, PngsOfAnyShapeRoundTripAndAnEmptyOneIsRefused) {
+  TempDir dir;
+  for (const auto& [w, h] : std::vector<std::pair<int, int>>{{1, 1}, {1, 7}, {7, 1}, {1001, 3}}) {
+    Image image;
+    image.width = w, image.height = h;
+    image.rgb.resize(size_t(w) * h * 3);
+    for (size_t i = 0; i < image.rgb.size(); ++i) image.rgb[i] = uint8_t(i * 131 + i / 7);
+    save_image(dir / "shape.png", image);
+    const Image back = load_image(dir / "shape.png");
+    EXPECT_EQ(back.width, w);
+    EXPECT_EQ(back.height, h);
+    EXPECT_EQ(back.rgb, image.rgb) << w << "x" << h;
+  }
+  try {
+    save_image(dir / "empty.png", Image{});
+    FAIL() << "an empty image was written";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("empty.png: PNG encoding failed"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir / "empty.png"));
+}
+
 TEST(Images, SizeFromTheHeaderMatchesTheDecodedImage) {
   TempDir dir;
   Image rgb;

@@ -1,5 +1,6 @@
 // Images in memory (8-bit RGB, row-major HWC) and their decoding, encoding
-// and resizing through stb_image / stb_image_write / stb_image_resize.
+// and resizing through stb_image / stb_image_write / stb_image_resize, PNGs
+// written by libpng.
 #pragma once
 
 #include <cstdint>
