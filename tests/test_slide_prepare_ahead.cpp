@@ -113,5 +113,34 @@ TEST_F(SlideOverlap, MapsDrawnWhileTheNextSlideIsScoredAreAsAlone) {
   EXPECT_FALSE(std::filesystem::exists(folder + "/.lock")) << "released once drawn";
 }
 
+// A cohort pools a slide's annotated tiles (on_annotated_tiles) once the
+// slide is done, on the drawing thread: a slide whose maps never get drawn
+// is never pooled.
+TEST_F(SlideOverlap, AnnotatedTilesArePooledOnlyOnceTheMapsAreDrawn) {
+  o_.output = dir_ / "pooled";
+  o_.benign_without_annotations = true;  // every tile's truth: benign
+  size_t calls = 0, tiles = 0;
+  o_.on_annotated_tiles = [&](const std::vector<Tile>& t, const std::vector<Prediction>& truths,
+                              double um_per_pixel) {
+    ++calls;
+    tiles = t.size();
+    EXPECT_EQ(truths.size(), t.size());
+    EXPECT_GT(um_per_pixel, 0);
+  };
+  {
+    UndrawnSlide never = score_slide_tiles(
+        slides_[0], prepare_slide(slides_[0], models_.front(), o_), models_, steps_.members, o_);
+    EXPECT_TRUE(never.summary.contains("annotations"));
+  }
+  EXPECT_EQ(calls, 0u) << "pooled although never drawn";
+  UndrawnSlide drawn = score_slide_tiles(slides_[1], prepare_slide(slides_[1], models_.front(), o_),
+                                         models_, steps_.members, o_);
+  EXPECT_EQ(calls, 0u);
+  const nlohmann::json summary = drawn.draw();
+  EXPECT_EQ(calls, 1u);
+  EXPECT_EQ(tiles, alone_[1].value("tiles_scored", size_t(0)));
+  EXPECT_TRUE(summary.contains("annotations"));
+}
+
 }  // namespace
 }  // namespace histocnn
