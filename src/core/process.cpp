@@ -13,7 +13,8 @@
 
 namespace histocnn {
 
-ProcessResult run_process(const std::vector<std::string>& argv, const std::string& log_path) {
+ProcessResult run_process(const std::vector<std::string>& argv, const std::string& log_path,
+                          TerminalSignals signals) {
   require(!argv.empty(), "run_process: no program");
   const int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (log < 0) fail(log_path + ": cannot write (" + std::strerror(errno) + ")");
@@ -34,6 +35,11 @@ ProcessResult run_process(const std::vector<std::string>& argv, const std::strin
     // already gone, so is the reason to run.
     ::prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (::getppid() != parent) ::_exit(1);
+    if (signals == TerminalSignals::own_group) {
+      ::setpgid(0, 0);
+      const int null = ::open("/dev/null", O_RDONLY);  // a background group must not read the tty
+      if (null > STDIN_FILENO) ::dup2(null, STDIN_FILENO), ::close(null);
+    }
     ::dup2(log, STDOUT_FILENO);
     ::dup2(log, STDERR_FILENO);
     ::execvp(args[0], args.data());

@@ -1,5 +1,6 @@
 #include "study/gnuplot.h"
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -32,16 +33,17 @@ void render_one(const std::string& figure, const std::string& ext, const std::st
   write_file_atomically(script, "set terminal " + terminal + "\nif (!exists(\"out\")) { out = '" +
                                     gnuplot_path(figure) + "' }\nset output out\n" + body);
   AtomicFileWriter output(figure);
-  bool ok = false;
+  ProcessResult r;
   try {
-    ok = run_process(
-             {"gnuplot", "-e", "out='" + gnuplot_path(output.temporary_path()) + "'", script},
-             script + ".log")
-             .ok();
+    r = run_process(
+        {"gnuplot", "-e", "out='" + gnuplot_path(output.temporary_path()) + "'", script},
+        script + ".log", TerminalSignals::own_group);
   } catch (const Error&) {  // not installed
   }
-  if (ok) std::filesystem::remove(script + ".log");
-  require(ok, "gnuplot failed on " + script + " (is gnuplot installed? Debian: gnuplot-nox)");
+  if (r.ok()) std::filesystem::remove(script + ".log");
+  require(r.signal == 0, "gnuplot was stopped by " + std::string(strsignal(r.signal)) + " on " +
+                             script + "; the figure was not replaced");
+  require(r.ok(), "gnuplot failed on " + script + " (is gnuplot installed? Debian: gnuplot-nox)");
   const auto [head, tail] = ends_of(output.temporary_path(), 64);
   require(figure_is_whole(head, tail, ext),
           figure + ": gnuplot's output is incomplete (disk full?); the figure was not replaced");
