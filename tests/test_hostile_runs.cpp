@@ -153,6 +153,44 @@ TEST_F(Hostile, ABrokenSlideInACohortFailsAloneInItsTurn) {
   EXPECT_FALSE(fs::exists(path("three/c2"))) << "a failed slide leaves no folder";
 }
 
+// A cohort whose maps cannot be drawn (no gnuplot on PATH): each slide is
+// scored, then fails in its turn with one line naming its figure, and
+// leaves no summary.json (the mark of a finished slide); the same command
+// with gnuplot back draws the maps without scoring a tile again.
+TEST_F(Hostile, MapsThatCannotBeDrawnFailTheirSlideAndARerunOnlyDrawsThem) {
+  for (const char* name : {"d1.tif", "d2.tif"})
+    ASSERT_EQ(run("synth --slide " + path(name) + " --slide-size 2000x1500 --pieces 1").status, 0);
+  fs::create_directories(path("no-programs"));
+  const std::string command = std::string(HISTOCNN_BINARY) + " slide " +
+                              path("m/model.safetensors") + " " + path("d1.tif") + " " +
+                              path("d2.tif") + " --no-progress --threads 1 -o " + path("undrawn");
+  const CommandResult r = testing::run_raw("env PATH=" + path("no-programs") + " " + command);
+  EXPECT_EQ(r.status, 1) << r.output;
+  const size_t first = r.output.find("gnuplot failed on " + path("undrawn/d1/heatmap.png.gp"));
+  const size_t second = r.output.find("gnuplot failed on " + path("undrawn/d2/heatmap.png.gp"));
+  ASSERT_NE(first, std::string::npos) << r.output;
+  ASSERT_NE(second, std::string::npos) << r.output;
+  EXPECT_LT(first, second) << r.output;
+  const std::string table = read_file(path("undrawn/slides.csv"));
+  EXPECT_NE(table.find(path("d1.tif") + ",failed,"), std::string::npos) << table;
+  EXPECT_NE(table.find(path("d2.tif") + ",failed,"), std::string::npos) << table;
+  for (const char* slide : {"d1", "d2"}) {
+    EXPECT_TRUE(fs::exists(path("undrawn/") + slide + "/tiles.csv")) << slide;
+    EXPECT_FALSE(fs::exists(path("undrawn/") + slide + "/summary.json")) << slide;
+    EXPECT_FALSE(fs::exists(path("undrawn/") + slide + "/.lock")) << slide;
+  }
+  const std::string tiles = read_file(path("undrawn/d1/tiles.csv"));
+  const CommandResult again = testing::run_raw(command);
+  ASSERT_EQ(again.status, 0) << again.output;
+  EXPECT_EQ(read_file(path("undrawn/d1/tiles.csv")), tiles);
+  for (const char* slide : {"d1", "d2"}) {
+    const nlohmann::json s =
+        nlohmann::json::parse(read_file(path("undrawn/") + slide + "/summary.json"));
+    EXPECT_EQ(s["times"]["scoring"]["tiles"], 0) << slide << ": scored again";
+    EXPECT_TRUE(fs::exists(path("undrawn/") + slide + "/heatmap.png")) << slide;
+  }
+}
+
 // predict's CSV: a file name with a comma is one quoted field, and an input
 // that cannot be read stops it before any header is printed.
 TEST_F(Hostile, PredictQuotesItsFieldsAndPrintsNoHeaderBeforeAnError) {
