@@ -279,8 +279,8 @@ Scored score_one(const std::string& slide, PreparedAhead& prepared, size_t index
 // slide's line, and what the cohort pools; in the slides' order.
 class SlideRecords {
  public:
-  SlideRecords(const SlideArgs& a, Cohort& cohort, size_t slides, bool mil)
-      : o_(a.o), cohort_(cohort), table_needed_(slides > 1 || cohort.active()), mil_(mil) {
+  SlideRecords(const SlideOptions& o, Cohort& cohort, size_t slides, bool mil)
+      : o_(o), cohort_(cohort), table_needed_(slides > 1 || cohort.active()), mil_(mil) {
     table_ =
         "slide,status,tiles,tissue_mm2,malignant_area_fraction,p_mean,p_max,"
         "p_top_mean,focus_median,out_of_focus_fraction,folder" +
@@ -346,7 +346,7 @@ int run_slides(SlideArgs& a, const CLI::App& cmd) {
   inputs.say_found();                   // every input checked: an error comes alone
   const OutputFolder output(o.output);  // removed again if nothing is written there
   std::signal(SIGINT, on_interrupt);
-  SlideRecords records(a, cohort, slides.size(), mil.has_value());
+  SlideRecords records(o, cohort, slides.size(), mil.has_value());
   PreparedAhead prepared(slides, models.front(), o);
   // Slide i - 1's maps are drawn on another thread while slide i is scored:
   // drawing needs no model and is one core's work (the overlay, gnuplot, the
