@@ -58,9 +58,10 @@ if [[ "${SKIP_SANITIZERS:-0}" != 1 ]]; then
     --gtest_filter='PoolResource.*:StatisticsAdaptor.*:LimitAdaptor.*:LoggingAdaptor.*:StepMemory.*:MemoryPlan.*:MemoryEngine.*:ParallelFor.*'
   # oneDNN's OpenMP team (not instrumented) is kept to one thread so only
   # our own threads run: the read-ahead ring's, the scorer's, a slide
-  # prepared beside another's scoring, MIL's folds trained at once.
+  # prepared (or its maps drawn) beside another's scoring, MIL's folds
+  # trained at once.
   OMP_NUM_THREADS=1 TSAN_OPTIONS="$tsan" build-tsan/tests/histocnn_concurrency_tests \
-    --gtest_filter='ReadAhead.*:TileScorer.*:Slide.Thumbnail*:SlidePrepareAhead.*:MilCohort.Cross*'
+    --gtest_filter='ReadAhead.*:TileScorer.*:Slide.Thumbnail*:SlideOverlap.*:MilCohort.Cross*'
   stage "tests (TSan)"
 fi
 
