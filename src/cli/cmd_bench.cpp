@@ -88,10 +88,10 @@ Runner add_bench(CLI::App& app) {
     require(!o->ceilings || o->device == "cpu", "--ceilings: a CPU option (--device cpu)");
     require(!o->channels_last || o->device == "cuda",
             "--channels-last: a CUDA option (--device cuda)");
-    if (!o->model.empty())
+    if (!o->model.empty()) {
       refuse_overwriting_inputs("--json", *json, {{o->model, "the model spec"}});
-    if (!o->model.empty())
       o->spec = parse_model_spec(read_file(o->model, size_t(1) << 20), o->model);
+    }
     std::printf("histocnn bench: %s, %s%s, allocator %s%s; %d + %d epochs per point\n",
                 o->device.c_str(), o->precision.c_str(), o->channels_last ? ", channels last" : "",
                 o->allocator.c_str(), o->cuda_graphs ? " + CUDA graphs" : "", o->warmup, o->epochs);

@@ -428,7 +428,7 @@ UndrawnSlide score_slide_tiles(const std::string& path, PreparedSlide p,
   if (scores.size() < p.tiles.size()) {
     summary["interrupted"] = true;
     summary["tiles_scored"] = scores.size();
-    return UndrawnSlide{folder, summary, std::nullopt, false, nullptr, std::move(lock)};
+    return UndrawnSlide{folder, std::move(summary), std::nullopt, false, nullptr, std::move(lock)};
   }
   if (features) {
     features->finish(p.tiles, scores, tile_feature_metadata(p, o, members));

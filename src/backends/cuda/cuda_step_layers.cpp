@@ -254,17 +254,18 @@ void CudaTrainingStep::choose_graphs(ConvLayer& c, size_t k, nlohmann::json& rec
   const ConvShape& s = shape_.convs[k];
   // Weights and weight gradients sit at offsets of 256-byte-aligned blocks:
   // the parameters (or their bf16 copy), then the gradients after them;
-  // channels last, the KRSC filters and their gradients, each a block.
+  // channels last, the KRSC filters and their gradients, each a block of its
+  // own, so a filter's gradient sits at the filter's offset.
   const uint64_t element = bf16_ ? 2 : 4;
-  const uint64_t offset = uint64_t(channels_last_ ? c.filter_offset : c.w_offset);
-  const uint64_t count = channels_last_ ? 0 : uint64_t(parameter_count_);
+  const uint64_t weights = uint64_t(channels_last_ ? c.filter_offset : c.w_offset);
+  const uint64_t gradients = channels_last_ ? weights : weights + uint64_t(parameter_count_);
   GraphConvShape g{t.x,
                    t.y,
                    s.kernel,
                    s.pad,
                    options_.precision,
-                   byte_alignment(element * offset),
-                   byte_alignment(element * (count + offset)),
+                   byte_alignment(element * weights),
+                   byte_alignment(element * gradients),
                    channels_last_};
   GraphConv::Timer timer;
   if (options_.cudnn_benchmark)
