@@ -5,6 +5,7 @@
 // team whose static schedule waits for its slowest thread
 // (docs/results/cpu-loader.md). hed_jitter_per_pixel: the HED map with an
 // exponential per value, as before HedTables (the A/B of that change).
+// LoaderEpoch: a whole epoch through BatchLoader (its workers and window).
 //
 //   build/bench/bench_loader --benchmark_min_time=0.2 --benchmark_repetitions=5
 //     --benchmark_enable_random_interleaving=true --benchmark_report_aggregates_only=true
@@ -15,6 +16,8 @@
 #include <vector>
 
 #include "data/augment.h"
+#include "data/dataset.h"
+#include "data/loader.h"
 
 namespace histocnn {
 namespace {
@@ -64,6 +67,51 @@ BENCHMARK_CAPTURE(Augment, flips_rotations, Recipe::kFlipsRotations)->Apply(Size
 BENCHMARK_CAPTURE(Augment, stain_jitter, Recipe::kStainJitter)->Apply(Sizes);
 BENCHMARK_CAPTURE(Augment, hed_jitter_per_pixel, Recipe::kHedJitterPerPixel)->Apply(Sizes);
 BENCHMARK_CAPTURE(Augment, hed_jitter, Recipe::kHedJitter)->Apply(Sizes);
+
+// A whole epoch through BatchLoader as a device step consumes it: the
+// paper's 1851 crops at 200 px, no augmentation (as `histocnn bench`), the
+// consumer only taking batches. Args: workers, window (batches ahead), batch,
+// pool (1: the buffers kept from one epoch's loader to the next, as training
+// and `histocnn bench` keep them since 2026-12-04; 0: made and freed each
+// epoch, as before).
+// With more workers than the window holds batches, the workers share each
+// batch (they did not before 2026-12-04: a window of 4 kept 4 of a GPU
+// step's 15 workers busy). 2 workers and a window of 1 show it on 2 cores.
+void LoaderEpoch(benchmark::State& state) {
+  const int workers = int(state.range(0)), depth = int(state.range(1));
+  const int batch = int(state.range(2)), size = 200, examples = 1851;
+  ExampleSet set;
+  set.width = set.height = size;
+  for (int i = 0; i < examples; ++i) set.examples.push_back({0, i % 2, 0, 0});
+  set.pixels.resize(size_t(examples) * size * size * 3);
+  uint64_t x = 88172645463325252ull;
+  for (auto& v : set.pixels) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    v = uint8_t(x >> 56);
+  }
+  std::vector<int> order(examples);
+  for (int i = 0; i < examples; ++i) order[size_t(i)] = (i * 7919) % examples;
+  const bool pooled = state.range(3) != 0;
+  BatchPool pool;
+  uint64_t seed = 1;
+  for (auto _ : state) {
+    BatchLoader loader(set, order, batch, AugmentOptions{}, seed++, workers, depth, Normalization{},
+                       pooled ? &pool : nullptr);
+    for (Batch b; loader.next(b);) benchmark::DoNotOptimize(b.images.data());
+  }
+  state.counters["examples/s"] =
+      benchmark::Counter(double(examples), benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(LoaderEpoch)
+    ->ArgNames({"workers", "window", "batch", "pool"})
+    ->Args({2, 4, 150, 0})
+    ->Args({2, 4, 150, 1})
+    ->Args({2, 4, 50, 0})
+    ->Args({2, 4, 50, 1})
+    ->Args({2, 1, 150, 1})
+    ->Args({2, 1, 50, 1})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 }  // namespace
 }  // namespace histocnn

@@ -1,5 +1,5 @@
-// Data: Grade.csv edge cases, image decoding errors, crops, folds,
-// augmentation and the loader's determinism.
+// Data: Grade.csv edge cases, image decoding errors, crops, folds and
+// augmentation (the loader: test_loader.cpp).
 #include <gtest/gtest.h>
 #include <omp.h>
 #include <stb_image_write.h>
@@ -428,110 +428,6 @@ TEST(Augment, IsSeededAndRotationsPreserveContent) {
     EXPECT_EQ(x, y) << "flips and rotations permute pixels";
   }
   EXPECT_FLOAT_EQ(plain[1], 3 / 255.0f);  // channel 0 of pixel (1, 0)
-}
-
-// n examples of 8x8 pixels (all 7), labels alternating.
-ExampleSet tiny_examples(int n) {
-  ExampleSet set;
-  set.width = set.height = 8;
-  for (int i = 0; i < n; ++i) set.examples.push_back({0, i % 2, 0, 0});
-  set.pixels.assign(size_t(n) * 8 * 8 * 3, 7);
-  return set;
-}
-
-std::vector<int> identity_order(int n) {
-  std::vector<int> order(static_cast<size_t>(n));
-  for (int i = 0; i < n; ++i) order[size_t(i)] = i;
-  return order;
-}
-
-TEST(Loader, BatchesAreIdenticalWhateverTheWorkerCount) {
-  ExampleSet set = tiny_examples(23);
-  for (size_t i = 0; i < set.pixels.size(); ++i) set.pixels[i] = uint8_t(i * 13);
-  std::vector<int> order(23);
-  for (int i = 0; i < 23; ++i) order[i] = (i * 5) % 23;
-  AugmentOptions aug{true, true, 0.05f};
-  auto collect = [&](int workers) {
-    BatchLoader loader(set, order, 5, aug, 9, workers, 2);
-    std::vector<float> all;
-    std::vector<int> counts;
-    for (Batch b; loader.next(b);) {
-      counts.push_back(b.count);
-      all.insert(all.end(), b.images.begin(), b.images.begin() + b.count * 3 * 64);
-    }
-    EXPECT_EQ(counts, (std::vector<int>{5, 5, 5, 5, 3}));
-    return all;
-  };
-  EXPECT_EQ(collect(0), collect(1)) << "synchronous loading gives the same batches";
-  EXPECT_EQ(collect(1), collect(4));
-}
-
-// With 0 workers the caller's OpenMP team prepares each batch: the batches
-// must not depend on the team's size, and each row must be its own example's.
-TEST(Loader, TeamBatchesAreIdenticalWhateverTheTeamSize) {
-  ExampleSet set = tiny_examples(23);
-  for (size_t i = 0; i < set.pixels.size(); ++i) set.pixels[i] = uint8_t(i * 29 + 3);
-  std::vector<int> order(23);
-  for (int i = 0; i < 23; ++i) order[i] = (i * 7) % 23;
-  AugmentOptions aug{true, true, 0.0f, 0.2f};  // the accurate preset's HED path
-  auto collect = [&](int team, int workers) {
-    const int before = omp_get_max_threads();
-    omp_set_num_threads(team);
-    BatchLoader loader(set, order, 6, aug, 11, workers, 2);
-    std::vector<float> all;
-    for (Batch b; loader.next(b);) {
-      for (int i = 0; i < b.count; ++i) {  // row i is example_ids[i], augmented by its own seed
-        std::vector<float> alone(3 * 64);
-        uint64_t seed = 11 ^ (uint64_t(b.example_ids[size_t(i)]) * 0x9E3779B97F4A7C15ull);
-        augment_to_chw(set.pixels_of(b.example_ids[size_t(i)]), 8, 8, aug, splitmix64(seed),
-                       alone.data(), Normalization{});
-        EXPECT_TRUE(std::equal(alone.begin(), alone.end(), b.images.begin() + i * 3 * 64))
-            << "team " << team << ", row " << i;
-      }
-      all.insert(all.end(), b.images.begin(), b.images.begin() + b.count * 3 * 64);
-    }
-    omp_set_num_threads(before);
-    EXPECT_GT(loader.wait_seconds(), 0.0) << "with 0 workers the preparation is the wait";
-    return all;
-  };
-  const std::vector<float> one = collect(1, 0);
-  EXPECT_EQ(one, collect(3, 0));
-  EXPECT_EQ(one, collect(5, 0));
-  EXPECT_EQ(one, collect(2, 2)) << "worker threads give the same batches";
-}
-
-TEST(Loader, WorkersBesideACpuStepNoneBesideADeviceStepOneFewerThanCores) {
-  EXPECT_EQ(loader_workers_for(true, 16), 0);
-  EXPECT_EQ(loader_workers_for(true, 1), 0);
-  EXPECT_EQ(loader_workers_for(false, 16), 15);
-  EXPECT_EQ(loader_workers_for(false, 1), 0);
-}
-
-TEST(Loader, AWorkerFailureReachesTheConsumerInOrder) {
-  const ExampleSet set = tiny_examples(20);
-  std::vector<int> order = identity_order(20);
-  order[16] = 999;  // batch 3 (of 5 examples each) refers to a missing example
-  for (int workers : {0, 1, 3}) {
-    BatchLoader loader(set, order, 5, AugmentOptions{}, 1, workers, 2);
-    Batch b;
-    for (int i = 0; i < 3; ++i) ASSERT_TRUE(loader.next(b)) << "batches before the failure arrive";
-    try {
-      loader.next(b);
-      FAIL() << "expected the worker's error (workers " << workers << ")";
-    } catch (const Error& e) {
-      EXPECT_NE(std::string(e.what()).find("example 999"), std::string::npos) << e.what();
-    }
-  }
-}
-
-TEST(Loader, BatchBuffersAreRecycled) {
-  const ExampleSet set = tiny_examples(200);
-  const std::vector<int> order = identity_order(200);
-  BatchLoader loader(set, order, 4, AugmentOptions{}, 1, 2, 2);
-  int batches = 0;
-  for (Batch b; loader.next(b);) ++batches;
-  EXPECT_EQ(batches, 50);
-  EXPECT_LE(loader.buffers_created(), 2 + 2 + 2) << "workers + depth + the caller's, recycled";
 }
 
 }  // namespace

@@ -24,14 +24,14 @@ int loader_workers_for(bool step_on_cpu, int cores) {
 
 BatchLoader::BatchLoader(const ExampleSet& set, std::vector<int> order, int batch_size,
                          const AugmentOptions& augment, uint64_t seed, int workers, int depth,
-                         const Normalization& normalization)
+                         const Normalization& normalization, BatchPool* pool)
     : BatchLoader(set, order, uniform_batches(order.size(), batch_size), batch_size, augment, seed,
-                  workers, depth, normalization) {}
+                  workers, depth, normalization, pool) {}
 
 BatchLoader::BatchLoader(const ExampleSet& set, std::vector<int> order,
                          const std::vector<int>& batch_sizes, int capacity,
                          const AugmentOptions& augment, uint64_t seed, int workers, int depth,
-                         const Normalization& normalization)
+                         const Normalization& normalization, BatchPool* pool)
     : set_(set),
       order_(std::move(order)),
       batch_size_(capacity),
@@ -40,7 +40,9 @@ BatchLoader::BatchLoader(const ExampleSet& set, std::vector<int> order,
       normalization_(normalization),
       seed_(seed),
       depth_(std::max(1, depth)),
-      workers_(std::max(0, workers)) {
+      workers_(std::max(0, workers)),
+      pool_(pool) {
+  if (pool_) spare_ = std::move(pool_->buffers_);
   starts_.push_back(0);
   for (int size : batch_sizes) {
     require(size >= 0 && size <= capacity, "loader: a batch of " + std::to_string(size) +
@@ -49,7 +51,7 @@ BatchLoader::BatchLoader(const ExampleSet& set, std::vector<int> order,
     starts_.push_back(starts_.back() + size);
   }
   require(size_t(starts_.back()) == order_.size(), "loader: batch sizes do not cover the order");
-  for (int w = 0; w < workers_; ++w) threads_.emplace_back([this, w] { work(w); });
+  for (int w = 0; w < workers_; ++w) threads_.emplace_back([this] { work(); });
 }
 
 BatchLoader::~BatchLoader() {
@@ -59,9 +61,13 @@ BatchLoader::~BatchLoader() {
   }
   space_.notify_all();
   for (auto& t : threads_) t.join();
+  if (!pool_) return;
+  pool_->buffers_ = std::move(spare_);
+  for (auto& [index, batch] : done_) pool_->buffers_.push_back(std::move(batch));
+  for (auto& [index, open] : open_) pool_->buffers_.push_back(std::move(open.batch));
 }
 
-void BatchLoader::fill(int index, Batch& batch, bool on_team) const {
+void BatchLoader::prepare(int index, Batch& batch) const {
   const size_t per = size_t(3) * set_.width * set_.height;
   const int begin = starts_[size_t(index)];
   batch.count = starts_[size_t(index) + 1] - begin;
@@ -76,13 +82,16 @@ void BatchLoader::fill(int index, Batch& batch, bool on_team) const {
     batch.example_ids[i] = e;
     batch.labels[i] = set_.examples[e].label;
   }
+}
+
+void BatchLoader::fill(Batch& batch, int begin, int end, bool on_team) const {
+  const size_t per = size_t(3) * set_.width * set_.height;
   // Each example depends only on its own seed, so the batch is the same
   // whichever thread prepares which example. An exception must not leave an
   // OpenMP region: the first is kept and rethrown after it.
-  const int count = batch.count;
   std::exception_ptr failure;
-#pragma omp parallel for schedule(static) if (on_team && count > 1)
-  for (int i = 0; i < count; ++i) {
+#pragma omp parallel for schedule(static) if (on_team && end - begin > 1)
+  for (int i = begin; i < end; ++i) {
     try {
       const int e = batch.example_ids[size_t(i)];
       uint64_t s = seed_ ^ (uint64_t(e) * 0x9E3779B97F4A7C15ull);
@@ -96,38 +105,93 @@ void BatchLoader::fill(int index, Batch& batch, bool on_team) const {
   if (failure) std::rethrow_exception(failure);
 }
 
-void BatchLoader::work(int worker) {
-  for (int index = worker; index < batch_count_; index += workers_) {
-    Batch batch;
+// A batch splits into about one chunk per worker: every worker gets a share of
+// even a single open batch.
+int BatchLoader::chunk_of(int count) const {
+  return std::max(1, (count + workers_ - 1) / workers_);
+}
+
+Batch BatchLoader::take_spare() {
+  if (spare_.empty()) {
+    ++buffers_created_;
+    return {};
+  }
+  Batch batch = std::move(spare_.back());
+  spare_.pop_back();
+  return batch;
+}
+
+void BatchLoader::give_back(Batch&& batch) {
+  if (!batch.images.empty()) spare_.push_back(std::move(batch));
+  batch = Batch{};
+}
+
+// The earliest prepared batch with unclaimed examples gives a chunk; else the
+// window's next batch is opened (its buffers from spare_ when there are any).
+bool BatchLoader::claim(Claim& c) {
+  for (auto& [index, open] : open_) {
+    if (!open.prepared || open.claimed == open.batch.count) continue;
+    const int end = std::min(open.batch.count, open.claimed + chunk_of(open.batch.count));
+    c = {index, &open.batch, false, open.claimed, end};
+    open.claimed = end;
+    return true;
+  }
+  if (next_open_ >= batch_count_ || next_open_ >= consumed_ + depth_ || error_) return false;
+  Open& open = open_[next_open_];
+  open.batch = take_spare();
+  c = {next_open_, &open.batch, true, 0, 0};
+  ++next_open_;
+  return true;
+}
+
+void BatchLoader::finish(const Claim& c) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Open& open = open_.at(c.index);
+  if (c.opens) {
+    open.prepared = true;
+    open.left = open.batch.count;
+    space_.notify_all();  // its chunks may be claimed
+  } else {
+    open.left -= c.end - c.begin;
+  }
+  if (open.left > 0) return;
+  done_.emplace(c.index, std::move(open.batch));
+  open_.erase(c.index);
+  ready_.notify_all();
+}
+
+void BatchLoader::fail_batch(int index) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!error_ || index < error_index_) {
+      error_ = std::current_exception();
+      error_index_ = index;
+    }
+  }
+  ready_.notify_all();
+}
+
+void BatchLoader::work() {
+  for (;;) {
+    Claim c;
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      space_.wait(lock, [&] { return stop_ || index < consumed_ + depth_; });
+      space_.wait(lock, [&] { return stop_ || claim(c); });
       if (stop_) return;
-      if (!spare_.empty()) {
-        batch = std::move(spare_.back());
-        spare_.pop_back();
-      } else {
-        ++buffers_created_;
-      }
     }
+    // Outside the lock the claim touches only its part of the batch: its
+    // rows [begin, end), or all of it while it is prepared (no chunk is
+    // claimed before that). open_'s nodes stay put until the batch is done.
     try {
-      fill(index, batch, false);
+      if (c.opens)
+        prepare(c.index, *c.batch);
+      else
+        fill(*c.batch, c.begin, c.end, false);
     } catch (...) {
-      {
-        std::lock_guard<std::mutex> lock(mutex_);
-        if (!error_ || index < error_index_) {
-          error_ = std::current_exception();
-          error_index_ = index;
-        }
-      }
-      ready_.notify_all();
-      return;
+      fail_batch(c.index);  // the batch never completes: next() rethrows in its turn
+      continue;
     }
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      done_.emplace(index, std::move(batch));
-    }
-    ready_.notify_all();
+    finish(c);
   }
 }
 
@@ -137,10 +201,17 @@ int BatchLoader::buffers_created() const {
 }
 
 bool BatchLoader::next(Batch& out) {
-  if (consumed_ >= batch_count_) return false;
+  if (consumed_ >= batch_count_) {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    give_back(std::move(out));  // the last batch's buffers, for the pool
+    return false;
+  }
   const auto start = std::chrono::steady_clock::now();
   if (workers_ == 0) {  // no thread beside the caller's: its OpenMP team prepares the batch
-    fill(consumed_++, out, true);
+    if (out.images.empty()) out = take_spare();
+    prepare(consumed_, out);
+    fill(out, 0, out.count, true);
+    ++consumed_;
     wait_seconds_ +=
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return true;
@@ -153,7 +224,7 @@ bool BatchLoader::next(Batch& out) {
   wait_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (!done_.count(consumed_)) std::rethrow_exception(error_);
   std::swap(out, done_[consumed_]);
-  spare_.push_back(std::move(done_[consumed_]));  // the caller's previous buffers
+  give_back(std::move(done_[consumed_]));  // the caller's previous buffers
   done_.erase(consumed_);
   ++consumed_;
   lock.unlock();

@@ -1,6 +1,9 @@
 // Batches prepared for the training step: augmentation and the uint8 HWC ->
 // float NCHW conversion. With workers, they run on their own threads ahead of
-// the consumer, while it trains on the previous batch. With 0 workers, next()
+// the consumer, while it trains on the previous batch: the workers share the
+// batches of the window (the next `depth` ones), each claiming a chunk of
+// examples of the earliest batch that has some left, so all of them work
+// however few batches the window holds. With 0 workers, next()
 // prepares each batch itself on the calling thread's OpenMP team, one example
 // per iteration of a static loop (see loader_workers_for). Batches come out in
 // order and are identical whatever the number of workers or team threads.
@@ -39,26 +42,44 @@ struct Batch {
 // docs/results/cpu-loader.md measures both.
 int loader_workers_for(bool step_on_cpu, int cores);
 
+// Batch buffers kept from one loader to the next (from one epoch to the
+// next): a fresh buffer costs its page faults and zeroing — at 200 px, batch
+// 150, 72 MB each, most of the loader's time per epoch on the 2-core VM
+// (docs/results/cpu-loader.md, 2026-12-04) — and a kept one nothing. Used by
+// one loader at a time: it takes the buffers when made and gives them all
+// back when destroyed.
+class BatchPool {
+ public:
+  size_t buffers() const { return buffers_.size(); }
+
+ private:
+  friend class BatchLoader;
+  std::vector<Batch> buffers_;
+};
+
 class BatchLoader {
  public:
   // `order`: the example indices of this epoch, in order. `seed` should vary
   // per epoch. depth: batches prepared ahead.
+  // `pool`: where the buffers come from and go back to (null: made here,
+  // freed with the loader).
   BatchLoader(const ExampleSet& set, std::vector<int> order, int batch_size,
               const AugmentOptions& augment, uint64_t seed, int workers, int depth = 4,
-              const Normalization& normalization = {});
+              const Normalization& normalization = {}, BatchPool* pool = nullptr);
   // Explicit batch boundaries: batch k is the next batch_sizes[k] examples of
   // `order` (sizes may differ, even be 0: a process's share of a short batch);
   // every batch's buffers hold `capacity` rows.
   BatchLoader(const ExampleSet& set, std::vector<int> order, const std::vector<int>& batch_sizes,
               int capacity, const AugmentOptions& augment, uint64_t seed, int workers,
-              int depth = 4, const Normalization& normalization = {});
+              int depth = 4, const Normalization& normalization = {}, BatchPool* pool = nullptr);
   ~BatchLoader();
   BatchLoader(const BatchLoader&) = delete;
   BatchLoader& operator=(const BatchLoader&) = delete;
 
   int batches() const { return batch_count_; }
   // Swaps the next batch into `out` (whose old buffers are reused); false after
-  // the last one. Rethrows a worker's exception.
+  // the last one, taking `out`'s buffers back (for the pool). Rethrows a
+  // worker's exception.
   bool next(Batch& out);
   // Seconds the consumer spent on data: waiting for the workers (the trainer
   // should not), or with 0 workers preparing the batches itself.
@@ -67,9 +88,33 @@ class BatchLoader {
   int buffers_created() const;
 
  private:
-  void work(int worker);
-  // on_team: the examples split over the caller's OpenMP team.
-  void fill(int index, Batch& batch, bool on_team) const;
+  // A batch of the window being filled: its examples are claimed in chunks.
+  struct Open {
+    Batch batch;
+    bool prepared = false;  // labels and buffers set: its chunks may be claimed
+    int claimed = 0;        // examples handed to workers
+    int left = 0;           // examples not yet filled
+  };
+  // A worker's next piece of work: prepare batch `index` (opens), or fill its
+  // examples [begin, end).
+  struct Claim {
+    int index = -1;
+    Batch* batch = nullptr;  // open_'s, stable until the batch is done
+    bool opens = false;
+    int begin = 0, end = 0;
+  };
+  void work();
+  bool claim(Claim& c);           // under mutex_; false: nothing to do now
+  void finish(const Claim& c);    // takes mutex_
+  void fail_batch(int index);     // takes mutex_; the current exception
+  int chunk_of(int count) const;  // examples per claim
+  Batch take_spare();             // under mutex_ (workers): a kept batch, or a new one
+  void give_back(Batch&& batch);  // under mutex_ (workers): kept if it holds buffers
+  // Sets the batch's count, labels and example ids and sizes its buffers.
+  void prepare(int index, Batch& batch) const;
+  // Examples [begin, end) of a prepared batch; on_team: split over the
+  // caller's OpenMP team.
+  void fill(Batch& batch, int begin, int end, bool on_team) const;
 
   const ExampleSet& set_;
   std::vector<int> order_;
@@ -81,6 +126,8 @@ class BatchLoader {
   int depth_;
   mutable std::mutex mutex_;
   std::condition_variable ready_, space_;
+  std::map<int, Open> open_;  // the window's batches being filled
+  int next_open_ = 0;         // the next batch to open
   std::map<int, Batch> done_;
   std::vector<Batch> spare_;  // returned by next(), refilled by workers
   std::exception_ptr error_;  // the first worker failure
@@ -91,6 +138,7 @@ class BatchLoader {
   double wait_seconds_ = 0;
   std::vector<std::thread> threads_;
   int workers_;
+  BatchPool* pool_;
 };
 
 }  // namespace histocnn

@@ -92,7 +92,7 @@ void Trainer::train_batches(const EpochPlan& plan, uint64_t loader_seed) {
   BatchLoader loader(*parts_.train_set, plan.mine, plan.sizes, parts_.local_batch,
                      options().augment, loader_seed,
                      loader_workers_for(options().device == "cpu", parts_.threads), 4,
-                     parts_.metadata.normalization);
+                     parts_.metadata.normalization, &batch_buffers_);
   TrainingStep& step = *parts_.step;
   const StepProfile before = step.profile();
   state_.epoch_start = Clock::now();

@@ -19,6 +19,7 @@
 #include "backends/backend.h"
 #include "core/rng.h"
 #include "data/dataset.h"
+#include "data/loader.h"
 #include "dist/communicator.h"
 #include "train/callback.h"
 #include "train/checkpoint.h"
@@ -92,6 +93,7 @@ class Trainer {
   TrainerParts parts_;
   TrainState state_;
   Rng order_rng_;
+  BatchPool batch_buffers_;  // the loader's buffers, kept from epoch to epoch
   std::vector<std::unique_ptr<Callback>> callbacks_;
 };
 
