@@ -33,13 +33,26 @@ def load(folder, names):
 
 
 def epochs(rounds):
-    """{(size, batch): [epoch seconds per round]}, failed points left out."""
+    """{(size, batch): [epoch seconds per round]}; a point that failed in
+    every round is there with no seconds (its row says so)."""
     by_point = {}
     for doc in rounds:
         for p in doc.get("points", []):
+            seconds = by_point.setdefault((p["size"], p["batch"]), [])
             if "error" not in p:
-                by_point.setdefault((p["size"], p["batch"]), []).append(p["epoch_seconds"])
+                seconds.append(p["epoch_seconds"])
     return by_point
+
+
+def seconds(median):
+    return "failed" if median is None else f"{median:.4f}"
+
+
+def failures(name, rounds):
+    """One line per failed point of one variant's rounds: where and why."""
+    return [f"* {name}, round {r}, {p['size']} px batch {p['batch']}: {p['error']}"
+            for r, doc in enumerate(rounds, 1)
+            for p in doc.get("points", []) if "error" in p]
 
 
 def layer_choices(layer):
@@ -88,9 +101,11 @@ def main():
         ma = statistics.median(ta) if ta else None
         mb = statistics.median(tb) if tb else None
         ratio = f"{mb / ma:.2f}" if ma and mb else "—"
-        lines.append(f"| {point[0]} | {point[1]} | {ma if ma is None else f'{ma:.4f}'} | "
-                     f"{mb if mb is None else f'{mb:.4f}'} | {ratio} | "
+        lines.append(f"| {point[0]} | {point[1]} | {seconds(ma)} | {seconds(mb)} | {ratio} | "
                      f"{len(ta or [])}/{len(tb or [])} | {chosen.get(point, '')} |")
+    failed = failures(a_name, runs[a_name]) + failures(b_name, runs[b_name])
+    if failed:
+        lines += ["", "Failed runs (their points count fewer rounds):", ""] + failed
     path = os.path.join(folder, f"{b_name}-vs-{a_name}.md")
     with open(path + ".tmp", "w") as f:
         f.write("\n".join(lines) + "\n")

@@ -79,6 +79,45 @@ def medians(rounds):
             for k, v in by_point.items()}
 
 
+def gpu_busy(rounds, examples):
+    """{(size, batch): (median epoch s, median GPU-busy s, median loader wait s or
+    None)}: GPU-busy is the step's event-timed phases times the epoch's steps,
+    so epoch - busy is what the GPU waited for the host (the loader, staging)."""
+    by_point = {}
+    for doc in rounds:
+        for p in doc["points"]:
+            if "error" in p or "per_step" not in p:
+                continue
+            ps, n = p["per_step"], p.get("examples_trained", examples)
+            steps = -(-n // p["batch"])
+            busy = (ps["forward_ms"] + ps["backward_ms"] + ps["update_ms"]) * steps / 1e3
+            by_point.setdefault((p["size"], p["batch"]), []).append(
+                (p["epoch_seconds"], busy, p.get("data_wait_seconds")))
+    return {k: (statistics.median(x[0] for x in v), statistics.median(x[1] for x in v),
+                median_or_none(x[2] for x in v)) for k, v in by_point.items()}
+
+
+def busy_section(runs, examples):
+    lines = ["", "## Where histocnn's epoch goes: the GPU busy, or waiting for the host", "",
+             "GPU busy = the step's event-timed phases (input copy, forward, backward, update) "
+             "x the epoch's steps; the rest of the epoch the GPU waited for the host. Loader "
+             "wait: what the host waited for its batches (— where not recorded).", "",
+             "| size | batch | precision | epoch s | GPU busy s | busy share | loader wait s |",
+             "|---|---|---|---|---|---|---|"]
+    rows = []
+    for prec in ("fp32", "tf32", "bf16"):
+        rounds = [d for d in runs.get(f"histocnn-{prec}", []) if d.get("device", "cuda") == "cuda"]
+        for (size, batch), (epoch, busy, wait) in gpu_busy(rounds, examples).items():
+            rows.append((size, batch, prec, epoch, busy, wait))
+    if not rows:
+        return []
+    order = {"fp32": 0, "tf32": 1, "bf16": 2}
+    for size, batch, prec, epoch, busy, wait in sorted(rows, key=lambda r: (r[0], r[1], order[r[2]])):
+        lines.append(f"| {size} | {batch} | {prec} | {epoch:.3f} | {busy:.3f} | "
+                     f"{busy / epoch:.2f} | {fmt(wait)} |")
+    return lines
+
+
 def fmt(x, digits=3):
     return "—" if x is None else f"{x:.{digits}f}"
 
@@ -174,6 +213,7 @@ def main():
             floor = examples * training_flops(size) / peak
             if o:
                 lines.append(f"| {size} | {batch} | {o[0]:.4f} | {floor:.4f} | {o[0] / floor:.1f} |")
+    lines += busy_section(runs, examples)
     prof = glob.glob(os.path.join(a.out, "raw", "histocnn-profile.*.json"))
     if prof:
         with open(sorted(prof)[-1]) as f:

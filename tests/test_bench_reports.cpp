@@ -248,6 +248,33 @@ TEST(GpuSideBySide, RunsRoundsAndReportsWithStandInEngines) {
   EXPECT_NE(refused.output.find("not the same work"), std::string::npos) << refused.output;
 }
 
+// The report splits each histocnn epoch into the GPU's busy time (the step's
+// event-timed phases x the steps) and the rest, when the GPU waited for the
+// host: the 2026-12-04 visit's large batches were host-bound. Records of the
+// CUDA engine's shape, hand-written (no GPU here).
+TEST(GpuSideBySide, EpochsSplitIntoTheGpuBusyAndTheHostWait) {
+  if (run_raw("python3 --version").status != 0) GTEST_SKIP() << "python3 is not installed";
+  const testing::TempDir dir;
+  std::filesystem::create_directories(dir / "raw");
+  write_file_atomically(
+      dir / "raw/histocnn-fp32.1.json",
+      R"j({"engine": "histocnn", "device": "cuda", "examples": 1851, "points": [{"size": 200,)j"
+      R"j( "batch": 50, "epoch_seconds": 0.2, "peak_memory_bytes": 1, "data_wait_seconds": 0.05,)j"
+      R"j( "per_step": {"forward_ms": 1.0, "backward_ms": 2.0, "update_ms": 0.5}}]})j");
+  write_file_atomically(dir / "raw/pytorch-fp32.1.json",
+                        R"j({"engine": "pytorch", "examples": 1851, "points": [{"size": 200,)j"
+                        R"j( "batch": 50, "epoch_seconds": 0.25, "peak_memory_bytes": 1}]})j");
+  const CommandResult r =
+      run_raw("python3 " + std::string(HISTOCNN_SOURCE_DIR) + "/bench/gpu_side_by_side_report.py " +
+              dir.path() + " --gpu 'NVIDIA H200'");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const std::string md = read_file(dir / "gpu-side-by-side-nvidia-h200.md");
+  // 38 steps (1851 / 50, rounded up) x 3.5 ms = 0.133 s of 0.2.
+  for (const char* part : {"## Where histocnn's epoch goes: the GPU busy, or waiting for the host",
+                           "| 200 | 50 | fp32 | 0.200 | 0.133 | 0.67 | 0.050 |"})
+    EXPECT_NE(md.find(part), std::string::npos) << part << "\n" << md;
+}
+
 // gpu-check.sh's graph stage: bench/gpu_ab_report.py on records of the
 // shape the CUDA step writes (hand-written here: no GPU). Medians over the
 // rounds, the ratio graph / legacy, the rounds each side has, and what each
@@ -277,7 +304,8 @@ TEST(GraphAb, ReportsMediansRatiosAndWhatEachLayerTook) {
   for (const char* part :
        {"| 128 | 50 | 0.3000 | 0.1500 | 0.50 | 2/2 | conv1 forward: engine 7; conv1 "
         "backward_filter: HISTOCNN_DIRECT kept (faster); conv2 backward_data: legacy API |",
-        "| 200 | 50 | 0.5000 | 0.5000 | 1.00 | 2/1 |"})
+        "| 200 | 50 | 0.5000 | 0.5000 | 1.00 | 2/1 |",
+        "* graph, round 2, 200 px batch 50: out of memory"})
     EXPECT_NE(r.output.find(part), std::string::npos) << part << "\n" << r.output;
   EXPECT_EQ(read_file(dir / "graph-vs-legacy.md"), r.output);
   const CommandResult empty = run_raw("python3 " + script + " " + (dir / "nothing"));
@@ -312,6 +340,25 @@ TEST(GraphAb, NamedVariantsReportTheLegacyAlgorithmsTaken) {
         "backward_filter: ALGO_0 |"})
     EXPECT_NE(r.output.find(part), std::string::npos) << part << "\n" << r.output;
   EXPECT_EQ(read_file(dir / "last-vs-first.md"), r.output);
+}
+
+// A point that failed in every run (gpu-check's accurate-network stage on
+// 2026-12-04, before bench dropped batch norm's short batch) is a row that
+// says so and a line per failure, not an empty table.
+TEST(GraphAb, PointsThatFailedEverywhereAreReportedWithTheirErrors) {
+  if (run_raw("python3 --version").status != 0) GTEST_SKIP() << "python3 is not installed";
+  const testing::TempDir dir;
+  const std::string failed =
+      R"j({"points": [{"size": 64, "batch": 50, "error": "batch norm trains on full batches"}]})j";
+  write_file_atomically(dir / "first.r1.json", failed);
+  write_file_atomically(dir / "last.r1.json", failed);
+  const std::string script = std::string(HISTOCNN_SOURCE_DIR) + "/bench/gpu_ab_report.py";
+  const CommandResult r = run_raw("python3 " + script + " " + dir.path() + " first last");
+  ASSERT_EQ(r.status, 0) << r.output;
+  for (const char* part : {"| 64 | 50 | failed | failed | — | 0/0 |",
+                           "* first, round 1, 64 px batch 50: batch norm trains on full batches",
+                           "* last, round 1, 64 px batch 50: batch norm trains on full batches"})
+    EXPECT_NE(r.output.find(part), std::string::npos) << part << "\n" << r.output;
 }
 
 }  // namespace

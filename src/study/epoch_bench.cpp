@@ -44,6 +44,14 @@ nlohmann::json per_step(const StepProfile& p, const StepProfile& before) {
           {"layer_ms", layers}};
 }
 
+// The examples one epoch trains on: all, but with batch norm only whole
+// batches (a short last batch would be normalised by too few rows).
+std::vector<int> trained_order(const std::vector<int>& order, int batch, bool batch_norm) {
+  if (!batch_norm) return order;
+  const size_t whole = order.size() - order.size() % size_t(batch);
+  return {order.begin(), order.begin() + long(whole)};
+}
+
 // Loader threads as training has them, unless --loader-workers says otherwise.
 int loader_workers(const EpochBenchOptions& o, int threads) {
   return o.loader_workers >= 0 ? o.loader_workers : loader_workers_for(o.device == "cpu", threads);
@@ -74,30 +82,39 @@ nlohmann::json measure_point(const EpochBenchOptions& o, const Device& device, B
   options.device.planned = engine.planned();
   auto step = backend.compile(spec, shape, options);
   step->set_parameters(Parameters::glorot(shape, 1));
-  std::vector<double> times;
+  // As training does (Trainer::plan_epoch): batch norm drops a short last batch.
+  const std::vector<int> trained = trained_order(order, batch, shape.has_batch_norm());
+  std::vector<double> times, waits;
+  BatchPool buffers;  // kept from epoch to epoch, as training keeps them
   StepProfile before;
   for (int epoch = 0; epoch < o.warmup + o.epochs; ++epoch) {
     if (epoch == o.warmup) before = step->profile();
     const auto start = Clock::now();
-    BatchLoader loader(set, order, batch, AugmentOptions{}, uint64_t(epoch + 1),
-                       loader_workers(o, threads));
+    BatchLoader loader(set, trained, batch, AugmentOptions{}, uint64_t(epoch + 1),
+                       loader_workers(o, threads), 4, Normalization{}, &buffers);
     for (Batch b; loader.next(b);) step->train(b.images.data(), b.labels.data(), b.count);
     if (step->deferred_results()) step->take_results();  // waits for the device
     times.push_back(std::chrono::duration<double>(Clock::now() - start).count());
+    waits.push_back(loader.wait_seconds());
   }
   times.erase(times.begin(), times.begin() + o.warmup);
+  waits.erase(waits.begin(), waits.begin() + o.warmup);
   const int64_t device_growth = engine.device_growth_bytes();  // the step still alive
   const MemoryReport report = step->memory();
   const MemoryStats stats = engine.stats();
   const double s = median(times);
-  const double epoch_gflop = infer_shapes(spec, 1, set.height, set.width).training_flops() *
-                             double(set.examples.size()) / 1e9;
+  const double examples = double(trained.size());
+  const double epoch_gflop =
+      infer_shapes(spec, 1, set.height, set.width).training_flops() * examples / 1e9;
   return {{"size", set.height},
           {"batch", batch},
+          {"examples_trained", trained.size()},
           {"epoch_gflop", epoch_gflop},
           {"epoch_seconds", s},
           {"epoch_seconds_all", times},
-          {"images_per_second", double(set.examples.size()) / s},
+          // What the epoch's consumer waited for batches (0 workers: prepared them).
+          {"data_wait_seconds", median(waits)},
+          {"images_per_second", examples / s},
           {"peak_memory_bytes", stats.peak_bytes_in_use},
           {"peak_reserved_bytes", stats.peak_bytes_reserved},
           {"planned_memory_bytes", report.activation_bytes + report.parameter_bytes},
