@@ -29,7 +29,8 @@
 #                rounds each                                               (~280 s)
 #     slide      a 50,000 x 50,000 synthetic slide (synth --slide), a 64-px model,
 #                then `histocnn slide` on cuda and cpu, 2 interleaved rounds;
-#                summary.json has tiles/s, reader and device seconds   (~240 s)
+#                summary.json has tiles/s, reader and device seconds   (~240 s;
+#                skipped where gnuplot is missing: the maps need it)
 # Every stage writes under OUT and is bounded by a timeout; a failed stage is
 # reported and the next one runs. Prints the time of each stage at the end.
 #
@@ -200,6 +201,15 @@ for stage in "${stages[@]}"; do
         echo "cpu: the report failed (cpu-scaling.md says why)" | tee -a "$out/cpu.txt"
       summary+=("$(printf '%-9s %4d s' cpu $((SECONDS - start)))") ;;
     slide)
+      # histocnn slide draws its maps with gnuplot and refuses to start without
+      # it; the GPU image of 2026-12-04 had none (every slide failed after its
+      # scoring): say so instead of spending the visit's minutes.
+      if ! command -v gnuplot > /dev/null; then
+        echo "slide: skipped: no gnuplot on this machine (histocnn slide needs it)" |
+          tee -a "$out/gpu-check.log"
+        summary+=("slide     skipped (no gnuplot)")
+        continue
+      fi
       [[ -d "$data" ]] || "$histocnn" synth -o "$data" --images 24 --seed 1 > /dev/null
       run_stage slide-make 300 "$histocnn" synth --slide "$out/wsi.tif" \
         --slide-size 50000x50000 --pieces 4

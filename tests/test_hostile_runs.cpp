@@ -153,18 +153,38 @@ TEST_F(Hostile, ABrokenSlideInACohortFailsAloneInItsTurn) {
   EXPECT_FALSE(fs::exists(path("three/c2"))) << "a failed slide leaves no folder";
 }
 
-// A cohort whose maps cannot be drawn (no gnuplot on PATH): each slide is
-// scored, then fails in its turn with one line naming its figure, and
-// leaves no summary.json (the mark of a finished slide); the same command
-// with gnuplot back draws the maps without scoring a tile again.
+// A slide run where gnuplot, which draws the maps, is not installed (a GPU
+// node: the 2026-12-04 visit scored a 50,000-px slide, then failed on its
+// heatmap): refused before any slide is read, one line, nothing written.
+TEST_F(Hostile, ASlideRunWithoutGnuplotStopsBeforeScoringAnything) {
+  ASSERT_EQ(run("synth --slide " + path("g.tif") + " --slide-size 2000x1500 --pieces 1").status, 0);
+  fs::create_directories(path("no-programs"));
+  const CommandResult r =
+      testing::run_raw("env PATH=" + path("no-programs") + " " + HISTOCNN_BINARY + " slide " +
+                       path("m/model.safetensors") + " " + path("g.tif") + " -o " + path("never"));
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find("histocnn: slide: gnuplot is not installed (not on PATH)"),
+            std::string::npos)
+      << r.output;
+  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+  EXPECT_FALSE(fs::exists(path("never")));
+}
+
+// A cohort whose maps cannot be drawn (a gnuplot that fails, as on a full
+// disk): each slide is scored, then fails in its turn with one line naming
+// its figure, and leaves no summary.json (the mark of a finished slide); the
+// same command with a working gnuplot draws the maps without scoring a tile
+// again.
 TEST_F(Hostile, MapsThatCannotBeDrawnFailTheirSlideAndARerunOnlyDrawsThem) {
   for (const char* name : {"d1.tif", "d2.tif"})
     ASSERT_EQ(run("synth --slide " + path(name) + " --slide-size 2000x1500 --pieces 1").status, 0);
-  fs::create_directories(path("no-programs"));
+  fs::create_directories(path("failing-programs"));
+  write_file_atomically(path("failing-programs/gnuplot"), "#!/bin/sh\nexit 1\n");
+  fs::permissions(path("failing-programs/gnuplot"), fs::perms::owner_exec, fs::perm_options::add);
   const std::string command = std::string(HISTOCNN_BINARY) + " slide " +
                               path("m/model.safetensors") + " " + path("d1.tif") + " " +
                               path("d2.tif") + " --no-progress --threads 1 -o " + path("undrawn");
-  const CommandResult r = testing::run_raw("env PATH=" + path("no-programs") + " " + command);
+  const CommandResult r = testing::run_raw("env PATH=" + path("failing-programs") + " " + command);
   EXPECT_EQ(r.status, 1) << r.output;
   const size_t first = r.output.find("gnuplot failed on " + path("undrawn/d1/heatmap.png.gp"));
   const size_t second = r.output.find("gnuplot failed on " + path("undrawn/d2/heatmap.png.gp"));

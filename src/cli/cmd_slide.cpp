@@ -17,6 +17,7 @@
 #include "slide/slide_mil.h"
 #include "slide/slide_outputs.h"
 #include "slide/slide_run.h"
+#include "study/gnuplot.h"
 #include "train/ensemble.h"
 #include "train/evaluate.h"
 #include "train/member_prediction.h"
@@ -335,6 +336,7 @@ int run_slides(SlideArgs& a, const CLI::App& cmd) {
   SlideOptions& o = a.o;
   o.model_paths = a.models;
   check_inputs(o, slides, a.mil_path);
+  require_gnuplot("slide");  // before hours of scoring, not after them
   const std::optional<SlideMil> mil = load_slide_model(a);
   Cohort cohort(a.cohort, slides, o.output);  // labels and annotations checked before any work
   bound_cores(a.threads);

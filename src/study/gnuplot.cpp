@@ -1,5 +1,9 @@
 #include "study/gnuplot.h"
 
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -51,6 +55,27 @@ void render_one(const std::string& figure, const std::string& ext, const std::st
 }
 
 }  // namespace
+
+bool gnuplot_on_path() {
+  const char* path = std::getenv("PATH");
+  std::string dirs = path ? path : "";
+  for (size_t begin = 0; begin <= dirs.size();) {
+    const size_t end = std::min(dirs.find(':', begin), dirs.size());
+    const std::string dir = end > begin ? dirs.substr(begin, end - begin) : ".";  // "" is "."
+    const std::string candidate = dir + "/gnuplot";
+    std::error_code ec;
+    if (std::filesystem::is_regular_file(candidate, ec) && access(candidate.c_str(), X_OK) == 0)
+      return true;
+    begin = end + 1;
+  }
+  return false;
+}
+
+void require_gnuplot(const std::string& command) {
+  require(gnuplot_on_path(), command +
+                                 ": gnuplot is not installed (not on PATH), and the maps are "
+                                 "drawn by it (Debian: apt install gnuplot-nox); nothing was done");
+}
 
 std::string gnuplot_text(const std::string& text) {
   std::string out;

@@ -16,6 +16,13 @@ std::string gnuplot_path(const std::string& path);
 // an SVG's closing tag.
 bool figure_is_whole(const std::string& head, const std::string& tail, const std::string& ext);
 
+// Whether an executable `gnuplot` is on PATH (a file lookup, no process).
+bool gnuplot_on_path();
+// Throws "COMMAND: gnuplot is not installed ..." unless gnuplot_on_path():
+// for commands that would otherwise work for a long time before their first
+// figure (a cohort of slides scored, then no heatmap).
+void require_gnuplot(const std::string& command);
+
 // Renders `body` (gnuplot commands after the terminal and output are set) to
 // <base>.png and <base>.svg. The scripts are kept beside them (<base>.png.gp),
 // so a figure can be restyled by hand (`gnuplot <base>.png.gp`). Text
