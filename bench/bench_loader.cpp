@@ -6,6 +6,7 @@
 // (docs/results/cpu-loader.md). hed_jitter_per_pixel: the HED map with an
 // exponential per value, as before HedTables (the A/B of that change).
 // LoaderEpoch: a whole epoch through BatchLoader (its workers and window).
+// StagingCopy: one batch's copy, on one thread or split (parallel_copy).
 //
 //   build/bench/bench_loader --benchmark_min_time=0.2 --benchmark_repetitions=5
 //     --benchmark_enable_random_interleaving=true --benchmark_report_aggregates_only=true
@@ -15,6 +16,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/parallel_copy.h"
 #include "data/augment.h"
 #include "data/dataset.h"
 #include "data/loader.h"
@@ -110,6 +112,25 @@ BENCHMARK(LoaderEpoch)
     ->Args({2, 4, 50, 1})
     ->Args({2, 1, 150, 1})
     ->Args({2, 1, 50, 1})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+// The CUDA step's copy of a batch into its staging buffer (200 px, batch
+// 150: 72 MB; pageable here, pinned there) on 1 thread against parallel_copy's
+// split. Arg: threads.
+void StagingCopy(benchmark::State& state) {
+  const size_t bytes = size_t(150) * 3 * 200 * 200 * sizeof(float);
+  std::vector<uint8_t> src(bytes, 1), dst(bytes, 0);
+  for (auto _ : state) {
+    parallel_copy(dst.data(), src.data(), bytes, int(state.range(0)));
+    benchmark::DoNotOptimize(dst.data());
+  }
+  state.SetBytesProcessed(int64_t(state.iterations()) * int64_t(bytes));
+}
+BENCHMARK(StagingCopy)
+    ->ArgName("threads")
+    ->Arg(1)
+    ->Arg(2)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
