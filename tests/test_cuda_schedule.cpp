@@ -144,19 +144,42 @@ TEST(CudaSchedule, AlgorithmChoiceRespectsBudgetDeterminismAndTiming) {
   EXPECT_EQ(choose_algorithm({}, 0, true), -1);
 }
 
+// What the step keeps grows with the batch too (its landing buffer), so the
+// search counts it at each batch it tries.
 TEST(CudaSchedule, LargestBatchThatFitsIsTheBoundary) {
   const ModelSpec spec = default_model_spec();
-  const size_t budget = size_t(256) << 20, persistent = size_t(40) << 20;
-  const int b = largest_batch_that_fits(spec, 200, 200, budget, persistent);
+  const size_t budget = size_t(256) << 20;
+  const int b = largest_batch_that_fits(spec, 200, 200, budget);
   ASSERT_GT(b, 0);
   auto need = [&](int batch) {
-    return plan_memory(build_cuda_schedule(infer_shapes(spec, batch, 200, 200)).tensors)
-               .arena_bytes +
-           persistent;
+    const NetworkShape shape = infer_shapes(spec, batch, 200, 200);
+    return plan_memory(build_cuda_schedule(shape).tensors).arena_bytes + persistent_bytes(shape);
   };
   EXPECT_LE(need(b), budget);
   EXPECT_GT(need(b + 1), budget);
-  EXPECT_EQ(largest_batch_that_fits(spec, 200, 200, persistent, persistent), 0);
+  const NetworkShape one = infer_shapes(spec, 1, 200, 200);
+  EXPECT_EQ(persistent_bytes(infer_shapes(spec, 2, 200, 200)) - persistent_bytes(one),
+            size_t(3) * 200 * 200 * sizeof(float))
+      << "one more image in the landing buffer";
+  EXPECT_EQ(largest_batch_that_fits(spec, 200, 200, persistent_bytes(one)), 0);
+}
+
+// The landing buffer (cuda_step.h) takes exactly the step's fp32 input, in
+// every map format: run_input() copies it whole into the input tensor.
+TEST(CudaSchedule, TheLandingBufferHoldsExactlyTheStepsInput) {
+  for (const char* text : {"", "conv 8 kernel=3 pool=2 pad=same bn\ngap\ndense 2\n"}) {
+    const ModelSpec spec = *text ? parse_model_spec(text) : default_model_spec();
+    for (int batch : {1, 7, 50}) {
+      const NetworkShape shape = infer_shapes(spec, batch, 64, 48);
+      for (MapFormat format : {MapFormat{false, false}, MapFormat{true, false},
+                               MapFormat{false, true}, MapFormat{true, true}}) {
+        const CudaSchedule s = build_cuda_schedule(shape, {}, format);
+        EXPECT_EQ(s.tensors[size_t(s.input)].bytes, landing_bytes(shape))
+            << text << " batch " << batch << " bf16 " << format.bf16 << " nhwc "
+            << format.channels_last;
+      }
+    }
+  }
 }
 
 // cuDNN's descriptors count elements in 32 bits: the paper's network at

@@ -34,7 +34,8 @@ int64_t step_bytes(Backend* backend, const ModelSpec& spec, const StepQuery& q, 
                    "CUDA step schedule (no CUDA device here: cuDNN workspaces are chosen on the "
                    "device and not counted); persistent " +
                    std::to_string(persistent >> 20) +
-                   " MB (parameters, gradients, Adam state, cuBLAS workspace" +
+                   " MB (parameters, gradients, Adam state, cuBLAS workspace, the batch's "
+                   "landing buffer" +
                    (bf16 ? std::string(", bf16 copies of parameters and gradients") : "") +
                    (q.channels_last ? ", channels-last filters and their gradients" : "") + ")\n";
     return int64_t(plan.arena_bytes) + persistent;

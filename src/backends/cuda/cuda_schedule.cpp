@@ -352,11 +352,11 @@ int choose_algorithm(const std::vector<AlgorithmCandidate>& candidates, size_t w
 }
 
 int largest_batch_that_fits(const ModelSpec& spec, int height, int width, size_t budget,
-                            size_t persistent_bytes, MapFormat format) {
+                            MapFormat format) {
   auto need = [&](int batch) {
-    const CudaSchedule s =
-        build_cuda_schedule(infer_shapes(spec, batch, height, width), {}, format);
-    return plan_memory(s.tensors).arena_bytes + persistent_bytes;
+    const NetworkShape shape = infer_shapes(spec, batch, height, width);
+    return plan_memory(build_cuda_schedule(shape, {}, format).tensors).arena_bytes +
+           persistent_bytes(shape, format);
   };
   if (need(1) > budget) return 0;
   int fits = 1, fails = 2;

@@ -180,7 +180,16 @@ inline int64_t conv_weight_count(const NetworkShape& shape) {
   return count;
 }
 
-// What a step keeps across steps, besides its planned tensors: parameters,
+// The device buffer a batch lands in from the host: one fp32 input batch,
+// copied on its own stream while the previous batch computes, then
+// device-to-device into the step's input (cuda_step.h).
+inline size_t landing_bytes(const NetworkShape& shape) {
+  return size_t(shape.batch) * size_t(shape.channels) * size_t(shape.height) * size_t(shape.width) *
+         sizeof(float);
+}
+
+// What a step keeps across steps, besides its planned tensors: the landing
+// buffer of the batch in flight (landing_bytes), parameters,
 // gradients and Adam's two moments (fp32), cuBLAS's workspace, and per
 // batch-norm layer its running mean/variance and the batch's saved mean and
 // inverse deviation; under bf16 also a bf16 copy of the parameters (what the
@@ -195,7 +204,7 @@ inline size_t persistent_bytes(const NetworkShape& shape, MapFormat format = {})
   const size_t shadows = format.bf16 ? size_t(shape.parameter_count()) * 2 * 2 : 0;
   const size_t filters = format.channels_last ? size_t(conv_weight_count(shape)) * 2 * element : 0;
   return size_t(shape.parameter_count()) * 4 * sizeof(float) + kCublasWorkspace + batch_norm +
-         shadows + filters;
+         shadows + filters + landing_bytes(shape);
 }
 
 // cuDNN's algorithm candidates (from the heuristics, or timed by --cudnn-benchmark)
@@ -212,11 +221,11 @@ struct AlgorithmCandidate {
 int choose_algorithm(const std::vector<AlgorithmCandidate>& candidates, size_t workspace_limit,
                      bool deterministic);
 
-// The largest batch whose planned step (activations at `batch`, workspaces as
-// given per conv for the compiled batch, scaled linearly) plus parameter state
+// The largest batch whose planned step (activations at `batch`, cuDNN's
+// workspaces not counted) plus what it keeps (persistent_bytes at that batch)
 // fits `budget` bytes; 0 if not even one. A plain search over the schedule.
 int largest_batch_that_fits(const ModelSpec& spec, int height, int width, size_t budget,
-                            size_t persistent_bytes, MapFormat format = {});
+                            MapFormat format = {});
 
 // cuDNN's tensor descriptors count elements in 32 bits: no tensor of the step
 // may hold more than this many.

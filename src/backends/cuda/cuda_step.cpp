@@ -98,6 +98,7 @@ void CudaTrainingStep::lay_out_persistent_block() {
   layout_.meta = reserve(sizeof(BatchMeta));
   layout_.probs = reserve(size_t(shape_.batch) * size_t(shape_.classes()) * sizeof(float));
   layout_.ones = reserve(size_t(shape_.batch) * sizeof(float));
+  layout_.landing = reserve(landing_bytes(shape_));
   layout_.cublas = reserve(kCublasWorkspace);
   for (ConvLayer& c : convs_) {
     if (!c.batch_norm) continue;
@@ -155,9 +156,15 @@ void CudaTrainingStep::allocate_stages() {
     HISTOCNN_CUDA(
         cudaHostAlloc(&s.labels, sizeof(int32_t) * size_t(shape_.batch), cudaHostAllocDefault));
     HISTOCNN_CUDA(cudaHostAlloc(&s.meta, sizeof(BatchMeta), cudaHostAllocDefault));
+    HISTOCNN_CUDA(cudaEventCreateWithFlags(&s.sent, cudaEventDisableTiming));
     HISTOCNN_CUDA(cudaEventCreateWithFlags(&s.copied, cudaEventDisableTiming));
   }
   HISTOCNN_CUDA(cudaHostAlloc(&host_results_, 2 * sizeof(double), cudaHostAllocDefault));
+  HISTOCNN_CUDA(cudaStreamCreateWithFlags(&copy_stream_, cudaStreamNonBlocking));
+  HISTOCNN_CUDA(cudaEventCreateWithFlags(&landing_read_, cudaEventDisableTiming));
+  // The persistent block (the landing buffer in it) was allocated and zeroed
+  // in stream_'s order; the copy stream writes it from the first batch on.
+  sync();
 }
 
 void CudaTrainingStep::describe_memory() {
@@ -180,6 +187,7 @@ void CudaTrainingStep::describe_memory() {
 }
 
 CudaTrainingStep::~CudaTrainingStep() {
+  if (copy_stream_) cudaStreamSynchronize(copy_stream_);
   cudaStreamSynchronize(stream_);
   destroy_graphs();
   for (auto& t : timing_) {
@@ -190,9 +198,12 @@ CudaTrainingStep::~CudaTrainingStep() {
     cudaFreeHost(s.images);
     cudaFreeHost(s.labels);
     cudaFreeHost(s.meta);
+    if (s.sent) cudaEventDestroy(s.sent);
     if (s.copied) cudaEventDestroy(s.copied);
   }
   cudaFreeHost(host_results_);
+  if (landing_read_) cudaEventDestroy(landing_read_);
+  if (copy_stream_) cudaStreamDestroy(copy_stream_);
   memory_.reset();
   if (persistent_) resource_->deallocate(persistent_, layout_.total, stream_);
   if (own_stream_) cudaStreamDestroy(stream_);
@@ -204,10 +215,10 @@ CudaTrainingStep::~CudaTrainingStep() {
 // — and every tensor must fit cuDNN's 32-bit element count. Either failure is
 // one sentence with the numbers and the largest batch that would work.
 void CudaTrainingStep::check_fits() {
-  const size_t kept = persistent_bytes(shape_, format());
   auto need = [&](int batch) {
     const NetworkShape s = infer_shapes(spec_, batch, shape_.height, shape_.width);
-    return plan_memory(build_cuda_schedule(s, {}, format()).tensors, kAlignment).arena_bytes + kept;
+    return plan_memory(build_cuda_schedule(s, {}, format()).tensors, kAlignment).arena_bytes +
+           persistent_bytes(s, format());
   };
   auto fits = [&](int batch) {
     const size_t bytes = need(batch);
@@ -245,12 +256,10 @@ void CudaTrainingStep::check_fits() {
 }
 
 std::string CudaTrainingStep::oom_hint() const {
-  const size_t kept = persistent_bytes(shape_, format());
   size_t free_bytes = 0, total = 0;
   cudaMemGetInfo(&free_bytes, &total);
-  const int fits =
-      largest_batch_that_fits(spec_, shape_.height, shape_.width,
-                              free_bytes + (persistent_ ? layout_.total : 0), kept, format());
+  const int fits = largest_batch_that_fits(
+      spec_, shape_.height, shape_.width, free_bytes + (persistent_ ? layout_.total : 0), format());
   return "the largest batch that fits the device's free memory is about " + std::to_string(fits) +
          " (histocnn memplan --device cuda --max-batch --budget ...)";
 }
@@ -263,7 +272,8 @@ void CudaTrainingStep::stage(const float* images, const int32_t* labels, int cou
   for (int i = 0; labels && i < count; ++i) check_label(labels[i], shape_.classes());
   stage_ ^= 1;
   Stage& s = stages_[stage_];
-  HISTOCNN_CUDA(cudaEventSynchronize(s.copied));  // its previous batch has left (long ago)
+  HISTOCNN_CUDA(cudaEventSynchronize(s.sent));  // its previous batch has left (long ago)
+  HISTOCNN_CUDA(cudaEventSynchronize(s.copied));
   const size_t image_floats = size_t(shape_.channels) * shape_.height * shape_.width;
   // On the training thread, so split: one thread's copy of a 200-px batch of
   // 150 (72 MB) is about as long as the GPU's bf16 step.
@@ -274,6 +284,17 @@ void CudaTrainingStep::stage(const float* images, const int32_t* labels, int cou
                 sizeof(float) * image_floats * size_t(shape_.batch - count));
   if (labels) std::memcpy(s.labels, labels, sizeof(int32_t) * size_t(count));
   *s.meta = BatchMeta{count, slice.global_count, slice.first_row};
+  send(s);
+}
+
+// The images to the landing buffer on the copy stream, once the previous
+// batch's device-to-device copy has read it (an event not yet recorded: no
+// wait). The step's own stream is not touched: it may still be computing.
+void CudaTrainingStep::send(const Stage& s) {
+  HISTOCNN_CUDA(cudaStreamWaitEvent(copy_stream_, landing_read_, 0));
+  HISTOCNN_CUDA(cudaMemcpyAsync(persistent(layout_.landing), s.images, landing_bytes(shape_),
+                                cudaMemcpyHostToDevice, copy_stream_));
+  HISTOCNN_CUDA(cudaEventRecord(s.sent, copy_stream_));
 }
 
 StepResult CudaTrainingStep::take_results() {

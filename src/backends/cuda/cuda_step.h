@@ -14,13 +14,15 @@
 //               after each update) and their KRSC gradients, then the
 //               device step counter, Adam constants, loss/correct
 //               accumulators, labels, row count, probabilities, a ones vector
-//               (for the bias gradients) and cuBLAS's workspace.
+//               (for the bias gradients), cuBLAS's workspace and the
+//               landing buffer a batch's images cross PCIe into.
 //   per step    activations, gradients (bf16 in the conv blocks under
 //               --precision bf16) and cuDNN workspaces through
 //               StepMemory: one planned arena ("plan") or per tensor (direct,
 //               pool, async) in stream order.
 //   host        two pinned staging buffers, filled by train() while the
-//               previous batch computes.
+//               previous batch computes, and sent at once on a copy stream
+//               to the landing buffer (run_input copies it into the step).
 // No host synchronisation per step: loss and correct count accumulate on the
 // device and are read by take_results(); phase times come from CUDA events.
 #pragma once
@@ -86,7 +88,7 @@ struct DenseLayer {
 struct Persistent {
   size_t params = 0, shadows = 0, filters = 0, filter_grads = 0, step = 0, adam = 0,
          learning_rate = 0, loss = 0, correct = 0, labels = 0, meta = 0, probs = 0, ones = 0,
-         cublas = 0, total = 0;
+         cublas = 0, landing = 0, total = 0;
 };
 
 // Why `precision` cannot run on the context's GPU (one sentence), or "".
@@ -255,16 +257,26 @@ class CudaTrainingStep final : public TrainingStep {
   std::vector<void*> addresses_;
   Persistent layout_;
   void* persistent_ = nullptr;
-  // Pinned staging, double-buffered: images, labels, count; an event marks
-  // when the device has copied each out.
+  // Pinned staging, double-buffered: images, labels, count. `sent` marks when
+  // the images have crossed to the landing buffer (on copy_stream_), `copied`
+  // when the labels and count have (on stream_): then the slot may be refilled.
   struct Stage {
     float* images = nullptr;
     int32_t* labels = nullptr;
     BatchMeta* meta = nullptr;
-    cudaEvent_t copied = nullptr;
+    cudaEvent_t sent = nullptr, copied = nullptr;
   };
   Stage stages_[2];
   int stage_ = 0;
+  // The batch's images cross PCIe on their own stream into the landing
+  // buffer (layout_.landing) as soon as they are staged, while the previous
+  // batch still computes; run_input() waits for them and copies them
+  // device-to-device (~two input batches' bytes at HBM speed, against the
+  // PCIe copy that used to stall the step). `landing_read_` marks when that
+  // copy has read the landing buffer, so the next batch may overwrite it.
+  cudaStream_t copy_stream_ = nullptr;
+  cudaEvent_t landing_read_ = nullptr;
+  void send(const Stage& s);
   double* host_results_ = nullptr;  // pinned: loss sum, then correct (as int) — read once per epoch
   // CUDA graphs of the steady-state step (planned memory only): forward (to
   // the loss), backward (with the gradients' reduction) and update, launched

@@ -106,15 +106,16 @@ void CudaTrainingStep::run_op(const ScheduledOp& op, Mode mode, bool training, i
   }
 }
 
-// The batch to the device, and what conv1 reads made from it: its bf16
-// copy, or its channels-last copy (fp32 or bf16).
+// The batch into the step's input, from the landing buffer its images
+// crossed to (send(), on the copy stream), and what conv1 reads made from
+// it: its bf16 copy, or its channels-last copy (fp32 or bf16).
 void CudaTrainingStep::run_input() {
   const int n = shape_.batch;
   Stage& s = stages_[stage_];
-  HISTOCNN_CUDA(
-      cudaMemcpyAsync(tensor(schedule_.input), s.images,
-                      sizeof(float) * size_t(schedule_.tensors[size_t(schedule_.input)].bytes / 4),
-                      cudaMemcpyHostToDevice, stream_));
+  HISTOCNN_CUDA(cudaStreamWaitEvent(stream_, s.sent, 0));
+  HISTOCNN_CUDA(cudaMemcpyAsync(tensor(schedule_.input), persistent(layout_.landing),
+                                landing_bytes(shape_), cudaMemcpyDeviceToDevice, stream_));
+  HISTOCNN_CUDA(cudaEventRecord(landing_read_, stream_));
   HISTOCNN_CUDA(cudaMemcpyAsync(persistent(layout_.labels), s.labels, sizeof(int32_t) * size_t(n),
                                 cudaMemcpyHostToDevice, stream_));
   HISTOCNN_CUDA(
