@@ -106,11 +106,7 @@ class FakeComm final : public Communicator {
 
 // `count` examples of 16x16 pixels, half of each label.
 ExampleSet examples(int count) {
-  ExampleSet set;
-  set.width = set.height = 16;
-  for (int i = 0; i < count; ++i) set.examples.push_back({0, i % 2, 0, 0});
-  set.pixels.assign(size_t(count) * 16 * 16 * 3, 100);
-  return set;
+  return testing::uniform_examples(count, 16, 100);
 }
 
 // Records every event it sees, with the batch counter.

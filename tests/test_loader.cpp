@@ -14,17 +14,14 @@
 #include "data/augment.h"
 #include "data/dataset.h"
 #include "data/loader.h"
+#include "test_util.h"
 
 namespace histocnn {
 namespace {
 
 // n examples of 8x8 pixels (all 7), labels alternating.
 ExampleSet tiny_examples(int n) {
-  ExampleSet set;
-  set.width = set.height = 8;
-  for (int i = 0; i < n; ++i) set.examples.push_back({0, i % 2, 0, 0});
-  set.pixels.assign(size_t(n) * 8 * 8 * 3, 7);
-  return set;
+  return testing::uniform_examples(n, 8, 7);
 }
 
 std::vector<int> identity_order(int n) {

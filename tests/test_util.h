@@ -15,6 +15,7 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "data/dataset.h"
 #include "nn/params.h"
 
 namespace histocnn::testing {
@@ -115,6 +116,16 @@ inline std::string error_of(const std::function<void()>& f) {
     return e.what();
   }
   return "";
+}
+
+// `count` examples of side x side pixels, every value `value`, labels
+// alternating (0, 1, 0, ...): a set whose content does not matter.
+inline ExampleSet uniform_examples(int count, int side, uint8_t value) {
+  ExampleSet set;
+  set.width = set.height = side;
+  for (int i = 0; i < count; ++i) set.examples.push_back({0, i % 2, 0, 0});
+  set.pixels.assign(size_t(count) * size_t(side) * size_t(side) * 3, value);
+  return set;
 }
 
 }  // namespace histocnn::testing
