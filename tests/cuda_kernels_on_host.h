@@ -246,7 +246,7 @@ inline void bias_relu(Bf16* y, const float* bias, int n, const MapLayout& layout
     store(y, i, pooled_value(load(y, i), bias, layout.channel_of(i)));
 }
 
-template <int C, int K, typename T>
+template <int C, int K, int OB, typename T>
 void small_wgrad_block(const T* x, const T* dy, float* partials, const Dims4& xd, const Dims4& yd,
                        int pad, const SmallWgradPlan& plan, int n, int band) {
   constexpr int kTaps = C * K * K;
@@ -260,18 +260,31 @@ void small_wgrad_block(const T* x, const T* dy, float* partials, const Dims4& xd
     tile[size_t((s.c * tile_h + s.ty) * tile_w + s.tx)] =
         padded_map_at(x, xl, n, s.c, y0 + s.ty - pad, s.tx - pad);
   }
-  for (int o = 0; o < yd.c; ++o) {
-    std::vector<std::array<float, kTaps>> lanes(32);
+  // A warp's pass: output channels o0 .. o0 + OB - 1 (those past the last
+  // read the last one's values and are not written), lane q % 32 taking
+  // position q.
+  for (int o0 = 0; o0 < yd.c; o0 += OB) {
+    std::vector<std::array<float, OB * kTaps>> lanes(32);
     for (auto& l : lanes) l.fill(0.0f);
-    const T* g = dy + yl.at(n, o, y0, 0);
-    for (int q = 0; q < rows * yd.w; ++q)
-      wgrad_accumulate<C, K>(tile.data(), tile_h, tile_w, q / yd.w, q % yd.w,
-                             load(g, q * yl.col_stride()), lanes[size_t(q % 32)].data());
-    float* row = partials + ((int64_t(n) * plan.bands + band) * yd.c + o) * kTaps;
-    for (int t = 0; t < kTaps; ++t) {
-      std::array<float, 32> v{};
-      for (int lane = 0; lane < 32; ++lane) v[size_t(lane)] = lanes[size_t(lane)][size_t(t)];
-      row[t] = warp_sum_down(v);
+    for (int q = 0; q < rows * yd.w; ++q) {
+      float values[OB];
+      for (int j = 0; j < OB; ++j)
+        values[j] = load(dy + yl.at(n, std::min(o0 + j, yd.c - 1), y0, 0), q * yl.col_stride());
+      float* acc = lanes[size_t(q % 32)].data();
+      if constexpr (OB == 1)
+        wgrad_accumulate<C, K>(tile.data(), tile_h, tile_w, q / yd.w, q % yd.w, values[0], acc);
+      else
+        wgrad_accumulate_channels<C, K, OB>(tile.data(), tile_h, tile_w, q / yd.w, q % yd.w, values,
+                                            acc);
+    }
+    for (int j = 0; j < OB && o0 + j < yd.c; ++j) {
+      float* row = partials + ((int64_t(n) * plan.bands + band) * yd.c + o0 + j) * kTaps;
+      for (int t = 0; t < kTaps; ++t) {
+        std::array<float, 32> v{};
+        for (int lane = 0; lane < 32; ++lane)
+          v[size_t(lane)] = lanes[size_t(lane)][size_t(j * kTaps + t)];
+        row[t] = warp_sum_down(v);
+      }
     }
   }
 }
@@ -283,10 +296,14 @@ void small_wgrad(const T* x, const T* dy, float* dw, const Dims4& xd, const Dims
   std::vector<float> partials(plan.workspace_bytes / sizeof(float));
   for (int n = 0; n < yd.n; ++n)
     for (int band = 0; band < plan.bands; ++band)
-      if (kernel == 3)
-        small_wgrad_block<3, 3, T>(x, dy, partials.data(), xd, yd, pad, plan, n, band);
+      if (kernel == 3 && plan.out_block == 4)
+        small_wgrad_block<3, 3, 4, T>(x, dy, partials.data(), xd, yd, pad, plan, n, band);
+      else if (kernel == 3 && plan.out_block == 2)
+        small_wgrad_block<3, 3, 2, T>(x, dy, partials.data(), xd, yd, pad, plan, n, band);
+      else if (kernel == 3)
+        small_wgrad_block<3, 3, 1, T>(x, dy, partials.data(), xd, yd, pad, plan, n, band);
       else
-        small_wgrad_block<3, 5, T>(x, dy, partials.data(), xd, yd, pad, plan, n, band);
+        small_wgrad_block<3, 5, 1, T>(x, dy, partials.data(), xd, yd, pad, plan, n, band);
   column_sums(partials.data(), yd.n * plan.bands, yd.c * plan.taps, dw);
 }
 

@@ -274,6 +274,31 @@ TEST_P(SmallWgrad, EqualsTheReferenceWeightGradient) {
   on_host::small_wgrad(x_bf16.data(), dy_bf16.data(), from_bf16.data(), x, y, wc.kernel, wc.pad,
                        plan);
   EXPECT_EQ(from_bf16, from_fp32);
+  // Two or four output channels at once (kernel 3), channel counts not a
+  // multiple of either included: the same products in the same order, so the
+  // same bits.
+  for (int out_block : {2, 4}) {
+    if (!small_wgrad_out_block_supported(wc.kernel, out_block)) continue;
+    SmallWgradPlan blocked = plan;
+    blocked.out_block = out_block;
+    std::vector<float> from_blocked(dw_count, NAN);
+    on_host::small_wgrad(input.data(), dy.data(), from_blocked.data(), x, y, wc.kernel, wc.pad,
+                         blocked);
+    EXPECT_EQ(from_blocked, got) << out_block << " channels at once";
+  }
+}
+
+TEST(SmallWgradPlan, ChannelBlocksAreCompiledForKernel3Only) {
+  EXPECT_TRUE(small_wgrad_out_block_supported(3, 1));
+  EXPECT_TRUE(small_wgrad_out_block_supported(3, 2));
+  EXPECT_TRUE(small_wgrad_out_block_supported(3, 4));
+  EXPECT_TRUE(small_wgrad_out_block_supported(5, 1));
+  EXPECT_FALSE(small_wgrad_out_block_supported(5, 2));
+  EXPECT_FALSE(small_wgrad_out_block_supported(5, 4));
+  EXPECT_FALSE(small_wgrad_out_block_supported(3, 3));
+  EXPECT_STREQ(small_wgrad_name(4), "HISTOCNN_DIRECT_4CH");
+  EXPECT_STREQ(small_wgrad_name(1), "HISTOCNN_DIRECT");
+  EXPECT_EQ(plan_small_wgrad({2, 3, 20, 20}, {2, 32, 18, 18}, 3, 0, 8).out_block, 1);
 }
 
 INSTANTIATE_TEST_SUITE_P(

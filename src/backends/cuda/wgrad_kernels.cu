@@ -10,7 +10,7 @@ namespace {
 
 constexpr int kThreads = 256;
 
-template <int C, int K, typename T>
+template <int C, int K, int OB, typename T>
 __global__ void __launch_bounds__(kThreads)
     small_wgrad_kernel(const T* x, const T* dy, float* partials, Dims4 xd, Dims4 yd, int pad,
                        int rows_per_band, int bands, bool channels_last) {
@@ -29,34 +29,47 @@ __global__ void __launch_bounds__(kThreads)
   __syncthreads();
   const int lane = int(threadIdx.x) % 32, warp = int(threadIdx.x) / 32;
   const int positions = rows * yd.w;
-  for (int o = warp; o < yd.c; o += kThreads / 32) {
-    float acc[kTaps];
+  // The band's rows: contiguous channels first; channels last, position q
+  // of channel o is q * C_out further on.
+  const int64_t step = yl.col_stride();
+  for (int o0 = warp * OB; o0 < yd.c; o0 += (kThreads / 32) * OB) {
+    float acc[OB * kTaps];
 #pragma unroll
-    for (int t = 0; t < kTaps; ++t) acc[t] = 0;
-    // The band's rows: contiguous channels first; channels last, position q
-    // of channel o is q * C_out further on.
-    const T* g = dy + yl.at(n, o, y0, 0);
-    const int64_t step = yl.col_stride();
+    for (int t = 0; t < OB * kTaps; ++t) acc[t] = 0;
+    const T* g[OB];  // channels past the last read the last one's and are not written
+#pragma unroll
+    for (int j = 0; j < OB; ++j) g[j] = dy + yl.at(n, min(o0 + j, yd.c - 1), y0, 0);
     for (int q = lane; q < positions; q += 32) {
       const int ty = q / yd.w, tx = q - ty * yd.w;
-      wgrad_accumulate<C, K>(tile, tile_h, tile_w, ty, tx, load(g, q * step), acc);
+      if constexpr (OB == 1) {
+        wgrad_accumulate<C, K>(tile, tile_h, tile_w, ty, tx, load(g[0], q * step), acc);
+      } else {
+        float values[OB];
+#pragma unroll
+        for (int j = 0; j < OB; ++j) values[j] = load(g[j], q * step);
+        wgrad_accumulate_channels<C, K, OB>(tile, tile_h, tile_w, ty, tx, values, acc);
+      }
     }
 #pragma unroll
-    for (int t = 0; t < kTaps; ++t)
+    for (int t = 0; t < OB * kTaps; ++t)
       for (int offset = 16; offset > 0; offset /= 2)
         acc[t] += __shfl_down_sync(0xffffffffu, acc[t], offset);
     if (lane == 0) {
-      float* row = partials + ((int64_t(n) * bands + band) * yd.c + o) * kTaps;
 #pragma unroll
-      for (int t = 0; t < kTaps; ++t) row[t] = acc[t];
+      for (int j = 0; j < OB; ++j) {
+        if (o0 + j >= yd.c) break;
+        float* row = partials + ((int64_t(n) * bands + band) * yd.c + o0 + j) * kTaps;
+#pragma unroll
+        for (int t = 0; t < kTaps; ++t) row[t] = acc[j * kTaps + t];
+      }
     }
   }
 }
 
-template <int C, int K, typename T>
+template <int C, int K, int OB, typename T>
 void launch(const T* x, const T* dy, float* workspace, const Dims4& xd, const Dims4& yd, int pad,
             const SmallWgradPlan& plan, cudaStream_t stream) {
-  small_wgrad_kernel<C, K, T>
+  small_wgrad_kernel<C, K, OB, T>
       <<<dim3(unsigned(plan.bands), unsigned(yd.n)), kThreads, plan.shared_bytes, stream>>>(
           x, dy, workspace, xd, yd, pad, plan.rows_per_band, plan.bands, plan.channels_last);
 }
@@ -64,13 +77,18 @@ void launch(const T* x, const T* dy, float* workspace, const Dims4& xd, const Di
 template <typename T>
 void small_wgrad(const T* x, const T* dy, float* dw, float* workspace, const Dims4& xd,
                  const Dims4& yd, int kernel, int pad, const SmallWgradPlan& plan, Stream stream) {
-  require(plan.applies && small_wgrad_supported(xd.c, kernel),
+  require(plan.applies && small_wgrad_supported(xd.c, kernel) &&
+              small_wgrad_out_block_supported(kernel, plan.out_block),
           "launch_small_wgrad: the layer is not one the kernel was compiled for");
   auto* s = static_cast<cudaStream_t>(stream);
-  if (kernel == 3)
-    launch<3, 3>(x, dy, workspace, xd, yd, pad, plan, s);
+  if (kernel == 3 && plan.out_block == 4)
+    launch<3, 3, 4>(x, dy, workspace, xd, yd, pad, plan, s);
+  else if (kernel == 3 && plan.out_block == 2)
+    launch<3, 3, 2>(x, dy, workspace, xd, yd, pad, plan, s);
+  else if (kernel == 3)
+    launch<3, 3, 1>(x, dy, workspace, xd, yd, pad, plan, s);
   else
-    launch<3, 5>(x, dy, workspace, xd, yd, pad, plan, s);
+    launch<3, 5, 1>(x, dy, workspace, xd, yd, pad, plan, s);
   launch_column_sums(workspace, yd.n * plan.bands, yd.c * plan.taps, dw, stream);
 }
 

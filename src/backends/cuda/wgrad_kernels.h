@@ -10,8 +10,9 @@
 //
 // Layout of the work: a block takes one image's band of `rows_per_band`
 // output rows; it stages the band's input rows (with the kernel's halo, zero
-// padded) in shared memory; each warp takes output channels in turn, each lane
-// positions of the band, accumulating all C*K*K taps in registers; the warp
+// padded) in shared memory; each warp takes output channels in turn (one, or
+// `out_block` at once), each lane positions of the band, accumulating all
+// C*K*K taps in registers; the warp
 // sums its lanes and writes one row of partial sums [o, taps] per (image,
 // band, channel). launch_column_sums then adds the rows in a fixed order
 // straight into the gradient (OIHW, PyTorch's layout): deterministic.
@@ -73,6 +74,26 @@ HISTOCNN_HD void wgrad_accumulate(const float* tile, int tile_h, int tile_w, int
     acc[(c * K + r) * K + s] += g * tile[(c * tile_h + ty + r) * tile_w + tx + s];
 }
 
+// The register-blocked form: OB output channels at one output position
+// (g: their OB output-gradient values; acc: OB rows of C*K*K sums). The
+// position's C*K*K input values are read from the tile once and used OB
+// times, where wgrad_accumulate reads them once per channel. Each channel's
+// products are the same and added in the same order: the same bits.
+template <int C, int K, int OB>
+HISTOCNN_HD void wgrad_accumulate_channels(const float* tile, int tile_h, int tile_w, int ty,
+                                           int tx, const float* g, float* acc) {
+  constexpr int kTaps = C * K * K;
+  float patch[kTaps];
+  HISTOCNN_DEVICE_UNROLL
+  for (int c = 0; c < C; ++c) HISTOCNN_DEVICE_UNROLL
+  for (int r = 0; r < K; ++r) HISTOCNN_DEVICE_UNROLL
+  for (int s = 0; s < K; ++s)
+    patch[(c * K + r) * K + s] = tile[(c * tile_h + ty + r) * tile_w + tx + s];
+  HISTOCNN_DEVICE_UNROLL
+  for (int j = 0; j < OB; ++j) HISTOCNN_DEVICE_UNROLL
+  for (int t = 0; t < kTaps; ++t) acc[j * kTaps + t] += g[j] * patch[t];
+}
+
 // How the kernel splits the work for one conv layer (x: its input, y: its
 // output, both NCHW), or why it cannot take it.
 struct SmallWgradPlan {
@@ -84,11 +105,29 @@ struct SmallWgradPlan {
   size_t shared_bytes = 0;  // the input band: in_c x (rows_per_band + kernel - 1) x tile_w floats
   size_t workspace_bytes = 0;  // partial sums: y.n * bands rows of y.c * taps floats
   bool channels_last = false;  // x and dy NHWC (--channels-last); the tile is staged either way
+  // Output channels a warp accumulates at once (1, or 2 or 4 for kernel 3:
+  // fewer shared-memory reads, more registers); the step times each on the
+  // device.
+  int out_block = 1;
 };
 
 // The kernels compiled: 3 input channels, kernel 3 or 5, stride 1.
 constexpr bool small_wgrad_supported(int in_c, int kernel) {
   return in_c == 3 && (kernel == 3 || kernel == 5);
+}
+// The register blocks compiled: 1 always, 2 and 4 for kernel 3 (sm_90, no
+// spills: 64, 110 and 187 registers a thread, so 4, 2 and 1 blocks of 256
+// threads an SM — fewer shared-memory reads against fewer warps; which wins
+// is timed on the device). 4 x 75 sums of kernel 5 would spill.
+constexpr bool small_wgrad_out_block_supported(int kernel, int out_block) {
+  return out_block == 1 || (kernel == 3 && (out_block == 2 || out_block == 4));
+}
+// "HISTOCNN_DIRECT", or "HISTOCNN_DIRECT_4CH" for four channels at once:
+// the name metrics.json records.
+inline const char* small_wgrad_name(int out_block) {
+  return out_block == 4   ? "HISTOCNN_DIRECT_4CH"
+         : out_block == 2 ? "HISTOCNN_DIRECT_2CH"
+                          : "HISTOCNN_DIRECT";
 }
 constexpr size_t kSmallWgradSharedLimit = 48 * 1024;  // without opting in to more
 constexpr int kSmallWgradMaxRows = 16;
