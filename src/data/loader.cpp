@@ -42,7 +42,6 @@ BatchLoader::BatchLoader(const ExampleSet& set, std::vector<int> order,
       depth_(std::max(1, depth)),
       workers_(std::max(0, workers)),
       pool_(pool) {
-  if (pool_) spare_ = std::move(pool_->buffers_);
   starts_.push_back(0);
   for (int size : batch_sizes) {
     require(size >= 0 && size <= capacity, "loader: a batch of " + std::to_string(size) +
@@ -51,6 +50,7 @@ BatchLoader::BatchLoader(const ExampleSet& set, std::vector<int> order,
     starts_.push_back(starts_.back() + size);
   }
   require(size_t(starts_.back()) == order_.size(), "loader: batch sizes do not cover the order");
+  if (pool_) spare_ = std::move(pool_->buffers_);  // after the checks: a refusal keeps them there
   for (int w = 0; w < workers_; ++w) threads_.emplace_back([this] { work(); });
 }
 
