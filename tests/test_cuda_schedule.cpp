@@ -151,10 +151,11 @@ TEST(CudaSchedule, LargestBatchThatFitsIsTheBoundary) {
   const size_t budget = size_t(256) << 20;
   const int b = largest_batch_that_fits(spec, 200, 200, budget);
   ASSERT_GT(b, 0);
-  auto need = [&](int batch) {
+  auto need = [&](int batch) {  // planned_step_bytes, spelled out
     const NetworkShape shape = infer_shapes(spec, batch, 200, 200);
     return plan_memory(build_cuda_schedule(shape).tensors).arena_bytes + persistent_bytes(shape);
   };
+  EXPECT_EQ(planned_step_bytes(spec, b, 200, 200), need(b));
   EXPECT_LE(need(b), budget);
   EXPECT_GT(need(b + 1), budget);
   const NetworkShape one = infer_shapes(spec, 1, 200, 200);

@@ -351,13 +351,16 @@ int choose_algorithm(const std::vector<AlgorithmCandidate>& candidates, size_t w
   return best;
 }
 
+size_t planned_step_bytes(const ModelSpec& spec, int batch, int height, int width,
+                          MapFormat format) {
+  const NetworkShape shape = infer_shapes(spec, batch, height, width);
+  return plan_memory(build_cuda_schedule(shape, {}, format).tensors).arena_bytes +
+         persistent_bytes(shape, format);
+}
+
 int largest_batch_that_fits(const ModelSpec& spec, int height, int width, size_t budget,
                             MapFormat format) {
-  auto need = [&](int batch) {
-    const NetworkShape shape = infer_shapes(spec, batch, height, width);
-    return plan_memory(build_cuda_schedule(shape, {}, format).tensors).arena_bytes +
-           persistent_bytes(shape, format);
-  };
+  auto need = [&](int batch) { return planned_step_bytes(spec, batch, height, width, format); };
   if (need(1) > budget) return 0;
   int fits = 1, fails = 2;
   while (need(fails) <= budget) {

@@ -221,9 +221,13 @@ struct AlgorithmCandidate {
 int choose_algorithm(const std::vector<AlgorithmCandidate>& candidates, size_t workspace_limit,
                      bool deterministic);
 
-// The largest batch whose planned step (activations at `batch`, cuDNN's
-// workspaces not counted) plus what it keeps (persistent_bytes at that batch)
-// fits `budget` bytes; 0 if not even one. A plain search over the schedule.
+// What the step takes at `batch` before cuDNN's workspaces: its planned
+// tensors (the arena) and what it keeps across steps (persistent_bytes).
+size_t planned_step_bytes(const ModelSpec& spec, int batch, int height, int width,
+                          MapFormat format = {});
+
+// The largest batch whose planned_step_bytes fit `budget`; 0 if not even
+// one. A plain search over the schedule.
 int largest_batch_that_fits(const ModelSpec& spec, int height, int width, size_t budget,
                             MapFormat format = {});
 

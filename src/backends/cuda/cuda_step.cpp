@@ -216,9 +216,7 @@ CudaTrainingStep::~CudaTrainingStep() {
 // one sentence with the numbers and the largest batch that would work.
 void CudaTrainingStep::check_fits() {
   auto need = [&](int batch) {
-    const NetworkShape s = infer_shapes(spec_, batch, shape_.height, shape_.width);
-    return plan_memory(build_cuda_schedule(s, {}, format()).tensors, kAlignment).arena_bytes +
-           persistent_bytes(s, format());
+    return planned_step_bytes(spec_, batch, shape_.height, shape_.width, format());
   };
   auto fits = [&](int batch) {
     const size_t bytes = need(batch);

@@ -387,8 +387,8 @@ void CudaTrainingStep::choose_weight_gradient(ConvLayer& c, size_t k, const Smal
   void* ws = resource_->allocate(limit, stream_);
   HISTOCNN_CUDA(cudaMemsetAsync(x, 0, xb, stream_));
   HISTOCNN_CUDA(cudaMemsetAsync(y, 0, yb, stream_));
-  // Ours, one output channel per warp pass and (kernel 3) four: one
-  // warm-up, then the mean of three each; the faster is our contender.
+  // Ours, 1 output channel per warp pass and (kernel 3) 2 and 4: one
+  // warm-up, then the mean of three each; the fastest is our contender.
   auto ours = [&](const SmallWgradPlan& p) {
     if (bf16_)
       launch_small_wgrad(static_cast<Bf16*>(x), static_cast<Bf16*>(y), static_cast<float*>(w),

@@ -12,10 +12,10 @@
 // output rows; it stages the band's input rows (with the kernel's halo, zero
 // padded) in shared memory; each warp takes output channels in turn (one, or
 // `out_block` at once), each lane positions of the band, accumulating all
-// C*K*K taps in registers; the warp
-// sums its lanes and writes one row of partial sums [o, taps] per (image,
-// band, channel). launch_column_sums then adds the rows in a fixed order
-// straight into the gradient (OIHW, PyTorch's layout): deterministic.
+// C*K*K taps in registers; the warp sums its lanes and writes one row of
+// partial sums [o, taps] per (image, band, channel). launch_column_sums then
+// adds the rows in a fixed order straight into the gradient (OIHW, PyTorch's
+// layout): deterministic.
 //
 // The arithmetic is the __host__ __device__ functions below; the plan is a
 // plain function. Both are run by host tests against reference::conv2d_backward.
@@ -122,8 +122,8 @@ constexpr bool small_wgrad_supported(int in_c, int kernel) {
 constexpr bool small_wgrad_out_block_supported(int kernel, int out_block) {
   return out_block == 1 || (kernel == 3 && (out_block == 2 || out_block == 4));
 }
-// "HISTOCNN_DIRECT", or "HISTOCNN_DIRECT_4CH" for four channels at once:
-// the name metrics.json records.
+// The name metrics.json records: "HISTOCNN_DIRECT", or "HISTOCNN_DIRECT_2CH"
+// and "_4CH" for two and four channels at once.
 inline const char* small_wgrad_name(int out_block) {
   return out_block == 4   ? "HISTOCNN_DIRECT_4CH"
          : out_block == 2 ? "HISTOCNN_DIRECT_2CH"
