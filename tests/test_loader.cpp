@@ -6,11 +6,13 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "counting_source.h"
 #include "data/augment.h"
 #include "data/dataset.h"
 #include "data/loader.h"
@@ -149,9 +151,11 @@ TEST(Loader, WorkersOutnumberingTheWindowShareItsBatchesAndGiveTheSameOnes) {
     for (int workers : {2, 5, 16}) EXPECT_EQ(alone, collect(workers, depth));
 }
 
-// A pool keeps the buffers from one loader (epoch) to the next: the second
-// epoch makes none, and its batches are those of a loader without a pool.
-// A loader left mid-epoch gives back every buffer it held.
+// A pool keeps the buffers from one loader (epoch) to the next: however many
+// epochs, no more are made than one loader holds at once (the window's
+// `depth` batches and the caller's; how many of them a given epoch reaches
+// depends on the threads' timing), and the batches are those of a loader
+// without a pool. A loader left mid-epoch gives back every buffer it held.
 TEST(Loader, APoolKeepsTheBuffersFromOneEpochToTheNext) {
   ExampleSet set = tiny_examples(30);
   for (size_t i = 0; i < set.pixels.size(); ++i) set.pixels[i] = uint8_t(i * 7 + 1);
@@ -170,16 +174,69 @@ TEST(Loader, APoolKeepsTheBuffersFromOneEpochToTheNext) {
     EXPECT_GT(first.second, 0);
     const size_t kept = pool.buffers();
     EXPECT_EQ(kept, size_t(first.second)) << "every buffer made came back";
-    const auto second = epoch(2, &pool);
-    EXPECT_EQ(second.second, 0) << "no buffer made in the second epoch, workers " << workers;
-    EXPECT_EQ(second.first, epoch(2, nullptr).first);
-    EXPECT_EQ(pool.buffers(), kept);
+    const int most = workers == 0 ? 1 : 2 + 1;  // depth 2 and the caller's
+    int made = first.second;
+    for (uint64_t seed = 2; seed <= 5; ++seed) {
+      const auto later = epoch(seed, &pool);
+      made += later.second;
+      EXPECT_EQ(later.first, epoch(seed, nullptr).first);
+    }
+    EXPECT_LE(made, most) << "buffers made over five epochs, workers " << workers;
+    EXPECT_EQ(pool.buffers(), size_t(made));
+    const size_t kept_now = pool.buffers();
     {
       BatchLoader left(set, order, 4, AugmentOptions{}, 3, workers, 2, Normalization{}, &pool);
       Batch b;
       ASSERT_TRUE(left.next(b));
     }
-    EXPECT_GE(pool.buffers() + 1, kept) << "all but the caller's, still held";
+    EXPECT_GE(pool.buffers() + 1, kept_now) << "all but the caller's, still held";
+  }
+}
+
+// A pool with a source (a device step's input_buffers()): every batch the
+// caller sees lies in one buffer of the source, the second epoch takes none,
+// the batches are those of ordinary memory, and every buffer goes back to
+// the source — once the pool changes source or goes.
+TEST(Loader, APoolsSourceMakesEveryBatchTheCallerSees) {
+  ExampleSet set = tiny_examples(30);
+  for (size_t i = 0; i < set.pixels.size(); ++i) set.pixels[i] = uint8_t(i * 5 + 3);
+  const std::vector<int> order = identity_order(30);
+  const size_t batch_bytes = size_t(4) * 3 * 64 * sizeof(float);
+  for (int workers : {0, 3}) {
+    auto source = std::make_shared<testing::CountingSource>();
+    {
+      BatchPool pool;
+      pool.use_source(source);
+      auto epoch = [&](uint64_t seed, BatchPool* p) {
+        BatchLoader loader(set, order, 4, AugmentOptions{true, true, 0.0f}, seed, workers, 2,
+                           Normalization{}, p);
+        std::vector<float> all;
+        for (Batch b; loader.next(b);) {
+          if (p && p->source()) {
+            EXPECT_TRUE(source->ranges.covers(b.images.data(), batch_bytes));
+          }
+          all.insert(all.end(), b.images.begin(), b.images.begin() + b.count * 3 * 64);
+        }
+        return all;
+      };
+      const auto first = epoch(1, &pool);
+      EXPECT_GT(source->allocations, 0);
+      EXPECT_EQ(source->live(), pool.buffers()) << "all back in the pool, workers " << workers;
+      for (uint64_t seed = 2; seed <= 5; ++seed)
+        EXPECT_EQ(epoch(seed, &pool), epoch(seed, nullptr));
+      EXPECT_LE(source->allocations, workers == 0 ? 1 : 3) << "no more than one loader holds";
+      const int made = source->allocations;
+      EXPECT_EQ(pool.buffers(), size_t(made));
+      pool.use_source(source);  // the same source: the buffers stay
+      EXPECT_EQ(pool.buffers(), size_t(made));
+      pool.use_source(nullptr);  // another source: they go back to theirs
+      EXPECT_EQ(pool.buffers(), 0u);
+      EXPECT_EQ(source->live(), 0u);
+      EXPECT_EQ(first, epoch(1, &pool)) << "ordinary memory again, the same batches";
+      EXPECT_EQ(source->allocations, made);
+    }
+    EXPECT_EQ(source->allocations, source->deallocations);
+    EXPECT_EQ(source->mismatched, 0);
   }
 }
 

@@ -31,6 +31,7 @@
 
 #include "core/device.h"
 #include "core/error.h"
+#include "core/host_buffers.h"
 #include "memory/memory_resource.h"
 #include "nn/adam.h"
 #include "nn/params.h"
@@ -132,6 +133,12 @@ class TrainingStep {
   // Adam state: first/second moments in the parameter layout, and the step.
   virtual void set_optimizer_state(const Parameters& m, const Parameters& v, int64_t step) = 0;
   virtual void optimizer_state(Parameters* m, Parameters* v, int64_t* step) const = 0;
+
+  // Where a caller should make the host buffers of the images it passes to
+  // train_slice(), so the step reads them without a copy (the CUDA step:
+  // page-locked memory it sends by DMA); null: anywhere will do. Images
+  // elsewhere are still accepted (copied first). The source outlives the step.
+  virtual std::shared_ptr<HostBufferSource> input_buffers() const { return nullptr; }
 
   virtual MemoryReport memory() const = 0;
   virtual StepProfile profile() const = 0;

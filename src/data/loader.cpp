@@ -111,10 +111,18 @@ int BatchLoader::chunk_of(int count) const {
   return std::max(1, (count + workers_ - 1) / workers_);
 }
 
+void BatchPool::use_source(std::shared_ptr<HostBufferSource> source) {
+  if (source == source_) return;
+  buffers_.clear();
+  source_ = std::move(source);
+}
+
 Batch BatchLoader::take_spare() {
   if (spare_.empty()) {
     ++buffers_created_;
-    return {};
+    Batch fresh;
+    if (pool_) fresh.images = HostFloats(SourcedAllocator<float>(pool_->source()));
+    return fresh;
   }
   Batch batch = std::move(spare_.back());
   spare_.pop_back();

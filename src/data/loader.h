@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/host_buffers.h"
 #include "data/augment.h"
 #include "data/dataset.h"
 
@@ -28,7 +29,7 @@ namespace histocnn {
 
 struct Batch {
   int count = 0;
-  std::vector<float> images;  // batch x 3 x H x W (rows past count unused)
+  HostFloats images;  // batch x 3 x H x W (rows past count unused)
   std::vector<int32_t> labels;
   std::vector<int> example_ids;  // index into the ExampleSet
 };
@@ -47,14 +48,20 @@ int loader_workers_for(bool step_on_cpu, int cores);
 // 150, 72 MB each, most of the loader's time per epoch on the 2-core VM
 // (docs/results/cpu-loader.md, 2026-12-04) — and a kept one nothing. Used by
 // one loader at a time: it takes the buffers when made and gives them all
-// back when destroyed.
+// back when destroyed. Its images come from `source` (null: ordinary memory;
+// a device step's input_buffers(): memory it reads without a copy).
 class BatchPool {
  public:
   size_t buffers() const { return buffers_.size(); }
+  // ensures: later buffers come from `source`; buffers kept from another
+  //          source are dropped (returned to it).
+  void use_source(std::shared_ptr<HostBufferSource> source);
+  const std::shared_ptr<HostBufferSource>& source() const { return source_; }
 
  private:
   friend class BatchLoader;
   std::vector<Batch> buffers_;
+  std::shared_ptr<HostBufferSource> source_;
 };
 
 class BatchLoader {

@@ -86,6 +86,7 @@ nlohmann::json measure_point(const EpochBenchOptions& o, const Device& device, B
   const std::vector<int> trained = trained_order(order, batch, shape.has_batch_norm());
   std::vector<double> times, waits;
   BatchPool buffers;  // kept from epoch to epoch, as training keeps them
+  if (!o.staged_batches) buffers.use_source(step->input_buffers());
   StepProfile before;
   for (int epoch = 0; epoch < o.warmup + o.epochs; ++epoch) {
     if (epoch == o.warmup) before = step->profile();
@@ -143,6 +144,7 @@ nlohmann::json run_epoch_bench(const EpochBenchOptions& o) {
                         {"channels_last", o.channels_last},
                         {"threads", threads},
                         {"loader_workers", loader_workers(o, threads)},
+                        {"staged_batches", o.staged_batches},
                         {"examples", o.benign + o.malignant},
                         {"points", nlohmann::json::array()}};
   if (o.ceilings) {

@@ -7,6 +7,7 @@
 
 #include "backends/backend.h"
 #include "core/error.h"
+#include "core/host_buffers.h"
 #include "core/rng.h"
 #include "memory/memory_engine.h"
 #include "memory/pool_resource.h"
@@ -233,7 +234,43 @@ void check_layers(SelfTest& t, const std::string& precision = "fp32") {
   }
 }
 
-// 2. A few training steps with each allocator; identical weights across them.
+// o.steps training steps through `allocator`. step_memory: each batch's
+// images first copied into a buffer from the step's input_buffers(), as the
+// loader makes them (CUDA: page-locked, sent by DMA from where they are);
+// false when the step has no such source.
+struct Trained {
+  Parameters params;
+  MemoryStats stats;
+  bool step_memory = false;
+};
+Trained train_steps(SelfTest& t, const std::string& allocator, bool step_memory) {
+  const auto& o = t.o;
+  MemoryEngineOptions mo = t.memory(allocator);
+  mo.config.gpu_mem_pool = o.device == "cpu" ? 64 : 0.25;  // leave the rest of the GPU alone
+  MemoryEngine engine(mo);
+  StepOptions so = t.ref.options;
+  so.cudnn_graph = o.cudnn_graph;
+  so.channels_last = o.channels_last;
+  so.device.memory = &engine.resource();
+  so.device.planned = engine.planned();
+  auto step = t.backend->compile(o.spec, t.shape, so);
+  step->set_parameters(t.initial);
+  Trained r;
+  r.step_memory = step_memory && step->input_buffers();
+  HostFloats images{SourcedAllocator<float>(r.step_memory ? step->input_buffers() : nullptr)};
+  for (int s = 0; s < o.steps; ++s) {
+    const Batch b = random_batch(t.shape, 100 + s);
+    images.assign(b.images.begin(), b.images.end());
+    step->train(images.data(), b.labels.data(), t.count);
+  }
+  step->take_results();
+  r.params = step->parameters();
+  r.stats = engine.stats();
+  return r;
+}
+
+// 2. A few training steps with each allocator; identical weights across them
+// and whether the batches lie in the step's own input memory or not.
 void check_training(SelfTest& t) {
   const auto& o = t.o;
   t.ref.set(t.initial);
@@ -241,23 +278,9 @@ void check_training(SelfTest& t) {
   std::vector<std::pair<std::string, Parameters>> trained;
   for (const std::string& allocator : o.allocators) {
     if (allocator == "async" && o.device == "cpu") continue;  // cudaMallocAsync: GPU only
-    MemoryEngineOptions mo = t.memory(allocator);
-    mo.config.gpu_mem_pool = o.device == "cpu" ? 64 : 0.25;  // leave the rest of the GPU alone
-    MemoryEngine engine(mo);
-    StepOptions so = t.ref.options;
-    so.cudnn_graph = o.cudnn_graph;
-    so.channels_last = o.channels_last;
-    so.device.memory = &engine.resource();
-    so.device.planned = engine.planned();
-    auto step = t.backend->compile(o.spec, t.shape, so);
-    step->set_parameters(t.initial);
-    for (int s = 0; s < o.steps; ++s) {
-      const Batch b = random_batch(t.shape, 100 + s);
-      step->train(b.images.data(), b.labels.data(), t.count);
-    }
-    step->take_results();
-    const Parameters p = step->parameters();
-    const MemoryStats stats = engine.stats();
+    const Trained r = train_steps(t, allocator, false);
+    const Parameters& p = r.params;
+    const MemoryStats& stats = r.stats;
     char note[200];
     std::snprintf(note, sizeof note, "%d steps; %llu allocations, peak %.1f MB", o.steps,
                   (unsigned long long)stats.allocations, stats.peak_bytes_in_use / 1e6);
@@ -274,6 +297,13 @@ void check_training(SelfTest& t) {
                                                   trained[0].second.values.size()));
     t.add("same weights, every allocator", worst, 0, "deterministic algorithms: bit for bit");
   }
+  if (trained.empty()) return;
+  const Trained direct = train_steps(t, trained.back().first, true);
+  if (direct.step_memory)
+    t.add("same weights, batches in step memory",
+          relative_difference(direct.params.values.data(), trained.back().second.values.data(),
+                              direct.params.values.size()),
+          0, trained.back().first + ": images sent from the loader's own buffers, bit for bit");
 }
 
 // 3. The pool's invariants on the device's own memory.

@@ -12,6 +12,8 @@
 //   bf16 ...         cuda: the bf16 step's loss, probabilities and gradient directions
 //   train/<alloc>    parameters after `steps` Adam steps with that allocator
 //   same weights     every allocator gives identical weights (bit for bit)
+//   ..., batches in step memory   cuda: the same with the images in the step's
+//                    page-locked input buffers (sent by DMA, as the loader's)
 //   pool invariants  randomized allocate/free on the device through the pool
 #pragma once
 

@@ -21,6 +21,8 @@ Trainer::Trainer(TrainerParts parts, TrainState state)
     : parts_(std::move(parts)), state_(std::move(state)), order_rng_(options().seed ^ 0x0DE5u) {
   // The order of an uninterrupted run: one draw per epoch already run.
   for (int e = 0; e < state_.start_epoch; ++e) order_rng_.next();
+  // Batches made where the step reads them without a copy (CUDA: page-locked).
+  batch_buffers_.use_source(parts_.step->input_buffers());
 }
 
 void Trainer::add(std::unique_ptr<Callback> callback) {

@@ -64,6 +64,7 @@ CudaTrainingStep::CudaTrainingStep(std::shared_ptr<Context> context, const Model
   allocate_persistent_block();
   plan_step_tensors();
   allocate_stages();
+  input_source_ = std::make_shared<PinnedHostSource>(context_->device);
   describe_memory();
 }
 
@@ -273,16 +274,28 @@ void CudaTrainingStep::stage(const float* images, const int32_t* labels, int cou
   HISTOCNN_CUDA(cudaEventSynchronize(s.sent));  // its previous batch has left (long ago)
   HISTOCNN_CUDA(cudaEventSynchronize(s.copied));
   const size_t image_floats = size_t(shape_.channels) * shape_.height * shape_.width;
-  // On the training thread, so split: one thread's copy of a 200-px batch of
-  // 150 (72 MB) is about as long as the GPU's bf16 step.
-  if (count > 0)
-    parallel_copy(s.images, images, sizeof(float) * image_floats * size_t(count), kStagingThreads);
-  if (count < shape_.batch)
-    std::memset(s.images + image_floats * size_t(count), 0,
-                sizeof(float) * image_floats * size_t(shape_.batch - count));
+  const size_t image_bytes = sizeof(float) * image_floats * size_t(count);
+  const bool direct = count > 0 && input_source_->holds(images, image_bytes);
+  if (!direct) {
+    // On the training thread, so split: one thread's copy of a 200-px batch
+    // of 150 (72 MB) is about as long as the GPU's bf16 step.
+    if (count > 0) parallel_copy(s.images, images, image_bytes, kStagingThreads);
+    if (count < shape_.batch)
+      std::memset(s.images + image_floats * size_t(count), 0,
+                  sizeof(float) * image_floats * size_t(shape_.batch - count));
+  }
   if (labels) std::memcpy(s.labels, labels, sizeof(int32_t) * size_t(count));
   *s.meta = BatchMeta{count, slice.global_count, slice.first_row};
-  send(s);
+  if (!direct) {
+    send(s);
+    ++batches_staged_;
+    return;
+  }
+  send_direct(s, images, count);
+  // The caller may refill its buffer once train() returns: wait for the DMA
+  // (a few ms at PCIe speed, while the GPU computes the previous batch).
+  HISTOCNN_CUDA(cudaEventSynchronize(s.sent));
+  ++batches_direct_;
 }
 
 // The images to the landing buffer on the copy stream, once the previous
@@ -293,6 +306,27 @@ void CudaTrainingStep::send(const Stage& s) {
   HISTOCNN_CUDA(cudaMemcpyAsync(persistent(layout_.landing), s.images, landing_bytes(shape_),
                                 cudaMemcpyHostToDevice, copy_stream_));
   HISTOCNN_CUDA(cudaEventRecord(s.sent, copy_stream_));
+}
+
+void CudaTrainingStep::send_direct(const Stage& s, const float* images, int count) {
+  const size_t image_bytes = landing_bytes(shape_) / size_t(shape_.batch) * size_t(count);
+  char* landing = persistent(layout_.landing);
+  HISTOCNN_CUDA(cudaStreamWaitEvent(copy_stream_, landing_read_, 0));
+  HISTOCNN_CUDA(
+      cudaMemcpyAsync(landing, images, image_bytes, cudaMemcpyHostToDevice, copy_stream_));
+  if (count < shape_.batch)
+    HISTOCNN_CUDA(cudaMemsetAsync(landing + image_bytes, 0, landing_bytes(shape_) - image_bytes,
+                                  copy_stream_));
+  HISTOCNN_CUDA(cudaEventRecord(s.sent, copy_stream_));
+}
+
+nlohmann::json CudaTrainingStep::details() const {
+  nlohmann::json j = details_;
+  j["input_batches"] = {{"page_locked_buffers", input_source_->pinned_buffers()},
+                        {"page_lock_refused", input_source_->refused_buffers()},
+                        {"sent_by_dma_from_the_loader", batches_direct_},
+                        {"copied_to_staging_first", batches_staged_}};
+  return j;
 }
 
 StepResult CudaTrainingStep::take_results() {

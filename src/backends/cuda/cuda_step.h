@@ -20,9 +20,12 @@
 //               --precision bf16) and cuDNN workspaces through
 //               StepMemory: one planned arena ("plan") or per tensor (direct,
 //               pool, async) in stream order.
-//   host        two pinned staging buffers, filled by train() while the
-//               previous batch computes, and sent at once on a copy stream
-//               to the landing buffer (run_input copies it into the step).
+//   host        page-locked batch buffers the trainer's loader fills
+//               (input_buffers()): train() sends their images by DMA on a
+//               copy stream to the landing buffer, while the previous batch
+//               computes (run_input copies it into the step); images from
+//               anywhere else go first into one of two pinned staging
+//               buffers (labels and row count always do).
 // No host synchronisation per step: loss and correct count accumulate on the
 // device and are read by take_results(); phase times come from CUDA events.
 #pragma once
@@ -43,6 +46,7 @@
 #include "backends/cuda/pool_kernels.h"
 #include "backends/cuda/wgrad_kernels.h"
 #include "memory/cuda_resources.h"
+#include "memory/pinned_host_source.h"
 #include "memory/step_memory.h"
 
 namespace histocnn::cuda {
@@ -119,7 +123,8 @@ class CudaTrainingStep final : public TrainingStep {
   MemoryReport memory() const override;
   StepProfile profile() const override { return profile_; }
   const NetworkShape& shape() const override { return shape_; }
-  nlohmann::json details() const override { return details_; }
+  nlohmann::json details() const override;
+  std::shared_ptr<HostBufferSource> input_buffers() const override { return input_source_; }
 
  private:
   enum class Mode { kTrain, kGradients, kPredict };
@@ -146,6 +151,9 @@ class CudaTrainingStep final : public TrainingStep {
   void take_small_wgrad(ConvLayer& c, const SmallWgradPlan& plan, nlohmann::json& record) const;
   void choose_graphs(ConvLayer& c, size_t k, nlohmann::json& record);
   float time_on_scratch(const GraphConv::Run& run, size_t k);
+  // The batch on its way to the landing buffer (by DMA from `images` when
+  // input_source_ made them, else through a staging slot) and its labels and
+  // row count into the slot; returns once `images` may be overwritten.
   void stage(const float* images, const int32_t* labels, int count, const BatchSlice& slice = {});
   BatchMeta* meta() const { return reinterpret_cast<BatchMeta*>(persistent(layout_.meta)); }
   // Events and allocator seconds of one training step, read by
@@ -277,6 +285,12 @@ class CudaTrainingStep final : public TrainingStep {
   cudaStream_t copy_stream_ = nullptr;
   cudaEvent_t landing_read_ = nullptr;
   void send(const Stage& s);
+  // Images the caller made in input_source_'s page-locked memory cross by
+  // DMA from where they are (no staging copy on the training thread); their
+  // rows past `count` are zeroed on the device, as staging zeroes them.
+  void send_direct(const Stage& s, const float* images, int count);
+  std::shared_ptr<PinnedHostSource> input_source_;
+  int64_t batches_direct_ = 0, batches_staged_ = 0;
   double* host_results_ = nullptr;  // pinned: loss sum, then correct (as int) — read once per epoch
   // CUDA graphs of the steady-state step (planned memory only): forward (to
   // the loss), backward (with the gradients' reduction) and update, launched
