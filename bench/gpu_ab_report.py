@@ -7,6 +7,8 @@ the ratio B / A, and what each conv layer and direction took in B's runs
 
     python3 bench/gpu_ab_report.py OUT/graph              # legacy vs graph (--cudnn-graph)
     python3 bench/gpu_ab_report.py OUT/layout first last  # --channels-last
+    python3 bench/gpu_ab_report.py OUT/input staged pinned  # A: --staged-batches
+    python3 bench/gpu_ab_report.py OUT/algos heuristics timed  # --cudnn-benchmark
 """
 import glob
 import json
@@ -18,6 +20,10 @@ import sys
 TITLES = {
     ("legacy", "graph"): ("cuDNN's graph API against the legacy calls", "--cudnn-graph"),
     ("first", "last"): ("Channels last (NHWC) against channels first (NCHW)", "--channels-last"),
+    ("staged", "pinned"): ("Batches in the step's page-locked memory against staged ones",
+                           "--staged-batches for staged"),
+    ("heuristics", "timed"): ("cuDNN's algorithms timed against its heuristics",
+                              "--cudnn-benchmark for timed"),
 }
 
 
@@ -66,14 +72,25 @@ def layer_choices(layer):
             if d in layer]
 
 
+def input_route(point):
+    """How a point's batches reached the GPU, and what the loader made it wait."""
+    route = point.get("backend", {}).get("input_batches")
+    if not route:
+        return []
+    return [f"{route.get('sent_by_dma_from_the_loader', 0)} batches by DMA from the loader, "
+            f"{route.get('copied_to_staging_first', 0)} staged; "
+            f"loader wait {point.get('data_wait_seconds', 0):.4f} s"]
+
+
 def engines(rounds):
-    """{(size, batch): "conv1 forward: engine 12; ..."} from the runs' records."""
+    """{(size, batch): "conv1 forward: engine 12; ...; N batches by DMA ..."}
+    from the runs' records."""
     out = {}
     for doc in rounds:
         for p in doc.get("points", []):
             parts = [f"{layer.get('layer', '?')} {d}: {took}"
                      for layer in p.get("backend", {}).get("algorithms", [])
-                     for d, took in layer_choices(layer)]
+                     for d, took in layer_choices(layer)] + input_route(p)
             if parts:
                 out[(p["size"], p["batch"])] = "; ".join(parts)
     return out

@@ -27,6 +27,13 @@
 #                precisions), 128 and 200 px, batches 50 and 150, and the
 #                accurate preset's network in bf16 at 64 px, 2 interleaved
 #                rounds each                                               (~280 s)
+#     input      the loader's batches in the step's page-locked memory (DMA from
+#                them) against ordinary memory copied into pinned staging
+#                (--staged-batches), bf16 and fp32, 128 and 200 px, batch 150,
+#                2 interleaved rounds                                      (~60 s)
+#     algos      cuDNN's algorithms timed (--cudnn-benchmark) against its
+#                heuristics, fp32, 128 and 200 px, batches 50 and 150, 2
+#                interleaved rounds; each JSON names the algorithms        (~60 s)
 #     slide      a 50,000 x 50,000 synthetic slide (synth --slide), a 64-px model,
 #                then `histocnn slide` on cuda and cpu, 2 interleaved rounds;
 #                summary.json has tiles/s, reader and device seconds   (~240 s;
@@ -43,7 +50,7 @@
 # back as one file, at most 20 s stale however the call ends).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-usage="usage: gpu-check.sh [--pack ARCHIVE] OUT [selftest memcheck oom sbs cpu graph layout slide]"
+usage="usage: gpu-check.sh [--pack ARCHIVE] OUT [selftest memcheck oom sbs cpu graph layout input algos slide]"
 archive=""
 if [[ "${1:-}" == "--pack" ]]; then
   archive=${2:?$usage}
@@ -139,6 +146,13 @@ for stage in "${stages[@]}"; do
       write_accurate_spec
       ab_stage layout-accurate-bf16 first "" last --channels-last \
         "--sizes 64 --batches 50,150 --precision bf16 --model $out/accurate.spec" ;;
+    input)
+      # Where the batches start: the step's page-locked buffers, or staged.
+      ab_stage input-bf16 staged --staged-batches pinned "" "--sizes 128,200 --batches 150 --precision bf16"
+      ab_stage input-fp32 staged --staged-batches pinned "" "--sizes 128,200 --batches 150" ;;
+    algos)
+      # The fp32 points the side by side lost (2026-12-04): timed algorithms?
+      ab_stage algos heuristics "" timed --cudnn-benchmark "--sizes 128,200 --batches 50,150" ;;
     memcheck)
       [[ -d "$data" ]] || "$histocnn" synth -o "$data" --images 24 --seed 1 > /dev/null
       run_stage memcheck 240 compute-sanitizer --tool memcheck --error-exitcode 9 \

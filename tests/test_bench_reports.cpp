@@ -342,6 +342,31 @@ TEST(GraphAb, NamedVariantsReportTheLegacyAlgorithmsTaken) {
   EXPECT_EQ(read_file(dir / "last-vs-first.md"), r.output);
 }
 
+// The input stage: batches staged against batches in the step's page-locked
+// memory; the column says how each point's batches went and what the loader
+// made the step wait.
+TEST(GraphAb, TheInputStageSaysHowTheBatchesReachedTheGpu) {
+  if (run_raw("python3 --version").status != 0) GTEST_SKIP() << "python3 is not installed";
+  const testing::TempDir dir;
+  auto record = [&](double seconds, int dma, int staged) {
+    return R"j({"points": [{"size": 200, "batch": 150, "epoch_seconds": )j" +
+           std::to_string(seconds) + R"j(, "data_wait_seconds": 0.0125, "backend": {)j" +
+           R"j("input_batches": {"sent_by_dma_from_the_loader": )j" + std::to_string(dma) +
+           R"j(, "copied_to_staging_first": )j" + std::to_string(staged) + "}}}]}";
+  };
+  write_file_atomically(dir / "staged.r1.json", record(0.25, 0, 13));
+  write_file_atomically(dir / "pinned.r1.json", record(0.20, 13, 0));
+  const std::string script = std::string(HISTOCNN_SOURCE_DIR) + "/bench/gpu_ab_report.py";
+  const CommandResult r = run_raw("python3 " + script + " " + dir.path() + " staged pinned");
+  ASSERT_EQ(r.status, 0) << r.output;
+  for (const char* part :
+       {"# Batches in the step's page-locked memory against staged ones",
+        "| 200 | 150 | 0.2500 | 0.2000 | 0.80 | 1/1 | 13 batches by DMA from the loader, 0 "
+        "staged; loader wait 0.0125 s |"})
+    EXPECT_NE(r.output.find(part), std::string::npos) << part << "\n" << r.output;
+  EXPECT_EQ(read_file(dir / "pinned-vs-staged.md"), r.output);
+}
+
 // A point that failed in every run (gpu-check's accurate-network stage on
 // 2026-12-04, before bench dropped batch norm's short batch) is a row that
 // says so and a line per failure, not an empty table.

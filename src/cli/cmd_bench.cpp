@@ -74,6 +74,9 @@ Runner add_bench(CLI::App& app) {
                   "loader threads beside the compute threads (default as training: 0 on cpu, the "
                   "OpenMP team prepares batches; threads - 1 on cuda)")
       ->check(CLI::Range(0, 256));
+  cmd->add_flag("--staged-batches", o->staged_batches,
+                "cuda: the loader's batches in ordinary memory, copied into the step's pinned "
+                "staging buffer, instead of in the step's page-locked memory (A/B)");
   cmd->option_defaults()->group("Measurements beside the epochs");
   cmd->add_flag("--profile-layers", o->profile_layers,
                 "time every layer's forward and backward (cuda: events, no graphs)");
@@ -86,6 +89,8 @@ Runner add_bench(CLI::App& app) {
     require(!o->direct_conv || o->device == "cpu", "--direct-conv: a CPU option (--device cpu)");
     require(o->slice_kb < 0 || o->device == "cpu", "--slice-kb: a CPU option (--device cpu)");
     require(!o->ceilings || o->device == "cpu", "--ceilings: a CPU option (--device cpu)");
+    require(!o->staged_batches || o->device == "cuda",
+            "--staged-batches: a CUDA option (--device cuda)");
     require(!o->channels_last || o->device == "cuda",
             "--channels-last: a CUDA option (--device cuda)");
     if (!o->model.empty()) {
