@@ -55,7 +55,7 @@ if [[ "${SKIP_SANITIZERS:-0}" != 1 ]]; then
   stage "build (TSan)"
   tsan="halt_on_error=1 second_deadlock_stack=1"
   TSAN_OPTIONS="$tsan" build-tsan/tests/histocnn_concurrency_tests \
-    --gtest_filter='PoolResource.*:StatisticsAdaptor.*:LimitAdaptor.*:LoggingAdaptor.*:StepMemory.*:MemoryPlan.*:MemoryEngine.*:ParallelFor.*'
+    --gtest_filter='PoolResource.*:StatisticsAdaptor.*:LimitAdaptor.*:LoggingAdaptor.*:StepMemory.*:MemoryPlan.*:MemoryEngine.*:ParallelFor.*:AddressRanges.*:SourcedAllocator.*'
   # oneDNN's OpenMP team (not instrumented) is kept to one thread so only
   # our own threads run: the read-ahead ring's, the scorer's, a slide
   # prepared (or its maps drawn) beside another's scoring, MIL's folds

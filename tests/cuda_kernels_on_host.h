@@ -62,7 +62,7 @@ void pool_relu_backward_first(const T* pooled, const T* d_pooled, const uint8_t*
       const float v = pool_relu_backward_at(
           pooled + plane * per_pooled, d_pooled + plane * per_pooled,
           argmax ? argmax + plane * per_pooled : nullptr, g, e / g.w, e % g.w);
-      store(d_act, plane * g.h * g.w + e, v);
+      if (d_act) store(d_act, plane * g.h * g.w + e, v);
       thread_sums[size_t(e % kBlock)] += v;
     }
     if (plane_sums) plane_sums[plane] = block_sum(thread_sums);
@@ -109,7 +109,7 @@ void pool_relu_backward_last(const T* pooled, const T* d_pooled, const uint8_t* 
         const float v =
             pool_relu_backward_at(pooled + base, d_pooled + base, argmax ? argmax + base : nullptr,
                                   maps.geometry(), y, x, pl.row_stride(), pl.col_stride());
-        store(d_act, maps.act.at(n, c, y, x), v);
+        if (d_act) store(d_act, maps.act.at(n, c, y, x), v);
         return SumPair{v, 0};
       },
       partials, nullptr);
@@ -287,6 +287,64 @@ void small_wgrad_block(const T* x, const T* dy, float* partials, const Dims4& xd
       }
     }
   }
+}
+
+// small_wgrad_pooled_kernel's block (n, band) on the host: lane q % 32 takes
+// pooled position q of the band, as on the device.
+template <int C, int K, typename T>
+void small_wgrad_pooled_block(const T* x, const T* pooled, const T* d_pooled, const uint8_t* argmax,
+                              float* partials, const Dims4& xd, const Dims4& yd,
+                              const MapLayout& pl, int pad, const SmallWgradPlan& plan, int n,
+                              int band) {
+  constexpr int kTaps = C * K * K;
+  const int y0 = band * plan.rows_per_band;
+  const int rows = std::min(plan.rows_per_band, pl.h * plan.pool - y0);
+  const int tile_h = rows + K - 1, tile_w = xd.w + 2 * pad;
+  std::vector<float> tile(static_cast<size_t>(C * tile_h * tile_w));
+  const MapLayout xl{C, xd.h, xd.w, plan.channels_last};
+  for (int i = 0; i < C * tile_h * tile_w; ++i) {
+    const TileSlot s = tile_slot(i, C, tile_h, tile_w, plan.channels_last);
+    tile[size_t((s.c * tile_h + s.ty) * tile_w + s.tx)] =
+        padded_map_at(x, xl, n, s.c, y0 + s.ty - pad, s.tx - pad);
+  }
+  const int positions = rows / plan.pool * pl.w;
+  for (int o = 0; o < yd.c; ++o) {
+    std::vector<std::array<float, kTaps>> lanes(32);
+    for (auto& l : lanes) l.fill(0.0f);
+    const int64_t first = pl.at(n, o, y0 / plan.pool, 0);
+    for (int q = 0; q < positions; ++q) {
+      const int py = q / pl.w, px = q % pl.w;
+      const int64_t j = first + py * pl.row_stride() + px * pl.col_stride();
+      const PooledTerm term = pooled_wgrad_term(pooled, d_pooled, argmax, j, plan.pool, py, px);
+      wgrad_accumulate<C, K>(tile.data(), tile_h, tile_w, term.ty, term.tx, term.g,
+                             lanes[size_t(q % 32)].data());
+    }
+    float* row = partials + ((int64_t(n) * plan.bands + band) * yd.c + o) * kTaps;
+    for (int t = 0; t < kTaps; ++t) {
+      std::array<float, 32> v{};
+      for (int lane = 0; lane < 32; ++lane) v[size_t(lane)] = lanes[size_t(lane)][size_t(t)];
+      row[t] = warp_sum_down(v);
+    }
+  }
+}
+
+// launch_small_wgrad_pooled on the host.
+template <typename T>
+void small_wgrad_pooled(const T* x, const T* pooled, const T* d_pooled, const uint8_t* argmax,
+                        float* dw, const Dims4& xd, const Dims4& yd, bool pooled_channels_last,
+                        int kernel, int pad, const SmallWgradPlan& plan) {
+  const MapLayout pl =
+      PoolMaps{yd.n, yd.layout(plan.channels_last), pooled_channels_last, plan.pool}.pooled();
+  std::vector<float> partials(plan.workspace_bytes / sizeof(float));
+  for (int n = 0; n < yd.n; ++n)
+    for (int band = 0; band < plan.bands; ++band)
+      if (kernel == 3)
+        small_wgrad_pooled_block<3, 3, T>(x, pooled, d_pooled, argmax, partials.data(), xd, yd, pl,
+                                          pad, plan, n, band);
+      else
+        small_wgrad_pooled_block<3, 5, T>(x, pooled, d_pooled, argmax, partials.data(), xd, yd, pl,
+                                          pad, plan, n, band);
+  column_sums(partials.data(), yd.n * plan.bands, yd.c * plan.taps, dw);
 }
 
 // launch_small_wgrad on the host: dw = the weight gradient (OIHW).

@@ -70,6 +70,11 @@ TEST_P(PoolKernels, ForwardAndFusedBackwardEqualTheReferenceLayers) {
   on_host::pool_relu_backward(pooled.data(), d_pooled.data(), argmax.data(), d_act.data(),
                               sums.data(), first);
   EXPECT_EQ(d_act, want);  // every element written, uncovered rows/columns as 0
+  // No d_act (conv1's pooled weight-gradient route): the same bias partials.
+  std::vector<float> sums_only(sums.size(), NAN);
+  on_host::pool_relu_backward(pooled.data(), d_pooled.data(), argmax.data(),
+                              static_cast<float*>(nullptr), sums_only.data(), first);
+  EXPECT_EQ(sums_only, sums);
   on_host::column_sums(sums.data(), pc.n, pc.c, bias.data());
   for (int ch = 0; ch < pc.c; ++ch) {
     double b = 0;
@@ -286,6 +291,121 @@ TEST_P(SmallWgrad, EqualsTheReferenceWeightGradient) {
                          blocked);
     EXPECT_EQ(from_blocked, got) << out_block << " channels at once";
   }
+}
+
+// From the pooled gradient: conv1's output pooled (bias and ReLU after the
+// max, as the step does), a random pooled gradient; the weight gradient from
+// the pooled map, its gradient and argmax equals the reference's from the
+// full conv-output gradient (which pool_relu_backward scatters), in either
+// layout and precision.
+struct PooledWgradCase {
+  int n, out_c, h, w, kernel, pad, pool, target_blocks;
+};
+class SmallWgradPooled : public ::testing::TestWithParam<PooledWgradCase> {};
+
+TEST_P(SmallWgradPooled, EqualsTheReferenceFromTheScatteredGradient) {
+  const PooledWgradCase wc = GetParam();
+  const Dims4 x{wc.n, 3, wc.h, wc.w};
+  const Dims4 y = conv_output_dims(x, wc.out_c, wc.kernel, wc.pad);
+  const SmallWgradPlan plan =
+      plan_small_wgrad_pooled(x, y, wc.kernel, wc.pad, wc.pool, wc.target_blocks);
+  ASSERT_TRUE(plan.applies);
+  EXPECT_EQ(plan.rows_per_band % wc.pool, 0);
+  EXPECT_EQ(plan.bands * plan.rows_per_band >= y.h / wc.pool * wc.pool, true);
+  const PoolMaps maps{y.n, y.layout(false), false, wc.pool};
+  const MapLayout pl = maps.pooled();
+  const size_t pooled_count = size_t(y.n) * pl.c * pl.h * pl.w;
+  const auto input = testing::random_vector(size_t(x.count()), 31, 0, 1);
+  const auto act = testing::random_vector(size_t(y.count()), 32);  // the raw conv output
+  const auto bias = testing::random_vector(size_t(y.c), 33, -0.3f, 0.3f);
+  const auto d_pooled = testing::random_vector(pooled_count, 34);
+  std::vector<float> pooled(pooled_count);
+  std::vector<uint8_t> argmax(pooled_count);
+  on_host::max_pool_forward(act.data(), bias.data(), pooled.data(), argmax.data(), maps);
+  std::vector<float> d_act(size_t(y.count()));
+  on_host::pool_relu_backward(pooled.data(), d_pooled.data(), argmax.data(), d_act.data(),
+                              static_cast<float*>(nullptr), maps);
+  const auto weights = testing::random_vector(size_t(wc.out_c) * plan.taps, 35);
+  const size_t dw_count = size_t(wc.out_c) * plan.taps;
+  std::vector<float> want(dw_count), bias_grad(size_t(wc.out_c)), got(dw_count, NAN);
+  reference::conv2d_backward(input.data(), weights.data(), d_act.data(), nullptr, want.data(),
+                             bias_grad.data(), x.n, 3, x.h, x.w, wc.out_c, wc.kernel, wc.pad);
+  on_host::small_wgrad_pooled(input.data(), pooled.data(), d_pooled.data(), argmax.data(),
+                              got.data(), x, y, false, wc.kernel, wc.pad, plan);
+  for (size_t i = 0; i < dw_count; ++i)
+    ASSERT_NEAR(got[i], want[i], 1e-4 * std::max(1.0f, std::abs(want[i]))) << "dW[" << i << "]";
+  // Channels last, the pooled map either way (the last block's is channels
+  // first): the same tile, the same positions in the same order, the same bits.
+  for (bool pooled_last : {true, false}) {
+    const SmallWgradPlan last =
+        plan_small_wgrad_pooled(x, y, wc.kernel, wc.pad, wc.pool, wc.target_blocks, true);
+    const PoolMaps maps_last{y.n, y.layout(true), pooled_last, wc.pool};
+    std::vector<float> x_last(input.size()), p_last(pooled_count), dp_last(pooled_count),
+        from_last(dw_count, NAN);
+    std::vector<uint8_t> a_last(pooled_count);
+    on_host::relayout(input.data(), x_last.data(), x.n, x.layout(true));
+    const MapLayout pooled_first = pl, pooled_other = maps_last.pooled();
+    for (int64_t i = 0; i < int64_t(pooled_count); ++i) {
+      const MapCoords c = pooled_first.coords(i);
+      const int64_t j = pooled_other.at(c.n, c.c, c.y, c.x);
+      p_last[size_t(j)] = pooled[size_t(i)];
+      dp_last[size_t(j)] = d_pooled[size_t(i)];
+      a_last[size_t(j)] = argmax[size_t(i)];
+    }
+    on_host::small_wgrad_pooled(x_last.data(), p_last.data(), dp_last.data(), a_last.data(),
+                                from_last.data(), x, y, pooled_last, wc.kernel, wc.pad, last);
+    EXPECT_EQ(from_last, got) << "channels last, pooled map channels "
+                              << (pooled_last ? "last" : "first");
+  }
+  // bf16 maps holding exact values: the fp32 instantiation's bits.
+  auto exact = [](std::vector<float> v) {
+    for (float& e : v) e = round_to_bf16(e);
+    return v;
+  };
+  const auto input16 = exact(input), pooled16 = exact(pooled), d_pooled16 = exact(d_pooled);
+  auto to16 = [](const std::vector<float>& v) {
+    std::vector<Bf16> out(v.size());
+    for (size_t i = 0; i < v.size(); ++i) out[i] = to_bf16(v[i]);
+    return out;
+  };
+  std::vector<float> from_fp32(dw_count), from_bf16(dw_count, NAN);
+  on_host::small_wgrad_pooled(input16.data(), pooled16.data(), d_pooled16.data(), argmax.data(),
+                              from_fp32.data(), x, y, false, wc.kernel, wc.pad, plan);
+  const auto x16 = to16(input16), p16 = to16(pooled16), dp16 = to16(d_pooled16);
+  on_host::small_wgrad_pooled(x16.data(), p16.data(), dp16.data(), argmax.data(), from_bf16.data(),
+                              x, y, false, wc.kernel, wc.pad, plan);
+  EXPECT_EQ(from_bf16, from_fp32);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, SmallWgradPooled,
+    ::testing::Values(PooledWgradCase{2, 8, 12, 12, 3, 0, 2, 4},
+                      PooledWgradCase{3, 5, 13, 11, 3, 0, 2, 1000},  // odd map: rows left over
+                      PooledWgradCase{2, 6, 10, 9, 3, 1, 2, 7},      // padded
+                      PooledWgradCase{1, 33, 14, 12, 5, 0, 2, 3},    // kernel 5, > 32 channels
+                      PooledWgradCase{2, 4, 16, 14, 3, 0, 3, 5}));   // 3 x 3 windows
+
+TEST(SmallWgradPlan, ThePooledRouteBandsHoldWholeWindows) {
+  const Dims4 x{4, 3, 200, 200}, y{4, 32, 198, 198};
+  for (int target : {1, 8, 132, 528, 100000}) {
+    const SmallWgradPlan p = plan_small_wgrad_pooled(x, y, 3, 0, 2, target);
+    ASSERT_TRUE(p.applies) << target;
+    EXPECT_EQ(p.pool, 2);
+    EXPECT_EQ(p.rows_per_band % 2, 0) << target;
+    EXPECT_GE(p.rows_per_band, 2);
+    EXPECT_LE(p.shared_bytes, kSmallWgradSharedLimit);
+    EXPECT_GE(p.bands * p.rows_per_band, 198);
+    EXPECT_LT((p.bands - 1) * p.rows_per_band, 198);
+  }
+  // 197 rows: the last one is in no window and no band.
+  const SmallWgradPlan odd =
+      plan_small_wgrad_pooled({1, 3, 199, 199}, {1, 8, 197, 197}, 3, 0, 2, 100000);
+  EXPECT_EQ(odd.rows_per_band, 2);
+  EXPECT_EQ(odd.bands, 98);
+  EXPECT_FALSE(plan_small_wgrad_pooled(x, y, 3, 0, 1, 8).applies) << "pool 1: the plain route";
+  EXPECT_FALSE(plan_small_wgrad_pooled(x, y, 3, 0, 9, 8).applies) << "beyond the argmax byte";
+  EXPECT_FALSE(plan_small_wgrad_pooled({1, 3, 3, 3}, {1, 8, 1, 1}, 3, 0, 2, 8).applies)
+      << "no whole window";
 }
 
 TEST(SmallWgradPlan, ChannelBlocksAreCompiledForKernel3Only) {

@@ -174,6 +174,11 @@ struct StepOptions {
   bool channels_last = false;      // cuda: the conv blocks' maps NHWC, filters KRSC
   bool cudnn_benchmark = false;    // time the algorithms instead of trusting heuristics
   bool cuda_graphs = false;        // capture the steady-state step and replay it
+  // CUDA: the first conv block's weight gradient where our kernels apply
+  // (backends/cuda/cuda_step_wgrad.cpp): "" = the route timed fastest when
+  // the step is built; "cudnn", "direct" or "pooled" to take that one where
+  // it applies (the self-test checks each).
+  std::string cuda_small_wgrad_route;
   // Time every operation and sum per layer and direction (StepProfile::layers).
   // CPU: a clock read per operation; CUDA: an event before every operation
   // (the step runs eagerly, without CUDA graphs). Off by default.

@@ -234,6 +234,43 @@ void check_layers(SelfTest& t, const std::string& precision = "fp32") {
   }
 }
 
+// 1b. CUDA: conv1's weight gradient by each route the step chooses among
+// by time (cudnn, our direct kernel, our kernel from the pooled gradient),
+// each forced once, against the reference. A route that does not apply to
+// the network (batch norm: no pooled route) is a skipped row.
+void check_weight_gradient_routes(SelfTest& t) {
+  if (t.o.device == "cpu") return;
+  const auto& o = t.o;
+  t.ref.set(t.initial);
+  const auto want = t.ref.forward_backward(t.batch, t.count, true);
+  const ParamInfo* conv1 = nullptr;
+  for (const auto& info : t.initial.layout)
+    if (info.name == "conv1.weight") conv1 = &info;
+  if (!conv1) return;
+  for (const std::string route : {"cudnn", "direct", "pooled"}) {
+    MemoryEngine engine(t.memory("plan"));
+    StepOptions so = t.ref.options;
+    so.cudnn_graph = o.cudnn_graph;
+    so.channels_last = o.channels_last;
+    so.cuda_small_wgrad_route = route;
+    so.device.memory = &engine.resource();
+    const std::string check = "conv1.weight gradient, " + route;
+    std::unique_ptr<TrainingStep> step;
+    try {
+      step = t.backend->compile(o.spec, t.shape, so);
+    } catch (const Error& e) {
+      t.report.rows.push_back({check, true, 0, 0, e.what(), true});
+      continue;
+    }
+    step->set_parameters(t.initial);
+    Parameters grads;
+    step->gradients(t.batch.images.data(), t.batch.labels.data(), t.count, true, &grads);
+    t.add(check,
+          relative_difference(grads.data(*conv1), want.grads.data(*conv1), size_t(conv1->size)),
+          2e-3, "the route forced (training picks the fastest)");
+  }
+}
+
 // o.steps training steps through `allocator`. step_memory: each batch's
 // images first copied into a buffer from the step's input_buffers(), as the
 // loader makes them (CUDA: page-locked, sent by DMA from where they are);
@@ -354,6 +391,7 @@ SelfTestReport run_selftest(const SelfTestOptions& o) {
       t.report.rows.push_back(row);
     }
   }
+  check_weight_gradient_routes(t);
   check_training(t);
   check_pool(t);
   return std::move(t.report);

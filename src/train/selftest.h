@@ -10,6 +10,8 @@
 //   forward          loss and class probabilities of a random batch
 //   <param> grad     every parameter's gradient (one row per layer's weight and bias)
 //   bf16 ...         cuda: the bf16 step's loss, probabilities and gradient directions
+//   conv1.weight gradient, <route>   cuda: each way the step may compute it
+//                    (cudnn, direct, pooled), forced, against the reference
 //   train/<alloc>    parameters after `steps` Adam steps with that allocator
 //   same weights     every allocator gives identical weights (bit for bit)
 //   ..., batches in step memory   cuda: the same with the images in the step's

@@ -288,7 +288,13 @@ class ScheduleBuilder {
       c.d_conv_out = c.d_act;
     }
     c.ws_backward_filter = bytes_tensor(tag + ".ws_bwd_filter", ws.backward_filter);
-    op(OpKind::kConvBackwardFilter, int(k), {c.src, c.d_conv_out, c.ws_backward_filter});
+    // conv1's weight gradient may come from the pooled gradient
+    // (wgrad_kernels.h, chosen by time when the step is built): its pooled
+    // maps then live until it has run.
+    std::vector<int> filter_reads = {c.src, c.d_conv_out, c.ws_backward_filter};
+    if (k == 0 && !c.batch_norm && c.pool > 1)
+      filter_reads.insert(filter_reads.end(), {c.pooled, c.d_pooled, c.argmax});
+    op(OpKind::kConvBackwardFilter, int(k), filter_reads);
     if (k == 0) return;
     CudaSchedule::ConvTensors& prev = s_.convs[k - 1];
     prev.d_pooled = map_tensor("conv" + std::to_string(k) + ".d_pooled", prev.pooled_dims.count());

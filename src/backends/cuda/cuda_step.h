@@ -1,6 +1,7 @@
 // The CUDA training step's declaration, shared by its files:
 //   cuda_step.cpp         construction, staging, train/predict/gradients, state
 //   cuda_step_layers.cpp  cuDNN descriptors and algorithm choice per conv block
+//   cuda_step_wgrad.cpp   conv1's weight gradient: its routes timed, the choice
 //   cuda_step_ops.cpp     the dispatcher: one schedule operation -> cuDNN/cuBLAS/kernels
 // Internal to the CUDA backend (make_cuda_backend in cuda_backend.h is the API).
 //
@@ -145,9 +146,12 @@ class CudaTrainingStep final : public TrainingStep {
   CudaSchedule::ConvTensors conv_tensors(size_t k) const {
     return build_cuda_schedule(shape_, {}, format()).convs[k];
   }
-  SmallWgradPlan small_wgrad_plan(size_t k) const;
+  // conv1's weight gradient (cuda_step_wgrad.cpp): our kernels' plans,
+  // the routes timed, the choice.
+  SmallWgradPlan small_wgrad_plan(size_t k, int pool = 1) const;
   void choose_weight_gradient(ConvLayer& c, size_t k, const SmallWgradPlan& plan,
-                              nlohmann::json& record);
+                              bool cudnn_has_one, nlohmann::json& record);
+  std::string weight_gradient_route(float cudnn_ms, float direct_ms, float pooled_ms) const;
   void take_small_wgrad(ConvLayer& c, const SmallWgradPlan& plan, nlohmann::json& record) const;
   void choose_graphs(ConvLayer& c, size_t k, nlohmann::json& record);
   float time_on_scratch(const GraphConv::Run& run, size_t k);

@@ -5,37 +5,10 @@
 #include <cstring>
 
 #include "backends/cuda/cuda_step.h"
+#include "backends/cuda/cudnn_algorithms.h"
 #include "core/error.h"
 
 namespace histocnn::cuda {
-namespace {
-
-const char* fwd_name(int a) {
-  static const char* n[] = {
-      "IMPLICIT_GEMM", "IMPLICIT_PRECOMP_GEMM", "GEMM", "DIRECT", "FFT", "FFT_TILING",
-      "WINOGRAD",      "WINOGRAD_NONFUSED"};
-  return a >= 0 && a < 8 ? n[a] : "?";
-}
-const char* bwd_data_name(int a) {
-  static const char* n[] = {"ALGO_0",     "ALGO_1",   "FFT",
-                            "FFT_TILING", "WINOGRAD", "WINOGRAD_NONFUSED"};
-  return a >= 0 && a < 6 ? n[a] : "?";
-}
-const char* bwd_filter_name(int a) {
-  static const char* n[] = {"ALGO_0", "ALGO_1", "FFT", "ALGO_3", "WINOGRAD_NONFUSED", "FFT_TILING"};
-  return a >= 0 && a < 6 ? n[a] : "?";
-}
-
-template <typename Perf>
-std::vector<AlgorithmCandidate> candidates(const Perf* perf, int count, bool timed) {
-  std::vector<AlgorithmCandidate> out;
-  for (int i = 0; i < count; ++i)
-    out.push_back({int(perf[i].algo), perf[i].status == CUDNN_STATUS_SUCCESS, perf[i].memory,
-                   perf[i].determinism == CUDNN_DETERMINISTIC, timed ? perf[i].time : -1.0f});
-  return out;
-}
-
-}  // namespace
 
 void CudaTrainingStep::build_layers() {
   const bool tf32 = options_.precision == "tf32";
@@ -201,12 +174,7 @@ void CudaTrainingStep::choose_algorithms(ConvLayer& c, size_t k) {
                                                                &c.workspace.backward_data));
   choose_bias_relu(c, k);
   nlohmann::json j = algorithm_record(c, k, f, d, w);
-  if (w >= 0) {
-    choose_weight_gradient(c, k, own, j);
-  } else {  // no contest: ours is the only deterministic one
-    take_small_wgrad(c, own, j);
-    j["backward_filter_ms"] = {{"cudnn", "no deterministic algorithm"}};
-  }
+  choose_weight_gradient(c, k, own, w >= 0, j);
   if (options_.cudnn_graph) choose_graphs(c, k, j);
   details_["algorithms"].push_back(j);
 }
@@ -277,8 +245,8 @@ void CudaTrainingStep::choose_graphs(ConvLayer& c, size_t k, nlohmann::json& rec
     const char* name = direction_name(d);
     if (d == ConvDirection::kBackwardData && k == 0) continue;  // conv1 has no input gradient
     if (d == ConvDirection::kBackwardFilter && c.small_wgrad.applies) {
-      record["graph"][name] = std::string(small_wgrad_name(c.small_wgrad.out_block)) +
-                              " kept (faster than cuDNN's algorithms)";
+      record["graph"][name] =
+          std::string(small_wgrad_name(c.small_wgrad)) + " kept (faster than cuDNN's algorithms)";
       continue;
     }
     auto graph = std::make_unique<GraphConv>(context_->cudnn, g, d, limit, timer);
@@ -340,113 +308,6 @@ float CudaTrainingStep::time_on_scratch(const GraphConv::Run& run, size_t k) {
   for (size_t i = 0; i < 4; ++i)
     if (scratch[i]) resource_->deallocate(scratch[i], sizes[i], stream_);
   return ms;  // negative: it did not run
-}
-
-// Our direct kernel's plan for conv block k, or one that does not apply
-// (not a 3-channel layer, or its partial sums exceed the workspace limit).
-SmallWgradPlan CudaTrainingStep::small_wgrad_plan(size_t k) const {
-  const CudaSchedule::ConvTensors t = conv_tensors(k);
-  const ConvShape& s = shape_.convs[k];
-  int multiprocessors = 0;
-  HISTOCNN_CUDA(
-      cudaDeviceGetAttribute(&multiprocessors, cudaDevAttrMultiProcessorCount, context_->device));
-  SmallWgradPlan plan =
-      plan_small_wgrad(t.x, t.y, s.kernel, s.pad, 4 * multiprocessors, channels_last_);
-  if (plan.workspace_bytes > options_.device.workspace_limit) plan.applies = false;
-  return plan;
-}
-
-void CudaTrainingStep::take_small_wgrad(ConvLayer& c, const SmallWgradPlan& plan,
-                                        nlohmann::json& record) const {
-  c.small_wgrad = plan;
-  c.workspace.backward_filter = plan.workspace_bytes;
-  record["backward_filter"] = small_wgrad_name(plan.out_block);
-  record["backward_filter_workspace"] = plan.workspace_bytes;
-}
-
-// Our direct weight-gradient kernel (wgrad_kernels.h) against cuDNN's
-// deterministic algorithms, each timed on scratch buffers, for the layers it
-// applies to (3 input channels: the first). The faster one is kept and both
-// times go into the layer's record (metrics.json "algorithms").
-void CudaTrainingStep::choose_weight_gradient(ConvLayer& c, size_t k, const SmallWgradPlan& plan,
-                                              nlohmann::json& record) {
-  if (!plan.applies) return;
-  const CudaSchedule::ConvTensors t = conv_tensors(k);
-  const ConvShape& s = shape_.convs[k];
-  // Scratch for both contenders, bounded so the trial fits a small
-  // --gpu-mem-limit and stays below the step's own peak (a cuDNN algorithm
-  // needing more workspace than that is not a contender).
-  const size_t limit =
-      std::min(options_.device.workspace_limit, std::max(plan.workspace_bytes, size_t(64) << 20));
-  cudnnHandle_t h = context_->cudnn;
-  const size_t xb = size_t(t.x.count()) * 4, yb = size_t(t.y.count()) * 4;
-  const size_t wb = size_t(s.out_c) * s.in_c * s.kernel * s.kernel * 4;
-  void* x = resource_->allocate(xb, stream_);
-  void* y = resource_->allocate(yb, stream_);
-  void* w = resource_->allocate(wb, stream_);
-  void* ws = resource_->allocate(limit, stream_);
-  HISTOCNN_CUDA(cudaMemsetAsync(x, 0, xb, stream_));
-  HISTOCNN_CUDA(cudaMemsetAsync(y, 0, yb, stream_));
-  // Ours, 1 output channel per warp pass and (kernel 3) 2 and 4: one
-  // warm-up, then the mean of three each; the fastest is our contender.
-  auto ours = [&](const SmallWgradPlan& p) {
-    if (bf16_)
-      launch_small_wgrad(static_cast<Bf16*>(x), static_cast<Bf16*>(y), static_cast<float*>(w),
-                         static_cast<float*>(ws), t.x, t.y, s.kernel, s.pad, p, stream_);
-    else
-      launch_small_wgrad(static_cast<float*>(x), static_cast<float*>(y), static_cast<float*>(w),
-                         static_cast<float*>(ws), t.x, t.y, s.kernel, s.pad, p, stream_);
-  };
-  cudaEvent_t start = nullptr, stop = nullptr;
-  HISTOCNN_CUDA(cudaEventCreate(&start));
-  HISTOCNN_CUDA(cudaEventCreate(&stop));
-  auto time_ours = [&](const SmallWgradPlan& p) {
-    ours(p);
-    HISTOCNN_CUDA(cudaEventRecord(start, stream_));
-    for (int i = 0; i < 3; ++i) ours(p);
-    HISTOCNN_CUDA(cudaEventRecord(stop, stream_));
-    check_launch("weight-gradient kernel");
-    sync();
-    float ms = 0;
-    HISTOCNN_CUDA(cudaEventElapsedTime(&ms, start, stop));
-    return ms / 3;
-  };
-  SmallWgradPlan own = plan;
-  float own_ms = -1;
-  nlohmann::json own_times = nlohmann::json::object();
-  for (int out_block : {1, 2, 4}) {
-    if (!small_wgrad_out_block_supported(s.kernel, out_block)) continue;
-    SmallWgradPlan variant = plan;
-    variant.out_block = out_block;
-    const float ms = time_ours(variant);
-    std::string name = small_wgrad_name(out_block);
-    for (char& ch : name) ch = char(std::tolower(static_cast<unsigned char>(ch)));
-    own_times[name] = ms;
-    if (own_ms < 0 || ms < own_ms) own = variant, own_ms = ms;
-  }
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
-  // cuDNN's: every algorithm it offers, timed by cuDNN itself.
-  constexpr int kMax = 16;
-  cudnnConvolutionBwdFilterAlgoPerf_t perf[kMax];
-  int returned = 0;
-  HISTOCNN_CUDA(cudnnSetStream(h, stream_));
-  HISTOCNN_CUDA(cudnnFindConvolutionBackwardFilterAlgorithmEx(h, c.x, x, c.y, y, c.conv, c.w, w,
-                                                              kMax, &returned, perf, ws, limit));
-  sync();
-  resource_->deallocate(ws, limit, stream_);
-  resource_->deallocate(w, wb, stream_);
-  resource_->deallocate(y, yb, stream_);
-  resource_->deallocate(x, xb, stream_);
-  const auto timed = candidates(perf, returned, true);
-  const int best = choose_algorithm(timed, limit, true);
-  float cudnn_ms = -1;
-  for (const auto& a : timed)
-    if (a.algorithm == best) cudnn_ms = a.milliseconds;
-  own_times[std::string("cudnn_") + bwd_filter_name(best)] = cudnn_ms;
-  record["backward_filter_ms"] = own_times;
-  if (best >= 0 && cudnn_ms <= own_ms) return;
-  take_small_wgrad(c, own, record);
 }
 
 }  // namespace histocnn::cuda

@@ -249,12 +249,14 @@ void CudaTrainingStep::run_pool_relu_backward(const ScheduledOp& op) {
   float* sums = t.bias_partials >= 0 ? tensor(t.bias_partials) : nullptr;
   const uint8_t* argmax = t.pool > 1 ? bytes(t.argmax) : nullptr;
   const PoolMaps maps = t.pool_maps();
+  // From the pooled gradient, conv1's weight gradient reads no d_act.
+  const bool write = !(c.small_wgrad.applies && c.small_wgrad.pool > 1);
   if (bf16_)
     launch_pool_relu_backward(bf16_tensor(t.pooled), bf16_tensor(t.d_pooled), argmax,
-                              bf16_tensor(t.d_act), sums, maps, stream_);
+                              write ? bf16_tensor(t.d_act) : nullptr, sums, maps, stream_);
   else
-    launch_pool_relu_backward(tensor(t.pooled), tensor(t.d_pooled), argmax, tensor(t.d_act), sums,
-                              maps, stream_);
+    launch_pool_relu_backward(tensor(t.pooled), tensor(t.d_pooled), argmax,
+                              write ? tensor(t.d_act) : nullptr, sums, maps, stream_);
   if (sums) launch_column_sums(sums, bias_partial_rows(maps), t.y.c, grads() + c.b_offset, stream_);
 }
 
@@ -264,6 +266,18 @@ void CudaTrainingStep::run_conv_backward_filter(const ScheduledOp& op) {
   const auto& t = schedule_.convs[size_t(op.layer)];
   void* ws = t.ws_backward_filter >= 0 ? tensor(t.ws_backward_filter) : nullptr;
   const ConvShape& s = shape_.convs[size_t(op.layer)];
+  if (c.small_wgrad.applies && c.small_wgrad.pool > 1) {  // from the pooled gradient
+    const uint8_t* argmax = bytes(t.argmax);
+    if (bf16_)
+      launch_small_wgrad_pooled(bf16_tensor(t.src), bf16_tensor(t.pooled), bf16_tensor(t.d_pooled),
+                                argmax, grads() + c.w_offset, static_cast<float*>(ws), t.x, t.y,
+                                t.pooled_channels_last, s.kernel, s.pad, c.small_wgrad, stream_);
+    else
+      launch_small_wgrad_pooled(tensor(t.src), tensor(t.pooled), tensor(t.d_pooled), argmax,
+                                grads() + c.w_offset, static_cast<float*>(ws), t.x, t.y,
+                                t.pooled_channels_last, s.kernel, s.pad, c.small_wgrad, stream_);
+    return;
+  }
   if (c.small_wgrad.applies) {  // fp32 sums and gradient, whatever the maps' type
     if (bf16_)
       launch_small_wgrad(bf16_tensor(t.src), bf16_tensor(t.d_conv_out), grads() + c.w_offset,

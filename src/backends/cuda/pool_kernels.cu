@@ -42,12 +42,12 @@ __global__ void pool_relu_backward_kernel(const T* pooled, const T* d_pooled, co
   const T* p = pooled + pooled_offset;
   const T* dp = d_pooled + pooled_offset;
   const uint8_t* am = argmax ? argmax + pooled_offset : nullptr;
-  T* out = d_act + plane * int64_t(g.h) * g.w;
+  T* out = d_act ? d_act + plane * int64_t(g.h) * g.w : nullptr;
   float sum = 0;
   for (int e = int(threadIdx.x); e < g.h * g.w; e += int(blockDim.x)) {
     const int y = e / g.w, x = e - y * g.w;
     const float v = pool_relu_backward_at(p, dp, am, g, y, x);
-    store(out, e, v);  // in place when p == 1: this thread read element e just above
+    if (out) store(out, e, v);  // in place when p == 1: this thread read element e just above
     sum += v;
   }
   if (!plane_sums) return;
@@ -67,7 +67,7 @@ __global__ void pool_relu_backward_last_kernel(const T* pooled, const T* d_poole
     const float v =
         pool_relu_backward_at(pooled + base, d_pooled + base, argmax ? argmax + base : nullptr,
                               maps.geometry(), y, x, pl.row_stride(), pl.col_stride());
-    store(d_act, maps.act.at(n, c, y, x), v);
+    if (d_act) store(d_act, maps.act.at(n, c, y, x), v);
     return SumPair{v, 0};
   });
   const int c = int(blockIdx.y) * 32 + int(threadIdx.x);

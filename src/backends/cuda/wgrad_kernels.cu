@@ -10,6 +10,21 @@ namespace {
 
 constexpr int kThreads = 256;
 
+// Stages the band's input rows (from output row y0, `rows` of them, with the
+// kernel's halo, zero padded) in `tile`, in the threads' coalescing order.
+template <int C, int K, typename T>
+__device__ void stage_band(const T* x, float* tile, const Dims4& xd, int n, int y0, int rows,
+                           int pad, bool channels_last) {
+  const int tile_h = rows + K - 1, tile_w = xd.w + 2 * pad;
+  const MapLayout xl{C, xd.h, xd.w, channels_last};
+  for (int i = int(threadIdx.x); i < C * tile_h * tile_w; i += kThreads) {
+    const TileSlot s = tile_slot(i, C, tile_h, tile_w, channels_last);
+    tile[(s.c * tile_h + s.ty) * tile_w + s.tx] =
+        padded_map_at(x, xl, n, s.c, y0 + s.ty - pad, s.tx - pad);
+  }
+  __syncthreads();
+}
+
 template <int C, int K, int OB, typename T>
 __global__ void __launch_bounds__(kThreads)
     small_wgrad_kernel(const T* x, const T* dy, float* partials, Dims4 xd, Dims4 yd, int pad,
@@ -20,13 +35,8 @@ __global__ void __launch_bounds__(kThreads)
   const int y0 = band * rows_per_band;
   const int rows = min(rows_per_band, yd.h - y0);
   const int tile_h = rows + K - 1, tile_w = xd.w + 2 * pad;
-  const MapLayout xl{C, xd.h, xd.w, channels_last}, yl{yd.c, yd.h, yd.w, channels_last};
-  for (int i = int(threadIdx.x); i < C * tile_h * tile_w; i += kThreads) {
-    const TileSlot s = tile_slot(i, C, tile_h, tile_w, channels_last);
-    tile[(s.c * tile_h + s.ty) * tile_w + s.tx] =
-        padded_map_at(x, xl, n, s.c, y0 + s.ty - pad, s.tx - pad);
-  }
-  __syncthreads();
+  const MapLayout yl{yd.c, yd.h, yd.w, channels_last};
+  stage_band<C, K>(x, tile, xd, n, y0, rows, pad, channels_last);
   const int lane = int(threadIdx.x) % 32, warp = int(threadIdx.x) / 32;
   const int positions = rows * yd.w;
   // The band's rows: contiguous channels first; channels last, position q
@@ -66,6 +76,46 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
+// From the pooled gradient: each warp takes output channels in turn, each
+// lane pooled positions of the band (whole windows); a position adds its
+// window maximum's patch times its gradient (pooled_wgrad_term).
+template <int C, int K, typename T>
+__global__ void __launch_bounds__(kThreads)
+    small_wgrad_pooled_kernel(const T* x, const T* pooled, const T* d_pooled, const uint8_t* argmax,
+                              float* partials, Dims4 xd, Dims4 yd, MapLayout pl, int pool, int pad,
+                              int rows_per_band, int bands, bool channels_last) {
+  constexpr int kTaps = C * K * K;
+  extern __shared__ float tile[];
+  const int band = int(blockIdx.x), n = int(blockIdx.y);
+  const int y0 = band * rows_per_band;
+  const int rows = min(rows_per_band, pl.h * pool - y0);
+  const int tile_h = rows + K - 1, tile_w = xd.w + 2 * pad;
+  stage_band<C, K>(x, tile, xd, n, y0, rows, pad, channels_last);
+  const int lane = int(threadIdx.x) % 32, warp = int(threadIdx.x) / 32;
+  const int positions = rows / pool * pl.w;
+  for (int o = warp; o < yd.c; o += kThreads / 32) {
+    float acc[kTaps];
+#pragma unroll
+    for (int t = 0; t < kTaps; ++t) acc[t] = 0;
+    const int64_t first = pl.at(n, o, y0 / pool, 0);
+    for (int q = lane; q < positions; q += 32) {
+      const int py = q / pl.w, px = q - py * pl.w;
+      const int64_t j = first + py * pl.row_stride() + px * pl.col_stride();
+      const PooledTerm term = pooled_wgrad_term(pooled, d_pooled, argmax, j, pool, py, px);
+      wgrad_accumulate<C, K>(tile, tile_h, tile_w, term.ty, term.tx, term.g, acc);
+    }
+#pragma unroll
+    for (int t = 0; t < kTaps; ++t)
+      for (int offset = 16; offset > 0; offset /= 2)
+        acc[t] += __shfl_down_sync(0xffffffffu, acc[t], offset);
+    if (lane == 0) {
+      float* row = partials + ((int64_t(n) * bands + band) * yd.c + o) * kTaps;
+#pragma unroll
+      for (int t = 0; t < kTaps; ++t) row[t] = acc[t];
+    }
+  }
+}
+
 template <int C, int K, int OB, typename T>
 void launch(const T* x, const T* dy, float* workspace, const Dims4& xd, const Dims4& yd, int pad,
             const SmallWgradPlan& plan, cudaStream_t stream) {
@@ -92,7 +142,45 @@ void small_wgrad(const T* x, const T* dy, float* dw, float* workspace, const Dim
   launch_column_sums(workspace, yd.n * plan.bands, yd.c * plan.taps, dw, stream);
 }
 
+template <typename T>
+void small_wgrad_pooled(const T* x, const T* pooled, const T* d_pooled, const uint8_t* argmax,
+                        float* dw, float* workspace, const Dims4& xd, const Dims4& yd,
+                        bool pooled_channels_last, int kernel, int pad, const SmallWgradPlan& plan,
+                        Stream stream) {
+  require(
+      plan.applies && plan.pool > 1 && plan.out_block == 1 && small_wgrad_supported(xd.c, kernel),
+      "launch_small_wgrad_pooled: the layer is not one the kernel was compiled for");
+  const MapLayout pl =
+      PoolMaps{yd.n, yd.layout(plan.channels_last), pooled_channels_last, plan.pool}.pooled();
+  auto* s = static_cast<cudaStream_t>(stream);
+  const dim3 grid(unsigned(plan.bands), unsigned(yd.n));
+  if (kernel == 3)
+    small_wgrad_pooled_kernel<3, 3, T><<<grid, kThreads, plan.shared_bytes, s>>>(
+        x, pooled, d_pooled, argmax, workspace, xd, yd, pl, plan.pool, pad, plan.rows_per_band,
+        plan.bands, plan.channels_last);
+  else
+    small_wgrad_pooled_kernel<3, 5, T><<<grid, kThreads, plan.shared_bytes, s>>>(
+        x, pooled, d_pooled, argmax, workspace, xd, yd, pl, plan.pool, pad, plan.rows_per_band,
+        plan.bands, plan.channels_last);
+  launch_column_sums(workspace, yd.n * plan.bands, yd.c * plan.taps, dw, stream);
+}
+
 }  // namespace
+
+void launch_small_wgrad_pooled(const float* x, const float* pooled, const float* d_pooled,
+                               const uint8_t* argmax, float* dw, float* workspace, const Dims4& xd,
+                               const Dims4& yd, bool pooled_channels_last, int kernel, int pad,
+                               const SmallWgradPlan& plan, Stream stream) {
+  small_wgrad_pooled(x, pooled, d_pooled, argmax, dw, workspace, xd, yd, pooled_channels_last,
+                     kernel, pad, plan, stream);
+}
+void launch_small_wgrad_pooled(const Bf16* x, const Bf16* pooled, const Bf16* d_pooled,
+                               const uint8_t* argmax, float* dw, float* workspace, const Dims4& xd,
+                               const Dims4& yd, bool pooled_channels_last, int kernel, int pad,
+                               const SmallWgradPlan& plan, Stream stream) {
+  small_wgrad_pooled(x, pooled, d_pooled, argmax, dw, workspace, xd, yd, pooled_channels_last,
+                     kernel, pad, plan, stream);
+}
 
 void launch_small_wgrad(const float* x, const float* dy, float* dw, float* workspace,
                         const Dims4& xd, const Dims4& yd, int kernel, int pad,

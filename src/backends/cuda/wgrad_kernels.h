@@ -17,11 +17,21 @@
 // adds the rows in a fixed order straight into the gradient (OIHW, PyTorch's
 // layout): deterministic.
 //
+// From the pooled gradient (`pool` > 1 in the plan): when the conv's output
+// feeds a max pool with its bias and ReLU after the max (our pool kernels),
+// its gradient is zero except at each window's maximum, where it is the
+// pooled gradient (ReLU' taken on the pooled value). The kernel then visits
+// the pooled positions instead — a quarter of them at 2x2 — reading the
+// pooled map, its gradient and the argmax bytes, and the step skips writing
+// the conv output's gradient at all (conv1 has no data gradient: nothing else
+// reads it). Same sums, fewer terms: no zero products.
+//
 // The arithmetic is the __host__ __device__ functions below; the plan is a
 // plain function. Both are run by host tests against reference::conv2d_backward.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 #include "backends/cuda/cuda_kernels.h"
 #include "backends/cuda/cuda_schedule.h"
@@ -109,7 +119,28 @@ struct SmallWgradPlan {
   // fewer shared-memory reads, more registers); the step times each on the
   // device.
   int out_block = 1;
+  // > 1: from the pooled gradient of a pool x pool max pool (out_block 1;
+  // rows_per_band a multiple of pool; the rows past the last whole window
+  // have no gradient and no band).
+  int pool = 1;
 };
+
+// One pooled position's term of the weight gradient: where in the band's
+// tile the window's maximum was (ty, tx) and the gradient there (g, zero
+// where the pooled value is not positive). `j` is the pooled element's
+// index in `pooled`, `d_pooled` and `argmax`; (py, px) its window in the
+// band, of `pool` x `pool`.
+struct PooledTerm {
+  int ty, tx;
+  float g;
+};
+template <typename T>
+HISTOCNN_HD PooledTerm pooled_wgrad_term(const T* pooled, const T* d_pooled, const uint8_t* argmax,
+                                         int64_t j, int pool, int py, int px) {
+  const int at = argmax[j];
+  const float g = load(pooled, j) > 0 ? load(d_pooled, j) : 0.0f;
+  return {py * pool + at / pool, px * pool + at % pool, g};
+}
 
 // The kernels compiled: 3 input channels, kernel 3 or 5, stride 1.
 constexpr bool small_wgrad_supported(int in_c, int kernel) {
@@ -129,6 +160,10 @@ inline const char* small_wgrad_name(int out_block) {
          : out_block == 2 ? "HISTOCNN_DIRECT_2CH"
                           : "HISTOCNN_DIRECT";
 }
+// The route's name in metrics.json: HISTOCNN_POOLED from the pooled gradient.
+inline const char* small_wgrad_name(const SmallWgradPlan& plan) {
+  return plan.pool > 1 ? "HISTOCNN_POOLED" : small_wgrad_name(plan.out_block);
+}
 constexpr size_t kSmallWgradSharedLimit = 48 * 1024;  // without opting in to more
 constexpr int kSmallWgradMaxRows = 16;
 
@@ -137,6 +172,10 @@ constexpr int kSmallWgradMaxRows = 16;
 // is not one the kernel was compiled for or one input row does not fit.
 SmallWgradPlan plan_small_wgrad(const Dims4& x, const Dims4& y, int kernel, int pad,
                                 int target_blocks, bool channels_last = false);
+// The same from the pooled gradient of a pool x pool max pool (2..8); not
+// `applies` where the map holds no whole window.
+SmallWgradPlan plan_small_wgrad_pooled(const Dims4& x, const Dims4& y, int kernel, int pad,
+                                       int pool, int target_blocks, bool channels_last = false);
 
 // dW (OIHW, y.c x x.c x kernel x kernel floats) = the weight gradient, through
 // `workspace` (plan.workspace_bytes). Requires plan.applies. With bf16 x and
@@ -147,5 +186,16 @@ void launch_small_wgrad(const float* x, const float* dy, float* dw, float* works
 void launch_small_wgrad(const Bf16* x, const Bf16* dy, float* dw, float* workspace, const Dims4& xd,
                         const Dims4& yd, int kernel, int pad, const SmallWgradPlan& plan,
                         Stream stream);
+// The same from the pooled gradient (plan.pool > 1): `pooled`, `d_pooled`
+// and `argmax` as the pool kernels hold them (PoolMaps{yd.n, yd's layout,
+// pooled_channels_last, plan.pool}.pooled()).
+void launch_small_wgrad_pooled(const float* x, const float* pooled, const float* d_pooled,
+                               const uint8_t* argmax, float* dw, float* workspace, const Dims4& xd,
+                               const Dims4& yd, bool pooled_channels_last, int kernel, int pad,
+                               const SmallWgradPlan& plan, Stream stream);
+void launch_small_wgrad_pooled(const Bf16* x, const Bf16* pooled, const Bf16* d_pooled,
+                               const uint8_t* argmax, float* dw, float* workspace, const Dims4& xd,
+                               const Dims4& yd, bool pooled_channels_last, int kernel, int pad,
+                               const SmallWgradPlan& plan, Stream stream);
 
 }  // namespace histocnn::cuda
