@@ -97,8 +97,8 @@ void CudaTrainingStep::take_small_wgrad(ConvLayer& c, const SmallWgradPlan& plan
 }
 
 // The routes of the file comment, timed; `cudnn_has_one`: cuDNN offers a
-// deterministic algorithm (c.bwd_filter, its heuristics' choice, is then
-// kept when cuDNN's route wins).
+// deterministic algorithm (when its route wins, its fastest one timed here
+// replaces the heuristics' choice).
 void CudaTrainingStep::choose_weight_gradient(ConvLayer& c, size_t k, const SmallWgradPlan& plan,
                                               bool cudnn_has_one, nlohmann::json& record) {
   if (!plan.applies) return;
@@ -176,6 +176,7 @@ void CudaTrainingStep::choose_weight_gradient(ConvLayer& c, size_t k, const Smal
   }
   // cuDNN's: every algorithm it offers, timed by cuDNN itself.
   float cudnn_ms = -1;
+  int cudnn_best = -1;
   if (cudnn_has_one) {
     constexpr int kMax = 16;
     cudnnConvolutionBwdFilterAlgoPerf_t perf[kMax];
@@ -185,10 +186,10 @@ void CudaTrainingStep::choose_weight_gradient(ConvLayer& c, size_t k, const Smal
         context_->cudnn, c.x, x, c.y, dy, c.conv, c.w, w, kMax, &returned, perf, ws, limit));
     sync();
     const auto timed = candidates(perf, returned, true);
-    const int best = choose_algorithm(timed, limit, true);
+    cudnn_best = choose_algorithm(timed, limit, true);
     for (const auto& a : timed)
-      if (a.algorithm == best) cudnn_ms = a.milliseconds;
-    times[std::string("cudnn_") + bwd_filter_name(best)] = cudnn_ms;
+      if (a.algorithm == cudnn_best) cudnn_ms = a.milliseconds;
+    times[std::string("cudnn_") + bwd_filter_name(cudnn_best)] = cudnn_ms;
   } else {
     times["cudnn"] = "no deterministic algorithm";
   }
@@ -197,8 +198,12 @@ void CudaTrainingStep::choose_weight_gradient(ConvLayer& c, size_t k, const Smal
       weight_gradient_route(cudnn_ms < 0 ? -1 : cudnn_ms + scatter_ms, direct_ms + scatter_ms,
                             pooled_ms < 0 ? -1 : pooled_ms + sums_ms);
   record["backward_filter_route"] = route;
-  if (route == "cudnn") return;
-  take_small_wgrad(c, route == "pooled" ? pooled : direct, record);
+  if (route != "cudnn") return take_small_wgrad(c, route == "pooled" ? pooled : direct, record);
+  c.bwd_filter = cudnnConvolutionBwdFilterAlgo_t(cudnn_best);
+  HISTOCNN_CUDA(cudnnGetConvolutionBackwardFilterWorkspaceSize(
+      context_->cudnn, c.x, c.y, c.conv, c.w, c.bwd_filter, &c.workspace.backward_filter));
+  record["backward_filter"] = bwd_filter_name(cudnn_best);
+  record["backward_filter_workspace"] = c.workspace.backward_filter;
 }
 
 // The route of the lowest time (negative: not a contender), or the one
