@@ -152,6 +152,8 @@ class CudaTrainingStep final : public TrainingStep {
   void choose_weight_gradient(ConvLayer& c, size_t k, const SmallWgradPlan& plan,
                               bool cudnn_has_one, nlohmann::json& record);
   std::string weight_gradient_route(float cudnn_ms, float direct_ms, float pooled_ms) const;
+  std::pair<int, float> time_cudnn_filter(const ConvLayer& c, void* x, void* dy, float* w,
+                                          float* ws, size_t limit);
   void take_small_wgrad(ConvLayer& c, const SmallWgradPlan& plan, nlohmann::json& record) const;
   void choose_graphs(ConvLayer& c, size_t k, nlohmann::json& record);
   float time_on_scratch(const GraphConv::Run& run, size_t k);

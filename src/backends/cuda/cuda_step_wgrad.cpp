@@ -69,6 +69,73 @@ std::string lower(std::string s) {
   return s;
 }
 
+// One contest's setting: conv block k's tensors and shape, the maps' type,
+// and zeroed scratch standing in for its tensors (the pooled ones only where
+// the pooled route applies).
+struct Contest {
+  cudaStream_t stream;
+  bool bf16;
+  CudaSchedule::ConvTensors t;
+  ConvShape s;
+  PoolMaps maps;
+  void *x = nullptr, *dy = nullptr, *pooled = nullptr, *d_pooled = nullptr;
+  float *w = nullptr, *ws = nullptr, *sums = nullptr;
+  uint8_t* argmax = nullptr;
+};
+
+// Our kernel on the conv output's gradient: every register block timed into
+// `times`; the fastest plan and its time.
+std::pair<SmallWgradPlan, float> time_direct(const Contest& k, const SmallWgradPlan& plan,
+                                             nlohmann::json& times) {
+  std::pair<SmallWgradPlan, float> best{plan, -1.0f};
+  for (int out_block : {1, 2, 4}) {
+    if (!small_wgrad_out_block_supported(k.s.kernel, out_block)) continue;
+    SmallWgradPlan v = plan;
+    v.out_block = out_block;
+    const float ms = mean_ms(k.stream, [&] {
+      if (k.bf16)
+        launch_small_wgrad(static_cast<Bf16*>(k.x), static_cast<Bf16*>(k.dy), k.w, k.ws, k.t.x,
+                           k.t.y, k.s.kernel, k.s.pad, v, k.stream);
+      else
+        launch_small_wgrad(static_cast<float*>(k.x), static_cast<float*>(k.dy), k.w, k.ws, k.t.x,
+                           k.t.y, k.s.kernel, k.s.pad, v, k.stream);
+    });
+    times[lower(small_wgrad_name(v))] = ms;
+    if (best.second < 0 || ms < best.second) best = {v, ms};
+  }
+  return best;
+}
+
+// Our kernel on the pooled gradient.
+float time_pooled(const Contest& k, const SmallWgradPlan& plan) {
+  const bool last = k.t.pooled_channels_last;
+  return mean_ms(k.stream, [&] {
+    if (k.bf16)
+      launch_small_wgrad_pooled(static_cast<Bf16*>(k.x), static_cast<Bf16*>(k.pooled),
+                                static_cast<Bf16*>(k.d_pooled), k.argmax, k.w, k.ws, k.t.x, k.t.y,
+                                last, k.s.kernel, k.s.pad, plan, k.stream);
+    else
+      launch_small_wgrad_pooled(static_cast<float*>(k.x), static_cast<float*>(k.pooled),
+                                static_cast<float*>(k.d_pooled), k.argmax, k.w, k.ws, k.t.x, k.t.y,
+                                last, k.s.kernel, k.s.pad, plan, k.stream);
+  });
+}
+
+// The pool backward a route needs: writing the conv output's gradient
+// (cudnn, direct), or only the bias sums (pooled).
+float time_pool_backward(const Contest& k, bool write_gradient) {
+  return mean_ms(k.stream, [&] {
+    if (k.bf16)
+      launch_pool_relu_backward(static_cast<Bf16*>(k.pooled), static_cast<Bf16*>(k.d_pooled),
+                                k.argmax, write_gradient ? static_cast<Bf16*>(k.dy) : nullptr,
+                                k.sums, k.maps, k.stream);
+    else
+      launch_pool_relu_backward(static_cast<float*>(k.pooled), static_cast<float*>(k.d_pooled),
+                                k.argmax, write_gradient ? static_cast<float*>(k.dy) : nullptr,
+                                k.sums, k.maps, k.stream);
+  });
+}
+
 }  // namespace
 
 // Our direct kernel's plan for conv block k (pool > 1: from the pooled
@@ -102,8 +169,9 @@ void CudaTrainingStep::take_small_wgrad(ConvLayer& c, const SmallWgradPlan& plan
 void CudaTrainingStep::choose_weight_gradient(ConvLayer& c, size_t k, const SmallWgradPlan& plan,
                                               bool cudnn_has_one, nlohmann::json& record) {
   if (!plan.applies) return;
-  const CudaSchedule::ConvTensors t = conv_tensors(k);
-  const ConvShape& s = shape_.convs[k];
+  Contest contest{stream_, bf16_, conv_tensors(k), shape_.convs[k], {}};
+  const CudaSchedule::ConvTensors& t = contest.t;
+  contest.maps = t.pool_maps();
   // From the pooled gradient where the pool applies the bias and ReLU (no
   // batch norm) and no data gradient reads the conv output's gradient.
   const SmallWgradPlan pooled =
@@ -113,86 +181,34 @@ void CudaTrainingStep::choose_weight_gradient(ConvLayer& c, size_t k, const Smal
   // than that is not a contender).
   const size_t limit =
       std::min(options_.device.workspace_limit, std::max(plan.workspace_bytes, size_t(64) << 20));
-  const size_t element = bf16_ ? sizeof(Bf16) : sizeof(float);
-  const PoolMaps maps = t.pool_maps();
-  const size_t pooled_count = size_t(t.pooled_dims.count());
   Scratch scratch(resource_, stream_);
-  void* x = scratch.take(size_t(t.x.count()) * 4);
-  void* dy = scratch.take(size_t(t.y.count()) * 4);
-  auto* w = static_cast<float*>(scratch.take(size_t(s.out_c) * s.in_c * s.kernel * s.kernel * 4));
-  auto* ws = static_cast<float*>(scratch.take(limit));
-  void* p = pooled.applies ? scratch.take(pooled_count * element) : nullptr;
-  void* dp = pooled.applies ? scratch.take(pooled_count * element) : nullptr;
-  auto* argmax = pooled.applies ? static_cast<uint8_t*>(scratch.take(pooled_count)) : nullptr;
-  auto* sums = pooled.applies
-                   ? static_cast<float*>(scratch.take(size_t(bias_partial_rows(maps)) * t.y.c * 4))
-                   : nullptr;
-  auto as_bf16 = [](void* q) { return static_cast<Bf16*>(q); };
-  auto as_float = [](void* q) { return static_cast<float*>(q); };
-  nlohmann::json times = nlohmann::json::object();
-  // Ours on the conv output's gradient: the fastest register block.
-  SmallWgradPlan direct = plan;
-  float direct_ms = -1;
-  for (int out_block : {1, 2, 4}) {
-    if (!small_wgrad_out_block_supported(s.kernel, out_block)) continue;
-    SmallWgradPlan v = plan;
-    v.out_block = out_block;
-    const float ms = mean_ms(stream_, [&] {
-      if (bf16_)
-        launch_small_wgrad(as_bf16(x), as_bf16(dy), w, ws, t.x, t.y, s.kernel, s.pad, v, stream_);
-      else
-        launch_small_wgrad(as_float(x), as_float(dy), w, ws, t.x, t.y, s.kernel, s.pad, v, stream_);
-    });
-    times[lower(small_wgrad_name(v))] = ms;
-    if (direct_ms < 0 || ms < direct_ms) direct = v, direct_ms = ms;
+  contest.x = scratch.take(size_t(t.x.count()) * 4);
+  contest.dy = scratch.take(size_t(t.y.count()) * 4);
+  contest.w = static_cast<float*>(scratch.take(size_t(plan.taps) * t.y.c * 4));
+  contest.ws = static_cast<float*>(scratch.take(limit));
+  if (pooled.applies) {
+    const size_t count = size_t(t.pooled_dims.count());
+    contest.pooled = scratch.take(count * (bf16_ ? sizeof(Bf16) : sizeof(float)));
+    contest.d_pooled = scratch.take(count * (bf16_ ? sizeof(Bf16) : sizeof(float)));
+    contest.argmax = static_cast<uint8_t*>(scratch.take(count));
+    contest.sums = static_cast<float*>(
+        scratch.take(size_t(bias_partial_rows(contest.maps)) * size_t(t.y.c) * 4));
   }
-  // Ours on the pooled gradient, and the pool backward either way.
+  nlohmann::json times = nlohmann::json::object();
+  const auto [direct, direct_ms] = time_direct(contest, plan, times);
   float pooled_ms = -1, scatter_ms = 0, sums_ms = 0;
   if (pooled.applies) {
-    const bool pl = t.pooled_channels_last;
-    pooled_ms = mean_ms(stream_, [&] {
-      if (bf16_)
-        launch_small_wgrad_pooled(as_bf16(x), as_bf16(p), as_bf16(dp), argmax, w, ws, t.x, t.y, pl,
-                                  s.kernel, s.pad, pooled, stream_);
-      else
-        launch_small_wgrad_pooled(as_float(x), as_float(p), as_float(dp), argmax, w, ws, t.x, t.y,
-                                  pl, s.kernel, s.pad, pooled, stream_);
-    });
-    auto pool_backward = [&](bool write_gradient) {
-      return mean_ms(stream_, [&] {
-        if (bf16_)
-          launch_pool_relu_backward(as_bf16(p), as_bf16(dp), argmax,
-                                    write_gradient ? as_bf16(dy) : nullptr, sums, maps, stream_);
-        else
-          launch_pool_relu_backward(as_float(p), as_float(dp), argmax,
-                                    write_gradient ? as_float(dy) : nullptr, sums, maps, stream_);
-      });
-    };
-    scatter_ms = pool_backward(true);
-    sums_ms = pool_backward(false);
-    times["histocnn_pooled"] = pooled_ms;
-    times["pool_backward_writing_the_gradient"] = scatter_ms;
-    times["pool_backward_bias_sums_only"] = sums_ms;
+    times["histocnn_pooled"] = pooled_ms = time_pooled(contest, pooled);
+    times["pool_backward_writing_the_gradient"] = scatter_ms = time_pool_backward(contest, true);
+    times["pool_backward_bias_sums_only"] = sums_ms = time_pool_backward(contest, false);
   }
-  // cuDNN's: every algorithm it offers, timed by cuDNN itself.
-  float cudnn_ms = -1;
-  int cudnn_best = -1;
-  if (cudnn_has_one) {
-    constexpr int kMax = 16;
-    cudnnConvolutionBwdFilterAlgoPerf_t perf[kMax];
-    int returned = 0;
-    HISTOCNN_CUDA(cudnnSetStream(context_->cudnn, stream_));
-    HISTOCNN_CUDA(cudnnFindConvolutionBackwardFilterAlgorithmEx(
-        context_->cudnn, c.x, x, c.y, dy, c.conv, c.w, w, kMax, &returned, perf, ws, limit));
-    sync();
-    const auto timed = candidates(perf, returned, true);
-    cudnn_best = choose_algorithm(timed, limit, true);
-    for (const auto& a : timed)
-      if (a.algorithm == cudnn_best) cudnn_ms = a.milliseconds;
+  const auto [cudnn_best, cudnn_ms] =
+      cudnn_has_one ? time_cudnn_filter(c, contest.x, contest.dy, contest.w, contest.ws, limit)
+                    : std::pair<int, float>{-1, -1.0f};
+  if (cudnn_has_one)
     times[std::string("cudnn_") + bwd_filter_name(cudnn_best)] = cudnn_ms;
-  } else {
+  else
     times["cudnn"] = "no deterministic algorithm";
-  }
   record["backward_filter_ms"] = times;
   const std::string route =
       weight_gradient_route(cudnn_ms < 0 ? -1 : cudnn_ms + scatter_ms, direct_ms + scatter_ms,
@@ -204,6 +220,25 @@ void CudaTrainingStep::choose_weight_gradient(ConvLayer& c, size_t k, const Smal
       context_->cudnn, c.x, c.y, c.conv, c.w, c.bwd_filter, &c.workspace.backward_filter));
   record["backward_filter"] = bwd_filter_name(cudnn_best);
   record["backward_filter_workspace"] = c.workspace.backward_filter;
+}
+
+// cuDNN's weight-gradient algorithms for the layer, every one timed by
+// cuDNN on the scratch; its fastest deterministic one within `limit` and
+// that one's time (-1, -1: none).
+std::pair<int, float> CudaTrainingStep::time_cudnn_filter(const ConvLayer& c, void* x, void* dy,
+                                                          float* w, float* ws, size_t limit) {
+  constexpr int kMax = 16;
+  cudnnConvolutionBwdFilterAlgoPerf_t perf[kMax];
+  int returned = 0;
+  HISTOCNN_CUDA(cudnnSetStream(context_->cudnn, stream_));
+  HISTOCNN_CUDA(cudnnFindConvolutionBackwardFilterAlgorithmEx(
+      context_->cudnn, c.x, x, c.y, dy, c.conv, c.w, w, kMax, &returned, perf, ws, limit));
+  sync();
+  const auto timed = candidates(perf, returned, true);
+  const int best = choose_algorithm(timed, limit, true);
+  for (const auto& a : timed)
+    if (a.algorithm == best) return {best, a.milliseconds};
+  return {-1, -1.0f};
 }
 
 // The route of the lowest time (negative: not a contender), or the one
