@@ -291,7 +291,7 @@ void CudaTrainingStep::stage(const float* images, const int32_t* labels, int cou
     ++batches_staged_;
     return;
   }
-  send_direct(s, images, count);
+  send_direct(s, images, image_bytes);
   // The caller may refill its buffer once train() returns: wait for the DMA
   // (a few ms at PCIe speed, while the GPU computes the previous batch).
   HISTOCNN_CUDA(cudaEventSynchronize(s.sent));
@@ -308,13 +308,12 @@ void CudaTrainingStep::send(const Stage& s) {
   HISTOCNN_CUDA(cudaEventRecord(s.sent, copy_stream_));
 }
 
-void CudaTrainingStep::send_direct(const Stage& s, const float* images, int count) {
-  const size_t image_bytes = landing_bytes(shape_) / size_t(shape_.batch) * size_t(count);
+void CudaTrainingStep::send_direct(const Stage& s, const float* images, size_t image_bytes) {
   char* landing = persistent(layout_.landing);
   HISTOCNN_CUDA(cudaStreamWaitEvent(copy_stream_, landing_read_, 0));
   HISTOCNN_CUDA(
       cudaMemcpyAsync(landing, images, image_bytes, cudaMemcpyHostToDevice, copy_stream_));
-  if (count < shape_.batch)
+  if (image_bytes < landing_bytes(shape_))
     HISTOCNN_CUDA(cudaMemsetAsync(landing + image_bytes, 0, landing_bytes(shape_) - image_bytes,
                                   copy_stream_));
   HISTOCNN_CUDA(cudaEventRecord(s.sent, copy_stream_));

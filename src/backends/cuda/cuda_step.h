@@ -292,9 +292,10 @@ class CudaTrainingStep final : public TrainingStep {
   cudaEvent_t landing_read_ = nullptr;
   void send(const Stage& s);
   // Images the caller made in input_source_'s page-locked memory cross by
-  // DMA from where they are (no staging copy on the training thread); their
-  // rows past `count` are zeroed on the device, as staging zeroes them.
-  void send_direct(const Stage& s, const float* images, int count);
+  // DMA from where they are (no staging copy on the training thread); the
+  // landing buffer past their `image_bytes` is zeroed on the device, as
+  // staging zeroes the rows past the count.
+  void send_direct(const Stage& s, const float* images, size_t image_bytes);
   std::shared_ptr<PinnedHostSource> input_source_;
   int64_t batches_direct_ = 0, batches_staged_ = 0;
   double* host_results_ = nullptr;  // pinned: loss sum, then correct (as int) — read once per epoch

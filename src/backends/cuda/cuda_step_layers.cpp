@@ -6,6 +6,7 @@
 
 #include "backends/cuda/cuda_step.h"
 #include "backends/cuda/cudnn_algorithms.h"
+#include "backends/cuda/device_timing.h"
 #include "core/error.h"
 
 namespace histocnn::cuda {
@@ -277,37 +278,20 @@ float CudaTrainingStep::time_on_scratch(const GraphConv::Run& run, size_t k) {
   const CudaSchedule::ConvTensors t = conv_tensors(k);
   const ConvShape& s = shape_.convs[k];
   const size_t element = bf16_ ? 2 : 4, limit = options_.device.workspace_limit;
-  const size_t sizes[4] = {std::max<size_t>(size_t(t.x.count()) * element, 1),
-                           std::max<size_t>(size_t(t.y.count()) * element, 1),
-                           size_t(s.out_c) * s.in_c * s.kernel * s.kernel * element,
-                           std::max<size_t>(limit, 1)};
-  std::array<void*, 4> scratch{};
-  cudaEvent_t start = nullptr, stop = nullptr;
-  float ms = -1;
   // Anything that fails here (the scratch does not fit a --gpu-mem-limit, the
   // engine does not run) only rules this engine out.
   try {
-    for (size_t i = 0; i < 4; ++i) scratch[i] = resource_->allocate(sizes[i], stream_);
-    for (size_t i = 0; i < 3; ++i) HISTOCNN_CUDA(cudaMemsetAsync(scratch[i], 0, sizes[i], stream_));
-    HISTOCNN_CUDA(cudaEventCreate(&start));
-    HISTOCNN_CUDA(cudaEventCreate(&stop));
+    DeviceScratch scratch(resource_, stream_);
+    void* x = scratch.take(std::max<size_t>(size_t(t.x.count()) * element, 1));
+    void* y = scratch.take(std::max<size_t>(size_t(t.y.count()) * element, 1));
+    void* w = scratch.take(size_t(s.out_c) * s.in_c * s.kernel * s.kernel * element);
+    void* ws = scratch.take(std::max<size_t>(limit, 1), false);
     HISTOCNN_CUDA(cudnnSetStream(context_->cudnn, stream_));
-    const std::array<void*, 4> by_tensor = {scratch[0], scratch[2], scratch[1], scratch[3]};
-    run(by_tensor);  // x, w, y, workspace
-    HISTOCNN_CUDA(cudaEventRecord(start, stream_));
-    for (int i = 0; i < 3; ++i) run(by_tensor);
-    HISTOCNN_CUDA(cudaEventRecord(stop, stream_));
-    sync();
-    HISTOCNN_CUDA(cudaEventElapsedTime(&ms, start, stop));
-    ms /= 3;
+    const std::array<void*, 4> by_tensor = {x, w, y, ws};
+    return mean_device_ms(stream_, [&] { run(by_tensor); });
   } catch (...) {
-    ms = -1;
+    return -1;  // negative: it did not run
   }
-  if (start) cudaEventDestroy(start);
-  if (stop) cudaEventDestroy(stop);
-  for (size_t i = 0; i < 4; ++i)
-    if (scratch[i]) resource_->deallocate(scratch[i], sizes[i], stream_);
-  return ms;  // negative: it did not run
 }
 
 }  // namespace histocnn::cuda

@@ -17,52 +17,11 @@
 
 #include "backends/cuda/cuda_step.h"
 #include "backends/cuda/cudnn_algorithms.h"
+#include "backends/cuda/device_timing.h"
 #include "core/error.h"
 
 namespace histocnn::cuda {
 namespace {
-
-// Zeroed device buffers from the step's resource, returned when it goes.
-class Scratch {
- public:
-  Scratch(MemoryResource* resource, cudaStream_t stream) : resource_(resource), stream_(stream) {}
-  ~Scratch() {
-    cudaStreamSynchronize(stream_);
-    for (auto it = held_.rbegin(); it != held_.rend(); ++it)
-      resource_->deallocate(it->first, it->second, stream_);
-  }
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-  void* take(size_t bytes) {
-    void* p = resource_->allocate(bytes, stream_);
-    held_.push_back({p, bytes});
-    HISTOCNN_CUDA(cudaMemsetAsync(p, 0, bytes, stream_));
-    return p;
-  }
-
- private:
-  MemoryResource* resource_;
-  cudaStream_t stream_;
-  std::vector<std::pair<void*, size_t>> held_;
-};
-
-// Mean milliseconds of three runs of `run` after one warm-up, by events.
-float mean_ms(cudaStream_t stream, const std::function<void()>& run) {
-  cudaEvent_t start = nullptr, stop = nullptr;
-  HISTOCNN_CUDA(cudaEventCreate(&start));
-  HISTOCNN_CUDA(cudaEventCreate(&stop));
-  run();
-  HISTOCNN_CUDA(cudaEventRecord(start, stream));
-  for (int i = 0; i < 3; ++i) run();
-  HISTOCNN_CUDA(cudaEventRecord(stop, stream));
-  check_launch("weight-gradient contest");
-  HISTOCNN_CUDA(cudaEventSynchronize(stop));
-  float ms = 0;
-  HISTOCNN_CUDA(cudaEventElapsedTime(&ms, start, stop));
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
-  return ms / 3;
-}
 
 std::string lower(std::string s) {
   for (char& ch : s) ch = char(std::tolower(static_cast<unsigned char>(ch)));
@@ -92,7 +51,7 @@ std::pair<SmallWgradPlan, float> time_direct(const Contest& k, const SmallWgradP
     if (!small_wgrad_out_block_supported(k.s.kernel, out_block)) continue;
     SmallWgradPlan v = plan;
     v.out_block = out_block;
-    const float ms = mean_ms(k.stream, [&] {
+    const float ms = mean_device_ms(k.stream, [&] {
       if (k.bf16)
         launch_small_wgrad(static_cast<Bf16*>(k.x), static_cast<Bf16*>(k.dy), k.w, k.ws, k.t.x,
                            k.t.y, k.s.kernel, k.s.pad, v, k.stream);
@@ -109,7 +68,7 @@ std::pair<SmallWgradPlan, float> time_direct(const Contest& k, const SmallWgradP
 // Our kernel on the pooled gradient.
 float time_pooled(const Contest& k, const SmallWgradPlan& plan) {
   const bool last = k.t.pooled_channels_last;
-  return mean_ms(k.stream, [&] {
+  return mean_device_ms(k.stream, [&] {
     if (k.bf16)
       launch_small_wgrad_pooled(static_cast<Bf16*>(k.x), static_cast<Bf16*>(k.pooled),
                                 static_cast<Bf16*>(k.d_pooled), k.argmax, k.w, k.ws, k.t.x, k.t.y,
@@ -124,7 +83,7 @@ float time_pooled(const Contest& k, const SmallWgradPlan& plan) {
 // The pool backward a route needs: writing the conv output's gradient
 // (cudnn, direct), or only the bias sums (pooled).
 float time_pool_backward(const Contest& k, bool write_gradient) {
-  return mean_ms(k.stream, [&] {
+  return mean_device_ms(k.stream, [&] {
     if (k.bf16)
       launch_pool_relu_backward(static_cast<Bf16*>(k.pooled), static_cast<Bf16*>(k.d_pooled),
                                 k.argmax, write_gradient ? static_cast<Bf16*>(k.dy) : nullptr,
@@ -181,11 +140,11 @@ void CudaTrainingStep::choose_weight_gradient(ConvLayer& c, size_t k, const Smal
   // than that is not a contender).
   const size_t limit =
       std::min(options_.device.workspace_limit, std::max(plan.workspace_bytes, size_t(64) << 20));
-  Scratch scratch(resource_, stream_);
+  DeviceScratch scratch(resource_, stream_);
   contest.x = scratch.take(size_t(t.x.count()) * 4);
   contest.dy = scratch.take(size_t(t.y.count()) * 4);
   contest.w = static_cast<float*>(scratch.take(size_t(plan.taps) * t.y.c * 4));
-  contest.ws = static_cast<float*>(scratch.take(limit));
+  contest.ws = static_cast<float*>(scratch.take(limit, false));
   if (pooled.applies) {
     const size_t count = size_t(t.pooled_dims.count());
     contest.pooled = scratch.take(count * (bf16_ ? sizeof(Bf16) : sizeof(float)));

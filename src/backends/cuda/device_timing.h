@@ -1,0 +1,67 @@
+// What the CUDA step's contests share when it is built (algorithm and
+// route choices timed on the device): zeroed scratch buffers from the
+// step's resource, returned when they go, and a kernel sequence's mean time
+// by events. Internal to the CUDA backend.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <functional>
+#include <utility>
+#include <vector>
+
+#include "backends/cuda/cuda_context.h"
+#include "backends/cuda/cuda_kernels.h"
+#include "memory/memory_resource.h"
+
+namespace histocnn::cuda {
+
+class DeviceScratch {
+ public:
+  DeviceScratch(MemoryResource* resource, cudaStream_t stream)
+      : resource_(resource), stream_(stream) {}
+  ~DeviceScratch() {
+    cudaStreamSynchronize(stream_);
+    for (auto it = held_.rbegin(); it != held_.rend(); ++it)
+      resource_->deallocate(it->first, it->second, stream_);
+  }
+  DeviceScratch(const DeviceScratch&) = delete;
+  DeviceScratch& operator=(const DeviceScratch&) = delete;
+  // `bytes` on the stream, zeroed unless `zeroed` is false (a workspace).
+  void* take(size_t bytes, bool zeroed = true) {
+    void* p = resource_->allocate(bytes, stream_);
+    held_.push_back({p, bytes});
+    if (zeroed) HISTOCNN_CUDA(cudaMemsetAsync(p, 0, bytes, stream_));
+    return p;
+  }
+
+ private:
+  MemoryResource* resource_;
+  cudaStream_t stream_;
+  std::vector<std::pair<void*, size_t>> held_;
+};
+
+// The mean device milliseconds of three runs of `run` on `stream` after one
+// warm-up, by events (destroyed whatever `run` throws).
+inline float mean_device_ms(cudaStream_t stream, const std::function<void()>& run) {
+  struct Events {
+    cudaEvent_t start = nullptr, stop = nullptr;
+    ~Events() {
+      if (start) cudaEventDestroy(start);
+      if (stop) cudaEventDestroy(stop);
+    }
+  } e;
+  HISTOCNN_CUDA(cudaEventCreate(&e.start));
+  HISTOCNN_CUDA(cudaEventCreate(&e.stop));
+  run();
+  HISTOCNN_CUDA(cudaEventRecord(e.start, stream));
+  for (int i = 0; i < 3; ++i) run();
+  HISTOCNN_CUDA(cudaEventRecord(e.stop, stream));
+  check_launch("a timed trial");
+  HISTOCNN_CUDA(cudaEventSynchronize(e.stop));
+  float ms = 0;
+  HISTOCNN_CUDA(cudaEventElapsedTime(&ms, e.start, e.stop));
+  return ms / 3;
+}
+
+}  // namespace histocnn::cuda
