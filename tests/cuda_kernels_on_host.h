@@ -255,11 +255,8 @@ void small_wgrad_block(const T* x, const T* dy, float* partials, const Dims4& xd
   const int tile_h = rows + K - 1, tile_w = xd.w + 2 * pad;
   std::vector<float> tile(static_cast<size_t>(C * tile_h * tile_w));
   const MapLayout xl{C, xd.h, xd.w, plan.channels_last}, yl{yd.c, yd.h, yd.w, plan.channels_last};
-  for (int i = 0; i < C * tile_h * tile_w; ++i) {
-    const TileSlot s = tile_slot(i, C, tile_h, tile_w, plan.channels_last);
-    tile[size_t((s.c * tile_h + s.ty) * tile_w + s.tx)] =
-        padded_map_at(x, xl, n, s.c, y0 + s.ty - pad, s.tx - pad);
-  }
+  for (int i = 0; i < C * tile_h * tile_w; ++i)
+    stage_tile_element(x, xl, n, y0, pad, tile_h, tile_w, i, tile.data());
   // A warp's pass: output channels o0 .. o0 + OB - 1 (those past the last
   // read the last one's values and are not written), lane q % 32 taking
   // position q.
@@ -302,11 +299,8 @@ void small_wgrad_pooled_block(const T* x, const T* pooled, const T* d_pooled, co
   const int tile_h = rows + K - 1, tile_w = xd.w + 2 * pad;
   std::vector<float> tile(static_cast<size_t>(C * tile_h * tile_w));
   const MapLayout xl{C, xd.h, xd.w, plan.channels_last};
-  for (int i = 0; i < C * tile_h * tile_w; ++i) {
-    const TileSlot s = tile_slot(i, C, tile_h, tile_w, plan.channels_last);
-    tile[size_t((s.c * tile_h + s.ty) * tile_w + s.tx)] =
-        padded_map_at(x, xl, n, s.c, y0 + s.ty - pad, s.tx - pad);
-  }
+  for (int i = 0; i < C * tile_h * tile_w; ++i)
+    stage_tile_element(x, xl, n, y0, pad, tile_h, tile_w, i, tile.data());
   const int positions = rows / plan.pool * pl.w;
   for (int o = 0; o < yd.c; ++o) {
     std::vector<std::array<float, kTaps>> lanes(32);

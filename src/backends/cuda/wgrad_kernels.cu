@@ -1,6 +1,7 @@
 // The direct weight-gradient kernel of wgrad_kernels.h.
 #include <cuda_runtime.h>
 
+#include "backends/cuda/band_tile.cuh"
 #include "backends/cuda/pool_kernels.h"
 #include "backends/cuda/wgrad_kernels.h"
 #include "core/error.h"
@@ -9,21 +10,6 @@ namespace histocnn::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-
-// Stages the band's input rows (from output row y0, `rows` of them, with the
-// kernel's halo, zero padded) in `tile`, in the threads' coalescing order.
-template <int C, int K, typename T>
-__device__ void stage_band(const T* x, float* tile, const Dims4& xd, int n, int y0, int rows,
-                           int pad, bool channels_last) {
-  const int tile_h = rows + K - 1, tile_w = xd.w + 2 * pad;
-  const MapLayout xl{C, xd.h, xd.w, channels_last};
-  for (int i = int(threadIdx.x); i < C * tile_h * tile_w; i += kThreads) {
-    const TileSlot s = tile_slot(i, C, tile_h, tile_w, channels_last);
-    tile[(s.c * tile_h + s.ty) * tile_w + s.tx] =
-        padded_map_at(x, xl, n, s.c, y0 + s.ty - pad, s.tx - pad);
-  }
-  __syncthreads();
-}
 
 template <int C, int K, int OB, typename T>
 __global__ void __launch_bounds__(kThreads)

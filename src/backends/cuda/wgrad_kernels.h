@@ -33,36 +33,13 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "backends/cuda/band_tile.h"
 #include "backends/cuda/cuda_kernels.h"
 #include "backends/cuda/cuda_schedule.h"
 #include "core/bf16.h"
 #include "core/hd.h"
 
 namespace histocnn::cuda {
-
-// Element (y, x) of image n's channel c of a map in either layout, with zero
-// padding outside it (T: float, or Bf16 under --precision bf16; the tile and
-// the sums stay fp32).
-template <typename T>
-HISTOCNN_HD float padded_map_at(const T* map, const MapLayout& l, int n, int c, int y, int x) {
-  return y >= 0 && y < l.h && x >= 0 && x < l.w ? load(map, l.at(n, c, y, x)) : 0.0f;
-}
-
-// Where element i of the band's staged input goes in the tile (C planes of
-// tile_h x tile_w): the threads load in memory order — channels first a
-// plane row at a time, channels last a pixel's channels at a time — so
-// their reads coalesce either way.
-struct TileSlot {
-  int c, ty, tx;
-};
-HISTOCNN_HD TileSlot tile_slot(int i, int channels, int tile_h, int tile_w, bool channels_last) {
-  if (channels_last) {
-    const int pixel = i / channels;
-    return {i - pixel * channels, pixel / tile_w, pixel % tile_w};
-  }
-  const int c = i / (tile_h * tile_w), rest = i - c * tile_h * tile_w;
-  return {c, rest / tile_w, rest % tile_w};
-}
 
 // acc[(c*K + r)*K + s] += g * tile[c][ty + r][tx + s]: one output-gradient
 // element's contribution to every tap. `tile` is C planes of tile_h x tile_w
