@@ -18,6 +18,7 @@
 
 #include "backends/cuda/cuda_kernels.h"
 #include "backends/cuda/cuda_schedule.h"
+#include "conv_pool_on_host.h"
 #include "cuda_kernels_on_host.h"
 #include "memory/adaptors.h"
 #include "memory/host_resource.h"
@@ -60,12 +61,12 @@ template <typename T>
 HostRun run_schedule_as(const NetworkShape& shape, const Parameters& params, const float* images,
                         const int32_t* labels, const BatchMeta& meta, bool training, uint64_t seed,
                         int64_t step, bool planned, const std::vector<ConvWorkspaces>& workspaces,
-                        Buffers* buffers, elementwise::LabelSmoothing smoothing,
-                        bool channels_last) {
+                        Buffers* buffers, elementwise::LabelSmoothing smoothing, bool channels_last,
+                        ConvRoutes conv1) {
   constexpr bool bf16 = std::is_same_v<T, Bf16>;
   const int count = meta.count;
   const int denominator = meta.global_count > 0 ? meta.global_count : count;
-  const CudaSchedule s = build_cuda_schedule(shape, workspaces, {bf16, channels_last});
+  const CudaSchedule s = build_cuda_schedule(shape, workspaces, {bf16, channels_last}, conv1);
   HostResource host;
   StatisticsAdaptor stats(host);
   std::vector<void*> at(s.tensors.size(), nullptr);
@@ -153,6 +154,17 @@ HostRun run_schedule_as(const NetworkShape& shape, const Parameters& params, con
           if (final_output)
             on_host::bias_relu(map(c.conv_out), w(conv + ".bias"), n, c.y.layout(c.channels_last));
         if (c.ws_forward >= 0) static_cast<uint8_t*>(at[size_t(c.ws_forward)])[0] = 1;
+        break;
+      }
+      case OpKind::kConvPoolForward: {  // our fused kernel, as many bands as the device's
+        const auto& c = s.convs[size_t(op.layer)];
+        const ConvShape& cs = shape.convs[size_t(op.layer)];
+        const ConvPoolPlan plan = plan_conv_pool(c.x, c.y, cs.kernel, cs.pad, cs.pool, 4 * n,
+                                                 c.channels_last, c.pooled_channels_last);
+        EXPECT_TRUE(plan.applies);
+        on_host::conv_pool_forward(map(c.src), w(conv + ".weight"), w(conv + ".bias"),
+                                   map(c.pooled), static_cast<uint8_t*>(at[size_t(c.argmax)]), c.x,
+                                   c.y, cs.kernel, cs.pad, plan);
         break;
       }
       case OpKind::kPoolForward: {
@@ -291,8 +303,8 @@ HostRun run_schedule_as(const NetworkShape& shape, const Parameters& params, con
         float* sums = c.bias_partials >= 0 ? f(c.bias_partials) : nullptr;
         on_host::pool_relu_backward(
             map(c.pooled), map(c.d_pooled),
-            c.pool > 1 ? static_cast<uint8_t*>(at[size_t(c.argmax)]) : nullptr, map(c.d_act), sums,
-            c.pool_maps());
+            c.pool > 1 ? static_cast<uint8_t*>(at[size_t(c.argmax)]) : nullptr,
+            c.d_act >= 0 ? map(c.d_act) : nullptr, sums, c.pool_maps());
         if (sums)
           on_host::column_sums(sums, bias_partial_rows(c.pool_maps()), c.y.c, g(conv + ".bias"));
         break;
@@ -300,9 +312,20 @@ HostRun run_schedule_as(const NetworkShape& shape, const Parameters& params, con
       case OpKind::kConvBackwardFilter: {
         const auto& c = s.convs[size_t(op.layer)];
         const ConvShape& cs = shape.convs[size_t(op.layer)];
-        // Our direct kernel where it applies (as the step picks it when it is
-        // faster), split into several bands per image; cuDNN's stand-in else,
-        // which under bf16 writes the gradient in bf16 before it is widened.
+        // From the pooled gradient where the routes say; else our direct
+        // kernel where it applies (as the step picks it when it is faster),
+        // split into several bands per image; cuDNN's stand-in else, which
+        // under bf16 writes the gradient in bf16 before it is widened.
+        if (c.routes.pooled_weight_gradient) {
+          const SmallWgradPlan pooled =
+              plan_small_wgrad_pooled(c.x, c.y, cs.kernel, cs.pad, c.pool, 4 * n, c.channels_last);
+          EXPECT_TRUE(pooled.applies);
+          on_host::small_wgrad_pooled(map(c.src), map(c.pooled), map(c.d_pooled),
+                                      static_cast<uint8_t*>(at[size_t(c.argmax)]),
+                                      g(conv + ".weight"), c.x, c.y, c.pooled_channels_last,
+                                      cs.kernel, cs.pad, pooled);
+          break;
+        }
         const SmallWgradPlan plan =
             plan_small_wgrad(c.x, c.y, cs.kernel, cs.pad, 4 * n, c.channels_last);
         if (plan.applies) {
@@ -357,12 +380,12 @@ inline HostRun run_schedule(const NetworkShape& shape, const Parameters& params,
                             bool training, uint64_t seed, int64_t step, bool planned,
                             const std::vector<ConvWorkspaces>& workspaces = {},
                             Buffers* buffers = nullptr, elementwise::LabelSmoothing smoothing = {},
-                            bool bf16 = false, bool channels_last = false) {
+                            bool bf16 = false, bool channels_last = false, ConvRoutes conv1 = {}) {
   if (bf16)
     return run_schedule_as<Bf16>(shape, params, images, labels, meta, training, seed, step, planned,
-                                 workspaces, buffers, smoothing, channels_last);
+                                 workspaces, buffers, smoothing, channels_last, conv1);
   return run_schedule_as<float>(shape, params, images, labels, meta, training, seed, step, planned,
-                                workspaces, buffers, smoothing, channels_last);
+                                workspaces, buffers, smoothing, channels_last, conv1);
 }
 
 using testing::Case;

@@ -60,6 +60,81 @@ TEST(CudaScheduleOnHost, SlicesOfABatchSumToTheWholeBatch) {
   for (size_t i = 0; i < grads.size(); ++i) ASSERT_NEAR(grads[i], whole.grads.values[i], 1e-5) << i;
 }
 
+// conv1's own routes (ConvRoutes): the fused forward kernel and the weight
+// gradient from the pooled gradient, each alone and both, channels first and
+// last, planned (what dies early is poisoned) and per tensor — the same
+// results as the reference network, without the tensors they remove.
+TEST(CudaScheduleOnHost, Conv1RoutesMatchTheReferenceWithoutTheTensorsTheyRemove) {
+  for (const char* spec : {"conv 8 kernel=3 pool=2; conv 6 kernel=3 pool=2; dense 10; dense 3",
+                           "conv 5 kernel=5 pool=2 pad=same; dense 4; dropout 0.5; dense 2"}) {
+    const NetworkShape shape = infer_shapes(parse_model_spec(spec), 5, 23, 19);
+    Parameters params = Parameters::glorot(shape, 5);
+    for (const auto& info : params.layout)
+      if (info.is_bias)
+        for (int64_t i = 0; i < info.size; ++i) params.data(info)[i] = 0.05f * float((i % 7) - 3);
+    const auto images = testing::random_vector(size_t(5) * 3 * 23 * 19, 17, 0, 1);
+    const std::vector<int32_t> labels = {0, 1, 2 % shape.classes(), 1, 0};
+    const auto want = reference::network_forward_backward(shape, params, images.data(),
+                                                          labels.data(), 5, true, 99, 4);
+    for (ConvRoutes routes :
+         {ConvRoutes{true, false}, ConvRoutes{false, true}, ConvRoutes{true, true}}) {
+      const CudaSchedule s = build_cuda_schedule(shape, {}, {}, routes);
+      for (const auto& t : s.tensors) {
+        EXPECT_FALSE(routes.fused_forward && t.name == "conv1.out") << spec;
+        EXPECT_FALSE(routes.pooled_weight_gradient && t.name == "conv1.d_out") << spec;
+      }
+      for (bool last : {false, true})
+        for (bool planned : {true, false}) {
+          const std::string what = std::string(spec) + " fused " +
+                                   std::to_string(routes.fused_forward) + " pooled " +
+                                   std::to_string(routes.pooled_weight_gradient) + " last " +
+                                   std::to_string(last) + " planned " + std::to_string(planned);
+          const HostRun got =
+              run_schedule(shape, params, images.data(), labels.data(), BatchMeta{5, 0, 0}, true,
+                           99, 4, planned, {}, nullptr, {}, false, last, routes);
+          EXPECT_NEAR(got.loss, want.loss, 1e-5 * std::max(1.0, want.loss)) << what;
+          testing::expect_gradients_match(got.grads, want.grads, 1e-5, 1e-4, what);
+          for (int i = 0; i < shape.classes() * 5; ++i)
+            EXPECT_NEAR(got.probs[size_t(i)], want.probs[size_t(i)], 1e-5) << what;
+        }
+    }
+  }
+}
+
+// The paper's network at 200x200, batch 50: the two routes remove conv1's
+// output and its gradient (251 MB each), which made the plan's peak at both
+// ends of the step.
+TEST(CudaSchedule, Conv1RoutesShrinkThePapersPlan) {
+  const NetworkShape shape = infer_shapes(default_model_spec(), 50, 200, 200);
+  auto arena = [&](ConvRoutes r) {
+    return plan_memory(build_cuda_schedule(shape, {}, {}, r).tensors).arena_bytes;
+  };
+  const size_t none = arena({}), fused = arena({true, false}), pooled = arena({false, true}),
+               both = arena({true, true});
+  const size_t conv_out = size_t(50) * 32 * 198 * 198 * 4;
+  // Each alone leaves the other end's peak (conv1's output at the start,
+  // its gradient at the end); both together take it away.
+  EXPECT_LE(fused, none);
+  EXPECT_LE(pooled, none);
+  EXPECT_LT(both, std::min(fused, pooled));
+  EXPECT_LE(both + conv_out / 2, none) << "the peak falls by more than half a conv output";
+}
+
+TEST(CudaSchedule, Conv1RoutesAreRefusedWhereTheyCannotRun) {
+  auto shape = [](const char* spec) { return infer_shapes(parse_model_spec(spec), 2, 20, 20); };
+  const NetworkShape bn = shape("conv 8 kernel=3 pool=2 pad=same bn; gap; dense 2");
+  const NetworkShape unpooled = shape("conv 8 kernel=3 pool=1; conv 8 kernel=3 pool=2; dense 2");
+  const NetworkShape kernel7 = shape("conv 8 kernel=7 pool=2; dense 2");
+  for (ConvRoutes r : {ConvRoutes{true, false}, ConvRoutes{false, true}}) {
+    EXPECT_NE(conv1_routes_unsupported(bn, r), "");
+    EXPECT_THROW(build_cuda_schedule(bn, {}, {}, r), std::logic_error);
+    EXPECT_NE(conv1_routes_unsupported(unpooled, r), "");
+  }
+  EXPECT_NE(conv1_routes_unsupported(kernel7, {true, false}), "");
+  EXPECT_EQ(conv1_routes_unsupported(kernel7, {false, true}), "");
+  EXPECT_EQ(conv1_routes_unsupported(bn, {}), "");
+}
+
 INSTANTIATE_TEST_SUITE_P(Architectures, CudaScheduleOnHost,
                          ::testing::ValuesIn(testing::architectures()), testing::case_name);
 
@@ -142,6 +217,25 @@ TEST(CudaSchedule, AlgorithmChoiceRespectsBudgetDeterminismAndTiming) {
       {0, true, 0, true, 3.0f}, {1, true, 0, true, 1.0f}, {2, true, 0, false, 0.5f}};
   EXPECT_EQ(choose_algorithm(t, 0, true), 1);
   EXPECT_EQ(choose_algorithm({}, 0, true), -1);
+}
+
+// The routes' contests (conv1's forward and weight gradient): the fastest
+// contender, or the forced one where it is a contender; a forced route that
+// is not one is the user's error, naming the choice and what would run.
+TEST(CudaSchedule, FastestRouteTakesTheLowestTimeOrTheForcedContender) {
+  const std::vector<std::pair<std::string, float>> times = {
+      {"cudnn", 0.46f}, {"direct", -1.0f}, {"fused", 0.12f}};
+  EXPECT_EQ(fastest_route(times, "", "conv1's forward"), "fused");
+  EXPECT_EQ(fastest_route(times, "cudnn", "conv1's forward"), "cudnn");
+  EXPECT_EQ(fastest_route({{"cudnn", 0.0f}, {"fused", -1.0f}}, "", "x"), "cudnn");
+  try {
+    fastest_route(times, "direct", "conv1's forward");
+    FAIL() << "a forced route that is not a contender";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("conv1's forward"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("'direct'"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("fused does"), std::string::npos) << e.what();
+  }
 }
 
 // What the step keeps grows with the batch too (its landing buffer), so the

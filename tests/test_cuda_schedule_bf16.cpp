@@ -137,6 +137,34 @@ void expect_same_directions(const Parameters& got, const Parameters& want) {
 
 class CudaScheduleBf16OnHost : public ::testing::TestWithParam<Case> {};
 
+// conv1's own routes under bf16 (the fused kernel reads the bf16 input and
+// the fp32 weights, writes bf16): planned and per tensor the same bits, the
+// loss within bf16's rounding of the fp32 reference, every gradient pointing
+// where fp32's does; channels last the same bits as channels first.
+TEST(CudaScheduleBf16OnHost, Conv1RoutesStayNearFp32) {
+  const NetworkShape shape = infer_shapes(
+      parse_model_spec("conv 8 kernel=3 pool=2; conv 6 kernel=3 pool=2; dense 10; dense 3"), 5, 23,
+      19);
+  const Parameters params = Parameters::glorot(shape, 5);
+  const auto images = testing::random_vector(size_t(5) * 3 * 23 * 19, 17, 0, 1);
+  const std::vector<int32_t> labels = {0, 1, 2, 1, 0};
+  const auto want = reference::network_forward_backward(shape, params, images.data(), labels.data(),
+                                                        5, false, 99, 4);
+  const BatchMeta meta{5, 0, 0};
+  const ConvRoutes both{true, true};
+  const HostRun planned = run_schedule(shape, params, images.data(), labels.data(), meta, false, 99,
+                                       4, true, {}, nullptr, {}, true, false, both);
+  const HostRun per_tensor = run_schedule(shape, params, images.data(), labels.data(), meta, false,
+                                          99, 4, false, {}, nullptr, {}, true, false, both);
+  const HostRun last = run_schedule(shape, params, images.data(), labels.data(), meta, false, 99, 4,
+                                    true, {}, nullptr, {}, true, true, both);
+  EXPECT_EQ(planned.grads.values, per_tensor.grads.values);
+  EXPECT_EQ(planned.loss, per_tensor.loss);
+  EXPECT_EQ(last.loss, planned.loss);
+  EXPECT_NEAR(planned.loss, want.loss, 1e-2 * std::max(1.0, want.loss));
+  expect_same_directions(planned.grads, want.grads);
+}
+
 // --precision bf16 through the same schedule: the conv blocks' maps, their
 // gradients and the weights the convolutions read are rounded to bf16; the
 // dense part, the loss and every sum stay fp32. Its loss and gradients must

@@ -179,6 +179,11 @@ struct StepOptions {
   // the step is built; "cudnn", "direct" or "pooled" to take that one where
   // it applies (the self-test checks each).
   std::string cuda_small_wgrad_route;
+  // CUDA: the first conv block's forward pass where our fused kernel applies
+  // (backends/cuda/cuda_step_conv_pool.cpp): "" = the route timed fastest;
+  // "cudnn" (cuDNN's convolution, then our pool kernel) or "fused" (our
+  // convolution + pool kernel) to take that one (the self-test checks each).
+  std::string cuda_conv1_forward_route;
   // Time every operation and sum per layer and direction (StepProfile::layers).
   // CPU: a clock read per operation; CUDA: an event before every operation
   // (the step runs eagerly, without CUDA graphs). Off by default.

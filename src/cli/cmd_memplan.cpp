@@ -20,6 +20,24 @@ struct StepQuery {
   bool channels_last = false;  // cuda
 };
 
+// The arena if conv1's own kernels win their contests on the device (each
+// removes a conv-output-sized tensor: cuda_schedule.h, ConvRoutes); the plan
+// above is what the step takes if they lose, so a budget is checked against it.
+std::string conv1_routes_line(const NetworkShape& shape, const cuda::MapFormat& format) {
+  cuda::ConvRoutes routes{true, true};
+  if (!cuda::conv1_routes_unsupported(shape, routes).empty()) routes.fused_forward = false;
+  if (!cuda::conv1_routes_unsupported(shape, routes).empty()) return "";
+  const MemoryPlan plan = plan_memory(cuda::build_cuda_schedule(shape, {}, format, routes).tensors);
+  char line[300];
+  std::snprintf(line, sizeof line,
+                "if conv1's own kernels win their timed contests on the device (%s): arena "
+                "%.1f MB\n",
+                routes.fused_forward ? "fused forward, weight gradient from the pooled gradient"
+                                     : "weight gradient from the pooled gradient",
+                double(plan.arena_bytes) / 1e6);
+  return line;
+}
+
 int64_t step_bytes(Backend* backend, const ModelSpec& spec, const StepQuery& q, int batch,
                    int height, int width, std::string* plan_text) {
   const NetworkShape shape = infer_shapes(spec, batch, height, width);
@@ -37,7 +55,8 @@ int64_t step_bytes(Backend* backend, const ModelSpec& spec, const StepQuery& q, 
                    " MB (parameters, gradients, Adam state, cuBLAS workspace, the batch's "
                    "landing buffer" +
                    (bf16 ? std::string(", bf16 copies of parameters and gradients") : "") +
-                   (q.channels_last ? ", channels-last filters and their gradients" : "") + ")\n";
+                   (q.channels_last ? ", channels-last filters and their gradients" : "") + ")\n" +
+                   conv1_routes_line(shape, format);
     return int64_t(plan.arena_bytes) + persistent;
   }
   StepOptions options;

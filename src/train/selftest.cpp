@@ -271,6 +271,45 @@ void check_weight_gradient_routes(SelfTest& t) {
   }
 }
 
+// 1c. CUDA: conv1's forward by each route (cuDNN's convolution then our pool
+// kernel; our fused convolution + pool kernel), each forced once: the loss,
+// the probabilities and every gradient against the reference (the forward
+// feeds them all). A route that does not apply is a skipped row.
+void check_forward_routes(SelfTest& t) {
+  if (t.o.device == "cpu") return;
+  const auto& o = t.o;
+  t.ref.set(t.initial);
+  const auto want = t.ref.forward_backward(t.batch, t.count, true);
+  for (const std::string route : {"cudnn", "fused"}) {
+    MemoryEngine engine(t.memory("plan"));
+    StepOptions so = t.ref.options;
+    so.cudnn_graph = o.cudnn_graph;
+    so.channels_last = o.channels_last;
+    so.cuda_conv1_forward_route = route;
+    so.device.memory = &engine.resource();
+    const std::string check = "conv1 forward, " + route;
+    std::unique_ptr<TrainingStep> step;
+    try {
+      step = t.backend->compile(o.spec, t.shape, so);
+    } catch (const Error& e) {
+      t.report.rows.push_back({check, true, 0, 0, e.what(), true});
+      continue;
+    }
+    step->set_parameters(t.initial);
+    Parameters grads;
+    const StepResult got =
+        step->gradients(t.batch.images.data(), t.batch.labels.data(), t.count, true, &grads);
+    const float loss_got = float(got.loss_sum / t.count), loss_want = float(want.loss);
+    t.add(check + ", loss", relative_difference(&loss_got, &loss_want, 1), 1e-4,
+          "the route forced (training picks the fastest)");
+    double worst = 0;
+    for (const auto& info : t.initial.layout)
+      worst = std::max(
+          worst, relative_difference(grads.data(info), want.grads.data(info), size_t(info.size)));
+    t.add(check + ", gradients", worst, 2e-3, "the worst parameter tensor's");
+  }
+}
+
 // o.steps training steps through `allocator`. step_memory: each batch's
 // images first copied into a buffer from the step's input_buffers(), as the
 // loader makes them (CUDA: page-locked, sent by DMA from where they are);
@@ -392,6 +431,7 @@ SelfTestReport run_selftest(const SelfTestOptions& o) {
     }
   }
   check_weight_gradient_routes(t);
+  check_forward_routes(t);
   check_training(t);
   check_pool(t);
   return std::move(t.report);

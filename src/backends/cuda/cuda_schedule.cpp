@@ -4,6 +4,7 @@
 #include <climits>
 #include <stdexcept>
 
+#include "backends/cuda/conv_pool_kernels.h"
 #include "core/error.h"
 
 namespace histocnn::cuda {
@@ -83,7 +84,7 @@ std::string ScheduledOp::name() const {
                                 "dense_act",   "loss",          "dense_act_bwd",   "dense_bwd_w",
                                 "dense_bwd_d", "pool_relu_bwd", "conv_bwd_filter", "conv_bwd_data",
                                 "bn_fwd",      "bn_bwd",        "gap_fwd",         "gap_bwd",
-                                "to_float",    "to_bf16"};
+                                "to_float",    "to_bf16",       "conv_pool_fwd"};
   return std::string(names[int(kind)]) + "[" + std::to_string(layer) + "]";
 }
 
@@ -95,11 +96,12 @@ namespace {
 class ScheduleBuilder {
  public:
   ScheduleBuilder(const NetworkShape& shape, const std::vector<ConvWorkspaces>& workspaces,
-                  MapFormat format)
+                  MapFormat format, ConvRoutes conv1)
       : shape_(shape),
         workspaces_(workspaces),
         bf16_(format.bf16),
-        channels_last_(format.channels_last) {
+        channels_last_(format.channels_last),
+        conv1_(conv1) {
     s_.bf16 = bf16_;
     s_.channels_last = channels_last_;
   }
@@ -179,6 +181,8 @@ class ScheduleBuilder {
     c.channels_last = channels_last_;
     c.pooled_channels_last = channels_last_ && k + 1 < shape_.convs.size();
     c.batch_norm = cs.batch_norm;
+    if (k == 0) c.routes = conv1_;
+    if (c.routes.fused_forward) return add_conv_pool_forward(c, tag);
     c.conv_out = map_tensor(tag + ".out", c.y.count());
     c.ws_forward = bytes_tensor(tag + ".ws_fwd", workspaces(k).forward);
     op(OpKind::kConvForward, int(k), {c.src, c.conv_out, c.ws_forward});
@@ -199,6 +203,16 @@ class ScheduleBuilder {
       c.argmax = bytes_tensor(tag + ".argmax", size_t(c.pooled_dims.count()));
       op(OpKind::kPoolForward, int(k), {c.act, c.pooled, c.argmax});
     }
+    s_.convs.push_back(c);
+    x_ = c.pooled_dims;
+    return c.pooled;
+  }
+
+  // The fused forward: straight from the input to the pooled map and argmax.
+  int add_conv_pool_forward(CudaSchedule::ConvTensors& c, const std::string& tag) {
+    c.pooled = map_tensor(tag + ".pooled", c.pooled_dims.count());
+    c.argmax = bytes_tensor(tag + ".argmax", size_t(c.pooled_dims.count()));
+    op(OpKind::kConvPoolForward, int(s_.convs.size()), {c.src, c.pooled, c.argmax});
     s_.convs.push_back(c);
     x_ = c.pooled_dims;
     return c.pooled;
@@ -273,9 +287,12 @@ class ScheduleBuilder {
     const ConvShape& cs = shape_.convs[k];
     const std::string tag = "conv" + std::to_string(k + 1);
     const ConvWorkspaces ws = workspaces(k);
-    // pool = 1: ReLU' in place on d_pooled (which is then d_act).
-    c.d_act = cs.pool > 1 ? map_tensor(tag + (c.batch_norm ? ".d_bn_out" : ".d_out"), c.y.count())
-                          : c.d_pooled;
+    // pool = 1: ReLU' in place on d_pooled (which is then d_act). From the
+    // pooled gradient, no d_act: the pool backward writes the bias sums only.
+    const bool pooled_wgrad = c.routes.pooled_weight_gradient;
+    c.d_act = pooled_wgrad  ? -1
+              : cs.pool > 1 ? map_tensor(tag + (c.batch_norm ? ".d_bn_out" : ".d_out"), c.y.count())
+                            : c.d_pooled;
     if (!c.batch_norm)
       c.bias_partials =
           tensor(tag + ".bias_partials", int64_t(bias_partial_rows(c.pool_maps())) * c.y.c);
@@ -288,12 +305,10 @@ class ScheduleBuilder {
       c.d_conv_out = c.d_act;
     }
     c.ws_backward_filter = bytes_tensor(tag + ".ws_bwd_filter", ws.backward_filter);
-    // conv1's weight gradient may come from the pooled gradient
-    // (wgrad_kernels.h, chosen by time when the step is built): its pooled
-    // maps then live until it has run.
+    // From the pooled gradient (wgrad_kernels.h), the pooled maps live
+    // until the weight gradient has run.
     std::vector<int> filter_reads = {c.src, c.d_conv_out, c.ws_backward_filter};
-    if (k == 0 && !c.batch_norm && c.pool > 1)
-      filter_reads.insert(filter_reads.end(), {c.pooled, c.d_pooled, c.argmax});
+    if (pooled_wgrad) filter_reads.insert(filter_reads.end(), {c.pooled, c.d_pooled, c.argmax});
     op(OpKind::kConvBackwardFilter, int(k), filter_reads);
     if (k == 0) return;
     CudaSchedule::ConvTensors& prev = s_.convs[k - 1];
@@ -317,6 +332,7 @@ class ScheduleBuilder {
   const NetworkShape& shape_;
   const std::vector<ConvWorkspaces>& workspaces_;
   const bool bf16_, channels_last_;
+  const ConvRoutes conv1_;
   CudaSchedule s_;
   Dims4 x_{};  // the next block's input
 };
@@ -331,15 +347,45 @@ std::string channels_last_unsupported(const NetworkShape& shape) {
   return "";
 }
 
+std::string conv1_routes_unsupported(const NetworkShape& shape, const ConvRoutes& routes) {
+  if (!routes.fused_forward && !routes.pooled_weight_gradient) return "";
+  if (shape.convs.empty()) return "the network has no conv block";
+  const ConvShape& c = shape.convs.front();
+  if (c.batch_norm || c.pool < 2)
+    return "conv1's own routes need a max pool with the bias and ReLU after it (no batch norm)";
+  if (routes.fused_forward && !conv_pool_supported(c.in_c, c.kernel, c.pool))
+    return "the fused forward kernel was not compiled for conv1's shape (3 input channels, "
+           "kernel 3 or 5, 2x2 pool)";
+  return "";
+}
+
 CudaSchedule build_cuda_schedule(const NetworkShape& shape,
-                                 const std::vector<ConvWorkspaces>& workspaces, MapFormat format) {
+                                 const std::vector<ConvWorkspaces>& workspaces, MapFormat format,
+                                 ConvRoutes conv1) {
   if (!workspaces.empty() && workspaces.size() != shape.convs.size())
     throw std::invalid_argument("build_cuda_schedule: one workspace entry per conv block");
   if (format.channels_last) {
     const std::string why = channels_last_unsupported(shape);
     require(why.empty(), "--channels-last: " + why);
   }
-  return ScheduleBuilder(shape, workspaces, format).build();
+  const std::string refused = conv1_routes_unsupported(shape, conv1);
+  if (!refused.empty()) throw std::logic_error("build_cuda_schedule: " + refused);
+  return ScheduleBuilder(shape, workspaces, format, conv1).build();
+}
+
+std::string fastest_route(const std::vector<std::pair<std::string, float>>& times,
+                          const std::string& forced, const std::string& what) {
+  std::string best;
+  float best_ms = -1;
+  for (const auto& [name, ms] : times) {
+    if (ms < 0) continue;
+    if (name == forced) return name;
+    if (best_ms < 0 || ms < best_ms) best = name, best_ms = ms;
+  }
+  require(forced.empty(), what + ": the route '" + forced +
+                              "' does not apply to this network here (" +
+                              (best.empty() ? "none" : best) + " does)");
+  return best;
 }
 
 int choose_algorithm(const std::vector<AlgorithmCandidate>& candidates, size_t workspace_limit,

@@ -22,6 +22,9 @@
 //     argmax_k, and the conv bias gradient's per-plane sums, in one pass -> d_act_k
 //     [-> bn_bwd -> d_conv_out_k] -> conv_bwd_filter -> conv_bwd_data (k > 0)
 //     -> d_pooled_{k-1}
+//   conv1's own routes (ConvRoutes): conv_pool_fwd (conv + pool + bias + ReLU,
+//     no conv_out_1); pool_relu_bwd writing only the bias sums and
+//     conv_bwd_filter reading pooled_1, d_pooled_1 and argmax_1 (no d_act_1)
 //   update: one fused Adam kernel over the flat parameter vector (not planned:
 //   parameters, gradients and moments persist across steps).
 // --precision bf16: the input op also writes input.bf16 (what conv1 reads);
@@ -111,6 +114,8 @@ enum class OpKind {
   kGlobalPoolBackward,
   kToFloat,  // --precision bf16: the last pooled map's fp32 copy, for the dense part
   kToBf16,   // and its gradient rounded back to bf16 for the conv part
+  // conv + max pool + bias + ReLU in one kernel of ours (ConvRoutes::fused_forward)
+  kConvPoolForward,
 };
 
 struct ScheduledOp {
@@ -126,15 +131,35 @@ struct ConvWorkspaces {
   size_t forward = 0, backward_data = 0, backward_filter = 0;
 };
 
+// The first conv block's own kernels where they apply, chosen by time on the
+// device when the step is built (cuda_step_conv_pool.cpp,
+// cuda_step_wgrad.cpp); each removes a
+// tensor of the size of the block's conv output from the plan (251 MB at
+// 200x200, batch 50 in fp32).
+struct ConvRoutes {
+  // Convolution, max pool, bias and ReLU in one kernel (conv_pool_kernels.h):
+  // the conv output is never written.
+  bool fused_forward = false;
+  // The weight gradient from the pooled gradient (wgrad_kernels.h): the pool
+  // backward writes only the bias sums, never the conv output's gradient
+  // (conv1 has no data gradient to need it).
+  bool pooled_weight_gradient = false;
+};
+// Why the first block cannot take `routes` (one sentence), or "": both need
+// a max pool with the bias and ReLU after it (no batch norm); the fused
+// forward also a layer its kernel was compiled for (conv_pool_supported).
+std::string conv1_routes_unsupported(const NetworkShape& shape, const ConvRoutes& routes);
+
 struct CudaSchedule {
   struct ConvTensors {
     int src = -1, conv_out = -1, pooled = -1, d_pooled = -1, d_conv_out = -1;
     int ws_forward = -1, ws_backward_data = -1, ws_backward_filter = -1;
     bool batch_norm = false;
-    int bn_out = -1;  // batch norm's output (ReLU applied in place)
-    int act = -1;     // what the pool reads: bn_out, or conv_out
-    int d_act = -1;   // its gradient: what pool backward writes
-    int argmax = -1;  // pool > 1: each window's maximum's position (uint8 per pooled element)
+    ConvRoutes routes;  // the first block only: its own kernels' routes
+    int bn_out = -1;    // batch norm's output (ReLU applied in place)
+    int act = -1;       // what the pool reads: bn_out, or conv_out
+    int d_act = -1;     // its gradient: what pool backward writes
+    int argmax = -1;    // pool > 1: each window's maximum's position (uint8 per pooled element)
     int bias_partials = -1;  // no batch norm: [rows, C] sums of d_conv_out (channel_sum_rows)
     // batch norm as our kernels (bf16, channels last): 2 x [rows, C] partial
     // sums (bn_kernels.h, channel_sum_rows)
@@ -221,6 +246,12 @@ struct AlgorithmCandidate {
 int choose_algorithm(const std::vector<AlgorithmCandidate>& candidates, size_t workspace_limit,
                      bool deterministic);
 
+// A timed contest's winner among named routes: the one of the lowest time (a
+// negative time: not a contender), or `forced` (when not empty) where it is
+// a contender; throws histocnn::Error naming `what` where it is not.
+std::string fastest_route(const std::vector<std::pair<std::string, float>>& times,
+                          const std::string& forced, const std::string& what);
+
 // What the step takes at `batch` before cuDNN's workspaces: its planned
 // tensors (the arena) and what it keeps across steps (persistent_bytes).
 size_t planned_step_bytes(const ModelSpec& spec, int batch, int height, int width,
@@ -246,9 +277,10 @@ int largest_batch_within_element_limit(const ModelSpec& spec, int height, int wi
 
 // Requires workspaces.size() == shape.convs.size() (or empty: none); throws
 // histocnn::Error (a user's error) for format.channels_last when
-// channels_last_unsupported(shape) says why not.
+// channels_last_unsupported(shape) says why not, std::logic_error for
+// conv1 routes that conv1_routes_unsupported refuses.
 CudaSchedule build_cuda_schedule(const NetworkShape& shape,
                                  const std::vector<ConvWorkspaces>& workspaces = {},
-                                 MapFormat format = {});
+                                 MapFormat format = {}, ConvRoutes conv1 = {});
 
 }  // namespace histocnn::cuda

@@ -2,6 +2,7 @@
 //   cuda_step.cpp         construction, staging, train/predict/gradients, state
 //   cuda_step_layers.cpp  cuDNN descriptors and algorithm choice per conv block
 //   cuda_step_wgrad.cpp   conv1's weight gradient: its routes timed, the choice
+//   cuda_step_conv_pool.cpp  conv1's forward: cuDNN + pool or our fused kernel, timed
 //   cuda_step_ops.cpp     the dispatcher: one schedule operation -> cuDNN/cuBLAS/kernels
 // Internal to the CUDA backend (make_cuda_backend in cuda_backend.h is the API).
 //
@@ -40,10 +41,12 @@
 
 #include "backends/backend.h"
 #include "backends/cuda/bn_kernels.h"
+#include "backends/cuda/conv_pool_kernels.h"
 #include "backends/cuda/cuda_context.h"
 #include "backends/cuda/cuda_kernels.h"
 #include "backends/cuda/cuda_schedule.h"
 #include "backends/cuda/cudnn_graph.h"
+#include "backends/cuda/device_timing.h"
 #include "backends/cuda/pool_kernels.h"
 #include "backends/cuda/wgrad_kernels.h"
 #include "memory/cuda_resources.h"
@@ -63,6 +66,9 @@ struct ConvLayer {
   // Our direct weight-gradient kernel, when it applies and measured faster
   // than cuDNN's deterministic algorithms (applies = false: cuDNN's).
   SmallWgradPlan small_wgrad;
+  // conv1: our fused convolution + pool kernel, when it applies and measured
+  // faster than cuDNN's forward and our pool kernel (applies = false: those).
+  ConvPoolPlan conv_pool;
   // --cudnn-graph: the graph API's plan per direction (ConvDirection order),
   // null where that direction stays on the legacy API.
   std::array<std::unique_ptr<GraphConv>, 3> graph;
@@ -149,6 +155,17 @@ class CudaTrainingStep final : public TrainingStep {
   // conv1's weight gradient (cuda_step_wgrad.cpp): our kernels' plans,
   // the routes timed, the choice.
   SmallWgradPlan small_wgrad_plan(size_t k, int pool = 1) const;
+  // Blocks that fill the GPU a few times over: our kernels' plans aim at it.
+  int target_blocks() const;
+  // conv1's forward (cuda_step_conv_pool.cpp): the fused kernel's plan, the
+  // routes timed, the choice; the routes the schedule is built with.
+  ConvPoolPlan conv_pool_plan(size_t k) const;
+  void choose_forward(ConvLayer& c, size_t k, nlohmann::json& record);
+  float time_cudnn_forward_and_pool(const ConvLayer& c, const CudaSchedule::ConvTensors& t,
+                                    DeviceScratch& scratch);
+  float time_conv_pool(const ConvPoolPlan& plan, const CudaSchedule::ConvTensors& t,
+                       DeviceScratch& scratch);
+  ConvRoutes conv1_routes() const;
   void choose_weight_gradient(ConvLayer& c, size_t k, const SmallWgradPlan& plan,
                               bool cudnn_has_one, nlohmann::json& record);
   std::string weight_gradient_route(float cudnn_ms, float direct_ms, float pooled_ms) const;
@@ -186,6 +203,7 @@ class CudaTrainingStep final : public TrainingStep {
   void run_op(const ScheduledOp& op, Mode mode, bool training, int slot);
   void run_input();
   void run_conv_forward(const ScheduledOp& op);
+  void run_conv_pool_forward(const ScheduledOp& op);
   void run_batch_norm_forward(const ScheduledOp& op, bool training);
   void run_batch_norm_backward(const ScheduledOp& op);
   void run_loss(Mode mode, int slot);

@@ -26,6 +26,8 @@ void CudaTrainingStep::run_op(const ScheduledOp& op, Mode mode, bool training, i
       return run_input();
     case OpKind::kConvForward:
       return run_conv_forward(op);
+    case OpKind::kConvPoolForward:
+      return run_conv_pool_forward(op);
     case OpKind::kPoolForward: {  // ours: it records each maximum's position
       const ConvLayer& c = convs_[size_t(op.layer)];
       const auto& t = schedule_.convs[size_t(op.layer)];
@@ -174,6 +176,21 @@ void CudaTrainingStep::run_conv_forward(const ScheduledOp& op) {
                                        tensor(t.conv_out)));
 }
 
+// conv1 by our fused kernel: the pooled map and argmax straight from the
+// input, from the fp32 master weights and bias whatever the maps' type.
+void CudaTrainingStep::run_conv_pool_forward(const ScheduledOp& op) {
+  const ConvLayer& c = convs_[size_t(op.layer)];
+  const auto& t = schedule_.convs[size_t(op.layer)];
+  const ConvShape& s = shape_.convs[size_t(op.layer)];
+  const float *w = params() + c.w_offset, *bias = params() + c.b_offset;
+  if (bf16_)
+    launch_conv_pool_forward(bf16_tensor(t.src), w, bias, bf16_tensor(t.pooled), bytes(t.argmax),
+                             t.x, t.y, s.kernel, s.pad, c.conv_pool, stream_);
+  else
+    launch_conv_pool_forward(tensor(t.src), w, bias, tensor(t.pooled), bytes(t.argmax), t.x, t.y,
+                             s.kernel, s.pad, c.conv_pool, stream_);
+}
+
 // training: the batch's statistics (not when predicting); else the running ones.
 void CudaTrainingStep::run_batch_norm_forward(const ScheduledOp& op, bool training) {
   cudnnHandle_t h = context_->cudnn;
@@ -249,8 +266,9 @@ void CudaTrainingStep::run_pool_relu_backward(const ScheduledOp& op) {
   float* sums = t.bias_partials >= 0 ? tensor(t.bias_partials) : nullptr;
   const uint8_t* argmax = t.pool > 1 ? bytes(t.argmax) : nullptr;
   const PoolMaps maps = t.pool_maps();
-  // From the pooled gradient, conv1's weight gradient reads no d_act.
-  const bool write = !(c.small_wgrad.applies && c.small_wgrad.pool > 1);
+  // From the pooled gradient, conv1's weight gradient reads no d_act: the
+  // schedule has none, and the kernel writes the bias sums only.
+  const bool write = t.d_act >= 0;
   if (bf16_)
     launch_pool_relu_backward(bf16_tensor(t.pooled), bf16_tensor(t.d_pooled), argmax,
                               write ? bf16_tensor(t.d_act) : nullptr, sums, maps, stream_);
@@ -266,7 +284,7 @@ void CudaTrainingStep::run_conv_backward_filter(const ScheduledOp& op) {
   const auto& t = schedule_.convs[size_t(op.layer)];
   void* ws = t.ws_backward_filter >= 0 ? tensor(t.ws_backward_filter) : nullptr;
   const ConvShape& s = shape_.convs[size_t(op.layer)];
-  if (c.small_wgrad.applies && c.small_wgrad.pool > 1) {  // from the pooled gradient
+  if (t.routes.pooled_weight_gradient) {  // from the pooled gradient (c.small_wgrad.pool > 1)
     const uint8_t* argmax = bytes(t.argmax);
     if (bf16_)
       launch_small_wgrad_pooled(bf16_tensor(t.src), bf16_tensor(t.pooled), bf16_tensor(t.d_pooled),

@@ -18,6 +18,7 @@ std::string op_label(const ScheduledOp& op) {
     case OpKind::kInput:
       return "input copy";
     case OpKind::kConvForward:
+    case OpKind::kConvPoolForward:
     case OpKind::kPoolForward:
     case OpKind::kBatchNormForward:
       return conv + " forward";

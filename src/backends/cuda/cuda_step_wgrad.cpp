@@ -10,7 +10,6 @@
 //            then writes only the bias sums (conv1 has no data gradient, so
 //            nothing else reads the conv output's gradient)
 // A route's time counts the pool backward it needs.
-#include <cctype>
 #include <functional>
 #include <string>
 #include <vector>
@@ -22,11 +21,6 @@
 
 namespace histocnn::cuda {
 namespace {
-
-std::string lower(std::string s) {
-  for (char& ch : s) ch = char(std::tolower(static_cast<unsigned char>(ch)));
-  return s;
-}
 
 // One contest's setting: conv block k's tensors and shape, the maps' type,
 // and zeroed scratch standing in for its tensors (the pooled ones only where
@@ -59,7 +53,7 @@ std::pair<SmallWgradPlan, float> time_direct(const Contest& k, const SmallWgradP
         launch_small_wgrad(static_cast<float*>(k.x), static_cast<float*>(k.dy), k.w, k.ws, k.t.x,
                            k.t.y, k.s.kernel, k.s.pad, v, k.stream);
     });
-    times[lower(small_wgrad_name(v))] = ms;
+    times[timing_key(small_wgrad_name(v))] = ms;
     if (best.second < 0 || ms < best.second) best = {v, ms};
   }
   return best;
@@ -103,10 +97,7 @@ float time_pool_backward(const Contest& k, bool write_gradient) {
 SmallWgradPlan CudaTrainingStep::small_wgrad_plan(size_t k, int pool) const {
   const CudaSchedule::ConvTensors t = conv_tensors(k);
   const ConvShape& s = shape_.convs[k];
-  int multiprocessors = 0;
-  HISTOCNN_CUDA(
-      cudaDeviceGetAttribute(&multiprocessors, cudaDevAttrMultiProcessorCount, context_->device));
-  const int blocks = 4 * multiprocessors;
+  const int blocks = target_blocks();
   SmallWgradPlan plan =
       pool > 1 ? plan_small_wgrad_pooled(t.x, t.y, s.kernel, s.pad, pool, blocks, channels_last_)
                : plan_small_wgrad(t.x, t.y, s.kernel, s.pad, blocks, channels_last_);
@@ -204,19 +195,8 @@ std::pair<int, float> CudaTrainingStep::time_cudnn_filter(const ConvLayer& c, vo
 // StepOptions::cuda_small_wgrad_route forces where it is a contender.
 std::string CudaTrainingStep::weight_gradient_route(float cudnn_ms, float direct_ms,
                                                     float pooled_ms) const {
-  const std::vector<std::pair<std::string, float>> routes = {
-      {"cudnn", cudnn_ms}, {"direct", direct_ms}, {"pooled", pooled_ms}};
-  const std::string& forced = options_.cuda_small_wgrad_route;
-  std::string best;
-  float best_ms = -1;
-  for (const auto& [name, ms] : routes) {
-    if (ms < 0) continue;
-    if (name == forced) return name;
-    if (best_ms < 0 || ms < best_ms) best = name, best_ms = ms;
-  }
-  require(forced.empty(), "conv1's weight gradient: the route '" + forced +
-                              "' does not apply to this network here (" + best + " does)");
-  return best;
+  return fastest_route({{"cudnn", cudnn_ms}, {"direct", direct_ms}, {"pooled", pooled_ms}},
+                       options_.cuda_small_wgrad_route, "conv1's weight gradient");
 }
 
 }  // namespace histocnn::cuda

@@ -6,7 +6,9 @@
 
 #include <cuda_runtime.h>
 
+#include <cctype>
 #include <functional>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -40,6 +42,13 @@ class DeviceScratch {
   cudaStream_t stream_;
   std::vector<std::pair<void*, size_t>> held_;
 };
+
+// A contender's key in metrics.json's times: its name in lower case
+// ("HISTOCNN_DIRECT_2CH" -> "histocnn_direct_2ch").
+inline std::string timing_key(std::string name) {
+  for (char& ch : name) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+  return name;
+}
 
 // The mean device milliseconds of three runs of `run` on `stream` after one
 // warm-up, by events (destroyed whatever `run` throws).
