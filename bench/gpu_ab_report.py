@@ -9,6 +9,10 @@ the ratio B / A, and what each conv layer and direction took in B's runs
     python3 bench/gpu_ab_report.py OUT/layout first last  # --channels-last
     python3 bench/gpu_ab_report.py OUT/input staged pinned  # A: --staged-batches
     python3 bench/gpu_ab_report.py OUT/algos heuristics timed  # --cudnn-benchmark
+    python3 bench/gpu_ab_report.py OUT/conv1 plain routes  # A: --plain-conv1
+
+Below the table, each point's peak device memory (median over the rounds)
+for both variants, where the records have it.
 """
 import glob
 import json
@@ -24,6 +28,9 @@ TITLES = {
                            "--staged-batches for staged"),
     ("heuristics", "timed"): ("cuDNN's algorithms timed against its heuristics",
                               "--cudnn-benchmark for timed"),
+    ("plain", "routes"): ("conv1's own routes (fused forward, weight gradient from the pooled "
+                          "gradient, timed) against cuDNN's forward and the direct kernel",
+                          "--plain-conv1 for plain"),
 }
 
 
@@ -96,6 +103,30 @@ def engines(rounds):
     return out
 
 
+def peaks(rounds):
+    """{(size, batch): median peak MB over the rounds} of the points that
+    recorded one."""
+    by_point = {}
+    for doc in rounds:
+        for p in doc.get("points", []):
+            if "peak_memory_bytes" in p and "error" not in p:
+                by_point.setdefault((p["size"], p["batch"]), []).append(p["peak_memory_bytes"])
+    return {k: statistics.median(v) / 1e6 for k, v in by_point.items()}
+
+
+def peak_table(a_name, b_name, a_peaks, b_peaks):
+    points = sorted(set(a_peaks) | set(b_peaks))
+    if not points:
+        return []
+    mb = lambda v: "—" if v is None else f"{v:.1f}"
+    lines = ["", f"Peak device memory, MB (median over the rounds):", "",
+             f"| size | batch | {a_name} | {b_name} |", "|---|---|---|---|"]
+    for point in points:
+        lines.append(f"| {point[0]} | {point[1]} | {mb(a_peaks.get(point))} | "
+                     f"{mb(b_peaks.get(point))} |")
+    return lines
+
+
 def main():
     if len(sys.argv) not in (2, 4):
         sys.exit("usage: gpu_ab_report.py FOLDER [A B]  (default: legacy graph)")
@@ -120,6 +151,7 @@ def main():
         ratio = f"{mb / ma:.2f}" if ma and mb else "—"
         lines.append(f"| {point[0]} | {point[1]} | {seconds(ma)} | {seconds(mb)} | {ratio} | "
                      f"{len(ta or [])}/{len(tb or [])} | {chosen.get(point, '')} |")
+    lines += peak_table(a_name, b_name, peaks(runs[a_name]), peaks(runs[b_name]))
     failed = failures(a_name, runs[a_name]) + failures(b_name, runs[b_name])
     if failed:
         lines += ["", "Failed runs (their points count fewer rounds):", ""] + failed

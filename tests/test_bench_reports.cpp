@@ -367,6 +367,36 @@ TEST(GraphAb, TheInputStageSaysHowTheBatchesReachedTheGpu) {
   EXPECT_EQ(read_file(dir / "pinned-vs-staged.md"), r.output);
 }
 
+// The conv1 stage: conv1's own routes against --plain-conv1; the column
+// names what conv1 took, and a table below gives each point's peak memory
+// (the routes remove conv1's output and its gradient from the plan).
+TEST(GraphAb, TheConv1StageReportsTheRoutesAndThePeakMemory) {
+  if (run_raw("python3 --version").status != 0) GTEST_SKIP() << "python3 is not installed";
+  const testing::TempDir dir;
+  auto record = [&](double seconds, double peak, const char* forward, const char* filter) {
+    return R"j({"points": [{"size": 200, "batch": 50, "epoch_seconds": )j" +
+           std::to_string(seconds) + R"j(, "peak_memory_bytes": )j" + std::to_string(peak) +
+           R"j(, "backend": {"algorithms": [{"layer": "conv1", "forward": ")j" + forward +
+           R"j(", "backward_filter": ")j" + filter + R"j("}]}}]})j";
+  };
+  write_file_atomically(dir / "plain.r1.json",
+                        record(0.18, 700e6, "IMPLICIT_GEMM", "HISTOCNN_DIRECT"));
+  write_file_atomically(dir / "plain.r2.json",
+                        record(0.20, 720e6, "IMPLICIT_GEMM", "HISTOCNN_DIRECT"));
+  write_file_atomically(dir / "routes.r1.json",
+                        record(0.15, 500e6, "HISTOCNN_CONV_POOL_2POS", "HISTOCNN_POOLED"));
+  const std::string script = std::string(HISTOCNN_SOURCE_DIR) + "/bench/gpu_ab_report.py";
+  const CommandResult r = run_raw("python3 " + script + " " + dir.path() + " plain routes");
+  ASSERT_EQ(r.status, 0) << r.output;
+  for (const char* part :
+       {"# conv1's own routes", "[--plain-conv1 for plain]",
+        "| 200 | 50 | 0.1900 | 0.1500 | 0.79 | 2/1 | conv1 forward: HISTOCNN_CONV_POOL_2POS; conv1 "
+        "backward_filter: HISTOCNN_POOLED |",
+        "| size | batch | plain | routes |", "| 200 | 50 | 710.0 | 500.0 |"})
+    EXPECT_NE(r.output.find(part), std::string::npos) << part << "\n" << r.output;
+  EXPECT_EQ(read_file(dir / "routes-vs-plain.md"), r.output);
+}
+
 // A point that failed in every run (gpu-check's accurate-network stage on
 // 2026-12-04, before bench dropped batch norm's short batch) is a row that
 // says so and a line per failure, not an empty table.

@@ -77,6 +77,10 @@ Runner add_bench(CLI::App& app) {
   cmd->add_flag("--staged-batches", o->staged_batches,
                 "cuda: the loader's batches in ordinary memory, copied into the step's pinned "
                 "staging buffer, instead of in the step's page-locked memory (A/B)");
+  cmd->add_flag("--plain-conv1", o->plain_conv1,
+                "cuda: conv1 by cuDNN's forward and our pool kernel, its weight gradient by our "
+                "direct kernel, its output and gradient in the plan, instead of the routes timed "
+                "fastest when the step is built (A/B)");
   cmd->option_defaults()->group("Measurements beside the epochs");
   cmd->add_flag("--profile-layers", o->profile_layers,
                 "time every layer's forward and backward (cuda: events, no graphs)");
@@ -91,6 +95,7 @@ Runner add_bench(CLI::App& app) {
     require(!o->ceilings || o->device == "cpu", "--ceilings: a CPU option (--device cpu)");
     require(!o->staged_batches || o->device == "cuda",
             "--staged-batches: a CUDA option (--device cuda)");
+    require(!o->plain_conv1 || o->device == "cuda", "--plain-conv1: a CUDA option (--device cuda)");
     require(!o->channels_last || o->device == "cuda",
             "--channels-last: a CUDA option (--device cuda)");
     if (!o->model.empty()) {

@@ -73,6 +73,10 @@ nlohmann::json measure_point(const EpochBenchOptions& o, const Device& device, B
   options.cuda_graphs = o.cuda_graphs;
   options.cudnn_graph = o.cudnn_graph;
   options.channels_last = o.channels_last;
+  if (o.plain_conv1) {
+    options.cuda_conv1_forward_route = "cudnn";
+    options.cuda_small_wgrad_route = "direct";
+  }
   options.profile_layers = o.profile_layers;
   options.cpu_onednn_pooling = o.onednn_pool;
   options.cpu_onednn_conv1 = o.onednn_conv1;
@@ -145,6 +149,7 @@ nlohmann::json run_epoch_bench(const EpochBenchOptions& o) {
                         {"threads", threads},
                         {"loader_workers", loader_workers(o, threads)},
                         {"staged_batches", o.staged_batches},
+                        {"plain_conv1", o.plain_conv1},
                         {"examples", o.benign + o.malignant},
                         {"points", nlohmann::json::array()}};
   if (o.ceilings) {
