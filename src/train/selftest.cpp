@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <sstream>
 
 #include "backends/backend.h"
@@ -234,13 +235,34 @@ void check_layers(SelfTest& t, const std::string& precision = "fp32") {
   }
 }
 
+// A CUDA step (on `engine`'s planned memory, the test's initial weights)
+// with one of its routes forced by `force`; null, with a skipped row `check`
+// saying why, where that route does not apply to the network.
+std::unique_ptr<TrainingStep> step_with_route(SelfTest& t, MemoryEngine& engine,
+                                              const std::string& check,
+                                              const std::function<void(StepOptions&)>& force) {
+  StepOptions so = t.ref.options;
+  so.cudnn_graph = t.o.cudnn_graph;
+  so.channels_last = t.o.channels_last;
+  so.device.memory = &engine.resource();
+  force(so);
+  std::unique_ptr<TrainingStep> step;
+  try {
+    step = t.backend->compile(t.o.spec, t.shape, so);
+  } catch (const Error& e) {
+    t.report.rows.push_back({check, true, 0, 0, e.what(), true});
+    return nullptr;
+  }
+  step->set_parameters(t.initial);
+  return step;
+}
+
 // 1b. CUDA: conv1's weight gradient by each route the step chooses among
 // by time (cudnn, our direct kernel, our kernel from the pooled gradient),
 // each forced once, against the reference. A route that does not apply to
 // the network (batch norm: no pooled route) is a skipped row.
 void check_weight_gradient_routes(SelfTest& t) {
   if (t.o.device == "cpu") return;
-  const auto& o = t.o;
   t.ref.set(t.initial);
   const auto want = t.ref.forward_backward(t.batch, t.count, true);
   const ParamInfo* conv1 = nullptr;
@@ -249,20 +271,10 @@ void check_weight_gradient_routes(SelfTest& t) {
   if (!conv1) return;
   for (const std::string route : {"cudnn", "direct", "pooled"}) {
     MemoryEngine engine(t.memory("plan"));
-    StepOptions so = t.ref.options;
-    so.cudnn_graph = o.cudnn_graph;
-    so.channels_last = o.channels_last;
-    so.cuda_small_wgrad_route = route;
-    so.device.memory = &engine.resource();
     const std::string check = "conv1.weight gradient, " + route;
-    std::unique_ptr<TrainingStep> step;
-    try {
-      step = t.backend->compile(o.spec, t.shape, so);
-    } catch (const Error& e) {
-      t.report.rows.push_back({check, true, 0, 0, e.what(), true});
-      continue;
-    }
-    step->set_parameters(t.initial);
+    const auto step = step_with_route(t, engine, check,
+                                      [&](StepOptions& so) { so.cuda_small_wgrad_route = route; });
+    if (!step) continue;
     Parameters grads;
     step->gradients(t.batch.images.data(), t.batch.labels.data(), t.count, true, &grads);
     t.add(check,
@@ -272,30 +284,19 @@ void check_weight_gradient_routes(SelfTest& t) {
 }
 
 // 1c. CUDA: conv1's forward by each route (cuDNN's convolution then our pool
-// kernel; our fused convolution + pool kernel), each forced once: the loss,
-// the probabilities and every gradient against the reference (the forward
-// feeds them all). A route that does not apply is a skipped row.
+// kernel; our fused convolution + pool kernel), each forced once: the loss
+// and every gradient against the reference (the forward feeds them all). A
+// route that does not apply is a skipped row.
 void check_forward_routes(SelfTest& t) {
   if (t.o.device == "cpu") return;
-  const auto& o = t.o;
   t.ref.set(t.initial);
   const auto want = t.ref.forward_backward(t.batch, t.count, true);
   for (const std::string route : {"cudnn", "fused"}) {
     MemoryEngine engine(t.memory("plan"));
-    StepOptions so = t.ref.options;
-    so.cudnn_graph = o.cudnn_graph;
-    so.channels_last = o.channels_last;
-    so.cuda_conv1_forward_route = route;
-    so.device.memory = &engine.resource();
     const std::string check = "conv1 forward, " + route;
-    std::unique_ptr<TrainingStep> step;
-    try {
-      step = t.backend->compile(o.spec, t.shape, so);
-    } catch (const Error& e) {
-      t.report.rows.push_back({check, true, 0, 0, e.what(), true});
-      continue;
-    }
-    step->set_parameters(t.initial);
+    const auto step = step_with_route(
+        t, engine, check, [&](StepOptions& so) { so.cuda_conv1_forward_route = route; });
+    if (!step) continue;
     Parameters grads;
     const StepResult got =
         step->gradients(t.batch.images.data(), t.batch.labels.data(), t.count, true, &grads);
