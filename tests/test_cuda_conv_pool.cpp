@@ -60,15 +60,16 @@ class ConvPoolForward : public ::testing::TestWithParam<ConvPoolCase> {};
 
 // The reference: conv (no bias), then the pool kernels' max with the bias
 // and ReLU after it (pool_kernels.h), which the unfused step runs.
-struct Reference {
+struct ConvPoolReference {
   std::vector<float> pooled;
   std::vector<uint8_t> argmax;
   std::vector<float> conv;
 };
-Reference reference_forward(const std::vector<float>& input, const std::vector<float>& weights,
-                            const std::vector<float>& bias, const Dims4& x, const Dims4& y,
-                            int kernel, int pad) {
-  Reference r;
+ConvPoolReference conv_pool_reference(const std::vector<float>& input,
+                                      const std::vector<float>& weights,
+                                      const std::vector<float>& bias, const Dims4& x,
+                                      const Dims4& y, int kernel, int pad) {
+  ConvPoolReference r;
   r.conv.resize(size_t(y.count()));
   reference::conv2d_forward(input.data(), weights.data(), nullptr, r.conv.data(), x.n, x.c, x.h,
                             x.w, y.c, kernel, pad);
@@ -89,7 +90,7 @@ TEST_P(ConvPoolForward, EqualsTheConvolutionThenThePoolKernel) {
   const auto input = testing::random_vector(size_t(x.count()), 41, 0, 1);
   const auto weights = testing::random_vector(size_t(cc.out_c) * plan.taps, 42, -0.3f, 0.3f);
   const auto bias = testing::random_vector(size_t(cc.out_c), 43, -0.3f, 0.3f);
-  const Reference want = reference_forward(input, weights, bias, x, y, cc.kernel, cc.pad);
+  const ConvPoolReference want = conv_pool_reference(input, weights, bias, x, y, cc.kernel, cc.pad);
   const size_t count = want.pooled.size();
   std::vector<float> pooled(count, NAN);
   std::vector<uint8_t> argmax(count, 255);

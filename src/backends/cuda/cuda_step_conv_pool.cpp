@@ -18,8 +18,6 @@
 namespace histocnn::cuda {
 namespace {
 
-constexpr float kOne = 1, kZero = 0;
-
 // Conv block k's scratch stand-ins: input, conv output, pooled map and
 // argmax in the maps' type, fp32 weights (room for their bf16 or KRSC copy
 // too) and biases, and cuDNN's forward workspace.

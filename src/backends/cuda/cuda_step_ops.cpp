@@ -4,12 +4,10 @@
 #include <cstring>
 
 #include "backends/cuda/cuda_step.h"
+#include "backends/cuda/cudnn_algorithms.h"
 #include "core/error.h"
 
 namespace histocnn::cuda {
-
-// cuDNN and cuBLAS take their scaling factors by address.
-constexpr float kOne = 1, kZero = 0;
 
 void CudaTrainingStep::gemm(const GemmCall& g, const float* a, const float* b, float* c) {
   HISTOCNN_CUDA(cublasSgemm(context_->cublas, g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N,

@@ -11,6 +11,9 @@
 
 namespace histocnn::cuda {
 
+// cuDNN and cuBLAS take their scaling factors (alpha, beta) by address.
+inline constexpr float kOne = 1, kZero = 0;
+
 inline const char* fwd_name(int a) {
   static const char* n[] = {
       "IMPLICIT_GEMM", "IMPLICIT_PRECOMP_GEMM", "GEMM", "DIRECT", "FFT", "FFT_TILING",
