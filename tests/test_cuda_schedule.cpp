@@ -131,7 +131,12 @@ TEST(CudaSchedule, Conv1RoutesAreRefusedWhereTheyCannotRun) {
     EXPECT_NE(conv1_routes_unsupported(unpooled, r), "");
   }
   EXPECT_NE(conv1_routes_unsupported(kernel7, {true, false}), "");
-  EXPECT_EQ(conv1_routes_unsupported(kernel7, {false, true}), "");
+  EXPECT_NE(conv1_routes_unsupported(kernel7, {false, true}), "");
+  // A 3x3 pool: the weight gradient from the pooled gradient, not the fused
+  // forward (compiled for 2x2).
+  const NetworkShape pool3 = shape("conv 8 kernel=3 pool=3; dense 2");
+  EXPECT_NE(conv1_routes_unsupported(pool3, {true, false}), "");
+  EXPECT_EQ(conv1_routes_unsupported(pool3, {false, true}), "");
   EXPECT_EQ(conv1_routes_unsupported(bn, {}), "");
 }
 

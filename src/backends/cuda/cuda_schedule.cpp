@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "backends/cuda/conv_pool_kernels.h"
+#include "backends/cuda/wgrad_kernels.h"
 #include "core/error.h"
 
 namespace histocnn::cuda {
@@ -356,6 +357,9 @@ std::string conv1_routes_unsupported(const NetworkShape& shape, const ConvRoutes
   if (routes.fused_forward && !conv_pool_supported(c.in_c, c.kernel, c.pool))
     return "the fused forward kernel was not compiled for conv1's shape (3 input channels, "
            "kernel 3 or 5, 2x2 pool)";
+  if (routes.pooled_weight_gradient && (!small_wgrad_supported(c.in_c, c.kernel) || c.pool > 8))
+    return "the pooled weight-gradient kernel was not compiled for conv1's shape (3 input "
+           "channels, kernel 3 or 5, pools up to 8x8)";
   return "";
 }
 

@@ -146,8 +146,8 @@ struct ConvRoutes {
   bool pooled_weight_gradient = false;
 };
 // Why the first block cannot take `routes` (one sentence), or "": both need
-// a max pool with the bias and ReLU after it (no batch norm); the fused
-// forward also a layer its kernel was compiled for (conv_pool_supported).
+// a max pool with the bias and ReLU after it (no batch norm) and a layer
+// their kernels were compiled for (conv_pool_supported, small_wgrad_supported).
 std::string conv1_routes_unsupported(const NetworkShape& shape, const ConvRoutes& routes);
 
 struct CudaSchedule {
