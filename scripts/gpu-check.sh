@@ -8,7 +8,8 @@
 #                five-grade network with smoothed labels, and the step through
 #                cuDNN's graph API (--cudnn-graph)                         (~70 s)
 #     memcheck   compute-sanitizer memcheck over a short CUDA training, fp32
-#                and bf16                                                  (~120 s)
+#                and bf16, and over a small self-test (every route of conv1's
+#                own kernels forced once)                                  (~120 s)
 #     oom        batch 1800 at 200 px under --gpu-mem-limit 4GB: the report (~10 s)
 #     sbs        bench/gpu_side_by_side.sh, 2 rounds                      (~300 s)
 #     cpu        the 200x200 epoch at batches 50 and 10 on 16/8/4/2/1 threads,
@@ -175,7 +176,11 @@ for stage in "${stages[@]}"; do
       run_stage memcheck-bf16 180 compute-sanitizer --tool memcheck --error-exitcode 9 \
         "$histocnn" train --data "$data" --device cuda --size 64 --batch 20 --epochs 1 \
         --precision bf16 --model "$out/accurate.spec" --crops-benign 60 --crops-malignant 60 \
-        --no-selftest --no-progress -o "$out/memcheck-bf16-run" ;;
+        --no-selftest --no-progress -o "$out/memcheck-bf16-run"
+      # Every route of conv1's own kernels, each forced once by the self-test
+      # (training runs only the ones that win their contests).
+      run_stage memcheck-selftest 300 compute-sanitizer --tool memcheck --error-exitcode 9 \
+        "$histocnn" selftest --device cuda --size 48 --batch 6 --steps 1 ;;
     oom)
       [[ -d "$data" ]] || "$histocnn" synth -o "$data" --images 24 --seed 1 > /dev/null
       run_stage oom 120 "$histocnn" train --data "$data" --device cuda --size 200 --batch 1800 \
