@@ -263,15 +263,21 @@ TEST_P(Winograd, GivesTheReferenceResultsOnOrOff) {
   const auto want = reference_for(c, in, 99);
   const NetworkShape shape = infer_shapes(parse_model_spec(c.spec), c.batch, c.height, c.width);
   int winograd_blocks = 0;
-  for (bool winograd : {true, false})
+  // Winograd everywhere it pays, Winograd but for the weight gradients
+  // (cpu_winograd_weights = false), or direct.
+  for (int mode : {0, 1, 2})
     for (size_t budget : {size_t(0), size_t(1)}) {
+      const bool winograd = mode < 2, weights = mode == 0;
       StepOptions options;
       options.dropout_seed = 99;
       options.cpu_winograd = winograd;
+      options.cpu_winograd_weights = weights;
       options.cpu_slice_bytes = budget;
       const Outcome got = step_on(c, options, in.params, in.images, in.labels);
-      const std::string where =
-          (winograd ? "winograd, budget " : "direct, budget ") + std::to_string(budget);
+      const std::string where = std::string(mode == 0   ? "winograd"
+                                            : mode == 1 ? "winograd but weights"
+                                                        : "direct") +
+                                ", budget " + std::to_string(budget);
       EXPECT_NEAR(got.loss, want.loss, 1e-4 * std::max(1.0, want.loss)) << where;
       testing::expect_gradients_match(got.grads, want.grads, 1e-4, 2e-3, where);
       for (size_t i = 0; i < got.probs.size() && !c.training; ++i)
@@ -282,6 +288,17 @@ TEST_P(Winograd, GivesTheReferenceResultsOnOrOff) {
         const bool expect = winograd && winograd_pays(shape.convs[k]) && cpu::conv_pool_available();
         EXPECT_EQ(impl.find("wino") != std::string::npos, expect) << name << ": " << impl;
         winograd_blocks += expect;
+        // "forward / weights / data" where they differ: the weights' part
+        // direct exactly when asked.
+        const size_t first = impl.find(" / "), second = impl.find(" / ", first + 3);
+        if (expect && !weights) {
+          ASSERT_NE(second, std::string::npos) << name << ": " << impl;
+          EXPECT_EQ(impl.substr(first + 3, second - first - 3).find("wino"), std::string::npos)
+              << name << ": " << impl;
+        }
+        if (expect && weights) {
+          EXPECT_EQ(first, std::string::npos) << name << ": " << impl;
+        }
       }
     }
   if (cpu::conv_pool_available()) {

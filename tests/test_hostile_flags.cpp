@@ -99,6 +99,13 @@ TEST_F(Hostile, EveryFlagRefusalNamesItsFlagAndWritesNothing) {
        1,
        {"--direct-conv", "--device cpu"},
        {}},
+      {"bench --direct-conv-weights on CUDA",
+       [&] {
+         return "bench --device cuda --direct-conv-weights --json " + path("never-bench.json");
+       },
+       1,
+       {"--direct-conv-weights", "--device cpu"},
+       {}},
       {"bench --slice-kb on CUDA",
        [&] { return "bench --device cuda --slice-kb 64 --json " + path("never-bench.json"); },
        1,

@@ -212,6 +212,11 @@ struct StepOptions {
   // results differ from the direct one's in the last bits
   // (docs/results/cpu-winograd.md); false runs every convolution direct.
   bool cpu_winograd = true;
+  // CPU: with cpu_winograd, the weight gradients by Winograd too; false takes
+  // oneDNN's direct algorithm for them alone, to measure one against the
+  // other where Winograd's backward scaled least (batch 10 on 16 threads:
+  // docs/results/cpu-scaling-16core.md).
+  bool cpu_winograd_weights = true;
   // CPU: treat denormal floats as zero while the step runs (core/float_mode.h);
   // false keeps IEEE gradual underflow, as PyTorch does by default.
   bool flush_denormals = true;

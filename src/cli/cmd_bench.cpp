@@ -66,6 +66,9 @@ Runner add_bench(CLI::App& app) {
                 "conv+ReLU+pool kernels (A/B)");
   cmd->add_flag("--direct-conv", o->direct_conv,
                 "cpu: every convolution by oneDNN's direct algorithm, no Winograd (A/B)");
+  cmd->add_flag("--direct-conv-weights", o->direct_conv_weights,
+                "cpu: Winograd convolutions but for the weight gradients, which take oneDNN's "
+                "direct algorithm (A/B)");
   cmd->add_option("--slice-kb", o->slice_kb,
                   "cpu: micro-batch a conv block whose output exceeds this many KiB (0 = never; "
                   "default: 4 MiB up to 2 threads, 2 MiB per thread beyond)")
@@ -91,6 +94,8 @@ Runner add_bench(CLI::App& app) {
     require(!o->onednn_pool || o->device == "cpu", "--onednn-pool: a CPU option (--device cpu)");
     require(!o->onednn_conv1 || o->device == "cpu", "--onednn-conv1: a CPU option (--device cpu)");
     require(!o->direct_conv || o->device == "cpu", "--direct-conv: a CPU option (--device cpu)");
+    require(!o->direct_conv_weights || o->device == "cpu",
+            "--direct-conv-weights: a CPU option (--device cpu)");
     require(o->slice_kb < 0 || o->device == "cpu", "--slice-kb: a CPU option (--device cpu)");
     require(!o->ceilings || o->device == "cpu", "--ceilings: a CPU option (--device cpu)");
     require(!o->staged_batches || o->device == "cuda",

@@ -81,6 +81,7 @@ nlohmann::json measure_point(const EpochBenchOptions& o, const Device& device, B
   options.cpu_onednn_pooling = o.onednn_pool;
   options.cpu_onednn_conv1 = o.onednn_conv1;
   options.cpu_winograd = !o.direct_conv;
+  options.cpu_winograd_weights = !o.direct_conv_weights;
   if (o.slice_kb >= 0) options.cpu_slice_bytes = size_t(o.slice_kb) << 10;
   options.device.memory = &engine.resource();
   options.device.planned = engine.planned();

@@ -35,12 +35,13 @@ struct EpochBenchOptions {
   int benign = 941, malignant = 910;  // the paper's crop counts
   int threads = 0;                    // 0 = all cores
   bool profile_layers = false;
-  bool onednn_pool = false;     // cpu: oneDNN's max pooling instead of ours (A/B)
-  bool onednn_conv1 = false;    // cpu: conv1 by oneDNN instead of our fused kernels (A/B)
-  bool direct_conv = false;     // cpu: no Winograd convolutions (A/B)
-  int slice_kb = -1;            // cpu: micro-batching budget in KiB (-1: the step's default)
-  int loader_workers = -1;      // loader threads beside the compute threads (-1: as training)
-  bool staged_batches = false;  // cuda: batches in ordinary memory, staged by a copy (A/B)
+  bool onednn_pool = false;          // cpu: oneDNN's max pooling instead of ours (A/B)
+  bool onednn_conv1 = false;         // cpu: conv1 by oneDNN instead of our fused kernels (A/B)
+  bool direct_conv = false;          // cpu: no Winograd convolutions (A/B)
+  bool direct_conv_weights = false;  // cpu: Winograd but for the weight gradients (A/B)
+  int slice_kb = -1;                 // cpu: micro-batching budget in KiB (-1: the step's default)
+  int loader_workers = -1;           // loader threads beside the compute threads (-1: as training)
+  bool staged_batches = false;       // cuda: batches in ordinary memory, staged by a copy (A/B)
   // cuda: conv1 without its plan-changing routes — cuDNN's forward and our
   // pool kernel, our direct weight-gradient kernel — instead of the routes
   // timed fastest when the step is built (A/B).

@@ -402,6 +402,9 @@ class CpuTrainingStep final : public TrainingStep {
   // Whether the block's convolutions ask oneDNN for Winograd first (all three
   // directions alike): the switch and winograd_pays.
   bool winograd(const ConvShape& s) const { return options_.cpu_winograd && winograd_pays(s); }
+  bool winograd_weights(const ConvShape& s) const {
+    return winograd(s) && options_.cpu_winograd_weights;
+  }
   void pool_forward(const ConvBlock& c, const Mem& act, const Mem& pooled, const Mem& argmax);
   void pool_backward(const ConvBlock& c, const Mem& pooled, const Mem& d_pooled, const Mem& argmax,
                      const Mem& d_act);

@@ -59,7 +59,7 @@ void CpuTrainingStep::build_conv_primitives(ConvBlock& c, const Mem::desc& src_m
   });
   // Weight gradients in fp32 (oneDNN accumulates bf16 products in fp32).
   const auto dw_md = Mem::desc(w_dims, dt::f32, tag::any);
-  c.bwd_w_pd = first_implemented(winograd(s), [&](dnnl::algorithm alg) {
+  c.bwd_w_pd = first_implemented(winograd_weights(s), [&](dnnl::algorithm alg) {
     auto desc =
         bn ? dnnl::convolution_backward_weights::desc(alg, c.fwd_pd.src_desc(), dw_md,
                                                       c.fwd_pd.dst_desc(), strides, pad, pad)

@@ -110,7 +110,10 @@ nlohmann::json CpuTrainingStep::details() const {
                          std::to_string(dnnl_version()->patch)},
           {"slice_budget_bytes", options_.cpu_slice_bytes},
           {"denormals", options_.flush_denormals ? "flushed to zero" : "kept"},
-          {"winograd", options_.cpu_winograd ? "where oneDNN has it" : "off"},
+          {"winograd", !options_.cpu_winograd          ? "off"
+                       : options_.cpu_winograd_weights ? "where oneDNN has it"
+                                                       : "where oneDNN has it, but not for the "
+                                                         "weight gradients"},
           {"micro_batched", slices},
           {"convolution", convolutions},
           {"max_pool", pools}};
