@@ -3,13 +3,13 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "backends/cuda/cuda_schedule.h"
 #include "core/atomic_file.h"
 #include "core/checked.h"
 #include "core/error.h"
 #include "core/machine_memory.h"
 #include "core/paths.h"
 #include "core/threads.h"
-#include "backends/cuda/cuda_schedule.h"
 #ifdef HISTOCNN_HAVE_NCCL
 #include "backends/cuda/nccl_reducer.h"
 #endif
