@@ -287,12 +287,13 @@ void small_wgrad_block(const T* x, const T* dy, float* partials, const Dims4& xd
 }
 
 // small_wgrad_pooled_kernel's block (n, band) on the host: lane q % 32 takes
-// pooled position q of the band, as on the device.
+// pooled position q of the band, as on the device; the taps' sums, then the
+// bias's.
 template <int C, int K, typename T>
 void small_wgrad_pooled_block(const T* x, const T* pooled, const T* d_pooled, const uint8_t* argmax,
-                              float* partials, const Dims4& xd, const Dims4& yd,
-                              const MapLayout& pl, int pad, const SmallWgradPlan& plan, int n,
-                              int band) {
+                              float* partials, float* bias_partials, const Dims4& xd,
+                              const Dims4& yd, const MapLayout& pl, int pad,
+                              const SmallWgradPlan& plan, int n, int band) {
   constexpr int kTaps = C * K * K;
   const int y0 = band * plan.rows_per_band;
   const int rows = std::min(plan.rows_per_band, pl.h * plan.pool - y0);
@@ -303,42 +304,47 @@ void small_wgrad_pooled_block(const T* x, const T* pooled, const T* d_pooled, co
     stage_tile_element(x, xl, n, y0, pad, tile_h, tile_w, i, tile.data());
   const int positions = rows / plan.pool * pl.w;
   for (int o = 0; o < yd.c; ++o) {
-    std::vector<std::array<float, kTaps>> lanes(32);
+    std::vector<std::array<float, kTaps + 1>> lanes(32);
     for (auto& l : lanes) l.fill(0.0f);
     const int64_t first = pl.at(n, o, y0 / plan.pool, 0);
     for (int q = 0; q < positions; ++q) {
       const int py = q / pl.w, px = q % pl.w;
       const int64_t j = first + py * pl.row_stride() + px * pl.col_stride();
       const PooledTerm term = pooled_wgrad_term(pooled, d_pooled, argmax, j, plan.pool, py, px);
-      wgrad_accumulate<C, K>(tile.data(), tile_h, tile_w, term.ty, term.tx, term.g,
-                             lanes[size_t(q % 32)].data());
+      float* acc = lanes[size_t(q % 32)].data();
+      wgrad_accumulate<C, K>(tile.data(), tile_h, tile_w, term.ty, term.tx, term.g, acc);
+      acc[kTaps] += term.g;
     }
-    float* row = partials + ((int64_t(n) * plan.bands + band) * yd.c + o) * kTaps;
-    for (int t = 0; t < kTaps; ++t) {
+    const int64_t r = int64_t(n) * plan.bands + band;
+    float* row = partials + (r * yd.c + o) * kTaps;
+    for (int t = 0; t <= kTaps; ++t) {
       std::array<float, 32> v{};
       for (int lane = 0; lane < 32; ++lane) v[size_t(lane)] = lanes[size_t(lane)][size_t(t)];
-      row[t] = warp_sum_down(v);
+      (t < kTaps ? row[t] : bias_partials[r * yd.c + o]) = warp_sum_down(v);
     }
   }
 }
 
-// launch_small_wgrad_pooled on the host.
+// launch_small_wgrad_pooled on the host: dw and db.
 template <typename T>
 void small_wgrad_pooled(const T* x, const T* pooled, const T* d_pooled, const uint8_t* argmax,
-                        float* dw, const Dims4& xd, const Dims4& yd, bool pooled_channels_last,
-                        int kernel, int pad, const SmallWgradPlan& plan) {
+                        float* dw, float* db, const Dims4& xd, const Dims4& yd,
+                        bool pooled_channels_last, int kernel, int pad,
+                        const SmallWgradPlan& plan) {
   const MapLayout pl =
       PoolMaps{yd.n, yd.layout(plan.channels_last), pooled_channels_last, plan.pool}.pooled();
   std::vector<float> partials(plan.workspace_bytes / sizeof(float));
+  float* bias_partials = partials.data() + plan.bias_partials_offset();
   for (int n = 0; n < yd.n; ++n)
     for (int band = 0; band < plan.bands; ++band)
       if (kernel == 3)
-        small_wgrad_pooled_block<3, 3, T>(x, pooled, d_pooled, argmax, partials.data(), xd, yd, pl,
-                                          pad, plan, n, band);
+        small_wgrad_pooled_block<3, 3, T>(x, pooled, d_pooled, argmax, partials.data(),
+                                          bias_partials, xd, yd, pl, pad, plan, n, band);
       else
-        small_wgrad_pooled_block<3, 5, T>(x, pooled, d_pooled, argmax, partials.data(), xd, yd, pl,
-                                          pad, plan, n, band);
+        small_wgrad_pooled_block<3, 5, T>(x, pooled, d_pooled, argmax, partials.data(),
+                                          bias_partials, xd, yd, pl, pad, plan, n, band);
   column_sums(partials.data(), yd.n * plan.bands, yd.c * plan.taps, dw);
+  column_sums(bias_partials, yd.n * plan.bands, yd.c, db);
 }
 
 // launch_small_wgrad on the host: dw = the weight gradient (OIHW).

@@ -322,8 +322,8 @@ HostRun run_schedule_as(const NetworkShape& shape, const Parameters& params, con
           EXPECT_TRUE(pooled.applies);
           on_host::small_wgrad_pooled(map(c.src), map(c.pooled), map(c.d_pooled),
                                       static_cast<uint8_t*>(at[size_t(c.argmax)]),
-                                      g(conv + ".weight"), c.x, c.y, c.pooled_channels_last,
-                                      cs.kernel, cs.pad, pooled);
+                                      g(conv + ".weight"), g(conv + ".bias"), c.x, c.y,
+                                      c.pooled_channels_last, cs.kernel, cs.pad, pooled);
           break;
         }
         const SmallWgradPlan plan =

@@ -330,10 +330,16 @@ TEST_P(SmallWgradPooled, EqualsTheReferenceFromTheScatteredGradient) {
   std::vector<float> want(dw_count), bias_grad(size_t(wc.out_c)), got(dw_count, NAN);
   reference::conv2d_backward(input.data(), weights.data(), d_act.data(), nullptr, want.data(),
                              bias_grad.data(), x.n, 3, x.h, x.w, wc.out_c, wc.kernel, wc.pad);
+  std::vector<float> got_bias(size_t(wc.out_c), NAN);
   on_host::small_wgrad_pooled(input.data(), pooled.data(), d_pooled.data(), argmax.data(),
-                              got.data(), x, y, false, wc.kernel, wc.pad, plan);
+                              got.data(), got_bias.data(), x, y, false, wc.kernel, wc.pad, plan);
   for (size_t i = 0; i < dw_count; ++i)
     ASSERT_NEAR(got[i], want[i], 1e-4 * std::max(1.0f, std::abs(want[i]))) << "dW[" << i << "]";
+  // The bias gradient from the same terms: the scattered gradient's sums.
+  for (int o = 0; o < wc.out_c; ++o)
+    ASSERT_NEAR(got_bias[size_t(o)], bias_grad[size_t(o)],
+                1e-4 * std::max(1.0f, std::abs(bias_grad[size_t(o)])))
+        << "db[" << o << "]";
   // Channels last, the pooled map either way (the last block's is channels
   // first): the same tile, the same positions in the same order, the same bits.
   for (bool pooled_last : {true, false}) {
@@ -341,7 +347,7 @@ TEST_P(SmallWgradPooled, EqualsTheReferenceFromTheScatteredGradient) {
         plan_small_wgrad_pooled(x, y, wc.kernel, wc.pad, wc.pool, wc.target_blocks, true);
     const PoolMaps maps_last{y.n, y.layout(true), pooled_last, wc.pool};
     std::vector<float> x_last(input.size()), p_last(pooled_count), dp_last(pooled_count),
-        from_last(dw_count, NAN);
+        from_last(dw_count, NAN), bias_last(size_t(wc.out_c), NAN);
     std::vector<uint8_t> a_last(pooled_count);
     on_host::relayout(input.data(), x_last.data(), x.n, x.layout(true));
     const MapLayout pooled_first = pl, pooled_other = maps_last.pooled();
@@ -353,9 +359,11 @@ TEST_P(SmallWgradPooled, EqualsTheReferenceFromTheScatteredGradient) {
       a_last[size_t(j)] = argmax[size_t(i)];
     }
     on_host::small_wgrad_pooled(x_last.data(), p_last.data(), dp_last.data(), a_last.data(),
-                                from_last.data(), x, y, pooled_last, wc.kernel, wc.pad, last);
+                                from_last.data(), bias_last.data(), x, y, pooled_last, wc.kernel,
+                                wc.pad, last);
     EXPECT_EQ(from_last, got) << "channels last, pooled map channels "
                               << (pooled_last ? "last" : "first");
+    EXPECT_EQ(bias_last, got_bias);
   }
   // bf16 maps holding exact values: the fp32 instantiation's bits.
   auto exact = [](std::vector<float> v) {
@@ -368,13 +376,16 @@ TEST_P(SmallWgradPooled, EqualsTheReferenceFromTheScatteredGradient) {
     for (size_t i = 0; i < v.size(); ++i) out[i] = to_bf16(v[i]);
     return out;
   };
-  std::vector<float> from_fp32(dw_count), from_bf16(dw_count, NAN);
+  std::vector<float> from_fp32(dw_count), from_bf16(dw_count, NAN), bias_fp32(size_t(wc.out_c)),
+      bias_bf16(size_t(wc.out_c), NAN);
   on_host::small_wgrad_pooled(input16.data(), pooled16.data(), d_pooled16.data(), argmax.data(),
-                              from_fp32.data(), x, y, false, wc.kernel, wc.pad, plan);
+                              from_fp32.data(), bias_fp32.data(), x, y, false, wc.kernel, wc.pad,
+                              plan);
   const auto x16 = to16(input16), p16 = to16(pooled16), dp16 = to16(d_pooled16);
   on_host::small_wgrad_pooled(x16.data(), p16.data(), dp16.data(), argmax.data(), from_bf16.data(),
-                              x, y, false, wc.kernel, wc.pad, plan);
+                              bias_bf16.data(), x, y, false, wc.kernel, wc.pad, plan);
   EXPECT_EQ(from_bf16, from_fp32);
+  EXPECT_EQ(bias_bf16, bias_fp32);
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -396,6 +407,10 @@ TEST(SmallWgradPlan, ThePooledRouteBandsHoldWholeWindows) {
     EXPECT_LE(p.shared_bytes, kSmallWgradSharedLimit);
     EXPECT_GE(p.bands * p.rows_per_band, 198);
     EXPECT_LT((p.bands - 1) * p.rows_per_band, 198);
+    // The taps' partial sums, then the bias's: a row of each per image band.
+    const size_t rows = size_t(4) * size_t(p.bands);
+    EXPECT_EQ(p.bias_partials_offset(), rows * 32 * 27);
+    EXPECT_EQ(p.workspace_bytes, rows * 32 * (27 + 1) * sizeof(float));
   }
   // 197 rows: the last one is in no window and no band.
   const SmallWgradPlan odd =

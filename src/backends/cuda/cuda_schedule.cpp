@@ -289,16 +289,18 @@ class ScheduleBuilder {
     const std::string tag = "conv" + std::to_string(k + 1);
     const ConvWorkspaces ws = workspaces(k);
     // pool = 1: ReLU' in place on d_pooled (which is then d_act). From the
-    // pooled gradient, no d_act: the pool backward writes the bias sums only.
+    // pooled gradient, no pool backward at all: the weight-gradient kernel
+    // sums the bias gradient from the same terms, and nothing reads a d_act.
     const bool pooled_wgrad = c.routes.pooled_weight_gradient;
     c.d_act = pooled_wgrad  ? -1
               : cs.pool > 1 ? map_tensor(tag + (c.batch_norm ? ".d_bn_out" : ".d_out"), c.y.count())
                             : c.d_pooled;
-    if (!c.batch_norm)
+    if (!c.batch_norm && !pooled_wgrad)
       c.bias_partials =
           tensor(tag + ".bias_partials", int64_t(bias_partial_rows(c.pool_maps())) * c.y.c);
-    op(OpKind::kPoolReluBackward, int(k),
-       {c.pooled, c.d_pooled, c.argmax, c.d_act, c.bias_partials});
+    if (!pooled_wgrad)
+      op(OpKind::kPoolReluBackward, int(k),
+         {c.pooled, c.d_pooled, c.argmax, c.d_act, c.bias_partials});
     if (c.batch_norm) {
       c.d_conv_out = map_tensor(tag + ".d_out", c.y.count());
       op(OpKind::kBatchNormBackward, int(k), {c.conv_out, c.d_act, c.d_conv_out, c.bn_partials});

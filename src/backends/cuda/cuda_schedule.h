@@ -23,8 +23,9 @@
 //     [-> bn_bwd -> d_conv_out_k] -> conv_bwd_filter -> conv_bwd_data (k > 0)
 //     -> d_pooled_{k-1}
 //   conv1's own routes (ConvRoutes): conv_pool_fwd (conv + pool + bias + ReLU,
-//     no conv_out_1); pool_relu_bwd writing only the bias sums and
-//     conv_bwd_filter reading pooled_1, d_pooled_1 and argmax_1 (no d_act_1)
+//     no conv_out_1); conv_bwd_filter reading pooled_1, d_pooled_1 and
+//     argmax_1 and writing the weight and bias gradients (no pool_relu_bwd,
+//     no d_act_1)
 //   update: one fused Adam kernel over the flat parameter vector (not planned:
 //   parameters, gradients and moments persist across steps).
 // --precision bf16: the input op also writes input.bf16 (what conv1 reads);
@@ -140,8 +141,8 @@ struct ConvRoutes {
   // Convolution, max pool, bias and ReLU in one kernel (conv_pool_kernels.h):
   // the conv output is never written.
   bool fused_forward = false;
-  // The weight gradient from the pooled gradient (wgrad_kernels.h): the pool
-  // backward writes only the bias sums, never the conv output's gradient
+  // The weight and bias gradients from the pooled gradient (wgrad_kernels.h):
+  // no pool backward runs, and the conv output's gradient is never written
   // (conv1 has no data gradient to need it).
   bool pooled_weight_gradient = false;
 };

@@ -264,15 +264,14 @@ void CudaTrainingStep::run_pool_relu_backward(const ScheduledOp& op) {
   float* sums = t.bias_partials >= 0 ? tensor(t.bias_partials) : nullptr;
   const uint8_t* argmax = t.pool > 1 ? bytes(t.argmax) : nullptr;
   const PoolMaps maps = t.pool_maps();
-  // From the pooled gradient, conv1's weight gradient reads no d_act: the
-  // schedule has none, and the kernel writes the bias sums only.
-  const bool write = t.d_act >= 0;
+  // (Not scheduled for conv1 from the pooled gradient: its weight-gradient
+  // kernel sums the bias gradient itself.)
   if (bf16_)
     launch_pool_relu_backward(bf16_tensor(t.pooled), bf16_tensor(t.d_pooled), argmax,
-                              write ? bf16_tensor(t.d_act) : nullptr, sums, maps, stream_);
+                              bf16_tensor(t.d_act), sums, maps, stream_);
   else
-    launch_pool_relu_backward(tensor(t.pooled), tensor(t.d_pooled), argmax,
-                              write ? tensor(t.d_act) : nullptr, sums, maps, stream_);
+    launch_pool_relu_backward(tensor(t.pooled), tensor(t.d_pooled), argmax, tensor(t.d_act), sums,
+                              maps, stream_);
   if (sums) launch_column_sums(sums, bias_partial_rows(maps), t.y.c, grads() + c.b_offset, stream_);
 }
 
@@ -286,12 +285,14 @@ void CudaTrainingStep::run_conv_backward_filter(const ScheduledOp& op) {
     const uint8_t* argmax = bytes(t.argmax);
     if (bf16_)
       launch_small_wgrad_pooled(bf16_tensor(t.src), bf16_tensor(t.pooled), bf16_tensor(t.d_pooled),
-                                argmax, grads() + c.w_offset, static_cast<float*>(ws), t.x, t.y,
-                                t.pooled_channels_last, s.kernel, s.pad, c.small_wgrad, stream_);
+                                argmax, grads() + c.w_offset, grads() + c.b_offset,
+                                static_cast<float*>(ws), t.x, t.y, t.pooled_channels_last, s.kernel,
+                                s.pad, c.small_wgrad, stream_);
     else
       launch_small_wgrad_pooled(tensor(t.src), tensor(t.pooled), tensor(t.d_pooled), argmax,
-                                grads() + c.w_offset, static_cast<float*>(ws), t.x, t.y,
-                                t.pooled_channels_last, s.kernel, s.pad, c.small_wgrad, stream_);
+                                grads() + c.w_offset, grads() + c.b_offset, static_cast<float*>(ws),
+                                t.x, t.y, t.pooled_channels_last, s.kernel, s.pad, c.small_wgrad,
+                                stream_);
     return;
   }
   if (c.small_wgrad.applies) {  // fp32 sums and gradient, whatever the maps' type

@@ -6,10 +6,11 @@
 //            gradient, which the pool backward writes first
 //   direct   our kernel on the same gradient (1, 2 or 4 output channels a
 //            warp pass, each timed)
-//   pooled   our kernel on the pooled gradient and argmax; the pool backward
-//            then writes only the bias sums (conv1 has no data gradient, so
-//            nothing else reads the conv output's gradient)
+//   pooled   our kernel on the pooled gradient and argmax, summing the bias
+//            gradient from the same terms: no pool backward runs (conv1 has
+//            no data gradient, so nothing reads the conv output's gradient)
 // A route's time counts the pool backward it needs.
+#include <algorithm>
 #include <functional>
 #include <string>
 #include <vector>
@@ -32,7 +33,7 @@ struct Contest {
   ConvShape s;
   PoolMaps maps;
   void *x = nullptr, *dy = nullptr, *pooled = nullptr, *d_pooled = nullptr;
-  float *w = nullptr, *ws = nullptr, *sums = nullptr;
+  float *w = nullptr, *db = nullptr, *ws = nullptr, *sums = nullptr;
   uint8_t* argmax = nullptr;
 };
 
@@ -65,27 +66,25 @@ float time_pooled(const Contest& k, const SmallWgradPlan& plan) {
   return mean_device_ms(k.stream, [&] {
     if (k.bf16)
       launch_small_wgrad_pooled(static_cast<Bf16*>(k.x), static_cast<Bf16*>(k.pooled),
-                                static_cast<Bf16*>(k.d_pooled), k.argmax, k.w, k.ws, k.t.x, k.t.y,
-                                last, k.s.kernel, k.s.pad, plan, k.stream);
+                                static_cast<Bf16*>(k.d_pooled), k.argmax, k.w, k.db, k.ws, k.t.x,
+                                k.t.y, last, k.s.kernel, k.s.pad, plan, k.stream);
     else
       launch_small_wgrad_pooled(static_cast<float*>(k.x), static_cast<float*>(k.pooled),
-                                static_cast<float*>(k.d_pooled), k.argmax, k.w, k.ws, k.t.x, k.t.y,
-                                last, k.s.kernel, k.s.pad, plan, k.stream);
+                                static_cast<float*>(k.d_pooled), k.argmax, k.w, k.db, k.ws, k.t.x,
+                                k.t.y, last, k.s.kernel, k.s.pad, plan, k.stream);
   });
 }
 
-// The pool backward a route needs: writing the conv output's gradient
-// (cudnn, direct), or only the bias sums (pooled).
-float time_pool_backward(const Contest& k, bool write_gradient) {
+// The pool backward the cudnn and direct routes need: the conv output's
+// gradient and the bias sums.
+float time_pool_backward(const Contest& k) {
   return mean_device_ms(k.stream, [&] {
     if (k.bf16)
       launch_pool_relu_backward(static_cast<Bf16*>(k.pooled), static_cast<Bf16*>(k.d_pooled),
-                                k.argmax, write_gradient ? static_cast<Bf16*>(k.dy) : nullptr,
-                                k.sums, k.maps, k.stream);
+                                k.argmax, static_cast<Bf16*>(k.dy), k.sums, k.maps, k.stream);
     else
       launch_pool_relu_backward(static_cast<float*>(k.pooled), static_cast<float*>(k.d_pooled),
-                                k.argmax, write_gradient ? static_cast<float*>(k.dy) : nullptr,
-                                k.sums, k.maps, k.stream);
+                                k.argmax, static_cast<float*>(k.dy), k.sums, k.maps, k.stream);
   });
 }
 
@@ -130,7 +129,8 @@ void CudaTrainingStep::choose_weight_gradient(ConvLayer& c, size_t k, const Smal
   // below the step's own peak (a cuDNN algorithm needing more workspace
   // than that is not a contender).
   const size_t limit =
-      std::min(options_.device.workspace_limit, std::max(plan.workspace_bytes, size_t(64) << 20));
+      std::min(options_.device.workspace_limit,
+               std::max({plan.workspace_bytes, pooled.workspace_bytes, size_t(64) << 20}));
   DeviceScratch scratch(resource_, stream_);
   contest.x = scratch.take(size_t(t.x.count()) * 4);
   contest.dy = scratch.take(size_t(t.y.count()) * 4);
@@ -143,14 +143,14 @@ void CudaTrainingStep::choose_weight_gradient(ConvLayer& c, size_t k, const Smal
     contest.argmax = static_cast<uint8_t*>(scratch.take(count));
     contest.sums = static_cast<float*>(
         scratch.take(size_t(bias_partial_rows(contest.maps)) * size_t(t.y.c) * 4));
+    contest.db = static_cast<float*>(scratch.take(size_t(t.y.c) * 4));
   }
   nlohmann::json times = nlohmann::json::object();
   const auto [direct, direct_ms] = time_direct(contest, plan, times);
-  float pooled_ms = -1, scatter_ms = 0, sums_ms = 0;
+  float pooled_ms = -1, scatter_ms = 0;
   if (pooled.applies) {
-    times["histocnn_pooled"] = pooled_ms = time_pooled(contest, pooled);
-    times["pool_backward_writing_the_gradient"] = scatter_ms = time_pool_backward(contest, true);
-    times["pool_backward_bias_sums_only"] = sums_ms = time_pool_backward(contest, false);
+    times["histocnn_pooled_with_bias"] = pooled_ms = time_pooled(contest, pooled);
+    times["pool_backward_writing_the_gradient"] = scatter_ms = time_pool_backward(contest);
   }
   const auto [cudnn_best, cudnn_ms] =
       cudnn_has_one ? time_cudnn_filter(c, contest.x, contest.dy, contest.w, contest.ws, limit)
@@ -160,9 +160,8 @@ void CudaTrainingStep::choose_weight_gradient(ConvLayer& c, size_t k, const Smal
   else
     times["cudnn"] = "no deterministic algorithm";
   record["backward_filter_ms"] = times;
-  const std::string route =
-      weight_gradient_route(cudnn_ms < 0 ? -1 : cudnn_ms + scatter_ms, direct_ms + scatter_ms,
-                            pooled_ms < 0 ? -1 : pooled_ms + sums_ms);
+  const std::string route = weight_gradient_route(cudnn_ms < 0 ? -1 : cudnn_ms + scatter_ms,
+                                                  direct_ms + scatter_ms, pooled_ms);
   record["backward_filter_route"] = route;
   if (route != "cudnn") return take_small_wgrad(c, route == "pooled" ? pooled : direct, record);
   c.bwd_filter = cudnnConvolutionBwdFilterAlgo_t(cudnn_best);

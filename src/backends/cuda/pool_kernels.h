@@ -133,8 +133,7 @@ void launch_max_pool_forward(const Bf16* act, const float* bias, Bf16* pooled, u
 // bias gradient's partial sums [bias_partial_rows(maps), C] (per plane
 // channels first, per image band channels last), reduced by
 // launch_column_sums. The sums are of the fp32 values, before d_act is
-// rounded to bf16. d_act null: the bias partials only (conv1's weight
-// gradient from the pooled gradient reads no d_act: wgrad_kernels.h).
+// rounded to bf16. d_act null: the bias partials only.
 void launch_pool_relu_backward(const float* pooled, const float* d_pooled, const uint8_t* argmax,
                                float* d_act, float* bias_partials, const PoolMaps& maps,
                                Stream stream);

@@ -64,12 +64,14 @@ __global__ void __launch_bounds__(kThreads)
 
 // From the pooled gradient: each warp takes output channels in turn, each
 // lane pooled positions of the band (whole windows); a position adds its
-// window maximum's patch times its gradient (pooled_wgrad_term).
+// window maximum's patch times its gradient (pooled_wgrad_term), and the
+// gradient itself to the bias sum.
 template <int C, int K, typename T>
 __global__ void __launch_bounds__(kThreads)
     small_wgrad_pooled_kernel(const T* x, const T* pooled, const T* d_pooled, const uint8_t* argmax,
-                              float* partials, Dims4 xd, Dims4 yd, MapLayout pl, int pool, int pad,
-                              int rows_per_band, int bands, bool channels_last) {
+                              float* partials, float* bias_partials, Dims4 xd, Dims4 yd,
+                              MapLayout pl, int pool, int pad, int rows_per_band, int bands,
+                              bool channels_last) {
   constexpr int kTaps = C * K * K;
   extern __shared__ float tile[];
   const int band = int(blockIdx.x), n = int(blockIdx.y);
@@ -80,24 +82,27 @@ __global__ void __launch_bounds__(kThreads)
   const int lane = int(threadIdx.x) % 32, warp = int(threadIdx.x) / 32;
   const int positions = rows / pool * pl.w;
   for (int o = warp; o < yd.c; o += kThreads / 32) {
-    float acc[kTaps];
+    float acc[kTaps + 1];  // the taps, then the bias
 #pragma unroll
-    for (int t = 0; t < kTaps; ++t) acc[t] = 0;
+    for (int t = 0; t <= kTaps; ++t) acc[t] = 0;
     const int64_t first = pl.at(n, o, y0 / pool, 0);
     for (int q = lane; q < positions; q += 32) {
       const int py = q / pl.w, px = q - py * pl.w;
       const int64_t j = first + py * pl.row_stride() + px * pl.col_stride();
       const PooledTerm term = pooled_wgrad_term(pooled, d_pooled, argmax, j, pool, py, px);
       wgrad_accumulate<C, K>(tile, tile_h, tile_w, term.ty, term.tx, term.g, acc);
+      acc[kTaps] += term.g;
     }
 #pragma unroll
-    for (int t = 0; t < kTaps; ++t)
+    for (int t = 0; t <= kTaps; ++t)
       for (int offset = 16; offset > 0; offset /= 2)
         acc[t] += __shfl_down_sync(0xffffffffu, acc[t], offset);
     if (lane == 0) {
-      float* row = partials + ((int64_t(n) * bands + band) * yd.c + o) * kTaps;
+      const int64_t r = int64_t(n) * bands + band;
+      float* row = partials + (r * yd.c + o) * kTaps;
 #pragma unroll
       for (int t = 0; t < kTaps; ++t) row[t] = acc[t];
+      bias_partials[r * yd.c + o] = acc[kTaps];
     }
   }
 }
@@ -130,7 +135,7 @@ void small_wgrad(const T* x, const T* dy, float* dw, float* workspace, const Dim
 
 template <typename T>
 void small_wgrad_pooled(const T* x, const T* pooled, const T* d_pooled, const uint8_t* argmax,
-                        float* dw, float* workspace, const Dims4& xd, const Dims4& yd,
+                        float* dw, float* db, float* workspace, const Dims4& xd, const Dims4& yd,
                         bool pooled_channels_last, int kernel, int pad, const SmallWgradPlan& plan,
                         Stream stream) {
   require(
@@ -140,31 +145,33 @@ void small_wgrad_pooled(const T* x, const T* pooled, const T* d_pooled, const ui
       PoolMaps{yd.n, yd.layout(plan.channels_last), pooled_channels_last, plan.pool}.pooled();
   auto* s = static_cast<cudaStream_t>(stream);
   const dim3 grid(unsigned(plan.bands), unsigned(yd.n));
+  float* bias_partials = workspace + plan.bias_partials_offset();
   if (kernel == 3)
     small_wgrad_pooled_kernel<3, 3, T><<<grid, kThreads, plan.shared_bytes, s>>>(
-        x, pooled, d_pooled, argmax, workspace, xd, yd, pl, plan.pool, pad, plan.rows_per_band,
-        plan.bands, plan.channels_last);
+        x, pooled, d_pooled, argmax, workspace, bias_partials, xd, yd, pl, plan.pool, pad,
+        plan.rows_per_band, plan.bands, plan.channels_last);
   else
     small_wgrad_pooled_kernel<3, 5, T><<<grid, kThreads, plan.shared_bytes, s>>>(
-        x, pooled, d_pooled, argmax, workspace, xd, yd, pl, plan.pool, pad, plan.rows_per_band,
-        plan.bands, plan.channels_last);
+        x, pooled, d_pooled, argmax, workspace, bias_partials, xd, yd, pl, plan.pool, pad,
+        plan.rows_per_band, plan.bands, plan.channels_last);
   launch_column_sums(workspace, yd.n * plan.bands, yd.c * plan.taps, dw, stream);
+  launch_column_sums(bias_partials, yd.n * plan.bands, yd.c, db, stream);
 }
 
 }  // namespace
 
 void launch_small_wgrad_pooled(const float* x, const float* pooled, const float* d_pooled,
-                               const uint8_t* argmax, float* dw, float* workspace, const Dims4& xd,
-                               const Dims4& yd, bool pooled_channels_last, int kernel, int pad,
-                               const SmallWgradPlan& plan, Stream stream) {
-  small_wgrad_pooled(x, pooled, d_pooled, argmax, dw, workspace, xd, yd, pooled_channels_last,
+                               const uint8_t* argmax, float* dw, float* db, float* workspace,
+                               const Dims4& xd, const Dims4& yd, bool pooled_channels_last,
+                               int kernel, int pad, const SmallWgradPlan& plan, Stream stream) {
+  small_wgrad_pooled(x, pooled, d_pooled, argmax, dw, db, workspace, xd, yd, pooled_channels_last,
                      kernel, pad, plan, stream);
 }
 void launch_small_wgrad_pooled(const Bf16* x, const Bf16* pooled, const Bf16* d_pooled,
-                               const uint8_t* argmax, float* dw, float* workspace, const Dims4& xd,
-                               const Dims4& yd, bool pooled_channels_last, int kernel, int pad,
-                               const SmallWgradPlan& plan, Stream stream) {
-  small_wgrad_pooled(x, pooled, d_pooled, argmax, dw, workspace, xd, yd, pooled_channels_last,
+                               const uint8_t* argmax, float* dw, float* db, float* workspace,
+                               const Dims4& xd, const Dims4& yd, bool pooled_channels_last,
+                               int kernel, int pad, const SmallWgradPlan& plan, Stream stream) {
+  small_wgrad_pooled(x, pooled, d_pooled, argmax, dw, db, workspace, xd, yd, pooled_channels_last,
                      kernel, pad, plan, stream);
 }
 

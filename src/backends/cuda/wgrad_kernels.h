@@ -24,7 +24,9 @@
 // the pooled positions instead — a quarter of them at 2x2 — reading the
 // pooled map, its gradient and the argmax bytes, and the step skips writing
 // the conv output's gradient at all (conv1 has no data gradient: nothing else
-// reads it). Same sums, fewer terms: no zero products.
+// reads it). Same sums, fewer terms: no zero products. The bias gradient is
+// the sum of the same terms' gradients, so this kernel sums it too, and the
+// block needs no pool backward at all.
 //
 // The arithmetic is the __host__ __device__ functions below; the plan is a
 // plain function. Both are run by host tests against reference::conv2d_backward.
@@ -90,7 +92,9 @@ struct SmallWgradPlan {
   int tile_w = 0;           // x.w + 2 pad
   int taps = 0;             // in_c * kernel * kernel
   size_t shared_bytes = 0;  // the input band: in_c x (rows_per_band + kernel - 1) x tile_w floats
-  size_t workspace_bytes = 0;  // partial sums: y.n * bands rows of y.c * taps floats
+  // Partial sums: y.n * bands rows of y.c * taps floats; from the pooled
+  // gradient, then as many rows of y.c bias sums (bias_partials_offset).
+  size_t workspace_bytes = 0;
   bool channels_last = false;  // x and dy NHWC (--channels-last); the tile is staged either way
   // Output channels a warp accumulates at once (1, or 2 or 4 for kernel 3:
   // fewer shared-memory reads, more registers); the step times each on the
@@ -100,6 +104,11 @@ struct SmallWgradPlan {
   // rows_per_band a multiple of pool; the rows past the last whole window
   // have no gradient and no band).
   int pool = 1;
+  // Where the bias sums' rows start in the workspace, in floats (pool > 1).
+  size_t bias_partials_offset() const {
+    return workspace_bytes / sizeof(float) - bias_partial_count;
+  }
+  size_t bias_partial_count = 0;  // y.n * bands * y.c (pool > 1), else 0
 };
 
 // One pooled position's term of the weight gradient: where in the band's
@@ -165,14 +174,15 @@ void launch_small_wgrad(const Bf16* x, const Bf16* dy, float* dw, float* workspa
                         Stream stream);
 // The same from the pooled gradient (plan.pool > 1): `pooled`, `d_pooled`
 // and `argmax` as the pool kernels hold them (PoolMaps{yd.n, yd's layout,
-// pooled_channels_last, plan.pool}.pooled()).
+// pooled_channels_last, plan.pool}.pooled()); db (y.c floats) = the conv
+// bias gradient, from the same terms.
 void launch_small_wgrad_pooled(const float* x, const float* pooled, const float* d_pooled,
-                               const uint8_t* argmax, float* dw, float* workspace, const Dims4& xd,
-                               const Dims4& yd, bool pooled_channels_last, int kernel, int pad,
-                               const SmallWgradPlan& plan, Stream stream);
+                               const uint8_t* argmax, float* dw, float* db, float* workspace,
+                               const Dims4& xd, const Dims4& yd, bool pooled_channels_last,
+                               int kernel, int pad, const SmallWgradPlan& plan, Stream stream);
 void launch_small_wgrad_pooled(const Bf16* x, const Bf16* pooled, const Bf16* d_pooled,
-                               const uint8_t* argmax, float* dw, float* workspace, const Dims4& xd,
-                               const Dims4& yd, bool pooled_channels_last, int kernel, int pad,
-                               const SmallWgradPlan& plan, Stream stream);
+                               const uint8_t* argmax, float* dw, float* db, float* workspace,
+                               const Dims4& xd, const Dims4& yd, bool pooled_channels_last,
+                               int kernel, int pad, const SmallWgradPlan& plan, Stream stream);
 
 }  // namespace histocnn::cuda

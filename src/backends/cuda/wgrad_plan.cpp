@@ -33,7 +33,10 @@ SmallWgradPlan plan_bands(const Dims4& x, const Dims4& y, int kernel, int pad, i
   p.rows_per_band = std::min(p.rows_per_band, rows_used);
   p.bands = (rows_used + p.rows_per_band - 1) / p.rows_per_band;
   p.shared_bytes = size_t(p.rows_per_band + kernel - 1) * row_bytes;
-  p.workspace_bytes = size_t(y.n) * size_t(p.bands) * size_t(y.c) * size_t(p.taps) * sizeof(float);
+  p.bias_partial_count = pool > 1 ? size_t(y.n) * size_t(p.bands) * size_t(y.c) : 0;
+  p.workspace_bytes =
+      (size_t(y.n) * size_t(p.bands) * size_t(y.c) * size_t(p.taps) + p.bias_partial_count) *
+      sizeof(float);
   p.applies = true;
   return p;
 }
