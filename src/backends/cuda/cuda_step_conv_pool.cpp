@@ -18,20 +18,22 @@
 namespace histocnn::cuda {
 namespace {
 
-// Conv block k's scratch stand-ins: input, conv output, pooled map and
-// argmax in the maps' type, fp32 weights (room for their bf16 or KRSC copy
-// too) and biases, and cuDNN's forward workspace.
+// Conv block k's scratch stand-ins: input, conv output (cuDNN's route only:
+// null for the fused one, which has none), pooled map and argmax in the
+// maps' type, fp32 weights (room for their bf16 or KRSC copy too) and
+// biases, and cuDNN's forward workspace.
 struct ForwardScratch {
   void *x, *y, *pooled, *w, *ws;
   float* bias;
   uint8_t* argmax;
 };
 ForwardScratch take_forward_scratch(DeviceScratch& scratch, const CudaSchedule::ConvTensors& t,
-                                    const ConvShape& s, size_t element, size_t workspace) {
+                                    const ConvShape& s, size_t element, bool conv_output,
+                                    size_t workspace) {
   const size_t pooled = size_t(t.pooled_dims.count());
   ForwardScratch f{};
   f.x = scratch.take(size_t(t.x.count()) * element);
-  f.y = scratch.take(size_t(t.y.count()) * element);
+  f.y = conv_output ? scratch.take(size_t(t.y.count()) * element) : nullptr;
   f.pooled = scratch.take(pooled * element);
   f.argmax = static_cast<uint8_t*>(scratch.take(pooled));
   f.w = scratch.take(size_t(s.out_c) * size_t(s.in_c) * size_t(s.kernel) * size_t(s.kernel) * 4);
@@ -63,7 +65,7 @@ float CudaTrainingStep::time_cudnn_forward_and_pool(const ConvLayer& c,
                                                     const CudaSchedule::ConvTensors& t,
                                                     DeviceScratch& scratch) {
   const ForwardScratch f =
-      take_forward_scratch(scratch, t, shape_.convs[0], bf16_ ? 2 : 4, c.workspace.forward);
+      take_forward_scratch(scratch, t, shape_.convs[0], bf16_ ? 2 : 4, true, c.workspace.forward);
   HISTOCNN_CUDA(cudnnSetStream(context_->cudnn, stream_));
   return mean_device_ms(stream_, [&] {
     HISTOCNN_CUDA(cudnnConvolutionForward(context_->cudnn, &kOne, c.x, f.x, c.w, f.w, c.conv, c.fwd,
@@ -80,7 +82,7 @@ float CudaTrainingStep::time_cudnn_forward_and_pool(const ConvLayer& c,
 float CudaTrainingStep::time_conv_pool(const ConvPoolPlan& plan, const CudaSchedule::ConvTensors& t,
                                        DeviceScratch& scratch) {
   const ConvShape& s = shape_.convs[0];
-  const ForwardScratch f = take_forward_scratch(scratch, t, s, bf16_ ? 2 : 4, 0);
+  const ForwardScratch f = take_forward_scratch(scratch, t, s, bf16_ ? 2 : 4, false, 0);
   const auto* w = static_cast<const float*>(f.w);
   return mean_device_ms(stream_, [&] {
     if (bf16_)
