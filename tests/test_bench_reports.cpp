@@ -384,15 +384,15 @@ TEST(GraphAb, TheConv1StageReportsTheRoutesAndThePeakMemory) {
   write_file_atomically(dir / "plain.r2.json",
                         record(0.20, 720e6, "IMPLICIT_GEMM", "HISTOCNN_DIRECT"));
   write_file_atomically(dir / "routes.r1.json",
-                        record(0.15, 500e6, "HISTOCNN_CONV_POOL_2POS", "HISTOCNN_POOLED"));
+                        record(0.15, 500e6, "HISTOCNN_CONV_POOL_2POS_32CH", "HISTOCNN_POOLED"));
   const std::string script = std::string(HISTOCNN_SOURCE_DIR) + "/bench/gpu_ab_report.py";
   const CommandResult r = run_raw("python3 " + script + " " + dir.path() + " plain routes");
   ASSERT_EQ(r.status, 0) << r.output;
-  for (const char* part :
-       {"# conv1's own routes", "[--plain-conv1 for plain]",
-        "| 200 | 50 | 0.1900 | 0.1500 | 0.79 | 2/1 | conv1 forward: HISTOCNN_CONV_POOL_2POS; conv1 "
-        "backward_filter: HISTOCNN_POOLED |",
-        "| size | batch | plain | routes |", "| 200 | 50 | 710.0 | 500.0 |"})
+  for (const char* part : {"# conv1's own routes", "[--plain-conv1 for plain]",
+                           "| 200 | 50 | 0.1900 | 0.1500 | 0.79 | 2/1 | conv1 forward: "
+                           "HISTOCNN_CONV_POOL_2POS_32CH; conv1 "
+                           "backward_filter: HISTOCNN_POOLED |",
+                           "| size | batch | plain | routes |", "| 200 | 50 | 710.0 | 500.0 |"})
     EXPECT_NE(r.output.find(part), std::string::npos) << part << "\n" << r.output;
   EXPECT_EQ(read_file(dir / "routes-vs-plain.md"), r.output);
 }

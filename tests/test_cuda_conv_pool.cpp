@@ -128,6 +128,20 @@ TEST_P(ConvPoolForward, EqualsTheConvolutionThenThePoolKernel) {
     EXPECT_EQ(argmax2, argmax);
   }
 
+  // Other channel groups a thread (the step times 8 and all): the same sums
+  // in the same order, the same bits.
+  for (int group : {1, 3, cc.out_c}) {
+    const ConvPoolPlan grouped = plan.with_channel_group(group);
+    EXPECT_EQ(grouped.groups * grouped.channel_group >= cc.out_c, true);
+    EXPECT_LT((grouped.groups - 1) * grouped.channel_group, cc.out_c);
+    std::vector<float> pooled_g(count, NAN);
+    std::vector<uint8_t> argmax_g(count, 255);
+    on_host::conv_pool_forward(input.data(), weights.data(), bias.data(), pooled_g.data(),
+                               argmax_g.data(), x, y, cc.kernel, cc.pad, grouped);
+    EXPECT_EQ(pooled_g, pooled) << "group " << group;
+    EXPECT_EQ(argmax_g, argmax) << "group " << group;
+  }
+
   // Channels last, the pooled map either way (the last block's is channels
   // first): the same tile, the same sums, the same bits where they land.
   for (bool pooled_last : {true, false}) {

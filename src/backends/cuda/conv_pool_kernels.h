@@ -28,6 +28,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "backends/cuda/band_tile.h"
 #include "backends/cuda/cuda_kernels.h"
@@ -120,8 +121,11 @@ struct ConvPoolPlan {
   int tile_w = 0;         // x.w + 2 pad
   int taps = 0;           // in_c * kernel * kernel
   int out_c = 0;
-  int channel_group = 0;  // output channels a thread takes per patch
-  int groups = 0;         // ceil(out_c / channel_group)
+  // Output channels a thread takes per patch (kConvPoolChannelGroup by
+  // default; the step also times all of them: fewer patch reads, fewer
+  // threads); groups = ceil(out_c / channel_group).
+  int channel_group = 0;
+  int groups = 0;
   // Adjacent pooled positions a thread takes (1, or 2 for kernel 3: each
   // weight read serves twice the products, for more registers); the step
   // times each on the device.
@@ -132,6 +136,14 @@ struct ConvPoolPlan {
   // The band's work items: rows_per_band * ceil(pooled_w / positions) * groups.
   int items_per_band(int pooled_w) const {
     return rows_per_band * ((pooled_w + positions - 1) / positions) * groups;
+  }
+  // This plan with `group` output channels a thread (clamped to 1..out_c):
+  // the same sums in the same order, so the same bits.
+  ConvPoolPlan with_channel_group(int group) const {
+    ConvPoolPlan p = *this;
+    p.channel_group = group < 1 ? 1 : group > out_c ? out_c : group;
+    p.groups = (out_c + p.channel_group - 1) / p.channel_group;
+    return p;
   }
 };
 
@@ -146,9 +158,11 @@ constexpr bool conv_pool_positions_supported(int kernel, int positions) {
 constexpr size_t kConvPoolSharedLimit = 48 * 1024;  // without opting in to more
 constexpr int kConvPoolMaxRows = 8;                 // pooled rows per band
 constexpr int kConvPoolChannelGroup = 8;
-// The name metrics.json records: HISTOCNN_CONV_POOL, _2POS for two positions.
-inline const char* conv_pool_name(const ConvPoolPlan& plan) {
-  return plan.positions == 2 ? "HISTOCNN_CONV_POOL_2POS" : "HISTOCNN_CONV_POOL";
+// The name metrics.json records: HISTOCNN_CONV_POOL, _2POS for two
+// positions a thread, then the channels a thread takes ("_8CH").
+inline std::string conv_pool_name(const ConvPoolPlan& plan) {
+  return std::string("HISTOCNN_CONV_POOL") + (plan.positions == 2 ? "_2POS_" : "_") +
+         std::to_string(plan.channel_group) + "CH";
 }
 
 // Bands sized so that about `target_blocks` blocks run and the tile, the

@@ -5,8 +5,9 @@
 // names); metrics.json records the times and `forward_route`:
 //   cudnn   cuDNN's forward algorithm chosen for the layer, writing the conv
 //           output, then our pool kernel reading it back
-//   fused   our kernel, one or two pooled positions a thread (each timed):
-//           the conv output is never written, and the schedule drops it
+//   fused   our kernel, one or two pooled positions a thread and 8 or all
+//           output channels a patch (each timed): the conv output is never
+//           written, and the schedule drops it
 // The cuDNN route is timed through the legacy API even under --cudnn-graph
 // (the graph's engine runs the same kind of kernel).
 #include <string>
@@ -108,15 +109,17 @@ void CudaTrainingStep::choose_forward(ConvLayer& c, size_t k, nlohmann::json& re
       cudnn_ms = time_cudnn_forward_and_pool(c, t, scratch);
     }
     times[std::string("cudnn_") + fwd_name(int(c.fwd)) + "_then_pool"] = cudnn_ms;
-    for (int positions : {1, 2}) {
-      if (!conv_pool_positions_supported(shape_.convs[k].kernel, positions)) continue;
-      ConvPoolPlan v = plan;
-      v.positions = positions;
-      DeviceScratch scratch(resource_, stream_);
-      const float ms = time_conv_pool(v, t, scratch);
-      times[timing_key(conv_pool_name(v))] = ms;
-      if (fused_ms < 0 || ms < fused_ms) fastest = v, fused_ms = ms;
-    }
+    for (int positions : {1, 2})
+      for (int group : {kConvPoolChannelGroup, plan.out_c}) {
+        if (!conv_pool_positions_supported(shape_.convs[k].kernel, positions)) continue;
+        if (group == kConvPoolChannelGroup && group >= plan.out_c) continue;  // the same plan
+        ConvPoolPlan v = plan.with_channel_group(group);
+        v.positions = positions;
+        DeviceScratch scratch(resource_, stream_);
+        const float ms = time_conv_pool(v, t, scratch);
+        times[timing_key(conv_pool_name(v))] = ms;
+        if (fused_ms < 0 || ms < fused_ms) fastest = v, fused_ms = ms;
+      }
     record["forward_ms"] = times;
   }
   const std::string route = fastest_route({{"cudnn", cudnn_ms}, {"fused", fused_ms}},
