@@ -37,6 +37,11 @@
 #                cuDNN's forward and the direct kernel (--plain-conv1): fp32 at
 #                128 and 200 px, batches 10, 50, 150; bf16 at 200 px, batches
 #                50 and 150; 2 interleaved rounds, epochs and peak memory  (~90 s)
+#     wgrad      the later conv blocks' weight gradients by our kernel from the
+#                pooled gradient (as timed when the step is built) against
+#                cuDNN's algorithm (--cudnn-later-wgrad): fp32 at 128 and 200
+#                px, batches 10, 50, 150; bf16 at 200 px, batches 50 and 150;
+#                2 interleaved rounds, epochs and peak memory            (~90 s)
 #     algos      cuDNN's algorithms timed (--cudnn-benchmark) against its
 #                heuristics, fp32, 128 and 200 px, batches 50 and 150, 2
 #                interleaved rounds; each JSON names the algorithms        (~60 s)
@@ -56,7 +61,7 @@
 # back as one file, at most 20 s stale however the call ends).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-usage="usage: gpu-check.sh [--pack ARCHIVE] OUT [selftest memcheck oom sbs cpu graph layout input conv1 algos slide]"
+usage="usage: gpu-check.sh [--pack ARCHIVE] OUT [selftest memcheck oom sbs cpu graph layout input conv1 wgrad algos slide]"
 archive=""
 if [[ "${1:-}" == "--pack" ]]; then
   archive=${2:?$usage}
@@ -162,6 +167,11 @@ for stage in "${stages[@]}"; do
       # cuDNN's forward and the direct kernel: epochs and peak memory.
       ab_stage conv1-fp32 plain --plain-conv1 routes "" "--sizes 128,200 --batches 10,50,150"
       ab_stage conv1-bf16 plain --plain-conv1 routes "" "--sizes 200 --batches 50,150 --precision bf16" ;;
+    wgrad)
+      # conv2's and conv3's weight gradients from the pooled gradient (each
+      # timed against cuDNN when the step is built) against cuDNN's.
+      ab_stage wgrad-fp32 cudnn --cudnn-later-wgrad routes "" "--sizes 128,200 --batches 10,50,150"
+      ab_stage wgrad-bf16 cudnn --cudnn-later-wgrad routes "" "--sizes 200 --batches 50,150 --precision bf16" ;;
     algos)
       # The fp32 points the side by side lost (2026-12-04): timed algorithms?
       ab_stage algos heuristics "" timed --cudnn-benchmark "--sizes 128,200 --batches 50,150" ;;

@@ -25,6 +25,7 @@
 #include "memory/step_memory.h"
 #include "nn/elementwise.h"
 #include "nn/reference.h"
+#include "pooled_wgrad_on_host.h"
 #include "test_util.h"
 
 namespace histocnn::cuda {
@@ -62,11 +63,11 @@ HostRun run_schedule_as(const NetworkShape& shape, const Parameters& params, con
                         const int32_t* labels, const BatchMeta& meta, bool training, uint64_t seed,
                         int64_t step, bool planned, const std::vector<ConvWorkspaces>& workspaces,
                         Buffers* buffers, elementwise::LabelSmoothing smoothing, bool channels_last,
-                        ConvRoutes conv1) {
+                        std::vector<ConvRoutes> routes) {
   constexpr bool bf16 = std::is_same_v<T, Bf16>;
   const int count = meta.count;
   const int denominator = meta.global_count > 0 ? meta.global_count : count;
-  const CudaSchedule s = build_cuda_schedule(shape, workspaces, {bf16, channels_last}, conv1);
+  const CudaSchedule s = build_cuda_schedule(shape, workspaces, {bf16, channels_last}, routes);
   HostResource host;
   StatisticsAdaptor stats(host);
   std::vector<void*> at(s.tensors.size(), nullptr);
@@ -316,6 +317,15 @@ HostRun run_schedule_as(const NetworkShape& shape, const Parameters& params, con
         // kernel where it applies (as the step picks it when it is faster),
         // split into several bands per image; cuDNN's stand-in else, which
         // under bf16 writes the gradient in bf16 before it is widened.
+        if (c.routes.pooled_weight_gradient && op.layer > 0) {  // the bias from pool backward
+          const PooledWgradPlan pooled = plan_pooled_wgrad(
+              c.x, c.y, cs.kernel, cs.pad, c.pool, 1 + op.layer % 2, 4 * n, c.channels_last);
+          EXPECT_TRUE(pooled.applies);
+          on_host::pooled_wgrad(map(c.src), map(c.pooled), map(c.d_pooled),
+                                static_cast<uint8_t*>(at[size_t(c.argmax)]), g(conv + ".weight"),
+                                c.x, c.y, c.pooled_channels_last, pooled);
+          break;
+        }
         if (c.routes.pooled_weight_gradient) {
           const SmallWgradPlan pooled =
               plan_small_wgrad_pooled(c.x, c.y, cs.kernel, cs.pad, c.pool, 4 * n, c.channels_last);
@@ -380,12 +390,13 @@ inline HostRun run_schedule(const NetworkShape& shape, const Parameters& params,
                             bool training, uint64_t seed, int64_t step, bool planned,
                             const std::vector<ConvWorkspaces>& workspaces = {},
                             Buffers* buffers = nullptr, elementwise::LabelSmoothing smoothing = {},
-                            bool bf16 = false, bool channels_last = false, ConvRoutes conv1 = {}) {
+                            bool bf16 = false, bool channels_last = false,
+                            const std::vector<ConvRoutes>& routes = {}) {
   if (bf16)
     return run_schedule_as<Bf16>(shape, params, images, labels, meta, training, seed, step, planned,
-                                 workspaces, buffers, smoothing, channels_last, conv1);
+                                 workspaces, buffers, smoothing, channels_last, routes);
   return run_schedule_as<float>(shape, params, images, labels, meta, training, seed, step, planned,
-                                workspaces, buffers, smoothing, channels_last, conv1);
+                                workspaces, buffers, smoothing, channels_last, routes);
 }
 
 using testing::Case;

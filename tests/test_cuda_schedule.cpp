@@ -78,7 +78,7 @@ TEST(CudaScheduleOnHost, Conv1RoutesMatchTheReferenceWithoutTheTensorsTheyRemove
                                                           labels.data(), 5, true, 99, 4);
     for (ConvRoutes routes :
          {ConvRoutes{true, false}, ConvRoutes{false, true}, ConvRoutes{true, true}}) {
-      const CudaSchedule s = build_cuda_schedule(shape, {}, {}, routes);
+      const CudaSchedule s = build_cuda_schedule(shape, {}, {}, {routes});
       for (const auto& t : s.tensors) {
         EXPECT_FALSE(routes.fused_forward && t.name == "conv1.out") << spec;
         EXPECT_FALSE(routes.pooled_weight_gradient && t.name == "conv1.d_out") << spec;
@@ -91,7 +91,7 @@ TEST(CudaScheduleOnHost, Conv1RoutesMatchTheReferenceWithoutTheTensorsTheyRemove
                                    std::to_string(last) + " planned " + std::to_string(planned);
           const HostRun got =
               run_schedule(shape, params, images.data(), labels.data(), BatchMeta{5, 0, 0}, true,
-                           99, 4, planned, {}, nullptr, {}, false, last, routes);
+                           99, 4, planned, {}, nullptr, {}, false, last, {routes});
           EXPECT_NEAR(got.loss, want.loss, 1e-5 * std::max(1.0, want.loss)) << what;
           testing::expect_gradients_match(got.grads, want.grads, 1e-5, 1e-4, what);
           for (int i = 0; i < shape.classes() * 5; ++i)
@@ -101,13 +101,78 @@ TEST(CudaScheduleOnHost, Conv1RoutesMatchTheReferenceWithoutTheTensorsTheyRemove
   }
 }
 
+// Later blocks' weight gradients from the pooled gradient (ConvRoutes,
+// pooled_wgrad_kernels.h), with conv1's routes or without: the reference
+// network's results, planned (what dies early is poisoned) and per tensor,
+// channels first and last. The pool backward still writes each block's
+// conv-output gradient for its data gradient; the weight gradient no
+// longer reads it, and reads the pooled maps instead.
+TEST(CudaScheduleOnHost, LaterBlocksPooledWeightGradientsMatchTheReference) {
+  const char* spec =
+      "conv 8 kernel=3 pool=2; conv 6 kernel=3 pool=2 pad=same; conv 5 kernel=5 pool=2 pad=same; "
+      "dense 10; dense 3";
+  const NetworkShape shape = infer_shapes(parse_model_spec(spec), 5, 38, 34);
+  Parameters params = Parameters::glorot(shape, 5);
+  for (const auto& info : params.layout)
+    if (info.is_bias)
+      for (int64_t i = 0; i < info.size; ++i) params.data(info)[i] = 0.05f * float((i % 7) - 3);
+  const auto images = testing::random_vector(size_t(5) * 3 * 38 * 34, 19, 0, 1);
+  const std::vector<int32_t> labels = {0, 1, 2, 1, 0};
+  const auto want = reference::network_forward_backward(shape, params, images.data(), labels.data(),
+                                                        5, true, 99, 4);
+  const ConvRoutes pooled{false, true};
+  for (const ConvRoutes& first : {ConvRoutes{}, ConvRoutes{true, true}}) {
+    const std::vector<ConvRoutes> routes = {first, pooled, pooled};
+    const CudaSchedule s = build_cuda_schedule(shape, {}, {}, routes);
+    for (size_t k = 1; k < 3; ++k) {
+      const auto& c = s.convs[k];
+      EXPECT_GE(c.d_conv_out, 0) << "the data gradient reads it";
+      for (const auto& op : s.ops)
+        if (op.kind == OpKind::kConvBackwardFilter && op.layer == int(k)) {
+          EXPECT_EQ(std::count(op.tensors.begin(), op.tensors.end(), c.d_conv_out), 0);
+          EXPECT_EQ(std::count(op.tensors.begin(), op.tensors.end(), c.d_pooled), 1);
+          EXPECT_EQ(std::count(op.tensors.begin(), op.tensors.end(), c.argmax), 1);
+        }
+    }
+    for (bool last : {false, true})
+      for (bool planned : {true, false}) {
+        const std::string what = "conv1 fused " + std::to_string(first.fused_forward) + " last " +
+                                 std::to_string(last) + " planned " + std::to_string(planned);
+        const HostRun got =
+            run_schedule(shape, params, images.data(), labels.data(), BatchMeta{5, 0, 0}, true, 99,
+                         4, planned, {}, nullptr, {}, false, last, routes);
+        EXPECT_NEAR(got.loss, want.loss, 1e-5 * std::max(1.0, want.loss)) << what;
+        testing::expect_gradients_match(got.grads, want.grads, 1e-5, 1e-4, what);
+      }
+  }
+}
+
+TEST(CudaSchedule, LaterBlocksRoutesAreRefusedWhereTheyCannotRun) {
+  auto shape = [](const char* spec) { return infer_shapes(parse_model_spec(spec), 2, 20, 20); };
+  const NetworkShape net = shape("conv 8 kernel=3 pool=2; conv 8 kernel=3 pool=2; dense 2");
+  const ConvRoutes pooled{false, true};
+  EXPECT_EQ(conv_routes_unsupported(net, {{}, pooled}), "");
+  EXPECT_NE(conv_routes_unsupported(net, {{}, {true, false}}), "") << "fused: conv1's only";
+  EXPECT_NE(conv_routes_unsupported(net, {{}, pooled, pooled}), "") << "a third block";
+  EXPECT_THROW(build_cuda_schedule(net, {}, {}, {{}, {true, false}}), std::logic_error);
+  const NetworkShape bn =
+      shape("conv 8 kernel=3 pool=2; conv 8 kernel=3 pool=2 pad=same bn; gap; dense 2");
+  EXPECT_NE(conv_routes_unsupported(bn, {{}, pooled}), "") << "batch norm";
+  const NetworkShape unpooled = shape("conv 8 kernel=3 pool=2; conv 8 kernel=3 pool=1; dense 2");
+  EXPECT_NE(conv_routes_unsupported(unpooled, {{}, pooled}), "") << "no pool";
+  const NetworkShape kernel7 = shape(
+      "conv 8 kernel=3 pool=2; conv 8 kernel=7 pool=1 pad=same; "
+      "dense 2");
+  EXPECT_NE(conv_routes_unsupported(kernel7, {{}, pooled}), "") << "kernel 7";
+}
+
 // The paper's network at 200x200, batch 50: the two routes remove conv1's
 // output and its gradient (251 MB each), which made the plan's peak at both
 // ends of the step.
 TEST(CudaSchedule, Conv1RoutesShrinkThePapersPlan) {
   const NetworkShape shape = infer_shapes(default_model_spec(), 50, 200, 200);
   auto arena = [&](ConvRoutes r) {
-    return plan_memory(build_cuda_schedule(shape, {}, {}, r).tensors).arena_bytes;
+    return plan_memory(build_cuda_schedule(shape, {}, {}, {r}).tensors).arena_bytes;
   };
   const size_t none = arena({}), fused = arena({true, false}), pooled = arena({false, true}),
                both = arena({true, true});
@@ -127,7 +192,7 @@ TEST(CudaSchedule, Conv1RoutesAreRefusedWhereTheyCannotRun) {
   const NetworkShape kernel7 = shape("conv 8 kernel=7 pool=2; dense 2");
   for (ConvRoutes r : {ConvRoutes{true, false}, ConvRoutes{false, true}}) {
     EXPECT_NE(conv1_routes_unsupported(bn, r), "");
-    EXPECT_THROW(build_cuda_schedule(bn, {}, {}, r), std::logic_error);
+    EXPECT_THROW(build_cuda_schedule(bn, {}, {}, {r}), std::logic_error);
     EXPECT_NE(conv1_routes_unsupported(unpooled, r), "");
   }
   EXPECT_NE(conv1_routes_unsupported(kernel7, {true, false}), "");

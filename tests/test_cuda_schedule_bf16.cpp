@@ -151,13 +151,14 @@ TEST(CudaScheduleBf16OnHost, Conv1RoutesStayNearFp32) {
   const auto want = reference::network_forward_backward(shape, params, images.data(), labels.data(),
                                                         5, false, 99, 4);
   const BatchMeta meta{5, 0, 0};
-  const ConvRoutes both{true, true};
+  // conv1's own routes, and conv2's weight gradient from the pooled gradient.
+  const std::vector<ConvRoutes> routes = {ConvRoutes{true, true}, ConvRoutes{false, true}};
   const HostRun planned = run_schedule(shape, params, images.data(), labels.data(), meta, false, 99,
-                                       4, true, {}, nullptr, {}, true, false, both);
+                                       4, true, {}, nullptr, {}, true, false, routes);
   const HostRun per_tensor = run_schedule(shape, params, images.data(), labels.data(), meta, false,
-                                          99, 4, false, {}, nullptr, {}, true, false, both);
+                                          99, 4, false, {}, nullptr, {}, true, false, routes);
   const HostRun last = run_schedule(shape, params, images.data(), labels.data(), meta, false, 99, 4,
-                                    true, {}, nullptr, {}, true, true, both);
+                                    true, {}, nullptr, {}, true, true, routes);
   EXPECT_EQ(planned.grads.values, per_tensor.grads.values);
   EXPECT_EQ(planned.loss, per_tensor.loss);
   EXPECT_EQ(last.loss, planned.loss);

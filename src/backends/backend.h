@@ -184,6 +184,13 @@ struct StepOptions {
   // "cudnn" (cuDNN's convolution, then our pool kernel) or "fused" (our
   // convolution + pool kernel) to take that one (the self-test checks each).
   std::string cuda_conv1_forward_route;
+  // CUDA: the weight gradients of the conv blocks after the first, where our
+  // kernel from the pooled gradient applies
+  // (backends/cuda/cuda_step_pooled_wgrad.cpp): "" = the route timed
+  // fastest per block; "cudnn" or "pooled" to take that one in every block
+  // (the self-test checks each; "pooled" refuses a network where a later
+  // block cannot take it).
+  std::string cuda_pooled_wgrad_route;
   // Time every operation and sum per layer and direction (StepProfile::layers).
   // CPU: a clock read per operation; CUDA: an event before every operation
   // (the step runs eagerly, without CUDA graphs). Off by default.

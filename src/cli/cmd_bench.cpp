@@ -84,6 +84,10 @@ Runner add_bench(CLI::App& app) {
                 "cuda: conv1 by cuDNN's forward and our pool kernel, its weight gradient by our "
                 "direct kernel, its output and gradient in the plan, instead of the routes timed "
                 "fastest when the step is built (A/B)");
+  cmd->add_flag("--cudnn-later-wgrad", o->cudnn_later_wgrad,
+                "cuda: the weight gradients of the conv blocks after conv1 by cuDNN's algorithm, "
+                "instead of the route timed fastest when the step is built (our kernel from the "
+                "pooled gradient, where it applies) (A/B)");
   cmd->option_defaults()->group("Measurements beside the epochs");
   cmd->add_flag("--profile-layers", o->profile_layers,
                 "time every layer's forward and backward (cuda: events, no graphs)");
@@ -101,6 +105,8 @@ Runner add_bench(CLI::App& app) {
     require(!o->staged_batches || o->device == "cuda",
             "--staged-batches: a CUDA option (--device cuda)");
     require(!o->plain_conv1 || o->device == "cuda", "--plain-conv1: a CUDA option (--device cuda)");
+    require(!o->cudnn_later_wgrad || o->device == "cuda",
+            "--cudnn-later-wgrad: a CUDA option (--device cuda)");
     require(!o->channels_last || o->device == "cuda",
             "--channels-last: a CUDA option (--device cuda)");
     if (!o->model.empty()) {

@@ -27,7 +27,8 @@ std::string conv1_routes_line(const NetworkShape& shape, const cuda::MapFormat& 
   cuda::ConvRoutes routes{true, true};
   if (!cuda::conv1_routes_unsupported(shape, routes).empty()) routes.fused_forward = false;
   if (!cuda::conv1_routes_unsupported(shape, routes).empty()) return "";
-  const MemoryPlan plan = plan_memory(cuda::build_cuda_schedule(shape, {}, format, routes).tensors);
+  const MemoryPlan plan =
+      plan_memory(cuda::build_cuda_schedule(shape, {}, format, {routes}).tensors);
   char line[300];
   std::snprintf(line, sizeof line,
                 "if conv1's own kernels win their timed contests on the device (%s): arena "

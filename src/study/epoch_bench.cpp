@@ -77,6 +77,7 @@ nlohmann::json measure_point(const EpochBenchOptions& o, const Device& device, B
     options.cuda_conv1_forward_route = "cudnn";
     options.cuda_small_wgrad_route = "direct";
   }
+  if (o.cudnn_later_wgrad) options.cuda_pooled_wgrad_route = "cudnn";
   options.profile_layers = o.profile_layers;
   options.cpu_onednn_pooling = o.onednn_pool;
   options.cpu_onednn_conv1 = o.onednn_conv1;
@@ -151,6 +152,7 @@ nlohmann::json run_epoch_bench(const EpochBenchOptions& o) {
                         {"loader_workers", loader_workers(o, threads)},
                         {"staged_batches", o.staged_batches},
                         {"plain_conv1", o.plain_conv1},
+                        {"cudnn_later_wgrad", o.cudnn_later_wgrad},
                         {"examples", o.benign + o.malignant},
                         {"points", nlohmann::json::array()}};
   if (o.ceilings) {

@@ -46,6 +46,9 @@ struct EpochBenchOptions {
   // pool kernel, our direct weight-gradient kernel — instead of the routes
   // timed fastest when the step is built (A/B).
   bool plain_conv1 = false;
+  // cuda: the later conv blocks' weight gradients by cuDNN's algorithm
+  // instead of the route timed fastest (our kernel from the pooled gradient).
+  bool cudnn_later_wgrad = false;
   bool ceilings = false;  // cpu: also measure sgemm and memory bandwidth (machine_ceilings.h)
 };
 

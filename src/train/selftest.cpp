@@ -283,6 +283,37 @@ void check_weight_gradient_routes(SelfTest& t) {
   }
 }
 
+// 1b'. CUDA: the later conv blocks' weight gradients by each route (cuDNN's
+// algorithm; our kernel from the pooled gradient), each forced once in every
+// block, against the reference. A network where a later block cannot take
+// the pooled route (batch norm, no pool) is a skipped row.
+void check_later_weight_gradient_routes(SelfTest& t) {
+  if (t.o.device == "cpu") return;
+  t.ref.set(t.initial);
+  const auto want = t.ref.forward_backward(t.batch, t.count, true);
+  std::vector<const ParamInfo*> later;
+  for (const auto& info : t.initial.layout)
+    if (info.name.rfind("conv", 0) == 0 && info.name != "conv1.weight" && info.name.size() > 7 &&
+        info.name.compare(info.name.size() - 7, 7, ".weight") == 0)
+      later.push_back(&info);
+  if (later.empty()) return;
+  for (const std::string route : {"cudnn", "pooled"}) {
+    MemoryEngine engine(t.memory("plan"));
+    const std::string check = "later conv weight gradients, " + route;
+    const auto step = step_with_route(t, engine, check,
+                                      [&](StepOptions& so) { so.cuda_pooled_wgrad_route = route; });
+    if (!step) continue;
+    Parameters grads;
+    step->gradients(t.batch.images.data(), t.batch.labels.data(), t.count, true, &grads);
+    double worst = 0;
+    for (const ParamInfo* info : later)
+      worst = std::max(worst, relative_difference(grads.data(*info), want.grads.data(*info),
+                                                  size_t(info->size)));
+    t.add(check, worst, 2e-3,
+          "the route forced in every block after conv1 (training picks the fastest)");
+  }
+}
+
 // 1c. CUDA: conv1's forward by each route (cuDNN's convolution then our pool
 // kernel; our fused convolution + pool kernel), each forced once: the loss
 // and every gradient against the reference (the forward feeds them all). A
@@ -432,6 +463,7 @@ SelfTestReport run_selftest(const SelfTestOptions& o) {
     }
   }
   check_weight_gradient_routes(t);
+  check_later_weight_gradient_routes(t);
   check_forward_routes(t);
   check_training(t);
   check_pool(t);

@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "backends/cuda/conv_pool_kernels.h"
+#include "backends/cuda/pooled_wgrad_kernels.h"
 #include "backends/cuda/wgrad_kernels.h"
 #include "core/error.h"
 
@@ -97,12 +98,12 @@ namespace {
 class ScheduleBuilder {
  public:
   ScheduleBuilder(const NetworkShape& shape, const std::vector<ConvWorkspaces>& workspaces,
-                  MapFormat format, ConvRoutes conv1)
+                  MapFormat format, std::vector<ConvRoutes> routes)
       : shape_(shape),
         workspaces_(workspaces),
         bf16_(format.bf16),
         channels_last_(format.channels_last),
-        conv1_(conv1) {
+        routes_(std::move(routes)) {
     s_.bf16 = bf16_;
     s_.channels_last = channels_last_;
   }
@@ -182,7 +183,7 @@ class ScheduleBuilder {
     c.channels_last = channels_last_;
     c.pooled_channels_last = channels_last_ && k + 1 < shape_.convs.size();
     c.batch_norm = cs.batch_norm;
-    if (k == 0) c.routes = conv1_;
+    if (k < routes_.size()) c.routes = routes_[k];
     if (c.routes.fused_forward) return add_conv_pool_forward(c, tag);
     c.conv_out = map_tensor(tag + ".out", c.y.count());
     c.ws_forward = bytes_tensor(tag + ".ws_fwd", workspaces(k).forward);
@@ -288,17 +289,19 @@ class ScheduleBuilder {
     const ConvShape& cs = shape_.convs[k];
     const std::string tag = "conv" + std::to_string(k + 1);
     const ConvWorkspaces ws = workspaces(k);
-    // pool = 1: ReLU' in place on d_pooled (which is then d_act). From the
-    // pooled gradient, no pool backward at all: the weight-gradient kernel
-    // sums the bias gradient from the same terms, and nothing reads a d_act.
+    // pool = 1: ReLU' in place on d_pooled (which is then d_act). conv1 from
+    // the pooled gradient runs no pool backward at all: the weight-gradient
+    // kernel sums the bias gradient from the same terms, and nothing reads a
+    // d_act. A later block's data gradient still reads it.
     const bool pooled_wgrad = c.routes.pooled_weight_gradient;
-    c.d_act = pooled_wgrad  ? -1
+    const bool no_pool_backward = pooled_wgrad && k == 0;
+    c.d_act = no_pool_backward ? -1
               : cs.pool > 1 ? map_tensor(tag + (c.batch_norm ? ".d_bn_out" : ".d_out"), c.y.count())
                             : c.d_pooled;
-    if (!c.batch_norm && !pooled_wgrad)
+    if (!c.batch_norm && !no_pool_backward)
       c.bias_partials =
           tensor(tag + ".bias_partials", int64_t(bias_partial_rows(c.pool_maps())) * c.y.c);
-    if (!pooled_wgrad)
+    if (!no_pool_backward)
       op(OpKind::kPoolReluBackward, int(k),
          {c.pooled, c.d_pooled, c.argmax, c.d_act, c.bias_partials});
     if (c.batch_norm) {
@@ -308,10 +311,14 @@ class ScheduleBuilder {
       c.d_conv_out = c.d_act;
     }
     c.ws_backward_filter = bytes_tensor(tag + ".ws_bwd_filter", ws.backward_filter);
-    // From the pooled gradient (wgrad_kernels.h), the pooled maps live
-    // until the weight gradient has run.
-    std::vector<int> filter_reads = {c.src, c.d_conv_out, c.ws_backward_filter};
-    if (pooled_wgrad) filter_reads.insert(filter_reads.end(), {c.pooled, c.d_pooled, c.argmax});
+    // From the pooled gradient (wgrad_kernels.h, pooled_wgrad_kernels.h),
+    // the pooled maps live until the weight gradient has run, which reads
+    // no d_conv_out.
+    std::vector<int> filter_reads = {c.src, c.ws_backward_filter};
+    if (pooled_wgrad)
+      filter_reads.insert(filter_reads.end(), {c.pooled, c.d_pooled, c.argmax});
+    else
+      filter_reads.push_back(c.d_conv_out);
     op(OpKind::kConvBackwardFilter, int(k), filter_reads);
     if (k == 0) return;
     CudaSchedule::ConvTensors& prev = s_.convs[k - 1];
@@ -335,7 +342,7 @@ class ScheduleBuilder {
   const NetworkShape& shape_;
   const std::vector<ConvWorkspaces>& workspaces_;
   const bool bf16_, channels_last_;
-  const ConvRoutes conv1_;
+  const std::vector<ConvRoutes> routes_;
   CudaSchedule s_;
   Dims4 x_{};  // the next block's input
 };
@@ -365,18 +372,39 @@ std::string conv1_routes_unsupported(const NetworkShape& shape, const ConvRoutes
   return "";
 }
 
+std::string conv_routes_unsupported(const NetworkShape& shape,
+                                    const std::vector<ConvRoutes>& routes) {
+  if (routes.size() > shape.convs.size()) return "more conv routes than conv blocks";
+  for (size_t k = 0; k < routes.size(); ++k) {
+    if (k == 0) {
+      const std::string why = conv1_routes_unsupported(shape, routes[0]);
+      if (!why.empty()) return why;
+      continue;
+    }
+    const ConvShape& c = shape.convs[k];
+    const std::string tag = "conv" + std::to_string(k + 1);
+    if (routes[k].fused_forward) return tag + ": the fused forward kernel is conv1's only";
+    if (routes[k].pooled_weight_gradient &&
+        (c.batch_norm || !pooled_wgrad_supported(c.kernel, c.pool)))
+      return tag +
+             "'s weight gradient from the pooled gradient needs a max pool (2x2 to 8x8) "
+             "with the bias and ReLU after it (no batch norm) and kernel 3 or 5";
+  }
+  return "";
+}
+
 CudaSchedule build_cuda_schedule(const NetworkShape& shape,
                                  const std::vector<ConvWorkspaces>& workspaces, MapFormat format,
-                                 ConvRoutes conv1) {
+                                 std::vector<ConvRoutes> routes) {
   if (!workspaces.empty() && workspaces.size() != shape.convs.size())
     throw std::invalid_argument("build_cuda_schedule: one workspace entry per conv block");
   if (format.channels_last) {
     const std::string why = channels_last_unsupported(shape);
     require(why.empty(), "--channels-last: " + why);
   }
-  const std::string refused = conv1_routes_unsupported(shape, conv1);
+  const std::string refused = conv_routes_unsupported(shape, routes);
   if (!refused.empty()) throw std::logic_error("build_cuda_schedule: " + refused);
-  return ScheduleBuilder(shape, workspaces, format, conv1).build();
+  return ScheduleBuilder(shape, workspaces, format, std::move(routes)).build();
 }
 
 std::string fastest_route(const std::vector<std::pair<std::string, float>>& times,

@@ -26,6 +26,9 @@
 //     no conv_out_1); conv_bwd_filter reading pooled_1, d_pooled_1 and
 //     argmax_1 and writing the weight and bias gradients (no pool_relu_bwd,
 //     no d_act_1)
+//   later blocks' conv_bwd_filter from the pooled gradient (ConvRoutes):
+//     reading pooled_k, d_pooled_k and argmax_k instead of d_conv_out_k
+//     (pool_relu_bwd still writes it, for conv_bwd_data)
 //   update: one fused Adam kernel over the flat parameter vector (not planned:
 //   parameters, gradients and moments persist across steps).
 // --precision bf16: the input op also writes input.bf16 (what conv1 reads);
@@ -132,31 +135,36 @@ struct ConvWorkspaces {
   size_t forward = 0, backward_data = 0, backward_filter = 0;
 };
 
-// The first conv block's own kernels where they apply, chosen by time on the
-// device when the step is built (cuda_step_conv_pool.cpp,
-// cuda_step_wgrad.cpp); each removes a
-// tensor of the size of the block's conv output from the plan (251 MB at
-// 200x200, batch 50 in fp32).
+// A conv block's own kernels where they apply, chosen by time on the device
+// when the step is built (cuda_step_conv_pool.cpp, cuda_step_wgrad.cpp,
+// cuda_step_pooled_wgrad.cpp). conv1's each remove a tensor of the size of
+// its conv output from the plan (251 MB at 200x200, batch 50 in fp32).
 struct ConvRoutes {
-  // Convolution, max pool, bias and ReLU in one kernel (conv_pool_kernels.h):
-  // the conv output is never written.
+  // conv1 only: convolution, max pool, bias and ReLU in one kernel
+  // (conv_pool_kernels.h): the conv output is never written.
   bool fused_forward = false;
-  // The weight and bias gradients from the pooled gradient (wgrad_kernels.h):
-  // no pool backward runs, and the conv output's gradient is never written
-  // (conv1 has no data gradient to need it).
+  // The weight gradient from the pooled gradient. conv1 (wgrad_kernels.h):
+  // the bias gradient too, so no pool backward runs, and the conv output's
+  // gradient is never written (conv1 has no data gradient to need it).
+  // Later blocks (pooled_wgrad_kernels.h): the pool backward still writes
+  // the conv output's gradient and the bias sums, for the data gradient.
   bool pooled_weight_gradient = false;
 };
 // Why the first block cannot take `routes` (one sentence), or "": both need
 // a max pool with the bias and ReLU after it (no batch norm) and a layer
 // their kernels were compiled for (conv_pool_supported, small_wgrad_supported).
 std::string conv1_routes_unsupported(const NetworkShape& shape, const ConvRoutes& routes);
+// The same for every block's (routes[k]: block k's; more routes than blocks
+// is refused too).
+std::string conv_routes_unsupported(const NetworkShape& shape,
+                                    const std::vector<ConvRoutes>& routes);
 
 struct CudaSchedule {
   struct ConvTensors {
     int src = -1, conv_out = -1, pooled = -1, d_pooled = -1, d_conv_out = -1;
     int ws_forward = -1, ws_backward_data = -1, ws_backward_filter = -1;
     bool batch_norm = false;
-    ConvRoutes routes;  // the first block only: its own kernels' routes
+    ConvRoutes routes;  // its own kernels' routes
     int bn_out = -1;    // batch norm's output (ReLU applied in place)
     int act = -1;       // what the pool reads: bn_out, or conv_out
     int d_act = -1;     // its gradient: what pool backward writes
@@ -279,9 +287,10 @@ int largest_batch_within_element_limit(const ModelSpec& spec, int height, int wi
 // Requires workspaces.size() == shape.convs.size() (or empty: none); throws
 // histocnn::Error (a user's error) for format.channels_last when
 // channels_last_unsupported(shape) says why not, std::logic_error for
-// conv1 routes that conv1_routes_unsupported refuses.
+// routes that conv_routes_unsupported refuses. routes[k]: conv block k's
+// (the blocks past the end: none).
 CudaSchedule build_cuda_schedule(const NetworkShape& shape,
                                  const std::vector<ConvWorkspaces>& workspaces = {},
-                                 MapFormat format = {}, ConvRoutes conv1 = {});
+                                 MapFormat format = {}, std::vector<ConvRoutes> routes = {});
 
 }  // namespace histocnn::cuda

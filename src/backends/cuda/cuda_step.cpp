@@ -134,7 +134,7 @@ void CudaTrainingStep::allocate_persistent_block() {
 void CudaTrainingStep::plan_step_tensors() {
   std::vector<ConvWorkspaces> workspaces;
   for (const auto& c : convs_) workspaces.push_back(c.workspace);
-  schedule_ = build_cuda_schedule(shape_, workspaces, format(), conv1_routes());
+  schedule_ = build_cuda_schedule(shape_, workspaces, format(), conv_routes());
   addresses_.assign(schedule_.tensors.size(), nullptr);
   try {
     memory_ = std::make_unique<StepMemory>(schedule_.tensors, int(schedule_.ops.size()), *resource_,

@@ -3,6 +3,8 @@
 //   cuda_step_layers.cpp  cuDNN descriptors and algorithm choice per conv block
 //   cuda_step_wgrad.cpp   conv1's weight gradient: its routes timed, the choice
 //   cuda_step_conv_pool.cpp  conv1's forward: cuDNN + pool or our fused kernel, timed
+//   cuda_step_pooled_wgrad.cpp  later blocks' weight gradients: cuDNN's or ours from the
+//                         pooled gradient, timed; every block's routes for the schedule
 //   cuda_step_ops.cpp     the dispatcher: one schedule operation -> cuDNN/cuBLAS/kernels
 // Internal to the CUDA backend (make_cuda_backend in cuda_backend.h is the API).
 //
@@ -48,6 +50,7 @@
 #include "backends/cuda/cudnn_graph.h"
 #include "backends/cuda/device_timing.h"
 #include "backends/cuda/pool_kernels.h"
+#include "backends/cuda/pooled_wgrad_kernels.h"
 #include "backends/cuda/wgrad_kernels.h"
 #include "memory/cuda_resources.h"
 #include "memory/pinned_host_source.h"
@@ -66,6 +69,10 @@ struct ConvLayer {
   // Our direct weight-gradient kernel, when it applies and measured faster
   // than cuDNN's deterministic algorithms (applies = false: cuDNN's).
   SmallWgradPlan small_wgrad;
+  // Blocks after the first: our weight-gradient kernel from the pooled
+  // gradient, when it applies and measured faster than cuDNN's algorithm
+  // (applies = false: cuDNN's).
+  PooledWgradPlan pooled_wgrad;
   // conv1: our fused convolution + pool kernel, when it applies and measured
   // faster than cuDNN's forward and our pool kernel (applies = false: those).
   ConvPoolPlan conv_pool;
@@ -165,13 +172,22 @@ class CudaTrainingStep final : public TrainingStep {
                                     DeviceScratch& scratch);
   float time_conv_pool(const ConvPoolPlan& plan, const CudaSchedule::ConvTensors& t,
                        DeviceScratch& scratch);
-  ConvRoutes conv1_routes() const;
+  // Every block's routes, as chosen: what the schedule is built with.
+  std::vector<ConvRoutes> conv_routes() const;
   void choose_weight_gradient(ConvLayer& c, size_t k, const SmallWgradPlan& plan,
                               bool cudnn_has_one, nlohmann::json& record);
   std::string weight_gradient_route(float cudnn_ms, float direct_ms, float pooled_ms) const;
   std::pair<int, float> time_cudnn_filter(const ConvLayer& c, void* x, void* dy, float* w,
                                           float* ws, size_t limit);
   void take_small_wgrad(ConvLayer& c, const SmallWgradPlan& plan, nlohmann::json& record) const;
+  // The later blocks' weight gradients (cuda_step_pooled_wgrad.cpp): our
+  // kernel's plans, the routes timed, the choice.
+  std::vector<PooledWgradPlan> pooled_wgrad_plans(const ConvLayer& c, size_t k) const;
+  std::pair<PooledWgradPlan, float> time_pooled_wgrad(const std::vector<PooledWgradPlan>& plans,
+                                                      size_t k, nlohmann::json& times);
+  float time_cudnn_filter_choice(const ConvLayer& c, size_t k);
+  void choose_pooled_weight_gradient(ConvLayer& c, size_t k, bool cudnn_has_one,
+                                     nlohmann::json& record);
   void choose_graphs(ConvLayer& c, size_t k, nlohmann::json& record);
   float time_on_scratch(const GraphConv::Run& run, size_t k);
   // The batch on its way to the landing buffer (by DMA from `images` when

@@ -133,11 +133,4 @@ void CudaTrainingStep::choose_forward(ConvLayer& c, size_t k, nlohmann::json& re
   record["bias_relu"] = "in the fused conv + pool kernel";
 }
 
-// What the schedule is built with: the first block's own kernels, as chosen.
-ConvRoutes CudaTrainingStep::conv1_routes() const {
-  if (convs_.empty()) return {};
-  const ConvLayer& first = convs_.front();
-  return {first.conv_pool.applies, first.small_wgrad.applies && first.small_wgrad.pool > 1};
-}
-
 }  // namespace histocnn::cuda

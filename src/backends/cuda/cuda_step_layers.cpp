@@ -176,6 +176,7 @@ void CudaTrainingStep::choose_algorithms(ConvLayer& c, size_t k) {
   choose_bias_relu(c, k);
   nlohmann::json j = algorithm_record(c, k, f, d, w);
   choose_weight_gradient(c, k, own, w >= 0, j);
+  choose_pooled_weight_gradient(c, k, w >= 0, j);
   choose_forward(c, k, j);
   if (options_.cudnn_graph) choose_graphs(c, k, j);
   details_["algorithms"].push_back(j);
@@ -246,9 +247,11 @@ void CudaTrainingStep::choose_graphs(ConvLayer& c, size_t k, nlohmann::json& rec
        {ConvDirection::kForward, ConvDirection::kBackwardData, ConvDirection::kBackwardFilter}) {
     const char* name = direction_name(d);
     if (d == ConvDirection::kBackwardData && k == 0) continue;  // conv1 has no input gradient
-    if (d == ConvDirection::kBackwardFilter && c.small_wgrad.applies) {
+    if (d == ConvDirection::kBackwardFilter && (c.small_wgrad.applies || c.pooled_wgrad.applies)) {
       record["graph"][name] =
-          std::string(small_wgrad_name(c.small_wgrad)) + " kept (faster than cuDNN's algorithms)";
+          std::string(c.small_wgrad.applies ? small_wgrad_name(c.small_wgrad)
+                                            : pooled_wgrad_name(c.pooled_wgrad.outs_per_warp)) +
+          " kept (faster than cuDNN's algorithms)";
       continue;
     }
     auto graph = std::make_unique<GraphConv>(context_->cudnn, g, d, limit, timer);

@@ -281,6 +281,18 @@ void CudaTrainingStep::run_conv_backward_filter(const ScheduledOp& op) {
   const auto& t = schedule_.convs[size_t(op.layer)];
   void* ws = t.ws_backward_filter >= 0 ? tensor(t.ws_backward_filter) : nullptr;
   const ConvShape& s = shape_.convs[size_t(op.layer)];
+  if (c.pooled_wgrad.applies) {  // later blocks from the pooled gradient: dW in fp32, OIHW
+    const uint8_t* argmax = bytes(t.argmax);
+    if (bf16_)
+      launch_pooled_wgrad(bf16_tensor(t.src), bf16_tensor(t.pooled), bf16_tensor(t.d_pooled),
+                          argmax, grads() + c.w_offset, static_cast<float*>(ws), t.x, t.y,
+                          t.pooled_channels_last, c.pooled_wgrad, stream_);
+    else
+      launch_pooled_wgrad(tensor(t.src), tensor(t.pooled), tensor(t.d_pooled), argmax,
+                          grads() + c.w_offset, static_cast<float*>(ws), t.x, t.y,
+                          t.pooled_channels_last, c.pooled_wgrad, stream_);
+    return;
+  }
   if (t.routes.pooled_weight_gradient) {  // from the pooled gradient (c.small_wgrad.pool > 1)
     const uint8_t* argmax = bytes(t.argmax);
     if (bf16_)
