@@ -10,6 +10,7 @@ the ratio B / A, and what each conv layer and direction took in B's runs
     python3 bench/gpu_ab_report.py OUT/input staged pinned  # A: --staged-batches
     python3 bench/gpu_ab_report.py OUT/algos heuristics timed  # --cudnn-benchmark
     python3 bench/gpu_ab_report.py OUT/conv1 plain routes  # A: --plain-conv1
+    python3 bench/gpu_ab_report.py OUT/wgrad-fp32 cudnn routes  # A: --cudnn-later-wgrad
 
 Below the table, each point's peak device memory (median over the rounds)
 for both variants, where the records have it.
@@ -31,6 +32,9 @@ TITLES = {
     ("plain", "routes"): ("conv1's own routes (fused forward, weight gradient from the pooled "
                           "gradient, timed) against cuDNN's forward and the direct kernel",
                           "--plain-conv1 for plain"),
+    ("cudnn", "routes"): ("The later conv blocks' weight gradients from the pooled gradient "
+                          "(timed against cuDNN's algorithm) against cuDNN's algorithm",
+                          "--cudnn-later-wgrad for cudnn"),
 }
 
 

@@ -397,6 +397,29 @@ TEST(GraphAb, TheConv1StageReportsTheRoutesAndThePeakMemory) {
   EXPECT_EQ(read_file(dir / "routes-vs-plain.md"), r.output);
 }
 
+// The wgrad stage: the later blocks' weight gradients by their routes
+// against cuDNN's (--cudnn-later-wgrad); the column names what conv2 took.
+TEST(GraphAb, TheWgradStageNamesItsLeverAndTheLaterBlocksChoices) {
+  if (run_raw("python3 --version").status != 0) GTEST_SKIP() << "python3 is not installed";
+  const testing::TempDir dir;
+  auto record = [&](double seconds, const char* filter) {
+    return R"j({"points": [{"size": 128, "batch": 150, "epoch_seconds": )j" +
+           std::to_string(seconds) +
+           R"j(, "backend": {"algorithms": [{"layer": "conv2", "backward_filter": ")j" + filter +
+           R"j("}]}}]})j";
+  };
+  write_file_atomically(dir / "cudnn.r1.json", record(0.10, "FFT"));
+  write_file_atomically(dir / "routes.r1.json", record(0.08, "HISTOCNN_POOLED_BY_CHANNEL_2OUT"));
+  const std::string script = std::string(HISTOCNN_SOURCE_DIR) + "/bench/gpu_ab_report.py";
+  const CommandResult r = run_raw("python3 " + script + " " + dir.path() + " cudnn routes");
+  ASSERT_EQ(r.status, 0) << r.output;
+  for (const char* part : {"# The later conv blocks' weight gradients from the pooled gradient",
+                           "[--cudnn-later-wgrad for cudnn]",
+                           "| 128 | 150 | 0.1000 | 0.0800 | 0.80 | 1/1 | conv2 backward_filter: "
+                           "HISTOCNN_POOLED_BY_CHANNEL_2OUT |"})
+    EXPECT_NE(r.output.find(part), std::string::npos) << part << "\n" << r.output;
+}
+
 // A point that failed in every run (gpu-check's accurate-network stage on
 // 2026-12-04, before bench dropped batch norm's short batch) is a row that
 // says so and a line per failure, not an empty table.

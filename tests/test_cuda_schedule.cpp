@@ -60,6 +60,14 @@ TEST(CudaScheduleOnHost, SlicesOfABatchSumToTheWholeBatch) {
   for (size_t i = 0; i < grads.size(); ++i) ASSERT_NEAR(grads[i], whole.grads.values[i], 1e-5) << i;
 }
 
+// Non-zero biases, so the routes' bias paths (ReLU after the max) show.
+Parameters with_biases(Parameters params) {
+  for (const auto& info : params.layout)
+    if (info.is_bias)
+      for (int64_t i = 0; i < info.size; ++i) params.data(info)[i] = 0.05f * float((i % 7) - 3);
+  return params;
+}
+
 // conv1's own routes (ConvRoutes): the fused forward kernel and the weight
 // gradient from the pooled gradient, each alone and both, channels first and
 // last, planned (what dies early is poisoned) and per tensor — the same
@@ -68,10 +76,7 @@ TEST(CudaScheduleOnHost, Conv1RoutesMatchTheReferenceWithoutTheTensorsTheyRemove
   for (const char* spec : {"conv 8 kernel=3 pool=2; conv 6 kernel=3 pool=2; dense 10; dense 3",
                            "conv 5 kernel=5 pool=2 pad=same; dense 4; dropout 0.5; dense 2"}) {
     const NetworkShape shape = infer_shapes(parse_model_spec(spec), 5, 23, 19);
-    Parameters params = Parameters::glorot(shape, 5);
-    for (const auto& info : params.layout)
-      if (info.is_bias)
-        for (int64_t i = 0; i < info.size; ++i) params.data(info)[i] = 0.05f * float((i % 7) - 3);
+    const Parameters params = with_biases(Parameters::glorot(shape, 5));
     const auto images = testing::random_vector(size_t(5) * 3 * 23 * 19, 17, 0, 1);
     const std::vector<int32_t> labels = {0, 1, 2 % shape.classes(), 1, 0};
     const auto want = reference::network_forward_backward(shape, params, images.data(),
@@ -112,10 +117,7 @@ TEST(CudaScheduleOnHost, LaterBlocksPooledWeightGradientsMatchTheReference) {
       "conv 8 kernel=3 pool=2; conv 6 kernel=3 pool=2 pad=same; conv 5 kernel=5 pool=2 pad=same; "
       "dense 10; dense 3";
   const NetworkShape shape = infer_shapes(parse_model_spec(spec), 5, 38, 34);
-  Parameters params = Parameters::glorot(shape, 5);
-  for (const auto& info : params.layout)
-    if (info.is_bias)
-      for (int64_t i = 0; i < info.size; ++i) params.data(info)[i] = 0.05f * float((i % 7) - 3);
+  const Parameters params = with_biases(Parameters::glorot(shape, 5));
   const auto images = testing::random_vector(size_t(5) * 3 * 38 * 34, 19, 0, 1);
   const std::vector<int32_t> labels = {0, 1, 2, 1, 0};
   const auto want = reference::network_forward_backward(shape, params, images.data(), labels.data(),
