@@ -6,6 +6,11 @@
 // micro-batch slices at two threads, 50 the whole batch. FLOP_per_second
 // counts the direct convolution's 2 x multiply-adds for both algorithms
 // (Winograd does 2.25x fewer), so the two rates compare as speeds.
+// BM_PooledWeightGradient: histocnn's weight and bias gradients from the
+// pooled gradient (backends/cpu/pooled_wgrad_kernels.h) on the same layers
+// and images, half the pooled values positive (the rest skipped, as ReLU's
+// zeros are in training); its rate counts the same direct FLOPs, so it
+// compares with backward weights' (direction 2) as a speed.
 //
 //   build/bench/bench_conv3x3 --benchmark_min_time=0.2 --benchmark_repetitions=5
 //     --benchmark_enable_random_interleaving=true --benchmark_report_aggregates_only=true
@@ -14,6 +19,9 @@
 
 #include <dnnl.hpp>
 #include <unordered_map>
+#include <vector>
+
+#include "backends/cpu/pooled_wgrad_kernels.h"
 
 namespace {
 
@@ -109,6 +117,45 @@ void Arguments(benchmark::internal::Benchmark* b) {
 }
 
 BENCHMARK(BM_Conv3x3)->Apply(Arguments)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// range(0): images; range(1): 2 or 3 (the layer).
+void BM_PooledWeightGradient(benchmark::State& state) {
+  using histocnn::cpu::LaneLayout;
+  const int images = int(state.range(0)), in_c = 32, out_c = state.range(1) == 3 ? 64 : 32;
+  const int size = state.range(1) == 3 ? 48 : 99, pooled = (size - 2) / 2;
+  const auto in =
+      histocnn::cpu::lane_layout(Mem::desc({images, in_c, size, size}, dt::f32, tag::nChw16c));
+  const auto out =
+      histocnn::cpu::lane_layout(Mem::desc({images, out_c, pooled, pooled}, dt::f32, tag::nChw16c));
+  const size_t in_count = size_t(images) * in_c * size * size;
+  const size_t out_count = size_t(images) * out_c * pooled * pooled;
+  std::vector<float> src(in_count), pooled_map(out_count), d_pooled(out_count);
+  std::vector<uint8_t> argmax(out_count);
+  for (size_t i = 0; i < in_count; ++i) src[i] = float(i % 97) * 0.01f;
+  for (size_t i = 0; i < out_count; ++i) {
+    pooled_map[i] = (i * 2654435761u) % 7 < 3 ? 0.0f : 0.5f;  // ~4/7 positive
+    d_pooled[i] = float(i % 89) * 0.01f - 0.4f;
+    argmax[i] = uint8_t((i * 40503u) % 4);
+  }
+  std::vector<float> dw(size_t(out_c) * in_c * 9), db(static_cast<size_t>(out_c));
+  const histocnn::cpu::PooledConv conv{in_c, out_c, 3, 0, 2};
+  for (auto _ : state)
+    histocnn::cpu::pooled_weight_gradient(dt::f32, src.data(), *in, pooled_map.data(),
+                                          d_pooled.data(), argmax.data(), *out, conv, dw.data(),
+                                          db.data(), false);
+  state.counters["FLOP_per_second"] =
+      benchmark::Counter(2.0 * images * out_c * in_c * 9.0 * (size - 2) * (size - 2),
+                         benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(histocnn::cpu::pooled_wgrad_isa(*in, conv));
+}
+BENCHMARK(BM_PooledWeightGradient)
+    ->ArgNames({"images", "layer"})
+    ->Args({2, 2})
+    ->Args({50, 2})
+    ->Args({5, 3})
+    ->Args({50, 3})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 }  // namespace
 

@@ -66,7 +66,7 @@ int main(int argc, char** argv) {
   double slice_kb = -1;  // -1: the step's default budget
   float hed_jitter = 0;
   bool profile_layers = false, onednn_pool = false, onednn_conv1 = false, direct_conv = false;
-  bool portable_adam = false, per_pixel_hed = false, sgemm_dense = false;
+  bool portable_adam = false, per_pixel_hed = false, sgemm_dense = false, onednn_wgrad = false;
   app.add_option("--sizes", sizes, "input sizes")->capture_default_str();
   app.add_option("--batches", batches, "batch sizes")->capture_default_str();
   app.add_option("--threads", threads, "cores (0 = all)")->capture_default_str();
@@ -87,6 +87,9 @@ int main(int argc, char** argv) {
                "conv1 by oneDNN's convolution instead of histocnn's fused conv+ReLU+pool (A/B)");
   app.add_flag("--direct-conv", direct_conv,
                "every convolution by oneDNN's direct algorithm, no Winograd (A/B)");
+  app.add_flag("--onednn-wgrad", onednn_wgrad,
+               "the later conv blocks' weight gradients by oneDNN instead of histocnn's kernel "
+               "from the pooled gradient (A/B)");
   app.add_flag("--portable-adam", portable_adam,
                "Adam by the portable scalar loop instead of AVX-512 (A/B)");
   app.add_option("--loader-workers", loader_workers,
@@ -124,22 +127,24 @@ int main(int argc, char** argv) {
               ceiling, median(sgemm), sgemm.size());
   const double triad = triad_gbs(threads);
   std::printf("memory triad on %d threads: %.1f GB/s\n", threads, triad);
-  nlohmann::json results = {{"engine", "histocnn"},
-                            {"precision", precision},
-                            {"max_pool", onednn_pool ? "oneDNN" : "histocnn"},
-                            {"conv1", onednn_pool || onednn_conv1 ? "oneDNN" : "histocnn"},
-                            {"winograd", !direct_conv},
-                            {"adam", portable_adam ? "portable" : "vectorised"},
-                            {"dense", sgemm_dense ? "sgemm" : "skinny kernels at <= 12 rows"},
-                            {"threads", threads},
-                            {"loader_workers", loader_workers},
-                            {"hed_jitter", hed_jitter},
-                            {"hed", per_pixel_hed ? "per pixel" : "tables"},
-                            {"triad_gbs", triad},
-                            {"sgemm_gflops", ceiling},
-                            {"sgemm_gflops_all", sgemm},
-                            {"examples", benign + malignant},
-                            {"points", nlohmann::json::array()}};
+  nlohmann::json results = {
+      {"engine", "histocnn"},
+      {"precision", precision},
+      {"max_pool", onednn_pool ? "oneDNN" : "histocnn"},
+      {"conv1", onednn_pool || onednn_conv1 ? "oneDNN" : "histocnn"},
+      {"winograd", !direct_conv},
+      {"later_weight_gradients", onednn_wgrad ? "oneDNN" : "histocnn from the pooled gradient"},
+      {"adam", portable_adam ? "portable" : "vectorised"},
+      {"dense", sgemm_dense ? "sgemm" : "skinny kernels at <= 12 rows"},
+      {"threads", threads},
+      {"loader_workers", loader_workers},
+      {"hed_jitter", hed_jitter},
+      {"hed", per_pixel_hed ? "per pixel" : "tables"},
+      {"triad_gbs", triad},
+      {"sgemm_gflops", ceiling},
+      {"sgemm_gflops_all", sgemm},
+      {"examples", benign + malignant},
+      {"points", nlohmann::json::array()}};
   std::printf("%5s %6s %10s %10s %10s %8s\n", "size", "batch", "epoch_s", "img/s", "GFLOP/s",
               "%sgemm");
   for (int size : parse_list(sizes)) {
@@ -164,6 +169,7 @@ int main(int argc, char** argv) {
       options.cpu_onednn_pooling = onednn_pool;
       options.cpu_onednn_conv1 = onednn_conv1;
       options.cpu_winograd = !direct_conv;
+      options.cpu_pooled_weight_gradients = !onednn_wgrad;
       auto step = make_backend(cpu_device())->compile(spec, shape, options);
       step->set_parameters(Parameters::glorot(shape, 1));
       auto epoch = [&](int max_batches) {

@@ -212,8 +212,10 @@ for stage in "${stages[@]}"; do
       # On every core (issue 20: what held 16 cores to 4.5x?), 2 interleaved rounds:
       #   now        the defaults (fused conv1, Winograd conv2/conv3, slices scaled with the team)
       #   direct     direct conv2/conv3 (no Winograd)
-      #   wgraddirect Winograd conv2/conv3 but their weight gradients direct (batch 10's
-      #              backward scaled least: cpu-scaling-16core.md)
+      #   onednnwgrad conv2's/conv3's weight gradients by oneDNN's Winograd instead of ours
+      #              from the pooled gradient (split over output channels, not images:
+      #              batch 10's backward scaled least, cpu-scaling-16core.md)
+      #   wgraddirect oneDNN's, by its direct algorithm
       #   slices4m   the fixed 4 MiB slices of before (2-image slices of conv2)
       #   before     that, oneDNN's conv1 (sliced to 1 image) and direct convolutions: the
       #              configuration of 00fdd17
@@ -221,13 +223,14 @@ for stage in "${stages[@]}"; do
       #              2026-12-02; now the OpenMP team prepares each batch: cpu-loader.md)
       #   onednnpool oneDNN's pooling and conv1
       for round in 1 2; do
-        for variant in now direct wgraddirect slices4m before workers onednnpool; do
+        for variant in now onednnwgrad direct wgraddirect slices4m before workers onednnpool; do
           case $variant in
             now) flag=() ;;
             direct) flag=(--direct-conv) ;;
-            wgraddirect) flag=(--direct-conv-weights) ;;
+            onednnwgrad) flag=(--onednn-wgrad) ;;
+            wgraddirect) flag=(--onednn-wgrad --direct-conv-weights) ;;
             slices4m) flag=(--slice-kb 4096) ;;
-            before) flag=(--slice-kb 4096 --onednn-conv1 --direct-conv) ;;
+            before) flag=(--slice-kb 4096 --onednn-conv1 --direct-conv --onednn-wgrad) ;;
             workers) flag=(--loader-workers "$(( $(nproc) - 1 ))") ;;
             onednnpool) flag=(--onednn-pool) ;;
           esac

@@ -184,6 +184,9 @@ TEST_P(OwnPooling, GivesOneDnnsPoolingResultsBitForBit) {
       options.precision = precision;
       options.cpu_slice_bytes = budget;
       options.cpu_onednn_conv1 = true;  // conv1's pool on our pool kernels, not fused
+      // The later blocks' weight gradients from oneDNN in both (ours from the
+      // pooled gradient need our pool: PooledWeightGradients below).
+      options.cpu_pooled_weight_gradients = false;
       const Outcome ours = step_on(c, options, in.params, in.images, in.labels);
       options.cpu_onednn_pooling = true;
       const Outcome theirs = step_on(c, options, in.params, in.images, in.labels);
@@ -236,6 +239,51 @@ TEST_P(FusedFirstBlock, GivesTheReferenceResults) {
 INSTANTIATE_TEST_SUITE_P(Architectures, FusedFirstBlock, ::testing::ValuesIn(all_cases()),
                          testing::case_name);
 
+// The later blocks' weight and bias gradients from the pooled gradient (the
+// default; backends/cpu/pooled_wgrad_kernels.h) or oneDNN's: both the
+// reference's results to fp32 rounding, whole batch and micro-batched, in
+// each precision here (bf16 against fp32's reference within bf16's
+// tolerances is CpuBf16's), and ours exactly where a block after the first
+// has our pool and no batch norm.
+class PooledWeightGradients : public ::testing::TestWithParam<Case> {};
+
+TEST_P(PooledWeightGradients, GiveTheReferenceResultsWhereTheyRun) {
+  const Case& c = GetParam();
+  const Inputs in = inputs_for(c);
+  const auto want = reference_for(c, in, 99);
+  const NetworkShape shape = infer_shapes(parse_model_spec(c.spec), c.batch, c.height, c.width);
+  int ours_ran = 0;
+  for (bool pooled : {true, false})
+    for (size_t budget : {size_t(0), size_t(1)}) {
+      StepOptions options;
+      options.dropout_seed = 99;
+      options.cpu_slice_bytes = budget;
+      options.cpu_pooled_weight_gradients = pooled;
+      const Outcome got = step_on(c, options, in.params, in.images, in.labels);
+      const std::string where =
+          std::string(pooled ? "pooled" : "oneDNN") + ", budget " + std::to_string(budget);
+      EXPECT_NEAR(got.loss, want.loss, 1e-4 * std::max(1.0, want.loss)) << where;
+      testing::expect_gradients_match(got.grads, want.grads, 1e-4, 2e-3, where);
+      for (size_t k = 1; k < shape.convs.size(); ++k) {
+        const std::string name = "conv" + std::to_string(k + 1);
+        const std::string impl = got.details["convolution"][name];
+        const bool expect = pooled && shape.convs[k].pool > 1 && !shape.convs[k].batch_norm;
+        EXPECT_EQ(impl.find("histocnn pooled weight gradient") != std::string::npos, expect)
+            << name << ": " << impl << ", " << where;
+        ours_ran += expect;
+      }
+    }
+  const bool any = [&] {
+    for (size_t k = 1; k < shape.convs.size(); ++k)
+      if (shape.convs[k].pool > 1 && !shape.convs[k].batch_norm) return true;
+    return false;
+  }();
+  EXPECT_EQ(ours_ran > 0, any);
+}
+
+INSTANTIATE_TEST_SUITE_P(Architectures, PooledWeightGradients, ::testing::ValuesIn(all_cases()),
+                         testing::case_name);
+
 // 3x3 convolutions on oneDNN's Winograd F(4x4, 3x3) (the default where it
 // pays) or direct: both give the reference's loss, gradients and
 // probabilities within the tolerances above (Winograd's rounding error, ~1e-5
@@ -273,6 +321,9 @@ TEST_P(Winograd, GivesTheReferenceResultsOnOrOff) {
       options.cpu_winograd = winograd;
       options.cpu_winograd_weights = weights;
       options.cpu_slice_bytes = budget;
+      // oneDNN's weight gradients, whose algorithm is under test (ours from
+      // the pooled gradient: PooledWeightGradients below).
+      options.cpu_pooled_weight_gradients = false;
       const Outcome got = step_on(c, options, in.params, in.images, in.labels);
       const std::string where = std::string(mode == 0   ? "winograd"
                                             : mode == 1 ? "winograd but weights"

@@ -224,6 +224,11 @@ struct StepOptions {
   // other where Winograd's backward scaled least (batch 10 on 16 threads:
   // docs/results/cpu-scaling-16core.md).
   bool cpu_winograd_weights = true;
+  // CPU: the weight and bias gradients of the conv blocks after the first
+  // whose pool is ours (no batch norm) from the pooled gradient
+  // (backends/cpu/pooled_wgrad_kernels.h: a quarter of the terms, split
+  // over output channels); false keeps oneDNN's (A/B).
+  bool cpu_pooled_weight_gradients = true;
   // CPU: treat denormal floats as zero while the step runs (core/float_mode.h);
   // false keeps IEEE gradual underflow, as PyTorch does by default.
   bool flush_denormals = true;

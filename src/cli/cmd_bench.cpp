@@ -67,8 +67,12 @@ Runner add_bench(CLI::App& app) {
   cmd->add_flag("--direct-conv", o->direct_conv,
                 "cpu: every convolution by oneDNN's direct algorithm, no Winograd (A/B)");
   cmd->add_flag("--direct-conv-weights", o->direct_conv_weights,
-                "cpu: Winograd convolutions but for the weight gradients, which take oneDNN's "
+                "cpu: Winograd convolutions but for the weight gradients oneDNN takes (conv1's "
+                "under --onednn-conv1, the later blocks' under --onednn-wgrad), which take its "
                 "direct algorithm (A/B)");
+  cmd->add_flag("--onednn-wgrad", o->onednn_wgrad,
+                "cpu: the weight gradients of the conv blocks after conv1 by oneDNN's primitives "
+                "instead of histocnn's kernel from the pooled gradient (A/B)");
   cmd->add_option("--slice-kb", o->slice_kb,
                   "cpu: micro-batch a conv block whose output exceeds this many KiB (0 = never; "
                   "default: 4 MiB up to 2 threads, 2 MiB per thread beyond)")
@@ -98,6 +102,7 @@ Runner add_bench(CLI::App& app) {
     require(!o->onednn_pool || o->device == "cpu", "--onednn-pool: a CPU option (--device cpu)");
     require(!o->onednn_conv1 || o->device == "cpu", "--onednn-conv1: a CPU option (--device cpu)");
     require(!o->direct_conv || o->device == "cpu", "--direct-conv: a CPU option (--device cpu)");
+    require(!o->onednn_wgrad || o->device == "cpu", "--onednn-wgrad: a CPU option (--device cpu)");
     require(!o->direct_conv_weights || o->device == "cpu",
             "--direct-conv-weights: a CPU option (--device cpu)");
     require(o->slice_kb < 0 || o->device == "cpu", "--slice-kb: a CPU option (--device cpu)");

@@ -83,6 +83,7 @@ nlohmann::json measure_point(const EpochBenchOptions& o, const Device& device, B
   options.cpu_onednn_conv1 = o.onednn_conv1;
   options.cpu_winograd = !o.direct_conv;
   options.cpu_winograd_weights = !o.direct_conv_weights;
+  options.cpu_pooled_weight_gradients = !o.onednn_wgrad;
   if (o.slice_kb >= 0) options.cpu_slice_bytes = size_t(o.slice_kb) << 10;
   options.device.memory = &engine.resource();
   options.device.planned = engine.planned();

@@ -39,9 +39,10 @@ struct EpochBenchOptions {
   bool onednn_conv1 = false;         // cpu: conv1 by oneDNN instead of our fused kernels (A/B)
   bool direct_conv = false;          // cpu: no Winograd convolutions (A/B)
   bool direct_conv_weights = false;  // cpu: Winograd but for the weight gradients (A/B)
-  int slice_kb = -1;                 // cpu: micro-batching budget in KiB (-1: the step's default)
-  int loader_workers = -1;           // loader threads beside the compute threads (-1: as training)
-  bool staged_batches = false;       // cuda: batches in ordinary memory, staged by a copy (A/B)
+  bool onednn_wgrad = false;    // cpu: oneDNN's weight gradients, not ours from the pooled (A/B)
+  int slice_kb = -1;            // cpu: micro-batching budget in KiB (-1: the step's default)
+  int loader_workers = -1;      // loader threads beside the compute threads (-1: as training)
+  bool staged_batches = false;  // cuda: batches in ordinary memory, staged by a copy (A/B)
   // cuda: conv1 without its plan-changing routes — cuDNN's forward and our
   // pool kernel, our direct weight-gradient kernel — instead of the routes
   // timed fastest when the step is built (A/B).

@@ -24,6 +24,10 @@
 //                                    4x larger conv output]
 //                   -> pool backward -> [BN backward] -> conv backward weights
 //                   (+bias), data
+//                   (blocks after the first, without BN, on our pool: the
+//                   weights and bias from the pooled gradient instead,
+//                   pooled_wgrad_kernels.h; the pool backward then feeds
+//                   only the data gradient)
 // Global average pooling (spec 'gap'): an average pooling over the whole last
 // map into plain [N, C], and its backward.
 //
@@ -76,6 +80,7 @@
 #include "backends/cpu/cpu_backend.h"
 #include "backends/cpu/dense_kernels.h"
 #include "backends/cpu/pool_kernels.h"
+#include "backends/cpu/pooled_wgrad_kernels.h"
 #include "core/error.h"
 #include "core/float_mode.h"
 #include "core/rng.h"
@@ -131,6 +136,11 @@ struct ConvBlock {
   // pooled_lanes describe one slice (rows images) or the whole batch.
   bool own_pool = false;
   LaneLayout act_lanes, pooled_lanes;
+  // The weight and bias gradients from the pooled gradient
+  // (pooled_wgrad_kernels.h), straight into dw_canon and db: no oneDNN
+  // weight-gradient primitive runs. src_lanes: the input's layout (one slice).
+  bool pooled_wgrad = false;
+  LaneLayout src_lanes;
   // The first block on our fused kernels (conv_pool_kernels.h, see the file
   // comment): src is the fp32 NCHW input (zero-padded when the block pads),
   // pooled/workspace/d_pooled as for own_pool; no conv_out, d_act or oneDNN
@@ -408,6 +418,12 @@ class CpuTrainingStep final : public TrainingStep {
   void pool_forward(const ConvBlock& c, const Mem& act, const Mem& pooled, const Mem& argmax);
   void pool_backward(const ConvBlock& c, const Mem& pooled, const Mem& d_pooled, const Mem& argmax,
                      const Mem& d_act);
+  // Whether block i takes its weight gradients from the pooled gradient
+  // (its lane layouts known: after own_pooling), and that op's work on a
+  // slice's views or the whole tensors (`accumulate`: a later slice).
+  bool pooled_weight_gradients(ConvBlock& c, size_t i) const;
+  void pooled_weight_gradient_of(const ConvBlock& c, const Mem& src, const Mem& pooled,
+                                 const Mem& d_pooled, const Mem& argmax, bool accumulate);
   // The first block on the fused kernels (cpu_step_fused.cpp): whether it
   // can (then built, with its forward ops), and its backward op.
   bool build_fused_conv(const ConvShape& s);

@@ -238,11 +238,13 @@ void CpuTrainingStep::build_conv(size_t i, const Mem& src_in, std::vector<Op>& w
   bind_conv_parameters(c, i);
   if (c.s.batch_norm) build_batch_norm(c, i);
   make_pool_buffers(c, i);
+  c.pooled_wgrad = pooled_weight_gradients(c, i);
   c.d_conv_out = c.s.batch_norm ? make(c.conv_out.get_desc(), tag + ".d_out") : c.d_act;
-  // Backward weights (fp32 gradients).
+  // Backward weights (fp32 gradients): oneDNN's primitive, or ours straight
+  // into the canonical gradient.
   c.scratch_fwd = scratch(c.fwd_pd, tag + ".conv_fwd");
-  c.scratch_bwd_w = scratch(c.bwd_w_pd, tag + ".conv_bwd_w");
-  c.dw_bwd = c.bwd_w_pd.diff_weights_desc() == canonical_weights_md(c.s)
+  if (!c.pooled_wgrad) c.scratch_bwd_w = scratch(c.bwd_w_pd, tag + ".conv_bwd_w");
+  c.dw_bwd = c.pooled_wgrad || c.bwd_w_pd.diff_weights_desc() == canonical_weights_md(c.s)
                  ? c.dw_canon
                  : make(c.bwd_w_pd.diff_weights_desc(), tag + ".d_weight");
   if (i > 0) build_backward_data(c, i);
@@ -332,14 +334,20 @@ void CpuTrainingStep::add_conv_backward(size_t k) {
   }
   add_pool_relu_backward(c, k);
   if (c.s.batch_norm) add_batch_norm_backward(c);
-  auto bw = dnnl::convolution_backward_weights(c.bwd_w_pd);
-  add(backward_ops_, {c.src, c.d_conv_out, c.dw_bwd, c.scratch_bwd_w}, [&c, bw, this]() {
-    std::unordered_map<int, Mem> a = {{DNNL_ARG_SRC, c.src},
-                                      {DNNL_ARG_DIFF_DST, c.d_conv_out},
-                                      {DNNL_ARG_DIFF_WEIGHTS, c.dw_bwd}};
-    if (c.db) a.insert({DNNL_ARG_DIFF_BIAS, c.db});
-    bw.execute(stream_, args(std::move(a), c.scratch_bwd_w));
-  });
+  if (c.pooled_wgrad) {
+    add(backward_ops_, {c.src, c.pooled, c.d_pooled, c.workspace}, [&c, this]() {
+      pooled_weight_gradient_of(c, c.src, c.pooled, c.d_pooled, c.workspace, false);
+    });
+  } else {
+    auto bw = dnnl::convolution_backward_weights(c.bwd_w_pd);
+    add(backward_ops_, {c.src, c.d_conv_out, c.dw_bwd, c.scratch_bwd_w}, [&c, bw, this]() {
+      std::unordered_map<int, Mem> a = {{DNNL_ARG_SRC, c.src},
+                                        {DNNL_ARG_DIFF_DST, c.d_conv_out},
+                                        {DNNL_ARG_DIFF_WEIGHTS, c.dw_bwd}};
+      if (c.db) a.insert({DNNL_ARG_DIFF_BIAS, c.db});
+      bw.execute(stream_, args(std::move(a), c.scratch_bwd_w));
+    });
+  }
   reorder_if_needed(c.dw_bwd, c.dw_canon, grad_ops_);
   if (k == 0) return;
   auto bd = dnnl::convolution_backward_data(c.bwd_d_pd);

@@ -78,7 +78,11 @@ std::string CpuTrainingStep::isa_name() {
 // oneDNN's implementation of each direction, e.g. "jit_wino_4x3:avx512_core"
 // (once when all agree, else forward / weights / data).
 static std::string conv_implementations(const ConvBlock& c) {
-  std::vector<std::string> names = {c.fwd_pd.impl_info_str(), c.bwd_w_pd.impl_info_str()};
+  const PooledConv conv{c.s.in_c, c.s.out_c, c.s.kernel, c.s.pad, c.s.pool};
+  std::vector<std::string> names = {
+      c.fwd_pd.impl_info_str(),
+      c.pooled_wgrad ? "histocnn pooled weight gradient " + pooled_wgrad_isa(c.src_lanes, conv)
+                     : c.bwd_w_pd.impl_info_str()};
   if (c.bwd_d_pd) names.push_back(c.bwd_d_pd.impl_info_str());
   std::string all = names[0];
   bool same = true;
@@ -133,7 +137,9 @@ void CpuTrainingStep::prepare_slices(ConvBlock& c, const std::string& tag) {
     c.scratch_relu = scratch(c.relu_bwd_pd, tag + ".relu_bwd");
   }
   // Slices after the first write their weight gradients here; they are added
-  // to the first slice's (same layout, so element by element).
+  // to the first slice's (same layout, so element by element). Ours from the
+  // pooled gradient add into the sums themselves.
+  if (c.pooled_wgrad) return;
   c.dw_part = make(c.bwd_w_pd.diff_weights_desc(), tag + ".d_weight_slice");
   c.db_part = make(c.db.get_desc(), tag + ".d_bias_slice");
 }
@@ -163,6 +169,27 @@ void CpuTrainingStep::pool_backward(const ConvBlock& c, const Mem& pooled, const
   max_pool_relu_backward(act_dt_, pooled.get_data_handle(), d_pooled.get_data_handle(),
                          static_cast<const uint8_t*>(argmax.get_data_handle()), c.pooled_lanes,
                          d_act.get_data_handle(), c.act_lanes, c.s.pool);
+}
+
+bool CpuTrainingStep::pooled_weight_gradients(ConvBlock& c, size_t i) const {
+  if (!options_.cpu_pooled_weight_gradients || i == 0 || !c.own_pool || c.s.batch_norm)
+    return false;
+  const auto src = lane_layout(c.fwd_pd.src_desc());  // one slice's, as pooled_lanes
+  if (!src) return false;
+  c.src_lanes = *src;
+  return pooled_wgrad_applies(c.src_lanes, c.pooled_lanes,
+                              {c.s.in_c, c.s.out_c, c.s.kernel, c.s.pad, c.s.pool});
+}
+
+void CpuTrainingStep::pooled_weight_gradient_of(const ConvBlock& c, const Mem& src,
+                                                const Mem& pooled, const Mem& d_pooled,
+                                                const Mem& argmax, bool accumulate) {
+  stream_.wait();  // d_pooled was written by a primitive
+  pooled_weight_gradient(act_dt_, src.get_data_handle(), c.src_lanes, pooled.get_data_handle(),
+                         d_pooled.get_data_handle(),
+                         static_cast<const uint8_t*>(argmax.get_data_handle()), c.pooled_lanes,
+                         {c.s.in_c, c.s.out_c, c.s.kernel, c.s.pad, c.s.pool}, floats(c.dw_canon),
+                         floats(c.db), accumulate);
 }
 
 namespace {
@@ -214,7 +241,8 @@ void CpuTrainingStep::add_sliced_backward(ConvBlock& c, size_t k) {
     relu_bwd = dnnl::eltwise_backward(c.relu_bwd_pd);
     pool_bwd = dnnl::pooling_backward(c.pool_bwd_pd);
   }
-  auto bwd_w = dnnl::convolution_backward_weights(c.bwd_w_pd);
+  dnnl::convolution_backward_weights bwd_w;
+  if (!c.pooled_wgrad) bwd_w = dnnl::convolution_backward_weights(c.bwd_w_pd);
   dnnl::convolution_backward_data bwd_d;
   if (k > 0) bwd_d = dnnl::convolution_backward_data(c.bwd_d_pd);
   add(backward_ops_,
@@ -240,12 +268,17 @@ void CpuTrainingStep::add_sliced_backward(ConvBlock& c, size_t k) {
                                            c.scratch_pool_bwd));
           }
           const bool first = j == 0;
-          bwd_w.execute(stream_, args({{DNNL_ARG_SRC, c.src_view},
-                                       {DNNL_ARG_DIFF_DST, c.d_act},
-                                       {DNNL_ARG_DIFF_WEIGHTS, first ? c.dw_bwd : c.dw_part},
-                                       {DNNL_ARG_DIFF_BIAS, first ? c.db : c.db_part}},
-                                      c.scratch_bwd_w));
-          if (!first) {
+          if (c.pooled_wgrad) {
+            pooled_weight_gradient_of(c, c.src_view, c.pooled_view, c.d_pooled_view,
+                                      c.workspace_view, !first);
+          } else {
+            bwd_w.execute(stream_, args({{DNNL_ARG_SRC, c.src_view},
+                                         {DNNL_ARG_DIFF_DST, c.d_act},
+                                         {DNNL_ARG_DIFF_WEIGHTS, first ? c.dw_bwd : c.dw_part},
+                                         {DNNL_ARG_DIFF_BIAS, first ? c.db : c.db_part}},
+                                        c.scratch_bwd_w));
+          }
+          if (!first && !c.pooled_wgrad) {
             stream_.wait();
             accumulate(c.dw_bwd, c.dw_part);
             accumulate(c.db, c.db_part);

@@ -1,0 +1,203 @@
+// The CPU step's weight and bias gradients from the pooled gradient
+// (backends/cpu/pooled_wgrad_kernels.h) against the reference convolution's
+// from the scattered gradient, in the layouts oneDNN hands them (nchw, nhwc,
+// nChw8c, nChw16c with padded channels), fp32 and bf16, through the AVX-512
+// and the portable code; the same bits on any number of threads; a batch in
+// slices summing to the whole.
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <cmath>
+#include <dnnl.hpp>
+
+#include "backends/cpu/pooled_wgrad_kernels.h"
+#include "core/bf16.h"
+#include "core/rng.h"
+#include "nn/reference.h"
+
+namespace histocnn::cpu {
+namespace {
+
+using Mem = dnnl::memory;
+using tag = Mem::format_tag;
+using dt = Mem::data_type;
+
+struct Case {
+  std::string name;
+  tag layout;
+  dt type;
+  int n, in_c, out_c, h, w, kernel, pad, pool;
+};
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << c.name;
+}
+
+// Values bf16 holds exactly, so both types see the same inputs.
+std::vector<float> exact_values(size_t count, uint64_t seed, float lo, float hi) {
+  Rng rng(seed);
+  std::vector<float> v(count);
+  for (float& x : v) x = round_to_bf16(lo + (hi - lo) * float(rng.next() % 4096) / 4096.0f);
+  return v;
+}
+
+class CpuPooledWgrad : public ::testing::TestWithParam<Case> {
+ protected:
+  dnnl::engine engine_{dnnl::engine::kind::cpu, 0};
+  dnnl::stream stream_{engine_};
+  void TearDown() override { set_portable_pooled_wgrad(false); }
+
+  Mem to_layout(const std::vector<float>& nchw, const Mem::desc& plain, const Mem::desc& md) {
+    Mem from(plain, engine_, const_cast<float*>(nchw.data())), to(md, engine_);
+    dnnl::reorder(from, to).execute(stream_, from, to);
+    stream_.wait();
+    return to;
+  }
+  std::vector<float> to_nchw(const Mem& m, const Mem::desc& plain) {
+    std::vector<float> nchw(plain.get_size() / sizeof(float));
+    Mem to(plain, engine_, nchw.data());
+    dnnl::reorder(m, to).execute(stream_, const_cast<Mem&>(m), to);
+    stream_.wait();
+    return nchw;
+  }
+};
+
+void expect_near(const std::vector<float>& got, const std::vector<float>& want, double tolerance,
+                 const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  for (size_t i = 0; i < got.size(); ++i)
+    ASSERT_NEAR(got[i], want[i], tolerance * std::max(1.0f, std::abs(want[i])))
+        << what << " [" << i << "]";
+}
+
+TEST_P(CpuPooledWgrad, EqualsTheReferenceFromTheScatteredGradient) {
+  const Case& k = GetParam();
+  const int ch = k.h + 2 * k.pad - k.kernel + 1, cw = k.w + 2 * k.pad - k.kernel + 1;
+  const int ph = ch / k.pool, pw = cw / k.pool;
+  const auto plain_x = Mem::desc({k.n, k.in_c, k.h, k.w}, dt::f32, tag::nchw);
+  const auto plain_y = Mem::desc({k.n, k.out_c, ch, cw}, dt::f32, tag::nchw);
+  const auto plain_p = Mem::desc({k.n, k.out_c, ph, pw}, dt::f32, tag::nchw);
+  const auto md_x = Mem::desc({k.n, k.in_c, k.h, k.w}, k.type, k.layout);
+  const auto md_y = Mem::desc({k.n, k.out_c, ch, cw}, k.type, k.layout);
+  const auto md_p = Mem::desc({k.n, k.out_c, ph, pw}, k.type, k.layout);
+  const auto in = lane_layout(md_x), act = lane_layout(md_y), out = lane_layout(md_p);
+  ASSERT_TRUE(in && act && out) << k.name;
+  const PooledConv conv{k.in_c, k.out_c, k.kernel, k.pad, k.pool};
+  ASSERT_TRUE(pooled_wgrad_applies(*in, *out, conv));
+
+  // The conv output after its bias and ReLU (about half zeros), pooled by
+  // our kernel; a gradient for the pooled map.
+  const auto x = exact_values(plain_x.get_size() / 4, 51, 0, 1);
+  auto y = exact_values(plain_y.get_size() / 4, 52, -1, 1);
+  for (float& v : y) v = std::max(v, 0.0f);
+  const auto d_pooled = exact_values(plain_p.get_size() / 4, 53, -1, 1);
+  Mem x_l = to_layout(x, plain_x, md_x), y_l = to_layout(y, plain_y, md_y);
+  Mem dp_l = to_layout(d_pooled, plain_p, md_p), p_l(md_p, engine_), d_act_l(md_y, engine_);
+  std::vector<uint8_t> argmax(md_p.get_size());
+  max_pool_forward(k.type, y_l.get_data_handle(), *act, p_l.get_data_handle(), argmax.data(), *out,
+                   k.pool);
+  max_pool_relu_backward(k.type, p_l.get_data_handle(), dp_l.get_data_handle(), argmax.data(), *out,
+                         d_act_l.get_data_handle(), *act, k.pool);
+  const auto d_act = to_nchw(d_act_l, plain_y);
+  const size_t weights = size_t(k.out_c) * k.in_c * k.kernel * k.kernel;
+  std::vector<float> want_dw(weights), want_db(size_t(k.out_c)), w(weights, 0.0f);
+  reference::conv2d_backward(x.data(), w.data(), d_act.data(), nullptr, want_dw.data(),
+                             want_db.data(), k.n, k.in_c, k.h, k.w, k.out_c, k.kernel, k.pad);
+
+  auto ours = [&](bool accumulate, std::vector<float>& dw, std::vector<float>& db) {
+    pooled_weight_gradient(k.type, x_l.get_data_handle(), *in, p_l.get_data_handle(),
+                           dp_l.get_data_handle(), argmax.data(), *out, conv, dw.data(), db.data(),
+                           accumulate);
+  };
+  std::vector<std::vector<float>> by_path;
+  for (bool portable : {false, true}) {
+    set_portable_pooled_wgrad(portable);
+    const std::string where = k.name + " " + pooled_wgrad_isa(*in, conv);
+    std::vector<float> dw(weights, NAN), db(size_t(k.out_c), NAN);
+    ours(false, dw, db);
+    expect_near(dw, want_dw, 1e-4, where + " dW");
+    expect_near(db, want_db, 1e-4, where + " db");
+    // One thread or the team: each output channel's terms in the same order.
+    const int team = omp_get_max_threads();
+    omp_set_num_threads(1);
+    std::vector<float> dw1(weights, NAN), db1(size_t(k.out_c), NAN);
+    ours(false, dw1, db1);
+    omp_set_num_threads(std::max(team, 3));
+    std::vector<float> dw3(weights, NAN), db3(size_t(k.out_c), NAN);
+    ours(false, dw3, db3);
+    omp_set_num_threads(team);
+    EXPECT_EQ(dw1, dw) << where << ": 1 thread";
+    EXPECT_EQ(db1, db) << where << ": 1 thread";
+    EXPECT_EQ(dw3, dw) << where << ": 3 threads or more";
+    // Accumulating: what the sums held, plus the batch's terms.
+    std::vector<float> twice = dw, twice_db = db;
+    ours(true, twice, twice_db);
+    for (size_t i = 0; i < weights; ++i) ASSERT_EQ(twice[i], dw[i] + dw[i]) << where << " " << i;
+    by_path.push_back(dw);
+  }
+  expect_near(by_path[0], by_path[1], 1e-5, k.name + ": AVX-512 against portable");
+}
+
+// The CPU step's micro-batches: slice by slice (views of one image each,
+// accumulating after the first), the sums of the whole batch.
+TEST(CpuPooledWgradSlices, SlicesSumToTheWholeBatch) {
+  dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  const int n = 3, c = 32, o = 16, h = 12, w = 10;
+  const auto md_x = Mem::desc({n, c, h, w}, dt::f32, tag::nChw16c);
+  const auto md_p = Mem::desc({n, o, (h - 2) / 2, (w - 2) / 2}, dt::f32, tag::nChw16c);
+  const auto in = lane_layout(md_x), out = lane_layout(md_p);
+  ASSERT_TRUE(in && out);
+  const auto x = exact_values(md_x.get_size() / 4, 61, 0, 1);
+  const auto pooled = exact_values(md_p.get_size() / 4, 62, -1, 1);
+  const auto d_pooled = exact_values(md_p.get_size() / 4, 63, -1, 1);
+  std::vector<uint8_t> argmax(md_p.get_size() / 4);
+  Rng rng(64);
+  for (auto& a : argmax) a = uint8_t(rng.next() % 4);
+  const PooledConv conv{c, o, 3, 0, 2};
+  std::vector<float> whole(size_t(o) * c * 9, NAN), sliced(whole.size(), NAN);
+  std::vector<float> whole_db(static_cast<size_t>(o), NAN), sliced_db(whole_db.size(), NAN);
+  pooled_weight_gradient(dt::f32, x.data(), *in, pooled.data(), d_pooled.data(), argmax.data(),
+                         *out, conv, whole.data(), whole_db.data(), false);
+  LaneLayout one_in = *in, one_out = *out;
+  one_in.n = one_out.n = 1;
+  for (int j = 0; j < n; ++j)
+    pooled_weight_gradient(dt::f32, x.data() + j * in->image, one_in,
+                           pooled.data() + j * out->image, d_pooled.data() + j * out->image,
+                           argmax.data() + j * out->image, one_out, conv, sliced.data(),
+                           sliced_db.data(), j > 0);
+  expect_near(sliced, whole, 1e-5, "dW");
+  expect_near(sliced_db, whole_db, 1e-5, "db");
+}
+
+TEST(CpuPooledWgradApplies, RefusesWhatItCannotSum) {
+  const auto in = lane_layout(Mem::desc({2, 32, 12, 12}, dt::f32, tag::nChw16c));
+  const auto out = lane_layout(Mem::desc({2, 16, 5, 5}, dt::f32, tag::nChw16c));
+  ASSERT_TRUE(in && out);
+  EXPECT_TRUE(pooled_wgrad_applies(*in, *out, {32, 16, 3, 0, 2}));
+  EXPECT_FALSE(pooled_wgrad_applies(*in, *out, {32, 16, 3, 0, 1})) << "no pool";
+  EXPECT_FALSE(pooled_wgrad_applies(*in, *out, {32, 16, 3, 0, 9})) << "argmax past a byte";
+  EXPECT_FALSE(pooled_wgrad_applies(*in, *out, {33, 16, 3, 0, 2})) << "more channels than held";
+  EXPECT_FALSE(pooled_wgrad_applies(*in, *out, {32, 16, 5, 0, 2})) << "windows past the output";
+  LaneLayout other = *out;
+  other.n = 3;
+  EXPECT_FALSE(pooled_wgrad_applies(*in, other, {32, 16, 3, 0, 2})) << "other images";
+}
+
+std::vector<Case> cases() {
+  std::vector<Case> all;
+  for (dt type : {dt::f32, dt::bf16}) {
+    const std::string t = type == dt::f32 ? "F32" : "Bf16";
+    all.push_back({"Conv2Like" + t, tag::nChw16c, type, 2, 32, 32, 14, 13, 3, 0, 2});
+    all.push_back({"Kernel5Padded" + t, tag::nChw16c, type, 2, 16, 20, 11, 10, 5, 2, 2});
+    all.push_back({"PaddedChannels" + t, tag::nChw16c, type, 2, 24, 17, 9, 12, 3, 1, 2});
+    all.push_back({"Nhwc" + t, tag::nhwc, type, 2, 12, 8, 13, 11, 3, 1, 3});
+    all.push_back({"Nchw" + t, tag::nchw, type, 3, 3, 6, 10, 9, 3, 1, 2});
+    all.push_back({"NChw8c" + t, tag::nChw8c, type, 2, 16, 9, 10, 10, 3, 0, 2});
+  }
+  return all;
+}
+
+INSTANTIATE_TEST_SUITE_P(Layouts, CpuPooledWgrad, ::testing::ValuesIn(cases()),
+                         [](const auto& info) { return info.param.name; });
+
+}  // namespace
+}  // namespace histocnn::cpu
