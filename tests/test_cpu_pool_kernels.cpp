@@ -11,6 +11,7 @@
 #include "backends/cpu/pool_kernels.h"
 #include "core/rng.h"
 #include "nn/reference.h"
+#include "onednn_layouts.h"
 
 namespace histocnn::cpu {
 namespace {
@@ -29,32 +30,16 @@ void PrintTo(const PoolCase& c, std::ostream* os) {
   *os << c.name;
 }
 
-class CpuPoolKernels : public ::testing::TestWithParam<PoolCase> {
+class CpuPoolKernels : public ::testing::TestWithParam<PoolCase>, protected testing::OneDnnLayouts {
  protected:
-  dnnl::engine engine_{dnnl::engine::kind::cpu, 0};
-  dnnl::stream stream_{engine_};
+  const dnnl::engine& engine_ = engine();
   void TearDown() override { set_portable_pool_kernels(false); }
-
-  // An NCHW fp32 array in `md`'s layout and type, and back.
-  Mem to_layout(const std::vector<float>& nchw, const Mem::desc& plain, const Mem::desc& md) {
-    Mem from(plain, engine_, const_cast<float*>(nchw.data())), to(md, engine_);
-    dnnl::reorder(from, to).execute(stream_, from, to);
-    stream_.wait();
-    return to;
-  }
   // Our forward and backward kernels on tensors of `type`.
   static void run(dt type, const Mem& x, const LaneLayout& in, const Mem& y, const Mem& dy,
                   uint8_t* argmax, const LaneLayout& out, const Mem& dx, int p, bool relu) {
     max_pool_forward(type, x.get_data_handle(), in, y.get_data_handle(), argmax, out, p, relu);
     max_pool_relu_backward(type, y.get_data_handle(), dy.get_data_handle(), argmax, out,
                            dx.get_data_handle(), in, p);
-  }
-  std::vector<float> to_nchw(const Mem& m, const Mem::desc& plain) {
-    std::vector<float> nchw(plain.get_size() / sizeof(float));
-    Mem to(plain, engine_, nchw.data());
-    dnnl::reorder(m, to).execute(stream_, const_cast<Mem&>(m), to);
-    stream_.wait();
-    return nchw;
   }
 };
 

@@ -14,6 +14,7 @@
 #include "core/bf16.h"
 #include "core/rng.h"
 #include "nn/reference.h"
+#include "onednn_layouts.h"
 
 namespace histocnn::cpu {
 namespace {
@@ -40,25 +41,10 @@ std::vector<float> exact_values(size_t count, uint64_t seed, float lo, float hi)
   return v;
 }
 
-class CpuPooledWgrad : public ::testing::TestWithParam<Case> {
+class CpuPooledWgrad : public ::testing::TestWithParam<Case>, protected testing::OneDnnLayouts {
  protected:
-  dnnl::engine engine_{dnnl::engine::kind::cpu, 0};
-  dnnl::stream stream_{engine_};
+  const dnnl::engine& engine_ = engine();
   void TearDown() override { set_portable_pooled_wgrad(false); }
-
-  Mem to_layout(const std::vector<float>& nchw, const Mem::desc& plain, const Mem::desc& md) {
-    Mem from(plain, engine_, const_cast<float*>(nchw.data())), to(md, engine_);
-    dnnl::reorder(from, to).execute(stream_, from, to);
-    stream_.wait();
-    return to;
-  }
-  std::vector<float> to_nchw(const Mem& m, const Mem::desc& plain) {
-    std::vector<float> nchw(plain.get_size() / sizeof(float));
-    Mem to(plain, engine_, nchw.data());
-    dnnl::reorder(m, to).execute(stream_, const_cast<Mem&>(m), to);
-    stream_.wait();
-    return nchw;
-  }
 };
 
 void expect_near(const std::vector<float>& got, const std::vector<float>& want, double tolerance,

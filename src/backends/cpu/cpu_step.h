@@ -419,8 +419,9 @@ class CpuTrainingStep final : public TrainingStep {
   void pool_backward(const ConvBlock& c, const Mem& pooled, const Mem& d_pooled, const Mem& argmax,
                      const Mem& d_act);
   // Whether block i takes its weight gradients from the pooled gradient
-  // (its lane layouts known: after own_pooling), and that op's work on a
-  // slice's views or the whole tensors (`accumulate`: a later slice).
+  // (after own_pooling, which knows the pooled map's lanes; fills in
+  // c.src_lanes), and that op's work on a slice's views or the whole
+  // tensors (`accumulate`: a later slice).
   bool pooled_weight_gradients(ConvBlock& c, size_t i) const;
   void pooled_weight_gradient_of(const ConvBlock& c, const Mem& src, const Mem& pooled,
                                  const Mem& d_pooled, const Mem& argmax, bool accumulate);
