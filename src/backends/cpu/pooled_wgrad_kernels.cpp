@@ -1,7 +1,7 @@
 // The pooled weight gradient of pooled_wgrad_kernels.h: a portable version
 // and an AVX-512 one (chosen at run time) for oneDNN's 16-channel blocks,
 // whose sums for one output channel (kernel x kernel taps x 16 or 32
-// channels) stay in vector registers while it walks a band.
+// channels) stay in vector registers while it walks a tile.
 #include "backends/cpu/pooled_wgrad_kernels.h"
 
 #include <omp.h>
@@ -19,9 +19,9 @@ bool portable_only = false;  // set_portable_pooled_wgrad (tests)
 
 // A tile of pooled positions: its input (at 2x2 and kernel 3, 6 rows of 34
 // pixels; 26 KB for conv2's 32 channels in fp32) stays in a core's L1 cache
-// while every output channel of the thread visits it. Each term reads a
-// cache line per tap and 16 channels, so from L2 (127 KB bands of 4 whole
-// rows before) the loads, not the FMAs, bounded the kernel.
+// while every output channel of the thread visits it. (Bands of 4 whole
+// rows, 127 KB from L2, measured the same: the scan over the positions, not
+// the loads, bounds the kernel; docs/results/cpu-pooled-wgrad.md.)
 constexpr int kTileRows = 2, kTileCols = 16;
 
 // A term: its gradient and where its window's maximum is in the conv output.
@@ -39,23 +39,27 @@ struct WindowOffsets {
   }
 };
 
-// One output channel's terms of image n, pooled rows [py0, py1) and columns
-// [px0, px1), into its sums: acc[tap * stride + c] (stride: the layout's channels, padding ones
-// included) and bias. plane: the channel's first pooled element of image n.
-struct Band {
+// One output channel's terms of image n, pooled rows [py0, py1) and
+// columns [px0, px1), into its sums: acc[tap * stride + c] (stride: the
+// layout's channels, padding ones included) and bias. plane: the channel's
+// first pooled element of image n.
+struct Tile {
   int n, py0, py1, px0, px1, o;
   int64_t plane;
   float* acc;
   float* bias;
   const WindowOffsets* window;
-  // Room for the tile's terms (kTileRows x kTileCols), compacted.
-  int64_t* offsets;
+  // Room for the tile's terms (kTileRows x kTileCols), compacted: where
+  // each patch starts in the image, and its gradient.
+  struct Position {
+    int y, x;
+  } * positions;
   float* gradients;
 };
 
 template <typename T>
 bool term_at(const T* pooled, const T* d_pooled, const uint8_t* argmax, const LaneLayout& out,
-             int pool, const Band& b, int py, int px, Term& t) {
+             int pool, const Tile& b, int py, int px, Term& t) {
   const int64_t j = b.plane + int64_t(py) * out.row + int64_t(px) * out.column;
   const float g = load(pooled, j) > 0 ? load(d_pooled, j) : 0.0f;
   if (g == 0.0f) return false;
@@ -65,9 +69,9 @@ bool term_at(const T* pooled, const T* d_pooled, const uint8_t* argmax, const La
 }
 
 template <typename T>
-void band_portable(const T* src, const LaneLayout& in, const T* pooled, const T* d_pooled,
+void tile_portable(const T* src, const LaneLayout& in, const T* pooled, const T* d_pooled,
                    const uint8_t* argmax, const LaneLayout& out, const PooledConv& k,
-                   const Band& b) {
+                   const Tile& b) {
   const int stride = in.blocks * in.lanes;
   float bias = *b.bias;
   for (int py = b.py0; py < b.py1; ++py)
@@ -99,9 +103,9 @@ void band_portable(const T* src, const LaneLayout& in, const T* pooled, const T*
 // K x K taps of CB 16-channel blocks (nChw16c: a block's 16 channels of a
 // pixel are contiguous) in K * K * CB registers.
 template <int K, int CB, typename T>
-HISTOCNN_AVX512 void band_avx512(const T* src, const LaneLayout& in, const T* pooled,
+HISTOCNN_AVX512 void tile_avx512(const T* src, const LaneLayout& in, const T* pooled,
                                  const T* d_pooled, const uint8_t* argmax, const LaneLayout& out,
-                                 const PooledConv& k, const Band& b) {
+                                 const PooledConv& k, const Tile& b) {
   constexpr int kStride = CB * 16;
   // Fully unrolled, so that every sum stays in its register (a runtime tap
   // index would put the array on the stack).
@@ -111,22 +115,23 @@ HISTOCNN_AVX512 void band_avx512(const T* src, const LaneLayout& in, const T* po
 #pragma GCC unroll 4
     for (int cb = 0; cb < CB; ++cb) a[t][cb] = _mm512_loadu_ps(b.acc + t * kStride + cb * 16);
   const T* image = src + int64_t(b.n) * in.image;
-  // One tap's products: `p` the patch's first element of that tap.
-  auto add_patch = [&](const T* p, __m512 g, const int r0, const int r1, const int s0,
-                       const int s1) HISTOCNN_AVX512 {
+  // A term's products: its patch's first input element is (y0, x0) of the
+  // image (negative at the border under padding, where only the taps inside
+  // the map add anything).
+  auto add_patch = [&](const int y0, const int x0, __m512 g) HISTOCNN_AVX512 {
 #pragma GCC unroll 8
     for (int r = 0; r < K; ++r)
 #pragma GCC unroll 8
       for (int s = 0; s < K; ++s) {
-        if (r < r0 || r >= r1 || s < s0 || s >= s1) continue;
-        const T* q = p + int64_t(r) * in.row + int64_t(s) * in.column;
+        if (y0 + r < 0 || y0 + r >= in.h || x0 + s < 0 || x0 + s >= in.w) continue;
+        const T* q = image + int64_t(y0 + r) * in.row + int64_t(x0 + s) * in.column;
 #pragma GCC unroll 4
         for (int cb = 0; cb < CB; ++cb)
           a[r * K + s][cb] =
               _mm512_fmadd_ps(g, avx512::load16(q + cb * in.block), a[r * K + s][cb]);
       }
   };
-  // First the band's terms whose patch lies inside the map, compacted
+  // First the tile's terms whose patch lies inside the map, compacted
   // without a branch per position (whether a pooled value is positive is
   // data: a branch on it mispredicts), in order; a border term (padding)
   // goes through the checked path at once.
@@ -140,18 +145,17 @@ HISTOCNN_AVX512 void band_avx512(const T* src, const LaneLayout& in, const T* po
       const int y0 = py * k.pool + b.window->dy[at] - k.pad;
       const int x0 = px * k.pool + b.window->dx[at] - k.pad;
       if (y0 >= 0 && x0 >= 0 && y0 + K <= in.h && x0 + K <= in.w) {
-        b.offsets[count] = y0 * in.row + x0 * in.column;
+        b.positions[count] = {y0, x0};
         b.gradients[count] = g;
         count += g != 0.0f;
       } else if (g != 0.0f) {
         bias += g;
-        add_patch(image + int64_t(y0) * in.row + int64_t(x0) * in.column, _mm512_set1_ps(g), -y0,
-                  in.h - y0, -x0, in.w - x0);
+        add_patch(y0, x0, _mm512_set1_ps(g));
       }
     }
   for (int i = 0; i < count; ++i) {
     bias += b.gradients[i];
-    add_patch(image + b.offsets[i], _mm512_set1_ps(b.gradients[i]), 0, K, 0, K);
+    add_patch(b.positions[i].y, b.positions[i].x, _mm512_set1_ps(b.gradients[i]));
   }
   *b.bias = bias;
 #pragma GCC unroll 32
@@ -177,19 +181,19 @@ bool use_avx512(const LaneLayout&, const PooledConv&) {
 #endif
 
 template <typename T>
-void run_band(const T* src, const LaneLayout& in, const T* pooled, const T* d_pooled,
-              const uint8_t* argmax, const LaneLayout& out, const PooledConv& k, const Band& b,
+void run_tile(const T* src, const LaneLayout& in, const T* pooled, const T* d_pooled,
+              const uint8_t* argmax, const LaneLayout& out, const PooledConv& k, const Tile& b,
               bool avx) {
 #if HISTOCNN_HAS_AVX512_CODE
   if (avx) {
     if (k.kernel == 3 && in.blocks == 1)
-      return band_avx512<3, 1>(src, in, pooled, d_pooled, argmax, out, k, b);
-    if (k.kernel == 3) return band_avx512<3, 2>(src, in, pooled, d_pooled, argmax, out, k, b);
-    return band_avx512<5, 1>(src, in, pooled, d_pooled, argmax, out, k, b);
+      return tile_avx512<3, 1>(src, in, pooled, d_pooled, argmax, out, k, b);
+    if (k.kernel == 3) return tile_avx512<3, 2>(src, in, pooled, d_pooled, argmax, out, k, b);
+    return tile_avx512<5, 1>(src, in, pooled, d_pooled, argmax, out, k, b);
   }
 #endif
   (void)avx;
-  band_portable(src, in, pooled, d_pooled, argmax, out, k, b);
+  tile_portable(src, in, pooled, d_pooled, argmax, out, k, b);
 }
 
 // Each thread takes a contiguous share of the output channels and walks
@@ -208,8 +212,8 @@ void run(const T* src, const LaneLayout& in, const T* pooled, const T* d_pooled,
     const int o1 = int(int64_t(k.out_c) * (me + 1) / threads);
     std::vector<float> acc(size_t(std::max(o1 - o0, 0)) * size_t(taps) * size_t(stride), 0.0f);
     std::vector<float> bias(size_t(std::max(o1 - o0, 0)), 0.0f);
-    std::vector<int64_t> offsets(size_t(kTileRows) * kTileCols);
-    std::vector<float> gradients(offsets.size());
+    std::vector<Tile::Position> positions(size_t(kTileRows) * kTileCols);
+    std::vector<float> gradients(positions.size());
     for (int n = 0; n < out.n; ++n)
       for (int py0 = 0; py0 < out.h; py0 += kTileRows)
         for (int px0 = 0; px0 < out.w; px0 += kTileCols)
@@ -217,11 +221,11 @@ void run(const T* src, const LaneLayout& in, const T* pooled, const T* d_pooled,
             const size_t i = size_t(o - o0);
             const int64_t plane =
                 int64_t(n) * out.image + int64_t(o / out.lanes) * out.block + o % out.lanes;
-            run_band(src, in, pooled, d_pooled, argmax, out, k,
-                     Band{n, py0, std::min(py0 + kTileRows, out.h), px0,
+            run_tile(src, in, pooled, d_pooled, argmax, out, k,
+                     Tile{n, py0, std::min(py0 + kTileRows, out.h), px0,
                           std::min(px0 + kTileCols, out.w), o, plane,
                           acc.data() + i * size_t(taps) * size_t(stride), &bias[i], &window,
-                          offsets.data(), gradients.data()},
+                          positions.data(), gradients.data()},
                      avx);
           }
     for (int o = o0; o < o1; ++o) {
