@@ -23,13 +23,13 @@ using Mem = dnnl::memory;
 using tag = Mem::format_tag;
 using dt = Mem::data_type;
 
-struct Case {
+struct WgradCase {
   std::string name;
   tag layout;
   dt type;
   int n, in_c, out_c, h, w, kernel, pad, pool;
 };
-void PrintTo(const Case& c, std::ostream* os) {
+void PrintTo(const WgradCase& c, std::ostream* os) {
   *os << c.name;
 }
 
@@ -41,7 +41,8 @@ std::vector<float> exact_values(size_t count, uint64_t seed, float lo, float hi)
   return v;
 }
 
-class CpuPooledWgrad : public ::testing::TestWithParam<Case>, protected testing::OneDnnLayouts {
+class CpuPooledWgrad : public ::testing::TestWithParam<WgradCase>,
+                       protected testing::OneDnnLayouts {
  protected:
   const dnnl::engine& engine_ = engine();
   void TearDown() override { set_portable_pooled_wgrad(false); }
@@ -56,7 +57,7 @@ void expect_near(const std::vector<float>& got, const std::vector<float>& want, 
 }
 
 TEST_P(CpuPooledWgrad, EqualsTheReferenceFromTheScatteredGradient) {
-  const Case& k = GetParam();
+  const WgradCase& k = GetParam();
   const int ch = k.h + 2 * k.pad - k.kernel + 1, cw = k.w + 2 * k.pad - k.kernel + 1;
   const int ph = ch / k.pool, pw = cw / k.pool;
   const auto plain_x = Mem::desc({k.n, k.in_c, k.h, k.w}, dt::f32, tag::nchw);
@@ -168,8 +169,8 @@ TEST(CpuPooledWgradApplies, RefusesWhatItCannotSum) {
   EXPECT_FALSE(pooled_wgrad_applies(*in, other, {32, 16, 3, 0, 2})) << "other images";
 }
 
-std::vector<Case> cases() {
-  std::vector<Case> all;
+std::vector<WgradCase> wgrad_cases() {
+  std::vector<WgradCase> all;
   for (dt type : {dt::f32, dt::bf16}) {
     const std::string t = type == dt::f32 ? "F32" : "Bf16";
     all.push_back({"Conv2Like" + t, tag::nChw16c, type, 2, 32, 32, 14, 13, 3, 0, 2});
@@ -182,7 +183,7 @@ std::vector<Case> cases() {
   return all;
 }
 
-INSTANTIATE_TEST_SUITE_P(Layouts, CpuPooledWgrad, ::testing::ValuesIn(cases()),
+INSTANTIATE_TEST_SUITE_P(Layouts, CpuPooledWgrad, ::testing::ValuesIn(wgrad_cases()),
                          [](const auto& info) { return info.param.name; });
 
 }  // namespace

@@ -77,14 +77,14 @@ TEST(PooledWgradPlan, RefusesWhatTheKernelsWereNotCompiledFor) {
       << "no whole window";
 }
 
-struct Case {
+struct PooledCase {
   int n, in_c, out_c, h, w, kernel, pad, pool, target_blocks;
 };
-std::ostream& operator<<(std::ostream& os, const Case& c) {
+std::ostream& operator<<(std::ostream& os, const PooledCase& c) {
   return os << c.n << "x" << c.in_c << "x" << c.h << "x" << c.w << " -> " << c.out_c << " k"
             << c.kernel << " pad " << c.pad << " pool " << c.pool << " target " << c.target_blocks;
 }
-class PooledWgrad : public ::testing::TestWithParam<Case> {};
+class PooledWgrad : public ::testing::TestWithParam<PooledCase> {};
 
 std::vector<float> exact_bf16(std::vector<float> v) {
   for (float& e : v) e = round_to_bf16(e);
@@ -101,7 +101,7 @@ std::vector<Bf16> to_bf16_vector(const std::vector<float>& v) {
 // map, its gradient and argmax equals the reference's from the full
 // conv-output gradient that pool_relu_backward scatters.
 TEST_P(PooledWgrad, EqualsTheReferenceFromTheScatteredGradient) {
-  const Case k = GetParam();
+  const PooledCase k = GetParam();
   const Dims4 x{k.n, k.in_c, k.h, k.w};
   const Dims4 y = conv_output_dims(x, k.out_c, k.kernel, k.pad);
   const PoolMaps maps{y.n, y.layout(false), false, k.pool};
@@ -178,12 +178,12 @@ TEST_P(PooledWgrad, EqualsTheReferenceFromTheScatteredGradient) {
 
 INSTANTIATE_TEST_SUITE_P(
     Shapes, PooledWgrad,
-    ::testing::Values(Case{2, 32, 32, 12, 12, 3, 1, 2, 4},     // conv2's shape, small
-                      Case{3, 40, 20, 13, 11, 3, 1, 2, 1000},  // 2 channel groups, odd map
-                      Case{1, 32, 8, 40, 150, 3, 1, 2,
-                           64},                          // column chunks, bands, a short last tile
-                      Case{2, 8, 9, 10, 9, 5, 2, 2, 3},  // kernel 5, few channels
-                      Case{2, 16, 8, 14, 16, 3, 0, 3, 5}));  // 3 x 3 windows, no padding
+    ::testing::Values(PooledCase{2, 32, 32, 12, 12, 3, 1, 2, 4},     // conv2's shape, small
+                      PooledCase{3, 40, 20, 13, 11, 3, 1, 2, 1000},  // 2 channel groups, odd map
+                      PooledCase{1, 32, 8, 40, 150, 3, 1, 2,
+                                 64},  // column chunks, bands, a short last tile
+                      PooledCase{2, 8, 9, 10, 9, 5, 2, 2, 3},      // kernel 5, few channels
+                      PooledCase{2, 16, 8, 14, 16, 3, 0, 3, 5}));  // 3 x 3 windows, no padding
 
 }  // namespace
 }  // namespace histocnn::cuda
