@@ -115,10 +115,23 @@ HISTOCNN_AVX512 void tile_avx512(const T* src, const LaneLayout& in, const T* po
 #pragma GCC unroll 4
     for (int cb = 0; cb < CB; ++cb) a[t][cb] = _mm512_loadu_ps(b.acc + t * kStride + cb * 16);
   const T* image = src + int64_t(b.n) * in.image;
-  // A term's products: its patch's first input element is (y0, x0) of the
-  // image (negative at the border under padding, where only the taps inside
-  // the map add anything).
-  auto add_patch = [&](const int y0, const int x0, __m512 g) HISTOCNN_AVX512 {
+  // A term's products, its patch inside the map: `p` its first element
+  // (the taps' offsets from it are the same for every term).
+  auto add_patch = [&](const T* p, __m512 g) HISTOCNN_AVX512 {
+#pragma GCC unroll 8
+    for (int r = 0; r < K; ++r)
+#pragma GCC unroll 8
+      for (int s = 0; s < K; ++s) {
+        const T* q = p + int64_t(r) * in.row + int64_t(s) * in.column;
+#pragma GCC unroll 4
+        for (int cb = 0; cb < CB; ++cb)
+          a[r * K + s][cb] =
+              _mm512_fmadd_ps(g, avx512::load16(q + cb * in.block), a[r * K + s][cb]);
+      }
+  };
+  // At the map's border (padding): its first element is (y0, x0), negative
+  // there; only the taps inside the map add anything.
+  auto add_border_patch = [&](const int y0, const int x0, __m512 g) HISTOCNN_AVX512 {
 #pragma GCC unroll 8
     for (int r = 0; r < K; ++r)
 #pragma GCC unroll 8
@@ -150,12 +163,13 @@ HISTOCNN_AVX512 void tile_avx512(const T* src, const LaneLayout& in, const T* po
         count += g != 0.0f;
       } else if (g != 0.0f) {
         bias += g;
-        add_patch(y0, x0, _mm512_set1_ps(g));
+        add_border_patch(y0, x0, _mm512_set1_ps(g));
       }
     }
   for (int i = 0; i < count; ++i) {
     bias += b.gradients[i];
-    add_patch(b.positions[i].y, b.positions[i].x, _mm512_set1_ps(b.gradients[i]));
+    add_patch(image + int64_t(b.positions[i].y) * in.row + int64_t(b.positions[i].x) * in.column,
+              _mm512_set1_ps(b.gradients[i]));
   }
   *b.bias = bias;
 #pragma GCC unroll 32
