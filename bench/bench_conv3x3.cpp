@@ -11,6 +11,10 @@
 // and images, half the pooled values positive (the rest skipped, as ReLU's
 // zeros are in training); its rate counts the same direct FLOPs, so it
 // compares with backward weights' (direction 2) as a speed.
+// BM_PooledDataGradient: histocnn's data gradient from the pooled gradient
+// (backends/cpu/pooled_dgrad_kernels.h) likewise, against backward data
+// (direction 1), which in the step also needs the pool backward before it;
+// "positive" is the share of pooled values that are (in sevenths).
 //
 //   build/bench/bench_conv3x3 --benchmark_min_time=0.2 --benchmark_repetitions=5
 //     --benchmark_enable_random_interleaving=true --benchmark_report_aggregates_only=true
@@ -21,6 +25,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "backends/cpu/pooled_dgrad_kernels.h"
 #include "backends/cpu/pooled_wgrad_kernels.h"
 
 namespace {
@@ -154,6 +159,44 @@ BENCHMARK(BM_PooledWeightGradient)
     ->Args({50, 2})
     ->Args({5, 3})
     ->Args({50, 3})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+// range(0): images; range(1): 2 or 3 (the layer); range(2): sevenths positive.
+void BM_PooledDataGradient(benchmark::State& state) {
+  const int images = int(state.range(0)), in_c = 32, out_c = state.range(1) == 3 ? 64 : 32;
+  const int size = state.range(1) == 3 ? 48 : 99, pooled = (size - 2) / 2;
+  const auto in =
+      histocnn::cpu::lane_layout(Mem::desc({images, in_c, size, size}, dt::f32, tag::nChw16c));
+  const auto out =
+      histocnn::cpu::lane_layout(Mem::desc({images, out_c, pooled, pooled}, dt::f32, tag::nChw16c));
+  const size_t out_count = size_t(images) * out_c * pooled * pooled;
+  std::vector<float> d_src(size_t(images) * in_c * size * size);
+  std::vector<float> pooled_map(out_count), d_pooled(out_count);
+  std::vector<uint8_t> argmax(out_count);
+  for (size_t i = 0; i < out_count; ++i) {
+    pooled_map[i] = int64_t((i * 2654435761u) % 7) < state.range(2) ? 0.5f : 0.0f;
+    d_pooled[i] = float(i % 89) * 0.01f - 0.4f;
+    argmax[i] = uint8_t((i * 40503u) % 4);
+  }
+  const histocnn::cpu::PooledConv conv{in_c, out_c, 3, 0, 2};
+  std::vector<float> w(size_t(out_c) * in_c * 9), arranged(w.size());
+  for (size_t i = 0; i < w.size(); ++i) w[i] = float(i % 61) * 0.01f - 0.3f;
+  histocnn::cpu::arrange_dgrad_weights(w.data(), conv, in_c, false, arranged.data());
+  for (auto _ : state)
+    histocnn::cpu::pooled_data_gradient(dt::f32, pooled_map.data(), d_pooled.data(), argmax.data(),
+                                        *out, arranged.data(), conv, d_src.data(), *in, nullptr);
+  state.counters["FLOP_per_second"] =
+      benchmark::Counter(2.0 * images * out_c * in_c * 9.0 * (size - 2) * (size - 2),
+                         benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(histocnn::cpu::pooled_dgrad_isa(*in, *out, conv));
+}
+BENCHMARK(BM_PooledDataGradient)
+    ->ArgNames({"images", "layer", "positive"})
+    ->Args({2, 2, 4})
+    ->Args({2, 2, 2})
+    ->Args({5, 3, 4})
+    ->Args({5, 3, 2})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 

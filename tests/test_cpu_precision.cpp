@@ -16,6 +16,7 @@
 #include "backends/backend.h"
 #include "backends/cpu/conv_pool_kernels.h"
 #include "backends/cpu/cpu_backend.h"
+#include "backends/cpu/pooled_dgrad_kernels.h"
 #include "core/bf16.h"  // round_to_bf16: round to nearest even, as oneDNN converts
 #include "core/error.h"
 #include "core/float_mode.h"
@@ -187,6 +188,7 @@ TEST_P(OwnPooling, GivesOneDnnsPoolingResultsBitForBit) {
       // The later blocks' weight gradients from oneDNN in both (ours from the
       // pooled gradient need our pool: PooledWeightGradients below).
       options.cpu_pooled_weight_gradients = false;
+      options.cpu_pooled_data_gradients = false;  // likewise (pool backward under test)
       const Outcome ours = step_on(c, options, in.params, in.images, in.labels);
       options.cpu_onednn_pooling = true;
       const Outcome theirs = step_on(c, options, in.params, in.images, in.labels);
@@ -240,11 +242,13 @@ INSTANTIATE_TEST_SUITE_P(Architectures, FusedFirstBlock, ::testing::ValuesIn(all
                          testing::case_name);
 
 // The later blocks' weight and bias gradients from the pooled gradient (the
-// default; backends/cpu/pooled_wgrad_kernels.h) or oneDNN's: both the
+// default; backends/cpu/pooled_wgrad_kernels.h) or oneDNN's, and their data
+// gradients likewise (pooled_dgrad_kernels.h), in every combination: the
 // reference's results to fp32 rounding, whole batch and micro-batched, in
 // each precision here (bf16 against fp32's reference within bf16's
-// tolerances is CpuBf16's), and ours exactly where a block after the first
-// has our pool and no batch norm.
+// tolerances is CpuBf16's); ours only where a block after the first has our
+// pool and no batch norm (the weight gradients exactly there; the data
+// gradients there where the layouts suit the AVX-512 kernel).
 class PooledWeightGradients : public ::testing::TestWithParam<Case> {};
 
 TEST_P(PooledWeightGradients, GiveTheReferenceResultsWhereTheyRun) {
@@ -253,24 +257,31 @@ TEST_P(PooledWeightGradients, GiveTheReferenceResultsWhereTheyRun) {
   const auto want = reference_for(c, in, 99);
   const NetworkShape shape = infer_shapes(parse_model_spec(c.spec), c.batch, c.height, c.width);
   int ours_ran = 0;
-  for (bool pooled : {true, false})
+  for (int mode : {0, 1, 2, 3})
     for (size_t budget : {size_t(0), size_t(1)}) {
+      const bool pooled = mode < 2, pooled_data = mode % 2 == 0;
       StepOptions options;
       options.dropout_seed = 99;
       options.cpu_slice_bytes = budget;
       options.cpu_pooled_weight_gradients = pooled;
+      options.cpu_pooled_data_gradients = pooled_data;
       const Outcome got = step_on(c, options, in.params, in.images, in.labels);
-      const std::string where =
-          std::string(pooled ? "pooled" : "oneDNN") + ", budget " + std::to_string(budget);
+      const std::string where = std::string(pooled ? "pooled" : "oneDNN") + " weights, " +
+                                (pooled_data ? "pooled" : "oneDNN") + " data, budget " +
+                                std::to_string(budget);
       EXPECT_NEAR(got.loss, want.loss, 1e-4 * std::max(1.0, want.loss)) << where;
       testing::expect_gradients_match(got.grads, want.grads, 1e-4, 2e-3, where);
       for (size_t k = 1; k < shape.convs.size(); ++k) {
         const std::string name = "conv" + std::to_string(k + 1);
         const std::string impl = got.details["convolution"][name];
-        const bool expect = pooled && shape.convs[k].pool > 1 && !shape.convs[k].batch_norm;
-        EXPECT_EQ(impl.find("histocnn pooled weight gradient") != std::string::npos, expect)
+        const bool ours_may = shape.convs[k].pool > 1 && !shape.convs[k].batch_norm;
+        EXPECT_EQ(impl.find("histocnn pooled weight gradient") != std::string::npos,
+                  pooled && ours_may)
             << name << ": " << impl << ", " << where;
-        ours_ran += expect;
+        const bool data_ours = impl.find("histocnn pooled data gradient") != std::string::npos;
+        EXPECT_TRUE(!data_ours || (pooled_data && ours_may))
+            << name << ": " << impl << ", " << where;
+        ours_ran += pooled && ours_may;
       }
     }
   const bool any = [&] {
@@ -279,6 +290,48 @@ TEST_P(PooledWeightGradients, GiveTheReferenceResultsWhereTheyRun) {
     return false;
   }();
   EXPECT_EQ(ours_ran > 0, any);
+}
+
+// A network whose later blocks hold 16-channel blocks (as the paper's do):
+// the data gradients from the pooled gradient run there wherever the CPU
+// has their AVX-512 version, alone or with the weight gradients (then no
+// pool backward at all), and give the reference's results.
+TEST(PooledDataGradients, RunOnSixteenChannelBlocksAndGiveTheReferenceResults) {
+  const Case c{"SixteenChannels",
+               "conv 16 kernel=3 pool=2; conv 32 kernel=3 pool=2; conv 32 kernel=3 pool=2; "
+               "dense 8; dense 2",
+               3,
+               46,
+               42,
+               3,
+               false};
+  using mem = dnnl::memory;
+  const auto in16 =
+      cpu::lane_layout(mem::desc({1, 16, 8, 8}, mem::data_type::f32, mem::format_tag::nChw16c));
+  const auto out16 =
+      cpu::lane_layout(mem::desc({1, 16, 4, 4}, mem::data_type::f32, mem::format_tag::nChw16c));
+  ASSERT_TRUE(in16 && out16);
+  if (!cpu::pooled_dgrad_fast(*in16, *out16, {16, 16, 3, 1, 2}))
+    GTEST_SKIP() << "no AVX-512 version on this CPU";
+  const Inputs in = inputs_for(c);
+  const auto want = reference_for(c, in, 99);
+  for (bool pooled_weights : {true, false})
+    for (size_t budget : {size_t(0), size_t(1)}) {
+      StepOptions options;
+      options.dropout_seed = 99;
+      options.cpu_slice_bytes = budget;
+      options.cpu_pooled_weight_gradients = pooled_weights;
+      const Outcome got = step_on(c, options, in.params, in.images, in.labels);
+      const std::string where = std::string(pooled_weights ? "pooled" : "oneDNN") +
+                                " weights, budget " + std::to_string(budget);
+      EXPECT_NEAR(got.loss, want.loss, 1e-4 * std::max(1.0, want.loss)) << where;
+      testing::expect_gradients_match(got.grads, want.grads, 1e-4, 2e-3, where);
+      for (const char* name : {"conv2", "conv3"}) {
+        const std::string impl = got.details["convolution"][name];
+        EXPECT_NE(impl.find("histocnn pooled data gradient avx512"), std::string::npos)
+            << name << ": " << impl << ", " << where;
+      }
+    }
 }
 
 INSTANTIATE_TEST_SUITE_P(Architectures, PooledWeightGradients, ::testing::ValuesIn(all_cases()),
@@ -322,8 +375,9 @@ TEST_P(Winograd, GivesTheReferenceResultsOnOrOff) {
       options.cpu_winograd_weights = weights;
       options.cpu_slice_bytes = budget;
       // oneDNN's weight gradients, whose algorithm is under test (ours from
-      // the pooled gradient: PooledWeightGradients below).
+      // the pooled gradient: PooledWeightGradients below), and data gradients.
       options.cpu_pooled_weight_gradients = false;
+      options.cpu_pooled_data_gradients = false;
       const Outcome got = step_on(c, options, in.params, in.images, in.labels);
       const std::string where = std::string(mode == 0   ? "winograd"
                                             : mode == 1 ? "winograd but weights"

@@ -229,6 +229,10 @@ struct StepOptions {
   // (backends/cpu/pooled_wgrad_kernels.h: a quarter of the terms, split
   // over output channels); false keeps oneDNN's (A/B).
   bool cpu_pooled_weight_gradients = true;
+  // CPU: their data gradients likewise (backends/cpu/pooled_dgrad_kernels.h:
+  // no pool backward then runs), where its AVX-512 version does; false
+  // keeps oneDNN's (A/B).
+  bool cpu_pooled_data_gradients = true;
   // CPU: treat denormal floats as zero while the step runs (core/float_mode.h);
   // false keeps IEEE gradual underflow, as PyTorch does by default.
   bool flush_denormals = true;

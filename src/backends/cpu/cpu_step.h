@@ -26,8 +26,10 @@
 //                   (+bias), data
 //                   (blocks after the first, without BN, on our pool: the
 //                   weights and bias from the pooled gradient instead,
-//                   pooled_wgrad_kernels.h; the pool backward then feeds
-//                   only the data gradient)
+//                   pooled_wgrad_kernels.h, and the data gradient too
+//                   where pooled_dgrad_kernels.h's AVX-512 version runs: no
+//                   pool backward then; otherwise the pool backward feeds
+//                   oneDNN's data gradient)
 // Global average pooling (spec 'gap'): an average pooling over the whole last
 // map into plain [N, C], and its backward.
 //
@@ -80,6 +82,7 @@
 #include "backends/cpu/cpu_backend.h"
 #include "backends/cpu/dense_kernels.h"
 #include "backends/cpu/pool_kernels.h"
+#include "backends/cpu/pooled_dgrad_kernels.h"
 #include "backends/cpu/pooled_wgrad_kernels.h"
 #include "core/error.h"
 #include "core/float_mode.h"
@@ -141,6 +144,14 @@ struct ConvBlock {
   // weight-gradient primitive runs. src_lanes: the input's layout (one slice).
   bool pooled_wgrad = false;
   LaneLayout src_lanes;
+  // The data gradient from the pooled gradient (pooled_dgrad_kernels.h),
+  // straight into d_src: no oneDNN data-gradient primitive runs, and with
+  // pooled_wgrad no pool backward either. d_src_lanes: d_src's layout (one
+  // slice); dgrad_weights: the weights as the kernel reads them, arranged
+  // from w_canon each step; dgrad_sums: its fp32 sums in bf16 mode.
+  bool pooled_dgrad = false;
+  LaneLayout d_src_lanes;
+  std::vector<float> dgrad_weights, dgrad_sums;
   // The first block on our fused kernels (conv_pool_kernels.h, see the file
   // comment): src is the fp32 NCHW input (zero-padded when the block pads),
   // pooled/workspace/d_pooled as for own_pool; no conv_out, d_act or oneDNN
@@ -391,6 +402,7 @@ class CpuTrainingStep final : public TrainingStep {
   void bind_conv_parameters(ConvBlock& c, size_t i);
   void build_batch_norm(ConvBlock& c, size_t i);
   void make_pool_buffers(ConvBlock& c, size_t i);
+  void make_activation_gradient(ConvBlock& c, size_t i);
   void build_backward_data(ConvBlock& c, size_t i);
   void add_conv_forward(ConvBlock& cb, size_t i);
   void add_batch_norm_forward(ConvBlock& cb, size_t i);
@@ -425,6 +437,15 @@ class CpuTrainingStep final : public TrainingStep {
   bool pooled_weight_gradients(ConvBlock& c, size_t i) const;
   void pooled_weight_gradient_of(const ConvBlock& c, const Mem& src, const Mem& pooled,
                                  const Mem& d_pooled, const Mem& argmax, bool accumulate);
+  // Likewise for the data gradient (block i > 0; fills in c.d_src_lanes
+  // from d_src's descriptor, one slice's), and its op into d_src.
+  bool pooled_data_gradients(ConvBlock& c, size_t i, const Mem::desc& d_src) const;
+  void pooled_data_gradient_of(ConvBlock& c, const Mem& pooled, const Mem& d_pooled,
+                               const Mem& argmax, const Mem& d_src);
+  // Whether the block's backward needs the conv output's gradient at all.
+  static bool needs_pool_backward(const ConvBlock& c) {
+    return !(c.pooled_wgrad && c.pooled_dgrad);
+  }
   // The first block on the fused kernels (cpu_step_fused.cpp): whether it
   // can (then built, with its forward ops), and its backward op.
   bool build_fused_conv(const ConvShape& s);

@@ -196,8 +196,18 @@ void CpuTrainingStep::make_pool_buffers(ConvBlock& c, size_t i) {
     c.scratch_pool_bwd = scratch(c.pool_bwd_pd, tag + ".pool_bwd");
   }
   c.d_pooled = make(c.pooled.get_desc(), tag + ".d_pooled");
-  c.d_act = make(c.act.get_desc(),
-                 bn ? tag + ".d_bn_out" : tag + (c.sliced() ? ".d_out_slice" : ".d_out"));
+}
+
+// The gradient of what the pool reads (conv_out, or bn_out with batch norm),
+// unless both of the block's gradients come from the pooled one (nothing
+// then reads it), and the conv output's.
+void CpuTrainingStep::make_activation_gradient(ConvBlock& c, size_t i) {
+  const std::string tag = block_tag(i);
+  const bool bn = c.s.batch_norm;
+  if (c.pooling() && needs_pool_backward(c))
+    c.d_act = make(c.act.get_desc(),
+                   bn ? tag + ".d_bn_out" : tag + (c.sliced() ? ".d_out_slice" : ".d_out"));
+  c.d_conv_out = bn ? make(c.conv_out.get_desc(), tag + ".d_out") : c.d_act;
 }
 
 // The data gradient into the previous block's pooled map (not for the first
@@ -209,6 +219,15 @@ void CpuTrainingStep::build_backward_data(ConvBlock& c, size_t i) {
   const ConvBlock& prev = convs_[i - 1];
   const Mem::desc d_src_md =
       c.sliced() ? with_rows(prev.d_pooled.get_desc(), c.rows) : prev.d_pooled.get_desc();
+  c.d_src = prev.d_pooled;
+  c.pooled_dgrad = pooled_data_gradients(c, i, d_src_md);
+  if (c.pooled_dgrad) {
+    const int channels = c.d_src_lanes.blocks * c.d_src_lanes.lanes;
+    c.dgrad_weights.resize(size_t(s.out_c) * s.kernel * s.kernel * size_t(channels));
+    if (act_dt_ == dt::bf16)
+      c.dgrad_sums.resize(size_t(c.d_src_lanes.n) * size_t(c.d_src_lanes.image));
+    return;
+  }
   c.bwd_d_pd = first_implemented(winograd(s), [&](auto alg) {
     auto desc = dnnl::convolution_backward_data::desc(alg, d_src_md, act_any(w_dims),
                                                       c.conv_out.get_desc(), strides, pad, pad);
@@ -216,7 +235,6 @@ void CpuTrainingStep::build_backward_data(ConvBlock& c, size_t i) {
                                                            c.fwd_pd);
   });
   c.scratch_bwd_d = scratch(c.bwd_d_pd, block_tag(i) + ".conv_bwd_d");
-  c.d_src = prev.d_pooled;
   c.w_bwd_d = c.bwd_d_pd.weights_desc() == canonical_weights_md(s)
                   ? c.w_canon
                   : persistent(c.bwd_d_pd.weights_desc());
@@ -239,7 +257,8 @@ void CpuTrainingStep::build_conv(size_t i, const Mem& src_in, std::vector<Op>& w
   if (c.s.batch_norm) build_batch_norm(c, i);
   make_pool_buffers(c, i);
   c.pooled_wgrad = pooled_weight_gradients(c, i);
-  c.d_conv_out = c.s.batch_norm ? make(c.conv_out.get_desc(), tag + ".d_out") : c.d_act;
+  if (i > 0) build_backward_data(c, i);
+  make_activation_gradient(c, i);
   // Backward weights (fp32 gradients): oneDNN's primitive, or ours straight
   // into the canonical gradient.
   c.scratch_fwd = scratch(c.fwd_pd, tag + ".conv_fwd");
@@ -247,12 +266,20 @@ void CpuTrainingStep::build_conv(size_t i, const Mem& src_in, std::vector<Op>& w
   c.dw_bwd = c.pooled_wgrad || c.bwd_w_pd.diff_weights_desc() == canonical_weights_md(c.s)
                  ? c.dw_canon
                  : make(c.bwd_w_pd.diff_weights_desc(), tag + ".d_weight");
-  if (i > 0) build_backward_data(c, i);
   if (c.sliced()) prepare_slices(c, tag);
   convs_.push_back(c);
   ConvBlock& cb = convs_.back();  // the op lists capture it by reference from here on
   reorder_if_needed(cb.w_canon, cb.w_fwd, weight_ops);
-  if (i > 0) reorder_if_needed(cb.w_canon, cb.w_bwd_d, weight_ops);
+  if (i > 0 && cb.pooled_dgrad) {
+    add(weight_ops, {cb.w_canon}, [&cb, this]() {
+      arrange_dgrad_weights(floats(cb.w_canon),
+                            {cb.s.in_c, cb.s.out_c, cb.s.kernel, cb.s.pad, cb.s.pool},
+                            cb.d_src_lanes.blocks * cb.d_src_lanes.lanes, act_dt_ == dt::bf16,
+                            cb.dgrad_weights.data());
+    });
+  } else if (i > 0) {
+    reorder_if_needed(cb.w_canon, cb.w_bwd_d, weight_ops);
+  }
   if (i == 0) reorder_if_needed(input_user_, input_, forward_ops_);
   if (cb.sliced()) return add_sliced_forward(cb);
   add_conv_forward(cb, i);
@@ -332,7 +359,7 @@ void CpuTrainingStep::add_conv_backward(size_t k) {
     add_sliced_backward(c, k);
     return reorder_if_needed(c.dw_bwd, c.dw_canon, grad_ops_);
   }
-  add_pool_relu_backward(c, k);
+  if (needs_pool_backward(c)) add_pool_relu_backward(c, k);
   if (c.s.batch_norm) add_batch_norm_backward(c);
   if (c.pooled_wgrad) {
     add(backward_ops_, {c.src, c.pooled, c.d_pooled, c.workspace}, [&c, this]() {
@@ -350,6 +377,11 @@ void CpuTrainingStep::add_conv_backward(size_t k) {
   }
   reorder_if_needed(c.dw_bwd, c.dw_canon, grad_ops_);
   if (k == 0) return;
+  if (c.pooled_dgrad) {
+    add(backward_ops_, {c.pooled, c.d_pooled, c.workspace, c.d_src},
+        [&c, this]() { pooled_data_gradient_of(c, c.pooled, c.d_pooled, c.workspace, c.d_src); });
+    return;
+  }
   auto bd = dnnl::convolution_backward_data(c.bwd_d_pd);
   add(backward_ops_, {c.d_conv_out, c.d_src, c.scratch_bwd_d}, [&c, bd, this]() {
     bd.execute(stream_, args({{DNNL_ARG_DIFF_DST, c.d_conv_out},

@@ -83,7 +83,11 @@ static std::string conv_implementations(const ConvBlock& c) {
       c.fwd_pd.impl_info_str(),
       c.pooled_wgrad ? "histocnn pooled weight gradient " + pooled_wgrad_isa(c.src_lanes, conv)
                      : c.bwd_w_pd.impl_info_str()};
-  if (c.bwd_d_pd) names.push_back(c.bwd_d_pd.impl_info_str());
+  if (c.pooled_dgrad)
+    names.push_back("histocnn pooled data gradient " +
+                    pooled_dgrad_isa(c.d_src_lanes, c.pooled_lanes, conv));
+  else if (c.bwd_d_pd)
+    names.push_back(c.bwd_d_pd.impl_info_str());
   std::string all = names[0];
   bool same = true;
   for (size_t i = 1; i < names.size(); ++i) {
@@ -192,6 +196,24 @@ void CpuTrainingStep::pooled_weight_gradient_of(const ConvBlock& c, const Mem& s
                          floats(c.db), accumulate);
 }
 
+bool CpuTrainingStep::pooled_data_gradients(ConvBlock& c, size_t i, const Mem::desc& d_src) const {
+  if (!options_.cpu_pooled_data_gradients || i == 0 || !c.own_pool || c.s.batch_norm) return false;
+  const auto lanes = lane_layout(d_src);
+  if (!lanes) return false;
+  c.d_src_lanes = *lanes;
+  return pooled_dgrad_fast(c.d_src_lanes, c.pooled_lanes,
+                           {c.s.in_c, c.s.out_c, c.s.kernel, c.s.pad, c.s.pool});
+}
+
+void CpuTrainingStep::pooled_data_gradient_of(ConvBlock& c, const Mem& pooled, const Mem& d_pooled,
+                                              const Mem& argmax, const Mem& d_src) {
+  stream_.wait();  // d_pooled was written by a primitive
+  pooled_data_gradient(act_dt_, pooled.get_data_handle(), d_pooled.get_data_handle(),
+                       static_cast<const uint8_t*>(argmax.get_data_handle()), c.pooled_lanes,
+                       c.dgrad_weights.data(), {c.s.in_c, c.s.out_c, c.s.kernel, c.s.pad, c.s.pool},
+                       d_src.get_data_handle(), c.d_src_lanes, c.dgrad_sums.data());
+}
+
 namespace {
 // Points `view` at slice j of the whole-batch buffer `whole`.
 void point(Mem& view, const Mem& whole, int j) {
@@ -244,7 +266,7 @@ void CpuTrainingStep::add_sliced_backward(ConvBlock& c, size_t k) {
   dnnl::convolution_backward_weights bwd_w;
   if (!c.pooled_wgrad) bwd_w = dnnl::convolution_backward_weights(c.bwd_w_pd);
   dnnl::convolution_backward_data bwd_d;
-  if (k > 0) bwd_d = dnnl::convolution_backward_data(c.bwd_d_pd);
+  if (k > 0 && !c.pooled_dgrad) bwd_d = dnnl::convolution_backward_data(c.bwd_d_pd);
   add(backward_ops_,
       {c.pooled, c.d_pooled, c.workspace, c.d_act, c.src, c.dw_bwd, c.dw_part, c.db_part,
        c.scratch_relu, c.scratch_pool_bwd, c.scratch_bwd_w, c.scratch_bwd_d, c.d_src},
@@ -255,7 +277,8 @@ void CpuTrainingStep::add_sliced_backward(ConvBlock& c, size_t k) {
           point(c.workspace_view, c.workspace, j);
           point(c.src_view, c.src, j);
           if (c.own_pool) {
-            pool_backward(c, c.pooled_view, c.d_pooled_view, c.workspace_view, c.d_act);
+            if (needs_pool_backward(c))
+              pool_backward(c, c.pooled_view, c.d_pooled_view, c.workspace_view, c.d_act);
           } else {
             // ReLU backward on the pooled map, in place (see cpu_step.h).
             relu_bwd.execute(stream_, args({{DNNL_ARG_DST, c.pooled_view},
@@ -283,8 +306,11 @@ void CpuTrainingStep::add_sliced_backward(ConvBlock& c, size_t k) {
             accumulate(c.dw_bwd, c.dw_part);
             accumulate(c.db, c.db_part);
           }
-          if (k > 0) {
-            point(c.d_src_view, c.d_src, j);
+          if (k > 0) point(c.d_src_view, c.d_src, j);
+          if (k > 0 && c.pooled_dgrad) {
+            pooled_data_gradient_of(c, c.pooled_view, c.d_pooled_view, c.workspace_view,
+                                    c.d_src_view);
+          } else if (k > 0) {
             bwd_d.execute(stream_, args({{DNNL_ARG_DIFF_DST, c.d_act},
                                          {DNNL_ARG_WEIGHTS, c.w_bwd_d},
                                          {DNNL_ARG_DIFF_SRC, c.d_src_view}},

@@ -1,0 +1,333 @@
+// The pooled data gradient of pooled_dgrad_kernels.h: a portable version and
+// an AVX-512 one (chosen at run time) for kernel 3 and pool 2 in oneDNN's
+// 16-channel blocks, whose 4 x 4 patch of one 16-channel block stays in
+// vector registers while the pooled position's terms are added to it.
+#include "backends/cpu/pooled_dgrad_kernels.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <type_traits>
+#include <vector>
+
+#include "backends/cpu/avx512.h"
+#include "core/bf16.h"
+
+namespace histocnn::cpu {
+namespace {
+
+bool portable_only = false;  // set_portable_pooled_dgrad (tests)
+
+// d_src rows [y0, y1) of image n: one thread's work item.
+struct Band {
+  int n, y0, y1;
+};
+
+int floor_div(int a, int b) {
+  return a >= 0 ? a / b : -((-a + b - 1) / b);
+}
+
+int ceil_div(int a, int b) {
+  return (a + b - 1) / b;
+}
+
+// The pooled rows [first, second) whose patch reaches the band: pooled row
+// p's patch spans d_src rows [p * pool - pad, p * pool - pad + span).
+std::pair<int, int> pooled_rows_of(const Band& b, const PooledConv& k, int pooled_h) {
+  const int span = k.pool + k.kernel - 1;
+  const int first = std::max(0, floor_div(b.y0 + k.pad - span, k.pool) + 1);
+  const int last = std::min(pooled_h, floor_div(b.y1 - 1 + k.pad, k.pool) + 1);
+  return {first, last};
+}
+
+int64_t at(const LaneLayout& l, int n, int c, int y, int x) {
+  return int64_t(n) * l.image + int64_t(c / l.lanes) * l.block + int64_t(y) * l.row +
+         int64_t(x) * l.column + c % l.lanes;
+}
+
+// Per thread: a position's terms grouped by their window offset (the AVX
+// version), or its patch of sums (the portable one).
+struct Scratch {
+  std::vector<float> gradients, patch;
+  std::vector<int32_t> channels;
+  int capacity = 0;  // terms a group can hold, plus a vector's spill room
+};
+
+template <typename T>
+void band_portable(const T* pooled, const T* d_pooled, const uint8_t* argmax, const LaneLayout& out,
+                   const float* w, const PooledConv& k, float* sums, const LaneLayout& in,
+                   const Band& b, Scratch& scratch) {
+  const int stride = in.blocks * in.lanes, span = k.pool + k.kernel - 1;
+  const int64_t per_channel = int64_t(k.kernel) * k.kernel * stride;
+  for (int y = b.y0; y < b.y1; ++y)
+    for (int x = 0; x < in.w; ++x)
+      for (int c = 0; c < stride; ++c) sums[at(in, b.n, c, y, x)] = 0.0f;
+  std::vector<float>& patch = scratch.patch;
+  patch.resize(size_t(span) * span * stride);
+  const auto [first, last] = pooled_rows_of(b, k, out.h);
+  for (int py = first; py < last; ++py)
+    for (int px = 0; px < out.w; ++px) {
+      std::fill(patch.begin(), patch.end(), 0.0f);
+      bool any = false;
+      // By window offset, then output channel: the AVX version's order.
+      for (int a = 0; a < k.pool * k.pool; ++a)
+        for (int o = 0; o < k.out_c; ++o) {
+          const int64_t j = at(out, b.n, o, py, px);
+          const float g = load(pooled, j) > 0 ? load(d_pooled, j) : 0.0f;
+          if (argmax[j] != a || g == 0.0f) continue;
+          any = true;
+          for (int r = 0; r < k.kernel; ++r)
+            for (int s = 0; s < k.kernel; ++s) {
+              float* p = patch.data() + ((a / k.pool + r) * span + a % k.pool + s) * stride;
+              const float* wt = w + o * per_channel + (r * k.kernel + s) * stride;
+              for (int c = 0; c < stride; ++c) p[c] += g * wt[c];
+            }
+        }
+      if (!any) continue;
+      const int y0 = py * k.pool - k.pad, x0 = px * k.pool - k.pad;
+      for (int i = 0; i < span; ++i)
+        for (int jx = 0; jx < span; ++jx) {
+          const int y = y0 + i, x = x0 + jx;
+          if (y < b.y0 || y >= b.y1 || x < 0 || x >= in.w) continue;
+          const float* p = patch.data() + (i * span + jx) * stride;
+          for (int c = 0; c < stride; ++c) sums[at(in, b.n, c, y, x)] += p[c];
+        }
+    }
+}
+
+template <typename T>
+void round_band_portable(const float* sums, T* d_src, const LaneLayout& in, const Band& b) {
+  const int stride = in.blocks * in.lanes;
+  for (int y = b.y0; y < b.y1; ++y)
+    for (int x = 0; x < in.w; ++x)
+      for (int c = 0; c < stride; ++c) {
+        const int64_t i = at(in, b.n, c, y, x);
+        store(d_src, i, sums[i]);
+      }
+}
+
+#if HISTOCNN_HAS_AVX512_CODE
+#pragma GCC diagnostic push  // see avx512.h
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+constexpr int kSpan = 4;  // pool 2 + kernel 3 - 1
+using Patch = __m512[kSpan][kSpan];
+
+// One group's terms (window offset DY, DX) into the patch of one 16-channel
+// block: per term 9 FMAs, each with its weights read from memory.
+template <int DY, int DX>
+HISTOCNN_AVX512 inline __attribute__((always_inline)) void add_group(Patch& a, const float* g,
+                                                                     const int32_t* o, int count,
+                                                                     const float* w, int stride) {
+  const int64_t per_channel = 9 * int64_t(stride);
+  for (int i = 0; i < count; ++i) {
+    const __m512 gi = _mm512_set1_ps(g[i]);
+    const float* wt = w + o[i] * per_channel;
+#pragma GCC unroll 3
+    for (int r = 0; r < 3; ++r)
+#pragma GCC unroll 3
+      for (int s = 0; s < 3; ++s)
+        a[DY + r][DX + s] =
+            _mm512_fmadd_ps(gi, _mm512_loadu_ps(wt + (r * 3 + s) * stride), a[DY + r][DX + s]);
+  }
+}
+
+// Groups a pooled position's terms by window offset (its argmax byte), in
+// output-channel order, without a branch per channel (whether a pooled value
+// is positive is data). Compressed in a register, then stored whole: a
+// compressing store to memory is microcoded and slow on AMD's Zen 4.
+// Returns whether there was any.
+template <typename T>
+HISTOCNN_AVX512 bool group_terms(const T* pooled, const T* d_pooled, const uint8_t* argmax,
+                                 const LaneLayout& out, int out_c, int64_t position,
+                                 Scratch& scratch, int (&count)[4]) {
+  const __m512 zero = _mm512_setzero_ps();
+  const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  count[0] = count[1] = count[2] = count[3] = 0;
+  for (int ob = 0; ob < out.blocks; ++ob) {
+    const int64_t j = position + int64_t(ob) * out.block;
+    const int live_lanes = std::min(16, out_c - ob * 16);
+    const auto live = __mmask16((1u << live_lanes) - 1u);
+    const __m512 d = avx512::load16(d_pooled + j);
+    const __mmask16 positive =
+        _mm512_mask_cmp_ps_mask(live, avx512::load16(pooled + j), zero, _CMP_GT_OQ);
+    const __mmask16 on = _mm512_mask_cmp_ps_mask(positive, d, zero, _CMP_NEQ_UQ);
+    if (!on) continue;
+    const __m512i offsets = avx512::load_bytes16(argmax + j);
+    const __m512i channels = _mm512_add_epi32(iota, _mm512_set1_epi32(ob * 16));
+    for (int v = 0; v < 4; ++v) {
+      const __mmask16 m = _mm512_mask_cmpeq_epi32_mask(on, offsets, _mm512_set1_epi32(v));
+      const size_t slot = size_t(v) * scratch.capacity + count[v];
+      _mm512_storeu_ps(scratch.gradients.data() + slot, _mm512_maskz_compress_ps(m, d));
+      _mm512_storeu_si512(scratch.channels.data() + slot, _mm512_maskz_compress_epi32(m, channels));
+      count[v] += __builtin_popcount(m);
+    }
+  }
+  return count[0] + count[1] + count[2] + count[3] > 0;
+}
+
+// Adds the patch (its top left at y0, x0 of one block's plane) to the sums,
+// only the elements inside the band and the map.
+HISTOCNN_AVX512 inline __attribute__((always_inline)) void flush(const Patch& a, float* plane,
+                                                                 const LaneLayout& in,
+                                                                 const Band& b, int y0, int x0) {
+  const bool inside = y0 >= b.y0 && y0 + kSpan <= b.y1 && x0 >= 0 && x0 + kSpan <= in.w;
+#pragma GCC unroll 4
+  for (int i = 0; i < kSpan; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < kSpan; ++j) {
+      const int y = y0 + i, x = x0 + j;
+      if (!inside && (y < b.y0 || y >= b.y1 || x < 0 || x >= in.w)) continue;
+      float* p = plane + int64_t(y) * in.row + int64_t(x) * in.column;
+      _mm512_storeu_ps(p, _mm512_add_ps(_mm512_loadu_ps(p), a[i][j]));
+    }
+}
+
+template <typename T>
+HISTOCNN_AVX512 void band_avx512(const T* pooled, const T* d_pooled, const uint8_t* argmax,
+                                 const LaneLayout& out, const float* w, const PooledConv& k,
+                                 float* sums, const LaneLayout& in, const Band& b,
+                                 Scratch& scratch) {
+  const int stride = in.blocks * 16;
+  float* image = sums + int64_t(b.n) * in.image;
+  for (int cb = 0; cb < in.blocks; ++cb)
+    for (int y = b.y0; y < b.y1; ++y)
+      for (int x = 0; x < in.w; ++x)
+        _mm512_storeu_ps(image + cb * in.block + int64_t(y) * in.row + int64_t(x) * in.column,
+                         _mm512_setzero_ps());
+  const int cap = scratch.capacity;
+  const float* g = scratch.gradients.data();
+  const int32_t* o = scratch.channels.data();
+  const auto [first, last] = pooled_rows_of(b, k, out.h);
+  for (int py = first; py < last; ++py)
+    for (int px = 0; px < out.w; ++px) {
+      int count[4];
+      const int64_t position =
+          int64_t(b.n) * out.image + int64_t(py) * out.row + int64_t(px) * out.column;
+      if (!group_terms(pooled, d_pooled, argmax, out, k.out_c, position, scratch, count)) continue;
+      for (int cb = 0; cb < in.blocks; ++cb) {
+        Patch a;
+#pragma GCC unroll 4
+        for (int i = 0; i < kSpan; ++i)
+#pragma GCC unroll 4
+          for (int j = 0; j < kSpan; ++j) a[i][j] = _mm512_setzero_ps();
+        const float* wb = w + cb * 16;
+        add_group<0, 0>(a, g, o, count[0], wb, stride);
+        add_group<0, 1>(a, g + cap, o + cap, count[1], wb, stride);
+        add_group<1, 0>(a, g + 2 * cap, o + 2 * cap, count[2], wb, stride);
+        add_group<1, 1>(a, g + 3 * cap, o + 3 * cap, count[3], wb, stride);
+        flush(a, image + cb * in.block, in, b, py * 2 - k.pad, px * 2 - k.pad);
+      }
+    }
+}
+
+HISTOCNN_AVX512 void round_band_avx512(const float* sums, Bf16* d_src, const LaneLayout& in,
+                                       const Band& b) {
+  for (int cb = 0; cb < in.blocks; ++cb)
+    for (int y = b.y0; y < b.y1; ++y)
+      for (int x = 0; x < in.w; ++x) {
+        const int64_t i = at(in, b.n, cb * 16, y, x);
+        avx512::store16_rounded(d_src + i, _mm512_loadu_ps(sums + i));
+      }
+}
+#pragma GCC diagnostic pop
+
+bool use_avx512(const LaneLayout& in, const LaneLayout& out, const PooledConv& k) {
+  // As pooled_wgrad_kernels.cpp: only where oneDNN runs AVX-512 too.
+  const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+  const auto avx512_core = static_cast<unsigned>(dnnl::cpu_isa::avx512_core);
+  return !portable_only && avx512::available() && (isa & avx512_core) == avx512_core &&
+         in.lanes == 16 && out.lanes == 16 && k.kernel == 3 && k.pool == 2;
+}
+#else
+bool use_avx512(const LaneLayout&, const LaneLayout&, const PooledConv&) {
+  return false;
+}
+#endif
+
+template <typename T>
+void run_band(const T* pooled, const T* d_pooled, const uint8_t* argmax, const LaneLayout& out,
+              const float* w, const PooledConv& k, T* d_src, float* sums, const LaneLayout& in,
+              const Band& b, Scratch& scratch, bool avx) {
+#if HISTOCNN_HAS_AVX512_CODE
+  if (avx) {
+    band_avx512(pooled, d_pooled, argmax, out, w, k, sums, in, b, scratch);
+    if constexpr (std::is_same_v<T, Bf16>) round_band_avx512(sums, d_src, in, b);
+    return;
+  }
+#endif
+  (void)avx;
+  band_portable(pooled, d_pooled, argmax, out, w, k, sums, in, b, scratch);
+  if constexpr (std::is_same_v<T, Bf16>) round_band_portable(sums, d_src, in, b);
+}
+
+// Bands of whole pool rows, about two a thread, no thinner than two pooled
+// rows (a thinner band sums more straddling rows twice).
+int band_rows(const LaneLayout& in, const PooledConv& k, int threads) {
+  const int per_image =
+      std::clamp(ceil_div(2 * threads, in.n), 1, std::max(1, in.h / (2 * k.pool)));
+  return ceil_div(ceil_div(in.h, per_image), k.pool) * k.pool;
+}
+
+template <typename T>
+void run(const T* pooled, const T* d_pooled, const uint8_t* argmax, const LaneLayout& out,
+         const float* w, const PooledConv& k, T* d_src, const LaneLayout& in, float* sums) {
+  const bool avx = use_avx512(in, out, k);
+  if constexpr (std::is_same_v<T, float>) sums = d_src;
+  const int rows = band_rows(in, k, omp_get_max_threads());
+  const int bands = ceil_div(in.h, rows), items = in.n * bands;
+#pragma omp parallel
+  {
+    Scratch scratch;
+    scratch.capacity = out.blocks * out.lanes + 16;
+    scratch.gradients.resize(4 * size_t(scratch.capacity));
+    scratch.channels.resize(4 * size_t(scratch.capacity));
+#pragma omp for schedule(static)
+    for (int item = 0; item < items; ++item) {
+      const int band = item % bands;
+      const Band b{item / bands, band * rows, std::min(in.h, (band + 1) * rows)};
+      run_band(pooled, d_pooled, argmax, out, w, k, d_src, sums, in, b, scratch, avx);
+    }
+  }
+}
+
+}  // namespace
+
+bool pooled_dgrad_applies(const LaneLayout& in, const LaneLayout& out, const PooledConv& conv) {
+  return pooled_wgrad_applies(in, out, conv);
+}
+
+bool pooled_dgrad_fast(const LaneLayout& in, const LaneLayout& out, const PooledConv& conv) {
+  return pooled_dgrad_applies(in, out, conv) && use_avx512(in, out, conv);
+}
+
+void arrange_dgrad_weights(const float* oihw, const PooledConv& k, int channel_stride, bool bf16,
+                           float* arranged) {
+  const int taps = k.kernel * k.kernel;
+  for (int o = 0; o < k.out_c; ++o)
+    for (int t = 0; t < taps; ++t)
+      for (int c = 0; c < channel_stride; ++c) {
+        const float v = c < k.in_c ? oihw[(int64_t(o) * k.in_c + c) * taps + t] : 0.0f;
+        arranged[(int64_t(o) * taps + t) * channel_stride + c] = bf16 ? round_to_bf16(v) : v;
+      }
+}
+
+void pooled_data_gradient(dnnl::memory::data_type type, const void* pooled, const void* d_pooled,
+                          const uint8_t* argmax, const LaneLayout& out, const float* arranged,
+                          const PooledConv& conv, void* d_src, const LaneLayout& in, float* sums) {
+  if (type == dnnl::memory::data_type::bf16)
+    return run(static_cast<const Bf16*>(pooled), static_cast<const Bf16*>(d_pooled), argmax, out,
+               arranged, conv, static_cast<Bf16*>(d_src), in, sums);
+  run(static_cast<const float*>(pooled), static_cast<const float*>(d_pooled), argmax, out, arranged,
+      conv, static_cast<float*>(d_src), in, sums);
+}
+
+std::string pooled_dgrad_isa(const LaneLayout& in, const LaneLayout& out, const PooledConv& conv) {
+  return use_avx512(in, out, conv) ? "avx512" : "portable";
+}
+
+void set_portable_pooled_dgrad(bool portable) {
+  portable_only = portable;
+}
+
+}  // namespace histocnn::cpu

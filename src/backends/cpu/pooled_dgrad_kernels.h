@@ -1,0 +1,71 @@
+// The data gradient of a convolution followed by a max pool of ours, taken
+// from the pooled gradient: the companion of pooled_wgrad_kernels.h. With
+// both, a block's backward runs no pool backward and writes no conv-output
+// gradient at all.
+//
+// Why: after the weight gradient (pooled_wgrad_kernels.h), oneDNN's Winograd
+// data gradient of conv2 was the CPU step's largest primitive at 200x200,
+// batch 50 on two cores (0.74 ms a 2-image slice, ~18 ms of a ~98 ms step;
+// docs/results/cpu-pooled-dgrad.md), and it needs the conv output's gradient
+// written out in full by the pool backward, three quarters of it zeros.
+//
+//   d_src[c, at(p) + (r, s) - pad] += d_pooled(p) * W[o, c, r, s]
+//       for every pooled position p of output channel o with a positive
+//       pooled value (the ReLU before the pool), and every tap (r, s).
+//
+// How: a pooled position's terms, over all output channels, fall in one
+// (pool + kernel - 1)^2 patch of d_src (4 x 4 at 2x2 and kernel 3). The
+// kernel sums them in that patch, grouped by where in the window each
+// channel's maximum is (one fixed set of taps per group), and adds the patch
+// to d_src once. The threads split (image, band of d_src rows); a pooled
+// row whose patch straddles two bands is summed by both, each adding only
+// its own rows. Every element of d_src receives the same patches in the same
+// order whatever the bands and threads: the same bits on any thread count.
+#pragma once
+
+#include <cstdint>
+#include <dnnl.hpp>
+#include <string>
+
+#include "backends/cpu/pool_kernels.h"
+#include "backends/cpu/pooled_wgrad_kernels.h"
+
+namespace histocnn::cpu {
+
+// Whether pooled_data_gradient can take it: the pooled map (`out`) and
+// d_src (`in`) of the same images, as pooled_wgrad_applies.
+bool pooled_dgrad_applies(const LaneLayout& in, const LaneLayout& out, const PooledConv& conv);
+
+// Whether the AVX-512 version runs (16-channel blocks on both sides, kernel
+// 3, pool 2, on a CPU and oneDNN ISA with AVX-512): the step takes this
+// route only then, oneDNN's data gradient otherwise (the portable version
+// is the readable statement of the same sums, for tests and other CPUs).
+bool pooled_dgrad_fast(const LaneLayout& in, const LaneLayout& out, const PooledConv& conv);
+
+// The weights as the kernels read them: per output channel and tap, the
+// `channel_stride` (>= in_c, the d_src layout's blocks x lanes) input
+// channels in a row, zero past in_c. From OIHW floats; `bf16`: each
+// rounded to bf16 (the convolution's operands in bf16 mode, as oneDNN's).
+// requires: arranged holds out_c * kernel^2 * channel_stride floats.
+void arrange_dgrad_weights(const float* oihw, const PooledConv& conv, int channel_stride, bool bf16,
+                           float* arranged);
+
+// requires: pooled_dgrad_applies(in, out, conv); pooled, d_pooled and argmax
+//           from our pool kernels in `out`'s layout; `arranged` from
+//           arrange_dgrad_weights with in.blocks * in.lanes; d_src in `in`'s
+//           layout. bf16: `sums` holds in.n * in.image floats (the patches
+//           are added in fp32 there, then rounded once into d_src); fp32:
+//           unused.
+// ensures:  d_src = the sums of the file comment, every element written
+//           (padding channels and rows no window covers: zero).
+void pooled_data_gradient(dnnl::memory::data_type type, const void* pooled, const void* d_pooled,
+                          const uint8_t* argmax, const LaneLayout& out, const float* arranged,
+                          const PooledConv& conv, void* d_src, const LaneLayout& in, float* sums);
+
+// "avx512" or "portable": which version pooled_data_gradient runs.
+std::string pooled_dgrad_isa(const LaneLayout& in, const LaneLayout& out, const PooledConv& conv);
+
+// Tests: the portable version everywhere (false: back to the choice above).
+void set_portable_pooled_dgrad(bool portable);
+
+}  // namespace histocnn::cpu

@@ -1,0 +1,200 @@
+// The CPU step's data gradient from the pooled gradient
+// (backends/cpu/pooled_dgrad_kernels.h) against the reference convolution's
+// from the scattered gradient, in the layouts oneDNN hands it (nchw, nhwc,
+// nChw8c, nChw16c with padded channels), fp32 and bf16, through the AVX-512
+// and the portable code; every element written; the same bits on any
+// number of threads (which changes the bands).
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <cmath>
+#include <cstring>
+#include <dnnl.hpp>
+
+#include "backends/cpu/pooled_dgrad_kernels.h"
+#include "core/bf16.h"
+#include "core/rng.h"
+#include "nn/reference.h"
+#include "onednn_layouts.h"
+
+namespace histocnn::cpu {
+namespace {
+
+using Mem = dnnl::memory;
+using tag = Mem::format_tag;
+using dt = Mem::data_type;
+
+struct DgradCase {
+  std::string name;
+  tag layout;
+  dt type;
+  int n, in_c, out_c, h, w, kernel, pad, pool;
+};
+void PrintTo(const DgradCase& c, std::ostream* os) {
+  *os << c.name;
+}
+
+// Values bf16 holds exactly, so both types see the same inputs.
+std::vector<float> exact_inputs(size_t count, uint64_t seed, float lo, float hi) {
+  Rng rng(seed);
+  std::vector<float> v(count);
+  for (float& x : v) x = round_to_bf16(lo + (hi - lo) * float(rng.next() % 4096) / 4096.0f);
+  return v;
+}
+
+class CpuPooledDgrad : public ::testing::TestWithParam<DgradCase>,
+                       protected testing::OneDnnLayouts {
+ protected:
+  const dnnl::engine& engine_ = engine();
+  void TearDown() override { set_portable_pooled_dgrad(false); }
+};
+
+// The raw memory holds no NaN (it was filled with NaN bits first): every
+// element, padding included, was written.
+bool all_written(const Mem& m, dt type) {
+  const size_t bytes = m.get_desc().get_size();
+  const auto* p = static_cast<const uint8_t*>(m.get_data_handle());
+  if (type == dt::f32) {
+    for (size_t i = 0; i < bytes; i += 4) {
+      float v;
+      std::memcpy(&v, p + i, 4);
+      if (std::isnan(v)) return false;
+    }
+    return true;
+  }
+  for (size_t i = 0; i < bytes; i += 2) {
+    uint16_t b;
+    std::memcpy(&b, p + i, 2);
+    if ((b & 0x7f80) == 0x7f80 && (b & 0x7f)) return false;
+  }
+  return true;
+}
+
+std::vector<uint8_t> raw(const Mem& m) {
+  const auto* p = static_cast<const uint8_t*>(m.get_data_handle());
+  return {p, p + m.get_desc().get_size()};
+}
+
+TEST_P(CpuPooledDgrad, EqualsTheReferenceFromTheScatteredGradient) {
+  const DgradCase& k = GetParam();
+  const int ch = k.h + 2 * k.pad - k.kernel + 1, cw = k.w + 2 * k.pad - k.kernel + 1;
+  const int ph = ch / k.pool, pw = cw / k.pool;
+  const auto plain_x = Mem::desc({k.n, k.in_c, k.h, k.w}, dt::f32, tag::nchw);
+  const auto plain_y = Mem::desc({k.n, k.out_c, ch, cw}, dt::f32, tag::nchw);
+  const auto plain_p = Mem::desc({k.n, k.out_c, ph, pw}, dt::f32, tag::nchw);
+  const auto md_x = Mem::desc({k.n, k.in_c, k.h, k.w}, k.type, k.layout);
+  const auto md_y = Mem::desc({k.n, k.out_c, ch, cw}, k.type, k.layout);
+  const auto md_p = Mem::desc({k.n, k.out_c, ph, pw}, k.type, k.layout);
+  const auto in = lane_layout(md_x), act = lane_layout(md_y), out = lane_layout(md_p);
+  ASSERT_TRUE(in && act && out) << k.name;
+  const PooledConv conv{k.in_c, k.out_c, k.kernel, k.pad, k.pool};
+  ASSERT_TRUE(pooled_dgrad_applies(*in, *out, conv));
+
+  // The conv output after its bias and ReLU (about half zeros), pooled by
+  // our kernel; a gradient for the pooled map; the scattered gradient.
+  auto y = exact_inputs(plain_y.get_size() / 4, 72, -1, 1);
+  for (float& v : y) v = std::max(v, 0.0f);
+  const auto d_pooled = exact_inputs(plain_p.get_size() / 4, 73, -1, 1);
+  const size_t weights = size_t(k.out_c) * k.in_c * k.kernel * k.kernel;
+  const auto w = exact_inputs(weights, 74, -0.5f, 0.5f);
+  Mem y_l = to_layout(y, plain_y, md_y), dp_l = to_layout(d_pooled, plain_p, md_p);
+  Mem p_l(md_p, engine_), d_act_l(md_y, engine_);
+  std::vector<uint8_t> argmax(md_p.get_size());
+  max_pool_forward(k.type, y_l.get_data_handle(), *act, p_l.get_data_handle(), argmax.data(), *out,
+                   k.pool);
+  max_pool_relu_backward(k.type, p_l.get_data_handle(), dp_l.get_data_handle(), argmax.data(), *out,
+                         d_act_l.get_data_handle(), *act, k.pool);
+  const auto d_act = to_nchw(d_act_l, plain_y);
+  std::vector<float> want(plain_x.get_size() / 4), x(want.size(), 0.0f), dw(weights);
+  reference::conv2d_backward(x.data(), w.data(), d_act.data(), want.data(), dw.data(), nullptr, k.n,
+                             k.in_c, k.h, k.w, k.out_c, k.kernel, k.pad);
+
+  const int stride = in->blocks * in->lanes;
+  std::vector<float> arranged(size_t(k.out_c) * k.kernel * k.kernel * stride);
+  arrange_dgrad_weights(w.data(), conv, stride, k.type == dt::bf16, arranged.data());
+  std::vector<float> sums(size_t(in->n) * in->image);
+  auto ours = [&]() {
+    Mem d_src(md_x, engine_);
+    std::memset(d_src.get_data_handle(), 0xff, md_x.get_size());  // NaN bits
+    pooled_data_gradient(k.type, p_l.get_data_handle(), dp_l.get_data_handle(), argmax.data(), *out,
+                         arranged.data(), conv, d_src.get_data_handle(), *in, sums.data());
+    return d_src;
+  };
+  const double tolerance = k.type == dt::f32 ? 1e-5 : 8e-3;  // bf16: rounded once
+  std::vector<std::vector<float>> by_path;
+  for (bool portable : {false, true}) {
+    set_portable_pooled_dgrad(portable);
+    const std::string where = k.name + " " + pooled_dgrad_isa(*in, *out, conv);
+    const Mem d_src = ours();
+    ASSERT_TRUE(all_written(d_src, k.type)) << where;
+    const auto got = to_nchw(d_src, plain_x);
+    for (size_t i = 0; i < got.size(); ++i)
+      ASSERT_NEAR(got[i], want[i], tolerance * std::max(1.0f, std::abs(want[i])))
+          << where << " [" << i << "]";
+    // Other thread counts, other bands: each element's sums in the same order.
+    const int team = omp_get_max_threads();
+    for (int threads : {1, 3, 7}) {
+      omp_set_num_threads(threads);
+      const Mem again = ours();
+      omp_set_num_threads(team);
+      EXPECT_EQ(raw(again), raw(d_src)) << where << ": " << threads << " threads";
+    }
+    by_path.push_back(got);
+  }
+  for (size_t i = 0; i < by_path[0].size(); ++i)
+    ASSERT_NEAR(by_path[0][i], by_path[1][i], tolerance * std::max(1.0f, std::abs(want[i])))
+        << k.name << ": AVX-512 against portable [" << i << "]";
+}
+
+TEST(CpuPooledDgradWeights, ArrangedByChannelAndTapWithZeroPadding) {
+  const PooledConv conv{3, 2, 3, 1, 2};
+  std::vector<float> oihw(2 * 3 * 9);
+  for (size_t i = 0; i < oihw.size(); ++i) oihw[i] = 1.0f + float(i) / 1024.0f;
+  std::vector<float> arranged(2 * 9 * 16, NAN);
+  arrange_dgrad_weights(oihw.data(), conv, 16, false, arranged.data());
+  for (int o = 0; o < 2; ++o)
+    for (int t = 0; t < 9; ++t)
+      for (int c = 0; c < 16; ++c) {
+        const float want = c < 3 ? oihw[size_t((o * 3 + c) * 9 + t)] : 0.0f;
+        ASSERT_EQ(arranged[size_t((o * 9 + t) * 16 + c)], want) << o << " " << t << " " << c;
+      }
+  arrange_dgrad_weights(oihw.data(), conv, 16, true, arranged.data());
+  EXPECT_EQ(arranged[1], round_to_bf16(oihw[9]));
+  EXPECT_NE(round_to_bf16(oihw[9]), oihw[9]) << "the test's weight must need rounding";
+}
+
+TEST(CpuPooledDgradFast, OnlyKernel3Pool2In16ChannelBlocks) {
+  const auto in = lane_layout(Mem::desc({2, 32, 12, 12}, dt::f32, tag::nChw16c));
+  const auto out = lane_layout(Mem::desc({2, 16, 6, 6}, dt::f32, tag::nChw16c));
+  const auto in8 = lane_layout(Mem::desc({2, 32, 12, 12}, dt::f32, tag::nChw8c));
+  ASSERT_TRUE(in && out && in8);
+  EXPECT_TRUE(pooled_dgrad_applies(*in, *out, {32, 16, 3, 1, 2}));
+  EXPECT_FALSE(pooled_dgrad_applies(*in, *out, {32, 16, 3, 1, 9})) << "argmax past a byte";
+  EXPECT_FALSE(pooled_dgrad_fast(*in, *out, {32, 16, 5, 2, 2})) << "kernel 5";
+  EXPECT_FALSE(pooled_dgrad_fast(*in8, *out, {32, 16, 3, 1, 2})) << "8-channel blocks";
+  set_portable_pooled_dgrad(true);
+  EXPECT_FALSE(pooled_dgrad_fast(*in, *out, {32, 16, 3, 1, 2})) << "portable forced";
+  set_portable_pooled_dgrad(false);
+}
+
+std::vector<DgradCase> dgrad_cases() {
+  std::vector<DgradCase> all;
+  for (dt type : {dt::f32, dt::bf16}) {
+    const std::string t = type == dt::f32 ? "F32" : "Bf16";
+    all.push_back({"Conv2Like" + t, tag::nChw16c, type, 2, 32, 32, 14, 14, 3, 1, 2});
+    all.push_back({"Conv3LikeOddMap" + t, tag::nChw16c, type, 3, 32, 64, 13, 11, 3, 1, 2});
+    all.push_back({"Unpadded" + t, tag::nChw16c, type, 2, 16, 16, 12, 15, 3, 0, 2});
+    all.push_back({"PaddedChannels" + t, tag::nChw16c, type, 2, 24, 17, 9, 12, 3, 1, 2});
+    all.push_back({"Kernel5" + t, tag::nChw16c, type, 2, 16, 20, 11, 10, 5, 2, 2});
+    all.push_back({"Nhwc3x3Pool" + t, tag::nhwc, type, 2, 12, 8, 13, 11, 3, 1, 3});
+    all.push_back({"Nchw" + t, tag::nchw, type, 3, 3, 6, 10, 9, 3, 1, 2});
+    all.push_back({"NChw8c" + t, tag::nChw8c, type, 2, 16, 9, 10, 10, 3, 0, 2});
+  }
+  return all;
+}
+
+INSTANTIATE_TEST_SUITE_P(Layouts, CpuPooledDgrad, ::testing::ValuesIn(dgrad_cases()),
+                         [](const auto& info) { return info.param.name; });
+
+}  // namespace
+}  // namespace histocnn::cpu
