@@ -215,7 +215,8 @@ for stage in "${stages[@]}"; do
       #   onednnwgrad conv2's/conv3's weight gradients by oneDNN's Winograd instead of ours
       #              from the pooled gradient (split over output channels, not images:
       #              batch 10's backward scaled least, cpu-scaling-16core.md)
-      #   wgraddirect oneDNN's, by its direct algorithm
+      #   onednndgrad their data gradients by oneDNN's Winograd (after a pool backward)
+      #              instead of ours from the pooled gradient (cpu-pooled-dgrad.md)
       #   slices4m   the fixed 4 MiB slices of before (2-image slices of conv2)
       #   before     that, oneDNN's conv1 (sliced to 1 image) and direct convolutions: the
       #              configuration of 00fdd17
@@ -223,14 +224,14 @@ for stage in "${stages[@]}"; do
       #              2026-12-02; now the OpenMP team prepares each batch: cpu-loader.md)
       #   onednnpool oneDNN's pooling and conv1
       for round in 1 2; do
-        for variant in now onednnwgrad direct wgraddirect slices4m before workers onednnpool; do
+        for variant in now onednnwgrad onednndgrad direct slices4m before workers onednnpool; do
           case $variant in
             now) flag=() ;;
             direct) flag=(--direct-conv) ;;
             onednnwgrad) flag=(--onednn-wgrad) ;;
-            wgraddirect) flag=(--onednn-wgrad --direct-conv-weights) ;;
+            onednndgrad) flag=(--onednn-dgrad) ;;
             slices4m) flag=(--slice-kb 4096) ;;
-            before) flag=(--slice-kb 4096 --onednn-conv1 --direct-conv --onednn-wgrad) ;;
+            before) flag=(--slice-kb 4096 --onednn-conv1 --direct-conv --onednn-wgrad --onednn-dgrad) ;;
             workers) flag=(--loader-workers "$(( $(nproc) - 1 ))") ;;
             onednnpool) flag=(--onednn-pool) ;;
           esac
