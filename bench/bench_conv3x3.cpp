@@ -123,35 +123,50 @@ void Arguments(benchmark::internal::Benchmark* b) {
 
 BENCHMARK(BM_Conv3x3)->Apply(Arguments)->Unit(benchmark::kMillisecond)->UseRealTime();
 
+// conv2's or conv3's slice of `images` as the pooled kernels see it: the
+// conv's input and pooled output in nChw16c, and the pooled map's values
+// (its gradient, argmax bytes, and `positive` sevenths of it above zero).
+struct PooledLayer {
+  int images, in_c, out_c, size, pooled;
+  histocnn::cpu::LaneLayout in, out;
+  std::vector<float> pooled_map, d_pooled;
+  std::vector<uint8_t> argmax;
+  size_t in_count() const { return size_t(images) * in_c * size * size; }
+  double direct_flop() const { return 2.0 * images * out_c * in_c * 9.0 * (size - 2) * (size - 2); }
+  histocnn::cpu::PooledConv conv() const { return {in_c, out_c, 3, 0, 2}; }
+
+  PooledLayer(int images_, int layer, int64_t positive)
+      : images(images_),
+        in_c(32),
+        out_c(layer == 3 ? 64 : 32),
+        size(layer == 3 ? 48 : 99),
+        pooled((size - 2) / 2) {
+    in = *histocnn::cpu::lane_layout(Mem::desc({images, in_c, size, size}, dt::f32, tag::nChw16c));
+    out = *histocnn::cpu::lane_layout(
+        Mem::desc({images, out_c, pooled, pooled}, dt::f32, tag::nChw16c));
+    const size_t out_count = size_t(images) * out_c * pooled * pooled;
+    pooled_map.resize(out_count), d_pooled.resize(out_count), argmax.resize(out_count);
+    for (size_t i = 0; i < out_count; ++i) {
+      pooled_map[i] = int64_t((i * 2654435761u) % 7) < positive ? 0.5f : 0.0f;
+      d_pooled[i] = float(i % 89) * 0.01f - 0.4f;
+      argmax[i] = uint8_t((i * 40503u) % 4);
+    }
+  }
+};
+
 // range(0): images; range(1): 2 or 3 (the layer).
 void BM_PooledWeightGradient(benchmark::State& state) {
-  using histocnn::cpu::LaneLayout;
-  const int images = int(state.range(0)), in_c = 32, out_c = state.range(1) == 3 ? 64 : 32;
-  const int size = state.range(1) == 3 ? 48 : 99, pooled = (size - 2) / 2;
-  const auto in =
-      histocnn::cpu::lane_layout(Mem::desc({images, in_c, size, size}, dt::f32, tag::nChw16c));
-  const auto out =
-      histocnn::cpu::lane_layout(Mem::desc({images, out_c, pooled, pooled}, dt::f32, tag::nChw16c));
-  const size_t in_count = size_t(images) * in_c * size * size;
-  const size_t out_count = size_t(images) * out_c * pooled * pooled;
-  std::vector<float> src(in_count), pooled_map(out_count), d_pooled(out_count);
-  std::vector<uint8_t> argmax(out_count);
-  for (size_t i = 0; i < in_count; ++i) src[i] = float(i % 97) * 0.01f;
-  for (size_t i = 0; i < out_count; ++i) {
-    pooled_map[i] = (i * 2654435761u) % 7 < 3 ? 0.0f : 0.5f;  // ~4/7 positive
-    d_pooled[i] = float(i % 89) * 0.01f - 0.4f;
-    argmax[i] = uint8_t((i * 40503u) % 4);
-  }
-  std::vector<float> dw(size_t(out_c) * in_c * 9), db(static_cast<size_t>(out_c));
-  const histocnn::cpu::PooledConv conv{in_c, out_c, 3, 0, 2};
+  const PooledLayer l(int(state.range(0)), int(state.range(1)), 4);  // ~4/7 positive
+  std::vector<float> src(l.in_count());
+  for (size_t i = 0; i < src.size(); ++i) src[i] = float(i % 97) * 0.01f;
+  std::vector<float> dw(size_t(l.out_c) * l.in_c * 9), db(static_cast<size_t>(l.out_c));
   for (auto _ : state)
-    histocnn::cpu::pooled_weight_gradient(dt::f32, src.data(), *in, pooled_map.data(),
-                                          d_pooled.data(), argmax.data(), *out, conv, dw.data(),
-                                          db.data(), false);
+    histocnn::cpu::pooled_weight_gradient(dt::f32, src.data(), l.in, l.pooled_map.data(),
+                                          l.d_pooled.data(), l.argmax.data(), l.out, l.conv(),
+                                          dw.data(), db.data(), false);
   state.counters["FLOP_per_second"] =
-      benchmark::Counter(2.0 * images * out_c * in_c * 9.0 * (size - 2) * (size - 2),
-                         benchmark::Counter::kIsIterationInvariantRate);
-  state.SetLabel(histocnn::cpu::pooled_wgrad_isa(*in, conv));
+      benchmark::Counter(l.direct_flop(), benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(histocnn::cpu::pooled_wgrad_isa(l.in, l.conv()));
 }
 BENCHMARK(BM_PooledWeightGradient)
     ->ArgNames({"images", "layer"})
@@ -164,32 +179,17 @@ BENCHMARK(BM_PooledWeightGradient)
 
 // range(0): images; range(1): 2 or 3 (the layer); range(2): sevenths positive.
 void BM_PooledDataGradient(benchmark::State& state) {
-  const int images = int(state.range(0)), in_c = 32, out_c = state.range(1) == 3 ? 64 : 32;
-  const int size = state.range(1) == 3 ? 48 : 99, pooled = (size - 2) / 2;
-  const auto in =
-      histocnn::cpu::lane_layout(Mem::desc({images, in_c, size, size}, dt::f32, tag::nChw16c));
-  const auto out =
-      histocnn::cpu::lane_layout(Mem::desc({images, out_c, pooled, pooled}, dt::f32, tag::nChw16c));
-  const size_t out_count = size_t(images) * out_c * pooled * pooled;
-  std::vector<float> d_src(size_t(images) * in_c * size * size);
-  std::vector<float> pooled_map(out_count), d_pooled(out_count);
-  std::vector<uint8_t> argmax(out_count);
-  for (size_t i = 0; i < out_count; ++i) {
-    pooled_map[i] = int64_t((i * 2654435761u) % 7) < state.range(2) ? 0.5f : 0.0f;
-    d_pooled[i] = float(i % 89) * 0.01f - 0.4f;
-    argmax[i] = uint8_t((i * 40503u) % 4);
-  }
-  const histocnn::cpu::PooledConv conv{in_c, out_c, 3, 0, 2};
-  std::vector<float> w(size_t(out_c) * in_c * 9), arranged(w.size());
+  const PooledLayer l(int(state.range(0)), int(state.range(1)), state.range(2));
+  std::vector<float> d_src(l.in_count()), w(size_t(l.out_c) * l.in_c * 9), arranged(w.size());
   for (size_t i = 0; i < w.size(); ++i) w[i] = float(i % 61) * 0.01f - 0.3f;
-  histocnn::cpu::arrange_dgrad_weights(w.data(), conv, in_c, false, arranged.data());
+  histocnn::cpu::arrange_dgrad_weights(w.data(), l.conv(), l.in_c, false, arranged.data());
   for (auto _ : state)
-    histocnn::cpu::pooled_data_gradient(dt::f32, pooled_map.data(), d_pooled.data(), argmax.data(),
-                                        *out, arranged.data(), conv, d_src.data(), *in, nullptr);
+    histocnn::cpu::pooled_data_gradient(dt::f32, l.pooled_map.data(), l.d_pooled.data(),
+                                        l.argmax.data(), l.out, arranged.data(), l.conv(),
+                                        d_src.data(), l.in, nullptr);
   state.counters["FLOP_per_second"] =
-      benchmark::Counter(2.0 * images * out_c * in_c * 9.0 * (size - 2) * (size - 2),
-                         benchmark::Counter::kIsIterationInvariantRate);
-  state.SetLabel(histocnn::cpu::pooled_dgrad_isa(*in, *out, conv));
+      benchmark::Counter(l.direct_flop(), benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(histocnn::cpu::pooled_dgrad_isa(l.in, l.out, l.conv()));
 }
 BENCHMARK(BM_PooledDataGradient)
     ->ArgNames({"images", "layer", "positive"})

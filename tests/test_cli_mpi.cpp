@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdio>
@@ -47,6 +48,39 @@ class MpiCli : public Cli {
   }
 };
 
+// How far apart two runs' weights are: the largest difference, and the
+// median and 99th percentile of the differences.
+struct Apart {
+  double largest = 0, median = 0, p99 = 0;
+};
+Apart apart(const std::vector<float>& a, const std::vector<float>& b) {
+  std::vector<double> d(a.size());
+  for (size_t i = 0; i < a.size(); ++i) d[i] = std::fabs(double(a[i]) - double(b[i]));
+  std::sort(d.begin(), d.end());
+  return {d.back(), d[d.size() / 2], d[d.size() * 99 / 100]};
+}
+
+// Two training steps (one global batch of 20, one of 7: rows split 10/10 and
+// 4/3): float sums in another order, nothing else, so the weights agree to
+// rounding. A wrong dropout mask, loss scale or row split moves Adam's first
+// steps by ~1e-3 (its update is about lr * sign(gradient)).
+TEST_F(MpiCli, TwoProcessesTakeTheSameFirstStepsAsOne) {
+  const std::string common = "train --data " + data() +
+                             " --size 32 --crop 96 --batch 20 --crops-benign 14 "
+                             "--crops-malignant 13 --folds 4 --fold 1 --threads 1 --no-progress "
+                             "--seed 3 --flips --stain-jitter 0.05 --epochs 1";
+  ASSERT_EQ(run(common + " -o " + out("mpi_steps_one")).status, 0);
+  const CommandResult two = mpirun(2, common + " -o " + out("mpi_steps_two"));
+  ASSERT_EQ(two.status, 0) << two.output;
+  EXPECT_LT(apart(weights("mpi_steps_one"), weights("mpi_steps_two")).largest, 1e-5);
+}
+
+// Over two epochs the order of the sums still differs, and Adam amplifies
+// it: where a weight's gradient is near zero, rounding can flip its update
+// (~lr either way), and the runs drift apart from there (seen once a few
+// seeds when a kernel's summation order changed: largest 7e-3, median 2e-5).
+// So over epochs the test bounds the bulk of the differences, not the
+// largest; wrong masks or row splits move every weight (median > 1e-3).
 TEST_F(MpiCli, TwoProcessesReproduceOneAndResumeWithAnyProcessCount) {
   const std::string common = train_args() + " --flips --stain-jitter 0.05";
   ASSERT_EQ(run(common + " --epochs 2 -o " + out("mpi_one")).status, 0);
@@ -57,11 +91,9 @@ TEST_F(MpiCli, TwoProcessesReproduceOneAndResumeWithAnyProcessCount) {
   EXPECT_EQ(lines, 1u) << "rank 0 alone reports\n" << two.output;
   const auto a = weights("mpi_one"), b = weights("mpi_two");
   ASSERT_EQ(a.size(), b.size());
-  double worst = 0;
-  for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, double(std::fabs(a[i] - b[i])));
-  // Float sums in another order, amplified a little by Adam; wrong dropout
-  // masks or a wrong loss scale give differences > 1e-2.
-  EXPECT_LT(worst, 2e-3);
+  const Apart ab = apart(a, b);
+  EXPECT_LT(ab.median, 1e-4) << "largest " << ab.largest;
+  EXPECT_LT(ab.p99, 2e-3) << "largest " << ab.largest;
   const auto m1 = nlohmann::json::parse(read_file(out("mpi_one") + "/metrics.json"));
   const auto m2 = nlohmann::json::parse(read_file(out("mpi_two") + "/metrics.json"));
   EXPECT_EQ(m2["processes"], 2);
@@ -72,10 +104,9 @@ TEST_F(MpiCli, TwoProcessesReproduceOneAndResumeWithAnyProcessCount) {
   ASSERT_EQ(mpirun(2, common + " --epochs 1 -o " + out("mpi_resume")).status, 0);
   const CommandResult resumed = run(common + " --epochs 2 --resume -o " + out("mpi_resume"));
   ASSERT_EQ(resumed.status, 0) << resumed.output;
-  const auto c = weights("mpi_resume");
-  worst = 0;
-  for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, double(std::fabs(a[i] - c[i])));
-  EXPECT_LT(worst, 2e-3);
+  const Apart ac = apart(a, weights("mpi_resume"));
+  EXPECT_LT(ac.median, 1e-4) << "largest " << ac.largest;
+  EXPECT_LT(ac.p99, 2e-3) << "largest " << ac.largest;
 }
 
 TEST_F(MpiCli, BatchNormTrainsOnTwoProcessesWithRankZerosStatistics) {

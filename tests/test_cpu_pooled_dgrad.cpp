@@ -13,7 +13,7 @@
 
 #include "backends/cpu/pooled_dgrad_kernels.h"
 #include "core/bf16.h"
-#include "core/rng.h"
+#include "cpu_pooled_cases.h"
 #include "nn/reference.h"
 #include "onednn_layouts.h"
 
@@ -24,28 +24,12 @@ using Mem = dnnl::memory;
 using tag = Mem::format_tag;
 using dt = Mem::data_type;
 
-struct DgradCase {
-  std::string name;
-  tag layout;
-  dt type;
-  int n, in_c, out_c, h, w, kernel, pad, pool;
-};
-void PrintTo(const DgradCase& c, std::ostream* os) {
-  *os << c.name;
-}
-
-// Values bf16 holds exactly, so both types see the same inputs.
-std::vector<float> exact_inputs(size_t count, uint64_t seed, float lo, float hi) {
-  Rng rng(seed);
-  std::vector<float> v(count);
-  for (float& x : v) x = round_to_bf16(lo + (hi - lo) * float(rng.next() % 4096) / 4096.0f);
-  return v;
-}
+using pooled_cases::exact_values;
+using DgradCase = pooled_cases::KernelCase;
 
 class CpuPooledDgrad : public ::testing::TestWithParam<DgradCase>,
                        protected testing::OneDnnLayouts {
  protected:
-  const dnnl::engine& engine_ = engine();
   void TearDown() override { set_portable_pooled_dgrad(false); }
 };
 
@@ -70,64 +54,45 @@ bool all_written(const Mem& m, dt type) {
   return true;
 }
 
-std::vector<uint8_t> raw(const Mem& m) {
+std::vector<uint8_t> bytes_of(const Mem& m) {
   const auto* p = static_cast<const uint8_t*>(m.get_data_handle());
   return {p, p + m.get_desc().get_size()};
 }
 
 TEST_P(CpuPooledDgrad, EqualsTheReferenceFromTheScatteredGradient) {
   const DgradCase& k = GetParam();
-  const int ch = k.h + 2 * k.pad - k.kernel + 1, cw = k.w + 2 * k.pad - k.kernel + 1;
-  const int ph = ch / k.pool, pw = cw / k.pool;
-  const auto plain_x = Mem::desc({k.n, k.in_c, k.h, k.w}, dt::f32, tag::nchw);
-  const auto plain_y = Mem::desc({k.n, k.out_c, ch, cw}, dt::f32, tag::nchw);
-  const auto plain_p = Mem::desc({k.n, k.out_c, ph, pw}, dt::f32, tag::nchw);
-  const auto md_x = Mem::desc({k.n, k.in_c, k.h, k.w}, k.type, k.layout);
-  const auto md_y = Mem::desc({k.n, k.out_c, ch, cw}, k.type, k.layout);
-  const auto md_p = Mem::desc({k.n, k.out_c, ph, pw}, k.type, k.layout);
-  const auto in = lane_layout(md_x), act = lane_layout(md_y), out = lane_layout(md_p);
-  ASSERT_TRUE(in && act && out) << k.name;
+  const auto maps = pooled_cases::pooled_maps(k, *this, 72);
+  ASSERT_TRUE(maps) << k.name;
+  const LaneLayout& in = maps->in;
+  const LaneLayout& out = maps->out;
   const PooledConv conv{k.in_c, k.out_c, k.kernel, k.pad, k.pool};
-  ASSERT_TRUE(pooled_dgrad_applies(*in, *out, conv));
-
-  // The conv output after its bias and ReLU (about half zeros), pooled by
-  // our kernel; a gradient for the pooled map; the scattered gradient.
-  auto y = exact_inputs(plain_y.get_size() / 4, 72, -1, 1);
-  for (float& v : y) v = std::max(v, 0.0f);
-  const auto d_pooled = exact_inputs(plain_p.get_size() / 4, 73, -1, 1);
+  ASSERT_TRUE(pooled_dgrad_applies(in, out, conv));
   const size_t weights = size_t(k.out_c) * k.in_c * k.kernel * k.kernel;
-  const auto w = exact_inputs(weights, 74, -0.5f, 0.5f);
-  Mem y_l = to_layout(y, plain_y, md_y), dp_l = to_layout(d_pooled, plain_p, md_p);
-  Mem p_l(md_p, engine_), d_act_l(md_y, engine_);
-  std::vector<uint8_t> argmax(md_p.get_size());
-  max_pool_forward(k.type, y_l.get_data_handle(), *act, p_l.get_data_handle(), argmax.data(), *out,
-                   k.pool);
-  max_pool_relu_backward(k.type, p_l.get_data_handle(), dp_l.get_data_handle(), argmax.data(), *out,
-                         d_act_l.get_data_handle(), *act, k.pool);
-  const auto d_act = to_nchw(d_act_l, plain_y);
-  std::vector<float> want(plain_x.get_size() / 4), x(want.size(), 0.0f), dw(weights);
-  reference::conv2d_backward(x.data(), w.data(), d_act.data(), want.data(), dw.data(), nullptr, k.n,
-                             k.in_c, k.h, k.w, k.out_c, k.kernel, k.pad);
+  const auto w = exact_values(weights, 74, -0.5f, 0.5f);
+  std::vector<float> want(maps->plain_x.get_size() / 4), x(want.size(), 0.0f), dw(weights);
+  reference::conv2d_backward(x.data(), w.data(), maps->d_act.data(), want.data(), dw.data(),
+                             nullptr, k.n, k.in_c, k.h, k.w, k.out_c, k.kernel, k.pad);
 
-  const int stride = in->blocks * in->lanes;
+  const int stride = in.blocks * in.lanes;
   std::vector<float> arranged(size_t(k.out_c) * k.kernel * k.kernel * stride);
   arrange_dgrad_weights(w.data(), conv, stride, k.type == dt::bf16, arranged.data());
-  std::vector<float> sums(size_t(in->n) * in->image);
+  std::vector<float> sums(size_t(in.n) * in.image);
   auto ours = [&]() {
-    Mem d_src(md_x, engine_);
-    std::memset(d_src.get_data_handle(), 0xff, md_x.get_size());  // NaN bits
-    pooled_data_gradient(k.type, p_l.get_data_handle(), dp_l.get_data_handle(), argmax.data(), *out,
-                         arranged.data(), conv, d_src.get_data_handle(), *in, sums.data());
+    Mem d_src(maps->md_x, engine());
+    std::memset(d_src.get_data_handle(), 0xff, maps->md_x.get_size());  // NaN bits
+    pooled_data_gradient(k.type, maps->pooled.get_data_handle(), maps->d_pooled.get_data_handle(),
+                         maps->argmax.data(), out, arranged.data(), conv, d_src.get_data_handle(),
+                         in, sums.data());
     return d_src;
   };
   const double tolerance = k.type == dt::f32 ? 1e-5 : 8e-3;  // bf16: rounded once
   std::vector<std::vector<float>> by_path;
   for (bool portable : {false, true}) {
     set_portable_pooled_dgrad(portable);
-    const std::string where = k.name + " " + pooled_dgrad_isa(*in, *out, conv);
+    const std::string where = k.name + " " + pooled_dgrad_isa(in, out, conv);
     const Mem d_src = ours();
     ASSERT_TRUE(all_written(d_src, k.type)) << where;
-    const auto got = to_nchw(d_src, plain_x);
+    const auto got = to_nchw(d_src, maps->plain_x);
     for (size_t i = 0; i < got.size(); ++i)
       ASSERT_NEAR(got[i], want[i], tolerance * std::max(1.0f, std::abs(want[i])))
           << where << " [" << i << "]";
@@ -137,7 +102,7 @@ TEST_P(CpuPooledDgrad, EqualsTheReferenceFromTheScatteredGradient) {
       omp_set_num_threads(threads);
       const Mem again = ours();
       omp_set_num_threads(team);
-      EXPECT_EQ(raw(again), raw(d_src)) << where << ": " << threads << " threads";
+      EXPECT_EQ(bytes_of(again), bytes_of(d_src)) << where << ": " << threads << " threads";
     }
     by_path.push_back(got);
   }
@@ -187,6 +152,7 @@ std::vector<DgradCase> dgrad_cases() {
     all.push_back({"PaddedChannels" + t, tag::nChw16c, type, 2, 24, 17, 9, 12, 3, 1, 2});
     all.push_back({"Kernel5" + t, tag::nChw16c, type, 2, 16, 20, 11, 10, 5, 2, 2});
     all.push_back({"Nhwc3x3Pool" + t, tag::nhwc, type, 2, 12, 8, 13, 11, 3, 1, 3});
+    all.push_back({"Nhwc32" + t, tag::nhwc, type, 2, 32, 16, 12, 13, 3, 1, 2});
     all.push_back({"Nchw" + t, tag::nchw, type, 3, 3, 6, 10, 9, 3, 1, 2});
     all.push_back({"NChw8c" + t, tag::nChw8c, type, 2, 16, 9, 10, 10, 3, 0, 2});
   }

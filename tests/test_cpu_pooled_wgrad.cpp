@@ -13,6 +13,7 @@
 #include "backends/cpu/pooled_wgrad_kernels.h"
 #include "core/bf16.h"
 #include "core/rng.h"
+#include "cpu_pooled_cases.h"
 #include "nn/reference.h"
 #include "onednn_layouts.h"
 
@@ -23,28 +24,12 @@ using Mem = dnnl::memory;
 using tag = Mem::format_tag;
 using dt = Mem::data_type;
 
-struct WgradCase {
-  std::string name;
-  tag layout;
-  dt type;
-  int n, in_c, out_c, h, w, kernel, pad, pool;
-};
-void PrintTo(const WgradCase& c, std::ostream* os) {
-  *os << c.name;
-}
-
-// Values bf16 holds exactly, so both types see the same inputs.
-std::vector<float> exact_values(size_t count, uint64_t seed, float lo, float hi) {
-  Rng rng(seed);
-  std::vector<float> v(count);
-  for (float& x : v) x = round_to_bf16(lo + (hi - lo) * float(rng.next() % 4096) / 4096.0f);
-  return v;
-}
+using pooled_cases::exact_values;
+using WgradCase = pooled_cases::KernelCase;
 
 class CpuPooledWgrad : public ::testing::TestWithParam<WgradCase>,
                        protected testing::OneDnnLayouts {
  protected:
-  const dnnl::engine& engine_ = engine();
   void TearDown() override { set_portable_pooled_wgrad(false); }
 };
 
@@ -58,47 +43,28 @@ void expect_near(const std::vector<float>& got, const std::vector<float>& want, 
 
 TEST_P(CpuPooledWgrad, EqualsTheReferenceFromTheScatteredGradient) {
   const WgradCase& k = GetParam();
-  const int ch = k.h + 2 * k.pad - k.kernel + 1, cw = k.w + 2 * k.pad - k.kernel + 1;
-  const int ph = ch / k.pool, pw = cw / k.pool;
-  const auto plain_x = Mem::desc({k.n, k.in_c, k.h, k.w}, dt::f32, tag::nchw);
-  const auto plain_y = Mem::desc({k.n, k.out_c, ch, cw}, dt::f32, tag::nchw);
-  const auto plain_p = Mem::desc({k.n, k.out_c, ph, pw}, dt::f32, tag::nchw);
-  const auto md_x = Mem::desc({k.n, k.in_c, k.h, k.w}, k.type, k.layout);
-  const auto md_y = Mem::desc({k.n, k.out_c, ch, cw}, k.type, k.layout);
-  const auto md_p = Mem::desc({k.n, k.out_c, ph, pw}, k.type, k.layout);
-  const auto in = lane_layout(md_x), act = lane_layout(md_y), out = lane_layout(md_p);
-  ASSERT_TRUE(in && act && out) << k.name;
+  const auto maps = pooled_cases::pooled_maps(k, *this, 52);
+  ASSERT_TRUE(maps) << k.name;
+  const LaneLayout& in = maps->in;
+  const LaneLayout& out = maps->out;
   const PooledConv conv{k.in_c, k.out_c, k.kernel, k.pad, k.pool};
-  ASSERT_TRUE(pooled_wgrad_applies(*in, *out, conv));
-
-  // The conv output after its bias and ReLU (about half zeros), pooled by
-  // our kernel; a gradient for the pooled map.
-  const auto x = exact_values(plain_x.get_size() / 4, 51, 0, 1);
-  auto y = exact_values(plain_y.get_size() / 4, 52, -1, 1);
-  for (float& v : y) v = std::max(v, 0.0f);
-  const auto d_pooled = exact_values(plain_p.get_size() / 4, 53, -1, 1);
-  Mem x_l = to_layout(x, plain_x, md_x), y_l = to_layout(y, plain_y, md_y);
-  Mem dp_l = to_layout(d_pooled, plain_p, md_p), p_l(md_p, engine_), d_act_l(md_y, engine_);
-  std::vector<uint8_t> argmax(md_p.get_size());
-  max_pool_forward(k.type, y_l.get_data_handle(), *act, p_l.get_data_handle(), argmax.data(), *out,
-                   k.pool);
-  max_pool_relu_backward(k.type, p_l.get_data_handle(), dp_l.get_data_handle(), argmax.data(), *out,
-                         d_act_l.get_data_handle(), *act, k.pool);
-  const auto d_act = to_nchw(d_act_l, plain_y);
+  ASSERT_TRUE(pooled_wgrad_applies(in, out, conv));
+  const auto x = exact_values(maps->plain_x.get_size() / 4, 51, 0, 1);
+  const Mem x_l = to_layout(x, maps->plain_x, maps->md_x);
   const size_t weights = size_t(k.out_c) * k.in_c * k.kernel * k.kernel;
   std::vector<float> want_dw(weights), want_db(size_t(k.out_c)), w(weights, 0.0f);
-  reference::conv2d_backward(x.data(), w.data(), d_act.data(), nullptr, want_dw.data(),
+  reference::conv2d_backward(x.data(), w.data(), maps->d_act.data(), nullptr, want_dw.data(),
                              want_db.data(), k.n, k.in_c, k.h, k.w, k.out_c, k.kernel, k.pad);
 
   auto ours = [&](bool accumulate, std::vector<float>& dw, std::vector<float>& db) {
-    pooled_weight_gradient(k.type, x_l.get_data_handle(), *in, p_l.get_data_handle(),
-                           dp_l.get_data_handle(), argmax.data(), *out, conv, dw.data(), db.data(),
-                           accumulate);
+    pooled_weight_gradient(k.type, x_l.get_data_handle(), in, maps->pooled.get_data_handle(),
+                           maps->d_pooled.get_data_handle(), maps->argmax.data(), out, conv,
+                           dw.data(), db.data(), accumulate);
   };
   std::vector<std::vector<float>> by_path;
   for (bool portable : {false, true}) {
     set_portable_pooled_wgrad(portable);
-    const std::string where = k.name + " " + pooled_wgrad_isa(*in, conv);
+    const std::string where = k.name + " " + pooled_wgrad_isa(in, conv);
     std::vector<float> dw(weights, NAN), db(size_t(k.out_c), NAN);
     ours(false, dw, db);
     expect_near(dw, want_dw, 1e-4, where + " dW");
