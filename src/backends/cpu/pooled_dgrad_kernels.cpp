@@ -16,10 +16,10 @@
 namespace histocnn::cpu {
 namespace {
 
-bool portable_only = false;  // set_portable_pooled_dgrad (tests)
+bool portable_dgrad_only = false;  // set_portable_pooled_dgrad (tests)
 
 // d_src rows [y0, y1) of image n: one thread's work item.
-struct Band {
+struct DgradBand {
   int n, y0, y1;
 };
 
@@ -33,7 +33,7 @@ int ceil_div(int a, int b) {
 
 // The pooled rows [first, second) whose patch reaches the band: pooled row
 // p's patch spans d_src rows [p * pool - pad, p * pool - pad + span).
-std::pair<int, int> pooled_rows_of(const Band& b, const PooledConv& k, int pooled_h) {
+std::pair<int, int> pooled_rows_of(const DgradBand& b, const PooledConv& k, int pooled_h) {
   const int span = k.pool + k.kernel - 1;
   const int first = std::max(0, floor_div(b.y0 + k.pad - span, k.pool) + 1);
   const int last = std::min(pooled_h, floor_div(b.y1 - 1 + k.pad, k.pool) + 1);
@@ -47,7 +47,7 @@ int64_t at(const LaneLayout& l, int n, int c, int y, int x) {
 
 // Per thread: a position's terms grouped by their window offset (the AVX
 // version), or its patch of sums (the portable one).
-struct Scratch {
+struct DgradScratch {
   std::vector<float> gradients, patch;
   std::vector<int32_t> channels;
   int capacity = 0;  // terms a group can hold, plus a vector's spill room
@@ -56,7 +56,7 @@ struct Scratch {
 template <typename T>
 void band_portable(const T* pooled, const T* d_pooled, const uint8_t* argmax, const LaneLayout& out,
                    const float* w, const PooledConv& k, float* sums, const LaneLayout& in,
-                   const Band& b, Scratch& scratch) {
+                   const DgradBand& b, DgradScratch& scratch) {
   const int stride = in.blocks * in.lanes, span = k.pool + k.kernel - 1;
   const int64_t per_channel = int64_t(k.kernel) * k.kernel * stride;
   for (int y = b.y0; y < b.y1; ++y)
@@ -96,7 +96,7 @@ void band_portable(const T* pooled, const T* d_pooled, const uint8_t* argmax, co
 }
 
 template <typename T>
-void round_band_portable(const float* sums, T* d_src, const LaneLayout& in, const Band& b) {
+void round_band_portable(const float* sums, T* d_src, const LaneLayout& in, const DgradBand& b) {
   const int stride = in.blocks * in.lanes;
   for (int y = b.y0; y < b.y1; ++y)
     for (int x = 0; x < in.w; ++x)
@@ -140,7 +140,7 @@ HISTOCNN_AVX512 inline __attribute__((always_inline)) void add_group(Patch& a, c
 template <typename T>
 HISTOCNN_AVX512 bool group_terms(const T* pooled, const T* d_pooled, const uint8_t* argmax,
                                  const LaneLayout& out, int out_c, int64_t position,
-                                 Scratch& scratch, int (&count)[4]) {
+                                 DgradScratch& scratch, int (&count)[4]) {
   const __m512 zero = _mm512_setzero_ps();
   const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   count[0] = count[1] = count[2] = count[3] = 0;
@@ -170,7 +170,8 @@ HISTOCNN_AVX512 bool group_terms(const T* pooled, const T* d_pooled, const uint8
 // only the elements inside the band and the map.
 HISTOCNN_AVX512 inline __attribute__((always_inline)) void flush(const Patch& a, float* plane,
                                                                  const LaneLayout& in,
-                                                                 const Band& b, int y0, int x0) {
+                                                                 const DgradBand& b, int y0,
+                                                                 int x0) {
   const bool inside = y0 >= b.y0 && y0 + kSpan <= b.y1 && x0 >= 0 && x0 + kSpan <= in.w;
 #pragma GCC unroll 4
   for (int i = 0; i < kSpan; ++i)
@@ -186,8 +187,8 @@ HISTOCNN_AVX512 inline __attribute__((always_inline)) void flush(const Patch& a,
 template <typename T>
 HISTOCNN_AVX512 void band_avx512(const T* pooled, const T* d_pooled, const uint8_t* argmax,
                                  const LaneLayout& out, const float* w, const PooledConv& k,
-                                 float* sums, const LaneLayout& in, const Band& b,
-                                 Scratch& scratch) {
+                                 float* sums, const LaneLayout& in, const DgradBand& b,
+                                 DgradScratch& scratch) {
   const int stride = in.blocks * 16;
   float* image = sums + int64_t(b.n) * in.image;
   for (int cb = 0; cb < in.blocks; ++cb)
@@ -222,7 +223,7 @@ HISTOCNN_AVX512 void band_avx512(const T* pooled, const T* d_pooled, const uint8
 }
 
 HISTOCNN_AVX512 void round_band_avx512(const float* sums, Bf16* d_src, const LaneLayout& in,
-                                       const Band& b) {
+                                       const DgradBand& b) {
   for (int cb = 0; cb < in.blocks; ++cb)
     for (int y = b.y0; y < b.y1; ++y)
       for (int x = 0; x < in.w; ++x) {
@@ -232,15 +233,15 @@ HISTOCNN_AVX512 void round_band_avx512(const float* sums, Bf16* d_src, const Lan
 }
 #pragma GCC diagnostic pop
 
-bool use_avx512(const LaneLayout& in, const LaneLayout& out, const PooledConv& k) {
+bool dgrad_avx512(const LaneLayout& in, const LaneLayout& out, const PooledConv& k) {
   // As pooled_wgrad_kernels.cpp: only where oneDNN runs AVX-512 too.
   const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
   const auto avx512_core = static_cast<unsigned>(dnnl::cpu_isa::avx512_core);
-  return !portable_only && avx512::available() && (isa & avx512_core) == avx512_core &&
+  return !portable_dgrad_only && avx512::available() && (isa & avx512_core) == avx512_core &&
          in.lanes == 16 && out.lanes == 16 && k.kernel == 3 && k.pool == 2;
 }
 #else
-bool use_avx512(const LaneLayout&, const LaneLayout&, const PooledConv&) {
+bool dgrad_avx512(const LaneLayout&, const LaneLayout&, const PooledConv&) {
   return false;
 }
 #endif
@@ -248,7 +249,7 @@ bool use_avx512(const LaneLayout&, const LaneLayout&, const PooledConv&) {
 template <typename T>
 void run_band(const T* pooled, const T* d_pooled, const uint8_t* argmax, const LaneLayout& out,
               const float* w, const PooledConv& k, T* d_src, float* sums, const LaneLayout& in,
-              const Band& b, Scratch& scratch, bool avx) {
+              const DgradBand& b, DgradScratch& scratch, bool avx) {
 #if HISTOCNN_HAS_AVX512_CODE
   if (avx) {
     band_avx512(pooled, d_pooled, argmax, out, w, k, sums, in, b, scratch);
@@ -270,22 +271,22 @@ int band_rows(const LaneLayout& in, const PooledConv& k, int threads) {
 }
 
 template <typename T>
-void run(const T* pooled, const T* d_pooled, const uint8_t* argmax, const LaneLayout& out,
-         const float* w, const PooledConv& k, T* d_src, const LaneLayout& in, float* sums) {
-  const bool avx = use_avx512(in, out, k);
+void run_dgrad(const T* pooled, const T* d_pooled, const uint8_t* argmax, const LaneLayout& out,
+               const float* w, const PooledConv& k, T* d_src, const LaneLayout& in, float* sums) {
+  const bool avx = dgrad_avx512(in, out, k);
   if constexpr (std::is_same_v<T, float>) sums = d_src;
   const int rows = band_rows(in, k, omp_get_max_threads());
   const int bands = ceil_div(in.h, rows), items = in.n * bands;
 #pragma omp parallel
   {
-    Scratch scratch;
+    DgradScratch scratch;
     scratch.capacity = out.blocks * out.lanes + 16;
     scratch.gradients.resize(4 * size_t(scratch.capacity));
     scratch.channels.resize(4 * size_t(scratch.capacity));
 #pragma omp for schedule(static)
     for (int item = 0; item < items; ++item) {
       const int band = item % bands;
-      const Band b{item / bands, band * rows, std::min(in.h, (band + 1) * rows)};
+      const DgradBand b{item / bands, band * rows, std::min(in.h, (band + 1) * rows)};
       run_band(pooled, d_pooled, argmax, out, w, k, d_src, sums, in, b, scratch, avx);
     }
   }
@@ -298,7 +299,7 @@ bool pooled_dgrad_applies(const LaneLayout& in, const LaneLayout& out, const Poo
 }
 
 bool pooled_dgrad_fast(const LaneLayout& in, const LaneLayout& out, const PooledConv& conv) {
-  return pooled_dgrad_applies(in, out, conv) && use_avx512(in, out, conv);
+  return pooled_dgrad_applies(in, out, conv) && dgrad_avx512(in, out, conv);
 }
 
 void arrange_dgrad_weights(const float* oihw, const PooledConv& k, int channel_stride, bool bf16,
@@ -316,18 +317,18 @@ void pooled_data_gradient(dnnl::memory::data_type type, const void* pooled, cons
                           const uint8_t* argmax, const LaneLayout& out, const float* arranged,
                           const PooledConv& conv, void* d_src, const LaneLayout& in, float* sums) {
   if (type == dnnl::memory::data_type::bf16)
-    return run(static_cast<const Bf16*>(pooled), static_cast<const Bf16*>(d_pooled), argmax, out,
-               arranged, conv, static_cast<Bf16*>(d_src), in, sums);
-  run(static_cast<const float*>(pooled), static_cast<const float*>(d_pooled), argmax, out, arranged,
-      conv, static_cast<float*>(d_src), in, sums);
+    return run_dgrad(static_cast<const Bf16*>(pooled), static_cast<const Bf16*>(d_pooled), argmax,
+                     out, arranged, conv, static_cast<Bf16*>(d_src), in, sums);
+  run_dgrad(static_cast<const float*>(pooled), static_cast<const float*>(d_pooled), argmax, out,
+            arranged, conv, static_cast<float*>(d_src), in, sums);
 }
 
 std::string pooled_dgrad_isa(const LaneLayout& in, const LaneLayout& out, const PooledConv& conv) {
-  return use_avx512(in, out, conv) ? "avx512" : "portable";
+  return dgrad_avx512(in, out, conv) ? "avx512" : "portable";
 }
 
 void set_portable_pooled_dgrad(bool portable) {
-  portable_only = portable;
+  portable_dgrad_only = portable;
 }
 
 }  // namespace histocnn::cpu
