@@ -67,7 +67,7 @@ int main(int argc, char** argv) {
   float hed_jitter = 0;
   bool profile_layers = false, onednn_pool = false, onednn_conv1 = false, direct_conv = false;
   bool portable_adam = false, per_pixel_hed = false, sgemm_dense = false, onednn_wgrad = false,
-       onednn_dgrad = false, dense_conv1_backward = false;
+       onednn_dgrad = false;
   app.add_option("--sizes", sizes, "input sizes")->capture_default_str();
   app.add_option("--batches", batches, "batch sizes")->capture_default_str();
   app.add_option("--threads", threads, "cores (0 = all)")->capture_default_str();
@@ -91,9 +91,6 @@ int main(int argc, char** argv) {
   app.add_flag("--onednn-wgrad", onednn_wgrad,
                "the later conv blocks' weight gradients by oneDNN instead of histocnn's kernel "
                "from the pooled gradient (A/B)");
-  app.add_flag("--dense-conv1-backward", dense_conv1_backward,
-               "conv1's fused weight gradient over every conv position instead of the sparse "
-               "pass over the pooled terms (A/B)");
   app.add_flag("--onednn-dgrad", onednn_dgrad,
                "the later conv blocks' data gradients by oneDNN (after a pool backward) instead "
                "of histocnn's kernel from the pooled gradient (A/B)");
@@ -141,7 +138,6 @@ int main(int argc, char** argv) {
       {"conv1", onednn_pool || onednn_conv1 ? "oneDNN" : "histocnn"},
       {"winograd", !direct_conv},
       {"later_weight_gradients", onednn_wgrad ? "oneDNN" : "histocnn from the pooled gradient"},
-      {"conv1_weight_gradient", dense_conv1_backward ? "dense" : "sparse"},
       {"later_data_gradients", onednn_dgrad ? "oneDNN" : "histocnn from the pooled gradient"},
       {"adam", portable_adam ? "portable" : "vectorised"},
       {"dense", sgemm_dense ? "sgemm" : "skinny kernels at <= 12 rows"},
@@ -180,7 +176,6 @@ int main(int argc, char** argv) {
       options.cpu_winograd = !direct_conv;
       options.cpu_pooled_weight_gradients = !onednn_wgrad;
       options.cpu_pooled_data_gradients = !onednn_dgrad;
-      options.cpu_sparse_conv1_backward = !dense_conv1_backward;
       auto step = make_backend(cpu_device())->compile(spec, shape, options);
       step->set_parameters(Parameters::glorot(shape, 1));
       auto epoch = [&](int max_batches) {

@@ -152,29 +152,23 @@ TEST_P(CpuConvPoolKernels, ForwardAndBackwardEqualTheReference) {
                 want_dw[((o * g.in_c + c) * g.kernel + ky) * g.kernel + kx] +=
                     grad * x[((int64_t(n) * g.in_c + c) * g.in_h + y + ky) * g.in_w + x0 + kx];
         }
-  // The sparse pass (over the pooled terms; kernels up to 4) and the dense
-  // one (over every conv position): each the reference's, and the same bits
-  // again from the same inputs (threads' sums added in order).
-  for (bool dense : {false, true}) {
-    ConvPoolGeometry pass = g;
-    pass.dense_backward = dense;
-    const std::string where = k.name + (dense || g.kernel > 4 ? " dense" : " sparse");
-    std::vector<float> dw(w.size(), NAN), db(b.size(), NAN);
-    conv_pool_backward(x.data(), pass, k.type, pooled.data(), d_pooled.data(), argmax.data(), *out,
-                       dw.data(), db.data(), scratch.data());
-    double largest_w = 0, largest_b = 0;
-    for (double v : want_dw) largest_w = std::max(largest_w, std::fabs(v));
-    for (double v : want_db) largest_b = std::max(largest_b, std::fabs(v));
-    for (size_t i = 0; i < dw.size(); ++i)
-      ASSERT_NEAR(dw[i], want_dw[i], 1e-5 * largest_w) << where << " weight " << i;
-    for (size_t i = 0; i < db.size(); ++i)
-      ASSERT_NEAR(db[i], want_db[i], 1e-5 * largest_b) << where << " bias " << i;
-    std::vector<float> again_dw(w.size()), again_db(b.size());
-    conv_pool_backward(x.data(), pass, k.type, pooled.data(), d_pooled.data(), argmax.data(), *out,
-                       again_dw.data(), again_db.data(), scratch.data());
-    EXPECT_EQ(again_dw, dw) << where;
-    EXPECT_EQ(again_db, db) << where;
-  }
+  std::vector<float> dw(w.size(), NAN), db(b.size(), NAN);
+  conv_pool_backward(x.data(), g, k.type, pooled.data(), d_pooled.data(), argmax.data(), *out,
+                     dw.data(), db.data(), scratch.data());
+  double largest_w = 0, largest_b = 0;
+  for (double v : want_dw) largest_w = std::max(largest_w, std::fabs(v));
+  for (double v : want_db) largest_b = std::max(largest_b, std::fabs(v));
+  for (size_t i = 0; i < dw.size(); ++i)
+    ASSERT_NEAR(dw[i], want_dw[i], 1e-5 * largest_w) << k.name << " weight " << i;
+  for (size_t i = 0; i < db.size(); ++i)
+    ASSERT_NEAR(db[i], want_db[i], 1e-5 * largest_b) << k.name << " bias " << i;
+
+  // The same inputs give the same bits (threads' sums added in order).
+  std::vector<float> again_dw(w.size()), again_db(b.size());
+  conv_pool_backward(x.data(), g, k.type, pooled.data(), d_pooled.data(), argmax.data(), *out,
+                     again_dw.data(), again_db.data(), scratch.data());
+  EXPECT_EQ(again_dw, dw);
+  EXPECT_EQ(again_db, db);
 }
 
 ConvPoolGeometry geometry(int n, int in_c, int h, int w, int out_c, int kernel, int pool) {

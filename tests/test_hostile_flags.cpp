@@ -126,13 +126,6 @@ TEST_F(Hostile, EveryFlagRefusalNamesItsFlagAndWritesNothing) {
        1,
        {"--onednn-wgrad", "--device cpu"},
        {}},
-      {"bench --dense-conv1-backward on CUDA",
-       [&] {
-         return "bench --device cuda --dense-conv1-backward --json " + path("never-bench.json");
-       },
-       1,
-       {"--dense-conv1-backward", "--device cpu"},
-       {}},
       {"bench --onednn-dgrad on CUDA",
        [&] { return "bench --device cuda --onednn-dgrad --json " + path("never-bench.json"); },
        1,

@@ -213,10 +213,6 @@ struct StepOptions {
   // Blocks those kernels cannot run, and CPUs without AVX-512, use oneDNN's
   // anyway; so does cpu_onednn_pooling (the fused kernels pool as well).
   bool cpu_onednn_conv1 = false;
-  // CPU: the fused conv1's weight gradient by the sparse pass over the pooled
-  // terms (conv_pool_kernels.h; kernels up to 4); false: the dense pass over
-  // every conv position (A/B).
-  bool cpu_sparse_conv1_backward = true;
   // CPU: 3x3 stride-1 convolutions by oneDNN's Winograd F(4x4, 3x3) where
   // it was measured to pay (winograd_pays in backends/cpu/cpu_backend.h) and
   // oneDNN has one (fp32 on AVX-512; else the direct convolution). Its

@@ -73,9 +73,6 @@ Runner add_bench(CLI::App& app) {
   cmd->add_flag("--onednn-wgrad", o->onednn_wgrad,
                 "cpu: the weight gradients of the conv blocks after conv1 by oneDNN's primitives "
                 "instead of histocnn's kernel from the pooled gradient (A/B)");
-  cmd->add_flag("--dense-conv1-backward", o->dense_conv1_backward,
-                "cpu: conv1's fused weight gradient over every conv position instead of the "
-                "sparse pass over the pooled terms (A/B)");
   cmd->add_flag("--onednn-dgrad", o->onednn_dgrad,
                 "cpu: the data gradients of the conv blocks after conv1 by oneDNN's primitives "
                 "(after a pool backward) instead of histocnn's kernel from the pooled gradient "
@@ -111,8 +108,6 @@ Runner add_bench(CLI::App& app) {
     require(!o->direct_conv || o->device == "cpu", "--direct-conv: a CPU option (--device cpu)");
     require(!o->onednn_wgrad || o->device == "cpu", "--onednn-wgrad: a CPU option (--device cpu)");
     require(!o->onednn_dgrad || o->device == "cpu", "--onednn-dgrad: a CPU option (--device cpu)");
-    require(!o->dense_conv1_backward || o->device == "cpu",
-            "--dense-conv1-backward: a CPU option (--device cpu)");
     require(!o->direct_conv_weights || o->device == "cpu",
             "--direct-conv-weights: a CPU option (--device cpu)");
     require(o->slice_kb < 0 || o->device == "cpu", "--slice-kb: a CPU option (--device cpu)");

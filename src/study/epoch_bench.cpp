@@ -85,7 +85,6 @@ nlohmann::json measure_point(const EpochBenchOptions& o, const Device& device, B
   options.cpu_winograd_weights = !o.direct_conv_weights;
   options.cpu_pooled_weight_gradients = !o.onednn_wgrad;
   options.cpu_pooled_data_gradients = !o.onednn_dgrad;
-  options.cpu_sparse_conv1_backward = !o.dense_conv1_backward;
   if (o.slice_kb >= 0) options.cpu_slice_bytes = size_t(o.slice_kb) << 10;
   options.device.memory = &engine.resource();
   options.device.planned = engine.planned();

@@ -7,12 +7,7 @@
 // stream by: each tap loads one weight vector and broadcasts one input value
 // per output. Then ReLU, the window maximum and its argmax, and two stores.
 //
-// Backward, sparse (the default for kernels up to 4): each pooled element
-// with a positive value is one term, its gradient times the input patch
-// under its window's maximum; lanes are the patch's taps, and each output
-// channel's sums stay in registers over its terms (see
-// sparse_backward_pass). Backward, dense (kernel 5, or dense_backward):
-// per convolution row, the pooled gradient is expanded into that
+// Backward: per convolution row, the pooled gradient is expanded into that
 // row's dense output gradient (16 lanes x columns, in L1), the bias gradient
 // summed from it, and every tap's weight gradient accumulated as a dot
 // product along the row: kernel^2 accumulators per input channel, a few
@@ -42,32 +37,12 @@ struct ScratchLayout {
 size_t whole_registers(size_t floats) {
   return (floats + kLanes - 1) / kLanes * kLanes;
 }
-// The sparse backward's registers of taps: a kernel row's taps padded to 4
-// lanes, 4 rows a register.
-constexpr int kTapWidth = 4;
-int sparse_registers(const ConvPoolGeometry& g) {
-  return (g.in_c * g.kernel + kTapWidth - 1) / kTapWidth;
-}
-bool sparse_backward(const ConvPoolGeometry& g) {
-  return !g.dense_backward && g.kernel <= kTapWidth;
-}
-// A term of the sparse backward: a pooled gradient and where its patch
-// starts in the image (two floats' room).
-struct SparseTerm {
-  float g;
-  int32_t offset;
-};
-
 ScratchLayout scratch_layout(const ConvPoolGeometry& g) {
-  const size_t taps = size_t(g.in_c) * g.kernel * g.kernel, out_c = size_t(g.out_c);
+  const size_t taps = size_t(g.in_c) * g.kernel * g.kernel;
   ScratchLayout s;
-  s.packed = whole_registers(out_c * taps);
-  // The dense backward's gradient row, or the sparse one's terms per output
-  // channel and their counts.
-  s.row = std::max(whole_registers(size_t(g.out_w()) * g.pool * kLanes),
-                   whole_registers(out_c * size_t(g.out_w()) * 2 + out_c));
-  s.partial = std::max(whole_registers(out_c * (taps + 1)),
-                       whole_registers(out_c * (size_t(sparse_registers(g)) * kLanes + 1)));
+  s.packed = whole_registers(size_t(g.out_c) * taps);
+  s.row = whole_registers(size_t(g.out_w()) * g.pool * kLanes);
+  s.partial = whole_registers(size_t(g.out_c) * (taps + 1));
   s.per_thread = s.row + s.partial;
   return s;
 }
@@ -301,140 +276,6 @@ HISTOCNN_AVX512 void backward_pass(const float* x, const ConvPoolGeometry& g, co
   }
 }
 
-// The sparse backward: with the bias and ReLU before the pool, conv1's
-// output gradient is zero but at each window's maximum, so each pooled
-// element with a positive value is one term: its gradient times the input
-// patch under its maximum, into its output channel's weight gradient. Lanes
-// are taps here ([c][ky][kx padded to 4]; Z registers), not output
-// channels: per term Z FMAs (3 for RGB 3x3) against the dense pass's
-// in_c x kernel^2 a conv position and group, whatever ReLU zeroed. A pooled
-// row's terms are sorted by output channel (a scan of 16 channels at a time,
-// one step per active lane), then each channel's sums stay in registers
-// over its terms. The patch's rows are masked loads: nothing past the image.
-template <int Z, typename In>
-__attribute__((target("avx512f"), noinline)) void sparse_backward_pass(
-    const float* x, const ConvPoolGeometry& g, const In* pooled, const In* d_pooled,
-    const uint8_t* argmax, const LaneLayout& out, float* scratch) {
-  const ScratchLayout s = scratch_layout(g);
-  const int64_t plane = int64_t(g.in_h) * g.in_w, image = plane * g.in_c;
-  const int groups = g.out_c / kLanes, p = g.pool, ow = g.out_w(), k = g.kernel;
-  const int rows_of_taps = g.in_c * k, stride = Z * kLanes + 1;
-  const int64_t rows = int64_t(g.n) * g.out_h();
-  for (int t = 0; t < omp_get_max_threads(); ++t) {
-    float* partial = scratch + s.packed + size_t(t) * s.per_thread + s.row;
-    std::fill(partial, partial + s.partial, 0.0f);
-  }
-  // Where each row of taps sits: its register, its lanes, its offset in the image.
-  __mmask16 lanes[16];
-  int64_t offsets[16];
-  for (int r = 0; r < 16; ++r) {
-    lanes[r] = r < rows_of_taps ? __mmask16(((1u << k) - 1u) << (r % 4 * kTapWidth)) : 0;
-    offsets[r] = r < rows_of_taps ? (r / k) * plane + (r % k) * int64_t(g.in_w) : 0;
-  }
-#pragma omp parallel
-  {
-    float* base = scratch + s.packed + size_t(omp_get_thread_num()) * s.per_thread;
-    SparseTerm* terms = reinterpret_cast<SparseTerm*>(base);  // [out_c][ow]
-    int32_t* counts = reinterpret_cast<int32_t*>(base + size_t(g.out_c) * ow * 2);
-    float* partial = base + s.row;  // [out_c][Z * 16 + 1]
-    alignas(64) float grad[kLanes];
-    alignas(64) int32_t where[kLanes];
-#pragma omp for schedule(static)
-    for (int64_t r = 0; r < rows; ++r) {
-      const int n = int(r / g.out_h()), y = int(r % g.out_h());
-      std::fill(counts, counts + g.out_c, 0);
-      for (int group = 0; group < groups; ++group)
-        for (int px = 0; px < ow; ++px) {
-          const int64_t at = pooled_at(out, n, group, y, px);
-          const __m512 d = load16(d_pooled + at);
-          const __mmask16 positive =
-              _mm512_cmp_ps_mask(load16(pooled + at), _mm512_setzero_ps(), _CMP_GT_OQ);
-          __mmask16 on = _mm512_mask_cmp_ps_mask(positive, d, _mm512_setzero_ps(), _CMP_NEQ_UQ);
-          if (!on) continue;
-          _mm512_store_ps(grad, d);
-          _mm512_store_si512(where, avx512::load_bytes16(argmax + at));
-          for (; on; on &= __mmask16(on - 1)) {
-            const int lane = __builtin_ctz(on), o = group * kLanes + lane, a = where[lane];
-            terms[int64_t(o) * ow + counts[o]++] = {
-                grad[lane], int32_t((y * p + a / p) * g.in_w + px * p + a % p)};
-          }
-        }
-      const float* in = x + n * image;
-      for (int o = 0; o < g.out_c; ++o) {
-        const SparseTerm* t = terms + int64_t(o) * ow;
-        __m512 acc[Z];
-#pragma GCC unroll 4
-        for (int z = 0; z < Z; ++z) acc[z] = _mm512_setzero_ps();
-        float bias = 0;
-        for (int i = 0; i < counts[o]; ++i) {
-          const __m512 gi = _mm512_set1_ps(t[i].g);
-          const float* patch = in + t[i].offset;
-          bias += t[i].g;
-#pragma GCC unroll 4
-          for (int z = 0; z < Z; ++z) {
-            __m512 v = _mm512_setzero_ps();
-#pragma GCC unroll 4
-            for (int j = 0; j < 4; ++j)  // lanes 4j.. of row 4z + j, read from its start
-              v = _mm512_mask_loadu_ps(v, lanes[z * 4 + j],
-                                       patch + offsets[z * 4 + j] - j * kTapWidth);
-            acc[z] = _mm512_fmadd_ps(gi, v, acc[z]);
-          }
-        }
-        float* sums = partial + int64_t(o) * stride;
-#pragma GCC unroll 4
-        for (int z = 0; z < Z; ++z)
-          _mm512_storeu_ps(sums + z * kLanes,
-                           _mm512_add_ps(_mm512_loadu_ps(sums + z * kLanes), acc[z]));
-        sums[Z * kLanes] += bias;
-      }
-    }
-  }
-}
-
-template <typename In>
-void sparse_backward_typed(const float* x, const ConvPoolGeometry& g, const In* pooled,
-                           const In* d_pooled, const uint8_t* argmax, const LaneLayout& out,
-                           float* scratch) {
-  switch (sparse_registers(g)) {
-    case 1:
-      return sparse_backward_pass<1>(x, g, pooled, d_pooled, argmax, out, scratch);
-    case 2:
-      return sparse_backward_pass<2>(x, g, pooled, d_pooled, argmax, out, scratch);
-    case 3:
-      return sparse_backward_pass<3>(x, g, pooled, d_pooled, argmax, out, scratch);
-    default:
-      return sparse_backward_pass<4>(x, g, pooled, d_pooled, argmax, out, scratch);
-  }
-}
-
-// The threads' partial sums, added in thread order (reproducible), into
-// OIHW weights and the bias: the dense pass's [group][taps][16 lanes], the
-// sparse one's [out_c][rows of taps x 4 lanes], then the biases.
-void add_partials(const ConvPoolGeometry& g, const float* scratch, int threads, float* d_weights,
-                  float* d_bias) {
-  const ScratchLayout s = scratch_layout(g);
-  const int k = g.kernel, taps = g.in_c * k * k, groups = g.out_c / kLanes;
-  const int stride = sparse_registers(g) * kLanes + 1;
-  std::fill(d_weights, d_weights + int64_t(g.out_c) * taps, 0.0f);
-  std::fill(d_bias, d_bias + g.out_c, 0.0f);
-  for (int t = 0; t < threads; ++t) {
-    const float* partial = scratch + s.packed + size_t(t) * s.per_thread + s.row;
-    for (int o = 0; o < g.out_c; ++o) {
-      if (sparse_backward(g)) {
-        const float* sums = partial + int64_t(o) * stride;
-        for (int tap = 0; tap < taps; ++tap)  // row c * k + ky, lane kx
-          d_weights[o * taps + tap] += sums[tap / k * kTapWidth + tap % k];
-        d_bias[o] += sums[stride - 1];
-        continue;
-      }
-      const int group = o / kLanes, lane = o % kLanes;
-      for (int tap = 0; tap < taps; ++tap)
-        d_weights[o * taps + tap] += partial[(int64_t(group) * taps + tap) * kLanes + lane];
-      d_bias[o] += partial[int64_t(groups) * taps * kLanes + group * kLanes + lane];
-    }
-  }
-}
-
 template <typename Out>
 void forward_typed(const float* x, const ConvPoolGeometry& g, const float* packed,
                    const float* bias, Out* pooled, uint8_t* argmax, const LaneLayout& out) {
@@ -488,20 +329,26 @@ void conv_pool_backward(const float* x, const ConvPoolGeometry& g, dnnl::memory:
   require(conv_pool_available() && conv_pool_unsupported(g, out).empty(),
           "fused conv+pool: called where it cannot run");
   const int threads = omp_get_max_threads();
-  const bool bf16 = type == dnnl::memory::data_type::bf16;
-  if (sparse_backward(g) && bf16)
-    sparse_backward_typed(x, g, static_cast<const Bf16*>(pooled),
-                          static_cast<const Bf16*>(d_pooled), argmax, out, scratch);
-  else if (sparse_backward(g))
-    sparse_backward_typed(x, g, static_cast<const float*>(pooled),
-                          static_cast<const float*>(d_pooled), argmax, out, scratch);
-  else if (bf16)
+  if (type == dnnl::memory::data_type::bf16)
     backward_typed(x, g, static_cast<const Bf16*>(pooled), static_cast<const Bf16*>(d_pooled),
                    argmax, out, scratch);
   else
     backward_typed(x, g, static_cast<const float*>(pooled), static_cast<const float*>(d_pooled),
                    argmax, out, scratch);
-  add_partials(g, scratch, threads, d_weights, d_bias);
+  // The threads' partial sums, added in thread order (reproducible).
+  const ScratchLayout s = scratch_layout(g);
+  const int taps = g.in_c * g.kernel * g.kernel, groups = g.out_c / kLanes;
+  std::fill(d_weights, d_weights + int64_t(g.out_c) * taps, 0.0f);
+  std::fill(d_bias, d_bias + g.out_c, 0.0f);
+  for (int t = 0; t < threads; ++t) {
+    const float* partial = scratch + s.packed + size_t(t) * s.per_thread + s.row;
+    for (int o = 0; o < g.out_c; ++o) {
+      const int group = o / kLanes, lane = o % kLanes;
+      for (int k = 0; k < taps; ++k)
+        d_weights[o * taps + k] += partial[(int64_t(group) * taps + k) * kLanes + lane];
+      d_bias[o] += partial[int64_t(groups) * taps * kLanes + group * kLanes + lane];
+    }
+  }
 }
 
 #pragma GCC diagnostic pop

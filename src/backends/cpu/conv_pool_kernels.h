@@ -45,10 +45,6 @@ namespace histocnn::cpu {
 struct ConvPoolGeometry {
   int n = 0, in_c = 0, in_h = 0, in_w = 0;
   int out_c = 0, kernel = 0, pool = 0;
-  // Backward over every conv position (lanes: output channels) instead of
-  // the sparse pass over the pooled terms (lanes: taps; kernels up to 4,
-  // the default): the A/B switch and kernel 5.
-  bool dense_backward = false;
   int conv_h() const { return in_h - kernel + 1; }
   int conv_w() const { return in_w - kernel + 1; }
   int out_h() const { return conv_h() / pool; }
@@ -81,8 +77,7 @@ void conv_pool_forward(const float* x, const ConvPoolGeometry& g, const float* w
                        uint8_t* argmax, const LaneLayout& out, float* scratch);
 
 // requires: as forward, with pooled and argmax from it and d_pooled the
-//           gradient of the pooled map (same type and layout); scratch as
-//           forward's (conv_pool_scratch_floats: room for either pass).
+//           gradient of the pooled map (same type and layout).
 // ensures:  d_weights (OIHW) and d_bias overwritten with the loss's
 //           gradients: each pooled element's gradient, where its value is
 //           > 0, flows to its window's maximum, and from there to the

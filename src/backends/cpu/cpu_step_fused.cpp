@@ -31,7 +31,6 @@ bool CpuTrainingStep::build_fused_conv(const ConvShape& s) {
   ConvPoolGeometry g;
   g.n = n, g.in_c = s.in_c, g.in_h = s.in_h + 2 * s.pad, g.in_w = s.in_w + 2 * s.pad;
   g.out_c = s.out_c, g.kernel = s.kernel, g.pool = s.pool;
-  g.dense_backward = !options_.cpu_sparse_conv1_backward;
   if (!pooled || !conv_pool_unsupported(g, *pooled).empty()) return false;
   c.fused = true;
   c.fused_geometry = g;
