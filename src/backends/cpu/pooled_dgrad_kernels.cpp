@@ -191,16 +191,24 @@ HISTOCNN_AVX512 void band_avx512(const T* pooled, const T* d_pooled, const uint8
                                  DgradScratch& scratch) {
   const int stride = in.blocks * 16;
   float* image = sums + int64_t(b.n) * in.image;
-  for (int cb = 0; cb < in.blocks; ++cb)
-    for (int y = b.y0; y < b.y1; ++y)
-      for (int x = 0; x < in.w; ++x)
-        _mm512_storeu_ps(image + cb * in.block + int64_t(y) * in.row + int64_t(x) * in.column,
-                         _mm512_setzero_ps());
+  // Each row zeroed just before the first patch that reaches it (or at the
+  // end), while it is in L1: zeroing the whole band first sent it to L2/L3
+  // and the patches read it back from there.
+  int zeroed = b.y0;
+  auto zero_rows_until = [&](int end) HISTOCNN_AVX512 {
+    for (; zeroed < std::min(end, b.y1); ++zeroed)
+      for (int cb = 0; cb < in.blocks; ++cb)
+        for (int x = 0; x < in.w; ++x)
+          _mm512_storeu_ps(
+              image + cb * in.block + int64_t(zeroed) * in.row + int64_t(x) * in.column,
+              _mm512_setzero_ps());
+  };
   const int cap = scratch.capacity;
   const float* g = scratch.gradients.data();
   const int32_t* o = scratch.channels.data();
   const auto [first, last] = pooled_rows_of(b, k, out.h);
-  for (int py = first; py < last; ++py)
+  for (int py = first; py < last; ++py) {
+    zero_rows_until(py * 2 - k.pad + kSpan);
     for (int px = 0; px < out.w; ++px) {
       int count[4];
       const int64_t position =
@@ -220,6 +228,8 @@ HISTOCNN_AVX512 void band_avx512(const T* pooled, const T* d_pooled, const uint8
         flush(a, image + cb * in.block, in, b, py * 2 - k.pad, px * 2 - k.pad);
       }
     }
+  }
+  zero_rows_until(b.y1);
 }
 
 HISTOCNN_AVX512 void round_band_avx512(const float* sums, Bf16* d_src, const LaneLayout& in,
