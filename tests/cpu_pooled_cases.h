@@ -7,7 +7,10 @@
 // gradient it scatters to (plain NCHW, for the reference convolution).
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <algorithm>
+#include <cmath>
 #include <dnnl.hpp>
 #include <optional>
 #include <ostream>
@@ -37,6 +40,15 @@ inline std::vector<float> exact_values(size_t count, uint64_t seed, float lo, fl
   std::vector<float> v(count);
   for (float& x : v) x = round_to_bf16(lo + (hi - lo) * float(rng.next() % 4096) / 4096.0f);
   return v;
+}
+
+// Each element within `tolerance`, relative where |want| exceeds 1.
+inline void expect_near(const std::vector<float>& got, const std::vector<float>& want,
+                        double tolerance, const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  for (size_t i = 0; i < got.size(); ++i)
+    ASSERT_NEAR(got[i], want[i], tolerance * std::max(1.0f, std::abs(want[i])))
+        << what << " [" << i << "]";
 }
 
 struct Maps {

@@ -93,9 +93,7 @@ TEST_P(CpuPooledDgrad, EqualsTheReferenceFromTheScatteredGradient) {
     const Mem d_src = ours();
     ASSERT_TRUE(all_written(d_src, k.type)) << where;
     const auto got = to_nchw(d_src, maps->plain_x);
-    for (size_t i = 0; i < got.size(); ++i)
-      ASSERT_NEAR(got[i], want[i], tolerance * std::max(1.0f, std::abs(want[i])))
-          << where << " [" << i << "]";
+    ASSERT_NO_FATAL_FAILURE(pooled_cases::expect_near(got, want, tolerance, where));
     // Other thread counts, other bands: each element's sums in the same order.
     const int team = omp_get_max_threads();
     for (int threads : {1, 3, 7}) {

@@ -25,6 +25,7 @@ using tag = Mem::format_tag;
 using dt = Mem::data_type;
 
 using pooled_cases::exact_values;
+using pooled_cases::expect_near;
 using WgradCase = pooled_cases::KernelCase;
 
 class CpuPooledWgrad : public ::testing::TestWithParam<WgradCase>,
@@ -32,14 +33,6 @@ class CpuPooledWgrad : public ::testing::TestWithParam<WgradCase>,
  protected:
   void TearDown() override { set_portable_pooled_wgrad(false); }
 };
-
-void expect_near(const std::vector<float>& got, const std::vector<float>& want, double tolerance,
-                 const std::string& what) {
-  ASSERT_EQ(got.size(), want.size()) << what;
-  for (size_t i = 0; i < got.size(); ++i)
-    ASSERT_NEAR(got[i], want[i], tolerance * std::max(1.0f, std::abs(want[i])))
-        << what << " [" << i << "]";
-}
 
 TEST_P(CpuPooledWgrad, EqualsTheReferenceFromTheScatteredGradient) {
   const WgradCase& k = GetParam();
