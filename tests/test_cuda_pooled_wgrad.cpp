@@ -9,6 +9,7 @@
 
 #include "cuda_kernels_on_host.h"
 #include "nn/reference.h"
+#include "pooled_terms_on_host.h"
 #include "pooled_wgrad_on_host.h"
 #include "test_util.h"
 
@@ -86,16 +87,6 @@ std::ostream& operator<<(std::ostream& os, const PooledCase& c) {
 }
 class PooledWgrad : public ::testing::TestWithParam<PooledCase> {};
 
-std::vector<float> exact_bf16(std::vector<float> v) {
-  for (float& e : v) e = round_to_bf16(e);
-  return v;
-}
-std::vector<Bf16> to_bf16_vector(const std::vector<float>& v) {
-  std::vector<Bf16> out(v.size());
-  for (size_t i = 0; i < v.size(); ++i) out[i] = to_bf16(v[i]);
-  return out;
-}
-
 // The conv's raw output pooled with its bias and ReLU after the max (as the
 // step does), a random pooled gradient; the weight gradient from the pooled
 // map, its gradient and argmax equals the reference's from the full
@@ -103,21 +94,14 @@ std::vector<Bf16> to_bf16_vector(const std::vector<float>& v) {
 TEST_P(PooledWgrad, EqualsTheReferenceFromTheScatteredGradient) {
   const PooledCase k = GetParam();
   const Dims4 x{k.n, k.in_c, k.h, k.w};
-  const Dims4 y = conv_output_dims(x, k.out_c, k.kernel, k.pad);
-  const PoolMaps maps{y.n, y.layout(false), false, k.pool};
-  const MapLayout pl = maps.pooled();
-  const size_t pooled_count = size_t(y.n) * pl.c * pl.h * pl.w;
-  const auto input = exact_bf16(testing::random_vector(size_t(x.count()), 41, 0, 1));
-  const auto act = testing::random_vector(size_t(y.count()), 42);
-  const auto bias = testing::random_vector(size_t(y.c), 43, -0.3f, 0.3f);
-  const auto d_pooled = exact_bf16(testing::random_vector(pooled_count, 44));
-  std::vector<float> pooled(pooled_count);
-  std::vector<uint8_t> argmax(pooled_count);
-  on_host::max_pool_forward(act.data(), bias.data(), pooled.data(), argmax.data(), maps);
-  pooled = exact_bf16(pooled);
-  std::vector<float> d_act(size_t(y.count()));
-  on_host::pool_relu_backward(pooled.data(), d_pooled.data(), argmax.data(), d_act.data(),
-                              static_cast<float*>(nullptr), maps);
+  const on_host::PooledTerms terms =
+      on_host::make_pooled_terms(x, k.out_c, k.kernel, k.pad, k.pool, 42);
+  const Dims4 y = terms.y;
+  const auto input = on_host::exact_bf16(testing::random_vector(size_t(x.count()), 41, 0, 1));
+  const auto& pooled = terms.pooled;
+  const auto& d_pooled = terms.d_pooled;
+  const auto& argmax = terms.argmax;
+  const auto& d_act = terms.d_act;
   const size_t dw_count = size_t(k.out_c) * k.in_c * k.kernel * k.kernel;
   const auto weights = testing::random_vector(dw_count, 45);
   std::vector<float> want(dw_count);
@@ -150,16 +134,11 @@ TEST_P(PooledWgrad, EqualsTheReferenceFromTheScatteredGradient) {
     const PooledWgradPlan p =
         plan_pooled_wgrad(x, y, k.kernel, k.pad, k.pool, 1, k.target_blocks, true);
     const MapLayout other = PoolMaps{y.n, y.layout(true), pooled_last, k.pool}.pooled();
-    std::vector<float> x_last(input.size()), p_last(pooled_count), dp_last(pooled_count),
-        dw(dw_count, NAN);
-    std::vector<uint8_t> a_last(pooled_count);
+    std::vector<float> x_last(input.size()), dw(dw_count, NAN);
     on_host::relayout(input.data(), x_last.data(), x.n, x.layout(true));
-    for (int64_t i = 0; i < int64_t(pooled_count); ++i) {
-      const MapCoords c = pl.coords(i);
-      const size_t j = size_t(other.at(c.n, c.c, c.y, c.x));
-      p_last[j] = pooled[size_t(i)], dp_last[j] = d_pooled[size_t(i)],
-      a_last[j] = argmax[size_t(i)];
-    }
+    const on_host::PooledTermsIn moved = on_host::relaid_pooled_terms(terms, other);
+    const auto &p_last = moved.pooled, &dp_last = moved.d_pooled;
+    const auto& a_last = moved.argmax;
     on_host::pooled_wgrad(x_last.data(), p_last.data(), dp_last.data(), a_last.data(), dw.data(), x,
                           y, pooled_last, p);
     EXPECT_EQ(dw, got) << "channels last, pooled maps channels "
@@ -168,8 +147,8 @@ TEST_P(PooledWgrad, EqualsTheReferenceFromTheScatteredGradient) {
 
   // bf16 maps holding the same (exact) values: the fp32 instantiation's bits.
   const PooledWgradPlan p = plan_pooled_wgrad(x, y, k.kernel, k.pad, k.pool, 1, k.target_blocks);
-  const auto x16 = to_bf16_vector(input), p16 = to_bf16_vector(pooled),
-             dp16 = to_bf16_vector(d_pooled);
+  const auto x16 = on_host::to_bf16_vector(input), p16 = on_host::to_bf16_vector(pooled),
+             dp16 = on_host::to_bf16_vector(d_pooled);
   std::vector<float> dw16(dw_count, NAN);
   on_host::pooled_wgrad(x16.data(), p16.data(), dp16.data(), argmax.data(), dw16.data(), x, y,
                         false, p);
