@@ -11,6 +11,7 @@ the ratio B / A, and what each conv layer and direction took in B's runs
     python3 bench/gpu_ab_report.py OUT/algos heuristics timed  # --cudnn-benchmark
     python3 bench/gpu_ab_report.py OUT/conv1 plain routes  # A: --plain-conv1
     python3 bench/gpu_ab_report.py OUT/wgrad-fp32 cudnn routes  # A: --cudnn-later-wgrad
+    python3 bench/gpu_ab_report.py OUT/dgrad-fp32 cudnndata routes  # A: --cudnn-later-dgrad
 
 Below the table, each point's peak device memory (median over the rounds)
 for both variants, where the records have it.
@@ -35,6 +36,9 @@ TITLES = {
     ("cudnn", "routes"): ("The later conv blocks' weight gradients from the pooled gradient "
                           "(timed against cuDNN's algorithm) against cuDNN's algorithm",
                           "--cudnn-later-wgrad for cudnn"),
+    ("cudnndata", "routes"): ("The later conv blocks' data gradients from the pooled gradient "
+                              "(timed against cuDNN's algorithm) against cuDNN's algorithm",
+                              "--cudnn-later-dgrad for cudnndata"),
 }
 
 

@@ -42,6 +42,11 @@
 #                cuDNN's algorithm (--cudnn-later-wgrad): fp32 at 128 and 200
 #                px, batches 10, 50, 150; bf16 at 200 px, batches 50 and 150;
 #                2 interleaved rounds, epochs and peak memory            (~90 s)
+#     dgrad      the later conv blocks' data gradients by our kernel from the
+#                pooled gradient (as timed when the step is built) against
+#                cuDNN's algorithm (--cudnn-later-dgrad): fp32 at 128 and 200
+#                px, batches 10, 50, 150; bf16 at 200 px, batches 50 and 150;
+#                2 interleaved rounds, epochs and peak memory            (~90 s)
 #     algos      cuDNN's algorithms timed (--cudnn-benchmark) against its
 #                heuristics, fp32, 128 and 200 px, batches 50 and 150, 2
 #                interleaved rounds; each JSON names the algorithms        (~60 s)
@@ -61,7 +66,7 @@
 # back as one file, at most 20 s stale however the call ends).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-usage="usage: gpu-check.sh [--pack ARCHIVE] OUT [selftest memcheck oom sbs cpu graph layout input conv1 wgrad algos slide]"
+usage="usage: gpu-check.sh [--pack ARCHIVE] OUT [selftest memcheck oom sbs cpu graph layout input conv1 wgrad dgrad algos slide]"
 archive=""
 if [[ "${1:-}" == "--pack" ]]; then
   archive=${2:?$usage}
@@ -172,6 +177,12 @@ for stage in "${stages[@]}"; do
       # timed against cuDNN when the step is built) against cuDNN's.
       ab_stage wgrad-fp32 cudnn --cudnn-later-wgrad routes "" "--sizes 128,200 --batches 10,50,150"
       ab_stage wgrad-bf16 cudnn --cudnn-later-wgrad routes "" "--sizes 200 --batches 50,150 --precision bf16" ;;
+    dgrad)
+      # conv2's and conv3's data gradients from the pooled gradient (each
+      # timed against cuDNN when the step is built; with the weight gradients
+      # from it too, no conv-output gradient at all) against cuDNN's.
+      ab_stage dgrad-fp32 cudnndata --cudnn-later-dgrad routes "" "--sizes 128,200 --batches 10,50,150"
+      ab_stage dgrad-bf16 cudnndata --cudnn-later-dgrad routes "" "--sizes 200 --batches 50,150 --precision bf16" ;;
     algos)
       # The fp32 points the side by side lost (2026-12-04): timed algorithms?
       ab_stage algos heuristics "" timed --cudnn-benchmark "--sizes 128,200 --batches 50,150" ;;

@@ -25,6 +25,7 @@
 #include "memory/step_memory.h"
 #include "nn/elementwise.h"
 #include "nn/reference.h"
+#include "pooled_dgrad_on_host.h"
 #include "pooled_wgrad_on_host.h"
 #include "test_util.h"
 
@@ -356,6 +357,23 @@ HostRun run_schedule_as(const NetworkShape& shape, const Parameters& params, con
       case OpKind::kConvBackwardData: {
         const auto& c = s.convs[size_t(op.layer)];
         const ConvShape& cs = shape.convs[size_t(op.layer)];
+        if (c.routes.pooled_data_gradient) {  // our kernel, in the maps' type and layout
+          // Both tile sizes (the same bits): 2x2 windows in even blocks, 4x4 in odd.
+          const PooledDgradPlan plan = plan_pooled_dgrad(c.x, c.y, cs.kernel, cs.pad, c.pool,
+                                                         2 + 2 * (op.layer % 2), c.channels_last);
+          EXPECT_TRUE(plan.applies);
+          const std::vector<float> oihw = conv_weights(conv + ".weight");
+          const MapLayout from{cs.in_c, cs.kernel, cs.kernel, false},
+              filters{cs.in_c, cs.kernel, cs.kernel, c.channels_last};
+          std::vector<T> weights(oihw.size());
+          for (int64_t i = 0; i < int64_t(oihw.size()); ++i)
+            store(weights.data(), i, relaid_at(oihw.data(), from, filters, i));
+          const auto& prev = s.convs[size_t(op.layer) - 1];
+          on_host::pooled_dgrad(map(c.pooled), map(c.d_pooled),
+                                static_cast<uint8_t*>(at[size_t(c.argmax)]), weights.data(),
+                                map(prev.d_pooled), c.x, c.y, c.pooled_channels_last, plan);
+          break;
+        }
         // cuDNN's backward data reads only w and dy: give the naive layer a
         // zero x and throw its weight gradients away.
         std::vector<float> zero_x(size_t(c.x.count()), 0.0f), dx(size_t(c.x.count())),

@@ -420,6 +420,29 @@ TEST(GraphAb, TheWgradStageNamesItsLeverAndTheLaterBlocksChoices) {
     EXPECT_NE(r.output.find(part), std::string::npos) << part << "\n" << r.output;
 }
 
+// The dgrad stage: the later blocks' data gradients by their routes against
+// cuDNN's (--cudnn-later-dgrad); the column names what conv2 took.
+TEST(GraphAb, TheDgradStageNamesItsLeverAndTheLaterBlocksChoices) {
+  if (run_raw("python3 --version").status != 0) GTEST_SKIP() << "python3 is not installed";
+  const testing::TempDir dir;
+  auto record = [&](double seconds, const char* data) {
+    return R"j({"points": [{"size": 200, "batch": 50, "epoch_seconds": )j" +
+           std::to_string(seconds) +
+           R"j(, "backend": {"algorithms": [{"layer": "conv2", "backward_data": ")j" + data +
+           R"j("}]}}]})j";
+  };
+  write_file_atomically(dir / "cudnndata.r1.json", record(0.20, "FFT_TILING"));
+  write_file_atomically(dir / "routes.r1.json", record(0.15, "HISTOCNN_POOLED_DGRAD_4x4"));
+  const std::string script = std::string(HISTOCNN_SOURCE_DIR) + "/bench/gpu_ab_report.py";
+  const CommandResult r = run_raw("python3 " + script + " " + dir.path() + " cudnndata routes");
+  ASSERT_EQ(r.status, 0) << r.output;
+  for (const char* part : {"# The later conv blocks' data gradients from the pooled gradient",
+                           "[--cudnn-later-dgrad for cudnndata]",
+                           "| 200 | 50 | 0.2000 | 0.1500 | 0.75 | 1/1 | conv2 backward_data: "
+                           "HISTOCNN_POOLED_DGRAD_4x4 |"})
+    EXPECT_NE(r.output.find(part), std::string::npos) << part << "\n" << r.output;
+}
+
 // A point that failed in every run (gpu-check's accurate-network stage on
 // 2026-12-04, before bench dropped batch norm's short batch) is a row that
 // says so and a line per failure, not an empty table.

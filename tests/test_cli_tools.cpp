@@ -522,6 +522,21 @@ TEST_F(CliTools, MemplanPrintsThePlanAndFindsTheLargestBatch) {
     };
     EXPECT_LT(printed_mib(bf16_plan.output), 0.65 * printed_mib(gpu_plan.output))
         << bf16_plan.output;
+    // The arenas if our kernels win on the device: conv1's routes, then the
+    // later blocks' gradients from the pooled gradient, each smaller.
+    auto arena_after = [&](const char* words) {
+      const size_t at = gpu_plan.output.find(words);
+      EXPECT_NE(at, std::string::npos) << words << "\n" << gpu_plan.output;
+      double mb = 0;
+      if (at != std::string::npos)
+        std::sscanf(gpu_plan.output.c_str() + gpu_plan.output.find("arena ", at) + 6, "%lf", &mb);
+      return mb;
+    };
+    const double conv1_routes = arena_after("if conv1's own kernels win");
+    const double later_routes = arena_after("and if the later blocks' weight and data gradients");
+    EXPECT_GT(conv1_routes, 0);
+    EXPECT_GT(later_routes, 0);
+    EXPECT_LT(later_routes, conv1_routes) << gpu_plan.output;
   }
   CommandResult cpu_async =
       run("train --data " + data() + " -o " + out("z") + " --allocator async");

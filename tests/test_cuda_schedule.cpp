@@ -149,6 +149,56 @@ TEST(CudaScheduleOnHost, LaterBlocksPooledWeightGradientsMatchTheReference) {
   }
 }
 
+// Later blocks' data gradients from the pooled gradient (ConvRoutes,
+// pooled_dgrad_kernels.h), 'valid' and 'same', kernel 3 and 5, with their
+// weight gradients from cuDNN's stand-in or from the pooled gradient: the
+// reference network's results, planned (what dies early is poisoned) and per
+// tensor, channels first and last. With both from the pooled gradient no
+// block after conv1 has a conv-output gradient: the pool backward writes
+// only the bias sums.
+TEST(CudaScheduleOnHost, LaterBlocksPooledDataGradientsMatchTheReference) {
+  const char* spec =
+      "conv 8 kernel=3 pool=2; conv 6 kernel=3 pool=2; conv 5 kernel=5 pool=2 pad=same; "
+      "dense 10; dense 3";
+  const NetworkShape shape = infer_shapes(parse_model_spec(spec), 5, 38, 34);
+  const Parameters params = with_biases(Parameters::glorot(shape, 5));
+  const auto images = testing::random_vector(size_t(5) * 3 * 38 * 34, 23, 0, 1);
+  const std::vector<int32_t> labels = {0, 1, 2, 1, 0};
+  const auto want = reference::network_forward_backward(shape, params, images.data(), labels.data(),
+                                                        5, true, 99, 4);
+  for (bool pooled_wgrad : {false, true}) {
+    const ConvRoutes later{false, pooled_wgrad, true};
+    const std::vector<ConvRoutes> routes = {ConvRoutes{true, true}, later, later};
+    const CudaSchedule s = build_cuda_schedule(shape, {}, {}, routes);
+    for (size_t k = 1; k < 3; ++k) {
+      const auto& c = s.convs[k];
+      EXPECT_EQ(c.d_conv_out >= 0, !pooled_wgrad) << "read by cuDNN's weight gradient alone";
+      EXPECT_EQ(c.ws_backward_data, -1);
+      for (const auto& op : s.ops)
+        if (op.kind == OpKind::kConvBackwardData && op.layer == int(k)) {
+          EXPECT_EQ(std::count(op.tensors.begin(), op.tensors.end(), c.d_pooled), 1);
+          EXPECT_EQ(std::count(op.tensors.begin(), op.tensors.end(), c.argmax), 1);
+          EXPECT_EQ(std::count(op.tensors.begin(), op.tensors.end(), c.pooled), 1);
+        }
+    }
+    for (const auto& t : s.tensors) {
+      EXPECT_FALSE(pooled_wgrad && t.name == "conv2.d_out") << t.name;
+      EXPECT_FALSE(pooled_wgrad && t.name == "conv3.d_out") << t.name;
+    }
+    for (bool last : {false, true})
+      for (bool planned : {true, false}) {
+        const std::string what = "weight gradients pooled " + std::to_string(pooled_wgrad) +
+                                 " last " + std::to_string(last) + " planned " +
+                                 std::to_string(planned);
+        const HostRun got =
+            run_schedule(shape, params, images.data(), labels.data(), BatchMeta{5, 0, 0}, true, 99,
+                         4, planned, {}, nullptr, {}, false, last, routes);
+        EXPECT_NEAR(got.loss, want.loss, 1e-5 * std::max(1.0, want.loss)) << what;
+        testing::expect_gradients_match(got.grads, want.grads, 1e-5, 1e-4, what);
+      }
+  }
+}
+
 TEST(CudaSchedule, LaterBlocksRoutesAreRefusedWhereTheyCannotRun) {
   auto shape = [](const char* spec) { return infer_shapes(parse_model_spec(spec), 2, 20, 20); };
   const NetworkShape net = shape("conv 8 kernel=3 pool=2; conv 8 kernel=3 pool=2; dense 2");
@@ -166,6 +216,16 @@ TEST(CudaSchedule, LaterBlocksRoutesAreRefusedWhereTheyCannotRun) {
       "conv 8 kernel=3 pool=2; conv 8 kernel=7 pool=1 pad=same; "
       "dense 2");
   EXPECT_NE(conv_routes_unsupported(kernel7, {{}, pooled}), "") << "kernel 7";
+  // The data gradient from the pooled gradient: later blocks, 2x2 pools,
+  // 'valid' or 'same'.
+  const ConvRoutes dgrad{false, false, true};
+  EXPECT_EQ(conv_routes_unsupported(net, {{}, dgrad}), "");
+  EXPECT_NE(conv_routes_unsupported(net, {dgrad}), "") << "conv1 has no data gradient";
+  EXPECT_NE(conv_routes_unsupported(bn, {{}, dgrad}), "") << "batch norm";
+  EXPECT_NE(conv_routes_unsupported(unpooled, {{}, dgrad}), "") << "no pool";
+  const NetworkShape pool3 = shape("conv 8 kernel=3 pool=2; conv 8 kernel=3 pool=3; dense 2");
+  EXPECT_EQ(conv_routes_unsupported(pool3, {{}, pooled}), "") << "3x3: the weight gradient's";
+  EXPECT_NE(conv_routes_unsupported(pool3, {{}, dgrad}), "") << "3x3: not the data gradient's";
 }
 
 // The paper's network at 200x200, batch 50: the two routes remove conv1's

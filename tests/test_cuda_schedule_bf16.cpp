@@ -151,19 +151,25 @@ TEST(CudaScheduleBf16OnHost, Conv1RoutesStayNearFp32) {
   const auto want = reference::network_forward_backward(shape, params, images.data(), labels.data(),
                                                         5, false, 99, 4);
   const BatchMeta meta{5, 0, 0};
-  // conv1's own routes, and conv2's weight gradient from the pooled gradient.
-  const std::vector<ConvRoutes> routes = {ConvRoutes{true, true}, ConvRoutes{false, true}};
-  const HostRun planned = run_schedule(shape, params, images.data(), labels.data(), meta, false, 99,
-                                       4, true, {}, nullptr, {}, true, false, routes);
-  const HostRun per_tensor = run_schedule(shape, params, images.data(), labels.data(), meta, false,
-                                          99, 4, false, {}, nullptr, {}, true, false, routes);
-  const HostRun last = run_schedule(shape, params, images.data(), labels.data(), meta, false, 99, 4,
-                                    true, {}, nullptr, {}, true, true, routes);
-  EXPECT_EQ(planned.grads.values, per_tensor.grads.values);
-  EXPECT_EQ(planned.loss, per_tensor.loss);
-  EXPECT_EQ(last.loss, planned.loss);
-  EXPECT_NEAR(planned.loss, want.loss, 1e-2 * std::max(1.0, want.loss));
-  expect_same_directions(planned.grads, want.grads);
+  // conv1's own routes, and conv2's weight gradient from the pooled
+  // gradient, its data gradient by cuDNN's stand-in or from the pooled gradient.
+  for (bool pooled_dgrad : {false, true}) {
+    const std::vector<ConvRoutes> routes = {ConvRoutes{true, true},
+                                            ConvRoutes{false, true, pooled_dgrad}};
+    const std::string what = pooled_dgrad ? "conv2's data gradient pooled" : "cuDNN's";
+    const HostRun planned = run_schedule(shape, params, images.data(), labels.data(), meta, false,
+                                         99, 4, true, {}, nullptr, {}, true, false, routes);
+    const HostRun per_tensor =
+        run_schedule(shape, params, images.data(), labels.data(), meta, false, 99, 4, false, {},
+                     nullptr, {}, true, false, routes);
+    const HostRun last = run_schedule(shape, params, images.data(), labels.data(), meta, false, 99,
+                                      4, true, {}, nullptr, {}, true, true, routes);
+    EXPECT_EQ(planned.grads.values, per_tensor.grads.values) << what;
+    EXPECT_EQ(planned.loss, per_tensor.loss) << what;
+    EXPECT_EQ(last.loss, planned.loss) << what;
+    EXPECT_NEAR(planned.loss, want.loss, 1e-2 * std::max(1.0, want.loss)) << what;
+    expect_same_directions(planned.grads, want.grads);
+  }
 }
 
 // --precision bf16 through the same schedule: the conv blocks' maps, their

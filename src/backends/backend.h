@@ -191,6 +191,13 @@ struct StepOptions {
   // (the self-test checks each; "pooled" refuses a network where a later
   // block cannot take it).
   std::string cuda_pooled_wgrad_route;
+  // CUDA: the data gradients of the conv blocks after the first, where our
+  // kernel from the pooled gradient applies
+  // (backends/cuda/cuda_step_pooled_dgrad.cpp): "" = the route timed
+  // fastest per block; "cudnn" or "pooled" to take that one in every block
+  // (the self-test checks each; "pooled" refuses a network where a later
+  // block cannot take it).
+  std::string cuda_pooled_dgrad_route;
   // Time every operation and sum per layer and direction (StepProfile::layers).
   // CPU: a clock read per operation; CUDA: an event before every operation
   // (the step runs eagerly, without CUDA graphs). Off by default.

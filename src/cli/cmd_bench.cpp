@@ -96,6 +96,10 @@ Runner add_bench(CLI::App& app) {
                 "cuda: the weight gradients of the conv blocks after conv1 by cuDNN's algorithm, "
                 "instead of the route timed fastest when the step is built (our kernel from the "
                 "pooled gradient, where it applies) (A/B)");
+  cmd->add_flag("--cudnn-later-dgrad", o->cudnn_later_dgrad,
+                "cuda: the data gradients of the conv blocks after conv1 by cuDNN's algorithm, "
+                "instead of the route timed fastest when the step is built (our kernel from the "
+                "pooled gradient, where it applies) (A/B)");
   cmd->option_defaults()->group("Measurements beside the epochs");
   cmd->add_flag("--profile-layers", o->profile_layers,
                 "time every layer's forward and backward (cuda: events, no graphs)");
@@ -117,6 +121,8 @@ Runner add_bench(CLI::App& app) {
     require(!o->plain_conv1 || o->device == "cuda", "--plain-conv1: a CUDA option (--device cuda)");
     require(!o->cudnn_later_wgrad || o->device == "cuda",
             "--cudnn-later-wgrad: a CUDA option (--device cuda)");
+    require(!o->cudnn_later_dgrad || o->device == "cuda",
+            "--cudnn-later-dgrad: a CUDA option (--device cuda)");
     require(!o->channels_last || o->device == "cuda",
             "--channels-last: a CUDA option (--device cuda)");
     if (!o->model.empty()) {

@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <cstdio>
+#include <vector>
 
 #include "backends/backend.h"
 #include "backends/cuda/cuda_schedule.h"
@@ -20,6 +21,32 @@ struct StepQuery {
   bool channels_last = false;  // cuda
 };
 
+// The arena if the later blocks' kernels from the pooled gradient win too
+// (weight and data gradients: with both, a block's output gradient is never
+// written), after conv1's `first` routes; "" where no later block can take one.
+std::string later_routes_line(const NetworkShape& shape, const cuda::MapFormat& format,
+                              const cuda::ConvRoutes& first) {
+  std::vector<cuda::ConvRoutes> routes = {first};
+  bool any = false;
+  for (size_t k = 1; k < shape.convs.size(); ++k) {
+    routes.push_back({});
+    for (cuda::ConvRoutes r : {cuda::ConvRoutes{false, true, true}, {false, true, false}}) {
+      routes.back() = r;
+      if (cuda::conv_routes_unsupported(shape, routes).empty()) break;
+      routes.back() = {};
+    }
+    any = any || routes.back().pooled_weight_gradient;
+  }
+  if (!any) return "";
+  const MemoryPlan plan = plan_memory(cuda::build_cuda_schedule(shape, {}, format, routes).tensors);
+  char line[300];
+  std::snprintf(line, sizeof line,
+                "and if the later blocks' weight and data gradients from the pooled gradient win "
+                "theirs: arena %.1f MB\n",
+                double(plan.arena_bytes) / 1e6);
+  return line;
+}
+
 // The arena if conv1's own kernels win their contests on the device (each
 // removes a conv-output-sized tensor: cuda_schedule.h, ConvRoutes); the plan
 // above is what the step takes if they lose, so a budget is checked against it.
@@ -36,7 +63,7 @@ std::string conv1_routes_line(const NetworkShape& shape, const cuda::MapFormat& 
                 routes.fused_forward ? "fused forward, weight gradient from the pooled gradient"
                                      : "weight gradient from the pooled gradient",
                 double(plan.arena_bytes) / 1e6);
-  return line;
+  return line + later_routes_line(shape, format, routes);
 }
 
 int64_t step_bytes(Backend* backend, const ModelSpec& spec, const StepQuery& q, int batch,

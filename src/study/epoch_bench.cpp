@@ -78,6 +78,7 @@ nlohmann::json measure_point(const EpochBenchOptions& o, const Device& device, B
     options.cuda_small_wgrad_route = "direct";
   }
   if (o.cudnn_later_wgrad) options.cuda_pooled_wgrad_route = "cudnn";
+  if (o.cudnn_later_dgrad) options.cuda_pooled_dgrad_route = "cudnn";
   options.profile_layers = o.profile_layers;
   options.cpu_onednn_pooling = o.onednn_pool;
   options.cpu_onednn_conv1 = o.onednn_conv1;
@@ -155,6 +156,7 @@ nlohmann::json run_epoch_bench(const EpochBenchOptions& o) {
                         {"staged_batches", o.staged_batches},
                         {"plain_conv1", o.plain_conv1},
                         {"cudnn_later_wgrad", o.cudnn_later_wgrad},
+                        {"cudnn_later_dgrad", o.cudnn_later_dgrad},
                         {"examples", o.benign + o.malignant},
                         {"points", nlohmann::json::array()}};
   if (o.ceilings) {

@@ -51,6 +51,7 @@ struct EpochBenchOptions {
   // cuda: the later conv blocks' weight gradients by cuDNN's algorithm
   // instead of the route timed fastest (our kernel from the pooled gradient).
   bool cudnn_later_wgrad = false;
+  bool cudnn_later_dgrad = false;  // --cudnn-later-dgrad
   bool ceilings = false;  // cpu: also measure sgemm and memory bandwidth (machine_ceilings.h)
 };
 

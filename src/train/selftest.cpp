@@ -314,6 +314,32 @@ void check_later_weight_gradient_routes(SelfTest& t) {
   }
 }
 
+// 1b''. CUDA: the later conv blocks' data gradients by each route (cuDNN's
+// algorithm; our kernel from the pooled gradient), each forced once in every
+// block, against the reference: every gradient before the last block reads
+// them. A network where a later block cannot take the pooled route is a
+// skipped row.
+void check_later_data_gradient_routes(SelfTest& t) {
+  if (t.o.device == "cpu" || t.shape.convs.size() < 2) return;
+  t.ref.set(t.initial);
+  const auto want = t.ref.forward_backward(t.batch, t.count, true);
+  for (const std::string route : {"cudnn", "pooled"}) {
+    MemoryEngine engine(t.memory("plan"));
+    const std::string check = "later conv data gradients, " + route;
+    const auto step = step_with_route(t, engine, check,
+                                      [&](StepOptions& so) { so.cuda_pooled_dgrad_route = route; });
+    if (!step) continue;
+    Parameters grads;
+    step->gradients(t.batch.images.data(), t.batch.labels.data(), t.count, true, &grads);
+    double worst = 0;
+    for (const auto& info : t.initial.layout)
+      worst = std::max(
+          worst, relative_difference(grads.data(info), want.grads.data(info), size_t(info.size)));
+    t.add(check, worst, 2e-3,
+          "the route forced in every block after conv1 (training picks the fastest)");
+  }
+}
+
 // 1c. CUDA: conv1's forward by each route (cuDNN's convolution then our pool
 // kernel; our fused convolution + pool kernel), each forced once: the loss
 // and every gradient against the reference (the forward feeds them all). A
@@ -464,6 +490,7 @@ SelfTestReport run_selftest(const SelfTestOptions& o) {
   }
   check_weight_gradient_routes(t);
   check_later_weight_gradient_routes(t);
+  check_later_data_gradient_routes(t);
   check_forward_routes(t);
   check_training(t);
   check_pool(t);

@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "backends/cuda/conv_pool_kernels.h"
+#include "backends/cuda/pooled_dgrad_kernels.h"
 #include "backends/cuda/pooled_wgrad_kernels.h"
 #include "backends/cuda/wgrad_kernels.h"
 #include "core/error.h"
@@ -292,18 +293,24 @@ class ScheduleBuilder {
     // pool = 1: ReLU' in place on d_pooled (which is then d_act). conv1 from
     // the pooled gradient runs no pool backward at all: the weight-gradient
     // kernel sums the bias gradient from the same terms, and nothing reads a
-    // d_act. A later block's data gradient still reads it.
+    // d_act. A later block's data gradient still reads it, unless it too
+    // comes from the pooled gradient: then the pool backward writes only the
+    // bias sums.
     const bool pooled_wgrad = c.routes.pooled_weight_gradient;
+    const bool pooled_dgrad = c.routes.pooled_data_gradient && k > 0;
     const bool no_pool_backward = pooled_wgrad && k == 0;
-    c.d_act = no_pool_backward ? -1
+    const bool no_d_act = no_pool_backward || (pooled_wgrad && pooled_dgrad);
+    c.d_act = no_d_act      ? -1
               : cs.pool > 1 ? map_tensor(tag + (c.batch_norm ? ".d_bn_out" : ".d_out"), c.y.count())
                             : c.d_pooled;
     if (!c.batch_norm && !no_pool_backward)
       c.bias_partials =
           tensor(tag + ".bias_partials", int64_t(bias_partial_rows(c.pool_maps())) * c.y.c);
-    if (!no_pool_backward)
-      op(OpKind::kPoolReluBackward, int(k),
-         {c.pooled, c.d_pooled, c.argmax, c.d_act, c.bias_partials});
+    if (!no_pool_backward) {
+      std::vector<int> pool_touches = {c.pooled, c.d_pooled, c.argmax, c.bias_partials};
+      if (c.d_act >= 0) pool_touches.push_back(c.d_act);
+      op(OpKind::kPoolReluBackward, int(k), pool_touches);
+    }
     if (c.batch_norm) {
       c.d_conv_out = map_tensor(tag + ".d_out", c.y.count());
       op(OpKind::kBatchNormBackward, int(k), {c.conv_out, c.d_act, c.d_conv_out, c.bn_partials});
@@ -323,6 +330,10 @@ class ScheduleBuilder {
     if (k == 0) return;
     CudaSchedule::ConvTensors& prev = s_.convs[k - 1];
     prev.d_pooled = map_tensor("conv" + std::to_string(k) + ".d_pooled", prev.pooled_dims.count());
+    if (pooled_dgrad) {  // pooled_dgrad_kernels.h: no workspace, no d_conv_out
+      op(OpKind::kConvBackwardData, int(k), {c.pooled, c.d_pooled, c.argmax, prev.d_pooled});
+      return;
+    }
     c.ws_backward_data = bytes_tensor(tag + ".ws_bwd_data", ws.backward_data);
     op(OpKind::kConvBackwardData, int(k), {c.d_conv_out, prev.d_pooled, c.ws_backward_data});
   }
@@ -358,6 +369,8 @@ std::string channels_last_unsupported(const NetworkShape& shape) {
 }
 
 std::string conv1_routes_unsupported(const NetworkShape& shape, const ConvRoutes& routes) {
+  if (routes.pooled_data_gradient)
+    return "conv1 has no data gradient (nothing before it needs one)";
   if (!routes.fused_forward && !routes.pooled_weight_gradient) return "";
   if (shape.convs.empty()) return "the network has no conv block";
   const ConvShape& c = shape.convs.front();
@@ -389,6 +402,11 @@ std::string conv_routes_unsupported(const NetworkShape& shape,
       return tag +
              "'s weight gradient from the pooled gradient needs a max pool (2x2 to 8x8) "
              "with the bias and ReLU after it (no batch norm) and kernel 3 or 5";
+    if (routes[k].pooled_data_gradient &&
+        (c.batch_norm || !pooled_dgrad_supported(c.kernel, c.pad, c.pool)))
+      return tag +
+             "'s data gradient from the pooled gradient needs a 2x2 max pool with the bias "
+             "and ReLU after it (no batch norm), kernel 3 or 5, 'valid' or 'same' padding";
   }
   return "";
 }

@@ -28,7 +28,9 @@
 //     no d_act_1)
 //   later blocks' conv_bwd_filter from the pooled gradient (ConvRoutes):
 //     reading pooled_k, d_pooled_k and argmax_k instead of d_conv_out_k
-//     (pool_relu_bwd still writes it, for conv_bwd_data)
+//     (pool_relu_bwd still writes it, for conv_bwd_data); their
+//     conv_bwd_data likewise; with both, pool_relu_bwd writes only the bias
+//     sums and no d_conv_out_k exists
 //   update: one fused Adam kernel over the flat parameter vector (not planned:
 //   parameters, gradients and moments persist across steps).
 // --precision bf16: the input op also writes input.bf16 (what conv1 reads);
@@ -149,6 +151,11 @@ struct ConvRoutes {
   // Later blocks (pooled_wgrad_kernels.h): the pool backward still writes
   // the conv output's gradient and the bias sums, for the data gradient.
   bool pooled_weight_gradient = false;
+  // Later blocks: the data gradient from the pooled gradient
+  // (pooled_dgrad_kernels.h). With pooled_weight_gradient too, nothing reads
+  // the conv output's gradient: the pool backward sums the bias gradient
+  // alone and the plan holds no d_conv_out for the block.
+  bool pooled_data_gradient = false;
 };
 // Why the first block cannot take `routes` (one sentence), or "": both need
 // a max pool with the bias and ReLU after it (no batch norm) and a layer

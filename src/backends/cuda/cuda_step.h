@@ -5,6 +5,8 @@
 //   cuda_step_conv_pool.cpp  conv1's forward: cuDNN + pool or our fused kernel, timed
 //   cuda_step_pooled_wgrad.cpp  later blocks' weight gradients: cuDNN's or ours from the
 //                         pooled gradient, timed; every block's routes for the schedule
+//   cuda_step_pooled_dgrad.cpp  later blocks' data gradients: cuDNN's or ours from the
+//                         pooled gradient, timed
 //   cuda_step_ops.cpp     the dispatcher: one schedule operation -> cuDNN/cuBLAS/kernels
 // Internal to the CUDA backend (make_cuda_backend in cuda_backend.h is the API).
 //
@@ -50,6 +52,7 @@
 #include "backends/cuda/cudnn_graph.h"
 #include "backends/cuda/device_timing.h"
 #include "backends/cuda/pool_kernels.h"
+#include "backends/cuda/pooled_dgrad_kernels.h"
 #include "backends/cuda/pooled_wgrad_kernels.h"
 #include "backends/cuda/wgrad_kernels.h"
 #include "memory/cuda_resources.h"
@@ -73,6 +76,10 @@ struct ConvLayer {
   // gradient, when it applies and measured faster than cuDNN's algorithm
   // (applies = false: cuDNN's).
   PooledWgradPlan pooled_wgrad;
+  // Blocks after the first: our data-gradient kernel from the pooled
+  // gradient, when it applies and measured faster than cuDNN's algorithm
+  // (applies = false: cuDNN's).
+  PooledDgradPlan pooled_dgrad;
   // conv1: our fused convolution + pool kernel, when it applies and measured
   // faster than cuDNN's forward and our pool kernel (applies = false: those).
   ConvPoolPlan conv_pool;
@@ -188,6 +195,16 @@ class CudaTrainingStep final : public TrainingStep {
   float time_cudnn_filter_choice(const ConvLayer& c, size_t k);
   void choose_pooled_weight_gradient(ConvLayer& c, size_t k, bool cudnn_has_one,
                                      nlohmann::json& record);
+  // The later blocks' data gradients (cuda_step_pooled_dgrad.cpp): our
+  // kernel's plans, both routes timed, the choice.
+  struct DgradContest {
+    PooledDgradPlan fastest;
+    float pooled_ms = -1, cudnn_ms = -1;  // < 0: not a contender
+  };
+  std::vector<PooledDgradPlan> pooled_dgrad_plans(const ConvLayer& c, size_t k) const;
+  DgradContest time_pooled_dgrad(const ConvLayer& c, size_t k,
+                                 const std::vector<PooledDgradPlan>& plans, nlohmann::json& times);
+  void choose_pooled_data_gradient(ConvLayer& c, size_t k, nlohmann::json& record);
   void choose_graphs(ConvLayer& c, size_t k, nlohmann::json& record);
   float time_on_scratch(const GraphConv::Run& run, size_t k);
   // The batch on its way to the landing buffer (by DMA from `images` when

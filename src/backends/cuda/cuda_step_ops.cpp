@@ -265,13 +265,15 @@ void CudaTrainingStep::run_pool_relu_backward(const ScheduledOp& op) {
   const uint8_t* argmax = t.pool > 1 ? bytes(t.argmax) : nullptr;
   const PoolMaps maps = t.pool_maps();
   // (Not scheduled for conv1 from the pooled gradient: its weight-gradient
-  // kernel sums the bias gradient itself.)
+  // kernel sums the bias gradient itself. No d_act where both gradients of
+  // a later block come from the pooled gradient: the bias sums alone.)
+  const bool d_act = t.d_act >= 0;
   if (bf16_)
     launch_pool_relu_backward(bf16_tensor(t.pooled), bf16_tensor(t.d_pooled), argmax,
-                              bf16_tensor(t.d_act), sums, maps, stream_);
+                              d_act ? bf16_tensor(t.d_act) : nullptr, sums, maps, stream_);
   else
-    launch_pool_relu_backward(tensor(t.pooled), tensor(t.d_pooled), argmax, tensor(t.d_act), sums,
-                              maps, stream_);
+    launch_pool_relu_backward(tensor(t.pooled), tensor(t.d_pooled), argmax,
+                              d_act ? tensor(t.d_act) : nullptr, sums, maps, stream_);
   if (sums) launch_column_sums(sums, bias_partial_rows(maps), t.y.c, grads() + c.b_offset, stream_);
 }
 
@@ -345,6 +347,18 @@ void CudaTrainingStep::run_conv_backward_data(const ScheduledOp& op) {
   ConvLayer& c = convs_[size_t(op.layer)];
   const auto& t = schedule_.convs[size_t(op.layer)];
   const auto& prev = schedule_.convs[size_t(op.layer) - 1];
+  if (c.pooled_dgrad.applies) {  // from the pooled gradient: no d_conv_out, no workspace
+    const uint8_t* argmax = bytes(t.argmax);
+    if (bf16_)
+      launch_pooled_dgrad(bf16_tensor(t.pooled), bf16_tensor(t.d_pooled), argmax,
+                          static_cast<const Bf16*>(conv_weights(c)), bf16_tensor(prev.d_pooled),
+                          t.x, t.y, t.pooled_channels_last, c.pooled_dgrad, stream_);
+    else
+      launch_pooled_dgrad(tensor(t.pooled), tensor(t.d_pooled), argmax,
+                          static_cast<const float*>(conv_weights(c)), tensor(prev.d_pooled), t.x,
+                          t.y, t.pooled_channels_last, c.pooled_dgrad, stream_);
+    return;
+  }
   void* ws = t.ws_backward_data >= 0 ? tensor(t.ws_backward_data) : nullptr;
   if (GraphConv* g = c.graph_for(ConvDirection::kBackwardData))
     g->execute(h, conv_weights(c), tensor(t.d_conv_out), tensor(prev.d_pooled), ws);

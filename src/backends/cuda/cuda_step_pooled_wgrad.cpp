@@ -149,7 +149,7 @@ std::vector<ConvRoutes> CudaTrainingStep::conv_routes() const {
     if (k == 0)
       routes.push_back({c.conv_pool.applies, c.small_wgrad.applies && c.small_wgrad.pool > 1});
     else
-      routes.push_back({false, c.pooled_wgrad.applies});
+      routes.push_back({false, c.pooled_wgrad.applies, c.pooled_dgrad.applies});
   }
   return routes;
 }
