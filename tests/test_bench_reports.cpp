@@ -397,50 +397,48 @@ TEST(GraphAb, TheConv1StageReportsTheRoutesAndThePeakMemory) {
   EXPECT_EQ(read_file(dir / "routes-vs-plain.md"), r.output);
 }
 
-// The wgrad stage: the later blocks' weight gradients by their routes
-// against cuDNN's (--cudnn-later-wgrad); the column names what conv2 took.
-TEST(GraphAb, TheWgradStageNamesItsLeverAndTheLaterBlocksChoices) {
+// The wgrad and dgrad stages: the later blocks' weight or data gradients by
+// their routes against cuDNN's (--cudnn-later-wgrad, --cudnn-later-dgrad);
+// the column names what conv2 took.
+TEST(GraphAb, TheLaterGradientStagesNameTheirLeverAndTheLaterBlocksChoices) {
   if (run_raw("python3 --version").status != 0) GTEST_SKIP() << "python3 is not installed";
-  const testing::TempDir dir;
-  auto record = [&](double seconds, const char* filter) {
-    return R"j({"points": [{"size": 128, "batch": 150, "epoch_seconds": )j" +
-           std::to_string(seconds) +
-           R"j(, "backend": {"algorithms": [{"layer": "conv2", "backward_filter": ")j" + filter +
-           R"j("}]}}]})j";
+  struct Stage {
+    const char *a, *direction, *cudnn, *ours;
+    std::vector<std::string> parts;
   };
-  write_file_atomically(dir / "cudnn.r1.json", record(0.10, "FFT"));
-  write_file_atomically(dir / "routes.r1.json", record(0.08, "HISTOCNN_POOLED_BY_CHANNEL_2OUT"));
-  const std::string script = std::string(HISTOCNN_SOURCE_DIR) + "/bench/gpu_ab_report.py";
-  const CommandResult r = run_raw("python3 " + script + " " + dir.path() + " cudnn routes");
-  ASSERT_EQ(r.status, 0) << r.output;
-  for (const char* part : {"# The later conv blocks' weight gradients from the pooled gradient",
-                           "[--cudnn-later-wgrad for cudnn]",
-                           "| 128 | 150 | 0.1000 | 0.0800 | 0.80 | 1/1 | conv2 backward_filter: "
-                           "HISTOCNN_POOLED_BY_CHANNEL_2OUT |"})
-    EXPECT_NE(r.output.find(part), std::string::npos) << part << "\n" << r.output;
-}
-
-// The dgrad stage: the later blocks' data gradients by their routes against
-// cuDNN's (--cudnn-later-dgrad); the column names what conv2 took.
-TEST(GraphAb, TheDgradStageNamesItsLeverAndTheLaterBlocksChoices) {
-  if (run_raw("python3 --version").status != 0) GTEST_SKIP() << "python3 is not installed";
-  const testing::TempDir dir;
-  auto record = [&](double seconds, const char* data) {
-    return R"j({"points": [{"size": 200, "batch": 50, "epoch_seconds": )j" +
-           std::to_string(seconds) +
-           R"j(, "backend": {"algorithms": [{"layer": "conv2", "backward_data": ")j" + data +
-           R"j("}]}}]})j";
-  };
-  write_file_atomically(dir / "cudnndata.r1.json", record(0.20, "FFT_TILING"));
-  write_file_atomically(dir / "routes.r1.json", record(0.15, "HISTOCNN_POOLED_DGRAD_4x4"));
-  const std::string script = std::string(HISTOCNN_SOURCE_DIR) + "/bench/gpu_ab_report.py";
-  const CommandResult r = run_raw("python3 " + script + " " + dir.path() + " cudnndata routes");
-  ASSERT_EQ(r.status, 0) << r.output;
-  for (const char* part : {"# The later conv blocks' data gradients from the pooled gradient",
-                           "[--cudnn-later-dgrad for cudnndata]",
-                           "| 200 | 50 | 0.2000 | 0.1500 | 0.75 | 1/1 | conv2 backward_data: "
-                           "HISTOCNN_POOLED_DGRAD_4x4 |"})
-    EXPECT_NE(r.output.find(part), std::string::npos) << part << "\n" << r.output;
+  const std::vector<Stage> stages = {
+      {"cudnn",
+       "backward_filter",
+       "FFT",
+       "HISTOCNN_POOLED_BY_CHANNEL_2OUT",
+       {"# The later conv blocks' weight gradients from the pooled gradient",
+        "[--cudnn-later-wgrad for cudnn]",
+        "| 200 | 50 | 0.1000 | 0.0800 | 0.80 | 1/1 | conv2 backward_filter: "
+        "HISTOCNN_POOLED_BY_CHANNEL_2OUT |"}},
+      {"cudnndata",
+       "backward_data",
+       "FFT_TILING",
+       "HISTOCNN_POOLED_DGRAD_4x4",
+       {"# The later conv blocks' data gradients from the pooled gradient",
+        "[--cudnn-later-dgrad for cudnndata]",
+        "| 200 | 50 | 0.1000 | 0.0800 | 0.80 | 1/1 | conv2 backward_data: "
+        "HISTOCNN_POOLED_DGRAD_4x4 |"}}};
+  for (const Stage& stage : stages) {
+    const testing::TempDir dir;
+    auto record = [&](double seconds, const char* taken) {
+      return R"j({"points": [{"size": 200, "batch": 50, "epoch_seconds": )j" +
+             std::to_string(seconds) + R"j(, "backend": {"algorithms": [{"layer": "conv2", ")j" +
+             stage.direction + R"j(": ")j" + taken + R"j("}]}}]})j";
+    };
+    write_file_atomically(dir / (std::string(stage.a) + ".r1.json"), record(0.10, stage.cudnn));
+    write_file_atomically(dir / "routes.r1.json", record(0.08, stage.ours));
+    const std::string script = std::string(HISTOCNN_SOURCE_DIR) + "/bench/gpu_ab_report.py";
+    const CommandResult r =
+        run_raw("python3 " + script + " " + dir.path() + " " + stage.a + " routes");
+    ASSERT_EQ(r.status, 0) << r.output;
+    for (const std::string& part : stage.parts)
+      EXPECT_NE(r.output.find(part), std::string::npos) << part << "\n" << r.output;
+  }
 }
 
 // A point that failed in every run (gpu-check's accurate-network stage on

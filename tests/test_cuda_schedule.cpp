@@ -106,96 +106,104 @@ TEST(CudaScheduleOnHost, Conv1RoutesMatchTheReferenceWithoutTheTensorsTheyRemove
   }
 }
 
+// A network of three conv blocks for the later blocks' routes, and its
+// results by the reference network.
+struct ThreeBlocks {
+  NetworkShape shape;
+  Parameters params;
+  std::vector<float> images;
+  std::vector<int32_t> labels = {0, 1, 2, 1, 0};
+  reference::NetworkResult want;
+};
+ThreeBlocks three_blocks(const char* spec, uint64_t image_seed) {
+  ThreeBlocks net;
+  net.shape = infer_shapes(parse_model_spec(spec), 5, 38, 34);
+  net.params = with_biases(Parameters::glorot(net.shape, 5));
+  net.images = testing::random_vector(size_t(5) * 3 * 38 * 34, image_seed, 0, 1);
+  net.want = reference::network_forward_backward(net.shape, net.params, net.images.data(),
+                                                 net.labels.data(), 5, true, 99, 4);
+  return net;
+}
+// The schedule with `routes` on the host, planned (what dies early is
+// poisoned) and per tensor, channels first and last: the reference's loss
+// and gradients.
+void expect_reference_results(const ThreeBlocks& net, const std::vector<ConvRoutes>& routes,
+                              const std::string& what) {
+  for (bool last : {false, true})
+    for (bool planned : {true, false}) {
+      const std::string at =
+          what + " last " + std::to_string(last) + " planned " + std::to_string(planned);
+      const HostRun got = run_schedule(net.shape, net.params, net.images.data(), net.labels.data(),
+                                       BatchMeta{5, 0, 0}, true, 99, 4, planned, {}, nullptr, {},
+                                       false, last, routes);
+      EXPECT_NEAR(got.loss, net.want.loss, 1e-5 * std::max(1.0, net.want.loss)) << at;
+      testing::expect_gradients_match(got.grads, net.want.grads, 1e-5, 1e-4, at);
+    }
+}
+bool touches(const ScheduledOp& op, int tensor) {
+  return std::count(op.tensors.begin(), op.tensors.end(), tensor) == 1;
+}
+
 // Later blocks' weight gradients from the pooled gradient (ConvRoutes,
 // pooled_wgrad_kernels.h), with conv1's routes or without: the reference
-// network's results, planned (what dies early is poisoned) and per tensor,
-// channels first and last. The pool backward still writes each block's
+// network's results. The pool backward still writes each block's
 // conv-output gradient for its data gradient; the weight gradient no
 // longer reads it, and reads the pooled maps instead.
 TEST(CudaScheduleOnHost, LaterBlocksPooledWeightGradientsMatchTheReference) {
-  const char* spec =
+  const ThreeBlocks net = three_blocks(
       "conv 8 kernel=3 pool=2; conv 6 kernel=3 pool=2 pad=same; conv 5 kernel=5 pool=2 pad=same; "
-      "dense 10; dense 3";
-  const NetworkShape shape = infer_shapes(parse_model_spec(spec), 5, 38, 34);
-  const Parameters params = with_biases(Parameters::glorot(shape, 5));
-  const auto images = testing::random_vector(size_t(5) * 3 * 38 * 34, 19, 0, 1);
-  const std::vector<int32_t> labels = {0, 1, 2, 1, 0};
-  const auto want = reference::network_forward_backward(shape, params, images.data(), labels.data(),
-                                                        5, true, 99, 4);
+      "dense 10; dense 3",
+      19);
   const ConvRoutes pooled{false, true};
   for (const ConvRoutes& first : {ConvRoutes{}, ConvRoutes{true, true}}) {
     const std::vector<ConvRoutes> routes = {first, pooled, pooled};
-    const CudaSchedule s = build_cuda_schedule(shape, {}, {}, routes);
+    const CudaSchedule s = build_cuda_schedule(net.shape, {}, {}, routes);
     for (size_t k = 1; k < 3; ++k) {
       const auto& c = s.convs[k];
       EXPECT_GE(c.d_conv_out, 0) << "the data gradient reads it";
       for (const auto& op : s.ops)
         if (op.kind == OpKind::kConvBackwardFilter && op.layer == int(k)) {
-          EXPECT_EQ(std::count(op.tensors.begin(), op.tensors.end(), c.d_conv_out), 0);
-          EXPECT_EQ(std::count(op.tensors.begin(), op.tensors.end(), c.d_pooled), 1);
-          EXPECT_EQ(std::count(op.tensors.begin(), op.tensors.end(), c.argmax), 1);
+          EXPECT_FALSE(touches(op, c.d_conv_out));
+          EXPECT_TRUE(touches(op, c.d_pooled));
+          EXPECT_TRUE(touches(op, c.argmax));
         }
     }
-    for (bool last : {false, true})
-      for (bool planned : {true, false}) {
-        const std::string what = "conv1 fused " + std::to_string(first.fused_forward) + " last " +
-                                 std::to_string(last) + " planned " + std::to_string(planned);
-        const HostRun got =
-            run_schedule(shape, params, images.data(), labels.data(), BatchMeta{5, 0, 0}, true, 99,
-                         4, planned, {}, nullptr, {}, false, last, routes);
-        EXPECT_NEAR(got.loss, want.loss, 1e-5 * std::max(1.0, want.loss)) << what;
-        testing::expect_gradients_match(got.grads, want.grads, 1e-5, 1e-4, what);
-      }
+    expect_reference_results(net, routes, "conv1 fused " + std::to_string(first.fused_forward));
   }
 }
 
 // Later blocks' data gradients from the pooled gradient (ConvRoutes,
 // pooled_dgrad_kernels.h), 'valid' and 'same', kernel 3 and 5, with their
 // weight gradients from cuDNN's stand-in or from the pooled gradient: the
-// reference network's results, planned (what dies early is poisoned) and per
-// tensor, channels first and last. With both from the pooled gradient no
-// block after conv1 has a conv-output gradient: the pool backward writes
-// only the bias sums.
+// reference network's results. With both from the pooled gradient no block
+// after conv1 has a conv-output gradient: the pool backward writes only the
+// bias sums.
 TEST(CudaScheduleOnHost, LaterBlocksPooledDataGradientsMatchTheReference) {
-  const char* spec =
+  const ThreeBlocks net = three_blocks(
       "conv 8 kernel=3 pool=2; conv 6 kernel=3 pool=2; conv 5 kernel=5 pool=2 pad=same; "
-      "dense 10; dense 3";
-  const NetworkShape shape = infer_shapes(parse_model_spec(spec), 5, 38, 34);
-  const Parameters params = with_biases(Parameters::glorot(shape, 5));
-  const auto images = testing::random_vector(size_t(5) * 3 * 38 * 34, 23, 0, 1);
-  const std::vector<int32_t> labels = {0, 1, 2, 1, 0};
-  const auto want = reference::network_forward_backward(shape, params, images.data(), labels.data(),
-                                                        5, true, 99, 4);
+      "dense 10; dense 3",
+      23);
   for (bool pooled_wgrad : {false, true}) {
     const ConvRoutes later{false, pooled_wgrad, true};
     const std::vector<ConvRoutes> routes = {ConvRoutes{true, true}, later, later};
-    const CudaSchedule s = build_cuda_schedule(shape, {}, {}, routes);
+    const CudaSchedule s = build_cuda_schedule(net.shape, {}, {}, routes);
     for (size_t k = 1; k < 3; ++k) {
       const auto& c = s.convs[k];
       EXPECT_EQ(c.d_conv_out >= 0, !pooled_wgrad) << "read by cuDNN's weight gradient alone";
       EXPECT_EQ(c.ws_backward_data, -1);
       for (const auto& op : s.ops)
         if (op.kind == OpKind::kConvBackwardData && op.layer == int(k)) {
-          EXPECT_EQ(std::count(op.tensors.begin(), op.tensors.end(), c.d_pooled), 1);
-          EXPECT_EQ(std::count(op.tensors.begin(), op.tensors.end(), c.argmax), 1);
-          EXPECT_EQ(std::count(op.tensors.begin(), op.tensors.end(), c.pooled), 1);
+          EXPECT_TRUE(touches(op, c.d_pooled));
+          EXPECT_TRUE(touches(op, c.argmax));
+          EXPECT_TRUE(touches(op, c.pooled));
         }
     }
     for (const auto& t : s.tensors) {
       EXPECT_FALSE(pooled_wgrad && t.name == "conv2.d_out") << t.name;
       EXPECT_FALSE(pooled_wgrad && t.name == "conv3.d_out") << t.name;
     }
-    for (bool last : {false, true})
-      for (bool planned : {true, false}) {
-        const std::string what = "weight gradients pooled " + std::to_string(pooled_wgrad) +
-                                 " last " + std::to_string(last) + " planned " +
-                                 std::to_string(planned);
-        const HostRun got =
-            run_schedule(shape, params, images.data(), labels.data(), BatchMeta{5, 0, 0}, true, 99,
-                         4, planned, {}, nullptr, {}, false, last, routes);
-        EXPECT_NEAR(got.loss, want.loss, 1e-5 * std::max(1.0, want.loss)) << what;
-        testing::expect_gradients_match(got.grads, want.grads, 1e-5, 1e-4, what);
-      }
+    expect_reference_results(net, routes,
+                             "weight gradients pooled " + std::to_string(pooled_wgrad));
   }
 }
 

@@ -283,30 +283,28 @@ void check_weight_gradient_routes(SelfTest& t) {
   }
 }
 
-// 1b'. CUDA: the later conv blocks' weight gradients by each route (cuDNN's
-// algorithm; our kernel from the pooled gradient), each forced once in every
-// block, against the reference. A network where a later block cannot take
-// the pooled route (batch norm, no pool) is a skipped row.
-void check_later_weight_gradient_routes(SelfTest& t) {
-  if (t.o.device == "cpu") return;
+// 1b'. CUDA: the later conv blocks' weight and data gradients by each route
+// (cuDNN's algorithm; our kernels from the pooled gradient), each forced once
+// in every block, against the reference: the weight route in the later
+// blocks' weight gradients, the data route in every gradient before the
+// last block (they all read it). A network where a later block cannot take
+// the pooled route is a skipped row.
+void check_later_gradient_routes(SelfTest& t, const std::string& direction,
+                                 std::string StepOptions::*option,
+                                 const std::vector<const ParamInfo*>& compared) {
+  if (compared.empty()) return;
   t.ref.set(t.initial);
   const auto want = t.ref.forward_backward(t.batch, t.count, true);
-  std::vector<const ParamInfo*> later;
-  for (const auto& info : t.initial.layout)
-    if (info.name.rfind("conv", 0) == 0 && info.name != "conv1.weight" && info.name.size() > 7 &&
-        info.name.compare(info.name.size() - 7, 7, ".weight") == 0)
-      later.push_back(&info);
-  if (later.empty()) return;
   for (const std::string route : {"cudnn", "pooled"}) {
     MemoryEngine engine(t.memory("plan"));
-    const std::string check = "later conv weight gradients, " + route;
-    const auto step = step_with_route(t, engine, check,
-                                      [&](StepOptions& so) { so.cuda_pooled_wgrad_route = route; });
+    const std::string check = "later conv " + direction + " gradients, " + route;
+    const auto step =
+        step_with_route(t, engine, check, [&](StepOptions& so) { so.*option = route; });
     if (!step) continue;
     Parameters grads;
     step->gradients(t.batch.images.data(), t.batch.labels.data(), t.count, true, &grads);
     double worst = 0;
-    for (const ParamInfo* info : later)
+    for (const ParamInfo* info : compared)
       worst = std::max(worst, relative_difference(grads.data(*info), want.grads.data(*info),
                                                   size_t(info->size)));
     t.add(check, worst, 2e-3,
@@ -314,30 +312,18 @@ void check_later_weight_gradient_routes(SelfTest& t) {
   }
 }
 
-// 1b''. CUDA: the later conv blocks' data gradients by each route (cuDNN's
-// algorithm; our kernel from the pooled gradient), each forced once in every
-// block, against the reference: every gradient before the last block reads
-// them. A network where a later block cannot take the pooled route is a
-// skipped row.
-void check_later_data_gradient_routes(SelfTest& t) {
-  if (t.o.device == "cpu" || t.shape.convs.size() < 2) return;
-  t.ref.set(t.initial);
-  const auto want = t.ref.forward_backward(t.batch, t.count, true);
-  for (const std::string route : {"cudnn", "pooled"}) {
-    MemoryEngine engine(t.memory("plan"));
-    const std::string check = "later conv data gradients, " + route;
-    const auto step = step_with_route(t, engine, check,
-                                      [&](StepOptions& so) { so.cuda_pooled_dgrad_route = route; });
-    if (!step) continue;
-    Parameters grads;
-    step->gradients(t.batch.images.data(), t.batch.labels.data(), t.count, true, &grads);
-    double worst = 0;
-    for (const auto& info : t.initial.layout)
-      worst = std::max(
-          worst, relative_difference(grads.data(info), want.grads.data(info), size_t(info.size)));
-    t.add(check, worst, 2e-3,
-          "the route forced in every block after conv1 (training picks the fastest)");
+void check_later_gradient_routes(SelfTest& t) {
+  if (t.o.device == "cpu") return;
+  std::vector<const ParamInfo*> later_weights, all;
+  for (const auto& info : t.initial.layout) {
+    all.push_back(&info);
+    if (info.name.rfind("conv", 0) == 0 && info.name != "conv1.weight" && info.name.size() > 7 &&
+        info.name.compare(info.name.size() - 7, 7, ".weight") == 0)
+      later_weights.push_back(&info);
   }
+  check_later_gradient_routes(t, "weight", &StepOptions::cuda_pooled_wgrad_route, later_weights);
+  if (t.shape.convs.size() > 1)
+    check_later_gradient_routes(t, "data", &StepOptions::cuda_pooled_dgrad_route, all);
 }
 
 // 1c. CUDA: conv1's forward by each route (cuDNN's convolution then our pool
@@ -489,8 +475,7 @@ SelfTestReport run_selftest(const SelfTestOptions& o) {
     }
   }
   check_weight_gradient_routes(t);
-  check_later_weight_gradient_routes(t);
-  check_later_data_gradient_routes(t);
+  check_later_gradient_routes(t);
   check_forward_routes(t);
   check_training(t);
   check_pool(t);

@@ -23,14 +23,6 @@
 #include "core/error.h"
 
 namespace histocnn::cuda {
-namespace {
-
-// A byte whose repetition is a positive value in fp32 (0x3F3F3F3F, 0.75)
-// and in bf16 (0x3F3F, 0.75).
-constexpr int kPositiveByte = 0x3F;
-
-}  // namespace
-
 // Our kernel's plans for conv block k (tiles of 2x2 and 4x4 windows); none
 // for conv1 (no data gradient) or a block whose pool does not apply its
 // bias and ReLU.
@@ -63,10 +55,8 @@ CudaTrainingStep::DgradContest CudaTrainingStep::time_pooled_dgrad(
   // pooled gradient: the bias sums alone on ours, d_act too on cuDNN's).
   const bool spares_d_act = c.pooled_wgrad.applies;
   DeviceScratch scratch(resource_, stream_);
-  void* pooled = scratch.take(pooled_count * element, false);
-  void* d_pooled = scratch.take(pooled_count * element, false);
-  HISTOCNN_CUDA(cudaMemsetAsync(pooled, kPositiveByte, pooled_count * element, stream_));
-  HISTOCNN_CUDA(cudaMemsetAsync(d_pooled, kPositiveByte, pooled_count * element, stream_));
+  void* pooled = scratch.take_positive(pooled_count * element);
+  void* d_pooled = scratch.take_positive(pooled_count * element);
   auto* argmax = static_cast<uint8_t*>(scratch.take(pooled_count));
   void* w = scratch.take(size_t(s.out_c) * size_t(s.in_c) * s.kernel * s.kernel * element);
   void* dx = scratch.take(size_t(t.x.count()) * element, false);

@@ -23,14 +23,6 @@
 #include "core/error.h"
 
 namespace histocnn::cuda {
-namespace {
-
-// A byte whose repetition is a positive value in fp32 (0x3F3F3F3F, 0.75)
-// and in bf16 (0x3F3F, 0.75): scratch that every term of our kernel reads.
-constexpr int kPositiveByte = 0x3F;
-
-}  // namespace
-
 // Our kernel's plans for conv block k (each of outs_per_warp 1, 2, 4 that
 // applies and whose partial sums fit the workspace limit); none for conv1
 // (its own kernels, cuda_step_wgrad.cpp) or a block whose pool does not
@@ -60,10 +52,8 @@ std::pair<PooledWgradPlan, float> CudaTrainingStep::time_pooled_wgrad(
   for (const auto& p : plans) workspace = std::max(workspace, p.workspace_bytes);
   DeviceScratch scratch(resource_, stream_);
   void* x = scratch.take(size_t(t.x.count()) * element);
-  void* pooled = scratch.take(pooled_count * element, false);
-  void* d_pooled = scratch.take(pooled_count * element, false);
-  HISTOCNN_CUDA(cudaMemsetAsync(pooled, kPositiveByte, pooled_count * element, stream_));
-  HISTOCNN_CUDA(cudaMemsetAsync(d_pooled, kPositiveByte, pooled_count * element, stream_));
+  void* pooled = scratch.take_positive(pooled_count * element);
+  void* d_pooled = scratch.take_positive(pooled_count * element);
   auto* argmax = static_cast<uint8_t*>(scratch.take(pooled_count));
   auto* dw = static_cast<float*>(
       scratch.take(size_t(s.out_c) * size_t(s.in_c) * s.kernel * s.kernel * sizeof(float)));

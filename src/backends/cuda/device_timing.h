@@ -18,6 +18,11 @@
 
 namespace histocnn::cuda {
 
+// A byte whose repetition is a positive value in fp32 (0x3F3F3F3F, 0.75) and
+// in bf16 (0x3F3F, 0.75): scratch maps that make our kernels from the pooled
+// gradient take every term (none skipped as a zero of ReLU) when timed.
+constexpr int kPositiveScratchByte = 0x3F;
+
 class DeviceScratch {
  public:
   DeviceScratch(MemoryResource* resource, cudaStream_t stream)
@@ -34,6 +39,12 @@ class DeviceScratch {
     void* p = resource_->allocate(bytes, stream_);
     held_.push_back({p, bytes});
     if (zeroed) HISTOCNN_CUDA(cudaMemsetAsync(p, 0, bytes, stream_));
+    return p;
+  }
+  // `bytes` whose every fp32 or bf16 element is 0.75 (kPositiveScratchByte).
+  void* take_positive(size_t bytes) {
+    void* p = take(bytes, false);
+    HISTOCNN_CUDA(cudaMemsetAsync(p, kPositiveScratchByte, bytes, stream_));
     return p;
   }
 
