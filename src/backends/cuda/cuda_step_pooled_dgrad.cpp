@@ -23,6 +23,7 @@
 #include "core/error.h"
 
 namespace histocnn::cuda {
+
 // Our kernel's plans for conv block k (tiles of 2x2 and 4x4 windows); none
 // for conv1 (no data gradient) or a block whose pool does not apply its
 // bias and ReLU.
@@ -60,7 +61,7 @@ CudaTrainingStep::DgradContest CudaTrainingStep::time_pooled_dgrad(
   auto* argmax = static_cast<uint8_t*>(scratch.take(pooled_count));
   void* w = scratch.take(size_t(s.out_c) * size_t(s.in_c) * s.kernel * s.kernel * element);
   void* dx = scratch.take(size_t(t.x.count()) * element, false);
-  void* d_act = scratch.take(size_t(t.y.count()) * element);
+  void* d_act = nullptr;  // cuDNN's route alone reads (and writes) the conv output's gradient
   auto* sums = static_cast<float*>(
       scratch.take(size_t(bias_partial_rows(maps)) * size_t(t.y.c) * sizeof(float), false));
   auto pool_backward = [&](bool write_d_act) {
@@ -90,6 +91,7 @@ CudaTrainingStep::DgradContest CudaTrainingStep::time_pooled_dgrad(
       contest.fastest = p, contest.pooled_ms = ms;
   }
   try {
+    d_act = scratch.take(size_t(t.y.count()) * element);
     const size_t bytes = c.workspace.backward_data;
     void* ws = bytes ? scratch.take(bytes, false) : nullptr;
     HISTOCNN_CUDA(cudnnSetStream(context_->cudnn, stream_));
@@ -100,7 +102,7 @@ CudaTrainingStep::DgradContest CudaTrainingStep::time_pooled_dgrad(
     });
     times[std::string("cudnn_") + bwd_data_name(int(c.bwd_data))] = contest.cudnn_ms;
   } catch (const OutOfMemory&) {
-    times["cudnn"] = "its workspace did not fit";
+    times["cudnn"] = "its conv-output gradient and workspace did not fit";
   }
   if (spares_d_act) times["with_pool_backward"] = true;
   return contest;

@@ -23,6 +23,7 @@
 #include "core/error.h"
 
 namespace histocnn::cuda {
+
 // Our kernel's plans for conv block k (each of outs_per_warp 1, 2, 4 that
 // applies and whose partial sums fit the workspace limit); none for conv1
 // (its own kernels, cuda_step_wgrad.cpp) or a block whose pool does not
