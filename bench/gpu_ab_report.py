@@ -12,6 +12,7 @@ the ratio B / A, and what each conv layer and direction took in B's runs
     python3 bench/gpu_ab_report.py OUT/conv1 plain routes  # A: --plain-conv1
     python3 bench/gpu_ab_report.py OUT/wgrad-fp32 cudnn routes  # A: --cudnn-later-wgrad
     python3 bench/gpu_ab_report.py OUT/dgrad-fp32 cudnndata routes  # A: --cudnn-later-dgrad
+    python3 bench/gpu_ab_report.py OUT/kernels-fp32 cudnnconvs routes  # A: all three
 
 Below the table, each point's peak device memory (median over the rounds)
 for both variants, where the records have it.
@@ -39,6 +40,10 @@ TITLES = {
     ("cudnndata", "routes"): ("The later conv blocks' data gradients from the pooled gradient "
                               "(timed against cuDNN's algorithm) against cuDNN's algorithm",
                               "--cudnn-later-dgrad for cudnndata"),
+    ("cudnnconvs", "routes"): ("All our convolution kernels' routes (each timed against cuDNN) "
+                               "against cuDNN's convolutions in every block",
+                               "--plain-conv1 --cudnn-later-wgrad --cudnn-later-dgrad for "
+                               "cudnnconvs"),
 }
 
 

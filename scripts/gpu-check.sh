@@ -47,6 +47,10 @@
 #                cuDNN's algorithm (--cudnn-later-dgrad): fp32 at 128 and 200
 #                px, batches 10, 50, 150; bf16 at 200 px, batches 50 and 150;
 #                2 interleaved rounds, epochs and peak memory            (~90 s)
+#     kernels    all our convolution kernels' routes at once (conv1's, and the
+#                later blocks' weight and data gradients) against cuDNN's
+#                convolutions in every block (--plain-conv1 --cudnn-later-wgrad
+#                --cudnn-later-dgrad); the grid of conv1 and wgrad      (~90 s)
 #     algos      cuDNN's algorithms timed (--cudnn-benchmark) against its
 #                heuristics, fp32, 128 and 200 px, batches 50 and 150, 2
 #                interleaved rounds; each JSON names the algorithms        (~60 s)
@@ -66,7 +70,7 @@
 # back as one file, at most 20 s stale however the call ends).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-usage="usage: gpu-check.sh [--pack ARCHIVE] OUT [selftest memcheck oom sbs cpu graph layout input conv1 wgrad dgrad algos slide]"
+usage="usage: gpu-check.sh [--pack ARCHIVE] OUT [selftest memcheck oom sbs cpu graph layout input conv1 wgrad dgrad kernels algos slide]"
 archive=""
 if [[ "${1:-}" == "--pack" ]]; then
   archive=${2:?$usage}
@@ -183,6 +187,15 @@ for stage in "${stages[@]}"; do
       # from it too, no conv-output gradient at all) against cuDNN's.
       ab_stage dgrad-fp32 cudnndata --cudnn-later-dgrad routes "" "--sizes 128,200 --batches 10,50,150"
       ab_stage dgrad-bf16 cudnndata --cudnn-later-dgrad routes "" "--sizes 200 --batches 50,150 --precision bf16" ;;
+    kernels)
+      # All our kernels' routes together (conv1's fused forward and pooled
+      # weight gradient, the later blocks' weight and data gradients from the
+      # pooled gradient; each timed against cuDNN when the step is built)
+      # against cuDNN's convolutions in every block: what they give at once.
+      ab_stage kernels-fp32 cudnnconvs "--plain-conv1 --cudnn-later-wgrad --cudnn-later-dgrad" \
+        routes "" "--sizes 128,200 --batches 10,50,150"
+      ab_stage kernels-bf16 cudnnconvs "--plain-conv1 --cudnn-later-wgrad --cudnn-later-dgrad" \
+        routes "" "--sizes 200 --batches 50,150 --precision bf16" ;;
     algos)
       # The fp32 points the side by side lost (2026-12-04): timed algorithms?
       ab_stage algos heuristics "" timed --cudnn-benchmark "--sizes 128,200 --batches 50,150" ;;
@@ -198,7 +211,8 @@ for stage in "${stages[@]}"; do
         "$histocnn" train --data "$data" --device cuda --size 64 --batch 20 --epochs 1 \
         --precision bf16 --model "$out/accurate.spec" --crops-benign 60 --crops-malignant 60 \
         --no-selftest --no-progress -o "$out/memcheck-bf16-run"
-      # Every route of conv1's own kernels, each forced once by the self-test
+      # Every route of our kernels (conv1's, the later blocks' weight and data
+      # gradients), each forced once by the self-test
       # (training runs only the ones that win their contests).
       run_stage memcheck-selftest 300 compute-sanitizer --tool memcheck --error-exitcode 9 \
         "$histocnn" selftest --device cuda --size 48 --batch 6 --steps 1 ;;

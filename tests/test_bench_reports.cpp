@@ -397,9 +397,10 @@ TEST(GraphAb, TheConv1StageReportsTheRoutesAndThePeakMemory) {
   EXPECT_EQ(read_file(dir / "routes-vs-plain.md"), r.output);
 }
 
-// The wgrad and dgrad stages: the later blocks' weight or data gradients by
-// their routes against cuDNN's (--cudnn-later-wgrad, --cudnn-later-dgrad);
-// the column names what conv2 took.
+// The wgrad, dgrad and kernels stages: the later blocks' weight or data
+// gradients by their routes (or all our kernels' routes) against cuDNN's
+// (--cudnn-later-wgrad, --cudnn-later-dgrad, all three flags); the column
+// names what conv2 took.
 TEST(GraphAb, TheLaterGradientStagesNameTheirLeverAndTheLaterBlocksChoices) {
   if (run_raw("python3 --version").status != 0) GTEST_SKIP() << "python3 is not installed";
   struct Stage {
@@ -422,7 +423,14 @@ TEST(GraphAb, TheLaterGradientStagesNameTheirLeverAndTheLaterBlocksChoices) {
        {"# The later conv blocks' data gradients from the pooled gradient",
         "[--cudnn-later-dgrad for cudnndata]",
         "| 200 | 50 | 0.1000 | 0.0800 | 0.80 | 1/1 | conv2 backward_data: "
-        "HISTOCNN_POOLED_DGRAD_4x4 |"}}};
+        "HISTOCNN_POOLED_DGRAD_4x4 |"}},
+      {"cudnnconvs",
+       "backward_data",
+       "FFT_TILING",
+       "HISTOCNN_POOLED_DGRAD_2x2",
+       {"# All our convolution kernels' routes (each timed against cuDNN) against cuDNN's "
+        "convolutions in every block",
+        "[--plain-conv1 --cudnn-later-wgrad --cudnn-later-dgrad for cudnnconvs]"}}};
   for (const Stage& stage : stages) {
     const testing::TempDir dir;
     auto record = [&](double seconds, const char* taken) {
