@@ -187,24 +187,26 @@ class CudaTrainingStep final : public TrainingStep {
   std::pair<int, float> time_cudnn_filter(const ConvLayer& c, void* x, void* dy, float* w,
                                           float* ws, size_t limit);
   void take_small_wgrad(ConvLayer& c, const SmallWgradPlan& plan, nlohmann::json& record) const;
-  // The later blocks' weight gradients (cuda_step_pooled_wgrad.cpp): our
-  // kernel's plans, the routes timed, the choice.
+  // The later blocks' weight and data gradients: our kernels' plans and
+  // times (cuda_step_pooled_wgrad.cpp, cuda_step_pooled_dgrad.cpp), the two
+  // routes chosen together (cuda_step_later_routes.cpp, later_routes.h).
   std::vector<PooledWgradPlan> pooled_wgrad_plans(const ConvLayer& c, size_t k) const;
   std::pair<PooledWgradPlan, float> time_pooled_wgrad(const std::vector<PooledWgradPlan>& plans,
                                                       size_t k, nlohmann::json& times);
   float time_cudnn_filter_choice(const ConvLayer& c, size_t k);
-  void choose_pooled_weight_gradient(ConvLayer& c, size_t k, bool cudnn_has_one,
-                                     nlohmann::json& record);
-  // The later blocks' data gradients (cuda_step_pooled_dgrad.cpp): our
-  // kernel's plans, both routes timed, the choice.
   struct DgradContest {
     PooledDgradPlan fastest;
     float pooled_ms = -1, cudnn_ms = -1;  // < 0: not a contender
+    // The pool backward with the conv output's gradient and without it (0:
+    // not timed; < 0: its output did not fit).
+    float pool_full_ms = 0, pool_bias_ms = 0;
   };
   std::vector<PooledDgradPlan> pooled_dgrad_plans(const ConvLayer& c, size_t k) const;
   DgradContest time_pooled_dgrad(const ConvLayer& c, size_t k,
-                                 const std::vector<PooledDgradPlan>& plans, nlohmann::json& times);
-  void choose_pooled_data_gradient(ConvLayer& c, size_t k, nlohmann::json& record);
+                                 const std::vector<PooledDgradPlan>& plans, bool pool_backward,
+                                 nlohmann::json& times);
+  void choose_later_gradients(ConvLayer& c, size_t k, bool cudnn_has_weights,
+                              nlohmann::json& record);
   void choose_graphs(ConvLayer& c, size_t k, nlohmann::json& record);
   float time_on_scratch(const GraphConv::Run& run, size_t k);
   // The batch on its way to the landing buffer (by DMA from `images` when

@@ -176,8 +176,7 @@ void CudaTrainingStep::choose_algorithms(ConvLayer& c, size_t k) {
   choose_bias_relu(c, k);
   nlohmann::json j = algorithm_record(c, k, f, d, w);
   choose_weight_gradient(c, k, own, w >= 0, j);
-  choose_pooled_weight_gradient(c, k, w >= 0, j);
-  choose_pooled_data_gradient(c, k, j);  // after: it depends on the weight gradient's route
+  choose_later_gradients(c, k, w >= 0, j);
   choose_forward(c, k, j);
   if (options_.cudnn_graph) choose_graphs(c, k, j);
   details_["algorithms"].push_back(j);

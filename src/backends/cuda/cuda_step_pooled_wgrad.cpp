@@ -1,19 +1,16 @@
 // The weight gradient of the conv blocks after the first, where our kernel
 // from the pooled gradient applies (a max pool with the bias and ReLU after
-// it, kernel 3 or 5: pooled_wgrad_kernels.h). Two routes, timed on scratch
-// buffers when the step is built, the faster kept (or the one
-// StepOptions::cuda_pooled_wgrad_route names); metrics.json records the
-// times and `backward_filter_route`:
+// it, kernel 3 or 5: pooled_wgrad_kernels.h): its plans, and the kernels its
+// contest times on scratch buffers when the step is built (the choice, made
+// with the data gradient's: cuda_step_later_routes.cpp):
 //   cudnn    cuDNN's algorithm chosen for the layer (by its heuristics, or
 //            timed under --cudnn-benchmark) on the conv output's gradient
 //   pooled   our kernel on the pooled map, its gradient and argmax: a
 //            quarter of the terms at 2x2 (1, 2 or 4 output channels a warp,
 //            each timed: the same bits)
-// The pool backward runs on either route (the block's data gradient reads
-// the conv output's gradient), so neither time counts it. The scratch's
-// pooled map and gradient are positive everywhere: our kernel sums every
-// term, skipping none of the zeros ReLU gives in training, so its time here
-// is its slowest.
+// The scratch's pooled map and gradient are positive everywhere: our kernel
+// sums every term, skipping none of the zeros ReLU gives in training, so its
+// time here is its slowest.
 #include <algorithm>
 #include <string>
 #include <vector>
@@ -98,38 +95,6 @@ float CudaTrainingStep::time_cudnn_filter_choice(const ConvLayer& c, size_t k) {
   } catch (const OutOfMemory&) {
     return -1.0f;
   }
-}
-
-// The routes of the file comment for block k, timed; `cudnn_has_one`:
-// cuDNN offers a deterministic algorithm (c.bwd_filter).
-void CudaTrainingStep::choose_pooled_weight_gradient(ConvLayer& c, size_t k, bool cudnn_has_one,
-                                                     nlohmann::json& record) {
-  const std::string what = "conv" + std::to_string(k + 1) + "'s weight gradient";
-  const std::vector<PooledWgradPlan> plans = pooled_wgrad_plans(c, k);
-  if (plans.empty()) {
-    require(k == 0 || options_.cuda_pooled_wgrad_route != "pooled",
-            what +
-                ": the route 'pooled' does not apply to this network here (it needs a max "
-                "pool with the bias and ReLU after it, kernel 3 or 5, and its partial sums "
-                "within the workspace limit)");
-    return;
-  }
-  nlohmann::json times = nlohmann::json::object();
-  const auto [fastest, pooled_ms] = time_pooled_wgrad(plans, k, times);
-  const float cudnn_ms = cudnn_has_one ? time_cudnn_filter_choice(c, k) : -1.0f;
-  if (cudnn_ms >= 0)
-    times[std::string("cudnn_") + bwd_filter_name(int(c.bwd_filter))] = cudnn_ms;
-  else
-    times["cudnn"] = cudnn_has_one ? "its workspace did not fit" : "no deterministic algorithm";
-  record["backward_filter_ms"] = times;
-  const std::string route = fastest_route({{"cudnn", cudnn_ms}, {"pooled", pooled_ms}},
-                                          options_.cuda_pooled_wgrad_route, what);
-  record["backward_filter_route"] = route;
-  if (route != "pooled") return;
-  c.pooled_wgrad = fastest;
-  c.workspace.backward_filter = fastest.workspace_bytes;
-  record["backward_filter"] = pooled_wgrad_name(fastest.outs_per_warp);
-  record["backward_filter_workspace"] = fastest.workspace_bytes;
 }
 
 // What the schedule is built with: every block's own kernels, as chosen.
