@@ -39,6 +39,14 @@
 
 namespace histocnn {
 
+// A kernel of ours that the device refused to run where nothing else could
+// take its place (its route forced, or no other route): the self-test
+// reports it as a failure, not as a route that does not apply.
+class KernelRefused : public Error {
+ public:
+  using Error::Error;
+};
+
 struct StepResult {
   double loss_sum = 0;  // summed over the `count` rows
   int correct = 0;      // argmax == label, counted over the rows

@@ -237,7 +237,8 @@ void check_layers(SelfTest& t, const std::string& precision = "fp32") {
 
 // A CUDA step (on `engine`'s planned memory, the test's initial weights)
 // with one of its routes forced by `force`; null, with a skipped row `check`
-// saying why, where that route does not apply to the network.
+// saying why, where that route does not apply to the network, or a failed
+// one where it applies but the device refused to run our kernel.
 std::unique_ptr<TrainingStep> step_with_route(SelfTest& t, MemoryEngine& engine,
                                               const std::string& check,
                                               const std::function<void(StepOptions&)>& force) {
@@ -249,6 +250,10 @@ std::unique_ptr<TrainingStep> step_with_route(SelfTest& t, MemoryEngine& engine,
   std::unique_ptr<TrainingStep> step;
   try {
     step = t.backend->compile(t.o.spec, t.shape, so);
+  } catch (const KernelRefused& e) {  // the route applies, but the device would not run it
+    t.report.rows.push_back({check, false, 0, 0, e.what(), false});
+    t.report.passed = false;
+    return nullptr;
   } catch (const Error& e) {
     t.report.rows.push_back({check, true, 0, 0, e.what(), true});
     return nullptr;

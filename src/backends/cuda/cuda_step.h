@@ -178,7 +178,7 @@ class CudaTrainingStep final : public TrainingStep {
   float time_cudnn_forward_and_pool(const ConvLayer& c, const CudaSchedule::ConvTensors& t,
                                     DeviceScratch& scratch);
   float time_conv_pool(const ConvPoolPlan& plan, const CudaSchedule::ConvTensors& t,
-                       DeviceScratch& scratch);
+                       DeviceScratch& scratch, Contenders& ours);
   // Every block's routes, as chosen: what the schedule is built with.
   std::vector<ConvRoutes> conv_routes() const;
   void choose_weight_gradient(ConvLayer& c, size_t k, const SmallWgradPlan& plan,

@@ -81,11 +81,11 @@ float CudaTrainingStep::time_cudnn_forward_and_pool(const ConvLayer& c,
 }
 
 float CudaTrainingStep::time_conv_pool(const ConvPoolPlan& plan, const CudaSchedule::ConvTensors& t,
-                                       DeviceScratch& scratch) {
+                                       DeviceScratch& scratch, Contenders& ours) {
   const ConvShape& s = shape_.convs[0];
   const ForwardScratch f = take_forward_scratch(scratch, t, s, bf16_ ? 2 : 4, false, 0);
   const auto* w = static_cast<const float*>(f.w);
-  return mean_device_ms(stream_, [&] {
+  return ours.time(timing_key(conv_pool_name(plan)), [&] {
     if (bf16_)
       launch_conv_pool_forward(static_cast<Bf16*>(f.x), w, f.bias, static_cast<Bf16*>(f.pooled),
                                f.argmax, t.x, t.y, s.kernel, s.pad, plan, stream_);
@@ -109,6 +109,7 @@ void CudaTrainingStep::choose_forward(ConvLayer& c, size_t k, nlohmann::json& re
       cudnn_ms = time_cudnn_forward_and_pool(c, t, scratch);
     }
     times[std::string("cudnn_") + fwd_name(int(c.fwd)) + "_then_pool"] = cudnn_ms;
+    Contenders fused_kernels = device_contenders(stream_, "conv1's forward", times);
     for (int positions : {1, 2})
       for (int group : {kConvPoolChannelGroup, plan.out_c}) {
         if (!conv_pool_positions_supported(shape_.convs[k].kernel, positions)) continue;
@@ -116,10 +117,10 @@ void CudaTrainingStep::choose_forward(ConvLayer& c, size_t k, nlohmann::json& re
         ConvPoolPlan v = plan.with_channel_group(group);
         v.positions = positions;
         DeviceScratch scratch(resource_, stream_);
-        const float ms = time_conv_pool(v, t, scratch);
-        times[timing_key(conv_pool_name(v))] = ms;
-        if (fused_ms < 0 || ms < fused_ms) fastest = v, fused_ms = ms;
+        const float ms = time_conv_pool(v, t, scratch, fused_kernels);
+        if (ms >= 0 && (fused_ms < 0 || ms < fused_ms)) fastest = v, fused_ms = ms;
       }
+    fused_kernels.require_one_ran(options_.cuda_conv1_forward_route == "fused");
     record["forward_ms"] = times;
   }
   const std::string route = fastest_route({{"cudnn", cudnn_ms}, {"fused", fused_ms}},

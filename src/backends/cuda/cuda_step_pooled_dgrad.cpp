@@ -18,6 +18,7 @@
 
 #include "backends/cuda/cuda_step.h"
 #include "backends/cuda/cudnn_algorithms.h"
+#include "backends/cuda/device_timing.h"
 #include "core/error.h"
 
 namespace histocnn::cuda {
@@ -60,8 +61,10 @@ CudaTrainingStep::DgradContest CudaTrainingStep::time_pooled_dgrad(
   auto* sums = static_cast<float*>(
       scratch.take(size_t(bias_partial_rows(maps)) * size_t(t.y.c) * sizeof(float), false));
   DgradContest contest;
+  Contenders ours =
+      device_contenders(stream_, "conv" + std::to_string(k + 1) + "'s data gradient", times);
   for (const auto& p : plans) {
-    const float ms = mean_device_ms(stream_, [&] {
+    const float ms = ours.time(timing_key(pooled_dgrad_name(p.tile_windows)), [&] {
       if (bf16_)
         launch_pooled_dgrad(static_cast<Bf16*>(pooled), static_cast<Bf16*>(d_pooled), argmax,
                             static_cast<Bf16*>(w), static_cast<Bf16*>(dx), t.x, t.y,
@@ -71,10 +74,10 @@ CudaTrainingStep::DgradContest CudaTrainingStep::time_pooled_dgrad(
                             static_cast<float*>(w), static_cast<float*>(dx), t.x, t.y,
                             t.pooled_channels_last, p, stream_);
     });
-    times[timing_key(pooled_dgrad_name(p.tile_windows))] = ms;
-    if (contest.pooled_ms < 0 || ms < contest.pooled_ms)
+    if (ms >= 0 && (contest.pooled_ms < 0 || ms < contest.pooled_ms))
       contest.fastest = p, contest.pooled_ms = ms;
   }
+  ours.require_one_ran(options_.cuda_pooled_dgrad_route == "pooled");
   // The pool backward into `d_act` (null: the bias sums alone).
   auto pool_backward_ms = [&](void* d_act) {
     return mean_device_ms(stream_, [&] {

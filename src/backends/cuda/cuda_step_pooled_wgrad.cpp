@@ -17,6 +17,7 @@
 
 #include "backends/cuda/cuda_step.h"
 #include "backends/cuda/cudnn_algorithms.h"
+#include "backends/cuda/device_timing.h"
 #include "core/error.h"
 
 namespace histocnn::cuda {
@@ -57,8 +58,10 @@ std::pair<PooledWgradPlan, float> CudaTrainingStep::time_pooled_wgrad(
       scratch.take(size_t(s.out_c) * size_t(s.in_c) * s.kernel * s.kernel * sizeof(float)));
   auto* ws = static_cast<float*>(scratch.take(workspace, false));
   std::pair<PooledWgradPlan, float> best{{}, -1.0f};
+  Contenders ours =
+      device_contenders(stream_, "conv" + std::to_string(k + 1) + "'s weight gradient", times);
   for (const auto& p : plans) {
-    const float ms = mean_device_ms(stream_, [&] {
+    const float ms = ours.time(timing_key(pooled_wgrad_name(p.outs_per_warp)), [&] {
       if (bf16_)
         launch_pooled_wgrad(static_cast<Bf16*>(x), static_cast<Bf16*>(pooled),
                             static_cast<Bf16*>(d_pooled), argmax, dw, ws, t.x, t.y,
@@ -68,9 +71,9 @@ std::pair<PooledWgradPlan, float> CudaTrainingStep::time_pooled_wgrad(
                             static_cast<float*>(d_pooled), argmax, dw, ws, t.x, t.y,
                             t.pooled_channels_last, p, stream_);
     });
-    times[timing_key(pooled_wgrad_name(p.outs_per_warp))] = ms;
-    if (best.second < 0 || ms < best.second) best = {p, ms};
+    if (ms >= 0 && (best.second < 0 || ms < best.second)) best = {p, ms};
   }
+  ours.require_one_ran(options_.cuda_pooled_wgrad_route == "pooled");
   return best;
 }
 

@@ -37,16 +37,17 @@ struct Contest {
   uint8_t* argmax = nullptr;
 };
 
-// Our kernel on the conv output's gradient: every register block timed into
-// `times`; the fastest plan and its time.
+// Our kernel on the conv output's gradient: every register block timed
+// (those the device refuses drop out); the fastest plan and its time (-1:
+// none ran).
 std::pair<SmallWgradPlan, float> time_direct(const Contest& k, const SmallWgradPlan& plan,
-                                             nlohmann::json& times) {
+                                             Contenders& ours) {
   std::pair<SmallWgradPlan, float> best{plan, -1.0f};
   for (int out_block : {1, 2, 4}) {
     if (!small_wgrad_out_block_supported(k.s.kernel, out_block)) continue;
     SmallWgradPlan v = plan;
     v.out_block = out_block;
-    const float ms = mean_device_ms(k.stream, [&] {
+    const float ms = ours.time(timing_key(small_wgrad_name(v)), [&] {
       if (k.bf16)
         launch_small_wgrad(static_cast<Bf16*>(k.x), static_cast<Bf16*>(k.dy), k.w, k.ws, k.t.x,
                            k.t.y, k.s.kernel, k.s.pad, v, k.stream);
@@ -54,16 +55,15 @@ std::pair<SmallWgradPlan, float> time_direct(const Contest& k, const SmallWgradP
         launch_small_wgrad(static_cast<float*>(k.x), static_cast<float*>(k.dy), k.w, k.ws, k.t.x,
                            k.t.y, k.s.kernel, k.s.pad, v, k.stream);
     });
-    times[timing_key(small_wgrad_name(v))] = ms;
-    if (best.second < 0 || ms < best.second) best = {v, ms};
+    if (ms >= 0 && (best.second < 0 || ms < best.second)) best = {v, ms};
   }
   return best;
 }
 
-// Our kernel on the pooled gradient.
-float time_pooled(const Contest& k, const SmallWgradPlan& plan) {
+// Our kernel on the pooled gradient (-1: the device refused it).
+float time_pooled(const Contest& k, const SmallWgradPlan& plan, Contenders& ours) {
   const bool last = k.t.pooled_channels_last;
-  return mean_device_ms(k.stream, [&] {
+  return ours.time("histocnn_pooled_with_bias", [&] {
     if (k.bf16)
       launch_small_wgrad_pooled(static_cast<Bf16*>(k.x), static_cast<Bf16*>(k.pooled),
                                 static_cast<Bf16*>(k.d_pooled), k.argmax, k.w, k.db, k.ws, k.t.x,
@@ -146,10 +146,16 @@ void CudaTrainingStep::choose_weight_gradient(ConvLayer& c, size_t k, const Smal
     contest.db = static_cast<float*>(scratch.take(size_t(t.y.c) * 4));
   }
   nlohmann::json times = nlohmann::json::object();
-  const auto [direct, direct_ms] = time_direct(contest, plan, times);
+  const std::string& forced = options_.cuda_small_wgrad_route;
+  Contenders direct_kernels = device_contenders(stream_, "conv1's weight gradient, direct", times);
+  const auto [direct, direct_ms] = time_direct(contest, plan, direct_kernels);
+  // Without a deterministic algorithm of cuDNN's, ours is the only route.
+  direct_kernels.require_one_ran(forced == "direct" || (!cudnn_has_one && !pooled.applies));
   float pooled_ms = -1, scatter_ms = 0;
   if (pooled.applies) {
-    times["histocnn_pooled_with_bias"] = pooled_ms = time_pooled(contest, pooled);
+    Contenders pooled_kernel = device_contenders(stream_, "conv1's weight gradient, pooled", times);
+    pooled_ms = time_pooled(contest, pooled, pooled_kernel);
+    pooled_kernel.require_one_ran(forced == "pooled" || (!cudnn_has_one && direct_ms < 0));
     times["pool_backward_writing_the_gradient"] = scatter_ms = time_pool_backward(contest);
   }
   const auto [cudnn_best, cudnn_ms] =
@@ -160,8 +166,9 @@ void CudaTrainingStep::choose_weight_gradient(ConvLayer& c, size_t k, const Smal
   else
     times["cudnn"] = "no deterministic algorithm";
   record["backward_filter_ms"] = times;
-  const std::string route = weight_gradient_route(cudnn_ms < 0 ? -1 : cudnn_ms + scatter_ms,
-                                                  direct_ms + scatter_ms, pooled_ms);
+  const std::string route =
+      weight_gradient_route(cudnn_ms < 0 ? -1 : cudnn_ms + scatter_ms,
+                            direct_ms < 0 ? -1 : direct_ms + scatter_ms, pooled_ms);
   record["backward_filter_route"] = route;
   if (route != "cudnn") return take_small_wgrad(c, route == "pooled" ? pooled : direct, record);
   c.bwd_filter = cudnnConvolutionBwdFilterAlgo_t(cudnn_best);

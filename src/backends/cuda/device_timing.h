@@ -1,17 +1,20 @@
 // What the CUDA step's contests share when it is built (algorithm and
 // route choices timed on the device): zeroed scratch buffers from the
-// step's resource, returned when they go, and a kernel sequence's mean time
-// by events. Internal to the CUDA backend.
+// step's resource, returned when they go, a kernel sequence's mean time by
+// events, and our kernels' variants timed so that one the device refuses to
+// launch drops out. Internal to the CUDA backend.
 #pragma once
 
 #include <cuda_runtime.h>
 
 #include <cctype>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "backends/cuda/contenders.h"
 #include "backends/cuda/cuda_context.h"
 #include "backends/cuda/cuda_kernels.h"
 #include "memory/memory_resource.h"
@@ -82,6 +85,18 @@ inline float mean_device_ms(cudaStream_t stream, const std::function<void()>& ru
   float ms = 0;
   HISTOCNN_CUDA(cudaEventElapsedTime(&ms, e.start, e.stop));
   return ms / 3;
+}
+
+// Our kernels' variants timed on `stream` (contenders.h): a launch the
+// device refuses drops out where the stream still works afterwards.
+inline Contenders device_contenders(cudaStream_t stream, std::string what, nlohmann::json& times) {
+  return Contenders(
+      std::move(what), times,
+      [stream](const std::function<void()>& run) { return mean_device_ms(stream, run); },
+      [stream] {
+        cudaGetLastError();  // a refused launch's error is not sticky: cleared
+        return cudaStreamSynchronize(stream) == cudaSuccess;
+      });
 }
 
 }  // namespace histocnn::cuda
