@@ -91,5 +91,25 @@ TEST(CudnnGraphRules, EnginesKeepDeterminismAndTheRequestedPrecision) {
   EXPECT_TRUE(engine_allowed(reduced, "bf16"));
 }
 
+// --cudnn-graph builds a graph only for a direction cuDNN runs: not for one
+// our kernel took (a graph built, and its workspace planned, for nothing:
+// before, the data gradient's and the forward's were, and their workspaces
+// replaced our routes' none), nor for the first block's data gradient.
+TEST(CudnnGraphRules, NoGraphForADirectionOurKernelTook) {
+  const OwnDirections none;
+  for (ConvDirection d :
+       {ConvDirection::kForward, ConvDirection::kBackwardData, ConvDirection::kBackwardFilter})
+    EXPECT_EQ(graph_not_wanted(d, false, none), "") << direction_name(d);
+  EXPECT_EQ(graph_not_wanted(ConvDirection::kBackwardData, true, none), "no data gradient");
+  EXPECT_EQ(graph_not_wanted(ConvDirection::kForward, true, none), "");
+  const OwnDirections conv1{true, false, true};  // fused forward, direct weight gradient
+  EXPECT_EQ(graph_not_wanted(ConvDirection::kForward, true, conv1), "our kernel");
+  EXPECT_EQ(graph_not_wanted(ConvDirection::kBackwardFilter, true, conv1), "our kernel");
+  const OwnDirections later{false, true, false};  // pooled data gradient, cuDNN's weights
+  EXPECT_EQ(graph_not_wanted(ConvDirection::kForward, false, later), "");
+  EXPECT_EQ(graph_not_wanted(ConvDirection::kBackwardData, false, later), "our kernel");
+  EXPECT_EQ(graph_not_wanted(ConvDirection::kBackwardFilter, false, later), "");
+}
+
 }  // namespace
 }  // namespace histocnn::cuda

@@ -217,6 +217,19 @@ nlohmann::json CudaTrainingStep::algorithm_record(const ConvLayer& c, size_t k, 
   return j;
 }
 
+namespace {
+
+// Our kernel that took direction `d` of the block, by the name metrics.json
+// gives it.
+std::string own_kernel_name(const ConvLayer& c, ConvDirection d) {
+  if (d == ConvDirection::kForward) return conv_pool_name(c.conv_pool);
+  if (d == ConvDirection::kBackwardData) return pooled_dgrad_name(c.pooled_dgrad.tile_windows);
+  return c.small_wgrad.applies ? small_wgrad_name(c.small_wgrad)
+                               : pooled_wgrad_name(c.pooled_wgrad.outs_per_warp);
+}
+
+}  // namespace
+
 // --cudnn-graph: each direction of this layer through cuDNN's graph API where
 // it offers an engine our rules allow (cudnn_graph_rules.h); the legacy
 // choice above stays as the fallback. The record says which API each
@@ -243,15 +256,15 @@ void CudaTrainingStep::choose_graphs(ConvLayer& c, size_t k, nlohmann::json& rec
   if (options_.cudnn_benchmark)
     timer = [this, k](const GraphConv::Run& run) { return time_on_scratch(run, k); };
   const size_t limit = options_.device.workspace_limit;
+  const OwnDirections own{c.conv_pool.applies, c.pooled_dgrad.applies,
+                          c.small_wgrad.applies || c.pooled_wgrad.applies};
   for (ConvDirection d :
        {ConvDirection::kForward, ConvDirection::kBackwardData, ConvDirection::kBackwardFilter}) {
     const char* name = direction_name(d);
-    if (d == ConvDirection::kBackwardData && k == 0) continue;  // conv1 has no input gradient
-    if (d == ConvDirection::kBackwardFilter && (c.small_wgrad.applies || c.pooled_wgrad.applies)) {
-      record["graph"][name] =
-          std::string(c.small_wgrad.applies ? small_wgrad_name(c.small_wgrad)
-                                            : pooled_wgrad_name(c.pooled_wgrad.outs_per_warp)) +
-          " kept (faster than cuDNN's algorithms)";
+    const std::string not_wanted = graph_not_wanted(d, k == 0, own);
+    if (not_wanted == "no data gradient") continue;
+    if (!not_wanted.empty()) {
+      record["graph"][name] = own_kernel_name(c, d) + " kept (faster than cuDNN's algorithms)";
       continue;
     }
     auto graph = std::make_unique<GraphConv>(context_->cudnn, g, d, limit, timer);

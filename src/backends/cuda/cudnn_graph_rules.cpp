@@ -45,4 +45,16 @@ bool engine_allowed(const EngineNotes& notes, const std::string& precision) {
          !(precision != "bf16" && notes.reduced_precision_reduction);
 }
 
+std::string graph_not_wanted(ConvDirection d, bool first_block, const OwnDirections& own) {
+  switch (d) {
+    case ConvDirection::kForward:
+      return own.forward ? "our kernel" : "";
+    case ConvDirection::kBackwardData:
+      return first_block ? "no data gradient" : own.data_gradient ? "our kernel" : "";
+    case ConvDirection::kBackwardFilter:
+      return own.weight_gradient ? "our kernel" : "";
+  }
+  return "";
+}
+
 }  // namespace histocnn::cuda

@@ -56,4 +56,17 @@ struct EngineNotes {
 };
 bool engine_allowed(const EngineNotes& notes, const std::string& precision);
 
+// Which directions of a conv block our kernels took (the step's contests):
+// --cudnn-graph builds no graph for those (it would be built, and its
+// workspace planned, for nothing).
+struct OwnDirections {
+  bool forward = false;          // conv1's fused convolution + pool
+  bool data_gradient = false;    // from the pooled gradient
+  bool weight_gradient = false;  // conv1's direct or pooled kernel, or a later block's pooled
+};
+// Our kernel's direction, "" where a graph is wanted: the first block has
+// no data gradient ("no data gradient"), and a direction our kernel took
+// keeps it ("our kernel").
+std::string graph_not_wanted(ConvDirection d, bool first_block, const OwnDirections& own);
+
 }  // namespace histocnn::cuda
