@@ -118,6 +118,47 @@ def busy_section(runs, examples):
     return lines
 
 
+def contest_text(times):
+    """A contest's record as 'name 0.123, name failed: why' (ms on scratch)."""
+    parts = []
+    for name, value in times.items():
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, (int, float)):
+            parts.append(f"{name} {value:.3f}")
+        else:
+            parts.append(f"{name} {str(value)[:120]}")
+    return ", ".join(parts).replace("|", "/")
+
+
+# (direction, what it took, its route among ours and cuDNN's, its contest) in
+# the CUDA step's metrics.json (backend.algorithms[k]).
+ROUTE_KEYS = (("forward", "forward", "forward_route", "forward_ms"),
+              ("weight gradient", "backward_filter", "backward_filter_route", "backward_filter_ms"),
+              ("data gradient", "backward_data", "backward_data_route", "backward_data_ms"))
+
+
+def routes_section(algos):
+    """What each conv layer and direction took, and the contest that chose it:
+    every contender's time on scratch when the step was built, a variant the
+    GPU refused as 'failed', the later blocks' pairs of gradient routes."""
+    lines = ["", "What each conv layer took, and the contest that chose it (ms on scratch buffers "
+             "when the step was built; each pair of the later blocks' gradient routes with the "
+             "pool backward it needs):", "", "| layer | direction | took | contest |", "|---|---|---|---|"]
+    for x in algos:
+        for direction, took_key, route_key, times_key in ROUTE_KEYS:
+            if took_key not in x:
+                continue
+            took = str(x[took_key]) + (f" ({x[route_key]})" if route_key in x else "")
+            lines.append(f"| {x.get('layer')} | {direction} | {took} | "
+                         f"{contest_text(x.get(times_key, {}))} |")
+        if "later_gradients_ms" in x:
+            pair = f"{x.get('backward_filter_route')}+{x.get('backward_data_route')}"
+            lines.append(f"| {x.get('layer')} | both gradients (weight+data) | {pair} | "
+                         f"{contest_text(x['later_gradients_ms'])} |")
+    return lines
+
+
 def fmt(x, digits=3):
     return "—" if x is None else f"{x:.{digits}f}"
 
@@ -231,10 +272,7 @@ def main():
                 lines.append(f"| {name} | {ms:.3f} |")
             algos = p.get("backend", {}).get("algorithms", [])
             if algos:
-                lines += ["", "Algorithms chosen: " + "; ".join(
-                    f"{x.get('layer')}: fwd {x.get('forward')}, wgrad {x.get('backward_filter')}"
-                    + (f" (timed {x['backward_filter_ms']})" if "backward_filter_ms" in x else "")
-                    for x in algos)]
+                lines += routes_section(algos)
     name = re.sub(r"[^A-Za-z0-9]+", "-", a.gpu).strip("-").lower() or "gpu"
     md = os.path.join(a.out, f"gpu-side-by-side-{name}.md")
     with open(md + ".tmp", "w") as f:

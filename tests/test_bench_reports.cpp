@@ -275,6 +275,57 @@ TEST(GpuSideBySide, EpochsSplitIntoTheGpuBusyAndTheHostWait) {
     EXPECT_NE(md.find(part), std::string::npos) << part << "\n" << md;
 }
 
+// The profile's routes: what each conv layer and direction took and every
+// contender's time, a variant the GPU refused shown as failed, the later
+// blocks' pairs of gradient routes. Records of the CUDA step's shape,
+// hand-written (no GPU here).
+TEST(GpuSideBySide, TheProfileListsEachLayersRoutesAndTheirContests) {
+  if (run_raw("python3 --version").status != 0) GTEST_SKIP() << "python3 is not installed";
+  const testing::TempDir dir;
+  std::filesystem::create_directories(dir / "raw");
+  const std::string point =
+      R"j({"size": 200, "batch": 50, "epoch_seconds": 0.2, "peak_memory_bytes": 1})j";
+  write_file_atomically(dir / "raw/histocnn-fp32.1.json",
+                        R"j({"engine": "histocnn", "device": "cuda", "examples": 1851,)j"
+                        R"j( "points": [)j" +
+                            point + "]}");
+  write_file_atomically(dir / "raw/pytorch-fp32.1.json",
+                        R"j({"engine": "pytorch", "examples": 1851, "points": [)j" + point + "]}");
+  write_file_atomically(
+      dir / "raw/histocnn-profile.1.json",
+      R"j({"engine": "histocnn", "device": "cuda", "examples": 1851, "points": [{"size": 200,)j"
+      R"j( "batch": 50, "epoch_seconds": 0.3, "per_step": {"forward_ms": 1, "backward_ms": 2,)j"
+      R"j( "update_ms": 0.1, "allocator_ms": 0, "layer_ms": {"conv1 forward": 0.1}},)j"
+      R"j( "backend": {"algorithms": [{"layer": "conv1", "forward": "HISTOCNN_FUSED_1x8",)j"
+      R"j( "forward_route": "fused", "forward_ms": {"cudnn_IMPLICIT_GEMM_then_pool": 0.459,)j"
+      R"j( "histocnn_fused_1x8": 0.061, "histocnn_fused_2x32": "failed: conv1 forward: kernel)j"
+      R"j( launch failed: too many resources requested for launch"},)j"
+      R"j( "backward_filter": "HISTOCNN_POOLED"}, {"layer": "conv2", "forward": "IMPLICIT_GEMM",)j"
+      R"j( "backward_filter": "HISTOCNN_POOLED_2CH", "backward_filter_route": "pooled",)j"
+      R"j( "backward_filter_ms": {"histocnn_pooled_2ch": 0.22, "cudnn_FFT": 0.2},)j"
+      R"j( "backward_data": "HISTOCNN_TILE4", "backward_data_route": "pooled",)j"
+      R"j( "backward_data_ms": {"histocnn_tile4": 0.25, "cudnn_FFT_TILING": 0.3},)j"
+      R"j( "later_gradients_ms": {"cudnn+cudnn": 0.6, "pooled+pooled": 0.5}}]}}]})j");
+  const CommandResult r =
+      run_raw("python3 " + std::string(HISTOCNN_SOURCE_DIR) + "/bench/gpu_side_by_side_report.py " +
+              dir.path() + " --gpu 'NVIDIA H200'");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const std::string md = read_file(dir / "gpu-side-by-side-nvidia-h200.md");
+  for (const char* part :
+       {"| layer | direction | took | contest |",
+        "| conv1 | forward | HISTOCNN_FUSED_1x8 (fused) | cudnn_IMPLICIT_GEMM_then_pool 0.459, "
+        "histocnn_fused_1x8 0.061, histocnn_fused_2x32 failed: conv1 forward: kernel launch "
+        "failed: too many resources requested for launch |",
+        "| conv1 | weight gradient | HISTOCNN_POOLED |  |",
+        "| conv2 | weight gradient | HISTOCNN_POOLED_2CH (pooled) | histocnn_pooled_2ch 0.220, "
+        "cudnn_FFT 0.200 |",
+        "| conv2 | data gradient | HISTOCNN_TILE4 (pooled) | histocnn_tile4 0.250, "
+        "cudnn_FFT_TILING 0.300 |",
+        "| conv2 | both gradients (weight+data) | pooled+pooled | cudnn+cudnn 0.600, "
+        "pooled+pooled 0.500 |"})
+    EXPECT_NE(md.find(part), std::string::npos) << part << "\n" << md;
+}
+
 // gpu-check.sh's graph stage: bench/gpu_ab_report.py on records of the
 // shape the CUDA step writes (hand-written here: no GPU). Medians over the
 // rounds, the ratio graph / legacy, the rounds each side has, and what each
