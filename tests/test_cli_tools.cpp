@@ -236,6 +236,24 @@ TEST_F(CliTools, StudyResumesWithoutRepeatingMeasurementsAndReports) {
   CommandResult bad = run("report " + out("no-such-study"));
   EXPECT_NE(bad.status, 0);
   EXPECT_NE(bad.output.find("no study results found"), std::string::npos) << bad.output;
+  {
+    // Without gnuplot (a GPU node's image often lacks it): the tables, each
+    // figure's data and script, a warning; not an error after the study.
+    const std::string plain = dir + "/report-without-gnuplot";
+    const CommandResult r = run_raw("env PATH=/nonexistent " + std::string(HISTOCNN_BINARY) +
+                                    " report " + dir + " -o " + plain + " 2>&1");
+    ASSERT_EQ(r.status, 0) << r.output;
+    EXPECT_NE(r.output.find("warning: gnuplot is not installed"), std::string::npos) << r.output;
+    const std::string md = read_file(plain + "/report.md");
+    EXPECT_NE(md.find("Figures not drawn: gnuplot is not installed"), std::string::npos) << md;
+    EXPECT_NE(md.find("`gnuplot " + plain + "/fig_cpu_time.png.gp` draws it"), std::string::npos)
+        << md;
+    EXPECT_NE(md.find("16.19"), std::string::npos) << "the speed-up table";
+    EXPECT_TRUE(std::filesystem::exists(plain + "/report.html"));
+    EXPECT_TRUE(std::filesystem::exists(plain + "/fig_cpu_time.dat"));
+    EXPECT_TRUE(std::filesystem::exists(plain + "/fig_cpu_time.png.gp"));
+    EXPECT_FALSE(std::filesystem::exists(plain + "/fig_cpu_time.png"));
+  }
   if (std::system("command -v gnuplot >/dev/null 2>&1") != 0)
     GTEST_SKIP() << "gnuplot is not installed: the report's figures are not checked";
   {

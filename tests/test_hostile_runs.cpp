@@ -170,6 +170,28 @@ TEST_F(Hostile, ASlideRunWithoutGnuplotStopsBeforeScoringAnything) {
   EXPECT_FALSE(fs::exists(path("never")));
 }
 
+// The same for an evaluation with -o, whose figures gnuplot draws: refused
+// before a crop is scored, naming --no-figures; with it, the rest is written.
+TEST_F(Hostile, AnEvaluationWithoutGnuplotStopsBeforeScoringOrSkipsItsFigures) {
+  fs::create_directories(path("no-programs"));
+  const std::string eval = "env PATH=" + path("no-programs") + " " + HISTOCNN_BINARY +
+                           " eval --data " + path("d") + " -m " + path("m/model.safetensors");
+  const CommandResult r = testing::run_raw(eval + " -o " + path("no-eval/e.json"));
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find("histocnn: eval: gnuplot is not installed (not on PATH)"),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("--no-figures"), std::string::npos) << r.output;
+  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+  EXPECT_FALSE(fs::exists(path("no-eval")));
+  const CommandResult plain =
+      testing::run_raw(eval + " -o " + path("plain-eval/e.json") + " --no-figures");
+  EXPECT_EQ(plain.status, 0) << plain.output;
+  EXPECT_TRUE(fs::exists(path("plain-eval/e.json")));
+  EXPECT_TRUE(fs::exists(path("plain-eval/e.images.csv")));
+  EXPECT_FALSE(fs::exists(path("plain-eval/e.roc.png")));
+}
+
 // A cohort whose maps cannot be drawn (a gnuplot that fails, as on a full
 // disk): each slide is scored, then fails in its turn with one line naming
 // its figure, and leaves no summary.json (the mark of a finished slide); the

@@ -13,6 +13,7 @@
 #include "core/threads.h"
 #include "data/loader.h"
 #include "study/eval_figures.h"
+#include "study/gnuplot.h"
 #include "train/checkpoint.h"
 #include "train/ensemble.h"
 #include "train/training_data.h"
@@ -306,6 +307,9 @@ std::unique_ptr<OutputFolder> prepare_eval_outputs(const EvalArgs& a,
       {(std::filesystem::path(a.data.folder) / "Grade.csv").string(), "the dataset's"});
   for (const auto& file : outputs) refuse_overwriting_inputs("--output", file, inputs);
   if (outputs.empty()) return nullptr;
+  // Before the evaluation, not after it (a GPU node's image often lacks it).
+  if (a.figures)
+    require_gnuplot("eval", "-o's ROC, confusion and reliability figures are", "--no-figures");
   auto folder = std::make_unique<OutputFolder>(
       std::filesystem::absolute(outputs.front()).parent_path().string());
   prepare_output_file("--output", outputs.front());

@@ -336,7 +336,7 @@ int run_slides(SlideArgs& a, const CLI::App& cmd) {
   SlideOptions& o = a.o;
   o.model_paths = a.models;
   check_inputs(o, slides, a.mil_path);
-  require_gnuplot("slide");  // before hours of scoring, not after them
+  require_gnuplot("slide", "the maps are");  // before hours of scoring, not after them
   const std::optional<SlideMil> mil = load_slide_model(a);
   Cohort cohort(a.cohort, slides, o.output);  // labels and annotations checked before any work
   bound_cores(a.threads);

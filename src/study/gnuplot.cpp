@@ -27,15 +27,21 @@ std::pair<std::string, std::string> ends_of(const std::string& path, size_t n) {
   return {head, tail};
 }
 
-// One figure: the script, kept beside it under the figure's name, and
-// gnuplot writing to the writer's temporary (the script's `out`, set on
-// gnuplot's command line, overrides the default a user running the script
-// by hand gets).
-void render_one(const std::string& figure, const std::string& ext, const std::string& terminal,
-                const std::string& body) {
+// One figure's script, kept beside it under the figure's name: run by hand
+// (`gnuplot FIGURE.gp`) it draws FIGURE; `out`, set on gnuplot's command
+// line, sends it elsewhere.
+std::string write_script(const std::string& figure, const std::string& terminal,
+                         const std::string& body) {
   const std::string script = figure + ".gp";
   write_file_atomically(script, "set terminal " + terminal + "\nif (!exists(\"out\")) { out = '" +
                                     gnuplot_path(figure) + "' }\nset output out\n" + body);
+  return script;
+}
+
+// One figure: its script, and gnuplot writing to the writer's temporary.
+void render_one(const std::string& figure, const std::string& ext, const std::string& terminal,
+                const std::string& body) {
+  const std::string script = write_script(figure, terminal, body);
   AtomicFileWriter output(figure);
   ProcessResult r;
   try {
@@ -71,10 +77,12 @@ bool gnuplot_on_path() {
   return false;
 }
 
-void require_gnuplot(const std::string& command) {
-  require(gnuplot_on_path(), command +
-                                 ": gnuplot is not installed (not on PATH), and the maps are "
-                                 "drawn by it (Debian: apt install gnuplot-nox); nothing was done");
+void require_gnuplot(const std::string& command, const std::string& drawn,
+                     const std::string& instead) {
+  require(gnuplot_on_path(), command + ": gnuplot is not installed (not on PATH), and " + drawn +
+                                 " drawn by it (Debian: apt install gnuplot-nox" +
+                                 (instead.empty() ? "" : "; or " + instead) +
+                                 "); nothing was done");
 }
 
 std::string gnuplot_text(const std::string& text) {
@@ -105,13 +113,16 @@ bool figure_is_whole(const std::string& head, const std::string& tail, const std
 }
 
 void render_gnuplot(const std::string& base, const std::string& body, int width, int height,
-                    bool svg) {
+                    bool svg, bool draw) {
   const std::string size = std::to_string(width) + "," + std::to_string(height);
   for (const std::string ext : {"png", "svg"}) {
     if (ext == "svg" && !svg) continue;
     const std::string terminal = (ext == "png" ? "pngcairo" : "svg") +
                                  std::string(" noenhanced size ") + size + " font 'sans,10'";
-    render_one(base + "." + ext, ext, terminal, body);
+    if (draw)
+      render_one(base + "." + ext, ext, terminal, body);
+    else
+      write_script(base + "." + ext, terminal, body);
   }
 }
 

@@ -18,10 +18,12 @@ bool figure_is_whole(const std::string& head, const std::string& tail, const std
 
 // Whether an executable `gnuplot` is on PATH (a file lookup, no process).
 bool gnuplot_on_path();
-// Throws "COMMAND: gnuplot is not installed ..." unless gnuplot_on_path():
-// for commands that would otherwise work for a long time before their first
-// figure (a cohort of slides scored, then no heatmap).
-void require_gnuplot(const std::string& command);
+// Throws "COMMAND: gnuplot is not installed ..., and DRAWN drawn by it
+// (...; or INSTEAD)" unless gnuplot_on_path(): for commands that would
+// otherwise work for a long time before their first figure (a cohort of
+// slides scored, then no heatmap; a test set evaluated, then no ROC).
+void require_gnuplot(const std::string& command, const std::string& drawn,
+                     const std::string& instead = "");
 
 // Renders `body` (gnuplot commands after the terminal and output are set) to
 // <base>.png and <base>.svg. The scripts are kept beside them (<base>.png.gp),
@@ -33,8 +35,9 @@ void require_gnuplot(const std::string& command);
 // temporary, which becomes the figure only when it is whole. Throws, naming
 // the figure or script, when gnuplot is missing or fails, or when its output
 // is incomplete (gnuplot exits 0 when a full disk cuts a figure short); the
-// figure that was there stays.
+// figure that was there stays. Without `draw`, only the scripts are written
+// (a machine without gnuplot: each figure drawn later by `gnuplot SCRIPT`).
 void render_gnuplot(const std::string& base, const std::string& body, int width = 900,
-                    int height = 560, bool svg = true);
+                    int height = 560, bool svg = true, bool draw = true);
 
 }  // namespace histocnn

@@ -51,7 +51,7 @@ std::string gnuplot_script(const Figure& f, const std::string& data_base) {
   return gp.str();
 }
 
-bool draw_figure(const std::string& dir, const Figure& f) {
+bool draw_figure(const std::string& dir, const Figure& f, bool draw) {
   if (!has_data(f)) return false;
   std::string data;
   for (const Series* s : drawn_series(f)) {
@@ -61,7 +61,7 @@ bool draw_figure(const std::string& dir, const Figure& f) {
   }
   const std::string base = dir + "/" + f.name;
   write_file_atomically(base + ".dat", data);
-  render_gnuplot(base, gnuplot_script(f, base));
+  render_gnuplot(base, gnuplot_script(f, base), 900, 560, true, draw);
   return true;
 }
 

@@ -38,7 +38,8 @@ bool has_data(const Figure& figure);
 std::string gnuplot_script(const Figure& figure, const std::string& data_base);
 
 // Writes <dir>/<name>.dat and renders <name>.png and .svg; false (nothing
-// written) when the figure has no data.
-bool draw_figure(const std::string& dir, const Figure& figure);
+// written) when the figure has no data. Without `draw` (no gnuplot here),
+// the data file and the scripts that draw the figure later.
+bool draw_figure(const std::string& dir, const Figure& figure, bool draw = true);
 
 }  // namespace histocnn

@@ -1,8 +1,10 @@
 #include "study/report.h"
 
+#include <cstdio>
 #include <sstream>
 
 #include "core/atomic_file.h"
+#include "study/gnuplot.h"
 #include "study/markdown_html.h"
 #include "study/report_figures.h"
 #include "study/report_tables.h"
@@ -25,17 +27,34 @@ std::string header(const StudyResults& r) {
 
 // Every figure with data, drawn, as a section each; then one paragraph
 // naming those without data and why (a CPU-only study has no GPU figures:
-// one line says so, not a section each).
+// one line says so, not a section each). Where gnuplot is missing (a GPU
+// node often lacks it), each section keeps its table and names the script
+// that draws its figure later: the tables are the study's results, and
+// losing them at the end of a study for want of a plotting tool would waste
+// its hours.
 std::string figure_sections(const std::string& output, const StudyResults& results) {
+  const bool draw = gnuplot_on_path();
   std::string md, missing;
+  if (!draw) {
+    md +=
+        "*Figures not drawn: gnuplot is not installed here (Debian: gnuplot-nox). Each "
+        "section names the script that draws its figure, to run from the folder `histocnn "
+        "report` ran in (its paths are relative to it).*\n\n";
+    std::fprintf(stderr,
+                 "warning: gnuplot is not installed: the report has its tables, and each "
+                 "figure's data and gnuplot script to draw it later\n");
+  }
   for (const FigureFunction make : report_figures())
     for (const Figure& f : make(results)) {
-      if (!draw_figure(output, f)) {
+      if (!draw_figure(output, f, draw)) {
         missing += (missing.empty() ? "" : "; ") + f.caption + " — " + f.why_not;
         continue;
       }
-      md += "### " + f.caption + "\n\n![" + f.caption + "](" + f.name + ".png) ([SVG](" + f.name +
-            ".svg))\n\n";
+      md += "### " + f.caption + "\n\n";
+      if (draw)
+        md += "![" + f.caption + "](" + f.name + ".png) ([SVG](" + f.name + ".svg))\n\n";
+      else
+        md += "Not drawn: `gnuplot " + output + "/" + f.name + ".png.gp` draws it.\n\n";
       if (!f.table_md.empty()) md += f.table_md + "\n";
     }
   if (!missing.empty()) md += "*Not drawn, for want of data:* " + missing + ".\n\n";
