@@ -77,7 +77,9 @@ Runner add_study(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--seed", a->o.seed, "seed")->capture_default_str();
   cmd->add_option("--pytorch-script", a->o.pytorch_script, "the PyTorch engine script")
-      ->default_str(HISTOCNN_SOURCE_DIR "/bench/pytorch_train.py");
+      ->default_str(
+          "bench/pytorch_train.py beside histocnn's folder (a package's, a build's), "
+          "else the source tree's");
   cmd->add_option("--python", a->o.python, "python with torch")->capture_default_str();
   cmd->add_flag("!--no-report", a->report, "do not write the report at the end");
   return [a] {
@@ -87,9 +89,9 @@ Runner add_study(CLI::App& app) {
     a->o.devices = split_list<std::string>(a->devices, "--devices");
     a->o.allocators = split_list<std::string>(a->allocators, "--allocators");
     a->o.engines = split_list<std::string>(a->engines, "--engines");
-    if (a->o.pytorch_script.empty())
-      a->o.pytorch_script = HISTOCNN_SOURCE_DIR "/bench/pytorch_train.py";
     a->o.binary = self_path();
+    if (a->o.pytorch_script.empty())
+      a->o.pytorch_script = default_pytorch_script(a->o.binary, HISTOCNN_SOURCE_DIR);
     run_study(a->o);
     if (a->report)
       std::printf("report: %s\n", write_report(a->o.output, a->o.output + "/report").c_str());

@@ -473,4 +473,13 @@ int run_study(const StudyOptions& o) {
   return finished;
 }
 
+std::string default_pytorch_script(const std::string& binary, const std::string& source_dir) {
+  const std::filesystem::path beside =
+      (std::filesystem::path(binary).parent_path() / ".." / "bench" / "pytorch_train.py")
+          .lexically_normal();
+  std::error_code ec;
+  if (std::filesystem::is_regular_file(beside, ec)) return beside.string();
+  return (std::filesystem::path(source_dir) / "bench" / "pytorch_train.py").string();
+}
+
 }  // namespace histocnn

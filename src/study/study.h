@@ -52,5 +52,10 @@ int run_study(const StudyOptions& options);
 double median(std::vector<double> values);
 // Machine description recorded with every row.
 nlohmann::json describe_machine();
+// The PyTorch engine's script for the histocnn executable at `binary`:
+// bench/pytorch_train.py beside it (a relocatable package: libexec/ and
+// bench/ side by side; a build folder inside the source tree: build/ and
+// bench/), else the one in `source_dir` where histocnn was built.
+std::string default_pytorch_script(const std::string& binary, const std::string& source_dir);
 
 }  // namespace histocnn
