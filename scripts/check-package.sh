@@ -8,6 +8,8 @@
 #   * a DICOM slide is written and read with the package's own dcmtk
 #     dictionary (dcmtk's default one made unreachable);
 #   * the CPU-only build (forced) runs and --device cuda says why it cannot;
+#   * scripts/gpu-study.sh runs from the package (its bin/histocnn, no build)
+#     and writes a study and its report;
 #   * where a GPU is usable, selftest --device cuda passes.
 #
 #   scripts/check-package.sh dist/histocnn-VERSION-linux-x86_64.tar.gz
@@ -55,6 +57,15 @@ fi
 grep -q "CPU-only build here: HISTOCNN_FORCE_CPU=1" "$work/cuda.txt" ||
   { cat "$work/cuda.txt"; fail "--device cuda in the CPU-only build did not say why"; }
 echo "check-package: the CPU-only build runs and says why --device cuda cannot"
+
+# The study script as a GPU node runs it from the package (a tiny grid; the
+# CUDA points are recorded as not run where no GPU answers).
+"${bare[@]}" THREADS=1 ENGINES=histocnn ALLOCATORS=plan "$root/scripts/gpu-study.sh" \
+  "$work/study" --sizes 32 --batches 10 --epochs 1 --warmup 0 --crop 96 --crops-benign 20 \
+  --crops-malignant 20 > "$work/study.txt" 2>&1 || { cat "$work/study.txt"; fail "scripts/gpu-study.sh failed"; }
+grep -q '"status":"ok"' "$work/study/results.jsonl" && [[ -f $work/study/report/report.md ]] ||
+  { cat "$work/study.txt"; fail "scripts/gpu-study.sh wrote no measurement or no report"; }
+echo "check-package: scripts/gpu-study.sh runs from the package and writes its report"
 
 if command -v nvidia-smi > /dev/null && nvidia-smi -L > /dev/null 2>&1; then
   "${bare[@]}" "$root/bin/histocnn" selftest --device cuda || fail "selftest --device cuda failed"

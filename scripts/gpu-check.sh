@@ -54,6 +54,11 @@
 #     algos      cuDNN's algorithms timed (--cudnn-benchmark) against its
 #                heuristics, fp32, 128 and 200 px, batches 50 and 150, 2
 #                interleaved rounds; each JSON names the algorithms        (~60 s)
+#     study      scripts/gpu-study.sh itself on a grid a visit can hold: 200 px,
+#                batches 10 and 50, the CPU at 16/8/4/2/1 threads, the GPU
+#                with the pool and plan+graphs allocators, histocnn only (the
+#                side by side has PyTorch); its report's t_cpu / t_gpu table
+#                is the paper's Fig. 6 from one run of the study     (~200 s)
 #     slide      a 50,000 x 50,000 synthetic slide (synth --slide), a 64-px model,
 #                then `histocnn slide` on cuda and cpu, 2 interleaved rounds;
 #                summary.json has tiles/s, reader and device seconds   (~240 s;
@@ -70,7 +75,7 @@
 # back as one file, at most 20 s stale however the call ends).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-usage="usage: gpu-check.sh [--pack ARCHIVE] OUT [selftest memcheck oom sbs cpu graph layout input conv1 wgrad dgrad kernels algos slide]"
+usage="usage: gpu-check.sh [--pack ARCHIVE] OUT [selftest memcheck oom sbs cpu graph layout input conv1 wgrad dgrad kernels algos study slide]"
 archive=""
 if [[ "${1:-}" == "--pack" ]]; then
   archive=${2:?$usage}
@@ -221,6 +226,13 @@ for stage in "${stages[@]}"; do
       run_stage oom 120 "$histocnn" train --data "$data" --device cuda --size 200 --batch 1800 \
         --gpu-mem-limit 4GB --allocator pool --epochs 1 --no-progress -o "$out/oom-run" ;;
     sbs) run_stage sbs 420 "$bench/gpu_side_by_side.sh" "$out/side-by-side" --rounds 2 ;;
+    study)
+      # Issue 20's Fig. 6 from one run of the study script, as a user runs it.
+      study_script="$here/scripts/gpu-study.sh"
+      [[ -x $study_script ]] || study_script="$here/gpu-study.sh"  # the source tree's scripts/
+      run_stage study 420 env SKIP_BUILD=1 HISTOCNN="$histocnn" THREADS=16,8,4,2,1 \
+        ALLOCATORS=pool,plan+graphs ENGINES=histocnn "$study_script" "$(realpath -m "$out")/study" \
+        --sizes 200 --batches 10,50 --epochs 1 --warmup 1 ;;
     cpu)
       # Two epochs per process: the first pays the fresh process's page faults
       # (the issue's 4.5x was measured on first epochs: --warmup 0), the

@@ -15,16 +15,22 @@
 # reason, and the CPU rows and the report are still made. Resumable: run it
 # again after an interruption. Environment: THREADS (default 1,2,4,8,16),
 # ALLOCATORS, ENGINES (default histocnn,pytorch), SKIP_BUILD=1 and
-# HISTOCNN=path to use an existing binary.
+# HISTOCNN=path to use an existing binary. From the relocatable package
+# (scripts/package.sh ships it as scripts/gpu-study.sh) it builds nothing and
+# runs the package's bin/histocnn.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-runs/gpu-study}"
 shift || true
-if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
+packaged=0
+[[ -x bin/histocnn && ! -f CMakeLists.txt ]] && packaged=1
+if [[ "${SKIP_BUILD:-0}" != 1 && $packaged == 0 ]]; then
   scripts/install-deps.sh --bench
   scripts/build.sh
 fi
-histocnn="${HISTOCNN:-build/histocnn}"
+default_histocnn=build/histocnn
+[[ $packaged == 1 ]] && default_histocnn=bin/histocnn
+histocnn="${HISTOCNN:-$default_histocnn}"
 
 if "$histocnn" selftest --device cuda >"${TMPDIR:-/tmp}/histocnn-selftest.$$" 2>&1; then
   echo "self-test on the GPU: PASS"

@@ -70,6 +70,8 @@ chmod +x "$root/bin/histocnn"
 cp bench/gpu_side_by_side.sh bench/pytorch_gpu_bench.py bench/pytorch_train.py \
   bench/gpu_side_by_side_report.py bench/gpu_ab_report.py bench/cpu_scaling_report.py "$root/bench/"
 cp scripts/gpu-check.sh "$root/"
+mkdir -p "$root/scripts"
+cp scripts/gpu-study.sh "$root/scripts/"
 git rev-parse --short=12 HEAD > "$root/REVISION" 2>/dev/null || echo unknown > "$root/REVISION"
 cat > "$root/README.txt" <<TEXT
 histocnn $version ($(cat "$root/REVISION")), relocatable build for x86-64 Linux.
@@ -80,6 +82,7 @@ histocnn $version ($(cat "$root/REVISION")), relocatable build for x86-64 Linux.
   bench/gpu_side_by_side.sh OUT             # histocnn vs PyTorch on this GPU (~5 min)
   ./gpu-check.sh OUT                        # self-test, memcheck, side by side, CPU scaling (~9 min)
   ./gpu-check.sh --pack A.tar.gz OUT        # the same, OUT's text results kept in A.tar.gz
+  scripts/gpu-study.sh OUT [--sizes 200 ...] # the paper's study and its report (Figs. 3-6, t_cpu/t_gpu)
 
 bin/histocnn finds cuDNN 9 and cuBLAS in HISTOCNN_CUDA_LIBS (folders, ':'
 separated), the system's loader path, CUDA_HOME or /usr/local/cuda*, or an
