@@ -14,7 +14,10 @@
 // BM_PooledDataGradient: histocnn's data gradient from the pooled gradient
 // (backends/cpu/pooled_dgrad_kernels.h) likewise, against backward data
 // (direction 1), which in the step also needs the pool backward before it;
-// "positive" is the share of pooled values that are (in sevenths).
+// "positive" is the share of pooled values that are (in sevenths). The
+// pooled kernels' tensors are 64-byte aligned, as the step's planned arena
+// is: std::vector's 16-byte alignment split every AVX-512 load in two and
+// made the weight gradient ~1.3x slower here than in the step.
 //
 //   build/bench/bench_conv3x3 --benchmark_min_time=0.2 --benchmark_repetitions=5
 //     --benchmark_enable_random_interleaving=true --benchmark_report_aggregates_only=true
@@ -26,6 +29,7 @@
 #include <vector>
 
 #include "backends/cpu/pooled_dgrad_kernels.h"
+#include "core/host_buffers.h"
 #include "backends/cpu/pooled_wgrad_kernels.h"
 
 namespace {
@@ -129,7 +133,7 @@ BENCHMARK(BM_Conv3x3)->Apply(Arguments)->Unit(benchmark::kMillisecond)->UseRealT
 struct PooledLayer {
   int images, in_c, out_c, size, pooled;
   histocnn::cpu::LaneLayout in, out;
-  std::vector<float> pooled_map, d_pooled;
+  histocnn::HostFloats pooled_map, d_pooled;
   std::vector<uint8_t> argmax;
   size_t in_count() const { return size_t(images) * in_c * size * size; }
   double direct_flop() const { return 2.0 * images * out_c * in_c * 9.0 * (size - 2) * (size - 2); }
@@ -157,7 +161,7 @@ struct PooledLayer {
 // range(0): images; range(1): 2 or 3 (the layer).
 void BM_PooledWeightGradient(benchmark::State& state) {
   const PooledLayer l(int(state.range(0)), int(state.range(1)), 4);  // ~4/7 positive
-  std::vector<float> src(l.in_count());
+  histocnn::HostFloats src(l.in_count());
   for (size_t i = 0; i < src.size(); ++i) src[i] = float(i % 97) * 0.01f;
   std::vector<float> dw(size_t(l.out_c) * l.in_c * 9), db(static_cast<size_t>(l.out_c));
   for (auto _ : state)
@@ -166,7 +170,7 @@ void BM_PooledWeightGradient(benchmark::State& state) {
                                           dw.data(), db.data(), false);
   state.counters["FLOP_per_second"] =
       benchmark::Counter(l.direct_flop(), benchmark::Counter::kIsIterationInvariantRate);
-  state.SetLabel(histocnn::cpu::pooled_wgrad_isa(l.in, l.conv()));
+  state.SetLabel(histocnn::cpu::pooled_wgrad_isa(l.in, l.out, l.conv()));
 }
 BENCHMARK(BM_PooledWeightGradient)
     ->ArgNames({"images", "layer"})
@@ -180,7 +184,8 @@ BENCHMARK(BM_PooledWeightGradient)
 // range(0): images; range(1): 2 or 3 (the layer); range(2): sevenths positive.
 void BM_PooledDataGradient(benchmark::State& state) {
   const PooledLayer l(int(state.range(0)), int(state.range(1)), state.range(2));
-  std::vector<float> d_src(l.in_count()), w(size_t(l.out_c) * l.in_c * 9), arranged(w.size());
+  histocnn::HostFloats d_src(l.in_count());
+  std::vector<float> w(size_t(l.out_c) * l.in_c * 9), arranged(w.size());
   for (size_t i = 0; i < w.size(); ++i) w[i] = float(i % 61) * 0.01f - 0.3f;
   histocnn::cpu::arrange_dgrad_weights(w.data(), l.conv(), l.in_c, false, arranged.data());
   for (auto _ : state)

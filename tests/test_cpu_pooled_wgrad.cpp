@@ -57,7 +57,7 @@ TEST_P(CpuPooledWgrad, EqualsTheReferenceFromTheScatteredGradient) {
   std::vector<std::vector<float>> by_path;
   for (bool portable : {false, true}) {
     set_portable_pooled_wgrad(portable);
-    const std::string where = k.name + " " + pooled_wgrad_isa(in, conv);
+    const std::string where = k.name + " " + pooled_wgrad_isa(in, out, conv);
     std::vector<float> dw(weights, NAN), db(size_t(k.out_c), NAN);
     ours(false, dw, db);
     expect_near(dw, want_dw, 1e-4, where + " dW");
@@ -128,6 +128,23 @@ TEST(CpuPooledWgradApplies, RefusesWhatItCannotSum) {
   EXPECT_FALSE(pooled_wgrad_applies(*in, other, {32, 16, 3, 0, 2})) << "other images";
 }
 
+// Which version a shape gets: AVX-512 for 16-lane blocks in and out and a
+// pool of at most 4 (on a CPU that runs it), else the portable one.
+TEST(CpuPooledWgradIsa, AvxNeedsSixteenLanesBothWaysAndAPoolOfAtMostFour) {
+  auto blocks = [](int c, int h, int w, int lanes) {
+    LaneLayout l;
+    l.n = 1, l.h = h, l.w = w, l.lanes = lanes, l.blocks = (c + lanes - 1) / lanes;
+    l.column = lanes, l.row = int64_t(w) * lanes, l.block = l.row * h, l.image = l.block * l.blocks;
+    return l;
+  };
+  const LaneLayout in = blocks(32, 20, 20, 16);
+  const std::string fast = pooled_wgrad_isa(in, blocks(32, 9, 9, 16), {32, 32, 3, 0, 2});
+  if (fast != "avx512") GTEST_SKIP() << "no AVX-512 here";
+  EXPECT_EQ(pooled_wgrad_isa(in, blocks(32, 6, 6, 16), {32, 32, 3, 0, 3}), "avx512");
+  EXPECT_EQ(pooled_wgrad_isa(in, blocks(32, 3, 3, 16), {32, 32, 3, 0, 5}), "portable");
+  EXPECT_EQ(pooled_wgrad_isa(in, blocks(32, 9, 9, 8), {32, 32, 3, 0, 2}), "portable");
+}
+
 std::vector<WgradCase> wgrad_cases() {
   std::vector<WgradCase> all;
   for (dt type : {dt::f32, dt::bf16}) {
@@ -138,6 +155,10 @@ std::vector<WgradCase> wgrad_cases() {
     all.push_back({"Nhwc" + t, tag::nhwc, type, 2, 12, 8, 13, 11, 3, 1, 3});
     all.push_back({"Nchw" + t, tag::nchw, type, 3, 3, 6, 10, 9, 3, 1, 2});
     all.push_back({"NChw8c" + t, tag::nChw8c, type, 2, 16, 9, 10, 10, 3, 0, 2});
+    // The AVX-512 scan's window table holds pools up to 4; a pool of 5
+    // takes the portable version.
+    all.push_back({"Pool3Padded" + t, tag::nChw16c, type, 2, 16, 16, 14, 13, 3, 1, 3});
+    all.push_back({"Pool5" + t, tag::nChw16c, type, 1, 16, 16, 13, 12, 3, 1, 5});
   }
   return all;
 }

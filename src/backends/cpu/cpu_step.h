@@ -151,14 +151,14 @@ struct ConvBlock {
   // from w_canon each step; dgrad_sums: its fp32 sums in bf16 mode.
   bool pooled_dgrad = false;
   LaneLayout d_src_lanes;
-  std::vector<float> dgrad_weights, dgrad_sums;
+  HostFloats dgrad_weights, dgrad_sums;  // 64-byte aligned: no split AVX-512 loads
   // The first block on our fused kernels (conv_pool_kernels.h, see the file
   // comment): src is the fp32 NCHW input (zero-padded when the block pads),
   // pooled/workspace/d_pooled as for own_pool; no conv_out, d_act or oneDNN
   // primitive runs, and the gradients land in dw_canon and db directly.
   bool fused = false;
   ConvPoolGeometry fused_geometry;
-  std::vector<float> fused_scratch;  // packed weights and per-thread sums (small)
+  HostFloats fused_scratch;  // packed weights and per-thread sums (small; aligned)
   bool pooling() const { return s.pool > 1; }
   bool sliced() const { return slices > 1; }
 };

@@ -7,6 +7,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <memory>
 #include <vector>
 
 #include "backends/cpu/avx512.h"
@@ -39,22 +40,17 @@ struct WindowOffsets {
   }
 };
 
-// One output channel's terms of image n, pooled rows [py0, py1) and
-// columns [px0, px1), into its sums: acc[tap * stride + c] (stride: the
-// layout's channels, padding ones included) and bias. plane: the channel's
-// first pooled element of image n.
+// Image n's pooled rows [py0, py1) and columns [px0, px1), and the sums
+// its terms go into: acc[tap * stride + c] (stride: the layout's channels,
+// padding ones included) and bias, of output channel o (the portable
+// version: plane is o's first pooled element of image n), or of the
+// thread's first output channel (the AVX-512 one, which takes them all).
 struct Tile {
   int n, py0, py1, px0, px1, o;
   int64_t plane;
   float* acc;
   float* bias;
   const WindowOffsets* window;
-  // Room for the tile's terms (kTileRows x kTileCols), compacted: where
-  // each patch starts in the image, and its gradient.
-  struct Position {
-    int y, x;
-  } * positions;
-  float* gradients;
 };
 
 template <typename T>
@@ -100,38 +96,101 @@ void tile_portable(const T* src, const LaneLayout& in, const T* pooled, const T*
 #pragma GCC diagnostic push  // see avx512.h
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
-// K x K taps of CB 16-channel blocks (nChw16c: a block's 16 channels of a
-// pixel are contiguous) in K * K * CB registers.
+// A tile's terms for the 16 output channels of one block, found in one
+// pass over the tile's positions, 16 lanes at a time. Scanning each
+// channel's positions on its own (a scalar load of the pooled value, its
+// gradient and its argmax byte per channel and position, 16 floats apart,
+// and the window's offset looked up) took ~43 % of the kernel at conv2's
+// shape with 4/7 of the values positive. Per position and lane: the
+// gradient of an interior term (its patch inside the map), else 0, and
+// where its patch starts in the image; border terms (padding: rare) go to
+// lists of their own.
+struct BlockTerms {
+  static constexpr int kMax = kTileRows * kTileCols;
+  int positions = 0;
+  alignas(64) float gradient[kMax][16];
+  alignas(64) int32_t offset[kMax][16];
+  int border[16];
+  int border_y[16][kMax], border_x[16][kMax];
+  float border_gradient[16][kMax];
+};
+
+// The terms of block `ob`'s lanes in `lanes` over tile b (b.o unused);
+// requires pool <= 4 (its window offsets in one vector table) and a patch's
+// offset within an image below 2^31 (use_avx512 checks both).
+template <typename T>
+HISTOCNN_AVX512 void scan_block(const T* pooled, const T* d_pooled, const uint8_t* argmax,
+                                const LaneLayout& out, const LaneLayout& in, const PooledConv& k,
+                                const Tile& b, int ob, __mmask16 lanes, BlockTerms& terms) {
+  const __m512 zero = _mm512_setzero_ps();
+  const __m512i dy = _mm512_cvtepi8_epi32(_mm_loadu_si128(
+      reinterpret_cast<const __m128i*>(b.window->dy)));  // offsets 0..15: pool <= 4
+  const __m512i dx = _mm512_cvtepi8_epi32(
+      _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.window->dx)));
+  const __m512i row = _mm512_set1_epi32(int32_t(in.row)), column = _mm512_set1_epi32(int32_t(in.column));
+  const __m512i y_last = _mm512_set1_epi32(in.h - k.kernel), x_last = _mm512_set1_epi32(in.w - k.kernel);
+  for (int l = 0; l < 16; ++l) terms.border[l] = 0;
+  const int64_t plane = int64_t(b.n) * out.image + int64_t(ob) * out.block;
+  int p = 0;
+  for (int py = b.py0; py < b.py1; ++py)
+    for (int px = b.px0; px < b.px1; ++px, ++p) {
+      const int64_t j = plane + int64_t(py) * out.row + int64_t(px) * out.column;
+      // As term_at: a positive pooled value with a non-zero gradient.
+      const __m512 d = avx512::load16(d_pooled + j);
+      __mmask16 on = _mm512_mask_cmp_ps_mask(lanes, avx512::load16(pooled + j), zero, _CMP_GT_OQ);
+      on = _mm512_mask_cmp_ps_mask(on, d, zero, _CMP_NEQ_UQ);
+      const __m512i at = avx512::load_bytes16(argmax + j);
+      const __m512i y0 = _mm512_add_epi32(_mm512_set1_epi32(py * k.pool - k.pad),
+                                          _mm512_permutexvar_epi32(at, dy));
+      const __m512i x0 = _mm512_add_epi32(_mm512_set1_epi32(px * k.pool - k.pad),
+                                          _mm512_permutexvar_epi32(at, dx));
+      const __mmask16 inside =
+          _mm512_cmpge_epi32_mask(y0, _mm512_setzero_si512()) &
+          _mm512_cmpge_epi32_mask(x0, _mm512_setzero_si512()) & _mm512_cmple_epi32_mask(y0, y_last) &
+          _mm512_cmple_epi32_mask(x0, x_last);
+      _mm512_store_ps(terms.gradient[p], _mm512_maskz_mov_ps(__mmask16(on & inside), d));
+      _mm512_store_si512(terms.offset[p], _mm512_add_epi32(_mm512_mullo_epi32(y0, row),
+                                                           _mm512_mullo_epi32(x0, column)));
+      for (auto edge = __mmask16(on & ~inside); edge; edge = __mmask16(edge & (edge - 1))) {
+        const int l = __builtin_ctz(edge), i = terms.border[l]++;
+        terms.border_y[l][i] = py * k.pool + b.window->dy[argmax[j + l]] - k.pad;
+        terms.border_x[l][i] = px * k.pool + b.window->dx[argmax[j + l]] - k.pad;
+        terms.border_gradient[l][i] = load(d_pooled, j + l);
+      }
+    }
+  terms.positions = p;
+}
+
+// Lane l's terms into its output channel's sums (acc, bias): K x K taps of
+// CB 16-channel blocks (nChw16c: a block's 16 channels of a pixel are
+// contiguous) in K * K * CB registers. The border terms first, then the
+// interior ones, each in scan order: the order of the portable version.
 template <int K, int CB, typename T>
-HISTOCNN_AVX512 void tile_avx512(const T* src, const LaneLayout& in, const T* pooled,
-                                 const T* d_pooled, const uint8_t* argmax, const LaneLayout& out,
-                                 const PooledConv& k, const Tile& b) {
+HISTOCNN_AVX512 void channel_terms(const T* image, const LaneLayout& in, const BlockTerms& terms,
+                                   int l, float* acc, float* bias_sum) {
   constexpr int kStride = CB * 16;
+  // The lane's interior terms, compacted without a branch per position
+  // (whether a pooled value is positive is data: a branch mispredicts).
+  int32_t offsets[BlockTerms::kMax];
+  float gradients[BlockTerms::kMax];
+  int count = 0;
+  for (int p = 0; p < terms.positions; ++p) {
+    offsets[count] = terms.offset[p][l];
+    gradients[count] = terms.gradient[p][l];
+    count += terms.gradient[p][l] != 0.0f;
+  }
   // Fully unrolled, so that every sum stays in its register (a runtime tap
   // index would put the array on the stack).
   __m512 a[K * K][CB];
 #pragma GCC unroll 32
   for (int t = 0; t < K * K; ++t)
 #pragma GCC unroll 4
-    for (int cb = 0; cb < CB; ++cb) a[t][cb] = _mm512_loadu_ps(b.acc + t * kStride + cb * 16);
-  const T* image = src + int64_t(b.n) * in.image;
-  // A term's products, its patch inside the map: `p` its first element
-  // (the taps' offsets from it are the same for every term).
-  auto add_patch = [&](const T* p, __m512 g) HISTOCNN_AVX512 {
-#pragma GCC unroll 8
-    for (int r = 0; r < K; ++r)
-#pragma GCC unroll 8
-      for (int s = 0; s < K; ++s) {
-        const T* q = p + int64_t(r) * in.row + int64_t(s) * in.column;
-#pragma GCC unroll 4
-        for (int cb = 0; cb < CB; ++cb)
-          a[r * K + s][cb] =
-              _mm512_fmadd_ps(g, avx512::load16(q + cb * in.block), a[r * K + s][cb]);
-      }
-  };
-  // At the map's border (padding): its first element is (y0, x0), negative
-  // there; only the taps inside the map add anything.
-  auto add_border_patch = [&](const int y0, const int x0, __m512 g) HISTOCNN_AVX512 {
+    for (int cb = 0; cb < CB; ++cb) a[t][cb] = _mm512_loadu_ps(acc + t * kStride + cb * 16);
+  float bias = *bias_sum;
+  for (int i = 0; i < terms.border[l]; ++i) {
+    const float g = terms.border_gradient[l][i];
+    bias += g;
+    const int y0 = terms.border_y[l][i], x0 = terms.border_x[l][i];
 #pragma GCC unroll 8
     for (int r = 0; r < K; ++r)
 #pragma GCC unroll 8
@@ -140,75 +199,75 @@ HISTOCNN_AVX512 void tile_avx512(const T* src, const LaneLayout& in, const T* po
         const T* q = image + int64_t(y0 + r) * in.row + int64_t(x0 + s) * in.column;
 #pragma GCC unroll 4
         for (int cb = 0; cb < CB; ++cb)
-          a[r * K + s][cb] =
-              _mm512_fmadd_ps(g, avx512::load16(q + cb * in.block), a[r * K + s][cb]);
+          a[r * K + s][cb] = _mm512_fmadd_ps(_mm512_set1_ps(g), avx512::load16(q + cb * in.block),
+                                             a[r * K + s][cb]);
       }
-  };
-  // First the tile's terms whose patch lies inside the map, compacted
-  // without a branch per position (whether a pooled value is positive is
-  // data: a branch on it mispredicts), in order; a border term (padding)
-  // goes through the checked path at once.
-  float bias = *b.bias;
-  int count = 0;
-  for (int py = b.py0; py < b.py1; ++py)
-    for (int px = b.px0; px < b.px1; ++px) {
-      const int64_t j = b.plane + int64_t(py) * out.row + int64_t(px) * out.column;
-      const float g = load(pooled, j) > 0 ? load(d_pooled, j) : 0.0f;
-      const int at = argmax[j];
-      const int y0 = py * k.pool + b.window->dy[at] - k.pad;
-      const int x0 = px * k.pool + b.window->dx[at] - k.pad;
-      if (y0 >= 0 && x0 >= 0 && y0 + K <= in.h && x0 + K <= in.w) {
-        b.positions[count] = {y0, x0};
-        b.gradients[count] = g;
-        count += g != 0.0f;
-      } else if (g != 0.0f) {
-        bias += g;
-        add_border_patch(y0, x0, _mm512_set1_ps(g));
-      }
-    }
-  for (int i = 0; i < count; ++i) {
-    bias += b.gradients[i];
-    add_patch(image + int64_t(b.positions[i].y) * in.row + int64_t(b.positions[i].x) * in.column,
-              _mm512_set1_ps(b.gradients[i]));
   }
-  *b.bias = bias;
+  for (int i = 0; i < count; ++i) {
+    bias += gradients[i];
+    const __m512 g = _mm512_set1_ps(gradients[i]);
+    const T* p = image + offsets[i];
+#pragma GCC unroll 8
+    for (int r = 0; r < K; ++r)
+#pragma GCC unroll 8
+      for (int s = 0; s < K; ++s) {
+        const T* q = p + int64_t(r) * in.row + int64_t(s) * in.column;
+#pragma GCC unroll 4
+        for (int cb = 0; cb < CB; ++cb)
+          a[r * K + s][cb] = _mm512_fmadd_ps(g, avx512::load16(q + cb * in.block), a[r * K + s][cb]);
+      }
+  }
+  *bias_sum = bias;
 #pragma GCC unroll 32
   for (int t = 0; t < K * K; ++t)
 #pragma GCC unroll 4
-    for (int cb = 0; cb < CB; ++cb) _mm512_storeu_ps(b.acc + t * kStride + cb * 16, a[t][cb]);
+    for (int cb = 0; cb < CB; ++cb) _mm512_storeu_ps(acc + t * kStride + cb * 16, a[t][cb]);
+}
+
+template <typename T>
+HISTOCNN_AVX512 void channel_terms_of(const T* image, const LaneLayout& in, const PooledConv& k,
+                                      const BlockTerms& terms, int l, float* acc, float* bias) {
+  if (k.kernel == 3 && in.blocks == 1) return channel_terms<3, 1>(image, in, terms, l, acc, bias);
+  if (k.kernel == 3) return channel_terms<3, 2>(image, in, terms, l, acc, bias);
+  channel_terms<5, 1>(image, in, terms, l, acc, bias);
+}
+
+// One thread's output channels [o0, o1) over tile b: each 16-channel block
+// they touch scanned once, then each channel's terms.
+template <typename T>
+HISTOCNN_AVX512 void tile_avx512(const T* src, const LaneLayout& in, const T* pooled,
+                                 const T* d_pooled, const uint8_t* argmax, const LaneLayout& out,
+                                 const PooledConv& k, const Tile& b, int o0, int o1,
+                                 BlockTerms& terms) {
+  const int64_t per_channel = int64_t(k.kernel) * k.kernel * in.blocks * in.lanes;
+  const T* image = src + int64_t(b.n) * in.image;
+  for (int ob = o0 / 16; ob * 16 < o1; ++ob) {
+    const int first = std::max(o0, ob * 16), last = std::min(o1, ob * 16 + 16);
+    const auto lanes = __mmask16(((1u << (last - first)) - 1u) << (first - ob * 16));
+    scan_block(pooled, d_pooled, argmax, out, in, k, b, ob, lanes, terms);
+    for (int o = first; o < last; ++o)
+      channel_terms_of(image, in, k, terms, o - ob * 16, b.acc + (o - o0) * per_channel,
+                       b.bias + (o - o0));
+  }
 }
 #pragma GCC diagnostic pop
 
 // AVX-512 where oneDNN runs its own AVX-512 kernels too: capped lower
 // (ONEDNN_MAX_CPU_ISA=AVX2, as the golden-run tests do), the step's bits do
 // not depend on which x86 CPU runs it.
-bool use_avx512(const LaneLayout& in, const PooledConv& k) {
+bool use_avx512(const LaneLayout& in, const LaneLayout& out, const PooledConv& k) {
   const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
   const auto avx512_core = static_cast<unsigned>(dnnl::cpu_isa::avx512_core);
   return !portable_only && avx512::available() && (isa & avx512_core) == avx512_core &&
-         in.lanes == 16 && ((k.kernel == 3 && in.blocks <= 2) || (k.kernel == 5 && in.blocks == 1));
+         in.lanes == 16 && out.lanes == 16 && k.pool <= 4 && in.image < (int64_t(1) << 31) &&
+         ((k.kernel == 3 && in.blocks <= 2) || (k.kernel == 5 && in.blocks == 1));
 }
 #else
-bool use_avx512(const LaneLayout&, const PooledConv&) {
+struct BlockTerms {};
+bool use_avx512(const LaneLayout&, const LaneLayout&, const PooledConv&) {
   return false;
 }
 #endif
-
-template <typename T>
-void run_tile(const T* src, const LaneLayout& in, const T* pooled, const T* d_pooled,
-              const uint8_t* argmax, const LaneLayout& out, const PooledConv& k, const Tile& b,
-              bool avx) {
-#if HISTOCNN_HAS_AVX512_CODE
-  if (avx) {
-    if (k.kernel == 3 && in.blocks == 1)
-      return tile_avx512<3, 1>(src, in, pooled, d_pooled, argmax, out, k, b);
-    if (k.kernel == 3) return tile_avx512<3, 2>(src, in, pooled, d_pooled, argmax, out, k, b);
-    return tile_avx512<5, 1>(src, in, pooled, d_pooled, argmax, out, k, b);
-  }
-#endif
-  (void)avx;
-  tile_portable(src, in, pooled, d_pooled, argmax, out, k, b);
-}
 
 // Each thread takes a contiguous share of the output channels and walks
 // image by image, tile by tile, each of its channels in turn.
@@ -217,33 +276,38 @@ void run(const T* src, const LaneLayout& in, const T* pooled, const T* d_pooled,
          const uint8_t* argmax, const LaneLayout& out, const PooledConv& k, float* dw, float* db,
          bool accumulate) {
   const int taps = k.kernel * k.kernel, stride = in.blocks * in.lanes;
-  const bool avx = use_avx512(in, k);
+  const bool avx = use_avx512(in, out, k);
   const WindowOffsets window(k.pool);
 #pragma omp parallel
   {
     const int threads = omp_get_num_threads(), me = omp_get_thread_num();
     const int o0 = int(int64_t(k.out_c) * me / threads);
     const int o1 = int(int64_t(k.out_c) * (me + 1) / threads);
-    std::vector<float> acc(size_t(std::max(o1 - o0, 0)) * size_t(taps) * size_t(stride), 0.0f);
+    const size_t per_channel = size_t(taps) * size_t(stride);
+    std::vector<float> acc(size_t(std::max(o1 - o0, 0)) * per_channel, 0.0f);
     std::vector<float> bias(size_t(std::max(o1 - o0, 0)), 0.0f);
-    std::vector<Tile::Position> positions(size_t(kTileRows) * kTileCols);
-    std::vector<float> gradients(positions.size());
-    for (int n = 0; n < out.n; ++n)
+    const auto terms = std::make_unique<BlockTerms>();
+    for (int n = 0; n < out.n && o0 < o1; ++n)
       for (int py0 = 0; py0 < out.h; py0 += kTileRows)
-        for (int px0 = 0; px0 < out.w; px0 += kTileCols)
-          for (int o = o0; o < o1; ++o) {
-            const size_t i = size_t(o - o0);
-            const int64_t plane =
-                int64_t(n) * out.image + int64_t(o / out.lanes) * out.block + o % out.lanes;
-            run_tile(src, in, pooled, d_pooled, argmax, out, k,
-                     Tile{n, py0, std::min(py0 + kTileRows, out.h), px0,
-                          std::min(px0 + kTileCols, out.w), o, plane,
-                          acc.data() + i * size_t(taps) * size_t(stride), &bias[i], &window,
-                          positions.data(), gradients.data()},
-                     avx);
+        for (int px0 = 0; px0 < out.w; px0 += kTileCols) {
+          Tile tile{n, py0, std::min(py0 + kTileRows, out.h), px0,
+                    std::min(px0 + kTileCols, out.w), o0, 0, acc.data(), bias.data(), &window};
+#if HISTOCNN_HAS_AVX512_CODE
+          if (avx) {
+            tile_avx512(src, in, pooled, d_pooled, argmax, out, k, tile, o0, o1, *terms);
+            continue;
           }
+#endif
+          for (int o = o0; o < o1; ++o) {
+            tile.o = o;
+            tile.plane = int64_t(n) * out.image + int64_t(o / out.lanes) * out.block + o % out.lanes;
+            tile.acc = acc.data() + size_t(o - o0) * per_channel;
+            tile.bias = &bias[size_t(o - o0)];
+            tile_portable(src, in, pooled, d_pooled, argmax, out, k, tile);
+          }
+        }
     for (int o = o0; o < o1; ++o) {
-      const float* a = acc.data() + size_t(o - o0) * size_t(taps) * size_t(stride);
+      const float* a = acc.data() + size_t(o - o0) * per_channel;
       for (int c = 0; c < k.in_c; ++c)
         for (int t = 0; t < taps; ++t) {
           float& w = dw[(int64_t(o) * k.in_c + c) * taps + t];
@@ -276,8 +340,8 @@ void pooled_weight_gradient(dnnl::memory::data_type type, const void* src, const
       static_cast<const float*>(d_pooled), argmax, out, conv, dw, db, accumulate);
 }
 
-std::string pooled_wgrad_isa(const LaneLayout& in, const PooledConv& conv) {
-  return use_avx512(in, conv) ? "avx512" : "portable";
+std::string pooled_wgrad_isa(const LaneLayout& in, const LaneLayout& out, const PooledConv& conv) {
+  return use_avx512(in, out, conv) ? "avx512" : "portable";
 }
 
 void set_portable_pooled_wgrad(bool portable) {

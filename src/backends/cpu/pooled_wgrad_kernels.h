@@ -53,9 +53,9 @@ void pooled_weight_gradient(dnnl::memory::data_type type, const void* src, const
                             const LaneLayout& out, const PooledConv& conv, float* dw, float* db,
                             bool accumulate);
 
-// Which version runs: "avx512" (16-channel blocks, kernel 3 with up to 32
-// channels or kernel 5 with up to 16) or "portable".
-std::string pooled_wgrad_isa(const LaneLayout& in, const PooledConv& conv);
+// Which version runs: "avx512" (16-channel blocks in and out, kernel 3 with
+// up to 32 input channels or kernel 5 with up to 16) or "portable".
+std::string pooled_wgrad_isa(const LaneLayout& in, const LaneLayout& out, const PooledConv& conv);
 
 // Tests: the portable version everywhere (false: back to the choice above).
 void set_portable_pooled_wgrad(bool portable);
