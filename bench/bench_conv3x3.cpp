@@ -29,8 +29,8 @@
 #include <vector>
 
 #include "backends/cpu/pooled_dgrad_kernels.h"
-#include "core/host_buffers.h"
 #include "backends/cpu/pooled_wgrad_kernels.h"
+#include "core/host_buffers.h"
 
 namespace {
 
