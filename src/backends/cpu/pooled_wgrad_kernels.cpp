@@ -287,7 +287,7 @@ void run(const T* src, const LaneLayout& in, const T* pooled, const T* d_pooled,
     const size_t per_channel = size_t(taps) * size_t(stride);
     std::vector<float> acc(size_t(std::max(o1 - o0, 0)) * per_channel, 0.0f);
     std::vector<float> bias(size_t(std::max(o1 - o0, 0)), 0.0f);
-    const auto terms = std::make_unique<BlockTerms>();
+    [[maybe_unused]] const auto terms = std::make_unique<BlockTerms>();  // the AVX-512 scan's
     for (int n = 0; n < out.n && o0 < o1; ++n)
       for (int py0 = 0; py0 < out.h; py0 += kTileRows)
         for (int px0 = 0; px0 < out.w; px0 += kTileCols) {
