@@ -153,6 +153,9 @@ std::vector<DgradCase> dgrad_cases() {
     all.push_back({"Nhwc32" + t, tag::nhwc, type, 2, 32, 16, 12, 13, 3, 1, 2});
     all.push_back({"Nchw" + t, tag::nchw, type, 3, 3, 6, 10, 9, 3, 1, 2});
     all.push_back({"NChw8c" + t, tag::nChw8c, type, 2, 16, 9, 10, 10, 3, 0, 2});
+    // More than 64 output channels: the AVX-512 version's masks take 64 at
+    // a time.
+    all.push_back({"WideOutput" + t, tag::nChw16c, type, 2, 16, 80, 10, 9, 3, 1, 2});
   }
   return all;
 }

@@ -45,12 +45,9 @@ int64_t at(const LaneLayout& l, int n, int c, int y, int x) {
          int64_t(x) * l.column + c % l.lanes;
 }
 
-// Per thread: a position's terms grouped by their window offset (the AVX
-// version), or its patch of sums (the portable one).
+// Per thread: a position's patch of sums (the portable version).
 struct DgradScratch {
-  std::vector<float> gradients, patch;
-  std::vector<int32_t> channels;
-  int capacity = 0;  // terms a group can hold, plus a vector's spill room
+  std::vector<float> patch;
 };
 
 template <typename T>
@@ -69,7 +66,8 @@ void band_portable(const T* pooled, const T* d_pooled, const uint8_t* argmax, co
     for (int px = 0; px < out.w; ++px) {
       std::fill(patch.begin(), patch.end(), 0.0f);
       bool any = false;
-      // By window offset, then output channel: the AVX version's order.
+      // By window offset, then output channel: the AVX version's order (up
+      // to 64 output channels; beyond, it sums 64 at a time).
       for (int a = 0; a < k.pool * k.pool; ++a)
         for (int o = 0; o < k.out_c; ++o) {
           const int64_t j = at(out, b.n, o, py, px);
@@ -113,38 +111,43 @@ void round_band_portable(const float* sums, T* d_src, const LaneLayout& in, cons
 constexpr int kSpan = 4;  // pool 2 + kernel 3 - 1
 using Patch = __m512[kSpan][kSpan];
 
-// One group's terms (window offset DY, DX) into the patch of one 16-channel
-// block: per term 9 FMAs, each with its weights read from memory.
-template <int DY, int DX>
-HISTOCNN_AVX512 inline __attribute__((always_inline)) void add_group(Patch& a, const float* g,
-                                                                     const int32_t* o, int count,
+// The terms of one window offset (DY, DX) among 64 output channels (bit o:
+// channel first + o) into the patch of one 16-channel block, channel by
+// channel in order: per term 9 FMAs, each with its weights read from memory.
+// Walking a mask reads each gradient where the pool left it; lists of the
+// terms (compressed and stored, then read back) were ~4-10 % slower.
+template <int DY, int DX, typename T>
+HISTOCNN_AVX512 inline __attribute__((always_inline)) void add_group(Patch& a, uint64_t mask,
+                                                                     const T* d_pooled,
+                                                                     int64_t position,
+                                                                     int64_t out_block, int first,
                                                                      const float* w, int stride) {
   const int64_t per_channel = 9 * int64_t(stride);
-  for (int i = 0; i < count; ++i) {
-    const __m512 gi = _mm512_set1_ps(g[i]);
-    const float* wt = w + o[i] * per_channel;
+  for (; mask; mask &= mask - 1) {
+    const int o = first + __builtin_ctzll(mask);
+    const __m512 g = _mm512_set1_ps(load(d_pooled, position + (o >> 4) * out_block + (o & 15)));
+    const float* wt = w + o * per_channel;
 #pragma GCC unroll 3
     for (int r = 0; r < 3; ++r)
 #pragma GCC unroll 3
       for (int s = 0; s < 3; ++s)
         a[DY + r][DX + s] =
-            _mm512_fmadd_ps(gi, _mm512_loadu_ps(wt + (r * 3 + s) * stride), a[DY + r][DX + s]);
+            _mm512_fmadd_ps(g, _mm512_loadu_ps(wt + (r * 3 + s) * stride), a[DY + r][DX + s]);
   }
 }
 
-// Groups a pooled position's terms by window offset (its argmax byte), in
-// output-channel order, without a branch per channel (whether a pooled value
-// is positive is data). Compressed in a register, then stored whole: a
-// compressing store to memory is microcoded and slow on AMD's Zen 4.
-// Returns whether there was any.
+// A pooled position's terms among the 64 output channels of blocks
+// [4 * chunk, 4 * chunk + 4), per window offset (its argmax byte), as masks
+// (bit o: channel 64 * chunk + o), found without a branch per channel
+// (whether a pooled value is positive is data). Returns whether there was
+// any.
 template <typename T>
 HISTOCNN_AVX512 bool group_terms(const T* pooled, const T* d_pooled, const uint8_t* argmax,
-                                 const LaneLayout& out, int out_c, int64_t position,
-                                 DgradScratch& scratch, int (&count)[4]) {
+                                 const LaneLayout& out, int out_c, int64_t position, int chunk,
+                                 uint64_t (&masks)[4]) {
   const __m512 zero = _mm512_setzero_ps();
-  const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-  count[0] = count[1] = count[2] = count[3] = 0;
-  for (int ob = 0; ob < out.blocks; ++ob) {
+  masks[0] = masks[1] = masks[2] = masks[3] = 0;
+  for (int ob = 4 * chunk; ob < std::min(out.blocks, 4 * chunk + 4); ++ob) {
     const int64_t j = position + int64_t(ob) * out.block;
     const int live_lanes = std::min(16, out_c - ob * 16);
     const auto live = __mmask16((1u << live_lanes) - 1u);
@@ -152,18 +155,12 @@ HISTOCNN_AVX512 bool group_terms(const T* pooled, const T* d_pooled, const uint8
     const __mmask16 positive =
         _mm512_mask_cmp_ps_mask(live, avx512::load16(pooled + j), zero, _CMP_GT_OQ);
     const __mmask16 on = _mm512_mask_cmp_ps_mask(positive, d, zero, _CMP_NEQ_UQ);
-    if (!on) continue;
     const __m512i offsets = avx512::load_bytes16(argmax + j);
-    const __m512i channels = _mm512_add_epi32(iota, _mm512_set1_epi32(ob * 16));
-    for (int v = 0; v < 4; ++v) {
-      const __mmask16 m = _mm512_mask_cmpeq_epi32_mask(on, offsets, _mm512_set1_epi32(v));
-      const size_t slot = size_t(v) * scratch.capacity + count[v];
-      _mm512_storeu_ps(scratch.gradients.data() + slot, _mm512_maskz_compress_ps(m, d));
-      _mm512_storeu_si512(scratch.channels.data() + slot, _mm512_maskz_compress_epi32(m, channels));
-      count[v] += __builtin_popcount(m);
-    }
+    for (int v = 0; v < 4; ++v)
+      masks[v] |= uint64_t(_mm512_mask_cmpeq_epi32_mask(on, offsets, _mm512_set1_epi32(v)))
+                  << (16 * (ob % 4));
   }
-  return count[0] + count[1] + count[2] + count[3] > 0;
+  return (masks[0] | masks[1] | masks[2] | masks[3]) != 0;
 }
 
 // Adds the patch (its top left at y0, x0 of one block's plane) to the sums,
@@ -187,8 +184,7 @@ HISTOCNN_AVX512 inline __attribute__((always_inline)) void flush(const Patch& a,
 template <typename T>
 HISTOCNN_AVX512 void band_avx512(const T* pooled, const T* d_pooled, const uint8_t* argmax,
                                  const LaneLayout& out, const float* w, const PooledConv& k,
-                                 float* sums, const LaneLayout& in, const DgradBand& b,
-                                 DgradScratch& scratch) {
+                                 float* sums, const LaneLayout& in, const DgradBand& b) {
   const int stride = in.blocks * 16;
   float* image = sums + int64_t(b.n) * in.image;
   // Each row zeroed just before the first patch that reaches it (or at the
@@ -203,29 +199,32 @@ HISTOCNN_AVX512 void band_avx512(const T* pooled, const T* d_pooled, const uint8
               image + cb * in.block + int64_t(zeroed) * in.row + int64_t(x) * in.column,
               _mm512_setzero_ps());
   };
-  const int cap = scratch.capacity;
-  const float* g = scratch.gradients.data();
-  const int32_t* o = scratch.channels.data();
+  const int chunks = (out.blocks + 3) / 4;
   const auto [first, last] = pooled_rows_of(b, k, out.h);
   for (int py = first; py < last; ++py) {
     zero_rows_until(py * 2 - k.pad + kSpan);
     for (int px = 0; px < out.w; ++px) {
-      int count[4];
       const int64_t position =
           int64_t(b.n) * out.image + int64_t(py) * out.row + int64_t(px) * out.column;
-      if (!group_terms(pooled, d_pooled, argmax, out, k.out_c, position, scratch, count)) continue;
-      for (int cb = 0; cb < in.blocks; ++cb) {
-        Patch a;
+      // 64 output channels at a time (the paper's network has at most 64):
+      // each chunk's patch added to d_src on its own.
+      for (int chunk = 0; chunk < chunks; ++chunk) {
+        uint64_t m[4];
+        if (!group_terms(pooled, d_pooled, argmax, out, k.out_c, position, chunk, m)) continue;
+        for (int cb = 0; cb < in.blocks; ++cb) {
+          Patch a;
 #pragma GCC unroll 4
-        for (int i = 0; i < kSpan; ++i)
+          for (int i = 0; i < kSpan; ++i)
 #pragma GCC unroll 4
-          for (int j = 0; j < kSpan; ++j) a[i][j] = _mm512_setzero_ps();
-        const float* wb = w + cb * 16;
-        add_group<0, 0>(a, g, o, count[0], wb, stride);
-        add_group<0, 1>(a, g + cap, o + cap, count[1], wb, stride);
-        add_group<1, 0>(a, g + 2 * cap, o + 2 * cap, count[2], wb, stride);
-        add_group<1, 1>(a, g + 3 * cap, o + 3 * cap, count[3], wb, stride);
-        flush(a, image + cb * in.block, in, b, py * 2 - k.pad, px * 2 - k.pad);
+            for (int j = 0; j < kSpan; ++j) a[i][j] = _mm512_setzero_ps();
+          const float* wb = w + cb * 16;
+          const int first_channel = 64 * chunk;
+          add_group<0, 0>(a, m[0], d_pooled, position, out.block, first_channel, wb, stride);
+          add_group<0, 1>(a, m[1], d_pooled, position, out.block, first_channel, wb, stride);
+          add_group<1, 0>(a, m[2], d_pooled, position, out.block, first_channel, wb, stride);
+          add_group<1, 1>(a, m[3], d_pooled, position, out.block, first_channel, wb, stride);
+          flush(a, image + cb * in.block, in, b, py * 2 - k.pad, px * 2 - k.pad);
+        }
       }
     }
   }
@@ -262,7 +261,7 @@ void run_band(const T* pooled, const T* d_pooled, const uint8_t* argmax, const L
               const DgradBand& b, DgradScratch& scratch, bool avx) {
 #if HISTOCNN_HAS_AVX512_CODE
   if (avx) {
-    band_avx512(pooled, d_pooled, argmax, out, w, k, sums, in, b, scratch);
+    band_avx512(pooled, d_pooled, argmax, out, w, k, sums, in, b);
     if constexpr (std::is_same_v<T, Bf16>) round_band_avx512(sums, d_src, in, b);
     return;
   }
@@ -290,9 +289,6 @@ void run_dgrad(const T* pooled, const T* d_pooled, const uint8_t* argmax, const 
 #pragma omp parallel
   {
     DgradScratch scratch;
-    scratch.capacity = out.blocks * out.lanes + 16;
-    scratch.gradients.resize(4 * size_t(scratch.capacity));
-    scratch.channels.resize(4 * size_t(scratch.capacity));
 #pragma omp for schedule(static)
     for (int item = 0; item < items; ++item) {
       const int band = item % bands;
