@@ -8,7 +8,7 @@
 // (Winograd does 2.25x fewer), so the two rates compare as speeds.
 // BM_PooledWeightGradient: histocnn's weight and bias gradients from the
 // pooled gradient (backends/cpu/pooled_wgrad_kernels.h) on the same layers
-// and images, half the pooled values positive (the rest skipped, as ReLU's
+// and images, 4/7 of the pooled values positive (the rest skipped, as ReLU's
 // zeros are in training); its rate counts the same direct FLOPs, so it
 // compares with backward weights' (direction 2) as a speed.
 // BM_PooledDataGradient: histocnn's data gradient from the pooled gradient
