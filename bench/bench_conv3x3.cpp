@@ -184,8 +184,8 @@ BENCHMARK(BM_PooledWeightGradient)
 // range(0): images; range(1): 2 or 3 (the layer); range(2): sevenths positive.
 void BM_PooledDataGradient(benchmark::State& state) {
   const PooledLayer l(int(state.range(0)), int(state.range(1)), state.range(2));
-  histocnn::HostFloats d_src(l.in_count());
-  std::vector<float> w(size_t(l.out_c) * l.in_c * 9), arranged(w.size());
+  histocnn::HostFloats d_src(l.in_count()), arranged(size_t(l.out_c) * l.in_c * 9);
+  std::vector<float> w(arranged.size());
   for (size_t i = 0; i < w.size(); ++i) w[i] = float(i % 61) * 0.01f - 0.3f;
   histocnn::cpu::arrange_dgrad_weights(w.data(), l.conv(), l.in_c, false, arranged.data());
   for (auto _ : state)

@@ -131,18 +131,15 @@ TEST(CpuPooledWgradApplies, RefusesWhatItCannotSum) {
 // Which version a shape gets: AVX-512 for 16-lane blocks in and out and a
 // pool of at most 4 (on a CPU that runs it), else the portable one.
 TEST(CpuPooledWgradIsa, AvxNeedsSixteenLanesBothWaysAndAPoolOfAtMostFour) {
-  auto blocks = [](int c, int h, int w, int lanes) {
-    LaneLayout l;
-    l.n = 1, l.h = h, l.w = w, l.lanes = lanes, l.blocks = (c + lanes - 1) / lanes;
-    l.column = lanes, l.row = int64_t(w) * lanes, l.block = l.row * h, l.image = l.block * l.blocks;
-    return l;
+  auto layout = [](int c, int side, tag t) {
+    return *lane_layout(Mem::desc({1, c, side, side}, dt::f32, t));
   };
-  const LaneLayout in = blocks(32, 20, 20, 16);
-  const std::string fast = pooled_wgrad_isa(in, blocks(32, 9, 9, 16), {32, 32, 3, 0, 2});
+  const LaneLayout in = layout(32, 20, tag::nChw16c);
+  const std::string fast = pooled_wgrad_isa(in, layout(32, 9, tag::nChw16c), {32, 32, 3, 0, 2});
   if (fast != "avx512") GTEST_SKIP() << "no AVX-512 here";
-  EXPECT_EQ(pooled_wgrad_isa(in, blocks(32, 6, 6, 16), {32, 32, 3, 0, 3}), "avx512");
-  EXPECT_EQ(pooled_wgrad_isa(in, blocks(32, 3, 3, 16), {32, 32, 3, 0, 5}), "portable");
-  EXPECT_EQ(pooled_wgrad_isa(in, blocks(32, 9, 9, 8), {32, 32, 3, 0, 2}), "portable");
+  EXPECT_EQ(pooled_wgrad_isa(in, layout(32, 6, tag::nChw16c), {32, 32, 3, 0, 3}), "avx512");
+  EXPECT_EQ(pooled_wgrad_isa(in, layout(32, 3, tag::nChw16c), {32, 32, 3, 0, 5}), "portable");
+  EXPECT_EQ(pooled_wgrad_isa(in, layout(32, 9, tag::nChw8c), {32, 32, 3, 0, 2}), "portable");
 }
 
 std::vector<WgradCase> wgrad_cases() {

@@ -81,8 +81,9 @@ static std::string conv_implementations(const ConvBlock& c) {
   const PooledConv conv{c.s.in_c, c.s.out_c, c.s.kernel, c.s.pad, c.s.pool};
   std::vector<std::string> names = {
       c.fwd_pd.impl_info_str(),
-      c.pooled_wgrad ? "histocnn pooled weight gradient " + pooled_wgrad_isa(c.src_lanes, c.pooled_lanes, conv)
-                     : c.bwd_w_pd.impl_info_str()};
+      c.pooled_wgrad
+          ? "histocnn pooled weight gradient " + pooled_wgrad_isa(c.src_lanes, c.pooled_lanes, conv)
+          : c.bwd_w_pd.impl_info_str()};
   if (c.pooled_dgrad)
     names.push_back("histocnn pooled data gradient " +
                     pooled_dgrad_isa(c.d_src_lanes, c.pooled_lanes, conv));
