@@ -164,10 +164,11 @@ void BM_PooledWeightGradient(benchmark::State& state) {
   histocnn::HostFloats src(l.in_count());
   for (size_t i = 0; i < src.size(); ++i) src[i] = float(i % 97) * 0.01f;
   std::vector<float> dw(size_t(l.out_c) * l.in_c * 9), db(static_cast<size_t>(l.out_c));
+  histocnn::HostFloats scratch;  // grown by the first call
   for (auto _ : state)
     histocnn::cpu::pooled_weight_gradient(dt::f32, src.data(), l.in, l.pooled_map.data(),
                                           l.d_pooled.data(), l.argmax.data(), l.out, l.conv(),
-                                          dw.data(), db.data(), false);
+                                          dw.data(), db.data(), false, scratch);
   state.counters["FLOP_per_second"] =
       benchmark::Counter(l.direct_flop(), benchmark::Counter::kIsIterationInvariantRate);
   state.SetLabel(histocnn::cpu::pooled_wgrad_isa(l.in, l.out, l.conv()));

@@ -12,6 +12,7 @@
 
 #include "backends/cpu/pooled_wgrad_kernels.h"
 #include "core/bf16.h"
+#include "core/host_buffers.h"
 #include "core/rng.h"
 #include "cpu_pooled_cases.h"
 #include "nn/reference.h"
@@ -49,10 +50,11 @@ TEST_P(CpuPooledWgrad, EqualsTheReferenceFromTheScatteredGradient) {
   reference::conv2d_backward(x.data(), w.data(), maps->d_act.data(), nullptr, want_dw.data(),
                              want_db.data(), k.n, k.in_c, k.h, k.w, k.out_c, k.kernel, k.pad);
 
+  HostFloats scratch;
   auto ours = [&](bool accumulate, std::vector<float>& dw, std::vector<float>& db) {
     pooled_weight_gradient(k.type, x_l.get_data_handle(), in, maps->pooled.get_data_handle(),
                            maps->d_pooled.get_data_handle(), maps->argmax.data(), out, conv,
-                           dw.data(), db.data(), accumulate);
+                           dw.data(), db.data(), accumulate, scratch);
   };
   std::vector<std::vector<float>> by_path;
   for (bool portable : {false, true}) {
@@ -62,18 +64,22 @@ TEST_P(CpuPooledWgrad, EqualsTheReferenceFromTheScatteredGradient) {
     ours(false, dw, db);
     expect_near(dw, want_dw, 1e-4, where + " dW");
     expect_near(db, want_db, 1e-4, where + " db");
-    // One thread or the team: each output channel's terms in the same order.
+    // The same bits run to run on a thread count, whichever thread takes
+    // which item; on another count (other items) the same sums.
     const int team = omp_get_max_threads();
-    omp_set_num_threads(1);
-    std::vector<float> dw1(weights, NAN), db1(size_t(k.out_c), NAN);
-    ours(false, dw1, db1);
-    omp_set_num_threads(std::max(team, 3));
-    std::vector<float> dw3(weights, NAN), db3(size_t(k.out_c), NAN);
-    ours(false, dw3, db3);
+    for (int threads : {1, 3, 16}) {
+      omp_set_num_threads(threads);
+      std::vector<float> dw_a(weights, NAN), db_a(size_t(k.out_c), NAN);
+      std::vector<float> dw_b(weights, NAN), db_b(size_t(k.out_c), NAN);
+      ours(false, dw_a, db_a);
+      ours(false, dw_b, db_b);
+      const std::string on = where + " on " + std::to_string(threads) + " threads";
+      EXPECT_EQ(dw_a, dw_b) << on;
+      EXPECT_EQ(db_a, db_b) << on;
+      expect_near(dw_a, dw, 1e-5, on + " dW");
+      expect_near(db_a, db, 1e-5, on + " db");
+    }
     omp_set_num_threads(team);
-    EXPECT_EQ(dw1, dw) << where << ": 1 thread";
-    EXPECT_EQ(db1, db) << where << ": 1 thread";
-    EXPECT_EQ(dw3, dw) << where << ": 3 threads or more";
     // Accumulating: what the sums held, plus the batch's terms.
     std::vector<float> twice = dw, twice_db = db;
     ours(true, twice, twice_db);
@@ -101,15 +107,16 @@ TEST(CpuPooledWgradSlices, SlicesSumToTheWholeBatch) {
   const PooledConv conv{c, o, 3, 0, 2};
   std::vector<float> whole(size_t(o) * c * 9, NAN), sliced(whole.size(), NAN);
   std::vector<float> whole_db(static_cast<size_t>(o), NAN), sliced_db(whole_db.size(), NAN);
+  HostFloats scratch;
   pooled_weight_gradient(dt::f32, x.data(), *in, pooled.data(), d_pooled.data(), argmax.data(),
-                         *out, conv, whole.data(), whole_db.data(), false);
+                         *out, conv, whole.data(), whole_db.data(), false, scratch);
   LaneLayout one_in = *in, one_out = *out;
   one_in.n = one_out.n = 1;
   for (int j = 0; j < n; ++j)
     pooled_weight_gradient(dt::f32, x.data() + j * in->image, one_in,
                            pooled.data() + j * out->image, d_pooled.data() + j * out->image,
                            argmax.data() + j * out->image, one_out, conv, sliced.data(),
-                           sliced_db.data(), j > 0);
+                           sliced_db.data(), j > 0, scratch);
   expect_near(sliced, whole, 1e-5, "dW");
   expect_near(sliced_db, whole_db, 1e-5, "db");
 }
@@ -142,6 +149,72 @@ TEST(CpuPooledWgradIsa, AvxNeedsSixteenLanesBothWaysAndAPoolOfAtMostFour) {
   EXPECT_EQ(pooled_wgrad_isa(in, layout(32, 9, tag::nChw8c), {32, 32, 3, 0, 2}), "portable");
 }
 
+// The work items: every pooled row and image in exactly one item of each
+// channel set, bands of whole tiles; one item a set while the sets are at
+// least the threads, about four items a thread where they are fewer.
+TEST(CpuPooledWgradSplit, CoversEveryRowAndImageOnceAndBlocksFirst) {
+  auto split_of = [](int n, int out_c, int rows, int threads) {
+    LaneLayout out;
+    out.n = n, out.h = rows, out.w = 5;
+    return pooled_wgrad_split(out, {32, out_c, 3, 0, 2}, threads);
+  };
+  using S = PooledWgradSplit;
+  const S one = split_of(50, 32, 48, 1);
+  EXPECT_EQ(one.channels, 32);
+  EXPECT_EQ(one.items(), 1);
+  const S two = split_of(2, 32, 48, 2);  // conv2 at 200 px on 2 threads: two images a slice
+  EXPECT_EQ(two.channels, 16);
+  EXPECT_EQ(two.sets, 2);
+  EXPECT_EQ(two.items(), 2) << "a block a thread: no partials to add";
+  LaneLayout in;
+  in.blocks = 2, in.lanes = 16;
+  LaneLayout out;
+  out.n = 2, out.h = 48, out.w = 48;
+  EXPECT_EQ(pooled_wgrad_scratch_floats(in, out, {32, 32, 3, 0, 2}, 2), 0u) << "no scratch then";
+  EXPECT_EQ(pooled_wgrad_scratch_floats(in, out, {32, 32, 3, 0, 2}, 4),
+            size_t(split_of(2, 32, 48, 4).items()) * (16 * 9 * 32 + 16));
+  const S conv3 = split_of(5, 64, 23, 2);
+  EXPECT_EQ(conv3.channels, 32) << "two blocks a thread, each tile read once";
+  EXPECT_EQ(conv3.items(), 2);
+  const S three = split_of(5, 64, 23, 3);
+  EXPECT_EQ(three.channels, 32);
+  EXPECT_EQ(three.sets, 2);
+  EXPECT_EQ(three.items(), 20) << "fewer sets than threads: 6 units of 5 images, so 10";
+  const S sixteen = split_of(10, 32, 48, 16);  // and on 16 threads, batch 10
+  EXPECT_EQ(sixteen.image_groups, 10);
+  EXPECT_EQ(sixteen.bands, 4);
+  EXPECT_EQ(sixteen.items(), 80);
+  const S odd = split_of(1, 16, 9, 2);
+  EXPECT_EQ(odd.bands, 5) << "8 items wanted, 5 tile rows";
+  EXPECT_EQ(odd.band_rows, 2) << "a tile row each, the last one short";
+  const S many = split_of(300, 16, 3, 2);
+  EXPECT_EQ(many.bands, 1);
+  EXPECT_EQ(many.image_groups, 8);
+  EXPECT_EQ(many.images_per_item, 38);
+  for (int threads : {1, 2, 3, 16, 64})
+    for (int n : {1, 2, 7, 25, 50, 129, 300})
+      for (int out_c : {1, 16, 20, 48, 64})
+        for (int rows : {1, 2, 9, 23, 48, 97}) {
+          const S s = split_of(n, out_c, rows, threads);
+          const std::string where = std::to_string(threads) + " threads, " + std::to_string(n) +
+                                    " images, " + std::to_string(out_c) + " channels, " +
+                                    std::to_string(rows) + " rows";
+          EXPECT_GE(s.channels * s.sets, out_c) << where;
+          EXPECT_LT(s.channels * (s.sets - 1), out_c) << where << ": no empty set";
+          EXPECT_EQ(s.channels % 16, 0) << where << ": whole blocks";
+          EXPECT_EQ(s.band_rows % 2, 0) << where << ": whole tiles";
+          EXPECT_GE(s.band_rows * s.bands, rows) << where;
+          EXPECT_LT(s.band_rows * (s.bands - 1), rows) << where << ": no empty band";
+          EXPECT_GE(s.images_per_item * s.image_groups, n) << where;
+          EXPECT_LT(s.images_per_item * (s.image_groups - 1), n) << where << ": no empty item";
+          if (threads == 1) {
+            EXPECT_EQ(s.items(), 1) << where;
+          }
+          // Whole images and bands round the four a thread up, at most twice.
+          EXPECT_LE(s.items(), 2 * (4 * threads + s.sets)) << where;
+        }
+}
+
 std::vector<WgradCase> wgrad_cases() {
   std::vector<WgradCase> all;
   for (dt type : {dt::f32, dt::bf16}) {
@@ -156,6 +229,10 @@ std::vector<WgradCase> wgrad_cases() {
     // takes the portable version.
     all.push_back({"Pool3Padded" + t, tag::nChw16c, type, 2, 16, 16, 14, 13, 3, 1, 3});
     all.push_back({"Pool5" + t, tag::nChw16c, type, 1, 16, 16, 13, 12, 3, 1, 5});
+    // Work items over uneven bands of rows (9 pooled rows, split on 3 and 16
+    // threads) and over groups of images (259 images, the last group short).
+    all.push_back({"TwoBands" + t, tag::nChw16c, type, 2, 32, 20, 21, 18, 3, 0, 2});
+    all.push_back({"ImagesGrouped" + t, tag::nChw16c, type, 259, 16, 16, 6, 7, 3, 0, 2});
   }
   return all;
 }

@@ -141,9 +141,11 @@ struct ConvBlock {
   LaneLayout act_lanes, pooled_lanes;
   // The weight and bias gradients from the pooled gradient
   // (pooled_wgrad_kernels.h), straight into dw_canon and db: no oneDNN
-  // weight-gradient primitive runs. src_lanes: the input's layout (one slice).
+  // weight-gradient primitive runs. src_lanes: the input's layout (one slice);
+  // wgrad_scratch: the kernel's partial sums (pooled_wgrad_scratch_floats).
   bool pooled_wgrad = false;
   LaneLayout src_lanes;
+  HostFloats wgrad_scratch;
   // The data gradient from the pooled gradient (pooled_dgrad_kernels.h),
   // straight into d_src: no oneDNN data-gradient primitive runs, and with
   // pooled_wgrad no pool backward either. d_src_lanes: d_src's layout (one
@@ -435,7 +437,7 @@ class CpuTrainingStep final : public TrainingStep {
   // c.src_lanes), and that op's work on a slice's views or the whole
   // tensors (`accumulate`: a later slice).
   bool pooled_weight_gradients(ConvBlock& c, size_t i) const;
-  void pooled_weight_gradient_of(const ConvBlock& c, const Mem& src, const Mem& pooled,
+  void pooled_weight_gradient_of(ConvBlock& c, const Mem& src, const Mem& pooled,
                                  const Mem& d_pooled, const Mem& argmax, bool accumulate);
   // Likewise for the data gradient (block i > 0; fills in c.d_src_lanes
   // from d_src's descriptor, one slice's), and its op into d_src.

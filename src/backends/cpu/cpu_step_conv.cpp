@@ -257,6 +257,10 @@ void CpuTrainingStep::build_conv(size_t i, const Mem& src_in, std::vector<Op>& w
   if (c.s.batch_norm) build_batch_norm(c, i);
   make_pool_buffers(c, i);
   c.pooled_wgrad = pooled_weight_gradients(c, i);
+  if (c.pooled_wgrad)
+    c.wgrad_scratch.resize(pooled_wgrad_scratch_floats(
+        c.src_lanes, c.pooled_lanes, {c.s.in_c, c.s.out_c, c.s.kernel, c.s.pad, c.s.pool},
+        omp_get_max_threads()));
   if (i > 0) build_backward_data(c, i);
   make_activation_gradient(c, i);
   // Backward weights (fp32 gradients): oneDNN's primitive, or ours straight

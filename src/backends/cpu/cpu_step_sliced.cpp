@@ -186,15 +186,15 @@ bool CpuTrainingStep::pooled_weight_gradients(ConvBlock& c, size_t i) const {
                               {c.s.in_c, c.s.out_c, c.s.kernel, c.s.pad, c.s.pool});
 }
 
-void CpuTrainingStep::pooled_weight_gradient_of(const ConvBlock& c, const Mem& src,
-                                                const Mem& pooled, const Mem& d_pooled,
-                                                const Mem& argmax, bool accumulate) {
+void CpuTrainingStep::pooled_weight_gradient_of(ConvBlock& c, const Mem& src, const Mem& pooled,
+                                                const Mem& d_pooled, const Mem& argmax,
+                                                bool accumulate) {
   stream_.wait();  // d_pooled was written by a primitive
   pooled_weight_gradient(act_dt_, src.get_data_handle(), c.src_lanes, pooled.get_data_handle(),
                          d_pooled.get_data_handle(),
                          static_cast<const uint8_t*>(argmax.get_data_handle()), c.pooled_lanes,
                          {c.s.in_c, c.s.out_c, c.s.kernel, c.s.pad, c.s.pool}, floats(c.dw_canon),
-                         floats(c.db), accumulate);
+                         floats(c.db), accumulate, c.wgrad_scratch);
 }
 
 bool CpuTrainingStep::pooled_data_gradients(ConvBlock& c, size_t i, const Mem::desc& d_src) const {

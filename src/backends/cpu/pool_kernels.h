@@ -28,6 +28,11 @@
 
 namespace histocnn::cpu {
 
+// a / b rounded up, for positive counts.
+inline int ceil_div(int a, int b) {
+  return (a + b - 1) / b;
+}
+
 // Where element (n, c, y, x) of a 4-D activation lives, for layouts that keep
 // `lanes` channels contiguous: at
 //   n * image + (c / lanes) * block + y * row + x * column + c % lanes

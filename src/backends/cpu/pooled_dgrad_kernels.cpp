@@ -27,10 +27,6 @@ int floor_div(int a, int b) {
   return a >= 0 ? a / b : -((-a + b - 1) / b);
 }
 
-int ceil_div(int a, int b) {
-  return (a + b - 1) / b;
-}
-
 // The pooled rows [first, second) whose patch reaches the band: pooled row
 // p's patch spans d_src rows [p * pool - pad, p * pool - pad + span).
 std::pair<int, int> pooled_rows_of(const DgradBand& b, const PooledConv& k, int pooled_h) {

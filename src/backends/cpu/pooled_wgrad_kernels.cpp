@@ -233,7 +233,7 @@ HISTOCNN_AVX512 void channel_terms_of(const T* image, const LaneLayout& in, cons
   channel_terms<5, 1>(image, in, terms, l, acc, bias);
 }
 
-// One thread's output channels [o0, o1) over tile b: each 16-channel block
+// An item's output channels [o0, o1) over tile b: each 16-channel block
 // they touch scanned once, then each channel's terms.
 template <typename T>
 HISTOCNN_AVX512 void tile_avx512(const T* src, const LaneLayout& in, const T* pooled,
@@ -270,62 +270,168 @@ bool use_avx512(const LaneLayout&, const LaneLayout&, const PooledConv&) {
 }
 #endif
 
-// Each thread takes a contiguous share of the output channels and walks
-// image by image, tile by tile, each of its channels in turn.
+// The kernel's inputs, as pooled_weight_gradient takes them.
 template <typename T>
-void run(const T* src, const LaneLayout& in, const T* pooled, const T* d_pooled,
-         const uint8_t* argmax, const LaneLayout& out, const PooledConv& k, float* dw, float* db,
-         bool accumulate) {
-  const int taps = k.kernel * k.kernel, stride = in.blocks * in.lanes;
-  const bool avx = use_avx512(in, out, k);
-  const WindowOffsets window(k.pool);
-#pragma omp parallel
-  {
-    const int threads = omp_get_num_threads(), me = omp_get_thread_num();
-    const int o0 = int(int64_t(k.out_c) * me / threads);
-    const int o1 = int(int64_t(k.out_c) * (me + 1) / threads);
-    const size_t per_channel = size_t(taps) * size_t(stride);
-    std::vector<float> acc(size_t(std::max(o1 - o0, 0)) * per_channel, 0.0f);
-    std::vector<float> bias(size_t(std::max(o1 - o0, 0)), 0.0f);
-    [[maybe_unused]] const auto terms = std::make_unique<BlockTerms>();  // the AVX-512 scan's
-    for (int n = 0; n < out.n && o0 < o1; ++n)
-      for (int py0 = 0; py0 < out.h; py0 += kTileRows)
-        for (int px0 = 0; px0 < out.w; px0 += kTileCols) {
-          Tile tile{n,
-                    py0,
-                    std::min(py0 + kTileRows, out.h),
-                    px0,
-                    std::min(px0 + kTileCols, out.w),
-                    o0,
-                    0,
-                    acc.data(),
-                    bias.data(),
-                    &window};
+struct WgradInputs {
+  const T* src;
+  const LaneLayout& in;
+  const T* pooled;
+  const T* d_pooled;
+  const uint8_t* argmax;
+  const LaneLayout& out;
+  const PooledConv& k;
+  const WindowOffsets& window;
+  bool avx;
+};
+
+// One output channel's sums: kernel^2 taps x in's channels (padding ones
+// included), tap-major.
+size_t channel_floats(const LaneLayout& in, const PooledConv& k) {
+  return size_t(k.kernel * k.kernel) * size_t(in.blocks * in.lanes);
+}
+
+// One item's partial sums: its channels' sums and their biases, rounded up
+// to whole 64-byte lines.
+size_t item_floats(const LaneLayout& in, const PooledConv& k, const PooledWgradSplit& split) {
+  const size_t channels = size_t(split.channels);
+  return (channels * channel_floats(in, k) + channels + 15) / 16 * 16;
+}
+
+// The items' partial sums: none where each set is one item.
+size_t scratch_floats(const LaneLayout& in, const PooledConv& k, const PooledWgradSplit& split) {
+  return split.partials() ? size_t(split.items()) * item_floats(in, k, split) : 0;
+}
+
+// Item `item` of the split into `part` (zeroed first): its channels over
+// its images, tile by tile, each channel's terms in (image, tile, position)
+// order. The channel sets of one band of images are neighbours in item
+// order, so they run at once while the band's input is in cache (set-major
+// order read conv2's input twice from memory at batch 50: 1.35x the time).
+template <typename T>
+void run_item(const WgradInputs<T>& a, const PooledWgradSplit& split, int item, float* part,
+              [[maybe_unused]] BlockTerms& terms) {
+  const PooledConv& k = a.k;
+  const int set = item % split.sets, unit = item / split.sets;
+  const int band = unit % split.bands, image_group = unit / split.bands;
+  const int o0 = set * split.channels, o1 = std::min(k.out_c, o0 + split.channels);
+  const size_t per_channel = channel_floats(a.in, k);
+  float* bias = part + size_t(split.channels) * per_channel;
+  std::fill(part, part + item_floats(a.in, k, split), 0.0f);
+  const int n0 = image_group * split.images_per_item;
+  const int n1 = std::min(a.out.n, n0 + split.images_per_item);
+  const int py_end = std::min(a.out.h, (band + 1) * split.band_rows);
+  for (int n = n0; n < n1; ++n)
+    for (int py0 = band * split.band_rows; py0 < py_end; py0 += kTileRows)
+      for (int px0 = 0; px0 < a.out.w; px0 += kTileCols) {
+        Tile tile{n,
+                  py0,
+                  std::min(py0 + kTileRows, py_end),
+                  px0,
+                  std::min(px0 + kTileCols, a.out.w),
+                  o0,
+                  0,
+                  part,
+                  bias,
+                  &a.window};
 #if HISTOCNN_HAS_AVX512_CODE
-          if (avx) {
-            tile_avx512(src, in, pooled, d_pooled, argmax, out, k, tile, o0, o1, *terms);
-            continue;
-          }
+        if (a.avx) {
+          tile_avx512(a.src, a.in, a.pooled, a.d_pooled, a.argmax, a.out, k, tile, o0, o1, terms);
+          continue;
+        }
 #endif
-          for (int o = o0; o < o1; ++o) {
-            tile.o = o;
-            tile.plane =
-                int64_t(n) * out.image + int64_t(o / out.lanes) * out.block + o % out.lanes;
-            tile.acc = acc.data() + size_t(o - o0) * per_channel;
-            tile.bias = &bias[size_t(o - o0)];
-            tile_portable(src, in, pooled, d_pooled, argmax, out, k, tile);
-          }
+        for (int o = o0; o < o1; ++o) {
+          tile.o = o;
+          tile.plane =
+              int64_t(n) * a.out.image + int64_t(o / a.out.lanes) * a.out.block + o % a.out.lanes;
+          tile.acc = part + size_t(o - o0) * per_channel;
+          tile.bias = bias + (o - o0);
+          tile_portable(a.src, a.in, a.pooled, a.d_pooled, a.argmax, a.out, k, tile);
         }
-    for (int o = o0; o < o1; ++o) {
-      const float* a = acc.data() + size_t(o - o0) * per_channel;
-      for (int c = 0; c < k.in_c; ++c)
-        for (int t = 0; t < taps; ++t) {
-          float& w = dw[(int64_t(o) * k.in_c + c) * taps + t];
-          w = (accumulate ? w : 0.0f) + a[t * stride + c];
-        }
-      db[o] = (accumulate ? db[o] : 0.0f) + bias[size_t(o - o0)];
+      }
+}
+
+// Output channel o's sums into dw (OIHW) and db: its set's partials added
+// in item order, `units` of them `stride` floats apart from the one at
+// `first` (the set's first item's partial sums), in `sum` (per_channel
+// floats of the calling thread).
+void write_channel(const float* first, int units, size_t stride, const PooledWgradSplit& split,
+                   const LaneLayout& in, const PooledConv& k, int o, float* sum, float* dw,
+                   float* db, bool accumulate) {
+  const int taps = k.kernel * k.kernel, channels = in.blocks * in.lanes;
+  const size_t per_channel = channel_floats(in, k);
+  const size_t lane = size_t(o % split.channels);
+  std::fill(sum, sum + per_channel, 0.0f);
+  float bias = 0.0f;
+  for (int u = 0; u < units; ++u) {
+    const float* part = first + size_t(u) * stride;
+    const float* channel = part + lane * per_channel;
+    for (size_t j = 0; j < per_channel; ++j) sum[j] += channel[j];
+    bias += part[size_t(split.channels) * per_channel + lane];
+  }
+  for (int c = 0; c < k.in_c; ++c)
+    for (int t = 0; t < taps; ++t) {
+      float& w = dw[(int64_t(o) * k.in_c + c) * taps + t];
+      w = (accumulate ? w : 0.0f) + sum[t * channels + c];
+    }
+  db[o] = (accumulate ? db[o] : 0.0f) + bias;
+}
+
+// The threads share the items out, then the output channels for the sums.
+template <typename T>
+void run(const WgradInputs<T>& a, const PooledWgradSplit& split, int threads, float* dw, float* db,
+         bool accumulate, float* scratch) {
+  const size_t per_item = item_floats(a.in, a.k, split);
+  const size_t per_channel = channel_floats(a.in, a.k);
+  // Each item summed in a buffer of its thread's own, then copied to the
+  // scratch where other threads add it up (summed in the scratch itself,
+  // the kernel ran 10-20 % slower on 2 threads, measured: why is not
+  // known). The same items for each thread every call, and whole units a
+  // thread where the units are split, so that every thread sums every set
+  // (the sets' costs differ most). One item a set: its thread writes the
+  // set's sums at once, with no copy and no barrier.
+  const int chunk = split.partials() ? split.sets : 1;
+#pragma omp parallel num_threads(threads)
+  {
+    [[maybe_unused]] const auto terms = std::make_unique<BlockTerms>();  // the AVX-512 scan's
+    HostFloats mine(per_item);
+    std::vector<float> sum(per_channel);
+#pragma omp for schedule(static, chunk) nowait
+    for (int item = 0; item < split.items(); ++item) {
+      run_item(a, split, item, mine.data(), *terms);
+      if (split.partials()) {
+        std::copy(mine.begin(), mine.end(), scratch + size_t(item) * per_item);
+        continue;
+      }
+      for (int o = item * split.channels; o < std::min(a.k.out_c, (item + 1) * split.channels); ++o)
+        write_channel(mine.data(), 1, 0, split, a.in, a.k, o, sum.data(), dw, db, accumulate);
+    }
+    if (split.partials()) {
+#pragma omp barrier
+#pragma omp for schedule(static)
+      for (int o = 0; o < a.k.out_c; ++o)
+        write_channel(scratch + size_t(o / split.channels) * per_item, split.items() / split.sets,
+                      per_item * size_t(split.sets), split, a.in, a.k, o, sum.data(), dw, db,
+                      accumulate);
     }
   }
+}
+
+template <typename T>
+void run_typed(const void* src, const LaneLayout& in, const void* pooled, const void* d_pooled,
+               const uint8_t* argmax, const LaneLayout& out, const PooledConv& k, float* dw,
+               float* db, bool accumulate, const PooledWgradSplit& split, int threads,
+               float* scratch) {
+  const WindowOffsets window(k.pool);
+  const WgradInputs<T> a{static_cast<const T*>(src),
+                         in,
+                         static_cast<const T*>(pooled),
+                         static_cast<const T*>(d_pooled),
+                         argmax,
+                         out,
+                         k,
+                         window,
+                         use_avx512(in, out, k)};
+  run(a, split, threads, dw, db, accumulate, scratch);
 }
 
 }  // namespace
@@ -339,15 +445,43 @@ bool pooled_wgrad_applies(const LaneLayout& in, const LaneLayout& out, const Poo
          out.h * conv.pool <= conv_h && out.w * conv.pool <= conv_w;
 }
 
+PooledWgradSplit pooled_wgrad_split(const LaneLayout& out, const PooledConv& conv, int threads) {
+  PooledWgradSplit s;
+  // The channel blocks first: a thread's blocks share each tile's input and
+  // need no partials added. Only where they are fewer than the threads, the
+  // images and rows too.
+  const int groups = ceil_div(conv.out_c, PooledWgradSplit::kGroup);
+  s.channels = ceil_div(groups, std::clamp(threads, 1, groups)) * PooledWgradSplit::kGroup;
+  s.sets = ceil_div(conv.out_c, s.channels);
+  const int rows = std::max(out.h, 1), images = std::max(out.n, 1);
+  const int units =
+      threads <= s.sets ? 1 : ceil_div(PooledWgradSplit::kItemsPerThread * threads, s.sets);
+  s.images_per_item = ceil_div(images, std::min(units, images));
+  s.image_groups = ceil_div(images, s.images_per_item);
+  // Bands of whole tiles (so a band's tiles are the unsplit map's), evened out.
+  const int bands = std::min(ceil_div(units, s.image_groups), ceil_div(rows, kTileRows));
+  s.band_rows = ceil_div(ceil_div(rows, bands), kTileRows) * kTileRows;
+  s.bands = ceil_div(rows, s.band_rows);
+  return s;
+}
+
+size_t pooled_wgrad_scratch_floats(const LaneLayout& in, const LaneLayout& out,
+                                   const PooledConv& conv, int threads) {
+  return scratch_floats(in, conv, pooled_wgrad_split(out, conv, threads));
+}
+
 void pooled_weight_gradient(dnnl::memory::data_type type, const void* src, const LaneLayout& in,
                             const void* pooled, const void* d_pooled, const uint8_t* argmax,
                             const LaneLayout& out, const PooledConv& conv, float* dw, float* db,
-                            bool accumulate) {
+                            bool accumulate, HostFloats& scratch) {
+  const int threads = omp_get_max_threads();
+  const PooledWgradSplit split = pooled_wgrad_split(out, conv, threads);
+  scratch.resize(std::max(scratch.size(), scratch_floats(in, conv, split)));
   if (type == dnnl::memory::data_type::bf16)
-    return run(static_cast<const Bf16*>(src), in, static_cast<const Bf16*>(pooled),
-               static_cast<const Bf16*>(d_pooled), argmax, out, conv, dw, db, accumulate);
-  run(static_cast<const float*>(src), in, static_cast<const float*>(pooled),
-      static_cast<const float*>(d_pooled), argmax, out, conv, dw, db, accumulate);
+    return run_typed<Bf16>(src, in, pooled, d_pooled, argmax, out, conv, dw, db, accumulate, split,
+                           threads, scratch.data());
+  run_typed<float>(src, in, pooled, d_pooled, argmax, out, conv, dw, db, accumulate, split, threads,
+                   scratch.data());
 }
 
 std::string pooled_wgrad_isa(const LaneLayout& in, const LaneLayout& out, const PooledConv& conv) {

@@ -14,12 +14,19 @@
 //                    positive pooled value: d_pooled * src[c, at(p) + (r, s) - pad]
 //   db[o]          = the sum of the same d_pooled
 //
-// The threads split the output channels (32 for conv2, 64 for conv3:
-// however few the images); each thread walks the images in tiles of pooled
-// positions, and every output channel it holds visits a tile while the
-// tile's input is in its L1 cache. An output channel's terms are added in
-// the same order (image, tile, position) on any number of threads: the same
-// bits.
+// The work is split into items: a set of output channels (whole nChw16c
+// blocks) over a band of pooled rows of some images. The blocks are shared
+// out first (a thread's blocks read each tile's input once); where they are
+// fewer than the threads, the images and rows too, about four items a
+// thread, every thread taking whole units of every set (the sets' costs
+// differ most, with their share of positive pooled values). Each item sums
+// its terms into partial sums of its own; then each output channel adds its
+// set's partials in item order. The items depend on the shapes and the
+// thread count alone: the same bits run to run, and on another thread count
+// the same sums, perhaps in another order. (Before, only the channels were
+// shared out: at 16 threads each thread held 2 of conv2's 32, scanned their
+// whole block for those 2, and the thread with the busiest channels set the
+// pace: docs/results/cpu-pooled-wgrad.md.)
 #pragma once
 
 #include <cstdint>
@@ -27,6 +34,7 @@
 #include <string>
 
 #include "backends/cpu/pool_kernels.h"
+#include "core/host_buffers.h"
 
 namespace histocnn::cpu {
 
@@ -42,16 +50,40 @@ struct PooledConv {
 // across) that holds every pooled window.
 bool pooled_wgrad_applies(const LaneLayout& in, const LaneLayout& out, const PooledConv& conv);
 
+// The items of the file comment for `threads` threads: `sets` of
+// `channels` output channels (as many 16-channel blocks a set as the
+// threads allow), each over image_groups x bands items (band_rows pooled
+// rows of images_per_item images): one item a set where the sets are at
+// least the threads, else about kItemsPerThread x threads items, the images
+// split before the rows.
+struct PooledWgradSplit {
+  static constexpr int kGroup = 16, kItemsPerThread = 4;
+  int channels = 0, sets = 0, bands = 0, band_rows = 0, images_per_item = 0, image_groups = 0;
+  int items() const { return sets * image_groups * bands; }
+  // Whether a set has several items, whose partial sums are then added up.
+  bool partials() const { return items() > sets; }
+};
+PooledWgradSplit pooled_wgrad_split(const LaneLayout& out, const PooledConv& conv, int threads);
+
+// The scratch pooled_weight_gradient needs on `threads` threads (floats):
+// none where each set is one item (its thread writes the set's sums), else
+// one item's partial sums (its channels x kernel^2 taps x in's blocks x
+// lanes, and its biases) per item.
+size_t pooled_wgrad_scratch_floats(const LaneLayout& in, const LaneLayout& out,
+                                   const PooledConv& conv, int threads);
+
 // requires: pooled_wgrad_applies(in, out, conv); src in `in`'s layout (the
 //           conv's input); pooled, d_pooled and argmax from our pool kernels
 //           in `out`'s; dw out_c x in_c x kernel x kernel floats (OIHW), db
 //           out_c floats.
 // ensures:  dw and db = the sums of the file comment, added to what they
-//           hold when `accumulate` (a batch's later slices).
+//           hold when `accumulate` (a batch's later slices); scratch grown to
+//           pooled_wgrad_scratch_floats(..., OpenMP's threads) if it was
+//           smaller (size it so beforehand, and no call allocates).
 void pooled_weight_gradient(dnnl::memory::data_type type, const void* src, const LaneLayout& in,
                             const void* pooled, const void* d_pooled, const uint8_t* argmax,
                             const LaneLayout& out, const PooledConv& conv, float* dw, float* db,
-                            bool accumulate);
+                            bool accumulate, HostFloats& scratch);
 
 // Which version runs: "avx512" (16-channel blocks in and out, kernel 3 with
 // up to 32 input channels or kernel 5 with up to 16) or "portable".
