@@ -28,11 +28,14 @@ namespace {
 
 constexpr int kLanes = 16;  // output channels per group (one register)
 
-// Scratch: the packed weights, then per thread the dense gradient row and
-// the weight and bias gradient partial sums (each rounded up to whole
-// registers).
+// Scratch: the packed weights, then per thread the dense gradient rows of
+// two groups and the weight and bias gradient partial sums (each rounded up
+// to whole registers).
+constexpr int kRowsPerThread = 2;
 struct ScratchLayout {
   size_t packed, row, partial, per_thread;
+  size_t rows_of(int thread) const { return packed + size_t(thread) * per_thread; }
+  size_t partial_of(int thread) const { return rows_of(thread) + kRowsPerThread * row; }
 };
 size_t whole_registers(size_t floats) {
   return (floats + kLanes - 1) / kLanes * kLanes;
@@ -43,7 +46,7 @@ ScratchLayout scratch_layout(const ConvPoolGeometry& g) {
   s.packed = whole_registers(size_t(g.out_c) * taps);
   s.row = whole_registers(size_t(g.out_w()) * g.pool * kLanes);
   s.partial = whole_registers(size_t(g.out_c) * (taps + 1));
-  s.per_thread = s.row + s.partial;
+  s.per_thread = kRowsPerThread * s.row + s.partial;
   return s;
 }
 
@@ -197,22 +200,29 @@ HISTOCNN_AVX512 inline __m512 expand_row(const In* pooled, const In* d_pooled,
   return sum;
 }
 
-// One input channel's K x K taps over one row: sum_x d[x] * in[ky][x + kx],
-// added to dw[ky][kx] (16 lanes each). U columns at a time, so that each
-// input value is broadcast once for the up to K taps that use it: U + K - 1
-// broadcasts and U gradient loads per K * K * U multiply-adds.
-template <int K>
-HISTOCNN_FMA_KERNEL void taps_row(const float* in, int64_t in_w, const float* d, int columns,
-                                  float* dw) {
-  constexpr int U = K <= 3 ? 4 : 2;  // K * K + U + 1 registers of 32
-  __m512 acc[K * K];
+// One input channel's K x K taps over one row, for G groups of output
+// channels at once: sum_x d_g[x] * in[ky][x + kx], added to dw_g[ky][kx]
+// (16 lanes each; group g's row at d + g * d_stride, its sums at dw + g *
+// dw_stride). U columns at a time, so that each input value is broadcast
+// once for the up to K taps and G groups that use it: U + K - 1 broadcasts
+// and G * U gradient loads per G * K * K * U multiply-adds.
+template <int K, int G>
+HISTOCNN_FMA_KERNEL void taps_row(const float* in, int64_t in_w, const float* d, size_t d_stride,
+                                  int columns, float* dw, size_t dw_stride) {
+  constexpr int U = K <= 3 ? 4 : 2;  // G * (K * K + U) + 1 registers of 32
+  static_assert(G * (K * K + U) + 1 <= 32, "the sums and gradients fit the registers");
+  __m512 acc[G][K * K];
+#pragma GCC unroll 2
+  for (int g = 0; g < G; ++g)
 #pragma GCC unroll 25
-  for (int t = 0; t < K * K; ++t) acc[t] = _mm512_setzero_ps();
+    for (int t = 0; t < K * K; ++t) acc[g][t] = _mm512_setzero_ps();
   int x = 0;
   for (; x + U <= columns; x += U) {
-    __m512 grad[U];
+    __m512 grad[G][U];
+#pragma GCC unroll 2
+    for (int g = 0; g < G; ++g)
 #pragma GCC unroll 4
-    for (int j = 0; j < U; ++j) grad[j] = _mm512_loadu_ps(d + (x + j) * kLanes);
+      for (int j = 0; j < U; ++j) grad[g][j] = _mm512_loadu_ps(d + g * d_stride + (x + j) * kLanes);
 #pragma GCC unroll 5
     for (int ky = 0; ky < K; ++ky)
 #pragma GCC unroll 8
@@ -220,23 +230,36 @@ HISTOCNN_FMA_KERNEL void taps_row(const float* in, int64_t in_w, const float* d,
         const __m512 value = _mm512_set1_ps(in[ky * in_w + x + u]);
 #pragma GCC unroll 5
         for (int kx = 0; kx < K; ++kx)
-          if (u - kx >= 0 && u - kx < U)
-            acc[ky * K + kx] = _mm512_fmadd_ps(grad[u - kx], value, acc[ky * K + kx]);
+#pragma GCC unroll 2
+          for (int g = 0; g < G; ++g)
+            if (u - kx >= 0 && u - kx < U)
+              acc[g][ky * K + kx] = _mm512_fmadd_ps(grad[g][u - kx], value, acc[g][ky * K + kx]);
       }
   }
-  for (; x < columns; ++x) {
-    const __m512 grad = _mm512_loadu_ps(d + x * kLanes);
+  for (; x < columns; ++x)
+#pragma GCC unroll 2
+    for (int g = 0; g < G; ++g) {
+      const __m512 grad = _mm512_loadu_ps(d + g * d_stride + x * kLanes);
 #pragma GCC unroll 5
-    for (int ky = 0; ky < K; ++ky)
+      for (int ky = 0; ky < K; ++ky)
 #pragma GCC unroll 5
-      for (int kx = 0; kx < K; ++kx)
-        acc[ky * K + kx] =
-            _mm512_fmadd_ps(grad, _mm512_set1_ps(in[ky * in_w + x + kx]), acc[ky * K + kx]);
-  }
+        for (int kx = 0; kx < K; ++kx)
+          acc[g][ky * K + kx] =
+              _mm512_fmadd_ps(grad, _mm512_set1_ps(in[ky * in_w + x + kx]), acc[g][ky * K + kx]);
+    }
+#pragma GCC unroll 2
+  for (int g = 0; g < G; ++g)
 #pragma GCC unroll 25
-  for (int t = 0; t < K * K; ++t)
-    _mm512_storeu_ps(dw + t * kLanes, _mm512_add_ps(_mm512_loadu_ps(dw + t * kLanes), acc[t]));
+    for (int t = 0; t < K * K; ++t) {
+      float* sum = dw + g * dw_stride + t * kLanes;
+      _mm512_storeu_ps(sum, _mm512_add_ps(_mm512_loadu_ps(sum), acc[g][t]));
+    }
 }
+
+// Groups whose taps share each broadcast input value: two where both
+// groups' sums and gradients fit the registers (kernel <= 3), else one.
+template <int K>
+constexpr int kGroupsAtOnce = 2 * (K * K + (K <= 3 ? 4 : 2)) + 1 <= 32 ? 2 : 1;
 
 template <int K, typename In>
 HISTOCNN_AVX512 void backward_pass(const float* x, const ConvPoolGeometry& g, const In* pooled,
@@ -249,27 +272,39 @@ HISTOCNN_AVX512 void backward_pass(const float* x, const ConvPoolGeometry& g, co
   // Every thread's sums start at zero, also those of threads the team may
   // not use: conv_pool_backward adds them all.
   for (int t = 0; t < omp_get_max_threads(); ++t) {
-    float* partial = scratch + s.packed + size_t(t) * s.per_thread + s.row;
+    float* partial = scratch + s.partial_of(t);
     std::fill(partial, partial + s.partial, 0.0f);
   }
 #pragma omp parallel
   {
-    float* d = scratch + s.packed + size_t(omp_get_thread_num()) * s.per_thread;
-    float* partial = d + s.row;  // [group][taps][16], then [group][16] for the bias
+    float* d = scratch + s.rows_of(omp_get_thread_num());
+    float* partial =
+        scratch + s.partial_of(omp_get_thread_num());  // [group][taps][16], then [group][16]
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < rows; ++r) {
       const int n = int(r / g.out_h()), y = int(r % g.out_h());
-      for (int group = 0; group < groups; ++group) {
-        const int64_t at = pooled_at(out, n, group, y, 0);
+      for (int group = 0; group < groups; group += kGroupsAtOnce<K>) {
+        const int take = std::min(kGroupsAtOnce<K>, groups - group);
         float* dw = partial + int64_t(group) * taps * kLanes;
         float* db = partial + int64_t(groups) * taps * kLanes + group * kLanes;
         for (int wy = 0; wy < p; ++wy) {
-          const __m512 sum =
-              expand_row(pooled + at, d_pooled + at, argmax + at, out.column, ow, p, wy, d);
-          _mm512_storeu_ps(db, _mm512_add_ps(_mm512_loadu_ps(db), sum));
+          for (int j = 0; j < take; ++j) {
+            const int64_t at = pooled_at(out, n, group + j, y, 0);
+            const __m512 sum = expand_row(pooled + at, d_pooled + at, argmax + at, out.column, ow,
+                                          p, wy, d + j * s.row);
+            _mm512_storeu_ps(db + j * kLanes, _mm512_add_ps(_mm512_loadu_ps(db + j * kLanes), sum));
+          }
           const float* in = x + n * image + int64_t(y * p + wy) * g.in_w;
-          for (int c = 0; c < g.in_c; ++c)
-            taps_row<K>(in + c * plane, g.in_w, d, ow * p, dw + c * K * K * kLanes);
+          for (int c = 0; c < g.in_c; ++c) {
+            float* dw_c = dw + c * K * K * kLanes;
+            if constexpr (kGroupsAtOnce<K> == 2)
+              if (take == 2) {
+                taps_row<K, 2>(in + c * plane, g.in_w, d, s.row, ow * p, dw_c,
+                               size_t(taps) * kLanes);
+                continue;
+              }
+            taps_row<K, 1>(in + c * plane, g.in_w, d, s.row, ow * p, dw_c, size_t(taps) * kLanes);
+          }
         }
       }
     }
@@ -341,7 +376,7 @@ void conv_pool_backward(const float* x, const ConvPoolGeometry& g, dnnl::memory:
   std::fill(d_weights, d_weights + int64_t(g.out_c) * taps, 0.0f);
   std::fill(d_bias, d_bias + g.out_c, 0.0f);
   for (int t = 0; t < threads; ++t) {
-    const float* partial = scratch + s.packed + size_t(t) * s.per_thread + s.row;
+    const float* partial = scratch + s.partial_of(t);
     for (int o = 0; o < g.out_c; ++o) {
       const int group = o / kLanes, lane = o % kLanes;
       for (int k = 0; k < taps; ++k)
