@@ -31,7 +31,7 @@ constexpr int kLanes = 16;  // output channels per group (one register)
 // Scratch: the packed weights, then per thread the dense gradient rows of
 // two groups and the weight and bias gradient partial sums (each rounded up
 // to whole registers).
-constexpr int kRowsPerThread = 2;
+constexpr int kRowsPerThread = 2;  // kGroupsAtOnce's most
 struct ScratchLayout {
   size_t packed, row, partial, per_thread;
   size_t rows_of(int thread) const { return packed + size_t(thread) * per_thread; }
@@ -200,6 +200,14 @@ HISTOCNN_AVX512 inline __m512 expand_row(const In* pooled, const In* d_pooled,
   return sum;
 }
 
+// Columns a pass of taps takes at a time, and the groups of output channels
+// whose taps share each broadcast input value: two where both groups' sums
+// and gradients, with the value, fit the 32 registers (kernel <= 3), else one.
+template <int K>
+constexpr int kColumnsAtOnce = K <= 3 ? 4 : 2;
+template <int K>
+constexpr int kGroupsAtOnce = 2 * (K * K + kColumnsAtOnce<K>) < 32 ? 2 : 1;
+
 // One input channel's K x K taps over one row, for G groups of output
 // channels at once: sum_x d_g[x] * in[ky][x + kx], added to dw_g[ky][kx]
 // (16 lanes each; group g's row at d + g * d_stride, its sums at dw + g *
@@ -209,7 +217,7 @@ HISTOCNN_AVX512 inline __m512 expand_row(const In* pooled, const In* d_pooled,
 template <int K, int G>
 HISTOCNN_FMA_KERNEL void taps_row(const float* in, int64_t in_w, const float* d, size_t d_stride,
                                   int columns, float* dw, size_t dw_stride) {
-  constexpr int U = K <= 3 ? 4 : 2;  // G * (K * K + U) + 1 registers of 32
+  constexpr int U = kColumnsAtOnce<K>;  // G * (K * K + U) + 1 registers of 32
   static_assert(G * (K * K + U) + 1 <= 32, "the sums and gradients fit the registers");
   __m512 acc[G][K * K];
 #pragma GCC unroll 2
@@ -256,11 +264,6 @@ HISTOCNN_FMA_KERNEL void taps_row(const float* in, int64_t in_w, const float* d,
     }
 }
 
-// Groups whose taps share each broadcast input value: two where both
-// groups' sums and gradients fit the registers (kernel <= 3), else one.
-template <int K>
-constexpr int kGroupsAtOnce = 2 * (K * K + (K <= 3 ? 4 : 2)) + 1 <= 32 ? 2 : 1;
-
 template <int K, typename In>
 HISTOCNN_AVX512 void backward_pass(const float* x, const ConvPoolGeometry& g, const In* pooled,
                                    const In* d_pooled, const uint8_t* argmax, const LaneLayout& out,
@@ -277,9 +280,9 @@ HISTOCNN_AVX512 void backward_pass(const float* x, const ConvPoolGeometry& g, co
   }
 #pragma omp parallel
   {
-    float* d = scratch + s.rows_of(omp_get_thread_num());
-    float* partial =
-        scratch + s.partial_of(omp_get_thread_num());  // [group][taps][16], then [group][16]
+    const int me = omp_get_thread_num();
+    float* d = scratch + s.rows_of(me);           // the dense gradient rows, kRowsPerThread
+    float* partial = scratch + s.partial_of(me);  // [group][taps][16], then [group][16]
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < rows; ++r) {
       const int n = int(r / g.out_h()), y = int(r % g.out_h());
