@@ -79,7 +79,8 @@ size_t pooled_wgrad_scratch_floats(const LaneLayout& in, const LaneLayout& out,
 // ensures:  dw and db = the sums of the file comment, added to what they
 //           hold when `accumulate` (a batch's later slices); scratch grown to
 //           pooled_wgrad_scratch_floats(..., OpenMP's threads) if it was
-//           smaller (size it so beforehand, and no call allocates).
+//           smaller (size it so beforehand, and no call grows it; each call
+//           still takes one item's and one channel's sums a thread).
 void pooled_weight_gradient(dnnl::memory::data_type type, const void* src, const LaneLayout& in,
                             const void* pooled, const void* d_pooled, const uint8_t* argmax,
                             const LaneLayout& out, const PooledConv& conv, float* dw, float* db,
