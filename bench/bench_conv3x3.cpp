@@ -11,6 +11,12 @@
 // and images, 4/7 of the pooled values positive (the rest skipped, as ReLU's
 // zeros are in training); its rate counts the same direct FLOPs, so it
 // compares with backward weights' (direction 2) as a speed.
+// BM_WinogradPoolForward: histocnn's fused Winograd F(4x4, 3x3) forward
+// with bias, ReLU and the 2x2 pool (backends/cpu/winograd_pool_kernels.h)
+// on the same layers, against BM_Conv3x3's Winograd forward (direction 0,
+// conv and ReLU) followed by BM_MaxPoolForward (our pool over its output),
+// which it replaces in the step; BM_WinogradWeights: its weight transform,
+// once per step.
 // BM_PooledDataGradient: histocnn's data gradient from the pooled gradient
 // (backends/cpu/pooled_dgrad_kernels.h) likewise, against backward data
 // (direction 1), which in the step also needs the pool backward before it;
@@ -28,8 +34,10 @@
 #include <unordered_map>
 #include <vector>
 
+#include "backends/cpu/pool_kernels.h"
 #include "backends/cpu/pooled_dgrad_kernels.h"
 #include "backends/cpu/pooled_wgrad_kernels.h"
+#include "backends/cpu/winograd_pool_kernels.h"
 #include "core/host_buffers.h"
 
 namespace {
@@ -207,6 +215,62 @@ BENCHMARK(BM_PooledDataGradient)
     ->Args({5, 3, 2})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
+
+// range(0): images; range(1): 2 or 3 (the layer).
+void BM_WinogradPoolForward(benchmark::State& state) {
+  const PooledLayer l(int(state.range(0)), int(state.range(1)), 4);
+  if (!histocnn::cpu::winograd_pool_available()) return state.SkipWithError("no AVX-512");
+  histocnn::HostFloats src(l.in_count()), u(histocnn::cpu::winograd_weights_floats(l.conv())),
+      pooled(l.pooled_map.size()), scratch;
+  for (size_t i = 0; i < src.size(); ++i) src[i] = float(i % 97) * 0.01f - 0.4f;
+  std::vector<float> w(size_t(l.out_c) * l.in_c * 9), bias(size_t(l.out_c), 0.01f);
+  for (size_t i = 0; i < w.size(); ++i) w[i] = float(i % 61) * 0.01f - 0.3f;
+  histocnn::cpu::winograd_transform_weights(w.data(), l.conv(), u.data());
+  std::vector<uint8_t> argmax(pooled.size());
+  for (auto _ : state)
+    histocnn::cpu::winograd_pool_forward(src.data(), l.in, u.data(), bias.data(), pooled.data(),
+                                         argmax.data(), l.out, l.conv(), scratch);
+  state.counters["FLOP_per_second"] =
+      benchmark::Counter(l.direct_flop(), benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_WinogradPoolForward)
+    ->ArgNames({"images", "layer"})
+    ->Args({2, 2})
+    ->Args({50, 2})
+    ->Args({5, 3})
+    ->Args({50, 3})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+// Our pool over the conv output of `images` images (what the step runs
+// after oneDNN's forward). range(0): images; range(1): the layer.
+void BM_MaxPoolForward(benchmark::State& state) {
+  const PooledLayer l(int(state.range(0)), int(state.range(1)), 4);
+  const int conv = l.size - 2;
+  const auto act = *histocnn::cpu::lane_layout(
+      Mem::desc({l.images, l.out_c, conv, conv}, dt::f32, tag::nChw16c));
+  histocnn::HostFloats x(size_t(l.images) * l.out_c * conv * conv), pooled(l.pooled_map.size());
+  for (size_t i = 0; i < x.size(); ++i) x[i] = float(i % 97) * 0.01f;
+  std::vector<uint8_t> argmax(pooled.size());
+  for (auto _ : state)
+    histocnn::cpu::max_pool_forward(x.data(), act, pooled.data(), argmax.data(), l.out, 2);
+}
+BENCHMARK(BM_MaxPoolForward)
+    ->ArgNames({"images", "layer"})
+    ->Args({2, 2})
+    ->Args({50, 2})
+    ->Args({5, 3})
+    ->Args({50, 3})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+void BM_WinogradWeights(benchmark::State& state) {
+  const histocnn::cpu::PooledConv conv{32, int(state.range(0)), 3, 0, 2};
+  std::vector<float> w(size_t(conv.out_c) * conv.in_c * 9, 0.1f),
+      u(histocnn::cpu::winograd_weights_floats(conv));
+  for (auto _ : state) histocnn::cpu::winograd_transform_weights(w.data(), conv, u.data());
+}
+BENCHMARK(BM_WinogradWeights)->ArgName("out_c")->Arg(32)->Arg(64)->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 

@@ -67,7 +67,7 @@ int main(int argc, char** argv) {
   float hed_jitter = 0;
   bool profile_layers = false, onednn_pool = false, onednn_conv1 = false, direct_conv = false;
   bool portable_adam = false, per_pixel_hed = false, sgemm_dense = false, onednn_wgrad = false,
-       onednn_dgrad = false;
+       onednn_dgrad = false, onednn_forward = false;
   app.add_option("--sizes", sizes, "input sizes")->capture_default_str();
   app.add_option("--batches", batches, "batch sizes")->capture_default_str();
   app.add_option("--threads", threads, "cores (0 = all)")->capture_default_str();
@@ -94,6 +94,9 @@ int main(int argc, char** argv) {
   app.add_flag("--onednn-dgrad", onednn_dgrad,
                "the later conv blocks' data gradients by oneDNN (after a pool backward) instead "
                "of histocnn's kernel from the pooled gradient (A/B)");
+  app.add_flag("--onednn-forward", onednn_forward,
+               "the later conv blocks' forward by oneDNN's convolution (then our pool) instead "
+               "of histocnn's Winograd conv+ReLU+pool kernel (A/B)");
   app.add_flag("--portable-adam", portable_adam,
                "Adam by the portable scalar loop instead of AVX-512 (A/B)");
   app.add_option("--loader-workers", loader_workers,
@@ -139,6 +142,7 @@ int main(int argc, char** argv) {
       {"winograd", !direct_conv},
       {"later_weight_gradients", onednn_wgrad ? "oneDNN" : "histocnn from the pooled gradient"},
       {"later_data_gradients", onednn_dgrad ? "oneDNN" : "histocnn from the pooled gradient"},
+      {"later_forward", onednn_forward ? "oneDNN" : "histocnn Winograd conv+ReLU+pool"},
       {"adam", portable_adam ? "portable" : "vectorised"},
       {"dense", sgemm_dense ? "sgemm" : "skinny kernels at <= 12 rows"},
       {"threads", threads},
@@ -176,6 +180,7 @@ int main(int argc, char** argv) {
       options.cpu_winograd = !direct_conv;
       options.cpu_pooled_weight_gradients = !onednn_wgrad;
       options.cpu_pooled_data_gradients = !onednn_dgrad;
+      options.cpu_own_winograd_forward = !onednn_forward;
       auto step = make_backend(cpu_device())->compile(spec, shape, options);
       step->set_parameters(Parameters::glorot(shape, 1));
       // Batch buffers kept from epoch to epoch, as the trainer and `histocnn

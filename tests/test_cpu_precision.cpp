@@ -17,6 +17,7 @@
 #include "backends/cpu/conv_pool_kernels.h"
 #include "backends/cpu/cpu_backend.h"
 #include "backends/cpu/pooled_dgrad_kernels.h"
+#include "backends/cpu/winograd_pool_kernels.h"
 #include "core/bf16.h"  // round_to_bf16: round to nearest even, as oneDNN converts
 #include "core/error.h"
 #include "core/float_mode.h"
@@ -378,6 +379,7 @@ TEST_P(Winograd, GivesTheReferenceResultsOnOrOff) {
       // the pooled gradient: PooledWeightGradients below), and data gradients.
       options.cpu_pooled_weight_gradients = false;
       options.cpu_pooled_data_gradients = false;
+      options.cpu_own_winograd_forward = false;  // ours: OwnWinogradForward below
       const Outcome got = step_on(c, options, in.params, in.images, in.labels);
       const std::string where = std::string(mode == 0   ? "winograd"
                                             : mode == 1 ? "winograd but weights"
@@ -412,6 +414,63 @@ TEST_P(Winograd, GivesTheReferenceResultsOnOrOff) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, Winograd, ::testing::ValuesIn(winograd_cases()),
+                         testing::case_name);
+
+// The later blocks' forward by our Winograd conv+ReLU+pool kernel
+// (backends/cpu/winograd_pool_kernels.h): it runs exactly where asked and
+// where it applies (Winograd pays, 3x3, 2x2 pool, no batch norm, channels
+// in 16s, AVX-512), with the backward's routes ours or oneDNN's, whole
+// batch or micro-batched, and gives the reference's results.
+class OwnWinogradForward : public ::testing::TestWithParam<Case> {};
+
+TEST_P(OwnWinogradForward, GivesTheReferenceResultsWhereItRuns) {
+  const Case& c = GetParam();
+  const Inputs in = inputs_for(c);
+  const auto want = reference_for(c, in, 99);
+  const NetworkShape shape = infer_shapes(parse_model_spec(c.spec), c.batch, c.height, c.width);
+  int ours_ran = 0;
+  for (bool own : {true, false})
+    for (bool pooled_routes : {true, false})
+      for (size_t budget : {size_t(0), size_t(1)}) {
+        StepOptions options;
+        options.dropout_seed = 99;
+        options.cpu_slice_bytes = budget;
+        options.cpu_own_winograd_forward = own;
+        options.cpu_pooled_weight_gradients = pooled_routes;
+        options.cpu_pooled_data_gradients = pooled_routes;
+        const Outcome got = step_on(c, options, in.params, in.images, in.labels);
+        const std::string where = std::string(own ? "our forward" : "oneDNN's forward") +
+                                  (pooled_routes ? ", pooled gradients" : ", oneDNN's gradients") +
+                                  ", budget " + std::to_string(budget);
+        EXPECT_NEAR(got.loss, want.loss, 1e-4 * std::max(1.0, want.loss)) << where;
+        testing::expect_gradients_match(got.grads, want.grads, 1e-4, 2e-3, where);
+        for (size_t i = 0; i < got.probs.size() && !c.training; ++i)
+          EXPECT_NEAR(got.probs[i], want.probs[i], 1e-4) << i << " " << where;
+        for (size_t k = 1; k < shape.convs.size(); ++k) {
+          const ConvShape& s = shape.convs[k];
+          const std::string name = "conv" + std::to_string(k + 1);
+          const std::string impl = got.details["convolution"][name];
+          const bool expect = own && winograd_pays(s) && s.kernel == 3 && s.pool == 2 &&
+                              !s.batch_norm && s.in_c % 16 == 0 && s.out_c % 16 == 0 &&
+                              cpu::winograd_pool_available();
+          EXPECT_EQ(impl.rfind("histocnn Winograd F(4x4,3x3)+ReLU+pool", 0) == 0, expect)
+              << name << ": " << impl << ", " << where;
+          ours_ran += expect;
+        }
+      }
+  const bool any = [&] {
+    for (size_t k = 1; k < shape.convs.size(); ++k) {
+      const ConvShape& s = shape.convs[k];
+      if (winograd_pays(s) && s.pool == 2 && !s.batch_norm) return true;
+    }
+    return false;
+  }();
+  if (cpu::winograd_pool_available()) {
+    EXPECT_EQ(ours_ran > 0, any);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, OwnWinogradForward, ::testing::ValuesIn(winograd_cases()),
                          testing::case_name);
 
 // Where Winograd was measured to pay (docs/results/cpu-winograd.md).

@@ -77,6 +77,10 @@ Runner add_bench(CLI::App& app) {
                 "cpu: the data gradients of the conv blocks after conv1 by oneDNN's primitives "
                 "(after a pool backward) instead of histocnn's kernel from the pooled gradient "
                 "(A/B)");
+  cmd->add_flag("--onednn-forward", o->onednn_forward,
+                "cpu: the forward convolutions of the conv blocks after conv1 by oneDNN's "
+                "primitives (then our pool) instead of histocnn's Winograd conv+ReLU+pool "
+                "kernel (A/B)");
   cmd->add_option("--slice-kb", o->slice_kb,
                   "cpu: micro-batch a conv block whose output exceeds this many KiB (0 = never; "
                   "default: 4 MiB up to 2 threads, 2 MiB per thread beyond)")
@@ -112,6 +116,8 @@ Runner add_bench(CLI::App& app) {
     require(!o->direct_conv || o->device == "cpu", "--direct-conv: a CPU option (--device cpu)");
     require(!o->onednn_wgrad || o->device == "cpu", "--onednn-wgrad: a CPU option (--device cpu)");
     require(!o->onednn_dgrad || o->device == "cpu", "--onednn-dgrad: a CPU option (--device cpu)");
+    require(!o->onednn_forward || o->device == "cpu",
+            "--onednn-forward: a CPU option (--device cpu)");
     require(!o->direct_conv_weights || o->device == "cpu",
             "--direct-conv-weights: a CPU option (--device cpu)");
     require(o->slice_kb < 0 || o->device == "cpu", "--slice-kb: a CPU option (--device cpu)");

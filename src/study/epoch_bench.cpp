@@ -86,6 +86,7 @@ nlohmann::json measure_point(const EpochBenchOptions& o, const Device& device, B
   options.cpu_winograd_weights = !o.direct_conv_weights;
   options.cpu_pooled_weight_gradients = !o.onednn_wgrad;
   options.cpu_pooled_data_gradients = !o.onednn_dgrad;
+  options.cpu_own_winograd_forward = !o.onednn_forward;
   if (o.slice_kb >= 0) options.cpu_slice_bytes = size_t(o.slice_kb) << 10;
   options.device.memory = &engine.resource();
   options.device.planned = engine.planned();

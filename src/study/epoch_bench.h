@@ -41,6 +41,7 @@ struct EpochBenchOptions {
   bool direct_conv_weights = false;  // cpu: Winograd but for the weight gradients (A/B)
   bool onednn_wgrad = false;    // cpu: oneDNN's weight gradients, not ours from the pooled (A/B)
   bool onednn_dgrad = false;    // cpu: oneDNN's data gradients, not ours from the pooled (A/B)
+  bool onednn_forward = false;  // cpu: oneDNN's later forward convolutions, not our Winograd (A/B)
   int slice_kb = -1;            // cpu: micro-batching budget in KiB (-1: the step's default)
   int loader_workers = -1;      // loader threads beside the compute threads (-1: as training)
   bool staged_batches = false;  // cuda: batches in ordinary memory, staged by a copy (A/B)

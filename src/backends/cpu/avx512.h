@@ -13,6 +13,13 @@
 #include "core/bf16.h"
 
 #define HISTOCNN_AVX512 __attribute__((target("avx512f")))
+// For FMA loops that broadcast inputs: GCC's predictive commoning (-O3)
+// carries input values from one tap or column to the next in xmm registers
+// and broadcasts them on port 5, one of the two ports the 512-bit FMAs need
+// (the fused conv1 loops ran at half speed). Broadcasting straight from
+// memory (load ports) keeps both FMA ports busy.
+#define HISTOCNN_FMA_KERNEL \
+  __attribute__((target("avx512f"), optimize("no-predictive-commoning"), noinline))
 
 namespace histocnn::cpu::avx512 {
 

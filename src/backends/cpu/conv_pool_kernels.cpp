@@ -92,13 +92,6 @@ namespace {
 
 using avx512::load16;
 
-// GCC's predictive commoning (-O3) carries input values from one tap or
-// column to the next in xmm registers and broadcasts them on port 5, one of
-// the two ports the 512-bit FMAs need: the inner loops ran at half speed.
-// Broadcasting straight from memory (load ports) keeps both FMA ports busy.
-#define HISTOCNN_FMA_KERNEL \
-  __attribute__((target("avx512f"), optimize("no-predictive-commoning"), noinline))
-
 // Pooled columns per forward tile: P x (P * T) accumulators, 16 for 2x2.
 template <int P>
 constexpr int tile_columns() {

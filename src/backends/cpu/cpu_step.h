@@ -161,6 +161,15 @@ struct ConvBlock {
   bool fused = false;
   ConvPoolGeometry fused_geometry;
   HostFloats fused_scratch;  // packed weights and per-thread sums (small; aligned)
+  // A later block's forward by our Winograd conv+ReLU+pool
+  // (winograd_pool_kernels.h, cpu_step_winograd.cpp), over the whole batch
+  // in one op: no oneDNN convolution or pool runs forward, and conv_out is
+  // left to the backward's oneDNN routes, if any. winograd_in/out: src's
+  // and pooled's layouts (whole batch); winograd_weights: the transformed
+  // weights, from w_canon each step; winograd_scratch: per-thread tiles.
+  bool own_winograd = false;
+  LaneLayout winograd_in, winograd_out;
+  HostFloats winograd_weights, winograd_scratch;
   bool pooling() const { return s.pool > 1; }
   bool sliced() const { return slices > 1; }
 };
@@ -452,6 +461,11 @@ class CpuTrainingStep final : public TrainingStep {
   // can (then built, with its forward ops), and its backward op.
   bool build_fused_conv(const ConvShape& s);
   void add_fused_backward(ConvBlock& c);
+  // A later block's forward on our Winograd kernel (cpu_step_winograd.cpp):
+  // whether it can (after make_pool_buffers; then its layouts and buffers
+  // are set), and its weight transform and forward ops.
+  bool own_winograd_forward(ConvBlock& c, size_t i);
+  void add_winograd_forward(ConvBlock& cb, std::vector<Op>& weight_ops);
   void add_relu_forward(ConvBlock& c);
   void add_relu_backward(ConvBlock& c, size_t k);
   // Refuses a batch the step cannot take (size; batch norm's full batches).

@@ -262,6 +262,7 @@ void CpuTrainingStep::build_conv(size_t i, const Mem& src_in, std::vector<Op>& w
         c.src_lanes, c.pooled_lanes, {c.s.in_c, c.s.out_c, c.s.kernel, c.s.pad, c.s.pool},
         omp_get_max_threads()));
   if (i > 0) build_backward_data(c, i);
+  c.own_winograd = own_winograd_forward(c, i);
   make_activation_gradient(c, i);
   // Backward weights (fp32 gradients): oneDNN's primitive, or ours straight
   // into the canonical gradient.
@@ -273,7 +274,7 @@ void CpuTrainingStep::build_conv(size_t i, const Mem& src_in, std::vector<Op>& w
   if (c.sliced()) prepare_slices(c, tag);
   convs_.push_back(c);
   ConvBlock& cb = convs_.back();  // the op lists capture it by reference from here on
-  reorder_if_needed(cb.w_canon, cb.w_fwd, weight_ops);
+  if (!cb.own_winograd) reorder_if_needed(cb.w_canon, cb.w_fwd, weight_ops);
   if (i > 0 && cb.pooled_dgrad) {
     add(weight_ops, {cb.w_canon}, [&cb, this]() {
       arrange_dgrad_weights(floats(cb.w_canon),
@@ -285,6 +286,7 @@ void CpuTrainingStep::build_conv(size_t i, const Mem& src_in, std::vector<Op>& w
     reorder_if_needed(cb.w_canon, cb.w_bwd_d, weight_ops);
   }
   if (i == 0) reorder_if_needed(input_user_, input_, forward_ops_);
+  if (cb.own_winograd) return add_winograd_forward(cb, weight_ops);
   if (cb.sliced()) return add_sliced_forward(cb);
   add_conv_forward(cb, i);
 }

@@ -75,20 +75,22 @@ std::string CpuTrainingStep::isa_name() {
   }
 }
 
-// oneDNN's implementation of each direction, e.g. "jit_wino_4x3:avx512_core"
+// The implementation of each direction, e.g. "oneDNN jit_wino_4x3:avx512_core"
 // (once when all agree, else forward / weights / data).
 static std::string conv_implementations(const ConvBlock& c) {
   const PooledConv conv{c.s.in_c, c.s.out_c, c.s.kernel, c.s.pad, c.s.pool};
+  const std::string onednn = "oneDNN ";
   std::vector<std::string> names = {
-      c.fwd_pd.impl_info_str(),
+      c.own_winograd ? "histocnn Winograd F(4x4,3x3)+ReLU+pool avx512"
+                     : onednn + c.fwd_pd.impl_info_str(),
       c.pooled_wgrad
           ? "histocnn pooled weight gradient " + pooled_wgrad_isa(c.src_lanes, c.pooled_lanes, conv)
-          : c.bwd_w_pd.impl_info_str()};
+          : onednn + c.bwd_w_pd.impl_info_str()};
   if (c.pooled_dgrad)
     names.push_back("histocnn pooled data gradient " +
                     pooled_dgrad_isa(c.d_src_lanes, c.pooled_lanes, conv));
   else if (c.bwd_d_pd)
-    names.push_back(c.bwd_d_pd.impl_info_str());
+    names.push_back(onednn + c.bwd_d_pd.impl_info_str());
   std::string all = names[0];
   bool same = true;
   for (size_t i = 1; i < names.size(); ++i) {
@@ -105,8 +107,7 @@ nlohmann::json CpuTrainingStep::details() const {
     const ConvBlock& c = convs_[i];
     const std::string name = "conv" + std::to_string(i + 1);
     if (c.sliced()) slices[name] = {{"rows", c.rows}, {"slices", c.slices}};
-    convolutions[name] =
-        c.fused ? "histocnn fused conv+ReLU+pool avx512" : "oneDNN " + conv_implementations(c);
+    convolutions[name] = c.fused ? "histocnn fused conv+ReLU+pool avx512" : conv_implementations(c);
     if (c.pooling())
       pools[name] = c.fused      ? "histocnn fused avx512"
                     : c.own_pool ? "histocnn " + pool_kernels_isa(c.pooled_lanes.lanes)

@@ -1,0 +1,337 @@
+// The fused Winograd forward of a later block (see winograd_pool_kernels.h).
+// Per (image, row of tiles), per group of up to kGroup tiles:
+//   1. input transform: each tile's 6x6 x in_c inputs -> V[xi][tile][c];
+//   2. 36 GEMMs, M[xi][tile][o] = sum over c of V[xi][tile][c] U[xi][c][o]:
+//      NT tiles x 32 (or 16) output channels of accumulators in registers,
+//      one weight vector loaded and one input value broadcast per FMA row;
+//   3. output transform of each tile's 36 x 16 lanes -> 4x4 outputs, + bias,
+//      ReLU, four 2x2 windows' maxima and argmax bytes, stored.
+#include "backends/cpu/winograd_pool_kernels.h"
+
+#include <omp.h>
+
+#include <algorithm>
+
+#include "backends/cpu/avx512.h"
+#include "backends/cpu/conv_pool_kernels.h"
+#include "core/error.h"
+
+namespace histocnn::cpu {
+
+// Named: unity builds put this file beside others with their own kLanes.
+namespace winograd_pool {
+namespace {
+
+constexpr int kLanes = 16;  // channels per nChw16c block and per register
+constexpr int kAlpha = 6;   // input tile side: 4 outputs + 3 taps - 1
+constexpr int kXi = kAlpha * kAlpha;
+constexpr int kOut = 4;     // output tile side: two 2x2 pool windows
+constexpr int kGroup = 12;  // tiles per GEMM: 12 x 2 accumulators + 3 of 32 registers
+
+// The shapes one call works with.
+struct Tiling {
+  int n, in_c, out_c, pad;
+  int pooled_h, pooled_w, tiles_y, tiles_x;
+};
+Tiling tiling_of(const LaneLayout& in, const LaneLayout& out, const PooledConv& conv) {
+  Tiling t{};
+  t.n = in.n, t.in_c = conv.in_c, t.out_c = conv.out_c, t.pad = conv.pad;
+  t.pooled_h = out.h, t.pooled_w = out.w;
+  t.tiles_y = ceil_div(out.h * 2, kOut);  // a tile row holds two pooled rows
+  t.tiles_x = ceil_div(out.w * 2, kOut);
+  return t;
+}
+
+// V and M of one group, per thread (whole registers: in_c, out_c are
+// multiples of 16).
+size_t group_floats(const PooledConv& conv) {
+  return size_t(kXi) * kGroup * size_t(conv.in_c + conv.out_c);
+}
+
+}  // namespace
+}  // namespace winograd_pool
+
+bool winograd_pool_applies(const LaneLayout& in, const LaneLayout& out, const PooledConv& conv) {
+  constexpr int kLanes = winograd_pool::kLanes;
+  if (conv.kernel != 3 || conv.pool != 2 || conv.pad < 0 || conv.pad > 1) return false;
+  if (conv.in_c % kLanes != 0 || conv.out_c % kLanes != 0 || conv.in_c < kLanes) return false;
+  if (in.lanes != kLanes || out.lanes != kLanes) return false;
+  if (in.blocks * kLanes != conv.in_c || out.blocks * kLanes != conv.out_c) return false;
+  if (in.column != kLanes || out.column != kLanes) return false;  // nChw16c: lanes contiguous
+  const int conv_h = in.h + 2 * conv.pad - 2, conv_w = in.w + 2 * conv.pad - 2;
+  return in.n == out.n && in.n > 0 && out.h == conv_h / 2 && out.w == conv_w / 2 && out.h > 0 &&
+         out.w > 0;
+}
+
+size_t winograd_weights_floats(const PooledConv& conv) {
+  return size_t(winograd_pool::kXi) * size_t(conv.in_c) * size_t(conv.out_c);
+}
+
+void winograd_transform_weights(const float* w, const PooledConv& conv, float* u) {
+  constexpr int kAlpha = winograd_pool::kAlpha;
+  static constexpr double G[kAlpha][3] = {{1.0 / 4, 0, 0},
+                                          {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                          {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                          {1.0 / 24, 1.0 / 12, 1.0 / 6},
+                                          {1.0 / 24, -1.0 / 12, 1.0 / 6},
+                                          {0, 0, 1}};
+  const int in_c = conv.in_c, out_c = conv.out_c;
+#pragma omp parallel for schedule(static)
+  for (int o = 0; o < out_c; ++o)
+    for (int c = 0; c < in_c; ++c) {
+      const float* g = w + (int64_t(o) * in_c + c) * 9;
+      double gg[kAlpha][3];  // G g
+      for (int i = 0; i < kAlpha; ++i)
+        for (int s = 0; s < 3; ++s)
+          gg[i][s] = G[i][0] * g[s] + G[i][1] * g[3 + s] + G[i][2] * g[6 + s];
+      for (int i = 0; i < kAlpha; ++i)
+        for (int j = 0; j < kAlpha; ++j) {
+          const double v = gg[i][0] * G[j][0] + gg[i][1] * G[j][1] + gg[i][2] * G[j][2];
+          u[(int64_t(i * kAlpha + j) * in_c + c) * out_c + o] = float(v);
+        }
+    }
+}
+
+size_t winograd_pool_scratch_floats(const PooledConv& conv, int threads) {
+  return size_t(std::max(threads, 1)) * winograd_pool::group_floats(conv);
+}
+
+#if HISTOCNN_HAS_AVX512_CODE
+
+bool winograd_pool_available() {
+  return conv_pool_available();
+}
+
+namespace winograd_pool {
+namespace {
+
+#pragma GCC diagnostic push  // see avx512.h
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+
+using avx512::load16;
+using avx512::store16;
+
+// B^T applied to six values along one direction of an input tile.
+HISTOCNN_AVX512 inline void input_1d(const __m512 d[kAlpha], __m512 t[kAlpha]) {
+  const __m512 four = _mm512_set1_ps(4.0f), five = _mm512_set1_ps(5.0f), two = _mm512_set1_ps(2.0f);
+  const __m512 d12 = _mm512_add_ps(d[1], d[2]), d34 = _mm512_add_ps(d[3], d[4]);
+  const __m512 d1m2 = _mm512_sub_ps(d[1], d[2]), d4m3 = _mm512_sub_ps(d[4], d[3]);
+  const __m512 d4m2 = _mm512_sub_ps(d[4], d[2]), d3m1 = _mm512_sub_ps(d[3], d[1]);
+  t[0] = _mm512_fnmadd_ps(five, d[2], _mm512_fmadd_ps(four, d[0], d[4]));
+  t[1] = _mm512_fnmadd_ps(four, d12, d34);   // -4 d1 - 4 d2 + d3 + d4
+  t[2] = _mm512_fmadd_ps(four, d1m2, d4m3);  //  4 d1 - 4 d2 - d3 + d4
+  t[3] = _mm512_fmadd_ps(two, d3m1, d4m2);   // -2 d1 - d2 + 2 d3 + d4
+  t[4] = _mm512_fnmadd_ps(two, d3m1, d4m2);  //  2 d1 - d2 - 2 d3 + d4
+  t[5] = _mm512_fnmadd_ps(five, d[3], _mm512_fmadd_ps(four, d[1], d[5]));
+}
+
+// A^T applied to six values along one direction of a transformed tile.
+HISTOCNN_AVX512 inline void output_1d(const __m512 m[kAlpha], __m512 s[kOut]) {
+  const __m512 two = _mm512_set1_ps(2.0f), four = _mm512_set1_ps(4.0f),
+               eight = _mm512_set1_ps(8.0f);
+  const __m512 a = _mm512_add_ps(m[1], m[2]), b = _mm512_sub_ps(m[1], m[2]);
+  const __m512 c = _mm512_add_ps(m[3], m[4]), d = _mm512_sub_ps(m[3], m[4]);
+  s[0] = _mm512_add_ps(_mm512_add_ps(m[0], a), c);
+  s[1] = _mm512_fmadd_ps(two, d, b);
+  s[2] = _mm512_fmadd_ps(four, c, a);
+  s[3] = _mm512_add_ps(_mm512_fmadd_ps(eight, d, b), m[5]);
+}
+
+// One 16-channel block of one tile: its 6x6 inputs (zero outside the map,
+// which is the padding; kInside: the tile lies within it) -> v[xi *
+// v_stride], xi = row * 6 + column. The next tile's new columns are
+// prefetched: the rows are a map row apart, more streams than the hardware
+// prefetchers follow.
+template <bool kInside>
+HISTOCNN_AVX512 void input_tile(const float* plane, int64_t row, int h, int w, int y0, int x0,
+                                float* v, size_t v_stride) {
+  __m512 rows[kAlpha][kAlpha];  // B^T d, by rows
+  for (int s = 0; s < kAlpha; ++s) {
+    __m512 d[kAlpha], t[kAlpha];
+    const int x = x0 + s;
+    for (int r = 0; r < kAlpha; ++r) {
+      const int y = y0 + r;
+      const float* p = plane + int64_t(y) * row + int64_t(x) * kLanes;
+      if (kInside) {
+        d[r] = load16(p);
+        if (s < kOut) _mm_prefetch(reinterpret_cast<const char*>(p + kAlpha * kLanes), _MM_HINT_T0);
+      } else {
+        d[r] = y >= 0 && y < h && x >= 0 && x < w ? load16(p) : _mm512_setzero_ps();
+      }
+    }
+    input_1d(d, t);
+    for (int r = 0; r < kAlpha; ++r) rows[r][s] = t[r];
+  }
+  for (int r = 0; r < kAlpha; ++r) {
+    __m512 t[kAlpha];
+    input_1d(rows[r], t);
+    for (int s = 0; s < kAlpha; ++s) store16(v + size_t(r * kAlpha + s) * v_stride, t[s]);
+  }
+}
+
+// NT tiles x (OB x 16) output channels of one xi: m[t][o] = sum over c of
+// v[t][c] u[c][o]; v rows in_c apart, u rows and m rows out_c apart.
+template <int NT, int OB>
+HISTOCNN_FMA_KERNEL void gemm_tiles(const float* v, const float* u, float* m, int in_c, int out_c) {
+  __m512 acc[NT][OB];
+  for (int t = 0; t < NT; ++t)
+    for (int b = 0; b < OB; ++b) acc[t][b] = _mm512_setzero_ps();
+  for (int c = 0; c < in_c; ++c) {
+    __m512 w[OB];
+    for (int b = 0; b < OB; ++b) w[b] = _mm512_loadu_ps(u + int64_t(c) * out_c + b * kLanes);
+    for (int t = 0; t < NT; ++t) {
+      const __m512 x = _mm512_set1_ps(v[int64_t(t) * in_c + c]);
+      for (int b = 0; b < OB; ++b) acc[t][b] = _mm512_fmadd_ps(x, w[b], acc[t][b]);
+    }
+  }
+  for (int t = 0; t < NT; ++t)
+    for (int b = 0; b < OB; ++b) _mm512_storeu_ps(m + int64_t(t) * out_c + b * kLanes, acc[t][b]);
+}
+
+// Every xi's GEMM for a group of NT tiles.
+template <int NT>
+void gemm_group(const float* v, const float* u, float* m, int in_c, int out_c) {
+  for (int xi = 0; xi < kXi; ++xi) {
+    const float* v_xi = v + size_t(xi) * NT * in_c;
+    const float* u_xi = u + size_t(xi) * in_c * out_c;
+    float* m_xi = m + size_t(xi) * NT * out_c;
+    int o = 0;
+    for (; o + 2 * kLanes <= out_c; o += 2 * kLanes)
+      gemm_tiles<NT, 2>(v_xi, u_xi + o, m_xi + o, in_c, out_c);
+    if (o < out_c) gemm_tiles<NT, 1>(v_xi, u_xi + o, m_xi + o, in_c, out_c);
+  }
+}
+
+// One tile's 16 output channels from m (36 vectors m_stride apart): the
+// 4x4 outputs + bias, ReLU, then the four 2x2 windows (those inside the
+// pooled map) to pooled and argmax at `at` + window offsets.
+HISTOCNN_AVX512 void output_tile(const float* m, size_t m_stride, __m512 bias, float* pooled,
+                                 uint8_t* argmax, const LaneLayout& out, int64_t at, int py0,
+                                 int px0) {
+  __m512 cols[kOut][kAlpha];  // A^T m, by rows
+  for (int j = 0; j < kAlpha; ++j) {
+    __m512 col[kAlpha], s[kOut];
+    for (int i = 0; i < kAlpha; ++i) col[i] = load16(m + size_t(i * kAlpha + j) * m_stride);
+    output_1d(col, s);
+    for (int i = 0; i < kOut; ++i) cols[i][j] = s[i];
+  }
+  __m512 y[kOut][kOut];
+  const __m512 zero = _mm512_setzero_ps();
+  for (int i = 0; i < kOut; ++i) {
+    __m512 s[kOut];
+    output_1d(cols[i], s);
+    for (int j = 0; j < kOut; ++j) y[i][j] = _mm512_max_ps(_mm512_add_ps(s[j], bias), zero);
+  }
+  for (int wy = 0; wy < 2; ++wy)
+    for (int wx = 0; wx < 2; ++wx) {
+      if (py0 + wy >= out.h || px0 + wx >= out.w) continue;  // a window past the map
+      __m512 best = y[2 * wy][2 * wx];
+      __m512i where = _mm512_setzero_si512();
+      for (int k = 1; k < 4; ++k) {
+        const __m512 v = y[2 * wy + k / 2][2 * wx + k % 2];
+        const __mmask16 larger = _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ);  // first max wins
+        best = _mm512_mask_mov_ps(best, larger, v);
+        where = _mm512_mask_mov_epi32(where, larger, _mm512_set1_epi32(k));
+      }
+      const int64_t e = at + int64_t(wy) * out.row + int64_t(wx) * out.column;
+      store16(pooled + e, best);
+      avx512::store_bytes16(argmax + e, where);
+    }
+}
+
+// A group of NT tiles (`live` of them real) of tile row ty of image img,
+// starting at tile column tx0.
+template <int NT>
+HISTOCNN_AVX512 void run_group(const float* x, const LaneLayout& in, const float* u,
+                               const float* bias, float* pooled, uint8_t* argmax,
+                               const LaneLayout& out, const Tiling& g, int img, int ty, int tx0,
+                               int live, float* v, float* m) {
+  const int in_blocks = g.in_c / kLanes, out_blocks = g.out_c / kLanes;
+  const size_t v_stride = size_t(NT) * g.in_c, m_stride = size_t(NT) * g.out_c;
+  for (int b = 0; b < in_blocks; ++b) {  // a block's rows: fewer streams at once
+    const float* plane = x + int64_t(img) * in.image + int64_t(b) * in.block;
+    for (int t = 0; t < NT; ++t) {
+      float* vt = v + size_t(t) * g.in_c + size_t(b) * kLanes;
+      if (t >= live) {  // a padding tile: zeros, so its sums stay finite
+        for (int xi = 0; xi < kXi; ++xi) store16(vt + xi * v_stride, _mm512_setzero_ps());
+        continue;
+      }
+      const int y0 = ty * kOut - g.pad, x0 = (tx0 + t) * kOut - g.pad;
+      if (y0 >= 0 && x0 >= 0 && y0 + kAlpha <= in.h && x0 + kAlpha <= in.w)
+        input_tile<true>(plane, in.row, in.h, in.w, y0, x0, vt, v_stride);
+      else
+        input_tile<false>(plane, in.row, in.h, in.w, y0, x0, vt, v_stride);
+    }
+  }
+  gemm_group<NT>(v, u, m, g.in_c, g.out_c);
+  for (int t = 0; t < live; ++t) {
+    const int py0 = ty * 2, px0 = (tx0 + t) * 2;
+    for (int b = 0; b < out_blocks; ++b) {
+      const int64_t at = int64_t(img) * out.image + int64_t(b) * out.block +
+                         int64_t(py0) * out.row + int64_t(px0) * out.column;
+      output_tile(m + size_t(t) * g.out_c + size_t(b) * kLanes, m_stride, load16(bias + b * kLanes),
+                  pooled, argmax, out, at, py0, px0);
+    }
+  }
+}
+
+#pragma GCC diagnostic pop
+
+// The smallest group size of ours holding `live` tiles (or the largest).
+int group_for(int live) {
+  return live > 8 ? 12 : live > 4 ? 8 : 4;
+}
+
+}  // namespace
+}  // namespace winograd_pool
+
+void winograd_pool_forward(const float* x, const LaneLayout& in, const float* u, const float* bias,
+                           float* pooled, uint8_t* argmax, const LaneLayout& out,
+                           const PooledConv& conv, HostFloats& scratch) {
+  namespace wp = winograd_pool;
+  require(winograd_pool_available() && winograd_pool_applies(in, out, conv),
+          "Winograd conv+pool: called where it cannot run");
+  const int threads = omp_get_max_threads();
+  if (scratch.size() < winograd_pool_scratch_floats(conv, threads))
+    scratch.resize(winograd_pool_scratch_floats(conv, threads));
+  const wp::Tiling g = wp::tiling_of(in, out, conv);
+  const int items = g.n * g.tiles_y;
+  float* base = scratch.data();
+#pragma omp parallel
+  {
+    float* v = base + size_t(omp_get_thread_num()) * wp::group_floats(conv);
+    float* m = v + size_t(wp::kXi) * wp::kGroup * conv.in_c;
+#pragma omp for schedule(static)
+    for (int item = 0; item < items; ++item) {
+      const int img = item / g.tiles_y, ty = item % g.tiles_y;
+      for (int tx0 = 0; tx0 < g.tiles_x; tx0 += wp::kGroup) {
+        const int live = std::min(wp::kGroup, g.tiles_x - tx0);
+        switch (wp::group_for(live)) {
+          case 4:
+            wp::run_group<4>(x, in, u, bias, pooled, argmax, out, g, img, ty, tx0, live, v, m);
+            break;
+          case 8:
+            wp::run_group<8>(x, in, u, bias, pooled, argmax, out, g, img, ty, tx0, live, v, m);
+            break;
+          default:
+            wp::run_group<12>(x, in, u, bias, pooled, argmax, out, g, img, ty, tx0, live, v, m);
+        }
+      }
+    }
+  }
+}
+
+#else  // not x86-64: oneDNN's convolution runs
+
+bool winograd_pool_available() {
+  return false;
+}
+void winograd_pool_forward(const float*, const LaneLayout&, const float*, const float*, float*,
+                           uint8_t*, const LaneLayout&, const PooledConv&, HostFloats&) {
+  throw Error("Winograd conv+pool: not built for this architecture");
+}
+
+#endif
+
+}  // namespace histocnn::cpu

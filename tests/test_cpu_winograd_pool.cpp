@@ -1,0 +1,196 @@
+// The fused Winograd forward of a later block
+// (backends/cpu/winograd_pool_kernels.h) against a double-precision
+// convolution + bias + ReLU + 2x2 max pool written here: maps with odd
+// pooled sides (a tile's second window row or column past the map), groups
+// of 4, 8 and 12 tiles and a row of more than 12, output channels in 32s
+// and a leftover 16, 'valid' and 'same' padding; every element written,
+// the same bits on any thread count. Skipped where it cannot run (no
+// AVX-512).
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <cmath>
+#include <cstring>
+#include <dnnl.hpp>
+
+#include "backends/cpu/winograd_pool_kernels.h"
+#include "core/rng.h"
+#include "onednn_layouts.h"
+
+namespace histocnn::cpu {
+namespace winograd_pool_test {  // named: unity builds share anonymous namespaces
+
+using Mem = dnnl::memory;
+using tag = Mem::format_tag;
+using dt = Mem::data_type;
+
+struct WinogradCase {
+  std::string name;
+  int n, in_c, out_c, h, w, pad;
+};
+void PrintTo(const WinogradCase& c, std::ostream* os) {
+  *os << c.name;
+}
+
+std::vector<float> uniform(size_t count, uint64_t seed, float scale) {
+  Rng rng(seed);
+  std::vector<float> v(count);
+  for (float& x : v) x = scale * float(rng.uniform(-1.0, 1.0));
+  return v;
+}
+
+// The case's block in double, plain NCHW: conv output after bias and ReLU,
+// and the sum of |terms| of each output (the scale its rounding error has).
+struct Reference {
+  const WinogradCase& k;
+  const std::vector<float>& x;
+  const std::vector<float>& w;
+  const std::vector<float>& b;
+  int conv_h() const { return k.h + 2 * k.pad - 2; }
+  int conv_w() const { return k.w + 2 * k.pad - 2; }
+  void at(int n, int o, int y, int x0, double* act, double* scale) const {
+    double sum = b[o], size = std::abs(b[o]);
+    for (int c = 0; c < k.in_c; ++c)
+      for (int ky = 0; ky < 3; ++ky)
+        for (int kx = 0; kx < 3; ++kx) {
+          const int iy = y + ky - k.pad, ix = x0 + kx - k.pad;
+          if (iy < 0 || ix < 0 || iy >= k.h || ix >= k.w) continue;
+          const double term = double(w[((o * k.in_c + c) * 3 + ky) * 3 + kx]) *
+                              x[((int64_t(n) * k.in_c + c) * k.h + iy) * k.w + ix];
+          sum += term, size += std::abs(term);
+        }
+    *act = std::max(sum, 0.0), *scale = size;
+  }
+};
+
+class CpuWinogradPool : public ::testing::TestWithParam<WinogradCase>,
+                        protected testing::OneDnnLayouts {
+ protected:
+  void SetUp() override {
+    if (!winograd_pool_available()) GTEST_SKIP() << "no AVX-512 here";
+  }
+  struct Run {
+    std::vector<float> pooled;  // plain NCHW
+    std::vector<uint8_t> argmax;
+    std::vector<uint8_t> raw;  // the pooled map's bytes, in its layout
+  };
+  Run run(const WinogradCase& k, const std::vector<float>& x, const std::vector<float>& w,
+          const std::vector<float>& b, int threads) {
+    const int ph = (k.h + 2 * k.pad - 2) / 2, pw = (k.w + 2 * k.pad - 2) / 2;
+    const Mem::desc plain_x({k.n, k.in_c, k.h, k.w}, dt::f32, tag::nchw);
+    const Mem::desc plain_p({k.n, k.out_c, ph, pw}, dt::f32, tag::nchw);
+    const Mem::desc md_x({k.n, k.in_c, k.h, k.w}, dt::f32, tag::nChw16c);
+    const Mem::desc md_p({k.n, k.out_c, ph, pw}, dt::f32, tag::nChw16c);
+    const Mem x_l = to_layout(x, plain_x, md_x);
+    Mem pooled(md_p, engine());
+    const auto in = lane_layout(md_x), out = lane_layout(md_p);
+    const PooledConv conv{k.in_c, k.out_c, 3, k.pad, 2};
+    EXPECT_TRUE(in && out && winograd_pool_applies(*in, *out, conv));
+    std::vector<float> u(winograd_weights_floats(conv));
+    winograd_transform_weights(w.data(), conv, u.data());
+    const float nan = std::nanf("");
+    std::fill_n(static_cast<float*>(pooled.get_data_handle()), md_p.get_size() / 4, nan);
+    Run r;
+    r.argmax.assign(md_p.get_size(), 0xff);
+    HostFloats scratch;
+    const int before = omp_get_max_threads();
+    omp_set_num_threads(threads);
+    winograd_pool_forward(static_cast<const float*>(x_l.get_data_handle()), *in, u.data(), b.data(),
+                          static_cast<float*>(pooled.get_data_handle()), r.argmax.data(), *out,
+                          conv, scratch);
+    omp_set_num_threads(before);
+    const auto* bytes = static_cast<const uint8_t*>(pooled.get_data_handle());
+    r.raw.assign(bytes, bytes + md_p.get_size());
+    r.pooled = to_nchw(pooled, plain_p);
+    // The argmax bytes in the pooled layout, read back in NCHW order.
+    const Mem::desc plain_bytes({k.n, k.out_c, ph, pw}, dt::u8, tag::nchw);
+    const Mem::desc md_bytes({k.n, k.out_c, ph, pw}, dt::u8, tag::nChw16c);
+    Mem from(md_bytes, engine(), r.argmax.data());
+    std::vector<uint8_t> nchw(plain_bytes.get_size());
+    Mem to(plain_bytes, engine(), nchw.data());
+    dnnl::stream s(engine());
+    dnnl::reorder(from, to).execute(s, from, to);
+    s.wait();
+    r.argmax = nchw;
+    return r;
+  }
+};
+
+TEST_P(CpuWinogradPool, EqualsTheReferenceConvolutionAndPool) {
+  const WinogradCase& k = GetParam();
+  const auto x = uniform(size_t(k.n) * k.in_c * k.h * k.w, 11, 1.0f);
+  const auto w = uniform(size_t(k.out_c) * k.in_c * 9, 12, 0.3f);
+  const auto b = uniform(size_t(k.out_c), 13, 0.2f);
+  const Run got = run(k, x, w, b, 2);
+  const Reference ref{k, x, w, b};
+  const int ph = ref.conv_h() / 2, pw = ref.conv_w() / 2;
+  size_t argmax_checked = 0, i = 0;
+  for (int n = 0; n < k.n; ++n)
+    for (int o = 0; o < k.out_c; ++o)
+      for (int py = 0; py < ph; ++py)
+        for (int px = 0; px < pw; ++px, ++i) {
+          double act[4], scale[4], best = -1, second = -1, worst_scale = 0;
+          int where = 0;
+          for (int q = 0; q < 4; ++q) {
+            ref.at(n, o, 2 * py + q / 2, 2 * px + q % 2, &act[q], &scale[q]);
+            worst_scale = std::max(worst_scale, scale[q]);
+            if (act[q] > best)
+              second = best, best = act[q], where = q;
+            else
+              second = std::max(second, act[q]);
+          }
+          ASSERT_FALSE(std::isnan(got.pooled[i])) << k.name << ": element " << i << " unwritten";
+          // Winograd's rounding: a few ulps of the terms' magnitudes.
+          ASSERT_NEAR(got.pooled[i], best, 2e-6 * worst_scale + 1e-7)
+              << k.name << " at n " << n << " o " << o << " (" << py << ", " << px << ")";
+          // The first maximum, where the window's top two are told apart
+          // by more than the rounding (ties of zeros: the first, 0).
+          if (best == 0.0 || best - second > 1e-4 * worst_scale) {
+            ASSERT_EQ(got.argmax[i], best == 0.0 ? 0 : where)
+                << k.name << " at n " << n << " o " << o << " (" << py << ", " << px << ")";
+            ++argmax_checked;
+          }
+        }
+  EXPECT_GT(argmax_checked, i * 9 / 10) << "too few windows told apart to check the argmax";
+}
+
+TEST_P(CpuWinogradPool, TheSameBitsOnAnyThreadCount) {
+  const WinogradCase& k = GetParam();
+  const auto x = uniform(size_t(k.n) * k.in_c * k.h * k.w, 21, 1.0f);
+  const auto w = uniform(size_t(k.out_c) * k.in_c * 9, 22, 0.3f);
+  const auto b = uniform(size_t(k.out_c), 23, 0.2f);
+  const Run one = run(k, x, w, b, 1), three = run(k, x, w, b, 3);
+  EXPECT_EQ(one.raw, three.raw) << k.name;
+  EXPECT_EQ(one.argmax, three.argmax) << k.name;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, CpuWinogradPool,
+    ::testing::Values(
+        // 13 -> conv 11 -> pooled 5: odd, the last tile's second window past the map.
+        WinogradCase{"valid_odd_32to32_group4", 2, 32, 32, 13, 13, 0},
+        WinogradCase{"valid_32to64_group8", 1, 32, 64, 30, 26, 0},
+        // 60 wide -> 15 tiles a row: a group of 12, then one of 4 (3 live).
+        WinogradCase{"valid_row_of_15_tiles", 1, 32, 32, 20, 60, 0},
+        WinogradCase{"valid_16to48_leftover_16", 2, 16, 48, 11, 10, 0},
+        WinogradCase{"same_pad_32to32", 2, 32, 32, 9, 14, 1},
+        WinogradCase{"same_pad_1x1_pooled", 1, 16, 16, 2, 3, 1}),
+    [](const auto& info) { return info.param.name; });
+
+TEST(CpuWinogradPoolApplies, TakesOnly3x3WithA2x2PoolInBlocksOf16) {
+  LaneLayout in{1, 20, 20, 2, 16, 0, 0, 0, 16}, out{1, 9, 9, 2, 16, 0, 0, 0, 16};
+  EXPECT_TRUE(winograd_pool_applies(in, out, {32, 32, 3, 0, 2}));
+  EXPECT_FALSE(winograd_pool_applies(in, out, {32, 32, 5, 0, 2})) << "kernel 5";
+  EXPECT_FALSE(winograd_pool_applies(in, out, {32, 32, 3, 0, 3})) << "pool 3";
+  EXPECT_FALSE(winograd_pool_applies(in, out, {32, 32, 3, 2, 2})) << "pad 2";
+  EXPECT_FALSE(winograd_pool_applies(in, out, {24, 32, 3, 0, 2})) << "channels not in 16s";
+  LaneLayout nhwc = in;
+  nhwc.lanes = 32, nhwc.blocks = 1, nhwc.column = 32;
+  EXPECT_FALSE(winograd_pool_applies(nhwc, out, {32, 32, 3, 0, 2})) << "nhwc input";
+  LaneLayout other = out;
+  other.h = 8;
+  EXPECT_FALSE(winograd_pool_applies(in, other, {32, 32, 3, 0, 2})) << "pooled map of another size";
+}
+
+}  // namespace winograd_pool_test
+}  // namespace histocnn::cpu
