@@ -7,15 +7,25 @@ namespace histocnn {
 namespace cpu {
 
 void CpuTrainingStep::plan_buffers() {
+  // The plan's tensors: every buffer but the dropped ones, in the order made.
   std::vector<TensorLifetime> lifetimes;
-  for (const auto& b : buffers_) lifetimes.push_back({b.name, b.bytes, INT_MAX, -1});
+  std::vector<size_t> planned;                 // plan index -> buffers_ index
+  std::vector<int> slot(buffers_.size(), -1);  // buffers_ index -> plan index
+  for (size_t i = 0; i < buffers_.size(); ++i) {
+    if (buffers_[i].dropped) continue;
+    slot[i] = int(lifetimes.size());
+    planned.push_back(i);
+    lifetimes.push_back({buffers_[i].name, buffers_[i].bytes, INT_MAX, -1});
+  }
   int index = 0;
   auto visit = [&](const std::vector<Mem>& uses) {
     for (const Mem& m : uses) {
       if (!m) continue;
       auto it = buffer_of_.find(m.get());
       if (it == buffer_of_.end()) continue;  // parameters and gradients: not planned
-      auto& t = lifetimes[it->second];
+      require(slot[it->second] >= 0,
+              "CPU step: an operation uses the dropped buffer " + buffers_[it->second].name);
+      auto& t = lifetimes[size_t(slot[it->second])];
       t.first_use = std::min(t.first_use, index);
       t.last_use = std::max(t.last_use, index);
     }
@@ -32,15 +42,17 @@ void CpuTrainingStep::plan_buffers() {
   for (auto& t : lifetimes)
     if (t.last_use < 0) t.first_use = 0, t.last_use = index - 1;  // unused: keep it apart
   // The loss overwrites the logits with their gradient row by row: in place.
-  const size_t logits = buffer_of_.at(last.out.get()), d_logits = buffer_of_.at(last.d_out.get());
+  const size_t logits = size_t(slot[buffer_of_.at(last.out.get())]),
+               d_logits = size_t(slot[buffer_of_.at(last.d_out.get())]);
   if (lifetimes[logits].last_use == loss_op_ && lifetimes[d_logits].first_use == loss_op_ &&
       logits < d_logits)
     lifetimes[d_logits].in_place_of = int(logits);
-  step_memory_ =
-      std::make_unique<StepMemory>(lifetimes, op_count_, *resource_, options_.device.stream,
-                                   options_.device.planned, [this](size_t i, void* address) {
-                                     for (Mem& m : buffers_[i].handles) m.set_data_handle(address);
-                                   });
+  step_memory_ = std::make_unique<StepMemory>(lifetimes, op_count_, *resource_,
+                                              options_.device.stream, options_.device.planned,
+                                              [this, planned](size_t i, void* address) {
+                                                for (Mem& m : buffers_[planned[i]].handles)
+                                                  m.set_data_handle(address);
+                                              });
   const MemoryPlan& plan = step_memory_->plan();
   memory_.activation_bytes = int64_t(plan.arena_bytes);
   memory_.plan = step_memory_->describe();

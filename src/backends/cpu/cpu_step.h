@@ -338,6 +338,10 @@ class CpuTrainingStep final : public TrainingStep {
     buffers_.push_back({name, md.get_size(), {m}});
     return m;
   }
+  // A buffer made before a later choice spared it (a block's conv output
+  // where our Winograd kernel writes the pooled map straight): the plan
+  // leaves it out and no operation may use it (plan_buffers checks).
+  void drop(const Mem& m) { buffers_.at(buffer_of_.at(m.get())).dropped = true; }
   // Another view (descriptor) of a planned buffer.
   Mem alias(const Mem::desc& md, const Mem& of) {
     Mem m(md, engine_, DNNL_MEMORY_NONE);
@@ -502,6 +506,7 @@ class CpuTrainingStep final : public TrainingStep {
     std::string name;
     size_t bytes;
     std::vector<Mem> handles;  // every descriptor viewing this buffer
+    bool dropped = false;      // not planned: see drop()
   };
   std::vector<PlannedBuffer> buffers_;
   std::unordered_map<dnnl_memory_t, size_t> buffer_of_;

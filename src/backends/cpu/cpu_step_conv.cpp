@@ -263,10 +263,11 @@ void CpuTrainingStep::build_conv(size_t i, const Mem& src_in, std::vector<Op>& w
         omp_get_max_threads()));
   if (i > 0) build_backward_data(c, i);
   c.own_winograd = own_winograd_forward(c, i);
+  if (c.own_winograd) drop(c.conv_out);  // the kernel pools from registers
   make_activation_gradient(c, i);
   // Backward weights (fp32 gradients): oneDNN's primitive, or ours straight
   // into the canonical gradient.
-  c.scratch_fwd = scratch(c.fwd_pd, tag + ".conv_fwd");
+  if (!c.own_winograd) c.scratch_fwd = scratch(c.fwd_pd, tag + ".conv_fwd");
   if (!c.pooled_wgrad) c.scratch_bwd_w = scratch(c.bwd_w_pd, tag + ".conv_bwd_w");
   c.dw_bwd = c.pooled_wgrad || c.bwd_w_pd.diff_weights_desc() == canonical_weights_md(c.s)
                  ? c.dw_canon
