@@ -254,6 +254,8 @@ for stage in "${stages[@]}"; do
       #              batch 10's backward scaled least, cpu-scaling-16core.md)
       #   onednndgrad their data gradients by oneDNN's Winograd (after a pool backward)
       #              instead of ours from the pooled gradient (cpu-pooled-dgrad.md)
+      #   onednnfwd  their forward by oneDNN's Winograd (then our pool) instead of our
+      #              Winograd conv+ReLU+pool kernel (cpu-winograd-pool.md)
       #   slices4m   the fixed 4 MiB slices of before (2-image slices of conv2)
       #   before     that, oneDNN's conv1 (sliced to 1 image) and direct convolutions: the
       #              configuration of 00fdd17
@@ -261,14 +263,15 @@ for stage in "${stages[@]}"; do
       #              2026-12-02; now the OpenMP team prepares each batch: cpu-loader.md)
       #   onednnpool oneDNN's pooling and conv1
       for round in 1 2; do
-        for variant in now onednnwgrad onednndgrad direct slices4m before workers onednnpool; do
+        for variant in now onednnwgrad onednndgrad onednnfwd direct slices4m before workers onednnpool; do
           case $variant in
             now) flag=() ;;
             direct) flag=(--direct-conv) ;;
             onednnwgrad) flag=(--onednn-wgrad) ;;
             onednndgrad) flag=(--onednn-dgrad) ;;
+            onednnfwd) flag=(--onednn-forward) ;;
             slices4m) flag=(--slice-kb 4096) ;;
-            before) flag=(--slice-kb 4096 --onednn-conv1 --direct-conv --onednn-wgrad --onednn-dgrad) ;;
+            before) flag=(--slice-kb 4096 --onednn-conv1 --direct-conv --onednn-wgrad --onednn-dgrad --onednn-forward) ;;
             workers) flag=(--loader-workers "$(( $(nproc) - 1 ))") ;;
             onednnpool) flag=(--onednn-pool) ;;
           esac
