@@ -166,6 +166,13 @@ struct PooledLayer {
   }
 };
 
+// The step's slices at two threads (conv2: 2 images, conv3: 5) and the whole
+// batch of 50, for each layer.
+void SlicesAndBatches(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"images", "layer"});
+  for (const auto& args : {std::vector<int64_t>{2, 2}, {50, 2}, {5, 3}, {50, 3}}) b->Args(args);
+}
+
 // range(0): images; range(1): 2 or 3 (the layer).
 void BM_PooledWeightGradient(benchmark::State& state) {
   const PooledLayer l(int(state.range(0)), int(state.range(1)), 4);  // ~4/7 positive
@@ -182,11 +189,7 @@ void BM_PooledWeightGradient(benchmark::State& state) {
   state.SetLabel(histocnn::cpu::pooled_wgrad_isa(l.in, l.out, l.conv()));
 }
 BENCHMARK(BM_PooledWeightGradient)
-    ->ArgNames({"images", "layer"})
-    ->Args({2, 2})
-    ->Args({50, 2})
-    ->Args({5, 3})
-    ->Args({50, 3})
+    ->Apply(SlicesAndBatches)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
@@ -234,11 +237,7 @@ void BM_WinogradPoolForward(benchmark::State& state) {
       benchmark::Counter(l.direct_flop(), benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_WinogradPoolForward)
-    ->ArgNames({"images", "layer"})
-    ->Args({2, 2})
-    ->Args({50, 2})
-    ->Args({5, 3})
-    ->Args({50, 3})
+    ->Apply(SlicesAndBatches)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
@@ -255,14 +254,7 @@ void BM_MaxPoolForward(benchmark::State& state) {
   for (auto _ : state)
     histocnn::cpu::max_pool_forward(x.data(), act, pooled.data(), argmax.data(), l.out, 2);
 }
-BENCHMARK(BM_MaxPoolForward)
-    ->ArgNames({"images", "layer"})
-    ->Args({2, 2})
-    ->Args({50, 2})
-    ->Args({5, 3})
-    ->Args({50, 3})
-    ->Unit(benchmark::kMillisecond)
-    ->UseRealTime();
+BENCHMARK(BM_MaxPoolForward)->Apply(SlicesAndBatches)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void BM_WinogradWeights(benchmark::State& state) {
   const histocnn::cpu::PooledConv conv{32, int(state.range(0)), 3, 0, 2};

@@ -77,6 +77,16 @@ reference::NetworkResult reference_for(const Case& c, const Inputs& in, uint64_t
                                              c.count, c.training, seed, 0, &buffers);
 }
 
+// The step's loss, gradients and (evaluating) probabilities against the
+// reference network's, within the tolerances every test here uses.
+void expect_reference_results(const Outcome& got, const reference::NetworkResult& want,
+                              const Case& c, const std::string& where) {
+  EXPECT_NEAR(got.loss, want.loss, 1e-4 * std::max(1.0, want.loss)) << where;
+  testing::expect_gradients_match(got.grads, want.grads, 1e-4, 2e-3, where);
+  for (size_t i = 0; i < got.probs.size() && !c.training; ++i)
+    EXPECT_NEAR(got.probs[i], want.probs[i], 1e-4) << i << " " << where;
+}
+
 std::vector<Case> all_cases() {
   auto cases = testing::architectures();
   for (const auto& c : testing::batch_norm_architectures()) cases.push_back(c);
@@ -108,8 +118,7 @@ TEST_P(MicroBatch, SlicedBlocksGiveTheReferenceGradients) {
     options.cpu_onednn_conv1 = true;  // else conv1 is fused, never sliced
     const Outcome got = step_on(c, options, in.params, in.images, in.labels);
     const std::string where = "budget " + std::to_string(budget);
-    EXPECT_NEAR(got.loss, want.loss, 1e-4 * std::max(1.0, want.loss)) << where;
-    testing::expect_gradients_match(got.grads, want.grads, 1e-4, 2e-3, where);
+    expect_reference_results(got, want, c, where);
     // The blocks that can be sliced were, when the batch has more than one image.
     const auto& sliced = got.details["micro_batched"];
     for (size_t k = 0; k < shape.convs.size(); ++k) {
@@ -232,10 +241,7 @@ TEST_P(FusedFirstBlock, GivesTheReferenceResults) {
     const std::string where = "budget " + std::to_string(budget);
     const std::string conv1 = got.details["convolution"]["conv1"];
     EXPECT_EQ(conv1.rfind("histocnn fused", 0) == 0, fusable) << conv1 << ", " << where;
-    EXPECT_NEAR(got.loss, want.loss, 1e-4 * std::max(1.0, want.loss)) << where;
-    testing::expect_gradients_match(got.grads, want.grads, 1e-4, 2e-3, where);
-    for (size_t i = 0; i < got.probs.size() && !c.training; ++i)
-      EXPECT_NEAR(got.probs[i], want.probs[i], 1e-4) << i << " " << where;
+    expect_reference_results(got, want, c, where);
   }
 }
 
@@ -270,8 +276,7 @@ TEST_P(PooledWeightGradients, GiveTheReferenceResultsWhereTheyRun) {
       const std::string where = std::string(pooled ? "pooled" : "oneDNN") + " weights, " +
                                 (pooled_data ? "pooled" : "oneDNN") + " data, budget " +
                                 std::to_string(budget);
-      EXPECT_NEAR(got.loss, want.loss, 1e-4 * std::max(1.0, want.loss)) << where;
-      testing::expect_gradients_match(got.grads, want.grads, 1e-4, 2e-3, where);
+      expect_reference_results(got, want, c, where);
       for (size_t k = 1; k < shape.convs.size(); ++k) {
         const std::string name = "conv" + std::to_string(k + 1);
         const std::string impl = got.details["convolution"][name];
@@ -325,8 +330,7 @@ TEST(PooledDataGradients, RunOnSixteenChannelBlocksAndGiveTheReferenceResults) {
       const Outcome got = step_on(c, options, in.params, in.images, in.labels);
       const std::string where = std::string(pooled_weights ? "pooled" : "oneDNN") +
                                 " weights, budget " + std::to_string(budget);
-      EXPECT_NEAR(got.loss, want.loss, 1e-4 * std::max(1.0, want.loss)) << where;
-      testing::expect_gradients_match(got.grads, want.grads, 1e-4, 2e-3, where);
+      expect_reference_results(got, want, c, where);
       for (const char* name : {"conv2", "conv3"}) {
         const std::string impl = got.details["convolution"][name];
         EXPECT_NE(impl.find("histocnn pooled data gradient avx512"), std::string::npos)
@@ -385,10 +389,7 @@ TEST_P(Winograd, GivesTheReferenceResultsOnOrOff) {
                                             : mode == 1 ? "winograd but weights"
                                                         : "direct") +
                                 ", budget " + std::to_string(budget);
-      EXPECT_NEAR(got.loss, want.loss, 1e-4 * std::max(1.0, want.loss)) << where;
-      testing::expect_gradients_match(got.grads, want.grads, 1e-4, 2e-3, where);
-      for (size_t i = 0; i < got.probs.size() && !c.training; ++i)
-        EXPECT_NEAR(got.probs[i], want.probs[i], 1e-4) << i << " " << where;
+      expect_reference_results(got, want, c, where);
       for (size_t k = 1; k < shape.convs.size(); ++k) {
         const std::string name = "conv" + std::to_string(k + 1);
         const std::string impl = got.details["convolution"][name];
@@ -442,10 +443,7 @@ TEST_P(OwnWinogradForward, GivesTheReferenceResultsWhereItRuns) {
         const std::string where = std::string(own ? "our forward" : "oneDNN's forward") +
                                   (pooled_routes ? ", pooled gradients" : ", oneDNN's gradients") +
                                   ", budget " + std::to_string(budget);
-        EXPECT_NEAR(got.loss, want.loss, 1e-4 * std::max(1.0, want.loss)) << where;
-        testing::expect_gradients_match(got.grads, want.grads, 1e-4, 2e-3, where);
-        for (size_t i = 0; i < got.probs.size() && !c.training; ++i)
-          EXPECT_NEAR(got.probs[i], want.probs[i], 1e-4) << i << " " << where;
+        expect_reference_results(got, want, c, where);
         for (size_t k = 1; k < shape.convs.size(); ++k) {
           const ConvShape& s = shape.convs[k];
           const std::string name = "conv" + std::to_string(k + 1);

@@ -14,8 +14,8 @@
 #include <dnnl.hpp>
 
 #include "backends/cpu/winograd_pool_kernels.h"
-#include "core/rng.h"
 #include "onednn_layouts.h"
+#include "test_util.h"
 
 namespace histocnn::cpu {
 namespace winograd_pool_test {  // named: unity builds share anonymous namespaces
@@ -33,10 +33,7 @@ void PrintTo(const WinogradCase& c, std::ostream* os) {
 }
 
 std::vector<float> uniform(size_t count, uint64_t seed, float scale) {
-  Rng rng(seed);
-  std::vector<float> v(count);
-  for (float& x : v) x = scale * float(rng.uniform(-1.0, 1.0));
-  return v;
+  return testing::random_vector(count, seed, -scale, scale);
 }
 
 // The case's block in double, plain NCHW: conv output after bias and ReLU,
