@@ -164,7 +164,7 @@ struct ConvBlock {
   // A later block's forward by our Winograd conv+ReLU+pool
   // (winograd_pool_kernels.h, cpu_step_winograd.cpp), over the whole batch
   // in one op: no oneDNN convolution or pool runs forward, and conv_out is
-  // left to the backward's oneDNN routes, if any. winograd_in/out: src's
+  // dropped from the memory plan (nothing reads it). winograd_in/out: src's
   // and pooled's layouts (whole batch); winograd_weights: the transformed
   // weights, from w_canon each step; winograd_scratch: per-thread tiles.
   bool own_winograd = false;

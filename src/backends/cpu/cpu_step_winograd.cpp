@@ -16,10 +16,10 @@ PooledConv pooled_conv(const ConvShape& s) {
 }  // namespace
 
 bool CpuTrainingStep::own_winograd_forward(ConvBlock& c, size_t i) {
-  // fp32 only: in bf16 oneDNN's convolution takes bf16 operands, which this
-  // kernel does not; Winograd off (--direct-conv) turns it off too.
-  // Where oneDNN's Winograd pays (winograd_pays: large enough maps), as the
-  // measurements of this kernel were taken there.
+  // Only where oneDNN's Winograd would run (winograd(): switched on and
+  // paying, i.e. large enough maps, where this kernel was measured; off
+  // under --direct-conv), and in fp32: in bf16 oneDNN's convolution takes
+  // bf16 operands, which this kernel does not.
   if (!options_.cpu_own_winograd_forward || !winograd(c.s) || i == 0 || !c.own_pool ||
       c.s.batch_norm || act_dt_ != dt::f32 || !winograd_pool_available())
     return false;

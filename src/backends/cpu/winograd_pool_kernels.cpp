@@ -152,12 +152,14 @@ HISTOCNN_AVX512 void input_tile(const float* plane, int64_t row, int h, int w, i
     const int x = x0 + s;
     for (int r = 0; r < kAlpha; ++r) {
       const int y = y0 + r;
-      const float* p = plane + int64_t(y) * row + int64_t(x) * kLanes;
+      const int64_t at = int64_t(y) * row + int64_t(x) * kLanes;
       if (kInside) {
-        d[r] = load16(p);
-        if (s < kOut) _mm_prefetch(reinterpret_cast<const char*>(p + kAlpha * kLanes), _MM_HINT_T0);
+        d[r] = load16(plane + at);
+        // A hint only: past the map's end it fetches nothing of ours.
+        if (s < kOut)
+          _mm_prefetch(reinterpret_cast<const char*>(plane + at + kAlpha * kLanes), _MM_HINT_T0);
       } else {
-        d[r] = y >= 0 && y < h && x >= 0 && x < w ? load16(p) : _mm512_setzero_ps();
+        d[r] = y >= 0 && y < h && x >= 0 && x < w ? load16(plane + at) : _mm512_setzero_ps();
       }
     }
     input_1d(d, t);
