@@ -183,6 +183,11 @@ struct DenseBlock {
   std::vector<float> mask;  // dropout scale per element (0 or 1/(1-p))
 };
 
+// A block's convolution and pool as our pooled-map kernels take them.
+inline PooledConv pooled_conv(const ConvShape& s) {
+  return {s.in_c, s.out_c, s.kernel, s.pad, s.pool};
+}
+
 // A plain fp32 tensor's elements.
 inline float* floats(const Mem& m) {
   return static_cast<float*>(m.get_data_handle());

@@ -258,9 +258,8 @@ void CpuTrainingStep::build_conv(size_t i, const Mem& src_in, std::vector<Op>& w
   make_pool_buffers(c, i);
   c.pooled_wgrad = pooled_weight_gradients(c, i);
   if (c.pooled_wgrad)
-    c.wgrad_scratch.resize(pooled_wgrad_scratch_floats(
-        c.src_lanes, c.pooled_lanes, {c.s.in_c, c.s.out_c, c.s.kernel, c.s.pad, c.s.pool},
-        omp_get_max_threads()));
+    c.wgrad_scratch.resize(pooled_wgrad_scratch_floats(c.src_lanes, c.pooled_lanes,
+                                                       pooled_conv(c.s), omp_get_max_threads()));
   if (i > 0) build_backward_data(c, i);
   c.own_winograd = own_winograd_forward(c, i);
   if (c.own_winograd) drop(c.conv_out);  // the kernel pools from registers
@@ -278,8 +277,7 @@ void CpuTrainingStep::build_conv(size_t i, const Mem& src_in, std::vector<Op>& w
   if (!cb.own_winograd) reorder_if_needed(cb.w_canon, cb.w_fwd, weight_ops);
   if (i > 0 && cb.pooled_dgrad) {
     add(weight_ops, {cb.w_canon}, [&cb, this]() {
-      arrange_dgrad_weights(floats(cb.w_canon),
-                            {cb.s.in_c, cb.s.out_c, cb.s.kernel, cb.s.pad, cb.s.pool},
+      arrange_dgrad_weights(floats(cb.w_canon), pooled_conv(cb.s),
                             cb.d_src_lanes.blocks * cb.d_src_lanes.lanes, act_dt_ == dt::bf16,
                             cb.dgrad_weights.data());
     });

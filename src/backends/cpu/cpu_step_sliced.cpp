@@ -78,7 +78,7 @@ std::string CpuTrainingStep::isa_name() {
 // The implementation of each direction, e.g. "oneDNN jit_wino_4x3:avx512_core"
 // (once when all agree, else forward / weights / data).
 static std::string conv_implementations(const ConvBlock& c) {
-  const PooledConv conv{c.s.in_c, c.s.out_c, c.s.kernel, c.s.pad, c.s.pool};
+  const PooledConv conv = pooled_conv(c.s);
   const std::string onednn = "oneDNN ";
   std::vector<std::string> names = {
       c.own_winograd ? "histocnn Winograd F(4x4,3x3)+ReLU+pool avx512"
@@ -183,8 +183,7 @@ bool CpuTrainingStep::pooled_weight_gradients(ConvBlock& c, size_t i) const {
   const auto src = lane_layout(c.fwd_pd.src_desc());  // one slice's, as pooled_lanes
   if (!src) return false;
   c.src_lanes = *src;
-  return pooled_wgrad_applies(c.src_lanes, c.pooled_lanes,
-                              {c.s.in_c, c.s.out_c, c.s.kernel, c.s.pad, c.s.pool});
+  return pooled_wgrad_applies(c.src_lanes, c.pooled_lanes, pooled_conv(c.s));
 }
 
 void CpuTrainingStep::pooled_weight_gradient_of(ConvBlock& c, const Mem& src, const Mem& pooled,
@@ -194,8 +193,8 @@ void CpuTrainingStep::pooled_weight_gradient_of(ConvBlock& c, const Mem& src, co
   pooled_weight_gradient(act_dt_, src.get_data_handle(), c.src_lanes, pooled.get_data_handle(),
                          d_pooled.get_data_handle(),
                          static_cast<const uint8_t*>(argmax.get_data_handle()), c.pooled_lanes,
-                         {c.s.in_c, c.s.out_c, c.s.kernel, c.s.pad, c.s.pool}, floats(c.dw_canon),
-                         floats(c.db), accumulate, c.wgrad_scratch);
+                         pooled_conv(c.s), floats(c.dw_canon), floats(c.db), accumulate,
+                         c.wgrad_scratch);
 }
 
 bool CpuTrainingStep::pooled_data_gradients(ConvBlock& c, size_t i, const Mem::desc& d_src) const {
@@ -203,8 +202,7 @@ bool CpuTrainingStep::pooled_data_gradients(ConvBlock& c, size_t i, const Mem::d
   const auto lanes = lane_layout(d_src);
   if (!lanes) return false;
   c.d_src_lanes = *lanes;
-  return pooled_dgrad_fast(c.d_src_lanes, c.pooled_lanes,
-                           {c.s.in_c, c.s.out_c, c.s.kernel, c.s.pad, c.s.pool});
+  return pooled_dgrad_fast(c.d_src_lanes, c.pooled_lanes, pooled_conv(c.s));
 }
 
 void CpuTrainingStep::pooled_data_gradient_of(ConvBlock& c, const Mem& pooled, const Mem& d_pooled,
@@ -212,8 +210,8 @@ void CpuTrainingStep::pooled_data_gradient_of(ConvBlock& c, const Mem& pooled, c
   stream_.wait();  // d_pooled was written by a primitive
   pooled_data_gradient(act_dt_, pooled.get_data_handle(), d_pooled.get_data_handle(),
                        static_cast<const uint8_t*>(argmax.get_data_handle()), c.pooled_lanes,
-                       c.dgrad_weights.data(), {c.s.in_c, c.s.out_c, c.s.kernel, c.s.pad, c.s.pool},
-                       d_src.get_data_handle(), c.d_src_lanes, c.dgrad_sums.data());
+                       c.dgrad_weights.data(), pooled_conv(c.s), d_src.get_data_handle(),
+                       c.d_src_lanes, c.dgrad_sums.data());
 }
 
 namespace {

@@ -9,12 +9,6 @@
 
 namespace histocnn::cpu {
 
-namespace {
-PooledConv pooled_conv(const ConvShape& s) {
-  return {s.in_c, s.out_c, s.kernel, s.pad, s.pool};
-}
-}  // namespace
-
 bool CpuTrainingStep::own_winograd_forward(ConvBlock& c, size_t i) {
   // Only where oneDNN's Winograd would run (winograd(): switched on and
   // paying, i.e. large enough maps, where this kernel was measured; off
