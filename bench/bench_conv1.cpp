@@ -139,9 +139,8 @@ void fused_backward(benchmark::State& state) {
   b.fused_forward();
   for (auto _ : state)
     conv_pool_backward(Block::at<const float>(b.input), b.geometry, dt::f32,
-                       b.pooled_fused.get_data_handle(), b.d_pooled_fused.get_data_handle(),
-                       b.argmax.data(), b.pooled_lanes, b.d_weights_canon.data(), b.d_bias.data(),
-                       b.scratch.data());
+                       b.d_pooled_fused.get_data_handle(), b.argmax.data(), b.pooled_lanes,
+                       b.d_weights_canon.data(), b.d_bias.data(), b.scratch.data());
   report(state, conv_flop(b.images));
 }
 

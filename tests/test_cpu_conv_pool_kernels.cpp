@@ -108,8 +108,12 @@ TEST_P(CpuConvPoolKernels, ForwardAndBackwardEqualTheReference) {
             if (v > best) best = v, where = i;
           }
           const int64_t e = at(*out, n, o, py, px);
-          const int got = argmax[e];
+          const int got = argmax[e] & ~kConvPoolNotPositive;
           ASSERT_LT(got, g.pool * g.pool);
+          // The flag says whether the stored maximum is positive (backward
+          // reads it instead of the pooled map).
+          ASSERT_EQ((argmax[e] & kConvPoolNotPositive) != 0, !(value(k.type, pooled, e) > 0))
+              << k.name << " at n" << n << " c" << o << " (" << py << ", " << px << ")";
           const double at_got =
               ref.act(n, o, py * g.pool + got / g.pool, px * g.pool + got % g.pool);
           ASSERT_NEAR(value(k.type, pooled, e), best, tolerance * std::max(1.0, best))
@@ -122,6 +126,7 @@ TEST_P(CpuConvPoolKernels, ForwardAndBackwardEqualTheReference) {
         }
   EXPECT_EQ(checked, g.n * g.out_c * oh * ow);
   EXPECT_GT(positive, checked / 4);  // the ReLU left enough to route gradient
+  EXPECT_LT(positive, checked);      // and some windows whose flag is set
 
   // Backward: gradient flows from each pooled element with a value > 0 to
   // its window's argmax, then to the weights and the bias.
@@ -144,7 +149,8 @@ TEST_P(CpuConvPoolKernels, ForwardAndBackwardEqualTheReference) {
           const int64_t e = at(*out, n, o, py, px);
           if (!(value(k.type, pooled, e) > 0)) continue;
           const double grad = value(k.type, d_pooled, e);
-          const int y = py * g.pool + argmax[e] / g.pool, x0 = px * g.pool + argmax[e] % g.pool;
+          const int i = argmax[e] & ~kConvPoolNotPositive;
+          const int y = py * g.pool + i / g.pool, x0 = px * g.pool + i % g.pool;
           want_db[o] += grad;
           for (int c = 0; c < g.in_c; ++c)
             for (int ky = 0; ky < g.kernel; ++ky)
@@ -153,8 +159,8 @@ TEST_P(CpuConvPoolKernels, ForwardAndBackwardEqualTheReference) {
                     grad * x[((int64_t(n) * g.in_c + c) * g.in_h + y + ky) * g.in_w + x0 + kx];
         }
   std::vector<float> dw(w.size(), NAN), db(b.size(), NAN);
-  conv_pool_backward(x.data(), g, k.type, pooled.data(), d_pooled.data(), argmax.data(), *out,
-                     dw.data(), db.data(), scratch.data());
+  conv_pool_backward(x.data(), g, k.type, d_pooled.data(), argmax.data(), *out, dw.data(),
+                     db.data(), scratch.data());
   double largest_w = 0, largest_b = 0;
   for (double v : want_dw) largest_w = std::max(largest_w, std::fabs(v));
   for (double v : want_db) largest_b = std::max(largest_b, std::fabs(v));
@@ -165,8 +171,8 @@ TEST_P(CpuConvPoolKernels, ForwardAndBackwardEqualTheReference) {
 
   // The same inputs give the same bits (threads' sums added in order).
   std::vector<float> again_dw(w.size()), again_db(b.size());
-  conv_pool_backward(x.data(), g, k.type, pooled.data(), d_pooled.data(), argmax.data(), *out,
-                     again_dw.data(), again_db.data(), scratch.data());
+  conv_pool_backward(x.data(), g, k.type, d_pooled.data(), argmax.data(), *out, again_dw.data(),
+                     again_db.data(), scratch.data());
   EXPECT_EQ(again_dw, dw);
   EXPECT_EQ(again_db, db);
 }

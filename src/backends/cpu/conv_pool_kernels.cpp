@@ -27,6 +27,8 @@ namespace histocnn::cpu {
 namespace {
 
 constexpr int kLanes = 16;  // output channels per group (one register)
+static_assert(kConvPoolNotPositive >= 4 * 4, "the flag is no window position");
+constexpr int kNotPositive = kConvPoolNotPositive;
 
 // Scratch: the packed weights, then per thread the dense gradient rows of
 // two groups and the weight and bias gradient partial sums (each rounded up
@@ -135,6 +137,9 @@ HISTOCNN_FMA_KERNEL void forward_tile(const float* x, int64_t plane, int64_t in_
         best = _mm512_mask_mov_ps(best, larger, v);
         where = _mm512_mask_mov_epi32(where, larger, _mm512_set1_epi32(i * P + j));
       }
+    const __mmask16 positive = _mm512_cmp_ps_mask(best, zero, _CMP_GT_OQ);
+    where =
+        _mm512_mask_or_epi32(where, _knot_mask16(positive), where, _mm512_set1_epi32(kNotPositive));
     avx512::store16_rounded(pooled + t * column, best);
     avx512::store_bytes16(argmax + t * column, where);
   }
@@ -178,15 +183,15 @@ HISTOCNN_AVX512 void forward_pass(const float* x, const ConvPoolGeometry& g, con
 // Pooled position `at` of one group: writes the P x P dense gradient
 // vectors of its window (row wy at d + wy * row_stride, column wx at wx *
 // 16): its gradient where the window's maximum is, zero elsewhere; returns
-// the gradient (zero where the pooled value is not positive).
+// the gradient (zero where the window's maximum is not positive: its argmax
+// byte carries the flag, which matches no position, so the pooled map
+// itself is never read).
 template <int P, typename In>
-HISTOCNN_AVX512 inline __m512 expand_position(const In* pooled, const In* d_pooled,
-                                              const uint8_t* argmax, int64_t at, float* d,
-                                              size_t row_stride) {
-  const __mmask16 positive =
-      _mm512_cmp_ps_mask(load16(pooled + at), _mm512_setzero_ps(), _CMP_GT_OQ);
-  const __m512 grad = _mm512_maskz_mov_ps(positive, load16(d_pooled + at));
+HISTOCNN_AVX512 inline __m512 expand_position(const In* d_pooled, const uint8_t* argmax, int64_t at,
+                                              float* d, size_t row_stride) {
   const __m512i where = avx512::load_bytes16(argmax + at);
+  const __mmask16 positive = _mm512_cmplt_epi32_mask(where, _mm512_set1_epi32(kNotPositive));
+  const __m512 grad = _mm512_maskz_mov_ps(positive, load16(d_pooled + at));
 #pragma GCC unroll 4
   for (int wy = 0; wy < P; ++wy)
 #pragma GCC unroll 4
@@ -204,35 +209,33 @@ HISTOCNN_AVX512 inline __m512 expand_position(const In* pooled, const In* d_pool
 // running sum: a pass per convolution row, with a loop over the window's
 // columns and one dependent add a position, took a fifth of the backward.
 template <int P, typename In>
-HISTOCNN_AVX512 inline __m512 expand_rows_of(const In* pooled, const In* d_pooled,
-                                             const uint8_t* argmax, int64_t column, int ow,
-                                             float* d, size_t row_stride) {
+HISTOCNN_AVX512 inline __m512 expand_rows_of(const In* d_pooled, const uint8_t* argmax,
+                                             int64_t column, int ow, float* d, size_t row_stride) {
   __m512 sum = _mm512_setzero_ps();
   int px = 0;
   for (; px + 2 <= ow; px += 2) {
     const __m512 first =
-        expand_position<P>(pooled, d_pooled, argmax, px * column, d + px * P * kLanes, row_stride);
-    const __m512 second = expand_position<P>(pooled, d_pooled, argmax, (px + 1) * column,
+        expand_position<P>(d_pooled, argmax, px * column, d + px * P * kLanes, row_stride);
+    const __m512 second = expand_position<P>(d_pooled, argmax, (px + 1) * column,
                                              d + (px + 1) * P * kLanes, row_stride);
     sum = _mm512_add_ps(sum, _mm512_add_ps(first, second));
   }
   if (px < ow)
-    sum = _mm512_add_ps(sum, expand_position<P>(pooled, d_pooled, argmax, px * column,
-                                                d + px * P * kLanes, row_stride));
+    sum = _mm512_add_ps(
+        sum, expand_position<P>(d_pooled, argmax, px * column, d + px * P * kLanes, row_stride));
   return sum;
 }
 
 template <typename In>
-HISTOCNN_AVX512 inline __m512 expand_rows(const In* pooled, const In* d_pooled,
-                                          const uint8_t* argmax, int64_t column, int ow, int p,
-                                          float* d, size_t row_stride) {
+HISTOCNN_AVX512 inline __m512 expand_rows(const In* d_pooled, const uint8_t* argmax, int64_t column,
+                                          int ow, int p, float* d, size_t row_stride) {
   switch (p) {
     case 2:
-      return expand_rows_of<2>(pooled, d_pooled, argmax, column, ow, d, row_stride);
+      return expand_rows_of<2>(d_pooled, argmax, column, ow, d, row_stride);
     case 3:
-      return expand_rows_of<3>(pooled, d_pooled, argmax, column, ow, d, row_stride);
+      return expand_rows_of<3>(d_pooled, argmax, column, ow, d, row_stride);
     default:
-      return expand_rows_of<4>(pooled, d_pooled, argmax, column, ow, d, row_stride);
+      return expand_rows_of<4>(d_pooled, argmax, column, ow, d, row_stride);
   }
 }
 
@@ -301,9 +304,8 @@ HISTOCNN_FMA_KERNEL void taps_row(const float* in, int64_t in_w, const float* d,
 }
 
 template <int K, typename In>
-HISTOCNN_AVX512 void backward_pass(const float* x, const ConvPoolGeometry& g, const In* pooled,
-                                   const In* d_pooled, const uint8_t* argmax, const LaneLayout& out,
-                                   float* scratch) {
+HISTOCNN_AVX512 void backward_pass(const float* x, const ConvPoolGeometry& g, const In* d_pooled,
+                                   const uint8_t* argmax, const LaneLayout& out, float* scratch) {
   const ScratchLayout s = scratch_layout(g);
   const int64_t plane = int64_t(g.in_h) * g.in_w, image = plane * g.in_c;
   const int groups = g.out_c / kLanes, taps = g.in_c * K * K, p = g.pool, ow = g.out_w();
@@ -329,8 +331,8 @@ HISTOCNN_AVX512 void backward_pass(const float* x, const ConvPoolGeometry& g, co
         // Group j's row wy at d + (j * p + wy) * s.row.
         for (int j = 0; j < take; ++j) {
           const int64_t at = pooled_at(out, n, group + j, y, 0);
-          const __m512 sum = expand_rows(pooled + at, d_pooled + at, argmax + at, out.column, ow, p,
-                                         d + j * p * s.row, s.row);
+          const __m512 sum =
+              expand_rows(d_pooled + at, argmax + at, out.column, ow, p, d + j * p * s.row, s.row);
           _mm512_storeu_ps(db + j * kLanes, _mm512_add_ps(_mm512_loadu_ps(db + j * kLanes), sum));
         }
         for (int wy = 0; wy < p; ++wy) {
@@ -368,19 +370,19 @@ void forward_typed(const float* x, const ConvPoolGeometry& g, const float* packe
 }
 
 template <typename In>
-void backward_typed(const float* x, const ConvPoolGeometry& g, const In* pooled, const In* d_pooled,
+void backward_typed(const float* x, const ConvPoolGeometry& g, const In* d_pooled,
                     const uint8_t* argmax, const LaneLayout& out, float* scratch) {
   switch (g.kernel) {
     case 1:
-      return backward_pass<1>(x, g, pooled, d_pooled, argmax, out, scratch);
+      return backward_pass<1>(x, g, d_pooled, argmax, out, scratch);
     case 2:
-      return backward_pass<2>(x, g, pooled, d_pooled, argmax, out, scratch);
+      return backward_pass<2>(x, g, d_pooled, argmax, out, scratch);
     case 3:
-      return backward_pass<3>(x, g, pooled, d_pooled, argmax, out, scratch);
+      return backward_pass<3>(x, g, d_pooled, argmax, out, scratch);
     case 4:
-      return backward_pass<4>(x, g, pooled, d_pooled, argmax, out, scratch);
+      return backward_pass<4>(x, g, d_pooled, argmax, out, scratch);
     default:
-      return backward_pass<5>(x, g, pooled, d_pooled, argmax, out, scratch);
+      return backward_pass<5>(x, g, d_pooled, argmax, out, scratch);
   }
 }
 
@@ -402,17 +404,15 @@ void conv_pool_forward(const float* x, const ConvPoolGeometry& g, const float* w
 }
 
 void conv_pool_backward(const float* x, const ConvPoolGeometry& g, dnnl::memory::data_type type,
-                        const void* pooled, const void* d_pooled, const uint8_t* argmax,
-                        const LaneLayout& out, float* d_weights, float* d_bias, float* scratch) {
+                        const void* d_pooled, const uint8_t* argmax, const LaneLayout& out,
+                        float* d_weights, float* d_bias, float* scratch) {
   require(conv_pool_available() && conv_pool_unsupported(g, out).empty(),
           "fused conv+pool: called where it cannot run");
   const int threads = omp_get_max_threads();
   if (type == dnnl::memory::data_type::bf16)
-    backward_typed(x, g, static_cast<const Bf16*>(pooled), static_cast<const Bf16*>(d_pooled),
-                   argmax, out, scratch);
+    backward_typed(x, g, static_cast<const Bf16*>(d_pooled), argmax, out, scratch);
   else
-    backward_typed(x, g, static_cast<const float*>(pooled), static_cast<const float*>(d_pooled),
-                   argmax, out, scratch);
+    backward_typed(x, g, static_cast<const float*>(d_pooled), argmax, out, scratch);
   // The threads' partial sums, added in thread order (reproducible).
   const ScratchLayout s = scratch_layout(g);
   const int taps = g.in_c * g.kernel * g.kernel, groups = g.out_c / kLanes;
@@ -440,7 +440,7 @@ void conv_pool_forward(const float*, const ConvPoolGeometry&, const float*, cons
   require(false, "fused conv+pool: AVX-512 kernels only");
 }
 void conv_pool_backward(const float*, const ConvPoolGeometry&, dnnl::memory::data_type, const void*,
-                        const void*, const uint8_t*, const LaneLayout&, float*, float*, float*) {
+                        const uint8_t*, const LaneLayout&, float*, float*, float*) {
   require(false, "fused conv+pool: AVX-512 kernels only");
 }
 

@@ -10,7 +10,7 @@
 // fp32, or one slice of it when micro-batched). Here the convolution
 // output lives only in registers: forward reads the plain NCHW input and
 // writes the pooled map and its argmax bytes; backward reads the input, the
-// pooled map, its gradient and the argmax, and writes only the weight and
+// pooled map's gradient and the argmax, and writes only the weight and
 // bias gradients (nobody needs the image's gradient).
 //
 // Arithmetic: fp32 from the fp32 input and master weights in both precisions
@@ -64,6 +64,12 @@ bool conv_pool_available();
 // Floats of scratch the passes need for `threads` OpenMP threads.
 size_t conv_pool_scratch_floats(const ConvPoolGeometry& g, int threads);
 
+// The flag an argmax byte carries where its window's maximum is not
+// positive (0 after the ReLU): such a window passes no gradient, and the
+// backward pass learns it from the byte instead of reading the pooled map
+// back (at 200 px and batch 50, 64 of the 144 MB it read).
+constexpr int kConvPoolNotPositive = 0x80;
+
 // requires: conv_pool_available(), conv_pool_unsupported(g, out) == "";
 //           x: g's input; weights [out_c][in_c][kernel][kernel] (OIHW) and
 //           bias [out_c]; pooled (f32 or bf16, `type`) and argmax (one byte
@@ -71,19 +77,22 @@ size_t conv_pool_scratch_floats(const ConvPoolGeometry& g, int threads);
 //           scratch: conv_pool_scratch_floats(g, omp_get_max_threads()).
 // ensures:  pooled = max over each window of ReLU(conv(x) + bias), rounded
 //           to bf16 when type is bf16; argmax = ky * pool + kx of the
-//           window's first maximum (of the values before rounding).
+//           window's first maximum (of the values before rounding), plus
+//           kConvPoolNotPositive where that maximum is not > 0. (So this
+//           argmax is for conv_pool_backward alone; our pool kernels' is
+//           the position only.)
 void conv_pool_forward(const float* x, const ConvPoolGeometry& g, const float* weights,
                        const float* bias, dnnl::memory::data_type type, void* pooled,
                        uint8_t* argmax, const LaneLayout& out, float* scratch);
 
-// requires: as forward, with pooled and argmax from it and d_pooled the
-//           gradient of the pooled map (same type and layout).
+// requires: as forward, with argmax from it and d_pooled the gradient of
+//           its pooled map (same type and layout).
 // ensures:  d_weights (OIHW) and d_bias overwritten with the loss's
 //           gradients: each pooled element's gradient, where its value is
 //           > 0, flows to its window's maximum, and from there to the
 //           weights and bias that produced it.
 void conv_pool_backward(const float* x, const ConvPoolGeometry& g, dnnl::memory::data_type type,
-                        const void* pooled, const void* d_pooled, const uint8_t* argmax,
-                        const LaneLayout& out, float* d_weights, float* d_bias, float* scratch);
+                        const void* d_pooled, const uint8_t* argmax, const LaneLayout& out,
+                        float* d_weights, float* d_bias, float* scratch);
 
 }  // namespace histocnn::cpu

@@ -79,10 +79,10 @@ bool CpuTrainingStep::build_fused_conv(const ConvShape& s) {
 }
 
 void CpuTrainingStep::add_fused_backward(ConvBlock& c) {
-  add(backward_ops_, {c.src, c.pooled, c.d_pooled, c.workspace}, [&c, this]() {
+  add(backward_ops_, {c.src, c.d_pooled, c.workspace}, [&c, this]() {
     stream_.wait();  // d_pooled was written by the second block's data backward
     conv_pool_backward(static_cast<const float*>(c.src.get_data_handle()), c.fused_geometry,
-                       act_dt_, c.pooled.get_data_handle(), c.d_pooled.get_data_handle(),
+                       act_dt_, c.d_pooled.get_data_handle(),
                        static_cast<const uint8_t*>(c.workspace.get_data_handle()), c.pooled_lanes,
                        static_cast<float*>(c.dw_canon.get_data_handle()),
                        static_cast<float*>(c.db.get_data_handle()), scratch_for_team(c));
