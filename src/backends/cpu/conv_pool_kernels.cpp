@@ -174,68 +174,71 @@ HISTOCNN_AVX512 void forward_pass(const float* x, const ConvPoolGeometry& g, con
   }
 }
 
-// The dense output gradient of convolution row y = pooled row * P + wy for
-// one group: `columns` = out_w * P vectors; returns their sum (the row's
-// share of the bias gradient). P is a template parameter so that the window's
-// columns unroll; two positions are summed before they join the running sum,
-// which halves its chain of dependent adds (a chain of one add a position
-// took a fifth of the backward pass).
 // Pooled position `at` of one group: writes the P x P dense gradient
 // vectors of its window (row wy at d + wy * row_stride, column wx at wx *
-// 16): its gradient where the window's maximum is, zero elsewhere; returns
-// the gradient (zero where the window's maximum is not positive: its argmax
-// byte carries the flag, which matches no position, so the pooled map
-// itself is never read).
+// 16), its gradient where the window's maximum is and zero elsewhere, and
+// adds to row_sums[wy] the part of its gradient that landed in row wy. A
+// window whose maximum is not positive passes none: its argmax byte carries
+// the flag, which matches no position, so the pooled map is never read.
 template <int P, typename In>
-HISTOCNN_AVX512 inline __m512 expand_position(const In* d_pooled, const uint8_t* argmax, int64_t at,
-                                              float* d, size_t row_stride) {
+HISTOCNN_AVX512 inline void expand_position(const In* d_pooled, const uint8_t* argmax, int64_t at,
+                                            float* d, size_t row_stride, __m512 (&row_sums)[P]) {
   const __m512i where = avx512::load_bytes16(argmax + at);
-  const __mmask16 positive = _mm512_cmplt_epi32_mask(where, _mm512_set1_epi32(kNotPositive));
-  const __m512 grad = _mm512_maskz_mov_ps(positive, load16(d_pooled + at));
+  const __m512 grad = load16(d_pooled + at);
 #pragma GCC unroll 4
-  for (int wy = 0; wy < P; ++wy)
+  for (int wy = 0; wy < P; ++wy) {
+    __mmask16 row = 0;
 #pragma GCC unroll 4
     for (int wx = 0; wx < P; ++wx) {
       const __mmask16 here = _mm512_cmpeq_epi32_mask(where, _mm512_set1_epi32(wy * P + wx));
       _mm512_storeu_ps(d + wy * row_stride + wx * kLanes, _mm512_maskz_mov_ps(here, grad));
+      row = _kor_mask16(row, here);
     }
-  return grad;
+    row_sums[wy] = _mm512_mask_add_ps(row_sums[wy], row, row_sums[wy], grad);
+  }
 }
 
 // The dense output gradients of the P convolution rows of one pooled row,
-// for one group: row wy (out_w * P vectors) at d + wy * row_stride; returns
-// the pooled row's share of the bias gradient. One pass over the pooled row
-// for all P rows, P unrolled, and two positions summed before they join the
-// running sum: a pass per convolution row, with a loop over the window's
-// columns and one dependent add a position, took a fifth of the backward.
+// for one group: row wy (out_w * P vectors) at d + wy * row_stride, and in
+// row_sums[wy] its sum (its share of the bias gradient, summed position by
+// position as when each row had its own pass: the same bits). One pass for
+// the P rows with P unrolled; a pass a row with a loop over the window's
+// columns and a chain of P dependent adds a position took a fifth of the
+// backward.
 template <int P, typename In>
-HISTOCNN_AVX512 inline __m512 expand_rows_of(const In* d_pooled, const uint8_t* argmax,
-                                             int64_t column, int ow, float* d, size_t row_stride) {
-  __m512 sum = _mm512_setzero_ps();
-  int px = 0;
-  for (; px + 2 <= ow; px += 2) {
-    const __m512 first =
-        expand_position<P>(d_pooled, argmax, px * column, d + px * P * kLanes, row_stride);
-    const __m512 second = expand_position<P>(d_pooled, argmax, (px + 1) * column,
-                                             d + (px + 1) * P * kLanes, row_stride);
-    sum = _mm512_add_ps(sum, _mm512_add_ps(first, second));
-  }
-  if (px < ow)
-    sum = _mm512_add_ps(
-        sum, expand_position<P>(d_pooled, argmax, px * column, d + px * P * kLanes, row_stride));
-  return sum;
+HISTOCNN_AVX512 inline void expand_rows_of(const In* d_pooled, const uint8_t* argmax,
+                                           int64_t column, int ow, float* d, size_t row_stride,
+                                           __m512 (&row_sums)[P]) {
+#pragma GCC unroll 4
+  for (int wy = 0; wy < P; ++wy) row_sums[wy] = _mm512_setzero_ps();
+  for (int px = 0; px < ow; ++px)
+    expand_position<P>(d_pooled, argmax, px * column, d + px * P * kLanes, row_stride, row_sums);
+}
+
+// expand_rows_of for pools of 2-4; then adds the rows' sums to the bias
+// gradient at db, row by row.
+template <int P, typename In>
+HISTOCNN_AVX512 inline void expand_rows_into(const In* d_pooled, const uint8_t* argmax,
+                                             int64_t column, int ow, float* d, size_t row_stride,
+                                             float* db) {
+  __m512 row_sums[P];
+  expand_rows_of<P>(d_pooled, argmax, column, ow, d, row_stride, row_sums);
+  __m512 bias = _mm512_loadu_ps(db);
+#pragma GCC unroll 4
+  for (int wy = 0; wy < P; ++wy) bias = _mm512_add_ps(bias, row_sums[wy]);
+  _mm512_storeu_ps(db, bias);
 }
 
 template <typename In>
-HISTOCNN_AVX512 inline __m512 expand_rows(const In* d_pooled, const uint8_t* argmax, int64_t column,
-                                          int ow, int p, float* d, size_t row_stride) {
+HISTOCNN_AVX512 inline void expand_rows(const In* d_pooled, const uint8_t* argmax, int64_t column,
+                                        int ow, int p, float* d, size_t row_stride, float* db) {
   switch (p) {
     case 2:
-      return expand_rows_of<2>(d_pooled, argmax, column, ow, d, row_stride);
+      return expand_rows_into<2>(d_pooled, argmax, column, ow, d, row_stride, db);
     case 3:
-      return expand_rows_of<3>(d_pooled, argmax, column, ow, d, row_stride);
+      return expand_rows_into<3>(d_pooled, argmax, column, ow, d, row_stride, db);
     default:
-      return expand_rows_of<4>(d_pooled, argmax, column, ow, d, row_stride);
+      return expand_rows_into<4>(d_pooled, argmax, column, ow, d, row_stride, db);
   }
 }
 
@@ -331,9 +334,8 @@ HISTOCNN_AVX512 void backward_pass(const float* x, const ConvPoolGeometry& g, co
         // Group j's row wy at d + (j * p + wy) * s.row.
         for (int j = 0; j < take; ++j) {
           const int64_t at = pooled_at(out, n, group + j, y, 0);
-          const __m512 sum =
-              expand_rows(d_pooled + at, argmax + at, out.column, ow, p, d + j * p * s.row, s.row);
-          _mm512_storeu_ps(db + j * kLanes, _mm512_add_ps(_mm512_loadu_ps(db + j * kLanes), sum));
+          expand_rows(d_pooled + at, argmax + at, out.column, ow, p, d + j * p * s.row, s.row,
+                      db + j * kLanes);
         }
         for (int wy = 0; wy < p; ++wy) {
           const float* in = x + n * image + int64_t(y * p + wy) * g.in_w;
