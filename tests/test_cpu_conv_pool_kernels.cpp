@@ -2,8 +2,10 @@
 // double-precision reference written here: convolution + bias + ReLU + max
 // pool forward, and the weight and bias gradients through the pool's argmax.
 // Geometries with leftover rows and columns, kernels 1-5, pools 2-4, 1-4
-// input channels, 16-48 output channels; pooled maps in nChw16c and nhwc,
-// fp32 and bf16. Skipped where the kernels cannot run (no AVX-512).
+// input channels, 16-48 output channels (one, two and three groups of 16
+// at 2x2, whose forward tiles take two groups at once); pooled maps in
+// nChw16c and nhwc, fp32 and bf16. Skipped where the kernels cannot run (no
+// AVX-512).
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -191,6 +193,8 @@ INSTANTIATE_TEST_SUITE_P(
         FusedCase{"Rgb3x3Pool2Bf16", geometry(3, 3, 31, 34, 32, 3, 2), tag::nChw16c, dt::bf16},
         FusedCase{"Rgb3x3Pool2Nhwc", geometry(2, 3, 20, 27, 32, 3, 2), tag::nhwc, dt::f32},
         FusedCase{"Rgb3x3Pool2NhwcBf16", geometry(2, 3, 20, 27, 32, 3, 2), tag::nhwc, dt::bf16},
+        // Three groups at 2x2: a pair of groups a tile, then the third alone.
+        FusedCase{"Rgb3x3Pool2By48", geometry(2, 3, 21, 26, 48, 3, 2), tag::nChw16c, dt::f32},
         FusedCase{"Rgb5x5Pool3", geometry(2, 3, 23, 19, 16, 5, 3), tag::nChw16c, dt::f32},
         FusedCase{"Rgb5x5Pool3Bf16", geometry(2, 3, 23, 19, 16, 5, 3), tag::nChw16c, dt::bf16},
         FusedCase{"Gray1x1Pool4Bf16", geometry(2, 1, 18, 21, 48, 1, 4), tag::nhwc, dt::bf16},
