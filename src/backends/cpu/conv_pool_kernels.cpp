@@ -31,14 +31,14 @@ constexpr int kLanes = 16;  // output channels per group (one register)
 static_assert(kConvPoolNotPositive >= 4 * 4, "the flag is no window position");
 constexpr int kNotPositive = kConvPoolNotPositive;
 
-// Scratch: the packed weights, then per thread the dense gradient rows of
-// two groups and the weight and bias gradient partial sums (each rounded up
-// to whole registers).
-constexpr int kRowsPerThread = 2 * 4;  // kGroupsAtOnce's most x the largest pool
+// Scratch: the packed weights, then per thread the dense gradient rows (the
+// pool's P rows of each of up to two groups: kGroupsAtOnce's most) and the
+// weight and bias gradient partial sums (each rounded up to whole registers).
+constexpr int kGroupsAtOnceMost = 2;
 struct ScratchLayout {
-  size_t packed, row, partial, per_thread;
+  size_t packed, row, rows, partial, per_thread;
   size_t rows_of(int thread) const { return packed + size_t(thread) * per_thread; }
-  size_t partial_of(int thread) const { return rows_of(thread) + kRowsPerThread * row; }
+  size_t partial_of(int thread) const { return rows_of(thread) + rows * row; }
 };
 size_t whole_registers(size_t floats) {
   return (floats + kLanes - 1) / kLanes * kLanes;
@@ -48,8 +48,9 @@ ScratchLayout scratch_layout(const ConvPoolGeometry& g) {
   ScratchLayout s;
   s.packed = whole_registers(size_t(g.out_c) * taps);
   s.row = whole_registers(size_t(g.out_w()) * g.pool * kLanes);
+  s.rows = size_t(kGroupsAtOnceMost) * g.pool;
   s.partial = whole_registers(size_t(g.out_c) * (taps + 1));
-  s.per_thread = kRowsPerThread * s.row + s.partial;
+  s.per_thread = s.rows * s.row + s.partial;
   return s;
 }
 
@@ -286,6 +287,8 @@ template <int K>
 constexpr int kColumnsAtOnce = K <= 3 ? 4 : 2;
 template <int K>
 constexpr int kGroupsAtOnce = 2 * (K * K + kColumnsAtOnce<K>) < 32 ? 2 : 1;
+static_assert(kGroupsAtOnce<1> <= kGroupsAtOnceMost,
+              "the scratch holds the rows of that many groups");
 
 // One input channel's K x K taps over one row, for G groups of output
 // channels at once: sum_x d_g[x] * in[ky][x + kx], added to dw_g[ky][kx]
@@ -359,7 +362,7 @@ HISTOCNN_AVX512 void backward_pass(const float* x, const ConvPoolGeometry& g, co
 #pragma omp parallel
   {
     const int me = omp_get_thread_num();
-    float* d = scratch + s.rows_of(me);           // the dense gradient rows, kRowsPerThread
+    float* d = scratch + s.rows_of(me);           // the dense gradient rows, s.rows
     float* partial = scratch + s.partial_of(me);  // [group][taps][16], then [group][16]
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < rows; ++r) {
