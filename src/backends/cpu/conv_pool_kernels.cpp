@@ -29,7 +29,6 @@ namespace {
 
 constexpr int kLanes = 16;  // output channels per group (one register)
 static_assert(kConvPoolNotPositive >= 4 * 4, "the flag is no window position");
-constexpr int kNotPositive = kConvPoolNotPositive;
 
 // Scratch: the packed weights, then per thread the dense gradient rows (the
 // pool's P rows of each of up to two groups: kGroupsAtOnce's most) and the
@@ -163,7 +162,7 @@ HISTOCNN_FMA_KERNEL void forward_tile(const float* x, int64_t plane, int64_t in_
         }
       const __mmask16 positive = _mm512_cmp_ps_mask(best, zero, _CMP_GT_OQ);
       where = _mm512_mask_or_epi32(where, _knot_mask16(positive), where,
-                                   _mm512_set1_epi32(kNotPositive));
+                                   _mm512_set1_epi32(kConvPoolNotPositive));
       avx512::store16_rounded(pooled + g * group_stride + t * column, best);
       avx512::store_bytes16(argmax + g * group_stride + t * column, where);
     }
@@ -237,30 +236,21 @@ HISTOCNN_AVX512 inline void expand_position(const In* d_pooled, const uint8_t* a
 }
 
 // The dense output gradients of the P convolution rows of one pooled row,
-// for one group: row wy (out_w * P vectors) at d + wy * row_stride, and in
-// row_sums[wy] its sum (its share of the bias gradient, summed position by
-// position as when each row had its own pass: the same bits). One pass for
-// the P rows with P unrolled; a pass a row with a loop over the window's
-// columns and a chain of P dependent adds a position took a fifth of the
-// backward.
-template <int P, typename In>
-HISTOCNN_AVX512 inline void expand_rows_of(const In* d_pooled, const uint8_t* argmax,
-                                           int64_t column, int ow, float* d, size_t row_stride,
-                                           __m512 (&row_sums)[P]) {
-#pragma GCC unroll 4
-  for (int wy = 0; wy < P; ++wy) row_sums[wy] = _mm512_setzero_ps();
-  for (int px = 0; px < ow; ++px)
-    expand_position<P>(d_pooled, argmax, px * column, d + px * P * kLanes, row_stride, row_sums);
-}
-
-// expand_rows_of for pools of 2-4; then adds the rows' sums to the bias
-// gradient at db, row by row.
+// for one group: row wy (out_w * P vectors) at d + wy * row_stride; then
+// each row's sum added to the bias gradient at db, row by row (each summed
+// position by position, as when each row had its own pass: the same bits).
+// One pass for the P rows with P unrolled; a pass a row with a loop over the
+// window's columns and a chain of P dependent adds a position took a fifth
+// of the backward.
 template <int P, typename In>
 HISTOCNN_AVX512 inline void expand_rows_into(const In* d_pooled, const uint8_t* argmax,
                                              int64_t column, int ow, float* d, size_t row_stride,
                                              float* db) {
   __m512 row_sums[P];
-  expand_rows_of<P>(d_pooled, argmax, column, ow, d, row_stride, row_sums);
+#pragma GCC unroll 4
+  for (int wy = 0; wy < P; ++wy) row_sums[wy] = _mm512_setzero_ps();
+  for (int px = 0; px < ow; ++px)
+    expand_position<P>(d_pooled, argmax, px * column, d + px * P * kLanes, row_stride, row_sums);
   __m512 bias = _mm512_loadu_ps(db);
 #pragma GCC unroll 4
   for (int wy = 0; wy < P; ++wy) bias = _mm512_add_ps(bias, row_sums[wy]);

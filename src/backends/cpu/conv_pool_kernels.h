@@ -67,7 +67,7 @@ size_t conv_pool_scratch_floats(const ConvPoolGeometry& g, int threads);
 // The flag an argmax byte carries where its window's maximum is not
 // positive (0 after the ReLU): such a window passes no gradient, and the
 // backward pass learns it from the byte instead of reading the pooled map
-// back (at 200 px and batch 50, 64 of the 144 MB it read).
+// back (at 200 px and batch 50, 63 of the 165 MB it read).
 constexpr int kConvPoolNotPositive = 0x80;
 
 // requires: conv_pool_available(), conv_pool_unsupported(g, out) == "";
