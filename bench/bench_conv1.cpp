@@ -150,9 +150,8 @@ void onednn_backward(benchmark::State& state) {
   auto bwd = dnnl::convolution_backward_weights(b.bwd_pd);
   const Mem d_bias(Mem::desc({kOut}, dt::f32, tag::x), b.engine);
   for (auto _ : state) {
-    max_pool_relu_backward(Block::at<const float>(b.pooled), Block::at<const float>(b.d_pooled),
-                           b.argmax.data(), b.pooled_lanes, Block::at<float>(b.d_conv_out),
-                           b.conv_lanes, 2);
+    max_pool_relu_backward(Block::at<const float>(b.d_pooled), b.argmax.data(), b.pooled_lanes,
+                           Block::at<float>(b.d_conv_out), b.conv_lanes, 2);
     bwd.execute(b.stream, {{DNNL_ARG_SRC, b.src},
                            {DNNL_ARG_DIFF_DST, b.d_conv_out},
                            {DNNL_ARG_DIFF_WEIGHTS, b.d_weights},

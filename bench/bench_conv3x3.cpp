@@ -136,14 +136,16 @@ void Arguments(benchmark::internal::Benchmark* b) {
 BENCHMARK(BM_Conv3x3)->Apply(Arguments)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // conv2's or conv3's slice of `images` as the pooled kernels see it: the
-// conv's input and pooled output in nChw16c, and the pooled map's values
-// (its gradient, argmax bytes, and `positive` sevenths of it above zero).
+// conv's input and pooled output in nChw16c, and what the backward kernels
+// read of the pooled map: its gradient and argmax bytes, `positive` sevenths
+// of them without the not-positive flag.
 struct PooledLayer {
   int images, in_c, out_c, size, pooled;
   histocnn::cpu::LaneLayout in, out;
-  histocnn::HostFloats pooled_map, d_pooled;
+  histocnn::HostFloats d_pooled;
   std::vector<uint8_t> argmax;
   size_t in_count() const { return size_t(images) * in_c * size * size; }
+  size_t out_count() const { return size_t(images) * out_c * pooled * pooled; }
   double direct_flop() const { return 2.0 * images * out_c * in_c * 9.0 * (size - 2) * (size - 2); }
   histocnn::cpu::PooledConv conv() const { return {in_c, out_c, 3, 0, 2}; }
 
@@ -156,12 +158,11 @@ struct PooledLayer {
     in = *histocnn::cpu::lane_layout(Mem::desc({images, in_c, size, size}, dt::f32, tag::nChw16c));
     out = *histocnn::cpu::lane_layout(
         Mem::desc({images, out_c, pooled, pooled}, dt::f32, tag::nChw16c));
-    const size_t out_count = size_t(images) * out_c * pooled * pooled;
-    pooled_map.resize(out_count), d_pooled.resize(out_count), argmax.resize(out_count);
-    for (size_t i = 0; i < out_count; ++i) {
-      pooled_map[i] = int64_t((i * 2654435761u) % 7) < positive ? 0.5f : 0.0f;
+    d_pooled.resize(out_count()), argmax.resize(out_count());
+    for (size_t i = 0; i < out_count(); ++i) {
+      const bool on = int64_t((i * 2654435761u) % 7) < positive;
       d_pooled[i] = float(i % 89) * 0.01f - 0.4f;
-      argmax[i] = uint8_t((i * 40503u) % 4);
+      argmax[i] = uint8_t((i * 40503u) % 4) | (on ? 0 : histocnn::cpu::kArgmaxNotPositive);
     }
   }
 };
@@ -181,9 +182,9 @@ void BM_PooledWeightGradient(benchmark::State& state) {
   std::vector<float> dw(size_t(l.out_c) * l.in_c * 9), db(static_cast<size_t>(l.out_c));
   histocnn::HostFloats scratch;  // grown by the first call
   for (auto _ : state)
-    histocnn::cpu::pooled_weight_gradient(dt::f32, src.data(), l.in, l.pooled_map.data(),
-                                          l.d_pooled.data(), l.argmax.data(), l.out, l.conv(),
-                                          dw.data(), db.data(), false, scratch);
+    histocnn::cpu::pooled_weight_gradient(dt::f32, src.data(), l.in, l.d_pooled.data(),
+                                          l.argmax.data(), l.out, l.conv(), dw.data(), db.data(),
+                                          false, scratch);
   state.counters["FLOP_per_second"] =
       benchmark::Counter(l.direct_flop(), benchmark::Counter::kIsIterationInvariantRate);
   state.SetLabel(histocnn::cpu::pooled_wgrad_isa(l.in, l.out, l.conv()));
@@ -201,9 +202,8 @@ void BM_PooledDataGradient(benchmark::State& state) {
   for (size_t i = 0; i < w.size(); ++i) w[i] = float(i % 61) * 0.01f - 0.3f;
   histocnn::cpu::arrange_dgrad_weights(w.data(), l.conv(), l.in_c, false, arranged.data());
   for (auto _ : state)
-    histocnn::cpu::pooled_data_gradient(dt::f32, l.pooled_map.data(), l.d_pooled.data(),
-                                        l.argmax.data(), l.out, arranged.data(), l.conv(),
-                                        d_src.data(), l.in, nullptr);
+    histocnn::cpu::pooled_data_gradient(dt::f32, l.d_pooled.data(), l.argmax.data(), l.out,
+                                        arranged.data(), l.conv(), d_src.data(), l.in, nullptr);
   state.counters["FLOP_per_second"] =
       benchmark::Counter(l.direct_flop(), benchmark::Counter::kIsIterationInvariantRate);
   state.SetLabel(histocnn::cpu::pooled_dgrad_isa(l.in, l.out, l.conv()));
@@ -224,7 +224,7 @@ void BM_WinogradPoolForward(benchmark::State& state) {
   const PooledLayer l(int(state.range(0)), int(state.range(1)), 4);
   if (!histocnn::cpu::winograd_pool_available()) return state.SkipWithError("no AVX-512");
   histocnn::HostFloats src(l.in_count()), u(histocnn::cpu::winograd_weights_floats(l.conv())),
-      pooled(l.pooled_map.size()), scratch;
+      pooled(l.out_count()), scratch;
   for (size_t i = 0; i < src.size(); ++i) src[i] = float(i % 97) * 0.01f - 0.4f;
   std::vector<float> w(size_t(l.out_c) * l.in_c * 9), bias(size_t(l.out_c), 0.01f);
   for (size_t i = 0; i < w.size(); ++i) w[i] = float(i % 61) * 0.01f - 0.3f;
@@ -248,7 +248,7 @@ void BM_MaxPoolForward(benchmark::State& state) {
   const int conv = l.size - 2;
   const auto act = *histocnn::cpu::lane_layout(
       Mem::desc({l.images, l.out_c, conv, conv}, dt::f32, tag::nChw16c));
-  histocnn::HostFloats x(size_t(l.images) * l.out_c * conv * conv), pooled(l.pooled_map.size());
+  histocnn::HostFloats x(size_t(l.images) * l.out_c * conv * conv), pooled(l.out_count());
   for (size_t i = 0; i < x.size(); ++i) x[i] = float(i % 97) * 0.01f;
   std::vector<uint8_t> argmax(pooled.size());
   for (auto _ : state)

@@ -90,8 +90,8 @@ inline std::optional<Maps> pooled_maps(const KernelCase& k, testing::OneDnnLayou
   m.argmax.resize(m.md_p.get_size());
   max_pool_forward(k.type, y_l.get_data_handle(), m.act, m.pooled.get_data_handle(),
                    m.argmax.data(), m.out, k.pool);
-  max_pool_relu_backward(k.type, m.pooled.get_data_handle(), m.d_pooled.get_data_handle(),
-                         m.argmax.data(), m.out, d_act_l.get_data_handle(), m.act, k.pool);
+  max_pool_relu_backward(k.type, m.d_pooled.get_data_handle(), m.argmax.data(), m.out,
+                         d_act_l.get_data_handle(), m.act, k.pool);
   m.d_act = layouts.to_nchw(d_act_l, m.plain_y);
   return m;
 }

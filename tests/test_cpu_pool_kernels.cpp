@@ -6,6 +6,7 @@
 // oneDNN reorders, so the kernels' indexing is checked against oneDNN's.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <dnnl.hpp>
 
 #include "backends/cpu/pool_kernels.h"
@@ -38,10 +39,46 @@ class CpuPoolKernels : public ::testing::TestWithParam<PoolCase>, protected test
   static void run(dt type, const Mem& x, const LaneLayout& in, const Mem& y, const Mem& dy,
                   uint8_t* argmax, const LaneLayout& out, const Mem& dx, int p, bool relu) {
     max_pool_forward(type, x.get_data_handle(), in, y.get_data_handle(), argmax, out, p, relu);
-    max_pool_relu_backward(type, y.get_data_handle(), dy.get_data_handle(), argmax, out,
-                           dx.get_data_handle(), in, p);
+    max_pool_relu_backward(type, dy.get_data_handle(), argmax, out, dx.get_data_handle(), in, p);
   }
 };
+
+// Every argmax byte: the position of its window's first maximum in `x`
+// (plain NCHW), flagged exactly where the stored pooled value is not > 0.
+void expect_argmax(const std::vector<uint8_t>& argmax, const LaneLayout& out,
+                   const std::vector<float>& x, const std::vector<float>& y, int h, int w, int p,
+                   const std::string& where) {
+  int flagged = 0;
+  for (int n = 0; n < out.n; ++n)
+    for (int c = 0; c < out.blocks * out.lanes; ++c)
+      for (int oy = 0; oy < out.h; ++oy)
+        for (int ox = 0; ox < out.w; ++ox) {
+          const int channels = int(x.size() / (size_t(out.n) * h * w));
+          if (c >= channels) continue;  // a padding lane
+          const float* plane = x.data() + (int64_t(n) * channels + c) * h * w;
+          int best = 0;
+          for (int k = 1; k < p * p; ++k)
+            if (plane[(oy * p + k / p) * w + ox * p + k % p] >
+                plane[(oy * p + best / p) * w + ox * p + best % p])
+              best = k;
+          const int64_t at = n * out.image + (c / out.lanes) * out.block + oy * out.row +
+                             ox * out.column + c % out.lanes;
+          const float pooled = y[((size_t(n) * channels + c) * out.h + oy) * out.w + ox];
+          const uint8_t got = argmax[size_t(at)];
+          const std::string element = where + " n" + std::to_string(n) + " c" + std::to_string(c) +
+                                      " (" + std::to_string(oy) + ", " + std::to_string(ox) + ")";
+          ASSERT_EQ(argmax_passes(got), pooled > 0) << element;
+          ASSERT_LT(argmax_position(got), p * p) << element;
+          // A window that passes a gradient must name its first maximum (one
+          // that passes none may name another of its equal zeros: the ReLU
+          // is taken after the max).
+          if (pooled > 0) {
+            ASSERT_EQ(argmax_position(got), best) << element;
+          }
+          flagged += pooled > 0 ? 0 : 1;
+        }
+  EXPECT_GT(flagged, 0) << where << ": no window was flagged, so the flag went untested";
+}
 
 std::vector<float> random_values(size_t count, uint64_t seed, bool with_ties) {
   Rng rng(seed);
@@ -65,7 +102,14 @@ TEST_P(CpuPoolKernels, ForwardAndBackwardEqualTheReferenceLayers) {
   ASSERT_TRUE(in && out) << k.name;
   ASSERT_TRUE(poolable(*in, *out, k.p));
 
-  const std::vector<float> x = random_values(plain.get_size() / 4, 7, true);
+  std::vector<float> x = random_values(plain.get_size() / 4, 7, true);
+  // Channel 1 below zero throughout: windows whose maximum is not positive
+  // in every case, however large the window (their argmax bytes flagged).
+  for (int n = 0; n < k.n; ++n)
+    for (int64_t i = 0; i < int64_t(k.h) * k.w; ++i) {
+      float& v = x[size_t((int64_t(n) * k.c + 1) * k.h * k.w + i)];
+      v = -std::abs(v) - 1.0f / 32;  // still k / 32: bf16 keeps it exactly
+    }
   const std::vector<float> dy = random_values(plain_out.get_size() / 4, 8, false);
   for (bool relu : {false, true}) {
     // With `relu` the kernel applies the ReLU that precedes the pool; the
@@ -90,6 +134,7 @@ TEST_P(CpuPoolKernels, ForwardAndBackwardEqualTheReferenceLayers) {
       run(k.type, x_l, *in, y_l, dy_l, argmax.data(), *out, dx_l, k.p, relu);
       EXPECT_EQ(to_nchw(y_l, plain_out), want_y) << where;
       EXPECT_EQ(to_nchw(dx_l, plain), want_dx) << where;
+      expect_argmax(argmax, *out, pooled_input, want_y, k.h, k.w, k.p, where);
     }
   }
 }

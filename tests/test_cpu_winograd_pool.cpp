@@ -121,7 +121,7 @@ TEST_P(CpuWinogradPool, EqualsTheReferenceConvolutionAndPool) {
   const Run got = run(k, x, w, b, 2);
   const Reference ref{k, x, w, b};
   const int ph = ref.conv_h() / 2, pw = ref.conv_w() / 2;
-  size_t argmax_checked = 0, i = 0;
+  size_t argmax_checked = 0, i = 0, flagged = 0;
   for (int n = 0; n < k.n; ++n)
     for (int o = 0; o < k.out_c; ++o)
       for (int py = 0; py < ph; ++py)
@@ -140,15 +140,44 @@ TEST_P(CpuWinogradPool, EqualsTheReferenceConvolutionAndPool) {
           // Winograd's rounding: a few ulps of the terms' magnitudes.
           ASSERT_NEAR(got.pooled[i], best, 2e-6 * worst_scale + 1e-7)
               << k.name << " at n " << n << " o " << o << " (" << py << ", " << px << ")";
+          // The flag: exactly where the stored maximum is not positive.
+          ASSERT_EQ(argmax_passes(got.argmax[i]), got.pooled[i] > 0)
+              << k.name << " at n " << n << " o " << o << " (" << py << ", " << px << ")";
+          flagged += argmax_passes(got.argmax[i]) ? 0 : 1;
           // The first maximum, where the window's top two are told apart
           // by more than the rounding (ties of zeros: the first, 0).
           if (best == 0.0 || best - second > 1e-4 * worst_scale) {
-            ASSERT_EQ(got.argmax[i], best == 0.0 ? 0 : where)
+            ASSERT_EQ(argmax_position(got.argmax[i]), best == 0.0 ? 0 : where)
                 << k.name << " at n " << n << " o " << o << " (" << py << ", " << px << ")";
             ++argmax_checked;
           }
         }
   EXPECT_GT(argmax_checked, i * 9 / 10) << "too few windows told apart to check the argmax";
+  (void)flagged;  // every window's flag checked; NotPositiveWindowsAreFlagged makes sure of some
+}
+
+// A bias of -1000 on every other output channel (beyond any sum of the
+// inputs: at most in_c x 9 x 1 x 0.3) keeps its whole map at zero
+// after the ReLU: every one of its windows flagged, and (the cases' other
+// channels) most of the rest not.
+TEST_P(CpuWinogradPool, NotPositiveWindowsAreFlagged) {
+  const WinogradCase& k = GetParam();
+  const auto x = uniform(size_t(k.n) * k.in_c * k.h * k.w, 11, 1.0f);
+  const auto w = uniform(size_t(k.out_c) * k.in_c * 9, 12, 0.3f);
+  auto b = uniform(size_t(k.out_c), 13, 0.2f);
+  for (size_t o = 1; o < b.size(); o += 2) b[o] = -1000.0f;
+  const Run got = run(k, x, w, b, 2);
+  const Reference ref{k, x, w, b};
+  const size_t plane = size_t(ref.conv_h() / 2) * size_t(ref.conv_w() / 2);
+  size_t passing = 0;
+  for (size_t i = 0; i < got.argmax.size(); ++i) {
+    ASSERT_EQ(argmax_passes(got.argmax[i]), got.pooled[i] > 0) << k.name << " element " << i;
+    if ((i / plane) % size_t(k.out_c) % 2 == 1) {
+      ASSERT_FALSE(argmax_passes(got.argmax[i])) << k.name << " element " << i;
+    }
+    passing += argmax_passes(got.argmax[i]) ? 1 : 0;
+  }
+  EXPECT_GT(passing, 0u) << k.name;
 }
 
 TEST_P(CpuWinogradPool, TheSameBitsOnAnyThreadCount) {

@@ -64,12 +64,6 @@ bool conv_pool_available();
 // Floats of scratch the passes need for `threads` OpenMP threads.
 size_t conv_pool_scratch_floats(const ConvPoolGeometry& g, int threads);
 
-// The flag an argmax byte carries where its window's maximum is not
-// positive (0 after the ReLU): such a window passes no gradient, and the
-// backward pass learns it from the byte instead of reading the pooled map
-// back (at 200 px and batch 50, 63 of the 165 MB it read).
-constexpr int kConvPoolNotPositive = 0x80;
-
 // requires: conv_pool_available(), conv_pool_unsupported(g, out) == "";
 //           x: g's input; weights [out_c][in_c][kernel][kernel] (OIHW) and
 //           bias [out_c]; pooled (f32 or bf16, `type`) and argmax (one byte
@@ -78,9 +72,10 @@ constexpr int kConvPoolNotPositive = 0x80;
 // ensures:  pooled = max over each window of ReLU(conv(x) + bias), rounded
 //           to bf16 when type is bf16; argmax = ky * pool + kx of the
 //           window's first maximum (of the values before rounding), plus
-//           kConvPoolNotPositive where that maximum is not > 0. (So this
-//           argmax is for conv_pool_backward alone; our pool kernels' is
-//           the position only.)
+//           kArgmaxNotPositive where that maximum is not > 0 (pool_kernels.h:
+//           the backward pass learns it from the byte instead of reading the
+//           pooled map back; at 200 px and batch 50, 63 of the 165 MB it
+//           read).
 void conv_pool_forward(const float* x, const ConvPoolGeometry& g, const float* weights,
                        const float* bias, dnnl::memory::data_type type, void* pooled,
                        uint8_t* argmax, const LaneLayout& out, float* scratch);

@@ -134,8 +134,9 @@ struct ConvBlock {
   Mem dw_part, db_part;  // one slice's weight gradients, summed into dw_bwd/db
   Mem src_view, pooled_view, workspace_view, d_pooled_view, d_src_view;
   // Max pooling by our kernels (pool_kernels.h): `workspace` then holds one
-  // argmax byte per pooled element, in the pooled map's layout, and backward
-  // fuses the ReLU on the pooled map into the scatter. act_lanes and
+  // argmax byte per pooled element, in the pooled map's layout, flagged where
+  // the pooled value is not positive, and backward fuses that ReLU into the
+  // scatter without reading the pooled map back. act_lanes and
   // pooled_lanes describe one slice (rows images) or the whole batch.
   bool own_pool = false;
   LaneLayout act_lanes, pooled_lanes;
@@ -448,20 +449,19 @@ class CpuTrainingStep final : public TrainingStep {
     return winograd(s) && options_.cpu_winograd_weights;
   }
   void pool_forward(const ConvBlock& c, const Mem& act, const Mem& pooled, const Mem& argmax);
-  void pool_backward(const ConvBlock& c, const Mem& pooled, const Mem& d_pooled, const Mem& argmax,
-                     const Mem& d_act);
+  void pool_backward(const ConvBlock& c, const Mem& d_pooled, const Mem& argmax, const Mem& d_act);
   // Whether block i takes its weight gradients from the pooled gradient
   // (after own_pooling, which knows the pooled map's lanes; fills in
   // c.src_lanes), and that op's work on a slice's views or the whole
   // tensors (`accumulate`: a later slice).
   bool pooled_weight_gradients(ConvBlock& c, size_t i) const;
-  void pooled_weight_gradient_of(ConvBlock& c, const Mem& src, const Mem& pooled,
-                                 const Mem& d_pooled, const Mem& argmax, bool accumulate);
+  void pooled_weight_gradient_of(ConvBlock& c, const Mem& src, const Mem& d_pooled,
+                                 const Mem& argmax, bool accumulate);
   // Likewise for the data gradient (block i > 0; fills in c.d_src_lanes
   // from d_src's descriptor, one slice's), and its op into d_src.
   bool pooled_data_gradients(ConvBlock& c, size_t i, const Mem::desc& d_src) const;
-  void pooled_data_gradient_of(ConvBlock& c, const Mem& pooled, const Mem& d_pooled,
-                               const Mem& argmax, const Mem& d_src);
+  void pooled_data_gradient_of(ConvBlock& c, const Mem& d_pooled, const Mem& argmax,
+                               const Mem& d_src);
   // Whether the block's backward needs the conv output's gradient at all.
   static bool needs_pool_backward(const ConvBlock& c) {
     return !(c.pooled_wgrad && c.pooled_dgrad);

@@ -367,9 +367,8 @@ void CpuTrainingStep::add_conv_backward(size_t k) {
   if (needs_pool_backward(c)) add_pool_relu_backward(c, k);
   if (c.s.batch_norm) add_batch_norm_backward(c);
   if (c.pooled_wgrad) {
-    add(backward_ops_, {c.src, c.pooled, c.d_pooled, c.workspace}, [&c, this]() {
-      pooled_weight_gradient_of(c, c.src, c.pooled, c.d_pooled, c.workspace, false);
-    });
+    add(backward_ops_, {c.src, c.d_pooled, c.workspace},
+        [&c, this]() { pooled_weight_gradient_of(c, c.src, c.d_pooled, c.workspace, false); });
   } else {
     auto bw = dnnl::convolution_backward_weights(c.bwd_w_pd);
     add(backward_ops_, {c.src, c.d_conv_out, c.dw_bwd, c.scratch_bwd_w}, [&c, bw, this]() {
@@ -383,8 +382,8 @@ void CpuTrainingStep::add_conv_backward(size_t k) {
   reorder_if_needed(c.dw_bwd, c.dw_canon, grad_ops_);
   if (k == 0) return;
   if (c.pooled_dgrad) {
-    add(backward_ops_, {c.pooled, c.d_pooled, c.workspace, c.d_src},
-        [&c, this]() { pooled_data_gradient_of(c, c.pooled, c.d_pooled, c.workspace, c.d_src); });
+    add(backward_ops_, {c.d_pooled, c.workspace, c.d_src},
+        [&c, this]() { pooled_data_gradient_of(c, c.d_pooled, c.workspace, c.d_src); });
     return;
   }
   auto bd = dnnl::convolution_backward_data(c.bwd_d_pd);
@@ -401,8 +400,8 @@ void CpuTrainingStep::add_conv_backward(size_t k) {
 // the pooled gradient) and then its pool backward.
 void CpuTrainingStep::add_pool_relu_backward(ConvBlock& c, size_t k) {
   if (c.own_pool) {
-    add(backward_ops_, {c.pooled, c.d_pooled, c.workspace, c.d_act},
-        [&c, this]() { pool_backward(c, c.pooled, c.d_pooled, c.workspace, c.d_act); });
+    add(backward_ops_, {c.d_pooled, c.workspace, c.d_act},
+        [&c, this]() { pool_backward(c, c.d_pooled, c.workspace, c.d_act); });
     return;
   }
   add_relu_backward(c, k);

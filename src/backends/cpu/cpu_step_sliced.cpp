@@ -169,10 +169,10 @@ void CpuTrainingStep::pool_forward(const ConvBlock& c, const Mem& act, const Mem
                    /*relu=*/c.s.batch_norm);
 }
 
-void CpuTrainingStep::pool_backward(const ConvBlock& c, const Mem& pooled, const Mem& d_pooled,
-                                    const Mem& argmax, const Mem& d_act) {
+void CpuTrainingStep::pool_backward(const ConvBlock& c, const Mem& d_pooled, const Mem& argmax,
+                                    const Mem& d_act) {
   stream_.wait();  // d_pooled was written by a primitive
-  max_pool_relu_backward(act_dt_, pooled.get_data_handle(), d_pooled.get_data_handle(),
+  max_pool_relu_backward(act_dt_, d_pooled.get_data_handle(),
                          static_cast<const uint8_t*>(argmax.get_data_handle()), c.pooled_lanes,
                          d_act.get_data_handle(), c.act_lanes, c.s.pool);
 }
@@ -186,12 +186,10 @@ bool CpuTrainingStep::pooled_weight_gradients(ConvBlock& c, size_t i) const {
   return pooled_wgrad_applies(c.src_lanes, c.pooled_lanes, pooled_conv(c.s));
 }
 
-void CpuTrainingStep::pooled_weight_gradient_of(ConvBlock& c, const Mem& src, const Mem& pooled,
-                                                const Mem& d_pooled, const Mem& argmax,
-                                                bool accumulate) {
+void CpuTrainingStep::pooled_weight_gradient_of(ConvBlock& c, const Mem& src, const Mem& d_pooled,
+                                                const Mem& argmax, bool accumulate) {
   stream_.wait();  // d_pooled was written by a primitive
-  pooled_weight_gradient(act_dt_, src.get_data_handle(), c.src_lanes, pooled.get_data_handle(),
-                         d_pooled.get_data_handle(),
+  pooled_weight_gradient(act_dt_, src.get_data_handle(), c.src_lanes, d_pooled.get_data_handle(),
                          static_cast<const uint8_t*>(argmax.get_data_handle()), c.pooled_lanes,
                          pooled_conv(c.s), floats(c.dw_canon), floats(c.db), accumulate,
                          c.wgrad_scratch);
@@ -205,10 +203,10 @@ bool CpuTrainingStep::pooled_data_gradients(ConvBlock& c, size_t i, const Mem::d
   return pooled_dgrad_fast(c.d_src_lanes, c.pooled_lanes, pooled_conv(c.s));
 }
 
-void CpuTrainingStep::pooled_data_gradient_of(ConvBlock& c, const Mem& pooled, const Mem& d_pooled,
-                                              const Mem& argmax, const Mem& d_src) {
+void CpuTrainingStep::pooled_data_gradient_of(ConvBlock& c, const Mem& d_pooled, const Mem& argmax,
+                                              const Mem& d_src) {
   stream_.wait();  // d_pooled was written by a primitive
-  pooled_data_gradient(act_dt_, pooled.get_data_handle(), d_pooled.get_data_handle(),
+  pooled_data_gradient(act_dt_, d_pooled.get_data_handle(),
                        static_cast<const uint8_t*>(argmax.get_data_handle()), c.pooled_lanes,
                        c.dgrad_weights.data(), pooled_conv(c.s), d_src.get_data_handle(),
                        c.d_src_lanes, c.dgrad_sums.data());
@@ -267,18 +265,20 @@ void CpuTrainingStep::add_sliced_backward(ConvBlock& c, size_t k) {
   if (!c.pooled_wgrad) bwd_w = dnnl::convolution_backward_weights(c.bwd_w_pd);
   dnnl::convolution_backward_data bwd_d;
   if (k > 0 && !c.pooled_dgrad) bwd_d = dnnl::convolution_backward_data(c.bwd_d_pd);
+  // Our pool's argmax bytes say where the pooled value is positive; oneDNN's
+  // ReLU backward reads the pooled map.
   add(backward_ops_,
-      {c.pooled, c.d_pooled, c.workspace, c.d_act, c.src, c.dw_bwd, c.dw_part, c.db_part,
-       c.scratch_relu, c.scratch_pool_bwd, c.scratch_bwd_w, c.scratch_bwd_d, c.d_src},
+      {c.own_pool ? Mem() : c.pooled, c.d_pooled, c.workspace, c.d_act, c.src, c.dw_bwd, c.dw_part,
+       c.db_part, c.scratch_relu, c.scratch_pool_bwd, c.scratch_bwd_w, c.scratch_bwd_d, c.d_src},
       [&c, relu_bwd, pool_bwd, bwd_w, bwd_d, k, this]() {
         for (int j = 0; j < c.slices; ++j) {
-          point(c.pooled_view, c.pooled, j);
+          if (!c.own_pool) point(c.pooled_view, c.pooled, j);
           point(c.d_pooled_view, c.d_pooled, j);
           point(c.workspace_view, c.workspace, j);
           point(c.src_view, c.src, j);
           if (c.own_pool) {
             if (needs_pool_backward(c))
-              pool_backward(c, c.pooled_view, c.d_pooled_view, c.workspace_view, c.d_act);
+              pool_backward(c, c.d_pooled_view, c.workspace_view, c.d_act);
           } else {
             // ReLU backward on the pooled map, in place (see cpu_step.h).
             relu_bwd.execute(stream_, args({{DNNL_ARG_DST, c.pooled_view},
@@ -292,8 +292,7 @@ void CpuTrainingStep::add_sliced_backward(ConvBlock& c, size_t k) {
           }
           const bool first = j == 0;
           if (c.pooled_wgrad) {
-            pooled_weight_gradient_of(c, c.src_view, c.pooled_view, c.d_pooled_view,
-                                      c.workspace_view, !first);
+            pooled_weight_gradient_of(c, c.src_view, c.d_pooled_view, c.workspace_view, !first);
           } else {
             bwd_w.execute(stream_, args({{DNNL_ARG_SRC, c.src_view},
                                          {DNNL_ARG_DIFF_DST, c.d_act},
@@ -308,8 +307,7 @@ void CpuTrainingStep::add_sliced_backward(ConvBlock& c, size_t k) {
           }
           if (k > 0) point(c.d_src_view, c.d_src, j);
           if (k > 0 && c.pooled_dgrad) {
-            pooled_data_gradient_of(c, c.pooled_view, c.d_pooled_view, c.workspace_view,
-                                    c.d_src_view);
+            pooled_data_gradient_of(c, c.d_pooled_view, c.workspace_view, c.d_src_view);
           } else if (k > 0) {
             bwd_d.execute(stream_, args({{DNNL_ARG_DIFF_DST, c.d_act},
                                          {DNNL_ARG_WEIGHTS, c.w_bwd_d},

@@ -70,8 +70,9 @@ inline __attribute__((always_inline)) void forward_row(const T* x, int64_t row, 
           if (value > best) best = value, where = uint8_t(ky * p + kx);  // first max wins ties
         }
       const int64_t at = int64_t(ox) * y_column + l;
-      store(y, at, relu && !(best > 0.0f) ? 0.0f : best);
-      argmax[at] = where;
+      const bool positive = best > 0.0f;
+      store(y, at, relu && !positive ? 0.0f : best);
+      argmax[at] = positive ? where : uint8_t(where | kArgmaxNotPositive);
     }
 }
 
@@ -82,12 +83,13 @@ inline __attribute__((always_inline)) void zero_columns(T* d, int64_t column, in
     for (int l = 0; l < lanes; ++l) store(d + int64_t(x) * column, l, 0.0f);
 }
 
-// The p conv-output rows under pooled row `pooled` of one channel block.
+// The p conv-output rows under one pooled row of one channel block. A
+// flagged argmax byte (not positive) equals no window position k.
 template <typename T>
-inline __attribute__((always_inline)) void backward_row(const T* pooled, const T* d_pooled,
-                                                        const uint8_t* argmax, int64_t y_column,
-                                                        T* d, int64_t row, int64_t column, int w,
-                                                        int ow, int p, int lanes) {
+inline __attribute__((always_inline)) void backward_row(const T* d_pooled, const uint8_t* argmax,
+                                                        int64_t y_column, T* d, int64_t row,
+                                                        int64_t column, int w, int ow, int p,
+                                                        int lanes) {
   for (int ky = 0; ky < p; ++ky) {
     T* line = d + ky * row;
     for (int ox = 0; ox < ow; ++ox)
@@ -97,8 +99,7 @@ inline __attribute__((always_inline)) void backward_row(const T* pooled, const T
         T* out = line + (int64_t(ox) * p + kx) * column;
 #pragma omp simd
         for (int l = 0; l < lanes; ++l) {
-          const bool routed = argmax[at + l] == k && load(pooled + at, l) > 0.0f;
-          store(out, l, routed ? load(d_pooled + at, l) : 0.0f);
+          store(out, l, argmax[at + l] == k ? load(d_pooled + at, l) : 0.0f);
         }
       }
     zero_columns(line, column, ow * p, w, lanes);
@@ -131,6 +132,9 @@ HISTOCNN_AVX512 void forward_row_avx512(const T* x, int64_t row, int64_t column,
           best = _mm512_mask_mov_ps(best, larger, v);
           where = _mm512_mask_mov_epi32(where, larger, _mm512_set1_epi32(ky * p + kx));
         }
+      const __mmask16 not_positive = _mm512_cmp_ps_mask(best, _mm512_setzero_ps(), _CMP_NGT_UQ);
+      where =
+          _mm512_mask_or_epi32(where, not_positive, where, _mm512_set1_epi32(kArgmaxNotPositive));
       if (relu) best = _mm512_max_ps(best, _mm512_setzero_ps());  // +0 where max <= 0
       store16(y + at + l, best);
       avx512::store_bytes16(argmax + at + l, where);
@@ -139,18 +143,16 @@ HISTOCNN_AVX512 void forward_row_avx512(const T* x, int64_t row, int64_t column,
 }
 
 template <typename T>
-HISTOCNN_AVX512 void backward_row_avx512(const T* pooled, const T* d_pooled, const uint8_t* argmax,
-                                         int64_t y_column, T* d, int64_t row, int64_t column, int w,
-                                         int ow, int p, int lanes) {
+HISTOCNN_AVX512 void backward_row_avx512(const T* d_pooled, const uint8_t* argmax, int64_t y_column,
+                                         T* d, int64_t row, int64_t column, int w, int ow, int p,
+                                         int lanes) {
   for (int ky = 0; ky < p; ++ky) {
     T* line = d + ky * row;
     for (int ox = 0; ox < ow; ++ox) {
       const int64_t at = int64_t(ox) * y_column;
       for (int l = 0; l < lanes; l += kChunk) {
-        const __mmask16 positive =
-            _mm512_cmp_ps_mask(load16(pooled + at + l), _mm512_setzero_ps(), _CMP_GT_OQ);
-        const __m512 g = _mm512_maskz_mov_ps(positive, load16(d_pooled + at + l));
-        const __m512i where = avx512::load_bytes16(argmax + at + l);
+        const __m512 g = load16(d_pooled + at + l);
+        const __m512i where = avx512::load_bytes16(argmax + at + l);  // flagged: no k
         for (int kx = 0; kx < p; ++kx) {
           const __mmask16 here = _mm512_cmpeq_epi32_mask(where, _mm512_set1_epi32(ky * p + kx));
           store16(line + (int64_t(ox) * p + kx) * column + l, _mm512_maskz_mov_ps(here, g));
@@ -173,8 +175,8 @@ bool use_avx512(int) {
 template <typename T>
 void forward_row_avx512(const T*, int64_t, int64_t, T*, uint8_t*, int64_t, int, int, int, bool) {}
 template <typename T>
-void backward_row_avx512(const T*, const T*, const uint8_t*, int64_t, T*, int64_t, int64_t, int,
-                         int, int, int) {}
+void backward_row_avx512(const T*, const uint8_t*, int64_t, T*, int64_t, int64_t, int, int, int,
+                         int) {}
 #endif
 
 template <typename T>
@@ -186,11 +188,11 @@ void forward_row_of(const T* x, int64_t row, int64_t column, T* y, uint8_t* argm
 }
 
 template <typename T>
-void backward_row_of(const T* pooled, const T* d_pooled, const uint8_t* argmax, int64_t y_column,
-                     T* d, int64_t row, int64_t column, int w, int ow, int p, int lanes) {
+void backward_row_of(const T* d_pooled, const uint8_t* argmax, int64_t y_column, T* d, int64_t row,
+                     int64_t column, int w, int ow, int p, int lanes) {
   if (use_avx512(lanes))
-    return backward_row_avx512(pooled, d_pooled, argmax, y_column, d, row, column, w, ow, p, lanes);
-  backward_row(pooled, d_pooled, argmax, y_column, d, row, column, w, ow, p, lanes);
+    return backward_row_avx512(d_pooled, argmax, y_column, d, row, column, w, ow, p, lanes);
+  backward_row(d_pooled, argmax, y_column, d, row, column, w, ow, p, lanes);
 }
 
 template <typename T>
@@ -224,14 +226,14 @@ void forward(const T* x, const LaneLayout& in, T* y, uint8_t* argmax, const Lane
 }
 
 template <typename T>
-void backward(const T* pooled, const T* d_pooled, const uint8_t* argmax, const LaneLayout& out,
-              T* d_act, const LaneLayout& in, int p) {
+void backward(const T* d_pooled, const uint8_t* argmax, const LaneLayout& out, T* d_act,
+              const LaneLayout& in, int p) {
   const int64_t tasks = int64_t(out.n) * out.blocks * out.h;
 #pragma omp parallel for schedule(static)
   for (int64_t t = 0; t < tasks; ++t) {
     const Task k = task(t, in, out, p);
-    backward_row_of(pooled + k.out_at, d_pooled + k.out_at, argmax + k.out_at, out.column,
-                    d_act + k.in_at, in.row, in.column, in.w, out.w, p, out.lanes);
+    backward_row_of(d_pooled + k.out_at, argmax + k.out_at, out.column, d_act + k.in_at, in.row,
+                    in.column, in.w, out.w, p, out.lanes);
     if (k.oy == out.h - 1)  // the rows past the last whole window
       zero_rows_of(d_act + k.in_at + int64_t(p) * in.row, in.row, in.column, in.h - out.h * p, in.w,
                    in.lanes);
@@ -255,13 +257,13 @@ void max_pool_forward(const Bf16* x, const LaneLayout& in, Bf16* y, uint8_t* arg
                       const LaneLayout& out, int p, bool relu) {
   pool_rows::forward(x, in, y, argmax, out, p, relu);
 }
-void max_pool_relu_backward(const float* pooled, const float* d_pooled, const uint8_t* argmax,
-                            const LaneLayout& out, float* d_act, const LaneLayout& in, int p) {
-  pool_rows::backward(pooled, d_pooled, argmax, out, d_act, in, p);
+void max_pool_relu_backward(const float* d_pooled, const uint8_t* argmax, const LaneLayout& out,
+                            float* d_act, const LaneLayout& in, int p) {
+  pool_rows::backward(d_pooled, argmax, out, d_act, in, p);
 }
-void max_pool_relu_backward(const Bf16* pooled, const Bf16* d_pooled, const uint8_t* argmax,
-                            const LaneLayout& out, Bf16* d_act, const LaneLayout& in, int p) {
-  pool_rows::backward(pooled, d_pooled, argmax, out, d_act, in, p);
+void max_pool_relu_backward(const Bf16* d_pooled, const uint8_t* argmax, const LaneLayout& out,
+                            Bf16* d_act, const LaneLayout& in, int p) {
+  pool_rows::backward(d_pooled, argmax, out, d_act, in, p);
 }
 
 void max_pool_forward(dnnl::memory::data_type type, const void* x, const LaneLayout& in, void* y,
@@ -271,15 +273,14 @@ void max_pool_forward(dnnl::memory::data_type type, const void* x, const LaneLay
                             relu);
   max_pool_forward(static_cast<const float*>(x), in, static_cast<float*>(y), argmax, out, p, relu);
 }
-void max_pool_relu_backward(dnnl::memory::data_type type, const void* pooled, const void* d_pooled,
+void max_pool_relu_backward(dnnl::memory::data_type type, const void* d_pooled,
                             const uint8_t* argmax, const LaneLayout& out, void* d_act,
                             const LaneLayout& in, int p) {
   if (type == dnnl::memory::data_type::bf16)
-    return max_pool_relu_backward(static_cast<const Bf16*>(pooled),
-                                  static_cast<const Bf16*>(d_pooled), argmax, out,
+    return max_pool_relu_backward(static_cast<const Bf16*>(d_pooled), argmax, out,
                                   static_cast<Bf16*>(d_act), in, p);
-  max_pool_relu_backward(static_cast<const float*>(pooled), static_cast<const float*>(d_pooled),
-                         argmax, out, static_cast<float*>(d_act), in, p);
+  max_pool_relu_backward(static_cast<const float*>(d_pooled), argmax, out,
+                         static_cast<float*>(d_act), in, p);
 }
 
 }  // namespace histocnn::cpu

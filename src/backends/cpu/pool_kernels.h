@@ -6,12 +6,15 @@
 //   * vectorises over the channel lanes the layout keeps contiguous (16 in
 //     nChw16c, C in nhwc), reading each window once;
 //   * records where each window's maximum was as one byte per pooled element
-//     (as the CUDA kernels do), so backward never reads the conv output;
+//     (as the CUDA kernels do), so backward never reads the conv output, and
+//     in the same byte whether the pooled value is positive, so backward
+//     never reads the pooled map either;
 //   * fuses ReLU' on the pooled map, the scatter to the window's maximum and
 //     the zero fill into one pass that writes each element of d_act once.
 // Tie rule: the first maximum in row-major window order, as
 // reference::maxpool_backward. A window whose maximum is <= 0 passes no
-// gradient (ReLU' on the pooled value: max and ReLU commute).
+// gradient (ReLU' on the pooled value: max and ReLU commute): its argmax
+// byte carries kArgmaxNotPositive.
 //
 // The arithmetic is the row functions in pool_kernels.cpp: AVX-512
 // intrinsics (chosen at run time) and portable loops;
@@ -31,6 +34,21 @@ namespace histocnn::cpu {
 // a / b rounded up, for positive counts.
 inline int ceil_div(int a, int b) {
   return (a + b - 1) / b;
+}
+
+// The argmax byte of every pool kernel of ours on the CPU (this file's,
+// conv_pool_kernels.h's and winograd_pool_kernels.h's): the window position
+// ky * p + kx of the first maximum (below 64: p <= 8), with this flag set
+// where the stored pooled value is not > 0. Such a window passes no gradient
+// (the ReLU before the pool), and every backward pass learns it from the
+// byte it reads anyway instead of reading the pooled map back (conv2's at
+// 200 px and batch 50: 15 MB). A flagged byte equals no window position.
+constexpr uint8_t kArgmaxNotPositive = 0x80;
+inline int argmax_position(uint8_t argmax) {
+  return argmax & ~kArgmaxNotPositive;
+}
+inline bool argmax_passes(uint8_t argmax) {
+  return (argmax & kArgmaxNotPositive) == 0;
 }
 
 // Where element (n, c, y, x) of a 4-D activation lives, for layouts that keep
@@ -58,26 +76,28 @@ bool poolable(const LaneLayout& in, const LaneLayout& out, int p);
 //           `out`'s (argmax: one byte per element, same strides).
 // ensures:  y = the max of each window — with `relu`, max(0, that max), the
 //           ReLU that precedes the pool applied to the max instead (max and
-//           ReLU commute) — and argmax = ky * p + kx of its first maximum.
+//           ReLU commute) — and argmax = ky * p + kx of its first maximum,
+//           plus kArgmaxNotPositive where y is not > 0.
 void max_pool_forward(const float* x, const LaneLayout& in, float* y, uint8_t* argmax,
                       const LaneLayout& out, int p, bool relu = false);
 void max_pool_forward(const Bf16* x, const LaneLayout& in, Bf16* y, uint8_t* argmax,
                       const LaneLayout& out, int p, bool relu = false);
 
-// requires: poolable(in, out, p); pooled, d_pooled and argmax from the
-//           forward pass in `out`'s layout; d_act in `in`'s.
+// requires: poolable(in, out, p); d_pooled and argmax (from the forward
+//           pass) in `out`'s layout; d_act in `in`'s.
 // ensures:  every element of d_act written: d_pooled where it was its
-//           window's maximum and the pooled value is > 0, else 0 (also the
-//           rows and columns past the last whole window).
-void max_pool_relu_backward(const float* pooled, const float* d_pooled, const uint8_t* argmax,
-                            const LaneLayout& out, float* d_act, const LaneLayout& in, int p);
-void max_pool_relu_backward(const Bf16* pooled, const Bf16* d_pooled, const uint8_t* argmax,
-                            const LaneLayout& out, Bf16* d_act, const LaneLayout& in, int p);
+//           window's maximum and the argmax byte is not flagged (the pooled
+//           value is > 0), else 0 (also the rows and columns past the last
+//           whole window).
+void max_pool_relu_backward(const float* d_pooled, const uint8_t* argmax, const LaneLayout& out,
+                            float* d_act, const LaneLayout& in, int p);
+void max_pool_relu_backward(const Bf16* d_pooled, const uint8_t* argmax, const LaneLayout& out,
+                            Bf16* d_act, const LaneLayout& in, int p);
 
 // The same on untyped tensors of `type` (f32 or bf16), as the step holds them.
 void max_pool_forward(dnnl::memory::data_type type, const void* x, const LaneLayout& in, void* y,
                       uint8_t* argmax, const LaneLayout& out, int p, bool relu = false);
-void max_pool_relu_backward(dnnl::memory::data_type type, const void* pooled, const void* d_pooled,
+void max_pool_relu_backward(dnnl::memory::data_type type, const void* d_pooled,
                             const uint8_t* argmax, const LaneLayout& out, void* d_act,
                             const LaneLayout& in, int p);
 

@@ -47,9 +47,9 @@ struct DgradScratch {
 };
 
 template <typename T>
-void band_portable(const T* pooled, const T* d_pooled, const uint8_t* argmax, const LaneLayout& out,
-                   const float* w, const PooledConv& k, float* sums, const LaneLayout& in,
-                   const DgradBand& b, DgradScratch& scratch) {
+void band_portable(const T* d_pooled, const uint8_t* argmax, const LaneLayout& out, const float* w,
+                   const PooledConv& k, float* sums, const LaneLayout& in, const DgradBand& b,
+                   DgradScratch& scratch) {
   const int stride = in.blocks * in.lanes, span = k.pool + k.kernel - 1;
   const int64_t per_channel = int64_t(k.kernel) * k.kernel * stride;
   for (int y = b.y0; y < b.y1; ++y)
@@ -67,8 +67,8 @@ void band_portable(const T* pooled, const T* d_pooled, const uint8_t* argmax, co
       for (int a = 0; a < k.pool * k.pool; ++a)
         for (int o = 0; o < k.out_c; ++o) {
           const int64_t j = at(out, b.n, o, py, px);
-          const float g = load(pooled, j) > 0 ? load(d_pooled, j) : 0.0f;
-          if (argmax[j] != a || g == 0.0f) continue;
+          const float g = load(d_pooled, j);
+          if (argmax[j] != a || g == 0.0f) continue;  // a flagged byte (not positive): no a
           any = true;
           for (int r = 0; r < k.kernel; ++r)
             for (int s = 0; s < k.kernel; ++s) {
@@ -135,12 +135,11 @@ HISTOCNN_AVX512 inline __attribute__((always_inline)) void add_group(Patch& a, u
 // A pooled position's terms among the 64 output channels of blocks
 // [4 * chunk, 4 * chunk + 4), per window offset (its argmax byte), as masks
 // (bit o: channel 64 * chunk + o), found without a branch per channel
-// (whether a pooled value is positive is data). Returns whether there was
-// any.
+// (whether a pooled value is positive is data: a flagged argmax byte equals
+// no offset). Returns whether there was any.
 template <typename T>
-HISTOCNN_AVX512 bool group_terms(const T* pooled, const T* d_pooled, const uint8_t* argmax,
-                                 const LaneLayout& out, int out_c, int64_t position, int chunk,
-                                 uint64_t (&masks)[4]) {
+HISTOCNN_AVX512 bool group_terms(const T* d_pooled, const uint8_t* argmax, const LaneLayout& out,
+                                 int out_c, int64_t position, int chunk, uint64_t (&masks)[4]) {
   const __m512 zero = _mm512_setzero_ps();
   masks[0] = masks[1] = masks[2] = masks[3] = 0;
   for (int ob = 4 * chunk; ob < std::min(out.blocks, 4 * chunk + 4); ++ob) {
@@ -148,9 +147,7 @@ HISTOCNN_AVX512 bool group_terms(const T* pooled, const T* d_pooled, const uint8
     const int live_lanes = std::min(16, out_c - ob * 16);
     const auto live = __mmask16((1u << live_lanes) - 1u);
     const __m512 d = avx512::load16(d_pooled + j);
-    const __mmask16 positive =
-        _mm512_mask_cmp_ps_mask(live, avx512::load16(pooled + j), zero, _CMP_GT_OQ);
-    const __mmask16 on = _mm512_mask_cmp_ps_mask(positive, d, zero, _CMP_NEQ_UQ);
+    const __mmask16 on = _mm512_mask_cmp_ps_mask(live, d, zero, _CMP_NEQ_UQ);
     const __m512i offsets = avx512::load_bytes16(argmax + j);
     for (int v = 0; v < 4; ++v)
       masks[v] |= uint64_t(_mm512_mask_cmpeq_epi32_mask(on, offsets, _mm512_set1_epi32(v)))
@@ -178,9 +175,9 @@ HISTOCNN_AVX512 inline __attribute__((always_inline)) void flush(const Patch& a,
 }
 
 template <typename T>
-HISTOCNN_AVX512 void band_avx512(const T* pooled, const T* d_pooled, const uint8_t* argmax,
-                                 const LaneLayout& out, const float* w, const PooledConv& k,
-                                 float* sums, const LaneLayout& in, const DgradBand& b) {
+HISTOCNN_AVX512 void band_avx512(const T* d_pooled, const uint8_t* argmax, const LaneLayout& out,
+                                 const float* w, const PooledConv& k, float* sums,
+                                 const LaneLayout& in, const DgradBand& b) {
   const int stride = in.blocks * 16;
   float* image = sums + int64_t(b.n) * in.image;
   // Each row zeroed just before the first patch that reaches it (or at the
@@ -206,7 +203,7 @@ HISTOCNN_AVX512 void band_avx512(const T* pooled, const T* d_pooled, const uint8
       // each chunk's patch added to d_src on its own.
       for (int chunk = 0; chunk < chunks; ++chunk) {
         uint64_t m[4];
-        if (!group_terms(pooled, d_pooled, argmax, out, k.out_c, position, chunk, m)) continue;
+        if (!group_terms(d_pooled, argmax, out, k.out_c, position, chunk, m)) continue;
         for (int cb = 0; cb < in.blocks; ++cb) {
           Patch a;
 #pragma GCC unroll 4
@@ -252,18 +249,18 @@ bool dgrad_avx512(const LaneLayout&, const LaneLayout&, const PooledConv&) {
 #endif
 
 template <typename T>
-void run_band(const T* pooled, const T* d_pooled, const uint8_t* argmax, const LaneLayout& out,
-              const float* w, const PooledConv& k, T* d_src, float* sums, const LaneLayout& in,
-              const DgradBand& b, DgradScratch& scratch, bool avx) {
+void run_band(const T* d_pooled, const uint8_t* argmax, const LaneLayout& out, const float* w,
+              const PooledConv& k, T* d_src, float* sums, const LaneLayout& in, const DgradBand& b,
+              DgradScratch& scratch, bool avx) {
 #if HISTOCNN_HAS_AVX512_CODE
   if (avx) {
-    band_avx512(pooled, d_pooled, argmax, out, w, k, sums, in, b);
+    band_avx512(d_pooled, argmax, out, w, k, sums, in, b);
     if constexpr (std::is_same_v<T, Bf16>) round_band_avx512(sums, d_src, in, b);
     return;
   }
 #endif
   (void)avx;
-  band_portable(pooled, d_pooled, argmax, out, w, k, sums, in, b, scratch);
+  band_portable(d_pooled, argmax, out, w, k, sums, in, b, scratch);
   if constexpr (std::is_same_v<T, Bf16>) round_band_portable(sums, d_src, in, b);
 }
 
@@ -276,8 +273,8 @@ int band_rows(const LaneLayout& in, const PooledConv& k, int threads) {
 }
 
 template <typename T>
-void run_dgrad(const T* pooled, const T* d_pooled, const uint8_t* argmax, const LaneLayout& out,
-               const float* w, const PooledConv& k, T* d_src, const LaneLayout& in, float* sums) {
+void run_dgrad(const T* d_pooled, const uint8_t* argmax, const LaneLayout& out, const float* w,
+               const PooledConv& k, T* d_src, const LaneLayout& in, float* sums) {
   const bool avx = dgrad_avx512(in, out, k);
   if constexpr (std::is_same_v<T, float>) sums = d_src;
   const int rows = band_rows(in, k, omp_get_max_threads());
@@ -289,7 +286,7 @@ void run_dgrad(const T* pooled, const T* d_pooled, const uint8_t* argmax, const 
     for (int item = 0; item < items; ++item) {
       const int band = item % bands;
       const DgradBand b{item / bands, band * rows, std::min(in.h, (band + 1) * rows)};
-      run_band(pooled, d_pooled, argmax, out, w, k, d_src, sums, in, b, scratch, avx);
+      run_band(d_pooled, argmax, out, w, k, d_src, sums, in, b, scratch, avx);
     }
   }
 }
@@ -315,14 +312,14 @@ void arrange_dgrad_weights(const float* oihw, const PooledConv& k, int channel_s
       }
 }
 
-void pooled_data_gradient(dnnl::memory::data_type type, const void* pooled, const void* d_pooled,
-                          const uint8_t* argmax, const LaneLayout& out, const float* arranged,
-                          const PooledConv& conv, void* d_src, const LaneLayout& in, float* sums) {
+void pooled_data_gradient(dnnl::memory::data_type type, const void* d_pooled, const uint8_t* argmax,
+                          const LaneLayout& out, const float* arranged, const PooledConv& conv,
+                          void* d_src, const LaneLayout& in, float* sums) {
   if (type == dnnl::memory::data_type::bf16)
-    return run_dgrad(static_cast<const Bf16*>(pooled), static_cast<const Bf16*>(d_pooled), argmax,
-                     out, arranged, conv, static_cast<Bf16*>(d_src), in, sums);
-  run_dgrad(static_cast<const float*>(pooled), static_cast<const float*>(d_pooled), argmax, out,
-            arranged, conv, static_cast<float*>(d_src), in, sums);
+    return run_dgrad(static_cast<const Bf16*>(d_pooled), argmax, out, arranged, conv,
+                     static_cast<Bf16*>(d_src), in, sums);
+  run_dgrad(static_cast<const float*>(d_pooled), argmax, out, arranged, conv,
+            static_cast<float*>(d_src), in, sums);
 }
 
 std::string pooled_dgrad_isa(const LaneLayout& in, const LaneLayout& out, const PooledConv& conv) {

@@ -50,17 +50,18 @@ bool pooled_dgrad_fast(const LaneLayout& in, const LaneLayout& out, const Pooled
 void arrange_dgrad_weights(const float* oihw, const PooledConv& conv, int channel_stride, bool bf16,
                            float* arranged);
 
-// requires: pooled_dgrad_applies(in, out, conv); pooled, d_pooled and argmax
-//           from our pool kernels in `out`'s layout; `arranged` from
+// requires: pooled_dgrad_applies(in, out, conv); d_pooled and argmax (from
+//           our pool kernels, its flag saying where the pooled value is not
+//           positive) in `out`'s layout; `arranged` from
 //           arrange_dgrad_weights with in.blocks * in.lanes; d_src in `in`'s
 //           layout. bf16: `sums` holds in.n * in.image floats (the patches
 //           are added in fp32 there, then rounded once into d_src); fp32:
 //           unused.
 // ensures:  d_src = the sums of the file comment, every element written
 //           (padding channels and rows no window covers: zero).
-void pooled_data_gradient(dnnl::memory::data_type type, const void* pooled, const void* d_pooled,
-                          const uint8_t* argmax, const LaneLayout& out, const float* arranged,
-                          const PooledConv& conv, void* d_src, const LaneLayout& in, float* sums);
+void pooled_data_gradient(dnnl::memory::data_type type, const void* d_pooled, const uint8_t* argmax,
+                          const LaneLayout& out, const float* arranged, const PooledConv& conv,
+                          void* d_src, const LaneLayout& in, float* sums);
 
 // "avx512" or "portable": which version pooled_data_gradient runs.
 std::string pooled_dgrad_isa(const LaneLayout& in, const LaneLayout& out, const PooledConv& conv);

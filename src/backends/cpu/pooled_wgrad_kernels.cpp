@@ -54,10 +54,10 @@ struct Tile {
 };
 
 template <typename T>
-bool term_at(const T* pooled, const T* d_pooled, const uint8_t* argmax, const LaneLayout& out,
-             int pool, const Tile& b, int py, int px, Term& t) {
+bool term_at(const T* d_pooled, const uint8_t* argmax, const LaneLayout& out, int pool,
+             const Tile& b, int py, int px, Term& t) {
   const int64_t j = b.plane + int64_t(py) * out.row + int64_t(px) * out.column;
-  const float g = load(pooled, j) > 0 ? load(d_pooled, j) : 0.0f;
+  const float g = argmax_passes(argmax[j]) ? load(d_pooled, j) : 0.0f;
   if (g == 0.0f) return false;
   const int at = argmax[j];
   t = {g, py * pool + b.window->dy[at], px * pool + b.window->dx[at]};
@@ -65,15 +65,14 @@ bool term_at(const T* pooled, const T* d_pooled, const uint8_t* argmax, const La
 }
 
 template <typename T>
-void tile_portable(const T* src, const LaneLayout& in, const T* pooled, const T* d_pooled,
-                   const uint8_t* argmax, const LaneLayout& out, const PooledConv& k,
-                   const Tile& b) {
+void tile_portable(const T* src, const LaneLayout& in, const T* d_pooled, const uint8_t* argmax,
+                   const LaneLayout& out, const PooledConv& k, const Tile& b) {
   const int stride = in.blocks * in.lanes;
   float bias = *b.bias;
   for (int py = b.py0; py < b.py1; ++py)
     for (int px = b.px0; px < b.px1; ++px) {
       Term t;
-      if (!term_at(pooled, d_pooled, argmax, out, k.pool, b, py, px, t)) continue;
+      if (!term_at(d_pooled, argmax, out, k.pool, b, py, px, t)) continue;
       bias += t.g;
       for (int r = 0; r < k.kernel; ++r) {
         const int iy = t.y + r - k.pad;
@@ -121,9 +120,9 @@ struct BlockTerms {
 // requires pool <= 4 (its window offsets in one vector table) and a patch's
 // offset within an image below 2^31 (use_avx512 checks both).
 template <typename T>
-HISTOCNN_AVX512 void scan_block(const T* pooled, const T* d_pooled, const uint8_t* argmax,
-                                const LaneLayout& out, const LaneLayout& in, const PooledConv& k,
-                                const Tile& b, int ob, __mmask16 lanes, BlockTerms& terms) {
+HISTOCNN_AVX512 void scan_block(const T* d_pooled, const uint8_t* argmax, const LaneLayout& out,
+                                const LaneLayout& in, const PooledConv& k, const Tile& b, int ob,
+                                __mmask16 lanes, BlockTerms& terms) {
   const __m512 zero = _mm512_setzero_ps();
   const __m512i dy = _mm512_cvtepi8_epi32(
       _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.window->dy)));  // offsets 0..15: pool <= 4
@@ -141,11 +140,13 @@ HISTOCNN_AVX512 void scan_block(const T* pooled, const T* d_pooled, const uint8_
   for (int py = b.py0; py < b.py1; ++py)
     for (int px = b.px0; px < b.px1; ++px, ++p) {
       const int64_t j = plane + int64_t(py) * out.row + int64_t(px) * out.column;
-      // As term_at: a positive pooled value with a non-zero gradient.
+      // As term_at: an argmax byte without the flag (a positive pooled
+      // value) and a non-zero gradient. (The permutes read the position's
+      // low 4 bits alone.)
       const __m512 d = avx512::load16(d_pooled + j);
-      __mmask16 on = _mm512_mask_cmp_ps_mask(lanes, avx512::load16(pooled + j), zero, _CMP_GT_OQ);
-      on = _mm512_mask_cmp_ps_mask(on, d, zero, _CMP_NEQ_UQ);
       const __m512i at = avx512::load_bytes16(argmax + j);
+      __mmask16 on = _mm512_mask_testn_epi32_mask(lanes, at, _mm512_set1_epi32(kArgmaxNotPositive));
+      on = _mm512_mask_cmp_ps_mask(on, d, zero, _CMP_NEQ_UQ);
       const __m512i y0 = _mm512_add_epi32(_mm512_set1_epi32(py * k.pool - k.pad),
                                           _mm512_permutexvar_epi32(at, dy));
       const __m512i x0 = _mm512_add_epi32(_mm512_set1_epi32(px * k.pool - k.pad),
@@ -236,16 +237,15 @@ HISTOCNN_AVX512 void channel_terms_of(const T* image, const LaneLayout& in, cons
 // An item's output channels [o0, o1) over tile b: each 16-channel block
 // they touch scanned once, then each channel's terms.
 template <typename T>
-HISTOCNN_AVX512 void tile_avx512(const T* src, const LaneLayout& in, const T* pooled,
-                                 const T* d_pooled, const uint8_t* argmax, const LaneLayout& out,
-                                 const PooledConv& k, const Tile& b, int o0, int o1,
-                                 BlockTerms& terms) {
+HISTOCNN_AVX512 void tile_avx512(const T* src, const LaneLayout& in, const T* d_pooled,
+                                 const uint8_t* argmax, const LaneLayout& out, const PooledConv& k,
+                                 const Tile& b, int o0, int o1, BlockTerms& terms) {
   const int64_t per_channel = int64_t(k.kernel) * k.kernel * in.blocks * in.lanes;
   const T* image = src + int64_t(b.n) * in.image;
   for (int ob = o0 / 16; ob * 16 < o1; ++ob) {
     const int first = std::max(o0, ob * 16), last = std::min(o1, ob * 16 + 16);
     const auto lanes = __mmask16(((1u << (last - first)) - 1u) << (first - ob * 16));
-    scan_block(pooled, d_pooled, argmax, out, in, k, b, ob, lanes, terms);
+    scan_block(d_pooled, argmax, out, in, k, b, ob, lanes, terms);
     for (int o = first; o < last; ++o)
       channel_terms_of(image, in, k, terms, o - ob * 16, b.acc + (o - o0) * per_channel,
                        b.bias + (o - o0));
@@ -275,7 +275,6 @@ template <typename T>
 struct WgradInputs {
   const T* src;
   const LaneLayout& in;
-  const T* pooled;
   const T* d_pooled;
   const uint8_t* argmax;
   const LaneLayout& out;
@@ -335,7 +334,7 @@ void run_item(const WgradInputs<T>& a, const PooledWgradSplit& split, int item, 
                   &a.window};
 #if HISTOCNN_HAS_AVX512_CODE
         if (a.avx) {
-          tile_avx512(a.src, a.in, a.pooled, a.d_pooled, a.argmax, a.out, k, tile, o0, o1, terms);
+          tile_avx512(a.src, a.in, a.d_pooled, a.argmax, a.out, k, tile, o0, o1, terms);
           continue;
         }
 #endif
@@ -345,7 +344,7 @@ void run_item(const WgradInputs<T>& a, const PooledWgradSplit& split, int item, 
               int64_t(n) * a.out.image + int64_t(o / a.out.lanes) * a.out.block + o % a.out.lanes;
           tile.acc = part + size_t(o - o0) * per_channel;
           tile.bias = bias + (o - o0);
-          tile_portable(a.src, a.in, a.pooled, a.d_pooled, a.argmax, a.out, k, tile);
+          tile_portable(a.src, a.in, a.d_pooled, a.argmax, a.out, k, tile);
         }
       }
 }
@@ -417,20 +416,13 @@ void run(const WgradInputs<T>& a, const PooledWgradSplit& split, int threads, fl
 }
 
 template <typename T>
-void run_typed(const void* src, const LaneLayout& in, const void* pooled, const void* d_pooled,
-               const uint8_t* argmax, const LaneLayout& out, const PooledConv& k, float* dw,
-               float* db, bool accumulate, const PooledWgradSplit& split, int threads,
-               float* scratch) {
+void run_typed(const void* src, const LaneLayout& in, const void* d_pooled, const uint8_t* argmax,
+               const LaneLayout& out, const PooledConv& k, float* dw, float* db, bool accumulate,
+               const PooledWgradSplit& split, int threads, float* scratch) {
   const WindowOffsets window(k.pool);
-  const WgradInputs<T> a{static_cast<const T*>(src),
-                         in,
-                         static_cast<const T*>(pooled),
-                         static_cast<const T*>(d_pooled),
-                         argmax,
-                         out,
-                         k,
-                         window,
-                         use_avx512(in, out, k)};
+  const WgradInputs<T> a{
+      static_cast<const T*>(src), in, static_cast<const T*>(d_pooled), argmax, out, k, window,
+      use_avx512(in, out, k)};
   run(a, split, threads, dw, db, accumulate, scratch);
 }
 
@@ -471,16 +463,16 @@ size_t pooled_wgrad_scratch_floats(const LaneLayout& in, const LaneLayout& out,
 }
 
 void pooled_weight_gradient(dnnl::memory::data_type type, const void* src, const LaneLayout& in,
-                            const void* pooled, const void* d_pooled, const uint8_t* argmax,
-                            const LaneLayout& out, const PooledConv& conv, float* dw, float* db,
-                            bool accumulate, HostFloats& scratch) {
+                            const void* d_pooled, const uint8_t* argmax, const LaneLayout& out,
+                            const PooledConv& conv, float* dw, float* db, bool accumulate,
+                            HostFloats& scratch) {
   const int threads = omp_get_max_threads();
   const PooledWgradSplit split = pooled_wgrad_split(out, conv, threads);
   scratch.resize(std::max(scratch.size(), scratch_floats(in, conv, split)));
   if (type == dnnl::memory::data_type::bf16)
-    return run_typed<Bf16>(src, in, pooled, d_pooled, argmax, out, conv, dw, db, accumulate, split,
-                           threads, scratch.data());
-  run_typed<float>(src, in, pooled, d_pooled, argmax, out, conv, dw, db, accumulate, split, threads,
+    return run_typed<Bf16>(src, in, d_pooled, argmax, out, conv, dw, db, accumulate, split, threads,
+                           scratch.data());
+  run_typed<float>(src, in, d_pooled, argmax, out, conv, dw, db, accumulate, split, threads,
                    scratch.data());
 }
 

@@ -8,7 +8,9 @@
 // images: 10 images do not split over 16 threads. With the bias and ReLU
 // before the pool, the conv output's gradient is zero except at each
 // window's maximum (where our pool kernels record an argmax byte): a quarter
-// of the terms at 2x2, fewer where the pooled value is not positive.
+// of the terms at 2x2, fewer where the pooled value is not positive (the
+// byte's kArgmaxNotPositive flag, pool_kernels.h: the pooled map itself is
+// not read).
 //
 //   dW[o, c, r, s] = sum over images and pooled positions p of o with a
 //                    positive pooled value: d_pooled * src[c, at(p) + (r, s) - pad]
@@ -73,8 +75,8 @@ size_t pooled_wgrad_scratch_floats(const LaneLayout& in, const LaneLayout& out,
                                    const PooledConv& conv, int threads);
 
 // requires: pooled_wgrad_applies(in, out, conv); src in `in`'s layout (the
-//           conv's input); pooled, d_pooled and argmax from our pool kernels
-//           in `out`'s; dw out_c x in_c x kernel x kernel floats (OIHW), db
+//           conv's input); d_pooled and argmax (from our pool kernels) in
+//           `out`'s; dw out_c x in_c x kernel x kernel floats (OIHW), db
 //           out_c floats.
 // ensures:  dw and db = the sums of the file comment, added to what they
 //           hold when `accumulate` (a batch's later slices); scratch grown to
@@ -82,9 +84,9 @@ size_t pooled_wgrad_scratch_floats(const LaneLayout& in, const LaneLayout& out,
 //           smaller (size it so beforehand, and no call grows it; each call
 //           still takes one item's and one channel's sums a thread).
 void pooled_weight_gradient(dnnl::memory::data_type type, const void* src, const LaneLayout& in,
-                            const void* pooled, const void* d_pooled, const uint8_t* argmax,
-                            const LaneLayout& out, const PooledConv& conv, float* dw, float* db,
-                            bool accumulate, HostFloats& scratch);
+                            const void* d_pooled, const uint8_t* argmax, const LaneLayout& out,
+                            const PooledConv& conv, float* dw, float* db, bool accumulate,
+                            HostFloats& scratch);
 
 // Which version runs: "avx512" (16-channel blocks in and out, kernel 3 with
 // up to 32 input channels or kernel 5 with up to 16) or "portable".

@@ -62,8 +62,9 @@ void winograd_transform_weights(const float* w, const PooledConv& conv, float* u
 //           bias out_c floats; pooled (fp32) and argmax (one byte per
 //           element) in `out`'s layout.
 // ensures:  pooled = the max over each 2x2 window of ReLU(conv(x) + bias),
-//           argmax = ky * 2 + kx of its first maximum (after the ReLU), for
-//           every element of `out`; scratch grown if smaller than the
+//           argmax = ky * 2 + kx of its first maximum (after the ReLU),
+//           plus kArgmaxNotPositive where that maximum is 0, for every
+//           element of `out`; scratch grown if smaller than the
 //           threads need (size it with winograd_pool_scratch_floats first,
 //           and no call allocates).
 void winograd_pool_forward(const float* x, const LaneLayout& in, const float* u, const float* bias,
