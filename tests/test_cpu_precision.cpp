@@ -199,6 +199,8 @@ TEST_P(OwnPooling, GivesOneDnnsPoolingResultsBitForBit) {
       // pooled gradient need our pool: PooledWeightGradients below).
       options.cpu_pooled_weight_gradients = false;
       options.cpu_pooled_data_gradients = false;  // likewise (pool backward under test)
+      // And oneDNN's forward convolutions: our Winograd kernel pools itself.
+      options.cpu_own_winograd_forward = false;
       const Outcome ours = step_on(c, options, in.params, in.images, in.labels);
       options.cpu_onednn_pooling = true;
       const Outcome theirs = step_on(c, options, in.params, in.images, in.labels);
@@ -448,7 +450,7 @@ TEST_P(OwnWinogradForward, GivesTheReferenceResultsWhereItRuns) {
           const ConvShape& s = shape.convs[k];
           const std::string name = "conv" + std::to_string(k + 1);
           const std::string impl = got.details["convolution"][name];
-          const bool expect = own && winograd_pays(s) && s.kernel == 3 && s.pool == 2 &&
+          const bool expect = own && own_winograd_pays(s) && s.kernel == 3 && s.pool == 2 &&
                               !s.batch_norm && s.in_c % 16 == 0 && s.out_c % 16 == 0 &&
                               cpu::winograd_pool_available();
           EXPECT_EQ(impl.rfind("histocnn Winograd F(4x4,3x3)+ReLU+pool", 0) == 0, expect)
@@ -459,7 +461,7 @@ TEST_P(OwnWinogradForward, GivesTheReferenceResultsWhereItRuns) {
   const bool any = [&] {
     for (size_t k = 1; k < shape.convs.size(); ++k) {
       const ConvShape& s = shape.convs[k];
-      if (winograd_pays(s) && s.pool == 2 && !s.batch_norm) return true;
+      if (own_winograd_pays(s) && s.pool == 2 && !s.batch_norm) return true;
     }
     return false;
   }();
@@ -470,23 +472,6 @@ TEST_P(OwnWinogradForward, GivesTheReferenceResultsWhereItRuns) {
 
 INSTANTIATE_TEST_SUITE_P(Shapes, OwnWinogradForward, ::testing::ValuesIn(winograd_cases()),
                          testing::case_name);
-
-// Where Winograd was measured to pay (docs/results/cpu-winograd.md).
-TEST(Winograd, PaysForWholeChannelBlocksOnLargeEnoughMaps) {
-  auto conv = [](int in_c, int out_c, int side, int kernel = 3) {
-    return ConvShape{in_c,     side + 2, side + 2, out_c, side, side,
-                     side / 2, side / 2, kernel,   0,     2,    false};
-  };
-  EXPECT_TRUE(winograd_pays(conv(32, 32, 97)));    // the paper's conv2 at 200 px
-  EXPECT_TRUE(winograd_pays(conv(32, 64, 46)));    // its conv3
-  EXPECT_TRUE(winograd_pays(conv(32, 32, 29)));    // conv2 at 64 px
-  EXPECT_FALSE(winograd_pays(conv(32, 32, 13)));   // conv2 at 32 px: slower
-  EXPECT_FALSE(winograd_pays(conv(32, 64, 12)));   // conv3 at 64 px: even
-  EXPECT_TRUE(winograd_pays(conv(128, 128, 14)));  // many channels: 1.5x
-  EXPECT_FALSE(winograd_pays(conv(3, 32, 198)));   // 3 channels padded to 16
-  EXPECT_FALSE(winograd_pays(conv(8, 16, 64)));    // a partial block
-  EXPECT_FALSE(winograd_pays(conv(32, 32, 64, 5)));
-}
 
 // Relative L2 error of every tensor of `got` against `want`.
 std::map<std::string, double> relative_errors(const Parameters& got, const Parameters& want) {

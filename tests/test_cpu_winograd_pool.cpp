@@ -218,5 +218,39 @@ TEST(CpuWinogradPoolApplies, TakesOnly3x3WithA2x2PoolInBlocksOf16) {
   EXPECT_FALSE(winograd_pool_applies(in, other, {32, 32, 3, 0, 2})) << "pooled map of another size";
 }
 
+// The weight transform, element by element: (G g G^T) of each (o, c) pair in
+// double, rounded once, at u[(xi * in_c + c) * out_c + o] — the same bits as
+// this straightforward loop (the kernel computes 16 output channels at a
+// time), for output channels in and not in whole blocks of 16.
+TEST(CpuWinogradPoolWeights, TransformEqualsGgGtPairByPairToTheBit) {
+  static constexpr double G[6][3] = {{1.0 / 4, 0, 0},
+                                     {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                     {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                     {1.0 / 24, 1.0 / 12, 1.0 / 6},
+                                     {1.0 / 24, -1.0 / 12, 1.0 / 6},
+                                     {0, 0, 1}};
+  for (const auto& [in_c, out_c] : std::vector<std::pair<int, int>>{{32, 64}, {3, 20}, {16, 5}}) {
+    const PooledConv conv{in_c, out_c, 3, 0, 2};
+    const auto w = uniform(size_t(out_c) * in_c * 9, 21, 0.5f);
+    std::vector<float> u(winograd_weights_floats(conv), NAN);
+    winograd_transform_weights(w.data(), conv, u.data());
+    for (int o = 0; o < out_c; ++o)
+      for (int c = 0; c < in_c; ++c) {
+        const float* g = w.data() + (size_t(o) * in_c + c) * 9;
+        for (int i = 0; i < 6; ++i)
+          for (int j = 0; j < 6; ++j) {
+            double gg[3];
+            for (int s = 0; s < 3; ++s)
+              gg[s] = G[i][0] * g[s] + G[i][1] * g[3 + s] + G[i][2] * g[6 + s];
+            const float want = float(gg[0] * G[j][0] + gg[1] * G[j][1] + gg[2] * G[j][2]);
+            const float got = u[(size_t(i * 6 + j) * in_c + c) * out_c + o];
+            ASSERT_EQ(std::memcmp(&got, &want, sizeof got), 0)
+                << in_c << " -> " << out_c << ": o " << o << " c " << c << " xi " << i * 6 + j
+                << ": " << got << " against " << want;
+          }
+      }
+  }
+}
+
 }  // namespace winograd_pool_test
 }  // namespace histocnn::cpu

@@ -251,8 +251,9 @@ struct StepOptions {
   // CPU: the forward of the conv blocks after the first whose pool is ours
   // (no batch norm, fp32, 3x3, 2x2 pool) by our Winograd F(4x4, 3x3) with
   // bias, ReLU and the pool in one pass
-  // (backends/cpu/winograd_pool_kernels.h), where cpu_winograd holds and
-  // AVX-512 runs; false keeps oneDNN's convolution and our pool (A/B).
+  // (backends/cpu/winograd_pool_kernels.h), where cpu_winograd holds, it
+  // pays (own_winograd_pays in backends/cpu/cpu_backend.h) and AVX-512 runs;
+  // false keeps oneDNN's convolution and our pool (A/B).
   bool cpu_own_winograd_forward = true;
   // CPU: treat denormal floats as zero while the step runs (core/float_mode.h);
   // false keeps IEEE gradual underflow, as PyTorch does by default.

@@ -30,4 +30,16 @@ size_t cpu_slice_bytes_for(int threads);
 // requires: s is a valid ConvShape.
 bool winograd_pays(const ConvShape& s);
 
+// Where our Winograd F(4x4, 3x3) conv + ReLU + pool kernel
+// (winograd_pool_kernels.h) runs the forward of a later block instead of
+// oneDNN's convolution (where it applies: fp32, AVX-512, a 2x2 pool, no
+// batch norm). It pays on smaller maps than oneDNN's Winograd, since it
+// writes no conv output and pools from registers: on two cores
+// (docs/results/cpu-winograd-small.md) a 13x13 output of 32 -> 32 channels
+// (conv2 at 32 px) took 0.55-0.70x oneDNN's direct forward, and 12x12 of
+// 32 -> 64 (conv3 at 64 px) 0.55-0.85x; a 4x4 output (one tile a row, the
+// tile group mostly empty) took 1.6-6x. Sides 5-11 are not measured.
+// requires: s is a valid ConvShape.
+bool own_winograd_pays(const ConvShape& s);
+
 }  // namespace histocnn

@@ -330,6 +330,11 @@ bool winograd_pays(const ConvShape& s) {
   return s.kernel == 3 && whole_blocks && (side >= 24 || (s.in_c >= 64 && side >= 12));
 }
 
+bool own_winograd_pays(const ConvShape& s) {
+  const int side = std::min(s.conv_h, s.conv_w);
+  return s.kernel == 3 && s.in_c % 16 == 0 && s.out_c % 16 == 0 && side >= 12;
+}
+
 size_t cpu_slice_bytes_for(int threads) {
   constexpr size_t kMiB = size_t(1) << 20;
   return std::max(4 * kMiB, 2 * kMiB * size_t(std::max(threads, 1)));

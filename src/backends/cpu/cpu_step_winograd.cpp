@@ -10,12 +10,12 @@
 namespace histocnn::cpu {
 
 bool CpuTrainingStep::own_winograd_forward(ConvBlock& c, size_t i) {
-  // Only where oneDNN's Winograd would run (winograd(): switched on and
-  // paying, i.e. large enough maps, where this kernel was measured; off
-  // under --direct-conv), and in fp32: in bf16 oneDNN's convolution takes
-  // bf16 operands, which this kernel does not.
-  if (!options_.cpu_own_winograd_forward || !winograd(c.s) || i == 0 || !c.own_pool ||
-      c.s.batch_norm || act_dt_ != dt::f32 || !winograd_pool_available())
+  // Where Winograd is switched on (off under --direct-conv) and this kernel
+  // pays (own_winograd_pays: smaller maps than oneDNN's Winograd needs), and
+  // in fp32: in bf16 oneDNN's convolution takes bf16 operands, which this
+  // kernel does not.
+  if (!options_.cpu_own_winograd_forward || !options_.cpu_winograd || !own_winograd_pays(c.s) ||
+      i == 0 || !c.own_pool || c.s.batch_norm || act_dt_ != dt::f32 || !winograd_pool_available())
     return false;
   const auto in = lane_layout(c.src.get_desc()), out = lane_layout(c.pooled.get_desc());
   if (!in || !out || !winograd_pool_applies(*in, *out, pooled_conv(c.s))) return false;
