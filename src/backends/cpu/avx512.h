@@ -29,6 +29,13 @@ namespace histocnn::cpu::avx512 {
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
 
+// `where` (an argmax per lane) with `flag` or'ed into the lanes whose
+// window maximum `best` is not > 0 (NaN included): the not-positive flag of
+// pool_kernels.h, set the same way by every pool kernel of ours.
+HISTOCNN_AVX512 inline __m512i flag_not_positive(__m512i where, __m512 best, int flag) {
+  const __mmask16 not_positive = _mm512_cmp_ps_mask(best, _mm512_setzero_ps(), _CMP_NGT_UQ);
+  return _mm512_mask_or_epi32(where, not_positive, where, _mm512_set1_epi32(flag));
+}
 HISTOCNN_AVX512 inline __m512 load16(const float* p) {
   return _mm512_loadu_ps(p);
 }

@@ -28,7 +28,6 @@ namespace histocnn::cpu {
 namespace {
 
 constexpr int kLanes = 16;  // output channels per group (one register)
-static_assert(kArgmaxNotPositive >= 4 * 4, "the flag is no window position");
 
 // Scratch: the packed weights, then per thread the dense gradient rows (the
 // pool's P rows of each of up to two groups: kGroupsAtOnce's most) and the
@@ -160,9 +159,7 @@ HISTOCNN_FMA_KERNEL void forward_tile(const float* x, int64_t plane, int64_t in_
           best = _mm512_mask_mov_ps(best, larger, v);
           where = _mm512_mask_mov_epi32(where, larger, _mm512_set1_epi32(i * P + j));
         }
-      const __mmask16 positive = _mm512_cmp_ps_mask(best, zero, _CMP_GT_OQ);
-      where = _mm512_mask_or_epi32(where, _knot_mask16(positive), where,
-                                   _mm512_set1_epi32(kArgmaxNotPositive));
+      where = avx512::flag_not_positive(where, best, kArgmaxNotPositive);
       avx512::store16_rounded(pooled + g * group_stride + t * column, best);
       avx512::store_bytes16(argmax + g * group_stride + t * column, where);
     }

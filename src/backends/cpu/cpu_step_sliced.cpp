@@ -324,15 +324,20 @@ namespace histocnn {
 bool cpu_supports_bf16() {
   return cpu::cpu_has_bf16();
 }
-bool winograd_pays(const ConvShape& s) {
-  const int side = std::min(s.conv_h, s.conv_w);
-  const bool whole_blocks = s.in_c % 16 == 0 && s.out_c % 16 == 0;
-  return s.kernel == 3 && whole_blocks && (side >= 24 || (s.in_c >= 64 && side >= 12));
+// What both Winograd F(4x4, 3x3) routes need: a 3x3 kernel and whole
+// 16-channel blocks in and out; and the conv output's shorter side.
+static bool winograd_shape(const ConvShape& s) {
+  return s.kernel == 3 && s.in_c % 16 == 0 && s.out_c % 16 == 0;
 }
-
+static int shorter_side(const ConvShape& s) {
+  return std::min(s.conv_h, s.conv_w);
+}
+bool winograd_pays(const ConvShape& s) {
+  const int side = shorter_side(s);
+  return winograd_shape(s) && (side >= 24 || (s.in_c >= 64 && side >= 12));
+}
 bool own_winograd_pays(const ConvShape& s) {
-  const int side = std::min(s.conv_h, s.conv_w);
-  return s.kernel == 3 && s.in_c % 16 == 0 && s.out_c % 16 == 0 && side >= 12;
+  return winograd_shape(s) && shorter_side(s) >= 12;
 }
 
 size_t cpu_slice_bytes_for(int threads) {

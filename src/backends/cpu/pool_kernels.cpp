@@ -132,9 +132,7 @@ HISTOCNN_AVX512 void forward_row_avx512(const T* x, int64_t row, int64_t column,
           best = _mm512_mask_mov_ps(best, larger, v);
           where = _mm512_mask_mov_epi32(where, larger, _mm512_set1_epi32(ky * p + kx));
         }
-      const __mmask16 not_positive = _mm512_cmp_ps_mask(best, _mm512_setzero_ps(), _CMP_NGT_UQ);
-      where =
-          _mm512_mask_or_epi32(where, not_positive, where, _mm512_set1_epi32(kArgmaxNotPositive));
+      where = avx512::flag_not_positive(where, best, kArgmaxNotPositive);
       if (relu) best = _mm512_max_ps(best, _mm512_setzero_ps());  // +0 where max <= 0
       store16(y + at + l, best);
       avx512::store_bytes16(argmax + at + l, where);

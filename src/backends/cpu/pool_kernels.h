@@ -44,6 +44,7 @@ inline int ceil_div(int a, int b) {
 // byte it reads anyway instead of reading the pooled map back (conv2's at
 // 200 px and batch 50: 15 MB). A flagged byte equals no window position.
 constexpr uint8_t kArgmaxNotPositive = 0x80;
+static_assert(kArgmaxNotPositive >= 8 * 8, "the flag is no window position of a pool <= 8");
 inline int argmax_position(uint8_t argmax) {
   return argmax & ~kArgmaxNotPositive;
 }

@@ -246,9 +246,7 @@ HISTOCNN_AVX512 void output_tile(const float* m, size_t m_stride, __m512 bias, f
         best = _mm512_mask_mov_ps(best, larger, v);
         where = _mm512_mask_mov_epi32(where, larger, _mm512_set1_epi32(k));
       }
-      const __mmask16 not_positive = _mm512_cmp_ps_mask(best, zero, _CMP_NGT_UQ);
-      where =
-          _mm512_mask_or_epi32(where, not_positive, where, _mm512_set1_epi32(kArgmaxNotPositive));
+      where = avx512::flag_not_positive(where, best, kArgmaxNotPositive);
       const int64_t e = at + int64_t(wy) * out.row + int64_t(wx) * out.column;
       store16(pooled + e, best);
       avx512::store_bytes16(argmax + e, where);
