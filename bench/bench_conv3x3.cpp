@@ -162,7 +162,7 @@ struct PooledLayer {
     for (size_t i = 0; i < out_count(); ++i) {
       const bool on = int64_t((i * 2654435761u) % 7) < positive;
       d_pooled[i] = float(i % 89) * 0.01f - 0.4f;
-      argmax[i] = uint8_t((i * 40503u) % 4) | (on ? 0 : histocnn::cpu::kArgmaxNotPositive);
+      argmax[i] = uint8_t((i * 40503u) % 4) | (on ? 0 : histocnn::kArgmaxNotPositive);
     }
   }
 };

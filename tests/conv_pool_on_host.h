@@ -34,8 +34,7 @@ void conv_pool_block(const T* x, const float* w, const float* bias, T* pooled, u
       for (int j = 0; j < PX && at.px0 + j < pl.w; ++j) {
         const WindowMax m = patch_window_max(patch, w + o * kTaps, j);
         const int64_t i = pl.at(n, o, py0 + at.row, at.px0 + j);
-        store(pooled, i, pooled_value(m.value, bias, o));
-        argmax[i] = m.at;
+        write_pooled(pooled, argmax, i, m, bias, o);
       }
   }
 }

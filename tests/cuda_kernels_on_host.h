@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "backends/cuda/bn_kernels.h"
@@ -46,21 +47,20 @@ void max_pool_forward(const T* act, const float* bias, T* pooled, uint8_t* argma
     const MapCoords o = out.coords(j);
     const WindowMax m = window_max(act + maps.act.at(o.n, o.c, 0, 0), maps.geometry(), o.y, o.x,
                                    maps.act.row_stride(), maps.act.col_stride());
-    store(pooled, j, pooled_value(m.value, bias, o.c));
-    argmax[j] = m.at;
+    write_pooled(pooled, argmax, j, m, bias, o.c);
   }
 }
 
 // Channels first: a block per plane, its threads striding over the plane.
 template <typename T>
-void pool_relu_backward_first(const T* pooled, const T* d_pooled, const uint8_t* argmax, T* d_act,
+void pool_relu_backward_first(const T* relu_out, const T* d_pooled, const uint8_t* argmax, T* d_act,
                               float* plane_sums, int planes, const PoolGeometry& g) {
   const int64_t per_pooled = int64_t(g.pooled_h()) * g.pooled_w();
   for (int64_t plane = 0; plane < planes; ++plane) {
     std::vector<float> thread_sums(kBlock, 0.0f);
     for (int e = 0; e < g.h * g.w; ++e) {
       const float v = pool_relu_backward_at(
-          pooled + plane * per_pooled, d_pooled + plane * per_pooled,
+          relu_out ? relu_out + plane * per_pooled : nullptr, d_pooled + plane * per_pooled,
           argmax ? argmax + plane * per_pooled : nullptr, g, e / g.w, e % g.w);
       if (d_act) store(d_act, plane * g.h * g.w + e, v);
       thread_sums[size_t(e % kBlock)] += v;
@@ -99,30 +99,32 @@ void band_sums(int images, const MapLayout& m, Term term, float* a, float* b) {
 
 // Channels last: band_sums over the map, each element's gradient written.
 template <typename T>
-void pool_relu_backward_last(const T* pooled, const T* d_pooled, const uint8_t* argmax, T* d_act,
+void pool_relu_backward_last(const T* relu_out, const T* d_pooled, const uint8_t* argmax, T* d_act,
                              float* partials, const PoolMaps& maps) {
   const MapLayout pl = maps.pooled();
   band_sums(
       maps.n, maps.act,
       [&](int n, int c, int y, int x) {
         const int64_t base = pl.at(n, c, 0, 0);
-        const float v =
-            pool_relu_backward_at(pooled + base, d_pooled + base, argmax ? argmax + base : nullptr,
-                                  maps.geometry(), y, x, pl.row_stride(), pl.col_stride());
+        const float v = pool_relu_backward_at(relu_out ? relu_out + base : nullptr, d_pooled + base,
+                                              argmax ? argmax + base : nullptr, maps.geometry(), y,
+                                              x, pl.row_stride(), pl.col_stride());
         if (d_act) store(d_act, maps.act.at(n, c, y, x), v);
         return SumPair{v, 0};
       },
       partials, nullptr);
 }
 
-// launch_pool_relu_backward on the host.
+// launch_pool_relu_backward on the host (relu_out read only where p == 1,
+// so it may be a plain nullptr: T comes from d_pooled).
 template <typename T>
-void pool_relu_backward(const T* pooled, const T* d_pooled, const uint8_t* argmax, T* d_act,
-                        float* bias_partials, const PoolMaps& maps) {
+void pool_relu_backward(const std::type_identity_t<T>* relu_out, const T* d_pooled,
+                        const uint8_t* argmax, T* d_act, float* bias_partials,
+                        const PoolMaps& maps) {
   if (maps.act.channels_last)
-    pool_relu_backward_last(pooled, d_pooled, argmax, d_act, bias_partials, maps);
+    pool_relu_backward_last(relu_out, d_pooled, argmax, d_act, bias_partials, maps);
   else
-    pool_relu_backward_first(pooled, d_pooled, argmax, d_act, bias_partials, maps.n * maps.act.c,
+    pool_relu_backward_first(relu_out, d_pooled, argmax, d_act, bias_partials, maps.n * maps.act.c,
                              maps.geometry());
 }
 
@@ -290,10 +292,10 @@ void small_wgrad_block(const T* x, const T* dy, float* partials, const Dims4& xd
 // pooled position q of the band, as on the device; the taps' sums, then the
 // bias's.
 template <int C, int K, typename T>
-void small_wgrad_pooled_block(const T* x, const T* pooled, const T* d_pooled, const uint8_t* argmax,
-                              float* partials, float* bias_partials, const Dims4& xd,
-                              const Dims4& yd, const MapLayout& pl, int pad,
-                              const SmallWgradPlan& plan, int n, int band) {
+void small_wgrad_pooled_block(const T* x, const T* d_pooled, const uint8_t* argmax, float* partials,
+                              float* bias_partials, const Dims4& xd, const Dims4& yd,
+                              const MapLayout& pl, int pad, const SmallWgradPlan& plan, int n,
+                              int band) {
   constexpr int kTaps = C * K * K;
   const int y0 = band * plan.rows_per_band;
   const int rows = std::min(plan.rows_per_band, pl.h * plan.pool - y0);
@@ -310,7 +312,7 @@ void small_wgrad_pooled_block(const T* x, const T* pooled, const T* d_pooled, co
     for (int q = 0; q < positions; ++q) {
       const int py = q / pl.w, px = q % pl.w;
       const int64_t j = first + py * pl.row_stride() + px * pl.col_stride();
-      const PooledTerm term = pooled_wgrad_term(pooled, d_pooled, argmax, j, plan.pool, py, px);
+      const PooledTerm term = pooled_wgrad_term(d_pooled, argmax, j, plan.pool, py, px);
       float* acc = lanes[size_t(q % 32)].data();
       wgrad_accumulate<C, K>(tile.data(), tile_h, tile_w, term.ty, term.tx, term.g, acc);
       acc[kTaps] += term.g;
@@ -327,10 +329,9 @@ void small_wgrad_pooled_block(const T* x, const T* pooled, const T* d_pooled, co
 
 // launch_small_wgrad_pooled on the host: dw and db.
 template <typename T>
-void small_wgrad_pooled(const T* x, const T* pooled, const T* d_pooled, const uint8_t* argmax,
-                        float* dw, float* db, const Dims4& xd, const Dims4& yd,
-                        bool pooled_channels_last, int kernel, int pad,
-                        const SmallWgradPlan& plan) {
+void small_wgrad_pooled(const T* x, const T* d_pooled, const uint8_t* argmax, float* dw, float* db,
+                        const Dims4& xd, const Dims4& yd, bool pooled_channels_last, int kernel,
+                        int pad, const SmallWgradPlan& plan) {
   const MapLayout pl =
       PoolMaps{yd.n, yd.layout(plan.channels_last), pooled_channels_last, plan.pool}.pooled();
   std::vector<float> partials(plan.workspace_bytes / sizeof(float));
@@ -338,11 +339,11 @@ void small_wgrad_pooled(const T* x, const T* pooled, const T* d_pooled, const ui
   for (int n = 0; n < yd.n; ++n)
     for (int band = 0; band < plan.bands; ++band)
       if (kernel == 3)
-        small_wgrad_pooled_block<3, 3, T>(x, pooled, d_pooled, argmax, partials.data(),
-                                          bias_partials, xd, yd, pl, pad, plan, n, band);
+        small_wgrad_pooled_block<3, 3, T>(x, d_pooled, argmax, partials.data(), bias_partials, xd,
+                                          yd, pl, pad, plan, n, band);
       else
-        small_wgrad_pooled_block<3, 5, T>(x, pooled, d_pooled, argmax, partials.data(),
-                                          bias_partials, xd, yd, pl, pad, plan, n, band);
+        small_wgrad_pooled_block<3, 5, T>(x, d_pooled, argmax, partials.data(), bias_partials, xd,
+                                          yd, pl, pad, plan, n, band);
   column_sums(partials.data(), yd.n * plan.bands, yd.c * plan.taps, dw);
   column_sums(bias_partials, yd.n * plan.bands, yd.c, db);
 }

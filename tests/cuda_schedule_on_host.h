@@ -304,7 +304,7 @@ HostRun run_schedule_as(const NetworkShape& shape, const Parameters& params, con
         const auto& c = s.convs[size_t(op.layer)];
         float* sums = c.bias_partials >= 0 ? f(c.bias_partials) : nullptr;
         on_host::pool_relu_backward(
-            map(c.pooled), map(c.d_pooled),
+            c.pool > 1 ? nullptr : map(c.pooled), map(c.d_pooled),
             c.pool > 1 ? static_cast<uint8_t*>(at[size_t(c.argmax)]) : nullptr,
             c.d_act >= 0 ? map(c.d_act) : nullptr, sums, c.pool_maps());
         if (sums)
@@ -322,7 +322,7 @@ HostRun run_schedule_as(const NetworkShape& shape, const Parameters& params, con
           const PooledWgradPlan pooled = plan_pooled_wgrad(
               c.x, c.y, cs.kernel, cs.pad, c.pool, 1 + op.layer % 2, 4 * n, c.channels_last);
           EXPECT_TRUE(pooled.applies);
-          on_host::pooled_wgrad(map(c.src), map(c.pooled), map(c.d_pooled),
+          on_host::pooled_wgrad(map(c.src), map(c.d_pooled),
                                 static_cast<uint8_t*>(at[size_t(c.argmax)]), g(conv + ".weight"),
                                 c.x, c.y, c.pooled_channels_last, pooled);
           break;
@@ -331,7 +331,7 @@ HostRun run_schedule_as(const NetworkShape& shape, const Parameters& params, con
           const SmallWgradPlan pooled =
               plan_small_wgrad_pooled(c.x, c.y, cs.kernel, cs.pad, c.pool, 4 * n, c.channels_last);
           EXPECT_TRUE(pooled.applies);
-          on_host::small_wgrad_pooled(map(c.src), map(c.pooled), map(c.d_pooled),
+          on_host::small_wgrad_pooled(map(c.src), map(c.d_pooled),
                                       static_cast<uint8_t*>(at[size_t(c.argmax)]),
                                       g(conv + ".weight"), g(conv + ".bias"), c.x, c.y,
                                       c.pooled_channels_last, cs.kernel, cs.pad, pooled);
@@ -369,9 +369,9 @@ HostRun run_schedule_as(const NetworkShape& shape, const Parameters& params, con
           for (int64_t i = 0; i < int64_t(oihw.size()); ++i)
             store(weights.data(), i, relaid_at(oihw.data(), from, filters, i));
           const auto& prev = s.convs[size_t(op.layer) - 1];
-          on_host::pooled_dgrad(map(c.pooled), map(c.d_pooled),
-                                static_cast<uint8_t*>(at[size_t(c.argmax)]), weights.data(),
-                                map(prev.d_pooled), c.x, c.y, c.pooled_channels_last, plan);
+          on_host::pooled_dgrad(map(c.d_pooled), static_cast<uint8_t*>(at[size_t(c.argmax)]),
+                                weights.data(), map(prev.d_pooled), c.x, c.y,
+                                c.pooled_channels_last, plan);
           break;
         }
         // cuDNN's backward data reads only w and dy: give the naive layer a

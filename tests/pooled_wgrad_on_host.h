@@ -15,8 +15,8 @@
 namespace histocnn::cuda::on_host {
 
 template <int K, typename T>
-void pooled_wgrad_block(const T* x, const T* pooled, const T* d_pooled, const uint8_t* argmax,
-                        float* partials, const Dims4& xd, const Dims4& yd, const MapLayout& pl,
+void pooled_wgrad_block(const T* x, const T* d_pooled, const uint8_t* argmax, float* partials,
+                        const Dims4& xd, const Dims4& yd, const MapLayout& pl,
                         const PooledWgradPlan& p, const PooledWgradBlock& b) {
   constexpr int kTaps = K * K;
   const int threads = kPooledWgradWarps * kPooledWgradLanes;
@@ -35,7 +35,7 @@ void pooled_wgrad_block(const T* x, const T* pooled, const T* d_pooled, const ui
       stage_pooled_wgrad_input(x, xl, b.n, c0, tl.py0 * p.pool - p.pad, tl.px0 * p.pool - p.pad, p,
                                i, tile.data());
     for (int i = 0; i < int(g.size()); ++i)
-      stage_pooled_wgrad_term(pooled, d_pooled, argmax, pl, b.n, o0, tl.py0, tl.px0, p, i, g.data(),
+      stage_pooled_wgrad_term(d_pooled, argmax, pl, b.n, o0, tl.py0, tl.px0, p, i, g.data(),
                               patch_at.data());
     for (int thread = 0; thread < threads; ++thread) {
       const int lane = thread % kPooledWgradLanes, warp = thread / kPooledWgradLanes;
@@ -65,9 +65,8 @@ void pooled_wgrad_block(const T* x, const T* pooled, const T* d_pooled, const ui
 
 // launch_pooled_wgrad on the host: dw (OIHW).
 template <typename T>
-void pooled_wgrad(const T* x, const T* pooled, const T* d_pooled, const uint8_t* argmax, float* dw,
-                  const Dims4& xd, const Dims4& yd, bool pooled_channels_last,
-                  const PooledWgradPlan& p) {
+void pooled_wgrad(const T* x, const T* d_pooled, const uint8_t* argmax, float* dw, const Dims4& xd,
+                  const Dims4& yd, bool pooled_channels_last, const PooledWgradPlan& p) {
   const MapLayout pl =
       PoolMaps{yd.n, yd.layout(p.channels_last), pooled_channels_last, p.pool}.pooled();
   std::vector<float> partials(p.workspace_bytes / sizeof(float));
@@ -76,9 +75,9 @@ void pooled_wgrad(const T* x, const T* pooled, const T* d_pooled, const uint8_t*
       for (int bx = 0; bx < p.bands * p.column_chunks; ++bx) {
         const PooledWgradBlock b = pooled_wgrad_block(p, bx, by, bz);
         if (p.kernel == 3)
-          pooled_wgrad_block<3>(x, pooled, d_pooled, argmax, partials.data(), xd, yd, pl, p, b);
+          pooled_wgrad_block<3>(x, d_pooled, argmax, partials.data(), xd, yd, pl, p, b);
         else
-          pooled_wgrad_block<5>(x, pooled, d_pooled, argmax, partials.data(), xd, yd, pl, p, b);
+          pooled_wgrad_block<5>(x, d_pooled, argmax, partials.data(), xd, yd, pl, p, b);
       }
   column_sums(partials.data(), yd.n * p.bands * p.column_chunks, yd.c * p.taps, dw);
 }

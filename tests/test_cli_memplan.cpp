@@ -64,8 +64,10 @@ TEST_F(CliMemplan, PrintsThePlanAndFindsTheLargestBatch) {
     };
     EXPECT_LT(printed_mib(bf16_plan.output), 0.65 * printed_mib(gpu_plan.output))
         << bf16_plan.output;
-    // The arenas if our kernels win on the device: conv1's routes, then the
-    // later blocks' gradients from the pooled gradient, each smaller.
+    // The arenas if our kernels win on the device: conv1's routes smaller,
+    // then the later blocks' gradients from the pooled gradient no larger
+    // (since the argmax flag freed the pooled maps early, the peak is not
+    // theirs at 200 px: the same arena, within rounding).
     auto arena_after = [&](const char* words) {
       const size_t at = gpu_plan.output.find(words);
       EXPECT_NE(at, std::string::npos) << words << "\n" << gpu_plan.output;
@@ -78,7 +80,8 @@ TEST_F(CliMemplan, PrintsThePlanAndFindsTheLargestBatch) {
     const double later_routes = arena_after("and if the later blocks' weight and data gradients");
     EXPECT_GT(conv1_routes, 0);
     EXPECT_GT(later_routes, 0);
-    EXPECT_LT(later_routes, conv1_routes) << gpu_plan.output;
+    EXPECT_LE(later_routes, conv1_routes) << gpu_plan.output;
+    EXPECT_LT(conv1_routes, arena_after("arena ")) << gpu_plan.output;
   }
   CommandResult cpu_async =
       run("train --data " + data() + " -o " + out("z") + " --allocator async");

@@ -102,14 +102,17 @@ TEST_P(ConvPoolForward, EqualsTheConvolutionThenThePoolKernel) {
     ASSERT_NEAR(pooled[i], want.pooled[i], 1e-5f) << "pooled[" << i << "]";
     zeros += pooled[i] == 0;
     // The byte names a window element whose conv value is the maximum (the
-    // reference sums in another order: a near-tie may pick the other one).
-    ASSERT_LT(argmax[i], 4) << i;
+    // reference sums in another order: a near-tie may pick the other one),
+    // flagged exactly where the stored value is not positive.
+    const int at_position = argmax_position(argmax[i]);
+    ASSERT_LT(at_position, 4) << i;
+    ASSERT_EQ(argmax_passes(argmax[i]), pooled[i] > 0) << "argmax[" << i << "]";
     const MapCoords c = pl.coords(int64_t(i));
-    const int yy = c.y * 2 + argmax[i] / 2, xx = c.x * 2 + argmax[i] % 2;
+    const int yy = c.y * 2 + at_position / 2, xx = c.x * 2 + at_position % 2;
     const float at = want.conv[size_t(((int64_t(c.n) * y.c + c.c) * y.h + yy) * y.w + xx)];
-    const float best =
-        want.conv[size_t(((int64_t(c.n) * y.c + c.c) * y.h + c.y * 2 + want.argmax[i] / 2) * y.w +
-                         c.x * 2 + want.argmax[i] % 2)];
+    const int want_at = argmax_position(want.argmax[i]);
+    const float best = want.conv[size_t(
+        ((int64_t(c.n) * y.c + c.c) * y.h + c.y * 2 + want_at / 2) * y.w + c.x * 2 + want_at % 2)];
     ASSERT_NEAR(at, best, 1e-5f) << "argmax[" << i << "]";
   }
   EXPECT_GT(zeros, 0);  // the ReLU after the max clipped some windows

@@ -7,6 +7,7 @@
 // the compiled kernels against the CPU backend.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "cuda_kernels_on_host.h"
@@ -32,19 +33,49 @@ std::vector<float> relu_map(size_t count, uint64_t seed) {
   return v;
 }
 
+// Every argmax byte of a channels-first pooled map: the position of its
+// window's first maximum in `act`, flagged (kArgmaxNotPositive) exactly where
+// the stored pooled value is not > 0. Returns how many were flagged.
+int expect_argmax_bytes(const std::vector<float>& act, const std::vector<float>& pooled,
+                        const std::vector<uint8_t>& argmax, const PoolCase& pc) {
+  const PoolGeometry g{pc.h, pc.w, pc.p};
+  int flagged = 0;
+  for (size_t j = 0; j < pooled.size(); ++j) {
+    const int64_t plane = int64_t(j) / (g.pooled_h() * g.pooled_w());
+    const int oy = int(j % size_t(g.pooled_h() * g.pooled_w())) / g.pooled_w();
+    const int ox = int(j % size_t(g.pooled_w()));
+    int first = 0;
+    float best = -INFINITY;
+    for (int k = 0; k < pc.p * pc.p; ++k) {
+      const float v =
+          act[size_t((plane * pc.h + oy * pc.p + k / pc.p) * pc.w + ox * pc.p + k % pc.p)];
+      if (v > best) best = v, first = k;
+    }
+    const bool positive = pooled[j] > 0;
+    flagged += !positive;
+    EXPECT_EQ(argmax_position(argmax[j]), first) << "pooled element " << j;
+    EXPECT_EQ(argmax_passes(argmax[j]), positive) << "pooled element " << j;
+    if (::testing::Test::HasFailure()) break;
+  }
+  return flagged;
+}
+
 TEST_P(PoolKernels, ForwardAndFusedBackwardEqualTheReferenceLayers) {
   const PoolCase pc = GetParam();
   const PoolGeometry g{pc.h, pc.w, pc.p};
   const int planes = pc.n * pc.c;
   const size_t act_count = size_t(planes) * pc.h * pc.w;
   const size_t pooled_count = size_t(planes) * g.pooled_h() * g.pooled_w();
-  const auto act = relu_map(act_count, 7);
+  auto act = relu_map(act_count, 7);
+  // A dead channel (every value 0): its windows all flagged, at any pool size.
+  std::fill_n(act.begin(), size_t(pc.h) * pc.w, 0.0f);
   std::vector<float> pooled(pooled_count), want_pooled(pooled_count);
   std::vector<uint8_t> argmax(pooled_count);
   const PoolMaps first{pc.n, {pc.c, pc.h, pc.w, false}, false, pc.p};
   on_host::max_pool_forward(act.data(), nullptr, pooled.data(), argmax.data(), first);
   reference::maxpool_forward(act.data(), want_pooled.data(), pc.n, pc.c, pc.h, pc.w, pc.p);
   EXPECT_EQ(pooled, want_pooled);
+  EXPECT_GT(expect_argmax_bytes(act, pooled, argmax, pc), 0);
   {
     // Bias and ReLU after the max equal them before it (the raw conv output
     // pooled): exactly, as both are monotone.
@@ -57,23 +88,27 @@ TEST_P(PoolKernels, ForwardAndFusedBackwardEqualTheReferenceLayers) {
     std::vector<uint8_t> where(pooled_count);
     on_host::max_pool_forward(raw.data(), bias.data(), biased.data(), where.data(), first);
     EXPECT_EQ(biased, want_biased);
+    // The maxima's positions are the raw map's (bias and ReLU are monotone);
+    // the flag follows the value after them.
+    expect_argmax_bytes(raw, biased, where, pc);
   }
 
   // Backward: the reference's ReLU' on the pooled map, then its max-pool
-  // backward (which reads the conv output; ours reads only argmax).
+  // backward (which reads the conv output; ours reads only argmax, neither
+  // the conv output nor the pooled map).
   const auto d_pooled = testing::random_vector(pooled_count, 8);
   std::vector<float> masked(pooled_count), want(act_count);
   reference::relu_backward(pooled.data(), d_pooled.data(), masked.data(), int64_t(pooled_count));
   reference::maxpool_backward(act.data(), masked.data(), want.data(), pc.n, pc.c, pc.h, pc.w, pc.p);
   std::vector<float> d_act(act_count, NAN), sums(static_cast<size_t>(planes)),
       bias(static_cast<size_t>(pc.c));
-  on_host::pool_relu_backward(pooled.data(), d_pooled.data(), argmax.data(), d_act.data(),
-                              sums.data(), first);
+  on_host::pool_relu_backward(nullptr, d_pooled.data(), argmax.data(), d_act.data(), sums.data(),
+                              first);
   EXPECT_EQ(d_act, want);  // every element written, uncovered rows/columns as 0
   // No d_act (conv1's pooled weight-gradient route): the same bias partials.
   std::vector<float> sums_only(sums.size(), NAN);
-  on_host::pool_relu_backward(pooled.data(), d_pooled.data(), argmax.data(),
-                              static_cast<float*>(nullptr), sums_only.data(), first);
+  on_host::pool_relu_backward(nullptr, d_pooled.data(), argmax.data(), static_cast<float*>(nullptr),
+                              sums_only.data(), first);
   EXPECT_EQ(sums_only, sums);
   on_host::column_sums(sums.data(), pc.n, pc.c, bias.data());
   for (int ch = 0; ch < pc.c; ++ch) {
@@ -120,9 +155,9 @@ TEST_P(PoolKernels, Bf16MapsGiveTheFp32ResultsRoundedOnce) {
   for (size_t i = 0; i < pooled_count; ++i) d_pooled16[i] = to_bf16(d_pooled[i]);
   std::vector<float> d_act(act_count), sums(static_cast<size_t>(planes)),
       sums16(static_cast<size_t>(planes));
-  on_host::pool_relu_backward(pooled_exact.data(), d_pooled.data(), where.data(), d_act.data(),
-                              sums.data(), first);
-  on_host::pool_relu_backward(pooled16.data(), d_pooled16.data(), where16.data(), d_act16.data(),
+  on_host::pool_relu_backward(nullptr, d_pooled.data(), where.data(), d_act.data(), sums.data(),
+                              first);
+  on_host::pool_relu_backward(nullptr, d_pooled16.data(), where16.data(), d_act16.data(),
                               sums16.data(), first);
   EXPECT_EQ(sums16, sums);
   for (size_t i = 0; i < act_count; ++i) ASSERT_EQ(to_float(d_act16[i]), d_act[i]) << i;
@@ -171,6 +206,34 @@ TEST(PoolKernels, FirstMaximumWinsTiesAsTheReference) {
   const float later[] = {0.1f, 0.2f,  //
                          0.7f, 0.7f};
   EXPECT_EQ(window_max(later, {2, 2, 2}, 0, 0).at, 2);
+}
+
+// The flag is taken from the value as stored: a positive fp32 maximum that
+// bf16 rounds to zero passes no gradient in bf16, as ReLU' on the stored
+// map would say; NaN is not > 0.
+TEST(PoolKernels, TheFlagFollowsTheStoredValue) {
+  const float tiny = 0x1p-140f;  // below bf16's least subnormal (2^-133): rounds to 0
+  ASSERT_GT(tiny, 0.0f);
+  ASSERT_EQ(round_to_bf16(tiny), 0.0f);
+  const WindowMax m{tiny, 3};
+  float f = NAN;
+  Bf16 b{0xffff};
+  uint8_t at_f = 0, at_b = 0;
+  write_pooled(&f, &at_f, 0, m, nullptr, 0);
+  write_pooled(&b, &at_b, 0, m, nullptr, 0);
+  EXPECT_EQ(f, tiny);
+  EXPECT_EQ(at_f, 3) << "fp32 keeps it positive: not flagged";
+  EXPECT_EQ(b.bits, 0);
+  EXPECT_EQ(at_b, 3 | kArgmaxNotPositive);
+  write_pooled(&f, &at_f, 0, WindowMax{NAN, 2}, nullptr, 0);
+  EXPECT_EQ(at_f, 2 | kArgmaxNotPositive);
+  const float bias[] = {-1.0f, 1.0f};
+  write_pooled(&f, &at_f, 0, WindowMax{0.5f, 1}, bias, 0);  // ReLU(0.5 - 1) = 0
+  EXPECT_EQ(f, 0.0f);
+  EXPECT_EQ(at_f, 1 | kArgmaxNotPositive);
+  write_pooled(&f, &at_f, 0, WindowMax{0.5f, 1}, bias, 1);
+  EXPECT_EQ(f, 1.5f);
+  EXPECT_EQ(at_f, 1);
 }
 
 TEST(PoolKernels, WithoutPoolingIsReluBackwardInPlace) {
@@ -295,7 +358,8 @@ TEST_P(SmallWgrad, EqualsTheReferenceWeightGradient) {
 
 // From the pooled gradient: conv1's output pooled (bias and ReLU after the
 // max, as the step does), a random pooled gradient; the weight gradient from
-// the pooled map, its gradient and argmax equals the reference's from the
+// the pooled gradient and argmax (flagged where the pooled value is not
+// positive) equals the reference's from the
 // full conv-output gradient (which pool_relu_backward scatters), in either
 // layout and precision.
 struct PooledWgradCase {
@@ -317,13 +381,17 @@ TEST_P(SmallWgradPooled, EqualsTheReferenceFromTheScatteredGradient) {
   const size_t pooled_count = size_t(y.n) * pl.c * pl.h * pl.w;
   const auto input = testing::random_vector(size_t(x.count()), 31, 0, 1);
   const auto act = testing::random_vector(size_t(y.count()), 32);  // the raw conv output
-  const auto bias = testing::random_vector(size_t(y.c), 33, -0.3f, 0.3f);
+  auto bias = testing::random_vector(size_t(y.c), 33, -0.3f, 0.3f);
+  bias[0] = -3;  // a channel whose every window is flagged, at any pool size
   const auto d_pooled = testing::random_vector(pooled_count, 34);
   std::vector<float> pooled(pooled_count);
   std::vector<uint8_t> argmax(pooled_count);
   on_host::max_pool_forward(act.data(), bias.data(), pooled.data(), argmax.data(), maps);
+  ASSERT_TRUE(std::any_of(argmax.begin(), argmax.end(), [](uint8_t a) {
+    return !argmax_passes(a);
+  })) << "no flagged window: the flag goes untested";
   std::vector<float> d_act(size_t(y.count()));
-  on_host::pool_relu_backward(pooled.data(), d_pooled.data(), argmax.data(), d_act.data(),
+  on_host::pool_relu_backward(nullptr, d_pooled.data(), argmax.data(), d_act.data(),
                               static_cast<float*>(nullptr), maps);
   const auto weights = testing::random_vector(size_t(wc.out_c) * plan.taps, 35);
   const size_t dw_count = size_t(wc.out_c) * plan.taps;
@@ -331,8 +399,8 @@ TEST_P(SmallWgradPooled, EqualsTheReferenceFromTheScatteredGradient) {
   reference::conv2d_backward(input.data(), weights.data(), d_act.data(), nullptr, want.data(),
                              bias_grad.data(), x.n, 3, x.h, x.w, wc.out_c, wc.kernel, wc.pad);
   std::vector<float> got_bias(size_t(wc.out_c), NAN);
-  on_host::small_wgrad_pooled(input.data(), pooled.data(), d_pooled.data(), argmax.data(),
-                              got.data(), got_bias.data(), x, y, false, wc.kernel, wc.pad, plan);
+  on_host::small_wgrad_pooled(input.data(), d_pooled.data(), argmax.data(), got.data(),
+                              got_bias.data(), x, y, false, wc.kernel, wc.pad, plan);
   for (size_t i = 0; i < dw_count; ++i)
     ASSERT_NEAR(got[i], want[i], 1e-4 * std::max(1.0f, std::abs(want[i]))) << "dW[" << i << "]";
   // The bias gradient from the same terms: the scattered gradient's sums.
@@ -346,21 +414,19 @@ TEST_P(SmallWgradPooled, EqualsTheReferenceFromTheScatteredGradient) {
     const SmallWgradPlan last =
         plan_small_wgrad_pooled(x, y, wc.kernel, wc.pad, wc.pool, wc.target_blocks, true);
     const PoolMaps maps_last{y.n, y.layout(true), pooled_last, wc.pool};
-    std::vector<float> x_last(input.size()), p_last(pooled_count), dp_last(pooled_count),
-        from_last(dw_count, NAN), bias_last(size_t(wc.out_c), NAN);
+    std::vector<float> x_last(input.size()), dp_last(pooled_count), from_last(dw_count, NAN),
+        bias_last(size_t(wc.out_c), NAN);
     std::vector<uint8_t> a_last(pooled_count);
     on_host::relayout(input.data(), x_last.data(), x.n, x.layout(true));
     const MapLayout pooled_first = pl, pooled_other = maps_last.pooled();
     for (int64_t i = 0; i < int64_t(pooled_count); ++i) {
       const MapCoords c = pooled_first.coords(i);
       const int64_t j = pooled_other.at(c.n, c.c, c.y, c.x);
-      p_last[size_t(j)] = pooled[size_t(i)];
       dp_last[size_t(j)] = d_pooled[size_t(i)];
       a_last[size_t(j)] = argmax[size_t(i)];
     }
-    on_host::small_wgrad_pooled(x_last.data(), p_last.data(), dp_last.data(), a_last.data(),
-                                from_last.data(), bias_last.data(), x, y, pooled_last, wc.kernel,
-                                wc.pad, last);
+    on_host::small_wgrad_pooled(x_last.data(), dp_last.data(), a_last.data(), from_last.data(),
+                                bias_last.data(), x, y, pooled_last, wc.kernel, wc.pad, last);
     EXPECT_EQ(from_last, got) << "channels last, pooled map channels "
                               << (pooled_last ? "last" : "first");
     EXPECT_EQ(bias_last, got_bias);
@@ -370,7 +436,7 @@ TEST_P(SmallWgradPooled, EqualsTheReferenceFromTheScatteredGradient) {
     for (float& e : v) e = round_to_bf16(e);
     return v;
   };
-  const auto input16 = exact(input), pooled16 = exact(pooled), d_pooled16 = exact(d_pooled);
+  const auto input16 = exact(input), d_pooled16 = exact(d_pooled);
   auto to16 = [](const std::vector<float>& v) {
     std::vector<Bf16> out(v.size());
     for (size_t i = 0; i < v.size(); ++i) out[i] = to_bf16(v[i]);
@@ -378,11 +444,10 @@ TEST_P(SmallWgradPooled, EqualsTheReferenceFromTheScatteredGradient) {
   };
   std::vector<float> from_fp32(dw_count), from_bf16(dw_count, NAN), bias_fp32(size_t(wc.out_c)),
       bias_bf16(size_t(wc.out_c), NAN);
-  on_host::small_wgrad_pooled(input16.data(), pooled16.data(), d_pooled16.data(), argmax.data(),
-                              from_fp32.data(), bias_fp32.data(), x, y, false, wc.kernel, wc.pad,
-                              plan);
-  const auto x16 = to16(input16), p16 = to16(pooled16), dp16 = to16(d_pooled16);
-  on_host::small_wgrad_pooled(x16.data(), p16.data(), dp16.data(), argmax.data(), from_bf16.data(),
+  on_host::small_wgrad_pooled(input16.data(), d_pooled16.data(), argmax.data(), from_fp32.data(),
+                              bias_fp32.data(), x, y, false, wc.kernel, wc.pad, plan);
+  const auto x16 = to16(input16), dp16 = to16(d_pooled16);
+  on_host::small_wgrad_pooled(x16.data(), dp16.data(), argmax.data(), from_bf16.data(),
                               bias_bf16.data(), x, y, false, wc.kernel, wc.pad, plan);
   EXPECT_EQ(from_bf16, from_fp32);
   EXPECT_EQ(bias_bf16, bias_fp32);

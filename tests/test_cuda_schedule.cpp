@@ -195,7 +195,7 @@ TEST(CudaScheduleOnHost, LaterBlocksPooledDataGradientsMatchTheReference) {
         if (op.kind == OpKind::kConvBackwardData && op.layer == int(k)) {
           EXPECT_TRUE(touches(op, c.d_pooled));
           EXPECT_TRUE(touches(op, c.argmax));
-          EXPECT_TRUE(touches(op, c.pooled));
+          EXPECT_FALSE(touches(op, c.pooled)) << "ReLU' comes from the argmax flag";
         }
     }
     for (const auto& t : s.tensors) {
@@ -204,6 +204,41 @@ TEST(CudaScheduleOnHost, LaterBlocksPooledDataGradientsMatchTheReference) {
     }
     expect_reference_results(net, routes,
                              "weight gradients pooled " + std::to_string(pooled_wgrad));
+  }
+}
+
+// With a pool, ReLU' comes from the argmax byte's flag (core/argmax_byte.h):
+// no backward op reads a block's pooled map except the next block's weight
+// gradient, whose input it is, so the map dies there. Without a pool the
+// pool backward reads the ReLU's output, the only place ReLU' is. Whatever
+// the routes.
+TEST(CudaSchedule, NoBackwardOpReadsAPooledMapOnlyAnUnpooledReluOutput) {
+  const NetworkShape shape =
+      infer_shapes(parse_model_spec("conv 8 kernel=3 pool=2; conv 8 kernel=3 pool=1 pad=same; "
+                                    "conv 6 kernel=3 pool=2; dense 10; dense 2"),
+                   2, 30, 30);
+  const std::vector<std::vector<ConvRoutes>> route_sets = {
+      {}, {ConvRoutes{true, true}, {}, ConvRoutes{false, true, true}}};
+  for (const auto& routes : route_sets) {
+    ASSERT_EQ(conv_routes_unsupported(shape, routes), "");
+    const CudaSchedule s = build_cuda_schedule(shape, {}, {}, routes);
+    int relu_reads = 0;
+    for (const ScheduledOp& op : s.ops) {
+      if (op.kind != OpKind::kPoolReluBackward && op.kind != OpKind::kConvBackwardFilter &&
+          op.kind != OpKind::kConvBackwardData)
+        continue;
+      for (size_t j = 0; j < s.convs.size(); ++j) {
+        const auto& c = s.convs[j];
+        if (!touches(op, c.pooled)) continue;
+        if (op.kind == OpKind::kConvBackwardFilter && op.layer == int(j) + 1) continue;  // input
+        const std::string what = "conv" + std::to_string(j + 1) + ".pooled";
+        EXPECT_EQ(c.pool, 1) << what << " read by a backward op";
+        EXPECT_EQ(op.kind, OpKind::kPoolReluBackward) << what;
+        EXPECT_EQ(op.layer, int(j)) << what;
+        ++relu_reads;
+      }
+    }
+    EXPECT_EQ(relu_reads, 1) << "conv2 (no pool): its ReLU output, once";
   }
 }
 

@@ -27,6 +27,7 @@
 #include <optional>
 #include <string>
 
+#include "core/argmax_byte.h"
 #include "core/bf16.h"
 
 namespace histocnn::cpu {
@@ -37,20 +38,10 @@ inline int ceil_div(int a, int b) {
 }
 
 // The argmax byte of every pool kernel of ours on the CPU (this file's,
-// conv_pool_kernels.h's and winograd_pool_kernels.h's): the window position
-// ky * p + kx of the first maximum (below 64: p <= 8), with this flag set
-// where the stored pooled value is not > 0. Such a window passes no gradient
-// (the ReLU before the pool), and every backward pass learns it from the
-// byte it reads anyway instead of reading the pooled map back (conv2's at
-// 200 px and batch 50: 15 MB). A flagged byte equals no window position.
-constexpr uint8_t kArgmaxNotPositive = 0x80;
-static_assert(kArgmaxNotPositive >= 8 * 8, "the flag is no window position of a pool <= 8");
-inline int argmax_position(uint8_t argmax) {
-  return argmax & ~kArgmaxNotPositive;
-}
-inline bool argmax_passes(uint8_t argmax) {
-  return (argmax & kArgmaxNotPositive) == 0;
-}
+// conv_pool_kernels.h's and winograd_pool_kernels.h's) is core/argmax_byte.h's:
+// the window position of the first maximum, flagged kArgmaxNotPositive where
+// the stored pooled value is not > 0, so no backward pass reads a pooled map
+// back (conv2's at 200 px and batch 50: 15 MB).
 
 // Where element (n, c, y, x) of a 4-D activation lives, for layouts that keep
 // `lanes` channels contiguous: at

@@ -45,8 +45,7 @@ __global__ void __launch_bounds__(kThreads)
         if (at.px0 + j >= pl.w) break;
         const WindowMax m = patch_window_max(patch, weights + o * kTaps, j);
         const int64_t i = pl.at(n, o, py0 + at.row, at.px0 + j);
-        store(pooled, i, pooled_value(m.value, biases, o));
-        argmax[i] = m.at;
+        write_pooled(pooled, argmax, i, m, biases, o);
       }
     }
   }

@@ -1,7 +1,8 @@
 // The first conv block's forward pass as one kernel of ours: the convolution
 // of its 3 input channels, the max over each pool window, then the bias and
 // ReLU after the max (as our pool kernels: max(ReLU(a + b)) = ReLU(max(a) + b)),
-// writing the pooled map and each window's argmax byte. The conv output — 251
+// writing the pooled map and each window's argmax byte (write_pooled: flagged
+// where the pooled value is not positive). The conv output — 251
 // MB at 200x200, batch 50, that cuDNN writes and our pool kernel reads back
 // (conv1 forward was 0.459 ms of a step on an H200: gpu-h200.md) — never
 // exists: the step's plan drops it (cuda_schedule.h, ConvRoutes).

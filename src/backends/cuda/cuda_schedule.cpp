@@ -306,8 +306,13 @@ class ScheduleBuilder {
     if (!c.batch_norm && !no_pool_backward)
       c.bias_partials =
           tensor(tag + ".bias_partials", int64_t(bias_partial_rows(c.pool_maps())) * c.y.c);
+    // With a pool, ReLU' comes from the argmax bytes (core/argmax_byte.h):
+    // no backward op reads a pooled map, which dies once the next block's
+    // forward and weight gradient have read it. Without one, the ReLU's
+    // output (c.pooled is c.act) is read here.
     if (!no_pool_backward) {
-      std::vector<int> pool_touches = {c.pooled, c.d_pooled, c.argmax, c.bias_partials};
+      std::vector<int> pool_touches = {c.d_pooled, c.argmax, c.bias_partials};
+      if (cs.pool == 1) pool_touches.push_back(c.pooled);
       if (c.d_act >= 0) pool_touches.push_back(c.d_act);
       op(OpKind::kPoolReluBackward, int(k), pool_touches);
     }
@@ -319,11 +324,11 @@ class ScheduleBuilder {
     }
     c.ws_backward_filter = bytes_tensor(tag + ".ws_bwd_filter", ws.backward_filter);
     // From the pooled gradient (wgrad_kernels.h, pooled_wgrad_kernels.h),
-    // the pooled maps live until the weight gradient has run, which reads
-    // no d_conv_out.
+    // the pooled gradient and argmax live until the weight gradient has run,
+    // which reads no d_conv_out.
     std::vector<int> filter_reads = {c.src, c.ws_backward_filter};
     if (pooled_wgrad)
-      filter_reads.insert(filter_reads.end(), {c.pooled, c.d_pooled, c.argmax});
+      filter_reads.insert(filter_reads.end(), {c.d_pooled, c.argmax});
     else
       filter_reads.push_back(c.d_conv_out);
     op(OpKind::kConvBackwardFilter, int(k), filter_reads);
@@ -331,7 +336,7 @@ class ScheduleBuilder {
     CudaSchedule::ConvTensors& prev = s_.convs[k - 1];
     prev.d_pooled = map_tensor("conv" + std::to_string(k) + ".d_pooled", prev.pooled_dims.count());
     if (pooled_dgrad) {  // pooled_dgrad_kernels.h: no workspace, no d_conv_out
-      op(OpKind::kConvBackwardData, int(k), {c.pooled, c.d_pooled, c.argmax, prev.d_pooled});
+      op(OpKind::kConvBackwardData, int(k), {c.d_pooled, c.argmax, prev.d_pooled});
       return;
     }
     c.ws_backward_data = bytes_tensor(tag + ".ws_bwd_data", ws.backward_data);

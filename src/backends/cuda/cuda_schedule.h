@@ -111,7 +111,7 @@ enum class OpKind {
   kDenseActivationBackward,  // ReLU' and the dropout mask, in place
   kDenseBackwardWeights,     // gemm dW, gemv db
   kDenseBackwardData,        // gemm dx
-  kPoolReluBackward,         // ReLU' on the pooled map, max-pool scatter, bias gradient
+  kPoolReluBackward,         // ReLU' (argmax flag), max-pool scatter, bias gradient
   kConvBackwardFilter,
   kConvBackwardData,
   kBatchNormForward,   // batch statistics (training) or running ones, then ReLU in place

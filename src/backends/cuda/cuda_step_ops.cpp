@@ -262,18 +262,22 @@ void CudaTrainingStep::run_pool_relu_backward(const ScheduledOp& op) {
   ConvLayer& c = convs_[size_t(op.layer)];
   const auto& t = schedule_.convs[size_t(op.layer)];
   float* sums = t.bias_partials >= 0 ? tensor(t.bias_partials) : nullptr;
+  // With a pool the argmax bytes carry ReLU'; without one the ReLU's output
+  // does (the schedule keeps it alive only then).
   const uint8_t* argmax = t.pool > 1 ? bytes(t.argmax) : nullptr;
+  const int relu_out = t.pool > 1 ? -1 : t.pooled;
   const PoolMaps maps = t.pool_maps();
   // (Not scheduled for conv1 from the pooled gradient: its weight-gradient
   // kernel sums the bias gradient itself. No d_act where both gradients of
   // a later block come from the pooled gradient: the bias sums alone.)
   const bool d_act = t.d_act >= 0;
   if (bf16_)
-    launch_pool_relu_backward(bf16_tensor(t.pooled), bf16_tensor(t.d_pooled), argmax,
+    launch_pool_relu_backward(relu_out >= 0 ? bf16_tensor(relu_out) : nullptr,
+                              bf16_tensor(t.d_pooled), argmax,
                               d_act ? bf16_tensor(t.d_act) : nullptr, sums, maps, stream_);
   else
-    launch_pool_relu_backward(tensor(t.pooled), tensor(t.d_pooled), argmax,
-                              d_act ? tensor(t.d_act) : nullptr, sums, maps, stream_);
+    launch_pool_relu_backward(relu_out >= 0 ? tensor(relu_out) : nullptr, tensor(t.d_pooled),
+                              argmax, d_act ? tensor(t.d_act) : nullptr, sums, maps, stream_);
   if (sums) launch_column_sums(sums, bias_partial_rows(maps), t.y.c, grads() + c.b_offset, stream_);
 }
 
@@ -286,27 +290,26 @@ void CudaTrainingStep::run_conv_backward_filter(const ScheduledOp& op) {
   if (c.pooled_wgrad.applies) {  // later blocks from the pooled gradient: dW in fp32, OIHW
     const uint8_t* argmax = bytes(t.argmax);
     if (bf16_)
-      launch_pooled_wgrad(bf16_tensor(t.src), bf16_tensor(t.pooled), bf16_tensor(t.d_pooled),
-                          argmax, grads() + c.w_offset, static_cast<float*>(ws), t.x, t.y,
-                          t.pooled_channels_last, c.pooled_wgrad, stream_);
+      launch_pooled_wgrad(bf16_tensor(t.src), bf16_tensor(t.d_pooled), argmax, grads() + c.w_offset,
+                          static_cast<float*>(ws), t.x, t.y, t.pooled_channels_last, c.pooled_wgrad,
+                          stream_);
     else
-      launch_pooled_wgrad(tensor(t.src), tensor(t.pooled), tensor(t.d_pooled), argmax,
-                          grads() + c.w_offset, static_cast<float*>(ws), t.x, t.y,
-                          t.pooled_channels_last, c.pooled_wgrad, stream_);
+      launch_pooled_wgrad(tensor(t.src), tensor(t.d_pooled), argmax, grads() + c.w_offset,
+                          static_cast<float*>(ws), t.x, t.y, t.pooled_channels_last, c.pooled_wgrad,
+                          stream_);
     return;
   }
   if (t.routes.pooled_weight_gradient) {  // from the pooled gradient (c.small_wgrad.pool > 1)
     const uint8_t* argmax = bytes(t.argmax);
     if (bf16_)
-      launch_small_wgrad_pooled(bf16_tensor(t.src), bf16_tensor(t.pooled), bf16_tensor(t.d_pooled),
-                                argmax, grads() + c.w_offset, grads() + c.b_offset,
-                                static_cast<float*>(ws), t.x, t.y, t.pooled_channels_last, s.kernel,
-                                s.pad, c.small_wgrad, stream_);
-    else
-      launch_small_wgrad_pooled(tensor(t.src), tensor(t.pooled), tensor(t.d_pooled), argmax,
+      launch_small_wgrad_pooled(bf16_tensor(t.src), bf16_tensor(t.d_pooled), argmax,
                                 grads() + c.w_offset, grads() + c.b_offset, static_cast<float*>(ws),
                                 t.x, t.y, t.pooled_channels_last, s.kernel, s.pad, c.small_wgrad,
                                 stream_);
+    else
+      launch_small_wgrad_pooled(tensor(t.src), tensor(t.d_pooled), argmax, grads() + c.w_offset,
+                                grads() + c.b_offset, static_cast<float*>(ws), t.x, t.y,
+                                t.pooled_channels_last, s.kernel, s.pad, c.small_wgrad, stream_);
     return;
   }
   if (c.small_wgrad.applies) {  // fp32 sums and gradient, whatever the maps' type
@@ -350,13 +353,13 @@ void CudaTrainingStep::run_conv_backward_data(const ScheduledOp& op) {
   if (c.pooled_dgrad.applies) {  // from the pooled gradient: no d_conv_out, no workspace
     const uint8_t* argmax = bytes(t.argmax);
     if (bf16_)
-      launch_pooled_dgrad(bf16_tensor(t.pooled), bf16_tensor(t.d_pooled), argmax,
+      launch_pooled_dgrad(bf16_tensor(t.d_pooled), argmax,
                           static_cast<const Bf16*>(conv_weights(c)), bf16_tensor(prev.d_pooled),
                           t.x, t.y, t.pooled_channels_last, c.pooled_dgrad, stream_);
     else
-      launch_pooled_dgrad(tensor(t.pooled), tensor(t.d_pooled), argmax,
-                          static_cast<const float*>(conv_weights(c)), tensor(prev.d_pooled), t.x,
-                          t.y, t.pooled_channels_last, c.pooled_dgrad, stream_);
+      launch_pooled_dgrad(tensor(t.d_pooled), argmax, static_cast<const float*>(conv_weights(c)),
+                          tensor(prev.d_pooled), t.x, t.y, t.pooled_channels_last, c.pooled_dgrad,
+                          stream_);
     return;
   }
   void* ws = t.ws_backward_data >= 0 ? tensor(t.ws_backward_data) : nullptr;

@@ -5,12 +5,13 @@
 // choice, made with the weight gradient's: cuda_step_later_routes.cpp):
 //   cudnn    cuDNN's algorithm chosen for the layer, on the conv output's
 //            gradient
-//   pooled   our kernel on the pooled map, its gradient and argmax (tiles of
+//   pooled   our kernel on the pooled gradient and argmax (tiles of
 //            2x2 and 4x4 windows, each timed: the same bits)
 //   the pool backward, writing the conv output's gradient and the bias
 //            sums (what any of cuDNN's routes needs), or the bias sums alone
 //            (what the pair of pooled routes needs)
-// The scratch's pooled map and gradient are positive everywhere: our kernel
+// The scratch's pooled gradient is positive everywhere and its argmax bytes
+// zero (no window flagged not positive): our kernel
 // skips none of the terms ReLU zeroes in training, so its time here is its
 // slowest.
 #include <string>
@@ -53,7 +54,6 @@ CudaTrainingStep::DgradContest CudaTrainingStep::time_pooled_dgrad(
   const size_t pooled_count = size_t(t.pooled_dims.count());
   const PoolMaps maps = t.pool_maps();
   DeviceScratch scratch(resource_, stream_);
-  void* pooled = scratch.take_positive(pooled_count * element);
   void* d_pooled = scratch.take_positive(pooled_count * element);
   auto* argmax = static_cast<uint8_t*>(scratch.take(pooled_count));
   void* w = scratch.take(size_t(s.out_c) * size_t(s.in_c) * s.kernel * s.kernel * element);
@@ -66,13 +66,11 @@ CudaTrainingStep::DgradContest CudaTrainingStep::time_pooled_dgrad(
   for (const auto& p : plans) {
     const float ms = ours.time(timing_key(pooled_dgrad_name(p.tile_windows)), [&] {
       if (bf16_)
-        launch_pooled_dgrad(static_cast<Bf16*>(pooled), static_cast<Bf16*>(d_pooled), argmax,
-                            static_cast<Bf16*>(w), static_cast<Bf16*>(dx), t.x, t.y,
-                            t.pooled_channels_last, p, stream_);
+        launch_pooled_dgrad(static_cast<Bf16*>(d_pooled), argmax, static_cast<Bf16*>(w),
+                            static_cast<Bf16*>(dx), t.x, t.y, t.pooled_channels_last, p, stream_);
       else
-        launch_pooled_dgrad(static_cast<float*>(pooled), static_cast<float*>(d_pooled), argmax,
-                            static_cast<float*>(w), static_cast<float*>(dx), t.x, t.y,
-                            t.pooled_channels_last, p, stream_);
+        launch_pooled_dgrad(static_cast<float*>(d_pooled), argmax, static_cast<float*>(w),
+                            static_cast<float*>(dx), t.x, t.y, t.pooled_channels_last, p, stream_);
     });
     if (ms >= 0 && (contest.pooled_ms < 0 || ms < contest.pooled_ms))
       contest.fastest = p, contest.pooled_ms = ms;
@@ -82,11 +80,11 @@ CudaTrainingStep::DgradContest CudaTrainingStep::time_pooled_dgrad(
   auto pool_backward_ms = [&](void* d_act) {
     return mean_device_ms(stream_, [&] {
       if (bf16_)
-        launch_pool_relu_backward(static_cast<Bf16*>(pooled), static_cast<Bf16*>(d_pooled), argmax,
+        launch_pool_relu_backward(nullptr, static_cast<Bf16*>(d_pooled), argmax,
                                   static_cast<Bf16*>(d_act), sums, maps, stream_);
       else
-        launch_pool_relu_backward(static_cast<float*>(pooled), static_cast<float*>(d_pooled),
-                                  argmax, static_cast<float*>(d_act), sums, maps, stream_);
+        launch_pool_relu_backward(nullptr, static_cast<float*>(d_pooled), argmax,
+                                  static_cast<float*>(d_act), sums, maps, stream_);
     });
   };
   if (pool_backward) contest.pool_bias_ms = pool_backward_ms(nullptr);

@@ -5,10 +5,11 @@
 // with the data gradient's: cuda_step_later_routes.cpp):
 //   cudnn    cuDNN's algorithm chosen for the layer (by its heuristics, or
 //            timed under --cudnn-benchmark) on the conv output's gradient
-//   pooled   our kernel on the pooled map, its gradient and argmax: a
+//   pooled   our kernel on the pooled gradient and argmax: a
 //            quarter of the terms at 2x2 (1, 2 or 4 output channels a warp,
 //            each timed: the same bits)
-// The scratch's pooled map and gradient are positive everywhere: our kernel
+// The scratch's pooled gradient is positive everywhere and its argmax bytes
+// zero (no window flagged not positive): our kernel
 // sums every term, skipping none of the zeros ReLU gives in training, so its
 // time here is its slowest.
 #include <algorithm>
@@ -51,7 +52,6 @@ std::pair<PooledWgradPlan, float> CudaTrainingStep::time_pooled_wgrad(
   for (const auto& p : plans) workspace = std::max(workspace, p.workspace_bytes);
   DeviceScratch scratch(resource_, stream_);
   void* x = scratch.take(size_t(t.x.count()) * element);
-  void* pooled = scratch.take_positive(pooled_count * element);
   void* d_pooled = scratch.take_positive(pooled_count * element);
   auto* argmax = static_cast<uint8_t*>(scratch.take(pooled_count));
   auto* dw = static_cast<float*>(
@@ -63,13 +63,11 @@ std::pair<PooledWgradPlan, float> CudaTrainingStep::time_pooled_wgrad(
   for (const auto& p : plans) {
     const float ms = ours.time(timing_key(pooled_wgrad_name(p.outs_per_warp)), [&] {
       if (bf16_)
-        launch_pooled_wgrad(static_cast<Bf16*>(x), static_cast<Bf16*>(pooled),
-                            static_cast<Bf16*>(d_pooled), argmax, dw, ws, t.x, t.y,
-                            t.pooled_channels_last, p, stream_);
+        launch_pooled_wgrad(static_cast<Bf16*>(x), static_cast<Bf16*>(d_pooled), argmax, dw, ws,
+                            t.x, t.y, t.pooled_channels_last, p, stream_);
       else
-        launch_pooled_wgrad(static_cast<float*>(x), static_cast<float*>(pooled),
-                            static_cast<float*>(d_pooled), argmax, dw, ws, t.x, t.y,
-                            t.pooled_channels_last, p, stream_);
+        launch_pooled_wgrad(static_cast<float*>(x), static_cast<float*>(d_pooled), argmax, dw, ws,
+                            t.x, t.y, t.pooled_channels_last, p, stream_);
     });
     if (ms >= 0 && (best.second < 0 || ms < best.second)) best = {p, ms};
   }

@@ -32,7 +32,7 @@ struct Contest {
   CudaSchedule::ConvTensors t;
   ConvShape s;
   PoolMaps maps;
-  void *x = nullptr, *dy = nullptr, *pooled = nullptr, *d_pooled = nullptr;
+  void *x = nullptr, *dy = nullptr, *d_pooled = nullptr;
   float *w = nullptr, *db = nullptr, *ws = nullptr, *sums = nullptr;
   uint8_t* argmax = nullptr;
 };
@@ -65,13 +65,13 @@ float time_pooled(const Contest& k, const SmallWgradPlan& plan, Contenders& ours
   const bool last = k.t.pooled_channels_last;
   return ours.time("histocnn_pooled_with_bias", [&] {
     if (k.bf16)
-      launch_small_wgrad_pooled(static_cast<Bf16*>(k.x), static_cast<Bf16*>(k.pooled),
-                                static_cast<Bf16*>(k.d_pooled), k.argmax, k.w, k.db, k.ws, k.t.x,
-                                k.t.y, last, k.s.kernel, k.s.pad, plan, k.stream);
+      launch_small_wgrad_pooled(static_cast<Bf16*>(k.x), static_cast<Bf16*>(k.d_pooled), k.argmax,
+                                k.w, k.db, k.ws, k.t.x, k.t.y, last, k.s.kernel, k.s.pad, plan,
+                                k.stream);
     else
-      launch_small_wgrad_pooled(static_cast<float*>(k.x), static_cast<float*>(k.pooled),
-                                static_cast<float*>(k.d_pooled), k.argmax, k.w, k.db, k.ws, k.t.x,
-                                k.t.y, last, k.s.kernel, k.s.pad, plan, k.stream);
+      launch_small_wgrad_pooled(static_cast<float*>(k.x), static_cast<float*>(k.d_pooled), k.argmax,
+                                k.w, k.db, k.ws, k.t.x, k.t.y, last, k.s.kernel, k.s.pad, plan,
+                                k.stream);
   });
 }
 
@@ -80,11 +80,11 @@ float time_pooled(const Contest& k, const SmallWgradPlan& plan, Contenders& ours
 float time_pool_backward(const Contest& k) {
   return mean_device_ms(k.stream, [&] {
     if (k.bf16)
-      launch_pool_relu_backward(static_cast<Bf16*>(k.pooled), static_cast<Bf16*>(k.d_pooled),
-                                k.argmax, static_cast<Bf16*>(k.dy), k.sums, k.maps, k.stream);
+      launch_pool_relu_backward(nullptr, static_cast<Bf16*>(k.d_pooled), k.argmax,
+                                static_cast<Bf16*>(k.dy), k.sums, k.maps, k.stream);
     else
-      launch_pool_relu_backward(static_cast<float*>(k.pooled), static_cast<float*>(k.d_pooled),
-                                k.argmax, static_cast<float*>(k.dy), k.sums, k.maps, k.stream);
+      launch_pool_relu_backward(nullptr, static_cast<float*>(k.d_pooled), k.argmax,
+                                static_cast<float*>(k.dy), k.sums, k.maps, k.stream);
   });
 }
 
@@ -138,7 +138,6 @@ void CudaTrainingStep::choose_weight_gradient(ConvLayer& c, size_t k, const Smal
   contest.ws = static_cast<float*>(scratch.take(limit, false));
   if (pooled.applies) {
     const size_t count = size_t(t.pooled_dims.count());
-    contest.pooled = scratch.take(count * (bf16_ ? sizeof(Bf16) : sizeof(float)));
     contest.d_pooled = scratch.take(count * (bf16_ ? sizeof(Bf16) : sizeof(float)));
     contest.argmax = static_cast<uint8_t*>(scratch.take(count));
     contest.sums = static_cast<float*>(

@@ -22,8 +22,7 @@ __global__ void max_pool_forward_kernel(const T* act, const float* bias, T* pool
   const MapCoords o = maps.pooled().coords(j);
   const WindowMax m = window_max(act + maps.act.at(o.n, o.c, 0, 0), maps.geometry(), o.y, o.x,
                                  maps.act.row_stride(), maps.act.col_stride());
-  store(pooled, j, pooled_value(m.value, bias, o.c));
-  argmax[j] = m.at;
+  write_pooled(pooled, argmax, j, m, bias, o.c);
 }
 
 __global__ void bias_relu_kernel(Bf16* y, const float* bias, int64_t total, MapLayout layout) {
@@ -35,18 +34,19 @@ __global__ void bias_relu_kernel(Bf16* y, const float* bias, int64_t total, MapL
 // Channels first: one block per plane, every element of d_act written once
 // (coalesced), and the plane's sum for the bias gradient.
 template <typename T>
-__global__ void pool_relu_backward_kernel(const T* pooled, const T* d_pooled, const uint8_t* argmax,
-                                          T* d_act, float* plane_sums, PoolGeometry g) {
+__global__ void pool_relu_backward_kernel(const T* relu_out, const T* d_pooled,
+                                          const uint8_t* argmax, T* d_act, float* plane_sums,
+                                          PoolGeometry g) {
   const int64_t plane = blockIdx.x;
   const int64_t pooled_offset = plane * g.pooled_h() * g.pooled_w();
-  const T* p = pooled + pooled_offset;
+  const T* r = relu_out ? relu_out + pooled_offset : nullptr;
   const T* dp = d_pooled + pooled_offset;
   const uint8_t* am = argmax ? argmax + pooled_offset : nullptr;
   T* out = d_act ? d_act + plane * int64_t(g.h) * g.w : nullptr;
   float sum = 0;
   for (int e = int(threadIdx.x); e < g.h * g.w; e += int(blockDim.x)) {
     const int y = e / g.w, x = e - y * g.w;
-    const float v = pool_relu_backward_at(p, dp, am, g, y, x);
+    const float v = pool_relu_backward_at(r, dp, am, g, y, x);
     if (out) store(out, e, v);  // in place when p == 1: this thread read element e just above
     sum += v;
   }
@@ -58,15 +58,15 @@ __global__ void pool_relu_backward_kernel(const T* pooled, const T* d_pooled, co
 // Channels last: band_sums over the map, each element's gradient written
 // as it is summed (in place when p == 1: the thread read it just before).
 template <typename T>
-__global__ void pool_relu_backward_last_kernel(const T* pooled, const T* d_pooled,
+__global__ void pool_relu_backward_last_kernel(const T* relu_out, const T* d_pooled,
                                                const uint8_t* argmax, T* d_act, float* partials,
                                                PoolMaps maps, int bands) {
   const MapLayout pl = maps.pooled();
   const SumPair total = band_sums(maps.act, bands, [&](int n, int c, int y, int x) {
     const int64_t base = pl.at(n, c, 0, 0);
-    const float v =
-        pool_relu_backward_at(pooled + base, d_pooled + base, argmax ? argmax + base : nullptr,
-                              maps.geometry(), y, x, pl.row_stride(), pl.col_stride());
+    const float v = pool_relu_backward_at(relu_out ? relu_out + base : nullptr, d_pooled + base,
+                                          argmax ? argmax + base : nullptr, maps.geometry(), y, x,
+                                          pl.row_stride(), pl.col_stride());
     if (d_act) store(d_act, maps.act.at(n, c, y, x), v);
     return SumPair{v, 0};
   });
@@ -102,18 +102,18 @@ void max_pool_forward(const T* act, const float* bias, T* pooled, uint8_t* argma
 }
 
 template <typename T>
-void pool_relu_backward(const T* pooled, const T* d_pooled, const uint8_t* argmax, T* d_act,
+void pool_relu_backward(const T* relu_out, const T* d_pooled, const uint8_t* argmax, T* d_act,
                         float* bias_partials, const PoolMaps& maps, Stream stream) {
   if (maps.n == 0 || maps.act.c == 0) return;
   if (!maps.act.channels_last) {
     pool_relu_backward_kernel<<<maps.n * maps.act.c, kThreads, 0, as_stream(stream)>>>(
-        pooled, d_pooled, argmax, d_act, bias_partials, maps.geometry());
+        relu_out, d_pooled, argmax, d_act, bias_partials, maps.geometry());
     return;
   }
   const int bands = bias_partial_rows(maps) / maps.n;
   const dim3 grid(unsigned(maps.n * bands), unsigned((maps.act.c + 31) / 32));
   pool_relu_backward_last_kernel<<<grid, dim3(32, 8), 0, as_stream(stream)>>>(
-      pooled, d_pooled, argmax, d_act, bias_partials, maps, bands);
+      relu_out, d_pooled, argmax, d_act, bias_partials, maps, bands);
 }
 
 }  // namespace
@@ -127,15 +127,15 @@ void launch_max_pool_forward(const Bf16* act, const float* bias, Bf16* pooled, u
   max_pool_forward(act, bias, pooled, argmax, maps, stream);
 }
 
-void launch_pool_relu_backward(const float* pooled, const float* d_pooled, const uint8_t* argmax,
+void launch_pool_relu_backward(const float* relu_out, const float* d_pooled, const uint8_t* argmax,
                                float* d_act, float* bias_partials, const PoolMaps& maps,
                                Stream stream) {
-  pool_relu_backward(pooled, d_pooled, argmax, d_act, bias_partials, maps, stream);
+  pool_relu_backward(relu_out, d_pooled, argmax, d_act, bias_partials, maps, stream);
 }
-void launch_pool_relu_backward(const Bf16* pooled, const Bf16* d_pooled, const uint8_t* argmax,
+void launch_pool_relu_backward(const Bf16* relu_out, const Bf16* d_pooled, const uint8_t* argmax,
                                Bf16* d_act, float* bias_partials, const PoolMaps& maps,
                                Stream stream) {
-  pool_relu_backward(pooled, d_pooled, argmax, d_act, bias_partials, maps, stream);
+  pool_relu_backward(relu_out, d_pooled, argmax, d_act, bias_partials, maps, stream);
 }
 
 void launch_bias_relu(Bf16* y, const float* bias, int n, const MapLayout& layout, Stream stream) {

@@ -4,7 +4,9 @@
 // docs/results/gpu-h200.md). Why ours is faster:
 //   * the forward pass records where each window's maximum was (one byte per
 //     pooled element), so the backward pass never reads the conv output again
-//     and the conv output dies right after pooling (a smaller plan);
+//     and the conv output dies right after pooling (a smaller plan); and in
+//     the same byte whether the pooled value is positive (core/argmax_byte.h),
+//     so no backward pass reads the pooled map back either;
 //   * the backward pass fuses ReLU', the max-pool scatter and the conv bias
 //     gradient (a per-channel sum over N*H*W of the conv's output gradient)
 //     into one pass that writes every element of d_act once, coalesced;
@@ -22,6 +24,7 @@
 
 #include "backends/cuda/cuda_kernels.h"
 #include "backends/cuda/map_layout.h"
+#include "core/argmax_byte.h"
 #include "core/bf16.h"
 #include "core/hd.h"
 
@@ -63,27 +66,28 @@ HISTOCNN_HD WindowMax window_max(const T* plane, const PoolGeometry& g, int oy, 
 
 // The gradient reaching element (y, x) of one conv-output plane from the
 // pooled gradient, with the ReLU that precedes the pool folded in:
-// ReLU'(pooled) * d_pooled where (y, x) is its window's maximum, else 0.
-// ReLU' is taken on the pooled value: max and ReLU commute, and a window whose
-// maximum is <= 0 passes no gradient to any of its elements. With p == 1
-// (no pool) `argmax` is unused and may be null: plain ReLU backward.
-// `pooled`, `d_pooled` and `argmax` point at the plane's pooled element
-// (0, 0); its element (oy, ox) is at oy * row_stride + ox * col_stride.
+// d_pooled where (y, x) is its window's maximum and the window passes (its
+// argmax byte not flagged: the pooled value is > 0), else 0. With p == 1
+// (no pool, no argmax) plain ReLU backward: ReLU'(relu_out) * d_pooled,
+// relu_out being the ReLU's output; with p > 1 `relu_out` is not read (may
+// be null). `relu_out`, `d_pooled` and `argmax` point at the plane's pooled
+// element (0, 0); its element (oy, ox) is at oy * row_stride + ox * col_stride.
 template <typename T>
-HISTOCNN_HD float pool_relu_backward_at(const T* pooled, const T* d_pooled, const uint8_t* argmax,
+HISTOCNN_HD float pool_relu_backward_at(const T* relu_out, const T* d_pooled, const uint8_t* argmax,
                                         const PoolGeometry& g, int y, int x, int64_t row_stride,
                                         int64_t col_stride) {
   const int oy = y / g.p, ox = x / g.p;
   if (oy >= g.pooled_h() || ox >= g.pooled_w()) return 0.0f;
   const int64_t j = oy * row_stride + ox * col_stride;
-  if (g.p > 1 && int(argmax[j]) != (y - oy * g.p) * g.p + (x - ox * g.p)) return 0.0f;
-  return load(pooled, j) > 0 ? load(d_pooled, j) : 0.0f;
+  if (g.p == 1) return load(relu_out, j) > 0 ? load(d_pooled, j) : 0.0f;
+  // A flagged byte equals no position: one compare tests both.
+  return int(argmax[j]) == (y - oy * g.p) * g.p + (x - ox * g.p) ? load(d_pooled, j) : 0.0f;
 }
 // A packed row-major pooled plane (channels first).
 template <typename T>
-HISTOCNN_HD float pool_relu_backward_at(const T* pooled, const T* d_pooled, const uint8_t* argmax,
+HISTOCNN_HD float pool_relu_backward_at(const T* relu_out, const T* d_pooled, const uint8_t* argmax,
                                         const PoolGeometry& g, int y, int x) {
-  return pool_relu_backward_at(pooled, d_pooled, argmax, g, y, x, g.pooled_w(), 1);
+  return pool_relu_backward_at(relu_out, d_pooled, argmax, g, y, x, g.pooled_w(), 1);
 }
 
 // One pooling layer's maps: `n` images of the pool's input `act` (its
@@ -120,24 +124,37 @@ HISTOCNN_HD float pooled_value(float m, const float* bias, int channel) {
   return v > 0 ? v : 0.0f;
 }
 
-// pooled = pooled_value(window maxima of act), argmax = where (one byte per
-// pooled element, in the pooled map's layout). Requires 2 <= p <= 8. `bias`
-// may be null (act already final). For fp32 and bf16 maps (the bias stays
-// fp32).
+// Element j of a pooled map and its argmax byte for a window whose maximum
+// is `m`: pooled_value(m.value, bias, channel) as stored in T, and the byte
+// from that stored value (argmax_byte), so a bf16 value rounded to zero is
+// flagged as the backward's ReLU' on it would have said.
+template <typename T>
+HISTOCNN_HD void write_pooled(T* pooled, uint8_t* argmax, int64_t j, const WindowMax& m,
+                              const float* bias, int channel) {
+  T kept;
+  store(&kept, 0, pooled_value(m.value, bias, channel));
+  pooled[j] = kept;
+  argmax[j] = argmax_byte(m.at, load(&kept, 0));
+}
+
+// pooled = pooled_value(window maxima of act), argmax = where, flagged where
+// the pooled value is not > 0 (write_pooled; one byte per pooled element, in
+// the pooled map's layout). Requires 2 <= p <= 8. `bias` may be null (act
+// already final). For fp32 and bf16 maps (the bias stays fp32).
 void launch_max_pool_forward(const float* act, const float* bias, float* pooled, uint8_t* argmax,
                              const PoolMaps& maps, Stream stream);
 void launch_max_pool_forward(const Bf16* act, const float* bias, Bf16* pooled, uint8_t* argmax,
                              const PoolMaps& maps, Stream stream);
 // d_act = pool_relu_backward_at(...) for every element of act (d_act may
-// alias d_pooled when p == 1); when `bias_partials` is not null, the conv
-// bias gradient's partial sums [bias_partial_rows(maps), C] (per plane
-// channels first, per image band channels last), reduced by
-// launch_column_sums. The sums are of the fp32 values, before d_act is
-// rounded to bf16. d_act null: the bias partials only.
-void launch_pool_relu_backward(const float* pooled, const float* d_pooled, const uint8_t* argmax,
+// alias d_pooled when p == 1); `relu_out` is read only when p == 1 (the
+// ReLU's output; null otherwise: the argmax bytes carry ReLU'); when `bias_partials` is not null,
+// the conv bias gradient's partial sums [bias_partial_rows(maps), C] (per plane channels first, per
+// image band channels last), reduced by launch_column_sums. The sums are of the fp32 values, before
+// d_act is rounded to bf16. d_act null: the bias partials only.
+void launch_pool_relu_backward(const float* relu_out, const float* d_pooled, const uint8_t* argmax,
                                float* d_act, float* bias_partials, const PoolMaps& maps,
                                Stream stream);
-void launch_pool_relu_backward(const Bf16* pooled, const Bf16* d_pooled, const uint8_t* argmax,
+void launch_pool_relu_backward(const Bf16* relu_out, const Bf16* d_pooled, const uint8_t* argmax,
                                Bf16* d_act, float* bias_partials, const PoolMaps& maps,
                                Stream stream);
 // y[i] = pooled_value(y[i], bias, its channel), in place over `n` maps laid

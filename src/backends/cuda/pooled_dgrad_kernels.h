@@ -3,14 +3,16 @@
 //
 // Why: with the bias and ReLU after the max (our pool kernels), the conv
 // output's gradient is zero except at each window's maximum, where it is
-// the pooled gradient (zero where the pooled value is not positive). cuDNN's
+// the pooled gradient (zero where the pooled value is not positive, which
+// the argmax byte says: core/argmax_byte.h). cuDNN's
 // data gradient reads that gradient in full, so a pool backward must first
 // write it (60 MB for conv2 at 200x200, batch 50, three quarters zeros); from
-// the pooled map, its gradient and argmax, no pool backward writes anything
+// the pooled gradient and argmax, no pool backward writes anything
 // but the bias sums, and the data gradient takes a quarter of the terms.
 //
 //   dx[n, c, y, x] = sum over o and windows (wy, wx) whose maximum (Y, X)
-//                    has a positive pooled value, with r = y - Y + pad and
+//                    has a positive pooled value (its argmax byte not
+//                    flagged), with r = y - Y + pad and
 //                    s = x - X + pad inside the kernel:
 //                    w[o, c, r, s] * d_pooled[n, o, wy, wx]
 //
@@ -39,6 +41,7 @@
 #include "backends/cuda/cuda_kernels.h"
 #include "backends/cuda/cuda_schedule.h"
 #include "backends/cuda/map_layout.h"
+#include "core/argmax_byte.h"
 #include "core/bf16.h"
 #include "core/hd.h"
 
@@ -127,16 +130,16 @@ HISTOCNN_HD_INLINE void pooled_dgrad_scatter(float g, const float* lane_w, float
 
 // Window (DY, DX) of the tile (relative): its term, if any, into acc.
 template <int K, int P, int PAD, int TP, int DY, int DX, typename T>
-HISTOCNN_HD_INLINE void pooled_dgrad_window(const T* pooled, const T* d_pooled,
-                                            const uint8_t* argmax, const MapLayout& pl, int n,
-                                            int o, int wy0, int wx0, const float* lane_w,
-                                            float* acc) {
+HISTOCNN_HD_INLINE void pooled_dgrad_window(const T* d_pooled, const uint8_t* argmax,
+                                            const MapLayout& pl, int n, int o, int wy0, int wx0,
+                                            const float* lane_w, float* acc) {
   const int wy = wy0 + DY, wx = wx0 + DX;
   if (wy < 0 || wy >= pl.h || wx < 0 || wx >= pl.w) return;
   const int64_t j = pl.at(n, o, wy, wx);
-  const float g = load(pooled, j) > 0 ? load(d_pooled, j) : 0.0f;
-  if (g == 0.0f) return;  // the same for the warp's lanes: a uniform branch
-  const int at = argmax[j];
+  const uint8_t at = argmax[j];
+  if (!argmax_passes(at)) return;  // the same for the warp's lanes: a uniform branch
+  const float g = load(d_pooled, j);
+  if (g == 0.0f) return;
   // One body per place of the maximum: constant places in acc.
   if (at == 0)
     pooled_dgrad_scatter<K, PAD, TP, DY * P, DX * P>(g, lane_w, acc);
@@ -150,26 +153,24 @@ HISTOCNN_HD_INLINE void pooled_dgrad_window(const T* pooled, const T* d_pooled,
 
 // The windows of one row DY, DX from FIRST to LAST (a compile-time loop).
 template <int K, int P, int PAD, int TP, int DY, int DX, int LAST, typename T>
-HISTOCNN_HD_INLINE void pooled_dgrad_row(const T* pooled, const T* d_pooled, const uint8_t* argmax,
+HISTOCNN_HD_INLINE void pooled_dgrad_row(const T* d_pooled, const uint8_t* argmax,
                                          const MapLayout& pl, int n, int o, int wy0, int wx0,
                                          const float* lane_w, float* acc) {
-  pooled_dgrad_window<K, P, PAD, TP, DY, DX>(pooled, d_pooled, argmax, pl, n, o, wy0, wx0, lane_w,
-                                             acc);
+  pooled_dgrad_window<K, P, PAD, TP, DY, DX>(d_pooled, argmax, pl, n, o, wy0, wx0, lane_w, acc);
   if constexpr (DX < LAST)
-    pooled_dgrad_row<K, P, PAD, TP, DY, DX + 1, LAST>(pooled, d_pooled, argmax, pl, n, o, wy0, wx0,
-                                                      lane_w, acc);
+    pooled_dgrad_row<K, P, PAD, TP, DY, DX + 1, LAST>(d_pooled, argmax, pl, n, o, wy0, wx0, lane_w,
+                                                      acc);
 }
 // Rows DY to the shape's last: every window in row-major order.
 template <int K, int P, int PAD, int TW, int DY, typename T>
-HISTOCNN_HD_INLINE void pooled_dgrad_rows(const T* pooled, const T* d_pooled, const uint8_t* argmax,
+HISTOCNN_HD_INLINE void pooled_dgrad_rows(const T* d_pooled, const uint8_t* argmax,
                                           const MapLayout& pl, int n, int o, int wy0, int wx0,
                                           const float* lane_w, float* acc) {
   using S = PooledDgradShape<K, P, PAD, TW>;
   pooled_dgrad_row<K, P, PAD, S::kTilePx, DY, S::kFirstWindow, S::kLastWindow>(
-      pooled, d_pooled, argmax, pl, n, o, wy0, wx0, lane_w, acc);
+      d_pooled, argmax, pl, n, o, wy0, wx0, lane_w, acc);
   if constexpr (DY < S::kLastWindow)
-    pooled_dgrad_rows<K, P, PAD, TW, DY + 1>(pooled, d_pooled, argmax, pl, n, o, wy0, wx0, lane_w,
-                                             acc);
+    pooled_dgrad_rows<K, P, PAD, TW, DY + 1>(d_pooled, argmax, pl, n, o, wy0, wx0, lane_w, acc);
 }
 
 // Where a lane works: image n, input channel c, tile (tile_y, tile_x).
@@ -188,9 +189,8 @@ HISTOCNN_HD PooledDgradLane pooled_dgrad_lane(const PooledDgradPlan& p, int bx, 
 // pixels of dx (those inside the map; channel c past the last: nothing).
 // pl: the pooled maps' layout; xl: x's (and dx's).
 template <int K, int PAD, int TW, typename T>
-HISTOCNN_HD_INLINE void pooled_dgrad_lane_sums(const T* pooled, const T* d_pooled,
-                                               const uint8_t* argmax, const T* w, T* dx,
-                                               const MapLayout& pl, const MapLayout& xl,
+HISTOCNN_HD_INLINE void pooled_dgrad_lane_sums(const T* d_pooled, const uint8_t* argmax, const T* w,
+                                               T* dx, const MapLayout& pl, const MapLayout& xl,
                                                const PooledDgradPlan& p,
                                                const PooledDgradLane& at) {
   constexpr int P = 2;
@@ -204,8 +204,8 @@ HISTOCNN_HD_INLINE void pooled_dgrad_lane_sums(const T* pooled, const T* d_poole
   for (int o = 0; o < p.out_c; ++o) {
     float lane_w[K * K];
     pooled_dgrad_weights<K>(w, filters, o, at.c, lane_w);
-    pooled_dgrad_rows<K, P, PAD, TW, S::kFirstWindow>(pooled, d_pooled, argmax, pl, at.n, o, wy0,
-                                                      wx0, lane_w, acc);
+    pooled_dgrad_rows<K, P, PAD, TW, S::kFirstWindow>(d_pooled, argmax, pl, at.n, o, wy0, wx0,
+                                                      lane_w, acc);
   }
   if (at.c >= xl.c) return;
   const int y0 = at.tile_y * TP, x0 = at.tile_x * TP;
@@ -218,16 +218,16 @@ HISTOCNN_HD_INLINE void pooled_dgrad_lane_sums(const T* pooled, const T* d_poole
   }
 }
 
-// dx (x's layout, the maps' type) = the data gradient, from the pooled map,
-// its gradient and argmax as the pool kernels hold them (layout
+// dx (x's layout, the maps' type) = the data gradient, from the pooled
+// gradient and argmax as the pool kernels hold them (layout
 // PoolMaps{yd.n, yd's layout, pooled_channels_last, pool}.pooled()) and the
 // weights the forward read (OIHW, or KRSC channels last; the maps' type).
 // Requires plan.applies. bf16: sums in fp32, rounded once.
-void launch_pooled_dgrad(const float* pooled, const float* d_pooled, const uint8_t* argmax,
-                         const float* w, float* dx, const Dims4& xd, const Dims4& yd,
-                         bool pooled_channels_last, const PooledDgradPlan& plan, Stream stream);
-void launch_pooled_dgrad(const Bf16* pooled, const Bf16* d_pooled, const uint8_t* argmax,
-                         const Bf16* w, Bf16* dx, const Dims4& xd, const Dims4& yd,
-                         bool pooled_channels_last, const PooledDgradPlan& plan, Stream stream);
+void launch_pooled_dgrad(const float* d_pooled, const uint8_t* argmax, const float* w, float* dx,
+                         const Dims4& xd, const Dims4& yd, bool pooled_channels_last,
+                         const PooledDgradPlan& plan, Stream stream);
+void launch_pooled_dgrad(const Bf16* d_pooled, const uint8_t* argmax, const Bf16* w, Bf16* dx,
+                         const Dims4& xd, const Dims4& yd, bool pooled_channels_last,
+                         const PooledDgradPlan& plan, Stream stream);
 
 }  // namespace histocnn::cuda

@@ -16,8 +16,8 @@ constexpr int kThreads = kPooledWgradWarps * kPooledWgradLanes;
 // channels, term by term in the tile's order.
 template <int K, int OPW, typename T>
 __global__ void __launch_bounds__(kThreads)
-    pooled_wgrad_kernel(const T* x, const T* pooled, const T* d_pooled, const uint8_t* argmax,
-                        float* partials, Dims4 xd, Dims4 yd, MapLayout pl, PooledWgradPlan p) {
+    pooled_wgrad_kernel(const T* x, const T* d_pooled, const uint8_t* argmax, float* partials,
+                        Dims4 xd, Dims4 yd, MapLayout pl, PooledWgradPlan p) {
   constexpr int kTaps = K * K;
   extern __shared__ float shared[];
   float* tile = shared;
@@ -40,8 +40,7 @@ __global__ void __launch_bounds__(kThreads)
       stage_pooled_wgrad_input(x, xl, b.n, c0, tl.py0 * p.pool - p.pad, tl.px0 * p.pool - p.pad, p,
                                i, tile);
     for (int i = int(threadIdx.x); i < p.outs_per_block() * p.terms(); i += kThreads)
-      stage_pooled_wgrad_term(pooled, d_pooled, argmax, pl, b.n, o0, tl.py0, tl.px0, p, i, g,
-                              patch_at);
+      stage_pooled_wgrad_term(d_pooled, argmax, pl, b.n, o0, tl.py0, tl.px0, p, i, g, patch_at);
     __syncthreads();
     const float* plane = tile + lane * p.plane;
     for (int q = 0; q < p.terms(); ++q)
@@ -66,18 +65,17 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 template <int K, int OPW, typename T>
-void launch(const T* x, const T* pooled, const T* d_pooled, const uint8_t* argmax, float* workspace,
-            const Dims4& xd, const Dims4& yd, const MapLayout& pl, const PooledWgradPlan& p,
-            cudaStream_t stream) {
+void launch(const T* x, const T* d_pooled, const uint8_t* argmax, float* workspace, const Dims4& xd,
+            const Dims4& yd, const MapLayout& pl, const PooledWgradPlan& p, cudaStream_t stream) {
   const dim3 grid(unsigned(p.bands * p.column_chunks), unsigned(yd.n),
                   unsigned(p.out_groups * p.channel_groups));
-  pooled_wgrad_kernel<K, OPW, T><<<grid, kThreads, p.shared_bytes, stream>>>(
-      x, pooled, d_pooled, argmax, workspace, xd, yd, pl, p);
+  pooled_wgrad_kernel<K, OPW, T>
+      <<<grid, kThreads, p.shared_bytes, stream>>>(x, d_pooled, argmax, workspace, xd, yd, pl, p);
 }
 
 template <typename T>
-void pooled_wgrad(const T* x, const T* pooled, const T* d_pooled, const uint8_t* argmax, float* dw,
-                  float* workspace, const Dims4& xd, const Dims4& yd, bool pooled_channels_last,
+void pooled_wgrad(const T* x, const T* d_pooled, const uint8_t* argmax, float* dw, float* workspace,
+                  const Dims4& xd, const Dims4& yd, bool pooled_channels_last,
                   const PooledWgradPlan& p, Stream stream) {
   require(p.applies && pooled_wgrad_supported(p.kernel, p.pool) &&
               pooled_wgrad_outs_supported(p.kernel, p.outs_per_warp),
@@ -86,34 +84,30 @@ void pooled_wgrad(const T* x, const T* pooled, const T* d_pooled, const uint8_t*
       PoolMaps{yd.n, yd.layout(p.channels_last), pooled_channels_last, p.pool}.pooled();
   auto* s = static_cast<cudaStream_t>(stream);
   if (p.kernel == 3 && p.outs_per_warp == 4)
-    launch<3, 4>(x, pooled, d_pooled, argmax, workspace, xd, yd, pl, p, s);
+    launch<3, 4>(x, d_pooled, argmax, workspace, xd, yd, pl, p, s);
   else if (p.kernel == 3 && p.outs_per_warp == 2)
-    launch<3, 2>(x, pooled, d_pooled, argmax, workspace, xd, yd, pl, p, s);
+    launch<3, 2>(x, d_pooled, argmax, workspace, xd, yd, pl, p, s);
   else if (p.kernel == 3)
-    launch<3, 1>(x, pooled, d_pooled, argmax, workspace, xd, yd, pl, p, s);
+    launch<3, 1>(x, d_pooled, argmax, workspace, xd, yd, pl, p, s);
   else if (p.outs_per_warp == 2)
-    launch<5, 2>(x, pooled, d_pooled, argmax, workspace, xd, yd, pl, p, s);
+    launch<5, 2>(x, d_pooled, argmax, workspace, xd, yd, pl, p, s);
   else
-    launch<5, 1>(x, pooled, d_pooled, argmax, workspace, xd, yd, pl, p, s);
+    launch<5, 1>(x, d_pooled, argmax, workspace, xd, yd, pl, p, s);
   const int rows = yd.n * p.bands * p.column_chunks;
   launch_column_sums(workspace, rows, yd.c * p.taps, dw, stream);
 }
 
 }  // namespace
 
-void launch_pooled_wgrad(const float* x, const float* pooled, const float* d_pooled,
-                         const uint8_t* argmax, float* dw, float* workspace, const Dims4& xd,
-                         const Dims4& yd, bool pooled_channels_last, const PooledWgradPlan& plan,
-                         Stream stream) {
-  pooled_wgrad(x, pooled, d_pooled, argmax, dw, workspace, xd, yd, pooled_channels_last, plan,
-               stream);
+void launch_pooled_wgrad(const float* x, const float* d_pooled, const uint8_t* argmax, float* dw,
+                         float* workspace, const Dims4& xd, const Dims4& yd,
+                         bool pooled_channels_last, const PooledWgradPlan& plan, Stream stream) {
+  pooled_wgrad(x, d_pooled, argmax, dw, workspace, xd, yd, pooled_channels_last, plan, stream);
 }
-void launch_pooled_wgrad(const Bf16* x, const Bf16* pooled, const Bf16* d_pooled,
-                         const uint8_t* argmax, float* dw, float* workspace, const Dims4& xd,
-                         const Dims4& yd, bool pooled_channels_last, const PooledWgradPlan& plan,
-                         Stream stream) {
-  pooled_wgrad(x, pooled, d_pooled, argmax, dw, workspace, xd, yd, pooled_channels_last, plan,
-               stream);
+void launch_pooled_wgrad(const Bf16* x, const Bf16* d_pooled, const uint8_t* argmax, float* dw,
+                         float* workspace, const Dims4& xd, const Dims4& yd,
+                         bool pooled_channels_last, const PooledWgradPlan& plan, Stream stream) {
+  pooled_wgrad(x, d_pooled, argmax, dw, workspace, xd, yd, pooled_channels_last, plan, stream);
 }
 
 }  // namespace histocnn::cuda

@@ -41,6 +41,7 @@
 #include "backends/cuda/band_tile.h"
 #include "backends/cuda/cuda_kernels.h"
 #include "backends/cuda/cuda_schedule.h"
+#include "core/argmax_byte.h"
 #include "core/bf16.h"
 #include "core/hd.h"
 
@@ -134,12 +135,12 @@ HISTOCNN_HD void stage_pooled_wgrad_input(const T* x, const MapLayout& xl, int n
 // Stages term i (of outs_per_block * terms, output channel by output
 // channel; a channel's terms row-major over the tile's pooled positions) of
 // the tile whose first pooled position is (py0, px0): the gradient (zero
-// where the pooled value is not positive, and for positions and channels
+// where the argmax byte is flagged, the pooled value not positive, and for positions and channels
 // past the map's) and where its patch starts in a staged plane: the
 // window's maximum (argmax byte), worked out here once per block rather
 // than by every lane.
 template <typename T>
-HISTOCNN_HD void stage_pooled_wgrad_term(const T* pooled, const T* d_pooled, const uint8_t* argmax,
+HISTOCNN_HD void stage_pooled_wgrad_term(const T* d_pooled, const uint8_t* argmax,
                                          const MapLayout& pl, int n, int o0, int py0, int px0,
                                          const PooledWgradPlan& p, int i, float* g,
                                          uint16_t* patch_at) {
@@ -149,8 +150,8 @@ HISTOCNN_HD void stage_pooled_wgrad_term(const T* pooled, const T* d_pooled, con
   int at = 0;
   if (o0 + o < pl.c && py0 + ty < pl.h && px0 + tx < pl.w) {
     const int64_t j = pl.at(n, o0 + o, py0 + ty, px0 + tx);
-    value = load(pooled, j) > 0 ? load(d_pooled, j) : 0.0f;
-    at = argmax[j];
+    value = argmax_passes(argmax[j]) ? load(d_pooled, j) : 0.0f;
+    at = argmax_position(argmax[j]);
   }
   g[i] = value;
   patch_at[i] = uint16_t((ty * p.pool + at / p.pool) * p.tile_w + tx * p.pool + at % p.pool);
@@ -191,17 +192,15 @@ HISTOCNN_HD int64_t pooled_wgrad_row(const PooledWgradPlan& p, const PooledWgrad
 }
 
 // dW (OIHW, y.c x x.c x kernel x kernel floats) = the weight gradient, from
-// the pooled map, its gradient and argmax as the pool kernels hold them
+// the pooled gradient and argmax as the pool kernels hold them
 // (PoolMaps{yd.n, yd's layout, pooled_channels_last, plan.pool}.pooled()),
 // through `workspace` (plan.workspace_bytes). Requires plan.applies. bf16
 // maps: the sums and dW in fp32.
-void launch_pooled_wgrad(const float* x, const float* pooled, const float* d_pooled,
-                         const uint8_t* argmax, float* dw, float* workspace, const Dims4& xd,
-                         const Dims4& yd, bool pooled_channels_last, const PooledWgradPlan& plan,
-                         Stream stream);
-void launch_pooled_wgrad(const Bf16* x, const Bf16* pooled, const Bf16* d_pooled,
-                         const uint8_t* argmax, float* dw, float* workspace, const Dims4& xd,
-                         const Dims4& yd, bool pooled_channels_last, const PooledWgradPlan& plan,
-                         Stream stream);
+void launch_pooled_wgrad(const float* x, const float* d_pooled, const uint8_t* argmax, float* dw,
+                         float* workspace, const Dims4& xd, const Dims4& yd,
+                         bool pooled_channels_last, const PooledWgradPlan& plan, Stream stream);
+void launch_pooled_wgrad(const Bf16* x, const Bf16* d_pooled, const uint8_t* argmax, float* dw,
+                         float* workspace, const Dims4& xd, const Dims4& yd,
+                         bool pooled_channels_last, const PooledWgradPlan& plan, Stream stream);
 
 }  // namespace histocnn::cuda

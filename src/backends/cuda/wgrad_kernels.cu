@@ -68,10 +68,9 @@ __global__ void __launch_bounds__(kThreads)
 // gradient itself to the bias sum.
 template <int C, int K, typename T>
 __global__ void __launch_bounds__(kThreads)
-    small_wgrad_pooled_kernel(const T* x, const T* pooled, const T* d_pooled, const uint8_t* argmax,
-                              float* partials, float* bias_partials, Dims4 xd, Dims4 yd,
-                              MapLayout pl, int pool, int pad, int rows_per_band, int bands,
-                              bool channels_last) {
+    small_wgrad_pooled_kernel(const T* x, const T* d_pooled, const uint8_t* argmax, float* partials,
+                              float* bias_partials, Dims4 xd, Dims4 yd, MapLayout pl, int pool,
+                              int pad, int rows_per_band, int bands, bool channels_last) {
   constexpr int kTaps = C * K * K;
   extern __shared__ float tile[];
   const int band = int(blockIdx.x), n = int(blockIdx.y);
@@ -89,7 +88,7 @@ __global__ void __launch_bounds__(kThreads)
     for (int q = lane; q < positions; q += 32) {
       const int py = q / pl.w, px = q - py * pl.w;
       const int64_t j = first + py * pl.row_stride() + px * pl.col_stride();
-      const PooledTerm term = pooled_wgrad_term(pooled, d_pooled, argmax, j, pool, py, px);
+      const PooledTerm term = pooled_wgrad_term(d_pooled, argmax, j, pool, py, px);
       wgrad_accumulate<C, K>(tile, tile_h, tile_w, term.ty, term.tx, term.g, acc);
       acc[kTaps] += term.g;
     }
@@ -134,8 +133,8 @@ void small_wgrad(const T* x, const T* dy, float* dw, float* workspace, const Dim
 }
 
 template <typename T>
-void small_wgrad_pooled(const T* x, const T* pooled, const T* d_pooled, const uint8_t* argmax,
-                        float* dw, float* db, float* workspace, const Dims4& xd, const Dims4& yd,
+void small_wgrad_pooled(const T* x, const T* d_pooled, const uint8_t* argmax, float* dw, float* db,
+                        float* workspace, const Dims4& xd, const Dims4& yd,
                         bool pooled_channels_last, int kernel, int pad, const SmallWgradPlan& plan,
                         Stream stream) {
   require(
@@ -148,11 +147,11 @@ void small_wgrad_pooled(const T* x, const T* pooled, const T* d_pooled, const ui
   float* bias_partials = workspace + plan.bias_partials_offset();
   if (kernel == 3)
     small_wgrad_pooled_kernel<3, 3, T><<<grid, kThreads, plan.shared_bytes, s>>>(
-        x, pooled, d_pooled, argmax, workspace, bias_partials, xd, yd, pl, plan.pool, pad,
+        x, d_pooled, argmax, workspace, bias_partials, xd, yd, pl, plan.pool, pad,
         plan.rows_per_band, plan.bands, plan.channels_last);
   else
     small_wgrad_pooled_kernel<3, 5, T><<<grid, kThreads, plan.shared_bytes, s>>>(
-        x, pooled, d_pooled, argmax, workspace, bias_partials, xd, yd, pl, plan.pool, pad,
+        x, d_pooled, argmax, workspace, bias_partials, xd, yd, pl, plan.pool, pad,
         plan.rows_per_band, plan.bands, plan.channels_last);
   launch_column_sums(workspace, yd.n * plan.bands, yd.c * plan.taps, dw, stream);
   launch_column_sums(bias_partials, yd.n * plan.bands, yd.c, db, stream);
@@ -160,19 +159,19 @@ void small_wgrad_pooled(const T* x, const T* pooled, const T* d_pooled, const ui
 
 }  // namespace
 
-void launch_small_wgrad_pooled(const float* x, const float* pooled, const float* d_pooled,
-                               const uint8_t* argmax, float* dw, float* db, float* workspace,
-                               const Dims4& xd, const Dims4& yd, bool pooled_channels_last,
-                               int kernel, int pad, const SmallWgradPlan& plan, Stream stream) {
-  small_wgrad_pooled(x, pooled, d_pooled, argmax, dw, db, workspace, xd, yd, pooled_channels_last,
-                     kernel, pad, plan, stream);
+void launch_small_wgrad_pooled(const float* x, const float* d_pooled, const uint8_t* argmax,
+                               float* dw, float* db, float* workspace, const Dims4& xd,
+                               const Dims4& yd, bool pooled_channels_last, int kernel, int pad,
+                               const SmallWgradPlan& plan, Stream stream) {
+  small_wgrad_pooled(x, d_pooled, argmax, dw, db, workspace, xd, yd, pooled_channels_last, kernel,
+                     pad, plan, stream);
 }
-void launch_small_wgrad_pooled(const Bf16* x, const Bf16* pooled, const Bf16* d_pooled,
-                               const uint8_t* argmax, float* dw, float* db, float* workspace,
-                               const Dims4& xd, const Dims4& yd, bool pooled_channels_last,
-                               int kernel, int pad, const SmallWgradPlan& plan, Stream stream) {
-  small_wgrad_pooled(x, pooled, d_pooled, argmax, dw, db, workspace, xd, yd, pooled_channels_last,
-                     kernel, pad, plan, stream);
+void launch_small_wgrad_pooled(const Bf16* x, const Bf16* d_pooled, const uint8_t* argmax,
+                               float* dw, float* db, float* workspace, const Dims4& xd,
+                               const Dims4& yd, bool pooled_channels_last, int kernel, int pad,
+                               const SmallWgradPlan& plan, Stream stream) {
+  small_wgrad_pooled(x, d_pooled, argmax, dw, db, workspace, xd, yd, pooled_channels_last, kernel,
+                     pad, plan, stream);
 }
 
 void launch_small_wgrad(const float* x, const float* dy, float* dw, float* workspace,

@@ -20,9 +20,10 @@
 // From the pooled gradient (`pool` > 1 in the plan): when the conv's output
 // feeds a max pool with its bias and ReLU after the max (our pool kernels),
 // its gradient is zero except at each window's maximum, where it is the
-// pooled gradient (ReLU' taken on the pooled value). The kernel then visits
-// the pooled positions instead — a quarter of them at 2x2 — reading the
-// pooled map, its gradient and the argmax bytes, and the step skips writing
+// pooled gradient (ReLU' taken on the pooled value, which the argmax byte
+// carries: core/argmax_byte.h). The kernel then visits the pooled positions
+// instead — a quarter of them at 2x2 — reading the pooled gradient and the
+// argmax bytes, and the step skips writing
 // the conv output's gradient at all (conv1 has no data gradient: nothing else
 // reads it). Same sums, fewer terms: no zero products. The bias gradient is
 // the sum of the same terms' gradients, so this kernel sums it too, and the
@@ -38,6 +39,7 @@
 #include "backends/cuda/band_tile.h"
 #include "backends/cuda/cuda_kernels.h"
 #include "backends/cuda/cuda_schedule.h"
+#include "core/argmax_byte.h"
 #include "core/bf16.h"
 #include "core/hd.h"
 
@@ -113,18 +115,18 @@ struct SmallWgradPlan {
 
 // One pooled position's term of the weight gradient: where in the band's
 // tile the window's maximum was (ty, tx) and the gradient there (g, zero
-// where the pooled value is not positive). `j` is the pooled element's
-// index in `pooled`, `d_pooled` and `argmax`; (py, px) its window in the
-// band, of `pool` x `pool`.
+// where the window's argmax byte is flagged: the pooled value is not
+// positive). `j` is the pooled element's index in `d_pooled` and `argmax`;
+// (py, px) its window in the band, of `pool` x `pool`.
 struct PooledTerm {
   int ty, tx;
   float g;
 };
 template <typename T>
-HISTOCNN_HD PooledTerm pooled_wgrad_term(const T* pooled, const T* d_pooled, const uint8_t* argmax,
-                                         int64_t j, int pool, int py, int px) {
-  const int at = argmax[j];
-  const float g = load(pooled, j) > 0 ? load(d_pooled, j) : 0.0f;
+HISTOCNN_HD PooledTerm pooled_wgrad_term(const T* d_pooled, const uint8_t* argmax, int64_t j,
+                                         int pool, int py, int px) {
+  const int at = argmax_position(argmax[j]);
+  const float g = argmax_passes(argmax[j]) ? load(d_pooled, j) : 0.0f;
   return {py * pool + at / pool, px * pool + at % pool, g};
 }
 
@@ -172,17 +174,17 @@ void launch_small_wgrad(const float* x, const float* dy, float* dw, float* works
 void launch_small_wgrad(const Bf16* x, const Bf16* dy, float* dw, float* workspace, const Dims4& xd,
                         const Dims4& yd, int kernel, int pad, const SmallWgradPlan& plan,
                         Stream stream);
-// The same from the pooled gradient (plan.pool > 1): `pooled`, `d_pooled`
-// and `argmax` as the pool kernels hold them (PoolMaps{yd.n, yd's layout,
+// The same from the pooled gradient (plan.pool > 1): `d_pooled` and
+// `argmax` as the pool kernels hold them (PoolMaps{yd.n, yd's layout,
 // pooled_channels_last, plan.pool}.pooled()); db (y.c floats) = the conv
 // bias gradient, from the same terms.
-void launch_small_wgrad_pooled(const float* x, const float* pooled, const float* d_pooled,
-                               const uint8_t* argmax, float* dw, float* db, float* workspace,
-                               const Dims4& xd, const Dims4& yd, bool pooled_channels_last,
-                               int kernel, int pad, const SmallWgradPlan& plan, Stream stream);
-void launch_small_wgrad_pooled(const Bf16* x, const Bf16* pooled, const Bf16* d_pooled,
-                               const uint8_t* argmax, float* dw, float* db, float* workspace,
-                               const Dims4& xd, const Dims4& yd, bool pooled_channels_last,
-                               int kernel, int pad, const SmallWgradPlan& plan, Stream stream);
+void launch_small_wgrad_pooled(const float* x, const float* d_pooled, const uint8_t* argmax,
+                               float* dw, float* db, float* workspace, const Dims4& xd,
+                               const Dims4& yd, bool pooled_channels_last, int kernel, int pad,
+                               const SmallWgradPlan& plan, Stream stream);
+void launch_small_wgrad_pooled(const Bf16* x, const Bf16* d_pooled, const uint8_t* argmax,
+                               float* dw, float* db, float* workspace, const Dims4& xd,
+                               const Dims4& yd, bool pooled_channels_last, int kernel, int pad,
+                               const SmallWgradPlan& plan, Stream stream);
 
 }  // namespace histocnn::cuda
