@@ -70,9 +70,8 @@ inline __attribute__((always_inline)) void forward_row(const T* x, int64_t row, 
           if (value > best) best = value, where = uint8_t(ky * p + kx);  // first max wins ties
         }
       const int64_t at = int64_t(ox) * y_column + l;
-      const bool positive = best > 0.0f;
-      store(y, at, relu && !positive ? 0.0f : best);
-      argmax[at] = positive ? where : uint8_t(where | kArgmaxNotPositive);
+      store(y, at, relu && !(best > 0.0f) ? 0.0f : best);
+      argmax[at] = argmax_byte(where, best);  // best is exact in T: the stored value's flag
     }
 }
 
