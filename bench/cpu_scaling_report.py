@@ -4,7 +4,8 @@
     python3 bench/cpu_scaling_report.py OUT/cpu-scaling [--gpu SBS/raw] > cpu-scaling.md
 
 Reads tT.json (one `histocnn bench --warmup 0 --epochs 2` process per thread
-count T) and VARIANT.rR.json (the levers on every core, round R). Each point holds two
+count T) and VARIANT.rR.json (the levers on every core, round R; gpu-check's levers
+stage writes these alone, in a folder without tT.json). Each point holds two
 epochs of one process: the first cold (a fresh process touches its memory for
 the first time), the second warm. Prints the speed-up over one thread from
 each, the cold epoch's extra seconds, the per-layer time of the warm epoch at
@@ -177,10 +178,20 @@ def main():
         variant = re.sub(r"\.r\d+$", "", path.stem)
         for b, (_, warm, *_) in points(path, read(path)).items():
             levers.setdefault(variant, {}).setdefault(b, []).append(warm)
-    if not runs:
-        raise SystemExit(f"{folder}: no tT.json files")
-    out = ["# CPU scaling (issue 20), from " + str(folder), "",
-           "Speed-up = the 1-thread epoch / the T-thread epoch, per kind of epoch.", ""]
+    if not runs and not levers:
+        raise SystemExit(f"{folder}: no tT.json or VARIANT.rR.json files")
+    out = ["# CPU scaling (issue 20), from " + str(folder), ""]
+    if runs:
+        out += sweep_sections(folder, runs, ceilings, sizes, gpu_folder)
+    elif gpu_folder is not None:
+        raise SystemExit(f"{folder}: --gpu needs the thread sweep's tT.json files")
+    out += lever_table(levers)
+    print("\n".join(out))
+
+
+def sweep_sections(folder, runs, ceilings, sizes, gpu_folder):
+    """The thread sweep's tables (tT.json in `folder`), with Fig. 6 when `gpu_folder` is given."""
+    out = ["Speed-up = the 1-thread epoch / the T-thread epoch, per kind of epoch.", ""]
     out += scaling_table(runs)
     out += ["", "Cold minus warm, seconds (what a fresh process pays once):", ""]
     for t in sorted(runs):
@@ -202,17 +213,23 @@ def main():
         out += ["", f"The paper's Fig. 6 at {size} px: t_cpu (warm epoch, these cores) / t_gpu "
                 "(histocnn fp32 on the GPU, plan + CUDA graphs, `--gpu " + str(gpu_folder) + "`):",
                 "", *(table or [f"(no batch measured both here and in {gpu_folder} at {size} px)"])]
-    if "now" in levers:
-        out += ["", "Levers on every core: warm epochs, median over the rounds (ratio > 1: the "
-                "defaults are faster):", "",
-                "| variant | batch | rounds | warm s | / defaults |", "|---|---|---|---|---|"]
-        for name, pts in sorted(levers.items()):
-            for b, warms in sorted(pts.items(), reverse=True):
-                warm = statistics.median(warms)
-                base = statistics.median(levers["now"].get(b, [0]))
-                out.append(f"| {name} | {b} | {len(warms)} | {warm:.3f} | "
-                           + (f"{warm / base:.2f}x |" if base else "|"))
-    print("\n".join(out))
+    return out
+
+
+def lever_table(levers):
+    """Each lever's warm epoch (median over its rounds) against the defaults' ("now")."""
+    if "now" not in levers:
+        return []
+    out = ["", "Levers on every core: warm epochs, median over the rounds (ratio > 1: the "
+           "defaults are faster):", "",
+           "| variant | batch | rounds | warm s | / defaults |", "|---|---|---|---|---|"]
+    for name, pts in sorted(levers.items()):
+        for b, warms in sorted(pts.items(), reverse=True):
+            warm = statistics.median(warms)
+            base = statistics.median(levers["now"].get(b, [0]))
+            out.append(f"| {name} | {b} | {len(warms)} | {warm:.3f} | "
+                       + (f"{warm / base:.2f}x |" if base else "|"))
+    return out
 
 
 if __name__ == "__main__":

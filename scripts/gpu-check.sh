@@ -55,10 +55,16 @@
 #                heuristics, fp32, 128 and 200 px, batches 50 and 150, 2
 #                interleaved rounds; each JSON names the algorithms        (~60 s)
 #     study      scripts/gpu-study.sh itself on a grid a visit can hold: 200 px,
-#                batches 10 and 50, the CPU at 16/8/4/2/1 threads, the GPU
-#                with the pool and plan+graphs allocators, histocnn only (the
-#                side by side has PyTorch); its report's t_cpu / t_gpu table
-#                is the paper's Fig. 6 from one run of the study     (~200 s)
+#                batches 10 and 50, 2 interleaved rounds of the CPU at
+#                16/8/4/2/1 threads (each count's cores measured first:
+#                `histocnn ceilings`) and the GPU with the pool and
+#                plan+graphs allocators, histocnn only (the side by side has
+#                PyTorch). Its report's CPU scaling table is issue 20's
+#                measurement (1 to 16 threads in one interleaved run, beside
+#                the cores' own sgemm), its t_cpu / t_gpu table the paper's
+#                Fig. 6 from one run of the study                     (~320 s)
+#     levers     the CPU step's three newest levers (onednnwgrad, onednndgrad,
+#                onednnfwd of the cpu stage) against the defaults, alone (~80 s)
 #     slide      a 50,000 x 50,000 synthetic slide (synth --slide), a 64-px model,
 #                then `histocnn slide` on cuda and cpu, 2 interleaved rounds;
 #                summary.json has tiles/s, reader and device seconds   (~240 s;
@@ -67,7 +73,7 @@
 # reported and the next one runs. Prints the time of each stage at the end.
 #
 # --pack ARCHIVE: keep ARCHIVE (a .tar.gz outside OUT) holding OUT's results
-# — its text files (.md .txt .log .json .csv .spec), each under 4 MiB, not
+# — its text files (.md .txt .log .json .jsonl .csv .spec), each under 4 MiB, not
 # the synthetic images — rewritten atomically every 20 s and after each
 # stage. The device tool returns at most 8 files from $OUT, none more than
 # two folders down, and a call cut short by its time limit returns what is
@@ -75,7 +81,7 @@
 # back as one file, at most 20 s stale however the call ends).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-usage="usage: gpu-check.sh [--pack ARCHIVE] OUT [selftest memcheck oom sbs cpu graph layout input conv1 wgrad dgrad kernels algos study slide]"
+usage="usage: gpu-check.sh [--pack ARCHIVE] OUT [selftest memcheck oom sbs cpu graph layout input conv1 wgrad dgrad kernels algos study levers slide]"
 archive=""
 if [[ "${1:-}" == "--pack" ]]; then
   archive=${2:?$usage}
@@ -94,7 +100,8 @@ pack() {  # OUT's results into $archive, whole or not at all
   [[ -n "$archive" ]] || return 0
   local part="$archive.part.$BASHPID"
   (cd "$out" && find . -path ./synthetic -prune -o -type f -size -4194304c \( -name '*.md' \
-      -o -name '*.txt' -o -name '*.log' -o -name '*.json' -o -name '*.csv' -o -name '*.spec' \) \
+      -o -name '*.txt' -o -name '*.log' -o -name '*.json' -o -name '*.jsonl' -o -name '*.csv' \
+      -o -name '*.spec' \) \
       -print0 | tar czf "$part" --null -T -) && mv -f "$part" "$archive"
 }
 if [[ -n "$archive" ]]; then
@@ -136,6 +143,47 @@ ab_stage() {  # NAME A A_FLAG B B_FLAG COMMON_FLAGS: 2 interleaved rounds, then 
   python3 "$bench/gpu_ab_report.py" "$out/$name" "$a" "$b" >> "$out/$name.txt" 2>&1 ||
     echo "$name: no report (see $name.txt)"
   summary+=("$(printf '%-9s %4d s' "$name" $((SECONDS - start)))")
+}
+cpu_levers() {  # FOLDER LOG VARIANT...: on every core, 2 interleaved rounds of each variant
+  # (issue 20: what held 16 cores to 4.5x?):
+  #   now        the defaults (fused conv1, Winograd conv2/conv3, slices scaled with the team)
+  #   direct     direct conv2/conv3 (no Winograd)
+  #   onednnwgrad conv2's/conv3's weight gradients by oneDNN's Winograd instead of ours
+  #              from the pooled gradient (split over output channels, not images:
+  #              batch 10's backward scaled least, cpu-scaling-16core.md)
+  #   onednndgrad their data gradients by oneDNN's Winograd (after a pool backward)
+  #              instead of ours from the pooled gradient (cpu-pooled-dgrad.md)
+  #   onednnfwd  their forward by oneDNN's Winograd (then our pool) instead of our
+  #              Winograd conv+ReLU+pool kernel (cpu-winograd-pool.md)
+  #   slices4m   the fixed 4 MiB slices of before (2-image slices of conv2)
+  #   before     that, oneDNN's conv1 (sliced to 1 image) and direct convolutions: the
+  #              configuration of 00fdd17
+  #   workers    threads - 1 loader threads beside the compute threads (the default until
+  #              2026-12-02; now the OpenMP team prepares each batch: cpu-loader.md)
+  #   onednnpool oneDNN's pooling and conv1
+  local folder=$1 log=$2 round variant flag; shift 2
+  mkdir -p "$folder"
+  for round in 1 2; do
+    for variant in "$@"; do
+      case $variant in
+        now) flag=() ;;
+        direct) flag=(--direct-conv) ;;
+        onednnwgrad) flag=(--onednn-wgrad) ;;
+        onednndgrad) flag=(--onednn-dgrad) ;;
+        onednnfwd) flag=(--onednn-forward) ;;
+        slices4m) flag=(--slice-kb 4096) ;;
+        before) flag=(--slice-kb 4096 --onednn-conv1 --direct-conv --onednn-wgrad --onednn-dgrad --onednn-forward) ;;
+        workers) flag=(--loader-workers "$(( $(nproc) - 1 ))") ;;
+        onednnpool) flag=(--onednn-pool) ;;
+        *) echo "gpu-check: unknown lever $variant" >&2; continue ;;
+      esac
+      timeout 100 "$histocnn" bench --device cpu --sizes 200 --batches 50,10 \
+        --threads "$(nproc)" --warmup 0 --epochs 2 --profile-layers "${flag[@]}" \
+        --json "$folder/$variant.r$round.json" >> "$log" 2>&1 ||
+        echo "cpu: $variant, round $round failed" | tee -a "$log"
+    done
+    pack
+  done
 }
 {
   date -u; nvidia-smi 2>&1 | head -15; nproc; "$histocnn" --help | head -1
@@ -227,12 +275,15 @@ for stage in "${stages[@]}"; do
         --gpu-mem-limit 4GB --allocator pool --epochs 1 --no-progress -o "$out/oom-run" ;;
     sbs) run_stage sbs 420 "$bench/gpu_side_by_side.sh" "$out/side-by-side" --rounds 2 ;;
     study)
-      # Issue 20's Fig. 6 from one run of the study script, as a user runs it.
+      # Issue 20's measurement and Fig. 6 from one run of the study script, as a
+      # user runs it: every thread count and allocator of a batch in turn, twice.
+      # Cut short, the batches whose rounds ended are in study/results.jsonl
+      # (packed): `histocnn report` makes the tables from it anywhere.
       study_script="$here/scripts/gpu-study.sh"
       [[ -x $study_script ]] || study_script="$here/gpu-study.sh"  # the source tree's scripts/
-      run_stage study 420 env SKIP_BUILD=1 HISTOCNN="$histocnn" THREADS=16,8,4,2,1 \
+      run_stage study 540 env SKIP_BUILD=1 HISTOCNN="$histocnn" THREADS=16,8,4,2,1 \
         ALLOCATORS=pool,plan+graphs ENGINES=histocnn "$study_script" "$(realpath -m "$out")/study" \
-        --sizes 200 --batches 10,50 --epochs 1 --warmup 1 ;;
+        --sizes 200 --batches 10,50 --epochs 1 --warmup 1 --rounds 2 ;;
     cpu)
       # Two epochs per process: the first pays the fresh process's page faults
       # (the issue's 4.5x was measured on first epochs: --warmup 0), the
@@ -246,47 +297,22 @@ for stage in "${stages[@]}"; do
           --warmup 0 --epochs 2 --profile-layers --ceilings --json "$out/cpu-scaling/t$t.json" \
           >> "$out/cpu.txt" 2>&1 || echo "cpu: $t threads failed" | tee -a "$out/cpu.txt"
       done
-      # On every core (issue 20: what held 16 cores to 4.5x?), 2 interleaved rounds:
-      #   now        the defaults (fused conv1, Winograd conv2/conv3, slices scaled with the team)
-      #   direct     direct conv2/conv3 (no Winograd)
-      #   onednnwgrad conv2's/conv3's weight gradients by oneDNN's Winograd instead of ours
-      #              from the pooled gradient (split over output channels, not images:
-      #              batch 10's backward scaled least, cpu-scaling-16core.md)
-      #   onednndgrad their data gradients by oneDNN's Winograd (after a pool backward)
-      #              instead of ours from the pooled gradient (cpu-pooled-dgrad.md)
-      #   onednnfwd  their forward by oneDNN's Winograd (then our pool) instead of our
-      #              Winograd conv+ReLU+pool kernel (cpu-winograd-pool.md)
-      #   slices4m   the fixed 4 MiB slices of before (2-image slices of conv2)
-      #   before     that, oneDNN's conv1 (sliced to 1 image) and direct convolutions: the
-      #              configuration of 00fdd17
-      #   workers    threads - 1 loader threads beside the compute threads (the default until
-      #              2026-12-02; now the OpenMP team prepares each batch: cpu-loader.md)
-      #   onednnpool oneDNN's pooling and conv1
-      for round in 1 2; do
-        for variant in now onednnwgrad onednndgrad onednnfwd direct slices4m before workers onednnpool; do
-          case $variant in
-            now) flag=() ;;
-            direct) flag=(--direct-conv) ;;
-            onednnwgrad) flag=(--onednn-wgrad) ;;
-            onednndgrad) flag=(--onednn-dgrad) ;;
-            onednnfwd) flag=(--onednn-forward) ;;
-            slices4m) flag=(--slice-kb 4096) ;;
-            before) flag=(--slice-kb 4096 --onednn-conv1 --direct-conv --onednn-wgrad --onednn-dgrad --onednn-forward) ;;
-            workers) flag=(--loader-workers "$(( $(nproc) - 1 ))") ;;
-            onednnpool) flag=(--onednn-pool) ;;
-          esac
-          timeout 100 "$histocnn" bench --device cpu --sizes 200 --batches 50,10 \
-            --threads "$(nproc)" --warmup 0 --epochs 2 --profile-layers "${flag[@]}" \
-            --json "$out/cpu-scaling/$variant.r$round.json" >> "$out/cpu.txt" 2>&1 ||
-            echo "cpu: $variant, round $round failed" | tee -a "$out/cpu.txt"
-        done
-      done
+      cpu_levers "$out/cpu-scaling" "$out/cpu.txt" now onednnwgrad onednndgrad onednnfwd direct \
+        slices4m before workers onednnpool
       # With the side by side in the same OUT (stage sbs): the paper's Fig. 6 too.
       fig6=(); [[ -d "$out/side-by-side/raw" ]] && fig6=(--gpu "$out/side-by-side/raw")
       python3 "$bench/cpu_scaling_report.py" "$out/cpu-scaling" "${fig6[@]}" \
         > "$out/cpu-scaling.md" 2>&1 ||
         echo "cpu: the report failed (cpu-scaling.md says why)" | tee -a "$out/cpu.txt"
       summary+=("$(printf '%-9s %4d s' cpu $((SECONDS - start)))") ;;
+    levers)
+      # The defaults against the CPU step's three newest levers alone (measured on no
+      # 16-core machine yet), for a visit whose thread sweep comes from the study stage.
+      start=$SECONDS
+      cpu_levers "$out/cpu-levers" "$out/levers.txt" now onednnwgrad onednndgrad onednnfwd
+      python3 "$bench/cpu_scaling_report.py" "$out/cpu-levers" > "$out/cpu-levers.md" 2>&1 ||
+        echo "levers: the report failed (cpu-levers.md says why)" | tee -a "$out/levers.txt"
+      summary+=("$(printf '%-9s %4d s' levers $((SECONDS - start)))") ;;
     slide)
       # histocnn slide draws its maps with gnuplot and refuses to start without
       # it; the GPU image of 2026-12-04 had none (every slide failed after its

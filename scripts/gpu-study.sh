@@ -5,8 +5,11 @@
 #     paper's cnmem 0), pool (cnmem 1), async (cudaMallocAsync), plan (one
 #     arena), plan+graphs (the step as a CUDA graph);
 #   PyTorch on the same GPU (eager, its caching allocator) where torch.cuda is
-#     importable; the CPU rows at 1..16 threads (those this machine has);
-# then the report: the paper's Figs. 3-6 and the t_cpu / t_gpu table.
+#     importable; the CPU rows at 1..16 threads (those this machine has), each
+#     thread count's cores measured first (`histocnn ceilings`: sgemm, memory
+#     triad), so that the report reads the CPU scaling against theirs;
+# then the report: the paper's Figs. 3-6, the t_cpu / t_gpu table and the CPU
+# scaling table.
 #
 #   scripts/gpu-study.sh [OUTPUT] [extra `histocnn study` flags, e.g. --data /path/to/glas]
 #
@@ -56,6 +59,6 @@ done
 
 "$histocnn" study -o "$out" --devices cpu,cuda --threads "$threads" \
   --allocators "${ALLOCATORS:-direct,pool,async,plan,plan+graphs}" \
-  --engines "${ENGINES:-histocnn,pytorch}" --no-report "$@"
+  --engines "${ENGINES:-histocnn,pytorch}" --ceilings --no-report "$@"
 "$histocnn" report "$out"
 echo "gpu-study: report in $out/report/report.html"

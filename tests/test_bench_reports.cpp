@@ -33,7 +33,7 @@ TEST(BenchReports, CeilingsRecordSgemmAndMemoryBandwidth) {
   const std::string json = dir / "ceilings.json";
   const CommandResult r = run(kSmallBench + "--threads 1 --ceilings --json " + json);
   ASSERT_EQ(r.status, 0) << r.output;
-  EXPECT_NE(r.output.find("ceilings on 1 threads: sgemm"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("ceilings on 1 thread: sgemm"), std::string::npos) << r.output;
   const auto results = nlohmann::json::parse(read_file(json));
   ASSERT_TRUE(results.contains("ceilings")) << results.dump();
   EXPECT_EQ(results["ceilings"]["threads"], 1);
@@ -95,6 +95,23 @@ TEST(BenchReports, CpuScalingReportTablesSweepCeilingsLayersAndLevers) {
         std::string("| 16 | 4.49 |"),
         std::string("t_gpu, s (median of the rounds): b20 0.200, b10 0.400")})
     EXPECT_NE(fig6.output.find(part), std::string::npos) << part << "\n" << fig6.output;
+  // gpu-check's levers stage: the levers alone, no thread sweep beside them.
+  const std::string levers = dir / "levers";
+  std::filesystem::create_directories(levers);
+  for (const char* name : {"now.r1.json", "now.r2.json", "direct.r1.json", "direct.r2.json"})
+    std::filesystem::copy_file(dir / name, levers + "/" + name);
+  const CommandResult alone = run_raw("python3 " + script + " " + levers);
+  ASSERT_EQ(alone.status, 0) << alone.output;
+  EXPECT_NE(alone.output.find("| direct | 20 | 2 |"), std::string::npos) << alone.output;
+  EXPECT_EQ(alone.output.find("Speed-up"), std::string::npos) << alone.output;
+  const CommandResult alone_fig6 = run_raw("python3 " + script + " " + levers + " --gpu " + raw);
+  EXPECT_NE(alone_fig6.status, 0);
+  EXPECT_NE(alone_fig6.output.find("--gpu needs the thread sweep's tT.json"), std::string::npos)
+      << alone_fig6.output;
+  const CommandResult empty = run_raw("python3 " + script + " " + (dir / "raw/none"));
+  EXPECT_NE(empty.status, 0);
+  EXPECT_NE(empty.output.find("no tT.json or VARIANT.rR.json files"), std::string::npos)
+      << empty.output;
   const CommandResult no_gpu =
       run_raw("python3 " + script + " " + dir.path() + " --gpu " + (dir / "nothing"));
   EXPECT_NE(no_gpu.status, 0);
@@ -124,6 +141,8 @@ TEST(GpuCheck, PackKeepsTheTextResultsInOneArchiveOutsideOut) {
   std::filesystem::create_directories(out + "/side-by-side/raw");
   std::filesystem::create_directories(out + "/synthetic");
   write_file_atomically(out + "/side-by-side/raw/histocnn-fp32.1.json", "{}");
+  std::filesystem::create_directories(out + "/study");
+  write_file_atomically(out + "/study/results.jsonl", "{}\n");  // what `histocnn report` reads
   write_file_atomically(out + "/synthetic/Grade.csv", "name,patient,grade\n");
   write_file_atomically(out + "/big.json", std::string(5 << 20, ' '));
   write_file_atomically(out + "/wsi.tif", "not text");
@@ -133,7 +152,8 @@ TEST(GpuCheck, PackKeepsTheTextResultsInOneArchiveOutsideOut) {
   const CommandResult listed = run_raw("tar tzf " + archive + " | sort");
   ASSERT_EQ(listed.status, 0) << listed.output;
   EXPECT_EQ(listed.output,
-            "./gpu-check.log\n./machine.txt\n./side-by-side/raw/histocnn-fp32.1.json\n");
+            "./gpu-check.log\n./machine.txt\n./side-by-side/raw/histocnn-fp32.1.json\n"
+            "./study/results.jsonl\n");
   const CommandResult inside = run_raw(script + " --pack " + out + "/a.tar.gz " + out);
   EXPECT_EQ(inside.status, 2) << inside.output;
   EXPECT_NE(inside.output.find("must be outside"), std::string::npos) << inside.output;

@@ -162,7 +162,7 @@ TEST_F(CliTools, CrossValidateScriptHelpsRefusesBadKAndTakesPathsFromWhereItRuns
 
 TEST_F(CliTools, EverySubcommandHasHelp) {
   for (const char* cmd : {"synth", "train", "eval", "predict", "memplan", "selftest", "study",
-                          "report", "stain", "bench"}) {
+                          "report", "stain", "bench", "ceilings"}) {
     const CommandResult r = run(std::string(cmd) + " --help");
     EXPECT_EQ(r.status, 0) << cmd;
     EXPECT_NE(r.output.find("Usage"), std::string::npos) << r.output;
@@ -313,6 +313,42 @@ TEST_F(CliTools, StudyRoundsInterleaveTheMeasurementsOfAPointAndRecordTheirMedia
   EXPECT_NE(other.output.find("rounds = 3, not 2"), std::string::npos) << other.output;
 }
 
+TEST_F(CliTools, CeilingsAreMeasuredOnTheBoundCoresAndWrittenWhole) {
+  const std::string json = out("ceilings/t1.json");
+  const CommandResult r = run("ceilings --threads 1 --json " + json);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("ceilings on 1 thread: sgemm "), std::string::npos) << r.output;
+  const auto c = nlohmann::json::parse(read_file(json));
+  EXPECT_EQ(c["threads"], 1);
+  EXPECT_GT(c["sgemm_gflops"].get<double>(), 0.0);
+  EXPECT_GT(c["triad_gbs"].get<double>(), 0.0);
+  const CommandResult too_many = run("ceilings --threads 4095");
+  EXPECT_NE(too_many.status, 0);
+  EXPECT_NE(too_many.output.find("--threads: 4095 requested"), std::string::npos)
+      << too_many.output;
+  // A --json whose folder is a file: refused before the measurement.
+  const CommandResult bad = run("ceilings --threads 1 --json " + json + "/x.json");
+  EXPECT_NE(bad.status, 0);
+  EXPECT_NE(bad.output.find("--json"), std::string::npos) << bad.output;
+  EXPECT_EQ(bad.output.find("ceilings on"), std::string::npos) << bad.output;
+}
+
+TEST_F(CliTools, StudyCeilingsAreMeasuredOncePerThreadCountAndRecordedInEachCpuRow) {
+  const std::string dir = out("study-ceilings");
+  const CommandResult r =
+      run("study --data " + data() + " -o " + dir +
+          " --sizes 32 --batches 10,20 --threads 1 --engines histocnn --epochs 1 --warmup 0 "
+          "--rounds 2 --ceilings --crop 96 --crops-benign 30 --crops-malignant 30 --no-report");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const size_t first = r.output.find("ceilings on 1 thread: sgemm ");
+  ASSERT_NE(first, std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("ceilings on 1 thread", first + 1), std::string::npos) << r.output;
+  const auto measured = nlohmann::json::parse(read_file(dir + "/points/ceilings_t1.json"));
+  const auto rows = read_results(dir + "/results.jsonl");
+  ASSERT_EQ(rows.size(), 2u);
+  for (const auto& row : rows) EXPECT_EQ(row["ceilings"], measured) << row["key"];
+}
+
 TEST_F(CliTools, GpuStudyScriptRecordsCudaPointsAsNotRunWithoutAGpu) {
   if (available_devices().size() > 1) GTEST_SKIP() << "a GPU is present: the full study would run";
   const std::string dir = out("gpu-study");
@@ -342,6 +378,7 @@ TEST_F(CliTools, GpuStudyScriptRecordsCudaPointsAsNotRunWithoutAGpu) {
       ++cpu;
       EXPECT_EQ(row["status"], "ok") << row.dump();
       EXPECT_EQ(row["threads"], 1) << "64 threads are more than this machine has: left out";
+      EXPECT_TRUE(row.contains("ceilings")) << "the script measures the cores: " << row.dump();
     }
   }
   EXPECT_EQ(cuda, 5) << "direct, pool, async, plan, plan+graphs";

@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
@@ -80,6 +81,58 @@ TEST(ReportFigures, CpuScalingStartsAtOneThreadAndIdealAloneIsNotDrawn) {
   StudyResults no_single = results();
   std::erase_if(no_single.ok, [](const StudyRow& r) { return r["threads"] == 1; });
   EXPECT_FALSE(has_data(cpu_scaling_figures(no_single)[0]));
+}
+
+// results() with what the cores could do (study --ceilings) in each histocnn
+// CPU row at 200 px: sgemm 100 GFLOP/s on 1 thread, 190 on 2, 800 on 16.
+StudyResults results_with_ceilings() {
+  StudyResults r = results(false);
+  const std::map<int, double> sgemm = {{1, 100}, {2, 190}, {16, 800}};
+  for (auto& x : r.ok)
+    if (x["engine"] == "histocnn" && x["size"] == 200)
+      x["ceilings"] = {{"sgemm_gflops", sgemm.at(x["threads"].get<int>())},
+                       {"triad_gbs", 10.0 * x["threads"].get<int>()}};
+  return r;
+}
+
+TEST(ReportFigures, CpuScalingDrawsTheCoresOwnSgemmWhereTheStudyMeasuredIt) {
+  const Figure f = cpu_scaling_figures(results_with_ceilings())[0];
+  ASSERT_EQ(f.series.size(), 3u);  // histocnn, the sgemm, ideal
+  EXPECT_EQ(f.series[1].title, "sgemm on these cores");
+  EXPECT_EQ(f.series[1].points,
+            (std::vector<std::pair<double, double>>{{1, 1}, {2, 1.9}, {16, 8}}));
+  EXPECT_EQ(f.essential, (std::vector<bool>{true, false, false}));
+}
+
+TEST(ReportTables, CpuScalingReadsTheEpochsAgainstTheCoresSgemm) {
+  const std::string md = cpu_scaling_table(results_with_ceilings());
+  // 200 px only: the epoch 32/threads s, so the speed-up is the thread count.
+  EXPECT_NE(md.find("| threads | batch 50 s | speed-up | sgemm GFLOP/s | sgemm speed-up | "
+                    "triad GB/s |"),
+            std::string::npos)
+      << md;
+  EXPECT_NE(md.find("| 1 | 32.000 | 1.00x | 100.0 | 1.00x | 10.0 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| 16 | 2.000 | 16.00x | 800.0 | 8.00x | 160.0 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("sgemm sped up 8.00x, and the epoch, in brackets as a share of that: 16.00x "
+                    "at batch 50 (200 %)"),
+            std::string::npos)
+      << md;
+  // Without the ceilings: the epochs alone, no sentence.
+  const std::string plain = cpu_scaling_table(results(false));
+  EXPECT_NE(plain.find("| 2 | 16.000 | 2.00x |\n"), std::string::npos) << plain;
+  EXPECT_EQ(plain.find("sgemm"), std::string::npos) << plain;
+  // Without a 1-thread epoch there is no speed-up to print, nor a share.
+  StudyResults no_single = results_with_ceilings();
+  std::erase_if(no_single.ok, [](const StudyRow& r) { return r["threads"] == 1; });
+  no_single.cpu_threads.erase(1);
+  const std::string partial = cpu_scaling_table(no_single);
+  EXPECT_NE(partial.find("| 2 | 16.000 | – | 190.0 | – | 20.0 |"), std::string::npos) << partial;
+  EXPECT_EQ(partial.find("as a share"), std::string::npos) << partial;
+  // One thread count is no scaling.
+  StudyResults single = results(false);
+  std::erase_if(single.ok, [](const StudyRow& r) { return r["threads"] != 16; });
+  single.cpu_threads = {16};
+  EXPECT_EQ(cpu_scaling_table(single), "");
 }
 
 TEST(ReportFigures, StepBreakdownTakesTheLargestProfiledRunAndOrdersLayersByExecution) {
@@ -185,7 +238,17 @@ TEST(ResultsFile, EveryRowIsCheckedAndAnErrorNamesItsLine) {
       {R"({"key":"b","machine":{"cores":"two"}})", "machine: \"cores\" is not a whole number"},
       {R"({"key":"b","status":"ok","engine":"x","device":"cpu","threads":1,"size":32,)"
        R"("batch":10,"epoch_seconds":1,"images_per_second":80,"profile":{"steps":1}})",
-       "profile: no \"data_wait_seconds\""}};
+       "profile: no \"data_wait_seconds\""},
+      {R"({"key":"b","status":"ok","engine":"x","device":"cpu","threads":1,"size":32,)"
+       R"("batch":10,"epoch_seconds":1,"images_per_second":80,"ceilings":[1]})",
+       "r.jsonl line 2: \"ceilings\" is not an object"},
+      {R"({"key":"b","status":"ok","engine":"x","device":"cpu","threads":1,"size":32,)"
+       R"("batch":10,"epoch_seconds":1,"images_per_second":80,"ceilings":{"triad_gbs":9}})",
+       "ceilings: no \"sgemm_gflops\""},
+      {R"({"key":"b","status":"ok","engine":"x","device":"cpu","threads":1,"size":32,)"
+       R"("batch":10,"epoch_seconds":1,"images_per_second":80,)"
+       R"("ceilings":{"sgemm_gflops":0,"triad_gbs":9}})",
+       "ceilings: \"sgemm_gflops\" is not positive"}};
   for (const auto& [row, words] : bad) {
     try {
       parse_results(ok + "\n" + row + "\n", "r.jsonl");

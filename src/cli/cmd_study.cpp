@@ -70,6 +70,10 @@ Runner add_study(CLI::App& app) {
                   "interleaved rounds: each (size, batch)'s engines and settings run in turn, "
                   "round after round; the median is recorded")
       ->capture_default_str();
+  cmd->add_flag("--ceilings", a->o.ceilings,
+                "before the first CPU measurement at each thread count, measure what those cores "
+                "can do (histocnn ceilings: sgemm, memory triad); the report reads the CPU "
+                "scaling against it");
   cmd->add_option("--crop", a->o.crop, "crop size")->capture_default_str();
   cmd->add_option("--crops-benign", a->o.benign, "benign crops (paper: 941)")
       ->capture_default_str();

@@ -162,9 +162,7 @@ nlohmann::json run_epoch_bench(const EpochBenchOptions& o) {
                         {"points", nlohmann::json::array()}};
   if (o.ceilings) {
     out["ceilings"] = measure_ceilings(threads);
-    std::printf("ceilings on %d threads: sgemm %.1f GFLOP/s, memory triad %.1f GB/s\n", threads,
-                out["ceilings"]["sgemm_gflops"].get<double>(),
-                out["ceilings"]["triad_gbs"].get<double>());
+    std::printf("%s\n", ceilings_line(out["ceilings"]).c_str());
   }
   for (int size : o.sizes) {
     const ExampleSet set = random_examples(size, o.benign, o.malignant);

@@ -3,6 +3,7 @@
 #include <dnnl.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <thread>
 
 #include "core/error.h"
@@ -61,6 +62,15 @@ nlohmann::json measure_ceilings(int threads, int sgemm_n, size_t triad_floats) {
           {"sgemm_gflops", *std::max_element(sgemm.begin(), sgemm.end())},
           {"sgemm_gflops_all", sgemm},
           {"triad_gbs", triad_gbs(threads, triad_floats)}};
+}
+
+std::string ceilings_line(const nlohmann::json& c) {
+  const int threads = c.value("threads", 0);
+  char line[160];
+  std::snprintf(line, sizeof line,
+                "ceilings on %d thread%s: sgemm %.1f GFLOP/s, memory triad %.1f GB/s", threads,
+                threads == 1 ? "" : "s", c.value("sgemm_gflops", 0.0), c.value("triad_gbs", 0.0));
+  return line;
 }
 
 }  // namespace histocnn

@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <nlohmann/json.hpp>
+#include <string>
 #include <vector>
 
 namespace histocnn {
@@ -30,5 +31,9 @@ double triad_gbs(int threads, size_t floats = kTriadFloats, int runs = 5);
 // reached, not what a noisy moment gave), "sgemm_gflops_all", "triad_gbs"}.
 nlohmann::json measure_ceilings(int threads, int sgemm_n = 2048,
                                 size_t triad_floats = kTriadFloats);
+
+// "ceilings on 2 threads: sgemm 379.0 GFLOP/s, memory triad 54.2 GB/s": the
+// line bench, ceilings and study print for a measure_ceilings() result.
+std::string ceilings_line(const nlohmann::json& ceilings);
 
 }  // namespace histocnn

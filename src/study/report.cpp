@@ -71,6 +71,9 @@ std::string write_report(const std::string& results_path, const std::string& out
   md += "\n## histocnn vs PyTorch (same device, threads, size, batch)\n\n" + pytorch_table(results);
   md += "\n## Speed-up t_cpu / t_gpu at " + std::to_string(results.largest_size()) +
         " px against the paper\n\n" + speedup_table(results);
+  if (const std::string scaling = cpu_scaling_table(results); !scaling.empty())
+    md += "\n## CPU scaling at " + std::to_string(results.largest_size()) +
+          " px (histocnn): speed-up over 1 thread\n\n" + scaling;
   if (const std::string not_run = not_run_table(results); !not_run.empty())
     md += "\n## Not run\n\n" + not_run;
   const std::string md_path = output + "/report.md";

@@ -159,6 +159,15 @@ std::vector<Figure> cpu_scaling_figures(const StudyResults& results) {
       f.series.push_back(s);
     }
   f.essential.assign(f.series.size(), true);
+  // The cores' own sgemm (study --ceilings): how far matrix arithmetic scales here.
+  if (const nlohmann::json one = cpu_ceilings(results, 1); !one.is_null()) {
+    Series sgemm{"sgemm on these cores", {}, "linespoints dt 3"};
+    for (int t : results.cpu_threads)
+      if (const nlohmann::json c = cpu_ceilings(results, t); !c.is_null())
+        sgemm.points.push_back(
+            {double(t), c["sgemm_gflops"].get<double>() / one["sgemm_gflops"].get<double>()});
+    if (sgemm.points.size() > 1) f.series.push_back(sgemm), f.essential.push_back(false);
+  }
   Series ideal{"ideal", {}, "lines dt 2"};
   for (int t : results.cpu_threads) ideal.points.push_back({double(t), double(t)});
   f.series.push_back(ideal);

@@ -103,6 +103,91 @@ std::string speedup_table(const StudyResults& results) {
   return md.str();
 }
 
+nlohmann::json cpu_ceilings(const StudyResults& results, int threads) {
+  for (const auto& r : results.ok)
+    if (r["engine"] == "histocnn" && r["device"] == "cpu" && r["threads"] == threads &&
+        r.contains("ceilings"))
+      return r["ceilings"];
+  return nullptr;
+}
+
+namespace {
+
+// histocnn's CPU epoch at (size, batch, threads); 0 when not measured.
+double cpu_epoch(const StudyResults& results, int size, int batch, int threads) {
+  for (const auto& r : results.ok)
+    if (r["engine"] == "histocnn" && r["device"] == "cpu" && r["size"] == size &&
+        r["batch"] == batch && r["threads"] == threads)
+      return r["epoch_seconds"].get<double>();
+  return 0;
+}
+
+// "At 16 threads the epoch kept ..% of the sgemm's speed-up" per batch, or
+// "" without the ceilings at 1 and at the most threads.
+std::string share_of_sgemm(const StudyResults& results, int size, int most,
+                           const std::vector<int>& batches) {
+  const nlohmann::json one = cpu_ceilings(results, 1), top = cpu_ceilings(results, most);
+  if (most <= 1 || one.is_null() || top.is_null()) return "";
+  const double sgemm = top["sgemm_gflops"].get<double>() / one["sgemm_gflops"].get<double>();
+  std::string parts;
+  for (int b : batches) {
+    const double t1 = cpu_epoch(results, size, b, 1), tn = cpu_epoch(results, size, b, most);
+    if (t1 <= 0 || tn <= 0) continue;
+    parts += std::string(parts.empty() ? "" : ", ") + fixed(t1 / tn) + "x at batch " +
+             std::to_string(b) + " (" + fixed(100 * t1 / tn / sgemm, 0) + " %)";
+  }
+  if (parts.empty()) return "";
+  return "\nFrom 1 to " + std::to_string(most) + " threads these cores' own sgemm sped up " +
+         fixed(sgemm) + "x, and the epoch, in brackets as a share of that: " + parts +
+         ". An engine whose step is matrix arithmetic scales about as far as the sgemm does.\n";
+}
+
+}  // namespace
+
+std::string cpu_scaling_table(const StudyResults& results) {
+  const int size = results.largest_size();
+  // The thread counts and batches with a histocnn CPU epoch at this size.
+  std::vector<int> threads, batches;
+  for (int t : results.cpu_threads)
+    if (std::any_of(results.batches.begin(), results.batches.end(),
+                    [&](int b) { return cpu_epoch(results, size, b, t) > 0; }))
+      threads.push_back(t);
+  for (int b : results.batches)
+    if (std::any_of(threads.begin(), threads.end(),
+                    [&](int t) { return cpu_epoch(results, size, b, t) > 0; }))
+      batches.push_back(b);
+  if (threads.size() < 2 || batches.empty()) return "";
+  bool ceilings = false;
+  for (int t : threads) ceilings = ceilings || !cpu_ceilings(results, t).is_null();
+  std::ostringstream md;
+  md << "| threads |";
+  for (int b : batches) md << " batch " << b << " s | speed-up |";
+  if (ceilings) md << " sgemm GFLOP/s | sgemm speed-up | triad GB/s |";
+  md << "\n|---|";
+  for (size_t i = 0; i < batches.size(); ++i) md << "---|---|";
+  md << (ceilings ? "---|---|---|\n" : "\n");
+  const nlohmann::json one = cpu_ceilings(results, 1);
+  for (int t : threads) {
+    md << "| " << t << " |";
+    for (int b : batches) {
+      const double s = cpu_epoch(results, size, b, t), s1 = cpu_epoch(results, size, b, 1);
+      md << " " << (s > 0 ? fixed(s, 3) : "–") << " | "
+         << (s > 0 && s1 > 0 ? fixed(s1 / s) + "x" : "–") << " |";
+    }
+    if (ceilings) {
+      const nlohmann::json c = cpu_ceilings(results, t);
+      const bool here = !c.is_null();
+      md << " " << (here ? fixed(c["sgemm_gflops"].get<double>(), 1) : "–") << " | "
+         << (here && !one.is_null()
+                 ? fixed(c["sgemm_gflops"].get<double>() / one["sgemm_gflops"].get<double>()) + "x"
+                 : "–")
+         << " | " << (here ? fixed(c["triad_gbs"].get<double>(), 1) : "–") << " |";
+    }
+    md << "\n";
+  }
+  return md.str() + share_of_sgemm(results, size, threads.back(), batches);
+}
+
 std::string not_run_table(const StudyResults& results) {
   if (results.not_run.empty()) return "";
   std::ostringstream md;

@@ -32,6 +32,15 @@ std::string measurements_table(const StudyResults& results);
 std::string pytorch_table(const StudyResults& results);
 // Our speed-up (pool) per batch beside the paper's, by CPU cores.
 std::string speedup_table(const StudyResults& results);
+// The CPU measurements what `threads` cores could do (study --ceilings): the
+// first histocnn CPU row at that thread count that recorded it, else null.
+nlohmann::json cpu_ceilings(const StudyResults& results, int threads);
+// histocnn on the CPU at the largest size, by thread count: each batch's
+// epoch and speed-up over 1 thread and, where the study measured them, the
+// cores' sgemm GFLOP/s, its own speed-up and the memory triad, then how much
+// of the sgemm's speed-up the epoch kept at the most threads. "" with fewer
+// than two thread counts.
+std::string cpu_scaling_table(const StudyResults& results);
 // What did not run and why ("" when everything ran).
 std::string not_run_table(const StudyResults& results);
 

@@ -34,6 +34,16 @@ void require_profile(const Json& profile, const std::string& where) {
     require(seconds.is_number(), where + ": layer_seconds \"" + name + "\" is not a number");
 }
 
+// What a CPU measurement's cores could do (study --ceilings).
+void require_ceilings(const Json& ceilings, const std::string& where) {
+  require(ceilings.is_object(), where + ": \"ceilings\" is not an object");
+  for (const char* field : {"sgemm_gflops", "triad_gbs"}) {
+    require_field(ceilings, field, &Json::is_number, "a number", false, where + " ceilings");
+    require(ceilings[field].get<double>() > 0,
+            where + " ceilings: \"" + field + "\" is not positive");
+  }
+}
+
 // A measurement that ran: what the study's tables and figures read.
 void require_measurement(const Json& row, const std::string& where) {
   for (const char* field : {"engine", "device"})
@@ -49,6 +59,7 @@ void require_measurement(const Json& row, const std::string& where) {
     require(row["peak_memory_bytes"].is_number() || row["peak_memory_bytes"].is_null(),
             where + ": \"peak_memory_bytes\" is not a number");
   if (row.contains("profile")) require_profile(row["profile"], where);
+  if (row.contains("ceilings")) require_ceilings(row["ceilings"], where);
 }
 
 void require_row(const Json& row, const std::string& where) {

@@ -21,6 +21,7 @@
 #include "core/run_lock.h"
 #include "core/threads.h"
 #include "data/synth.h"
+#include "study/machine_ceilings.h"
 
 namespace histocnn {
 namespace fs = std::filesystem;
@@ -385,9 +386,31 @@ std::string point_directory(const StudyOptions& o, const StudyPoint& p, int roun
   return o.output + "/points/" + k + (o.rounds > 1 ? ".r" + std::to_string(round) : "");
 }
 
+// What `threads` cores can do (--ceilings): `histocnn ceilings` in its own
+// process, so that --threads binds it as it binds a measurement (the study's
+// own affinity, which its children inherit, stays whole). Null, with a
+// warning, when it failed: a study is not lost to it.
+nlohmann::json measure_cpu_ceilings(const StudyOptions& o, int threads) {
+  const std::string file = o.output + "/points/ceilings_t" + std::to_string(threads);
+  const int status = run_command(
+      {o.binary, "ceilings", "--threads", std::to_string(threads), "--json", file + ".json"},
+      file + ".log");
+  nlohmann::json c = status == 0 ? nlohmann::json::parse(read_file(file + ".json"), nullptr, false)
+                                 : nlohmann::json();
+  if (!c.is_object()) {
+    std::fprintf(stderr, "warning: the ceilings on %d threads were not measured (%s)\n", threads,
+                 status == 0 ? "not a JSON object" : last_line(file + ".log").c_str());
+    return nullptr;
+  }
+  std::printf("%s\n", ceilings_line(c).c_str());
+  std::fflush(stdout);
+  return c;
+}
+
 // A point's row: its rounds folded into medians, and what was measured where.
 nlohmann::json study_row(const StudyOptions& o, const StudyPoint& p,
-                         const std::vector<nlohmann::json>& rounds, const nlohmann::json& machine) {
+                         const std::vector<nlohmann::json>& rounds, const nlohmann::json& machine,
+                         const std::map<int, nlohmann::json>& ceilings) {
   nlohmann::json row = fold_rounds(rounds);
   row["rounds"] = o.rounds;
   row["key"] = p.key();
@@ -401,6 +424,9 @@ nlohmann::json study_row(const StudyOptions& o, const StudyPoint& p,
   row["warmup_epochs"] = o.warmup;
   row["timed_epochs"] = o.epochs;
   row["machine"] = machine;
+  if (const auto c = ceilings.find(row["threads"].get<int>());
+      p.device == "cpu" && c != ceilings.end() && !c->second.is_null())
+    row["ceilings"] = c->second;
   return row;
 }
 
@@ -447,16 +473,21 @@ int run_study(const StudyOptions& o) {
   std::fflush(stdout);
   const nlohmann::json machine = describe_machine();
   const auto start = std::chrono::steady_clock::now();
-  std::map<int, std::string> exported;  // size -> examples file for PyTorch
+  std::map<int, std::string> exported;     // size -> examples file for PyTorch
+  std::map<int, nlohmann::json> ceilings;  // CPU threads -> what they can do (--ceilings)
   int finished = 0;
   for (const auto& group : measurement_groups(todo, o.rounds)) {
     std::vector<std::vector<nlohmann::json>> rounds(group.size());
     for (int r = 1; r <= o.rounds; ++r)
-      for (size_t i = 0; i < group.size(); ++i)
+      for (size_t i = 0; i < group.size(); ++i) {
+        const int threads = group[i].threads == 0 ? available_cores() : group[i].threads;
+        if (o.ceilings && group[i].device == "cpu" && !ceilings.count(threads))
+          ceilings[threads] = measure_cpu_ceilings(o, threads);
         rounds[i].push_back(measure(o, group[i], data, point_directory(o, group[i], r), exported));
+      }
     for (size_t i = 0; i < group.size(); ++i) {
       const StudyPoint& p = group[i];
-      const nlohmann::json row = study_row(o, p, rounds[i], machine);
+      const nlohmann::json row = study_row(o, p, rounds[i], machine, ceilings);
       append_line_atomically(results, row.dump());
       // A re-run point replaces its earlier (failed or skipped) row.
       recorded.erase(

@@ -30,6 +30,11 @@ struct StudyOptions {
   // a neighbour's load falls on all of them alike; a row reports the median
   // over its rounds (each round: warmup + epochs epochs in a new process).
   int rounds = 1;
+  // Before the first CPU measurement at each thread count, what those cores
+  // can do (`histocnn ceilings`: sgemm GFLOP/s, memory triad GB/s), recorded
+  // in each CPU row; the report reads the speed-up over 1 thread against
+  // the sgemm's own.
+  bool ceilings = false;
   int crop = 256, benign = 941, malignant = 910;
   uint64_t seed = 1;
   std::string output;
