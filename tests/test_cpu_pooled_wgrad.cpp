@@ -149,8 +149,8 @@ TEST(CpuPooledWgradIsa, AvxNeedsSixteenLanesBothWaysAndAPoolOfAtMostFour) {
 }
 
 // The work items: every pooled row and image in exactly one item of each
-// channel set, bands of whole tiles; one item a set while the sets are at
-// least the threads, about four items a thread where they are fewer.
+// channel set, bands of whole tiles; one item a set on one thread, about
+// four units of every set a thread on more.
 TEST(CpuPooledWgradSplit, CoversEveryRowAndImageOnceAndBlocksFirst) {
   auto split_of = [](int n, int out_c, int rows, int threads) {
     LaneLayout out;
@@ -164,17 +164,21 @@ TEST(CpuPooledWgradSplit, CoversEveryRowAndImageOnceAndBlocksFirst) {
   const S two = split_of(2, 32, 48, 2);  // conv2 at 200 px on 2 threads: two images a slice
   EXPECT_EQ(two.channels, 16);
   EXPECT_EQ(two.sets, 2);
-  EXPECT_EQ(two.items(), 2) << "a block a thread: no partials to add";
+  EXPECT_EQ(two.image_groups, 2);
+  EXPECT_EQ(two.bands, 2);
+  EXPECT_EQ(two.items(), 8) << "4 units of both blocks, not a block a thread: threads come free";
   LaneLayout in;
   in.blocks = 2, in.lanes = 16;
   LaneLayout out;
   out.n = 2, out.h = 48, out.w = 48;
-  EXPECT_EQ(pooled_wgrad_scratch_floats(in, out, {32, 32, 3, 0, 2}, 2), 0u) << "no scratch then";
+  EXPECT_EQ(pooled_wgrad_scratch_floats(in, out, {32, 32, 3, 0, 2}, 1), 0u) << "one thread: none";
+  EXPECT_EQ(pooled_wgrad_scratch_floats(in, out, {32, 32, 3, 0, 2}, 2),
+            size_t(two.items()) * (16 * 9 * 32 + 16));
   EXPECT_EQ(pooled_wgrad_scratch_floats(in, out, {32, 32, 3, 0, 2}, 4),
             size_t(split_of(2, 32, 48, 4).items()) * (16 * 9 * 32 + 16));
   const S conv3 = split_of(5, 64, 23, 2);
-  EXPECT_EQ(conv3.channels, 32) << "two blocks a thread, each tile read once";
-  EXPECT_EQ(conv3.items(), 2);
+  EXPECT_EQ(conv3.channels, 32) << "two blocks a set, each tile read once for both";
+  EXPECT_EQ(conv3.items(), 12) << "2 sets x 3 image groups x 2 bands";
   const S three = split_of(5, 64, 23, 3);
   EXPECT_EQ(three.channels, 32);
   EXPECT_EQ(three.sets, 2);

@@ -264,11 +264,16 @@ void run_band(const T* d_pooled, const uint8_t* argmax, const LaneLayout& out, c
   if constexpr (std::is_same_v<T, Bf16>) round_band_portable(sums, d_src, in, b);
 }
 
-// Bands of whole pool rows, about two a thread, no thinner than two pooled
-// rows (a thinner band sums more straddling rows twice).
+// Bands of whole pool rows, about four a thread, no thinner than two pooled
+// rows (a thinner band sums more straddling rows twice). Four, not two as
+// before, so that a thread free early takes another: a band of glands costs
+// more than one of background, and a vCPU of a busy host runs slower (2
+// threads of the 2-core VM: the threads' times differed by 11-26 % at two
+// bands a thread, statically shared; cpu-pooled-balance.md). One thread
+// keeps two: it has no one to balance with.
 int band_rows(const LaneLayout& in, const PooledConv& k, int threads) {
-  const int per_image =
-      std::clamp(ceil_div(2 * threads, in.n), 1, std::max(1, in.h / (2 * k.pool)));
+  const int wanted = threads <= 1 ? 2 : 4 * threads;
+  const int per_image = std::clamp(ceil_div(wanted, in.n), 1, std::max(1, in.h / (2 * k.pool)));
   return ceil_div(ceil_div(in.h, per_image), k.pool) * k.pool;
 }
 
@@ -282,7 +287,7 @@ void run_dgrad(const T* d_pooled, const uint8_t* argmax, const LaneLayout& out, 
 #pragma omp parallel
   {
     DgradScratch scratch;
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 1)
     for (int item = 0; item < items; ++item) {
       const int band = item % bands;
       const DgradBand b{item / bands, band * rows, std::min(in.h, (band + 1) * rows)};

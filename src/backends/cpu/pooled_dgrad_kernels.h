@@ -17,7 +17,9 @@
 // (pool + kernel - 1)^2 patch of d_src (4 x 4 at 2x2 and kernel 3). The
 // kernel sums them in that patch, grouped by where in the window each
 // channel's maximum is (one fixed set of taps per group), and adds the patch
-// to d_src once. The threads split (image, band of d_src rows); a pooled
+// to d_src once. The threads split (image, band of d_src rows), about four
+// bands a thread, each to the next thread free (the bands' costs follow
+// the tissue: docs/results/cpu-pooled-balance.md); a pooled
 // row whose patch straddles two bands is summed by both, each adding only
 // its own rows. Every element of d_src receives the same patches in the same
 // order whatever the bands and threads: the same bits on any thread count.

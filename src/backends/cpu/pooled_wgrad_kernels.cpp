@@ -384,17 +384,18 @@ void run(const WgradInputs<T>& a, const PooledWgradSplit& split, int threads, fl
   // Each item summed in a buffer of its thread's own, then copied to the
   // scratch where other threads add it up (summed in the scratch itself,
   // the kernel ran 10-20 % slower on 2 threads, measured: why is not
-  // known). The same items for each thread every call, and whole units a
-  // thread where the units are split, so that every thread sums every set
-  // (the sets' costs differ most). One item a set: its thread writes the
-  // set's sums at once, with no copy and no barrier.
+  // known). Whole units a thread, so that every thread sums every set (the
+  // sets' costs differ most), each unit to the next thread free: the items'
+  // costs follow the tissue, and the sums are added in item order whoever
+  // made them. One item a set: its thread writes the set's sums at once,
+  // with no copy and no barrier.
   const int chunk = split.partials() ? split.sets : 1;
 #pragma omp parallel num_threads(threads)
   {
     [[maybe_unused]] const auto terms = std::make_unique<BlockTerms>();  // the AVX-512 scan's
     HostFloats mine(per_item);
     std::vector<float> sum(per_channel);
-#pragma omp for schedule(static, chunk) nowait
+#pragma omp for schedule(dynamic, chunk) nowait
     for (int item = 0; item < split.items(); ++item) {
       run_item(a, split, item, mine.data(), *terms);
       if (split.partials()) {
@@ -439,15 +440,17 @@ bool pooled_wgrad_applies(const LaneLayout& in, const LaneLayout& out, const Poo
 
 PooledWgradSplit pooled_wgrad_split(const LaneLayout& out, const PooledConv& conv, int threads) {
   PooledWgradSplit s;
-  // The channel blocks first: a thread's blocks share each tile's input and
-  // need no partials added. Only where they are fewer than the threads, the
-  // images and rows too.
+  // The channel blocks first: a thread's blocks share each tile's input.
+  // Then, on more than one thread, the images and rows too: units of every
+  // set, taken as threads come free (a set a thread, where the sets are as
+  // many as the threads, waited on the costlier set and read its whole input
+  // per call).
   const int groups = ceil_div(conv.out_c, PooledWgradSplit::kGroup);
   s.channels = ceil_div(groups, std::clamp(threads, 1, groups)) * PooledWgradSplit::kGroup;
   s.sets = ceil_div(conv.out_c, s.channels);
   const int rows = std::max(out.h, 1), images = std::max(out.n, 1);
   const int units =
-      threads <= s.sets ? 1 : ceil_div(PooledWgradSplit::kItemsPerThread * threads, s.sets);
+      threads <= 1 ? 1 : ceil_div(PooledWgradSplit::kItemsPerThread * threads, s.sets);
   s.images_per_item = ceil_div(images, std::min(units, images));
   s.image_groups = ceil_div(images, s.images_per_item);
   // Bands of whole tiles (so a band's tiles are the unsplit map's), evened out.

@@ -18,10 +18,13 @@
 //
 // The work is split into items: a set of output channels (whole nChw16c
 // blocks) over a band of pooled rows of some images. The blocks are shared
-// out first (a thread's blocks read each tile's input once); where they are
-// fewer than the threads, the images and rows too, about four items a
-// thread, every thread taking whole units of every set (the sets' costs
-// differ most, with their share of positive pooled values). Each item sums
+// out first (a thread's blocks read each tile's input once), then on more
+// than one thread the images and rows too, about four units a thread, a
+// thread taking whole units of every set (the sets' costs differ most, with
+// their share of positive pooled values) as it comes free: tissue makes the
+// costs uneven, and so does a busy host (a set a thread, the threads'
+// times differed by 3-11 % on 2 threads of the 2-core VM, and the whole
+// set's input missed the cache: docs/results/cpu-pooled-balance.md). Each item sums
 // its terms into partial sums of its own; then each output channel adds its
 // set's partials in item order. The items depend on the shapes and the
 // thread count alone: the same bits run to run, and on another thread count
@@ -55,9 +58,9 @@ bool pooled_wgrad_applies(const LaneLayout& in, const LaneLayout& out, const Poo
 // The items of the file comment for `threads` threads: `sets` of
 // `channels` output channels (as many 16-channel blocks a set as the
 // threads allow), each over image_groups x bands items (band_rows pooled
-// rows of images_per_item images): one item a set where the sets are at
-// least the threads, else about kItemsPerThread x threads items, the images
-// split before the rows.
+// rows of images_per_item images): one item a set on one thread, else
+// about kItemsPerThread x threads units of every set, the images split
+// before the rows.
 struct PooledWgradSplit {
   static constexpr int kGroup = 16, kItemsPerThread = 4;
   int channels = 0, sets = 0, bands = 0, band_rows = 0, images_per_item = 0, image_groups = 0;
@@ -68,7 +71,7 @@ struct PooledWgradSplit {
 PooledWgradSplit pooled_wgrad_split(const LaneLayout& out, const PooledConv& conv, int threads);
 
 // The scratch pooled_weight_gradient needs on `threads` threads (floats):
-// none where each set is one item (its thread writes the set's sums), else
+// none where each set is one item (one thread: it writes the set's sums), else
 // one item's partial sums (its channels x kernel^2 taps x in's blocks x
 // lanes, and its biases) per item.
 size_t pooled_wgrad_scratch_floats(const LaneLayout& in, const LaneLayout& out,
