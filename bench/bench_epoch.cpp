@@ -6,7 +6,9 @@
 //   bench_epoch --sizes 32,64,128,180,200 --batches 10,20,50,100,150 --threads 2
 //               --repeats 3 --json out.json
 //
-// An epoch is the paper's 1851 examples (941 benign + 910 malignant) fed
+// An epoch is the paper's 1851 examples (941 benign + 910 malignant; crops
+// of the study's synthetic tissue, or random pixels with --pixels random:
+// study/bench_examples.h) fed
 // through the real BatchLoader (augmentation and float conversion by the
 // step's OpenMP team between steps, into buffers kept from epoch to epoch,
 // as the trainer has them; --loader-workers for threads beside it) into
@@ -33,6 +35,7 @@
 #include "core/rng.h"
 #include "core/threads.h"
 #include "data/loader.h"
+#include "study/bench_examples.h"
 #include "study/machine_ceilings.h"
 
 using namespace histocnn;
@@ -62,7 +65,7 @@ int main(int argc, char** argv) {
   CLI::App app{"histocnn CPU epoch benchmark"};
   std::string sizes = "32,64,128,180,200", batches = "10,20,50,100,150", json_path;
   int threads = 0, repeats = 3, benign = 941, malignant = 910, loader_workers = -1;
-  std::string precision = "fp32";
+  std::string precision = "fp32", pixels = "tissue";
   double slice_kb = -1;  // -1: the step's default budget
   float hed_jitter = 0;
   bool profile_layers = false, onednn_pool = false, onednn_conv1 = false, direct_conv = false;
@@ -74,6 +77,11 @@ int main(int argc, char** argv) {
   app.add_option("--repeats", repeats, "timed epochs per point")->capture_default_str();
   app.add_option("--benign", benign, "benign examples")->capture_default_str();
   app.add_option("--malignant", malignant, "malignant examples")->capture_default_str();
+  app.add_option("--pixels", pixels,
+                 "tissue (the study's synthetic crops: our pooled gradients' work follows the "
+                 "content) | random (as records before 2026-12-06)")
+      ->check(CLI::IsMember({"tissue", "random"}))
+      ->capture_default_str();
   app.add_option("--precision", precision, "fp32 | bf16")
       ->check(CLI::IsMember({"fp32", "bf16"}))
       ->capture_default_str();
@@ -153,18 +161,13 @@ int main(int argc, char** argv) {
       {"sgemm_gflops", ceiling},
       {"sgemm_gflops_all", sgemm},
       {"examples", benign + malignant},
+      {"pixels", pixels},
       {"points", nlohmann::json::array()}};
   std::printf("%5s %6s %10s %10s %10s %8s\n", "size", "batch", "epoch_s", "img/s", "GFLOP/s",
               "%sgemm");
   for (int size : parse_list(sizes)) {
-    // Random pixels stand in for decoded crops: the step's cost does not depend on content.
-    ExampleSet set;
-    set.width = set.height = size;
+    const ExampleSet set = bench_examples(pixels, size, benign, malignant);
     Rng rng(size);
-    for (int i = 0; i < benign + malignant; ++i)
-      set.examples.push_back({0, i < benign ? 0 : 1, 0, 0});
-    set.pixels.resize(set.examples.size() * size_t(size) * size * 3);
-    for (auto& p : set.pixels) p = uint8_t(rng.next());
     std::vector<int> order(set.examples.size());
     std::iota(order.begin(), order.end(), 0);
     std::shuffle(order.begin(), order.end(), rng);

@@ -4,7 +4,9 @@
 # histocnn fp32, PyTorch fp32 (TF32 off), histocnn tf32, PyTorch tf32 (its
 # default), histocnn bf16, PyTorch bf16 autocast [, PyTorch torch.compile
 # fp32] — each engine
-# one process over the whole grid. Then one profiled histocnn epoch (an event
+# one process over the whole grid (histocnn on the study's synthetic tissue
+# crops, `bench --pixels tissue`; PyTorch on random pixels, which its dense
+# kernels take as long as any). Then one profiled histocnn epoch (an event
 # per operation) at 200x200 batch 50, and the summary:
 # OUT/gpu-side-by-side-<gpu>.md with the medians, the ratios, the measured
 # memory and the distance from the arithmetic floor.

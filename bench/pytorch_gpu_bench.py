@@ -1,7 +1,12 @@
 #!/usr/bin/env python3
 """PyTorch engine of bench/gpu_side_by_side.sh: the paper's CNN trained for
-whole epochs (1851 random crops, the paper's count) over a grid of input sizes
-x batch sizes, in one process, as `histocnn bench` does for histocnn.
+whole epochs (1851 crops of random pixels, the paper's count) over a grid of
+input sizes x batch sizes, in one process, as `histocnn bench` does for
+histocnn. Random pixels are fair to PyTorch: its dense kernels take the same
+time whatever the content. histocnn's side trains on the study's synthetic
+tissue (`histocnn bench --pixels tissue`, the default since 2026-12-06): its
+pooled gradients skip what ReLU switched off, so its work follows the
+content, and random pixels flattered it (docs/results/cpu-pooled-balance.md).
 
 Precisions, each what a PyTorch user gets by asking for it:
   fp32  strict fp32: TF32 off in cuDNN convolutions and cuBLAS matmuls

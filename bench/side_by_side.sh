@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # histocnn and PyTorch on the same epoch (the paper's CNN, 1851 examples, same
-# shapes, same cores), measured in interleaved rounds — ours, PyTorch NCHW,
+# shapes, same cores; histocnn on the study's synthetic tissue crops, since
+# its pooled gradients' work follows the content, PyTorch on random pixels,
+# which its dense kernels take as long as any), measured in interleaved
+# rounds — ours, PyTorch NCHW,
 # PyTorch channels-last, ours, ... — so a neighbour's load falls on both
 # engines alike. Reports per-engine medians and the ratio of medians; the
 # sgemm ceiling is the best of every sgemm run taken during the rounds.

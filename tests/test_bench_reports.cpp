@@ -41,6 +41,17 @@ TEST(BenchReports, CeilingsRecordSgemmAndMemoryBandwidth) {
   EXPECT_GT(results["ceilings"]["triad_gbs"].get<double>(), 0);
   for (const auto& point : results["points"])
     EXPECT_GT(point["epoch_gflop"].get<double>(), 0) << point.dump();
+  EXPECT_EQ(results["pixels"], "tissue") << "the study's crops unless asked otherwise";
+  const std::string noise = dir / "noise.json";
+  const CommandResult random =
+      run("bench --device cpu --sizes 32 --batches 10 --benign 10 --malignant 10 --warmup 0 "
+          "--epochs 1 --threads 1 --pixels random --json " +
+          noise);
+  ASSERT_EQ(random.status, 0) << random.output;
+  EXPECT_EQ(nlohmann::json::parse(read_file(noise))["pixels"], "random");
+  const CommandResult bad = run(kSmallBench + "--threads 1 --pixels noise --json " + noise);
+  EXPECT_NE(bad.status, 0);
+  EXPECT_NE(bad.output.find("--pixels"), std::string::npos) << bad.output;
 }
 
 TEST(BenchReports, CpuScalingReportTablesSweepCeilingsLayersAndLevers) {

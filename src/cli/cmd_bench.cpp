@@ -46,6 +46,11 @@ Runner add_bench(CLI::App& app) {
   cmd->add_option("--malignant", o->malignant, "malignant examples per epoch")
       ->check(CLI::Range(1, 1000000))
       ->capture_default_str();
+  cmd->add_option("--pixels", o->pixels,
+                  "tissue (the study's synthetic GlaS-like crops: our pooled gradients' work "
+                  "follows the content) | random (uniform noise, as records before 2026-12-06)")
+      ->check(CLI::IsMember({"tissue", "random"}))
+      ->capture_default_str();
   cmd->add_option("--threads", o->threads, "CPU cores (0 = all)")
       ->check(CLI::Range(0, 4096))
       ->capture_default_str();

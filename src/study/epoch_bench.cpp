@@ -11,6 +11,7 @@
 #include "core/threads.h"
 #include "data/loader.h"
 #include "memory/memory_engine.h"
+#include "study/bench_examples.h"
 #include "study/machine_ceilings.h"
 #include "study/study.h"
 
@@ -18,17 +19,6 @@ namespace histocnn {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-ExampleSet random_examples(int size, int benign, int malignant) {
-  ExampleSet set;
-  set.width = set.height = size;
-  Rng rng(static_cast<uint64_t>(size));
-  for (int i = 0; i < benign + malignant; ++i)
-    set.examples.push_back({0, i < benign ? 0 : 1, 0, 0});
-  set.pixels.resize(set.examples.size() * size_t(size) * size * 3);
-  for (auto& p : set.pixels) p = uint8_t(rng.next());
-  return set;
-}
 
 nlohmann::json per_step(const StepProfile& p, const StepProfile& before) {
   const double steps = std::max<double>(1, double(p.steps - before.steps));
@@ -159,13 +149,14 @@ nlohmann::json run_epoch_bench(const EpochBenchOptions& o) {
                         {"cudnn_later_wgrad", o.cudnn_later_wgrad},
                         {"cudnn_later_dgrad", o.cudnn_later_dgrad},
                         {"examples", o.benign + o.malignant},
+                        {"pixels", o.pixels},
                         {"points", nlohmann::json::array()}};
   if (o.ceilings) {
     out["ceilings"] = measure_ceilings(threads);
     std::printf("%s\n", ceilings_line(out["ceilings"]).c_str());
   }
   for (int size : o.sizes) {
-    const ExampleSet set = random_examples(size, o.benign, o.malignant);
+    const ExampleSet set = bench_examples(o.pixels, size, o.benign, o.malignant);
     std::vector<int> order(set.examples.size());
     std::iota(order.begin(), order.end(), 0);
     Rng rng(7);

@@ -2,8 +2,10 @@
 // paper's CNN (or another model spec) over a grid of input sizes x batch
 // sizes, all in one process
 // (so a 5-minute GPU budget is spent training, not starting processes), on
-// random pixels (the step's cost does not depend on content), with a fresh
-// memory engine per point so its high-water mark is that point's.
+// the study's synthetic tissue crops (study/bench_examples.h: our pooled
+// gradients' work follows the content; --pixels random for older records'
+// conditions), with a fresh memory engine per point so its high-water mark
+// is that point's.
 //
 // Per point: every epoch's seconds (the loader, the step and, on CUDA, the
 // final synchronisation), their median after the warm-up epochs, the measured
@@ -33,6 +35,7 @@ struct EpochBenchOptions {
   std::string precision = "fp32";
   int warmup = 1, epochs = 2;         // epochs per point: warm-up, then timed
   int benign = 941, malignant = 910;  // the paper's crop counts
+  std::string pixels = "tissue";      // tissue | random (study/bench_examples.h)
   int threads = 0;                    // 0 = all cores
   bool profile_layers = false;
   bool onednn_pool = false;          // cpu: oneDNN's max pooling instead of ours (A/B)
