@@ -136,6 +136,7 @@ Runner add_bench(CLI::App& app) {
             "--cudnn-later-dgrad: a CUDA option (--device cuda)");
     require(!o->channels_last || o->device == "cuda",
             "--channels-last: a CUDA option (--device cuda)");
+    prepare_output_file("--json", *json);
     if (!o->model.empty()) {
       refuse_overwriting_inputs("--json", *json, {{o->model, "the model spec"}});
       o->spec = parse_model_spec(read_file(o->model, size_t(1) << 20), o->model);

@@ -45,6 +45,9 @@ void prepare_output_file(const std::string& flag, const std::string& output_file
     fail(flag + " " + output_file + ": cannot create " + folder.string() + " (" + ec.message() +
          ")");
   require(!fs::is_directory(output_file), flag + " " + output_file + ": is a folder, not a file");
+  require(!fs::exists(output_file) || !is_dataset_folder(folder.string()),
+          flag + " " + output_file + ": would overwrite a file of the dataset in " +
+              folder.string() + " (it holds Grade.csv)");
   std::string probe = (folder / ".histocnn-write-test.XXXXXX").string();
   const int fd = ::mkostemp(probe.data(), O_CLOEXEC);
   if (fd < 0)

@@ -28,7 +28,9 @@ void refuse_overwriting_inputs(const std::string& flag, const std::string& outpu
                                const std::vector<NamedInput>& inputs);
 
 // Creates the folder `output_file` goes into and checks a file can be
-// written there, before the work that produces it. Throws naming `flag`.
+// written there, before the work that produces it. Refuses to replace a
+// file of a dataset (an existing file in a folder holding Grade.csv: the
+// labels, an image). Throws naming `flag`.
 void prepare_output_file(const std::string& flag, const std::string& output_file);
 
 // The folder a command writes into, made if absent; when this command made
