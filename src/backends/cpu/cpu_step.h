@@ -24,12 +24,12 @@
 //                                    4x larger conv output]
 //                   -> pool backward -> [BN backward] -> conv backward weights
 //                   (+bias), data
-//                   (blocks after the first, without BN, on our pool: the
-//                   weights and bias from the pooled gradient instead,
-//                   pooled_wgrad_kernels.h, and the data gradient too
-//                   where pooled_dgrad_kernels.h's AVX-512 version runs: no
+//                   (blocks after the first, without BN, on our pool,
+//                   where the AVX-512 versions run: the weights and bias
+//                   from the pooled gradient instead, pooled_wgrad_kernels.h,
+//                   and the data gradient too, pooled_dgrad_kernels.h: no
 //                   pool backward then; otherwise the pool backward feeds
-//                   oneDNN's data gradient)
+//                   oneDNN's gradients)
 // Global average pooling (spec 'gap'): an average pooling over the whole last
 // map into plain [N, C], and its backward.
 //

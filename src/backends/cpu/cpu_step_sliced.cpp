@@ -183,7 +183,7 @@ bool CpuTrainingStep::pooled_weight_gradients(ConvBlock& c, size_t i) const {
   const auto src = lane_layout(c.fwd_pd.src_desc());  // one slice's, as pooled_lanes
   if (!src) return false;
   c.src_lanes = *src;
-  return pooled_wgrad_applies(c.src_lanes, c.pooled_lanes, pooled_conv(c.s));
+  return pooled_wgrad_fast(c.src_lanes, c.pooled_lanes, pooled_conv(c.s));
 }
 
 void CpuTrainingStep::pooled_weight_gradient_of(ConvBlock& c, const Mem& src, const Mem& d_pooled,

@@ -479,6 +479,10 @@ void pooled_weight_gradient(dnnl::memory::data_type type, const void* src, const
                    scratch.data());
 }
 
+bool pooled_wgrad_fast(const LaneLayout& in, const LaneLayout& out, const PooledConv& conv) {
+  return pooled_wgrad_applies(in, out, conv) && use_avx512(in, out, conv);
+}
+
 std::string pooled_wgrad_isa(const LaneLayout& in, const LaneLayout& out, const PooledConv& conv) {
   return use_avx512(in, out, conv) ? "avx512" : "portable";
 }

@@ -55,6 +55,13 @@ struct PooledConv {
 // across) that holds every pooled window.
 bool pooled_wgrad_applies(const LaneLayout& in, const LaneLayout& out, const PooledConv& conv);
 
+// Whether the step takes it: it applies and its AVX-512 version runs. The
+// portable version is the AVX-512 one's reference, not a fallback: on an
+// AVX2 CPU (AMD EPYC, 2 threads, 200 px, batch 50) it made conv2's backward
+// 682 ms a step against oneDNN's 134 ms (docs/results/cpu-avx2.md), so the
+// step keeps oneDNN's weight gradient wherever the AVX-512 version cannot run.
+bool pooled_wgrad_fast(const LaneLayout& in, const LaneLayout& out, const PooledConv& conv);
+
 // The items of the file comment for `threads` threads: `sets` of
 // `channels` output channels (as many 16-channel blocks a set as the
 // threads allow), each over image_groups x bands items (band_rows pooled
