@@ -1,15 +1,17 @@
 // The CPU step's own max-pool kernels (backends/cpu/pool_kernels.h) against
 // the reference layers, in every layout oneDNN hands them (nchw, nhwc,
 // nChw8c, nChw16c with padded channels), in fp32 and bf16, on maps whose
-// last rows and columns do not fill a window, through both the AVX-512 and
-// the portable code. Tensors travel between NCHW and the layout under test by
-// oneDNN reorders, so the kernels' indexing is checked against oneDNN's.
+// last rows and columns do not fill a window, through the AVX-512, the AVX2
+// and the portable code (each where this CPU has it). Tensors travel between
+// NCHW and the layout under test by oneDNN reorders, so the kernels' indexing
+// is checked against oneDNN's.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <dnnl.hpp>
 
 #include "backends/cpu/pool_kernels.h"
+#include "core/error.h"
 #include "core/rng.h"
 #include "nn/reference.h"
 #include "onednn_layouts.h"
@@ -34,7 +36,7 @@ void PrintTo(const PoolCase& c, std::ostream* os) {
 class CpuPoolKernels : public ::testing::TestWithParam<PoolCase>, protected testing::OneDnnLayouts {
  protected:
   const dnnl::engine& engine_ = engine();
-  void TearDown() override { set_portable_pool_kernels(false); }
+  void TearDown() override { cap_pool_kernels("avx512"); }
   // Our forward and backward kernels on tensors of `type`.
   static void run(dt type, const Mem& x, const LaneLayout& in, const Mem& y, const Mem& dy,
                   uint8_t* argmax, const LaneLayout& out, const Mem& dx, int p, bool relu) {
@@ -122,10 +124,10 @@ TEST_P(CpuPoolKernels, ForwardAndBackwardEqualTheReferenceLayers) {
     reference::relu_backward(want_y.data(), dy.data(), relu_dy.data(), int64_t(dy.size()));
     reference::maxpool_backward(pooled_input.data(), relu_dy.data(), want_dx.data(), k.n, k.c, k.h,
                                 k.w, k.p);
-    for (bool portable : {false, true}) {
-      set_portable_pool_kernels(portable);
-      const std::string where = k.name + (relu ? " relu" : "") +
-                                (portable ? " portable" : " " + pool_kernels_isa(in->lanes));
+    for (const char* isa : {"avx512", "avx2", "portable"}) {
+      cap_pool_kernels(isa);
+      const std::string where = k.name + (relu ? " relu" : "") + " capped at " + isa + ": " +
+                                pool_kernels_isa(in->lanes);
       Mem x_l = to_layout(x, plain, md), dy_l = to_layout(dy, plain_out, md_out);
       Mem y_l(md_out, engine_), dx_l(md, engine_);
       std::memset(dx_l.get_data_handle(), 0x7f, md.get_size());  // every element must be written
@@ -145,6 +147,7 @@ std::vector<PoolCase> pool_cases() {
     cases.push_back({"Nchw" + t, tag::nchw, type, 2, 3, 9, 11, 2});
     cases.push_back({"Nhwc32" + t, tag::nhwc, type, 2, 32, 9, 11, 2});
     cases.push_back({"Nhwc20" + t, tag::nhwc, type, 2, 20, 8, 7, 3});  // lanes not in sixteens
+    cases.push_back({"Nhwc24" + t, tag::nhwc, type, 2, 24, 9, 10, 2});  // in eights: AVX2 only
     cases.push_back({"NChw8c" + t, tag::nChw8c, type, 3, 16, 10, 10, 2});
     cases.push_back({"NChw16c" + t, tag::nChw16c, type, 2, 32, 13, 9, 2});
     cases.push_back({"NChw16cPadded" + t, tag::nChw16c, type, 2, 20, 7, 7, 3});
@@ -154,6 +157,25 @@ std::vector<PoolCase> pool_cases() {
 
 INSTANTIATE_TEST_SUITE_P(Layouts, CpuPoolKernels, ::testing::ValuesIn(pool_cases()),
                          [](const auto& info) { return info.param.name; });
+
+// Each version runs where the CPU has it and the lanes suit it, and a cap
+// holds the kernels below it.
+TEST(CpuPoolIsa, TheBestVersionTheCpuAndTheLanesAllow) {
+  const bool avx512 = __builtin_cpu_supports("avx512f");
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  const std::string eights = avx2 ? "avx2" : "portable";
+  EXPECT_EQ(pool_kernels_isa(16), avx512 ? "avx512" : eights);
+  EXPECT_EQ(pool_kernels_isa(8), eights);
+  EXPECT_EQ(pool_kernels_isa(24), eights);
+  EXPECT_EQ(pool_kernels_isa(20), "portable");
+  cap_pool_kernels("avx2");
+  EXPECT_EQ(pool_kernels_isa(16), eights);
+  cap_pool_kernels("portable");
+  EXPECT_EQ(pool_kernels_isa(16), "portable");
+  EXPECT_EQ(pool_kernels_isa(8), "portable");
+  cap_pool_kernels("avx512");
+  EXPECT_THROW(cap_pool_kernels("sse2"), Error);
+}
 
 TEST(CpuPoolLayouts, LayoutsTheKernelsCannotReadAreRefused) {
   // Images blocked together, and a type that is not an activation's.

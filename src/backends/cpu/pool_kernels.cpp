@@ -1,13 +1,18 @@
 // The CPU step's max-pool kernels (see pool_kernels.h): OpenMP over (image,
 // channel block, pooled row); each task runs one row function. Two versions
 // of each: AVX-512 intrinsics where the CPU has them and the lanes come in
-// sixteens, and portable loops otherwise (the project builds for any x86-64
-// unless HISTOCNN_NATIVE is on, so the AVX-512 code is chosen at run time).
+// sixteens, AVX2 ones where they come in eights (nChw8c, oneDNN's layout on
+// AVX2 CPUs), and portable loops otherwise (the project builds for any
+// x86-64 unless HISTOCNN_NATIVE is on, so the vector code is chosen at run
+// time). All three give the same bits: a max and a scatter round nothing.
 #include "backends/cpu/pool_kernels.h"
 
 #include <algorithm>
 #include <cmath>
 
+#include "core/error.h"
+
+#include "backends/cpu/avx2.h"
 #include "backends/cpu/avx512.h"
 
 namespace histocnn::cpu {
@@ -50,8 +55,11 @@ bool poolable(const LaneLayout& in, const LaneLayout& out, int p) {
 
 namespace pool_rows {
 
-constexpr int kChunk = 16;   // lanes per AVX-512 register of floats
-bool portable_only = false;  // set_portable_pool_kernels (tests)
+constexpr int kChunk = 16;  // lanes per AVX-512 register of floats
+constexpr int kChunk2 = 8;  // lanes per AVX2 register of floats
+// The highest version the kernels may take (cap_pool_kernels, tests).
+enum class Isa { portable, avx2, avx512 };
+Isa cap = Isa::avx512;
 
 // One pooled row of one channel block, lane by lane: windows ox = 0..ow-1
 // over the p input rows starting at x.
@@ -163,7 +171,7 @@ HISTOCNN_AVX512 void backward_row_avx512(const T* d_pooled, const uint8_t* argma
 #pragma GCC diagnostic pop
 
 bool use_avx512(int lanes) {
-  return avx512::available() && lanes % kChunk == 0 && !portable_only;
+  return avx512::available() && lanes % kChunk == 0 && cap >= Isa::avx512;
 }
 #else
 bool use_avx512(int) {
@@ -176,11 +184,82 @@ void backward_row_avx512(const T*, const uint8_t*, int64_t, T*, int64_t, int64_t
                          int) {}
 #endif
 
+#if HISTOCNN_HAS_AVX2_CODE
+// ---- AVX2: the AVX-512 rows' arithmetic on 8 lanes, masks as vectors. On
+// an AVX2 CPU (AMD EPYC, 2 threads) the portable rows took conv1's pool
+// (200 px, batch 50) ~80 ms forward and ~60 ms backward a step
+// (docs/results/cpu-avx2.md).
+using avx2::load8;
+using avx2::store8;
+
+template <typename T>
+HISTOCNN_AVX2 void forward_row_avx2(const T* x, int64_t row, int64_t column, T* y, uint8_t* argmax,
+                                    int64_t y_column, int ow, int p, int lanes, bool relu) {
+  for (int ox = 0; ox < ow; ++ox) {
+    const T* window = x + int64_t(ox) * p * column;
+    const int64_t at = int64_t(ox) * y_column;
+    for (int l = 0; l < lanes; l += kChunk2) {
+      __m256 best = _mm256_set1_ps(-INFINITY);
+      __m256i where = _mm256_setzero_si256();
+      for (int ky = 0; ky < p; ++ky)
+        for (int kx = 0; kx < p; ++kx) {
+          const __m256 v = load8(window + ky * row + kx * column + l);
+          const __m256 larger = _mm256_cmp_ps(v, best, _CMP_GT_OQ);  // first max wins
+          best = _mm256_blendv_ps(best, v, larger);
+          where = _mm256_blendv_epi8(where, _mm256_set1_epi32(ky * p + kx),
+                                     _mm256_castps_si256(larger));
+        }
+      where = avx2::flag_not_positive(where, best, kArgmaxNotPositive);
+      if (relu) best = _mm256_max_ps(best, _mm256_setzero_ps());  // +0 where max <= 0
+      store8(y + at + l, best);
+      avx2::store_bytes8(argmax + at + l, where);
+    }
+  }
+}
+
+template <typename T>
+HISTOCNN_AVX2 void backward_row_avx2(const T* d_pooled, const uint8_t* argmax, int64_t y_column,
+                                     T* d, int64_t row, int64_t column, int w, int ow, int p,
+                                     int lanes) {
+  for (int ky = 0; ky < p; ++ky) {
+    T* line = d + ky * row;
+    for (int ox = 0; ox < ow; ++ox) {
+      const int64_t at = int64_t(ox) * y_column;
+      for (int l = 0; l < lanes; l += kChunk2) {
+        const __m256 g = load8(d_pooled + at + l);
+        const __m256i where = avx2::load_bytes8(argmax + at + l);  // flagged: no k
+        for (int kx = 0; kx < p; ++kx) {
+          const __m256i here = _mm256_cmpeq_epi32(where, _mm256_set1_epi32(ky * p + kx));
+          store8(line + (int64_t(ox) * p + kx) * column + l,
+                 _mm256_and_ps(_mm256_castsi256_ps(here), g));
+        }
+      }
+    }
+    zero_columns(line, column, ow * p, w, lanes);
+  }
+}
+
+bool use_avx2(int lanes) {
+  return avx2::available() && lanes % kChunk2 == 0 && cap >= Isa::avx2;
+}
+#else
+bool use_avx2(int) {
+  return false;
+}
+template <typename T>
+void forward_row_avx2(const T*, int64_t, int64_t, T*, uint8_t*, int64_t, int, int, int, bool) {}
+template <typename T>
+void backward_row_avx2(const T*, const uint8_t*, int64_t, T*, int64_t, int64_t, int, int, int,
+                       int) {}
+#endif
+
 template <typename T>
 void forward_row_of(const T* x, int64_t row, int64_t column, T* y, uint8_t* argmax,
                     int64_t y_column, int ow, int p, int lanes, bool relu) {
   if (use_avx512(lanes))
     return forward_row_avx512(x, row, column, y, argmax, y_column, ow, p, lanes, relu);
+  if (use_avx2(lanes))
+    return forward_row_avx2(x, row, column, y, argmax, y_column, ow, p, lanes, relu);
   forward_row(x, row, column, y, argmax, y_column, ow, p, lanes, relu);
 }
 
@@ -189,6 +268,8 @@ void backward_row_of(const T* d_pooled, const uint8_t* argmax, int64_t y_column,
                      int64_t column, int w, int ow, int p, int lanes) {
   if (use_avx512(lanes))
     return backward_row_avx512(d_pooled, argmax, y_column, d, row, column, w, ow, p, lanes);
+  if (use_avx2(lanes))
+    return backward_row_avx2(d_pooled, argmax, y_column, d, row, column, w, ow, p, lanes);
   backward_row(d_pooled, argmax, y_column, d, row, column, w, ow, p, lanes);
 }
 
@@ -239,11 +320,14 @@ void backward(const T* d_pooled, const uint8_t* argmax, const LaneLayout& out, T
 
 }  // namespace pool_rows
 
-void set_portable_pool_kernels(bool portable) {
-  pool_rows::portable_only = portable;
+void cap_pool_kernels(const std::string& isa) {
+  using pool_rows::Isa;
+  require(isa == "avx512" || isa == "avx2" || isa == "portable",
+          "cap_pool_kernels: unknown ISA '" + isa + "' (avx512, avx2, portable)");
+  pool_rows::cap = isa == "avx512" ? Isa::avx512 : isa == "avx2" ? Isa::avx2 : Isa::portable;
 }
 std::string pool_kernels_isa(int lanes) {
-  return pool_rows::use_avx512(lanes) ? "avx512" : "portable";
+  return pool_rows::use_avx512(lanes) ? "avx512" : pool_rows::use_avx2(lanes) ? "avx2" : "portable";
 }
 
 void max_pool_forward(const float* x, const LaneLayout& in, float* y, uint8_t* argmax,

@@ -16,10 +16,10 @@
 // gradient (ReLU' on the pooled value: max and ReLU commute): its argmax
 // byte carries kArgmaxNotPositive.
 //
-// The arithmetic is the row functions in pool_kernels.cpp: AVX-512
+// The arithmetic is the row functions in pool_kernels.cpp: AVX-512 and AVX2
 // intrinsics (chosen at run time) and portable loops;
-// tests/test_cpu_pool_kernels.cpp checks both against the reference layers in
-// every layout and both precisions.
+// tests/test_cpu_pool_kernels.cpp checks all three against the reference
+// layers in every layout and both precisions.
 #pragma once
 
 #include <cstdint>
@@ -93,9 +93,11 @@ void max_pool_relu_backward(dnnl::memory::data_type type, const void* d_pooled,
                             const uint8_t* argmax, const LaneLayout& out, void* d_act,
                             const LaneLayout& in, int p);
 
-// Which version runs for `lanes` lanes: "avx512" or "portable".
+// Which version runs for `lanes` lanes: "avx512" (lanes in sixteens, on
+// CPUs with AVX-512), "avx2" (in eights, on CPUs with AVX2) or "portable".
 std::string pool_kernels_isa(int lanes);
-// Tests: run the portable loops even where AVX-512 is available.
-void set_portable_pool_kernels(bool portable);
+// Tests: the highest version the kernels may take, "avx512" (the default:
+// the best the CPU and the lanes allow), "avx2" or "portable".
+void cap_pool_kernels(const std::string& isa);
 
 }  // namespace histocnn::cpu
