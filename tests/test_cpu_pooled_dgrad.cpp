@@ -1,9 +1,10 @@
 // The CPU step's data gradient from the pooled gradient
 // (backends/cpu/pooled_dgrad_kernels.h) against the reference convolution's
 // from the scattered gradient, in the layouts oneDNN hands it (nchw, nhwc,
-// nChw8c, nChw16c with padded channels), fp32 and bf16, through the AVX-512
-// and the portable code; every element written; the same bits on any
-// number of threads (which changes the bands).
+// nChw8c, nChw16c with padded channels), fp32 and bf16, through the AVX-512,
+// the AVX2 and the portable code (each where this CPU and the layout allow
+// it); every element written; the same bits on any number of threads (which
+// changes the bands).
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -13,6 +14,7 @@
 
 #include "backends/cpu/pooled_dgrad_kernels.h"
 #include "core/bf16.h"
+#include "core/error.h"
 #include "cpu_pooled_cases.h"
 #include "nn/reference.h"
 #include "onednn_layouts.h"
@@ -30,7 +32,7 @@ using DgradCase = pooled_cases::KernelCase;
 class CpuPooledDgrad : public ::testing::TestWithParam<DgradCase>,
                        protected testing::OneDnnLayouts {
  protected:
-  void TearDown() override { set_portable_pooled_dgrad(false); }
+  void TearDown() override { cap_pooled_dgrad("avx512"); }
 };
 
 // The raw memory holds no NaN (it was filled with NaN bits first): every
@@ -86,9 +88,9 @@ TEST_P(CpuPooledDgrad, EqualsTheReferenceFromTheScatteredGradient) {
   };
   const double tolerance = k.type == dt::f32 ? 1e-5 : 8e-3;  // bf16: rounded once
   std::vector<std::vector<float>> by_path;
-  for (bool portable : {false, true}) {
-    set_portable_pooled_dgrad(portable);
-    const std::string where = k.name + " " + pooled_dgrad_isa(in, out, conv);
+  for (const char* isa : {"avx512", "avx2", "portable"}) {
+    cap_pooled_dgrad(isa);
+    const std::string where = k.name + " capped at " + isa + ": " + pooled_dgrad_isa(in, out, conv);
     const Mem d_src = ours();
     ASSERT_TRUE(all_written(d_src, k.type)) << where;
     const auto got = to_nchw(d_src, maps->plain_x);
@@ -103,9 +105,10 @@ TEST_P(CpuPooledDgrad, EqualsTheReferenceFromTheScatteredGradient) {
     }
     by_path.push_back(got);
   }
-  for (size_t i = 0; i < by_path[0].size(); ++i)
-    ASSERT_NEAR(by_path[0][i], by_path[1][i], tolerance * std::max(1.0f, std::abs(want[i])))
-        << k.name << ": AVX-512 against portable [" << i << "]";
+  for (size_t path = 1; path < by_path.size(); ++path)
+    for (size_t i = 0; i < by_path[0].size(); ++i)
+      ASSERT_NEAR(by_path[0][i], by_path[path][i], tolerance * std::max(1.0f, std::abs(want[i])))
+          << k.name << ": the best version against cap " << path << " [" << i << "]";
 }
 
 TEST(CpuPooledDgradWeights, ArrangedByChannelAndTapWithZeroPadding) {
@@ -125,18 +128,31 @@ TEST(CpuPooledDgradWeights, ArrangedByChannelAndTapWithZeroPadding) {
   EXPECT_NE(round_to_bf16(oihw[9]), oihw[9]) << "the test's weight must need rounding";
 }
 
-TEST(CpuPooledDgradFast, OnlyKernel3Pool2In16ChannelBlocks) {
+TEST(CpuPooledDgradFast, OnlyKernel3Pool2InSixteenOrEightChannelBlocks) {
   const auto in = lane_layout(Mem::desc({2, 32, 12, 12}, dt::f32, tag::nChw16c));
   const auto out = lane_layout(Mem::desc({2, 16, 6, 6}, dt::f32, tag::nChw16c));
   const auto in8 = lane_layout(Mem::desc({2, 32, 12, 12}, dt::f32, tag::nChw8c));
-  ASSERT_TRUE(in && out && in8);
-  EXPECT_TRUE(pooled_dgrad_applies(*in, *out, {32, 16, 3, 1, 2}));
+  const auto out8 = lane_layout(Mem::desc({2, 16, 6, 6}, dt::f32, tag::nChw8c));
+  ASSERT_TRUE(in && out && in8 && out8);
+  const bool avx512 = __builtin_cpu_supports("avx512f");
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  const PooledConv conv{32, 16, 3, 1, 2};
+  EXPECT_TRUE(pooled_dgrad_applies(*in, *out, conv));
   EXPECT_FALSE(pooled_dgrad_applies(*in, *out, {32, 16, 3, 1, 9})) << "argmax past a byte";
   EXPECT_FALSE(pooled_dgrad_fast(*in, *out, {32, 16, 5, 2, 2})) << "kernel 5";
-  EXPECT_FALSE(pooled_dgrad_fast(*in8, *out, {32, 16, 3, 1, 2})) << "8-channel blocks";
-  set_portable_pooled_dgrad(true);
-  EXPECT_FALSE(pooled_dgrad_fast(*in, *out, {32, 16, 3, 1, 2})) << "portable forced";
-  set_portable_pooled_dgrad(false);
+  EXPECT_FALSE(pooled_dgrad_fast(*in8, *out, conv)) << "8- and 16-channel blocks";
+  EXPECT_EQ(pooled_dgrad_fast(*in, *out, conv), avx512);
+  EXPECT_EQ(pooled_dgrad_isa(*in, *out, conv), avx512 ? "avx512" : "portable");
+  EXPECT_EQ(pooled_dgrad_fast(*in8, *out8, conv), avx2);
+  EXPECT_EQ(pooled_dgrad_isa(*in8, *out8, conv), avx2 ? "avx2" : "portable");
+  cap_pooled_dgrad("avx2");
+  EXPECT_FALSE(pooled_dgrad_fast(*in, *out, conv)) << "capped at AVX2";
+  EXPECT_EQ(pooled_dgrad_fast(*in8, *out8, conv), avx2) << "capped at AVX2";
+  cap_pooled_dgrad("portable");
+  EXPECT_FALSE(pooled_dgrad_fast(*in, *out, conv)) << "portable forced";
+  EXPECT_FALSE(pooled_dgrad_fast(*in8, *out8, conv)) << "portable forced";
+  cap_pooled_dgrad("avx512");
+  EXPECT_THROW(cap_pooled_dgrad("sse"), Error);
 }
 
 std::vector<DgradCase> dgrad_cases() {
@@ -152,6 +168,11 @@ std::vector<DgradCase> dgrad_cases() {
     all.push_back({"Nhwc32" + t, tag::nhwc, type, 2, 32, 16, 12, 13, 3, 1, 2});
     all.push_back({"Nchw" + t, tag::nchw, type, 3, 3, 6, 10, 9, 3, 1, 2});
     all.push_back({"NChw8c" + t, tag::nChw8c, type, 2, 16, 9, 10, 10, 3, 0, 2});
+    // oneDNN's blocks on AVX2 CPUs: the AVX2 version's.
+    all.push_back({"Conv2Like8c" + t, tag::nChw8c, type, 2, 32, 32, 14, 14, 3, 1, 2});
+    all.push_back({"Conv3LikeOddMap8c" + t, tag::nChw8c, type, 3, 32, 64, 13, 11, 3, 1, 2});
+    all.push_back({"PaddedChannels8c" + t, tag::nChw8c, type, 2, 12, 13, 9, 12, 3, 1, 2});
+    all.push_back({"WideOutput8c" + t, tag::nChw8c, type, 2, 8, 80, 10, 9, 3, 1, 2});
     // More than 64 output channels: the AVX-512 version's masks take 64 at
     // a time.
     all.push_back({"WideOutput" + t, tag::nChw16c, type, 2, 16, 80, 10, 9, 3, 1, 2});

@@ -37,6 +37,19 @@ HISTOCNN_AVX2 inline void store8(Bf16* p, __m256 v) {
   _mm_storeu_si128(reinterpret_cast<__m128i*>(p), packed);
 }
 
+// Rounds computed values as to_bf16 does (nearest, ties to even) for finite
+// ones, as avx512.h's store16_rounded.
+HISTOCNN_AVX2 inline void store8_rounded(float* p, __m256 v) {
+  _mm256_storeu_ps(p, v);
+}
+HISTOCNN_AVX2 inline void store8_rounded(Bf16* p, __m256 v) {
+  const __m256i u = _mm256_castps_si256(v);
+  const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+  const __m256i rounded =
+      _mm256_add_epi32(u, _mm256_add_epi32(_mm256_set1_epi32(0x7fff), odd));
+  store8(p, _mm256_castsi256_ps(rounded));
+}
+
 // One argmax byte per lane (values 0..255).
 HISTOCNN_AVX2 inline __m256i load_bytes8(const uint8_t* p) {
   return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));

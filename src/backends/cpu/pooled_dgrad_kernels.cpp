@@ -1,7 +1,8 @@
-// The pooled data gradient of pooled_dgrad_kernels.h: a portable version and
-// an AVX-512 one (chosen at run time) for kernel 3 and pool 2 in oneDNN's
-// 16-channel blocks, whose 4 x 4 patch of one 16-channel block stays in
-// vector registers while the pooled position's terms are added to it.
+// The pooled data gradient of pooled_dgrad_kernels.h: a portable version,
+// and for kernel 3 and pool 2 an AVX-512 one in oneDNN's 16-channel blocks
+// and an AVX2 one in its 8-channel blocks (chosen at run time), whose patch
+// of one channel block stays in vector registers while the pooled
+// position's terms are added to it.
 #include "backends/cpu/pooled_dgrad_kernels.h"
 
 #include <omp.h>
@@ -10,13 +11,18 @@
 #include <type_traits>
 #include <vector>
 
+#include "backends/cpu/avx2.h"
 #include "backends/cpu/avx512.h"
 #include "core/bf16.h"
+#include "core/error.h"
 
 namespace histocnn::cpu {
 namespace {
 
-bool portable_dgrad_only = false;  // set_portable_pooled_dgrad (tests)
+// The highest version the kernel may take (cap_pooled_dgrad, tests).
+enum class DgradIsa { portable, avx2, avx512 };
+DgradIsa dgrad_cap = DgradIsa::avx512;
+constexpr int kSpan = 4;  // a patch's side: pool 2 + kernel 3 - 1
 
 // d_src rows [y0, y1) of image n: one thread's work item.
 struct DgradBand {
@@ -104,7 +110,6 @@ void round_band_portable(const float* sums, T* d_src, const LaneLayout& in, cons
 #pragma GCC diagnostic push  // see avx512.h
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
-constexpr int kSpan = 4;  // pool 2 + kernel 3 - 1
 using Patch = __m512[kSpan][kSpan];
 
 // The terms of one window offset (DY, DX) among 64 output channels (bit o:
@@ -239,8 +244,8 @@ bool dgrad_avx512(const LaneLayout& in, const LaneLayout& out, const PooledConv&
   // As pooled_wgrad_kernels.cpp: only where oneDNN runs AVX-512 too.
   const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
   const auto avx512_core = static_cast<unsigned>(dnnl::cpu_isa::avx512_core);
-  return !portable_dgrad_only && avx512::available() && (isa & avx512_core) == avx512_core &&
-         in.lanes == 16 && out.lanes == 16 && k.kernel == 3 && k.pool == 2;
+  return avx512::available() && (isa & avx512_core) == avx512_core && in.lanes == 16 &&
+         out.lanes == 16 && k.kernel == 3 && k.pool == 2;
 }
 #else
 bool dgrad_avx512(const LaneLayout&, const LaneLayout&, const PooledConv&) {
@@ -248,18 +253,182 @@ bool dgrad_avx512(const LaneLayout&, const LaneLayout&, const PooledConv&) {
 }
 #endif
 
+#if HISTOCNN_HAS_AVX2_CODE
+// ---- AVX2: the AVX-512 version's sums on oneDNN's 8-channel blocks
+// (nChw8c, its layout on AVX2 CPUs). A whole 4 x 4 patch of one block would
+// take all 16 ymm registers, so each position's terms go into two halves of
+// two patch rows (8 registers each), the masks walked once a half. Every
+// element's terms still come in the AVX-512 version's order (window offset,
+// then output channel, 64 channels at a time), each with one FMA.
+using HalfPatch = __m256[2][kSpan];  // patch rows R and R + 1 of one block
+
+// The terms of window offset (DY, DX) that reach patch rows [R, R + 2).
+template <int R, int DY, int DX, typename T>
+HISTOCNN_AVX2 inline __attribute__((always_inline)) void add_group_avx2(
+    HalfPatch& a, uint64_t mask, const T* d_pooled, int64_t position, int64_t out_block, int first,
+    const float* w, int stride) {
+  const int64_t per_channel = 9 * int64_t(stride);
+  for (; mask; mask &= mask - 1) {
+    const int o = first + __builtin_ctzll(mask);
+    const __m256 g = _mm256_set1_ps(load(d_pooled, position + (o >> 3) * out_block + (o & 7)));
+    const float* wt = w + o * per_channel;
+#pragma GCC unroll 3
+    for (int r = 0; r < 3; ++r) {
+      if (DY + r < R || DY + r >= R + 2) continue;  // the other half's row
+#pragma GCC unroll 3
+      for (int s = 0; s < 3; ++s)
+        a[DY + r - R][DX + s] = _mm256_fmadd_ps(g, _mm256_loadu_ps(wt + (r * 3 + s) * stride),
+                                                a[DY + r - R][DX + s]);
+    }
+  }
+}
+
+// group_terms on 8-channel blocks: the 64 output channels of blocks
+// [8 * chunk, 8 * chunk + 8) per window offset.
+template <typename T>
+HISTOCNN_AVX2 bool group_terms_avx2(const T* d_pooled, const uint8_t* argmax,
+                                    const LaneLayout& out, int out_c, int64_t position, int chunk,
+                                    uint64_t (&masks)[4]) {
+  masks[0] = masks[1] = masks[2] = masks[3] = 0;
+  for (int ob = 8 * chunk; ob < std::min(out.blocks, 8 * chunk + 8); ++ob) {
+    const int64_t j = position + int64_t(ob) * out.block;
+    const unsigned live = (1u << std::min(8, out_c - ob * 8)) - 1u;
+    const __m256 d = avx2::load8(d_pooled + j);
+    const unsigned on =
+        unsigned(_mm256_movemask_ps(_mm256_cmp_ps(d, _mm256_setzero_ps(), _CMP_NEQ_UQ))) & live;
+    const __m256i offsets = avx2::load_bytes8(argmax + j);
+    for (int v = 0; v < 4; ++v) {
+      const __m256i is_v = _mm256_cmpeq_epi32(offsets, _mm256_set1_epi32(v));
+      masks[v] |= uint64_t(unsigned(_mm256_movemask_ps(_mm256_castsi256_ps(is_v))) & on)
+                  << (8 * (ob % 8));
+    }
+  }
+  return (masks[0] | masks[1] | masks[2] | masks[3]) != 0;
+}
+
+// Adds half a patch (its top left at y0, x0 of one block's plane) to the
+// sums, only the elements inside the band and the map.
+HISTOCNN_AVX2 inline __attribute__((always_inline)) void flush_half(const HalfPatch& a,
+                                                                    float* plane,
+                                                                    const LaneLayout& in,
+                                                                    const DgradBand& b, int y0,
+                                                                    int x0) {
+  const bool inside = y0 >= b.y0 && y0 + 2 <= b.y1 && x0 >= 0 && x0 + kSpan <= in.w;
+#pragma GCC unroll 2
+  for (int i = 0; i < 2; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < kSpan; ++j) {
+      const int y = y0 + i, x = x0 + j;
+      if (!inside && (y < b.y0 || y >= b.y1 || x < 0 || x >= in.w)) continue;
+      float* p = plane + int64_t(y) * in.row + int64_t(x) * in.column;
+      _mm256_storeu_ps(p, _mm256_add_ps(_mm256_loadu_ps(p), a[i][j]));
+    }
+}
+
+// Patch rows [R, R + 2) of one block: its terms, then into the sums.
+template <int R, typename T>
+HISTOCNN_AVX2 inline __attribute__((always_inline)) void half_avx2(
+    const uint64_t (&m)[4], const T* d_pooled, int64_t position, int64_t out_block, int first,
+    const float* wb, int stride, float* plane, const LaneLayout& in, const DgradBand& b, int y0,
+    int x0) {
+  HalfPatch a;
+#pragma GCC unroll 2
+  for (int i = 0; i < 2; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < kSpan; ++j) a[i][j] = _mm256_setzero_ps();
+  add_group_avx2<R, 0, 0>(a, m[0], d_pooled, position, out_block, first, wb, stride);
+  add_group_avx2<R, 0, 1>(a, m[1], d_pooled, position, out_block, first, wb, stride);
+  add_group_avx2<R, 1, 0>(a, m[2], d_pooled, position, out_block, first, wb, stride);
+  add_group_avx2<R, 1, 1>(a, m[3], d_pooled, position, out_block, first, wb, stride);
+  flush_half(a, plane, in, b, y0 + R, x0);
+}
+
+template <typename T>
+HISTOCNN_AVX2 void band_avx2(const T* d_pooled, const uint8_t* argmax, const LaneLayout& out,
+                             const float* w, const PooledConv& k, float* sums,
+                             const LaneLayout& in, const DgradBand& b) {
+  const int stride = in.blocks * 8;
+  float* image = sums + int64_t(b.n) * in.image;
+  int zeroed = b.y0;  // rows zeroed while in L1, as band_avx512
+  auto zero_rows_until = [&](int end) HISTOCNN_AVX2 {
+    for (; zeroed < std::min(end, b.y1); ++zeroed)
+      for (int cb = 0; cb < in.blocks; ++cb)
+        for (int x = 0; x < in.w; ++x)
+          _mm256_storeu_ps(
+              image + cb * in.block + int64_t(zeroed) * in.row + int64_t(x) * in.column,
+              _mm256_setzero_ps());
+  };
+  const int chunks = (out.blocks + 7) / 8;
+  const auto [first, last] = pooled_rows_of(b, k, out.h);
+  for (int py = first; py < last; ++py) {
+    zero_rows_until(py * 2 - k.pad + kSpan);
+    for (int px = 0; px < out.w; ++px) {
+      const int64_t position =
+          int64_t(b.n) * out.image + int64_t(py) * out.row + int64_t(px) * out.column;
+      for (int chunk = 0; chunk < chunks; ++chunk) {
+        uint64_t m[4];
+        if (!group_terms_avx2(d_pooled, argmax, out, k.out_c, position, chunk, m)) continue;
+        for (int cb = 0; cb < in.blocks; ++cb) {
+          const int y0 = py * 2 - k.pad, x0 = px * 2 - k.pad;
+          float* plane = image + cb * in.block;
+          half_avx2<0>(m, d_pooled, position, out.block, 64 * chunk, w + cb * 8, stride, plane, in,
+                       b, y0, x0);
+          half_avx2<2>(m, d_pooled, position, out.block, 64 * chunk, w + cb * 8, stride, plane, in,
+                       b, y0, x0);
+        }
+      }
+    }
+  }
+  zero_rows_until(b.y1);
+}
+
+HISTOCNN_AVX2 void round_band_avx2(const float* sums, Bf16* d_src, const LaneLayout& in,
+                                   const DgradBand& b) {
+  for (int cb = 0; cb < in.blocks; ++cb)
+    for (int y = b.y0; y < b.y1; ++y)
+      for (int x = 0; x < in.w; ++x) {
+        const int64_t i = at(in, b.n, cb * 8, y, x);
+        avx2::store8_rounded(d_src + i, _mm256_loadu_ps(sums + i));
+      }
+}
+
+bool dgrad_avx2(const LaneLayout& in, const LaneLayout& out, const PooledConv& k) {
+  // Only where oneDNN runs AVX2 kernels too (not capped below them).
+  const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+  const auto avx2_isa = static_cast<unsigned>(dnnl::cpu_isa::avx2);
+  return avx2::available() && (isa & avx2_isa) == avx2_isa && in.lanes == 8 && out.lanes == 8 &&
+         k.kernel == 3 && k.pool == 2;
+}
+#else
+bool dgrad_avx2(const LaneLayout&, const LaneLayout&, const PooledConv&) {
+  return false;
+}
+#endif
+
+DgradIsa dgrad_isa(const LaneLayout& in, const LaneLayout& out, const PooledConv& k) {
+  if (dgrad_cap >= DgradIsa::avx512 && dgrad_avx512(in, out, k)) return DgradIsa::avx512;
+  if (dgrad_cap >= DgradIsa::avx2 && dgrad_avx2(in, out, k)) return DgradIsa::avx2;
+  return DgradIsa::portable;
+}
+
 template <typename T>
 void run_band(const T* d_pooled, const uint8_t* argmax, const LaneLayout& out, const float* w,
               const PooledConv& k, T* d_src, float* sums, const LaneLayout& in, const DgradBand& b,
-              DgradScratch& scratch, bool avx) {
+              DgradScratch& scratch, DgradIsa isa) {
 #if HISTOCNN_HAS_AVX512_CODE
-  if (avx) {
+  if (isa == DgradIsa::avx512) {
     band_avx512(d_pooled, argmax, out, w, k, sums, in, b);
     if constexpr (std::is_same_v<T, Bf16>) round_band_avx512(sums, d_src, in, b);
     return;
   }
 #endif
-  (void)avx;
+#if HISTOCNN_HAS_AVX2_CODE
+  if (isa == DgradIsa::avx2) {
+    band_avx2(d_pooled, argmax, out, w, k, sums, in, b);
+    if constexpr (std::is_same_v<T, Bf16>) round_band_avx2(sums, d_src, in, b);
+    return;
+  }
+#endif
   band_portable(d_pooled, argmax, out, w, k, sums, in, b, scratch);
   if constexpr (std::is_same_v<T, Bf16>) round_band_portable(sums, d_src, in, b);
 }
@@ -280,7 +449,7 @@ int band_rows(const LaneLayout& in, const PooledConv& k, int threads) {
 template <typename T>
 void run_dgrad(const T* d_pooled, const uint8_t* argmax, const LaneLayout& out, const float* w,
                const PooledConv& k, T* d_src, const LaneLayout& in, float* sums) {
-  const bool avx = dgrad_avx512(in, out, k);
+  const DgradIsa isa = dgrad_isa(in, out, k);
   if constexpr (std::is_same_v<T, float>) sums = d_src;
   const int rows = band_rows(in, k, omp_get_max_threads());
   const int bands = ceil_div(in.h, rows), items = in.n * bands;
@@ -291,7 +460,7 @@ void run_dgrad(const T* d_pooled, const uint8_t* argmax, const LaneLayout& out, 
     for (int item = 0; item < items; ++item) {
       const int band = item % bands;
       const DgradBand b{item / bands, band * rows, std::min(in.h, (band + 1) * rows)};
-      run_band(d_pooled, argmax, out, w, k, d_src, sums, in, b, scratch, avx);
+      run_band(d_pooled, argmax, out, w, k, d_src, sums, in, b, scratch, isa);
     }
   }
 }
@@ -303,7 +472,7 @@ bool pooled_dgrad_applies(const LaneLayout& in, const LaneLayout& out, const Poo
 }
 
 bool pooled_dgrad_fast(const LaneLayout& in, const LaneLayout& out, const PooledConv& conv) {
-  return pooled_dgrad_applies(in, out, conv) && dgrad_avx512(in, out, conv);
+  return pooled_dgrad_applies(in, out, conv) && dgrad_isa(in, out, conv) != DgradIsa::portable;
 }
 
 void arrange_dgrad_weights(const float* oihw, const PooledConv& k, int channel_stride, bool bf16,
@@ -328,11 +497,16 @@ void pooled_data_gradient(dnnl::memory::data_type type, const void* d_pooled, co
 }
 
 std::string pooled_dgrad_isa(const LaneLayout& in, const LaneLayout& out, const PooledConv& conv) {
-  return dgrad_avx512(in, out, conv) ? "avx512" : "portable";
+  const DgradIsa isa = dgrad_isa(in, out, conv);
+  return isa == DgradIsa::avx512 ? "avx512" : isa == DgradIsa::avx2 ? "avx2" : "portable";
 }
 
-void set_portable_pooled_dgrad(bool portable) {
-  portable_dgrad_only = portable;
+void cap_pooled_dgrad(const std::string& isa) {
+  require(isa == "avx512" || isa == "avx2" || isa == "portable",
+          "cap_pooled_dgrad: unknown ISA '" + isa + "' (avx512, avx2, portable)");
+  dgrad_cap = isa == "avx512" ? DgradIsa::avx512
+              : isa == "avx2" ? DgradIsa::avx2
+                              : DgradIsa::portable;
 }
 
 }  // namespace histocnn::cpu

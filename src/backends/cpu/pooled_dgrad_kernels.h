@@ -38,10 +38,12 @@ namespace histocnn::cpu {
 // d_src (`in`) of the same images, as pooled_wgrad_applies.
 bool pooled_dgrad_applies(const LaneLayout& in, const LaneLayout& out, const PooledConv& conv);
 
-// Whether the AVX-512 version runs (16-channel blocks on both sides, kernel
-// 3, pool 2, on a CPU and oneDNN ISA with AVX-512): the step takes this
-// route only then, oneDNN's data gradient otherwise (the portable version
-// is the readable statement of the same sums, for tests and other CPUs).
+// Whether a vector version runs, kernel 3 and pool 2 with the same blocks on
+// both sides: AVX-512 on 16-channel blocks, on a CPU and oneDNN ISA with
+// AVX-512, or AVX2 on 8-channel blocks (oneDNN's on AVX2 CPUs), on a CPU
+// and oneDNN ISA with AVX2. The step takes this route only then, oneDNN's
+// data gradient otherwise (the portable version is the readable statement
+// of the same sums, for tests and other CPUs).
 bool pooled_dgrad_fast(const LaneLayout& in, const LaneLayout& out, const PooledConv& conv);
 
 // The weights as the kernels read them: per output channel and tap, the
@@ -65,10 +67,12 @@ void pooled_data_gradient(dnnl::memory::data_type type, const void* d_pooled, co
                           const LaneLayout& out, const float* arranged, const PooledConv& conv,
                           void* d_src, const LaneLayout& in, float* sums);
 
-// "avx512" or "portable": which version pooled_data_gradient runs.
+// "avx512", "avx2" or "portable": which version pooled_data_gradient runs.
 std::string pooled_dgrad_isa(const LaneLayout& in, const LaneLayout& out, const PooledConv& conv);
 
-// Tests: the portable version everywhere (false: back to the choice above).
-void set_portable_pooled_dgrad(bool portable);
+// Tests: the highest version the kernel may take, "avx512" (the default:
+// the best the CPU, oneDNN's ISA and the layouts allow), "avx2" or
+// "portable".
+void cap_pooled_dgrad(const std::string& isa);
 
 }  // namespace histocnn::cpu
