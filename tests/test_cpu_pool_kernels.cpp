@@ -126,8 +126,8 @@ TEST_P(CpuPoolKernels, ForwardAndBackwardEqualTheReferenceLayers) {
                                 k.w, k.p);
     for (const char* isa : {"avx512", "avx2", "portable"}) {
       cap_pool_kernels(isa);
-      const std::string where = k.name + (relu ? " relu" : "") + " capped at " + isa + ": " +
-                                pool_kernels_isa(in->lanes);
+      const std::string where =
+          k.name + (relu ? " relu" : "") + " capped at " + isa + ": " + pool_kernels_isa(in->lanes);
       Mem x_l = to_layout(x, plain, md), dy_l = to_layout(dy, plain_out, md_out);
       Mem y_l(md_out, engine_), dx_l(md, engine_);
       std::memset(dx_l.get_data_handle(), 0x7f, md.get_size());  // every element must be written
@@ -146,7 +146,7 @@ std::vector<PoolCase> pool_cases() {
     const std::string t = type == dt::f32 ? "F32" : "Bf16";
     cases.push_back({"Nchw" + t, tag::nchw, type, 2, 3, 9, 11, 2});
     cases.push_back({"Nhwc32" + t, tag::nhwc, type, 2, 32, 9, 11, 2});
-    cases.push_back({"Nhwc20" + t, tag::nhwc, type, 2, 20, 8, 7, 3});  // lanes not in sixteens
+    cases.push_back({"Nhwc20" + t, tag::nhwc, type, 2, 20, 8, 7, 3});   // lanes not in sixteens
     cases.push_back({"Nhwc24" + t, tag::nhwc, type, 2, 24, 9, 10, 2});  // in eights: AVX2 only
     cases.push_back({"NChw8c" + t, tag::nChw8c, type, 3, 16, 10, 10, 2});
     cases.push_back({"NChw16c" + t, tag::nChw16c, type, 2, 32, 13, 9, 2});

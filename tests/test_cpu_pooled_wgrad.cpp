@@ -12,6 +12,7 @@
 
 #include "backends/cpu/pooled_wgrad_kernels.h"
 #include "core/bf16.h"
+#include "core/error.h"
 #include "core/host_buffers.h"
 #include "core/rng.h"
 #include "cpu_pooled_cases.h"
@@ -32,7 +33,7 @@ using WgradCase = pooled_cases::KernelCase;
 class CpuPooledWgrad : public ::testing::TestWithParam<WgradCase>,
                        protected testing::OneDnnLayouts {
  protected:
-  void TearDown() override { set_portable_pooled_wgrad(false); }
+  void TearDown() override { cap_pooled_wgrad("avx512"); }
 };
 
 TEST_P(CpuPooledWgrad, EqualsTheReferenceFromTheScatteredGradient) {
@@ -57,9 +58,9 @@ TEST_P(CpuPooledWgrad, EqualsTheReferenceFromTheScatteredGradient) {
                            scratch);
   };
   std::vector<std::vector<float>> by_path;
-  for (bool portable : {false, true}) {
-    set_portable_pooled_wgrad(portable);
-    const std::string where = k.name + " " + pooled_wgrad_isa(in, out, conv);
+  for (const char* isa : {"avx512", "avx2", "portable"}) {
+    cap_pooled_wgrad(isa);
+    const std::string where = k.name + " capped at " + isa + ": " + pooled_wgrad_isa(in, out, conv);
     std::vector<float> dw(weights, NAN), db(size_t(k.out_c), NAN);
     ours(false, dw, db);
     expect_near(dw, want_dw, 1e-4, where + " dW");
@@ -86,7 +87,9 @@ TEST_P(CpuPooledWgrad, EqualsTheReferenceFromTheScatteredGradient) {
     for (size_t i = 0; i < weights; ++i) ASSERT_EQ(twice[i], dw[i] + dw[i]) << where << " " << i;
     by_path.push_back(dw);
   }
-  expect_near(by_path[0], by_path[1], 1e-5, k.name + ": AVX-512 against portable");
+  for (size_t path = 1; path < by_path.size(); ++path)
+    expect_near(by_path[0], by_path[path], 1e-5,
+                k.name + ": the best version against cap " + std::to_string(path));
 }
 
 // The CPU step's micro-batches: slice by slice (views of one image each,
@@ -134,6 +137,29 @@ TEST(CpuPooledWgradApplies, RefusesWhatItCannotSum) {
   EXPECT_FALSE(pooled_wgrad_applies(*in, other, {32, 16, 3, 0, 2})) << "other images";
 }
 
+// Which version a shape gets: AVX2 for 8-lane blocks in and out, kernel 3
+// and a pool of at most 2 (on a CPU that runs it), and a cap holds it back.
+TEST(CpuPooledWgradIsa, Avx2NeedsEightLanesBothWaysKernel3AndAPoolOfAtMostTwo) {
+  auto layout = [](int c, int side, tag t) {
+    return *lane_layout(Mem::desc({1, c, side, side}, dt::f32, t));
+  };
+  const LaneLayout in = layout(32, 20, tag::nChw8c);
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  const std::string eights = avx2 ? "avx2" : "portable";
+  EXPECT_EQ(pooled_wgrad_isa(in, layout(32, 9, tag::nChw8c), {32, 32, 3, 0, 2}), eights);
+  EXPECT_EQ(pooled_wgrad_fast(in, layout(32, 9, tag::nChw8c), {32, 32, 3, 0, 2}), avx2);
+  EXPECT_EQ(pooled_wgrad_isa(in, layout(32, 6, tag::nChw8c), {32, 32, 3, 0, 3}), "portable");
+  EXPECT_EQ(
+      pooled_wgrad_isa(layout(32, 22, tag::nChw8c), layout(32, 9, tag::nChw8c), {32, 32, 5, 0, 2}),
+      "portable");
+  EXPECT_EQ(pooled_wgrad_isa(in, layout(32, 9, tag::nChw16c), {32, 32, 3, 0, 2}), "portable");
+  cap_pooled_wgrad("portable");
+  EXPECT_EQ(pooled_wgrad_isa(in, layout(32, 9, tag::nChw8c), {32, 32, 3, 0, 2}), "portable");
+  EXPECT_FALSE(pooled_wgrad_fast(in, layout(32, 9, tag::nChw8c), {32, 32, 3, 0, 2}));
+  cap_pooled_wgrad("avx512");
+  EXPECT_THROW(cap_pooled_wgrad("avx"), Error);
+}
+
 // Which version a shape gets: AVX-512 for 16-lane blocks in and out and a
 // pool of at most 4 (on a CPU that runs it), else the portable one.
 TEST(CpuPooledWgradIsa, AvxNeedsSixteenLanesBothWaysAndAPoolOfAtMostFour) {
@@ -146,6 +172,9 @@ TEST(CpuPooledWgradIsa, AvxNeedsSixteenLanesBothWaysAndAPoolOfAtMostFour) {
   EXPECT_EQ(pooled_wgrad_isa(in, layout(32, 6, tag::nChw16c), {32, 32, 3, 0, 3}), "avx512");
   EXPECT_EQ(pooled_wgrad_isa(in, layout(32, 3, tag::nChw16c), {32, 32, 3, 0, 5}), "portable");
   EXPECT_EQ(pooled_wgrad_isa(in, layout(32, 9, tag::nChw8c), {32, 32, 3, 0, 2}), "portable");
+  cap_pooled_wgrad("avx2");
+  EXPECT_NE(pooled_wgrad_isa(in, layout(32, 9, tag::nChw16c), {32, 32, 3, 0, 2}), "avx512");
+  cap_pooled_wgrad("avx512");
 }
 
 // The work items: every pooled row and image in exactly one item of each
@@ -228,6 +257,13 @@ std::vector<WgradCase> wgrad_cases() {
     all.push_back({"Nhwc" + t, tag::nhwc, type, 2, 12, 8, 13, 11, 3, 1, 3});
     all.push_back({"Nchw" + t, tag::nchw, type, 3, 3, 6, 10, 9, 3, 1, 2});
     all.push_back({"NChw8c" + t, tag::nChw8c, type, 2, 16, 9, 10, 10, 3, 0, 2});
+    // oneDNN's blocks on AVX2 CPUs: the AVX2 version's (padding, two
+    // bands, a partial output block, many images).
+    all.push_back({"Conv2Like8c" + t, tag::nChw8c, type, 2, 32, 32, 14, 13, 3, 0, 2});
+    all.push_back({"Conv3LikePadded8c" + t, tag::nChw8c, type, 3, 32, 64, 13, 11, 3, 1, 2});
+    all.push_back({"PaddedChannels8c" + t, tag::nChw8c, type, 2, 12, 13, 9, 12, 3, 1, 2});
+    all.push_back({"TwoBands8c" + t, tag::nChw8c, type, 2, 16, 20, 21, 18, 3, 0, 2});
+    all.push_back({"ImagesGrouped8c" + t, tag::nChw8c, type, 259, 8, 8, 6, 7, 3, 0, 2});
     // The AVX-512 scan's window table holds pools up to 4; a pool of 5
     // takes the portable version.
     all.push_back({"Pool3Padded" + t, tag::nChw16c, type, 2, 16, 16, 14, 13, 3, 1, 3});

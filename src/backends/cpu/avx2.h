@@ -45,8 +45,7 @@ HISTOCNN_AVX2 inline void store8_rounded(float* p, __m256 v) {
 HISTOCNN_AVX2 inline void store8_rounded(Bf16* p, __m256 v) {
   const __m256i u = _mm256_castps_si256(v);
   const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
-  const __m256i rounded =
-      _mm256_add_epi32(u, _mm256_add_epi32(_mm256_set1_epi32(0x7fff), odd));
+  const __m256i rounded = _mm256_add_epi32(u, _mm256_add_epi32(_mm256_set1_epi32(0x7fff), odd));
   store8(p, _mm256_castsi256_ps(rounded));
 }
 
@@ -55,8 +54,7 @@ HISTOCNN_AVX2 inline __m256i load_bytes8(const uint8_t* p) {
   return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
 }
 HISTOCNN_AVX2 inline void store_bytes8(uint8_t* p, __m256i v) {
-  const __m128i words =
-      _mm_packus_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  const __m128i words = _mm_packus_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
   _mm_storel_epi64(reinterpret_cast<__m128i*>(p), _mm_packus_epi16(words, words));
 }
 

@@ -10,10 +10,9 @@
 #include <algorithm>
 #include <cmath>
 
-#include "core/error.h"
-
 #include "backends/cpu/avx2.h"
 #include "backends/cpu/avx512.h"
+#include "core/error.h"
 
 namespace histocnn::cpu {
 

@@ -277,8 +277,8 @@ HISTOCNN_AVX2 inline __attribute__((always_inline)) void add_group_avx2(
       if (DY + r < R || DY + r >= R + 2) continue;  // the other half's row
 #pragma GCC unroll 3
       for (int s = 0; s < 3; ++s)
-        a[DY + r - R][DX + s] = _mm256_fmadd_ps(g, _mm256_loadu_ps(wt + (r * 3 + s) * stride),
-                                                a[DY + r - R][DX + s]);
+        a[DY + r - R][DX + s] =
+            _mm256_fmadd_ps(g, _mm256_loadu_ps(wt + (r * 3 + s) * stride), a[DY + r - R][DX + s]);
     }
   }
 }
@@ -286,9 +286,8 @@ HISTOCNN_AVX2 inline __attribute__((always_inline)) void add_group_avx2(
 // group_terms on 8-channel blocks: the 64 output channels of blocks
 // [8 * chunk, 8 * chunk + 8) per window offset.
 template <typename T>
-HISTOCNN_AVX2 bool group_terms_avx2(const T* d_pooled, const uint8_t* argmax,
-                                    const LaneLayout& out, int out_c, int64_t position, int chunk,
-                                    uint64_t (&masks)[4]) {
+HISTOCNN_AVX2 bool group_terms_avx2(const T* d_pooled, const uint8_t* argmax, const LaneLayout& out,
+                                    int out_c, int64_t position, int chunk, uint64_t (&masks)[4]) {
   masks[0] = masks[1] = masks[2] = masks[3] = 0;
   for (int ob = 8 * chunk; ob < std::min(out.blocks, 8 * chunk + 8); ++ob) {
     const int64_t j = position + int64_t(ob) * out.block;
@@ -308,11 +307,8 @@ HISTOCNN_AVX2 bool group_terms_avx2(const T* d_pooled, const uint8_t* argmax,
 
 // Adds half a patch (its top left at y0, x0 of one block's plane) to the
 // sums, only the elements inside the band and the map.
-HISTOCNN_AVX2 inline __attribute__((always_inline)) void flush_half(const HalfPatch& a,
-                                                                    float* plane,
-                                                                    const LaneLayout& in,
-                                                                    const DgradBand& b, int y0,
-                                                                    int x0) {
+HISTOCNN_AVX2 inline __attribute__((always_inline)) void flush_half(
+    const HalfPatch& a, float* plane, const LaneLayout& in, const DgradBand& b, int y0, int x0) {
   const bool inside = y0 >= b.y0 && y0 + 2 <= b.y1 && x0 >= 0 && x0 + kSpan <= in.w;
 #pragma GCC unroll 2
   for (int i = 0; i < 2; ++i)
@@ -345,8 +341,8 @@ HISTOCNN_AVX2 inline __attribute__((always_inline)) void half_avx2(
 
 template <typename T>
 HISTOCNN_AVX2 void band_avx2(const T* d_pooled, const uint8_t* argmax, const LaneLayout& out,
-                             const float* w, const PooledConv& k, float* sums,
-                             const LaneLayout& in, const DgradBand& b) {
+                             const float* w, const PooledConv& k, float* sums, const LaneLayout& in,
+                             const DgradBand& b) {
   const int stride = in.blocks * 8;
   float* image = sums + int64_t(b.n) * in.image;
   int zeroed = b.y0;  // rows zeroed while in L1, as band_avx512

@@ -1,7 +1,8 @@
 // The pooled weight gradient of pooled_wgrad_kernels.h: a portable version
 // and an AVX-512 one (chosen at run time) for oneDNN's 16-channel blocks,
 // whose sums for one output channel (kernel x kernel taps x 16 or 32
-// channels) stay in vector registers while it walks a tile.
+// channels) stay in vector registers while it walks a tile; the AVX2 one
+// for its 8-channel blocks is pooled_wgrad_avx2.cpp.
 #include "backends/cpu/pooled_wgrad_kernels.h"
 
 #include <omp.h>
@@ -10,47 +11,28 @@
 #include <memory>
 #include <vector>
 
+#include "backends/cpu/avx2.h"
 #include "backends/cpu/avx512.h"
+#include "backends/cpu/pooled_wgrad_tile.h"
 #include "core/bf16.h"
+#include "core/error.h"
 
 namespace histocnn::cpu {
 namespace {
 
-bool portable_only = false;  // set_portable_pooled_wgrad (tests)
+// The highest version the kernel may take (cap_pooled_wgrad, tests).
+enum class WgradIsa { portable, avx2, avx512 };
+WgradIsa wgrad_cap = WgradIsa::avx512;
 
-// A tile of pooled positions: its input (at 2x2 and kernel 3, 6 rows of 34
-// pixels; 26 KB for conv2's 32 channels in fp32) stays in a core's L1 cache
-// while every output channel of the thread visits it. (Bands of 4 whole
-// rows, 127 KB from L2, measured the same: the scan over the positions, not
-// the loads, bounds the kernel; docs/results/cpu-pooled-wgrad.md.)
-constexpr int kTileRows = 2, kTileCols = 16;
+using pooled_wgrad::kTileCols;
+using pooled_wgrad::kTileRows;
+using pooled_wgrad::Tile;
+using pooled_wgrad::WindowOffsets;
 
 // A term: its gradient and where its window's maximum is in the conv output.
 struct Term {
   float g;
   int y, x;
-};
-
-// Where a window's maximum is, by its argmax byte: (row, column) in the
-// window, looked up rather than divided per term.
-struct WindowOffsets {
-  int8_t dy[64], dx[64];
-  explicit WindowOffsets(int pool) {
-    for (int a = 0; a < pool * pool; ++a) dy[a] = int8_t(a / pool), dx[a] = int8_t(a % pool);
-  }
-};
-
-// Image n's pooled rows [py0, py1) and columns [px0, px1), and the sums
-// its terms go into: acc[tap * stride + c] (stride: the layout's channels,
-// padding ones included) and bias, of output channel o (the portable
-// version: plane is o's first pooled element of image n), or of the
-// thread's first output channel (the AVX-512 one, which takes them all).
-struct Tile {
-  int n, py0, py1, px0, px1, o;
-  int64_t plane;
-  float* acc;
-  float* bias;
-  const WindowOffsets* window;
 };
 
 template <typename T>
@@ -259,8 +241,8 @@ HISTOCNN_AVX512 void tile_avx512(const T* src, const LaneLayout& in, const T* d_
 bool use_avx512(const LaneLayout& in, const LaneLayout& out, const PooledConv& k) {
   const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
   const auto avx512_core = static_cast<unsigned>(dnnl::cpu_isa::avx512_core);
-  return !portable_only && avx512::available() && (isa & avx512_core) == avx512_core &&
-         in.lanes == 16 && out.lanes == 16 && k.pool <= 4 && in.image < (int64_t(1) << 31) &&
+  return avx512::available() && (isa & avx512_core) == avx512_core && in.lanes == 16 &&
+         out.lanes == 16 && k.pool <= 4 && in.image < (int64_t(1) << 31) &&
          ((k.kernel == 3 && in.blocks <= 2) || (k.kernel == 5 && in.blocks == 1));
 }
 #else
@@ -269,6 +251,19 @@ bool use_avx512(const LaneLayout&, const LaneLayout&, const PooledConv&) {
   return false;
 }
 #endif
+
+// AVX2 where oneDNN runs its AVX2 kernels too (not capped below them).
+bool use_avx2(const LaneLayout& in, const LaneLayout& out, const PooledConv& k) {
+  const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+  const auto avx2_isa = static_cast<unsigned>(dnnl::cpu_isa::avx2);
+  return (isa & avx2_isa) == avx2_isa && pooled_wgrad::avx2_fits(in, out, k);
+}
+
+WgradIsa wgrad_isa(const LaneLayout& in, const LaneLayout& out, const PooledConv& k) {
+  if (wgrad_cap >= WgradIsa::avx512 && use_avx512(in, out, k)) return WgradIsa::avx512;
+  if (wgrad_cap >= WgradIsa::avx2 && use_avx2(in, out, k)) return WgradIsa::avx2;
+  return WgradIsa::portable;
+}
 
 // The kernel's inputs, as pooled_weight_gradient takes them.
 template <typename T>
@@ -280,7 +275,7 @@ struct WgradInputs {
   const LaneLayout& out;
   const PooledConv& k;
   const WindowOffsets& window;
-  bool avx;
+  WgradIsa isa;
 };
 
 // One output channel's sums: kernel^2 taps x in's channels (padding ones
@@ -333,11 +328,15 @@ void run_item(const WgradInputs<T>& a, const PooledWgradSplit& split, int item, 
                   bias,
                   &a.window};
 #if HISTOCNN_HAS_AVX512_CODE
-        if (a.avx) {
+        if (a.isa == WgradIsa::avx512) {
           tile_avx512(a.src, a.in, a.d_pooled, a.argmax, a.out, k, tile, o0, o1, terms);
           continue;
         }
 #endif
+        if (a.isa == WgradIsa::avx2) {
+          pooled_wgrad::tile_avx2(a.src, a.in, a.d_pooled, a.argmax, a.out, k, tile, o0, o1);
+          continue;
+        }
         for (int o = o0; o < o1; ++o) {
           tile.o = o;
           tile.plane =
@@ -423,7 +422,7 @@ void run_typed(const void* src, const LaneLayout& in, const void* d_pooled, cons
   const WindowOffsets window(k.pool);
   const WgradInputs<T> a{
       static_cast<const T*>(src), in, static_cast<const T*>(d_pooled), argmax, out, k, window,
-      use_avx512(in, out, k)};
+      wgrad_isa(in, out, k)};
   run(a, split, threads, dw, db, accumulate, scratch);
 }
 
@@ -480,15 +479,20 @@ void pooled_weight_gradient(dnnl::memory::data_type type, const void* src, const
 }
 
 bool pooled_wgrad_fast(const LaneLayout& in, const LaneLayout& out, const PooledConv& conv) {
-  return pooled_wgrad_applies(in, out, conv) && use_avx512(in, out, conv);
+  return pooled_wgrad_applies(in, out, conv) && wgrad_isa(in, out, conv) != WgradIsa::portable;
 }
 
 std::string pooled_wgrad_isa(const LaneLayout& in, const LaneLayout& out, const PooledConv& conv) {
-  return use_avx512(in, out, conv) ? "avx512" : "portable";
+  const WgradIsa isa = wgrad_isa(in, out, conv);
+  return isa == WgradIsa::avx512 ? "avx512" : isa == WgradIsa::avx2 ? "avx2" : "portable";
 }
 
-void set_portable_pooled_wgrad(bool portable) {
-  portable_only = portable;
+void cap_pooled_wgrad(const std::string& isa) {
+  require(isa == "avx512" || isa == "avx2" || isa == "portable",
+          "cap_pooled_wgrad: unknown ISA '" + isa + "' (avx512, avx2, portable)");
+  wgrad_cap = isa == "avx512" ? WgradIsa::avx512
+              : isa == "avx2" ? WgradIsa::avx2
+                              : WgradIsa::portable;
 }
 
 }  // namespace histocnn::cpu

@@ -55,11 +55,12 @@ struct PooledConv {
 // across) that holds every pooled window.
 bool pooled_wgrad_applies(const LaneLayout& in, const LaneLayout& out, const PooledConv& conv);
 
-// Whether the step takes it: it applies and its AVX-512 version runs. The
-// portable version is the AVX-512 one's reference, not a fallback: on an
-// AVX2 CPU (AMD EPYC, 2 threads, 200 px, batch 50) it made conv2's backward
-// 682 ms a step against oneDNN's 134 ms (docs/results/cpu-avx2.md), so the
-// step keeps oneDNN's weight gradient wherever the AVX-512 version cannot run.
+// Whether the step takes it: it applies and a vector version runs (AVX-512
+// on 16-channel blocks, AVX2 on oneDNN's 8-channel blocks of AVX2 CPUs).
+// The portable version is their reference, not a fallback: on an AVX2 CPU
+// (AMD EPYC, 2 threads, 200 px, batch 50) it made conv2's backward 682 ms a
+// step against oneDNN's 134 ms (docs/results/cpu-avx2.md), so the step keeps
+// oneDNN's weight gradient wherever no vector version can run.
 bool pooled_wgrad_fast(const LaneLayout& in, const LaneLayout& out, const PooledConv& conv);
 
 // The items of the file comment for `threads` threads: `sets` of
@@ -99,10 +100,14 @@ void pooled_weight_gradient(dnnl::memory::data_type type, const void* src, const
                             HostFloats& scratch);
 
 // Which version runs: "avx512" (16-channel blocks in and out, kernel 3 with
-// up to 32 input channels or kernel 5 with up to 16) or "portable".
+// up to 32 input channels or kernel 5 with up to 16, a pool of at most 4),
+// "avx2" (8-channel blocks in and out, kernel 3, a pool of at most 2) or
+// "portable".
 std::string pooled_wgrad_isa(const LaneLayout& in, const LaneLayout& out, const PooledConv& conv);
 
-// Tests: the portable version everywhere (false: back to the choice above).
-void set_portable_pooled_wgrad(bool portable);
+// Tests: the highest version the kernel may take, "avx512" (the default:
+// the best the CPU, oneDNN's ISA and the shapes allow), "avx2" or
+// "portable".
+void cap_pooled_wgrad(const std::string& isa);
 
 }  // namespace histocnn::cpu
