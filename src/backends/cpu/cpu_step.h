@@ -25,7 +25,7 @@
 //                   -> pool backward -> [BN backward] -> conv backward weights
 //                   (+bias), data
 //                   (blocks after the first, without BN, on our pool,
-//                   where the AVX-512 versions run: the weights and bias
+//                   where the AVX-512 or AVX2 versions run: the weights and bias
 //                   from the pooled gradient instead, pooled_wgrad_kernels.h,
 //                   and the data gradient too, pooled_dgrad_kernels.h: no
 //                   pool backward then; otherwise the pool backward feeds

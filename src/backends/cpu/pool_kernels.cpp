@@ -12,7 +12,7 @@
 
 #include "backends/cpu/avx2.h"
 #include "backends/cpu/avx512.h"
-#include "core/error.h"
+#include "backends/cpu/kernel_isa.h"
 
 namespace histocnn::cpu {
 
@@ -54,11 +54,9 @@ bool poolable(const LaneLayout& in, const LaneLayout& out, int p) {
 
 namespace pool_rows {
 
-constexpr int kChunk = 16;  // lanes per AVX-512 register of floats
-constexpr int kChunk2 = 8;  // lanes per AVX2 register of floats
-// The highest version the kernels may take (cap_pool_kernels, tests).
-enum class Isa { portable, avx2, avx512 };
-Isa cap = Isa::avx512;
+constexpr int kChunk = 16;          // lanes per AVX-512 register of floats
+constexpr int kChunk2 = 8;          // lanes per AVX2 register of floats
+KernelIsa cap = KernelIsa::avx512;  // cap_pool_kernels (tests)
 
 // One pooled row of one channel block, lane by lane: windows ox = 0..ow-1
 // over the p input rows starting at x.
@@ -170,7 +168,7 @@ HISTOCNN_AVX512 void backward_row_avx512(const T* d_pooled, const uint8_t* argma
 #pragma GCC diagnostic pop
 
 bool use_avx512(int lanes) {
-  return avx512::available() && lanes % kChunk == 0 && cap >= Isa::avx512;
+  return avx512::available() && lanes % kChunk == 0 && cap >= KernelIsa::avx512;
 }
 #else
 bool use_avx512(int) {
@@ -239,7 +237,7 @@ HISTOCNN_AVX2 void backward_row_avx2(const T* d_pooled, const uint8_t* argmax, i
 }
 
 bool use_avx2(int lanes) {
-  return avx2::available() && lanes % kChunk2 == 0 && cap >= Isa::avx2;
+  return avx2::available() && lanes % kChunk2 == 0 && cap >= KernelIsa::avx2;
 }
 #else
 bool use_avx2(int) {
@@ -320,10 +318,7 @@ void backward(const T* d_pooled, const uint8_t* argmax, const LaneLayout& out, T
 }  // namespace pool_rows
 
 void cap_pool_kernels(const std::string& isa) {
-  using pool_rows::Isa;
-  require(isa == "avx512" || isa == "avx2" || isa == "portable",
-          "cap_pool_kernels: unknown ISA '" + isa + "' (avx512, avx2, portable)");
-  pool_rows::cap = isa == "avx512" ? Isa::avx512 : isa == "avx2" ? Isa::avx2 : Isa::portable;
+  pool_rows::cap = parse_kernel_isa(isa, "cap_pool_kernels");
 }
 std::string pool_kernels_isa(int lanes) {
   return pool_rows::use_avx512(lanes) ? "avx512" : pool_rows::use_avx2(lanes) ? "avx2" : "portable";

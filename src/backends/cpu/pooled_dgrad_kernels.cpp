@@ -13,16 +13,14 @@
 
 #include "backends/cpu/avx2.h"
 #include "backends/cpu/avx512.h"
+#include "backends/cpu/kernel_isa.h"
 #include "core/bf16.h"
-#include "core/error.h"
 
 namespace histocnn::cpu {
 namespace {
 
-// The highest version the kernel may take (cap_pooled_dgrad, tests).
-enum class DgradIsa { portable, avx2, avx512 };
-DgradIsa dgrad_cap = DgradIsa::avx512;
-constexpr int kSpan = 4;  // a patch's side: pool 2 + kernel 3 - 1
+KernelIsa dgrad_cap = KernelIsa::avx512;  // cap_pooled_dgrad (tests)
+constexpr int kSpan = 4;                  // a patch's side: pool 2 + kernel 3 - 1
 
 // d_src rows [y0, y1) of image n: one thread's work item.
 struct DgradBand {
@@ -401,25 +399,25 @@ bool dgrad_avx2(const LaneLayout&, const LaneLayout&, const PooledConv&) {
 }
 #endif
 
-DgradIsa dgrad_isa(const LaneLayout& in, const LaneLayout& out, const PooledConv& k) {
-  if (dgrad_cap >= DgradIsa::avx512 && dgrad_avx512(in, out, k)) return DgradIsa::avx512;
-  if (dgrad_cap >= DgradIsa::avx2 && dgrad_avx2(in, out, k)) return DgradIsa::avx2;
-  return DgradIsa::portable;
+KernelIsa dgrad_isa(const LaneLayout& in, const LaneLayout& out, const PooledConv& k) {
+  if (dgrad_cap >= KernelIsa::avx512 && dgrad_avx512(in, out, k)) return KernelIsa::avx512;
+  if (dgrad_cap >= KernelIsa::avx2 && dgrad_avx2(in, out, k)) return KernelIsa::avx2;
+  return KernelIsa::portable;
 }
 
 template <typename T>
 void run_band(const T* d_pooled, const uint8_t* argmax, const LaneLayout& out, const float* w,
               const PooledConv& k, T* d_src, float* sums, const LaneLayout& in, const DgradBand& b,
-              DgradScratch& scratch, DgradIsa isa) {
+              DgradScratch& scratch, KernelIsa isa) {
 #if HISTOCNN_HAS_AVX512_CODE
-  if (isa == DgradIsa::avx512) {
+  if (isa == KernelIsa::avx512) {
     band_avx512(d_pooled, argmax, out, w, k, sums, in, b);
     if constexpr (std::is_same_v<T, Bf16>) round_band_avx512(sums, d_src, in, b);
     return;
   }
 #endif
 #if HISTOCNN_HAS_AVX2_CODE
-  if (isa == DgradIsa::avx2) {
+  if (isa == KernelIsa::avx2) {
     band_avx2(d_pooled, argmax, out, w, k, sums, in, b);
     if constexpr (std::is_same_v<T, Bf16>) round_band_avx2(sums, d_src, in, b);
     return;
@@ -445,7 +443,7 @@ int band_rows(const LaneLayout& in, const PooledConv& k, int threads) {
 template <typename T>
 void run_dgrad(const T* d_pooled, const uint8_t* argmax, const LaneLayout& out, const float* w,
                const PooledConv& k, T* d_src, const LaneLayout& in, float* sums) {
-  const DgradIsa isa = dgrad_isa(in, out, k);
+  const KernelIsa isa = dgrad_isa(in, out, k);
   if constexpr (std::is_same_v<T, float>) sums = d_src;
   const int rows = band_rows(in, k, omp_get_max_threads());
   const int bands = ceil_div(in.h, rows), items = in.n * bands;
@@ -468,7 +466,7 @@ bool pooled_dgrad_applies(const LaneLayout& in, const LaneLayout& out, const Poo
 }
 
 bool pooled_dgrad_fast(const LaneLayout& in, const LaneLayout& out, const PooledConv& conv) {
-  return pooled_dgrad_applies(in, out, conv) && dgrad_isa(in, out, conv) != DgradIsa::portable;
+  return pooled_dgrad_applies(in, out, conv) && dgrad_isa(in, out, conv) != KernelIsa::portable;
 }
 
 void arrange_dgrad_weights(const float* oihw, const PooledConv& k, int channel_stride, bool bf16,
@@ -493,16 +491,11 @@ void pooled_data_gradient(dnnl::memory::data_type type, const void* d_pooled, co
 }
 
 std::string pooled_dgrad_isa(const LaneLayout& in, const LaneLayout& out, const PooledConv& conv) {
-  const DgradIsa isa = dgrad_isa(in, out, conv);
-  return isa == DgradIsa::avx512 ? "avx512" : isa == DgradIsa::avx2 ? "avx2" : "portable";
+  return kernel_isa_name(dgrad_isa(in, out, conv));
 }
 
 void cap_pooled_dgrad(const std::string& isa) {
-  require(isa == "avx512" || isa == "avx2" || isa == "portable",
-          "cap_pooled_dgrad: unknown ISA '" + isa + "' (avx512, avx2, portable)");
-  dgrad_cap = isa == "avx512" ? DgradIsa::avx512
-              : isa == "avx2" ? DgradIsa::avx2
-                              : DgradIsa::portable;
+  dgrad_cap = parse_kernel_isa(isa, "cap_pooled_dgrad");
 }
 
 }  // namespace histocnn::cpu

@@ -13,16 +13,14 @@
 
 #include "backends/cpu/avx2.h"
 #include "backends/cpu/avx512.h"
+#include "backends/cpu/kernel_isa.h"
 #include "backends/cpu/pooled_wgrad_tile.h"
 #include "core/bf16.h"
-#include "core/error.h"
 
 namespace histocnn::cpu {
 namespace {
 
-// The highest version the kernel may take (cap_pooled_wgrad, tests).
-enum class WgradIsa { portable, avx2, avx512 };
-WgradIsa wgrad_cap = WgradIsa::avx512;
+KernelIsa wgrad_cap = KernelIsa::avx512;  // cap_pooled_wgrad (tests)
 
 using pooled_wgrad::kTileCols;
 using pooled_wgrad::kTileRows;
@@ -259,10 +257,10 @@ bool use_avx2(const LaneLayout& in, const LaneLayout& out, const PooledConv& k) 
   return (isa & avx2_isa) == avx2_isa && pooled_wgrad::avx2_fits(in, out, k);
 }
 
-WgradIsa wgrad_isa(const LaneLayout& in, const LaneLayout& out, const PooledConv& k) {
-  if (wgrad_cap >= WgradIsa::avx512 && use_avx512(in, out, k)) return WgradIsa::avx512;
-  if (wgrad_cap >= WgradIsa::avx2 && use_avx2(in, out, k)) return WgradIsa::avx2;
-  return WgradIsa::portable;
+KernelIsa wgrad_isa(const LaneLayout& in, const LaneLayout& out, const PooledConv& k) {
+  if (wgrad_cap >= KernelIsa::avx512 && use_avx512(in, out, k)) return KernelIsa::avx512;
+  if (wgrad_cap >= KernelIsa::avx2 && use_avx2(in, out, k)) return KernelIsa::avx2;
+  return KernelIsa::portable;
 }
 
 // The kernel's inputs, as pooled_weight_gradient takes them.
@@ -275,7 +273,7 @@ struct WgradInputs {
   const LaneLayout& out;
   const PooledConv& k;
   const WindowOffsets& window;
-  WgradIsa isa;
+  KernelIsa isa;
 };
 
 // One output channel's sums: kernel^2 taps x in's channels (padding ones
@@ -328,12 +326,12 @@ void run_item(const WgradInputs<T>& a, const PooledWgradSplit& split, int item, 
                   bias,
                   &a.window};
 #if HISTOCNN_HAS_AVX512_CODE
-        if (a.isa == WgradIsa::avx512) {
+        if (a.isa == KernelIsa::avx512) {
           tile_avx512(a.src, a.in, a.d_pooled, a.argmax, a.out, k, tile, o0, o1, terms);
           continue;
         }
 #endif
-        if (a.isa == WgradIsa::avx2) {
+        if (a.isa == KernelIsa::avx2) {
           pooled_wgrad::tile_avx2(a.src, a.in, a.d_pooled, a.argmax, a.out, k, tile, o0, o1);
           continue;
         }
@@ -479,20 +477,15 @@ void pooled_weight_gradient(dnnl::memory::data_type type, const void* src, const
 }
 
 bool pooled_wgrad_fast(const LaneLayout& in, const LaneLayout& out, const PooledConv& conv) {
-  return pooled_wgrad_applies(in, out, conv) && wgrad_isa(in, out, conv) != WgradIsa::portable;
+  return pooled_wgrad_applies(in, out, conv) && wgrad_isa(in, out, conv) != KernelIsa::portable;
 }
 
 std::string pooled_wgrad_isa(const LaneLayout& in, const LaneLayout& out, const PooledConv& conv) {
-  const WgradIsa isa = wgrad_isa(in, out, conv);
-  return isa == WgradIsa::avx512 ? "avx512" : isa == WgradIsa::avx2 ? "avx2" : "portable";
+  return kernel_isa_name(wgrad_isa(in, out, conv));
 }
 
 void cap_pooled_wgrad(const std::string& isa) {
-  require(isa == "avx512" || isa == "avx2" || isa == "portable",
-          "cap_pooled_wgrad: unknown ISA '" + isa + "' (avx512, avx2, portable)");
-  wgrad_cap = isa == "avx512" ? WgradIsa::avx512
-              : isa == "avx2" ? WgradIsa::avx2
-                              : WgradIsa::portable;
+  wgrad_cap = parse_kernel_isa(isa, "cap_pooled_wgrad");
 }
 
 }  // namespace histocnn::cpu

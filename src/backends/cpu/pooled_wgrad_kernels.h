@@ -16,9 +16,9 @@
 //                    positive pooled value: d_pooled * src[c, at(p) + (r, s) - pad]
 //   db[o]          = the sum of the same d_pooled
 //
-// The work is split into items: a set of output channels (whole nChw16c
-// blocks) over a band of pooled rows of some images. The blocks are shared
-// out first (a thread's blocks read each tile's input once), then on more
+// The work is split into items: a set of output channels (16 at a time:
+// whole blocks of nChw16c, or of nChw8c on AVX2 CPUs) over a band of pooled rows of some images.
+// The blocks are shared out first (a thread's blocks read each tile's input once), then on more
 // than one thread the images and rows too, about four units a thread, a
 // thread taking whole units of every set (the sets' costs differ most, with
 // their share of positive pooled values) as it comes free: tissue makes the

@@ -1,0 +1,28 @@
+// The versions of the CPU step's own kernels, best first: AVX-512 (oneDNN's
+// 16-channel blocks), AVX2 (its 8-channel blocks on CPUs without AVX-512)
+// and portable loops (their reference). Each kernel runs the best version
+// the CPU, oneDNN's ISA and the layouts allow, at most its cap: tests lower
+// the cap to run every version on one machine.
+#pragma once
+
+#include <string>
+
+#include "core/error.h"
+
+namespace histocnn::cpu {
+
+enum class KernelIsa { portable, avx2, avx512 };
+
+// "avx512", "avx2" or "portable"; another name is an Error naming `who`.
+inline KernelIsa parse_kernel_isa(const std::string& name, const std::string& who) {
+  if (name == "avx512") return KernelIsa::avx512;
+  if (name == "avx2") return KernelIsa::avx2;
+  require(name == "portable", who + ": unknown ISA '" + name + "' (avx512, avx2, portable)");
+  return KernelIsa::portable;
+}
+
+inline std::string kernel_isa_name(KernelIsa isa) {
+  return isa == KernelIsa::avx512 ? "avx512" : isa == KernelIsa::avx2 ? "avx2" : "portable";
+}
+
+}  // namespace histocnn::cpu
