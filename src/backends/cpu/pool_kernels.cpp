@@ -1,5 +1,5 @@
 // The CPU step's max-pool kernels (see pool_kernels.h): OpenMP over (image,
-// channel block, pooled row); each task runs one row function. Two versions
+// channel block, pooled row); each task runs one row function. Three versions
 // of each: AVX-512 intrinsics where the CPU has them and the lanes come in
 // sixteens, AVX2 ones where they come in eights (nChw8c, oneDNN's layout on
 // AVX2 CPUs), and portable loops otherwise (the project builds for any
