@@ -104,22 +104,22 @@ std::string speedup_table(const StudyResults& results) {
 }
 
 nlohmann::json cpu_ceilings(const StudyResults& results, int threads) {
-  for (const auto& r : results.ok)
-    if (r["engine"] == "histocnn" && r["device"] == "cpu" && r["threads"] == threads &&
-        r.contains("ceilings"))
-      return r["ceilings"];
-  return nullptr;
+  const auto rows = results.where([&](const StudyRow& r) {
+    return r["engine"] == "histocnn" && r["device"] == "cpu" && r["threads"] == threads &&
+           r.contains("ceilings");
+  });
+  return rows.empty() ? nlohmann::json() : rows.front()["ceilings"];
 }
 
 namespace {
 
 // histocnn's CPU epoch at (size, batch, threads); 0 when not measured.
 double cpu_epoch(const StudyResults& results, int size, int batch, int threads) {
-  for (const auto& r : results.ok)
-    if (r["engine"] == "histocnn" && r["device"] == "cpu" && r["size"] == size &&
-        r["batch"] == batch && r["threads"] == threads)
-      return r["epoch_seconds"].get<double>();
-  return 0;
+  const auto rows = results.where([&](const StudyRow& r) {
+    return r["engine"] == "histocnn" && r["device"] == "cpu" && r["size"] == size &&
+           r["batch"] == batch && r["threads"] == threads;
+  });
+  return rows.empty() ? 0 : rows.front()["epoch_seconds"].get<double>();
 }
 
 // "At 16 threads the epoch kept ..% of the sgemm's speed-up" per batch, or

@@ -111,6 +111,11 @@ nlohmann::json describe_machine() {
 
 namespace {
 
+// The cores a point runs on: its --threads, where 0 means all of them.
+int cores_of(const StudyPoint& p) {
+  return p.threads == 0 ? available_cores() : p.threads;
+}
+
 void write_csv(const std::string& path, const std::vector<nlohmann::json>& rows) {
   const char* columns[] = {"key",
                            "engine",
@@ -417,7 +422,7 @@ nlohmann::json study_row(const StudyOptions& o, const StudyPoint& p,
   row["engine"] = p.engine;
   row["device"] = p.device;
   row["allocator"] = p.allocator;
-  row["threads"] = p.threads == 0 ? available_cores() : p.threads;
+  row["threads"] = cores_of(p);
   row["size"] = p.size;
   row["batch"] = p.batch;
   row["examples"] = o.benign + o.malignant;
@@ -480,7 +485,7 @@ int run_study(const StudyOptions& o) {
     std::vector<std::vector<nlohmann::json>> rounds(group.size());
     for (int r = 1; r <= o.rounds; ++r)
       for (size_t i = 0; i < group.size(); ++i) {
-        const int threads = group[i].threads == 0 ? available_cores() : group[i].threads;
+        const int threads = cores_of(group[i]);
         if (o.ceilings && group[i].device == "cpu" && !ceilings.count(threads))
           ceilings[threads] = measure_cpu_ceilings(o, threads);
         rounds[i].push_back(measure(o, group[i], data, point_directory(o, group[i], r), exported));
