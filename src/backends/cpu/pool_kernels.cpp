@@ -321,7 +321,9 @@ void cap_pool_kernels(const std::string& isa) {
   pool_rows::cap = parse_kernel_isa(isa, "cap_pool_kernels");
 }
 std::string pool_kernels_isa(int lanes) {
-  return pool_rows::use_avx512(lanes) ? "avx512" : pool_rows::use_avx2(lanes) ? "avx2" : "portable";
+  return kernel_isa_name(pool_rows::use_avx512(lanes) ? KernelIsa::avx512
+                         : pool_rows::use_avx2(lanes) ? KernelIsa::avx2
+                                                      : KernelIsa::portable);
 }
 
 void max_pool_forward(const float* x, const LaneLayout& in, float* y, uint8_t* argmax,
