@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "backends/cpu/avx512.h"
-#include "backends/cpu/conv_pool_kernels.h"
+#include "backends/cpu/kernel_isa.h"
 #include "core/error.h"
 
 namespace histocnn::cpu {
@@ -181,7 +181,8 @@ struct Forward {
 };
 
 bool skinny(int rows, int in) {
-  return !sgemm_only && rows <= kSkinnyRows && in % 16 == 0 && conv_pool_available();
+  return !sgemm_only && rows <= kSkinnyRows && in % 16 == 0 &&
+         machine_kernel_isa() == KernelIsa::avx512;
 }
 #else
 bool skinny(int, int) {

@@ -25,4 +25,11 @@ inline std::string kernel_isa_name(KernelIsa isa) {
   return isa == KernelIsa::avx512 ? "avx512" : isa == KernelIsa::avx2 ? "avx2" : "portable";
 }
 
+// The best version this CPU runs whose oneDNN counterpart oneDNN runs too:
+// AVX-512 where it has AVX-512F and oneDNN is not capped below avx512_core,
+// AVX2 (with FMA) where oneDNN is not capped below avx2. A run capped by
+// ONEDNN_MAX_CPU_ISA (as the golden-run tests are) thus takes the same
+// kernels, and gives the same bits, on every x86 CPU above the cap.
+KernelIsa machine_kernel_isa();
+
 }  // namespace histocnn::cpu

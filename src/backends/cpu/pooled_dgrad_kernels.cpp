@@ -239,11 +239,8 @@ HISTOCNN_AVX512 void round_band_avx512(const float* sums, Bf16* d_src, const Lan
 #pragma GCC diagnostic pop
 
 bool dgrad_avx512(const LaneLayout& in, const LaneLayout& out, const PooledConv& k) {
-  // As pooled_wgrad_kernels.cpp: only where oneDNN runs AVX-512 too.
-  const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
-  const auto avx512_core = static_cast<unsigned>(dnnl::cpu_isa::avx512_core);
-  return avx512::available() && (isa & avx512_core) == avx512_core && in.lanes == 16 &&
-         out.lanes == 16 && k.kernel == 3 && k.pool == 2;
+  return machine_kernel_isa() >= KernelIsa::avx512 && in.lanes == 16 && out.lanes == 16 &&
+         k.kernel == 3 && k.pool == 2;
 }
 #else
 bool dgrad_avx512(const LaneLayout&, const LaneLayout&, const PooledConv&) {
@@ -387,10 +384,7 @@ HISTOCNN_AVX2 void round_band_avx2(const float* sums, Bf16* d_src, const LaneLay
 }
 
 bool dgrad_avx2(const LaneLayout& in, const LaneLayout& out, const PooledConv& k) {
-  // Only where oneDNN runs AVX2 kernels too (not capped below them).
-  const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
-  const auto avx2_isa = static_cast<unsigned>(dnnl::cpu_isa::avx2);
-  return avx2::available() && (isa & avx2_isa) == avx2_isa && in.lanes == 8 && out.lanes == 8 &&
+  return machine_kernel_isa() >= KernelIsa::avx2 && in.lanes == 8 && out.lanes == 8 &&
          k.kernel == 3 && k.pool == 2;
 }
 #else

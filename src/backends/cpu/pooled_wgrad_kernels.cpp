@@ -233,14 +233,12 @@ HISTOCNN_AVX512 void tile_avx512(const T* src, const LaneLayout& in, const T* d_
 }
 #pragma GCC diagnostic pop
 
-// AVX-512 where oneDNN runs its own AVX-512 kernels too: capped lower
-// (ONEDNN_MAX_CPU_ISA=AVX2, as the golden-run tests do), the step's bits do
-// not depend on which x86 CPU runs it.
+// Each version only where oneDNN runs its own kernels of that ISA too
+// (machine_kernel_isa): capped lower, the step's bits do not depend on which
+// x86 CPU runs it.
 bool use_avx512(const LaneLayout& in, const LaneLayout& out, const PooledConv& k) {
-  const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
-  const auto avx512_core = static_cast<unsigned>(dnnl::cpu_isa::avx512_core);
-  return avx512::available() && (isa & avx512_core) == avx512_core && in.lanes == 16 &&
-         out.lanes == 16 && k.pool <= 4 && in.image < (int64_t(1) << 31) &&
+  return machine_kernel_isa() >= KernelIsa::avx512 && in.lanes == 16 && out.lanes == 16 &&
+         k.pool <= 4 && in.image < (int64_t(1) << 31) &&
          ((k.kernel == 3 && in.blocks <= 2) || (k.kernel == 5 && in.blocks == 1));
 }
 #else
@@ -250,11 +248,8 @@ bool use_avx512(const LaneLayout&, const LaneLayout&, const PooledConv&) {
 }
 #endif
 
-// AVX2 where oneDNN runs its AVX2 kernels too (not capped below them).
 bool use_avx2(const LaneLayout& in, const LaneLayout& out, const PooledConv& k) {
-  const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
-  const auto avx2_isa = static_cast<unsigned>(dnnl::cpu_isa::avx2);
-  return (isa & avx2_isa) == avx2_isa && pooled_wgrad::avx2_fits(in, out, k);
+  return machine_kernel_isa() >= KernelIsa::avx2 && pooled_wgrad::avx2_fits(in, out, k);
 }
 
 KernelIsa wgrad_isa(const LaneLayout& in, const LaneLayout& out, const PooledConv& k) {

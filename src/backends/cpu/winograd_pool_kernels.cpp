@@ -13,7 +13,7 @@
 #include <algorithm>
 
 #include "backends/cpu/avx512.h"
-#include "backends/cpu/conv_pool_kernels.h"
+#include "backends/cpu/kernel_isa.h"
 #include "core/error.h"
 
 namespace histocnn::cpu {
@@ -109,7 +109,7 @@ size_t winograd_pool_scratch_floats(const PooledConv& conv, int threads) {
 #if HISTOCNN_HAS_AVX512_CODE
 
 bool winograd_pool_available() {
-  return conv_pool_available();
+  return machine_kernel_isa() == KernelIsa::avx512;
 }
 
 namespace winograd_pool {

@@ -47,7 +47,7 @@ namespace histocnn::cpu {
 // (multiples of 16); out the floor of the conv output / 2, at least 1x1.
 bool winograd_pool_applies(const LaneLayout& in, const LaneLayout& out, const PooledConv& conv);
 // Whether this machine runs it: AVX-512F, and oneDNN not capped below
-// avx512_core (as conv_pool_available).
+// avx512_core (machine_kernel_isa() == avx512).
 bool winograd_pool_available();
 
 // Floats of the transformed weights: 36 x in_c x out_c.
