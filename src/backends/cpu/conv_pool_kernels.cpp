@@ -1,6 +1,8 @@
-// The fused first-block kernels (see conv_pool_kernels.h). Both passes run
-// OpenMP over (image, pooled row) and, inside, over groups of 16 output
-// channels, one AVX-512 register of lanes each.
+// The fused first-block kernels (see conv_pool_kernels.h): which version
+// runs, the weights packed and the threads' sums added for both, and the
+// AVX-512 version's passes (the AVX2 one's are in conv_pool_avx2.cpp). Both
+// passes run OpenMP over (image, pooled row) and, inside, over groups of 16
+// output channels, one AVX-512 register of lanes each.
 //
 // Forward: a tile of T pooled columns keeps its pool x (pool * T) convolution
 // outputs of G groups in registers (at 2x2: 2 x 6 outputs of two groups, 24
@@ -21,74 +23,79 @@
 #include <cstring>
 
 #include "backends/cpu/avx512.h"
+#include "backends/cpu/conv_pool_scratch.h"
+#include "backends/cpu/kernel_isa.h"
 #include "core/error.h"
 
 namespace histocnn::cpu {
 
+using conv_pool::pooled_at;
+using conv_pool::ScratchLayout;
+
 namespace {
 
-constexpr int kLanes = 16;  // output channels per group (one register)
+constexpr int kLanes = 16;  // output channels per AVX-512 group (one register)
 
-// Scratch: the packed weights, then per thread the dense gradient rows (the
-// pool's P rows of each of up to two groups: kGroupsAtOnce's most) and the
-// weight and bias gradient partial sums (each rounded up to whole registers).
+// The AVX-512 version's backward takes up to two groups at once
+// (kGroupsAtOnce below).
 constexpr int kGroupsAtOnceMost = 2;
-struct ScratchLayout {
-  size_t packed, row, rows, partial, per_thread;
-  size_t rows_of(int thread) const { return packed + size_t(thread) * per_thread; }
-  size_t partial_of(int thread) const { return rows_of(thread) + rows * row; }
-};
-size_t whole_registers(size_t floats) {
-  return (floats + kLanes - 1) / kLanes * kLanes;
-}
-ScratchLayout scratch_layout(const ConvPoolGeometry& g) {
-  const size_t taps = size_t(g.in_c) * g.kernel * g.kernel;
-  ScratchLayout s;
-  s.packed = whole_registers(size_t(g.out_c) * taps);
-  s.row = whole_registers(size_t(g.out_w()) * g.pool * kLanes);
-  s.rows = size_t(kGroupsAtOnceMost) * g.pool;
-  s.partial = whole_registers(size_t(g.out_c) * (taps + 1));
-  s.per_thread = s.rows * s.row + s.partial;
-  return s;
+ScratchLayout avx512_scratch_layout(const ConvPoolGeometry& g) {
+  return conv_pool::scratch_layout(g, kLanes, kGroupsAtOnceMost);
 }
 
-// Pooled element (n, c, y, x) of `out` for the first lane of group `group`.
-int64_t pooled_at(const LaneLayout& out, int n, int group, int y, int x) {
-  const int c = group * kLanes;
-  return int64_t(n) * out.image + int64_t(c / out.lanes) * out.block + int64_t(y) * out.row +
-         int64_t(x) * out.column + c % out.lanes;
+KernelIsa conv_pool_cap = KernelIsa::avx512;  // cap_conv_pool (tests)
+
+// The version that runs: the best of the machine's within the cap; never the
+// portable one (there is none: the step keeps oneDNN's convolution).
+KernelIsa conv_pool_version() {
+  return std::min(machine_kernel_isa(), conv_pool_cap);
+}
+int lanes_of(KernelIsa isa) {
+  return isa == KernelIsa::avx512 ? kLanes : conv_pool::kAvx2Lanes;
 }
 
 }  // namespace
 
+bool conv_pool_available() {
+  return conv_pool_version() >= KernelIsa::avx2;
+}
+std::string conv_pool_isa() {
+  return kernel_isa_name(conv_pool_version());
+}
+void cap_conv_pool(const std::string& isa) {
+  conv_pool_cap = parse_kernel_isa(isa, "cap_conv_pool");
+}
+
 std::string conv_pool_unsupported(const ConvPoolGeometry& g, const LaneLayout& pooled) {
+  const std::string lanes = std::to_string(lanes_of(conv_pool_version()));
   if (g.in_c < 1 || g.in_c > 4) return "more than 4 input channels";
   if (g.kernel < 1 || g.kernel > 5) return "kernel outside 1-5";
   if (g.pool < 2 || g.pool > 4) return "pool outside 2-4";
-  if (g.out_c % kLanes != 0) return "output channels not a multiple of 16";
+  if (g.out_c % std::stoi(lanes) != 0) return "output channels not a multiple of " + lanes;
   if (g.out_h() < 1 || g.out_w() < 1) return "no whole pooling window";
-  if (pooled.lanes % kLanes != 0) return "pooled layout without 16-lane groups";
+  if (pooled.lanes % std::stoi(lanes) != 0)
+    return "pooled layout without " + lanes + "-lane groups";
   if (pooled.n != g.n || pooled.h != g.out_h() || pooled.w != g.out_w() ||
       pooled.blocks * pooled.lanes < g.out_c)
     return "pooled layout of another shape";
+  // The kernels write only the block's channels, never the zeros oneDNN
+  // keeps in the padding lanes.
+  if (pooled.blocks * pooled.lanes != g.out_c) return "pooled layout with padding channels";
   return "";
 }
 
 size_t conv_pool_scratch_floats(const ConvPoolGeometry& g, int threads) {
-  const ScratchLayout s = scratch_layout(g);
-  return s.packed + size_t(std::max(threads, 1)) * s.per_thread;
+  // Enough for either version (a cap may change which one runs).
+  const auto floats = [&](const ScratchLayout& s) {
+    return s.packed + size_t(std::max(threads, 1)) * s.per_thread;
+  };
+  return std::max(floats(avx512_scratch_layout(g)), floats(conv_pool::avx2_scratch_layout(g)));
 }
 
 #if HISTOCNN_HAS_AVX512_CODE
 #pragma GCC diagnostic push  // see avx512.h
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
-
-bool conv_pool_available() {
-  const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
-  const auto avx512_core = static_cast<unsigned>(dnnl::cpu_isa::avx512_core);
-  return avx512::available() && (isa & avx512_core) == avx512_core;  // ISA values nest
-}
 
 namespace {
 
@@ -336,7 +343,7 @@ HISTOCNN_FMA_KERNEL void taps_row(const float* in, int64_t in_w, const float* d,
 template <int K, typename In>
 HISTOCNN_AVX512 void backward_pass(const float* x, const ConvPoolGeometry& g, const In* d_pooled,
                                    const uint8_t* argmax, const LaneLayout& out, float* scratch) {
-  const ScratchLayout s = scratch_layout(g);
+  const ScratchLayout s = avx512_scratch_layout(g);
   const int64_t plane = int64_t(g.in_h) * g.in_w, image = plane * g.in_c;
   const int groups = g.out_c / kLanes, taps = g.in_c * K * K, p = g.pool, ow = g.out_w();
   const int64_t rows = int64_t(g.n) * g.out_h();
@@ -415,21 +422,50 @@ void backward_typed(const float* x, const ConvPoolGeometry& g, const In* d_poole
   }
 }
 
+void forward_avx512(const float* x, const ConvPoolGeometry& g, const float* packed,
+                    const float* bias, dnnl::memory::data_type type, void* pooled, uint8_t* argmax,
+                    const LaneLayout& out) {
+  if (type == dnnl::memory::data_type::bf16)
+    return forward_typed(x, g, packed, bias, static_cast<Bf16*>(pooled), argmax, out);
+  forward_typed(x, g, packed, bias, static_cast<float*>(pooled), argmax, out);
+}
+
+void backward_avx512(const float* x, const ConvPoolGeometry& g, dnnl::memory::data_type type,
+                     const void* d_pooled, const uint8_t* argmax, const LaneLayout& out,
+                     float* scratch) {
+  if (type == dnnl::memory::data_type::bf16)
+    return backward_typed(x, g, static_cast<const Bf16*>(d_pooled), argmax, out, scratch);
+  backward_typed(x, g, static_cast<const float*>(d_pooled), argmax, out, scratch);
+}
+
 }  // namespace
+#pragma GCC diagnostic pop
+#else  // not x86-64: conv_pool_available() is false
+
+namespace {
+void forward_avx512(const float*, const ConvPoolGeometry&, const float*, const float*,
+                    dnnl::memory::data_type, void*, uint8_t*, const LaneLayout&) {}
+void backward_avx512(const float*, const ConvPoolGeometry&, dnnl::memory::data_type, const void*,
+                     const uint8_t*, const LaneLayout&, float*) {}
+}  // namespace
+
+#endif
 
 void conv_pool_forward(const float* x, const ConvPoolGeometry& g, const float* weights,
                        const float* bias, dnnl::memory::data_type type, void* pooled,
                        uint8_t* argmax, const LaneLayout& out, float* scratch) {
   require(conv_pool_available() && conv_pool_unsupported(g, out).empty(),
           "fused conv+pool: called where it cannot run");
-  // Weights OIHW -> [group][in_c][k][k][16 lanes]: one load per tap.
+  const KernelIsa isa = conv_pool_version();
+  const int lanes = lanes_of(isa);
+  // Weights OIHW -> [group][in_c][k][k][lanes]: one load per tap.
   const int taps = g.in_c * g.kernel * g.kernel;
   for (int o = 0; o < g.out_c; ++o)
     for (int t = 0; t < taps; ++t)
-      scratch[(int64_t(o / kLanes) * taps + t) * kLanes + o % kLanes] = weights[o * taps + t];
-  if (type == dnnl::memory::data_type::bf16)
-    return forward_typed(x, g, scratch, bias, static_cast<Bf16*>(pooled), argmax, out);
-  forward_typed(x, g, scratch, bias, static_cast<float*>(pooled), argmax, out);
+      scratch[(int64_t(o / lanes) * taps + t) * lanes + o % lanes] = weights[o * taps + t];
+  if (isa == KernelIsa::avx512)
+    return forward_avx512(x, g, scratch, bias, type, pooled, argmax, out);
+  conv_pool::forward_avx2(x, g, scratch, bias, type, pooled, argmax, out);
 }
 
 void conv_pool_backward(const float* x, const ConvPoolGeometry& g, dnnl::memory::data_type type,
@@ -437,42 +473,27 @@ void conv_pool_backward(const float* x, const ConvPoolGeometry& g, dnnl::memory:
                         float* d_weights, float* d_bias, float* scratch) {
   require(conv_pool_available() && conv_pool_unsupported(g, out).empty(),
           "fused conv+pool: called where it cannot run");
-  const int threads = omp_get_max_threads();
-  if (type == dnnl::memory::data_type::bf16)
-    backward_typed(x, g, static_cast<const Bf16*>(d_pooled), argmax, out, scratch);
+  const KernelIsa isa = conv_pool_version();
+  const int lanes = lanes_of(isa);
+  if (isa == KernelIsa::avx512)
+    backward_avx512(x, g, type, d_pooled, argmax, out, scratch);
   else
-    backward_typed(x, g, static_cast<const float*>(d_pooled), argmax, out, scratch);
+    conv_pool::backward_avx2(x, g, type, d_pooled, argmax, out, scratch);
   // The threads' partial sums, added in thread order (reproducible).
-  const ScratchLayout s = scratch_layout(g);
-  const int taps = g.in_c * g.kernel * g.kernel, groups = g.out_c / kLanes;
+  const ScratchLayout s =
+      isa == KernelIsa::avx512 ? avx512_scratch_layout(g) : conv_pool::avx2_scratch_layout(g);
+  const int taps = g.in_c * g.kernel * g.kernel, groups = g.out_c / lanes;
   std::fill(d_weights, d_weights + int64_t(g.out_c) * taps, 0.0f);
   std::fill(d_bias, d_bias + g.out_c, 0.0f);
-  for (int t = 0; t < threads; ++t) {
+  for (int t = 0; t < omp_get_max_threads(); ++t) {
     const float* partial = scratch + s.partial_of(t);
     for (int o = 0; o < g.out_c; ++o) {
-      const int group = o / kLanes, lane = o % kLanes;
+      const int group = o / lanes, lane = o % lanes;
       for (int k = 0; k < taps; ++k)
-        d_weights[o * taps + k] += partial[(int64_t(group) * taps + k) * kLanes + lane];
-      d_bias[o] += partial[int64_t(groups) * taps * kLanes + group * kLanes + lane];
+        d_weights[o * taps + k] += partial[(int64_t(group) * taps + k) * lanes + lane];
+      d_bias[o] += partial[int64_t(groups) * taps * lanes + group * lanes + lane];
     }
   }
 }
-
-#pragma GCC diagnostic pop
-#else  // not x86-64: the step keeps oneDNN's convolution
-
-bool conv_pool_available() {
-  return false;
-}
-void conv_pool_forward(const float*, const ConvPoolGeometry&, const float*, const float*,
-                       dnnl::memory::data_type, void*, uint8_t*, const LaneLayout&, float*) {
-  require(false, "fused conv+pool: AVX-512 kernels only");
-}
-void conv_pool_backward(const float*, const ConvPoolGeometry&, dnnl::memory::data_type, const void*,
-                        const uint8_t*, const LaneLayout&, float*, float*, float*) {
-  require(false, "fused conv+pool: AVX-512 kernels only");
-}
-
-#endif
 
 }  // namespace histocnn::cpu

@@ -22,10 +22,13 @@
 // first, first maximum of a window wins, windows whose maximum is 0 pass no
 // gradient).
 //
-// AVX-512 only: on CPUs without it (or with oneDNN capped below
-// avx512_core by ONEDNN_MAX_CPU_ISA) the step keeps oneDNN's convolution and
-// our pool kernels. tests/test_cpu_conv_pool_kernels.cpp checks both passes
-// against a double-precision reference.
+// Two versions, chosen at run time (kernel_isa.h): AVX-512 on groups of 16
+// output channels, and AVX2 with FMA (conv_pool_avx2.cpp) on groups of 8,
+// for oneDNN's 8-channel blocks on CPUs without AVX-512; both give the same
+// bits. Where neither runs (no AVX2, or oneDNN capped below it by
+// ONEDNN_MAX_CPU_ISA) the step keeps oneDNN's convolution and our pool
+// kernels. tests/test_cpu_conv_pool_kernels.cpp checks both passes of each
+// version against a double-precision reference.
 #pragma once
 
 #include <cstdint>
@@ -51,15 +54,23 @@ struct ConvPoolGeometry {
   int out_w() const { return conv_w() / pool; }
 };
 
-// Why the fused kernels cannot run this block with its pooled map in
-// `pooled`'s layout, in a few words; "" when they can. They take up to 4
-// input channels, kernels 1-5, pools 2-4, out_c a multiple of 16, and pooled
-// layouts whose lanes come in sixteens (nChw16c, nhwc with C % 16 == 0).
+// Why the fused kernels (the version that runs here) cannot run this block
+// with its pooled map in `pooled`'s layout, in a few words; "" when they
+// can. They take up to 4 input channels, kernels 1-5, pools 2-4, out_c a
+// multiple of the version's group (16 for AVX-512, 8 for AVX2), and pooled
+// layouts whose lanes come in such groups with no padding channels
+// (nChw16c, nChw8c, nhwc).
 std::string conv_pool_unsupported(const ConvPoolGeometry& g, const LaneLayout& pooled);
-// Whether this machine runs them: AVX-512F, and oneDNN not capped below
-// avx512_core (ONEDNN_MAX_CPU_ISA caps our kernels too, so a capped run is
-// the same computation on every x86 CPU).
+// Whether this machine runs a version: machine_kernel_isa() of at least
+// AVX2 (ONEDNN_MAX_CPU_ISA caps our kernels too, so a capped run is the same
+// computation on every x86 CPU), within the tests' cap.
 bool conv_pool_available();
+// The version that runs: "avx512" or "avx2" ("portable" where none does).
+std::string conv_pool_isa();
+// Tests: run at most the version named, "avx512" (the default: the best the
+// machine allows), "avx2" or "portable" (none: conv_pool_available() is
+// false); another name is an Error.
+void cap_conv_pool(const std::string& isa);
 
 // Floats of scratch the passes need for `threads` OpenMP threads.
 size_t conv_pool_scratch_floats(const ConvPoolGeometry& g, int threads);

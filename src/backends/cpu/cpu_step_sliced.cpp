@@ -107,9 +107,10 @@ nlohmann::json CpuTrainingStep::details() const {
     const ConvBlock& c = convs_[i];
     const std::string name = "conv" + std::to_string(i + 1);
     if (c.sliced()) slices[name] = {{"rows", c.rows}, {"slices", c.slices}};
-    convolutions[name] = c.fused ? "histocnn fused conv+ReLU+pool avx512" : conv_implementations(c);
+    convolutions[name] =
+        c.fused ? "histocnn fused conv+ReLU+pool " + conv_pool_isa() : conv_implementations(c);
     if (c.pooling())
-      pools[name] = c.fused      ? "histocnn fused avx512"
+      pools[name] = c.fused      ? "histocnn fused " + conv_pool_isa()
                     : c.own_pool ? "histocnn " + pool_kernels_isa(c.pooled_lanes.lanes)
                                  : "oneDNN";
   }
