@@ -34,6 +34,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "backends/cpu/kernel_isa.h"
 #include "backends/cpu/pool_kernels.h"
 #include "backends/cpu/pooled_dgrad_kernels.h"
 #include "backends/cpu/pooled_wgrad_kernels.h"
@@ -45,6 +46,13 @@ namespace {
 using Mem = dnnl::memory;
 using tag = Mem::format_tag;
 using dt = Mem::data_type;
+
+// oneDNN's activation blocks on this machine, as in the step: 16 channels
+// with AVX-512, 8 with AVX2 only.
+tag machine_blocks() {
+  return histocnn::cpu::machine_kernel_isa() == histocnn::cpu::KernelIsa::avx512 ? tag::nChw16c
+                                                                                 : tag::nChw8c;
+}
 
 enum class Direction { kForward, kBackwardData, kBackwardWeights };
 
@@ -58,8 +66,8 @@ struct Conv {
   Conv(dnnl::algorithm alg, Direction dir, int images, int in_c, int out_c, int size) {
     const int out = size - 2;
     const Mem::dims strides = {1, 1}, pad = {0, 0};
-    const auto src_md = Mem::desc({images, in_c, size, size}, dt::f32, tag::nChw16c);
-    const auto dst_md = Mem::desc({images, out_c, out, out}, dt::f32, tag::nChw16c);
+    const auto src_md = Mem::desc({images, in_c, size, size}, dt::f32, machine_blocks());
+    const auto dst_md = Mem::desc({images, out_c, out, out}, dt::f32, machine_blocks());
     const auto w_any = Mem::desc({out_c, in_c, 3, 3}, dt::f32, tag::any);
     const auto bias_md = Mem::desc({out_c}, dt::f32, tag::x);
     dnnl::post_ops relu;
@@ -155,9 +163,9 @@ struct PooledLayer {
         out_c(layer == 3 ? 64 : 32),
         size(layer == 3 ? 48 : 99),
         pooled((size - 2) / 2) {
-    in = *histocnn::cpu::lane_layout(Mem::desc({images, in_c, size, size}, dt::f32, tag::nChw16c));
-    out = *histocnn::cpu::lane_layout(
-        Mem::desc({images, out_c, pooled, pooled}, dt::f32, tag::nChw16c));
+    const tag blocks = machine_blocks();
+    in = *histocnn::cpu::lane_layout(Mem::desc({images, in_c, size, size}, dt::f32, blocks));
+    out = *histocnn::cpu::lane_layout(Mem::desc({images, out_c, pooled, pooled}, dt::f32, blocks));
     d_pooled.resize(out_count()), argmax.resize(out_count());
     for (size_t i = 0; i < out_count(); ++i) {
       const bool on = int64_t((i * 2654435761u) % 7) < positive;
@@ -222,7 +230,7 @@ BENCHMARK(BM_PooledDataGradient)
 // range(0): images; range(1): 2 or 3 (the layer).
 void BM_WinogradPoolForward(benchmark::State& state) {
   const PooledLayer l(int(state.range(0)), int(state.range(1)), 4);
-  if (!histocnn::cpu::winograd_pool_available()) return state.SkipWithError("no AVX-512");
+  if (!histocnn::cpu::winograd_pool_available()) return state.SkipWithError("no AVX2 or AVX-512");
   histocnn::HostFloats src(l.in_count()), u(histocnn::cpu::winograd_weights_floats(l.conv())),
       pooled(l.out_count()), scratch;
   for (size_t i = 0; i < src.size(); ++i) src[i] = float(i % 97) * 0.01f - 0.4f;
@@ -247,7 +255,7 @@ void BM_MaxPoolForward(benchmark::State& state) {
   const PooledLayer l(int(state.range(0)), int(state.range(1)), 4);
   const int conv = l.size - 2;
   const auto act = *histocnn::cpu::lane_layout(
-      Mem::desc({l.images, l.out_c, conv, conv}, dt::f32, tag::nChw16c));
+      Mem::desc({l.images, l.out_c, conv, conv}, dt::f32, machine_blocks()));
   histocnn::HostFloats x(size_t(l.images) * l.out_c * conv * conv), pooled(l.out_count());
   for (size_t i = 0; i < x.size(); ++i) x[i] = float(i % 97) * 0.01f;
   std::vector<uint8_t> argmax(pooled.size());

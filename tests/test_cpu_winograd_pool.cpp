@@ -4,15 +4,18 @@
 // pooled sides (a tile's second window row or column past the map), groups
 // of 4, 8 and 12 tiles and a row of more than 12, output channels in 32s
 // and a leftover 16, 'valid' and 'same' padding; every element written,
-// the same bits on any thread count. Skipped where it cannot run (no
-// AVX-512).
+// the same bits on any thread count. Each case runs the AVX-512 version
+// (nChw16c) and the AVX2 one (nChw8c), each capped in turn, where the
+// machine runs it; the two give the same bits.
 #include <gtest/gtest.h>
 #include <omp.h>
 
 #include <cmath>
 #include <cstring>
 #include <dnnl.hpp>
+#include <tuple>
 
+#include "backends/cpu/kernel_isa.h"
 #include "backends/cpu/winograd_pool_kernels.h"
 #include "onednn_layouts.h"
 #include "test_util.h"
@@ -60,12 +63,35 @@ struct Reference {
   }
 };
 
-class CpuWinogradPool : public ::testing::TestWithParam<WinogradCase>,
+// Runs the kernel at most at `isa` while in scope (the default after).
+struct CappedWinograd {
+  explicit CappedWinograd(const std::string& isa) { cap_winograd_pool(isa); }
+  ~CappedWinograd() { cap_winograd_pool("avx512"); }
+};
+
+// Whether the machine runs version `isa`.
+bool runs(const std::string& isa) {
+  const CappedWinograd cap(isa);
+  return winograd_pool_available() && winograd_pool_isa() == isa;
+}
+
+// The blocked layout of a version: 16 channels a block for AVX-512, 8 for AVX2.
+tag blocks_of(const std::string& isa) {
+  return isa == "avx512" ? tag::nChw16c : tag::nChw8c;
+}
+
+using VersionCase = std::tuple<WinogradCase, std::string>;
+
+class CpuWinogradPool : public ::testing::TestWithParam<VersionCase>,
                         protected testing::OneDnnLayouts {
  protected:
   void SetUp() override {
-    if (!winograd_pool_available()) GTEST_SKIP() << "no AVX-512 here";
+    isa_ = std::get<1>(GetParam());
+    if (!runs(isa_)) GTEST_SKIP() << "this machine does not run the " << isa_ << " version";
+    cap_winograd_pool(isa_);
   }
+  void TearDown() override { cap_winograd_pool("avx512"); }
+  std::string isa_;
   struct Run {
     std::vector<float> pooled;  // plain NCHW
     std::vector<uint8_t> argmax;
@@ -76,8 +102,8 @@ class CpuWinogradPool : public ::testing::TestWithParam<WinogradCase>,
     const int ph = (k.h + 2 * k.pad - 2) / 2, pw = (k.w + 2 * k.pad - 2) / 2;
     const Mem::desc plain_x({k.n, k.in_c, k.h, k.w}, dt::f32, tag::nchw);
     const Mem::desc plain_p({k.n, k.out_c, ph, pw}, dt::f32, tag::nchw);
-    const Mem::desc md_x({k.n, k.in_c, k.h, k.w}, dt::f32, tag::nChw16c);
-    const Mem::desc md_p({k.n, k.out_c, ph, pw}, dt::f32, tag::nChw16c);
+    const Mem::desc md_x({k.n, k.in_c, k.h, k.w}, dt::f32, blocks_of(isa_));
+    const Mem::desc md_p({k.n, k.out_c, ph, pw}, dt::f32, blocks_of(isa_));
     const Mem x_l = to_layout(x, plain_x, md_x);
     Mem pooled(md_p, engine());
     const auto in = lane_layout(md_x), out = lane_layout(md_p);
@@ -101,7 +127,7 @@ class CpuWinogradPool : public ::testing::TestWithParam<WinogradCase>,
     r.pooled = to_nchw(pooled, plain_p);
     // The argmax bytes in the pooled layout, read back in NCHW order.
     const Mem::desc plain_bytes({k.n, k.out_c, ph, pw}, dt::u8, tag::nchw);
-    const Mem::desc md_bytes({k.n, k.out_c, ph, pw}, dt::u8, tag::nChw16c);
+    const Mem::desc md_bytes({k.n, k.out_c, ph, pw}, dt::u8, blocks_of(isa_));
     Mem from(md_bytes, engine(), r.argmax.data());
     std::vector<uint8_t> nchw(plain_bytes.get_size());
     Mem to(plain_bytes, engine(), nchw.data());
@@ -114,7 +140,7 @@ class CpuWinogradPool : public ::testing::TestWithParam<WinogradCase>,
 };
 
 TEST_P(CpuWinogradPool, EqualsTheReferenceConvolutionAndPool) {
-  const WinogradCase& k = GetParam();
+  const WinogradCase& k = std::get<0>(GetParam());
   const auto x = uniform(size_t(k.n) * k.in_c * k.h * k.w, 11, 1.0f);
   const auto w = uniform(size_t(k.out_c) * k.in_c * 9, 12, 0.3f);
   const auto b = uniform(size_t(k.out_c), 13, 0.2f);
@@ -161,7 +187,7 @@ TEST_P(CpuWinogradPool, EqualsTheReferenceConvolutionAndPool) {
 // after the ReLU: every one of its windows flagged, and (the cases' other
 // channels) most of the rest not.
 TEST_P(CpuWinogradPool, NotPositiveWindowsAreFlagged) {
-  const WinogradCase& k = GetParam();
+  const WinogradCase& k = std::get<0>(GetParam());
   const auto x = uniform(size_t(k.n) * k.in_c * k.h * k.w, 11, 1.0f);
   const auto w = uniform(size_t(k.out_c) * k.in_c * 9, 12, 0.3f);
   auto b = uniform(size_t(k.out_c), 13, 0.2f);
@@ -181,7 +207,7 @@ TEST_P(CpuWinogradPool, NotPositiveWindowsAreFlagged) {
 }
 
 TEST_P(CpuWinogradPool, TheSameBitsOnAnyThreadCount) {
-  const WinogradCase& k = GetParam();
+  const WinogradCase& k = std::get<0>(GetParam());
   const auto x = uniform(size_t(k.n) * k.in_c * k.h * k.w, 21, 1.0f);
   const auto w = uniform(size_t(k.out_c) * k.in_c * 9, 22, 0.3f);
   const auto b = uniform(size_t(k.out_c), 23, 0.2f);
@@ -190,20 +216,75 @@ TEST_P(CpuWinogradPool, TheSameBitsOnAnyThreadCount) {
   EXPECT_EQ(one.argmax, three.argmax) << k.name;
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Shapes, CpuWinogradPool,
-    ::testing::Values(
-        // 13 -> conv 11 -> pooled 5: odd, the last tile's second window past the map.
-        WinogradCase{"valid_odd_32to32_group4", 2, 32, 32, 13, 13, 0},
-        WinogradCase{"valid_32to64_group8", 1, 32, 64, 30, 26, 0},
-        // 60 wide -> 15 tiles a row: a group of 12, then one of 4 (3 live).
-        WinogradCase{"valid_row_of_15_tiles", 1, 32, 32, 20, 60, 0},
-        WinogradCase{"valid_16to48_leftover_16", 2, 16, 48, 11, 10, 0},
-        WinogradCase{"same_pad_32to32", 2, 32, 32, 9, 14, 1},
-        WinogradCase{"same_pad_1x1_pooled", 1, 16, 16, 2, 3, 1}),
-    [](const auto& info) { return info.param.name; });
+std::vector<WinogradCase> winograd_cases() {
+  return {// 13 -> conv 11 -> pooled 5: odd, the last tile's second window past the map.
+          WinogradCase{"valid_odd_32to32_group4", 2, 32, 32, 13, 13, 0},
+          WinogradCase{"valid_32to64_group8", 1, 32, 64, 30, 26, 0},
+          // 60 wide -> 15 tiles a row: a group of 12, then one of 4 (3 live).
+          WinogradCase{"valid_row_of_15_tiles", 1, 32, 32, 20, 60, 0},
+          WinogradCase{"valid_16to48_leftover_16", 2, 16, 48, 11, 10, 0},
+          WinogradCase{"same_pad_32to32", 2, 32, 32, 9, 14, 1},
+          WinogradCase{"same_pad_1x1_pooled", 1, 16, 16, 2, 3, 1},
+          // Channels in eights, not sixteens (the AVX2 version only): a
+          // leftover 8 in the GEMM, and 8 -> 8, one block each way.
+          WinogradCase{"valid_24to40_group12", 1, 24, 40, 14, 50, 0},
+          WinogradCase{"same_pad_8to8", 2, 8, 8, 10, 9, 1}};
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, CpuWinogradPool,
+                         ::testing::Combine(::testing::ValuesIn(winograd_cases()),
+                                            ::testing::Values("avx512", "avx2")),
+                         [](const ::testing::TestParamInfo<VersionCase>& info) {
+                           return std::get<0>(info.param).name + "_" + std::get<1>(info.param);
+                         });
+
+// Both versions take each output's terms in one order: the same pooled map
+// and argmax bytes to the bit (where the machine runs both).
+TEST(CpuWinogradPoolVersions, GiveTheSameBits) {
+  if (!runs("avx512") || !runs("avx2")) GTEST_SKIP() << "needs both versions";
+  testing::OneDnnLayouts layouts;
+  const WinogradCase k{"paper_conv2_like", 2, 32, 32, 27, 30, 0};
+  const auto x = uniform(size_t(k.n) * k.in_c * k.h * k.w, 31, 1.0f);
+  const auto w = uniform(size_t(k.out_c) * k.in_c * 9, 32, 0.3f);
+  const auto b = uniform(size_t(k.out_c), 33, 0.2f);
+  const PooledConv conv{k.in_c, k.out_c, 3, k.pad, 2};
+  std::vector<float> u(winograd_weights_floats(conv));
+  winograd_transform_weights(w.data(), conv, u.data());
+  const int ph = (k.h - 2) / 2, pw = (k.w - 2) / 2;
+  const Mem::desc plain_x({k.n, k.in_c, k.h, k.w}, dt::f32, tag::nchw);
+  const Mem::desc plain_p({k.n, k.out_c, ph, pw}, dt::f32, tag::nchw);
+  const auto run = [&](const std::string& isa) {
+    const CappedWinograd cap(isa);
+    const Mem::desc md_x({k.n, k.in_c, k.h, k.w}, dt::f32, blocks_of(isa));
+    const Mem::desc md_p({k.n, k.out_c, ph, pw}, dt::f32, blocks_of(isa));
+    const Mem x_l = layouts.to_layout(x, plain_x, md_x);
+    Mem pooled(md_p, layouts.engine());
+    std::vector<uint8_t> argmax(md_p.get_size());
+    HostFloats scratch;
+    winograd_pool_forward(static_cast<const float*>(x_l.get_data_handle()), *lane_layout(md_x),
+                          u.data(), b.data(), static_cast<float*>(pooled.get_data_handle()),
+                          argmax.data(), *lane_layout(md_p), conv, scratch);
+    return layouts.to_nchw(pooled, plain_p);
+  };
+  const std::vector<float> wide = run("avx512"), narrow = run("avx2");
+  ASSERT_EQ(wide.size(), narrow.size());
+  EXPECT_EQ(std::memcmp(wide.data(), narrow.data(), wide.size() * sizeof(float)), 0);
+}
+
+TEST(CpuWinogradPoolVersions, RunTheBestWithinTheirCap) {
+  {
+    const CappedWinograd cap("portable");
+    EXPECT_FALSE(winograd_pool_available());
+    EXPECT_EQ(winograd_pool_isa(), "portable");
+  }
+  EXPECT_EQ(winograd_pool_isa(), kernel_isa_name(machine_kernel_isa()));
+  EXPECT_EQ(winograd_pool_available(), machine_kernel_isa() >= KernelIsa::avx2);
+  EXPECT_THROW(cap_winograd_pool("neon"), Error);
+}
 
 TEST(CpuWinogradPoolApplies, TakesOnly3x3WithA2x2PoolInBlocksOf16) {
+  if (!runs("avx512")) GTEST_SKIP() << "the AVX-512 version's blocks";
+  const CappedWinograd cap("avx512");
   LaneLayout in{1, 20, 20, 2, 16, 0, 0, 0, 16}, out{1, 9, 9, 2, 16, 0, 0, 0, 16};
   EXPECT_TRUE(winograd_pool_applies(in, out, {32, 32, 3, 0, 2}));
   EXPECT_FALSE(winograd_pool_applies(in, out, {32, 32, 5, 0, 2})) << "kernel 5";
@@ -216,6 +297,22 @@ TEST(CpuWinogradPoolApplies, TakesOnly3x3WithA2x2PoolInBlocksOf16) {
   LaneLayout other = out;
   other.h = 8;
   EXPECT_FALSE(winograd_pool_applies(in, other, {32, 32, 3, 0, 2})) << "pooled map of another size";
+}
+
+TEST(CpuWinogradPoolApplies, TakesBlocksOf8OnAvx2) {
+  if (!runs("avx2")) GTEST_SKIP() << "no AVX2 here";
+  const CappedWinograd cap("avx2");
+  LaneLayout in{1, 20, 20, 4, 8, 0, 0, 0, 8}, out{1, 9, 9, 4, 8, 0, 0, 0, 8};
+  EXPECT_TRUE(winograd_pool_applies(in, out, {32, 32, 3, 0, 2}));
+  EXPECT_FALSE(winograd_pool_applies(in, out, {32, 32, 3, 0, 3})) << "pool 3";
+  LaneLayout in3 = in, out3 = out;
+  in3.blocks = 3, out3.blocks = 3;
+  EXPECT_TRUE(winograd_pool_applies(in3, out3, {24, 24, 3, 0, 2})) << "channels in 8s";
+  EXPECT_FALSE(winograd_pool_applies(in3, out3, {20, 24, 3, 0, 2})) << "channels not in 8s";
+  LaneLayout wide = in, wide_out = out;  // nChw16c: the AVX-512 version's blocks
+  wide.lanes = 16, wide.blocks = 2, wide.column = 16;
+  wide_out.lanes = 16, wide_out.blocks = 2, wide_out.column = 16;
+  EXPECT_FALSE(winograd_pool_applies(wide, wide_out, {32, 32, 3, 0, 2})) << "16-lane blocks";
 }
 
 // The weight transform, element by element: (G g G^T) of each (o, c) pair in

@@ -8,6 +8,7 @@
 #include <algorithm>
 
 #include "backends/cpu/cpu_step.h"
+#include "backends/cpu/winograd_pool_kernels.h"
 
 namespace histocnn::cpu {
 
@@ -81,7 +82,7 @@ static std::string conv_implementations(const ConvBlock& c) {
   const PooledConv conv = pooled_conv(c.s);
   const std::string onednn = "oneDNN ";
   std::vector<std::string> names = {
-      c.own_winograd ? "histocnn Winograd F(4x4,3x3)+ReLU+pool avx512"
+      c.own_winograd ? "histocnn Winograd F(4x4,3x3)+ReLU+pool " + winograd_pool_isa()
                      : onednn + c.fwd_pd.impl_info_str(),
       c.pooled_wgrad
           ? "histocnn pooled weight gradient " + pooled_wgrad_isa(c.src_lanes, c.pooled_lanes, conv)

@@ -14,6 +14,7 @@
 
 #include "backends/cpu/avx512.h"
 #include "backends/cpu/kernel_isa.h"
+#include "backends/cpu/winograd_pool_tiling.h"
 #include "core/error.h"
 
 namespace histocnn::cpu {
@@ -22,42 +23,39 @@ namespace histocnn::cpu {
 namespace winograd_pool {
 namespace {
 
-constexpr int kLanes = 16;  // channels per nChw16c block and per register
-constexpr int kAlpha = 6;   // input tile side: 4 outputs + 3 taps - 1
-constexpr int kXi = kAlpha * kAlpha;
-constexpr int kOut = 4;     // output tile side: two 2x2 pool windows
-constexpr int kGroup = 12;  // tiles per GEMM: 12 x 2 accumulators + 3 of 32 registers
+constexpr int kLanes = 16;  // channels per nChw16c block and per AVX-512 register
 
-// The shapes one call works with.
-struct Tiling {
-  int n, in_c, out_c, pad;
-  int pooled_h, pooled_w, tiles_y, tiles_x;
-};
-Tiling tiling_of(const LaneLayout& in, const LaneLayout& out, const PooledConv& conv) {
-  Tiling t{};
-  t.n = in.n, t.in_c = conv.in_c, t.out_c = conv.out_c, t.pad = conv.pad;
-  t.pooled_h = out.h, t.pooled_w = out.w;
-  t.tiles_y = ceil_div(out.h * 2, kOut);  // a tile row holds two pooled rows
-  t.tiles_x = ceil_div(out.w * 2, kOut);
-  return t;
+KernelIsa cap = KernelIsa::avx512;  // cap_winograd_pool (tests)
+
+// The version that runs: the best of the machine's within the cap (none
+// below AVX2: the step keeps oneDNN's convolution).
+KernelIsa version() {
+  return std::min(machine_kernel_isa(), cap);
 }
-
-// V and M of one group, per thread (whole registers: in_c, out_c are
-// multiples of 16).
-size_t group_floats(const PooledConv& conv) {
-  return size_t(kXi) * kGroup * size_t(conv.in_c + conv.out_c);
+int lanes_of(KernelIsa isa) {
+  return isa == KernelIsa::avx512 ? kLanes : 8;
 }
 
 }  // namespace
 }  // namespace winograd_pool
 
+bool winograd_pool_available() {
+  return winograd_pool::version() >= KernelIsa::avx2;
+}
+std::string winograd_pool_isa() {
+  return kernel_isa_name(winograd_pool::version());
+}
+void cap_winograd_pool(const std::string& isa) {
+  winograd_pool::cap = parse_kernel_isa(isa, "cap_winograd_pool");
+}
+
 bool winograd_pool_applies(const LaneLayout& in, const LaneLayout& out, const PooledConv& conv) {
-  constexpr int kLanes = winograd_pool::kLanes;
+  const int lanes = winograd_pool::lanes_of(winograd_pool::version());
   if (conv.kernel != 3 || conv.pool != 2 || conv.pad < 0 || conv.pad > 1) return false;
-  if (conv.in_c % kLanes != 0 || conv.out_c % kLanes != 0 || conv.in_c < kLanes) return false;
-  if (in.lanes != kLanes || out.lanes != kLanes) return false;
-  if (in.blocks * kLanes != conv.in_c || out.blocks * kLanes != conv.out_c) return false;
-  if (in.column != kLanes || out.column != kLanes) return false;  // nChw16c: lanes contiguous
+  if (conv.in_c % lanes != 0 || conv.out_c % lanes != 0 || conv.in_c < lanes) return false;
+  if (in.lanes != lanes || out.lanes != lanes) return false;
+  if (in.blocks * lanes != conv.in_c || out.blocks * lanes != conv.out_c) return false;
+  if (in.column != lanes || out.column != lanes) return false;  // nChw16c/8c: lanes contiguous
   const int conv_h = in.h + 2 * conv.pad - 2, conv_w = in.w + 2 * conv.pad - 2;
   return in.n == out.n && in.n > 0 && out.h == conv_h / 2 && out.w == conv_w / 2 && out.h > 0 &&
          out.w > 0;
@@ -107,10 +105,6 @@ size_t winograd_pool_scratch_floats(const PooledConv& conv, int threads) {
 }
 
 #if HISTOCNN_HAS_AVX512_CODE
-
-bool winograd_pool_available() {
-  return machine_kernel_isa() == KernelIsa::avx512;
-}
 
 namespace winograd_pool {
 namespace {
@@ -296,8 +290,32 @@ int group_for(int live) {
   return live > 8 ? 12 : live > 4 ? 8 : 4;
 }
 
+void run_group_avx512(const float* x, const LaneLayout& in, const float* u, const float* bias,
+                      float* pooled, uint8_t* argmax, const LaneLayout& out, const Tiling& g,
+                      int img, int ty, int tx0, int live, float* v, float* m) {
+  switch (group_for(live)) {
+    case 4:
+      return run_group<4>(x, in, u, bias, pooled, argmax, out, g, img, ty, tx0, live, v, m);
+    case 8:
+      return run_group<8>(x, in, u, bias, pooled, argmax, out, g, img, ty, tx0, live, v, m);
+    default:
+      return run_group<12>(x, in, u, bias, pooled, argmax, out, g, img, ty, tx0, live, v, m);
+  }
+}
+
 }  // namespace
 }  // namespace winograd_pool
+
+#else  // not x86-64: winograd_pool_available() is false
+
+namespace winograd_pool {
+namespace {
+void run_group_avx512(const float*, const LaneLayout&, const float*, const float*, float*, uint8_t*,
+                      const LaneLayout&, const Tiling&, int, int, int, int, float*, float*) {}
+}  // namespace
+}  // namespace winograd_pool
+
+#endif
 
 void winograd_pool_forward(const float* x, const LaneLayout& in, const float* u, const float* bias,
                            float* pooled, uint8_t* argmax, const LaneLayout& out,
@@ -308,6 +326,8 @@ void winograd_pool_forward(const float* x, const LaneLayout& in, const float* u,
   const int threads = omp_get_max_threads();
   if (scratch.size() < winograd_pool_scratch_floats(conv, threads))
     scratch.resize(winograd_pool_scratch_floats(conv, threads));
+  const auto run_group =
+      wp::version() == KernelIsa::avx512 ? wp::run_group_avx512 : wp::run_group_avx2;
   const wp::Tiling g = wp::tiling_of(in, out, conv);
   const int items = g.n * g.tiles_y;
   float* base = scratch.data();
@@ -318,33 +338,11 @@ void winograd_pool_forward(const float* x, const LaneLayout& in, const float* u,
 #pragma omp for schedule(static)
     for (int item = 0; item < items; ++item) {
       const int img = item / g.tiles_y, ty = item % g.tiles_y;
-      for (int tx0 = 0; tx0 < g.tiles_x; tx0 += wp::kGroup) {
-        const int live = std::min(wp::kGroup, g.tiles_x - tx0);
-        switch (wp::group_for(live)) {
-          case 4:
-            wp::run_group<4>(x, in, u, bias, pooled, argmax, out, g, img, ty, tx0, live, v, m);
-            break;
-          case 8:
-            wp::run_group<8>(x, in, u, bias, pooled, argmax, out, g, img, ty, tx0, live, v, m);
-            break;
-          default:
-            wp::run_group<12>(x, in, u, bias, pooled, argmax, out, g, img, ty, tx0, live, v, m);
-        }
-      }
+      for (int tx0 = 0; tx0 < g.tiles_x; tx0 += wp::kGroup)
+        run_group(x, in, u, bias, pooled, argmax, out, g, img, ty, tx0,
+                  std::min(wp::kGroup, g.tiles_x - tx0), v, m);
     }
   }
 }
-
-#else  // not x86-64: oneDNN's convolution runs
-
-bool winograd_pool_available() {
-  return false;
-}
-void winograd_pool_forward(const float*, const LaneLayout&, const float*, const float*, float*,
-                           uint8_t*, const LaneLayout&, const PooledConv&, HostFloats&) {
-  throw Error("Winograd conv+pool: not built for this architecture");
-}
-
-#endif
 
 }  // namespace histocnn::cpu

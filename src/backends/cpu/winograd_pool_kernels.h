@@ -26,14 +26,18 @@
 // Arithmetic: fp32 only (bf16 blocks keep oneDNN's direct convolution);
 // Winograd's transforms round differently from a direct convolution, by a
 // few fp32 ulps of the sums' magnitudes, as oneDNN's Winograd does (its
-// accuracy checked in docs/results/cpu-winograd.md). AVX-512 only, like the
-// fused first block: elsewhere the step keeps oneDNN's convolution.
+// accuracy checked in docs/results/cpu-winograd.md). Two versions, like the
+// fused first block's: AVX-512 on 16-channel blocks, and AVX2 with FMA on
+// 8-channel blocks (winograd_pool_avx2.cpp), where oneDNN has no Winograd
+// at all; both give the same bits. Elsewhere the step keeps oneDNN's
+// convolution.
 // tests/test_cpu_winograd_pool.cpp checks it against the reference
 // convolution and pool.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "backends/cpu/pool_kernels.h"
 #include "backends/cpu/pooled_wgrad_kernels.h"
@@ -41,14 +45,20 @@
 
 namespace histocnn::cpu {
 
-// Whether winograd_pool_forward can take the block: kernel 3, pad 0 or 1,
-// pool 2; the input (`in`) and the pooled map (`out`) of the same images in
-// 16-lane blocks (nChw16c) holding exactly in_c and out_c channels
-// (multiples of 16); out the floor of the conv output / 2, at least 1x1.
+// Whether winograd_pool_forward (the version that runs here) can take the
+// block: kernel 3, pad 0 or 1, pool 2; the input (`in`) and the pooled map
+// (`out`) of the same images in the version's blocks (nChw16c for AVX-512,
+// nChw8c for AVX2) holding exactly in_c and out_c channels; out the floor of
+// the conv output / 2, at least 1x1.
 bool winograd_pool_applies(const LaneLayout& in, const LaneLayout& out, const PooledConv& conv);
-// Whether this machine runs it: AVX-512F, and oneDNN not capped below
-// avx512_core (machine_kernel_isa() == avx512).
+// Whether this machine runs a version: machine_kernel_isa() of at least AVX2,
+// within the tests' cap.
 bool winograd_pool_available();
+// The version that runs: "avx512" or "avx2" ("portable" where none does).
+std::string winograd_pool_isa();
+// Tests: run at most the version named, "avx512" (the default: the best the
+// machine allows), "avx2" or "portable" (none); another name is an Error.
+void cap_winograd_pool(const std::string& isa);
 
 // Floats of the transformed weights: 36 x in_c x out_c.
 size_t winograd_weights_floats(const PooledConv& conv);
