@@ -67,14 +67,14 @@ void cap_conv_pool(const std::string& isa) {
 }
 
 std::string conv_pool_unsupported(const ConvPoolGeometry& g, const LaneLayout& pooled) {
-  const std::string lanes = std::to_string(lanes_of(conv_pool_version()));
+  const int lanes = lanes_of(conv_pool_version());
   if (g.in_c < 1 || g.in_c > 4) return "more than 4 input channels";
   if (g.kernel < 1 || g.kernel > 5) return "kernel outside 1-5";
   if (g.pool < 2 || g.pool > 4) return "pool outside 2-4";
-  if (g.out_c % std::stoi(lanes) != 0) return "output channels not a multiple of " + lanes;
+  if (g.out_c % lanes != 0) return "output channels not a multiple of " + std::to_string(lanes);
   if (g.out_h() < 1 || g.out_w() < 1) return "no whole pooling window";
-  if (pooled.lanes % std::stoi(lanes) != 0)
-    return "pooled layout without " + lanes + "-lane groups";
+  if (pooled.lanes % lanes != 0)
+    return "pooled layout without " + std::to_string(lanes) + "-lane groups";
   if (pooled.n != g.n || pooled.h != g.out_h() || pooled.w != g.out_w() ||
       pooled.blocks * pooled.lanes < g.out_c)
     return "pooled layout of another shape";
@@ -181,8 +181,8 @@ HISTOCNN_AVX512 void forward_row(const float* row, const ConvPoolGeometry& g, co
   const int64_t plane = int64_t(g.in_h) * g.in_w,
                 w_stride = int64_t(g.in_c) * g.kernel * g.kernel * kLanes;
   const float* w = packed + group * w_stride;
-  const int64_t at = pooled_at(out, n, group, y, 0);
-  const int64_t group_stride = G > 1 ? pooled_at(out, n, group + 1, y, 0) - at : 0;
+  const int64_t at = pooled_at(out, n, group * kLanes, y, 0);
+  const int64_t group_stride = G > 1 ? pooled_at(out, n, (group + 1) * kLanes, y, 0) - at : 0;
   const int ow = g.out_w();
   int px = 0;
   for (; px + T <= ow; px += T)
@@ -367,7 +367,7 @@ HISTOCNN_AVX512 void backward_pass(const float* x, const ConvPoolGeometry& g, co
         float* db = partial + int64_t(groups) * taps * kLanes + group * kLanes;
         // Group j's row wy at d + (j * p + wy) * s.row.
         for (int j = 0; j < take; ++j) {
-          const int64_t at = pooled_at(out, n, group + j, y, 0);
+          const int64_t at = pooled_at(out, n, (group + j) * kLanes, y, 0);
           expand_rows(d_pooled + at, argmax + at, out.column, ow, p, d + j * p * s.row, s.row,
                       db + j * kLanes);
         }
