@@ -35,8 +35,9 @@ run() {  # NAME ROUND FLAGS BINARY
 for ((r = 1; r <= rounds; ++r)); do
   run "$name_a" "$r" "$flags_a" "$bench_a"
   run "$name_b" "$r" "$flags_b" "$bench_b"
-  echo "round $r/$rounds: $(tail -1 "$out/$name_a.$r.txt" | awk '{print $3}') s ($name_a)," \
-    "$(tail -1 "$out/$name_b.$r.txt" | awk '{print $3}') s ($name_b)"
+  # The epoch's row (size, batch, seconds, ...): --profile-layers prints more after it.
+  epoch_of() { awk -v size="$size" '$1 == size { print $3; exit }' "$out/$1.$r.txt"; }
+  echo "round $r/$rounds: $(epoch_of "$name_a") s ($name_a), $(epoch_of "$name_b") s ($name_b)"
 done
 load_after=$(cut -d' ' -f1 /proc/loadavg)
 /usr/bin/python3 - "$out" "$rounds" "$invocation" "$load_before" "$load_after" \
