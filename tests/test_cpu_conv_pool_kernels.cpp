@@ -18,6 +18,7 @@
 #include "backends/cpu/conv_pool_kernels.h"
 #include "backends/cpu/kernel_isa.h"
 #include "core/rng.h"
+#include "kernel_cap.h"
 #include "test_util.h"
 
 namespace histocnn::cpu {
@@ -73,15 +74,9 @@ float value(dt type, const std::vector<uint8_t>& bytes, int64_t i) {
   return reinterpret_cast<const float*>(bytes.data())[i];
 }
 
-// Runs the fused kernels at most at `isa` while in scope (the default after).
-struct CappedConvPool {
-  explicit CappedConvPool(const std::string& isa) { cap_conv_pool(isa); }
-  ~CappedConvPool() { cap_conv_pool("avx512"); }
-};
-
 // Whether the machine runs version `isa` (the test skips it otherwise).
 bool runs(const std::string& isa) {
-  const CappedConvPool cap(isa);
+  const testing::CappedKernels cap(cap_conv_pool, isa);
   return conv_pool_available() && conv_pool_isa() == isa;
 }
 
@@ -253,7 +248,7 @@ TEST(CpuConvPoolKernels, SayWhatTheyCannotRun) {
   const ConvPoolGeometry paper = geometry(2, 3, 20, 20, 32, 3, 2);
   for (const std::string isa : {"avx512", "avx2"}) {
     if (!runs(isa)) continue;
-    const CappedConvPool cap(isa);
+    const testing::CappedKernels cap(cap_conv_pool, isa);
     const std::string group = isa == "avx512" ? "16" : "8";
     EXPECT_EQ(conv_pool_unsupported(paper, layout(32, tag::nChw16c)), "") << isa;
     EXPECT_EQ(conv_pool_unsupported(paper, layout(32, tag::nhwc)), "") << isa;
@@ -275,12 +270,12 @@ TEST(CpuConvPoolKernels, SayWhatTheyCannotRun) {
   }
   // The AVX-512 version's groups are sixteens, the AVX2 one's eights.
   if (runs("avx512")) {
-    const CappedConvPool cap("avx512");
+    const testing::CappedKernels cap(cap_conv_pool, "avx512");
     EXPECT_EQ(conv_pool_unsupported(paper, layout(32, tag::nChw8c)),
               "pooled layout without 16-lane groups");
   }
   if (runs("avx2")) {
-    const CappedConvPool cap("avx2");
+    const testing::CappedKernels cap(cap_conv_pool, "avx2");
     EXPECT_EQ(conv_pool_unsupported(paper, layout(32, tag::nChw8c)), "");
     EXPECT_EQ(conv_pool_unsupported(geometry(2, 3, 20, 20, 24, 3, 2), layout(24, tag::nChw8c)), "");
   }
@@ -288,12 +283,12 @@ TEST(CpuConvPoolKernels, SayWhatTheyCannotRun) {
 
 TEST(CpuConvPoolKernels, RunTheBestVersionWithinTheirCap) {
   {
-    const CappedConvPool cap("portable");
+    const testing::CappedKernels cap(cap_conv_pool, "portable");
     EXPECT_FALSE(conv_pool_available());
     EXPECT_EQ(conv_pool_isa(), "portable");
   }
   {
-    const CappedConvPool cap("avx2");
+    const testing::CappedKernels cap(cap_conv_pool, "avx2");
     EXPECT_NE(conv_pool_isa(), "avx512");
   }
   EXPECT_EQ(conv_pool_available(), conv_pool_isa() != "portable");
@@ -324,7 +319,7 @@ TEST(CpuConvPoolKernels, BothVersionsGiveTheSameBits) {
       std::vector<float> dw, db;
     };
     const auto run = [&](const std::string& isa) {
-      const CappedConvPool cap(isa);
+      const testing::CappedKernels cap(cap_conv_pool, isa);
       Result r{std::vector<uint8_t>(md.get_size()), std::vector<uint8_t>(md.get_size()),
                std::vector<float>(w.size()), std::vector<float>(b.size())};
       std::vector<float> scratch(conv_pool_scratch_floats(g, omp_get_max_threads()));

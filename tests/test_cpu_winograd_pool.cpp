@@ -17,6 +17,7 @@
 
 #include "backends/cpu/kernel_isa.h"
 #include "backends/cpu/winograd_pool_kernels.h"
+#include "kernel_cap.h"
 #include "onednn_layouts.h"
 #include "test_util.h"
 
@@ -63,15 +64,9 @@ struct Reference {
   }
 };
 
-// Runs the kernel at most at `isa` while in scope (the default after).
-struct CappedWinograd {
-  explicit CappedWinograd(const std::string& isa) { cap_winograd_pool(isa); }
-  ~CappedWinograd() { cap_winograd_pool("avx512"); }
-};
-
 // Whether the machine runs version `isa`.
 bool runs(const std::string& isa) {
-  const CappedWinograd cap(isa);
+  const testing::CappedKernels cap(cap_winograd_pool, isa);
   return winograd_pool_available() && winograd_pool_isa() == isa;
 }
 
@@ -254,7 +249,7 @@ TEST(CpuWinogradPoolVersions, GiveTheSameBits) {
   const Mem::desc plain_x({k.n, k.in_c, k.h, k.w}, dt::f32, tag::nchw);
   const Mem::desc plain_p({k.n, k.out_c, ph, pw}, dt::f32, tag::nchw);
   const auto run = [&](const std::string& isa) {
-    const CappedWinograd cap(isa);
+    const testing::CappedKernels cap(cap_winograd_pool, isa);
     const Mem::desc md_x({k.n, k.in_c, k.h, k.w}, dt::f32, blocks_of(isa));
     const Mem::desc md_p({k.n, k.out_c, ph, pw}, dt::f32, blocks_of(isa));
     const Mem x_l = layouts.to_layout(x, plain_x, md_x);
@@ -273,7 +268,7 @@ TEST(CpuWinogradPoolVersions, GiveTheSameBits) {
 
 TEST(CpuWinogradPoolVersions, RunTheBestWithinTheirCap) {
   {
-    const CappedWinograd cap("portable");
+    const testing::CappedKernels cap(cap_winograd_pool, "portable");
     EXPECT_FALSE(winograd_pool_available());
     EXPECT_EQ(winograd_pool_isa(), "portable");
   }
@@ -284,7 +279,7 @@ TEST(CpuWinogradPoolVersions, RunTheBestWithinTheirCap) {
 
 TEST(CpuWinogradPoolApplies, TakesOnly3x3WithA2x2PoolInBlocksOf16) {
   if (!runs("avx512")) GTEST_SKIP() << "the AVX-512 version's blocks";
-  const CappedWinograd cap("avx512");
+  const testing::CappedKernels cap(cap_winograd_pool, "avx512");
   LaneLayout in{1, 20, 20, 2, 16, 0, 0, 0, 16}, out{1, 9, 9, 2, 16, 0, 0, 0, 16};
   EXPECT_TRUE(winograd_pool_applies(in, out, {32, 32, 3, 0, 2}));
   EXPECT_FALSE(winograd_pool_applies(in, out, {32, 32, 5, 0, 2})) << "kernel 5";
@@ -301,7 +296,7 @@ TEST(CpuWinogradPoolApplies, TakesOnly3x3WithA2x2PoolInBlocksOf16) {
 
 TEST(CpuWinogradPoolApplies, TakesBlocksOf8OnAvx2) {
   if (!runs("avx2")) GTEST_SKIP() << "no AVX2 here";
-  const CappedWinograd cap("avx2");
+  const testing::CappedKernels cap(cap_winograd_pool, "avx2");
   LaneLayout in{1, 20, 20, 4, 8, 0, 0, 0, 8}, out{1, 9, 9, 4, 8, 0, 0, 0, 8};
   EXPECT_TRUE(winograd_pool_applies(in, out, {32, 32, 3, 0, 2}));
   EXPECT_FALSE(winograd_pool_applies(in, out, {32, 32, 3, 0, 3})) << "pool 3";
