@@ -225,8 +225,9 @@ struct StepOptions {
   // CPU: the first conv block by oneDNN's convolution (and the pool above)
   // instead of the step's fused convolution + ReLU + pool kernels
   // (backends/cpu/conv_pool_kernels.h), to measure one against the other.
-  // Blocks those kernels cannot run, and CPUs without AVX-512, use oneDNN's
-  // anyway; so does cpu_onednn_pooling (the fused kernels pool as well).
+  // Blocks those kernels cannot run, and CPUs without AVX2 or AVX-512, use
+  // oneDNN's anyway; so does cpu_onednn_pooling (the fused kernels pool as
+  // well).
   bool cpu_onednn_conv1 = false;
   // CPU: 3x3 stride-1 convolutions by oneDNN's Winograd F(4x4, 3x3) where
   // it was measured to pay (winograd_pays in backends/cpu/cpu_backend.h) and
@@ -245,15 +246,16 @@ struct StepOptions {
   // over output channels); false keeps oneDNN's (A/B).
   bool cpu_pooled_weight_gradients = true;
   // CPU: their data gradients likewise (backends/cpu/pooled_dgrad_kernels.h:
-  // no pool backward then runs), where its AVX-512 version does; false
-  // keeps oneDNN's (A/B).
+  // no pool backward then runs), where its AVX-512 or AVX2 version does;
+  // false keeps oneDNN's (A/B).
   bool cpu_pooled_data_gradients = true;
   // CPU: the forward of the conv blocks after the first whose pool is ours
   // (no batch norm, fp32, 3x3, 2x2 pool) by our Winograd F(4x4, 3x3) with
   // bias, ReLU and the pool in one pass
   // (backends/cpu/winograd_pool_kernels.h), where cpu_winograd holds, it
-  // pays (own_winograd_pays in backends/cpu/cpu_backend.h) and AVX-512 runs;
-  // false keeps oneDNN's convolution and our pool (A/B).
+  // pays (own_winograd_pays in backends/cpu/cpu_backend.h) and its AVX-512
+  // or AVX2 version runs; false keeps oneDNN's convolution and our pool
+  // (A/B).
   bool cpu_own_winograd_forward = true;
   // CPU: treat denormal floats as zero while the step runs (core/float_mode.h);
   // false keeps IEEE gradual underflow, as PyTorch does by default.

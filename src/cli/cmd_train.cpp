@@ -208,8 +208,8 @@ void add_device_options(CLI::App* cmd, const std::shared_ptr<TrainOptions>& o, T
       ->check(CLI::IsMember({"flush", "keep"}));
   cmd->add_option_function<std::string>(
          "--cpu-conv", [o](const std::string& v) { o->winograd = v == "winograd"; },
-         "cpu: 3x3 convolutions by Winograd F(4x4,3x3) where it pays and oneDNN has it (fp32, "
-         "AVX-512; 1.5x the epoch at 200 px, last-bit differences) or all direct")
+         "cpu: 3x3 convolutions by Winograd F(4x4,3x3) where it pays (fp32: oneDNN's on AVX-512, "
+         "the later blocks' forward ours on AVX-512 or AVX2; last-bit differences) or all direct")
       ->default_str("winograd")
       ->check(CLI::IsMember({"winograd", "direct"}));
   cmd->add_flag("--cudnn-benchmark", o->cudnn_benchmark,

@@ -32,8 +32,9 @@ bool winograd_pays(const ConvShape& s);
 
 // Where our Winograd F(4x4, 3x3) conv + ReLU + pool kernel
 // (winograd_pool_kernels.h) runs the forward of a later block instead of
-// oneDNN's convolution (where it applies: fp32, AVX-512, a 2x2 pool, no
-// batch norm). It pays on smaller maps than oneDNN's Winograd, since it
+// oneDNN's convolution (where it applies: fp32, AVX-512 or AVX2, a 2x2
+// pool, no batch norm). On AVX2 oneDNN has no Winograd at all, and ours
+// replaces its direct convolution (docs/results/cpu-avx2.md). It pays on smaller maps than oneDNN's Winograd, since it
 // writes no conv output and pools from registers: on two cores
 // (docs/results/cpu-winograd-small.md) a 13x13 output of 32 -> 32 channels
 // (conv2 at 32 px) took 0.55-0.70x oneDNN's direct forward, and 12x12 of

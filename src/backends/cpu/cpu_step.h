@@ -3,7 +3,8 @@
 // optional batch norm, global pooling, dense layers); cpu_step.cpp plans the
 // memory and runs the step.
 //
-// Layouts: oneDNN picks the activation layouts (blocked nChw16c on AVX-512);
+// Layouts: oneDNN picks the activation layouts (blocked nChw16c on AVX-512,
+// nChw8c on AVX2);
 // every layer is created against its neighbour's exact layout, so activations
 // flow without reorders. Weights live in canonical PyTorch layouts in one flat
 // vector (so Adam is a single fused loop); each step they are reordered into
@@ -49,7 +50,7 @@
 // pool, runs on our fused kernels instead (conv_pool_kernels.h: convolution,
 // bias, ReLU and pool in one pass over the fp32 input, whose output never
 // leaves the registers; backward straight to the weight gradients), where the
-// CPU has AVX-512 and StepOptions::cpu_onednn_conv1 is off.
+// CPU has AVX-512 or AVX2 and StepOptions::cpu_onednn_conv1 is off.
 //
 // Micro-batching: a block without batch norm whose full-batch convolution
 // output would leave the cache (conv1 at 200 px and batch 50: 251 MB) runs
