@@ -54,6 +54,9 @@ HISTOCNN_AVX2 void forward_tile(const float* x, int64_t plane, int64_t in_w, int
   const __m256 zero = _mm256_setzero_ps();
   __m256 best[G];
   __m256i where[G];
+#pragma GCC unroll 2
+  for (int g = 0; g < G; ++g)  // replaced at the window's first position
+    best[g] = zero, where[g] = _mm256_setzero_si256();
   for (int r0 = 0; r0 < P; r0 += R) {
     __m256 acc[G][R][P];
 #pragma GCC unroll 2
@@ -121,8 +124,8 @@ HISTOCNN_AVX2 void forward_row(const float* row, const ConvPoolGeometry& g, cons
   const int64_t group_stride = G > 1 ? pooled_at(out, n, (group + 1) * kLanes, y, 0) - at : 0;
   for (int px = 0; px < g.out_w(); ++px)
     forward_tile<P, K, G>(row + px * P, plane, g.in_w, g.in_c, g.kernel, packed + group * w_stride,
-                       w_stride, bias + group * kLanes, pooled + at + px * out.column,
-                       argmax + at + px * out.column, group_stride);
+                          w_stride, bias + group * kLanes, pooled + at + px * out.column,
+                          argmax + at + px * out.column, group_stride);
 }
 
 template <int P, int K, typename Out>
