@@ -48,10 +48,7 @@ KernelIsa conv_pool_cap = KernelIsa::avx512;  // cap_conv_pool (tests)
 // The version that runs: the best of the machine's within the cap; never the
 // portable one (there is none: the step keeps oneDNN's convolution).
 KernelIsa conv_pool_version() {
-  return std::min(machine_kernel_isa(), conv_pool_cap);
-}
-int lanes_of(KernelIsa isa) {
-  return isa == KernelIsa::avx512 ? kLanes : conv_pool::kAvx2Lanes;
+  return capped_kernel_isa(conv_pool_cap);
 }
 
 }  // namespace
@@ -67,7 +64,7 @@ void cap_conv_pool(const std::string& isa) {
 }
 
 std::string conv_pool_unsupported(const ConvPoolGeometry& g, const LaneLayout& pooled) {
-  const int lanes = lanes_of(conv_pool_version());
+  const int lanes = kernel_isa_lanes(conv_pool_version());
   if (g.in_c < 1 || g.in_c > 4) return "more than 4 input channels";
   if (g.kernel < 1 || g.kernel > 5) return "kernel outside 1-5";
   if (g.pool < 2 || g.pool > 4) return "pool outside 2-4";
@@ -457,7 +454,7 @@ void conv_pool_forward(const float* x, const ConvPoolGeometry& g, const float* w
   require(conv_pool_available() && conv_pool_unsupported(g, out).empty(),
           "fused conv+pool: called where it cannot run");
   const KernelIsa isa = conv_pool_version();
-  const int lanes = lanes_of(isa);
+  const int lanes = kernel_isa_lanes(isa);
   // Weights OIHW -> [group][in_c][k][k][lanes]: one load per tap.
   const int taps = g.in_c * g.kernel * g.kernel;
   for (int o = 0; o < g.out_c; ++o)
@@ -474,7 +471,7 @@ void conv_pool_backward(const float* x, const ConvPoolGeometry& g, dnnl::memory:
   require(conv_pool_available() && conv_pool_unsupported(g, out).empty(),
           "fused conv+pool: called where it cannot run");
   const KernelIsa isa = conv_pool_version();
-  const int lanes = lanes_of(isa);
+  const int lanes = kernel_isa_lanes(isa);
   if (isa == KernelIsa::avx512)
     backward_avx512(x, g, type, d_pooled, argmax, out, scratch);
   else

@@ -5,6 +5,7 @@
 // the cap to run every version on one machine.
 #pragma once
 
+#include <algorithm>
 #include <string>
 
 #include "core/error.h"
@@ -31,5 +32,18 @@ inline std::string kernel_isa_name(KernelIsa isa) {
 // ONEDNN_MAX_CPU_ISA (as the golden-run tests are) thus takes the same
 // kernels, and gives the same bits, on every x86 CPU above the cap.
 KernelIsa machine_kernel_isa();
+
+// What a kernel family capped at `cap` (its cap_... function, for tests) runs:
+// the machine's best version, at most the cap.
+inline KernelIsa capped_kernel_isa(KernelIsa cap) {
+  return std::min(machine_kernel_isa(), cap);
+}
+
+// Channels per register of a version, and per block of oneDNN's layouts
+// there: 16 (nChw16c) for AVX-512, otherwise 8 (nChw8c, as oneDNN's AVX2
+// and SSE4.1 code).
+constexpr int kernel_isa_lanes(KernelIsa isa) {
+  return isa == KernelIsa::avx512 ? 16 : 8;
+}
 
 }  // namespace histocnn::cpu

@@ -30,10 +30,7 @@ KernelIsa cap = KernelIsa::avx512;  // cap_winograd_pool (tests)
 // The version that runs: the best of the machine's within the cap (none
 // below AVX2: the step keeps oneDNN's convolution).
 KernelIsa version() {
-  return std::min(machine_kernel_isa(), cap);
-}
-int lanes_of(KernelIsa isa) {
-  return isa == KernelIsa::avx512 ? kLanes : 8;
+  return capped_kernel_isa(cap);
 }
 
 }  // namespace
@@ -50,7 +47,7 @@ void cap_winograd_pool(const std::string& isa) {
 }
 
 bool winograd_pool_applies(const LaneLayout& in, const LaneLayout& out, const PooledConv& conv) {
-  const int lanes = winograd_pool::lanes_of(winograd_pool::version());
+  const int lanes = kernel_isa_lanes(winograd_pool::version());
   if (conv.kernel != 3 || conv.pool != 2 || conv.pad < 0 || conv.pad > 1) return false;
   if (conv.in_c % lanes != 0 || conv.out_c % lanes != 0 || conv.in_c < lanes) return false;
   if (in.lanes != lanes || out.lanes != lanes) return false;
