@@ -106,7 +106,7 @@ int main(int argc, char** argv) {
                "the later conv blocks' forward by oneDNN's convolution (then our pool) instead "
                "of histocnn's Winograd conv+ReLU+pool kernel (A/B)");
   app.add_flag("--portable-adam", portable_adam,
-               "Adam by the portable scalar loop instead of AVX-512 (A/B)");
+               "Adam by the portable scalar loop instead of AVX-512 or AVX2 (A/B)");
   app.add_option("--loader-workers", loader_workers,
                  "loader threads beside the compute threads (default: 0, the OpenMP team "
                  "prepares each batch, as the trainer and histocnn bench on cpu)")
@@ -130,7 +130,7 @@ int main(int argc, char** argv) {
     }
   threads = bound_cores(threads);
   if (loader_workers < 0) loader_workers = loader_workers_for(true, threads);
-  cpu::set_portable_adam(portable_adam);
+  cpu::cap_adam(portable_adam ? "portable" : "avx512");
   set_per_pixel_hed(per_pixel_hed);
   cpu::set_sgemm_dense(sgemm_dense);
   AugmentOptions augment;
@@ -151,7 +151,7 @@ int main(int argc, char** argv) {
       {"later_weight_gradients", onednn_wgrad ? "oneDNN" : "histocnn from the pooled gradient"},
       {"later_data_gradients", onednn_dgrad ? "oneDNN" : "histocnn from the pooled gradient"},
       {"later_forward", onednn_forward ? "oneDNN" : "histocnn Winograd conv+ReLU+pool"},
-      {"adam", portable_adam ? "portable" : "vectorised"},
+      {"adam", cpu::adam_isa()},
       {"dense", sgemm_dense ? "sgemm" : "skinny kernels at <= 12 rows"},
       {"threads", threads},
       {"loader_workers", loader_workers},

@@ -1,5 +1,6 @@
 // The CPU step's Adam (backends/cpu/adam_kernel.h) against the reference
-// update (nn/adam.h): bit for bit, through the AVX-512 and the portable code,
+// update (nn/adam.h): bit for bit, through the AVX-512, AVX2 and portable code
+// (each where the machine has it),
 // on lengths that leave every tail and split across threads, over several
 // steps, with and without weight decay, on one thread and on several.
 #include <gtest/gtest.h>
@@ -7,6 +8,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "backends/cpu/adam_kernel.h"
@@ -40,13 +42,18 @@ bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
 }
 
-class CpuAdam : public ::testing::TestWithParam<bool> {  // portable?
+// The parameter: the version ("avx512", "avx2", "portable"), skipped where
+// the machine runs a lesser one.
+class CpuAdam : public ::testing::TestWithParam<const char*> {
  protected:
-  void TearDown() override { set_portable_adam(false); }
+  void SetUp() override {
+    cap_adam(GetParam());
+    if (adam_isa() != GetParam()) GTEST_SKIP() << "this machine runs Adam at " << adam_isa();
+  }
+  void TearDown() override { cap_adam("avx512"); }
 };
 
 TEST_P(CpuAdam, MatchesTheReferenceBitForBit) {
-  set_portable_adam(GetParam());
   AdamConfig decayed;
   decayed.weight_decay = 0.01f;
   decayed.learning_rate = 3e-3f;
@@ -68,7 +75,6 @@ TEST_P(CpuAdam, MatchesTheReferenceBitForBit) {
 }
 
 TEST_P(CpuAdam, GivesTheSameBitsOnAnyThreadCount) {
-  set_portable_adam(GetParam());
   const int64_t n = 200003;
   Rng rng(11);
   const AdamState start = random_state(n, rng);
@@ -88,8 +94,8 @@ TEST_P(CpuAdam, GivesTheSameBitsOnAnyThreadCount) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Paths, CpuAdam, ::testing::Values(false, true),
-                         [](const auto& info) { return info.param ? "Portable" : "Avx512"; });
+INSTANTIATE_TEST_SUITE_P(Versions, CpuAdam, ::testing::Values("avx512", "avx2", "portable"),
+                         [](const auto& info) { return std::string(info.param); });
 
 }  // namespace
 }  // namespace histocnn::cpu
