@@ -208,7 +208,7 @@ void BM_PooledDataGradient(benchmark::State& state) {
   histocnn::HostFloats d_src(l.in_count()), arranged(size_t(l.out_c) * l.in_c * 9);
   std::vector<float> w(arranged.size());
   for (size_t i = 0; i < w.size(); ++i) w[i] = float(i % 61) * 0.01f - 0.3f;
-  histocnn::cpu::arrange_dgrad_weights(w.data(), l.conv(), l.in_c, false, arranged.data());
+  histocnn::cpu::arrange_dgrad_weights(w.data(), l.conv(), l.in, false, arranged.data());
   for (auto _ : state)
     histocnn::cpu::pooled_data_gradient(dt::f32, l.d_pooled.data(), l.argmax.data(), l.out,
                                         arranged.data(), l.conv(), d_src.data(), l.in, nullptr);

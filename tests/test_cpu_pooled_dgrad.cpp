@@ -77,7 +77,7 @@ TEST_P(CpuPooledDgrad, EqualsTheReferenceFromTheScatteredGradient) {
 
   const int stride = in.blocks * in.lanes;
   std::vector<float> arranged(size_t(k.out_c) * k.kernel * k.kernel * stride);
-  arrange_dgrad_weights(w.data(), conv, stride, k.type == dt::bf16, arranged.data());
+  arrange_dgrad_weights(w.data(), conv, in, k.type == dt::bf16, arranged.data());
   std::vector<float> sums(size_t(in.n) * in.image);
   auto ours = [&]() {
     Mem d_src(maps->md_x, engine());
@@ -111,21 +111,26 @@ TEST_P(CpuPooledDgrad, EqualsTheReferenceFromTheScatteredGradient) {
           << k.name << ": the best version against cap " << path << " [" << i << "]";
 }
 
-TEST(CpuPooledDgradWeights, ArrangedByChannelAndTapWithZeroPadding) {
-  const PooledConv conv{3, 2, 3, 1, 2};
-  std::vector<float> oihw(2 * 3 * 9);
+TEST(CpuPooledDgradWeights, ArrangedByBlockChannelAndTapWithZeroPadding) {
+  const PooledConv conv{11, 2, 3, 1, 2};  // 11 input channels: 2 blocks of 8, 5 lanes padding
+  LaneLayout in;
+  in.blocks = 2, in.lanes = 8;
+  std::vector<float> oihw(2 * 11 * 9);
   for (size_t i = 0; i < oihw.size(); ++i) oihw[i] = 1.0f + float(i) / 1024.0f;
-  std::vector<float> arranged(2 * 9 * 16, NAN);
-  arrange_dgrad_weights(oihw.data(), conv, 16, false, arranged.data());
-  for (int o = 0; o < 2; ++o)
-    for (int t = 0; t < 9; ++t)
-      for (int c = 0; c < 16; ++c) {
-        const float want = c < 3 ? oihw[size_t((o * 3 + c) * 9 + t)] : 0.0f;
-        ASSERT_EQ(arranged[size_t((o * 9 + t) * 16 + c)], want) << o << " " << t << " " << c;
-      }
-  arrange_dgrad_weights(oihw.data(), conv, 16, true, arranged.data());
-  EXPECT_EQ(arranged[1], round_to_bf16(oihw[9]));
-  EXPECT_NE(round_to_bf16(oihw[9]), oihw[9]) << "the test's weight must need rounding";
+  std::vector<float> arranged(2 * 8 * 2 * 9, NAN);
+  arrange_dgrad_weights(oihw.data(), conv, in, false, arranged.data());
+  for (int cb = 0; cb < 2; ++cb)
+    for (int o = 0; o < 2; ++o)
+      for (int t = 0; t < 9; ++t)
+        for (int l = 0; l < 8; ++l) {
+          const int c = cb * 8 + l;
+          const float want = c < 11 ? oihw[size_t((o * 11 + c) * 9 + t)] : 0.0f;
+          ASSERT_EQ(arranged[size_t(((cb * 2 + o) * 9 + t) * 8 + l)], want)
+              << cb << " " << o << " " << t << " " << l;
+        }
+  arrange_dgrad_weights(oihw.data(), conv, in, true, arranged.data());
+  EXPECT_EQ(arranged[8], round_to_bf16(oihw[1])) << "block 0, channel 0, tap 1";
+  EXPECT_NE(round_to_bf16(oihw[1]), oihw[1]) << "the test's weight must need rounding";
 }
 
 TEST(CpuPooledDgradFast, OnlyKernel3Pool2InSixteenOrEightChannelBlocks) {

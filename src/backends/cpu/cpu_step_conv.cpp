@@ -277,9 +277,8 @@ void CpuTrainingStep::build_conv(size_t i, const Mem& src_in, std::vector<Op>& w
   if (!cb.own_winograd) reorder_if_needed(cb.w_canon, cb.w_fwd, weight_ops);
   if (i > 0 && cb.pooled_dgrad) {
     add(weight_ops, {cb.w_canon}, [&cb, this]() {
-      arrange_dgrad_weights(floats(cb.w_canon), pooled_conv(cb.s),
-                            cb.d_src_lanes.blocks * cb.d_src_lanes.lanes, act_dt_ == dt::bf16,
-                            cb.dgrad_weights.data());
+      arrange_dgrad_weights(floats(cb.w_canon), pooled_conv(cb.s), cb.d_src_lanes,
+                            act_dt_ == dt::bf16, cb.dgrad_weights.data());
     });
   } else if (i > 0) {
     reorder_if_needed(cb.w_canon, cb.w_bwd_d, weight_ops);

@@ -54,8 +54,8 @@ template <typename T>
 void band_portable(const T* d_pooled, const uint8_t* argmax, const LaneLayout& out, const float* w,
                    const PooledConv& k, float* sums, const LaneLayout& in, const DgradBand& b,
                    DgradScratch& scratch) {
-  const int stride = in.blocks * in.lanes, span = k.pool + k.kernel - 1;
-  const int64_t per_channel = int64_t(k.kernel) * k.kernel * stride;
+  const int stride = in.blocks * in.lanes, span = k.pool + k.kernel - 1, taps = k.kernel * k.kernel;
+  const int64_t per_block = int64_t(k.out_c) * taps * in.lanes;  // arrange_dgrad_weights
   for (int y = b.y0; y < b.y1; ++y)
     for (int x = 0; x < in.w; ++x)
       for (int c = 0; c < stride; ++c) sums[at(in, b.n, c, y, x)] = 0.0f;
@@ -77,8 +77,9 @@ void band_portable(const T* d_pooled, const uint8_t* argmax, const LaneLayout& o
           for (int r = 0; r < k.kernel; ++r)
             for (int s = 0; s < k.kernel; ++s) {
               float* p = patch.data() + ((a / k.pool + r) * span + a % k.pool + s) * stride;
-              const float* wt = w + o * per_channel + (r * k.kernel + s) * stride;
-              for (int c = 0; c < stride; ++c) p[c] += g * wt[c];
+              const float* wt = w + (int64_t(o) * taps + r * k.kernel + s) * in.lanes;
+              for (int c = 0; c < stride; ++c)
+                p[c] += g * wt[c / in.lanes * per_block + c % in.lanes];
             }
         }
       if (!any) continue;
@@ -112,7 +113,9 @@ using Patch = __m512[kSpan][kSpan];
 
 // The terms of one window offset (DY, DX) among 64 output channels (bit o:
 // channel first + o) into the patch of one 16-channel block, channel by
-// channel in order: per term 9 FMAs, each with its weights read from memory.
+// channel in order: per term 9 FMAs, each with its weights read from memory
+// (w: the block's, as arrange_dgrad_weights lays them out: a term's 9 taps
+// in a row, each at an offset known at compile time).
 // Walking a mask reads each gradient where the pool left it; lists of the
 // terms (compressed and stored, then read back) were ~4-10 % slower.
 template <int DY, int DX, typename T>
@@ -120,18 +123,17 @@ HISTOCNN_AVX512 inline __attribute__((always_inline)) void add_group(Patch& a, u
                                                                      const T* d_pooled,
                                                                      int64_t position,
                                                                      int64_t out_block, int first,
-                                                                     const float* w, int stride) {
-  const int64_t per_channel = 9 * int64_t(stride);
+                                                                     const float* w) {
   for (; mask; mask &= mask - 1) {
     const int o = first + __builtin_ctzll(mask);
     const __m512 g = _mm512_set1_ps(load(d_pooled, position + (o >> 4) * out_block + (o & 15)));
-    const float* wt = w + o * per_channel;
+    const float* wt = w + o * 9 * 16;
 #pragma GCC unroll 3
     for (int r = 0; r < 3; ++r)
 #pragma GCC unroll 3
       for (int s = 0; s < 3; ++s)
         a[DY + r][DX + s] =
-            _mm512_fmadd_ps(g, _mm512_loadu_ps(wt + (r * 3 + s) * stride), a[DY + r][DX + s]);
+            _mm512_fmadd_ps(g, _mm512_loadu_ps(wt + (r * 3 + s) * 16), a[DY + r][DX + s]);
   }
 }
 
@@ -181,7 +183,7 @@ template <typename T>
 HISTOCNN_AVX512 void band_avx512(const T* d_pooled, const uint8_t* argmax, const LaneLayout& out,
                                  const float* w, const PooledConv& k, float* sums,
                                  const LaneLayout& in, const DgradBand& b) {
-  const int stride = in.blocks * 16;
+  const int64_t per_block = int64_t(k.out_c) * 9 * 16;  // arrange_dgrad_weights
   float* image = sums + int64_t(b.n) * in.image;
   // Each row zeroed just before the first patch that reaches it (or at the
   // end), while it is in L1: zeroing the whole band first sent it to L2/L3
@@ -213,12 +215,12 @@ HISTOCNN_AVX512 void band_avx512(const T* d_pooled, const uint8_t* argmax, const
           for (int i = 0; i < kSpan; ++i)
 #pragma GCC unroll 4
             for (int j = 0; j < kSpan; ++j) a[i][j] = _mm512_setzero_ps();
-          const float* wb = w + cb * 16;
+          const float* wb = w + cb * per_block;
           const int first_channel = 64 * chunk;
-          add_group<0, 0>(a, m[0], d_pooled, position, out.block, first_channel, wb, stride);
-          add_group<0, 1>(a, m[1], d_pooled, position, out.block, first_channel, wb, stride);
-          add_group<1, 0>(a, m[2], d_pooled, position, out.block, first_channel, wb, stride);
-          add_group<1, 1>(a, m[3], d_pooled, position, out.block, first_channel, wb, stride);
+          add_group<0, 0>(a, m[0], d_pooled, position, out.block, first_channel, wb);
+          add_group<0, 1>(a, m[1], d_pooled, position, out.block, first_channel, wb);
+          add_group<1, 0>(a, m[2], d_pooled, position, out.block, first_channel, wb);
+          add_group<1, 1>(a, m[3], d_pooled, position, out.block, first_channel, wb);
           flush(a, image + cb * in.block, in, b, py * 2 - k.pad, px * 2 - k.pad);
         }
       }
@@ -251,30 +253,30 @@ bool dgrad_avx512(const LaneLayout&, const LaneLayout&, const PooledConv&) {
 #if HISTOCNN_HAS_AVX2_CODE
 // ---- AVX2: the AVX-512 version's sums on oneDNN's 8-channel blocks
 // (nChw8c, its layout on AVX2 CPUs). A whole 4 x 4 patch of one block would
-// take all 16 ymm registers, so each position's terms go into two halves of
-// two patch rows (8 registers each), the masks walked once a half. Every
-// element's terms still come in the AVX-512 version's order (window offset,
-// then output channel, 64 channels at a time), each with one FMA.
-using HalfPatch = __m256[2][kSpan];  // patch rows R and R + 1 of one block
+// take all 16 ymm registers, but a window offset's terms reach 3 of its 4
+// rows: those of the top offsets (DY = 0) go into rows 0-2 (12 registers),
+// then row 0 is added to the sums and row 3 takes its place for the bottom
+// offsets' terms (DY = 1). Each term is thus read once per block, with its
+// 9 FMAs (splitting the patch into two halves of two rows read each term
+// twice, 4.5 FMAs a read). Every element's terms still come in the AVX-512
+// version's order (window offset, then output channel, 64 channels at a
+// time), each with one FMA, so the sums are the same bits.
 
-// The terms of window offset (DY, DX) that reach patch rows [R, R + 2).
-template <int R, int DY, int DX, typename T>
+// The terms of window offset (DY, DX) into its 3 x 3 of the patch.
+template <int DY, int DX, typename T>
 HISTOCNN_AVX2 inline __attribute__((always_inline)) void add_group_avx2(
-    HalfPatch& a, uint64_t mask, const T* d_pooled, int64_t position, int64_t out_block, int first,
-    const float* w, int stride) {
-  const int64_t per_channel = 9 * int64_t(stride);
+    __m256 (&a)[kSpan][kSpan], uint64_t mask, const T* d_pooled, int64_t position,
+    int64_t out_block, int first, const float* w) {
   for (; mask; mask &= mask - 1) {
     const int o = first + __builtin_ctzll(mask);
     const __m256 g = _mm256_set1_ps(load(d_pooled, position + (o >> 3) * out_block + (o & 7)));
-    const float* wt = w + o * per_channel;
+    const float* wt = w + o * 9 * 8;
 #pragma GCC unroll 3
-    for (int r = 0; r < 3; ++r) {
-      if (DY + r < R || DY + r >= R + 2) continue;  // the other half's row
+    for (int r = 0; r < 3; ++r)
 #pragma GCC unroll 3
       for (int s = 0; s < 3; ++s)
-        a[DY + r - R][DX + s] =
-            _mm256_fmadd_ps(g, _mm256_loadu_ps(wt + (r * 3 + s) * stride), a[DY + r - R][DX + s]);
-    }
+        a[DY + r][DX + s] =
+            _mm256_fmadd_ps(g, _mm256_loadu_ps(wt + (r * 3 + s) * 8), a[DY + r][DX + s]);
   }
 }
 
@@ -300,13 +302,17 @@ HISTOCNN_AVX2 bool group_terms_avx2(const T* d_pooled, const uint8_t* argmax, co
   return (masks[0] | masks[1] | masks[2] | masks[3]) != 0;
 }
 
-// Adds half a patch (its top left at y0, x0 of one block's plane) to the
-// sums, only the elements inside the band and the map.
-HISTOCNN_AVX2 inline __attribute__((always_inline)) void flush_half(
-    const HalfPatch& a, float* plane, const LaneLayout& in, const DgradBand& b, int y0, int x0) {
-  const bool inside = y0 >= b.y0 && y0 + 2 <= b.y1 && x0 >= 0 && x0 + kSpan <= in.w;
-#pragma GCC unroll 2
-  for (int i = 0; i < 2; ++i)
+// Adds patch rows [I0, I1) (the patch's top left at y0, x0 of one block's
+// plane) to the sums, only the elements inside the band and the map.
+template <int I0, int I1>
+HISTOCNN_AVX2 inline __attribute__((always_inline)) void flush_rows(const __m256 (&a)[kSpan][kSpan],
+                                                                    float* plane,
+                                                                    const LaneLayout& in,
+                                                                    const DgradBand& b, int y0,
+                                                                    int x0) {
+  const bool inside = y0 + I0 >= b.y0 && y0 + I1 <= b.y1 && x0 >= 0 && x0 + kSpan <= in.w;
+#pragma GCC unroll 3
+  for (int i = I0; i < I1; ++i)
 #pragma GCC unroll 4
     for (int j = 0; j < kSpan; ++j) {
       const int y = y0 + i, x = x0 + j;
@@ -316,29 +322,31 @@ HISTOCNN_AVX2 inline __attribute__((always_inline)) void flush_half(
     }
 }
 
-// Patch rows [R, R + 2) of one block: its terms, then into the sums.
-template <int R, typename T>
-HISTOCNN_AVX2 inline __attribute__((always_inline)) void half_avx2(
+// One block's patch of a pooled position: its terms, then into the sums.
+template <typename T>
+HISTOCNN_AVX2 inline __attribute__((always_inline)) void patch_avx2(
     const uint64_t (&m)[4], const T* d_pooled, int64_t position, int64_t out_block, int first,
-    const float* wb, int stride, float* plane, const LaneLayout& in, const DgradBand& b, int y0,
-    int x0) {
-  HalfPatch a;
-#pragma GCC unroll 2
-  for (int i = 0; i < 2; ++i)
+    const float* wb, float* plane, const LaneLayout& in, const DgradBand& b, int y0, int x0) {
+  __m256 a[kSpan][kSpan];
+#pragma GCC unroll 3
+  for (int i = 0; i < 3; ++i)
 #pragma GCC unroll 4
     for (int j = 0; j < kSpan; ++j) a[i][j] = _mm256_setzero_ps();
-  add_group_avx2<R, 0, 0>(a, m[0], d_pooled, position, out_block, first, wb, stride);
-  add_group_avx2<R, 0, 1>(a, m[1], d_pooled, position, out_block, first, wb, stride);
-  add_group_avx2<R, 1, 0>(a, m[2], d_pooled, position, out_block, first, wb, stride);
-  add_group_avx2<R, 1, 1>(a, m[3], d_pooled, position, out_block, first, wb, stride);
-  flush_half(a, plane, in, b, y0 + R, x0);
+  add_group_avx2<0, 0>(a, m[0], d_pooled, position, out_block, first, wb);
+  add_group_avx2<0, 1>(a, m[1], d_pooled, position, out_block, first, wb);
+  flush_rows<0, 1>(a, plane, in, b, y0, x0);
+#pragma GCC unroll 4
+  for (int j = 0; j < kSpan; ++j) a[3][j] = _mm256_setzero_ps();
+  add_group_avx2<1, 0>(a, m[2], d_pooled, position, out_block, first, wb);
+  add_group_avx2<1, 1>(a, m[3], d_pooled, position, out_block, first, wb);
+  flush_rows<1, kSpan>(a, plane, in, b, y0, x0);
 }
 
 template <typename T>
 HISTOCNN_AVX2 void band_avx2(const T* d_pooled, const uint8_t* argmax, const LaneLayout& out,
                              const float* w, const PooledConv& k, float* sums, const LaneLayout& in,
                              const DgradBand& b) {
-  const int stride = in.blocks * 8;
+  const int64_t per_block = int64_t(k.out_c) * 9 * 8;  // arrange_dgrad_weights
   float* image = sums + int64_t(b.n) * in.image;
   int zeroed = b.y0;  // rows zeroed while in L1, as band_avx512
   auto zero_rows_until = [&](int end) HISTOCNN_AVX2 {
@@ -359,14 +367,9 @@ HISTOCNN_AVX2 void band_avx2(const T* d_pooled, const uint8_t* argmax, const Lan
       for (int chunk = 0; chunk < chunks; ++chunk) {
         uint64_t m[4];
         if (!group_terms_avx2(d_pooled, argmax, out, k.out_c, position, chunk, m)) continue;
-        for (int cb = 0; cb < in.blocks; ++cb) {
-          const int y0 = py * 2 - k.pad, x0 = px * 2 - k.pad;
-          float* plane = image + cb * in.block;
-          half_avx2<0>(m, d_pooled, position, out.block, 64 * chunk, w + cb * 8, stride, plane, in,
-                       b, y0, x0);
-          half_avx2<2>(m, d_pooled, position, out.block, 64 * chunk, w + cb * 8, stride, plane, in,
-                       b, y0, x0);
-        }
+        for (int cb = 0; cb < in.blocks; ++cb)
+          patch_avx2(m, d_pooled, position, out.block, 64 * chunk, w + cb * per_block,
+                     image + cb * in.block, in, b, py * 2 - k.pad, px * 2 - k.pad);
       }
     }
   }
@@ -463,15 +466,18 @@ bool pooled_dgrad_fast(const LaneLayout& in, const LaneLayout& out, const Pooled
   return pooled_dgrad_applies(in, out, conv) && dgrad_isa(in, out, conv) != KernelIsa::portable;
 }
 
-void arrange_dgrad_weights(const float* oihw, const PooledConv& k, int channel_stride, bool bf16,
+void arrange_dgrad_weights(const float* oihw, const PooledConv& k, const LaneLayout& in, bool bf16,
                            float* arranged) {
   const int taps = k.kernel * k.kernel;
-  for (int o = 0; o < k.out_c; ++o)
-    for (int t = 0; t < taps; ++t)
-      for (int c = 0; c < channel_stride; ++c) {
-        const float v = c < k.in_c ? oihw[(int64_t(o) * k.in_c + c) * taps + t] : 0.0f;
-        arranged[(int64_t(o) * taps + t) * channel_stride + c] = bf16 ? round_to_bf16(v) : v;
-      }
+  for (int cb = 0; cb < in.blocks; ++cb)
+    for (int o = 0; o < k.out_c; ++o)
+      for (int t = 0; t < taps; ++t)
+        for (int l = 0; l < in.lanes; ++l) {
+          const int c = cb * in.lanes + l;
+          const float v = c < k.in_c ? oihw[(int64_t(o) * k.in_c + c) * taps + t] : 0.0f;
+          arranged[((int64_t(cb) * k.out_c + o) * taps + t) * in.lanes + l] =
+              bf16 ? round_to_bf16(v) : v;
+        }
 }
 
 void pooled_data_gradient(dnnl::memory::data_type type, const void* d_pooled, const uint8_t* argmax,

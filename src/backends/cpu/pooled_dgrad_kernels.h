@@ -46,18 +46,20 @@ bool pooled_dgrad_applies(const LaneLayout& in, const LaneLayout& out, const Poo
 // of the same sums, for tests and other CPUs).
 bool pooled_dgrad_fast(const LaneLayout& in, const LaneLayout& out, const PooledConv& conv);
 
-// The weights as the kernels read them: per output channel and tap, the
-// `channel_stride` (>= in_c, the d_src layout's blocks x lanes) input
-// channels in a row, zero past in_c. From OIHW floats; `bf16`: each
-// rounded to bf16 (the convolution's operands in bf16 mode, as oneDNN's).
-// requires: arranged holds out_c * kernel^2 * channel_stride floats.
-void arrange_dgrad_weights(const float* oihw, const PooledConv& conv, int channel_stride, bool bf16,
-                           float* arranged);
+// The weights as the kernels read them: per block of d_src's layout `in`
+// (in.lanes input channels), output channel and tap, the block's channels
+// in a row, zero past in_c ([in.blocks][out_c][kernel^2][in.lanes]): a
+// term's taps of one block lie in one run, at offsets the vector versions
+// know at compile time. From OIHW floats; `bf16`: each rounded to bf16 (the
+// convolution's operands in bf16 mode, as oneDNN's).
+// requires: arranged holds in.blocks * in.lanes * out_c * kernel^2 floats.
+void arrange_dgrad_weights(const float* oihw, const PooledConv& conv, const LaneLayout& in,
+                           bool bf16, float* arranged);
 
 // requires: pooled_dgrad_applies(in, out, conv); d_pooled and argmax (from
 //           our pool kernels, its flag saying where the pooled value is not
 //           positive) in `out`'s layout; `arranged` from
-//           arrange_dgrad_weights with in.blocks * in.lanes; d_src in `in`'s
+//           arrange_dgrad_weights with `in`; d_src in `in`'s
 //           layout. bf16: `sums` holds in.n * in.image floats (the patches
 //           are added in fp32 there, then rounded once into d_src); fp32:
 //           unused.
