@@ -117,6 +117,9 @@ HISTOCNN_AVX2 void block_terms(const T* image, const LaneLayout& in, const Block
         a[r * 3 + s] = _mm256_fmadd_ps(g, avx2::load8(q), a[r * 3 + s]);
       }
   }
+  // A column is one block of kLanes (avx2_fits): the taps of a row lie at
+  // offsets known at compile time from the row's start.
+  const int64_t row = in.row;
   for (uint32_t left = terms.interior[l]; left; left &= left - 1) {
     const int at = __builtin_ctz(left);
     const __m256 g = _mm256_set1_ps(terms.gradient[at][l]);
@@ -125,8 +128,7 @@ HISTOCNN_AVX2 void block_terms(const T* image, const LaneLayout& in, const Block
     for (int r = 0; r < 3; ++r)
 #pragma GCC unroll 3
       for (int s = 0; s < 3; ++s)
-        a[r * 3 + s] = _mm256_fmadd_ps(
-            g, avx2::load8(p + int64_t(r) * in.row + int64_t(s) * in.column), a[r * 3 + s]);
+        a[r * 3 + s] = _mm256_fmadd_ps(g, avx2::load8(p + r * row + s * kLanes), a[r * 3 + s]);
   }
 #pragma GCC unroll 9
   for (int t = 0; t < 9; ++t) _mm256_storeu_ps(acc + t * stride + cb * kLanes, a[t]);
@@ -165,8 +167,8 @@ HISTOCNN_AVX2 void tile(const T* src, const LaneLayout& in, const T* d_pooled,
 }  // namespace
 
 bool avx2_fits(const LaneLayout& in, const LaneLayout& out, const PooledConv& k) {
-  return avx2::available() && in.lanes == kLanes && out.lanes == kLanes && k.kernel == 3 &&
-         k.pool <= 2 && in.image < (int64_t(1) << 31);
+  return avx2::available() && in.lanes == kLanes && out.lanes == kLanes && in.column == kLanes &&
+         k.kernel == 3 && k.pool <= 2 && in.image < (int64_t(1) << 31);
 }
 
 void tile_avx2(const float* src, const LaneLayout& in, const float* d_pooled, const uint8_t* argmax,
