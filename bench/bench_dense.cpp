@@ -57,17 +57,21 @@ void ours(benchmark::State& state, Pass pass) {
       dense_backward(o.rows, kIn, kOut, o.x.data(), o.dy.data(), o.w.data(), o.dw.data(),
                      o.db.data(), o.dx.data());
   }
+  const DenseVersions versions = dense_versions(o.rows, kIn);
+  state.SetLabel(pass == Pass::kForward    ? versions.forward
+                 : pass == Pass::kBackward ? versions.backward
+                                           : "sgemm");
   const double products = pass == Pass::kBackward ? 2 : 1;
   state.counters["FLOP_per_second"] = benchmark::Counter(
       2.0 * products * o.rows * kIn * kOut, benchmark::Counter::kIsIterationInvariantRate);
 }
 
-// The step's calls with every product on sgemm (set_sgemm_dense): against
-// `ours` at batch 10, the skinny kernels' gain alone.
+// The step's calls with every product on sgemm (cap_dense("portable")):
+// against `ours` at batch 10, the skinny kernels' gain alone.
 void sgemm(benchmark::State& state, Pass pass) {
-  set_sgemm_dense(true);
+  cap_dense("portable");
   ours(state, pass);
-  set_sgemm_dense(false);
+  cap_dense("avx512");
 }
 
 void onednn(benchmark::State& state, Pass pass) {

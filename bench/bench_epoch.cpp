@@ -132,7 +132,7 @@ int main(int argc, char** argv) {
   if (loader_workers < 0) loader_workers = loader_workers_for(true, threads);
   cpu::cap_adam(portable_adam ? "portable" : "avx512");
   set_per_pixel_hed(per_pixel_hed);
-  cpu::set_sgemm_dense(sgemm_dense);
+  cpu::cap_dense(sgemm_dense ? "portable" : "avx512");
   AugmentOptions augment;
   if (hed_jitter > 0) augment.flips = augment.rotations = true, augment.hed_jitter = hed_jitter;
 
@@ -152,7 +152,10 @@ int main(int argc, char** argv) {
       {"later_data_gradients", onednn_dgrad ? "oneDNN" : "histocnn from the pooled gradient"},
       {"later_forward", onednn_forward ? "oneDNN" : "histocnn Winograd conv+ReLU+pool"},
       {"adam", cpu::adam_isa()},
-      {"dense", sgemm_dense ? "sgemm" : "skinny kernels at <= 12 rows"},
+      {"dense", sgemm_dense ? "sgemm"
+                            : "skinny kernels at <= 12 rows (forward " +
+                                  cpu::dense_versions(1, 16).forward + ", backward " +
+                                  cpu::dense_versions(1, 16).backward + ")"},
       {"threads", threads},
       {"loader_workers", loader_workers},
       {"hed_jitter", hed_jitter},

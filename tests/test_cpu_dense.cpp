@@ -1,8 +1,9 @@
 // The CPU step's dense products (backends/cpu/dense_kernels.h) against a
 // double-precision reference, on shapes from one row and one feature to
 // fc1's at 200 px, with and without ReLU: forward, weight and bias
-// gradients, data gradient; the small batches through the skinny kernels
-// (1-12 rows of whole vectors) as well as sgemm.
+// gradients, data gradient; the small batches through each version of the
+// skinny kernels the machine has (1-12 rows of whole vectors) as well as
+// sgemm.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -11,6 +12,7 @@
 
 #include "backends/cpu/dense_kernels.h"
 #include "core/rng.h"
+#include "kernel_cap.h"
 
 namespace histocnn::cpu {
 namespace {
@@ -50,22 +52,25 @@ TEST_P(CpuDense, MatchesTheReferenceProducts) {
   const std::vector<float> b = random_floats(size_t(out), rng);
   const std::vector<float> dy = random_floats(size_t(rows) * out, rng);
 
-  for (bool relu : {false, true}) {
-    std::vector<float> y(size_t(rows) * out, 7.0f);  // overwritten
-    dense_forward(rows, in, out, x.data(), w.data(), b.data(), relu, y.data());
-    std::vector<double> want(y.size()), magnitude(y.size());
-    for (int r = 0; r < rows; ++r)
-      for (int o = 0; o < out; ++o) {
-        double sum = b[o], abs_sum = std::abs(b[o]);
-        for (int i = 0; i < in; ++i) {
-          sum += double(x[r * in + i]) * w[o * in + i];
-          abs_sum += std::abs(double(x[r * in + i]) * w[o * in + i]);
+  for (bool relu : {false, true})
+    for (const char* cap : {"avx512", "avx2", "portable"}) {
+      const testing::CappedKernels capped(cap_dense, cap);
+      SCOPED_TRACE(std::string("capped at ") + cap + ": " + dense_versions(rows, in).forward);
+      std::vector<float> y(size_t(rows) * out, 7.0f);  // overwritten
+      dense_forward(rows, in, out, x.data(), w.data(), b.data(), relu, y.data());
+      std::vector<double> want(y.size()), magnitude(y.size());
+      for (int r = 0; r < rows; ++r)
+        for (int o = 0; o < out; ++o) {
+          double sum = b[o], abs_sum = std::abs(b[o]);
+          for (int i = 0; i < in; ++i) {
+            sum += double(x[r * in + i]) * w[o * in + i];
+            abs_sum += std::abs(double(x[r * in + i]) * w[o * in + i]);
+          }
+          want[r * out + o] = relu ? std::max(sum, 0.0) : sum;
+          magnitude[r * out + o] = abs_sum;
         }
-        want[r * out + o] = relu ? std::max(sum, 0.0) : sum;
-        magnitude[r * out + o] = abs_sum;
-      }
-    expect_close(y, want, magnitude, relu ? "relu(y)" : "y");
-  }
+      expect_close(y, want, magnitude, relu ? "relu(y)" : "y");
+    }
 
   const size_t n_w = size_t(out) * in, n_b = size_t(out);
   std::vector<double> want_dw(n_w), mag_dw(n_w), want_db(n_b), mag_db(n_b);
@@ -89,9 +94,14 @@ TEST_P(CpuDense, MatchesTheReferenceProducts) {
         mag_dx[r * in + i] += std::abs(double(dy[r * out + o]) * w[o * in + i]);
       }
 
-  // The step's call (the skinny kernels where they apply), then sgemm's halves.
-  for (bool fused : {true, false}) {
-    SCOPED_TRACE(fused ? "dense_backward" : "sgemm halves");
+  // The step's call (each version of the skinny kernels where they apply),
+  // then sgemm's halves.
+  for (const char* cap : {"avx512", "avx2", ""}) {
+    const bool fused = *cap != '\0';
+    const testing::CappedKernels capped(cap_dense, fused ? cap : "avx512");
+    SCOPED_TRACE(fused ? std::string("dense_backward capped at ") + cap + ": " +
+                             dense_versions(rows, in).backward
+                       : std::string("sgemm halves"));
     std::vector<float> dw(size_t(out) * in, 7.0f), db(size_t(out), 7.0f),
         dx(size_t(rows) * in, 7.0f);
     if (fused) {
@@ -106,18 +116,51 @@ TEST_P(CpuDense, MatchesTheReferenceProducts) {
   }
 }
 
-// Forward through the skinny kernels and through sgemm agree with the
-// reference alike (above); here, that the skinny ones are taken where the
-// header says, and that the A/B switch turns them off.
+// Every version agrees with the reference (above); here, that each is taken
+// where the header says (AVX2: backward only), and that the cap turns them
+// off.
 TEST(CpuDenseSkinny, TakenForSmallBatchesOfWholeVectorsOnly) {
-  if (!dense_skinny(10, 30976)) GTEST_SKIP() << "no AVX-512 here (or oneDNN capped below it)";
-  EXPECT_TRUE(dense_skinny(1, 16));
-  EXPECT_TRUE(dense_skinny(kSkinnyRows, 64));
-  EXPECT_FALSE(dense_skinny(kSkinnyRows + 1, 64));
-  EXPECT_FALSE(dense_skinny(10, 30977));
-  set_sgemm_dense(true);
-  EXPECT_FALSE(dense_skinny(10, 30976));
-  set_sgemm_dense(false);
+  for (const std::string isa : {"avx512", "avx2"}) {
+    const testing::CappedKernels capped(cap_dense, isa);
+    if (dense_versions(1, 16).backward != isa) continue;  // not on this machine
+    const std::string forward = isa == "avx512" ? isa : "sgemm";
+    const int lanes = isa == "avx512" ? 16 : 8;
+    EXPECT_EQ(dense_versions(1, lanes).backward, isa);
+    EXPECT_EQ(dense_versions(1, lanes).forward, forward);
+    EXPECT_EQ(dense_versions(kSkinnyRows, 4 * lanes).backward, isa);
+    EXPECT_EQ(dense_versions(kSkinnyRows, 4 * lanes).forward, forward);
+    for (const DenseVersions& v :
+         {dense_versions(kSkinnyRows + 1, 64), dense_versions(10, 30976 + lanes / 2),
+          dense_versions(10, 30976 + 1)}) {
+      EXPECT_EQ(v.forward, "sgemm") << isa;
+      EXPECT_EQ(v.backward, "sgemm") << isa;
+    }
+  }
+  const testing::CappedKernels sgemm_only(cap_dense, "portable");
+  EXPECT_EQ(dense_versions(10, 30976).forward, "sgemm");
+  EXPECT_EQ(dense_versions(10, 30976).backward, "sgemm");
+}
+
+// The AVX2 backward takes each element's terms in the AVX-512 version's
+// order (dw over the rows, dx over the outputs, one FMA each): the same bits.
+TEST(CpuDenseSkinny, TheVersionsGradientsAreTheSameBits) {
+  if (dense_versions(10, 64).backward != "avx512") GTEST_SKIP() << "no AVX-512 here to compare";
+  const int rows = 10, in = 640, out = 64;
+  Rng rng(5);
+  const std::vector<float> x = random_floats(size_t(rows) * in, rng);
+  const std::vector<float> w = random_floats(size_t(out) * in, rng);
+  const std::vector<float> dy = random_floats(size_t(rows) * out, rng);
+  std::vector<std::vector<float>> dw, dx;
+  for (const char* isa : {"avx512", "avx2"}) {
+    const testing::CappedKernels capped(cap_dense, isa);
+    ASSERT_EQ(dense_versions(rows, in).backward, isa);
+    std::vector<float> d(size_t(out) * in), db(static_cast<size_t>(out)), dxs(size_t(rows) * in);
+    dense_backward(rows, in, out, x.data(), dy.data(), w.data(), d.data(), db.data(), dxs.data());
+    dw.push_back(d);
+    dx.push_back(dxs);
+  }
+  EXPECT_EQ(dw[0], dw[1]);
+  EXPECT_EQ(dx[0], dx[1]);
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, CpuDense,

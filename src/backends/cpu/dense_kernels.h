@@ -5,11 +5,13 @@
 //   (in place of oneDNN's inner product: as fast alone, 0.6 ms of a 40 ms step
 //   faster at 200 px, batch 10; docs/results/cpu-dense.md);
 // * for a batch of at most kSkinnyRows rows (the paper's batch 10), on our
-//   AVX-512 kernels split over the weights' columns: the backward pass makes
-//   dw and dx in one pass over w, and neither direction packs a matrix as
-//   sgemm does (fc1 there is bound by memory: docs/results/cpu-dense.md).
-//   They need AVX-512 and oneDNN not capped below avx512_core (the golden
-//   runs, capped at AVX2, keep sgemm) and `in` a multiple of 16.
+//   kernels split over the weights' columns (dense_skinny.h): the backward
+//   pass makes dw and dx in one pass over w, and neither direction packs a
+//   matrix as sgemm does (fc1 there is bound by memory:
+//   docs/results/cpu-dense.md). An AVX-512 version where the CPU and
+//   oneDNN's ISA have it (kernel_isa.h) and `in` is a multiple of 16; an
+//   AVX2 backward where they have AVX2 and `in` is a multiple of 8 (forward
+//   stays on sgemm there: it was as fast, dense_skinny_avx2.cpp).
 //
 // Contract: rows >= 1, in >= 1, out >= 1; x is [rows][in], w [out][in], b and
 // db [out], y and dy [rows][out], dw [out][in], dx [rows][in], all row-major,
@@ -18,6 +20,8 @@
 // in one fixed order); the sums follow sgemm's or the kernels' order, so tests
 // compare them with a double-precision reference by tolerance.
 #pragma once
+
+#include <string>
 
 namespace histocnn::cpu {
 
@@ -35,9 +39,15 @@ void dense_backward_weights(int rows, int in, int out, const float* x, const flo
                             float* db);
 void dense_backward_data(int rows, int in, int out, const float* dy, const float* w, float* dx);
 
-// Whether a product of `rows` x `in` runs on the skinny kernels here.
-bool dense_skinny(int rows, int in);
-// Every product on sgemm, for A/B measurements (bench_epoch --sgemm-dense).
-void set_sgemm_dense(bool sgemm);
+// What a product of `rows` x `in` runs on here, in each direction: "avx512"
+// or "avx2" (the skinny kernels) or "sgemm".
+struct DenseVersions {
+  std::string forward, backward;
+};
+DenseVersions dense_versions(int rows, int in);
+// Tests and A/B runs: the skinny kernels at most at this version ("avx512",
+// the default: the machine's best; "avx2"; "portable": sgemm at every
+// batch, bench_epoch --sgemm-dense).
+void cap_dense(const std::string& isa);
 
 }  // namespace histocnn::cpu
