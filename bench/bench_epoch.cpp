@@ -142,6 +142,7 @@ int main(int argc, char** argv) {
               ceiling, median(sgemm), sgemm.size());
   const double triad = triad_gbs(threads);
   std::printf("memory triad on %d threads: %.1f GB/s\n", threads, triad);
+  const cpu::DenseVersions dense = cpu::dense_versions(1, 16);
   nlohmann::json results = {
       {"engine", "histocnn"},
       {"precision", precision},
@@ -153,9 +154,8 @@ int main(int argc, char** argv) {
       {"later_forward", onednn_forward ? "oneDNN" : "histocnn Winograd conv+ReLU+pool"},
       {"adam", cpu::adam_isa()},
       {"dense", sgemm_dense ? "sgemm"
-                            : "skinny kernels at <= 12 rows (forward " +
-                                  cpu::dense_versions(1, 16).forward + ", backward " +
-                                  cpu::dense_versions(1, 16).backward + ")"},
+                            : "skinny kernels at <= 12 rows (forward " + dense.forward +
+                                  ", backward " + dense.backward + ")"},
       {"threads", threads},
       {"loader_workers", loader_workers},
       {"hed_jitter", hed_jitter},

@@ -69,16 +69,16 @@ void forward(int in, int out, const float* x, const float* w, float* y) {
   for (int i = 0; i < R * out; ++i) y[i] = Version::sum_partials(partials, threads, R * out, i);
 }
 
-// Runs Kernel<rows>::run(args...) for rows in [1, kSkinnyRows] (one
-// instantiation per row count: the rows' registers are named at compile
-// time); false for more rows.
-template <template <int> class Kernel, int R = 1>
-bool dispatch_rows(int rows, auto&&... args) {
+// Runs run.template operator()<rows>() (a lambda templated on the row
+// count R) for rows in [1, kSkinnyRows]: one instantiation per row count,
+// so the rows' registers are named at compile time. False for more rows.
+template <int R = 1>
+bool dispatch_rows(int rows, const auto& run) {
   if constexpr (R > kSkinnyRows) {
     return false;
   } else {
-    if (rows == R) return Kernel<R>::run(args...), true;
-    return dispatch_rows<Kernel, R + 1>(rows, args...);
+    if (rows == R) return run.template operator()<R>(), true;
+    return dispatch_rows<R + 1>(rows, run);
   }
 }
 
@@ -90,23 +90,5 @@ bool backward_avx512(int rows, int in, int out, const float* x, const float* dy,
                      float* dw, float* dx);
 bool backward_avx2(int rows, int in, int out, const float* x, const float* dy, const float* w,
                    float* dw, float* dx);
-
-// The entry points of a version struct V, as the files define them.
-template <class V>
-struct EntryPoints {
-  template <int R>
-  struct Forward {
-    static void run(int in, int out, const float* x, const float* w, float* y) {
-      forward<V, R>(in, out, x, w, y);
-    }
-  };
-  template <int R>
-  struct Backward {
-    static void run(int in, int out, const float* x, const float* dy, const float* w, float* dw,
-                    float* dx) {
-      backward<V, R>(in, out, x, dy, w, dw, dx);
-    }
-  };
-};
 
 }  // namespace histocnn::cpu::dense_skinny

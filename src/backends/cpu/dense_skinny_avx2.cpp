@@ -57,7 +57,7 @@ struct Avx2 {
 
 bool backward_avx2(int rows, int in, int out, const float* x, const float* dy, const float* w,
                    float* dw, float* dx) {
-  return dispatch_rows<EntryPoints<Avx2>::Backward>(rows, in, out, x, dy, w, dw, dx);
+  return dispatch_rows(rows, [&]<int R>() { backward<Avx2, R>(in, out, x, dy, w, dw, dx); });
 }
 #else
 bool backward_avx2(int, int, int, const float*, const float*, const float*, float*, float*) {

@@ -88,11 +88,11 @@ struct Avx512 {
 #pragma GCC diagnostic pop
 
 bool forward_avx512(int rows, int in, int out, const float* x, const float* w, float* y) {
-  return dispatch_rows<EntryPoints<Avx512>::Forward>(rows, in, out, x, w, y);
+  return dispatch_rows(rows, [&]<int R>() { forward<Avx512, R>(in, out, x, w, y); });
 }
 bool backward_avx512(int rows, int in, int out, const float* x, const float* dy, const float* w,
                      float* dw, float* dx) {
-  return dispatch_rows<EntryPoints<Avx512>::Backward>(rows, in, out, x, dy, w, dw, dx);
+  return dispatch_rows(rows, [&]<int R>() { backward<Avx512, R>(in, out, x, dy, w, dw, dx); });
 }
 #else
 bool forward_avx512(int, int, int, const float*, const float*, float*) {
