@@ -9,7 +9,8 @@
 #     histocnn-pool "" onednn-pool "--onednn-pool"
 #
 # Writes OUT/NAME.ROUND.json (bench_epoch's record of each epoch) and
-# OUT/summary.md / summary.json. Two builds instead of two flag sets (a
+# OUT/summary.md / summary.json; where both variants' flags have
+# --profile-layers, a table of each layer's median ms a step too. Two builds instead of two flag sets (a
 # change without a switch): CPU_AB_BENCH_A / CPU_AB_BENCH_B name each
 # variant's bench_epoch (default build/bench/bench_epoch), e.g. one built from
 # the commit before the change in a worktree.
@@ -73,6 +74,22 @@ lines += ["", f"* medians: {a} **{med(seconds[a]):.3f} s**, {b} **{med(seconds[b
           f"{min(summary['round_ratios']):.2f}-{max(summary['round_ratios']):.2f}, median "
           f"{med(summary['round_ratios']):.2f})",
           f"* sgemm during the rounds: {min(sgemm):.1f}-{max(sgemm):.1f} GFLOP/s"]
+# With --profile-layers in both variants: each layer's median over the rounds,
+# steadier than the epochs on a shared machine (a neighbour's burst lands on
+# a few layers of one round, not on every layer's median).
+def layers(name):
+    runs = [load(name, r)["points"][0].get("layer_ms_per_step") for r in range(1, rounds + 1)]
+    return None if not all(runs) else {k: med([run.get(k, 0.0) for run in runs]) for k in runs[0]}
+la, lb = layers(a), layers(b)
+if la and lb:
+    summary["layer_ms_per_step_medians"] = {a: la, b: lb}
+    json.dump(summary, open(f"{out}/summary.json", "w"), indent=2)
+    lines += ["", f"Per layer, ms a step (medians of the {rounds} rounds):", "",
+              f"| layer | {a} | {b} | {b} / {a} |", "|---|---|---|---|"]
+    for k in sorted(set(la) | set(lb), key=lambda k: -max(la.get(k, 0.0), lb.get(k, 0.0))):
+        ta, tb = la.get(k, 0.0), lb.get(k, 0.0)
+        lines.append(f"| {k} | {ta:.2f} | {tb:.2f} | "
+                     f"{tb / ta:.2f} |" if ta > 0 else f"| {k} | {ta:.2f} | {tb:.2f} | - |")
 open(f"{out}/summary.md", "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 PY
