@@ -10,8 +10,8 @@
 #
 # Writes OUT/NAME.ROUND.json (bench_epoch's record of each epoch) and
 # OUT/summary.md / summary.json; where both variants' flags have
-# --profile-layers, a table of each layer's median ms a step too. Two builds instead of two flag sets (a
-# change without a switch): CPU_AB_BENCH_A / CPU_AB_BENCH_B name each
+# --profile-layers, each layer's median ms a step too. Two builds instead
+# of two flag sets (a change without a switch): CPU_AB_BENCH_A / CPU_AB_BENCH_B name each
 # variant's bench_epoch (default build/bench/bench_epoch), e.g. one built from
 # the commit before the change in a worktree.
 set -euo pipefail
@@ -47,13 +47,20 @@ import datetime, json, statistics, subprocess, sys
 out, rounds, command, before, after, a, fa, b, fb = sys.argv[1:10]
 rounds = int(rounds)
 med = statistics.median
-load = lambda name, r: json.load(open(f"{out}/{name}.{r}.json"))
-seconds = {n: [load(n, r)["points"][0]["epoch_seconds"] for r in range(1, rounds + 1)]
+records = {n: [json.load(open(f"{out}/{n}.{r}.json")) for r in range(1, rounds + 1)]
            for n in (a, b)}
-sgemm = [g for n in (a, b) for r in range(1, rounds + 1) for g in load(n, r)["sgemm_gflops_all"]]
+seconds = {n: [rec["points"][0]["epoch_seconds"] for rec in records[n]] for n in (a, b)}
+sgemm = [g for n in (a, b) for rec in records[n] for g in rec["sgemm_gflops_all"]]
+# With --profile-layers in both variants: each layer's median over the rounds,
+# steadier than the epochs on a shared machine (a neighbour's burst lands on
+# a few layers of one round, not on every layer's median).
+def layer_medians(name):
+    runs = [rec["points"][0].get("layer_ms_per_step") for rec in records[name]]
+    return {k: med([run.get(k, 0.0) for run in runs]) for k in runs[0]} if all(runs) else None
+layers = {n: layer_medians(n) for n in (a, b)}
 cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
 model = next((l.split(":", 1)[1].strip() for l in cpu.splitlines() if l.startswith("Model name")), "?")
-first = load(a, 1)
+first = records[a][0]
 summary = {"date": datetime.datetime.utcnow().isoformat(timespec="seconds") + "Z",
            "command": command, "cpu": model, "threads": first["threads"],
            "precision": first["precision"], "flags": {a: fa, b: fb}, "rounds": rounds,
@@ -62,6 +69,8 @@ summary = {"date": datetime.datetime.utcnow().isoformat(timespec="seconds") + "Z
            "ratio_of_medians": med(seconds[b]) / med(seconds[a]),
            "round_ratios": [sb / sa for sa, sb in zip(seconds[a], seconds[b])],
            "sgemm_gflops_all": sgemm}
+if layers[a] and layers[b]:
+    summary["layer_ms_per_step_medians"] = layers
 json.dump(summary, open(f"{out}/summary.json", "w"), indent=2)
 lines = [f"# {a} vs {b}", "", f"Date {summary['date']}; CPU {model}; command `{command}`.",
          f"Load average before/after: {before} / {after}. {rounds} interleaved rounds, one epoch "
@@ -74,22 +83,14 @@ lines += ["", f"* medians: {a} **{med(seconds[a]):.3f} s**, {b} **{med(seconds[b
           f"{min(summary['round_ratios']):.2f}-{max(summary['round_ratios']):.2f}, median "
           f"{med(summary['round_ratios']):.2f})",
           f"* sgemm during the rounds: {min(sgemm):.1f}-{max(sgemm):.1f} GFLOP/s"]
-# With --profile-layers in both variants: each layer's median over the rounds,
-# steadier than the epochs on a shared machine (a neighbour's burst lands on
-# a few layers of one round, not on every layer's median).
-def layers(name):
-    runs = [load(name, r)["points"][0].get("layer_ms_per_step") for r in range(1, rounds + 1)]
-    return None if not all(runs) else {k: med([run.get(k, 0.0) for run in runs]) for k in runs[0]}
-la, lb = layers(a), layers(b)
-if la and lb:
-    summary["layer_ms_per_step_medians"] = {a: la, b: lb}
-    json.dump(summary, open(f"{out}/summary.json", "w"), indent=2)
+if layers[a] and layers[b]:
+    la, lb = layers[a], layers[b]
     lines += ["", f"Per layer, ms a step (medians of the {rounds} rounds):", "",
               f"| layer | {a} | {b} | {b} / {a} |", "|---|---|---|---|"]
     for k in sorted(set(la) | set(lb), key=lambda k: -max(la.get(k, 0.0), lb.get(k, 0.0))):
         ta, tb = la.get(k, 0.0), lb.get(k, 0.0)
-        lines.append(f"| {k} | {ta:.2f} | {tb:.2f} | "
-                     f"{tb / ta:.2f} |" if ta > 0 else f"| {k} | {ta:.2f} | {tb:.2f} | - |")
+        ratio = f"{tb / ta:.2f}" if ta > 0 else "-"
+        lines.append(f"| {k} | {ta:.2f} | {tb:.2f} | {ratio} |")
 open(f"{out}/summary.md", "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 PY
