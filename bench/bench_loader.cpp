@@ -5,7 +5,11 @@
 // team whose static schedule waits for its slowest thread
 // (docs/results/cpu-loader.md). hed_jitter_per_pixel: the HED map with an
 // exponential per value, as before HedTables (the A/B of that change).
-// LoaderEpoch: a whole epoch through BatchLoader (its workers and window).
+// AugmentBytes: the same examples as bytes and lookup tables
+// (augment_to_bytes, core/byte_images.h), what a loader makes for a step that
+// expands them on the device.
+// LoaderEpoch: a whole epoch through BatchLoader (its workers and window),
+// floats or bytes.
 // StagingCopy: one batch's copy, on one thread or split (parallel_copy).
 //
 //   build/bench/bench_loader --benchmark_min_time=0.2 --benchmark_repetitions=5
@@ -16,6 +20,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/byte_images.h"
 #include "core/parallel_copy.h"
 #include "data/augment.h"
 #include "data/dataset.h"
@@ -70,12 +75,41 @@ BENCHMARK_CAPTURE(Augment, stain_jitter, Recipe::kStainJitter)->Apply(Sizes);
 BENCHMARK_CAPTURE(Augment, hed_jitter_per_pixel, Recipe::kHedJitterPerPixel)->Apply(Sizes);
 BENCHMARK_CAPTURE(Augment, hed_jitter, Recipe::kHedJitter)->Apply(Sizes);
 
+void AugmentBytes(benchmark::State& state, Recipe recipe) {
+  const int size = int(state.range(0));
+  const size_t pixels = size_t(size) * size;
+  constexpr int kCrops = 64;
+  std::vector<uint8_t> hwc(pixels * 3 * kCrops);
+  uint64_t x = 88172645463325252ull;
+  for (auto& v : hwc) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    v = uint8_t(x >> 56);
+  }
+  std::vector<uint8_t> out(pixels * 3);
+  std::vector<float> tables(kByteTablesPerImage);
+  const AugmentOptions options = options_of(recipe);
+  uint64_t seed = 1;
+  for (auto _ : state) {
+    const uint8_t* crop = hwc.data() + (seed % kCrops) * pixels * 3;
+    augment_to_bytes(crop, size, size, options, seed++, out.data(), tables.data(),
+                     Normalization{});
+    benchmark::DoNotOptimize(out.data());
+    benchmark::DoNotOptimize(tables.data());
+  }
+  state.counters["examples/s"] =
+      benchmark::Counter(1.0, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK_CAPTURE(AugmentBytes, none, Recipe::kNone)->Apply(Sizes);
+BENCHMARK_CAPTURE(AugmentBytes, flips_rotations, Recipe::kFlipsRotations)->Apply(Sizes);
+BENCHMARK_CAPTURE(AugmentBytes, stain_jitter, Recipe::kStainJitter)->Apply(Sizes);
+
 // A whole epoch through BatchLoader as a device step consumes it: the
 // paper's 1851 crops at 200 px, no augmentation (as `histocnn bench`), the
 // consumer only taking batches. Args: workers, window (batches ahead), batch,
 // pool (1: the buffers kept from one epoch's loader to the next, as training
 // and `histocnn bench` keep them since 2026-12-04; 0: made and freed each
-// epoch, as before).
+// epoch, as before), bytes (1: the images as bytes and tables, as for the
+// CUDA step since 2026-12-07; 0: floats).
 // With more workers than the window holds batches, the workers share each
 // batch (they did not before 2026-12-04: a window of 4 kept 4 of a GPU
 // step's 15 workers busy). 2 workers and a window of 1 show it on 2 cores.
@@ -95,23 +129,29 @@ void LoaderEpoch(benchmark::State& state) {
   for (int i = 0; i < examples; ++i) order[size_t(i)] = (i * 7919) % examples;
   const bool pooled = state.range(3) != 0;
   BatchPool pool;
+  pool.use_source(nullptr, state.range(4) ? ImageForm::kBytes : ImageForm::kFloats);
   uint64_t seed = 1;
   for (auto _ : state) {
     BatchLoader loader(set, order, batch, AugmentOptions{}, seed++, workers, depth, Normalization{},
                        pooled ? &pool : nullptr);
-    for (Batch b; loader.next(b);) benchmark::DoNotOptimize(b.images.data());
+    for (Batch b; loader.next(b);) {
+      benchmark::DoNotOptimize(b.images.data());
+      benchmark::DoNotOptimize(b.pixels.data());
+    }
   }
   state.counters["examples/s"] =
       benchmark::Counter(double(examples), benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(LoaderEpoch)
-    ->ArgNames({"workers", "window", "batch", "pool"})
-    ->Args({2, 4, 150, 0})
-    ->Args({2, 4, 150, 1})
-    ->Args({2, 4, 50, 0})
-    ->Args({2, 4, 50, 1})
-    ->Args({2, 1, 150, 1})
-    ->Args({2, 1, 50, 1})
+    ->ArgNames({"workers", "window", "batch", "pool", "bytes"})
+    ->Args({2, 4, 150, 0, 0})
+    ->Args({2, 4, 150, 1, 0})
+    ->Args({2, 4, 150, 1, 1})
+    ->Args({2, 4, 50, 0, 0})
+    ->Args({2, 4, 50, 1, 0})
+    ->Args({2, 4, 50, 1, 1})
+    ->Args({2, 1, 150, 1, 0})
+    ->Args({2, 1, 50, 1, 0})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 

@@ -8,6 +8,7 @@ the ratio B / A, and what each conv layer and direction took in B's runs
     python3 bench/gpu_ab_report.py OUT/graph              # legacy vs graph (--cudnn-graph)
     python3 bench/gpu_ab_report.py OUT/layout first last  # --channels-last
     python3 bench/gpu_ab_report.py OUT/input staged pinned  # A: --staged-batches
+    python3 bench/gpu_ab_report.py OUT/input-bytes-fp32 floats bytes  # A: --float-batches
     python3 bench/gpu_ab_report.py OUT/algos heuristics timed  # --cudnn-benchmark
     python3 bench/gpu_ab_report.py OUT/conv1 plain routes  # A: --plain-conv1
     python3 bench/gpu_ab_report.py OUT/wgrad-fp32 cudnn routes  # A: --cudnn-later-wgrad
@@ -29,6 +30,8 @@ TITLES = {
     ("first", "last"): ("Channels last (NHWC) against channels first (NCHW)", "--channels-last"),
     ("staged", "pinned"): ("Batches in the step's page-locked memory against staged ones",
                            "--staged-batches for staged"),
+    ("floats", "bytes"): ("Images sent as bytes and tables, expanded on the GPU, against floats",
+                          "--float-batches for floats"),
     ("heuristics", "timed"): ("cuDNN's algorithms timed against its heuristics",
                               "--cudnn-benchmark for timed"),
     ("plain", "routes"): ("conv1's own routes (fused forward, weight gradient from the pooled "

@@ -28,10 +28,13 @@
 #                precisions), 128 and 200 px, batches 50 and 150, and the
 #                accurate preset's network in bf16 at 64 px, 2 interleaved
 #                rounds each                                               (~280 s)
-#     input      the loader's batches in the step's page-locked memory (DMA from
-#                them) against ordinary memory copied into pinned staging
-#                (--staged-batches), bf16 and fp32, 128 and 200 px, batch 150,
-#                2 interleaved rounds                                      (~60 s)
+#     input      the images sent as bytes and lookup tables, expanded on the
+#                GPU (the default since 2026-12-07), against floats made by
+#                the loader (--float-batches), bf16 and fp32, 128 and 200 px,
+#                batches 50 and 150; then the loader's batches in the step's
+#                page-locked memory (DMA from them) against ordinary memory
+#                copied into pinned staging (--staged-batches), bf16 and fp32,
+#                128 and 200 px, batch 150; 2 interleaved rounds each   (~120 s)
 #     conv1      conv1's own routes (fused forward + pool, weight gradient from
 #                the pooled gradient, as timed when the step is built) against
 #                cuDNN's forward and the direct kernel (--plain-conv1): fp32 at
@@ -220,6 +223,9 @@ for stage in "${stages[@]}"; do
       ab_stage layout-accurate-bf16 first "" last --channels-last \
         "--sizes 64 --batches 50,150 --precision bf16 --model $out/accurate.spec" ;;
     input)
+      # What crosses PCIe: bytes and tables (a quarter of the floats' bytes).
+      ab_stage input-bytes-bf16 floats --float-batches bytes "" "--sizes 128,200 --batches 50,150 --precision bf16"
+      ab_stage input-bytes-fp32 floats --float-batches bytes "" "--sizes 128,200 --batches 50,150"
       # Where the batches start: the step's page-locked buffers, or staged.
       ab_stage input-bf16 staged --staged-batches pinned "" "--sizes 128,200 --batches 150 --precision bf16"
       ab_stage input-fp32 staged --staged-batches pinned "" "--sizes 128,200 --batches 150" ;;

@@ -435,7 +435,8 @@ TEST(CudaSchedule, LargestBatchThatFitsIsTheBoundary) {
 }
 
 // The landing buffer (cuda_step.h) takes exactly the step's fp32 input, in
-// every map format: run_input() copies it whole into the input tensor.
+// every map format: run_input() copies it whole into the input tensor (at
+// these sizes the larger of the two forms it holds: test_byte_images.cpp).
 TEST(CudaSchedule, TheLandingBufferHoldsExactlyTheStepsInput) {
   for (const char* text : {"", "conv 8 kernel=3 pool=2 pad=same bn\ngap\ndense 2\n"}) {
     const ModelSpec spec = *text ? parse_model_spec(text) : default_model_spec();
@@ -444,6 +445,7 @@ TEST(CudaSchedule, TheLandingBufferHoldsExactlyTheStepsInput) {
       for (MapFormat format : {MapFormat{false, false}, MapFormat{true, false},
                                MapFormat{false, true}, MapFormat{true, true}}) {
         const CudaSchedule s = build_cuda_schedule(shape, {}, format);
+        EXPECT_EQ(s.tensors[size_t(s.input)].bytes, landing_layout(shape).float_bytes);
         EXPECT_EQ(s.tensors[size_t(s.input)].bytes, landing_bytes(shape))
             << text << " batch " << batch << " bf16 " << format.bf16 << " nhwc "
             << format.channels_last;

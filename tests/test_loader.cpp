@@ -240,6 +240,52 @@ TEST(Loader, APoolsSourceMakesEveryBatchTheCallerSees) {
   }
 }
 
+// A pool for bytes (a step that expands images itself): every batch holds
+// bytes and tables in the pool's source, whose expansion is the float
+// batch of the same epoch, whatever the workers; switching the form drops the
+// kept buffers; augmentation bytes cannot carry is refused up front.
+TEST(Loader, APoolForBytesMakesBatchesWhoseLookupIsTheFloatBatch) {
+  ExampleSet set = tiny_examples(30);
+  for (size_t i = 0; i < set.pixels.size(); ++i) set.pixels[i] = uint8_t(i * 11 + 5);
+  const std::vector<int> order = identity_order(30);
+  const AugmentOptions augment{true, true, 0.05f};
+  for (int workers : {0, 3}) {
+    auto source = std::make_shared<testing::CountingSource>();
+    BatchPool pool;
+    pool.use_source(source, ImageForm::kBytes);
+    auto epoch = [&](uint64_t seed, BatchPool* p) {
+      BatchLoader loader(set, order, 4, augment, seed, workers, 2, Normalization{}, p);
+      std::vector<float> all;
+      for (Batch b; loader.next(b);) {
+        std::vector<float> floats(size_t(b.count) * 3 * 64);
+        if (p) {
+          EXPECT_TRUE(b.as_bytes() && b.images.empty());
+          EXPECT_TRUE(source->ranges.covers(b.pixels.data(), size_t(4) * 64 * 3));
+          EXPECT_TRUE(source->ranges.covers(b.tables.data(), size_t(4) * 768 * sizeof(float)));
+          expand_byte_images(b.byte_images(), b.count, b.count, 64, floats.data());
+        } else {
+          EXPECT_FALSE(b.as_bytes());
+          floats.assign(b.images.begin(), b.images.begin() + b.count * 3 * 64);
+        }
+        all.insert(all.end(), floats.begin(), floats.end());
+      }
+      return all;
+    };
+    for (uint64_t seed = 1; seed <= 3; ++seed) EXPECT_EQ(epoch(seed, &pool), epoch(seed, nullptr));
+    EXPECT_GT(pool.buffers(), 0u);
+    pool.use_source(source, ImageForm::kFloats);  // the same source, another form
+    EXPECT_EQ(pool.buffers(), 0u);
+    EXPECT_EQ(source->live(), 0u);
+    pool.use_source(source, ImageForm::kBytes);
+    AugmentOptions hed;
+    hed.hed_jitter = 0.05f;
+    const std::string message = testing::error_of(
+        [&] { BatchLoader(set, order, 4, hed, 1, workers, 2, Normalization{}, &pool); });
+    EXPECT_NE(message.find("HED"), std::string::npos) << message;
+    EXPECT_EQ(source->mismatched, 0);
+  }
+}
+
 // A loader left before its last batch (an interrupted epoch) stops its
 // workers, whatever they were doing, without waiting for the rest.
 TEST(Loader, ALoaderLeftMidEpochStopsItsWorkers) {

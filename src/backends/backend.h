@@ -29,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include "core/byte_images.h"
 #include "core/device.h"
 #include "core/error.h"
 #include "core/host_buffers.h"
@@ -104,6 +105,22 @@ class TrainingStep {
   // StepOptions::reduce_gradients, when set, runs between backward and update.
   virtual StepResult train_slice(const float* images, const int32_t* labels, int count,
                                  const BatchSlice& slice) = 0;
+  // The same step on images given as bytes and lookup tables
+  // (core/byte_images.h): bit for bit train_slice on expand_byte_images'
+  // floats. A step that takes_byte_images() expands them itself (the CUDA
+  // step: on the device, after a quarter of the bytes crossed PCIe); the
+  // default expands them on the host first. Loaders hand bytes only to steps
+  // that take them.
+  virtual bool takes_byte_images() const { return false; }
+  virtual StepResult train_bytes(const ByteImages& images, const int32_t* labels, int count,
+                                 const BatchSlice& slice) {
+    require(shape().channels == 3, "images as bytes are RGB: this network takes " +
+                                       std::to_string(shape().channels) + " channels");
+    const int64_t plane = int64_t(shape().height) * shape().width;
+    HostFloats floats(size_t(count) * 3 * size_t(plane));
+    expand_byte_images(images, count, count, plane, floats.data());
+    return train_slice(floats.data(), labels, count, slice);
+  }
   // True when train() returns zeros and the epoch's sums come from
   // take_results() (device backends: no host synchronisation per step).
   virtual bool deferred_results() const { return false; }

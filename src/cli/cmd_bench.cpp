@@ -97,6 +97,9 @@ Runner add_bench(CLI::App& app) {
   cmd->add_flag("--staged-batches", o->staged_batches,
                 "cuda: the loader's batches in ordinary memory, copied into the step's pinned "
                 "staging buffer, instead of in the step's page-locked memory (A/B)");
+  cmd->add_flag("--float-batches", o->float_batches,
+                "cuda: the batches' images sent to the GPU as floats, converted by the loader, "
+                "instead of as bytes and lookup tables expanded on the GPU (A/B)");
   cmd->add_flag("--plain-conv1", o->plain_conv1,
                 "cuda: conv1 by cuDNN's forward and our pool kernel, its weight gradient by our "
                 "direct kernel, its output and gradient in the plan, instead of the routes timed "
@@ -129,6 +132,8 @@ Runner add_bench(CLI::App& app) {
     require(!o->ceilings || o->device == "cpu", "--ceilings: a CPU option (--device cpu)");
     require(!o->staged_batches || o->device == "cuda",
             "--staged-batches: a CUDA option (--device cuda)");
+    require(!o->float_batches || o->device == "cuda",
+            "--float-batches: a CUDA option (--device cuda)");
     require(!o->plain_conv1 || o->device == "cuda", "--plain-conv1: a CUDA option (--device cuda)");
     require(!o->cudnn_later_wgrad || o->device == "cuda",
             "--cudnn-later-wgrad: a CUDA option (--device cuda)");

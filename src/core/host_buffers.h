@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <new>
 #include <string>
@@ -78,7 +79,9 @@ class SourcedAllocator {
   std::shared_ptr<HostBufferSource> source_;
 };
 
-// A batch's images: floats from a source (see Batch in data/loader.h).
+// A batch's images: floats from a source (see Batch in data/loader.h), or
+// bytes (core/byte_images.h).
 using HostFloats = std::vector<float, SourcedAllocator<float>>;
+using HostBytes = std::vector<uint8_t, SourcedAllocator<uint8_t>>;
 
 }  // namespace histocnn

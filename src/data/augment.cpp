@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 
 #include "core/error.h"
 #include "core/rng.h"
@@ -79,6 +80,7 @@ struct PixelMap {
     }
     return m;
   }
+  bool identity() const { return !flip_x && !flip_y && !transpose; }
   // f(source pixel's 3 bytes, output offset within a plane), row by row.
   template <typename F>
   void each(const uint8_t* hwc, F&& f) const {
@@ -165,6 +167,22 @@ void augment_to_chw(const uint8_t* hwc, int width, int height, const AugmentOpti
   map.each(hwc, [&](const uint8_t* p, size_t o) {
     for (int c = 0; c < 3; ++c) chw[c * plane + o] = tables.normalised[c][p[c]];
   });
+}
+
+void augment_to_bytes(const uint8_t* hwc, int width, int height, const AugmentOptions& options,
+                      uint64_t seed, uint8_t* out, float* tables, const Normalization& norm) {
+  require(options.hed_jitter <= 0,
+          "HED jitter mixes the three channels of a pixel: its images cannot travel as bytes");
+  // The same draws in the same order as augment_to_chw.
+  Rng rng(seed);
+  const PixelMap map = PixelMap::draw(rng, options, width, height);
+  const ChannelTables channel(rng, options.stain_jitter, norm);
+  std::memcpy(tables, channel.normalised, sizeof channel.normalised);
+  if (map.identity()) {
+    std::memcpy(out, hwc, size_t(width) * height * 3);
+    return;
+  }
+  map.each(hwc, [&](const uint8_t* p, size_t o) { std::memcpy(out + o * 3, p, 3); });
 }
 
 }  // namespace histocnn

@@ -46,4 +46,18 @@ void set_per_pixel_hed(bool per_pixel);
 void augment_to_chw(const uint8_t* hwc, int width, int height, const AugmentOptions& options,
                     uint64_t seed, float* chw, const Normalization& normalization = {});
 
+// The same example as bytes (core/byte_images.h): `out` gets its H x W x 3
+// bytes after the flips and rotations, `tables` its 3 x 256 byte -> value
+// tables (stain jitter and normalisation), so that looking each byte up gives
+// augment_to_chw's floats bit for bit.
+// requires: no HED jitter (options.hed_jitter == 0: a value of it depends on
+//           all three channels of its pixel; throws histocnn::Error).
+void augment_to_bytes(const uint8_t* hwc, int width, int height, const AugmentOptions& options,
+                      uint64_t seed, uint8_t* out, float* tables,
+                      const Normalization& normalization = {});
+// Whether augment_to_bytes can carry these options.
+inline bool bytes_carry(const AugmentOptions& options) {
+  return options.hed_jitter <= 0;
+}
+
 }  // namespace histocnn

@@ -41,7 +41,10 @@ BatchLoader::BatchLoader(const ExampleSet& set, std::vector<int> order,
       seed_(seed),
       depth_(std::max(1, depth)),
       workers_(std::max(0, workers)),
-      pool_(pool) {
+      pool_(pool),
+      form_(pool ? pool->form() : ImageForm::kFloats) {
+  require(form_ == ImageForm::kFloats || bytes_carry(augment),
+          "loader: HED jitter cannot travel as bytes (the step wants bytes: use floats)");
   starts_.push_back(0);
   for (int size : batch_sizes) {
     require(size >= 0 && size <= capacity, "loader: a batch of " + std::to_string(size) +
@@ -71,7 +74,12 @@ void BatchLoader::prepare(int index, Batch& batch) const {
   const size_t per = size_t(3) * set_.width * set_.height;
   const int begin = starts_[size_t(index)];
   batch.count = starts_[size_t(index) + 1] - begin;
-  batch.images.resize(per * batch_size_);
+  if (form_ == ImageForm::kBytes) {
+    batch.pixels.resize(per * batch_size_);
+    batch.tables.resize(size_t(kByteTablesPerImage) * batch_size_);
+  } else {
+    batch.images.resize(per * batch_size_);
+  }
   batch.labels.assign(batch_size_, 0);
   batch.example_ids.assign(batch.count, 0);
   for (int i = 0; i < batch.count; ++i) {
@@ -95,8 +103,14 @@ void BatchLoader::fill(Batch& batch, int begin, int end, bool on_team) const {
     try {
       const int e = batch.example_ids[size_t(i)];
       uint64_t s = seed_ ^ (uint64_t(e) * 0x9E3779B97F4A7C15ull);
-      augment_to_chw(set_.pixels_of(e), set_.width, set_.height, augment_, splitmix64(s),
-                     batch.images.data() + per * size_t(i), normalization_);
+      if (form_ == ImageForm::kBytes)
+        augment_to_bytes(set_.pixels_of(e), set_.width, set_.height, augment_, splitmix64(s),
+                         batch.pixels.data() + per * size_t(i),
+                         batch.tables.data() + size_t(kByteTablesPerImage) * size_t(i),
+                         normalization_);
+      else
+        augment_to_chw(set_.pixels_of(e), set_.width, set_.height, augment_, splitmix64(s),
+                       batch.images.data() + per * size_t(i), normalization_);
     } catch (...) {
 #pragma omp critical(histocnn_loader_failure)
       if (!failure) failure = std::current_exception();
@@ -111,17 +125,21 @@ int BatchLoader::chunk_of(int count) const {
   return std::max(1, (count + workers_ - 1) / workers_);
 }
 
-void BatchPool::use_source(std::shared_ptr<HostBufferSource> source) {
-  if (source == source_) return;
+void BatchPool::use_source(std::shared_ptr<HostBufferSource> source, ImageForm form) {
+  if (source == source_ && form == form_) return;
   buffers_.clear();
   source_ = std::move(source);
+  form_ = form;
 }
 
 Batch BatchLoader::take_spare() {
   if (spare_.empty()) {
     ++buffers_created_;
     Batch fresh;
-    if (pool_) fresh.images = HostFloats(SourcedAllocator<float>(pool_->source()));
+    if (!pool_) return fresh;
+    fresh.images = HostFloats(SourcedAllocator<float>(pool_->source()));
+    fresh.pixels = HostBytes(SourcedAllocator<uint8_t>(pool_->source()));
+    fresh.tables = HostFloats(SourcedAllocator<float>(pool_->source()));
     return fresh;
   }
   Batch batch = std::move(spare_.back());
@@ -130,7 +148,7 @@ Batch BatchLoader::take_spare() {
 }
 
 void BatchLoader::give_back(Batch&& batch) {
-  if (!batch.images.empty()) spare_.push_back(std::move(batch));
+  if (batch.holds_buffers()) spare_.push_back(std::move(batch));
   batch = Batch{};
 }
 
@@ -216,7 +234,7 @@ bool BatchLoader::next(Batch& out) {
   }
   const auto start = std::chrono::steady_clock::now();
   if (workers_ == 0) {  // no thread beside the caller's: its OpenMP team prepares the batch
-    if (out.images.empty()) out = take_spare();
+    if (!out.holds_buffers()) out = take_spare();
     prepare(consumed_, out);
     fill(out, 0, out.count, true);
     ++consumed_;

@@ -21,17 +21,29 @@
 #include <thread>
 #include <vector>
 
+#include "core/byte_images.h"
 #include "core/host_buffers.h"
 #include "data/augment.h"
 #include "data/dataset.h"
 
 namespace histocnn {
 
+// How a loader hands over a batch's images: floats, what every step takes,
+// or bytes with their lookup tables (core/byte_images.h), what a device step
+// takes instead (TrainingStep::takes_byte_images): the conversion to floats
+// then happens on the device, and a quarter of the bytes cross to it.
+enum class ImageForm { kFloats, kBytes };
+
 struct Batch {
   int count = 0;
-  HostFloats images;  // batch x 3 x H x W (rows past count unused)
+  HostFloats images;  // kFloats: batch x 3 x H x W (rows past count unused)
+  HostBytes pixels;   // kBytes: batch x H x W x 3, each example flipped/rotated
+  HostFloats tables;  // kBytes: batch x 3 x 256, each example's byte -> value
   std::vector<int32_t> labels;
   std::vector<int> example_ids;  // index into the ExampleSet
+  bool as_bytes() const { return !pixels.empty(); }
+  ByteImages byte_images() const { return {pixels.data(), tables.data()}; }
+  bool holds_buffers() const { return !images.empty() || !pixels.empty(); }
 };
 
 // Loader workers for a training step on `cores` cores. A CPU step's OpenMP
@@ -53,23 +65,28 @@ int loader_workers_for(bool step_on_cpu, int cores);
 class BatchPool {
  public:
   size_t buffers() const { return buffers_.size(); }
-  // ensures: later buffers come from `source`; buffers kept from another
-  //          source are dropped (returned to it).
-  void use_source(std::shared_ptr<HostBufferSource> source);
+  // ensures: later buffers come from `source` and hold images in `form`
+  //          (kBytes requires augmentation that bytes_carry(): the loader
+  //          checks); buffers kept from another source or form are dropped
+  //          (returned to their source).
+  void use_source(std::shared_ptr<HostBufferSource> source, ImageForm form = ImageForm::kFloats);
   const std::shared_ptr<HostBufferSource>& source() const { return source_; }
+  ImageForm form() const { return form_; }
 
  private:
   friend class BatchLoader;
   std::vector<Batch> buffers_;
   std::shared_ptr<HostBufferSource> source_;
+  ImageForm form_ = ImageForm::kFloats;
 };
 
 class BatchLoader {
  public:
   // `order`: the example indices of this epoch, in order. `seed` should vary
   // per epoch. depth: batches prepared ahead.
-  // `pool`: where the buffers come from and go back to (null: made here,
-  // freed with the loader).
+  // `pool`: where the buffers come from and go back to, and the images' form
+  // (null: floats, made here, freed with the loader). Throws
+  // histocnn::Error for bytes with augmentation they cannot carry.
   BatchLoader(const ExampleSet& set, std::vector<int> order, int batch_size,
               const AugmentOptions& augment, uint64_t seed, int workers, int depth = 4,
               const Normalization& normalization = {}, BatchPool* pool = nullptr);
@@ -146,6 +163,7 @@ class BatchLoader {
   std::vector<std::thread> threads_;
   int workers_;
   BatchPool* pool_;
+  ImageForm form_;
 };
 
 }  // namespace histocnn

@@ -14,6 +14,7 @@
 #include "study/bench_examples.h"
 #include "study/machine_ceilings.h"
 #include "study/study.h"
+#include "train/step_batches.h"
 
 namespace histocnn {
 namespace {
@@ -86,14 +87,15 @@ nlohmann::json measure_point(const EpochBenchOptions& o, const Device& device, B
   const std::vector<int> trained = trained_order(order, batch, shape.has_batch_norm());
   std::vector<double> times, waits;
   BatchPool buffers;  // kept from epoch to epoch, as training keeps them
-  if (!o.staged_batches) buffers.use_source(step->input_buffers());
+  buffers.use_source(o.staged_batches ? nullptr : step->input_buffers(),
+                     image_form_for(*step, AugmentOptions{}, o.float_batches));
   StepProfile before;
   for (int epoch = 0; epoch < o.warmup + o.epochs; ++epoch) {
     if (epoch == o.warmup) before = step->profile();
     const auto start = Clock::now();
     BatchLoader loader(set, trained, batch, AugmentOptions{}, uint64_t(epoch + 1),
                        loader_workers(o, threads), 4, Normalization{}, &buffers);
-    for (Batch b; loader.next(b);) step->train(b.images.data(), b.labels.data(), b.count);
+    for (Batch b; loader.next(b);) train_on(*step, b);
     if (step->deferred_results()) step->take_results();  // waits for the device
     times.push_back(std::chrono::duration<double>(Clock::now() - start).count());
     waits.push_back(loader.wait_seconds());
@@ -145,6 +147,7 @@ nlohmann::json run_epoch_bench(const EpochBenchOptions& o) {
                         {"threads", threads},
                         {"loader_workers", loader_workers(o, threads)},
                         {"staged_batches", o.staged_batches},
+                        {"float_batches", o.float_batches},
                         {"plain_conv1", o.plain_conv1},
                         {"cudnn_later_wgrad", o.cudnn_later_wgrad},
                         {"cudnn_later_dgrad", o.cudnn_later_dgrad},

@@ -48,6 +48,7 @@ struct EpochBenchOptions {
   int slice_kb = -1;            // cpu: micro-batching budget in KiB (-1: the step's default)
   int loader_workers = -1;      // loader threads beside the compute threads (-1: as training)
   bool staged_batches = false;  // cuda: batches in ordinary memory, staged by a copy (A/B)
+  bool float_batches = false;   // cuda: images sent as floats, not as bytes + tables (A/B)
   // cuda: conv1 without its plan-changing routes — cuDNN's forward and our
   // pool kernel, our direct weight-gradient kernel — instead of the routes
   // timed fastest when the step is built (A/B).

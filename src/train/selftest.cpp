@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "core/host_buffers.h"
 #include "core/rng.h"
+#include "data/augment.h"
 #include "memory/memory_engine.h"
 #include "memory/pool_resource.h"
 #include "nn/reference.h"
@@ -39,6 +40,34 @@ Batch random_batch(const NetworkShape& shape, uint64_t seed) {
   Batch b;
   b.images.resize(size_t(shape.batch) * shape.channels * shape.height * shape.width);
   for (auto& x : b.images) x = float(rng.normal());
+  b.labels.resize(size_t(shape.batch));
+  for (auto& y : b.labels) y = int32_t(rng.below(uint64_t(shape.classes())));
+  return b;
+}
+
+// A batch as a loader makes it for a step that takes bytes
+// (core/byte_images.h): random pixels, each image flipped or rotated, its
+// tables stain-jittered and normalised.
+struct ByteBatch {
+  std::vector<uint8_t> pixels;
+  std::vector<float> tables;
+  std::vector<int32_t> labels;
+};
+ByteBatch random_byte_batch(const NetworkShape& shape, uint64_t seed) {
+  Rng rng(seed);
+  const size_t per = size_t(3) * shape.height * shape.width;
+  std::vector<uint8_t> cut(per * size_t(shape.batch));
+  for (auto& v : cut) v = uint8_t(rng.below(256));
+  Normalization norm;
+  for (int c = 0; c < 3; ++c) norm.mean[c] = 0.5f + 0.1f * float(c), norm.stdev[c] = 0.2f;
+  ByteBatch b;
+  b.pixels.resize(cut.size());
+  b.tables.resize(size_t(shape.batch) * kByteTablesPerImage);
+  for (int n = 0; n < shape.batch; ++n)
+    augment_to_bytes(cut.data() + per * size_t(n), shape.width, shape.height,
+                     AugmentOptions{true, true, 0.05f}, seed * 1000 + uint64_t(n),
+                     b.pixels.data() + per * size_t(n),
+                     b.tables.data() + size_t(kByteTablesPerImage) * size_t(n), norm);
   b.labels.resize(size_t(shape.batch));
   for (auto& y : b.labels) y = int32_t(rng.below(uint64_t(shape.classes())));
   return b;
@@ -362,13 +391,16 @@ void check_forward_routes(SelfTest& t) {
 // o.steps training steps through `allocator`. step_memory: each batch's
 // images first copied into a buffer from the step's input_buffers(), as the
 // loader makes them (CUDA: page-locked, sent by DMA from where they are);
-// false when the step has no such source.
+// false when the step has no such source. `feed`: random float batches, or
+// random byte batches (random_byte_batch) as bytes or as their expansion.
 struct Trained {
   Parameters params;
   MemoryStats stats;
   bool step_memory = false;
 };
-Trained train_steps(SelfTest& t, const std::string& allocator, bool step_memory) {
+enum class Feed { kFloats, kBytes, kBytesExpanded };
+Trained train_steps(SelfTest& t, const std::string& allocator, bool step_memory,
+                    Feed feed = Feed::kFloats) {
   const auto& o = t.o;
   MemoryEngineOptions mo = t.memory(allocator);
   mo.config.gpu_mem_pool = o.device == "cpu" ? 64 : 0.25;  // leave the rest of the GPU alone
@@ -382,11 +414,28 @@ Trained train_steps(SelfTest& t, const std::string& allocator, bool step_memory)
   step->set_parameters(t.initial);
   Trained r;
   r.step_memory = step_memory && step->input_buffers();
-  HostFloats images{SourcedAllocator<float>(r.step_memory ? step->input_buffers() : nullptr)};
+  const auto source = r.step_memory ? step->input_buffers() : nullptr;
+  HostFloats images{SourcedAllocator<float>(source)}, tables{SourcedAllocator<float>(source)};
+  HostBytes pixels{SourcedAllocator<uint8_t>(source)};
+  const int64_t plane = int64_t(t.shape.height) * t.shape.width;
   for (int s = 0; s < o.steps; ++s) {
-    const Batch b = random_batch(t.shape, 100 + s);
-    images.assign(b.images.begin(), b.images.end());
-    step->train(images.data(), b.labels.data(), t.count);
+    if (feed == Feed::kFloats) {
+      const Batch b = random_batch(t.shape, 100 + s);
+      images.assign(b.images.begin(), b.images.end());
+      step->train(images.data(), b.labels.data(), t.count);
+      continue;
+    }
+    const ByteBatch b = random_byte_batch(t.shape, 100 + s);
+    if (feed == Feed::kBytes) {
+      pixels.assign(b.pixels.begin(), b.pixels.end());
+      tables.assign(b.tables.begin(), b.tables.end());
+      step->train_bytes({pixels.data(), tables.data()}, b.labels.data(), t.count, {});
+    } else {
+      images.resize(size_t(3 * plane) * size_t(t.count));
+      expand_byte_images({b.pixels.data(), b.tables.data()}, t.count, t.count, plane,
+                         images.data());
+      step->train(images.data(), b.labels.data(), t.count);
+    }
   }
   step->take_results();
   r.params = step->parameters();
@@ -429,6 +478,13 @@ void check_training(SelfTest& t) {
           relative_difference(direct.params.values.data(), trained.back().second.values.data(),
                               direct.params.values.size()),
           0, trained.back().first + ": images sent from the loader's own buffers, bit for bit");
+  if (t.shape.channels != 3) return;  // bytes are RGB
+  const Trained floats = train_steps(t, trained.back().first, true, Feed::kBytesExpanded);
+  const Trained bytes = train_steps(t, trained.back().first, true, Feed::kBytes);
+  t.add("same weights, batches as bytes",
+        relative_difference(bytes.params.values.data(), floats.params.values.data(),
+                            bytes.params.values.size()),
+        0, trained.back().first + ": bytes and tables expanded by the step, against their floats");
 }
 
 // 3. The pool's invariants on the device's own memory.

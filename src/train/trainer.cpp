@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "data/loader.h"
 #include "train/run_checks.h"
+#include "train/step_batches.h"
 
 namespace histocnn {
 
@@ -21,8 +22,10 @@ Trainer::Trainer(TrainerParts parts, TrainState state)
     : parts_(std::move(parts)), state_(std::move(state)), order_rng_(options().seed ^ 0x0DE5u) {
   // The order of an uninterrupted run: one draw per epoch already run.
   for (int e = 0; e < state_.start_epoch; ++e) order_rng_.next();
-  // Batches made where the step reads them without a copy (CUDA: page-locked).
-  batch_buffers_.use_source(parts_.step->input_buffers());
+  // Batches made where the step reads them without a copy (CUDA: page-locked),
+  // as bytes where the step expands them itself (CUDA).
+  batch_buffers_.use_source(parts_.step->input_buffers(),
+                            image_form_for(*parts_.step, options().augment));
 }
 
 void Trainer::add(std::unique_ptr<Callback> callback) {
@@ -109,8 +112,7 @@ void Trainer::train_batches(const EpochPlan& plan, uint64_t loader_seed) {
   for (Batch b; loader.next(b);) {
     fire(&Callback::on_batch_start);
     const StepResult r =
-        step.train_slice(b.images.data(), b.labels.data(), b.count,
-                         sliced ? plan.slices[size_t(state_.batch)] : BatchSlice{});
+        train_on(step, b, sliced ? plan.slices[size_t(state_.batch)] : BatchSlice{});
     state_.seen += b.count;
     ++state_.batch;
     if (!step.deferred_results())

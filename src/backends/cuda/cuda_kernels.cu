@@ -173,6 +173,22 @@ void launch_relayout(const Bf16* in, float* out, int n, const MapLayout& to, Str
   relayout(in, out, n, to, stream);
 }
 
+// A thread per pixel of image blockIdx.y (rows past `count` written zero).
+__global__ void expand_byte_images_kernel(const uint8_t* __restrict__ pixels,
+                                          const float* __restrict__ tables, float* __restrict__ chw,
+                                          int64_t plane, int count) {
+  const int64_t p = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (p < plane) expand_byte_pixel(pixels, tables, chw, plane, count, int(blockIdx.y), p);
+}
+
+void launch_expand_byte_images(const uint8_t* pixels, const float* tables, float* chw, int count,
+                               int batch, int64_t plane, Stream stream) {
+  if (batch <= 0 || plane <= 0) return;
+  const dim3 grid(unsigned(blocks_for(plane)), unsigned(batch));
+  expand_byte_images_kernel<<<grid, kThreads, 0, as_stream(stream)>>>(pixels, tables, chw, plane,
+                                                                      count);
+}
+
 void launch_fill(float* p, float value, int64_t n, Stream stream) {
   fill_kernel<<<blocks_for(n), kThreads, 0, as_stream(stream)>>>(p, value, n);
 }

@@ -11,6 +11,7 @@
 
 #include "backends/cuda/map_layout.h"
 #include "core/bf16.h"
+#include "core/byte_images.h"
 #include "nn/elementwise.h"
 
 namespace histocnn::cuda {
@@ -106,6 +107,12 @@ void launch_relayout(const float* in, float* out, int n, const MapLayout& to, St
 void launch_relayout(const float* in, Bf16* out, int n, const MapLayout& to, Stream stream);
 void launch_relayout(const Bf16* in, Bf16* out, int n, const MapLayout& to, Stream stream);
 void launch_relayout(const Bf16* in, float* out, int n, const MapLayout& to, Stream stream);
+// A batch sent as bytes (core/byte_images.h) into the step's NCHW fp32
+// input: `batch` rows of `plane` pixels, those past `count` zero;
+// expand_byte_pixel per thread, so the host's expand_byte_images is its
+// reference to the bit (a lookup: no arithmetic to round differently).
+void launch_expand_byte_images(const uint8_t* pixels, const float* tables, float* chw, int count,
+                               int batch, int64_t plane, Stream stream);
 void launch_fill(float* p, float value, int64_t n, Stream stream);
 // Throws histocnn::Error naming `what` when a launch failed.
 void check_launch(const char* what);

@@ -45,6 +45,7 @@
 //   image band (pool_kernels.h: bias_partial_rows).
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -52,6 +53,7 @@
 
 #include "backends/cuda/map_layout.h"
 #include "backends/cuda/pool_kernels.h"
+#include "core/byte_images.h"
 #include "memory/memory_plan.h"
 #include "nn/spec.h"
 
@@ -221,12 +223,32 @@ inline int64_t conv_weight_count(const NetworkShape& shape) {
   return count;
 }
 
-// The device buffer a batch lands in from the host: one fp32 input batch,
-// copied on its own stream while the previous batch computes, then
-// device-to-device into the step's input (cuda_step.h).
+// The device buffer a batch lands in from the host, copied on its own
+// stream while the previous batch computes, then into the step's input
+// (cuda_step.h). It holds a batch in either form the step takes: fp32
+// images (batch x C x H x W, copied device-to-device), or bytes and their
+// tables (core/byte_images.h, expanded by launch_expand_byte_images): the
+// pixels at 0, the tables after them on a 256-byte boundary.
+struct LandingLayout {
+  size_t float_bytes = 0;    // the fp32 batch
+  size_t pixel_bytes = 0;    // batch x H x W x C bytes
+  size_t tables_offset = 0;  // where the tables start
+  size_t table_bytes = 0;    // batch x 3 x 256 floats
+  size_t total = 0;          // the larger form
+};
+inline LandingLayout landing_layout(const NetworkShape& shape) {
+  LandingLayout l;
+  const size_t values =
+      size_t(shape.batch) * size_t(shape.channels) * size_t(shape.height) * size_t(shape.width);
+  l.float_bytes = values * sizeof(float);
+  l.pixel_bytes = values;
+  l.tables_offset = (l.pixel_bytes + 255) / 256 * 256;
+  l.table_bytes = size_t(shape.batch) * kByteTablesPerImage * sizeof(float);
+  l.total = std::max(l.float_bytes, l.tables_offset + l.table_bytes);
+  return l;
+}
 inline size_t landing_bytes(const NetworkShape& shape) {
-  return size_t(shape.batch) * size_t(shape.channels) * size_t(shape.height) * size_t(shape.width) *
-         sizeof(float);
+  return landing_layout(shape).total;
 }
 
 // What a step keeps across steps, besides its planned tensors: the landing

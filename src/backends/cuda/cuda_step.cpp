@@ -150,10 +150,7 @@ void CudaTrainingStep::plan_step_tensors() {
 // Pinned host buffers for the batches in flight, and for the results.
 void CudaTrainingStep::allocate_stages() {
   for (auto& s : stages_) {
-    HISTOCNN_CUDA(cudaHostAlloc(
-        &s.images,
-        sizeof(float) * size_t(shape_.batch) * shape_.channels * shape_.height * shape_.width,
-        cudaHostAllocDefault));
+    HISTOCNN_CUDA(cudaHostAlloc(&s.images, landing_bytes(shape_), cudaHostAllocDefault));
     HISTOCNN_CUDA(
         cudaHostAlloc(&s.labels, sizeof(int32_t) * size_t(shape_.batch), cudaHostAllocDefault));
     HISTOCNN_CUDA(cudaHostAlloc(&s.meta, sizeof(BatchMeta), cudaHostAllocDefault));
@@ -263,7 +260,27 @@ std::string CudaTrainingStep::oom_hint() const {
          " (histocnn memplan --device cuda --max-batch --budget ...)";
 }
 
-void CudaTrainingStep::stage(const float* images, const int32_t* labels, int count,
+CudaTrainingStep::InputParts CudaTrainingStep::float_parts(const float* images, int count) const {
+  InputParts parts;
+  parts.data[0] = images;
+  parts.bytes[0] = sizeof(float) * size_t(count) * shape_.channels * shape_.height * shape_.width;
+  return parts;
+}
+
+CudaTrainingStep::InputParts CudaTrainingStep::byte_parts(const ByteImages& images,
+                                                          int count) const {
+  const LandingLayout l = landing_layout(shape_);
+  InputParts parts;
+  parts.byte_images = true;
+  parts.data[0] = images.pixels;
+  parts.bytes[0] = size_t(count) * 3 * shape_.height * shape_.width;
+  parts.data[1] = images.tables;
+  parts.bytes[1] = size_t(count) * kByteTablesPerImage * sizeof(float);
+  parts.offset[1] = l.tables_offset;
+  return parts;
+}
+
+void CudaTrainingStep::stage(InputParts parts, const int32_t* labels, int count,
                              const BatchSlice& slice) {
   require(count >= 0 && count <= shape_.batch && (count > 0 || slice.global_count > 0),
           "batch of " + std::to_string(count) + " images does not fit the compiled batch of " +
@@ -273,49 +290,46 @@ void CudaTrainingStep::stage(const float* images, const int32_t* labels, int cou
   Stage& s = stages_[stage_];
   HISTOCNN_CUDA(cudaEventSynchronize(s.sent));  // its previous batch has left (long ago)
   HISTOCNN_CUDA(cudaEventSynchronize(s.copied));
-  const size_t image_floats = size_t(shape_.channels) * shape_.height * shape_.width;
-  const size_t image_bytes = sizeof(float) * image_floats * size_t(count);
-  const bool direct = count > 0 && input_source_->holds(images, image_bytes);
-  if (!direct) {
+  bool direct = count > 0;
+  for (int k = 0; k < 2; ++k)
+    direct = direct && (parts.bytes[k] == 0 || input_source_->holds(parts.data[k], parts.bytes[k]));
+  for (int k = 0; !direct && k < 2; ++k) {
+    if (parts.bytes[k] == 0) continue;
     // On the training thread, so split: one thread's copy of a 200-px batch
-    // of 150 (72 MB) is about as long as the GPU's bf16 step.
-    if (count > 0) parallel_copy(s.images, images, image_bytes, kStagingThreads);
-    if (count < shape_.batch)
-      std::memset(s.images + image_floats * size_t(count), 0,
-                  sizeof(float) * image_floats * size_t(shape_.batch - count));
+    // of 150 (72 MB as floats) is about as long as the GPU's bf16 step.
+    parallel_copy(s.images + parts.offset[k], parts.data[k], parts.bytes[k], kStagingThreads);
+    parts.data[k] = s.images + parts.offset[k];
   }
+  s.byte_images = parts.byte_images;
+  s.count = count;
   if (labels) std::memcpy(s.labels, labels, sizeof(int32_t) * size_t(count));
   *s.meta = BatchMeta{count, slice.global_count, slice.first_row};
+  send(s, parts);
+  batches_as_bytes_ += parts.byte_images;
   if (!direct) {
-    send(s);
     ++batches_staged_;
     return;
   }
-  send_direct(s, images, image_bytes);
-  // The caller may refill its buffer once train() returns: wait for the DMA
+  // The caller may refill its buffers once train() returns: wait for the DMA
   // (a few ms at PCIe speed, while the GPU computes the previous batch).
   HISTOCNN_CUDA(cudaEventSynchronize(s.sent));
   ++batches_direct_;
 }
 
-// The images to the landing buffer on the copy stream, once the previous
-// batch's device-to-device copy has read it (an event not yet recorded: no
-// wait). The step's own stream is not touched: it may still be computing.
-void CudaTrainingStep::send(const Stage& s) {
-  HISTOCNN_CUDA(cudaStreamWaitEvent(copy_stream_, landing_read_, 0));
-  HISTOCNN_CUDA(cudaMemcpyAsync(persistent(layout_.landing), s.images, landing_bytes(shape_),
-                                cudaMemcpyHostToDevice, copy_stream_));
-  HISTOCNN_CUDA(cudaEventRecord(s.sent, copy_stream_));
-}
-
-void CudaTrainingStep::send_direct(const Stage& s, const float* images, size_t image_bytes) {
+// The parts to the landing buffer on the copy stream, once the previous
+// batch's input op has read it (an event not yet recorded: no wait). The
+// step's own stream is not touched: it may still be computing.
+void CudaTrainingStep::send(const Stage& s, const InputParts& parts) {
   char* landing = persistent(layout_.landing);
   HISTOCNN_CUDA(cudaStreamWaitEvent(copy_stream_, landing_read_, 0));
-  HISTOCNN_CUDA(
-      cudaMemcpyAsync(landing, images, image_bytes, cudaMemcpyHostToDevice, copy_stream_));
-  if (image_bytes < landing_bytes(shape_))
-    HISTOCNN_CUDA(cudaMemsetAsync(landing + image_bytes, 0, landing_bytes(shape_) - image_bytes,
-                                  copy_stream_));
+  for (int k = 0; k < 2; ++k)
+    if (parts.bytes[k] > 0)
+      HISTOCNN_CUDA(cudaMemcpyAsync(landing + parts.offset[k], parts.data[k], parts.bytes[k],
+                                    cudaMemcpyHostToDevice, copy_stream_));
+  const size_t float_bytes = landing_layout(shape_).float_bytes;
+  if (!parts.byte_images && parts.bytes[0] < float_bytes)
+    HISTOCNN_CUDA(
+        cudaMemsetAsync(landing + parts.bytes[0], 0, float_bytes - parts.bytes[0], copy_stream_));
   HISTOCNN_CUDA(cudaEventRecord(s.sent, copy_stream_));
 }
 
@@ -324,7 +338,8 @@ nlohmann::json CudaTrainingStep::details() const {
   j["input_batches"] = {{"page_locked_buffers", input_source_->pinned_buffers()},
                         {"page_lock_refused", input_source_->refused_buffers()},
                         {"sent_by_dma_from_the_loader", batches_direct_},
-                        {"copied_to_staging_first", batches_staged_}};
+                        {"copied_to_staging_first", batches_staged_},
+                        {"sent_as_bytes", batches_as_bytes_}};
   return j;
 }
 
@@ -361,12 +376,8 @@ void CudaTrainingStep::predict_features(const float* images, int count, float* p
 
 StepResult CudaTrainingStep::gradients(const float* images, const int32_t* labels, int count,
                                        bool training_mode, Parameters* grads_out) {
-  if (shape_.has_batch_norm()) {
-    require(training_mode, "batch norm: gradients need training mode");
-    require(count == shape_.batch, "batch norm trains on full batches: " + std::to_string(count) +
-                                       " of " + std::to_string(shape_.batch) + " rows");
-    ++batches_tracked_;
-  }
+  require(training_mode || !shape_.has_batch_norm(), "batch norm: gradients need training mode");
+  count_batch_norm_rows(count);
   stage(images, labels, count);
   auto* loss = reinterpret_cast<double*>(persistent(layout_.loss)) + 1;
   auto* correct = reinterpret_cast<int*>(persistent(layout_.correct)) + 1;

@@ -29,9 +29,10 @@
 //   host        page-locked batch buffers the trainer's loader fills
 //               (input_buffers()): train() sends their images by DMA on a
 //               copy stream to the landing buffer, while the previous batch
-//               computes (run_input copies it into the step); images from
-//               anywhere else go first into one of two pinned staging
-//               buffers (labels and row count always do).
+//               computes (run_input copies fp32 images into the step, or
+//               expands bytes and tables: train_bytes, core/byte_images.h);
+//               images from anywhere else go first into one of two pinned
+//               staging buffers (labels and row count always do).
 // No host synchronisation per step: loss and correct count accumulate on the
 // device and are read by take_results(); phase times come from CUDA events.
 #pragma once
@@ -127,6 +128,9 @@ class CudaTrainingStep final : public TrainingStep {
 
   StepResult train_slice(const float* images, const int32_t* labels, int count,
                          const BatchSlice& slice) override;
+  bool takes_byte_images() const override { return shape_.channels == 3; }
+  StepResult train_bytes(const ByteImages& images, const int32_t* labels, int count,
+                         const BatchSlice& slice) override;
   bool deferred_results() const override { return true; }
   StepResult take_results() override;
   void predict(const float* images, int count, float* probabilities) override;
@@ -209,10 +213,29 @@ class CudaTrainingStep final : public TrainingStep {
                               nlohmann::json& record);
   void choose_graphs(ConvLayer& c, size_t k, nlohmann::json& record);
   float time_on_scratch(const GraphConv::Run& run, size_t k);
-  // The batch on its way to the landing buffer (by DMA from `images` when
-  // input_source_ made them, else through a staging slot) and its labels and
-  // row count into the slot; returns once `images` may be overwritten.
-  void stage(const float* images, const int32_t* labels, int count, const BatchSlice& slice = {});
+  // A batch's images as they cross to the landing buffer: one part (fp32
+  // images) or two (bytes, tables), each with its place there
+  // (landing_layout).
+  struct InputParts {
+    const void* data[2] = {nullptr, nullptr};
+    size_t bytes[2] = {0, 0};
+    size_t offset[2] = {0, 0};
+    bool byte_images = false;
+  };
+  InputParts float_parts(const float* images, int count) const;
+  InputParts byte_parts(const ByteImages& images, int count) const;
+  // The batch on its way to the landing buffer (by DMA from where it is when
+  // input_source_ made every part, else through a staging slot) and its
+  // labels and row count into the slot; returns once the parts may be
+  // overwritten.
+  void stage(InputParts images, const int32_t* labels, int count, const BatchSlice& slice = {});
+  void stage(const float* images, const int32_t* labels, int count, const BatchSlice& slice = {}) {
+    stage(float_parts(images, count), labels, count, slice);
+  }
+  // The staged batch's forward, backward and update (train_slice, train_bytes).
+  StepResult train_staged();
+  // Batch norm: requires full batches; counts them (num_batches_tracked).
+  void count_batch_norm_rows(int count);
   BatchMeta* meta() const { return reinterpret_cast<BatchMeta*>(persistent(layout_.meta)); }
   // Events and allocator seconds of one training step, read by
   // collect_profile() at take_results().
@@ -324,11 +347,15 @@ class CudaTrainingStep final : public TrainingStep {
   std::vector<void*> addresses_;
   Persistent layout_;
   void* persistent_ = nullptr;
-  // Pinned staging, double-buffered: images, labels, count. `sent` marks when
-  // the images have crossed to the landing buffer (on copy_stream_), `copied`
-  // when the labels and count have (on stream_): then the slot may be refilled.
+  // Pinned staging, double-buffered: images (in the landing buffer's
+  // layout), labels, count. `sent` marks when the images have crossed to the
+  // landing buffer (on copy_stream_), `copied` when the labels and count have
+  // (on stream_): then the slot may be refilled. `byte_images` and `count`
+  // tell run_input how to make the step's input from the landing buffer.
   struct Stage {
-    float* images = nullptr;
+    char* images = nullptr;
+    bool byte_images = false;
+    int count = 0;
     int32_t* labels = nullptr;
     BatchMeta* meta = nullptr;
     cudaEvent_t sent = nullptr, copied = nullptr;
@@ -338,19 +365,17 @@ class CudaTrainingStep final : public TrainingStep {
   // The batch's images cross PCIe on their own stream into the landing
   // buffer (layout_.landing) as soon as they are staged, while the previous
   // batch still computes; run_input() waits for them and copies them
-  // device-to-device (~two input batches' bytes at HBM speed, against the
-  // PCIe copy that used to stall the step). `landing_read_` marks when that
+  // device-to-device or expands their bytes (~two input batches' bytes at
+  // HBM speed, against the PCIe copy that used to stall the step). `landing_read_` marks when that
   // copy has read the landing buffer, so the next batch may overwrite it.
   cudaStream_t copy_stream_ = nullptr;
   cudaEvent_t landing_read_ = nullptr;
-  void send(const Stage& s);
-  // Images the caller made in input_source_'s page-locked memory cross by
-  // DMA from where they are (no staging copy on the training thread); the
-  // landing buffer past their `image_bytes` is zeroed on the device, as
-  // staging zeroes the rows past the count.
-  void send_direct(const Stage& s, const float* images, size_t image_bytes);
+  // The parts to the landing buffer on the copy stream (from the caller's
+  // page-locked buffers, or from the staging slot they were copied to); fp32
+  // rows past the count are zeroed there (bytes: the expansion zeroes them).
+  void send(const Stage& s, const InputParts& parts);
   std::shared_ptr<PinnedHostSource> input_source_;
-  int64_t batches_direct_ = 0, batches_staged_ = 0;
+  int64_t batches_direct_ = 0, batches_staged_ = 0, batches_as_bytes_ = 0;
   double* host_results_ = nullptr;  // pinned: loss sum, then correct (as int) — read once per epoch
   // CUDA graphs of the steady-state step (planned memory only): forward (to
   // the loss), backward (with the gradients' reduction) and update, launched

@@ -107,14 +107,24 @@ void CudaTrainingStep::run_op(const ScheduledOp& op, Mode mode, bool training, i
 }
 
 // The batch into the step's input, from the landing buffer its images
-// crossed to (send(), on the copy stream), and what conv1 reads made from
-// it: its bf16 copy, or its channels-last copy (fp32 or bf16).
+// crossed to (send(), on the copy stream): copied (fp32) or expanded (bytes
+// and tables); and what conv1 reads made from it: its bf16 copy, or its
+// channels-last copy (fp32 or bf16).
 void CudaTrainingStep::run_input() {
   const int n = shape_.batch;
   Stage& s = stages_[stage_];
   HISTOCNN_CUDA(cudaStreamWaitEvent(stream_, s.sent, 0));
-  HISTOCNN_CUDA(cudaMemcpyAsync(tensor(schedule_.input), persistent(layout_.landing),
-                                landing_bytes(shape_), cudaMemcpyDeviceToDevice, stream_));
+  const LandingLayout landing = landing_layout(shape_);
+  if (s.byte_images) {
+    const char* bytes = persistent(layout_.landing);
+    launch_expand_byte_images(reinterpret_cast<const uint8_t*>(bytes),
+                              reinterpret_cast<const float*>(bytes + landing.tables_offset),
+                              tensor(schedule_.input), s.count, n,
+                              int64_t(shape_.height) * shape_.width, stream_);
+  } else {
+    HISTOCNN_CUDA(cudaMemcpyAsync(tensor(schedule_.input), persistent(layout_.landing),
+                                  landing.float_bytes, cudaMemcpyDeviceToDevice, stream_));
+  }
   HISTOCNN_CUDA(cudaEventRecord(landing_read_, stream_));
   HISTOCNN_CUDA(cudaMemcpyAsync(persistent(layout_.labels), s.labels, sizeof(int32_t) * size_t(n),
                                 cudaMemcpyHostToDevice, stream_));

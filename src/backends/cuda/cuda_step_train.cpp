@@ -73,12 +73,28 @@ CudaTrainingStep::StepTiming& CudaTrainingStep::next_timing() {
 
 StepResult CudaTrainingStep::train_slice(const float* images, const int32_t* labels, int count,
                                          const BatchSlice& slice) {
-  if (shape_.has_batch_norm()) {
-    require(count == shape_.batch, "batch norm trains on full batches: " + std::to_string(count) +
-                                       " of " + std::to_string(shape_.batch) + " rows");
-    ++batches_tracked_;
-  }
-  stage(images, labels, count, slice);
+  count_batch_norm_rows(count);
+  stage(float_parts(images, count), labels, count, slice);
+  return train_staged();
+}
+
+StepResult CudaTrainingStep::train_bytes(const ByteImages& images, const int32_t* labels, int count,
+                                         const BatchSlice& slice) {
+  require(takes_byte_images(), "images as bytes are RGB: this network takes " +
+                                   std::to_string(shape_.channels) + " channels");
+  count_batch_norm_rows(count);
+  stage(byte_parts(images, count), labels, count, slice);
+  return train_staged();
+}
+
+void CudaTrainingStep::count_batch_norm_rows(int count) {
+  if (!shape_.has_batch_norm()) return;
+  require(count == shape_.batch, "batch norm trains on full batches: " + std::to_string(count) +
+                                     " of " + std::to_string(shape_.batch) + " rows");
+  ++batches_tracked_;
+}
+
+StepResult CudaTrainingStep::train_staged() {
   bind_handles();
   StepTiming& t = next_timing();
   // Graphs from the second step on (the first, eager, loads every kernel);
