@@ -91,8 +91,7 @@ void AugmentBytes(benchmark::State& state, Recipe recipe) {
   uint64_t seed = 1;
   for (auto _ : state) {
     const uint8_t* crop = hwc.data() + (seed % kCrops) * pixels * 3;
-    augment_to_bytes(crop, size, size, options, seed++, out.data(), tables.data(),
-                     Normalization{});
+    augment_to_bytes(crop, size, size, options, seed++, out.data(), tables.data(), Normalization{});
     benchmark::DoNotOptimize(out.data());
     benchmark::DoNotOptimize(tables.data());
   }
