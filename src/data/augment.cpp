@@ -80,7 +80,6 @@ struct PixelMap {
     }
     return m;
   }
-  bool identity() const { return !flip_x && !flip_y && !transpose; }
   // f(source pixel's 3 bytes, output offset within a plane), row by row.
   template <typename F>
   void each(const uint8_t* hwc, F&& f) const {
@@ -178,11 +177,20 @@ void augment_to_bytes(const uint8_t* hwc, int width, int height, const AugmentOp
   const PixelMap map = PixelMap::draw(rng, options, width, height);
   const ChannelTables channel(rng, options.stain_jitter, norm);
   std::memcpy(tables, channel.normalised, sizeof channel.normalised);
-  if (map.identity()) {
-    std::memcpy(out, hwc, size_t(width) * height * 3);
-    return;
+  if (map.transpose)
+    return map.each(hwc, [&](const uint8_t* p, size_t o) { std::memcpy(out + o * 3, p, 3); });
+  // Without a transpose a row comes from one row: copied whole, or reversed.
+  const size_t row = size_t(width) * 3;
+  for (int y = 0; y < height; ++y) {
+    const uint8_t* from = hwc + size_t(map.flip_y ? height - 1 - y : y) * row;
+    uint8_t* to = out + size_t(y) * row;
+    if (!map.flip_x) {
+      std::memcpy(to, from, row);
+      continue;
+    }
+    for (int x = 0; x < width; ++x)
+      std::memcpy(to + size_t(x) * 3, from + row - size_t(x + 1) * 3, 3);
   }
-  map.each(hwc, [&](const uint8_t* p, size_t o) { std::memcpy(out + o * 3, p, 3); });
 }
 
 }  // namespace histocnn
