@@ -100,8 +100,10 @@ def input_route(point):
     route = point.get("backend", {}).get("input_batches")
     if not route:
         return []
+    # Records before 2026-12-07 sent every batch as floats and have no count.
+    as_bytes = (f", {route['sent_as_bytes']} as bytes" if "sent_as_bytes" in route else "")
     return [f"{route.get('sent_by_dma_from_the_loader', 0)} batches by DMA from the loader, "
-            f"{route.get('copied_to_staging_first', 0)} staged; "
+            f"{route.get('copied_to_staging_first', 0)} staged{as_bytes}; "
             f"loader wait {point.get('data_wait_seconds', 0):.4f} s"]
 
 

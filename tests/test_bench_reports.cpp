@@ -449,6 +449,30 @@ TEST(GraphAb, TheInputStageSaysHowTheBatchesReachedTheGpu) {
   EXPECT_EQ(read_file(dir / "pinned-vs-staged.md"), r.output);
 }
 
+// The input stage's bytes against floats (--float-batches): the column
+// counts the batches sent as bytes where the records have the count.
+TEST(GraphAb, TheInputStageCountsTheBatchesSentAsBytes) {
+  if (run_raw("python3 --version").status != 0) GTEST_SKIP() << "python3 is not installed";
+  const testing::TempDir dir;
+  auto record = [&](double seconds, int as_bytes) {
+    return R"j({"points": [{"size": 200, "batch": 150, "epoch_seconds": )j" +
+           std::to_string(seconds) + R"j(, "data_wait_seconds": 0.002, "backend": {)j" +
+           R"j("input_batches": {"sent_by_dma_from_the_loader": 13, "copied_to_staging_first": )j" +
+           R"j(0, "sent_as_bytes": )j" + std::to_string(as_bytes) + "}}}]}";
+  };
+  write_file_atomically(dir / "floats.r1.json", record(0.24, 0));
+  write_file_atomically(dir / "bytes.r1.json", record(0.18, 13));
+  const std::string script = std::string(HISTOCNN_SOURCE_DIR) + "/bench/gpu_ab_report.py";
+  const CommandResult r = run_raw("python3 " + script + " " + dir.path() + " floats bytes");
+  ASSERT_EQ(r.status, 0) << r.output;
+  for (const char* part :
+       {"# Images sent as bytes and tables, expanded on the GPU, against floats",
+        "| 200 | 150 | 0.2400 | 0.1800 | 0.75 | 1/1 | 13 batches by DMA from the loader, 0 "
+        "staged, 13 as bytes; loader wait 0.0020 s |"})
+    EXPECT_NE(r.output.find(part), std::string::npos) << part << "\n" << r.output;
+  EXPECT_EQ(read_file(dir / "bytes-vs-floats.md"), r.output);
+}
+
 // The conv1 stage: conv1's own routes against --plain-conv1; the column
 // names what conv1 took, and a table below gives each point's peak memory
 // (the routes remove conv1's output and its gradient from the plan).
