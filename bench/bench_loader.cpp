@@ -40,18 +40,24 @@ AugmentOptions options_of(Recipe recipe) {
   return o;
 }
 
+// `n` pseudo-random bytes (xorshift): crops with varied pixels, the same every run.
+std::vector<uint8_t> noise(size_t n) {
+  std::vector<uint8_t> bytes(n);
+  uint64_t x = 88172645463325252ull;
+  for (auto& v : bytes) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    v = uint8_t(x >> 56);
+  }
+  return bytes;
+}
+
 // One example per iteration, cycling over 64 crops (a batch's worth of
 // distinct pixels, as the loader reads them) and fresh seeds.
 void Augment(benchmark::State& state, Recipe recipe) {
   const int size = int(state.range(0));
   const size_t pixels = size_t(size) * size;
   constexpr int kCrops = 64;
-  std::vector<uint8_t> hwc(pixels * 3 * kCrops);
-  uint64_t x = 88172645463325252ull;
-  for (auto& v : hwc) {
-    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-    v = uint8_t(x >> 56);
-  }
+  const std::vector<uint8_t> hwc = noise(pixels * 3 * kCrops);
   std::vector<float> chw(pixels * 3);
   const AugmentOptions options = options_of(recipe);
   uint64_t seed = 1;
@@ -79,12 +85,7 @@ void AugmentBytes(benchmark::State& state, Recipe recipe) {
   const int size = int(state.range(0));
   const size_t pixels = size_t(size) * size;
   constexpr int kCrops = 64;
-  std::vector<uint8_t> hwc(pixels * 3 * kCrops);
-  uint64_t x = 88172645463325252ull;
-  for (auto& v : hwc) {
-    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-    v = uint8_t(x >> 56);
-  }
+  const std::vector<uint8_t> hwc = noise(pixels * 3 * kCrops);
   std::vector<uint8_t> out(pixels * 3);
   std::vector<float> tables(kByteTablesPerImage);
   const AugmentOptions options = options_of(recipe);
@@ -118,12 +119,7 @@ void LoaderEpoch(benchmark::State& state) {
   ExampleSet set;
   set.width = set.height = size;
   for (int i = 0; i < examples; ++i) set.examples.push_back({0, i % 2, 0, 0});
-  set.pixels.resize(size_t(examples) * size * size * 3);
-  uint64_t x = 88172645463325252ull;
-  for (auto& v : set.pixels) {
-    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-    v = uint8_t(x >> 56);
-  }
+  set.pixels = noise(size_t(examples) * size * size * 3);
   std::vector<int> order(examples);
   for (int i = 0; i < examples; ++i) order[size_t(i)] = (i * 7919) % examples;
   const bool pooled = state.range(3) != 0;
