@@ -38,6 +38,16 @@ class ScriptedStep final : public TrainingStep {
   bool deferred = false;
   std::vector<float> rates;  // set_learning_rate, in order
   int calls = 0;
+  bool takes_bytes = false;  // as the CUDA step: the loader should hand it bytes
+  int byte_calls = 0;        // of `calls`, batches that came as bytes
+
+  bool takes_byte_images() const override { return takes_bytes; }
+  StepResult train_bytes(const ByteImages& images, const int32_t* labels, int count,
+                         const BatchSlice& slice) override {
+    ++byte_calls;
+    (void)images;  // the script ignores the images
+    return train_slice(nullptr, labels, count, slice);
+  }
 
   StepResult train_slice(const float*, const int32_t*, int count, const BatchSlice&) override {
     const double loss = losses.empty() ? 0.5 : losses[std::min(size_t(calls), losses.size() - 1)];
@@ -193,6 +203,22 @@ TEST(Trainer, DeferredResultsArriveEveryTwentyStepsAndAtTheEpochsEnd) {
             (std::vector<std::string>{"results 20 @0.20", "results 40 @0.40", "results 45 @0.45"}));
   EXPECT_EQ(t.state().seen, 45);
   EXPECT_DOUBLE_EQ(t.state().loss_sum, 0.5 * 45);
+}
+
+// The trainer's loader makes bytes for a step that takes them (the CUDA
+// step), unless the augmentation cannot travel as bytes (HED jitter), and
+// floats for any other step.
+TEST(Trainer, HandsBytesToAStepThatTakesThemUnlessHedJitterNeedsFloats) {
+  for (const bool takes : {false, true})
+    for (const float hed : {0.0f, 0.05f}) {
+      Rig rig(2, 6);  // 3 steps per epoch
+      rig.options.epochs = 1;
+      rig.options.augment.hed_jitter = hed;
+      rig.step.takes_bytes = takes;
+      rig.trainer().fit();
+      EXPECT_EQ(rig.step.calls, 3);
+      EXPECT_EQ(rig.step.byte_calls, takes && hed == 0 ? 3 : 0) << takes << " " << hed;
+    }
 }
 
 TEST(Callbacks, LearningRateScheduleFollowsTheGlobalStepAcrossAResume) {
