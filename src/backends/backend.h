@@ -86,6 +86,13 @@ inline void check_label(int label, int classes) {
          std::to_string(classes - 1) + ")");
 }
 
+// Throws histocnn::Error unless the network takes RGB images: bytes carry 3 channels.
+inline void check_byte_images(const NetworkShape& shape) {
+  if (shape.channels != 3)
+    fail("images as bytes are RGB: this network takes " + std::to_string(shape.channels) +
+         " channels");
+}
+
 class TrainingStep {
  public:
   virtual ~TrainingStep() = default;
@@ -114,8 +121,7 @@ class TrainingStep {
   virtual bool takes_byte_images() const { return false; }
   virtual StepResult train_bytes(const ByteImages& images, const int32_t* labels, int count,
                                  const BatchSlice& slice) {
-    require(shape().channels == 3, "images as bytes are RGB: this network takes " +
-                                       std::to_string(shape().channels) + " channels");
+    check_byte_images(shape());
     const int64_t plane = int64_t(shape().height) * shape().width;
     HostFloats floats(size_t(count) * 3 * size_t(plane));
     expand_byte_images(images, count, count, plane, floats.data());

@@ -6,8 +6,8 @@
 // the table holds it exactly: looking a byte up gives the very float
 // augment_to_chw writes. A device step is sent these instead of floats, a
 // quarter of the bytes over PCIe and in page-locked memory, and looks them up
-// on the device (backends/cuda/input_kernels.h). PyTorch users do the same
-// by hand: uint8 to the GPU, then .float() / 255.
+// on the device (launch_expand_byte_images, backends/cuda/cuda_kernels.h). PyTorch users do the
+// same by hand: uint8 to the GPU, then .float() / 255.
 #pragma once
 
 #include <cstddef>

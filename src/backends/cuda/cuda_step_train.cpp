@@ -80,8 +80,7 @@ StepResult CudaTrainingStep::train_slice(const float* images, const int32_t* lab
 
 StepResult CudaTrainingStep::train_bytes(const ByteImages& images, const int32_t* labels, int count,
                                          const BatchSlice& slice) {
-  require(takes_byte_images(), "images as bytes are RGB: this network takes " +
-                                   std::to_string(shape_.channels) + " channels");
+  check_byte_images(shape_);
   count_batch_norm_rows(count);
   stage(byte_parts(images, count), labels, count, slice);
   return train_staged();
