@@ -10,6 +10,7 @@
 
 #include "backends/backend.h"
 #include "backends/cuda/cuda_schedule.h"
+#include "byte_taking_step.h"
 #include "core/byte_images.h"
 #include "core/error.h"
 #include "core/rng.h"
@@ -25,10 +26,6 @@ std::vector<uint8_t> random_bytes(size_t n, uint64_t seed) {
   std::vector<uint8_t> v(n);
   for (auto& b : v) b = uint8_t(rng.below(256));
   return v;
-}
-
-bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
 }
 
 // Every option bytes can carry, square and not, normalised or not: the
@@ -51,7 +48,7 @@ TEST(ByteImages, TheLookupIsAugmentToChwToTheBit) {
           std::vector<float> tables(kByteTablesPerImage);
           augment_to_bytes(hwc.data(), w, h, o, seed, pixels.data(), tables.data(), n);
           expand_byte_images({pixels.data(), tables.data()}, 1, 1, plane, got.data());
-          ASSERT_TRUE(same_bits(got, want))
+          ASSERT_TRUE(testing::same_bits(got, want))
               << w << "x" << h << " flips " << o.flips << " rotations " << o.rotations << " jitter "
               << o.stain_jitter << " seed " << seed;
         }
@@ -147,48 +144,8 @@ TEST(ByteImages, AStepTrainsOnBytesAsOnTheirFloats) {
     }
     return step->parameters().values;
   };
-  EXPECT_TRUE(same_bits(run(true), run(false)));
+  EXPECT_TRUE(testing::same_bits(run(true), run(false)));
 }
-
-// A CPU step that says it takes bytes, and counts what it was given.
-class ByteTakingStep final : public TrainingStep {
- public:
-  explicit ByteTakingStep(std::unique_ptr<TrainingStep> inner) : inner_(std::move(inner)) {}
-  int bytes_calls = 0, float_calls = 0;
-  bool takes_byte_images() const override { return true; }
-  StepResult train_bytes(const ByteImages& images, const int32_t* labels, int count,
-                         const BatchSlice& slice) override {
-    ++bytes_calls;
-    return TrainingStep::train_bytes(images, labels, count, slice);
-  }
-  StepResult train_slice(const float* images, const int32_t* labels, int count,
-                         const BatchSlice& slice) override {
-    ++float_calls;
-    return inner_->train_slice(images, labels, count, slice);
-  }
-  void predict(const float* x, int n, float* p) override { inner_->predict(x, n, p); }
-  void predict_features(const float* x, int n, float* p, float* f) override {
-    inner_->predict_features(x, n, p, f);
-  }
-  StepResult gradients(const float* x, const int32_t* y, int n, bool t, Parameters* g) override {
-    return inner_->gradients(x, y, n, t, g);
-  }
-  void set_parameters(const Parameters& p) override { inner_->set_parameters(p); }
-  Parameters parameters() const override { return inner_->parameters(); }
-  void set_learning_rate(float lr) override { inner_->set_learning_rate(lr); }
-  void set_optimizer_state(const Parameters& m, const Parameters& v, int64_t s) override {
-    inner_->set_optimizer_state(m, v, s);
-  }
-  void optimizer_state(Parameters* m, Parameters* v, int64_t* s) const override {
-    inner_->optimizer_state(m, v, s);
-  }
-  MemoryReport memory() const override { return inner_->memory(); }
-  StepProfile profile() const override { return inner_->profile(); }
-  const NetworkShape& shape() const override { return inner_->shape(); }
-
- private:
-  std::unique_ptr<TrainingStep> inner_;
-};
 
 // Bytes for a step that takes them and augmentation they carry; floats
 // otherwise. train_on trains on whichever form the loader made, and a whole
@@ -201,7 +158,7 @@ TEST(ByteImages, TheTrainerHandsBytesOnlyToAStepThatTakesThem) {
   hed.hed_jitter = 0.05f;
   const AugmentOptions plain{true, true, 0.05f};
   EXPECT_EQ(image_form_for(*cpu(), plain), ImageForm::kFloats);
-  ByteTakingStep taker(cpu());
+  testing::ByteTakingStep taker(cpu());
   EXPECT_EQ(image_form_for(taker, plain), ImageForm::kBytes);
   EXPECT_EQ(image_form_for(taker, hed), ImageForm::kFloats);
   EXPECT_EQ(image_form_for(taker, plain, true), ImageForm::kFloats);
@@ -223,7 +180,7 @@ TEST(ByteImages, TheTrainerHandsBytesOnlyToAStepThatTakesThem) {
   };
   auto floats_step = cpu();
   const std::vector<float> want = epoch(*floats_step, ImageForm::kFloats);
-  EXPECT_TRUE(same_bits(epoch(taker, ImageForm::kBytes), want));
+  EXPECT_TRUE(testing::same_bits(epoch(taker, ImageForm::kBytes), want));
   EXPECT_EQ(taker.bytes_calls, 3) << "three batches (4, 4, 2) as bytes";
   EXPECT_EQ(taker.float_calls, 3) << "each expanded by the default train_bytes";
 }

@@ -41,7 +41,13 @@ class ScriptedStep final : public TrainingStep {
   bool takes_bytes = false;  // as the CUDA step: the loader should hand it bytes
   int byte_calls = 0;        // of `calls`, batches that came as bytes
 
+  int byte_predictions = 0;  // predict_bytes calls (validation)
+
   bool takes_byte_images() const override { return takes_bytes; }
+  void predict_bytes(const ByteImages& images, int count, float* p, float* features) override {
+    ++byte_predictions;
+    TrainingStep::predict_bytes(images, count, p, features);  // the expansion, then predict
+  }
   StepResult train_bytes(const ByteImages& images, const int32_t* labels, int count,
                          const BatchSlice& slice) override {
     ++byte_calls;
@@ -328,6 +334,29 @@ ExampleSet corner_examples(int count) {
       set.pixels[size_t(i) * 16 * 16 * 3 + size_t(c)] = uint8_t(100 + shift);
   }
   return set;
+}
+
+// Validation predicts from bytes where the step takes them, whatever form
+// training took (HED jitter trains on floats), and its crops' probabilities
+// are those of the float route.
+TEST(Trainer, ValidatesOnBytesWhereTheStepTakesThem) {
+  std::vector<std::vector<double>> crops;
+  for (const bool takes : {false, true})
+    for (const float hed : {0.0f, 0.05f}) {
+      Rig rig(2, 6);
+      rig.options.epochs = 2;
+      rig.options.augment.hed_jitter = hed;
+      rig.val_set = corner_examples(6);
+      rig.step.takes_bytes = takes;
+      rig.step.log_odds = [](const float* image) { return 3.0 * image[0] - image[7]; };
+      Trainer t = rig.trainer();
+      t.fit();
+      EXPECT_EQ(rig.step.byte_predictions, takes ? 2 * 3 : 0) << "3 batches an epoch";
+      std::vector<double> p;
+      for (const Prediction& c : t.state().validation->crops) p.push_back(c.p_malignant);
+      crops.push_back(p);
+    }
+  for (size_t i = 1; i < crops.size(); ++i) EXPECT_EQ(crops[i], crops[0]) << "run " << i;
 }
 
 TEST(Callbacks, TemperatureScalingFitsOnWhatEvalServesInTheEpochsAModelKeeps) {

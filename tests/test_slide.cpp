@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "backends/backend.h"
+#include "byte_taking_step.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "data/pen_ink.h"
@@ -405,6 +406,42 @@ TEST(TileScorer, ScoresEveryTileInOrderWithBoundedReadAheadAndStops) {
   EXPECT_THROW(score_tiles(slide, g, tiles, 0, members, o, [&](size_t, const auto&) { ++calls; }),
                Error);
   EXPECT_EQ(calls, 2);
+}
+
+// For members that all take bytes (the CUDA step) the readers make bytes and
+// tables instead of floats; the scores, features included, are the same.
+TEST(TileScorer, ScoresBytesForStepsThatTakeThemAsTheirFloats) {
+  DrawnSlide slide(2000, 1000, 3, 0.5);
+  const TileGrid g = plan_tile_grid(slide, 5, 5, 16, 16);
+  std::vector<Tile> tiles;
+  for (int64_t i = 0; i < 11; ++i) tiles.push_back({i * 160, 0, 160, 160, 1, i, 0});
+  const ModelSpec spec = parse_model_spec("conv 4 kernel=3 pool=2; dense 3; dense 2", "test");
+  const NetworkShape shape = infer_shapes(spec, 4, 16, 16);
+  auto step = make_backend(cpu_device())->compile(spec, shape, StepOptions{});
+  step->set_parameters(Parameters::glorot(shape, 3));
+  auto inner = make_backend(cpu_device())->compile(spec, shape, StepOptions{});
+  inner->set_parameters(Parameters::glorot(shape, 3));
+  testing::ByteTakingStep taker(std::move(inner));
+  ScoringOptions o;
+  o.batch = 4;
+  o.tta = true;
+  o.features = true;
+  o.normalization = Normalization::parse("0.7,0.5,0.6,0.2,0.25,0.21", "test");
+  auto scores = [&](TrainingStep* member) {
+    std::vector<TileScore> all;
+    score_tiles(slide, g, tiles, 0, {member}, o, [&](size_t, const std::vector<TileScore>& s) {
+      all.insert(all.end(), s.begin(), s.end());
+    });
+    return all;
+  };
+  const std::vector<TileScore> want = scores(step.get()), got = scores(&taker);
+  EXPECT_EQ(taker.byte_predictions, 3 * 8) << "3 batches, 8 transforms each";
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    EXPECT_EQ(got[i].p_malignant, want[i].p_malignant) << "tile " << i;
+    EXPECT_EQ(got[i].features, want[i].features) << "tile " << i;
+    EXPECT_EQ(got[i].focus, want[i].focus) << "tile " << i;
+  }
 }
 
 // A grade model's tiles: each class's P in tiles.csv (read back for a

@@ -140,6 +140,21 @@ class TrainingStep {
   // for slide-level models (slide/tile_features.h). Synchronises.
   virtual void predict_features(const float* images, int count, float* probabilities,
                                 float* features) = 0;
+  // predict_features (features null: predict) on images as bytes and lookup
+  // tables, bit for bit the same as on expand_byte_images' floats. As
+  // train_bytes: a step that takes_byte_images() expands them itself, the
+  // default on the host first. Synchronises.
+  virtual void predict_bytes(const ByteImages& images, int count, float* probabilities,
+                             float* features) {
+    check_byte_images(shape());
+    const int64_t plane = int64_t(shape().height) * shape().width;
+    HostFloats floats(size_t(count) * 3 * size_t(plane));
+    expand_byte_images(images, count, count, plane, floats.data());
+    if (features)
+      predict_features(floats.data(), count, probabilities, features);
+    else
+      predict(floats.data(), count, probabilities);
+  }
   int feature_width() const { return shape().denses.back().in; }
   // Forward and backward without update (tests, gradient checks). Dropout is
   // applied as in training when `training_mode`, using the current step.

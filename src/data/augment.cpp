@@ -42,18 +42,37 @@ int dihedral_count(int width, int height) {
   return width == height ? 8 : 4;
 }
 
-void dihedral_chw(const float* src, float* dst, int channels, int width, int height, int k) {
+namespace {
+
+// Where output pixel (x, y) of dihedral transform k reads from: one map for
+// both forms, so they cannot disagree.
+template <typename F>
+void each_dihedral_source(int width, int height, int k, F&& f) {
   require(k >= 0 && k < dihedral_count(width, height), "dihedral transform out of range");
   const bool flip_x = k & 1, flip_y = k & 2, transpose = k & 4;
+  for (int y = 0; y < height; ++y)
+    for (int x = 0; x < width; ++x) {
+      int sx = flip_x ? width - 1 - x : x;
+      int sy = flip_y ? height - 1 - y : y;
+      if (transpose) std::swap(sx, sy);
+      f(size_t(y) * width + x, size_t(sy) * width + sx);
+    }
+}
+
+}  // namespace
+
+void dihedral_chw(const float* src, float* dst, int channels, int width, int height, int k) {
   const size_t plane = size_t(width) * height;
   for (int c = 0; c < channels; ++c)
-    for (int y = 0; y < height; ++y)
-      for (int x = 0; x < width; ++x) {
-        int sx = flip_x ? width - 1 - x : x;
-        int sy = flip_y ? height - 1 - y : y;
-        if (transpose) std::swap(sx, sy);
-        dst[c * plane + size_t(y) * width + x] = src[c * plane + size_t(sy) * width + sx];
-      }
+    each_dihedral_source(width, height, k, [&](size_t to, size_t from) {
+      dst[c * plane + to] = src[c * plane + from];
+    });
+}
+
+void dihedral_hwc(const uint8_t* src, uint8_t* dst, int width, int height, int k) {
+  each_dihedral_source(width, height, k, [&](size_t to, size_t from) {
+    std::memcpy(dst + to * 3, src + from * 3, 3);
+  });
 }
 
 namespace {

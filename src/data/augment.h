@@ -37,6 +37,10 @@ struct Normalization {
 // k in 0..7 covers the 8 symmetries of a square (0..3 of a rectangle).
 int dihedral_count(int width, int height);
 void dihedral_chw(const float* src, float* dst, int channels, int width, int height, int k);
+// The same transform of an RGB image as bytes (H x W x 3, core/byte_images.h):
+// a byte image's tables do not depend on the pixel, so expanding the result
+// gives dihedral_chw of the expansion, bit for bit.
+void dihedral_hwc(const uint8_t* src, uint8_t* dst, int width, int height, int k);
 
 // HED jitter per pixel (an exponential per value) instead of through
 // HedTables, for A/B measurements only (bench_loader); process-wide.

@@ -10,6 +10,7 @@
 #include "train/bootstrap.h"
 #include "train/calibration.h"
 #include "train/member_prediction.h"
+#include "train/step_batches.h"
 
 namespace histocnn {
 
@@ -46,11 +47,18 @@ std::vector<double> predict_records(const std::vector<TrainingStep*>& members,
                             options.labels.malignant);
   std::vector<int> order;
   for (int i = rank; i < int(set.examples.size()); i += ranks) order.push_back(i);
+  BatchPool own;
+  BatchPool& buffers = options.batch_buffers ? *options.batch_buffers : own;
+  buffers.use_source(members.size() == 1 ? members.front()->input_buffers() : nullptr,
+                     prediction_form(members));
   BatchLoader loader(set, order, predictor.batch(), AugmentOptions{}, 0, options.loader_workers, 4,
-                     normalization);
+                     normalization, &buffers);
   std::vector<double> mine;
   for (Batch b; loader.next(b);) {
-    predictor.predict(b.images.data(), b.count);
+    if (b.as_bytes())
+      predictor.predict(b.byte_images(), b.count);
+    else
+      predictor.predict(b.images.data(), b.count);
     for (int i = 0; i < b.count; ++i) {
       mine.push_back(double(b.example_ids[size_t(i)]));
       mine.push_back(predictor.mean_raw_p_malignant(i));

@@ -17,6 +17,8 @@
 
 namespace histocnn {
 
+class BatchPool;
+
 // A CSV field, quoted when it holds a comma, quote or line break (RFC 4180).
 std::string csv_field(const std::string& text);
 
@@ -94,6 +96,12 @@ struct EvalOptions {
   // Loader threads beside the prediction: loader_workers_for (data/loader.h)
   // gives 0 for a CPU step, whose OpenMP team then prepares each batch.
   int loader_workers = 1;
+  // Where the loader's batch buffers come from and go back to, kept from
+  // call to call (the trainer validates every epoch); null: buffers made for
+  // this call. Either way evaluate() sets the pool's source and form
+  // (prediction_form: bytes where every member expands them itself; one
+  // member's input_buffers(), page-locked for the CUDA step).
+  BatchPool* batch_buffers = nullptr;
 };
 
 // Predicts every example with `step` and computes metrics at all three levels.

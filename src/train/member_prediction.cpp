@@ -30,7 +30,6 @@ MemberPredictor::MemberPredictor(std::vector<TrainingStep*> members,
                                                   " classes but its label scheme " +
                                                   std::to_string(malignant_.size()));
   probs_.resize(size_t(batch()) * size_t(classes_));
-  if (transforms_ > 1) transformed_.resize(size_t(batch()) * 3 * width * height);
   raw_.resize(size_t(batch()) * members_.size() * size_t(classes_));
   feature_width_ = summed_feature_width(members_);
 }
@@ -42,34 +41,59 @@ int summed_feature_width(const std::vector<TrainingStep*>& members) {
 }
 
 void MemberPredictor::predict(const float* input, int count, bool with_features) {
-  require(count >= 1 && count <= batch(), "predict: count must be 1..batch");
+  begin(count, with_features);
   const size_t plane = size_t(3) * width_ * height_;
-  std::fill(raw_.begin(), raw_.end(), 0.0);
-  features_.assign(with_features ? size_t(count) * size_t(feature_width_) : 0, 0.0);
   for (int k = 0; k < transforms_; ++k) {
+    if (k > 0) transformed_.resize(plane * size_t(batch()));
     for (int r = 0; r < count && k > 0; ++r)
       dihedral_chw(input + plane * r, transformed_.data() + plane * r, 3, width_, height_, k);
     const float* x = k ? transformed_.data() : input;
-    int column = 0;  // member m's first feature
-    for (int m = 0; m < members(); ++m) {
-      TrainingStep& member = *members_[size_t(m)];
-      const int width = member.feature_width();
-      if (with_features) {
-        member_features_.resize(size_t(count) * size_t(width));
-        member.predict_features(x, count, probs_.data(), member_features_.data());
-        for (int r = 0; r < count; ++r)
-          for (int j = 0; j < width; ++j)
-            features_[size_t(r) * size_t(feature_width_) + size_t(column + j)] +=
-                double(member_features_[size_t(r) * size_t(width) + size_t(j)]) / transforms_;
-      } else {
-        member.predict(x, count, probs_.data());
-      }
-      column += width;
-      for (int r = 0; r < count; ++r)
-        for (int c = 0; c < classes_; ++c)
-          raw_[index(r, m) + size_t(c)] +=
-              probs_[size_t(r) * size_t(classes_) + size_t(c)] / transforms_;
-    }
+    add_transform(count, with_features, [&](TrainingStep& member, float* probs, float* features) {
+      if (features)
+        member.predict_features(x, count, probs, features);
+      else
+        member.predict(x, count, probs);
+    });
+  }
+}
+
+void MemberPredictor::predict(const ByteImages& input, int count, bool with_features) {
+  begin(count, with_features);
+  const size_t pixels = size_t(3) * width_ * height_;
+  for (int k = 0; k < transforms_; ++k) {
+    if (k > 0) transformed_bytes_.resize(pixels * size_t(batch()));
+    for (int r = 0; r < count && k > 0; ++r)
+      dihedral_hwc(input.pixels + pixels * r, transformed_bytes_.data() + pixels * r, width_,
+                   height_, k);
+    const ByteImages x{k ? transformed_bytes_.data() : input.pixels, input.tables};
+    add_transform(count, with_features, [&](TrainingStep& member, float* probs, float* features) {
+      member.predict_bytes(x, count, probs, features);
+    });
+  }
+}
+
+void MemberPredictor::begin(int count, bool with_features) {
+  require(count >= 1 && count <= batch(), "predict: count must be 1..batch");
+  std::fill(raw_.begin(), raw_.end(), 0.0);
+  features_.assign(with_features ? size_t(count) * size_t(feature_width_) : 0, 0.0);
+}
+
+void MemberPredictor::add_transform(int count, bool with_features, const MemberRun& run) {
+  int column = 0;  // member m's first feature
+  for (int m = 0; m < members(); ++m) {
+    TrainingStep& member = *members_[size_t(m)];
+    const int width = member.feature_width();
+    if (with_features) member_features_.resize(size_t(count) * size_t(width));
+    run(member, probs_.data(), with_features ? member_features_.data() : nullptr);
+    for (int r = 0; r < count && with_features; ++r)
+      for (int j = 0; j < width; ++j)
+        features_[size_t(r) * size_t(feature_width_) + size_t(column + j)] +=
+            double(member_features_[size_t(r) * size_t(width) + size_t(j)]) / transforms_;
+    column += width;
+    for (int r = 0; r < count; ++r)
+      for (int c = 0; c < classes_; ++c)
+        raw_[index(r, m) + size_t(c)] +=
+            probs_[size_t(r) * size_t(classes_) + size_t(c)] / transforms_;
   }
 }
 

@@ -12,6 +12,8 @@
 // of the classes marked malignant (data/labels.h), after tempering.
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "backends/backend.h"
@@ -36,6 +38,13 @@ class MemberPredictor {
   // ensures: the accessors below describe these rows until the next call;
   //          with_features: features(r) too.
   void predict(const float* input, int count, bool with_features = false);
+  // The same rows as bytes and lookup tables (core/byte_images.h): the same
+  // results, bit for bit, as predict() on their expansion (the transforms
+  // move the bytes; a table does not depend on the pixel). A member that
+  // takes_byte_images() (the CUDA step) gets the bytes, a quarter of the
+  // floats' size, and expands them itself; the others expand them on the host
+  // (prediction_form, train/step_batches.h, says which form to make).
+  void predict(const ByteImages& input, int count, bool with_features = false);
 
   int members() const { return int(members_.size()); }
   int batch() const { return members_.front()->shape().batch; }
@@ -70,6 +79,12 @@ class MemberPredictor {
   size_t index(int r, int m) const {
     return (size_t(r) * members_.size() + size_t(m)) * size_t(classes_);
   }
+  // One transform's pass over the members: `run` predicts with one member
+  // (its probabilities into probs_, its features, when not null, into the
+  // given rows), then the results are added in as 1 / transforms of each.
+  using MemberRun = std::function<void(TrainingStep&, float* probs, float* features)>;
+  void begin(int count, bool with_features);
+  void add_transform(int count, bool with_features, const MemberRun& run);
   std::vector<double> raw_probs(int r, int m) const;  // member m, before its temperature
   std::vector<double> tempered(int r, int m) const;   // the same after it
   double malignant_sum(const std::vector<double>& probs) const;
@@ -78,10 +93,11 @@ class MemberPredictor {
   int width_, height_, transforms_, classes_;
   std::vector<bool> malignant_;
   std::vector<float> probs_, transformed_;
-  std::vector<double> raw_;             // [row][member][class]
-  int feature_width_ = 0;               // summed over the members
-  std::vector<float> member_features_;  // one member's call: [row][its width]
-  std::vector<double> features_;        // [row][feature_width_]
+  std::vector<uint8_t> transformed_bytes_;  // TTA of byte input: the transformed pixels
+  std::vector<double> raw_;                 // [row][member][class]
+  int feature_width_ = 0;                   // summed over the members
+  std::vector<float> member_features_;      // one member's call: [row][its width]
+  std::vector<double> features_;            // [row][feature_width_]
 };
 
 // The sample standard deviation of the members' P(malignant) for one image

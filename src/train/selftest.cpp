@@ -221,6 +221,28 @@ double direction_gap(const float* a, const float* b, size_t n) {
 // bf16 maps and weights) against the fp32 reference: max-pool and ReLU make
 // gradients discontinuous (a bf16 rounding moves some maxima), so gradients
 // are held to their direction, the loss and probabilities to bf16's rounding.
+// Probabilities and features from images as bytes (random_byte_batch)
+// against those from their floats: the step's own expansion (CUDA: on the
+// device, after the bytes crossed), bit for bit.
+void check_byte_prediction(SelfTest& t, TrainingStep& step) {
+  if (t.shape.channels != 3) return;  // bytes are RGB
+  const ByteBatch b = random_byte_batch(t.shape, 7);
+  const int64_t plane = int64_t(t.shape.height) * t.shape.width;
+  std::vector<float> floats(size_t(3 * plane) * size_t(t.count));
+  expand_byte_images({b.pixels.data(), b.tables.data()}, t.count, t.count, plane, floats.data());
+  const size_t probs = size_t(t.count) * size_t(t.shape.classes()),
+               features = size_t(t.count) * size_t(step.feature_width());
+  std::vector<float> probs_floats(probs), probs_bytes(probs);
+  std::vector<float> features_floats(features), features_bytes(features);
+  step.predict_features(floats.data(), t.count, probs_floats.data(), features_floats.data());
+  step.predict_bytes({b.pixels.data(), b.tables.data()}, t.count, probs_bytes.data(),
+                     features_bytes.data());
+  t.add("same predictions, images as bytes",
+        std::max(relative_difference(probs_bytes.data(), probs_floats.data(), probs),
+                 relative_difference(features_bytes.data(), features_floats.data(), features)),
+        0, "probabilities and features: bytes expanded by the step, against their floats");
+}
+
 void check_layers(SelfTest& t, const std::string& precision = "fp32") {
   const auto& o = t.o;
   const bool bf16 = precision == "bf16";
@@ -253,6 +275,7 @@ void check_layers(SelfTest& t, const std::string& precision = "fp32") {
         relative_difference(probs.data(), want_probs.data(),
                             size_t(t.count) * size_t(t.shape.classes())),
         close, "inference mode");
+  if (!bf16) check_byte_prediction(t, *step);
   for (const auto& info : t.initial.layout) {
     const float *a = grads.data(info), *b = want.grads.data(info);
     if (bf16)

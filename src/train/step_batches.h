@@ -2,6 +2,8 @@
 // should make for the step, and the call that trains on either form.
 #pragma once
 
+#include <vector>
+
 #include "backends/backend.h"
 #include "data/augment.h"
 #include "data/loader.h"
@@ -15,6 +17,15 @@ inline ImageForm image_form_for(const TrainingStep& step, const AugmentOptions& 
                                 bool floats_only = false) {
   return !floats_only && step.takes_byte_images() && bytes_carry(augment) ? ImageForm::kBytes
                                                                           : ImageForm::kFloats;
+}
+
+// The form for prediction by `members` (evaluation, slides): bytes where
+// every member expands them itself, floats otherwise. Prediction augments
+// nothing, so bytes always carry it.
+inline ImageForm prediction_form(const std::vector<TrainingStep*>& members) {
+  for (const TrainingStep* m : members)
+    if (!m->takes_byte_images()) return ImageForm::kFloats;
+  return members.empty() ? ImageForm::kFloats : ImageForm::kBytes;
 }
 
 // One training step on a loader's batch, in the form it holds.

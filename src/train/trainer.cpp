@@ -182,6 +182,8 @@ EvalReport Trainer::evaluate_validation(bool tta) {
   eval_options.labels = parts_.metadata.labels;
   eval_options.tta = tta;
   eval_options.loader_workers = loader_workers_for(options().device == "cpu", parts_.threads);
+  const bool same_form = prediction_form({parts_.step}) == batch_buffers_.form();
+  eval_options.batch_buffers = same_form ? &batch_buffers_ : &validation_buffers_;
   try {
     return evaluate(*parts_.step, *parts_.val_set, parts_.metadata.normalization, parts_.comm,
                     eval_options);

@@ -94,6 +94,9 @@ class Trainer {
   TrainState state_;
   Rng order_rng_;
   BatchPool batch_buffers_;  // the loader's buffers, kept from epoch to epoch
+  // Validation's, where its form differs from training's (HED jitter trains
+  // on floats, a CUDA step predicts from bytes); otherwise it shares the above.
+  BatchPool validation_buffers_;
   std::vector<std::unique_ptr<Callback>> callbacks_;
 };
 

@@ -367,6 +367,17 @@ void CudaTrainingStep::predict(const float* images, int count, float* probabilit
 void CudaTrainingStep::predict_features(const float* images, int count, float* probabilities,
                                         float* features) {
   stage(images, nullptr, count);
+  predict_staged(count, probabilities, features);
+}
+
+void CudaTrainingStep::predict_bytes(const ByteImages& images, int count, float* probabilities,
+                                     float* features) {
+  check_byte_images(shape_);
+  stage(byte_parts(images, count), nullptr, count);
+  predict_staged(count, probabilities, features);
+}
+
+void CudaTrainingStep::predict_staged(int count, float* probabilities, float* features) {
   run(Mode::kPredict, false, 1, nullptr, features, count);
   HISTOCNN_CUDA(cudaMemcpyAsync(probabilities, persistent(layout_.probs),
                                 sizeof(float) * size_t(shape_.classes()) * size_t(count),

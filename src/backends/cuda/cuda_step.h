@@ -136,6 +136,8 @@ class CudaTrainingStep final : public TrainingStep {
   void predict(const float* images, int count, float* probabilities) override;
   void predict_features(const float* images, int count, float* probabilities,
                         float* features) override;
+  void predict_bytes(const ByteImages& images, int count, float* probabilities,
+                     float* features) override;
   StepResult gradients(const float* images, const int32_t* labels, int count, bool training_mode,
                        Parameters* grads) override;
   void set_parameters(const Parameters& params) override;
@@ -234,6 +236,9 @@ class CudaTrainingStep final : public TrainingStep {
   }
   // The staged batch's forward, backward and update (train_slice, train_bytes).
   StepResult train_staged();
+  // The staged batch's probabilities (and features, when not null) to the
+  // host (predict_features, predict_bytes); synchronises.
+  void predict_staged(int count, float* probabilities, float* features);
   // Batch norm: requires full batches; counts them (num_batches_tracked).
   void count_batch_norm_rows(int count);
   BatchMeta* meta() const { return reinterpret_cast<BatchMeta*>(persistent(layout_.meta)); }
