@@ -10,6 +10,8 @@
 #   * the CPU-only build (forced) runs and --device cuda says why it cannot;
 #   * scripts/gpu-study.sh runs from the package (its bin/histocnn, no build)
 #     and writes a study and its report;
+#   * gpu-check.sh's accuracy stage runs from the package (cross-validation
+#     and its report; histocnn on the CPU behind the GPU flags);
 #   * where a GPU is usable, selftest --device cuda passes.
 #
 #   scripts/check-package.sh dist/histocnn-VERSION-linux-x86_64.tar.gz
@@ -66,6 +68,27 @@ echo "check-package: the CPU-only build runs and says why --device cuda cannot"
 grep -q '"status":"ok"' "$work/study/results.jsonl" && [[ -f $work/study/report/report.md ]] ||
   { cat "$work/study.txt"; fail "scripts/gpu-study.sh wrote no measurement or no report"; }
 echo "check-package: scripts/gpu-study.sh runs from the package and writes its report"
+
+# gpu-check.sh's accuracy stage from the package (its cross_validate.sh and
+# report), with histocnn on the CPU behind the GPU flags where no GPU is.
+cat > "$work/stand-in" <<STANDIN
+#!/usr/bin/env bash
+args=()
+while [[ \$# -gt 0 ]]; do
+  case "\$1" in --device) args+=(--device cpu); shift ;; --precision) shift ;; *) args+=("\$1") ;; esac
+  shift
+done
+exec "$root/bin/histocnn" "\${args[@]}"
+STANDIN
+chmod +x "$work/stand-in"
+"${bare[@]}" "$root/bin/histocnn" synth -o "$work/glas" --images 16 --seed 3 > /dev/null
+"${bare[@]}" HISTOCNN="$work/stand-in" HISTOCNN_GLAS_DIR="$work/glas" ACCURACY_FOLDS=2 \
+  ACCURACY_PRECISIONS=fp32 ACCURACY_FLAGS="--size 32 --crop 64 --epochs 1 --batch 8 \
+  --crops-benign 10 --crops-malignant 10 --threads 1" "$root/gpu-check.sh" "$work/check" accuracy \
+  > "$work/accuracy.txt" 2>&1 || true  # the report's check below says what went wrong
+grep -q '| fp32 |' "$work/check/accuracy.md" ||
+  { cat "$work/accuracy.txt" "$work/check/accuracy.md"; fail "gpu-check.sh accuracy wrote no report"; }
+echo "check-package: gpu-check.sh's accuracy stage runs from the package and reports"
 
 if command -v nvidia-smi > /dev/null && nvidia-smi -L > /dev/null 2>&1; then
   "${bare[@]}" "$root/bin/histocnn" selftest --device cuda || fail "selftest --device cuda failed"

@@ -66,6 +66,14 @@
 #                measurement (1 to 16 threads in one interleaved run, beside
 #                the cores' own sgemm), its t_cpu / t_gpu table the paper's
 #                Fig. 6 from one run of the study                     (~320 s)
+#     accuracy   issue 18's item 4: the GlaS patient-grouped 5-fold
+#                cross-validation (scripts/cross_validate.sh) with
+#                --preset accurate trained on the GPU in fp32, bf16 and tf32,
+#                each precision's image accuracy against fp32's (1 point);
+#                bench/gpu_accuracy_report.py writes OUT/accuracy.md. Needs
+#                the GlaS train folder in HISTOCNN_GLAS_DIR (skipped without);
+#                ACCURACY_FLAGS, ACCURACY_FOLDS and ACCURACY_PRECISIONS
+#                replace "--preset accurate", 5 and "fp32 bf16 tf32"  (~180 s)
 #     levers     the CPU step's three newest levers (onednnwgrad, onednndgrad,
 #                onednnfwd of the cpu stage) against the defaults, alone (~80 s)
 #     slide      a 50,000 x 50,000 synthetic slide (synth --slide), a 64-px model,
@@ -84,7 +92,7 @@
 # back as one file, at most 20 s stale however the call ends).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-usage="usage: gpu-check.sh [--pack ARCHIVE] OUT [selftest memcheck oom sbs cpu graph layout input conv1 wgrad dgrad kernels algos study levers slide]"
+usage="usage: gpu-check.sh [--pack ARCHIVE] OUT [selftest memcheck oom sbs cpu graph layout input conv1 wgrad dgrad kernels algos study accuracy levers slide]"
 archive=""
 if [[ "${1:-}" == "--pack" ]]; then
   archive=${2:?$usage}
@@ -96,6 +104,7 @@ stages=("$@")
 [[ ${#stages[@]} -eq 0 ]] && stages=(selftest memcheck oom sbs cpu)
 if [[ -x "$here/bin/histocnn" ]]; then histocnn="$here/bin/histocnn"; bench="$here/bench"
 else histocnn="$here/../build/histocnn"; bench="$here/../bench"; fi
+histocnn=${HISTOCNN:-$histocnn}  # a stand-in (tests)
 mkdir -p "$out"
 data="$out/synthetic"
 summary=()
@@ -311,6 +320,25 @@ for stage in "${stages[@]}"; do
         > "$out/cpu-scaling.md" 2>&1 ||
         echo "cpu: the report failed (cpu-scaling.md says why)" | tee -a "$out/cpu.txt"
       summary+=("$(printf '%-9s %4d s' cpu $((SECONDS - start)))") ;;
+    accuracy)
+      # Each training precision's accuracy in the GlaS cross-validation
+      # (issue 18, item 4), the recipe measured on the CPU in glas-cv.md.
+      glas=${HISTOCNN_GLAS_DIR:-}
+      if [[ -z $glas || ! -f $glas/Grade.csv ]]; then
+        echo "accuracy: skipped: HISTOCNN_GLAS_DIR='$glas' holds no GlaS folder (Grade.csv)" |
+          tee -a "$out/gpu-check.log"
+        summary+=("accuracy  skipped (no GlaS folder)")
+        continue
+      fi
+      cv_script="$here/scripts/cross_validate.sh"
+      [[ -x $cv_script ]] || cv_script="$here/cross_validate.sh"  # the source tree's scripts/
+      read -r -a accuracy_flags <<< "${ACCURACY_FLAGS:---preset accurate}"
+      for precision in ${ACCURACY_PRECISIONS:-fp32 bf16 tf32}; do
+        run_stage "accuracy-$precision" 300 env HISTOCNN="$histocnn" "$cv_script" "$glas" \
+          "$out/accuracy/$precision" "${ACCURACY_FOLDS:-5}" "${accuracy_flags[@]}" \
+          --device cuda --precision "$precision" --no-selftest
+        python3 "$bench/gpu_accuracy_report.py" "$out/accuracy" > "$out/accuracy.md" 2>&1
+      done ;;
     levers)
       # The defaults against the CPU step's three newest levers alone (measured on no
       # 16-core machine yet), for a visit whose thread sweep comes from the study stage.

@@ -68,10 +68,11 @@ readelf -d "$root/libexec/histocnn" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/
 cp scripts/package-launcher.sh "$root/bin/histocnn"
 chmod +x "$root/bin/histocnn"
 cp bench/gpu_side_by_side.sh bench/pytorch_gpu_bench.py bench/pytorch_train.py \
-  bench/gpu_side_by_side_report.py bench/gpu_ab_report.py bench/cpu_scaling_report.py "$root/bench/"
+  bench/gpu_side_by_side_report.py bench/gpu_ab_report.py bench/cpu_scaling_report.py \
+  bench/gpu_accuracy_report.py "$root/bench/"
 cp scripts/gpu-check.sh "$root/"
 mkdir -p "$root/scripts"
-cp scripts/gpu-study.sh "$root/scripts/"
+cp scripts/gpu-study.sh scripts/cross_validate.sh "$root/scripts/"
 git rev-parse --short=12 HEAD > "$root/REVISION" 2>/dev/null || echo unknown > "$root/REVISION"
 cat > "$root/README.txt" <<TEXT
 histocnn $version ($(cat "$root/REVISION")), relocatable build for x86-64 Linux.
