@@ -34,7 +34,11 @@ for ((fold = 0; fold < k; fold++)); do
   "$bin" eval --data "$data" -m "$out/fold$fold/model.safetensors" \
     -o "$out/fold$fold/eval.json" "${eval_flags[@]}"
 done
-/usr/bin/python3 - "$out" "$k" <<'PY'
+# The summary needs only Python's standard library: the system's python3, or
+# any (a GPU image may keep its only one in a virtual environment).
+python=/usr/bin/python3
+[[ -x $python ]] || python=python3
+"$python" - "$out" "$k" <<'PY'
 import json, statistics, sys
 out, k = sys.argv[1], int(sys.argv[2])
 reports = [json.load(open(f"{out}/fold{f}/eval.json")) for f in range(k)]
