@@ -14,12 +14,12 @@
 #     and its report; histocnn on the CPU behind the GPU flags);
 #   * where a GPU is usable, selftest --device cuda passes.
 #
-#   scripts/check-package.sh dist/histocnn-VERSION-linux-x86_64.tar.gz
+#   scripts/check-package.sh dist/histocnn-VERSION-linux-x86_64.tar.gz (or .tar.xz)
 set -euo pipefail
 tarball=$(readlink -f "${1:?usage: scripts/check-package.sh TARBALL}")
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-tar -C "$work" -xzf "$tarball"
+tar -C "$work" -xf "$tarball"  # .tar.gz or .tar.xz
 root=$(readlink -f "$(echo "$work"/histocnn-*)")
 bare=(env -i HOME="$work" PATH=/usr/local/bin:/usr/bin:/bin TMPDIR="$work")
 fail() { echo "check-package: $*" >&2; exit 1; }

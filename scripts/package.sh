@@ -16,7 +16,7 @@
 # the system's loader path, CUDA_HOME or /usr/local/cuda*, or an installed
 # PyTorch's NVIDIA wheels (nvidia/cudnn/lib, nvidia/cublas/lib), in that order.
 #
-#   scripts/package.sh [OUTPUT_DIR]        (default dist/)
+#   scripts/package.sh [OUTPUT_DIR]        (default dist/; PACKAGE_COMPRESSION=xz: .tar.xz)
 # CUDA architectures: HISTOCNN_CUDA_ARCHITECTURES (default: CMake's, 75/80/90 + PTX).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -90,6 +90,14 @@ separated), the system's loader path, CUDA_HOME or /usr/local/cuda*, or an
 installed PyTorch's NVIDIA wheels; without them it runs the CPU-only build
 and says why when asked for --device cuda. HISTOCNN_VERBOSE=1 prints its choice.
 TEXT
-tar -C "$stage" -czf "$dist/$name.tar.gz.tmp" "$name"
-mv "$dist/$name.tar.gz.tmp" "$dist/$name.tar.gz"
-echo "$dist/$name.tar.gz ($(du -h "$dist/$name.tar.gz" | cut -f1))"
+# PACKAGE_COMPRESSION=xz: a .tar.xz (xz -9e), 0.6x the gzip tarball (where a
+# transfer limit counts: the GPU visit's 64 MiB carry holds it beside the
+# GlaS images; docs/results/gpu-h200.md, "The next visit").
+case "${PACKAGE_COMPRESSION:-gz}" in
+  gz) suffix=tar.gz flag=-z ;;
+  xz) suffix=tar.xz flag=-J ;;
+  *) echo "package: PACKAGE_COMPRESSION must be gz or xz" >&2; exit 2 ;;
+esac
+XZ_OPT=${XZ_OPT:--9e} tar -C "$stage" -c "$flag" -f "$dist/$name.$suffix.tmp" "$name"
+mv "$dist/$name.$suffix.tmp" "$dist/$name.$suffix"
+echo "$dist/$name.$suffix ($(du -h "$dist/$name.$suffix" | cut -f1))"
