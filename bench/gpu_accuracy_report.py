@@ -52,6 +52,9 @@ def main():
     if len(sys.argv) != 2:
         sys.exit(__doc__)
     root = sys.argv[1]
+    if not os.path.isdir(root):
+        print(f"gpu_accuracy_report: {root}: no such folder of results", file=sys.stderr)
+        return 1
     order = ["fp32", "tf32", "bf16"]
     present = [p for p in order if os.path.isdir(os.path.join(root, p))]
     present += sorted(p for p in os.listdir(root)

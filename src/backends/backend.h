@@ -121,10 +121,7 @@ class TrainingStep {
   virtual bool takes_byte_images() const { return false; }
   virtual StepResult train_bytes(const ByteImages& images, const int32_t* labels, int count,
                                  const BatchSlice& slice) {
-    check_byte_images(shape());
-    const int64_t plane = int64_t(shape().height) * shape().width;
-    HostFloats floats(size_t(count) * 3 * size_t(plane));
-    expand_byte_images(images, count, count, plane, floats.data());
+    const HostFloats floats = expanded_on_host(images, count);
     return train_slice(floats.data(), labels, count, slice);
   }
   // True when train() returns zeros and the epoch's sums come from
@@ -146,10 +143,7 @@ class TrainingStep {
   // default on the host first. Synchronises.
   virtual void predict_bytes(const ByteImages& images, int count, float* probabilities,
                              float* features) {
-    check_byte_images(shape());
-    const int64_t plane = int64_t(shape().height) * shape().width;
-    HostFloats floats(size_t(count) * 3 * size_t(plane));
-    expand_byte_images(images, count, count, plane, floats.data());
+    const HostFloats floats = expanded_on_host(images, count);
     if (features)
       predict_features(floats.data(), count, probabilities, features);
     else
@@ -192,6 +186,17 @@ class TrainingStep {
   // Backend facts worth recording in metrics.json (algorithms chosen, library
   // versions, precision); an object.
   virtual nlohmann::json details() const { return nlohmann::json::object(); }
+
+ protected:
+  // The default byte routes' floats (train_bytes, predict_bytes): count rows
+  // of the RGB input, expanded on the host.
+  HostFloats expanded_on_host(const ByteImages& images, int count) const {
+    check_byte_images(shape());
+    const int64_t plane = int64_t(shape().height) * shape().width;
+    HostFloats floats(size_t(count) * 3 * size_t(plane));
+    expand_byte_images(images, count, count, plane, floats.data());
+    return floats;
+  }
 };
 
 // What the trainer hands a backend: where memory comes from and where work goes.
