@@ -62,6 +62,27 @@ TEST(CohortReport, MostMalignantFirstWrongCallsNamedAndHeatmapsLinked) {
   EXPECT_EQ(read_file(dir / "report.md"), md);
 }
 
+// Without gnuplot (a GPU node): the page says so once, shows each slide's
+// overlay and attention overlay, and names each figure's script.
+TEST(CohortReport, WithoutGnuplotShowsTheOverlaysAndNamesTheScripts) {
+  CohortReport r;
+  r.slides = {done("a", 0.20, 0), done("b", 0.95, 1)};
+  r.slides[1].summary["p_mil"] = 0.987, r.slides[1].summary["mil"] = {{"tiles", 12}};
+  r.figures = {"slide-roc.png"};
+  r.maps_drawn = false;
+  const std::string md = cohort_report_markdown(r);
+  EXPECT_NE(md.find("*Maps and figures not drawn: gnuplot is not installed here"),
+            std::string::npos)
+      << md;
+  EXPECT_NE(md.find("![heatmap of a.svs](a/heatmap-overlay.png)"), std::string::npos) << md;
+  EXPECT_NE(md.find("![attention of b.svs](b/attention-overlay.png)"), std::string::npos) << md;
+  EXPECT_NE(md.find("Not drawn: slide-roc.png.gp draws slide-roc.png."), std::string::npos) << md;
+  EXPECT_EQ(md.find("heatmap.png)"), std::string::npos) << md;
+  EXPECT_EQ(md.find("![slide-roc.png]"), std::string::npos) << md;
+  r.maps_drawn = true;
+  EXPECT_EQ(cohort_report_markdown(r).find("not drawn"), std::string::npos);
+}
+
 // `slide --mil`: the slide model's P in its own column (unless it is the
 // score the slides are called by) and its attention map under the heatmap.
 TEST(CohortReport, TheSlideModelsPAndAttentionAreShown) {

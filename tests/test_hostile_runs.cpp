@@ -155,19 +155,44 @@ TEST_F(Hostile, ABrokenSlideInACohortFailsAloneInItsTurn) {
 
 // A slide run where gnuplot, which draws the maps, is not installed (a GPU
 // node: the 2026-12-04 visit scored a 50,000-px slide, then failed on its
-// heatmap): refused before any slide is read, one line, nothing written.
-TEST_F(Hostile, ASlideRunWithoutGnuplotStopsBeforeScoringAnything) {
+// heatmap): one warning, the scores and each map's overlay and script
+// written, exit 0. Where gnuplot is installed the same command then draws
+// the map without scoring again; a re-score without it removes that map,
+// which would show the earlier scores.
+TEST_F(Hostile, ASlideRunWithoutGnuplotWritesItsScoresAndEachMapsScript) {
   ASSERT_EQ(run("synth --slide " + path("g.tif") + " --slide-size 2000x1500 --pieces 1").status, 0);
   fs::create_directories(path("no-programs"));
-  const CommandResult r =
-      testing::run_raw("env PATH=" + path("no-programs") + " " + HISTOCNN_BINARY + " slide " +
-                       path("m/model.safetensors") + " " + path("g.tif") + " -o " + path("never"));
-  EXPECT_EQ(r.status, 1) << r.output;
-  EXPECT_NE(r.output.find("histocnn: slide: gnuplot is not installed (not on PATH)"),
+  const std::string slide = std::string(HISTOCNN_BINARY) + " slide " +
+                            path("m/model.safetensors") + " " + path("g.tif") + " --no-progress " +
+                            "--threads 1 -o " + path("plain");
+  const std::string without = "env PATH=" + path("no-programs") + " " + slide;
+  const CommandResult r = testing::run_raw(without);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("warning: slide: gnuplot is not installed (not on PATH)"),
             std::string::npos)
       << r.output;
-  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
-  EXPECT_FALSE(fs::exists(path("never")));
+  EXPECT_NE(r.output.find("-> " + path("plain/g") + "/ (heatmap-overlay.png, tiles.csv"),
+            std::string::npos)
+      << r.output;
+  for (const char* name : {"tiles.csv", "summary.json", "tiles.geojson", "heatmap-overlay.png",
+                           "heatmap.png.gp", "tissue.png"})
+    EXPECT_TRUE(fs::exists(path("plain/g/") + name)) << name;
+  EXPECT_FALSE(fs::exists(path("plain/g/heatmap.png")));
+  const Image overlay = load_image(path("plain/g/heatmap-overlay.png"));
+  EXPECT_GT(overlay.width, 0);
+  const std::string tiles = read_file(path("plain/g/tiles.csv"));
+  if (std::system("command -v gnuplot >/dev/null 2>&1") != 0)
+    GTEST_SKIP() << "gnuplot is not installed: the map is not drawn afterwards";
+  const CommandResult drawn = testing::run_raw(slide);
+  ASSERT_EQ(drawn.status, 0) << drawn.output;
+  EXPECT_TRUE(fs::exists(path("plain/g/heatmap.png")));
+  EXPECT_EQ(read_file(path("plain/g/tiles.csv")), tiles);
+  const nlohmann::json s = nlohmann::json::parse(read_file(path("plain/g/summary.json")));
+  EXPECT_EQ(s["times"]["scoring"]["tiles"], 0) << "scored again";
+  const CommandResult again = testing::run_raw(without + " --restart");
+  ASSERT_EQ(again.status, 0) << again.output;
+  EXPECT_FALSE(fs::exists(path("plain/g/heatmap.png"))) << "a map of the earlier scores";
+  EXPECT_TRUE(fs::exists(path("plain/g/heatmap.png.gp")));
 }
 
 // The same for an evaluation with -o, whose figures gnuplot draws: refused

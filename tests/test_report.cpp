@@ -201,6 +201,31 @@ TEST(ReportFigures, LabelsReachGnuplotAsWrittenAndRenderLiterally) {
   EXPECT_TRUE(figure_is_whole(png.substr(0, 64), png.substr(png.size() - 64), "png"));
 }
 
+// Without gnuplot on PATH a figure's scripts are written and nothing else:
+// an earlier figure of that name, which would not show their data, is
+// removed, and the caller is told nothing was drawn.
+TEST(ReportFigures, WithoutGnuplotOnlyTheScriptsAreWritten) {
+  testing::TempDir dir;
+  std::filesystem::create_directories(dir / "no-programs");
+  write_file_atomically(dir / "f.png", "an earlier run's figure");
+  const char* before = std::getenv("PATH");
+  const std::string path = before ? before : "";
+  setenv("PATH", (dir / "no-programs").c_str(), 1);
+  const bool drawable = figures_drawable("test", "its figures are scripts");
+  const bool drawn = render_gnuplot(dir / "f", "plot x\n", 300, 200, true);
+  setenv("PATH", path.c_str(), 1);
+  EXPECT_FALSE(drawable);
+  EXPECT_FALSE(drawn);
+  EXPECT_FALSE(std::filesystem::exists(dir / "f.png"));
+  EXPECT_FALSE(std::filesystem::exists(dir / "f.svg"));
+  EXPECT_NE(read_file(dir / "f.png.gp").find("plot x"), std::string::npos);
+  EXPECT_NE(read_file(dir / "f.svg.gp").find("set terminal svg"), std::string::npos);
+  if (!gnuplot_on_path()) GTEST_SKIP() << "gnuplot is not installed: not drawn with it";
+  EXPECT_TRUE(figures_drawable("test", "unused"));
+  EXPECT_TRUE(render_gnuplot(dir / "f", "plot x\n", 300, 200, false));
+  EXPECT_TRUE(std::filesystem::exists(dir / "f.png"));
+}
+
 // gnuplot exits 0 when a full disk cuts its output short, so a figure is
 // kept only when its ends are those of a whole file.
 TEST(ReportFigures, AFigureIsWholeOnlyWithItsLastBytes) {

@@ -15,6 +15,7 @@
 #include "slide/mil_cohort.h"
 #include "slide/mil_outputs.h"
 #include "slide/slide_evaluation.h"
+#include "study/gnuplot.h"
 
 namespace histocnn::cli {
 namespace {
@@ -161,13 +162,18 @@ int run_mil(MilArgs a) {
   const MilCrossValidation scores =
       a.apply.empty() ? cross_validate_mil(bags, a.folds, a.mil) : apply_model(a.apply, bags);
   make_directories(a.output);  // every input read and checked: nothing is written before
+  const bool drawn = figures_drawable(
+      "mil", "the attention maps and the ROC figure are written as their overlays and scripts");
   write_mil_outputs(a.output, bags, scores, a.mil.threads);
   const nlohmann::json evaluation =
       labels ? report_evaluation(a, bags, scores.p) : nlohmann::json::object();
   if (a.apply.empty()) save_final_model(a, bags, scores.final_model, evaluation);
-  std::printf("%zu slides -> %s/ (%smil-predictions.csv, attention/ (csv, png)%s)\n", bags.size(),
+  std::printf("%zu slides -> %s/ (%smil-predictions.csv, attention/ (csv, %s)%s)\n", bags.size(),
               a.output.c_str(), a.apply.empty() ? "mil.safetensors, " : "",
-              labels ? ", slide-evaluation.json, slide-roc.png" : "");
+              drawn ? "png" : "overlay png, gnuplot script",
+              labels ? (drawn ? ", slide-evaluation.json, slide-roc.png"
+                              : ", slide-evaluation.json, slide-roc.png.gp")
+                     : "");
   return 0;
 }
 

@@ -16,6 +16,7 @@
 #include "data/image_folders.h"
 #include "data/loader.h"
 #include "study/explanation_figure.h"
+#include "study/gnuplot.h"
 #include "train/checkpoint.h"
 #include "train/ensemble.h"
 #include "train/evaluate.h"
@@ -254,6 +255,9 @@ int run_predict(PredictArgs& a, const CLI::App& cmd) {
       model.width, model.height, a.tta, model.labels.malignant);
   const std::vector<std::string> bases = explanation_bases(a.explain, a.images);
   const std::unique_ptr<OutputFolder> folder = check_predict_inputs(a, bases);
+  const bool drawn = folder && figures_drawable("predict",
+                                                "--explain's Grad-CAM figures are written as "
+                                                "overlays without axes beside their scripts");
   const int readers = a.readers >= 0 ? a.readers : loader_workers_for(!device.is_cuda(), cores);
   const ImageBatchReader reader{
       model, a.images, a.tiles, size_t(images_per_batch), folder != nullptr, readers == 0};
@@ -274,8 +278,8 @@ int run_predict(PredictArgs& a, const CLI::App& cmd) {
       int64_t((a.images.size() + size_t(images_per_batch) - 1) / size_t(images_per_batch));
   read_ahead<ImageBatch>(readers, batches, reader, answer);
   if (folder)
-    std::printf("files: %s/*.gradcam.png, *.gradcam.overlay.png (one per image)\n",
-                a.explain.c_str());
+    std::printf("files: %s/%s, *.gradcam.overlay.png (one per image)\n", a.explain.c_str(),
+                drawn ? "*.gradcam.png" : "*.gradcam.png.gp (gnuplot draws *.gradcam.png)");
   return 0;
 }
 

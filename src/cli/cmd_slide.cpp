@@ -171,17 +171,20 @@ std::string slide_model_p(const nlohmann::json& summary) {
 
 // One slide's line: where its results are, or how far an interrupted one got.
 void report_slide(const std::string& slide, const std::string& folder,
-                  const nlohmann::json& summary, const std::string& status) {
+                  const nlohmann::json& summary, const std::string& status, bool maps_drawn) {
+  const std::string map = maps_drawn ? ".png" : "-overlay.png";  // the overlays are not drawn
   if (status == "done")
     std::printf(
-        "%s: %zu tiles scored%s%s -> %s/ (heatmap.png, %stiles.csv, tiles.geojson, "
+        "%s: %zu tiles scored%s%s -> %s/ (heatmap%s, %stiles.csv, tiles.geojson, "
         "summary.json%s%s%s)\n",
         slide.c_str(), summary.value("tiles_scored", size_t(0)),
         against_annotations(summary).c_str(), slide_model_p(summary).c_str(), folder.c_str(),
-        summary.contains("class_area_fraction") ? "grades.png, " : "",
-        summary.contains("explanations") ? ", explain/*.gradcam.png" : "",
+        map.c_str(), summary.contains("class_area_fraction") ? ("grades" + map + ", ").c_str() : "",
+        summary.contains("explanations")
+            ? (maps_drawn ? ", explain/*.gradcam.png" : ", explain/*.gradcam.overlay.png")
+            : "",
         summary.contains("features") ? ", features.safetensors" : "",
-        slide_model_p(summary).empty() ? "" : ", attention.png");  // no tiles: no map
+        slide_model_p(summary).empty() ? "" : (", attention" + map).c_str());  // no tiles: no map
   if (status == "interrupted")
     std::fprintf(stderr,
                  "interrupted: %zu of %zu tiles of %s scored and kept; the same command "
@@ -286,6 +289,7 @@ class SlideRecords {
         "slide,status,tiles,tissue_mm2,malignant_area_fraction,p_mean,p_max,"
         "p_top_mean,focus_median,out_of_focus_fraction,folder" +
         cohort.csv_header_tail() + (mil ? ",p_mil" : "") + "\n";
+    report_.maps_drawn = o.maps_drawn;
   }
   void add(const std::string& slide, const SlideOutcome& r) {
     if (r.status == "failed") std::fprintf(stderr, "histocnn slide: %s\n", r.error.c_str());
@@ -295,7 +299,7 @@ class SlideRecords {
               cohort_.csv_row_tail(slide, r.summary) +
               (mil_ ? "," + summary_cell(r.summary, "p_mil", "%.4f") : "") + "\n";
     if (table_needed_) write_file_atomically(o_.output + "/slides.csv", table_);
-    report_slide(slide, folder, r.summary, r.status);
+    report_slide(slide, folder, r.summary, r.status, o_.maps_drawn);
     if (r.status == "interrupted") return;
     cohort_.add(slide, r.status == "done", r.summary);
     report_.slides.push_back({slide, std::filesystem::path(folder).filename().string(), r.status,
@@ -336,7 +340,6 @@ int run_slides(SlideArgs& a, const CLI::App& cmd) {
   SlideOptions& o = a.o;
   o.model_paths = a.models;
   check_inputs(o, slides, a.mil_path);
-  require_gnuplot("slide", "the maps are");  // before hours of scoring, not after them
   const std::optional<SlideMil> mil = load_slide_model(a);
   Cohort cohort(a.cohort, slides, o.output);  // labels and annotations checked before any work
   bound_cores(a.threads);
@@ -345,7 +348,13 @@ int run_slides(SlideArgs& a, const CLI::App& cmd) {
   o.tta = resolve_tta(cmd, o.tta, models, /*calibrated=*/true);
   const PredictionSteps steps = compile_for_prediction(select_device(a.device), models, o.batch);
   if (mil) check_slide_model(*mil, steps, o);
-  inputs.say_found();                   // every input checked: an error comes alone
+  inputs.say_found();  // every input checked: an error comes alone
+  // Without gnuplot (a GPU node's image often has none) the scores are still
+  // the point: the maps' overlays and scripts are written instead.
+  o.maps_drawn = figures_drawable(
+      "slide",
+      "each slide's maps are written as overlays without axes (heatmap-overlay.png) "
+      "beside their scripts");
   const OutputFolder output(o.output);  // removed again if nothing is written there
   std::signal(SIGINT, on_interrupt);
   SlideRecords records(o, cohort, slides.size(), mil.has_value());

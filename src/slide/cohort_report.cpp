@@ -95,12 +95,12 @@ std::string table(const CohortReport& r, const std::vector<const ReportedSlide*>
 }
 
 // Where `slide --mil`'s model looked, under the slide's heatmap.
-std::string attention_figure(const ReportedSlide& s) {
+std::string attention_figure(const ReportedSlide& s, const std::string& map) {
   if (!s.summary.contains("mil") || score_of(s, "p_mil") < 0) return "";
   return "\nThe slide model: P(malignant) " + fixed(score_of(s, "p_mil"), "%.3f") +
          "; where it looked (each tile's attention as its percentile within the slide):\n\n"
          "![attention of " +
-         s.slide + "](" + s.folder + "/attention.png)\n";
+         s.slide + "](" + s.folder + "/attention" + map + ")\n";
 }
 
 // "; 0.54 mm² of pen ink left out ([tissue mask](...))" where the slide had ink.
@@ -139,6 +139,7 @@ std::string focus_note(const ReportedSlide& s, double cohort) {
 }
 
 std::string heatmaps(const CohortReport& r, const std::vector<const ReportedSlide*>& order) {
+  const std::string map = r.maps_drawn ? ".png" : "-overlay.png";
   std::string md;
   const double cohort = cohort_focus(r);
   int rank = 0;
@@ -149,8 +150,8 @@ std::string heatmaps(const CohortReport& r, const std::vector<const ReportedSlid
     md += "\n### Slide " + std::to_string(rank) + "\n\n" + s->slide + ": " + r.score_name + " " +
           fixed(score, "%.3f") + ", called " + call_text(s->label, score >= r.threshold) +
           (s->label < 0 ? "" : " (label " + label_name(s->label) + ")") + pen_ink_note(*s) +
-          focus_note(*s, cohort) + "\n\n![heatmap of " + s->slide + "](" + s->folder +
-          "/heatmap.png)\n" + attention_figure(*s);
+          focus_note(*s, cohort) + "\n\n![heatmap of " + s->slide + "](" + s->folder + "/heatmap" +
+          map + ")\n" + attention_figure(*s, map);
   }
   return md;
 }
@@ -160,7 +161,18 @@ std::string heatmaps(const CohortReport& r, const std::vector<const ReportedSlid
 std::string cohort_report_markdown(const CohortReport& r) {
   std::string md = "# " + std::to_string(r.slides.size()) + " slides\n\n";
   for (const std::string& line : r.headlines) md += line + "\n\n";
-  for (const std::string& figure : r.figures) md += "![" + figure + "](" + figure + ")\n\n";
+  if (!r.maps_drawn)
+    md +=
+        "*Maps and figures not drawn: gnuplot is not installed here (Debian: gnuplot-nox). Each "
+        "heatmap below is its overlay without axes or colour bar (blue at P = 0, yellow at 0.5, "
+        "red "
+        "at 1). Each figure's script (FIGURE.gp beside it) draws it when gnuplot runs it from "
+        "the folder `histocnn slide` ran in (its paths are relative to that folder), and the "
+        "same `histocnn slide` command run where gnuplot is installed draws every map without "
+        "scoring again.*\n\n";
+  for (const std::string& figure : r.figures)
+    md += r.maps_drawn ? "![" + figure + "](" + figure + ")\n\n"
+                       : "Not drawn: " + figure + ".gp draws " + figure + ".\n\n";
   const auto order = in_review_order(r);
   md += "## Every slide, the most malignant first\n\n" + table(r, order);
   md += "\n## The heatmaps in that order\n" + heatmaps(r, order);

@@ -38,6 +38,9 @@ struct CohortReport {
   double threshold = 0.5;              // a slide is called malignant at or above it
   std::vector<std::string> headlines;  // the cohort's evaluation lines
   std::vector<std::string> figures;    // file names beside the report (slide-roc.png, ...)
+  // false: gnuplot was not installed, so the report shows each slide's
+  // overlays (heatmap-overlay.png) and names the scripts of the figures.
+  bool maps_drawn = true;
 };
 
 // The Markdown (data only: testable without writing).

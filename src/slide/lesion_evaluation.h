@@ -96,7 +96,7 @@ Froc evaluate_lesions(const std::vector<LesionSlide>& slides, const LesionOption
 
 // <folder>/froc.{png,svg} (the curve on a log axis of false positives per
 // slide, the six rates marked) and then <folder>/lesion-evaluation.json.
-// Throws when gnuplot is missing or fails.
+// Throws when gnuplot fails; where it is not installed, the scripts alone (render_gnuplot).
 void write_lesion_evaluation(const Froc& froc, const std::string& folder);
 
 }  // namespace histocnn

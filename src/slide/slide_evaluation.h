@@ -76,7 +76,8 @@ SlideEvaluation evaluate_slides(const std::vector<ScoredSlide>& slides,
 
 // <folder>/slide-roc.{dat,png,svg} (one curve per score) and
 // <folder>/slide-evaluation.json, the figure first so that a JSON is never
-// left beside a stale figure. Throws when gnuplot is missing or fails.
+// left beside a stale figure. Throws when gnuplot fails; where it is not installed, the scripts
+// alone (render_gnuplot).
 void write_slide_evaluation(const SlideEvaluation& evaluation, const std::string& folder);
 
 }  // namespace histocnn

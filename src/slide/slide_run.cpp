@@ -149,13 +149,15 @@ nlohmann::json describe(const PreparedSlide& p, const SlideOptions& o) {
 }
 
 // The summary of a previous run that finished this slide with the same
-// settings and the same output options (top_k, explain): its outputs stand,
+// settings and the same output options (top_k, explain; its heatmap drawn
+// where gnuplot draws the maps now, its script where not): its outputs stand,
 // so a re-run (another --slide-score, a cohort's second look) need not draw
 // them again. Null when anything differs or is missing; a summary from an
 // older histocnn (no "top_k") is redrawn.
 nlohmann::json finished_summary(const std::string& folder, size_t tiles, const SlideOptions& o) {
   std::error_code ec;
-  for (const char* name : {"summary.json", "tiles.geojson", "heatmap.png"})
+  for (const char* name :
+       {"summary.json", "tiles.geojson", o.maps_drawn ? "heatmap.png" : "heatmap.png.gp"})
     if (!fs::is_regular_file(folder + "/" + name, ec)) return nullptr;
   nlohmann::json s = nlohmann::json::parse(read_file(folder + "/summary.json"), nullptr, false);
   auto holds = [&](const char* key, int64_t value) {  // a hand-edited file may hold anything

@@ -36,6 +36,11 @@ struct SlideOptions {
   // tiles.csv but left out of the slide's statistics, maps and evaluations.
   double min_focus = 0;
   int thumbnail_side = 2048;  // the thumbnail's long side: tissue mask and heatmap
+  // Whether gnuplot draws the maps (heatmap.png, ...); false where it is not
+  // installed: each map's overlay (heatmap-overlay.png, ...) and the script
+  // that draws it later (heatmap.png.gp), and a re-run with gnuplot draws
+  // them without scoring again.
+  bool maps_drawn = true;
   int batch = 64;
   int readers = 2;
   SlideReader reader = SlideReader::automatic;  // --reader (data/slide.h)

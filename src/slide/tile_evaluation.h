@@ -55,7 +55,7 @@ TileEvaluation evaluate_tiles(const std::vector<AnnotatedSlide>& slides,
 
 // <folder>/tile-roc.{dat,png,svg} (the pooled tiles' ROC curve) and then
 // <folder>/tile-evaluation.json, so that a JSON is never left beside a stale
-// figure. Throws when gnuplot is missing or fails.
+// figure. Throws when gnuplot fails; where it is not installed, the scripts alone (render_gnuplot).
 void write_tile_evaluation(const TileEvaluation& evaluation,
                            const std::vector<AnnotatedSlide>& slides, const std::string& folder);
 

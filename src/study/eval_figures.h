@@ -29,7 +29,8 @@ std::vector<std::pair<double, double>> thin_roc_curve(
 // <base>.{dat,png,svg} and the scripts: one curve per series that has both
 // classes, the chance diagonal; with no such series the figure says
 // `why_none`; curves are thinned to steps of 1/2000 (the legend's AUC is
-// the exact one). Throws when gnuplot is missing or fails.
+// the exact one). Throws when gnuplot fails; where it is not installed, the scripts alone
+// (render_gnuplot).
 void write_roc_figure(const std::vector<RocSeries>& series, const std::string& base,
                       const std::string& title, const std::string& why_none);
 
@@ -38,7 +39,8 @@ void write_roc_figure(const std::vector<RocSeries>& series, const std::string& b
 // <base>.classes.roc.{dat,png,svg} (one-vs-rest per image, one curve per
 // class), and
 // <base>.reliability.{dat,png,svg} (the last with calibration; and the
-// gnuplot scripts beside them). Throws when gnuplot is missing or fails.
+// gnuplot scripts beside them). Throws when gnuplot fails; where it is not installed, the scripts
+// alone (render_gnuplot).
 void write_eval_figures(const EvalReport& report, const std::string& base,
                         const std::string& title);
 

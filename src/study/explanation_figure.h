@@ -17,7 +17,8 @@ Image explanation_overlay(const Image& image, const Explanation& explanation);
 
 // <base>.overlay.png (the overlay at the image's pixels) and <base>.png (it
 // with axes in pixels, the colour bar "Grad-CAM, relative" and `title`;
-// gnuplot). Throws when gnuplot is missing or fails.
+// gnuplot). Throws when gnuplot fails; where it is not installed, the scripts alone
+// (render_gnuplot).
 void write_explanation_figure(const std::string& base, const Image& image,
                               const Explanation& explanation, const std::string& title);
 

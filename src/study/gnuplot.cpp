@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -85,6 +86,15 @@ void require_gnuplot(const std::string& command, const std::string& drawn,
                                  "); nothing was done");
 }
 
+bool figures_drawable(const std::string& command, const std::string& what) {
+  if (gnuplot_on_path()) return true;
+  std::fprintf(stderr,
+               "warning: %s: gnuplot is not installed (not on PATH): %s; `gnuplot FIGURE.gp` draws each "
+               "later (Debian: apt install gnuplot-nox)\n",
+               command.c_str(), what.c_str());
+  return false;
+}
+
 std::string gnuplot_text(const std::string& text) {
   std::string out;
   for (char c : text) {
@@ -112,18 +122,23 @@ bool figure_is_whole(const std::string& head, const std::string& tail, const std
   return end != std::string::npos && end + 1 >= 6 && tail.compare(end + 1 - 6, 6, "</svg>") == 0;
 }
 
-void render_gnuplot(const std::string& base, const std::string& body, int width, int height,
+bool render_gnuplot(const std::string& base, const std::string& body, int width, int height,
                     bool svg, bool draw) {
+  draw = draw && gnuplot_on_path();
   const std::string size = std::to_string(width) + "," + std::to_string(height);
   for (const std::string ext : {"png", "svg"}) {
     if (ext == "svg" && !svg) continue;
     const std::string terminal = (ext == "png" ? "pngcairo" : "svg") +
                                  std::string(" noenhanced size ") + size + " font 'sans,10'";
-    if (draw)
+    if (draw) {
       render_one(base + "." + ext, ext, terminal, body);
-    else
-      write_script(base + "." + ext, terminal, body);
+      continue;
+    }
+    write_script(base + "." + ext, terminal, body);
+    std::error_code ignored;  // an earlier run's figure would not show this script's data
+    std::filesystem::remove(base + "." + ext, ignored);
   }
+  return draw;
 }
 
 }  // namespace histocnn
