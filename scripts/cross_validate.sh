@@ -5,13 +5,14 @@
 # e.g. scripts/cross_validate.sh ../shared/data/glas-train runs/glas-cv 5 --preset accurate -- --tta
 #      (train flags such as --ensemble 3, --seed N or --fold-seed N apply to every fold;
 #       eval reads each fold's model, an ensemble included, with its recorded recipe)
-# Writes OUT/foldF/{model.safetensors,eval.json,eval.images.csv,eval.roc.png,...},
+# Writes OUT/foldF/{model.safetensors,eval.json,eval.images.csv,eval.roc.png,...}
+# (without gnuplot: no figures),
 # OUT/cv_summary.json (mean, standard deviation and per-fold values per level;
 # "pooled": every held-out image together, with patient-bootstrap 95% intervals,
 # and the calibration error of P(malignant) per crop and image)
 # and OUT/cv_images.csv (every held-out image's prediction, all folds).
 set -euo pipefail
-usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
 if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then usage; exit 0; fi
 if [[ $# -lt 2 ]]; then usage >&2; exit 2; fi
 # Paths are taken from where it is run; the binary from this checkout.
@@ -24,6 +25,12 @@ train_flags=(); eval_flags=()
 while [[ $# -gt 0 && "$1" != "--" ]]; do train_flags+=("$1"); shift; done
 [[ "${1:-}" == "--" ]] && shift
 eval_flags=("$@")
+# eval -o refuses to start without gnuplot (its figures); the folds' numbers
+# do not need them, and a GPU node's image often has no gnuplot.
+if ! command -v gnuplot > /dev/null && [[ " ${eval_flags[*]} " != *" --no-figures "* ]]; then
+  echo "cross_validate: gnuplot is not installed: each fold is evaluated with --no-figures" >&2
+  eval_flags+=(--no-figures)
+fi
 mkdir -p "$out"
 for ((fold = 0; fold < k; fold++)); do
   start=$SECONDS

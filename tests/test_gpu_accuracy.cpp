@@ -5,7 +5,9 @@
 // stand-in that trains on the CPU (its "precisions" are all fp32).
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <filesystem>
+#include <sstream>
 #include <string>
 
 #include "cli_util.h"
@@ -62,6 +64,24 @@ TEST(GpuAccuracyReport, ComparesEachPrecisionWithFp32OverTheFoldsAllFinished) {
       << "no folder of results is an error";
 }
 
+// A folder of links to every program on PATH but `program`: a PATH for a
+// machine without it (GPU nodes' images often lack gnuplot).
+std::string path_without(const std::string& program, const std::string& folder) {
+  namespace fs = std::filesystem;
+  fs::create_directories(folder);
+  const char* path = std::getenv("PATH");
+  std::stringstream dirs(path ? path : "");
+  for (std::string d; std::getline(dirs, d, ':');) {
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(d.empty() ? "." : d, ec)) {
+      const std::string name = e.path().filename().string();
+      if (name != program && !fs::exists(fs::symlink_status(folder + "/" + name)))
+        fs::create_symlink(e.path(), folder + "/" + name, ec);
+    }
+  }
+  return folder;
+}
+
 // histocnn on the CPU behind the GPU flags: --device cuda becomes cpu, the
 // precision is dropped (every "precision" is then fp32: the same models).
 const char* kStandIn = R"sh(#!/usr/bin/env bash
@@ -107,6 +127,18 @@ TEST(GpuAccuracyStage, CrossValidatesEachPrecisionAndReports) {
       run_raw("HISTOCNN_GLAS_DIR= " + script + " " + (dir / "out2") + " accuracy");
   EXPECT_NE(skipped.output.find("accuracy: skipped: HISTOCNN_GLAS_DIR=''"), std::string::npos)
       << skipped.output;
+
+  // A GPU node's image without gnuplot, where eval -o refuses to start: the
+  // folds are evaluated without figures, and the stage reports as ever.
+  const std::string bin = path_without("gnuplot", dir / "bin");
+  const CommandResult plain = run_raw("env PATH=" + bin + " " + env + "ACCURACY_PRECISIONS=fp32 " +
+                                      script + " " + (dir / "out3") + " accuracy");
+  ASSERT_EQ(plain.status, 0) << plain.output;
+  EXPECT_NE(plain.output.find("accuracy-fp32 rc   0"), std::string::npos) << plain.output;
+  EXPECT_NE(read_file(dir / "out3/accuracy/fp32/fold1.log").size(), 0u);
+  EXPECT_TRUE(std::filesystem::exists(dir / "out3/accuracy/fp32/fold1/eval.json"));
+  EXPECT_FALSE(std::filesystem::exists(dir / "out3/accuracy/fp32/fold1/eval.roc.png"));
+  EXPECT_NE(read_file(dir / "out3/accuracy.md").find("| fp32 |"), std::string::npos);
 }
 
 }  // namespace
