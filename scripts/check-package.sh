@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Checks the relocatable package as a cluster user would meet it: untarred into
 # an empty folder, run with a bare environment (no LD_LIBRARY_PATH, no
-# install step):
+# install step, no gnuplot on PATH, as on the GPU nodes' images):
 #   * every library the builds load that is not the C library's family or the
 #     CUDA stack resolves inside the package's lib/;
 #   * bin/histocnn --help and selftest --device cpu pass;
@@ -12,6 +12,7 @@
 #     and writes a study and its report;
 #   * gpu-check.sh's accuracy stage runs from the package (cross-validation
 #     and its report; histocnn on the CPU behind the GPU flags);
+#   * a slide is scored, its maps written as overlays and scripts;
 #   * where a GPU is usable, selftest --device cuda passes.
 #
 #   scripts/check-package.sh dist/histocnn-VERSION-linux-x86_64.tar.gz (or .tar.xz)
@@ -21,7 +22,17 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 tar -C "$work" -xf "$tarball"  # .tar.gz or .tar.xz
 root=$(readlink -f "$(echo "$work"/histocnn-*)")
-bare=(env -i HOME="$work" PATH=/usr/local/bin:/usr/bin:/bin TMPDIR="$work")
+# A GPU node's image often has no gnuplot (the 2026-12-04 one had none): PATH
+# is a folder of links to the system's programs but gnuplot.
+path="$work/path"
+mkdir -p "$path"
+for dir in /usr/local/bin /usr/bin /bin; do
+  for program in "$dir"/*; do
+    name=${program##*/}
+    [[ $name == gnuplot* || -e $path/$name || -L $path/$name ]] || ln -s "$program" "$path/$name"
+  done
+done
+bare=(env -i HOME="$work" PATH="$path" TMPDIR="$work")
 fail() { echo "check-package: $*" >&2; exit 1; }
 
 system='^(linux-vdso|ld-linux|libc|libm|libdl|librt|libpthread|libresolv|libutil)\.so'
@@ -89,6 +100,18 @@ chmod +x "$work/stand-in"
 grep -q '| fp32 |' "$work/check/accuracy.md" ||
   { cat "$work/accuracy.txt" "$work/check/accuracy.md"; fail "gpu-check.sh accuracy wrote no report"; }
 echo "check-package: gpu-check.sh's accuracy stage runs from the package and reports"
+
+# A slide scored where gnuplot is missing: the scores, each map's overlay and
+# its script (gpu-check.sh's slide stage on such an image).
+"${bare[@]}" "$root/bin/histocnn" synth --slide "$work/wsi.tif" --slide-size 2000x1500 \
+  --pieces 1 > /dev/null
+"${bare[@]}" "$root/bin/histocnn" slide "$work/check/accuracy/fp32/fold0/model.safetensors" \
+  "$work/wsi.tif" -o "$work/slides" --no-progress > "$work/slide.txt" 2>&1 ||
+  { cat "$work/slide.txt"; fail "slide failed without gnuplot"; }
+[[ -s $work/slides/wsi/tiles.csv && -s $work/slides/wsi/heatmap-overlay.png &&
+   -s $work/slides/wsi/heatmap.png.gp ]] ||
+  { cat "$work/slide.txt"; fail "slide without gnuplot wrote no scores or no map overlay"; }
+echo "check-package: a slide is scored without gnuplot (its maps as overlays and scripts)"
 
 if command -v nvidia-smi > /dev/null && nvidia-smi -L > /dev/null 2>&1; then
   "${bare[@]}" "$root/bin/histocnn" selftest --device cuda || fail "selftest --device cuda failed"
