@@ -25,8 +25,8 @@ train_flags=(); eval_flags=()
 while [[ $# -gt 0 && "$1" != "--" ]]; do train_flags+=("$1"); shift; done
 [[ "${1:-}" == "--" ]] && shift
 eval_flags=("$@")
-# eval -o refuses to start without gnuplot (its figures); the folds' numbers
-# do not need them, and a GPU node's image often has no gnuplot.
+# Without gnuplot (a GPU node's image often has none) eval -o would warn on
+# every fold and keep each figure's script; the summary needs no figure.
 if ! command -v gnuplot > /dev/null && [[ " ${eval_flags[*]} " != *" --no-figures "* ]]; then
   echo "cross_validate: gnuplot is not installed: each fold is evaluated with --no-figures" >&2
   eval_flags+=(--no-figures)

@@ -286,11 +286,12 @@ void write_eval_outputs(const EvalArgs& a, const EvalReport& report, const Examp
             (model_count > 1 ? " (" + std::to_string(model_count) + " models)" : std::string()) +
             " on " + describe_evaluated(a.data) + ", " + std::to_string(image_count) + " images" +
             (a.tta ? ", TTA" : ""));
-    figures = ", " + stem + ".roc.png/.svg, " + stem + ".confusion.png/.svg, " +
-              (report.class_names.size() > 2
-                   ? stem + ".classes.confusion.png/.svg, " + stem + ".classes.roc.png/.svg, "
-                   : std::string()) +
-              stem + ".reliability.png/.svg";
+    const std::string kinds = gnuplot_on_path() ? ".png/.svg" : ".png.gp/.svg.gp";
+    figures = ", " + stem + ".roc" + kinds + ", " + stem + ".confusion" + kinds + ", " +
+              (report.class_names.size() > 2 ? stem + ".classes.confusion" + kinds + ", " + stem +
+                                                   ".classes.roc" + kinds + ", "
+                                             : std::string()) +
+              stem + ".reliability" + kinds;
   }
   write_file_atomically(a.output, j.dump(2) + "\n");
   std::printf("files: %s, %s.images.csv, %s.crops.csv%s\n", a.output.c_str(), stem.c_str(),
@@ -307,9 +308,12 @@ std::unique_ptr<OutputFolder> prepare_eval_outputs(const EvalArgs& a,
       {(std::filesystem::path(a.data.folder) / "Grade.csv").string(), "the dataset's"});
   for (const auto& file : outputs) refuse_overwriting_inputs("--output", file, inputs);
   if (outputs.empty()) return nullptr;
-  // Before the evaluation, not after it (a GPU node's image often lacks it).
+  // Said before the evaluation (a GPU node's image often lacks gnuplot): the
+  // numbers do not need the figures, whose data and scripts are kept.
   if (a.figures)
-    require_gnuplot("eval", "-o's ROC, confusion and reliability figures are", "--no-figures");
+    figures_drawable("eval",
+                     "-o's ROC, confusion and reliability figures are written as "
+                     "their data and scripts (or --no-figures)");
   auto folder = std::make_unique<OutputFolder>(
       std::filesystem::absolute(outputs.front()).parent_path().string());
   prepare_output_file("--output", outputs.front());

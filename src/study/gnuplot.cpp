@@ -78,20 +78,13 @@ bool gnuplot_on_path() {
   return false;
 }
 
-void require_gnuplot(const std::string& command, const std::string& drawn,
-                     const std::string& instead) {
-  require(gnuplot_on_path(), command + ": gnuplot is not installed (not on PATH), and " + drawn +
-                                 " drawn by it (Debian: apt install gnuplot-nox" +
-                                 (instead.empty() ? "" : "; or " + instead) +
-                                 "); nothing was done");
-}
-
 bool figures_drawable(const std::string& command, const std::string& what) {
   if (gnuplot_on_path()) return true;
-  std::fprintf(stderr,
-               "warning: %s: gnuplot is not installed (not on PATH): %s; `gnuplot FIGURE.gp` draws each "
-               "later (Debian: apt install gnuplot-nox)\n",
-               command.c_str(), what.c_str());
+  std::fprintf(
+      stderr,
+      "warning: %s: gnuplot is not installed (not on PATH): %s; `gnuplot FIGURE.gp` draws each "
+      "later (Debian: apt install gnuplot-nox)\n",
+      command.c_str(), what.c_str());
   return false;
 }
 

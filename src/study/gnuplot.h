@@ -18,17 +18,12 @@ bool figure_is_whole(const std::string& head, const std::string& tail, const std
 
 // Whether an executable `gnuplot` is on PATH (a file lookup, no process).
 bool gnuplot_on_path();
-// Throws "COMMAND: gnuplot is not installed ..., and DRAWN drawn by it
-// (...; or INSTEAD)" unless gnuplot_on_path(): for a command whose figures
-// are its point, and cheap to run again (an evaluation's ROC).
-void require_gnuplot(const std::string& command, const std::string& drawn,
-                     const std::string& instead = "");
 // Whether figures will be drawn (gnuplot_on_path()); where not, says so once
-// on stderr: "COMMAND: gnuplot is not installed (not on PATH): WHAT; `gnuplot
+// on stderr: "warning: COMMAND: gnuplot is not installed (not on PATH): WHAT; `gnuplot
 // FIGURE.gp` draws each later (...)". For commands whose results do not need
 // the figures and which may have run for hours before the first (a cohort of
-// slides on a GPU node, whose image often has no gnuplot): they go on, and
-// render_gnuplot writes the scripts.
+// slides on a GPU node, whose image often has no gnuplot; an evaluation):
+// they go on, and render_gnuplot writes the scripts.
 bool figures_drawable(const std::string& command, const std::string& what);
 
 // Renders `body` (gnuplot commands after the terminal and output are set) to
@@ -42,8 +37,8 @@ bool figures_drawable(const std::string& command, const std::string& what);
 // the figure or script, when gnuplot fails or its output is incomplete
 // (gnuplot exits 0 when a full disk cuts a figure short); the figure that
 // was there stays. Without `draw`, or where gnuplot is not installed (not on
-// PATH; a command that needs its figures checks with require_gnuplot first),
-// only the scripts are written, each figure drawn later by `gnuplot SCRIPT`
+// PATH; a command says so first: figures_drawable), only the scripts are
+// written, each figure drawn later by `gnuplot SCRIPT`
 // (and an earlier figure of that name, which would not show their data, is
 // removed). Returns whether the figures were drawn.
 bool render_gnuplot(const std::string& base, const std::string& body, int width = 900,
