@@ -173,18 +173,21 @@ std::string slide_model_p(const nlohmann::json& summary) {
 void report_slide(const std::string& slide, const std::string& folder,
                   const nlohmann::json& summary, const std::string& status, bool maps_drawn) {
   const std::string map = maps_drawn ? ".png" : "-overlay.png";  // the overlays are not drawn
+  const std::string grades = summary.contains("class_area_fraction") ? "grades" + map + ", " : "";
+  const std::string explained =
+      !summary.contains("explanations")
+          ? ""
+          : (maps_drawn ? ", explain/*.gradcam.png" : ", explain/*.gradcam.overlay.png");
+  const std::string attention =
+      slide_model_p(summary).empty() ? "" : ", attention" + map;  // no tiles: no map
   if (status == "done")
     std::printf(
         "%s: %zu tiles scored%s%s -> %s/ (heatmap%s, %stiles.csv, tiles.geojson, "
         "summary.json%s%s%s)\n",
         slide.c_str(), summary.value("tiles_scored", size_t(0)),
         against_annotations(summary).c_str(), slide_model_p(summary).c_str(), folder.c_str(),
-        map.c_str(), summary.contains("class_area_fraction") ? ("grades" + map + ", ").c_str() : "",
-        summary.contains("explanations")
-            ? (maps_drawn ? ", explain/*.gradcam.png" : ", explain/*.gradcam.overlay.png")
-            : "",
-        summary.contains("features") ? ", features.safetensors" : "",
-        slide_model_p(summary).empty() ? "" : (", attention" + map).c_str());  // no tiles: no map
+        map.c_str(), grades.c_str(), explained.c_str(),
+        summary.contains("features") ? ", features.safetensors" : "", attention.c_str());
   if (status == "interrupted")
     std::fprintf(stderr,
                  "interrupted: %zu of %zu tiles of %s scored and kept; the same command "

@@ -163,13 +163,12 @@ std::string cohort_report_markdown(const CohortReport& r) {
   for (const std::string& line : r.headlines) md += line + "\n\n";
   if (!r.maps_drawn)
     md +=
-        "*Maps and figures not drawn: gnuplot is not installed here (Debian: gnuplot-nox). Each "
-        "heatmap below is its overlay without axes or colour bar (blue at P = 0, yellow at 0.5, "
-        "red "
-        "at 1). Each figure's script (FIGURE.gp beside it) draws it when gnuplot runs it from "
-        "the folder `histocnn slide` ran in (its paths are relative to that folder), and the "
-        "same `histocnn slide` command run where gnuplot is installed draws every map without "
-        "scoring again.*\n\n";
+        "*Maps and figures not drawn: gnuplot is not installed here (Debian: gnuplot-nox). "
+        "Each heatmap below is its overlay without axes or colour bar (blue at P = 0, yellow "
+        "at 0.5, red at 1). Each figure's script (FIGURE.gp beside it) draws it when gnuplot "
+        "runs it from the folder `histocnn slide` ran in (its paths are relative to that "
+        "folder), and the same `histocnn slide` command run where gnuplot is installed draws "
+        "every map without scoring again.*\n\n";
   for (const std::string& figure : r.figures)
     md += r.maps_drawn ? "![" + figure + "](" + figure + ")\n\n"
                        : "Not drawn: " + figure + ".gp draws " + figure + ".\n\n";
