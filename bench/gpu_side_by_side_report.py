@@ -200,9 +200,9 @@ def main():
         header += f" histocnn {prec} | PyTorch {prec} | ratio |"
         rule += "---|---|---|"
     extra = [n for n in sorted(table) if n.startswith("pytorch-compile")]
-    for n in extra:
-        header += f" {n} |"
-        rule += "---|"
+    for n in extra:  # torch.compile: fp32, against histocnn fp32
+        header += f" {n} | histocnn fp32 / {n} |"
+        rule += "---|---|"
     header += " peak MB histocnn / PyTorch (fp32) | device MB histocnn / PyTorch (fp32) |"
     rule += "---|---|"
     lines += [header, rule]
@@ -220,7 +220,10 @@ def main():
                             "target": target}
         for n in extra:
             c = table[n].get((size, batch))
-            row += f" {fmt(c and c[0])} |"
+            o = table.get("histocnn-fp32", {}).get((size, batch))
+            ratio = o[0] / c[0] if o and c else None
+            row += f" {fmt(c and c[0])} | {fmt(ratio, 2)} |"
+            record[n] = {"seconds": c and c[0], "histocnn_fp32_ratio": ratio}
         o = table.get("histocnn-fp32", {}).get((size, batch))
         t = table.get("pytorch-fp32", {}).get((size, batch))
         row += f" {fmt(o and o[1] / 1e6, 0)} / {fmt(t and t[1] / 1e6, 0)} |"

@@ -76,6 +76,11 @@
 #                replace "--preset accurate", 5 and "fp32 bf16 tf32"  (~180 s)
 #     levers     the CPU step's three newest levers (onednnwgrad, onednndgrad,
 #                onednnfwd of the cpu stage) against the defaults, alone (~80 s)
+#     compile    PyTorch's torch.compile (fp32, default mode) beside histocnn and
+#                PyTorch eager at the side by side's large points (128 and 200
+#                px, batches 50 and 150), 1 round: issue 18's item 7, "and
+#                torch.compile where it works" (a compile that fails or runs
+#                past 300 s is recorded and the report goes on)  (~200 s, a guess)
 #     slide      a 50,000 x 50,000 synthetic slide (synth --slide), a 64-px model,
 #                then `histocnn slide` on cuda and cpu, 2 interleaved rounds;
 #                summary.json has tiles/s, reader and device seconds   (~240 s;
@@ -92,7 +97,7 @@
 # back as one file, at most 20 s stale however the call ends).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-usage="usage: gpu-check.sh [--pack ARCHIVE] OUT [selftest memcheck oom sbs cpu graph layout input conv1 wgrad dgrad kernels algos study accuracy levers slide]"
+usage="usage: gpu-check.sh [--pack ARCHIVE] OUT [selftest memcheck oom sbs cpu graph layout input conv1 wgrad dgrad kernels algos study accuracy levers compile slide]"
 archive=""
 if [[ "${1:-}" == "--pack" ]]; then
   archive=${2:?$usage}
@@ -289,6 +294,9 @@ for stage in "${stages[@]}"; do
       run_stage oom 120 "$histocnn" train --data "$data" --device cuda --size 200 --batch 1800 \
         --gpu-mem-limit 4GB --allocator pool --epochs 1 --no-progress -o "$out/oom-run" ;;
     sbs) run_stage sbs 420 "$bench/gpu_side_by_side.sh" "$out/side-by-side" --rounds 2 ;;
+    compile)
+      run_stage compile 540 "$bench/gpu_side_by_side.sh" "$out/compile" --rounds 1 \
+        --sizes 128,200 --batches 50,150 --compile --time-limit 300 ;;
     study)
       # Issue 20's measurement and Fig. 6 from one run of the study script, as a
       # user runs it: every thread count and allocator of a batch in turn, twice.

@@ -202,11 +202,12 @@ const char* kTorchStandIn = R"py(import argparse, json, re, sys
 p = argparse.ArgumentParser()
 for flag in ("--sizes", "--batches", "--precision", "--json"):
     p.add_argument(flag)
+p.add_argument("--compile", action="store_true")
 a = p.parse_args()
 r = int(re.search(r"\.(\d+)\.json$", a.json).group(1))
 if a.precision == "bf16" and r == 2:
     sys.exit("stand-in: bf16 round 2 fails")
-base = {"fp32": 4.0, "tf32": 2.0, "bf16": 1.0}[a.precision]
+base = 0.5 if a.compile else {"fp32": 4.0, "tf32": 2.0, "bf16": 1.0}[a.precision]
 points = [{"size": int(s), "batch": int(b), "epoch_seconds": base * r, "peak_memory_bytes": 1e6,
            "device_growth_bytes": 3e6}
           for s in a.sizes.split(",") for b in a.batches.split(",")]
@@ -277,6 +278,35 @@ TEST(GpuSideBySide, RunsRoundsAndReportsWithStandInEngines) {
                                         "/bench/gpu_side_by_side_report.py " + out);
   EXPECT_NE(refused.status, 0) << refused.output;
   EXPECT_NE(refused.output.find("not the same work"), std::string::npos) << refused.output;
+}
+
+// gpu-check's compile stage: torch.compile's epoch in its own column, beside
+// histocnn fp32's over it (issue 18, item 7).
+TEST(GpuSideBySide, TorchCompileIsAColumnBesideHistocnnFp32) {
+  if (run_raw("python3 --version").status != 0) GTEST_SKIP() << "python3 is not installed";
+  const testing::TempDir dir;
+  write_file_atomically(dir / "histocnn", kHistocnnStandIn);
+  write_file_atomically(dir / "python", kPythonStandIn);
+  write_file_atomically(dir / "torch_stand_in.py", kTorchStandIn);
+  for (const char* program : {"histocnn", "python"})
+    std::filesystem::permissions(dir / program, std::filesystem::perms::owner_exec,
+                                 std::filesystem::perm_options::add);
+  const std::string out = dir / "out";
+  const CommandResult r = run_raw("HISTOCNN=" + (dir / "histocnn") + " PYTHON=" + (dir / "python") +
+                                  " " + HISTOCNN_SOURCE_DIR + "/bench/gpu_side_by_side.sh " + out +
+                                  " --rounds 1 --sizes 32 --batches 10 --compile --time-limit 100");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto summary = nlohmann::json::parse(read_file(out + "/summary.json"));
+  ASSERT_EQ(summary["points"].size(), 1u) << summary.dump();
+  const auto& point = summary["points"][0];
+  const double ours = point["fp32"]["histocnn"].get<double>();
+  EXPECT_DOUBLE_EQ(point["pytorch-compile-fp32"]["seconds"].get<double>(), 0.5) << point.dump();
+  EXPECT_DOUBLE_EQ(point["pytorch-compile-fp32"]["histocnn_fp32_ratio"].get<double>(), ours / 0.5)
+      << point.dump();
+  const std::string md = read_file(out + "/gpu-side-by-side-nvidia-h200-stand-in.md");
+  EXPECT_NE(md.find("| pytorch-compile-fp32 | histocnn fp32 / pytorch-compile-fp32 |"),
+            std::string::npos)
+      << md;
 }
 
 // The report splits each histocnn epoch into the GPU's busy time (the step's
