@@ -111,6 +111,63 @@ TEST_P(CpuPooledDgrad, EqualsTheReferenceFromTheScatteredGradient) {
           << k.name << ": the best version against cap " << path << " [" << i << "]";
 }
 
+// The bands cover each image's rows once, in order, none a sliver, and every
+// edge lies at a row the fewest pooled rows' patches straddle (each such
+// row is summed by both bands): one at 2x2 with kernel 3 and pad 1, where
+// edges on pool rows had two. (Counted as inside a map long enough that
+// its ends do not matter: the rule is the rows' period, the pool.)
+TEST(CpuPooledDgradBands, CoverTheRowsAndCutWhereTheFewestPatchesStraddle) {
+  auto straddling = [](const PooledConv& k, int edge) {
+    int patches = 0;
+    for (int p = -8; p * k.pool < edge + 16; ++p) {
+      const int top = p * k.pool - k.pad, bottom = top + k.pool + k.kernel - 1;
+      patches += top < edge && edge < bottom;
+    }
+    return patches;
+  };
+  const PooledConv shapes[] = {{32, 32, 3, 1, 2},
+                               {32, 64, 3, 0, 2},
+                               {16, 16, 5, 2, 2},
+                               {16, 16, 3, 1, 3},
+                               {16, 16, 5, 1, 2}};
+  for (const PooledConv& k : shapes)
+    for (int h : {4, 9, 50, 100})
+      for (int n : {1, 2, 10})
+        for (int threads : {1, 2, 16}) {
+          LaneLayout in;
+          in.n = n, in.h = h, in.w = h;
+          const PooledDgradBands bands = pooled_dgrad_bands(in, k, threads);
+          const std::string where = "kernel " + std::to_string(k.kernel) + ", pad " +
+                                    std::to_string(k.pad) + ", pool " + std::to_string(k.pool) +
+                                    ", " + std::to_string(h) + " rows, " + std::to_string(n) +
+                                    " images, " + std::to_string(threads) + " threads";
+          EXPECT_EQ(bands.rows % k.pool, 0) << where;
+          EXPECT_EQ(bands.count, (h + bands.rows - 1) / bands.rows) << where << ": as unshifted";
+          int fewest = 1 << 20;
+          for (int y = 0; y < k.pool; ++y) fewest = std::min(fewest, straddling(k, y));
+          int next = 0;
+          for (int i = 0; i < bands.count; ++i) {
+            const auto [y0, y1] = bands.band(i, h);
+            ASSERT_EQ(y0, next) << where << ": band " << i;
+            ASSERT_GE(y1 - y0,
+                      std::min(h - (bands.count - 1) * bands.rows, bands.rows - bands.shift))
+                << where << ": band " << i << " is a sliver";
+            if (y0 > 0) {
+              EXPECT_EQ(straddling(k, y0), fewest) << where << ": edge " << y0;
+            }
+            next = y1;
+          }
+          EXPECT_EQ(next, h) << where;
+        }
+  // conv3 of the paper's network at batch 10 on 16 threads: bands of 8 rows,
+  // each edge straddled by one pooled row's patch.
+  LaneLayout conv3;
+  conv3.n = 10, conv3.h = 50, conv3.w = 50;
+  const PooledDgradBands b = pooled_dgrad_bands(conv3, {32, 64, 3, 1, 2}, 16);
+  EXPECT_EQ(b.rows, 8);
+  EXPECT_EQ(b.band(1, 50), std::make_pair(7, 15));
+}
+
 TEST(CpuPooledDgradWeights, ArrangedByBlockChannelAndTapWithZeroPadding) {
   const PooledConv conv{11, 2, 3, 1, 2};  // 11 input channels: 2 blocks of 8, 5 lanes padding
   LaneLayout in;

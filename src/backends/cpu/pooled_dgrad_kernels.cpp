@@ -442,21 +442,34 @@ void run_dgrad(const T* d_pooled, const uint8_t* argmax, const LaneLayout& out, 
                const PooledConv& k, T* d_src, const LaneLayout& in, float* sums) {
   const KernelIsa isa = dgrad_isa(in, out, k);
   if constexpr (std::is_same_v<T, float>) sums = d_src;
-  const int rows = band_rows(in, k, omp_get_max_threads());
-  const int bands = ceil_div(in.h, rows), items = in.n * bands;
+  const PooledDgradBands bands = pooled_dgrad_bands(in, k, omp_get_max_threads());
+  const int items = in.n * bands.count;
 #pragma omp parallel
   {
     DgradScratch scratch;
 #pragma omp for schedule(dynamic, 1)
     for (int item = 0; item < items; ++item) {
-      const int band = item % bands;
-      const DgradBand b{item / bands, band * rows, std::min(in.h, (band + 1) * rows)};
-      run_band(d_pooled, argmax, out, w, k, d_src, sums, in, b, scratch, isa);
+      const auto [y0, y1] = bands.band(item % bands.count, in.h);
+      run_band(d_pooled, argmax, out, w, k, d_src, sums, in, DgradBand{item / bands.count, y0, y1},
+               scratch, isa);
     }
   }
 }
 
 }  // namespace
+
+std::pair<int, int> PooledDgradBands::band(int i, int height) const {
+  return {std::max(0, i * rows - shift),
+          i == count - 1 ? height : std::min(height, (i + 1) * rows - shift)};
+}
+
+PooledDgradBands pooled_dgrad_bands(const LaneLayout& in, const PooledConv& conv, int threads) {
+  PooledDgradBands b;
+  b.rows = band_rows(in, conv, threads);
+  b.shift = conv.pad % conv.pool;  // (edge + pad) % pool == 0 at every edge
+  b.count = ceil_div(in.h, b.rows);  // as unshifted: no band of `shift` rows at the end
+  return b;
+}
 
 bool pooled_dgrad_applies(const LaneLayout& in, const LaneLayout& out, const PooledConv& conv) {
   return pooled_wgrad_applies(in, out, conv);

@@ -21,13 +21,16 @@
 // bands a thread, each to the next thread free (the bands' costs follow
 // the tissue: docs/results/cpu-pooled-balance.md); a pooled
 // row whose patch straddles two bands is summed by both, each adding only
-// its own rows. Every element of d_src receives the same patches in the same
-// order whatever the bands and threads: the same bits on any thread count.
+// its own rows, so the bands' edges are rows that the fewest patches
+// straddle (pooled_dgrad_bands). Every element of d_src receives the same
+// patches in the same order whatever the bands and threads: the same bits
+// on any thread count.
 #pragma once
 
 #include <cstdint>
 #include <dnnl.hpp>
 #include <string>
+#include <utility>
 
 #include "backends/cpu/pool_kernels.h"
 #include "backends/cpu/pooled_wgrad_kernels.h"
@@ -52,6 +55,21 @@ bool pooled_dgrad_fast(const LaneLayout& in, const LaneLayout& out, const Pooled
 // term's taps of one block lie in one run, at offsets the vector versions
 // know at compile time. From OIHW floats; `bf16`: each rounded to bf16 (the
 // convolution's operands in bf16 mode, as oneDNN's).
+// How each image's d_src rows are cut into bands for `threads` threads:
+// `count` bands of `rows` rows (a multiple of the pool; the first band
+// `shift` rows shorter, the last one ending at the map's height). About four
+// bands a thread, at least two pooled rows each. The edges lie where
+// (edge + pad) is a multiple of the pool: there one pooled row's patch
+// straddles an edge at 2x2 with kernel 3, where an edge on a pool row
+// (pad 1) has two. At batch 10 on 16 threads conv3's bands of 8 rows
+// summed 1.5x their pooled rows' terms that way (cpu-scaling-16core.md).
+struct PooledDgradBands {
+  int rows = 0, shift = 0, count = 0;
+  // Band i's rows [first, second) of a map of `height` rows.
+  std::pair<int, int> band(int i, int height) const;
+};
+PooledDgradBands pooled_dgrad_bands(const LaneLayout& in, const PooledConv& conv, int threads);
+
 // requires: arranged holds in.blocks * in.lanes * out_c * kernel^2 floats.
 void arrange_dgrad_weights(const float* oihw, const PooledConv& conv, const LaneLayout& in,
                            bool bf16, float* arranged);
