@@ -49,20 +49,15 @@ bool pooled_dgrad_applies(const LaneLayout& in, const LaneLayout& out, const Poo
 // of the same sums, for tests and other CPUs).
 bool pooled_dgrad_fast(const LaneLayout& in, const LaneLayout& out, const PooledConv& conv);
 
-// The weights as the kernels read them: per block of d_src's layout `in`
-// (in.lanes input channels), output channel and tap, the block's channels
-// in a row, zero past in_c ([in.blocks][out_c][kernel^2][in.lanes]): a
-// term's taps of one block lie in one run, at offsets the vector versions
-// know at compile time. From OIHW floats; `bf16`: each rounded to bf16 (the
-// convolution's operands in bf16 mode, as oneDNN's).
 // How each image's d_src rows are cut into bands for `threads` threads:
 // `count` bands of `rows` rows (a multiple of the pool; the first band
 // `shift` rows shorter, the last one ending at the map's height). About four
 // bands a thread, at least two pooled rows each. The edges lie where
 // (edge + pad) is a multiple of the pool: there one pooled row's patch
 // straddles an edge at 2x2 with kernel 3, where an edge on a pool row
-// (pad 1) has two. At batch 10 on 16 threads conv3's bands of 8 rows
-// summed 1.5x their pooled rows' terms that way (cpu-scaling-16core.md).
+// (pad 1) has two. conv3's bands at batch 10 on 16 threads (8 rows) sum
+// 1.24x the map's pooled rows so, 1.48x with edges on pool rows
+// (cpu-scaling-16core.md).
 struct PooledDgradBands {
   int rows = 0, shift = 0, count = 0;
   // Band i's rows [first, second) of a map of `height` rows.
@@ -70,6 +65,12 @@ struct PooledDgradBands {
 };
 PooledDgradBands pooled_dgrad_bands(const LaneLayout& in, const PooledConv& conv, int threads);
 
+// The weights as the kernels read them: per block of d_src's layout `in`
+// (in.lanes input channels), output channel and tap, the block's channels
+// in a row, zero past in_c ([in.blocks][out_c][kernel^2][in.lanes]): a
+// term's taps of one block lie in one run, at offsets the vector versions
+// know at compile time. From OIHW floats; `bf16`: each rounded to bf16 (the
+// convolution's operands in bf16 mode, as oneDNN's).
 // requires: arranged holds in.blocks * in.lanes * out_c * kernel^2 floats.
 void arrange_dgrad_weights(const float* oihw, const PooledConv& conv, const LaneLayout& in,
                            bool bf16, float* arranged);
