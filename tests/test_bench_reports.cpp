@@ -214,21 +214,26 @@ points = [{"size": int(s), "batch": int(b), "epoch_seconds": base * r, "peak_mem
 json.dump({"engine": "pytorch", "examples": 24, "points": points}, open(a.json, "w"))
 )py";
 
-TEST(GpuSideBySide, RunsRoundsAndReportsWithStandInEngines) {
-  if (run_raw("python3 --version").status != 0) GTEST_SKIP() << "python3 is not installed";
-  const testing::TempDir dir;
+// bench/gpu_side_by_side.sh into DIR/out with the stand-in engines above
+// (written into DIR) and `flags`.
+CommandResult side_by_side_with_stand_ins(const testing::TempDir& dir, const std::string& flags) {
   write_file_atomically(dir / "histocnn", kHistocnnStandIn);
   write_file_atomically(dir / "python", kPythonStandIn);
   write_file_atomically(dir / "torch_stand_in.py", kTorchStandIn);
-  std::filesystem::permissions(dir / "histocnn", std::filesystem::perms::owner_exec,
-                               std::filesystem::perm_options::add);
-  std::filesystem::permissions(dir / "python", std::filesystem::perms::owner_exec,
-                               std::filesystem::perm_options::add);
+  for (const char* program : {"histocnn", "python"})
+    std::filesystem::permissions(dir / program, std::filesystem::perms::owner_exec,
+                                 std::filesystem::perm_options::add);
+  return run_raw("HISTOCNN=" + (dir / "histocnn") + " PYTHON=" + (dir / "python") + " " +
+                 HISTOCNN_SOURCE_DIR + "/bench/gpu_side_by_side.sh " + (dir / "out") + " " + flags);
+}
+
+TEST(GpuSideBySide, RunsRoundsAndReportsWithStandInEngines) {
+  if (run_raw("python3 --version").status != 0) GTEST_SKIP() << "python3 is not installed";
+  const testing::TempDir dir;
   const std::string out = dir / "out";
-  const CommandResult r = run_raw("HISTOCNN=" + (dir / "histocnn") + " PYTHON=" + (dir / "python") +
-                                  " " + HISTOCNN_SOURCE_DIR + "/bench/gpu_side_by_side.sh " + out +
-                                  " --rounds 3 --sizes 32 --batches 10,20 --time-limit 100"
-                                  " --histocnn-flags --channels-last");
+  const CommandResult r = side_by_side_with_stand_ins(
+      dir,
+      "--rounds 3 --sizes 32 --batches 10,20 --time-limit 100 --histocnn-flags --channels-last");
   ASSERT_EQ(r.status, 0) << r.output;
   // --histocnn-flags reached every histocnn run (3 rounds x 3 precisions, the profile).
   const std::string calls = read_file(dir / "histocnn-calls.log");
@@ -285,16 +290,9 @@ TEST(GpuSideBySide, RunsRoundsAndReportsWithStandInEngines) {
 TEST(GpuSideBySide, TorchCompileIsAColumnBesideHistocnnFp32) {
   if (run_raw("python3 --version").status != 0) GTEST_SKIP() << "python3 is not installed";
   const testing::TempDir dir;
-  write_file_atomically(dir / "histocnn", kHistocnnStandIn);
-  write_file_atomically(dir / "python", kPythonStandIn);
-  write_file_atomically(dir / "torch_stand_in.py", kTorchStandIn);
-  for (const char* program : {"histocnn", "python"})
-    std::filesystem::permissions(dir / program, std::filesystem::perms::owner_exec,
-                                 std::filesystem::perm_options::add);
   const std::string out = dir / "out";
-  const CommandResult r = run_raw("HISTOCNN=" + (dir / "histocnn") + " PYTHON=" + (dir / "python") +
-                                  " " + HISTOCNN_SOURCE_DIR + "/bench/gpu_side_by_side.sh " + out +
-                                  " --rounds 1 --sizes 32 --batches 10 --compile --time-limit 100");
+  const CommandResult r = side_by_side_with_stand_ins(
+      dir, "--rounds 1 --sizes 32 --batches 10 --compile --time-limit 100");
   ASSERT_EQ(r.status, 0) << r.output;
   const auto summary = nlohmann::json::parse(read_file(out + "/summary.json"));
   ASSERT_EQ(summary["points"].size(), 1u) << summary.dump();
