@@ -309,11 +309,13 @@ TEST(CpuConvPoolKernels, BothVersionsGiveTheSameBits) {
     const auto w = uniform(size_t(g.out_c) * taps, 6, 1.0f / std::sqrt(float(taps)));
     const auto b = uniform(size_t(g.out_c), 7, 0.2f);
     std::vector<uint8_t> d_pooled(md.get_size());
-    const auto grads = uniform(d_pooled.size() / sizeof(float), 8, 1.0f);
-    std::memcpy(d_pooled.data(), grads.data(), d_pooled.size());  // any bits are a gradient
-    if (type == dt::bf16)                                         // ... but finite ones
-      for (size_t i = 0; i < d_pooled.size() / 2; ++i)
+    const size_t values = d_pooled.size() / (type == dt::bf16 ? sizeof(Bf16) : sizeof(float));
+    const auto grads = uniform(values, 8, 1.0f);
+    if (type == dt::bf16)
+      for (size_t i = 0; i < values; ++i)
         reinterpret_cast<Bf16*>(d_pooled.data())[i] = to_bf16(grads[i]);
+    else
+      std::memcpy(d_pooled.data(), grads.data(), d_pooled.size());
     struct Result {
       std::vector<uint8_t> pooled, argmax;
       std::vector<float> dw, db;
