@@ -70,22 +70,22 @@ bool runs(const std::string& isa) {
   return winograd_pool_available() && winograd_pool_isa() == isa;
 }
 
-// The blocked layout of a version: 16 channels a block for AVX-512, 8 for AVX2.
-tag blocks_of(const std::string& isa) {
-  return isa == "avx512" ? tag::nChw16c : tag::nChw8c;
-}
-
+// The channels a block of a version's layout: 16 for AVX-512, 8 for AVX2.
 int lanes_of(const std::string& isa) {
   return isa == "avx512" ? 16 : 8;
 }
 
-// Whether the capped version takes the case's shapes in its own layout
-// (channels padded up to the lanes where they are not a multiple).
-bool applies_to(const WinogradCase& k) {
+// The blocked layout of a version: nChw16c for AVX-512, nChw8c for AVX2.
+tag blocks_of(const std::string& isa) {
+  return lanes_of(isa) == 16 ? tag::nChw16c : tag::nChw8c;
+}
+
+// Whether version `isa` (the one capped) takes the case's shapes in its own
+// layout (channels padded up to the lanes where they are not a multiple).
+bool applies_to(const WinogradCase& k, const std::string& isa) {
   const int ph = (k.h + 2 * k.pad - 2) / 2, pw = (k.w + 2 * k.pad - 2) / 2;
-  const tag blocks = winograd_pool_isa() == "avx512" ? tag::nChw16c : tag::nChw8c;
-  const auto in = lane_layout(dnnl::memory::desc({k.n, k.in_c, k.h, k.w}, dt::f32, blocks));
-  const auto out = lane_layout(dnnl::memory::desc({k.n, k.out_c, ph, pw}, dt::f32, blocks));
+  const auto in = lane_layout(Mem::desc({k.n, k.in_c, k.h, k.w}, dt::f32, blocks_of(isa)));
+  const auto out = lane_layout(Mem::desc({k.n, k.out_c, ph, pw}, dt::f32, blocks_of(isa)));
   return in && out && winograd_pool_applies(*in, *out, PooledConv{k.in_c, k.out_c, 3, k.pad, 2});
 }
 
@@ -101,7 +101,7 @@ class CpuWinogradPool : public ::testing::TestWithParam<VersionCase>,
     const WinogradCase& k = std::get<0>(GetParam());
     if (k.in_c % lanes_of(isa_) != 0 || k.out_c % lanes_of(isa_) != 0) {
       // The step falls back to oneDNN there: the version must say it cannot run.
-      EXPECT_FALSE(applies_to(k)) << k.name << ": channels not in " << isa_ << "'s lanes";
+      EXPECT_FALSE(applies_to(k, isa_)) << k.name << ": channels not in " << isa_ << "'s lanes";
       GTEST_SKIP() << "channels not in the " << isa_ << " version's lanes (it refuses them)";
     }
   }
