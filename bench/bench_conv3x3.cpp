@@ -17,6 +17,8 @@
 // conv and ReLU) followed by BM_MaxPoolForward (our pool over its output),
 // which it replaces in the step; BM_WinogradWeights: its weight transform,
 // once per step.
+// The pooled kernels run on fp32 or (precision 1, --precision bf16) bf16
+// maps, in the same fp32 arithmetic: bf16 moves half the bytes.
 // BM_PooledDataGradient: histocnn's data gradient from the pooled gradient
 // (backends/cpu/pooled_dgrad_kernels.h) likewise, against backward data
 // (direction 1), which in the step also needs the pool backward before it;
@@ -39,6 +41,7 @@
 #include "backends/cpu/pooled_dgrad_kernels.h"
 #include "backends/cpu/pooled_wgrad_kernels.h"
 #include "backends/cpu/winograd_pool_kernels.h"
+#include "core/bf16.h"
 #include "core/host_buffers.h"
 
 namespace {
@@ -149,31 +152,56 @@ BENCHMARK(BM_Conv3x3)->Apply(Arguments)->Unit(benchmark::kMillisecond)->UseRealT
 // of them without the not-positive flag.
 struct PooledLayer {
   int images, in_c, out_c, size, pooled;
+  dt type;
   histocnn::cpu::LaneLayout in, out;
-  histocnn::HostFloats d_pooled;
+  histocnn::HostFloats d_pooled;  // of `type` (bf16: its first half)
   std::vector<uint8_t> argmax;
   size_t in_count() const { return size_t(images) * in_c * size * size; }
   size_t out_count() const { return size_t(images) * out_c * pooled * pooled; }
   double direct_flop() const { return 2.0 * images * out_c * in_c * 9.0 * (size - 2) * (size - 2); }
   histocnn::cpu::PooledConv conv() const { return {in_c, out_c, 3, 0, 2}; }
 
-  PooledLayer(int images_, int layer, int64_t positive)
+  PooledLayer(int images_, int layer, int64_t positive, dt type_ = dt::f32)
       : images(images_),
         in_c(32),
         out_c(layer == 3 ? 64 : 32),
         size(layer == 3 ? 48 : 99),
-        pooled((size - 2) / 2) {
+        pooled((size - 2) / 2),
+        type(type_) {
     const tag blocks = machine_blocks();
-    in = *histocnn::cpu::lane_layout(Mem::desc({images, in_c, size, size}, dt::f32, blocks));
-    out = *histocnn::cpu::lane_layout(Mem::desc({images, out_c, pooled, pooled}, dt::f32, blocks));
-    d_pooled.resize(out_count()), argmax.resize(out_count());
+    in = *histocnn::cpu::lane_layout(Mem::desc({images, in_c, size, size}, type, blocks));
+    out = *histocnn::cpu::lane_layout(Mem::desc({images, out_c, pooled, pooled}, type, blocks));
+    d_pooled = map(out_count(), [](size_t i) { return float(i % 89) * 0.01f - 0.4f; });
+    argmax.resize(out_count());
     for (size_t i = 0; i < out_count(); ++i) {
       const bool on = int64_t((i * 2654435761u) % 7) < positive;
-      d_pooled[i] = float(i % 89) * 0.01f - 0.4f;
       argmax[i] = uint8_t((i * 40503u) % 4) | (on ? 0 : histocnn::kArgmaxNotPositive);
     }
   }
+  // `count` values value(i) of `type` (bf16: packed in the first half).
+  template <typename F>
+  histocnn::HostFloats map(size_t count, F value) const {
+    histocnn::HostFloats m(count);
+    auto* bf16 = reinterpret_cast<histocnn::Bf16*>(m.data());
+    for (size_t i = 0; i < count; ++i) {
+      if (type == dt::bf16)
+        bf16[i] = histocnn::to_bf16(value(i));
+      else
+        m[i] = value(i);
+    }
+    return m;
+  }
 };
+
+// The pooled kernels' cases: SlicesAndBatches' in fp32 (precision 0) and bf16 (1).
+void SlicesAndBatchesBothPrecisions(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"images", "layer", "precision"});
+  for (const auto& args : {std::vector<int64_t>{2, 2}, {50, 2}, {5, 3}, {50, 3}})
+    for (int64_t precision : {0, 1}) b->Args({args[0], args[1], precision});
+}
+dt precision_of(int64_t arg) {
+  return arg ? dt::bf16 : dt::f32;
+}
 
 // The step's slices at two threads (conv2: 2 images, conv3: 5) and the whole
 // batch of 50, for each layer.
@@ -182,15 +210,16 @@ void SlicesAndBatches(benchmark::internal::Benchmark* b) {
   for (const auto& args : {std::vector<int64_t>{2, 2}, {50, 2}, {5, 3}, {50, 3}}) b->Args(args);
 }
 
-// range(0): images; range(1): 2 or 3 (the layer).
+// range(0): images; range(1): 2 or 3 (the layer); range(2): the precision.
 void BM_PooledWeightGradient(benchmark::State& state) {
-  const PooledLayer l(int(state.range(0)), int(state.range(1)), 4);  // ~4/7 positive
-  histocnn::HostFloats src(l.in_count());
-  for (size_t i = 0; i < src.size(); ++i) src[i] = float(i % 97) * 0.01f;
+  const PooledLayer l(int(state.range(0)), int(state.range(1)), 4,
+                      precision_of(state.range(2)));  // ~4/7 positive
+  const histocnn::HostFloats src =
+      l.map(l.in_count(), [](size_t i) { return float(i % 97) * 0.01f; });
   std::vector<float> dw(size_t(l.out_c) * l.in_c * 9), db(static_cast<size_t>(l.out_c));
   histocnn::HostFloats scratch;  // grown by the first call
   for (auto _ : state)
-    histocnn::cpu::pooled_weight_gradient(dt::f32, src.data(), l.in, l.d_pooled.data(),
+    histocnn::cpu::pooled_weight_gradient(l.type, src.data(), l.in, l.d_pooled.data(),
                                           l.argmax.data(), l.out, l.conv(), dw.data(), db.data(),
                                           false, scratch);
   state.counters["FLOP_per_second"] =
@@ -198,54 +227,63 @@ void BM_PooledWeightGradient(benchmark::State& state) {
   state.SetLabel(histocnn::cpu::pooled_wgrad_isa(l.in, l.out, l.conv()));
 }
 BENCHMARK(BM_PooledWeightGradient)
-    ->Apply(SlicesAndBatches)
+    ->Apply(SlicesAndBatchesBothPrecisions)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
-// range(0): images; range(1): 2 or 3 (the layer); range(2): sevenths positive.
+// range(0): images; range(1): 2 or 3 (the layer); range(2): sevenths
+// positive; range(3): the precision (bf16 sums in an fp32 map, as the step).
 void BM_PooledDataGradient(benchmark::State& state) {
-  const PooledLayer l(int(state.range(0)), int(state.range(1)), state.range(2));
-  histocnn::HostFloats d_src(l.in_count()), arranged(size_t(l.out_c) * l.in_c * 9);
+  const PooledLayer l(int(state.range(0)), int(state.range(1)), state.range(2),
+                      precision_of(state.range(3)));
+  const bool bf16 = l.type == dt::bf16;
+  histocnn::HostFloats d_src(l.in_count()), arranged(size_t(l.out_c) * l.in_c * 9),
+      sums(bf16 ? l.in_count() : 0);
   std::vector<float> w(arranged.size());
   for (size_t i = 0; i < w.size(); ++i) w[i] = float(i % 61) * 0.01f - 0.3f;
-  histocnn::cpu::arrange_dgrad_weights(w.data(), l.conv(), l.in, false, arranged.data());
+  histocnn::cpu::arrange_dgrad_weights(w.data(), l.conv(), l.in, bf16, arranged.data());
   for (auto _ : state)
-    histocnn::cpu::pooled_data_gradient(dt::f32, l.d_pooled.data(), l.argmax.data(), l.out,
-                                        arranged.data(), l.conv(), d_src.data(), l.in, nullptr);
+    histocnn::cpu::pooled_data_gradient(l.type, l.d_pooled.data(), l.argmax.data(), l.out,
+                                        arranged.data(), l.conv(), d_src.data(), l.in,
+                                        bf16 ? sums.data() : nullptr);
   state.counters["FLOP_per_second"] =
       benchmark::Counter(l.direct_flop(), benchmark::Counter::kIsIterationInvariantRate);
   state.SetLabel(histocnn::cpu::pooled_dgrad_isa(l.in, l.out, l.conv()));
 }
 BENCHMARK(BM_PooledDataGradient)
-    ->ArgNames({"images", "layer", "positive"})
-    ->Args({2, 2, 4})
-    ->Args({2, 2, 2})
-    ->Args({2, 2, 0})
-    ->Args({8, 2, 4})
-    ->Args({5, 3, 4})
-    ->Args({5, 3, 2})
+    ->ArgNames({"images", "layer", "positive", "precision"})
+    ->Args({2, 2, 4, 0})
+    ->Args({2, 2, 4, 1})
+    ->Args({2, 2, 2, 0})
+    ->Args({2, 2, 0, 0})
+    ->Args({8, 2, 4, 0})
+    ->Args({8, 2, 4, 1})
+    ->Args({5, 3, 4, 0})
+    ->Args({5, 3, 4, 1})
+    ->Args({5, 3, 2, 0})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
-// range(0): images; range(1): 2 or 3 (the layer).
+// range(0): images; range(1): 2 or 3 (the layer); range(2): the precision.
 void BM_WinogradPoolForward(benchmark::State& state) {
-  const PooledLayer l(int(state.range(0)), int(state.range(1)), 4);
+  const PooledLayer l(int(state.range(0)), int(state.range(1)), 4, precision_of(state.range(2)));
   if (!histocnn::cpu::winograd_pool_available()) return state.SkipWithError("no AVX2 or AVX-512");
-  histocnn::HostFloats src(l.in_count()), u(histocnn::cpu::winograd_weights_floats(l.conv())),
-      pooled(l.out_count()), scratch;
-  for (size_t i = 0; i < src.size(); ++i) src[i] = float(i % 97) * 0.01f - 0.4f;
+  const histocnn::HostFloats src =
+      l.map(l.in_count(), [](size_t i) { return float(i % 97) * 0.01f - 0.4f; });
+  histocnn::HostFloats u(histocnn::cpu::winograd_weights_floats(l.conv())), pooled(l.out_count()),
+      scratch;
   std::vector<float> w(size_t(l.out_c) * l.in_c * 9), bias(size_t(l.out_c), 0.01f);
   for (size_t i = 0; i < w.size(); ++i) w[i] = float(i % 61) * 0.01f - 0.3f;
   histocnn::cpu::winograd_transform_weights(w.data(), l.conv(), u.data());
   std::vector<uint8_t> argmax(pooled.size());
   for (auto _ : state)
-    histocnn::cpu::winograd_pool_forward(src.data(), l.in, u.data(), bias.data(), pooled.data(),
-                                         argmax.data(), l.out, l.conv(), scratch);
+    histocnn::cpu::winograd_pool_forward(l.type, src.data(), l.in, u.data(), bias.data(),
+                                         pooled.data(), argmax.data(), l.out, l.conv(), scratch);
   state.counters["FLOP_per_second"] =
       benchmark::Counter(l.direct_flop(), benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_WinogradPoolForward)
-    ->Apply(SlicesAndBatches)
+    ->Apply(SlicesAndBatchesBothPrecisions)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 

@@ -84,4 +84,18 @@ inline std::vector<Case> all_cases() {
   return cases;
 }
 
+// Architectures whose later maps are large enough for Winograd to pay
+// (winograd_pays, own_winograd_pays); all_cases' are too small.
+inline std::vector<Case> winograd_cases() {
+  return {{"TwoBlocks", "conv 16 kernel=3 pool=2; conv 32 kernel=3 pool=2 pad=same; dense 2", 2, 56,
+           56, 2, false},
+          {"BatchNormDropout",
+           "conv 16 kernel=3 pool=2; conv 16 kernel=3 pool=2 bn; dense 8; dropout 0.5; dense 2", 3,
+           54, 58, 3, true},
+          {"Wide",
+           "conv 16 kernel=3 pool=2; conv 64 kernel=3 pool=2; conv 64 kernel=3 pool=1; "
+           "dense 2",
+           2, 64, 64, 2, false}};
+}
+
 }  // namespace histocnn::cpu_step_cases

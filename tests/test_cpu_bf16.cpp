@@ -10,6 +10,7 @@
 #include <cstring>
 #include <map>
 
+#include "backends/cpu/winograd_pool_kernels.h"
 #include "core/bf16.h"  // round_to_bf16: round to nearest even, as oneDNN converts
 #include "core/error.h"
 #include "core/float_mode.h"
@@ -56,10 +57,11 @@ class CpuBf16 : public ::testing::TestWithParam<Case> {
 // sensitivity — its gradient for the same images rounded to bf16. bf16
 // rounds every activation, not only the input: allowed 3x that change plus
 // 10% of the tensor. A wrong layout or a lost term is off by ~100%.
-TEST_P(CpuBf16, GradientsWithinBf16RoundingOfTheFp32Step) {
-  const Case& c = GetParam();
+// The bf16 step under `options` (precision set here), whole batch and
+// sliced, against the fp32 step under the same options, within the
+// tolerances above; returns each run's details.
+std::vector<nlohmann::json> expect_bf16_near_fp32(const Case& c, StepOptions options) {
   const Inputs in = inputs_for(c);
-  StepOptions options;
   options.dropout_seed = 99;
   const Outcome fp32 = step_on(c, options, in.params, in.images, in.labels);
   std::vector<float> rounded = in.images;
@@ -67,6 +69,7 @@ TEST_P(CpuBf16, GradientsWithinBf16RoundingOfTheFp32Step) {
   const auto sensitivity =
       relative_errors(step_on(c, options, in.params, rounded, in.labels).grads, fp32.grads);
   options.precision = "bf16";
+  std::vector<nlohmann::json> details;
   for (size_t budget : {size_t(0), size_t(1)}) {  // whole batch and sliced
     options.cpu_slice_bytes = budget;
     const Outcome got = step_on(c, options, in.params, in.images, in.labels);
@@ -85,11 +88,53 @@ TEST_P(CpuBf16, GradientsWithinBf16RoundingOfTheFp32Step) {
       for (int i = 0; i < classes * c.count; ++i)
         EXPECT_NEAR(got.probs[i], fp32.probs[i], 0.02) << i;
     }
+    details.push_back(got.details);
   }
+  return details;
+}
+
+TEST_P(CpuBf16, GradientsWithinBf16RoundingOfTheFp32Step) {
+  expect_bf16_near_fp32(GetParam(), StepOptions{});
 }
 
 INSTANTIATE_TEST_SUITE_P(Architectures, CpuBf16, ::testing::ValuesIn(all_cases()),
                          testing::case_name);
+
+// The later blocks' forward on our Winograd conv+ReLU+pool kernel in bf16
+// (bf16 maps in and out, fp32 arithmetic; oneDNN has no bf16 Winograd): it
+// runs where it runs in fp32 (3x3, 2x2 pool, no batch norm, maps where it
+// pays, channels in the kernel's lanes), and the step stays within bf16's
+// rounding of fp32's with it on or off (oneDNN's direct bf16 convolution).
+class CpuBf16Winograd : public CpuBf16 {};
+
+TEST_P(CpuBf16Winograd, OurForwardRunsWhereItAppliesWithinBf16Rounding) {
+  const Case& c = GetParam();
+  const NetworkShape shape = infer_shapes(parse_model_spec(c.spec), c.batch, c.height, c.width);
+  const int lanes = cpu::winograd_pool_isa() == "avx512" ? 16 : 8;
+  int ours_ran = 0;
+  for (bool own : {true, false}) {
+    StepOptions options;
+    options.cpu_own_winograd_forward = own;
+    for (const nlohmann::json& details : expect_bf16_near_fp32(c, options))
+      for (size_t k = 1; k < shape.convs.size(); ++k) {
+        const ConvShape& s = shape.convs[k];
+        const std::string name = "conv" + std::to_string(k + 1);
+        const std::string impl = details["convolution"][name];
+        const bool expect = own && own_winograd_pays(s) && s.kernel == 3 && s.pool == 2 &&
+                            !s.batch_norm && s.in_c % lanes == 0 && s.out_c % lanes == 0 &&
+                            cpu::winograd_pool_available();
+        EXPECT_EQ(impl.rfind("histocnn Winograd F(4x4,3x3)+ReLU+pool", 0) == 0, expect)
+            << name << ": " << impl << (own ? ", ours asked for" : ", ours off");
+        ours_ran += expect;
+      }
+  }
+  if (std::string(c.name) != "BatchNormDropout") {  // its only later block has batch norm
+    EXPECT_GT(ours_ran, 0) << "our bf16 Winograd never ran";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, CpuBf16Winograd,
+                         ::testing::ValuesIn(cpu_step_cases::winograd_cases()), testing::case_name);
 
 TEST(Bf16Training, ConvergesLikeFp32OnAFixedBatch) {
   if (!cpu_supports_bf16()) GTEST_SKIP() << "no AVX512-BF16 / AMX on this CPU";

@@ -32,6 +32,7 @@ using cpu_step_cases::inputs_for;
 using cpu_step_cases::Outcome;
 using cpu_step_cases::reference_for;
 using cpu_step_cases::step_on;
+using cpu_step_cases::winograd_cases;
 using testing::Case;
 
 // Whether block k of a case can be sliced (pooling, no batch norm).
@@ -297,18 +298,7 @@ INSTANTIATE_TEST_SUITE_P(Architectures, PooledWeightGradients, ::testing::Values
 // of a tensor's rms, is far inside them; a wrong transform is off by ~100%),
 // whole batch and micro-batched, and Winograd runs exactly where asked, where
 // winograd_pays and the CPU has AVX-512 (the ISA the fused kernels need too).
-// The architectures above have maps too small to pay; these do.
-std::vector<Case> winograd_cases() {
-  return {{"TwoBlocks", "conv 16 kernel=3 pool=2; conv 32 kernel=3 pool=2 pad=same; dense 2", 2, 56,
-           56, 2, false},
-          {"BatchNormDropout",
-           "conv 16 kernel=3 pool=2; conv 16 kernel=3 pool=2 bn; dense 8; dropout 0.5; dense 2", 3,
-           54, 58, 3, true},
-          {"Wide",
-           "conv 16 kernel=3 pool=2; conv 64 kernel=3 pool=2; conv 64 kernel=3 pool=1; "
-           "dense 2",
-           2, 64, 64, 2, false}};
-}
+// The architectures above have maps too small to pay; winograd_cases' do.
 
 class Winograd : public ::testing::TestWithParam<Case> {};
 

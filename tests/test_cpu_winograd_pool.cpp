@@ -6,7 +6,10 @@
 // and a leftover 16, 'valid' and 'same' padding; every element written,
 // the same bits on any thread count. Each case runs the AVX-512 version
 // (nChw16c) and the AVX2 one (nChw8c), each capped in turn, where the
-// machine runs it; the two give the same bits.
+// machine runs it; the two give the same bits. And each on fp32 maps and on
+// bf16 ones (--precision bf16), where the result must be the fp32 kernel's
+// on the same input, rounded once, to the bit (the kernel needs no bf16
+// instructions: these run on any AVX2 machine).
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -17,6 +20,7 @@
 
 #include "backends/cpu/kernel_isa.h"
 #include "backends/cpu/winograd_pool_kernels.h"
+#include "core/bf16.h"
 #include "kernel_cap.h"
 #include "onednn_layouts.h"
 #include "test_util.h"
@@ -38,6 +42,19 @@ void PrintTo(const WinogradCase& c, std::ostream* os) {
 
 std::vector<float> uniform(size_t count, uint64_t seed, float scale) {
   return testing::random_vector(count, seed, -scale, scale);
+}
+
+// The case's input map: in bf16 rounded to it here, so the reference and
+// the fp32 kernel see the values the bf16 kernel reads.
+std::vector<float> input_map(const WinogradCase& k, uint64_t seed, dt type) {
+  std::vector<float> x = uniform(size_t(k.n) * k.in_c * k.h * k.w, seed, 1.0f);
+  if (type == dt::bf16)
+    for (float& v : x) v = round_to_bf16(v);
+  return x;
+}
+
+std::string precision_name(dt type) {
+  return type == dt::bf16 ? "bf16" : "fp32";
 }
 
 // The case's block in double, plain NCHW: conv output after bias and ReLU,
@@ -89,13 +106,14 @@ bool applies_to(const WinogradCase& k, const std::string& isa) {
   return in && out && winograd_pool_applies(*in, *out, PooledConv{k.in_c, k.out_c, 3, k.pad, 2});
 }
 
-using VersionCase = std::tuple<WinogradCase, std::string>;
+using VersionCase = std::tuple<WinogradCase, std::string, dt>;
 
 class CpuWinogradPool : public ::testing::TestWithParam<VersionCase>,
                         protected testing::OneDnnLayouts {
  protected:
   void SetUp() override {
     isa_ = std::get<1>(GetParam());
+    type_ = std::get<2>(GetParam());
     if (!runs(isa_)) GTEST_SKIP() << "this machine does not run the " << isa_ << " version";
     cap_winograd_pool(isa_);
     const WinogradCase& k = std::get<0>(GetParam());
@@ -107,18 +125,42 @@ class CpuWinogradPool : public ::testing::TestWithParam<VersionCase>,
   }
   void TearDown() override { cap_winograd_pool("avx512"); }
   std::string isa_;
+  dt type_ = dt::f32;
   struct Run {
     std::vector<float> pooled;  // plain NCHW
     std::vector<uint8_t> argmax;
     std::vector<uint8_t> raw;  // the pooled map's bytes, in its layout
   };
+  // The kernel on maps of `type` (the case's precision unless named).
   Run run(const WinogradCase& k, const std::vector<float>& x, const std::vector<float>& w,
           const std::vector<float>& b, int threads) {
+    return run(k, x, w, b, threads, type_);
+  }
+  // A bf16 run `got`: the fp32 kernel's result on the same (bf16) input,
+  // each maximum rounded once to the nearest bf16, and the same argmax
+  // bytes, to the bit.
+  void expect_fp32_rounded_once(const WinogradCase& k, const std::vector<float>& x,
+                                const std::vector<float>& w, const std::vector<float>& b,
+                                const Run& got) {
+    const Run fp32 = run(k, x, w, b, 2, dt::f32);
+    ASSERT_EQ(got.pooled.size(), fp32.pooled.size());
+    size_t rounded = 0;
+    for (size_t i = 0; i < got.pooled.size(); ++i) {
+      const float want = round_to_bf16(fp32.pooled[i]);
+      ASSERT_EQ(std::memcmp(&got.pooled[i], &want, sizeof want), 0)
+          << k.name << " element " << i << ": " << got.pooled[i] << " against " << want;
+      rounded += got.pooled[i] != fp32.pooled[i] ? 1 : 0;
+    }
+    EXPECT_EQ(got.argmax, fp32.argmax) << k.name;
+    EXPECT_GT(rounded, got.pooled.size() / 2) << "the bf16 run kept fp32's bits: not rounded?";
+  }
+  Run run(const WinogradCase& k, const std::vector<float>& x, const std::vector<float>& w,
+          const std::vector<float>& b, int threads, dt type) {
     const int ph = (k.h + 2 * k.pad - 2) / 2, pw = (k.w + 2 * k.pad - 2) / 2;
     const Mem::desc plain_x({k.n, k.in_c, k.h, k.w}, dt::f32, tag::nchw);
     const Mem::desc plain_p({k.n, k.out_c, ph, pw}, dt::f32, tag::nchw);
-    const Mem::desc md_x({k.n, k.in_c, k.h, k.w}, dt::f32, blocks_of(isa_));
-    const Mem::desc md_p({k.n, k.out_c, ph, pw}, dt::f32, blocks_of(isa_));
+    const Mem::desc md_x({k.n, k.in_c, k.h, k.w}, type, blocks_of(isa_));
+    const Mem::desc md_p({k.n, k.out_c, ph, pw}, type, blocks_of(isa_));
     const Mem x_l = to_layout(x, plain_x, md_x);
     Mem pooled(md_p, engine());
     const auto in = lane_layout(md_x), out = lane_layout(md_p);
@@ -126,16 +168,14 @@ class CpuWinogradPool : public ::testing::TestWithParam<VersionCase>,
     EXPECT_TRUE(in && out && winograd_pool_applies(*in, *out, conv));
     std::vector<float> u(winograd_weights_floats(conv));
     winograd_transform_weights(w.data(), conv, u.data());
-    const float nan = std::nanf("");
-    std::fill_n(static_cast<float*>(pooled.get_data_handle()), md_p.get_size() / 4, nan);
+    std::memset(pooled.get_data_handle(), 0xff, md_p.get_size());  // NaN in fp32 and in bf16
     Run r;
     r.argmax.assign(md_p.get_size(), 0xff);
     HostFloats scratch;
     const int before = omp_get_max_threads();
     omp_set_num_threads(threads);
-    winograd_pool_forward(static_cast<const float*>(x_l.get_data_handle()), *in, u.data(), b.data(),
-                          static_cast<float*>(pooled.get_data_handle()), r.argmax.data(), *out,
-                          conv, scratch);
+    winograd_pool_forward(type, x_l.get_data_handle(), *in, u.data(), b.data(),
+                          pooled.get_data_handle(), r.argmax.data(), *out, conv, scratch);
     omp_set_num_threads(before);
     const auto* bytes = static_cast<const uint8_t*>(pooled.get_data_handle());
     r.raw.assign(bytes, bytes + md_p.get_size());
@@ -156,12 +196,14 @@ class CpuWinogradPool : public ::testing::TestWithParam<VersionCase>,
 
 TEST_P(CpuWinogradPool, EqualsTheReferenceConvolutionAndPool) {
   const WinogradCase& k = std::get<0>(GetParam());
-  const auto x = uniform(size_t(k.n) * k.in_c * k.h * k.w, 11, 1.0f);
+  const auto x = input_map(k, 11, type_);
   const auto w = uniform(size_t(k.out_c) * k.in_c * 9, 12, 0.3f);
   const auto b = uniform(size_t(k.out_c), 13, 0.2f);
   const Run got = run(k, x, w, b, 2);
   const Reference ref{k, x, w, b};
   const int ph = ref.conv_h() / 2, pw = ref.conv_w() / 2;
+  // bf16 keeps 8 significant bits: its rounding, 2^-9 of the value at most.
+  const double rounding = type_ == dt::bf16 ? 1.0 / 256 : 0.0;
   size_t argmax_checked = 0, i = 0, flagged = 0;
   for (int n = 0; n < k.n; ++n)
     for (int o = 0; o < k.out_c; ++o)
@@ -179,7 +221,7 @@ TEST_P(CpuWinogradPool, EqualsTheReferenceConvolutionAndPool) {
           }
           ASSERT_FALSE(std::isnan(got.pooled[i])) << k.name << ": element " << i << " unwritten";
           // Winograd's rounding: a few ulps of the terms' magnitudes.
-          ASSERT_NEAR(got.pooled[i], best, 2e-6 * worst_scale + 1e-7)
+          ASSERT_NEAR(got.pooled[i], best, 2e-6 * worst_scale + 1e-7 + rounding * best)
               << k.name << " at n " << n << " o " << o << " (" << py << ", " << px << ")";
           // The flag: exactly where the stored maximum is not positive.
           ASSERT_EQ(argmax_passes(got.argmax[i]), got.pooled[i] > 0)
@@ -195,6 +237,7 @@ TEST_P(CpuWinogradPool, EqualsTheReferenceConvolutionAndPool) {
         }
   EXPECT_GT(argmax_checked, i * 9 / 10) << "too few windows told apart to check the argmax";
   (void)flagged;  // every window's flag checked; NotPositiveWindowsAreFlagged makes sure of some
+  if (type_ == dt::bf16) expect_fp32_rounded_once(k, x, w, b, got);
 }
 
 // A bias of -1000 on every other output channel (beyond any sum of the
@@ -203,7 +246,7 @@ TEST_P(CpuWinogradPool, EqualsTheReferenceConvolutionAndPool) {
 // channels) most of the rest not.
 TEST_P(CpuWinogradPool, NotPositiveWindowsAreFlagged) {
   const WinogradCase& k = std::get<0>(GetParam());
-  const auto x = uniform(size_t(k.n) * k.in_c * k.h * k.w, 11, 1.0f);
+  const auto x = input_map(k, 11, type_);
   const auto w = uniform(size_t(k.out_c) * k.in_c * 9, 12, 0.3f);
   auto b = uniform(size_t(k.out_c), 13, 0.2f);
   for (size_t o = 1; o < b.size(); o += 2) b[o] = -1000.0f;
@@ -223,7 +266,7 @@ TEST_P(CpuWinogradPool, NotPositiveWindowsAreFlagged) {
 
 TEST_P(CpuWinogradPool, TheSameBitsOnAnyThreadCount) {
   const WinogradCase& k = std::get<0>(GetParam());
-  const auto x = uniform(size_t(k.n) * k.in_c * k.h * k.w, 21, 1.0f);
+  const auto x = input_map(k, 21, type_);
   const auto w = uniform(size_t(k.out_c) * k.in_c * 9, 22, 0.3f);
   const auto b = uniform(size_t(k.out_c), 23, 0.2f);
   const Run one = run(k, x, w, b, 1), three = run(k, x, w, b, 3);
@@ -249,18 +292,19 @@ std::vector<WinogradCase> winograd_cases() {
 
 INSTANTIATE_TEST_SUITE_P(Shapes, CpuWinogradPool,
                          ::testing::Combine(::testing::ValuesIn(winograd_cases()),
-                                            ::testing::Values("avx512", "avx2")),
+                                            ::testing::Values("avx512", "avx2"),
+                                            ::testing::Values(dt::f32, dt::bf16)),
                          [](const ::testing::TestParamInfo<VersionCase>& info) {
-                           return std::get<0>(info.param).name + "_" + std::get<1>(info.param);
+                           return std::get<0>(info.param).name + "_" + std::get<1>(info.param) +
+                                  "_" + precision_name(std::get<2>(info.param));
                          });
 
 // Both versions take each output's terms in one order: the same pooled map
-// and argmax bytes to the bit (where the machine runs both).
+// and argmax bytes to the bit (where the machine runs both), in fp32 and bf16.
 TEST(CpuWinogradPoolVersions, GiveTheSameBits) {
   if (!runs("avx512") || !runs("avx2")) GTEST_SKIP() << "needs both versions";
   testing::OneDnnLayouts layouts;
   const WinogradCase k{"paper_conv2_like", 2, 32, 32, 27, 30, 0};
-  const auto x = uniform(size_t(k.n) * k.in_c * k.h * k.w, 31, 1.0f);
   const auto w = uniform(size_t(k.out_c) * k.in_c * 9, 32, 0.3f);
   const auto b = uniform(size_t(k.out_c), 33, 0.2f);
   const PooledConv conv{k.in_c, k.out_c, 3, k.pad, 2};
@@ -269,22 +313,37 @@ TEST(CpuWinogradPoolVersions, GiveTheSameBits) {
   const int ph = (k.h - 2) / 2, pw = (k.w - 2) / 2;
   const Mem::desc plain_x({k.n, k.in_c, k.h, k.w}, dt::f32, tag::nchw);
   const Mem::desc plain_p({k.n, k.out_c, ph, pw}, dt::f32, tag::nchw);
-  const auto run = [&](const std::string& isa) {
-    const testing::CappedKernels cap(cap_winograd_pool, isa);
-    const Mem::desc md_x({k.n, k.in_c, k.h, k.w}, dt::f32, blocks_of(isa));
-    const Mem::desc md_p({k.n, k.out_c, ph, pw}, dt::f32, blocks_of(isa));
-    const Mem x_l = layouts.to_layout(x, plain_x, md_x);
-    Mem pooled(md_p, layouts.engine());
-    std::vector<uint8_t> argmax(md_p.get_size());
-    HostFloats scratch;
-    winograd_pool_forward(static_cast<const float*>(x_l.get_data_handle()), *lane_layout(md_x),
-                          u.data(), b.data(), static_cast<float*>(pooled.get_data_handle()),
-                          argmax.data(), *lane_layout(md_p), conv, scratch);
-    return layouts.to_nchw(pooled, plain_p);
-  };
-  const std::vector<float> wide = run("avx512"), narrow = run("avx2");
-  ASSERT_EQ(wide.size(), narrow.size());
-  EXPECT_EQ(std::memcmp(wide.data(), narrow.data(), wide.size() * sizeof(float)), 0);
+  for (const dt type : {dt::f32, dt::bf16}) {
+    const auto x = input_map(k, 31, type);
+    const auto run = [&](const std::string& isa) {
+      const testing::CappedKernels cap(cap_winograd_pool, isa);
+      const Mem::desc md_x({k.n, k.in_c, k.h, k.w}, type, blocks_of(isa));
+      const Mem::desc md_p({k.n, k.out_c, ph, pw}, type, blocks_of(isa));
+      const Mem x_l = layouts.to_layout(x, plain_x, md_x);
+      Mem pooled(md_p, layouts.engine());
+      std::vector<uint8_t> argmax(md_p.get_size());
+      HostFloats scratch;
+      winograd_pool_forward(type, x_l.get_data_handle(), *lane_layout(md_x), u.data(), b.data(),
+                            pooled.get_data_handle(), argmax.data(), *lane_layout(md_p), conv,
+                            scratch);
+      // The argmax bytes in NCHW order: the versions' layouts differ.
+      const Mem::desc bytes_l({k.n, k.out_c, ph, pw}, dt::u8, blocks_of(isa));
+      const Mem::desc bytes_plain({k.n, k.out_c, ph, pw}, dt::u8, tag::nchw);
+      std::vector<uint8_t> nchw(bytes_plain.get_size());
+      Mem from(bytes_l, layouts.engine(), argmax.data()),
+          to(bytes_plain, layouts.engine(), nchw.data());
+      dnnl::stream s(layouts.engine());
+      dnnl::reorder(from, to).execute(s, from, to);
+      s.wait();
+      return std::make_pair(layouts.to_nchw(pooled, plain_p), nchw);
+    };
+    const auto wide = run("avx512"), narrow = run("avx2");
+    ASSERT_EQ(wide.first.size(), narrow.first.size());
+    EXPECT_EQ(
+        std::memcmp(wide.first.data(), narrow.first.data(), wide.first.size() * sizeof(float)), 0)
+        << precision_name(type);
+    EXPECT_EQ(wide.second, narrow.second) << precision_name(type);
+  }
 }
 
 TEST(CpuWinogradPoolVersions, RunTheBestWithinTheirCap) {

@@ -293,7 +293,7 @@ struct StepOptions {
   // false keeps oneDNN's (A/B).
   bool cpu_pooled_data_gradients = true;
   // CPU: the forward of the conv blocks after the first whose pool is ours
-  // (no batch norm, fp32, 3x3, 2x2 pool) by our Winograd F(4x4, 3x3) with
+  // (no batch norm, 3x3, 2x2 pool; fp32 or bf16 maps) by our Winograd F(4x4, 3x3) with
   // bias, ReLU and the pool in one pass
   // (backends/cpu/winograd_pool_kernels.h), where cpu_winograd holds, it
   // pays (own_winograd_pays in backends/cpu/cpu_backend.h) and its AVX-512

@@ -42,11 +42,16 @@ HISTOCNN_AVX2 inline void store8(Bf16* p, __m256 v) {
 HISTOCNN_AVX2 inline void store8_rounded(float* p, __m256 v) {
   _mm256_storeu_ps(p, v);
 }
-HISTOCNN_AVX2 inline void store8_rounded(Bf16* p, __m256 v) {
+// v rounded to bf16 as to_bf16 does, kept as floats (the low 16 bits zero),
+// as avx512.h's round16_to_bf16.
+HISTOCNN_AVX2 inline __m256 round8_to_bf16(__m256 v) {
   const __m256i u = _mm256_castps_si256(v);
   const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
   const __m256i rounded = _mm256_add_epi32(u, _mm256_add_epi32(_mm256_set1_epi32(0x7fff), odd));
-  store8(p, _mm256_castsi256_ps(rounded));
+  return _mm256_castsi256_ps(_mm256_and_si256(rounded, _mm256_set1_epi32(int(0xffff0000u))));
+}
+HISTOCNN_AVX2 inline void store8_rounded(Bf16* p, __m256 v) {
+  store8(p, round8_to_bf16(v));
 }
 
 // One argmax byte per lane (values 0..255).

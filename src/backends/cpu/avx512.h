@@ -56,11 +56,16 @@ HISTOCNN_AVX512 inline void store16(Bf16* p, __m512 v) {
 HISTOCNN_AVX512 inline void store16_rounded(float* p, __m512 v) {
   _mm512_storeu_ps(p, v);
 }
-HISTOCNN_AVX512 inline void store16_rounded(Bf16* p, __m512 v) {
+// v rounded to bf16 as to_bf16 does, kept as floats (the low 16 bits zero):
+// what a store to bf16 keeps, for kernels that flag by the stored value.
+HISTOCNN_AVX512 inline __m512 round16_to_bf16(__m512 v) {
   const __m512i u = _mm512_castps_si512(v);
   const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
   const __m512i rounded = _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), odd));
-  store16(p, _mm512_castsi512_ps(rounded));
+  return _mm512_castsi512_ps(_mm512_and_si512(rounded, _mm512_set1_epi32(int(0xffff0000u))));
+}
+HISTOCNN_AVX512 inline void store16_rounded(Bf16* p, __m512 v) {
+  store16(p, round16_to_bf16(v));
 }
 // One argmax byte per lane.
 HISTOCNN_AVX512 inline __m512i load_bytes16(const uint8_t* p) {

@@ -11,11 +11,10 @@ namespace histocnn::cpu {
 
 bool CpuTrainingStep::own_winograd_forward(ConvBlock& c, size_t i) {
   // Where Winograd is switched on (off under --direct-conv) and this kernel
-  // pays (own_winograd_pays: smaller maps than oneDNN's Winograd needs), and
-  // in fp32: in bf16 oneDNN's convolution takes bf16 operands, which this
-  // kernel does not.
+  // pays (own_winograd_pays: smaller maps than oneDNN's Winograd needs), in
+  // either precision (bf16 maps in and out, fp32 arithmetic).
   if (!options_.cpu_own_winograd_forward || !options_.cpu_winograd || !own_winograd_pays(c.s) ||
-      i == 0 || !c.own_pool || c.s.batch_norm || act_dt_ != dt::f32 || !winograd_pool_available())
+      i == 0 || !c.own_pool || c.s.batch_norm || !winograd_pool_available())
     return false;
   const auto in = lane_layout(c.src.get_desc()), out = lane_layout(c.pooled.get_desc());
   if (!in || !out || !winograd_pool_applies(*in, *out, pooled_conv(c.s))) return false;
@@ -32,9 +31,10 @@ void CpuTrainingStep::add_winograd_forward(ConvBlock& cb, std::vector<Op>& weigh
   });
   add(forward_ops_, {cb.src, cb.pooled, cb.workspace}, [&cb, this]() {
     stream_.wait();  // src was written by the previous block (perhaps a primitive)
-    winograd_pool_forward(floats(cb.src), cb.winograd_in, cb.winograd_weights.data(), floats(cb.b),
-                          floats(cb.pooled), static_cast<uint8_t*>(cb.workspace.get_data_handle()),
-                          cb.winograd_out, pooled_conv(cb.s), cb.winograd_scratch);
+    winograd_pool_forward(act_dt_, cb.src.get_data_handle(), cb.winograd_in,
+                          cb.winograd_weights.data(), floats(cb.b), cb.pooled.get_data_handle(),
+                          static_cast<uint8_t*>(cb.workspace.get_data_handle()), cb.winograd_out,
+                          pooled_conv(cb.s), cb.winograd_scratch);
   });
 }
 

@@ -10,6 +10,7 @@
 // FMA each, and the transforms are the same operations: the same bits as
 // the AVX-512 version.
 #include <algorithm>
+#include <type_traits>
 
 #include "backends/cpu/avx2.h"
 #include "backends/cpu/winograd_pool_tiling.h"
@@ -59,9 +60,9 @@ HISTOCNN_AVX2 inline void output_1d(const __m256 m[kAlpha], __m256 s[kOut]) {
 // One 8-channel block of one tile: its 6x6 inputs (zero outside the map,
 // which is the padding; kInside: the tile lies within it) -> v[xi *
 // v_stride], xi = row * 6 + column; the next tile's new columns prefetched.
-template <bool kInside>
-HISTOCNN_AVX2 void input_tile(const float* plane, int64_t row, int h, int w, int y0, int x0,
-                              float* v, size_t v_stride) {
+template <bool kInside, typename T>
+HISTOCNN_AVX2 void input_tile(const T* plane, int64_t row, int h, int w, int y0, int x0, float* v,
+                              size_t v_stride) {
   __m256 rows[kAlpha][kAlpha];  // B^T d, by rows
   for (int s = 0; s < kAlpha; ++s) {
     __m256 d[kAlpha], t[kAlpha];
@@ -70,12 +71,11 @@ HISTOCNN_AVX2 void input_tile(const float* plane, int64_t row, int h, int w, int
       const int y = y0 + r;
       const int64_t at = int64_t(y) * row + int64_t(x) * kLanes;
       if (kInside) {
-        d[r] = _mm256_loadu_ps(plane + at);
+        d[r] = avx2::load8(plane + at);
         if (s < kOut)  // a hint only: past the map's end it fetches nothing of ours
           _mm_prefetch(reinterpret_cast<const char*>(plane + at + kAlpha * kLanes), _MM_HINT_T0);
       } else {
-        d[r] =
-            y >= 0 && y < h && x >= 0 && x < w ? _mm256_loadu_ps(plane + at) : _mm256_setzero_ps();
+        d[r] = y >= 0 && y < h && x >= 0 && x < w ? avx2::load8(plane + at) : _mm256_setzero_ps();
       }
     }
     input_1d(d, t);
@@ -134,8 +134,10 @@ void gemm_group(const float* v, const float* u, float* m, int in_c, int out_c) {
 
 // One tile's 8 output channels from m (36 vectors m_stride apart): the 4x4
 // outputs + bias, ReLU, then the four 2x2 windows (those inside the pooled
-// map) to pooled and argmax at `at` + window offsets.
-HISTOCNN_AVX2 void output_tile(const float* m, size_t m_stride, __m256 bias, float* pooled,
+// map) to pooled and argmax at `at` + window offsets; in bf16 each maximum
+// rounded once and flagged by what is stored, as the AVX-512 version.
+template <typename T>
+HISTOCNN_AVX2 void output_tile(const float* m, size_t m_stride, __m256 bias, T* pooled,
                                uint8_t* argmax, const LaneLayout& out, int64_t at, int py0,
                                int px0) {
   __m256 cols[kOut][kAlpha];  // A^T m, by rows
@@ -164,24 +166,24 @@ HISTOCNN_AVX2 void output_tile(const float* m, size_t m_stride, __m256 bias, flo
         best = _mm256_blendv_ps(best, v, larger);
         where = _mm256_blendv_epi8(where, _mm256_set1_epi32(k), _mm256_castps_si256(larger));
       }
+      if constexpr (std::is_same_v<T, Bf16>) best = avx2::round8_to_bf16(best);
       where = avx2::flag_not_positive(where, best, kArgmaxNotPositive);
       const int64_t e = at + int64_t(wy) * out.row + int64_t(wx) * out.column;
-      store8(pooled + e, best);
+      avx2::store8(pooled + e, best);
       avx2::store_bytes8(argmax + e, where);
     }
 }
 
 // A group of NT tiles (`live` of them real) of tile row ty of image img,
 // starting at tile column tx0.
-template <int NT>
-HISTOCNN_AVX2 void run_group(const float* x, const LaneLayout& in, const float* u,
-                             const float* bias, float* pooled, uint8_t* argmax,
-                             const LaneLayout& out, const Tiling& g, int img, int ty, int tx0,
-                             int live, float* v, float* m) {
+template <int NT, typename T>
+HISTOCNN_AVX2 void run_group(const T* x, const LaneLayout& in, const float* u, const float* bias,
+                             T* pooled, uint8_t* argmax, const LaneLayout& out, const Tiling& g,
+                             int img, int ty, int tx0, int live, float* v, float* m) {
   const int in_blocks = g.in_c / kLanes, out_blocks = g.out_c / kLanes;
   const size_t v_stride = size_t(NT) * g.in_c, m_stride = size_t(NT) * g.out_c;
   for (int b = 0; b < in_blocks; ++b) {  // a block's rows: fewer streams at once
-    const float* plane = x + int64_t(img) * in.image + int64_t(b) * in.block;
+    const T* plane = x + int64_t(img) * in.image + int64_t(b) * in.block;
     for (int t = 0; t < NT; ++t) {
       float* vt = v + size_t(t) * g.in_c + size_t(b) * kLanes;
       if (t >= live) {  // a padding tile: zeros, so its sums stay finite
@@ -207,21 +209,36 @@ HISTOCNN_AVX2 void run_group(const float* x, const LaneLayout& in, const float* 
   }
 }
 
+template <typename T>
+void run_group_typed(const T* x, const LaneLayout& in, const float* u, const float* bias, T* pooled,
+                     uint8_t* argmax, const LaneLayout& out, const Tiling& g, int img, int ty,
+                     int tx0, int live, float* v, float* m) {
+  if (live <= kGroupSmall)
+    return run_group<kGroupSmall>(x, in, u, bias, pooled, argmax, out, g, img, ty, tx0, live, v, m);
+  run_group<kGroup>(x, in, u, bias, pooled, argmax, out, g, img, ty, tx0, live, v, m);
+}
+
 }  // namespace
 }  // namespace on_avx2
 
 void run_group_avx2(const float* x, const LaneLayout& in, const float* u, const float* bias,
                     float* pooled, uint8_t* argmax, const LaneLayout& out, const Tiling& g, int img,
                     int ty, int tx0, int live, float* v, float* m) {
-  using on_avx2::kGroupSmall, on_avx2::run_group;
-  if (live <= kGroupSmall)
-    return run_group<kGroupSmall>(x, in, u, bias, pooled, argmax, out, g, img, ty, tx0, live, v, m);
-  run_group<kGroup>(x, in, u, bias, pooled, argmax, out, g, img, ty, tx0, live, v, m);
+  on_avx2::run_group_typed(x, in, u, bias, pooled, argmax, out, g, img, ty, tx0, live, v, m);
+}
+void run_group_avx2(const Bf16* x, const LaneLayout& in, const float* u, const float* bias,
+                    Bf16* pooled, uint8_t* argmax, const LaneLayout& out, const Tiling& g, int img,
+                    int ty, int tx0, int live, float* v, float* m) {
+  on_avx2::run_group_typed(x, in, u, bias, pooled, argmax, out, g, img, ty, tx0, live, v, m);
 }
 
 #else  // not x86-64: winograd_pool_available() is false
 
 void run_group_avx2(const float*, const LaneLayout&, const float*, const float*, float*, uint8_t*,
+                    const LaneLayout&, const Tiling&, int, int, int, int, float*, float*) {
+  require(false, "Winograd conv+pool: x86-64 kernels only");
+}
+void run_group_avx2(const Bf16*, const LaneLayout&, const float*, const float*, Bf16*, uint8_t*,
                     const LaneLayout&, const Tiling&, int, int, int, int, float*, float*) {
   require(false, "Winograd conv+pool: x86-64 kernels only");
 }

@@ -11,6 +11,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <type_traits>
 
 #include "backends/cpu/avx512.h"
 #include "backends/cpu/kernel_isa.h"
@@ -144,9 +145,9 @@ HISTOCNN_AVX512 inline void output_1d(const __m512 m[kAlpha], __m512 s[kOut]) {
 // v_stride], xi = row * 6 + column. The next tile's new columns are
 // prefetched: the rows are a map row apart, more streams than the hardware
 // prefetchers follow.
-template <bool kInside>
-HISTOCNN_AVX512 void input_tile(const float* plane, int64_t row, int h, int w, int y0, int x0,
-                                float* v, size_t v_stride) {
+template <bool kInside, typename T>
+HISTOCNN_AVX512 void input_tile(const T* plane, int64_t row, int h, int w, int y0, int x0, float* v,
+                                size_t v_stride) {
   __m512 rows[kAlpha][kAlpha];  // B^T d, by rows
   for (int s = 0; s < kAlpha; ++s) {
     __m512 d[kAlpha], t[kAlpha];
@@ -208,8 +209,10 @@ void gemm_group(const float* v, const float* u, float* m, int in_c, int out_c) {
 
 // One tile's 16 output channels from m (36 vectors m_stride apart): the
 // 4x4 outputs + bias, ReLU, then the four 2x2 windows (those inside the
-// pooled map) to pooled and argmax at `at` + window offsets.
-HISTOCNN_AVX512 void output_tile(const float* m, size_t m_stride, __m512 bias, float* pooled,
+// pooled map) to pooled and argmax at `at` + window offsets. In bf16 each
+// maximum is rounded once, and flagged by what is stored.
+template <typename T>
+HISTOCNN_AVX512 void output_tile(const float* m, size_t m_stride, __m512 bias, T* pooled,
                                  uint8_t* argmax, const LaneLayout& out, int64_t at, int py0,
                                  int px0) {
   __m512 cols[kOut][kAlpha];  // A^T m, by rows
@@ -237,6 +240,7 @@ HISTOCNN_AVX512 void output_tile(const float* m, size_t m_stride, __m512 bias, f
         best = _mm512_mask_mov_ps(best, larger, v);
         where = _mm512_mask_mov_epi32(where, larger, _mm512_set1_epi32(k));
       }
+      if constexpr (std::is_same_v<T, Bf16>) best = avx512::round16_to_bf16(best);
       where = avx512::flag_not_positive(where, best, kArgmaxNotPositive);
       const int64_t e = at + int64_t(wy) * out.row + int64_t(wx) * out.column;
       store16(pooled + e, best);
@@ -246,15 +250,14 @@ HISTOCNN_AVX512 void output_tile(const float* m, size_t m_stride, __m512 bias, f
 
 // A group of NT tiles (`live` of them real) of tile row ty of image img,
 // starting at tile column tx0.
-template <int NT>
-HISTOCNN_AVX512 void run_group(const float* x, const LaneLayout& in, const float* u,
-                               const float* bias, float* pooled, uint8_t* argmax,
-                               const LaneLayout& out, const Tiling& g, int img, int ty, int tx0,
-                               int live, float* v, float* m) {
+template <int NT, typename T>
+HISTOCNN_AVX512 void run_group(const T* x, const LaneLayout& in, const float* u, const float* bias,
+                               T* pooled, uint8_t* argmax, const LaneLayout& out, const Tiling& g,
+                               int img, int ty, int tx0, int live, float* v, float* m) {
   const int in_blocks = g.in_c / kLanes, out_blocks = g.out_c / kLanes;
   const size_t v_stride = size_t(NT) * g.in_c, m_stride = size_t(NT) * g.out_c;
   for (int b = 0; b < in_blocks; ++b) {  // a block's rows: fewer streams at once
-    const float* plane = x + int64_t(img) * in.image + int64_t(b) * in.block;
+    const T* plane = x + int64_t(img) * in.image + int64_t(b) * in.block;
     for (int t = 0; t < NT; ++t) {
       float* vt = v + size_t(t) * g.in_c + size_t(b) * kLanes;
       if (t >= live) {  // a padding tile: zeros, so its sums stay finite
@@ -287,9 +290,10 @@ int group_for(int live) {
   return live > 8 ? 12 : live > 4 ? 8 : 4;
 }
 
-void run_group_avx512(const float* x, const LaneLayout& in, const float* u, const float* bias,
-                      float* pooled, uint8_t* argmax, const LaneLayout& out, const Tiling& g,
-                      int img, int ty, int tx0, int live, float* v, float* m) {
+template <typename T>
+void run_group_avx512(const T* x, const LaneLayout& in, const float* u, const float* bias,
+                      T* pooled, uint8_t* argmax, const LaneLayout& out, const Tiling& g, int img,
+                      int ty, int tx0, int live, float* v, float* m) {
   switch (group_for(live)) {
     case 4:
       return run_group<4>(x, in, u, bias, pooled, argmax, out, g, img, ty, tx0, live, v, m);
@@ -307,39 +311,71 @@ void run_group_avx512(const float* x, const LaneLayout& in, const float* u, cons
 
 namespace winograd_pool {
 namespace {
-void run_group_avx512(const float*, const LaneLayout&, const float*, const float*, float*, uint8_t*,
+template <typename T>
+void run_group_avx512(const T*, const LaneLayout&, const float*, const float*, T*, uint8_t*,
                       const LaneLayout&, const Tiling&, int, int, int, int, float*, float*) {}
 }  // namespace
 }  // namespace winograd_pool
 
 #endif
 
-void winograd_pool_forward(const float* x, const LaneLayout& in, const float* u, const float* bias,
-                           float* pooled, uint8_t* argmax, const LaneLayout& out,
-                           const PooledConv& conv, HostFloats& scratch) {
-  namespace wp = winograd_pool;
+namespace winograd_pool {
+namespace {
+
+// The forward on maps of T (float or Bf16), as winograd_pool_forward.
+template <typename T>
+void forward_typed(const T* x, const LaneLayout& in, const float* u, const float* bias, T* pooled,
+                   uint8_t* argmax, const LaneLayout& out, const PooledConv& conv,
+                   HostFloats& scratch) {
   require(winograd_pool_available() && winograd_pool_applies(in, out, conv),
           "Winograd conv+pool: called where it cannot run");
   const int threads = omp_get_max_threads();
   if (scratch.size() < winograd_pool_scratch_floats(conv, threads))
     scratch.resize(winograd_pool_scratch_floats(conv, threads));
-  const auto run_group =
-      wp::version() == KernelIsa::avx512 ? wp::run_group_avx512 : wp::run_group_avx2;
-  const wp::Tiling g = wp::tiling_of(in, out, conv);
+  using RunGroup = void (*)(const T*, const LaneLayout&, const float*, const float*, T*, uint8_t*,
+                            const LaneLayout&, const Tiling&, int, int, int, int, float*, float*);
+  const RunGroup run = version() == KernelIsa::avx512 ? RunGroup(run_group_avx512<T>)
+                                                      : RunGroup(run_group_avx2);  // T's overload
+  const Tiling g = tiling_of(in, out, conv);
   const int items = g.n * g.tiles_y;
   float* base = scratch.data();
 #pragma omp parallel
   {
-    float* v = base + size_t(omp_get_thread_num()) * wp::group_floats(conv);
-    float* m = v + size_t(wp::kXi) * wp::kGroup * conv.in_c;
+    float* v = base + size_t(omp_get_thread_num()) * group_floats(conv);
+    float* m = v + size_t(kXi) * kGroup * conv.in_c;
 #pragma omp for schedule(static)
     for (int item = 0; item < items; ++item) {
       const int img = item / g.tiles_y, ty = item % g.tiles_y;
-      for (int tx0 = 0; tx0 < g.tiles_x; tx0 += wp::kGroup)
-        run_group(x, in, u, bias, pooled, argmax, out, g, img, ty, tx0,
-                  std::min(wp::kGroup, g.tiles_x - tx0), v, m);
+      for (int tx0 = 0; tx0 < g.tiles_x; tx0 += kGroup)
+        run(x, in, u, bias, pooled, argmax, out, g, img, ty, tx0, std::min(kGroup, g.tiles_x - tx0),
+            v, m);
     }
   }
+}
+
+}  // namespace
+}  // namespace winograd_pool
+
+void winograd_pool_forward(const float* x, const LaneLayout& in, const float* u, const float* bias,
+                           float* pooled, uint8_t* argmax, const LaneLayout& out,
+                           const PooledConv& conv, HostFloats& scratch) {
+  winograd_pool::forward_typed(x, in, u, bias, pooled, argmax, out, conv, scratch);
+}
+void winograd_pool_forward(const Bf16* x, const LaneLayout& in, const float* u, const float* bias,
+                           Bf16* pooled, uint8_t* argmax, const LaneLayout& out,
+                           const PooledConv& conv, HostFloats& scratch) {
+  winograd_pool::forward_typed(x, in, u, bias, pooled, argmax, out, conv, scratch);
+}
+void winograd_pool_forward(dnnl::memory::data_type type, const void* x, const LaneLayout& in,
+                           const float* u, const float* bias, void* pooled, uint8_t* argmax,
+                           const LaneLayout& out, const PooledConv& conv, HostFloats& scratch) {
+  using dt = dnnl::memory::data_type;
+  require(type == dt::f32 || type == dt::bf16, "Winograd conv+pool: maps of f32 or bf16 only");
+  if (type == dt::bf16)
+    return winograd_pool_forward(static_cast<const Bf16*>(x), in, u, bias,
+                                 static_cast<Bf16*>(pooled), argmax, out, conv, scratch);
+  winograd_pool_forward(static_cast<const float*>(x), in, u, bias, static_cast<float*>(pooled),
+                        argmax, out, conv, scratch);
 }
 
 }  // namespace histocnn::cpu

@@ -23,7 +23,11 @@
 // to 12, each group's V and M (~55-110 KB) staying in L2. Every output is
 // summed by one thread in a fixed order: the same bits on any thread count.
 //
-// Arithmetic: fp32 only (bf16 blocks keep oneDNN's direct convolution);
+// Arithmetic: fp32 transforms, GEMMs and weights on maps of fp32 or (with
+// --precision bf16) bf16; in bf16 only the pooled maximum is rounded, once,
+// so the result is the fp32 kernel's on the same input, rounded. (oneDNN 2.6
+// has no bf16 Winograd: there the block ran its direct bf16 convolution,
+// and bf16 lost its edge over fp32, docs/results/side-by-side-2core.md.)
 // Winograd's transforms round differently from a direct convolution, by a
 // few fp32 ulps of the sums' magnitudes, as oneDNN's Winograd does (its
 // accuracy checked in docs/results/cpu-winograd.md). Two versions, like the
@@ -68,18 +72,26 @@ size_t winograd_weights_floats(const PooledConv& conv);
 void winograd_transform_weights(const float* w, const PooledConv& conv, float* u);
 
 // requires: winograd_pool_available(), winograd_pool_applies(in, out, conv);
-//           x fp32 in `in`'s layout; u from winograd_transform_weights;
-//           bias out_c floats; pooled (fp32) and argmax (one byte per
-//           element) in `out`'s layout.
+//           x (fp32 or bf16) in `in`'s layout; u from
+//           winograd_transform_weights; bias out_c floats; pooled (x's
+//           type) and argmax (one byte per element) in `out`'s layout.
 // ensures:  pooled = the max over each 2x2 window of ReLU(conv(x) + bias),
-//           argmax = ky * 2 + kx of its first maximum (after the ReLU),
-//           plus kArgmaxNotPositive where that maximum is 0, for every
-//           element of `out`; scratch grown if smaller than the
-//           threads need (size it with winograd_pool_scratch_floats first,
-//           and no call allocates).
+//           computed in fp32 and rounded to bf16 when pooled is bf16;
+//           argmax = ky * 2 + kx of its first maximum (after the ReLU, of
+//           the fp32 values), plus kArgmaxNotPositive where the stored
+//           maximum is not > 0, for every element of `out`; scratch grown if
+//           smaller than the threads need (size it with
+//           winograd_pool_scratch_floats first, and no call allocates).
 void winograd_pool_forward(const float* x, const LaneLayout& in, const float* u, const float* bias,
                            float* pooled, uint8_t* argmax, const LaneLayout& out,
                            const PooledConv& conv, HostFloats& scratch);
+void winograd_pool_forward(const Bf16* x, const LaneLayout& in, const float* u, const float* bias,
+                           Bf16* pooled, uint8_t* argmax, const LaneLayout& out,
+                           const PooledConv& conv, HostFloats& scratch);
+// The same on untyped maps of `type` (f32 or bf16), as the step holds them.
+void winograd_pool_forward(dnnl::memory::data_type type, const void* x, const LaneLayout& in,
+                           const float* u, const float* bias, void* pooled, uint8_t* argmax,
+                           const LaneLayout& out, const PooledConv& conv, HostFloats& scratch);
 
 // Floats of scratch for `threads` threads: each a group's V and M.
 size_t winograd_pool_scratch_floats(const PooledConv& conv, int threads);

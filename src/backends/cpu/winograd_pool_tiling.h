@@ -42,5 +42,8 @@ inline size_t group_floats(const PooledConv& conv) {
 void run_group_avx2(const float* x, const LaneLayout& in, const float* u, const float* bias,
                     float* pooled, uint8_t* argmax, const LaneLayout& out, const Tiling& g, int img,
                     int ty, int tx0, int live, float* v, float* m);
+void run_group_avx2(const Bf16* x, const LaneLayout& in, const float* u, const float* bias,
+                    Bf16* pooled, uint8_t* argmax, const LaneLayout& out, const Tiling& g, int img,
+                    int ty, int tx0, int live, float* v, float* m);
 
 }  // namespace histocnn::cpu::winograd_pool
