@@ -78,8 +78,12 @@ TEST_P(CpuPooledDgrad, EqualsTheReferenceFromTheScatteredGradient) {
   const int stride = in.blocks * in.lanes;
   std::vector<float> arranged(size_t(k.out_c) * k.kernel * k.kernel * stride);
   arrange_dgrad_weights(w.data(), conv, in, k.type == dt::bf16, arranged.data());
-  std::vector<float> sums(size_t(in.n) * in.image);
+  std::vector<float> sums;
   auto ours = [&]() {
+    // bf16's band buffers, exactly as large as the contract says (ASan sees
+    // a band past them), NaN until the kernel zeroes what it sums in.
+    if (k.type == dt::bf16)
+      sums.assign(pooled_dgrad_sums_floats(in, conv, omp_get_max_threads()), std::nanf(""));
     Mem d_src(maps->md_x, engine());
     std::memset(d_src.get_data_handle(), 0xff, maps->md_x.get_size());  // NaN bits
     pooled_data_gradient(k.type, maps->d_pooled.get_data_handle(), maps->argmax.data(), out,
@@ -145,9 +149,10 @@ TEST(CpuPooledDgradBands, CoverTheRowsAndCutWhereTheFewestPatchesStraddle) {
           EXPECT_EQ(bands.count, (h + bands.rows - 1) / bands.rows) << where << ": as unshifted";
           int fewest = 1 << 20;
           for (int y = 0; y < k.pool; ++y) fewest = std::min(fewest, straddling(k, y));
-          int next = 0;
+          int next = 0, longest = 0;
           for (int i = 0; i < bands.count; ++i) {
             const auto [y0, y1] = bands.band(i, h);
+            longest = std::max(longest, y1 - y0);
             ASSERT_EQ(y0, next) << where << ": band " << i;
             ASSERT_GE(y1 - y0,
                       std::min(h - (bands.count - 1) * bands.rows, bands.rows - bands.shift))
@@ -158,6 +163,17 @@ TEST(CpuPooledDgradBands, CoverTheRowsAndCutWhereTheFewestPatchesStraddle) {
             next = y1;
           }
           EXPECT_EQ(next, h) << where;
+          EXPECT_EQ(bands.longest(h), longest) << where;
+          // bf16's sums: the longest band of every block, a thread; no
+          // fewer images need more.
+          in.blocks = 2, in.lanes = 16, in.column = 16, in.row = int64_t(h) * 16;
+          const size_t floats = pooled_dgrad_sums_floats(in, k, threads);
+          EXPECT_EQ(floats, size_t(threads) * 2 * size_t(longest) * size_t(in.row)) << where;
+          for (int fewer = 1; fewer < n; ++fewer) {
+            LaneLayout part = in;
+            part.n = fewer;
+            EXPECT_LE(pooled_dgrad_sums_floats(part, k, threads), floats) << where << ", " << fewer;
+          }
         }
   // conv3 of the paper's network at batch 10 on 16 threads: bands of 8 rows,
   // each edge straddled by one pooled row's patch.

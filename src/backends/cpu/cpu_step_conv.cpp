@@ -6,6 +6,8 @@
 //
 // The order in which buffers are made is the order the memory plan sees
 // them: keep it when moving code between these functions.
+#include <omp.h>
+
 #include "backends/cpu/cpu_step.h"
 
 namespace histocnn::cpu {
@@ -225,7 +227,8 @@ void CpuTrainingStep::build_backward_data(ConvBlock& c, size_t i) {
     const int channels = c.d_src_lanes.blocks * c.d_src_lanes.lanes;
     c.dgrad_weights.resize(size_t(s.out_c) * s.kernel * s.kernel * size_t(channels));
     if (act_dt_ == dt::bf16)
-      c.dgrad_sums.resize(size_t(c.d_src_lanes.n) * size_t(c.d_src_lanes.image));
+      c.dgrad_sums.resize(
+          pooled_dgrad_sums_floats(c.d_src_lanes, pooled_conv(s), omp_get_max_threads()));
     return;
   }
   c.bwd_d_pd = first_implemented(winograd(s), [&](auto alg) {

@@ -45,6 +45,23 @@ int64_t at(const LaneLayout& l, int n, int c, int y, int x) {
          int64_t(x) * l.column + c % l.lanes;
 }
 
+// Where a band's fp32 sums are added up: element (n, c, y, x) at
+//   base + n * image + (c / lanes) * block + (y - row0) * row + x * column + c % lanes
+// (`in`'s lanes, row and column). In fp32, d_src itself (in's image and
+// block, row0 0); in bf16, the thread's band buffer (image 0, the band's
+// blocks one after another, row0 the band's first row), which stays in
+// the core's cache until it is rounded into d_src: a whole-batch fp32 map
+// went to memory and back (docs/results/cpu-bf16-winograd.md).
+struct SumsPlace {
+  float* base;
+  int64_t image, block;
+  int row0;
+};
+int64_t sums_index(const SumsPlace& s, const LaneLayout& in, int n, int c, int y, int x) {
+  return int64_t(n) * s.image + int64_t(c / in.lanes) * s.block + int64_t(y - s.row0) * in.row +
+         int64_t(x) * in.column + c % in.lanes;
+}
+
 // Per thread: a position's patch of sums (the portable version).
 struct DgradScratch {
   std::vector<float> patch;
@@ -52,13 +69,13 @@ struct DgradScratch {
 
 template <typename T>
 void band_portable(const T* d_pooled, const uint8_t* argmax, const LaneLayout& out, const float* w,
-                   const PooledConv& k, float* sums, const LaneLayout& in, const DgradBand& b,
-                   DgradScratch& scratch) {
+                   const PooledConv& k, const SumsPlace& sums, const LaneLayout& in,
+                   const DgradBand& b, DgradScratch& scratch) {
   const int stride = in.blocks * in.lanes, span = k.pool + k.kernel - 1, taps = k.kernel * k.kernel;
   const int64_t per_block = int64_t(k.out_c) * taps * in.lanes;  // arrange_dgrad_weights
   for (int y = b.y0; y < b.y1; ++y)
     for (int x = 0; x < in.w; ++x)
-      for (int c = 0; c < stride; ++c) sums[at(in, b.n, c, y, x)] = 0.0f;
+      for (int c = 0; c < stride; ++c) sums.base[sums_index(sums, in, b.n, c, y, x)] = 0.0f;
   std::vector<float>& patch = scratch.patch;
   patch.resize(size_t(span) * span * stride);
   const auto [first, last] = pooled_rows_of(b, k, out.h);
@@ -89,20 +106,19 @@ void band_portable(const T* d_pooled, const uint8_t* argmax, const LaneLayout& o
           const int y = y0 + i, x = x0 + jx;
           if (y < b.y0 || y >= b.y1 || x < 0 || x >= in.w) continue;
           const float* p = patch.data() + (i * span + jx) * stride;
-          for (int c = 0; c < stride; ++c) sums[at(in, b.n, c, y, x)] += p[c];
+          for (int c = 0; c < stride; ++c) sums.base[sums_index(sums, in, b.n, c, y, x)] += p[c];
         }
     }
 }
 
 template <typename T>
-void round_band_portable(const float* sums, T* d_src, const LaneLayout& in, const DgradBand& b) {
+void round_band_portable(const SumsPlace& sums, T* d_src, const LaneLayout& in,
+                         const DgradBand& b) {
   const int stride = in.blocks * in.lanes;
   for (int y = b.y0; y < b.y1; ++y)
     for (int x = 0; x < in.w; ++x)
-      for (int c = 0; c < stride; ++c) {
-        const int64_t i = at(in, b.n, c, y, x);
-        store(d_src, i, sums[i]);
-      }
+      for (int c = 0; c < stride; ++c)
+        store(d_src, at(in, b.n, c, y, x), sums.base[sums_index(sums, in, b.n, c, y, x)]);
 }
 
 #if HISTOCNN_HAS_AVX512_CODE
@@ -161,12 +177,12 @@ HISTOCNN_AVX512 bool group_terms(const T* d_pooled, const uint8_t* argmax, const
   return (masks[0] | masks[1] | masks[2] | masks[3]) != 0;
 }
 
-// Adds the patch (its top left at y0, x0 of one block's plane) to the sums,
-// only the elements inside the band and the map.
+// Adds the patch (its top left at y0, x0 of one block's plane of sums, whose
+// first row is row0) to the sums, only the elements inside the band and the map.
 HISTOCNN_AVX512 inline __attribute__((always_inline)) void flush(const Patch& a, float* plane,
                                                                  const LaneLayout& in,
-                                                                 const DgradBand& b, int y0,
-                                                                 int x0) {
+                                                                 const DgradBand& b, int row0,
+                                                                 int y0, int x0) {
   const bool inside = y0 >= b.y0 && y0 + kSpan <= b.y1 && x0 >= 0 && x0 + kSpan <= in.w;
 #pragma GCC unroll 4
   for (int i = 0; i < kSpan; ++i)
@@ -174,17 +190,17 @@ HISTOCNN_AVX512 inline __attribute__((always_inline)) void flush(const Patch& a,
     for (int j = 0; j < kSpan; ++j) {
       const int y = y0 + i, x = x0 + j;
       if (!inside && (y < b.y0 || y >= b.y1 || x < 0 || x >= in.w)) continue;
-      float* p = plane + int64_t(y) * in.row + int64_t(x) * in.column;
+      float* p = plane + int64_t(y - row0) * in.row + int64_t(x) * in.column;
       _mm512_storeu_ps(p, _mm512_add_ps(_mm512_loadu_ps(p), a[i][j]));
     }
 }
 
 template <typename T>
 HISTOCNN_AVX512 void band_avx512(const T* d_pooled, const uint8_t* argmax, const LaneLayout& out,
-                                 const float* w, const PooledConv& k, float* sums,
+                                 const float* w, const PooledConv& k, const SumsPlace& sums,
                                  const LaneLayout& in, const DgradBand& b) {
   const int64_t per_block = int64_t(k.out_c) * 9 * 16;  // arrange_dgrad_weights
-  float* image = sums + int64_t(b.n) * in.image;
+  float* image = sums.base + int64_t(b.n) * sums.image;
   // Each row zeroed just before the first patch that reaches it (or at the
   // end), while it is in L1: zeroing the whole band first sent it to L2/L3
   // and the patches read it back from there.
@@ -193,9 +209,9 @@ HISTOCNN_AVX512 void band_avx512(const T* d_pooled, const uint8_t* argmax, const
     for (; zeroed < std::min(end, b.y1); ++zeroed)
       for (int cb = 0; cb < in.blocks; ++cb)
         for (int x = 0; x < in.w; ++x)
-          _mm512_storeu_ps(
-              image + cb * in.block + int64_t(zeroed) * in.row + int64_t(x) * in.column,
-              _mm512_setzero_ps());
+          _mm512_storeu_ps(image + cb * sums.block + int64_t(zeroed - sums.row0) * in.row +
+                               int64_t(x) * in.column,
+                           _mm512_setzero_ps());
   };
   const int chunks = (out.blocks + 3) / 4;
   const auto [first, last] = pooled_rows_of(b, k, out.h);
@@ -221,7 +237,7 @@ HISTOCNN_AVX512 void band_avx512(const T* d_pooled, const uint8_t* argmax, const
           add_group<0, 1>(a, m[1], d_pooled, position, out.block, first_channel, wb);
           add_group<1, 0>(a, m[2], d_pooled, position, out.block, first_channel, wb);
           add_group<1, 1>(a, m[3], d_pooled, position, out.block, first_channel, wb);
-          flush(a, image + cb * in.block, in, b, py * 2 - k.pad, px * 2 - k.pad);
+          flush(a, image + cb * sums.block, in, b, sums.row0, py * 2 - k.pad, px * 2 - k.pad);
         }
       }
     }
@@ -229,14 +245,17 @@ HISTOCNN_AVX512 void band_avx512(const T* d_pooled, const uint8_t* argmax, const
   zero_rows_until(b.y1);
 }
 
-HISTOCNN_AVX512 void round_band_avx512(const float* sums, Bf16* d_src, const LaneLayout& in,
+// Row by row: the index arithmetic once a row (per element, its division
+// by the lanes made this pass cost ~0.3x the band's sums).
+HISTOCNN_AVX512 void round_band_avx512(const SumsPlace& sums, Bf16* d_src, const LaneLayout& in,
                                        const DgradBand& b) {
   for (int cb = 0; cb < in.blocks; ++cb)
-    for (int y = b.y0; y < b.y1; ++y)
-      for (int x = 0; x < in.w; ++x) {
-        const int64_t i = at(in, b.n, cb * 16, y, x);
-        avx512::store16_rounded(d_src + i, _mm512_loadu_ps(sums + i));
-      }
+    for (int y = b.y0; y < b.y1; ++y) {
+      Bf16* to = d_src + at(in, b.n, cb * 16, y, 0);
+      const float* from = sums.base + sums_index(sums, in, b.n, cb * 16, y, 0);
+      for (int x = 0; x < in.w; ++x)
+        avx512::store16_rounded(to + x * in.column, _mm512_loadu_ps(from + x * in.column));
+    }
 }
 #pragma GCC diagnostic pop
 
@@ -303,13 +322,14 @@ HISTOCNN_AVX2 bool group_terms_avx2(const T* d_pooled, const uint8_t* argmax, co
 }
 
 // Adds patch rows [I0, I1) (the patch's top left at y0, x0 of one block's
-// plane) to the sums, only the elements inside the band and the map.
+// plane of sums, whose first row is row0) to the sums, only the elements
+// inside the band and the map.
 template <int I0, int I1>
 HISTOCNN_AVX2 inline __attribute__((always_inline)) void flush_rows(const __m256 (&a)[kSpan][kSpan],
                                                                     float* plane,
                                                                     const LaneLayout& in,
-                                                                    const DgradBand& b, int y0,
-                                                                    int x0) {
+                                                                    const DgradBand& b, int row0,
+                                                                    int y0, int x0) {
   const bool inside = y0 + I0 >= b.y0 && y0 + I1 <= b.y1 && x0 >= 0 && x0 + kSpan <= in.w;
 #pragma GCC unroll 3
   for (int i = I0; i < I1; ++i)
@@ -317,7 +337,7 @@ HISTOCNN_AVX2 inline __attribute__((always_inline)) void flush_rows(const __m256
     for (int j = 0; j < kSpan; ++j) {
       const int y = y0 + i, x = x0 + j;
       if (!inside && (y < b.y0 || y >= b.y1 || x < 0 || x >= in.w)) continue;
-      float* p = plane + int64_t(y) * in.row + int64_t(x) * in.column;
+      float* p = plane + int64_t(y - row0) * in.row + int64_t(x) * in.column;
       _mm256_storeu_ps(p, _mm256_add_ps(_mm256_loadu_ps(p), a[i][j]));
     }
 }
@@ -326,7 +346,8 @@ HISTOCNN_AVX2 inline __attribute__((always_inline)) void flush_rows(const __m256
 template <typename T>
 HISTOCNN_AVX2 inline __attribute__((always_inline)) void patch_avx2(
     const uint64_t (&m)[4], const T* d_pooled, int64_t position, int64_t out_block, int first,
-    const float* wb, float* plane, const LaneLayout& in, const DgradBand& b, int y0, int x0) {
+    const float* wb, float* plane, const LaneLayout& in, const DgradBand& b, int row0, int y0,
+    int x0) {
   __m256 a[kSpan][kSpan];
 #pragma GCC unroll 3
   for (int i = 0; i < 3; ++i)
@@ -334,28 +355,28 @@ HISTOCNN_AVX2 inline __attribute__((always_inline)) void patch_avx2(
     for (int j = 0; j < kSpan; ++j) a[i][j] = _mm256_setzero_ps();
   add_group_avx2<0, 0>(a, m[0], d_pooled, position, out_block, first, wb);
   add_group_avx2<0, 1>(a, m[1], d_pooled, position, out_block, first, wb);
-  flush_rows<0, 1>(a, plane, in, b, y0, x0);
+  flush_rows<0, 1>(a, plane, in, b, row0, y0, x0);
 #pragma GCC unroll 4
   for (int j = 0; j < kSpan; ++j) a[3][j] = _mm256_setzero_ps();
   add_group_avx2<1, 0>(a, m[2], d_pooled, position, out_block, first, wb);
   add_group_avx2<1, 1>(a, m[3], d_pooled, position, out_block, first, wb);
-  flush_rows<1, kSpan>(a, plane, in, b, y0, x0);
+  flush_rows<1, kSpan>(a, plane, in, b, row0, y0, x0);
 }
 
 template <typename T>
 HISTOCNN_AVX2 void band_avx2(const T* d_pooled, const uint8_t* argmax, const LaneLayout& out,
-                             const float* w, const PooledConv& k, float* sums, const LaneLayout& in,
-                             const DgradBand& b) {
+                             const float* w, const PooledConv& k, const SumsPlace& sums,
+                             const LaneLayout& in, const DgradBand& b) {
   const int64_t per_block = int64_t(k.out_c) * 9 * 8;  // arrange_dgrad_weights
-  float* image = sums + int64_t(b.n) * in.image;
+  float* image = sums.base + int64_t(b.n) * sums.image;
   int zeroed = b.y0;  // rows zeroed while in L1, as band_avx512
   auto zero_rows_until = [&](int end) HISTOCNN_AVX2 {
     for (; zeroed < std::min(end, b.y1); ++zeroed)
       for (int cb = 0; cb < in.blocks; ++cb)
         for (int x = 0; x < in.w; ++x)
-          _mm256_storeu_ps(
-              image + cb * in.block + int64_t(zeroed) * in.row + int64_t(x) * in.column,
-              _mm256_setzero_ps());
+          _mm256_storeu_ps(image + cb * sums.block + int64_t(zeroed - sums.row0) * in.row +
+                               int64_t(x) * in.column,
+                           _mm256_setzero_ps());
   };
   const int chunks = (out.blocks + 7) / 8;
   const auto [first, last] = pooled_rows_of(b, k, out.h);
@@ -369,21 +390,22 @@ HISTOCNN_AVX2 void band_avx2(const T* d_pooled, const uint8_t* argmax, const Lan
         if (!group_terms_avx2(d_pooled, argmax, out, k.out_c, position, chunk, m)) continue;
         for (int cb = 0; cb < in.blocks; ++cb)
           patch_avx2(m, d_pooled, position, out.block, 64 * chunk, w + cb * per_block,
-                     image + cb * in.block, in, b, py * 2 - k.pad, px * 2 - k.pad);
+                     image + cb * sums.block, in, b, sums.row0, py * 2 - k.pad, px * 2 - k.pad);
       }
     }
   }
   zero_rows_until(b.y1);
 }
 
-HISTOCNN_AVX2 void round_band_avx2(const float* sums, Bf16* d_src, const LaneLayout& in,
-                                   const DgradBand& b) {
+HISTOCNN_AVX2 void round_band_avx2(const SumsPlace& sums, Bf16* d_src, const LaneLayout& in,
+                                   const DgradBand& b) {  // row by row, as round_band_avx512
   for (int cb = 0; cb < in.blocks; ++cb)
-    for (int y = b.y0; y < b.y1; ++y)
-      for (int x = 0; x < in.w; ++x) {
-        const int64_t i = at(in, b.n, cb * 8, y, x);
-        avx2::store8_rounded(d_src + i, _mm256_loadu_ps(sums + i));
-      }
+    for (int y = b.y0; y < b.y1; ++y) {
+      Bf16* to = d_src + at(in, b.n, cb * 8, y, 0);
+      const float* from = sums.base + sums_index(sums, in, b.n, cb * 8, y, 0);
+      for (int x = 0; x < in.w; ++x)
+        avx2::store8_rounded(to + x * in.column, _mm256_loadu_ps(from + x * in.column));
+    }
 }
 
 bool dgrad_avx2(const LaneLayout& in, const LaneLayout& out, const PooledConv& k) {
@@ -404,8 +426,8 @@ KernelIsa dgrad_isa(const LaneLayout& in, const LaneLayout& out, const PooledCon
 
 template <typename T>
 void run_band(const T* d_pooled, const uint8_t* argmax, const LaneLayout& out, const float* w,
-              const PooledConv& k, T* d_src, float* sums, const LaneLayout& in, const DgradBand& b,
-              DgradScratch& scratch, KernelIsa isa) {
+              const PooledConv& k, T* d_src, const SumsPlace& sums, const LaneLayout& in,
+              const DgradBand& b, DgradScratch& scratch, KernelIsa isa) {
 #if HISTOCNN_HAS_AVX512_CODE
   if (isa == KernelIsa::avx512) {
     band_avx512(d_pooled, argmax, out, w, k, sums, in, b);
@@ -441,16 +463,23 @@ template <typename T>
 void run_dgrad(const T* d_pooled, const uint8_t* argmax, const LaneLayout& out, const float* w,
                const PooledConv& k, T* d_src, const LaneLayout& in, float* sums) {
   const KernelIsa isa = dgrad_isa(in, out, k);
-  if constexpr (std::is_same_v<T, float>) sums = d_src;
   const PooledDgradBands bands = pooled_dgrad_bands(in, k, omp_get_max_threads());
   const int items = in.n * bands.count;
 #pragma omp parallel
   {
     DgradScratch scratch;
+    SumsPlace place{};
+    if constexpr (std::is_same_v<T, float>) {
+      place = {d_src, in.image, in.block, 0};
+    } else {  // this thread's band buffer (pooled_dgrad_sums_floats)
+      const int64_t block = int64_t(bands.longest(in.h)) * in.row;
+      place = {sums + omp_get_thread_num() * block * in.blocks, 0, block, 0};
+    }
 #pragma omp for schedule(dynamic, 1)
     for (int item = 0; item < items; ++item) {
       const auto [y0, y1] = bands.band(item % bands.count, in.h);
-      run_band(d_pooled, argmax, out, w, k, d_src, sums, in, DgradBand{item / bands.count, y0, y1},
+      if constexpr (!std::is_same_v<T, float>) place.row0 = y0;
+      run_band(d_pooled, argmax, out, w, k, d_src, place, in, DgradBand{item / bands.count, y0, y1},
                scratch, isa);
     }
   }
@@ -463,10 +492,25 @@ std::pair<int, int> PooledDgradBands::band(int i, int height) const {
           i == count - 1 ? height : std::min(height, (i + 1) * rows - shift)};
 }
 
+int PooledDgradBands::longest(int height) const {
+  int most = 0;
+  for (int i = 0; i < count; ++i) {
+    const auto [first, end] = band(i, height);
+    most = std::max(most, end - first);
+  }
+  return most;
+}
+
+size_t pooled_dgrad_sums_floats(const LaneLayout& in, const PooledConv& conv, int threads) {
+  const PooledDgradBands bands = pooled_dgrad_bands(in, conv, threads);
+  return size_t(std::max(threads, 1)) * size_t(in.blocks) * size_t(bands.longest(in.h)) *
+         size_t(in.row);
+}
+
 PooledDgradBands pooled_dgrad_bands(const LaneLayout& in, const PooledConv& conv, int threads) {
   PooledDgradBands b;
   b.rows = band_rows(in, conv, threads);
-  b.shift = conv.pad % conv.pool;  // (edge + pad) % pool == 0 at every edge
+  b.shift = conv.pad % conv.pool;    // (edge + pad) % pool == 0 at every edge
   b.count = ceil_div(in.h, b.rows);  // as unshifted: no band of `shift` rows at the end
   return b;
 }

@@ -62,6 +62,8 @@ struct PooledDgradBands {
   int rows = 0, shift = 0, count = 0;
   // Band i's rows [first, second) of a map of `height` rows.
   std::pair<int, int> band(int i, int height) const;
+  // The most rows a band of such a map has.
+  int longest(int height) const;
 };
 PooledDgradBands pooled_dgrad_bands(const LaneLayout& in, const PooledConv& conv, int threads);
 
@@ -79,11 +81,17 @@ void arrange_dgrad_weights(const float* oihw, const PooledConv& conv, const Lane
 //           our pool kernels, its flag saying where the pooled value is not
 //           positive) in `out`'s layout; `arranged` from
 //           arrange_dgrad_weights with `in`; d_src in `in`'s
-//           layout. bf16: `sums` holds in.n * in.image floats (the patches
-//           are added in fp32 there, then rounded once into d_src); fp32:
+//           layout. bf16: `sums` holds pooled_dgrad_sums_floats(in, conv,
+//           omp_get_max_threads()) floats (each thread adds a band's
+//           patches in fp32 there, then rounds them once into d_src); fp32:
 //           unused.
 // ensures:  d_src = the sums of the file comment, every element written
 //           (padding channels and rows no window covers: zero).
+// Floats of bf16's `sums` for `threads` threads: a band of d_src (its
+// longest, every channel block) a thread. Enough for any `in` of fewer
+// images (their bands are no longer).
+size_t pooled_dgrad_sums_floats(const LaneLayout& in, const PooledConv& conv, int threads);
+
 void pooled_data_gradient(dnnl::memory::data_type type, const void* d_pooled, const uint8_t* argmax,
                           const LaneLayout& out, const float* arranged, const PooledConv& conv,
                           void* d_src, const LaneLayout& in, float* sums);
