@@ -272,6 +272,12 @@ std::vector<WgradCase> wgrad_cases() {
     // threads) and over groups of images (259 images, the last group short).
     all.push_back({"TwoBands" + t, tag::nChw16c, type, 2, 32, 20, 21, 18, 3, 0, 2});
     all.push_back({"ImagesGrouped" + t, tag::nChw16c, type, 259, 16, 16, 6, 7, 3, 0, 2});
+    // More than one tile a row (20 and 21 pooled columns; a tile holds 16),
+    // with padding: the right-hand tiles' border terms, and in bf16 their
+    // widened inputs, which start at a column other than 0.
+    all.push_back({"TilesAcrossPadded" + t, tag::nChw16c, type, 1, 16, 16, 7, 40, 3, 1, 2});
+    all.push_back({"TilesAcrossPadded8c" + t, tag::nChw8c, type, 1, 16, 8, 7, 40, 3, 1, 2});
+    all.push_back({"TilesAcrossKernel5" + t, tag::nChw16c, type, 1, 16, 20, 9, 42, 5, 2, 2});
   }
   return all;
 }
