@@ -1,0 +1,81 @@
+// How many 512-bit fp32 FMAs (`vfmadd231ps`) and bf16 dot products
+// (`vdpbf16ps`, two multiply-adds a lane) one core retires a second: twelve
+// independent accumulators each, enough to cover either instruction's
+// latency, so the rate is the core's throughput. Whether a bf16 kernel can
+// pay on this CPU: on the AMX Xeon VM `vdpbf16ps` ran at a quarter of the
+// FMA's rate, half its multiply-adds (docs/results/cpu-fused-conv1.md); a
+// CPU where both run at one rate does twice the multiply-adds in bf16.
+// "items" are instructions; MAC_per_second counts multiply-adds.
+//
+//   taskset -c 0 build/bench/bench_isa_rates --benchmark_repetitions=3
+//     --benchmark_report_aggregates_only=true
+#include <benchmark/benchmark.h>
+
+#include "backends/cpu/avx512.h"
+
+namespace {
+
+#if HISTOCNN_HAS_AVX512_CODE
+#pragma GCC diagnostic push  // see avx512.h (GCC bug 105593)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+constexpr int kChains = 12;
+
+__attribute__((target("avx512f"), noinline)) float fma_chains(int64_t rounds) {
+  __m512 acc[kChains];
+  for (int i = 0; i < kChains; ++i) acc[i] = _mm512_set1_ps(float(i));
+  __m512 x = _mm512_set1_ps(1.0001f);
+  const __m512 y = _mm512_set1_ps(0.9999f);
+  for (int64_t n = 0; n < rounds; ++n) {
+#pragma GCC unroll 12
+    for (int i = 0; i < kChains; ++i) acc[i] = _mm512_fmadd_ps(x, y, acc[i]);
+    asm volatile("" : "+v"(x));  // the operands stay live: nothing hoisted
+  }
+  __m512 sum = acc[0];
+  for (int i = 1; i < kChains; ++i) sum = _mm512_add_ps(sum, acc[i]);
+  return _mm512_reduce_add_ps(sum);
+}
+
+__attribute__((target("avx512f,avx512bf16"), noinline)) float dpbf16_chains(int64_t rounds) {
+  __m512 acc[kChains];
+  for (int i = 0; i < kChains; ++i) acc[i] = _mm512_set1_ps(float(i));
+  __m512bh x = reinterpret_cast<__m512bh>(_mm512_set1_epi16(0x3f80));  // 1.0 in bf16
+  const __m512bh y = x;
+  for (int64_t n = 0; n < rounds; ++n) {
+#pragma GCC unroll 12
+    for (int i = 0; i < kChains; ++i) acc[i] = _mm512_dpbf16_ps(acc[i], x, y);
+    asm volatile("" : "+v"(x));
+  }
+  __m512 sum = acc[0];
+  for (int i = 1; i < kChains; ++i) sum = _mm512_add_ps(sum, acc[i]);
+  return _mm512_reduce_add_ps(sum);
+}
+#pragma GCC diagnostic pop
+
+constexpr int64_t kRounds = 1 << 20;
+
+void count(benchmark::State& state, double macs_per_instruction) {
+  const double instructions = double(kChains) * double(kRounds);
+  state.SetItemsProcessed(int64_t(instructions) * state.iterations());
+  state.counters["MAC_per_second"] = benchmark::Counter(
+      instructions * macs_per_instruction, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void BM_Fp32Fma(benchmark::State& state) {
+  if (!__builtin_cpu_supports("avx512f")) return state.SkipWithError("no AVX-512");
+  for (auto _ : state) benchmark::DoNotOptimize(fma_chains(kRounds));
+  count(state, 16);
+}
+BENCHMARK(BM_Fp32Fma)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+void BM_Bf16DotProduct(benchmark::State& state) {
+  if (!__builtin_cpu_supports("avx512bf16")) return state.SkipWithError("no AVX512-BF16");
+  for (auto _ : state) benchmark::DoNotOptimize(dpbf16_chains(kRounds));
+  count(state, 32);
+}
+BENCHMARK(BM_Bf16DotProduct)->Unit(benchmark::kMillisecond)->UseRealTime();
+#endif
+
+}  // namespace
+
+BENCHMARK_MAIN();
