@@ -107,6 +107,9 @@ bool applies_to(const WinogradCase& k, const std::string& isa) {
 }
 
 using VersionCase = std::tuple<WinogradCase, std::string, dt>;
+void PrintTo(const VersionCase& v, std::ostream* os) {  // not the enum's bytes
+  *os << std::get<0>(v).name << ", " << std::get<1>(v) << ", " << precision_name(std::get<2>(v));
+}
 
 class CpuWinogradPool : public ::testing::TestWithParam<VersionCase>,
                         protected testing::OneDnnLayouts {
