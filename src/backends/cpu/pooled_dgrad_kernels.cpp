@@ -50,8 +50,8 @@ int64_t at(const LaneLayout& l, int n, int c, int y, int x) {
 // (`in`'s lanes, row and column). In fp32, d_src itself (in's image and
 // block, row0 0); in bf16, the thread's band buffer (image 0, the band's
 // blocks one after another, row0 the band's first row), which stays in
-// the core's cache until it is rounded into d_src: a whole-batch fp32 map
-// went to memory and back (docs/results/cpu-bf16-winograd.md).
+// the core's cache until it is rounded into d_src: an fp32 map of the
+// call's whole d_src went to memory and back (docs/results/cpu-bf16-winograd.md).
 struct SumsPlace {
   float* base;
   int64_t image, block;
