@@ -78,7 +78,7 @@ TEST_P(CpuPooledDgrad, EqualsTheReferenceFromTheScatteredGradient) {
   const int stride = in.blocks * in.lanes;
   std::vector<float> arranged(size_t(k.out_c) * k.kernel * k.kernel * stride);
   arrange_dgrad_weights(w.data(), conv, in, k.type == dt::bf16, arranged.data());
-  std::vector<float> sums;
+  HostFloats sums;
   auto ours = [&]() {
     // bf16's band buffers, exactly as large as the contract says (ASan sees
     // a band past them), NaN until the kernel zeroes what it sums in.
@@ -87,7 +87,7 @@ TEST_P(CpuPooledDgrad, EqualsTheReferenceFromTheScatteredGradient) {
     Mem d_src(maps->md_x, engine());
     std::memset(d_src.get_data_handle(), 0xff, maps->md_x.get_size());  // NaN bits
     pooled_data_gradient(k.type, maps->d_pooled.get_data_handle(), maps->argmax.data(), out,
-                         arranged.data(), conv, d_src.get_data_handle(), in, sums.data());
+                         arranged.data(), conv, d_src.get_data_handle(), in, sums);
     return d_src;
   };
   const double tolerance = k.type == dt::f32 ? 1e-5 : 8e-3;  // bf16: rounded once

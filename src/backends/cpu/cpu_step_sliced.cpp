@@ -207,16 +207,11 @@ bool CpuTrainingStep::pooled_data_gradients(ConvBlock& c, size_t i, const Mem::d
 
 void CpuTrainingStep::pooled_data_gradient_of(ConvBlock& c, const Mem& d_pooled, const Mem& argmax,
                                               const Mem& d_src) {
-  stream_.wait();             // d_pooled was written by a primitive
-  if (act_dt_ == dt::bf16) {  // sized when built; grown only if the team grew since
-    const size_t sums =
-        pooled_dgrad_sums_floats(c.d_src_lanes, pooled_conv(c.s), omp_get_max_threads());
-    if (c.dgrad_sums.size() < sums) c.dgrad_sums.resize(sums);
-  }
+  stream_.wait();  // d_pooled was written by a primitive
   pooled_data_gradient(act_dt_, d_pooled.get_data_handle(),
                        static_cast<const uint8_t*>(argmax.get_data_handle()), c.pooled_lanes,
                        c.dgrad_weights.data(), pooled_conv(c.s), d_src.get_data_handle(),
-                       c.d_src_lanes, c.dgrad_sums.data());
+                       c.d_src_lanes, c.dgrad_sums);
 }
 
 namespace {

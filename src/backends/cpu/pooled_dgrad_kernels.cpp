@@ -461,20 +461,25 @@ int band_rows(const LaneLayout& in, const PooledConv& k, int threads) {
 
 template <typename T>
 void run_dgrad(const T* d_pooled, const uint8_t* argmax, const LaneLayout& out, const float* w,
-               const PooledConv& k, T* d_src, const LaneLayout& in, float* sums) {
+               const PooledConv& k, T* d_src, const LaneLayout& in, HostFloats& sums) {
   const KernelIsa isa = dgrad_isa(in, out, k);
-  const PooledDgradBands bands = pooled_dgrad_bands(in, k, omp_get_max_threads());
+  const int threads = omp_get_max_threads();
+  const PooledDgradBands bands = pooled_dgrad_bands(in, k, threads);
   const int items = in.n * bands.count;
+  // bf16: each thread's band buffer, a band's rows of every block.
+  const int64_t band_block = int64_t(bands.longest(in.h)) * in.row;
+  if constexpr (!std::is_same_v<T, float>) {
+    const size_t wanted = pooled_dgrad_sums_floats(in, k, threads);
+    if (sums.size() < wanted) sums.resize(wanted);
+  }
 #pragma omp parallel
   {
     DgradScratch scratch;
     SumsPlace place{};
-    if constexpr (std::is_same_v<T, float>) {
+    if constexpr (std::is_same_v<T, float>)
       place = {d_src, in.image, in.block, 0};
-    } else {  // this thread's band buffer (pooled_dgrad_sums_floats)
-      const int64_t block = int64_t(bands.longest(in.h)) * in.row;
-      place = {sums + omp_get_thread_num() * block * in.blocks, 0, block, 0};
-    }
+    else
+      place = {sums.data() + omp_get_thread_num() * band_block * in.blocks, 0, band_block, 0};
 #pragma omp for schedule(dynamic, 1)
     for (int item = 0; item < items; ++item) {
       const auto [y0, y1] = bands.band(item % bands.count, in.h);
@@ -539,7 +544,7 @@ void arrange_dgrad_weights(const float* oihw, const PooledConv& k, const LaneLay
 
 void pooled_data_gradient(dnnl::memory::data_type type, const void* d_pooled, const uint8_t* argmax,
                           const LaneLayout& out, const float* arranged, const PooledConv& conv,
-                          void* d_src, const LaneLayout& in, float* sums) {
+                          void* d_src, const LaneLayout& in, HostFloats& sums) {
   if (type == dnnl::memory::data_type::bf16)
     return run_dgrad(static_cast<const Bf16*>(d_pooled), argmax, out, arranged, conv,
                      static_cast<Bf16*>(d_src), in, sums);

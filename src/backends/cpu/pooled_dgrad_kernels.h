@@ -34,6 +34,7 @@
 
 #include "backends/cpu/pool_kernels.h"
 #include "backends/cpu/pooled_wgrad_kernels.h"
+#include "core/host_buffers.h"
 
 namespace histocnn::cpu {
 
@@ -77,24 +78,25 @@ PooledDgradBands pooled_dgrad_bands(const LaneLayout& in, const PooledConv& conv
 void arrange_dgrad_weights(const float* oihw, const PooledConv& conv, const LaneLayout& in,
                            bool bf16, float* arranged);
 
-// requires: pooled_dgrad_applies(in, out, conv); d_pooled and argmax (from
-//           our pool kernels, its flag saying where the pooled value is not
-//           positive) in `out`'s layout; `arranged` from
-//           arrange_dgrad_weights with `in`; d_src in `in`'s
-//           layout. bf16: `sums` holds pooled_dgrad_sums_floats(in, conv,
-//           omp_get_max_threads()) floats (each thread adds a band's
-//           patches in fp32 there, then rounds them once into d_src); fp32:
-//           unused.
-// ensures:  d_src = the sums of the file comment, every element written
-//           (padding channels and rows no window covers: zero).
 // Floats of bf16's `sums` for `threads` threads: a band of d_src (its
 // longest, every channel block) a thread. Enough for any `in` of fewer
 // images (their bands are no longer).
 size_t pooled_dgrad_sums_floats(const LaneLayout& in, const PooledConv& conv, int threads);
 
+// requires: pooled_dgrad_applies(in, out, conv); d_pooled and argmax (from
+//           our pool kernels, its flag saying where the pooled value is not
+//           positive) in `out`'s layout; `arranged` from
+//           arrange_dgrad_weights with `in`; d_src in `in`'s layout.
+// ensures:  d_src = the sums of the file comment, every element written
+//           (padding channels and rows no window covers: zero). bf16: each
+//           thread adds a band's patches in fp32 in its part of `sums`,
+//           then rounds them once into d_src; `sums` grown to
+//           pooled_dgrad_sums_floats(in, conv, OpenMP's threads) if it was
+//           smaller (size it so beforehand, and no call grows it). fp32:
+//           `sums` unused.
 void pooled_data_gradient(dnnl::memory::data_type type, const void* d_pooled, const uint8_t* argmax,
                           const LaneLayout& out, const float* arranged, const PooledConv& conv,
-                          void* d_src, const LaneLayout& in, float* sums);
+                          void* d_src, const LaneLayout& in, HostFloats& sums);
 
 // "avx512", "avx2" or "portable": which version pooled_data_gradient runs.
 std::string pooled_dgrad_isa(const LaneLayout& in, const LaneLayout& out, const PooledConv& conv);
