@@ -404,6 +404,32 @@ TEST(Callbacks, TemperatureScalingFitsOnWhatEvalServesInTheEpochsAModelKeeps) {
   EXPECT_EQ(t.state().calibration["tta"], false);
 }
 
+// A network whose scores do not separate the classes (an early epoch) has its
+// temperature capped, and the epoch's line says so rather than show a bare
+// "T 20.00"; a fitted T says nothing more.
+TEST(Callbacks, TemperatureScalingSaysWhenItsFitIsCapped) {
+  Rig rig;
+  rig.val_set = corner_examples(48);
+  rig.step.log_odds = [](const float*) { return 4.0; };  // malignant for every crop, half wrong
+  Trainer t = rig.trainer();
+  t.state().validation = t.evaluate_validation(false);
+  TemperatureScaling scaling;
+  scaling.on_validation_end(t);
+  EXPECT_NEAR(t.state().calibration["temperature"].get<double>(), kMaxTemperature, 1e-3);
+  EXPECT_NE(t.state().line.find("T 20.00 (capped"), std::string::npos) << t.state().line;
+
+  rig.step.log_odds = [](const float* image) {  // as above: T ~5.7
+    double mean = 0;
+    for (int k = 0; k < 16 * 16; ++k) mean += image[k];
+    return 30 * (image[0] - mean / (16 * 16));
+  };
+  t.state().validation = t.evaluate_validation(false);
+  t.state().line.clear();
+  scaling.on_validation_end(t);
+  EXPECT_LT(t.state().calibration["temperature"].get<double>(), kMaxTemperature);
+  EXPECT_EQ(t.state().line.find("capped"), std::string::npos) << t.state().line;
+}
+
 TEST(Callbacks, CheckpointingWritesEachEpochAndTheModelAtTheEnd) {
   Rig rig;
   rig.options.epochs = 2;

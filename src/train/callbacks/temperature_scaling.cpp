@@ -9,11 +9,19 @@ namespace histocnn {
 
 namespace {
 
+// What the line adds to a T the search capped at kMaxTemperature: every
+// probability near 1/2, because the scores do not yet tell the classes
+// apart (an early epoch), rather than a calibrated model.
+const char* cap_note(const TemperatureFit& fit) {
+  return fit.at_bound && fit.temperature > 1 ? " (capped: the scores barely separate the classes)"
+                                             : "";
+}
+
 // The fit on `v`'s crops: grouped for K classes, the two-class fit
 // otherwise; T (and T_within) into the epoch's row and line.
 nlohmann::json fit_calibration(const EvalReport& v, TrainState& s) {
   std::vector<int> labels;
-  char text[64];
+  char text[128];
   nlohmann::json calibration;
   if (v.class_names.size() > 2) {  // K classes: benign/malignant, then within each side
     for (const ClassPrediction& p : v.class_crops) labels.push_back(p.label);
@@ -22,14 +30,14 @@ nlohmann::json fit_calibration(const EvalReport& v, TrainState& s) {
     calibration = fit.to_json();
     s.row["temperature"] = fit.between.temperature;
     s.row["within_temperature"] = fit.within.temperature;
-    std::snprintf(text, sizeof text, "  T %.2f, within %.2f", fit.between.temperature,
-                  fit.within.temperature);
+    std::snprintf(text, sizeof text, "  T %.2f, within %.2f%s", fit.between.temperature,
+                  fit.within.temperature, cap_note(fit.between));
   } else {
     for (const Prediction& p : v.raw_crops) labels.push_back(p.label);
     const TemperatureFit fit = fit_temperature(v.crop_log_odds, labels);
     calibration = fit.to_json();
     s.row["temperature"] = fit.temperature;
-    std::snprintf(text, sizeof text, "  T %.2f", fit.temperature);
+    std::snprintf(text, sizeof text, "  T %.2f%s", fit.temperature, cap_note(fit));
   }
   s.line += text;
   return calibration;
