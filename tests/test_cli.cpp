@@ -69,6 +69,18 @@ TEST_F(Cli, ShortTrainingEndsFarAboveChanceAndEvalAgrees) {
     EXPECT_NE(e.output.find("before temperature scaling (T = "), std::string::npos) << e.output;
     EXPECT_TRUE(report["calibration"]["uncalibrated"]["per_crop"]["ece"].is_number());
   }
+  EXPECT_EQ(e.output.find("capped"), std::string::npos) << e.output;  // a fitted T
+  // A temperature at its cap (the scores barely separated the classes when
+  // it was fitted) is named as such, not shown as if calibrated.
+  ModelFile capped = model;
+  capped.trained["calibration"]["temperature"] = kMaxTemperature;
+  save_model_file(out("capped.safetensors"), capped);
+  const CommandResult c = run("eval --data " + data() + " --folds 4 --fold 1 --threads 1 -m " +
+                              out("capped.safetensors") + " --bootstrap 0");
+  ASSERT_EQ(c.status, 0) << c.output;
+  EXPECT_NE(c.output.find("(T = 20.00, capped: the model's scores barely separate the classes)"),
+            std::string::npos)
+      << c.output;
   const CommandResult raw = run("eval --data " + data() + " --folds 4 --fold 1 --threads 1 -m " +
                                 out("run/model.safetensors") + " --no-calibration --bootstrap 0");
   ASSERT_EQ(raw.status, 0) << raw.output;

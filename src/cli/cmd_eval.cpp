@@ -16,6 +16,7 @@
 #include "study/gnuplot.h"
 #include "train/checkpoint.h"
 #include "train/ensemble.h"
+#include "train/temperature.h"
 #include "train/training_data.h"
 
 namespace histocnn::cli {
@@ -99,11 +100,14 @@ void print_calibration(const nlohmann::json& c, bool applied, bool on_fitting_im
               ece(c, "per_crop"), ece(c, "per_image"), c["per_crop"]["bins"].get<int>());
   if (c.contains("uncalibrated")) {
     std::string t;
+    bool capped = false;  // a fit that hit its cap: the scores barely separate the classes
     for (const auto& v : c["temperatures"]) {
       char one[32];
       std::snprintf(one, sizeof one, "%s%.2f", t.empty() ? "" : ", ", v.get<double>());
       t += one;
+      capped = capped || v.get<double>() >= kMaxTemperature / 1.001;
     }
+    if (capped) t += ", capped: the model's scores barely separate the classes";
     if (c.contains("within_temperatures")) {
       t += "; within benign and within malignant ";
       for (size_t i = 0; i < c["within_temperatures"].size(); ++i) {
