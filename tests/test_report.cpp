@@ -316,6 +316,23 @@ TEST(ReportFigures, TitlesNameWhatWasMeasuredAndLogAxesSaySo) {
             "PyTorch was not measured in this study (`--engines histocnn,pytorch`).\n");
 }
 
+// Figures over image size tic the sizes measured, and one size alone sits in
+// a range around it rather than between gnuplot's tics of 31.9 and 32.1.
+TEST(ReportFigures, SizeAxesTicTheSizesMeasured) {
+  const std::string two = gnuplot_script(cpu_time_figures(results())[0], "x");
+  EXPECT_NE(two.find("set xtics (64, 200)\n"), std::string::npos) << two;
+  EXPECT_EQ(two.find("set xrange"), std::string::npos) << two;
+  EXPECT_NE(gnuplot_script(gpu_time_figures(results())[0], "x").find("set xtics (64, 200)"),
+            std::string::npos);
+  EXPECT_NE(gnuplot_script(allocator_figures(results())[0], "x").find("set xtics (64, 200)"),
+            std::string::npos);
+  StudyResults one = results();
+  std::erase_if(one.ok, [](const StudyRow& r) { return r["size"] != 64; });
+  one.sizes = {64};
+  const std::string single = gnuplot_script(cpu_time_figures(one)[0], "x");
+  EXPECT_NE(single.find("set xtics (64)\nset xrange [32:96]\n"), std::string::npos) << single;
+}
+
 TEST(ReportFigures, ZeroBarsGetAVisibleMark) {
   Figure f;
   f.name = "bars";

@@ -28,6 +28,23 @@ Series over_size(const StudyResults& results, const std::string& title,
   return s;
 }
 
+// The image-size axis of a figure over sizes: a tic at each size measured
+// (the grid's sizes are few and uneven: 32, 64, 128, 180, 200), and, with a
+// single size, a range around it (gnuplot's own put the point between tics
+// like 31.9 and 32.1).
+std::string size_axis(const StudyResults& results) {
+  if (results.sizes.empty()) return "";
+  std::string tics;
+  for (int size : results.sizes) tics += (tics.empty() ? "" : ", ") + std::to_string(size);
+  std::string axis = "set xtics (" + tics + ")\n";
+  const int lo = *results.sizes.begin(), hi = *results.sizes.rbegin();
+  if (lo == hi)
+    axis += "set xrange [" + std::to_string(lo / 2) + ":" + std::to_string(lo + lo / 2) + "]\n";
+  else
+    axis += "set offsets graph 0.03, graph 0.03, 0, 0\n";
+  return axis;
+}
+
 Figure figure(std::string name, std::string caption, std::string title, std::string xlabel,
               std::string ylabel) {
   Figure f;
@@ -62,6 +79,7 @@ std::vector<Figure> gpu_time_figures(const StudyResults& results) {
     Figure f = figure(name, "GPU epoch time, " + what + " (paper Fig. " + number + ")",
                       "histocnn on the GPU, allocator " + allocator + ": epoch time per batch",
                       "image size (px)", "seconds per epoch");
+    f.extra = size_axis(results);
     const std::string& pool = allocator;  // a lambda may not capture a structured binding (clang)
     for (int b : results.batches)
       f.series.push_back(over_size(results, "batch " + std::to_string(b),
@@ -80,6 +98,7 @@ std::vector<Figure> allocator_figures(const StudyResults& results) {
         "fig5_allocators_b" + batch, "Allocators at batch " + batch + " (paper Fig. 5)",
         engines_on(results, "cuda") + " on the GPU, batch " + batch + ": epoch time per allocator",
         "image size (px)", "seconds per epoch");
+    f.extra = size_axis(results);
     for (const std::string allocator : {"direct", "pool", "async", "plan", "plan+graphs"})
       f.series.push_back(over_size(results, "histocnn " + allocator, [&](const StudyRow& r) {
         return histocnn_gpu(r, allocator, b);
@@ -125,6 +144,7 @@ std::vector<Figure> cpu_time_figures(const StudyResults& results) {
              engines + " on the CPU, " + std::to_string(threads) + " threads: epoch time per batch",
              "image size (px)", "seconds per epoch");
   f.logy = true;
+  f.extra = size_axis(results);
   for (const std::string engine : {"histocnn", "pytorch"})
     for (int b : results.batches)
       f.series.push_back(
