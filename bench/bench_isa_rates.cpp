@@ -23,27 +23,12 @@ namespace {
 #pragma GCC diagnostic ignored "-Wuninitialized"
 constexpr int kChains = 12;
 
-__attribute__((target("avx512f"), noinline)) float fma_chains(int64_t rounds) {
-  __m512 acc[kChains];
-  for (int i = 0; i < kChains; ++i) acc[i] = _mm512_set1_ps(float(i));
-  __m512 x = _mm512_set1_ps(1.0001f);
-  const __m512 y = _mm512_set1_ps(0.9999f);
-  for (int64_t n = 0; n < rounds; ++n) {
-#pragma GCC unroll 12
-    for (int i = 0; i < kChains; ++i) acc[i] = _mm512_fmadd_ps(x, y, acc[i]);
-    asm volatile("" : "+v"(x));  // the operands stay live: nothing hoisted
-  }
-  __m512 sum = acc[0];
-  for (int i = 1; i < kChains; ++i) sum = _mm512_add_ps(sum, acc[i]);
-  return _mm512_reduce_add_ps(sum);
-}
-
-// The same twelve FMA chains with `adds` independent add chains beside them
-// (`vaddps zmm`, a 2:1 or 1:1 mix): whether the core adds on pipes of their
-// own (AMD Zen: the mix takes the FMAs' time) or on the FMA ports (Intel's
-// 512-bit adds: the time grows with the adds). A Winograd transform's adds
-// are free on the first kind and cost as much as multiply-adds on the
-// second (docs/results/cpu-conv1-kernels.md).
+// Twelve independent FMA chains (`vfmadd231ps zmm`), and `adds` independent
+// add chains beside them (`vaddps zmm`; 6 or 12: a 2:1 or 1:1 mix): whether
+// the core adds on pipes of their own (AMD Zen: the mix takes the FMAs'
+// time) or on the FMA ports (Intel's 512-bit adds: the time grows with the
+// adds). A Winograd transform's adds are free on the first kind and cost as
+// much as multiply-adds on the second (docs/results/cpu-conv1-kernels.md).
 template <int adds>
 __attribute__((target("avx512f"), noinline)) float fma_add_chains(int64_t rounds) {
   __m512 acc[kChains], sum[kChains];
@@ -55,7 +40,7 @@ __attribute__((target("avx512f"), noinline)) float fma_add_chains(int64_t rounds
     for (int i = 0; i < kChains; ++i) acc[i] = _mm512_fmadd_ps(x, y, acc[i]);
 #pragma GCC unroll 12
     for (int i = 0; i < adds; ++i) sum[i] = _mm512_add_ps(sum[i], x);
-    asm volatile("" : "+v"(x));
+    asm volatile("" : "+v"(x));  // the operands stay live: nothing hoisted
   }
   __m512 total = acc[0];
   for (int i = 1; i < kChains; ++i) total = _mm512_add_ps(total, acc[i]);
@@ -90,7 +75,7 @@ void count(benchmark::State& state, double macs_per_instruction) {
 
 void BM_Fp32Fma(benchmark::State& state) {
   if (!__builtin_cpu_supports("avx512f")) return state.SkipWithError("no AVX-512");
-  for (auto _ : state) benchmark::DoNotOptimize(fma_chains(kRounds));
+  for (auto _ : state) benchmark::DoNotOptimize(fma_add_chains<0>(kRounds));
   count(state, 16);
 }
 BENCHMARK(BM_Fp32Fma)->Unit(benchmark::kMillisecond)->UseRealTime();

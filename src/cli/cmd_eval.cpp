@@ -100,12 +100,12 @@ void print_calibration(const nlohmann::json& c, bool applied, bool on_fitting_im
               ece(c, "per_crop"), ece(c, "per_image"), c["per_crop"]["bins"].get<int>());
   if (c.contains("uncalibrated")) {
     std::string t;
-    bool capped = false;  // a fit that hit its cap: the scores barely separate the classes
+    bool capped = false;  // any member's (temperature_capped)
     for (const auto& v : c["temperatures"]) {
       char one[32];
       std::snprintf(one, sizeof one, "%s%.2f", t.empty() ? "" : ", ", v.get<double>());
       t += one;
-      capped = capped || v.get<double>() >= kMaxTemperature / 1.001;
+      capped = capped || temperature_capped(v.get<double>());
     }
     if (capped) t += ", capped: the model's scores barely separate the classes";
     if (c.contains("within_temperatures")) {

@@ -103,7 +103,7 @@ TemperatureFit search_temperature(int count, const std::function<double(double)>
     }
   }
   const double t = std::exp((lo + hi) / 2);
-  fit.at_bound = t <= kMinTemperature * 1.001 || t >= kMaxTemperature / 1.001;
+  fit.at_bound = t <= kMinTemperature * 1.001 || temperature_capped(t);
   // Sharpening without end means the validation crops are separated
   // perfectly: that says nothing of how sure the model should be elsewhere.
   if (t <= kMinTemperature * 1.001) return fit;

@@ -19,6 +19,12 @@ namespace histocnn {
 // The bounds of the search: beyond them a fit says more about a tiny or
 // perfectly separated validation set than about the model.
 inline constexpr double kMinTemperature = 0.05, kMaxTemperature = 20.0;
+// Whether a fitted T is the search's upper bound: the scores it was fitted
+// on barely separated the classes (an early epoch: every probability near
+// 1/2), which the epoch line and eval say rather than show T as calibrated.
+inline bool temperature_capped(double temperature) {
+  return temperature >= kMaxTemperature / 1.001;
+}
 
 // P(malignant) after temperature T from the two class probabilities of a
 // softmax (each computed as such, not as 1 - the other). T = 1: p_malignant

@@ -9,11 +9,9 @@ namespace histocnn {
 
 namespace {
 
-// What the line adds to a T the search capped at kMaxTemperature: every
-// probability near 1/2, because the scores do not yet tell the classes
-// apart (an early epoch), rather than a calibrated model.
+// What the line adds to a T at the search's cap (temperature_capped).
 const char* cap_note(const TemperatureFit& fit) {
-  return fit.at_bound && fit.temperature > 1 ? " (capped: the scores barely separate the classes)"
+  return temperature_capped(fit.temperature) ? " (capped: the scores barely separate the classes)"
                                              : "";
 }
 
