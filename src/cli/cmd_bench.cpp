@@ -12,8 +12,9 @@ namespace histocnn::cli {
 Runner add_bench(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "bench",
-      "time training epochs of the paper's CNN over sizes x batches in one process (random "
-      "pixels; bench/gpu_side_by_side.sh runs it beside PyTorch); writes --json");
+      "time training epochs of the paper's CNN over sizes x batches in one process (synthetic "
+      "tissue crops, or --pixels random; bench/gpu_side_by_side.sh runs it beside PyTorch); "
+      "writes --json");
   auto o = std::make_shared<EpochBenchOptions>();
   auto json = std::make_shared<std::string>();
   cmd->option_defaults()->group("What is timed");
