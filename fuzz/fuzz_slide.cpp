@@ -11,7 +11,8 @@
 // straddling the right and bottom edges, one wholly outside) and a small
 // thumbnail; each must be w x h RGB pixels or a histocnn::Error, never a
 // crash. Seeds: `histocnn synth --slide` outputs of 512 x 512 (.tif: the
-// generic layout; .svs: Aperio's, with its stripped thumbnail).
+// generic layout; .svs: Aperio's, with its stripped thumbnail) and of
+// 600 x 600 (.ome.tif: level 0 with OME-XML and a SubIFD of 300 x 300).
 #include <tiffio.h>
 
 #include <algorithm>

@@ -272,7 +272,8 @@ TEST_F(SlideCli, OurOwnSyntheticSlideIsScoredAgainstItsKnownBlocks) {
   o.seed = 5;
   const SyntheticSlideLayout truth(o);
   // The generic pyramid, the same slide in Aperio's .svs layout (4x levels,
-  // RGB-coded JPEG), read directly, and as a DICOM series (a folder of
+  // RGB-coded JPEG), read directly, as an OME-TIFF (the pyramid in SubIFDs,
+  // the scale in OME-XML, named without ".ome"), and as a DICOM series (a folder of
   // level files, given by its folder, its malignant blocks as ASAP XML
   // named after it): the same tissue found, the same separation. The
   // 4-epoch model learnt on 240x180 fields: it separates the slide's
@@ -284,6 +285,7 @@ TEST_F(SlideCli, OurOwnSyntheticSlideIsScoredAgainstItsKnownBlocks) {
       // dicom/ made by synth
       {at("own.tif"), "", "generic-tiff", "direct-tiff"},
       {at("own.svs"), "", "aperio", "direct-tiff"},
+      {at("own.ome.tif"), "", "ome-tiff", "direct-tiff"},
       {at("dicom/own"), " --slide-format dicom --slide-annotations " + at("dicom/own.xml"), "dicom",
        "dicom"}};
   size_t generic_tiles = 0;
@@ -302,6 +304,10 @@ TEST_F(SlideCli, OurOwnSyntheticSlideIsScoredAgainstItsKnownBlocks) {
     EXPECT_EQ(summary["format"], c.format) << summary.dump();
     EXPECT_EQ(summary["reader"], c.reader) << summary.dump();
     EXPECT_EQ(summary["reader_note"], "") << summary.dump();
+    if (c.format == "ome-tiff") {  // the generic pyramid's levels, its scale
+      EXPECT_EQ(summary["levels"], 5) << summary.dump();
+      EXPECT_NEAR(summary["mpp"][0].get<double>(), 0.62005, 1e-9) << summary.dump();
+    }
     const std::vector<TileRow> rows = read_tile_rows(out + "/own/tiles.csv");
     ASSERT_GE(rows.size(), 200u) << c.path;
     if (!generic_tiles) generic_tiles = rows.size();

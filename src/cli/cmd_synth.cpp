@@ -4,6 +4,7 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/paths.h"
+#include "data/slide.h"
 #include "data/synth.h"
 #include "data/synth_slide.h"
 
@@ -22,7 +23,9 @@ Runner add_synth(CLI::App& app) {
       "--slide", *slide_path,
       "write one synthetic whole slide instead: a pyramidal TIFF of tissue pieces "
       "(--slide-tissue), for `histocnn slide`; a name ending in .svs "
-      "gets Aperio's layout (thumbnail, 4x levels, AppMag and MPP in the description)");
+      "gets Aperio's layout (thumbnail, 4x levels, AppMag and MPP in the description), "
+      "one ending in .ome.tif or .ome.tiff OME-TIFF's (the scale in OME-XML, the pyramid in "
+      "level 0's SubIFDs)");
   auto dicom = std::make_shared<bool>(false);
   cmd->add_option_function<std::string>(
          "--slide-format", [dicom](const std::string& v) { *dicom = v == "dicom"; },
@@ -89,6 +92,7 @@ Runner add_synth(CLI::App& app) {
       slide->seed = options->seed;
       if (std::filesystem::path(*slide_path).extension() == ".svs")
         slide->layout = SlideLayout::aperio;
+      if (has_ome_tiff_name(*slide_path)) slide->layout = SlideLayout::ome;
       std::error_code ec;
       require(!*dicom || !std::filesystem::exists(*slide_path, ec),
               "--slide " + *slide_path + ": exists; a DICOM series is written into a new folder");

@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "core/paths.h"
 #include "data/dicom_slide.h"
+#include "data/ome_xml.h"
 #include "data/tiff_image.h"
 #include "data/tiff_slide.h"
 
@@ -38,6 +39,14 @@ class OpenSlideReader final : public Slide {
     for (const char* const* name = openslide_get_property_names(handle); *name; ++name)
       props[*name] = openslide_get_property_value(handle, *name);
     std::tie(mpp_x_, mpp_y_) = mpp_from_properties(props);
+    if (format_ == "generic-tiff" && ome_pixel_size(props["tiff.ImageDescription"]).is_ome) {
+      // OpenSlide 3.4 takes every tiled directory of the main chain for a
+      // level; in an OME-TIFF those are other images and planes (a label,
+      // a macro photograph), and the pyramid is in level 0's SubIFDs, which
+      // data/tiff_slide.h reads.
+      format_ = "ome-tiff";
+      levels_.resize(1);
+    }
     if (mpp > 0) mpp_x_ = mpp_y_ = mpp;
   }
   ~OpenSlideReader() override { openslide_close(handle_); }
@@ -125,6 +134,10 @@ int Slide::level_for_downsample(double downsample) const {
 }
 
 std::pair<double, double> mpp_from_properties(const std::map<std::string, std::string>& props) {
+  if (auto description = props.find("tiff.ImageDescription"); description != props.end()) {
+    const OmePixelSize ome = ome_pixel_size(description->second);
+    if (ome.x_um > 0) return {ome.x_um, ome.y_um};
+  }
   const double x = number_or_zero(props, "openslide.mpp-x");
   const double y = number_or_zero(props, "openslide.mpp-y");
   if (x > 0 && y > 0) return {x, y};
@@ -216,10 +229,19 @@ uint64_t slide_bytes(const std::string& path) {
   return bytes;
 }
 
+bool has_ome_tiff_name(const std::string& path) {
+  const std::filesystem::path p(path);
+  std::string stem_extension = p.stem().extension().string();
+  std::transform(stem_extension.begin(), stem_extension.end(), stem_extension.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
+  return is_tiff_name(path) && stem_extension == ".ome";
+}
+
 std::string slide_file_name(const std::string& path) {
   const std::filesystem::path p(without_trailing_separators(path));
   std::error_code ec;
-  return std::filesystem::is_directory(p, ec) ? p.filename().string() : p.stem().string();
+  if (std::filesystem::is_directory(p, ec)) return p.filename().string();
+  return has_ome_tiff_name(p.string()) ? p.stem().stem().string() : p.stem().string();
 }
 
 std::string slide_name(const std::string& path) {
@@ -242,7 +264,8 @@ std::unique_ptr<Slide> open_slide(const std::string& path, double mpp, SlideRead
     }
     auto slide = std::make_unique<OpenSlideReader>(path, handle, mpp);
     if (reader == SlideReader::automatic &&
-        (slide->format() == "generic-tiff" || slide->format() == "aperio"))
+        (slide->format() == "generic-tiff" || slide->format() == "aperio" ||
+         slide->format() == "ome-tiff"))
       return with_direct_tiff_reads(std::move(slide));
     return slide;
   }

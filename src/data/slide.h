@@ -11,7 +11,8 @@
 //   mpp_x/mpp_y: microns per level-0 pixel; 0 when the file does not say and
 //   no override was given.
 // Readers: OpenSlide (Aperio .svs, Hamamatsu .ndpi/.vms, MIRAX .mrxs, Leica
-// .scn, Philips TIFF, Ventana, Sakura, generic tiled TIFF), DICOM whole-slide
+// .scn, Philips TIFF, Ventana, Sakura, generic tiled TIFF; OME-TIFF's
+// pyramid in SubIFDs through data/tiff_slide.h), DICOM whole-slide
 // series (data/dicom_slide.h) and, for what
 // OpenSlide does not take, a plain image (PNG, JPEG, BMP, strip TIFF) held as
 // a one-level slide. Another reader is one more subclass.
@@ -39,12 +40,14 @@ class Slide {
   virtual Image read_region(int level, int64_t x, int64_t y, int width, int height) const = 0;
 
   const std::string& path() const { return path_; }
-  const std::string& format() const { return format_; }  // "aperio", "generic-tiff", "image"...
+  // "aperio", "generic-tiff", "ome-tiff", "dicom", "image"...
+  const std::string& format() const { return format_; }
   // What decodes it: "openslide", "direct-tiff" (data/tiff_slide.h), "dicom"
   // (data/dicom_slide.h) or "image".
   const std::string& reader() const { return reader_; }
-  // Why the direct TIFF reader left this pyramidal TIFF to OpenSlide ("" when
-  // it did not; summary.json's reader_note).
+  // Why the direct TIFF reader left this pyramidal TIFF to OpenSlide, or
+  // which SubIFDs it did not take for levels ("" when neither;
+  // summary.json's reader_note).
   const std::string& reader_note() const { return reader_note_; }
   void set_reader_note(std::string note) { reader_note_ = std::move(note); }
   const std::vector<SlideLevel>& levels() const { return levels_; }
@@ -89,9 +92,12 @@ void require_slide_file(const std::string& path);
 // record it; characters other than letters, digits, '.', '_', '-' become
 // '-'), else slide_file_name.
 std::string slide_name(const std::string& path);
-// A file's name without its extension; a folder's whole name (DICOM series
-// folders are often named by UIDs full of dots).
+// A file's name without its extension (".ome.tif" and ".ome.tiff" count as
+// one); a folder's whole name (DICOM series folders are often named by UIDs
+// full of dots).
 std::string slide_file_name(const std::string& path);
+// Whether a file is named as an OME-TIFF (".ome.tif", ".ome.tiff", any case).
+bool has_ome_tiff_name(const std::string& path);
 
 // Throws "<b>: the same DICOM series as <a>" when two inputs are one series
 // (its folder and one of its files, or two of its files): scored twice
@@ -114,9 +120,11 @@ uint64_t slide_bytes(const std::string& path);
 // below it cannot be listed; plain images are named one by one instead.
 std::vector<std::string> slides_in_folder(const std::string& folder);
 
-// Microns per level-0 pixel from a slide's properties: openslide.mpp-x/y,
+// Microns per level-0 pixel from a slide's properties: an OME-TIFF's
+// PhysicalSizeX/Y (tiff.ImageDescription, data/ome_xml.h; writers leave
+// default resolution tags such as 72 dpi beside it), else openslide.mpp-x/y,
 // else the TIFF resolution tags (tiff.XResolution with tiff.ResolutionUnit
-// centimeter or inch). {0, 0} when neither says.
+// centimeter or inch). {0, 0} when none says.
 std::pair<double, double> mpp_from_properties(const std::map<std::string, std::string>& props);
 
 // The whole slide in at most max_side pixels on its long side, read in

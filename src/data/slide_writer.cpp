@@ -103,6 +103,38 @@ std::string aperio_description(int64_t width, int64_t height, const SlideWriterO
   return d;
 }
 
+// The OME-XML of an RGB image of width x height pixels of `mpp` microns,
+// stored from IFD 0, as Bio-Formats writes a brightfield slide.
+std::string ome_description(int64_t width, int64_t height, double mpp) {
+  char scale[64];
+  std::snprintf(scale, sizeof scale, "%.9g", mpp);
+  const std::string um = "\xC2\xB5m";  // U+00B5, as Bio-Formats writes it
+  return "<?xml version=\"1.0\" encoding=\"UTF-8\"?>"
+         "<OME xmlns=\"http://www.openmicroscopy.org/Schemas/OME/2016-06\" "
+         "Creator=\"histocnn synthetic slide\">"
+         "<Image ID=\"Image:0\" Name=\"synthetic slide\">"
+         "<Pixels BigEndian=\"false\" DimensionOrder=\"XYCZT\" ID=\"Pixels:0\" "
+         "Interleaved=\"true\" PhysicalSizeX=\"" +
+         std::string(scale) + "\" PhysicalSizeXUnit=\"" + um + "\" PhysicalSizeY=\"" +
+         std::string(scale) + "\" PhysicalSizeYUnit=\"" + um +
+         "\" SignificantBits=\"8\" SizeC=\"3\" SizeT=\"1\" SizeX=\"" + std::to_string(width) +
+         "\" SizeY=\"" + std::to_string(height) +
+         "\" SizeZ=\"1\" Type=\"uint8\">"
+         "<Channel ID=\"Channel:0:0\" SamplesPerPixel=\"3\"><LightPath/></Channel>"
+         "<TiffData FirstC=\"0\" FirstT=\"0\" FirstZ=\"0\" IFD=\"0\" PlaneCount=\"1\"/>"
+         "</Pixels></Image></OME>";
+}
+
+// How many halvings the pyramid has below level 0: until a level is at most
+// 512 pixels a side.
+int reduced_levels(int64_t width, int64_t height) {
+  int count = 0;
+  while (std::max(std::max<int64_t>(1, width >> count), std::max<int64_t>(1, height >> count)) >
+         512)
+    ++count;
+  return count;
+}
+
 // Writes the TIFF at `file` (the temporary); errors name `name` (the slide
 // the user asked for) with what libtiff said, in one line: libtiff's own
 // messages go to the Error, not to stderr.
@@ -121,17 +153,26 @@ class PyramidWriter {
   PyramidWriter(const PyramidWriter&) = delete;
   PyramidWriter& operator=(const PyramidWriter&) = delete;
 
-  // `description` goes into ImageDescription when not empty.
-  void begin_level(int64_t width, int64_t height, int level, const std::string& description) {
+  // `description` goes into ImageDescription when not empty; `subifds`
+  // (level 0 of the OME layout): the directories written next are this
+  // one's SubIFDs (libtiff fills in their offsets).
+  void begin_level(int64_t width, int64_t height, int level, const std::string& description,
+                   int subifds = 0) {
     width_ = width;
-    const double per_cm = 1e4 / (options_.mpp * double(int64_t(1) << level));
     TIFFSetField(tiff_, TIFFTAG_SUBFILETYPE, level ? FILETYPE_REDUCEDIMAGE : 0);
     set_jpeg_rgb(width, height, description);
     TIFFSetField(tiff_, TIFFTAG_TILEWIDTH, uint32_t(options_.tile));
     TIFFSetField(tiff_, TIFFTAG_TILELENGTH, uint32_t(options_.tile));
-    TIFFSetField(tiff_, TIFFTAG_RESOLUTIONUNIT, RESUNIT_CENTIMETER);
-    TIFFSetField(tiff_, TIFFTAG_XRESOLUTION, float(per_cm));
-    TIFFSetField(tiff_, TIFFTAG_YRESOLUTION, float(per_cm));
+    if (options_.layout != SlideLayout::ome) {
+      const double per_cm = 1e4 / (options_.mpp * double(int64_t(1) << level));
+      TIFFSetField(tiff_, TIFFTAG_RESOLUTIONUNIT, RESUNIT_CENTIMETER);
+      TIFFSetField(tiff_, TIFFTAG_XRESOLUTION, float(per_cm));
+      TIFFSetField(tiff_, TIFFTAG_YRESOLUTION, float(per_cm));
+    }
+    if (subifds > 0) {
+      std::vector<uint64_t> offsets(size_t(subifds), 0);
+      TIFFSetField(tiff_, TIFFTAG_SUBIFD, uint16_t(subifds), offsets.data());
+    }
     tile_.assign(size_t(options_.tile) * options_.tile * 3, 255);
   }
   // Rows [y, y + strip.height) of the level, y a multiple of the tile side.
@@ -219,7 +260,7 @@ void write_pyramidal_tiff(const std::string& path, int64_t width, int64_t height
   Temporaries temporaries{{partial}};
   {
     PyramidWriter writer(partial, path, width * height * 3 > (int64_t(1) << 31), o);
-    const bool aperio = o.layout == SlideLayout::aperio;
+    const bool aperio = o.layout == SlideLayout::aperio, ome = o.layout == SlideLayout::ome;
     std::unique_ptr<ThumbnailSums> thumbnail;
     if (aperio) thumbnail = std::make_unique<ThumbnailSums>(width, height);
     File source;  // the level being halved, when it is a temporary
@@ -235,7 +276,10 @@ void write_pyramidal_tiff(const std::string& path, int64_t width, int64_t height
         next.reset(std::fopen(temporaries.paths.back().c_str(), "w+b"));
         require(next != nullptr, temporaries.paths.back() + ": cannot write a temporary");
       }
-      if (written)
+      if (written && ome && level == 0)
+        writer.begin_level(w, h, level, ome_description(width, height, o.mpp),
+                           reduced_levels(width, height));
+      else if (written)
         writer.begin_level(w, h, level, aperio ? aperio_description(width, height, o, w, h) : "");
       for (int64_t y = 0; y < h; y += kStripRows) {
         const int rows = int(std::min<int64_t>(kStripRows, h - y));

@@ -9,7 +9,12 @@
 //            pixels a side), then levels each a quarter the size of the one
 //            before, RGB JPEG tiles, every directory described as "Aperio
 //            Image Library ..." with the level-0 "|AppMag = M|MPP = X" that
-//            OpenSlide reads the scale from.
+//            OpenSlide reads the scale from;
+//   ome      an OME-TIFF as Bio-Formats and QuPath write a pyramid: level 0
+//            in the main chain with OME-XML (its PhysicalSizeX/Y, the only
+//            record of the scale: no resolution tags) in its description,
+//            the reduced levels (halvings, as generic) in its SubIFDs, which
+//            OpenSlide 3.4 does not read (data/tiff_slide.h does).
 //
 // Memory: one strip of 512 rows of the widest level, whatever the slide's
 // size; the reduced levels wait in raw temporaries beside the output (a
@@ -28,7 +33,7 @@ namespace histocnn {
 // Paints the level-0 region of `width` x `height` pixels at (x, y).
 using StripPainter = std::function<Image(int64_t x, int64_t y, int width, int height)>;
 
-enum class SlideLayout { generic, aperio };
+enum class SlideLayout { generic, aperio, ome };
 
 struct SlideWriterOptions {
   double mpp = 0.62005;  // microns per level-0 pixel (GlaS's 20x scanner)

@@ -2,6 +2,7 @@
 
 #include <tiffio.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -25,7 +26,8 @@ using TiffHandle = std::unique_ptr<TIFF, TiffHandleCloser>;
 
 // Where one level's tiles are, and how to decode them.
 struct LevelDirectory {
-  tdir_t directory = 0;
+  tdir_t directory = 0;        // in the main chain, when subifd_offset is 0
+  uint64_t subifd_offset = 0;  // a SubIFD: its file offset
   uint32_t tile_w = 0, tile_h = 0;
   bool jpeg_ycbcr = false;  // libjpeg converts to RGB (JPEGCOLORMODE_RGB)
 };
@@ -63,6 +65,22 @@ bool has_empty_tile(TIFF* tiff) {
   return false;
 }
 
+// The current directory as a level this reader decodes, or why not ("" if
+// it is one).
+std::string describe_level(TIFF* tiff, LevelDirectory* d) {
+  if (std::string why = undecodable(tiff); !why.empty()) return why;
+  if (has_empty_tile(tiff)) return "tiles without data (OpenSlide paints them)";
+  TIFFGetField(tiff, TIFFTAG_TILEWIDTH, &d->tile_w);
+  TIFFGetField(tiff, TIFFTAG_TILELENGTH, &d->tile_h);
+  uint16_t compression = 0, photometric = 0;
+  TIFFGetFieldDefaulted(tiff, TIFFTAG_COMPRESSION, &compression);
+  TIFFGetField(tiff, TIFFTAG_PHOTOMETRIC, &photometric);
+  d->jpeg_ycbcr = compression == COMPRESSION_JPEG && photometric == PHOTOMETRIC_YCBCR;
+  if (d->tile_w == 0 || d->tile_h == 0 || d->tile_w > 4096 || d->tile_h > 4096)
+    return "tiles of " + std::to_string(d->tile_w) + "x" + std::to_string(d->tile_h);
+  return "";
+}
+
 // The tiled directory of each level (matched by its dimensions), or why not.
 std::string find_levels(TIFF* tiff, const std::vector<SlideLevel>& levels,
                         std::vector<LevelDirectory>* out) {
@@ -74,21 +92,10 @@ std::string find_levels(TIFF* tiff, const std::vector<SlideLevel>& levels,
     TIFFGetField(tiff, TIFFTAG_IMAGELENGTH, &h);
     for (size_t l = 0; l < levels.size(); ++l) {
       if (found[l] || levels[l].width != w || levels[l].height != h || !TIFFIsTiled(tiff)) continue;
-      if (std::string why = undecodable(tiff); !why.empty())
-        return "level " + std::to_string(l) + ": " + why;
-      if (has_empty_tile(tiff))
-        return "level " + std::to_string(l) + ": tiles without data (OpenSlide paints them)";
       LevelDirectory& d = (*out)[l];
       d.directory = TIFFCurrentDirectory(tiff);
-      TIFFGetField(tiff, TIFFTAG_TILEWIDTH, &d.tile_w);
-      TIFFGetField(tiff, TIFFTAG_TILELENGTH, &d.tile_h);
-      uint16_t compression = 0, photometric = 0;
-      TIFFGetFieldDefaulted(tiff, TIFFTAG_COMPRESSION, &compression);
-      TIFFGetField(tiff, TIFFTAG_PHOTOMETRIC, &photometric);
-      d.jpeg_ycbcr = compression == COMPRESSION_JPEG && photometric == PHOTOMETRIC_YCBCR;
-      if (d.tile_w == 0 || d.tile_h == 0 || d.tile_w > 4096 || d.tile_h > 4096)
-        return "level " + std::to_string(l) + ": tiles of " + std::to_string(d.tile_w) + "x" +
-               std::to_string(d.tile_h);
+      if (std::string why = describe_level(tiff, &d); !why.empty())
+        return "level " + std::to_string(l) + ": " + why;
       found[l] = true;
       break;
     }
@@ -98,18 +105,83 @@ std::string find_levels(TIFF* tiff, const std::vector<SlideLevel>& levels,
   return "";
 }
 
+void add_to_note(std::string* note, const std::string& what) {
+  *note += (note->empty() ? "" : "; ") + what;
+}
+
+// A pyramid in level 0's SubIFDs (OME-TIFF's layout, and libvips'
+// `--subifd`): the reduced levels, largest first, each strictly smaller
+// than the one before, with their directories. Returns what was passed
+// over ("" if nothing): a SubIFD that is not a level this reader decodes is
+// left out, and the pyramid has one level fewer.
+std::string subifd_levels(TIFF* tiff, const LevelDirectory& level0, const SlideLevel& size0,
+                          std::vector<SlideLevel>* levels, std::vector<LevelDirectory>* out) {
+  constexpr uint16_t kMaxSubifds = 32;
+  if (!TIFFSetDirectory(tiff, level0.directory)) return "";
+  uint16_t count = 0;
+  uint64_t* offsets = nullptr;
+  if (!TIFFGetField(tiff, TIFFTAG_SUBIFD, &count, &offsets) || !offsets || count == 0) return "";
+  // Copied: the array belongs to the directory being read.
+  const std::vector<uint64_t> subifds(offsets, offsets + std::min(count, kMaxSubifds));
+  struct Found {
+    SlideLevel size;
+    LevelDirectory directory;
+  };
+  std::vector<Found> found;
+  std::string passed_over;
+  for (size_t i = 0; i < subifds.size(); ++i) {
+    const std::string name = "SubIFD " + std::to_string(i);
+    if (subifds[i] == 0 || !TIFFSetSubDirectory(tiff, subifds[i])) {
+      add_to_note(&passed_over, name + ": unreadable");
+      continue;
+    }
+    uint32_t w = 0, h = 0;
+    TIFFGetField(tiff, TIFFTAG_IMAGEWIDTH, &w);
+    TIFFGetField(tiff, TIFFTAG_IMAGELENGTH, &h);
+    Found f{{w, h, 1.0}, {}};
+    f.directory.subifd_offset = subifds[i];
+    std::string why = !TIFFIsTiled(tiff) ? "not tiled" : describe_level(tiff, &f.directory);
+    if (why.empty() && (w == 0 || h == 0 || w >= size0.width || h >= size0.height))
+      why = std::to_string(w) + "x" + std::to_string(h) + " is not smaller than level 0";
+    if (!why.empty()) {
+      add_to_note(&passed_over, name + ": " + why);
+      continue;
+    }
+    // OpenSlide's downsample of a level: the mean of the two axes' ratios.
+    f.size.downsample = (double(size0.width) / w + double(size0.height) / h) / 2;
+    found.push_back(f);
+  }
+  std::sort(found.begin(), found.end(),
+            [](const Found& a, const Found& b) { return a.size.width > b.size.width; });
+  for (const Found& f : found) {
+    if (f.size.width >= levels->back().width || f.size.height >= levels->back().height) {
+      add_to_note(&passed_over, "a SubIFD of " + std::to_string(f.size.width) + "x" +
+                                    std::to_string(f.size.height) +
+                                    " is not smaller than the level before");
+      continue;
+    }
+    levels->push_back(f.size);
+    out->push_back(f.directory);
+  }
+  return passed_over;
+}
+
 class DirectTiffSlide final : public Slide {
  public:
-  DirectTiffSlide(std::unique_ptr<Slide> fallback, std::vector<LevelDirectory> directories,
-                  size_t cache_bytes)
+  // levels: the fallback's first `fallback_levels` levels, then any only
+  // this reader has (a SubIFD pyramid's); directories: one per level.
+  DirectTiffSlide(std::unique_ptr<Slide> fallback, std::vector<SlideLevel> levels,
+                  int fallback_levels, std::vector<LevelDirectory> directories, size_t cache_bytes)
       : fallback_(std::move(fallback)),
+        fallback_levels_(fallback_levels),
         directories_(std::move(directories)),
         free_handles_(directories_.size()),
         cache_(cache_bytes) {
     path_ = fallback_->path();
     format_ = fallback_->format();
     reader_ = "direct-tiff";
-    levels_ = fallback_->levels();
+    reader_note_ = fallback_->reader_note();
+    levels_ = std::move(levels);
     mpp_x_ = fallback_->mpp_x();
     mpp_y_ = fallback_->mpp_y();
   }
@@ -117,8 +189,14 @@ class DirectTiffSlide final : public Slide {
   Image read_region(int level, int64_t x, int64_t y, int w, int h) const override {
     require_slide_region(path_, level, int(levels_.size()), w, h);
     const double ds = levels_[size_t(level)].downsample;
-    const std::optional<int64_t> lx = level_pixel(x, ds), ly = level_pixel(y, ds);
-    if (!lx || !ly) return fallback_->read_region(level, x, y, w, h);
+    std::optional<int64_t> lx = level_pixel(x, ds), ly = level_pixel(y, ds);
+    if (!lx || !ly) {
+      if (level < fallback_levels_) return fallback_->read_region(level, x, y, w, h);
+      // A level OpenSlide does not have: the nearest level pixel (less than
+      // half of one off; the tiling always starts on one).
+      lx = std::llround(double(x) / ds);
+      ly = std::llround(double(y) / ds);
+    }
     return copy_tiles(level, *lx, *ly, w, h);
   }
 
@@ -175,7 +253,8 @@ class DirectTiffSlide final : public Slide {
     tiff_errors_to_this_thread();
     TiffHandle tiff(TIFFOpen(path_.c_str(), "r"));
     const LevelDirectory& d = directories_[size_t(level)];
-    if (!tiff || !TIFFSetDirectory(tiff.get(), d.directory))
+    if (!tiff || !(d.subifd_offset ? TIFFSetSubDirectory(tiff.get(), d.subifd_offset)
+                                   : TIFFSetDirectory(tiff.get(), d.directory)))
       fail(path_ + ": cannot reopen level " + std::to_string(level) + " (" +
            last_tiff_error_message() + ")");
     if (d.jpeg_ycbcr) TIFFSetField(tiff.get(), TIFFTAG_JPEGCOLORMODE, JPEGCOLORMODE_RGB);
@@ -187,19 +266,22 @@ class DirectTiffSlide final : public Slide {
   }
 
   std::unique_ptr<Slide> fallback_;
+  int fallback_levels_;
   std::vector<LevelDirectory> directories_;
   mutable std::mutex handles_mutex_;
   mutable std::vector<std::vector<TiffHandle>> free_handles_;
   mutable TileCache cache_;
 };
 
-// Records why `slide` stays with OpenSlide (and says so on stderr when
-// HISTOCNN_VERBOSE is set).
-void say_why(Slide& slide, const std::string& why) {
-  slide.set_reader_note("OpenSlide reads it: " + why);
+// Records why `slide` stays with OpenSlide, or (left_to_openslide false)
+// what the direct reader passed over, and says so on stderr when
+// HISTOCNN_VERBOSE is set.
+void say_why(Slide& slide, const std::string& why, bool left_to_openslide = true) {
+  slide.set_reader_note(left_to_openslide ? "OpenSlide reads it: " + why : why);
   const char* verbose = std::getenv("HISTOCNN_VERBOSE");
   if (verbose && *verbose && std::string(verbose) != "0")
-    std::fprintf(stderr, "%s: read through OpenSlide (%s)\n", slide.path().c_str(), why.c_str());
+    std::fprintf(stderr, "%s: %s\n", slide.path().c_str(),
+                 (left_to_openslide ? "read through OpenSlide (" + why + ")" : why).c_str());
 }
 
 }  // namespace
@@ -223,8 +305,23 @@ std::unique_ptr<Slide> with_direct_tiff_reads(std::unique_ptr<Slide> openslide,
     say_why(*openslide, why);
     return openslide;
   }
-  return std::make_unique<DirectTiffSlide>(std::move(openslide), std::move(directories),
-                                           cache_bytes);
+  std::vector<SlideLevel> levels = openslide->levels();
+  int fallback_levels = int(levels.size());
+  std::vector<SlideLevel> pyramid{levels[0]};
+  std::vector<LevelDirectory> pyramid_directories{directories[0]};
+  const std::string passed_over =
+      subifd_levels(tiff.get(), directories[0], levels[0], &pyramid, &pyramid_directories);
+  if (pyramid.size() > 1) {
+    // Level 0's SubIFDs are its pyramid; OpenSlide's other levels, if any,
+    // are directories of the main chain, which such a file uses for other
+    // images. OpenSlide reads level 0 alone.
+    levels = std::move(pyramid);
+    directories = std::move(pyramid_directories);
+    fallback_levels = 1;
+  }
+  if (!passed_over.empty()) say_why(*openslide, "not pyramid levels: " + passed_over, false);
+  return std::make_unique<DirectTiffSlide>(std::move(openslide), std::move(levels), fallback_levels,
+                                           std::move(directories), cache_bytes);
 }
 
 }  // namespace histocnn

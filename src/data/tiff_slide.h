@@ -1,6 +1,10 @@
 // A direct libtiff reader for tiled pyramidal TIFF slides (OpenSlide's
 // "generic-tiff" and "aperio" formats: one tiled directory per level, JPEG
-// YCbCr/RGB, LZW, Deflate or uncompressed 8-bit RGB tiles).
+// YCbCr/RGB, LZW, Deflate or uncompressed 8-bit RGB tiles), and for a
+// pyramid kept in level 0's SubIFDs (OME-TIFF as Bio-Formats, QuPath and
+// bfconvert write it; libvips' `--subifd`), which OpenSlide 3.4 does not
+// see: without this reader such a slide is one level, and its thumbnail and
+// every coarse read decode level 0.
 //
 // Why: OpenSlide 3.4 paints every read_region through cairo, whose
 // compositing was half the reading profile (docs/results/slide-throughput.md),
@@ -20,9 +24,18 @@
 // returns level pixel k itself where OpenSlide resamples by the fraction
 // (a blur of up to 0.06 pixel): the region the tiling asked for.
 //
-// Contract: the Slide contract (data/slide.h); levels, format and microns per
-// pixel are the wrapped reader's. read_region is thread-safe: each thread
-// takes its own libtiff handle of the level from a pool.
+// SubIFD levels: when level 0's directory lists SubIFDs, the pyramid is
+// level 0 and those of them this reader decodes (largest first, each smaller
+// than the one before; the others are named in reader_note), and OpenSlide's
+// other levels are dropped (in such a file the main chain holds other images:
+// a label, a macro photograph). OpenSlide cannot read the SubIFD levels, so
+// a read between their level pixels starts at the nearest one (less than
+// half a level pixel off) instead of being resampled.
+//
+// Contract: the Slide contract (data/slide.h); format and microns per pixel
+// are the wrapped reader's, and so are the levels but for a SubIFD pyramid.
+// read_region is thread-safe: each thread takes its own libtiff handle of the
+// level from a pool.
 #pragma once
 
 #include <memory>
@@ -32,7 +45,7 @@
 
 namespace histocnn {
 
-// `openslide` read `path` as generic-tiff or aperio. Returns the direct reader
+// `openslide` read `path` as generic-tiff, ome-tiff or aperio. Returns the direct reader
 // when every level is a tiled directory this reader can decode with the
 // dimensions OpenSlide reports and none of its tiles is empty (Aperio's
 // missing tiles, which OpenSlide paints from the finer level; directories
