@@ -152,7 +152,8 @@ void add_speed_options(CLI::App* cmd, SlideArgs* a) {
          [o](const std::string& v) {
            o->reader = v == "openslide" ? SlideReader::openslide : SlideReader::automatic;
          },
-         "pyramidal TIFFs (generic, Aperio): auto decodes their tiles directly where a tile "
+         "pyramidal TIFFs (generic, OME-TIFF, Aperio): auto decodes their tiles directly where a "
+         "tile "
          "starts on a whole pixel of its level (the same pixels, faster), else OpenSlide; "
          "openslide: OpenSlide for every read (DICOM series have their own reader either "
          "way: OpenSlide 3.4 does not read them)")

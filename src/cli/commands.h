@@ -28,6 +28,7 @@ Runner add_stain(CLI::App& app);
 Runner add_bench(CLI::App& app);
 Runner add_ceilings(CLI::App& app);
 Runner add_slide(CLI::App& app);
+Runner add_slide_info(CLI::App& app);
 Runner add_tiles(CLI::App& app);
 Runner add_mil(CLI::App& app);
 

@@ -73,7 +73,7 @@ int main(int argc, char** argv) {
   for (auto add :
        {cli::add_synth, cli::add_train, cli::add_eval, cli::add_predict, cli::add_memplan,
         cli::add_selftest, cli::add_study, cli::add_report, cli::add_stain, cli::add_bench,
-        cli::add_ceilings, cli::add_slide, cli::add_tiles, cli::add_mil}) {
+        cli::add_ceilings, cli::add_slide, cli::add_slide_info, cli::add_tiles, cli::add_mil}) {
     const size_t before = app.get_subcommands([](CLI::App*) { return true; }).size();
     cli::Runner runner = add(app);
     const auto all = app.get_subcommands([](CLI::App*) { return true; });
