@@ -7,6 +7,7 @@
 #include <tiffio.h>
 
 #include <cmath>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -225,6 +226,119 @@ TEST(OmeTiff, SubIfdsThatAreNotLevelsArePassedOverByName) {
   }
   // The coarse level serves the thumbnail.
   EXPECT_EQ(read_thumbnail(*slide, 32).image.rgb.front(), 100);
+}
+
+// A test pattern whose channels differ (a swapped plane shows).
+Image pattern(int width, int height, int seed) {
+  Image image;
+  image.width = width;
+  image.height = height;
+  image.rgb.resize(size_t(width) * height * 3);
+  for (int y = 0; y < height; ++y)
+    for (int x = 0; x < width; ++x) {
+      uint8_t* p = image.row(y) + 3 * x;
+      p[0] = uint8_t(x * 3 + seed);
+      p[1] = uint8_t(y * 5 + 2 * seed);
+      p[2] = uint8_t((x ^ y) + 40);
+    }
+  return image;
+}
+
+// `image` as one directory of R, G and B planes in 64-pixel tiles.
+void write_planes(TIFF* t, const Image& image, uint16_t compression, bool reduced) {
+  TIFFSetField(t, TIFFTAG_SUBFILETYPE, reduced ? FILETYPE_REDUCEDIMAGE : 0);
+  TIFFSetField(t, TIFFTAG_IMAGEWIDTH, uint32_t(image.width));
+  TIFFSetField(t, TIFFTAG_IMAGELENGTH, uint32_t(image.height));
+  TIFFSetField(t, TIFFTAG_SAMPLESPERPIXEL, uint16_t(3));
+  TIFFSetField(t, TIFFTAG_BITSPERSAMPLE, uint16_t(8));
+  TIFFSetField(t, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_RGB);
+  TIFFSetField(t, TIFFTAG_PLANARCONFIG, PLANARCONFIG_SEPARATE);
+  TIFFSetField(t, TIFFTAG_COMPRESSION, compression);
+  if (compression == COMPRESSION_JPEG) TIFFSetField(t, TIFFTAG_JPEGQUALITY, 90);
+  TIFFSetField(t, TIFFTAG_TILEWIDTH, uint32_t(64));
+  TIFFSetField(t, TIFFTAG_TILELENGTH, uint32_t(64));
+  std::vector<uint8_t> tile(64 * 64);
+  for (uint16_t c = 0; c < 3; ++c)
+    for (int ty = 0; ty < image.height; ty += 64)
+      for (int tx = 0; tx < image.width; tx += 64) {
+        std::fill(tile.begin(), tile.end(), 0);
+        for (int r = 0; r < 64 && ty + r < image.height; ++r)
+          for (int x = 0; x < 64 && tx + x < image.width; ++x)
+            tile[size_t(r) * 64 + x] = image.row(ty + r)[3 * (tx + x) + c];
+        ASSERT_GE(TIFFWriteTile(t, tile.data(), uint32_t(tx), uint32_t(ty), 0, c), 0);
+      }
+  ASSERT_TRUE(TIFFWriteDirectory(t));
+}
+
+// Level 0 (640 x 480) and a SubIFD (320 x 240), both in planes.
+void write_planar_pyramid(const std::string& path, uint16_t compression) {
+  std::unique_ptr<TIFF, void (*)(TIFF*)> tiff(TIFFOpen(path.c_str(), "w"), TIFFClose);
+  ASSERT_TRUE(tiff);
+  std::vector<uint64_t> offsets(1, 0);
+  TIFFSetField(tiff.get(), TIFFTAG_SUBIFD, uint16_t(1), offsets.data());
+  write_planes(tiff.get(), pattern(640, 480, 0), compression, false);
+  write_planes(tiff.get(), pattern(320, 240, 7), compression, true);
+}
+
+// What libtiff's RGBA interface (OpenSlide 3.4's decoder) makes of the
+// directory at `subifd` (0: the first directory).
+Image decoded_by_libtiff(const std::string& path, uint64_t subifd) {
+  std::unique_ptr<TIFF, void (*)(TIFF*)> tiff(TIFFOpen(path.c_str(), "r"), TIFFClose);
+  if (subifd) {
+    EXPECT_TRUE(TIFFSetSubDirectory(tiff.get(), subifd));
+  }
+  uint32_t w = 0, h = 0;
+  TIFFGetField(tiff.get(), TIFFTAG_IMAGEWIDTH, &w);
+  TIFFGetField(tiff.get(), TIFFTAG_IMAGELENGTH, &h);
+  std::vector<uint32_t> abgr(size_t(w) * h);
+  EXPECT_TRUE(TIFFReadRGBAImageOriented(tiff.get(), w, h, abgr.data(), ORIENTATION_TOPLEFT, 0));
+  Image image;
+  image.width = int(w);
+  image.height = int(h);
+  for (uint32_t p : abgr)
+    image.rgb.insert(image.rgb.end(),
+                     {uint8_t(TIFFGetR(p)), uint8_t(TIFFGetG(p)), uint8_t(TIFFGetB(p))});
+  return image;
+}
+
+uint64_t first_subifd(const std::string& path) {
+  std::unique_ptr<TIFF, void (*)(TIFF*)> tiff(TIFFOpen(path.c_str(), "r"), TIFFClose);
+  uint16_t count = 0;
+  uint64_t* offsets = nullptr;
+  EXPECT_TRUE(TIFFGetField(tiff.get(), TIFFTAG_SUBIFD, &count, &offsets));
+  return count ? offsets[0] : 0;
+}
+
+TEST(OmeTiff, ColourPlanesInSeparateTilesAreReadDirectly) {
+  testing::TempDir dir;
+  for (const uint16_t compression : {COMPRESSION_LZW, COMPRESSION_JPEG}) {
+    const std::string path = dir / ("planes-" + std::to_string(compression) + ".tif");
+    write_planar_pyramid(path, compression);
+    const auto slide = open_slide(path);
+    EXPECT_EQ(slide->reader(), "direct-tiff") << compression;
+    EXPECT_EQ(slide->reader_note(), "") << compression;
+    ASSERT_EQ(slide->levels().size(), 2u) << compression;
+    const std::vector<Image> truth{decoded_by_libtiff(path, 0),
+                                   decoded_by_libtiff(path, first_subifd(path))};
+    if (compression == COMPRESSION_LZW) {  // lossless: the pattern itself
+      EXPECT_EQ(truth[0].rgb, pattern(640, 480, 0).rgb);
+      EXPECT_EQ(truth[1].rgb, pattern(320, 240, 7).rgb);
+    }
+    for (int level = 0; level < 2; ++level)
+      for (const auto& [x, y] : std::vector<std::pair<int, int>>{{0, 0}, {50, 70}, {250, 180}}) {
+        const Image got = slide->read_region(level, x << level, y << level, 60, 50);
+        Image want;
+        want.width = 60;
+        want.height = 50;
+        want.rgb.assign(size_t(60) * 50 * 3, 255);
+        for (int r = 0; r < 50; ++r)
+          for (int c = 0; c < 60; ++c)
+            if (x + c < truth[size_t(level)].width && y + r < truth[size_t(level)].height)
+              std::memcpy(want.row(r) + 3 * c, truth[size_t(level)].row(y + r) + 3 * (x + c), 3);
+        EXPECT_EQ(got.rgb, want.rgb)
+            << compression << " level " << level << " at " << x << "," << y;
+      }
+  }
 }
 
 // libvips, an independent writer: the same image saved with one level per

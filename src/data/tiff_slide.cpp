@@ -30,6 +30,7 @@ struct LevelDirectory {
   uint64_t subifd_offset = 0;  // a SubIFD: its file offset
   uint32_t tile_w = 0, tile_h = 0;
   bool jpeg_ycbcr = false;  // libjpeg converts to RGB (JPEGCOLORMODE_RGB)
+  bool planes = false;      // R, G and B in separate tiles (PLANARCONFIG_SEPARATE)
 };
 
 // Why the current directory's tiles cannot be decoded directly ("" if they can).
@@ -42,12 +43,15 @@ std::string undecodable(TIFF* tiff) {
   TIFFGetFieldDefaulted(tiff, TIFFTAG_COMPRESSION, &compression);
   TIFFGetFieldDefaulted(tiff, TIFFTAG_SAMPLEFORMAT, &format);
   if (!TIFFGetField(tiff, TIFFTAG_PHOTOMETRIC, &photometric)) return "no photometric tag";
-  if (bits != 8 || samples != 3 || planar != PLANARCONFIG_CONTIG || format != SAMPLEFORMAT_UINT)
-    return "not 8-bit RGB in one plane";
+  if (bits != 8 || samples != 3 || format != SAMPLEFORMAT_UINT) return "not 8-bit RGB";
   const bool jpeg = compression == COMPRESSION_JPEG;
   if (!jpeg && compression != COMPRESSION_NONE && compression != COMPRESSION_LZW &&
       compression != COMPRESSION_ADOBE_DEFLATE && compression != COMPRESSION_DEFLATE)
     return "compression " + std::to_string(compression);
+  // Three planes (Bio-Formats' and QuPath's OME-TIFF unless told to
+  // interleave): each tile is three single-channel tiles.
+  if (planar == PLANARCONFIG_SEPARATE && photometric == PHOTOMETRIC_RGB) return "";
+  if (planar != PLANARCONFIG_CONTIG) return "planar configuration " + std::to_string(planar);
   if (photometric == PHOTOMETRIC_RGB || (jpeg && photometric == PHOTOMETRIC_YCBCR)) return "";
   return "photometric " + std::to_string(photometric);
 }
@@ -72,10 +76,12 @@ std::string describe_level(TIFF* tiff, LevelDirectory* d) {
   if (has_empty_tile(tiff)) return "tiles without data (OpenSlide paints them)";
   TIFFGetField(tiff, TIFFTAG_TILEWIDTH, &d->tile_w);
   TIFFGetField(tiff, TIFFTAG_TILELENGTH, &d->tile_h);
-  uint16_t compression = 0, photometric = 0;
+  uint16_t compression = 0, photometric = 0, planar = 0;
   TIFFGetFieldDefaulted(tiff, TIFFTAG_COMPRESSION, &compression);
   TIFFGetField(tiff, TIFFTAG_PHOTOMETRIC, &photometric);
+  TIFFGetFieldDefaulted(tiff, TIFFTAG_PLANARCONFIG, &planar);
   d->jpeg_ycbcr = compression == COMPRESSION_JPEG && photometric == PHOTOMETRIC_YCBCR;
+  d->planes = planar == PLANARCONFIG_SEPARATE;
   if (d->tile_w == 0 || d->tile_h == 0 || d->tile_w > 4096 || d->tile_h > 4096)
     return "tiles of " + std::to_string(d->tile_w) + "x" + std::to_string(d->tile_h);
   return "";
@@ -228,11 +234,24 @@ class DirectTiffSlide final : public Slide {
     auto tile = std::make_shared<DecodedTile>(size_t(d.tile_w) * d.tile_h * 3);
     TiffHandle tiff = take_handle(level);
     tiff_errors_to_this_thread();
-    const ttile_t index =
-        TIFFComputeTile(tiff.get(), uint32_t(tx * d.tile_w), uint32_t(ty * d.tile_h), 0, 0);
-    if (TIFFReadEncodedTile(tiff.get(), index, tile->data(), tmsize_t(tile->size())) < 0)
-      fail(path_ + ": cannot decode tile " + std::to_string(tx) + "," + std::to_string(ty) +
-           " of level " + std::to_string(level) + " (" + last_tiff_error_message() + ")");
+    const uint32_t x = uint32_t(tx * d.tile_w), y = uint32_t(ty * d.tile_h);
+    auto decode = [&](uint16_t plane, uint8_t* into, size_t bytes) {
+      const ttile_t index = TIFFComputeTile(tiff.get(), x, y, 0, plane);
+      if (TIFFReadEncodedTile(tiff.get(), index, into, tmsize_t(bytes)) < 0)
+        fail(path_ + ": cannot decode tile " + std::to_string(tx) + "," + std::to_string(ty) +
+             " of level " + std::to_string(level) + " (" + last_tiff_error_message() + ")");
+    };
+    if (!d.planes) {
+      decode(0, tile->data(), tile->size());
+    } else {
+      const size_t pixels = size_t(d.tile_w) * d.tile_h;
+      std::vector<uint8_t> plane(pixels);
+      for (uint16_t c = 0; c < 3; ++c) {
+        decode(c, plane.data(), pixels);
+        uint8_t* out = tile->data() + c;
+        for (size_t i = 0; i < pixels; ++i) out[3 * i] = plane[i];
+      }
+    }
     give_back(level, std::move(tiff));
     cache_.put(key, tile);
     return tile;

@@ -1,6 +1,7 @@
 // A direct libtiff reader for tiled pyramidal TIFF slides (OpenSlide's
 // "generic-tiff" and "aperio" formats: one tiled directory per level, JPEG
-// YCbCr/RGB, LZW, Deflate or uncompressed 8-bit RGB tiles), and for a
+// YCbCr/RGB, LZW, Deflate or uncompressed 8-bit RGB tiles, interleaved or
+// in three planes), and for a
 // pyramid kept in level 0's SubIFDs (OME-TIFF as Bio-Formats, QuPath and
 // bfconvert write it; libvips' `--subifd`), which OpenSlide 3.4 does not
 // see: without this reader such a slide is one level, and its thumbnail and
