@@ -1,8 +1,8 @@
 // What `histocnn slide` will make of a slide, from its header alone
 // (slide/slide_info.h): the grid at a model's scale, the level it reads and
 // how much more than the model needs, problems recorded instead of thrown,
-// and `histocnn slide-info` over a cohort folder with its exit status and
-// JSON.
+// and `histocnn slide-info` over a cohort folder with its exit status, JSON
+// and the count of tiles on tissue that `histocnn slide` then scores.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -166,6 +166,25 @@ TEST(SlideInfoCli, ACohortFolderIsCheckedAndTheExitStatusSaysIfAllAreReady) {
                    " --mpp-model 4");
   EXPECT_NE(r.output.find("tiles of 128.0 x 128.0 pixels (64 um), read from level 3"),
             std::string::npos)
+      << r.output;
+  // --tissue counts the tiles `histocnn slide` scores.
+  r = testing::run("slide-info " + (dir / "cohort/a/one.tif") + " -m " + (dir / "m.safetensors") +
+                   " --tissue --json " + (dir / "tissue.json"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  const int64_t on_tissue =
+      nlohmann::json::parse(read_file(dir / "tissue.json"))[0]["tiles"]["on_tissue"];
+  EXPECT_GT(on_tissue, 20);
+  EXPECT_LT(on_tissue, 47 * 27);
+  EXPECT_NE(r.output.find(std::to_string(on_tissue) + " tiles on tissue ("), std::string::npos)
+      << r.output;
+  r = testing::run("slide -m " + (dir / "m.safetensors") + " " + (dir / "cohort/a/one.tif") +
+                   " -o " + (dir / "scored") + " --threads 1 --no-progress");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(nlohmann::json::parse(read_file(dir / "scored/one/summary.json"))["tiles_scored"],
+            on_tissue);
+  r = testing::run("slide-info " + (dir / "cohort") + " --tissue");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find("--tissue: give the model too (-m MODEL)"), std::string::npos)
       << r.output;
   // The JSON never replaces a slide; --mpp-model needs a model.
   r = testing::run("slide-info " + (dir / "cohort/two.ome.tif") + " --json " +

@@ -27,6 +27,7 @@ struct SlideInfoArgs {
 void take_model_scale(const SlideInfoArgs& a, SlideInspection* o) {
   if (a.model.empty()) {
     require(a.mpp_model == 0, "--mpp-model: give the model too (-m MODEL)");
+    require(!o->tissue, "--tissue: give the model too (-m MODEL): tiles are at its scale");
     return;
   }
   const ModelFile model = load_model_file(a.model);
@@ -93,6 +94,9 @@ Runner add_slide_info(CLI::App& app) {
          },
          "auto or openslide, as `histocnn slide --reader`")
       ->check(CLI::IsMember({"auto", "openslide"}));
+  cmd->add_flag("--tissue", a->o.tissue,
+                "with -m: read each slide's thumbnail and count the tiles on tissue, as "
+                "`histocnn slide` would find them with its defaults (a second or so a slide)");
   cmd->add_option("--json", a->json, "every slide's facts as a JSON array (written atomically)");
   return [a] { return run_slide_info(*a); };
 }

@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "core/error.h"
+#include "slide/slide_run.h"
 
 namespace histocnn {
 namespace {
@@ -40,6 +41,21 @@ void plan_grid(const Slide& slide, const SlideInspection& o, SlideInfo* info) {
   }
 }
 
+// The tiles `histocnn slide` would score, with its default tissue options.
+void count_tissue_tiles(const std::string& path, const SlideInspection& o, SlideInfo* info) {
+  SlideOptions so;
+  so.mpp = o.mpp;
+  so.reader = o.reader;
+  try {
+    const PreparedSlide p =
+        prepare_slide(path, o.model_mpp_x, o.model_mpp_y, o.net_width, o.net_height, so);
+    info->tissue_tiles = int64_t(p.tiles.size());
+    info->thumbnail_seconds = p.times["thumbnail_s"].get<double>();
+  } catch (const Error& e) {
+    info->problems.push_back(e.what());
+  }
+}
+
 }  // namespace
 
 SlideInfo inspect_slide(const std::string& path, const SlideInspection& o) {
@@ -61,6 +77,7 @@ SlideInfo inspect_slide(const std::string& path, const SlideInspection& o) {
       info.problems.push_back("the slide does not record its microns per pixel: give --mpp");
     } else if (o.model_mpp_x > 0) {
       plan_grid(*slide, o, &info);
+      if (o.tissue && info.grid) count_tissue_tiles(path, o, &info);
     }
     if (info.levels.size() == 1 && std::max(info.width, info.height) > kLargeWithoutPyramid)
       info.warnings.push_back("no pyramid: its thumbnail decodes every pixel");
@@ -94,6 +111,10 @@ nlohmann::json slide_info_json(const SlideInfo& info) {
         {"height_um", g.tile_um_y},       {"level", g.level},        {"read_width", g.read_width},
         {"read_height", g.read_height},   {"columns", g.columns},    {"rows", g.rows},
         {"read_excess", info.read_excess}};
+    if (info.tissue_tiles) {
+      j["tiles"]["on_tissue"] = *info.tissue_tiles;
+      j["tiles"]["thumbnail_seconds"] = info.thumbnail_seconds;
+    }
   }
   return j;
 }
@@ -124,6 +145,11 @@ std::string slide_info_text(const SlideInfo& info) {
             std::to_string(g.level) + " at " + std::to_string(g.read_width) + " x " +
             std::to_string(g.read_height) + ", a grid of " + std::to_string(g.columns) + " x " +
             std::to_string(g.rows) + "\n";
+    if (info.tissue_tiles)
+      text += "  " + std::to_string(*info.tissue_tiles) + " tiles on tissue (" +
+              format_number("%.1f", double(*info.tissue_tiles) * g.tile_um_x * g.tile_um_y / 1e6) +
+              " mm2), found on a thumbnail read in " +
+              format_number("%.2f", info.thumbnail_seconds) + " s\n";
   }
   for (const std::string& p : info.problems) text += "  problem: " + p + "\n";
   for (const std::string& w : info.warnings) text += "  slow: " + w + "\n";

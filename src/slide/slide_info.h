@@ -1,6 +1,7 @@
 // What `histocnn slide` will make of a slide, read from its header alone
 // (milliseconds a slide, no pixel decoded): its format and reader, size,
-// pyramid and scale, and, given a model's scale, the tile grid. A cohort of
+// pyramid and scale, and, given a model's scale, the tile grid (and, on
+// request, the tiles on tissue, from its thumbnail). A cohort of
 // hundreds of slides is checked this way before hours of scoring
 // (`histocnn slide-info`).
 //
@@ -27,6 +28,10 @@ struct SlideInspection {
   // The model's microns per network pixel and input; 0: no model, no grid.
   double model_mpp_x = 0, model_mpp_y = 0;
   int net_width = 0, net_height = 0;
+  // With a model: also read the thumbnail and find the tissue, as `histocnn
+  // slide` does with its defaults (a second or so a slide with a pyramid),
+  // to count the tiles it would score.
+  bool tissue = false;
 };
 
 struct SlideInfo {
@@ -41,6 +46,10 @@ struct SlideInfo {
   // level matches the model's scale; 16 when the nearest finer level is 4x
   // finer on each side).
   double read_excess = 0;
+  // With SlideInspection::tissue: the tiles on tissue, and how long reading
+  // the thumbnail took (what a slide without a pyramid costs).
+  std::optional<int64_t> tissue_tiles;
+  double thumbnail_seconds = 0;
   std::vector<std::string> problems, warnings;
   bool ready() const { return problems.empty(); }
 };
