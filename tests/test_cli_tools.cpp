@@ -161,8 +161,9 @@ TEST_F(CliTools, CrossValidateScriptHelpsRefusesBadKAndTakesPathsFromWhereItRuns
 }
 
 TEST_F(CliTools, EverySubcommandHasHelp) {
-  for (const char* cmd : {"synth", "train", "eval", "predict", "memplan", "selftest", "study",
-                          "report", "stain", "bench", "ceilings"}) {
+  for (const char* cmd :
+       {"synth", "train", "eval", "predict", "memplan", "selftest", "study", "report", "stain",
+        "bench", "ceilings", "slide", "slide-info", "tiles", "mil"}) {
     const CommandResult r = run(std::string(cmd) + " --help");
     EXPECT_EQ(r.status, 0) << cmd;
     EXPECT_NE(r.output.find("Usage"), std::string::npos) << r.output;
