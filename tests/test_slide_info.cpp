@@ -186,6 +186,13 @@ TEST(SlideInfoCli, ACohortFolderIsCheckedAndTheExitStatusSaysIfAllAreReady) {
   EXPECT_EQ(r.status, 1) << r.output;
   EXPECT_NE(r.output.find("--tissue: give the model too (-m MODEL)"), std::string::npos)
       << r.output;
+  // predict points a whole slide here rather than scoring a few crops of it.
+  write_file_atomically(dir / "case.svs", "a slide's name is enough");
+  r = testing::run("predict -m " + (dir / "m.safetensors") + " " + (dir / "case.svs"));
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find("case.svs: a whole-slide image; score it with `histocnn slide`"),
+            std::string::npos)
+      << r.output;
   // The JSON never replaces a slide; --mpp-model needs a model.
   r = testing::run("slide-info " + (dir / "cohort/two.ome.tif") + " --json " +
                    (dir / "cohort/two.ome.tif"));

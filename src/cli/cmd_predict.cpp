@@ -15,6 +15,7 @@
 #include "data/image.h"
 #include "data/image_folders.h"
 #include "data/loader.h"
+#include "data/slide.h"
 #include "study/explanation_figure.h"
 #include "study/gnuplot.h"
 #include "train/checkpoint.h"
@@ -204,6 +205,11 @@ std::unique_ptr<OutputFolder> check_predict_inputs(const PredictArgs& a,
     require(std::filesystem::is_regular_file(path, ec),
             path + (std::filesystem::exists(path, ec) ? ": not a regular file"
                                                       : ": no such image file"));
+    // A few crops of a whole slide would stand for all of it.
+    require(!looks_like_whole_slide(path),
+            path +
+                ": a whole-slide image; score it with `histocnn slide`, which tiles its "
+                "tissue at the model's scale (predict scores a few crops of an image)");
   }
   if (a.explain.empty()) return nullptr;
   auto folder = std::make_unique<OutputFolder>(a.explain);

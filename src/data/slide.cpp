@@ -229,6 +229,16 @@ uint64_t slide_bytes(const std::string& path) {
   return bytes;
 }
 
+bool looks_like_whole_slide(const std::string& path) {
+  std::string ext = std::filesystem::path(path).extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
+  for (const char* vendor : {".svs", ".ndpi", ".mrxs", ".scn", ".bif", ".vms", ".vmu", ".svslide"})
+    if (ext == vendor) return true;
+  constexpr int64_t kLargestImage = 8192;
+  return opens_as_dicom(path) || is_large_pyramidal_tiff(path, kLargestImage);
+}
+
 bool has_ome_tiff_name(const std::string& path) {
   const std::filesystem::path p(path);
   std::string stem_extension = p.stem().extension().string();

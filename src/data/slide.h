@@ -81,6 +81,12 @@ enum class SlideReader { automatic, openslide };
 std::unique_ptr<Slide> open_slide(const std::string& path, double mpp = 0,
                                   SlideReader reader = SlideReader::automatic);
 
+// Whether `path` is a whole-slide image rather than an image to hold and
+// crop (what predict and the training data take): a slide vendor's file
+// (.svs, .ndpi, .mrxs, .scn, .bif, .vms, .vmu, .svslide), a DICOM file or
+// series folder, or a TIFF over 8192 pixels a side with a pyramid.
+bool looks_like_whole_slide(const std::string& path);
+
 // Throws "<path>: no such slide file", "<path>: not a regular file", or,
 // for a folder, unless it holds exactly one DICOM whole-slide series (a
 // DICOM slide, data/dicom_slide.h), why not.

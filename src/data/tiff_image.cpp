@@ -2,6 +2,7 @@
 
 #include <tiffio.h>
 
+#include <algorithm>
 #include <cstdarg>
 #include <cstdio>
 #include <memory>
@@ -54,6 +55,20 @@ std::pair<int, int> tiff_image_size(const std::string& path) {
   require(w > 0 && h > 0 && w <= 32768 && h <= 32768,
           path + ": TIFF of " + std::to_string(w) + "x" + std::to_string(h) + " pixels");
   return {int(w), int(h)};
+}
+
+bool is_large_pyramidal_tiff(const std::string& path, int64_t side) {
+  tiff_errors_to_this_thread();
+  std::unique_ptr<TIFF, TiffCloser> tiff(TIFFOpen(path.c_str(), "r"));
+  if (!tiff) return false;
+  uint32_t w = 0, h = 0;
+  TIFFGetField(tiff.get(), TIFFTAG_IMAGEWIDTH, &w);
+  TIFFGetField(tiff.get(), TIFFTAG_IMAGELENGTH, &h);
+  if (int64_t(std::max(w, h)) <= side) return false;
+  uint16_t subifds = 0;
+  uint64_t* offsets = nullptr;
+  if (TIFFGetField(tiff.get(), TIFFTAG_SUBIFD, &subifds, &offsets) && subifds > 0) return true;
+  return TIFFReadDirectory(tiff.get()) != 0;
 }
 
 Image load_tiff_image(const std::string& path) {

@@ -4,6 +4,7 @@
 // small enough to hold (the same size cap as the other formats).
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <utility>
 
@@ -18,6 +19,10 @@ bool is_tiff_signature(const std::string& first_bytes);
 Image load_tiff_image(const std::string& path);
 // The first page's width and height, from its directory alone.
 std::pair<int, int> tiff_image_size(const std::string& path);
+// Whether `path` is a TIFF whose first page is over `side` pixels on a side
+// and is followed by more pages or SubIFDs: a whole slide's pyramid. False
+// for anything else (other files, unreadable TIFFs: the reader says why).
+bool is_large_pyramidal_tiff(const std::string& path, int64_t side);
 
 // libtiff reports through process-wide handlers. These keep each thread's
 // last error for its Error message and drop warnings (unknown private tags
