@@ -118,32 +118,6 @@ TEST(Slide, TiffImagesDecodeLikePngAndBadOnesNameTheFile) {
   EXPECT_EQ(region.row(3)[3 * 15], 255);
 }
 
-TEST(Slide, WholeSlidesAreToldFromImagesToHold) {
-  testing::TempDir dir;
-  SynthSlideOptions o;
-  o.width = 9000;  // over 8192, with a pyramid
-  o.height = 600;
-  o.pieces = 1;
-  write_synthetic_slide(dir / "wide.tif", o);
-  EXPECT_TRUE(looks_like_whole_slide(dir / "wide.tif"));
-  o.width = 3000;  // a pyramid, but small enough to hold
-  write_synthetic_slide(dir / "small.tif", o);
-  EXPECT_FALSE(looks_like_whole_slide(dir / "small.tif"));
-  Image strip;  // wide, but one page
-  strip.width = 9000;
-  strip.height = 4;
-  strip.rgb.assign(size_t(9000) * 4 * 3, 128);
-  testing::write_tiff(dir / "strip.tif", strip, false);
-  EXPECT_FALSE(looks_like_whole_slide(dir / "strip.tif"));
-  save_image(dir / "image.png", strip);
-  EXPECT_FALSE(looks_like_whole_slide(dir / "image.png"));
-  // A vendor's extension says it, whatever the bytes.
-  write_file_atomically(dir / "case.SVS", "not read");
-  EXPECT_TRUE(looks_like_whole_slide(dir / "case.SVS"));
-  EXPECT_TRUE(looks_like_whole_slide(dir / "case.mrxs"));
-  EXPECT_FALSE(looks_like_whole_slide(dir / "missing.tif"));
-}
-
 TEST(Slide, ThumbnailReadsTheCoarseLevelInBoundedPieces) {
   DrawnSlide slide(100000, 60000, 6, 0.25);
   const Thumbnail t = read_thumbnail(slide, 1000);

@@ -1,6 +1,7 @@
 // What `histocnn slide` will make of a slide, from its header alone
 // (slide/slide_info.h): the grid at a model's scale, the level it reads and
 // how much more than the model needs, problems recorded instead of thrown,
+// which files are whole slides rather than images (predict refuses them),
 // and `histocnn slide-info` over a cohort folder with its exit status, JSON
 // and the count of tiles on tissue that `histocnn slide` then scores.
 #include <gtest/gtest.h>
@@ -16,6 +17,7 @@
 #include "nn/spec.h"
 #include "slide/slide_info.h"
 #include "test_util.h"
+#include "tiff_file.h"
 #include "train/checkpoint.h"
 
 namespace histocnn {
@@ -119,6 +121,32 @@ TEST(SlideInfo, ProblemsAreRecordedNotThrown) {
   EXPECT_NE(slide_info_text(info).find(": not read\n"), std::string::npos);
   write_file_atomically(dir / "broken.tif", "II* and then not a TIFF");
   EXPECT_FALSE(inspect_slide(dir / "broken.tif", o).ready());
+}
+
+TEST(SlideInfo, WholeSlidesAreToldFromImagesToHold) {
+  testing::TempDir dir;
+  SynthSlideOptions o;
+  o.width = 9000;  // over 8192, with a pyramid
+  o.height = 600;
+  o.pieces = 1;
+  write_synthetic_slide(dir / "wide.tif", o);
+  EXPECT_TRUE(looks_like_whole_slide(dir / "wide.tif"));
+  o.width = 3000;  // a pyramid, but small enough to hold
+  write_synthetic_slide(dir / "small.tif", o);
+  EXPECT_FALSE(looks_like_whole_slide(dir / "small.tif"));
+  Image strip;  // wide, but one page
+  strip.width = 9000;
+  strip.height = 4;
+  strip.rgb.assign(size_t(9000) * 4 * 3, 128);
+  testing::write_tiff(dir / "strip.tif", strip, false);
+  EXPECT_FALSE(looks_like_whole_slide(dir / "strip.tif"));
+  save_image(dir / "image.png", strip);
+  EXPECT_FALSE(looks_like_whole_slide(dir / "image.png"));
+  // A vendor's extension says it, whatever the bytes.
+  write_file_atomically(dir / "case.SVS", "not read");
+  EXPECT_TRUE(looks_like_whole_slide(dir / "case.SVS"));
+  EXPECT_TRUE(looks_like_whole_slide(dir / "case.mrxs"));
+  EXPECT_FALSE(looks_like_whole_slide(dir / "missing.tif"));
 }
 
 TEST(SlideInfoCli, ACohortFolderIsCheckedAndTheExitStatusSaysIfAllAreReady) {
