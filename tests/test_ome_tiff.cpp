@@ -84,6 +84,17 @@ TEST(OmeXml, TheImageStoredFromTheFirstDirectoryGivesTheScale) {
       "<ome:Pixels PhysicalSizeX=\"0.3\" PhysicalSizeY=\"0.3\"><ome:TiffData IFD=\"0\"/>"
       "</ome:Pixels></ome:Image></ome:OME>";
   EXPECT_DOUBLE_EQ(ome_pixel_size(prefixed).y_um, 0.3);
+  // A converted CellSens .vsi: its overview photograph first, from IFD 0;
+  // the slide's level 0 is told by its size.
+  const std::string vsi =
+      "<OME><Image ID=\"Image:0\"><Pixels SizeX=\"1200\" SizeY=\"400\" PhysicalSizeX=\"16\" "
+      "PhysicalSizeY=\"16\"><TiffData IFD=\"0\"/></Pixels></Image><Image ID=\"Image:1\"><Pixels "
+      "SizeX=\"60000\" SizeY=\"40000\" PhysicalSizeX=\"0.274\" PhysicalSizeY=\"0.274\"><TiffData "
+      "IFD=\"1\"/></Pixels></Image></OME>";
+  EXPECT_DOUBLE_EQ(ome_pixel_size(vsi, 60000, 40000).x_um, 0.274);
+  EXPECT_DOUBLE_EQ(ome_pixel_size(vsi, 1200, 400).x_um, 16.0);
+  EXPECT_DOUBLE_EQ(ome_pixel_size(vsi).x_um, 16.0);              // no size: IFD 0's
+  EXPECT_DOUBLE_EQ(ome_pixel_size(vsi, 5000, 5000).x_um, 16.0);  // no image of that size
   // No TiffData that starts at IFD 0: the first image.
   EXPECT_DOUBLE_EQ(
       ome_pixel_size("<OME><Image><Pixels PhysicalSizeX=\"2\" PhysicalSizeY=\"2\"/></Image></OME>")

@@ -66,7 +66,7 @@ bool stored_from_first_ifd(const pugi::xml_node& pixels) {
 
 }  // namespace
 
-OmePixelSize ome_pixel_size(const std::string& description) {
+OmePixelSize ome_pixel_size(const std::string& description, int64_t width, int64_t height) {
   OmePixelSize out;
   if (description.find("<OME") == std::string::npos &&
       description.find(":OME") == std::string::npos)
@@ -78,17 +78,18 @@ OmePixelSize ome_pixel_size(const std::string& description) {
   const pugi::xml_node ome = document.document_element();
   if (local_name(ome) != "OME") return out;
   out.is_ome = true;
-  pugi::xml_node chosen;
+  pugi::xml_node first, from_ifd0, of_size;
   for (const pugi::xml_node& image : ome.children()) {
     if (local_name(image) != "Image") continue;
     const pugi::xml_node pixels = child_named(image, "Pixels");
     if (!pixels) continue;
-    if (!chosen) chosen = pixels;
-    if (stored_from_first_ifd(pixels)) {
-      chosen = pixels;
-      break;
-    }
+    if (!first) first = pixels;
+    if (!from_ifd0 && stored_from_first_ifd(pixels)) from_ifd0 = pixels;
+    if (!of_size && width > 0 && pixels.attribute("SizeX").as_llong(-1) == width &&
+        pixels.attribute("SizeY").as_llong(-1) == height)
+      of_size = pixels;
   }
+  const pugi::xml_node chosen = of_size ? of_size : from_ifd0 ? from_ifd0 : first;
   if (!chosen) return out;
   const double x = physical_size(chosen, "X"), y = physical_size(chosen, "Y");
   if (x > 0 && y > 0) {

@@ -8,6 +8,7 @@
 // this file the scale.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 namespace histocnn {
@@ -19,11 +20,14 @@ struct OmePixelSize {
 };
 
 // Reads `description`. Not OME-XML (any other text, Aperio's description,
-// malformed XML): is_ome false. The image is the one stored from IFD 0 (its
-// TiffData's IFD attribute, 0 when absent), else the first; PhysicalSizeX/Y
-// in their PhysicalSizeXUnit/YUnit (default µm; m, cm, mm, µm, nm, pm, Å
-// and in(ch) are taken; any other unit, a missing, non-positive or
-// non-finite size, or one of only the two axes leaves both 0).
-OmePixelSize ome_pixel_size(const std::string& description);
+// malformed XML): is_ome false. The image is the one of `width` x `height`
+// pixels (SizeX, SizeY: the slide's level 0; a converted CellSens .vsi
+// stores its overview photograph first), else the one stored from IFD 0
+// (its TiffData's IFD attribute, 0 when absent), else the first;
+// PhysicalSizeX/Y in their PhysicalSizeXUnit/YUnit (default µm; m, cm, mm,
+// µm, nm, pm, Å and in(ch) are taken; any other unit, a missing,
+// non-positive or non-finite size, or one of only the two axes leaves both
+// 0).
+OmePixelSize ome_pixel_size(const std::string& description, int64_t width = 0, int64_t height = 0);
 
 }  // namespace histocnn

@@ -38,7 +38,7 @@ class OpenSlideReader final : public Slide {
     std::map<std::string, std::string> props;
     for (const char* const* name = openslide_get_property_names(handle); *name; ++name)
       props[*name] = openslide_get_property_value(handle, *name);
-    std::tie(mpp_x_, mpp_y_) = mpp_from_properties(props);
+    std::tie(mpp_x_, mpp_y_) = mpp_from_properties(props, levels_[0].width, levels_[0].height);
     if (format_ == "generic-tiff" && ome_pixel_size(props["tiff.ImageDescription"]).is_ome) {
       // OpenSlide 3.4 takes every tiled directory of the main chain for a
       // level; in an OME-TIFF those are other images and planes (a label,
@@ -133,9 +133,10 @@ int Slide::level_for_downsample(double downsample) const {
   return best;
 }
 
-std::pair<double, double> mpp_from_properties(const std::map<std::string, std::string>& props) {
+std::pair<double, double> mpp_from_properties(const std::map<std::string, std::string>& props,
+                                              int64_t width, int64_t height) {
   if (auto description = props.find("tiff.ImageDescription"); description != props.end()) {
-    const OmePixelSize ome = ome_pixel_size(description->second);
+    const OmePixelSize ome = ome_pixel_size(description->second, width, height);
     if (ome.x_um > 0) return {ome.x_um, ome.y_um};
   }
   const double x = number_or_zero(props, "openslide.mpp-x");
