@@ -352,6 +352,32 @@ TEST(OmeTiff, ColourPlanesInSeparateTilesAreReadDirectly) {
   }
 }
 
+// A small untiled picture first and the slide after it (as a converted
+// .vsi may store its overview): OpenSlide refuses the file, and it is not
+// taken for the picture.
+TEST(OmeTiff, ASlideStoredAfterASmallUntiledPictureIsRefusedByName) {
+  testing::TempDir dir;
+  {
+    std::unique_ptr<TIFF, void (*)(TIFF*)> tiff(TIFFOpen((dir / "v.tif").c_str(), "w"), TIFFClose);
+    ASSERT_TRUE(tiff);
+    write_grey_directory(tiff.get(), 64, 90, false, false);
+    write_grey_directory(tiff.get(), 512, 200, true, false);
+  }
+  const std::string error = testing::error_of([&] { open_slide(dir / "v.tif", 0.5); });
+  EXPECT_NE(error.find("v.tif: its first image is not the slide (a larger image of 512x512 pixels "
+                       "follows it"),
+            std::string::npos)
+      << error;
+  // One page, or a larger first page, is an image as before.
+  {
+    std::unique_ptr<TIFF, void (*)(TIFF*)> tiff(TIFFOpen((dir / "p.tif").c_str(), "w"), TIFFClose);
+    ASSERT_TRUE(tiff);
+    write_grey_directory(tiff.get(), 64, 90, false, false);
+    write_grey_directory(tiff.get(), 32, 90, false, false);
+  }
+  EXPECT_EQ(open_slide(dir / "p.tif", 0.5)->format(), "image");
+}
+
 // libvips, an independent writer: the same image saved with one level per
 // main directory and with the levels in SubIFDs reads the same.
 TEST(OmeTiff, LibvipsSubIfdPyramidReadsAsItsMainChainPyramid) {

@@ -281,6 +281,13 @@ std::unique_ptr<Slide> open_slide(const std::string& path, double mpp, SlideRead
     return slide;
   }
   // Not a format OpenSlide knows: a plain image, or an error naming the file.
+  // OpenSlide looks at a TIFF's first page only: a slide stored after a
+  // small untiled picture would be taken for that picture.
+  if (const auto [w, h] = larger_later_tiff_page(path); w > 0)
+    fail(path + ": its first image is not the slide (a larger image of " + std::to_string(w) + "x" +
+         std::to_string(h) +
+         " pixels follows it, which OpenSlide does not read because the first is not tiled); "
+         "save the slide with its main image first");
   return std::make_unique<ImageSlide>(path, load_image(path), mpp);
 }
 

@@ -71,6 +71,23 @@ bool is_large_pyramidal_tiff(const std::string& path, int64_t side) {
   return TIFFReadDirectory(tiff.get()) != 0;
 }
 
+std::pair<int64_t, int64_t> larger_later_tiff_page(const std::string& path) {
+  tiff_errors_to_this_thread();
+  std::unique_ptr<TIFF, TiffCloser> tiff(TIFFOpen(path.c_str(), "r"));
+  if (!tiff) return {0, 0};
+  uint32_t w = 0, h = 0;
+  TIFFGetField(tiff.get(), TIFFTAG_IMAGEWIDTH, &w);
+  TIFFGetField(tiff.get(), TIFFTAG_IMAGELENGTH, &h);
+  const uint64_t first = uint64_t(w) * h;
+  for (int page = 1; page < 64 && TIFFReadDirectory(tiff.get()); ++page) {
+    uint32_t pw = 0, ph = 0;
+    TIFFGetField(tiff.get(), TIFFTAG_IMAGEWIDTH, &pw);
+    TIFFGetField(tiff.get(), TIFFTAG_IMAGELENGTH, &ph);
+    if (uint64_t(pw) * ph > 4 * first) return {pw, ph};
+  }
+  return {0, 0};
+}
+
 Image load_tiff_image(const std::string& path) {
   tiff_errors_to_this_thread();
   std::unique_ptr<TIFF, TiffCloser> tiff(TIFFOpen(path.c_str(), "r"));

@@ -23,6 +23,11 @@ std::pair<int, int> tiff_image_size(const std::string& path);
 // and is followed by more pages or SubIFDs: a whole slide's pyramid. False
 // for anything else (other files, unreadable TIFFs: the reader says why).
 bool is_large_pyramidal_tiff(const std::string& path, int64_t side);
+// The size of the first page after the first (among the first 64) with over
+// four times its pixels, if any: a file whose main image is not its first
+// page (an OME-TIFF that stores an overview photograph first). {0, 0} when
+// there is none or `path` is not a readable TIFF.
+std::pair<int64_t, int64_t> larger_later_tiff_page(const std::string& path);
 
 // libtiff reports through process-wide handlers. These keep each thread's
 // last error for its Error message and drop warnings (unknown private tags
