@@ -301,6 +301,61 @@ TEST_F(Hostile, EverySlideFlagRefusalNamesItsFlagAndWritesNothing) {
        1,
        {"--slide-score mil", "--mil MODEL"},
        {}},
+      {"slide-info --mpp nan",
+       [&] { return "slide-info " + path("d/train_1.png") + " --mpp nan"; },
+       1,
+       {"--mpp nan", "not a finite number"},
+       {}},
+      {"slide-info --mpp 0",
+       [&] { return "slide-info " + path("d/train_1.png") + " --mpp 0"; },
+       2,
+       {"--mpp"},
+       {}},
+      {"slide-info --mpp-model huge",
+       [&] { return "slide-info " + path("d/train_1.png") + " -m " + m + " --mpp-model 1e300"; },
+       2,
+       {"--mpp-model"},
+       {}},
+      {"slide-info --reader of another name",
+       [&] { return "slide-info " + path("d/train_1.png") + " --reader vips"; },
+       2,
+       {"--reader"},
+       {}},
+      {"slide-info without a slide", [&] { return std::string("slide-info"); }, 2, {"slides"}, {}},
+      {"slide-info -m a missing model, --json in a new folder",
+       [&] {
+         return "slide-info " + path("d/train_1.png") + " -m " + path("missing.safetensors") +
+                " --json " + path("never/info.json");
+       },
+       1,
+       {"missing.safetensors"},
+       {}},
+      {"slide-info --json over the model",
+       [&] { return "slide-info " + path("d/train_1.png") + " -m " + m + " --json " + m; },
+       1,
+       {"--json", "would overwrite the model"},
+       {"m/model.safetensors"}},
+      {"slide-info --json over a slide",
+       [&] { return "slide-info " + path("d/train_1.png") + " --json " + path("d/train_1.png"); },
+       1,
+       {"--json", "would overwrite a slide"},
+       {"d/train_1.png"}},
+      {"slide-info of a missing slide and one without a scale: each named, status 1",
+       [&] {
+         return "slide-info " + path("missing.svs") + " " + path("d/train_1.png") + " --json " +
+                path("info/slides.json");  // written: the problems are what it reports
+       },
+       1,
+       {"missing.svs: no such slide file", "give --mpp", "2 with a problem"},
+       {}},
+      {"predict of a whole slide",
+       [&] {
+         write_file_atomically(path("case.ndpi"), "a slide's name is enough");
+         return "predict -m " + m + " " + path("case.ndpi");
+       },
+       1,
+       {"case.ndpi: a whole-slide image", "histocnn slide"},
+       {"case.ndpi"}},
   };
   expect_answers(cases);
   EXPECT_FALSE(fs::exists(path("never"))) << "a refused run created its output folder";

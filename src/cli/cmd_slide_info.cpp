@@ -43,6 +43,7 @@ void take_model_scale(const SlideInfoArgs& a, SlideInspection* o) {
 
 int run_slide_info(SlideInfoArgs& a) {
   const SlideInputs inputs = expand_slide_folders(a.files, "slide-info");
+  take_model_scale(a, &a.o);  // before --json's folder is made: a bad model leaves none
   if (!a.json.empty()) {
     std::vector<NamedInput> named;
     for (const std::string& s : inputs.slides) named.push_back({s, "a slide"});
@@ -50,7 +51,6 @@ int run_slide_info(SlideInfoArgs& a) {
     refuse_overwriting_inputs("--json", a.json, named);
     prepare_output_file("--json", a.json);
   }
-  take_model_scale(a, &a.o);
   inputs.say_found();
   nlohmann::json all = nlohmann::json::array();
   size_t ready = 0;
