@@ -18,6 +18,7 @@
 #include "data/slide_writer.h"
 #include "data/synth_slide.h"
 #include "test_util.h"
+#include "tiff_file.h"
 
 namespace histocnn {
 namespace {
@@ -179,13 +180,7 @@ TEST(OmeTiff, ThePyramidInSubIfdsIsReadWithTheScaleOfItsXml) {
 // A level of side x side pixels, grey `value`, 64-pixel tiles (or strips).
 void write_grey_directory(TIFF* t, uint32_t side, uint8_t value, bool tiled, bool reduced) {
   TIFFSetField(t, TIFFTAG_SUBFILETYPE, reduced ? FILETYPE_REDUCEDIMAGE : 0);
-  TIFFSetField(t, TIFFTAG_IMAGEWIDTH, side);
-  TIFFSetField(t, TIFFTAG_IMAGELENGTH, side);
-  TIFFSetField(t, TIFFTAG_SAMPLESPERPIXEL, uint16_t(3));
-  TIFFSetField(t, TIFFTAG_BITSPERSAMPLE, uint16_t(8));
-  TIFFSetField(t, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_RGB);
-  TIFFSetField(t, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG);
-  TIFFSetField(t, TIFFTAG_COMPRESSION, COMPRESSION_NONE);
+  testing::set_rgb8_fields(t, side, side, COMPRESSION_NONE);
   if (tiled) {
     TIFFSetField(t, TIFFTAG_TILEWIDTH, uint32_t(64));
     TIFFSetField(t, TIFFTAG_TILELENGTH, uint32_t(64));
@@ -258,13 +253,8 @@ Image pattern(int width, int height, int seed) {
 // `image` as one directory of R, G and B planes in 64-pixel tiles.
 void write_planes(TIFF* t, const Image& image, uint16_t compression, bool reduced) {
   TIFFSetField(t, TIFFTAG_SUBFILETYPE, reduced ? FILETYPE_REDUCEDIMAGE : 0);
-  TIFFSetField(t, TIFFTAG_IMAGEWIDTH, uint32_t(image.width));
-  TIFFSetField(t, TIFFTAG_IMAGELENGTH, uint32_t(image.height));
-  TIFFSetField(t, TIFFTAG_SAMPLESPERPIXEL, uint16_t(3));
-  TIFFSetField(t, TIFFTAG_BITSPERSAMPLE, uint16_t(8));
-  TIFFSetField(t, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_RGB);
-  TIFFSetField(t, TIFFTAG_PLANARCONFIG, PLANARCONFIG_SEPARATE);
-  TIFFSetField(t, TIFFTAG_COMPRESSION, compression);
+  testing::set_rgb8_fields(t, uint32_t(image.width), uint32_t(image.height), compression,
+                           PLANARCONFIG_SEPARATE);
   if (compression == COMPRESSION_JPEG) TIFFSetField(t, TIFFTAG_JPEGQUALITY, 90);
   TIFFSetField(t, TIFFTAG_TILEWIDTH, uint32_t(64));
   TIFFSetField(t, TIFFTAG_TILELENGTH, uint32_t(64));
@@ -298,18 +288,7 @@ Image decoded_by_libtiff(const std::string& path, uint64_t subifd) {
   if (subifd) {
     EXPECT_TRUE(TIFFSetSubDirectory(tiff.get(), subifd));
   }
-  uint32_t w = 0, h = 0;
-  TIFFGetField(tiff.get(), TIFFTAG_IMAGEWIDTH, &w);
-  TIFFGetField(tiff.get(), TIFFTAG_IMAGELENGTH, &h);
-  std::vector<uint32_t> abgr(size_t(w) * h);
-  EXPECT_TRUE(TIFFReadRGBAImageOriented(tiff.get(), w, h, abgr.data(), ORIENTATION_TOPLEFT, 0));
-  Image image;
-  image.width = int(w);
-  image.height = int(h);
-  for (uint32_t p : abgr)
-    image.rgb.insert(image.rgb.end(),
-                     {uint8_t(TIFFGetR(p)), uint8_t(TIFFGetG(p)), uint8_t(TIFFGetB(p))});
-  return image;
+  return testing::read_rgba_page(tiff.get());
 }
 
 uint64_t first_subifd(const std::string& path) {

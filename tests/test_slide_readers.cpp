@@ -18,6 +18,7 @@
 #include "data/slide_writer.h"
 #include "data/synth_slide.h"
 #include "test_util.h"
+#include "tiff_file.h"
 
 namespace histocnn {
 namespace {
@@ -29,18 +30,7 @@ std::vector<Image> levels_by_libtiff(const std::string& path) {
   std::unique_ptr<TIFF, void (*)(TIFF*)> tiff(TIFFOpen(path.c_str(), "r"), TIFFClose);
   std::vector<Image> levels;
   do {
-    uint32_t w = 0, h = 0;
-    TIFFGetField(tiff.get(), TIFFTAG_IMAGEWIDTH, &w);
-    TIFFGetField(tiff.get(), TIFFTAG_IMAGELENGTH, &h);
-    std::vector<uint32_t> abgr(size_t(w) * h);
-    EXPECT_TRUE(TIFFReadRGBAImageOriented(tiff.get(), w, h, abgr.data(), ORIENTATION_TOPLEFT, 0));
-    Image level;
-    level.width = int(w);
-    level.height = int(h);
-    for (uint32_t p : abgr)
-      level.rgb.insert(level.rgb.end(),
-                       {uint8_t(TIFFGetR(p)), uint8_t(TIFFGetG(p)), uint8_t(TIFFGetB(p))});
-    levels.push_back(std::move(level));
+    levels.push_back(testing::read_rgba_page(tiff.get()));
   } while (TIFFReadDirectory(tiff.get()));
   return levels;
 }
@@ -183,13 +173,7 @@ void write_tiled_tiff(const std::string& path, bool without_last_tile) {
   std::unique_ptr<TIFF, void (*)(TIFF*)> tiff(TIFFOpen(path.c_str(), "w"), TIFFClose);
   ASSERT_TRUE(tiff);
   TIFF* t = tiff.get();
-  TIFFSetField(t, TIFFTAG_IMAGEWIDTH, uint32_t(512));
-  TIFFSetField(t, TIFFTAG_IMAGELENGTH, uint32_t(512));
-  TIFFSetField(t, TIFFTAG_SAMPLESPERPIXEL, uint16_t(3));
-  TIFFSetField(t, TIFFTAG_BITSPERSAMPLE, uint16_t(8));
-  TIFFSetField(t, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_RGB);
-  TIFFSetField(t, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG);
-  TIFFSetField(t, TIFFTAG_COMPRESSION, COMPRESSION_NONE);
+  testing::set_rgb8_fields(t, 512, 512, COMPRESSION_NONE);
   TIFFSetField(t, TIFFTAG_TILEWIDTH, uint32_t(256));
   TIFFSetField(t, TIFFTAG_TILELENGTH, uint32_t(256));
   std::vector<uint8_t> tile(256 * 256 * 3, 180);

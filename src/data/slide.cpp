@@ -38,8 +38,13 @@ class OpenSlideReader final : public Slide {
     std::map<std::string, std::string> props;
     for (const char* const* name = openslide_get_property_names(handle); *name; ++name)
       props[*name] = openslide_get_property_value(handle, *name);
-    std::tie(mpp_x_, mpp_y_) = mpp_from_properties(props, levels_[0].width, levels_[0].height);
-    if (format_ == "generic-tiff" && ome_pixel_size(props["tiff.ImageDescription"]).is_ome) {
+    // An OME-TIFF's PhysicalSizeX/Y first: writers leave default resolution
+    // tags (72 dpi) beside it.
+    const OmePixelSize ome =
+        ome_pixel_size(props["tiff.ImageDescription"], levels_[0].width, levels_[0].height);
+    std::tie(mpp_x_, mpp_y_) =
+        ome.x_um > 0 ? std::make_pair(ome.x_um, ome.y_um) : mpp_from_properties(props);
+    if (format_ == "generic-tiff" && ome.is_ome) {
       // OpenSlide 3.4 takes every tiled directory of the main chain for a
       // level; in an OME-TIFF those are other images and planes (a label,
       // a macro photograph), and the pyramid is in level 0's SubIFDs, which
@@ -133,12 +138,7 @@ int Slide::level_for_downsample(double downsample) const {
   return best;
 }
 
-std::pair<double, double> mpp_from_properties(const std::map<std::string, std::string>& props,
-                                              int64_t width, int64_t height) {
-  if (auto description = props.find("tiff.ImageDescription"); description != props.end()) {
-    const OmePixelSize ome = ome_pixel_size(description->second, width, height);
-    if (ome.x_um > 0) return {ome.x_um, ome.y_um};
-  }
+std::pair<double, double> mpp_from_properties(const std::map<std::string, std::string>& props) {
   const double x = number_or_zero(props, "openslide.mpp-x");
   const double y = number_or_zero(props, "openslide.mpp-y");
   if (x > 0 && y > 0) return {x, y};
@@ -155,10 +155,15 @@ std::pair<double, double> mpp_from_properties(const std::map<std::string, std::s
 
 namespace {
 
-bool is_tiff_name(const std::string& path) {
-  std::string ext = std::filesystem::path(path).extension().string();
+std::string lowercase_extension(const std::filesystem::path& path) {
+  std::string ext = path.extension().string();
   std::transform(ext.begin(), ext.end(), ext.begin(),
                  [](unsigned char c) { return std::tolower(c); });
+  return ext;
+}
+
+bool is_tiff_name(const std::string& path) {
+  const std::string ext = lowercase_extension(path);
   return ext == ".tif" || ext == ".tiff";
 }
 
@@ -231,9 +236,7 @@ uint64_t slide_bytes(const std::string& path) {
 }
 
 bool looks_like_whole_slide(const std::string& path) {
-  std::string ext = std::filesystem::path(path).extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(),
-                 [](unsigned char c) { return std::tolower(c); });
+  const std::string ext = lowercase_extension(path);
   for (const char* vendor : {".svs", ".ndpi", ".mrxs", ".scn", ".bif", ".vms", ".vmu", ".svslide"})
     if (ext == vendor) return true;
   constexpr int64_t kLargestImage = 8192;
@@ -241,11 +244,7 @@ bool looks_like_whole_slide(const std::string& path) {
 }
 
 bool has_ome_tiff_name(const std::string& path) {
-  const std::filesystem::path p(path);
-  std::string stem_extension = p.stem().extension().string();
-  std::transform(stem_extension.begin(), stem_extension.end(), stem_extension.begin(),
-                 [](unsigned char c) { return std::tolower(c); });
-  return is_tiff_name(path) && stem_extension == ".ome";
+  return is_tiff_name(path) && lowercase_extension(std::filesystem::path(path).stem()) == ".ome";
 }
 
 std::string slide_file_name(const std::string& path) {

@@ -126,14 +126,11 @@ uint64_t slide_bytes(const std::string& path);
 // below it cannot be listed; plain images are named one by one instead.
 std::vector<std::string> slides_in_folder(const std::string& folder);
 
-// Microns per level-0 pixel from a slide's properties: an OME-TIFF's
-// PhysicalSizeX/Y (tiff.ImageDescription, data/ome_xml.h: the image of
-// level 0's `width` x `height` when given; writers leave default
-// resolution tags such as 72 dpi beside it), else openslide.mpp-x/y,
+// Microns per level-0 pixel from a slide's properties: openslide.mpp-x/y,
 // else the TIFF resolution tags (tiff.XResolution with tiff.ResolutionUnit
-// centimeter or inch). {0, 0} when none says.
-std::pair<double, double> mpp_from_properties(const std::map<std::string, std::string>& props,
-                                              int64_t width = 0, int64_t height = 0);
+// centimeter or inch). {0, 0} when neither says. (An OME-TIFF's OME-XML
+// comes first, data/ome_xml.h: the OpenSlide reader reads it.)
+std::pair<double, double> mpp_from_properties(const std::map<std::string, std::string>& props);
 
 // The whole slide in at most max_side pixels on its long side, read in
 // bounded pieces from the finest level not finer than needed (memory: the
